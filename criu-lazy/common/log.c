@@ -1,0 +1,116 @@
+/*
+ * One log per process run.  The command name (dump, restore, ...) prefixes
+ * every error line on stderr so a user sees at once which step failed.
+ */
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+
+struct log_state {
+	const char *command;
+	int level;
+	int fd;		/* log file, or -1 for stderr only */
+	struct timespec start;
+};
+
+static struct log_state log_state = {
+	.command = "criu-lazy",
+	.level = LOG_DEFAULT_LEVEL,
+	.fd = -1,
+};
+
+int log_init(const char *command, int level, const char *path)
+{
+	log_state.command = command;
+	log_state.level = level;
+	clock_gettime(CLOCK_MONOTONIC, &log_state.start);
+	if (!path)
+		return 0;
+
+	log_state.fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+	if (log_state.fd < 0) {
+		fprintf(stderr, "%s: cannot open log file %s: %m\n", command, path);
+		return -errno;
+	}
+	return 0;
+}
+
+void log_fini(void)
+{
+	if (log_state.fd >= 0)
+		close(log_state.fd);
+	log_state.fd = -1;
+}
+
+int log_get_level(void)
+{
+	return log_state.level;
+}
+
+const char *log_command(void)
+{
+	return log_state.command;
+}
+
+static const char *level_tag(enum log_level level)
+{
+	switch (level) {
+	case LOG_ERROR: return "Error";
+	case LOG_WARN:  return "Warn ";
+	case LOG_INFO:  return "Info ";
+	default:        return "Debug";
+	}
+}
+
+/* Write the whole buffer; a log must not lose the tail of a line. */
+static void write_all(int fd, const char *buf, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, buf, len);
+
+		if (n <= 0)
+			return;
+		buf += n;
+		len -= (size_t)n;
+	}
+}
+
+void log_printf(enum log_level level, const char *fmt, ...)
+{
+	char msg[2048], line[2200];
+	struct timespec now;
+	va_list args;
+	int saved_errno = errno;
+	int len;
+
+	if ((int)level > log_state.level && level != LOG_ERROR)
+		return;
+
+	va_start(args, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, args);
+	va_end(args);
+	len = strlen(msg);
+	while (len && msg[len - 1] == '\n')
+		msg[--len] = '\0';
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (log_state.fd >= 0) {
+		double t = (now.tv_sec - log_state.start.tv_sec) +
+			   (now.tv_nsec - log_state.start.tv_nsec) / 1e9;
+
+		len = snprintf(line, sizeof(line), "(%9.6f) %d %s: %s\n", t,
+			       getpid(), level_tag(level), msg);
+		write_all(log_state.fd, line, len);
+	}
+
+	if (level == LOG_ERROR || log_state.fd < 0) {
+		len = snprintf(line, sizeof(line), "%s: %s\n", log_state.command, msg);
+		write_all(STDERR_FILENO, line, len);
+	}
+	errno = saved_errno;
+}

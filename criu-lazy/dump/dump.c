@@ -1,0 +1,246 @@
+/*
+ * cr_dump: checkpoint one process into the images directory.
+ *
+ *   seize + freeze -> checks -> collect (ptrace, /proc, syscalls run in
+ *   the task with a scratch page) -> unmap the scratch page -> write every
+ *   image -> kill the task, or leave it running (-R) or stopped (-s).
+ *
+ * Nothing is written until everything is collected and every refusal
+ * (threads, sockets, ...) has had its chance, so a refused task is left
+ * exactly as it was.  On any failure the images created so far are
+ * removed and the task is let go unharmed, with its registers.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/ptrace-inject.h"
+#include "dump/dump.h"
+
+uint64_t dump_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int remember_name(struct dump_ctx *ctx, const char *name)
+{
+	if (ctx->nr_written == ctx->cap_written) {
+		size_t cap = ctx->cap_written ? ctx->cap_written * 2 : 32;
+		void *grown = realloc(ctx->written, cap * sizeof(*ctx->written));
+
+		if (!grown)
+			return -ENOMEM;
+		ctx->written = grown;
+		ctx->cap_written = cap;
+	}
+	snprintf(ctx->written[ctx->nr_written++], IMG_NAME_MAX, "%s", name);
+	return 0;
+}
+
+static int remember_image(struct dump_ctx *ctx, enum img_type type, unsigned long id)
+{
+	char name[IMG_NAME_MAX];
+	int ret = img_format_name(type, id, name, sizeof(name));
+
+	return ret < 0 ? ret : remember_name(ctx, name);
+}
+
+int dump_img_open(struct dump_ctx *ctx, enum img_type type, unsigned long id, struct cr_img **out)
+{
+	int ret = remember_image(ctx, type, id);
+
+	return ret ? ret : img_open(ctx->dirfd, type, id, O_WRONLY, out);
+}
+
+int dump_img_write_one(struct dump_ctx *ctx, enum img_type type, unsigned long id,
+		       const ProtobufCMessage *msg)
+{
+	int ret = remember_image(ctx, type, id);
+
+	return ret ? ret : img_write_one(ctx->dirfd, type, id, msg);
+}
+
+int dump_pagemap_open(struct dump_ctx *ctx, enum img_type type, unsigned long id,
+		      struct pagemap_writer **out)
+{
+	uint32_t pages_id = ctx->next_pages_id++;
+	char name[IMG_NAME_MAX];
+	int ret;
+
+	pages_file_name(pages_id, name, sizeof(name));
+	ret = remember_image(ctx, type, id);
+	if (!ret)
+		ret = remember_name(ctx, name);
+	return ret ? ret : pagemap_writer_open(ctx->dirfd, type, id, pages_id, out);
+}
+
+static void remove_images(struct dump_ctx *ctx)
+{
+	for (size_t i = 0; i < ctx->nr_written; i++)
+		if (unlinkat(ctx->dirfd, ctx->written[i], 0) && errno != ENOENT && errno != EISDIR)
+			pr_warn("can't remove %s: %m", ctx->written[i]);
+}
+
+/* Everything about the task, read while it is frozen. */
+static int collect_task(struct dump_ctx *ctx, struct dump_task *t)
+{
+	char status[16384];
+	int ret, ret2;
+
+	/* the layout as the task has it: before our scratch page exists */
+	ret = proc_maps_read(t->pid, &t->maps, &t->nr_maps);
+	if (ret == -ESRCH)
+		return dump_task_error(t, ret, "no mappings for task %d", t->pid);
+	if (ret)
+		return ret;
+	ret = inject_find_syscall_ip(t->pid, &t->syscall_ip);
+	if (ret)
+		return ret;
+	t->core = dump_core_alloc();
+	if (!t->core)
+		return -ENOMEM;
+
+	/* what must be read before anything runs inside the task */
+	ret = dump_regs(t);
+	if (!ret)
+		ret = dump_rseq(t);
+	if (!ret)
+		ret = dump_signals(t);
+	if (ret)
+		return ret;
+
+	ret = dump_scratch_map(t);
+	if (ret)
+		return ret;
+	ret = dump_clear_tid(t);
+	if (!ret)
+		ret = dump_sigactions(t);
+	if (!ret)
+		ret = dump_task_state(t);
+	if (!ret) {
+		ret = dump_proc_read(t, "status", status, sizeof(status));
+		if (ret > 0)
+			ret = 0;
+	}
+	if (!ret)
+		ret = dump_creds(t, status);
+	if (!ret)
+		ret = dump_mm(ctx, t);
+	if (!ret)
+		ret = dump_fds(ctx, t);
+	if (!ret)
+		ret = dump_fs(ctx, t, status);
+	if (!ret)
+		ret = dump_ids(ctx, t);
+	ret2 = dump_scratch_unmap(t);
+	return ret ? ret : ret2;
+}
+
+static int write_images(struct dump_ctx *ctx, struct dump_task *t)
+{
+	int ret;
+
+	ret = dump_write_inventory(ctx);
+	if (!ret)
+		ret = dump_write_pstree(ctx);
+	if (!ret)
+		ret = dump_write_core(ctx, t);
+	if (!ret)
+		ret = dump_write_ids(ctx, t);
+	if (!ret)
+		ret = dump_write_mm(ctx, t);
+	if (!ret)
+		ret = dump_write_files(ctx);
+	if (!ret)
+		ret = dump_write_fdinfo(ctx, t);
+	if (!ret)
+		ret = dump_write_fs(ctx, t);
+	if (!ret)
+		ret = dump_pages(ctx, t);
+	if (!ret)
+		ret = dump_shmem(ctx, t);
+	if (!ret)
+		ret = dump_write_stats(ctx);
+	return ret;
+}
+
+static void task_free(struct dump_task *t)
+{
+	dump_core_free(t->core);
+	dump_mm_free(&t->mm);
+	free(t->maps);
+	free(t->fds);
+}
+
+int cr_dump(struct opts *o)
+{
+	struct dump_task task = { .pid = o->pid };
+	struct dump_ctx ctx = {
+		.o = o,
+		.dirfd = -1,
+		.root = &task,
+		.next_pages_id = 1,
+	};
+	enum task_release_mode mode;
+	int ret;
+
+	if (o->pid <= 0) {
+		pr_err("no task to dump: use -t PID");
+		return -EINVAL;
+	}
+	if (o->leave_running && o->leave_stopped) {
+		pr_err("--leave-running and --leave-stopped exclude each other");
+		return -EINVAL;
+	}
+	if (o->lazy_pages) {
+		pr_err("dump --lazy-pages is not supported yet");
+		return -EOPNOTSUPP;
+	}
+	ctx.dirfd = open(o->images_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (ctx.dirfd < 0) {
+		pr_perror("can't open the images directory %s", o->images_dir);
+		return -errno;
+	}
+
+	ctx.st.t_start = dump_now_us();
+	dump_find_zero_pfn(&ctx);
+	ret = dump_seize(&task);
+	if (!ret)
+		ret = dump_check_task(&ctx, &task);
+	ctx.st.t_frozen = dump_now_us();
+	if (!ret)
+		ret = collect_task(&ctx, &task);
+	if (!ret)
+		ret = write_images(&ctx, &task);
+
+	if (ret) {
+		remove_images(&ctx);
+		mode = RELEASE_RUN;
+	} else if (o->leave_stopped) {
+		mode = RELEASE_STOP;
+	} else if (o->leave_running) {
+		mode = RELEASE_RUN;
+	} else {
+		mode = RELEASE_KILL;
+	}
+	dump_release(&task, mode);
+	if (!ret)
+		pr_info("dump of task %d done: %llu pages written, %llu of them lazy", task.pid,
+			(unsigned long long)ctx.st.pages_written,
+			(unsigned long long)ctx.st.pages_lazy);
+
+	task_free(&task);
+	dump_files_free(&ctx.files);
+	dump_sock_diag_free(ctx.sk);
+	free(ctx.ns.v);
+	free(ctx.written);
+	close(ctx.dirfd);
+	return ret;
+}

@@ -1,0 +1,256 @@
+/*
+ * Private to dump/: the state one dump run collects, and the steps that
+ * collect and write it.
+ *
+ * A run is a struct dump_ctx (directory, options, the file objects shared
+ * by all tasks, counters) and one struct dump_task per task.  Only a single
+ * process is dumped for now, but nothing below assumes it: every step takes
+ * the task it works on, and the tables that must be unique across a tree
+ * (file ids, namespace ids, pages file numbers) live in the context.
+ *
+ * Each step fills protobuf messages that live inside the task (struct
+ * task_core, struct task_mm, ...), so writing an image is only packing what
+ * is there.  Errors follow the project rule: the function that detects one
+ * logs it once and returns a negative errno; the others only propagate.
+ * When a task disappears under us, dump_task_error() turns whatever failed into
+ * the one line "task N exited during dump".
+ */
+#ifndef CRIU_LAZY_DUMP_DUMP_H
+#define CRIU_LAZY_DUMP_DUMP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/user.h>
+
+#include "common/proc-maps.h"
+#include "images/image.h"
+#include "images/pagemap.h"
+#include "options.h"
+
+#include "core.pb-c.h"
+#include "fdinfo.pb-c.h"
+#include "fs.pb-c.h"
+#include "mm.pb-c.h"
+#include "regfile.pb-c.h"
+
+#define TASK_STATE_ALIVE	1
+#define TASK_STATE_STOPPED	3
+
+#define DUMP_NR_SIGACTIONS	62	/* 1..64 without SIGKILL and SIGSTOP */
+#define DUMP_NR_RLIMITS		16
+#define DUMP_NR_TLS		3	/* GDT TLS slots 12..14 */
+#define DUMP_TLS_FIRST		12
+#define DUMP_AUXV_MAX		128	/* words; the kernel has at most ~50 */
+
+/* core-PID.img: the messages and the storage of their arrays. */
+struct task_core {
+	CoreEntry core;
+	ThreadInfoX86 ti;
+	UserX86RegsEntry gpregs;
+	UserX86FpregsEntry fpregs;
+	UserX86XsaveEntry xsave;
+	uint32_t st_space[32], xmm_space[64], ymmh[64], pkru[2];
+	uint64_t bndreg[8], bndcsr[8], opmask[8], zmm_upper[64], hi16_zmm[128];
+	UserDescT tls[DUMP_NR_TLS];
+	UserDescT *tls_p[DUMP_NR_TLS];
+
+	TaskCoreEntry tc;
+	TaskTimersEntry timers;
+	ItimerEntry itimers[3];
+	TaskRlimitsEntry rlimits;
+	RlimitEntry rlim[DUMP_NR_RLIMITS];
+	RlimitEntry *rlim_p[DUMP_NR_RLIMITS];
+	SaEntry sa[DUMP_NR_SIGACTIONS];
+	SaEntry *sa_p[DUMP_NR_SIGACTIONS];
+	SignalQueueEntry signals_s, signals_p;	/* entries malloc'ed */
+	char comm[32];
+
+	ThreadCoreEntry thread;
+	ThreadSasEntry sas;
+	RseqEntry rseq;
+	CredsEntry creds;
+	uint32_t cap_inh[2], cap_prm[2], cap_eff[2], cap_bnd[2], cap_amb[2];
+	uint32_t *groups;			/* malloc'ed */
+};
+
+/* mm-PID.img, and what the page dumper needs to know per VMA. */
+struct task_mm {
+	MmEntry mm;
+	uint64_t auxv[DUMP_AUXV_MAX];
+	VmaEntry *vmas;				/* one per proc_vma of the task */
+	VmaEntry **vmas_p;
+	size_t nr_vmas;
+};
+
+/* One open descriptor of a task: fdinfo-<files_id>.img. */
+struct dump_fd {
+	FdinfoEntry fdi;
+};
+
+struct dump_task {
+	pid_t pid;			/* real pid = pid in the images (no pid ns) */
+	pid_t ppid, pgid, sid;
+	int state;			/* TASK_STATE_* */
+	int stop_signo;			/* group-stop signal when state is STOPPED */
+
+	bool seized;
+	bool exited;			/* seen gone; its one error line is out */
+	bool regs_valid;
+	struct user_regs_struct regs;	/* as found: put back when released */
+	unsigned long syscall_ip;	/* a `syscall` in its vdso, for injection */
+	unsigned long scratch;		/* our scratch page inside it, 0 if none */
+
+	struct proc_vma *maps;		/* /proc/PID/maps before the scratch page */
+	size_t nr_maps;
+
+	struct task_core *core;
+	struct task_mm mm;
+	TaskKobjIdsEntry ids;
+	FsEntry fs;
+	struct dump_fd *fds;
+	size_t nr_fds;
+};
+
+/* A file object of files.img.  Path-based ones (mapped files, the exe,
+ * cwd, root) are shared by every user of the same dev/ino; fd ones are one
+ * per open file description. */
+struct dump_file {
+	FileEntry fe;
+	RegFileEntry reg;
+	FownEntry fown;
+	dev_t dev;
+	ino_t ino;
+	bool by_path;
+};
+
+struct dump_files {
+	struct dump_file **v;
+	size_t nr, cap;
+	uint32_t next_id;
+};
+
+/* Namespace inode -> small id, shared by every task and inventory.root_ids */
+struct dump_ns_ids {
+	struct { uint64_t ino; uint32_t id; } *v;
+	size_t nr, cap;
+	uint32_t next_id;
+};
+
+struct dump_stats {
+	uint64_t t_start, t_frozen, t_released;	/* µs, CLOCK_MONOTONIC */
+	uint64_t memdump_us, memwrite_us;
+	uint64_t pages_scanned, pages_written, pages_lazy;
+	uint64_t shpages_scanned, shpages_written;
+};
+
+/* Socket inode -> kind, from sock_diag (loaded on first use). */
+struct sock_diag_cache;
+
+struct dump_ctx {
+	struct opts *o;
+	int dirfd;
+	struct dump_task *root;
+
+	struct dump_files files;
+	struct dump_ns_ids ns;
+	TaskKobjIdsEntry root_ids;	/* our own: inventory.root_ids */
+	bool root_ids_done;
+	uint32_t next_pages_id;		/* pages-N.img numbering, from 1 */
+	uint64_t zero_pfn;		/* PFN of the kernel's zero page, 0 unknown */
+	struct sock_diag_cache *sk;
+
+	char (*written)[IMG_NAME_MAX];	/* every image created: removed on failure */
+	size_t nr_written, cap_written;
+
+	struct dump_stats st;
+};
+
+/* dump.c */
+int dump_img_open(struct dump_ctx *ctx, enum img_type type, unsigned long id, struct cr_img **out);
+int dump_img_write_one(struct dump_ctx *ctx, enum img_type type, unsigned long id,
+		       const ProtobufCMessage *msg);
+int dump_pagemap_open(struct dump_ctx *ctx, enum img_type type, unsigned long id,
+		      struct pagemap_writer **out);
+uint64_t dump_now_us(void);
+
+/* seize.c: freezing, checks, letting go */
+int dump_seize(struct dump_task *t);
+int dump_check_task(struct dump_ctx *ctx, struct dump_task *t);
+enum task_release_mode { RELEASE_KILL, RELEASE_RUN, RELEASE_STOP };
+void dump_release(struct dump_task *t, enum task_release_mode mode);
+bool dump_task_exited(struct dump_task *t);
+int dump_task_error(struct dump_task *t, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* remote.c: syscalls executed inside the task, its scratch page */
+int dump_remote_syscall(struct dump_task *t, long nr, const unsigned long args[6], long *res);
+int dump_remote_call(struct dump_task *t, const char *what, long nr, unsigned long a0,
+		     unsigned long a1, unsigned long a2, unsigned long a3, long *res);
+int dump_remote_read(struct dump_task *t, unsigned long addr, void *buf, size_t len);
+int dump_scratch_map(struct dump_task *t);
+int dump_scratch_unmap(struct dump_task *t);
+
+/* proc.c: small /proc files of the task */
+struct proc_stat {
+	char state;
+	char comm[32];
+	unsigned long long f[53];	/* f[n] = field n of proc(5) stat, n >= 4 */
+};
+int dump_proc_read(struct dump_task *t, const char *name, char *buf, size_t size);
+int dump_proc_stat(struct dump_task *t, struct proc_stat *st);
+/* The value after "Key:" in /proc/PID/status text, or NULL. */
+const char *dump_status_field(const char *status, const char *key);
+
+/* regs.c */
+int dump_regs(struct dump_task *t);
+int dump_clear_tid(struct dump_task *t);
+
+/* signals.c */
+int dump_signals(struct dump_task *t);
+int dump_sigactions(struct dump_task *t);
+void dump_signals_free(struct task_core *c);
+
+/* task-state.c, creds.c */
+int dump_task_state(struct dump_task *t);
+int dump_rseq(struct dump_task *t);
+int dump_creds(struct dump_task *t, const char *status);
+
+/* mm.c */
+int dump_mm(struct dump_ctx *ctx, struct dump_task *t);
+int dump_write_mm(struct dump_ctx *ctx, struct dump_task *t);
+void dump_mm_free(struct task_mm *mm);
+
+/* pages.c, shmem.c */
+int dump_find_zero_pfn(struct dump_ctx *ctx);
+int dump_pages(struct dump_ctx *ctx, struct dump_task *t);
+int dump_shmem(struct dump_ctx *ctx, struct dump_task *t);
+
+/* files.c */
+int dump_file_by_path(struct dump_ctx *ctx, struct dump_task *t, const char *link,
+		      const char *what, int open_flags, uint32_t *id);
+int dump_fds(struct dump_ctx *ctx, struct dump_task *t);
+int dump_fs(struct dump_ctx *ctx, struct dump_task *t, const char *status);
+int dump_write_files(struct dump_ctx *ctx);
+int dump_write_fdinfo(struct dump_ctx *ctx, struct dump_task *t);
+int dump_write_fs(struct dump_ctx *ctx, struct dump_task *t);
+void dump_files_free(struct dump_files *files);
+
+/* sockets.c */
+int dump_sock_describe(struct dump_ctx *ctx, struct dump_task *t, int fd, uint64_t ino,
+		       char *buf, size_t size);
+void dump_sock_diag_free(struct sock_diag_cache *sk);
+
+/* ids.c: ids, pstree, inventory, stats */
+int dump_ids(struct dump_ctx *ctx, struct dump_task *t);
+int dump_write_ids(struct dump_ctx *ctx, struct dump_task *t);
+int dump_write_inventory(struct dump_ctx *ctx);
+int dump_write_pstree(struct dump_ctx *ctx);
+int dump_write_stats(struct dump_ctx *ctx);
+
+/* core.c */
+struct task_core *dump_core_alloc(void);
+void dump_core_free(struct task_core *c);
+int dump_write_core(struct dump_ctx *ctx, struct dump_task *t);
+
+#endif

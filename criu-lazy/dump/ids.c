@@ -1,0 +1,178 @@
+/*
+ * The small images around the tasks: ids-PID.img (which kernel objects a
+ * task shares), pstree.img, inventory.img and stats-dump.
+ *
+ * Ids are small integers, equal for the same kernel object.  Our own
+ * process goes first (inventory.root_ids), so a task in the host's
+ * namespaces gets the same namespace ids as root_ids, and, being another
+ * process, vm/files/fs/sighand ids of its own.  With a tree, kcmp() will
+ * tell which tasks share those.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "dump/dump.h"
+
+#include "inventory.pb-c.h"
+#include "pstree.pb-c.h"
+#include "stats.pb-c.h"
+
+static uint32_t ns_id(struct dump_ns_ids *ns, uint64_t ino)
+{
+	for (size_t i = 0; i < ns->nr; i++)
+		if (ns->v[i].ino == ino)
+			return ns->v[i].id;
+	if (ns->nr == ns->cap) {
+		size_t cap = ns->cap ? ns->cap * 2 : 16;
+		void *grown = realloc(ns->v, cap * sizeof(*ns->v));
+
+		if (!grown)
+			return 0;
+		ns->v = grown;
+		ns->cap = cap;
+	}
+	ns->v[ns->nr].ino = ino;
+	ns->v[ns->nr].id = ++ns->next_id;
+	return ns->v[ns->nr++].id;
+}
+
+/* Namespace ids of /proc/<who>/ns/<name>; a namespace the kernel lacks is left out. */
+static void fill_ns_ids(struct dump_ctx *ctx, const char *who, TaskKobjIdsEntry *ids)
+{
+	static const char *names[] = { "pid", "net", "ipc", "uts", "mnt", "user", "cgroup", "time" };
+	protobuf_c_boolean *has[] = { &ids->has_pid_ns_id, &ids->has_net_ns_id,
+				      &ids->has_ipc_ns_id, &ids->has_uts_ns_id,
+				      &ids->has_mnt_ns_id, &ids->has_user_ns_id,
+				      &ids->has_cgroup_ns_id, &ids->has_time_ns_id };
+	uint32_t *val[] = { &ids->pid_ns_id, &ids->net_ns_id, &ids->ipc_ns_id, &ids->uts_ns_id,
+			    &ids->mnt_ns_id, &ids->user_ns_id, &ids->cgroup_ns_id,
+			    &ids->time_ns_id };
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		char path[64];
+		struct stat st;
+
+		snprintf(path, sizeof(path), "/proc/%s/ns/%s", who, names[i]);
+		if (stat(path, &st))
+			continue;
+		*val[i] = ns_id(&ctx->ns, st.st_ino);
+		*has[i] = *val[i] != 0;
+	}
+}
+
+int dump_ids(struct dump_ctx *ctx, struct dump_task *t)
+{
+	char who[16];
+
+	if (!ctx->root_ids_done) {
+		task_kobj_ids_entry__init(&ctx->root_ids);
+		ctx->root_ids.vm_id = ctx->root_ids.files_id = 1;
+		ctx->root_ids.fs_id = ctx->root_ids.sighand_id = 1;
+		fill_ns_ids(ctx, "self", &ctx->root_ids);
+		ctx->root_ids_done = true;
+	}
+	task_kobj_ids_entry__init(&t->ids);
+	t->ids.vm_id = t->ids.files_id = t->ids.fs_id = t->ids.sighand_id = 2;
+	snprintf(who, sizeof(who), "%d", t->pid);
+	fill_ns_ids(ctx, who, &t->ids);
+	if (t->exited || dump_task_exited(t))
+		return dump_task_error(t, -ESRCH, "task %d exited", t->pid);
+	pr_debug("task %d: ids vm %u files %u fs %u sighand %u; ns pid %u net %u mnt %u user %u",
+		 t->pid, t->ids.vm_id, t->ids.files_id, t->ids.fs_id, t->ids.sighand_id,
+		 t->ids.pid_ns_id, t->ids.net_ns_id, t->ids.mnt_ns_id, t->ids.user_ns_id);
+	return 0;
+}
+
+int dump_write_ids(struct dump_ctx *ctx, struct dump_task *t)
+{
+	return dump_img_write_one(ctx, IMG_IDS, t->pid, &t->ids.base);
+}
+
+int dump_write_pstree(struct dump_ctx *ctx)
+{
+	struct dump_task *t = ctx->root;
+	PstreeEntry e = PSTREE_ENTRY__INIT;
+	uint32_t threads[1] = { t->pid };
+
+	e.pid = t->pid;
+	e.ppid = 0;		/* the root of the dumped tree */
+	e.pgid = t->pgid;
+	e.sid = t->sid;
+	e.n_threads = 1;
+	e.threads = threads;
+	return dump_img_write_one(ctx, IMG_PSTREE, 0, &e.base);
+}
+
+static int lsm_type(void)
+{
+	char buf[8] = "";
+	FILE *f;
+
+	if (!access("/sys/fs/selinux/enforce", F_OK))
+		return LSMTYPE__SELINUX;
+	f = fopen("/sys/module/apparmor/parameters/enabled", "re");
+	if (f) {
+		if (!fgets(buf, sizeof(buf), f))
+			buf[0] = '\0';
+		fclose(f);
+		if (buf[0] == 'Y')
+			return LSMTYPE__APPARMOR;
+	}
+	return LSMTYPE__NO_LSM;
+}
+
+int dump_write_inventory(struct dump_ctx *ctx)
+{
+	InventoryEntry e = INVENTORY_ENTRY__INIT;
+	char uuid[64] = "";
+	FILE *f;
+
+	e.img_version = 2;
+	e.has_fdinfo_per_id = true;
+	e.fdinfo_per_id = true;
+	e.has_ns_per_id = true;
+	e.ns_per_id = true;
+	e.root_ids = &ctx->root_ids;
+	e.has_lsmtype = true;
+	e.lsmtype = lsm_type();
+
+	f = fopen("/proc/sys/kernel/random/uuid", "re");
+	if (f) {
+		if (fgets(uuid, sizeof(uuid), f)) {
+			uuid[strcspn(uuid, "\n")] = '\0';
+			e.dump_criu_run_id = uuid;
+		}
+		fclose(f);
+	}
+	return dump_img_write_one(ctx, IMG_INVENTORY, 0, &e.base);
+}
+
+int dump_write_stats(struct dump_ctx *ctx)
+{
+	struct dump_stats *st = &ctx->st;
+	DumpStatsEntry d = DUMP_STATS_ENTRY__INIT;
+	StatsEntry e = STATS_ENTRY__INIT;
+	uint64_t now = dump_now_us();
+
+	d.freezing_time = st->t_frozen - st->t_start;
+	d.frozen_time = now - st->t_frozen;
+	d.memdump_time = st->memdump_us;
+	d.memwrite_time = st->memwrite_us;
+	d.pages_scanned = st->pages_scanned;
+	d.pages_skipped_parent = 0;
+	d.pages_written = st->pages_written;
+	d.pages_lazy = st->pages_lazy;
+	if (st->shpages_scanned) {
+		d.has_shpages_scanned = true;
+		d.shpages_scanned = st->shpages_scanned;
+		d.has_shpages_written = true;
+		d.shpages_written = st->shpages_written;
+	}
+	e.dump = &d;
+	return dump_img_write_one(ctx, IMG_STATS_DUMP, 0, &e.base);
+}

@@ -1,0 +1,332 @@
+/*
+ * Private memory: which pages to save, read in large batches, written to
+ * pagemap-PID.img + pages-N.img.
+ *
+ * /proc/PID/pagemap tells, per page, present (bit 63), swapped (62), and
+ * whether the page is file-backed or shared (61).  We save a page of a
+ * private VMA when it is present or swapped, except the kernel's zero page
+ * (compared by PFN, visible to root) and, in private file mappings, pages
+ * still backed by the file (never written, so the file restores them).
+ * vDSO pages are always saved.
+ *
+ * Pages are gathered into batches of up to 4 MiB and as many runs as one
+ * process_vm_readv takes (IOV_MAX): one syscall reads the whole batch into
+ * our buffer, then each run goes to the pagemap writer.  VMAs without
+ * PROT_READ can't be read that way; their batches go through
+ * /proc/PID/mem, which may read them (FOLL_FORCE).
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "dump/dump.h"
+#include "images/vma-status.h"
+
+#define PAGE_SZ		4096ULL
+#define PM_PRESENT	(1ULL << 63)
+#define PM_SWAP		(1ULL << 62)
+#define PM_FILE		(1ULL << 61)
+#define PM_PFN_MASK	((1ULL << 55) - 1)
+
+#define BATCH_PAGES	1024		/* 4 MiB */
+#define BATCH_RUNS	1024		/* IOV_MAX */
+#define PM_CHUNK	65536		/* pagemap entries per pread (512 KiB) */
+
+struct page_batch {
+	struct dump_ctx *ctx;
+	struct dump_task *t;
+	struct pagemap_writer *w;
+	int mem_fd;			/* /proc/PID/mem, opened on first need */
+	uint8_t *buf;
+	struct iovec runs[BATCH_RUNS];	/* remote address, length */
+	uint32_t flags[BATCH_RUNS];
+	int nr_runs;
+	uint64_t nr_pages;
+	bool via_mem;
+};
+
+/* Read the batch's pages into b->buf, one process_vm_readv or preads. */
+static int batch_read(struct page_batch *b)
+{
+	struct dump_task *t = b->t;
+	uint64_t len = b->nr_pages * PAGE_SZ;
+	struct iovec local = { b->buf, len };
+	ssize_t n;
+
+	if (!b->via_mem) {
+		n = process_vm_readv(t->pid, &local, 1, b->runs, b->nr_runs, 0);
+		if (n == (ssize_t)len)
+			return 0;
+		if (n >= 0)
+			errno = EFAULT;
+		return dump_task_error(t, -errno, "can't read %llu pages of task %d (first at %p): %m",
+				       (unsigned long long)b->nr_pages, t->pid, b->runs[0].iov_base);
+	}
+
+	if (b->mem_fd < 0) {
+		char path[64];
+
+		snprintf(path, sizeof(path), "/proc/%d/mem", t->pid);
+		b->mem_fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (b->mem_fd < 0)
+			return dump_task_error(t, -errno, "can't open %s: %m", path);
+	}
+	for (int i = 0, off = 0; i < b->nr_runs; off += b->runs[i].iov_len, i++) {
+		size_t done = 0;
+
+		while (done < b->runs[i].iov_len) {
+			n = pread(b->mem_fd, b->buf + off + done, b->runs[i].iov_len - done,
+				  (off_t)(uintptr_t)b->runs[i].iov_base + done);
+			if (n <= 0) {
+				uint64_t at = (uintptr_t)b->runs[i].iov_base + done;
+
+				if (n == 0)
+					errno = EFAULT;
+				return dump_task_error(t, -errno, "can't read the page at %#llx of task %d: %m",
+						       (unsigned long long)at, t->pid);
+			}
+			done += n;
+		}
+	}
+	return 0;
+}
+
+static int batch_flush(struct page_batch *b)
+{
+	struct dump_stats *st = &b->ctx->st;
+	uint64_t t0, t1, off = 0;
+	int ret;
+
+	if (!b->nr_runs)
+		return 0;
+	t0 = dump_now_us();
+	ret = batch_read(b);
+	t1 = dump_now_us();
+	st->memdump_us += t1 - t0;
+	if (ret)
+		return ret;
+	for (int i = 0; i < b->nr_runs && !ret; i++) {
+		uint64_t nr = b->runs[i].iov_len / PAGE_SZ;
+
+		ret = pagemap_writer_add(b->w, (uintptr_t)b->runs[i].iov_base, nr, b->flags[i],
+					 b->buf + off);
+		off += b->runs[i].iov_len;
+		st->pages_written += nr;
+		if (b->flags[i] & PE_LAZY)
+			st->pages_lazy += nr;
+	}
+	st->memwrite_us += dump_now_us() - t1;
+	b->nr_runs = 0;
+	b->nr_pages = 0;
+	return ret;
+}
+
+static int batch_add(struct page_batch *b, uint64_t addr, uint64_t nr, uint32_t flags,
+		     bool via_mem)
+{
+	int ret;
+
+	if (b->nr_runs && b->via_mem != via_mem) {
+		ret = batch_flush(b);
+		if (ret)
+			return ret;
+	}
+	b->via_mem = via_mem;
+	while (nr) {
+		struct iovec *last = b->nr_runs ? &b->runs[b->nr_runs - 1] : NULL;
+		uint64_t take;
+
+		if (b->nr_pages == BATCH_PAGES) {
+			ret = batch_flush(b);
+			if (ret)
+				return ret;
+			last = NULL;
+		}
+		take = BATCH_PAGES - b->nr_pages;
+		if (take > nr)
+			take = nr;
+		if (last && b->flags[b->nr_runs - 1] == flags &&
+		    (uintptr_t)last->iov_base + last->iov_len == addr) {
+			last->iov_len += take * PAGE_SZ;
+		} else {
+			if (b->nr_runs == BATCH_RUNS) {
+				ret = batch_flush(b);
+				if (ret)
+					return ret;
+			}
+			b->runs[b->nr_runs].iov_base = (void *)(uintptr_t)addr;
+			b->runs[b->nr_runs].iov_len = take * PAGE_SZ;
+			b->flags[b->nr_runs] = flags;
+			b->nr_runs++;
+		}
+		b->nr_pages += take;
+		addr += take * PAGE_SZ;
+		nr -= take;
+	}
+	return 0;
+}
+
+static bool page_wanted(uint64_t pme, bool file_private, uint64_t zero_pfn)
+{
+	if (!(pme & (PM_PRESENT | PM_SWAP)))
+		return false;
+	if (file_private && (pme & PM_FILE))
+		return false;
+	if (zero_pfn && (pme & PM_PRESENT) && (pme & PM_PFN_MASK) == zero_pfn)
+		return false;
+	return true;
+}
+
+static int dump_vma_pages(struct page_batch *b, int pm_fd, uint64_t *pm, const VmaEntry *v)
+{
+	struct dump_task *t = b->t;
+	uint32_t flags = vma_is_lazy_capable(v) ? (PE_PRESENT | PE_LAZY) : PE_PRESENT;
+	bool file_private = v->status & VMA_FILE_PRIVATE;
+	bool all = v->status & VMA_AREA_VDSO;
+	bool via_mem = !(v->prot & PROT_READ);
+	uint64_t zero_pfn = b->ctx->zero_pfn;
+	uint64_t addr = v->start;
+	int ret;
+
+	b->ctx->st.pages_scanned += (v->end - v->start) / PAGE_SZ;
+	if (all)
+		return batch_add(b, v->start, (v->end - v->start) / PAGE_SZ, flags, via_mem);
+
+	while (addr < v->end) {
+		uint64_t n = (v->end - addr) / PAGE_SZ, run_start = 0, run_len = 0;
+		size_t want, got = 0;
+		uint64_t t0 = dump_now_us();
+
+		if (n > PM_CHUNK)
+			n = PM_CHUNK;
+		want = n * sizeof(uint64_t);
+		while (got < want) {
+			ssize_t r = pread(pm_fd, (char *)pm + got, want - got,
+					  (addr / PAGE_SZ) * sizeof(uint64_t) + got);
+
+			if (r <= 0) {
+				if (r == 0)
+					errno = EIO;
+				return dump_task_error(t, -errno,
+						       "can't read the pagemap of task %d at %#llx: %m",
+						       t->pid, (unsigned long long)addr);
+			}
+			got += r;
+		}
+		b->ctx->st.memdump_us += dump_now_us() - t0;
+
+		for (uint64_t i = 0; i < n; i++) {
+			if (page_wanted(pm[i], file_private, zero_pfn)) {
+				if (!run_len)
+					run_start = addr + i * PAGE_SZ;
+				run_len++;
+				continue;
+			}
+			if (run_len) {
+				ret = batch_add(b, run_start, run_len, flags, via_mem);
+				if (ret)
+					return ret;
+				run_len = 0;
+			}
+		}
+		if (run_len) {
+			ret = batch_add(b, run_start, run_len, flags, via_mem);
+			if (ret)
+				return ret;
+		}
+		addr += n * PAGE_SZ;
+	}
+	return 0;
+}
+
+int dump_pages(struct dump_ctx *ctx, struct dump_task *t)
+{
+	struct page_batch *b;
+	char path[64];
+	uint64_t *pm;
+	int pm_fd, ret = 0, ret2;
+
+	b = calloc(1, sizeof(*b));
+	pm = malloc(PM_CHUNK * sizeof(*pm));
+	if (!b || !pm) {
+		free(b);
+		free(pm);
+		return -ENOMEM;
+	}
+	b->ctx = ctx;
+	b->t = t;
+	b->mem_fd = -1;
+	b->buf = mmap(NULL, BATCH_PAGES * PAGE_SZ, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (b->buf == MAP_FAILED) {
+		ret = -ENOMEM;
+		goto out_free;
+	}
+
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", t->pid);
+	pm_fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (pm_fd < 0) {
+		ret = dump_task_error(t, -errno, "can't open %s: %m", path);
+		goto out_unmap;
+	}
+	ret = dump_pagemap_open(ctx, IMG_PAGEMAP, t->pid, &b->w);
+	if (ret)
+		goto out_close;
+
+	for (size_t i = 0; i < t->mm.nr_vmas && !ret; i++)
+		if (vma_has_dumped_pages(&t->mm.vmas[i]))
+			ret = dump_vma_pages(b, pm_fd, pm, &t->mm.vmas[i]);
+	if (!ret)
+		ret = batch_flush(b);
+	ret2 = pagemap_writer_close(b->w);
+	if (!ret)
+		ret = ret2;
+	if (!ret)
+		pr_info("task %d: %llu pages scanned, %llu written (%llu lazy)", t->pid,
+			(unsigned long long)ctx->st.pages_scanned,
+			(unsigned long long)ctx->st.pages_written,
+			(unsigned long long)ctx->st.pages_lazy);
+out_close:
+	close(pm_fd);
+	if (b->mem_fd >= 0)
+		close(b->mem_fd);
+out_unmap:
+	munmap(b->buf, BATCH_PAGES * PAGE_SZ);
+out_free:
+	free(pm);
+	free(b);
+	return ret;
+}
+
+/*
+ * The PFN of the kernel's zero page: map a fresh anonymous page, read it
+ * (which maps the zero page), look at our own pagemap.  0 if PFNs are
+ * hidden from us; then zero pages are simply saved.
+ */
+int dump_find_zero_pfn(struct dump_ctx *ctx)
+{
+	volatile uint8_t *p;
+	uint64_t pme = 0;
+	int fd;
+
+	p = mmap(NULL, PAGE_SZ, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return 0;
+	(void)p[0];
+	fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (pread(fd, &pme, sizeof(pme), ((uintptr_t)p / PAGE_SZ) * sizeof(pme)) != sizeof(pme))
+			pme = 0;
+		close(fd);
+	}
+	munmap((void *)p, PAGE_SZ);
+	if (pme & PM_PRESENT)
+		ctx->zero_pfn = pme & PM_PFN_MASK;
+	pr_debug("zero page pfn %#llx", (unsigned long long)ctx->zero_pfn);
+	return 0;
+}

@@ -1,0 +1,374 @@
+/*
+ * Freezing a task with ptrace, checking that we can dump it, and letting it
+ * go at the end: killed after a successful dump, or running (-R) or stopped
+ * (-s) again, with the registers it had.
+ *
+ * PTRACE_SEIZE does not stop the task; PTRACE_INTERRUPT does, and the task
+ * reports a PTRACE_EVENT_STOP.  A signal that arrives first shows up as a
+ * signal-delivery-stop: we pass the signal on and wait again.  A task that
+ * was already stopped (group-stop) reports an event stop carrying its stop
+ * signal; as CRIU does we resume it once so the pending interrupt traps it,
+ * and it stays in its group-stop for the kernel (detaching leaves it
+ * stopped again).
+ */
+#include <dirent.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/ptrace-inject.h"
+#include "dump/dump.h"
+
+#define SEIZE_TIMEOUT_MS	10000
+#define KILL_TIMEOUT_MS		10000
+
+/* State letter of /proc/PID/stat without going through dump_task_error(). */
+static char raw_state(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	return p && p[1] == ' ' ? p[2] : 0;
+}
+
+bool dump_task_exited(struct dump_task *t)
+{
+	int status;
+	char st;
+
+	if (t->exited)
+		return true;
+	if (t->seized) {
+		pid_t r = waitpid(t->pid, &status, WNOHANG | __WALL);
+
+		if (r == t->pid && (WIFEXITED(status) || WIFSIGNALED(status)))
+			return true;
+	}
+	if (kill(t->pid, 0) && errno == ESRCH)
+		return true;
+	st = raw_state(t->pid);
+	return st == 0 || st == 'Z' || st == 'X';
+}
+
+int dump_task_error(struct dump_task *t, int err, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list args;
+
+	if (t->exited)
+		return -ESRCH;
+	/*
+	 * ESRCH from ptrace or process_vm_readv on a task we hold frozen, or
+	 * ENOENT from its /proc directory, only happen when it was killed.
+	 */
+	if (err == -ESRCH || (err == -ENOENT && kill(t->pid, 0) && errno == ESRCH) ||
+	    dump_task_exited(t)) {
+		t->exited = true;
+		pr_err("task %d exited during dump", t->pid);
+		return -ESRCH;
+	}
+	va_start(args, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, args);
+	va_end(args);
+	pr_err("%s", msg);
+	return err < 0 ? err : -EIO;
+}
+
+/* Wait for the next stop of a seized task; an exit is reported as such. */
+static int seize_wait(struct dump_task *t, int *status)
+{
+	int ret = ptrace_wait_stop(t->pid, SEIZE_TIMEOUT_MS, status);
+
+	if (ret)
+		return ret;
+	if (WIFEXITED(*status) || WIFSIGNALED(*status)) {
+		t->exited = true;
+		pr_err("task %d exited during dump", t->pid);
+		return -ESRCH;
+	}
+	return 0;
+}
+
+static int check_seizable(struct dump_task *t)
+{
+	char buf[16384];
+	const char *v;
+	int ret;
+
+	if (kill(t->pid, 0) && errno == ESRCH) {
+		pr_err("no process with pid %d", t->pid);
+		return -ESRCH;
+	}
+	ret = dump_proc_read(t, "status", buf, sizeof(buf));
+	if (ret < 0) {
+		if (t->exited) {
+			/* gone between kill() and here: still "no process" to the user */
+			return -ESRCH;
+		}
+		return ret;
+	}
+	v = dump_status_field(buf, "Tgid");
+	if (v && atoi(v) != t->pid) {
+		pr_err("%d is a thread of process %d: dump the process", t->pid, atoi(v));
+		return -EINVAL;
+	}
+	v = dump_status_field(buf, "State");
+	if (v && (*v == 'Z' || *v == 'X')) {
+		pr_err("task %d is a zombie: nothing to dump", t->pid);
+		return -EINVAL;
+	}
+	v = dump_status_field(buf, "TracerPid");
+	if (v && atoi(v) != 0) {
+		pr_err("task %d is traced by %d: it can't be seized", t->pid, atoi(v));
+		return -EBUSY;
+	}
+	return 0;
+}
+
+int dump_seize(struct dump_task *t)
+{
+	int status, sig, ret;
+
+	ret = check_seizable(t);
+	if (ret)
+		return ret;
+
+	/* TRACESYSGOOD: syscall stops (injection) report SIGTRAP | 0x80 */
+	if (ptrace(PTRACE_SEIZE, t->pid, NULL, (void *)PTRACE_O_TRACESYSGOOD)) {
+		if (errno == ESRCH) {
+			pr_err("no process with pid %d", t->pid);
+			return -ESRCH;
+		}
+		pr_perror("can't seize task %d", t->pid);
+		return -errno;
+	}
+	t->seized = true;
+	if (ptrace(PTRACE_INTERRUPT, t->pid, NULL, NULL))
+		return dump_task_error(t, -errno, "can't interrupt task %d: %m", t->pid);
+
+	for (;;) {
+		ret = seize_wait(t, &status);
+		if (ret)
+			return ret;
+		if (!WIFSTOPPED(status)) {
+			pr_err("task %d: unexpected wait status %#x while freezing", t->pid, status);
+			return -EIO;
+		}
+		sig = WSTOPSIG(status);
+		if ((status >> 16) == PTRACE_EVENT_STOP)
+			break;
+		/* A signal-delivery-stop: the task takes its signal, then traps. */
+		pr_debug("task %d: passing signal %d on while freezing", t->pid, sig);
+		if (ptrace(PTRACE_CONT, t->pid, NULL, (void *)(long)sig))
+			return dump_task_error(t, -errno, "can't resume task %d: %m", t->pid);
+	}
+
+	if (sig == SIGTRAP) {
+		t->state = TASK_STATE_ALIVE;
+	} else {
+		/* In a group-stop: resume it into the pending interrupt trap. */
+		t->state = TASK_STATE_STOPPED;
+		t->stop_signo = sig;
+		if (ptrace(PTRACE_CONT, t->pid, NULL, NULL))
+			return dump_task_error(t, -errno, "can't resume task %d: %m", t->pid);
+		ret = seize_wait(t, &status);
+		if (ret)
+			return ret;
+		if (!WIFSTOPPED(status) || (status >> 16) != PTRACE_EVENT_STOP) {
+			pr_err("task %d did not trap after leaving its group-stop (status %#x)",
+			       t->pid, status);
+			return -EIO;
+		}
+	}
+
+	if (ptrace(PTRACE_GETREGS, t->pid, NULL, &t->regs))
+		return dump_task_error(t, -errno, "can't get the registers of task %d: %m", t->pid);
+	t->regs_valid = true;
+	pr_info("task %d frozen (%s%s)", t->pid,
+		t->state == TASK_STATE_ALIVE ? "was running" : "was stopped by signal ",
+		t->state == TASK_STATE_ALIVE ? "" : strsignal(t->stop_signo));
+	return 0;
+}
+
+/* Children of the task: /proc/PID/task/PID/children, or a scan of /proc. */
+static int count_children(struct dump_task *t, char *first, size_t size)
+{
+	char path[64], buf[256];
+	struct dirent *de;
+	FILE *f;
+	DIR *d;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", t->pid, t->pid);
+	f = fopen(path, "re");
+	if (f) {
+		int pid;
+
+		while (fscanf(f, "%d", &pid) == 1)
+			if (n++ == 0)
+				snprintf(first, size, "%d", pid);
+		fclose(f);
+		return n;
+	}
+	d = opendir("/proc");
+	if (!d)
+		return dump_task_error(t, -errno, "can't list /proc: %m");
+	while ((de = readdir(d))) {
+		int pid = atoi(de->d_name);
+		char *p;
+
+		if (pid <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+		f = fopen(path, "re");
+		if (!f)
+			continue;
+		if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')) &&
+		    atoi(p + 4) == t->pid && n++ == 0)
+			snprintf(first, size, "%d", pid);
+		fclose(f);
+	}
+	closedir(d);
+	return n;
+}
+
+static int check_pid_ns(struct dump_task *t)
+{
+	struct stat ours, theirs;
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/pid", t->pid);
+	if (stat(path, &theirs))
+		return dump_task_error(t, -errno, "can't stat %s: %m", path);
+	if (stat("/proc/self/ns/pid", &ours))
+		return 0;	/* no namespace support: nothing to compare */
+	if (ours.st_ino != theirs.st_ino) {
+		pr_err("task %d lives in another pid namespace: not supported yet", t->pid);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int dump_check_task(struct dump_ctx *ctx, struct dump_task *t)
+{
+	char status[16384], timers[4096], child[32] = "";
+	struct proc_stat st;
+	const char *v;
+	int ret, n;
+
+	ret = dump_proc_read(t, "status", status, sizeof(status));
+	if (ret < 0)
+		return ret;
+	v = dump_status_field(status, "Threads");
+	if (v && atoi(v) != 1) {
+		pr_err("task %d has %d threads; multi-threaded tasks are not supported yet",
+		       t->pid, atoi(v));
+		return -EOPNOTSUPP;
+	}
+	n = count_children(t, child, sizeof(child));
+	if (n < 0)
+		return n;
+	if (n) {
+		pr_err("task %d has %d child process%s (%s%s); process trees are not supported yet",
+		       t->pid, n, n > 1 ? "es" : "", child, n > 1 ? ", ..." : "");
+		return -EOPNOTSUPP;
+	}
+	v = dump_status_field(status, "Seccomp");
+	if (v && atoi(v) != 0) {
+		pr_err("task %d runs under seccomp (mode %d): not supported yet", t->pid, atoi(v));
+		return -EOPNOTSUPP;
+	}
+
+	ret = dump_proc_read(t, "timers", timers, sizeof(timers));
+	if (ret < 0)
+		return ret;
+	n = 0;
+	for (const char *p = timers; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+		if (!strncmp(p, "ID:", 3))
+			n++;
+	if (n) {
+		pr_err("task %d has %d POSIX timer%s (timer_create): not supported yet",
+		       t->pid, n, n > 1 ? "s" : "");
+		return -EOPNOTSUPP;
+	}
+
+	ret = check_pid_ns(t);
+	if (ret)
+		return ret;
+
+	ret = dump_proc_stat(t, &st);
+	if (ret)
+		return ret;
+	t->ppid = st.f[4];
+	t->pgid = st.f[5];
+	t->sid = st.f[6];
+	if (t->sid != t->pid && !ctx->o->shell_job) {
+		pr_err("the session leader %d of task %d is outside the dumped tree; "
+		       "use --shell-job", t->sid, t->pid);
+		return -EOPNOTSUPP;
+	}
+	pr_debug("task %d: ppid %d pgid %d sid %d", t->pid, t->ppid, t->pgid, t->sid);
+	return 0;
+}
+
+static void wait_killed(struct dump_task *t)
+{
+	struct timespec ts = { 0, 1000000 };
+	int status, waited = 0;
+
+	while (waited < KILL_TIMEOUT_MS) {
+		pid_t r = waitpid(t->pid, &status, WNOHANG | __WALL);
+
+		if (r < 0 || (r == t->pid && (WIFEXITED(status) || WIFSIGNALED(status))))
+			return;
+		nanosleep(&ts, NULL);
+		waited++;
+	}
+	pr_warn("task %d did not die within %d ms of SIGKILL", t->pid, KILL_TIMEOUT_MS);
+}
+
+void dump_release(struct dump_task *t, enum task_release_mode mode)
+{
+	if (!t->seized)
+		return;
+	t->seized = false;
+	if (t->exited) {
+		int status;
+
+		waitpid(t->pid, &status, WNOHANG | __WALL);
+		return;
+	}
+
+	if (mode == RELEASE_KILL) {
+		if (kill(t->pid, SIGKILL))
+			pr_perror("can't kill task %d", t->pid);
+		else
+			wait_killed(t);
+		pr_info("task %d killed", t->pid);
+		return;
+	}
+
+	if (t->regs_valid && ptrace(PTRACE_SETREGS, t->pid, NULL, &t->regs))
+		pr_perror("can't put back the registers of task %d", t->pid);
+	if (ptrace(PTRACE_DETACH, t->pid, NULL, (void *)(long)(mode == RELEASE_STOP ? SIGSTOP : 0)))
+		pr_perror("can't detach from task %d", t->pid);
+	else
+		pr_info("task %d left %s", t->pid, mode == RELEASE_STOP ? "stopped" : "running");
+}

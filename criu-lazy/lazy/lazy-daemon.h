@@ -1,0 +1,97 @@
+/*
+ * The lazy-pages daemon's state: one struct passed down, no globals.
+ *
+ * Each restored process is a lazy_task with its own userfaultfd and model.
+ * A task forked after restore gets a task of its own (its uffd comes with
+ * the FORK event) whose pages still come from the image of the process it
+ * descends from: its `owner`, which also holds the page source's state.
+ */
+#ifndef CRIU_LAZY_LAZY_DAEMON_H
+#define CRIU_LAZY_LAZY_DAEMON_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "lazy/lazy-model.h"
+#include "lazy/lazy-stats.h"
+#include "options.h"
+
+struct page_source;
+
+/* A span requested from the page source, not yet copied into the task. */
+struct lazy_req {
+	struct lazy_span span;
+	uint64_t t_ns;		/* when the fault was read (urgent requests) */
+	bool urgent;
+};
+
+struct lazy_task {
+	pid_t pid;			/* the image's pid (the owner's, for forks) */
+	int uffd;			/* -1 once closed */
+	bool gone;			/* exited, or everything delivered */
+	struct lazy_model model;
+	uint64_t nr_lazy_pages;		/* at start, for the statistics */
+
+	struct lazy_req *inflight;
+	size_t nr_inflight, cap_inflight;
+
+	uint64_t *deferred;		/* faults to serve again (EAGAIN) */
+	size_t nr_deferred, cap_deferred;
+
+	struct lazy_task *owner;	/* holds the image: self, or an ancestor */
+	void *src_priv;			/* page source state (owner only) */
+	uint64_t xfer_pages;		/* background chunk size, grows */
+	struct lazy_task *next;
+};
+
+struct lazy_daemon {
+	struct opts *o;
+	int dirfd;			/* images dir */
+	int epfd;
+	int conn_fd;			/* the restore's connection, -1 once closed */
+	int signal_fd;
+	bool restore_finished;
+	bool failed;
+
+	struct lazy_task *tasks;
+	struct lazy_task *bg_next;	/* round robin of background delivery */
+	struct page_source *src;
+	struct lazy_stats stats;
+};
+
+#define LAZY_FAULT_WINDOW_PAGES	16	/* 64 KiB aligned fault-around */
+#define LAZY_XFER_MIN_PAGES	16	/* background chunk: 64 KiB ... */
+#define LAZY_XFER_MAX_PAGES	1024	/* ... growing to 4 MiB */
+#define RESTORE_FINISHED_MAGIC	0x52535446u
+
+/* lazy-task.c */
+struct lazy_task *lazy_task_new(struct lazy_daemon *d, pid_t pid, int uffd, struct lazy_task *owner);
+int lazy_task_load_model(struct lazy_daemon *d, struct lazy_task *t);
+void lazy_task_close(struct lazy_daemon *d, struct lazy_task *t, const char *why);
+void lazy_task_free_all(struct lazy_daemon *d);
+bool lazy_task_done(const struct lazy_task *t);
+
+/* lazy-deliver.c: requests to the page source and copies into the task */
+int lazy_request(struct lazy_daemon *d, struct lazy_task *t, const struct lazy_span *span,
+		 bool urgent, uint64_t t_ns);
+int lazy_deliver(struct lazy_daemon *d, struct lazy_task *t, uint64_t img_start,
+		 uint64_t nr_pages, const void *data);
+void lazy_request_done(struct lazy_daemon *d, struct lazy_task *t, uint64_t img_start,
+		       uint64_t nr_pages);
+int lazy_background_step(struct lazy_daemon *d);
+/* events move or cut what is in flight (run-time addresses) */
+int lazy_inflight_drop(struct lazy_task *t, uint64_t start, uint64_t end);
+int lazy_inflight_remap(struct lazy_task *t, uint64_t from, uint64_t to, uint64_t len);
+
+/* lazy-events.c: what comes out of a uffd */
+int lazy_handle_uffd(struct lazy_daemon *d, struct lazy_task *t);
+int lazy_retry_deferred(struct lazy_daemon *d, struct lazy_task *t);
+
+
+/* lazy-poison.c: what the tasks get when pages can no longer arrive */
+void lazy_poison_all(struct lazy_daemon *d);
+
+uint64_t lazy_now_ns(void);
+
+#endif

@@ -1,0 +1,268 @@
+/*
+ * From a span taken out of a task's model to pages in the task: the
+ * request to the page source, the in-flight bookkeeping while it is out,
+ * and the UFFDIO_COPY when the data is here.
+ *
+ * In-flight requests are kept by run-time address (events move them) with
+ * their dump-time address (replies name it).  A reply may cover only part
+ * of a request; lazy_request_done() puts back in the model whatever of a
+ * request never arrived, so nothing is lost and nothing is copied twice.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define LOG_PREFIX "lazy-pages: "
+#include "common/log.h"
+#include "lazy/lazy-daemon.h"
+#include "lazy/page-source.h"
+#include "lazy/uffd.h"
+
+uint64_t lazy_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+static uint64_t span_img_end(const struct lazy_span *s)
+{
+	return s->img_start + s->nr_pages * LAZY_PAGE_SIZE;
+}
+
+static int inflight_add(struct lazy_task *t, const struct lazy_req *req)
+{
+	if (t->nr_inflight == t->cap_inflight) {
+		size_t cap = t->cap_inflight ? t->cap_inflight * 2 : 16;
+		struct lazy_req *grown = realloc(t->inflight, cap * sizeof(*grown));
+
+		if (!grown)
+			return -ENOMEM;
+		t->inflight = grown;
+		t->cap_inflight = cap;
+	}
+	t->inflight[t->nr_inflight++] = *req;
+	return 0;
+}
+
+static void inflight_remove(struct lazy_task *t, size_t i)
+{
+	t->inflight[i] = t->inflight[--t->nr_inflight];
+}
+
+/* The in-flight request holding dump-time page img, or -1. */
+static long inflight_find_img(const struct lazy_task *t, uint64_t img)
+{
+	for (size_t i = 0; i < t->nr_inflight; i++) {
+		const struct lazy_span *s = &t->inflight[i].span;
+
+		if (img >= s->img_start && img < span_img_end(s))
+			return i;
+	}
+	return -1;
+}
+
+/*
+ * Take [img, img_end) out of in-flight request i (it lies inside it): what
+ * is left on either side stays in flight as one or two requests.
+ */
+static int inflight_cut(struct lazy_task *t, size_t i, uint64_t img, uint64_t img_end)
+{
+	struct lazy_req req = t->inflight[i], right = req;
+	uint64_t end = span_img_end(&req.span);
+
+	inflight_remove(t, i);
+	if (img > req.span.img_start) {
+		req.span.nr_pages = (img - req.span.img_start) / LAZY_PAGE_SIZE;
+		if (inflight_add(t, &req))
+			return -ENOMEM;
+	}
+	if (img_end < end) {
+		right.span.start += img_end - right.span.img_start;
+		right.span.img_start = img_end;
+		right.span.nr_pages = (end - img_end) / LAZY_PAGE_SIZE;
+		if (inflight_add(t, &right))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Split in-flight request i at run-time address addr (strictly inside). */
+static int inflight_split(struct lazy_task *t, size_t i, uint64_t addr)
+{
+	struct lazy_req right = t->inflight[i];
+	uint64_t left_pages = (addr - right.span.start) / LAZY_PAGE_SIZE;
+
+	right.span.start = addr;
+	right.span.img_start += left_pages * LAZY_PAGE_SIZE;
+	right.span.nr_pages -= left_pages;
+	t->inflight[i].span.nr_pages = left_pages;
+	return inflight_add(t, &right);
+}
+
+static uint64_t span_end(const struct lazy_span *s)
+{
+	return s->start + s->nr_pages * LAZY_PAGE_SIZE;
+}
+
+int lazy_inflight_drop(struct lazy_task *t, uint64_t start, uint64_t end)
+{
+	size_t i = 0;
+
+	while (i < t->nr_inflight) {
+		struct lazy_span s = t->inflight[i].span;
+		uint64_t lo, hi;
+
+		if (s.start >= end || span_end(&s) <= start) {
+			i++;
+			continue;
+		}
+		lo = s.start > start ? s.start : start;
+		hi = span_end(&s) < end ? span_end(&s) : end;
+		/* entry i is replaced: look at it again */
+		if (inflight_cut(t, i, s.img_start + (lo - s.start), s.img_start + (hi - s.start)))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+int lazy_inflight_remap(struct lazy_task *t, uint64_t from, uint64_t to, uint64_t len)
+{
+	uint64_t end = from + len;
+
+	for (size_t i = 0; i < t->nr_inflight; i++) {
+		struct lazy_span *s = &t->inflight[i].span;
+
+		if (s->start < from && span_end(s) > from && inflight_split(t, i, from))
+			return -ENOMEM;
+	}
+	for (size_t i = 0; i < t->nr_inflight; i++) {
+		struct lazy_span *s = &t->inflight[i].span;
+
+		if (s->start < end && span_end(s) > end && inflight_split(t, i, end))
+			return -ENOMEM;
+	}
+	for (size_t i = 0; i < t->nr_inflight; i++) {
+		struct lazy_span *s = &t->inflight[i].span;
+
+		if (s->start >= from && span_end(s) <= end)
+			s->start = s->start - from + to;
+	}
+	return 0;
+}
+
+int lazy_request(struct lazy_daemon *d, struct lazy_task *t, const struct lazy_span *span,
+		 bool urgent, uint64_t t_ns)
+{
+	struct lazy_req req = { .span = *span, .t_ns = t_ns, .urgent = urgent };
+	int ret;
+
+	ret = inflight_add(t, &req);
+	if (ret) {
+		lazy_model_put_back(&t->model, span);
+		return ret;
+	}
+	return d->src->ops->request(d->src, t, span, urgent);
+}
+
+int lazy_deliver(struct lazy_daemon *d, struct lazy_task *t, uint64_t img_start,
+		 uint64_t nr_pages, const void *data)
+{
+	struct lazy_req req;
+	uint64_t len = nr_pages * LAZY_PAGE_SIZE, dst, done = 0;
+	long i = inflight_find_img(t, img_start);
+	int ret;
+
+	/* unmapped meanwhile, or the task is gone: the data has no place to go */
+	if (i < 0 || t->gone)
+		return 0;
+	req = t->inflight[i];
+	if (img_start + len > span_img_end(&req.span))
+		len = span_img_end(&req.span) - img_start;
+	dst = req.span.start + (img_start - req.span.img_start);
+
+	ret = uffd_copy(t->uffd, dst, data, len, &done);
+	if (ret < 0)
+		return ret;
+	done &= ~(LAZY_PAGE_SIZE - 1);
+
+	if (done) {
+		if (req.urgent) {
+			d->stats.pages_fault += done / LAZY_PAGE_SIZE;
+			lazy_stats_fault_latency(&d->stats, lazy_now_ns() - req.t_ns);
+		} else {
+			d->stats.pages_background += done / LAZY_PAGE_SIZE;
+		}
+		d->stats.bytes += done;
+		if (inflight_cut(t, i, img_start, img_start + done))
+			return -ENOMEM;
+	}
+
+	switch (ret) {
+	case UFFD_DONE:
+	case UFFD_RETRY:	/* lazy_request_done() puts the rest back */
+		break;
+	case UFFD_GONE_RANGE:
+		/* unmapped under us: the UNMAP event drops it from the model */
+		i = inflight_find_img(t, img_start + done);
+		if (i >= 0 && inflight_cut(t, i, img_start + done, img_start + len))
+			return -ENOMEM;
+		d->stats.pages_dropped += (len - done) / LAZY_PAGE_SIZE;
+		break;
+	case UFFD_GONE_TASK:
+		lazy_task_close(d, t, "exited");
+		break;
+	}
+	if (ret == UFFD_RETRY && req.urgent)
+		return -EAGAIN;
+	return 0;
+}
+
+void lazy_request_done(struct lazy_daemon *d, struct lazy_task *t, uint64_t img_start,
+		       uint64_t nr_pages)
+{
+	uint64_t img_end = img_start + nr_pages * LAZY_PAGE_SIZE;
+	size_t i = 0;
+
+	/* whatever of this request is still in flight never arrived */
+	while (i < t->nr_inflight) {
+		struct lazy_span s = t->inflight[i].span;
+
+		if (s.img_start >= img_start && span_img_end(&s) <= img_end) {
+			if (!t->gone)
+				lazy_model_put_back(&t->model, &s);
+			inflight_remove(t, i);
+			continue;
+		}
+		i++;
+	}
+}
+
+/*
+ * One chunk of background delivery for the next task that has something
+ * left and room for a request; the chunk grows while nothing interrupts it.
+ */
+int lazy_background_step(struct lazy_daemon *d)
+{
+	struct lazy_task *t = d->bg_next ? d->bg_next : d->tasks;
+	struct lazy_task *first = t;
+
+	if (!t)
+		return 0;
+	do {
+		struct lazy_task *next = t->next ? t->next : d->tasks;
+		struct lazy_span span;
+
+		if (!t->gone && t->model.nr_pending &&
+		    d->src->ops->can_prefetch(d->src, t) &&
+		    lazy_model_take_next(&t->model, t->xfer_pages, &span)) {
+			d->bg_next = next;
+			if (t->xfer_pages < LAZY_XFER_MAX_PAGES)
+				t->xfer_pages *= 2;
+			return lazy_request(d, t, &span, false, 0) ?: 1;
+		}
+		t = next;
+	} while (t != first);
+	return 0;
+}

@@ -1,0 +1,219 @@
+/*
+ * What comes out of a task's userfaultfd.
+ *
+ * Every queued message is read before any fault is served: while an event
+ * (REMOVE, REMAP, UNMAP, FORK) is pending the copy ioctls fail with EAGAIN,
+ * and a fault read before a REMAP may name an address that has moved.  So a
+ * batch is: read all, apply the events in order, then serve the faults.  A
+ * fault whose copy still gets EAGAIN is deferred and served after the next
+ * batch of events.
+ */
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#define LOG_PREFIX "lazy-pages: "
+#include "common/log.h"
+#include "lazy/lazy-daemon.h"
+#include "lazy/page-source.h"
+#include "lazy/uffd.h"
+
+#define MSG_BATCH 64
+
+static int defer_fault(struct lazy_task *t, uint64_t addr)
+{
+	if (t->nr_deferred == t->cap_deferred) {
+		size_t cap = t->cap_deferred ? t->cap_deferred * 2 : 16;
+		uint64_t *grown = realloc(t->deferred, cap * sizeof(*grown));
+
+		if (!grown)
+			return -ENOMEM;
+		t->deferred = grown;
+		t->cap_deferred = cap;
+	}
+	t->deferred[t->nr_deferred++] = addr;
+	return 0;
+}
+
+static bool in_flight(const struct lazy_task *t, uint64_t addr)
+{
+	for (size_t i = 0; i < t->nr_inflight; i++) {
+		const struct lazy_span *s = &t->inflight[i].span;
+
+		if (addr >= s->start && addr < s->start + s->nr_pages * LAZY_PAGE_SIZE)
+			return true;
+	}
+	return false;
+}
+
+static int serve_fault(struct lazy_daemon *d, struct lazy_task *t, uint64_t addr, uint64_t t_ns)
+{
+	struct lazy_span span;
+	int ret;
+
+	addr &= ~(LAZY_PAGE_SIZE - 1);
+	if (t->gone)
+		return 0;
+	/* a request for this page is out: its copy will wake the thread */
+	if (in_flight(t, addr))
+		return 0;
+
+	if (lazy_model_take_fault(&t->model, addr, LAZY_FAULT_WINDOW_PAGES, &span)) {
+		t->xfer_pages = LAZY_XFER_MIN_PAGES;	/* the task is busy: small chunks */
+		ret = lazy_request(d, t, &span, true, t_ns);
+		if (ret == -EAGAIN)
+			return defer_fault(t, addr);
+		return ret;
+	}
+
+	/* outside the model: never dumped, or discarded since */
+	ret = uffd_zeropage(t->uffd, addr, LAZY_PAGE_SIZE);
+	switch (ret) {
+	case UFFD_DONE:
+		d->stats.pages_zero++;
+		return 0;
+	case UFFD_RETRY:
+		return defer_fault(t, addr);
+	case UFFD_GONE_RANGE:
+		/* the VMA went away: let the thread retry and see what is there now */
+		uffd_wake(t->uffd, addr, LAZY_PAGE_SIZE);
+		return 0;
+	case UFFD_GONE_TASK:
+		lazy_task_close(d, t, "exited");
+		return 0;
+	default:
+		return ret;
+	}
+}
+
+int lazy_retry_deferred(struct lazy_daemon *d, struct lazy_task *t)
+{
+	size_t n = t->nr_deferred;
+	uint64_t *addrs = t->deferred;
+	int ret = 0;
+
+	if (!n)
+		return 0;
+	t->deferred = NULL;
+	t->nr_deferred = t->cap_deferred = 0;
+	for (size_t i = 0; i < n && !ret; i++)
+		ret = serve_fault(d, t, addrs[i], lazy_now_ns());
+	free(addrs);
+	return ret;
+}
+
+static int on_fork(struct lazy_daemon *d, struct lazy_task *parent, int child_uffd)
+{
+	struct lazy_task *child;
+	struct epoll_event ev = { .events = EPOLLIN };
+	int ret;
+
+	child = lazy_task_new(d, parent->pid, child_uffd, parent->owner);
+	if (!child) {
+		close(child_uffd);
+		return -ENOMEM;
+	}
+	ret = lazy_model_clone(&child->model, &parent->model);
+	if (ret)
+		return ret;
+	/* what the parent still waits for, the child must get too */
+	for (size_t i = 0; i < parent->nr_inflight; i++)
+		lazy_model_put_back(&child->model, &parent->inflight[i].span);
+	child->nr_lazy_pages = 0;
+
+	ev.data.ptr = child;
+	if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, child_uffd, &ev)) {
+		pr_perror("watch the uffd of a child of task %d", parent->pid);
+		return -errno;
+	}
+	pr_info("task %d forked: new uffd %d, %llu pages still lazy", parent->pid, child_uffd,
+		(unsigned long long)child->model.nr_pending);
+	return 0;
+}
+
+static int on_remove(struct lazy_daemon *d, struct lazy_task *t, uint64_t start, uint64_t end)
+{
+	int ret = uffd_unregister(t->uffd, start, end - start);
+
+	if (ret == UFFD_GONE_TASK) {
+		lazy_task_close(d, t, "exited");
+		return 0;
+	}
+	if (ret < 0)
+		return ret;
+	d->stats.pages_dropped += t->model.nr_pending;
+	lazy_model_drop(&t->model, start, end);
+	d->stats.pages_dropped -= t->model.nr_pending;
+	return lazy_inflight_drop(t, start, end);
+}
+
+static int on_unmap(struct lazy_daemon *d, struct lazy_task *t, uint64_t start, uint64_t end)
+{
+	d->stats.pages_dropped += t->model.nr_pending;
+	lazy_model_drop(&t->model, start, end);
+	d->stats.pages_dropped -= t->model.nr_pending;
+	return lazy_inflight_drop(t, start, end);
+}
+
+static int on_remap(struct lazy_task *t, uint64_t from, uint64_t to, uint64_t len)
+{
+	int ret = lazy_inflight_remap(t, from, to, len);
+
+	return ret ?: lazy_model_remap(&t->model, from, to, len);
+}
+
+static int apply_event(struct lazy_daemon *d, struct lazy_task *t, const struct uffd_msg *m)
+{
+	switch (m->event) {
+	case UFFD_EVENT_FORK:
+		return on_fork(d, t, m->arg.fork.ufd);
+	case UFFD_EVENT_REMAP:
+		pr_debug("task %d: remap 0x%llx -> 0x%llx (%llu bytes)", t->pid,
+			 (unsigned long long)m->arg.remap.from, (unsigned long long)m->arg.remap.to,
+			 (unsigned long long)m->arg.remap.len);
+		return on_remap(t, m->arg.remap.from, m->arg.remap.to, m->arg.remap.len);
+	case UFFD_EVENT_REMOVE:
+		pr_debug("task %d: remove 0x%llx-0x%llx", t->pid,
+			 (unsigned long long)m->arg.remove.start, (unsigned long long)m->arg.remove.end);
+		return on_remove(d, t, m->arg.remove.start, m->arg.remove.end);
+	case UFFD_EVENT_UNMAP:
+		pr_debug("task %d: unmap 0x%llx-0x%llx", t->pid,
+			 (unsigned long long)m->arg.remove.start, (unsigned long long)m->arg.remove.end);
+		return on_unmap(d, t, m->arg.remove.start, m->arg.remove.end);
+	default:
+		pr_err("task %d: unexpected userfaultfd event 0x%x", t->pid, m->event);
+		return -EINVAL;
+	}
+}
+
+int lazy_handle_uffd(struct lazy_daemon *d, struct lazy_task *t)
+{
+	struct uffd_msg msgs[MSG_BATCH];
+	uint64_t faults[MSG_BATCH * 4];
+	size_t nr_faults = 0;
+	uint64_t t_ns;
+	int n, ret = 0;
+
+	/* all queued messages first (bounded, the rest comes next round) */
+	do {
+		n = uffd_read_msgs(t->uffd, msgs, MSG_BATCH);
+		if (n < 0)
+			return n;
+		for (int i = 0; i < n && !ret; i++) {
+			if (msgs[i].event == UFFD_EVENT_PAGEFAULT)
+				faults[nr_faults++] = msgs[i].arg.pagefault.address;
+			else
+				ret = apply_event(d, t, &msgs[i]);
+		}
+		if (ret)
+			return ret;
+	} while (n == MSG_BATCH && nr_faults + MSG_BATCH <= sizeof(faults) / sizeof(faults[0]) &&
+		 !t->gone);
+
+	t_ns = lazy_now_ns();
+	d->stats.faults += nr_faults;
+	ret = lazy_retry_deferred(d, t);
+	for (size_t i = 0; i < nr_faults && !ret; i++)
+		ret = serve_fault(d, t, faults[i], t_ns);
+	return ret;
+}

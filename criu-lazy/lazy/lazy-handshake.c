@@ -1,0 +1,178 @@
+/*
+ * The restore side's half of the lazy-pages socket (CRIU's protocol, so
+ * either side can be CRIU's): one connection; per process of the tree an
+ * int32 pid, then the process's userfaultfd as SCM_RIGHTS with a one-byte
+ * payload (a zombie sends -pid and no fd); at the end the 32-bit word
+ * "restore finished".  Nothing flows back.
+ */
+#include <poll.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define LOG_PREFIX "lazy-pages: "
+#include "common/log.h"
+#include "lazy/lazy-daemon.h"
+#include "lazy/lazy-handshake.h"
+#include "lazy/page-source.h"
+
+#define HANDSHAKE_TIMEOUT_MS 120000
+
+static int wait_readable(int fd, const char *what)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	int ret = poll(&p, 1, HANDSHAKE_TIMEOUT_MS);
+
+	if (ret < 0) {
+		pr_perror("wait for %s", what);
+		return -errno;
+	}
+	if (!ret) {
+		pr_err("no %s within %d s", what, HANDSHAKE_TIMEOUT_MS / 1000);
+		return -ETIMEDOUT;
+	}
+	return 0;
+}
+
+static int recv_pid(int conn, int32_t *pid)
+{
+	ssize_t n;
+	int ret = wait_readable(conn, "task from the restore");
+
+	if (ret)
+		return ret;
+	n = recv(conn, pid, sizeof(*pid), MSG_WAITALL);
+	if (n < 0) {
+		pr_perror("receive a pid from the restore");
+		return -errno;
+	}
+	if (n != sizeof(*pid)) {
+		pr_err("restorer unexpectedly closed the connection");
+		return -ECONNRESET;
+	}
+	return 0;
+}
+
+static int recv_uffd(int conn, int32_t pid, int *uffd)
+{
+	char byte, control[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { &byte, 1 };
+	struct msghdr msg = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = control, .msg_controllen = sizeof(control),
+	};
+	struct cmsghdr *cmsg;
+	ssize_t n;
+	int ret = wait_readable(conn, "userfaultfd from the restore");
+
+	if (ret)
+		return ret;
+	n = recvmsg(conn, &msg, MSG_CMSG_CLOEXEC);
+	if (n < 0) {
+		pr_perror("receive the userfaultfd of task %d", pid);
+		return -errno;
+	}
+	cmsg = CMSG_FIRSTHDR(&msg);
+	if (n != 1 || !cmsg || cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS ||
+	    cmsg->cmsg_len != CMSG_LEN(sizeof(int))) {
+		pr_err("task %d: the restore sent no userfaultfd", pid);
+		return -EBADMSG;
+	}
+	memcpy(uffd, CMSG_DATA(cmsg), sizeof(int));
+	return 0;
+}
+
+static bool pid_expected(const struct lazy_tree *tree, int32_t pid)
+{
+	for (size_t i = 0; i < tree->nr_pids; i++)
+		if (tree->pids[i] == (pid_t)pid)
+			return true;
+	return false;
+}
+
+static bool pid_seen(const struct lazy_daemon *d, int32_t pid)
+{
+	for (const struct lazy_task *t = d->tasks; t; t = t->next)
+		if (t->pid == pid)
+			return true;
+	return false;
+}
+
+int lazy_accept_tasks(struct lazy_daemon *d, const struct lazy_tree *tree, int listen_fd)
+{
+	int ret;
+
+	ret = wait_readable(listen_fd, "restore connecting");
+	if (ret)
+		return ret;
+	d->conn_fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	if (d->conn_fd < 0) {
+		pr_perror("accept the restore's connection");
+		return -errno;
+	}
+
+	for (size_t i = 0; i < tree->nr_pids; i++) {
+		struct lazy_task *t;
+		int32_t pid;
+		int uffd = -1;
+
+		ret = recv_pid(d->conn_fd, &pid);
+		if (ret)
+			return ret;
+		if (pid < 0) {
+			pr_info("task %d is a zombie: nothing to serve", -pid);
+			continue;
+		}
+		if (!pid_expected(tree, pid) || pid_seen(d, pid)) {
+			pr_err("the restore sent pid %d, which is not a process of pstree.img "
+			       "or came twice", pid);
+			return -EBADMSG;
+		}
+		ret = recv_uffd(d->conn_fd, pid, &uffd);
+		if (ret)
+			return ret;
+		t = lazy_task_new(d, pid, uffd, NULL);
+		if (!t) {
+			close(uffd);
+			return -ENOMEM;
+		}
+		ret = lazy_task_load_model(d, t);
+		if (!ret)
+			ret = d->src->ops->attach(d->src, t);
+		if (ret)
+			return ret;
+		pr_info("task %d: got uffd %d", pid, uffd);
+	}
+	return 0;
+}
+
+int lazy_read_restore_word(struct lazy_daemon *d)
+{
+	uint32_t word;
+	ssize_t n = recv(d->conn_fd, &word, sizeof(word), MSG_DONTWAIT);
+
+	if (n < 0 && errno == EAGAIN)
+		return 0;
+	if (n < 0) {
+		pr_perror("read from the restore");
+		return -errno;
+	}
+	if (n == 0) {
+		if (!d->restore_finished) {
+			pr_err("restorer unexpectedly closed the connection before the restore finished");
+			return -ECONNRESET;
+		}
+		/* normal end: the restore is done with us (close drops it from epoll) */
+		close(d->conn_fd);
+		d->conn_fd = -1;
+		return 0;
+	}
+	if (n != sizeof(word) || word != RESTORE_FINISHED_MAGIC || d->restore_finished) {
+		pr_err("unexpected data from the restore (%zd bytes, 0x%x)", n, n >= 4 ? word : 0);
+		return -EBADMSG;
+	}
+	d->restore_finished = true;
+	pr_info("restore finished");
+	return 0;
+}

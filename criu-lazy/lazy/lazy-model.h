@@ -1,0 +1,87 @@
+/*
+ * The lazy model of one task: which pages are still to be delivered, and
+ * where their data was at dump time.
+ *
+ * A task's lazy memory is a handful of regions (one per lazy VMA, split
+ * only by mremap), each with a bitmap of its pages still to deliver.  A
+ * fault is a binary search over the regions plus a look at a few bits, so
+ * its cost does not grow with how fragmented delivery has made the model
+ * (a range list that splits on every fault would).  Background delivery
+ * walks the bitmaps with a cursor.
+ *
+ * Addresses: start/end are where the region is now in the task (they move
+ * with mremap); img_start is where it was at dump time, the address the
+ * page source knows.
+ */
+#ifndef CRIU_LAZY_LAZY_MODEL_H
+#define CRIU_LAZY_LAZY_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define LAZY_PAGE_SIZE 4096ULL
+
+struct lazy_region {
+	uint64_t start, end;	/* run-time [start, end), page aligned */
+	uint64_t img_start;	/* dump-time address of start */
+	uint64_t *pending;	/* bit i: page start + i*4096 still to deliver */
+	uint64_t nr_pending;
+};
+
+struct lazy_model {
+	struct lazy_region *regions;	/* sorted by start, never overlapping */
+	size_t nr_regions;
+	uint64_t nr_pending;		/* sum over regions */
+	/* background cursor: next page to look at */
+	size_t cursor_region;
+	uint64_t cursor_page;
+};
+
+/* A run of pages taken out of the model, to be copied in one go. */
+struct lazy_span {
+	uint64_t start;		/* run-time address */
+	uint64_t img_start;	/* dump-time address */
+	uint64_t nr_pages;
+};
+
+void lazy_model_init(struct lazy_model *m);
+void lazy_model_free(struct lazy_model *m);
+
+/* Add a region [start, end) with nothing pending yet (regions must be added
+ * in ascending order and not overlap). */
+int lazy_model_add_region(struct lazy_model *m, uint64_t start, uint64_t end, uint64_t img_start);
+
+/* Mark [start, start + nr_pages*4096) pending; must lie inside regions. */
+void lazy_model_mark_pending(struct lazy_model *m, uint64_t start, uint64_t nr_pages);
+
+/* Is the page at run-time addr still to be delivered? */
+bool lazy_model_is_pending(const struct lazy_model *m, uint64_t addr);
+
+/*
+ * Fault: take the page at addr (rounded down) and its pending neighbours
+ * inside the aligned window of window_pages pages around it, as one
+ * contiguous span.  Returns true and fills *span if the page was pending.
+ */
+bool lazy_model_take_fault(struct lazy_model *m, uint64_t addr, uint64_t window_pages,
+			   struct lazy_span *span);
+
+/* Background: take the next contiguous pending run, at most max_pages. */
+bool lazy_model_take_next(struct lazy_model *m, uint64_t max_pages, struct lazy_span *span);
+
+/* Give a span back (its copy could not be done now and will be retried). */
+void lazy_model_put_back(struct lazy_model *m, const struct lazy_span *span);
+
+/* REMOVE / UNMAP: nothing in [start, end) is to be delivered any more. */
+void lazy_model_drop(struct lazy_model *m, uint64_t start, uint64_t end);
+
+/* REMAP: what was at [from, from+len) is now at [to, to+len). */
+int lazy_model_remap(struct lazy_model *m, uint64_t from, uint64_t to, uint64_t len);
+
+/* FORK: dst becomes a deep copy of src. */
+int lazy_model_clone(struct lazy_model *dst, const struct lazy_model *src);
+
+/* An address inside no region (for probes that must not touch lazy memory). */
+uint64_t lazy_model_free_address(const struct lazy_model *m);
+
+#endif

@@ -1,0 +1,363 @@
+/*
+ * criu-lazy lazy-pages: the daemon that delivers the memory of lazily
+ * restored tasks.
+ *
+ * It reads the tree from the images, listens on DIR/lazy-pages.socket,
+ * takes one userfaultfd per process from the restore, and then runs one
+ * epoll loop: faults and events of every uffd, the restore's connection,
+ * the page source, and signals.  Faults are always served first; between
+ * them, once the restore has finished, the rest of the memory is delivered
+ * in the background in growing chunks.  When no task has anything left it
+ * prints its statistics and exits 0.
+ */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/file.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define LOG_PREFIX "lazy-pages: "
+#include "common/log.h"
+#include "images/image.h"
+#include "inventory.pb-c.h"
+#include "lazy/lazy-daemon.h"
+#include "lazy/lazy-handshake.h"
+#include "lazy/page-source.h"
+#include "lazy/uffd.h"
+#include "pstree.pb-c.h"
+
+#define LIVENESS_PROBE_MS 100
+
+static int read_tree(int dirfd, struct lazy_tree *tree)
+{
+	InventoryEntry *inv;
+	struct cr_img *img;
+	PstreeEntry *e;
+	int ret;
+
+	ret = img_read_one(dirfd, IMG_INVENTORY, 0, &inventory_entry__descriptor,
+			   (ProtobufCMessage **)&inv);
+	if (ret)
+		return ret;
+	if (inv->img_version != 1 && inv->img_version != 2) {
+		pr_err("inventory.img: image version %u is not supported", inv->img_version);
+		inventory_entry__free_unpacked(inv, NULL);
+		return -EINVAL;
+	}
+	inventory_entry__free_unpacked(inv, NULL);
+
+	ret = img_open(dirfd, IMG_PSTREE, 0, O_RDONLY, &img);
+	if (ret) {
+		if (ret == -ENOENT)
+			pr_err("pstree.img: No such file or directory");
+		return ret;
+	}
+	memset(tree, 0, sizeof(*tree));
+	while ((ret = img_read_entry(img, &pstree_entry__descriptor, (ProtobufCMessage **)&e)) == 1) {
+		pid_t *grown = realloc(tree->pids, (tree->nr_pids + 1) * sizeof(pid_t));
+
+		if (!grown) {
+			pstree_entry__free_unpacked(e, NULL);
+			ret = -ENOMEM;
+			break;
+		}
+		tree->pids = grown;
+		tree->pids[tree->nr_pids++] = e->pid;
+		pstree_entry__free_unpacked(e, NULL);
+	}
+	img_close(img);
+	if (!ret && !tree->nr_pids) {
+		pr_err("pstree.img: no processes");
+		ret = -EINVAL;
+	}
+	return ret < 0 ? ret : 0;
+}
+
+/* One daemon per directory: a second one would steal the socket. */
+static int lock_work_dir(const char *dir, int *lock_fd)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0) {
+		pr_perror("%s", dir);
+		return -errno;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		if (errno == EWOULDBLOCK)
+			pr_err("another lazy-pages daemon is already serving %s", dir);
+		else
+			pr_perror("lock %s", dir);
+		close(fd);
+		return -EBUSY;
+	}
+	*lock_fd = fd;
+	return 0;
+}
+
+static int listen_socket(const char *dir, char *path, size_t path_len, int *out)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	int fd;
+
+	snprintf(path, path_len, "%s/%s", dir, LAZY_SOCKET_NAME);
+	if (strlen(path) >= sizeof(addr.sun_path)) {
+		pr_err("%s: path too long for a unix socket", path);
+		return -ENAMETOOLONG;
+	}
+	strcpy(addr.sun_path, path);
+
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		pr_perror("create the lazy-pages socket");
+		return -errno;
+	}
+	unlink(path);
+	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) || listen(fd, 10)) {
+		pr_perror("listen on %s", path);
+		close(fd);
+		return -errno;
+	}
+	*out = fd;
+	return 0;
+}
+
+static int watch(struct lazy_daemon *d, int fd, void *tag)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = tag };
+
+	if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev)) {
+		pr_perror("epoll add fd %d", fd);
+		return -errno;
+	}
+	return 0;
+}
+
+static int setup_epoll(struct lazy_daemon *d)
+{
+	sigset_t mask;
+	int ret;
+
+	d->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (d->epfd < 0) {
+		pr_perror("epoll_create");
+		return -errno;
+	}
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	d->signal_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (d->signal_fd < 0) {
+		pr_perror("signalfd");
+		return -errno;
+	}
+	ret = watch(d, d->signal_fd, &d->signal_fd);
+	if (!ret)
+		ret = watch(d, d->conn_fd, &d->conn_fd);
+	if (!ret && d->src->ops->watch)
+		ret = d->src->ops->watch(d->src);
+	for (struct lazy_task *t = d->tasks; t && !ret; t = t->next)
+		ret = watch(d, t->uffd, t);
+	return ret;
+}
+
+static bool all_done(struct lazy_daemon *d)
+{
+	if (!d->restore_finished)
+		return false;
+	for (struct lazy_task *t = d->tasks; t; t = t->next)
+		if (!lazy_task_done(t))
+			return false;
+	return true;
+}
+
+static bool background_wanted(struct lazy_daemon *d)
+{
+	if (!d->restore_finished || d->o->no_background)
+		return false;
+	for (struct lazy_task *t = d->tasks; t; t = t->next)
+		if (!t->gone && t->model.nr_pending && d->src->ops->can_prefetch(d->src, t))
+			return true;
+	return false;
+}
+
+/* Tasks that exited without our noticing (no copy failed with ESRCH). */
+static void probe_liveness(struct lazy_daemon *d)
+{
+	for (struct lazy_task *t = d->tasks; t; t = t->next)
+		if (!t->gone && !uffd_task_alive(t->uffd, lazy_model_free_address(&t->model)))
+			lazy_task_close(d, t, "exited");
+}
+
+static int on_signal(struct lazy_daemon *d)
+{
+	struct signalfd_siginfo si;
+
+	if (read(d->signal_fd, &si, sizeof(si)) != sizeof(si))
+		return 0;
+	pr_err("stopped by signal %u (%s) before every page was delivered",
+	       si.ssi_signo, strsignal(si.ssi_signo));
+	return -EINTR;
+}
+
+static int dispatch(struct lazy_daemon *d, void *tag)
+{
+	if (tag == &d->conn_fd)
+		return lazy_read_restore_word(d);
+	if (tag == &d->signal_fd)
+		return on_signal(d);
+	if (tag == d->src)
+		return d->src->ops->on_ready(d->src);
+	if (((struct lazy_task *)tag)->gone)
+		return 0;
+	return lazy_handle_uffd(d, tag);
+}
+
+static int run_loop(struct lazy_daemon *d)
+{
+	struct epoll_event evs[32];
+	uint64_t last_probe = lazy_now_ns();
+
+	while (!all_done(d)) {
+		bool background = background_wanted(d);
+		int timeout = background ? 0 : d->restore_finished ? LIVENESS_PROBE_MS : -1;
+		int n = epoll_wait(d->epfd, evs, 32, timeout);
+		int ret = 0;
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			pr_perror("epoll_wait");
+			return -errno;
+		}
+		for (int i = 0; i < n && !ret; i++)
+			ret = dispatch(d, evs[i].data.ptr);
+		for (struct lazy_task *t = d->tasks; t && !ret; t = t->next)
+			if (!t->gone && t->nr_deferred)
+				ret = lazy_retry_deferred(d, t);
+		if (!ret && !n && background)
+			ret = lazy_background_step(d);
+		if (ret < 0)
+			return ret;
+
+		if (d->restore_finished) {
+			if (lazy_now_ns() - last_probe > LIVENESS_PROBE_MS * 1000000ULL) {
+				probe_liveness(d);
+				last_probe = lazy_now_ns();
+			}
+			for (struct lazy_task *t = d->tasks; t; t = t->next)
+				if (!t->gone && lazy_task_done(t))
+					lazy_task_close(d, t, "has all its pages");
+		}
+	}
+	return 0;
+}
+
+/* Readiness for whoever started us: one zero byte, as CRIU does. */
+static void signal_ready(struct opts *o)
+{
+	char zero = 0;
+
+	if (o->status_fd < 0)
+		return;
+	if (write(o->status_fd, &zero, 1) != 1)
+		pr_warn("cannot write to the status fd %d: %m", o->status_fd);
+	close(o->status_fd);
+}
+
+int cr_lazy_pages(struct opts *o)
+{
+	struct lazy_daemon d = { .o = o, .dirfd = -1, .epfd = -1, .conn_fd = -1, .signal_fd = -1 };
+	struct lazy_tree tree = { 0 };
+	char sock_path[PATH_MAX];
+	int listen_fd = -1, lock_fd = -1, ret;
+
+	if (o->page_server && (!o->address || !o->port)) {
+		pr_err("--page-server needs the server's --address and --port");
+		return -EINVAL;
+	}
+	d.dirfd = open(o->images_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (d.dirfd < 0) {
+		pr_perror("%s", o->images_dir);
+		return -errno;
+	}
+	ret = read_tree(d.dirfd, &tree);
+	if (ret)
+		goto out;
+	ret = lock_work_dir(o->work_dir, &lock_fd);
+	if (ret)
+		goto out;
+	if (o->page_server) {
+		ret = page_source_remote_new(&d, o->address, o->port, &d.src);
+		if (ret)
+			goto out;
+	} else {
+		d.src = page_source_local_new(&d);
+		if (!d.src) {
+			ret = -ENOMEM;
+			goto out;
+		}
+	}
+	ret = listen_socket(o->work_dir, sock_path, sizeof(sock_path), &listen_fd);
+	if (ret)
+		goto out;
+
+	if (o->daemon_mode) {
+		pid_t pid = fork();
+
+		if (pid < 0) {
+			pr_perror("fork to the background");
+			ret = -errno;
+			goto out;
+		}
+		if (pid > 0)
+			_exit(0);
+		setsid();
+	}
+	signal_ready(o);
+	pr_info("listening on %s for %zu task(s)", sock_path, tree.nr_pids);
+
+	d.stats.start_ns = lazy_now_ns();
+	ret = lazy_accept_tasks(&d, &tree, listen_fd);
+	close(listen_fd);
+	listen_fd = -1;
+	unlink(sock_path);
+	if (!ret)
+		ret = setup_epoll(&d);
+	if (!ret)
+		ret = run_loop(&d);
+	d.stats.end_ns = lazy_now_ns();
+
+	if (ret)
+		lazy_poison_all(&d);
+	else
+		lazy_stats_report(&d.stats, d.dirfd);
+out:
+	d.failed = ret != 0;	/* the source must not end its session as if all went well */
+	if (listen_fd >= 0) {
+		close(listen_fd);
+		unlink(sock_path);
+	}
+	if (d.src)
+		d.src->ops->finish(d.src);
+	lazy_task_free_all(&d);
+	lazy_stats_free(&d.stats);
+	free(tree.pids);
+	if (d.conn_fd >= 0)
+		close(d.conn_fd);
+	if (d.signal_fd >= 0)
+		close(d.signal_fd);
+	if (d.epfd >= 0)
+		close(d.epfd);
+	if (lock_fd >= 0)
+		close(lock_fd);
+	close(d.dirfd);
+	return ret;
+}

@@ -1,0 +1,84 @@
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define LOG_PREFIX "lazy-pages: "
+#include "common/log.h"
+#include "lazy/lazy-stats.h"
+
+void lazy_stats_fault_latency(struct lazy_stats *s, uint64_t ns)
+{
+	if (s->nr_latency == s->cap_latency) {
+		size_t cap = s->cap_latency ? s->cap_latency * 2 : 4096;
+		uint32_t *grown = realloc(s->latency_ns, cap * sizeof(*grown));
+
+		if (!grown)
+			return;	/* the statistics lose a sample, nothing else */
+		s->latency_ns = grown;
+		s->cap_latency = cap;
+	}
+	s->latency_ns[s->nr_latency++] = ns > UINT32_MAX ? UINT32_MAX : ns;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double percentile_us(const struct lazy_stats *s, double p)
+{
+	size_t i;
+
+	if (!s->nr_latency)
+		return 0;
+	i = (size_t)(p * (s->nr_latency - 1) + 0.5);
+	return s->latency_ns[i] / 1000.0;
+}
+
+void lazy_stats_report(struct lazy_stats *s, int dirfd)
+{
+	double secs = (s->end_ns - s->start_ns) / 1e9;
+	double p50, p99;
+	char json[1024];
+	int fd, len;
+
+	qsort(s->latency_ns, s->nr_latency, sizeof(s->latency_ns[0]), cmp_u32);
+	p50 = percentile_us(s, 0.50);
+	p99 = percentile_us(s, 0.99);
+
+	printf("lazy-pages: %llu task(s), %llu lazy pages: %llu by fault, %llu in background, "
+	       "%llu dropped; %llu zero pages\n",
+	       (unsigned long long)s->tasks, (unsigned long long)s->pages_lazy,
+	       (unsigned long long)s->pages_fault, (unsigned long long)s->pages_background,
+	       (unsigned long long)s->pages_dropped, (unsigned long long)s->pages_zero);
+	printf("lazy-pages: %llu faults, latency p50 %.1f us, p99 %.1f us; "
+	       "%llu bytes in %.3f s (%.1f MiB/s)\n",
+	       (unsigned long long)s->faults, p50, p99, (unsigned long long)s->bytes, secs,
+	       secs > 0 ? s->bytes / secs / (1 << 20) : 0.0);
+	fflush(stdout);
+
+	len = snprintf(json, sizeof(json),
+		       "{\"tasks\": %llu, \"pages_lazy\": %llu, \"pages_fault\": %llu, "
+		       "\"pages_background\": %llu, \"pages_dropped\": %llu, \"pages_zero\": %llu, "
+		       "\"faults\": %llu, \"fault_latency_p50_us\": %.2f, "
+		       "\"fault_latency_p99_us\": %.2f, \"bytes\": %llu, \"duration_s\": %.6f}\n",
+		       (unsigned long long)s->tasks, (unsigned long long)s->pages_lazy,
+		       (unsigned long long)s->pages_fault, (unsigned long long)s->pages_background,
+		       (unsigned long long)s->pages_dropped, (unsigned long long)s->pages_zero,
+		       (unsigned long long)s->faults, p50, p99, (unsigned long long)s->bytes, secs);
+	fd = openat(dirfd, "lazy-pages-stats.json", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0 || write(fd, json, len) != len)
+		pr_warn("cannot write lazy-pages-stats.json: %m");
+	if (fd >= 0)
+		close(fd);
+}
+
+void lazy_stats_free(struct lazy_stats *s)
+{
+	free(s->latency_ns);
+	s->latency_ns = NULL;
+	s->nr_latency = s->cap_latency = 0;
+}

@@ -1,0 +1,27 @@
+/* What the daemon did, printed when it exits. */
+#ifndef CRIU_LAZY_LAZY_STATS_H
+#define CRIU_LAZY_LAZY_STATS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct lazy_stats {
+	uint64_t tasks;
+	uint64_t pages_lazy;		/* lazy pages in the images */
+	uint64_t pages_fault;		/* delivered because a thread touched them */
+	uint64_t pages_background;	/* delivered ahead of any touch */
+	uint64_t pages_zero;		/* zero pages for faults outside the model */
+	uint64_t pages_dropped;		/* no longer wanted (unmapped, discarded, exited) */
+	uint64_t faults;
+	uint64_t bytes;
+	uint64_t start_ns, end_ns;
+	uint32_t *latency_ns;		/* one per served fault */
+	size_t nr_latency, cap_latency;
+};
+
+void lazy_stats_fault_latency(struct lazy_stats *s, uint64_t ns);
+/* Print on stdout (and the log) and write DIR/lazy-pages-stats.json. */
+void lazy_stats_report(struct lazy_stats *s, int dirfd);
+void lazy_stats_free(struct lazy_stats *s);
+
+#endif

@@ -1,0 +1,49 @@
+/*
+ * Where lazy pages come from: the page source is the daemon's VFS.  Local
+ * images answer at once (lazy_deliver() is called before request()
+ * returns); a remote page server answers later, from its fd in the epoll
+ * loop.  Either way the data reaches the task through lazy_deliver(),
+ * and lazy_request_done() tells which part of a request is finished.
+ */
+#ifndef CRIU_LAZY_LAZY_PAGE_SOURCE_H
+#define CRIU_LAZY_LAZY_PAGE_SOURCE_H
+
+#include <stdbool.h>
+
+#include "lazy/lazy-daemon.h"
+
+struct page_source;
+
+struct page_source_ops {
+	const char *name;
+	/* Prepare to serve the image of task t (an owner: t->owner == t). */
+	int (*attach)(struct page_source *src, struct lazy_task *t);
+	/* Fetch the pages of span for t (from t->owner's image). */
+	int (*request)(struct page_source *src, struct lazy_task *t, const struct lazy_span *span,
+		       bool urgent);
+	/* May t have one more background request outstanding? */
+	bool (*can_prefetch)(struct page_source *src, struct lazy_task *t);
+	/*
+	 * Put the source's fds in the daemon's epoll set (d->epfd) with
+	 * data.ptr = src.  The source changes their events itself (EPOLLOUT
+	 * while requests wait to be sent) and may have several fds.  NULL for
+	 * a synchronous source.
+	 */
+	int (*watch)(struct page_source *src);
+	/* one of its fds is ready: send what waits, take what arrived */
+	int (*on_ready)(struct page_source *src);
+	/* the daemon is done: close sessions, free state */
+	int (*finish)(struct page_source *src);
+};
+
+struct page_source {
+	const struct page_source_ops *ops;
+	struct lazy_daemon *d;
+};
+
+struct page_source *page_source_local_new(struct lazy_daemon *d);
+/* Connects to the page server at once (errors logged). */
+int page_source_remote_new(struct lazy_daemon *d, const char *address, int port,
+			   struct page_source **out);
+
+#endif

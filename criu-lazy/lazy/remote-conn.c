@@ -1,0 +1,191 @@
+/*
+ * A connection of the lazy-pages daemon to a page server (see
+ * remote-conn.h): the request queue out, the reply reader in.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "lazy/remote-conn.h"
+#include "pageserver/ps-io.h"
+
+int rc_conn_init(struct rc_conn *c, int fd, const char *role, const char *peer)
+{
+	memset(c, 0, sizeof(*c));
+	c->fd = fd;
+	c->role = role;
+	c->peer = peer;
+	c->buf = malloc(RC_MAX_GET_PAGES * PS_PAGE_SIZE);
+	if (!c->buf)
+		return -ENOMEM;
+	return 0;
+}
+
+void rc_conn_close(struct rc_conn *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);	/* also takes it out of epoll */
+	c->fd = -1;
+	free(c->buf);
+	free(c->fifo);
+	free(c->out);
+	c->buf = NULL;
+	c->fifo = NULL;
+	c->out = NULL;
+	c->nr = c->nr_background = 0;
+	c->out_len = c->out_sent = 0;
+}
+
+static int fifo_push(struct rc_conn *c, const struct rc_get *g)
+{
+	if (c->nr == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 64;
+		struct rc_get *grown = malloc(cap * sizeof(*grown));
+
+		if (!grown)
+			return -ENOMEM;
+		for (size_t i = 0; i < c->nr; i++)
+			grown[i] = c->fifo[(c->head + i) % c->cap];
+		free(c->fifo);
+		c->fifo = grown;
+		c->cap = cap;
+		c->head = 0;
+	}
+	c->fifo[(c->head + c->nr) % c->cap] = *g;
+	c->nr++;
+	if (!g->urgent)
+		c->nr_background++;
+	return 0;
+}
+
+static void fifo_pop(struct rc_conn *c, struct rc_get *g)
+{
+	*g = c->fifo[c->head];
+	c->head = (c->head + 1) % c->cap;
+	c->nr--;
+	if (!g->urgent)
+		c->nr_background--;
+}
+
+bool rc_conn_pop(struct rc_conn *c, struct rc_get *g)
+{
+	if (!c->nr)
+		return false;
+	fifo_pop(c, g);
+	return true;
+}
+
+const struct rc_get *rc_conn_oldest(const struct rc_conn *c)
+{
+	return c->nr ? &c->fifo[c->head] : NULL;
+}
+
+int rc_conn_flush(struct rc_conn *c)
+{
+	while (c->out_sent < c->out_len) {
+		struct iovec iov = { c->out + c->out_sent, c->out_len - c->out_sent };
+		ssize_t n = ps_sendv_some(c->fd, &iov, 1);
+
+		if (n < 0)
+			return n;
+		if (n == 0)
+			return 0;	/* full: EPOLLOUT tells when to go on */
+		c->out_sent += n;
+	}
+	c->out_len = c->out_sent = 0;
+	return 0;
+}
+
+int rc_conn_send_get(struct rc_conn *c, const struct rc_get *g)
+{
+	struct page_server_iov req = {
+		.cmd = PS_IOV_GET,
+		.nr_pages = g->nr_pages,
+		.vaddr = g->vaddr,
+		.dst_id = (uint64_t)g->pid,
+	};
+	int ret;
+
+	if (c->out_len + sizeof(req) > c->out_cap) {
+		size_t cap = c->out_cap ? c->out_cap * 2 : 64 * sizeof(req);
+		char *grown = realloc(c->out, cap);
+
+		if (!grown)
+			return -ENOMEM;
+		c->out = grown;
+		c->out_cap = cap;
+	}
+	ret = fifo_push(c, g);
+	if (ret)
+		return ret;
+	memcpy(c->out + c->out_len, &req, sizeof(req));
+	c->out_len += sizeof(req);
+	return rc_conn_flush(c);
+}
+
+static int check_header(struct rc_conn *c, const struct rc_get *g)
+{
+	const struct page_server_iov *h = &c->hdr;
+
+	if (ps_cmd_command(h->cmd) == PS_IOV_ADD_F && (ps_cmd_flags(h->cmd) & PS_PE_PRESENT) &&
+	    h->vaddr == g->vaddr && h->dst_id == (uint64_t)g->pid &&
+	    h->nr_pages >= 1 && h->nr_pages <= g->nr_pages)
+		return 0;
+	pr_err("page server %s (%s connection) answered GET task %d 0x%llx (%llu pages) with "
+	       "cmd 0x%x, %llu pages at 0x%llx of task %llu", c->peer, c->role, g->pid,
+	       (unsigned long long)g->vaddr, (unsigned long long)g->nr_pages, h->cmd,
+	       (unsigned long long)h->nr_pages, (unsigned long long)h->vaddr,
+	       (unsigned long long)h->dst_id);
+	return -EPROTO;
+}
+
+/* Data or EOF while no GET is waiting. */
+static int read_unexpected(struct rc_conn *c)
+{
+	char byte;
+	ssize_t n = ps_recv_some(c->fd, &byte, 1);
+
+	if (n <= 0)
+		return n;
+	pr_err("page server %s (%s connection) sent data nobody asked for", c->peer, c->role);
+	return -EPROTO;
+}
+
+int rc_conn_read_reply(struct rc_conn *c, struct rc_get *g, uint64_t *nr_pages,
+		       const void **data)
+{
+	const size_t hdr_len = sizeof(c->hdr);
+
+	if (!c->nr)
+		return read_unexpected(c);
+
+	while (c->hdr_got < hdr_len) {
+		ssize_t n = ps_recv_some(c->fd, (char *)&c->hdr + c->hdr_got, hdr_len - c->hdr_got);
+
+		if (n <= 0)
+			return n;
+		c->hdr_got += n;
+		if (c->hdr_got == hdr_len) {
+			int ret = check_header(c, &c->fifo[c->head]);
+
+			if (ret)
+				return ret;
+			c->data_got = 0;
+		}
+	}
+	while (c->data_got < c->hdr.nr_pages * PS_PAGE_SIZE) {
+		ssize_t n = ps_recv_some(c->fd, c->buf + c->data_got,
+					 c->hdr.nr_pages * PS_PAGE_SIZE - c->data_got);
+
+		if (n <= 0)
+			return n;
+		c->data_got += n;
+	}
+	fifo_pop(c, g);
+	*nr_pages = c->hdr.nr_pages;
+	*data = c->buf;
+	c->hdr_got = 0;
+	c->nr_replies++;
+	return 1;
+}

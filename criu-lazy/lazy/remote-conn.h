@@ -1,0 +1,79 @@
+/*
+ * One TCP connection of the lazy-pages daemon to a page server: GETs go
+ * out non-blocking (queued while the socket is full), replies come back
+ * strictly in order and are read in pieces as they arrive, header first,
+ * then the data into a buffer of the connection.  Each reply is matched to
+ * the oldest GET still waiting (a FIFO) and checked against it.
+ */
+#ifndef CRIU_LAZY_LAZY_REMOTE_CONN_H
+#define CRIU_LAZY_LAZY_REMOTE_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lazy/lazy-daemon.h"
+#include "pageserver/ps-proto.h"
+
+#define RC_MAX_GET_PAGES 1024	/* 4 MiB: the reply buffer of a connection */
+
+/* A GET on the wire, and the request of the driver it belongs to. */
+struct rc_get {
+	struct lazy_task *t;
+	uint64_t job_start, job_end;	/* the driver's request, dump-time addresses */
+	uint64_t vaddr, nr_pages;	/* what this GET asks for */
+	pid_t pid;			/* dst_id: the image pid */
+	bool urgent;			/* a fault waits for it */
+};
+
+struct rc_conn {
+	int fd;				/* -1 once closed */
+	const char *role;		/* "fault", "background": for messages */
+	const char *peer;		/* "127.0.0.1:2700" */
+
+	struct rc_get *fifo;		/* sent (or queued) GETs, oldest first */
+	size_t head, nr, cap;
+	unsigned int nr_background;	/* of them, not urgent */
+
+	char *out;			/* request bytes not yet sent */
+	size_t out_len, out_sent, out_cap;
+
+	struct page_server_iov hdr;	/* the reply being read */
+	size_t hdr_got;
+	char *buf;			/* its data */
+	uint64_t data_got;
+
+	uint64_t nr_replies;
+	uint32_t watched;		/* epoll events set for fd */
+};
+
+int rc_conn_init(struct rc_conn *c, int fd, const char *role, const char *peer);
+void rc_conn_close(struct rc_conn *c);
+
+/* Queue a GET and send what can go now. */
+int rc_conn_send_get(struct rc_conn *c, const struct rc_get *g);
+
+/* Send queued requests until done or the socket is full. */
+int rc_conn_flush(struct rc_conn *c);
+
+static inline bool rc_conn_wants_out(const struct rc_conn *c)
+{
+	return c->out_sent < c->out_len;
+}
+
+/*
+ * Read from the connection.  Returns 1 when a reply is complete: *g is
+ * its GET (taken off the FIFO), *nr_pages how many pages came, *data
+ * where (valid until the next call).  0: nothing more for now.
+ * -EPIPE: EOF; -ECONNRESET: reset; -EPROTO: a bad reply (logged); other
+ * negative errno: read error (not logged).
+ */
+int rc_conn_read_reply(struct rc_conn *c, struct rc_get *g, uint64_t *nr_pages,
+		       const void **data);
+
+/* Take the oldest GET off the FIFO (its reply will never be read). */
+bool rc_conn_pop(struct rc_conn *c, struct rc_get *g);
+
+/* The oldest GET still waiting, or NULL. */
+const struct rc_get *rc_conn_oldest(const struct rc_conn *c);
+
+#endif

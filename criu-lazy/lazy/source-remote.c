@@ -1,0 +1,435 @@
+/*
+ * Pages from a page server over TCP (lazy-pages --page-server).
+ *
+ * Two connections: one for faults, one for background transfers.  The
+ * server answers each in order but serves both at once, so a fault's GET
+ * never waits behind a 4 MiB background reply.  A server that takes only
+ * one connection (CRIU's closes its listening socket after the first) is
+ * noticed when the background connection fails before its first reply;
+ * then everything shares the fault connection, with at most one background
+ * GET out at a time, of 64 KiB while faults are coming in, so a fault
+ * waits behind at most that much.
+ *
+ * Each request of the driver is a job: one GET at a time for the part of
+ * it still in flight, until none is.  A reply may bring less than asked
+ * (the server clamps at the end of a run), and a copy into the task may
+ * stop at an event (EAGAIN): what is left goes out as the next GET, so a
+ * thread waiting for a page of the job is always woken by its copy.  When
+ * nothing of the job is in flight, lazy_request_done() ends it.
+ *
+ * A lost connection with pages still to deliver is fatal: the daemon says
+ * so, the driver poisons what can no longer arrive, and exits non-zero.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "lazy/lazy-daemon.h"
+#include "lazy/page-source.h"
+#include "lazy/remote-conn.h"
+#include "pageserver/ps-io.h"
+#include "pageserver/ps-net.h"
+
+#define CONNECT_TIMEOUT_MS	10000
+#define CLOSE_TIMEOUT_MS	5000
+#define SHARED_CHUNK_PAGES	16		/* background GETs on a shared connection ... */
+#define FAULTS_ACTIVE_NS	(100 * 1000000ULL)	/* ... within this of a fault */
+#define REPLIES_PER_CALL	64		/* fault replies handled per wake-up */
+
+struct remote_source {
+	struct page_source src;		/* first: what the driver holds */
+	char peer[PS_NAME_MAX];		/* address:port, for every message */
+	struct rc_conn fault, bg;	/* bg.fd < 0: one shared connection */
+	bool shared;
+	bool broken;			/* a connection failed: no CLOSE at the end */
+	bool finishing;			/* replies are drained, not delivered */
+	uint64_t last_fault_ns;
+};
+
+static struct remote_source *to_remote(struct page_source *src)
+{
+	return (struct remote_source *)src;
+}
+
+/* The connection background GETs go out on. */
+static struct rc_conn *bg_conn(struct remote_source *rs)
+{
+	return rs->shared ? &rs->fault : &rs->bg;
+}
+
+static uint64_t pages_left(struct lazy_daemon *d)
+{
+	uint64_t n = 0;
+
+	for (struct lazy_task *t = d->tasks; t; t = t->next) {
+		if (t->gone)
+			continue;
+		n += t->model.nr_pending;
+		for (size_t i = 0; i < t->nr_inflight; i++)
+			n += t->inflight[i].span.nr_pages;
+	}
+	return n;
+}
+
+static int update_watch(struct remote_source *rs, struct rc_conn *c)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &rs->src };
+
+	if (c->fd < 0 || rs->src.d->epfd < 0)
+		return 0;
+	if (rc_conn_wants_out(c))
+		ev.events |= EPOLLOUT;
+	if (ev.events == c->watched)
+		return 0;
+	if (epoll_ctl(rs->src.d->epfd, c->watched ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c->fd, &ev)) {
+		pr_perror("watch the %s connection to page server %s", c->role, rs->peer);
+		return -errno;
+	}
+	c->watched = ev.events;
+	return 0;
+}
+
+/*
+ * The first in-flight span of the job, from its lowest address: where the
+ * next GET starts.  False when nothing of the job is in flight any more.
+ */
+static bool job_next(const struct rc_get *job, uint64_t *vaddr, uint64_t *nr_pages)
+{
+	const struct lazy_task *t = job->t;
+	bool found = false;
+
+	if (t->gone)
+		return false;
+	for (size_t i = 0; i < t->nr_inflight; i++) {
+		const struct lazy_span *s = &t->inflight[i].span;
+
+		if (s->img_start < job->job_start || s->img_start >= job->job_end)
+			continue;
+		if (!found || s->img_start < *vaddr) {
+			*vaddr = s->img_start;
+			*nr_pages = s->nr_pages;
+			found = true;
+		}
+	}
+	return found;
+}
+
+/* Send the next GET of a job on its connection. */
+static int send_next(struct remote_source *rs, struct rc_get *job, uint64_t vaddr,
+		     uint64_t nr_pages)
+{
+	struct rc_conn *c = job->urgent ? &rs->fault : bg_conn(rs);
+	int ret;
+
+	if (nr_pages > RC_MAX_GET_PAGES)
+		nr_pages = RC_MAX_GET_PAGES;
+	if (!job->urgent && rs->shared && nr_pages > SHARED_CHUNK_PAGES &&
+	    lazy_now_ns() - rs->last_fault_ns < FAULTS_ACTIVE_NS)
+		nr_pages = SHARED_CHUNK_PAGES;
+	job->vaddr = vaddr;
+	job->nr_pages = nr_pages;
+	ret = rc_conn_send_get(c, job);
+	if (ret == -ENOMEM)
+		return ret;
+	if (ret) {
+		/* the loss shows on the next read of the connection: reported there */
+		pr_debug("GET to %s (%s connection) failed: %d", rs->peer, c->role, ret);
+	}
+	return update_watch(rs, c);
+}
+
+static int remote_request(struct page_source *src, struct lazy_task *t,
+			  const struct lazy_span *span, bool urgent)
+{
+	struct remote_source *rs = to_remote(src);
+	struct rc_get job = {
+		.t = t,
+		.job_start = span->img_start,
+		.job_end = span->img_start + span->nr_pages * LAZY_PAGE_SIZE,
+		.pid = t->owner->pid,
+		.urgent = urgent,
+	};
+
+	if (rs->broken)
+		return -ECONNRESET;
+	if (urgent)
+		rs->last_fault_ns = lazy_now_ns();
+	return send_next(rs, &job, span->img_start, span->nr_pages);
+}
+
+/* The next GET of a job, or its end when nothing of it is in flight. */
+static int continue_job(struct remote_source *rs, struct rc_get *job)
+{
+	uint64_t vaddr = 0, n = 0;
+
+	if (job_next(job, &vaddr, &n))
+		return send_next(rs, job, vaddr, n);
+	lazy_request_done(rs->src.d, job->t, job->job_start,
+			  (job->job_end - job->job_start) / LAZY_PAGE_SIZE);
+	return 0;
+}
+
+/* A reply is here: into the task, then the rest of the job or its end. */
+static int on_reply(struct remote_source *rs, struct rc_get *g, uint64_t nr_pages,
+		    const void *data)
+{
+	int ret;
+
+	if (rs->finishing)
+		return 0;
+	/* -EAGAIN: events first; the part not copied is still in flight */
+	ret = lazy_deliver(rs->src.d, g->t, g->vaddr, nr_pages, data);
+	if (ret < 0 && ret != -EAGAIN)
+		return ret;
+	return continue_job(rs, g);
+}
+
+/*
+ * The background connection was reset before its first reply: CRIU's
+ * server does that to every connection but the first when it closes its
+ * listening socket.  Everything shares the fault connection from now on.
+ */
+static int fall_back_to_one(struct remote_source *rs)
+{
+	struct rc_conn *bg = &rs->bg;
+	struct rc_get g;
+	int ret = 0;
+
+	pr_warn("page server %s reset the background connection before its first reply: "
+		"it takes one connection only, background transfers share the fault connection",
+		rs->peer);
+	rs->shared = true;
+	while (!ret && rc_conn_pop(bg, &g))
+		ret = continue_job(rs, &g);
+	rc_conn_close(bg);
+	return ret;
+}
+
+/* A connection failed: -EPIPE (EOF), -ECONNRESET, or another read error. */
+static int on_conn_lost(struct remote_source *rs, struct rc_conn *c, int err)
+{
+	const struct rc_get *g = rc_conn_oldest(c);
+	uint64_t left = pages_left(rs->src.d);
+	char waiting[128] = "";
+
+	if (c == &rs->bg && !rs->shared && !c->nr_replies && err == -ECONNRESET &&
+	    ps_peer_alive(rs->fault.fd))
+		return fall_back_to_one(rs);
+	if (!left && !c->nr) {
+		pr_info("page server %s closed the %s connection", rs->peer, c->role);
+		rc_conn_close(c);
+		return 0;
+	}
+	rs->broken = true;
+	if (g)
+		snprintf(waiting, sizeof(waiting), " (no reply to GET task %d 0x%llx, %llu pages)",
+			 g->pid, (unsigned long long)g->vaddr, (unsigned long long)g->nr_pages);
+	if (err == -EPIPE || err == -ECONNRESET)
+		pr_err("page server %s %s the connection with %llu pages still to deliver%s",
+		       rs->peer, err == -EPIPE ? "closed" : "reset", (unsigned long long)left,
+		       waiting);
+	else
+		pr_err("connection to page server %s failed (%s) with %llu pages still to "
+		       "deliver%s", rs->peer, strerror(-err), (unsigned long long)left, waiting);
+	return -ECONNRESET;
+}
+
+/* Send what waits, take up to max replies; 0 or a negative errno. */
+static int service(struct remote_source *rs, struct rc_conn *c, int max)
+{
+	int ret;
+
+	if (c->fd < 0)
+		return 0;
+	ret = rc_conn_flush(c);
+	if (ret)
+		return on_conn_lost(rs, c, ret);
+	while (max-- > 0 && c->fd >= 0) {
+		struct rc_get g;
+		uint64_t n;
+		const void *data;
+
+		ret = rc_conn_read_reply(c, &g, &n, &data);
+		if (ret == 0)
+			break;
+		if (ret == -EPROTO) {
+			rs->broken = true;
+			return ret;
+		}
+		if (ret < 0)
+			return on_conn_lost(rs, c, ret);
+		ret = on_reply(rs, &g, n, data);
+		if (ret)
+			return ret;
+	}
+	return update_watch(rs, c);
+}
+
+/* Fault replies first; then at most one background reply per wake-up. */
+static int remote_on_ready(struct page_source *src)
+{
+	struct remote_source *rs = to_remote(src);
+
+	return service(rs, &rs->fault, REPLIES_PER_CALL) ?:
+	       service(rs, &rs->bg, 1) ?:
+	       service(rs, &rs->fault, REPLIES_PER_CALL);
+}
+
+static bool remote_can_prefetch(struct page_source *src, struct lazy_task *t)
+{
+	struct remote_source *rs = to_remote(src);
+	struct rc_conn *c = bg_conn(rs);
+
+	if (rs->broken)
+		return false;
+	if (rs->shared)
+		return c->nr_background == 0;
+	for (size_t i = 0; i < c->nr; i++)
+		if (c->fifo[(c->head + i) % c->cap].t == t)
+			return false;
+	return true;
+}
+
+static int remote_attach(struct page_source *src, struct lazy_task *t)
+{
+	return 0;
+}
+
+static int remote_watch(struct page_source *src)
+{
+	struct remote_source *rs = to_remote(src);
+
+	return update_watch(rs, &rs->fault) ?: update_watch(rs, &rs->bg);
+}
+
+/* Replies still owed (to tasks gone meanwhile) are read and dropped. */
+static int drain(struct remote_source *rs, struct rc_conn *c)
+{
+	while (c->nr) {
+		struct rc_get g;
+		uint64_t n;
+		const void *data;
+		int ret = rc_conn_read_reply(c, &g, &n, &data);
+
+		if (ret < 0)
+			return ret;
+		if (ret == 0) {
+			ret = ps_wait_readable(c->fd, CLOSE_TIMEOUT_MS);
+			if (ret)
+				return ret;
+		}
+	}
+	return 0;
+}
+
+/* PS_IOV_CLOSE, its int32 status, close. */
+static void close_session(struct remote_source *rs, struct rc_conn *c)
+{
+	struct page_server_iov req = { .cmd = PS_IOV_CLOSE };
+	int32_t status;
+	int ret;
+
+	if (c->fd < 0)
+		return;
+	ret = drain(rs, c);
+	if (!ret)
+		ret = rc_conn_flush(c);
+	if (!ret)
+		ret = ps_write_full(c->fd, &req, sizeof(req), CLOSE_TIMEOUT_MS);
+	if (!ret)
+		ret = ps_read_full(c->fd, &status, sizeof(status), CLOSE_TIMEOUT_MS);
+	if (ret)
+		pr_warn("page server %s: no answer to CLOSE on the %s connection (%s)",
+			rs->peer, c->role, strerror(-ret));
+	else if (status)
+		pr_warn("page server %s: CLOSE on the %s connection answered %d", rs->peer,
+			c->role, status);
+}
+
+static int remote_finish(struct page_source *src)
+{
+	struct remote_source *rs = to_remote(src);
+
+	rs->finishing = true;
+	if (!rs->broken && !src->d->failed) {
+		close_session(rs, &rs->fault);
+		close_session(rs, &rs->bg);
+		pr_info("page server %s: %llu + %llu replies", rs->peer,
+			(unsigned long long)rs->fault.nr_replies,
+			(unsigned long long)rs->bg.nr_replies);
+	}
+	rc_conn_close(&rs->fault);
+	rc_conn_close(&rs->bg);
+	free(rs);
+	return 0;
+}
+
+static const struct page_source_ops remote_ops = {
+	.name = "page server",
+	.attach = remote_attach,
+	.request = remote_request,
+	.can_prefetch = remote_can_prefetch,
+	.watch = remote_watch,
+	.on_ready = remote_on_ready,
+	.finish = remote_finish,
+};
+
+static int open_conn(struct remote_source *rs, struct rc_conn *c, const char *role,
+		     const char *address, int port)
+{
+	int fd, ret;
+
+	ret = ps_net_connect(address, port, CONNECT_TIMEOUT_MS, &fd);
+	if (ret)
+		return ret;
+	ps_net_tune(fd);
+	ret = rc_conn_init(c, fd, role, rs->peer);
+	if (ret)
+		rc_conn_close(c);
+	return ret;
+}
+
+/*
+ * Connect now, before the restore is let in: an unreachable server fails
+ * the daemon at once, while no task depends on it yet.
+ */
+int page_source_remote_new(struct lazy_daemon *d, const char *address, int port,
+			   struct page_source **out)
+{
+	struct remote_source *rs = calloc(1, sizeof(*rs));
+	bool v6 = strchr(address, ':') != NULL;
+	int ret;
+
+	if (!rs)
+		return -ENOMEM;
+	rs->src.ops = &remote_ops;
+	rs->src.d = d;
+	rs->fault.fd = rs->bg.fd = -1;
+	snprintf(rs->peer, sizeof(rs->peer), "%s%s%s:%d", v6 ? "[" : "", address, v6 ? "]" : "",
+		 port);
+	ret = open_conn(rs, &rs->fault, "fault", address, port);
+	if (ret) {
+		if (ret != -ENOMEM && ret != -EADDRNOTAVAIL)
+			pr_err("cannot connect to page server %s: %s", rs->peer, strerror(-ret));
+		free(rs);
+		return ret;
+	}
+	ret = open_conn(rs, &rs->bg, "background", address, port);
+	if (ret == -ENOMEM) {
+		rc_conn_close(&rs->fault);
+		free(rs);
+		return ret;
+	}
+	if (ret) {
+		pr_warn("page server %s refused a second connection (%s): background transfers "
+			"share the fault connection", rs->peer, strerror(-ret));
+		rs->shared = true;
+	}
+	pr_info("connected to page server %s (%s)", rs->peer,
+		rs->shared ? "one connection" : "fault and background connections");
+	*out = &rs->src;
+	return 0;
+}

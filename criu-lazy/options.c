@@ -1,0 +1,168 @@
+/*
+ * CRIU's command line for the subset criu-lazy implements.  Unknown
+ * options and missing arguments are errors, never ignored.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "options.h"
+
+enum long_only_opt {
+	OPT_SHELL_JOB = 1000,
+	OPT_PIDFILE,
+	OPT_LAZY_PAGES,
+	OPT_PAGE_SERVER,
+	OPT_ADDRESS,
+	OPT_PORT,
+	OPT_STATUS_FD,
+	OPT_NO_BACKGROUND,
+};
+
+static const struct option long_opts[] = {
+	{ "tree",		required_argument, NULL, 't' },
+	{ "images-dir",		required_argument, NULL, 'D' },
+	{ "work-dir",		required_argument, NULL, 'W' },
+	{ "log-file",		required_argument, NULL, 'o' },
+	{ "leave-running",	no_argument,	   NULL, 'R' },
+	{ "leave-stopped",	no_argument,	   NULL, 's' },
+	{ "restore-detached",	no_argument,	   NULL, 'd' },
+	{ "daemon",		no_argument,	   NULL, 'd' },
+	{ "shell-job",		no_argument,	   NULL, 'j' },
+	{ "pidfile",		required_argument, NULL, OPT_PIDFILE },
+	{ "lazy-pages",		no_argument,	   NULL, OPT_LAZY_PAGES },
+	{ "page-server",	no_argument,	   NULL, OPT_PAGE_SERVER },
+	{ "address",		required_argument, NULL, OPT_ADDRESS },
+	{ "port",		required_argument, NULL, OPT_PORT },
+	{ "status-fd",		required_argument, NULL, OPT_STATUS_FD },
+	{ "no-background-fetch", no_argument,	   NULL, OPT_NO_BACKGROUND },
+	{ "help",		no_argument,	   NULL, 'h' },
+	{ }
+};
+
+void opts_usage(void)
+{
+	fputs("Usage:\n"
+	      "  criu-lazy dump -t PID -D DIR [-R|--leave-running] [-s|--leave-stopped] [--shell-job]\n"
+	      "                 [--lazy-pages [--address A] --port P] [-o LOG] [-v0..4]\n"
+	      "  criu-lazy restore -D DIR [-d|--restore-detached] [--pidfile F] [--shell-job]\n"
+	      "                 [--lazy-pages] [-o LOG] [-v0..4]\n"
+	      "  criu-lazy lazy-pages -D DIR [--page-server --address A --port P]\n"
+	      "                 [--no-background-fetch] [-o LOG] [-v0..4]\n"
+	      "  criu-lazy page-server -D DIR [--address A] --port P --lazy-pages\n"
+	      "  criu-lazy check\n"
+	      "  criu-lazy show FILE|DIR\n"
+	      "See criu-lazy(8).\n", stderr);
+}
+
+static int parse_number(const char *what, const char *arg, long min, long max, long *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(arg, &end, 10);
+	if (errno || *arg == '\0' || *end != '\0' || v < min || v > max) {
+		fprintf(stderr, "criu-lazy: invalid %s '%s'\n", what, arg);
+		return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
+/* -v alone adds one level, -vN sets it, -vvv counts the v's (as CRIU). */
+static int parse_verbosity(const char *arg, int *level)
+{
+	long v;
+
+	if (!arg) {
+		(*level)++;
+		return 0;
+	}
+	if (arg[0] == 'v') {
+		*level += 1 + strspn(arg, "v");
+		return arg[strspn(arg, "v")] ? -EINVAL : 0;
+	}
+	if (parse_number("verbosity", arg, 0, 4, &v))
+		return -EINVAL;
+	*level = v;
+	return 0;
+}
+
+int opts_parse(int argc, char **argv, struct opts *o)
+{
+	long v;
+	int c;
+
+	memset(o, 0, sizeof(*o));
+	o->verbosity = LOG_DEFAULT_LEVEL;
+	o->status_fd = -1;
+
+	while ((c = getopt_long(argc, argv, "t:D:W:o:Rsdjv::h", long_opts, NULL)) != -1) {
+		switch (c) {
+		case 't':
+			if (parse_number("pid", optarg, 1, 0x7fffffff, &v))
+				return -EINVAL;
+			o->pid = v;
+			break;
+		case 'D': o->images_dir = optarg; break;
+		case 'W': o->work_dir = optarg; break;
+		case 'o': o->log_file = optarg; break;
+		case 'R': o->leave_running = true; break;
+		case 's': o->leave_stopped = true; break;
+		case 'd': o->restore_detached = o->daemon_mode = true; break;
+		case 'j':
+		case OPT_SHELL_JOB: o->shell_job = true; break;
+		case OPT_PIDFILE: o->pidfile = optarg; break;
+		case OPT_LAZY_PAGES: o->lazy_pages = true; break;
+		case OPT_PAGE_SERVER: o->page_server = true; break;
+		case OPT_ADDRESS: o->address = optarg; break;
+		case OPT_PORT:
+			if (parse_number("port", optarg, 1, 65535, &v))
+				return -EINVAL;
+			o->port = v;
+			break;
+		case OPT_STATUS_FD:
+			if (parse_number("status fd", optarg, 0, 0x7fffffff, &v))
+				return -EINVAL;
+			o->status_fd = v;
+			break;
+		case OPT_NO_BACKGROUND: o->no_background = true; break;
+		case 'v':
+			if (parse_verbosity(optarg, &o->verbosity)) {
+				fprintf(stderr, "criu-lazy: invalid verbosity '%s'\n", optarg);
+				return -EINVAL;
+			}
+			break;
+		case 'h':
+			opts_usage();
+			exit(0);
+		default:
+			opts_usage();
+			return -EINVAL;
+		}
+	}
+
+	if (optind >= argc) {
+		fprintf(stderr, "criu-lazy: no command given\n");
+		opts_usage();
+		return -EINVAL;
+	}
+	o->command = argv[optind++];
+	if (!strcmp(o->command, "show")) {
+		if (optind >= argc) {
+			fprintf(stderr, "criu-lazy: show needs a FILE or DIR\n");
+			return -EINVAL;
+		}
+		o->show_path = argv[optind++];
+	}
+	if (optind < argc) {
+		fprintf(stderr, "criu-lazy: unexpected argument '%s'\n", argv[optind]);
+		return -EINVAL;
+	}
+	if (o->verbosity > LOG_DEBUG)
+		o->verbosity = LOG_DEBUG;
+	return 0;
+}

@@ -1,0 +1,47 @@
+/*
+ * The command line, parsed once by main.c into struct opts and passed down
+ * to the command that runs.  Option names are CRIU's.
+ */
+#ifndef CRIU_LAZY_OPTIONS_H
+#define CRIU_LAZY_OPTIONS_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+struct opts {
+	const char *command;		/* dump, restore, lazy-pages, ... */
+
+	pid_t pid;			/* -t, --tree */
+	const char *images_dir;		/* -D, --images-dir */
+	const char *work_dir;		/* -W, --work-dir (default: images_dir) */
+	const char *log_file;		/* -o, --log-file (relative to work_dir) */
+	int verbosity;			/* -v[N] */
+
+	bool leave_running;		/* -R, --leave-running */
+	bool leave_stopped;		/* -s, --leave-stopped */
+	bool shell_job;			/* -j, --shell-job */
+	bool restore_detached;		/* -d, --restore-detached */
+	const char *pidfile;		/* --pidfile */
+
+	bool lazy_pages;		/* --lazy-pages */
+	bool page_server;		/* --page-server (lazy-pages: pages from a server) */
+	const char *address;		/* --address */
+	int port;			/* --port */
+	int status_fd;			/* --status-fd, -1 if none */
+	bool daemon_mode;		/* --daemon */
+	bool no_background;		/* --no-background-fetch (lazy-pages) */
+
+	const char *show_path;		/* show FILE|DIR */
+};
+
+int opts_parse(int argc, char **argv, struct opts *o);
+void opts_usage(void);
+
+int cr_dump(struct opts *o);
+int cr_restore(struct opts *o);
+int cr_lazy_pages(struct opts *o);
+int cr_page_server(struct opts *o);
+int cr_check(struct opts *o);
+int cr_show(struct opts *o);
+
+#endif

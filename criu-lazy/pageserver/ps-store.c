@@ -1,0 +1,198 @@
+/*
+ * The images behind a lazy page server (see ps-store.h).
+ */
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "images/image.h"
+#include "pageserver/ps-store.h"
+#include "pstree.pb-c.h"
+
+#define LAZY_PRESENT (PE_LAZY | PE_PRESENT)
+
+static int read_pids(int dirfd, pid_t **pids, size_t *nr)
+{
+	struct cr_img *img;
+	PstreeEntry *e;
+	int ret;
+
+	ret = img_open(dirfd, IMG_PSTREE, 0, O_RDONLY, &img);
+	if (ret) {
+		if (ret == -ENOENT)
+			pr_err("pstree.img: No such file or directory");
+		return ret;
+	}
+	*pids = NULL;
+	*nr = 0;
+	while ((ret = img_read_entry(img, &pstree_entry__descriptor, (ProtobufCMessage **)&e)) == 1) {
+		pid_t *grown = realloc(*pids, (*nr + 1) * sizeof(pid_t));
+
+		if (!grown) {
+			pstree_entry__free_unpacked(e, NULL);
+			ret = -ENOMEM;
+			break;
+		}
+		*pids = grown;
+		(*pids)[(*nr)++] = e->pid;
+		pstree_entry__free_unpacked(e, NULL);
+	}
+	img_close(img);
+	if (!ret && !*nr) {
+		pr_err("pstree.img: no processes");
+		ret = -EINVAL;
+	}
+	if (ret < 0) {
+		free(*pids);
+		return ret;
+	}
+	return 0;
+}
+
+/* Merge the lazy and present runs that continue each other in memory and file. */
+static int index_runs(struct ps_task *t)
+{
+	const struct pagemap_index *pi = &t->pi;
+
+	t->runs = calloc(pi->nr_runs ?: 1, sizeof(*t->runs));
+	if (!t->runs)
+		return -ENOMEM;
+	for (size_t i = 0; i < pi->nr_runs; i++) {
+		const struct page_run *r = &pi->runs[i];
+		struct ps_run *last = t->nr_runs ? &t->runs[t->nr_runs - 1] : NULL;
+
+		if ((r->flags & LAZY_PRESENT) != LAZY_PRESENT)
+			continue;
+		t->nr_pages += r->nr_pages;
+		if (last && last->vaddr + last->nr_pages * PAGEMAP_PAGE_SIZE == r->vaddr &&
+		    last->pages_off + last->nr_pages * PAGEMAP_PAGE_SIZE == r->pages_off) {
+			last->nr_pages += r->nr_pages;
+			continue;
+		}
+		t->runs[t->nr_runs++] = (struct ps_run){ r->vaddr, r->nr_pages, r->pages_off };
+	}
+	return 0;
+}
+
+static int load_task(int dirfd, pid_t pid, struct ps_task *t)
+{
+	int ret;
+
+	t->pid = pid;
+	ret = pagemap_index_load(dirfd, IMG_PAGEMAP, pid, true, &t->pi);
+	if (ret)
+		return ret;
+	ret = pages_file_map(&t->pi, &t->pages);
+	if (ret)
+		return ret;
+	ret = index_runs(t);
+	if (ret)
+		return ret;
+	pr_info("task %d: %llu lazy pages in %zu runs (pages-%u.img)", pid,
+		(unsigned long long)t->nr_pages, t->nr_runs, t->pi.pages_id);
+	return 0;
+}
+
+static bool has_pagemap(int dirfd, pid_t pid)
+{
+	char name[IMG_NAME_MAX];
+
+	img_format_name(IMG_PAGEMAP, pid, name, sizeof(name));
+	return faccessat(dirfd, name, F_OK, 0) == 0;
+}
+
+int ps_store_load(struct ps_store *s, int dirfd)
+{
+	pid_t *pids;
+	size_t nr;
+	int ret;
+
+	memset(s, 0, sizeof(*s));
+	ret = read_pids(dirfd, &pids, &nr);
+	if (ret)
+		return ret;
+	s->tasks = calloc(nr, sizeof(*s->tasks));
+	if (!s->tasks) {
+		free(pids);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < nr && !ret; i++) {
+		/* a zombie has no memory and no pagemap */
+		if (!has_pagemap(dirfd, pids[i])) {
+			pr_info("task %d has no pagemap: nothing to serve for it", pids[i]);
+			continue;
+		}
+		s->tasks[s->nr_tasks].pi.pages_fd = -1;
+		ret = load_task(dirfd, pids[i], &s->tasks[s->nr_tasks]);
+		s->nr_tasks++;
+	}
+	free(pids);
+	if (ret)
+		ps_store_free(s);
+	return ret;
+}
+
+void ps_store_free(struct ps_store *s)
+{
+	for (size_t i = 0; i < s->nr_tasks; i++) {
+		struct ps_task *t = &s->tasks[i];
+
+		if (t->pages)
+			pages_file_unmap(&t->pi, t->pages);
+		pagemap_index_free(&t->pi);
+		free(t->runs);
+	}
+	free(s->tasks);
+	memset(s, 0, sizeof(*s));
+}
+
+static const struct ps_task *find_task(const struct ps_store *s, pid_t pid)
+{
+	for (size_t i = 0; i < s->nr_tasks; i++)
+		if (s->tasks[i].pid == pid)
+			return &s->tasks[i];
+	return NULL;
+}
+
+/* The run holding vaddr, by binary search, or NULL. */
+static const struct ps_run *find_run(const struct ps_task *t, uint64_t vaddr)
+{
+	size_t lo = 0, hi = t->nr_runs;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const struct ps_run *r = &t->runs[mid];
+
+		if (vaddr < r->vaddr)
+			hi = mid;
+		else if (vaddr >= r->vaddr + r->nr_pages * PAGEMAP_PAGE_SIZE)
+			lo = mid + 1;
+		else
+			return r;
+	}
+	return NULL;
+}
+
+enum ps_lookup ps_store_find(const struct ps_store *s, pid_t pid, uint64_t vaddr,
+			     uint64_t *nr_pages, const void **data)
+{
+	const struct ps_task *t = find_task(s, pid);
+	const struct ps_run *r;
+	uint64_t left;
+
+	if (!t)
+		return PS_NO_TASK;
+	r = find_run(t, vaddr);
+	if (!r) {
+		const struct page_run *pr = pagemap_index_find(&t->pi, vaddr);
+
+		return pr && (pr->flags & PE_LAZY) ? PS_NOT_PRESENT : PS_NOT_LAZY;
+	}
+	left = (r->vaddr + r->nr_pages * PAGEMAP_PAGE_SIZE - vaddr) / PAGEMAP_PAGE_SIZE;
+	if (*nr_pages > left)
+		*nr_pages = left;
+	*data = (const char *)t->pages + r->pages_off + (vaddr - r->vaddr);
+	return PS_FOUND;
+}

@@ -1,0 +1,205 @@
+/*
+ * What the restore process hands to the restorer blob, and what the blob
+ * hands back.  Shared by both sides, so only fixed-size types and no
+ * pointers into libc memory: every address below is either inside the blob
+ * region (which stays put until the blob is done) or an absolute address of
+ * the target layout.
+ *
+ * The blob region, mapped by the new task before it jumps into the blob:
+ *
+ *     blob_start   code (restorer_blob[], read + exec)
+ *                  struct restorer_args, then its arrays (read + write)
+ *                  the blob's stack
+ *                  a scratch area the size of the vdso group
+ *     blob_end
+ *
+ * The premap region [premap_start, premap_end) holds every VMA of the target
+ * at a temporary address, already filled.  Both regions lie in a hole that
+ * is free in the current layout and in the target layout, so moving VMAs
+ * to their targets never clobbers anything still to be moved.
+ */
+#ifndef CRIU_LAZY_PIE_RESTORER_ARGS_H
+#define CRIU_LAZY_PIE_RESTORER_ARGS_H
+
+#include <stdint.h>
+
+#define RESTORER_ARGS_MAGIC	0x52535452u	/* "RTSR" */
+#define RESTORER_ARGS_VERSION	1
+
+#define RST_TASK_SIZE		0x7ffffffff000ull	/* 47-bit user space */
+#define RST_PAGE_SIZE		4096ull
+#define RST_SIGINFO_SIZE	128
+#define RST_AUXV_WORDS_MAX	64
+#define RST_VDSO_PARTS_MAX	4
+#define RST_NR_ITIMERS		3
+
+/* Where the blob stands (restorer_args.status). */
+enum rst_status {
+	RST_STATUS_RUNNING	= 0,
+	RST_STATUS_DONE		= 1,	/* every step succeeded; the task sits at int3 */
+	RST_STATUS_FAILED	= 2,	/* fail_step failed with -fail_errno */
+};
+
+/* The blob's steps, in order.  The restore process names them in errors. */
+enum rst_step {
+	RST_STEP_START = 0,
+	RST_STEP_UNMAP,		/* unmap everything of the old address space */
+	RST_STEP_VDSO,		/* move vvar/vvar_vclock/vdso to the dumped address */
+	RST_STEP_UFFD_OPEN,	/* (lazy) create the userfaultfd inside the task */
+	RST_STEP_MREMAP,	/* move each premapped VMA to its address */
+	RST_STEP_UFFD_REGISTER,	/* (lazy) register a lazy VMA */
+	RST_STEP_UNMAP_PREMAP,	/* drop what is left of the premap region */
+	RST_STEP_MPROTECT,
+	RST_STEP_MADVISE,
+	RST_STEP_UFFD_SEND,	/* (lazy) hand the uffd and pid to the daemon */
+	RST_STEP_MM_MAP,	/* prctl(PR_SET_MM, PR_SET_MM_MAP) */
+	RST_STEP_CLOSE_FDS,	/* close the restore's helper fds */
+	RST_STEP_SIGNALS,	/* queue the pending signals */
+	RST_STEP_CREDS,
+	RST_STEP_RSEQ,
+	RST_STEP_ROBUST_LIST,
+	RST_STEP_TID_ADDRESS,
+	RST_STEP_SIGALTSTACK,
+	RST_STEP_PRCTL,		/* pdeath_sig, dumpable, comm */
+	RST_STEP_ITIMERS,
+	RST_STEP_NR
+};
+
+/* One VMA of the target layout that was premapped. */
+struct rst_vma {
+	uint64_t start, end;	/* target address */
+	uint64_t premap;	/* where it is now */
+	uint64_t madv;		/* bit n set: madvise(advice n) */
+	uint32_t prot;		/* dumped PROT_* */
+	uint32_t flags;		/* dumped MAP_* */
+	uint32_t status;	/* VMA_* */
+	uint32_t lazy;		/* register with the userfaultfd (lazy restore) */
+};
+
+/* A part of the vdso group ([vvar], [vvar_vclock], [vdso]), ascending. */
+struct rst_range {
+	uint64_t start, end;
+};
+
+/*
+ * The vdso group: ours moves by one delta onto the dumped one (the restore
+ * process checked the parts have the same sizes and relative positions).
+ * When the two spans overlap, the parts go through @scratch first.
+ */
+struct rst_vdso {
+	uint32_t nr_parts;
+	uint32_t pad;
+	struct rst_range parts[RST_VDSO_PARTS_MAX];	/* ours, now */
+	uint64_t target;	/* dumped address of parts[0].start; 0: no vdso */
+	uint64_t scratch;	/* free area in the blob region, span-sized */
+};
+
+/* Same layout as the kernel's struct prctl_mm_map (linux/prctl.h). */
+struct rst_mm_map {
+	uint64_t start_code, end_code;
+	uint64_t start_data, end_data;
+	uint64_t start_brk, brk;
+	uint64_t start_stack;
+	uint64_t arg_start, arg_end;
+	uint64_t env_start, env_end;
+	uint64_t auxv;		/* address of auxv[] below */
+	uint32_t auxv_size;	/* bytes */
+	uint32_t exe_fd;
+};
+
+struct rst_creds {
+	uint32_t restore;	/* 0: the task keeps ours (they are equal) */
+	uint32_t uid, gid, euid, egid, suid, sgid, fsuid, fsgid;
+	uint32_t cap_inh[2], cap_prm[2], cap_eff[2], cap_bnd[2], cap_amb[2];
+	uint32_t has_amb;
+	uint32_t secbits;
+	uint32_t cap_last_cap;
+	uint32_t no_new_privs;
+	uint32_t nr_groups;
+	uint64_t groups;	/* address of uint32_t[nr_groups] */
+};
+
+/* struct itimerval as the kernel takes it */
+struct rst_itimerval {
+	int64_t interval_sec, interval_usec;
+	int64_t value_sec, value_usec;
+};
+
+/* stack_t */
+struct rst_sigaltstack {
+	uint64_t ss_sp;
+	int32_t ss_flags;
+	int32_t pad;
+	uint64_t ss_size;
+};
+
+/* Lazy restore (issue 3): the blob creates the uffd, registers the lazy
+ * VMAs and sends it with the pid over @sock.  sock < 0: eager restore. */
+struct rst_lazy {
+	int32_t sock;
+	int32_t pid;		/* virtual pid sent to the daemon */
+	uint64_t features;	/* UFFD_FEATURE_* wanted (ANDed with the kernel's) */
+};
+
+struct restorer_args {
+	uint32_t magic;
+	uint32_t version;
+
+	/* Written by the blob. */
+	volatile int32_t status;	/* enum rst_status */
+	int32_t fail_step;		/* enum rst_step */
+	int32_t fail_errno;		/* positive */
+	int32_t pad0;
+	uint64_t fail_addr;		/* the VMA or object the step was on */
+
+	int32_t pid;
+	int32_t helper_fd_base;		/* the restore's fds are >= this: closed */
+
+	uint64_t blob_start, blob_end;
+	uint64_t premap_start, premap_end;
+
+	uint64_t vmas;			/* address of struct rst_vma[nr_vmas] */
+	uint32_t nr_vmas;
+	uint32_t pad1;
+
+	struct rst_vdso vdso;
+
+	struct rst_mm_map mm;
+	uint64_t auxv[RST_AUXV_WORDS_MAX];
+
+	uint64_t siginfo;		/* address of nr_sig_private + nr_sig_shared
+					 * 128-byte siginfos, private first */
+	uint32_t nr_sig_private;
+	uint32_t nr_sig_shared;
+
+	struct rst_creds creds;
+
+	uint64_t rseq_ptr;		/* 0: none registered */
+	uint32_t rseq_len;
+	uint32_t rseq_sig;
+
+	uint64_t robust_list;
+	uint64_t robust_list_len;
+	uint64_t clear_tid_addr;
+
+	uint32_t has_sigaltstack;
+	uint32_t pdeath_sig;
+	struct rst_sigaltstack sas;
+
+	int32_t dumpable;		/* -1: leave it */
+	uint32_t pad2;
+	char comm[16];
+
+	struct rst_itimerval itimers[RST_NR_ITIMERS];	/* real, virt, prof */
+
+	struct rst_lazy lazy;
+
+	/* The SIGTRAP action, installed by the restore process after the final
+	 * int3 (a trap would reset an ignored SIGTRAP): the kernel's struct
+	 * sigaction for rt_sigaction. */
+	struct {
+		uint64_t handler, flags, restorer, mask;
+	} sigtrap_act;
+};
+
+#endif

@@ -1,0 +1,250 @@
+/*
+ * The restorer blob: runs inside the new task, on its own stack, after the
+ * task's C part premapped and filled every VMA.  It turns the address space
+ * into the dumped one and sets the per-task state that needs the final
+ * layout, then stops at int3 (entry.S) for the restore process, which puts
+ * the registers back with ptrace and lets the task go.
+ *
+ * No libc, no relocations, no writable globals: everything comes from the
+ * args.  Every signal is blocked the whole time (the task's C part blocked
+ * them), so the pending signals queued here are delivered only once the
+ * restore process installs the dumped mask.
+ */
+#include <stdint.h>
+
+#include "restorer.h"
+#include "syscalls.h"
+
+#define MREMAP_MAYMOVE		1
+#define MREMAP_FIXED		2
+#define PR_SET_PDEATHSIG	1
+#define PR_SET_DUMPABLE		4
+#define PR_SET_NAME		15
+#define PR_SET_MM		35
+#define PR_SET_MM_MAP		14
+#define SIGTRAP			5
+#define SS_ONSTACK		1
+
+/* madvise advice that is a lasting property of a VMA (vma_entry.madv) */
+static const uint8_t sticky_advice[] = {
+	1,	/* MADV_RANDOM */
+	2,	/* MADV_SEQUENTIAL */
+	10,	/* MADV_DONTFORK */
+	12,	/* MADV_MERGEABLE */
+	14,	/* MADV_HUGEPAGE */
+	15,	/* MADV_NOHUGEPAGE */
+	16,	/* MADV_DONTDUMP */
+	18,	/* MADV_WIPEONFORK */
+};
+
+/* Unmap everything below RST_TASK_SIZE but the blob, the premap region and
+ * our vdso group. */
+static int unmap_old(struct restorer_args *a)
+{
+	struct rst_range keep[3] = {
+		{ a->premap_start, a->premap_end },
+		{ a->blob_start, a->blob_end },
+		{ 0, 0 },
+	};
+	unsigned int nr = 2;
+	uint64_t cur = 0;
+
+	if (a->vdso.nr_parts)
+		keep[nr++] = (struct rst_range){ a->vdso.parts[0].start,
+						 a->vdso.parts[a->vdso.nr_parts - 1].end };
+	/* sort the (at most 3) ranges by start */
+	for (unsigned int i = 1; i < nr; i++)
+		for (unsigned int j = i; j > 0 && keep[j].start < keep[j - 1].start; j--) {
+			struct rst_range t = keep[j];
+
+			keep[j] = keep[j - 1];
+			keep[j - 1] = t;
+		}
+
+	for (unsigned int i = 0; i <= nr; i++) {
+		uint64_t end = i < nr ? keep[i].start : RST_TASK_SIZE;
+
+		if (end > cur) {
+			long ret = sys_munmap(cur, end - cur);
+
+			if (ret)
+				return rst_fail(a, RST_STEP_UNMAP, ret, cur);
+		}
+		if (i < nr && keep[i].end > cur)
+			cur = keep[i].end;
+	}
+	return 0;
+}
+
+static int move_vmas(struct restorer_args *a)
+{
+	struct rst_vma *vmas = (struct rst_vma *)(uintptr_t)a->vmas;
+
+	for (uint32_t i = 0; i < a->nr_vmas; i++) {
+		struct rst_vma *v = &vmas[i];
+		uint64_t len = v->end - v->start;
+
+		if (v->premap != v->start) {
+			long ret = sys_mremap(v->premap, len, len, MREMAP_MAYMOVE | MREMAP_FIXED,
+					      v->start);
+
+			if ((uint64_t)ret != v->start)
+				return rst_fail(a, RST_STEP_MREMAP, ret, v->start);
+		}
+		if (rst_uffd_register(a, v))
+			return -1;
+	}
+
+	if (a->premap_end > a->premap_start) {
+		long ret = sys_munmap(a->premap_start, a->premap_end - a->premap_start);
+
+		if (ret)
+			return rst_fail(a, RST_STEP_UNMAP_PREMAP, ret, a->premap_start);
+	}
+	return 0;
+}
+
+static int protect_vmas(struct restorer_args *a)
+{
+	struct rst_vma *vmas = (struct rst_vma *)(uintptr_t)a->vmas;
+
+	for (uint32_t i = 0; i < a->nr_vmas; i++) {
+		struct rst_vma *v = &vmas[i];
+		uint64_t len = v->end - v->start;
+		long ret = sys_mprotect(v->start, len, v->prot);
+
+		if (ret)
+			return rst_fail(a, RST_STEP_MPROTECT, ret, v->start);
+		for (unsigned int k = 0; k < sizeof(sticky_advice); k++) {
+			if (!(v->madv & (1ull << sticky_advice[k])))
+				continue;
+			ret = sys_madvise(v->start, len, sticky_advice[k]);
+			if (ret)
+				return rst_fail(a, RST_STEP_MADVISE, ret, v->start);
+		}
+	}
+	return 0;
+}
+
+static int queue_signals(struct restorer_args *a)
+{
+	const uint8_t *si = (const uint8_t *)(uintptr_t)a->siginfo;
+	uint32_t nr = a->nr_sig_private + a->nr_sig_shared;
+
+	for (uint32_t i = 0; i < nr; i++, si += RST_SIGINFO_SIZE) {
+		int32_t signo = *(const int32_t *)si;
+		long ret;
+
+		/* the restore process queues SIGTRAP after the final trap */
+		if (signo == SIGTRAP)
+			continue;
+		if (i < a->nr_sig_private)
+			ret = sys_rt_tgsigqueueinfo(a->pid, a->pid, signo, si);
+		else
+			ret = sys_rt_sigqueueinfo(a->pid, signo, si);
+		if (ret)
+			return rst_fail(a, RST_STEP_SIGNALS, ret, (uint64_t)signo);
+	}
+	return 0;
+}
+
+static int restore_thread_state(struct restorer_args *a)
+{
+	long ret;
+
+	if (a->rseq_ptr) {
+		ret = sys_rseq(a->rseq_ptr, a->rseq_len, 0, a->rseq_sig);
+		if (ret)
+			return rst_fail(a, RST_STEP_RSEQ, ret, a->rseq_ptr);
+	}
+	if (a->robust_list_len) {
+		ret = sys_set_robust_list(a->robust_list, a->robust_list_len);
+		if (ret)
+			return rst_fail(a, RST_STEP_ROBUST_LIST, ret, a->robust_list);
+	}
+	sys_set_tid_address(a->clear_tid_addr);	/* cannot fail */
+
+	if (a->has_sigaltstack) {
+		struct rst_sigaltstack ss = a->sas;
+
+		ss.ss_flags &= ~SS_ONSTACK;
+		ret = sys_sigaltstack(&ss, 0);
+		if (ret)
+			return rst_fail(a, RST_STEP_SIGALTSTACK, ret, a->sas.ss_sp);
+	}
+	return 0;
+}
+
+/* After the creds: changing them resets pdeath_sig and dumpable. */
+static int restore_prctls(struct restorer_args *a)
+{
+	long ret;
+
+	if (a->pdeath_sig) {
+		ret = sys_prctl(PR_SET_PDEATHSIG, a->pdeath_sig, 0, 0, 0);
+		if (ret)
+			return rst_fail(a, RST_STEP_PRCTL, ret, PR_SET_PDEATHSIG);
+	}
+	if (a->dumpable >= 0) {
+		ret = sys_prctl(PR_SET_DUMPABLE, a->dumpable, 0, 0, 0);
+		if (ret)
+			return rst_fail(a, RST_STEP_PRCTL, ret, PR_SET_DUMPABLE);
+	}
+	ret = sys_prctl(PR_SET_NAME, (long)(uintptr_t)a->comm, 0, 0, 0);
+	if (ret)
+		return rst_fail(a, RST_STEP_PRCTL, ret, PR_SET_NAME);
+	return 0;
+}
+
+/* Last, so they lose as little time as possible before the task runs. */
+static int restore_itimers(struct restorer_args *a)
+{
+	for (int i = 0; i < RST_NR_ITIMERS; i++) {
+		const struct rst_itimerval *t = &a->itimers[i];
+		long ret;
+
+		if (!t->interval_sec && !t->interval_usec && !t->value_sec && !t->value_usec)
+			continue;
+		ret = sys_setitimer(i, t, 0);
+		if (ret)
+			return rst_fail(a, RST_STEP_ITIMERS, ret, (uint64_t)i);
+	}
+	return 0;
+}
+
+void restorer_main(struct restorer_args *a) RST_HIDDEN;
+
+void restorer_main(struct restorer_args *a)
+{
+	long ret;
+
+	if (a->magic != RESTORER_ARGS_MAGIC || a->version != RESTORER_ARGS_VERSION) {
+		rst_fail(a, RST_STEP_START, -22 /* EINVAL */, 0);
+		return;
+	}
+	a->status = RST_STATUS_RUNNING;
+
+	if (unmap_old(a) || rst_vdso_move(a))
+		return;
+	if (rst_uffd_open(a) || move_vmas(a) || protect_vmas(a) || rst_uffd_send(a))
+		return;
+
+	/* PR_SET_MM_MAP also sets the exe link: the old exe is unmapped now */
+	ret = sys_prctl(PR_SET_MM, PR_SET_MM_MAP, (long)(uintptr_t)&a->mm, sizeof(a->mm), 0);
+	if (ret) {
+		rst_fail(a, RST_STEP_MM_MAP, ret, 0);
+		return;
+	}
+
+	ret = sys_close_range(a->helper_fd_base, ~0u, 0);
+	if (ret) {
+		rst_fail(a, RST_STEP_CLOSE_FDS, ret, (uint64_t)a->helper_fd_base);
+		return;
+	}
+
+	if (queue_signals(a) || rst_restore_creds(a) || restore_thread_state(a) ||
+	    restore_prctls(a) || restore_itimers(a))
+		return;
+
+	a->status = RST_STATUS_DONE;
+}

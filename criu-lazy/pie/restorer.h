@@ -1,0 +1,34 @@
+/*
+ * Private to the restorer blob: the steps restorer_main() runs, one file
+ * each where they are more than a few lines.  A step returns 0 or records
+ * its failure in the args with rst_fail() and returns -1.
+ */
+#ifndef CRIU_LAZY_PIE_RESTORER_H
+#define CRIU_LAZY_PIE_RESTORER_H
+
+#include <stdint.h>
+
+#include "restorer-args.h"
+
+#define RST_HIDDEN __attribute__((visibility("hidden")))
+
+/* Record that @step failed with the kernel's return value @ret (a negative
+ * errno) on the object at @addr.  Always returns -1. */
+static inline int rst_fail(struct restorer_args *a, int step, long ret, uint64_t addr)
+{
+	a->fail_step = step;
+	a->fail_errno = ret < 0 ? (int32_t)-ret : 0;
+	a->fail_addr = addr;
+	a->status = RST_STATUS_FAILED;
+	return -1;
+}
+
+int rst_vdso_move(struct restorer_args *a) RST_HIDDEN;
+int rst_restore_creds(struct restorer_args *a) RST_HIDDEN;
+
+/* Lazy restore (issue 3), see uffd.c.  All are no-ops when a->lazy.sock < 0. */
+int rst_uffd_open(struct restorer_args *a) RST_HIDDEN;
+int rst_uffd_register(struct restorer_args *a, const struct rst_vma *v) RST_HIDDEN;
+int rst_uffd_send(struct restorer_args *a) RST_HIDDEN;
+
+#endif

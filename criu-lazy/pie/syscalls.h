@@ -1,0 +1,248 @@
+/*
+ * Raw x86_64 system calls for the restorer blob: no libc, no errno.  Every
+ * wrapper returns what the kernel returns (a negative errno on failure).
+ */
+#ifndef CRIU_LAZY_PIE_SYSCALLS_H
+#define CRIU_LAZY_PIE_SYSCALLS_H
+
+#include <stdint.h>
+
+#define __NR_read			0
+#define __NR_write			1
+#define __NR_close			3
+#define __NR_mmap			9
+#define __NR_mprotect			10
+#define __NR_munmap			11
+#define __NR_rt_sigaction		13
+#define __NR_rt_sigprocmask		14
+#define __NR_mremap			25
+#define __NR_madvise			28
+#define __NR_getitimer			36
+#define __NR_setitimer			38
+#define __NR_getpid			39
+#define __NR_sendmsg			46
+#define __NR_exit			60
+#define __NR_kill			62
+#define __NR_setresuid			117
+#define __NR_setresgid			119
+#define __NR_setfsuid			122
+#define __NR_setfsgid			123
+#define __NR_capset			126
+#define __NR_rt_sigqueueinfo		129
+#define __NR_sigaltstack		131
+#define __NR_prctl			157
+#define __NR_setgroups			116
+#define __NR_gettid			186
+#define __NR_set_tid_address		218
+#define __NR_exit_group			231
+#define __NR_tgkill			234
+#define __NR_set_robust_list		273
+#define __NR_rt_tgsigqueueinfo		297
+#define __NR_userfaultfd		323
+#define __NR_rseq			334
+#define __NR_close_range		436
+
+static inline long sys_call0(long nr)
+{
+	long ret;
+
+	__asm__ volatile("syscall" : "=a"(ret) : "a"(nr) : "rcx", "r11", "memory");
+	return ret;
+}
+
+static inline long sys_call1(long nr, long a1)
+{
+	long ret;
+
+	__asm__ volatile("syscall" : "=a"(ret) : "a"(nr), "D"(a1) : "rcx", "r11", "memory");
+	return ret;
+}
+
+static inline long sys_call2(long nr, long a1, long a2)
+{
+	long ret;
+
+	__asm__ volatile("syscall" : "=a"(ret) : "a"(nr), "D"(a1), "S"(a2)
+			 : "rcx", "r11", "memory");
+	return ret;
+}
+
+static inline long sys_call3(long nr, long a1, long a2, long a3)
+{
+	long ret;
+
+	__asm__ volatile("syscall" : "=a"(ret) : "a"(nr), "D"(a1), "S"(a2), "d"(a3)
+			 : "rcx", "r11", "memory");
+	return ret;
+}
+
+static inline long sys_call4(long nr, long a1, long a2, long a3, long a4)
+{
+	register long r10 __asm__("r10") = a4;
+	long ret;
+
+	__asm__ volatile("syscall" : "=a"(ret) : "a"(nr), "D"(a1), "S"(a2), "d"(a3), "r"(r10)
+			 : "rcx", "r11", "memory");
+	return ret;
+}
+
+static inline long sys_call5(long nr, long a1, long a2, long a3, long a4, long a5)
+{
+	register long r10 __asm__("r10") = a4;
+	register long r8 __asm__("r8") = a5;
+	long ret;
+
+	__asm__ volatile("syscall" : "=a"(ret)
+			 : "a"(nr), "D"(a1), "S"(a2), "d"(a3), "r"(r10), "r"(r8)
+			 : "rcx", "r11", "memory");
+	return ret;
+}
+
+static inline long sys_call6(long nr, long a1, long a2, long a3, long a4, long a5, long a6)
+{
+	register long r10 __asm__("r10") = a4;
+	register long r8 __asm__("r8") = a5;
+	register long r9 __asm__("r9") = a6;
+	long ret;
+
+	__asm__ volatile("syscall" : "=a"(ret)
+			 : "a"(nr), "D"(a1), "S"(a2), "d"(a3), "r"(r10), "r"(r8), "r"(r9)
+			 : "rcx", "r11", "memory");
+	return ret;
+}
+
+#define SYS_A(x) ((long)(x))
+
+static inline long sys_munmap(uint64_t addr, uint64_t len)
+{
+	return sys_call2(__NR_munmap, SYS_A(addr), SYS_A(len));
+}
+
+static inline long sys_mremap(uint64_t old, uint64_t old_len, uint64_t new_len, long flags,
+			      uint64_t new_addr)
+{
+	return sys_call5(__NR_mremap, SYS_A(old), SYS_A(old_len), SYS_A(new_len), flags,
+			 SYS_A(new_addr));
+}
+
+static inline long sys_mprotect(uint64_t addr, uint64_t len, long prot)
+{
+	return sys_call3(__NR_mprotect, SYS_A(addr), SYS_A(len), prot);
+}
+
+static inline long sys_madvise(uint64_t addr, uint64_t len, long advice)
+{
+	return sys_call3(__NR_madvise, SYS_A(addr), SYS_A(len), advice);
+}
+
+static inline long sys_prctl(long op, long a2, long a3, long a4, long a5)
+{
+	return sys_call5(__NR_prctl, op, a2, a3, a4, a5);
+}
+
+static inline long sys_close_range(unsigned int first, unsigned int last, unsigned int flags)
+{
+	return sys_call3(__NR_close_range, first, last, flags);
+}
+
+static inline long sys_close(int fd)
+{
+	return sys_call1(__NR_close, fd);
+}
+
+static inline long sys_getpid(void)
+{
+	return sys_call0(__NR_getpid);
+}
+
+static inline long sys_rt_sigqueueinfo(long tgid, long sig, const void *info)
+{
+	return sys_call3(__NR_rt_sigqueueinfo, tgid, sig, SYS_A(info));
+}
+
+static inline long sys_rt_tgsigqueueinfo(long tgid, long tid, long sig, const void *info)
+{
+	return sys_call4(__NR_rt_tgsigqueueinfo, tgid, tid, sig, SYS_A(info));
+}
+
+static inline long sys_setgroups(long n, const uint32_t *list)
+{
+	return sys_call2(__NR_setgroups, n, SYS_A(list));
+}
+
+static inline long sys_setresuid(long r, long e, long s)
+{
+	return sys_call3(__NR_setresuid, r, e, s);
+}
+
+static inline long sys_setresgid(long r, long e, long s)
+{
+	return sys_call3(__NR_setresgid, r, e, s);
+}
+
+static inline long sys_setfsuid(long id)
+{
+	return sys_call1(__NR_setfsuid, id);
+}
+
+static inline long sys_setfsgid(long id)
+{
+	return sys_call1(__NR_setfsgid, id);
+}
+
+static inline long sys_capset(void *hdr, void *data)
+{
+	return sys_call2(__NR_capset, SYS_A(hdr), SYS_A(data));
+}
+
+static inline long sys_rseq(uint64_t area, uint32_t len, int flags, uint32_t sig)
+{
+	return sys_call4(__NR_rseq, SYS_A(area), len, flags, sig);
+}
+
+static inline long sys_set_robust_list(uint64_t head, uint64_t len)
+{
+	return sys_call2(__NR_set_robust_list, SYS_A(head), SYS_A(len));
+}
+
+static inline long sys_set_tid_address(uint64_t addr)
+{
+	return sys_call1(__NR_set_tid_address, SYS_A(addr));
+}
+
+static inline long sys_sigaltstack(const void *ss, void *old)
+{
+	return sys_call2(__NR_sigaltstack, SYS_A(ss), SYS_A(old));
+}
+
+static inline long sys_setitimer(long which, const void *val, void *old)
+{
+	return sys_call3(__NR_setitimer, which, SYS_A(val), SYS_A(old));
+}
+
+static inline long sys_rt_sigprocmask(long how, const uint64_t *set, uint64_t *old)
+{
+	return sys_call4(__NR_rt_sigprocmask, how, SYS_A(set), SYS_A(old), 8);
+}
+
+static inline long sys_userfaultfd(long flags)
+{
+	return sys_call1(__NR_userfaultfd, flags);
+}
+
+static inline long sys_ioctl(int fd, unsigned long req, void *arg)
+{
+	return sys_call3(16 /* __NR_ioctl */, fd, (long)req, SYS_A(arg));
+}
+
+static inline long sys_sendmsg(int fd, const void *msg, long flags)
+{
+	return sys_call3(__NR_sendmsg, fd, SYS_A(msg), flags);
+}
+
+static inline long sys_write(int fd, const void *buf, uint64_t len)
+{
+	return sys_call3(__NR_write, fd, SYS_A(buf), SYS_A(len));
+}
+
+#endif

@@ -1,0 +1,309 @@
+/*
+ * After the blob's final int3: the last touches with ptrace, then the task
+ * goes.
+ *
+ *  1. block every signal, so nothing is dequeued while we work;
+ *  2. run, inside the task, at the blob's own `syscall` instruction:
+ *     rt_sigaction(SIGTRAP) as dumped, the pending SIGTRAPs, and the munmap
+ *     of the blob region (the stop after that syscall comes before the
+ *     next instruction fetch, so unmapping its own page is fine);
+ *  3. registers as dumped (orig_ax = -1: no syscall restart on the way
+ *     out), the XSAVE state, the TLS slots, the blocked mask, rlimits;
+ *  4. PTRACE_DETACH with no signal: the task resumes where it was dumped,
+ *     and the pending signals it does not block are delivered now.
+ *
+ * The syscalls run from syscall-stops (PTRACE_SYSCALL), not by single-
+ * stepping: a single-step trap is a forced SIGTRAP, and the kernel resets
+ * the SIGTRAP action to SIG_DFL when it forces a signal that is blocked or
+ * ignored -- it would undo the action we just restored.  The same is why
+ * SIGTRAP is set here and not by the task itself before its int3.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/user.h>
+#include <sys/wait.h>
+#include <asm/ldt.h>
+#include <elf.h>
+
+#define LOG_PREFIX ""
+#include "common/log.h"
+#include "common/ptrace-inject.h"
+#include "common/xsave-layout.h"
+#include "restore/restore.h"
+#include "restore/restorer-blob.h"
+#include "restore/xsave-build.h"
+
+#ifndef PTRACE_SET_THREAD_AREA
+#define PTRACE_SET_THREAD_AREA 26
+#endif
+
+#define ERESTARTSYS		512
+#define ERESTARTNOINTR		513
+#define ERESTARTNOHAND		514
+#define ERESTART_RESTARTBLOCK	516
+
+#define XSTATE_BUF_MAX		(64 << 10)
+
+static int wait_syscall_stop(pid_t pid, const char *what)
+{
+	int status, ret;
+
+	ret = ptrace_wait_stop(pid, PTRACE_WAIT_TIMEOUT_MS, &status);
+	if (ret)
+		return ret;
+	if (!WIFSTOPPED(status)) {
+		pr_err("task %d exited while the restore ran %s inside it", pid, what);
+		return -ESRCH;
+	}
+	if (WSTOPSIG(status) != (SIGTRAP | 0x80)) {
+		pr_err("task %d stopped with signal %d instead of at %s", pid, WSTOPSIG(status),
+		       what);
+		return -EIO;
+	}
+	return 0;
+}
+
+/* Run syscall @nr inside the stopped task at @ip; *res gets its result. */
+static int run_syscall(pid_t pid, unsigned long ip, long nr, unsigned long a1,
+		       unsigned long a2, unsigned long a3, unsigned long a4, const char *what,
+		       long *res)
+{
+	struct user_regs_struct regs;
+	int ret;
+
+	if (ptrace(PTRACE_GETREGS, pid, NULL, &regs)) {
+		pr_perror("cannot get the registers of task %d", pid);
+		return -errno;
+	}
+	regs.rip = ip;
+	regs.rax = nr;
+	regs.orig_rax = -1;
+	regs.rdi = a1;
+	regs.rsi = a2;
+	regs.rdx = a3;
+	regs.r10 = a4;
+	if (ptrace(PTRACE_SETREGS, pid, NULL, &regs) ||
+	    ptrace(PTRACE_SYSCALL, pid, NULL, NULL)) {
+		pr_perror("cannot run %s in task %d", what, pid);
+		return -errno;
+	}
+	ret = wait_syscall_stop(pid, what);		/* entry */
+	if (ret)
+		return ret;
+	if (ptrace(PTRACE_SYSCALL, pid, NULL, NULL)) {
+		pr_perror("cannot run %s in task %d", what, pid);
+		return -errno;
+	}
+	ret = wait_syscall_stop(pid, what);		/* exit */
+	if (ret)
+		return ret;
+	if (ptrace(PTRACE_GETREGS, pid, NULL, &regs)) {
+		pr_perror("cannot get the registers of task %d", pid);
+		return -errno;
+	}
+	*res = (long)regs.rax;
+	if (*res < 0 && *res > -4096) {
+		pr_err("task %d: %s failed: %s", pid, what, strerror((int)-*res));
+		return (int)*res;
+	}
+	return 0;
+}
+
+/* SIGTRAP's action and pending SIGTRAPs, then unmap the blob. */
+static int run_last_syscalls(const struct rst_images *ri, const struct rst_plan *plan, pid_t pid)
+{
+	const CoreEntry *core = ri->core;
+	unsigned long ip = plan->blob_start + restorer_export_syscall_off;
+	uint64_t args = plan->blob_start + plan->args_off;
+	uint64_t si = args + sizeof(struct restorer_args) +
+		      plan->nr_vmas * sizeof(struct rst_vma);
+	long res;
+	int ret;
+
+	ret = run_syscall(pid, ip, SYS_rt_sigaction, SIGTRAP,
+			  args + offsetof(struct restorer_args, sigtrap_act), 0, sizeof(uint64_t),
+			  "rt_sigaction(SIGTRAP)", &res);
+	for (int q = 0; !ret && q < 2; q++) {
+		const SignalQueueEntry *sq = q ? core->tc->signals_s : core->thread_core->signals_p;
+
+		for (size_t i = 0; !ret && sq && i < sq->n_signals; i++, si += RST_SIGINFO_SIZE) {
+			int signo;
+
+			memcpy(&signo, sq->signals[i]->siginfo.data, sizeof(signo));
+			if (signo != SIGTRAP)
+				continue;
+			if (q)
+				ret = run_syscall(pid, ip, SYS_rt_sigqueueinfo, pid, SIGTRAP, si, 0,
+						  "rt_sigqueueinfo(SIGTRAP)", &res);
+			else
+				ret = run_syscall(pid, ip, SYS_rt_tgsigqueueinfo, pid, pid, SIGTRAP,
+						  si, "rt_tgsigqueueinfo(SIGTRAP)", &res);
+		}
+	}
+	if (!ret)
+		ret = run_syscall(pid, ip, SYS_munmap, plan->blob_start,
+				  plan->blob_end - plan->blob_start, 0, 0, "munmap of the restorer",
+				  &res);
+	return ret;
+}
+
+static int set_regs(pid_t pid, const UserX86RegsEntry *g)
+{
+	struct user_regs_struct r = {
+		.r15 = g->r15, .r14 = g->r14, .r13 = g->r13, .r12 = g->r12,
+		.rbp = g->bp, .rbx = g->bx, .r11 = g->r11, .r10 = g->r10,
+		.r9 = g->r9, .r8 = g->r8, .rax = g->ax, .rcx = g->cx,
+		.rdx = g->dx, .rsi = g->si, .rdi = g->di, .orig_rax = -1,
+		.rip = g->ip, .cs = g->cs, .eflags = g->flags, .rsp = g->sp,
+		.ss = g->ss, .fs_base = g->fs_base, .gs_base = g->gs_base,
+		.ds = g->ds, .es = g->es, .fs = g->fs, .gs = g->gs,
+	};
+
+	/* A task dumped inside a syscall restarts it (the dump normally did
+	 * this already; then ax is no -ERESTART* code any more). */
+	if ((long)g->orig_ax >= 0) {
+		switch ((long)g->ax) {
+		case -ERESTARTSYS:
+		case -ERESTARTNOINTR:
+		case -ERESTARTNOHAND:
+			r.rax = g->orig_ax;
+			r.rip -= 2;
+			break;
+		case -ERESTART_RESTARTBLOCK:
+			r.rax = -EINTR;
+			break;
+		}
+	}
+	if (ptrace(PTRACE_SETREGS, pid, NULL, &r)) {
+		pr_perror("cannot set the registers of task %d", pid);
+		return -errno;
+	}
+	return 0;
+}
+
+static int set_fpu(pid_t pid, const UserX86FpregsEntry *fp)
+{
+	static uint8_t buf[XSTATE_BUF_MAX];
+	struct iovec iov = { buf, sizeof(buf) };
+	struct rst_xsave_host host;
+	char why[200];
+	int ret;
+
+	if (ptrace(PTRACE_GETREGSET, pid, (void *)NT_X86_XSTATE, &iov)) {
+		/* no XSAVE on this CPU: the legacy area alone */
+		if (fp->xsave && (fp->xsave->xstate_bv & ~3ull)) {
+			pr_err("core-%d.img: the task used AVX state, but this CPU has no XSAVE", pid);
+			return -EINVAL;
+		}
+		rst_fxsave_build(fp, buf);
+		if (ptrace(PTRACE_SETFPREGS, pid, NULL, buf)) {
+			pr_perror("cannot set the FPU state of task %d", pid);
+			return -errno;
+		}
+		return 0;
+	}
+
+	rst_xsave_host_probe(&host);
+	ret = rst_xsave_build(fp, &host, buf, iov.iov_len, why, sizeof(why));
+	if (ret) {
+		pr_err("core-%d.img: %s", pid, why);
+		return ret;
+	}
+	if (ptrace(PTRACE_SETREGSET, pid, (void *)NT_X86_XSTATE, &iov)) {
+		pr_perror("cannot set the FPU/AVX state of task %d", pid);
+		return -errno;
+	}
+	return 0;
+}
+
+static bool tls_empty(const UserDescT *d)
+{
+	return !d->base_addr && !d->limit && !d->seg_32bit && !d->contents_h &&
+	       !d->contents_l && d->read_exec_only && !d->limit_in_pages && d->seg_not_present &&
+	       !d->usable;
+}
+
+static int set_tls(pid_t pid, const ThreadInfoX86 *ti)
+{
+	for (size_t i = 0; i < ti->n_tls; i++) {
+		const UserDescT *d = ti->tls[i];
+		struct user_desc u;
+
+		if (tls_empty(d))
+			continue;
+		memset(&u, 0, sizeof(u));
+		u.entry_number = d->entry_number;
+		u.base_addr = d->base_addr;
+		u.limit = d->limit;
+		u.seg_32bit = d->seg_32bit;
+		u.contents = (d->contents_h << 1) | d->contents_l;
+		u.read_exec_only = d->read_exec_only;
+		u.limit_in_pages = d->limit_in_pages;
+		u.seg_not_present = d->seg_not_present;
+		u.useable = d->usable;
+		if (ptrace(PTRACE_SET_THREAD_AREA, pid, (void *)(long)d->entry_number, &u)) {
+			pr_perror("cannot set TLS slot %u of task %d", d->entry_number, pid);
+			return -errno;
+		}
+	}
+	return 0;
+}
+
+static int set_rlimits(pid_t pid, const TaskRlimitsEntry *rl)
+{
+	for (size_t i = 0; rl && i < rl->n_rlimits; i++) {
+		struct rlimit64 r = { rl->rlimits[i]->cur, rl->rlimits[i]->max };
+
+		if (prlimit64(pid, i, &r, NULL)) {
+			pr_perror("cannot set rlimit %zu of task %d", i, pid);
+			return -errno;
+		}
+	}
+	return 0;
+}
+
+int rst_finalize(const struct opts *o, const struct rst_images *ri,
+		 const struct rst_plan *plan, struct rst_task *t)
+{
+	const CoreEntry *core = ri->core;
+	uint64_t all = ~0ull, mask = core->tc->blk_sigset;
+	pid_t pid = t->pid;
+	int ret;
+
+	if (ptrace(PTRACE_SETSIGMASK, pid, sizeof(all), &all)) {
+		pr_perror("cannot block the signals of task %d", pid);
+		return -errno;
+	}
+	ret = run_last_syscalls(ri, plan, pid);
+	if (!ret)
+		ret = set_regs(pid, core->thread_info->gpregs);
+	if (!ret)
+		ret = set_fpu(pid, core->thread_info->fpregs);
+	if (!ret)
+		ret = set_tls(pid, core->thread_info);
+	if (!ret)
+		ret = set_rlimits(pid, core->tc->rlimits);
+	if (ret)
+		return ret;
+	if (ptrace(PTRACE_SETSIGMASK, pid, sizeof(mask), &mask)) {
+		pr_perror("cannot set the signal mask of task %d", pid);
+		return -errno;
+	}
+	return 0;
+}
+
+/* Let it go: from here on the task runs as dumped. */
+int rst_detach(struct rst_task *t)
+{
+	if (ptrace(PTRACE_DETACH, t->pid, NULL, NULL)) {
+		pr_perror("cannot detach from task %d", t->pid);
+		return -errno;
+	}
+	return 0;
+}

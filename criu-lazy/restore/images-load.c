@@ -1,0 +1,362 @@
+/*
+ * Read every image of the dump and check it, before any task exists: a bad
+ * image must fail the restore with one line naming the file and what is
+ * wrong, and leave nothing behind.  What we do not support yet (more than
+ * one task or thread, POSIX timers, seccomp, ...) is refused here too.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#define LOG_PREFIX ""
+#include "common/log.h"
+#include "images/image.h"
+#include "images/vma-status.h"
+#include "restore/restore.h"
+
+#define NR_SIGACTIONS	62
+#define NR_RLIMITS	16
+#define TASK_ALIVE	1
+
+#define VMA_STATUS_SUPPORTED (VMA_AREA_REGULAR | VMA_AREA_STACK | VMA_AREA_VSYSCALL | \
+			      VMA_AREA_VDSO | VMA_AREA_HEAP | VMA_FILE_PRIVATE | \
+			      VMA_FILE_SHARED | VMA_ANON_SHARED | VMA_ANON_PRIVATE | \
+			      VMA_AREA_VVAR)
+
+static int load_one(int dirfd, enum img_type type, unsigned long id,
+		    const ProtobufCMessageDescriptor *desc, void *out)
+{
+	return img_read_one(dirfd, type, id, desc, (ProtobufCMessage **)out);
+}
+
+static int check_inventory(const InventoryEntry *inv)
+{
+	if (inv->img_version != 1 && inv->img_version != 2) {
+		pr_err("inventory.img: image version %u is not supported (1 or 2)",
+		       inv->img_version);
+		return -EINVAL;
+	}
+	if (!inv->has_fdinfo_per_id || !inv->fdinfo_per_id) {
+		pr_err("inventory.img: fdinfo images not per files id: too old, not supported");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int load_pstree(int dirfd, struct rst_images *ri)
+{
+	ProtobufCMessage *msg, *extra;
+	struct cr_img *img;
+	int ret;
+
+	ret = img_open(dirfd, IMG_PSTREE, 0, O_RDONLY, &img);
+	if (ret == -ENOENT) {
+		pr_err("pstree.img: missing");
+		return ret;
+	}
+	if (ret)
+		return ret;
+	ret = img_read_entry(img, &pstree_entry__descriptor, &msg);
+	if (ret == 0) {
+		pr_err("pstree.img: no task in the image");
+		ret = -EINVAL;
+	}
+	if (ret < 0)
+		goto out;
+	ri->pstree = (PstreeEntry *)msg;
+	ret = img_read_entry(img, &pstree_entry__descriptor, &extra);
+	if (ret > 0) {
+		pr_err("pstree.img: more than one task (%u, %u, ...): only a single process can be restored for now",
+		       ri->pstree->pid, ((PstreeEntry *)extra)->pid);
+		protobuf_c_message_free_unpacked(extra, NULL);
+		ret = -EOPNOTSUPP;
+	}
+	if (ret < 0)
+		goto out;
+
+	ri->pid = ri->pstree->pid;
+	if (ri->pid <= 0) {
+		pr_err("pstree.img: bad pid %d", ri->pid);
+		ret = -EINVAL;
+	} else if (ri->pstree->n_threads > 1) {
+		pr_err("pstree.img: task %d has %zu threads: only single-threaded tasks can be restored for now",
+		       ri->pid, ri->pstree->n_threads);
+		ret = -EOPNOTSUPP;
+	} else if (ri->pstree->n_threads == 1 && (pid_t)ri->pstree->threads[0] != ri->pid) {
+		pr_err("pstree.img: the thread of task %d is %u", ri->pid, ri->pstree->threads[0]);
+		ret = -EINVAL;
+	}
+out:
+	img_close(img);
+	return ret;
+}
+
+static int check_fpregs(pid_t pid, const UserX86FpregsEntry *fp)
+{
+	if (fp->n_st_space != 32 || fp->n_xmm_space != 64) {
+		pr_err("core-%d.img: FPU state has %zu x87 and %zu SSE words (expected 32 and 64)",
+		       pid, fp->n_st_space, fp->n_xmm_space);
+		return -EINVAL;
+	}
+	if (fp->xsave && fp->xsave->cet) {
+		pr_err("core-%d.img: the task has CET shadow-stack state: not supported", pid);
+		return -EOPNOTSUPP;
+	}
+	return 0;
+}
+
+static int check_core(pid_t pid, const CoreEntry *core)
+{
+	const TaskCoreEntry *tc = core->tc;
+	const ThreadCoreEntry *th = core->thread_core;
+	const ThreadInfoX86 *ti = core->thread_info;
+
+	if (core->mtype != CORE_ENTRY__MARCH__X86_64) {
+		pr_err("core-%d.img: architecture %d is not x86_64", pid, core->mtype);
+		return -EINVAL;
+	}
+	if (!tc || !th || !ti || !ti->gpregs || !ti->fpregs) {
+		pr_err("core-%d.img: incomplete: task, thread or register state missing", pid);
+		return -EINVAL;
+	}
+	if (tc->task_state != TASK_ALIVE) {
+		pr_err("core-%d.img: task state %u (%s) is not supported, only running tasks", pid,
+		       tc->task_state, tc->task_state == 2 ? "zombie" :
+		       tc->task_state == 3 ? "stopped" : "unknown");
+		return -EOPNOTSUPP;
+	}
+	if (ti->gpregs->has_mode && ti->gpregs->mode != USER_X86_REGS_MODE__NATIVE) {
+		pr_err("core-%d.img: 32-bit (compat) tasks are not supported", pid);
+		return -EOPNOTSUPP;
+	}
+	if (ti->n_tls > 3) {
+		pr_err("core-%d.img: %zu TLS entries (at most 3)", pid, ti->n_tls);
+		return -EINVAL;
+	}
+	if (tc->n_sigactions != NR_SIGACTIONS) {
+		pr_err("core-%d.img: %zu signal actions (expected %d; legacy sigacts images are not supported)",
+		       pid, tc->n_sigactions, NR_SIGACTIONS);
+		return -EINVAL;
+	}
+	if (tc->timers && tc->timers->n_posix) {
+		pr_err("core-%d.img: the task has %zu POSIX timers: not supported yet", pid,
+		       tc->timers->n_posix);
+		return -EOPNOTSUPP;
+	}
+	if (tc->rlimits && tc->rlimits->n_rlimits > NR_RLIMITS) {
+		pr_err("core-%d.img: %zu rlimits (at most %d)", pid, tc->rlimits->n_rlimits,
+		       NR_RLIMITS);
+		return -EINVAL;
+	}
+	if ((th->has_seccomp_mode && th->seccomp_mode != SECCOMP_MODE__disabled) ||
+	    (tc->has_old_seccomp_mode && tc->old_seccomp_mode != SECCOMP_MODE__disabled)) {
+		pr_err("core-%d.img: the task runs under seccomp: not supported yet", pid);
+		return -EOPNOTSUPP;
+	}
+	if (th->futex_rla_len && th->futex_rla_len != 24) {
+		pr_err("core-%d.img: robust futex list length %u (expected 24)", pid,
+		       th->futex_rla_len);
+		return -EINVAL;
+	}
+	for (int q = 0; q < 2; q++) {
+		const SignalQueueEntry *sq = q ? tc->signals_s : th->signals_p;
+
+		for (size_t i = 0; sq && i < sq->n_signals; i++) {
+			if (sq->signals[i]->siginfo.len != RST_SIGINFO_SIZE) {
+				pr_err("core-%d.img: pending signal %zu has a %zu-byte siginfo (expected %d)",
+				       pid, i, sq->signals[i]->siginfo.len, RST_SIGINFO_SIZE);
+				return -EINVAL;
+			}
+		}
+	}
+	if (th->rseq_entry && th->rseq_entry->rseq_abi_pointer &&
+	    th->rseq_entry->has_rseq_cs_pointer && th->rseq_entry->rseq_cs_pointer)
+		pr_warn("core-%d.img: the task was inside an rseq critical section", pid);
+	if (tc->has_membarrier_registration_mask && tc->membarrier_registration_mask)
+		pr_warn("core-%d.img: membarrier registrations 0x%x are not restored", pid,
+			tc->membarrier_registration_mask);
+	return check_fpregs(pid, ti->fpregs);
+}
+
+static const char *vma_kind(uint32_t status)
+{
+	if (status & VMA_AREA_SYSVIPC)
+		return "SysV shared memory";
+	if (status & VMA_AREA_SOCKET)
+		return "a socket ring buffer";
+	if (status & VMA_AREA_AIORING)
+		return "an AIO ring";
+	if (status & VMA_AREA_MEMFD)
+		return "a memfd mapping";
+	if (status & VMA_AREA_SHSTK)
+		return "a shadow stack";
+	if (status & VMA_AREA_GUARD)
+		return "a guard region";
+	if (status & VMA_AREA_UPROBES)
+		return "the uprobes area";
+	if (status & VMA_EXT_PLUGIN)
+		return "a plugin mapping";
+	return "an unsupported mapping";
+}
+
+static int check_mm(pid_t pid, const MmEntry *mm)
+{
+	uint64_t prev_end = 0;
+
+	if (mm->n_mm_saved_auxv > RST_AUXV_WORDS_MAX || mm->n_mm_saved_auxv % 2) {
+		pr_err("mm-%d.img: %zu auxv words (an even number, at most %d)", pid,
+		       mm->n_mm_saved_auxv, RST_AUXV_WORDS_MAX);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < mm->n_vmas; i++) {
+		const VmaEntry *v = mm->vmas[i];
+
+		if (v->start >= v->end || v->start % RST_PAGE_SIZE || v->end % RST_PAGE_SIZE ||
+		    v->start < prev_end) {
+			pr_err("mm-%d.img: VMA %zu 0x%llx-0x%llx is empty, unaligned or out of order",
+			       pid, i, (unsigned long long)v->start, (unsigned long long)v->end);
+			return -EINVAL;
+		}
+		prev_end = v->end;
+		if (v->status & VMA_AREA_VSYSCALL)
+			continue;
+		if (v->end > RST_TASK_SIZE) {
+			pr_err("mm-%d.img: VMA %zu 0x%llx-0x%llx is beyond the user address space",
+			       pid, i, (unsigned long long)v->start, (unsigned long long)v->end);
+			return -EINVAL;
+		}
+		if (v->status & ~VMA_STATUS_SUPPORTED) {
+			pr_err("mm-%d.img: VMA 0x%llx-0x%llx is %s (status 0x%x): not supported",
+			       pid, (unsigned long long)v->start, (unsigned long long)v->end,
+			       vma_kind(v->status & ~VMA_STATUS_SUPPORTED), v->status);
+			return -EOPNOTSUPP;
+		}
+		if (v->status & (VMA_AREA_VDSO | VMA_AREA_VVAR))
+			continue;
+		if (!(v->status & VMA_AREA_REGULAR) ||
+		    !(v->status & (VMA_ANON_PRIVATE | VMA_ANON_SHARED | VMA_FILE_PRIVATE |
+				   VMA_FILE_SHARED))) {
+			pr_err("mm-%d.img: VMA 0x%llx-0x%llx has status 0x%x: not a mapping we can restore",
+			       pid, (unsigned long long)v->start, (unsigned long long)v->end,
+			       v->status);
+			return -EINVAL;
+		}
+		if (v->flags & MAP_HUGETLB) {
+			pr_err("mm-%d.img: VMA 0x%llx-0x%llx is hugetlb memory: not supported",
+			       pid, (unsigned long long)v->start, (unsigned long long)v->end);
+			return -EOPNOTSUPP;
+		}
+	}
+	return 0;
+}
+
+/* Pages of the shared anonymous VMAs: one pagemap-shmem per object. */
+static int load_shmems(int dirfd, struct rst_images *ri)
+{
+	for (size_t i = 0; i < ri->mm->n_vmas; i++) {
+		const VmaEntry *v = ri->mm->vmas[i];
+		struct rst_shmem *s = NULL;
+		int ret;
+
+		if (!(v->status & VMA_ANON_SHARED))
+			continue;
+		for (size_t k = 0; k < ri->nr_shmems; k++)
+			if (ri->shmems[k].shmid == v->shmid)
+				s = &ri->shmems[k];
+		if (!s) {
+			s = realloc(ri->shmems, (ri->nr_shmems + 1) * sizeof(*s));
+			if (!s)
+				return -ENOMEM;
+			ri->shmems = s;
+			s = &ri->shmems[ri->nr_shmems];
+			memset(s, 0, sizeof(*s));
+			s->pi.pages_fd = -1;
+			s->shmid = v->shmid;
+			ret = pagemap_index_load(dirfd, IMG_PAGEMAP_SHMEM, v->shmid, true, &s->pi);
+			if (ret)
+				return ret;
+			ri->nr_shmems++;
+		}
+		if (v->pgoff + (v->end - v->start) > s->size)
+			s->size = v->pgoff + (v->end - v->start);
+	}
+	for (size_t k = 0; k < ri->nr_shmems; k++) {
+		struct rst_shmem *s = &ri->shmems[k];
+
+		for (size_t r = 0; r < s->pi.nr_runs; r++) {
+			const struct page_run *run = &s->pi.runs[r];
+
+			if (run->vaddr + run->nr_pages * RST_PAGE_SIZE > s->size) {
+				pr_err("pagemap-shmem-%llu.img: pages at offset 0x%llx lie past the %llu bytes its VMAs map",
+				       (unsigned long long)s->shmid,
+				       (unsigned long long)run->vaddr,
+				       (unsigned long long)s->size);
+				return -EINVAL;
+			}
+		}
+	}
+	return 0;
+}
+
+int rst_images_load(int dirfd, const struct opts *o, struct rst_images *ri)
+{
+	int ret;
+
+	memset(ri, 0, sizeof(*ri));
+	ri->dirfd = dirfd;
+	ri->pi.pages_fd = -1;
+
+	ret = load_one(dirfd, IMG_INVENTORY, 0, &inventory_entry__descriptor, &ri->inv);
+	if (!ret)
+		ret = check_inventory(ri->inv);
+	if (!ret)
+		ret = load_pstree(dirfd, ri);
+	if (ret)
+		return ret;
+
+	ret = load_one(dirfd, IMG_CORE, ri->pid, &core_entry__descriptor, &ri->core);
+	if (!ret)
+		ret = check_core(ri->pid, ri->core);
+	if (!ret)
+		ret = load_one(dirfd, IMG_IDS, ri->pid, &task_kobj_ids_entry__descriptor, &ri->ids);
+	if (!ret)
+		ret = load_one(dirfd, IMG_MM, ri->pid, &mm_entry__descriptor, &ri->mm);
+	if (!ret)
+		ret = check_mm(ri->pid, ri->mm);
+	if (!ret)
+		ret = load_one(dirfd, IMG_FS, ri->pid, &fs_entry__descriptor, &ri->fs);
+	if (ret)
+		return ret;
+
+	ret = pagemap_index_load(dirfd, IMG_PAGEMAP, ri->pid, true, &ri->pi);
+	if (!ret)
+		ret = load_shmems(dirfd, ri);
+	if (!ret)
+		ret = rst_fds_load(o, ri);
+	if (!ret)
+		ret = rst_fs_check(ri);
+	return ret;
+}
+
+void rst_images_free(struct rst_images *ri)
+{
+#define FREE_MSG(m) do { if (m) protobuf_c_message_free_unpacked((ProtobufCMessage *)(m), NULL); } while (0)
+	FREE_MSG(ri->inv);
+	FREE_MSG(ri->pstree);
+	FREE_MSG(ri->core);
+	FREE_MSG(ri->ids);
+	FREE_MSG(ri->mm);
+	FREE_MSG(ri->fs);
+	for (size_t i = 0; i < ri->nr_files; i++)
+		FREE_MSG(ri->files[i]);
+#undef FREE_MSG
+	free(ri->files);
+	free(ri->fds);
+	pagemap_index_free(&ri->pi);
+	for (size_t k = 0; k < ri->nr_shmems; k++)
+		pagemap_index_free(&ri->shmems[k].pi);
+	free(ri->shmems);
+	memset(ri, 0, sizeof(*ri));
+}

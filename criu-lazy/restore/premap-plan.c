@@ -1,0 +1,317 @@
+/*
+ * The plan of the new task's memory, made before it exists:
+ *
+ *  - every VMA of the dump but the kernel's own (vdso, vvar, vsyscall) gets
+ *    a slot in the premap region, one page apart so the kernel never
+ *    merges two of them there or after they move;
+ *  - the pagemap runs are cut at VMA boundaries into fills: a range of the
+ *    pages file and the premap address it is read into, in file order so
+ *    the task can read them with few large preadv() calls;
+ *  - the premap region and the blob region lie together in the highest
+ *    hole that is free in our layout (the new task is a fork of us) and in
+ *    the dumped one, with a margin around it;
+ *  - our vdso group must have the shape of the dumped one, so the blob can
+ *    move it there in one piece.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#define LOG_PREFIX ""
+#include "common/log.h"
+#include "common/proc-maps.h"
+#include "images/vma-status.h"
+#include "restore/layout.h"
+#include "restore/restore.h"
+#include "restore/restorer-blob.h"
+
+#define HOLE_GAP	(16ull << 20)	/* keep this far from anything mapped */
+#define HOLE_LOW	(1ull << 32)	/* and stay above the low 4 GiB */
+#define BLOB_STACK_SIZE	(64ull << 10)
+
+static bool vma_is_kernel(const VmaEntry *v)
+{
+	return v->status & (VMA_AREA_VDSO | VMA_AREA_VVAR | VMA_AREA_VSYSCALL);
+}
+
+static bool is_vdso_part(const char *path)
+{
+	return !strcmp(path, "[vdso]") || !strcmp(path, "[vvar]") ||
+	       !strcmp(path, "[vvar_vclock]");
+}
+
+/* Our vdso group and the dumped one must match (layout_vdso_match). */
+static int plan_vdso(const struct rst_images *ri, const struct proc_vma *maps, size_t nr_maps,
+		     struct rst_plan *plan)
+{
+	struct layout_range ours[RST_VDSO_PARTS_MAX], dumped[RST_VDSO_PARTS_MAX];
+	size_t nr_ours = 0, nr_dumped = 0;
+	ssize_t vdso_ours = -1, vdso_dumped = -1;
+	char why[160];
+
+	for (size_t i = 0; i < nr_maps; i++) {
+		if (!is_vdso_part(maps[i].path))
+			continue;
+		if (nr_ours == RST_VDSO_PARTS_MAX) {
+			pr_err("more than %d vdso/vvar mappings here", RST_VDSO_PARTS_MAX);
+			return -EINVAL;
+		}
+		if (!strcmp(maps[i].path, "[vdso]"))
+			vdso_ours = nr_ours;
+		ours[nr_ours++] = (struct layout_range){ maps[i].start, maps[i].end };
+	}
+	for (size_t i = 0; i < ri->mm->n_vmas; i++) {
+		const VmaEntry *v = ri->mm->vmas[i];
+
+		if (!(v->status & (VMA_AREA_VDSO | VMA_AREA_VVAR)))
+			continue;
+		if (nr_dumped == RST_VDSO_PARTS_MAX) {
+			pr_err("mm-%d.img: more than %d vdso/vvar mappings", ri->pid,
+			       RST_VDSO_PARTS_MAX);
+			return -EINVAL;
+		}
+		if (v->status & VMA_AREA_VDSO)
+			vdso_dumped = nr_dumped;
+		dumped[nr_dumped++] = (struct layout_range){ v->start, v->end };
+	}
+
+	if (!nr_dumped) {
+		/* the task had no vdso: ours goes with the rest of our layout */
+		plan->vdso_nr = 0;
+		return 0;
+	}
+	if (layout_vdso_match(ours, nr_ours, dumped, nr_dumped, why, sizeof(why)) ||
+	    vdso_ours != vdso_dumped) {
+		if (vdso_ours != vdso_dumped)
+			snprintf(why, sizeof(why), "the [vdso] is mapping %zd in the dump, %zd here",
+				 vdso_dumped, vdso_ours);
+		pr_err("mm-%d.img: the dumped vdso does not fit this kernel (%s): restore on the kernel it was dumped on",
+		       ri->pid, why);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < nr_ours; i++)
+		plan->vdso_cur[i] = (struct rst_range){ ours[i].start, ours[i].end };
+	plan->vdso_nr = nr_ours;
+	plan->vdso_target = dumped[0].start;
+	return 0;
+}
+
+static uint64_t blob_region_size(const struct rst_images *ri, struct rst_plan *plan)
+{
+	const CoreEntry *core = ri->core;
+	const ThreadCoreEntry *th = core->thread_core;
+	uint64_t args;
+
+	plan->nr_siginfo = (th->signals_p ? th->signals_p->n_signals : 0) +
+			   (core->tc->signals_s ? core->tc->signals_s->n_signals : 0);
+	plan->nr_groups = th->creds ? th->creds->n_groups : 0;
+
+	args = sizeof(struct restorer_args) + plan->nr_vmas * sizeof(struct rst_vma) +
+	       plan->nr_siginfo * RST_SIGINFO_SIZE + plan->nr_groups * sizeof(uint32_t);
+	plan->code_size = RST_PAGE_ALIGN(restorer_blob_size);
+	plan->args_off = plan->code_size;
+	plan->args_size = RST_PAGE_ALIGN(args);
+	plan->stack_off = plan->args_off + plan->args_size;
+	plan->stack_size = BLOB_STACK_SIZE;
+	plan->scratch_off = plan->stack_off + plan->stack_size;
+	plan->scratch_size = plan->vdso_nr ?
+		plan->vdso_cur[plan->vdso_nr - 1].end - plan->vdso_cur[0].start : 0;
+	return plan->scratch_off + plan->scratch_size;
+}
+
+static int plan_place(const struct rst_images *ri, const struct proc_vma *maps, size_t nr_maps,
+		      struct rst_plan *plan)
+{
+	struct layout_range *busy;
+	uint64_t premap_size = 0, blob_size, hole, cur;
+	size_t nr_busy = 0;
+	int ret;
+
+	for (size_t i = 0; i < plan->nr_vmas; i++)
+		premap_size += plan->vmas[i].vma->end - plan->vmas[i].vma->start + RST_PAGE_SIZE;
+	blob_size = blob_region_size(ri, plan);
+
+	busy = calloc(nr_maps + ri->mm->n_vmas, sizeof(*busy));
+	if (!busy)
+		return -ENOMEM;
+	for (size_t i = 0; i < nr_maps; i++)
+		busy[nr_busy++] = (struct layout_range){ maps[i].start, maps[i].end };
+	for (size_t i = 0; i < ri->mm->n_vmas; i++)
+		busy[nr_busy++] = (struct layout_range){ ri->mm->vmas[i]->start,
+							 ri->mm->vmas[i]->end };
+	ret = layout_find_hole(busy, nr_busy, premap_size + blob_size, HOLE_GAP, HOLE_LOW,
+			       RST_TASK_SIZE, &hole);
+	if (ret)
+		ret = layout_find_hole(busy, nr_busy, premap_size + blob_size, RST_PAGE_SIZE,
+				       1ull << 20, RST_TASK_SIZE, &hole);
+	free(busy);
+	if (ret) {
+		pr_err("no room for %llu MiB of premapped memory in both our and task %d's address space",
+		       (unsigned long long)(premap_size + blob_size) >> 20, ri->pid);
+		return ret;
+	}
+
+	plan->premap_start = hole;
+	plan->premap_end = hole + premap_size;
+	plan->blob_start = plan->premap_end;
+	plan->blob_end = plan->blob_start + blob_size;
+	cur = plan->premap_start;
+	for (size_t i = 0; i < plan->nr_vmas; i++) {
+		plan->vmas[i].premap = cur;
+		cur += plan->vmas[i].vma->end - plan->vmas[i].vma->start + RST_PAGE_SIZE;
+	}
+	pr_info("premap region 0x%llx-0x%llx, blob region 0x%llx-0x%llx",
+		(unsigned long long)plan->premap_start, (unsigned long long)plan->premap_end,
+		(unsigned long long)plan->blob_start, (unsigned long long)plan->blob_end);
+	return 0;
+}
+
+static int plan_vmas(const struct rst_images *ri, struct rst_plan *plan)
+{
+	plan->vmas = calloc(ri->mm->n_vmas, sizeof(*plan->vmas));
+	if (!plan->vmas)
+		return -ENOMEM;
+	for (size_t i = 0; i < ri->mm->n_vmas; i++) {
+		const VmaEntry *v = ri->mm->vmas[i];
+		struct rst_vma_plan *vp;
+
+		if (vma_is_kernel(v))
+			continue;
+		vp = &plan->vmas[plan->nr_vmas++];
+		vp->vma = v;
+		vp->premap_prot = v->prot;
+		if (v->status & (VMA_FILE_PRIVATE | VMA_FILE_SHARED))
+			vp->file = rst_file_find(ri, (uint32_t)v->shmid)->reg;
+		if (v->status & VMA_ANON_SHARED) {
+			for (size_t k = 0; k < ri->nr_shmems; k++)
+				if (ri->shmems[k].shmid == v->shmid)
+					vp->shm = &ri->shmems[k];
+		}
+	}
+	return 0;
+}
+
+static int add_fill(struct rst_plan *plan, size_t *cap, uint64_t file_off, uint64_t dst,
+		    uint64_t len)
+{
+	struct rst_fill *last = plan->nr_fills ? &plan->fills[plan->nr_fills - 1] : NULL;
+
+	plan->pages_to_fill += len / RST_PAGE_SIZE;
+	if (last && last->file_off + last->len == file_off && last->dst + last->len == dst) {
+		last->len += len;
+		return 0;
+	}
+	if (plan->nr_fills == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 256;
+		struct rst_fill *grown = realloc(plan->fills, ncap * sizeof(*grown));
+
+		if (!grown)
+			return -ENOMEM;
+		plan->fills = grown;
+		*cap = ncap;
+	}
+	plan->fills[plan->nr_fills++] = (struct rst_fill){ file_off, dst, len };
+	return 0;
+}
+
+/*
+ * Cut the runs of pagemap-<pid>.img at VMA boundaries.  Pages in the vdso
+ * are the kernel's: skipped.  Pages outside every VMA, or in a VMA whose
+ * pages are never dumped, mean a broken image.
+ */
+static int plan_fills(const struct opts *o, const struct rst_images *ri, struct rst_plan *plan)
+{
+	const struct pagemap_index *pi = &ri->pi;
+	size_t cap = 0, j = 0;
+
+	for (size_t r = 0; r < pi->nr_runs; r++) {
+		const struct page_run *run = &pi->runs[r];
+		uint64_t addr = run->vaddr, end = run->vaddr + run->nr_pages * RST_PAGE_SIZE;
+		bool skip = o->lazy_pages && (run->flags & PE_LAZY);
+
+		if (!(run->flags & PE_PRESENT) && !skip) {
+			pr_err("pagemap-%d.img: pages at 0x%llx are not in pages-%u.img (a dump made with --lazy-pages restores only with --lazy-pages)",
+			       ri->pid, (unsigned long long)run->vaddr, pi->pages_id);
+			return -EINVAL;
+		}
+		while (addr < end) {
+			struct rst_vma_plan *vp;
+			uint64_t piece_end;
+			int ret;
+
+			while (j < plan->nr_vmas && plan->vmas[j].vma->end <= addr)
+				j++;
+			vp = j < plan->nr_vmas ? &plan->vmas[j] : NULL;
+			if (!vp || vp->vma->start > addr) {
+				/* not a premapped VMA: the vdso, or nothing */
+				const VmaEntry *kv = NULL;
+
+				for (size_t k = 0; k < ri->mm->n_vmas; k++) {
+					const VmaEntry *v = ri->mm->vmas[k];
+
+					if (vma_is_kernel(v) && v->start <= addr && addr < v->end)
+						kv = v;
+				}
+				if (!kv) {
+					pr_err("pagemap-%d.img: pages at 0x%llx lie outside every VMA of mm-%d.img",
+					       ri->pid, (unsigned long long)addr, ri->pid);
+					return -EINVAL;
+				}
+				addr = end < kv->end ? end : kv->end;
+				continue;
+			}
+			piece_end = end < vp->vma->end ? end : vp->vma->end;
+			if (!vma_has_dumped_pages(vp->vma)) {
+				pr_err("pagemap-%d.img: pages at 0x%llx belong to the VMA 0x%llx-0x%llx whose pages are never dumped (status 0x%x)",
+				       ri->pid, (unsigned long long)addr,
+				       (unsigned long long)vp->vma->start,
+				       (unsigned long long)vp->vma->end, vp->vma->status);
+				return -EINVAL;
+			}
+			if (!skip) {
+				ret = add_fill(plan, &cap,
+					       run->pages_off + (addr - run->vaddr),
+					       vp->premap + (addr - vp->vma->start),
+					       piece_end - addr);
+				if (ret)
+					return ret;
+				vp->fill = true;
+				vp->premap_prot = PROT_READ | PROT_WRITE;
+			}
+			addr = piece_end;
+		}
+	}
+	return 0;
+}
+
+int rst_plan_build(const struct opts *o, const struct rst_images *ri, struct rst_plan *plan)
+{
+	struct proc_vma *maps;
+	size_t nr_maps;
+	int ret;
+
+	memset(plan, 0, sizeof(*plan));
+	ret = proc_maps_read(0, &maps, &nr_maps);
+	if (ret)
+		return ret;
+	ret = plan_vdso(ri, maps, nr_maps, plan);
+	if (!ret)
+		ret = plan_vmas(ri, plan);
+	if (!ret)
+		ret = plan_place(ri, maps, nr_maps, plan);
+	if (!ret)
+		ret = plan_fills(o, ri, plan);
+	free(maps);
+	if (ret)
+		rst_plan_free(plan);
+	return ret;
+}
+
+void rst_plan_free(struct rst_plan *plan)
+{
+	free(plan->vmas);
+	free(plan->fills);
+	memset(plan, 0, sizeof(*plan));
+}

@@ -1,0 +1,196 @@
+/*
+ * Premap (runs in the new task): map every VMA of the target at its slot in
+ * the premap region (which the parent reserved PROT_NONE before the clone)
+ * and read its dumped pages into it straight from the pages file with
+ * preadv(): no bounce buffer, and one call for as many adjacent runs as
+ * the kernel takes at once.
+ *
+ *   private anonymous   MAP_PRIVATE | MAP_ANONYMOUS (| GROWSDOWN ...)
+ *   private file        the file, MAP_PRIVATE at its offset
+ *   shared file         the file, MAP_SHARED (nothing to fill: the file is
+ *                       the content)
+ *   shared anonymous    one shmem object per shmid, filled from
+ *                       pagemap-shmem-<shmid>.img, each VMA mapped from it
+ *                       through /proc/self/map_files at its offset
+ *
+ * VMAs with pages to fill are mapped read-write here; the blob sets the
+ * dumped protection after moving them.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "images/vma-status.h"
+#include "restore/restore.h"
+
+#define PREADV_MAX_BYTES (1ull << 30)	/* per call, well below MAX_RW_COUNT */
+
+/* Read @total bytes at @off into @iov (which this consumes). */
+static int preadv_full(struct rst_child *c, int fd, const char *file, struct iovec *iov,
+		       int iovcnt, uint64_t off, uint64_t total)
+{
+	while (total) {
+		ssize_t n = preadv(fd, iov, iovcnt, off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return child_err(c, n ? errno : EIO,
+					 "%s: cannot read %llu bytes at offset %llu into 0x%llx: %s (task %d)",
+					 file, (unsigned long long)total, (unsigned long long)off,
+					 (unsigned long long)(uintptr_t)iov->iov_base,
+					 n ? strerror(errno) : "unexpected end of file",
+					 c->ri->pid);
+		off += n;
+		total -= n;
+		while (n && iovcnt) {
+			if ((size_t)n >= iov->iov_len) {
+				n -= iov->iov_len;
+				iov++;
+				iovcnt--;
+			} else {
+				iov->iov_base = (char *)iov->iov_base + n;
+				iov->iov_len -= n;
+				n = 0;
+			}
+		}
+	}
+	return 0;
+}
+
+/* The private fills: runs contiguous in the file go in one preadv(). */
+static int fill_private(struct rst_child *c)
+{
+	const struct rst_plan *plan = c->plan;
+	struct iovec iov[IOV_MAX];
+	char file[32];
+	size_t i = 0;
+
+	pages_file_name(c->ri->pi.pages_id, file, sizeof(file));
+	while (i < plan->nr_fills) {
+		uint64_t off = plan->fills[i].file_off, total = 0;
+		int n = 0;
+
+		do {
+			iov[n].iov_base = (void *)(uintptr_t)plan->fills[i].dst;
+			iov[n].iov_len = plan->fills[i].len;
+			total += plan->fills[i].len;
+			n++;
+			i++;
+		} while (i < plan->nr_fills && n < IOV_MAX && total < PREADV_MAX_BYTES &&
+			 plan->fills[i].file_off == off + total);
+		if (preadv_full(c, c->ri->pi.pages_fd, file, iov, n, off, total))
+			return -EIO;
+	}
+	return 0;
+}
+
+static int map_fixed(struct rst_child *c, const struct rst_vma_plan *vp, int prot, int flags,
+		     int fd, uint64_t off, const char *what)
+{
+	uint64_t len = vp->vma->end - vp->vma->start;
+	void *p = mmap((void *)(uintptr_t)vp->premap, len, prot, flags | MAP_FIXED, fd, off);
+
+	if (p == MAP_FAILED)
+		return child_err(c, errno, "task %d: cannot premap %s 0x%llx-0x%llx: %s",
+				 c->ri->pid, what, (unsigned long long)vp->vma->start,
+				 (unsigned long long)vp->vma->end, strerror(errno));
+	return 0;
+}
+
+static int premap_file(struct rst_child *c, const struct rst_vma_plan *vp)
+{
+	const VmaEntry *v = vp->vma;
+	bool shared = v->status & VMA_FILE_SHARED;
+	int oflags = O_RDONLY, fd, ret;
+
+	if (shared && (v->prot & PROT_WRITE))
+		oflags = O_RDWR;
+	fd = open(vp->file->name, oflags | O_CLOEXEC);
+	if (fd < 0)
+		return child_err(c, errno, "%s: %s (mapped at 0x%llx by task %d)", vp->file->name,
+				 strerror(errno), (unsigned long long)v->start, c->ri->pid);
+	ret = map_fixed(c, vp, vp->premap_prot,
+			(shared ? MAP_SHARED : MAP_PRIVATE) | (v->flags & (MAP_NORESERVE | MAP_LOCKED)),
+			fd, v->pgoff, vp->file->name);
+	close(fd);
+	return ret;
+}
+
+/* One shmem object: create, fill, map its VMAs from it. */
+static int premap_shmem(struct rst_child *c, const struct rst_shmem *s)
+{
+	const struct rst_plan *plan = c->plan;
+	char path[80], file[32];
+	void *tmp;
+	int fd, ret = 0;
+
+	tmp = mmap(NULL, s->size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (tmp == MAP_FAILED)
+		return child_err(c, errno, "task %d: cannot create shared memory %llu (%llu bytes): %s",
+				 c->ri->pid, (unsigned long long)s->shmid,
+				 (unsigned long long)s->size, strerror(errno));
+	pages_file_name(s->pi.pages_id, file, sizeof(file));
+	for (size_t r = 0; r < s->pi.nr_runs && !ret; r++) {
+		const struct page_run *run = &s->pi.runs[r];
+		struct iovec iov = { (char *)tmp + run->vaddr, run->nr_pages * RST_PAGE_SIZE };
+
+		if (run->flags & PE_PRESENT)
+			ret = preadv_full(c, s->pi.pages_fd, file, &iov, 1, run->pages_off,
+					  iov.iov_len);
+	}
+	if (ret)
+		goto out;
+
+	snprintf(path, sizeof(path), "/proc/self/map_files/%lx-%lx", (unsigned long)tmp,
+		 (unsigned long)tmp + s->size);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		ret = child_err(c, errno, "task %d: cannot reopen shared memory %llu (%s): %s",
+				c->ri->pid, (unsigned long long)s->shmid, path, strerror(errno));
+		goto out;
+	}
+	for (size_t i = 0; i < plan->nr_vmas && !ret; i++) {
+		const struct rst_vma_plan *vp = &plan->vmas[i];
+
+		if (vp->shm == s)
+			ret = map_fixed(c, vp, vp->premap_prot,
+					MAP_SHARED | (vp->vma->flags & (MAP_NORESERVE | MAP_LOCKED)),
+					fd, vp->vma->pgoff, "shared memory");
+	}
+	close(fd);
+out:
+	munmap(tmp, s->size);
+	return ret;
+}
+
+int child_premap(struct rst_child *c)
+{
+	const struct rst_plan *plan = c->plan;
+
+	for (size_t i = 0; i < plan->nr_vmas; i++) {
+		const struct rst_vma_plan *vp = &plan->vmas[i];
+		const VmaEntry *v = vp->vma;
+		int ret = 0;
+
+		if (v->status & (VMA_FILE_PRIVATE | VMA_FILE_SHARED))
+			ret = premap_file(c, vp);
+		else if (v->status & VMA_ANON_PRIVATE)
+			ret = map_fixed(c, vp, vp->premap_prot,
+					MAP_PRIVATE | MAP_ANONYMOUS |
+					(v->flags & (MAP_GROWSDOWN | MAP_NORESERVE | MAP_LOCKED)),
+					-1, 0, "anonymous memory");
+		/* shared anonymous VMAs: below, per object */
+		if (ret)
+			return ret;
+	}
+	for (size_t k = 0; k < c->ri->nr_shmems; k++)
+		if (premap_shmem(c, &c->ri->shmems[k]))
+			return -EIO;
+	return fill_private(c);
+}

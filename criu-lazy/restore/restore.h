@@ -1,0 +1,185 @@
+/*
+ * Private to restore/: the state of one restore run and the steps that use
+ * it.
+ *
+ * A restore goes in four stages, each in its own file:
+ *
+ *   images-load.c, files-check.c   read and check every image and every
+ *                    file to reopen, before any task exists (struct
+ *                    rst_images);
+ *   layout.c, premap-plan.c   decide where each VMA is premapped and where
+ *                    the blob goes: a hole free in our layout and in the
+ *                    target one (struct rst_plan);
+ *   task-create.c    clone3 with the dumped pid, seize it; the new task
+ *                    runs child.c (session, fds.c, premap.c, blob-setup.c)
+ *                    and jumps into the restorer blob (criu-lazy/pie/);
+ *   finalize.c       after the blob's final int3: last syscalls, registers
+ *                    (xsave-build.c), TLS, mask, rlimits, detach.
+ *
+ * The new task is a fork of this process, so it reads the same structures;
+ * it reports errors through a pipe (child_err()), never through the log,
+ * since its descriptors become the restored task's.
+ */
+#ifndef CRIU_LAZY_RESTORE_RESTORE_H
+#define CRIU_LAZY_RESTORE_RESTORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "images/pagemap.h"
+#include "options.h"
+#include "pie/restorer-args.h"
+
+#include "core.pb-c.h"
+#include "fdinfo.pb-c.h"
+#include "fs.pb-c.h"
+#include "inventory.pb-c.h"
+#include "mm.pb-c.h"
+#include "pstree.pb-c.h"
+#include "regfile.pb-c.h"
+
+#define RST_PAGE_ALIGN(x) (((x) + RST_PAGE_SIZE - 1) & ~(RST_PAGE_SIZE - 1))
+
+/* One descriptor of the task. */
+struct rst_fd {
+	int fd;
+	bool cloexec;
+	bool tty;			/* gets our terminal (--shell-job) */
+	const RegFileEntry *reg;	/* path, flags, pos (NULL for a tty) */
+};
+
+/* Shared anonymous memory: one object, mapped by one or more VMAs. */
+struct rst_shmem {
+	uint64_t shmid;
+	uint64_t size;			/* max(pgoff + length) of its VMAs */
+	struct pagemap_index pi;	/* pagemap-shmem-<shmid>.img */
+};
+
+/* Everything read from the images, checked. */
+struct rst_images {
+	int dirfd;
+	pid_t pid;
+
+	InventoryEntry *inv;
+	PstreeEntry *pstree;
+	CoreEntry *core;
+	TaskKobjIdsEntry *ids;
+	MmEntry *mm;
+	FsEntry *fs;
+
+	FileEntry **files;		/* files.img */
+	size_t nr_files;
+	struct rst_fd *fds;		/* fdinfo-<files_id>.img, ascending fd */
+	size_t nr_fds;
+
+	const RegFileEntry *exe, *cwd, *root;
+
+	struct pagemap_index pi;	/* pagemap-<pid>.img + pages file */
+	struct rst_shmem *shmems;
+	size_t nr_shmems;
+};
+
+/* A VMA the task premaps before the blob moves it. */
+struct rst_vma_plan {
+	const VmaEntry *vma;
+	uint64_t premap;		/* its address in the premap region */
+	uint32_t premap_prot;		/* how it is mapped there */
+	bool fill;			/* has pages to read from the images */
+	const RegFileEntry *file;	/* file-backed VMAs */
+	struct rst_shmem *shm;		/* shared anonymous VMAs */
+};
+
+/* A piece of a pagemap run inside one VMA: where its data goes. */
+struct rst_fill {
+	uint64_t file_off;		/* in the pages file */
+	uint64_t dst;			/* premap address */
+	uint64_t len;
+};
+
+/* Where everything goes in the new task. */
+struct rst_plan {
+	uint64_t premap_start, premap_end;
+	uint64_t blob_start, blob_end;
+	uint64_t code_size, args_off, args_size, stack_off, stack_size;
+	uint64_t scratch_off, scratch_size;
+
+	struct rst_vma_plan *vmas;
+	size_t nr_vmas;
+
+	struct rst_fill *fills;		/* of the private VMAs, ascending file_off */
+	size_t nr_fills;
+	uint64_t pages_to_fill;
+
+	/* the vdso group: ours now, and where it goes */
+	struct rst_range vdso_cur[RST_VDSO_PARTS_MAX];
+	uint32_t vdso_nr;
+	uint64_t vdso_target;
+
+	/* sizes of the arrays that follow struct restorer_args */
+	size_t nr_siginfo;
+	size_t nr_groups;
+};
+
+/* The new task while it is being built. */
+struct rst_task {
+	pid_t pid;
+	int sync_w;			/* parent -> child: "you are seized" */
+	int sync_r;
+	int err_r;			/* child -> parent: one error line */
+	int err_w;
+	uint64_t fork_us;		/* clone3 + seize */
+};
+
+/* The new task's own context (child.c and what it calls). */
+struct rst_child {
+	const struct opts *o;
+	const struct rst_images *ri;
+	const struct rst_plan *plan;
+	int err_fd;			/* the error pipe */
+	int pages_fd;			/* pages file of the private memory */
+	int tty_fd;			/* our terminal, or -1 */
+	int exe_fd;
+	int helper_base;		/* helper fds are >= this */
+};
+
+/* images-load.c / files-check.c */
+int rst_images_load(int dirfd, const struct opts *o, struct rst_images *ri);
+void rst_images_free(struct rst_images *ri);
+const FileEntry *rst_file_find(const struct rst_images *ri, uint32_t id);
+int rst_fds_load(const struct opts *o, struct rst_images *ri);
+int rst_fs_check(struct rst_images *ri);
+
+/* premap-plan.c */
+int rst_plan_build(const struct opts *o, const struct rst_images *ri, struct rst_plan *plan);
+void rst_plan_free(struct rst_plan *plan);
+
+/* task-create.c */
+int rst_task_create(const struct opts *o, const struct rst_images *ri,
+		    const struct rst_plan *plan, struct rst_task *t);
+void rst_task_kill(struct rst_task *t);
+int rst_task_wait_blob(struct rst_task *t, const struct rst_plan *plan);
+
+/* child.c: runs in the new task, never returns */
+_Noreturn void rst_child_main(struct rst_child *c, int sync_r);
+int child_err(const struct rst_child *c, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* fds.c (child) */
+int child_fds_prepare(struct rst_child *c);
+int child_fds_restore(struct rst_child *c);
+int child_fs_restore(struct rst_child *c);
+
+/* premap.c (child) */
+int child_premap(struct rst_child *c);
+
+/* blob-setup.c (child) */
+int child_blob_prepare(struct rst_child *c, struct restorer_args **args);
+_Noreturn void child_blob_jump(const struct rst_plan *plan, struct restorer_args *args);
+
+/* finalize.c */
+int rst_finalize(const struct opts *o, const struct rst_images *ri,
+		 const struct rst_plan *plan, struct rst_task *t);
+int rst_detach(struct rst_task *t);
+
+#endif

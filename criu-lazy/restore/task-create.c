@@ -1,0 +1,324 @@
+/*
+ * Creating the new task and waiting until its blob is done.
+ *
+ * clone3() with set_tid gives it the dumped pid.  The parent reserves the
+ * premap + blob region first (the child inherits the reservation, so no
+ * allocation of ours can land there meanwhile) and blocks every signal
+ * across the clone, so the child starts with all of them blocked.  The
+ * child waits on a pipe until the parent has PTRACE_SEIZEd it: it never
+ * runs the blob untraced, and PTRACE_O_EXITKILL kills it if we die.
+ *
+ * The child reports an error as one line on the error pipe and exits; the
+ * blob closes the pipe (with the other helper fds) and stops at int3 with
+ * its outcome in the args.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <poll.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/user.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LOG_PREFIX ""
+#include "common/log.h"
+#include "common/ptrace-inject.h"
+#include "restore/restore.h"
+
+#define BLOB_STOP_TIMEOUT_MS	10000	/* from the pipe's EOF to the int3 */
+#define KILL_TIMEOUT_MS		5000
+
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000ull + ts.tv_nsec / 1000;
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+static int reserve_region(const struct rst_plan *plan)
+{
+	uint64_t len = plan->blob_end - plan->premap_start;
+	void *p = mmap((void *)(uintptr_t)plan->premap_start, len, PROT_NONE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+
+	if (p == MAP_FAILED || p != (void *)(uintptr_t)plan->premap_start) {
+		pr_perror("cannot reserve 0x%llx-0x%llx for the premap",
+			  (unsigned long long)plan->premap_start,
+			  (unsigned long long)plan->blob_end);
+		if (p != MAP_FAILED)
+			munmap(p, len);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static pid_t clone_with_pid(pid_t pid)
+{
+	pid_t tid = pid;
+	struct clone_args ca;
+
+	memset(&ca, 0, sizeof(ca));
+	ca.exit_signal = SIGCHLD;
+	ca.set_tid = (uint64_t)(uintptr_t)&tid;
+	ca.set_tid_size = 1;
+	return syscall(SYS_clone3, &ca, sizeof(ca));
+}
+
+int rst_task_create(const struct opts *o, const struct rst_images *ri,
+		    const struct rst_plan *plan, struct rst_task *t)
+{
+	int sync_p[2], err_p[2], ret, err;
+	sigset_t all, old;
+	uint64_t t0;
+	pid_t pid;
+
+	memset(t, 0, sizeof(*t));
+	t->sync_r = t->sync_w = t->err_r = t->err_w = -1;
+	if (pipe2(sync_p, O_CLOEXEC) || pipe2(err_p, O_CLOEXEC)) {
+		pr_perror("pipe");
+		return -errno;
+	}
+	t->sync_r = sync_p[0];
+	t->sync_w = sync_p[1];
+	t->err_r = err_p[0];
+	t->err_w = err_p[1];
+
+	ret = reserve_region(plan);
+	if (ret)
+		goto err_pipes;
+
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, &old);
+	t0 = now_us();
+	pid = clone_with_pid(ri->pid);
+	if (pid == 0) {
+		struct rst_child c = {
+			.o = o, .ri = ri, .plan = plan, .err_fd = t->err_w,
+			.pages_fd = ri->pi.pages_fd, .tty_fd = -1, .exe_fd = -1,
+		};
+
+		close(t->sync_w);
+		close(t->err_r);
+		rst_child_main(&c, t->sync_r);
+	}
+	err = errno;
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	munmap((void *)(uintptr_t)plan->premap_start, plan->blob_end - plan->premap_start);
+	close_fd(&t->sync_r);
+	close_fd(&t->err_w);
+
+	if (pid < 0) {
+		if (err == EEXIST)
+			pr_err("pid %d is already in use", ri->pid);
+		else
+			pr_err("cannot create task %d (clone3 with set_tid): %s", ri->pid,
+			       strerror(err));
+		ret = -err;
+		goto err_pipes;
+	}
+	t->pid = pid;
+
+	if (ptrace(PTRACE_SEIZE, pid, NULL,
+		   (void *)(long)(PTRACE_O_EXITKILL | PTRACE_O_TRACESYSGOOD))) {
+		pr_perror("cannot seize the new task %d", pid);
+		ret = -errno;
+		goto err_pipes;	/* the caller kills it */
+	}
+	if (write(t->sync_w, "g", 1) != 1) {
+		pr_perror("cannot start the new task %d", pid);
+		ret = -errno;
+		goto err_pipes;
+	}
+	close_fd(&t->sync_w);
+	t->fork_us = now_us() - t0;
+	pr_info("task %d created and seized in %llu us", pid, (unsigned long long)t->fork_us);
+	return 0;
+
+err_pipes:
+	close_fd(&t->sync_r);
+	close_fd(&t->sync_w);
+	close_fd(&t->err_r);
+	close_fd(&t->err_w);
+	return ret;
+}
+
+void rst_task_kill(struct rst_task *t)
+{
+	uint64_t deadline = now_us() + KILL_TIMEOUT_MS * 1000ull;
+	int status;
+
+	close_fd(&t->sync_w);
+	close_fd(&t->err_r);
+	if (t->pid <= 0)
+		return;
+	kill(t->pid, SIGKILL);
+	for (;;) {
+		pid_t r = waitpid(t->pid, &status, WNOHANG | __WALL);
+
+		if (r < 0 || (r == t->pid && (WIFEXITED(status) || WIFSIGNALED(status))))
+			break;
+		if (now_us() > deadline) {
+			pr_warn("task %d did not die within %d ms of SIGKILL", t->pid,
+				KILL_TIMEOUT_MS);
+			break;
+		}
+		usleep(1000);
+	}
+	t->pid = 0;
+}
+
+static const char *step_name(int step)
+{
+	static const char *const names[RST_STEP_NR] = {
+		[RST_STEP_START] = "checking its arguments",
+		[RST_STEP_UNMAP] = "unmapping the old address space at 0x%llx",
+		[RST_STEP_VDSO] = "moving the vdso part at 0x%llx",
+		[RST_STEP_UFFD_OPEN] = "creating the userfaultfd",
+		[RST_STEP_MREMAP] = "moving the VMA at 0x%llx into place",
+		[RST_STEP_UFFD_REGISTER] = "registering the VMA at 0x%llx with the userfaultfd",
+		[RST_STEP_UNMAP_PREMAP] = "unmapping the premap region at 0x%llx",
+		[RST_STEP_MPROTECT] = "setting the protection of the VMA at 0x%llx",
+		[RST_STEP_MADVISE] = "madvise on the VMA at 0x%llx",
+		[RST_STEP_UFFD_SEND] = "sending the userfaultfd to the lazy-pages daemon",
+		[RST_STEP_MM_MAP] = "setting the mm fields (prctl PR_SET_MM_MAP)",
+		[RST_STEP_CLOSE_FDS] = "closing the restore's descriptors from %llu",
+		[RST_STEP_SIGNALS] = "queueing pending signal %llu",
+		[RST_STEP_CREDS] = "restoring credentials (step %llu)",
+		[RST_STEP_RSEQ] = "registering rseq at 0x%llx",
+		[RST_STEP_ROBUST_LIST] = "setting the robust futex list 0x%llx",
+		[RST_STEP_TID_ADDRESS] = "setting the clear-tid address",
+		[RST_STEP_SIGALTSTACK] = "setting the signal stack at 0x%llx",
+		[RST_STEP_PRCTL] = "prctl %llu",
+		[RST_STEP_ITIMERS] = "setting itimer %llu",
+	};
+
+	return step >= 0 && step < RST_STEP_NR && names[step] ? names[step] : "step %llu";
+}
+
+static int read_args(pid_t pid, const struct rst_plan *plan, struct restorer_args *a)
+{
+	struct iovec local = { a, sizeof(*a) };
+	struct iovec remote = { (void *)(uintptr_t)(plan->blob_start + plan->args_off),
+				sizeof(*a) };
+
+	if (process_vm_readv(pid, &local, 1, &remote, 1, 0) != (ssize_t)sizeof(*a)) {
+		pr_perror("cannot read the restorer's outcome from task %d", pid);
+		return -EIO;
+	}
+	return 0;
+}
+
+/* The blob stopped at its int3: did every step succeed? */
+static int check_blob(struct rst_task *t, const struct rst_plan *plan, int status)
+{
+	struct user_regs_struct regs;
+	struct restorer_args a;
+	char what[160];
+	int ret;
+
+	if (WSTOPSIG(status) != SIGTRAP) {
+		ptrace(PTRACE_GETREGS, t->pid, NULL, &regs);
+		pr_err("task %d got signal %d (%s) at 0x%llx while it was being restored", t->pid,
+		       WSTOPSIG(status), strsignal(WSTOPSIG(status)), (unsigned long long)regs.rip);
+		return -EIO;
+	}
+	ret = read_args(t->pid, plan, &a);
+	if (ret)
+		return ret;
+	if (a.status == RST_STATUS_DONE)
+		return 0;
+	if (a.status == RST_STATUS_FAILED) {
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+		snprintf(what, sizeof(what), step_name(a.fail_step),
+			 (unsigned long long)a.fail_addr);
+#pragma GCC diagnostic pop
+		pr_err("task %d: restorer: %s failed: %s", t->pid, what,
+		       a.fail_errno ? strerror(a.fail_errno) : "unexpected result");
+		return a.fail_errno ? -a.fail_errno : -EIO;
+	}
+	pr_err("task %d trapped before the restorer finished", t->pid);
+	return -EIO;
+}
+
+int rst_task_wait_blob(struct rst_task *t, const struct rst_plan *plan)
+{
+	char msg[1024];
+	size_t len = 0;
+	bool eof = false, waited = false;
+	int status = 0, ret;
+
+	/* No timeout while the child premaps (it may read gigabytes): it
+	 * either reports, stops (trap, crash) or exits. */
+	while (!eof) {
+		struct pollfd p = { .fd = t->err_r, .events = POLLIN };
+		pid_t r;
+
+		if (poll(&p, 1, 100) > 0) {
+			ssize_t n = read(t->err_r, msg + len, sizeof(msg) - 1 - len);
+
+			if (n > 0)
+				len += n;
+			else if (n == 0 || errno != EINTR)
+				eof = true;
+		}
+		r = waitpid(t->pid, &status, WNOHANG | __WALL);
+		if (r == t->pid) {
+			waited = true;
+			break;
+		}
+	}
+	if (!waited) {
+		ret = ptrace_wait_stop(t->pid, BLOB_STOP_TIMEOUT_MS, &status);
+		if (ret)
+			return ret;
+	}
+	/* whatever the child still had to say */
+	if (!eof) {
+		int fl = fcntl(t->err_r, F_GETFL);
+		ssize_t n;
+
+		fcntl(t->err_r, F_SETFL, fl | O_NONBLOCK);
+		while (len < sizeof(msg) - 1 &&
+		       (n = read(t->err_r, msg + len, sizeof(msg) - 1 - len)) > 0)
+			len += n;
+	}
+	msg[len] = '\0';
+	if (len && msg[len - 1] == '\n')
+		msg[--len] = '\0';
+
+	if (WIFEXITED(status) || WIFSIGNALED(status)) {
+		if (len)
+			pr_err("%s", msg);
+		else if (WIFEXITED(status))
+			pr_err("task %d exited with status %d while it was being restored", t->pid,
+			       WEXITSTATUS(status));
+		else
+			pr_err("task %d was killed by signal %d while it was being restored",
+			       t->pid, WTERMSIG(status));
+		t->pid = 0;	/* reaped */
+		return -ECHILD;
+	}
+	if (len) {
+		pr_err("%s", msg);
+		return -EIO;
+	}
+	return check_blob(t, plan, status);
+}

@@ -1,0 +1,148 @@
+/*
+ * The table of image types: file name pattern, magic words and record
+ * message of every image img_open() knows.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "images/image.h"
+#include "images/image-types.h"
+#include "images/magic.h"
+
+#include "core.pb-c.h"
+#include "fdinfo.pb-c.h"
+#include "fs.pb-c.h"
+#include "inventory.pb-c.h"
+#include "mm.pb-c.h"
+#include "pagemap.pb-c.h"
+#include "pipe-data.pb-c.h"
+#include "pstree.pb-c.h"
+#include "seccomp.pb-c.h"
+#include "stats.pb-c.h"
+#include "timens.pb-c.h"
+#include "tty.pb-c.h"
+
+/* "prefix%lu.suffix" names carry a number; the others are fixed. */
+static const struct img_type_info img_types[IMG_NR_TYPES] = {
+	[IMG_INVENTORY]	    = { "inventory.img",	 0,		    INVENTORY_MAGIC,
+				"INVENTORY",  &inventory_entry__descriptor },
+	[IMG_PSTREE]	    = { "pstree.img",		 IMG_COMMON_MAGIC,  PSTREE_MAGIC,
+				"PSTREE",     &pstree_entry__descriptor },
+	[IMG_CORE]	    = { "core-%lu.img",		 IMG_COMMON_MAGIC,  CORE_MAGIC,
+				"CORE",	      &core_entry__descriptor },
+	[IMG_IDS]	    = { "ids-%lu.img",		 IMG_COMMON_MAGIC,  IDS_MAGIC,
+				"IDS",	      &task_kobj_ids_entry__descriptor },
+	[IMG_MM]	    = { "mm-%lu.img",		 IMG_COMMON_MAGIC,  MM_MAGIC,
+				"MM",	      &mm_entry__descriptor },
+	[IMG_PAGEMAP]	    = { "pagemap-%lu.img",	 IMG_COMMON_MAGIC,  PAGEMAP_MAGIC,
+				"PAGEMAP",    &pagemap_entry__descriptor },
+	[IMG_PAGEMAP_SHMEM] = { "pagemap-shmem-%lu.img", IMG_COMMON_MAGIC,  PAGEMAP_MAGIC,
+				"PAGEMAP",    &pagemap_entry__descriptor },
+	[IMG_FS]	    = { "fs-%lu.img",		 IMG_COMMON_MAGIC,  FS_MAGIC,
+				"FS",	      &fs_entry__descriptor },
+	[IMG_FILES]	    = { "files.img",		 IMG_COMMON_MAGIC,  FILES_MAGIC,
+				"FILES",      &file_entry__descriptor },
+	[IMG_FDINFO]	    = { "fdinfo-%lu.img",	 IMG_COMMON_MAGIC,  FDINFO_MAGIC,
+				"FDINFO",     &fdinfo_entry__descriptor },
+	[IMG_PIPES_DATA]    = { "pipes-data.img",	 IMG_COMMON_MAGIC,  PIPES_DATA_MAGIC,
+				"PIPES_DATA", &pipe_data_entry__descriptor },
+	[IMG_TTY_INFO]	    = { "tty-info.img",		 IMG_COMMON_MAGIC,  TTY_INFO_MAGIC,
+				"TTY_INFO",   &tty_info_entry__descriptor },
+	[IMG_SECCOMP]	    = { "seccomp.img",		 IMG_COMMON_MAGIC,  SECCOMP_MAGIC,
+				"SECCOMP",    &seccomp_entry__descriptor },
+	[IMG_TIMENS]	    = { "timens-%lu.img",	 IMG_COMMON_MAGIC,  TIMENS_MAGIC,
+				"TIMENS",     &timens_entry__descriptor },
+	[IMG_STATS_DUMP]    = { "stats-dump",		 IMG_SERVICE_MAGIC, STATS_MAGIC,
+				"STATS",      &stats_entry__descriptor },
+	[IMG_STATS_RESTORE] = { "stats-restore",	 IMG_SERVICE_MAGIC, STATS_MAGIC,
+				"STATS",      &stats_entry__descriptor },
+	[IMG_TTY_DATA]	    = { "tty-data.img",		 IMG_COMMON_MAGIC,  TTY_DATA_MAGIC,
+				"TTY_DATA",   &tty_data_entry__descriptor },
+};
+
+const struct img_type_info *img_type_info(enum img_type type)
+{
+	if ((unsigned)type >= IMG_NR_TYPES)
+		return NULL;
+	return &img_types[type];
+}
+
+const ProtobufCMessageDescriptor *img_type_descriptor(enum img_type type)
+{
+	const struct img_type_info *ti = img_type_info(type);
+
+	return ti ? ti->desc : NULL;
+}
+
+uint32_t img_type_magic(enum img_type type)
+{
+	const struct img_type_info *ti = img_type_info(type);
+
+	return ti ? ti->magic : 0;
+}
+
+const char *img_type_magic_name(enum img_type type)
+{
+	const struct img_type_info *ti = img_type_info(type);
+
+	return ti ? ti->magic_name : NULL;
+}
+
+int img_format_name(enum img_type type, unsigned long id, char *buf, size_t size)
+{
+	const struct img_type_info *ti = img_type_info(type);
+	int n;
+
+	if (!ti)
+		return -EINVAL;
+	if (strchr(ti->pattern, '%'))
+		n = snprintf(buf, size, ti->pattern, id);
+	else
+		n = snprintf(buf, size, "%s", ti->pattern);
+	if (n < 0 || (size_t)n >= size)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+/* Does @name match "prefix%lu.suffix" (a plain decimal number)?  Its number in *id. */
+static bool name_matches_pattern(const char *name, const char *pattern, unsigned long *id)
+{
+	const char *conv = strstr(pattern, "%lu");
+	size_t plen, nlen = strlen(name), slen;
+	unsigned long n = 0;
+	const char *p;
+
+	*id = 0;
+	if (!conv)
+		return !strcmp(name, pattern);
+
+	plen = conv - pattern;
+	slen = strlen(conv + 3);
+	if (nlen <= plen + slen || strncmp(name, pattern, plen) ||
+	    strcmp(name + nlen - slen, conv + 3))
+		return false;
+	for (p = name + plen; p < name + nlen - slen; p++) {
+		if (*p < '0' || *p > '9' || n > (ULONG_MAX - (*p - '0')) / 10)
+			return false;
+		n = n * 10 + (*p - '0');
+	}
+	*id = n;
+	return true;
+}
+
+int img_type_from_name(const char *filename, enum img_type *type, unsigned long *id)
+{
+	unsigned long n;
+
+	for (int t = 0; t < IMG_NR_TYPES; t++) {
+		if (name_matches_pattern(filename, img_types[t].pattern, &n)) {
+			*type = t;
+			if (id)
+				*id = n;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}

@@ -1,0 +1,473 @@
+/*
+ * Image files: magic words and length-framed protobuf-c records.
+ *
+ * Reading is unbuffered (two reads per record) so that the descriptor's
+ * offset is always right after the last record and raw data that follows a
+ * record can be read straight from img_raw_fd().  The file size is taken at
+ * open, so a record whose length points past the end of the file is reported
+ * as truncated before anything is allocated for it.
+ *
+ * Writing goes through a buffer: messages are packed straight into it by a
+ * ProtobufCBuffer sink, and it is written out with full-write loops when it
+ * fills, before raw access and at close.  The first write error is logged
+ * and remembered; every later call returns it without logging again.
+ *
+ * Error lines name the file and the offset and carry no prefix of their
+ * own: "restore: mm-4711.img: truncated entry at offset 812".
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "images/image.h"
+#include "images/image-types.h"
+#include "images/magic.h"
+
+#define IMG_WBUF_SIZE (256u << 10)
+
+struct cr_img {
+	int fd;
+	enum img_type type;
+	bool writing;
+	bool raw_used;		/* the caller may have moved the file offset */
+	bool sized;		/* reading a regular file: size is known */
+	off_t off;		/* offset of the next record (buffered bytes included) */
+	off_t size;		/* reading: the file's size at open */
+	int err;		/* writing: first error, already logged */
+	ProtobufCBuffer sink;	/* protobuf-c packs into wbuf through this */
+	unsigned char *wbuf;
+	size_t wlen;
+	char name[IMG_NAME_MAX];
+};
+
+/* Read up to @len bytes; fewer only at end of file.  Bytes read or -errno. */
+static ssize_t read_full(int fd, void *buf, size_t len)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = read(fd, (char *)buf + done, len - done);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			break;
+		done += n;
+	}
+	return done;
+}
+
+/* Write all of @data at the current file offset (flushed offset @at). */
+static int img_write_full(struct cr_img *img, const void *data, size_t len, off_t at)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = write(img->fd, (const char *)data + done, len - done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = EIO;
+			pr_perror("%s: can't write %zu bytes at offset %lld",
+				  img->name, len - done, (long long)(at + done));
+			img->err = -errno;
+			return img->err;
+		}
+		done += n;
+	}
+	return 0;
+}
+
+static int img_flush(struct cr_img *img)
+{
+	size_t len = img->wlen;
+
+	if (img->err || !len)
+		return img->err;
+	img->wlen = 0;
+	return img_write_full(img, img->wbuf, len, img->off - len);
+}
+
+static void img_append(struct cr_img *img, const void *data, size_t len)
+{
+	if (img->err)
+		return;
+	if (img->wlen + len > IMG_WBUF_SIZE && img_flush(img))
+		return;
+	if (len >= IMG_WBUF_SIZE) {
+		img->off += len;
+		img_write_full(img, data, len, img->off - len);
+		return;
+	}
+	memcpy(img->wbuf + img->wlen, data, len);
+	img->wlen += len;
+	img->off += len;
+}
+
+static void img_sink_append(ProtobufCBuffer *sink, size_t len, const uint8_t *data)
+{
+	struct cr_img *img = (struct cr_img *)((char *)sink - offsetof(struct cr_img, sink));
+
+	img_append(img, data, len);
+}
+
+/* After raw access through img_raw_fd() the file offset is the caller's. */
+static int img_sync_offset(struct cr_img *img)
+{
+	off_t pos;
+
+	if (!img->raw_used)
+		return 0;
+	pos = lseek(img->fd, 0, SEEK_CUR);
+	if (pos < 0) {
+		pr_perror("%s: can't get the file offset", img->name);
+		return -errno;
+	}
+	img->off = pos + img->wlen;
+	img->raw_used = false;
+	return 0;
+}
+
+static int img_read_magic(struct cr_img *img, const struct img_type_info *ti)
+{
+	uint32_t words[2];
+	ssize_t n;
+
+	n = read_full(img->fd, &words[0], sizeof(words[0]));
+	if (n < 0) {
+		errno = -n;
+		pr_perror("%s: can't read the magic", img->name);
+		return n;
+	}
+	if (n < (ssize_t)sizeof(words[0])) {
+		pr_err("%s: truncated magic at offset 0 (file has %zd bytes)\n", img->name, n);
+		return -EBADMSG;
+	}
+	img->off = sizeof(words[0]);
+
+	/* img_version 1 images carry the type magic alone */
+	if (words[0] == ti->magic)
+		return 0;
+	if (!ti->head_magic || words[0] != ti->head_magic) {
+		pr_err("%s: bad magic 0x%08x (expected 0x%08x)\n", img->name, words[0],
+		       ti->head_magic ? ti->head_magic : ti->magic);
+		return -EBADMSG;
+	}
+
+	n = read_full(img->fd, &words[1], sizeof(words[1]));
+	if (n < 0) {
+		errno = -n;
+		pr_perror("%s: can't read the magic", img->name);
+		return n;
+	}
+	if (n < (ssize_t)sizeof(words[1])) {
+		pr_err("%s: truncated magic at offset 4\n", img->name);
+		return -EBADMSG;
+	}
+	if (words[1] != ti->magic) {
+		pr_err("%s: bad magic 0x%08x (expected 0x%08x)\n", img->name, words[1], ti->magic);
+		return -EBADMSG;
+	}
+	img->off += sizeof(words[1]);
+	return 0;
+}
+
+static int img_open_read(struct cr_img *img, int dirfd, const struct img_type_info *ti)
+{
+	struct stat st;
+
+	img->fd = openat(dirfd, img->name, O_RDONLY | O_CLOEXEC);
+	if (img->fd < 0) {
+		if (errno == ENOENT)
+			return -ENOENT;
+		pr_perror("%s: can't open", img->name);
+		return -errno;
+	}
+	if (fstat(img->fd, &st)) {
+		pr_perror("%s: can't stat", img->name);
+		return -errno;
+	}
+	img->sized = S_ISREG(st.st_mode);
+	img->size = st.st_size;
+	return img_read_magic(img, ti);
+}
+
+static int img_open_write(struct cr_img *img, int dirfd, const struct img_type_info *ti)
+{
+	img->writing = true;
+	img->sink.append = img_sink_append;
+	img->wbuf = malloc(IMG_WBUF_SIZE);
+	if (!img->wbuf) {
+		pr_err("%s: out of memory\n", img->name);
+		return -ENOMEM;
+	}
+	img->fd = openat(dirfd, img->name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (img->fd < 0) {
+		pr_perror("%s: can't create", img->name);
+		return -errno;
+	}
+	if (ti->head_magic)
+		img_append(img, &ti->head_magic, sizeof(ti->head_magic));
+	img_append(img, &ti->magic, sizeof(ti->magic));
+	return 0;
+}
+
+int img_open(int dirfd, enum img_type type, unsigned long id, int flags, struct cr_img **out)
+{
+	const struct img_type_info *ti = img_type_info(type);
+	struct cr_img *img;
+	int ret;
+
+	if (!ti || (flags != O_RDONLY && flags != O_WRONLY)) {
+		pr_err("img_open: bad image type %d or flags %#x\n", type, flags);
+		return -EINVAL;
+	}
+	img = calloc(1, sizeof(*img));
+	if (!img) {
+		pr_err("img_open: out of memory\n");
+		return -ENOMEM;
+	}
+	img->fd = -1;
+	img->type = type;
+	ret = img_format_name(type, id, img->name, sizeof(img->name));
+	if (ret) {
+		pr_err("img_open: image name too long\n");
+		goto err_free;
+	}
+
+	if (flags == O_RDONLY)
+		ret = img_open_read(img, dirfd, ti);
+	else
+		ret = img_open_write(img, dirfd, ti);
+	if (ret)
+		goto err_close;
+
+	*out = img;
+	return 0;
+
+err_close:
+	if (img->fd >= 0)
+		close(img->fd);
+err_free:
+	free(img->wbuf);
+	free(img);
+	return ret;
+}
+
+int img_open_existing(int dirfd, enum img_type type, unsigned long id, struct cr_img **out)
+{
+	char name[IMG_NAME_MAX];
+	int ret;
+
+	ret = img_open(dirfd, type, id, O_RDONLY, out);
+	if (ret == -ENOENT) {
+		img_format_name(type, id, name, sizeof(name));
+		pr_err("%s: missing\n", name);
+	}
+	return ret;
+}
+
+int img_read_entry(struct cr_img *img, const ProtobufCMessageDescriptor *desc,
+		   ProtobufCMessage **out)
+{
+	ProtobufCMessage *msg;
+	uint8_t *buf;
+	uint32_t len;
+	off_t start;
+	ssize_t n;
+	int ret;
+
+	if (img->writing) {
+		pr_err("%s: reading an image opened for writing\n", img->name);
+		return -EINVAL;
+	}
+	ret = img_sync_offset(img);
+	if (ret)
+		return ret;
+	start = img->off;
+
+	n = read_full(img->fd, &len, sizeof(len));
+	if (n < 0)
+		goto err_read;
+	if (n == 0)
+		return 0;
+	if (n < (ssize_t)sizeof(len) ||
+	    (img->sized && (uint64_t)start + sizeof(len) + len > (uint64_t)img->size))
+		goto err_truncated;
+
+	buf = malloc(len ? len : 1);
+	if (!buf) {
+		pr_err("%s: out of memory for an entry of %u bytes at offset %lld\n",
+		       img->name, len, (long long)start);
+		return -ENOMEM;
+	}
+	n = read_full(img->fd, buf, len);
+	if (n < 0 || n < (ssize_t)len) {
+		free(buf);
+		if (n < 0)
+			goto err_read;
+		goto err_truncated;
+	}
+	img->off = start + sizeof(len) + len;
+
+	msg = protobuf_c_message_unpack(desc, NULL, len, buf);
+	free(buf);
+	if (!msg) {
+		pr_err("%s: corrupted entry at offset %lld\n", img->name, (long long)start);
+		return -EBADMSG;
+	}
+	*out = msg;
+	return 1;
+
+err_read:
+	errno = -n;
+	pr_perror("%s: can't read the entry at offset %lld", img->name, (long long)start);
+	return n;
+err_truncated:
+	pr_err("%s: truncated entry at offset %lld\n", img->name, (long long)start);
+	return -EBADMSG;
+}
+
+int img_read_one(int dirfd, enum img_type type, unsigned long id,
+		 const ProtobufCMessageDescriptor *desc, ProtobufCMessage **out)
+{
+	struct cr_img *img;
+	ProtobufCMessage *msg = NULL;
+	char extra;
+	ssize_t n;
+	int ret;
+
+	ret = img_open_existing(dirfd, type, id, &img);
+	if (ret)
+		return ret;
+
+	ret = img_read_entry(img, desc, &msg);
+	if (ret < 0)
+		goto out_close;
+	if (ret == 0) {
+		pr_err("%s: no entry in the image\n", img->name);
+		ret = -EBADMSG;
+		goto out_close;
+	}
+
+	n = read_full(img->fd, &extra, 1);
+	if (n != 0) {
+		if (n < 0) {
+			errno = -n;
+			pr_perror("%s: can't read at offset %lld", img->name, (long long)img->off);
+			ret = n;
+		} else {
+			pr_err("%s: more than one entry (another one at offset %lld)\n",
+			       img->name, (long long)img->off);
+			ret = -EBADMSG;
+		}
+		goto out_free;
+	}
+
+	*out = msg;
+	ret = 0;
+	goto out_close;
+
+out_free:
+	protobuf_c_message_free_unpacked(msg, NULL);
+out_close:
+	img_close(img);
+	return ret;
+}
+
+int img_write_entry(struct cr_img *img, const ProtobufCMessage *msg)
+{
+	size_t size;
+	uint32_t len;
+	int ret;
+
+	if (!img->writing) {
+		pr_err("%s: writing an image opened for reading\n", img->name);
+		return -EINVAL;
+	}
+	if (img->err)
+		return img->err;
+	ret = img_sync_offset(img);
+	if (ret)
+		return ret;
+
+	if (!protobuf_c_message_check(msg)) {
+		pr_err("%s: %s entry at offset %lld lacks a required field\n",
+		       img->name, msg->descriptor->name, (long long)img->off);
+		return -EINVAL;
+	}
+	size = protobuf_c_message_get_packed_size(msg);
+	if (size > UINT32_MAX) {
+		pr_err("%s: %s entry at offset %lld is too large (%zu bytes)\n",
+		       img->name, msg->descriptor->name, (long long)img->off, size);
+		return -EFBIG;
+	}
+	len = size;
+	img_append(img, &len, sizeof(len));
+	protobuf_c_message_pack_to_buffer(msg, &img->sink);
+	return img->err;
+}
+
+int img_write_one(int dirfd, enum img_type type, unsigned long id, const ProtobufCMessage *msg)
+{
+	struct cr_img *img;
+	int ret, ret2;
+
+	ret = img_open(dirfd, type, id, O_WRONLY, &img);
+	if (ret)
+		return ret;
+	ret = img_write_entry(img, msg);
+	ret2 = img_close(img);
+	return ret ? ret : ret2;
+}
+
+int img_raw_fd(struct cr_img *img)
+{
+	if (img->writing && img_flush(img))
+		return img->err;
+	img->raw_used = true;
+	return img->fd;
+}
+
+const char *img_name(const struct cr_img *img)
+{
+	return img->name;
+}
+
+enum img_type img_get_type(const struct cr_img *img)
+{
+	return img->type;
+}
+
+off_t img_offset(struct cr_img *img)
+{
+	int ret = img_sync_offset(img);
+
+	return ret ? ret : img->off;
+}
+
+int img_close(struct cr_img *img)
+{
+	int ret;
+
+	if (!img)
+		return 0;
+	ret = img->writing ? img_flush(img) : 0;
+	if (close(img->fd) && img->writing && !ret) {
+		pr_perror("%s: error when closing", img->name);
+		ret = -errno;
+	}
+	free(img->wbuf);
+	free(img);
+	return ret;
+}

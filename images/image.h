@@ -1,0 +1,111 @@
+/*
+ * Image files: open by type and number relative to a directory fd, check
+ * or write the magic words, and read or write length-framed protobuf-c
+ * records (u32 length in host order, then the packed message).
+ *
+ * Errors are logged once here, naming the file and the offset, and returned
+ * as a negative errno; callers only propagate them.  The one exception is a
+ * missing file opened for reading: img_open() returns -ENOENT silently,
+ * because an absent image is normal (it reads as zero records).
+ */
+#ifndef CRIU_LAZY_IMAGES_IMAGE_H
+#define CRIU_LAZY_IMAGES_IMAGE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <protobuf-c/protobuf-c.h>
+
+enum img_type {
+	IMG_INVENTORY,		/* inventory.img		inventory_entry */
+	IMG_PSTREE,		/* pstree.img			pstree_entry* */
+	IMG_CORE,		/* core-TID.img			core_entry */
+	IMG_IDS,		/* ids-PID.img			task_kobj_ids_entry */
+	IMG_MM,			/* mm-PID.img			mm_entry */
+	IMG_PAGEMAP,		/* pagemap-PID.img		pagemap_head, pagemap_entry* */
+	IMG_PAGEMAP_SHMEM,	/* pagemap-shmem-SHMID.img	same */
+	IMG_FS,			/* fs-PID.img			fs_entry */
+	IMG_FILES,		/* files.img			file_entry* */
+	IMG_FDINFO,		/* fdinfo-FILES_ID.img		fdinfo_entry* */
+	IMG_PIPES_DATA,		/* pipes-data.img		(pipe_data_entry + raw bytes)* */
+	IMG_TTY_INFO,		/* tty-info.img			tty_info_entry* */
+	IMG_SECCOMP,		/* seccomp.img			seccomp_entry */
+	IMG_TIMENS,		/* timens-ID.img		timens_entry */
+	IMG_STATS_DUMP,		/* stats-dump			stats_entry */
+	IMG_STATS_RESTORE,	/* stats-restore		stats_entry */
+	IMG_TTY_DATA,		/* tty-data.img			tty_data_entry* */
+	IMG_NR_TYPES
+};
+
+/* Longest file name img_open() produces, with its NUL */
+#define IMG_NAME_MAX 48
+
+struct cr_img;
+
+/*
+ * flags: O_RDONLY checks the magic words (CRIU's two-word header, or the
+ * type magic alone as img_version 1 wrote it); a missing file gives -ENOENT
+ * without a log line.  O_WRONLY creates or truncates the file (mode 0600)
+ * and writes the magic words.  Names with a number use @id, others ignore it.
+ */
+int img_open(int dirfd, enum img_type type, unsigned long id, int flags, struct cr_img **out);
+
+/* img_open(O_RDONLY) for an image that must be there: a missing file is
+ * an error, logged as "<file>: missing". */
+int img_open_existing(int dirfd, enum img_type type, unsigned long id, struct cr_img **out);
+
+/*
+ * Read the next record as a @desc message into *out (free it with
+ * protobuf_c_message_free_unpacked(*out, NULL)).  Returns 1 for a record,
+ * 0 at a clean end of file, or a negative errno for a truncated or
+ * corrupted record (logged as "<file>: truncated entry at offset N").
+ */
+int img_read_entry(struct cr_img *img, const ProtobufCMessageDescriptor *desc,
+		   ProtobufCMessage **out);
+
+/* Open, read the single record, close.  A missing file, an empty one or a
+ * second record are errors (logged). */
+int img_read_one(int dirfd, enum img_type type, unsigned long id,
+		 const ProtobufCMessageDescriptor *desc, ProtobufCMessage **out);
+
+int img_write_entry(struct cr_img *img, const ProtobufCMessage *msg);
+
+/* Create the image with exactly one record. */
+int img_write_one(int dirfd, enum img_type type, unsigned long id, const ProtobufCMessage *msg);
+
+/*
+ * The file descriptor, positioned right after the last record read or
+ * written, for raw data that follows a record (pipes-data.img).  Pending
+ * buffered writes are flushed first, so this can fail (negative errno).
+ * The caller may read, write or seek through it; the next record starts
+ * wherever the caller leaves the file offset.
+ */
+int img_raw_fd(struct cr_img *img);
+
+const char *img_name(const struct cr_img *img);
+enum img_type img_get_type(const struct cr_img *img);
+
+/* Offset of the next record in the file (after any raw data the caller
+ * moved over through img_raw_fd()), or a negative errno. */
+off_t img_offset(struct cr_img *img);
+
+/* Flush, close and free.  Returns the first error of the image's life
+ * (a failed write, flush or close; each logged once), else 0. */
+int img_close(struct cr_img *img);
+
+/* Per type: the message of its records (pagemap_entry for the pagemaps,
+ * whose first record is a pagemap_head), its magic, crit's name for it. */
+const ProtobufCMessageDescriptor *img_type_descriptor(enum img_type type);
+uint32_t img_type_magic(enum img_type type);
+const char *img_type_magic_name(enum img_type type);
+
+/* The type and number of an image file name ("core-42.img" -> IMG_CORE,
+ * 42; @id may be NULL, and is 0 for names without a number); -ENOENT if
+ * it is not one of ours (pages-N.img, lazy-pages.socket, other images). */
+int img_type_from_name(const char *filename, enum img_type *type, unsigned long *id);
+
+/* The file name of an image: "core-42.img". */
+int img_format_name(enum img_type type, unsigned long id, char *buf, size_t size);
+
+#endif

@@ -1,0 +1,123 @@
+/*
+ * Small helpers shared by the benchmark programs (each test/bench/NAME.c is
+ * one standalone binary, so these are static inline): sizes with K/M/G
+ * suffixes, the monotonic clock, a seeded page order, the memory pattern,
+ * percentiles.
+ */
+#ifndef CRIU_LAZY_TEST_BENCH_H
+#define CRIU_LAZY_TEST_BENCH_H
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define BENCH_PAGE 4096UL
+
+/* "4096", "64K", "4M", "1G" -> bytes; 0 on a malformed or zero size. */
+static inline uint64_t bench_parse_size(const char *s)
+{
+	char *end;
+	uint64_t v;
+
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (errno || end == s)
+		return 0;
+	switch (*end) {
+	case 'k': case 'K': v <<= 10; end++; break;
+	case 'm': case 'M': v <<= 20; end++; break;
+	case 'g': case 'G': v <<= 30; end++; break;
+	}
+	if (*end == 'i' && end[1] == 'B')	/* accept "MiB" and friends */
+		end += 2;
+	return *end ? 0 : v;
+}
+
+static inline uint64_t bench_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+/* xorshift64*: reproducible orders from a seed, not cryptography. */
+static inline uint64_t bench_rand(uint64_t *state)
+{
+	uint64_t x = *state ? *state : 0x2545f4914f6cdd1dULL;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*state = x;
+	return x * 0x2545f4914f6cdd1dULL;
+}
+
+/* order[i] = i, or a Fisher-Yates shuffle of it when seed is non-zero. */
+static inline void bench_page_order(uint32_t *order, size_t n, uint64_t seed)
+{
+	uint64_t state = seed;
+
+	for (size_t i = 0; i < n; i++)
+		order[i] = i;
+	if (!seed)
+		return;
+	for (size_t i = n - 1; i > 0; i--) {
+		size_t j = bench_rand(&state) % (i + 1);
+		uint32_t t = order[i];
+
+		order[i] = order[j];
+		order[j] = t;
+	}
+}
+
+/* Word idx of the pattern for seed: splitmix64, never a zero word. */
+static inline uint64_t bench_pattern_word(uint64_t seed, uint64_t idx)
+{
+	uint64_t z = seed + (idx + 1) * 0x9e3779b97f4a7c15ULL;
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	z ^= z >> 31;
+	return z ? z : 1;
+}
+
+static inline void bench_pattern_fill(void *buf, size_t len, uint64_t seed)
+{
+	uint64_t *w = buf;
+
+	for (size_t i = 0; i < len / 8; i++)
+		w[i] = bench_pattern_word(seed, i);
+}
+
+/* Offset of the first word that differs from the pattern, or len. */
+static inline size_t bench_pattern_check(const void *buf, size_t len, uint64_t seed)
+{
+	const uint64_t *w = buf;
+
+	for (size_t i = 0; i < len / 8; i++)
+		if (w[i] != bench_pattern_word(seed, i))
+			return i * 8;
+	return len;
+}
+
+static inline int bench_cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* p-th percentile (0..1) of n samples in ns, in microseconds; sorts v. */
+static inline double bench_percentile_us(uint32_t *v, size_t n, double p)
+{
+	if (!n)
+		return 0;
+	qsort(v, n, sizeof(*v), bench_cmp_u32);
+	return v[(size_t)(p * (n - 1) + 0.5)] / 1000.0;
+}
+
+#endif

@@ -1,0 +1,213 @@
+/*
+ * lazy_workload: the process `scripts/bench lazy` dumps and restores.
+ *
+ * It maps --size bytes of private anonymous memory, fills every page with a
+ * non-zero pattern, writes its pid to --pidfile, and waits for signals:
+ *
+ *   SIGUSR1  touch every page once (read one word of each), timed with
+ *            CLOCK_MONOTONIC inside the process, then check the pattern of
+ *            the whole region and write {"pages", "seconds", "order", "ok"}
+ *            to --result (written aside and renamed, so a reader never sees
+ *            half of it).  The order is read at that moment from
+ *            --order-file if it exists ("seq", or "random SEED"), else from
+ *            --order: the same image can be restored and touched both ways.
+ *   SIGTERM  exit 0.
+ *
+ * Nothing is open but what the caller gave as stdin/out/err (the bench uses
+ * /dev/null) and nothing runs between signals, so the process is easy to
+ * dump and restore.  Run it as a session leader (setsid).
+ *
+ *   lazy_workload --pidfile F --result F [--size 1G] [--order seq|random]
+ *                 [--order-file F] [--seed N]
+ */
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "bench.h"
+
+#define PATTERN_SEED 0x6c617a79ULL	/* "lazy" */
+
+struct workload {
+	char *mem;
+	size_t npages;
+	const char *pidfile, *result, *order_file;
+	char order[16];			/* from --order: "seq" or "random" */
+	uint64_t seed;
+};
+
+static void die(const char *msg)
+{
+	/* stderr is usually /dev/null: the exit status says it */
+	fprintf(stderr, "lazy_workload: %s: %m\n", msg);
+	exit(1);
+}
+
+/* Write text to path through path.tmp and a rename. */
+static int write_atomic(const char *path, const char *text)
+{
+	char tmp[4096];
+	size_t len = strlen(text);
+	int fd;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, text, len) != (ssize_t)len) {
+		close(fd);
+		unlink(tmp);
+		return -EIO;
+	}
+	close(fd);
+	if (rename(tmp, path))
+		return -errno;
+	return 0;
+}
+
+/* The order of this touch: the order file wins over the command line. */
+static void read_order(const struct workload *w, char *order, size_t len, uint64_t *seed)
+{
+	char buf[128] = "";
+	unsigned long long s;
+	ssize_t n = 0;
+	int fd;
+
+	snprintf(order, len, "%s", w->order);
+	*seed = w->seed;
+	if (!w->order_file)
+		return;
+	fd = open(w->order_file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return;
+	buf[n] = '\0';
+	if (!strncmp(buf, "seq", 3)) {
+		snprintf(order, len, "seq");
+	} else if (!strncmp(buf, "random", 6)) {
+		snprintf(order, len, "random");
+		if (sscanf(buf + 6, "%llu", &s) == 1 && s)
+			*seed = s;
+	}
+}
+
+static void touch_all(struct workload *w)
+{
+	char order_name[16], json[512];
+	bool random;
+	uint32_t *order;
+	uint64_t seed, sum = 0, t0, t1;
+	size_t bad;
+
+	read_order(w, order_name, sizeof(order_name), &seed);
+	random = !strcmp(order_name, "random");
+	/* new memory, allocated after any restore: its pages are not lazy */
+	order = mmap(NULL, w->npages * sizeof(uint32_t), PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (order == MAP_FAILED) {
+		snprintf(json, sizeof(json), "{\"ok\": false, \"error\": \"mmap the order: %m\"}\n");
+		write_atomic(w->result, json);
+		return;
+	}
+	bench_page_order(order, w->npages, random ? seed : 0);
+
+	t0 = bench_now_ns();
+	for (size_t i = 0; i < w->npages; i++)
+		sum += *(volatile uint64_t *)(w->mem + (size_t)order[i] * BENCH_PAGE);
+	t1 = bench_now_ns();
+
+	bad = bench_pattern_check(w->mem, w->npages * BENCH_PAGE, PATTERN_SEED);
+	munmap(order, w->npages * sizeof(uint32_t));
+	if (bad == w->npages * BENCH_PAGE)
+		snprintf(json, sizeof(json),
+			 "{\"pages\": %zu, \"seconds\": %.6f, \"order\": \"%s\", \"ok\": true, "
+			 "\"sum\": %llu}\n", w->npages, (t1 - t0) / 1e9, order_name,
+			 (unsigned long long)sum);
+	else
+		snprintf(json, sizeof(json),
+			 "{\"pages\": %zu, \"seconds\": %.6f, \"order\": \"%s\", \"ok\": false, "
+			 "\"error\": \"page %zu (offset %zu) does not hold the pattern\"}\n",
+			 w->npages, (t1 - t0) / 1e9, order_name, bad / BENCH_PAGE, bad);
+	write_atomic(w->result, json);
+}
+
+static void usage(void)
+{
+	fputs("usage: lazy_workload --pidfile F --result F [--size 1G] [--order seq|random]\n"
+	      "                     [--order-file F] [--seed N]\n", stderr);
+	exit(1);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "size", required_argument, NULL, 's' },
+		{ "pidfile", required_argument, NULL, 'p' },
+		{ "result", required_argument, NULL, 'r' },
+		{ "order", required_argument, NULL, 'o' },
+		{ "order-file", required_argument, NULL, 'f' },
+		{ "seed", required_argument, NULL, 'S' },
+		{ }
+	};
+	struct workload w = { .order = "seq", .seed = 0x5eed };
+	uint64_t size = 1ULL << 30;
+	char pid[32];
+	sigset_t set;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 's': size = bench_parse_size(optarg); break;
+		case 'p': w.pidfile = optarg; break;
+		case 'r': w.result = optarg; break;
+		case 'o':
+			if (strcmp(optarg, "seq") && strcmp(optarg, "random"))
+				usage();
+			snprintf(w.order, sizeof(w.order), "%s", optarg);
+			break;
+		case 'f': w.order_file = optarg; break;
+		case 'S': w.seed = strtoull(optarg, NULL, 0); break;
+		default: usage();
+		}
+	}
+	if (optind != argc || !w.pidfile || !w.result || !w.seed || !size || size % BENCH_PAGE ||
+	    size / BENCH_PAGE > UINT32_MAX)
+		usage();
+	w.npages = size / BENCH_PAGE;
+
+	/* signals are taken with sigwaitinfo(): blocked before anyone can send one */
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGTERM);
+	if (sigprocmask(SIG_BLOCK, &set, NULL))
+		die("block signals");
+
+	w.mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (w.mem == MAP_FAILED)
+		die("mmap the region");
+	bench_pattern_fill(w.mem, size, PATTERN_SEED);
+
+	snprintf(pid, sizeof(pid), "%d\n", getpid());
+	if (write_atomic(w.pidfile, pid))
+		die("write the pidfile");
+
+	for (;;) {
+		int sig = sigwaitinfo(&set, NULL);
+
+		/* a dump interrupts the wait: it comes back with EINTR */
+		if (sig < 0) {
+			if (errno == EINTR)
+				continue;
+			die("sigwaitinfo");
+		}
+		if (sig == SIGTERM)
+			return 0;
+		touch_all(&w);
+	}
+}

@@ -1,0 +1,483 @@
+/*
+ * uffd_raw: the raw userfaultfd limit of this machine, the baseline that
+ * `scripts/bench lazy` holds the lazy-pages daemon against.
+ *
+ * fault: one process, a handler thread and a toucher thread.  The toucher
+ *   reads one byte of every page of a MISSING-registered anonymous region,
+ *   in sequential or random order, and times each touch that faults (the
+ *   round trip: fault, handler wake-up, read, UFFDIO_COPY, toucher wake-up).
+ *   The handler blocks in read() on the uffd and answers each fault with
+ *   one UFFDIO_COPY of --window pages (aligned, 1 by default) from a source
+ *   buffer; it also times its own part, from read() returning to the copy
+ *   done, which is what the daemon's own latency figures measure.
+ *
+ * copy: UFFDIO_COPY of the whole region in --chunk pieces (4 MiB), no
+ *   faults involved, from an anonymous source buffer and from a MAP_PRIVATE
+ *   read-only mapping of a file in the page cache (what the daemon does with
+ *   a pages image).  Repeated --reps times into a fresh region, after one
+ *   pass that is not counted (see warm_memory()).
+ *
+ * Prints one JSON object on stdout; errors go to stderr with exit status 1.
+ *
+ *   uffd_raw [--size 1G] [--mode fault|copy|all] [--order seq|random|both]
+ *            [--window PAGES] [--chunk 4M] [--reps 3] [--tmpdir DIR]
+ *            [--seed N] [--timeout SECONDS] [--handler-cpu N] [--toucher-cpu N]
+ */
+#include <fcntl.h>
+#include <getopt.h>
+#include <linux/userfaultfd.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "bench.h"
+
+struct config {
+	uint64_t size;
+	uint64_t chunk;
+	uint64_t window;	/* pages per fault answer */
+	uint64_t seed;
+	int reps;
+	int handler_cpu, toucher_cpu;	/* -1: where the scheduler likes */
+	const char *mode;
+	const char *order;
+	const char *tmpdir;
+};
+
+/*
+ * Fresh memory can be expensive on a VM whose host takes freed guest pages
+ * back (free page reporting): the first touch of such a page faults in the
+ * host too.  Touch and free len bytes so that what the measurement gets
+ * next comes from pages the guest has just used, as the restored workload's
+ * memory does (it reuses what the previous run freed).
+ */
+static void warm_memory(size_t len)
+{
+	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return;
+	for (size_t off = 0; off < len; off += BENCH_PAGE)
+		p[off] = 1;
+	munmap(p, len);
+}
+
+/* One run of the fault test. */
+struct fault_run {
+	const struct config *cfg;
+	int uffd;
+	char *region;
+	const char *src;	/* cfg->chunk bytes of pattern */
+	size_t npages, nblocks;
+	const uint32_t *order;
+
+	uint8_t *delivered;	/* per window block; written by the handler */
+	size_t faults, wakes;
+	uint32_t *service_ns;	/* handler: read() returned -> copy done */
+	uint32_t *rtt_ns;	/* toucher: touch of a not yet delivered block */
+	size_t nr_rtt;
+	uint64_t t_start, t_end;
+	int err;		/* handler: errno of a failed ioctl */
+};
+
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("uffd_raw: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(1);
+}
+
+static void *xmap(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	if (p == MAP_FAILED)
+		die("mmap %zu bytes: %m", len);
+	return p;
+}
+
+static int uffd_open(void)
+{
+	struct uffdio_api api = { .api = UFFD_API, .features = 0 };
+	int fd = syscall(SYS_userfaultfd, O_CLOEXEC);
+
+	if (fd < 0)
+		die("userfaultfd: %m");
+	if (ioctl(fd, UFFDIO_API, &api))
+		die("UFFDIO_API: %m");
+	return fd;
+}
+
+static void uffd_register(int uffd, void *addr, size_t len)
+{
+	struct uffdio_register r = {
+		.range = { .start = (uintptr_t)addr, .len = len },
+		.mode = UFFDIO_REGISTER_MODE_MISSING,
+	};
+
+	if (ioctl(uffd, UFFDIO_REGISTER, &r))
+		die("UFFDIO_REGISTER %zu bytes: %m", len);
+	if (!(r.ioctls & (1ULL << _UFFDIO_COPY)))
+		die("UFFDIO_COPY is not available on anonymous memory");
+}
+
+/* Copy len bytes to dst, following partial progress; 0 or an errno. */
+static int uffd_copy(int uffd, uint64_t dst, const void *src, uint64_t len)
+{
+	uint64_t done = 0;
+
+	while (done < len) {
+		struct uffdio_copy c = {
+			.dst = dst + done,
+			.src = (uintptr_t)src + done,
+			.len = len - done,
+		};
+
+		if (!ioctl(uffd, UFFDIO_COPY, &c))
+			return 0;
+		if (c.copy > 0) {
+			done += c.copy;
+			continue;
+		}
+		if (errno != EAGAIN)
+			return errno;
+	}
+	return 0;
+}
+
+static void pin_self(int cpu)
+{
+	cpu_set_t set;
+
+	if (cpu < 0)
+		return;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	if (sched_setaffinity(0, sizeof(set), &set))
+		die("pin to CPU %d: %m", cpu);
+}
+
+static void *fault_handler(void *arg)
+{
+	struct fault_run *r = arg;
+	uint64_t block_len = r->cfg->window * BENCH_PAGE;
+	size_t left = r->nblocks;
+
+	pin_self(r->cfg->handler_cpu);
+
+	while (left) {
+		struct uffd_msg msg;
+		ssize_t n = read(r->uffd, &msg, sizeof(msg));
+		uint64_t t0, off, block;
+		int err;
+
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n != sizeof(msg)) {
+			r->err = n < 0 ? errno : EIO;
+			break;
+		}
+		if (msg.event != UFFD_EVENT_PAGEFAULT)
+			continue;
+		t0 = bench_now_ns();
+		off = msg.arg.pagefault.address - (uintptr_t)r->region;
+		block = off / block_len;
+		if (r->delivered[block]) {
+			/* cannot happen with one toucher; wake it all the same */
+			struct uffdio_range wr = { .start = msg.arg.pagefault.address & ~(BENCH_PAGE - 1),
+						   .len = BENCH_PAGE };
+
+			ioctl(r->uffd, UFFDIO_WAKE, &wr);
+			r->wakes++;
+			continue;
+		}
+		err = uffd_copy(r->uffd, (uintptr_t)r->region + block * block_len,
+				r->src + (block * block_len) % r->cfg->chunk, block_len);
+		if (err && err != EEXIST) {
+			r->err = err;
+			break;
+		}
+		__atomic_store_n(&r->delivered[block], 1, __ATOMIC_RELEASE);
+		r->service_ns[r->faults++] = bench_now_ns() - t0;
+		left--;
+	}
+	return NULL;
+}
+
+static void *fault_toucher(void *arg)
+{
+	struct fault_run *r = arg;
+	size_t block_pages = r->cfg->window;
+	uint64_t sum = 0;
+
+	pin_self(r->cfg->toucher_cpu);
+	r->t_start = bench_now_ns();
+	for (size_t i = 0; i < r->npages; i++) {
+		size_t page = r->order[i];
+		bool faults = !__atomic_load_n(&r->delivered[page / block_pages], __ATOMIC_ACQUIRE);
+		uint64_t t0 = bench_now_ns();
+
+		sum += *(volatile uint64_t *)(r->region + page * BENCH_PAGE);
+		if (faults)
+			r->rtt_ns[r->nr_rtt++] = bench_now_ns() - t0;
+	}
+	r->t_end = bench_now_ns();
+	if (!sum)
+		die("the toucher read zeros: the copies did not land");
+	return NULL;
+}
+
+static void run_fault(const struct config *cfg, const char *src, bool random, bool last)
+{
+	struct fault_run r = { .cfg = cfg, .src = src };
+	pthread_t handler, toucher;
+	uint32_t *order;
+	double secs;
+
+	/* a whole number of window blocks */
+	r.nblocks = (cfg->size / BENCH_PAGE + cfg->window - 1) / cfg->window;
+	r.npages = r.nblocks * cfg->window;
+	r.region = xmap(r.npages * BENCH_PAGE);
+	r.delivered = calloc(r.nblocks, 1);
+	r.service_ns = calloc(r.nblocks, sizeof(uint32_t));
+	r.rtt_ns = calloc(r.npages, sizeof(uint32_t));
+	order = malloc(r.npages * sizeof(uint32_t));
+	if (!r.delivered || !r.service_ns || !r.rtt_ns || !order)
+		die("out of memory");
+	bench_page_order(order, r.npages, random ? cfg->seed : 0);
+	r.order = order;
+
+	warm_memory(r.npages * BENCH_PAGE);
+	r.uffd = uffd_open();
+	uffd_register(r.uffd, r.region, r.npages * BENCH_PAGE);
+	if (pthread_create(&handler, NULL, fault_handler, &r) ||
+	    pthread_create(&toucher, NULL, fault_toucher, &r))
+		die("pthread_create failed");
+	pthread_join(toucher, NULL);
+	pthread_join(handler, NULL);
+	if (r.err) {
+		errno = r.err;
+		die("fault handler: %m");
+	}
+
+	secs = (r.t_end - r.t_start) / 1e9;
+	printf("    \"%s\": {\"pages\": %zu, \"faults\": %zu, \"seconds\": %.6f, "
+	       "\"faults_per_s\": %.0f, \"pages_per_s\": %.0f, "
+	       "\"rtt_p50_us\": %.2f, \"rtt_p99_us\": %.2f, "
+	       "\"service_p50_us\": %.2f, \"service_p99_us\": %.2f}%s\n",
+	       random ? "random" : "seq", r.npages, r.faults, secs,
+	       r.faults / secs, r.npages / secs,
+	       bench_percentile_us(r.rtt_ns, r.nr_rtt, 0.50),
+	       bench_percentile_us(r.rtt_ns, r.nr_rtt, 0.99),
+	       bench_percentile_us(r.service_ns, r.faults, 0.50),
+	       bench_percentile_us(r.service_ns, r.faults, 0.99), last ? "" : ",");
+
+	close(r.uffd);
+	munmap(r.region, r.npages * BENCH_PAGE);
+	free(order);
+	free(r.rtt_ns);
+	free(r.service_ns);
+	free(r.delivered);
+}
+
+/* One pass: UFFDIO_COPY the whole of src into a fresh registered region. */
+static double copy_once(const struct config *cfg, const char *src)
+{
+	char *dst = xmap(cfg->size);
+	int uffd = uffd_open();
+	uint64_t t0, t1;
+
+	uffd_register(uffd, dst, cfg->size);
+	t0 = bench_now_ns();
+	for (uint64_t off = 0; off < cfg->size; off += cfg->chunk) {
+		uint64_t len = cfg->size - off < cfg->chunk ? cfg->size - off : cfg->chunk;
+		int err = uffd_copy(uffd, (uintptr_t)dst + off, src + off, len);
+
+		if (err) {
+			errno = err;
+			die("UFFDIO_COPY at offset %llu: %m", (unsigned long long)off);
+		}
+	}
+	t1 = bench_now_ns();
+	if (*(volatile uint64_t *)(dst + cfg->size - BENCH_PAGE) != *(const uint64_t *)(src + cfg->size - BENCH_PAGE))
+		die("the copied region does not hold the source");
+	close(uffd);
+	munmap(dst, cfg->size);
+	return cfg->size / ((t1 - t0) / 1e9) / (1 << 20);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void print_copy(const char *name, double *mibs, int reps, bool last)
+{
+	double sorted[reps];
+
+	memcpy(sorted, mibs, sizeof(sorted));
+	qsort(sorted, reps, sizeof(double), cmp_double);
+	printf("    \"%s\": {\"median_mib_s\": %.1f, \"best_mib_s\": %.1f, \"runs_mib_s\": [",
+	       name, sorted[reps / 2], sorted[reps - 1]);
+	for (int i = 0; i < reps; i++)
+		printf("%s%.1f", i ? ", " : "", mibs[i]);
+	printf("]}%s\n", last ? "" : ",");
+}
+
+/* A file of cfg->size bytes of pattern, in the page cache and written back. */
+static int make_source_file(const struct config *cfg, const char *buf)
+{
+	char path[4096];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/uffd_raw.XXXXXX", cfg->tmpdir);
+	fd = mkstemp(path);
+	if (fd < 0)
+		die("create a file in %s: %m", cfg->tmpdir);
+	unlink(path);
+	for (uint64_t off = 0; off < cfg->size;) {
+		ssize_t n = write(fd, buf + off, cfg->size - off);
+
+		if (n <= 0)
+			die("write %s: %m", path);
+		off += n;
+	}
+	/* no writeback racing with the measurement */
+	if (fsync(fd))
+		die("fsync %s: %m", path);
+	return fd;
+}
+
+static void run_copy(const struct config *cfg)
+{
+	double anon[cfg->reps], file[cfg->reps];
+	char *src = xmap(cfg->size);
+	int fd;
+
+	bench_pattern_fill(src, cfg->size, cfg->seed);
+	/* each source: one pass to warm up (see warm_memory), then the measured ones */
+	for (int i = -1; i < cfg->reps; i++) {
+		double v = copy_once(cfg, src);
+
+		if (i >= 0)
+			anon[i] = v;
+	}
+
+	fd = make_source_file(cfg, src);
+	munmap(src, cfg->size);
+	for (int i = -1; i < cfg->reps; i++) {
+		char *map = mmap(NULL, cfg->size, PROT_READ, MAP_PRIVATE, fd, 0);
+		double v;
+
+		if (map == MAP_FAILED)
+			die("mmap the source file: %m");
+		madvise(map, cfg->size, MADV_SEQUENTIAL);	/* as the daemon does */
+		v = copy_once(cfg, map);
+		if (i >= 0)
+			file[i] = v;
+		munmap(map, cfg->size);
+	}
+	close(fd);
+
+	printf("  \"copy\": {\n    \"chunk\": %llu, \"bytes\": %llu, \"reps\": %d,\n",
+	       (unsigned long long)cfg->chunk, (unsigned long long)cfg->size, cfg->reps);
+	print_copy("anon", anon, cfg->reps, false);
+	print_copy("file", file, cfg->reps, true);
+	printf("  }");
+}
+
+static void usage(void)
+{
+	fputs("usage: uffd_raw [--size 1G] [--mode fault|copy|all] [--order seq|random|both]\n"
+	      "                [--window PAGES] [--chunk 4M] [--reps 3] [--tmpdir DIR]\n"
+	      "                [--seed N] [--timeout SECONDS] [--handler-cpu N] [--toucher-cpu N]\n",
+	      stderr);
+	exit(1);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "size", required_argument, NULL, 's' },
+		{ "mode", required_argument, NULL, 'm' },
+		{ "order", required_argument, NULL, 'o' },
+		{ "window", required_argument, NULL, 'w' },
+		{ "chunk", required_argument, NULL, 'c' },
+		{ "reps", required_argument, NULL, 'r' },
+		{ "tmpdir", required_argument, NULL, 'T' },
+		{ "seed", required_argument, NULL, 'S' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "handler-cpu", required_argument, NULL, 'H' },
+		{ "toucher-cpu", required_argument, NULL, 'U' },
+		{ }
+	};
+	struct config cfg = {
+		.size = 1ULL << 30, .chunk = 4ULL << 20, .window = 1, .seed = 0x5eed,
+		.reps = 3, .handler_cpu = -1, .toucher_cpu = -1, .mode = "all", .order = "both", .tmpdir = "/var/tmp",
+	};
+	bool do_fault, do_copy, seq, rnd;
+	unsigned timeout = 600;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 's': cfg.size = bench_parse_size(optarg); break;
+		case 'm': cfg.mode = optarg; break;
+		case 'o': cfg.order = optarg; break;
+		case 'w': cfg.window = strtoull(optarg, NULL, 0); break;
+		case 'c': cfg.chunk = bench_parse_size(optarg); break;
+		case 'r': cfg.reps = atoi(optarg); break;
+		case 'T': cfg.tmpdir = optarg; break;
+		case 'S': cfg.seed = strtoull(optarg, NULL, 0); break;
+		case 't': timeout = atoi(optarg); break;
+		case 'H': cfg.handler_cpu = atoi(optarg); break;
+		case 'U': cfg.toucher_cpu = atoi(optarg); break;
+		default: usage();
+		}
+	}
+	if (optind != argc || !cfg.size || !cfg.chunk || !cfg.window || cfg.reps < 1 || !cfg.seed ||
+	    cfg.size % BENCH_PAGE || cfg.chunk % BENCH_PAGE || cfg.window * BENCH_PAGE > cfg.chunk || cfg.size / BENCH_PAGE > UINT32_MAX)
+		usage();
+	do_fault = !strcmp(cfg.mode, "fault") || !strcmp(cfg.mode, "all");
+	do_copy = !strcmp(cfg.mode, "copy") || !strcmp(cfg.mode, "all");
+	seq = !strcmp(cfg.order, "seq") || !strcmp(cfg.order, "both");
+	rnd = !strcmp(cfg.order, "random") || !strcmp(cfg.order, "both");
+	if (!(do_fault || do_copy) || !(seq || rnd))
+		usage();
+	alarm(timeout);		/* a lost wake-up must not hang the benchmark */
+
+	printf("{\n  \"page_size\": %lu, \"size\": %llu, \"window_pages\": %llu,\n", BENCH_PAGE,
+	       (unsigned long long)cfg.size, (unsigned long long)cfg.window);
+	if (do_fault) {
+		char *src = xmap(cfg.chunk);
+
+		bench_pattern_fill(src, cfg.chunk, cfg.seed);
+		printf("  \"fault\": {\n");
+		if (seq)
+			run_fault(&cfg, src, false, !rnd);
+		if (rnd)
+			run_fault(&cfg, src, true, true);
+		printf("  }%s\n", do_copy ? "," : "");
+		munmap(src, cfg.chunk);
+	}
+	fflush(stdout);
+	if (do_copy) {
+		run_copy(&cfg);
+		printf("\n");
+	}
+	printf("}\n");
+	return 0;
+}

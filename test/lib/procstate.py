@@ -1,0 +1,128 @@
+"""What /proc says about a task, in a form two snapshots can be compared in.
+
+A restore must bring back the state /proc shows: the memory map, signal
+masks and dispositions, credentials, fds with their offsets and flags, cwd,
+root, exe, limits, the mm fields of stat, auxv, cmdline, environ.  What
+legitimately changes is left out or normalized:
+
+- the inode of shared anonymous memory (a new shmem object on restore);
+- SIGALRM in the pending sets (interval timers fire on their own schedule);
+- the run state, times, PF_* flags (a restored task did not exec) and
+  anything else that is about the process's life rather than its state.
+"""
+import os
+import re
+
+from . import procs
+
+SIGALRM_BIT = 1 << (14 - 1)
+
+STATUS_KEYS = ("Umask", "SigBlk", "SigIgn", "SigCgt", "SigPnd", "ShdPnd",
+               "Uid", "Gid", "Groups", "NoNewPrivs", "Seccomp",
+               "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "Threads")
+
+# proc(5) stat fields compared: name -> field number
+STAT_FIELDS = {
+    "comm": 2, "pgrp": 5, "session": 6, "tty_nr": 7, "priority": 18, "nice": 19,
+    "num_threads": 20, "exit_signal": 38, "rt_priority": 40, "policy": 41,
+    "start_code": 26, "end_code": 27, "start_stack": 28, "start_data": 45,
+    "end_data": 46, "start_brk": 47, "arg_start": 48, "arg_end": 49,
+    "env_start": 50, "env_end": 51,
+}
+
+_SHMEM = re.compile(r"/dev/zero \(deleted\)|/SYSV|\[anon_shmem")
+
+
+def normalize_maps_line(line):
+    """Blank the inode of shared anonymous mappings; keep everything else."""
+    if not _SHMEM.search(line):
+        return line
+    parts = line.split(None, 5)
+    if len(parts) >= 5:
+        parts[4] = "X"
+    return " ".join(parts)
+
+
+def maps_lines(pid):
+    with open(f"/proc/{pid}/maps") as f:
+        return [normalize_maps_line(l.rstrip("\n")) for l in f]
+
+
+def _read(path, binary=False):
+    try:
+        with open(path, "rb" if binary else "r") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
+def _fds(pid, ignore_pos):
+    out = {}
+    base = f"/proc/{pid}/fd"
+    for name in sorted(os.listdir(base), key=int):
+        fd = int(name)
+        try:
+            target = os.readlink(f"{base}/{name}")
+            info = _read(f"/proc/{pid}/fdinfo/{name}") or ""
+        except FileNotFoundError:
+            continue
+        fields = {}
+        for line in info.splitlines():
+            k, _, v = line.partition(":")
+            if k in ("pos", "flags", "ino", "mnt_id"):
+                fields[k] = v.strip()
+        if ignore_pos:
+            fields.pop("pos", None)
+        out[fd] = (target, tuple(sorted(fields.items())))
+    return out
+
+
+def snapshot(pid, ignore_fd_pos=False):
+    """A dict of everything compared; raises if the task is gone."""
+    st = procs.read_stat(pid)
+    if st is None:
+        raise ProcessLookupError(f"pid {pid} is gone")
+    snap = {"maps": maps_lines(pid)}
+    for key in STATUS_KEYS:
+        val = procs.status_field(pid, key)
+        if key in ("SigPnd", "ShdPnd") and val is not None:
+            val = f"{int(val, 16) & ~SIGALRM_BIT:016x}"
+        snap["status " + key] = val
+    for name, n in STAT_FIELDS.items():
+        snap["stat " + name] = st[n]
+    snap["fds"] = _fds(pid, ignore_fd_pos)
+    for link in ("cwd", "root", "exe"):
+        snap[link] = os.readlink(f"/proc/{pid}/{link}")
+    snap["limits"] = _read(f"/proc/{pid}/limits")
+    snap["personality"] = _read(f"/proc/{pid}/personality")
+    snap["oom_score_adj"] = _read(f"/proc/{pid}/oom_score_adj")
+    snap["comm"] = _read(f"/proc/{pid}/comm")
+    snap["auxv"] = _read(f"/proc/{pid}/auxv", binary=True)
+    snap["cmdline"] = _read(f"/proc/{pid}/cmdline", binary=True)
+    snap["environ"] = _read(f"/proc/{pid}/environ", binary=True)
+    return snap
+
+
+def diff(before, after):
+    """Human-readable differences, one string per thing that changed."""
+    out = []
+    for key in before:
+        a, b = before[key], after.get(key)
+        if a == b:
+            continue
+        if key == "maps":
+            out.append("maps differ:\n" + _maps_diff(a, b))
+        elif key == "fds":
+            for fd in sorted(set(a) | set(b)):
+                if a.get(fd) != b.get(fd):
+                    out.append(f"fd {fd}: {a.get(fd)} -> {b.get(fd)}")
+        elif isinstance(a, bytes):
+            out.append(f"{key} differs ({len(a)} -> {len(b) if b is not None else None} bytes)")
+        else:
+            out.append(f"{key}: {a!r} -> {b!r}")
+    return out
+
+
+def _maps_diff(a, b):
+    import difflib
+    return "\n".join(difflib.unified_diff(a, b, "before", "after", lineterm="", n=1))

@@ -1,0 +1,223 @@
+"""The zdtm programs: the catalogue the suite runs, and one running instance.
+
+A program is started with its own session (as CRIU's zdtm tests are), stdin
+/dev/null, stdout+stderr to NAME.output in the test's directory, and cwd
+that directory (the programs create their files there).  It is ready when
+its pidfile appears; SIGTERM makes it check its state and write PASS or
+FAIL to its outfile.
+"""
+import os
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import paths, procs, procstate
+
+READY_TIMEOUT = 30	# start -> pidfile
+EXIT_TIMEOUT = 60	# SIGTERM -> exit (checks of 256 MiB included)
+GONE_TIMEOUT = 10	# a successful dump -> the task is gone
+
+
+@dataclass(frozen=True)
+class ZdtmTest:
+    name: str
+    args: tuple = ()
+    env: tuple = ()			# extra (NAME, VALUE) pairs
+    cpu_flags: tuple = ()		# /proc/cpuinfo flags it needs
+    ignore_fd_pos: bool = False		# it writes to a file while it runs
+    label: str = ""
+
+    @property
+    def id(self):
+        return self.name + (f"-{self.label}" if self.label else "")
+
+    def binary(self):
+        return paths.zdtm_binary(self.name)
+
+
+# Everything dump -> restore must carry.  Sizes of mem_anon are the issue's
+# "one page to hundreds of MiB".
+ZDTM_TESTS = [
+    ZdtmTest("mem_anon", ("--size", "4K"), label="4K"),
+    ZdtmTest("mem_anon", ("--size", "1M"), label="1M"),
+    ZdtmTest("mem_anon", ("--size", "64M"), label="64M"),
+    ZdtmTest("mem_anon", ("--size", "256M"), label="256M"),
+    ZdtmTest("mem_holes"),
+    ZdtmTest("heap_brk"),
+    ZdtmTest("stack_deep"),
+    ZdtmTest("mmap_file_private"),
+    ZdtmTest("mmap_file_shared"),
+    ZdtmTest("mmap_anon_shared"),
+    ZdtmTest("fpu", ("--isa", "sse"), label="sse"),
+    ZdtmTest("fpu", ("--isa", "avx"), cpu_flags=("avx",), label="avx"),
+    ZdtmTest("fpu", ("--isa", "avx512"), cpu_flags=("avx512f", "avx512bw"),
+             label="avx512"),
+    ZdtmTest("sigactions"),
+    ZdtmTest("sigpending"),
+    ZdtmTest("itimer"),
+    ZdtmTest("files"),
+    ZdtmTest("cwd_umask_rlimit"),
+    ZdtmTest("argv_environ", ("--extra", "two  spaces, 'quotes' and \u00fcn\u00efc\u00f6de"),
+             env=(("ZDTM_ENV_MARK", "mark=\u2713 with spaces"),)),
+    ZdtmTest("vdso"),
+    ZdtmTest("busyloop"),
+    ZdtmTest("maps"),
+    ZdtmTest("rseq"),
+    ZdtmTest("counter", ("--log", "counter.log", "--size", "16M", "--interval-ms", "20"),
+             ignore_fd_pos=True),
+]
+
+# Things a dump must refuse, leaving the task running and unharmed; each
+# with the words one of which the refusal must use to name its kind.
+REFUSED_KINDS = {
+    "unix": r"socket|unix",
+    "tcp": r"socket|tcp|inet",
+    "udp": r"socket|udp|inet",
+    "eventfd": r"eventfd",
+    "pipe": r"pipe|fifo",
+    "epoll": r"epoll|eventpoll",
+    "timerfd": r"timerfd",
+    "signalfd": r"signalfd",
+    "inotify": r"inotify",
+}
+REFUSED_FDS = (42, 43)
+
+
+def cpu_flags():
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def missing_cpu_flags(spec):
+    have = cpu_flags()
+    return [f for f in spec.cpu_flags if f not in have]
+
+
+def program_env(spec):
+    env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "ZDTM_TEST": spec.id}
+    env.update(dict(spec.env))
+    return env
+
+
+class ZdtmTask:
+    """One running zdtm program, followed across checkpoints by its pid."""
+
+    def __init__(self, spec, workdir, tracker):
+        self.spec = spec
+        self.dir = Path(workdir)
+        self.procs = tracker
+        base = spec.id
+        self.pidfile = self.dir / f"{base}.pid"
+        self.outfile = self.dir / f"{base}.outfile"
+        self.output = self.dir / f"{base}.output"
+        self.pid = None
+        self.restores = 0
+
+    def start(self, timeout=READY_TIMEOUT):
+        binary = self.spec.binary()
+        if not binary.is_file():
+            raise AssertionError(f"{binary} is missing: build with `scons -j2`")
+        p = self.procs.spawn([binary, "--pidfile", self.pidfile, "--outfile", self.outfile,
+                              *self.spec.args], cwd=self.dir, env=program_env(self.spec),
+                             stdout=self.output)
+        ready = procs.wait_for(lambda: self.pidfile.exists() or p.poll() is not None,
+                               timeout)
+        if not self.pidfile.exists():
+            if p.poll() is not None:
+                raise AssertionError(
+                    f"{self.spec.id} exited ({p.returncode}) before it was ready:\n"
+                    f"{self.text(self.outfile)}{self.text(self.output)}")
+            raise AssertionError(f"{self.spec.id} not ready within {timeout} s "
+                                 f"(ready={ready})\n{self.text(self.output)}")
+        pid = int(self.pidfile.read_text())
+        assert pid == p.pid, f"pidfile says {pid}, but we started {p.pid}"
+        self.pid = pid
+        return self
+
+    @staticmethod
+    def text(path):
+        try:
+            return f"--- {path.name}\n{path.read_text(errors='replace')}\n"
+        except FileNotFoundError:
+            return f"--- {path.name}: missing\n"
+
+    def expect_gone(self, timeout=GONE_TIMEOUT):
+        """After a dump without -R: the task was killed (SIGKILL, no chance
+        to run its checks) and is reaped, so its pid is free again."""
+        try:
+            status = self.procs.reap(self.pid, timeout)
+        except TimeoutError:
+            raise AssertionError(
+                f"the dump succeeded but the task is still there: {procs.describe(self.pid)}")
+        assert status is None or (os.WIFSIGNALED(status) and
+                                  os.WTERMSIG(status) == signal.SIGKILL), (
+            f"the dumped task ended with {procs.wait_status_str(status)}, "
+            f"expected SIGKILL\n{self.text(self.outfile)}{self.text(self.output)}")
+        assert not procs.exists(self.pid), f"pid {self.pid} still exists after reaping"
+        assert not self.outfile.exists(), (
+            f"the dumped task wrote its outfile: it ran its checks before dying\n"
+            f"{self.text(self.outfile)}")
+
+    def expect_restored(self, pidfile=None):
+        """After a restore: the same pid, running, not traced, ours."""
+        if pidfile is not None:
+            assert Path(pidfile).exists(), f"restore did not write --pidfile {pidfile}"
+            got = int(Path(pidfile).read_text().strip())
+            assert got == self.pid, f"restore --pidfile says {got}, expected {self.pid}"
+        st = procs.state(self.pid)
+        assert st is not None, f"pid {self.pid} does not exist after the restore"
+        assert st not in ("Z", "X"), (
+            f"the restored task is dead ({procs.describe(self.pid)})\n"
+            f"{self.text(self.outfile)}{self.text(self.output)}")
+        assert st not in ("t", "T"), f"the restored task is stopped: {procs.describe(self.pid)}"
+        tracer = procs.status_field(self.pid, "TracerPid")
+        assert tracer == "0", f"the restored task is still traced by {tracer}"
+        assert procs.ppid(self.pid) == os.getpid(), (
+            f"the restored task is not reparented to the test (a subreaper): "
+            f"{procs.describe(self.pid)}")
+        self.procs.adopt(self.pid)
+        self.restores += 1
+
+    def snapshot(self):
+        return procstate.snapshot(self.pid, self.spec.ignore_fd_pos)
+
+    def expect_unharmed(self, before):
+        """Still running as if nothing happened: alive, not stopped, not
+        traced, and /proc shows the same state as the snapshot `before`."""
+        st = procs.state(self.pid)
+        assert st is not None and st not in ("Z", "X"), (
+            f"the task died: {procs.describe(self.pid)}\n"
+            f"{self.text(self.outfile)}{self.text(self.output)}")
+        assert st not in ("t", "T"), f"the task was left stopped: {procs.describe(self.pid)}"
+        tracer = procs.status_field(self.pid, "TracerPid")
+        assert tracer == "0", f"the task was left traced by {tracer}"
+        changes = procstate.diff(before, self.snapshot())
+        assert not changes, "the task's state changed:\n" + "\n".join(changes)
+
+    def stop(self, timeout=EXIT_TIMEOUT):
+        """SIGTERM, wait for the exit; returns the wait status (None if unknown)."""
+        assert procs.alive(self.pid), (
+            f"the task is gone before SIGTERM: {procs.describe(self.pid)}\n"
+            f"{self.text(self.outfile)}{self.text(self.output)}")
+        os.kill(self.pid, signal.SIGTERM)
+        try:
+            return self.procs.reap(self.pid, timeout)
+        except TimeoutError:
+            raise AssertionError(
+                f"{self.spec.id} did not exit within {timeout} s of SIGTERM: "
+                f"{procs.describe(self.pid)}\n{self.text(self.output)}")
+
+    def check_pass(self, timeout=EXIT_TIMEOUT):
+        """SIGTERM, then the program must say PASS and exit 0."""
+        status = self.stop(timeout)
+        result = self.outfile.read_text(errors="replace") if self.outfile.exists() else None
+        assert result is not None, (
+            f"{self.spec.id} exited ({procs.wait_status_str(status)}) without "
+            f"writing its outfile\n{self.text(self.output)}")
+        assert result.strip() == "PASS", (
+            f"{self.spec.id}: {result.strip()}\n{self.text(self.output)}")
+        assert status is None or (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0), (
+            f"{self.spec.id} wrote PASS but ended with {procs.wait_status_str(status)}")

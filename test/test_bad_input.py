@@ -1,0 +1,301 @@
+"""Bad input gets one clear line, a non-zero exit, and nothing left behind.
+
+Restore from damaged images: each case damages one thing in a copy of a
+good dump, restore must fail with exactly one stderr line "restore: ..."
+naming the file (or pid, or directory) at fault, leave no process behind,
+and write no pidfile.  Then the undamaged copy must restore and PASS, so
+the failure is known to come from the damage and not from the tool or the
+dump being broken anyway.
+
+Dump of what we cannot handle: a non-existent pid, and tasks holding a
+socket, pipe, eventfd, ... or a second thread: refused with a line naming
+the fd (or thread) and its kind, and the task keeps running unharmed --
+the same /proc state, not stopped, not traced -- and passes its own checks.
+"""
+import os
+import shutil
+import struct
+import subprocess
+import time
+
+import pytest
+
+from lib import images, procs as P
+from lib.tool import assert_error_line, assert_ok
+from lib.zdtm import REFUSED_FDS, REFUSED_KINDS, ZdtmTest
+
+DUMP_TIMEOUT = 60
+RESTORE_TIMEOUT = 60
+WORKLOAD = ZdtmTest("mem_anon", ("--size", "256K"), label="256K")
+
+
+# ------------------------------------------------------------------ helpers
+
+def image_path(imgdir, key, pid):
+    names = {
+        "inventory": "inventory.img", "pstree": "pstree.img",
+        "core": f"core-{pid}.img", "mm": f"mm-{pid}.img",
+        "pagemap": f"pagemap-{pid}.img", "fs": f"fs-{pid}.img",
+        "ids": f"ids-{pid}.img", "files": "files.img",
+    }
+    if key == "fdinfo":
+        found = sorted(imgdir.glob("fdinfo-*.img"))
+    elif key == "pages":
+        found = sorted(imgdir.glob("pages-*.img"))
+    else:
+        found = [imgdir / names[key]] if (imgdir / names[key]).exists() else []
+    assert len(found) == 1, (f"the dump should have written exactly one {key} image, "
+                             f"found {[p.name for p in found]} in {sorted(os.listdir(imgdir))}")
+    return found[0]
+
+
+def expect_nothing_left(pid, children_before, pidfile):
+    """No process with the dumped pid, no new child or adopted orphan."""
+    for _ in range(2):	# now, and once more after stragglers had time to reparent
+        assert not P.exists(pid), f"a task was left behind: {P.describe(pid)}"
+        new = [c for c in P.children_of_me() if c not in children_before]
+        assert not new, "processes were left behind:\n" + "\n".join(map(P.describe, new))
+        time.sleep(0.2)
+    assert not pidfile.exists(), f"a failed restore wrote its pidfile ({pidfile.read_text()!r})"
+
+
+@pytest.fixture
+def dumped(tool, zdtm, workdir):
+    """A small task dumped (and so killed) into images-good."""
+    task = zdtm(WORKLOAD)
+    good = workdir / "images-good"
+    good.mkdir()
+    assert_ok(tool.dump(task.pid, good, workdir / "dump.log", DUMP_TIMEOUT), "dump")
+    task.expect_gone()
+    return task, good
+
+
+def restore_must_fail(tool, workdir, imgdir, pid, *patterns):
+    children = P.children_of_me()
+    pidfile = workdir / "bad.pid"
+    res = tool.restore(imgdir, workdir / "restore-bad.log", RESTORE_TIMEOUT, pidfile=pidfile)
+    line = assert_error_line(res, "restore", *patterns)
+    expect_nothing_left(pid, children, pidfile)
+    return line
+
+
+def restore_must_pass(tool, workdir, task, good):
+    pidfile = workdir / "good.pid"
+    res = tool.restore(good, workdir / "restore-good.log", RESTORE_TIMEOUT, pidfile=pidfile)
+    assert_ok(res, "restore of the undamaged images (the control)")
+    task.expect_restored(pidfile)
+    task.check_pass()
+
+
+def damaged_copy(good, workdir):
+    bad = workdir / "images-bad"
+    shutil.copytree(good, bad)
+    return bad
+
+
+# ------------------------------------------------------------------ damage
+
+def cut_mid_record(img):
+    r = img.records[-1]
+    return img.data[:r.payload_offset + max(1, r.length // 2)] if r.length > 1 \
+        else img.data[:r.offset + 2]
+
+
+def cut_in_length(img):
+    return img.data[:img.records[0].offset + 2]
+
+
+def garbage_payload(img):
+    r = img.records[0]
+    n = min(r.length, 16)
+    return img.data[:r.payload_offset] + b"\xff" * n + img.data[r.payload_offset + n:]
+
+
+def length_past_eof(img):
+    r = img.records[-1]
+    return img.data[:r.offset] + struct.pack("<I", r.length + 4096) + img.data[r.offset + 4:]
+
+
+def bad_magic(img):
+    return bytes([img.data[0] ^ 0xff]) + img.data[1:]
+
+
+DAMAGE = [
+    *[("truncated", key, cut_mid_record) for key in
+      ("inventory", "pstree", "core", "mm", "pagemap", "files", "fdinfo", "fs", "ids")],
+    ("cut-length-prefix", "core", cut_in_length),
+    ("cut-length-prefix", "mm", cut_in_length),
+    *[("garbage-entry", key, garbage_payload) for key in
+      ("inventory", "pstree", "core", "mm", "pagemap", "fdinfo")],
+    ("length-past-eof", "mm", length_past_eof),
+    ("length-past-eof", "pagemap", length_past_eof),
+    *[("bad-magic", key, bad_magic) for key in ("inventory", "core", "mm", "pagemap")],
+]
+
+
+@pytest.mark.parametrize("what,key,damage", [pytest.param(*d, id=f"{d[0]}-{d[1]}")
+                                             for d in DAMAGE])
+def test_damaged_image(what, key, damage, dumped, tool, workdir):
+    task, good = dumped
+    bad = damaged_copy(good, workdir)
+    path = image_path(bad, key, task.pid)
+    path.write_bytes(damage(images.load(path)))
+    restore_must_fail(tool, workdir, bad, task.pid, path.name.replace(".", r"\."))
+    restore_must_pass(tool, workdir, task, good)
+
+
+@pytest.mark.parametrize("key", ["inventory", "pstree", "core", "mm", "pagemap", "pages"])
+def test_missing_image(key, dumped, tool, workdir):
+    task, good = dumped
+    bad = damaged_copy(good, workdir)
+    path = image_path(bad, key, task.pid)
+    path.unlink()
+    restore_must_fail(tool, workdir, bad, task.pid, path.name.replace(".", r"\."))
+    restore_must_pass(tool, workdir, task, good)
+
+
+def test_pagemap_points_past_pages_file(dumped, tool, workdir):
+    task, good = dumped
+    bad = damaged_copy(good, workdir)
+    pm = image_path(bad, "pagemap", task.pid)
+    img = images.load(pm)
+    # the last entry with data in the pages file claims 16 pages more
+    for i in range(len(img.records) - 1, 0, -1):
+        f = images.decode(img.payload(i))
+        flags = images.get(f, 4)
+        if not flags or flags[0] & images.PE_PRESENT:
+            break
+    else:
+        pytest.fail("the pagemap has no entry with PE_PRESENT")
+    nr = (images.get(f, 5) or images.get(f, 2))[0]
+    field = 5 if images.get(f, 5) else 2
+    pm.write_bytes(images.replace_record(img, i, images.encode(
+        images.set_field(f, field, nr + 16))))
+    restore_must_fail(tool, workdir, bad, task.pid, r"pagemap-\d+\.img|pages-\d+\.img")
+    restore_must_pass(tool, workdir, task, good)
+
+
+def test_pages_file_shorter_than_pagemap(dumped, tool, workdir):
+    task, good = dumped
+    bad = damaged_copy(good, workdir)
+    pages = image_path(bad, "pages", task.pid)
+    size = pages.stat().st_size
+    assert size >= 4096, "the dump wrote no pages at all"
+    os.truncate(pages, size - 4096)
+    restore_must_fail(tool, workdir, bad, task.pid, r"pagemap-\d+\.img|pages-\d+\.img")
+    restore_must_pass(tool, workdir, task, good)
+
+
+def test_vma_end_before_start(dumped, tool, workdir):
+    task, good = dumped
+    bad = damaged_copy(good, workdir)
+    mm = image_path(bad, "mm", task.pid)
+    img = images.load(mm)
+    f = images.decode(img.payload(0))
+    vma = images.decode(images.get(f, 14)[0])
+    start, end = images.get(vma, 1)[0], images.get(vma, 2)[0]
+    vma = images.set_field(images.set_field(vma, 1, end), 2, start)
+    f = images.set_field(f, 14, images.encode(vma))
+    mm.write_bytes(images.replace_record(img, 0, images.encode(f)))
+    restore_must_fail(tool, workdir, bad, task.pid, mm.name.replace(".", r"\."))
+    restore_must_pass(tool, workdir, task, good)
+
+
+def test_core_of_another_arch(dumped, tool, workdir):
+    task, good = dumped
+    bad = damaged_copy(good, workdir)
+    core = image_path(bad, "core", task.pid)
+    img = images.load(core)
+    f = images.decode(img.payload(0))
+    assert images.get(f, 1) == [1], "core_entry.mtype should be X86_64 (1)"
+    core.write_bytes(images.replace_record(img, 0, images.encode(images.set_field(f, 1, 3))))
+    restore_must_fail(tool, workdir, bad, task.pid, core.name.replace(".", r"\."))
+    restore_must_pass(tool, workdir, task, good)
+
+
+def test_restore_empty_dir(dumped, tool, workdir):
+    task, good = dumped
+    empty = workdir / "images-empty"
+    empty.mkdir()
+    restore_must_fail(tool, workdir, empty, task.pid, r"inventory\.img")
+    restore_must_pass(tool, workdir, task, good)
+
+
+def test_restore_no_such_dir(dumped, tool, workdir):
+    task, good = dumped
+    missing = workdir / "no-such-dir"
+    restore_must_fail(tool, workdir, missing, task.pid, r"no-such-dir")
+    restore_must_pass(tool, workdir, task, good)
+
+
+def test_restore_pid_taken(tool, zdtm, workdir):
+    """dump -R leaves the task running, so its pid is taken at restore."""
+    task = zdtm(WORKLOAD)
+    before = task.snapshot()
+    imgdir = workdir / "images"
+    imgdir.mkdir()
+    assert_ok(tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT,
+                        extra=["-R"]), "dump -R")
+    task.expect_unharmed(before)
+    children = P.children_of_me()
+    pidfile = workdir / "restore.pid"
+    res = tool.restore(imgdir, workdir / "restore.log", RESTORE_TIMEOUT, pidfile=pidfile)
+    assert_error_line(res, "restore", rf"\b{task.pid}\b")
+    new = [c for c in P.children_of_me() if c not in children]
+    assert not new, "processes were left behind:\n" + "\n".join(map(P.describe, new))
+    assert not pidfile.exists(), "a failed restore wrote its pidfile"
+    task.expect_unharmed(before)
+    task.check_pass()
+
+
+def free_pid():
+    """A pid that existed a moment ago and does not now."""
+    p = subprocess.Popen(["/bin/true"])
+    p.wait(10)
+    assert not P.exists(p.pid)
+    return p.pid
+
+
+def test_dump_no_such_pid(tool, workdir):
+    pid = free_pid()
+    imgdir = workdir / "images"
+    imgdir.mkdir()
+    res = tool.dump(pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT)
+    assert_error_line(res, "dump", rf"\b{pid}\b")
+    assert not P.exists(pid)
+
+
+def test_dump_into_missing_dir(tool, zdtm, workdir):
+    task = zdtm(WORKLOAD)
+    before = task.snapshot()
+    res = tool.dump(task.pid, workdir / "no-such-dir", workdir / "dump.log", DUMP_TIMEOUT)
+    assert_error_line(res, "dump", r"no-such-dir")
+    task.expect_unharmed(before)
+    task.check_pass()
+
+
+@pytest.mark.parametrize("kind", list(REFUSED_KINDS))
+def test_dump_refuses_fd(kind, tool, zdtm, workdir):
+    task = zdtm(ZdtmTest("unsupported_fd", ("--kind", kind), label=kind))
+    before = task.snapshot()
+    imgdir = workdir / "images"
+    imgdir.mkdir()
+    res = tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT)
+    fds = "|".join(map(str, REFUSED_FDS))
+    assert_error_line(res, "dump", rf"\b({fds})\b", REFUSED_KINDS[kind])
+    task.expect_unharmed(before)
+    task.check_pass()
+
+
+def test_dump_refuses_threads(tool, zdtm, workdir):
+    task = zdtm(ZdtmTest("thread"))
+    tids = sorted(int(t) for t in os.listdir(f"/proc/{task.pid}/task"))
+    assert len(tids) == 2, f"the thread test should have 2 threads, has {tids}"
+    before = task.snapshot()
+    imgdir = workdir / "images"
+    imgdir.mkdir()
+    res = tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT)
+    assert_error_line(res, "dump", r"thread")
+    task.expect_unharmed(before)
+    assert sorted(int(t) for t in os.listdir(f"/proc/{task.pid}/task")) == tids
+    task.check_pass()

@@ -1,0 +1,22 @@
+"""The restore's pure logic: build/test/unit/test_restore_layout (the hole
+free in two layouts, the vdso shape check, the XSAVE buffer built from an
+image against made-up and real CPUs).
+
+Needs a build (`scons -j2`); uses nothing from conftest.py.
+"""
+import subprocess
+from pathlib import Path
+
+import pytest
+
+UNIT = Path(__file__).resolve().parents[1] / "build" / "test" / "unit" / "test_restore_layout"
+
+
+def test_restore_layout_unit():
+    if not UNIT.exists():
+        pytest.fail(f"{UNIT} is not built: run scons -j2")
+    res = subprocess.run([str(UNIT)], capture_output=True, text=True, timeout=60)
+    lines = res.stdout.splitlines()
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert not [line for line in lines if line.startswith("FAIL")], res.stdout
+    assert sum(line.startswith("ok - ") for line in lines) >= 10, res.stdout

@@ -1,0 +1,44 @@
+"""The zdtm suite: every program, checkpointed and restored, in every mode.
+
+test_zdtm     start, checkpoint+restore once or twice, compare what /proc
+              shows before and after each restore, SIGTERM, expect PASS.
+test_sanity   the same program with no checkpoint at all must PASS too
+              (else a FAIL above would say nothing about the tool), and two
+              /proc snapshots of an idle task must agree (else a difference
+              above would say nothing either).
+"""
+import time
+
+import pytest
+
+from lib import procstate
+from lib.zdtm import ZDTM_TESTS
+
+SPECS = [pytest.param(s, id=s.id) for s in ZDTM_TESTS]
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_sanity(spec, zdtm):
+    task = zdtm(spec)
+    before = procstate.snapshot(task.pid, spec.ignore_fd_pos)
+    time.sleep(0.2)
+    after = procstate.snapshot(task.pid, spec.ignore_fd_pos)
+    assert not procstate.diff(before, after), (
+        "the /proc snapshot of an untouched task changed:\n" +
+        "\n".join(procstate.diff(before, after)))
+    task.check_pass()
+
+
+@pytest.mark.parametrize("cycles", [1, 2], ids=["once", "twice"])
+@pytest.mark.parametrize("spec", SPECS)
+def test_zdtm(spec, cycles, mode, zdtm):
+    task = zdtm(spec)
+    before = procstate.snapshot(task.pid, spec.ignore_fd_pos)
+    for n in range(1, cycles + 1):
+        mode.cycle(task, n)
+        after = procstate.snapshot(task.pid, spec.ignore_fd_pos)
+        changes = procstate.diff(before, after)
+        assert not changes, (f"after restore #{n}, /proc/{task.pid} differs from "
+                             "before the first dump:\n" + "\n".join(changes))
+    task.check_pass()
+    mode.finish()

@@ -1,0 +1,207 @@
+"""The checks can fail: each zdtm program must say FAIL when its state is
+changed behind its back, and the /proc comparison must see a change.
+
+Without this, a PASS after a restore would prove nothing: a program whose
+check is broken passes whatever the tool did.  Each case starts a program
+(no checkpoint), changes one piece of the state it checks -- memory through
+/proc/PID/mem, a file on disk, a register through ptrace, an rlimit, a
+pending signal -- then sends SIGTERM and expects FAIL naming what changed.
+"""
+import ctypes
+import os
+import re
+import resource
+import signal
+
+import pytest
+
+from lib import procstate
+from lib.zdtm import ZdtmTest, missing_cpu_flags
+
+libc = ctypes.CDLL(None, use_errno=True)
+libc.ptrace.restype = ctypes.c_long
+libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+
+PTRACE_GETREGS, PTRACE_SETREGS = 12, 13
+PTRACE_GETFPREGS, PTRACE_SETFPREGS = 14, 15
+PTRACE_DETACH, PTRACE_SEIZE, PTRACE_INTERRUPT = 17, 0x4206, 0x4207
+
+
+def ptrace(req, pid, addr=None, data=None):
+    if libc.ptrace(req, pid, addr, data) == -1:
+        err = ctypes.get_errno()
+        raise OSError(err, f"ptrace({req}, {pid}): {os.strerror(err)}")
+
+
+class Stopped:
+    """The task seized and interrupted for the duration of the block."""
+
+    def __init__(self, pid):
+        self.pid = pid
+
+    def __enter__(self):
+        ptrace(PTRACE_SEIZE, self.pid)
+        ptrace(PTRACE_INTERRUPT, self.pid)
+        _, status = os.waitpid(self.pid, 0x40000000)	# __WALL
+        assert os.WIFSTOPPED(status), f"not stopped: {status:#x}"
+        return self
+
+    def __exit__(self, *exc):
+        ptrace(PTRACE_DETACH, self.pid)
+
+
+def poke(pid, addr, data):
+    with open(f"/proc/{pid}/mem", "r+b", buffering=0) as f:
+        f.seek(addr)
+        f.write(data)
+
+
+def logged(task, pattern):
+    """A value the program printed at setup (test_msg) about itself."""
+    m = re.search(pattern, task.output.read_text())
+    assert m, f"{task.spec.id} did not print {pattern!r}:\n{task.output.read_text()}"
+    return m
+
+
+def addr(task, pattern):
+    return int(logged(task, pattern).group(1), 16)
+
+
+def expect_fail(task, pattern):
+    task.stop()
+    result = task.outfile.read_text() if task.outfile.exists() else ""
+    assert result.startswith("FAIL"), (
+        f"{task.spec.id} passed although its state was changed: its check is broken\n"
+        f"{task.text(task.output)}")
+    assert re.search(pattern, result), f"FAIL for the wrong reason: {result}"
+
+
+# ------------------------------------------------------------ mutations
+
+def poke_region_page2(task):
+    poke(task.pid, addr(task, r"region (0x[0-9a-f]+)") + 2 * 4096 + 100, b"\x00\x01")
+
+
+def zero_region_page0(task):
+    poke(task.pid, addr(task, r"region (0x[0-9a-f]+)"), bytes(4096))
+
+
+def poke_readonly_part(task):
+    poke(task.pid, addr(task, r"span (0x[0-9a-f]+)") + 16 * 4096 + 7, b"\x55\xaa")
+
+
+def poke_heap(task):
+    poke(task.pid, addr(task, r"heap (0x[0-9a-f]+)") + 12345, b"\x01\x02\x03")
+
+
+def poke_deepest_frame(task):
+    poke(task.pid, addr(task, r"deepest frame (0x[0-9a-f]+)") + 17, b"\x00\xff")
+
+
+def change_unwritten_file_page(task):
+    with open(task.dir / "private.data", "r+b") as f:
+        f.seek(4096 + 10)
+        f.write(b"\xee\xee")
+
+
+def change_shared_file(task):
+    with open(task.dir / "shared.data", "r+b") as f:
+        f.seek(30)
+        f.write(b"\xee\xee")
+
+
+def poke_shared_anon(task):
+    poke(task.pid, addr(task, r"shared region (0x[0-9a-f]+)") + 5 * 4096, b"\x77")
+
+
+def change_xmm5(task):
+    buf = ctypes.create_string_buffer(512)
+    with Stopped(task.pid):
+        ptrace(PTRACE_GETFPREGS, task.pid, None, buf)
+        buf[160 + 5 * 16] = bytes([buf[160 + 5 * 16][0] ^ 0xff])
+        ptrace(PTRACE_SETFPREGS, task.pid, None, buf)
+
+
+def change_r12(task):
+    regs = (ctypes.c_ulonglong * 27)()
+    with Stopped(task.pid):
+        ptrace(PTRACE_GETREGS, task.pid, None, regs)
+        regs[3] ^= 1	# r15, r14, r13, r12, ...
+        ptrace(PTRACE_SETREGS, task.pid, None, regs)
+
+
+def queue_blocked_sighup(task):
+    os.kill(task.pid, signal.SIGHUP)
+
+
+def lower_nofile(task):
+    soft, hard = resource.prlimit(task.pid, resource.RLIMIT_NOFILE)
+    resource.prlimit(task.pid, resource.RLIMIT_NOFILE, (soft - 1, hard))
+
+
+def change_ro_data(task):
+    with open(task.dir / "ro.data", "r+b") as f:
+        f.seek(1050)
+        f.write(b"\x00\x00\x00")
+
+
+def change_cmdline(task):
+    with open(f"/proc/{task.pid}/stat") as f:
+        arg_start = int(f.read().rsplit(")", 1)[1].split()[48 - 3])
+    poke(task.pid, arg_start + 1, b"#")
+
+
+def forge_first_log_line(task):
+    with open(task.dir / "counter.log", "r+b") as f:
+        assert f.read(7) == b"tick 1 "
+        f.seek(5)
+        f.write(b"7")
+
+
+CASES = [
+    (ZdtmTest("mem_anon", ("--size", "1M")), poke_region_page2, r"page 2 "),
+    (ZdtmTest("mem_anon", ("--size", "1M")), zero_region_page0, r"page 0 .*all zeros"),
+    (ZdtmTest("mem_holes"), poke_readonly_part, r"read-only"),
+    (ZdtmTest("heap_brk"), poke_heap, r"heap"),
+    (ZdtmTest("stack_deep"), poke_deepest_frame, r"frame at depth 3000"),
+    (ZdtmTest("mmap_file_private"), change_unwritten_file_page, r"page 1 .*differs"),
+    (ZdtmTest("mmap_file_shared"), change_shared_file, r"page 0"),
+    (ZdtmTest("mmap_anon_shared"), poke_shared_anon, r"shared page 5"),
+    (ZdtmTest("fpu", ("--isa", "sse"), label="sse"), change_xmm5, r"xmm register 5"),
+    (ZdtmTest("fpu", ("--isa", "avx"), cpu_flags=("avx",), label="avx"), change_xmm5,
+     r"ymm register 5"),
+    (ZdtmTest("fpu", ("--isa", "avx512"), cpu_flags=("avx512f", "avx512bw"),
+              label="avx512"), change_xmm5, r"zmm register 5"),
+    (ZdtmTest("fpu", ("--isa", "avx"), cpu_flags=("avx",), label="avx"), change_r12, r"r12"),
+    (ZdtmTest("sigpending"), queue_blocked_sighup, r"pending"),
+    (ZdtmTest("cwd_umask_rlimit"), lower_nofile, r"RLIMIT_NOFILE"),
+    (ZdtmTest("files"), change_ro_data, r"ro\.data"),
+    (ZdtmTest("argv_environ"), change_cmdline, r"cmdline"),
+    (ZdtmTest("counter", ("--log", "counter.log", "--size", "1M", "--interval-ms", "20")),
+     forge_first_log_line, r"counter\.log"),
+]
+
+
+@pytest.mark.parametrize("spec,mutate,reason",
+                         [pytest.param(*c, id=f"{c[0].id}-{c[1].__name__}") for c in CASES])
+def test_check_fails_on_change(spec, mutate, reason, zdtm):
+    task = zdtm(spec)
+    mutate(task)
+    expect_fail(task, reason)
+
+
+def test_procstate_sees_changes(zdtm):
+    """The /proc comparison of test_zdtm notices what it is meant to."""
+    task = zdtm(ZdtmTest("sigpending"))
+    before = task.snapshot()
+    lower_nofile(task)
+    os.kill(task.pid, signal.SIGHUP)
+    changes = procstate.diff(before, task.snapshot())
+    assert any(c.startswith("limits") for c in changes), changes
+    assert any(c.startswith("status ShdPnd") for c in changes), changes
+    task.stop()
+
+
+def test_skipped_cpu_flags_are_real():
+    """A sanity check of the skip logic: this machine has SSE2 for sure."""
+    assert not missing_cpu_flags(ZdtmTest("x", cpu_flags=("sse2",)))

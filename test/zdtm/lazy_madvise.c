@@ -1,0 +1,44 @@
+/*
+ * MADV_DONTNEED on part of a region whose pages are still lazy: that part
+ * must read zeros afterwards (the dumped data must not come back), the rest
+ * keeps its data, and the discarded part is ordinary memory again.
+ */
+#include <sys/mman.h>
+
+#include "lib/zdtmtst.h"
+
+#define SEED 0x6d61647669ULL
+#define NPAGES 512
+
+/* [from, to) of a buffer filled with pattern_fill(mem, ..., seed) */
+static void expect_at(const char *what, const uint8_t *mem, size_t from, size_t to, uint64_t seed)
+{
+	for (size_t off = from; off < to; off++)
+		if (mem[off] != pattern_byte(seed, off))
+			fail("%s: byte at offset %zu is %#x, expected %#x", what, off, mem[off],
+			     pattern_byte(seed, off));
+}
+
+int main(int argc, char **argv)
+{
+	size_t len = NPAGES * PAGE_SIZE, lo = 100 * PAGE_SIZE, hi = 300 * PAGE_SIZE;
+	uint8_t *mem;
+
+	test_init(argc, argv, NULL);
+	mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (mem == MAP_FAILED)
+		fail("mmap: %m");
+	pattern_fill(mem, len, SEED);
+
+	test_daemon();
+	test_waitsig();
+
+	if (madvise(mem + lo, hi - lo, MADV_DONTNEED))
+		fail("madvise: %m");
+	zero_expect("discarded part", mem + lo, hi - lo);
+	pattern_expect("part before", mem, lo, SEED);
+	expect_at("part after", mem, hi, len, SEED);
+	pattern_fill(mem + lo, hi - lo, SEED ^ 1);
+	pattern_expect("discarded part rewritten", mem + lo, hi - lo, SEED ^ 1);
+	pass();
+}

@@ -1,0 +1,46 @@
+/*
+ * munmap of the middle of a region whose pages are still lazy: the two
+ * remaining parts keep their data, and a new mapping in the hole reads
+ * zeros, not the dumped data.
+ */
+#include <sys/mman.h>
+
+#include "lib/zdtmtst.h"
+
+#define SEED 0x6d756e6d6170ULL
+#define NPAGES 512
+
+/* [from, to) of a buffer filled with pattern_fill(mem, ..., seed) */
+static void expect_at(const char *what, const uint8_t *mem, size_t from, size_t to, uint64_t seed)
+{
+	for (size_t off = from; off < to; off++)
+		if (mem[off] != pattern_byte(seed, off))
+			fail("%s: byte at offset %zu is %#x, expected %#x", what, off, mem[off],
+			     pattern_byte(seed, off));
+}
+
+int main(int argc, char **argv)
+{
+	size_t len = NPAGES * PAGE_SIZE, lo = 128 * PAGE_SIZE, hi = 384 * PAGE_SIZE;
+	uint8_t *mem, *again;
+
+	test_init(argc, argv, NULL);
+	mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (mem == MAP_FAILED)
+		fail("mmap: %m");
+	pattern_fill(mem, len, SEED);
+
+	test_daemon();
+	test_waitsig();
+
+	if (munmap(mem + lo, hi - lo))
+		fail("munmap: %m");
+	again = mmap(mem + lo, hi - lo, PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	if (again != mem + lo)
+		fail("map the hole again: %m");
+	zero_expect("new mapping in the hole", again, hi - lo);
+	pattern_expect("part before the hole", mem, lo, SEED);
+	expect_at("part after the hole", mem, hi, len, SEED);
+	pass();
+}

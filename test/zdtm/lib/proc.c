@@ -1,0 +1,189 @@
+/*
+ * Reading /proc/self without malloc: whole files into caller buffers,
+ * maps lines by address, stat and status fields.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "zdtmtst.h"
+
+size_t read_file(const char *path, char *buf, size_t size)
+{
+	size_t len = 0;
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		fail("open %s: %m", path);
+	for (;;) {
+		char extra;
+
+		if (len + 1 >= size) {
+			/* full: fine only if the file ends right here */
+			n = read(fd, &extra, 1);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n == 0)
+				break;
+			close(fd);
+			fail("%s does not fit in %zu bytes", path, size);
+		}
+		n = read(fd, buf + len, size - len - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			close(fd);
+			fail("read %s: %m", path);
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	buf[len] = '\0';
+	return len;
+}
+
+void write_file(const char *path, const void *buf, size_t len)
+{
+	const char *p = buf;
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		fail("create %s: %m", path);
+	while (len) {
+		n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			close(fd);
+			fail("write %s: %m", path);
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	if (close(fd))
+		fail("close %s: %m", path);
+}
+
+static void copy_line(const char *s, char *line, size_t size)
+{
+	size_t n = strcspn(s, "\n");
+
+	if (n >= size)
+		n = size - 1;
+	memcpy(line, s, n);
+	line[n] = '\0';
+}
+
+int maps_line_at(const char *maps, unsigned long addr, char *line, size_t size)
+{
+	const char *s = maps;
+
+	while (*s) {
+		if (strtoul(s, NULL, 16) == addr) {
+			copy_line(s, line, size);
+			return 0;
+		}
+		s = strchr(s, '\n');
+		if (!s)
+			break;
+		s++;
+	}
+	return -1;
+}
+
+int maps_lines_in(const char *maps, unsigned long start, unsigned long end,
+		  char *out, size_t size)
+{
+	const char *s = maps;
+	size_t used = 0;
+	int count = 0;
+
+	out[0] = '\0';
+	while (*s) {
+		unsigned long vs, ve;
+		size_t n = strcspn(s, "\n");
+
+		if (sscanf(s, "%lx-%lx", &vs, &ve) == 2 && vs >= start && ve <= end) {
+			if (used + n + 2 > size)
+				fail("maps_lines_in: output buffer too small");
+			memcpy(out + used, s, n);
+			used += n;
+			out[used++] = '\n';
+			out[used] = '\0';
+			count++;
+		}
+		s += n;
+		if (*s)
+			s++;
+	}
+	return count;
+}
+
+void maps_line_normalize(char *line)
+{
+	char *p = line, *ino;
+	int field;
+
+	if (!strstr(line, "/dev/zero (deleted)") && !strstr(line, "/SYSV") &&
+	    !strstr(line, "[anon_shmem"))
+		return;
+	/* columns: range perms offset dev inode path */
+	for (field = 0; field < 4; field++) {
+		p += strcspn(p, " ");
+		p += strspn(p, " ");
+	}
+	ino = p;
+	while (*ino >= '0' && *ino <= '9')
+		*ino++ = 'X';
+}
+
+unsigned long long proc_stat_field(int n)
+{
+	static char buf[4096];
+	char *p;
+	int i;
+
+	read_file("/proc/self/stat", buf, sizeof(buf));
+	p = strrchr(buf, ')');
+	if (!p || n < 3)
+		fail("cannot parse /proc/self/stat field %d", n);
+	p += 2;		/* now at field 3 */
+	for (i = 3; i < n; i++) {
+		p = strchr(p, ' ');
+		if (!p)
+			fail("/proc/self/stat has no field %d", n);
+		p++;
+	}
+	return strtoull(p, NULL, 10);
+}
+
+int proc_status_value(const char *key, char *val, size_t size)
+{
+	static char buf[8192];
+	size_t klen = strlen(key);
+	char *s = buf;
+
+	read_file("/proc/self/status", buf, sizeof(buf));
+	while (*s) {
+		if (!strncmp(s, key, klen) && s[klen] == ':') {
+			s += klen + 1;
+			s += strspn(s, " \t");
+			copy_line(s, val, size);
+			return 0;
+		}
+		s = strchr(s, '\n');
+		if (!s)
+			break;
+		s++;
+	}
+	return -1;
+}

@@ -1,0 +1,121 @@
+/*
+ * zdtm: the protocol every test program under test/zdtm speaks.
+ *
+ *   prog --pidfile F --outfile F [test options]
+ *
+ * A test builds its state, calls test_daemon() (the pidfile appears: "ready,
+ * checkpoint me now"), waits for SIGTERM with test_waitsig() (or spins until
+ * test_stopped() says so), then checks that everything it built is still
+ * there and ends with pass() or fail(), which write "PASS" or "FAIL: why"
+ * to the outfile and exit 0 or 1.
+ *
+ * The library never calls malloc and never holds a file descriptor between
+ * calls, so it leaves no trace in the state the tests compare (fd table,
+ * heap, memory map).  Messages go to stderr, which the harness points at a
+ * log file.
+ */
+#ifndef ZDTM_ZDTMTST_H
+#define ZDTM_ZDTMTST_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define PAGE_SIZE 4096UL
+
+/* ------------------------------------------------------------ options */
+
+enum test_opt_type {
+	TEST_OPT_STR,	/* const char *        */
+	TEST_OPT_INT,	/* long                */
+	TEST_OPT_SIZE,	/* size_t, suffix K/M/G (1024-based) accepted */
+	TEST_OPT_FLAG,	/* int, set to 1 when present, takes no value */
+};
+
+struct test_opt {
+	const char *name;	/* without the leading "--" */
+	enum test_opt_type type;
+	void *val;		/* where the parsed value goes */
+	int required;
+	const char *help;
+};
+
+/*
+ * Parse --pidfile, --outfile and the test's own options (opts may be NULL;
+ * otherwise an array ended by an entry with name == NULL), and install the
+ * SIGTERM handler.  Bad usage prints a message and exits 2.
+ */
+void test_init(int argc, char **argv, const struct test_opt *opts);
+
+/* Ready: write the pidfile (tmp file + rename, so readers never see half). */
+void test_daemon(void);
+
+/*
+ * Sleep until SIGTERM has arrived.  Other signals (timers, ...) are handled
+ * as they come.  The blocked mask is the same after the call as before it;
+ * while waiting it equals the caller's mask (SIGTERM is never blocked by
+ * the caller), so a checkpoint taken during the wait sees the test's mask.
+ */
+void test_waitsig(void);
+
+/* For tests that spin instead of sleeping: non-zero once SIGTERM arrived. */
+int test_stopped(void);
+/* The flag itself, for loops written in assembly: an int, 0 until SIGTERM. */
+const volatile sig_atomic_t *test_stop_flag(void);
+
+void pass(void) __attribute__((noreturn));
+void fail(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+/* A line on stderr prefixed with the test name. */
+void test_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+const char *test_name(void);
+
+/* ------------------------------------------------------------ patterns */
+
+/*
+ * A position-dependent pseudo-random pattern: byte at offset `off` of a
+ * buffer filled with `seed` is pattern_byte(seed, off), so moved, shifted,
+ * stale or zeroed data are all caught.
+ */
+uint8_t pattern_byte(uint64_t seed, size_t off);
+void pattern_fill(void *buf, size_t len, uint64_t seed);
+/* Offset of the first byte that differs from the pattern, or len if none. */
+size_t pattern_find_bad(const void *buf, size_t len, uint64_t seed);
+/* fail() naming `what`, the first bad offset, and the bytes found/expected. */
+void pattern_expect(const char *what, const void *buf, size_t len, uint64_t seed);
+void zero_expect(const char *what, const void *buf, size_t len);
+
+/* ------------------------------------------------------------ /proc */
+
+/*
+ * Read a whole file into buf (NUL-terminated; the length is returned).
+ * fail()s on error or if the file does not fit.
+ */
+size_t read_file(const char *path, char *buf, size_t size);
+/* Write len bytes of buf to path (created 0644, truncated); fail()s. */
+void write_file(const char *path, const void *buf, size_t len);
+
+/*
+ * Copy into line the /proc/self/maps line of `maps` whose VMA starts at
+ * addr, without the newline.  Returns 0, or -1 if there is none.
+ */
+int maps_line_at(const char *maps, unsigned long addr, char *line, size_t size);
+/*
+ * Copy all maps lines of VMAs that lie inside [start, end) into out, one
+ * per line; returns the number of lines.
+ */
+int maps_lines_in(const char *maps, unsigned long start, unsigned long end,
+		  char *out, size_t size);
+/*
+ * Blank the inode column of a maps line when the mapping is shared
+ * anonymous memory (its shmem inode is new after a restore).
+ */
+void maps_line_normalize(char *line);
+
+/* Field n (1-based, as in proc(5)) of /proc/self/stat, as a number. */
+unsigned long long proc_stat_field(int n);
+/* Value of "Key:" in /proc/self/status, copied without leading blanks. */
+int proc_status_value(const char *key, char *val, size_t size);
+
+#endif /* ZDTM_ZDTMTST_H */

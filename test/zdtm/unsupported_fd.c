@@ -1,0 +1,192 @@
+/*
+ * A task holding a file descriptor of a --kind the tool cannot restore yet
+ * (unix, tcp, udp, eventfd, pipe, epoll, timerfd, signalfd, inotify), at
+ * fd 42 (and 43 for a second end or a helper).  A dump must refuse it and
+ * leave it running unharmed; this program then checks, after SIGTERM, that
+ * the object still works and still holds what it held (queued data, a
+ * counter, a pending signal, ...).  Run without a checkpoint it passes.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "lib/zdtmtst.h"
+
+#define FD_A 42
+#define FD_B 43
+
+static void place(int fd, int at)
+{
+	if (fd < 0)
+		fail("creating the object: %m");
+	if (fd != at) {
+		if (dup2(fd, at) != at)
+			fail("dup2: %m");
+		close(fd);
+	}
+}
+
+static void expect_read(int fd, const char *want)
+{
+	char buf[64];
+	ssize_t n;
+
+	n = read(fd, buf, sizeof(buf));
+	if (n != (ssize_t)strlen(want) || memcmp(buf, want, (size_t)n))
+		fail("fd %d: read %zd bytes, expected '%s' (%m)", fd, n, want);
+}
+
+static struct sockaddr_in bound_addr(int fd)
+{
+	struct sockaddr_in a;
+	socklen_t len = sizeof(a);
+
+	if (getsockname(fd, (struct sockaddr *)&a, &len))
+		fail("getsockname: %m");
+	return a;
+}
+
+int main(int argc, char **argv)
+{
+	const char *kind = NULL;
+	const struct test_opt opts[] = {
+		{ "kind", TEST_OPT_STR, &kind, 1,
+		  "unix | tcp | udp | eventfd | pipe | epoll | timerfd | signalfd | inotify" },
+		{ NULL, 0, NULL, 0, NULL },
+	};
+	struct sockaddr_in addr = { .sin_family = AF_INET };
+	struct sockaddr_in before = { 0 };
+	int sv[2];
+
+	test_init(argc, argv, opts);
+	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+
+	if (!strcmp(kind, "unix")) {
+		if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv))
+			fail("socketpair: %m");
+		place(sv[0], FD_A);
+		place(sv[1], FD_B);
+		if (write(FD_A, "ping", 4) != 4)
+			fail("write: %m");
+	} else if (!strcmp(kind, "tcp")) {
+		place(socket(AF_INET, SOCK_STREAM, 0), FD_A);
+		if (bind(FD_A, (struct sockaddr *)&addr, sizeof(addr)) || listen(FD_A, 4))
+			fail("bind/listen: %m");
+		before = bound_addr(FD_A);
+	} else if (!strcmp(kind, "udp")) {
+		place(socket(AF_INET, SOCK_DGRAM, 0), FD_A);
+		if (bind(FD_A, (struct sockaddr *)&addr, sizeof(addr)))
+			fail("bind: %m");
+		before = bound_addr(FD_A);
+		if (sendto(FD_A, "dgram", 5, 0, (struct sockaddr *)&before, sizeof(before)) != 5)
+			fail("sendto: %m");
+	} else if (!strcmp(kind, "eventfd")) {
+		place(eventfd(5, 0), FD_A);
+	} else if (!strcmp(kind, "pipe")) {
+		if (pipe(sv))
+			fail("pipe: %m");
+		place(sv[0], FD_A);
+		place(sv[1], FD_B);
+		if (write(FD_B, "hello", 5) != 5)
+			fail("write: %m");
+	} else if (!strcmp(kind, "epoll")) {
+		struct epoll_event ev = { .events = EPOLLIN, .data.u64 = 0xabc };
+
+		place(epoll_create1(0), FD_A);
+		place(eventfd(1, 0), FD_B);
+		if (epoll_ctl(FD_A, EPOLL_CTL_ADD, FD_B, &ev))
+			fail("epoll_ctl: %m");
+	} else if (!strcmp(kind, "timerfd")) {
+		struct itimerspec its = { { 0, 10000000 }, { 0, 10000000 } };
+
+		place(timerfd_create(CLOCK_MONOTONIC, 0), FD_A);
+		if (timerfd_settime(FD_A, 0, &its, NULL))
+			fail("timerfd_settime: %m");
+	} else if (!strcmp(kind, "signalfd")) {
+		sigset_t set;
+
+		sigemptyset(&set);
+		sigaddset(&set, SIGUSR1);
+		if (sigprocmask(SIG_BLOCK, &set, NULL))
+			fail("sigprocmask: %m");
+		place(signalfd(-1, &set, 0), FD_A);
+		raise(SIGUSR1);
+	} else if (!strcmp(kind, "inotify")) {
+		place(inotify_init1(0), FD_A);
+		if (inotify_add_watch(FD_A, ".", IN_CREATE) < 0)
+			fail("inotify_add_watch: %m");
+		write_file("inotify.created", "x", 1);
+	} else {
+		fail("unknown --kind '%s'", kind);
+	}
+
+	test_daemon();
+	test_waitsig();
+
+	if (!strcmp(kind, "unix")) {
+		expect_read(FD_B, "ping");
+		if (write(FD_B, "pong", 4) != 4)
+			fail("write: %m");
+		expect_read(FD_A, "pong");
+	} else if (!strcmp(kind, "tcp")) {
+		struct sockaddr_in now = bound_addr(FD_A);
+		int c = socket(AF_INET, SOCK_STREAM, 0), a;
+
+		if (now.sin_port != before.sin_port)
+			fail("the listening port changed");
+		if (c < 0 || connect(c, (struct sockaddr *)&now, sizeof(now)))
+			fail("connect to the listening socket: %m");
+		a = accept(FD_A, NULL, NULL);
+		if (a < 0)
+			fail("accept: %m");
+		close(a);
+		close(c);
+	} else if (!strcmp(kind, "udp")) {
+		expect_read(FD_A, "dgram");
+	} else if (!strcmp(kind, "eventfd")) {
+		uint64_t v = 0;
+
+		if (read(FD_A, &v, 8) != 8 || v != 5)
+			fail("eventfd counter is %llu, expected 5", (unsigned long long)v);
+	} else if (!strcmp(kind, "pipe")) {
+		expect_read(FD_A, "hello");
+	} else if (!strcmp(kind, "epoll")) {
+		struct epoll_event ev;
+
+		if (epoll_wait(FD_A, &ev, 1, 0) != 1 || ev.data.u64 != 0xabc)
+			fail("epoll lost its eventfd");
+	} else if (!strcmp(kind, "timerfd")) {
+		struct itimerspec its;
+		uint64_t n = 0;
+
+		if (timerfd_gettime(FD_A, &its) || its.it_interval.tv_nsec != 10000000)
+			fail("timerfd interval changed");
+		if (read(FD_A, &n, 8) != 8 || n < 1)
+			fail("timerfd does not expire");
+	} else if (!strcmp(kind, "signalfd")) {
+		struct signalfd_siginfo si;
+		struct pollfd p = { .fd = FD_A, .events = POLLIN };
+
+		if (poll(&p, 1, 0) != 1 || read(FD_A, &si, sizeof(si)) != sizeof(si) ||
+		    si.ssi_signo != SIGUSR1)
+			fail("the pending SIGUSR1 is not readable from the signalfd");
+	} else if (!strcmp(kind, "inotify")) {
+		char buf[512] __attribute__((aligned(8)));
+		struct inotify_event *ev = (struct inotify_event *)buf;
+
+		if (read(FD_A, buf, sizeof(buf)) < (ssize_t)sizeof(*ev) ||
+		    !(ev->mask & IN_CREATE) || strcmp(ev->name, "inotify.created"))
+			fail("the queued inotify event is gone");
+	}
+	pass();
+}
