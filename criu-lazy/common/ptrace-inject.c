@@ -107,12 +107,41 @@ static int task_gone(pid_t tid, int status)
 	return 0;
 }
 
+static bool is_syscall_stop(int status)
+{
+	/* SIGTRAP | 0x80 with PTRACE_O_TRACESYSGOOD, plain SIGTRAP without */
+	return WIFSTOPPED(status) &&
+	       (WSTOPSIG(status) == (SIGTRAP | 0x80) || WSTOPSIG(status) == SIGTRAP);
+}
+
+static int resume_to_syscall_stop(pid_t tid)
+{
+	int status, ret;
+
+	if (ptrace(PTRACE_SYSCALL, tid, NULL, NULL)) {
+		pr_perror("resume task %d to a syscall stop", tid);
+		return -errno;
+	}
+	ret = ptrace_wait_stop(tid, PTRACE_WAIT_TIMEOUT_MS, &status);
+	if (ret)
+		return ret;
+	ret = task_gone(tid, status);
+	if (ret)
+		return ret;
+	if (!is_syscall_stop(status)) {
+		pr_err("task %d stopped with signal %d instead of at a syscall", tid,
+		       WIFSTOPPED(status) ? WSTOPSIG(status) : -1);
+		return -EIO;
+	}
+	return 0;
+}
+
 int inject_syscall(pid_t tid, unsigned long syscall_ip, long nr,
 		   const unsigned long args[6], long *result)
 {
 	struct user_regs_struct saved, regs;
 	uint64_t saved_mask, all_blocked = ~0ULL;
-	int status, ret;
+	int ret;
 
 	if (ptrace(PTRACE_GETREGS, tid, NULL, &saved)) {
 		pr_perror("get registers of task %d", tid);
@@ -143,22 +172,13 @@ int inject_syscall(pid_t tid, unsigned long syscall_ip, long nr,
 		ret = -errno;
 		goto restore;
 	}
-	if (ptrace(PTRACE_SINGLESTEP, tid, NULL, NULL)) {
-		pr_perror("single-step task %d", tid);
-		ret = -errno;
-		goto restore;
-	}
-	ret = ptrace_wait_stop(tid, PTRACE_WAIT_TIMEOUT_MS, &status);
-	if (ret)
-		return ret;
-	ret = task_gone(tid, status);
-	if (ret)
-		return ret;
-	if (!WIFSTOPPED(status) || WSTOPSIG(status) != SIGTRAP) {
-		pr_err("task %d stopped with signal %d instead of the trap after a syscall",
-		       tid, WIFSTOPPED(status) ? WSTOPSIG(status) : -1);
-		ret = -EIO;
-		goto restore;
+	/* to the syscall's entry stop, then to its exit stop */
+	for (int stop = 0; stop < 2; stop++) {
+		ret = resume_to_syscall_stop(tid);
+		if (ret == -ESRCH)
+			return ret;
+		if (ret)
+			goto restore;
 	}
 	if (ptrace(PTRACE_GETREGS, tid, NULL, &regs)) {
 		pr_perror("get registers of task %d", tid);
@@ -177,4 +197,27 @@ restore:
 			ret = -errno;
 	}
 	return ret;
+}
+
+int ptrace_park_in_signal_stop(pid_t tid)
+{
+	int status, ret;
+
+	/* the interrupt stays pending while the tracee is stopped ... */
+	if (ptrace(PTRACE_INTERRUPT, tid, NULL, NULL) || ptrace(PTRACE_CONT, tid, NULL, NULL)) {
+		pr_perror("interrupt task %d", tid);
+		return -errno;
+	}
+	/* ... and stops it in its signal handling before it reaches user space */
+	ret = ptrace_wait_stop(tid, PTRACE_WAIT_TIMEOUT_MS, &status);
+	if (ret)
+		return ret;
+	ret = task_gone(tid, status);
+	if (ret)
+		return ret;
+	if (!WIFSTOPPED(status) || status >> 16 != PTRACE_EVENT_STOP) {
+		pr_err("task %d stopped with status %#x instead of an interrupt stop", tid, status);
+		return -EIO;
+	}
+	return 0;
 }

@@ -4,9 +4,16 @@
  * The tracee's registers are pointed at a `syscall` instruction (in its
  * vdso, or any address the caller knows holds one), with orig_ax = -1 so
  * the kernel does not restart whatever syscall the task was stopped in,
- * and single-stepped once.  Every signal is blocked in the tracee around
- * the step so no asynchronous signal is dequeued (and lost) meanwhile.
+ * and resumed with PTRACE_SYSCALL up to the syscall's entry and exit stops.
+ * (Single-stepping would raise a SIGTRAP, and a forced SIGTRAP that is
+ * blocked resets the task's SIGTRAP handler.)  Every signal is blocked in
+ * the tracee meanwhile so no asynchronous signal is dequeued and lost.
  * Registers and the signal mask are put back afterwards.
+ *
+ * The tracee then sits in a syscall-exit stop.  A task that will go on
+ * from the registers it was seized with must first be parked in a signal
+ * stop again (ptrace_park_in_signal_stop), or the kernel would not restart
+ * the syscall it was interrupted in.
  */
 #ifndef CRIU_LAZY_COMMON_PTRACE_INJECT_H
 #define CRIU_LAZY_COMMON_PTRACE_INJECT_H
@@ -32,5 +39,12 @@ int inject_find_syscall_ip(pid_t pid, unsigned long *ip);
  */
 int inject_syscall(pid_t tid, unsigned long syscall_ip, long nr,
 		   const unsigned long args[6], long *result);
+
+/*
+ * Move a stopped tracee into a PTRACE_EVENT_STOP (inside the kernel's
+ * signal handling), so that on detach an interrupted syscall is restarted
+ * as if the task had never been stopped.
+ */
+int ptrace_park_in_signal_stop(pid_t tid);
 
 #endif

@@ -69,6 +69,7 @@ bool dump_task_exited(struct dump_task *t)
 
 int dump_task_error(struct dump_task *t, int err, const char *fmt, ...)
 {
+	int saved_errno = errno;
 	char msg[1024];
 	va_list args;
 
@@ -84,6 +85,7 @@ int dump_task_error(struct dump_task *t, int err, const char *fmt, ...)
 		pr_err("task %d exited during dump", t->pid);
 		return -ESRCH;
 	}
+	errno = err < 0 ? -err : saved_errno;	/* for %m in fmt */
 	va_start(args, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, args);
 	va_end(args);
@@ -365,6 +367,9 @@ void dump_release(struct dump_task *t, enum task_release_mode mode)
 		return;
 	}
 
+	/* back inside the kernel's signal handling, so an interrupted syscall restarts */
+	if (ptrace_park_in_signal_stop(t->pid))
+		pr_warn("task %d: an interrupted syscall may return -EINTR", t->pid);
 	if (t->regs_valid && ptrace(PTRACE_SETREGS, t->pid, NULL, &t->regs))
 		pr_perror("can't put back the registers of task %d", t->pid);
 	if (ptrace(PTRACE_DETACH, t->pid, NULL, (void *)(long)(mode == RELEASE_STOP ? SIGSTOP : 0)))

@@ -16,7 +16,7 @@ int rc_conn_init(struct rc_conn *c, int fd, const char *role, const char *peer)
 	c->fd = fd;
 	c->role = role;
 	c->peer = peer;
-	c->buf = malloc(RC_MAX_GET_PAGES * PS_PAGE_SIZE);
+	c->buf = malloc(RC_SLICE_PAGES * PS_PAGE_SIZE);
 	if (!c->buf)
 		return -ENOMEM;
 	return 0;
@@ -152,10 +152,10 @@ static int read_unexpected(struct rc_conn *c)
 	return -EPROTO;
 }
 
-int rc_conn_read_reply(struct rc_conn *c, struct rc_get *g, uint64_t *nr_pages,
-		       const void **data)
+int rc_conn_read_slice(struct rc_conn *c, struct rc_slice *s)
 {
 	const size_t hdr_len = sizeof(c->hdr);
+	uint64_t total, slice;
 
 	if (!c->nr)
 		return read_unexpected(c);
@@ -171,21 +171,31 @@ int rc_conn_read_reply(struct rc_conn *c, struct rc_get *g, uint64_t *nr_pages,
 
 			if (ret)
 				return ret;
-			c->data_got = 0;
+			c->data_done = c->buf_got = 0;
 		}
 	}
-	while (c->data_got < c->hdr.nr_pages * PS_PAGE_SIZE) {
-		ssize_t n = ps_recv_some(c->fd, c->buf + c->data_got,
-					 c->hdr.nr_pages * PS_PAGE_SIZE - c->data_got);
+	total = c->hdr.nr_pages * PS_PAGE_SIZE;
+	slice = total - c->data_done;
+	if (slice > RC_SLICE_PAGES * PS_PAGE_SIZE)
+		slice = RC_SLICE_PAGES * PS_PAGE_SIZE;
+	while (c->buf_got < slice) {
+		ssize_t n = ps_recv_some(c->fd, c->buf + c->buf_got, slice - c->buf_got);
 
 		if (n <= 0)
 			return n;
-		c->data_got += n;
+		c->buf_got += n;
 	}
-	fifo_pop(c, g);
-	*nr_pages = c->hdr.nr_pages;
-	*data = c->buf;
-	c->hdr_got = 0;
-	c->nr_replies++;
+	s->get = c->fifo[c->head];
+	s->vaddr = c->hdr.vaddr + c->data_done;
+	s->nr_pages = slice / PS_PAGE_SIZE;
+	s->data = c->buf;
+	c->data_done += slice;
+	c->buf_got = 0;
+	s->last = c->data_done == total;
+	if (s->last) {
+		fifo_pop(c, &s->get);
+		c->hdr_got = 0;
+		c->nr_replies++;
+	}
 	return 1;
 }

@@ -4,6 +4,10 @@
  * strictly in order and are read in pieces as they arrive, header first,
  * then the data into a buffer of the connection.  Each reply is matched to
  * the oldest GET still waiting (a FIFO) and checked against it.
+ *
+ * A reply is handed out in slices of at most 256 KiB as they arrive, so
+ * the daemon copies one slice into the task while the next is still on the
+ * wire, and goes back to its faults between slices of a 4 MiB reply.
  */
 #ifndef CRIU_LAZY_LAZY_REMOTE_CONN_H
 #define CRIU_LAZY_LAZY_REMOTE_CONN_H
@@ -14,7 +18,8 @@
 #include "lazy/lazy-daemon.h"
 #include "pageserver/ps-proto.h"
 
-#define RC_MAX_GET_PAGES 1024	/* 4 MiB: the reply buffer of a connection */
+#define RC_MAX_GET_PAGES 1024	/* 4 MiB: the largest GET */
+#define RC_SLICE_PAGES	 64	/* replies are handed out in pieces of 256 KiB */
 
 /* A GET on the wire, and the request of the driver it belongs to. */
 struct rc_get {
@@ -39,8 +44,9 @@ struct rc_conn {
 
 	struct page_server_iov hdr;	/* the reply being read */
 	size_t hdr_got;
-	char *buf;			/* its data */
-	uint64_t data_got;
+	uint64_t data_done;		/* bytes of it handed out */
+	char *buf;			/* the slice being read */
+	uint64_t buf_got;
 
 	uint64_t nr_replies;
 	uint32_t watched;		/* epoll events set for fd */
@@ -60,15 +66,20 @@ static inline bool rc_conn_wants_out(const struct rc_conn *c)
 	return c->out_sent < c->out_len;
 }
 
+/* A piece of a reply: whole pages. */
+struct rc_slice {
+	struct rc_get get;		/* the GET it answers */
+	uint64_t vaddr, nr_pages;
+	const void *data;		/* valid until the next read */
+	bool last;			/* the reply is complete (its GET is off the FIFO) */
+};
+
 /*
- * Read from the connection.  Returns 1 when a reply is complete: *g is
- * its GET (taken off the FIFO), *nr_pages how many pages came, *data
- * where (valid until the next call).  0: nothing more for now.
- * -EPIPE: EOF; -ECONNRESET: reset; -EPROTO: a bad reply (logged); other
- * negative errno: read error (not logged).
+ * Read from the connection.  Returns 1 when a slice is complete (*s),
+ * 0: nothing more for now.  -EPIPE: EOF; -ECONNRESET: reset; -EPROTO: a
+ * bad reply (logged); other negative errno: read error (not logged).
  */
-int rc_conn_read_reply(struct rc_conn *c, struct rc_get *g, uint64_t *nr_pages,
-		       const void **data);
+int rc_conn_read_slice(struct rc_conn *c, struct rc_slice *s);
 
 /* Take the oldest GET off the FIFO (its reply will never be read). */
 bool rc_conn_pop(struct rc_conn *c, struct rc_get *g);

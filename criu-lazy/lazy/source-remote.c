@@ -37,7 +37,8 @@
 #define CLOSE_TIMEOUT_MS	5000
 #define SHARED_CHUNK_PAGES	16		/* background GETs on a shared connection ... */
 #define FAULTS_ACTIVE_NS	(100 * 1000000ULL)	/* ... within this of a fault */
-#define REPLIES_PER_CALL	64		/* fault replies handled per wake-up */
+#define FAULT_SLICES_PER_CALL	64		/* per wake-up: fault replies ... */
+#define BG_SLICES_PER_CALL	2		/* ... and 512 KiB of background data */
 
 struct remote_source {
 	struct page_source src;		/* first: what the driver holds */
@@ -172,19 +173,52 @@ static int continue_job(struct remote_source *rs, struct rc_get *job)
 	return 0;
 }
 
-/* A reply is here: into the task, then the rest of the job or its end. */
-static int on_reply(struct remote_source *rs, struct rc_get *g, uint64_t nr_pages,
-		    const void *data)
+/*
+ * Copy a slice into the task, one in-flight span at a time: events may
+ * have cut the request into pieces, or dropped some of it.  Stops at
+ * -EAGAIN (events pending): what is not copied stays in flight.
+ */
+static int deliver_slice(struct lazy_daemon *d, struct lazy_task *t, const struct rc_slice *sl)
+{
+	uint64_t cur = sl->vaddr, end = sl->vaddr + sl->nr_pages * LAZY_PAGE_SIZE;
+
+	while (cur < end && !t->gone) {
+		uint64_t lo = end, hi = end;
+		int ret;
+
+		for (size_t i = 0; i < t->nr_inflight; i++) {
+			const struct lazy_span *s = &t->inflight[i].span;
+			uint64_t s_end = s->img_start + s->nr_pages * LAZY_PAGE_SIZE;
+			uint64_t s_lo = s->img_start > cur ? s->img_start : cur;
+
+			if (s_end > cur && s_lo < lo) {
+				lo = s_lo;
+				hi = s_end < end ? s_end : end;
+			}
+		}
+		if (lo >= end)
+			break;
+		ret = lazy_deliver(d, t, lo, (hi - lo) / LAZY_PAGE_SIZE,
+				   (const char *)sl->data + (lo - sl->vaddr));
+		if (ret < 0)
+			return ret;
+		cur = hi;
+	}
+	return 0;
+}
+
+/* A slice of a reply is here: into the task; at the end, the rest of the job. */
+static int on_slice(struct remote_source *rs, struct rc_slice *sl)
 {
 	int ret;
 
 	if (rs->finishing)
 		return 0;
+	ret = deliver_slice(rs->src.d, sl->get.t, sl);
 	/* -EAGAIN: events first; the part not copied is still in flight */
-	ret = lazy_deliver(rs->src.d, g->t, g->vaddr, nr_pages, data);
 	if (ret < 0 && ret != -EAGAIN)
 		return ret;
-	return continue_job(rs, g);
+	return sl->last ? continue_job(rs, &sl->get) : 0;
 }
 
 /*
@@ -237,7 +271,7 @@ static int on_conn_lost(struct remote_source *rs, struct rc_conn *c, int err)
 	return -ECONNRESET;
 }
 
-/* Send what waits, take up to max replies; 0 or a negative errno. */
+/* Send what waits, take up to max slices of replies; 0 or a negative errno. */
 static int service(struct remote_source *rs, struct rc_conn *c, int max)
 {
 	int ret;
@@ -248,11 +282,9 @@ static int service(struct remote_source *rs, struct rc_conn *c, int max)
 	if (ret)
 		return on_conn_lost(rs, c, ret);
 	while (max-- > 0 && c->fd >= 0) {
-		struct rc_get g;
-		uint64_t n;
-		const void *data;
+		struct rc_slice sl;
 
-		ret = rc_conn_read_reply(c, &g, &n, &data);
+		ret = rc_conn_read_slice(c, &sl);
 		if (ret == 0)
 			break;
 		if (ret == -EPROTO) {
@@ -261,21 +293,24 @@ static int service(struct remote_source *rs, struct rc_conn *c, int max)
 		}
 		if (ret < 0)
 			return on_conn_lost(rs, c, ret);
-		ret = on_reply(rs, &g, n, data);
+		ret = on_slice(rs, &sl);
 		if (ret)
 			return ret;
 	}
 	return update_watch(rs, c);
 }
 
-/* Fault replies first; then at most one background reply per wake-up. */
+/*
+ * Fault replies first; then a slice or two of background data, and back to
+ * the loop: a fault waits behind at most that much copying.
+ */
 static int remote_on_ready(struct page_source *src)
 {
 	struct remote_source *rs = to_remote(src);
 
-	return service(rs, &rs->fault, REPLIES_PER_CALL) ?:
-	       service(rs, &rs->bg, 1) ?:
-	       service(rs, &rs->fault, REPLIES_PER_CALL);
+	return service(rs, &rs->fault, FAULT_SLICES_PER_CALL) ?:
+	       service(rs, &rs->bg, BG_SLICES_PER_CALL) ?:
+	       service(rs, &rs->fault, FAULT_SLICES_PER_CALL);
 }
 
 static bool remote_can_prefetch(struct page_source *src, struct lazy_task *t)
@@ -309,10 +344,8 @@ static int remote_watch(struct page_source *src)
 static int drain(struct remote_source *rs, struct rc_conn *c)
 {
 	while (c->nr) {
-		struct rc_get g;
-		uint64_t n;
-		const void *data;
-		int ret = rc_conn_read_reply(c, &g, &n, &data);
+		struct rc_slice sl;
+		int ret = rc_conn_read_slice(c, &sl);
 
 		if (ret < 0)
 			return ret;

@@ -17,6 +17,7 @@
 #define OUT_MAX_ITEMS	1024		/* stop reading requests past this ... */
 #define OUT_MAX_BYTES	(64ULL << 20)	/* ... or this much queued */
 #define SEND_IOVS	64
+#define SEND_BUDGET	(512 << 10)	/* per wake-up, so other sessions get their turn */
 #define CLOSE_WAIT_NS	(10ULL * 1000000000)	/* for the client to close after CLOSE */
 #define DROP_WAIT_NS	(5ULL * 1000000000)	/* for owed replies before a drop */
 
@@ -227,10 +228,28 @@ static void out_consume(struct ps_conn *c, uint64_t n)
 	}
 }
 
-/* Send queued replies until the socket is full; straight from the mappings. */
+/* Cut the iovec array to at most max bytes. */
+static void limit_iov(struct iovec *iov, int *cnt, uint64_t max)
+{
+	for (int i = 0; i < *cnt; i++) {
+		if (iov[i].iov_len >= max) {
+			iov[i].iov_len = max;
+			*cnt = i + 1;
+			return;
+		}
+		max -= iov[i].iov_len;
+	}
+}
+
+/*
+ * Send queued replies, straight from the mappings, until the socket is
+ * full or this turn's budget is spent (EPOLLOUT brings us back).
+ */
 static void send_replies(struct ps_conn *c)
 {
-	while (c->out_nr) {
+	uint64_t budget = SEND_BUDGET;
+
+	while (c->out_nr && budget) {
 		struct iovec iov[SEND_IOVS], *v = iov;
 		int cnt = 0;
 		ssize_t n;
@@ -243,6 +262,7 @@ static void send_replies(struct ps_conn *c)
 				iov[cnt++] = (struct iovec){ (void *)o->data, o->data_len };
 		}
 		ps_iov_advance(&v, &cnt, c->out_off);
+		limit_iov(v, &cnt, budget);
 		n = ps_sendv_some(c->fd, v, cnt);
 		if (n == 0)
 			return;
@@ -253,6 +273,7 @@ static void send_replies(struct ps_conn *c)
 			return finish(c, "write error");
 		}
 		out_consume(c, n);
+		budget -= n < (ssize_t)budget ? (uint64_t)n : budget;
 	}
 }
 

@@ -149,10 +149,31 @@ static int restore_reg(struct rst_child *c, const struct rst_fd *f)
 	return 0;
 }
 
+/* An earlier fd of the same open file (a dup): they share one open file
+ * description, so its offset and status flags. */
+static const struct rst_fd *find_dup(const struct rst_child *c, size_t i)
+{
+	const struct rst_fd *f = &c->ri->fds[i];
+
+	for (size_t k = 0; k < i && f->reg; k++)
+		if (c->ri->fds[k].reg == f->reg)
+			return &c->ri->fds[k];
+	return NULL;
+}
+
 int child_fds_restore(struct rst_child *c)
 {
 	for (size_t i = 0; i < c->ri->nr_fds; i++) {
 		const struct rst_fd *f = &c->ri->fds[i];
+		const struct rst_fd *orig = find_dup(c, i);
+
+		if (orig) {
+			if (dup3(orig->fd, f->fd, f->cloexec ? O_CLOEXEC : 0) < 0)
+				return child_err(c, errno, "%s: cannot dup fd %d to fd %d of task %d: %s",
+						 f->reg->name, orig->fd, f->fd, c->ri->pid,
+						 strerror(errno));
+			continue;
+		}
 
 		if (f->tty) {
 			if (dup3(c->tty_fd, f->fd, f->cloexec ? O_CLOEXEC : 0) < 0)

@@ -1,5 +1,5 @@
 /*
- * test_page_server_restore DIR [--wait-file F] [--seed N]: a stand-in for
+ * test_page_server_restore DIR [--wait-file F [--first N]] [--seed N]: a stand-in for
  * `restore --lazy-pages`, so the lazy-pages daemon and the page server can
  * be tested end to end before (and apart from) the real restore.
  *
@@ -11,7 +11,7 @@
  * page of its lazy VMAs in a shuffled order and checks it: the pattern of
  * test_page_server_layout.h where the pagemap has data, zeros elsewhere.
  *
- * With --wait-file F each child reads 1/64 of its pages, creates
+ * With --wait-file F each child reads 1/64 of its pages (or N), creates
  * F.PID.half, waits for F to exist, then reads the rest expecting SIGBUS
  * for pages that can no longer arrive (the page server was killed in
  * between).  A page with wrong data is always a failure.
@@ -49,6 +49,7 @@
 struct args {
 	const char *dir, *wait_file;
 	unsigned int seed;
+	long first;		/* pages read before waiting, -1: 1/64 */
 };
 
 struct task_mem {
@@ -212,7 +213,12 @@ static int run_task(const struct args *a, uint32_t pid, const struct task_mem *m
 {
 	struct sigaction sa = { .sa_handler = on_sigbus, .sa_flags = SA_NODEFER };
 	struct counts c = { 0 };
-	size_t half = a->wait_file ? m->nr_pages / 64 + 1 : m->nr_pages;
+	size_t half = m->nr_pages;
+
+	if (a->wait_file)
+		half = a->first < 0 ? m->nr_pages / 64 + 1 : (size_t)a->first;
+	if (half > m->nr_pages)
+		half = m->nr_pages;
 
 	sigaction(SIGBUS, &sa, NULL);
 	shuffle(m->pages, m->nr_pages, a->seed + pid);
@@ -257,9 +263,12 @@ static int connect_daemon(const char *dir)
 static void parse_args(int argc, char **argv, struct args *a)
 {
 	a->seed = 1;
+	a->first = -1;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--wait-file") && i + 1 < argc)
 			a->wait_file = argv[++i];
+		else if (!strcmp(argv[i], "--first") && i + 1 < argc)
+			a->first = strtol(argv[++i], NULL, 0);
 		else if (!strcmp(argv[i], "--seed") && i + 1 < argc)
 			a->seed = strtoul(argv[++i], NULL, 0);
 		else if (!a->dir)
@@ -268,7 +277,7 @@ static void parse_args(int argc, char **argv, struct args *a)
 			a->dir = NULL;
 	}
 	if (!a->dir) {
-		fprintf(stderr, "usage: %s DIR [--wait-file F] [--seed N]\n", argv[0]);
+		fprintf(stderr, "usage: %s DIR [--wait-file F [--first N]] [--seed N]\n", argv[0]);
 		exit(2);
 	}
 }
