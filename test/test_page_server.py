@@ -7,6 +7,7 @@ answered with 0, and the server exits 0 once a session ended with CLOSE and
 no other is open.  Everything runs on loopback; every process is ended by
 the test's process tracker, every wait has a timeout.
 """
+import json
 import re
 import signal
 import socket
@@ -23,6 +24,7 @@ from lib.pageserver import (BIG_VMA, FILE_VMA, GET_REPLY_CMD, PAGE, PS_IOV_ADD_F
                             Client, free_port, output_of, pages, start_page_server, stop,
                             write_images)
 from lib.tool import assert_error_line
+from lib.zdtm import ZdtmTest
 
 EXIT_TIMEOUT = 10
 BIG = 4096
@@ -200,17 +202,21 @@ def test_eof_without_close_keeps_serving(server, procs, workdir):
 
 
 def test_slow_reader_does_not_block_others(server):
-    """A session that asks for 64 MiB and reads nothing does not hold up
-    another session's one page."""
+    """A session that asks for 80 MiB and reads nothing (the server stops
+    taking its requests at 64 MiB queued) does not hold up another
+    session's one page; once it reads, it gets everything, in order."""
     _, port = server
     hog = Client(port)
-    for i in range(16):
-        hog.get(100, BIG_VMA, 1024)
+    for i in range(20):
+        hog.get(100, BIG_VMA + i * PAGE, 1024)
     c = Client(port)
     t0 = time.monotonic()
     get(c, 100, SMALL_VMA, 1, 1)
     assert time.monotonic() - t0 < 2
     c.close()
+    for i in range(20):
+        expect_reply(hog, 100, BIG_VMA + i * PAGE, 1024)
+    get(hog, 200, T2_VMA, 1, 1)
     hog.close()
 
 
@@ -261,3 +267,44 @@ def test_missing_images(tool, workdir):
     res = tool.run(["page-server", "-D", workdir / "empty", "--port", free_port(),
                     "--lazy-pages"], timeout=10)
     assert_error_line(res, "page-server", r"pstree\.img")
+
+
+def test_serves_a_real_dump(tool, procs, zdtm, workdir):
+    """A dump of a running task: every lazy run comes back byte for byte as
+    pages-N.img holds it, clamped at the run's end (adjacent entries merged)."""
+    task = zdtm(ZdtmTest("mem_anon", ("--size", "2M"), label="2M"))
+    imgdir = workdir / "images"
+    imgdir.mkdir()
+    res = tool.dump(task.pid, imgdir, workdir / "dump.log", 60)
+    assert res.rc == 0, res.describe()
+    task.expect_gone()
+
+    shown = tool.run(["show", imgdir / f"pagemap-{task.pid}.img"], timeout=30)
+    assert shown.rc == 0, shown.describe()
+    head, *entries = json.loads(shown.stdout)["entries"]
+    pages_file = (imgdir / f"pages-{head['pages_id']}.img").read_bytes()
+    runs, off = [], 0		# merged lazy+present runs: [vaddr, nr_pages, offset]
+    for e in entries:
+        if e["flags"] & 4 and e["flags"] & 2:
+            if runs and runs[-1][0] + runs[-1][1] * PAGE == e["vaddr"]:
+                runs[-1][1] += e["nr_pages"]
+            else:
+                runs.append([e["vaddr"], e["nr_pages"], off])
+        if e["flags"] & 4:
+            off += e["nr_pages"] * PAGE
+    assert sum(r[1] for r in runs) > 256, runs
+
+    port = free_port()
+    p = start_page_server(tool, procs, workdir, imgdir, port)
+    c = Client(port)
+    for vaddr, n, off in runs:
+        for skip in sorted({0, n // 2, n - 1}):
+            c.get(task.pid, vaddr + skip * PAGE, n + 7)
+            cmd, m, rvaddr, dst, data = c.reply()
+            assert (cmd, m, rvaddr, dst) == (GET_REPLY_CMD, n - skip, vaddr + skip * PAGE,
+                                             task.pid)
+            want = pages_file[off + skip * PAGE:off + n * PAGE]
+            assert data == want, f"wrong data at {vaddr + skip * PAGE:#x}"
+    assert c.close_session() == 0
+    c.close()
+    expect_exit(procs, p, workdir, 0)

@@ -50,17 +50,25 @@ def dirs(workdir):
     return src, daemon_images(src, workdir / "images-daemon")
 
 
-@pytest.mark.parametrize("background", [True, False], ids=["background", "faults-only"])
-def test_remote_lazy(tool, procs, workdir, dirs, background):
+# task 100 with --churn: 50 pages discarded (zeros now), 10 unmapped, 100 moved
+CHURNED = (BIG + 20 - 50 - 10, 44 + 50, 0, 0)
+
+
+@pytest.mark.parametrize("background,churn", [(True, False), (False, False), (True, True)],
+                         ids=["background", "faults-only", "events"])
+def test_remote_lazy(tool, procs, workdir, dirs, background, churn):
+    """Every page arrives right; with --churn the task discards, moves and
+    unmaps memory while requests for it are in flight."""
     src, dst = dirs
     port = free_port()
     server = start_page_server(tool, procs, workdir, src, port)
     daemon = start_daemon(tool, procs, workdir, dst, port,
                           extra=() if background else ("--no-background-fetch",))
-    restore = restore_standin(procs, workdir, dst)
+    restore = restore_standin(procs, workdir, dst, *(("--churn",) if churn else ()))
 
     assert exit_status(procs, restore) == "exit code 0", output_of(workdir, "restore")
-    assert task_counts(workdir) == {100: (BIG + 20, 44, 0, 0), 200: (32, 0, 0, 0)}
+    assert task_counts(workdir) == {100: CHURNED if churn else (BIG + 20, 44, 0, 0),
+                                    200: (32, 0, 0, 0)}
     assert exit_status(procs, daemon) == "exit code 0", output_of(workdir, "lazy-pages")
     # both sessions ended with CLOSE: the server is done too
     assert exit_status(procs, server, 10) == "exit code 0", output_of(workdir, "page-server")
@@ -99,7 +107,8 @@ def test_page_server_killed_mid_restore(tool, procs, workdir, dirs):
     assert sum(c[0] + c[2] for c in counts.values()) == BIG + 20 + 32
 
 
-def test_one_connection_server(tool, procs, workdir, dirs):
+@pytest.mark.parametrize("churn", [False, True], ids=["plain", "events"])
+def test_one_connection_server(tool, procs, workdir, dirs, churn):
     """A server that takes one connection only, as CRIU's: everything
     shares it, and the restore still gets every page."""
     src, dst = dirs
@@ -107,10 +116,11 @@ def test_one_connection_server(tool, procs, workdir, dirs):
     server = OneConnectionServer(port, BIG)
     server.start()
     daemon = start_daemon(tool, procs, workdir, dst, port)
-    restore = restore_standin(procs, workdir, dst)
+    restore = restore_standin(procs, workdir, dst, *(("--churn",) if churn else ()))
 
     assert exit_status(procs, restore) == "exit code 0", output_of(workdir, "restore")
-    assert task_counts(workdir) == {100: (BIG + 20, 44, 0, 0), 200: (32, 0, 0, 0)}
+    assert task_counts(workdir) == {100: CHURNED if churn else (BIG + 20, 44, 0, 0),
+                                    200: (32, 0, 0, 0)}
     assert exit_status(procs, daemon) == "exit code 0", output_of(workdir, "lazy-pages")
     server.join(10)
     assert not server.is_alive() and server.error is None and server.closed_ok, server.error

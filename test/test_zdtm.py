@@ -36,8 +36,7 @@ def test_zdtm(spec, cycles, mode, zdtm):
     before = procstate.snapshot(task.pid, spec.ignore_fd_pos)
     for n in range(1, cycles + 1):
         mode.cycle(task, n)
-        after = procstate.snapshot(task.pid, spec.ignore_fd_pos)
-        changes = procstate.diff(before, after)
+        changes = procstate.settled_diff(task.pid, before, spec.ignore_fd_pos)
         assert not changes, (f"after restore #{n}, /proc/{task.pid} differs from "
                              "before the first dump:\n" + "\n".join(changes))
     task.check_pass()

@@ -39,6 +39,10 @@ struct lazy_task {
 	uint64_t *deferred;		/* faults to serve again (EAGAIN) */
 	size_t nr_deferred, cap_deferred;
 
+	/* dump-time pages that faulting threads wait for while in flight */
+	uint64_t *waiting;
+	size_t nr_waiting, cap_waiting;
+
 	struct lazy_task *owner;	/* holds the image: self, or an ancestor */
 	void *src_priv;			/* page source state (owner only) */
 	uint64_t xfer_pages;		/* background chunk size, grows */
@@ -84,7 +88,11 @@ int lazy_background_step(struct lazy_daemon *d);
 int lazy_inflight_drop(struct lazy_task *t, uint64_t start, uint64_t end);
 int lazy_inflight_remap(struct lazy_task *t, uint64_t from, uint64_t to, uint64_t len);
 
+/* a thread faulted on a page that is in flight: it waits for its copy */
+int lazy_wait_inflight(struct lazy_task *t, uint64_t addr);
+
 /* lazy-events.c: what comes out of a uffd */
+int lazy_defer_fault(struct lazy_task *t, uint64_t addr);
 int lazy_handle_uffd(struct lazy_daemon *d, struct lazy_task *t);
 int lazy_retry_deferred(struct lazy_daemon *d, struct lazy_task *t);
 

@@ -12,7 +12,6 @@
 #include <string.h>
 #include <time.h>
 
-#define LOG_PREFIX "lazy-pages: "
 #include "common/log.h"
 #include "lazy/lazy-daemon.h"
 #include "lazy/page-source.h"
@@ -88,6 +87,46 @@ static int inflight_cut(struct lazy_task *t, size_t i, uint64_t img, uint64_t im
 	return 0;
 }
 
+static int waiting_add(struct lazy_task *t, uint64_t img)
+{
+	if (t->nr_waiting == t->cap_waiting) {
+		size_t cap = t->cap_waiting ? t->cap_waiting * 2 : 16;
+		uint64_t *grown = realloc(t->waiting, cap * sizeof(*grown));
+
+		if (!grown)
+			return -ENOMEM;
+		t->waiting = grown;
+		t->cap_waiting = cap;
+	}
+	t->waiting[t->nr_waiting++] = img;
+	return 0;
+}
+
+/*
+ * Waiters whose page lies in the dump-time range [lo, hi) stop waiting:
+ * with span given, the page went back to the model and the fault is served
+ * again (at the page's current address); without, it was copied (the copy
+ * woke the thread) or dropped (the event's wake did).
+ */
+static int waiting_release(struct lazy_task *t, uint64_t lo, uint64_t hi,
+			   const struct lazy_span *span)
+{
+	size_t i = 0;
+
+	while (i < t->nr_waiting) {
+		uint64_t img = t->waiting[i];
+
+		if (img < lo || img >= hi) {
+			i++;
+			continue;
+		}
+		t->waiting[i] = t->waiting[--t->nr_waiting];
+		if (span && lazy_defer_fault(t, span->start + (img - span->img_start)))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
 /* Split in-flight request i at run-time address addr (strictly inside). */
 static int inflight_split(struct lazy_task *t, size_t i, uint64_t addr)
 {
@@ -121,7 +160,8 @@ int lazy_inflight_drop(struct lazy_task *t, uint64_t start, uint64_t end)
 		lo = s.start > start ? s.start : start;
 		hi = span_end(&s) < end ? span_end(&s) : end;
 		/* entry i is replaced: look at it again */
-		if (inflight_cut(t, i, s.img_start + (lo - s.start), s.img_start + (hi - s.start)))
+		if (inflight_cut(t, i, s.img_start + (lo - s.start), s.img_start + (hi - s.start)) ||
+		    waiting_release(t, s.img_start + (lo - s.start), s.img_start + (hi - s.start), NULL))
 			return -ENOMEM;
 	}
 	return 0;
@@ -150,6 +190,17 @@ int lazy_inflight_remap(struct lazy_task *t, uint64_t from, uint64_t to, uint64_
 			s->start = s->start - from + to;
 	}
 	return 0;
+}
+
+int lazy_wait_inflight(struct lazy_task *t, uint64_t addr)
+{
+	for (size_t i = 0; i < t->nr_inflight; i++) {
+		const struct lazy_span *s = &t->inflight[i].span;
+
+		if (addr >= s->start && addr < span_end(s))
+			return waiting_add(t, s->img_start + (addr - s->start));
+	}
+	return 1;
 }
 
 int lazy_request(struct lazy_daemon *d, struct lazy_task *t, const struct lazy_span *span,
@@ -195,7 +246,8 @@ int lazy_deliver(struct lazy_daemon *d, struct lazy_task *t, uint64_t img_start,
 			d->stats.pages_background += done / LAZY_PAGE_SIZE;
 		}
 		d->stats.bytes += done;
-		if (inflight_cut(t, i, img_start, img_start + done))
+		if (inflight_cut(t, i, img_start, img_start + done) ||
+		    waiting_release(t, img_start, img_start + done, NULL))
 			return -ENOMEM;
 	}
 
@@ -230,8 +282,10 @@ void lazy_request_done(struct lazy_daemon *d, struct lazy_task *t, uint64_t img_
 		struct lazy_span s = t->inflight[i].span;
 
 		if (s.img_start >= img_start && span_img_end(&s) <= img_end) {
-			if (!t->gone)
+			if (!t->gone) {
 				lazy_model_put_back(&t->model, &s);
+				waiting_release(t, s.img_start, span_img_end(&s), &s);
+			}
 			inflight_remove(t, i);
 			continue;
 		}

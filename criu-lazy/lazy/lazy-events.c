@@ -12,7 +12,6 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#define LOG_PREFIX "lazy-pages: "
 #include "common/log.h"
 #include "lazy/lazy-daemon.h"
 #include "lazy/page-source.h"
@@ -20,7 +19,7 @@
 
 #define MSG_BATCH 64
 
-static int defer_fault(struct lazy_task *t, uint64_t addr)
+int lazy_defer_fault(struct lazy_task *t, uint64_t addr)
 {
 	if (t->nr_deferred == t->cap_deferred) {
 		size_t cap = t->cap_deferred ? t->cap_deferred * 2 : 16;
@@ -35,17 +34,6 @@ static int defer_fault(struct lazy_task *t, uint64_t addr)
 	return 0;
 }
 
-static bool in_flight(const struct lazy_task *t, uint64_t addr)
-{
-	for (size_t i = 0; i < t->nr_inflight; i++) {
-		const struct lazy_span *s = &t->inflight[i].span;
-
-		if (addr >= s->start && addr < s->start + s->nr_pages * LAZY_PAGE_SIZE)
-			return true;
-	}
-	return false;
-}
-
 static int serve_fault(struct lazy_daemon *d, struct lazy_task *t, uint64_t addr, uint64_t t_ns)
 {
 	struct lazy_span span;
@@ -55,14 +43,15 @@ static int serve_fault(struct lazy_daemon *d, struct lazy_task *t, uint64_t addr
 	if (t->gone)
 		return 0;
 	/* a request for this page is out: its copy will wake the thread */
-	if (in_flight(t, addr))
-		return 0;
+	ret = lazy_wait_inflight(t, addr);
+	if (ret <= 0)
+		return ret;
 
 	if (lazy_model_take_fault(&t->model, addr, LAZY_FAULT_WINDOW_PAGES, &span)) {
 		t->xfer_pages = LAZY_XFER_MIN_PAGES;	/* the task is busy: small chunks */
 		ret = lazy_request(d, t, &span, true, t_ns);
 		if (ret == -EAGAIN)
-			return defer_fault(t, addr);
+			return lazy_defer_fault(t, addr);
 		return ret;
 	}
 
@@ -73,7 +62,7 @@ static int serve_fault(struct lazy_daemon *d, struct lazy_task *t, uint64_t addr
 		d->stats.pages_zero++;
 		return 0;
 	case UFFD_RETRY:
-		return defer_fault(t, addr);
+		return lazy_defer_fault(t, addr);
 	case UFFD_GONE_RANGE:
 		/* the VMA went away: let the thread retry and see what is there now */
 		uffd_wake(t->uffd, addr, LAZY_PAGE_SIZE);
@@ -144,15 +133,24 @@ static int on_remove(struct lazy_daemon *d, struct lazy_task *t, uint64_t start,
 	d->stats.pages_dropped += t->model.nr_pending;
 	lazy_model_drop(&t->model, start, end);
 	d->stats.pages_dropped -= t->model.nr_pending;
-	return lazy_inflight_drop(t, start, end);
+	ret = lazy_inflight_drop(t, start, end);
+	/* a thread waiting there must retry its fault and see what is there now */
+	if (!ret && uffd_wake(t->uffd, start, end - start) < 0)
+		ret = -EIO;
+	return ret;
 }
 
 static int on_unmap(struct lazy_daemon *d, struct lazy_task *t, uint64_t start, uint64_t end)
 {
+	int ret;
+
 	d->stats.pages_dropped += t->model.nr_pending;
 	lazy_model_drop(&t->model, start, end);
 	d->stats.pages_dropped -= t->model.nr_pending;
-	return lazy_inflight_drop(t, start, end);
+	ret = lazy_inflight_drop(t, start, end);
+	if (!ret && uffd_wake(t->uffd, start, end - start) < 0)
+		ret = -EIO;
+	return ret;
 }
 
 static int on_remap(struct lazy_task *t, uint64_t from, uint64_t to, uint64_t len)

@@ -11,7 +11,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define LOG_PREFIX "lazy-pages: "
 #include "common/log.h"
 #include "lazy/lazy-daemon.h"
 #include "lazy/lazy-handshake.h"

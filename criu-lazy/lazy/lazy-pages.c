@@ -22,7 +22,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define LOG_PREFIX "lazy-pages: "
 #include "common/log.h"
 #include "images/image.h"
 #include "inventory.pb-c.h"

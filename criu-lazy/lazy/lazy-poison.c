@@ -5,7 +5,6 @@
  * SIGBUS.  Kernels without UFFDIO_POISON leave the pages to the kernel's
  * default once our uffd closes (zero-filled) -- logged loudly.
  */
-#define LOG_PREFIX "lazy-pages: "
 #include "common/log.h"
 #include "lazy/lazy-daemon.h"
 #include "lazy/uffd.h"
@@ -42,10 +41,10 @@ void lazy_poison_all(struct lazy_daemon *d)
 		if (t->gone || (!pending && !t->nr_inflight))
 			continue;
 		if (poison_task(t))
-			pr_err("task %d: %llu pages could not be poisoned and will read as zeros",
+			pr_warn("task %d: %llu pages could not be poisoned and will read as zeros",
 			       t->pid, (unsigned long long)pending);
 		else
-			pr_err("task %d: %llu pages that can no longer arrive will raise SIGBUS",
+			pr_warn("task %d: %llu pages that can no longer arrive will raise SIGBUS",
 			       t->pid, (unsigned long long)pending);
 	}
 }

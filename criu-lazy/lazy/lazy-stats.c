@@ -3,7 +3,6 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#define LOG_PREFIX "lazy-pages: "
 #include "common/log.h"
 #include "lazy/lazy-stats.h"
 

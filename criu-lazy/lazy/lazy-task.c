@@ -6,7 +6,6 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#define LOG_PREFIX "lazy-pages: "
 #include "common/log.h"
 #include "images/image.h"
 #include "images/pagemap.h"
@@ -80,7 +79,8 @@ out_mm:
 
 bool lazy_task_done(const struct lazy_task *t)
 {
-	return t->gone || (!t->model.nr_pending && !t->nr_inflight && !t->nr_deferred);
+	return t->gone || (!t->model.nr_pending && !t->nr_inflight && !t->nr_deferred &&
+			   !t->nr_waiting);
 }
 
 /*
@@ -117,6 +117,7 @@ void lazy_task_free_all(struct lazy_daemon *d)
 		lazy_model_free(&t->model);
 		free(t->inflight);
 		free(t->deferred);
+		free(t->waiting);
 		free(t);
 	}
 }

@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 
-#define LOG_PREFIX "lazy-pages: "
 #include "common/log.h"
 #include "images/image.h"
 #include "images/pagemap.h"

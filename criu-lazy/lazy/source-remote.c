@@ -125,6 +125,13 @@ static int send_next(struct remote_source *rs, struct rc_get *job, uint64_t vadd
 	struct rc_conn *c = job->urgent ? &rs->fault : bg_conn(rs);
 	int ret;
 
+	if (c->fd < 0) {
+		pr_err("page server %s: the %s connection is closed, task %d still needs "
+		       "0x%llx (%llu pages)", rs->peer, c->role, job->pid,
+		       (unsigned long long)vaddr, (unsigned long long)nr_pages);
+		rs->broken = true;
+		return -ENOTCONN;
+	}
 	if (nr_pages > RC_MAX_GET_PAGES)
 		nr_pages = RC_MAX_GET_PAGES;
 	if (!job->urgent && rs->shared && nr_pages > SHARED_CHUNK_PAGES &&

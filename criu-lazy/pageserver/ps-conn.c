@@ -267,8 +267,12 @@ static void send_replies(struct ps_conn *c)
 		if (n == 0)
 			return;
 		if (n < 0) {
-			errno = -n;
-			pr_perror("%s: send a reply", c->peer);
+			if (n == -EPIPE || n == -ECONNRESET) {
+				pr_warn("%s: gone with %zu replies unsent", c->peer, c->out_nr);
+			} else {
+				errno = -n;
+				pr_perror("%s: send a reply", c->peer);
+			}
 			c->out_nr = 0;
 			return finish(c, "write error");
 		}
@@ -292,12 +296,14 @@ static void wait_close(struct ps_conn *c)
 
 void ps_conn_on_event(struct ps_conn *c, uint32_t events, uint64_t now_ns)
 {
+	bool paused = out_full(c);
+
 	if (c->state == PS_CONN_SERVING && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
 		read_requests(c, now_ns);
 	if (c->state != PS_CONN_DONE)
 		send_replies(c);
-	/* queue drained below the limit: take requests again */
-	if (c->state == PS_CONN_SERVING && !out_full(c) && c->in_len < sizeof(c->in))
+	/* the queue was too long to read requests, and now is not */
+	if (c->state == PS_CONN_SERVING && paused && !out_full(c))
 		read_requests(c, now_ns);
 	if (c->state == PS_CONN_SERVING && c->out_nr)
 		send_replies(c);

@@ -12,6 +12,7 @@ legitimately changes is left out or normalized:
 """
 import os
 import re
+import time
 
 from . import procs
 
@@ -121,6 +122,21 @@ def diff(before, after):
         else:
             out.append(f"{key}: {a!r} -> {b!r}")
     return out
+
+
+def settled_diff(pid, before, ignore_fd_pos=False, timeout=2.0):
+    """diff(before, now), retried for up to timeout seconds until it is empty.
+
+    Right after a restore (or a refused dump) the task may still be on its
+    way back into the call it was interrupted in: a task restarting
+    sigsuspend shows its real blocked mask until it re-enters it.  Only a
+    difference that lasts is a difference."""
+    deadline = time.monotonic() + timeout
+    while True:
+        changes = diff(before, snapshot(pid, ignore_fd_pos))
+        if not changes or time.monotonic() >= deadline:
+            return changes
+        time.sleep(0.02)
 
 
 def _maps_diff(a, b):

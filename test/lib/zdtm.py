@@ -194,7 +194,7 @@ class ZdtmTask:
         assert st not in ("t", "T"), f"the task was left stopped: {procs.describe(self.pid)}"
         tracer = procs.status_field(self.pid, "TracerPid")
         assert tracer == "0", f"the task was left traced by {tracer}"
-        changes = procstate.diff(before, self.snapshot())
+        changes = procstate.settled_diff(self.pid, before, self.spec.ignore_fd_pos)
         assert not changes, "the task's state changed:\n" + "\n".join(changes)
 
     def stop(self, timeout=EXIT_TIMEOUT):

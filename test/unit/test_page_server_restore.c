@@ -1,7 +1,8 @@
 /*
- * test_page_server_restore DIR [--wait-file F [--first N]] [--seed N]: a stand-in for
- * `restore --lazy-pages`, so the lazy-pages daemon and the page server can
- * be tested end to end before (and apart from) the real restore.
+ * test_page_server_restore DIR [--churn] [--wait-file F [--first N]] [--seed N]:
+ * a stand-in for `restore --lazy-pages`, so the lazy-pages daemon and the
+ * page server can be tested end to end before (and apart from) the real
+ * restore.
  *
  * It speaks the restore's side of the lazy-pages socket (spec 3.3): for
  * each process of pstree.img, in order, a child maps the lazy VMAs of
@@ -10,6 +11,11 @@
  * zombie (-pid).  Then "restore finished".  Each child then reads every
  * page of its lazy VMAs in a shuffled order and checks it: the pattern of
  * test_page_server_layout.h where the pagemap has data, zeros elsewhere.
+ *
+ * With --churn, task 100 first changes its memory the ways that make the
+ * kernel send events while the daemon still delivers (REMOVE: madvise
+ * DONTNEED, REMAP: a moving mremap, UNMAP: munmap), then checks: zeros
+ * where it discarded, the dumped data at the new place of what it moved.
  *
  * With --wait-file F each child reads 1/64 of its pages (or N), creates
  * F.PID.half, waits for F to exist, then reads the rest expecting SIGBUS
@@ -47,13 +53,19 @@
 #define TIMEOUT_S 60
 
 struct args {
+	bool churn;
 	const char *dir, *wait_file;
 	unsigned int seed;
 	long first;		/* pages read before waiting, -1: 1/64 */
 };
 
+struct page {
+	uint64_t addr;
+	uint64_t src;			/* whose dumped data it must hold; 0: zeros */
+};
+
 struct task_mem {
-	uint64_t *pages;		/* addresses of every page of the lazy VMAs */
+	struct page *pages;		/* every page of the lazy VMAs */
 	size_t nr_pages;
 	struct pagemap_index pi;
 };
@@ -94,10 +106,21 @@ static int read_pids(int dirfd, uint32_t **pids, size_t *nr)
 	return ret;
 }
 
+static bool expect_data(const struct task_mem *m, uint64_t addr)
+{
+	const struct page_run *r = pagemap_index_find(&m->pi, addr);
+
+	return r && (r->flags & (PE_LAZY | PE_PRESENT)) == (PE_LAZY | PE_PRESENT);
+}
+
 /* Map and register the lazy VMAs; returns the uffd. */
 static int setup_memory(int dirfd, uint32_t pid, struct task_mem *m)
 {
-	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_api api = {
+		.api = UFFD_API,
+		.features = UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE |
+			    UFFD_FEATURE_EVENT_UNMAP,
+	};
 	MmEntry *mm;
 	int uffd;
 
@@ -127,7 +150,7 @@ static int setup_memory(int dirfd, uint32_t pid, struct task_mem *m)
 			die("UFFDIO_REGISTER");
 		for (uint64_t a = v->start; a < v->end; a += PST_PAGE) {
 			m->pages = realloc(m->pages, (m->nr_pages + 1) * sizeof(*m->pages));
-			m->pages[m->nr_pages++] = a;
+			m->pages[m->nr_pages++] = (struct page){ a, expect_data(m, a) ? a : 0 };
 		}
 	}
 	mm_entry__free_unpacked(mm, NULL);
@@ -152,31 +175,25 @@ static void send_uffd(int sock, int32_t pid, int uffd)
 		die("send the uffd");
 }
 
-static bool expect_data(const struct task_mem *m, uint64_t addr)
-{
-	const struct page_run *r = pagemap_index_find(&m->pi, addr);
-
-	return r && (r->flags & (PE_LAZY | PE_PRESENT)) == (PE_LAZY | PE_PRESENT);
-}
-
 /* Read one page and check it against the images. */
-static void check_page(uint32_t pid, const struct task_mem *m, uint64_t addr, struct counts *c)
+static void check_page(uint32_t pid, const struct page *pg, struct counts *c)
 {
-	volatile const uint64_t *w = (const uint64_t *)addr;
-	bool data = expect_data(m, addr);
+	volatile const uint64_t *w = (const uint64_t *)pg->addr;
+	uint64_t addr = pg->addr;
+	bool data = pg->src != 0;
 
 	if (sigsetjmp(bus_jmp, 1)) {
 		c->sigbus++;
 		return;
 	}
 	for (size_t i = 0; i < PST_PAGE / 8; i++) {
-		uint64_t want = data ? pst_word(pid, addr + i * 8) : 0;
+		uint64_t want = data ? pst_word(pid, pg->src + i * 8) : 0;
 
 		if (w[i] != want) {
 			if (c->corrupt++ < 5)
-				fprintf(stderr, "task %u: word at 0x%llx is 0x%llx, not 0x%llx\n", pid,
-					(unsigned long long)(addr + i * 8),
-					(unsigned long long)w[i], (unsigned long long)want);
+				fprintf(stderr, "task %u: page 0x%llx word %zu is 0x%llx, not 0x%llx (src 0x%llx)\n",
+					pid, (unsigned long long)addr, i, (unsigned long long)w[i],
+					(unsigned long long)want, (unsigned long long)pg->src);
 			return;
 		}
 	}
@@ -186,12 +203,12 @@ static void check_page(uint32_t pid, const struct task_mem *m, uint64_t addr, st
 		c->zero++;
 }
 
-static void shuffle(uint64_t *v, size_t n, unsigned int seed)
+static void shuffle(struct page *v, size_t n, unsigned int seed)
 {
 	srand(seed);
 	for (size_t i = n; i > 1; i--) {
 		size_t j = (size_t)rand() % i;
-		uint64_t tmp = v[i - 1];
+		struct page tmp = v[i - 1];
 
 		v[i - 1] = v[j];
 		v[j] = tmp;
@@ -209,21 +226,77 @@ static void wait_for_file(const char *path)
 	exit(2);
 }
 
-static int run_task(const struct args *a, uint32_t pid, const struct task_mem *m)
+/* [start, start + nr pages) of the big VMA */
+#define BIG(p)		(PST_BIG_VMA + (p) * PST_PAGE)
+#define CHURN_DISCARD	BIG(100), 50	/* madvise(DONTNEED): zeros from now on */
+#define CHURN_MOVE	BIG(1000), 100	/* mremap'ed to CHURN_MOVED */
+#define CHURN_MOVED	(PST_BASE + 0x20000000)
+#define CHURN_UNMAP	BIG(2000), 10	/* munmap'ed */
+
+static bool in_range(uint64_t addr, uint64_t start, uint64_t nr)
+{
+	return addr >= start && addr < start + nr * PST_PAGE;
+}
+
+/* Discard, move and unmap parts of the big VMA; fix what to expect. */
+static void churn(struct task_mem *m)
+{
+	size_t kept = 0, moved = 0;
+	uint64_t start, nr;
+
+	for (size_t i = 0; i < m->nr_pages; i++) {
+		struct page *pg = &m->pages[i];
+
+		if (in_range(pg->addr, CHURN_DISCARD))
+			pg->src = 0;
+		if (in_range(pg->addr, CHURN_UNMAP))
+			continue;
+		if (in_range(pg->addr, CHURN_MOVE)) {
+			/* taken out here, appended at its new place below */
+			moved++;
+			continue;
+		}
+		m->pages[kept++] = *pg;
+	}
+	m->nr_pages = kept;
+	m->pages = realloc(m->pages, (kept + moved) * sizeof(*m->pages));
+	start = BIG(1000);
+	for (size_t i = 0; i < moved; i++)
+		m->pages[m->nr_pages++] = (struct page){ CHURN_MOVED + i * PST_PAGE,
+							  start + i * PST_PAGE };
+
+	start = BIG(100);
+	nr = 50;
+	if (madvise((void *)start, nr * PST_PAGE, MADV_DONTNEED))
+		die("madvise");
+	start = BIG(1000);
+	nr = 100;
+	if (mremap((void *)start, nr * PST_PAGE, nr * PST_PAGE, MREMAP_MAYMOVE | MREMAP_FIXED,
+		   (void *)CHURN_MOVED) != (void *)CHURN_MOVED)
+		die("mremap");
+	start = BIG(2000);
+	nr = 10;
+	if (munmap((void *)start, nr * PST_PAGE))
+		die("munmap");
+}
+
+static int run_task(const struct args *a, uint32_t pid, struct task_mem *m)
 {
 	struct sigaction sa = { .sa_handler = on_sigbus, .sa_flags = SA_NODEFER };
 	struct counts c = { 0 };
-	size_t half = m->nr_pages;
+	size_t half;
 
+	sigaction(SIGBUS, &sa, NULL);
+	if (a->churn && pid == 100)
+		churn(m);
+	half = m->nr_pages;
 	if (a->wait_file)
 		half = a->first < 0 ? m->nr_pages / 64 + 1 : (size_t)a->first;
 	if (half > m->nr_pages)
 		half = m->nr_pages;
-
-	sigaction(SIGBUS, &sa, NULL);
 	shuffle(m->pages, m->nr_pages, a->seed + pid);
 	for (size_t i = 0; i < half; i++)
-		check_page(pid, m, m->pages[i], &c);
+		check_page(pid, &m->pages[i], &c);
 	if (a->wait_file) {
 		char marker[4096];
 		int fd;
@@ -235,7 +308,7 @@ static int run_task(const struct args *a, uint32_t pid, const struct task_mem *m
 		close(fd);
 		wait_for_file(a->wait_file);
 		for (size_t i = half; i < m->nr_pages; i++)
-			check_page(pid, m, m->pages[i], &c);
+			check_page(pid, &m->pages[i], &c);
 	}
 	printf("task %u: %zu pages with data, %zu zero, %zu SIGBUS, %zu wrong\n", pid, c.data,
 	       c.zero, c.sigbus, c.corrupt);
@@ -267,6 +340,8 @@ static void parse_args(int argc, char **argv, struct args *a)
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--wait-file") && i + 1 < argc)
 			a->wait_file = argv[++i];
+		else if (!strcmp(argv[i], "--churn"))
+			a->churn = true;
 		else if (!strcmp(argv[i], "--first") && i + 1 < argc)
 			a->first = strtol(argv[++i], NULL, 0);
 		else if (!strcmp(argv[i], "--seed") && i + 1 < argc)
@@ -277,7 +352,8 @@ static void parse_args(int argc, char **argv, struct args *a)
 			a->dir = NULL;
 	}
 	if (!a->dir) {
-		fprintf(stderr, "usage: %s DIR [--wait-file F [--first N]] [--seed N]\n", argv[0]);
+		fprintf(stderr, "usage: %s DIR [--churn] [--wait-file F [--first N]] [--seed N]\n",
+			argv[0]);
 		exit(2);
 	}
 }

@@ -86,21 +86,26 @@ static int count_lines(const char *s)
 	return n;
 }
 
+/* maps_line_normalize() every line; lines may get shorter. */
 static void normalize(char *maps)
 {
-	char *s = maps;
+	char line[1024], *in = maps, *out = maps;
 
-	while (*s) {
-		size_t n = strcspn(s, "\n");
-		char save = s[n];
+	while (*in) {
+		size_t n = strcspn(in, "\n"), len;
 
-		s[n] = '\0';
-		maps_line_normalize(s);
-		s[n] = save;
-		s += n;
-		if (*s)
-			s++;
+		if (n >= sizeof(line))
+			fail("maps line too long");
+		memcpy(line, in, n);
+		line[n] = '\0';
+		in += n + (in[n] == '\n');
+		maps_line_normalize(line);
+		len = strlen(line);
+		memmove(out, line, len);	/* out never passes in */
+		out += len;
+		*out++ = '\n';
 	}
+	*out = '\0';
 }
 
 static void first_difference(const char *a, const char *b, const char *what)

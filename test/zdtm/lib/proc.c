@@ -130,20 +130,24 @@ int maps_lines_in(const char *maps, unsigned long start, unsigned long end,
 
 void maps_line_normalize(char *line)
 {
-	char *p = line, *ino;
+	char *p = line, *ino, *path;
 	int field;
 
 	if (!strstr(line, "/dev/zero (deleted)") && !strstr(line, "/SYSV") &&
 	    !strstr(line, "[anon_shmem"))
 		return;
-	/* columns: range perms offset dev inode path */
+	/* columns: range perms offset dev inode path; the path is padded to a
+	 * column that depends on the inode's width: "X path" for any inode */
 	for (field = 0; field < 4; field++) {
 		p += strcspn(p, " ");
 		p += strspn(p, " ");
 	}
 	ino = p;
-	while (*ino >= '0' && *ino <= '9')
-		*ino++ = 'X';
+	path = ino + strspn(ino, "0123456789");
+	path += strspn(path, " ");
+	ino[0] = 'X';
+	ino[1] = ' ';
+	memmove(ino + 2, path, strlen(path) + 1);
 }
 
 unsigned long long proc_stat_field(int n)
