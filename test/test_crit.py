@@ -25,7 +25,7 @@ import pytest
 
 from lib import images
 from lib.tool import assert_ok
-from lib.zdtm import ZdtmTest
+from lib.zdtm import ZdtmTest, cpu_flags
 
 TIMEOUT = 60
 PROGRAMS = [
@@ -244,7 +244,7 @@ def check_core(decoded, facts):
     assert regs["cs"] == 0x33 and regs["ss"] == 0x2b, "64-bit cs/ss"
     fp = core["thread_info"]["fpregs"]
     assert len(fp["st_space"]) == 32 and len(fp["xmm_space"]) == 64, "FXSAVE area sizes"
-    if "avx" in open("/proc/cpuinfo").read():
+    if "avx" in cpu_flags():
         assert len(fp.get("xsave", {}).get("ymmh_space", [])) == 64, "AVX upper halves"
 
 

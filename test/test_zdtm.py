@@ -12,12 +12,15 @@ import time
 import pytest
 
 from lib import procstate
-from lib.zdtm import ZDTM_TESTS
+from lib.zdtm import REFUSED_KINDS, ZDTM_TESTS, ZdtmTest
 
 SPECS = [pytest.param(s, id=s.id) for s in ZDTM_TESTS]
+# the programs test_bad_input.py expects a dump to refuse
+REFUSED = [ZdtmTest("unsupported_fd", ("--kind", k), label=k) for k in REFUSED_KINDS] + [
+    ZdtmTest("thread")]
 
 
-@pytest.mark.parametrize("spec", SPECS)
+@pytest.mark.parametrize("spec", SPECS + [pytest.param(s, id=s.id) for s in REFUSED])
 def test_sanity(spec, zdtm):
     task = zdtm(spec)
     before = procstate.snapshot(task.pid, spec.ignore_fd_pos)

@@ -111,8 +111,6 @@ static int collect_task(struct dump_ctx *ctx, struct dump_task *t)
 	ret = dump_regs(t);
 	if (!ret)
 		ret = dump_rseq(t);
-	if (!ret)
-		ret = dump_signals(t);
 	if (ret)
 		return ret;
 
@@ -124,6 +122,14 @@ static int collect_task(struct dump_ctx *ctx, struct dump_task *t)
 		ret = dump_sigactions(t);
 	if (!ret)
 		ret = dump_task_state(t);
+	/*
+	 * Pending signals after the itimers (as CRIU): a timer that fires in
+	 * between leaves its signal pending and is read with it, instead of
+	 * being lost.  (Injected syscalls block every signal, so none is
+	 * dequeued before this.)
+	 */
+	if (!ret)
+		ret = dump_signals(t);
 	if (!ret) {
 		ret = dump_proc_read(t, "status", status, sizeof(status));
 		if (ret > 0)

@@ -3,20 +3,19 @@
  * goes.
  *
  *  1. block every signal, so nothing is dequeued while we work;
- *  2. run, inside the task, at the blob's own `syscall` instruction:
+ *  2. run, inside the task, at the blob's own `syscall` instruction
+ *     (inject_syscall: from syscall-stops, so no trap signal is raised):
  *     rt_sigaction(SIGTRAP) as dumped, the pending SIGTRAPs, and the munmap
- *     of the blob region (the stop after that syscall comes before the
+ *     of the blob region (the exit stop of that syscall comes before the
  *     next instruction fetch, so unmapping its own page is fine);
  *  3. registers as dumped (orig_ax = -1: no syscall restart on the way
  *     out), the XSAVE state, the TLS slots, the blocked mask, rlimits;
  *  4. PTRACE_DETACH with no signal: the task resumes where it was dumped,
  *     and the pending signals it does not block are delivered now.
  *
- * The syscalls run from syscall-stops (PTRACE_SYSCALL), not by single-
- * stepping: a single-step trap is a forced SIGTRAP, and the kernel resets
- * the SIGTRAP action to SIG_DFL when it forces a signal that is blocked or
- * ignored -- it would undo the action we just restored.  The same is why
- * SIGTRAP is set here and not by the task itself before its int3.
+ * SIGTRAP's action is set here and not by the task before its int3: the
+ * int3 is a forced SIGTRAP, and the kernel resets the action of a forced
+ * signal to SIG_DFL when the task ignores (or blocks) it.
  */
 #include <errno.h>
 #include <signal.h>
@@ -50,67 +49,20 @@
 
 #define XSTATE_BUF_MAX		(64 << 10)
 
-static int wait_syscall_stop(pid_t pid, const char *what)
-{
-	int status, ret;
-
-	ret = ptrace_wait_stop(pid, PTRACE_WAIT_TIMEOUT_MS, &status);
-	if (ret)
-		return ret;
-	if (!WIFSTOPPED(status)) {
-		pr_err("task %d exited while the restore ran %s inside it", pid, what);
-		return -ESRCH;
-	}
-	if (WSTOPSIG(status) != (SIGTRAP | 0x80)) {
-		pr_err("task %d stopped with signal %d instead of at %s", pid, WSTOPSIG(status),
-		       what);
-		return -EIO;
-	}
-	return 0;
-}
-
-/* Run syscall @nr inside the stopped task at @ip; *res gets its result. */
+/* Run syscall @nr inside the stopped task at @ip (common/ptrace-inject). */
 static int run_syscall(pid_t pid, unsigned long ip, long nr, unsigned long a1,
-		       unsigned long a2, unsigned long a3, unsigned long a4, const char *what,
-		       long *res)
+		       unsigned long a2, unsigned long a3, unsigned long a4, const char *what)
 {
-	struct user_regs_struct regs;
+	const unsigned long args[6] = { a1, a2, a3, a4, 0, 0 };
+	long res;
 	int ret;
 
-	if (ptrace(PTRACE_GETREGS, pid, NULL, &regs)) {
-		pr_perror("cannot get the registers of task %d", pid);
-		return -errno;
-	}
-	regs.rip = ip;
-	regs.rax = nr;
-	regs.orig_rax = -1;
-	regs.rdi = a1;
-	regs.rsi = a2;
-	regs.rdx = a3;
-	regs.r10 = a4;
-	if (ptrace(PTRACE_SETREGS, pid, NULL, &regs) ||
-	    ptrace(PTRACE_SYSCALL, pid, NULL, NULL)) {
-		pr_perror("cannot run %s in task %d", what, pid);
-		return -errno;
-	}
-	ret = wait_syscall_stop(pid, what);		/* entry */
+	ret = inject_syscall(pid, ip, nr, args, &res);
 	if (ret)
 		return ret;
-	if (ptrace(PTRACE_SYSCALL, pid, NULL, NULL)) {
-		pr_perror("cannot run %s in task %d", what, pid);
-		return -errno;
-	}
-	ret = wait_syscall_stop(pid, what);		/* exit */
-	if (ret)
-		return ret;
-	if (ptrace(PTRACE_GETREGS, pid, NULL, &regs)) {
-		pr_perror("cannot get the registers of task %d", pid);
-		return -errno;
-	}
-	*res = (long)regs.rax;
-	if (*res < 0 && *res > -4096) {
-		pr_err("task %d: %s failed: %s", pid, what, strerror((int)-*res));
-		return (int)*res;
+	if (res < 0 && res > -4096) {
+		pr_err("task %d: %s failed: %s", pid, what, strerror((int)-res));
+		return (int)res;
 	}
 	return 0;
 }
@@ -123,12 +75,11 @@ static int run_last_syscalls(const struct rst_images *ri, const struct rst_plan 
 	uint64_t args = plan->blob_start + plan->args_off;
 	uint64_t si = args + sizeof(struct restorer_args) +
 		      plan->nr_vmas * sizeof(struct rst_vma);
-	long res;
 	int ret;
 
 	ret = run_syscall(pid, ip, SYS_rt_sigaction, SIGTRAP,
 			  args + offsetof(struct restorer_args, sigtrap_act), 0, sizeof(uint64_t),
-			  "rt_sigaction(SIGTRAP)", &res);
+			  "rt_sigaction(SIGTRAP)");
 	for (int q = 0; !ret && q < 2; q++) {
 		const SignalQueueEntry *sq = q ? core->tc->signals_s : core->thread_core->signals_p;
 
@@ -140,16 +91,15 @@ static int run_last_syscalls(const struct rst_images *ri, const struct rst_plan 
 				continue;
 			if (q)
 				ret = run_syscall(pid, ip, SYS_rt_sigqueueinfo, pid, SIGTRAP, si, 0,
-						  "rt_sigqueueinfo(SIGTRAP)", &res);
+						  "rt_sigqueueinfo(SIGTRAP)");
 			else
 				ret = run_syscall(pid, ip, SYS_rt_tgsigqueueinfo, pid, pid, SIGTRAP,
-						  si, "rt_tgsigqueueinfo(SIGTRAP)", &res);
+						  si, "rt_tgsigqueueinfo(SIGTRAP)");
 		}
 	}
 	if (!ret)
 		ret = run_syscall(pid, ip, SYS_munmap, plan->blob_start,
-				  plan->blob_end - plan->blob_start, 0, 0, "munmap of the restorer",
-				  &res);
+				  plan->blob_end - plan->blob_start, 0, 0, "munmap of the restorer");
 	return ret;
 }
 

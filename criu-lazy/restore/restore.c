@@ -157,6 +157,9 @@ int cr_restore(struct opts *o)
 		ret = write_pidfile(o, t.pid);
 	if (!ret)
 		ret = rst_detach(&t);
+	if (t.err_r >= 0)
+		close(t.err_r);
+	t.err_r = -1;
 	if (ret) {
 		rst_task_kill(&t);
 		goto out;

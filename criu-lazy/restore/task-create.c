@@ -119,7 +119,6 @@ int rst_task_create(const struct opts *o, const struct rst_images *ri,
 		rst_child_main(&c, t->sync_r);
 	}
 	err = errno;
-	pr_info("T clone %llu", (unsigned long long)(now_us() - t0));
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	munmap((void *)(uintptr_t)plan->premap_start, plan->blob_end - plan->premap_start);
 	close_fd(&t->sync_r);
@@ -135,7 +134,6 @@ int rst_task_create(const struct opts *o, const struct rst_images *ri,
 		goto err_pipes;
 	}
 	t->pid = pid;
-	pr_info("T munmap %llu", (unsigned long long)(now_us() - t0));
 
 	if (ptrace(PTRACE_SEIZE, pid, NULL,
 		   (void *)(long)(PTRACE_O_EXITKILL | PTRACE_O_TRACESYSGOOD))) {
@@ -143,7 +141,6 @@ int rst_task_create(const struct opts *o, const struct rst_images *ri,
 		ret = -errno;
 		goto err_pipes;	/* the caller kills it */
 	}
-	pr_info("T seize %llu", (unsigned long long)(now_us() - t0));
 	if (write(t->sync_w, "g", 1) != 1) {
 		pr_perror("cannot start the new task %d", pid);
 		ret = -errno;

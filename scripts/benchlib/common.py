@@ -97,13 +97,14 @@ def wait_for(cond, timeout, what):
         delay = min(delay * 1.5, 0.05)
 
 
-def run(argv, timeout, what, out=None, cwd=None, check=True):
-    """Run argv to completion; returns (exit status, seconds, output text)."""
+def run(argv, timeout, what, out=None, cwd=None, check=True, cpu=None):
+    """Run argv to completion (on cpu if given); (exit status, seconds, output)."""
     argv = [str(a) for a in argv]
     t0 = time.monotonic()
     try:
         p = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, timeout=timeout, cwd=cwd)
+                           stderr=subprocess.STDOUT, timeout=timeout, cwd=cwd,
+                           preexec_fn=pin(cpu))
     except subprocess.TimeoutExpired:
         raise BenchError(f"{what}: did not finish within {timeout} s: {' '.join(argv)}")
     secs = time.monotonic() - t0
@@ -149,30 +150,30 @@ class Procs:
 
     def wait(self, pid, timeout):
         """Wait for pid to exit and reap it; returns its exit status (negative:
-        killed by that signal), None if it never was our child."""
-        p = self._popen.get(pid)
+        killed by that signal), None if it was not our child.  Exact to the
+        moment it exits (a pidfd, no polling), so callers can time it."""
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            fd = None		# gone and reaped already
+        if fd is not None:
+            try:
+                ready, _, _ = select.select([fd], [], [], timeout)
+            finally:
+                os.close(fd)
+            if not ready:
+                raise BenchError(f"pid {pid} did not exit within {timeout} s")
+        p = self._popen.pop(pid, None)
         if p is not None:
-            try:
-                rc = p.wait(timeout)
-            except subprocess.TimeoutExpired:
-                raise BenchError(f"pid {pid} ({p.args[0]}) did not exit within {timeout} s")
-            del self._popen[pid]
-            return rc
-
-        def reaped():
-            try:
-                got, status = os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                return ("gone", None) if not alive(pid) else None
-            return ("status", status) if got == pid else None
-
-        _, status = wait_for(reaped, timeout, f"pid {pid} to exit")
+            return p.wait(10)
         self._adopted.pop(pid, None)
-        if status is None:
+        try:
+            _, status = os.waitpid(pid, 0)
+        except ChildProcessError:
             return None
         return os.waitstatus_to_exitcode(status)
 
-    def signal(self, pid, sig):
+    def send(self, pid, sig):
         """Send sig to pid if it is still the process we own."""
         p = self._popen.get(pid)
         if p is not None:
@@ -187,11 +188,11 @@ class Procs:
 
     def stop(self, pid, timeout=10, sig=signal.SIGTERM):
         """sig, then SIGKILL if it did not exit within timeout s; reaped."""
-        self.signal(pid, sig)
+        self.send(pid, sig)
         try:
             return self.wait(pid, timeout)
         except BenchError:
-            self.signal(pid, signal.SIGKILL)
+            self.send(pid, signal.SIGKILL)
             self.wait(pid, 10)
             raise
 
@@ -203,7 +204,7 @@ class Procs:
                (pid in self._adopted and alive(pid)):
                 left.append(pid)
             try:
-                self.signal(pid, signal.SIGKILL)
+                self.send(pid, signal.SIGKILL)
                 self.wait(pid, 10)
             except BenchError:
                 pass
@@ -227,6 +228,13 @@ def read_ready(fd, timeout, proc, what):
             raise BenchError(f"{what}: exited with status {proc.returncode} before it was ready")
 
 
+def fmt(v):
+    """A figure with as many decimals as its size deserves."""
+    if isinstance(v, int) or abs(v) >= 1000:
+        return f"{v:,.0f}"
+    return f"{v:.1f}" if abs(v) >= 10 else f"{v:.2f}" if abs(v) >= 1 else f"{v:.4f}"
+
+
 class Report:
     """Figures and ratios of one suite, printed as they are measured."""
 
@@ -241,7 +249,7 @@ class Report:
     def figure(self, key, label, value, unit, note=""):
         self.items.append({"key": key, "label": label, "value": value, "unit": unit,
                            "note": note})
-        shown = f"{value:,.2f}" if isinstance(value, float) else f"{value:,}"
+        shown = fmt(value)
         log(f"  {label:<52} {shown:>14} {unit:<8}{('  ' + note) if note else ''}")
         return value
 

@@ -27,8 +27,8 @@ import signal
 import statistics
 import time
 
-from .common import (BENCH_BIN, ROOT, TOOL, BenchError, log, need_programs, read_ready,
-                     run, wait_for)
+from .common import BENCH_BIN, ROOT, TOOL, BenchError, log, need_programs, read_ready, wait_for
+from .common import run as run_cmd
 
 HELP = "lazy restore from local images vs the raw userfaultfd limit"
 WORKLOAD = BENCH_BIN / "lazy_workload"
@@ -53,8 +53,8 @@ DRAIN_RATE_MIN = 0.7
 def add_arguments(p):
     p.add_argument("--size", default="1G", help="memory of the big workload (default 1G)")
     p.add_argument("--small", default="1M", help="memory of the small workload (default 1M)")
-    p.add_argument("--reps", type=int, default=3,
-                   help="restores per size and mode for the restore-time medians (default 3)")
+    p.add_argument("--reps", type=int, default=5,
+                   help="restores per size and mode for the restore-time medians (default 5)")
     p.add_argument("--placement", choices=("same", "split", "free"), default="same",
                    help="fault handler and faulting task on one CPU (default), two, or anywhere")
 
@@ -114,9 +114,9 @@ class Workload:
         self.pid = int(self.pidfile.read_text())
         if self.pid != p.pid:
             raise BenchError(f"{self.pidfile} says {self.pid}, the workload is {p.pid}")
-        _, secs, _ = run([TOOL, "dump", "-t", self.pid, "-D", self.images,
-                          "-o", self.dir / "dump.log", "-v4"], TIMEOUT_DUMP,
-                         f"dump of the {self.name} workload (pid {self.pid})")
+        _, secs, _ = run_cmd([TOOL, "dump", "-t", self.pid, "-D", self.images,
+                              "-o", self.dir / "dump.log", "-v4"], TIMEOUT_DUMP,
+                             f"dump of the {self.name} workload (pid {self.pid})")
         # dump ends the task; reap it so that its pid is free for the restores
         procs.wait(self.pid, 10)
         log(f"  dumped the {human(self.size)} workload (pid {self.pid}) in {secs:.2f} s")
@@ -141,6 +141,7 @@ class Session:
         self.pid = None
         self.restore_s = None
         self.restored_at = None
+        self.stats = None	# the daemon's, once it has exited
 
     def run_restore(self):
         s, wl = self.suite, self.wl
@@ -155,7 +156,7 @@ class Session:
                 "-o", wl.dir / f"restore-{self.tag}.log", "-v4"]
         if self.lazy:
             argv.append("--lazy-pages")
-        _, self.restore_s, _ = run(argv, TIMEOUT_RESTORE, f"restore {self.tag}")
+        _, self.restore_s, _ = run_cmd(argv, TIMEOUT_RESTORE, f"restore {self.tag}")
         self.restored_at = time.monotonic()
         self.pid = int(pidfile.read_text())
         s.procs.adopt(self.pid)
@@ -190,7 +191,7 @@ class Session:
         wl.order_file.write_text(order + "\n")
         if wl.result.exists():
             wl.result.unlink()
-        self.suite.procs.signal(self.pid, signal.SIGUSR1)
+        self.suite.procs.send(self.pid, signal.SIGUSR1)
         wait_for(lambda: wl.result.exists() or not_alive(self.pid), TIMEOUT_TOUCH,
                  f"the {order} touch of {self.tag}")
         if not wl.result.exists():
@@ -209,18 +210,29 @@ class Session:
         stats = self.wl.images / "lazy-pages-stats.json"
         if not stats.exists():
             raise BenchError(f"lazy-pages daemon {self.tag} wrote no {stats.name}")
-        return json.loads(stats.read_text())
+        self.stats = json.loads(stats.read_text())
+        return self.stats
+
+    def abort(self):
+        """After a failure: end what this session started, by pid (the
+        daemon with SIGTERM first, so that its log says why it stopped)."""
+        for pid, sig in ((self.pid, signal.SIGKILL),
+                         (self.daemon.pid if self.daemon else None, signal.SIGTERM)):
+            if pid is None:
+                continue
+            try:
+                self.suite.procs.stop(pid, timeout=5, sig=sig)
+            except BenchError:
+                pass
 
     def end(self):
         """SIGTERM to the workload; for a lazy session, the daemon's statistics."""
         rc = self.suite.procs.stop(self.pid)
         if rc not in (0, None):
             raise BenchError(f"{self.tag}: the restored workload exited with status {rc}")
-        if self.lazy and self.daemon.poll() is None:
-            return self.wait_daemon(TIMEOUT_DAEMON_EXIT)
-        if self.lazy:
-            return self.wait_daemon(1)
-        return None
+        if self.lazy and self.stats is None:
+            self.wait_daemon(TIMEOUT_DAEMON_EXIT)
+        return self.stats
 
 
 def not_alive(pid):
@@ -266,9 +278,7 @@ class LazySuite:
         return one, win
 
     def run_pinned(self, argv, what):
-        if self.handler_cpu is not None:
-            argv = ["taskset", "-c", self.handler_cpu] + argv
-        return run(argv, TIMEOUT_RAW + 30, what)
+        return run_cmd(argv, TIMEOUT_RAW + 30, what, cpu=self.handler_cpu)
 
     # -- sessions -------------------------------------------------------------
 
@@ -286,9 +296,10 @@ class LazySuite:
             if touch:
                 out["touch"] = s.touch(touch if touch == "seq" else f"random {RANDOM_SEED}")
             stats = s.end()
-            if stats and not drain:
+            if stats:
                 out["stats"] = stats
         except BenchError as e:
+            s.abort()
             if lazy:
                 self.lazy_broken = str(e)
                 self.report.error(f"lazy session {s.tag} failed; no more lazy sessions: {e}")
@@ -296,7 +307,7 @@ class LazySuite:
             raise
         what = [f"restore {out['restore_s'] * 1000:.1f} ms"]
         if touch:
-            what.append(f"{touch} touch {out['touch']['seconds']:.3f} s")
+            what.append(f"{touch} touch {out['touch']['seconds'] * 1000:.1f} ms")
         if drain:
             what.append(f"drained in {out['stats']['duration_s']:.3f} s")
         log(f"  {s.tag}: " + ", ".join(what))
@@ -442,5 +453,6 @@ def run(ctx):
     try:
         suite.run()
     finally:
-        ctx.cleanup_hooks.append(lambda ok: [w.remove_pages() for w in
-                                             getattr(suite, "workloads", ()) if not ok])
+        # a failed run keeps its logs, not gigabytes of pages
+        ctx.cleanup_hooks.append(lambda keep: [w.remove_pages() for w in
+                                               getattr(suite, "workloads", ()) if not keep])

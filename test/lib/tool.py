@@ -9,7 +9,7 @@ import os
 import re
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import paths
@@ -23,7 +23,6 @@ class Result:
     stderr: str
     seconds: float
     log: Path = None
-    extra: dict = field(default_factory=dict)
 
     def describe(self, log_lines=40):
         s = (f"$ {' '.join(map(str, self.argv))}\n"

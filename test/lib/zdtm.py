@@ -8,7 +8,7 @@ FAIL to its outfile.
 """
 import os
 import signal
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import paths, procs, procstate
