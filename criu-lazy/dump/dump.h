@@ -80,6 +80,7 @@ struct task_mm {
 	uint64_t auxv[DUMP_AUXV_MAX];
 	VmaEntry *vmas;				/* one per proc_vma of the task */
 	VmaEntry **vmas_p;
+	bool *uffd_missing;			/* registered with a userfaultfd */
 	size_t nr_vmas;
 };
 

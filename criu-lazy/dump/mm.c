@@ -28,6 +28,7 @@ struct vm_flags {
 	uint64_t madv;		/* bit n = MADV n */
 	bool io;		/* VM_IO / VM_PFNMAP: device memory */
 	bool shstk;		/* shadow stack */
+	bool uffd_missing;	/* "um": registered with a userfaultfd */
 };
 
 static const struct {
@@ -67,6 +68,8 @@ static void parse_vm_flags(const char *p, struct vm_flags *f)
 			f->io = true;
 		if (p[0] == 's' && p[1] == 's')
 			f->shstk = true;
+		if (p[0] == 'u' && p[1] == 'm')
+			f->uffd_missing = true;
 		p += 2;
 	}
 }
@@ -234,7 +237,8 @@ static int dump_vmas(struct dump_ctx *ctx, struct dump_task *t)
 	flags = calloc(t->nr_maps ? t->nr_maps : 1, sizeof(*flags));
 	mm->vmas = calloc(t->nr_maps ? t->nr_maps : 1, sizeof(*mm->vmas));
 	mm->vmas_p = calloc(t->nr_maps ? t->nr_maps : 1, sizeof(*mm->vmas_p));
-	if (!flags || !mm->vmas || !mm->vmas_p) {
+	mm->uffd_missing = calloc(t->nr_maps ? t->nr_maps : 1, sizeof(*mm->uffd_missing));
+	if (!flags || !mm->vmas || !mm->vmas_p || !mm->uffd_missing) {
 		free(flags);
 		return -ENOMEM;
 	}
@@ -244,6 +248,7 @@ static int dump_vmas(struct dump_ctx *ctx, struct dump_task *t)
 
 		ret = fill_vma(ctx, t, &t->maps[i], &flags[i], v);
 		mm->vmas_p[i] = v;
+		mm->uffd_missing[i] = flags[i].uffd_missing;
 		if (!ret)
 			pr_debug("task %d: vma %llx-%llx prot %x flags %#x status %#x pgoff %#llx "
 				 "shmid %llu madv %#llx %s", t->pid, (unsigned long long)v->start,
@@ -355,6 +360,7 @@ void dump_mm_free(struct task_mm *mm)
 {
 	free(mm->vmas);
 	free(mm->vmas_p);
+	free(mm->uffd_missing);
 	mm->vmas = NULL;
 	mm->vmas_p = NULL;
 }

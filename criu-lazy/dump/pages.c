@@ -182,12 +182,19 @@ static bool page_wanted(uint64_t pme, bool file_private, uint64_t zero_pfn)
 	return true;
 }
 
-static int dump_vma_pages(struct page_batch *b, int pm_fd, uint64_t *pm, const VmaEntry *v)
+/*
+ * uffd_missing: the VMA is registered with a userfaultfd, as in a task
+ * restored lazily whose pages are still arriving.  A page that is not there
+ * yet may be one the lazy-pages daemon still has to deliver, so every page
+ * is read: the read faults it in through the daemon.
+ */
+static int dump_vma_pages(struct page_batch *b, int pm_fd, uint64_t *pm, const VmaEntry *v,
+			  bool uffd_missing)
 {
 	struct dump_task *t = b->t;
 	uint32_t flags = vma_is_lazy_capable(v) ? (PE_PRESENT | PE_LAZY) : PE_PRESENT;
 	bool file_private = v->status & VMA_FILE_PRIVATE;
-	bool all = v->status & VMA_AREA_VDSO;
+	bool all = (v->status & VMA_AREA_VDSO) || uffd_missing;
 	bool via_mem = !(v->prot & PROT_READ);
 	uint64_t zero_pfn = b->ctx->zero_pfn;
 	uint64_t addr = v->start;
@@ -280,7 +287,7 @@ int dump_pages(struct dump_ctx *ctx, struct dump_task *t)
 
 	for (size_t i = 0; i < t->mm.nr_vmas && !ret; i++)
 		if (vma_has_dumped_pages(&t->mm.vmas[i]))
-			ret = dump_vma_pages(b, pm_fd, pm, &t->mm.vmas[i]);
+			ret = dump_vma_pages(b, pm_fd, pm, &t->mm.vmas[i], t->mm.uffd_missing[i]);
 	if (!ret)
 		ret = batch_flush(b);
 	ret2 = pagemap_writer_close(b->w);

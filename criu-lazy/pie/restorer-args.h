@@ -32,6 +32,7 @@
 #define RST_AUXV_WORDS_MAX	64
 #define RST_VDSO_PARTS_MAX	4
 #define RST_NR_ITIMERS		3
+#define RST_NR_RLIMITS		16
 
 /* Where the blob stands (restorer_args.status). */
 enum rst_status {
@@ -55,6 +56,7 @@ enum rst_step {
 	RST_STEP_MM_MAP,	/* prctl(PR_SET_MM, PR_SET_MM_MAP) */
 	RST_STEP_CLOSE_FDS,	/* close the restore's helper fds */
 	RST_STEP_SIGNALS,	/* queue the pending signals */
+	RST_STEP_RLIMITS,	/* before the creds: then we may still raise them */
 	RST_STEP_CREDS,
 	RST_STEP_RSEQ,
 	RST_STEP_ROBUST_LIST,
@@ -105,6 +107,10 @@ struct rst_mm_map {
 	uint64_t auxv;		/* address of auxv[] below */
 	uint32_t auxv_size;	/* bytes */
 	uint32_t exe_fd;
+};
+
+struct rst_rlimit {
+	uint64_t cur, max;
 };
 
 struct rst_creds {
@@ -171,6 +177,10 @@ struct restorer_args {
 					 * 128-byte siginfos, private first */
 	uint32_t nr_sig_private;
 	uint32_t nr_sig_shared;
+
+	uint32_t nr_rlimits;		/* RLIMIT_* 0 .. nr_rlimits - 1 */
+	uint32_t pad3;
+	struct rst_rlimit rlimits[RST_NR_RLIMITS];
 
 	struct rst_creds creds;
 

@@ -148,6 +148,19 @@ static int queue_signals(struct restorer_args *a)
 	return 0;
 }
 
+/* In the task itself: prlimit() on a task whose creds differ from ours
+ * needs CAP_SYS_RESOURCE, which the restore may not have. */
+static int restore_rlimits(struct restorer_args *a)
+{
+	for (uint32_t i = 0; i < a->nr_rlimits && i < RST_NR_RLIMITS; i++) {
+		long ret = sys_prlimit64(0, i, &a->rlimits[i], 0);
+
+		if (ret)
+			return rst_fail(a, RST_STEP_RLIMITS, ret, i);
+	}
+	return 0;
+}
+
 static int restore_thread_state(struct restorer_args *a)
 {
 	long ret;
@@ -242,8 +255,8 @@ void restorer_main(struct restorer_args *a)
 		return;
 	}
 
-	if (queue_signals(a) || rst_restore_creds(a) || restore_thread_state(a) ||
-	    restore_prctls(a) || restore_itimers(a))
+	if (queue_signals(a) || restore_rlimits(a) || rst_restore_creds(a) ||
+	    restore_thread_state(a) || restore_prctls(a) || restore_itimers(a))
 		return;
 
 	a->status = RST_STATUS_DONE;

@@ -38,6 +38,7 @@
 #define __NR_tgkill			234
 #define __NR_set_robust_list		273
 #define __NR_rt_tgsigqueueinfo		297
+#define __NR_prlimit64			302
 #define __NR_userfaultfd		323
 #define __NR_rseq			334
 #define __NR_close_range		436
@@ -223,6 +224,11 @@ static inline long sys_setitimer(long which, const void *val, void *old)
 static inline long sys_rt_sigprocmask(long how, const uint64_t *set, uint64_t *old)
 {
 	return sys_call4(__NR_rt_sigprocmask, how, SYS_A(set), SYS_A(old), 8);
+}
+
+static inline long sys_prlimit64(long pid, long res, const void *new_rlim, void *old)
+{
+	return sys_call4(__NR_prlimit64, pid, res, SYS_A(new_rlim), SYS_A(old));
 }
 
 static inline long sys_userfaultfd(long flags)

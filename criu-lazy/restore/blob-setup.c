@@ -15,20 +15,6 @@
 #include "restore/restore.h"
 #include "restore/restorer-blob.h"
 
-static uint32_t cap_last_cap(void)
-{
-	char buf[16] = "";
-	FILE *f = fopen("/proc/sys/kernel/cap_last_cap", "re");
-	unsigned int v = 40;
-
-	if (f) {
-		if (fgets(buf, sizeof(buf), f))
-			sscanf(buf, "%u", &v);
-		fclose(f);
-	}
-	return v;
-}
-
 static void copy_caps(uint32_t dst[2], const uint32_t *src, size_t n, uint32_t last)
 {
 	dst[0] = n > 0 ? src[0] : 0;
@@ -40,10 +26,10 @@ static void copy_caps(uint32_t dst[2], const uint32_t *src, size_t n, uint32_t l
 		dst[0] &= (uint32_t)((1ull << (last + 1)) - 1);
 }
 
-static void fill_creds(struct restorer_args *a, const CredsEntry *ce, uint32_t *groups)
+static void fill_creds(struct restorer_args *a, const CredsEntry *ce, uint32_t *groups,
+		       uint32_t last)
 {
 	struct rst_creds *c = &a->creds;
-	uint32_t last = cap_last_cap();
 
 	if (!ce)
 		return;
@@ -143,11 +129,17 @@ static void fill_task(struct rst_child *c, struct restorer_args *a)
 		fill_itimer(&a->itimers[1], tc->timers->virt);
 		fill_itimer(&a->itimers[2], tc->timers->prof);
 	}
+	for (size_t i = 0; tc->rlimits && i < tc->rlimits->n_rlimits; i++) {
+		a->rlimits[i].cur = tc->rlimits->rlimits[i]->cur;
+		a->rlimits[i].max = tc->rlimits->rlimits[i]->max;
+	}
+	a->nr_rlimits = tc->rlimits ? tc->rlimits->n_rlimits : 0;
 	a->sigtrap_act.handler = trap->sigaction;
 	a->sigtrap_act.flags = trap->flags;
 	a->sigtrap_act.restorer = trap->restorer;
 	a->sigtrap_act.mask = trap->mask;
-	a->lazy.sock = -1;
+	a->lazy.sock = c->lazy_sock;	/* -1: eager (see pie/uffd.c) */
+	a->lazy.pid = c->ri->pid;
 }
 
 static void fill_vmas(struct rst_child *c, struct restorer_args *a, struct rst_vma *vmas)
@@ -209,7 +201,7 @@ int child_blob_prepare(struct rst_child *c, struct restorer_args **out)
 	a->siginfo = (uint64_t)(uintptr_t)si;
 	si = copy_siginfo(si, core->thread_core->signals_p, &a->nr_sig_private);
 	si = copy_siginfo(si, core->tc->signals_s, &a->nr_sig_shared);
-	fill_creds(a, core->thread_core->creds, (uint32_t *)si);
+	fill_creds(a, core->thread_core->creds, (uint32_t *)si, plan->cap_last_cap);
 
 	if (mprotect(p, plan->code_size, PROT_READ | PROT_EXEC))
 		return child_err(c, errno, "task %d: cannot protect the restorer code: %s",

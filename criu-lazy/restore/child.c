@@ -8,8 +8,9 @@
  *     no handler installed here ever runs before the registers are back;
  *   - wait until the parent has seized us, so nothing below runs untraced;
  *   - premap and fill the memory first, while our fds and cwd are ours;
- *   - then session, descriptors, cwd/root/umask, sigactions, the odd
- *     prctls, personality last (it changes how mmap() behaves);
+ *   - then session, descriptors, the odd prctls (/proc/self is still
+ *     ours), cwd/root/umask, sigactions, personality last (it changes how
+ *     mmap() behaves);
  *   - unregister glibc's rseq area (the blob is about to unmap it) and go.
  *
  * Errors go to the error pipe as one line (the parent prints it and kills
@@ -151,24 +152,28 @@ static int child_misc(struct rst_child *c)
 /*
  * glibc registered an rseq area in our TLS, which the blob unmaps: the
  * kernel would then fault writing to it.  The length glibc registered is
- * sizeof(struct rseq) or, in newer versions, __rseq_size.
+ * sizeof(struct rseq) or, in newer versions, __rseq_size.  A negative
+ * cpu_id in the area means glibc did not register it.
  */
 static int child_rseq_unregister(struct rst_child *c)
 {
 	unsigned int lens[] = { __rseq_size, 32 };
-	char *tp;
+	char *tp, *area;
+	int32_t cpu_id;
 
 	if (!__rseq_size)
 		return 0;
 	__asm__("mov %%fs:0, %0" : "=r"(tp));
+	area = tp + __rseq_offset;
+	memcpy(&cpu_id, area + 4, sizeof(cpu_id));	/* struct rseq.cpu_id */
+	if (cpu_id < 0)
+		return 0;
 	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
-		if (!syscall(SYS_rseq, tp + __rseq_offset, lens[i], 1 /* UNREGISTER */, RSEQ_SIG))
+		if (!syscall(SYS_rseq, area, lens[i], 1 /* RSEQ_FLAG_UNREGISTER */, RSEQ_SIG))
 			return 0;
 		if (errno != EINVAL)
 			break;
 	}
-	if (errno == EINVAL)
-		return 0;	/* not registered (glibc.pthread.rseq=0) */
 	return child_err(c, errno, "task %d: cannot unregister our rseq area: %s", c->ri->pid,
 			 strerror(errno));
 }
@@ -185,10 +190,10 @@ _Noreturn void rst_child_main(struct rst_child *c, int sync_r)
 
 	if (child_premap(c))
 		_exit(1);
-	if (child_session(c) || child_fds_prepare(c) || child_fds_restore(c) ||
-	    child_fs_restore(c))
+	if (child_session(c) || child_fds_prepare(c) || child_fds_restore(c) || child_misc(c))
 		_exit(1);
-	if (child_sigactions(c) || child_misc(c) || child_blob_prepare(c, &args))
+	/* after this, paths resolve in the task's root */
+	if (child_fs_restore(c) || child_sigactions(c) || child_blob_prepare(c, &args))
 		_exit(1);
 	if (syscall(SYS_personality, c->ri->core->tc->personality) < 0) {
 		child_err(c, errno, "task %d: personality 0x%x: %s", c->ri->pid,

@@ -9,7 +9,9 @@
  *     of the blob region (the exit stop of that syscall comes before the
  *     next instruction fetch, so unmapping its own page is fine);
  *  3. registers as dumped (orig_ax = -1: no syscall restart on the way
- *     out), the XSAVE state, the TLS slots, the blocked mask, rlimits;
+ *     out), the XSAVE state, the TLS slots, the blocked mask (the blob set
+ *     the rlimits, from inside: prlimit() on a task with other creds than
+ *     ours would need CAP_SYS_RESOURCE);
  *  4. PTRACE_DETACH with no signal: the task resumes where it was dumped,
  *     and the pending signals it does not block are delivered now.
  *
@@ -22,7 +24,6 @@
 #include <stddef.h>
 #include <string.h>
 #include <sys/ptrace.h>
-#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/user.h>
@@ -205,19 +206,6 @@ static int set_tls(pid_t pid, const ThreadInfoX86 *ti)
 	return 0;
 }
 
-static int set_rlimits(pid_t pid, const TaskRlimitsEntry *rl)
-{
-	for (size_t i = 0; rl && i < rl->n_rlimits; i++) {
-		struct rlimit64 r = { rl->rlimits[i]->cur, rl->rlimits[i]->max };
-
-		if (prlimit64(pid, i, &r, NULL)) {
-			pr_perror("cannot set rlimit %zu of task %d", i, pid);
-			return -errno;
-		}
-	}
-	return 0;
-}
-
 int rst_finalize(const struct opts *o, const struct rst_images *ri,
 		 const struct rst_plan *plan, struct rst_task *t)
 {
@@ -237,8 +225,6 @@ int rst_finalize(const struct opts *o, const struct rst_images *ri,
 		ret = set_fpu(pid, core->thread_info->fpregs);
 	if (!ret)
 		ret = set_tls(pid, core->thread_info);
-	if (!ret)
-		ret = set_rlimits(pid, core->tc->rlimits);
 	if (ret)
 		return ret;
 	if (ptrace(PTRACE_SETSIGMASK, pid, sizeof(mask), &mask)) {

@@ -95,6 +95,9 @@ static int plan_vdso(const struct rst_images *ri, const struct proc_vma *maps, s
 		plan->vdso_cur[i] = (struct rst_range){ ours[i].start, ours[i].end };
 	plan->vdso_nr = nr_ours;
 	plan->vdso_target = dumped[0].start;
+	pr_debug("vdso group: 0x%llx-0x%llx here, 0x%llx in the dump",
+		 (unsigned long long)ours[0].start, (unsigned long long)ours[nr_ours - 1].end,
+		 (unsigned long long)dumped[0].start);
 	return 0;
 }
 
@@ -286,6 +289,20 @@ static int plan_fills(const struct opts *o, const struct rst_images *ri, struct 
 	return 0;
 }
 
+/* Capabilities this kernel knows (the task may chroot before it needs it). */
+static uint32_t read_cap_last_cap(void)
+{
+	FILE *f = fopen("/proc/sys/kernel/cap_last_cap", "re");
+	unsigned int v = 40;	/* CAP_CHECKPOINT_RESTORE, 5.9+ */
+
+	if (f) {
+		if (fscanf(f, "%u", &v) != 1)
+			v = 40;
+		fclose(f);
+	}
+	return v;
+}
+
 int rst_plan_build(const struct opts *o, const struct rst_images *ri, struct rst_plan *plan)
 {
 	struct proc_vma *maps;
@@ -293,6 +310,7 @@ int rst_plan_build(const struct opts *o, const struct rst_images *ri, struct rst
 	int ret;
 
 	memset(plan, 0, sizeof(*plan));
+	plan->cap_last_cap = read_cap_last_cap();
 	ret = proc_maps_read(0, &maps, &nr_maps);
 	if (ret)
 		return ret;

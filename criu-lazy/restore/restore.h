@@ -119,6 +119,8 @@ struct rst_plan {
 	/* sizes of the arrays that follow struct restorer_args */
 	size_t nr_siginfo;
 	size_t nr_groups;
+
+	uint32_t cap_last_cap;		/* this kernel's highest capability */
 };
 
 /* The new task while it is being built. */
@@ -140,6 +142,8 @@ struct rst_child {
 	int pages_fd;			/* pages file of the private memory */
 	int tty_fd;			/* our terminal, or -1 */
 	int exe_fd;
+	int lazy_sock;			/* lazy restore (issue 3): the socket to the
+					 * lazy-pages daemon, or -1 */
 	int helper_base;		/* helper fds are >= this */
 };
 

@@ -112,6 +112,7 @@ int rst_task_create(const struct opts *o, const struct rst_images *ri,
 		struct rst_child c = {
 			.o = o, .ri = ri, .plan = plan, .err_fd = t->err_w,
 			.pages_fd = ri->pi.pages_fd, .tty_fd = -1, .exe_fd = -1,
+			.lazy_sock = -1,
 		};
 
 		close(t->sync_w);
@@ -200,6 +201,7 @@ static const char *step_name(int step)
 		[RST_STEP_MM_MAP] = "setting the mm fields (prctl PR_SET_MM_MAP)",
 		[RST_STEP_CLOSE_FDS] = "closing the restore's descriptors from %llu",
 		[RST_STEP_SIGNALS] = "queueing pending signal %llu",
+		[RST_STEP_RLIMITS] = "setting rlimit %llu",
 		[RST_STEP_CREDS] = "restoring credentials (step %llu)",
 		[RST_STEP_RSEQ] = "registering rseq at 0x%llx",
 		[RST_STEP_ROBUST_LIST] = "setting the robust futex list 0x%llx",

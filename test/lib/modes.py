@@ -11,8 +11,10 @@ Later issues add, as subclasses:
     lazy         lazy-pages daemon on the images + restore --lazy-pages
     remote-lazy  page-server on the images + daemon --page-server + restore
 """
+import socket
 from pathlib import Path
 
+from . import lazy
 from .tool import assert_ok
 
 DUMP_TIMEOUT = 120
@@ -69,4 +71,95 @@ class Eager(Mode):
     name = "eager"
 
 
-MODES = {m.name: m for m in (Eager,)}
+class Lazy(Mode):
+    """A lazy-pages daemon on the images, then restore --lazy-pages.
+
+    Before a second dump every page of the first restore must have arrived
+    (the daemon has exited): a task is dumped again only when whole.
+    """
+    name = "lazy"
+    restore_args = ("--lazy-pages",)
+
+    def __init__(self, tool, tracker, workdir):
+        super().__init__(tool, tracker, workdir)
+        self.daemons = []	# (imgdir, Daemon)
+
+    def start_daemon(self, task, imgdir, n):
+        args = ["lazy-pages", "-D", imgdir]
+        if task.spec.defer_background:
+            args.append("--no-background-fetch")
+        return lazy.Daemon(self.procs, self.tool, args, self.dir / f"lazy-pages-{n}.log",
+                           self.dir / f"lazy-pages-{n}.out", f"lazy-pages #{n}")
+
+    def restore(self, task, imgdir, n):
+        pidfile = self.dir / f"restore-{n}.pid"
+        res = self.tool.restore(imgdir, self.dir / f"restore-{n}.log", RESTORE_TIMEOUT,
+                                pidfile=pidfile, extra=self.restore_args)
+        assert_ok(res, f"restore #{n} of {task.spec.id} (pid {task.pid})")
+        return pidfile
+
+    def wait_daemons(self):
+        for imgdir, daemon in self.daemons:
+            daemon.expect_clean_exit()
+            lazy.check_stats(imgdir, daemon.text())
+        self.daemons = []
+
+    def cycle(self, task, n):
+        if n > 1 and not task.spec.defer_background:
+            self.wait_daemons()
+        imgdir = self.imgdir(n)
+        self.dump(task, imgdir, n)
+        task.expect_gone()
+        self.prepare_source(task, imgdir, n)
+        self.daemons.append((imgdir, self.start_daemon(task, imgdir, n)))
+        pidfile = self.restore(task, imgdir, n)
+        task.expect_restored(pidfile)
+        return imgdir
+
+    def prepare_source(self, task, imgdir, n):
+        """Where the daemon's pages come from: the images themselves."""
+
+    def finish(self):
+        self.wait_daemons()
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RemoteLazy(Lazy):
+    """The pages stay with a page server; the daemon fetches them over TCP
+    (loopback here; the two-host test uses network namespaces)."""
+    name = "remote-lazy"
+
+    def __init__(self, tool, tracker, workdir):
+        super().__init__(tool, tracker, workdir)
+        self.servers = []
+
+    def prepare_source(self, task, imgdir, n):
+        self.port = free_port()
+        self.servers.append(lazy.Daemon(
+            self.procs, self.tool,
+            ["page-server", "-D", imgdir, "--address", "127.0.0.1", "--port", self.port,
+             "--lazy-pages"],
+            self.dir / f"page-server-{n}.log", self.dir / f"page-server-{n}.out",
+            f"page-server #{n}"))
+
+    def start_daemon(self, task, imgdir, n):
+        args = ["lazy-pages", "-D", imgdir, "--page-server", "--address", "127.0.0.1",
+                "--port", self.port]
+        if task.spec.defer_background:
+            args.append("--no-background-fetch")
+        return lazy.Daemon(self.procs, self.tool, args, self.dir / f"lazy-pages-{n}.log",
+                           self.dir / f"lazy-pages-{n}.out", f"lazy-pages #{n}")
+
+    def wait_daemons(self):
+        super().wait_daemons()
+        for server in self.servers:
+            server.expect_clean_exit()
+        self.servers = []
+
+
+MODES = {m.name: m for m in (Eager, Lazy, RemoteLazy)}

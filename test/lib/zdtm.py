@@ -26,6 +26,9 @@ class ZdtmTest:
     cpu_flags: tuple = ()		# /proc/cpuinfo flags it needs
     ignore_fd_pos: bool = False		# it writes to a file while it runs
     label: str = ""
+    # lazy modes: deliver pages only on faults, so what the program does
+    # after the restore (fork, mremap, madvise, ...) meets pages still lazy
+    defer_background: bool = False
 
     @property
     def id(self):
@@ -65,6 +68,12 @@ ZDTM_TESTS = [
     ZdtmTest("rseq"),
     ZdtmTest("counter", ("--log", "counter.log", "--size", "16M", "--interval-ms", "20"),
              ignore_fd_pos=True),
+    # userfaultfd events while pages are lazy (they pass in every mode)
+    ZdtmTest("lazy_fork", defer_background=True),
+    ZdtmTest("lazy_mremap", defer_background=True),
+    ZdtmTest("lazy_madvise", defer_background=True),
+    ZdtmTest("lazy_munmap", defer_background=True),
+    ZdtmTest("lazy_sighandler", defer_background=True),
 ]
 
 # Things a dump must refuse, leaving the task running and unharmed; each

@@ -1,0 +1,101 @@
+"""The lazy-pages daemon and page server as a test runs them.
+
+A daemon is started on an images directory before `restore --lazy-pages`
+and is ready when it writes its byte to --status-fd.  When every task has
+all its pages (or has exited) it prints its statistics, writes
+lazy-pages-stats.json next to the images and exits 0.
+"""
+import json
+import os
+import select
+from pathlib import Path
+
+from . import images
+
+READY_TIMEOUT = 30
+EXIT_TIMEOUT = 120
+
+
+def wait_ready(read_fd, proc, what, timeout=READY_TIMEOUT):
+    """The one zero byte a daemon writes on --status-fd once it listens."""
+    try:
+        r, _, _ = select.select([read_fd], [], [], timeout)
+        data = os.read(read_fd, 1) if r else b""
+    finally:
+        os.close(read_fd)
+    if data != b"\0":
+        rc = proc.poll()
+        raise AssertionError(f"{what} did not get ready within {timeout} s "
+                             f"(exit status {rc})")
+
+
+class Daemon:
+    """One `criu-lazy lazy-pages` (or `page-server`) process of a test."""
+
+    def __init__(self, tracker, tool, args, log, out, what):
+        self.procs = tracker
+        self.what = what
+        self.log = Path(log)
+        self.out = Path(out)
+        r, w = os.pipe()
+        try:
+            self.proc = tracker.spawn([tool.binary, *args, "--status-fd", w, "-v4", "-o", log],
+                                      stdout=out, pass_fds=(w,))
+        finally:
+            os.close(w)
+        wait_ready(r, self.proc, what)
+        self.pid = self.proc.pid
+
+    def text(self):
+        out = [f"--- {self.what} output"]
+        for path in (self.out, self.log):
+            try:
+                out.append(path.read_text(errors="replace")[-6000:])
+            except FileNotFoundError:
+                out.append(f"({path.name} missing)")
+        return "\n".join(out)
+
+    def wait_exit(self, timeout=EXIT_TIMEOUT):
+        """The exit status (an int, negative for a signal)."""
+        try:
+            status = self.procs.reap(self.pid, timeout)
+        except TimeoutError:
+            raise AssertionError(f"{self.what} did not exit within {timeout} s\n{self.text()}")
+        if status is None:
+            return self.proc.returncode
+        return os.waitstatus_to_exitcode(status)
+
+    def expect_clean_exit(self, timeout=EXIT_TIMEOUT):
+        rc = self.wait_exit(timeout)
+        assert rc == 0, f"{self.what} exited with {rc}\n{self.text()}"
+
+
+def lazy_pages_in_images(imgdir):
+    """Sum of the PE_LAZY pages of every pagemap-PID.img (spec 1.3)."""
+    total = 0
+    for path in Path(imgdir).glob("pagemap-*.img"):
+        if path.name.startswith("pagemap-shmem-"):
+            continue
+        _, entries = images.pagemap_entries(path)
+        total += sum(nr for _, nr, flags in entries if flags & images.PE_LAZY)
+    return total
+
+
+def read_stats(imgdir):
+    path = Path(imgdir) / "lazy-pages-stats.json"
+    assert path.exists(), f"the daemon wrote no {path}"
+    return json.loads(path.read_text())
+
+
+def check_stats(imgdir, daemon_text=""):
+    """Every lazy page of the images was delivered once or dropped."""
+    st = read_stats(imgdir)
+    want = lazy_pages_in_images(imgdir)
+    assert st["pages_lazy"] == want, (
+        f"the daemon counted {st['pages_lazy']} lazy pages, the images hold {want}\n"
+        f"{daemon_text}")
+    done = st["pages_fault"] + st["pages_background"] + st["pages_dropped"]
+    assert done == want, (f"{want} lazy pages, but {st['pages_fault']} by fault + "
+                          f"{st['pages_background']} in background + {st['pages_dropped']} "
+                          f"dropped = {done}\n{daemon_text}")
+    return st

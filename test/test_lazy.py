@@ -1,0 +1,187 @@
+"""Lazy restore beyond the zdtm suite: who owns the userfaultfd, the page
+counts, and what happens when something goes wrong.
+
+Each test dumps a workload, starts a lazy-pages daemon (background delivery
+deferred where the test needs pages to stay lazy), restores with
+--lazy-pages, and checks one outcome.  Every process is ended by its pid.
+"""
+import os
+import re
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from lib import lazy, procs as P
+from lib.tool import assert_error_line, assert_ok
+from lib.zdtm import ZdtmTest
+
+TIMEOUT = 60
+WORKLOAD = ZdtmTest("mem_anon", ("--size", "64M"), label="64M", defer_background=True)
+
+
+def dump(tool, task, imgdir, workdir):
+    imgdir.mkdir()
+    assert_ok(tool.dump(task.pid, imgdir, workdir / "dump.log", TIMEOUT), "dump")
+    task.expect_gone()
+
+
+def start_daemon(procs, tool, imgdir, workdir, *extra, name="lazy-pages"):
+    return lazy.Daemon(procs, tool, ["lazy-pages", "-D", imgdir, *extra],
+                       workdir / f"{name}.log", workdir / f"{name}.out", name)
+
+
+def lazy_restore(tool, task, imgdir, workdir):
+    pidfile = workdir / "restore.pid"
+    res = tool.restore(imgdir, workdir / "restore.log", TIMEOUT, pidfile=pidfile,
+                       extra=["--lazy-pages"])
+    assert_ok(res, "restore --lazy-pages")
+    task.expect_restored(pidfile)
+
+
+def region_flags(pid):
+    """VmFlags of every VMA of pid: {start: set(flags)}."""
+    out, start = {}, None
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        m = re.match(r"^([0-9a-f]+)-[0-9a-f]+ ", line)
+        if m:
+            start = int(m.group(1), 16)
+        elif line.startswith("VmFlags:") and start is not None:
+            out[start] = set(line.split(":", 1)[1].split())
+    return out
+
+
+def uffd_fds(pid):
+    fds = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == "anon_inode:[userfaultfd]":
+                fds.append(int(fd))
+        except FileNotFoundError:
+            pass
+    return fds
+
+
+@pytest.fixture
+def restored(zdtm, tool, procs, workdir):
+    """A 64 MiB workload restored lazily, its pages still lazy."""
+    task = zdtm(WORKLOAD)
+    imgdir = workdir / "images"
+    dump(tool, task, imgdir, workdir)
+    daemon = start_daemon(procs, tool, imgdir, workdir, "--no-background-fetch")
+    lazy_restore(tool, task, imgdir, workdir)
+    return task, daemon, imgdir
+
+
+def test_uffd_belongs_to_the_restored_task(restored):
+    task, daemon, imgdir = restored
+    # The lazy VMAs of the task are registered with a userfaultfd: only a
+    # uffd created by the task itself can register its memory.
+    flags = region_flags(task.pid)
+    registered = [s for s, f in flags.items() if "um" in f]
+    assert registered, f"no VMA of task {task.pid} is registered with a userfaultfd"
+    # The restore has exited; the daemon holds the uffd, the task does not.
+    assert uffd_fds(daemon.pid), "the daemon holds no userfaultfd"
+    assert not uffd_fds(task.pid), "the restored task kept its userfaultfd open"
+
+    task.check_pass()
+    daemon.expect_clean_exit()
+    st = lazy.check_stats(imgdir, daemon.text())
+    assert st["pages_fault"] > 0, "no page arrived by fault"
+    assert st["faults"] > 0 and st["fault_latency_p99_us"] > 0
+    out = daemon.out.read_text()
+    assert re.search(r"latency p50 [0-9.]+ us, p99 [0-9.]+ us", out), out
+
+
+def test_background_delivers_everything(zdtm, tool, procs, workdir):
+    spec = ZdtmTest("mem_anon", ("--size", "64M"), label="64M")
+    task = zdtm(spec)
+    imgdir = workdir / "images"
+    dump(tool, task, imgdir, workdir)
+    daemon = start_daemon(procs, tool, imgdir, workdir)
+    lazy_restore(tool, task, imgdir, workdir)
+    # nothing touches the memory: the daemon must deliver it all by itself
+    daemon.expect_clean_exit()
+    st = lazy.check_stats(imgdir, daemon.text())
+    assert st["pages_background"] > 0.9 * st["pages_lazy"], st
+    assert not any("um" in f for f in region_flags(task.pid).values()), (
+        "VMAs still registered with a userfaultfd after the daemon exited")
+    task.check_pass()
+
+
+def test_no_daemon(zdtm, tool, procs, workdir):
+    task = zdtm(ZdtmTest("mem_anon", ("--size", "1M"), label="1M"))
+    imgdir = workdir / "images"
+    dump(tool, task, imgdir, workdir)
+    res = tool.restore(imgdir, workdir / "restore.log", TIMEOUT,
+                       pidfile=workdir / "restore.pid", extra=["--lazy-pages"])
+    assert_error_line(res, "restore", r"lazy-pages")
+    assert not P.exists(task.pid), f"restore left {P.describe(task.pid)}"
+    assert not (workdir / "restore.pid").exists()
+
+
+def test_second_daemon_refused(zdtm, tool, procs, workdir):
+    task = zdtm(ZdtmTest("mem_anon", ("--size", "1M"), label="1M"))
+    imgdir = workdir / "images"
+    dump(tool, task, imgdir, workdir)
+    first = start_daemon(procs, tool, imgdir, workdir)
+    res = tool.run(["lazy-pages", "-D", imgdir], TIMEOUT)
+    assert_error_line(res, "lazy-pages", r"another lazy-pages daemon")
+    # the first one still serves: a restore through it works
+    lazy_restore(tool, task, imgdir, workdir)
+    first.expect_clean_exit()
+    task.check_pass()
+
+
+def test_task_exits_while_lazy(restored):
+    task, daemon, imgdir = restored
+    os.kill(task.pid, signal.SIGKILL)
+    task.procs.reap(task.pid, TIMEOUT)
+    daemon.expect_clean_exit()
+    st = lazy.check_stats(imgdir, daemon.text())
+    assert st["pages_dropped"] > 0, st
+
+
+def test_daemon_stopped_poisons_what_is_left(restored):
+    """SIGTERM to the daemon: it says so, exits non-zero, and the pages that
+    can no longer arrive raise SIGBUS in the task instead of reading zeros."""
+    task, daemon, imgdir = restored
+    os.kill(daemon.pid, signal.SIGTERM)
+    rc = daemon.wait_exit()
+    assert rc != 0, "the daemon exited 0 although pages were left"
+    assert re.search(r"stopped by signal", daemon.out.read_text()), daemon.text()
+    status = task.stop()
+    assert status is not None and os.WIFSIGNALED(status) and \
+        os.WTERMSIG(status) == signal.SIGBUS, (
+            f"the task ended with {P.wait_status_str(status)}, expected SIGBUS")
+
+
+def test_daemon_killed_task_does_not_hang(restored):
+    """SIGKILL to the daemon: the kernel unregisters its userfaultfd, the
+    missing pages read as zeros (documented), and the task runs on: its own
+    check sees the lost data and says FAIL, but it does not hang."""
+    task, daemon, imgdir = restored
+    os.kill(daemon.pid, signal.SIGKILL)
+    daemon.wait_exit()
+    status = task.stop(timeout=TIMEOUT)
+    out = task.outfile.read_text() if task.outfile.exists() else ""
+    assert out.startswith("FAIL"), f"expected the task to notice lost pages, got {out!r}"
+    assert status is not None and os.WIFEXITED(status)
+
+
+def test_corrupted_pagemap(zdtm, tool, procs, workdir):
+    task = zdtm(ZdtmTest("mem_anon", ("--size", "1M"), label="1M"))
+    imgdir = workdir / "images"
+    dump(tool, task, imgdir, workdir)
+    pm = imgdir / f"pagemap-{task.pid}.img"
+    data = bytearray(pm.read_bytes())
+    data[-3:] = b"\xff\xff\xff"
+    pm.write_bytes(bytes(data))
+    daemon = start_daemon(procs, tool, imgdir, workdir)
+    # the daemon reads a task's pagemap only when the restore hands it the
+    # task; the restore reads it first and fails naming the file
+    res = tool.restore(imgdir, workdir / "restore.log", TIMEOUT, extra=["--lazy-pages"])
+    assert_error_line(res, "restore", rf"pagemap-{task.pid}\.img")
+    assert not P.exists(task.pid)
+    procs.kill(daemon.pid)
