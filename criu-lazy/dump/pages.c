@@ -171,6 +171,44 @@ static int batch_add(struct page_batch *b, uint64_t addr, uint64_t nr, uint32_t 
 	return 0;
 }
 
+/*
+ * Pages never left lazy, though their VMA is: the argv/environ area, which
+ * others read through /proc/PID/cmdline and environ (a read from another
+ * process cannot wait for a lazy page: it would see nothing), and the page
+ * at the stack pointer, the first one the task touches.
+ */
+static bool page_eager(const struct dump_task *t, uint64_t addr)
+{
+	const MmEntry *mm = &t->mm.mm;
+	uint64_t sp_page = t->regs.rsp & ~(PAGE_SZ - 1);
+
+	if (addr == sp_page)
+		return true;
+	return addr + PAGE_SZ > mm->mm_arg_start && addr < mm->mm_env_end;
+}
+
+/* batch_add, with the eager pages of a lazy run split off as PE_PRESENT */
+static int add_run(struct page_batch *b, uint64_t addr, uint64_t nr, uint32_t flags, bool via_mem)
+{
+	while (nr) {
+		bool eager = (flags & PE_LAZY) && page_eager(b->t, addr);
+		uint64_t n = 1;
+		int ret;
+
+		if (flags & PE_LAZY)
+			while (n < nr && page_eager(b->t, addr + n * PAGE_SZ) == eager)
+				n++;
+		else
+			n = nr;
+		ret = batch_add(b, addr, n, eager ? (flags & ~PE_LAZY) : flags, via_mem);
+		if (ret)
+			return ret;
+		addr += n * PAGE_SZ;
+		nr -= n;
+	}
+	return 0;
+}
+
 static bool page_wanted(uint64_t pme, bool file_private, uint64_t zero_pfn)
 {
 	if (!(pme & (PM_PRESENT | PM_SWAP)))
@@ -202,7 +240,7 @@ static int dump_vma_pages(struct page_batch *b, int pm_fd, uint64_t *pm, const V
 
 	b->ctx->st.pages_scanned += (v->end - v->start) / PAGE_SZ;
 	if (all)
-		return batch_add(b, v->start, (v->end - v->start) / PAGE_SZ, flags, via_mem);
+		return add_run(b, v->start, (v->end - v->start) / PAGE_SZ, flags, via_mem);
 
 	while (addr < v->end) {
 		uint64_t n = (v->end - addr) / PAGE_SZ, run_start = 0, run_len = 0;
@@ -235,14 +273,14 @@ static int dump_vma_pages(struct page_batch *b, int pm_fd, uint64_t *pm, const V
 				continue;
 			}
 			if (run_len) {
-				ret = batch_add(b, run_start, run_len, flags, via_mem);
+				ret = add_run(b, run_start, run_len, flags, via_mem);
 				if (ret)
 					return ret;
 				run_len = 0;
 			}
 		}
 		if (run_len) {
-			ret = batch_add(b, run_start, run_len, flags, via_mem);
+			ret = add_run(b, run_start, run_len, flags, via_mem);
 			if (ret)
 				return ret;
 		}

@@ -30,6 +30,7 @@ struct lazy_task {
 	pid_t pid;			/* the image's pid (the owner's, for forks) */
 	int uffd;			/* -1 once closed */
 	bool gone;			/* exited, or everything delivered */
+	bool forked;			/* a child forked after the restore */
 	struct lazy_model model;
 	uint64_t nr_lazy_pages;		/* at start, for the statistics */
 
@@ -85,7 +86,7 @@ void lazy_request_done(struct lazy_daemon *d, struct lazy_task *t, uint64_t img_
 		       uint64_t nr_pages);
 int lazy_background_step(struct lazy_daemon *d);
 /* events move or cut what is in flight (run-time addresses) */
-int lazy_inflight_drop(struct lazy_task *t, uint64_t start, uint64_t end);
+int lazy_inflight_drop(struct lazy_task *t, uint64_t start, uint64_t end, uint64_t *dropped);
 int lazy_inflight_remap(struct lazy_task *t, uint64_t from, uint64_t to, uint64_t len);
 
 /* a thread faulted on a page that is in flight: it waits for its copy */

@@ -145,7 +145,7 @@ static uint64_t span_end(const struct lazy_span *s)
 	return s->start + s->nr_pages * LAZY_PAGE_SIZE;
 }
 
-int lazy_inflight_drop(struct lazy_task *t, uint64_t start, uint64_t end)
+int lazy_inflight_drop(struct lazy_task *t, uint64_t start, uint64_t end, uint64_t *dropped)
 {
 	size_t i = 0;
 
@@ -159,6 +159,7 @@ int lazy_inflight_drop(struct lazy_task *t, uint64_t start, uint64_t end)
 		}
 		lo = s.start > start ? s.start : start;
 		hi = span_end(&s) < end ? span_end(&s) : end;
+		*dropped += (hi - lo) / LAZY_PAGE_SIZE;
 		/* entry i is replaced: look at it again */
 		if (inflight_cut(t, i, s.img_start + (lo - s.start), s.img_start + (hi - s.start)) ||
 		    waiting_release(t, s.img_start + (lo - s.start), s.img_start + (hi - s.start), NULL))

@@ -102,13 +102,15 @@ static int on_fork(struct lazy_daemon *d, struct lazy_task *parent, int child_uf
 		close(child_uffd);
 		return -ENOMEM;
 	}
+	child->forked = true;
 	ret = lazy_model_clone(&child->model, &parent->model);
 	if (ret)
 		return ret;
 	/* what the parent still waits for, the child must get too */
 	for (size_t i = 0; i < parent->nr_inflight; i++)
 		lazy_model_put_back(&child->model, &parent->inflight[i].span);
-	child->nr_lazy_pages = 0;
+	child->nr_lazy_pages = child->model.nr_pending;
+	d->stats.pages_inherited += child->model.nr_pending;
 
 	ev.data.ptr = child;
 	if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, child_uffd, &ev)) {
@@ -133,7 +135,7 @@ static int on_remove(struct lazy_daemon *d, struct lazy_task *t, uint64_t start,
 	d->stats.pages_dropped += t->model.nr_pending;
 	lazy_model_drop(&t->model, start, end);
 	d->stats.pages_dropped -= t->model.nr_pending;
-	ret = lazy_inflight_drop(t, start, end);
+	ret = lazy_inflight_drop(t, start, end, &d->stats.pages_dropped);
 	/* a thread waiting there must retry its fault and see what is there now */
 	if (!ret && uffd_wake(t->uffd, start, end - start) < 0)
 		ret = -EIO;
@@ -147,7 +149,7 @@ static int on_unmap(struct lazy_daemon *d, struct lazy_task *t, uint64_t start, 
 	d->stats.pages_dropped += t->model.nr_pending;
 	lazy_model_drop(&t->model, start, end);
 	d->stats.pages_dropped -= t->model.nr_pending;
-	ret = lazy_inflight_drop(t, start, end);
+	ret = lazy_inflight_drop(t, start, end, &d->stats.pages_dropped);
 	if (!ret && uffd_wake(t->uffd, start, end - start) < 0)
 		ret = -EIO;
 	return ret;

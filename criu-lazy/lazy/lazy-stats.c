@@ -48,9 +48,10 @@ void lazy_stats_report(struct lazy_stats *s, int dirfd)
 	p50 = percentile_us(s, 0.50);
 	p99 = percentile_us(s, 0.99);
 
-	printf("lazy-pages: %llu task(s), %llu lazy pages: %llu by fault, %llu in background, "
-	       "%llu dropped; %llu zero pages\n",
+	printf("lazy-pages: %llu task(s), %llu lazy pages (+%llu inherited by forks): %llu by fault, "
+	       "%llu in background, %llu dropped; %llu zero pages\n",
 	       (unsigned long long)s->tasks, (unsigned long long)s->pages_lazy,
+	       (unsigned long long)s->pages_inherited,
 	       (unsigned long long)s->pages_fault, (unsigned long long)s->pages_background,
 	       (unsigned long long)s->pages_dropped, (unsigned long long)s->pages_zero);
 	printf("lazy-pages: %llu faults, latency p50 %.1f us, p99 %.1f us; "
@@ -60,11 +61,13 @@ void lazy_stats_report(struct lazy_stats *s, int dirfd)
 	fflush(stdout);
 
 	len = snprintf(json, sizeof(json),
-		       "{\"tasks\": %llu, \"pages_lazy\": %llu, \"pages_fault\": %llu, "
+		       "{\"tasks\": %llu, \"pages_lazy\": %llu, \"pages_inherited\": %llu, "
+		       "\"pages_fault\": %llu, "
 		       "\"pages_background\": %llu, \"pages_dropped\": %llu, \"pages_zero\": %llu, "
 		       "\"faults\": %llu, \"fault_latency_p50_us\": %.2f, "
 		       "\"fault_latency_p99_us\": %.2f, \"bytes\": %llu, \"duration_s\": %.6f}\n",
 		       (unsigned long long)s->tasks, (unsigned long long)s->pages_lazy,
+		       (unsigned long long)s->pages_inherited,
 		       (unsigned long long)s->pages_fault, (unsigned long long)s->pages_background,
 		       (unsigned long long)s->pages_dropped, (unsigned long long)s->pages_zero,
 		       (unsigned long long)s->faults, p50, p99, (unsigned long long)s->bytes, secs);

@@ -8,6 +8,7 @@
 struct lazy_stats {
 	uint64_t tasks;
 	uint64_t pages_lazy;		/* lazy pages in the images */
+	uint64_t pages_inherited;	/* still lazy in a parent when it forked */
 	uint64_t pages_fault;		/* delivered because a thread touched them */
 	uint64_t pages_background;	/* delivered ahead of any touch */
 	uint64_t pages_zero;		/* zero pages for faults outside the model */

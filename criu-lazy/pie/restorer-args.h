@@ -144,7 +144,9 @@ struct rst_sigaltstack {
 struct rst_lazy {
 	int32_t sock;
 	int32_t pid;		/* virtual pid sent to the daemon */
-	uint64_t features;	/* UFFD_FEATURE_* wanted (ANDed with the kernel's) */
+	uint64_t features;	/* UFFD_FEATURE_* to ask for (the kernel has them all) */
+	int32_t uffd;		/* the blob's, between open and send */
+	int32_t pad;
 };
 
 struct restorer_args {

@@ -17,6 +17,8 @@
 #define __NR_rt_sigprocmask		14
 #define __NR_mremap			25
 #define __NR_madvise			28
+#define __NR_ioctl			16
+#define __NR_sendto			44
 #define __NR_getitimer			36
 #define __NR_setitimer			38
 #define __NR_getpid			39
@@ -238,7 +240,7 @@ static inline long sys_userfaultfd(long flags)
 
 static inline long sys_ioctl(int fd, unsigned long req, void *arg)
 {
-	return sys_call3(16 /* __NR_ioctl */, fd, (long)req, SYS_A(arg));
+	return sys_call3(__NR_ioctl, fd, (long)req, SYS_A(arg));
 }
 
 static inline long sys_sendmsg(int fd, const void *msg, long flags)

@@ -1,46 +1,138 @@
 /*
- * Lazy restore (issue 3) -- THE STEP THAT SLOTS IN HERE.
+ * Lazy restore, inside the restored task (spec 3.4).
  *
- * When the restore runs with --lazy-pages, the blob, inside the restored
- * task (spec 3.4):
  *   rst_uffd_open()      before the VMAs move: userfaultfd(O_CLOEXEC |
- *                        O_NONBLOCK), UFFDIO_API with api 0xAA and the
- *                        features in a->lazy.features that the kernel has;
- *   rst_uffd_register()  right after each VMA reached its target address,
- *                        for VMAs with v->lazy: UFFDIO_REGISTER of the whole
- *                        VMA, mode MISSING;
- *   rst_uffd_send()      after every VMA is placed: the int32 virtual pid
- *                        with send(), then a 1-byte sendmsg() carrying the
- *                        uffd as SCM_RIGHTS over a->lazy.sock; then it
- *                        closes its uffd.
- * The restore process skips PE_LAZY pages when it fills the premap, opens
- * a->lazy.sock (>= helper_fd_base, closed with the other helper fds) and
- * fills a->lazy.  Until then a->lazy.sock is -1 and these do nothing.
+ *                        O_NONBLOCK) and UFFDIO_API with api 0xAA and the
+ *                        features the restore process found the kernel has
+ *                        (fork, remap, remove, unmap events);
+ *   rst_uffd_register()  right after each lazy VMA reached its address:
+ *                        UFFDIO_REGISTER of the whole VMA, mode MISSING;
+ *   rst_uffd_send()      after every VMA is placed: the int32 virtual pid,
+ *                        then a 1-byte sendmsg() carrying the uffd as
+ *                        SCM_RIGHTS, over the socket to the daemon; then
+ *                        the task closes its own copy of the uffd.
+ *
+ * The uffd must be created here, by the task: a userfaultfd registers the
+ * memory of the process that created it.
  */
 #include <stdint.h>
 
 #include "restorer.h"
 #include "syscalls.h"
 
-#define ENOSYS 38
+#define O_NONBLOCK_	04000
+#define O_CLOEXEC_	02000000
+#define UFFD_API_	0xAAULL
+#define UFFDIO_API_	0xc018aa3fUL
+#define UFFDIO_REGISTER_ 0xc020aa00UL
+#define UFFDIO_REGISTER_MODE_MISSING_ 1ULL
+#define SOL_SOCKET_	1
+#define SCM_RIGHTS_	1
+#define MSG_NOSIGNAL_	0x4000
+
+struct uffdio_api_ {
+	uint64_t api, features, ioctls;
+};
+
+struct uffdio_register_ {
+	uint64_t start, len, mode, ioctls;
+};
+
+struct iovec_ {
+	void *base;
+	uint64_t len;
+};
+
+struct msghdr_ {
+	void *name;
+	uint32_t namelen, pad;
+	struct iovec_ *iov;
+	uint64_t iovlen;
+	void *control;
+	uint64_t controllen;
+	int32_t flags, pad2;
+};
+
+struct cmsg_fd_ {
+	uint64_t len;
+	int32_t level, type;
+	int32_t fd, pad;
+};
 
 int rst_uffd_open(struct restorer_args *a)
 {
+	struct uffdio_api_ api = { .api = UFFD_API_, .features = a->lazy.features };
+	long fd, ret;
+
 	if (a->lazy.sock < 0)
 		return 0;
-	return rst_fail(a, RST_STEP_UFFD_OPEN, -ENOSYS, 0);
+	fd = sys_call1(__NR_userfaultfd, O_CLOEXEC_ | O_NONBLOCK_);
+	if (fd < 0)
+		return rst_fail(a, RST_STEP_UFFD_OPEN, fd, 0);
+	ret = sys_call3(__NR_ioctl, fd, UFFDIO_API_, SYS_A(&api));
+	if (ret < 0) {
+		sys_close(fd);
+		return rst_fail(a, RST_STEP_UFFD_OPEN, ret, 0);
+	}
+	a->lazy.uffd = fd;
+	return 0;
 }
 
 int rst_uffd_register(struct restorer_args *a, const struct rst_vma *v)
 {
+	struct uffdio_register_ reg = {
+		.start = v->start,
+		.len = v->end - v->start,
+		.mode = UFFDIO_REGISTER_MODE_MISSING_,
+	};
+	long ret;
+
 	if (a->lazy.sock < 0 || !v->lazy)
 		return 0;
-	return rst_fail(a, RST_STEP_UFFD_REGISTER, -ENOSYS, v->start);
+	ret = sys_call3(__NR_ioctl, a->lazy.uffd, UFFDIO_REGISTER_, SYS_A(&reg));
+	if (ret < 0)
+		return rst_fail(a, RST_STEP_UFFD_REGISTER, ret, v->start);
+	return 0;
+}
+
+static long send_all(int sock, const void *buf, uint64_t len)
+{
+	while (len) {
+		long n = sys_call6(__NR_sendto, sock, SYS_A(buf), len, MSG_NOSIGNAL_, 0, 0);
+
+		if (n < 0)
+			return n;
+		buf = (const char *)buf + n;
+		len -= n;
+	}
+	return 0;
 }
 
 int rst_uffd_send(struct restorer_args *a)
 {
+	char byte = 0;
+	struct iovec_ iov = { &byte, 1 };
+	struct cmsg_fd_ cmsg = {
+		.len = 20,	/* CMSG_LEN(sizeof(int)) */
+		.level = SOL_SOCKET_,
+		.type = SCM_RIGHTS_,
+		.fd = a->lazy.uffd,
+	};
+	struct msghdr_ msg = {
+		.iov = &iov, .iovlen = 1,
+		.control = &cmsg, .controllen = 24,	/* CMSG_SPACE(sizeof(int)) */
+	};
+	int32_t pid = a->lazy.pid;
+	long ret;
+
 	if (a->lazy.sock < 0)
 		return 0;
-	return rst_fail(a, RST_STEP_UFFD_SEND, -ENOSYS, 0);
+	ret = send_all(a->lazy.sock, &pid, sizeof(pid));
+	if (!ret)
+		ret = sys_call3(__NR_sendmsg, a->lazy.sock, SYS_A(&msg), MSG_NOSIGNAL_);
+	sys_close(a->lazy.uffd);
+	a->lazy.uffd = -1;
+	if (ret < 0)
+		return rst_fail(a, RST_STEP_UFFD_SEND, ret, 0);
+	return 0;
 }

@@ -140,6 +140,8 @@ static void fill_task(struct rst_child *c, struct restorer_args *a)
 	a->sigtrap_act.mask = trap->mask;
 	a->lazy.sock = c->lazy_sock;	/* -1: eager (see pie/uffd.c) */
 	a->lazy.pid = c->ri->pid;
+	a->lazy.features = c->lazy_features;
+	a->lazy.uffd = -1;
 }
 
 static void fill_vmas(struct rst_child *c, struct restorer_args *a, struct rst_vma *vmas)

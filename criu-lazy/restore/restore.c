@@ -125,13 +125,9 @@ int cr_restore(struct opts *o)
 	uint64_t t_start = now_us();
 	struct rst_images ri = { .dirfd = -1 };
 	struct rst_plan plan = { 0 };
-	struct rst_task t = { .pid = 0, .sync_w = -1, .err_r = -1 };
+	struct rst_task t = { .pid = 0, .sync_w = -1, .err_r = -1, .lazy_sock = -1 };
 	int dirfd, ret;
 
-	if (o->lazy_pages) {
-		pr_err("--lazy-pages: lazy restore is not implemented yet");
-		return -EOPNOTSUPP;
-	}
 	dirfd = open(o->images_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dirfd < 0) {
 		pr_perror("%s", o->images_dir);
@@ -148,15 +144,24 @@ int cr_restore(struct opts *o)
 	pr_info("task %d: %zu VMAs, %llu pages to read, %zu fds", ri.pid, plan.nr_vmas,
 		(unsigned long long)plan.pages_to_fill, ri.nr_fds);
 
+	/* once, before any task exists (CRIU's order): no daemon, no restore */
+	if (o->lazy_pages) {
+		ret = rst_lazy_connect(o, &t);
+		if (ret)
+			goto out;
+	}
 	ret = rst_task_create(o, &ri, &plan, &t);
 	if (!ret)
 		ret = rst_task_wait_blob(&t, &plan);
 	if (!ret)
 		ret = rst_finalize(o, &ri, &plan, &t);
+	if (!ret && o->lazy_pages)
+		ret = rst_lazy_finished(&t);
 	if (!ret)
 		ret = write_pidfile(o, t.pid);
 	if (!ret)
 		ret = rst_detach(&t);
+	rst_lazy_close(&t);
 	if (t.err_r >= 0)
 		close(t.err_r);
 	t.err_r = -1;
@@ -176,6 +181,7 @@ int cr_restore(struct opts *o)
 	return 0;
 
 out:
+	rst_lazy_close(&t);
 	rst_plan_free(&plan);
 	rst_images_free(&ri);
 	close(dirfd);

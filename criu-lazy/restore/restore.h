@@ -131,6 +131,8 @@ struct rst_task {
 	int err_r;			/* child -> parent: one error line */
 	int err_w;
 	uint64_t fork_us;		/* clone3 + seize */
+	int lazy_sock;			/* connected to the lazy-pages daemon, or -1 */
+	uint64_t lazy_features;
 };
 
 /* The new task's own context (child.c and what it calls). */
@@ -142,8 +144,9 @@ struct rst_child {
 	int pages_fd;			/* pages file of the private memory */
 	int tty_fd;			/* our terminal, or -1 */
 	int exe_fd;
-	int lazy_sock;			/* lazy restore (issue 3): the socket to the
+	int lazy_sock;			/* lazy restore: the socket to the
 					 * lazy-pages daemon, or -1 */
+	uint64_t lazy_features;		/* UFFD_FEATURE_* the blob asks for */
 	int helper_base;		/* helper fds are >= this */
 };
 
@@ -185,5 +188,10 @@ _Noreturn void child_blob_jump(const struct rst_plan *plan, struct restorer_args
 int rst_finalize(const struct opts *o, const struct rst_images *ri,
 		 const struct rst_plan *plan, struct rst_task *t);
 int rst_detach(struct rst_task *t);
+
+/* lazy.c: the restore's side of the lazy-pages socket */
+int rst_lazy_connect(const struct opts *o, struct rst_task *t);
+int rst_lazy_finished(struct rst_task *t);
+void rst_lazy_close(struct rst_task *t);
 
 #endif

@@ -89,7 +89,8 @@ int rst_task_create(const struct opts *o, const struct rst_images *ri,
 	uint64_t t0;
 	pid_t pid;
 
-	memset(t, 0, sizeof(*t));
+	/* the lazy-pages connection was made before: keep it */
+	*t = (struct rst_task){ .lazy_sock = t->lazy_sock, .lazy_features = t->lazy_features };
 	t->sync_r = t->sync_w = t->err_r = t->err_w = -1;
 	if (pipe2(sync_p, O_CLOEXEC) || pipe2(err_p, O_CLOEXEC)) {
 		pr_perror("pipe");
@@ -112,7 +113,7 @@ int rst_task_create(const struct opts *o, const struct rst_images *ri,
 		struct rst_child c = {
 			.o = o, .ri = ri, .plan = plan, .err_fd = t->err_w,
 			.pages_fd = ri->pi.pages_fd, .tty_fd = -1, .exe_fd = -1,
-			.lazy_sock = -1,
+			.lazy_sock = t->lazy_sock, .lazy_features = t->lazy_features,
 		};
 
 		close(t->sync_w);

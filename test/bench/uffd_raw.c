@@ -14,13 +14,14 @@
  * copy: UFFDIO_COPY of the whole region in --chunk pieces (4 MiB), no
  *   faults involved, from an anonymous source buffer and from a MAP_PRIVATE
  *   read-only mapping of a file in the page cache (what the daemon does with
- *   a pages image).  Repeated --reps times into a fresh region, after one
- *   pass that is not counted (see warm_memory()).
+ *   a pages image; --copy-file names one, else a new file of --size is
+ *   written in --tmpdir).  Repeated --reps times into a fresh region, after
+ *   one pass that is not counted (see warm_memory()).
  *
  * Prints one JSON object on stdout; errors go to stderr with exit status 1.
  *
  *   uffd_raw [--size 1G] [--mode fault|copy|all] [--order seq|random|both]
- *            [--window PAGES] [--chunk 4M] [--reps 3] [--tmpdir DIR]
+ *            [--window PAGES] [--chunk 4M] [--reps 3] [--tmpdir DIR] [--copy-file F]
  *            [--seed N] [--timeout SECONDS] [--handler-cpu N] [--toucher-cpu N]
  */
 #include <fcntl.h>
@@ -32,6 +33,7 @@
 #include <stdbool.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -47,6 +49,7 @@ struct config {
 	const char *mode;
 	const char *order;
 	const char *tmpdir;
+	const char *copy_file;	/* file source of the copy test, else a new one */
 };
 
 /*
@@ -361,11 +364,25 @@ static int make_source_file(const struct config *cfg, const char *buf)
 	return fd;
 }
 
-static void run_copy(const struct config *cfg)
+/* An existing file (a pages image): the copy tests use its whole pages. */
+static int open_source_file(struct config *cfg)
 {
+	int fd = open(cfg->copy_file, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+
+	if (fd < 0 || fstat(fd, &st))
+		die("%s: %m", cfg->copy_file);
+	cfg->size = st.st_size & ~(BENCH_PAGE - 1);
+	if (!cfg->size)
+		die("%s: shorter than a page", cfg->copy_file);
+	return fd;
+}
+
+static void run_copy(struct config *cfg)
+{
+	int fd = cfg->copy_file ? open_source_file(cfg) : -1;
 	double anon[cfg->reps], file[cfg->reps];
 	char *src = xmap(cfg->size);
-	int fd;
 
 	bench_pattern_fill(src, cfg->size, cfg->seed);
 	/* each source: one pass to warm up (see warm_memory), then the measured ones */
@@ -376,7 +393,8 @@ static void run_copy(const struct config *cfg)
 			anon[i] = v;
 	}
 
-	fd = make_source_file(cfg, src);
+	if (fd < 0)
+		fd = make_source_file(cfg, src);
 	munmap(src, cfg->size);
 	for (int i = -1; i < cfg->reps; i++) {
 		char *map = mmap(NULL, cfg->size, PROT_READ, MAP_PRIVATE, fd, 0);
@@ -402,7 +420,7 @@ static void run_copy(const struct config *cfg)
 static void usage(void)
 {
 	fputs("usage: uffd_raw [--size 1G] [--mode fault|copy|all] [--order seq|random|both]\n"
-	      "                [--window PAGES] [--chunk 4M] [--reps 3] [--tmpdir DIR]\n"
+	      "                [--window PAGES] [--chunk 4M] [--reps 3] [--tmpdir DIR] [--copy-file F]\n"
 	      "                [--seed N] [--timeout SECONDS] [--handler-cpu N] [--toucher-cpu N]\n",
 	      stderr);
 	exit(1);
@@ -418,6 +436,7 @@ int main(int argc, char **argv)
 		{ "chunk", required_argument, NULL, 'c' },
 		{ "reps", required_argument, NULL, 'r' },
 		{ "tmpdir", required_argument, NULL, 'T' },
+		{ "copy-file", required_argument, NULL, 'F' },
 		{ "seed", required_argument, NULL, 'S' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "handler-cpu", required_argument, NULL, 'H' },
@@ -426,7 +445,8 @@ int main(int argc, char **argv)
 	};
 	struct config cfg = {
 		.size = 1ULL << 30, .chunk = 4ULL << 20, .window = 1, .seed = 0x5eed,
-		.reps = 3, .handler_cpu = -1, .toucher_cpu = -1, .mode = "all", .order = "both", .tmpdir = "/var/tmp",
+		.reps = 3, .handler_cpu = -1, .toucher_cpu = -1,
+		.mode = "all", .order = "both", .tmpdir = "/var/tmp",
 	};
 	bool do_fault, do_copy, seq, rnd;
 	unsigned timeout = 600;
@@ -441,6 +461,7 @@ int main(int argc, char **argv)
 		case 'c': cfg.chunk = bench_parse_size(optarg); break;
 		case 'r': cfg.reps = atoi(optarg); break;
 		case 'T': cfg.tmpdir = optarg; break;
+		case 'F': cfg.copy_file = optarg; break;
 		case 'S': cfg.seed = strtoull(optarg, NULL, 0); break;
 		case 't': timeout = atoi(optarg); break;
 		case 'H': cfg.handler_cpu = atoi(optarg); break;
