@@ -402,10 +402,10 @@ class LazySuite:
             ses = touch[order]
             if not ses:
                 continue
-            touch, st = ses["touch"], ses["stats"]
-            rate = touch["pages"] / touch["seconds"]
+            tr, st = ses["touch"], ses["stats"]
+            rate = tr["pages"] / tr["seconds"]
             rawf, rawf_w = raw1["fault"][order], raww["fault"][order]
-            r.figure(f"touch_s_{order}", f"{order} touch time", touch["seconds"], "s")
+            r.figure(f"touch_s_{order}", f"{order} touch time", tr["seconds"], "s")
             r.figure(f"touch_pages_s_{order}", f"{order} touch rate", round(rate), "pages/s",
                      f"{st['faults']:,} faults, {st['pages_fault']:,} pages by fault")
             r.figure(f"raw_pages_s_{order}", f"raw per-fault limit, {order} (1 page/fault)",
