@@ -114,6 +114,14 @@ static bool is_syscall_stop(int status)
 	       (WSTOPSIG(status) == (SIGTRAP | 0x80) || WSTOPSIG(status) == SIGTRAP);
 }
 
+/* Wait for tid's next stop; -ESRCH (logged) if it ended instead. */
+static int wait_next_stop(pid_t tid, int *status)
+{
+	int ret = ptrace_wait_stop(tid, PTRACE_WAIT_TIMEOUT_MS, status);
+
+	return ret ?: task_gone(tid, *status);
+}
+
 static int resume_to_syscall_stop(pid_t tid)
 {
 	int status, ret;
@@ -122,10 +130,7 @@ static int resume_to_syscall_stop(pid_t tid)
 		pr_perror("resume task %d to a syscall stop", tid);
 		return -errno;
 	}
-	ret = ptrace_wait_stop(tid, PTRACE_WAIT_TIMEOUT_MS, &status);
-	if (ret)
-		return ret;
-	ret = task_gone(tid, status);
+	ret = wait_next_stop(tid, &status);
 	if (ret)
 		return ret;
 	if (!is_syscall_stop(status)) {
@@ -209,10 +214,7 @@ int ptrace_park_in_signal_stop(pid_t tid)
 		return -errno;
 	}
 	/* ... and stops it in its signal handling before it reaches user space */
-	ret = ptrace_wait_stop(tid, PTRACE_WAIT_TIMEOUT_MS, &status);
-	if (ret)
-		return ret;
-	ret = task_gone(tid, status);
+	ret = wait_next_stop(tid, &status);
 	if (ret)
 		return ret;
 	if (!WIFSTOPPED(status) || status >> 16 != PTRACE_EVENT_STOP) {

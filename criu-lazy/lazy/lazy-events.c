@@ -122,16 +122,11 @@ static int on_fork(struct lazy_daemon *d, struct lazy_task *parent, int child_uf
 	return 0;
 }
 
-static int on_remove(struct lazy_daemon *d, struct lazy_task *t, uint64_t start, uint64_t end)
+/* munmap, or a shrinking mremap: nothing of [start, end) is wanted any more */
+static int on_unmap(struct lazy_daemon *d, struct lazy_task *t, uint64_t start, uint64_t end)
 {
-	int ret = uffd_unregister(t->uffd, start, end - start);
+	int ret;
 
-	if (ret == UFFD_GONE_TASK) {
-		lazy_task_close(d, t, "exited");
-		return 0;
-	}
-	if (ret < 0)
-		return ret;
 	d->stats.pages_dropped += t->model.nr_pending;
 	lazy_model_drop(&t->model, start, end);
 	d->stats.pages_dropped -= t->model.nr_pending;
@@ -142,17 +137,21 @@ static int on_remove(struct lazy_daemon *d, struct lazy_task *t, uint64_t start,
 	return ret;
 }
 
-static int on_unmap(struct lazy_daemon *d, struct lazy_task *t, uint64_t start, uint64_t end)
+/*
+ * madvise(MADV_DONTNEED): the range must read zeros from now on, so no
+ * fault there may reach us again (we would deliver the dumped data).
+ */
+static int on_remove(struct lazy_daemon *d, struct lazy_task *t, uint64_t start, uint64_t end)
 {
-	int ret;
+	int ret = uffd_unregister(t->uffd, start, end - start);
 
-	d->stats.pages_dropped += t->model.nr_pending;
-	lazy_model_drop(&t->model, start, end);
-	d->stats.pages_dropped -= t->model.nr_pending;
-	ret = lazy_inflight_drop(t, start, end, &d->stats.pages_dropped);
-	if (!ret && uffd_wake(t->uffd, start, end - start) < 0)
-		ret = -EIO;
-	return ret;
+	if (ret == UFFD_GONE_TASK) {
+		lazy_task_close(d, t, "exited");
+		return 0;
+	}
+	if (ret < 0)
+		return ret;
+	return on_unmap(d, t, start, end);
 }
 
 static int on_remap(struct lazy_task *t, uint64_t from, uint64_t to, uint64_t len)
