@@ -192,3 +192,18 @@ def test_corrupted_pagemap(zdtm, tool, procs, workdir):
     assert_error_line(res, "restore", rf"pagemap-{task.pid}\.img")
     assert not P.exists(task.pid)
     procs.kill(daemon.pid)
+
+
+def test_daemon_stopped_before_the_restore(zdtm, tool, procs, workdir):
+    """A stop request while the daemon waits for the restore: one line,
+    non-zero exit, and no socket left behind in the images directory."""
+    task = zdtm(ZdtmTest("mem_anon", ("--size", "1M"), label="1M"))
+    imgdir = workdir / "images"
+    dump(tool, task, imgdir, workdir)
+    daemon = start_daemon(procs, tool, imgdir, workdir)
+    assert (imgdir / "lazy-pages.socket").exists()
+    os.kill(daemon.pid, signal.SIGTERM)
+    rc = daemon.wait_exit(timeout=TIMEOUT)
+    assert rc == 1, f"the daemon exited with {rc}\n{daemon.text()}"
+    assert re.search(r"stopped by signal 15", daemon.out.read_text()), daemon.text()
+    assert not (imgdir / "lazy-pages.socket").exists(), "the socket was left behind"

@@ -101,6 +101,5 @@ int lazy_retry_deferred(struct lazy_daemon *d, struct lazy_task *t);
 /* lazy-poison.c: what the tasks get when pages can no longer arrive */
 void lazy_poison_all(struct lazy_daemon *d);
 
-uint64_t lazy_now_ns(void);
 
 #endif

@@ -12,18 +12,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/evloop.h"
 #include "common/log.h"
 #include "lazy/lazy-daemon.h"
 #include "lazy/page-source.h"
 #include "lazy/uffd.h"
-
-uint64_t lazy_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-}
 
 static uint64_t span_img_end(const struct lazy_span *s)
 {
@@ -242,7 +235,7 @@ int lazy_deliver(struct lazy_daemon *d, struct lazy_task *t, uint64_t img_start,
 	if (done) {
 		if (req.urgent) {
 			d->stats.pages_fault += done / LAZY_PAGE_SIZE;
-			lazy_stats_fault_latency(&d->stats, lazy_now_ns() - req.t_ns);
+			lazy_stats_fault_latency(&d->stats, evloop_now_ns() - req.t_ns);
 		} else {
 			d->stats.pages_background += done / LAZY_PAGE_SIZE;
 		}

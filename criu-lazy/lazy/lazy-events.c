@@ -12,6 +12,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "common/evloop.h"
 #include "common/log.h"
 #include "lazy/lazy-daemon.h"
 #include "lazy/page-source.h"
@@ -86,7 +87,7 @@ int lazy_retry_deferred(struct lazy_daemon *d, struct lazy_task *t)
 	t->deferred = NULL;
 	t->nr_deferred = t->cap_deferred = 0;
 	for (size_t i = 0; i < n && !ret; i++)
-		ret = serve_fault(d, t, addrs[i], lazy_now_ns());
+		ret = serve_fault(d, t, addrs[i], evloop_now_ns());
 	free(addrs);
 	return ret;
 }
@@ -209,7 +210,7 @@ int lazy_handle_uffd(struct lazy_daemon *d, struct lazy_task *t)
 	} while (n == MSG_BATCH && nr_faults + MSG_BATCH <= sizeof(faults) / sizeof(faults[0]) &&
 		 !t->gone);
 
-	t_ns = lazy_now_ns();
+	t_ns = evloop_now_ns();
 	d->stats.faults += nr_faults;
 	ret = lazy_retry_deferred(d, t);
 	for (size_t i = 0; i < nr_faults && !ret; i++)

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/evloop.h"
 #include "common/log.h"
 #include "lazy/lazy-daemon.h"
 #include "lazy/lazy-handshake.h"
@@ -18,10 +19,15 @@
 
 #define HANDSHAKE_TIMEOUT_MS 120000
 
-static int wait_readable(int fd, const char *what)
+/* Wait for fd, or for a stop signal (then the daemon gives up). */
+static int wait_readable(const struct lazy_daemon *d, int fd, const char *what)
 {
-	struct pollfd p = { .fd = fd, .events = POLLIN };
-	int ret = poll(&p, 1, HANDSHAKE_TIMEOUT_MS);
+	struct pollfd p[2] = {
+		{ .fd = fd, .events = POLLIN },
+		{ .fd = d->signal_fd, .events = POLLIN },
+	};
+	int ret = poll(p, 2, HANDSHAKE_TIMEOUT_MS);
+	int sig;
 
 	if (ret < 0) {
 		pr_perror("wait for %s", what);
@@ -31,13 +37,17 @@ static int wait_readable(int fd, const char *what)
 		pr_err("no %s within %d s", what, HANDSHAKE_TIMEOUT_MS / 1000);
 		return -ETIMEDOUT;
 	}
+	if (p[1].revents && (sig = evloop_read_signal(d->signal_fd))) {
+		pr_err("stopped by signal %d (%s) while waiting for %s", sig, strsignal(sig), what);
+		return -EINTR;
+	}
 	return 0;
 }
 
-static int recv_pid(int conn, int32_t *pid)
+static int recv_pid(const struct lazy_daemon *d, int conn, int32_t *pid)
 {
 	ssize_t n;
-	int ret = wait_readable(conn, "task from the restore");
+	int ret = wait_readable(d, conn, "task from the restore");
 
 	if (ret)
 		return ret;
@@ -53,7 +63,7 @@ static int recv_pid(int conn, int32_t *pid)
 	return 0;
 }
 
-static int recv_uffd(int conn, int32_t pid, int *uffd)
+static int recv_uffd(const struct lazy_daemon *d, int conn, int32_t pid, int *uffd)
 {
 	char byte, control[CMSG_SPACE(sizeof(int))];
 	struct iovec iov = { &byte, 1 };
@@ -63,7 +73,7 @@ static int recv_uffd(int conn, int32_t pid, int *uffd)
 	};
 	struct cmsghdr *cmsg;
 	ssize_t n;
-	int ret = wait_readable(conn, "userfaultfd from the restore");
+	int ret = wait_readable(d, conn, "userfaultfd from the restore");
 
 	if (ret)
 		return ret;
@@ -102,7 +112,7 @@ int lazy_accept_tasks(struct lazy_daemon *d, const struct lazy_tree *tree, int l
 {
 	int ret;
 
-	ret = wait_readable(listen_fd, "restore connecting");
+	ret = wait_readable(d, listen_fd, "the restore to connect");
 	if (ret)
 		return ret;
 	d->conn_fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
@@ -116,7 +126,7 @@ int lazy_accept_tasks(struct lazy_daemon *d, const struct lazy_tree *tree, int l
 		int32_t pid;
 		int uffd = -1;
 
-		ret = recv_pid(d->conn_fd, &pid);
+		ret = recv_pid(d, d->conn_fd, &pid);
 		if (ret)
 			return ret;
 		if (pid < 0) {
@@ -128,7 +138,7 @@ int lazy_accept_tasks(struct lazy_daemon *d, const struct lazy_tree *tree, int l
 			       "or came twice", pid);
 			return -EBADMSG;
 		}
-		ret = recv_uffd(d->conn_fd, pid, &uffd);
+		ret = recv_uffd(d, d->conn_fd, pid, &uffd);
 		if (ret)
 			return ret;
 		t = lazy_task_new(d, pid, uffd, NULL);

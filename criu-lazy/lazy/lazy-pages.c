@@ -22,6 +22,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "common/evloop.h"
 #include "common/log.h"
 #include "images/image.h"
 #include "inventory.pb-c.h"
@@ -126,20 +127,8 @@ static int listen_socket(const char *dir, char *path, size_t path_len, int *out)
 	return 0;
 }
 
-static int watch(struct lazy_daemon *d, int fd, void *tag)
-{
-	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = tag };
-
-	if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev)) {
-		pr_perror("epoll add fd %d", fd);
-		return -errno;
-	}
-	return 0;
-}
-
 static int setup_epoll(struct lazy_daemon *d)
 {
-	sigset_t mask;
 	int ret;
 
 	d->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -147,23 +136,13 @@ static int setup_epoll(struct lazy_daemon *d)
 		pr_perror("epoll_create");
 		return -errno;
 	}
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGHUP);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
-	d->signal_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (d->signal_fd < 0) {
-		pr_perror("signalfd");
-		return -errno;
-	}
-	ret = watch(d, d->signal_fd, &d->signal_fd);
+	ret = evloop_watch(d->epfd, d->signal_fd, EPOLLIN, &d->signal_fd);
 	if (!ret)
-		ret = watch(d, d->conn_fd, &d->conn_fd);
-	if (!ret && d->src->ops->watch)
+		ret = evloop_watch(d->epfd, d->conn_fd, EPOLLIN, &d->conn_fd);
+	if (!ret && d->src->ops->watch)		/* a remote source's sockets */
 		ret = d->src->ops->watch(d->src);
 	for (struct lazy_task *t = d->tasks; t && !ret; t = t->next)
-		ret = watch(d, t->uffd, t);
+		ret = evloop_watch(d->epfd, t->uffd, EPOLLIN, t);
 	return ret;
 }
 
@@ -197,12 +176,11 @@ static void probe_liveness(struct lazy_daemon *d)
 
 static int on_signal(struct lazy_daemon *d)
 {
-	struct signalfd_siginfo si;
+	int sig = evloop_read_signal(d->signal_fd);
 
-	if (read(d->signal_fd, &si, sizeof(si)) != sizeof(si))
+	if (!sig)
 		return 0;
-	pr_err("stopped by signal %u (%s) before every page was delivered",
-	       si.ssi_signo, strsignal(si.ssi_signo));
+	pr_err("stopped by signal %d (%s) before every page was delivered", sig, strsignal(sig));
 	return -EINTR;
 }
 
@@ -222,7 +200,7 @@ static int dispatch(struct lazy_daemon *d, void *tag)
 static int run_loop(struct lazy_daemon *d)
 {
 	struct epoll_event evs[32];
-	uint64_t last_probe = lazy_now_ns();
+	uint64_t last_probe = evloop_now_ns();
 
 	while (!all_done(d)) {
 		bool background = background_wanted(d);
@@ -247,9 +225,9 @@ static int run_loop(struct lazy_daemon *d)
 			return ret;
 
 		if (d->restore_finished) {
-			if (lazy_now_ns() - last_probe > LIVENESS_PROBE_MS * 1000000ULL) {
+			if (evloop_now_ns() - last_probe > LIVENESS_PROBE_MS * 1000000ULL) {
 				probe_liveness(d);
-				last_probe = lazy_now_ns();
+				last_probe = evloop_now_ns();
 			}
 			for (struct lazy_task *t = d->tasks; t; t = t->next)
 				if (!t->gone && lazy_task_done(t))
@@ -282,9 +260,14 @@ int cr_lazy_pages(struct opts *o)
 		pr_err("--page-server needs the server's --address and --port");
 		return -EINVAL;
 	}
+	/* a stop request is honoured from now on, not only once the loop runs */
+	ret = evloop_stop_signals(&d.signal_fd);
+	if (ret)
+		return ret;
 	d.dirfd = open(o->images_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (d.dirfd < 0) {
 		pr_perror("%s", o->images_dir);
+		close(d.signal_fd);
 		return -errno;
 	}
 	ret = read_tree(d.dirfd, &tree);
@@ -323,7 +306,7 @@ int cr_lazy_pages(struct opts *o)
 	signal_ready(o);
 	pr_info("listening on %s for %zu task(s)", sock_path, tree.nr_pids);
 
-	d.stats.start_ns = lazy_now_ns();
+	d.stats.start_ns = evloop_now_ns();
 	ret = lazy_accept_tasks(&d, &tree, listen_fd);
 	close(listen_fd);
 	listen_fd = -1;
@@ -332,7 +315,7 @@ int cr_lazy_pages(struct opts *o)
 		ret = setup_epoll(&d);
 	if (!ret)
 		ret = run_loop(&d);
-	d.stats.end_ns = lazy_now_ns();
+	d.stats.end_ns = evloop_now_ns();
 
 	if (ret)
 		lazy_poison_all(&d);

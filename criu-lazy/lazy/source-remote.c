@@ -26,6 +26,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "common/evloop.h"
 #include "common/log.h"
 #include "lazy/lazy-daemon.h"
 #include "lazy/page-source.h"
@@ -135,7 +136,7 @@ static int send_next(struct remote_source *rs, struct rc_get *job, uint64_t vadd
 	if (nr_pages > RC_MAX_GET_PAGES)
 		nr_pages = RC_MAX_GET_PAGES;
 	if (!job->urgent && rs->shared && nr_pages > SHARED_CHUNK_PAGES &&
-	    lazy_now_ns() - rs->last_fault_ns < FAULTS_ACTIVE_NS)
+	    evloop_now_ns() - rs->last_fault_ns < FAULTS_ACTIVE_NS)
 		nr_pages = SHARED_CHUNK_PAGES;
 	job->vaddr = vaddr;
 	job->nr_pages = nr_pages;
@@ -164,7 +165,7 @@ static int remote_request(struct page_source *src, struct lazy_task *t,
 	if (rs->broken)
 		return -ECONNRESET;
 	if (urgent)
-		rs->last_fault_ns = lazy_now_ns();
+		rs->last_fault_ns = evloop_now_ns();
 	return send_next(rs, &job, span->img_start, span->nr_pages);
 }
 

@@ -107,6 +107,8 @@ def run(argv, timeout, what, out=None, cwd=None, check=True, cpu=None):
                            preexec_fn=pin(cpu))
     except subprocess.TimeoutExpired:
         raise BenchError(f"{what}: did not finish within {timeout} s: {' '.join(argv)}")
+    except OSError as e:	# e.g. the binary is being rebuilt
+        raise BenchError(f"{what}: cannot run {argv[0]}: {e.strerror}")
     secs = time.monotonic() - t0
     text = p.stdout.decode(errors="replace")
     if out:
@@ -138,6 +140,8 @@ class Procs:
             p = subprocess.Popen([str(a) for a in argv], stdin=subprocess.DEVNULL, stdout=f,
                                  stderr=subprocess.STDOUT, cwd=cwd, pass_fds=pass_fds,
                                  start_new_session=new_session, preexec_fn=pin(cpu))
+        except OSError as e:
+            raise BenchError(f"cannot run {argv[0]}: {e.strerror}")
         finally:
             if out:
                 f.close()

@@ -49,6 +49,7 @@ TIMEOUT_DRAIN = 300
 TIMEOUT_RAW = 600
 
 EAGER_BIG_REPS = 5
+RAW_COPY_REPS = 5	# the limit is the best of them: copies vary by 20% run to run
 
 # targets of issue 3
 RESTORE_GROWTH_MAX = 1.2
@@ -279,7 +280,10 @@ class LazySuite:
         if self.handler_cpu is not None:
             argv += ["--handler-cpu", self.handler_cpu, "--toucher-cpu", self.toucher_cpu]
         _, _, out = self.run_pinned(argv, f"uffd_raw ({what})")
-        return json.loads(out)
+        try:
+            return json.loads(out)
+        except ValueError as e:
+            raise BenchError(f"uffd_raw ({what}): not JSON ({e}):\n{out[-2000:]}")
 
     def raw_faults(self, size):
         """Per-fault limit, one page and the daemon's window per fault."""
@@ -295,12 +299,16 @@ class LazySuite:
 
     def raw_copy(self, wl):
         """Large-chunk copies, the file source being the workload's pages image."""
-        pages = max(wl.images.glob("pages-*.img"), key=lambda f: f.stat().st_size)
-        res = self.raw("large copies", ["--mode", "copy", "--copy-file", pages])
-        log(f"  raw copy of {res['copy']['bytes']:,} bytes: anon"
-            f" {res['copy']['anon']['median_mib_s']:,.0f} MiB/s, {pages.name}"
-            f" {res['copy']['file']['median_mib_s']:,.0f} MiB/s")
-        return res["copy"]
+        pages = max(wl.images.glob("pages-*.img"), key=lambda f: f.stat().st_size, default=None)
+        if pages is None:
+            raise BenchError(f"no pages-*.img in {wl.images}")
+        res = self.raw("large copies", ["--mode", "copy", "--copy-file", pages,
+                                        "--reps", RAW_COPY_REPS])
+        c = res["copy"]
+        log(f"  raw copy of {c['bytes']:,} bytes, best of {RAW_COPY_REPS}: anon"
+            f" {c['anon']['best_mib_s']:,.0f} MiB/s, {pages.name} {c['file']['best_mib_s']:,.0f}"
+            f" MiB/s (runs {' '.join(f'{x:.0f}' for x in c['file']['runs_mib_s'])})")
+        return c
 
     def run_pinned(self, argv, what):
         return run_cmd(argv, TIMEOUT_RAW + 30, what, cpu=self.handler_cpu)
@@ -420,9 +428,12 @@ class LazySuite:
                      round(rawf["pages_per_s"]), "pages/s")
             r.ratio(f"fault_rate_{order}", f"{order}: touch rate / raw per-fault limit",
                     rate / rawf["pages_per_s"], ">=", FAULT_RATE_MIN)
+            # the daemon answers a fault with a window of pages: held to the
+            # same 60% against a raw handler that does the same, so the
+            # target measures its per-fault cost, not the window's gain
             r.ratio(f"fault_rate_window_{order}",
                     f"{order}: touch rate / raw with {self.window}-page window",
-                    rate / rawf_w["pages_per_s"], note="like for like")
+                    rate / rawf_w["pages_per_s"], ">=", FAULT_RATE_MIN, note="like for like")
             r.figure(f"fault_p50_us_{order}", f"{order}: daemon fault latency p50",
                      st["fault_latency_p50_us"], "us",
                      f"raw handler {rawf_w['service_p50_us']:.1f} us (window), "
@@ -451,14 +462,14 @@ class LazySuite:
                      + " ".join(f"{rate_of(d):.0f}" for d in drains))
             r.figure("drain_wall_mib_s", "drain rate, bytes / (daemon exit - restore return)",
                      wall, "MiB/s", f"{drain['drain_wall_s']:.3f} s")
-            r.figure("raw_copy_file_mib_s", "raw large-chunk copy from a file mapping",
-                     rawc["file"]["median_mib_s"], "MiB/s")
+            r.figure("raw_copy_file_mib_s", "raw large-chunk copy from the pages file",
+                     rawc["file"]["best_mib_s"], "MiB/s", f"best of {rawc['reps']}")
             r.figure("raw_copy_anon_mib_s", "raw large-chunk copy from anonymous memory",
-                     rawc["anon"]["median_mib_s"], "MiB/s")
-            r.ratio("drain_rate", "drain rate / raw copy (file mapping)",
-                    rate / rawc["file"]["median_mib_s"], ">=", DRAIN_RATE_MIN)
+                     rawc["anon"]["best_mib_s"], "MiB/s", f"best of {rawc['reps']}")
+            r.ratio("drain_rate", "drain rate / raw copy (pages file)",
+                    rate / rawc["file"]["best_mib_s"], ">=", DRAIN_RATE_MIN)
             r.ratio("drain_rate_anon", "drain rate / raw copy (anonymous source)",
-                    rate / rawc["anon"]["median_mib_s"])
+                    rate / rawc["anon"]["best_mib_s"])
             if drain.get("touch"):
                 r.figure("touch_s_drained", "seq touch time after the drain (reference)",
                          drain["touch"]["seconds"], "s")

@@ -3,7 +3,7 @@
  * `scripts/bench lazy` holds the lazy-pages daemon against.
  *
  * fault: one process, a handler thread and a toucher thread.  The toucher
- *   reads one byte of every page of a MISSING-registered anonymous region,
+ *   reads one word of every page of a MISSING-registered anonymous region,
  *   in sequential or random order, and times each touch that faults (the
  *   round trip: fault, handler wake-up, read, UFFDIO_COPY, toucher wake-up).
  *   The handler blocks in read() on the uffd and answers each fault with
@@ -85,7 +85,6 @@ struct fault_run {
 	uint32_t *rtt_ns;	/* toucher: touch of a not yet delivered block */
 	size_t nr_rtt;
 	uint64_t t_start, t_end;
-	int err;		/* handler: errno of a failed ioctl */
 };
 
 static void die(const char *fmt, ...)
@@ -187,10 +186,8 @@ static void *fault_handler(void *arg)
 
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
-		if (n != sizeof(msg)) {
-			r->err = n < 0 ? errno : EIO;
-			break;
-		}
+		if (n != sizeof(msg))
+			die("read from the uffd: %s", n < 0 ? strerror(errno) : "short read");
 		if (msg.event != UFFD_EVENT_PAGEFAULT)
 			continue;
 		t0 = bench_now_ns();
@@ -208,8 +205,9 @@ static void *fault_handler(void *arg)
 		err = uffd_copy(r->uffd, (uintptr_t)r->region + block * block_len,
 				r->src + (block * block_len) % r->cfg->chunk, block_len);
 		if (err && err != EEXIST) {
-			r->err = err;
-			break;
+			/* the toucher waits for this page: end here, not in a hang */
+			errno = err;
+			die("UFFDIO_COPY at 0x%llx: %m", (unsigned long long)msg.arg.pagefault.address);
 		}
 		__atomic_store_n(&r->delivered[block], 1, __ATOMIC_RELEASE);
 		r->service_ns[r->faults++] = bench_now_ns() - t0;
@@ -269,10 +267,6 @@ static void run_fault(const struct config *cfg, const char *src, bool random, bo
 		die("pthread_create failed");
 	pthread_join(toucher, NULL);
 	pthread_join(handler, NULL);
-	if (r.err) {
-		errno = r.err;
-		die("fault handler: %m");
-	}
 
 	secs = (r.t_end - r.t_start) / 1e9;
 	printf("    \"%s\": {\"pages\": %zu, \"faults\": %zu, \"seconds\": %.6f, "
@@ -299,7 +293,7 @@ static double copy_once(const struct config *cfg, const char *src)
 {
 	char *dst = xmap(cfg->size);
 	int uffd = uffd_open();
-	uint64_t t0, t1;
+	uint64_t t0, t1, last;
 
 	uffd_register(uffd, dst, cfg->size);
 	t0 = bench_now_ns();
@@ -313,7 +307,8 @@ static double copy_once(const struct config *cfg, const char *src)
 		}
 	}
 	t1 = bench_now_ns();
-	if (*(volatile uint64_t *)(dst + cfg->size - BENCH_PAGE) != *(const uint64_t *)(src + cfg->size - BENCH_PAGE))
+	last = cfg->size - BENCH_PAGE;
+	if (memcmp(dst + last, src + last, BENCH_PAGE))
 		die("the copied region does not hold the source");
 	close(uffd);
 	munmap(dst, cfg->size);
@@ -340,10 +335,10 @@ static void print_copy(const char *name, double *mibs, int reps, bool last)
 	printf("]}%s\n", last ? "" : ",");
 }
 
-/* A file of cfg->size bytes of pattern, in the page cache and written back. */
-static int make_source_file(const struct config *cfg, const char *buf)
+/* A new file of cfg->size bytes of pattern, in the page cache and written back. */
+static int make_source_file(const struct config *cfg)
 {
-	char path[4096];
+	char path[4096], *buf = xmap(cfg->chunk);
 	int fd;
 
 	snprintf(path, sizeof(path), "%s/uffd_raw.XXXXXX", cfg->tmpdir);
@@ -351,13 +346,14 @@ static int make_source_file(const struct config *cfg, const char *buf)
 	if (fd < 0)
 		die("create a file in %s: %m", cfg->tmpdir);
 	unlink(path);
-	for (uint64_t off = 0; off < cfg->size;) {
-		ssize_t n = write(fd, buf + off, cfg->size - off);
+	for (uint64_t off = 0; off < cfg->size; off += cfg->chunk) {
+		uint64_t len = cfg->size - off < cfg->chunk ? cfg->size - off : cfg->chunk;
 
-		if (n <= 0)
+		bench_pattern_fill(buf, len, cfg->seed + off);
+		if (write(fd, buf, len) != (ssize_t)len)
 			die("write %s: %m", path);
-		off += n;
 	}
+	munmap(buf, cfg->chunk);
 	/* no writeback racing with the measurement */
 	if (fsync(fd))
 		die("fsync %s: %m", path);
@@ -378,37 +374,49 @@ static int open_source_file(struct config *cfg)
 	return fd;
 }
 
+/* The file mapped afresh each time, as the daemon maps a pages image. */
+static double copy_file_once(const struct config *cfg, int fd)
+{
+	char *map = mmap(NULL, cfg->size, PROT_READ, MAP_PRIVATE, fd, 0);
+	double v;
+
+	if (map == MAP_FAILED)
+		die("mmap the source file: %m");
+	madvise(map, cfg->size, MADV_SEQUENTIAL);	/* as the daemon does */
+	v = copy_once(cfg, map);
+	munmap(map, cfg->size);
+	return v;
+}
+
 static void run_copy(struct config *cfg)
 {
-	int fd = cfg->copy_file ? open_source_file(cfg) : -1;
+	int fd = cfg->copy_file ? open_source_file(cfg) : make_source_file(cfg);
 	double anon[cfg->reps], file[cfg->reps];
-	char *src = xmap(cfg->size);
+	char *src;
 
+	pin_self(cfg->handler_cpu);
+	/*
+	 * Each source: one pass to warm up (see warm_memory), then the measured
+	 * ones.  The file first: the gigabyte of anonymous source freed at the
+	 * end would otherwise be handed back to the host during the file runs.
+	 */
+	for (int i = -1; i < cfg->reps; i++) {
+		double v = copy_file_once(cfg, fd);
+
+		if (i >= 0)
+			file[i] = v;
+	}
+	close(fd);
+
+	src = xmap(cfg->size);
 	bench_pattern_fill(src, cfg->size, cfg->seed);
-	/* each source: one pass to warm up (see warm_memory), then the measured ones */
 	for (int i = -1; i < cfg->reps; i++) {
 		double v = copy_once(cfg, src);
 
 		if (i >= 0)
 			anon[i] = v;
 	}
-
-	if (fd < 0)
-		fd = make_source_file(cfg, src);
 	munmap(src, cfg->size);
-	for (int i = -1; i < cfg->reps; i++) {
-		char *map = mmap(NULL, cfg->size, PROT_READ, MAP_PRIVATE, fd, 0);
-		double v;
-
-		if (map == MAP_FAILED)
-			die("mmap the source file: %m");
-		madvise(map, cfg->size, MADV_SEQUENTIAL);	/* as the daemon does */
-		v = copy_once(cfg, map);
-		if (i >= 0)
-			file[i] = v;
-		munmap(map, cfg->size);
-	}
-	close(fd);
 
 	printf("  \"copy\": {\n    \"chunk\": %llu, \"bytes\": %llu, \"reps\": %d,\n",
 	       (unsigned long long)cfg->chunk, (unsigned long long)cfg->size, cfg->reps);
@@ -417,13 +425,13 @@ static void run_copy(struct config *cfg)
 	printf("  }");
 }
 
-static void usage(void)
+static void usage(int status)
 {
 	fputs("usage: uffd_raw [--size 1G] [--mode fault|copy|all] [--order seq|random|both]\n"
 	      "                [--window PAGES] [--chunk 4M] [--reps 3] [--tmpdir DIR] [--copy-file F]\n"
 	      "                [--seed N] [--timeout SECONDS] [--handler-cpu N] [--toucher-cpu N]\n",
-	      stderr);
-	exit(1);
+	      status ? stderr : stdout);
+	exit(status);
 }
 
 int main(int argc, char **argv)
@@ -441,6 +449,7 @@ int main(int argc, char **argv)
 		{ "timeout", required_argument, NULL, 't' },
 		{ "handler-cpu", required_argument, NULL, 'H' },
 		{ "toucher-cpu", required_argument, NULL, 'U' },
+		{ "help", no_argument, NULL, 'h' },
 		{ }
 	};
 	struct config cfg = {
@@ -466,18 +475,20 @@ int main(int argc, char **argv)
 		case 't': timeout = atoi(optarg); break;
 		case 'H': cfg.handler_cpu = atoi(optarg); break;
 		case 'U': cfg.toucher_cpu = atoi(optarg); break;
-		default: usage();
+		case 'h': usage(0); break;
+		default: usage(1);
 		}
 	}
 	if (optind != argc || !cfg.size || !cfg.chunk || !cfg.window || cfg.reps < 1 || !cfg.seed ||
-	    cfg.size % BENCH_PAGE || cfg.chunk % BENCH_PAGE || cfg.window * BENCH_PAGE > cfg.chunk || cfg.size / BENCH_PAGE > UINT32_MAX)
-		usage();
+	    cfg.size % BENCH_PAGE || cfg.chunk % BENCH_PAGE || cfg.window * BENCH_PAGE > cfg.chunk ||
+	    cfg.size / BENCH_PAGE > UINT32_MAX)
+		usage(1);
 	do_fault = !strcmp(cfg.mode, "fault") || !strcmp(cfg.mode, "all");
 	do_copy = !strcmp(cfg.mode, "copy") || !strcmp(cfg.mode, "all");
 	seq = !strcmp(cfg.order, "seq") || !strcmp(cfg.order, "both");
 	rnd = !strcmp(cfg.order, "random") || !strcmp(cfg.order, "both");
 	if (!(do_fault || do_copy) || !(seq || rnd))
-		usage();
+		usage(1);
 	alarm(timeout);		/* a lost wake-up must not hang the benchmark */
 
 	printf("{\n  \"page_size\": %lu, \"size\": %llu, \"window_pages\": %llu,\n", BENCH_PAGE,

@@ -1,0 +1,27 @@
+/*
+ * What every daemon of ours (lazy-pages, page-server) needs around its
+ * epoll loop: the stop signals as an fd, and fds watched with a tag.
+ */
+#ifndef CRIU_LAZY_COMMON_EVLOOP_H
+#define CRIU_LAZY_COMMON_EVLOOP_H
+
+#include <stdint.h>
+
+/*
+ * Block SIGTERM, SIGINT and SIGHUP and return a non-blocking signalfd for
+ * them, so a stop request is an event like any other (from the start of
+ * the daemon, not only once its loop runs).  SIGPIPE is ignored: a peer
+ * that goes away is an error return, not a death.
+ */
+int evloop_stop_signals(int *signal_fd);
+
+/* The stop signal that arrived (its number), or 0 if none is pending. */
+int evloop_read_signal(int signal_fd);
+
+/* epoll_ctl ADD with data.ptr = tag. */
+int evloop_watch(int epfd, int fd, uint32_t events, void *tag);
+
+/* Current CLOCK_MONOTONIC time in ns. */
+uint64_t evloop_now_ns(void);
+
+#endif
