@@ -207,3 +207,18 @@ def test_daemon_stopped_before_the_restore(zdtm, tool, procs, workdir):
     assert rc == 1, f"the daemon exited with {rc}\n{daemon.text()}"
     assert re.search(r"stopped by signal 15", daemon.out.read_text()), daemon.text()
     assert not (imgdir / "lazy-pages.socket").exists(), "the socket was left behind"
+
+
+def test_pages_file_short(zdtm, tool, procs, workdir):
+    """A pages file shorter than its pagemap says: the restore names both
+    files before any task exists; the waiting daemon is ended by its pid."""
+    task = zdtm(ZdtmTest("mem_anon", ("--size", "1M"), label="1M"))
+    imgdir = workdir / "images"
+    dump(tool, task, imgdir, workdir)
+    pages = imgdir / "pages-1.img"
+    os.truncate(pages, pages.stat().st_size - 8192)
+    daemon = start_daemon(procs, tool, imgdir, workdir)
+    res = tool.restore(imgdir, workdir / "restore.log", TIMEOUT, extra=["--lazy-pages"])
+    assert_error_line(res, "restore", r"pages-1\.img")
+    assert not P.exists(task.pid)
+    procs.kill(daemon.pid)

@@ -200,8 +200,12 @@ int lazy_handle_uffd(struct lazy_daemon *d, struct lazy_task *t)
 		if (n < 0)
 			return n;
 		for (int i = 0; i < n && !ret; i++) {
-			if (msgs[i].event == UFFD_EVENT_PAGEFAULT)
+			if (msgs[i].event == UFFD_EVENT_PAGEFAULT) {
 				faults[nr_faults++] = msgs[i].arg.pagefault.address;
+				pr_debug("task %d: thread %u faults at 0x%llx", t->pid,
+					 msgs[i].arg.pagefault.feat.ptid,
+					 (unsigned long long)msgs[i].arg.pagefault.address);
+			}
 			else
 				ret = apply_event(d, t, &msgs[i]);
 		}

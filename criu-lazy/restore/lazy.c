@@ -25,6 +25,8 @@
 /* what the daemon follows: fork, mremap, madvise(DONTNEED), munmap */
 #define LAZY_FEATURES_WANTED	(UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | \
 				 UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP)
+/* where available: which thread faulted, for the daemon's log */
+#define LAZY_FEATURES_USEFUL	UFFD_FEATURE_THREAD_ID
 
 /* The features this kernel has, from a probing UFFDIO_API with none asked. */
 static int probe_features(uint64_t *features)
@@ -42,8 +44,8 @@ static int probe_features(uint64_t *features)
 		return -errno;
 	}
 	close(fd);
-	*features = api.features & LAZY_FEATURES_WANTED;
-	if (*features != LAZY_FEATURES_WANTED)
+	*features = api.features & (LAZY_FEATURES_WANTED | LAZY_FEATURES_USEFUL);
+	if ((*features & LAZY_FEATURES_WANTED) != LAZY_FEATURES_WANTED)
 		pr_warn("the kernel lacks userfaultfd events 0x%llx: a task that forks, "
 			"moves or discards lazy memory may see wrong data",
 			(unsigned long long)(LAZY_FEATURES_WANTED & ~api.features));
