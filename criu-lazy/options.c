@@ -46,7 +46,8 @@ void opts_usage(void)
 {
 	fputs("Usage:\n"
 	      "  criu-lazy dump -t PID -D DIR [-R|--leave-running] [-s|--leave-stopped] [--shell-job]\n"
-	      "                 [--lazy-pages [--address A] --port P] [-o LOG] [-v0..4]\n"
+	      "                 [--lazy-pages [--address A] --port P [--status-fd FD]]\n"
+	      "                 [-o LOG] [-v0..4]\n"
 	      "  criu-lazy restore -D DIR [-d|--restore-detached] [--pidfile F] [--shell-job]\n"
 	      "                 [--lazy-pages] [-o LOG] [-v0..4]\n"
 	      "  criu-lazy lazy-pages -D DIR [--page-server --address A --port P]\n"

@@ -7,7 +7,8 @@
 - `workdir` the test's own directory (pytest's tmp_path); on failure every
             log in it (tool logs, program output, outfile) is shown.
 - `tool`    build/criu-lazy.
-- `zdtm`    zdtm(spec) starts a zdtm program there and waits until it is ready.
+- `zdtm`    zdtm(spec) starts a zdtm program there and waits until it is ready
+            (zdtm(spec, pid_ns=True): as the init of a new pid namespace).
 - `mode`    a Mode (test/lib/modes.py), one test per selected mode:
             `--modes eager,lazy` (default: every mode in MODES).
 """
@@ -103,12 +104,13 @@ def tool():
 
 @pytest.fixture
 def zdtm(workdir, procs):
-    """zdtm(spec) -> a started ZdtmTask (skips if the CPU lacks what it needs)."""
-    def start(spec):
+    """zdtm(spec, pid_ns=False) -> a started ZdtmTask (skips if the CPU lacks
+    what it needs); pid_ns: as the init of a pid namespace of its own."""
+    def start(spec, pid_ns=False):
         missing = missing_cpu_flags(spec)
         if missing:
             pytest.skip(f"this CPU lacks {', '.join(missing)}")
-        return ZdtmTask(spec, workdir, procs).start()
+        return ZdtmTask(spec, workdir, procs, pid_ns=pid_ns).start()
     return start
 
 

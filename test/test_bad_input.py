@@ -14,6 +14,7 @@ the same /proc state, not stopped, not traced -- and passes its own checks.
 """
 import os
 import shutil
+import signal
 import struct
 import subprocess
 import time
@@ -213,6 +214,23 @@ def test_core_of_another_arch(dumped, tool, workdir):
     restore_must_pass(tool, workdir, task, good)
 
 
+def test_pid_ns_of_its_own_but_not_init(dumped, tool, workdir):
+    """ids-PID.img names a pid namespace other than inventory.root_ids' for
+    a task that is not pid 1: only a namespace init can get a new one."""
+    task, good = dumped
+    bad = damaged_copy(good, workdir)
+    ids = image_path(bad, "ids", task.pid)
+    img = images.load(ids)
+    f = images.decode(img.payload(0))
+    pid_ns = images.get(f, 5)
+    assert pid_ns, "ids_entry.pid_ns_id should be there"
+    ids.write_bytes(images.replace_record(img, 0, images.encode(
+        images.set_field(f, 5, pid_ns[0] + 100))))
+    restore_must_fail(tool, workdir, bad, task.pid, ids.name.replace(".", r"\."),
+                      r"pid namespace", r"init")
+    restore_must_pass(tool, workdir, task, good)
+
+
 def test_restore_empty_dir(dumped, tool, workdir):
     task, good = dumped
     empty = workdir / "images-empty"
@@ -244,6 +262,22 @@ def test_restore_pid_taken(tool, zdtm, workdir):
     new = [c for c in P.children_of_me() if c not in children]
     assert not new, "processes were left behind:\n" + "\n".join(map(P.describe, new))
     assert not pidfile.exists(), "a failed restore wrote its pidfile"
+    task.expect_unharmed(before)
+    task.check_pass()
+
+
+def test_dump_leave_stopped(tool, zdtm, workdir):
+    """dump -s: the task is stopped for real (not traced) when the dump
+    exits, and whole: continued, it is unharmed and passes its checks."""
+    task = zdtm(WORKLOAD)
+    before = task.snapshot()
+    imgdir = workdir / "images"
+    imgdir.mkdir()
+    assert_ok(tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT,
+                        extra=["--leave-stopped"]), "dump -s")
+    assert P.state(task.pid) == "T", f"not stopped: {P.describe(task.pid)}"
+    assert P.status_field(task.pid, "TracerPid") == "0", "still traced"
+    os.kill(task.pid, signal.SIGCONT)
     task.expect_unharmed(before)
     task.check_pass()
 

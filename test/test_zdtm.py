@@ -35,7 +35,10 @@ def test_sanity(spec, zdtm):
 @pytest.mark.parametrize("cycles", [1, 2], ids=["once", "twice"])
 @pytest.mark.parametrize("spec", SPECS)
 def test_zdtm(spec, cycles, mode, zdtm):
-    task = zdtm(spec)
+    why = mode.unsupported(spec)
+    if why:
+        pytest.skip(f"{mode.name}: {why}")
+    task = zdtm(spec, pid_ns=mode.pid_ns)
     before = procstate.snapshot(task.pid, spec.ignore_fd_pos)
     for n in range(1, cycles + 1):
         mode.cycle(task, n)

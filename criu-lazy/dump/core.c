@@ -57,5 +57,5 @@ void dump_core_free(struct task_core *c)
 
 int dump_write_core(struct dump_ctx *ctx, struct dump_task *t)
 {
-	return dump_img_write_one(ctx, IMG_CORE, t->pid, &t->core->core.base);
+	return dump_img_write_one(ctx, IMG_CORE, t->vpid, &t->core->core.base);
 }

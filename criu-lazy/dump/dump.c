@@ -5,6 +5,10 @@
  *   the task with a scratch page) -> unmap the scratch page -> write every
  *   image -> kill the task, or leave it running (-R) or stopped (-s).
  *
+ * With --lazy-pages the lazy pages are not written: once the images are,
+ * the dump serves them from the frozen task until the destination has
+ * taken them (lazy-migrate.c), and only then lets the task go.
+ *
  * Nothing is written until everything is collected and every refusal
  * (threads, sockets, ...) has had its chance, so a refused task is left
  * exactly as it was.  On any failure the images created so far are
@@ -183,6 +187,7 @@ static void task_free(struct dump_task *t)
 	dump_mm_free(&t->mm);
 	free(t->maps);
 	free(t->fds);
+	free(t->lazy_runs);
 }
 
 int cr_dump(struct opts *o)
@@ -193,6 +198,7 @@ int cr_dump(struct opts *o)
 		.dirfd = -1,
 		.root = &task,
 		.next_pages_id = 1,
+		.srv = { .listen_fd = -1, .epfd = -1, .signal_fd = -1 },
 	};
 	enum task_release_mode mode;
 	int ret;
@@ -205,14 +211,16 @@ int cr_dump(struct opts *o)
 		pr_err("--leave-running and --leave-stopped exclude each other");
 		return -EINVAL;
 	}
-	if (o->lazy_pages) {
-		pr_err("dump --lazy-pages is not supported yet");
-		return -EOPNOTSUPP;
-	}
 	ctx.dirfd = open(o->images_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (ctx.dirfd < 0) {
 		pr_perror("can't open the images directory %s", o->images_dir);
 		return -errno;
+	}
+	/* before the task is touched: a port in use fails here */
+	if (o->lazy_pages) {
+		ret = dump_lazy_listen(&ctx);
+		if (ret)
+			goto out;
 	}
 
 	ctx.st.t_start = dump_now_us();
@@ -225,10 +233,12 @@ int cr_dump(struct opts *o)
 		ret = collect_task(&ctx, &task);
 	if (!ret)
 		ret = write_images(&ctx, &task);
+	if (!ret && o->lazy_pages)
+		ret = dump_lazy_serve(&ctx, &task);
 
 	if (ret) {
 		remove_images(&ctx);
-		mode = RELEASE_RUN;
+		mode = ctx.lazy_failed ? dump_lazy_failed_mode(&ctx) : RELEASE_RUN;
 	} else if (o->leave_stopped) {
 		mode = RELEASE_STOP;
 	} else if (o->leave_running) {
@@ -237,12 +247,16 @@ int cr_dump(struct opts *o)
 		mode = RELEASE_KILL;
 	}
 	dump_release(&task, mode);
-	if (!ret)
+	if (ctx.lazy_failed)
+		dump_lazy_report(&ctx, &task, mode);
+	else if (!ret)
 		pr_info("dump of task %d done: %llu pages written, %llu of them lazy", task.pid,
 			(unsigned long long)ctx.st.pages_written,
 			(unsigned long long)ctx.st.pages_lazy);
 
 	task_free(&task);
+out:
+	dump_lazy_fini(&ctx);
 	dump_files_free(&ctx.files);
 	dump_sock_diag_free(ctx.sk);
 	free(ctx.ns.v);

@@ -27,6 +27,8 @@
 #include "images/image.h"
 #include "images/pagemap.h"
 #include "options.h"
+#include "pageserver/ps-server.h"
+#include "pageserver/ps-store.h"
 
 #include "core.pb-c.h"
 #include "fdinfo.pb-c.h"
@@ -90,8 +92,9 @@ struct dump_fd {
 };
 
 struct dump_task {
-	pid_t pid;			/* real pid = pid in the images (no pid ns) */
-	pid_t ppid, pgid, sid;
+	pid_t pid;			/* here: /proc, ptrace, process_vm_readv */
+	pid_t vpid;			/* as it sees itself = in the images (pidns.c) */
+	pid_t ppid, pgid, sid;		/* as it sees them */
 	int state;			/* TASK_STATE_* */
 	int stop_signo;			/* group-stop signal when state is STOPPED */
 
@@ -111,6 +114,10 @@ struct dump_task {
 	FsEntry fs;
 	struct dump_fd *fds;
 	size_t nr_fds;
+
+	/* --lazy-pages: the lazy runs, not written, served from the task */
+	struct ps_live_run *lazy_runs;
+	size_t nr_lazy_runs, cap_lazy_runs;
 };
 
 /* A file object of files.img.  Path-based ones (mapped files, the exe,
@@ -165,6 +172,11 @@ struct dump_ctx {
 	size_t nr_written, cap_written;
 
 	struct dump_stats st;
+
+	/* --lazy-pages (lazy-migrate.c) */
+	struct ps_server srv;
+	struct ps_store *lazy_store;
+	bool lazy_failed;		/* the transfer failed: srv.why or a signal */
 };
 
 /* dump.c */
@@ -191,6 +203,9 @@ int dump_remote_call(struct dump_task *t, const char *what, long nr, unsigned lo
 int dump_remote_read(struct dump_task *t, unsigned long addr, void *buf, size_t len);
 int dump_scratch_map(struct dump_task *t);
 int dump_scratch_unmap(struct dump_task *t);
+
+/* pidns.c: the pids of the images (t->vpid, and sid/pgid of a namespace init) */
+int dump_pid_ns(struct dump_task *t, const char *status);
 
 /* proc.c: small /proc files of the task */
 struct proc_stat {
@@ -221,6 +236,14 @@ int dump_creds(struct dump_task *t, const char *status);
 int dump_mm(struct dump_ctx *ctx, struct dump_task *t);
 int dump_write_mm(struct dump_ctx *ctx, struct dump_task *t);
 void dump_mm_free(struct task_mm *mm);
+
+/* lazy-migrate.c: dump --lazy-pages serves the lazy pages from the task */
+int dump_lazy_listen(struct dump_ctx *ctx);
+int dump_lazy_add_run(struct dump_task *t, uint64_t vaddr, uint64_t nr_pages);
+int dump_lazy_serve(struct dump_ctx *ctx, struct dump_task *t);
+enum task_release_mode dump_lazy_failed_mode(const struct dump_ctx *ctx);
+void dump_lazy_report(struct dump_ctx *ctx, struct dump_task *t, enum task_release_mode mode);
+void dump_lazy_fini(struct dump_ctx *ctx);
 
 /* pages.c, shmem.c */
 int dump_find_zero_pfn(struct dump_ctx *ctx);

@@ -492,7 +492,7 @@ int dump_write_fdinfo(struct dump_ctx *ctx, struct dump_task *t)
 
 int dump_write_fs(struct dump_ctx *ctx, struct dump_task *t)
 {
-	return dump_img_write_one(ctx, IMG_FS, t->pid, &t->fs.base);
+	return dump_img_write_one(ctx, IMG_FS, t->vpid, &t->fs.base);
 }
 
 void dump_files_free(struct dump_files *files)

@@ -90,16 +90,16 @@ int dump_ids(struct dump_ctx *ctx, struct dump_task *t)
 
 int dump_write_ids(struct dump_ctx *ctx, struct dump_task *t)
 {
-	return dump_img_write_one(ctx, IMG_IDS, t->pid, &t->ids.base);
+	return dump_img_write_one(ctx, IMG_IDS, t->vpid, &t->ids.base);
 }
 
 int dump_write_pstree(struct dump_ctx *ctx)
 {
 	struct dump_task *t = ctx->root;
 	PstreeEntry e = PSTREE_ENTRY__INIT;
-	uint32_t threads[1] = { t->pid };
+	uint32_t threads[1] = { t->vpid };
 
-	e.pid = t->pid;
+	e.pid = t->vpid;
 	e.ppid = 0;		/* the root of the dumped tree */
 	e.pgid = t->pgid;
 	e.sid = t->sid;

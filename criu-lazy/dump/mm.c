@@ -353,7 +353,7 @@ int dump_mm(struct dump_ctx *ctx, struct dump_task *t)
 
 int dump_write_mm(struct dump_ctx *ctx, struct dump_task *t)
 {
-	return dump_img_write_one(ctx, IMG_MM, t->pid, &t->mm.mm.base);
+	return dump_img_write_one(ctx, IMG_MM, t->vpid, &t->mm.mm.base);
 }
 
 void dump_mm_free(struct task_mm *mm)

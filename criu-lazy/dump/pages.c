@@ -14,6 +14,12 @@
  * our buffer, then each run goes to the pagemap writer.  VMAs without
  * PROT_READ can't be read that way; their batches go through
  * /proc/PID/mem, which may read them (FOLL_FORCE).
+ *
+ * With --lazy-pages (a migration from the live task) the lazy pages are
+ * not read at all: their entries are PE_LAZY alone, and the runs are kept
+ * for the dump to serve later from the frozen task (lazy-migrate.c).  The
+ * lazy pages of VMAs without PROT_READ are saved as usual instead, since
+ * process_vm_readv could not serve them.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -187,11 +193,26 @@ static bool page_eager(const struct dump_task *t, uint64_t addr)
 	return addr + PAGE_SZ > mm->mm_arg_start && addr < mm->mm_env_end;
 }
 
+/* A lazy run of a migration: an entry without data, a run to serve later. */
+static int add_lazy(struct page_batch *b, uint64_t addr, uint64_t nr)
+{
+	/* what the batch holds lies below: write it first, entries ascend */
+	int ret = batch_flush(b);
+
+	if (!ret)
+		ret = pagemap_writer_add(b->w, addr, nr, PE_LAZY, NULL);
+	if (!ret)
+		ret = dump_lazy_add_run(b->t, addr, nr);
+	b->ctx->st.pages_lazy += nr;
+	return ret;
+}
+
 /* batch_add, with the eager pages of a lazy run split off as PE_PRESENT */
 static int add_run(struct page_batch *b, uint64_t addr, uint64_t nr, uint32_t flags, bool via_mem)
 {
 	while (nr) {
 		bool eager = (flags & PE_LAZY) && page_eager(b->t, addr);
+		uint32_t flags_n;
 		uint64_t n = 1;
 		int ret;
 
@@ -200,7 +221,11 @@ static int add_run(struct page_batch *b, uint64_t addr, uint64_t nr, uint32_t fl
 				n++;
 		else
 			n = nr;
-		ret = batch_add(b, addr, n, eager ? (flags & ~PE_LAZY) : flags, via_mem);
+		flags_n = eager ? (flags & ~PE_LAZY) : flags;
+		if ((flags_n & PE_LAZY) && b->ctx->o->lazy_pages)
+			ret = add_lazy(b, addr, n);
+		else
+			ret = batch_add(b, addr, n, flags_n, via_mem);
 		if (ret)
 			return ret;
 		addr += n * PAGE_SZ;
@@ -230,10 +255,11 @@ static int dump_vma_pages(struct page_batch *b, int pm_fd, uint64_t *pm, const V
 			  bool uffd_missing)
 {
 	struct dump_task *t = b->t;
-	uint32_t flags = vma_is_lazy_capable(v) ? (PE_PRESENT | PE_LAZY) : PE_PRESENT;
+	bool via_mem = !(v->prot & PROT_READ);
+	bool lazy = vma_is_lazy_capable(v) && !(via_mem && b->ctx->o->lazy_pages);
+	uint32_t flags = lazy ? (PE_PRESENT | PE_LAZY) : PE_PRESENT;
 	bool file_private = v->status & VMA_FILE_PRIVATE;
 	bool all = (v->status & VMA_AREA_VDSO) || uffd_missing;
-	bool via_mem = !(v->prot & PROT_READ);
 	uint64_t zero_pfn = b->ctx->zero_pfn;
 	uint64_t addr = v->start;
 	int ret;
@@ -319,7 +345,7 @@ int dump_pages(struct dump_ctx *ctx, struct dump_task *t)
 		ret = dump_task_error(t, -errno, "can't open %s: %m", path);
 		goto out_unmap;
 	}
-	ret = dump_pagemap_open(ctx, IMG_PAGEMAP, t->pid, &b->w);
+	ret = dump_pagemap_open(ctx, IMG_PAGEMAP, t->vpid, &b->w);
 	if (ret)
 		goto out_close;
 
@@ -331,7 +357,12 @@ int dump_pages(struct dump_ctx *ctx, struct dump_task *t)
 	ret2 = pagemap_writer_close(b->w);
 	if (!ret)
 		ret = ret2;
-	if (!ret)
+	if (!ret && ctx->o->lazy_pages)
+		pr_info("task %d: %llu pages scanned, %llu written, %llu lazy left in the task",
+			t->pid, (unsigned long long)ctx->st.pages_scanned,
+			(unsigned long long)ctx->st.pages_written,
+			(unsigned long long)ctx->st.pages_lazy);
+	else if (!ret)
 		pr_info("task %d: %llu pages scanned, %llu written (%llu lazy)", t->pid,
 			(unsigned long long)ctx->st.pages_scanned,
 			(unsigned long long)ctx->st.pages_written,

@@ -18,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ptrace.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,6 +28,7 @@
 
 #define SEIZE_TIMEOUT_MS	10000
 #define KILL_TIMEOUT_MS		10000
+#define STOP_TIMEOUT_MS		10000
 
 /* State letter of /proc/PID/stat without going through dump_task_error(). */
 static char raw_state(pid_t pid)
@@ -251,23 +251,6 @@ static int count_children(struct dump_task *t, char *first, size_t size)
 	return n;
 }
 
-static int check_pid_ns(struct dump_task *t)
-{
-	struct stat ours, theirs;
-	char path[64];
-
-	snprintf(path, sizeof(path), "/proc/%d/ns/pid", t->pid);
-	if (stat(path, &theirs))
-		return dump_task_error(t, -errno, "can't stat %s: %m", path);
-	if (stat("/proc/self/ns/pid", &ours))
-		return 0;	/* no namespace support: nothing to compare */
-	if (ours.st_ino != theirs.st_ino) {
-		pr_err("task %d lives in another pid namespace: not supported yet", t->pid);
-		return -EINVAL;
-	}
-	return 0;
-}
-
 int dump_check_task(struct dump_ctx *ctx, struct dump_task *t)
 {
 	char status[16384], timers[4096], child[32] = "";
@@ -311,22 +294,28 @@ int dump_check_task(struct dump_ctx *ctx, struct dump_task *t)
 		return -EOPNOTSUPP;
 	}
 
-	ret = check_pid_ns(t);
-	if (ret)
-		return ret;
-
 	ret = dump_proc_stat(t, &st);
 	if (ret)
 		return ret;
 	t->ppid = st.f[4];
 	t->pgid = st.f[5];
 	t->sid = st.f[6];
-	if (t->sid != t->pid && !ctx->o->shell_job) {
-		pr_err("the session leader %d of task %d is outside the dumped tree; "
-		       "use --shell-job", t->sid, t->pid);
+	/* a pid namespace init: its pids as it sees them */
+	ret = dump_pid_ns(t, status);
+	if (ret)
+		return ret;
+	if (t->sid != t->vpid && !ctx->o->shell_job) {
+		if (t->vpid != t->pid)
+			pr_err("the session of task %d (pid %d in its pid namespace) is %s; "
+			       "use --shell-job", t->pid, t->vpid,
+			       t->sid ? "led by another task" : "outside its pid namespace");
+		else
+			pr_err("the session leader %d of task %d is outside the dumped tree; "
+			       "use --shell-job", t->sid, t->pid);
 		return -EOPNOTSUPP;
 	}
-	pr_debug("task %d: ppid %d pgid %d sid %d", t->pid, t->ppid, t->pgid, t->sid);
+	pr_debug("task %d: pid %d in the images, ppid %d pgid %d sid %d", t->pid, t->vpid,
+		 t->ppid, t->pgid, t->sid);
 	return 0;
 }
 
@@ -346,10 +335,28 @@ static void wait_killed(struct dump_task *t)
 	pr_warn("task %d did not die within %d ms of SIGKILL", t->pid, KILL_TIMEOUT_MS);
 }
 
+/* Left stopped means stopped by the time we exit: it takes SIGSTOP on its own. */
+static void wait_stopped(struct dump_task *t)
+{
+	struct timespec ts = { 0, 1000000 };
+
+	for (int waited = 0; waited < STOP_TIMEOUT_MS; waited++) {
+		char st = raw_state(t->pid);
+
+		if (st == 'T' || st == 0 || st == 'Z' || st == 'X')
+			return;
+		nanosleep(&ts, NULL);
+	}
+	pr_warn("task %d did not stop within %d ms of SIGSTOP", t->pid, STOP_TIMEOUT_MS);
+}
+
 void dump_release(struct dump_task *t, enum task_release_mode mode)
 {
 	if (!t->seized)
 		return;
+	/* killed by someone else while we held it (a lazy migration is long) */
+	if (!t->exited && dump_task_exited(t))
+		t->exited = true;
 	t->seized = false;
 	if (t->exited) {
 		int status;
@@ -372,8 +379,19 @@ void dump_release(struct dump_task *t, enum task_release_mode mode)
 		pr_warn("task %d: an interrupted syscall may return -EINTR", t->pid);
 	if (t->regs_valid && ptrace(PTRACE_SETREGS, t->pid, NULL, &t->regs))
 		pr_perror("can't put back the registers of task %d", t->pid);
-	if (ptrace(PTRACE_DETACH, t->pid, NULL, (void *)(long)(mode == RELEASE_STOP ? SIGSTOP : 0)))
+	/*
+	 * -s: from an interrupt stop, DETACH's signal argument is ignored; a
+	 * SIGSTOP queued now (as CRIU does) is taken as soon as the task
+	 * runs, untraced: it stops for real.  Sent from our pid namespace it
+	 * stops a namespace init too.
+	 */
+	if (mode == RELEASE_STOP && kill(t->pid, SIGSTOP))
+		pr_perror("can't stop task %d", t->pid);
+	if (ptrace(PTRACE_DETACH, t->pid, NULL, NULL)) {
 		pr_perror("can't detach from task %d", t->pid);
-	else
-		pr_info("task %d left %s", t->pid, mode == RELEASE_STOP ? "stopped" : "running");
+		return;
+	}
+	if (mode == RELEASE_STOP)
+		wait_stopped(t);
+	pr_info("task %d left %s", t->pid, mode == RELEASE_STOP ? "stopped" : "running");
 }

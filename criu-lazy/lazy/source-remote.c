@@ -40,6 +40,7 @@
 #define FAULTS_ACTIVE_NS	(100 * 1000000ULL)	/* ... within this of a fault */
 #define FAULT_SLICES_PER_CALL	64		/* per wake-up: fault replies ... */
 #define BG_SLICES_PER_CALL	2		/* ... and 512 KiB of background data */
+#define BG_GETS_PER_TASK	2		/* background GETs out at once, per task */
 
 struct remote_source {
 	struct page_source src;		/* first: what the driver holds */
@@ -169,6 +170,24 @@ static int remote_request(struct page_source *src, struct lazy_task *t,
 	return send_next(rs, &job, span->img_start, span->nr_pages);
 }
 
+/*
+ * A background job is done: its successor goes out now rather than when
+ * the daemon's loop next finds nothing to do, which is only once every
+ * byte on the wire has been read.  The pipe stays full, a GET waiting
+ * behind the replies still on their way.
+ */
+static int refill_background(struct remote_source *rs)
+{
+	int ret;
+
+	if (rs->finishing || rs->broken)
+		return 0;
+	do
+		ret = lazy_background_step(rs->src.d);
+	while (ret > 0);
+	return ret;
+}
+
 /* The next GET of a job, or its end when nothing of it is in flight. */
 static int continue_job(struct remote_source *rs, struct rc_get *job)
 {
@@ -178,7 +197,7 @@ static int continue_job(struct remote_source *rs, struct rc_get *job)
 		return send_next(rs, job, vaddr, n);
 	lazy_request_done(rs->src.d, job->t, job->job_start,
 			  (job->job_end - job->job_start) / LAZY_PAGE_SIZE);
-	return 0;
+	return job->urgent ? 0 : refill_background(rs);
 }
 
 /*
@@ -325,13 +344,14 @@ static bool remote_can_prefetch(struct page_source *src, struct lazy_task *t)
 {
 	struct remote_source *rs = to_remote(src);
 	struct rc_conn *c = bg_conn(rs);
+	unsigned int n = 0;
 
 	if (rs->broken)
 		return false;
 	if (rs->shared)
 		return c->nr_background == 0;
 	for (size_t i = 0; i < c->nr; i++)
-		if (c->fifo[(c->head + i) % c->cap].t == t)
+		if (c->fifo[(c->head + i) % c->cap].t == t && ++n >= BG_GETS_PER_TASK)
 			return false;
 	return true;
 }

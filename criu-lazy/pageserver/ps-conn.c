@@ -20,6 +20,8 @@
 #define SEND_BUDGET	(512 << 10)	/* per wake-up, so other sessions get their turn */
 #define CLOSE_WAIT_NS	(10ULL * 1000000000)	/* for the client to close after CLOSE */
 #define DROP_WAIT_NS	(5ULL * 1000000000)	/* for owed replies before a drop */
+#define READ_IOVS	1024		/* replies filled by one store read (IOV_MAX) */
+#define READ_MAX_PAGES	1024		/* a reply the store reads: at most 4 MiB */
 
 struct ps_conn *ps_conn_new(int fd, const struct ps_store *store)
 {
@@ -34,34 +36,56 @@ struct ps_conn *ps_conn_new(int fd, const struct ps_store *store)
 	return c;
 }
 
+static struct ps_out *out_at(struct ps_conn *c, size_t i)
+{
+	return &c->out[(c->out_head + i) % c->out_cap];
+}
+
 void ps_conn_free(struct ps_conn *c)
 {
 	if (c->fd >= 0)
 		close(c->fd);
+	for (size_t i = 0; i < c->out_nr; i++)
+		free(out_at(c, i)->buf);
 	free(c->out);
 	free(c);
 }
 
-static void finish(struct ps_conn *c, const char *why)
+/* The session is over; @end and the reason are the server's to judge. */
+static void finish(struct ps_conn *c, enum ps_conn_end end, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void finish(struct ps_conn *c, enum ps_conn_end end, const char *fmt, ...)
 {
-	pr_info("%s: session ended (%s) after %llu GETs, %llu pages", c->peer, why,
+	va_list args;
+
+	/* the first end counts: a drop stays a drop whatever follows */
+	if (c->end == PS_END_NONE)
+		c->end = end;
+	if (!c->why[0]) {
+		va_start(args, fmt);
+		vsnprintf(c->why, sizeof(c->why), fmt, args);
+		va_end(args);
+	}
+	pr_info("%s: session ended (%s) after %llu GETs, %llu pages", c->peer, c->why,
 		(unsigned long long)c->nr_gets, (unsigned long long)c->nr_pages);
 	c->state = PS_CONN_DONE;
 }
 
-/* A request we will not serve: log why, send what is owed, then close. */
+/* A request we will not serve: note why, send what is owed, then close. */
 static void drop(struct ps_conn *c, uint64_t now_ns, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 static void drop(struct ps_conn *c, uint64_t now_ns, const char *fmt, ...)
 {
-	char why[256];
 	va_list args;
 
+	c->end = PS_END_DROPPED;
 	va_start(args, fmt);
-	vsnprintf(why, sizeof(why), fmt, args);
+	vsnprintf(c->why, sizeof(c->why), fmt, args);
 	va_end(args);
-	pr_err("%s: %s: dropping the connection", c->peer, why);
+	pr_debug("%s: %s: dropping the connection once the owed replies are sent", c->peer,
+		 c->why);
 	c->state = PS_CONN_DROPPING;
 	c->deadline_ns = now_ns + DROP_WAIT_NS;
 }
@@ -82,10 +106,55 @@ static int queue_reply(struct ps_conn *c, const struct ps_out *item)
 		c->out_cap = cap;
 		c->out_head = 0;
 	}
-	c->out[(c->out_head + c->out_nr) % c->out_cap] = *item;
+	*out_at(c, c->out_nr) = *item;
 	c->out_nr++;
 	c->out_bytes += item->head_len + item->data_len;
 	return 0;
+}
+
+/* Forget the last n replies of the queue (never sent). */
+static void out_truncate(struct ps_conn *c, size_t n)
+{
+	while (n--) {
+		struct ps_out *o = out_at(c, c->out_nr - 1);
+
+		c->out_bytes -= o->head_len + o->data_len;
+		free(o->buf);
+		c->out_nr--;
+	}
+}
+
+/*
+ * Read the data of the replies queued since the last call: consecutive
+ * replies of one task in one store read.  A read that fails drops the
+ * session; the replies it was for are never sent.
+ */
+static void fill_replies(struct ps_conn *c, uint64_t now_ns)
+{
+	struct iovec local[READ_IOVS], remote[READ_IOVS];
+	char why[192];
+
+	while (c->nr_unfilled) {
+		size_t first = c->out_nr - c->nr_unfilled, i;
+		pid_t pid = out_at(c, first)->head.iov.dst_id;
+		int n = 0, ret;
+
+		for (i = first; i < c->out_nr && n < READ_IOVS; i++, n++) {
+			struct ps_out *o = out_at(c, i);
+
+			if ((pid_t)o->head.iov.dst_id != pid)
+				break;
+			local[n] = (struct iovec){ o->buf, o->data_len };
+			remote[n] = (struct iovec){ (void *)(uintptr_t)o->head.iov.vaddr, o->data_len };
+		}
+		ret = ps_store_read(c->store, pid, local, remote, n, why, sizeof(why));
+		if (ret) {
+			out_truncate(c, c->nr_unfilled);
+			c->nr_unfilled = 0;
+			return drop(c, now_ns, "%s", why);
+		}
+		c->nr_unfilled -= n;
+	}
 }
 
 static void serve_get(struct ps_conn *c, const struct page_server_iov *req, uint64_t now_ns)
@@ -121,17 +190,28 @@ static void serve_get(struct ps_conn *c, const struct page_server_iov *req, uint
 			    pid, (unsigned long long)req->vaddr);
 	}
 
+	if (!data && n > READ_MAX_PAGES)
+		n = READ_MAX_PAGES;	/* a shorter reply is CRIU's protocol too */
 	reply.head.iov = (struct page_server_iov){
 		.cmd = PS_GET_REPLY_CMD,
 		.nr_pages = n,
 		.vaddr = req->vaddr,
 		.dst_id = req->dst_id,
 	};
-	reply.data = data;
 	reply.data_len = n * PS_PAGE_SIZE;
-	if (queue_reply(c, &reply))
+	reply.data = data;
+	if (!data) {
+		/* the store reads it: fill_replies(), before anything is sent */
+		reply.buf = malloc(reply.data_len);
+		reply.data = reply.buf;
+	}
+	if (!reply.data || queue_reply(c, &reply)) {
+		free(reply.buf);
 		return drop(c, now_ns, "out of memory for the reply to GET task %d at 0x%llx",
 			    pid, (unsigned long long)req->vaddr);
+	}
+	if (reply.buf)
+		c->nr_unfilled++;
 	c->nr_gets++;
 	c->nr_pages += n;
 	pr_debug("%s: GET task %d 0x%llx: %llu of %llu pages", c->peer, pid,
@@ -143,10 +223,13 @@ static void serve_close(struct ps_conn *c, uint64_t now_ns)
 {
 	struct ps_out reply = { .head.status = 0, .head_len = sizeof(int32_t) };
 
+	fill_replies(c, now_ns);	/* only GET replies are ever left unfilled */
+	if (c->state != PS_CONN_SERVING)
+		return;
 	if (queue_reply(c, &reply))
 		return drop(c, now_ns, "out of memory for the reply to CLOSE");
 	c->state = PS_CONN_CLOSING;
-	c->closed_ok = true;
+	c->end = PS_END_CLOSED;
 	c->deadline_ns = now_ns + CLOSE_WAIT_NS;
 }
 
@@ -174,39 +257,43 @@ static bool out_full(const struct ps_conn *c)
 	return c->out_nr >= OUT_MAX_ITEMS || c->out_bytes >= OUT_MAX_BYTES;
 }
 
+/* Serve the whole requests read so far, until the queue is full. */
+static void parse_requests(struct ps_conn *c, uint64_t now_ns)
+{
+	const size_t hdr = sizeof(struct page_server_iov);
+	size_t used = 0;
+
+	while (c->in_len - used >= hdr && c->state == PS_CONN_SERVING && !out_full(c)) {
+		struct page_server_iov req;
+
+		memcpy(&req, c->in + used, hdr);
+		used += hdr;
+		serve_request(c, &req, now_ns);
+	}
+	if (c->state == PS_CONN_CLOSING && c->in_len > used)
+		pr_warn("%s: %zu bytes after CLOSE ignored", c->peer, c->in_len - used);
+	memmove(c->in, c->in + used, c->in_len - used);
+	c->in_len -= used;
+	fill_replies(c, now_ns);
+}
+
 /* Read and serve requests until none is there or the queue is full. */
 static void read_requests(struct ps_conn *c, uint64_t now_ns)
 {
-	const size_t hdr = sizeof(struct page_server_iov);
-
+	parse_requests(c, now_ns);	/* what waited for room in the queue */
 	while (c->state == PS_CONN_SERVING && !out_full(c)) {
 		ssize_t n = ps_recv_some(c->fd, c->in + c->in_len, sizeof(c->in) - c->in_len);
-		size_t used = 0;
 
 		if (n == 0)
 			return;
-		if (n == -EPIPE || n == -ECONNRESET) {
-			if (c->in_len)
-				pr_warn("%s: closed in the middle of a request", c->peer);
-			return finish(c, "closed by the client without CLOSE");
-		}
-		if (n < 0) {
-			errno = -n;
-			pr_perror("%s: read a request", c->peer);
-			return finish(c, "read error");
-		}
+		if (n == -EPIPE || n == -ECONNRESET)
+			return finish(c, PS_END_EOF, "%s the connection without CLOSE%s",
+				      n == -EPIPE ? "closed" : "reset",
+				      c->in_len ? ", in the middle of a request" : "");
+		if (n < 0)
+			return finish(c, PS_END_ERROR, "cannot read a request: %s", strerror(-n));
 		c->in_len += n;
-		while (c->in_len - used >= hdr && c->state == PS_CONN_SERVING) {
-			struct page_server_iov req;
-
-			memcpy(&req, c->in + used, hdr);
-			used += hdr;
-			serve_request(c, &req, now_ns);
-		}
-		if (c->state == PS_CONN_CLOSING && c->in_len > used)
-			pr_warn("%s: %zu bytes after CLOSE ignored", c->peer, c->in_len - used);
-		memmove(c->in, c->in + used, c->in_len - used);
-		c->in_len -= used;
+		parse_requests(c, now_ns);
 	}
 }
 
@@ -222,6 +309,7 @@ static void out_consume(struct ps_conn *c, uint64_t n)
 		}
 		n -= left;
 		c->out_bytes -= len;
+		free(o->buf);
 		c->out_off = 0;
 		c->out_head = (c->out_head + 1) % c->out_cap;
 		c->out_nr--;
@@ -255,7 +343,7 @@ static void send_replies(struct ps_conn *c)
 		ssize_t n;
 
 		for (size_t i = 0; i < c->out_nr && cnt + 2 <= SEND_IOVS; i++) {
-			struct ps_out *o = &c->out[(c->out_head + i) % c->out_cap];
+			struct ps_out *o = out_at(c, i);
 
 			iov[cnt++] = (struct iovec){ &o->head, o->head_len };
 			if (o->data_len)
@@ -267,14 +355,13 @@ static void send_replies(struct ps_conn *c)
 		if (n == 0)
 			return;
 		if (n < 0) {
-			if (n == -EPIPE || n == -ECONNRESET) {
-				pr_warn("%s: gone with %zu replies unsent", c->peer, c->out_nr);
-			} else {
-				errno = -n;
-				pr_perror("%s: send a reply", c->peer);
-			}
-			c->out_nr = 0;
-			return finish(c, "write error");
+			size_t unsent = c->out_nr;
+
+			out_truncate(c, c->out_nr);
+			if (n == -EPIPE || n == -ECONNRESET)
+				return finish(c, c->end == PS_END_CLOSED ? PS_END_CLOSED : PS_END_EOF,
+					      "gone with %zu replies unsent", unsent);
+			return finish(c, PS_END_ERROR, "cannot send a reply: %s", strerror(-n));
 		}
 		out_consume(c, n);
 		budget -= n < (ssize_t)budget ? (uint64_t)n : budget;
@@ -291,7 +378,7 @@ static void wait_close(struct ps_conn *c)
 		return;
 	if (n > 0)
 		pr_warn("%s: %zd bytes after CLOSE ignored", c->peer, n);
-	finish(c, n > 0 ? "data after CLOSE" : "closed after CLOSE");
+	finish(c, PS_END_CLOSED, n > 0 ? "data after CLOSE" : "closed after CLOSE");
 }
 
 void ps_conn_on_event(struct ps_conn *c, uint32_t events, uint64_t now_ns)
@@ -310,7 +397,7 @@ void ps_conn_on_event(struct ps_conn *c, uint32_t events, uint64_t now_ns)
 
 	if (c->state == PS_CONN_DROPPING && !c->out_nr) {
 		shutdown(c->fd, SHUT_RDWR);
-		finish(c, "dropped");
+		finish(c, PS_END_DROPPED, "dropped");
 	}
 	if (c->state == PS_CONN_CLOSING && !c->out_nr && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
 		wait_close(c);
@@ -336,8 +423,10 @@ void ps_conn_check_deadline(struct ps_conn *c, uint64_t now_ns)
 		return;
 	if (now_ns < c->deadline_ns)
 		return;
-	if (c->state == PS_CONN_CLOSING)
+	if (c->state == PS_CONN_CLOSING) {
 		pr_warn("%s: did not close within %llu s after CLOSE", c->peer,
 			CLOSE_WAIT_NS / 1000000000);
-	finish(c, "timed out");
+		return finish(c, PS_END_CLOSED, "timed out after CLOSE");
+	}
+	finish(c, PS_END_DROPPED, "timed out sending the replies owed before the drop");
 }

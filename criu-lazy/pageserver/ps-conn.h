@@ -3,13 +3,18 @@
  * and the queue of replies still to send.
  *
  * Requests are read as they come (non-blocking, partial headers kept);
- * each GET queues a reply whose data is a pointer into the mmap'ed pages
- * file, and the queue goes out with sendmsg() straight from the mapping: no
- * copy.  Reading pauses while the queue is long, so a client that does not
+ * each GET queues a reply.  Its data is either a pointer into the store's
+ * mapping (images: sent with sendmsg() straight from it, no copy) or a
+ * buffer of the reply's own that the store fills (a live task): the GETs
+ * parsed from one read are filled together, before anything of them is
+ * sent.  Reading pauses while the queue is long, so a client that does not
  * read cannot make the server buffer without bound.  A request the server
  * cannot serve ends the session (after the replies owed before it), as
  * CRIU's does; CLOSE is answered with 0 and the session ends when the
  * client closes its side.
+ *
+ * The session does not log its end as an error: it records how it ended
+ * (c->end) and why, and the server decides what that means.
  */
 #ifndef CRIU_LAZY_PAGESERVER_PS_CONN_H
 #define CRIU_LAZY_PAGESERVER_PS_CONN_H
@@ -28,13 +33,22 @@ enum ps_conn_state {
 	PS_CONN_DONE,		/* the session is over: free it */
 };
 
+enum ps_conn_end {
+	PS_END_NONE,		/* not over */
+	PS_END_CLOSED,		/* with CLOSE: the client took what it wanted */
+	PS_END_EOF,		/* closed or reset by the client without CLOSE */
+	PS_END_DROPPED,		/* a request we would not serve */
+	PS_END_ERROR,		/* a socket error, or CLOSE not followed by EOF */
+};
+
 struct ps_out {
 	union {
 		struct page_server_iov iov;
 		int32_t status;
 	} head;
 	uint32_t head_len;
-	const void *data;	/* into a pages file mapping, or NULL */
+	const void *data;	/* into a mapping, or = buf */
+	void *buf;		/* the reply's own data, freed once sent */
 	uint64_t data_len;
 };
 
@@ -43,7 +57,8 @@ struct ps_conn {
 	char peer[PS_NAME_MAX];
 	const struct ps_store *store;
 	enum ps_conn_state state;
-	bool closed_ok;		/* the session ended with CLOSE */
+	enum ps_conn_end end;
+	char why[256];		/* how it ended, for the server to say */
 	uint64_t deadline_ns;	/* CLOSING / DROPPING give up at this time */
 	uint32_t watched;	/* the epoll events the loop has set */
 
@@ -54,6 +69,7 @@ struct ps_conn {
 	size_t out_head, out_nr, out_cap;
 	uint64_t out_off;	/* bytes of out[out_head] already sent */
 	uint64_t out_bytes;	/* bytes queued in all */
+	size_t nr_unfilled;	/* the last replies of the queue, data not read yet */
 
 	uint64_t nr_gets, nr_pages;
 	struct ps_conn *next;

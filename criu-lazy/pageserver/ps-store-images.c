@@ -1,17 +1,51 @@
 /*
  * The images behind a lazy page server (see ps-store.h).
+ *
+ * Per process, the PE_LAZY|PE_PRESENT runs of its pagemap are merged where
+ * they are contiguous both in memory and in the pages file (CRIU splits
+ * runs at page-pipe buffer limits, and a GET may span such a split), and a
+ * lookup is a binary search that clamps the request at the end of the run.
+ * Replies point into the mapping: nothing is copied before the send.
  */
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "common/log.h"
 #include "images/image.h"
+#include "images/pagemap.h"
 #include "pageserver/ps-store.h"
 #include "pstree.pb-c.h"
 
 #define LAZY_PRESENT (PE_LAZY | PE_PRESENT)
+
+struct ps_run {
+	uint64_t vaddr, nr_pages;
+	uint64_t pages_off;		/* in the pages file */
+};
+
+struct ps_task {
+	pid_t pid;
+	struct pagemap_index pi;
+	void *pages;			/* mapped pages file (NULL if empty) */
+	struct ps_run *runs;		/* lazy and present, merged, ascending */
+	size_t nr_runs;
+	uint64_t nr_pages;		/* pages it can serve */
+};
+
+struct images_store {
+	struct ps_store s;		/* first */
+	struct ps_task *tasks;
+};
+
+static const struct ps_store_ops images_ops;
+
+static const struct images_store *to_images(const struct ps_store *s)
+{
+	return (const struct images_store *)s;
+}
 
 static int read_pids(int dirfd, pid_t **pids, size_t *nr)
 {
@@ -103,40 +137,11 @@ static bool has_pagemap(int dirfd, pid_t pid)
 	return faccessat(dirfd, name, F_OK, 0) == 0;
 }
 
-int ps_store_load(struct ps_store *s, int dirfd)
+static void images_free(struct ps_store *store)
 {
-	pid_t *pids;
-	size_t nr;
-	int ret;
+	struct images_store *s = (struct images_store *)store;
 
-	memset(s, 0, sizeof(*s));
-	ret = read_pids(dirfd, &pids, &nr);
-	if (ret)
-		return ret;
-	s->tasks = calloc(nr, sizeof(*s->tasks));
-	if (!s->tasks) {
-		free(pids);
-		return -ENOMEM;
-	}
-	for (size_t i = 0; i < nr && !ret; i++) {
-		/* a zombie has no memory and no pagemap */
-		if (!has_pagemap(dirfd, pids[i])) {
-			pr_info("task %d has no pagemap: nothing to serve for it", pids[i]);
-			continue;
-		}
-		s->tasks[s->nr_tasks].pi.pages_fd = -1;
-		ret = load_task(dirfd, pids[i], &s->tasks[s->nr_tasks]);
-		s->nr_tasks++;
-	}
-	free(pids);
-	if (ret)
-		ps_store_free(s);
-	return ret;
-}
-
-void ps_store_free(struct ps_store *s)
-{
-	for (size_t i = 0; i < s->nr_tasks; i++) {
+	for (size_t i = 0; i < s->s.nr_tasks; i++) {
 		struct ps_task *t = &s->tasks[i];
 
 		if (t->pages)
@@ -145,12 +150,50 @@ void ps_store_free(struct ps_store *s)
 		free(t->runs);
 	}
 	free(s->tasks);
-	memset(s, 0, sizeof(*s));
+	free(s);
 }
 
-static const struct ps_task *find_task(const struct ps_store *s, pid_t pid)
+int ps_store_images_load(int dirfd, struct ps_store **out)
 {
-	for (size_t i = 0; i < s->nr_tasks; i++)
+	struct images_store *s;
+	pid_t *pids;
+	size_t nr;
+	int ret;
+
+	ret = read_pids(dirfd, &pids, &nr);
+	if (ret)
+		return ret;
+	s = calloc(1, sizeof(*s));
+	if (s)
+		s->tasks = calloc(nr, sizeof(*s->tasks));
+	if (!s || !s->tasks) {
+		free(s);
+		free(pids);
+		return -ENOMEM;
+	}
+	s->s.ops = &images_ops;
+	for (size_t i = 0; i < nr && !ret; i++) {
+		/* a zombie has no memory and no pagemap */
+		if (!has_pagemap(dirfd, pids[i])) {
+			pr_info("task %d has no pagemap: nothing to serve for it", pids[i]);
+			continue;
+		}
+		s->tasks[s->s.nr_tasks].pi.pages_fd = -1;
+		ret = load_task(dirfd, pids[i], &s->tasks[s->s.nr_tasks]);
+		s->s.nr_tasks++;
+	}
+	free(pids);
+	if (ret) {
+		images_free(&s->s);
+		return ret;
+	}
+	*out = &s->s;
+	return 0;
+}
+
+static const struct ps_task *find_task(const struct images_store *s, pid_t pid)
+{
+	for (size_t i = 0; i < s->s.nr_tasks; i++)
 		if (s->tasks[i].pid == pid)
 			return &s->tasks[i];
 	return NULL;
@@ -175,10 +218,10 @@ static const struct ps_run *find_run(const struct ps_task *t, uint64_t vaddr)
 	return NULL;
 }
 
-enum ps_lookup ps_store_find(const struct ps_store *s, pid_t pid, uint64_t vaddr,
-			     uint64_t *nr_pages, const void **data)
+static enum ps_lookup images_find(const struct ps_store *s, pid_t pid, uint64_t vaddr,
+				  uint64_t *nr_pages, const void **data)
 {
-	const struct ps_task *t = find_task(s, pid);
+	const struct ps_task *t = find_task(to_images(s), pid);
 	const struct ps_run *r;
 	uint64_t left;
 
@@ -196,3 +239,17 @@ enum ps_lookup ps_store_find(const struct ps_store *s, pid_t pid, uint64_t vaddr
 	*data = (const char *)t->pages + r->pages_off + (vaddr - r->vaddr);
 	return PS_FOUND;
 }
+
+/* Never called: every page found is in a mapping already. */
+static int images_read(const struct ps_store *s, pid_t pid, const struct iovec *local,
+		       const struct iovec *remote, int n, char *why, size_t why_len)
+{
+	snprintf(why, why_len, "task %d: the images store has no data to read", pid);
+	return -EINVAL;
+}
+
+static const struct ps_store_ops images_ops = {
+	.find = images_find,
+	.read = images_read,
+	.free = images_free,
+};

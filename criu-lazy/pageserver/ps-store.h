@@ -1,42 +1,26 @@
 /*
- * What a lazy page server serves: the lazy pages of every process of an
- * image directory, straight from the mmap'ed pages files.
+ * Where a lazy page server's pages come from: a small interface with two
+ * implementations.
  *
- * Per process, the PE_LAZY|PE_PRESENT runs of its pagemap are merged where
- * they are contiguous both in memory and in the pages file (CRIU splits
- * runs at page-pipe buffer limits, and a GET may span such a split), and a
- * lookup is a binary search that clamps the request at the end of the run.
+ *   ps-store-images.c  the lazy pages of an image directory, straight from
+ *                      the mmap'ed pages files (`page-server --lazy-pages`);
+ *   ps-store-live.c    the lazy pages of frozen tasks, read from their
+ *                      memory with process_vm_readv (`dump --lazy-pages`).
+ *
+ * A GET {pid, vaddr, nr_pages} is looked up with ps_store_find(), which
+ * clamps the count (1 <= result <= asked) to the end of the lazy run that
+ * holds vaddr.  A store whose pages are mapped gives a pointer to them; a
+ * store that must read them returns data = NULL, and the session reads the
+ * data of many replies at once with ps_store_read() before it sends them.
+ * pid is always the pid of the images (GET's dst_id).
  */
 #ifndef CRIU_LAZY_PAGESERVER_PS_STORE_H
 #define CRIU_LAZY_PAGESERVER_PS_STORE_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
-
-#include "images/pagemap.h"
-
-struct ps_run {
-	uint64_t vaddr, nr_pages;
-	uint64_t pages_off;		/* in the pages file */
-};
-
-struct ps_task {
-	pid_t pid;
-	struct pagemap_index pi;
-	void *pages;			/* mapped pages file (NULL if empty) */
-	struct ps_run *runs;		/* lazy and present, merged, ascending */
-	size_t nr_runs;
-	uint64_t nr_pages;		/* pages it can serve */
-};
-
-struct ps_store {
-	struct ps_task *tasks;
-	size_t nr_tasks;
-};
-
-/* Load pstree.img and, for each process with a pagemap, its lazy pages. */
-int ps_store_load(struct ps_store *s, int dirfd);
-void ps_store_free(struct ps_store *s);
+#include <sys/uio.h>
 
 enum ps_lookup {
 	PS_FOUND = 0,
@@ -45,12 +29,61 @@ enum ps_lookup {
 	PS_NOT_PRESENT,		/* lazy, but its data is not in the pages file */
 };
 
+struct ps_store;
+
+struct ps_store_ops {
+	enum ps_lookup (*find)(const struct ps_store *s, pid_t pid, uint64_t vaddr,
+			       uint64_t *nr_pages, const void **data);
+	/*
+	 * Read the pages of task pid at remote[i] into local[i] (i < n,
+	 * remote[i].iov_len == local[i].iov_len, each found by find()).
+	 * 0 or a negative errno; *why gets a line saying what failed.
+	 */
+	int (*read)(const struct ps_store *s, pid_t pid, const struct iovec *local,
+		    const struct iovec *remote, int n, char *why, size_t why_len);
+	void (*free)(struct ps_store *s);
+};
+
+struct ps_store {
+	const struct ps_store_ops *ops;
+	size_t nr_tasks;		/* processes it has pages of */
+};
+
+static inline enum ps_lookup ps_store_find(const struct ps_store *s, pid_t pid, uint64_t vaddr,
+					   uint64_t *nr_pages, const void **data)
+{
+	return s->ops->find(s, pid, vaddr, nr_pages, data);
+}
+
+static inline int ps_store_read(const struct ps_store *s, pid_t pid, const struct iovec *local,
+				const struct iovec *remote, int n, char *why, size_t why_len)
+{
+	return s->ops->read(s, pid, local, remote, n, why, why_len);
+}
+
+static inline void ps_store_free(struct ps_store *s)
+{
+	if (s)
+		s->ops->free(s);
+}
+
+/* ps-store-images.c: pstree.img and, per process, its lazy and present
+ * pages (pagemap index + mapped pages file). */
+int ps_store_images_load(int dirfd, struct ps_store **out);
+
+/* ps-store-live.c: frozen tasks, each with its lazy runs. */
+struct ps_live_run {
+	uint64_t vaddr, nr_pages;
+};
+
+int ps_store_live_new(struct ps_store **out);
+
 /*
- * Where the data of a GET {pid, vaddr, *nr_pages} is: on PS_FOUND, *data
- * points into the mapping and *nr_pages is clamped (1 <= result <= asked)
- * to the end of the lazy run holding vaddr.
+ * Serve task @id of the images (its pid there) from the memory of the
+ * process @real (its pid here), which must stay frozen while the store is
+ * used.  @runs: ascending, non-overlapping; the store takes them over.
  */
-enum ps_lookup ps_store_find(const struct ps_store *s, pid_t pid, uint64_t vaddr,
-			     uint64_t *nr_pages, const void **data);
+int ps_store_live_add(struct ps_store *s, pid_t id, pid_t real, struct ps_live_run *runs,
+		      size_t nr_runs);
 
 #endif

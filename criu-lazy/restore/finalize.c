@@ -68,9 +68,13 @@ static int run_syscall(pid_t pid, unsigned long ip, long nr, unsigned long a1,
 	return 0;
 }
 
-/* SIGTRAP's action and pending SIGTRAPs, then unmap the blob. */
+/*
+ * SIGTRAP's action and pending SIGTRAPs, then unmap the blob.  The queueing
+ * syscalls run inside the task: they name it by its own pid, the images'.
+ */
 static int run_last_syscalls(const struct rst_images *ri, const struct rst_plan *plan, pid_t pid)
 {
+	pid_t self = ri->pid;
 	const CoreEntry *core = ri->core;
 	unsigned long ip = plan->blob_start + restorer_export_syscall_off;
 	uint64_t args = plan->blob_start + plan->args_off;
@@ -91,10 +95,10 @@ static int run_last_syscalls(const struct rst_images *ri, const struct rst_plan 
 			if (signo != SIGTRAP)
 				continue;
 			if (q)
-				ret = run_syscall(pid, ip, SYS_rt_sigqueueinfo, pid, SIGTRAP, si, 0,
+				ret = run_syscall(pid, ip, SYS_rt_sigqueueinfo, self, SIGTRAP, si, 0,
 						  "rt_sigqueueinfo(SIGTRAP)");
 			else
-				ret = run_syscall(pid, ip, SYS_rt_tgsigqueueinfo, pid, pid, SIGTRAP,
+				ret = run_syscall(pid, ip, SYS_rt_tgsigqueueinfo, self, self, SIGTRAP,
 						  si, "rt_tgsigqueueinfo(SIGTRAP)");
 		}
 	}

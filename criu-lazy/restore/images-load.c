@@ -300,6 +300,28 @@ static int load_shmems(int dirfd, struct rst_images *ri)
 	return 0;
 }
 
+/*
+ * A task dumped as the init of its own pid namespace (one that is not the
+ * dumping process's, inventory.root_ids) is restored into a new one, as pid
+ * 1 there; any other task keeps its pid in ours.
+ */
+static int check_pid_ns(struct rst_images *ri)
+{
+	const TaskKobjIdsEntry *root = ri->inv->root_ids;
+
+	if (!root || !root->has_pid_ns_id || !ri->ids->has_pid_ns_id ||
+	    root->pid_ns_id == ri->ids->pid_ns_id)
+		return 0;
+	if (ri->pid != 1) {
+		pr_err("ids-%d.img: task %d is in a pid namespace of its own (%u, not %u) but is "
+		       "not its init: only a namespace init (pid 1) can be restored into a new one",
+		       ri->pid, ri->pid, ri->ids->pid_ns_id, root->pid_ns_id);
+		return -EINVAL;
+	}
+	ri->new_pid_ns = true;
+	return 0;
+}
+
 int rst_images_load(int dirfd, const struct opts *o, struct rst_images *ri)
 {
 	int ret;
@@ -321,6 +343,8 @@ int rst_images_load(int dirfd, const struct opts *o, struct rst_images *ri)
 		ret = check_core(ri->pid, ri->core);
 	if (!ret)
 		ret = load_one(dirfd, IMG_IDS, ri->pid, &task_kobj_ids_entry__descriptor, &ri->ids);
+	if (!ret)
+		ret = check_pid_ns(ri);
 	if (!ret)
 		ret = load_one(dirfd, IMG_MM, ri->pid, &mm_entry__descriptor, &ri->mm);
 	if (!ret)

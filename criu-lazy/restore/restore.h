@@ -10,7 +10,8 @@
  *   layout.c, premap-plan.c   decide where each VMA is premapped and where
  *                    the blob goes: a hole free in our layout and in the
  *                    target one (struct rst_plan);
- *   task-create.c    clone3 with the dumped pid, seize it; the new task
+ *   task-create.c    clone3 with the dumped pid (in a new pid namespace
+ *                    if it was a namespace init), seize it; the new task
  *                    runs child.c (session, fds.c, premap.c, blob-setup.c)
  *                    and jumps into the restorer blob (criu-lazy/pie/);
  *   finalize.c       after the blob's final int3: last syscalls, registers
@@ -59,7 +60,9 @@ struct rst_shmem {
 /* Everything read from the images, checked. */
 struct rst_images {
 	int dirfd;
-	pid_t pid;
+	pid_t pid;			/* in the images: the task's own view */
+	bool new_pid_ns;		/* it was the init of a pid namespace of its
+					 * own: it gets a new one, where it is pid 1 */
 
 	InventoryEntry *inv;
 	PstreeEntry *pstree;
@@ -125,7 +128,7 @@ struct rst_plan {
 
 /* The new task while it is being built. */
 struct rst_task {
-	pid_t pid;
+	pid_t pid;			/* here (= ri->pid unless ri->new_pid_ns) */
 	int sync_w;			/* parent -> child: "you are seized" */
 	int sync_r;
 	int err_r;			/* child -> parent: one error line */

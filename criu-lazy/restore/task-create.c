@@ -1,9 +1,15 @@
 /*
  * Creating the new task and waiting until its blob is done.
  *
- * clone3() with set_tid gives it the dumped pid.  The parent reserves the
- * premap + blob region first (the child inherits the reservation, so no
- * allocation of ours can land there meanwhile) and blocks every signal
+ * clone3() with set_tid gives it the dumped pid.  A task dumped as the init
+ * of its own pid namespace gets a new one (CLONE_NEWPID, set_tid {1}): it
+ * is pid 1 there, and has another pid here, which is the one this process,
+ * the pidfile and the log use; what runs inside the task (the blob, the
+ * syscalls finalize.c injects) uses the pid of the images.
+ *
+ * The parent reserves the premap + blob region first (the child inherits
+ * the reservation, so no allocation of ours can land there meanwhile) and
+ * blocks every signal
  * across the clone, so the child starts with all of them blocked.  The
  * child waits on a pipe until the parent has PTRACE_SEIZEd it: it never
  * runs the blob untraced, and PTRACE_O_EXITKILL kills it if we die.
@@ -69,12 +75,13 @@ static int reserve_region(const struct rst_plan *plan)
 	return 0;
 }
 
-static pid_t clone_with_pid(pid_t pid)
+static pid_t clone_with_pid(pid_t pid, bool new_pid_ns)
 {
 	pid_t tid = pid;
 	struct clone_args ca;
 
 	memset(&ca, 0, sizeof(ca));
+	ca.flags = new_pid_ns ? CLONE_NEWPID : 0;
 	ca.exit_signal = SIGCHLD;
 	ca.set_tid = (uint64_t)(uintptr_t)&tid;
 	ca.set_tid_size = 1;
@@ -108,7 +115,7 @@ int rst_task_create(const struct opts *o, const struct rst_images *ri,
 	sigfillset(&all);
 	sigprocmask(SIG_SETMASK, &all, &old);
 	t0 = now_us();
-	pid = clone_with_pid(ri->pid);
+	pid = clone_with_pid(ri->pid, ri->new_pid_ns);
 	if (pid == 0) {
 		struct rst_child c = {
 			.o = o, .ri = ri, .plan = plan, .err_fd = t->err_w,
@@ -130,8 +137,8 @@ int rst_task_create(const struct opts *o, const struct rst_images *ri,
 		if (err == EEXIST)
 			pr_err("pid %d is already in use", ri->pid);
 		else
-			pr_err("cannot create task %d (clone3 with set_tid): %s", ri->pid,
-			       strerror(err));
+			pr_err("cannot create task %d (clone3 with set_tid%s): %s", ri->pid,
+			       ri->new_pid_ns ? " in a new pid namespace" : "", strerror(err));
 		ret = -err;
 		goto err_pipes;
 	}
@@ -150,7 +157,12 @@ int rst_task_create(const struct opts *o, const struct rst_images *ri,
 	}
 	close_fd(&t->sync_w);
 	t->fork_us = now_us() - t0;
-	pr_info("task %d created and seized in %llu us", pid, (unsigned long long)t->fork_us);
+	if (ri->new_pid_ns)
+		pr_info("task %d created as pid 1 of a new pid namespace and seized in %llu us",
+			pid, (unsigned long long)t->fork_us);
+	else
+		pr_info("task %d created and seized in %llu us", pid,
+			(unsigned long long)t->fork_us);
 	return 0;
 
 err_pipes:

@@ -11,6 +11,13 @@
  *            half of it).  The order is read at that moment from
  *            --order-file if it exists ("seq", or "random SEED"), else from
  *            --order: the same image can be restored and touched both ways.
+ *            A last word "latency" in the order file (or --latency) also
+ *            times each touch on its own and counts the page faults it took
+ *            (getrusage(RUSAGE_THREAD), outside the timed span): the result
+ *            gets "latency" with p50/p99/max of the touches that faulted,
+ *            the wait the task itself saw for a missing page, and p50/p99
+ *            of all touches.  That costs a syscall per page, so the touch
+ *            time of such a run is not a rate to compare.
  *   SIGTERM  exit 0.
  *
  * Nothing is open but what the caller gave as stdin/out/err (the bench uses
@@ -18,13 +25,14 @@
  * dump and restore.  Run it as a session leader (setsid).
  *
  *   lazy_workload --pidfile F --result F [--size 1G] [--order seq|random]
- *                 [--order-file F] [--seed N]
+ *                 [--order-file F] [--seed N] [--latency]
  */
 #include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "bench.h"
@@ -37,6 +45,7 @@ struct workload {
 	const char *pidfile, *result, *order_file;
 	char order[16];			/* from --order: "seq" or "random" */
 	uint64_t seed;
+	bool latency;			/* from --latency */
 };
 
 static void die(const char *msg)
@@ -69,7 +78,8 @@ static int write_atomic(const char *path, const char *text)
 }
 
 /* The order of this touch: the order file wins over the command line. */
-static void read_order(const struct workload *w, char *order, size_t len, uint64_t *seed)
+static void read_order(const struct workload *w, char *order, size_t len, uint64_t *seed,
+		       bool *latency)
 {
 	char buf[128] = "";
 	unsigned long long s;
@@ -78,6 +88,7 @@ static void read_order(const struct workload *w, char *order, size_t len, uint64
 
 	snprintf(order, len, "%s", w->order);
 	*seed = w->seed;
+	*latency = w->latency;
 	if (!w->order_file)
 		return;
 	fd = open(w->order_file, O_RDONLY | O_CLOEXEC);
@@ -95,40 +106,103 @@ static void read_order(const struct workload *w, char *order, size_t len, uint64
 		if (sscanf(buf + 6, "%llu", &s) == 1 && s)
 			*seed = s;
 	}
+	if (strstr(buf, "latency"))
+		*latency = true;
+}
+
+static uint64_t thread_faults(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_THREAD, &ru))
+		return 0;
+	return ru.ru_minflt + ru.ru_majflt;
+}
+
+/*
+ * Touch every page in order, each touch timed on its own; a touch that
+ * took a page fault (a missing page: the task waited for it to arrive)
+ * goes to lat[0..*nr_faulted), every touch to all[].  The fault count is
+ * read between touches, so its cost is not in any sample.
+ */
+static uint64_t touch_timed(struct workload *w, const uint32_t *order, uint32_t *all,
+			    uint32_t *lat, size_t *nr_faulted)
+{
+	uint64_t sum = 0, flt = thread_faults();
+	size_t nf = 0;
+
+	for (size_t i = 0; i < w->npages; i++) {
+		uint64_t t0, t1, f;
+
+		t0 = bench_now_ns();
+		sum += *(volatile uint64_t *)(w->mem + (size_t)order[i] * BENCH_PAGE);
+		t1 = bench_now_ns();
+		f = thread_faults();
+		all[i] = t1 - t0 > UINT32_MAX ? UINT32_MAX : t1 - t0;
+		if (f != flt)
+			lat[nf++] = all[i];
+		flt = f;
+	}
+	*nr_faulted = nf;
+	return sum;
+}
+
+/* ", \"latency\": {...}" of a timed touch (sorts the samples). */
+static void format_latency(char *out, size_t len, uint32_t *all, size_t n, uint32_t *lat,
+			   size_t nf)
+{
+	double p50 = bench_percentile_us(lat, nf, 0.50), p99 = bench_percentile_us(lat, nf, 0.99);
+	double max = nf ? lat[nf - 1] / 1000.0 : 0;	/* sorted by the percentile */
+
+	snprintf(out, len, ", \"latency\": {\"touches\": %zu, \"faulted\": %zu, "
+		 "\"fault_p50_us\": %.2f, \"fault_p99_us\": %.2f, \"fault_max_us\": %.2f, "
+		 "\"all_p50_us\": %.3f, \"all_p99_us\": %.3f}", n, nf, p50, p99, max,
+		 bench_percentile_us(all, n, 0.50), bench_percentile_us(all, n, 0.99));
 }
 
 static void touch_all(struct workload *w)
 {
-	char order_name[16], json[512];
-	bool random;
-	uint32_t *order;
+	char order_name[16], json[1024], lat_json[512] = "";
+	bool random, latency;
+	uint32_t *order, *all = NULL, *lat = NULL;
 	uint64_t seed, sum = 0, t0, t1;
-	size_t bad;
+	size_t bad, nr_faulted = 0, arrays;
 
-	read_order(w, order_name, sizeof(order_name), &seed);
+	read_order(w, order_name, sizeof(order_name), &seed, &latency);
 	random = !strcmp(order_name, "random");
 	/* new memory, allocated after any restore: its pages are not lazy */
-	order = mmap(NULL, w->npages * sizeof(uint32_t), PROT_READ | PROT_WRITE,
+	arrays = (latency ? 3 : 1) * w->npages;
+	order = mmap(NULL, arrays * sizeof(uint32_t), PROT_READ | PROT_WRITE,
 		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 	if (order == MAP_FAILED) {
 		snprintf(json, sizeof(json), "{\"ok\": false, \"error\": \"mmap the order: %m\"}\n");
 		write_atomic(w->result, json);
 		return;
 	}
+	if (latency) {
+		all = order + w->npages;
+		lat = all + w->npages;
+	}
 	bench_page_order(order, w->npages, random ? seed : 0);
 
 	t0 = bench_now_ns();
-	for (size_t i = 0; i < w->npages; i++)
-		sum += *(volatile uint64_t *)(w->mem + (size_t)order[i] * BENCH_PAGE);
+	if (latency) {
+		sum = touch_timed(w, order, all, lat, &nr_faulted);
+	} else {
+		for (size_t i = 0; i < w->npages; i++)
+			sum += *(volatile uint64_t *)(w->mem + (size_t)order[i] * BENCH_PAGE);
+	}
 	t1 = bench_now_ns();
 
 	bad = bench_pattern_check(w->mem, w->npages * BENCH_PAGE, PATTERN_SEED);
-	munmap(order, w->npages * sizeof(uint32_t));
+	if (latency)
+		format_latency(lat_json, sizeof(lat_json), all, w->npages, lat, nr_faulted);
+	munmap(order, arrays * sizeof(uint32_t));
 	if (bad == w->npages * BENCH_PAGE)
 		snprintf(json, sizeof(json),
 			 "{\"pages\": %zu, \"seconds\": %.6f, \"order\": \"%s\", \"ok\": true, "
-			 "\"sum\": %llu}\n", w->npages, (t1 - t0) / 1e9, order_name,
-			 (unsigned long long)sum);
+			 "\"sum\": %llu%s}\n", w->npages, (t1 - t0) / 1e9, order_name,
+			 (unsigned long long)sum, lat_json);
 	else
 		snprintf(json, sizeof(json),
 			 "{\"pages\": %zu, \"seconds\": %.6f, \"order\": \"%s\", \"ok\": false, "
@@ -140,7 +214,7 @@ static void touch_all(struct workload *w)
 static void usage(void)
 {
 	fputs("usage: lazy_workload --pidfile F --result F [--size 1G] [--order seq|random]\n"
-	      "                     [--order-file F] [--seed N]\n", stderr);
+	      "                     [--order-file F] [--seed N] [--latency]\n", stderr);
 	exit(1);
 }
 
@@ -153,6 +227,7 @@ int main(int argc, char **argv)
 		{ "order", required_argument, NULL, 'o' },
 		{ "order-file", required_argument, NULL, 'f' },
 		{ "seed", required_argument, NULL, 'S' },
+		{ "latency", no_argument, NULL, 'l' },
 		{ }
 	};
 	struct workload w = { .order = "seq", .seed = 0x5eed };
@@ -173,6 +248,7 @@ int main(int argc, char **argv)
 			break;
 		case 'f': w.order_file = optarg; break;
 		case 'S': w.seed = strtoull(optarg, NULL, 0); break;
+		case 'l': w.latency = true; break;
 		default: usage();
 		}
 	}

@@ -39,7 +39,7 @@ class Daemon:
         self.out = Path(out)
         r, w = os.pipe()
         try:
-            self.proc = tracker.spawn([tool.binary, *args, "--status-fd", w, "-v4", "-o", log],
+            self.proc = tracker.spawn(tool.argv([*args, "--status-fd", w, "-v4", "-o", log]),
                                       stdout=out, pass_fds=(w,))
         finally:
             os.close(w)

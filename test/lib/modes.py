@@ -5,12 +5,17 @@ images-N, check it is gone, restore it, check it is back.  Tests call only
 cycle() (and finish() once the task has exited), so a new mode is a new
 subclass here plus its name in MODES; every zdtm test then runs in it.
 
-    eager        dump; restore -d (every page is restored before the task runs)
+    eager         dump; restore -d (every page is restored before the task runs)
+    lazy          lazy-pages daemon on the images + restore --lazy-pages
+    remote-lazy   page-server on the images + daemon --page-server + restore
+    lazy-migrate  dump --lazy-pages serves the pages from the frozen task itself
+                  + daemon --page-server + restore; the task runs as the init
+                  of a pid namespace of its own (pid_ns)
 
-Later issues add, as subclasses:
-    lazy         lazy-pages daemon on the images + restore --lazy-pages
-    remote-lazy  page-server on the images + daemon --page-server + restore
+A mode may declare a zdtm test meaningless in it (unsupported(spec)): the
+test is then skipped with the mode's reason.
 """
+import os
 import socket
 from pathlib import Path
 
@@ -23,6 +28,7 @@ RESTORE_TIMEOUT = 120
 
 class Mode:
     name = None
+    pid_ns = False		# the task runs as the init of a pid namespace of its own
 
     def __init__(self, tool, tracker, workdir):
         self.tool = tool
@@ -32,6 +38,10 @@ class Mode:
     @classmethod
     def unavailable(cls):
         """A reason this mode cannot run on this machine, or None."""
+        return None
+
+    def unsupported(self, spec):
+        """A reason the zdtm test spec means nothing in this mode, or None."""
         return None
 
     def imgdir(self, n):
@@ -162,4 +172,74 @@ class RemoteLazy(Lazy):
         self.servers = []
 
 
-MODES = {m.name: m for m in (Eager, Lazy, RemoteLazy)}
+class LazyMigrate(Mode):
+    """Lazy migration from the live task: `dump --lazy-pages` writes every
+    image but the lazy pages, keeps the task frozen and serves those pages
+    from its memory to a lazy-pages daemon --page-server; the restore runs
+    at once; the dump kills the task when the daemon has taken every page.
+
+    On one machine the source still holds its pid while its copy runs, so
+    the task runs as the init of a pid namespace of its own and its copy is
+    restored as the init of a new one (CRIU's zdtm does the same).
+
+    A transfer is over when the daemon has exited 0 (every lazy page
+    delivered or dropped), the dump has exited 0 saying nothing, and the
+    source is gone, killed.  That is waited for at the end of the cycle, or
+    in finish() for the tests that defer background delivery (their copy
+    takes its last pages when it runs its checks).
+    """
+    name = "lazy-migrate"
+    pid_ns = True
+
+    def __init__(self, tool, tracker, workdir):
+        super().__init__(tool, tracker, workdir)
+        self.transfers = []	# (imgdir, dump, daemon, source pid)
+        self.task = None
+
+    @classmethod
+    def unavailable(cls):
+        if not os.path.exists("/proc/self/ns/pid"):
+            return "this kernel has no pid namespaces"
+        return None
+
+    def cycle(self, task, n):
+        self.task = task
+        imgdir = self.imgdir(n)
+        port = free_port()
+        source = task.pid
+        dump = lazy.Daemon(
+            self.procs, self.tool,
+            ["dump", "-t", source, "-D", imgdir, "--lazy-pages", "--address", "127.0.0.1",
+             "--port", port],
+            self.dir / f"dump-{n}.log", self.dir / f"dump-{n}.out", f"dump #{n}")
+        args = ["lazy-pages", "-D", imgdir, "--page-server", "--address", "127.0.0.1",
+                "--port", port]
+        if task.spec.defer_background:
+            args.append("--no-background-fetch")
+        daemon = lazy.Daemon(self.procs, self.tool, args, self.dir / f"lazy-pages-{n}.log",
+                             self.dir / f"lazy-pages-{n}.out", f"lazy-pages #{n}")
+        pidfile = self.dir / f"restore-{n}.pid"
+        res = self.tool.restore(imgdir, self.dir / f"restore-{n}.log", RESTORE_TIMEOUT,
+                                pidfile=pidfile, extra=("--lazy-pages",))
+        assert_ok(res, f"restore #{n} of {task.spec.id} (dumped as pid {source})")
+        task.expect_restored(pidfile)
+        self.transfers.append((imgdir, dump, daemon, source))
+        if not task.spec.defer_background:
+            self.wait_transfers(copy_ran=False)
+        return imgdir
+
+    def wait_transfers(self, copy_ran):
+        for imgdir, dump, daemon, source in self.transfers:
+            daemon.expect_clean_exit()
+            lazy.check_stats(imgdir, daemon.text())
+            dump.expect_clean_exit()
+            said = dump.out.read_text(errors="replace") if dump.out.exists() else ""
+            assert not said.strip(), f"{dump.what} succeeded but said:\n{said}"
+            self.task.expect_gone(pid=source, copy_ran=copy_ran)
+        self.transfers = []
+
+    def finish(self):
+        self.wait_transfers(copy_ran=True)
+
+
+MODES = {m.name: m for m in (Eager, Lazy, RemoteLazy, LazyMigrate)}

@@ -8,7 +8,10 @@ legitimately changes is left out or normalized:
 - the inode of shared anonymous memory (a new shmem object on restore);
 - SIGALRM in the pending sets (interval timers fire on their own schedule);
 - the run state, times, PF_* flags (a restored task did not exec) and
-  anything else that is about the process's life rather than its state.
+  anything else that is about the process's life rather than its state;
+- the task's own pid where stat shows it as its process group or session:
+  a task restored in a new pid namespace (lazy-migrate) has another pid
+  here, and leads its group and session all the same.
 """
 import os
 import re
@@ -91,6 +94,9 @@ def snapshot(pid, ignore_fd_pos=False):
         snap["status " + key] = val
     for name, n in STAT_FIELDS.items():
         snap["stat " + name] = st[n]
+    for name in ("pgrp", "session"):
+        if snap["stat " + name] == str(pid):
+            snap["stat " + name] = "(its own pid)"
     snap["fds"] = _fds(pid, ignore_fd_pos)
     for link in ("cwd", "root", "exe"):
         snap[link] = os.readlink(f"/proc/{pid}/{link}")

@@ -38,16 +38,23 @@ class Result:
 
 
 class Tool:
-    """The criu-lazy binary; run() never hangs longer than its timeout."""
+    """The criu-lazy binary; run() never hangs longer than its timeout.
 
-    def __init__(self, binary=paths.TOOL):
+    prefix: a command that runs it somewhere else and then execs it in
+    place (e.g. `nsenter --net=...`), so its pid is still the tool's."""
+
+    def __init__(self, binary=paths.TOOL, prefix=()):
         self.binary = Path(binary)
+        self.prefix = tuple(str(a) for a in prefix)
 
     def available(self):
         return self.binary.is_file() and os.access(self.binary, os.X_OK)
 
+    def argv(self, args):
+        return [*self.prefix, str(self.binary)] + [str(a) for a in args]
+
     def run(self, args, timeout, log=None, cwd=None, env=None):
-        argv = [str(self.binary)] + [str(a) for a in args]
+        argv = self.argv(args)
         t0 = time.monotonic()
         try:
             p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,

@@ -5,6 +5,13 @@ A program is started with its own session (as CRIU's zdtm tests are), stdin
 that directory (the programs create their files there).  It is ready when
 its pidfile appears; SIGTERM makes it check its state and write PASS or
 FAIL to its outfile.
+
+With pid_ns=True it runs as the init of a pid namespace of its own (the
+lazy-migrate mode: the dumped task keeps its pid while its copy runs), so
+it has two pids: `ns_pid`, the one it sees and writes to its pidfile (1),
+and `pid`, ours, which everything here uses (/proc, signals, waits, the
+dump's -t).  A restore gives the copy a new namespace, so `pid` changes
+with every restore while `ns_pid` stays.
 """
 import os
 import signal
@@ -12,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import paths, procs, procstate
+
+PIDNS_LAUNCHER = "pidns_launch"		# test/zdtm/pidns_launch.c
 
 READY_TIMEOUT = 30	# start -> pidfile
 EXIT_TIMEOUT = 60	# SIGTERM -> exit (checks of 256 MiB included)
@@ -111,40 +120,75 @@ def program_env(spec):
     return env
 
 
+def ns_pids(pid):
+    """NSpid of /proc/PID/status: its pid in every namespace from ours down."""
+    v = procs.status_field(pid, "NSpid")
+    return [int(x) for x in v.split()] if v else []
+
+
 class ZdtmTask:
     """One running zdtm program, followed across checkpoints by its pid."""
 
-    def __init__(self, spec, workdir, tracker):
+    def __init__(self, spec, workdir, tracker, pid_ns=False):
         self.spec = spec
         self.dir = Path(workdir)
         self.procs = tracker
+        self.pid_ns = pid_ns
         base = spec.id
         self.pidfile = self.dir / f"{base}.pid"
         self.outfile = self.dir / f"{base}.outfile"
         self.output = self.dir / f"{base}.output"
-        self.pid = None
+        self.pid = None		# ours
+        self.ns_pid = None	# its own (= pid without pid_ns)
         self.restores = 0
 
     def start(self, timeout=READY_TIMEOUT):
         binary = self.spec.binary()
         if not binary.is_file():
             raise AssertionError(f"{binary} is missing: build with `scons -j2`")
-        p = self.procs.spawn([binary, "--pidfile", self.pidfile, "--outfile", self.outfile,
-                              *self.spec.args], cwd=self.dir, env=program_env(self.spec),
-                             stdout=self.output)
-        ready = procs.wait_for(lambda: self.pidfile.exists() or p.poll() is not None,
-                               timeout)
+        argv = [binary, "--pidfile", self.pidfile, "--outfile", self.outfile, *self.spec.args]
+        if self.pid_ns:
+            pid, alive = self._start_in_pid_ns(argv, timeout)
+        else:
+            p = self.procs.spawn(argv, cwd=self.dir, env=program_env(self.spec),
+                                 stdout=self.output)
+            pid, alive = p.pid, lambda: p.poll() is None
+        ready = procs.wait_for(lambda: self.pidfile.exists() or not alive(), timeout)
         if not self.pidfile.exists():
-            if p.poll() is not None:
+            if not alive():
                 raise AssertionError(
-                    f"{self.spec.id} exited ({p.returncode}) before it was ready:\n"
+                    f"{self.spec.id} exited before it was ready:\n"
                     f"{self.text(self.outfile)}{self.text(self.output)}")
             raise AssertionError(f"{self.spec.id} not ready within {timeout} s "
                                  f"(ready={ready})\n{self.text(self.output)}")
-        pid = int(self.pidfile.read_text())
-        assert pid == p.pid, f"pidfile says {pid}, but we started {p.pid}"
+        self.ns_pid = int(self.pidfile.read_text())
+        if self.pid_ns:
+            assert self.ns_pid == 1, (f"pidfile says {self.ns_pid}: the program is not "
+                                      "the init of its pid namespace")
+            assert ns_pids(pid)[-1:] == [1], f"NSpid of {pid} is {ns_pids(pid)}"
+        else:
+            assert self.ns_pid == pid, f"pidfile says {self.ns_pid}, but we started {pid}"
         self.pid = pid
         return self
+
+    def _start_in_pid_ns(self, argv, timeout):
+        """The launcher starts the program as pid 1 of a new pid namespace
+        and exits; the program is reparented to us (a child subreaper) and
+        adopted.  Returns (our pid of it, is-it-alive)."""
+        realpid = self.dir / f"{self.spec.id}.realpid"
+        launcher = self.procs.spawn([paths.zdtm_binary(PIDNS_LAUNCHER), realpid, *argv],
+                                    cwd=self.dir, env=program_env(self.spec),
+                                    stdout=self.output)
+        try:
+            status = self.procs.reap(launcher.pid, timeout)
+        except TimeoutError:
+            raise AssertionError(f"{PIDNS_LAUNCHER} did not exit within {timeout} s")
+        assert status == 0 and realpid.exists(), (
+            f"{PIDNS_LAUNCHER} failed ({procs.wait_status_str(status)})\n"
+            f"{self.text(self.output)}")
+        pid = int(realpid.read_text())
+        self.procs.adopt(pid)
+        return pid, lambda: procs.alive(pid)
 
     @staticmethod
     def text(path):
@@ -153,29 +197,41 @@ class ZdtmTask:
         except FileNotFoundError:
             return f"--- {path.name}: missing\n"
 
-    def expect_gone(self, timeout=GONE_TIMEOUT):
-        """After a dump without -R: the task was killed (SIGKILL, no chance
-        to run its checks) and is reaped, so its pid is free again."""
+    def expect_gone(self, timeout=GONE_TIMEOUT, pid=None, copy_ran=False):
+        """After a dump without -R: the task (pid, default the current one)
+        was killed (SIGKILL, no chance to run its checks) and is reaped, so
+        its pid is free again.  copy_ran: its restored copy has run its
+        checks meanwhile (a lazy migration's source lives until its copy
+        has every page), so the outfile is the copy's."""
+        pid = self.pid if pid is None else pid
         try:
-            status = self.procs.reap(self.pid, timeout)
+            status = self.procs.reap(pid, timeout)
         except TimeoutError:
             raise AssertionError(
-                f"the dump succeeded but the task is still there: {procs.describe(self.pid)}")
+                f"the dump succeeded but the task is still there: {procs.describe(pid)}")
         assert status is None or (os.WIFSIGNALED(status) and
                                   os.WTERMSIG(status) == signal.SIGKILL), (
             f"the dumped task ended with {procs.wait_status_str(status)}, "
             f"expected SIGKILL\n{self.text(self.outfile)}{self.text(self.output)}")
-        assert not procs.exists(self.pid), f"pid {self.pid} still exists after reaping"
-        assert not self.outfile.exists(), (
+        assert not procs.exists(pid), f"pid {pid} still exists after reaping"
+        assert copy_ran or not self.outfile.exists(), (
             f"the dumped task wrote its outfile: it ran its checks before dying\n"
             f"{self.text(self.outfile)}")
 
     def expect_restored(self, pidfile=None):
-        """After a restore: the same pid, running, not traced, ours."""
+        """After a restore: the same pid, running, not traced, ours.  In a
+        pid namespace of its own: the same pid there (ns_pid), and the one
+        here is the new one the restore wrote to its pidfile."""
         if pidfile is not None:
             assert Path(pidfile).exists(), f"restore did not write --pidfile {pidfile}"
             got = int(Path(pidfile).read_text().strip())
-            assert got == self.pid, f"restore --pidfile says {got}, expected {self.pid}"
+            if self.pid_ns:
+                assert ns_pids(got)[-1:] == [self.ns_pid], (
+                    f"restore --pidfile says {got}, whose NSpid is {ns_pids(got)}: "
+                    f"expected pid {self.ns_pid} in a pid namespace of its own")
+                self.pid = got
+            else:
+                assert got == self.pid, f"restore --pidfile says {got}, expected {self.pid}"
         st = procs.state(self.pid)
         assert st is not None, f"pid {self.pid} does not exist after the restore"
         assert st not in ("Z", "X"), (

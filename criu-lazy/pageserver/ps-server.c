@@ -1,0 +1,272 @@
+/*
+ * The lazy page server's loop (see ps-server.h).
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "pageserver/ps-conn.h"
+#include "pageserver/ps-server.h"
+
+#define MAX_EVENTS 64
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+int ps_server_listen(struct ps_server *s, const char *address, int port)
+{
+	memset(s, 0, sizeof(*s));
+	s->listen_fd = s->epfd = s->signal_fd = -1;
+	return ps_net_listen(address, port, &s->listen_fd, s->name, sizeof(s->name));
+}
+
+static int watch_fd(struct ps_server *s, int fd, uint32_t events, void *tag)
+{
+	struct epoll_event ev = { .events = events, .data.ptr = tag };
+
+	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev)) {
+		pr_perror("epoll add fd %d", fd);
+		return -errno;
+	}
+	return 0;
+}
+
+int ps_server_setup(struct ps_server *s, const struct ps_store *store, bool strict)
+{
+	sigset_t mask;
+
+	s->store = store;
+	s->strict = strict;
+	s->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (s->epfd < 0) {
+		pr_perror("epoll_create");
+		return -errno;
+	}
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	s->signal_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (s->signal_fd < 0) {
+		pr_perror("signalfd");
+		return -errno;
+	}
+	return watch_fd(s, s->signal_fd, EPOLLIN, &s->signal_fd) ?:
+	       watch_fd(s, s->listen_fd, EPOLLIN, &s->listen_fd);
+}
+
+void ps_server_ready(int status_fd)
+{
+	char zero = 0;
+
+	if (status_fd < 0)
+		return;
+	if (write(status_fd, &zero, 1) != 1)
+		pr_warn("cannot write to the status fd %d: %m", status_fd);
+	close(status_fd);
+}
+
+/* Tell epoll what the session waits for now, if that changed. */
+static void update_watch(struct ps_server *s, struct ps_conn *c)
+{
+	struct epoll_event ev = { .events = ps_conn_events(c), .data.ptr = c };
+
+	if (ev.events == c->watched)
+		return;
+	if (epoll_ctl(s->epfd, EPOLL_CTL_MOD, c->fd, &ev))
+		pr_perror("%s: epoll mod", c->peer);
+	c->watched = ev.events;
+}
+
+/*
+ * Count how the session ended; lenient: say so, strict: note why the run
+ * fails.  Returns true if the run must stop.
+ */
+static bool judge_session(struct ps_server *s, struct ps_conn *c)
+{
+	s->nr_gets += c->nr_gets;
+	s->nr_pages += c->nr_pages;
+	if (c->end == PS_END_CLOSED) {
+		s->nr_closed++;
+		return false;
+	}
+	if (s->strict) {
+		snprintf(s->why, sizeof(s->why), "%s%s%s%s", c->peer,
+			 c->end == PS_END_EOF ? " " : ": ", c->why,
+			 c->end == PS_END_DROPPED ? ": its session was dropped" : "");
+		return true;
+	}
+	if (c->end == PS_END_DROPPED)
+		pr_err("%s: %s: dropping the connection", c->peer, c->why);
+	else if (c->end == PS_END_ERROR)
+		pr_warn("%s: %s", c->peer, c->why);
+	return false;
+}
+
+static void end_session(struct ps_server *s, struct ps_conn *c)
+{
+	struct ps_conn **p;
+
+	for (p = &s->conns; *p != c; p = &(*p)->next)
+		;
+	*p = c->next;
+	s->nr_conns--;
+	epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	ps_conn_free(c);
+}
+
+/* Take every waiting connection; returns how many, or a negative errno. */
+static int accept_sessions(struct ps_server *s)
+{
+	int nr = 0;
+
+	for (;;) {
+		int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct ps_conn *c;
+
+		if (fd < 0) {
+			if (errno == EAGAIN || errno == ECONNABORTED || errno == EINTR)
+				return nr;
+			pr_perror("accept on %s", s->name);
+			return -errno;
+		}
+		ps_net_tune(fd);
+		c = ps_conn_new(fd, s->store);
+		if (!c) {
+			pr_err("out of memory for a new session: refusing it");
+			close(fd);
+			continue;
+		}
+		c->watched = ps_conn_events(c);
+		if (watch_fd(s, fd, c->watched, c)) {
+			ps_conn_free(c);
+			continue;
+		}
+		c->next = s->conns;
+		s->conns = c;
+		s->nr_conns++;
+		s->nr_accepted++;
+		nr++;
+		pr_info("%s: new session (%zu open)", c->peer, s->nr_conns);
+	}
+}
+
+static bool on_signal(struct ps_server *s)
+{
+	struct signalfd_siginfo si;
+
+	if (read(s->signal_fd, &si, sizeof(si)) != sizeof(si))
+		return false;
+	s->stop_signal = si.ssi_signo;
+	pr_info("stopped by signal %u (%s) with %zu session(s) open", si.ssi_signo,
+		strsignal(si.ssi_signo), s->nr_conns);
+	return true;
+}
+
+/* Milliseconds until the nearest session deadline, or -1. */
+static int next_timeout(const struct ps_server *s, uint64_t now)
+{
+	uint64_t nearest = 0;
+
+	for (const struct ps_conn *c = s->conns; c; c = c->next)
+		if (c->deadline_ns && (!nearest || c->deadline_ns < nearest))
+			nearest = c->deadline_ns;
+	if (!nearest)
+		return -1;
+	return nearest <= now ? 0 : (int)((nearest - now) / 1000000 + 1);
+}
+
+/* Done when some session said CLOSE and no other is open or waiting. */
+static bool all_closed(struct ps_server *s)
+{
+	if (!s->nr_closed || s->nr_conns)
+		return false;
+	return accept_sessions(s) <= 0;
+}
+
+int ps_server_run(struct ps_server *s)
+{
+	struct epoll_event evs[MAX_EVENTS];
+
+	while (!all_closed(s)) {
+		int n = epoll_wait(s->epfd, evs, MAX_EVENTS, next_timeout(s, now_ns()));
+		uint64_t now = now_ns();
+		struct ps_conn *c, *next;
+		bool failed = false;
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			pr_perror("epoll_wait");
+			return -errno;
+		}
+		for (int i = 0; i < n; i++) {
+			void *tag = evs[i].data.ptr;
+			int ret;
+
+			if (tag == &s->signal_fd) {
+				if (on_signal(s))
+					return -EINTR;
+			} else if (tag == &s->listen_fd) {
+				ret = accept_sessions(s);
+				if (ret < 0)
+					return ret;
+			} else {
+				ps_conn_on_event(tag, evs[i].events, now);
+			}
+		}
+		/* sessions are freed here only, after the batch that may name them */
+		for (c = s->conns; c; c = next) {
+			next = c->next;
+			ps_conn_check_deadline(c, now);
+			if (c->state == PS_CONN_DONE) {
+				failed |= judge_session(s, c);
+				end_session(s, c);
+			} else {
+				update_watch(s, c);
+			}
+		}
+		if (failed)
+			return -ECONNABORTED;
+	}
+	pr_info("every session is closed: %llu GETs, %llu pages served",
+		(unsigned long long)s->nr_gets, (unsigned long long)s->nr_pages);
+	return 0;
+}
+
+void ps_server_served(const struct ps_server *s, uint64_t *gets, uint64_t *pages)
+{
+	*gets = s->nr_gets;
+	*pages = s->nr_pages;
+	for (const struct ps_conn *c = s->conns; c; c = c->next) {
+		*gets += c->nr_gets;
+		*pages += c->nr_pages;
+	}
+}
+
+void ps_server_fini(struct ps_server *s)
+{
+	while (s->conns)
+		end_session(s, s->conns);
+	if (s->signal_fd >= 0)
+		close(s->signal_fd);
+	if (s->epfd >= 0)
+		close(s->epfd);
+	if (s->listen_fd >= 0)
+		close(s->listen_fd);
+	s->signal_fd = s->epfd = s->listen_fd = -1;
+}

@@ -1,0 +1,226 @@
+"""Lazy migration between two hosts: two network namespaces joined by a
+veth pair (test/netns/netns_link.c, libnl-route), the page server in the
+source, the lazy-pages daemon and the restore in the destination.
+
+The workload is dumped on the machine into one image directory that both
+"hosts" see (they share the filesystem; the daemon's unix socket lives
+there and is reachable from any network namespace).  Every page the
+daemon delivers crosses the veth: the only route from the destination to
+the page server's address is that link, and its byte counters prove it.
+
+Failure across the link: the page server killed by pid, or the link cut
+(no FIN, no RST: TCP on the daemon's side gives up on its own) -- the
+daemon says which connection failed and exits non-zero, and the task gets
+SIGBUS (or SIGSEGV) on the pages that can no longer arrive, never hangs.
+"""
+import itertools
+import os
+import re
+import signal
+
+import pytest
+
+from lib import hosts as hosts_mod, lazy, procs as P
+from lib.tool import assert_ok
+from lib.zdtm import ZdtmTest
+
+TIMEOUT = 60
+PAGE = 4096
+PORT = 27182		# the namespaces are new: nothing else listens in them
+# a cut link is noticed by TCP: keepalive and TCP_USER_TIMEOUT (30 s) in
+# criu-lazy/pageserver/ps-net.c
+CUT_TIMEOUT = 120
+
+_serial = itertools.count(1)
+
+
+def _passed(node):
+    rep = getattr(node, "rep_call", None)
+    return rep is not None and rep.passed
+
+
+@pytest.fixture
+def hosts(request, procs):
+    """Two fresh namespaces; afterwards, pass or fail, every process still
+    in them is killed by pid and both are removed, mounts included."""
+    why = hosts_mod.unavailable()
+    if why:
+        pytest.fail(why, pytrace=False)
+    h = hosts_mod.TwoHosts(f"{os.getpid()}-{next(_serial)}")
+    h.up()
+    try:
+        yield h
+    finally:
+        stray = h.end_processes(procs)
+        left = h.down()
+    assert not left, "the namespaces were not cleaned up:\n" + "\n".join(left)
+    if stray and _passed(request.node):
+        pytest.fail("processes were left in the namespaces (killed now):\n" +
+                    "\n".join(stray), pytrace=False)
+
+
+def dump(tool, task, workdir):
+    imgdir = workdir / "images"
+    imgdir.mkdir()
+    assert_ok(tool.dump(task.pid, imgdir, workdir / "dump.log", TIMEOUT), "dump")
+    task.expect_gone()
+    return imgdir
+
+
+def start_page_server(procs, hosts, imgdir, workdir):
+    return lazy.Daemon(procs, hosts.src.tool(),
+                       ["page-server", "-D", imgdir, "--address", hosts.src.addr,
+                        "--port", PORT, "--lazy-pages"],
+                       workdir / "page-server.log", workdir / "page-server.out", "page-server")
+
+
+def start_daemon(procs, hosts, imgdir, workdir, *extra):
+    return lazy.Daemon(procs, hosts.dst.tool(),
+                       ["lazy-pages", "-D", imgdir, "--page-server",
+                        "--address", hosts.src.addr, "--port", PORT, *extra],
+                       workdir / "lazy-pages.log", workdir / "lazy-pages.out", "lazy-pages")
+
+
+def restore_in(hosts, task, imgdir, workdir):
+    pidfile = workdir / "restore.pid"
+    res = hosts.dst.tool().restore(imgdir, workdir / "restore.log", TIMEOUT,
+                                   pidfile=pidfile, extra=["--lazy-pages"])
+    assert_ok(res, "restore --lazy-pages in the destination namespace")
+    task.expect_restored(pidfile)
+
+
+def migrate(procs, hosts, tool, task, workdir, *daemon_args):
+    """Dump on the machine, serve from src, restore in dst: the daemon and
+    page server are running and the task is back when this returns."""
+    imgdir = dump(tool, task, workdir)
+    server = start_page_server(procs, hosts, imgdir, workdir)
+    daemon = start_daemon(procs, hosts, imgdir, workdir, *daemon_args)
+    restore_in(hosts, task, imgdir, workdir)
+    assert hosts.src.holds(server.pid), f"the page server is not in {hosts.src.name}"
+    assert hosts.dst.holds(daemon.pid), f"the daemon is not in {hosts.dst.name}"
+    assert hosts.dst.holds(task.pid), f"the restored task is not in {hosts.dst.name}"
+    return imgdir, server, daemon
+
+
+def served_pages(server_log, peer_addr):
+    """Pages the page server sent to peer_addr, from its session lines."""
+    return sum(int(m.group(1)) for m in re.finditer(
+        rf"{re.escape(peer_addr)}:\d+: session ended \([^)]*\) after \d+ GETs, (\d+) pages",
+        server_log))
+
+
+@pytest.mark.parametrize("spec,daemon_args", [
+    (ZdtmTest("mem_anon", ("--size", "64M"), label="64M"), ()),
+    (ZdtmTest("lazy_fork", defer_background=True), ("--no-background-fetch",)),
+], ids=["mem_anon-64M", "lazy_fork-faults-only"])
+def test_migrate(spec, daemon_args, hosts, zdtm, tool, procs, workdir):
+    task = zdtm(spec)
+    before = hosts.dst.counters()
+    imgdir, server, daemon = migrate(procs, hosts, tool, task, workdir, *daemon_args)
+
+    task.check_pass()
+    daemon.expect_clean_exit()
+    st = lazy.check_stats(imgdir, daemon.text())
+    server.expect_clean_exit()
+    after = hosts.dst.counters()
+
+    # Every page the daemon delivered came from the page server at the
+    # source's address (a reply cut short by an event is fetched again, so
+    # the server may send more), and everything it sent crossed the veth.
+    assert f"connected to page server {hosts.src.addr}:{PORT}" in daemon.log.read_text()
+    server_log = server.log.read_text()
+    peers = set(re.findall(r"(\S+):\d+: new session", server_log))
+    assert peers == {hosts.dst.addr}, f"sessions from {peers}\n{server_log[-3000:]}"
+    delivered = st["pages_fault"] + st["pages_background"]
+    sent = served_pages(server_log, hosts.dst.addr)
+    assert sent >= delivered > 0, (
+        f"the page server sent {sent} pages, the daemon delivered {delivered}: {st}\n"
+        f"{server_log[-3000:]}")
+    got = after["rx_bytes"] - before["rx_bytes"]
+    assert got >= sent * PAGE, (
+        f"{hosts.dst.name}:{hosts_mod.VETH} received {got} bytes, less than the "
+        f"{sent} pages ({sent * PAGE} bytes) the page server sent")
+
+
+def expect_lost_pages(task):
+    """The task touches pages that can no longer arrive: it dies of SIGBUS
+    (or of SIGSEGV when the kernel cannot write the signal frame on a
+    poisoned stack), never runs its check on wrong data, never hangs."""
+    status = task.stop(timeout=CUT_TIMEOUT)
+    assert status is not None and os.WIFSIGNALED(status) and \
+        os.WTERMSIG(status) in (signal.SIGBUS, signal.SIGSEGV), (
+            f"the task ended with {P.wait_status_str(status)}, expected SIGBUS or SIGSEGV")
+    assert not task.outfile.exists(), (
+        f"the task ran its check on lost memory: {task.outfile.read_text()!r}")
+
+
+def daemon_error(daemon, timeout=TIMEOUT):
+    rc = daemon.wait_exit(timeout)
+    assert rc == 1, f"the daemon exited with {rc}, expected 1\n{daemon.text()}"
+    lines = [l for l in daemon.out.read_text().splitlines() if l.startswith("lazy-pages: ")]
+    assert lines, f"the daemon printed no error line\n{daemon.text()}"
+    return lines
+
+
+def test_page_server_killed(hosts, zdtm, tool, procs, workdir):
+    task = zdtm(ZdtmTest("mem_anon", ("--size", "64M"), label="64M", defer_background=True))
+    imgdir, server, daemon = migrate(procs, hosts, tool, task, workdir,
+                                     "--no-background-fetch")
+    procs.kill(server.pid)
+    lines = daemon_error(daemon)
+    assert any(re.search(rf"page server {re.escape(hosts.src.addr)}:{PORT} (closed|reset) "
+                         r"the connection with [1-9]\d* pages still to deliver", l)
+               for l in lines), daemon.text()
+    expect_lost_pages(task)
+
+
+def test_link_cut(hosts, zdtm, tool, procs, workdir):
+    """The source's veth end goes down mid-restore: nothing tells the
+    daemon, its TCP gives up, and it must not wait forever."""
+    task = zdtm(ZdtmTest("mem_anon", ("--size", "64M"), label="64M", defer_background=True))
+    imgdir, server, daemon = migrate(procs, hosts, tool, task, workdir,
+                                     "--no-background-fetch")
+    hosts.cut(hosts.src)
+    expect_lost_pages(task)
+    lines = daemon_error(daemon, CUT_TIMEOUT)
+    # TCP gives up with ETIMEDOUT, or with EHOSTUNREACH when ARP for the
+    # source's address failed while it retransmitted (the kernel reports
+    # the last soft error it saw)
+    assert any(re.search(rf"connection to page server {re.escape(hosts.src.addr)}:{PORT} "
+                         r"failed \((Connection timed out|No route to host)\) with [1-9]\d* "
+                         r"pages still to deliver", l) for l in lines), daemon.text()
+    # the source cannot tell either; it is ended by pid
+    procs.kill(server.pid)
+
+
+def test_netns_link_errors():
+    """The helper fails with one line, leaving nothing behind."""
+    why = hosts_mod.unavailable()
+    if why:
+        pytest.fail(why, pytrace=False)
+    tag = f"{os.getpid()}-{next(_serial)}"
+    a, b, c = (f"cl-err-{x}-{tag}" for x in "abc")
+    run_dir = hosts_mod.RUN_DIR
+    was_mounted = str(run_dir) in hosts_mod.mount_points()
+
+    rc, out, err = hosts_mod.run_helper("up", a, b, "10.231.0.1/30", "10.231.0.2")
+    assert rc == 1 and err.startswith("netns_link: bad address '10.231.0.2'") and \
+        len(err.splitlines()) == 1, err
+    rc, out, err = hosts_mod.run_helper("down", a, b)
+    assert rc == 1 and f"no namespace {a}" in err, err
+
+    rc, out, err = hosts_mod.run_helper("up", a, b, "10.231.0.1/30", "10.231.0.2/30")
+    assert rc == 0, err
+    try:
+        # c is created first, then b is found taken: c must be removed again
+        rc, out, err = hosts_mod.run_helper("up", c, b, "10.231.0.5/30", "10.231.0.6/30")
+        assert rc == 1 and err.strip() == \
+            f"netns_link: namespace {b} already exists ({run_dir}/{b})", err
+        assert not (run_dir / c).exists()
+        assert f"{run_dir}/{c}" not in hosts_mod.mount_points()
+    finally:
+        rc, out, err = hosts_mod.run_helper("down", a, b)
+    assert rc == 0, err
+    mounts = hosts_mod.mount_points()
+    assert not any(m.startswith(f"{run_dir}/cl-err-") for m in mounts), mounts
+    assert not hosts_mod.run_dir_left_mounted(was_mounted), f"{run_dir} is still mounted"
