@@ -45,6 +45,17 @@ int evloop_watch(int epfd, int fd, uint32_t events, void *tag)
 	return 0;
 }
 
+void evloop_signal_ready(int status_fd)
+{
+	char zero = 0;
+
+	if (status_fd < 0)
+		return;
+	if (write(status_fd, &zero, 1) != 1)
+		pr_warn("cannot write to the status fd %d: %m", status_fd);
+	close(status_fd);
+}
+
 uint64_t evloop_now_ns(void)
 {
 	struct timespec ts;

@@ -21,6 +21,10 @@ int evloop_read_signal(int signal_fd);
 /* epoll_ctl ADD with data.ptr = tag. */
 int evloop_watch(int epfd, int fd, uint32_t events, void *tag);
 
+/* Readiness for whoever started us: one zero byte on --status-fd (CRIU's
+ * convention), then the fd is closed.  Nothing to do for fd < 0. */
+void evloop_signal_ready(int status_fd);
+
 /* Current CLOCK_MONOTONIC time in ns. */
 uint64_t evloop_now_ns(void);
 

@@ -32,6 +32,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/evloop.h"
 #include "common/log.h"
 #include "dump/dump.h"
 #include "pageserver/ps-proto.h"
@@ -88,7 +89,7 @@ int dump_lazy_serve(struct dump_ctx *ctx, struct dump_task *t)
 	pr_info("task %d frozen for %llu us, images written: serving %llu lazy pages on %s",
 		t->pid, (unsigned long long)(t0 - ctx->st.t_frozen),
 		(unsigned long long)ctx->st.pages_lazy, ctx->srv.name);
-	ps_server_ready(ctx->o->status_fd);
+	evloop_signal_ready(ctx->o->status_fd);
 	ret = ps_server_run(&ctx->srv);
 	if (ret == -EINTR || ret == -ECONNABORTED) {
 		ctx->lazy_failed = true;

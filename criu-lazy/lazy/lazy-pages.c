@@ -237,18 +237,6 @@ static int run_loop(struct lazy_daemon *d)
 	return 0;
 }
 
-/* Readiness for whoever started us: one zero byte, as CRIU does. */
-static void signal_ready(struct opts *o)
-{
-	char zero = 0;
-
-	if (o->status_fd < 0)
-		return;
-	if (write(o->status_fd, &zero, 1) != 1)
-		pr_warn("cannot write to the status fd %d: %m", o->status_fd);
-	close(o->status_fd);
-}
-
 int cr_lazy_pages(struct opts *o)
 {
 	struct lazy_daemon d = { .o = o, .dirfd = -1, .epfd = -1, .conn_fd = -1, .signal_fd = -1 };
@@ -303,7 +291,7 @@ int cr_lazy_pages(struct opts *o)
 			_exit(0);
 		setsid();
 	}
-	signal_ready(o);
+	evloop_signal_ready(o->status_fd);
 	pr_info("listening on %s for %zu task(s)", sock_path, tree.nr_pids);
 
 	d.stats.start_ns = evloop_now_ns();

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/evloop.h"
 #include "common/log.h"
 #include "options.h"
 #include "pageserver/ps-server.h"
@@ -70,7 +71,7 @@ int cr_page_server(struct opts *o)
 			_exit(0);
 		setsid();
 	}
-	ps_server_ready(o->status_fd);
+	evloop_signal_ready(o->status_fd);
 	pr_info("serving the lazy pages of %zu task(s) on %s", store->nr_tasks, s.name);
 	ret = ps_server_run(&s);
 	if (ret == -EINTR)

@@ -11,19 +11,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/evloop.h"
 #include "common/log.h"
 #include "pageserver/ps-conn.h"
 #include "pageserver/ps-server.h"
 
 #define MAX_EVENTS 64
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-}
 
 int ps_server_listen(struct ps_server *s, const char *address, int port)
 {
@@ -32,20 +25,9 @@ int ps_server_listen(struct ps_server *s, const char *address, int port)
 	return ps_net_listen(address, port, &s->listen_fd, s->name, sizeof(s->name));
 }
 
-static int watch_fd(struct ps_server *s, int fd, uint32_t events, void *tag)
-{
-	struct epoll_event ev = { .events = events, .data.ptr = tag };
-
-	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev)) {
-		pr_perror("epoll add fd %d", fd);
-		return -errno;
-	}
-	return 0;
-}
-
 int ps_server_setup(struct ps_server *s, const struct ps_store *store, bool strict)
 {
-	sigset_t mask;
+	int ret;
 
 	s->store = store;
 	s->strict = strict;
@@ -54,31 +36,13 @@ int ps_server_setup(struct ps_server *s, const struct ps_store *store, bool stri
 		pr_perror("epoll_create");
 		return -errno;
 	}
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGHUP);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	s->signal_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (s->signal_fd < 0) {
-		pr_perror("signalfd");
-		return -errno;
-	}
-	return watch_fd(s, s->signal_fd, EPOLLIN, &s->signal_fd) ?:
-	       watch_fd(s, s->listen_fd, EPOLLIN, &s->listen_fd);
+	ret = evloop_stop_signals(&s->signal_fd);
+	if (ret)
+		return ret;
+	return evloop_watch(s->epfd, s->signal_fd, EPOLLIN, &s->signal_fd) ?:
+	       evloop_watch(s->epfd, s->listen_fd, EPOLLIN, &s->listen_fd);
 }
 
-void ps_server_ready(int status_fd)
-{
-	char zero = 0;
-
-	if (status_fd < 0)
-		return;
-	if (write(status_fd, &zero, 1) != 1)
-		pr_warn("cannot write to the status fd %d: %m", status_fd);
-	close(status_fd);
-}
 
 /* Tell epoll what the session waits for now, if that changed. */
 static void update_watch(struct ps_server *s, struct ps_conn *c)
@@ -152,7 +116,7 @@ static int accept_sessions(struct ps_server *s)
 			continue;
 		}
 		c->watched = ps_conn_events(c);
-		if (watch_fd(s, fd, c->watched, c)) {
+		if (evloop_watch(s->epfd, fd, c->watched, c)) {
 			ps_conn_free(c);
 			continue;
 		}
@@ -167,13 +131,13 @@ static int accept_sessions(struct ps_server *s)
 
 static bool on_signal(struct ps_server *s)
 {
-	struct signalfd_siginfo si;
+	int sig = evloop_read_signal(s->signal_fd);
 
-	if (read(s->signal_fd, &si, sizeof(si)) != sizeof(si))
+	if (!sig)
 		return false;
-	s->stop_signal = si.ssi_signo;
-	pr_info("stopped by signal %u (%s) with %zu session(s) open", si.ssi_signo,
-		strsignal(si.ssi_signo), s->nr_conns);
+	s->stop_signal = sig;
+	pr_info("stopped by signal %d (%s) with %zu session(s) open", sig, strsignal(sig),
+		s->nr_conns);
 	return true;
 }
 
@@ -203,8 +167,8 @@ int ps_server_run(struct ps_server *s)
 	struct epoll_event evs[MAX_EVENTS];
 
 	while (!all_closed(s)) {
-		int n = epoll_wait(s->epfd, evs, MAX_EVENTS, next_timeout(s, now_ns()));
-		uint64_t now = now_ns();
+		int n = epoll_wait(s->epfd, evs, MAX_EVENTS, next_timeout(s, evloop_now_ns()));
+		uint64_t now = evloop_now_ns();
 		struct ps_conn *c, *next;
 		bool failed = false;
 

@@ -50,9 +50,6 @@ int ps_server_listen(struct ps_server *s, const char *address, int port);
 /* The loop's fds: the listening socket, the signals. */
 int ps_server_setup(struct ps_server *s, const struct ps_store *store, bool strict);
 
-/* Say "listening" to whoever waits: one zero byte on status_fd (if >= 0),
- * which is then closed. */
-void ps_server_ready(int status_fd);
 
 /*
  * Serve until done.  0: every session ended with CLOSE (at least one);
