@@ -56,6 +56,23 @@ void evloop_signal_ready(int status_fd)
 	close(status_fd);
 }
 
+int evloop_daemon_ready(bool background, int status_fd)
+{
+	if (background) {
+		pid_t pid = fork();
+
+		if (pid < 0) {
+			pr_perror("fork to the background");
+			return -errno;
+		}
+		if (pid > 0)
+			_exit(0);
+		setsid();
+	}
+	evloop_signal_ready(status_fd);
+	return 0;
+}
+
 uint64_t evloop_now_ns(void)
 {
 	struct timespec ts;

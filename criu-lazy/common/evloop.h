@@ -5,6 +5,7 @@
 #ifndef CRIU_LAZY_COMMON_EVLOOP_H
 #define CRIU_LAZY_COMMON_EVLOOP_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /*
@@ -24,6 +25,12 @@ int evloop_watch(int epfd, int fd, uint32_t events, void *tag);
 /* Readiness for whoever started us: one zero byte on --status-fd (CRIU's
  * convention), then the fd is closed.  Nothing to do for fd < 0. */
 void evloop_signal_ready(int status_fd);
+
+/*
+ * A daemon that listens now: with --daemon (-d) go to the background (the
+ * parent exits 0, the child leads a new session), then signal readiness.
+ */
+int evloop_daemon_ready(bool background, int status_fd);
 
 /* Current CLOCK_MONOTONIC time in ns. */
 uint64_t evloop_now_ns(void);

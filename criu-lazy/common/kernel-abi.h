@@ -88,5 +88,24 @@ struct pm_scan_arg {
 #ifndef PTRACE_GET_RSEQ_CONFIGURATION
 #define PTRACE_GET_RSEQ_CONFIGURATION	0x420f
 #endif
+#ifndef PTRACE_GET_THREAD_AREA
+#define PTRACE_GET_THREAD_AREA		25
+#endif
+#ifndef PTRACE_SET_THREAD_AREA
+#define PTRACE_SET_THREAD_AREA		26
+#endif
+#ifndef PR_GET_TID_ADDRESS
+#define PR_GET_TID_ADDRESS		40
+#endif
+
+/* What a syscall interrupted by a signal or a stop returns (kernel-internal
+ * errnos, seen in the ax of a stopped task). */
+#define ERESTARTSYS		512
+#define ERESTARTNOINTR		513
+#define ERESTARTNOHAND		514
+#define ERESTART_RESTARTBLOCK	516
+
+/* Room for a task's whole xstate (NT_X86_XSTATE); AMX makes it ~11 KiB. */
+#define XSTATE_BUF_MAX		(64 << 10)
 
 #endif

@@ -14,6 +14,7 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 
+#include "common/kernel-abi.h"
 #include "common/log.h"
 #include "common/xsave-layout.h"
 #include "dump/dump.h"
@@ -21,19 +22,6 @@
 #ifndef NT_X86_XSTATE
 #define NT_X86_XSTATE 0x202
 #endif
-#ifndef PTRACE_GET_THREAD_AREA
-#define PTRACE_GET_THREAD_AREA 25
-#endif
-#ifndef PR_GET_TID_ADDRESS
-#define PR_GET_TID_ADDRESS 40
-#endif
-
-#define ERESTARTSYS		512
-#define ERESTARTNOINTR		513
-#define ERESTARTNOHAND		514
-#define ERESTART_RESTARTBLOCK	516
-
-#define XSTATE_BUF_MAX		(64 << 10)
 
 static void fill_gpregs(UserX86RegsEntry *g, const struct user_regs_struct *r)
 {

@@ -279,19 +279,9 @@ int cr_lazy_pages(struct opts *o)
 	if (ret)
 		goto out;
 
-	if (o->daemon_mode) {
-		pid_t pid = fork();
-
-		if (pid < 0) {
-			pr_perror("fork to the background");
-			ret = -errno;
-			goto out;
-		}
-		if (pid > 0)
-			_exit(0);
-		setsid();
-	}
-	evloop_signal_ready(o->status_fd);
+	ret = evloop_daemon_ready(o->daemon_mode, o->status_fd);
+	if (ret)
+		goto out;
 	pr_info("listening on %s for %zu task(s)", sock_path, tree.nr_pids);
 
 	d.stats.start_ns = evloop_now_ns();

@@ -59,19 +59,9 @@ int cr_page_server(struct opts *o)
 	if (ret)
 		goto out;
 
-	if (o->daemon_mode) {
-		pid_t pid = fork();
-
-		if (pid < 0) {
-			pr_perror("fork to the background");
-			ret = -errno;
-			goto out;
-		}
-		if (pid > 0)
-			_exit(0);
-		setsid();
-	}
-	evloop_signal_ready(o->status_fd);
+	ret = evloop_daemon_ready(o->daemon_mode, o->status_fd);
+	if (ret)
+		goto out;
 	pr_info("serving the lazy pages of %zu task(s) on %s", store->nr_tasks, s.name);
 	ret = ps_server_run(&s);
 	if (ret == -EINTR)

@@ -32,23 +32,13 @@
 #include <elf.h>
 
 #define LOG_PREFIX ""
+#include "common/kernel-abi.h"
 #include "common/log.h"
 #include "common/ptrace-inject.h"
 #include "common/xsave-layout.h"
 #include "restore/restore.h"
 #include "restore/restorer-blob.h"
 #include "restore/xsave-build.h"
-
-#ifndef PTRACE_SET_THREAD_AREA
-#define PTRACE_SET_THREAD_AREA 26
-#endif
-
-#define ERESTARTSYS		512
-#define ERESTARTNOINTR		513
-#define ERESTARTNOHAND		514
-#define ERESTART_RESTARTBLOCK	516
-
-#define XSTATE_BUF_MAX		(64 << 10)
 
 /* Run syscall @nr inside the stopped task at @ip (common/ptrace-inject). */
 static int run_syscall(pid_t pid, unsigned long ip, long nr, unsigned long a1,
