@@ -152,10 +152,10 @@ static int read_unexpected(struct rc_conn *c)
 	return -EPROTO;
 }
 
-int rc_conn_read_slice(struct rc_conn *c, struct rc_slice *s)
+int rc_conn_read_slice(struct rc_conn *c, struct rc_slice *s, uint64_t max_pages)
 {
 	const size_t hdr_len = sizeof(c->hdr);
-	uint64_t total, slice;
+	uint64_t total, slice, limit;
 
 	if (!c->nr)
 		return read_unexpected(c);
@@ -174,10 +174,16 @@ int rc_conn_read_slice(struct rc_conn *c, struct rc_slice *s)
 			c->data_done = c->buf_got = 0;
 		}
 	}
+	if (max_pages < 1 || max_pages > RC_SLICE_PAGES)
+		max_pages = RC_SLICE_PAGES;
+	/* a slice is whole pages: what is read of one already belongs to it */
+	limit = max_pages * PS_PAGE_SIZE;
+	if (c->buf_got > limit)
+		limit = (c->buf_got + PS_PAGE_SIZE - 1) / PS_PAGE_SIZE * PS_PAGE_SIZE;
 	total = c->hdr.nr_pages * PS_PAGE_SIZE;
 	slice = total - c->data_done;
-	if (slice > RC_SLICE_PAGES * PS_PAGE_SIZE)
-		slice = RC_SLICE_PAGES * PS_PAGE_SIZE;
+	if (slice > limit)
+		slice = limit;
 	while (c->buf_got < slice) {
 		ssize_t n = ps_recv_some(c->fd, c->buf + c->buf_got, slice - c->buf_got);
 

@@ -75,11 +75,13 @@ struct rc_slice {
 };
 
 /*
- * Read from the connection.  Returns 1 when a slice is complete (*s),
- * 0: nothing more for now.  -EPIPE: EOF; -ECONNRESET: reset; -EPROTO: a
- * bad reply (logged); other negative errno: read error (not logged).
+ * Read from the connection.  Returns 1 when a slice of at most max_pages
+ * (1 to RC_SLICE_PAGES; more if that much is read already) is complete
+ * (*s), 0: nothing more for now.  -EPIPE: EOF; -ECONNRESET: reset;
+ * -EPROTO: a bad reply (logged); other negative errno: read error (not
+ * logged).
  */
-int rc_conn_read_slice(struct rc_conn *c, struct rc_slice *s);
+int rc_conn_read_slice(struct rc_conn *c, struct rc_slice *s, uint64_t max_pages);
 
 /* Take the oldest GET off the FIFO (its reply will never be read). */
 bool rc_conn_pop(struct rc_conn *c, struct rc_get *g);

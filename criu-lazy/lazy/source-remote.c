@@ -39,8 +39,8 @@
 #define SHARED_CHUNK_PAGES	16		/* background GETs on a shared connection ... */
 #define FAULTS_ACTIVE_NS	(100 * 1000000ULL)	/* ... within this of a fault */
 #define FAULT_SLICES_PER_CALL	64		/* per wake-up: fault replies ... */
-#define BG_SLICES_PER_CALL	2		/* ... and 512 KiB of background data */
-#define BG_GETS_PER_TASK	2		/* background GETs out at once, per task */
+#define BG_SLICES_PER_CALL	2		/* ... and 512 KiB of background data, */
+#define BG_BUSY_SLICE_PAGES	16		/* 64 KiB within FAULTS_ACTIVE_NS of a fault */
 
 struct remote_source {
 	struct page_source src;		/* first: what the driver holds */
@@ -171,10 +171,12 @@ static int remote_request(struct page_source *src, struct lazy_task *t,
 }
 
 /*
- * A background job is done: its successor goes out now rather than when
- * the daemon's loop next finds nothing to do, which is only once every
- * byte on the wire has been read.  The pipe stays full, a GET waiting
- * behind the replies still on their way.
+ * A background job is done: its successor goes out now, not on the
+ * daemon's next idle turn of the loop, so the server is at work on it
+ * while the daemon goes back to its events.  One background GET per task
+ * at a time is enough: two kept the socket full, which moved the TCP
+ * receive work onto the daemon's CPU and drained no faster (scripts/bench
+ * remote).
  */
 static int refill_background(struct remote_source *rs)
 {
@@ -298,8 +300,11 @@ static int on_conn_lost(struct remote_source *rs, struct rc_conn *c, int err)
 	return -ECONNRESET;
 }
 
-/* Send what waits, take up to max slices of replies; 0 or a negative errno. */
-static int service(struct remote_source *rs, struct rc_conn *c, int max)
+/*
+ * Send what waits, take up to max slices of at most slice_pages of
+ * replies; 0 or a negative errno.
+ */
+static int service(struct remote_source *rs, struct rc_conn *c, int max, uint64_t slice_pages)
 {
 	int ret;
 
@@ -311,7 +316,7 @@ static int service(struct remote_source *rs, struct rc_conn *c, int max)
 	while (max-- > 0 && c->fd >= 0) {
 		struct rc_slice sl;
 
-		ret = rc_conn_read_slice(c, &sl);
+		ret = rc_conn_read_slice(c, &sl, slice_pages);
 		if (ret == 0)
 			break;
 		if (ret == -EPROTO) {
@@ -329,29 +334,32 @@ static int service(struct remote_source *rs, struct rc_conn *c, int max)
 
 /*
  * Fault replies first; then a slice or two of background data, and back to
- * the loop: a fault waits behind at most that much copying.
+ * the loop: a fault waits behind at most that much copying.  While faults
+ * come in, one small slice: the next fault is read sooner, at some cost to
+ * the drain.
  */
 static int remote_on_ready(struct page_source *src)
 {
 	struct remote_source *rs = to_remote(src);
+	bool faulting = evloop_now_ns() - rs->last_fault_ns < FAULTS_ACTIVE_NS;
 
-	return service(rs, &rs->fault, FAULT_SLICES_PER_CALL) ?:
-	       service(rs, &rs->bg, BG_SLICES_PER_CALL) ?:
-	       service(rs, &rs->fault, FAULT_SLICES_PER_CALL);
+	return service(rs, &rs->fault, FAULT_SLICES_PER_CALL, RC_SLICE_PAGES) ?:
+	       service(rs, &rs->bg, faulting ? 1 : BG_SLICES_PER_CALL,
+		       faulting ? BG_BUSY_SLICE_PAGES : RC_SLICE_PAGES) ?:
+	       service(rs, &rs->fault, FAULT_SLICES_PER_CALL, RC_SLICE_PAGES);
 }
 
 static bool remote_can_prefetch(struct page_source *src, struct lazy_task *t)
 {
 	struct remote_source *rs = to_remote(src);
 	struct rc_conn *c = bg_conn(rs);
-	unsigned int n = 0;
 
 	if (rs->broken)
 		return false;
 	if (rs->shared)
 		return c->nr_background == 0;
 	for (size_t i = 0; i < c->nr; i++)
-		if (c->fifo[(c->head + i) % c->cap].t == t && ++n >= BG_GETS_PER_TASK)
+		if (c->fifo[(c->head + i) % c->cap].t == t)
 			return false;
 	return true;
 }
@@ -373,7 +381,7 @@ static int drain(struct remote_source *rs, struct rc_conn *c)
 {
 	while (c->nr) {
 		struct rc_slice sl;
-		int ret = rc_conn_read_slice(c, &sl);
+		int ret = rc_conn_read_slice(c, &sl, RC_SLICE_PAGES);
 
 		if (ret < 0)
 			return ret;

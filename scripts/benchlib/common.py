@@ -232,6 +232,46 @@ def read_ready(fd, timeout, proc, what):
             raise BenchError(f"{what}: exited with status {proc.returncode} before it was ready")
 
 
+class CpuWatch:
+    """CPU time that processes other than this bench and its reaped
+    children used since start(): other tests on the machine, say.  Busy
+    time from /proc/stat minus our own (os.times(), children once reaped),
+    so read() it after the phase's processes have been reaped.  Also the
+    steal time: a VM's vCPUs that wanted to run while the host ran others."""
+
+    def __init__(self):
+        self.t0 = self.busy0 = self.steal0 = self.ours0 = None
+
+    @staticmethod
+    def _stat():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        hz = os.sysconf("SC_CLK_TCK")
+        # user nice system idle iowait irq softirq steal: busy is all but
+        # idle, iowait and steal
+        return (sum(v[:7]) - v[3] - v[4]) / hz, v[7] / hz
+
+    @staticmethod
+    def _ours():
+        t = os.times()
+        return t.user + t.system + t.children_user + t.children_system
+
+    def start(self):
+        self.t0, self.ours0 = time.monotonic(), self._ours()
+        self.busy0, self.steal0 = self._stat()
+        return self
+
+    def read(self):
+        """{cpu_s, steal_s, wall_s, share, steal_share}: others' CPU seconds,
+        and their share of the machine's CPUs over the wall time."""
+        wall = time.monotonic() - self.t0
+        busy, steal = self._stat()
+        other = max(0.0, (busy - self.busy0) - (self._ours() - self.ours0))
+        cap = wall * len(os.sched_getaffinity(0)) or 1
+        return {"cpu_s": other, "steal_s": steal - self.steal0, "wall_s": wall,
+                "share": other / cap, "steal_share": (steal - self.steal0) / cap}
+
+
 def fmt(v):
     """A figure with as many decimals as its size deserves."""
     if isinstance(v, int) or abs(v) >= 1000:

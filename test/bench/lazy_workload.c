@@ -11,7 +11,7 @@
  *            half of it).  The order is read at that moment from
  *            --order-file if it exists ("seq", or "random SEED"), else from
  *            --order: the same image can be restored and touched both ways.
- *            A last word "latency" in the order file (or --latency) also
+ *            The word "latency" in the order file (or --latency) also
  *            times each touch on its own and counts the page faults it took
  *            (getrusage(RUSAGE_THREAD), outside the timed span): the result
  *            gets "latency" with p50/p99/max of the touches that faulted,
