@@ -23,7 +23,7 @@ REFUSED = [ZdtmTest("unsupported_fd", ("--kind", k), label=k) for k in REFUSED_K
 @pytest.mark.parametrize("spec", SPECS + [pytest.param(s, id=s.id) for s in REFUSED])
 def test_sanity(spec, zdtm):
     task = zdtm(spec)
-    before = procstate.snapshot(task.pid, spec.ignore_fd_pos)
+    before = procstate.settled_snapshot(task.pid, spec.ignore_fd_pos)
     time.sleep(0.2)
     after = procstate.snapshot(task.pid, spec.ignore_fd_pos)
     assert not procstate.diff(before, after), (

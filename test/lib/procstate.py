@@ -145,6 +145,20 @@ def settled_diff(pid, before, ignore_fd_pos=False, timeout=2.0):
         time.sleep(0.02)
 
 
+def settled_snapshot(pid, ignore_fd_pos=False, timeout=2.0):
+    """A snapshot that the next one, a moment later, agrees with: a task
+    that has just written its pidfile may not be in its wait call yet (its
+    blocked mask shows SIGTERM until it is)."""
+    deadline = time.monotonic() + timeout
+    snap = snapshot(pid, ignore_fd_pos)
+    while True:
+        time.sleep(0.02)
+        again = snapshot(pid, ignore_fd_pos)
+        if not diff(snap, again) or time.monotonic() >= deadline:
+            return again
+        snap = again
+
+
 def _maps_diff(a, b):
     import difflib
     return "\n".join(difflib.unified_diff(a, b, "before", "after", lineterm="", n=1))
