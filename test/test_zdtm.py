@@ -39,7 +39,7 @@ def test_zdtm(spec, cycles, mode, zdtm):
     if why:
         pytest.skip(f"{mode.name}: {why}")
     task = zdtm(spec, pid_ns=mode.pid_ns)
-    before = procstate.snapshot(task.pid, spec.ignore_fd_pos)
+    before = procstate.settled_snapshot(task.pid, spec.ignore_fd_pos)
     for n in range(1, cycles + 1):
         mode.cycle(task, n)
         changes = procstate.settled_diff(task.pid, before, spec.ignore_fd_pos)

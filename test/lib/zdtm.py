@@ -247,7 +247,7 @@ class ZdtmTask:
         self.restores += 1
 
     def snapshot(self):
-        return procstate.snapshot(self.pid, self.spec.ignore_fd_pos)
+        return procstate.settled_snapshot(self.pid, self.spec.ignore_fd_pos)
 
     def expect_unharmed(self, before):
         """Still running as if nothing happened: alive, not stopped, not
