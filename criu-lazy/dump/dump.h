@@ -116,7 +116,7 @@ struct dump_task {
 	size_t nr_fds;
 
 	/* --lazy-pages: the lazy runs, not written, served from the task */
-	struct ps_live_run *lazy_runs;
+	struct ps_run *lazy_runs;
 	size_t nr_lazy_runs, cap_lazy_runs;
 };
 

@@ -51,7 +51,7 @@ int dump_lazy_listen(struct dump_ctx *ctx)
 
 int dump_lazy_add_run(struct dump_task *t, uint64_t vaddr, uint64_t nr_pages)
 {
-	struct ps_live_run *last = t->nr_lazy_runs ? &t->lazy_runs[t->nr_lazy_runs - 1] : NULL;
+	struct ps_run *last = t->nr_lazy_runs ? &t->lazy_runs[t->nr_lazy_runs - 1] : NULL;
 
 	if (last && last->vaddr + last->nr_pages * PS_PAGE_SIZE == vaddr) {
 		last->nr_pages += nr_pages;
@@ -59,14 +59,14 @@ int dump_lazy_add_run(struct dump_task *t, uint64_t vaddr, uint64_t nr_pages)
 	}
 	if (t->nr_lazy_runs == t->cap_lazy_runs) {
 		size_t cap = t->cap_lazy_runs ? t->cap_lazy_runs * 2 : 64;
-		struct ps_live_run *grown = realloc(t->lazy_runs, cap * sizeof(*grown));
+		struct ps_run *grown = realloc(t->lazy_runs, cap * sizeof(*grown));
 
 		if (!grown)
 			return -ENOMEM;
 		t->lazy_runs = grown;
 		t->cap_lazy_runs = cap;
 	}
-	t->lazy_runs[t->nr_lazy_runs++] = (struct ps_live_run){ vaddr, nr_pages };
+	t->lazy_runs[t->nr_lazy_runs++] = (struct ps_run){ vaddr, nr_pages, 0 };
 	return 0;
 }
 

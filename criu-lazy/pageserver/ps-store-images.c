@@ -21,11 +21,6 @@
 
 #define LAZY_PRESENT (PE_LAZY | PE_PRESENT)
 
-struct ps_run {
-	uint64_t vaddr, nr_pages;
-	uint64_t pages_off;		/* in the pages file */
-};
-
 struct ps_task {
 	pid_t pid;
 	struct pagemap_index pi;
@@ -101,7 +96,7 @@ static int index_runs(struct ps_task *t)
 			continue;
 		t->nr_pages += r->nr_pages;
 		if (last && last->vaddr + last->nr_pages * PAGEMAP_PAGE_SIZE == r->vaddr &&
-		    last->pages_off + last->nr_pages * PAGEMAP_PAGE_SIZE == r->pages_off) {
+		    last->data_off + last->nr_pages * PAGEMAP_PAGE_SIZE == r->pages_off) {
 			last->nr_pages += r->nr_pages;
 			continue;
 		}
@@ -199,25 +194,6 @@ static const struct ps_task *find_task(const struct images_store *s, pid_t pid)
 	return NULL;
 }
 
-/* The run holding vaddr, by binary search, or NULL. */
-static const struct ps_run *find_run(const struct ps_task *t, uint64_t vaddr)
-{
-	size_t lo = 0, hi = t->nr_runs;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		const struct ps_run *r = &t->runs[mid];
-
-		if (vaddr < r->vaddr)
-			hi = mid;
-		else if (vaddr >= r->vaddr + r->nr_pages * PAGEMAP_PAGE_SIZE)
-			lo = mid + 1;
-		else
-			return r;
-	}
-	return NULL;
-}
-
 static enum ps_lookup images_find(const struct ps_store *s, pid_t pid, uint64_t vaddr,
 				  uint64_t *nr_pages, const void **data)
 {
@@ -227,7 +203,7 @@ static enum ps_lookup images_find(const struct ps_store *s, pid_t pid, uint64_t 
 
 	if (!t)
 		return PS_NO_TASK;
-	r = find_run(t, vaddr);
+	r = ps_runs_find(t->runs, t->nr_runs, vaddr);
 	if (!r) {
 		const struct page_run *pr = pagemap_index_find(&t->pi, vaddr);
 
@@ -236,7 +212,7 @@ static enum ps_lookup images_find(const struct ps_store *s, pid_t pid, uint64_t 
 	left = (r->vaddr + r->nr_pages * PAGEMAP_PAGE_SIZE - vaddr) / PAGEMAP_PAGE_SIZE;
 	if (*nr_pages > left)
 		*nr_pages = left;
-	*data = (const char *)t->pages + r->pages_off + (vaddr - r->vaddr);
+	*data = (const char *)t->pages + r->data_off + (vaddr - r->vaddr);
 	return PS_FOUND;
 }
 

@@ -23,7 +23,7 @@
 struct live_task {
 	pid_t id;			/* in the images */
 	pid_t real;			/* here */
-	struct ps_live_run *runs;
+	struct ps_run *runs;
 	size_t nr_runs;
 };
 
@@ -44,34 +44,16 @@ static const struct live_task *find_task(const struct ps_store *store, pid_t id)
 	return NULL;
 }
 
-static const struct ps_live_run *find_run(const struct live_task *t, uint64_t vaddr)
-{
-	size_t lo = 0, hi = t->nr_runs;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		const struct ps_live_run *r = &t->runs[mid];
-
-		if (vaddr < r->vaddr)
-			hi = mid;
-		else if (vaddr >= r->vaddr + r->nr_pages * PS_PAGE_SIZE)
-			lo = mid + 1;
-		else
-			return r;
-	}
-	return NULL;
-}
-
 static enum ps_lookup live_find(const struct ps_store *s, pid_t pid, uint64_t vaddr,
 				uint64_t *nr_pages, const void **data)
 {
 	const struct live_task *t = find_task(s, pid);
-	const struct ps_live_run *r;
+	const struct ps_run *r;
 	uint64_t left;
 
 	if (!t)
 		return PS_NO_TASK;
-	r = find_run(t, vaddr);
+	r = ps_runs_find(t->runs, t->nr_runs, vaddr);
 	if (!r)
 		return PS_NOT_LAZY;
 	left = (r->vaddr + r->nr_pages * PS_PAGE_SIZE - vaddr) / PS_PAGE_SIZE;
@@ -152,7 +134,7 @@ int ps_store_live_new(struct ps_store **out)
 	return 0;
 }
 
-int ps_store_live_add(struct ps_store *store, pid_t id, pid_t real, struct ps_live_run *runs,
+int ps_store_live_add(struct ps_store *store, pid_t id, pid_t real, struct ps_run *runs,
 		      size_t nr_runs)
 {
 	struct live_store *s = (struct live_store *)store;

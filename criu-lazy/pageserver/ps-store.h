@@ -72,9 +72,18 @@ static inline void ps_store_free(struct ps_store *s)
 int ps_store_images_load(int dirfd, struct ps_store **out);
 
 /* ps-store-live.c: frozen tasks, each with its lazy runs. */
-struct ps_live_run {
+/*
+ * A run of lazy pages contiguous in memory (for an image store, also in its
+ * pages file, from data_off on).  Both stores keep them sorted by vaddr.
+ */
+struct ps_run {
 	uint64_t vaddr, nr_pages;
+	uint64_t data_off;
 };
+
+/* The run of runs[0..nr) holding vaddr, by binary search, or NULL. */
+const struct ps_run *ps_runs_find(const struct ps_run *runs, size_t nr, uint64_t vaddr);
+
 
 int ps_store_live_new(struct ps_store **out);
 
@@ -83,7 +92,7 @@ int ps_store_live_new(struct ps_store **out);
  * process @real (its pid here), which must stay frozen while the store is
  * used.  @runs: ascending, non-overlapping; the store takes them over.
  */
-int ps_store_live_add(struct ps_store *s, pid_t id, pid_t real, struct ps_live_run *runs,
+int ps_store_live_add(struct ps_store *s, pid_t id, pid_t real, struct ps_run *runs,
 		      size_t nr_runs);
 
 #endif
