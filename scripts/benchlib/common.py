@@ -279,6 +279,20 @@ def fmt(v):
     return f"{v:.1f}" if abs(v) >= 10 else f"{v:.2f}" if abs(v) >= 1 else f"{v:.4f}"
 
 
+class Suite:
+    """What every suite keeps from the run context, and its CPUs."""
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.args = ctx.args
+        self.procs = ctx.procs
+        self.report = ctx.report
+        self.workdir = ctx.workdir
+        self.nr_sessions = 0
+        self.placement = self.args.placement
+        self.cpus = sorted(os.sched_getaffinity(0))
+
+
 class Report:
     """Figures and ratios of one suite, printed as they are measured."""
 

@@ -31,7 +31,7 @@ import signal
 import statistics
 import time
 
-from .common import BENCH_BIN, ROOT, TOOL, BenchError, log, need_programs, read_ready, wait_for
+from .common import BENCH_BIN, ROOT, TOOL, BenchError, Suite, log, need_programs, read_ready, wait_for
 from .common import run as run_cmd
 
 HELP = "lazy restore from local images vs the raw userfaultfd limit"
@@ -253,16 +253,10 @@ def not_alive(pid):
         return True
 
 
-class LazySuite:
+class LazySuite(Suite):
     def __init__(self, ctx):
-        self.ctx = ctx
-        self.args = ctx.args
-        self.procs = ctx.procs
-        self.report = ctx.report
-        self.workdir = ctx.workdir
-        self.nr_sessions = 0
-        cpus = sorted(os.sched_getaffinity(0))
-        self.placement = self.args.placement
+        super().__init__(ctx)
+        cpus = self.cpus
         if self.placement == "same":
             self.handler_cpu = self.toucher_cpu = cpus[-1]
         elif self.placement == "split" and len(cpus) > 1:

@@ -47,7 +47,7 @@ import statistics
 import time
 
 from . import lazy
-from .common import BENCH_BIN, ROOT, TOOL, BenchError, CpuWatch, log, need_programs, read_ready
+from .common import BENCH_BIN, ROOT, TOOL, BenchError, CpuWatch, Suite, log, need_programs, read_ready
 from .common import run as run_cmd
 
 HELP = "lazy restore from a page server over loopback TCP vs raw loopback TCP"
@@ -180,16 +180,10 @@ class RemoteSession(lazy.Session):
                 pass
 
 
-class RemoteSuite:
+class RemoteSuite(Suite):
     def __init__(self, ctx):
-        self.ctx = ctx
-        self.args = ctx.args
-        self.procs = ctx.procs
-        self.report = ctx.report
-        self.workdir = ctx.workdir
-        self.nr_sessions = 0
-        cpus = sorted(os.sched_getaffinity(0))
-        self.placement = self.args.placement
+        super().__init__(ctx)
+        cpus = self.cpus
         if self.placement == "split" and len(cpus) > 1:
             self.server_cpu, self.handler_cpu = cpus[0], cpus[-1]
         elif self.placement in ("split", "same"):

@@ -8,6 +8,8 @@
 #define CRIU_LAZY_TEST_BENCH_H
 
 #include <errno.h>
+#include <sched.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +19,34 @@
 #define BENCH_PAGE 4096UL
 
 /* "4096", "64K", "4M", "1G" -> bytes; 0 on a malformed or zero size. */
+/* "<program>: <message>" on stderr and exit 1 (%m is the errno of the caller). */
+static inline void __attribute__((noreturn, format(printf, 1, 2))) bench_die(const char *fmt, ...)
+{
+	int saved_errno = errno;
+	va_list ap;
+
+	fprintf(stderr, "%s: ", program_invocation_short_name);
+	errno = saved_errno;
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(1);
+}
+
+/* Keep the calling thread on one CPU (cpu < 0: leave it to the scheduler). */
+static inline void bench_pin_self(int cpu)
+{
+	cpu_set_t set;
+
+	if (cpu < 0)
+		return;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	if (sched_setaffinity(0, sizeof(set), &set))
+		bench_die("pin to CPU %d: %m", cpu);
+}
+
 static inline uint64_t bench_parse_size(const char *s)
 {
 	char *end;

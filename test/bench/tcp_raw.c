@@ -76,36 +76,12 @@ struct sender {
 	uint16_t port;
 };
 
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("tcp_raw: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(1);
-}
-
-static void pin_self(int cpu)
-{
-	cpu_set_t set;
-
-	if (cpu < 0)
-		return;
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	if (pthread_setaffinity_np(pthread_self(), sizeof(set), &set))
-		die("pin to CPU %d: %m", cpu);
-}
-
 static void *xmap(size_t len)
 {
 	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
 	if (p == MAP_FAILED)
-		die("mmap %zu bytes: %m", len);
+		bench_die("mmap %zu bytes: %m", len);
 	return p;
 }
 
@@ -114,7 +90,7 @@ static void set_nodelay(int fd)
 	int one = 1;
 
 	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)))
-		die("TCP_NODELAY: %m");
+		bench_die("TCP_NODELAY: %m");
 }
 
 /* A fresh MISSING-registered region of len bytes and its uffd. */
@@ -126,13 +102,13 @@ static char *uffd_region(size_t len, int *uffd)
 
 	*uffd = syscall(SYS_userfaultfd, O_CLOEXEC);
 	if (*uffd < 0)
-		die("userfaultfd: %m");
+		bench_die("userfaultfd: %m");
 	if (ioctl(*uffd, UFFDIO_API, &api))
-		die("UFFDIO_API: %m");
+		bench_die("UFFDIO_API: %m");
 	reg.range.start = (uintptr_t)p;
 	reg.range.len = len;
 	if (ioctl(*uffd, UFFDIO_REGISTER, &reg))
-		die("UFFDIO_REGISTER %zu bytes: %m", len);
+		bench_die("UFFDIO_REGISTER %zu bytes: %m", len);
 	return p;
 }
 
@@ -153,7 +129,7 @@ static void uffd_copy(int uffd, char *dst, const char *src, uint64_t len)
 		if (c.copy > 0)
 			done += c.copy;
 		else if (errno != EAGAIN)
-			die("UFFDIO_COPY: %m");
+			bench_die("UFFDIO_COPY: %m");
 	}
 }
 
@@ -164,11 +140,11 @@ static int listen_loopback(uint16_t *port)
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	if (fd < 0)
-		die("socket: %m");
+		bench_die("socket: %m");
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 4))
-		die("listen on 127.0.0.1: %m");
+		bench_die("listen on 127.0.0.1: %m");
 	if (getsockname(fd, (struct sockaddr *)&sa, &sl))
-		die("getsockname: %m");
+		bench_die("getsockname: %m");
 	*port = ntohs(sa.sin_port);
 	return fd;
 }
@@ -181,7 +157,7 @@ static void send_all(int fd, const char *buf, uint64_t len)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			die("send: %m");
+			bench_die("send: %m");
 		buf += n;
 		len -= n;
 	}
@@ -195,7 +171,7 @@ static void recv_all(int fd, char *buf, uint64_t len)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
-			die("recv: %s", n ? strerror(errno) : "EOF");
+			bench_die("recv: %s", n ? strerror(errno) : "EOF");
 		buf += n;
 		len -= n;
 	}
@@ -209,7 +185,7 @@ static void sender_stream(struct sender *s, int fd)
 	char go;
 
 	if (recv(fd, &go, 1, MSG_WAITALL) != 1)
-		die("sender: no go byte: %m");
+		bench_die("sender: no go byte: %m");
 	while (sent < cfg->size) {
 		uint64_t len = cfg->size - sent;
 
@@ -246,13 +222,13 @@ static void *sender_main(void *arg)
 				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	int fd;
 
-	pin_self(s->cfg->sender_cpu);
+	bench_pin_self(s->cfg->sender_cpu);
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		die("socket: %m");
+		bench_die("socket: %m");
 	set_nodelay(fd);
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)))
-		die("connect to 127.0.0.1:%u: %m", s->port);
+		bench_die("connect to 127.0.0.1:%u: %m", s->port);
 	if (s->cfg->rtt)
 		sender_rtt(s, fd);
 	else
@@ -267,10 +243,10 @@ static int accept_one(int lfd, struct sender *s, pthread_t *th)
 	int fd;
 
 	if (err)
-		die("pthread_create: %s", strerror(err));
+		bench_die("pthread_create: %s", strerror(err));
 	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 	if (fd < 0)
-		die("accept: %m");
+		bench_die("accept: %m");
 	set_nodelay(fd);
 	return fd;
 }
@@ -289,14 +265,14 @@ static double run_stream(const struct config *cfg, int lfd, struct sender *s, ch
 	fd = accept_one(lfd, s, &th);
 	t0 = bench_now_ns();
 	if (send(fd, &go, 1, MSG_NOSIGNAL) != 1)
-		die("send the go byte: %m");
+		bench_die("send the go byte: %m");
 	while (got < cfg->size) {
 		ssize_t n = recv(fd, rbuf + fill, cfg->recv_chunk - fill, 0);
 
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
-			die("recv after %llu of %llu bytes: %s", (unsigned long long)got,
+			bench_die("recv after %llu of %llu bytes: %s", (unsigned long long)got,
 			    (unsigned long long)cfg->size, n ? strerror(errno) : "EOF");
 		got += n;
 		if (!cfg->uffd_copy)
@@ -475,7 +451,7 @@ int main(int argc, char **argv)
 	rbuf = xmap(cfg.recv_chunk);
 	memset(rbuf, 0, cfg.recv_chunk);
 	s.src = src;
-	pin_self(cfg.receiver_cpu);
+	bench_pin_self(cfg.receiver_cpu);
 	lfd = listen_loopback(&s.port);
 
 	if (cfg.rtt)

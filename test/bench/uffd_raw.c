@@ -87,25 +87,13 @@ struct fault_run {
 	uint64_t t_start, t_end;
 };
 
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("uffd_raw: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(1);
-}
-
 static void *xmap(size_t len)
 {
 	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 
 	if (p == MAP_FAILED)
-		die("mmap %zu bytes: %m", len);
+		bench_die("mmap %zu bytes: %m", len);
 	return p;
 }
 
@@ -115,9 +103,9 @@ static int uffd_open(void)
 	int fd = syscall(SYS_userfaultfd, O_CLOEXEC);
 
 	if (fd < 0)
-		die("userfaultfd: %m");
+		bench_die("userfaultfd: %m");
 	if (ioctl(fd, UFFDIO_API, &api))
-		die("UFFDIO_API: %m");
+		bench_die("UFFDIO_API: %m");
 	return fd;
 }
 
@@ -129,9 +117,9 @@ static void uffd_register(int uffd, void *addr, size_t len)
 	};
 
 	if (ioctl(uffd, UFFDIO_REGISTER, &r))
-		die("UFFDIO_REGISTER %zu bytes: %m", len);
+		bench_die("UFFDIO_REGISTER %zu bytes: %m", len);
 	if (!(r.ioctls & (1ULL << _UFFDIO_COPY)))
-		die("UFFDIO_COPY is not available on anonymous memory");
+		bench_die("UFFDIO_COPY is not available on anonymous memory");
 }
 
 /* Copy len bytes to dst, following partial progress; 0 or an errno. */
@@ -158,25 +146,13 @@ static int uffd_copy(int uffd, uint64_t dst, const void *src, uint64_t len)
 	return 0;
 }
 
-static void pin_self(int cpu)
-{
-	cpu_set_t set;
-
-	if (cpu < 0)
-		return;
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	if (sched_setaffinity(0, sizeof(set), &set))
-		die("pin to CPU %d: %m", cpu);
-}
-
 static void *fault_handler(void *arg)
 {
 	struct fault_run *r = arg;
 	uint64_t block_len = r->cfg->window * BENCH_PAGE;
 	size_t left = r->nblocks;
 
-	pin_self(r->cfg->handler_cpu);
+	bench_pin_self(r->cfg->handler_cpu);
 
 	while (left) {
 		struct uffd_msg msg;
@@ -187,7 +163,7 @@ static void *fault_handler(void *arg)
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (n != sizeof(msg))
-			die("read from the uffd: %s", n < 0 ? strerror(errno) : "short read");
+			bench_die("read from the uffd: %s", n < 0 ? strerror(errno) : "short read");
 		if (msg.event != UFFD_EVENT_PAGEFAULT)
 			continue;
 		t0 = bench_now_ns();
@@ -207,7 +183,7 @@ static void *fault_handler(void *arg)
 		if (err && err != EEXIST) {
 			/* the toucher waits for this page: end here, not in a hang */
 			errno = err;
-			die("UFFDIO_COPY at 0x%llx: %m", (unsigned long long)msg.arg.pagefault.address);
+			bench_die("UFFDIO_COPY at 0x%llx: %m", (unsigned long long)msg.arg.pagefault.address);
 		}
 		__atomic_store_n(&r->delivered[block], 1, __ATOMIC_RELEASE);
 		r->service_ns[r->faults++] = bench_now_ns() - t0;
@@ -222,7 +198,7 @@ static void *fault_toucher(void *arg)
 	size_t block_pages = r->cfg->window;
 	uint64_t sum = 0;
 
-	pin_self(r->cfg->toucher_cpu);
+	bench_pin_self(r->cfg->toucher_cpu);
 	r->t_start = bench_now_ns();
 	for (size_t i = 0; i < r->npages; i++) {
 		size_t page = r->order[i];
@@ -235,7 +211,7 @@ static void *fault_toucher(void *arg)
 	}
 	r->t_end = bench_now_ns();
 	if (!sum)
-		die("the toucher read zeros: the copies did not land");
+		bench_die("the toucher read zeros: the copies did not land");
 	return NULL;
 }
 
@@ -255,7 +231,7 @@ static void run_fault(const struct config *cfg, const char *src, bool random, bo
 	r.rtt_ns = calloc(r.npages, sizeof(uint32_t));
 	order = malloc(r.npages * sizeof(uint32_t));
 	if (!r.delivered || !r.service_ns || !r.rtt_ns || !order)
-		die("out of memory");
+		bench_die("out of memory");
 	bench_page_order(order, r.npages, random ? cfg->seed : 0);
 	r.order = order;
 
@@ -264,7 +240,7 @@ static void run_fault(const struct config *cfg, const char *src, bool random, bo
 	uffd_register(r.uffd, r.region, r.npages * BENCH_PAGE);
 	if (pthread_create(&handler, NULL, fault_handler, &r) ||
 	    pthread_create(&toucher, NULL, fault_toucher, &r))
-		die("pthread_create failed");
+		bench_die("pthread_create failed");
 	pthread_join(toucher, NULL);
 	pthread_join(handler, NULL);
 
@@ -303,13 +279,13 @@ static double copy_once(const struct config *cfg, const char *src)
 
 		if (err) {
 			errno = err;
-			die("UFFDIO_COPY at offset %llu: %m", (unsigned long long)off);
+			bench_die("UFFDIO_COPY at offset %llu: %m", (unsigned long long)off);
 		}
 	}
 	t1 = bench_now_ns();
 	last = cfg->size - BENCH_PAGE;
 	if (memcmp(dst + last, src + last, BENCH_PAGE))
-		die("the copied region does not hold the source");
+		bench_die("the copied region does not hold the source");
 	close(uffd);
 	munmap(dst, cfg->size);
 	return cfg->size / ((t1 - t0) / 1e9) / (1 << 20);
@@ -344,19 +320,19 @@ static int make_source_file(const struct config *cfg)
 	snprintf(path, sizeof(path), "%s/uffd_raw.XXXXXX", cfg->tmpdir);
 	fd = mkstemp(path);
 	if (fd < 0)
-		die("create a file in %s: %m", cfg->tmpdir);
+		bench_die("create a file in %s: %m", cfg->tmpdir);
 	unlink(path);
 	for (uint64_t off = 0; off < cfg->size; off += cfg->chunk) {
 		uint64_t len = cfg->size - off < cfg->chunk ? cfg->size - off : cfg->chunk;
 
 		bench_pattern_fill(buf, len, cfg->seed + off);
 		if (write(fd, buf, len) != (ssize_t)len)
-			die("write %s: %m", path);
+			bench_die("write %s: %m", path);
 	}
 	munmap(buf, cfg->chunk);
 	/* no writeback racing with the measurement */
 	if (fsync(fd))
-		die("fsync %s: %m", path);
+		bench_die("fsync %s: %m", path);
 	return fd;
 }
 
@@ -367,10 +343,10 @@ static int open_source_file(struct config *cfg)
 	struct stat st;
 
 	if (fd < 0 || fstat(fd, &st))
-		die("%s: %m", cfg->copy_file);
+		bench_die("%s: %m", cfg->copy_file);
 	cfg->size = st.st_size & ~(BENCH_PAGE - 1);
 	if (!cfg->size)
-		die("%s: shorter than a page", cfg->copy_file);
+		bench_die("%s: shorter than a page", cfg->copy_file);
 	return fd;
 }
 
@@ -381,7 +357,7 @@ static double copy_file_once(const struct config *cfg, int fd)
 	double v;
 
 	if (map == MAP_FAILED)
-		die("mmap the source file: %m");
+		bench_die("mmap the source file: %m");
 	madvise(map, cfg->size, MADV_SEQUENTIAL);	/* as the daemon does */
 	v = copy_once(cfg, map);
 	munmap(map, cfg->size);
@@ -394,7 +370,7 @@ static void run_copy(struct config *cfg)
 	double anon[cfg->reps], file[cfg->reps];
 	char *src;
 
-	pin_self(cfg->handler_cpu);
+	bench_pin_self(cfg->handler_cpu);
 	/*
 	 * Each source: one pass to warm up (see warm_memory), then the measured
 	 * ones.  The file first: the gigabyte of anonymous source freed at the
