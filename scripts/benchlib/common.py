@@ -132,6 +132,7 @@ class Procs:
     def __init__(self):
         self._popen = {}	# pid -> Popen: our children
         self._adopted = {}	# pid -> start time: restored tasks
+        self._cpu_s = {}	# pid -> CPU seconds, once reaped
 
     def spawn(self, argv, out=None, cwd=None, new_session=False, pass_fds=(), cpu=None):
         """Start argv with stdin /dev/null, stdout and stderr to the file out."""
@@ -168,14 +169,21 @@ class Procs:
             if not ready:
                 raise BenchError(f"pid {pid} did not exit within {timeout} s")
         p = self._popen.pop(pid, None)
-        if p is not None:
-            return p.wait(10)
         self._adopted.pop(pid, None)
         try:
-            _, status = os.waitpid(pid, 0)
-        except ChildProcessError:
-            return None
-        return os.waitstatus_to_exitcode(status)
+            _, status, ru = os.wait4(pid, 0)
+        except ChildProcessError:	# reaped already (by Popen.poll)
+            return p.returncode if p is not None else None
+        code = os.waitstatus_to_exitcode(status)
+        self._cpu_s[pid] = ru.ru_utime + ru.ru_stime
+        if p is not None:
+            p.returncode = code
+        return code
+
+    def cpu_s(self, pid):
+        """CPU seconds (user + system) a process reaped by wait() used; None
+        if unknown."""
+        return self._cpu_s.get(pid)
 
     def send(self, pid, sig):
         """Send sig to pid if it is still the process we own."""

@@ -17,7 +17,11 @@ against the raw loopback TCP bandwidth of the same machine, in one run.
    nothing touching the memory, timed until the daemon has delivered every
    page and exits (bytes / its duration_s); then one sequential touch checks
    every page.  Held against the raw TCP bandwidth: >= 0.70; and, like for
-   like, against TCP + UFFDIO_COPY: >= 0.70 as well.
+   like, against TCP + UFFDIO_COPY: >= 0.70 as well.  Then raw TCP and a
+   receiver that copies on a second thread, both unpinned.  The CPU time of
+   every side (tcp_raw's threads, the daemon's and the page server's from
+   wait4()) per GiB gives the bound: the most a destination that must
+   receive and copy every byte on its one CPU can reach against raw TCP.
 4. Fault latency: first the raw round trip of a 64 KiB GET over the same
    loopback (tcp_raw --mode rtt, with and without the copy into a
    userfaultfd region), then --latency-reps pairs of sessions, interleaved:
@@ -194,10 +198,11 @@ class RemoteSuite(Suite):
 
     # -- the baseline -----------------------------------------------------------
 
-    def tcp_raw(self, what, args):
-        """One tcp_raw run, sender on the server's CPU, receiver on the daemon's."""
+    def tcp_raw(self, what, args, pin=True):
+        """One tcp_raw run, sender on the server's CPU, receiver on the daemon's
+        (pin=False: wherever the scheduler puts them)."""
         argv = [TCP_RAW, "--timeout", TIMEOUT_TCP_RAW] + args
-        if self.server_cpu is not None:
+        if pin and self.server_cpu is not None:
             argv += ["--sender-cpu", self.server_cpu, "--receiver-cpu", self.handler_cpu]
         _, _, out = run_cmd(argv, TIMEOUT_TCP_RAW + 30, f"tcp_raw ({what})")
         try:
@@ -217,8 +222,27 @@ class RemoteSuite(Suite):
                            (copy, f"same + UFFDIO_COPY of each {slice_ >> 10} KiB")):
             log(f"  {label}, {res['bytes']:,} bytes in {res['chunk'] >> 20} MiB sends, best of"
                 f" {res['reps']}: {res['best_mib_s']:,.0f} MiB/s"
-                f" (runs {' '.join(f'{x:.0f}' for x in res['runs_mib_s'])})")
+                f" (runs {' '.join(f'{x:.0f}' for x in res['runs_mib_s'])}); CPU-s, median:"
+                f" receiver {res['recv_cpu_median_s']:.3f}, sender {res['send_cpu_median_s']:.3f}")
         return raw, copy
+
+    def tcp_spread(self, size):
+        """Whether a destination gains from copying on a second thread: raw
+        TCP and a receiver that hands the UFFDIO_COPYs to a thread of its
+        own, both unpinned (the copier can only run on the sender's CPU)."""
+        reps = ["--reps", max(self.args.tcp_reps, 1)]
+        slice_ = daemon_slice_pages() * 4096
+        raw = self.tcp_raw("stream, unpinned", ["--size", size, "--chunk", "4M"] + reps,
+                           pin=False)
+        spread = self.tcp_raw("stream + UFFDIO_COPY on a second thread, unpinned",
+                              ["--size", size, "--chunk", "4M", "--recv-chunk", slice_,
+                               "--copy-thread"] + reps, pin=False)
+        for res, label in ((raw, "raw loopback TCP, unpinned"),
+                           (spread, "same + UFFDIO_COPY on a second thread")):
+            log(f"  {label}, best of {res['reps']}: {res['best_mib_s']:,.0f} MiB/s"
+                f" (runs {' '.join(f'{x:.0f}' for x in res['runs_mib_s'])}); receiver CPU-s,"
+                f" median: {res['recv_cpu_median_s']:.3f}")
+        return raw, spread
 
     def tcp_rtt(self):
         """Round trips of a fault-sized GET, with and without the uffd copy."""
@@ -243,6 +267,8 @@ class RemoteSuite(Suite):
             out["stats"] = s.wait_daemon(lazy.TIMEOUT_DRAIN)
             out["drain_wall_s"] = time.monotonic() - s.restored_at
             s.wait_server()
+            out["daemon_cpu_s"] = self.procs.cpu_s(s.daemon.pid)
+            out["server_cpu_s"] = self.procs.cpu_s(s.server.pid)
             out["touch"] = s.touch("seq")	# every page must hold the pattern
             s.end()
         except BenchError:
@@ -294,6 +320,7 @@ class RemoteSuite(Suite):
         watch = CpuWatch().start()
         raw, raw_copy = self.tcp_stream(size)
         drains = [self.drain_session(wl) for _ in range(max(a.drain_reps, 1))]
+        spread = self.tcp_spread(size)
         others = {"drain": self.others(watch)}
 
         r.section("fault latency: tcp_raw round trips, then a random touch after restores"
@@ -305,11 +332,12 @@ class RemoteSuite(Suite):
             idle.append(self.latency_session(wl, background=False))
             busy.append(self.latency_session(wl, background=True))
         others["latency"] = self.others(watch)
-        self.ctx.extra.update(tcp_raw=raw, tcp_raw_uffd_copy=raw_copy, tcp_rtt=rtt,
+        self.ctx.extra.update(tcp_raw=raw, tcp_raw_uffd_copy=raw_copy, tcp_spread=spread,
+                              tcp_rtt=rtt,
                               drains=drains, latency_idle=idle, latency_draining=busy,
                               loadavg_start=load, others_cpu=others)
 
-        self.figures(wl, raw, raw_copy, rtt, drains, idle, busy, others)
+        self.figures(wl, raw, raw_copy, spread, rtt, drains, idle, busy, others)
 
     def others(self, watch):
         """What other processes (and the host) took of the machine in a phase."""
@@ -322,7 +350,7 @@ class RemoteSuite(Suite):
 
     # -- figures ---------------------------------------------------------------------
 
-    def figures(self, wl, raw, raw_copy, rtt, drains, idle, busy, others):
+    def figures(self, wl, raw, raw_copy, spread, rtt, drains, idle, busy, others):
         r = self.report
         B = lazy.human(wl.size)
 
@@ -354,6 +382,12 @@ class RemoteSuite(Suite):
                 rate / raw_copy["best_mib_s"], ">=", DRAIN_RATE_MIN, note="like for like")
         r.ratio("drain_rate_median", "drain rate / raw loopback TCP median",
                 rate / raw["median_mib_s"])
+        self.cpu_figures(raw, raw_copy, drains)
+        free_raw, free_spread = spread
+        r.ratio("two_thread_limit", "receive + copy on two threads / raw TCP, unpinned",
+                free_spread["best_mib_s"] / free_raw["best_mib_s"],
+                note=f"bests {free_spread['best_mib_s']:.0f} / {free_raw['best_mib_s']:.0f}"
+                     " MiB/s: a second CPU does not lift it")
         self.others_figure("drain", others["drain"])
         for d in drains:
             self.check_stats(d, wl)
@@ -398,6 +432,50 @@ class RemoteSuite(Suite):
                 med(busy, task("fault_p50_us")) / med(idle, task("fault_p50_us")))
         for x in idle + busy:
             self.check_stats(x, wl)
+
+    def cpu_figures(self, raw, raw_copy, drains):
+        """Where the CPU goes, per GiB moved: what bounds the drain here.
+
+        On loopback both ends share this machine's CPUs, and TCP is bound by
+        its sender.  A destination that lands the bytes in the task must
+        also UFFDIO_COPY each of them into a fresh page on its own CPU (the
+        daemon's and the task's, with split placement): the receiver's CPU
+        time of tcp_raw --uffd-copy is that floor, and the rate it allows
+        against raw TCP is the most a drain on one destination CPU can
+        reach on this machine, whatever the daemon does."""
+        r = self.report
+        gib = 1 << 30
+
+        def per_gib(cpu_s, nbytes):
+            return cpu_s * gib / nbytes
+
+        recv = per_gib(raw["recv_cpu_median_s"], raw["bytes"])
+        send = per_gib(raw["send_cpu_median_s"], raw["bytes"])
+        # the cheapest run: fresh memory on this VM is sometimes far dearer
+        floor = per_gib(min(raw_copy["recv_cpu_s"]), raw_copy["bytes"])
+        r.figure("tcp_raw_recv_cpu_s_gib", "CPU-s per GiB, raw TCP receiver", recv, "s",
+                 f"median; sender {send:.3f} s")
+        r.figure("tcp_raw_uffd_recv_cpu_s_gib", "CPU-s per GiB, receiver + UFFDIO_COPY", floor,
+                 "s", "least of the runs: what a destination cannot do without")
+        measured = [d for d in drains if d.get("daemon_cpu_s") is not None]
+        if measured:
+            def med(key):
+                return statistics.median(per_gib(d[key], d["stats"]["bytes"])
+                                         for d in measured)
+
+            daemon = med("daemon_cpu_s")
+            busy = statistics.median(d["daemon_cpu_s"] / d["stats"]["duration_s"]
+                                     for d in measured)
+            r.figure("daemon_cpu_s_gib", "CPU-s per GiB, lazy-pages daemon draining", daemon,
+                     "s", f"busy {busy * 100:.0f}% of its duration; page server"
+                     f" {med('server_cpu_s'):.3f} s")
+            r.ratio("daemon_cpu_over_floor", "daemon CPU / receiver + UFFDIO_COPY CPU",
+                    daemon / floor)
+        # the rate of a destination that does nothing but receive and copy,
+        # bound by its one CPU, against the raw TCP bandwidth
+        r.ratio("one_cpu_limit", "one-CPU destination's limit / raw loopback TCP",
+                gib / floor / (1 << 20) / raw["best_mib_s"],
+                note="the most a drain can reach here (see Documentation/benchmarks.md)")
 
     def others_figure(self, phase, o):
         disturbed = o["share"] + o["steal_share"] > BUSY_WARN

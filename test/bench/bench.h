@@ -1,8 +1,8 @@
 /*
  * Small helpers shared by the benchmark programs (each test/bench/NAME.c is
  * one standalone binary, so these are static inline): sizes with K/M/G
- * suffixes, the monotonic clock, a seeded page order, the memory pattern,
- * percentiles.
+ * suffixes, the monotonic clock, a thread's CPU time, warm fresh memory, a
+ * seeded page order, the memory pattern, percentiles.
  */
 #ifndef CRIU_LAZY_TEST_BENCH_H
 #define CRIU_LAZY_TEST_BENCH_H
@@ -14,11 +14,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #define BENCH_PAGE 4096UL
 
-/* "4096", "64K", "4M", "1G" -> bytes; 0 on a malformed or zero size. */
 /* "<program>: <message>" on stderr and exit 1 (%m is the errno of the caller). */
 static inline void __attribute__((noreturn, format(printf, 1, 2))) bench_die(const char *fmt, ...)
 {
@@ -47,6 +48,7 @@ static inline void bench_pin_self(int cpu)
 		bench_die("pin to CPU %d: %m", cpu);
 }
 
+/* "4096", "64K", "4M", "1G" -> bytes; 0 on a malformed or zero size. */
 static inline uint64_t bench_parse_size(const char *s)
 {
 	char *end;
@@ -72,6 +74,35 @@ static inline uint64_t bench_now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+/* CPU seconds (user + system) the calling thread has used so far. */
+static inline double bench_thread_cpu_s(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_THREAD, &ru))
+		bench_die("getrusage: %m");
+	return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+	       (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+/*
+ * Fresh memory can be expensive on a VM whose host takes freed guest pages
+ * back (free page reporting): the first touch of such a page faults in the
+ * host too.  Touch and free len bytes so that what the measurement gets
+ * next comes from pages the guest has just used, as the restored workload's
+ * memory does (it reuses what the previous run freed).
+ */
+static inline void bench_warm_memory(size_t len)
+{
+	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return;
+	for (size_t off = 0; off < len; off += BENCH_PAGE)
+		p[off] = 1;
+	munmap(p, len);
 }
 
 /* xorshift64*: reproducible orders from a seed, not cryptography. */

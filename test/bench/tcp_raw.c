@@ -20,13 +20,22 @@
  * A run is timed by the receiver: from the moment it tells the sender to go
  * (one byte back on the connection) until the last byte is in.  One run
  * that is not counted warms up, then --reps runs; the limit is the best.
+ * Each side also reports the CPU time its thread used in each run: the
+ * receiver's is what a destination spends on the bytes, no more.
  *
  * --uffd-copy: the receiver also does what the lazy-pages daemon does with
  * the data, no more: each full --recv-chunk it has read goes by one
  * UFFDIO_COPY into the next place of a MISSING-registered anonymous region
  * of --size (a fresh one each run, mapped and registered before the clock
- * starts).  The like-for-like limit of a drain: TCP plus the copy into the
- * task, with nothing else in the way.
+ * starts, on memory warmed as uffd_raw's is: see bench_warm_memory()).  The
+ * like-for-like limit of a drain: TCP plus the copy into the task, with
+ * nothing else in the way.
+ *
+ * --copy-thread (implies --uffd-copy): the receiver thread only recv()s,
+ * into a ring of --recv-chunk buffers, and a second thread of its own does
+ * the UFFDIO_COPYs, wherever the scheduler puts it: what a daemon gains by
+ * spreading the copying over another CPU that the sender shares.  The
+ * receiver's CPU time then counts both threads.
  *
  * rtt: the round trip of a fault's GET, --requests times on one
  * connection: the receiver (the daemon's side) sends a 24-byte request and
@@ -38,8 +47,8 @@
  * Prints one JSON object on stdout; errors go to stderr with exit status 1.
  *
  *   tcp_raw [--mode stream|rtt] [--size 1G] [--chunk 4M] [--recv-chunk 4M]
- *           [--source SIZE] [--uffd-copy] [--reps 5] [--requests 4096] [--reply 64K]
- *           [--sender-cpu N] [--receiver-cpu N] [--timeout SECONDS]
+ *           [--source SIZE] [--uffd-copy] [--copy-thread] [--reps 5]
+ *           [--requests 4096] [--reply 64K] [--sender-cpu N] [--receiver-cpu N] [--timeout SECONDS]
  */
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -67,13 +76,14 @@ struct config {
 	uint64_t requests, reply;	/* rtt */
 	int reps;
 	int sender_cpu, receiver_cpu;	/* -1: where the scheduler likes */
-	bool uffd_copy, rtt;
+	bool uffd_copy, copy_thread, rtt;
 };
 
 struct sender {
 	const struct config *cfg;
 	const char *src;
 	uint16_t port;
+	double cpu_s;		/* CPU time of the last stream run */
 };
 
 static void *xmap(size_t len)
@@ -182,10 +192,12 @@ static void sender_stream(struct sender *s, int fd)
 {
 	const struct config *cfg = s->cfg;
 	uint64_t sent = 0, off = 0;
+	double cpu0;
 	char go;
 
 	if (recv(fd, &go, 1, MSG_WAITALL) != 1)
 		bench_die("sender: no go byte: %m");
+	cpu0 = bench_thread_cpu_s();
 	while (sent < cfg->size) {
 		uint64_t len = cfg->size - sent;
 
@@ -197,6 +209,7 @@ static void sender_stream(struct sender *s, int fd)
 		sent += len;
 		off = (off + len) % cfg->source;
 	}
+	s->cpu_s = bench_thread_cpu_s() - cpu0;
 }
 
 /* rtt: answer each request with the next reply bytes of the source. */
@@ -251,21 +264,121 @@ static int accept_one(int lfd, struct sender *s, pthread_t *th)
 	return fd;
 }
 
-/* One stream run: the receiver's MiB/s. */
-static double run_stream(const struct config *cfg, int lfd, struct sender *s, char *rbuf)
+/*
+ * --copy-thread: full buffers go from the receiver to the copier in order,
+ * through a ring of RING_SLOTS; the receiver waits for a free slot, the
+ * copier for a full one.
+ */
+#define RING_SLOTS 8
+
+struct copy_ring {
+	pthread_mutex_t lock;
+	pthread_cond_t changed;
+	uint64_t posted, copied;	/* slots, counting up */
+	bool done;			/* the receiver posts no more */
+	char *buf[RING_SLOTS];
+	uint64_t len[RING_SLOTS], dst_off[RING_SLOTS];
+	int uffd;
+	char *region;
+	double cpu_s;			/* the copier's, when it returns */
+};
+
+static void *copier_main(void *arg)
+{
+	struct copy_ring *ring = arg;
+	double cpu0 = bench_thread_cpu_s();
+
+	pthread_mutex_lock(&ring->lock);
+	for (;;) {
+		int slot;
+
+		while (ring->copied == ring->posted && !ring->done)
+			pthread_cond_wait(&ring->changed, &ring->lock);
+		if (ring->copied == ring->posted)
+			break;
+		slot = ring->copied % RING_SLOTS;
+		pthread_mutex_unlock(&ring->lock);
+		uffd_copy(ring->uffd, ring->region + ring->dst_off[slot], ring->buf[slot],
+			  ring->len[slot]);
+		pthread_mutex_lock(&ring->lock);
+		ring->copied++;
+		pthread_cond_broadcast(&ring->changed);
+	}
+	pthread_mutex_unlock(&ring->lock);
+	ring->cpu_s = bench_thread_cpu_s() - cpu0;
+	return NULL;
+}
+
+/* Receive size bytes into the ring's buffers, chunk by chunk, for the copier. */
+static void receive_into_ring(const struct config *cfg, int fd, struct copy_ring *ring)
+{
+	uint64_t got = 0;
+
+	while (got < cfg->size) {
+		uint64_t len = cfg->size - got < cfg->recv_chunk ? cfg->size - got : cfg->recv_chunk;
+		int slot;
+
+		pthread_mutex_lock(&ring->lock);
+		while (ring->posted - ring->copied == RING_SLOTS)
+			pthread_cond_wait(&ring->changed, &ring->lock);
+		slot = ring->posted % RING_SLOTS;
+		pthread_mutex_unlock(&ring->lock);
+		recv_all(fd, ring->buf[slot], len);
+		pthread_mutex_lock(&ring->lock);
+		ring->len[slot] = len;
+		ring->dst_off[slot] = got;
+		ring->posted++;
+		pthread_cond_broadcast(&ring->changed);
+		pthread_mutex_unlock(&ring->lock);
+		got += len;
+	}
+	pthread_mutex_lock(&ring->lock);
+	ring->done = true;
+	pthread_cond_broadcast(&ring->changed);
+	pthread_mutex_unlock(&ring->lock);
+}
+
+struct stream_run {
+	double mib_s;
+	double recv_cpu_s, send_cpu_s;
+};
+
+/* One stream run: the receiver's MiB/s, and each side's CPU time. */
+static struct stream_run run_stream(const struct config *cfg, int lfd, struct sender *s,
+				    char *rbuf, struct copy_ring *ring)
 {
 	uint64_t got = 0, copied = 0, fill = 0, t0, t1;
+	struct stream_run r;
 	char *region = NULL;
 	int fd, uffd = -1;
 	pthread_t th;
+	double cpu0;
 	char go = 1;
 
-	if (cfg->uffd_copy)
+	if (cfg->uffd_copy) {
+		bench_warm_memory(cfg->size);
 		region = uffd_region(cfg->size, &uffd);
+	}
 	fd = accept_one(lfd, s, &th);
+	cpu0 = bench_thread_cpu_s();
 	t0 = bench_now_ns();
 	if (send(fd, &go, 1, MSG_NOSIGNAL) != 1)
 		bench_die("send the go byte: %m");
+	if (ring) {
+		pthread_t copier;
+		int err;
+
+		ring->posted = ring->copied = 0;
+		ring->done = false;
+		ring->uffd = uffd;
+		ring->region = region;
+		err = pthread_create(&copier, NULL, copier_main, ring);
+		if (err)
+			bench_die("pthread_create: %s", strerror(err));
+		receive_into_ring(cfg, fd, ring);
+		pthread_join(copier, NULL);
+		got = cfg->size;
+	}
 	while (got < cfg->size) {
 		ssize_t n = recv(fd, rbuf + fill, cfg->recv_chunk - fill, 0);
 
@@ -285,13 +398,16 @@ static double run_stream(const struct config *cfg, int lfd, struct sender *s, ch
 		}
 	}
 	t1 = bench_now_ns();
+	r.recv_cpu_s = bench_thread_cpu_s() - cpu0 + (ring ? ring->cpu_s : 0);
 	close(fd);
 	pthread_join(th, NULL);
+	r.send_cpu_s = s->cpu_s;
 	if (cfg->uffd_copy) {
 		close(uffd);
 		munmap(region, cfg->size);
 	}
-	return cfg->size / ((t1 - t0) / 1e9) / (1 << 20);
+	r.mib_s = cfg->size / ((t1 - t0) / 1e9) / (1 << 20);
+	return r;
 }
 
 /* One rtt run: each round trip in ns into rtt[]. */
@@ -334,27 +450,51 @@ static int cmp_double(const void *a, const void *b)
 static void usage(void)
 {
 	fputs("usage: tcp_raw [--mode stream|rtt] [--size 1G] [--chunk 4M] [--recv-chunk 4M]\n"
-	      "               [--source SIZE] [--uffd-copy] [--reps 5] [--requests 4096]\n"
-	      "               [--reply 64K] [--sender-cpu N] [--receiver-cpu N] [--timeout S]\n",
+	      "               [--source SIZE] [--uffd-copy] [--copy-thread] [--reps 5]\n"
+	      "               [--requests 4096] [--reply 64K] [--sender-cpu N]\n"
+	      "               [--receiver-cpu N] [--timeout S]\n",
 	      stderr);
 	exit(1);
 }
 
 static void print_config(const struct config *cfg)
 {
-	printf("{\"mode\": \"%s\", \"source\": %llu, \"uffd_copy\": %s, \"sender_cpu\": %d, "
-	       "\"receiver_cpu\": %d, ", cfg->rtt ? "rtt" : "stream",
+	printf("{\"mode\": \"%s\", \"source\": %llu, \"uffd_copy\": %s, \"copy_thread\": %s, "
+	       "\"sender_cpu\": %d, \"receiver_cpu\": %d, ", cfg->rtt ? "rtt" : "stream",
 	       (unsigned long long)cfg->source, cfg->uffd_copy ? "true" : "false",
-	       cfg->sender_cpu, cfg->receiver_cpu);
+	       cfg->copy_thread ? "true" : "false", cfg->sender_cpu, cfg->receiver_cpu);
 }
 
-static void main_stream(const struct config *cfg, int lfd, struct sender *s, char *rbuf)
+static void print_array(const char *key, const double *v, int n, const char *sep)
 {
-	double mibs[MAX_REPS], sorted[MAX_REPS];
+	printf("\"%s\": [", key);
+	for (int i = 0; i < n; i++)
+		printf("%s%.*f", i ? ", " : "", v[i] < 10 ? 4 : 1, v[i]);
+	printf("]%s", sep);
+}
 
-	run_stream(cfg, lfd, s, rbuf);	/* warm-up, not counted */
-	for (int i = 0; i < cfg->reps; i++)
-		mibs[i] = sorted[i] = run_stream(cfg, lfd, s, rbuf);
+static double median(const double *v, int n)
+{
+	double sorted[MAX_REPS];
+
+	memcpy(sorted, v, n * sizeof(*v));
+	qsort(sorted, n, sizeof(sorted[0]), cmp_double);
+	return sorted[n / 2];
+}
+
+static void main_stream(const struct config *cfg, int lfd, struct sender *s, char *rbuf,
+			struct copy_ring *ring)
+{
+	double mibs[MAX_REPS], sorted[MAX_REPS], recv_cpu[MAX_REPS], send_cpu[MAX_REPS];
+
+	run_stream(cfg, lfd, s, rbuf, ring);	/* warm-up, not counted */
+	for (int i = 0; i < cfg->reps; i++) {
+		struct stream_run r = run_stream(cfg, lfd, s, rbuf, ring);
+
+		mibs[i] = sorted[i] = r.mib_s;
+		recv_cpu[i] = r.recv_cpu_s;
+		send_cpu[i] = r.send_cpu_s;
+	}
 	qsort(sorted, cfg->reps, sizeof(sorted[0]), cmp_double);
 
 	print_config(cfg);
@@ -365,7 +505,10 @@ static void main_stream(const struct config *cfg, int lfd, struct sender *s, cha
 	       sorted[cfg->reps / 2]);
 	for (int i = 0; i < cfg->reps; i++)
 		printf("%s%.1f", i ? ", " : "", mibs[i]);
-	printf("]}\n");
+	printf("], \"recv_cpu_median_s\": %.4f, \"send_cpu_median_s\": %.4f, ",
+	       median(recv_cpu, cfg->reps), median(send_cpu, cfg->reps));
+	print_array("recv_cpu_s", recv_cpu, cfg->reps, ", ");
+	print_array("send_cpu_s", send_cpu, cfg->reps, "}\n");
 }
 
 static void main_rtt(struct config *cfg, int lfd, struct sender *s, char *rbuf)
@@ -403,6 +546,7 @@ int main(int argc, char **argv)
 		{ "receiver-cpu", required_argument, NULL, 'y' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "uffd-copy", no_argument, NULL, 'u' },
+		{ "copy-thread", no_argument, NULL, 'T' },
 		{ }
 	};
 	struct config cfg = { .size = 1ULL << 30, .chunk = 4 << 20, .recv_chunk = 4 << 20,
@@ -410,6 +554,8 @@ int main(int argc, char **argv)
 			      .sender_cpu = -1, .receiver_cpu = -1 };
 	unsigned timeout = 600;
 	struct sender s = { .cfg = &cfg };
+	struct copy_ring ring = { .lock = PTHREAD_MUTEX_INITIALIZER,
+				  .changed = PTHREAD_COND_INITIALIZER };
 	char *src, *rbuf;
 	int c, lfd;
 
@@ -431,12 +577,14 @@ int main(int argc, char **argv)
 		case 'y': cfg.receiver_cpu = atoi(optarg); break;
 		case 't': timeout = atoi(optarg); break;
 		case 'u': cfg.uffd_copy = true; break;
+		case 'T': cfg.uffd_copy = cfg.copy_thread = true; break;
 		default: usage();
 		}
 	}
 	if (!cfg.source)
 		cfg.source = cfg.size;
 	if (optind != argc || !cfg.size || !cfg.chunk || !cfg.recv_chunk || !cfg.source ||
+	    (cfg.rtt && cfg.copy_thread) ||
 	    cfg.reps < 1 || cfg.reps > MAX_REPS || !timeout || !cfg.requests ||
 	    !cfg.reply || cfg.reply > cfg.source ||
 	    (cfg.uffd_copy && (cfg.size % BENCH_PAGE || cfg.recv_chunk % BENCH_PAGE ||
@@ -450,6 +598,10 @@ int main(int argc, char **argv)
 		cfg.recv_chunk = cfg.reply;
 	rbuf = xmap(cfg.recv_chunk);
 	memset(rbuf, 0, cfg.recv_chunk);
+	for (int i = 0; cfg.copy_thread && i < RING_SLOTS; i++) {
+		ring.buf[i] = xmap(cfg.recv_chunk);
+		memset(ring.buf[i], 0, cfg.recv_chunk);
+	}
 	s.src = src;
 	bench_pin_self(cfg.receiver_cpu);
 	lfd = listen_loopback(&s.port);
@@ -457,7 +609,7 @@ int main(int argc, char **argv)
 	if (cfg.rtt)
 		main_rtt(&cfg, lfd, &s, rbuf);
 	else
-		main_stream(&cfg, lfd, &s, rbuf);
+		main_stream(&cfg, lfd, &s, rbuf, cfg.copy_thread ? &ring : NULL);
 	close(lfd);
 	return 0;
 }

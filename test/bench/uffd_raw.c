@@ -16,7 +16,7 @@
  *   read-only mapping of a file in the page cache (what the daemon does with
  *   a pages image; --copy-file names one, else a new file of --size is
  *   written in --tmpdir).  Repeated --reps times into a fresh region, after
- *   one pass that is not counted (see warm_memory()).
+ *   one pass that is not counted (see bench_warm_memory()).
  *
  * Prints one JSON object on stdout; errors go to stderr with exit status 1.
  *
@@ -51,24 +51,6 @@ struct config {
 	const char *tmpdir;
 	const char *copy_file;	/* file source of the copy test, else a new one */
 };
-
-/*
- * Fresh memory can be expensive on a VM whose host takes freed guest pages
- * back (free page reporting): the first touch of such a page faults in the
- * host too.  Touch and free len bytes so that what the measurement gets
- * next comes from pages the guest has just used, as the restored workload's
- * memory does (it reuses what the previous run freed).
- */
-static void warm_memory(size_t len)
-{
-	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-	if (p == MAP_FAILED)
-		return;
-	for (size_t off = 0; off < len; off += BENCH_PAGE)
-		p[off] = 1;
-	munmap(p, len);
-}
 
 /* One run of the fault test. */
 struct fault_run {
@@ -235,7 +217,7 @@ static void run_fault(const struct config *cfg, const char *src, bool random, bo
 	bench_page_order(order, r.npages, random ? cfg->seed : 0);
 	r.order = order;
 
-	warm_memory(r.npages * BENCH_PAGE);
+	bench_warm_memory(r.npages * BENCH_PAGE);
 	r.uffd = uffd_open();
 	uffd_register(r.uffd, r.region, r.npages * BENCH_PAGE);
 	if (pthread_create(&handler, NULL, fault_handler, &r) ||
@@ -372,7 +354,7 @@ static void run_copy(struct config *cfg)
 
 	bench_pin_self(cfg->handler_cpu);
 	/*
-	 * Each source: one pass to warm up (see warm_memory), then the measured
+	 * Each source: one pass to warm up (see bench_warm_memory), then the measured
 	 * ones.  The file first: the gigabyte of anonymous source freed at the
 	 * end would otherwise be handed back to the host during the file runs.
 	 */
