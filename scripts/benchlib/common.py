@@ -14,6 +14,7 @@
 import ctypes
 import json
 import os
+import re
 import select
 import signal
 import subprocess
@@ -27,6 +28,18 @@ TOOL = BUILD / "criu-lazy"
 BENCH_BIN = BUILD / "test" / "bench"
 
 PR_SET_CHILD_SUBREAPER = 36
+
+
+def header_define(header, name, default):
+    """The number a #define of one of the tool's headers (a path under the
+    tree) gives name, so that a baseline does what the daemon does;
+    default if the header or the line is not there."""
+    try:
+        text = (ROOT / header).read_text()
+    except OSError:
+        return default
+    m = re.search(rf"#define\s+{name}\s+(\d+)", text)
+    return int(m.group(1)) if m else default
 
 
 class BenchError(Exception):

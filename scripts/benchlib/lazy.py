@@ -31,7 +31,8 @@ import signal
 import statistics
 import time
 
-from .common import BENCH_BIN, ROOT, TOOL, BenchError, Suite, log, need_programs, read_ready, wait_for
+from .common import (BENCH_BIN, TOOL, BenchError, Suite, header_define, log, need_programs,
+                     read_ready, wait_for)
 from .common import run as run_cmd
 
 HELP = "lazy restore from local images vs the raw userfaultfd limit"
@@ -88,12 +89,7 @@ def human(n):
 
 def daemon_window_pages():
     """The daemon's fault-around window, from its header (16 if not found)."""
-    try:
-        text = (ROOT / "criu-lazy" / "lazy" / "lazy-daemon.h").read_text()
-    except OSError:
-        return 16
-    m = re.search(r"#define\s+LAZY_FAULT_WINDOW_PAGES\s+(\d+)", text)
-    return int(m.group(1)) if m else 16
+    return header_define("criu-lazy/lazy/lazy-daemon.h", "LAZY_FAULT_WINDOW_PAGES", 16)
 
 
 class Workload:

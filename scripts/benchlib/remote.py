@@ -45,13 +45,13 @@ CPU, `free` lets the scheduler choose (see Documentation/benchmarks.md).
 """
 import json
 import os
-import re
 import socket
 import statistics
 import time
 
 from . import lazy
-from .common import BENCH_BIN, ROOT, TOOL, BenchError, CpuWatch, Suite, log, need_programs, read_ready
+from .common import (BENCH_BIN, TOOL, BenchError, CpuWatch, Suite, header_define, log,
+                     need_programs, read_ready)
 from .common import run as run_cmd
 
 HELP = "lazy restore from a page server over loopback TCP vs raw loopback TCP"
@@ -89,12 +89,7 @@ def add_arguments(p):
 
 def daemon_slice_pages():
     """Pages the daemon reads and copies at a time, from remote-conn.h (64)."""
-    try:
-        text = (ROOT / "criu-lazy" / "lazy" / "remote-conn.h").read_text()
-    except OSError:
-        return 64
-    m = re.search(r"#define\s+RC_SLICE_PAGES\s+(\d+)", text)
-    return int(m.group(1)) if m else 64
+    return header_define("criu-lazy/lazy/remote-conn.h", "RC_SLICE_PAGES", 64)
 
 
 def loadavg():
