@@ -1,0 +1,82 @@
+"""The baseline programs of scripts/bench (build/test/bench/tcp_raw and
+uffd_raw), run small: the JSON they print holds what the bench reads, with
+values that fit the run, and a bad combination of options is refused.  A
+baseline that silently measured nothing would make every ratio a lie.
+
+Needs a build (`scons -j2`); uses nothing from conftest.py.
+"""
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "build" / "test" / "bench"
+SIZE = 8 << 20
+TIMEOUT = 120
+
+
+def run(name, *args):
+    prog = BENCH / name
+    if not prog.exists():
+        pytest.fail(f"{prog} is not built: run scons -j2")
+    return subprocess.run([str(prog), "--timeout", "60", *map(str, args)],
+                          capture_output=True, text=True, timeout=TIMEOUT)
+
+
+def run_json(name, *args):
+    res = run(name, *args)
+    assert res.returncode == 0, res.stdout + res.stderr
+    return json.loads(res.stdout)
+
+
+@pytest.mark.parametrize("extra, uffd_copy, copy_thread", [
+    ((), False, False),
+    (("--uffd-copy", "--recv-chunk", "256K"), True, False),
+    (("--copy-thread", "--recv-chunk", "256K"), True, True),
+], ids=["raw", "uffd-copy", "copy-thread"])
+def test_tcp_raw_stream(extra, uffd_copy, copy_thread):
+    d = run_json("tcp_raw", "--size", SIZE, "--reps", 3, *extra)
+    assert (d["mode"], d["uffd_copy"], d["copy_thread"]) == ("stream", uffd_copy, copy_thread)
+    assert d["bytes"] == SIZE and d["reps"] == 3
+    runs = d["runs_mib_s"]
+    assert len(runs) == 3 and all(x > 0 for x in runs)
+    assert d["best_mib_s"] == max(runs)
+    assert d["median_mib_s"] == sorted(runs)[1]
+    for side in ("recv", "send"):
+        cpu = d[f"{side}_cpu_s"]
+        assert len(cpu) == 3 and all(x >= 0 for x in cpu)
+        assert d[f"{side}_cpu_median_s"] == pytest.approx(sorted(cpu)[1], abs=1e-4)
+    # a run's CPU cannot exceed its wall time by much, threads included
+    walls = [SIZE / (1 << 20) / x for x in runs]
+    assert all(c <= w * (2 if copy_thread else 1) + 0.05
+               for c, w in zip(d["recv_cpu_s"], walls)), (d["recv_cpu_s"], walls)
+
+
+def test_tcp_raw_rtt():
+    d = run_json("tcp_raw", "--mode", "rtt", "--requests", 64, "--reply", "64K",
+                 "--uffd-copy")
+    assert d["mode"] == "rtt" and d["requests"] == 64 and d["reply"] == 64 << 10
+    assert 0 < d["p50_us"] <= d["p99_us"] <= d["max_us"]
+
+
+@pytest.mark.parametrize("args", [
+    ("--mode", "rtt", "--copy-thread"),		# the ring serves streams only
+    ("--uffd-copy", "--recv-chunk", "1000"),	# copies are whole pages
+    ("--reps", "0"),
+    ("--size", "1X"),
+], ids=["rtt-copy-thread", "unaligned-chunk", "no-reps", "bad-size"])
+def test_tcp_raw_refuses(args):
+    res = run("tcp_raw", *args)
+    assert res.returncode == 1 and "usage: tcp_raw" in res.stderr, res.stdout + res.stderr
+    assert not res.stdout
+
+
+def test_uffd_raw_copy(tmp_path):
+    d = run_json("uffd_raw", "--size", SIZE, "--mode", "copy", "--reps", 2,
+                 "--tmpdir", tmp_path)
+    c = d["copy"]
+    assert c["bytes"] >= SIZE and c["reps"] == 2
+    for source in ("anon", "file"):
+        assert len(c[source]["runs_mib_s"]) == 2
+        assert c[source]["best_mib_s"] == max(c[source]["runs_mib_s"]) > 0
