@@ -205,39 +205,33 @@ class RemoteSuite(Suite):
         except ValueError as e:
             raise BenchError(f"tcp_raw ({what}): not JSON ({e}):\n{out[-2000:]}")
 
-    def tcp_stream(self, size):
-        """Raw loopback TCP, and the same with the copy into a uffd region."""
-        reps = ["--reps", max(self.args.tcp_reps, 1)]
-        raw = self.tcp_raw("stream", ["--size", size, "--chunk", "4M"] + reps)
+    def tcp_streams(self, size, copy_flag, pin, where):
+        """Raw loopback TCP, then the same with the copy into a uffd region
+        (copy_flag: --uffd-copy, or --copy-thread for a copier of its own)."""
+        base = ["--size", size, "--chunk", "4M", "--reps", max(self.args.tcp_reps, 1)]
         slice_ = daemon_slice_pages() * 4096
-        copy = self.tcp_raw("stream + UFFDIO_COPY", ["--size", size, "--chunk", "4M",
-                                                      "--recv-chunk", slice_, "--uffd-copy"]
-                            + reps)
-        for res, label in ((raw, "raw loopback TCP"),
-                           (copy, f"same + UFFDIO_COPY of each {slice_ >> 10} KiB")):
+        raw = self.tcp_raw(f"stream{where}", base, pin)
+        copy = self.tcp_raw(f"stream + {copy_flag}{where}",
+                            base + ["--recv-chunk", slice_, copy_flag], pin)
+        how = " on a second thread" if copy_flag == "--copy-thread" else ""
+        for res, label in ((raw, f"raw loopback TCP{where}"),
+                           (copy, f"same + UFFDIO_COPY of each {slice_ >> 10} KiB{how}")):
             log(f"  {label}, {res['bytes']:,} bytes in {res['chunk'] >> 20} MiB sends, best of"
                 f" {res['reps']}: {res['best_mib_s']:,.0f} MiB/s"
                 f" (runs {' '.join(f'{x:.0f}' for x in res['runs_mib_s'])}); CPU-s, median:"
                 f" receiver {res['recv_cpu_median_s']:.3f}, sender {res['send_cpu_median_s']:.3f}")
         return raw, copy
 
+    def tcp_stream(self, size):
+        """Raw loopback TCP, and the same with the copy into a uffd region,
+        pinned as the page server and the daemon are."""
+        return self.tcp_streams(size, "--uffd-copy", True, "")
+
     def tcp_spread(self, size):
         """Whether a destination gains from copying on a second thread: raw
         TCP and a receiver that hands the UFFDIO_COPYs to a thread of its
         own, both unpinned (the copier can only run on the sender's CPU)."""
-        reps = ["--reps", max(self.args.tcp_reps, 1)]
-        slice_ = daemon_slice_pages() * 4096
-        raw = self.tcp_raw("stream, unpinned", ["--size", size, "--chunk", "4M"] + reps,
-                           pin=False)
-        spread = self.tcp_raw("stream + UFFDIO_COPY on a second thread, unpinned",
-                              ["--size", size, "--chunk", "4M", "--recv-chunk", slice_,
-                               "--copy-thread"] + reps, pin=False)
-        for res, label in ((raw, "raw loopback TCP, unpinned"),
-                           (spread, "same + UFFDIO_COPY on a second thread")):
-            log(f"  {label}, best of {res['reps']}: {res['best_mib_s']:,.0f} MiB/s"
-                f" (runs {' '.join(f'{x:.0f}' for x in res['runs_mib_s'])}); receiver CPU-s,"
-                f" median: {res['recv_cpu_median_s']:.3f}")
-        return raw, spread
+        return self.tcp_streams(size, "--copy-thread", False, ", unpinned")
 
     def tcp_rtt(self):
         """Round trips of a fault-sized GET, with and without the uffd copy."""
@@ -453,7 +447,8 @@ class RemoteSuite(Suite):
                  f"median; sender {send:.3f} s")
         r.figure("tcp_raw_uffd_recv_cpu_s_gib", "CPU-s per GiB, receiver + UFFDIO_COPY", floor,
                  "s", "least of the runs: what a destination cannot do without")
-        measured = [d for d in drains if d.get("daemon_cpu_s") is not None]
+        measured = [d for d in drains
+                    if d.get("daemon_cpu_s") is not None and d.get("server_cpu_s") is not None]
         if measured:
             def med(key):
                 return statistics.median(per_gib(d[key], d["stats"]["bytes"])
