@@ -19,6 +19,7 @@ enum long_only_opt {
 	OPT_PORT,
 	OPT_STATUS_FD,
 	OPT_NO_BACKGROUND,
+	OPT_FEATURE,
 };
 
 static const struct option long_opts[] = {
@@ -38,6 +39,8 @@ static const struct option long_opts[] = {
 	{ "port",		required_argument, NULL, OPT_PORT },
 	{ "status-fd",		required_argument, NULL, OPT_STATUS_FD },
 	{ "no-background-fetch", no_argument,	   NULL, OPT_NO_BACKGROUND },
+	{ "feature",		required_argument, NULL, OPT_FEATURE },
+	{ "version",		no_argument,	   NULL, 'V' },
 	{ "help",		no_argument,	   NULL, 'h' },
 	{ }
 };
@@ -53,7 +56,8 @@ void opts_usage(void)
 	      "  criu-lazy lazy-pages -D DIR [--page-server --address A --port P]\n"
 	      "                 [--no-background-fetch] [-o LOG] [-v0..4]\n"
 	      "  criu-lazy page-server -D DIR [--address A] --port P --lazy-pages\n"
-	      "  criu-lazy check\n"
+	      "  criu-lazy check [--feature uffd|uffd-noncoop|lazy_pages]\n"
+	      "  criu-lazy -V|--version\n"
 	      "  criu-lazy show FILE|DIR\n"
 	      "See criu-lazy(8).\n", stderr);
 }
@@ -101,7 +105,7 @@ int opts_parse(int argc, char **argv, struct opts *o)
 	o->verbosity = LOG_DEFAULT_LEVEL;
 	o->status_fd = -1;
 
-	while ((c = getopt_long(argc, argv, "t:D:W:o:Rsdjv::h", long_opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "t:D:W:o:Rsdjv::Vh", long_opts, NULL)) != -1) {
 		switch (c) {
 		case 't':
 			if (parse_number("pid", optarg, 1, 0x7fffffff, &v))
@@ -137,6 +141,11 @@ int opts_parse(int argc, char **argv, struct opts *o)
 				return -EINVAL;
 			}
 			break;
+		case OPT_FEATURE: o->feature = optarg; break;
+		case 'V':
+			/* the form tools built around CRIU parse */
+			printf("Version: %s\n", CRIU_LAZY_VERSION);
+			exit(0);
 		case 'h':
 			opts_usage();
 			exit(0);

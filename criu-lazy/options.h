@@ -32,7 +32,11 @@ struct opts {
 	bool no_background;		/* --no-background-fetch (lazy-pages) */
 
 	const char *show_path;		/* show FILE|DIR */
+	const char *feature;		/* check --feature NAME */
 };
+
+/* criu-lazy's own version, printed by -V / --version as CRIU prints its own */
+#define CRIU_LAZY_VERSION	"0.3"
 
 int opts_parse(int argc, char **argv, struct opts *o);
 void opts_usage(void);

@@ -24,6 +24,7 @@ import subprocess
 import pytest
 
 from lib import images
+from lib.procstate import criu_auxv
 from lib.tool import assert_ok
 from lib.zdtm import ZdtmTest, cpu_flags
 
@@ -66,7 +67,8 @@ def proc_facts(pid):
             f["status"][k] = v.strip()
     with open(f"/proc/{pid}/auxv", "rb") as fh:
         raw = fh.read()
-    words = struct.unpack(f"<{len(raw) // 8}Q", raw)
+    # as the dump writes it: fitted into CRIU's 44 words
+    words = criu_auxv(list(struct.unpack(f"<{len(raw) // 8}Q", raw)))
     f["auxv"] = {}
     for i in range(0, len(words) - 1, 2):
         if words[i] == 0:

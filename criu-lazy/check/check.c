@@ -28,30 +28,43 @@ struct probe {
 	int (*run)(char *detail, size_t len);	/* 1 present, 0 absent */
 };
 
-static int probe_userfaultfd(char *detail, size_t len)
+/* The features of UFFDIO_API, or a negative errno (detail says why). */
+static long long uffd_api_features(char *detail, size_t len)
 {
 	struct uffdio_api api = { .api = UFFD_API, .features = 0 };
 	int fd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	int err;
 
 	if (fd < 0) {
+		err = errno;
 		snprintf(detail, len, "userfaultfd(): %m");
-		return 0;
+		return -err;
 	}
 	if (ioctl(fd, UFFDIO_API, &api)) {
+		err = errno;
 		snprintf(detail, len, "UFFDIO_API: %m");
 		close(fd);
-		return 0;
+		return -err;
 	}
 	close(fd);
-	snprintf(detail, len, "features 0x%llx:%s%s%s%s%s%s%s%s", (unsigned long long)api.features,
-		 api.features & UFFD_FEATURE_EVENT_FORK ? " fork" : "",
-		 api.features & UFFD_FEATURE_EVENT_REMAP ? " remap" : "",
-		 api.features & UFFD_FEATURE_EVENT_REMOVE ? " remove" : "",
-		 api.features & UFFD_FEATURE_EVENT_UNMAP ? " unmap" : "",
-		 api.features & UFFD_FEATURE_THREAD_ID ? " thread-id" : "",
-		 api.features & UFFD_FEATURE_POISON ? " poison" : "",
-		 api.features & UFFD_FEATURE_MOVE ? " move" : "",
-		 api.features & UFFD_FEATURE_WP_ASYNC ? " wp-async" : "");
+	return api.features;
+}
+
+static int probe_userfaultfd(char *detail, size_t len)
+{
+	long long f = uffd_api_features(detail, len);
+
+	if (f < 0)
+		return 0;
+	snprintf(detail, len, "features 0x%llx:%s%s%s%s%s%s%s%s", f,
+		 f & UFFD_FEATURE_EVENT_FORK ? " fork" : "",
+		 f & UFFD_FEATURE_EVENT_REMAP ? " remap" : "",
+		 f & UFFD_FEATURE_EVENT_REMOVE ? " remove" : "",
+		 f & UFFD_FEATURE_EVENT_UNMAP ? " unmap" : "",
+		 f & UFFD_FEATURE_THREAD_ID ? " thread-id" : "",
+		 f & UFFD_FEATURE_POISON ? " poison" : "",
+		 f & UFFD_FEATURE_MOVE ? " move" : "",
+		 f & UFFD_FEATURE_WP_ASYNC ? " wp-async" : "");
 	return 1;
 }
 
@@ -152,10 +165,86 @@ static const struct probe probes[] = {
 	{ "PAGEMAP_SCAN",	false, probe_pagemap_scan },
 };
 
+/*
+ * check --feature NAME, as tools built around CRIU probe it: "NAME is
+ * supported" and exit 0, or CRIU's error line and a non-zero exit.
+ */
+#define UFFD_NONCOOP_FEATURES	(UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | \
+				 UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP)
+
+static int feature_uffd(void)
+{
+	char detail[128];
+
+	if (uffd_api_features(detail, sizeof(detail)) < 0) {
+		pr_err("UFFD is not supported (%s)", detail);
+		return -ENOTSUP;
+	}
+	return 0;
+}
+
+static int feature_uffd_noncoop(void)
+{
+	char detail[128];
+	long long f = uffd_api_features(detail, sizeof(detail));
+
+	if (f < 0) {
+		pr_err("UFFD is not supported (%s)", detail);
+		return -ENOTSUP;
+	}
+	if ((f & UFFD_NONCOOP_FEATURES) != UFFD_NONCOOP_FEATURES) {
+		pr_err("Non-cooperative UFFD is not supported (features 0x%llx)", f);
+		return -ENOTSUP;
+	}
+	return 0;
+}
+
+/* What restore --lazy-pages needs: non-cooperative uffd, clone3 set_tid, PR_SET_MM_MAP. */
+static int feature_lazy_pages(void)
+{
+	char detail[256] = "";
+	int ret = feature_uffd_noncoop();
+
+	if (ret)
+		return ret;
+	if (!probe_clone3_set_tid(detail, sizeof(detail)) || !probe_mm_map(detail, sizeof(detail))) {
+		pr_err("Lazy pages are not supported (%s)", detail);
+		return -ENOTSUP;
+	}
+	return 0;
+}
+
+static const struct feature {
+	const char *name;
+	int (*check)(void);
+} features[] = {
+	{ "uffd",		feature_uffd },
+	{ "uffd-noncoop",	feature_uffd_noncoop },
+	{ "lazy_pages",		feature_lazy_pages },
+};
+
+static int check_feature(const char *name)
+{
+	for (size_t i = 0; i < sizeof(features) / sizeof(features[0]); i++) {
+		int ret;
+
+		if (strcmp(features[i].name, name))
+			continue;
+		ret = features[i].check();
+		if (!ret)
+			printf("%s is supported\n", name);
+		return ret;
+	}
+	pr_err("Unknown feature %s (known: uffd, uffd-noncoop, lazy_pages)", name);
+	return -EINVAL;
+}
+
 int cr_check(struct opts *o)
 {
 	int missing = 0;
 
+	if (o->feature)
+		return check_feature(o->feature);
 	for (size_t i = 0; i < sizeof(probes) / sizeof(probes[0]); i++) {
 		char detail[256] = "";
 		int ok = probes[i].run(detail, sizeof(detail));

@@ -105,6 +105,9 @@ struct pm_scan_arg {
 #define ERESTARTNOHAND		514
 #define ERESTART_RESTARTBLOCK	516
 
+/* arch_prctl(ARCH_SHSTK_STATUS) bits, also CRIU's user_x86_cet_entry.cet */
+#define CET_ARCH_SHSTK_SHSTK		(1ULL << 0)	/* the shadow stack is on */
+
 /* Room for a task's whole xstate (NT_X86_XSTATE); AMX makes it ~11 KiB. */
 #define XSTATE_BUF_MAX		(64 << 10)
 

@@ -17,6 +17,7 @@
 
 #include "common/log.h"
 #include "dump/dump.h"
+#include "images/auxv.h"
 #include "images/vma-status.h"
 
 #ifndef MAP_HUGETLB
@@ -265,22 +266,25 @@ static int dump_vmas(struct dump_ctx *ctx, struct dump_task *t)
 	return 0;
 }
 
+/*
+ * The saved auxv, fitted into CRIU's bound (images/auxv.h) so CRIU can
+ * restore the images too.
+ */
 static int dump_auxv(struct dump_task *t)
 {
 	struct task_mm *mm = &t->mm;
 	char buf[DUMP_AUXV_MAX * 8 + 1];
-	size_t n;
+	size_t n, dropped;
 	int ret;
 
 	ret = dump_proc_read(t, "auxv", buf, sizeof(buf));
 	if (ret < 0)
 		return ret;
 	memcpy(mm->auxv, buf, ret & ~7);
-	for (n = 0; n + 1 < (size_t)ret / 8; n += 2)
-		if (mm->auxv[n] == 0) {	/* AT_NULL */
-			n += 2;
-			break;
-		}
+	n = auxv_fit(mm->auxv, ret / 8, CRIU_AUXV_WORDS_MAX, &dropped);
+	if (dropped)
+		pr_info("task %d: %zu auxv pairs left out to fit CRIU's %d words", t->pid, dropped,
+			CRIU_AUXV_WORDS_MAX);
 	mm->mm.n_mm_saved_auxv = n;
 	mm->mm.mm_saved_auxv = mm->auxv;
 	return 0;

@@ -11,6 +11,7 @@
 #include <sys/mman.h>
 
 #define LOG_PREFIX ""
+#include "common/kernel-abi.h"
 #include "common/log.h"
 #include "images/image.h"
 #include "images/vma-status.h"
@@ -100,8 +101,15 @@ static int check_fpregs(pid_t pid, const UserX86FpregsEntry *fp)
 		       pid, fp->n_st_space, fp->n_xmm_space);
 		return -EINVAL;
 	}
-	if (fp->xsave && fp->xsave->cet) {
-		pr_err("core-%d.img: the task has CET shadow-stack state: not supported", pid);
+	/*
+	 * CRIU writes a CET entry for every thread on a CPU with shadow
+	 * stacks, with cet = 0 when the task has none: only an enabled shadow
+	 * stack is state we would lose.
+	 */
+	if (fp->xsave && fp->xsave->cet && (fp->xsave->cet->cet & CET_ARCH_SHSTK_SHSTK)) {
+		pr_err("core-%d.img: the task has an enabled CET shadow stack (cet %#llx, ssp %#llx): "
+		       "not supported", pid, (unsigned long long)fp->xsave->cet->cet,
+		       (unsigned long long)fp->xsave->cet->ssp);
 		return -EOPNOTSUPP;
 	}
 	return 0;

@@ -9,12 +9,15 @@ legitimately changes is left out or normalized:
 - SIGALRM in the pending sets (interval timers fire on their own schedule);
 - the run state, times, PF_* flags (a restored task did not exec) and
   anything else that is about the process's life rather than its state;
+- auxv is compared as the dump writes it: fitted into CRIU's 44 words
+  (criu_auxv, the rule of images/auxv.c), which is what a restored task shows;
 - the task's own pid where stat shows it as its process group or session:
   a task restored in a new pid namespace (lazy-migrate) has another pid
   here, and leads its group and session all the same.
 """
 import os
 import re
+import struct
 import time
 
 from . import procs
@@ -35,6 +38,40 @@ STAT_FIELDS = {
 }
 
 _SHMEM = re.compile(r"/dev/zero \(deleted\)|/SYSV|\[anon_shmem")
+
+
+CRIU_AUXV_WORDS = 44
+# types left out first when an auxv is too long for CRIU (images/auxv.c):
+# AT_RSEQ_ALIGN, AT_RSEQ_FEATURE_SIZE, AT_MINSIGSTKSZ, AT_HWCAP2
+AUXV_DROP_ORDER = (28, 27, 51, 26)
+
+
+def criu_auxv(words, max_words=CRIU_AUXV_WORDS):
+    """The auxv words as criu-lazy writes them: at most max_words, ending
+    with the AT_NULL pair, dropping AUXV_DROP_ORDER first, then the last."""
+    pairs = []
+    for i in range(0, len(words) - 1, 2):
+        if words[i] == 0:
+            break
+        pairs.append((words[i], words[i + 1]))
+    room = max_words // 2 - 1
+    for t in AUXV_DROP_ORDER:
+        if len(pairs) <= room:
+            break
+        at = next((i for i, p in enumerate(pairs) if p[0] == t), None)
+        if at is not None:
+            del pairs[at]
+    pairs = pairs[:room]
+    return [w for p in pairs for w in p] + [0, 0]
+
+
+def _fitted_auxv(pid):
+    data = _read(f"/proc/{pid}/auxv", binary=True)
+    if data is None:
+        return None
+    words = struct.unpack(f"<{len(data) // 8}Q", data[:len(data) // 8 * 8])
+    fitted = criu_auxv(list(words))
+    return struct.pack(f"<{len(fitted)}Q", *fitted)
 
 
 def normalize_maps_line(line):
@@ -104,7 +141,7 @@ def snapshot(pid, ignore_fd_pos=False):
     snap["personality"] = _read(f"/proc/{pid}/personality")
     snap["oom_score_adj"] = _read(f"/proc/{pid}/oom_score_adj")
     snap["comm"] = _read(f"/proc/{pid}/comm")
-    snap["auxv"] = _read(f"/proc/{pid}/auxv", binary=True)
+    snap["auxv"] = _fitted_auxv(pid)
     snap["cmdline"] = _read(f"/proc/{pid}/cmdline", binary=True)
     snap["environ"] = _read(f"/proc/{pid}/environ", binary=True)
     return snap
