@@ -20,6 +20,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/user.h>
 
@@ -124,12 +125,14 @@ struct dump_task {
  * cwd, root) are shared by every user of the same dev/ino; fd ones are one
  * per open file description. */
 struct dump_file {
+	const struct fd_kind_ops *ops;	/* its kind (files/fd-kind.h) */
 	FileEntry fe;
-	RegFileEntry reg;
+	RegFileEntry reg;		/* REG kinds: fe.reg points here */
 	FownEntry fown;
 	dev_t dev;
 	ino_t ino;
 	bool by_path;
+	void *priv;			/* the kind's own (payloads, data) */
 };
 
 struct dump_files {
@@ -151,6 +154,8 @@ struct dump_stats {
 	uint64_t pages_scanned, pages_written, pages_lazy;
 	uint64_t shpages_scanned, shpages_written;
 };
+
+struct fd_kind_ops;
 
 /* Socket inode -> kind, from sock_diag (loaded on first use). */
 struct sock_diag_cache;
@@ -254,6 +259,9 @@ int dump_shmem(struct dump_ctx *ctx, struct dump_task *t);
 int dump_file_by_path(struct dump_ctx *ctx, struct dump_task *t, const char *link,
 		      const char *what, int open_flags, uint32_t *id);
 int dump_fds(struct dump_ctx *ctx, struct dump_task *t);
+int dump_fown(struct dump_task *t, int fd, FownEntry *fown);
+int dump_file_reg_init(struct dump_file *f, const struct stat *st, const char *name);
+struct dump_file *dump_file_find(struct dump_ctx *ctx, uint32_t id);
 int dump_fs(struct dump_ctx *ctx, struct dump_task *t, const char *status);
 int dump_write_files(struct dump_ctx *ctx);
 int dump_write_fdinfo(struct dump_ctx *ctx, struct dump_task *t);

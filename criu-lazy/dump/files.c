@@ -3,11 +3,10 @@
  * the executable, cwd and root), the descriptor table of each task
  * (fdinfo-<files_id>.img) and its fs_struct (fs-PID.img).
  *
- * What we can restore for now is a "regular" file in CRIU's sense: a
- * regular file, a directory, one of the memory character devices
- * (/dev/null, /dev/zero, ...), and with --shell-job the terminal the task
- * runs on.  Everything else is refused here, naming the descriptor and what
- * it is, before anything has been done to the task.
+ * Each descriptor goes to the first fd kind of the registry that takes it
+ * (files/kinds.c), which fills its file object; one no kind takes is
+ * refused (files/refused.c), naming the descriptor and what it is, before
+ * anything has been done to the task.
  *
  * Ids: path-based objects (mappings, exe, cwd, root) are one per dev/ino;
  * descriptors are one per open file description (kcmp tells when two
@@ -26,13 +25,15 @@
 
 #include "common/log.h"
 #include "dump/dump.h"
+#include "files/fd-kind.h"
 
 #ifndef F_GETOWNER_UIDS
 #define F_GETOWNER_UIDS 17
 #endif
 
-static struct dump_file *file_new(struct dump_files *files, const struct stat *st,
-				  const char *name)
+/* A new file object of files.img of @ops's kind, with the next id. */
+static struct dump_file *file_new(struct dump_files *files, const struct fd_kind_ops *ops,
+				  const struct stat *st)
 {
 	struct dump_file *f;
 
@@ -49,15 +50,23 @@ static struct dump_file *file_new(struct dump_files *files, const struct stat *s
 	if (!f)
 		return NULL;
 	file_entry__init(&f->fe);
-	reg_file_entry__init(&f->reg);
 	fown_entry__init(&f->fown);
+	f->ops = ops;
+	f->fe.type = ops->type;
+	f->fe.id = ++files->next_id;
+	f->dev = st->st_dev;
+	f->ino = st->st_ino;
+	files->v[files->nr++] = f;
+	return f;
+}
+
+int dump_file_reg_init(struct dump_file *f, const struct stat *st, const char *name)
+{
+	reg_file_entry__init(&f->reg);
 	f->reg.name = strdup(name);
-	if (!f->reg.name) {
-		free(f);
-		return NULL;
-	}
-	f->fe.type = FD_TYPES__REG;
-	f->fe.id = f->reg.id = ++files->next_id;
+	if (!f->reg.name)
+		return -ENOMEM;
+	f->reg.id = f->fe.id;
 	f->fe.reg = &f->reg;
 	f->reg.fown = &f->fown;
 	f->reg.has_mode = true;
@@ -66,10 +75,7 @@ static struct dump_file *file_new(struct dump_files *files, const struct stat *s
 		f->reg.has_size = true;
 		f->reg.size = st->st_size;
 	}
-	f->dev = st->st_dev;
-	f->ino = st->st_ino;
-	files->v[files->nr++] = f;
-	return f;
+	return 0;
 }
 
 static int read_link(struct dump_task *t, const char *path, char *buf, size_t size)
@@ -122,8 +128,8 @@ int dump_file_by_path(struct dump_ctx *ctx, struct dump_task *t, const char *lin
 		*id = f->fe.id;
 		return 0;
 	}
-	f = file_new(files, &st, name);
-	if (!f)
+	f = file_new(files, &fd_kind_reg, &st);
+	if (!f || dump_file_reg_init(f, &st, name))
 		return -ENOMEM;
 	f->by_path = true;
 	f->reg.flags = open_flags;
@@ -132,146 +138,30 @@ int dump_file_by_path(struct dump_ctx *ctx, struct dump_task *t, const char *lin
 	return 0;
 }
 
-struct fdinfo_text {
-	uint64_t pos;
-	unsigned int flags;
-	int mnt_id;
-};
+#define FDINFO_MAX (64 << 10)	/* an epoll's fdinfo has a line per watch */
 
-static int read_fdinfo(struct dump_task *t, int fd, struct fdinfo_text *fi)
+static int read_fdinfo(struct dump_task *t, struct fd_probe *p, char *buf)
 {
-	char name[32], buf[4096];
-	const char *p;
+	char name[32];
+	const char *v;
 	int ret;
 
-	snprintf(name, sizeof(name), "fdinfo/%d", fd);
-	ret = dump_proc_read(t, name, buf, sizeof(buf));
+	snprintf(name, sizeof(name), "fdinfo/%d", p->fd);
+	ret = dump_proc_read(t, name, buf, FDINFO_MAX);
 	if (ret < 0)
 		return ret;
-	p = dump_status_field(buf, "pos");
-	fi->pos = p ? strtoull(p, NULL, 10) : 0;
-	p = dump_status_field(buf, "flags");
-	fi->flags = p ? strtoul(p, NULL, 8) : 0;
-	p = dump_status_field(buf, "mnt_id");
-	fi->mnt_id = p ? atoi(p) : -1;
-	return 0;
-}
-
-static const char *article(const char *s)
-{
-	/* "an eventfd", "an IPv4 TCP socket", but "a unix socket", "a UDP socket" */
-	return s[0] && strchr("aeioAEIO", s[0]) ? "an" : "a";
-}
-
-static bool is_tty(const struct stat *st)
-{
-	unsigned int maj = major(st->st_rdev), min = minor(st->st_rdev);
-
-	if (!S_ISCHR(st->st_mode))
-		return false;
-	return maj == 4 || (maj >= 136 && maj <= 143) || (maj == 5 && min <= 1) ||
-	       maj == 188 || maj == 204 || maj == 229;
-}
-
-static bool is_mem_chardev(const struct stat *st)
-{
-	unsigned int min = minor(st->st_rdev);
-
-	return S_ISCHR(st->st_mode) && major(st->st_rdev) == 1 &&
-	       (min == 3 || min == 5 || min == 7 || min == 8 || min == 9);
-}
-
-static int refuse_fd(struct dump_task *t, int fd, const char *kind, const char *detail,
-		     const char *what_not)
-{
-	pr_err("fd %d of task %d is %s %s%s%s%s: %s are not supported yet", fd, t->pid,
-	       article(kind), kind, detail[0] ? " (" : "", detail, detail[0] ? ")" : "",
-	       what_not);
-	return -EOPNOTSUPP;
-}
-
-/* Refuse everything that is not a "regular" file we can reopen by path. */
-static int check_fd_kind(struct dump_ctx *ctx, struct dump_task *t, int fd, const char *link,
-			 const struct stat *st, const struct fdinfo_text *fi)
-{
-	char detail[PATH_MAX + 64];
-	unsigned long long ino;
-	int ret;
-
-	if (sscanf(link, "socket:[%llu]", &ino) == 1) {
-		char kind[128];
-
-		ret = dump_sock_describe(ctx, t, fd, ino, kind, sizeof(kind));
-		if (ret)
-			return ret;
-		snprintf(detail, sizeof(detail), "inode %llu", ino);
-		return refuse_fd(t, fd, kind, detail, "sockets");
-	}
-	if (sscanf(link, "pipe:[%llu]", &ino) == 1) {
-		snprintf(detail, sizeof(detail), "inode %llu", ino);
-		return refuse_fd(t, fd, "pipe", detail, "pipes");
-	}
-	if (!strncmp(link, "anon_inode:", 11)) {
-		static const struct { const char *name, *kind, *plural; } anon[] = {
-			{ "[eventfd]", "eventfd", "eventfds" },
-			{ "[eventpoll]", "epoll instance", "epoll instances" },
-			{ "[signalfd]", "signalfd", "signalfds" },
-			{ "[timerfd]", "timerfd", "timerfds" },
-			{ "inotify", "inotify instance", "inotify instances" },
-			{ "[fanotify]", "fanotify instance", "fanotify instances" },
-			{ "[pidfd]", "pidfd", "pidfds" },
-			{ "[userfaultfd]", "userfaultfd", "userfaultfds" },
-			{ "[io_uring]", "io_uring instance", "io_uring instances" },
-		};
-
-		for (size_t i = 0; i < sizeof(anon) / sizeof(anon[0]); i++)
-			if (!strcmp(link + 11, anon[i].name))
-				return refuse_fd(t, fd, anon[i].kind, "", anon[i].plural);
-		return refuse_fd(t, fd, "anonymous inode", link + 11, "such files");
-	}
-	if (!strncmp(link, "pidfd:", 6))
-		return refuse_fd(t, fd, "pidfd", "", "pidfds");
-	if (!strncmp(link, "/memfd:", 7))
-		return refuse_fd(t, fd, "memfd", link + 7, "memfds");
-	if (link[0] != '/')	/* net:[4026531840] and other nsfs/pseudo files */
-		return refuse_fd(t, fd, "special file", link, "such files");
-	if (fi->flags & O_PATH)
-		return refuse_fd(t, fd, "O_PATH descriptor", link, "O_PATH descriptors");
-
-	if (S_ISFIFO(st->st_mode))
-		return refuse_fd(t, fd, "FIFO", link, "FIFOs");
-	if (S_ISSOCK(st->st_mode))
-		return refuse_fd(t, fd, "socket", link, "sockets");
-	if (S_ISBLK(st->st_mode))
-		return refuse_fd(t, fd, "block device", link, "block devices");
-	if (is_tty(st)) {
-		if (ctx->o->shell_job)
-			return 0;
-		pr_err("fd %d of task %d is a terminal (%s): use --shell-job to dump it",
-		       fd, t->pid, link);
-		return -EOPNOTSUPP;
-	}
-	if (S_ISCHR(st->st_mode)) {
-		if (is_mem_chardev(st))
-			return 0;
-		if (major(st->st_rdev) == 5 && minor(st->st_rdev) == 2)
-			return refuse_fd(t, fd, "pseudo-terminal master", link,
-					 "pseudo-terminal masters");
-		return refuse_fd(t, fd, "character device", link, "such devices");
-	}
-	if (S_ISREG(st->st_mode) && st->st_nlink == 0) {
-		char what[64];
-
-		snprintf(what, sizeof(what), "fd %d of task %d", fd, t->pid);
-		return refuse_deleted(what, link);
-	}
-	if (!S_ISREG(st->st_mode) && !S_ISDIR(st->st_mode))
-		return refuse_fd(t, fd, "special file", link, "such files");
+	p->fdinfo = buf;
+	v = dump_status_field(buf, "pos");
+	p->pos = v ? strtoull(v, NULL, 10) : 0;
+	v = dump_status_field(buf, "flags");
+	p->flags = v ? strtoul(v, NULL, 8) : 0;
+	v = dump_status_field(buf, "mnt_id");
+	p->mnt_id = v ? atoi(v) : -1;
 	return 0;
 }
 
 /* F_GETOWN_EX / F_GETSIG / F_GETOWNER_UIDS inside the task. */
-static int dump_fown(struct dump_task *t, int fd, FownEntry *fown)
+int dump_fown(struct dump_task *t, int fd, FownEntry *fown)
 {
 	struct { int type; pid_t pid; } owner;
 	uint32_t uids[2];
@@ -304,72 +194,84 @@ static int dump_fown(struct dump_task *t, int fd, FownEntry *fown)
 	return t->exited ? -ESRCH : 0;
 }
 
-/* An earlier descriptor of the task on the same open file description. */
-static struct dump_file *find_shared(struct dump_ctx *ctx, struct dump_task *t, int fd,
-				     const struct stat *st, size_t nr_done)
+/*
+ * An earlier descriptor on the same open file description (a dup): kcmp
+ * says so, the kind and inode say which to ask about.  Another task's
+ * (the tree's) will be found the same way.
+ */
+static struct dump_file *find_shared(struct dump_ctx *ctx, struct dump_task *t,
+				     const struct fd_probe *p, const struct fd_kind_ops *ops,
+				     size_t nr_done)
 {
 	for (size_t i = 0; i < nr_done; i++) {
 		FdinfoEntry *o = &t->fds[i].fdi;
-		struct dump_file *f = NULL;
+		struct dump_file *f = dump_file_find(ctx, o->id);
 
-		for (size_t j = 0; j < ctx->files.nr; j++)
-			if (ctx->files.v[j]->fe.id == o->id)
-				f = ctx->files.v[j];
-		if (!f || f->by_path || f->dev != st->st_dev || f->ino != st->st_ino)
+		if (!f || f->ops != ops || f->dev != p->st.st_dev || f->ino != p->st.st_ino)
 			continue;
-		if (syscall(SYS_kcmp, t->pid, t->pid, KCMP_FILE, fd, o->fd) == 0)
+		if (syscall(SYS_kcmp, t->pid, t->pid, KCMP_FILE, p->fd, o->fd) == 0)
 			return f;
 	}
 	return NULL;
 }
 
-static int dump_one_fd(struct dump_ctx *ctx, struct dump_task *t, int fd, size_t nr_done)
+struct dump_file *dump_file_find(struct dump_ctx *ctx, uint32_t id)
+{
+	for (size_t j = 0; j < ctx->files.nr; j++)
+		if (ctx->files.v[j]->fe.id == id)
+			return ctx->files.v[j];
+	return NULL;
+}
+
+static int dump_one_fd(struct dump_ctx *ctx, struct dump_task *t, int fd, size_t nr_done,
+		       char *fdinfo)
 {
 	struct dump_fd *dfd = &t->fds[nr_done];
+	struct fd_probe p = { .t = t, .fd = fd };
+	const struct fd_kind_ops *ops;
 	char path[64], link[PATH_MAX];
-	struct fdinfo_text fi;
 	struct dump_file *f;
-	struct stat st;
 	int ret;
 
 	snprintf(path, sizeof(path), "/proc/%d/fd/%d", t->pid, fd);
 	ret = read_link(t, path, link, sizeof(link));
 	if (ret)
 		return ret;
-	if (stat(path, &st))
+	p.link = link;
+	if (stat(path, &p.st))
 		return dump_task_error(t, -errno, "can't stat fd %d of task %d (%s): %m", fd, t->pid,
 				       link);
-	ret = read_fdinfo(t, fd, &fi);
+	ret = read_fdinfo(t, &p, fdinfo);
 	if (ret)
 		return ret;
-	ret = check_fd_kind(ctx, t, fd, link, &st, &fi);
-	if (ret)
-		return ret;
+	ops = fd_kind_for_dump(ctx, &p);
+	if (!ops)
+		return fd_refuse(ctx, &p);
 
 	fdinfo_entry__init(&dfd->fdi);
 	dfd->fdi.fd = fd;
-	dfd->fdi.type = FD_TYPES__REG;
-	dfd->fdi.flags = (fi.flags & O_CLOEXEC) ? FD_CLOEXEC : 0;
+	dfd->fdi.type = ops->type;
+	dfd->fdi.flags = (p.flags & O_CLOEXEC) ? FD_CLOEXEC : 0;
 
-	f = find_shared(ctx, t, fd, &st, nr_done);
+	f = find_shared(ctx, t, &p, ops, nr_done);
 	if (f) {
 		dfd->fdi.id = f->fe.id;
 		pr_debug("task %d: fd %d shares file %u", t->pid, fd, f->fe.id);
 		return 0;
 	}
-	f = file_new(&ctx->files, &st, link);
+	f = file_new(&ctx->files, ops, &p.st);
 	if (!f)
 		return -ENOMEM;
-	f->reg.flags = fi.flags & ~O_CLOEXEC;
-	f->reg.pos = fi.pos;
-	if (fi.mnt_id >= 0) {
-		f->reg.has_mnt_id = true;
-		f->reg.mnt_id = fi.mnt_id;
-	}
 	dfd->fdi.id = f->fe.id;
-	pr_debug("task %d: fd %d -> file %u %s flags %#o pos %llu%s", t->pid, fd, f->fe.id,
-		 link, f->reg.flags, (unsigned long long)f->reg.pos, dfd->fdi.flags ? " cloexec" : "");
-	return dump_fown(t, fd, &f->fown);
+	if (ops->type == FD_TYPES__REG && dump_file_reg_init(f, &p.st, link))
+		return -ENOMEM;
+	ret = ops->dump(ctx, &p, f);
+	if (ret)
+		return ret;
+	pr_debug("task %d: fd %d -> %s %u %s flags %#o pos %llu%s", t->pid, fd, ops->name,
+		 f->fe.id, link, p.flags & ~O_CLOEXEC, (unsigned long long)p.pos,
+		 dfd->fdi.flags ? " cloexec" : "");
+	return t->exited ? -ESRCH : 0;
 }
 
 static int cmp_int(const void *a, const void *b)
@@ -381,6 +283,7 @@ int dump_fds(struct dump_ctx *ctx, struct dump_task *t)
 {
 	char path[64];
 	struct dirent *de;
+	char *fdinfo;
 	int *fds = NULL, ret = 0;
 	size_t n = 0, cap = 0;
 	DIR *d;
@@ -412,11 +315,17 @@ int dump_fds(struct dump_ctx *ctx, struct dump_task *t)
 		ret = -ENOMEM;
 		goto out;
 	}
+	fdinfo = malloc(FDINFO_MAX);
+	if (!fdinfo) {
+		ret = -ENOMEM;
+		goto out;
+	}
 	for (size_t i = 0; i < n && !ret; i++) {
-		ret = dump_one_fd(ctx, t, fds[i], i);
+		ret = dump_one_fd(ctx, t, fds[i], i, fdinfo);
 		if (!ret)
 			t->nr_fds = i + 1;
 	}
+	free(fdinfo);
 out:
 	closedir(d);
 	free(fds);
@@ -470,7 +379,11 @@ int dump_write_files(struct dump_ctx *ctx)
 		img_close(img);
 		return ret;
 	}
-	return img_close(img);
+	ret = img_close(img);
+	for (unsigned int k = 0; k < fd_kinds_nr && !ret; k++)
+		if (fd_kinds[k]->dump_write)
+			ret = fd_kinds[k]->dump_write(ctx);
+	return ret;
 }
 
 int dump_write_fdinfo(struct dump_ctx *ctx, struct dump_task *t)
@@ -498,6 +411,8 @@ int dump_write_fs(struct dump_ctx *ctx, struct dump_task *t)
 void dump_files_free(struct dump_files *files)
 {
 	for (size_t i = 0; i < files->nr; i++) {
+		if (files->v[i]->ops->dump_free)
+			files->v[i]->ops->dump_free(files->v[i]);
 		free(files->v[i]->reg.name);
 		free(files->v[i]);
 	}

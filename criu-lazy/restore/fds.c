@@ -4,8 +4,11 @@
  * The fds the restore itself still needs (the error pipe, the exe for
  * PR_SET_MM_MAP, our terminal for --shell-job, the lazy-pages socket) move to numbers above every
  * fd of the task (helper_base and up); the blob closes them all with one
- * close_range().  Everything else we inherited is closed, then each fd of
- * the task is reopened by path, positioned, and put at its number.
+ * close_range().  Everything else we inherited is closed, then the task's
+ * fds are opened stage by stage (enum fd_stage): each file object once, by
+ * its kind's open(), and dup'ed for every other fd of the same object.  A
+ * kind that makes more than one object at once (both ends of a pipe)
+ * stashes the others above helper_base until their fd comes.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,10 +21,6 @@
 #include "restore/restore.h"
 
 #define HELPER_BASE_MIN 64
-
-/* Status flags open() can take back (the dump records f_flags). */
-#define REOPEN_FLAGS (O_ACCMODE | O_APPEND | O_NONBLOCK | O_DSYNC | O_SYNC | O_DIRECT | \
-		      O_LARGEFILE | O_NOATIME | O_DIRECTORY | O_NOFOLLOW | O_PATH)
 
 static int move_high(struct rst_child *c, int *fd)
 {
@@ -87,23 +86,25 @@ int child_fds_prepare(struct rst_child *c)
 	int max_fd = -1;
 	struct rlimit rl;
 	bool need_tty = false;
+	rlim_t room;
 
 	for (size_t i = 0; i < ri->nr_fds; i++) {
 		if (ri->fds[i].fd > max_fd)
 			max_fd = ri->fds[i].fd;
-		need_tty |= ri->fds[i].tty;
+		need_tty |= ri->fds[i].ops->needs_our_tty;
 	}
 	c->helper_base = max_fd + 1 > HELPER_BASE_MIN ? max_fd + 1 : HELPER_BASE_MIN;
 
-	/* room for the task's fds and our helpers above them (the parent
-	 * puts the dumped RLIMIT_NOFILE back afterwards) */
-	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < (rlim_t)c->helper_base + 16) {
-		rl.rlim_cur = c->helper_base + 16;
+	/* room for the task's fds, our helpers and stashed objects above
+	 * them (the parent puts the dumped RLIMIT_NOFILE back afterwards) */
+	room = (rlim_t)c->helper_base + 16 + ri->nr_fds;
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < room) {
+		rl.rlim_cur = room;
 		if (rl.rlim_max < rl.rlim_cur)
 			rl.rlim_max = rl.rlim_cur;
 		if (setrlimit(RLIMIT_NOFILE, &rl))
-			return child_err(c, errno, "task %d: cannot raise RLIMIT_NOFILE to %d: %s",
-					 ri->pid, c->helper_base + 16, strerror(errno));
+			return child_err(c, errno, "task %d: cannot raise RLIMIT_NOFILE to %llu: %s",
+					 ri->pid, (unsigned long long)room, strerror(errno));
 	}
 
 	c->exe_fd = open(ri->exe->name, O_RDONLY | O_CLOEXEC);
@@ -117,72 +118,96 @@ int child_fds_prepare(struct rst_child *c)
 	return close_others(c);
 }
 
-static int restore_reg(struct rst_child *c, const struct rst_fd *f)
+/* Where the file object @id is open in this task already, or -1. */
+int child_file_lookup(const struct rst_child *c, uint32_t id)
 {
-	const RegFileEntry *reg = f->reg;
-	int fd, flags = (reg->flags & REOPEN_FLAGS) | O_NOCTTY;
+	for (size_t i = 0; i < c->nr_open; i++)
+		if (c->open[i].id == id)
+			return c->open[i].fd;
+	return -1;
+}
 
-	fd = open(reg->name, flags);
-	if (fd < 0)
-		return child_err(c, errno, "%s: %s (fd %d of task %d)", reg->name,
-				 strerror(errno), f->fd, c->ri->pid);
-	if (reg->pos && lseek(fd, reg->pos, SEEK_SET) < 0) {
-		int err = errno;
+static int remember(struct rst_child *c, uint32_t id, int fd)
+{
+	struct rst_open_file *grown = realloc(c->open, (c->nr_open + 1) * sizeof(*grown));
 
-		close(fd);
-		return child_err(c, err, "%s: cannot seek to %llu: %s (fd %d of task %d)",
-				 reg->name, (unsigned long long)reg->pos, strerror(err), f->fd,
-				 c->ri->pid);
-	}
-	if (fd != f->fd) {
-		if (dup3(fd, f->fd, f->cloexec ? O_CLOEXEC : 0) < 0) {
-			int err = errno;
-
-			close(fd);
-			return child_err(c, err, "%s: cannot make it fd %d of task %d: %s",
-					 reg->name, f->fd, c->ri->pid, strerror(err));
-		}
-		close(fd);
-	} else if (f->cloexec) {
-		fcntl(fd, F_SETFD, FD_CLOEXEC);
-	}
+	if (!grown)
+		return child_err(c, ENOMEM, "task %d: out of memory", c->ri->pid);
+	c->open = grown;
+	c->open[c->nr_open].id = id;
+	c->open[c->nr_open++].fd = fd;
 	return 0;
 }
 
-/* An earlier fd of the same open file (a dup): they share one open file
- * description, so its offset and status flags. */
-static const struct rst_fd *find_dup(const struct rst_child *c, size_t i)
+/*
+ * Keep @fd as file object @id until one of the task's fds wants it: moved
+ * above helper_base (so no fd of the task lands on it), close-on-exec (the
+ * blob's close_range closes it with the helpers).  Takes @fd.
+ */
+int child_file_stash(struct rst_child *c, uint32_t id, int fd)
 {
-	const struct rst_fd *f = &c->ri->fds[i];
+	int high = fcntl(fd, F_DUPFD_CLOEXEC, c->helper_base);
+	int err = errno;
 
-	for (size_t k = 0; k < i && f->reg; k++)
-		if (c->ri->fds[k].reg == f->reg)
-			return &c->ri->fds[k];
-	return NULL;
+	close(fd);
+	if (high < 0)
+		return child_err(c, err, "task %d: cannot keep file %u above fd %d: %s",
+				 c->ri->pid, id, c->helper_base, strerror(err));
+	return remember(c, id, high);
+}
+
+/* Put @src at f->fd; a fresh @src (not yet another fd's) is closed. */
+static int place(struct rst_child *c, const struct rst_fd *f, int src, bool fresh)
+{
+	if (src == f->fd) {
+		if (f->cloexec ? fcntl(src, F_SETFD, FD_CLOEXEC) : fcntl(src, F_SETFD, 0))
+			return child_err(c, errno, "fd %d of task %d: F_SETFD: %s", f->fd,
+					 c->ri->pid, strerror(errno));
+		return 0;
+	}
+	if (dup3(src, f->fd, f->cloexec ? O_CLOEXEC : 0) < 0) {
+		int err = errno;
+
+		if (fresh)
+			close(src);
+		return child_err(c, err, "%s %u: cannot make it fd %d of task %d: %s",
+				 f->ops->name, f->fe->id, f->fd, c->ri->pid, strerror(err));
+	}
+	if (fresh)
+		close(src);
+	return 0;
+}
+
+static int restore_one(struct rst_child *c, const struct rst_fd *f)
+{
+	int src = child_file_lookup(c, f->fe->id);
+	bool fresh = src < 0;
+	int ret;
+
+	if (fresh) {
+		src = f->ops->open(c, f);
+		if (src < 0)
+			return src;
+	}
+	ret = place(c, f, src, fresh);
+	if (!ret && fresh)
+		ret = remember(c, f->fe->id, f->fd);
+	return ret;
 }
 
 int child_fds_restore(struct rst_child *c)
 {
-	for (size_t i = 0; i < c->ri->nr_fds; i++) {
-		const struct rst_fd *f = &c->ri->fds[i];
-		const struct rst_fd *orig = find_dup(c, i);
+	for (int stage = 0; stage < FD_STAGE_NR; stage++) {
+		for (size_t i = 0; i < c->ri->nr_fds; i++) {
+			const struct rst_fd *f = &c->ri->fds[i];
+			int ret;
 
-		if (orig) {
-			if (dup3(orig->fd, f->fd, f->cloexec ? O_CLOEXEC : 0) < 0)
-				return child_err(c, errno, "%s: cannot dup fd %d to fd %d of task %d: %s",
-						 f->reg->name, orig->fd, f->fd, c->ri->pid,
-						 strerror(errno));
-			continue;
+			if (f->ops->stage != (enum fd_stage)stage)
+				continue;
+			ret = restore_one(c, f);
+			if (ret)
+				return ret;
 		}
-
-		if (f->tty) {
-			if (dup3(c->tty_fd, f->fd, f->cloexec ? O_CLOEXEC : 0) < 0)
-				return child_err(c, errno, "our terminal as fd %d of task %d: %s",
-						 f->fd, c->ri->pid, strerror(errno));
-			continue;
-		}
-		if (restore_reg(c, f))
-			return -EIO;
 	}
 	return 0;
 }

@@ -26,27 +26,6 @@ const FileEntry *rst_file_find(const struct rst_images *ri, uint32_t id)
 	return NULL;
 }
 
-static const char *fd_type_name(int type)
-{
-	static const char *const names[] = {
-		[FD_TYPES__UND] = "an unknown file", [FD_TYPES__REG] = "a regular file",
-		[FD_TYPES__PIPE] = "a pipe", [FD_TYPES__FIFO] = "a FIFO",
-		[FD_TYPES__INETSK] = "an inet socket", [FD_TYPES__UNIXSK] = "a unix socket",
-		[FD_TYPES__EVENTFD] = "an eventfd", [FD_TYPES__EVENTPOLL] = "an epoll fd",
-		[FD_TYPES__INOTIFY] = "an inotify fd", [FD_TYPES__SIGNALFD] = "a signalfd",
-		[FD_TYPES__PACKETSK] = "a packet socket", [FD_TYPES__TTY] = "a terminal",
-		[FD_TYPES__FANOTIFY] = "a fanotify fd", [FD_TYPES__NETLINKSK] = "a netlink socket",
-		[FD_TYPES__NS] = "a namespace fd", [FD_TYPES__TUNF] = "a tun device",
-		[FD_TYPES__EXT] = "an external file", [FD_TYPES__TIMERFD] = "a timerfd",
-		[FD_TYPES__MEMFD] = "a memfd", [FD_TYPES__BPFMAP] = "a BPF map",
-		[FD_TYPES__PIDFD] = "a pidfd",
-	};
-
-	if (type >= 0 && (size_t)type < sizeof(names) / sizeof(names[0]) && names[type])
-		return names[type];
-	return "an unknown file";
-}
-
 static int load_files(struct rst_images *ri)
 {
 	struct cr_img *img;
@@ -98,17 +77,9 @@ static const RegFileEntry *reg_file(const struct rst_images *ri, uint32_t id, co
 	return fe->reg;
 }
 
-static bool is_terminal(const struct stat *st)
-{
-	unsigned int maj = major(st->st_rdev);
-
-	/* tty/console (4, 5) and the Unix98 pty slaves (136-143) */
-	return S_ISCHR(st->st_mode) && (maj == 4 || maj == 5 || (maj >= 136 && maj <= 143));
-}
-
 /* Does @path still exist as something we can reopen for @what? */
-static int check_path(const struct rst_images *ri, const RegFileEntry *reg, const char *what,
-		      struct stat *st)
+int rst_check_path(const struct rst_images *ri, const RegFileEntry *reg, const char *what,
+		   struct stat *st)
 {
 	const char *name = reg->name;
 	size_t len = strlen(name);
@@ -135,11 +106,7 @@ static int load_fd(const struct opts *o, struct rst_images *ri, const FdinfoEntr
 		   struct rst_fd *fd)
 {
 	const FileEntry *fe = rst_file_find(ri, fdi->id);
-	char what[64];
-	struct stat st;
-	int ret;
 
-	snprintf(what, sizeof(what), "fd %u", fdi->fd);
 	memset(fd, 0, sizeof(*fd));
 	fd->fd = fdi->fd;
 	fd->cloexec = fdi->flags & FD_CLOEXEC;
@@ -148,40 +115,20 @@ static int load_fd(const struct opts *o, struct rst_images *ri, const FdinfoEntr
 		       ri->pid);
 		return -EINVAL;
 	}
-	if (fe->type == FD_TYPES__TTY) {
-		if (!o->shell_job) {
-			pr_err("fd %u of task %d is a terminal: restore it with --shell-job",
-			       fdi->fd, ri->pid);
-			return -EOPNOTSUPP;
-		}
-		fd->tty = true;
-		return 0;
+	if (fdi->type != fe->type) {
+		pr_err("fdinfo-%u.img: fd %u of task %d is %s, but its file %u is %s",
+		       ri->ids->files_id, fdi->fd, ri->pid, fd_type_name(fdi->type), fe->id,
+		       fd_type_name(fe->type));
+		return -EINVAL;
 	}
-	if (fe->type != FD_TYPES__REG) {
+	fd->fe = fe;
+	fd->ops = fd_kind_for_restore(ri, fe);
+	if (!fd->ops) {
 		pr_err("fd %u of task %d is %s: not supported yet", fdi->fd, ri->pid,
 		       fd_type_name(fe->type));
 		return -EOPNOTSUPP;
 	}
-	fd->reg = fe->reg;
-	ret = check_path(ri, fe->reg, what, &st);
-	if (ret)
-		return ret;
-	if (is_terminal(&st)) {
-		if (!o->shell_job) {
-			pr_err("fd %u of task %d is the terminal %s: restore it with --shell-job",
-			       fdi->fd, ri->pid, fe->reg->name);
-			return -EOPNOTSUPP;
-		}
-		fd->tty = true;
-		return 0;
-	}
-	if (fe->reg->has_size && S_ISREG(st.st_mode) && (uint64_t)st.st_size != fe->reg->size) {
-		pr_err("%s: size %lld differs from the dumped %llu (fd %u of task %d)",
-		       fe->reg->name, (long long)st.st_size, (unsigned long long)fe->reg->size,
-		       fdi->fd, ri->pid);
-		return -EINVAL;
-	}
-	return 0;
+	return fd->ops->check(o, ri, fd);
 }
 
 static int fd_cmp(const void *a, const void *b)
@@ -251,19 +198,19 @@ int rst_fs_check(struct rst_images *ri)
 	if (!ri->cwd || !ri->root || !ri->exe)
 		return -EINVAL;
 
-	ret = check_path(ri, ri->cwd, "cwd", &st);
+	ret = rst_check_path(ri, ri->cwd, "cwd", &st);
 	if (!ret && !S_ISDIR(st.st_mode)) {
 		pr_err("%s: not a directory (cwd of task %d)", ri->cwd->name, ri->pid);
 		ret = -ENOTDIR;
 	}
 	if (!ret)
-		ret = check_path(ri, ri->root, "root", &st);
+		ret = rst_check_path(ri, ri->root, "root", &st);
 	if (!ret && !S_ISDIR(st.st_mode)) {
 		pr_err("%s: not a directory (root of task %d)", ri->root->name, ri->pid);
 		ret = -ENOTDIR;
 	}
 	if (!ret)
-		ret = check_path(ri, ri->exe, "exe", &st);
+		ret = rst_check_path(ri, ri->exe, "exe", &st);
 	if (ret)
 		return ret;
 
@@ -278,7 +225,7 @@ int rst_fs_check(struct rst_images *ri)
 		snprintf(what, sizeof(what), "mapped at 0x%llx", (unsigned long long)v->start);
 		if (v->shmid > UINT32_MAX || !(reg = reg_file(ri, (uint32_t)v->shmid, what)))
 			return -EINVAL;
-		ret = check_path(ri, reg, what, &st);
+		ret = rst_check_path(ri, reg, what, &st);
 		if (ret)
 			return ret;
 	}

@@ -386,6 +386,9 @@ void rst_images_free(struct rst_images *ri)
 #undef FREE_MSG
 	free(ri->files);
 	free(ri->fds);
+	for (unsigned int k = 0; k < fd_kinds_nr; k++)
+		if (ri->kind_state[k] && fd_kinds[k]->rst_free)
+			fd_kinds[k]->rst_free(ri->kind_state[k]);
 	pagemap_index_free(&ri->pi);
 	for (size_t k = 0; k < ri->nr_shmems; k++)
 		pagemap_index_free(&ri->shmems[k].pi);

@@ -26,9 +26,11 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "images/pagemap.h"
+#include "files/fd-kind.h"
 #include "options.h"
 #include "pie/restorer-args.h"
 
@@ -46,8 +48,14 @@
 struct rst_fd {
 	int fd;
 	bool cloexec;
-	bool tty;			/* gets our terminal (--shell-job) */
-	const RegFileEntry *reg;	/* path, flags, pos (NULL for a tty) */
+	const FileEntry *fe;		/* its file object in files.img */
+	const struct fd_kind_ops *ops;	/* its kind (files/fd-kind.h) */
+};
+
+/* A file object the new task has opened: where it is now. */
+struct rst_open_file {
+	uint32_t id;
+	int fd;
 };
 
 /* Shared anonymous memory: one object, mapped by one or more VMAs. */
@@ -77,6 +85,7 @@ struct rst_images {
 	size_t nr_fds;
 
 	const RegFileEntry *exe, *cwd, *root;
+	void *kind_state[FD_KINDS_MAX];	/* each fd kind's own, by registry index */
 
 	struct pagemap_index pi;	/* pagemap-<pid>.img + pages file */
 	struct rst_shmem *shmems;
@@ -151,6 +160,8 @@ struct rst_child {
 					 * lazy-pages daemon, or -1 */
 	uint64_t lazy_features;		/* UFFD_FEATURE_* the blob asks for */
 	int helper_base;		/* helper fds are >= this */
+	struct rst_open_file *open;	/* every file object opened so far */
+	size_t nr_open;
 };
 
 /* images-load.c / files-check.c */
@@ -158,6 +169,8 @@ int rst_images_load(int dirfd, const struct opts *o, struct rst_images *ri);
 void rst_images_free(struct rst_images *ri);
 const FileEntry *rst_file_find(const struct rst_images *ri, uint32_t id);
 int rst_fds_load(const struct opts *o, struct rst_images *ri);
+int rst_check_path(const struct rst_images *ri, const RegFileEntry *reg, const char *what,
+		   struct stat *st);
 int rst_fs_check(struct rst_images *ri);
 
 /* premap-plan.c */
@@ -178,6 +191,8 @@ int child_err(const struct rst_child *c, int err, const char *fmt, ...)
 /* fds.c (child) */
 int child_fds_prepare(struct rst_child *c);
 int child_fds_restore(struct rst_child *c);
+int child_file_lookup(const struct rst_child *c, uint32_t id);
+int child_file_stash(struct rst_child *c, uint32_t id, int fd);
 int child_fs_restore(struct rst_child *c);
 
 /* premap.c (child) */

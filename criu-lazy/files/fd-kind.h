@@ -1,0 +1,106 @@
+/*
+ * One ops table per kind of file descriptor (regular file, terminal, pipe,
+ * eventfd, ...), each kind in a file of its own under files/, all of them
+ * listed once in kinds.c.  Adding a kind is a new file and one line there.
+ *
+ * Dump: for every descriptor, dump/files.c reads what /proc says about it
+ * (struct fd_probe), asks the registry for the first kind whose match()
+ * takes it and lets its dump() fill a file object (struct dump_file, one
+ * per open file description, so dup'ed descriptors share one id).  A
+ * descriptor no kind takes is refused by refused.c, naming the fd, the
+ * task and what it is.  After every task, each kind's dump_write() writes
+ * the images it keeps apart from files.img (pipes-data.img, ...).
+ *
+ * Restore: every file object of files.img is identified by its id; each
+ * task opens an id once (open()) and dups it for every other descriptor of
+ * the same id.  check() runs before any task exists, in the restore
+ * process, so a missing path or a bad entry fails the restore before
+ * anything is created; open() runs in the new task, in the order of
+ * enum fd_stage.  Per-kind state shared by all tasks (pipe data read from
+ * the images, ...) lives in rst_images.kind_state[kind index].
+ */
+#ifndef CRIU_LAZY_FILES_FD_KIND_H
+#define CRIU_LAZY_FILES_FD_KIND_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "fdinfo.pb-c.h"
+
+struct dump_ctx;
+struct dump_task;
+struct dump_file;
+struct opts;
+struct rst_images;
+struct rst_fd;
+struct rst_child;
+
+/* What the dump knows about a descriptor before a kind takes it. */
+struct fd_probe {
+	struct dump_task *t;
+	int fd;
+	const char *link;		/* readlink of /proc/PID/fd/N */
+	struct stat st;			/* stat through that link */
+	const char *fdinfo;		/* the text of /proc/PID/fdinfo/N */
+	unsigned int flags;		/* f_flags ("flags:", octal), with O_CLOEXEC */
+	uint64_t pos;
+	int mnt_id;			/* -1 when the kernel does not say */
+};
+
+/*
+ * The order in which a task's descriptors are opened at restore.  A kind
+ * that refers to other descriptors of the task (epoll watches them) comes
+ * after the ones it refers to.
+ */
+enum fd_stage {
+	FD_STAGE_OPEN,			/* standing alone, or created with its peers */
+	FD_STAGE_AFTER_FILES,		/* needs the task's other descriptors in place */
+	FD_STAGE_NR,
+};
+
+struct fd_kind_ops {
+	const char *name;		/* for messages and the log */
+	FdTypes type;			/* file_entry.type / fdinfo_entry.type */
+	enum fd_stage stage;
+
+	/* Dump.  match() must not fail: it decides from the probe alone. */
+	bool (*match)(const struct dump_ctx *ctx, const struct fd_probe *p);
+	int (*dump)(struct dump_ctx *ctx, const struct fd_probe *p, struct dump_file *f);
+	/* Once per dump after every task: the kind's own images.  Optional. */
+	int (*dump_write)(struct dump_ctx *ctx);
+	/* Frees what dump() hung on f (f->priv, payloads).  Optional. */
+	void (*dump_free)(struct dump_file *f);
+
+	/* Restore.  rst_match() picks among kinds sharing a type.  Optional. */
+	bool (*rst_match)(const struct rst_images *ri, const FileEntry *fe);
+	int (*check)(const struct opts *o, struct rst_images *ri, struct rst_fd *f);
+	/* In the new task: a new descriptor (any number) for f's file, or -errno
+	 * after child_err(). */
+	int (*open)(struct rst_child *c, const struct rst_fd *f);
+	/* Frees rst_images.kind_state[] of the kind.  Optional. */
+	void (*rst_free)(void *state);
+
+	bool needs_our_tty;		/* open() uses rst_child.tty_fd */
+};
+
+/* kinds.c: the registry */
+extern const struct fd_kind_ops *const fd_kinds[];
+extern const unsigned int fd_kinds_nr;
+#define FD_KINDS_MAX 32
+
+const struct fd_kind_ops *fd_kind_for_dump(const struct dump_ctx *ctx, const struct fd_probe *p);
+const struct fd_kind_ops *fd_kind_for_restore(const struct rst_images *ri, const FileEntry *fe);
+unsigned int fd_kind_index(const struct fd_kind_ops *ops);
+/* "a pipe", "an eventfd": what a file_entry type is, for messages */
+const char *fd_type_name(int type);
+
+/* refused.c: the one error line for a descriptor no kind takes */
+int fd_refuse(const struct dump_ctx *ctx, const struct fd_probe *p);
+
+/* The kinds (one file each) */
+extern const struct fd_kind_ops fd_kind_tty;
+extern const struct fd_kind_ops fd_kind_tty_criu;
+extern const struct fd_kind_ops fd_kind_reg;
+
+#endif

@@ -1,0 +1,108 @@
+/*
+ * Regular files in CRIU's sense (FD_TYPES__REG): a regular file, a
+ * directory, or one of the memory character devices (/dev/null, /dev/zero,
+ * /dev/full, /dev/random, /dev/urandom), reopened by path at restore with
+ * the dumped status flags and offset.  The file must still be there with
+ * the size it had at the dump.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#define LOG_PREFIX ""
+#include "common/log.h"
+#include "dump/dump.h"
+#include "files/fd-kind.h"
+#include "restore/restore.h"
+
+/* Status flags open() can take back (the dump records f_flags). */
+#define REOPEN_FLAGS (O_ACCMODE | O_APPEND | O_NONBLOCK | O_DSYNC | O_SYNC | O_DIRECT | \
+		      O_LARGEFILE | O_NOATIME | O_DIRECTORY | O_NOFOLLOW | O_PATH)
+
+static bool is_mem_chardev(const struct stat *st)
+{
+	unsigned int min = minor(st->st_rdev);
+
+	return S_ISCHR(st->st_mode) && major(st->st_rdev) == 1 &&
+	       (min == 3 || min == 5 || min == 7 || min == 8 || min == 9);
+}
+
+static bool reg_match(const struct dump_ctx *ctx, const struct fd_probe *p)
+{
+	const struct stat *st = &p->st;
+
+	if (p->link[0] != '/' || (p->flags & O_PATH))
+		return false;
+	if (S_ISREG(st->st_mode))
+		return st->st_nlink > 0;	/* a deleted file is a ghost */
+	return S_ISDIR(st->st_mode) || is_mem_chardev(st);
+}
+
+static int reg_dump(struct dump_ctx *ctx, const struct fd_probe *p, struct dump_file *f)
+{
+	f->reg.flags = p->flags & ~O_CLOEXEC;
+	f->reg.pos = p->pos;
+	if (p->mnt_id >= 0) {
+		f->reg.has_mnt_id = true;
+		f->reg.mnt_id = p->mnt_id;
+	}
+	return dump_fown(p->t, p->fd, &f->fown);
+}
+
+/* A REG file_entry that is not a terminal (tty.c takes those). */
+static bool reg_rst_match(const struct rst_images *ri, const FileEntry *fe)
+{
+	return fe->reg != NULL;
+}
+
+static int reg_check(const struct opts *o, struct rst_images *ri, struct rst_fd *f)
+{
+	const RegFileEntry *reg = f->fe->reg;
+	char what[64];
+	struct stat st;
+	int ret;
+
+	snprintf(what, sizeof(what), "fd %d", f->fd);
+	ret = rst_check_path(ri, reg, what, &st);
+	if (ret)
+		return ret;
+	if (reg->has_size && S_ISREG(st.st_mode) && (uint64_t)st.st_size != reg->size) {
+		pr_err("%s: size %lld differs from the dumped %llu (fd %d of task %d)", reg->name,
+		       (long long)st.st_size, (unsigned long long)reg->size, f->fd, ri->pid);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int reg_open(struct rst_child *c, const struct rst_fd *f)
+{
+	const RegFileEntry *reg = f->fe->reg;
+	int fd, err;
+
+	fd = open(reg->name, (reg->flags & REOPEN_FLAGS) | O_NOCTTY);
+	if (fd < 0)
+		return child_err(c, errno, "%s: %s (fd %d of task %d)", reg->name,
+				 strerror(errno), f->fd, c->ri->pid);
+	if (reg->pos && lseek(fd, reg->pos, SEEK_SET) < 0) {
+		err = errno;
+		close(fd);
+		return child_err(c, err, "%s: cannot seek to %llu: %s (fd %d of task %d)",
+				 reg->name, (unsigned long long)reg->pos, strerror(err), f->fd,
+				 c->ri->pid);
+	}
+	return fd;
+}
+
+const struct fd_kind_ops fd_kind_reg = {
+	.name = "regular file",
+	.type = FD_TYPES__REG,
+	.stage = FD_STAGE_OPEN,
+	.match = reg_match,
+	.dump = reg_dump,
+	.rst_match = reg_rst_match,
+	.check = reg_check,
+	.open = reg_open,
+};

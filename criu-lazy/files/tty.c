@@ -1,0 +1,103 @@
+/*
+ * A terminal inherited from outside the tree (the shell's), with
+ * --shell-job: dumped as a REG entry naming its path, restored as the
+ * terminal criu-lazy itself runs on (the first of its stdin, stdout,
+ * stderr that is one).  A TTY entry from CRIU (`criu dump --shell-job`)
+ * is restored the same way.  Without --shell-job both sides refuse, saying
+ * which descriptor and which terminal.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#define LOG_PREFIX ""
+#include "common/log.h"
+#include "dump/dump.h"
+#include "files/fd-kind.h"
+#include "restore/restore.h"
+
+/* tty/console (4, 5), the Unix98 pty slaves (136-143), and at dump also
+ * the serial and USB-serial majors */
+static bool is_terminal(const struct stat *st, bool at_dump)
+{
+	unsigned int maj = major(st->st_rdev), min = minor(st->st_rdev);
+
+	if (!S_ISCHR(st->st_mode))
+		return false;
+	if (maj == 4 || (maj >= 136 && maj <= 143))
+		return true;
+	if (!at_dump)
+		return maj == 5;
+	return (maj == 5 && min <= 1) || maj == 188 || maj == 204 || maj == 229;
+}
+
+static bool tty_match(const struct dump_ctx *ctx, const struct fd_probe *p)
+{
+	return p->link[0] == '/' && !(p->flags & O_PATH) && is_terminal(&p->st, true);
+}
+
+static int tty_dump(struct dump_ctx *ctx, const struct fd_probe *p, struct dump_file *f)
+{
+	if (!ctx->o->shell_job) {
+		pr_err("fd %d of task %d is a terminal (%s): use --shell-job to dump it", p->fd,
+		       p->t->pid, p->link);
+		return -EOPNOTSUPP;
+	}
+	f->reg.flags = p->flags & ~O_CLOEXEC;
+	return dump_fown(p->t, p->fd, &f->fown);
+}
+
+static bool tty_rst_match(const struct rst_images *ri, const FileEntry *fe)
+{
+	struct stat st;
+
+	return fe->reg && !stat(fe->reg->name, &st) && is_terminal(&st, false);
+}
+
+static int tty_check(const struct opts *o, struct rst_images *ri, struct rst_fd *f)
+{
+	if (o->shell_job)
+		return 0;
+	if (f->fe->type == FD_TYPES__TTY)
+		pr_err("fd %d of task %d is a terminal: restore it with --shell-job", f->fd,
+		       ri->pid);
+	else
+		pr_err("fd %d of task %d is the terminal %s: restore it with --shell-job", f->fd,
+		       ri->pid, f->fe->reg->name);
+	return -EOPNOTSUPP;
+}
+
+static int tty_open(struct rst_child *c, const struct rst_fd *f)
+{
+	int fd = fcntl(c->tty_fd, F_DUPFD_CLOEXEC, 0);
+
+	if (fd < 0)
+		return child_err(c, errno, "our terminal as fd %d of task %d: %s", f->fd,
+				 c->ri->pid, strerror(errno));
+	return fd;
+}
+
+const struct fd_kind_ops fd_kind_tty = {
+	.name = "terminal",
+	.type = FD_TYPES__REG,
+	.stage = FD_STAGE_OPEN,
+	.match = tty_match,
+	.dump = tty_dump,
+	.rst_match = tty_rst_match,
+	.check = tty_check,
+	.open = tty_open,
+	.needs_our_tty = true,
+};
+
+/* CRIU's own TTY entries: restore only, the same way. */
+const struct fd_kind_ops fd_kind_tty_criu = {
+	.name = "terminal",
+	.type = FD_TYPES__TTY,
+	.stage = FD_STAGE_OPEN,
+	.check = tty_check,
+	.open = tty_open,
+	.needs_our_tty = true,
+};
