@@ -50,11 +50,17 @@ static int tty_dump(struct dump_ctx *ctx, const struct fd_probe *p, struct dump_
 	return dump_fown(p->t, p->fd, &f->fown);
 }
 
+/* A terminal then: one now, or a pty or tty name gone with its session. */
 static bool tty_rst_match(const struct rst_images *ri, const FileEntry *fe)
 {
+	const char *name = fe->reg ? fe->reg->name : NULL;
 	struct stat st;
 
-	return fe->reg && !stat(fe->reg->name, &st) && is_terminal(&st, false);
+	if (!name || (fe->reg->has_mode && !S_ISCHR(fe->reg->mode)))
+		return false;
+	if (!stat(name, &st))
+		return is_terminal(&st, false);
+	return !strncmp(name, "/dev/pts/", 9) || !strncmp(name, "/dev/tty", 8);
 }
 
 static int tty_check(const struct opts *o, struct rst_images *ri, struct rst_fd *f)
