@@ -333,3 +333,53 @@ def test_dump_refuses_threads(tool, zdtm, workdir):
     task.expect_unharmed(before)
     assert sorted(int(t) for t in os.listdir(f"/proc/{task.pid}/task")) == tids
     task.check_pass()
+
+
+# ------------------------------------------------------------------ fd kinds
+
+@pytest.fixture
+def dumped_pipes(tool, zdtm, workdir):
+    """The pipe program dumped into images-good: pipes-data.img has its pipes."""
+    task = zdtm(ZdtmTest("pipe"))
+    good = workdir / "images-good"
+    good.mkdir()
+    assert_ok(tool.dump(task.pid, good, workdir / "dump.log", DUMP_TIMEOUT), "dump")
+    task.expect_gone()
+    return task, good
+
+
+def damage_pipe_data(bad, field, value):
+    """Set pipe_data_entry field of the first pipe; the data stays as it is."""
+    path = bad / "pipes-data.img"
+    img = images.load_raw_following(path)
+    f = images.set_field(images.decode(img.payload(0)), field, value)
+    path.write_bytes(images.replace_record(img, 0, images.encode(f)))
+    return path
+
+
+def test_pipe_larger_than_pipe_max_size(dumped_pipes, tool, workdir):
+    task, good = dumped_pipes
+    bad = damaged_copy(good, workdir)
+    damage_pipe_data(bad, 3, 4 << 20)
+    restore_must_fail(tool, workdir, bad, task.pid, r"pipes-data\.img",
+                      r"pipe-max-size")
+    restore_must_pass(tool, workdir, task, good)
+
+
+def test_pipe_data_more_than_its_size(dumped_pipes, tool, workdir):
+    task, good = dumped_pipes
+    bad = damaged_copy(good, workdir)
+    damage_pipe_data(bad, 3, 4096)
+    restore_must_fail(tool, workdir, bad, task.pid, r"pipes-data\.img", r"more than its size")
+    restore_must_pass(tool, workdir, task, good)
+
+
+def test_pipe_data_cut_short(dumped_pipes, tool, workdir):
+    task, good = dumped_pipes
+    bad = damaged_copy(good, workdir)
+    path = bad / "pipes-data.img"
+    img = images.load_raw_following(path)
+    r = img.records[0]
+    path.write_bytes(img.data[:r.end + 1000])
+    restore_must_fail(tool, workdir, bad, task.pid, r"pipes-data\.img", r"cut short")
+    restore_must_pass(tool, workdir, task, good)

@@ -14,12 +14,14 @@ running unharmed: it passes its checks afterwards).  Then:
 - for the timer and pending-signal programs, the timers and queued signals.
 """
 import base64
+import fcntl
 import json
 import os
 import resource
 import shutil
 import struct
 import subprocess
+import termios
 
 import pytest
 
@@ -32,7 +34,7 @@ TIMEOUT = 60
 PROGRAMS = [
     ZdtmTest("maps"), ZdtmTest("files"), ZdtmTest("sigpending"), ZdtmTest("itimer"),
     ZdtmTest("heap_brk"), ZdtmTest("cwd_umask_rlimit"), ZdtmTest("mmap_anon_shared"),
-    ZdtmTest("mmap_file_private"),
+    ZdtmTest("mmap_file_private"), ZdtmTest("pipe"),
 ]
 
 PROT = {"r": 1, "w": 2, "x": 4}
@@ -43,6 +45,7 @@ VMA_FILE_PRIVATE, VMA_FILE_SHARED, VMA_ANON_SHARED, VMA_ANON_PRIVATE = (
 VMA_AREA_VVAR = 1 << 12
 O_CLOEXEC = 0o2000000
 RLIM_INFINITY = 2**64 - 1
+F_GETPIPE_SZ = 1032
 
 
 # ------------------------------------------------------------ what /proc says
@@ -87,8 +90,21 @@ def proc_facts(pid):
                 info[k] = v.strip()
         f["fds"][int(name)] = {"target": os.readlink(f"/proc/{pid}/fd/{name}"),
                                "pos": int(info["pos"]), "flags": int(info["flags"], 8)}
+        if f["fds"][int(name)]["target"].startswith("pipe:"):
+            f["fds"][int(name)].update(pipe_facts(f"/proc/{pid}/fd/{name}"))
     f["rlimits"] = [resource.prlimit(pid, r) for r in range(16)]
     return f
+
+
+def pipe_facts(path):
+    """Capacity and fill of a pipe, through a reader of our own."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        size = fcntl.fcntl(fd, F_GETPIPE_SZ)
+        nread = struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0" * 4))[0]
+    finally:
+        os.close(fd)
+    return {"pipe_size": size, "pipe_bytes": nread}
 
 
 # ------------------------------------------------------------ decoding
@@ -171,6 +187,8 @@ def test_images_match_proc(spec, tool, zdtm, workdir):
         check_itimers(decoded, pid)
     if spec.name == "sigpending":
         check_pending(decoded, pid)
+    if spec.name == "pipe":
+        check_pipes_data(decoded, facts)
 
     task.check_pass()
 
@@ -350,15 +368,43 @@ def check_fds(decoded, facts, files, ids):
     assert sorted(fdinfo) == sorted(facts["fds"]), "the set of fds"
     for fd, e in fdinfo.items():
         proc = facts["fds"][fd]
-        assert e["type"] == "REG", f"fd {fd}: type {e['type']}"
         f = files[e["id"]]
-        assert f["type"] == "REG", f"fd {fd}: file type {f['type']}"
+        assert f["type"] == e["type"], f"fd {fd}: type {e['type']}, its file's {f['type']}"
+        assert bool(e["flags"] & 1) == bool(proc["flags"] & O_CLOEXEC), f"fd {fd}: FD_CLOEXEC"
+        if proc["target"].startswith("pipe:"):
+            check_pipe_fd(fd, f, proc)
+            continue
+        assert e["type"] == "REG", f"fd {fd}: type {e['type']}"
         reg = f["reg"]
         assert reg["name"] == proc["target"], f"fd {fd}: {reg['name']} vs {proc['target']}"
         assert reg["pos"] == proc["pos"], f"fd {fd}: pos {reg['pos']} vs {proc['pos']}"
         assert reg["flags"] & ~O_CLOEXEC == proc["flags"] & ~O_CLOEXEC, (
             f"fd {fd}: open flags {reg['flags']:#o} vs {proc['flags']:#o}")
-        assert bool(e["flags"] & 1) == bool(proc["flags"] & O_CLOEXEC), f"fd {fd}: FD_CLOEXEC"
+
+
+def check_pipe_fd(fd, f, proc):
+    assert f["type"] == "PIPE", f"fd {fd} ({proc['target']}): file type {f['type']}"
+    pe = f["pipe"]
+    assert pe["id"] == f["id"]
+    assert f"pipe:[{pe['pipe_id']}]" == proc["target"], f"fd {fd}: pipe {pe['pipe_id']}"
+    assert pe["flags"] == proc["flags"] & ~O_CLOEXEC, (
+        f"fd {fd}: open flags {pe['flags']:#o} vs {proc['flags']:#o}")
+
+
+def check_pipes_data(decoded, facts):
+    """One pipes-data entry per pipe: its size and fill as the kernel says."""
+    pipes = {}
+    for fd, proc in facts["fds"].items():
+        if proc["target"].startswith("pipe:"):
+            pipes.setdefault(int(proc["target"][6:-1]), proc)
+    data = {e["pipe_id"]: e for e in entries(decoded, "pipes-data.img")}
+    assert sorted(data) == sorted(pipes), "pipes-data.img: one entry per pipe"
+    for ino, proc in pipes.items():
+        e = data[ino]
+        assert e["size"] == proc["pipe_size"], f"pipe {ino}: size {e['size']}"
+        assert e["bytes"] == proc["pipe_bytes"], f"pipe {ino}: {e['bytes']} bytes"
+        raw = base64.b64decode(e.get("extra", ""))
+        assert len(raw) == e["bytes"], f"pipe {ino}: {len(raw)} bytes of data follow"
 
 
 def check_itimers(decoded, pid):

@@ -102,5 +102,6 @@ int fd_refuse(const struct dump_ctx *ctx, const struct fd_probe *p);
 extern const struct fd_kind_ops fd_kind_tty;
 extern const struct fd_kind_ops fd_kind_tty_criu;
 extern const struct fd_kind_ops fd_kind_reg;
+extern const struct fd_kind_ops fd_kind_pipe;
 
 #endif

@@ -12,6 +12,7 @@ const struct fd_kind_ops *const fd_kinds[] = {
 	&fd_kind_tty,
 	&fd_kind_tty_criu,
 	&fd_kind_reg,
+	&fd_kind_pipe,
 };
 
 const unsigned int fd_kinds_nr = sizeof(fd_kinds) / sizeof(fd_kinds[0]);

@@ -68,6 +68,22 @@ def load(path):
     return Image(path, data, hdr, records)
 
 
+def load_raw_following(path, length_field=2):
+    """An image whose records are each followed by raw bytes, as many as
+    the record's field `length_field` says (pipes-data.img: bytes)."""
+    path = Path(path)
+    data = path.read_bytes()
+    off = header_size(data)
+    hdr = off
+    records = []
+    while off < len(data):
+        (n,) = struct.unpack_from("<I", data, off)
+        records.append(Record(off, n))
+        raw = get(decode(data[off + 4:off + 4 + n]), length_field)
+        off += 4 + n + (raw[0] if raw else 0)
+    return Image(path, data, hdr, records)
+
+
 def replace_record(img, i, payload):
     """The image bytes with record i's payload replaced (length fixed up)."""
     r = img.records[i]

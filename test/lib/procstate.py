@@ -97,8 +97,14 @@ def _read(path, binary=False):
         return None
 
 
+# Objects that a restore makes anew, with new inode numbers: compared by
+# which fds share one (the n-th such object met in fd order), not by number.
+_NEW_INODE = re.compile(r"^(pipe|socket):\[(\d+)\]$")
+
+
 def _fds(pid, ignore_pos):
     out = {}
+    seen = {}
     base = f"/proc/{pid}/fd"
     for name in sorted(os.listdir(base), key=int):
         fd = int(name)
@@ -114,6 +120,11 @@ def _fds(pid, ignore_pos):
                 fields[k] = v.strip()
         if ignore_pos:
             fields.pop("pos", None)
+        m = _NEW_INODE.match(target)
+        if m:
+            n = seen.setdefault(target, len(seen))
+            target = f"{m.group(1)}:[#{n}]"
+            fields.pop("ino", None)
         out[fd] = (target, tuple(sorted(fields.items())))
     return out
 
