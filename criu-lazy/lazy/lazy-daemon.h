@@ -96,6 +96,8 @@ int lazy_wait_inflight(struct lazy_task *t, uint64_t addr);
 int lazy_defer_fault(struct lazy_task *t, uint64_t addr);
 int lazy_handle_uffd(struct lazy_daemon *d, struct lazy_task *t);
 int lazy_retry_deferred(struct lazy_daemon *d, struct lazy_task *t);
+/* events only: faults are deferred (when the daemon cannot serve them now) */
+int lazy_read_events(struct lazy_daemon *d, struct lazy_task *t);
 
 
 /* lazy-poison.c: what the tasks get when pages can no longer arrive */

@@ -211,57 +211,130 @@ int lazy_request(struct lazy_daemon *d, struct lazy_task *t, const struct lazy_s
 	return d->src->ops->request(d->src, t, span, urgent);
 }
 
+/* The in-flight request with the lowest dump-time start in [img, img_end), or -1. */
+static long inflight_first_in(const struct lazy_task *t, uint64_t img, uint64_t img_end)
+{
+	long best = -1;
+
+	for (size_t i = 0; i < t->nr_inflight; i++) {
+		const struct lazy_span *s = &t->inflight[i].span;
+
+		if (span_img_end(s) > img && s->img_start < img_end &&
+		    (best < 0 || s->img_start < t->inflight[best].span.img_start))
+			best = i;
+	}
+	return best;
+}
+
+/* [img, img + len) of in-flight request i reached the task. */
+static int delivered(struct lazy_daemon *d, struct lazy_task *t, size_t i, uint64_t img,
+		     uint64_t len)
+{
+	const struct lazy_req *req = &t->inflight[i];
+
+	if (req->urgent) {
+		d->stats.pages_fault += len / LAZY_PAGE_SIZE;
+		lazy_stats_fault_latency(&d->stats, evloop_now_ns() - req->t_ns);
+	} else {
+		d->stats.pages_background += len / LAZY_PAGE_SIZE;
+	}
+	d->stats.bytes += len;
+	if (inflight_cut(t, i, img, img + len) || waiting_release(t, img, img + len, NULL))
+		return -ENOMEM;
+	return 0;
+}
+
+#define LOST_LINES_MAX	16	/* on stderr; the log gets every one */
+
+/*
+ * A single page of an in-flight request (run-time addr, dump-time img) is
+ * in no VMA registered with the task's uffd, and yet no event took it out
+ * of the model.  Every event that changes the layout makes the ioctls fail
+ * with EAGAIN until it is read, so with messages queued the page is tried
+ * again after them.  Otherwise a forked task never had it (MADV_DONTFORK
+ * keeps a VMA out of the child), and for any other task it is lost: said
+ * loudly, and the daemon fails at the end.
+ * Returns 1 when the page is settled, 0 when it stays in flight, or -ENOMEM.
+ */
+static int page_unreachable(struct lazy_daemon *d, struct lazy_task *t, uint64_t addr,
+			    uint64_t img)
+{
+	long i;
+
+	if (uffd_has_msgs(t->uffd))
+		return 0;
+	if (t->forked) {
+		pr_debug("a child of task %d does not have 0x%llx (not inherited)", t->pid,
+			 (unsigned long long)addr);
+		d->stats.pages_inherited--;
+	} else {
+		if (d->stats.pages_lost++ < LOST_LINES_MAX)
+			pr_err("task %d: lazy page 0x%llx (0x%llx at dump time) is in no VMA of its "
+			       "userfaultfd and no event removed it: lost", t->pid,
+			       (unsigned long long)addr, (unsigned long long)img);
+		else
+			pr_warn("task %d: lazy page 0x%llx (0x%llx at dump time) lost", t->pid,
+				(unsigned long long)addr, (unsigned long long)img);
+	}
+	i = inflight_find_img(t, img);
+	if (i >= 0 && (inflight_cut(t, i, img, img + LAZY_PAGE_SIZE) ||
+		       waiting_release(t, img, img + LAZY_PAGE_SIZE, NULL)))
+		return -ENOMEM;
+	/* nobody can wait there, but a thread that does must not sleep for ever */
+	return uffd_wake(t->uffd, addr, LAZY_PAGE_SIZE) < 0 ? -EIO : 1;
+}
+
+/*
+ * Copy what arrived for dump-time [img_start, +nr_pages) into the task, one
+ * in-flight request at a time (events may have cut a request in pieces or
+ * dropped parts of it).  What is not copied stays in flight: the source
+ * fetches it again or lazy_request_done() puts it back in the model, and
+ * the threads waiting for it are served again.  -EAGAIN when an urgent
+ * copy must wait for events.
+ */
 int lazy_deliver(struct lazy_daemon *d, struct lazy_task *t, uint64_t img_start,
 		 uint64_t nr_pages, const void *data)
 {
-	struct lazy_req req;
-	uint64_t len = nr_pages * LAZY_PAGE_SIZE, dst, done = 0;
-	long i = inflight_find_img(t, img_start);
-	int ret;
+	uint64_t img = img_start, img_end = img_start + nr_pages * LAZY_PAGE_SIZE;
 
-	/* unmapped meanwhile, or the task is gone: the data has no place to go */
-	if (i < 0 || t->gone)
-		return 0;
-	req = t->inflight[i];
-	if (img_start + len > span_img_end(&req.span))
-		len = span_img_end(&req.span) - img_start;
-	dst = req.span.start + (img_start - req.span.img_start);
+	while (img < img_end && !t->gone) {
+		long i = inflight_first_in(t, img, img_end);
+		uint64_t lo, hi, dst, done = 0;
+		bool urgent;
+		int ret, err;
 
-	ret = uffd_copy(t->uffd, dst, data, len, &done);
-	if (ret < 0)
-		return ret;
-	done &= ~(LAZY_PAGE_SIZE - 1);
+		if (i < 0)	/* dropped by events meanwhile */
+			break;
+		lo = t->inflight[i].span.img_start > img ? t->inflight[i].span.img_start : img;
+		hi = span_img_end(&t->inflight[i].span) < img_end ?
+		     span_img_end(&t->inflight[i].span) : img_end;
+		dst = t->inflight[i].span.start + (lo - t->inflight[i].span.img_start);
+		urgent = t->inflight[i].urgent;
 
-	if (done) {
-		if (req.urgent) {
-			d->stats.pages_fault += done / LAZY_PAGE_SIZE;
-			lazy_stats_fault_latency(&d->stats, evloop_now_ns() - req.t_ns);
-		} else {
-			d->stats.pages_background += done / LAZY_PAGE_SIZE;
+		ret = uffd_fill(t->uffd, UFFD_FILL_COPY, dst, (const char *)data + (lo - img_start),
+				hi - lo, &done);
+		if (ret < 0)
+			return ret;
+		if (done && (err = delivered(d, t, i, lo, done)))
+			return err;
+		img = lo + done;
+
+		switch (ret) {
+		case UFFD_DONE:
+			break;
+		case UFFD_RETRY:
+			return urgent ? -EAGAIN : 0;
+		case UFFD_GONE_TASK:
+			lazy_task_close(d, t, "exited");
+			return 0;
+		case UFFD_GONE_RANGE:
+			err = page_unreachable(d, t, dst + done, img);
+			if (err <= 0)
+				return err ?: (urgent ? -EAGAIN : 0);
+			img += LAZY_PAGE_SIZE;
+			break;
 		}
-		d->stats.bytes += done;
-		if (inflight_cut(t, i, img_start, img_start + done) ||
-		    waiting_release(t, img_start, img_start + done, NULL))
-			return -ENOMEM;
 	}
-
-	switch (ret) {
-	case UFFD_DONE:
-	case UFFD_RETRY:	/* lazy_request_done() puts the rest back */
-		break;
-	case UFFD_GONE_RANGE:
-		/* unmapped under us: the UNMAP event drops it from the model */
-		i = inflight_find_img(t, img_start + done);
-		if (i >= 0 && inflight_cut(t, i, img_start + done, img_start + len))
-			return -ENOMEM;
-		d->stats.pages_dropped += (len - done) / LAZY_PAGE_SIZE;
-		break;
-	case UFFD_GONE_TASK:
-		lazy_task_close(d, t, "exited");
-		break;
-	}
-	if (ret == UFFD_RETRY && req.urgent)
-		return -EAGAIN;
 	return 0;
 }
 

@@ -38,6 +38,7 @@ int lazy_defer_fault(struct lazy_task *t, uint64_t addr)
 static int serve_fault(struct lazy_daemon *d, struct lazy_task *t, uint64_t addr, uint64_t t_ns)
 {
 	struct lazy_span span;
+	uint64_t done;
 	int ret;
 
 	addr &= ~(LAZY_PAGE_SIZE - 1);
@@ -57,7 +58,7 @@ static int serve_fault(struct lazy_daemon *d, struct lazy_task *t, uint64_t addr
 	}
 
 	/* outside the model: never dumped, or discarded since */
-	ret = uffd_zeropage(t->uffd, addr, LAZY_PAGE_SIZE);
+	ret = uffd_fill(t->uffd, UFFD_FILL_ZERO, addr, NULL, LAZY_PAGE_SIZE, &done);
 	switch (ret) {
 	case UFFD_DONE:
 		d->stats.pages_zero++;
@@ -66,8 +67,7 @@ static int serve_fault(struct lazy_daemon *d, struct lazy_task *t, uint64_t addr
 		return lazy_defer_fault(t, addr);
 	case UFFD_GONE_RANGE:
 		/* the VMA went away: let the thread retry and see what is there now */
-		uffd_wake(t->uffd, addr, LAZY_PAGE_SIZE);
-		return 0;
+		return uffd_wake(t->uffd, addr, LAZY_PAGE_SIZE) < 0 ? -EIO : 0;
 	case UFFD_GONE_TASK:
 		lazy_task_close(d, t, "exited");
 		return 0;
@@ -128,10 +128,10 @@ static int on_unmap(struct lazy_daemon *d, struct lazy_task *t, uint64_t start, 
 {
 	int ret;
 
-	d->stats.pages_dropped += t->model.nr_pending;
+	d->stats.pages_dropped_event += t->model.nr_pending;
 	lazy_model_drop(&t->model, start, end);
-	d->stats.pages_dropped -= t->model.nr_pending;
-	ret = lazy_inflight_drop(t, start, end, &d->stats.pages_dropped);
+	d->stats.pages_dropped_event -= t->model.nr_pending;
+	ret = lazy_inflight_drop(t, start, end, &d->stats.pages_dropped_event);
 	/* a thread waiting there must retry its fault and see what is there now */
 	if (!ret && uffd_wake(t->uffd, start, end - start) < 0)
 		ret = -EIO;
@@ -155,11 +155,26 @@ static int on_remove(struct lazy_daemon *d, struct lazy_task *t, uint64_t start,
 	return on_unmap(d, t, start, end);
 }
 
-static int on_remap(struct lazy_task *t, uint64_t from, uint64_t to, uint64_t len)
+/*
+ * mremap moved [from, from+len) to [to, to+len).  Whatever was at the
+ * destination is gone (an UNMAP event said so first, normally).  A thread
+ * that waited on a page of the old range is not woken by that page's copy
+ * at its new address: wake it, its access is retried where it is now.
+ */
+static int on_remap(struct lazy_daemon *d, struct lazy_task *t, uint64_t from, uint64_t to,
+		    uint64_t len)
 {
-	int ret = lazy_inflight_remap(t, from, to, len);
+	uint64_t *dropped = &d->stats.pages_dropped_event;
+	int ret = 0;
 
-	return ret ?: lazy_model_remap(&t->model, from, to, len);
+	len = (len + LAZY_PAGE_SIZE - 1) & ~(LAZY_PAGE_SIZE - 1);
+	if (to + len <= from || from + len <= to)
+		ret = lazy_inflight_drop(t, to, to + len, dropped);
+	ret = ret ?: lazy_inflight_remap(t, from, to, len);
+	ret = ret ?: lazy_model_remap(&t->model, from, to, len, dropped);
+	if (!ret && uffd_wake(t->uffd, from, len) < 0)
+		ret = -EIO;
+	return ret;
 }
 
 static int apply_event(struct lazy_daemon *d, struct lazy_task *t, const struct uffd_msg *m)
@@ -171,7 +186,7 @@ static int apply_event(struct lazy_daemon *d, struct lazy_task *t, const struct 
 		pr_debug("task %d: remap 0x%llx -> 0x%llx (%llu bytes)", t->pid,
 			 (unsigned long long)m->arg.remap.from, (unsigned long long)m->arg.remap.to,
 			 (unsigned long long)m->arg.remap.len);
-		return on_remap(t, m->arg.remap.from, m->arg.remap.to, m->arg.remap.len);
+		return on_remap(d, t, m->arg.remap.from, m->arg.remap.to, m->arg.remap.len);
 	case UFFD_EVENT_REMOVE:
 		pr_debug("task %d: remove 0x%llx-0x%llx", t->pid,
 			 (unsigned long long)m->arg.remove.start, (unsigned long long)m->arg.remove.end);
@@ -186,38 +201,63 @@ static int apply_event(struct lazy_daemon *d, struct lazy_task *t, const struct 
 	}
 }
 
-int lazy_handle_uffd(struct lazy_daemon *d, struct lazy_task *t)
+/*
+ * Read every queued message (bounded: the rest comes next round), apply the
+ * events in order and collect the faults' addresses.
+ */
+static int read_batch(struct lazy_daemon *d, struct lazy_task *t, uint64_t *faults,
+		      size_t max_faults, size_t *nr_faults)
 {
 	struct uffd_msg msgs[MSG_BATCH];
-	uint64_t faults[MSG_BATCH * 4];
-	size_t nr_faults = 0;
-	uint64_t t_ns;
 	int n, ret = 0;
 
-	/* all queued messages first (bounded, the rest comes next round) */
+	*nr_faults = 0;
 	do {
 		n = uffd_read_msgs(t->uffd, msgs, MSG_BATCH);
 		if (n < 0)
 			return n;
 		for (int i = 0; i < n && !ret; i++) {
 			if (msgs[i].event == UFFD_EVENT_PAGEFAULT) {
-				faults[nr_faults++] = msgs[i].arg.pagefault.address;
+				faults[(*nr_faults)++] = msgs[i].arg.pagefault.address;
 				pr_debug("task %d: thread %u faults at 0x%llx", t->pid,
 					 msgs[i].arg.pagefault.feat.ptid,
 					 (unsigned long long)msgs[i].arg.pagefault.address);
-			}
-			else
+			} else {
 				ret = apply_event(d, t, &msgs[i]);
+			}
 		}
 		if (ret)
 			return ret;
-	} while (n == MSG_BATCH && nr_faults + MSG_BATCH <= sizeof(faults) / sizeof(faults[0]) &&
-		 !t->gone);
+	} while (n == MSG_BATCH && *nr_faults + MSG_BATCH <= max_faults && !t->gone);
+	return 0;
+}
 
+int lazy_handle_uffd(struct lazy_daemon *d, struct lazy_task *t)
+{
+	uint64_t faults[MSG_BATCH * 4];
+	size_t nr_faults;
+	uint64_t t_ns;
+	int ret;
+
+	ret = read_batch(d, t, faults, sizeof(faults) / sizeof(faults[0]), &nr_faults);
+	if (ret)
+		return ret;
 	t_ns = evloop_now_ns();
 	d->stats.faults += nr_faults;
 	ret = lazy_retry_deferred(d, t);
 	for (size_t i = 0; i < nr_faults && !ret; i++)
 		ret = serve_fault(d, t, faults[i], t_ns);
+	return ret;
+}
+
+int lazy_read_events(struct lazy_daemon *d, struct lazy_task *t)
+{
+	uint64_t faults[MSG_BATCH * 4];
+	size_t nr_faults;
+	int ret;
+
+	ret = read_batch(d, t, faults, sizeof(faults) / sizeof(faults[0]), &nr_faults);
+	for (size_t i = 0; i < nr_faults && !ret; i++)
+		ret = lazy_defer_fault(t, faults[i]);
 	return ret;
 }

@@ -346,7 +346,8 @@ static void region_remove(struct lazy_model *m, size_t i)
 	m->nr_regions--;
 }
 
-int lazy_model_remap(struct lazy_model *m, uint64_t from, uint64_t to, uint64_t len)
+int lazy_model_remap(struct lazy_model *m, uint64_t from, uint64_t to, uint64_t len,
+		     uint64_t *dropped)
 {
 	uint64_t end;
 	size_t i;
@@ -378,6 +379,7 @@ int lazy_model_remap(struct lazy_model *m, uint64_t from, uint64_t to, uint64_t 
 			}
 			if (m->regions[i].end > to + len && (ret = region_split(m, i, to + len)))
 				return ret;
+			*dropped += m->regions[i].nr_pending;
 			region_remove(m, i);
 			continue;
 		}

@@ -75,8 +75,12 @@ void lazy_model_put_back(struct lazy_model *m, const struct lazy_span *span);
 /* REMOVE / UNMAP: nothing in [start, end) is to be delivered any more. */
 void lazy_model_drop(struct lazy_model *m, uint64_t start, uint64_t end);
 
-/* REMAP: what was at [from, from+len) is now at [to, to+len). */
-int lazy_model_remap(struct lazy_model *m, uint64_t from, uint64_t to, uint64_t len);
+/*
+ * REMAP: what was at [from, from+len) is now at [to, to+len); pages pending
+ * at the destination are gone (added to *dropped).
+ */
+int lazy_model_remap(struct lazy_model *m, uint64_t from, uint64_t to, uint64_t len,
+		     uint64_t *dropped);
 
 /* FORK: dst becomes a deep copy of src. */
 int lazy_model_clone(struct lazy_model *dst, const struct lazy_model *src);

@@ -295,10 +295,17 @@ int cr_lazy_pages(struct opts *o)
 		ret = run_loop(&d);
 	d.stats.end_ns = evloop_now_ns();
 
-	if (ret)
+	if (ret) {
 		lazy_poison_all(&d);
-	else
+	} else {
 		lazy_stats_report(&d.stats, d.dirfd);
+		if (d.stats.pages_lost) {
+			/* each was logged with its address when it was found */
+			pr_err("%llu lazy pages were lost, each named above: the restore is not faithful",
+			       (unsigned long long)d.stats.pages_lost);
+			ret = -EIO;
+		}
+	}
 out:
 	d.failed = ret != 0;	/* the source must not end its session as if all went well */
 	if (listen_fd >= 0) {

@@ -49,11 +49,12 @@ void lazy_stats_report(struct lazy_stats *s, int dirfd)
 	p99 = percentile_us(s, 0.99);
 
 	printf("lazy-pages: %llu task(s), %llu lazy pages (+%llu inherited by forks): %llu by fault, "
-	       "%llu in background, %llu dropped; %llu zero pages\n",
+	       "%llu in background; dropped: %llu by events, %llu at exit, %llu lost; %llu zero pages\n",
 	       (unsigned long long)s->tasks, (unsigned long long)s->pages_lazy,
 	       (unsigned long long)s->pages_inherited,
 	       (unsigned long long)s->pages_fault, (unsigned long long)s->pages_background,
-	       (unsigned long long)s->pages_dropped, (unsigned long long)s->pages_zero);
+	       (unsigned long long)s->pages_dropped_event, (unsigned long long)s->pages_dropped_exit,
+	       (unsigned long long)s->pages_lost, (unsigned long long)s->pages_zero);
 	printf("lazy-pages: %llu faults, latency p50 %.1f us, p99 %.1f us; "
 	       "%llu bytes in %.3f s (%.1f MiB/s)\n",
 	       (unsigned long long)s->faults, p50, p99, (unsigned long long)s->bytes, secs,
@@ -63,14 +64,16 @@ void lazy_stats_report(struct lazy_stats *s, int dirfd)
 	len = snprintf(json, sizeof(json),
 		       "{\"tasks\": %llu, \"pages_lazy\": %llu, \"pages_inherited\": %llu, "
 		       "\"pages_fault\": %llu, "
-		       "\"pages_background\": %llu, \"pages_dropped\": %llu, \"pages_zero\": %llu, "
+		       "\"pages_background\": %llu, \"pages_dropped_event\": %llu, "
+		       "\"pages_dropped_exit\": %llu, \"pages_lost\": %llu, \"pages_zero\": %llu, "
 		       "\"faults\": %llu, \"fault_latency_p50_us\": %.2f, "
 		       "\"fault_latency_p99_us\": %.2f, \"bytes\": %llu, \"duration_s\": %.6f}\n",
 		       (unsigned long long)s->tasks, (unsigned long long)s->pages_lazy,
 		       (unsigned long long)s->pages_inherited,
 		       (unsigned long long)s->pages_fault, (unsigned long long)s->pages_background,
-		       (unsigned long long)s->pages_dropped, (unsigned long long)s->pages_zero,
-		       (unsigned long long)s->faults, p50, p99, (unsigned long long)s->bytes, secs);
+		       (unsigned long long)s->pages_dropped_event,
+		       (unsigned long long)s->pages_dropped_exit, (unsigned long long)s->pages_lost,
+		       (unsigned long long)s->pages_zero, (unsigned long long)s->faults, p50, p99, (unsigned long long)s->bytes, secs);
 	fd = openat(dirfd, "lazy-pages-stats.json", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0 || write(fd, json, len) != len)
 		pr_warn("cannot write lazy-pages-stats.json: %m");

@@ -1,4 +1,8 @@
-/* What the daemon did, printed when it exits. */
+/*
+ * What the daemon did, printed when it exits.  Every lazy page ends in
+ * exactly one of the counts: pages_lazy + pages_inherited == pages_fault +
+ * pages_background + pages_dropped_event + pages_dropped_exit + pages_lost.
+ */
 #ifndef CRIU_LAZY_LAZY_STATS_H
 #define CRIU_LAZY_LAZY_STATS_H
 
@@ -12,7 +16,9 @@ struct lazy_stats {
 	uint64_t pages_fault;		/* delivered because a thread touched them */
 	uint64_t pages_background;	/* delivered ahead of any touch */
 	uint64_t pages_zero;		/* zero pages for faults outside the model */
-	uint64_t pages_dropped;		/* no longer wanted (unmapped, discarded, exited) */
+	uint64_t pages_dropped_event;	/* unmapped or discarded (UNMAP, REMOVE, REMAP) */
+	uint64_t pages_dropped_exit;	/* still lazy when their task exited */
+	uint64_t pages_lost;		/* dropped for any other reason: an error */
 	uint64_t faults;
 	uint64_t bytes;
 	uint64_t start_ns, end_ns;

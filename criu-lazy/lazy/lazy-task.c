@@ -97,9 +97,9 @@ void lazy_task_close(struct lazy_daemon *d, struct lazy_task *t, const char *why
 			t->pid, why, (unsigned long long)t->model.nr_pending);
 	else
 		pr_debug("%s %d %s", t->forked ? "a child of task" : "task", t->pid, why);
-	d->stats.pages_dropped += t->model.nr_pending;
+	d->stats.pages_dropped_exit += t->model.nr_pending;
 	for (size_t i = 0; i < t->nr_inflight; i++)
-		d->stats.pages_dropped += t->inflight[i].span.nr_pages;
+		d->stats.pages_dropped_exit += t->inflight[i].span.nr_pages;
 	epoll_ctl(d->epfd, EPOLL_CTL_DEL, t->uffd, NULL);
 	close(t->uffd);
 	t->uffd = -1;

@@ -202,40 +202,6 @@ static int continue_job(struct remote_source *rs, struct rc_get *job)
 	return job->urgent ? 0 : refill_background(rs);
 }
 
-/*
- * Copy a slice into the task, one in-flight span at a time: events may
- * have cut the request into pieces, or dropped some of it.  Stops at
- * -EAGAIN (events pending): what is not copied stays in flight.
- */
-static int deliver_slice(struct lazy_daemon *d, struct lazy_task *t, const struct rc_slice *sl)
-{
-	uint64_t cur = sl->vaddr, end = sl->vaddr + sl->nr_pages * LAZY_PAGE_SIZE;
-
-	while (cur < end && !t->gone) {
-		uint64_t lo = end, hi = end;
-		int ret;
-
-		for (size_t i = 0; i < t->nr_inflight; i++) {
-			const struct lazy_span *s = &t->inflight[i].span;
-			uint64_t s_end = s->img_start + s->nr_pages * LAZY_PAGE_SIZE;
-			uint64_t s_lo = s->img_start > cur ? s->img_start : cur;
-
-			if (s_end > cur && s_lo < lo) {
-				lo = s_lo;
-				hi = s_end < end ? s_end : end;
-			}
-		}
-		if (lo >= end)
-			break;
-		ret = lazy_deliver(d, t, lo, (hi - lo) / LAZY_PAGE_SIZE,
-				   (const char *)sl->data + (lo - sl->vaddr));
-		if (ret < 0)
-			return ret;
-		cur = hi;
-	}
-	return 0;
-}
-
 /* A slice of a reply is here: into the task; at the end, the rest of the job. */
 static int on_slice(struct remote_source *rs, struct rc_slice *sl)
 {
@@ -243,7 +209,7 @@ static int on_slice(struct remote_source *rs, struct rc_slice *sl)
 
 	if (rs->finishing)
 		return 0;
-	ret = deliver_slice(rs->src.d, sl->get.t, sl);
+	ret = lazy_deliver(rs->src.d, sl->get.t, sl->vaddr, sl->nr_pages, sl->data);
 	/* -EAGAIN: events first; the part not copied is still in flight */
 	if (ret < 0 && ret != -EAGAIN)
 		return ret;

@@ -1,4 +1,6 @@
 #include <errno.h>
+#include <poll.h>
+#include <stdbool.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -26,38 +28,88 @@ static int classify(int err, const char *what, int uffd, uint64_t addr)
 	}
 }
 
-int uffd_copy(int uffd, uint64_t dst, const void *src, uint64_t len, uint64_t *copied)
+/* One ioctl of op over [dst, dst+len): how many bytes it filled, or -errno. */
+static int64_t fill_once(int uffd, enum uffd_fill_op op, uint64_t dst, const void *src,
+			 uint64_t len)
 {
-	uint64_t done = 0;
+	struct uffdio_range range = { .start = dst, .len = len };
+	int64_t progress;
 
-	*copied = 0;
-	while (done < len) {
-		struct uffdio_copy c = {
-			.dst = dst + done,
-			.src = (uint64_t)(uintptr_t)src + done,
-			.len = len - done,
-			.mode = 0,
-		};
+	switch (op) {
+	case UFFD_FILL_COPY: {
+		struct uffdio_copy c = { .dst = dst, .src = (uint64_t)(uintptr_t)src, .len = len };
 
-		if (!ioctl(uffd, UFFDIO_COPY, &c)) {
-			*copied = len;
-			return UFFD_DONE;
-		}
-		/* the kernel reports partial progress in c.copy */
-		if (c.copy > 0) {
-			done += c.copy;
-			*copied = done;
-			continue;
-		}
-		if (errno == EEXIST) {
-			/* that page is there already: step over it */
-			done += PAGE;
-			*copied = done;
-			continue;
-		}
-		return classify(errno, "UFFDIO_COPY", uffd, dst + done);
+		if (!ioctl(uffd, UFFDIO_COPY, &c))
+			return len;
+		progress = c.copy;
+		break;
 	}
-	return UFFD_DONE;
+	case UFFD_FILL_ZERO: {
+		struct uffdio_zeropage z = { .range = range };
+
+		if (!ioctl(uffd, UFFDIO_ZEROPAGE, &z))
+			return len;
+		progress = z.zeropage;
+		break;
+	}
+	default: {
+		struct uffdio_poison p = { .range = range };
+
+		if (!ioctl(uffd, UFFDIO_POISON, &p))
+			return len;
+		progress = p.updated;
+		break;
+	}
+	}
+	/* partial progress comes back as EAGAIN with the count filled in */
+	return progress > 0 ? progress : -errno;
+}
+
+static const char *const fill_names[] = {
+	[UFFD_FILL_COPY] = "UFFDIO_COPY",
+	[UFFD_FILL_ZERO] = "UFFDIO_ZEROPAGE",
+	[UFFD_FILL_POISON] = "UFFDIO_POISON",
+};
+
+int uffd_fill(int uffd, enum uffd_fill_op op, uint64_t dst, const void *src, uint64_t len,
+	      uint64_t *done)
+{
+	uint64_t cur = 0, try = len;
+	bool stepped = false;
+	int ret = UFFD_DONE;
+
+	while (cur < len) {
+		int64_t n = fill_once(uffd, op, dst + cur,
+				      src ? (const char *)src + cur : NULL, try);
+
+		if (n > 0) {
+			cur += n;
+			try = len - cur;
+		} else if (n == -EEXIST) {
+			/* the first page is there already: step over it */
+			cur += PAGE;
+			try = len - cur;
+			stepped = true;
+		} else if (n == -ENOENT && try > PAGE) {
+			/* the part crosses a VMA boundary: try its first half */
+			try = try / 2 & ~(PAGE - 1);
+		} else {
+			ret = classify(-n, fill_names[op], uffd, dst + cur);
+			break;
+		}
+	}
+	*done = cur;
+	/* the kernel wakes what it filled, not the pages that were there already */
+	if (stepped && uffd_wake(uffd, dst, cur) < 0)
+		return -EIO;
+	return ret;
+}
+
+bool uffd_has_msgs(int uffd)
+{
+	struct pollfd p = { .fd = uffd, .events = POLLIN };
+
+	return poll(&p, 1, 0) > 0 && (p.revents & POLLIN);
 }
 
 int uffd_wake(int uffd, uint64_t start, uint64_t len)
@@ -69,17 +121,6 @@ int uffd_wake(int uffd, uint64_t start, uint64_t len)
 	return UFFD_DONE;
 }
 
-int uffd_zeropage(int uffd, uint64_t dst, uint64_t len)
-{
-	struct uffdio_zeropage z = { .range = { .start = dst, .len = len }, .mode = 0 };
-
-	if (!ioctl(uffd, UFFDIO_ZEROPAGE, &z))
-		return UFFD_DONE;
-	if (errno == EEXIST)	/* the page arrived meanwhile: just wake */
-		return uffd_wake(uffd, dst, len);
-	return classify(errno, "UFFDIO_ZEROPAGE", uffd, dst);
-}
-
 int uffd_unregister(int uffd, uint64_t start, uint64_t len)
 {
 	struct uffdio_range r = { .start = start, .len = len };
@@ -88,18 +129,6 @@ int uffd_unregister(int uffd, uint64_t start, uint64_t len)
 		if (errno == ENOMEM)	/* the mm is gone */
 			return UFFD_GONE_TASK;
 		return classify(errno, "UFFDIO_UNREGISTER", uffd, start);
-	}
-	return UFFD_DONE;
-}
-
-int uffd_poison(int uffd, uint64_t start, uint64_t len)
-{
-	struct uffdio_poison p = { .range = { .start = start, .len = len }, .mode = 0 };
-
-	if (ioctl(uffd, UFFDIO_POISON, &p)) {
-		if (errno == EEXIST)
-			return UFFD_DONE;
-		return classify(errno, "UFFDIO_POISON", uffd, start);
 	}
 	return UFFD_DONE;
 }

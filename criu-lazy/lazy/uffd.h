@@ -14,30 +14,41 @@
 enum uffd_result {
 	UFFD_DONE = 0,		/* the range is filled (by us or already there) */
 	UFFD_RETRY,		/* events are pending (EAGAIN): read them, then retry */
-	UFFD_GONE_RANGE,	/* the range is no longer registered (ENOENT) */
+	UFFD_GONE_RANGE,	/* one page is in no VMA registered with this uffd (ENOENT) */
 	UFFD_GONE_TASK,		/* the task has exited (ESRCH, ENOSPC) */
 };
 
-/*
- * Copy len bytes from src to dst in the task, waking its faulting threads.
- * Pages that are already there (EEXIST) are skipped and the rest copied.
- * Returns an enum uffd_result, or a negative errno for a real failure
- * (logged).  *copied gets how far from dst the range is done (filled by
- * this call or found already there); on UFFD_RETRY the rest is not.
- */
-int uffd_copy(int uffd, uint64_t dst, const void *src, uint64_t len, uint64_t *copied);
+enum uffd_fill_op {
+	UFFD_FILL_COPY,		/* UFFDIO_COPY from src */
+	UFFD_FILL_ZERO,		/* UFFDIO_ZEROPAGE */
+	UFFD_FILL_POISON,	/* UFFDIO_POISON (kernels with it) */
+};
 
-/* Map zero pages at [dst, dst+len) (a fault outside the model). */
-int uffd_zeropage(int uffd, uint64_t dst, uint64_t len);
+/*
+ * Fill [dst, dst+len) in the task, waking the threads that wait there.
+ * A span may cross VMA boundaries the daemon was never told about (mprotect,
+ * mlock, madvise split a VMA without any event), and the kernel refuses a
+ * fill that crosses one (ENOENT): the span is then bisected and its parts
+ * filled separately, down to single pages.  Pages already there (EEXIST)
+ * are stepped over.
+ *
+ * *done gets how far from dst the range is settled (filled, or found
+ * there).  The result says what stopped it at dst + *done: UFFD_DONE (all
+ * of it), UFFD_RETRY (events pending), UFFD_GONE_RANGE (that one page is in
+ * no VMA registered with this uffd), UFFD_GONE_TASK, or a negative errno
+ * for a real failure (logged).  src is only read for UFFD_FILL_COPY.
+ */
+int uffd_fill(int uffd, enum uffd_fill_op op, uint64_t dst, const void *src, uint64_t len,
+	      uint64_t *done);
+
+/* Are messages (faults or events) waiting to be read from this uffd? */
+bool uffd_has_msgs(int uffd);
 
 /* Wake threads waiting on [start, start+len). */
 int uffd_wake(int uffd, uint64_t start, uint64_t len);
 
 /* Stop receiving faults for [start, start+len) (after MADV_DONTNEED). */
 int uffd_unregister(int uffd, uint64_t start, uint64_t len);
-
-/* Make [start, start+len) raise SIGBUS when touched (kernels with POISON). */
-int uffd_poison(int uffd, uint64_t start, uint64_t len);
 
 /* Is the task behind this uffd still alive?  addr must be in no region. */
 bool uffd_task_alive(int uffd, uint64_t addr);

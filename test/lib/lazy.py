@@ -87,17 +87,23 @@ def read_stats(imgdir):
     return json.loads(path.read_text())
 
 
+DROPPED = ("pages_dropped_event", "pages_dropped_exit", "pages_lost")
+
+
 def check_stats(imgdir, daemon_text=""):
-    """Every lazy page of the images was delivered once or dropped."""
+    """Every lazy page of the images was delivered once or dropped, and
+    none was lost (a daemon that lost pages exits non-zero as well)."""
     st = read_stats(imgdir)
     want = lazy_pages_in_images(imgdir)
     assert st["pages_lazy"] == want, (
         f"the daemon counted {st['pages_lazy']} lazy pages, the images hold {want}\n"
         f"{daemon_text}")
+    assert st["pages_lost"] == 0, f"the daemon lost {st['pages_lost']} pages\n{daemon_text}"
     want += st["pages_inherited"]	# a child forked after restore needs them too
-    done = st["pages_fault"] + st["pages_background"] + st["pages_dropped"]
+    done = st["pages_fault"] + st["pages_background"] + sum(st[k] for k in DROPPED)
     assert done == want, (f"{want} lazy pages (with {st['pages_inherited']} inherited by "
                           f"forks), but {st['pages_fault']} by fault + "
-                          f"{st['pages_background']} in background + {st['pages_dropped']} "
-                          f"dropped = {done}\n{daemon_text}")
+                          f"{st['pages_background']} in background + "
+                          + " + ".join(f"{st[k]} {k[6:]}" for k in DROPPED) +
+                          f" = {done}\n{daemon_text}")
     return st

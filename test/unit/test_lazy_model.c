@@ -120,14 +120,14 @@ static void test_remap(void)
 {
 	struct lazy_model m;
 	struct lazy_span s;
-	uint64_t base = 0x7f0000000000ULL, to = 0x7e0000000000ULL;
+	uint64_t base = 0x7f0000000000ULL, to = 0x7e0000000000ULL, dropped = 0;
 
 	lazy_model_init(&m);
 	lazy_model_add_region(&m, base, base + 16 * P, base);
 	lazy_model_mark_pending(&m, base, 16);
 
 	/* move pages 4..11 away: the region splits in three */
-	CHECK(!lazy_model_remap(&m, base + 4 * P, to, 8 * P), "remap");
+	CHECK(!lazy_model_remap(&m, base + 4 * P, to, 8 * P, &dropped) && !dropped, "remap");
 	CHECK(m.nr_regions == 3, "3 regions, got %zu", m.nr_regions);
 	CHECK(m.nr_pending == 16, "nothing lost");
 	CHECK(!lazy_model_is_pending(&m, base + 5 * P), "old place empty");
