@@ -60,6 +60,8 @@ static const struct img_type_info img_types[IMG_NR_TYPES] = {
 				"STATS",      &stats_entry__descriptor },
 	[IMG_TTY_DATA]	    = { "tty-data.img",		 IMG_COMMON_MAGIC,  TTY_DATA_MAGIC,
 				"TTY_DATA",   &tty_data_entry__descriptor },
+	[IMG_FIFO_DATA]	    = { "fifo-data.img",	 IMG_COMMON_MAGIC,  FIFO_DATA_MAGIC,
+				"FIFO_DATA",  &pipe_data_entry__descriptor },
 };
 
 const struct img_type_info *img_type_info(enum img_type type)

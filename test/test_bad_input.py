@@ -383,3 +383,19 @@ def test_pipe_data_cut_short(dumped_pipes, tool, workdir):
     path.write_bytes(img.data[:r.end + 1000])
     restore_must_fail(tool, workdir, bad, task.pid, r"pipes-data\.img", r"cut short")
     restore_must_pass(tool, workdir, task, good)
+
+
+def test_fifo_replaced_by_a_file(tool, zdtm, workdir):
+    """The path of a dumped FIFO is a regular file at restore."""
+    task = zdtm(ZdtmTest("fifo"))
+    good = workdir / "images-good"
+    good.mkdir()
+    assert_ok(tool.dump(task.pid, good, workdir / "dump.log", DUMP_TIMEOUT), "dump")
+    task.expect_gone()
+    fifo = task.dir / "fifo.a"
+    fifo.unlink()
+    fifo.write_bytes(b"not a fifo")
+    restore_must_fail(tool, workdir, good, task.pid, r"fifo\.a", r"not a FIFO")
+    fifo.unlink()
+    os.mkfifo(fifo, 0o600)
+    restore_must_pass(tool, workdir, task, good)

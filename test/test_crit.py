@@ -19,6 +19,7 @@ import json
 import os
 import resource
 import shutil
+import stat
 import struct
 import subprocess
 import termios
@@ -34,7 +35,7 @@ TIMEOUT = 60
 PROGRAMS = [
     ZdtmTest("maps"), ZdtmTest("files"), ZdtmTest("sigpending"), ZdtmTest("itimer"),
     ZdtmTest("heap_brk"), ZdtmTest("cwd_umask_rlimit"), ZdtmTest("mmap_anon_shared"),
-    ZdtmTest("mmap_file_private"), ZdtmTest("pipe"),
+    ZdtmTest("mmap_file_private"), ZdtmTest("pipe"), ZdtmTest("fifo"),
 ]
 
 PROT = {"r": 1, "w": 2, "x": 4}
@@ -90,8 +91,10 @@ def proc_facts(pid):
                 info[k] = v.strip()
         f["fds"][int(name)] = {"target": os.readlink(f"/proc/{pid}/fd/{name}"),
                                "pos": int(info["pos"]), "flags": int(info["flags"], 8)}
-        if f["fds"][int(name)]["target"].startswith("pipe:"):
+        st = os.stat(f"/proc/{pid}/fd/{name}")
+        if stat.S_ISFIFO(st.st_mode):
             f["fds"][int(name)].update(pipe_facts(f"/proc/{pid}/fd/{name}"))
+            f["fds"][int(name)]["pipe_id"] = st.st_ino
     f["rlimits"] = [resource.prlimit(pid, r) for r in range(16)]
     return f
 
@@ -188,7 +191,9 @@ def test_images_match_proc(spec, tool, zdtm, workdir):
     if spec.name == "sigpending":
         check_pending(decoded, pid)
     if spec.name == "pipe":
-        check_pipes_data(decoded, facts)
+        check_pipes_data(decoded, facts, "pipes-data.img", fifos=False)
+    if spec.name == "fifo":
+        check_pipes_data(decoded, facts, "fifo-data.img", fifos=True)
 
     task.check_pass()
 
@@ -374,6 +379,9 @@ def check_fds(decoded, facts, files, ids):
         if proc["target"].startswith("pipe:"):
             check_pipe_fd(fd, f, proc)
             continue
+        if "pipe_id" in proc:
+            check_fifo_fd(fd, f, proc, files)
+            continue
         assert e["type"] == "REG", f"fd {fd}: type {e['type']}"
         reg = f["reg"]
         assert reg["name"] == proc["target"], f"fd {fd}: {reg['name']} vs {proc['target']}"
@@ -386,19 +394,29 @@ def check_pipe_fd(fd, f, proc):
     assert f["type"] == "PIPE", f"fd {fd} ({proc['target']}): file type {f['type']}"
     pe = f["pipe"]
     assert pe["id"] == f["id"]
-    assert f"pipe:[{pe['pipe_id']}]" == proc["target"], f"fd {fd}: pipe {pe['pipe_id']}"
+    assert pe["pipe_id"] == proc["pipe_id"], f"fd {fd}: pipe {pe['pipe_id']}"
     assert pe["flags"] == proc["flags"] & ~O_CLOEXEC, (
         f"fd {fd}: open flags {pe['flags']:#o} vs {proc['flags']:#o}")
 
 
-def check_pipes_data(decoded, facts):
-    """One pipes-data entry per pipe: its size and fill as the kernel says."""
+def check_fifo_fd(fd, f, proc, files):
+    assert f["type"] == "FIFO", f"fd {fd} ({proc['target']}): file type {f['type']}"
+    fe = f["fifo"]
+    assert fe["id"] == f["id"] and fe["pipe_id"] == proc["pipe_id"], f"fd {fd}: {fe}"
+    reg = files[fe["regf_id"]]["reg"]
+    assert reg["name"] == proc["target"], f"fd {fd}: {reg['name']} vs {proc['target']}"
+    assert reg["flags"] == proc["flags"] & ~O_CLOEXEC, (
+        f"fd {fd}: open flags {reg['flags']:#o} vs {proc['flags']:#o}")
+
+
+def check_pipes_data(decoded, facts, name, fifos):
+    """One entry per pipe (or FIFO): its size and fill as the kernel says."""
     pipes = {}
     for fd, proc in facts["fds"].items():
-        if proc["target"].startswith("pipe:"):
-            pipes.setdefault(int(proc["target"][6:-1]), proc)
-    data = {e["pipe_id"]: e for e in entries(decoded, "pipes-data.img")}
-    assert sorted(data) == sorted(pipes), "pipes-data.img: one entry per pipe"
+        if "pipe_id" in proc and proc["target"].startswith("pipe:") != fifos:
+            pipes.setdefault(proc["pipe_id"], proc)
+    data = {e["pipe_id"]: e for e in entries(decoded, name)}
+    assert sorted(data) == sorted(pipes), f"{name}: one entry per pipe"
     for ino, proc in pipes.items():
         e = data[ino]
         assert e["size"] == proc["pipe_size"], f"pipe {ino}: size {e['size']}"

@@ -262,6 +262,7 @@ int dump_fds(struct dump_ctx *ctx, struct dump_task *t);
 int dump_fown(struct dump_task *t, int fd, FownEntry *fown);
 int dump_file_reg_init(struct dump_file *f, const struct stat *st, const char *name);
 struct dump_file *dump_file_find(struct dump_ctx *ctx, uint32_t id);
+struct dump_file *dump_file_add_reg(struct dump_ctx *ctx, const struct stat *st, const char *name);
 int dump_fs(struct dump_ctx *ctx, struct dump_task *t, const char *status);
 int dump_write_files(struct dump_ctx *ctx);
 int dump_write_fdinfo(struct dump_ctx *ctx, struct dump_task *t);

@@ -78,6 +78,16 @@ int dump_file_reg_init(struct dump_file *f, const struct stat *st, const char *n
 	return 0;
 }
 
+/* A REG file object of its own, no descriptor's: the path of a FIFO. */
+struct dump_file *dump_file_add_reg(struct dump_ctx *ctx, const struct stat *st, const char *name)
+{
+	struct dump_file *f = file_new(&ctx->files, &fd_kind_reg, st);
+
+	if (!f || dump_file_reg_init(f, st, name))
+		return NULL;
+	return f;
+}
+
 static int read_link(struct dump_task *t, const char *path, char *buf, size_t size)
 {
 	ssize_t n = readlink(path, buf, size - 1);

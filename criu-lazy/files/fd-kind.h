@@ -103,5 +103,6 @@ extern const struct fd_kind_ops fd_kind_tty;
 extern const struct fd_kind_ops fd_kind_tty_criu;
 extern const struct fd_kind_ops fd_kind_reg;
 extern const struct fd_kind_ops fd_kind_pipe;
+extern const struct fd_kind_ops fd_kind_fifo;
 
 #endif

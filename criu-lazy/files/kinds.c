@@ -13,6 +13,7 @@ const struct fd_kind_ops *const fd_kinds[] = {
 	&fd_kind_tty_criu,
 	&fd_kind_reg,
 	&fd_kind_pipe,
+	&fd_kind_fifo,
 };
 
 const unsigned int fd_kinds_nr = sizeof(fd_kinds) / sizeof(fd_kinds[0]);

@@ -68,7 +68,7 @@ static int show_entries(struct json_writer *j, struct cr_img *img, enum img_type
 	while ((ret = img_read_entry(img, desc, &msg)) > 0) {
 		json_message(j, msg);
 		ret = 0;
-		if (type == IMG_PIPES_DATA)
+		if (type == IMG_PIPES_DATA || type == IMG_FIFO_DATA)
 			ret = show_skip_raw(img, ((PipeDataEntry *)msg)->bytes);
 		protobuf_c_message_free_unpacked(msg, NULL);
 		if (ret)

@@ -69,6 +69,7 @@ ZDTM_TESTS = [
     ZdtmTest("itimer"),
     ZdtmTest("files"),
     ZdtmTest("pipe"),
+    ZdtmTest("fifo"),
     ZdtmTest("cwd_umask_rlimit"),
     ZdtmTest("argv_environ", ("--extra", "two  spaces, 'quotes' and \u00fcn\u00efc\u00f6de"),
              env=(("ZDTM_ENV_MARK", "mark=\u2713 with spaces"),)),
