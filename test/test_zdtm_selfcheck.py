@@ -5,7 +5,12 @@ Without this, a PASS after a restore would prove nothing: a program whose
 check is broken passes whatever the tool did.  Each case starts a program
 (no checkpoint), changes one piece of the state it checks -- memory through
 /proc/PID/mem, a file on disk, a register through ptrace, an rlimit, a
-pending signal -- then sends SIGTERM and expects FAIL naming what changed.
+pending signal, or, where the state cannot be changed from outside (timers,
+sigactions, the memory map), the record the program compares it with --
+then sends SIGTERM and expects FAIL naming what changed.  Every program
+under test/zdtm has a case (test_every_program_is_covered), and each lazy_*
+program one more: told its pages were left lazy when there was no restore
+at all, it must fail its premise.
 """
 import ctypes
 import os
@@ -16,7 +21,8 @@ import signal
 import pytest
 
 from lib import procstate
-from lib.zdtm import ZdtmTest, missing_cpu_flags
+from lib import paths
+from lib.zdtm import LAZY_PREMISE_FILE, PIDNS_LAUNCHER, ZdtmTest, missing_cpu_flags
 
 libc = ctypes.CDLL(None, use_errno=True)
 libc.ptrace.restype = ctypes.c_long
@@ -25,6 +31,12 @@ libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_
 PTRACE_GETREGS, PTRACE_SETREGS = 12, 13
 PTRACE_GETFPREGS, PTRACE_SETFPREGS = 14, 15
 PTRACE_DETACH, PTRACE_SEIZE, PTRACE_INTERRUPT = 17, 0x4206, 0x4207
+
+# every program under test/zdtm (the launcher of the lazy-migrate mode
+# checks nothing: it only starts the others)
+PROGRAMS = sorted(p.stem for p in (paths.ZDTM_SRC).glob("*.c")
+                  if p.stem != PIDNS_LAUNCHER)
+LAZY_PROGRAMS = [p for p in PROGRAMS if p.startswith("lazy_")]
 
 
 def ptrace(req, pid, addr=None, data=None):
@@ -158,6 +170,53 @@ def forge_first_log_line(task):
         f.write(b"7")
 
 
+def poke_busyloop_step(task):
+    poke(task.pid, addr(task, r"step (0x[0-9a-f]+)"), (5).to_bytes(8, "little"))
+
+
+def poke_expected_itimer_interval(task):
+    # struct itimerval starts with it_interval.tv_sec (500 s)
+    poke(task.pid, addr(task, r"expected ITIMER_VIRTUAL (0x[0-9a-f]+)"),
+         (501).to_bytes(8, "little"))
+
+
+def poke_recorded_rseq_size(task):
+    poke(task.pid, addr(task, r"recorded at (0x[0-9a-f]+)"), (64).to_bytes(4, "little"))
+
+
+def poke_recorded_vdso_line(task):
+    poke(task.pid, addr(task, r"recorded lines (0x[0-9a-f]+)"), b"0")
+
+
+def poke_recorded_sigusr1_flags(task):
+    # struct ksigaction: handler, flags, restorer, mask (8 bytes each)
+    at = addr(task, r"recorded actions (0x[0-9a-f]+)") + signal.SIGUSR1 * 32 + 8
+    poke(task.pid, at, b"\x5a")
+
+
+def poke_recorded_maps(task):
+    poke(task.pid, addr(task, r"recorded maps (0x[0-9a-f]+)"), b"0")
+
+
+def stop_the_thread(task):
+    poke(task.pid, addr(task, r"stop flag (0x[0-9a-f]+)"), (1).to_bytes(4, "little"))
+
+
+def write_more_into_pipe(task):
+    with open(f"/proc/{task.pid}/fd/43", "wb") as f:
+        f.write(b"!")
+
+
+def poke_lazy_region_page5(task):
+    poke(task.pid, addr(task, r"region (0x[0-9a-f]+)") + 5 * 4096 + 9, b"\x00\x5a")
+
+
+def claim_lazy_without_restore(task):
+    """The premise check: told the pages were left lazy when no restore
+    ever happened, the program must refuse to pass."""
+    (task.dir / LAZY_PREMISE_FILE).write_text("faults\n")
+
+
 CASES = [
     (ZdtmTest("mem_anon", ("--size", "1M")), poke_region_page2, r"page 2 "),
     (ZdtmTest("mem_anon", ("--size", "1M")), zero_region_page0, r"page 0 .*all zeros"),
@@ -179,7 +238,22 @@ CASES = [
     (ZdtmTest("argv_environ"), change_cmdline, r"cmdline"),
     (ZdtmTest("counter", ("--log", "counter.log", "--size", "1M", "--interval-ms", "20")),
      forge_first_log_line, r"counter\.log"),
-]
+    (ZdtmTest("busyloop"), poke_busyloop_step, r"accumulator"),
+    (ZdtmTest("itimer"), poke_expected_itimer_interval, r"ITIMER_VIRTUAL interval"),
+    (ZdtmTest("rseq"), poke_recorded_rseq_size, r"registration changed"),
+    (ZdtmTest("vdso"), poke_recorded_vdso_line, r"vdso/vvar maps lines changed"),
+    (ZdtmTest("sigactions"), poke_recorded_sigusr1_flags, rf"signal {int(signal.SIGUSR1)}: sa_flags"),
+    (ZdtmTest("maps"), poke_recorded_maps, r"maps lines differ"),
+    (ZdtmTest("thread"), stop_the_thread, r"stopped counting after SIGTERM"),
+    (ZdtmTest("unsupported_fd", ("--kind", "pipe"), label="pipe"), write_more_into_pipe,
+     r"fd 42: read 6 bytes"),
+    (ZdtmTest("lazy_fork"), poke_lazy_region_page5, r"parent: first read: page 5 "),
+    (ZdtmTest("lazy_mremap"), poke_lazy_region_page5, r"moved region"),
+    (ZdtmTest("lazy_madvise"), poke_lazy_region_page5, r"part before"),
+    (ZdtmTest("lazy_munmap"), poke_lazy_region_page5, r"part before the hole"),
+    (ZdtmTest("lazy_sighandler"), poke_lazy_region_page5, r"wrong data"),
+] + [(ZdtmTest(name), claim_lazy_without_restore, r"premise: .*not registered")
+     for name in LAZY_PROGRAMS]
 
 
 @pytest.mark.parametrize("spec,mutate,reason",
@@ -188,6 +262,16 @@ def test_check_fails_on_change(spec, mutate, reason, zdtm):
     task = zdtm(spec)
     mutate(task)
     expect_fail(task, reason)
+
+
+def test_every_program_is_covered():
+    """Each zdtm program has at least one case above (its check can fail),
+    and each lazy_* program one more for its premise."""
+    covered = {spec.name for spec, _, _ in CASES}
+    missing = [p for p in PROGRAMS if p not in covered]
+    assert not missing, f"no self-check case for {missing}"
+    premise = {spec.name for spec, mutate, _ in CASES if mutate is claim_lazy_without_restore}
+    assert premise == set(LAZY_PROGRAMS), (premise, LAZY_PROGRAMS)
 
 
 def test_procstate_sees_changes(zdtm):

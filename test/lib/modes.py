@@ -26,6 +26,19 @@ DUMP_TIMEOUT = 120
 RESTORE_TIMEOUT = 120
 
 
+def check_program_stats(spec, imgdir, daemon_text, ran_checks):
+    """The daemon's statistics of one restore of spec; ran_checks: the
+    program ran its checks (and its removals) under this daemon."""
+    removed = spec.lazy_removed if ran_checks else 0
+    exact = spec.lazy_removed_exact and spec.defer_background
+    st = lazy.check_stats(imgdir, daemon_text, removed=removed, exact=exact)
+    if ran_checks and spec.lazy_inherits and spec.defer_background:
+        assert st["pages_inherited"] > 0, (
+            f"{spec.id} forked while its pages were lazy, but the daemon counted no "
+            f"inherited pages: {st}\n{daemon_text}")
+    return st
+
+
 class Mode:
     name = None
     pid_ns = False		# the task runs as the init of a pid namespace of its own
@@ -93,6 +106,7 @@ class Lazy(Mode):
     def __init__(self, tool, tracker, workdir):
         super().__init__(tool, tracker, workdir)
         self.daemons = []	# (imgdir, Daemon)
+        self.task = None
 
     def start_daemon(self, task, imgdir, n):
         args = ["lazy-pages", "-D", imgdir]
@@ -108,13 +122,16 @@ class Lazy(Mode):
         assert_ok(res, f"restore #{n} of {task.spec.id} (pid {task.pid})")
         return pidfile
 
-    def wait_daemons(self):
-        for imgdir, daemon in self.daemons:
+    def wait_daemons(self, final=False):
+        """final: the task has run its checks under the last daemon."""
+        for i, (imgdir, daemon) in enumerate(self.daemons):
             daemon.expect_clean_exit()
-            lazy.check_stats(imgdir, daemon.text())
+            check_program_stats(self.task.spec, imgdir, daemon.text(),
+                                final and i == len(self.daemons) - 1)
         self.daemons = []
 
     def cycle(self, task, n):
+        self.task = task
         if n > 1 and not task.spec.defer_background:
             self.wait_daemons()
         imgdir = self.imgdir(n)
@@ -124,13 +141,15 @@ class Lazy(Mode):
         self.daemons.append((imgdir, self.start_daemon(task, imgdir, n)))
         pidfile = self.restore(task, imgdir, n)
         task.expect_restored(pidfile)
+        if task.spec.defer_background:
+            task.expect_lazy_faults()
         return imgdir
 
     def prepare_source(self, task, imgdir, n):
         """Where the daemon's pages come from: the images themselves."""
 
     def finish(self):
-        self.wait_daemons()
+        self.wait_daemons(final=True)
 
 
 def free_port():
@@ -165,8 +184,8 @@ class RemoteLazy(Lazy):
         return lazy.Daemon(self.procs, self.tool, args, self.dir / f"lazy-pages-{n}.log",
                            self.dir / f"lazy-pages-{n}.out", f"lazy-pages #{n}")
 
-    def wait_daemons(self):
-        super().wait_daemons()
+    def wait_daemons(self, final=False):
+        super().wait_daemons(final)
         for server in self.servers:
             server.expect_clean_exit()
         self.servers = []
@@ -223,15 +242,18 @@ class LazyMigrate(Mode):
                                 pidfile=pidfile, extra=("--lazy-pages",))
         assert_ok(res, f"restore #{n} of {task.spec.id} (dumped as pid {source})")
         task.expect_restored(pidfile)
+        if task.spec.defer_background:
+            task.expect_lazy_faults()
         self.transfers.append((imgdir, dump, daemon, source))
         if not task.spec.defer_background:
             self.wait_transfers(copy_ran=False)
         return imgdir
 
     def wait_transfers(self, copy_ran):
-        for imgdir, dump, daemon, source in self.transfers:
+        for i, (imgdir, dump, daemon, source) in enumerate(self.transfers):
             daemon.expect_clean_exit()
-            lazy.check_stats(imgdir, daemon.text())
+            check_program_stats(self.task.spec, imgdir, daemon.text(),
+                                copy_ran and i == len(self.transfers) - 1)
             dump.expect_clean_exit()
             said = dump.out.read_text(errors="replace") if dump.out.exists() else ""
             assert not said.strip(), f"{dump.what} succeeded but said:\n{said}"

@@ -87,6 +87,7 @@ int main(int argc, char **argv)
 	if (getitimer(ITIMER_VIRTUAL, &virt_before) || getitimer(ITIMER_PROF, &prof_before))
 		fail("getitimer: %m");
 
+	test_msg("expected ITIMER_VIRTUAL %p", (void *)&virt);
 	test_daemon();
 	test_waitsig();
 

@@ -5,7 +5,10 @@
  */
 #include <sys/mman.h>
 
+#include "lib/lazy.h"
 #include "lib/zdtmtst.h"
+
+#define WATCHDOG_S 45
 
 #define SEED 0x6d61647669ULL
 #define NPAGES 512
@@ -25,13 +28,14 @@ int main(int argc, char **argv)
 	uint8_t *mem;
 
 	test_init(argc, argv, NULL);
-	mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (mem == MAP_FAILED)
-		fail("mmap: %m");
+	mem = lazy_map_guarded(NPAGES);
 	pattern_fill(mem, len, SEED);
 
+	test_msg("region %p", (void *)mem);
 	test_daemon();
 	test_waitsig();
+	lazy_watchdog(WATCHDOG_S, "the checks");
+	lazy_premise("the region", mem, len);
 
 	if (madvise(mem + lo, hi - lo, MADV_DONTNEED))
 		fail("madvise: %m");

@@ -7,18 +7,18 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "lib/lazy.h"
 #include "lib/zdtmtst.h"
+
+#define WATCHDOG_S 45
 
 #define SEED 0x72656d6170ULL
 #define NPAGES 256
 
 static uint8_t *map_pattern(uint64_t seed)
 {
-	uint8_t *mem = mmap(NULL, NPAGES * PAGE_SIZE, PROT_READ | PROT_WRITE,
-			    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint8_t *mem = lazy_map_guarded(NPAGES);
 
-	if (mem == MAP_FAILED)
-		fail("mmap: %m");
 	pattern_fill(mem, NPAGES * PAGE_SIZE, seed);
 	return mem;
 }
@@ -33,8 +33,13 @@ int main(int argc, char **argv)
 	grown = map_pattern(SEED + 1);
 	shrunk = map_pattern(SEED + 2);
 
+	test_msg("region %p", (void *)moved);
 	test_daemon();
 	test_waitsig();
+	lazy_watchdog(WATCHDOG_S, "the checks");
+	lazy_premise("the moved region", moved, len);
+	lazy_premise("the grown region", grown, len);
+	lazy_premise("the shrunk region", shrunk, len);
 
 	/* 1. move, without touching a page first */
 	hole = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

@@ -8,7 +8,10 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "lib/lazy.h"
 #include "lib/zdtmtst.h"
+
+#define WATCHDOG_S 45
 
 #define SEED 0x7369676e616cULL
 #define DATA_PAGES 64
@@ -44,11 +47,8 @@ int main(int argc, char **argv)
 	stack_t ss;
 
 	test_init(argc, argv, NULL);
-	data = mmap(NULL, DATA_PAGES * PAGE_SIZE, PROT_READ | PROT_WRITE,
-		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	stack = mmap(NULL, STACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (data == MAP_FAILED || stack == MAP_FAILED)
-		fail("mmap: %m");
+	data = lazy_map_guarded(DATA_PAGES);
+	stack = lazy_map_guarded(STACK_SIZE / PAGE_SIZE);
 	pattern_fill(data, DATA_PAGES * PAGE_SIZE, SEED);
 	/* make the stack pages exist (and be dumped) with a pattern */
 	pattern_fill(stack, STACK_SIZE, SEED ^ 7);
@@ -64,8 +64,12 @@ int main(int argc, char **argv)
 	if (sigaction(SIGUSR1, &sa, NULL))
 		fail("sigaction: %m");
 
+	test_msg("region %p", (void *)data);
 	test_daemon();
 	test_waitsig();
+	lazy_watchdog(WATCHDOG_S, "the checks");
+	lazy_premise("the data", data, DATA_PAGES * PAGE_SIZE);
+	lazy_premise("the alternate stack", stack, STACK_SIZE);
 
 	/* nothing of data or stack touched since the restore */
 	if (sigqueue(getpid(), SIGUSR1, (union sigval){ .sival_ptr = stack }))

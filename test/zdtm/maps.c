@@ -175,6 +175,7 @@ int main(int argc, char **argv)
 	    !strstr(flags_before, " rd") || !strstr(flags_before, " sh"))
 		fail("cannot make sense of /proc/self/smaps VmFlags");
 
+	test_msg("recorded maps %p", (void *)maps_before);
 	test_daemon();
 	test_waitsig();
 

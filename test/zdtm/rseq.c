@@ -43,7 +43,7 @@ int main(int argc, char **argv)
 		if (syscall(SYS_rseq, area, size, 0, RSEQ_SIG) == 0 || errno != EBUSY)
 			fail("cannot find the rseq registration (%m)");
 	}
-	test_msg("rseq area %p size %u", (void *)area, size);
+	test_msg("rseq area %p size %u (recorded at %p)", (void *)area, size, (void *)&size);
 
 	test_daemon();
 	test_waitsig();

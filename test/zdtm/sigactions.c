@@ -124,6 +124,7 @@ int main(int argc, char **argv)
 		if (sig != SIGKILL && sig != SIGSTOP)
 			get_action(sig, &before[sig]);
 
+	test_msg("recorded actions %p", (void *)before);
 	test_daemon();
 	test_waitsig();
 

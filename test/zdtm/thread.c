@@ -54,6 +54,7 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	wait_for(5, "before the checkpoint");
 
+	test_msg("stop flag %p", (void *)&stop);
 	test_daemon();
 	test_waitsig();
 

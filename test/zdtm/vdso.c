@@ -144,6 +144,7 @@ int main(int argc, char **argv)
 	vdso_lines(lines_before, sizeof(lines_before));
 	expect_ordered("CLOCK_MONOTONIC before", CLOCK_MONOTONIC);
 	mono_before = vdso_clock(CLOCK_MONOTONIC);
+	test_msg("recorded lines %p", (void *)lines_before);
 
 	test_daemon();
 	test_waitsig();
