@@ -207,6 +207,11 @@ def write_more_into_pipe(task):
         f.write(b"!")
 
 
+def write_more_into_pipe_b(task):
+    with open(f"/proc/{task.pid}/fd/31", "wb") as f:
+        f.write(b"!")
+
+
 def poke_lazy_region_page5(task):
     poke(task.pid, addr(task, r"region (0x[0-9a-f]+)") + 5 * 4096 + 9, b"\x00\x5a")
 
@@ -247,6 +252,7 @@ CASES = [
     (ZdtmTest("thread"), stop_the_thread, r"stopped counting after SIGTERM"),
     (ZdtmTest("unsupported_fd", ("--kind", "pipe"), label="pipe"), write_more_into_pipe,
      r"fd 42: read 6 bytes"),
+    (ZdtmTest("pipe"), write_more_into_pipe_b, r"fd 30: 5001 bytes in the pipe"),
     (ZdtmTest("lazy_fork"), poke_lazy_region_page5, r"parent: first read: page 5 "),
     (ZdtmTest("lazy_mremap"), poke_lazy_region_page5, r"moved region"),
     (ZdtmTest("lazy_madvise"), poke_lazy_region_page5, r"part before"),
