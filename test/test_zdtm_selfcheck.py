@@ -212,6 +212,14 @@ def write_more_into_pipe_b(task):
         f.write(b"!")
 
 
+def write_more_into_fifo_a(task):
+    fd = os.open(task.dir / "fifo.a", os.O_WRONLY | os.O_NONBLOCK)
+    try:
+        os.write(fd, b"!")
+    finally:
+        os.close(fd)
+
+
 def poke_lazy_region_page5(task):
     poke(task.pid, addr(task, r"region (0x[0-9a-f]+)") + 5 * 4096 + 9, b"\x00\x5a")
 
@@ -253,6 +261,7 @@ CASES = [
     (ZdtmTest("unsupported_fd", ("--kind", "pipe"), label="pipe"), write_more_into_pipe,
      r"fd 42: read 6 bytes"),
     (ZdtmTest("pipe"), write_more_into_pipe_b, r"fd 30: 5001 bytes in the pipe"),
+    (ZdtmTest("fifo"), write_more_into_fifo_a, r"fd 20: 3001 bytes in the FIFO"),
     (ZdtmTest("lazy_fork"), poke_lazy_region_page5, r"parent: first read: page 5 "),
     (ZdtmTest("lazy_mremap"), poke_lazy_region_page5, r"moved region"),
     (ZdtmTest("lazy_madvise"), poke_lazy_region_page5, r"part before"),
