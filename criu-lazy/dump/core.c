@@ -46,11 +46,43 @@ struct task_core *dump_core_alloc(void)
 	return c;
 }
 
+/* What is not a task attribute: the task's state and its PF_* flags. */
+int dump_core_basics(struct dump_task *t)
+{
+	struct task_core *c = t->core;
+	struct proc_stat st;
+	int ret;
+
+	c->tc.task_state = t->state;
+	c->tc.exit_code = 0;
+	if (t->state == TASK_STATE_STOPPED) {
+		c->tc.has_stop_signo = true;
+		c->tc.stop_signo = t->stop_signo;
+	}
+	ret = dump_proc_stat(t, &st);
+	if (ret)
+		return ret;
+	c->tc.flags = st.f[9];
+	return 0;
+}
+
+static void free_queue(SignalQueueEntry *q)
+{
+	for (size_t i = 0; i < q->n_signals; i++) {
+		free(q->signals[i]->siginfo.data);
+		free(q->signals[i]);
+	}
+	free(q->signals);
+	q->signals = NULL;
+	q->n_signals = 0;
+}
+
 void dump_core_free(struct task_core *c)
 {
 	if (!c)
 		return;
-	dump_signals_free(c);
+	free_queue(&c->signals_p);
+	free_queue(&c->signals_s);
 	free(c->groups);
 	free(c);
 }

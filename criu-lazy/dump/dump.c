@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "attrs/task-attr.h"
 #include "common/log.h"
 #include "common/ptrace-inject.h"
 #include "dump/dump.h"
@@ -114,33 +115,21 @@ static int collect_task(struct dump_ctx *ctx, struct dump_task *t)
 	/* what must be read before anything runs inside the task */
 	ret = dump_regs(t);
 	if (!ret)
-		ret = dump_rseq(t);
+		ret = attrs_dump(ctx, t, ATTR_DUMP_FROZEN, ATTR_PROCESS | ATTR_THREAD);
 	if (ret)
 		return ret;
 
 	ret = dump_scratch_map(t);
 	if (ret)
 		return ret;
-	ret = dump_clear_tid(t);
+	ret = dump_core_basics(t);
 	if (!ret)
-		ret = dump_sigactions(t);
-	if (!ret)
-		ret = dump_task_state(t);
-	/*
-	 * Pending signals after the itimers (as CRIU): a timer that fires in
-	 * between leaves its signal pending and is read with it, instead of
-	 * being lost.  (Injected syscalls block every signal, so none is
-	 * dequeued before this.)
-	 */
-	if (!ret)
-		ret = dump_signals(t);
+		ret = attrs_dump(ctx, t, ATTR_DUMP_INJECT, ATTR_PROCESS | ATTR_THREAD);
 	if (!ret) {
 		ret = dump_proc_read(t, "status", status, sizeof(status));
 		if (ret > 0)
 			ret = 0;
 	}
-	if (!ret)
-		ret = dump_creds(t, status);
 	if (!ret)
 		ret = dump_mm(ctx, t);
 	if (!ret)

@@ -206,6 +206,7 @@ int dump_remote_syscall(struct dump_task *t, long nr, const unsigned long args[6
 int dump_remote_call(struct dump_task *t, const char *what, long nr, unsigned long a0,
 		     unsigned long a1, unsigned long a2, unsigned long a3, long *res);
 int dump_remote_read(struct dump_task *t, unsigned long addr, void *buf, size_t len);
+int dump_remote_prctl_int(struct dump_task *t, const char *what, int op, int *val);
 int dump_scratch_map(struct dump_task *t);
 int dump_scratch_unmap(struct dump_task *t);
 
@@ -220,22 +221,13 @@ struct proc_stat {
 };
 int dump_proc_read(struct dump_task *t, const char *name, char *buf, size_t size);
 int dump_proc_stat(struct dump_task *t, struct proc_stat *st);
+int dump_proc_ulong(struct dump_task *t, const char *name, int base, unsigned long *val,
+		    bool optional);
 /* The value after "Key:" in /proc/PID/status text, or NULL. */
 const char *dump_status_field(const char *status, const char *key);
 
 /* regs.c */
 int dump_regs(struct dump_task *t);
-int dump_clear_tid(struct dump_task *t);
-
-/* signals.c */
-int dump_signals(struct dump_task *t);
-int dump_sigactions(struct dump_task *t);
-void dump_signals_free(struct task_core *c);
-
-/* task-state.c, creds.c */
-int dump_task_state(struct dump_task *t);
-int dump_rseq(struct dump_task *t);
-int dump_creds(struct dump_task *t, const char *status);
 
 /* mm.c */
 int dump_mm(struct dump_ctx *ctx, struct dump_task *t);
@@ -281,8 +273,9 @@ int dump_write_inventory(struct dump_ctx *ctx);
 int dump_write_pstree(struct dump_ctx *ctx);
 int dump_write_stats(struct dump_ctx *ctx);
 
-/* core.c */
+/* core.c; the task attributes that fill it are in criu-lazy/attrs/ */
 struct task_core *dump_core_alloc(void);
+int dump_core_basics(struct dump_task *t);
 void dump_core_free(struct task_core *c);
 int dump_write_core(struct dump_ctx *ctx, struct dump_task *t);
 

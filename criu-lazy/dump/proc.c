@@ -105,3 +105,26 @@ const char *dump_status_field(const char *status, const char *key)
 	}
 	return NULL;
 }
+
+/* A /proc/PID file holding one number; -ENOENT (not logged) for an
+ * @optional file this kernel lacks. */
+int dump_proc_ulong(struct dump_task *t, const char *name, int base, unsigned long *val,
+		    bool optional)
+{
+	char buf[64], path[64];
+	int ret;
+
+	if (optional) {
+		snprintf(path, sizeof(path), "/proc/%d/%s", t->pid, name);
+		if (access(path, F_OK)) {
+			if (dump_task_exited(t))
+				return dump_task_error(t, -ESRCH, "task %d is gone", t->pid);
+			return -ENOENT;
+		}
+	}
+	ret = dump_proc_read(t, name, buf, sizeof(buf));
+	if (ret < 0)
+		return ret;
+	*val = strtoul(buf, NULL, base);
+	return 0;
+}

@@ -248,23 +248,3 @@ int dump_regs(struct dump_task *t)
 		 (unsigned long long)c->gpregs.fs_base);
 	return 0;
 }
-
-/* The set_tid_address() pointer: prctl(PR_GET_TID_ADDRESS) in the task. */
-int dump_clear_tid(struct dump_task *t)
-{
-	struct task_core *c = t->core;
-	uint64_t addr;
-	long res;
-	int ret;
-
-	ret = dump_remote_call(t, "prctl(PR_GET_TID_ADDRESS)", __NR_prctl, PR_GET_TID_ADDRESS,
-			       t->scratch, 0, 0, &res);
-	if (ret)
-		return ret;
-	ret = dump_remote_read(t, t->scratch, &addr, sizeof(addr));
-	if (ret)
-		return ret;
-	c->ti.clear_tid_addr = addr;
-	pr_debug("task %d: clear_tid_addr %#llx", t->pid, (unsigned long long)addr);
-	return 0;
-}

@@ -91,3 +91,15 @@ int dump_scratch_unmap(struct dump_task *t)
 		t->scratch = 0;
 	return ret;
 }
+
+/* prctl(@op, scratch) that stores an int. */
+int dump_remote_prctl_int(struct dump_task *t, const char *what, int op, int *val)
+{
+	long res;
+	int ret;
+
+	ret = dump_remote_call(t, what, __NR_prctl, op, t->scratch, 0, 0, &res);
+	if (!ret)
+		ret = dump_remote_read(t, t->scratch, val, sizeof(*val));
+	return ret;
+}

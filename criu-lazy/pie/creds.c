@@ -33,9 +33,9 @@ static int cap_bit(const uint32_t *set, unsigned int cap)
 	return (set[cap / 32] >> (cap % 32)) & 1;
 }
 
-int rst_restore_creds(struct restorer_args *a)
+int rst_restore_creds(struct restorer_args *a, struct rst_thread_args *th)
 {
-	struct rst_creds *c = &a->creds;
+	struct rst_creds *c = &th->creds;
 	struct cap_header hdr = { LINUX_CAPABILITY_VERSION_3, 0 };
 	struct cap_data data[2];
 	long ret;

@@ -24,7 +24,7 @@
 #include <stdint.h>
 
 #define RESTORER_ARGS_MAGIC	0x52535452u	/* "RTSR" */
-#define RESTORER_ARGS_VERSION	1
+#define RESTORER_ARGS_VERSION	2
 
 #define RST_TASK_SIZE		0x7ffffffff000ull	/* 47-bit user space */
 #define RST_PAGE_SIZE		4096ull
@@ -149,6 +149,32 @@ struct rst_lazy {
 	int32_t pad;
 };
 
+/*
+ * What is per thread (thread_core_entry).  Filled by the task attributes
+ * of thread scope (criu-lazy/attrs/), applied by the blob in that thread.
+ */
+struct rst_thread_args {
+	int32_t tid;			/* in the images: the thread's own view */
+	uint32_t nr_sig_private;
+	uint64_t siginfo_p;		/* address of nr_sig_private 128-byte siginfos */
+
+	struct rst_creds creds;
+
+	uint64_t rseq_ptr;		/* 0: none registered */
+	uint32_t rseq_len;
+	uint32_t rseq_sig;
+
+	uint64_t robust_list;
+	uint64_t robust_list_len;
+	uint64_t clear_tid_addr;
+
+	uint32_t has_sigaltstack;
+	uint32_t pdeath_sig;
+	struct rst_sigaltstack sas;
+
+	char comm[16];
+};
+
 struct restorer_args {
 	uint32_t magic;
 	uint32_t version;
@@ -175,32 +201,15 @@ struct restorer_args {
 	struct rst_mm_map mm;
 	uint64_t auxv[RST_AUXV_WORDS_MAX];
 
-	uint64_t siginfo;		/* address of nr_sig_private + nr_sig_shared
-					 * 128-byte siginfos, private first */
-	uint32_t nr_sig_private;
+	uint64_t siginfo_s;		/* address of nr_sig_shared 128-byte siginfos */
 	uint32_t nr_sig_shared;
-
 	uint32_t nr_rlimits;		/* RLIMIT_* 0 .. nr_rlimits - 1 */
-	uint32_t pad3;
 	struct rst_rlimit rlimits[RST_NR_RLIMITS];
-
-	struct rst_creds creds;
-
-	uint64_t rseq_ptr;		/* 0: none registered */
-	uint32_t rseq_len;
-	uint32_t rseq_sig;
-
-	uint64_t robust_list;
-	uint64_t robust_list_len;
-	uint64_t clear_tid_addr;
-
-	uint32_t has_sigaltstack;
-	uint32_t pdeath_sig;
-	struct rst_sigaltstack sas;
 
 	int32_t dumpable;		/* -1: leave it */
 	uint32_t pad2;
-	char comm[16];
+
+	struct rst_thread_args thread;	/* the (only) thread's */
 
 	struct rst_itimerval itimers[RST_NR_ITIMERS];	/* real, virt, prof */
 

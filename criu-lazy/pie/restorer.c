@@ -126,10 +126,9 @@ static int protect_vmas(struct restorer_args *a)
 	return 0;
 }
 
-static int queue_signals(struct restorer_args *a)
+static int queue_siginfos(struct restorer_args *a, uint64_t addr, uint32_t nr, int32_t tid)
 {
-	const uint8_t *si = (const uint8_t *)(uintptr_t)a->siginfo;
-	uint32_t nr = a->nr_sig_private + a->nr_sig_shared;
+	const uint8_t *si = (const uint8_t *)(uintptr_t)addr;
 
 	for (uint32_t i = 0; i < nr; i++, si += RST_SIGINFO_SIZE) {
 		int32_t signo = *(const int32_t *)si;
@@ -138,14 +137,24 @@ static int queue_signals(struct restorer_args *a)
 		/* the restore process queues SIGTRAP after the final trap */
 		if (signo == SIGTRAP)
 			continue;
-		if (i < a->nr_sig_private)
-			ret = sys_rt_tgsigqueueinfo(a->pid, a->pid, signo, si);
+		if (tid)
+			ret = sys_rt_tgsigqueueinfo(a->pid, tid, signo, si);
 		else
 			ret = sys_rt_sigqueueinfo(a->pid, signo, si);
 		if (ret)
 			return rst_fail(a, RST_STEP_SIGNALS, ret, (uint64_t)signo);
 	}
 	return 0;
+}
+
+/* The thread's private queue first, then the process's shared one. */
+static int queue_signals(struct restorer_args *a)
+{
+	struct rst_thread_args *th = &a->thread;
+
+	if (queue_siginfos(a, th->siginfo_p, th->nr_sig_private, th->tid))
+		return -1;
+	return queue_siginfos(a, a->siginfo_s, a->nr_sig_shared, 0);
 }
 
 /* In the task itself: prlimit() on a task whose creds differ from ours
@@ -161,40 +170,40 @@ static int restore_rlimits(struct restorer_args *a)
 	return 0;
 }
 
-static int restore_thread_state(struct restorer_args *a)
+static int restore_thread_state(struct restorer_args *a, struct rst_thread_args *th)
 {
 	long ret;
 
-	if (a->rseq_ptr) {
-		ret = sys_rseq(a->rseq_ptr, a->rseq_len, 0, a->rseq_sig);
+	if (th->rseq_ptr) {
+		ret = sys_rseq(th->rseq_ptr, th->rseq_len, 0, th->rseq_sig);
 		if (ret)
-			return rst_fail(a, RST_STEP_RSEQ, ret, a->rseq_ptr);
+			return rst_fail(a, RST_STEP_RSEQ, ret, th->rseq_ptr);
 	}
-	if (a->robust_list_len) {
-		ret = sys_set_robust_list(a->robust_list, a->robust_list_len);
+	if (th->robust_list_len) {
+		ret = sys_set_robust_list(th->robust_list, th->robust_list_len);
 		if (ret)
-			return rst_fail(a, RST_STEP_ROBUST_LIST, ret, a->robust_list);
+			return rst_fail(a, RST_STEP_ROBUST_LIST, ret, th->robust_list);
 	}
-	sys_set_tid_address(a->clear_tid_addr);	/* cannot fail */
+	sys_set_tid_address(th->clear_tid_addr);	/* cannot fail */
 
-	if (a->has_sigaltstack) {
-		struct rst_sigaltstack ss = a->sas;
+	if (th->has_sigaltstack) {
+		struct rst_sigaltstack ss = th->sas;
 
 		ss.ss_flags &= ~SS_ONSTACK;
 		ret = sys_sigaltstack(&ss, 0);
 		if (ret)
-			return rst_fail(a, RST_STEP_SIGALTSTACK, ret, a->sas.ss_sp);
+			return rst_fail(a, RST_STEP_SIGALTSTACK, ret, th->sas.ss_sp);
 	}
 	return 0;
 }
 
 /* After the creds: changing them resets pdeath_sig and dumpable. */
-static int restore_prctls(struct restorer_args *a)
+static int restore_prctls(struct restorer_args *a, struct rst_thread_args *th)
 {
 	long ret;
 
-	if (a->pdeath_sig) {
-		ret = sys_prctl(PR_SET_PDEATHSIG, a->pdeath_sig, 0, 0, 0);
+	if (th->pdeath_sig) {
+		ret = sys_prctl(PR_SET_PDEATHSIG, th->pdeath_sig, 0, 0, 0);
 		if (ret)
 			return rst_fail(a, RST_STEP_PRCTL, ret, PR_SET_PDEATHSIG);
 	}
@@ -203,7 +212,7 @@ static int restore_prctls(struct restorer_args *a)
 		if (ret)
 			return rst_fail(a, RST_STEP_PRCTL, ret, PR_SET_DUMPABLE);
 	}
-	ret = sys_prctl(PR_SET_NAME, (long)(uintptr_t)a->comm, 0, 0, 0);
+	ret = sys_prctl(PR_SET_NAME, (long)(uintptr_t)th->comm, 0, 0, 0);
 	if (ret)
 		return rst_fail(a, RST_STEP_PRCTL, ret, PR_SET_NAME);
 	return 0;
@@ -255,8 +264,9 @@ void restorer_main(struct restorer_args *a)
 		return;
 	}
 
-	if (queue_signals(a) || restore_rlimits(a) || rst_restore_creds(a) ||
-	    restore_thread_state(a) || restore_prctls(a) || restore_itimers(a))
+	if (queue_signals(a) || restore_rlimits(a) || rst_restore_creds(a, &a->thread) ||
+	    restore_thread_state(a, &a->thread) || restore_prctls(a, &a->thread) ||
+	    restore_itimers(a))
 		return;
 
 	a->status = RST_STATUS_DONE;

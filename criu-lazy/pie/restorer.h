@@ -24,7 +24,7 @@ static inline int rst_fail(struct restorer_args *a, int step, long ret, uint64_t
 }
 
 int rst_vdso_move(struct restorer_args *a) RST_HIDDEN;
-int rst_restore_creds(struct restorer_args *a) RST_HIDDEN;
+int rst_restore_creds(struct restorer_args *a, struct rst_thread_args *th) RST_HIDDEN;
 
 /* Lazy restore (issue 3), see uffd.c.  All are no-ops when a->lazy.sock < 0. */
 int rst_uffd_open(struct restorer_args *a) RST_HIDDEN;

@@ -3,15 +3,15 @@
  * goes.
  *
  *  1. block every signal, so nothing is dequeued while we work;
- *  2. run, inside the task, at the blob's own `syscall` instruction
+ *  2. the task attributes of the FINAL stage (attrs/), which may run
+ *     syscalls inside the task at the blob's own `syscall` instruction
  *     (inject_syscall: from syscall-stops, so no trap signal is raised):
- *     rt_sigaction(SIGTRAP) as dumped, the pending SIGTRAPs, and the munmap
+ *     SIGTRAP's action as dumped, the pending SIGTRAPs; then the munmap
  *     of the blob region (the exit stop of that syscall comes before the
  *     next instruction fetch, so unmapping its own page is fine);
  *  3. registers as dumped (orig_ax = -1: no syscall restart on the way
- *     out), the XSAVE state, the TLS slots, the blocked mask (the blob set
- *     the rlimits, from inside: prlimit() on a task with other creds than
- *     ours would need CAP_SYS_RESOURCE);
+ *     out), the XSAVE state, the TLS slots, then the RESUME stage of the
+ *     attributes (the blocked mask);
  *  4. PTRACE_DETACH with no signal: the task resumes where it was dumped,
  *     and the pending signals it does not block are delivered now.
  *
@@ -32,6 +32,7 @@
 #include <elf.h>
 
 #define LOG_PREFIX ""
+#include "attrs/task-attr.h"
 #include "common/kernel-abi.h"
 #include "common/log.h"
 #include "common/ptrace-inject.h"
@@ -40,62 +41,23 @@
 #include "restore/restorer-blob.h"
 #include "restore/xsave-build.h"
 
-/* Run syscall @nr inside the stopped task at @ip (common/ptrace-inject). */
-static int run_syscall(pid_t pid, unsigned long ip, long nr, unsigned long a1,
-		       unsigned long a2, unsigned long a3, unsigned long a4, const char *what)
+/* The blob is done with: unmap it, with its own `syscall` (the exit stop
+ * of that syscall comes before the next instruction fetch). */
+static int unmap_blob(const struct rst_plan *plan, pid_t pid)
 {
-	const unsigned long args[6] = { a1, a2, a3, a4, 0, 0 };
+	const unsigned long args[6] = { plan->blob_start, plan->blob_end - plan->blob_start };
 	long res;
 	int ret;
 
-	ret = inject_syscall(pid, ip, nr, args, &res);
+	ret = inject_syscall(pid, plan->blob_start + restorer_export_syscall_off, SYS_munmap,
+			     args, &res);
 	if (ret)
 		return ret;
 	if (res < 0 && res > -4096) {
-		pr_err("task %d: %s failed: %s", pid, what, strerror((int)-res));
+		pr_err("task %d: munmap of the restorer failed: %s", pid, strerror((int)-res));
 		return (int)res;
 	}
 	return 0;
-}
-
-/*
- * SIGTRAP's action and pending SIGTRAPs, then unmap the blob.  The queueing
- * syscalls run inside the task: they name it by its own pid, the images'.
- */
-static int run_last_syscalls(const struct rst_images *ri, const struct rst_plan *plan, pid_t pid)
-{
-	pid_t self = ri->pid;
-	const CoreEntry *core = ri->core;
-	unsigned long ip = plan->blob_start + restorer_export_syscall_off;
-	uint64_t args = plan->blob_start + plan->args_off;
-	uint64_t si = args + sizeof(struct restorer_args) +
-		      plan->nr_vmas * sizeof(struct rst_vma);
-	int ret;
-
-	ret = run_syscall(pid, ip, SYS_rt_sigaction, SIGTRAP,
-			  args + offsetof(struct restorer_args, sigtrap_act), 0, sizeof(uint64_t),
-			  "rt_sigaction(SIGTRAP)");
-	for (int q = 0; !ret && q < 2; q++) {
-		const SignalQueueEntry *sq = q ? core->tc->signals_s : core->thread_core->signals_p;
-
-		for (size_t i = 0; !ret && sq && i < sq->n_signals; i++, si += RST_SIGINFO_SIZE) {
-			int signo;
-
-			memcpy(&signo, sq->signals[i]->siginfo.data, sizeof(signo));
-			if (signo != SIGTRAP)
-				continue;
-			if (q)
-				ret = run_syscall(pid, ip, SYS_rt_sigqueueinfo, self, SIGTRAP, si, 0,
-						  "rt_sigqueueinfo(SIGTRAP)");
-			else
-				ret = run_syscall(pid, ip, SYS_rt_tgsigqueueinfo, self, self, SIGTRAP,
-						  si, "rt_tgsigqueueinfo(SIGTRAP)");
-		}
-	}
-	if (!ret)
-		ret = run_syscall(pid, ip, SYS_munmap, plan->blob_start,
-				  plan->blob_end - plan->blob_start, 0, 0, "munmap of the restorer");
-	return ret;
 }
 
 static int set_regs(pid_t pid, const UserX86RegsEntry *g)
@@ -204,7 +166,14 @@ int rst_finalize(const struct opts *o, const struct rst_images *ri,
 		 const struct rst_plan *plan, struct rst_task *t)
 {
 	const CoreEntry *core = ri->core;
-	uint64_t all = ~0ull, mask = core->tc->blk_sigset;
+	uint64_t all = ~0ull, args = plan->blob_start + plan->args_off;
+	struct attr_rst r = {
+		.ri = ri, .core = core, .pid = ri->pid, .tid = ri->pid, .plan = plan,
+		.host_tid = t->pid,
+		.syscall_ip = plan->blob_start + restorer_export_syscall_off,
+		.remote_args = args,
+		.remote_thread = args + offsetof(struct restorer_args, thread),
+	};
 	pid_t pid = t->pid;
 	int ret;
 
@@ -212,20 +181,18 @@ int rst_finalize(const struct opts *o, const struct rst_images *ri,
 		pr_perror("cannot block the signals of task %d", pid);
 		return -errno;
 	}
-	ret = run_last_syscalls(ri, plan, pid);
+	ret = attrs_restore(&r, ATTR_RST_FINAL, ATTR_PROCESS | ATTR_THREAD);
+	if (!ret)
+		ret = unmap_blob(plan, pid);
 	if (!ret)
 		ret = set_regs(pid, core->thread_info->gpregs);
 	if (!ret)
 		ret = set_fpu(pid, core->thread_info->fpregs);
 	if (!ret)
 		ret = set_tls(pid, core->thread_info);
-	if (ret)
-		return ret;
-	if (ptrace(PTRACE_SETSIGMASK, pid, sizeof(mask), &mask)) {
-		pr_perror("cannot set the signal mask of task %d", pid);
-		return -errno;
-	}
-	return 0;
+	if (!ret)
+		ret = attrs_restore(&r, ATTR_RST_RESUME, ATTR_PROCESS | ATTR_THREAD);
+	return ret;
 }
 
 /* Let it go: from here on the task runs as dumped. */

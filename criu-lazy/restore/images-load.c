@@ -11,14 +11,13 @@
 #include <sys/mman.h>
 
 #define LOG_PREFIX ""
+#include "attrs/task-attr.h"
 #include "common/kernel-abi.h"
 #include "common/log.h"
 #include "images/image.h"
 #include "images/vma-status.h"
 #include "restore/restore.h"
 
-#define NR_SIGACTIONS	62
-#define NR_RLIMITS	16
 #define TASK_ALIVE	1
 
 #define VMA_STATUS_SUPPORTED (VMA_AREA_REGULAR | VMA_AREA_STACK | VMA_AREA_VSYSCALL | \
@@ -120,6 +119,7 @@ static int check_core(pid_t pid, const CoreEntry *core)
 	const TaskCoreEntry *tc = core->tc;
 	const ThreadCoreEntry *th = core->thread_core;
 	const ThreadInfoX86 *ti = core->thread_info;
+	int ret;
 
 	if (core->mtype != CORE_ENTRY__MARCH__X86_64) {
 		pr_err("core-%d.img: architecture %d is not x86_64", pid, core->mtype);
@@ -143,48 +143,22 @@ static int check_core(pid_t pid, const CoreEntry *core)
 		pr_err("core-%d.img: %zu TLS entries (at most 3)", pid, ti->n_tls);
 		return -EINVAL;
 	}
-	if (tc->n_sigactions != NR_SIGACTIONS) {
-		pr_err("core-%d.img: %zu signal actions (expected %d; legacy sigacts images are not supported)",
-		       pid, tc->n_sigactions, NR_SIGACTIONS);
-		return -EINVAL;
-	}
 	if (tc->timers && tc->timers->n_posix) {
 		pr_err("core-%d.img: the task has %zu POSIX timers: not supported yet", pid,
 		       tc->timers->n_posix);
 		return -EOPNOTSUPP;
-	}
-	if (tc->rlimits && tc->rlimits->n_rlimits > NR_RLIMITS) {
-		pr_err("core-%d.img: %zu rlimits (at most %d)", pid, tc->rlimits->n_rlimits,
-		       NR_RLIMITS);
-		return -EINVAL;
 	}
 	if ((th->has_seccomp_mode && th->seccomp_mode != SECCOMP_MODE__disabled) ||
 	    (tc->has_old_seccomp_mode && tc->old_seccomp_mode != SECCOMP_MODE__disabled)) {
 		pr_err("core-%d.img: the task runs under seccomp: not supported yet", pid);
 		return -EOPNOTSUPP;
 	}
-	if (th->futex_rla_len && th->futex_rla_len != 24) {
-		pr_err("core-%d.img: robust futex list length %u (expected 24)", pid,
-		       th->futex_rla_len);
-		return -EINVAL;
-	}
-	for (int q = 0; q < 2; q++) {
-		const SignalQueueEntry *sq = q ? tc->signals_s : th->signals_p;
-
-		for (size_t i = 0; sq && i < sq->n_signals; i++) {
-			if (sq->signals[i]->siginfo.len != RST_SIGINFO_SIZE) {
-				pr_err("core-%d.img: pending signal %zu has a %zu-byte siginfo (expected %d)",
-				       pid, i, sq->signals[i]->siginfo.len, RST_SIGINFO_SIZE);
-				return -EINVAL;
-			}
-		}
-	}
-	if (th->rseq_entry && th->rseq_entry->rseq_abi_pointer &&
-	    th->rseq_entry->has_rseq_cs_pointer && th->rseq_entry->rseq_cs_pointer)
-		pr_warn("core-%d.img: the task was inside an rseq critical section", pid);
 	if (tc->has_membarrier_registration_mask && tc->membarrier_registration_mask)
 		pr_warn("core-%d.img: membarrier registrations 0x%x are not restored", pid,
 			tc->membarrier_registration_mask);
+	ret = attrs_check(pid, core, ATTR_PROCESS | ATTR_THREAD);
+	if (ret)
+		return ret;
 	return check_fpregs(pid, ti->fpregs);
 }
 

@@ -20,6 +20,7 @@
 #include <sys/mman.h>
 
 #define LOG_PREFIX ""
+#include "attrs/task-attr.h"
 #include "common/log.h"
 #include "common/proc-maps.h"
 #include "images/vma-status.h"
@@ -103,16 +104,11 @@ static int plan_vdso(const struct rst_images *ri, const struct proc_vma *maps, s
 
 static uint64_t blob_region_size(const struct rst_images *ri, struct rst_plan *plan)
 {
-	const CoreEntry *core = ri->core;
-	const ThreadCoreEntry *th = core->thread_core;
 	uint64_t args;
 
-	plan->nr_siginfo = (th->signals_p ? th->signals_p->n_signals : 0) +
-			   (core->tc->signals_s ? core->tc->signals_s->n_signals : 0);
-	plan->nr_groups = th->creds ? th->creds->n_groups : 0;
-
+	/* then what the task attributes put after the args */
 	args = sizeof(struct restorer_args) + plan->nr_vmas * sizeof(struct rst_vma) +
-	       plan->nr_siginfo * RST_SIGINFO_SIZE + plan->nr_groups * sizeof(uint32_t);
+	       attrs_args_size(ri->core, ATTR_PROCESS | ATTR_THREAD);
 	plan->code_size = RST_PAGE_ALIGN(restorer_blob_size);
 	plan->args_off = plan->code_size;
 	plan->args_size = RST_PAGE_ALIGN(args);

@@ -128,10 +128,6 @@ struct rst_plan {
 	uint32_t vdso_nr;
 	uint64_t vdso_target;
 
-	/* sizes of the arrays that follow struct restorer_args */
-	size_t nr_siginfo;
-	size_t nr_groups;
-
 	uint32_t cap_last_cap;		/* this kernel's highest capability */
 };
 

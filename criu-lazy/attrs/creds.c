@@ -1,6 +1,7 @@
 /*
- * Credentials: ids, groups, capabilities and no_new_privs from
+ * Credentials of a thread: ids, groups, capabilities and no_new_privs from
  * /proc/PID/status, securebits by prctl(PR_GET_SECUREBITS) in the task.
+ * Restored by the blob (pie/creds.c), in the order that cannot fail half-way.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,8 +9,10 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 
+#include "attrs/task-attr.h"
 #include "common/log.h"
 #include "dump/dump.h"
+#include "restore/restore.h"
 
 static int parse_ids(struct dump_task *t, const char *status, const char *key, uint32_t v[4])
 {
@@ -78,15 +81,19 @@ static int parse_groups(struct dump_task *t, const char *status, struct task_cor
 	return 0;
 }
 
-int dump_creds(struct dump_task *t, const char *status)
+static int dump_creds(struct dump_ctx *ctx, struct dump_task *t)
 {
 	struct task_core *c = t->core;
 	CredsEntry *cr = &c->creds;
 	uint32_t uids[4], gids[4];
+	char status[16384];
 	const char *p;
 	long res;
 	int ret;
 
+	ret = dump_proc_read(t, "status", status, sizeof(status));
+	if (ret < 0)
+		return ret;
 	ret = parse_ids(t, status, "Uid", uids);
 	if (!ret)
 		ret = parse_ids(t, status, "Gid", gids);
@@ -134,3 +141,64 @@ int dump_creds(struct dump_task *t, const char *status)
 		 c->cap_eff[0], cr->secbits, cr->no_new_privs);
 	return 0;
 }
+
+static void copy_caps(uint32_t dst[2], const uint32_t *src, size_t n, uint32_t last)
+{
+	dst[0] = n > 0 ? src[0] : 0;
+	dst[1] = n > 1 ? src[1] : 0;
+	/* bits this kernel does not know would make capset() fail */
+	if (last < 63)
+		dst[1] &= last >= 32 ? (uint32_t)((1ull << (last - 31)) - 1) : 0;
+	if (last < 31)
+		dst[0] &= (uint32_t)((1ull << (last + 1)) - 1);
+}
+
+static size_t creds_args_size(const CoreEntry *core)
+{
+	const CredsEntry *ce = core->thread_core->creds;
+
+	return ce ? ce->n_groups * sizeof(uint32_t) : 0;
+}
+
+static int restore_creds(struct attr_rst *r)
+{
+	const CredsEntry *ce = r->core->thread_core->creds;
+	struct rst_creds *c = &r->thread->creds;
+	uint32_t last = r->plan->cap_last_cap;
+	uint32_t *groups;
+
+	if (!ce)
+		return 0;
+	c->restore = 1;
+	c->uid = ce->uid;
+	c->gid = ce->gid;
+	c->euid = ce->euid;
+	c->egid = ce->egid;
+	c->suid = ce->suid;
+	c->sgid = ce->sgid;
+	c->fsuid = ce->fsuid;
+	c->fsgid = ce->fsgid;
+	copy_caps(c->cap_inh, ce->cap_inh, ce->n_cap_inh, last);
+	copy_caps(c->cap_prm, ce->cap_prm, ce->n_cap_prm, last);
+	copy_caps(c->cap_eff, ce->cap_eff, ce->n_cap_eff, last);
+	copy_caps(c->cap_bnd, ce->cap_bnd, ce->n_cap_bnd, last);
+	copy_caps(c->cap_amb, ce->cap_amb, ce->n_cap_amb, last);
+	c->has_amb = ce->n_cap_amb > 0;
+	c->secbits = ce->secbits;
+	c->cap_last_cap = last;
+	c->no_new_privs = ce->has_no_new_privs && ce->no_new_privs;
+	c->nr_groups = ce->n_groups;
+	groups = attr_args_alloc(r, ce->n_groups * sizeof(uint32_t));
+	memcpy(groups, ce->groups, ce->n_groups * sizeof(uint32_t));
+	c->groups = (uint64_t)(uintptr_t)groups;
+	return 0;
+}
+
+const struct task_attr attr_creds = {
+	.name = "creds",
+	.scope = ATTR_THREAD,
+	.dump_stage = ATTR_DUMP_INJECT,
+	.dump = dump_creds,
+	.args_size = creds_args_size,
+	.restore = { [ATTR_RST_BLOB] = restore_creds },
+};

@@ -1,0 +1,143 @@
+/*
+ * Knobs of a process under /proc/PID: oom_score_adj and the audit
+ * loginuid.  Read from /proc/PID on dump; written by the new task to
+ * /proc/self before it takes the dumped root (where /proc may be absent).
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "attrs/task-attr.h"
+#include "common/log.h"
+#include "dump/dump.h"
+#include "restore/restore.h"
+
+#define LOGINUID_UNSET	4294967295u
+
+static int read_self(struct attr_rst *r, const char *file, char *buf, size_t size)
+{
+	char path[64];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/self/%s", file);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return attr_rst_err(r, errno, "task %d: cannot open %s: %s", r->pid, path,
+				    strerror(errno));
+	n = read(fd, buf, size - 1);
+	if (n < 0) {
+		int err = errno;
+
+		close(fd);
+		return attr_rst_err(r, err, "task %d: cannot read %s: %s", r->pid, path,
+				    strerror(err));
+	}
+	close(fd);
+	buf[n] = '\0';
+	return 0;
+}
+
+static int write_self(struct attr_rst *r, const char *file, const char *val, const char *why)
+{
+	char path[64];
+	int fd, ret = 0;
+
+	snprintf(path, sizeof(path), "/proc/self/%s", file);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, val, strlen(val)) < 0)
+		ret = attr_rst_err(r, errno, "task %d: cannot restore %s %s: write %s: %s%s",
+				   r->pid, file, val, path, strerror(errno), why);
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+static int dump_oom_score_adj(struct dump_ctx *ctx, struct dump_task *t)
+{
+	char buf[32];
+	int ret;
+
+	ret = dump_proc_read(t, "oom_score_adj", buf, sizeof(buf));
+	if (ret < 0)
+		return ret;
+	t->core->tc.has_oom_score_adj = true;
+	t->core->tc.oom_score_adj = atoi(buf);
+	return 0;
+}
+
+static int restore_oom_score_adj(struct attr_rst *r)
+{
+	const TaskCoreEntry *tc = r->core->tc;
+	char buf[32];
+
+	if (!tc->has_oom_score_adj)
+		return 0;
+	snprintf(buf, sizeof(buf), "%d", tc->oom_score_adj);
+	return write_self(r, "oom_score_adj", buf,
+			  " (lowering it needs CAP_SYS_RESOURCE)");
+}
+
+const struct task_attr attr_oom_score_adj = {
+	.name = "oom-score-adj",
+	.scope = ATTR_PROCESS,
+	.dump_stage = ATTR_DUMP_INJECT,
+	.dump = dump_oom_score_adj,
+	.restore = { [ATTR_RST_CHILD] = restore_oom_score_adj },
+};
+
+/* A kernel without audit has no /proc/PID/loginuid: nothing to dump. */
+static int dump_loginuid(struct dump_ctx *ctx, struct dump_task *t)
+{
+	unsigned long v;
+	int ret;
+
+	ret = dump_proc_ulong(t, "loginuid", 10, &v, true);
+	if (ret == -ENOENT)
+		return 0;
+	if (ret)
+		return ret;
+	t->core->tc.has_loginuid = true;
+	t->core->tc.loginuid = v;
+	pr_debug("task %d: loginuid %lu", t->pid, v);
+	return 0;
+}
+
+/*
+ * Ours was inherited by the new task; write only a different one.  That
+ * needs CAP_AUDIT_CONTROL once ours is set, and is refused outright when
+ * the audit loginuid is immutable: then the restore fails, it never goes
+ * on with the wrong one.
+ */
+static int restore_loginuid(struct attr_rst *r)
+{
+	const TaskCoreEntry *tc = r->core->tc;
+	char buf[32], want[32];
+	int ret;
+
+	if (!tc->has_loginuid)
+		return 0;
+	snprintf(want, sizeof(want), "%u", tc->loginuid);
+	if (access("/proc/self/loginuid", F_OK)) {
+		if (tc->loginuid == LOGINUID_UNSET)
+			return 0;
+		return attr_rst_err(r, EOPNOTSUPP, "task %d: cannot restore loginuid %s: "
+				    "this kernel has no audit loginuid", r->pid, want);
+	}
+	ret = read_self(r, "loginuid", buf, sizeof(buf));
+	if (ret)
+		return ret;
+	if (strtoul(buf, NULL, 10) == tc->loginuid)
+		return 0;
+	return write_self(r, "loginuid", want, " (needs CAP_AUDIT_CONTROL, and a mutable loginuid)");
+}
+
+const struct task_attr attr_loginuid = {
+	.name = "loginuid",
+	.scope = ATTR_PROCESS,
+	.dump_stage = ATTR_DUMP_INJECT,
+	.dump = dump_loginuid,
+	.restore = { [ATTR_RST_CHILD] = restore_loginuid },
+};

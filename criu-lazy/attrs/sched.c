@@ -1,0 +1,61 @@
+/*
+ * Scheduling of a thread: policy, RT priority and nice value.  Read with
+ * sched_getscheduler / getpriority from outside; set by the new task itself.
+ */
+#include <sched.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "attrs/task-attr.h"
+#include "common/log.h"
+#include "dump/dump.h"
+
+static int dump_sched(struct dump_ctx *ctx, struct dump_task *t)
+{
+	ThreadCoreEntry *th = &t->core->thread;
+	struct sched_param sp;
+	int policy, nice;
+
+	policy = sched_getscheduler(t->pid);
+	if (policy < 0 || sched_getparam(t->pid, &sp))
+		return dump_task_error(t, -errno, "can't get the scheduling policy of task %d: %m",
+				       t->pid);
+	errno = 0;
+	nice = getpriority(PRIO_PROCESS, t->pid);
+	if (nice == -1 && errno)
+		return dump_task_error(t, -errno, "can't get the nice value of task %d: %m", t->pid);
+
+	th->has_sched_policy = true;
+	th->sched_policy = policy;
+	th->has_sched_prio = true;
+	th->sched_prio = sp.sched_priority;
+	th->has_sched_nice = true;
+	th->sched_nice = nice;
+	pr_debug("task %d: policy %d prio %d nice %d", t->pid, policy, sp.sched_priority, nice);
+	return 0;
+}
+
+static int restore_sched(struct attr_rst *r)
+{
+	const ThreadCoreEntry *th = r->core->thread_core;
+
+	if (th->has_sched_nice && setpriority(PRIO_PROCESS, 0, th->sched_nice))
+		return attr_rst_err(r, errno, "task %d: nice %d: %s", r->pid, th->sched_nice,
+				    strerror(errno));
+	if (th->has_sched_policy && th->sched_policy != SCHED_OTHER) {
+		struct sched_param sp = { .sched_priority = th->has_sched_prio ? th->sched_prio : 0 };
+
+		if (sched_setscheduler(0, th->sched_policy, &sp))
+			return attr_rst_err(r, errno, "task %d: scheduling policy %u: %s", r->pid,
+					    th->sched_policy, strerror(errno));
+	}
+	return 0;
+}
+
+const struct task_attr attr_sched = {
+	.name = "sched",
+	.scope = ATTR_THREAD,
+	.dump_stage = ATTR_DUMP_INJECT,
+	.dump = dump_sched,
+	.restore = { [ATTR_RST_CHILD] = restore_sched },
+};
