@@ -267,6 +267,7 @@ CASES = [
     (ZdtmTest("lazy_madvise"), poke_lazy_region_page5, r"part before"),
     (ZdtmTest("lazy_munmap"), poke_lazy_region_page5, r"part before the hole"),
     (ZdtmTest("lazy_sighandler"), poke_lazy_region_page5, r"wrong data"),
+    (ZdtmTest("lazy_split"), poke_lazy_region_page5, r"beside the splits: page 5:"),
 ] + [(ZdtmTest(name), claim_lazy_without_restore, r"premise: .*not registered")
      for name in LAZY_PROGRAMS]
 

@@ -99,6 +99,12 @@ ZDTM_TESTS = [
     ZdtmTest("lazy_madvise", defer_background=True, lazy_removed=200),
     ZdtmTest("lazy_munmap", defer_background=True, lazy_removed=256),
     ZdtmTest("lazy_sighandler", defer_background=True),
+    # VMA splits without any event (issue 13): faults only, and with
+    # background chunks crossing the new boundaries
+    ZdtmTest("lazy_split", ("--size", "256K"), label="64p", defer_background=True),
+    ZdtmTest("lazy_split", ("--size", "256K"), label="64p-background"),
+    ZdtmTest("lazy_split", ("--size", "256M"), label="256M", defer_background=True),
+    ZdtmTest("lazy_split", ("--size", "256M"), label="256M-background"),
 ]
 
 # Things a dump must refuse, leaving the task running and unharmed; each
