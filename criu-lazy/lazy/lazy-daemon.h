@@ -4,7 +4,10 @@
  * Each restored process is a lazy_task with its own userfaultfd and model.
  * A task forked after restore gets a task of its own (its uffd comes with
  * the FORK event) whose pages still come from the image of the process it
- * descends from: its `owner`, which also holds the page source's state.
+ * descends from: the lazy_image they share, which also holds the page
+ * source's state.  A task that is closed (exited, or has all its pages) is
+ * freed at the end of the loop's turn, and its image with the last task
+ * that reads it: the daemon's memory follows the live tasks.
  */
 #ifndef CRIU_LAZY_LAZY_DAEMON_H
 #define CRIU_LAZY_LAZY_DAEMON_H
@@ -26,8 +29,15 @@ struct lazy_req {
 	bool urgent;
 };
 
+/* The image of one dumped process, shared with the tasks forked from it. */
+struct lazy_image {
+	pid_t pid;
+	unsigned int users;		/* open tasks that read it */
+	void *src_priv;			/* page source state */
+};
+
 struct lazy_task {
-	pid_t pid;			/* the image's pid (the owner's, for forks) */
+	pid_t pid;			/* the image's pid (the same for forks) */
 	int uffd;			/* -1 once closed */
 	bool gone;			/* exited, or everything delivered */
 	bool forked;			/* a child forked after the restore */
@@ -44,8 +54,7 @@ struct lazy_task {
 	uint64_t *waiting;
 	size_t nr_waiting, cap_waiting;
 
-	struct lazy_task *owner;	/* holds the image: self, or an ancestor */
-	void *src_priv;			/* page source state (owner only) */
+	struct lazy_image *img;
 	uint64_t xfer_pages;		/* background chunk size, grows */
 	struct lazy_task *next;
 };
@@ -71,19 +80,25 @@ struct lazy_daemon {
 #define RESTORE_FINISHED_MAGIC	0x52535446u
 
 /* lazy-task.c */
-struct lazy_task *lazy_task_new(struct lazy_daemon *d, pid_t pid, int uffd, struct lazy_task *owner);
+/* A task reading img, or (img NULL) a restored process with a new image. */
+struct lazy_task *lazy_task_new(struct lazy_daemon *d, pid_t pid, int uffd, struct lazy_image *img);
 int lazy_task_load_model(struct lazy_daemon *d, struct lazy_task *t);
+/* Closes its uffd and frees its model now; the rest goes in lazy_task_reap(). */
 void lazy_task_close(struct lazy_daemon *d, struct lazy_task *t, const char *why);
+/* Free the closed tasks (nothing may hold one across this call). */
+void lazy_task_reap(struct lazy_daemon *d);
 void lazy_task_free_all(struct lazy_daemon *d);
 bool lazy_task_done(const struct lazy_task *t);
+/* An address in no region and nothing in flight: probes may touch it. */
+uint64_t lazy_task_probe_address(const struct lazy_task *t);
 
 /* lazy-deliver.c: requests to the page source and copies into the task */
 int lazy_request(struct lazy_daemon *d, struct lazy_task *t, const struct lazy_span *span,
 		 bool urgent, uint64_t t_ns);
 int lazy_deliver(struct lazy_daemon *d, struct lazy_task *t, uint64_t img_start,
 		 uint64_t nr_pages, const void *data);
-void lazy_request_done(struct lazy_daemon *d, struct lazy_task *t, uint64_t img_start,
-		       uint64_t nr_pages);
+int lazy_request_done(struct lazy_daemon *d, struct lazy_task *t, uint64_t img_start,
+		      uint64_t nr_pages);
 int lazy_background_step(struct lazy_daemon *d);
 /* events move or cut what is in flight (run-time addresses) */
 int lazy_inflight_drop(struct lazy_task *t, uint64_t start, uint64_t end, uint64_t *dropped);

@@ -338,26 +338,36 @@ int lazy_deliver(struct lazy_daemon *d, struct lazy_task *t, uint64_t img_start,
 	return 0;
 }
 
-void lazy_request_done(struct lazy_daemon *d, struct lazy_task *t, uint64_t img_start,
-		       uint64_t nr_pages)
+int lazy_request_done(struct lazy_daemon *d, struct lazy_task *t, uint64_t img_start,
+		      uint64_t nr_pages)
 {
 	uint64_t img_end = img_start + nr_pages * LAZY_PAGE_SIZE;
 	size_t i = 0;
+	int ret = 0;
 
 	/* whatever of this request is still in flight never arrived */
 	while (i < t->nr_inflight) {
 		struct lazy_span s = t->inflight[i].span;
 
-		if (s.img_start >= img_start && span_img_end(&s) <= img_end) {
-			if (!t->gone) {
-				lazy_model_put_back(&t->model, &s);
-				waiting_release(t, s.img_start, span_img_end(&s), &s);
-			}
-			inflight_remove(t, i);
+		if (s.img_start < img_start || span_img_end(&s) > img_end) {
+			i++;
 			continue;
 		}
-		i++;
+		if (!t->gone) {
+			int err = lazy_model_put_back(&t->model, &s);
+
+			if (err) {
+				/* still in flight: poisoned with the rest when the daemon fails */
+				ret = err;
+				i++;
+				continue;
+			}
+			if (waiting_release(t, s.img_start, span_img_end(&s), &s))
+				ret = -ENOMEM;
+		}
+		inflight_remove(t, i);
 	}
+	return ret;
 }
 
 /*

@@ -98,7 +98,7 @@ static int on_fork(struct lazy_daemon *d, struct lazy_task *parent, int child_uf
 	struct epoll_event ev = { .events = EPOLLIN };
 	int ret;
 
-	child = lazy_task_new(d, parent->pid, child_uffd, parent->owner);
+	child = lazy_task_new(d, parent->pid, child_uffd, parent->img);
 	if (!child) {
 		close(child_uffd);
 		return -ENOMEM;
@@ -108,8 +108,10 @@ static int on_fork(struct lazy_daemon *d, struct lazy_task *parent, int child_uf
 	if (ret)
 		return ret;
 	/* what the parent still waits for, the child must get too */
-	for (size_t i = 0; i < parent->nr_inflight; i++)
-		lazy_model_put_back(&child->model, &parent->inflight[i].span);
+	for (size_t i = 0; i < parent->nr_inflight && !ret; i++)
+		ret = lazy_model_put_back(&child->model, &parent->inflight[i].span);
+	if (ret)
+		return ret;
 	child->nr_lazy_pages = child->model.nr_pending;
 	d->stats.pages_inherited += child->model.nr_pending;
 

@@ -1,33 +1,14 @@
+/*
+ * The lazy model: loading, faults, background walk, put back and drop.
+ * Layout changes (mremap, fork) are in lazy-model-layout.c.
+ */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "lazy/lazy-model.h"
+#include "lazy/lazy-model-int.h"
 
-#define BITS_PER_WORD 64
-
-static uint64_t region_pages(const struct lazy_region *r)
-{
-	return (r->end - r->start) / LAZY_PAGE_SIZE;
-}
-
-static size_t bitmap_words(uint64_t nr_bits)
-{
-	return (nr_bits + BITS_PER_WORD - 1) / BITS_PER_WORD;
-}
-
-static bool bit_test(const uint64_t *bits, uint64_t i)
-{
-	return bits[i / BITS_PER_WORD] & (1ULL << (i % BITS_PER_WORD));
-}
-
-static void bit_set(uint64_t *bits, uint64_t i)
-{
-	bits[i / BITS_PER_WORD] |= 1ULL << (i % BITS_PER_WORD);
-}
-
-/* Count and change bits [from, to) to value; returns how many changed. */
-static uint64_t bits_assign(uint64_t *bits, uint64_t from, uint64_t to, bool value)
+uint64_t bits_assign(uint64_t *bits, uint64_t from, uint64_t to, bool value)
 {
 	uint64_t changed = 0;
 
@@ -51,8 +32,7 @@ static uint64_t bits_assign(uint64_t *bits, uint64_t from, uint64_t to, bool val
 	return changed;
 }
 
-/* First set bit at or after from, or nr_bits if none. */
-static uint64_t bits_next_set(const uint64_t *bits, uint64_t from, uint64_t nr_bits)
+uint64_t bits_next_set(const uint64_t *bits, uint64_t from, uint64_t nr_bits)
 {
 	while (from < nr_bits) {
 		uint64_t w = bits[from / BITS_PER_WORD] >> (from % BITS_PER_WORD);
@@ -62,6 +42,21 @@ static uint64_t bits_next_set(const uint64_t *bits, uint64_t from, uint64_t nr_b
 		from = (from / BITS_PER_WORD + 1) * BITS_PER_WORD;
 	}
 	return nr_bits;
+}
+
+uint64_t bits_last_set(const uint64_t *bits, uint64_t nr_bits)
+{
+	uint64_t w = bitmap_words(nr_bits);
+
+	while (w--) {
+		uint64_t word = bits[w];
+
+		if (w == nr_bits / BITS_PER_WORD && nr_bits % BITS_PER_WORD)
+			word &= (1ULL << (nr_bits % BITS_PER_WORD)) - 1;
+		if (word)
+			return w * BITS_PER_WORD + 63 - __builtin_clzll(word);
+	}
+	return 0;
 }
 
 void lazy_model_init(struct lazy_model *m)
@@ -77,61 +72,110 @@ void lazy_model_free(struct lazy_model *m)
 	lazy_model_init(m);
 }
 
-static int regions_reserve(struct lazy_model *m, size_t extra)
+/* Room for nr_pages bits in r's bitmap (grown by doubling, new words clear). */
+static int region_reserve_bits(struct lazy_region *r, uint64_t nr_pages)
 {
-	struct lazy_region *grown;
+	uint64_t want = bitmap_words(nr_pages), words = r->nr_words ? r->nr_words : 1;
+	uint64_t *grown;
 
-	grown = realloc(m->regions, (m->nr_regions + extra) * sizeof(*grown));
+	if (want <= r->nr_words)
+		return 0;
+	while (words < want)
+		words *= 2;
+	grown = realloc(r->pending, words * sizeof(uint64_t));
 	if (!grown)
 		return -ENOMEM;
-	m->regions = grown;
+	memset(grown + r->nr_words, 0, (words - r->nr_words) * sizeof(uint64_t));
+	r->pending = grown;
+	r->nr_words = words;
 	return 0;
 }
 
-int lazy_model_add_region(struct lazy_model *m, uint64_t start, uint64_t end, uint64_t img_start)
+int region_insert(struct lazy_model *m, size_t at, uint64_t start, uint64_t end,
+		  uint64_t img_start)
 {
-	struct lazy_region *r;
+	struct lazy_region r = { .start = start, .end = end, .img_start = img_start };
 
-	if (end <= start || (start | end | img_start) % LAZY_PAGE_SIZE)
-		return -EINVAL;
-	if (m->nr_regions && m->regions[m->nr_regions - 1].end > start)
-		return -EINVAL;
-	if (regions_reserve(m, 1))
-		return -ENOMEM;
+	if (m->nr_regions == m->cap_regions) {
+		size_t cap = m->cap_regions ? m->cap_regions * 2 : 4;
+		struct lazy_region *grown = realloc(m->regions, cap * sizeof(*grown));
 
-	r = &m->regions[m->nr_regions];
-	r->start = start;
-	r->end = end;
-	r->img_start = img_start;
-	r->nr_pending = 0;
-	r->pending = calloc(bitmap_words((end - start) / LAZY_PAGE_SIZE), sizeof(uint64_t));
-	if (!r->pending)
-		return -ENOMEM;
-	m->nr_regions++;
-	return 0;
-}
-
-/* Index of the region holding addr, or -1. */
-static long region_find(const struct lazy_model *m, uint64_t addr)
-{
-	size_t lo = 0, hi = m->nr_regions;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		const struct lazy_region *r = &m->regions[mid];
-
-		if (addr < r->start)
-			hi = mid;
-		else if (addr >= r->end)
-			lo = mid + 1;
-		else
-			return mid;
+		if (!grown)
+			return -ENOMEM;
+		m->regions = grown;
+		m->cap_regions = cap;
 	}
-	return -1;
+	if (region_reserve_bits(&r, region_pages(&r)))
+		return -ENOMEM;
+	memmove(&m->regions[at + 1], &m->regions[at], (m->nr_regions - at) * sizeof(r));
+	m->regions[at] = r;
+	m->nr_regions++;
+	if (at <= m->cursor_region && m->cursor_region < m->nr_regions - 1)
+		m->cursor_region++;
+	return 0;
 }
 
-/* Index of the first region ending after addr (may be nr_regions). */
-static size_t region_lower_bound(const struct lazy_model *m, uint64_t addr)
+void region_remove(struct lazy_model *m, size_t i)
+{
+	m->nr_pending -= m->regions[i].nr_pending;
+	free(m->regions[i].pending);
+	memmove(&m->regions[i], &m->regions[i + 1], (m->nr_regions - i - 1) * sizeof(m->regions[0]));
+	m->nr_regions--;
+	if (i < m->cursor_region)
+		m->cursor_region--;
+	else if (i == m->cursor_region)
+		m->cursor_page = 0;
+	/* a model that lost all its regions gives its array back */
+	if (!m->nr_regions) {
+		free(m->regions);
+		m->regions = NULL;
+		m->cap_regions = 0;
+	}
+}
+
+void region_set(struct lazy_model *m, size_t i, uint64_t from, uint64_t to)
+{
+	uint64_t changed = bits_assign(m->regions[i].pending, from, to, true);
+
+	m->regions[i].nr_pending += changed;
+	m->nr_pending += changed;
+}
+
+int lazy_model_add_run(struct lazy_model *m, uint64_t start, uint64_t nr_pages,
+		       uint64_t img_start, bool new_vma)
+{
+	uint64_t end = start + nr_pages * LAZY_PAGE_SIZE;
+	struct lazy_region *last = m->nr_regions ? &m->regions[m->nr_regions - 1] : NULL;
+	int ret;
+
+	if (!nr_pages || (start | img_start) % LAZY_PAGE_SIZE || end < start)
+		return -EINVAL;
+	if (last && last->end > start)
+		return -EINVAL;
+	if (!last || new_vma || start - last->end > LAZY_MODEL_JOIN_PAGES * LAZY_PAGE_SIZE ||
+	    start - last->start != img_start - last->img_start) {
+		ret = region_insert(m, m->nr_regions, start, end, img_start);
+		if (ret)
+			return ret;
+	} else {
+		if (region_reserve_bits(last, (end - last->start) / LAZY_PAGE_SIZE))
+			return -ENOMEM;
+		last->end = end;
+	}
+	last = &m->regions[m->nr_regions - 1];
+	region_set(m, m->nr_regions - 1, (start - last->start) / LAZY_PAGE_SIZE,
+		   (end - last->start) / LAZY_PAGE_SIZE);
+	return 0;
+}
+
+long region_find(const struct lazy_model *m, uint64_t addr)
+{
+	size_t i = region_lower_bound(m, addr);
+
+	return i < m->nr_regions && m->regions[i].start <= addr ? (long)i : -1;
+}
+
+size_t region_lower_bound(const struct lazy_model *m, uint64_t addr)
 {
 	size_t lo = 0, hi = m->nr_regions;
 
@@ -146,33 +190,6 @@ static size_t region_lower_bound(const struct lazy_model *m, uint64_t addr)
 	return lo;
 }
 
-/* Set or clear [start, end) across every region it touches. */
-static void model_assign(struct lazy_model *m, uint64_t start, uint64_t end, bool value)
-{
-	for (size_t i = region_lower_bound(m, start); i < m->nr_regions; i++) {
-		struct lazy_region *r = &m->regions[i];
-		uint64_t from, to, changed;
-
-		if (r->start >= end)
-			break;
-		from = (start > r->start ? start : r->start) - r->start;
-		to = (end < r->end ? end : r->end) - r->start;
-		changed = bits_assign(r->pending, from / LAZY_PAGE_SIZE, to / LAZY_PAGE_SIZE, value);
-		if (value) {
-			r->nr_pending += changed;
-			m->nr_pending += changed;
-		} else {
-			r->nr_pending -= changed;
-			m->nr_pending -= changed;
-		}
-	}
-}
-
-void lazy_model_mark_pending(struct lazy_model *m, uint64_t start, uint64_t nr_pages)
-{
-	model_assign(m, start, start + nr_pages * LAZY_PAGE_SIZE, true);
-}
-
 bool lazy_model_is_pending(const struct lazy_model *m, uint64_t addr)
 {
 	long i = region_find(m, addr);
@@ -182,9 +199,11 @@ bool lazy_model_is_pending(const struct lazy_model *m, uint64_t addr)
 	return bit_test(m->regions[i].pending, (addr - m->regions[i].start) / LAZY_PAGE_SIZE);
 }
 
-static void take_range(struct lazy_model *m, struct lazy_region *r, uint64_t lo, uint64_t hi,
+/* Take pages [lo, hi) of region i (all pending) out as span. */
+static void take_range(struct lazy_model *m, size_t i, uint64_t lo, uint64_t hi,
 		       struct lazy_span *span)
 {
+	struct lazy_region *r = &m->regions[i];
 	uint64_t n = hi - lo;
 
 	bits_assign(r->pending, lo, hi, false);
@@ -193,6 +212,8 @@ static void take_range(struct lazy_model *m, struct lazy_region *r, uint64_t lo,
 	span->start = r->start + lo * LAZY_PAGE_SIZE;
 	span->img_start = r->img_start + lo * LAZY_PAGE_SIZE;
 	span->nr_pages = n;
+	if (!r->nr_pending)
+		region_remove(m, i);
 }
 
 bool lazy_model_take_fault(struct lazy_model *m, uint64_t addr, uint64_t window_pages,
@@ -225,19 +246,17 @@ bool lazy_model_take_fault(struct lazy_model *m, uint64_t addr, uint64_t window_
 	hi = page + 1;
 	while (hi < whi && bit_test(r->pending, hi))
 		hi++;
-	take_range(m, r, lo, hi, span);
+	take_range(m, i, lo, hi, span);
 	return true;
 }
 
 bool lazy_model_take_next(struct lazy_model *m, uint64_t max_pages, struct lazy_span *span)
 {
-	size_t scanned;
-
 	if (!m->nr_pending || !max_pages)
 		return false;
 
 	/* Every region once, starting at the cursor and wrapping around. */
-	for (scanned = 0; scanned <= m->nr_regions; scanned++) {
+	for (size_t scanned = 0; scanned <= m->nr_regions; scanned++) {
 		struct lazy_region *r;
 		uint64_t first, last, n;
 
@@ -247,7 +266,7 @@ bool lazy_model_take_next(struct lazy_model *m, uint64_t max_pages, struct lazy_
 		}
 		r = &m->regions[m->cursor_region];
 		n = region_pages(r);
-		first = r->nr_pending ? bits_next_set(r->pending, m->cursor_page, n) : n;
+		first = bits_next_set(r->pending, m->cursor_page, n);
 		if (first == n) {
 			m->cursor_region++;
 			m->cursor_page = 0;
@@ -256,175 +275,84 @@ bool lazy_model_take_next(struct lazy_model *m, uint64_t max_pages, struct lazy_
 		last = first + 1;
 		while (last < n && last - first < max_pages && bit_test(r->pending, last))
 			last++;
-		take_range(m, r, first, last, span);
 		m->cursor_page = last;
+		take_range(m, m->cursor_region, first, last, span);
 		return true;
 	}
 	return false;
 }
 
-void lazy_model_put_back(struct lazy_model *m, const struct lazy_span *span)
+/* The background walk must see page `page` of region i again. */
+static void cursor_rewind(struct lazy_model *m, size_t i, uint64_t page)
 {
-	long i = region_find(m, span->start);
-
-	model_assign(m, span->start, span->start + span->nr_pages * LAZY_PAGE_SIZE, true);
-	/* the background walk must see these pages again */
-	if (i >= 0 && ((size_t)i < m->cursor_region ||
-		       ((size_t)i == m->cursor_region &&
-			(span->start - m->regions[i].start) / LAZY_PAGE_SIZE < m->cursor_page))) {
+	if (i < m->cursor_region || (i == m->cursor_region && page < m->cursor_page)) {
 		m->cursor_region = i;
-		m->cursor_page = (span->start - m->regions[i].start) / LAZY_PAGE_SIZE;
+		m->cursor_page = page;
 	}
+}
+
+int lazy_model_put_back(struct lazy_model *m, const struct lazy_span *span)
+{
+	uint64_t cur = span->start, end = span->start + span->nr_pages * LAZY_PAGE_SIZE;
+
+	while (cur < end) {
+		size_t i = region_lower_bound(m, cur);
+		uint64_t img = span->img_start + (cur - span->start), hi;
+		struct lazy_region *r;
+
+		if (i == m->nr_regions || m->regions[i].start > cur) {
+			/* no region holds cur any more: one of its own up to the next */
+			hi = i < m->nr_regions && m->regions[i].start < end ? m->regions[i].start : end;
+			if (region_insert(m, i, cur, hi, img))
+				return -ENOMEM;
+		}
+		r = &m->regions[i];
+		if (r->img_start + (cur - r->start) != img)
+			return -EINVAL;		/* not where these pages came from */
+		hi = r->end < end ? r->end : end;
+		region_set(m, i, (cur - r->start) / LAZY_PAGE_SIZE, (hi - r->start) / LAZY_PAGE_SIZE);
+		cursor_rewind(m, i, (cur - r->start) / LAZY_PAGE_SIZE);
+		cur = hi;
+	}
+	return 0;
 }
 
 void lazy_model_drop(struct lazy_model *m, uint64_t start, uint64_t end)
 {
-	model_assign(m, start & ~(LAZY_PAGE_SIZE - 1),
-		     (end + LAZY_PAGE_SIZE - 1) & ~(LAZY_PAGE_SIZE - 1), false);
-}
-
-/* Cut region i in two at addr (strictly inside it). */
-static int region_split(struct lazy_model *m, size_t i, uint64_t addr)
-{
-	struct lazy_region *r, *right;
-	uint64_t cut, n, k;
-	uint64_t *left_bits, *right_bits;
-
-	if (regions_reserve(m, 1))
-		return -ENOMEM;
-	r = &m->regions[i];
-	n = region_pages(r);
-	cut = (addr - r->start) / LAZY_PAGE_SIZE;
-
-	left_bits = calloc(bitmap_words(cut), sizeof(uint64_t));
-	right_bits = calloc(bitmap_words(n - cut), sizeof(uint64_t));
-	if (!left_bits || !right_bits) {
-		free(left_bits);
-		free(right_bits);
-		return -ENOMEM;
-	}
-	memmove(&m->regions[i + 2], &m->regions[i + 1],
-		(m->nr_regions - i - 1) * sizeof(*r));
-	m->nr_regions++;
-	right = &m->regions[i + 1];
-
-	right->start = addr;
-	right->end = r->end;
-	right->img_start = r->img_start + (addr - r->start);
-	right->nr_pending = 0;
-	r->end = addr;
-	r->nr_pending = 0;
-	for (k = 0; k < n; k++) {
-		if (!bit_test(r->pending, k))
-			continue;
-		if (k < cut) {
-			bit_set(left_bits, k);
-			r->nr_pending++;
-		} else {
-			bit_set(right_bits, k - cut);
-			right->nr_pending++;
-		}
-	}
-	free(r->pending);
-	r->pending = left_bits;
-	right->pending = right_bits;
-	return 0;
-}
-
-static int region_cmp(const void *a, const void *b)
-{
-	const struct lazy_region *x = a, *y = b;
-
-	return x->start < y->start ? -1 : x->start > y->start;
-}
-
-static void region_remove(struct lazy_model *m, size_t i)
-{
-	m->nr_pending -= m->regions[i].nr_pending;
-	free(m->regions[i].pending);
-	memmove(&m->regions[i], &m->regions[i + 1], (m->nr_regions - i - 1) * sizeof(m->regions[0]));
-	m->nr_regions--;
-}
-
-int lazy_model_remap(struct lazy_model *m, uint64_t from, uint64_t to, uint64_t len,
-		     uint64_t *dropped)
-{
-	uint64_t end;
 	size_t i;
-	long at;
-	int ret;
 
-	len = (len + LAZY_PAGE_SIZE - 1) & ~(LAZY_PAGE_SIZE - 1);
-	end = from + len;
-
-	/* cut regions at the edges of the moved range */
-	at = region_find(m, from);
-	if (at >= 0 && m->regions[at].start < from && (ret = region_split(m, at, from)))
-		return ret;
-	at = region_find(m, end);
-	if (at >= 0 && m->regions[at].start < end && (ret = region_split(m, at, end)))
-		return ret;
-
-	/* whatever was left at the destination is gone (the kernel unmapped it) */
-	for (i = 0; i < m->nr_regions;) {
+	start &= ~(LAZY_PAGE_SIZE - 1);
+	end = (end + LAZY_PAGE_SIZE - 1) & ~(LAZY_PAGE_SIZE - 1);
+	for (i = region_lower_bound(m, start); i < m->nr_regions && m->regions[i].start < end;) {
 		struct lazy_region *r = &m->regions[i];
-		bool moving = r->start >= from && r->end <= end;
+		uint64_t from = (start > r->start ? start : r->start) - r->start;
+		uint64_t to = (end < r->end ? end : r->end) - r->start;
+		uint64_t changed = bits_assign(r->pending, from / LAZY_PAGE_SIZE, to / LAZY_PAGE_SIZE,
+					       false);
 
-		if (!moving && r->start < to + len && r->end > to) {
-			if (r->start < to && (ret = region_split(m, i, to)))
-				return ret;
-			if (m->regions[i].start < to) {
-				i++;
-				continue;
-			}
-			if (m->regions[i].end > to + len && (ret = region_split(m, i, to + len)))
-				return ret;
-			*dropped += m->regions[i].nr_pending;
+		r->nr_pending -= changed;
+		m->nr_pending -= changed;
+		if (!r->nr_pending)
 			region_remove(m, i);
-			continue;
-		}
-		i++;
+		else
+			i++;
 	}
-
-	for (i = 0; i < m->nr_regions; i++) {
-		struct lazy_region *r = &m->regions[i];
-
-		if (r->start >= from && r->end <= end) {
-			r->start = r->start - from + to;
-			r->end = r->end - from + to;
-		}
-	}
-	qsort(m->regions, m->nr_regions, sizeof(m->regions[0]), region_cmp);
-	m->cursor_region = 0;
-	m->cursor_page = 0;
-	return 0;
 }
 
-int lazy_model_clone(struct lazy_model *dst, const struct lazy_model *src)
+uint64_t lazy_model_free_address(const struct lazy_model *m, uint64_t addr)
 {
-	lazy_model_init(dst);
-	for (size_t i = 0; i < src->nr_regions; i++) {
-		const struct lazy_region *r = &src->regions[i];
-		int ret = lazy_model_add_region(dst, r->start, r->end, r->img_start);
+	long i;
 
-		if (ret) {
-			lazy_model_free(dst);
-			return ret;
-		}
-		memcpy(dst->regions[i].pending, r->pending,
-		       bitmap_words(region_pages(r)) * sizeof(uint64_t));
-		dst->regions[i].nr_pending = r->nr_pending;
-		dst->nr_pending += r->nr_pending;
-	}
-	return 0;
+	while ((i = region_find(m, addr)) >= 0)
+		addr = m->regions[i].end;
+	return addr;
 }
 
-uint64_t lazy_model_free_address(const struct lazy_model *m)
+size_t lazy_model_footprint(const struct lazy_model *m)
 {
-	uint64_t addr = 0x10000;	/* the default mmap_min_addr */
+	size_t bytes = sizeof(*m) + m->cap_regions * sizeof(m->regions[0]);
 
 	for (size_t i = 0; i < m->nr_regions; i++)
-		if (addr >= m->regions[i].start && addr < m->regions[i].end)
-			addr = m->regions[i].end;
-	return addr;
+		bytes += m->regions[i].nr_words * sizeof(uint64_t);
+	return bytes;
 }

@@ -2,12 +2,15 @@
  * The lazy model of one task: which pages are still to be delivered, and
  * where their data was at dump time.
  *
- * A task's lazy memory is a handful of regions (one per lazy VMA, split
- * only by mremap), each with a bitmap of its pages still to deliver.  A
- * fault is a binary search over the regions plus a look at a few bits, so
- * its cost does not grow with how fragmented delivery has made the model
- * (a range list that splits on every fault would).  Background delivery
- * walks the bitmaps with a cursor.
+ * A task's lazy memory is a sorted array of regions, each a stretch of lazy
+ * runs of one VMA (runs a few pages apart share a region) with a bitmap of
+ * its pages still to deliver.  A fault is a binary search over the regions
+ * plus a look at a few bits, so its cost does not grow with how fragmented
+ * delivery has made the model (a range list that splits on every fault
+ * would).  Memory follows the lazy pages, not the address space: a 16 TiB
+ * reservation with four lazy pages costs a region or four, and a region is
+ * freed when its last page is taken.  Background delivery walks the bitmaps
+ * with a cursor.
  *
  * Addresses: start/end are where the region is now in the task (they move
  * with mremap); img_start is where it was at dump time, the address the
@@ -26,17 +29,21 @@ struct lazy_region {
 	uint64_t start, end;	/* run-time [start, end), page aligned */
 	uint64_t img_start;	/* dump-time address of start */
 	uint64_t *pending;	/* bit i: page start + i*4096 still to deliver */
-	uint64_t nr_pending;
+	uint64_t nr_pending;	/* never 0: an empty region is freed */
+	uint64_t nr_words;	/* allocated words of pending */
 };
 
 struct lazy_model {
 	struct lazy_region *regions;	/* sorted by start, never overlapping */
-	size_t nr_regions;
+	size_t nr_regions, cap_regions;
 	uint64_t nr_pending;		/* sum over regions */
 	/* background cursor: next page to look at */
 	size_t cursor_region;
 	uint64_t cursor_page;
 };
+
+/* Lazy runs at most this many pages apart in one VMA share a region. */
+#define LAZY_MODEL_JOIN_PAGES 64
 
 /* A run of pages taken out of the model, to be copied in one go. */
 struct lazy_span {
@@ -48,12 +55,14 @@ struct lazy_span {
 void lazy_model_init(struct lazy_model *m);
 void lazy_model_free(struct lazy_model *m);
 
-/* Add a region [start, end) with nothing pending yet (regions must be added
- * in ascending order and not overlap). */
-int lazy_model_add_region(struct lazy_model *m, uint64_t start, uint64_t end, uint64_t img_start);
-
-/* Mark [start, start + nr_pages*4096) pending; must lie inside regions. */
-void lazy_model_mark_pending(struct lazy_model *m, uint64_t start, uint64_t nr_pages);
+/*
+ * Loading: nr_pages pending pages at start, which were at img_start at dump
+ * time.  Runs come in ascending order and do not overlap; new_vma says that
+ * this run is in another VMA than the one before (a region never crosses a
+ * VMA: a copy cannot).
+ */
+int lazy_model_add_run(struct lazy_model *m, uint64_t start, uint64_t nr_pages,
+		       uint64_t img_start, bool new_vma);
 
 /* Is the page at run-time addr still to be delivered? */
 bool lazy_model_is_pending(const struct lazy_model *m, uint64_t addr);
@@ -69,8 +78,12 @@ bool lazy_model_take_fault(struct lazy_model *m, uint64_t addr, uint64_t window_
 /* Background: take the next contiguous pending run, at most max_pages. */
 bool lazy_model_take_next(struct lazy_model *m, uint64_t max_pages, struct lazy_span *span);
 
-/* Give a span back (its copy could not be done now and will be retried). */
-void lazy_model_put_back(struct lazy_model *m, const struct lazy_span *span);
+/*
+ * Give a span back (its copy could not be done now and will be retried, or
+ * a child inherits what its parent had in flight): its pages are pending
+ * again, in a region of their own if none holds them any more.
+ */
+int lazy_model_put_back(struct lazy_model *m, const struct lazy_span *span);
 
 /* REMOVE / UNMAP: nothing in [start, end) is to be delivered any more. */
 void lazy_model_drop(struct lazy_model *m, uint64_t start, uint64_t end);
@@ -82,10 +95,13 @@ void lazy_model_drop(struct lazy_model *m, uint64_t start, uint64_t end);
 int lazy_model_remap(struct lazy_model *m, uint64_t from, uint64_t to, uint64_t len,
 		     uint64_t *dropped);
 
-/* FORK: dst becomes a deep copy of src. */
+/* FORK: dst becomes a copy of what src still has pending (nothing more). */
 int lazy_model_clone(struct lazy_model *dst, const struct lazy_model *src);
 
-/* An address inside no region (for probes that must not touch lazy memory). */
-uint64_t lazy_model_free_address(const struct lazy_model *m);
+/* The lowest page address at or above addr inside no region. */
+uint64_t lazy_model_free_address(const struct lazy_model *m, uint64_t addr);
+
+/* Bytes of memory the model holds (the tests measure it). */
+size_t lazy_model_footprint(const struct lazy_model *m);
 
 #endif

@@ -170,7 +170,7 @@ static bool background_wanted(struct lazy_daemon *d)
 static void probe_liveness(struct lazy_daemon *d)
 {
 	for (struct lazy_task *t = d->tasks; t; t = t->next)
-		if (!t->gone && !uffd_task_alive(t->uffd, lazy_model_free_address(&t->model)))
+		if (!t->gone && !uffd_task_alive(t->uffd, lazy_task_probe_address(t)))
 			lazy_task_close(d, t, "exited");
 }
 
@@ -233,6 +233,7 @@ static int run_loop(struct lazy_daemon *d)
 				if (!t->gone && lazy_task_done(t))
 					lazy_task_close(d, t, "has all its pages");
 		}
+		lazy_task_reap(d);
 	}
 	return 0;
 }
@@ -312,9 +313,9 @@ out:
 		close(listen_fd);
 		unlink(sock_path);
 	}
+	lazy_task_free_all(&d);		/* releases what the source holds for each */
 	if (d.src)
 		d.src->ops->finish(d.src);
-	lazy_task_free_all(&d);
 	lazy_stats_free(&d.stats);
 	free(tree.pids);
 	if (d.conn_fd >= 0)

@@ -14,15 +14,24 @@
 #include "lazy/page-source.h"
 #include "mm.pb-c.h"
 
-struct lazy_task *lazy_task_new(struct lazy_daemon *d, pid_t pid, int uffd, struct lazy_task *owner)
+struct lazy_task *lazy_task_new(struct lazy_daemon *d, pid_t pid, int uffd, struct lazy_image *img)
 {
 	struct lazy_task *t = calloc(1, sizeof(*t)), **tail;
 
 	if (!t)
 		return NULL;
+	if (!img) {
+		img = calloc(1, sizeof(*img));
+		if (!img) {
+			free(t);
+			return NULL;
+		}
+		img->pid = pid;
+	}
+	img->users++;
+	t->img = img;
 	t->pid = pid;
 	t->uffd = uffd;
-	t->owner = owner ? owner : t;
 	t->xfer_pages = LAZY_XFER_MIN_PAGES;
 	lazy_model_init(&t->model);
 
@@ -52,19 +61,33 @@ int lazy_task_load_model(struct lazy_daemon *d, struct lazy_task *t)
 	if (ret)
 		goto out_mm;
 
-	for (size_t i = 0; i < mm->n_vmas && !ret; i++) {
+	/* both lists are sorted: one walk over the runs for all the VMAs */
+	for (size_t i = 0, r = 0; i < mm->n_vmas && !ret; i++) {
 		const VmaEntry *vma = mm->vmas[i];
+		bool new_vma = true;
 
-		if (vma_is_lazy_capable(vma))
-			ret = lazy_model_add_region(&t->model, vma->start, vma->end, vma->start);
+		if (!vma_is_lazy_capable(vma))
+			continue;
+		while (r < pi.nr_runs &&
+		       pi.runs[r].vaddr + pi.runs[r].nr_pages * LAZY_PAGE_SIZE <= vma->start)
+			r++;
+		for (size_t k = r; k < pi.nr_runs && pi.runs[k].vaddr < vma->end && !ret; k++) {
+			uint64_t lo = pi.runs[k].vaddr, hi = lo + pi.runs[k].nr_pages * LAZY_PAGE_SIZE;
+
+			if (!(pi.runs[k].flags & PE_LAZY))
+				continue;
+			lo = lo > vma->start ? lo : vma->start;
+			hi = hi < vma->end ? hi : vma->end;
+			ret = lazy_model_add_run(&t->model, lo, (hi - lo) / LAZY_PAGE_SIZE, lo, new_vma);
+			new_vma = false;
+		}
 	}
-	if (ret) {
+	if (ret == -EINVAL) {
 		pr_err("mm-%d.img: bad VMA list (overlapping or unaligned)", t->pid);
 		goto out_pi;
 	}
-	for (size_t i = 0; i < pi.nr_runs; i++)
-		if (pi.runs[i].flags & PE_LAZY)
-			lazy_model_mark_pending(&t->model, pi.runs[i].vaddr, pi.runs[i].nr_pages);
+	if (ret)
+		goto out_pi;
 
 	t->nr_lazy_pages = t->model.nr_pending;
 	d->stats.pages_lazy += t->model.nr_pending;
@@ -106,6 +129,41 @@ void lazy_task_close(struct lazy_daemon *d, struct lazy_task *t, const char *why
 	t->gone = true;
 	lazy_model_free(&t->model);
 	t->nr_deferred = 0;
+	t->nr_waiting = 0;
+}
+
+static void task_free(struct lazy_daemon *d, struct lazy_task *t)
+{
+	if (t->uffd >= 0)
+		close(t->uffd);
+	lazy_model_free(&t->model);
+	t->img->users--;
+	if (d->src && d->src->ops->release)
+		d->src->ops->release(d->src, t);
+	if (!t->img->users)
+		free(t->img);
+	free(t->inflight);
+	free(t->deferred);
+	free(t->waiting);
+	free(t);
+}
+
+void lazy_task_reap(struct lazy_daemon *d)
+{
+	struct lazy_task **p = &d->tasks;
+
+	while (*p) {
+		struct lazy_task *t = *p;
+
+		if (!t->gone) {
+			p = &t->next;
+			continue;
+		}
+		*p = t->next;
+		if (d->bg_next == t)
+			d->bg_next = t->next;
+		task_free(d, t);
+	}
 }
 
 void lazy_task_free_all(struct lazy_daemon *d)
@@ -114,12 +172,24 @@ void lazy_task_free_all(struct lazy_daemon *d)
 		struct lazy_task *t = d->tasks;
 
 		d->tasks = t->next;
-		if (t->uffd >= 0)
-			close(t->uffd);
-		lazy_model_free(&t->model);
-		free(t->inflight);
-		free(t->deferred);
-		free(t->waiting);
-		free(t);
+		task_free(d, t);
 	}
+	d->bg_next = NULL;
+}
+
+uint64_t lazy_task_probe_address(const struct lazy_task *t)
+{
+	uint64_t addr = 0x10000, moved;	/* the default mmap_min_addr */
+
+	do {
+		moved = addr;
+		addr = lazy_model_free_address(&t->model, addr);
+		for (size_t i = 0; i < t->nr_inflight; i++) {
+			const struct lazy_span *s = &t->inflight[i].span;
+
+			if (addr >= s->start && addr < s->start + s->nr_pages * LAZY_PAGE_SIZE)
+				addr = s->start + s->nr_pages * LAZY_PAGE_SIZE;
+		}
+	} while (addr != moved);
+	return addr;
 }

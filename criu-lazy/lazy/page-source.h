@@ -16,9 +16,9 @@ struct page_source;
 
 struct page_source_ops {
 	const char *name;
-	/* Prepare to serve the image of task t (an owner: t->owner == t). */
+	/* Prepare to serve t->img, a restored process's image. */
 	int (*attach)(struct page_source *src, struct lazy_task *t);
-	/* Fetch the pages of span for t (from t->owner's image). */
+	/* Fetch the pages of span for t (from t->img). */
 	int (*request)(struct page_source *src, struct lazy_task *t, const struct lazy_span *span,
 		       bool urgent);
 	/* May t have one more background request outstanding? */
@@ -32,6 +32,12 @@ struct page_source_ops {
 	int (*watch)(struct page_source *src);
 	/* one of its fds is ready: send what waits, take what arrived */
 	int (*on_ready)(struct page_source *src);
+	/*
+	 * Task t is freed: forget it (what is still owed to it is dropped on
+	 * arrival), and when no task reads its image any more
+	 * (t->img->users == 0) free the image's state too.
+	 */
+	void (*release)(struct page_source *src, struct lazy_task *t);
 	/* the daemon is done: close sessions, free state */
 	int (*finish)(struct page_source *src);
 };

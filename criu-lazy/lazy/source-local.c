@@ -38,7 +38,7 @@ static int local_attach(struct page_source *src, struct lazy_task *t)
 	/* background delivery reads it front to back */
 	if (img->pages)
 		madvise(img->pages, img->pi.pages_size, MADV_SEQUENTIAL);
-	t->src_priv = img;
+	t->img->src_priv = img;
 	return 0;
 }
 
@@ -46,7 +46,7 @@ static int local_attach(struct page_source *src, struct lazy_task *t)
 static int local_request(struct page_source *src, struct lazy_task *t,
 			 const struct lazy_span *span, bool urgent)
 {
-	struct local_image *img = t->owner->src_priv;
+	struct local_image *img = t->img->src_priv;
 	uint64_t addr = span->img_start, end = span->img_start + span->nr_pages * LAZY_PAGE_SIZE;
 	int ret = 0;
 
@@ -66,8 +66,7 @@ static int local_request(struct page_source *src, struct lazy_task *t,
 				   (char *)img->pages + run->pages_off + (addr - run->vaddr));
 		addr += n * LAZY_PAGE_SIZE;
 	}
-	lazy_request_done(src->d, t, span->img_start, span->nr_pages);
-	return ret;
+	return lazy_request_done(src->d, t, span->img_start, span->nr_pages) ?: ret;
 }
 
 static bool local_can_prefetch(struct page_source *src, struct lazy_task *t)
@@ -75,18 +74,21 @@ static bool local_can_prefetch(struct page_source *src, struct lazy_task *t)
 	return true;
 }
 
+static void local_release(struct page_source *src, struct lazy_task *t)
+{
+	struct local_image *img = t->img->src_priv;
+
+	if (!img || t->img->users)
+		return;
+	pages_file_unmap(&img->pi, img->pages);
+	pagemap_index_free(&img->pi);
+	free(img);
+	t->img->src_priv = NULL;
+}
+
+/* every task is released by then */
 static int local_finish(struct page_source *src)
 {
-	for (struct lazy_task *t = src->d->tasks; t; t = t->next) {
-		struct local_image *img = t->src_priv;
-
-		if (!img || t->owner != t)
-			continue;
-		pages_file_unmap(&img->pi, img->pages);
-		pagemap_index_free(&img->pi);
-		free(img);
-		t->src_priv = NULL;
-	}
 	free(src);
 	return 0;
 }
@@ -96,6 +98,7 @@ static const struct page_source_ops local_ops = {
 	.attach = local_attach,
 	.request = local_request,
 	.can_prefetch = local_can_prefetch,
+	.release = local_release,
 	.finish = local_finish,
 };
 

@@ -104,7 +104,7 @@ static bool job_next(const struct rc_get *job, uint64_t *vaddr, uint64_t *nr_pag
 	const struct lazy_task *t = job->t;
 	bool found = false;
 
-	if (t->gone)
+	if (!t || t->gone)
 		return false;
 	for (size_t i = 0; i < t->nr_inflight; i++) {
 		const struct lazy_span *s = &t->inflight[i].span;
@@ -159,7 +159,7 @@ static int remote_request(struct page_source *src, struct lazy_task *t,
 		.t = t,
 		.job_start = span->img_start,
 		.job_end = span->img_start + span->nr_pages * LAZY_PAGE_SIZE,
-		.pid = t->owner->pid,
+		.pid = t->img->pid,
 		.urgent = urgent,
 	};
 
@@ -195,11 +195,14 @@ static int continue_job(struct remote_source *rs, struct rc_get *job)
 {
 	uint64_t vaddr = 0, n = 0;
 
+	int ret = 0;
+
 	if (job_next(job, &vaddr, &n))
 		return send_next(rs, job, vaddr, n);
-	lazy_request_done(rs->src.d, job->t, job->job_start,
-			  (job->job_end - job->job_start) / LAZY_PAGE_SIZE);
-	return job->urgent ? 0 : refill_background(rs);
+	if (job->t)	/* NULL: the task is freed */
+		ret = lazy_request_done(rs->src.d, job->t, job->job_start,
+					(job->job_end - job->job_start) / LAZY_PAGE_SIZE);
+	return ret ?: job->urgent ? 0 : refill_background(rs);
 }
 
 /* A slice of a reply is here: into the task; at the end, the rest of the job. */
@@ -209,10 +212,12 @@ static int on_slice(struct remote_source *rs, struct rc_slice *sl)
 
 	if (rs->finishing)
 		return 0;
-	ret = lazy_deliver(rs->src.d, sl->get.t, sl->vaddr, sl->nr_pages, sl->data);
-	/* -EAGAIN: events first; the part not copied is still in flight */
-	if (ret < 0 && ret != -EAGAIN)
-		return ret;
+	if (sl->get.t) {	/* NULL: the task is freed, the data goes nowhere */
+		ret = lazy_deliver(rs->src.d, sl->get.t, sl->vaddr, sl->nr_pages, sl->data);
+		/* -EAGAIN: events first; the part not copied is still in flight */
+		if (ret < 0 && ret != -EAGAIN)
+			return ret;
+	}
 	return sl->last ? continue_job(rs, &sl->get) : 0;
 }
 
@@ -335,6 +340,25 @@ static int remote_attach(struct page_source *src, struct lazy_task *t)
 	return 0;
 }
 
+/* GETs still out for a freed task: their replies are read and dropped. */
+static void forget_task(struct rc_conn *c, const struct lazy_task *t)
+{
+	for (size_t i = 0; i < c->nr; i++) {
+		struct rc_get *g = &c->fifo[(c->head + i) % c->cap];
+
+		if (g->t == t)
+			g->t = NULL;
+	}
+}
+
+static void remote_release(struct page_source *src, struct lazy_task *t)
+{
+	struct remote_source *rs = to_remote(src);
+
+	forget_task(&rs->fault, t);
+	forget_task(&rs->bg, t);
+}
+
 static int remote_watch(struct page_source *src)
 {
 	struct remote_source *rs = to_remote(src);
@@ -409,6 +433,7 @@ static const struct page_source_ops remote_ops = {
 	.can_prefetch = remote_can_prefetch,
 	.watch = remote_watch,
 	.on_ready = remote_on_ready,
+	.release = remote_release,
 	.finish = remote_finish,
 };
 
