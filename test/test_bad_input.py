@@ -399,3 +399,27 @@ def test_fifo_replaced_by_a_file(tool, zdtm, workdir):
     fifo.unlink()
     os.mkfifo(fifo, 0o600)
     restore_must_pass(tool, workdir, task, good)
+
+
+def test_eventfd_counter_out_of_range(tool, zdtm, workdir):
+    """files.img: an eventfd counter no eventfd can hold (2^64 - 1)."""
+    task = zdtm(ZdtmTest("eventfd"))
+    good = workdir / "images-good"
+    good.mkdir()
+    assert_ok(tool.dump(task.pid, good, workdir / "dump.log", DUMP_TIMEOUT), "dump")
+    task.expect_gone()
+    bad = damaged_copy(good, workdir)
+    path = bad / "files.img"
+    img = images.load(path)
+    for i in range(len(img.records)):
+        f = images.decode(img.payload(i))
+        efd = images.get(f, 8)
+        if efd:
+            efd = images.set_field(images.decode(efd[0]), 4, 2**64 - 1)
+            f = images.set_field(f, 8, images.encode(efd))
+            path.write_bytes(images.replace_record(img, i, images.encode(f)))
+            break
+    else:
+        pytest.fail("files.img of the eventfd program has no eventfd entry")
+    restore_must_fail(tool, workdir, bad, task.pid, r"files\.img", r"eventfd", r"counter")
+    restore_must_pass(tool, workdir, task, good)

@@ -36,6 +36,7 @@ PROGRAMS = [
     ZdtmTest("maps"), ZdtmTest("files"), ZdtmTest("sigpending"), ZdtmTest("itimer"),
     ZdtmTest("heap_brk"), ZdtmTest("cwd_umask_rlimit"), ZdtmTest("mmap_anon_shared"),
     ZdtmTest("mmap_file_private"), ZdtmTest("pipe"), ZdtmTest("fifo"),
+    ZdtmTest("eventfd"), ZdtmTest("signalfd"), ZdtmTest("timerfd"),
 ]
 
 PROT = {"r": 1, "w": 2, "x": 4}
@@ -90,7 +91,8 @@ def proc_facts(pid):
                 k, _, v = line.partition(":")
                 info[k] = v.strip()
         f["fds"][int(name)] = {"target": os.readlink(f"/proc/{pid}/fd/{name}"),
-                               "pos": int(info["pos"]), "flags": int(info["flags"], 8)}
+                               "pos": int(info["pos"]), "flags": int(info["flags"], 8),
+                               "info": info}
         st = os.stat(f"/proc/{pid}/fd/{name}")
         if stat.S_ISFIFO(st.st_mode):
             f["fds"][int(name)].update(pipe_facts(f"/proc/{pid}/fd/{name}"))
@@ -382,6 +384,9 @@ def check_fds(decoded, facts, files, ids):
         if "pipe_id" in proc:
             check_fifo_fd(fd, f, proc, files)
             continue
+        if proc["target"] in ANON_KINDS:
+            check_anon_fd(fd, f, proc)
+            continue
         assert e["type"] == "REG", f"fd {fd}: type {e['type']}"
         reg = f["reg"]
         assert reg["name"] == proc["target"], f"fd {fd}: {reg['name']} vs {proc['target']}"
@@ -397,6 +402,33 @@ def check_pipe_fd(fd, f, proc):
     assert pe["pipe_id"] == proc["pipe_id"], f"fd {fd}: pipe {pe['pipe_id']}"
     assert pe["flags"] == proc["flags"] & ~O_CLOEXEC, (
         f"fd {fd}: open flags {pe['flags']:#o} vs {proc['flags']:#o}")
+
+
+# anon inode -> (file type, payload field, [(entry field, fdinfo key, base)])
+ANON_KINDS = {
+    "anon_inode:[eventfd]": ("EVENTFD", "efd", [("counter", "eventfd-count", 16)]),
+    "anon_inode:[signalfd]": ("SIGNALFD", "sgfd", [("sigmask", "sigmask", 16)]),
+    "anon_inode:[timerfd]": ("TIMERFD", "tfd", [("clockid", "clockid", 10),
+                                                ("settime_flags", "settime flags", 8)]),
+}
+
+
+def check_anon_fd(fd, f, proc):
+    ftype, payload, fields = ANON_KINDS[proc["target"]]
+    assert f["type"] == ftype, f"fd {fd} ({proc['target']}): file type {f['type']}"
+    e = f[payload]
+    assert e["id"] == f["id"]
+    flags = e["flags"]
+    if ftype == "EVENTFD":	# bit 0 is EFD_SEMAPHORE (an eventfd is O_RDWR)
+        assert bool(flags & 1) == (proc["info"].get("eventfd-semaphore") == "1"), (
+            f"fd {fd}: EFD_SEMAPHORE")
+        flags &= ~1
+    assert flags == proc["flags"] & ~O_CLOEXEC, (
+        f"fd {fd}: flags {e['flags']:#o} vs {proc['flags']:#o}")
+    for key, info, base in fields:
+        want = int(proc["info"][info], base)
+        got = int(e[key], 0) if isinstance(e[key], str) else e[key]
+        assert got == want, f"fd {fd}: {key} {e[key]} vs {info} {want}"
 
 
 def check_fifo_fd(fd, f, proc, files):

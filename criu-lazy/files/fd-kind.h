@@ -104,5 +104,8 @@ extern const struct fd_kind_ops fd_kind_tty_criu;
 extern const struct fd_kind_ops fd_kind_reg;
 extern const struct fd_kind_ops fd_kind_pipe;
 extern const struct fd_kind_ops fd_kind_fifo;
+extern const struct fd_kind_ops fd_kind_eventfd;
+extern const struct fd_kind_ops fd_kind_signalfd;
+extern const struct fd_kind_ops fd_kind_timerfd;
 
 #endif

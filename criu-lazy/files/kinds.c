@@ -14,6 +14,9 @@ const struct fd_kind_ops *const fd_kinds[] = {
 	&fd_kind_reg,
 	&fd_kind_pipe,
 	&fd_kind_fifo,
+	&fd_kind_eventfd,
+	&fd_kind_signalfd,
+	&fd_kind_timerfd,
 };
 
 const unsigned int fd_kinds_nr = sizeof(fd_kinds) / sizeof(fd_kinds[0]);

@@ -81,6 +81,9 @@ ZDTM_TESTS = [
     ZdtmTest("files"),
     ZdtmTest("pipe"),
     ZdtmTest("fifo"),
+    ZdtmTest("eventfd"),
+    ZdtmTest("signalfd"),
+    ZdtmTest("timerfd"),
     ZdtmTest("cwd_umask_rlimit"),
     ZdtmTest("argv_environ", ("--extra", "two  spaces, 'quotes' and \u00fcn\u00efc\u00f6de"),
              env=(("ZDTM_ENV_MARK", "mark=\u2713 with spaces"),)),
@@ -113,10 +116,7 @@ REFUSED_KINDS = {
     "unix": r"socket|unix",
     "tcp": r"socket|tcp|inet",
     "udp": r"socket|udp|inet",
-    "eventfd": r"eventfd",
     "epoll": r"epoll|eventpoll",
-    "timerfd": r"timerfd",
-    "signalfd": r"signalfd",
     "inotify": r"inotify",
 }
 REFUSED_FDS = (42, 43)
