@@ -220,6 +220,41 @@ def write_more_into_fifo_a(task):
         os.close(fd)
 
 
+def steal_fd(pid, fd):
+    """A copy of the task's descriptor fd here (pidfd_getfd)."""
+    pidfd = os.pidfd_open(pid)
+    try:
+        got = libc.syscall(438, pidfd, fd, 0)	# pidfd_getfd
+        if got < 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"pidfd_getfd({pid}, {fd}): {os.strerror(err)}")
+        return got
+    finally:
+        os.close(pidfd)
+
+
+def add_to_eventfd_20(task):
+    fd = steal_fd(task.pid, 20)
+    try:
+        os.write(fd, (1).to_bytes(8, "little"))
+    finally:
+        os.close(fd)
+
+
+def send_sigusr2(task):
+    os.kill(task.pid, signal.SIGUSR2)
+
+
+def arm_timerfd_23(task):
+    fd = steal_fd(task.pid, 23)
+    try:
+        # struct itimerspec: interval 0, value 1000 s
+        spec = (ctypes.c_long * 4)(0, 0, 1000, 0)
+        assert libc.syscall(286, fd, 0, spec, None) == 0, "timerfd_settime"
+    finally:
+        os.close(fd)
+
+
 def poke_lazy_region_page5(task):
     poke(task.pid, addr(task, r"region (0x[0-9a-f]+)") + 5 * 4096 + 9, b"\x00\x5a")
 
@@ -262,6 +297,9 @@ CASES = [
      r"fd 42: read 6 bytes"),
     (ZdtmTest("pipe"), write_more_into_pipe_b, r"fd 30: 5001 bytes in the pipe"),
     (ZdtmTest("fifo"), write_more_into_fifo_a, r"fd 20: 3001 bytes in the FIFO"),
+    (ZdtmTest("eventfd"), add_to_eventfd_20, r"counters 43 3 0"),
+    (ZdtmTest("signalfd"), send_sigusr2, r"fd 21: a signal was there"),
+    (ZdtmTest("timerfd"), arm_timerfd_23, r"fd 23: armed after the restore"),
     (ZdtmTest("lazy_fork"), poke_lazy_region_page5, r"parent: first read: page 5 "),
     (ZdtmTest("lazy_mremap"), poke_lazy_region_page5, r"moved region"),
     (ZdtmTest("lazy_madvise"), poke_lazy_region_page5, r"part before"),
