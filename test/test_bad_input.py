@@ -22,7 +22,7 @@ import time
 import pytest
 
 from lib import images, procs as P
-from lib.tool import assert_error_line, assert_ok
+from lib.tool import Tool, assert_error_line, assert_ok
 from lib.zdtm import REFUSED_FDS, REFUSED_KINDS, ZdtmTest
 
 DUMP_TIMEOUT = 60
@@ -423,3 +423,40 @@ def test_eventfd_counter_out_of_range(tool, zdtm, workdir):
         pytest.fail("files.img of the eventfd program has no eventfd entry")
     restore_must_fail(tool, workdir, bad, task.pid, r"files\.img", r"eventfd", r"counter")
     restore_must_pass(tool, workdir, task, good)
+
+
+# ------------------------------------------------------------ task attributes
+
+def test_membarrier_unknown_registration(dumped, tool, workdir):
+    """task_core_entry.membarrier_registration_mask with a command we do not
+    know how to register again: refused, naming the core image."""
+    task, good = dumped
+    bad = damaged_copy(good, workdir)
+    core = image_path(bad, "core", task.pid)
+    img = images.load(core)
+    f = images.decode(img.payload(0))
+    tc = images.decode(images.get(f, 3)[0])
+    tc = [x for x in tc if x[0] != 22] + [(22, images.VARINT, 1 << 20)]
+    f = images.set_field(f, 3, images.encode(tc))
+    core.write_bytes(images.replace_record(img, 0, images.encode(f)))
+    restore_must_fail(tool, workdir, bad, task.pid, core.name.replace(".", r"\."),
+                      r"membarrier")
+    restore_must_pass(tool, workdir, task, good)
+
+
+def test_loginuid_cannot_be_restored(tool, zdtm, workdir):
+    """A task with loginuid 3 restored by a process whose own loginuid is
+    set (5) and that lacks CAP_AUDIT_CONTROL: the kernel refuses to change
+    it, so the restore must fail naming the loginuid, never go on with 5."""
+    if not os.path.exists("/proc/self/loginuid"):
+        pytest.skip("this kernel has no audit loginuid")
+    task = zdtm(ZdtmTest("loginuid"))
+    imgdir = workdir / "images"
+    imgdir.mkdir()
+    assert_ok(tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT), "dump")
+    task.expect_gone()
+    limited = Tool(tool.binary, prefix=(
+        "sh", "-c", 'echo 5 > /proc/self/loginuid && '
+        'exec setpriv --bounding-set -audit_control -- "$0" "$@"'))
+    restore_must_fail(limited, workdir, imgdir, task.pid, r"loginuid", r"\b3\b")
+    restore_must_pass(tool, workdir, task, imgdir)

@@ -153,9 +153,6 @@ static int check_core(pid_t pid, const CoreEntry *core)
 		pr_err("core-%d.img: the task runs under seccomp: not supported yet", pid);
 		return -EOPNOTSUPP;
 	}
-	if (tc->has_membarrier_registration_mask && tc->membarrier_registration_mask)
-		pr_warn("core-%d.img: membarrier registrations 0x%x are not restored", pid,
-			tc->membarrier_registration_mask);
 	ret = attrs_check(pid, core, ATTR_PROCESS | ATTR_THREAD);
 	if (ret)
 		return ret;

@@ -151,6 +151,8 @@ def snapshot(pid, ignore_fd_pos=False):
     snap["limits"] = _read(f"/proc/{pid}/limits")
     snap["personality"] = _read(f"/proc/{pid}/personality")
     snap["oom_score_adj"] = _read(f"/proc/{pid}/oom_score_adj")
+    if os.path.exists(f"/proc/{pid}/loginuid"):
+        snap["loginuid"] = _read(f"/proc/{pid}/loginuid")
     snap["comm"] = _read(f"/proc/{pid}/comm")
     snap["auxv"] = _fitted_auxv(pid)
     snap["cmdline"] = _read(f"/proc/{pid}/cmdline", binary=True)
