@@ -255,6 +255,23 @@ def arm_timerfd_23(task):
         os.close(fd)
 
 
+def raise_oom_score_adj(task):
+    with open(f"/proc/{task.pid}/oom_score_adj", "w") as f:
+        f.write("600")
+
+
+def poke_expected_loginuid(task):
+    poke(task.pid, addr(task, r"expected loginuid at (0x[0-9a-f]+)"), (4).to_bytes(4, "little"))
+
+
+def poke_expected_subreaper(task):
+    poke(task.pid, addr(task, r"expected flag at (0x[0-9a-f]+)"), (0).to_bytes(4, "little"))
+
+
+def poke_recorded_membarrier(task):
+    poke(task.pid, addr(task, r"recorded at (0x[0-9a-f]+)"), (0).to_bytes(8, "little"))
+
+
 def poke_lazy_region_page5(task):
     poke(task.pid, addr(task, r"region (0x[0-9a-f]+)") + 5 * 4096 + 9, b"\x00\x5a")
 
@@ -300,6 +317,10 @@ CASES = [
     (ZdtmTest("eventfd"), add_to_eventfd_20, r"counters 43 3 0"),
     (ZdtmTest("signalfd"), send_sigusr2, r"fd 21: a signal was there"),
     (ZdtmTest("timerfd"), arm_timerfd_23, r"fd 23: armed after the restore"),
+    (ZdtmTest("oom_score_adj"), raise_oom_score_adj, r"oom_score_adj is 600"),
+    (ZdtmTest("loginuid"), poke_expected_loginuid, r"loginuid is 3 after the restore, expected 4"),
+    (ZdtmTest("child_subreaper"), poke_expected_subreaper, r"child subreaper is 1"),
+    (ZdtmTest("membarrier"), poke_recorded_membarrier, r"membarrier registrations are"),
     (ZdtmTest("lazy_fork"), poke_lazy_region_page5, r"parent: first read: page 5 "),
     (ZdtmTest("lazy_mremap"), poke_lazy_region_page5, r"moved region"),
     (ZdtmTest("lazy_madvise"), poke_lazy_region_page5, r"part before"),

@@ -12,7 +12,8 @@
 
 #include "lib/zdtmtst.h"
 
-#define WANT 3u
+/* what the check expects, recorded where the self-check can change it */
+static volatile unsigned int want = 3;
 
 static long read_loginuid(void)
 {
@@ -41,8 +42,9 @@ int main(int argc, char **argv)
 		if (fd < 0 || write(fd, "3", 1) != 1)
 			fail("write /proc/self/loginuid: %m");
 		close(fd);
-		if (read_loginuid() != WANT)
-			fail("loginuid is %ld right after setting %u", read_loginuid(), WANT);
+		if (read_loginuid() != want)
+			fail("loginuid is %ld right after setting %u", read_loginuid(), want);
+		test_msg("expected loginuid at %p", (void *)&want);
 	} else {
 		test_msg("no audit loginuid on this kernel");
 	}
@@ -55,7 +57,7 @@ int main(int argc, char **argv)
 			fail("a loginuid appeared after the restore");
 		pass();
 	}
-	if (read_loginuid() != WANT)
-		fail("loginuid is %ld after the restore, expected %u", read_loginuid(), WANT);
+	if (read_loginuid() != want)
+		fail("loginuid is %ld after the restore, expected %u", read_loginuid(), want);
 	pass();
 }

@@ -29,7 +29,8 @@ int main(int argc, char **argv)
 		MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ,
 		MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED,
 	};
-	long supported, before, after;
+	static volatile long before;
+	long supported, after;
 
 	test_init(argc, argv, NULL);
 	supported = membarrier(MEMBARRIER_CMD_QUERY);
@@ -45,7 +46,7 @@ int main(int argc, char **argv)
 	before = membarrier(MEMBARRIER_CMD_GET_REGISTRATIONS);
 	if (before <= 0)
 		fail("MEMBARRIER_CMD_GET_REGISTRATIONS gave %ld: %m", before);
-	test_msg("registrations %#lx", before);
+	test_msg("registrations %#lx recorded at %p", before, (void *)&before);
 
 	test_daemon();
 	test_waitsig();
