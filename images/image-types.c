@@ -20,6 +20,7 @@
 #include "pipe-data.pb-c.h"
 #include "pstree.pb-c.h"
 #include "seccomp.pb-c.h"
+#include "sk-packet.pb-c.h"
 #include "stats.pb-c.h"
 #include "timens.pb-c.h"
 #include "tty.pb-c.h"
@@ -62,6 +63,8 @@ static const struct img_type_info img_types[IMG_NR_TYPES] = {
 				"TTY_DATA",   &tty_data_entry__descriptor },
 	[IMG_FIFO_DATA]	    = { "fifo-data.img",	 IMG_COMMON_MAGIC,  FIFO_DATA_MAGIC,
 				"FIFO_DATA",  &pipe_data_entry__descriptor },
+	[IMG_SK_QUEUES]	    = { "sk-queues.img",	 IMG_COMMON_MAGIC,  SK_QUEUES_MAGIC,
+				"SK_QUEUES",  &sk_packet_entry__descriptor },
 };
 
 const struct img_type_info *img_type_info(enum img_type type)

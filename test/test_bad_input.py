@@ -15,6 +15,7 @@ the same /proc state, not stopped, not traced -- and passes its own checks.
 import os
 import shutil
 import signal
+import socket
 import struct
 import subprocess
 import time
@@ -319,6 +320,34 @@ def test_dump_refuses_fd(kind, tool, zdtm, workdir):
     assert_error_line(res, "dump", rf"\b({fds})\b", REFUSED_KINDS[kind])
     task.expect_unharmed(before)
     task.check_pass()
+
+
+def test_dump_refuses_external_unix_peer(tool, zdtm, workdir):
+    """A unix socket connected to a listener of ours (outside the tree):
+    refused, naming the fd, and the connection still works afterwards."""
+    name = f"criu-lazy-test-ext-{os.getpid()}-{time.monotonic_ns()}"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        listener.bind("\0" + name)
+        listener.listen(1)
+        task = zdtm(ZdtmTest("unsupported_fd", ("--kind", "unix-ext", "--peer", name),
+                             label="unix-ext"))
+        listener.settimeout(DUMP_TIMEOUT)
+        conn, _ = listener.accept()
+        with conn:
+            before = task.snapshot()
+            imgdir = workdir / "images"
+            imgdir.mkdir()
+            res = tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT)
+            assert_error_line(res, "dump", r"\bfd 42\b", r"unix stream socket",
+                              r"peer outside the dumped tree")
+            task.expect_unharmed(before)
+            conn.settimeout(DUMP_TIMEOUT)
+            assert conn.recv(4) == b"ping"
+            conn.sendall(b"pong")
+            task.check_pass()
+    finally:
+        listener.close()
 
 
 def test_dump_refuses_threads(tool, zdtm, workdir):

@@ -37,6 +37,7 @@ PROGRAMS = [
     ZdtmTest("heap_brk"), ZdtmTest("cwd_umask_rlimit"), ZdtmTest("mmap_anon_shared"),
     ZdtmTest("mmap_file_private"), ZdtmTest("pipe"), ZdtmTest("fifo"),
     ZdtmTest("eventfd"), ZdtmTest("signalfd"), ZdtmTest("timerfd"),
+    ZdtmTest("unix_socketpair"),
 ]
 
 PROT = {"r": 1, "w": 2, "x": 4}
@@ -196,6 +197,8 @@ def test_images_match_proc(spec, tool, zdtm, workdir):
         check_pipes_data(decoded, facts, "pipes-data.img", fifos=False)
     if spec.name == "fifo":
         check_pipes_data(decoded, facts, "fifo-data.img", fifos=True)
+    if spec.name == "unix_socketpair":
+        check_unix_queues(decoded, facts, files)
 
     task.check_pass()
 
@@ -387,6 +390,9 @@ def check_fds(decoded, facts, files, ids):
         if proc["target"] in ANON_KINDS:
             check_anon_fd(fd, f, proc)
             continue
+        if proc["target"].startswith("socket:"):
+            check_unix_fd(fd, f, proc, files)
+            continue
         assert e["type"] == "REG", f"fd {fd}: type {e['type']}"
         reg = f["reg"]
         assert reg["name"] == proc["target"], f"fd {fd}: {reg['name']} vs {proc['target']}"
@@ -439,6 +445,49 @@ def check_fifo_fd(fd, f, proc, files):
     assert reg["name"] == proc["target"], f"fd {fd}: {reg['name']} vs {proc['target']}"
     assert reg["flags"] == proc["flags"] & ~O_CLOEXEC, (
         f"fd {fd}: open flags {reg['flags']:#o} vs {proc['flags']:#o}")
+
+
+SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET = 1, 2, 5
+TCP_ESTABLISHED, TCP_CLOSE = 1, 7
+
+
+def check_unix_fd(fd, f, proc, files):
+    assert f["type"] == "UNIXSK", f"fd {fd} ({proc['target']}): file type {f['type']}"
+    usk = f["usk"]
+    assert usk["id"] == f["id"]
+    assert f"socket:[{usk['ino']}]" == proc["target"], f"fd {fd}: inode {usk['ino']}"
+    assert usk["flags"] == proc["flags"] & ~O_CLOEXEC, (
+        f"fd {fd}: open flags {usk['flags']:#o} vs {proc['flags']:#o}")
+    assert usk["type"] in (SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET), f"fd {fd}: {usk}"
+    if usk["peer"]:
+        peers = [x["usk"] for x in files.values()
+                 if x["type"] == "UNIXSK" and x["usk"]["ino"] == usk["peer"]]
+        assert len(peers) == 1 and peers[0]["peer"] == usk["ino"], f"fd {fd}: peer of {usk}"
+        assert usk["state"] == TCP_ESTABLISHED, f"fd {fd}: {usk}"
+
+
+def check_unix_queues(decoded, facts, files):
+    """unix_socketpair's queues: the packets of each socket, in order, with
+    their sizes (datagrams and records one by one) and their bytes."""
+    by_fd = {fd: files[e["id"]]["usk"]
+             for e in entries(decoded, f"fdinfo-{only(decoded, 'ids-%d.img' % facts['pid'])['files_id']}.img")
+             for fd in [e["fd"]] if e["type"] == "UNIXSK"}
+    queues = {}
+    for e in entries(decoded, "sk-queues.img"):
+        assert files[e["id_for"]]["type"] == "UNIXSK", f"sk-queues.img: {e}"
+        raw = base64.b64decode(e.get("extra", ""))
+        assert len(raw) == e["length"], f"sk-queues.img: {len(raw)} bytes follow {e}"
+        queues.setdefault(e["id_for"], []).append(e["length"])
+    q = {fd: queues.get(usk["id"], []) for fd, usk in by_fd.items()}
+    assert q[31] == [1, 100, 2000, 7, 65000], f"fd 31 (datagrams): {q[31]}"
+    assert q[30] == [300, 5], f"fd 30 (datagrams): {q[30]}"
+    assert q[41] == [10, 4096, 3] and q[40] == [10, 4096, 3], f"seqpacket: {q[40]} {q[41]}"
+    assert sum(q[21]) == 3000 and sum(q[20]) == 100 << 10, f"stream: {q[20]} {q[21]}"
+    assert sum(q[50]) == 500 and by_fd[50]["peer"] == 0 and by_fd[50]["shutdown"] == "BOTH"
+    assert by_fd[40]["shutdown"] == "WRITE" and by_fd[41]["shutdown"] == "READ"
+    assert by_fd[61]["state"] == TCP_CLOSE and not q[61]
+    assert by_fd[20]["opts"]["so_priority"] == 5 and by_fd[20]["opts"]["so_mark"] == 42
+    assert by_fd[21]["opts"]["so_passcred"] is True
 
 
 def check_pipes_data(decoded, facts, name, fifos):

@@ -272,6 +272,15 @@ def poke_recorded_membarrier(task):
     poke(task.pid, addr(task, r"recorded at (0x[0-9a-f]+)"), (0).to_bytes(8, "little"))
 
 
+def send_one_more_datagram(task):
+    """A datagram more into fd 31's queue, sent through fd 30 (its peer)."""
+    fd = steal_fd(task.pid, 30)
+    try:
+        os.write(fd, b"!")
+    finally:
+        os.close(fd)
+
+
 def poke_lazy_region_page5(task):
     poke(task.pid, addr(task, r"region (0x[0-9a-f]+)") + 5 * 4096 + 9, b"\x00\x5a")
 
@@ -321,6 +330,7 @@ CASES = [
     (ZdtmTest("loginuid"), poke_expected_loginuid, r"loginuid is 3 after the restore, expected 4"),
     (ZdtmTest("child_subreaper"), poke_expected_subreaper, r"child subreaper is 1"),
     (ZdtmTest("membarrier"), poke_recorded_membarrier, r"membarrier registrations are"),
+    (ZdtmTest("unix_socketpair"), send_one_more_datagram, r"fd 31: expected an empty queue"),
     (ZdtmTest("lazy_fork"), poke_lazy_region_page5, r"parent: first read: page 5 "),
     (ZdtmTest("lazy_mremap"), poke_lazy_region_page5, r"moved region"),
     (ZdtmTest("lazy_madvise"), poke_lazy_region_page5, r"part before"),

@@ -107,5 +107,6 @@ extern const struct fd_kind_ops fd_kind_fifo;
 extern const struct fd_kind_ops fd_kind_eventfd;
 extern const struct fd_kind_ops fd_kind_signalfd;
 extern const struct fd_kind_ops fd_kind_timerfd;
+extern const struct fd_kind_ops fd_kind_unix;
 
 #endif

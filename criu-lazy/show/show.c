@@ -25,8 +25,9 @@
 
 #include "pagemap.pb-c.h"
 #include "pipe-data.pb-c.h"
+#include "sk-packet.pb-c.h"
 
-/* pipes-data.img: skip the raw pipe contents that follow a record. */
+/* pipes-data.img, sk-queues.img: skip the raw data that follows a record. */
 static int show_skip_raw(struct cr_img *img, uint32_t bytes)
 {
 	off_t start = img_offset(img), end;
@@ -70,6 +71,8 @@ static int show_entries(struct json_writer *j, struct cr_img *img, enum img_type
 		ret = 0;
 		if (type == IMG_PIPES_DATA || type == IMG_FIFO_DATA)
 			ret = show_skip_raw(img, ((PipeDataEntry *)msg)->bytes);
+		else if (type == IMG_SK_QUEUES)
+			ret = show_skip_raw(img, ((SkPacketEntry *)msg)->length);
 		protobuf_c_message_free_unpacked(msg, NULL);
 		if (ret)
 			return ret;

@@ -84,6 +84,7 @@ ZDTM_TESTS = [
     ZdtmTest("eventfd"),
     ZdtmTest("signalfd"),
     ZdtmTest("timerfd"),
+    ZdtmTest("unix_socketpair"),
     ZdtmTest("cwd_umask_rlimit"),
     ZdtmTest("oom_score_adj"),
     ZdtmTest("loginuid"),

@@ -1,6 +1,6 @@
 /*
  * A task holding a file descriptor of a --kind the tool cannot restore yet
- * (unix, tcp, udp, eventfd, pipe, epoll, timerfd, signalfd, inotify), at
+ * (unix, unix-ext, tcp, udp, eventfd, pipe, epoll, timerfd, signalfd, inotify), at
  * fd 42 (and 43 for a second end or a helper).  A dump must refuse it and
  * leave it running unharmed; this program then checks, after SIGTERM, that
  * the object still works and still holds what it held (queued data, a
@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -18,6 +19,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "lib/zdtmtst.h"
@@ -58,10 +60,12 @@ static struct sockaddr_in bound_addr(int fd)
 
 int main(int argc, char **argv)
 {
-	const char *kind = NULL;
+	const char *kind = NULL, *peer = NULL;
 	const struct test_opt opts[] = {
 		{ "kind", TEST_OPT_STR, &kind, 1,
-		  "unix | tcp | udp | eventfd | pipe | epoll | timerfd | signalfd | inotify" },
+		  "unix | unix-ext | tcp | udp | eventfd | pipe | epoll | timerfd | signalfd | inotify" },
+		{ "peer", TEST_OPT_STR, &peer, 0,
+		  "unix-ext: the abstract name (without its \\0) of a listener outside" },
 		{ NULL, 0, NULL, 0, NULL },
 	};
 	struct sockaddr_in addr = { .sin_family = AF_INET };
@@ -72,10 +76,32 @@ int main(int argc, char **argv)
 	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 
 	if (!strcmp(kind, "unix")) {
-		if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv))
-			fail("socketpair: %m");
-		place(sv[0], FD_A);
-		place(sv[1], FD_B);
+		/* a listener (abstract name) with one connection not yet accepted */
+		struct sockaddr_un un = { .sun_family = AF_UNIX };
+		socklen_t len = offsetof(struct sockaddr_un, sun_path) + 1 +
+				snprintf(un.sun_path + 1, sizeof(un.sun_path) - 1,
+					 "zdtm-unsupported-%d", getpid());
+
+		place(socket(AF_UNIX, SOCK_STREAM, 0), FD_A);
+		if (bind(FD_A, (struct sockaddr *)&un, len) || listen(FD_A, 4))
+			fail("bind/listen: %m");
+		place(socket(AF_UNIX, SOCK_STREAM, 0), FD_B);
+		if (connect(FD_B, (struct sockaddr *)&un, len))
+			fail("connect: %m");
+		if (write(FD_B, "ping", 4) != 4)
+			fail("write: %m");
+	} else if (!strcmp(kind, "unix-ext")) {
+		/* connected to a peer outside the tree: the test's listener */
+		struct sockaddr_un un = { .sun_family = AF_UNIX };
+		socklen_t len;
+
+		if (!peer)
+			fail("--kind unix-ext needs --peer");
+		len = offsetof(struct sockaddr_un, sun_path) + 1 +
+		      snprintf(un.sun_path + 1, sizeof(un.sun_path) - 1, "%s", peer);
+		place(socket(AF_UNIX, SOCK_STREAM, 0), FD_A);
+		if (connect(FD_A, (struct sockaddr *)&un, len))
+			fail("connect to @%s: %m", peer);
 		if (write(FD_A, "ping", 4) != 4)
 			fail("write: %m");
 	} else if (!strcmp(kind, "tcp")) {
@@ -134,10 +160,17 @@ int main(int argc, char **argv)
 	test_waitsig();
 
 	if (!strcmp(kind, "unix")) {
-		expect_read(FD_B, "ping");
-		if (write(FD_B, "pong", 4) != 4)
+		int a = accept(FD_A, NULL, NULL);
+
+		if (a < 0)
+			fail("accept: %m");
+		expect_read(a, "ping");
+		if (write(a, "pong", 4) != 4)
 			fail("write: %m");
-		expect_read(FD_A, "pong");
+		expect_read(FD_B, "pong");
+		close(a);
+	} else if (!strcmp(kind, "unix-ext")) {
+		expect_read(FD_A, "pong");	/* the test answers after the dump */
 	} else if (!strcmp(kind, "tcp")) {
 		struct sockaddr_in now = bound_addr(FD_A);
 		int c = socket(AF_INET, SOCK_STREAM, 0), a;

@@ -1,0 +1,51 @@
+/*
+ * The receive queue of a socket, both sides (sk-queues.img): read at dump
+ * without being consumed (MSG_PEEK from a peek offset of our own, the
+ * task's offset put back afterwards), one sk_packet_entry per datagram or
+ * record, boundaries kept; sent again at restore from the socket's peer.
+ */
+#ifndef CRIU_LAZY_FILES_SK_QUEUE_H
+#define CRIU_LAZY_FILES_SK_QUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct dump_ctx;
+struct fd_probe;
+struct rst_child;
+struct rst_images;
+
+struct sk_packet {
+	uint32_t len;
+	uint8_t *data;
+};
+
+struct sk_queue {
+	uint32_t id_for;		/* files.img id of the socket it belongs to */
+	struct sk_packet *v;
+	size_t nr;
+};
+
+/* Dump: the queue of our copy @sk of @p's socket (of @type; @rcv_shut:
+ * reading it is shut down). */
+int sk_queue_dump(const struct fd_probe *p, int sk, int type, bool rcv_shut, uint32_t id,
+		  struct sk_queue *q);
+void sk_queue_free(struct sk_queue *q);
+/* Appends @q's packets to sk-queues.img, opened on first use. */
+struct cr_img;
+int sk_queue_write(struct dump_ctx *ctx, struct cr_img **img, const struct sk_queue *q);
+
+/* Restore: every queue of the images, by id_for. */
+struct sk_queue_set {
+	struct sk_queue *v;
+	size_t nr;
+};
+
+int sk_queue_load(struct rst_images *ri, struct sk_queue_set **out);
+const struct sk_queue *sk_queue_find(const struct sk_queue_set *s, uint32_t id_for);
+/* Send @q's packets through @sk (connected to the socket they belong to). */
+int sk_queue_fill(struct rst_child *c, int sk, const struct sk_queue *q);
+void sk_queue_set_free(void *set);
+
+#endif
