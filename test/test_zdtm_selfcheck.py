@@ -285,6 +285,10 @@ def poke_lazy_region_page5(task):
     poke(task.pid, addr(task, r"region (0x[0-9a-f]+)") + 5 * 4096 + 9, b"\x00\x5a")
 
 
+def poke_sparse_page1(task):
+    poke(task.pid, addr(task, r"span (0x[0-9a-f]+)") + 4096 + 33, b"\x00\x5a")
+
+
 def claim_lazy_without_restore(task):
     """The premise check: told the pages were left lazy when no restore
     ever happened, the program must refuse to pass."""
@@ -337,6 +341,8 @@ CASES = [
     (ZdtmTest("lazy_munmap"), poke_lazy_region_page5, r"part before the hole"),
     (ZdtmTest("lazy_sighandler"), poke_lazy_region_page5, r"wrong data"),
     (ZdtmTest("lazy_split"), poke_lazy_region_page5, r"beside the splits: page 5:"),
+    (ZdtmTest("lazy_split_thread"), poke_lazy_region_page5, r"reader: page 5 "),
+    (ZdtmTest("lazy_sparse_fork"), poke_sparse_page1, r"lazy page 1 \(offset 0x1000\)"),
 ] + [(ZdtmTest(name), claim_lazy_without_restore, r"premise: .*not registered")
      for name in LAZY_PROGRAMS]
 

@@ -49,6 +49,8 @@ class ZdtmTest:
     # it forks while pages are lazy: with background delivery off the
     # daemon must have counted inherited pages
     lazy_inherits: bool = False
+    # why a second checkpoint of it cannot work yet ("" if it can)
+    once_only: str = ""
 
     @property
     def id(self):
@@ -113,6 +115,13 @@ ZDTM_TESTS = [
     ZdtmTest("lazy_split", ("--size", "256K"), label="64p-background"),
     ZdtmTest("lazy_split", ("--size", "256M"), label="256M", defer_background=True),
     ZdtmTest("lazy_split", ("--size", "256M"), label="256M-background"),
+    ZdtmTest("lazy_split_thread", defer_background=True),
+    ZdtmTest("lazy_split_thread", label="background"),
+    ZdtmTest("lazy_sparse_fork", defer_background=True, lazy_inherits=True,
+             once_only="the second dump would come while the 16 TiB VMA is still "
+                       "registered with userfaultfd, and the dump reads every page of "
+                       "such a VMA through the daemon (criu-lazy/dump/pages.c)"),
+    ZdtmTest("lazy_sparse_fork", label="background"),
 ]
 
 # Things a dump must refuse, leaving the task running and unharmed; each
