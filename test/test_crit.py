@@ -10,7 +10,9 @@ running unharmed: it passes its checks afterwards).  Then:
   comm, blocked mask, sigactions, rlimits, credentials; pgid/sid; and the
   registers point into the right mappings;
 - the pagemap covers only dumpable memory, flags lazy only private
-  anonymous memory, and the pages file holds exactly its present pages;
+  anonymous memory, and the pages file holds exactly its present pages,
+  each byte for byte what /proc/PID/mem shows at its address (the task
+  runs on after -R, and waits quietly);
 - for the timer and pending-signal programs, the timers and queued signals.
 """
 import base64
@@ -187,6 +189,7 @@ def test_images_match_proc(spec, tool, zdtm, workdir):
     check_core(decoded, facts)
     check_mm(decoded, facts, files)
     check_pagemap(imgdir, decoded, facts)
+    check_page_contents(imgdir, pid, spec)
     check_fs(decoded, facts, files)
     check_fds(decoded, facts, files, ids)
     if spec.name == "itimer":
@@ -362,6 +365,65 @@ def check_pagemap(imgdir, decoded, facts):
         covered = sum(min(a + n * 4096, v["end"]) - max(a, v["start"])
                       for a, n, _ in ents if a < v["end"] and a + n * 4096 > v["start"])
         assert covered == v["end"] - v["start"], "the vDSO pages must always be dumped"
+
+
+def differing_pages(ents, dumped, mem):
+    """Addresses of the present pages whose dumped bytes (`dumped`, the
+    pages file) differ from what `mem` (a file object on /proc/PID/mem)
+    holds at their address now."""
+    off, bad = 0, []
+    for vaddr, n, fl in ents:
+        if not fl & images.PE_PRESENT:
+            continue
+        for k in range(n):
+            addr = vaddr + k * 4096
+            mem.seek(addr)
+            if mem.read(4096) != dumped[off:off + 4096]:
+                bad.append(addr)
+            off += 4096
+    return bad
+
+
+def check_page_contents(imgdir, pid, spec):
+    """The pages file holds what the task's memory holds, page for page:
+    after `dump -R` the task runs on, and a quiet one (waiting for SIGTERM)
+    still has every dumped page as it was.  Programs whose memory moves on
+    by itself (a timer's handler) are held to everything but those pages."""
+    pages_id, ents = images.pagemap_entries(imgdir / f"pagemap-{pid}.img")
+    dumped = (imgdir / f"pages-{pages_id}.img").read_bytes()
+    with open(f"/proc/{pid}/mem", "rb", buffering=0) as mem:
+        bad = differing_pages(ents, dumped, mem)
+        allowed = moving_pages(pid) if spec.name in MOVING_MEMORY else set()
+        wrong = [a for a in bad if a not in allowed]
+        assert not wrong, (f"{len(wrong)} dumped pages differ from the live task's memory, "
+                           f"first at {wrong[0]:#x}: "
+                           + ", ".join(f"{a:#x}" for a in wrong[:8]))
+        # the comparison sees a change: one byte flipped in the dumped copy
+        first = next(((v, n) for v, n, fl in ents if fl & images.PE_PRESENT), None)
+        assert first, "the pagemap has no present page"
+        flipped = bytearray(dumped)
+        flipped[100] ^= 0xff
+        assert differing_pages(ents, bytes(flipped), mem)[:1] == [first[0]], (
+            "the page comparison missed a flipped byte")
+
+
+# programs whose memory changes while they wait: the pages their handler
+# writes (its stack frame, the counter) may differ from the dumped ones
+MOVING_MEMORY = ("itimer",)
+
+
+def moving_pages(pid):
+    """Pages of the stack and of the writable data of the program itself."""
+    pages = set()
+    exe = os.readlink(f"/proc/{pid}/exe")
+    with open(f"/proc/{pid}/maps") as fh:
+        for line in fh:
+            parts = line.split(None, 5)
+            path = parts[5].strip() if len(parts) > 5 else ""
+            if path == "[stack]" or (path == exe and "w" in parts[1]):
+                start, end = (int(x, 16) for x in parts[0].split("-"))
+                pages.update(range(start, end, 4096))
+    return pages
 
 
 def check_fs(decoded, facts, files):
