@@ -454,6 +454,17 @@ def test_eventfd_counter_out_of_range(tool, zdtm, workdir):
     restore_must_pass(tool, workdir, task, good)
 
 
+def test_dump_refuses_epoll_watch_of_closed_fd(tool, zdtm, workdir):
+    task = zdtm(ZdtmTest("epoll", ("--stale",), label="stale"))
+    before = task.snapshot()
+    imgdir = workdir / "images"
+    imgdir.mkdir()
+    res = tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT)
+    assert_error_line(res, "dump", r"\b30\b", r"epoll", r"\b40\b", r"closed")
+    task.expect_unharmed(before)
+    task.check_pass()
+
+
 # ------------------------------------------------------------ task attributes
 
 def test_membarrier_unknown_registration(dumped, tool, workdir):

@@ -38,7 +38,7 @@ PROGRAMS = [
     ZdtmTest("maps"), ZdtmTest("files"), ZdtmTest("sigpending"), ZdtmTest("itimer"),
     ZdtmTest("heap_brk"), ZdtmTest("cwd_umask_rlimit"), ZdtmTest("mmap_anon_shared"),
     ZdtmTest("mmap_file_private"), ZdtmTest("pipe"), ZdtmTest("fifo"),
-    ZdtmTest("eventfd"), ZdtmTest("signalfd"), ZdtmTest("timerfd"),
+    ZdtmTest("eventfd"), ZdtmTest("signalfd"), ZdtmTest("timerfd"), ZdtmTest("epoll"),
     ZdtmTest("unix_socketpair"),
 ]
 
@@ -90,12 +90,13 @@ def proc_facts(pid):
     for name in os.listdir(f"/proc/{pid}/fd"):
         info = {}
         with open(f"/proc/{pid}/fdinfo/{name}") as fh:
-            for line in fh:
-                k, _, v = line.partition(":")
-                info[k] = v.strip()
+            raw = fh.read()
+        for line in raw.splitlines():
+            k, _, v = line.partition(":")
+            info[k] = v.strip()
         f["fds"][int(name)] = {"target": os.readlink(f"/proc/{pid}/fd/{name}"),
                                "pos": int(info["pos"]), "flags": int(info["flags"], 8),
-                               "info": info}
+                               "info": info, "raw": raw}
         st = os.stat(f"/proc/{pid}/fd/{name}")
         if stat.S_ISFIFO(st.st_mode):
             f["fds"][int(name)].update(pipe_facts(f"/proc/{pid}/fd/{name}"))
@@ -478,6 +479,7 @@ ANON_KINDS = {
     "anon_inode:[signalfd]": ("SIGNALFD", "sgfd", [("sigmask", "sigmask", 16)]),
     "anon_inode:[timerfd]": ("TIMERFD", "tfd", [("clockid", "clockid", 10),
                                                 ("settime_flags", "settime flags", 8)]),
+    "anon_inode:[eventpoll]": ("EVENTPOLL", "epfd", []),
 }
 
 
@@ -497,6 +499,13 @@ def check_anon_fd(fd, f, proc):
         want = int(proc["info"][info], base)
         got = int(e[key], 0) if isinstance(e[key], str) else e[key]
         assert got == want, f"fd {fd}: {key} {e[key]} vs {info} {want}"
+    if ftype == "EVENTPOLL":
+        want = sorted((int(w[1]), int(w[3], 16), int(w[5], 16))
+                      for w in (line.split() for line in proc["raw"].splitlines())
+                      if w and w[0] == "tfd:")
+        got = sorted((t["tfd"], t["events"], int(t["data"], 0) if isinstance(t["data"], str)
+                      else t["data"]) for t in e.get("tfd", []))
+        assert got == want, f"fd {fd}: watches {got} vs fdinfo {want}"
 
 
 def check_fifo_fd(fd, f, proc, files):

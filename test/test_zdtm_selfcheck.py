@@ -281,6 +281,18 @@ def send_one_more_datagram(task):
         os.close(fd)
 
 
+def watch_more_in_epoll_30(task):
+    efd, tfd = steal_fd(task.pid, 30), steal_fd(task.pid, 20)
+    try:
+        # a watch of the pipe under our copy's number: it lives on, since
+        # the task keeps the file open
+        ev = (ctypes.c_uint32 * 3)(1, 0, 0)	# EPOLLIN, data
+        assert libc.syscall(233, efd, 1, tfd, ev) == 0, "epoll_ctl ADD"
+    finally:
+        os.close(efd)
+        os.close(tfd)
+
+
 def poke_lazy_region_page5(task):
     poke(task.pid, addr(task, r"region (0x[0-9a-f]+)") + 5 * 4096 + 9, b"\x00\x5a")
 
@@ -335,6 +347,7 @@ CASES = [
     (ZdtmTest("child_subreaper"), poke_expected_subreaper, r"child subreaper is 1"),
     (ZdtmTest("membarrier"), poke_recorded_membarrier, r"membarrier registrations are"),
     (ZdtmTest("unix_socketpair"), send_one_more_datagram, r"fd 31: expected an empty queue"),
+    (ZdtmTest("epoll"), watch_more_in_epoll_30, r"fd 30 watches"),
     (ZdtmTest("lazy_fork"), poke_lazy_region_page5, r"parent: first read: page 5 "),
     (ZdtmTest("lazy_mremap"), poke_lazy_region_page5, r"moved region"),
     (ZdtmTest("lazy_madvise"), poke_lazy_region_page5, r"part before"),

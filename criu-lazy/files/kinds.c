@@ -18,6 +18,7 @@ const struct fd_kind_ops *const fd_kinds[] = {
 	&fd_kind_signalfd,
 	&fd_kind_timerfd,
 	&fd_kind_unix,
+	&fd_kind_epoll,
 };
 
 const unsigned int fd_kinds_nr = sizeof(fd_kinds) / sizeof(fd_kinds[0]);
