@@ -35,7 +35,6 @@ struct cr_img {
 	enum img_type type;
 	bool writing;
 	bool raw_used;		/* the caller may have moved the file offset */
-	bool sized;		/* reading a regular file: size is known */
 	off_t off;		/* offset of the next record (buffered bytes included) */
 	off_t size;		/* reading: the file's size at open */
 	int err;		/* writing: first error, already logged */
@@ -182,22 +181,44 @@ static int img_read_magic(struct cr_img *img, const struct img_type_info *ti)
 	return 0;
 }
 
+int img_open_regular(int dirfd, const char *name, struct stat *st)
+{
+	/* O_NONBLOCK: opening a FIFO must not wait for a writer */
+	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY), err;
+
+	if (fd < 0) {
+		err = errno;
+		if (err != ENOENT)
+			pr_perror("%s: can't open", name);
+		return -err;
+	}
+	if (fstat(fd, st)) {
+		err = errno;
+		pr_perror("%s: can't stat", name);
+		close(fd);
+		return -err;
+	}
+	if (!S_ISREG(st->st_mode)) {
+		pr_err("%s: not a regular file\n", name);
+		close(fd);
+		return -EINVAL;
+	}
+	if (fcntl(fd, F_SETFL, 0)) {
+		err = errno;
+		pr_perror("%s: can't clear O_NONBLOCK", name);
+		close(fd);
+		return -err;
+	}
+	return fd;
+}
+
 static int img_open_read(struct cr_img *img, int dirfd, const struct img_type_info *ti)
 {
 	struct stat st;
 
-	img->fd = openat(dirfd, img->name, O_RDONLY | O_CLOEXEC);
-	if (img->fd < 0) {
-		if (errno == ENOENT)
-			return -ENOENT;
-		pr_perror("%s: can't open", img->name);
-		return -errno;
-	}
-	if (fstat(img->fd, &st)) {
-		pr_perror("%s: can't stat", img->name);
-		return -errno;
-	}
-	img->sized = S_ISREG(st.st_mode);
+	img->fd = img_open_regular(dirfd, img->name, &st);
+	if (img->fd < 0)
+		return img->fd;
 	img->size = st.st_size;
 	return img_read_magic(img, ti);
 }
@@ -302,7 +323,7 @@ int img_read_entry(struct cr_img *img, const ProtobufCMessageDescriptor *desc,
 	if (n == 0)
 		return 0;
 	if (n < (ssize_t)sizeof(len) ||
-	    (img->sized && (uint64_t)start + sizeof(len) + len > (uint64_t)img->size))
+	    (uint64_t)start + sizeof(len) + len > (uint64_t)img->size)
 		goto err_truncated;
 
 	buf = malloc(len ? len : 1);

@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <protobuf-c/protobuf-c.h>
@@ -52,6 +53,15 @@ struct cr_img;
  * and writes the magic words.  Names with a number use @id, others ignore it.
  */
 int img_open(int dirfd, enum img_type type, unsigned long id, int flags, struct cr_img **out);
+
+/*
+ * Open the file name in dirfd for reading, as an image or a pages file: a
+ * regular file and nothing else (a FIFO would block its reader, a device
+ * would feed it without end).  Returns the fd with *st filled, or -errno:
+ * "NAME: not a regular file" and other failures are logged, -ENOENT is
+ * left to the caller.
+ */
+int img_open_regular(int dirfd, const char *name, struct stat *st);
 
 /* img_open(O_RDONLY) for an image that must be there: a missing file is
  * an error, logged as "<file>: missing". */

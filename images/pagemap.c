@@ -151,14 +151,16 @@ static int pagemap_open_pages(int dirfd, const char *pagemap_name, struct pagema
 	struct stat st;
 
 	pages_file_name(pi->pages_id, name, sizeof(name));
-	pi->pages_fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+	pi->pages_fd = img_open_regular(dirfd, name, &st);
 	if (pi->pages_fd < 0) {
-		pr_perror("%s: can't open %s", pagemap_name, name);
-		return -errno;
-	}
-	if (fstat(pi->pages_fd, &st)) {
-		pr_perror("%s: can't stat", name);
-		return -errno;
+		int err = -pi->pages_fd;
+
+		if (err == ENOENT) {
+			errno = err;
+			pr_perror("%s: can't open %s", pagemap_name, name);
+		}
+		pi->pages_fd = -1;
+		return -err;
 	}
 	pi->pages_size = st.st_size;
 

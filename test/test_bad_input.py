@@ -13,6 +13,7 @@ the fd (or thread) and its kind, and the task keeps running unharmed --
 the same /proc state, not stopped, not traced -- and passes its own checks.
 """
 import os
+import re
 import shutil
 import signal
 import socket
@@ -154,6 +155,46 @@ def test_missing_image(key, dumped, tool, workdir):
     path.unlink()
     restore_must_fail(tool, workdir, bad, task.pid, path.name.replace(".", r"\."))
     restore_must_pass(tool, workdir, task, good)
+
+
+def replace_by_non_regular(path, kind):
+    """A FIFO (a reader would wait for a writer for ever) or a symlink to
+    /dev/zero (a reader would get zeros without end)."""
+    path.unlink()
+    if kind == "fifo":
+        os.mkfifo(path, 0o600)
+    else:
+        path.symlink_to("/dev/zero")
+
+
+NON_REGULAR = ["fifo", "dev-zero"]
+
+
+@pytest.mark.parametrize("kind", NON_REGULAR)
+@pytest.mark.parametrize("key", ["inventory", "pstree", "core", "mm", "pagemap", "pages"])
+def test_image_not_a_regular_file(key, kind, dumped, tool, workdir):
+    task, good = dumped
+    bad = damaged_copy(good, workdir)
+    path = image_path(bad, key, task.pid)
+    replace_by_non_regular(path, kind)
+    # the tool's timeout (RESTORE_TIMEOUT) ends the test if the restore blocks
+    restore_must_fail(tool, workdir, bad, task.pid, re.escape(path.name) + ": not a regular file")
+    restore_must_pass(tool, workdir, task, good)
+
+
+@pytest.mark.parametrize("kind", NON_REGULAR)
+def test_show_and_daemon_refuse_non_regular_images(kind, dumped, tool, workdir):
+    task, good = dumped
+    bad = damaged_copy(good, workdir)
+    for key in ("mm", "pages"):
+        path = image_path(bad, key, task.pid)
+        replace_by_non_regular(path, kind)
+        res = tool.run(["show", path], 20)
+        assert_error_line(res, "show", re.escape(path.name) + ": not a regular file")
+    replace_by_non_regular(bad / "pstree.img", kind)
+    res = tool.run(["lazy-pages", "-D", bad], 20)
+    assert_error_line(res, "lazy-pages", r"pstree\.img: not a regular file")
+    assert not (bad / "lazy-pages.socket").exists()
 
 
 def test_pagemap_points_past_pages_file(dumped, tool, workdir):

@@ -115,11 +115,13 @@ static bool is_pages_file(const char *name)
 static int show_pages(struct json_writer *j, int dirfd, const char *name)
 {
 	struct stat st;
+	int fd = img_open_regular(dirfd, name, &st);
 
-	if (fstatat(dirfd, name, &st, 0)) {
-		pr_perror("%s: can't stat", name);
-		return -errno;
-	}
+	if (fd == -ENOENT)
+		pr_err("%s: missing\n", name);
+	if (fd < 0)
+		return fd;
+	close(fd);
 	json_begin_object(j);
 	json_key(j, "magic");
 	json_string(j, "PAGES", 5);
