@@ -20,6 +20,7 @@ enum long_only_opt {
 	OPT_STATUS_FD,
 	OPT_NO_BACKGROUND,
 	OPT_FEATURE,
+	OPT_EXT_UNIX_SK,
 };
 
 static const struct option long_opts[] = {
@@ -40,6 +41,7 @@ static const struct option long_opts[] = {
 	{ "status-fd",		required_argument, NULL, OPT_STATUS_FD },
 	{ "no-background-fetch", no_argument,	   NULL, OPT_NO_BACKGROUND },
 	{ "feature",		required_argument, NULL, OPT_FEATURE },
+	{ "ext-unix-sk",	no_argument,	   NULL, OPT_EXT_UNIX_SK },
 	{ "version",		no_argument,	   NULL, 'V' },
 	{ "help",		no_argument,	   NULL, 'h' },
 	{ }
@@ -49,9 +51,11 @@ void opts_usage(void)
 {
 	fputs("Usage:\n"
 	      "  criu-lazy dump -t PID -D DIR [-R|--leave-running] [-s|--leave-stopped] [--shell-job]\n"
+	      "                 [--ext-unix-sk]\n"
 	      "                 [--lazy-pages [--address A] --port P [--status-fd FD]]\n"
 	      "                 [-o LOG] [-v0..4]\n"
 	      "  criu-lazy restore -D DIR [-d|--restore-detached] [--pidfile F] [--shell-job]\n"
+	      "                 [--ext-unix-sk]\n"
 	      "                 [--lazy-pages] [-o LOG] [-v0..4]\n"
 	      "  criu-lazy lazy-pages -D DIR [--page-server --address A --port P]\n"
 	      "                 [--no-background-fetch] [-o LOG] [-v0..4]\n"
@@ -121,6 +125,7 @@ int opts_parse(int argc, char **argv, struct opts *o)
 		case 'j':
 		case OPT_SHELL_JOB: o->shell_job = true; break;
 		case OPT_PIDFILE: o->pidfile = optarg; break;
+		case OPT_EXT_UNIX_SK: o->ext_unix_sk = true; break;
 		case OPT_LAZY_PAGES: o->lazy_pages = true; break;
 		case OPT_PAGE_SERVER: o->page_server = true; break;
 		case OPT_ADDRESS: o->address = optarg; break;

@@ -20,6 +20,7 @@ struct opts {
 	bool leave_running;		/* -R, --leave-running */
 	bool leave_stopped;		/* -s, --leave-stopped */
 	bool shell_job;			/* -j, --shell-job */
+	bool ext_unix_sk;		/* --ext-unix-sk */
 	bool restore_detached;		/* -d, --restore-detached */
 	const char *pidfile;		/* --pidfile */
 

@@ -381,7 +381,7 @@ def test_dump_refuses_external_unix_peer(tool, zdtm, workdir):
             imgdir.mkdir()
             res = tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT)
             assert_error_line(res, "dump", r"\bfd 42\b", r"unix stream socket",
-                              r"peer outside the dumped tree")
+                              r"peer outside the dumped tree", r"--ext-unix-sk")
             task.expect_unharmed(before)
             conn.settimeout(DUMP_TIMEOUT)
             assert conn.recv(4) == b"ping"
@@ -389,6 +389,42 @@ def test_dump_refuses_external_unix_peer(tool, zdtm, workdir):
             task.check_pass()
     finally:
         listener.close()
+
+
+def test_ext_unix_sk_datagram(tool, zdtm, workdir):
+    """A datagram socket connected to a socket of ours: refused without
+    --ext-unix-sk at dump and at restore (one line each, nothing left
+    behind), reconnected by name with it."""
+    name = f"criu-lazy-test-extdg-{os.getpid()}-{time.monotonic_ns()}"
+    outside = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        outside.bind("\0" + name)
+        outside.settimeout(DUMP_TIMEOUT)
+        task = zdtm(ZdtmTest("unsupported_fd", ("--kind", "unix-ext-dgram", "--peer", name),
+                             label="unix-ext-dgram"))
+        assert outside.recv(16) == b"ping"
+        before = task.snapshot()
+        imgdir = workdir / "images"
+        imgdir.mkdir()
+        res = tool.dump(task.pid, imgdir, workdir / "dump-refused.log", DUMP_TIMEOUT)
+        assert_error_line(res, "dump", r"\bfd 42\b", r"unix datagram socket",
+                          r"outside the dumped tree", r"--ext-unix-sk")
+        task.expect_unharmed(before)
+        res = tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT,
+                        extra=("--ext-unix-sk",))
+        assert_ok(res, "dump --ext-unix-sk")
+        task.expect_gone()
+        restore_must_fail(tool, workdir, imgdir, task.pid, r"--ext-unix-sk",
+                          rf"@{name}")
+        pidfile = workdir / "good.pid"
+        res = tool.restore(imgdir, workdir / "restore-good.log", RESTORE_TIMEOUT,
+                           pidfile=pidfile, extra=("--ext-unix-sk",))
+        assert_ok(res, "restore --ext-unix-sk")
+        task.expect_restored(pidfile)
+        task.check_pass()
+        assert outside.recv(16) == b"pong", "the restored socket sends elsewhere"
+    finally:
+        outside.close()
 
 
 def test_dump_refuses_threads(tool, zdtm, workdir):

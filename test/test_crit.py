@@ -19,6 +19,7 @@ import base64
 import fcntl
 import json
 import os
+import quopri
 import resource
 import shutil
 import stat
@@ -39,7 +40,7 @@ PROGRAMS = [
     ZdtmTest("heap_brk"), ZdtmTest("cwd_umask_rlimit"), ZdtmTest("mmap_anon_shared"),
     ZdtmTest("mmap_file_private"), ZdtmTest("pipe"), ZdtmTest("fifo"),
     ZdtmTest("eventfd"), ZdtmTest("signalfd"), ZdtmTest("timerfd"), ZdtmTest("epoll"),
-    ZdtmTest("unix_socketpair"),
+    ZdtmTest("unix_socketpair"), ZdtmTest("unix_named"),
 ]
 
 PROT = {"r": 1, "w": 2, "x": 4}
@@ -203,6 +204,8 @@ def test_images_match_proc(spec, tool, zdtm, workdir):
         check_pipes_data(decoded, facts, "fifo-data.img", fifos=True)
     if spec.name == "unix_socketpair":
         check_unix_queues(decoded, facts, files)
+    if spec.name == "unix_named":
+        check_unix_names(decoded, facts, files)
 
     task.check_pass()
 
@@ -533,8 +536,12 @@ def check_unix_fd(fd, f, proc, files):
     if usk["peer"]:
         peers = [x["usk"] for x in files.values()
                  if x["type"] == "UNIXSK" and x["usk"]["ino"] == usk["peer"]]
-        assert len(peers) == 1 and peers[0]["peer"] == usk["ino"], f"fd {fd}: peer of {usk}"
+        assert len(peers) == 1, f"fd {fd}: peer of {usk}"
         assert usk["state"] == TCP_ESTABLISHED, f"fd {fd}: {usk}"
+        # a connected stream's two ends name each other (a client not yet
+        # accepted names the listener; a datagram socket may be one way)
+        if usk["type"] != SOCK_DGRAM and peers[0]["state"] == TCP_ESTABLISHED:
+            assert peers[0]["peer"] == usk["ino"], f"fd {fd}: peer of {usk}"
 
 
 def check_unix_queues(decoded, facts, files):
@@ -559,6 +566,30 @@ def check_unix_queues(decoded, facts, files):
     assert by_fd[61]["state"] == TCP_CLOSE and not q[61]
     assert by_fd[20]["opts"]["so_priority"] == 5 and by_fd[20]["opts"]["so_mark"] == 42
     assert by_fd[21]["opts"]["so_passcred"] is True
+
+
+def check_unix_names(decoded, facts, files):
+    """unix_named: names as bound (relative, abstract, deleted), the
+    listener's backlog and file mode, the client not yet accepted naming
+    its listener."""
+    ids = only(decoded, f"ids-{facts['pid']}.img")
+    by_fd = {e["fd"]: files[e["id"]]["usk"]
+             for e in entries(decoded, f"fdinfo-{ids['files_id']}.img") if e["type"] == "UNIXSK"}
+    # crit shows a unix name quoted-printable
+    name = lambda fd: quopri.decodestring(by_fd[fd]["name"].encode())
+    # a path name keeps its NUL, as the kernel gives it (and CRIU writes it)
+    assert name(20) == b"unix_named.dgram\0" and by_fd[20]["name_dir"] == facts["cwd"]
+    assert name(22) == b"\0" + f"zdtm-dgram-{facts['pid']}".encode()
+    assert name(30).endswith(b"/unix_named.listen\0") and by_fd[30]["backlog"] == 7
+    assert by_fd[30]["file_perms"]["mode"] == 0o640, by_fd[30]
+    assert by_fd[33]["peer"] == by_fd[30]["ino"], "the client not yet accepted"
+    assert by_fd[21]["peer"] == by_fd[20]["ino"] and by_fd[20]["peer"] == 0
+    assert by_fd[50]["deleted"] is True and name(50) == b"unix_named.gone\0"
+    lengths = {}
+    for e in entries(decoded, "sk-queues.img"):
+        lengths.setdefault(e["id_for"], []).append(e["length"])
+    assert lengths.get(by_fd[20]["id"]) == [10, 3000, 1], lengths
+    assert lengths.get(by_fd[22]["id"]) == [77, 60000], lengths
 
 
 def check_pipes_data(decoded, facts, name, fifos):

@@ -293,6 +293,13 @@ def watch_more_in_epoll_30(task):
         os.close(tfd)
 
 
+def send_to_abstract_dgram(task):
+    """A datagram more to fd 22 of unix_named, by its abstract name."""
+    import socket
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        s.sendto(b"!", f"\0zdtm-dgram-{task.pid}")
+
+
 def poke_lazy_region_page5(task):
     poke(task.pid, addr(task, r"region (0x[0-9a-f]+)") + 5 * 4096 + 9, b"\x00\x5a")
 
@@ -348,6 +355,7 @@ CASES = [
     (ZdtmTest("membarrier"), poke_recorded_membarrier, r"membarrier registrations are"),
     (ZdtmTest("unix_socketpair"), send_one_more_datagram, r"fd 31: expected an empty queue"),
     (ZdtmTest("epoll"), watch_more_in_epoll_30, r"fd 30 watches"),
+    (ZdtmTest("unix_named"), send_to_abstract_dgram, r"fd 22: expected an empty queue"),
     (ZdtmTest("lazy_fork"), poke_lazy_region_page5, r"parent: first read: page 5 "),
     (ZdtmTest("lazy_mremap"), poke_lazy_region_page5, r"moved region"),
     (ZdtmTest("lazy_madvise"), poke_lazy_region_page5, r"part before"),

@@ -255,6 +255,10 @@ int dump_fown(struct dump_task *t, int fd, FownEntry *fown);
 int dump_file_reg_init(struct dump_file *f, const struct stat *st, const char *name);
 struct dump_file *dump_file_find(struct dump_ctx *ctx, uint32_t id);
 struct dump_file *dump_file_add_reg(struct dump_ctx *ctx, const struct stat *st, const char *name);
+/* A file object of @ops's kind that no descriptor of the task holds (an
+ * external peer); its id is the next one. */
+struct dump_file *dump_file_add(struct dump_ctx *ctx, const struct fd_kind_ops *ops,
+				const struct stat *st);
 int dump_fs(struct dump_ctx *ctx, struct dump_task *t, const char *status);
 int dump_write_files(struct dump_ctx *ctx);
 int dump_write_fdinfo(struct dump_ctx *ctx, struct dump_task *t);

@@ -375,10 +375,22 @@ int dump_fs(struct dump_ctx *ctx, struct dump_task *t, const char *status)
 	return 0;
 }
 
+struct dump_file *dump_file_add(struct dump_ctx *ctx, const struct fd_kind_ops *ops,
+			       const struct stat *st)
+{
+	return file_new(&ctx->files, ops, st);
+}
+
 int dump_write_files(struct dump_ctx *ctx)
 {
 	struct cr_img *img;
-	int ret;
+	int ret = 0;
+
+	for (unsigned int k = 0; k < fd_kinds_nr && !ret; k++)
+		if (fd_kinds[k]->dump_resolve)
+			ret = fd_kinds[k]->dump_resolve(ctx);
+	if (ret)
+		return ret;
 
 	ret = dump_img_open(ctx, IMG_FILES, 0, &img);
 	if (ret)

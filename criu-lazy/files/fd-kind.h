@@ -55,6 +55,7 @@ struct fd_probe {
  */
 enum fd_stage {
 	FD_STAGE_OPEN,			/* standing alone, or created with its peers */
+	FD_STAGE_CONNECT,		/* the connect() step of kinds that have one */
 	FD_STAGE_AFTER_FILES,		/* needs the task's other descriptors in place */
 	FD_STAGE_NR,
 };
@@ -67,6 +68,9 @@ struct fd_kind_ops {
 	/* Dump.  match() must not fail: it decides from the probe alone. */
 	bool (*match)(const struct dump_ctx *ctx, const struct fd_probe *p);
 	int (*dump)(struct dump_ctx *ctx, const struct fd_probe *p, struct dump_file *f);
+	/* Once per dump after every task, before files.img is written: what
+	 * ties files together (a socket's peer), more file objects.  Optional. */
+	int (*dump_resolve)(struct dump_ctx *ctx);
 	/* Once per dump after every task: the kind's own images.  Optional. */
 	int (*dump_write)(struct dump_ctx *ctx);
 	/* Frees what dump() hung on f (f->priv, payloads).  Optional. */
@@ -78,6 +82,10 @@ struct fd_kind_ops {
 	/* In the new task: a new descriptor (any number) for f's file, or -errno
 	 * after child_err(). */
 	int (*open)(struct rst_child *c, const struct rst_fd *f);
+	/* In FD_STAGE_CONNECT, once per file, every fd of the task open (a
+	 * socket connects to a peer that exists by now): @fd is its fd.
+	 * Optional. */
+	int (*connect)(struct rst_child *c, const struct rst_fd *f, int fd);
 	/* Frees rst_images.kind_state[] of the kind.  Optional. */
 	void (*rst_free)(void *state);
 

@@ -1,29 +1,38 @@
 /*
- * Unix sockets (FD_TYPES__UNIXSK): one unix_sk_entry per socket (file_entry.usk)
- * with what UNIX_DIAG says (type, state, peer, shutdown) and the generic
- * options (sk-opts.c); its receive queue goes to sk-queues.img (sk-queue.c).
+ * Unix sockets (FD_TYPES__UNIXSK): one unix_sk_entry per socket
+ * (file_entry.usk), its receive queue in sk-queues.img (sk-queue.c); the
+ * dump side is unix-sk-dump.c.  Both ends of a connection are tied by
+ * inode: an entry's peer is the other's ino.
  *
- * Both ends of a connection are tied by inode: an entry's peer is the
- * other's ino.  Dump refuses a peer outside the dumped tree, once every
- * socket is known (dump_write), naming the fd.
- *
- * Restore: the first end a task opens makes the pair with socketpair(2)
- * and stashes the other end for its own file id; a connected socket whose
- * peer was closed is made the same way, and the helper end closed once it
- * has refilled the queue (which leaves the kernel's own state of a
- * dangling connection: shut down both ways).  The order on a new pair:
- * the queues first (each through the other end, with room enough whatever
- * the buffers were), then the options, the shutdown state, the peek offset
+ * Restore, by what the socket was:
+ *   pair       a connection of two unnamed ends (socketpair), or one whose
+ *              peer is closed: socketpair(2), the helper end closed once it
+ *              has refilled the queue (the kernel's own state of a dangling
+ *              connection: shut down both ways)
+ *   accepted   a stream connection accepted from a listener of the task:
+ *              the client connects to the listener and the listener accepts
+ *              at once, so both ends have their names back
+ *   listener   bound, listening with its backlog; in FD_STAGE_CONNECT its
+ *              clients not yet accepted connect to it
+ *   plain      anything else: socket(2), bound to its name (a stale socket
+ *              file at the path is removed first, a deleted one unlinked
+ *              afterwards), its datagrams sent again to its name by a
+ *              helper, and in FD_STAGE_CONNECT connected to its peer
+ * The first end of a pair a task opens makes both and stashes the other.
+ * On a new socket: the queues first (with room enough whatever the
+ * buffers were), then the options, the shutdown state, the peek offset
  * and the file flags.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/tcp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/xattr.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #define LOG_PREFIX ""
@@ -32,260 +41,240 @@
 #include "files/fd-kind.h"
 #include "files/sk-opts.h"
 #include "files/sk-queue.h"
-#include "files/unix-diag.h"
+#include "files/unix-sk.h"
 #include "restore/restore.h"
-
-#include "sk-unix.pb-c.h"
 
 /* status flags of a socket that F_SETFL sets back */
 #define SK_SETFL_FLAGS (O_NONBLOCK | O_ASYNC)
 #define SK_FILL_SNDBUF (1 << 30)	/* room to refill any queue; halved by the kernel */
 
-struct unix_dump {
-	UnixSkEntry ue;
-	SkOptsEntry opts;
-	struct sk_queue q;
-	pid_t pid;			/* for the messages of dump_write */
-	int fd;
-};
+enum unix_how { UNIX_PAIR, UNIX_ACCEPTED, UNIX_LISTENER, UNIX_PLAIN };
 
-static const char *type_name(unsigned int type)
+static const UnixSkEntry *find_ino(const struct rst_images *ri, uint32_t ino)
 {
-	switch (type) {
-	case SOCK_STREAM:	return "stream";
-	case SOCK_DGRAM:	return "datagram";
-	case SOCK_SEQPACKET:	return "seqpacket";
-	default:		return "unknown-type";
-	}
-}
+	for (size_t i = 0; ino && i < ri->nr_files; i++) {
+		const FileEntry *fe = ri->files[i];
 
-static bool unix_match(const struct dump_ctx *ctx, const struct fd_probe *p)
-{
-	char path[64], proto[32];
-	unsigned long long ino;
-	ssize_t n;
-
-	if (sscanf(p->link, "socket:[%llu]", &ino) != 1)
-		return false;
-	snprintf(path, sizeof(path), "/proc/%d/fd/%d", p->t->pid, p->fd);
-	n = getxattr(path, "system.sockprotoname", proto, sizeof(proto) - 1);
-	if (n <= 0)
-		return false;
-	proto[n] = '\0';
-	return !strncmp(proto, "UNIX", 4);	/* "UNIX", "UNIX-STREAM" */
-}
-
-/* What this increment cannot carry yet: said before anything is done. */
-static int refuse_state(const struct fd_probe *p, const struct unix_diag_info *u)
-{
-	const char *what = NULL;
-
-	if (u->type != SOCK_STREAM && u->type != SOCK_DGRAM && u->type != SOCK_SEQPACKET)
-		what = "of an unknown type";
-	else if (u->state == TCP_LISTEN)
-		what = "listening";
-	else if (u->namelen)
-		what = u->name[0] ? "bound to a path" : "bound to an abstract name";
-	if (!what)
-		return 0;
-	pr_err("fd %d of task %d is a unix %s socket %s (inode %u): such unix sockets are not supported yet",
-	       p->fd, p->t->pid, type_name(u->type), what, u->ino);
-	return -EOPNOTSUPP;
-}
-
-static int unix_dump(struct dump_ctx *ctx, const struct fd_probe *p, struct dump_file *f)
-{
-	struct unix_dump *ud = calloc(1, sizeof(*ud));
-	struct unix_diag_info u;
-	int sk, ret;
-
-	if (!ud)
-		return -ENOMEM;
-	f->priv = ud;
-	ud->pid = p->t->pid;
-	ud->fd = p->fd;
-	ret = unix_diag_get(p->st.st_ino, &u);
-	if (ret == -ENOENT)
-		return dump_task_error(p->t, ret, "fd %d of task %d: sock_diag knows no unix socket of inode %llu",
-				       p->fd, p->t->pid, (unsigned long long)p->st.st_ino);
-	if (ret)
-		return ret;
-	ret = refuse_state(p, &u);
-	if (ret)
-		goto out;
-
-	unix_sk_entry__init(&ud->ue);
-	ud->ue.id = f->fe.id;
-	ud->ue.ino = u.ino;
-	ud->ue.type = u.type;
-	ud->ue.state = u.state;
-	ud->ue.flags = p->flags & ~O_CLOEXEC;
-	ud->ue.peer = u.peer;
-	ud->ue.fown = &f->fown;
-	ud->ue.opts = &ud->opts;
-	ud->ue.has_shutdown = true;
-	ud->ue.shutdown = u.shutdown & SK_SHUTDOWN__BOTH;	/* RCV 1 = READ, SEND 2 = WRITE */
-	f->fe.usk = &ud->ue;
-
-	sk = sk_grab_fd(p);
-	if (sk < 0) {
-		ret = sk;
-		goto out;
-	}
-	ret = sk_opts_dump(p, sk, &ud->opts);
-	if (!ret && u.state == TCP_ESTABLISHED)
-		ret = sk_queue_dump(p, sk, u.type, u.shutdown & 1, f->fe.id, &ud->q);
-	close(sk);
-	if (!ret)
-		ret = dump_fown(p->t, p->fd, &f->fown);
-	if (!ret)
-		pr_debug("task %d: fd %d: unix %s socket %u, state %u, peer %u, shutdown %u, %zu packets queued",
-			 p->t->pid, p->fd, type_name(u.type), u.ino, u.state, u.peer, u.shutdown,
-			 ud->q.nr);
-out:
-	unix_diag_info_free(&u);
-	return ret;
-}
-
-static struct unix_dump *find_by_ino(struct dump_ctx *ctx, uint32_t ino)
-{
-	for (size_t i = 0; i < ctx->files.nr; i++) {
-		struct dump_file *f = ctx->files.v[i];
-
-		if (f->ops == &fd_kind_unix && f->priv && ((struct unix_dump *)f->priv)->ue.ino == ino)
-			return f->priv;
-	}
-	return NULL;
-}
-
-/* Every peer is in the tree; then the queues. */
-static int unix_dump_write(struct dump_ctx *ctx)
-{
-	struct cr_img *img = NULL;
-	int ret = 0;
-
-	for (size_t i = 0; i < ctx->files.nr; i++) {
-		struct dump_file *f = ctx->files.v[i];
-		struct unix_dump *ud = f->priv;
-
-		if (f->ops != &fd_kind_unix || !ud->ue.peer || find_by_ino(ctx, ud->ue.peer))
-			continue;
-		pr_err("fd %d of task %d is a unix %s socket connected to a peer outside the dumped tree (socket inode %u, peer inode %u)",
-		       ud->fd, ud->pid, type_name(ud->ue.type), ud->ue.ino, ud->ue.peer);
-		return -EOPNOTSUPP;
-	}
-	for (size_t i = 0; i < ctx->files.nr && !ret; i++) {
-		struct dump_file *f = ctx->files.v[i];
-
-		if (f->ops == &fd_kind_unix)
-			ret = sk_queue_write(ctx, &img, &((struct unix_dump *)f->priv)->q);
-	}
-	if (!img)
-		return ret;
-	if (ret) {
-		img_close(img);
-		return ret;
-	}
-	return img_close(img);
-}
-
-static void unix_dump_free(struct dump_file *f)
-{
-	struct unix_dump *ud = f->priv;
-
-	if (!ud)
-		return;
-	sk_queue_free(&ud->q);
-	sk_opts_dump_free(&ud->opts);
-	free(ud);
-}
-
-/* ---- restore ---- */
-
-/* The peer's entry among the task's fds (open), or in files.img (check:
- * the task's fds are still being read then). */
-static const UnixSkEntry *find_peer(const struct rst_images *ri, const UnixSkEntry *ue,
-				    bool task_only)
-{
-	size_t nr = task_only ? ri->nr_fds : ri->nr_files;
-
-	for (size_t i = 0; i < nr; i++) {
-		const FileEntry *fe = task_only ? ri->fds[i].fe : ri->files[i];
-
-		if (fe->type == FD_TYPES__UNIXSK && fe->usk && fe->usk->ino == ue->peer)
+		if (fe->type == FD_TYPES__UNIXSK && fe->usk && fe->usk->ino == ino)
 			return fe->usk;
 	}
 	return NULL;
 }
 
-static int unix_check(const struct opts *o, struct rst_images *ri, struct rst_fd *f)
+static bool same_name(const UnixSkEntry *a, const UnixSkEntry *b)
 {
-	void **state = &ri->kind_state[fd_kind_index(&fd_kind_unix)];
-	const UnixSkEntry *ue = f->fe->usk, *peer;
+	return a->name.len && a->name.len == b->name.len &&
+	       !memcmp(a->name.data, b->name.data, a->name.len);
+}
 
-	if (!ue || ue->id != f->fe->id || !ue->opts) {
-		pr_err("files.img: unix socket %u has no or a mismatching unix_sk_entry", f->fe->id);
-		return -EINVAL;
+/* A listener of the images bound to @ue's name, if @ue is one's accepted end. */
+static const UnixSkEntry *listener_of(const struct rst_images *ri, const UnixSkEntry *ue)
+{
+	for (size_t i = 0; ue->name.len && i < ri->nr_files; i++) {
+		const FileEntry *fe = ri->files[i];
+
+		if (fe->type == FD_TYPES__UNIXSK && fe->usk && fe->usk->state == TCP_LISTEN &&
+		    !(fe->usk->uflags & USK_EXTERN) && same_name(fe->usk, ue))
+			return fe->usk;
 	}
-	if (ue->type != SOCK_STREAM && ue->type != SOCK_DGRAM && ue->type != SOCK_SEQPACKET) {
-		pr_err("files.img: unix socket %u has an unknown type %u", ue->id, ue->type);
-		return -EINVAL;
+	return NULL;
+}
+
+static enum unix_how classify(const struct rst_images *ri, const UnixSkEntry *ue,
+			      const UnixSkEntry **peer)
+{
+	const UnixSkEntry *pe = find_ino(ri, ue->peer);
+
+	*peer = pe;
+	if (ue->state == TCP_LISTEN)
+		return UNIX_LISTENER;
+	if (ue->state != TCP_ESTABLISHED)
+		return UNIX_PLAIN;
+	if (!pe && ue->type == SOCK_DGRAM && ue->name.len)
+		return UNIX_PLAIN;			/* another connected to it */
+	if (!pe)
+		return UNIX_PAIR;			/* the peer is closed */
+	if (pe->uflags & USK_EXTERN || pe->state == TCP_LISTEN)
+		return UNIX_PLAIN;			/* connects in FD_STAGE_CONNECT */
+	if (ue->type != SOCK_DGRAM && (listener_of(ri, ue) || listener_of(ri, pe)))
+		return UNIX_ACCEPTED;
+	if (ue->type == SOCK_DGRAM && (ue->name.len || pe->name.len || pe->peer != ue->ino))
+		return UNIX_PLAIN;			/* connected by name */
+	return UNIX_PAIR;
+}
+
+/* ---- names ---- */
+
+static socklen_t make_addr(const UnixSkEntry *ue, struct sockaddr_un *sun)
+{
+	size_t len = ue->name.len < sizeof(sun->sun_path) ? ue->name.len : sizeof(sun->sun_path);
+
+	memset(sun, 0, sizeof(*sun));
+	sun->sun_family = AF_UNIX;
+	memcpy(sun->sun_path, ue->name.data, len);
+	return offsetof(struct sockaddr_un, sun_path) + len;
+}
+
+/* "@abstract" or the path, for messages */
+static const char *name_str(const UnixSkEntry *ue, char *buf, size_t size)
+{
+	if (!ue->name.len)
+		return "(unnamed)";
+	if (ue->name.data[0])
+		snprintf(buf, size, "%.*s", (int)ue->name.len, (const char *)ue->name.data);
+	else
+		snprintf(buf, size, "@%.*s", (int)ue->name.len - 1, (const char *)ue->name.data + 1);
+	return buf;
+}
+
+static int bind_path(struct rst_child *c, int sk, const UnixSkEntry *ue)
+{
+	struct sockaddr_un sun;
+	socklen_t len = make_addr(ue, &sun);
+	char what[128];
+	struct stat st;
+
+	name_str(ue, what, sizeof(what));
+	if (!lstat(sun.sun_path, &st)) {
+		/* what the dumped socket left, unless the name was deleted:
+		 * then the path is someone else's now */
+		if (!S_ISSOCK(st.st_mode) || (ue->has_deleted && ue->deleted))
+			return child_err(c, EEXIST,
+					 "unix socket %u of task %d: cannot bind it to %s again: %s is there",
+					 ue->id, c->ri->pid, what,
+					 S_ISSOCK(st.st_mode) ? "another socket" : "a file that is no socket");
+		if (unlink(sun.sun_path))
+			return child_err(c, errno, "unix socket %u of task %d: unlink %s: %s",
+					 ue->id, c->ri->pid, what, strerror(errno));
 	}
-	if (ue->name.len || ue->state == TCP_LISTEN) {
-		pr_err("files.img: unix socket %u is %s: such unix sockets are not supported yet",
-		       ue->id, ue->state == TCP_LISTEN ? "listening" : "bound to a name");
-		return -EOPNOTSUPP;
-	}
-	if (ue->peer) {
-		peer = find_peer(ri, ue, false);
-		if (!peer) {
-			pr_err("files.img: unix socket %u (inode %u): its peer (inode %u) is not in files.img",
-			       ue->id, ue->ino, ue->peer);
-			return -EINVAL;
-		}
-		if (peer->peer != ue->ino || peer->type != ue->type) {
-			pr_err("files.img: unix sockets %u and %u are not each other's peer",
-			       ue->id, peer->id);
-			return -EINVAL;
-		}
-	}
-	if (!*state)
-		return sk_queue_load(ri, (struct sk_queue_set **)state);
+	if (bind(sk, (struct sockaddr *)&sun, len))
+		return child_err(c, errno, "unix socket %u of task %d: bind %s: %s", ue->id,
+				 c->ri->pid, what, strerror(errno));
+	if (ue->file_perms &&
+	    (chmod(sun.sun_path, ue->file_perms->mode) ||
+	     lchown(sun.sun_path, ue->file_perms->uid, ue->file_perms->gid)))
+		return child_err(c, errno, "unix socket %u of task %d: permissions of %s: %s",
+				 ue->id, c->ri->pid, what, strerror(errno));
+	if (ue->has_deleted && ue->deleted && unlink(sun.sun_path))
+		return child_err(c, errno, "unix socket %u of task %d: unlink %s: %s", ue->id,
+				 c->ri->pid, what, strerror(errno));
 	return 0;
 }
+
+static int connect_path(struct rst_child *c, int sk, const UnixSkEntry *to)
+{
+	struct sockaddr_un sun;
+	socklen_t len = make_addr(to, &sun);
+	char what[128];
+
+	if (connect(sk, (struct sockaddr *)&sun, len))
+		return child_err(c, errno, "task %d: connecting a unix socket to %s (socket %u): %s",
+				 c->ri->pid, name_str(to, what, sizeof(what)), to->id,
+				 strerror(errno));
+	return 0;
+}
+
+/* @op on @ue's name: a relative path from the directory it was bound in. */
+static int in_name_dir(struct rst_child *c, int sk, const UnixSkEntry *ue,
+		       int (*op)(struct rst_child *c, int sk, const UnixSkEntry *ue))
+{
+	int cwd, ret;
+
+	if (!ue->name.data[0] || !ue->name_dir || ue->name.data[0] == '/')
+		return op(c, sk, ue);
+	cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (cwd < 0 || chdir(ue->name_dir)) {
+		ret = child_err(c, errno, "unix socket %u of task %d: its directory %s: %s", ue->id,
+				c->ri->pid, ue->name_dir, strerror(errno));
+		if (cwd >= 0)
+			close(cwd);
+		return ret;
+	}
+	ret = op(c, sk, ue);
+	if (fchdir(cwd) && !ret)
+		ret = child_err(c, errno, "task %d: back to its directory: %s", c->ri->pid,
+				strerror(errno));
+	close(cwd);
+	return ret;
+}
+
+/* connect(2) @sk to @to's name */
+static int connect_name(struct rst_child *c, int sk, const UnixSkEntry *to)
+{
+	return in_name_dir(c, sk, to, connect_path);
+}
+
+/* Bind @sk to @ue's name; a relative path from its directory. */
+static int bind_name(struct rst_child *c, int sk, const UnixSkEntry *ue)
+{
+	struct sockaddr_un sun;
+	socklen_t len;
+	char what[128];
+
+	if (!ue->name.len)
+		return 0;
+	if (!ue->name.data[0]) {
+		len = make_addr(ue, &sun);
+		if (bind(sk, (struct sockaddr *)&sun, len))
+			return child_err(c, errno, "unix socket %u of task %d: bind %s: %s", ue->id,
+					 c->ri->pid, name_str(ue, what, sizeof(what)),
+					 strerror(errno));
+		return 0;
+	}
+	return in_name_dir(c, sk, ue, bind_path);
+}
+
+/* ---- setting up a socket ---- */
 
 static const struct sk_queue *queue_of(const struct rst_child *c, const UnixSkEntry *ue)
 {
 	return sk_queue_find(c->ri->kind_state[fd_kind_index(&fd_kind_unix)], ue->id);
 }
 
-static int set_int(struct rst_child *c, int sk, const UnixSkEntry *ue, int name,
-		   const char *what, int v)
+static int set_sndbuf(struct rst_child *c, int sk, const UnixSkEntry *ue, int v)
 {
-	if (setsockopt(sk, SOL_SOCKET, name, &v, sizeof(v)))
-		return child_err(c, errno, "unix socket %u of task %d: setsockopt(%s): %s",
-				 ue->id, c->ri->pid, what, strerror(errno));
+	if (setsockopt(sk, SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof(v)))
+		return child_err(c, errno, "unix socket %u of task %d: SO_SNDBUFFORCE: %s", ue->id,
+				 c->ri->pid, strerror(errno));
 	return 0;
 }
 
-/* After the queues: options, shutdown, peek offset, file flags. */
-static int finish(struct rst_child *c, int sk, const UnixSkEntry *ue)
+static int new_socket(struct rst_child *c, const UnixSkEntry *ue)
 {
-	int how = -1, ret;
+	int sk = socket(AF_UNIX, ue->type | SOCK_CLOEXEC, 0);
 
-	ret = sk_opts_restore(c, sk, ue->opts, ue->id);
-	if (ret)
-		return ret;
+	if (sk < 0)
+		return child_err(c, errno, "unix socket %u of task %d: socket: %s", ue->id,
+				 c->ri->pid, strerror(errno));
+	return sk;
+}
+
+static int do_shutdown(struct rst_child *c, int sk, const UnixSkEntry *ue)
+{
+	int how = -1;
+
 	switch (ue->has_shutdown ? ue->shutdown : SK_SHUTDOWN__NONE) {
 	case SK_SHUTDOWN__READ:		how = SHUT_RD; break;
 	case SK_SHUTDOWN__WRITE:	how = SHUT_WR; break;
 	case SK_SHUTDOWN__BOTH:		how = SHUT_RDWR; break;
-	default:			break;
+	default:			return 0;
 	}
-	if (how >= 0 && shutdown(sk, how) && errno != ENOTCONN)
+	if (shutdown(sk, how) && errno != ENOTCONN)
 		return child_err(c, errno, "unix socket %u of task %d: shutdown(%d): %s", ue->id,
 				 c->ri->pid, how, strerror(errno));
-	ret = sk_opts_peek_off(c, sk, ue->opts, ue->id);
+	return 0;
+}
+
+/* After the queues: options, shutdown, peek offset, file flags. */
+static int finish(struct rst_child *c, int sk, const UnixSkEntry *ue, bool shut)
+{
+	int ret;
+
+	ret = sk_opts_restore(c, sk, ue->opts, ue->id);
+	if (!ret && shut)
+		ret = do_shutdown(c, sk, ue);
+	if (!ret)
+		ret = sk_opts_peek_off(c, sk, ue->opts, ue->id);
 	if (ret)
 		return ret;
 	if (fcntl(sk, F_SETFL, ue->flags & SK_SETFL_FLAGS))
@@ -294,33 +283,94 @@ static int finish(struct rst_child *c, int sk, const UnixSkEntry *ue)
 	return 0;
 }
 
+/* ---- pairs ---- */
+
+static int open_file(struct rst_child *c, const UnixSkEntry *ue);
+
+/* The fd of the listener @l in this task, opened (and stashed) if need be. */
+static int listener_fd(struct rst_child *c, const UnixSkEntry *l)
+{
+	int fd = child_file_lookup(c, l->id), ret;
+
+	if (fd >= 0)
+		return fd;
+	fd = open_file(c, l);
+	if (fd < 0)
+		return fd;
+	ret = child_file_stash(c, l->id, fd);
+	return ret ? ret : child_file_lookup(c, l->id);
+}
+
+/* sv[0] accepted from @l, sv[1] the client @cl connected to it. */
+static int make_accepted(struct rst_child *c, const UnixSkEntry *l, const UnixSkEntry *cl,
+			 int sv[2])
+{
+	int lfd = listener_fd(c, l), ret;
+
+	if (lfd < 0)
+		return lfd;
+	sv[1] = new_socket(c, cl);
+	if (sv[1] < 0)
+		return sv[1];
+	ret = bind_name(c, sv[1], cl);
+	if (!ret)
+		ret = connect_name(c, sv[1], l);
+	if (!ret) {
+		sv[0] = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (sv[0] < 0)
+			ret = child_err(c, errno, "unix socket %u of task %d: accept: %s", l->id,
+					c->ri->pid, strerror(errno));
+	}
+	if (ret)
+		close(sv[1]);
+	return ret;
+}
+
 /*
- * A connected pair: sv[0] is @ue, sv[1] its peer @pe (NULL: the peer was
+ * A connection: sv[0] is @ue, sv[1] its peer @pe (NULL: the peer was
  * closed, sv[1] is only a helper that refills the queue).
  */
-static int make_pair(struct rst_child *c, const UnixSkEntry *ue, const UnixSkEntry *pe, int sv[2])
+static int make_pair(struct rst_child *c, const UnixSkEntry *ue, const UnixSkEntry *pe,
+		     enum unix_how how, int sv[2])
 {
+	const UnixSkEntry *l;
 	int ret;
 
-	if (socketpair(AF_UNIX, ue->type | SOCK_CLOEXEC, 0, sv))
+	if (how == UNIX_ACCEPTED) {
+		l = listener_of(c->ri, ue);
+		if (l) {
+			ret = make_accepted(c, l, pe, sv);
+		} else {
+			ret = make_accepted(c, listener_of(c->ri, pe), ue, sv);
+			if (!ret) {
+				int t = sv[0];
+
+				sv[0] = sv[1];
+				sv[1] = t;
+			}
+		}
+		if (ret)
+			return ret;
+	} else if (socketpair(AF_UNIX, ue->type | SOCK_CLOEXEC, 0, sv)) {
 		return child_err(c, errno, "unix socket %u of task %d: socketpair: %s", ue->id,
 				 c->ri->pid, strerror(errno));
-	ret = set_int(c, sv[1], ue, SO_SNDBUFFORCE, "SO_SNDBUFFORCE", SK_FILL_SNDBUF);
+	}
+	ret = set_sndbuf(c, sv[1], ue, SK_FILL_SNDBUF);
 	if (!ret)
 		ret = sk_queue_fill(c, sv[1], queue_of(c, ue));
 	if (!ret && pe) {
-		ret = set_int(c, sv[0], ue, SO_SNDBUFFORCE, "SO_SNDBUFFORCE", SK_FILL_SNDBUF);
+		ret = set_sndbuf(c, sv[0], ue, SK_FILL_SNDBUF);
 		if (!ret)
 			ret = sk_queue_fill(c, sv[0], queue_of(c, pe));
 		if (!ret)
-			ret = finish(c, sv[1], pe);
+			ret = finish(c, sv[1], pe, true);
 	}
 	if (!pe) {
 		close(sv[1]);
 		sv[1] = -1;
 	}
 	if (!ret)
-		ret = finish(c, sv[0], ue);
+		ret = finish(c, sv[0], ue, true);
 	if (ret) {
 		close(sv[0]);
 		if (sv[1] >= 0)
@@ -329,32 +379,61 @@ static int make_pair(struct rst_child *c, const UnixSkEntry *ue, const UnixSkEnt
 	return ret;
 }
 
-static int unix_open(struct rst_child *c, const struct rst_fd *f)
+/* ---- plain sockets and listeners ---- */
+
+/* Datagrams queued on a socket that is not part of a pair: sent again to
+ * its name by a helper, before it connects anywhere. */
+static int refill_by_name(struct rst_child *c, const UnixSkEntry *ue)
 {
-	const UnixSkEntry *ue = f->fe->usk, *pe = NULL;
+	const struct sk_queue *q = queue_of(c, ue);
+	int helper, ret;
+
+	if (!q || !q->nr)
+		return 0;
+	helper = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (helper < 0)
+		return child_err(c, errno, "unix socket %u of task %d: a helper socket: %s", ue->id,
+				 c->ri->pid, strerror(errno));
+	ret = set_sndbuf(c, helper, ue, SK_FILL_SNDBUF);
+	if (!ret)
+		ret = connect_name(c, helper, ue);
+	if (!ret)
+		ret = sk_queue_fill(c, helper, q);
+	close(helper);
+	return ret;
+}
+
+static int open_plain(struct rst_child *c, const UnixSkEntry *ue, enum unix_how how)
+{
+	int sk = new_socket(c, ue), ret;
+
+	if (sk < 0)
+		return sk;
+	ret = bind_name(c, sk, ue);
+	if (!ret && how == UNIX_LISTENER && listen(sk, ue->backlog))
+		ret = child_err(c, errno, "unix socket %u of task %d: listen: %s", ue->id,
+				c->ri->pid, strerror(errno));
+	if (!ret && ue->type == SOCK_DGRAM)
+		ret = refill_by_name(c, ue);
+	/* a socket that connects later is shut down once connected */
+	if (!ret)
+		ret = finish(c, sk, ue, !ue->peer);
+	if (ret) {
+		close(sk);
+		return ret;
+	}
+	return sk;
+}
+
+static int open_file(struct rst_child *c, const UnixSkEntry *ue)
+{
+	const UnixSkEntry *pe;
+	enum unix_how how = classify(c->ri, ue, &pe);
 	int sv[2] = { -1, -1 }, ret;
 
-	if (ue->state != TCP_ESTABLISHED) {
-		/* a socket never connected (or disconnected): standing alone */
-		sv[0] = socket(AF_UNIX, ue->type | SOCK_CLOEXEC, 0);
-		if (sv[0] < 0)
-			return child_err(c, errno, "unix socket %u of task %d: socket: %s", ue->id,
-					 c->ri->pid, strerror(errno));
-		ret = finish(c, sv[0], ue);
-		if (ret) {
-			close(sv[0]);
-			return ret;
-		}
-		return sv[0];
-	}
-	if (ue->peer) {
-		pe = find_peer(c->ri, ue, true);
-		if (!pe)
-			return child_err(c, EOPNOTSUPP,
-					 "unix socket %u of task %d: its peer (inode %u) belongs to another task: not supported yet",
-					 ue->id, c->ri->pid, ue->peer);
-	}
-	ret = make_pair(c, ue, pe, sv);
+	if (how == UNIX_LISTENER || how == UNIX_PLAIN)
+		return open_plain(c, ue, how);
+	ret = make_pair(c, ue, pe, how, sv);
 	if (ret)
 		return ret;
 	if (pe) {
@@ -367,15 +446,113 @@ static int unix_open(struct rst_child *c, const struct rst_fd *f)
 	return sv[0];
 }
 
+static int unix_open(struct rst_child *c, const struct rst_fd *f)
+{
+	return open_file(c, f->fe->usk);
+}
+
+/* FD_STAGE_CONNECT: a plain socket to its peer, a listener's waiting clients. */
+static int connect_one(struct rst_child *c, int sk, const UnixSkEntry *ue, const UnixSkEntry *to)
+{
+	int ret = connect_name(c, sk, to);
+
+	return ret ? ret : do_shutdown(c, sk, ue);
+}
+
+static int unix_connect(struct rst_child *c, const struct rst_fd *f, int fd)
+{
+	const UnixSkEntry *ue = f->fe->usk, *pe;
+	enum unix_how how = classify(c->ri, ue, &pe);
+
+	if (how == UNIX_PLAIN && pe && pe->state != TCP_LISTEN)
+		return connect_one(c, fd, ue, pe);
+	if (how != UNIX_LISTENER)
+		return 0;
+	for (size_t i = 0; i < c->ri->nr_files; i++) {
+		const FileEntry *fe = c->ri->files[i];
+		int cfd, ret;
+
+		if (fe->type != FD_TYPES__UNIXSK || !fe->usk || fe->usk->peer != ue->ino ||
+		    fe->usk->state != TCP_ESTABLISHED)
+			continue;
+		cfd = child_file_lookup(c, fe->id);
+		if (cfd < 0)
+			return child_err(c, EOPNOTSUPP,
+					 "unix socket %u of task %d: its client %u, not yet accepted, belongs to another task: not supported yet",
+					 ue->id, c->ri->pid, fe->id);
+		ret = connect_one(c, cfd, fe->usk, ue);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static int unix_check(const struct opts *o, struct rst_images *ri, struct rst_fd *f)
+{
+	void **state = &ri->kind_state[fd_kind_index(&fd_kind_unix)];
+	const UnixSkEntry *ue = f->fe->usk, *pe;
+	enum unix_how how;
+	char what[128];
+
+	if (!ue || ue->id != f->fe->id || !ue->opts) {
+		pr_err("files.img: unix socket %u has no or a mismatching unix_sk_entry", f->fe->id);
+		return -EINVAL;
+	}
+	if (ue->type != SOCK_STREAM && ue->type != SOCK_DGRAM && ue->type != SOCK_SEQPACKET) {
+		pr_err("files.img: unix socket %u has an unknown type %u", ue->id, ue->type);
+		return -EINVAL;
+	}
+	if (ue->uflags & USK_EXTERN) {
+		pr_err("files.img: unix socket %u is an outside peer, yet fd %d of task %d holds it",
+		       ue->id, f->fd, ri->pid);
+		return -EINVAL;
+	}
+	how = classify(ri, ue, &pe);
+	if (ue->peer && !pe) {
+		pr_err("files.img: unix socket %u (inode %u): its peer (inode %u) is not in files.img",
+		       ue->id, ue->ino, ue->peer);
+		return -EINVAL;
+	}
+	if (pe && pe->uflags & USK_EXTERN && !o->ext_unix_sk) {
+		pr_err("unix socket %u (fd %d of task %d) was connected to %s, outside the dumped tree: restore with --ext-unix-sk to reconnect it",
+		       ue->id, f->fd, ri->pid, name_str(pe, what, sizeof(what)));
+		return -EOPNOTSUPP;
+	}
+	if (pe && how == UNIX_PLAIN && !pe->name.len && pe->state != TCP_LISTEN) {
+		pr_err("files.img: unix socket %u is connected to socket %u, which has no name to connect to",
+		       ue->id, pe->id);
+		return -EINVAL;
+	}
+	if (how == UNIX_PAIR && pe && (pe->peer != ue->ino || pe->type != ue->type)) {
+		pr_err("files.img: unix sockets %u and %u are not each other's peer", ue->id, pe->id);
+		return -EINVAL;
+	}
+	if (!*state) {
+		int ret = sk_queue_load(ri, (struct sk_queue_set **)state);
+
+		if (ret)
+			return ret;
+	}
+	if (how == UNIX_PLAIN && !ue->name.len && sk_queue_find(*state, ue->id) &&
+	    sk_queue_find(*state, ue->id)->nr) {
+		pr_err("sk-queues.img: unix socket %u holds messages but has no name nor pair to receive them again",
+		       ue->id);
+		return -EOPNOTSUPP;
+	}
+	return 0;
+}
+
 const struct fd_kind_ops fd_kind_unix = {
 	.name = "unix socket",
 	.type = FD_TYPES__UNIXSK,
 	.stage = FD_STAGE_OPEN,
 	.match = unix_match,
 	.dump = unix_dump,
+	.dump_resolve = unix_dump_resolve,
 	.dump_write = unix_dump_write,
 	.dump_free = unix_dump_free,
 	.check = unix_check,
 	.open = unix_open,
+	.connect = unix_connect,
 	.rst_free = sk_queue_set_free,
 };

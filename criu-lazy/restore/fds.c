@@ -8,7 +8,9 @@
  * fds are opened stage by stage (enum fd_stage): each file object once, by
  * its kind's open(), and dup'ed for every other fd of the same object.  A
  * kind that makes more than one object at once (both ends of a pipe)
- * stashes the others above helper_base until their fd comes.
+ * stashes the others above helper_base until their fd comes.  Between
+ * the opening stage and the one after, each kind with a connect step
+ * (a socket that connects to its peer by name) takes it, once per file.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -195,9 +197,36 @@ static int restore_one(struct rst_child *c, const struct rst_fd *f)
 	return ret;
 }
 
+/* FD_STAGE_CONNECT: each file's connect step once, at its first fd. */
+static int connect_all(struct rst_child *c)
+{
+	for (size_t i = 0; i < c->ri->nr_fds; i++) {
+		const struct rst_fd *f = &c->ri->fds[i];
+		bool first = true;
+		int ret;
+
+		if (!f->ops->connect)
+			continue;
+		for (size_t j = 0; j < i && first; j++)
+			first = c->ri->fds[j].fe->id != f->fe->id;
+		if (!first)
+			continue;
+		ret = f->ops->connect(c, f, f->fd);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
 int child_fds_restore(struct rst_child *c)
 {
 	for (int stage = 0; stage < FD_STAGE_NR; stage++) {
+		if (stage == FD_STAGE_CONNECT) {
+			int ret = connect_all(c);
+
+			if (ret)
+				return ret;
+		}
 		for (size_t i = 0; i < c->ri->nr_fds; i++) {
 			const struct rst_fd *f = &c->ri->fds[i];
 			int ret;

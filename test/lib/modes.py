@@ -221,6 +221,12 @@ class LazyMigrate(Mode):
             return "this kernel has no pid namespaces"
         return None
 
+    def unsupported(self, spec):
+        if spec.abstract_names:
+            return ("its copy cannot bind the abstract unix names the dumped task holds "
+                    "until the migration ends (one host, one network namespace)")
+        return None
+
     def cycle(self, task, n):
         self.task = task
         imgdir = self.imgdir(n)

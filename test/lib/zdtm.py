@@ -51,6 +51,9 @@ class ZdtmTest:
     lazy_inherits: bool = False
     # why a second checkpoint of it cannot work yet ("" if it can)
     once_only: str = ""
+    # it holds abstract unix names, which its copy cannot take while the
+    # dumped task still runs on the same host (lazy migration)
+    abstract_names: bool = False
 
     @property
     def id(self):
@@ -88,6 +91,7 @@ ZDTM_TESTS = [
     ZdtmTest("timerfd"),
     ZdtmTest("unix_socketpair"),
     ZdtmTest("epoll"),
+    ZdtmTest("unix_named", abstract_names=True),
     ZdtmTest("cwd_umask_rlimit"),
     ZdtmTest("oom_score_adj"),
     ZdtmTest("loginuid"),

@@ -1,15 +1,20 @@
 /*
  * A task holding a file descriptor of a --kind the tool cannot restore yet
- * (unix, unix-ext, tcp, udp, eventfd, pipe, epoll, timerfd, signalfd, inotify), at
+ * (unix, unix-ext, unix-ext-dgram, tcp, udp, eventfd, pipe, epoll, timerfd, signalfd,
+ * inotify), at
  * fd 42 (and 43 for a second end or a helper).  A dump must refuse it and
  * leave it running unharmed; this program then checks, after SIGTERM, that
  * the object still works and still holds what it held (queued data, a
  * counter, a pending signal, ...).  Run without a checkpoint it passes.
+ * unix-ext-dgram (a datagram socket connected to the test's own socket) is
+ * refused only without --ext-unix-sk: with it, it is restored and still
+ * sends to the same peer.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -63,13 +68,15 @@ int main(int argc, char **argv)
 	const char *kind = NULL, *peer = NULL;
 	const struct test_opt opts[] = {
 		{ "kind", TEST_OPT_STR, &kind, 1,
-		  "unix | unix-ext | tcp | udp | eventfd | pipe | epoll | timerfd | signalfd | inotify" },
+		  "unix | unix-ext | unix-ext-dgram | tcp | udp | eventfd | pipe | epoll | timerfd | signalfd | inotify" },
 		{ "peer", TEST_OPT_STR, &peer, 0,
 		  "unix-ext: the abstract name (without its \\0) of a listener outside" },
 		{ NULL, 0, NULL, 0, NULL },
 	};
 	struct sockaddr_in addr = { .sin_family = AF_INET };
 	struct sockaddr_in before = { 0 };
+	struct sockaddr_un ext = { .sun_family = AF_UNIX };
+	socklen_t ext_len = 0;
 	int sv[2];
 
 	test_init(argc, argv, opts);
@@ -90,17 +97,16 @@ int main(int argc, char **argv)
 			fail("connect: %m");
 		if (write(FD_B, "ping", 4) != 4)
 			fail("write: %m");
-	} else if (!strcmp(kind, "unix-ext")) {
-		/* connected to a peer outside the tree: the test's listener */
-		struct sockaddr_un un = { .sun_family = AF_UNIX };
-		socklen_t len;
+	} else if (!strcmp(kind, "unix-ext") || !strcmp(kind, "unix-ext-dgram")) {
+		/* connected to a peer outside the tree: the test's socket */
+		bool dgram = !strcmp(kind, "unix-ext-dgram");
 
 		if (!peer)
-			fail("--kind unix-ext needs --peer");
-		len = offsetof(struct sockaddr_un, sun_path) + 1 +
-		      snprintf(un.sun_path + 1, sizeof(un.sun_path) - 1, "%s", peer);
-		place(socket(AF_UNIX, SOCK_STREAM, 0), FD_A);
-		if (connect(FD_A, (struct sockaddr *)&un, len))
+			fail("--kind %s needs --peer", kind);
+		ext_len = offsetof(struct sockaddr_un, sun_path) + 1 +
+			  snprintf(ext.sun_path + 1, sizeof(ext.sun_path) - 1, "%s", peer);
+		place(socket(AF_UNIX, dgram ? SOCK_DGRAM : SOCK_STREAM, 0), FD_A);
+		if (connect(FD_A, (struct sockaddr *)&ext, ext_len))
 			fail("connect to @%s: %m", peer);
 		if (write(FD_A, "ping", 4) != 4)
 			fail("write: %m");
@@ -171,6 +177,15 @@ int main(int argc, char **argv)
 		close(a);
 	} else if (!strcmp(kind, "unix-ext")) {
 		expect_read(FD_A, "pong");	/* the test answers after the dump */
+	} else if (!strcmp(kind, "unix-ext-dgram")) {
+		struct sockaddr_un got;
+		socklen_t len = sizeof(got);
+
+		if (getpeername(FD_A, (struct sockaddr *)&got, &len) || len != ext_len ||
+		    memcmp(got.sun_path, ext.sun_path, len - offsetof(struct sockaddr_un, sun_path)))
+			fail("fd %d is no longer connected to @%s (%m)", FD_A, peer);
+		if (write(FD_A, "pong", 4) != 4)
+			fail("write after the restore: %m");
 	} else if (!strcmp(kind, "tcp")) {
 		struct sockaddr_in now = bound_addr(FD_A);
 		int c = socket(AF_INET, SOCK_STREAM, 0), a;

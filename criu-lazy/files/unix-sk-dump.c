@@ -1,0 +1,333 @@
+/*
+ * Unix sockets, dump side.  Each socket: what UNIX_DIAG says (type, state,
+ * peer, shutdown, name, pending connections), the generic options and its
+ * receive queue, read from our copy of it (pidfd_getfd).  A path name is
+ * checked against the file system: when the path no longer leads to the
+ * socket's inode the name is kept as deleted (re-made and unlinked at
+ * restore); a relative name keeps the task's working directory.
+ *
+ * Once every task is seen (unix_dump_resolve), peers are tied: a client
+ * not yet accepted names the listener as its peer (the kernel shows no
+ * inode for the waiting end), and a peer outside the dumped tree is
+ * refused, naming the fd, unless --ext-unix-sk allows a datagram socket to
+ * be reconnected to it by name (an entry of its own, USK_EXTERN).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#define LOG_PREFIX ""
+#include "common/log.h"
+#include "dump/dump.h"
+#include "files/fd-kind.h"
+#include "files/sk-opts.h"
+#include "files/unix-sk.h"
+
+const char *unix_type_name(unsigned int type)
+{
+	switch (type) {
+	case SOCK_STREAM:	return "stream";
+	case SOCK_DGRAM:	return "datagram";
+	case SOCK_SEQPACKET:	return "seqpacket";
+	default:		return "unknown-type";
+	}
+}
+
+bool unix_match(const struct dump_ctx *ctx, const struct fd_probe *p)
+{
+	char path[64], proto[32];
+	unsigned long long ino;
+	ssize_t n;
+
+	if (sscanf(p->link, "socket:[%llu]", &ino) != 1)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/fd/%d", p->t->pid, p->fd);
+	n = getxattr(path, "system.sockprotoname", proto, sizeof(proto) - 1);
+	if (n <= 0)
+		return false;
+	proto[n] = '\0';
+	return !strncmp(proto, "UNIX", 4);	/* "UNIX", "UNIX-STREAM" */
+}
+
+/* A path name: still there (its permissions), or deleted. */
+static int dump_path(const struct fd_probe *p, const struct unix_diag_info *u,
+		     struct unix_dump *ud)
+{
+	char full[PATH_MAX + UNIX_DIAG_NAME_MAX + 2], cwd[PATH_MAX], link[64];
+	struct stat st;
+	ssize_t n;
+
+	if (ud->name[0] != '/') {
+		snprintf(link, sizeof(link), "/proc/%d/cwd", p->t->pid);
+		n = readlink(link, cwd, sizeof(cwd) - 1);
+		if (n < 0)
+			return dump_task_error(p->t, -errno, "task %d: can't read %s: %m", p->t->pid,
+					       link);
+		cwd[n] = '\0';
+		ud->name_dir = strdup(cwd);
+		if (!ud->name_dir)
+			return -ENOMEM;
+		snprintf(full, sizeof(full), "%s/%s", cwd, ud->name);
+	} else {
+		snprintf(full, sizeof(full), "%s", ud->name);
+	}
+	ud->ue.name_dir = ud->name_dir;
+	if (stat(full, &st) || !S_ISSOCK(st.st_mode) || !u->has_vfs || st.st_ino != u->vfs_ino) {
+		ud->ue.has_deleted = true;
+		ud->ue.deleted = true;
+		pr_debug("task %d: fd %d: unix socket %u bound to %s, which is deleted", p->t->pid,
+			 p->fd, u->ino, full);
+		return 0;
+	}
+	file_perms_entry__init(&ud->perms);
+	ud->perms.mode = st.st_mode & 07777;
+	ud->perms.uid = st.st_uid;
+	ud->perms.gid = st.st_gid;
+	ud->ue.file_perms = &ud->perms;
+	return 0;
+}
+
+int unix_dump(struct dump_ctx *ctx, const struct fd_probe *p, struct dump_file *f)
+{
+	struct unix_dump *ud = calloc(1, sizeof(*ud));
+	struct unix_diag_info u;
+	int sk, ret;
+
+	if (!ud)
+		return -ENOMEM;
+	f->priv = ud;
+	ud->pid = p->t->pid;
+	ud->fd = p->fd;
+	unix_sk_entry__init(&ud->ue);
+	ud->ue.opts = &ud->opts;
+	sk_opts_entry__init(&ud->opts);
+	ret = unix_diag_get(p->st.st_ino, &u);
+	if (ret == -ENOENT)
+		return dump_task_error(p->t, ret,
+				       "fd %d of task %d: sock_diag knows no unix socket of inode %llu",
+				       p->fd, p->t->pid, (unsigned long long)p->st.st_ino);
+	if (ret)
+		return ret;
+	if (u.type != SOCK_STREAM && u.type != SOCK_DGRAM && u.type != SOCK_SEQPACKET) {
+		pr_err("fd %d of task %d is a unix socket of type %u (inode %u): not supported",
+		       p->fd, p->t->pid, u.type, u.ino);
+		ret = -EOPNOTSUPP;
+		goto out;
+	}
+
+	ud->ue.id = f->fe.id;
+	ud->ue.ino = u.ino;
+	ud->ue.type = u.type;
+	ud->ue.state = u.state;
+	ud->ue.flags = p->flags & ~O_CLOEXEC;
+	ud->ue.peer = u.peer;
+	ud->ue.fown = &f->fown;
+	ud->ue.has_shutdown = true;
+	ud->ue.shutdown = u.shutdown & SK_SHUTDOWN__BOTH;	/* RCV 1 = READ, SEND 2 = WRITE */
+	memcpy(ud->name, u.name, u.namelen);
+	ud->ue.name.data = (uint8_t *)ud->name;
+	ud->ue.name.len = u.namelen;
+	ud->wqueue = u.wqueue;
+	if (u.state == TCP_LISTEN) {
+		ud->ue.backlog = u.wqueue;	/* a listener's: its maximum backlog */
+		ud->wqueue = 0;
+		ud->icons = u.icons;
+		ud->nr_icons = u.nr_icons;
+		u.icons = NULL;
+	}
+	f->fe.usk = &ud->ue;
+	if (u.namelen && u.name[0]) {
+		ret = dump_path(p, &u, ud);
+		if (ret)
+			goto out;
+	}
+
+	sk = sk_grab_fd(p);
+	if (sk < 0) {
+		ret = sk;
+		goto out;
+	}
+	ret = sk_opts_dump(p, sk, &ud->opts);
+	if (!ret && u.state != TCP_LISTEN && (u.type == SOCK_DGRAM || u.state == TCP_ESTABLISHED))
+		ret = sk_queue_dump(p, sk, u.type, u.shutdown & 1, f->fe.id, &ud->q);
+	close(sk);
+	if (!ret)
+		ret = dump_fown(p->t, p->fd, &f->fown);
+	if (!ret)
+		pr_debug("task %d: fd %d: unix %s socket %u, state %u, peer %u, shutdown %u, name %s%.*s, %zu packets queued",
+			 p->t->pid, p->fd, unix_type_name(u.type), u.ino, u.state, u.peer,
+			 u.shutdown, u.namelen && !u.name[0] ? "@" : "",
+			 u.namelen && !u.name[0] ? (int)u.namelen - 1 : (int)u.namelen,
+			 u.namelen && !u.name[0] ? u.name + 1 : u.name, ud->q.nr);
+out:
+	unix_diag_info_free(&u);
+	return ret;
+}
+
+static struct unix_dump *find_by_ino(struct dump_ctx *ctx, uint32_t ino)
+{
+	for (size_t i = 0; i < ctx->files.nr; i++) {
+		struct dump_file *f = ctx->files.v[i];
+
+		if (f->ops == &fd_kind_unix && f->priv && ((struct unix_dump *)f->priv)->ue.ino == ino)
+			return f->priv;
+	}
+	return NULL;
+}
+
+/* The clients waiting on a listener: in the tree, with nothing sent yet. */
+static int resolve_listener(struct dump_ctx *ctx, struct unix_dump *l)
+{
+	for (unsigned int i = 0; i < l->nr_icons; i++) {
+		struct unix_dump *c = l->icons[i] ? find_by_ino(ctx, l->icons[i]) : NULL;
+		const char *why = NULL;
+
+		if (!l->icons[i])
+			why = "whose client is closed";
+		else if (!c)
+			why = "from a client outside the dumped tree";
+		if (why) {
+			pr_err("fd %d of task %d is a listening unix socket with a connection not yet accepted %s (client inode %u): not supported",
+			       l->fd, l->pid, why, l->icons[i]);
+			return -EOPNOTSUPP;
+		}
+		if (c->wqueue) {
+			pr_err("fd %d of task %d: its connection to the listening unix socket at fd %d, not yet accepted, holds %u bytes: data in connections not yet accepted is not supported yet",
+			       c->fd, c->pid, l->fd, c->wqueue);
+			return -EOPNOTSUPP;
+		}
+		c->ue.peer = l->ue.ino;
+	}
+	return 0;
+}
+
+/* --ext-unix-sk: an entry for the outside peer, by which to reconnect. */
+static int add_external(struct dump_ctx *ctx, struct unix_dump *s)
+{
+	struct unix_diag_info u;
+	struct dump_file *f;
+	struct unix_dump *ud;
+	struct stat st = { 0 };
+	int ret;
+
+	ret = unix_diag_get(s->ue.peer, &u);
+	if (ret == 0 && !u.namelen)
+		ret = -ENOENT;
+	if (ret) {
+		if (ret == -ENOENT)
+			pr_err("fd %d of task %d is a unix datagram socket connected to a socket outside the dumped tree (inode %u) that has no name to reconnect to",
+			       s->fd, s->pid, s->ue.peer);
+		unix_diag_info_free(&u);
+		return ret == -ENOENT ? -EOPNOTSUPP : ret;
+	}
+	ud = calloc(1, sizeof(*ud));
+	f = ud ? dump_file_add(ctx, &fd_kind_unix, &st) : NULL;
+	if (!f) {
+		free(ud);
+		unix_diag_info_free(&u);
+		return -ENOMEM;
+	}
+	f->priv = ud;
+	unix_sk_entry__init(&ud->ue);
+	sk_opts_entry__init(&ud->opts);
+	ud->ue.opts = &ud->opts;
+	ud->ue.fown = &f->fown;
+	ud->ue.id = f->fe.id;
+	ud->ue.ino = u.ino;
+	ud->ue.type = u.type;
+	ud->ue.state = u.state;
+	ud->ue.uflags = USK_EXTERN;
+	memcpy(ud->name, u.name, u.namelen);
+	ud->ue.name.data = (uint8_t *)ud->name;
+	ud->ue.name.len = u.namelen;
+	f->fe.usk = &ud->ue;
+	ud->fd = -1;
+	unix_diag_info_free(&u);
+	pr_info("unix socket %u: its peer %u is outside the tree (--ext-unix-sk): file %u",
+		s->ue.ino, s->ue.peer, ud->ue.id);
+	return 0;
+}
+
+int unix_dump_resolve(struct dump_ctx *ctx)
+{
+	int ret = 0;
+
+	for (size_t i = 0; i < ctx->files.nr && !ret; i++) {
+		struct dump_file *f = ctx->files.v[i];
+		struct unix_dump *ud = f->priv;
+
+		if (f->ops == &fd_kind_unix && ud->ue.state == TCP_LISTEN)
+			ret = resolve_listener(ctx, ud);
+	}
+	for (size_t i = 0; i < ctx->files.nr && !ret; i++) {
+		struct dump_file *f = ctx->files.v[i];
+		struct unix_dump *ud = f->priv;
+
+		if (f->ops != &fd_kind_unix)
+			continue;
+		/* no peer inode, yet connected and not shut down by a closing
+		 * peer: waiting on a listener that is not ours */
+		if (!ud->ue.peer && ud->ue.type != SOCK_DGRAM && ud->ue.state == TCP_ESTABLISHED &&
+		    ud->ue.shutdown != SK_SHUTDOWN__BOTH) {
+			pr_err("fd %d of task %d is a unix %s socket connected to a listener outside the dumped tree that has not accepted it yet (socket inode %u)",
+			       ud->fd, ud->pid, unix_type_name(ud->ue.type), ud->ue.ino);
+			return -EOPNOTSUPP;
+		}
+		if (!ud->ue.peer || find_by_ino(ctx, ud->ue.peer))
+			continue;
+		if (ud->ue.type != SOCK_DGRAM) {
+			pr_err("fd %d of task %d is a unix %s socket connected to a peer outside the dumped tree (socket inode %u, peer inode %u): a %s connection cannot be made again with a peer left out, even with --ext-unix-sk",
+			       ud->fd, ud->pid, unix_type_name(ud->ue.type), ud->ue.ino, ud->ue.peer,
+			       unix_type_name(ud->ue.type));
+			return -EOPNOTSUPP;
+		}
+		if (!ctx->o->ext_unix_sk) {
+			pr_err("fd %d of task %d is a unix datagram socket connected to a peer outside the dumped tree (socket inode %u, peer inode %u): use --ext-unix-sk to reconnect it at restore",
+			       ud->fd, ud->pid, ud->ue.ino, ud->ue.peer);
+			return -EOPNOTSUPP;
+		}
+		ret = add_external(ctx, ud);
+	}
+	return ret;
+}
+
+int unix_dump_write(struct dump_ctx *ctx)
+{
+	struct cr_img *img = NULL;
+	int ret = 0;
+
+	for (size_t i = 0; i < ctx->files.nr && !ret; i++) {
+		struct dump_file *f = ctx->files.v[i];
+
+		if (f->ops == &fd_kind_unix)
+			ret = sk_queue_write(ctx, &img, &((struct unix_dump *)f->priv)->q);
+	}
+	if (!img)
+		return ret;
+	if (ret) {
+		img_close(img);
+		return ret;
+	}
+	return img_close(img);
+}
+
+void unix_dump_free(struct dump_file *f)
+{
+	struct unix_dump *ud = f->priv;
+
+	if (!ud)
+		return;
+	sk_queue_free(&ud->q);
+	sk_opts_dump_free(&ud->opts);
+	free(ud->name_dir);
+	free(ud->icons);
+	free(ud);
+}

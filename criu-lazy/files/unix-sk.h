@@ -1,0 +1,48 @@
+/*
+ * Unix sockets, shared by the two sides of the kind: unix-sk-dump.c (what
+ * a dump collects and how it ties peers together) and unix-sk.c (the
+ * restore and the ops table).
+ */
+#ifndef CRIU_LAZY_FILES_UNIX_SK_H
+#define CRIU_LAZY_FILES_UNIX_SK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "files/sk-queue.h"
+#include "files/unix-diag.h"
+
+#include "sk-unix.pb-c.h"
+
+#define USK_EXTERN	1	/* unix_sk_entry.uflags: a peer outside the tree */
+
+struct dump_ctx;
+struct dump_file;
+struct fd_probe;
+
+/* dump_file.priv of a unix socket */
+struct unix_dump {
+	UnixSkEntry ue;
+	SkOptsEntry opts;
+	FilePermsEntry perms;
+	struct sk_queue q;
+	char name[UNIX_DIAG_NAME_MAX + 1];
+	char *name_dir;
+	pid_t pid;			/* for messages; 0 for an external peer */
+	int fd;
+	uint32_t *icons;		/* a listener's connections not yet accepted */
+	unsigned int nr_icons;
+	uint32_t wqueue;		/* bytes it sent that nobody has read yet */
+};
+
+const char *unix_type_name(unsigned int type);
+
+/* unix-sk-dump.c */
+bool unix_match(const struct dump_ctx *ctx, const struct fd_probe *p);
+int unix_dump(struct dump_ctx *ctx, const struct fd_probe *p, struct dump_file *f);
+int unix_dump_resolve(struct dump_ctx *ctx);
+int unix_dump_write(struct dump_ctx *ctx);
+void unix_dump_free(struct dump_file *f);
+
+#endif
