@@ -577,3 +577,33 @@ def test_loginuid_cannot_be_restored(tool, zdtm, workdir):
         'exec setpriv --bounding-set -audit_control -- "$0" "$@"'))
     restore_must_fail(limited, workdir, imgdir, task.pid, r"loginuid", r"\b3\b")
     restore_must_pass(tool, workdir, task, imgdir)
+
+
+def test_posix_timer_notifies_foreign_thread(tool, zdtm, workdir):
+    """A SIGEV_THREAD_ID timer whose thread is not one of the task's:
+    refused before any task exists, naming the core image and the timer."""
+    task = zdtm(ZdtmTest("posix_timers"))
+    good = workdir / "images-good"
+    good.mkdir()
+    assert_ok(tool.dump(task.pid, good, workdir / "dump.log", DUMP_TIMEOUT), "dump")
+    task.expect_gone()
+    bad = damaged_copy(good, workdir)
+    core = image_path(bad, "core", task.pid)
+    img = images.load(core)
+    f = images.decode(img.payload(0))
+    tc = images.decode(images.get(f, 3)[0])
+    timers = images.decode(images.get(tc, 7)[0])
+    for n, posix in enumerate(images.get(timers, 4)):
+        pt = images.decode(posix)
+        if images.get(pt, 4) == [4]:		# SIGEV_THREAD_ID
+            pt = images.set_field(pt, 11, task.ns_pid + 1000)
+            timers = images.set_field(timers, 4, images.encode(pt), nth=n)
+            break
+    else:
+        pytest.fail("the posix_timers program has no SIGEV_THREAD_ID timer in its core")
+    tc = images.set_field(tc, 7, images.encode(timers))
+    core.write_bytes(images.replace_record(img, 0, images.encode(images.set_field(
+        f, 3, images.encode(tc)))))
+    restore_must_fail(tool, workdir, bad, task.pid, core.name.replace(".", r"\."),
+                      r"POSIX timer \d+", r"thread")
+    restore_must_pass(tool, workdir, task, good)

@@ -84,6 +84,8 @@ void dump_core_free(struct task_core *c)
 	free_queue(&c->signals_p);
 	free_queue(&c->signals_s);
 	free(c->groups);
+	free(c->posix);
+	free(c->posix_p);
 	free(c);
 }
 

@@ -61,6 +61,9 @@ struct task_core {
 	TaskCoreEntry tc;
 	TaskTimersEntry timers;
 	ItimerEntry itimers[3];
+	PosixTimerEntry *posix;			/* malloc'ed, nr_posix of them */
+	PosixTimerEntry **posix_p;
+	size_t nr_posix;
 	TaskRlimitsEntry rlimits;
 	RlimitEntry rlim[DUMP_NR_RLIMITS];
 	RlimitEntry *rlim_p[DUMP_NR_RLIMITS];

@@ -253,7 +253,7 @@ static int count_children(struct dump_task *t, char *first, size_t size)
 
 int dump_check_task(struct dump_ctx *ctx, struct dump_task *t)
 {
-	char status[16384], timers[4096], child[32] = "";
+	char status[16384], child[32] = "";
 	struct proc_stat st;
 	const char *v;
 	int ret, n;
@@ -278,19 +278,6 @@ int dump_check_task(struct dump_ctx *ctx, struct dump_task *t)
 	v = dump_status_field(status, "Seccomp");
 	if (v && atoi(v) != 0) {
 		pr_err("task %d runs under seccomp (mode %d): not supported yet", t->pid, atoi(v));
-		return -EOPNOTSUPP;
-	}
-
-	ret = dump_proc_read(t, "timers", timers, sizeof(timers));
-	if (ret < 0)
-		return ret;
-	n = 0;
-	for (const char *p = timers; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
-		if (!strncmp(p, "ID:", 3))
-			n++;
-	if (n) {
-		pr_err("task %d has %d POSIX timer%s (timer_create): not supported yet",
-		       t->pid, n, n > 1 ? "s" : "");
 		return -EOPNOTSUPP;
 	}
 

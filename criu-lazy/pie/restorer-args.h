@@ -24,7 +24,7 @@
 #include <stdint.h>
 
 #define RESTORER_ARGS_MAGIC	0x52535452u	/* "RTSR" */
-#define RESTORER_ARGS_VERSION	2
+#define RESTORER_ARGS_VERSION	3
 
 #define RST_TASK_SIZE		0x7ffffffff000ull	/* 47-bit user space */
 #define RST_PAGE_SIZE		4096ull
@@ -64,6 +64,7 @@ enum rst_step {
 	RST_STEP_SIGALTSTACK,
 	RST_STEP_PRCTL,		/* pdeath_sig, dumpable, comm */
 	RST_STEP_ITIMERS,
+	RST_STEP_POSIX_TIMERS,	/* create (with its dumped id) or arm a POSIX timer */
 	RST_STEP_NR
 };
 
@@ -129,6 +130,27 @@ struct rst_creds {
 struct rst_itimerval {
 	int64_t interval_sec, interval_usec;
 	int64_t value_sec, value_usec;
+};
+
+/*
+ * A POSIX timer (timer_create): created again with its dumped id, then
+ * armed with what was left of its time.  notify is the kernel's
+ * sigev_notify (SIGEV_SIGNAL 0, NONE 1, THREAD 2, | THREAD_ID 4).
+ */
+struct rst_posix_timer {
+	int32_t id;
+	int32_t clock;
+	int32_t signo;
+	int32_t notify;
+	uint64_t value;		/* sigev_value */
+	int32_t tid;		/* SIGEV_THREAD_ID: the thread, its own view */
+	int32_t fire_now;	/* its signal was pending: it expires at once, so
+				 * that signal is its own again (and the copy in
+				 * the pending queues, taken, is not queued) */
+	int32_t taken;		/* written by the blob */
+	int32_t pad;
+	int64_t interval_sec, interval_nsec;
+	int64_t value_sec, value_nsec;	/* all 0: left disarmed */
 };
 
 /* stack_t */
@@ -212,6 +234,9 @@ struct restorer_args {
 	struct rst_thread_args thread;	/* the (only) thread's */
 
 	struct rst_itimerval itimers[RST_NR_ITIMERS];	/* real, virt, prof */
+	uint64_t posix_timers;		/* address of struct rst_posix_timer[] */
+	uint32_t nr_posix_timers;
+	uint32_t pad4;
 
 	struct rst_lazy lazy;
 

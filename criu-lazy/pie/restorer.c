@@ -134,8 +134,9 @@ static int queue_siginfos(struct restorer_args *a, uint64_t addr, uint32_t nr, i
 		int32_t signo = *(const int32_t *)si;
 		long ret;
 
-		/* the restore process queues SIGTRAP after the final trap */
-		if (signo == SIGTRAP)
+		/* the restore process queues SIGTRAP after the final trap; a
+		 * timer's own signal comes from the timer */
+		if (signo == SIGTRAP || rst_posix_timer_owns(a, si))
 			continue;
 		if (tid)
 			ret = sys_rt_tgsigqueueinfo(a->pid, tid, signo, si);
@@ -266,7 +267,7 @@ void restorer_main(struct restorer_args *a)
 
 	if (queue_signals(a) || restore_rlimits(a) || rst_restore_creds(a, &a->thread) ||
 	    restore_thread_state(a, &a->thread) || restore_prctls(a, &a->thread) ||
-	    restore_itimers(a))
+	    rst_restore_posix_timers(a) || restore_itimers(a))
 		return;
 
 	a->status = RST_STATUS_DONE;

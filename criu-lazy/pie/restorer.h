@@ -24,6 +24,8 @@ static inline int rst_fail(struct restorer_args *a, int step, long ret, uint64_t
 }
 
 int rst_vdso_move(struct restorer_args *a) RST_HIDDEN;
+int rst_restore_posix_timers(struct restorer_args *a) RST_HIDDEN;
+int rst_posix_timer_owns(struct restorer_args *a, const uint8_t *si) RST_HIDDEN;
 int rst_restore_creds(struct restorer_args *a, struct rst_thread_args *th) RST_HIDDEN;
 
 /* Lazy restore (issue 3), see uffd.c.  All are no-ops when a->lazy.sock < 0. */

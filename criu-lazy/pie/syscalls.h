@@ -38,6 +38,8 @@
 #define __NR_set_tid_address		218
 #define __NR_exit_group			231
 #define __NR_tgkill			234
+#define __NR_timer_create		222
+#define __NR_timer_settime		223
 #define __NR_set_robust_list		273
 #define __NR_rt_tgsigqueueinfo		297
 #define __NR_prlimit64			302
@@ -226,6 +228,16 @@ static inline long sys_setitimer(long which, const void *val, void *old)
 static inline long sys_rt_sigprocmask(long how, const uint64_t *set, uint64_t *old)
 {
 	return sys_call4(__NR_rt_sigprocmask, how, SYS_A(set), SYS_A(old), 8);
+}
+
+static inline long sys_timer_create(long clock, void *sev, int32_t *id)
+{
+	return sys_call3(__NR_timer_create, clock, SYS_A(sev), SYS_A(id));
+}
+
+static inline long sys_timer_settime(long id, long flags, const void *val, void *old)
+{
+	return sys_call4(__NR_timer_settime, id, flags, SYS_A(val), SYS_A(old));
 }
 
 static inline long sys_prlimit64(long pid, long res, const void *new_rlim, void *old)

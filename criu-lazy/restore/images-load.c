@@ -143,11 +143,6 @@ static int check_core(pid_t pid, const CoreEntry *core)
 		pr_err("core-%d.img: %zu TLS entries (at most 3)", pid, ti->n_tls);
 		return -EINVAL;
 	}
-	if (tc->timers && tc->timers->n_posix) {
-		pr_err("core-%d.img: the task has %zu POSIX timers: not supported yet", pid,
-		       tc->timers->n_posix);
-		return -EOPNOTSUPP;
-	}
 	if ((th->has_seccomp_mode && th->seccomp_mode != SECCOMP_MODE__disabled) ||
 	    (tc->has_old_seccomp_mode && tc->old_seccomp_mode != SECCOMP_MODE__disabled)) {
 		pr_err("core-%d.img: the task runs under seccomp: not supported yet", pid);

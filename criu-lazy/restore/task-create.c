@@ -222,6 +222,7 @@ static const char *step_name(int step)
 		[RST_STEP_SIGALTSTACK] = "setting the signal stack at 0x%llx",
 		[RST_STEP_PRCTL] = "prctl %llu",
 		[RST_STEP_ITIMERS] = "setting itimer %llu",
+		[RST_STEP_POSIX_TIMERS] = "restoring POSIX timer %llu",
 	};
 
 	return step >= 0 && step < RST_STEP_NR && names[step] ? names[step] : "step %llu";

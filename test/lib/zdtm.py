@@ -83,6 +83,7 @@ ZDTM_TESTS = [
     ZdtmTest("sigactions"),
     ZdtmTest("sigpending"),
     ZdtmTest("itimer"),
+    ZdtmTest("posix_timers"),
     ZdtmTest("files"),
     ZdtmTest("pipe"),
     ZdtmTest("fifo"),
