@@ -300,6 +300,13 @@ def send_to_abstract_dgram(task):
         s.sendto(b"!", f"\0zdtm-dgram-{task.pid}")
 
 
+def poke_recorded_timer_id(task):
+    """The id recorded for the SIGEV_NONE timer (ids[2]) becomes the
+    deleted one: a timer that did not come back."""
+    gap = int(logged(task, r"gap (\d+)").group(1))
+    poke(task.pid, addr(task, r"recorded at (0x[0-9a-f]+)") + 2 * 4, gap.to_bytes(4, "little"))
+
+
 def poke_lazy_region_page5(task):
     poke(task.pid, addr(task, r"region (0x[0-9a-f]+)") + 5 * 4096 + 9, b"\x00\x5a")
 
@@ -356,6 +363,7 @@ CASES = [
     (ZdtmTest("unix_socketpair"), send_one_more_datagram, r"fd 31: expected an empty queue"),
     (ZdtmTest("epoll"), watch_more_in_epoll_30, r"fd 30 watches"),
     (ZdtmTest("unix_named"), send_to_abstract_dgram, r"fd 22: expected an empty queue"),
+    (ZdtmTest("posix_timers"), poke_recorded_timer_id, r"timer_gettime\(none"),
     (ZdtmTest("lazy_fork"), poke_lazy_region_page5, r"parent: first read: page 5 "),
     (ZdtmTest("lazy_mremap"), poke_lazy_region_page5, r"moved region"),
     (ZdtmTest("lazy_madvise"), poke_lazy_region_page5, r"part before"),

@@ -184,8 +184,8 @@ int main(int argc, char **argv)
 		fail("the held timer's signal never became pending");
 	for (int i = 0; i < NR_T; i++)
 		tget(i, &before[i]);
-	test_msg("timer ids %d %d %d %d %d %d, gap %d", ids[0], ids[1], ids[2], ids[3], ids[4],
-		 ids[5], gap);
+	test_msg("timer ids %d %d %d %d %d %d, gap %d, recorded at %p", ids[0], ids[1], ids[2],
+		 ids[3], ids[4], ids[5], gap, (void *)ids);
 
 	test_daemon();
 	test_waitsig();
