@@ -607,3 +607,29 @@ def test_posix_timer_notifies_foreign_thread(tool, zdtm, workdir):
     restore_must_fail(tool, workdir, bad, task.pid, core.name.replace(".", r"\."),
                       r"POSIX timer \d+", r"thread")
     restore_must_pass(tool, workdir, task, good)
+
+
+def test_pidfd_of_another_task(tool, zdtm, workdir):
+    """files.img: a pidfd naming a task that is not the restored one (the
+    trees of issue 8 will bring children): refused before any task exists."""
+    task = zdtm(ZdtmTest("pidfd"))
+    good = workdir / "images-good"
+    good.mkdir()
+    assert_ok(tool.dump(task.pid, good, workdir / "dump.log", DUMP_TIMEOUT), "dump")
+    task.expect_gone()
+    bad = damaged_copy(good, workdir)
+    path = bad / "files.img"
+    img = images.load(path)
+    for i in range(len(img.records)):
+        f = images.decode(img.payload(i))
+        pidfd = images.get(f, 22)
+        if pidfd:
+            pidfd = images.set_field(images.decode(pidfd[0]), 4, task.ns_pid + 1000)
+            f = images.set_field(f, 22, images.encode(pidfd))
+            path.write_bytes(images.replace_record(img, i, images.encode(f)))
+            break
+    else:
+        pytest.fail("files.img of the pidfd program has no pidfd entry")
+    restore_must_fail(tool, workdir, bad, task.pid, r"files\.img", r"pidfd",
+                      rf"\b{task.ns_pid + 1000}\b")
+    restore_must_pass(tool, workdir, task, good)

@@ -307,6 +307,10 @@ def poke_recorded_timer_id(task):
     poke(task.pid, addr(task, r"recorded at (0x[0-9a-f]+)") + 2 * 4, gap.to_bytes(4, "little"))
 
 
+def send_sigusr1(task):
+    os.kill(task.pid, signal.SIGUSR1)
+
+
 def poke_lazy_region_page5(task):
     poke(task.pid, addr(task, r"region (0x[0-9a-f]+)") + 5 * 4096 + 9, b"\x00\x5a")
 
@@ -364,6 +368,7 @@ CASES = [
     (ZdtmTest("epoll"), watch_more_in_epoll_30, r"fd 30 watches"),
     (ZdtmTest("unix_named"), send_to_abstract_dgram, r"fd 22: expected an empty queue"),
     (ZdtmTest("posix_timers"), poke_recorded_timer_id, r"timer_gettime\(none"),
+    (ZdtmTest("pidfd"), send_sigusr1, r"SIGUSR1 in all"),
     (ZdtmTest("lazy_fork"), poke_lazy_region_page5, r"parent: first read: page 5 "),
     (ZdtmTest("lazy_mremap"), poke_lazy_region_page5, r"moved region"),
     (ZdtmTest("lazy_madvise"), poke_lazy_region_page5, r"part before"),

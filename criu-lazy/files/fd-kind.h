@@ -117,5 +117,6 @@ extern const struct fd_kind_ops fd_kind_signalfd;
 extern const struct fd_kind_ops fd_kind_timerfd;
 extern const struct fd_kind_ops fd_kind_unix;
 extern const struct fd_kind_ops fd_kind_epoll;
+extern const struct fd_kind_ops fd_kind_pidfd;
 
 #endif

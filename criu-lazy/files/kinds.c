@@ -19,6 +19,7 @@ const struct fd_kind_ops *const fd_kinds[] = {
 	&fd_kind_timerfd,
 	&fd_kind_unix,
 	&fd_kind_epoll,
+	&fd_kind_pidfd,
 };
 
 const unsigned int fd_kinds_nr = sizeof(fd_kinds) / sizeof(fd_kinds[0]);

@@ -37,7 +37,6 @@ static int refuse_anon(const struct fd_probe *p)
 		{ "[timerfd]", "timerfd", "timerfds" },
 		{ "inotify", "inotify instance", "inotify instances" },
 		{ "[fanotify]", "fanotify instance", "fanotify instances" },
-		{ "[pidfd]", "pidfd", "pidfds" },
 		{ "[userfaultfd]", "userfaultfd", "userfaultfds" },
 		{ "[io_uring]", "io_uring instance", "io_uring instances" },
 	};
@@ -72,8 +71,6 @@ int fd_refuse(const struct dump_ctx *ctx, const struct fd_probe *p)
 	}
 	if (!strncmp(p->link, "anon_inode:", 11))
 		return refuse_anon(p);
-	if (!strncmp(p->link, "pidfd:", 6))
-		return refuse(p, "pidfd", "", "pidfds");
 	if (!strncmp(p->link, "/memfd:", 7))
 		return refuse(p, "memfd", p->link + 7, "memfds");
 	if (p->link[0] != '/')	/* net:[4026531840] and other nsfs/pseudo files */

@@ -5,7 +5,8 @@ masks and dispositions, credentials, fds with their offsets and flags, cwd,
 root, exe, limits, the mm fields of stat, auxv, cmdline, environ.  What
 legitimately changes is left out or normalized:
 
-- the inode of shared anonymous memory (a new shmem object on restore);
+- the inode of shared anonymous memory (a new shmem object on restore),
+  and of pipes, sockets and pidfds (which ones share an inode is compared);
 - SIGALRM in the pending sets (interval timers fire on their own schedule);
 - the run state, times, PF_* flags (a restored task did not exec) and
   anything else that is about the process's life rather than its state;
@@ -125,6 +126,11 @@ def _fds(pid, ignore_pos):
             n = seen.setdefault(target, len(seen))
             target = f"{m.group(1)}:[#{n}]"
             fields.pop("ino", None)
+        elif target == "anon_inode:[pidfd]" and "ino" in fields:
+            # the pidfs inode of a task is new with every restore: compare
+            # which pidfds name the same task, not the number
+            key = ("pidfd", fields["ino"])
+            fields["ino"] = f"#{seen.setdefault(key, len(seen))}"
         out[fd] = (target, tuple(sorted(fields.items())))
     return out
 

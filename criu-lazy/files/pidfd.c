@@ -1,0 +1,125 @@
+/*
+ * pidfd (FD_TYPES__PIDFD): a descriptor referring to a task of the dumped
+ * tree.  fdinfo says which one ("Pid:" in our pid namespace, "NSpid:" down
+ * to the task's own) and f_flags keep PIDFD_NONBLOCK (O_NONBLOCK) and
+ * PIDFD_THREAD (O_EXCL).  CRIU's entry keeps the task as the owner sees it
+ * (nspid) and the pidfs inode.
+ *
+ * Restore: pidfd_open() of that pid, from inside the new task, once the
+ * task it names exists.  Today that is the task itself; a pidfd of another
+ * task (a child: issue 8's trees) or of a task that is gone is refused,
+ * naming the fd, and pidfd_nspid() is where the tree's pids map in.
+ */
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define LOG_PREFIX ""
+#include "common/log.h"
+#include "dump/dump.h"
+#include "files/fd-kind.h"
+#include "restore/restore.h"
+
+#include "pidfd.pb-c.h"
+
+#define PIDFD_FLAGS	(O_NONBLOCK | O_EXCL)	/* PIDFD_NONBLOCK, PIDFD_THREAD */
+
+static bool pidfd_match(const struct dump_ctx *ctx, const struct fd_probe *p)
+{
+	return !strcmp(p->link, "anon_inode:[pidfd]") || !strncmp(p->link, "pidfd:", 6);
+}
+
+/* The task a pidfd names, as the dumped task sees it, or -errno (logged). */
+static int pidfd_nspid(const struct fd_probe *p, long pid, int32_t *nspid)
+{
+	if (pid == p->t->pid) {
+		*nspid = p->t->vpid;
+		return 0;
+	}
+	if (pid <= 0) {
+		pr_err("fd %d of task %d is a pidfd of a task that has exited: not supported yet",
+		       p->fd, p->t->pid);
+		return -EOPNOTSUPP;
+	}
+	pr_err("fd %d of task %d is a pidfd of process %ld, which is not being dumped", p->fd,
+	       p->t->pid, pid);
+	return -EOPNOTSUPP;
+}
+
+static int pidfd_dump(struct dump_ctx *ctx, const struct fd_probe *p, struct dump_file *f)
+{
+	PidfdEntry *e = calloc(1, sizeof(*e));
+	const char *v;
+	int ret;
+
+	if (!e)
+		return -ENOMEM;
+	f->priv = e;
+	pidfd_entry__init(e);
+	v = dump_status_field(p->fdinfo, "Pid");
+	if (!v) {
+		pr_err("fd %d of task %d (pidfd): no Pid in its fdinfo", p->fd, p->t->pid);
+		return -EIO;
+	}
+	ret = pidfd_nspid(p, strtol(v, NULL, 10), &e->nspid);
+	if (ret)
+		return ret;
+	e->id = f->fe.id;
+	e->ino = (uint32_t)p->st.st_ino;
+	e->flags = p->flags & ~O_CLOEXEC;
+	e->fown = &f->fown;
+	f->fe.pidfd = e;
+	pr_debug("task %d: fd %d pidfd of %d, flags %#o", p->t->pid, p->fd, e->nspid, e->flags);
+	return dump_fown(p->t, p->fd, &f->fown);
+}
+
+static void pidfd_dump_free(struct dump_file *f)
+{
+	free(f->priv);
+}
+
+static int pidfd_check(const struct opts *o, struct rst_images *ri, struct rst_fd *f)
+{
+	const PidfdEntry *e = f->fe->pidfd;
+
+	if (!e || e->id != f->fe->id) {
+		pr_err("files.img: pidfd %u has no or a mismatching pidfd entry", f->fe->id);
+		return -EINVAL;
+	}
+	if (e->nspid != ri->pid) {
+		pr_err("files.img: pidfd %u (fd %d) refers to %s %d, which is not the restored "
+		       "task: not supported yet", f->fe->id, f->fd,
+		       e->nspid < 0 ? "an exited task," : "task", e->nspid);
+		return -EOPNOTSUPP;
+	}
+	if (e->flags & ~(PIDFD_FLAGS | O_ACCMODE)) {
+		pr_err("files.img: pidfd %u has flags %#o, not a pidfd's", f->fe->id, e->flags);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int pidfd_open_fd(struct rst_child *c, const struct rst_fd *f)
+{
+	const PidfdEntry *e = f->fe->pidfd;
+	int fd;
+
+	fd = syscall(SYS_pidfd_open, e->nspid, e->flags & PIDFD_FLAGS);
+	if (fd < 0)
+		return child_err(c, errno, "pidfd %u (fd %d of task %d): pidfd_open(%d): %s",
+				 e->id, f->fd, c->ri->pid, e->nspid, strerror(errno));
+	return fd;
+}
+
+const struct fd_kind_ops fd_kind_pidfd = {
+	.name = "pidfd",
+	.type = FD_TYPES__PIDFD,
+	.stage = FD_STAGE_OPEN,
+	.match = pidfd_match,
+	.dump = pidfd_dump,
+	.dump_free = pidfd_dump_free,
+	.check = pidfd_check,
+	.open = pidfd_open_fd,
+};
