@@ -633,3 +633,17 @@ def test_pidfd_of_another_task(tool, zdtm, workdir):
     restore_must_fail(tool, workdir, bad, task.pid, r"files\.img", r"pidfd",
                       rf"\b{task.ns_pid + 1000}\b")
     restore_must_pass(tool, workdir, task, good)
+
+
+def test_dump_refuses_mdwe(tool, zdtm, workdir):
+    """A process that denies itself write-execute memory (PR_SET_MDWE):
+    the images cannot carry it, so the dump refuses and leaves it running."""
+    task = zdtm(ZdtmTest("mem_anon", ("--size", "4K"), env=(("ZDTM_MDWE", "1"),),
+                         label="mdwe"))
+    before = task.snapshot()
+    imgdir = workdir / "images"
+    imgdir.mkdir()
+    res = tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT)
+    assert_error_line(res, "dump", rf"\b{task.pid}\b", r"PR_SET_MDWE")
+    task.expect_unharmed(before)
+    task.check_pass()

@@ -19,10 +19,11 @@ extern const struct task_attr attr_rseq, attr_clear_tid, attr_sigactions, attr_c
 	attr_personality, attr_loginuid, attr_oom_score_adj, attr_itimers, attr_rlimits,
 	attr_sched, attr_sigaltstack, attr_robust_list, attr_pdeath_sig,
 	attr_child_subreaper, attr_sigmask, attr_sigpending_private,
-	attr_sigpending_shared, attr_creds, attr_membarrier, attr_posix_timers;
+	attr_sigpending_shared, attr_creds, attr_membarrier, attr_posix_timers, attr_mdwe;
 
 static const struct task_attr *const task_attrs[] = {
 	&attr_rseq,		/* FROZEN: rseq_cs is cleared once the task runs */
+	&attr_mdwe,		/* refusals first: nothing else is read in vain */
 	&attr_clear_tid,
 	&attr_sigactions,	/* CHILD: before a handler can matter; SIGTRAP's in FINAL */
 	&attr_comm,

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "zdtmtst.h"
@@ -243,6 +244,10 @@ void test_init(int argc, char **argv, const struct test_opt *opts)
 	sigemptyset(&sa.sa_mask);
 	if (sigaction(SIGTERM, &sa, NULL))
 		fail("sigaction(SIGTERM): %m");
+	/* ZDTM_MDWE set: deny write-execute memory (prctl PR_SET_MDWE,
+	 * PR_MDWE_REFUSE_EXEC_GAIN), a state the dump must refuse */
+	if (getenv("ZDTM_MDWE") && prctl(65, 1, 0, 0, 0))
+		fail("prctl(PR_SET_MDWE): %m");
 }
 
 void test_daemon(void)
