@@ -15,6 +15,7 @@
 #include "fdinfo.pb-c.h"
 #include "fs.pb-c.h"
 #include "inventory.pb-c.h"
+#include "memfd.pb-c.h"
 #include "mm.pb-c.h"
 #include "pagemap.pb-c.h"
 #include "pipe-data.pb-c.h"
@@ -63,6 +64,8 @@ static const struct img_type_info img_types[IMG_NR_TYPES] = {
 				"TTY_DATA",   &tty_data_entry__descriptor },
 	[IMG_FIFO_DATA]	    = { "fifo-data.img",	 IMG_COMMON_MAGIC,  FIFO_DATA_MAGIC,
 				"FIFO_DATA",  &pipe_data_entry__descriptor },
+	[IMG_MEMFD_INODE]   = { "memfd.img",		 IMG_COMMON_MAGIC,  MEMFD_INODE_MAGIC,
+				"MEMFD_INODE", &memfd_inode_entry__descriptor },
 	[IMG_SK_QUEUES]	    = { "sk-queues.img",	 IMG_COMMON_MAGIC,  SK_QUEUES_MAGIC,
 				"SK_QUEUES",  &sk_packet_entry__descriptor },
 };

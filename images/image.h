@@ -37,6 +37,7 @@ enum img_type {
 	IMG_STATS_RESTORE,	/* stats-restore		stats_entry */
 	IMG_TTY_DATA,		/* tty-data.img			tty_data_entry* */
 	IMG_FIFO_DATA,		/* fifo-data.img		(pipe_data_entry + raw bytes)* */
+	IMG_MEMFD_INODE,	/* memfd.img			memfd_inode_entry* */
 	IMG_SK_QUEUES,		/* sk-queues.img		(sk_packet_entry + raw bytes)* */
 	IMG_NR_TYPES
 };

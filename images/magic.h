@@ -39,6 +39,7 @@
 #define REMAP_FPATH_MAGIC	0x59133954
 #define GHOST_FILE_MAGIC	0x52583605
 #define FIFO_DATA_MAGIC		0x59333054
+#define MEMFD_INODE_MAGIC	0x48453499
 #define SK_QUEUES_MAGIC		0x56264026
 
 /* Legacy per-task images, never written by CRIU 4.2 */

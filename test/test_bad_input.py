@@ -647,3 +647,18 @@ def test_dump_refuses_mdwe(tool, zdtm, workdir):
     assert_error_line(res, "dump", rf"\b{task.pid}\b", r"PR_SET_MDWE")
     task.expect_unharmed(before)
     task.check_pass()
+
+
+def test_memfd_contents_missing(tool, zdtm, workdir):
+    """The pagemap-shmem image of a memfd's contents is gone."""
+    task = zdtm(ZdtmTest("memfd"))
+    good = workdir / "images-good"
+    good.mkdir()
+    assert_ok(tool.dump(task.pid, good, workdir / "dump.log", DUMP_TIMEOUT), "dump")
+    task.expect_gone()
+    bad = damaged_copy(good, workdir)
+    shmem = sorted(bad.glob("pagemap-shmem-*.img"))
+    assert shmem, "the memfd program's dump has no pagemap-shmem image"
+    shmem[0].unlink()
+    restore_must_fail(tool, workdir, bad, task.pid, shmem[0].name.replace(".", r"\."))
+    restore_must_pass(tool, workdir, task, good)

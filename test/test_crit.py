@@ -40,7 +40,7 @@ PROGRAMS = [
     ZdtmTest("heap_brk"), ZdtmTest("cwd_umask_rlimit"), ZdtmTest("mmap_anon_shared"),
     ZdtmTest("mmap_file_private"), ZdtmTest("pipe"), ZdtmTest("fifo"),
     ZdtmTest("eventfd"), ZdtmTest("signalfd"), ZdtmTest("timerfd"), ZdtmTest("epoll"),
-    ZdtmTest("unix_socketpair"), ZdtmTest("unix_named"),
+    ZdtmTest("unix_socketpair"), ZdtmTest("unix_named"), ZdtmTest("memfd"),
 ]
 
 PROT = {"r": 1, "w": 2, "x": 4}
@@ -453,6 +453,9 @@ def check_fds(decoded, facts, files, ids):
         if "pipe_id" in proc:
             check_fifo_fd(fd, f, proc, files)
             continue
+        if proc["target"].startswith("/memfd:"):
+            check_memfd_fd(fd, f, proc, decoded)
+            continue
         if proc["target"] in ANON_KINDS:
             check_anon_fd(fd, f, proc)
             continue
@@ -509,6 +512,18 @@ def check_anon_fd(fd, f, proc):
         got = sorted((t["tfd"], t["events"], int(t["data"], 0) if isinstance(t["data"], str)
                       else t["data"]) for t in e.get("tfd", []))
         assert got == want, f"fd {fd}: watches {got} vs fdinfo {want}"
+
+
+def check_memfd_fd(fd, f, proc, decoded):
+    assert f["type"] == "MEMFD", f"fd {fd} ({proc['target']}): file type {f['type']}"
+    e = f["memfd"]
+    assert e["pos"] == proc["pos"], f"fd {fd}: pos {e['pos']} vs {proc['pos']}"
+    assert e["flags"] == proc["flags"] & ~O_CLOEXEC, (
+        f"fd {fd}: flags {e['flags']:#o} vs {proc['flags']:#o}")
+    inodes = {i["inode_id"]: i for i in entries(decoded, "memfd.img")}
+    ino = inodes[e["inode_id"]]
+    assert f"/memfd:{ino['name']} (deleted)" == proc["target"], f"fd {fd}: name {ino['name']}"
+    assert f"pagemap-shmem-{ino['shmid']}.img" in decoded, f"fd {fd}: no pagemap-shmem"
 
 
 def check_fifo_fd(fd, f, proc, files):

@@ -311,6 +311,11 @@ def send_sigusr1(task):
     os.kill(task.pid, signal.SIGUSR1)
 
 
+def change_memfd_23(task):
+    with open(f"/proc/{task.pid}/fd/23", "r+b") as f:
+        f.write(b"J")
+
+
 def poke_lazy_region_page5(task):
     poke(task.pid, addr(task, r"region (0x[0-9a-f]+)") + 5 * 4096 + 9, b"\x00\x5a")
 
@@ -369,6 +374,7 @@ CASES = [
     (ZdtmTest("unix_named"), send_to_abstract_dgram, r"fd 22: expected an empty queue"),
     (ZdtmTest("posix_timers"), poke_recorded_timer_id, r"timer_gettime\(none"),
     (ZdtmTest("pidfd"), send_sigusr1, r"SIGUSR1 in all"),
+    (ZdtmTest("memfd"), change_memfd_23, r"fd 23: not"),
     (ZdtmTest("lazy_fork"), poke_lazy_region_page5, r"parent: first read: page 5 "),
     (ZdtmTest("lazy_mremap"), poke_lazy_region_page5, r"moved region"),
     (ZdtmTest("lazy_madvise"), poke_lazy_region_page5, r"part before"),

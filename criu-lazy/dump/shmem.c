@@ -190,6 +190,36 @@ out_close:
 	return ret;
 }
 
+int dump_shmem_write_fd(struct dump_ctx *ctx, int fd, uint64_t shmid, uint64_t size)
+{
+	struct pagemap_writer *w;
+	uint8_t *map = NULL;
+	int ret, ret2;
+
+	size = (size + PAGE_SZ - 1) & ~(PAGE_SZ - 1);
+	ctx->st.shpages_scanned += size / PAGE_SZ;
+	if (size) {
+		map = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+		if (map == MAP_FAILED) {
+			pr_perror("can't map shared memory %llu", (unsigned long long)shmid);
+			return -errno;
+		}
+	}
+	ret = dump_pagemap_open(ctx, IMG_PAGEMAP_SHMEM, shmid, &w);
+	if (!ret) {
+		if (size)
+			ret = write_by_seek(ctx, w, fd, map, size);
+		if (ret == 1)	/* the object can't tell: every page */
+			ret = write_range(ctx, w, map, 0, size);
+		ret2 = pagemap_writer_close(w);
+		if (!ret)
+			ret = ret2;
+	}
+	if (map)
+		munmap(map, size);
+	return ret;
+}
+
 int dump_shmem(struct dump_ctx *ctx, struct dump_task *t)
 {
 	for (size_t i = 0; i < t->mm.nr_vmas; i++) {

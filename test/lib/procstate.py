@@ -121,6 +121,8 @@ def _fds(pid, ignore_pos):
                 fields[k] = v.strip()
         if ignore_pos:
             fields.pop("pos", None)
+        if target.startswith("/memfd:"):	# a new inode with the same name
+            fields.pop("ino", None)
         m = _NEW_INODE.match(target)
         if m:
             n = seen.setdefault(target, len(seen))

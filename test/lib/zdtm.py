@@ -93,6 +93,7 @@ ZDTM_TESTS = [
     ZdtmTest("unix_socketpair"),
     ZdtmTest("epoll"),
     ZdtmTest("unix_named", abstract_names=True),
+    ZdtmTest("memfd"),
     ZdtmTest("cwd_umask_rlimit"),
     ZdtmTest("oom_score_adj"),
     ZdtmTest("loginuid"),
