@@ -191,7 +191,7 @@ def test_images_match_proc(spec, tool, zdtm, workdir):
     check_core(decoded, facts)
     check_mm(decoded, facts, files)
     check_pagemap(imgdir, decoded, facts)
-    check_page_contents(imgdir, pid, spec)
+    check_page_contents(imgdir, pid, spec, only(decoded, f"core-{pid}.img"))
     check_fs(decoded, facts, files)
     check_fds(decoded, facts, files, ids)
     if spec.name == "itimer":
@@ -388,7 +388,7 @@ def differing_pages(ents, dumped, mem):
     return bad
 
 
-def check_page_contents(imgdir, pid, spec):
+def check_page_contents(imgdir, pid, spec, core):
     """The pages file holds what the task's memory holds, page for page:
     after `dump -R` the task runs on, and a quiet one (waiting for SIGTERM)
     still has every dumped page as it was.  Programs whose memory moves on
@@ -397,10 +397,11 @@ def check_page_contents(imgdir, pid, spec):
     dumped = (imgdir / f"pages-{pages_id}.img").read_bytes()
     with open(f"/proc/{pid}/mem", "rb", buffering=0) as mem:
         bad = differing_pages(ents, dumped, mem)
-        allowed = moving_pages(pid) if spec.name in MOVING_MEMORY else set()
+        fs_base = core["thread_info"]["gpregs"]["fs_base"]
+        allowed = moving_pages(pid, fs_base) if spec.name in MOVING_MEMORY else set()
         wrong = [a for a in bad if a not in allowed]
         assert not wrong, (f"{len(wrong)} dumped pages differ from the live task's memory, "
-                           f"first at {wrong[0]:#x}: "
+                           f"first at {wrong[0]:#x} in {maps_line(pid, wrong[0])}: "
                            + ", ".join(f"{a:#x}" for a in wrong[:8]))
         # the comparison sees a change: one byte flipped in the dumped copy
         first = next(((v, n) for v, n, fl in ents if fl & images.PE_PRESENT), None)
@@ -411,21 +412,34 @@ def check_page_contents(imgdir, pid, spec):
             "the page comparison missed a flipped byte")
 
 
+def maps_line(pid, addr):
+    with open(f"/proc/{pid}/maps") as fh:
+        for line in fh:
+            start, end = (int(x, 16) for x in line.split()[0].split("-"))
+            if start <= addr < end:
+                return line.strip()
+    return "no mapping"
+
+
 # programs whose memory changes while they wait: the pages their handler
-# writes (its stack frame, the counter) may differ from the dumped ones
+# and its interrupted sleep write (the signal frame, the counter, errno in
+# the thread's TLS) may differ from the dumped ones
 MOVING_MEMORY = ("itimer",)
 
 
-def moving_pages(pid):
-    """Pages of the stack and of the writable data of the program itself."""
+def moving_pages(pid, fs_base):
+    """Pages of the stack, of the writable data of the program itself, and
+    of the mapping that holds the thread pointer (glibc's TCB and static
+    TLS, errno among it)."""
     pages = set()
     exe = os.readlink(f"/proc/{pid}/exe")
     with open(f"/proc/{pid}/maps") as fh:
         for line in fh:
             parts = line.split(None, 5)
             path = parts[5].strip() if len(parts) > 5 else ""
-            if path == "[stack]" or (path == exe and "w" in parts[1]):
-                start, end = (int(x, 16) for x in parts[0].split("-"))
+            start, end = (int(x, 16) for x in parts[0].split("-"))
+            if path == "[stack]" or (path == exe and "w" in parts[1]) or (
+                    start <= fs_base < end):
                 pages.update(range(start, end, 4096))
     return pages
 

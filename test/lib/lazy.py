@@ -32,7 +32,7 @@ def wait_ready(read_fd, proc, what, timeout=READY_TIMEOUT):
 class Daemon:
     """One `criu-lazy lazy-pages` (or `page-server`) process of a test."""
 
-    def __init__(self, tracker, tool, args, log, out, what):
+    def __init__(self, tracker, tool, args, log, out, what, ready_timeout=READY_TIMEOUT):
         self.procs = tracker
         self.what = what
         self.log = Path(log)
@@ -43,7 +43,7 @@ class Daemon:
                                       stdout=out, pass_fds=(w,))
         finally:
             os.close(w)
-        wait_ready(r, self.proc, what)
+        wait_ready(r, self.proc, what, ready_timeout)
         self.pid = self.proc.pid
 
     def text(self):

@@ -236,7 +236,8 @@ class LazyMigrate(Mode):
             self.procs, self.tool,
             ["dump", "-t", source, "-D", imgdir, "--lazy-pages", "--address", "127.0.0.1",
              "--port", port],
-            self.dir / f"dump-{n}.log", self.dir / f"dump-{n}.out", f"dump #{n}")
+            self.dir / f"dump-{n}.log", self.dir / f"dump-{n}.out", f"dump #{n}",
+            ready_timeout=DUMP_TIMEOUT)	# ready = every image written, as a plain dump
         args = ["lazy-pages", "-D", imgdir, "--page-server", "--address", "127.0.0.1",
                 "--port", port]
         if task.spec.defer_background:
