@@ -8,7 +8,7 @@ the failure is known to come from the damage and not from the tool or the
 dump being broken anyway.
 
 Dump of what we cannot handle: a non-existent pid, and tasks holding a
-socket, pipe, eventfd, ... or a second thread: refused with a line naming
+socket, pipe, eventfd, ... or a thread under seccomp: refused with a line naming
 the fd (or thread) and its kind, and the task keeps running unharmed --
 the same /proc state, not stopped, not traced -- and passes its own checks.
 """
@@ -427,17 +427,19 @@ def test_ext_unix_sk_datagram(tool, zdtm, workdir):
         outside.close()
 
 
-def test_dump_refuses_threads(tool, zdtm, workdir):
-    task = zdtm(ZdtmTest("thread"))
+def test_dump_refuses_thread_seccomp(tool, zdtm, workdir):
+    """A thread with a seccomp filter of its own: refused by its tid."""
+    task = zdtm(ZdtmTest("thread_seccomp"))
     tids = sorted(int(t) for t in os.listdir(f"/proc/{task.pid}/task"))
-    assert len(tids) == 2, f"the thread test should have 2 threads, has {tids}"
+    assert len(tids) == 2, f"the seccomp test should have 2 threads, has {tids}"
     before = task.snapshot()
     imgdir = workdir / "images"
     imgdir.mkdir()
     res = tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT)
-    assert_error_line(res, "dump", r"thread")
+    assert_error_line(res, "dump", rf"thread {tids[1]} of task {task.pid}", r"seccomp")
     task.expect_unharmed(before)
     assert sorted(int(t) for t in os.listdir(f"/proc/{task.pid}/task")) == tids
+    assert not list(imgdir.iterdir()), "a refused dump left images"
     task.check_pass()
 
 

@@ -17,15 +17,16 @@ from lib.zdtm import REFUSED_KINDS, ZDTM_TESTS, ZdtmTest
 SPECS = [pytest.param(s, id=s.id) for s in ZDTM_TESTS]
 # the programs test_bad_input.py expects a dump to refuse
 REFUSED = [ZdtmTest("unsupported_fd", ("--kind", k), label=k) for k in REFUSED_KINDS] + [
-    ZdtmTest("thread")]
+    ZdtmTest("thread_seccomp")]
 
 
 @pytest.mark.parametrize("spec", SPECS + [pytest.param(s, id=s.id) for s in REFUSED])
 def test_sanity(spec, zdtm):
     task = zdtm(spec)
-    before = procstate.settled_snapshot(task.pid, spec.ignore_fd_pos)
+    before = procstate.settled_snapshot(task.pid, spec.ignore_fd_pos,
+                                        threads_vary=spec.threads_vary)
     time.sleep(0.2)
-    after = procstate.snapshot(task.pid, spec.ignore_fd_pos)
+    after = procstate.snapshot(task.pid, spec.ignore_fd_pos, spec.threads_vary)
     assert not procstate.diff(before, after), (
         "the /proc snapshot of an untouched task changed:\n" +
         "\n".join(procstate.diff(before, after)))
@@ -44,10 +45,12 @@ def test_zdtm(spec, cycles, mode, zdtm):
             "lazy", "remote-lazy"):
         pytest.skip(f"{mode.name}, twice: {spec.once_only}")
     task = zdtm(spec, pid_ns=mode.pid_ns)
-    before = procstate.settled_snapshot(task.pid, spec.ignore_fd_pos)
+    before = procstate.settled_snapshot(task.pid, spec.ignore_fd_pos,
+                                        threads_vary=spec.threads_vary)
     for n in range(1, cycles + 1):
         mode.cycle(task, n)
-        changes = procstate.settled_diff(task.pid, before, spec.ignore_fd_pos)
+        changes = procstate.settled_diff(task.pid, before, spec.ignore_fd_pos,
+                                         threads_vary=spec.threads_vary)
         assert not changes, (f"after restore #{n}, /proc/{task.pid} differs from "
                              "before the first dump:\n" + "\n".join(changes))
     task.check_pass()

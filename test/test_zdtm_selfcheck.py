@@ -202,6 +202,28 @@ def stop_the_thread(task):
     poke(task.pid, addr(task, r"stop flag (0x[0-9a-f]+)"), (1).to_bytes(4, "little"))
 
 
+def poke_recorded_nice(task):
+    poke(task.pid, addr(task, r"recorded nice of thread 0 at (0x[0-9a-f]+)"),
+         (7).to_bytes(4, "little"))
+
+
+def poke_expected_byte(task):
+    poke(task.pid, addr(task, r"expected byte at (0x[0-9a-f]+)"), b"y")
+
+
+def poke_stress_page5(task):
+    poke(task.pid, addr(task, r"area (0x[0-9a-f]+)") + 5 * 4096 + 100, b"\x00\x01")
+
+
+def poke_expected_sum(task):
+    a = addr(task, r"expected sum at (0x[0-9a-f]+)")
+    with open(f"/proc/{task.pid}/mem", "r+b", buffering=0) as f:
+        f.seek(a)
+        v = int.from_bytes(f.read(8), "little")
+        f.seek(a)
+        f.write((v + (1 << 40)).to_bytes(8, "little"))
+
+
 def write_more_into_pipe(task):
     with open(f"/proc/{task.pid}/fd/43", "wb") as f:
         f.write(b"!")
@@ -357,7 +379,11 @@ CASES = [
     (ZdtmTest("vdso"), poke_recorded_vdso_line, r"vdso/vvar maps lines changed"),
     (ZdtmTest("sigactions"), poke_recorded_sigusr1_flags, rf"signal {int(signal.SIGUSR1)}: sa_flags"),
     (ZdtmTest("maps"), poke_recorded_maps, r"maps lines differ"),
-    (ZdtmTest("thread"), stop_the_thread, r"stopped counting after SIGTERM"),
+    (ZdtmTest("thread_seccomp"), stop_the_thread, r"stopped counting after SIGTERM"),
+    (ZdtmTest("thread"), poke_recorded_nice, r"thread 0 .*nice 0, was 7"),
+    (ZdtmTest("threads_state"), poke_expected_byte, r"byte 'z', expected 1 byte 'y'"),
+    (ZdtmTest("threads_lazy_stress"), poke_stress_page5, r"page 5 byte"),
+    (ZdtmTest("threads_churn"), poke_expected_sum, r"numbers add up to"),
     (ZdtmTest("unsupported_fd", ("--kind", "pipe"), label="pipe"), write_more_into_pipe,
      r"fd 42: read 6 bytes"),
     (ZdtmTest("pipe"), write_more_into_pipe_b, r"fd 30: 5001 bytes in the pipe"),

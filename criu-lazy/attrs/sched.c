@@ -1,6 +1,7 @@
 /*
  * Scheduling of a thread: policy, RT priority and nice value.  Read with
- * sched_getscheduler / getpriority from outside; set by the new task itself.
+ * sched_getscheduler / getpriority from outside; set by each thread itself
+ * in the blob.
  */
 #include <sched.h>
 #include <string.h>
@@ -35,20 +36,18 @@ static int dump_sched(struct dump_ctx *ctx, struct dump_task *t)
 	return 0;
 }
 
+/* Set by every thread for itself in the blob (pie/threads.c): a new
+ * thread inherits the leader's. */
 static int restore_sched(struct attr_rst *r)
 {
 	const ThreadCoreEntry *th = r->core->thread_core;
 
-	if (th->has_sched_nice && setpriority(PRIO_PROCESS, 0, th->sched_nice))
-		return attr_rst_err(r, errno, "task %d: nice %d: %s", r->pid, th->sched_nice,
-				    strerror(errno));
-	if (th->has_sched_policy && th->sched_policy != SCHED_OTHER) {
-		struct sched_param sp = { .sched_priority = th->has_sched_prio ? th->sched_prio : 0 };
-
-		if (sched_setscheduler(0, th->sched_policy, &sp))
-			return attr_rst_err(r, errno, "task %d: scheduling policy %u: %s", r->pid,
-					    th->sched_policy, strerror(errno));
-	}
+	if (!th->has_sched_policy)
+		return 0;
+	r->thread->has_sched = 1;
+	r->thread->sched_policy = th->sched_policy;
+	r->thread->sched_prio = th->has_sched_prio ? th->sched_prio : 0;
+	r->thread->sched_nice = th->has_sched_nice ? th->sched_nice : 0;
 	return 0;
 }
 
@@ -57,5 +56,5 @@ const struct task_attr attr_sched = {
 	.scope = ATTR_THREAD,
 	.dump_stage = ATTR_DUMP_INJECT,
 	.dump = dump_sched,
-	.restore = { [ATTR_RST_CHILD] = restore_sched },
+	.restore = { [ATTR_RST_BLOB] = restore_sched },
 };

@@ -30,7 +30,13 @@ static int dump_sigmask(struct dump_ctx *ctx, struct dump_task *t)
 
 	if (ptrace(PTRACE_GETSIGMASK, t->pid, sizeof(mask), &mask))
 		return dump_task_error(t, -errno, "can't get the signal mask of task %d: %m", t->pid);
-	t->core->tc.blk_sigset = mask;
+	if (t->core->core.tc) {
+		t->core->tc.blk_sigset = mask;
+	} else {
+		/* a thread other than the leader: in its own core, as CRIU */
+		t->core->thread.has_blk_sigset = true;
+		t->core->thread.blk_sigset = mask;
+	}
 	pr_debug("task %d: blocked signals %#llx", t->pid, (unsigned long long)mask);
 	return 0;
 }
@@ -39,7 +45,8 @@ static int dump_sigmask(struct dump_ctx *ctx, struct dump_task *t)
 static int restore_sigmask(struct attr_rst *r)
 {
 	const ThreadCoreEntry *th = r->core->thread_core;
-	uint64_t mask = th->has_blk_sigset ? th->blk_sigset : r->core->tc->blk_sigset;
+	uint64_t mask = th->has_blk_sigset ? th->blk_sigset :
+			r->core->tc ? r->core->tc->blk_sigset : 0;
 
 	if (ptrace(PTRACE_SETSIGMASK, r->host_tid, sizeof(mask), &mask))
 		return attr_rst_err(r, errno, "cannot set the signal mask of task %d: %s",

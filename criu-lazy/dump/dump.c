@@ -1,7 +1,7 @@
 /*
  * cr_dump: checkpoint one process into the images directory.
  *
- *   seize + freeze -> checks -> collect (ptrace, /proc, syscalls run in
+ *   seize + freeze (every thread, threads.c) -> checks -> collect (ptrace, /proc, syscalls run in
  *   the task with a scratch page) -> unmap the scratch page -> write every
  *   image -> kill the task, or leave it running (-R) or stopped (-s).
  *
@@ -10,7 +10,7 @@
  * taken them (lazy-migrate.c), and only then lets the task go.
  *
  * Nothing is written until everything is collected and every refusal
- * (threads, sockets, ...) has had its chance, so a refused task is left
+ * (seccomp, sockets, ...) has had its chance, so a refused task is left
  * exactly as it was.  On any failure the images created so far are
  * removed and the task is let go unharmed, with its registers.
  */
@@ -116,6 +116,8 @@ static int collect_task(struct dump_ctx *ctx, struct dump_task *t)
 	ret = dump_regs(t);
 	if (!ret)
 		ret = attrs_dump(ctx, t, ATTR_DUMP_FROZEN, ATTR_PROCESS | ATTR_THREAD);
+	if (!ret)
+		ret = dump_threads_collect(ctx, t, ATTR_DUMP_FROZEN);
 	if (ret)
 		return ret;
 
@@ -125,6 +127,8 @@ static int collect_task(struct dump_ctx *ctx, struct dump_task *t)
 	ret = dump_core_basics(t);
 	if (!ret)
 		ret = attrs_dump(ctx, t, ATTR_DUMP_INJECT, ATTR_PROCESS | ATTR_THREAD);
+	if (!ret)
+		ret = dump_threads_collect(ctx, t, ATTR_DUMP_INJECT);
 	if (!ret) {
 		ret = dump_proc_read(t, "status", status, sizeof(status));
 		if (ret > 0)
@@ -152,6 +156,8 @@ static int write_images(struct dump_ctx *ctx, struct dump_task *t)
 	if (!ret)
 		ret = dump_write_core(ctx, t);
 	if (!ret)
+		ret = dump_write_thread_cores(ctx, t);
+	if (!ret)
 		ret = dump_write_ids(ctx, t);
 	if (!ret)
 		ret = dump_write_mm(ctx, t);
@@ -173,6 +179,7 @@ static int write_images(struct dump_ctx *ctx, struct dump_task *t)
 static void task_free(struct dump_task *t)
 {
 	dump_core_free(t->core);
+	dump_threads_free(t);
 	dump_mm_free(&t->mm);
 	free(t->maps);
 	free(t->fds);
@@ -216,7 +223,11 @@ int cr_dump(struct opts *o)
 	dump_find_zero_pfn(&ctx);
 	ret = dump_seize(&task);
 	if (!ret)
+		ret = dump_seize_threads(&task);
+	if (!ret)
 		ret = dump_check_task(&ctx, &task);
+	if (!ret)
+		ret = dump_check_threads(&task);
 	ctx.st.t_frozen = dump_now_us();
 	if (!ret)
 		ret = collect_task(&ctx, &task);

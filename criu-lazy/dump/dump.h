@@ -95,6 +95,22 @@ struct dump_fd {
 	FdinfoEntry fdi;
 };
 
+/*
+ * One thread of a task (threads.c): threads[0] is the leader, whose freeze
+ * state and core are the task's own (copied or pointed to here); the
+ * others are frozen by threads.c and have a core-<vtid>.img of their own
+ * without task_core_entry.
+ */
+struct dump_thread {
+	pid_t tid;			/* here: /proc, ptrace */
+	pid_t vtid;			/* as the task sees it = in the images */
+	bool seized;
+	bool exited;			/* seen gone after it was frozen */
+	bool regs_valid;
+	struct user_regs_struct regs;	/* as found: put back when released */
+	struct task_core *core;
+};
+
 struct dump_task {
 	pid_t pid;			/* here: /proc, ptrace, process_vm_readv */
 	pid_t vpid;			/* as it sees itself = in the images (pidns.c) */
@@ -108,6 +124,9 @@ struct dump_task {
 	struct user_regs_struct regs;	/* as found: put back when released */
 	unsigned long syscall_ip;	/* a `syscall` in its vdso, for injection */
 	unsigned long scratch;		/* our scratch page inside it, 0 if none */
+
+	struct dump_thread *threads;	/* [0] the leader */
+	size_t nr_threads, cap_threads;
 
 	struct proc_vma *maps;		/* /proc/PID/maps before the scratch page */
 	size_t nr_maps;
@@ -203,6 +222,14 @@ void dump_release(struct dump_task *t, enum task_release_mode mode);
 bool dump_task_exited(struct dump_task *t);
 int dump_task_error(struct dump_task *t, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/* threads.c: every thread frozen, its own state, its core image, let go */
+int dump_seize_threads(struct dump_task *t);
+int dump_check_threads(struct dump_task *t);
+int dump_threads_collect(struct dump_ctx *ctx, struct dump_task *t, int attr_stage);
+int dump_write_thread_cores(struct dump_ctx *ctx, struct dump_task *t);
+void dump_release_threads(struct dump_task *t, enum task_release_mode mode);
+void dump_threads_free(struct dump_task *t);
 
 /* remote.c: syscalls executed inside the task, its scratch page */
 int dump_remote_syscall(struct dump_task *t, long nr, const unsigned long args[6], long *res);

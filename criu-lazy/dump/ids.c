@@ -97,15 +97,23 @@ int dump_write_pstree(struct dump_ctx *ctx)
 {
 	struct dump_task *t = ctx->root;
 	PstreeEntry e = PSTREE_ENTRY__INIT;
-	uint32_t threads[1] = { t->vpid };
+	uint32_t *threads;
+	int ret;
 
+	threads = calloc(t->nr_threads, sizeof(*threads));
+	if (!threads)
+		return -ENOMEM;
+	for (size_t i = 0; i < t->nr_threads; i++)
+		threads[i] = t->threads[i].vtid;	/* the leader first */
 	e.pid = t->vpid;
 	e.ppid = 0;		/* the root of the dumped tree */
 	e.pgid = t->pgid;
 	e.sid = t->sid;
-	e.n_threads = 1;
+	e.n_threads = t->nr_threads;
 	e.threads = threads;
-	return dump_img_write_one(ctx, IMG_PSTREE, 0, &e.base);
+	ret = dump_img_write_one(ctx, IMG_PSTREE, 0, &e.base);
+	free(threads);
+	return ret;
 }
 
 static int lsm_type(void)

@@ -181,15 +181,15 @@ static int batch_add(struct page_batch *b, uint64_t addr, uint64_t nr, uint32_t 
  * Pages never left lazy, though their VMA is: the argv/environ area, which
  * others read through /proc/PID/cmdline and environ (a read from another
  * process cannot wait for a lazy page: it would see nothing), and the page
- * at the stack pointer, the first one the task touches.
+ * at each thread's stack pointer, the first one it touches.
  */
 static bool page_eager(const struct dump_task *t, uint64_t addr)
 {
 	const MmEntry *mm = &t->mm.mm;
-	uint64_t sp_page = t->regs.rsp & ~(PAGE_SZ - 1);
 
-	if (addr == sp_page)
-		return true;
+	for (size_t i = 0; i < t->nr_threads; i++)
+		if (addr == (t->threads[i].regs.rsp & ~(PAGE_SZ - 1)))
+			return true;
 	return addr + PAGE_SZ > mm->mm_arg_start && addr < mm->mm_env_end;
 }
 

@@ -255,29 +255,17 @@ int dump_check_task(struct dump_ctx *ctx, struct dump_task *t)
 {
 	char status[16384], child[32] = "";
 	struct proc_stat st;
-	const char *v;
 	int ret, n;
 
 	ret = dump_proc_read(t, "status", status, sizeof(status));
 	if (ret < 0)
 		return ret;
-	v = dump_status_field(status, "Threads");
-	if (v && atoi(v) != 1) {
-		pr_err("task %d has %d threads; multi-threaded tasks are not supported yet",
-		       t->pid, atoi(v));
-		return -EOPNOTSUPP;
-	}
 	n = count_children(t, child, sizeof(child));
 	if (n < 0)
 		return n;
 	if (n) {
 		pr_err("task %d has %d child process%s (%s%s); process trees are not supported yet",
 		       t->pid, n, n > 1 ? "es" : "", child, n > 1 ? ", ..." : "");
-		return -EOPNOTSUPP;
-	}
-	v = dump_status_field(status, "Seccomp");
-	if (v && atoi(v) != 0) {
-		pr_err("task %d runs under seccomp (mode %d): not supported yet", t->pid, atoi(v));
 		return -EOPNOTSUPP;
 	}
 
@@ -348,18 +336,24 @@ void dump_release(struct dump_task *t, enum task_release_mode mode)
 	if (t->exited) {
 		int status;
 
+		dump_release_threads(t, RELEASE_KILL);
 		waitpid(t->pid, &status, WNOHANG | __WALL);
 		return;
 	}
 
 	if (mode == RELEASE_KILL) {
-		if (kill(t->pid, SIGKILL))
+		if (kill(t->pid, SIGKILL)) {
 			pr_perror("can't kill task %d", t->pid);
-		else
-			wait_killed(t);
+			return;
+		}
+		/* its traced threads wait for us before the leader can go */
+		dump_release_threads(t, RELEASE_KILL);
+		wait_killed(t);
 		pr_info("task %d killed", t->pid);
 		return;
 	}
+
+	dump_release_threads(t, mode);
 
 	/* back inside the kernel's signal handling, so an interrupted syscall restarts */
 	if (ptrace_park_in_signal_stop(t->pid))

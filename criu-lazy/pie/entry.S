@@ -28,4 +28,36 @@ restorer_export_syscall:
 	syscall
 	int3
 
+/*
+ * long rst_clone3_thread(void *ca, u64 size, void (*fn)(void *), void *arg)
+ *
+ * clone3 for a thread of the task: the parent gets the new tid (or an
+ * error) back; the child, on the stack clone_args gave it, with every
+ * register but %rax and %rsp as the parent had them, calls fn(arg), which
+ * never returns.
+ */
+	.text
+	.globl	rst_clone3_thread
+	.hidden	rst_clone3_thread
+	.type	rst_clone3_thread, @function
+rst_clone3_thread:
+	pushq	%r12
+	pushq	%r13
+	movq	%rdx, %r12
+	movq	%rcx, %r13
+	movl	$435, %eax		/* __NR_clone3 */
+	syscall
+	testq	%rax, %rax
+	jz	1f
+	popq	%r13
+	popq	%r12
+	ret
+1:	xorl	%ebp, %ebp
+	andq	$-16, %rsp
+	movq	%r13, %rdi
+	call	*%r12
+2:	pause
+	jmp	2b
+	.size	rst_clone3_thread, . - rst_clone3_thread
+
 	.section .note.GNU-stack, "", @progbits

@@ -9,7 +9,8 @@
  *
  *     blob_start   code (restorer_blob[], read + exec)
  *                  struct restorer_args, then its arrays (read + write)
- *                  the blob's stack
+ *                  the blob's stack (the leader's)
+ *                  one stack per other thread
  *                  a scratch area the size of the vdso group
  *     blob_end
  *
@@ -33,6 +34,7 @@
 #define RST_VDSO_PARTS_MAX	4
 #define RST_NR_ITIMERS		3
 #define RST_NR_RLIMITS		16
+#define RST_THREAD_STACK_SIZE	(32ull << 10)	/* each non-leader thread's, in the blob */
 
 /* Where the blob stands (restorer_args.status). */
 enum rst_status {
@@ -55,6 +57,7 @@ enum rst_step {
 	RST_STEP_UFFD_SEND,	/* (lazy) hand the uffd and pid to the daemon */
 	RST_STEP_MM_MAP,	/* prctl(PR_SET_MM, PR_SET_MM_MAP) */
 	RST_STEP_CLOSE_FDS,	/* close the restore's helper fds */
+	RST_STEP_THREADS,	/* create the other threads (clone3 + set_tid) */
 	RST_STEP_SIGNALS,	/* queue the pending signals */
 	RST_STEP_RLIMITS,	/* before the creds: then we may still raise them */
 	RST_STEP_CREDS,
@@ -63,6 +66,7 @@ enum rst_step {
 	RST_STEP_TID_ADDRESS,
 	RST_STEP_SIGALTSTACK,
 	RST_STEP_PRCTL,		/* pdeath_sig, dumpable, comm */
+	RST_STEP_SCHED,		/* the thread's policy, priority and nice */
 	RST_STEP_ITIMERS,
 	RST_STEP_POSIX_TIMERS,	/* create (with its dumped id) or arm a POSIX timer */
 	RST_STEP_NR
@@ -175,8 +179,28 @@ struct rst_lazy {
  * What is per thread (thread_core_entry).  Filled by the task attributes
  * of thread scope (criu-lazy/attrs/), applied by the blob in that thread.
  */
+/*
+ * One thread: what it restores of itself in the blob, and its outcome.
+ * threads[0] is the leader, which restores the process too; every other
+ * one is created by the leader with clone3 (CLONE_THREAD, set_tid = tid),
+ * restores itself on its own stack, counts itself in threads_done and
+ * waits there until the restore process takes it over with ptrace.
+ */
 struct rst_thread_args {
 	int32_t tid;			/* in the images: the thread's own view */
+	volatile int32_t status;	/* enum rst_status, of its own steps */
+	int32_t fail_step;
+	int32_t fail_errno;
+	uint64_t fail_addr;
+	uint64_t args;			/* its struct restorer_args */
+	uint64_t stack_top;		/* non-leaders: their stack */
+
+	uint32_t has_sched;
+	uint32_t sched_policy;		/* with SCHED_RESET_ON_FORK */
+	uint32_t sched_prio;
+	int32_t sched_nice;
+
+	uint32_t pad;
 	uint32_t nr_sig_private;
 	uint64_t siginfo_p;		/* address of nr_sig_private 128-byte siginfos */
 
@@ -231,7 +255,11 @@ struct restorer_args {
 	int32_t dumpable;		/* -1: leave it */
 	uint32_t pad2;
 
-	struct rst_thread_args thread;	/* the (only) thread's */
+	uint64_t threads;		/* address of struct rst_thread_args[nr_threads] */
+	uint32_t nr_threads;
+	volatile uint32_t threads_done;	/* futex: non-leaders done (or failed) */
+	volatile uint32_t threads_park;	/* futex the done ones wait on, never woken */
+	int32_t fail_tid;		/* the thread a step failed in, 0: the leader */
 
 	struct rst_itimerval itimers[RST_NR_ITIMERS];	/* real, virt, prof */
 	uint64_t posix_timers;		/* address of struct rst_posix_timer[] */

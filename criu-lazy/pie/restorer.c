@@ -2,8 +2,10 @@
  * The restorer blob: runs inside the new task, on its own stack, after the
  * task's C part premapped and filled every VMA.  It turns the address space
  * into the dumped one and sets the per-task state that needs the final
- * layout, then stops at int3 (entry.S) for the restore process, which puts
- * the registers back with ptrace and lets the task go.
+ * layout, creates the other threads (threads.c), restores the process's
+ * state and the leader's own, waits until every thread is done, then stops
+ * at int3 (entry.S) for the restore process, which puts the registers of
+ * every thread back with ptrace and lets them all go.
  *
  * No libc, no relocations, no writable globals: everything comes from the
  * args.  Every signal is blocked the whole time (the task's C part blocked
@@ -17,13 +19,10 @@
 
 #define MREMAP_MAYMOVE		1
 #define MREMAP_FIXED		2
-#define PR_SET_PDEATHSIG	1
 #define PR_SET_DUMPABLE		4
-#define PR_SET_NAME		15
 #define PR_SET_MM		35
 #define PR_SET_MM_MAP		14
 #define SIGTRAP			5
-#define SS_ONSTACK		1
 
 /* madvise advice that is a lasting property of a VMA (vma_entry.madv) */
 static const uint8_t sticky_advice[] = {
@@ -148,13 +147,9 @@ static int queue_siginfos(struct restorer_args *a, uint64_t addr, uint32_t nr, i
 	return 0;
 }
 
-/* The thread's private queue first, then the process's shared one. */
+/* The process's shared queue (each thread queues its private one). */
 static int queue_signals(struct restorer_args *a)
 {
-	struct rst_thread_args *th = &a->thread;
-
-	if (queue_siginfos(a, th->siginfo_p, th->nr_sig_private, th->tid))
-		return -1;
 	return queue_siginfos(a, a->siginfo_s, a->nr_sig_shared, 0);
 }
 
@@ -171,51 +166,16 @@ static int restore_rlimits(struct restorer_args *a)
 	return 0;
 }
 
-static int restore_thread_state(struct restorer_args *a, struct rst_thread_args *th)
+/* After every thread's creds: changing them resets the mm's dumpable. */
+static int restore_dumpable(struct restorer_args *a)
 {
 	long ret;
 
-	if (th->rseq_ptr) {
-		ret = sys_rseq(th->rseq_ptr, th->rseq_len, 0, th->rseq_sig);
-		if (ret)
-			return rst_fail(a, RST_STEP_RSEQ, ret, th->rseq_ptr);
-	}
-	if (th->robust_list_len) {
-		ret = sys_set_robust_list(th->robust_list, th->robust_list_len);
-		if (ret)
-			return rst_fail(a, RST_STEP_ROBUST_LIST, ret, th->robust_list);
-	}
-	sys_set_tid_address(th->clear_tid_addr);	/* cannot fail */
-
-	if (th->has_sigaltstack) {
-		struct rst_sigaltstack ss = th->sas;
-
-		ss.ss_flags &= ~SS_ONSTACK;
-		ret = sys_sigaltstack(&ss, 0);
-		if (ret)
-			return rst_fail(a, RST_STEP_SIGALTSTACK, ret, th->sas.ss_sp);
-	}
-	return 0;
-}
-
-/* After the creds: changing them resets pdeath_sig and dumpable. */
-static int restore_prctls(struct restorer_args *a, struct rst_thread_args *th)
-{
-	long ret;
-
-	if (th->pdeath_sig) {
-		ret = sys_prctl(PR_SET_PDEATHSIG, th->pdeath_sig, 0, 0, 0);
-		if (ret)
-			return rst_fail(a, RST_STEP_PRCTL, ret, PR_SET_PDEATHSIG);
-	}
-	if (a->dumpable >= 0) {
-		ret = sys_prctl(PR_SET_DUMPABLE, a->dumpable, 0, 0, 0);
-		if (ret)
-			return rst_fail(a, RST_STEP_PRCTL, ret, PR_SET_DUMPABLE);
-	}
-	ret = sys_prctl(PR_SET_NAME, (long)(uintptr_t)th->comm, 0, 0, 0);
+	if (a->dumpable < 0)
+		return 0;
+	ret = sys_prctl(PR_SET_DUMPABLE, a->dumpable, 0, 0, 0);
 	if (ret)
-		return rst_fail(a, RST_STEP_PRCTL, ret, PR_SET_NAME);
+		return rst_fail(a, RST_STEP_PRCTL, ret, PR_SET_DUMPABLE);
 	return 0;
 }
 
@@ -239,6 +199,7 @@ void restorer_main(struct restorer_args *a) RST_HIDDEN;
 
 void restorer_main(struct restorer_args *a)
 {
+	struct rst_thread_args *leader = (struct rst_thread_args *)(uintptr_t)a->threads;
 	long ret;
 
 	if (a->magic != RESTORER_ARGS_MAGIC || a->version != RESTORER_ARGS_VERSION) {
@@ -265,9 +226,18 @@ void restorer_main(struct restorer_args *a)
 		return;
 	}
 
-	if (queue_signals(a) || restore_rlimits(a) || rst_restore_creds(a, &a->thread) ||
-	    restore_thread_state(a, &a->thread) || restore_prctls(a, &a->thread) ||
-	    rst_restore_posix_timers(a) || restore_itimers(a))
+	/* while we still may: clone3 with set_tid needs our privileges */
+	if (rst_threads_create(a))
+		return;
+	if (queue_signals(a) || restore_rlimits(a))
+		return;
+	if (rst_thread_restore(a, leader)) {
+		rst_adopt_failure(a, leader);
+		a->fail_tid = 0;
+		return;
+	}
+	if (rst_threads_wait(a) || restore_dumpable(a) || rst_restore_posix_timers(a) ||
+	    restore_itimers(a))
 		return;
 
 	a->status = RST_STATUS_DONE;

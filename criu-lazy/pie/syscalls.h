@@ -30,12 +30,15 @@
 #define __NR_setfsuid			122
 #define __NR_setfsgid			123
 #define __NR_capset			126
+#define __NR_setpriority		141
+#define __NR_sched_setscheduler		144
 #define __NR_rt_sigqueueinfo		129
 #define __NR_sigaltstack		131
 #define __NR_prctl			157
 #define __NR_setgroups			116
 #define __NR_gettid			186
 #define __NR_set_tid_address		218
+#define __NR_futex			202
 #define __NR_exit_group			231
 #define __NR_tgkill			234
 #define __NR_timer_create		222
@@ -45,6 +48,7 @@
 #define __NR_prlimit64			302
 #define __NR_userfaultfd		323
 #define __NR_rseq			334
+#define __NR_clone3			435
 #define __NR_close_range		436
 
 static inline long sys_call0(long nr)

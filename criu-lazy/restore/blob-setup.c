@@ -53,7 +53,13 @@ static void fill_vmas(struct rst_child *c, struct restorer_args *a, struct rst_v
 			.start = v->start, .end = v->end, .premap = vp->premap,
 			.madv = v->has_madv ? v->madv : 0,
 			.prot = v->prot, .flags = v->flags, .status = v->status,
-			.lazy = c->o->lazy_pages && vma_is_lazy_capable(v),
+			/*
+			 * Only a VMA with lazy pages: registering one without
+			 * (a thread stack's PROT_NONE guard page) would only
+			 * make a later dump fault through the daemon there,
+			 * which a forced read of PROT_NONE memory cannot do.
+			 */
+			.lazy = c->o->lazy_pages && vma_is_lazy_capable(v) && vp->has_lazy,
 		};
 	}
 	a->vmas = (uint64_t)(uintptr_t)vmas;
@@ -69,7 +75,9 @@ static void fill_vmas(struct rst_child *c, struct restorer_args *a, struct rst_v
 int child_blob_prepare(struct rst_child *c, struct restorer_args **out)
 {
 	const struct rst_plan *plan = c->plan;
-	uint64_t len = plan->scratch_off;	/* code, args, stack: not the scratch */
+	const struct rst_images *ri = c->ri;
+	uint64_t len = plan->scratch_off;	/* code, args, stacks: not the scratch */
+	struct rst_thread_args *threads;
 	struct restorer_args *a;
 	struct rst_vma *vmas;
 	struct attr_rst r;
@@ -96,14 +104,28 @@ int child_blob_prepare(struct rst_child *c, struct restorer_args **out)
 	fill_vmas(c, a, vmas);
 	fill_task(c, a);
 
+	/* every thread's part, the leader's first, then what the attributes
+	 * put after them */
+	threads = (struct rst_thread_args *)(vmas + plan->nr_vmas);
+	a->threads = (uint64_t)(uintptr_t)threads;
+	a->nr_threads = ri->nr_threads;
 	r = (struct attr_rst){
-		.ri = c->ri, .core = c->ri->core, .pid = c->ri->pid, .tid = c->ri->pid,
-		.child = c, .plan = plan, .args = a, .thread = &a->thread,
-		.tail = (uint8_t *)(vmas + plan->nr_vmas),
+		.ri = ri, .pid = ri->pid, .child = c, .plan = plan, .args = a,
+		.tail = (uint8_t *)(threads + ri->nr_threads),
 	};
-	ret = attrs_restore(&r, ATTR_RST_BLOB, ATTR_PROCESS | ATTR_THREAD);
-	if (ret)
-		return ret;
+	for (size_t i = 0; i < ri->nr_threads; i++) {
+		r.core = ri->cores[i];
+		r.tid = ri->tids[i];
+		r.thread = &threads[i];
+		threads[i].tid = ri->tids[i];
+		threads[i].args = (uint64_t)(uintptr_t)a;
+		if (i)
+			threads[i].stack_top = plan->blob_start + plan->threads_stack_off +
+					       i * RST_THREAD_STACK_SIZE;
+		ret = attrs_restore(&r, ATTR_RST_BLOB, i ? ATTR_THREAD : ATTR_PROCESS | ATTR_THREAD);
+		if (ret)
+			return ret;
+	}
 
 	if (mprotect(p, plan->code_size, PROT_READ | PROT_EXEC))
 		return child_err(c, errno, "task %d: cannot protect the restorer code: %s",

@@ -15,6 +15,10 @@
  *  4. PTRACE_DETACH with no signal: the task resumes where it was dumped,
  *     and the pending signals it does not block are delivered now.
  *
+ * The other threads go through 1 to 3 too (threads.c), the first ones
+ * before the leader: they sleep in the blob and are seized only now.  All
+ * are detached together at the end, the leader last.
+ *
  * SIGTRAP's action is set here and not by the task before its int3: the
  * int3 is a forced SIGTRAP, and the kernel resets the action of a forced
  * signal to SIG_DFL when the task ignores (or blocks) it.
@@ -162,6 +166,20 @@ static int set_tls(pid_t pid, const ThreadInfoX86 *ti)
 	return 0;
 }
 
+/* Registers, FPU/xstate and TLS slots of a stopped thread (the leader or
+ * another one). */
+int rst_thread_set_regs(pid_t pid, const CoreEntry *core)
+{
+	int ret;
+
+	ret = set_regs(pid, core->thread_info->gpregs);
+	if (!ret)
+		ret = set_fpu(pid, core->thread_info->fpregs);
+	if (!ret)
+		ret = set_tls(pid, core->thread_info);
+	return ret;
+}
+
 int rst_finalize(const struct opts *o, const struct rst_images *ri,
 		 const struct rst_plan *plan, struct rst_task *t)
 {
@@ -172,11 +190,17 @@ int rst_finalize(const struct opts *o, const struct rst_images *ri,
 		.host_tid = t->pid,
 		.syscall_ip = plan->blob_start + restorer_export_syscall_off,
 		.remote_args = args,
-		.remote_thread = args + offsetof(struct restorer_args, thread),
+		.remote_thread = args + sizeof(struct restorer_args) +
+				 plan->nr_vmas * sizeof(struct rst_vma),
 	};
 	pid_t pid = t->pid;
 	int ret;
 
+	(void)o;
+	/* the others first: they sleep in the blob, which the leader unmaps */
+	ret = rst_threads_finalize(ri, plan, t);
+	if (ret)
+		return ret;
 	if (ptrace(PTRACE_SETSIGMASK, pid, sizeof(all), &all)) {
 		pr_perror("cannot block the signals of task %d", pid);
 		return -errno;
@@ -185,19 +209,21 @@ int rst_finalize(const struct opts *o, const struct rst_images *ri,
 	if (!ret)
 		ret = unmap_blob(plan, pid);
 	if (!ret)
-		ret = set_regs(pid, core->thread_info->gpregs);
+		ret = rst_thread_set_regs(pid, core);
 	if (!ret)
-		ret = set_fpu(pid, core->thread_info->fpregs);
-	if (!ret)
-		ret = set_tls(pid, core->thread_info);
+		ret = rst_threads_resume(ri, plan, t);
 	if (!ret)
 		ret = attrs_restore(&r, ATTR_RST_RESUME, ATTR_PROCESS | ATTR_THREAD);
 	return ret;
 }
 
-/* Let it go: from here on the task runs as dumped. */
+/* Let them go, the leader last: from here on the task runs as dumped. */
 int rst_detach(struct rst_task *t)
 {
+	int ret = rst_threads_detach(t);
+
+	if (ret)
+		return ret;
 	if (ptrace(PTRACE_DETACH, t->pid, NULL, NULL)) {
 		pr_perror("cannot detach from task %d", t->pid);
 		return -errno;

@@ -2,7 +2,7 @@
  * Read every image of the dump and check it, before any task exists: a bad
  * image must fail the restore with one line naming the file and what is
  * wrong, and leave nothing behind.  What we do not support yet (more than
- * one task or thread, POSIX timers, seccomp, ...) is refused here too.
+ * one task, POSIX timers, seccomp, ...) is refused here too.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -80,13 +80,6 @@ static int load_pstree(int dirfd, struct rst_images *ri)
 	if (ri->pid <= 0) {
 		pr_err("pstree.img: bad pid %d", ri->pid);
 		ret = -EINVAL;
-	} else if (ri->pstree->n_threads > 1) {
-		pr_err("pstree.img: task %d has %zu threads: only single-threaded tasks can be restored for now",
-		       ri->pid, ri->pstree->n_threads);
-		ret = -EOPNOTSUPP;
-	} else if (ri->pstree->n_threads == 1 && (pid_t)ri->pstree->threads[0] != ri->pid) {
-		pr_err("pstree.img: the thread of task %d is %u", ri->pid, ri->pstree->threads[0]);
-		ret = -EINVAL;
 	}
 out:
 	img_close(img);
@@ -114,9 +107,9 @@ static int check_fpregs(pid_t pid, const UserX86FpregsEntry *fp)
 	return 0;
 }
 
-static int check_core(pid_t pid, const CoreEntry *core)
+/* What every thread's core must hold, the leader's and the others'. */
+int rst_check_thread_core(pid_t pid, const CoreEntry *core)
 {
-	const TaskCoreEntry *tc = core->tc;
 	const ThreadCoreEntry *th = core->thread_core;
 	const ThreadInfoX86 *ti = core->thread_info;
 	int ret;
@@ -125,15 +118,9 @@ static int check_core(pid_t pid, const CoreEntry *core)
 		pr_err("core-%d.img: architecture %d is not x86_64", pid, core->mtype);
 		return -EINVAL;
 	}
-	if (!tc || !th || !ti || !ti->gpregs || !ti->fpregs) {
-		pr_err("core-%d.img: incomplete: task, thread or register state missing", pid);
+	if (!th || !ti || !ti->gpregs || !ti->fpregs) {
+		pr_err("core-%d.img: incomplete: thread or register state missing", pid);
 		return -EINVAL;
-	}
-	if (tc->task_state != TASK_ALIVE) {
-		pr_err("core-%d.img: task state %u (%s) is not supported, only running tasks", pid,
-		       tc->task_state, tc->task_state == 2 ? "zombie" :
-		       tc->task_state == 3 ? "stopped" : "unknown");
-		return -EOPNOTSUPP;
 	}
 	if (ti->gpregs->has_mode && ti->gpregs->mode != USER_X86_REGS_MODE__NATIVE) {
 		pr_err("core-%d.img: 32-bit (compat) tasks are not supported", pid);
@@ -143,15 +130,39 @@ static int check_core(pid_t pid, const CoreEntry *core)
 		pr_err("core-%d.img: %zu TLS entries (at most 3)", pid, ti->n_tls);
 		return -EINVAL;
 	}
-	if ((th->has_seccomp_mode && th->seccomp_mode != SECCOMP_MODE__disabled) ||
-	    (tc->has_old_seccomp_mode && tc->old_seccomp_mode != SECCOMP_MODE__disabled)) {
-		pr_err("core-%d.img: the task runs under seccomp: not supported yet", pid);
+	if (th->has_seccomp_mode && th->seccomp_mode != SECCOMP_MODE__disabled) {
+		pr_err("core-%d.img: thread %d runs under seccomp: not supported yet", pid, pid);
 		return -EOPNOTSUPP;
 	}
-	ret = attrs_check(pid, core, ATTR_PROCESS | ATTR_THREAD);
+	ret = attrs_check(pid, core, ATTR_THREAD);
 	if (ret)
 		return ret;
 	return check_fpregs(pid, ti->fpregs);
+}
+
+static int check_core(pid_t pid, const CoreEntry *core)
+{
+	const TaskCoreEntry *tc = core->tc;
+	int ret;
+
+	ret = rst_check_thread_core(pid, core);
+	if (ret)
+		return ret;
+	if (!tc) {
+		pr_err("core-%d.img: incomplete: task state missing", pid);
+		return -EINVAL;
+	}
+	if (tc->task_state != TASK_ALIVE) {
+		pr_err("core-%d.img: task state %u (%s) is not supported, only running tasks", pid,
+		       tc->task_state, tc->task_state == 2 ? "zombie" :
+		       tc->task_state == 3 ? "stopped" : "unknown");
+		return -EOPNOTSUPP;
+	}
+	if (tc->has_old_seccomp_mode && tc->old_seccomp_mode != SECCOMP_MODE__disabled) {
+		pr_err("core-%d.img: the task runs under seccomp: not supported yet", pid);
+		return -EOPNOTSUPP;
+	}
+	return attrs_check(pid, core, ATTR_PROCESS);
 }
 
 static const char *vma_kind(uint32_t status)
@@ -316,6 +327,8 @@ int rst_images_load(int dirfd, const struct opts *o, struct rst_images *ri)
 	if (!ret)
 		ret = check_core(ri->pid, ri->core);
 	if (!ret)
+		ret = rst_threads_load(ri);
+	if (!ret)
 		ret = load_one(dirfd, IMG_IDS, ri->pid, &task_kobj_ids_entry__descriptor, &ri->ids);
 	if (!ret)
 		ret = check_pid_ns(ri);
@@ -343,6 +356,8 @@ void rst_images_free(struct rst_images *ri)
 #define FREE_MSG(m) do { if (m) protobuf_c_message_free_unpacked((ProtobufCMessage *)(m), NULL); } while (0)
 	FREE_MSG(ri->inv);
 	FREE_MSG(ri->pstree);
+	for (size_t i = 1; i < ri->nr_threads; i++)
+		FREE_MSG(ri->cores[i]);
 	FREE_MSG(ri->core);
 	FREE_MSG(ri->ids);
 	FREE_MSG(ri->mm);
@@ -350,6 +365,8 @@ void rst_images_free(struct rst_images *ri)
 	for (size_t i = 0; i < ri->nr_files; i++)
 		FREE_MSG(ri->files[i]);
 #undef FREE_MSG
+	free(ri->cores);
+	free(ri->tids);
 	free(ri->files);
 	free(ri->fds);
 	for (unsigned int k = 0; k < fd_kinds_nr; k++)

@@ -106,15 +106,22 @@ static uint64_t blob_region_size(const struct rst_images *ri, struct rst_plan *p
 {
 	uint64_t args;
 
-	/* then what the task attributes put after the args */
+	/* args, vmas, every thread's part, then what the task attributes put
+	 * after them (blob-setup.c) */
 	args = sizeof(struct restorer_args) + plan->nr_vmas * sizeof(struct rst_vma) +
+	       ri->nr_threads * sizeof(struct rst_thread_args) +
 	       attrs_args_size(ri->core, ATTR_PROCESS | ATTR_THREAD);
+	for (size_t i = 1; i < ri->nr_threads; i++)
+		args += attrs_args_size(ri->cores[i], ATTR_THREAD);
 	plan->code_size = RST_PAGE_ALIGN(restorer_blob_size);
 	plan->args_off = plan->code_size;
 	plan->args_size = RST_PAGE_ALIGN(args);
 	plan->stack_off = plan->args_off + plan->args_size;
 	plan->stack_size = BLOB_STACK_SIZE;
-	plan->scratch_off = plan->stack_off + plan->stack_size;
+	/* thread i (>= 1) has [off + (i - 1) * size, off + i * size) */
+	plan->threads_stack_off = plan->stack_off + plan->stack_size;
+	plan->scratch_off = plan->threads_stack_off +
+			    (ri->nr_threads - 1) * RST_THREAD_STACK_SIZE;
 	plan->scratch_size = plan->vdso_nr ?
 		plan->vdso_cur[plan->vdso_nr - 1].end - plan->vdso_cur[0].start : 0;
 	return plan->scratch_off + plan->scratch_size;
@@ -278,6 +285,8 @@ static int plan_fills(const struct opts *o, const struct rst_images *ri, struct 
 					return ret;
 				vp->fill = true;
 				vp->premap_prot = PROT_READ | PROT_WRITE;
+			} else {
+				vp->has_lazy = true;
 			}
 			addr = piece_end;
 		}

@@ -15,7 +15,8 @@
  *                    runs child.c (session, fds.c, premap.c, blob-setup.c)
  *                    and jumps into the restorer blob (criu-lazy/pie/);
  *   finalize.c       after the blob's final int3: last syscalls, registers
- *                    (xsave-build.c), TLS, mask, rlimits, detach.
+ *                    (xsave-build.c), TLS, mask, of the leader and of every
+ *                    other thread (threads.c), detach.
  *
  * The new task is a fork of this process, so it reads the same structures;
  * it reports errors through a pipe (child_err()), never through the log,
@@ -74,7 +75,10 @@ struct rst_images {
 
 	InventoryEntry *inv;
 	PstreeEntry *pstree;
-	CoreEntry *core;
+	CoreEntry *core;		/* the leader's = cores[0] */
+	CoreEntry **cores;		/* core-<tid>.img of every thread */
+	pid_t *tids;			/* their tids in the images, leader first */
+	size_t nr_threads;
 	TaskKobjIdsEntry *ids;
 	MmEntry *mm;
 	FsEntry *fs;
@@ -98,6 +102,7 @@ struct rst_vma_plan {
 	uint64_t premap;		/* its address in the premap region */
 	uint32_t premap_prot;		/* how it is mapped there */
 	bool fill;			/* has pages to read from the images */
+	bool has_lazy;			/* has pages left to the lazy-pages daemon */
 	const RegFileEntry *file;	/* file-backed VMAs */
 	struct rst_shmem *shm;		/* shared anonymous VMAs */
 };
@@ -115,6 +120,7 @@ struct rst_plan {
 	uint64_t blob_start, blob_end;
 	uint64_t code_size, args_off, args_size, stack_off, stack_size;
 	uint64_t scratch_off, scratch_size;
+	uint64_t threads_stack_off;	/* the other threads' stacks */
 
 	struct rst_vma_plan *vmas;
 	size_t nr_vmas;
@@ -139,6 +145,8 @@ struct rst_task {
 	int err_r;			/* child -> parent: one error line */
 	int err_w;
 	uint64_t fork_us;		/* clone3 + seize */
+	pid_t *thread_pids;		/* the other threads here, once seized */
+	size_t nr_thread_pids;
 	int lazy_sock;			/* connected to the lazy-pages daemon, or -1 */
 	uint64_t lazy_features;
 };
@@ -168,6 +176,17 @@ int rst_fds_load(const struct opts *o, struct rst_images *ri);
 int rst_check_path(const struct rst_images *ri, const RegFileEntry *reg, const char *what,
 		   struct stat *st);
 int rst_fs_check(struct rst_images *ri);
+
+/* threads.c: every thread's core; seized and set after the blob */
+int rst_check_thread_core(pid_t pid, const CoreEntry *core);
+int rst_threads_load(struct rst_images *ri);
+int rst_threads_finalize(const struct rst_images *ri, const struct rst_plan *plan,
+			 struct rst_task *t);
+int rst_threads_resume(const struct rst_images *ri, const struct rst_plan *plan,
+		       struct rst_task *t);
+int rst_threads_detach(struct rst_task *t);
+void rst_threads_reap(struct rst_task *t);
+int rst_thread_set_regs(pid_t pid, const CoreEntry *core);
 
 /* premap-plan.c */
 int rst_plan_build(const struct opts *o, const struct rst_images *ri, struct rst_plan *plan);

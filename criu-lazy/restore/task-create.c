@@ -183,6 +183,7 @@ void rst_task_kill(struct rst_task *t)
 	if (t->pid <= 0)
 		return;
 	kill(t->pid, SIGKILL);
+	rst_threads_reap(t);
 	for (;;) {
 		pid_t r = waitpid(t->pid, &status, WNOHANG | __WALL);
 
@@ -213,6 +214,7 @@ static const char *step_name(int step)
 		[RST_STEP_UFFD_SEND] = "sending the userfaultfd to the lazy-pages daemon",
 		[RST_STEP_MM_MAP] = "setting the mm fields (prctl PR_SET_MM_MAP)",
 		[RST_STEP_CLOSE_FDS] = "closing the restore's descriptors from %llu",
+		[RST_STEP_THREADS] = "creating thread %llu (clone3 with set_tid)",
 		[RST_STEP_SIGNALS] = "queueing pending signal %llu",
 		[RST_STEP_RLIMITS] = "setting rlimit %llu",
 		[RST_STEP_CREDS] = "restoring credentials (step %llu)",
@@ -221,6 +223,7 @@ static const char *step_name(int step)
 		[RST_STEP_TID_ADDRESS] = "setting the clear-tid address",
 		[RST_STEP_SIGALTSTACK] = "setting the signal stack at 0x%llx",
 		[RST_STEP_PRCTL] = "prctl %llu",
+		[RST_STEP_SCHED] = "setting the scheduling policy or nice value (%lld)",
 		[RST_STEP_ITIMERS] = "setting itimer %llu",
 		[RST_STEP_POSIX_TIMERS] = "restoring POSIX timer %llu",
 	};
@@ -266,8 +269,15 @@ static int check_blob(struct rst_task *t, const struct rst_plan *plan, int statu
 		snprintf(what, sizeof(what), step_name(a.fail_step),
 			 (unsigned long long)a.fail_addr);
 #pragma GCC diagnostic pop
-		pr_err("task %d: restorer: %s failed: %s", t->pid, what,
-		       a.fail_errno ? strerror(a.fail_errno) : "unexpected result");
+		if (a.fail_tid && a.fail_step != RST_STEP_THREADS)
+			pr_err("task %d: restorer: thread %d: %s failed: %s", t->pid, a.fail_tid,
+			       what, a.fail_errno ? strerror(a.fail_errno) : "unexpected result");
+		else if (a.fail_step == RST_STEP_THREADS && a.fail_errno == EEXIST)
+			pr_err("task %d: restorer: thread id %d is already in use", t->pid,
+			       a.fail_tid);
+		else
+			pr_err("task %d: restorer: %s failed: %s", t->pid, what,
+			       a.fail_errno ? strerror(a.fail_errno) : "unexpected result");
 		return a.fail_errno ? -a.fail_errno : -EIO;
 	}
 	pr_err("task %d trapped before the restorer finished", t->pid);

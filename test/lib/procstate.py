@@ -137,8 +137,9 @@ def _fds(pid, ignore_pos):
     return out
 
 
-def snapshot(pid, ignore_fd_pos=False):
-    """A dict of everything compared; raises if the task is gone."""
+def snapshot(pid, ignore_fd_pos=False, threads_vary=False):
+    """A dict of everything compared; raises if the task is gone.  A task
+    whose threads come and go (threads_vary) is not compared by their number."""
     st = procs.read_stat(pid)
     if st is None:
         raise ProcessLookupError(f"pid {pid} is gone")
@@ -153,6 +154,8 @@ def snapshot(pid, ignore_fd_pos=False):
     for name in ("pgrp", "session"):
         if snap["stat " + name] == str(pid):
             snap["stat " + name] = "(its own pid)"
+    if threads_vary:
+        snap["status Threads"] = snap["stat num_threads"] = "(varies)"
     snap["fds"] = _fds(pid, ignore_fd_pos)
     for link in ("cwd", "root", "exe"):
         snap[link] = os.readlink(f"/proc/{pid}/{link}")
@@ -188,7 +191,7 @@ def diff(before, after):
     return out
 
 
-def settled_diff(pid, before, ignore_fd_pos=False, timeout=2.0):
+def settled_diff(pid, before, ignore_fd_pos=False, timeout=2.0, threads_vary=False):
     """diff(before, now), retried for up to timeout seconds until it is empty.
 
     Right after a restore (or a refused dump) the task may still be on its
@@ -197,21 +200,21 @@ def settled_diff(pid, before, ignore_fd_pos=False, timeout=2.0):
     difference that lasts is a difference."""
     deadline = time.monotonic() + timeout
     while True:
-        changes = diff(before, snapshot(pid, ignore_fd_pos))
+        changes = diff(before, snapshot(pid, ignore_fd_pos, threads_vary))
         if not changes or time.monotonic() >= deadline:
             return changes
         time.sleep(0.02)
 
 
-def settled_snapshot(pid, ignore_fd_pos=False, timeout=2.0):
+def settled_snapshot(pid, ignore_fd_pos=False, timeout=2.0, threads_vary=False):
     """A snapshot that the next one, a moment later, agrees with: a task
     that has just written its pidfile may not be in its wait call yet (its
     blocked mask shows SIGTERM until it is)."""
     deadline = time.monotonic() + timeout
-    snap = snapshot(pid, ignore_fd_pos)
+    snap = snapshot(pid, ignore_fd_pos, threads_vary)
     while True:
         time.sleep(0.02)
-        again = snapshot(pid, ignore_fd_pos)
+        again = snapshot(pid, ignore_fd_pos, threads_vary)
         if not diff(snap, again) or time.monotonic() >= deadline:
             return again
         snap = again

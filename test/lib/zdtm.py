@@ -35,6 +35,7 @@ class ZdtmTest:
     env: tuple = ()			# extra (NAME, VALUE) pairs
     cpu_flags: tuple = ()		# /proc/cpuinfo flags it needs
     ignore_fd_pos: bool = False		# it writes to a file while it runs
+    threads_vary: bool = False		# its threads come and go while it runs
     label: str = ""
     # lazy modes: deliver pages only on faults, so what the program does
     # after the restore (fork, mremap, madvise, ...) meets pages still lazy
@@ -130,6 +131,18 @@ ZDTM_TESTS = [
                        "registered with userfaultfd, and the dump reads every page of "
                        "such a VMA through the daemon (criu-lazy/dump/pages.c)"),
     ZdtmTest("lazy_sparse_fork", label="background"),
+    # threads: per-thread state, blocked syscalls, many threads, threads
+    # faulting concurrently on lazy pages (with mutexes in them), threads
+    # created and exiting while the dump seizes them
+    ZdtmTest("thread"),
+    ZdtmTest("thread", ("--threads", "100"), label="many"),
+    ZdtmTest("threads_state"),
+    # glibc gives back the unused part of an exiting thread's stack
+    # (MADV_DONTNEED): up to 16 stacks of 8 MiB once a second dump has made
+    # every page of them lazy
+    ZdtmTest("threads_lazy_stress", defer_background=True, lazy_removed=16 * 2048,
+             lazy_removed_exact=False),
+    ZdtmTest("threads_churn", threads_vary=True),
 ]
 
 # Things a dump must refuse, leaving the task running and unharmed; each
@@ -294,7 +307,8 @@ class ZdtmTask:
         self.restores += 1
 
     def snapshot(self):
-        return procstate.settled_snapshot(self.pid, self.spec.ignore_fd_pos)
+        return procstate.settled_snapshot(self.pid, self.spec.ignore_fd_pos,
+                                           threads_vary=self.spec.threads_vary)
 
     def expect_unharmed(self, before):
         """Still running as if nothing happened: alive, not stopped, not
@@ -306,7 +320,8 @@ class ZdtmTask:
         assert st not in ("t", "T"), f"the task was left stopped: {procs.describe(self.pid)}"
         tracer = procs.status_field(self.pid, "TracerPid")
         assert tracer == "0", f"the task was left traced by {tracer}"
-        changes = procstate.settled_diff(self.pid, before, self.spec.ignore_fd_pos)
+        changes = procstate.settled_diff(self.pid, before, self.spec.ignore_fd_pos,
+                                         threads_vary=self.spec.threads_vary)
         assert not changes, "the task's state changed:\n" + "\n".join(changes)
 
     def stop(self, timeout=EXIT_TIMEOUT):

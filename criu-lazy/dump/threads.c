@@ -1,0 +1,374 @@
+/*
+ * The threads of a task: every one frozen, its own state read, its own
+ * core-<tid>.img written, and every one let go at the end.
+ *
+ * Freezing: the leader is seized first (seize.c), then every tid listed in
+ * /proc/PID/task is seized and interrupted, and the directory is listed
+ * again until a pass finds no new tid (a thread still running may create
+ * another one until it is stopped itself; a stopped one cannot).  A thread
+ * that exits before it could be frozen was exiting anyway: it is left out.
+ * One that disappears after it was frozen fails the dump with one line.
+ *
+ * Per thread: its registers, FPU/xstate and TLS slots (regs.c), then the
+ * task attributes of ATTR_THREAD scope (attrs/: rseq, clear_child_tid,
+ * name, scheduling, sigaltstack, robust list, parent-death signal, blocked
+ * mask, private pending signals, creds), which the leader runs with the
+ * process's.  They are written for a task and use its pid and core: for
+ * another thread they get a view of the task with the thread's tid (/proc,
+ * ptrace and injected syscalls all take a tid) and the thread's core.
+ *
+ * Seccomp is not dumped yet: a thread under seccomp (strict or filters) is
+ * refused by its tid.
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "attrs/task-attr.h"
+#include "common/log.h"
+#include "common/ptrace-inject.h"
+#include "dump/dump.h"
+
+#define FREEZE_TIMEOUT_MS	10000
+#define REAP_TIMEOUT_MS		10000
+#define MAX_SEIZE_PASSES	10000
+
+/* Wait for a stop of a thread being frozen: 1 if it exited instead. */
+static int freeze_wait(struct dump_thread *th, int *status)
+{
+	int ret = ptrace_wait_stop(th->tid, FREEZE_TIMEOUT_MS, status);
+
+	if (ret)
+		return ret;
+	if (WIFEXITED(*status) || WIFSIGNALED(*status)) {
+		th->seized = false;
+		return 1;
+	}
+	if (!WIFSTOPPED(*status)) {
+		pr_err("thread %d: unexpected wait status %#x while freezing", th->tid, *status);
+		return -EIO;
+	}
+	return 0;
+}
+
+/*
+ * Seize and interrupt one non-leader thread, as seize.c does the leader:
+ * a signal that comes first is passed on, a thread in a group-stop is
+ * resumed into the pending interrupt trap.  0 frozen, 1 it exited first,
+ * or a negative errno (logged).
+ */
+static int freeze_thread(struct dump_task *t, struct dump_thread *th)
+{
+	int status, sig, ret;
+
+	if (ptrace(PTRACE_SEIZE, th->tid, NULL, (void *)PTRACE_O_TRACESYSGOOD)) {
+		if (errno == ESRCH)
+			return 1;
+		pr_perror("can't seize thread %d of task %d", th->tid, t->pid);
+		return -errno;
+	}
+	th->seized = true;
+	if (ptrace(PTRACE_INTERRUPT, th->tid, NULL, NULL) && errno != ESRCH) {
+		pr_perror("can't interrupt thread %d of task %d", th->tid, t->pid);
+		return -errno;
+	}
+	for (;;) {
+		ret = freeze_wait(th, &status);
+		if (ret)
+			return ret;
+		sig = WSTOPSIG(status);
+		if ((status >> 16) == PTRACE_EVENT_STOP)
+			break;
+		pr_debug("thread %d: passing signal %d on while freezing", th->tid, sig);
+		if (ptrace(PTRACE_CONT, th->tid, NULL, (void *)(long)sig) && errno != ESRCH) {
+			pr_perror("can't resume thread %d", th->tid);
+			return -errno;
+		}
+	}
+	if (sig != SIGTRAP) {
+		if (ptrace(PTRACE_CONT, th->tid, NULL, NULL) && errno != ESRCH) {
+			pr_perror("can't resume thread %d", th->tid);
+			return -errno;
+		}
+		ret = freeze_wait(th, &status);
+		if (ret)
+			return ret;
+		if ((status >> 16) != PTRACE_EVENT_STOP) {
+			pr_err("thread %d did not trap after leaving its group-stop (status %#x)",
+			       th->tid, status);
+			return -EIO;
+		}
+	}
+	if (ptrace(PTRACE_GETREGS, th->tid, NULL, &th->regs)) {
+		pr_perror("can't get the registers of thread %d of task %d", th->tid, t->pid);
+		return -errno;
+	}
+	th->regs_valid = true;
+	return 0;
+}
+
+static bool have_tid(const struct dump_task *t, pid_t tid)
+{
+	for (size_t i = 0; i < t->nr_threads; i++)
+		if (t->threads[i].tid == tid)
+			return true;
+	return false;
+}
+
+static struct dump_thread *add_thread(struct dump_task *t, pid_t tid)
+{
+	struct dump_thread *th;
+
+	if (t->nr_threads == t->cap_threads) {
+		size_t cap = t->cap_threads ? t->cap_threads * 2 : 8;
+		void *grown = realloc(t->threads, cap * sizeof(*t->threads));
+
+		if (!grown)
+			return NULL;
+		t->threads = grown;
+		t->cap_threads = cap;
+	}
+	th = &t->threads[t->nr_threads++];
+	memset(th, 0, sizeof(*th));
+	th->tid = th->vtid = tid;
+	return th;
+}
+
+/* One pass over /proc/PID/task: freeze every tid not seen yet.  The number
+ * of threads added, or a negative errno. */
+static int seize_pass(struct dump_task *t)
+{
+	char path[64];
+	struct dirent *de;
+	int added = 0, ret = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", t->pid);
+	d = opendir(path);
+	if (!d)
+		return dump_task_error(t, -errno, "can't list the threads of task %d: %m", t->pid);
+	while ((de = readdir(d))) {
+		pid_t tid = atoi(de->d_name);
+		struct dump_thread *th;
+
+		if (tid <= 0 || have_tid(t, tid))
+			continue;
+		th = add_thread(t, tid);
+		if (!th) {
+			ret = -ENOMEM;
+			break;
+		}
+		ret = freeze_thread(t, th);
+		if (ret == 1) {
+			pr_info("thread %d of task %d exited before it could be frozen", tid, t->pid);
+			t->nr_threads--;
+			ret = 0;
+			continue;
+		}
+		if (ret < 0) {
+			/* still seized: released with the others */
+			break;
+		}
+		added++;
+	}
+	closedir(d);
+	return ret < 0 ? ret : added;
+}
+
+int dump_seize_threads(struct dump_task *t)
+{
+	struct dump_thread *leader;
+	int n, pass;
+
+	leader = add_thread(t, t->pid);
+	if (!leader)
+		return -ENOMEM;
+	leader->seized = true;
+	leader->regs = t->regs;
+	leader->regs_valid = t->regs_valid;
+	for (pass = 0; pass < MAX_SEIZE_PASSES; pass++) {
+		n = seize_pass(t);
+		if (n < 0)
+			return n;
+		if (n == 0)
+			break;
+	}
+	if (pass == MAX_SEIZE_PASSES) {
+		pr_err("task %d keeps creating threads faster than they can be frozen", t->pid);
+		return -EAGAIN;
+	}
+	if (t->exited || dump_task_exited(t))
+		return dump_task_error(t, -ESRCH, "task %d exited", t->pid);
+	pr_info("task %d: %zu thread%s frozen", t->pid, t->nr_threads,
+		t->nr_threads > 1 ? "s" : "");
+	return 0;
+}
+
+/* The last number of "NSpid:", the thread's id in the task's namespace. */
+static int thread_vtid(struct dump_task *t, struct dump_thread *th, const char *status)
+{
+	const char *p = dump_status_field(status, "NSpid");
+	long v = th->tid;
+	char *end;
+
+	if (t->vpid == t->pid || !p)
+		return 0;
+	while (*p && *p != '\n') {
+		long n = strtol(p, &end, 10);
+
+		if (end == p)
+			break;
+		v = n;
+		p = end;
+	}
+	th->vtid = v;
+	return 0;
+}
+
+/* A task as the per-thread attributes see one thread of it. */
+static void thread_view(struct dump_task *view, const struct dump_task *t,
+			const struct dump_thread *th)
+{
+	*view = *t;
+	view->pid = th->tid;
+	view->core = th->core;
+	view->regs = th->regs;
+	view->regs_valid = th->regs_valid;
+	view->exited = th->exited;
+}
+
+/* What we cannot dump, refused by the thread's tid. */
+int dump_check_threads(struct dump_task *t)
+{
+	char status[16384];
+
+	t->threads[0].vtid = t->vpid;	/* known now (pidns.c) */
+	for (size_t i = 0; i < t->nr_threads; i++) {
+		struct dump_thread *th = &t->threads[i];
+		struct dump_task view;
+		const char *v;
+		int ret;
+
+		thread_view(&view, t, th);
+		ret = dump_proc_read(&view, "status", status, sizeof(status));
+		th->exited = view.exited;
+		if (ret < 0)
+			return ret;
+		v = dump_status_field(status, "Seccomp");
+		if (v && atoi(v) != 0) {
+			if (i == 0)
+				pr_err("task %d runs under seccomp (%s): not supported yet", t->pid,
+				       atoi(v) == 1 ? "strict mode" : "filters");
+			else
+				pr_err("thread %d of task %d runs under seccomp (%s): not supported yet",
+				       th->tid, t->pid, atoi(v) == 1 ? "strict mode" : "filters");
+			return -EOPNOTSUPP;
+		}
+		if (i)
+			thread_vtid(t, th, status);
+	}
+	return 0;
+}
+
+/*
+ * The other threads' state at one dump stage of the attributes: at the
+ * FROZEN one, before anything runs inside them, their registers first;
+ * at the INJECT one, with the task's scratch page mapped.
+ */
+int dump_threads_collect(struct dump_ctx *ctx, struct dump_task *t, int attr_stage)
+{
+	t->threads[0].core = t->core;
+	for (size_t i = 1; i < t->nr_threads; i++) {
+		struct dump_thread *th = &t->threads[i];
+		struct dump_task view;
+		int ret = 0;
+
+		if (attr_stage == ATTR_DUMP_FROZEN) {
+			th->core = dump_core_alloc();
+			if (!th->core)
+				return -ENOMEM;
+			th->core->core.tc = NULL;	/* the leader's alone */
+		}
+		thread_view(&view, t, th);
+		if (attr_stage == ATTR_DUMP_FROZEN)
+			ret = dump_regs(&view);
+		if (!ret)
+			ret = attrs_dump(ctx, &view, attr_stage, ATTR_THREAD);
+		th->exited = view.exited;
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+int dump_write_thread_cores(struct dump_ctx *ctx, struct dump_task *t)
+{
+	for (size_t i = 1; i < t->nr_threads; i++) {
+		struct dump_thread *th = &t->threads[i];
+		int ret = dump_img_write_one(ctx, IMG_CORE, th->vtid, &th->core->core.base);
+
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* Wait until a killed thread is gone (a traced one waits for us). */
+static void reap_thread(struct dump_thread *th)
+{
+	struct timespec ms = { 0, 1000000 };
+	int status;
+
+	for (int waited = 0; waited < REAP_TIMEOUT_MS; waited++) {
+		pid_t r = waitpid(th->tid, &status, WNOHANG | __WALL);
+
+		if (r < 0 || (r == th->tid && (WIFEXITED(status) || WIFSIGNALED(status))))
+			return;
+		nanosleep(&ms, NULL);
+	}
+	pr_warn("thread %d did not exit within %d ms", th->tid, REAP_TIMEOUT_MS);
+}
+
+/*
+ * Let the non-leader threads go (seize.c does the leader around this):
+ *   RELEASE_KILL: the task was killed, reap its threads;
+ *   otherwise: each back in a signal stop with its registers (so a syscall
+ *   it was interrupted in restarts) and detached.
+ */
+void dump_release_threads(struct dump_task *t, enum task_release_mode mode)
+{
+	for (size_t i = 1; i < t->nr_threads; i++) {
+		struct dump_thread *th = &t->threads[i];
+
+		if (!th->seized)
+			continue;
+		th->seized = false;
+		if (mode == RELEASE_KILL || th->exited || t->exited) {
+			reap_thread(th);
+			continue;
+		}
+		if (ptrace_park_in_signal_stop(th->tid))
+			pr_warn("thread %d: an interrupted syscall may return -EINTR", th->tid);
+		if (th->regs_valid && ptrace(PTRACE_SETREGS, th->tid, NULL, &th->regs))
+			pr_perror("can't put back the registers of thread %d", th->tid);
+		if (ptrace(PTRACE_DETACH, th->tid, NULL, NULL) && errno != ESRCH)
+			pr_perror("can't detach from thread %d", th->tid);
+	}
+}
+
+void dump_threads_free(struct dump_task *t)
+{
+	for (size_t i = 1; i < t->nr_threads; i++)
+		dump_core_free(t->threads[i].core);
+	free(t->threads);
+	t->threads = NULL;
+	t->nr_threads = t->cap_threads = 0;
+}

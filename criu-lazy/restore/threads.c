@@ -1,0 +1,272 @@
+/*
+ * The threads of the task, on the restore process's side.
+ *
+ * Before any task exists: read core-<tid>.img of every thread pstree.img
+ * names (the leader first, as we keep them: cores[0] is ri->core) and check
+ * each.  The blob creates them (pie/threads.c); after its final int3 every
+ * other thread sleeps on a futex in the blob, already restored but for what
+ * only ptrace can set.  Here each is seized and interrupted, gets its
+ * registers, FPU/xstate and TLS slots and the FINAL and RESUME stages of its
+ * task attributes (attrs/: its pending SIGTRAPs, its blocked mask), as the
+ * leader does in finalize.c, and stays stopped until all of them and the
+ * leader are set: then all are detached at once, the leader last.
+ *
+ * In a new pid namespace the threads have other ids here than in the
+ * images: the last number of NSpid in /proc/PID/task/TID/status is the one
+ * the task sees.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LOG_PREFIX ""
+#include "attrs/task-attr.h"
+#include "common/log.h"
+#include "common/ptrace-inject.h"
+#include "images/image.h"
+#include "restore/restore.h"
+#include "restore/restorer-blob.h"
+
+#define STOP_TIMEOUT_MS		10000
+#define REAP_TIMEOUT_MS		5000
+
+int rst_threads_load(struct rst_images *ri)
+{
+	const PstreeEntry *ps = ri->pstree;
+	size_t n = ps->n_threads ? ps->n_threads : 1, k = 1;
+	bool leader = !ps->n_threads;
+
+	ri->cores = calloc(n, sizeof(*ri->cores));
+	ri->tids = calloc(n, sizeof(*ri->tids));
+	if (!ri->cores || !ri->tids)
+		return -ENOMEM;
+	ri->cores[0] = ri->core;
+	ri->tids[0] = ri->pid;
+	ri->nr_threads = 1;
+	for (size_t i = 0; i < ps->n_threads; i++) {
+		pid_t tid = (pid_t)ps->threads[i];
+		CoreEntry *core;
+		int ret;
+
+		if (tid == ri->pid && !leader) {
+			leader = true;
+			continue;
+		}
+		if (tid <= 0 || k == n) {
+			pr_err("pstree.img: task %d lists thread %d %s", ri->pid, tid,
+			       tid <= 0 ? "(not a thread id)" : "but not itself");
+			return -EINVAL;
+		}
+		for (size_t j = 1; j < k; j++) {
+			if (ri->tids[j] == tid) {
+				pr_err("pstree.img: task %d lists thread %d twice", ri->pid, tid);
+				return -EINVAL;
+			}
+		}
+		ret = img_read_one(ri->dirfd, IMG_CORE, tid, &core_entry__descriptor,
+				   (ProtobufCMessage **)&core);
+		if (ret)
+			return ret;
+		ri->cores[k] = core;
+		ri->tids[k++] = tid;
+		ri->nr_threads = k;
+		if (core->tc || core->ids) {
+			pr_err("core-%d.img: thread %d of task %d has process state (%s): a thread's core holds only its own",
+			       tid, tid, ri->pid, core->tc ? "task_core" : "ids");
+			return -EINVAL;
+		}
+		ret = rst_check_thread_core(tid, core);
+		if (ret)
+			return ret;
+	}
+	if (!leader) {
+		pr_err("pstree.img: the threads of task %d do not include the task itself", ri->pid);
+		return -EINVAL;
+	}
+	if (ri->nr_threads > 1)
+		pr_info("task %d: %zu threads", ri->pid, ri->nr_threads);
+	return 0;
+}
+
+/* The id here of the thread the task calls @vtid. */
+static pid_t thread_pid_here(const struct rst_images *ri, pid_t pid, pid_t vtid)
+{
+	char path[96], buf[4096];
+	struct dirent *de;
+	pid_t found = -1;
+	DIR *d;
+
+	if (!ri->new_pid_ns)
+		return vtid;
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	d = opendir(path);
+	if (!d)
+		return -1;
+	while (found < 0 && (de = readdir(d))) {
+		pid_t tid = atoi(de->d_name);
+		const char *p;
+		size_t len;
+		FILE *f;
+
+		if (tid <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/status", pid, tid);
+		f = fopen(path, "re");
+		if (!f)
+			continue;
+		len = fread(buf, 1, sizeof(buf) - 1, f);
+		fclose(f);
+		buf[len] = '\0';
+		p = strstr(buf, "\nNSpid:");
+		if (!p)
+			continue;
+		p = strchr(p + 1, '\n');
+		/* the last number on that line */
+		while (p && p > buf && (p[-1] == ' ' || p[-1] == '\t'))
+			p--;
+		while (p && p > buf && p[-1] >= '0' && p[-1] <= '9')
+			p--;
+		if (p && atoi(p) == vtid)
+			found = tid;
+	}
+	closedir(d);
+	return found;
+}
+
+/* Seize a thread sleeping in the blob and stop it there. */
+static int seize_thread(pid_t tid)
+{
+	int status, ret;
+
+	if (ptrace(PTRACE_SEIZE, tid, NULL, (void *)(long)PTRACE_O_TRACESYSGOOD) ||
+	    ptrace(PTRACE_INTERRUPT, tid, NULL, NULL)) {
+		pr_perror("cannot seize the new thread %d", tid);
+		return -errno;
+	}
+	ret = ptrace_wait_stop(tid, STOP_TIMEOUT_MS, &status);
+	if (ret)
+		return ret;
+	if (!WIFSTOPPED(status) || status >> 16 != PTRACE_EVENT_STOP) {
+		pr_err("thread %d stopped with status %#x instead of an interrupt stop", tid,
+		       status);
+		return -EIO;
+	}
+	return 0;
+}
+
+/* The FINAL and RESUME stages of a thread's attributes run with these. */
+static struct attr_rst thread_attr_rst(const struct rst_images *ri, const struct rst_plan *plan,
+				       size_t i, pid_t host_tid)
+{
+	uint64_t args = plan->blob_start + plan->args_off;
+
+	return (struct attr_rst){
+		.ri = ri, .core = ri->cores[i], .pid = ri->pid, .tid = ri->tids[i],
+		.plan = plan, .host_tid = host_tid,
+		.syscall_ip = plan->blob_start + restorer_export_syscall_off,
+		.remote_args = args,
+		.remote_thread = args + sizeof(struct restorer_args) +
+				 plan->nr_vmas * sizeof(struct rst_vma) +
+				 i * sizeof(struct rst_thread_args),
+	};
+}
+
+/* Seize every other thread where it sleeps, block its signals, run its
+ * FINAL attributes (the blob is still there) and set its registers. */
+int rst_threads_finalize(const struct rst_images *ri, const struct rst_plan *plan,
+			 struct rst_task *t)
+{
+	uint64_t all = ~0ull;
+
+	if (ri->nr_threads < 2)
+		return 0;
+	t->thread_pids = calloc(ri->nr_threads, sizeof(*t->thread_pids));
+	if (!t->thread_pids)
+		return -ENOMEM;
+	for (size_t i = 1; i < ri->nr_threads; i++) {
+		pid_t tid = thread_pid_here(ri, t->pid, ri->tids[i]);
+		struct attr_rst r;
+		int ret;
+
+		if (tid <= 0) {
+			pr_err("task %d: thread %d is not there after the restorer created it",
+			       t->pid, ri->tids[i]);
+			return -ESRCH;
+		}
+		ret = seize_thread(tid);
+		if (ret)
+			return ret;
+		t->thread_pids[t->nr_thread_pids++] = tid;
+		if (ptrace(PTRACE_SETSIGMASK, tid, sizeof(all), &all)) {
+			pr_perror("cannot block the signals of thread %d", tid);
+			return -errno;
+		}
+		r = thread_attr_rst(ri, plan, i, tid);
+		ret = attrs_restore(&r, ATTR_RST_FINAL, ATTR_THREAD);
+		if (!ret)
+			ret = rst_thread_set_regs(tid, ri->cores[i]);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* Their RESUME attributes (the blocked mask), once every one is set. */
+int rst_threads_resume(const struct rst_images *ri, const struct rst_plan *plan,
+		       struct rst_task *t)
+{
+	for (size_t i = 1; i < ri->nr_threads && i <= t->nr_thread_pids; i++) {
+		struct attr_rst r = thread_attr_rst(ri, plan, i, t->thread_pids[i - 1]);
+		int ret = attrs_restore(&r, ATTR_RST_RESUME, ATTR_THREAD);
+
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+int rst_threads_detach(struct rst_task *t)
+{
+	for (size_t i = 0; i < t->nr_thread_pids; i++) {
+		if (ptrace(PTRACE_DETACH, t->thread_pids[i], NULL, NULL)) {
+			pr_perror("cannot detach from thread %d of task %d", t->thread_pids[i],
+				  t->pid);
+			return -errno;
+		}
+	}
+	free(t->thread_pids);
+	t->thread_pids = NULL;
+	t->nr_thread_pids = 0;
+	return 0;
+}
+
+/* After SIGKILL: the threads we trace wait for us before the leader goes. */
+void rst_threads_reap(struct rst_task *t)
+{
+	struct timespec ms = { 0, 1000000 };
+
+	for (size_t i = 0; i < t->nr_thread_pids; i++) {
+		pid_t tid = t->thread_pids[i];
+		int status, waited;
+
+		for (waited = 0; waited < REAP_TIMEOUT_MS; waited++) {
+			pid_t r = waitpid(tid, &status, WNOHANG | __WALL);
+
+			if (r < 0 || (r == tid && (WIFEXITED(status) || WIFSIGNALED(status))))
+				break;
+			nanosleep(&ms, NULL);
+		}
+		if (waited == REAP_TIMEOUT_MS)
+			pr_warn("thread %d did not exit within %d ms of SIGKILL", tid,
+				REAP_TIMEOUT_MS);
+	}
+	free(t->thread_pids);
+	t->thread_pids = NULL;
+	t->nr_thread_pids = 0;
+}

@@ -1,0 +1,177 @@
+"""Threads: their images tell the truth, and broken thread images fail cleanly.
+
+- The zdtm `thread` program (threads with state of their own) is dumped
+  with -R: pstree.img lists every thread, leader first; each has its own
+  core-TID.img (only the leader's with a task_core), decoded by Debian's
+  crit, whose blocked mask, credentials, name, nice and fs_base are what
+  /proc/PID/task/TID said just before the dump; the program keeps running
+  and passes its checks.
+- A restore whose images name a thread id that is taken, lack a thread's
+  core, or give a thread a task_core fails with one line naming it, and
+  leaves nothing behind; the undamaged images then restore and PASS.
+"""
+import json
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from lib import images, procs as P
+from lib.tool import assert_error_line, assert_ok
+from lib.zdtm import ZdtmTest
+
+TIMEOUT = 60
+THREADS = ZdtmTest("thread", ("--threads", "4"), label="4")
+
+
+def need_crit():
+    crit = shutil.which("crit")
+    if not crit:
+        pytest.fail("crit is missing: scripts/setup installs it (Debian package criu)",
+                    pytrace=False)
+    return crit
+
+
+def crit_decode(path):
+    p = subprocess.run([need_crit(), "decode", "-i", str(path)], capture_output=True,
+                       timeout=TIMEOUT)
+    assert p.returncode == 0, f"crit decode -i {path.name} failed:\n{p.stderr.decode()}"
+    return json.loads(p.stdout)["entries"]
+
+
+def task_status(pid, tid):
+    out = {}
+    with open(f"/proc/{pid}/task/{tid}/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            out[k] = v.strip()
+    with open(f"/proc/{pid}/task/{tid}/comm") as f:
+        out["comm"] = f.read().strip()
+    with open(f"/proc/{pid}/task/{tid}/stat") as f:
+        data = f.read()
+    out["nice"] = int(data[data.rindex(")") + 2:].split()[16])
+    return out
+
+
+def tids_of(pid):
+    return sorted(int(t) for t in os.listdir(f"/proc/{pid}/task"))
+
+
+def test_thread_images_with_crit(tool, zdtm, workdir):
+    task = zdtm(THREADS)
+    tids = tids_of(task.pid)
+    assert len(tids) == 5, f"the thread test should have 5 threads, has {tids}"
+    facts = {t: task_status(task.pid, t) for t in tids}
+    imgdir = workdir / "images"
+    imgdir.mkdir()
+    assert_ok(tool.dump(task.pid, imgdir, workdir / "dump.log", TIMEOUT, ("-R",)), "dump -R")
+
+    (tree,) = crit_decode(imgdir / "pstree.img")
+    assert tree["pid"] == task.pid
+    assert tree["threads"][0] == task.pid, "the leader comes first in pstree threads"
+    assert sorted(tree["threads"]) == tids, "pstree threads are the task's threads"
+    fs_bases = set()
+    for tid in tids:
+        (core,) = crit_decode(imgdir / f"core-{tid}.img")
+        st, th = facts[tid], core["thread_core"]
+        blk = int(st["SigBlk"], 16)
+        if tid == task.pid:
+            assert "tc" in core, "the leader's core has the task state"
+            # in sigsuspend (test_waitsig): /proc shows the temporary mask,
+            # the image may hold the one sigsuspend restores (SIGTERM added)
+            assert int(str(core["tc"]["blk_sigset"]), 0) in (blk, blk | 1 << 14), (
+                f"thread {tid}: blocked mask")
+        else:
+            assert "tc" not in core, f"core-{tid}.img: a thread's core has no task state"
+            assert int(str(th["blk_sigset"]), 0) == blk, f"thread {tid}: blocked mask"
+        assert th["comm"] == st["comm"], f"thread {tid}: name"
+        assert th["sched_nice"] == st["nice"], f"thread {tid}: nice"
+        uid, gid = (list(map(int, st[k].split())) for k in ("Uid", "Gid"))
+        cr = th["creds"]
+        assert [cr["uid"], cr["euid"], cr["suid"], cr["fsuid"]] == uid, f"thread {tid}: uids"
+        assert [cr["gid"], cr["egid"], cr["sgid"], cr["fsgid"]] == gid, f"thread {tid}: gids"
+        eff = int(st["CapEff"], 16)
+        assert [int(str(w), 0) for w in cr["cap_eff"]] == [eff & 0xffffffff, eff >> 32], (
+            f"thread {tid}: effective capabilities")
+        assert th["futex_rla"] != 0 and th["futex_rla_len"] == 24, f"thread {tid}: robust list"
+        assert core["thread_info"]["clear_tid_addr"] != 0, f"thread {tid}: clear_child_tid"
+        fs_bases.add(int(str(core["thread_info"]["gpregs"]["fs_base"]), 0))
+    assert len(fs_bases) == len(tids), "every thread has a TLS of its own (fs_base)"
+    # the source kept running through the dump
+    assert tids_of(task.pid) == tids
+    task.check_pass()
+
+
+# ------------------------------------------------------------ broken images
+
+@pytest.fixture
+def dumped_threads(tool, zdtm, workdir):
+    task = zdtm(ZdtmTest("thread", ("--threads", "2"), label="2"))
+    tids = tids_of(task.pid)
+    good = workdir / "images-good"
+    good.mkdir()
+    assert_ok(tool.dump(task.pid, good, workdir / "dump.log", TIMEOUT), "dump")
+    task.expect_gone()
+    return task, good, [t for t in tids if t != task.pid]
+
+
+def restore_must_fail(tool, workdir, imgdir, pid, *patterns):
+    children = P.children_of_me()
+    pidfile = workdir / "bad.pid"
+    res = tool.restore(imgdir, workdir / "restore-bad.log", TIMEOUT, pidfile=pidfile)
+    assert_error_line(res, "restore", *patterns)
+    for _ in range(2):
+        assert not P.exists(pid), f"a task was left behind: {P.describe(pid)}"
+        new = [c for c in P.children_of_me() if c not in children]
+        assert not new, "processes were left behind:\n" + "\n".join(map(P.describe, new))
+        time.sleep(0.2)
+    assert not pidfile.exists(), "a failed restore wrote its pidfile"
+
+
+def restore_must_pass(tool, workdir, task, good):
+    pidfile = workdir / "good.pid"
+    res = tool.restore(good, workdir / "restore-good.log", TIMEOUT, pidfile=pidfile)
+    assert_ok(res, "restore of the undamaged images (the control)")
+    task.expect_restored(pidfile)
+    task.check_pass()
+
+
+def rename_thread(bad, old, new):
+    """pstree.img and the core file say thread `old` is `new`."""
+    img = images.load(bad / "pstree.img")
+    fields = images.decode(img.payload(0))
+    nth = images.get(fields, 5).index(old)
+    fields = images.set_field(fields, 5, new, nth)
+    (bad / "pstree.img").write_bytes(images.replace_record(img, 0, images.encode(fields)))
+    os.rename(bad / f"core-{old}.img", bad / f"core-{new}.img")
+
+
+def test_thread_id_in_use(tool, workdir, dumped_threads):
+    task, good, (tid, *_) = dumped_threads
+    bad = workdir / "images-bad"
+    shutil.copytree(good, bad)
+    busy = os.getpid()
+    rename_thread(bad, tid, busy)
+    restore_must_fail(tool, workdir, bad, task.pid, rf"thread id {busy}\b", r"in use")
+    restore_must_pass(tool, workdir, task, good)
+
+
+def test_thread_core_missing(tool, workdir, dumped_threads):
+    task, good, (tid, *_) = dumped_threads
+    bad = workdir / "images-bad"
+    shutil.copytree(good, bad)
+    os.unlink(bad / f"core-{tid}.img")
+    restore_must_fail(tool, workdir, bad, task.pid, rf"core-{tid}\.img")
+    restore_must_pass(tool, workdir, task, good)
+
+
+def test_thread_core_with_task_state(tool, workdir, dumped_threads):
+    task, good, (tid, *_) = dumped_threads
+    bad = workdir / "images-bad"
+    shutil.copytree(good, bad)
+    shutil.copy(bad / f"core-{task.pid}.img", bad / f"core-{tid}.img")
+    restore_must_fail(tool, workdir, bad, task.pid, rf"core-{tid}\.img", r"thread",
+                      r"task_core")
+    restore_must_pass(tool, workdir, task, good)
