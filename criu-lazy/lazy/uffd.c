@@ -128,6 +128,13 @@ int uffd_unregister(int uffd, uint64_t start, uint64_t len)
 	if (ioctl(uffd, UFFDIO_UNREGISTER, &r)) {
 		if (errno == ENOMEM)	/* the mm is gone */
 			return UFFD_GONE_TASK;
+		/*
+		 * No VMA left in the range: unmapped since the event (a thread
+		 * library gives back a dead thread's stack with MADV_DONTNEED,
+		 * then unmaps it), and its UNMAP event follows.
+		 */
+		if (errno == EINVAL)
+			return UFFD_GONE_RANGE;
 		return classify(errno, "UFFDIO_UNREGISTER", uffd, start);
 	}
 	return UFFD_DONE;

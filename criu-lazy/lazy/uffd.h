@@ -47,7 +47,8 @@ bool uffd_has_msgs(int uffd);
 /* Wake threads waiting on [start, start+len). */
 int uffd_wake(int uffd, uint64_t start, uint64_t len);
 
-/* Stop receiving faults for [start, start+len) (after MADV_DONTNEED). */
+/* Stop receiving faults for [start, start+len) (after MADV_DONTNEED);
+ * UFFD_GONE_RANGE if no VMA is left there. */
 int uffd_unregister(int uffd, uint64_t start, uint64_t len);
 
 /* Is the task behind this uffd still alive?  addr must be in no region. */
