@@ -146,23 +146,19 @@ static int collect_task(struct dump_ctx *ctx, struct dump_task *t)
 	return ret ? ret : ret2;
 }
 
-static int write_images(struct dump_ctx *ctx, struct dump_task *t)
+/* A zombie: its core (task part only) and nothing else. */
+static int write_task_images(struct dump_ctx *ctx, struct dump_task *t)
 {
 	int ret;
 
-	ret = dump_write_inventory(ctx);
-	if (!ret)
-		ret = dump_write_pstree(ctx);
-	if (!ret)
-		ret = dump_write_core(ctx, t);
-	if (!ret)
-		ret = dump_write_thread_cores(ctx, t);
+	ret = dump_write_core(ctx, t);
+	if (ret || t->zombie)
+		return ret;
+	ret = dump_write_thread_cores(ctx, t);
 	if (!ret)
 		ret = dump_write_ids(ctx, t);
 	if (!ret)
 		ret = dump_write_mm(ctx, t);
-	if (!ret)
-		ret = dump_write_files(ctx);
 	if (!ret)
 		ret = dump_write_fdinfo(ctx, t);
 	if (!ret)
@@ -171,6 +167,20 @@ static int write_images(struct dump_ctx *ctx, struct dump_task *t)
 		ret = dump_pages(ctx, t);
 	if (!ret)
 		ret = dump_shmem(ctx, t);
+	return ret;
+}
+
+static int write_images(struct dump_ctx *ctx)
+{
+	int ret;
+
+	ret = dump_write_inventory(ctx);
+	if (!ret)
+		ret = dump_write_pstree(ctx);
+	if (!ret)
+		ret = dump_write_files(ctx);
+	for (size_t i = 0; i < ctx->nr_tasks && !ret; i++)
+		ret = write_task_images(ctx, ctx->tasks[i]);
 	if (!ret)
 		ret = dump_write_stats(ctx);
 	return ret;
@@ -186,14 +196,49 @@ static void task_free(struct dump_task *t)
 	free(t->lazy_runs);
 }
 
+/* Every task's own checks (the root's first), then the tree's. */
+static int check_tasks(struct dump_ctx *ctx)
+{
+	for (size_t i = 0; i < ctx->nr_tasks; i++) {
+		struct dump_task *t = ctx->tasks[i];
+		int ret;
+
+		if (t->zombie)
+			continue;
+		ret = dump_seize_threads(t);
+		if (!ret)
+			ret = dump_check_task(ctx, t);
+		if (!ret)
+			ret = dump_check_threads(t);
+		if (ret)
+			return ret;
+		if (t == ctx->root && ctx->nr_tasks > 1 && t->vpid != t->pid)
+			break;	/* refused by dump_check_tree */
+	}
+	return dump_check_tree(ctx);
+}
+
+static int collect_tasks(struct dump_ctx *ctx)
+{
+	for (size_t i = 0; i < ctx->nr_tasks; i++) {
+		int ret;
+
+		if (ctx->tasks[i]->zombie)
+			continue;
+		ret = collect_task(ctx, ctx->tasks[i]);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
 int cr_dump(struct opts *o)
 {
-	struct dump_task task = { .pid = o->pid };
 	struct dump_ctx ctx = {
 		.o = o,
 		.dirfd = -1,
-		.root = &task,
 		.next_pages_id = 1,
+		.next_kobj_id = 1,	/* 1 is ours: inventory.root_ids */
 		.srv = { .listen_fd = -1, .epfd = -1, .signal_fd = -1 },
 	};
 	enum task_release_mode mode;
@@ -221,20 +266,16 @@ int cr_dump(struct opts *o)
 
 	ctx.st.t_start = dump_now_us();
 	dump_find_zero_pfn(&ctx);
-	ret = dump_seize(&task);
+	ret = dump_seize_tree(&ctx);
 	if (!ret)
-		ret = dump_seize_threads(&task);
-	if (!ret)
-		ret = dump_check_task(&ctx, &task);
-	if (!ret)
-		ret = dump_check_threads(&task);
+		ret = check_tasks(&ctx);
 	ctx.st.t_frozen = dump_now_us();
 	if (!ret)
-		ret = collect_task(&ctx, &task);
+		ret = collect_tasks(&ctx);
 	if (!ret)
-		ret = write_images(&ctx, &task);
+		ret = write_images(&ctx);
 	if (!ret && o->lazy_pages)
-		ret = dump_lazy_serve(&ctx, &task);
+		ret = dump_lazy_serve(&ctx, ctx.root);
 
 	if (ret) {
 		remove_images(&ctx);
@@ -246,20 +287,24 @@ int cr_dump(struct opts *o)
 	} else {
 		mode = RELEASE_KILL;
 	}
-	dump_release(&task, mode);
+	dump_release_tree(&ctx, mode);
 	if (ctx.lazy_failed)
-		dump_lazy_report(&ctx, &task, mode);
+		dump_lazy_report(&ctx, ctx.root, mode);
 	else if (!ret)
-		pr_info("dump of task %d done: %llu pages written, %llu of them lazy", task.pid,
+		pr_info("dump of the tree of task %d (%zu task(s)) done: %llu pages written, "
+			"%llu of them lazy", ctx.root->pid, ctx.nr_tasks,
 			(unsigned long long)ctx.st.pages_written,
 			(unsigned long long)ctx.st.pages_lazy);
 
-	task_free(&task);
+	for (size_t i = 0; i < ctx.nr_tasks; i++)
+		task_free(ctx.tasks[i]);
 out:
+	dump_tree_free(&ctx);
 	dump_lazy_fini(&ctx);
 	dump_files_free(&ctx.files);
 	dump_sock_diag_free(ctx.sk);
 	free(ctx.ns.v);
+	free(ctx.shmids_done);
 	free(ctx.written);
 	close(ctx.dirfd);
 	return ret;

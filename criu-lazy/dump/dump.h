@@ -38,6 +38,7 @@
 #include "regfile.pb-c.h"
 
 #define TASK_STATE_ALIVE	1
+#define TASK_STATE_DEAD		2	/* a zombie */
 #define TASK_STATE_STOPPED	3
 
 #define DUMP_NR_SIGACTIONS	62	/* 1..64 without SIGKILL and SIGSTOP */
@@ -117,8 +118,12 @@ struct dump_task {
 	pid_t ppid, pgid, sid;		/* as it sees them */
 	int state;			/* TASK_STATE_* */
 	int stop_signo;			/* group-stop signal when state is STOPPED */
+	struct dump_task *parent;	/* NULL for the root */
+	bool zombie;			/* not seized: pstree entry and exit code only */
+	int exit_code;			/* a zombie's, in wait() encoding */
 
 	bool seized;
+	bool may_vanish;		/* being seized as a child: an exit is no error */
 	bool exited;			/* seen gone; its one error line is out */
 	bool regs_valid;
 	struct user_regs_struct regs;	/* as found: put back when released */
@@ -185,7 +190,12 @@ struct sock_diag_cache;
 struct dump_ctx {
 	struct opts *o;
 	int dirfd;
-	struct dump_task *root;
+	struct dump_task *root;		/* = tasks[0] */
+	struct dump_task **tasks;	/* the tree, parents before children */
+	size_t nr_tasks, cap_tasks;
+	uint32_t next_kobj_id;		/* vm/files/fs/sighand ids of ids-PID.img */
+	uint64_t *shmids_done;		/* shared memory objects already written */
+	size_t nr_shmids_done;
 
 	struct dump_files files;
 	struct dump_ns_ids ns;
@@ -220,6 +230,7 @@ int dump_check_task(struct dump_ctx *ctx, struct dump_task *t);
 enum task_release_mode { RELEASE_KILL, RELEASE_RUN, RELEASE_STOP };
 void dump_release(struct dump_task *t, enum task_release_mode mode);
 bool dump_task_exited(struct dump_task *t);
+bool dump_task_is_zombie(pid_t pid);
 int dump_task_error(struct dump_task *t, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
@@ -230,6 +241,13 @@ int dump_threads_collect(struct dump_ctx *ctx, struct dump_task *t, int attr_sta
 int dump_write_thread_cores(struct dump_ctx *ctx, struct dump_task *t);
 void dump_release_threads(struct dump_task *t, enum task_release_mode mode);
 void dump_threads_free(struct dump_task *t);
+
+/* seize-tree.c, tree-check.c, zombie.c: the tree */
+int dump_seize_tree(struct dump_ctx *ctx);
+int dump_check_tree(struct dump_ctx *ctx);
+void dump_release_tree(struct dump_ctx *ctx, enum task_release_mode mode);
+void dump_tree_free(struct dump_ctx *ctx);
+int dump_zombie(struct dump_ctx *ctx, struct dump_task *t);
 
 /* remote.c: syscalls executed inside the task, its scratch page */
 int dump_remote_syscall(struct dump_task *t, long nr, const unsigned long args[6], long *res);

@@ -77,7 +77,8 @@ int dump_ids(struct dump_ctx *ctx, struct dump_task *t)
 		ctx->root_ids_done = true;
 	}
 	task_kobj_ids_entry__init(&t->ids);
-	t->ids.vm_id = t->ids.files_id = t->ids.fs_id = t->ids.sighand_id = 2;
+	/* one of each per process, until kcmp() finds shared ones */
+	t->ids.vm_id = t->ids.files_id = t->ids.fs_id = t->ids.sighand_id = ++ctx->next_kobj_id;
 	snprintf(who, sizeof(who), "%d", t->pid);
 	fill_ns_ids(ctx, who, &t->ids);
 	if (t->exited || dump_task_exited(t))
@@ -93,27 +94,46 @@ int dump_write_ids(struct dump_ctx *ctx, struct dump_task *t)
 	return dump_img_write_one(ctx, IMG_IDS, t->vpid, &t->ids.base);
 }
 
+/* Every task of the tree, parents before children (CRIU's order). */
 int dump_write_pstree(struct dump_ctx *ctx)
 {
-	struct dump_task *t = ctx->root;
-	PstreeEntry e = PSTREE_ENTRY__INIT;
-	uint32_t *threads;
+	struct cr_img *img;
 	int ret;
 
-	threads = calloc(t->nr_threads, sizeof(*threads));
-	if (!threads)
-		return -ENOMEM;
-	for (size_t i = 0; i < t->nr_threads; i++)
-		threads[i] = t->threads[i].vtid;	/* the leader first */
-	e.pid = t->vpid;
-	e.ppid = 0;		/* the root of the dumped tree */
-	e.pgid = t->pgid;
-	e.sid = t->sid;
-	e.n_threads = t->nr_threads;
-	e.threads = threads;
-	ret = dump_img_write_one(ctx, IMG_PSTREE, 0, &e.base);
-	free(threads);
-	return ret;
+	ret = dump_img_open(ctx, IMG_PSTREE, 0, &img);
+	if (ret)
+		return ret;
+	for (size_t i = 0; i < ctx->nr_tasks && !ret; i++) {
+		struct dump_task *t = ctx->tasks[i];
+		PstreeEntry e = PSTREE_ENTRY__INIT;
+		uint32_t one = t->vpid, *threads = &one;
+		size_t nr = 1;
+
+		if (!t->zombie && t->nr_threads) {
+			threads = calloc(t->nr_threads, sizeof(*threads));
+			if (!threads) {
+				ret = -ENOMEM;
+				break;
+			}
+			for (size_t k = 0; k < t->nr_threads; k++)
+				threads[k] = t->threads[k].vtid;	/* the leader first */
+			nr = t->nr_threads;
+		}
+		e.pid = t->vpid;
+		e.ppid = t->parent ? t->parent->vpid : 0;	/* 0: the root */
+		e.pgid = t->pgid;
+		e.sid = t->sid;
+		e.n_threads = nr;
+		e.threads = threads;
+		ret = img_write_entry(img, &e.base);
+		if (threads != &one)
+			free(threads);
+	}
+	if (ret) {
+		img_close(img);
+		return ret;
+	}
+	return img_close(img);
 }
 
 static int lsm_type(void)

@@ -48,6 +48,13 @@ static char raw_state(pid_t pid)
 	return p && p[1] == ' ' ? p[2] : 0;
 }
 
+bool dump_task_is_zombie(pid_t pid)
+{
+	char st = raw_state(pid);
+
+	return st == 'Z' || st == 'X';
+}
+
 bool dump_task_exited(struct dump_task *t)
 {
 	int status;
@@ -82,7 +89,8 @@ int dump_task_error(struct dump_task *t, int err, const char *fmt, ...)
 	if (err == -ESRCH || (err == -ENOENT && kill(t->pid, 0) && errno == ESRCH) ||
 	    dump_task_exited(t)) {
 		t->exited = true;
-		pr_err("task %d exited during dump", t->pid);
+		if (!t->may_vanish)
+			pr_err("task %d exited during dump", t->pid);
 		return -ESRCH;
 	}
 	errno = err < 0 ? -err : saved_errno;	/* for %m in fmt */
@@ -102,7 +110,8 @@ static int seize_wait(struct dump_task *t, int *status)
 		return ret;
 	if (WIFEXITED(*status) || WIFSIGNALED(*status)) {
 		t->exited = true;
-		pr_err("task %d exited during dump", t->pid);
+		if (!t->may_vanish)
+			pr_err("task %d exited during dump", t->pid);
 		return -ESRCH;
 	}
 	return 0;
@@ -115,7 +124,8 @@ static int check_seizable(struct dump_task *t)
 	int ret;
 
 	if (kill(t->pid, 0) && errno == ESRCH) {
-		pr_err("no process with pid %d", t->pid);
+		if (!t->may_vanish)
+			pr_err("no process with pid %d", t->pid);
 		return -ESRCH;
 	}
 	ret = dump_proc_read(t, "status", buf, sizeof(buf));
@@ -132,6 +142,8 @@ static int check_seizable(struct dump_task *t)
 		return -EINVAL;
 	}
 	v = dump_status_field(buf, "State");
+	if (v && (*v == 'Z' || *v == 'X') && t->may_vanish)
+		return -ESRCH;
 	if (v && (*v == 'Z' || *v == 'X')) {
 		pr_err("task %d is a zombie: nothing to dump", t->pid);
 		return -EINVAL;
@@ -154,8 +166,9 @@ int dump_seize(struct dump_task *t)
 
 	/* TRACESYSGOOD: syscall stops (injection) report SIGTRAP | 0x80 */
 	if (ptrace(PTRACE_SEIZE, t->pid, NULL, (void *)PTRACE_O_TRACESYSGOOD)) {
-		if (errno == ESRCH) {
-			pr_err("no process with pid %d", t->pid);
+		if (errno == ESRCH || (t->may_vanish && dump_task_is_zombie(t->pid))) {
+			if (!t->may_vanish)
+				pr_err("no process with pid %d", t->pid);
 			return -ESRCH;
 		}
 		pr_perror("can't seize task %d", t->pid);
@@ -209,66 +222,15 @@ int dump_seize(struct dump_task *t)
 	return 0;
 }
 
-/* Children of the task: /proc/PID/task/PID/children, or a scan of /proc. */
-static int count_children(struct dump_task *t, char *first, size_t size)
-{
-	char path[64], buf[256];
-	struct dirent *de;
-	FILE *f;
-	DIR *d;
-	int n = 0;
-
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", t->pid, t->pid);
-	f = fopen(path, "re");
-	if (f) {
-		int pid;
-
-		while (fscanf(f, "%d", &pid) == 1)
-			if (n++ == 0)
-				snprintf(first, size, "%d", pid);
-		fclose(f);
-		return n;
-	}
-	d = opendir("/proc");
-	if (!d)
-		return dump_task_error(t, -errno, "can't list /proc: %m");
-	while ((de = readdir(d))) {
-		int pid = atoi(de->d_name);
-		char *p;
-
-		if (pid <= 0)
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-		f = fopen(path, "re");
-		if (!f)
-			continue;
-		if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')) &&
-		    atoi(p + 4) == t->pid && n++ == 0)
-			snprintf(first, size, "%d", pid);
-		fclose(f);
-	}
-	closedir(d);
-	return n;
-}
-
 int dump_check_task(struct dump_ctx *ctx, struct dump_task *t)
 {
-	char status[16384], child[32] = "";
+	char status[16384];
 	struct proc_stat st;
-	int ret, n;
+	int ret;
 
 	ret = dump_proc_read(t, "status", status, sizeof(status));
 	if (ret < 0)
 		return ret;
-	n = count_children(t, child, sizeof(child));
-	if (n < 0)
-		return n;
-	if (n) {
-		pr_err("task %d has %d child process%s (%s%s); process trees are not supported yet",
-		       t->pid, n, n > 1 ? "es" : "", child, n > 1 ? ", ..." : "");
-		return -EOPNOTSUPP;
-	}
-
 	ret = dump_proc_stat(t, &st);
 	if (ret)
 		return ret;
@@ -279,7 +241,8 @@ int dump_check_task(struct dump_ctx *ctx, struct dump_task *t)
 	ret = dump_pid_ns(t, status);
 	if (ret)
 		return ret;
-	if (t->sid != t->vpid && !ctx->o->shell_job) {
+	/* the other tasks' sessions are checked with the whole tree (tree-check.c) */
+	if (t == ctx->root && t->sid != t->vpid && !ctx->o->shell_job) {
 		if (t->vpid != t->pid)
 			pr_err("the session of task %d (pid %d in its pid namespace) is %s; "
 			       "use --shell-job", t->pid, t->vpid,

@@ -225,18 +225,25 @@ int dump_shmem(struct dump_ctx *ctx, struct dump_task *t)
 	for (size_t i = 0; i < t->mm.nr_vmas; i++) {
 		const VmaEntry *v = &t->mm.vmas[i];
 		bool seen = false;
+		uint64_t *done;
 		int ret;
 
 		if (!(v->status & VMA_ANON_SHARED))
 			continue;
-		for (size_t j = 0; j < i; j++)
-			if ((t->mm.vmas[j].status & VMA_ANON_SHARED) && t->mm.vmas[j].shmid == v->shmid)
+		/* one object, written once, whichever task of the tree maps it */
+		for (size_t j = 0; j < ctx->nr_shmids_done; j++)
+			if (ctx->shmids_done[j] == v->shmid)
 				seen = true;
 		if (seen)
 			continue;
 		ret = dump_one_shmem(ctx, t, v);
 		if (ret)
 			return ret;
+		done = realloc(ctx->shmids_done, (ctx->nr_shmids_done + 1) * sizeof(*done));
+		if (!done)
+			return -ENOMEM;
+		ctx->shmids_done = done;
+		done[ctx->nr_shmids_done++] = v->shmid;
 	}
 	return 0;
 }

@@ -41,6 +41,9 @@ enum rst_status {
 	RST_STATUS_RUNNING	= 0,
 	RST_STATUS_DONE		= 1,	/* every step succeeded; the task sits at int3 */
 	RST_STATUS_FAILED	= 2,	/* fail_step failed with -fail_errno */
+	RST_STATUS_UFFD_READY	= 3,	/* lazy: the uffd is registered; the task
+					 * sits at an int3 until the restore process
+					 * has handed it to the daemon, then goes on */
 };
 
 /* The blob's steps, in order.  The restore process names them in errors. */
@@ -54,7 +57,6 @@ enum rst_step {
 	RST_STEP_UNMAP_PREMAP,	/* drop what is left of the premap region */
 	RST_STEP_MPROTECT,
 	RST_STEP_MADVISE,
-	RST_STEP_UFFD_SEND,	/* (lazy) hand the uffd and pid to the daemon */
 	RST_STEP_MM_MAP,	/* prctl(PR_SET_MM, PR_SET_MM_MAP) */
 	RST_STEP_CLOSE_FDS,	/* close the restore's helper fds */
 	RST_STEP_THREADS,	/* create the other threads (clone3 + set_tid) */
@@ -165,13 +167,16 @@ struct rst_sigaltstack {
 	uint64_t ss_size;
 };
 
-/* Lazy restore (issue 3): the blob creates the uffd, registers the lazy
- * VMAs and sends it with the pid over @sock.  sock < 0: eager restore. */
+/* Lazy restore: the blob creates the uffd and registers the lazy VMAs;
+ * it leaves the uffd open at @uffd and stops (RST_STATUS_UFFD_READY), and
+ * the restore process takes it (pidfd_getfd) to hand it to the daemon
+ * before the blob goes on: what follows may touch lazy memory (the kernel
+ * writes the rseq area).  !enabled: eager restore. */
 struct rst_lazy {
-	int32_t sock;
-	int32_t pid;		/* virtual pid sent to the daemon */
+	int32_t enabled;
+	int32_t pid;		/* the task's pid in the images */
 	uint64_t features;	/* UFFD_FEATURE_* to ask for (the kernel has them all) */
-	int32_t uffd;		/* the blob's, between open and send */
+	int32_t uffd;		/* the blob's, left open for the restore process */
 	int32_t pad;
 };
 

@@ -210,8 +210,13 @@ void restorer_main(struct restorer_args *a)
 
 	if (unmap_old(a) || rst_vdso_move(a))
 		return;
-	if (rst_uffd_open(a) || move_vmas(a) || protect_vmas(a) || rst_uffd_send(a))
+	if (rst_uffd_open(a) || move_vmas(a) || protect_vmas(a))
 		return;
+	if (a->lazy.enabled) {
+		a->status = RST_STATUS_UFFD_READY;
+		__asm__ volatile("int3" ::: "memory");
+		a->status = RST_STATUS_RUNNING;
+	}
 
 	/* PR_SET_MM_MAP also sets the exe link: the old exe is unmapped now */
 	ret = sys_prctl(PR_SET_MM, PR_SET_MM_MAP, (long)(uintptr_t)&a->mm, sizeof(a->mm), 0);
@@ -220,7 +225,16 @@ void restorer_main(struct restorer_args *a)
 		return;
 	}
 
-	ret = sys_close_range(a->helper_fd_base, ~0u, 0);
+	/* the uffd, if it landed up there, stays for the restore process */
+	if (a->lazy.uffd >= (int32_t)a->helper_fd_base) {
+		ret = 0;
+		if (a->lazy.uffd > (int32_t)a->helper_fd_base)
+			ret = sys_close_range(a->helper_fd_base, a->lazy.uffd - 1, 0);
+		if (!ret)
+			ret = sys_close_range(a->lazy.uffd + 1, ~0u, 0);
+	} else {
+		ret = sys_close_range(a->helper_fd_base, ~0u, 0);
+	}
 	if (ret) {
 		rst_fail(a, RST_STEP_CLOSE_FDS, ret, (uint64_t)a->helper_fd_base);
 		return;

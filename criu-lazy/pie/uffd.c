@@ -7,10 +7,11 @@
  *                        (fork, remap, remove, unmap events);
  *   rst_uffd_register()  right after each lazy VMA reached its address:
  *                        UFFDIO_REGISTER of the whole VMA, mode MISSING;
- *   rst_uffd_send()      after every VMA is placed: the int32 virtual pid,
- *                        then a 1-byte sendmsg() carrying the uffd as
- *                        SCM_RIGHTS, over the socket to the daemon; then
- *                        the task closes its own copy of the uffd.
+ *   the uffd stays open, its number in the args: after the blob's int3
+ *                        the restore process takes a copy (pidfd_getfd),
+ *                        sends it with the pid to the daemon, one process
+ *                        of the tree after the other on one connection,
+ *                        and closes the task's copy (restore/lazy.c).
  *
  * The uffd must be created here, by the task: a userfaultfd registers the
  * memory of the process that created it.
@@ -26,9 +27,6 @@
 #define UFFDIO_API_	0xc018aa3fUL
 #define UFFDIO_REGISTER_ 0xc020aa00UL
 #define UFFDIO_REGISTER_MODE_MISSING_ 1ULL
-#define SOL_SOCKET_	1
-#define SCM_RIGHTS_	1
-#define MSG_NOSIGNAL_	0x4000
 
 struct uffdio_api_ {
 	uint64_t api, features, ioctls;
@@ -38,33 +36,12 @@ struct uffdio_register_ {
 	uint64_t start, len, mode, ioctls;
 };
 
-struct iovec_ {
-	void *base;
-	uint64_t len;
-};
-
-struct msghdr_ {
-	void *name;
-	uint32_t namelen, pad;
-	struct iovec_ *iov;
-	uint64_t iovlen;
-	void *control;
-	uint64_t controllen;
-	int32_t flags, pad2;
-};
-
-struct cmsg_fd_ {
-	uint64_t len;
-	int32_t level, type;
-	int32_t fd, pad;
-};
-
 int rst_uffd_open(struct restorer_args *a)
 {
 	struct uffdio_api_ api = { .api = UFFD_API_, .features = a->lazy.features };
 	long fd, ret;
 
-	if (a->lazy.sock < 0)
+	if (!a->lazy.enabled)
 		return 0;
 	fd = sys_call1(__NR_userfaultfd, O_CLOEXEC_ | O_NONBLOCK_);
 	if (fd < 0)
@@ -87,52 +64,10 @@ int rst_uffd_register(struct restorer_args *a, const struct rst_vma *v)
 	};
 	long ret;
 
-	if (a->lazy.sock < 0 || !v->lazy)
+	if (!a->lazy.enabled || !v->lazy)
 		return 0;
 	ret = sys_call3(__NR_ioctl, a->lazy.uffd, UFFDIO_REGISTER_, SYS_A(&reg));
 	if (ret < 0)
 		return rst_fail(a, RST_STEP_UFFD_REGISTER, ret, v->start);
-	return 0;
-}
-
-static long send_all(int sock, const void *buf, uint64_t len)
-{
-	while (len) {
-		long n = sys_call6(__NR_sendto, sock, SYS_A(buf), len, MSG_NOSIGNAL_, 0, 0);
-
-		if (n < 0)
-			return n;
-		buf = (const char *)buf + n;
-		len -= n;
-	}
-	return 0;
-}
-
-int rst_uffd_send(struct restorer_args *a)
-{
-	char byte = 0;
-	struct iovec_ iov = { &byte, 1 };
-	struct cmsg_fd_ cmsg = {
-		.len = 20,	/* CMSG_LEN(sizeof(int)) */
-		.level = SOL_SOCKET_,
-		.type = SCM_RIGHTS_,
-		.fd = a->lazy.uffd,
-	};
-	struct msghdr_ msg = {
-		.iov = &iov, .iovlen = 1,
-		.control = &cmsg, .controllen = 24,	/* CMSG_SPACE(sizeof(int)) */
-	};
-	int32_t pid = a->lazy.pid;
-	long ret;
-
-	if (a->lazy.sock < 0)
-		return 0;
-	ret = send_all(a->lazy.sock, &pid, sizeof(pid));
-	if (!ret)
-		ret = sys_call3(__NR_sendmsg, a->lazy.sock, SYS_A(&msg), MSG_NOSIGNAL_);
-	sys_close(a->lazy.uffd);
-	a->lazy.uffd = -1;
-	if (ret < 0)
-		return rst_fail(a, RST_STEP_UFFD_SEND, ret, 0);
 	return 0;
 }

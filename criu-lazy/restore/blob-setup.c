@@ -16,7 +16,7 @@
 #include "restore/restore.h"
 #include "restore/restorer-blob.h"
 
-/* The mm fields and the lazy socket; the task attributes fill the rest. */
+/* The mm fields and the lazy switch; the task attributes fill the rest. */
 static void fill_task(struct rst_child *c, struct restorer_args *a)
 {
 	const MmEntry *mm = c->ri->mm;
@@ -35,7 +35,7 @@ static void fill_task(struct rst_child *c, struct restorer_args *a)
 	memcpy(a->auxv, mm->mm_saved_auxv, mm->n_mm_saved_auxv * sizeof(uint64_t));
 	a->dumpable = mm->has_dumpable ? mm->dumpable : -1;
 
-	a->lazy.sock = c->lazy_sock;	/* -1: eager (see pie/uffd.c) */
+	a->lazy.enabled = c->lazy;	/* see pie/uffd.c */
 	a->lazy.pid = c->ri->pid;
 	a->lazy.features = c->lazy_features;
 	a->lazy.uffd = -1;

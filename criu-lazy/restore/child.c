@@ -6,9 +6,9 @@
  * Order matters:
  *   - signals stay blocked from the clone on (the parent blocked them), so
  *     no handler installed here ever runs before the registers are back;
- *   - wait until the parent has seized us, so nothing below runs untraced;
+ *   - tree.c ran first: seized, children forked, session and group set;
  *   - premap and fill the memory first, while our fds and cwd are ours;
- *   - then session, descriptors, the task attributes of the CHILD stage
+ *   - then descriptors, the task attributes of the CHILD stage
  *     (attrs/: /proc/self is still ours), cwd/root/umask, the blob's
  *     args (the BLOB stage), and the CHILD_LAST stage (personality: it
  *     changes how mmap() behaves);
@@ -49,22 +49,6 @@ int child_err(const struct rst_child *c, int err, const char *fmt, ...)
 		/* the parent is gone: nobody to tell */
 	}
 	return err > 0 ? -err : (err ? err : -EINVAL);
-}
-
-/* Session and process group as dumped (see cr_restore for --shell-job). */
-static int child_session(struct rst_child *c)
-{
-	const PstreeEntry *ps = c->ri->pstree;
-	pid_t pid = c->ri->pid;
-
-	if ((pid_t)ps->sid == pid) {
-		if (setsid() < 0)
-			return child_err(c, errno, "task %d: setsid: %s", pid, strerror(errno));
-		return 0;
-	}
-	if ((pid_t)ps->pgid == pid && setpgid(0, 0))
-		return child_err(c, errno, "task %d: setpgid: %s", pid, strerror(errno));
-	return 0;
 }
 
 /* The mm's prctl flag (the task attributes do the rest, attrs/). */
@@ -117,19 +101,14 @@ static int child_rseq_unregister(struct rst_child *c)
 			 strerror(errno));
 }
 
-_Noreturn void rst_child_main(struct rst_child *c, int sync_r)
+/* The tree exists (tree.c: sessions and groups are set): rebuild the rest. */
+_Noreturn void rst_child_main(struct rst_child *c)
 {
 	struct restorer_args *args;
-	char go;
-
-	/* the parent says go once it has seized us; EOF means it failed */
-	if (read(sync_r, &go, 1) != 1)
-		_exit(1);
-	close(sync_r);
 
 	if (child_premap(c))
 		_exit(1);
-	if (child_session(c) || child_fds_prepare(c) || child_fds_restore(c) ||
+	if (child_fds_prepare(c) || child_fds_restore(c) ||
 	    child_mm_flags(c) || child_attrs(c, ATTR_RST_CHILD))
 		_exit(1);
 	/* after this, paths resolve in the task's root */

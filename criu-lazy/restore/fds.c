@@ -2,7 +2,7 @@
  * The new task's descriptors, cwd, root and umask (runs in the new task).
  *
  * The fds the restore itself still needs (the error pipe, the exe for
- * PR_SET_MM_MAP, our terminal for --shell-job, the lazy-pages socket) move to numbers above every
+ * PR_SET_MM_MAP, our terminal for --shell-job) move to numbers above every
  * fd of the task (helper_base and up); the blob closes them all with one
  * close_range().  Everything else we inherited is closed, then the task's
  * fds are opened stage by stage (enum fd_stage): each file object once, by
@@ -47,10 +47,10 @@ static int int_cmp(const void *a, const void *b)
 /* Close every fd but the helpers. */
 static int close_others(struct rst_child *c)
 {
-	int keep[4] = { c->err_fd, c->exe_fd, c->tty_fd, c->lazy_sock }, nr = 0;
+	int keep[3] = { c->err_fd, c->exe_fd, c->tty_fd }, nr = 0;
 	unsigned int next = 0;
 
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < 3; i++)
 		if (keep[i] >= 0)
 			keep[nr++] = keep[i];
 	qsort(keep, nr, sizeof(int), int_cmp);
@@ -113,7 +113,7 @@ int child_fds_prepare(struct rst_child *c)
 	if (c->exe_fd < 0)
 		return child_err(c, errno, "%s: %s (exe of task %d)", ri->exe->name,
 				 strerror(errno), ri->pid);
-	if (move_high(c, &c->err_fd) || move_high(c, &c->exe_fd) || move_high(c, &c->lazy_sock))
+	if (move_high(c, &c->err_fd) || move_high(c, &c->exe_fd))
 		return -EBADF;
 	if (need_tty && find_our_tty(c))
 		return -ENOTTY;

@@ -64,6 +64,27 @@ static int unmap_blob(const struct rst_plan *plan, pid_t pid)
 	return 0;
 }
 
+/* Lazy: the daemon has its own copy of the task's uffd (lazy.c). */
+static int close_task_uffd(const struct rst_plan *plan, pid_t pid, int fd)
+{
+	const unsigned long args[6] = { fd };
+	long res;
+	int ret;
+
+	if (fd < 0)
+		return 0;
+	ret = inject_syscall(pid, plan->blob_start + restorer_export_syscall_off, SYS_close,
+			     args, &res);
+	if (ret)
+		return ret;
+	if (res < 0 && res > -4096) {
+		pr_err("task %d: close of its userfaultfd %d failed: %s", pid, fd,
+		       strerror((int)-res));
+		return (int)res;
+	}
+	return 0;
+}
+
 static int set_regs(pid_t pid, const UserX86RegsEntry *g)
 {
 	struct user_regs_struct r = {
@@ -206,6 +227,8 @@ int rst_finalize(const struct opts *o, const struct rst_images *ri,
 		return -errno;
 	}
 	ret = attrs_restore(&r, ATTR_RST_FINAL, ATTR_PROCESS | ATTR_THREAD);
+	if (!ret)
+		ret = close_task_uffd(plan, pid, t->task_uffd);
 	if (!ret)
 		ret = unmap_blob(plan, pid);
 	if (!ret)

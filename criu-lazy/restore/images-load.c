@@ -1,8 +1,9 @@
 /*
- * Read every image of the dump and check it, before any task exists: a bad
- * image must fail the restore with one line naming the file and what is
- * wrong, and leave nothing behind.  What we do not support yet (more than
- * one task, POSIX timers, seccomp, ...) is refused here too.
+ * Read every image of one process of the dump and check it, before any
+ * task exists: a bad image must fail the restore with one line naming the
+ * file and what is wrong, and leave nothing behind.  What we do not
+ * support yet (threads, POSIX timers, seccomp, ...) is refused here too.
+ * The tree's own images (inventory, pstree) are tree-load.c's.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +20,8 @@
 #include "restore/restore.h"
 
 #define TASK_ALIVE	1
+#define TASK_DEAD	2
+#define TASK_STOPPED	3
 
 #define VMA_STATUS_SUPPORTED (VMA_AREA_REGULAR | VMA_AREA_STACK | VMA_AREA_VSYSCALL | \
 			      VMA_AREA_VDSO | VMA_AREA_HEAP | VMA_FILE_PRIVATE | \
@@ -29,61 +32,6 @@ static int load_one(int dirfd, enum img_type type, unsigned long id,
 		    const ProtobufCMessageDescriptor *desc, void *out)
 {
 	return img_read_one(dirfd, type, id, desc, (ProtobufCMessage **)out);
-}
-
-static int check_inventory(const InventoryEntry *inv)
-{
-	if (inv->img_version != 1 && inv->img_version != 2) {
-		pr_err("inventory.img: image version %u is not supported (1 or 2)",
-		       inv->img_version);
-		return -EINVAL;
-	}
-	if (!inv->has_fdinfo_per_id || !inv->fdinfo_per_id) {
-		pr_err("inventory.img: fdinfo images not per files id: too old, not supported");
-		return -EINVAL;
-	}
-	return 0;
-}
-
-static int load_pstree(int dirfd, struct rst_images *ri)
-{
-	ProtobufCMessage *msg, *extra;
-	struct cr_img *img;
-	int ret;
-
-	ret = img_open(dirfd, IMG_PSTREE, 0, O_RDONLY, &img);
-	if (ret == -ENOENT) {
-		pr_err("pstree.img: missing");
-		return ret;
-	}
-	if (ret)
-		return ret;
-	ret = img_read_entry(img, &pstree_entry__descriptor, &msg);
-	if (ret == 0) {
-		pr_err("pstree.img: no task in the image");
-		ret = -EINVAL;
-	}
-	if (ret < 0)
-		goto out;
-	ri->pstree = (PstreeEntry *)msg;
-	ret = img_read_entry(img, &pstree_entry__descriptor, &extra);
-	if (ret > 0) {
-		pr_err("pstree.img: more than one task (%u, %u, ...): only a single process can be restored for now",
-		       ri->pstree->pid, ((PstreeEntry *)extra)->pid);
-		protobuf_c_message_free_unpacked(extra, NULL);
-		ret = -EOPNOTSUPP;
-	}
-	if (ret < 0)
-		goto out;
-
-	ri->pid = ri->pstree->pid;
-	if (ri->pid <= 0) {
-		pr_err("pstree.img: bad pid %d", ri->pid);
-		ret = -EINVAL;
-	}
-out:
-	img_close(img);
-	return ret;
 }
 
 static int check_fpregs(pid_t pid, const UserX86FpregsEntry *fp)
@@ -152,11 +100,10 @@ static int check_core(pid_t pid, const CoreEntry *core)
 		pr_err("core-%d.img: incomplete: task state missing", pid);
 		return -EINVAL;
 	}
-	if (tc->task_state != TASK_ALIVE) {
-		pr_err("core-%d.img: task state %u (%s) is not supported, only running tasks", pid,
-		       tc->task_state, tc->task_state == 2 ? "zombie" :
-		       tc->task_state == 3 ? "stopped" : "unknown");
-		return -EOPNOTSUPP;
+	if (tc->task_state != TASK_ALIVE && tc->task_state != TASK_STOPPED) {
+		pr_err("core-%d.img: task state %u (%s) of a task with registers", pid,
+		       tc->task_state, tc->task_state == TASK_DEAD ? "zombie" : "unknown");
+		return -EINVAL;
 	}
 	if (tc->has_old_seccomp_mode && tc->old_seccomp_mode != SECCOMP_MODE__disabled) {
 		pr_err("core-%d.img: the task runs under seccomp: not supported yet", pid);
@@ -307,21 +254,17 @@ static int check_pid_ns(struct rst_images *ri)
 	return 0;
 }
 
-int rst_images_load(int dirfd, const struct opts *o, struct rst_images *ri)
+int rst_images_load(int dirfd, const struct opts *o, const InventoryEntry *inv,
+		    const PstreeEntry *ps, struct rst_images *ri)
 {
 	int ret;
 
 	memset(ri, 0, sizeof(*ri));
 	ri->dirfd = dirfd;
 	ri->pi.pages_fd = -1;
-
-	ret = load_one(dirfd, IMG_INVENTORY, 0, &inventory_entry__descriptor, &ri->inv);
-	if (!ret)
-		ret = check_inventory(ri->inv);
-	if (!ret)
-		ret = load_pstree(dirfd, ri);
-	if (ret)
-		return ret;
+	ri->inv = inv;
+	ri->pstree = ps;
+	ri->pid = ps->pid;
 
 	ret = load_one(dirfd, IMG_CORE, ri->pid, &core_entry__descriptor, &ri->core);
 	if (!ret)
@@ -354,8 +297,6 @@ int rst_images_load(int dirfd, const struct opts *o, struct rst_images *ri)
 void rst_images_free(struct rst_images *ri)
 {
 #define FREE_MSG(m) do { if (m) protobuf_c_message_free_unpacked((ProtobufCMessage *)(m), NULL); } while (0)
-	FREE_MSG(ri->inv);
-	FREE_MSG(ri->pstree);
 	for (size_t i = 1; i < ri->nr_threads; i++)
 		FREE_MSG(ri->cores[i]);
 	FREE_MSG(ri->core);

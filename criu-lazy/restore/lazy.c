@@ -1,10 +1,15 @@
 /*
  * The restore's side of the lazy-pages socket (spec 3.1-3.3).  The main
  * restore process connects once, before any task exists, so a missing
- * daemon fails the restore before it has done anything.  The tasks inherit
- * the connection and send their pid and userfaultfd themselves, from the
- * restorer blob; when every task is restored and caught, this process
- * sends the "restore finished" word and closes its copy.
+ * daemon fails the restore before it has done anything.
+ *
+ * Each process creates its own userfaultfd in the restorer blob (a uffd
+ * serves the memory of the process that created it), registers its lazy
+ * VMAs and stops.  This process takes a copy with pidfd_getfd() and sends
+ * the pid then the uffd, as CRIU's protocol has it, and lets the blob go
+ * on; zombies send -pid alone.  Sending from here, one process after the
+ * other on the one connection, is what keeps the records of a tree from
+ * interleaving.  Then the "restore finished" word.
  */
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
@@ -52,12 +57,13 @@ static int probe_features(uint64_t *features)
 	return 0;
 }
 
-int rst_lazy_connect(const struct opts *o, struct rst_task *t)
+int rst_lazy_connect(struct rst_tree *tree)
 {
+	const struct opts *o = tree->o;
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 	int ret, fd;
 
-	ret = probe_features(&t->lazy_features);
+	ret = probe_features(&tree->lazy_features);
 	if (ret)
 		return ret;
 	if ((size_t)snprintf(addr.sun_path, sizeof(addr.sun_path), "%s/%s", o->work_dir,
@@ -77,26 +83,102 @@ int rst_lazy_connect(const struct opts *o, struct rst_task *t)
 		close(fd);
 		return ret;
 	}
-	t->lazy_sock = fd;
+	tree->lazy_sock = fd;
 	return 0;
 }
 
-int rst_lazy_finished(struct rst_task *t)
+static int send_record(struct rst_tree *tree, int32_t pid, int uffd)
+{
+	char byte = 0, control[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { &byte, 1 };
+	struct msghdr msg = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = control, .msg_controllen = sizeof(control),
+	};
+	struct cmsghdr *cmsg;
+
+	if (send(tree->lazy_sock, &pid, sizeof(pid), MSG_NOSIGNAL) != sizeof(pid))
+		goto err;
+	if (uffd < 0)
+		return 0;
+	memset(control, 0, sizeof(control));
+	cmsg = CMSG_FIRSTHDR(&msg);
+	cmsg->cmsg_level = SOL_SOCKET;
+	cmsg->cmsg_type = SCM_RIGHTS;
+	cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cmsg), &uffd, sizeof(int));
+	if (sendmsg(tree->lazy_sock, &msg, MSG_NOSIGNAL) == 1)
+		return 0;
+err:
+	pr_perror("cannot hand the userfaultfd of task %d to the lazy-pages daemon",
+		  pid < 0 ? -pid : pid);
+	return -EPIPE;
+}
+
+/* A copy of the uffd the blob left open in the task. */
+static int take_uffd(struct rst_proc *p)
+{
+	int pidfd = syscall(SYS_pidfd_open, p->t.pid, 0), fd;
+
+	if (pidfd < 0) {
+		pr_perror("pidfd_open of task %d", p->pid);
+		return -errno;
+	}
+	fd = syscall(SYS_pidfd_getfd, pidfd, p->t.task_uffd, 0);
+	if (fd < 0)
+		pr_perror("cannot take the userfaultfd (fd %d) of task %d", p->t.task_uffd, p->pid);
+	close(pidfd);
+	return fd < 0 ? -errno : fd;
+}
+
+/* At the blob's lazy stop: this process's uffd to the daemon. */
+int rst_lazy_handover(struct rst_tree *tree, struct rst_proc *p)
+{
+	int fd, ret;
+
+	if (p->t.task_uffd < 0) {
+		pr_err("task %d: the restorer left no userfaultfd", p->pid);
+		return -EIO;
+	}
+	fd = take_uffd(p);
+	if (fd < 0)
+		return fd;
+	ret = send_record(tree, p->pid, fd);
+	close(fd);
+	return ret;
+}
+
+/* A zombie has no memory: -pid and no uffd (helpers are not in pstree.img). */
+int rst_lazy_send_zombies(struct rst_tree *tree)
+{
+	for (size_t i = 0; i < tree->nr; i++) {
+		int ret;
+
+		if (tree->procs[i].kind != RST_PROC_ZOMBIE)
+			continue;
+		ret = send_record(tree, -tree->procs[i].pid, -1);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+int rst_lazy_finished(struct rst_tree *tree)
 {
 	uint32_t word = RESTORE_FINISHED;
-	ssize_t n = send(t->lazy_sock, &word, sizeof(word), MSG_NOSIGNAL);
+	ssize_t n = send(tree->lazy_sock, &word, sizeof(word), MSG_NOSIGNAL);
 
 	if (n != sizeof(word)) {
 		pr_perror("the lazy-pages daemon went away before the restore finished");
 		return -EPIPE;
 	}
-	rst_lazy_close(t);
+	rst_lazy_close(tree);
 	return 0;
 }
 
-void rst_lazy_close(struct rst_task *t)
+void rst_lazy_close(struct rst_tree *tree)
 {
-	if (t->lazy_sock >= 0)
-		close(t->lazy_sock);
-	t->lazy_sock = -1;
+	if (tree->lazy_sock >= 0)
+		close(tree->lazy_sock);
+	tree->lazy_sock = -1;
 }

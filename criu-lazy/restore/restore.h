@@ -66,15 +66,15 @@ struct rst_shmem {
 	struct pagemap_index pi;	/* pagemap-shmem-<shmid>.img */
 };
 
-/* Everything read from the images, checked. */
+/* Everything read from the images of one process, checked. */
 struct rst_images {
 	int dirfd;
 	pid_t pid;			/* in the images: the task's own view */
 	bool new_pid_ns;		/* it was the init of a pid namespace of its
 					 * own: it gets a new one, where it is pid 1 */
 
-	InventoryEntry *inv;
-	PstreeEntry *pstree;
+	const InventoryEntry *inv;	/* the tree's (struct rst_tree) */
+	const PstreeEntry *pstree;	/* the tree's */
 	CoreEntry *core;		/* the leader's = cores[0] */
 	CoreEntry **cores;		/* core-<tid>.img of every thread */
 	pid_t *tids;			/* their tids in the images, leader first */
@@ -140,15 +140,50 @@ struct rst_plan {
 /* The new task while it is being built. */
 struct rst_task {
 	pid_t pid;			/* here (= ri->pid unless ri->new_pid_ns) */
-	int sync_w;			/* parent -> child: "you are seized" */
+	int sync_w;			/* restore -> task: the next stage (tree.c) */
 	int sync_r;
-	int err_r;			/* child -> parent: one error line */
+	int err_r;			/* task -> restore: one error line */
 	int err_w;
 	uint64_t fork_us;		/* clone3 + seize */
 	pid_t *thread_pids;		/* the other threads here, once seized */
 	size_t nr_thread_pids;
+	bool seized;
+	int task_uffd;			/* lazy: the uffd's number inside the task, or -1 */
+};
+
+/* What a process of the tree is at restore time. */
+enum rst_proc_kind {
+	RST_PROC_ALIVE,			/* restored fully */
+	RST_PROC_ZOMBIE,		/* exits with its status once the tree exists */
+	RST_PROC_HELPER,		/* a dead session leader's stand-in (tree-load.c) */
+};
+
+/* One process of the tree, in pstree order (parents first). */
+struct rst_proc {
+	enum rst_proc_kind kind;
+	pid_t pid;			/* in the images */
+	pid_t pgid, sid;		/* in the images */
+	int parent;			/* index of its parent, -1 for the root */
+	bool stopped;			/* dumped in a group-stop: stopped again */
+	uint32_t exit_code;		/* a zombie's, in wait() encoding */
+	struct rst_images ri;		/* ALIVE only */
+	struct rst_plan plan;		/* ALIVE only */
+	struct rst_task t;
+};
+
+/* The whole tree: read by tree-load.c, built by tree.c, driven by stages.c. */
+struct rst_tree {
+	const struct opts *o;
+	int dirfd;
+	InventoryEntry *inv;
+	PstreeEntry **entries;		/* pstree.img */
+	size_t nr_entries;
+	struct rst_proc *procs;		/* entries + helpers, parents first */
+	size_t nr;
+	int ev_r, ev_w;			/* tasks -> restore: struct rst_event */
 	int lazy_sock;			/* connected to the lazy-pages daemon, or -1 */
 	uint64_t lazy_features;
+	uint64_t t_start, fork_us, pages_filled;
 };
 
 /* The new task's own context (child.c and what it calls). */
@@ -160,16 +195,16 @@ struct rst_child {
 	int pages_fd;			/* pages file of the private memory */
 	int tty_fd;			/* our terminal, or -1 */
 	int exe_fd;
-	int lazy_sock;			/* lazy restore: the socket to the
-					 * lazy-pages daemon, or -1 */
+	bool lazy;			/* lazy restore: the blob makes a uffd */
 	uint64_t lazy_features;		/* UFFD_FEATURE_* the blob asks for */
 	int helper_base;		/* helper fds are >= this */
 	struct rst_open_file *open;	/* every file object opened so far */
 	size_t nr_open;
 };
 
-/* images-load.c / files-check.c */
-int rst_images_load(int dirfd, const struct opts *o, struct rst_images *ri);
+/* images-load.c / files-check.c: one process */
+int rst_images_load(int dirfd, const struct opts *o, const InventoryEntry *inv,
+		    const PstreeEntry *ps, struct rst_images *ri);
 void rst_images_free(struct rst_images *ri);
 const FileEntry *rst_file_find(const struct rst_images *ri, uint32_t id);
 int rst_fds_load(const struct opts *o, struct rst_images *ri);
@@ -192,14 +227,31 @@ int rst_thread_set_regs(pid_t pid, const CoreEntry *core);
 int rst_plan_build(const struct opts *o, const struct rst_images *ri, struct rst_plan *plan);
 void rst_plan_free(struct rst_plan *plan);
 
+/* tree-load.c: pstree.img, every process's images, helpers */
+int rst_tree_load(struct rst_tree *tree);
+void rst_tree_free(struct rst_tree *tree);
+
+/* tree.c: creating the tree (restore side and task side) */
+int rst_tree_pipes(struct rst_tree *tree);
+int rst_tree_create(struct rst_tree *tree);
+int rst_tree_groups(struct rst_tree *tree);
+int rst_tree_reap_dead(struct rst_tree *tree);
+int rst_tree_send(struct rst_tree *tree, struct rst_proc *p, char what);
+void rst_tree_kill(struct rst_tree *tree);
+pid_t rst_clone_with_pid(pid_t pid, bool new_pid_ns);
+_Noreturn void rst_proc_main(struct rst_tree *tree, int idx);
+
 /* task-create.c */
-int rst_task_create(const struct opts *o, const struct rst_images *ri,
-		    const struct rst_plan *plan, struct rst_task *t);
+int rst_task_create(struct rst_tree *tree, struct rst_proc *root);
+int rst_task_seize(struct rst_task *t);
 void rst_task_kill(struct rst_task *t);
+/* rst_task_wait_blob(): 0 at the blob's end, RST_WAIT_UFFD_READY at its
+ * lazy stop (hand the uffd over, then PTRACE_CONT and wait again) */
+#define RST_WAIT_UFFD_READY 1
 int rst_task_wait_blob(struct rst_task *t, const struct rst_plan *plan);
 
 /* child.c: runs in the new task, never returns */
-_Noreturn void rst_child_main(struct rst_child *c, int sync_r);
+_Noreturn void rst_child_main(struct rst_child *c);
 int child_err(const struct rst_child *c, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
@@ -223,8 +275,14 @@ int rst_finalize(const struct opts *o, const struct rst_images *ri,
 int rst_detach(struct rst_task *t);
 
 /* lazy.c: the restore's side of the lazy-pages socket */
-int rst_lazy_connect(const struct opts *o, struct rst_task *t);
-int rst_lazy_finished(struct rst_task *t);
-void rst_lazy_close(struct rst_task *t);
+int rst_lazy_connect(struct rst_tree *tree);
+int rst_lazy_handover(struct rst_tree *tree, struct rst_proc *p);
+int rst_lazy_send_zombies(struct rst_tree *tree);
+int rst_lazy_finished(struct rst_tree *tree);
+void rst_lazy_close(struct rst_tree *tree);
+
+/* stages.c: the ordered list of the restore's stages */
+int rst_stages_run(struct rst_tree *tree);
+void rst_stages_undo(struct rst_tree *tree);
 
 #endif

@@ -75,7 +75,7 @@ static int reserve_region(const struct rst_plan *plan)
 	return 0;
 }
 
-static pid_t clone_with_pid(pid_t pid, bool new_pid_ns)
+pid_t rst_clone_with_pid(pid_t pid, bool new_pid_ns)
 {
 	pid_t tid = pid;
 	struct clone_args ca;
@@ -88,50 +88,55 @@ static pid_t clone_with_pid(pid_t pid, bool new_pid_ns)
 	return syscall(SYS_clone3, &ca, sizeof(ca));
 }
 
-int rst_task_create(const struct opts *o, const struct rst_images *ri,
-		    const struct rst_plan *plan, struct rst_task *t)
+int rst_task_seize(struct rst_task *t)
 {
-	int sync_p[2], err_p[2], ret, err;
+	if (ptrace(PTRACE_SEIZE, t->pid, NULL,
+		   (void *)(long)(PTRACE_O_EXITKILL | PTRACE_O_TRACESYSGOOD))) {
+		pr_perror("cannot seize the new task %d", t->pid);
+		return -errno;
+	}
+	t->seized = true;
+	return 0;
+}
+
+/* The tasks' ends of every pipe: ours to close once the root has them. */
+static void close_task_ends(struct rst_tree *tree)
+{
+	for (size_t i = 0; i < tree->nr; i++) {
+		close_fd(&tree->procs[i].t.sync_r);
+		close_fd(&tree->procs[i].t.err_w);
+	}
+	close_fd(&tree->ev_w);
+}
+
+/*
+ * The root of the tree: every other task is forked by its parent task
+ * (tree.c), which is how each gets its parent right.
+ */
+int rst_task_create(struct rst_tree *tree, struct rst_proc *root)
+{
+	struct rst_task *t = &root->t;
+	const struct rst_plan *plan = &root->plan;
+	const struct rst_images *ri = &root->ri;
 	sigset_t all, old;
 	uint64_t t0;
 	pid_t pid;
-
-	/* the lazy-pages connection was made before: keep it */
-	*t = (struct rst_task){ .lazy_sock = t->lazy_sock, .lazy_features = t->lazy_features };
-	t->sync_r = t->sync_w = t->err_r = t->err_w = -1;
-	if (pipe2(sync_p, O_CLOEXEC) || pipe2(err_p, O_CLOEXEC)) {
-		pr_perror("pipe");
-		return -errno;
-	}
-	t->sync_r = sync_p[0];
-	t->sync_w = sync_p[1];
-	t->err_r = err_p[0];
-	t->err_w = err_p[1];
+	int ret, err;
 
 	ret = reserve_region(plan);
 	if (ret)
-		goto err_pipes;
+		return ret;
 
 	sigfillset(&all);
 	sigprocmask(SIG_SETMASK, &all, &old);
 	t0 = now_us();
-	pid = clone_with_pid(ri->pid, ri->new_pid_ns);
-	if (pid == 0) {
-		struct rst_child c = {
-			.o = o, .ri = ri, .plan = plan, .err_fd = t->err_w,
-			.pages_fd = ri->pi.pages_fd, .tty_fd = -1, .exe_fd = -1,
-			.lazy_sock = t->lazy_sock, .lazy_features = t->lazy_features,
-		};
-
-		close(t->sync_w);
-		close(t->err_r);
-		rst_child_main(&c, t->sync_r);
-	}
+	pid = rst_clone_with_pid(ri->pid, ri->new_pid_ns);
+	if (pid == 0)
+		rst_proc_main(tree, 0);
 	err = errno;
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	munmap((void *)(uintptr_t)plan->premap_start, plan->blob_end - plan->premap_start);
-	close_fd(&t->sync_r);
-	close_fd(&t->err_w);
+	close_task_ends(tree);
 
 	if (pid < 0) {
 		if (err == EEXIST)
@@ -139,23 +144,14 @@ int rst_task_create(const struct opts *o, const struct rst_images *ri,
 		else
 			pr_err("cannot create task %d (clone3 with set_tid%s): %s", ri->pid,
 			       ri->new_pid_ns ? " in a new pid namespace" : "", strerror(err));
-		ret = -err;
-		goto err_pipes;
+		return -err;
 	}
 	t->pid = pid;
-
-	if (ptrace(PTRACE_SEIZE, pid, NULL,
-		   (void *)(long)(PTRACE_O_EXITKILL | PTRACE_O_TRACESYSGOOD))) {
-		pr_perror("cannot seize the new task %d", pid);
-		ret = -errno;
-		goto err_pipes;	/* the caller kills it */
-	}
-	if (write(t->sync_w, "g", 1) != 1) {
-		pr_perror("cannot start the new task %d", pid);
-		ret = -errno;
-		goto err_pipes;
-	}
-	close_fd(&t->sync_w);
+	ret = rst_task_seize(t);
+	if (!ret)
+		ret = rst_tree_send(tree, root, 'g');
+	if (ret)
+		return ret;	/* the caller kills it */
 	t->fork_us = now_us() - t0;
 	if (ri->new_pid_ns)
 		pr_info("task %d created as pid 1 of a new pid namespace and seized in %llu us",
@@ -164,13 +160,6 @@ int rst_task_create(const struct opts *o, const struct rst_images *ri,
 		pr_info("task %d created and seized in %llu us", pid,
 			(unsigned long long)t->fork_us);
 	return 0;
-
-err_pipes:
-	close_fd(&t->sync_r);
-	close_fd(&t->sync_w);
-	close_fd(&t->err_r);
-	close_fd(&t->err_w);
-	return ret;
 }
 
 void rst_task_kill(struct rst_task *t)
@@ -183,6 +172,11 @@ void rst_task_kill(struct rst_task *t)
 	if (t->pid <= 0)
 		return;
 	kill(t->pid, SIGKILL);
+	if (!t->seized) {
+		/* not ours to reap (its parent is a task of the tree, dying too) */
+		t->pid = 0;
+		return;
+	}
 	rst_threads_reap(t);
 	for (;;) {
 		pid_t r = waitpid(t->pid, &status, WNOHANG | __WALL);
@@ -211,7 +205,6 @@ static const char *step_name(int step)
 		[RST_STEP_UNMAP_PREMAP] = "unmapping the premap region at 0x%llx",
 		[RST_STEP_MPROTECT] = "setting the protection of the VMA at 0x%llx",
 		[RST_STEP_MADVISE] = "madvise on the VMA at 0x%llx",
-		[RST_STEP_UFFD_SEND] = "sending the userfaultfd to the lazy-pages daemon",
 		[RST_STEP_MM_MAP] = "setting the mm fields (prctl PR_SET_MM_MAP)",
 		[RST_STEP_CLOSE_FDS] = "closing the restore's descriptors from %llu",
 		[RST_STEP_THREADS] = "creating thread %llu (clone3 with set_tid)",
@@ -261,8 +254,14 @@ static int check_blob(struct rst_task *t, const struct rst_plan *plan, int statu
 	ret = read_args(t->pid, plan, &a);
 	if (ret)
 		return ret;
-	if (a.status == RST_STATUS_DONE)
+	if (a.status == RST_STATUS_DONE) {
+		t->task_uffd = a.lazy.enabled ? a.lazy.uffd : -1;
 		return 0;
+	}
+	if (a.status == RST_STATUS_UFFD_READY) {
+		t->task_uffd = a.lazy.uffd;
+		return RST_WAIT_UFFD_READY;
+	}
 	if (a.status == RST_STATUS_FAILED) {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"

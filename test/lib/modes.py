@@ -63,6 +63,7 @@ class Mode:
         return d
 
     def dump(self, task, imgdir, n):
+        task.note_tree()
         res = self.tool.dump(task.pid, imgdir, self.dir / f"dump-{n}.log", DUMP_TIMEOUT)
         assert_ok(res, f"dump #{n} of {task.spec.id} (pid {task.pid})")
         return res
@@ -214,6 +215,11 @@ class LazyMigrate(Mode):
         super().__init__(tool, tracker, workdir)
         self.transfers = []	# (imgdir, dump, daemon, source pid)
         self.task = None
+
+    def unsupported(self, spec):
+        if spec.tree:
+            return "process trees in a pid namespace are not supported yet"
+        return None
 
     @classmethod
     def unavailable(cls):

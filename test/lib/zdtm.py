@@ -40,6 +40,7 @@ class ZdtmTest:
     # lazy modes: deliver pages only on faults, so what the program does
     # after the restore (fork, mremap, madvise, ...) meets pages still lazy
     defer_background: bool = False
+    tree: bool = False			# it forks: a process tree
     # lazy pages the program itself removes after the restore (munmap,
     # MADV_DONTNEED, a shrinking mremap): the daemon's pages_dropped_event
     # must equal it, or stay within it where it is only a bound (exact
@@ -143,6 +144,12 @@ ZDTM_TESTS = [
     ZdtmTest("threads_lazy_stress", defer_background=True, lazy_removed=16 * 2048,
              lazy_removed_exact=False),
     ZdtmTest("threads_churn", threads_vary=True),
+    # process trees (issue 8)
+    ZdtmTest("tree", ("--children", "1"), label="two", tree=True),
+    ZdtmTest("tree", ("--children", "3", "--session", "--group"), label="groups", tree=True),
+    ZdtmTest("tree", ("--children", "1", "--zombie", "--stopped"), label="zombie-stopped",
+             tree=True),
+    ZdtmTest("tree", ("--children", "0", "--dead-leader"), label="dead-leader", tree=True),
 ]
 
 # Things a dump must refuse, leaving the task running and unharmed; each
@@ -194,6 +201,7 @@ class ZdtmTask:
         self.outfile = self.dir / f"{base}.outfile"
         self.output = self.dir / f"{base}.output"
         self.pid = None		# ours
+        self.tree = []		# its descendants when it was last dumped
         self.ns_pid = None	# its own (= pid without pid_ns)
         self.restores = 0
 
@@ -257,6 +265,21 @@ class ZdtmTask:
         left its pages lazy, to arrive only through its faults."""
         (self.dir / LAZY_PREMISE_FILE).write_text("faults\n")
 
+    def note_tree(self):
+        """Before a dump: its descendants, which the dump kills too."""
+        self.tree = procs.descendants(self.pid)
+
+    def reap_tree(self, timeout=GONE_TIMEOUT):
+        """The killed descendants were reparented to us (a subreaper): reap
+        them, so that their pids (and the groups and sessions they kept
+        alive) are free for the restore."""
+        for pid in self.tree:
+            try:
+                self.procs.reap(pid, timeout)
+            except TimeoutError:
+                raise AssertionError(f"the dump succeeded but a task of the tree is still "
+                                     f"there: {procs.describe(pid)}")
+
     def expect_gone(self, timeout=GONE_TIMEOUT, pid=None, copy_ran=False):
         """After a dump without -R: the task (pid, default the current one)
         was killed (SIGKILL, no chance to run its checks) and is reaped, so
@@ -273,6 +296,7 @@ class ZdtmTask:
                                   os.WTERMSIG(status) == signal.SIGKILL), (
             f"the dumped task ended with {procs.wait_status_str(status)}, "
             f"expected SIGKILL\n{self.text(self.outfile)}{self.text(self.output)}")
+        self.reap_tree(timeout)
         assert not procs.exists(pid), f"pid {pid} still exists after reaping"
         assert copy_ran or not self.outfile.exists(), (
             f"the dumped task wrote its outfile: it ran its checks before dying\n"

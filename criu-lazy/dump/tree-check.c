@@ -1,0 +1,80 @@
+/*
+ * What the restore can rebuild of a tree's sessions and process groups,
+ * checked once the whole tree is frozen, before anything is collected.
+ *
+ * A task's session and group are fine when their leader is a task of the
+ * tree (alive or a zombie), or, with --shell-job, when they are the root's
+ * (the restore puts those tasks in its own session and group).  A session
+ * whose leader is gone is rebuilt as CRIU does, by a helper task with the
+ * leader's pid that calls setsid(), forks the members and exits: they are
+ * then reparented to the root, so this works for the root's own children
+ * only (and only those can be there: they were reparented to the root,
+ * which is a subreaper or a namespace init).  A group whose dead leader is
+ * that session's leader comes with it; any other dead group is refused.
+ */
+#include "common/log.h"
+#include "dump/dump.h"
+
+static bool in_tree(const struct dump_ctx *ctx, pid_t vpid)
+{
+	for (size_t i = 0; i < ctx->nr_tasks; i++)
+		if (ctx->tasks[i]->vpid == vpid)
+			return true;
+	return false;
+}
+
+static int check_one(const struct dump_ctx *ctx, const struct dump_task *t)
+{
+	const struct dump_task *root = ctx->root;
+	bool sid_ok = in_tree(ctx, t->sid) || (ctx->o->shell_job && t->sid == root->sid);
+	bool pgid_ok = in_tree(ctx, t->pgid) || (ctx->o->shell_job && t->pgid == root->pgid);
+
+	if (!sid_ok && t->sid == root->sid) {
+		pr_err("task %d is in the session %d of the root task, which is not in the dumped "
+		       "tree; use --shell-job", t->pid, t->sid);
+		return -EOPNOTSUPP;
+	}
+	if (!sid_ok && t->parent != root) {
+		pr_err("task %d is in session %d, whose leader is gone, and is not a child of the "
+		       "root task %d: not supported", t->pid, t->sid, root->pid);
+		return -EOPNOTSUPP;
+	}
+	if (!pgid_ok && t->pgid != t->sid) {
+		pr_err("task %d is in process group %d, whose leader is gone (session %d): only "
+		       "a group led by its session's dead leader can be restored", t->pid, t->pgid,
+		       t->sid);
+		return -EOPNOTSUPP;
+	}
+	if (!pgid_ok && sid_ok) {
+		pr_err("task %d is in process group %d, whose leader is gone, in session %d: "
+		       "not supported", t->pid, t->pgid, t->sid);
+		return -EOPNOTSUPP;
+	}
+	return 0;
+}
+
+int dump_check_tree(struct dump_ctx *ctx)
+{
+	const struct dump_task *root = ctx->root;
+
+	if (ctx->nr_tasks < 2)
+		return 0;
+	if (root->vpid != root->pid) {
+		pr_err("task %d is the init of a pid namespace and has %zu descendant(s): process "
+		       "trees in a pid namespace are not supported yet", root->pid,
+		       ctx->nr_tasks - 1);
+		return -EOPNOTSUPP;
+	}
+	if (ctx->o->lazy_pages) {
+		pr_err("task %d has %zu descendant(s): dump --lazy-pages of a process tree is not "
+		       "supported yet", root->pid, ctx->nr_tasks - 1);
+		return -EOPNOTSUPP;
+	}
+	for (size_t i = 1; i < ctx->nr_tasks; i++) {
+		int ret = check_one(ctx, ctx->tasks[i]);
+
+		if (ret)
+			return ret;
+	}
+	return 0;
+}

@@ -1,0 +1,300 @@
+/*
+ * The stages of a restore, in order, in one table: what a reader needs to
+ * know about how a tree comes back.  Each stage runs over the whole tree
+ * and ends before the next starts, so every task walks the stages in step
+ * with the others (tree.c keeps the tasks in step through their pipes).
+ * Documentation/restore.md explains each one.
+ *
+ * A stage returns 0 or a negative errno after logging its one line;
+ * rst_stages_undo() then kills every task created so far.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <unistd.h>
+
+#define LOG_PREFIX ""
+#include "common/log.h"
+#include "restore/restore.h"
+
+struct rst_stage {
+	const char *name;
+	int (*run)(struct rst_tree *tree);
+	bool lazy_only;
+};
+
+/* Without --shell-job the root must have led its session and group. */
+static int check_root_session(const struct rst_tree *tree)
+{
+	const struct rst_proc *root = &tree->procs[0];
+
+	if (tree->o->shell_job)
+		return 0;
+	if (root->sid != root->pid) {
+		pr_err("task %d was in session %d, which is not being restored: restore it with "
+		       "--shell-job", root->pid, root->sid);
+		return -EOPNOTSUPP;
+	}
+	if (root->pgid != root->pid) {
+		pr_err("task %d was in process group %d, which is not being restored: restore it "
+		       "with --shell-job", root->pid, root->pgid);
+		return -EOPNOTSUPP;
+	}
+	return 0;
+}
+
+static int stage_load(struct rst_tree *tree)
+{
+	int ret = rst_tree_load(tree);
+
+	if (!ret)
+		ret = check_root_session(tree);
+	for (size_t i = 0; !ret && i < tree->nr; i++) {
+		const struct rst_proc *p = &tree->procs[i];
+
+		if (p->kind != RST_PROC_ALIVE)
+			continue;
+		pr_info("task %d: %zu VMAs, %llu pages to read, %zu fds", p->pid,
+			p->plan.nr_vmas, (unsigned long long)p->plan.pages_to_fill, p->ri.nr_fds);
+		tree->pages_filled += p->plan.pages_to_fill;
+	}
+	return ret;
+}
+
+static int stage_lazy_connect(struct rst_tree *tree)
+{
+	return rst_lazy_connect(tree);
+}
+
+static int stage_create(struct rst_tree *tree)
+{
+	int ret = rst_tree_pipes(tree);
+
+	if (!ret)
+		ret = rst_tree_create(tree);
+	for (size_t i = 0; i < tree->nr; i++)
+		tree->fork_us += tree->procs[i].t.fork_us;
+	return ret;
+}
+
+static int stage_groups(struct rst_tree *tree)
+{
+	return rst_tree_groups(tree);
+}
+
+static int stage_dead(struct rst_tree *tree)
+{
+	return rst_tree_reap_dead(tree);
+}
+
+/* Every live task rebuilds itself at once (child.c, then its blob). */
+static int stage_rebuild(struct rst_tree *tree)
+{
+	for (size_t i = 0; i < tree->nr; i++) {
+		int ret;
+
+		if (tree->procs[i].kind != RST_PROC_ALIVE)
+			continue;
+		ret = rst_tree_send(tree, &tree->procs[i], 'r');
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static int wait_blob(struct rst_proc *p)
+{
+	int ret = rst_task_wait_blob(&p->t, &p->plan);
+
+	if (ret == -ECHILD)
+		p->t.seized = false;	/* reaped by the wait */
+	return ret;
+}
+
+static int stage_lazy_zombies(struct rst_tree *tree)
+{
+	return rst_lazy_send_zombies(tree);
+}
+
+/*
+ * Each blob stops once its uffd is registered; the daemon gets it and the
+ * blob goes on.  The daemon serves no fault before it has every process's
+ * record, so each blob is let go at once, not waited for to its end here.
+ */
+static int stage_lazy_handover(struct rst_tree *tree)
+{
+	for (size_t i = 0; i < tree->nr; i++) {
+		struct rst_proc *p = &tree->procs[i];
+		int ret;
+
+		if (p->kind != RST_PROC_ALIVE)
+			continue;
+		ret = wait_blob(p);
+		if (ret == 0) {
+			pr_err("task %d: the restorer ended without its lazy stop", p->pid);
+			return -EIO;
+		}
+		if (ret != RST_WAIT_UFFD_READY)
+			return ret;
+		ret = rst_lazy_handover(tree, p);
+		if (ret)
+			return ret;
+		if (ptrace(PTRACE_CONT, p->t.pid, NULL, NULL)) {
+			pr_perror("cannot resume the restorer of task %d", p->pid);
+			return -errno;
+		}
+	}
+	return 0;
+}
+
+static int stage_blobs_done(struct rst_tree *tree)
+{
+	for (size_t i = 0; i < tree->nr; i++) {
+		struct rst_proc *p = &tree->procs[i];
+		int ret;
+
+		if (p->kind != RST_PROC_ALIVE)
+			continue;
+		ret = wait_blob(p);
+		if (ret == RST_WAIT_UFFD_READY) {
+			pr_err("task %d: the restorer stopped for a lazy restore", p->pid);
+			return -EIO;
+		}
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static int stage_finalize(struct rst_tree *tree)
+{
+	for (size_t i = 0; i < tree->nr; i++) {
+		struct rst_proc *p = &tree->procs[i];
+		int ret;
+
+		if (p->kind != RST_PROC_ALIVE)
+			continue;
+		ret = rst_finalize(tree->o, &p->ri, &p->plan, &p->t);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static int stage_lazy_finished(struct rst_tree *tree)
+{
+	return rst_lazy_finished(tree);
+}
+
+/* As criu: a relative pidfile is relative to the work directory. */
+static int stage_pidfile(struct rst_tree *tree)
+{
+	const struct opts *o = tree->o;
+	char path[PATH_MAX], buf[16];
+	int fd, len;
+
+	if (!o->pidfile)
+		return 0;
+	if (o->pidfile[0] != '/' && o->work_dir)
+		snprintf(path, sizeof(path), "%s/%s", o->work_dir, o->pidfile);
+	else
+		snprintf(path, sizeof(path), "%s", o->pidfile);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		pr_perror("cannot create the pidfile %s", path);
+		return -errno;
+	}
+	len = snprintf(buf, sizeof(buf), "%d", tree->procs[0].t.pid);
+	if (write(fd, buf, len) != len) {
+		pr_perror("cannot write the pidfile %s", path);
+		close(fd);
+		return -EIO;
+	}
+	close(fd);
+	return 0;
+}
+
+/*
+ * All together, now that every task is complete.  A task dumped in a
+ * group-stop gets a SIGSTOP first (from an interrupt stop, DETACH's signal
+ * argument is ignored): it stops as soon as it runs, untraced.
+ */
+static int stage_resume(struct rst_tree *tree)
+{
+	int ret = 0;
+
+	for (size_t i = 0; i < tree->nr; i++) {
+		struct rst_proc *p = &tree->procs[i];
+
+		if (p->kind != RST_PROC_ALIVE || !p->stopped)
+			continue;
+		if (kill(p->t.pid, SIGSTOP)) {
+			pr_perror("cannot stop task %d again", p->pid);
+			return -errno;
+		}
+	}
+	for (size_t i = 0; i < tree->nr; i++) {
+		struct rst_proc *p = &tree->procs[i];
+
+		if (p->kind != RST_PROC_ALIVE)
+			continue;
+		if (ptrace(PTRACE_DETACH, p->t.pid, NULL, NULL)) {
+			pr_perror("cannot detach from task %d", p->pid);
+			ret = ret ? ret : -errno;
+		}
+		p->t.seized = false;
+		close(p->t.sync_w);
+		close(p->t.err_r);
+		p->t.sync_w = p->t.err_r = -1;
+	}
+	close(tree->ev_r);
+	tree->ev_r = -1;
+	return ret;
+}
+
+static const struct rst_stage stages[] = {
+	{ "read and check the images, plan the memory", stage_load, false },
+	{ "connect to the lazy-pages daemon", stage_lazy_connect, true },
+	{ "create the tasks with their pids", stage_create, false },
+	{ "sessions and process groups", stage_groups, false },
+	{ "zombies and helpers exit", stage_dead, false },
+	{ "each task rebuilds itself: memory, files, then its restorer", stage_rebuild, false },
+	{ "tell the daemon about the zombies", stage_lazy_zombies, true },
+	{ "hand each process's userfaultfd to the daemon", stage_lazy_handover, true },
+	{ "wait for every restorer's end", stage_blobs_done, false },
+	{ "registers, last syscalls", stage_finalize, false },
+	{ "tell the daemon the restore is finished", stage_lazy_finished, true },
+	{ "write the pidfile", stage_pidfile, false },
+	{ "resume every task", stage_resume, false },
+};
+
+int rst_stages_run(struct rst_tree *tree)
+{
+	for (size_t i = 0; i < sizeof(stages) / sizeof(stages[0]); i++) {
+		const struct rst_stage *s = &stages[i];
+		int ret;
+
+		if (s->lazy_only && !tree->o->lazy_pages)
+			continue;
+		pr_debug("stage %zu: %s", i + 1, s->name);
+		ret = s->run(tree);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+void rst_stages_undo(struct rst_tree *tree)
+{
+	rst_lazy_close(tree);
+	rst_tree_kill(tree);
+	if (tree->ev_r >= 0)
+		close(tree->ev_r);
+	if (tree->ev_w >= 0)
+		close(tree->ev_w);
+	tree->ev_r = tree->ev_w = -1;
+}

@@ -1,0 +1,385 @@
+/*
+ * A process tree: the root forks children that each hold memory of their
+ * own and memory inherited from the root, and, by option, a session of
+ * their own, a process group of their own with a member, a zombie (exit
+ * code and one killed by a signal), a stopped child, and a session whose
+ * leader exited (its member reparented to the root, a subreaper).
+ *
+ * After SIGTERM the root checks its own memory, that every zombie is still
+ * there and reapable with its status, that the stopped child is stopped,
+ * then sends SIGTERM down: every child checks its pid, ppid, pgid, sid and
+ * memory and exits 0, or prints why to stderr and exits 1.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/zdtmtst.h"
+
+#define SEED 0x74726565ULL
+#define MAX_KIDS 16
+#define INHERITED_PAGES 64
+#define OWN_PAGES 256
+
+struct kid {
+	pid_t pid;
+	const char *what;
+	int zombie_status;	/* expected wait status of a zombie, or -1 */
+	int stopped;
+};
+
+static struct kid kids[MAX_KIDS];
+static int nr_kids;
+static uint8_t *inherited;
+static volatile sig_atomic_t got_term;
+static int ready_r = -1, ready_w = -1;	/* each child says "set up" (pipes can't be dumped) */
+
+static void on_term(int sig)
+{
+	(void)sig;
+	got_term = 1;
+}
+
+static void child_fail(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+static void child_fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: child %d: ", test_name(), getpid());
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	_exit(1);
+}
+
+static void expect_page(const char *what, const uint8_t *p, uint64_t seed)
+{
+	size_t bad = pattern_find_bad(p, PAGE_SIZE, seed);
+
+	if (bad != PAGE_SIZE)
+		child_fail("%s: byte %zu is %#x, expected %#x", what, bad, p[bad],
+			   pattern_byte(seed, bad));
+}
+
+/* A child's life: its memory, then wait for SIGTERM and check everything. */
+/* Close the ready pipe (and say "ready" first when @say). */
+static void ready_done(int say)
+{
+	if (ready_r >= 0)
+		close(ready_r);
+	if (say && ready_w >= 0 && write(ready_w, "r", 1) != 1)
+		child_fail("write to the ready pipe: %m");
+	if (ready_w >= 0)
+		close(ready_w);
+	ready_r = ready_w = -1;
+}
+
+static void __attribute__((noreturn)) child_run(pid_t ppid, int own_group, pid_t sid_leader)
+{
+	pid_t me = getpid(), pgid, sid;
+	struct sigaction sa = { .sa_handler = on_term };
+	uint8_t *own;
+
+	sigaction(SIGTERM, &sa, NULL);
+	if (own_group && setpgid(0, 0))
+		child_fail("setpgid: %m");
+	pgid = getpgrp();
+	sid = getsid(0);
+	if (sid_leader && sid != sid_leader)
+		child_fail("sid %d, expected %d", sid, sid_leader);
+	own = mmap(NULL, OWN_PAGES * PAGE_SIZE, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (own == MAP_FAILED)
+		child_fail("mmap: %m");
+	for (int i = 0; i < OWN_PAGES; i++)
+		pattern_fill(own + i * PAGE_SIZE, PAGE_SIZE, SEED + me * 1000 + i);
+	/* half of the inherited pages written by us: ours now, not the root's */
+	for (int i = 0; i < INHERITED_PAGES; i += 2)
+		pattern_fill(inherited + i * PAGE_SIZE, PAGE_SIZE, SEED + me * 7 + i);
+	ready_done(1);
+
+	while (!got_term)
+		pause();
+
+	if (getppid() != ppid)
+		child_fail("ppid %d, expected %d", getppid(), ppid);
+	if (getpgrp() != pgid)
+		child_fail("pgid %d, expected %d", getpgrp(), pgid);
+	if (getsid(0) != sid)
+		child_fail("sid %d, expected %d", getsid(0), sid);
+	for (int i = 0; i < OWN_PAGES; i++)
+		expect_page("own page", own + i * PAGE_SIZE, SEED + me * 1000 + i);
+	for (int i = 0; i < INHERITED_PAGES; i++)
+		expect_page("inherited page", inherited + i * PAGE_SIZE,
+			    i % 2 ? SEED + i : SEED + me * 7 + i);
+	_exit(0);
+}
+
+static struct kid *add_kid(pid_t pid, const char *what)
+{
+	if (pid < 0)
+		fail("fork for %s: %m", what);
+	if (nr_kids == MAX_KIDS)
+		fail("too many children");
+	kids[nr_kids] = (struct kid){ .pid = pid, .what = what, .zombie_status = -1 };
+	return &kids[nr_kids++];
+}
+
+/* Wait until @pid is in state @st (/proc/PID/stat), at most 10 s. */
+static void wait_state(pid_t pid, char st, const char *what)
+{
+	char path[64], buf[512], *p;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	for (int i = 0; i < 10000; i++) {
+		FILE *f = fopen(path, "r");
+
+		if (f) {
+			size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+
+			fclose(f);
+			buf[n] = '\0';
+			p = strrchr(buf, ')');
+			if (p && p[2] == st)
+				return;
+		}
+		usleep(1000);
+	}
+	fail("%s %d never reached state %c", what, pid, st);
+}
+
+static void make_dead_leader_session(void)
+{
+	int p[2];
+	pid_t leader, member;
+
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0))
+		fail("PR_SET_CHILD_SUBREAPER: %m");
+	if (pipe(p))
+		fail("pipe: %m");
+	leader = fork();
+	if (leader < 0)
+		fail("fork: %m");
+	if (leader == 0) {
+		pid_t self;
+
+		close(p[0]);
+		if (setsid() < 0)
+			child_fail("setsid: %m");
+		self = getpid();
+		member = fork();
+		if (member < 0)
+			child_fail("fork: %m");
+		if (member == 0) {
+			/* wait until the leader is gone and we are the root's */
+			while (getppid() == self)
+				usleep(1000);
+			if (write(p[1], "x", 1) != 1)
+				child_fail("write: %m");
+			close(p[1]);
+			child_run(getppid(), 0, self);
+		}
+		if (write(p[1], &member, sizeof(member)) != sizeof(member))
+			child_fail("write: %m");
+		ready_done(0);
+		_exit(0);
+	}
+	close(p[1]);
+	if (read(p[0], &member, sizeof(member)) != sizeof(member))
+		fail("read: %m");
+	if (waitpid(leader, NULL, 0) != leader)
+		fail("waitpid of the session leader: %m");
+	{
+		char c;
+
+		if (read(p[0], &c, 1) != 1)
+			fail("the orphaned member did not say it was reparented");
+	}
+	close(p[0]);
+	add_kid(member, "member of a dead leader's session");
+}
+
+int main(int argc, char **argv)
+{
+	long children = 2;
+	int zombie = 0, stopped = 0, session = 0, group = 0, dead_leader = 0;
+	const struct test_opt opts[] = {
+		{ "children", TEST_OPT_INT, &children, 0, "plain children (each its own memory)" },
+		{ "zombie", TEST_OPT_FLAG, &zombie, 0, "two zombies: exit 42, killed by SIGUSR1" },
+		{ "stopped", TEST_OPT_FLAG, &stopped, 0, "a child stopped by SIGSTOP" },
+		{ "session", TEST_OPT_FLAG, &session, 0, "a child leading a session, with a member" },
+		{ "group", TEST_OPT_FLAG, &group, 0, "a child leading a process group, with a member" },
+		{ "dead-leader", TEST_OPT_FLAG, &dead_leader, 0, "a session whose leader exited" },
+		{ NULL, 0, NULL, 0, NULL },
+	};
+	pid_t me, pid;
+	int status, expect_ready, fds[2];
+	char c;
+
+	test_init(argc, argv, opts);
+	me = getpid();
+	if (pipe2(fds, O_CLOEXEC))
+		fail("pipe: %m");
+	ready_r = fds[0];
+	ready_w = fds[1];
+	inherited = mmap(NULL, INHERITED_PAGES * PAGE_SIZE, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (inherited == MAP_FAILED)
+		fail("mmap: %m");
+	for (int i = 0; i < INHERITED_PAGES; i++)
+		pattern_fill(inherited + i * PAGE_SIZE, PAGE_SIZE, SEED + i);
+
+	for (long i = 0; i < children; i++) {
+		pid = fork();
+		if (pid == 0)
+			child_run(me, 0, 0);
+		add_kid(pid, "child");
+	}
+	if (session) {
+		pid = fork();
+		if (pid == 0) {
+			pid_t leader;
+
+			if (setsid() < 0)
+				child_fail("setsid: %m");
+			leader = getpid();
+			pid = fork();
+			if (pid == 0)
+				child_run(leader, 0, leader);
+			/* the member is ours to end: it gets our SIGTERM forwarded */
+			{
+				struct sigaction sa = { .sa_handler = on_term };
+
+				sigaction(SIGTERM, &sa, NULL);
+				ready_done(1);
+				while (!got_term)
+					pause();
+				kill(pid, SIGTERM);
+				if (waitpid(pid, &status, 0) != pid || status)
+					child_fail("session member ended with status %#x", status);
+				if (getsid(0) != leader)
+					child_fail("the session leader's sid is %d", getsid(0));
+				_exit(0);
+			}
+		}
+		add_kid(pid, "session leader");
+	}
+	if (group) {
+		pid = fork();
+		if (pid == 0) {
+			pid_t leader;
+
+			if (setpgid(0, 0))
+				child_fail("setpgid: %m");
+			leader = getpid();
+			pid = fork();
+			if (pid == 0)
+				child_run(leader, 0, 0);
+			{
+				struct sigaction sa = { .sa_handler = on_term };
+
+				sigaction(SIGTERM, &sa, NULL);
+				ready_done(1);
+				while (!got_term)
+					pause();
+				if (getpgid(pid) != leader)
+					child_fail("the member's group is %d, expected %d", getpgid(pid),
+						   leader);
+				kill(pid, SIGTERM);
+				if (waitpid(pid, &status, 0) != pid || status)
+					child_fail("group member ended with status %#x", status);
+				_exit(0);
+			}
+		}
+		add_kid(pid, "group leader");
+	}
+	if (zombie) {
+		struct kid *k;
+
+		pid = fork();
+		if (pid == 0) {
+			ready_done(0);
+			_exit(42);
+		}
+		k = add_kid(pid, "zombie (exit 42)");
+		k->zombie_status = 42 << 8;
+		pid = fork();
+		if (pid == 0) {
+			ready_done(0);
+			signal(SIGUSR1, SIG_DFL);
+			raise(SIGUSR1);
+			_exit(3);
+		}
+		k = add_kid(pid, "zombie (SIGUSR1)");
+		k->zombie_status = SIGUSR1;
+		for (int i = nr_kids - 2; i < nr_kids; i++)
+			wait_state(kids[i].pid, 'Z', kids[i].what);
+	}
+	if (stopped) {
+		struct kid *k;
+
+		pid = fork();
+		if (pid == 0) {
+			struct sigaction sa = { .sa_handler = on_term };
+
+			sigaction(SIGTERM, &sa, NULL);
+			ready_done(0);
+			raise(SIGSTOP);
+			child_run(me, 0, 0);
+		}
+		k = add_kid(pid, "stopped child");
+		k->stopped = 1;
+		wait_state(pid, 'T', k->what);
+	}
+	if (dead_leader)
+		make_dead_leader_session();
+	expect_ready = children + session * 2 + group * 2 + dead_leader;
+	close(ready_w);
+	for (int i = 0; i < expect_ready; i++)
+		if (read(ready_r, &c, 1) != 1)
+			fail("only %d of %d children got ready", i, expect_ready);
+	close(ready_r);
+	test_msg("%d children", nr_kids);
+
+	test_daemon();
+	test_waitsig();
+
+	for (int i = 0; i < INHERITED_PAGES; i++)
+		if (pattern_find_bad(inherited + i * PAGE_SIZE, PAGE_SIZE, SEED + i) != PAGE_SIZE)
+			fail("the root's inherited page %d is wrong", i);
+	for (int i = 0; i < nr_kids; i++) {
+		struct kid *k = &kids[i];
+		pid_t r;
+
+		if (k->zombie_status >= 0) {
+			r = waitpid(k->pid, &status, WNOHANG);
+			if (r != k->pid)
+				fail("%s %d is not a zombie (waitpid: %d, %m)", k->what, k->pid, r);
+			if (status != k->zombie_status)
+				fail("%s %d: wait status %#x, expected %#x", k->what, k->pid, status,
+				     k->zombie_status);
+			continue;
+		}
+		if (k->stopped) {
+			wait_state(k->pid, 'T', k->what);
+			kill(k->pid, SIGCONT);
+		}
+		if (kill(k->pid, SIGTERM))
+			fail("%s %d: kill: %m", k->what, k->pid);
+		if (waitpid(k->pid, &status, 0) != k->pid)
+			fail("%s %d: waitpid: %m", k->what, k->pid);
+		if (status)
+			fail("%s %d ended with status %#x", k->what, k->pid, status);
+	}
+	pass();
+}
