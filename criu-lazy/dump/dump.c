@@ -1,18 +1,19 @@
 /*
- * cr_dump: checkpoint one process into the images directory.
+ * cr_dump: checkpoint a process tree into the images directory.
  *
- *   seize + freeze (every thread, threads.c) -> checks -> collect (ptrace, /proc, syscalls run in
- *   the task with a scratch page) -> unmap the scratch page -> write every
- *   image -> kill the task, or leave it running (-R) or stopped (-s).
+ *   seize + freeze the tree (seize-tree.c, every thread: threads.c) -> checks of each task and of
+ *   the tree -> collect each task (ptrace, /proc, syscalls run in the task
+ *   with a scratch page) -> unmap the scratch page -> write every image ->
+ *   kill the tree, or leave it running (-R) or stopped (-s).
  *
  * With --lazy-pages the lazy pages are not written: once the images are,
  * the dump serves them from the frozen task until the destination has
  * taken them (lazy-migrate.c), and only then lets the task go.
  *
  * Nothing is written until everything is collected and every refusal
- * (seccomp, sockets, ...) has had its chance, so a refused task is left
+ * (seccomp, sockets, ...) has had its chance, so a refused tree is left
  * exactly as it was.  On any failure the images created so far are
- * removed and the task is let go unharmed, with its registers.
+ * removed and every task is let go unharmed, with its registers.
  */
 #include <fcntl.h>
 #include <stdio.h>

@@ -3,10 +3,11 @@
  * collect and write it.
  *
  * A run is a struct dump_ctx (directory, options, the file objects shared
- * by all tasks, counters) and one struct dump_task per task.  Only a single
- * process is dumped for now, but nothing below assumes it: every step takes
- * the task it works on, and the tables that must be unique across a tree
- * (file ids, namespace ids, pages file numbers) live in the context.
+ * by all tasks, counters, the tree: ctx->tasks, parents first) and one
+ * struct dump_task per process of the tree (seize-tree.c).  Every step
+ * takes the task it works on; the tables that must be unique across the
+ * tree (file ids, namespace ids, pages file numbers, shared memory
+ * objects written) live in the context.
  *
  * Each step fills protobuf messages that live inside the task (struct
  * task_core, struct task_mm, ...), so writing an image is only packing what

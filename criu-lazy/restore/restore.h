@@ -2,18 +2,20 @@
  * Private to restore/: the state of one restore run and the steps that use
  * it.
  *
- * A restore goes in four stages, each in its own file:
+ * The stages of a restore are one ordered table, stages[] in stages.c
+ * (Documentation/restore.md explains each):
  *
- *   images-load.c, files-check.c   read and check every image and every
- *                    file to reopen, before any task exists (struct
- *                    rst_images);
+ *   tree-load.c, images-load.c, files-check.c   read and check every
+ *                    image and every file to reopen, before any task
+ *                    exists (struct rst_tree, struct rst_images per process);
  *   layout.c, premap-plan.c   decide where each VMA is premapped and where
- *                    the blob goes: a hole free in our layout and in the
- *                    target one (struct rst_plan);
- *   task-create.c    clone3 with the dumped pid (in a new pid namespace
- *                    if it was a namespace init), seize it; the new task
- *                    runs child.c (session, fds.c, premap.c, blob-setup.c)
+ *                    the blob goes (struct rst_plan per process);
+ *   task-create.c, tree.c   the root by clone3 with its dumped pid, every
+ *                    other task by its parent task; sessions, groups,
+ *                    zombies, helpers;
+ *   child.c (fds.c, premap.c, blob-setup.c)   each task rebuilds itself
  *                    and jumps into the restorer blob (criu-lazy/pie/);
+ *   lazy.c           each process's uffd to the daemon;
  *   finalize.c       after the blob's final int3: last syscalls, registers
  *                    (xsave-build.c), TLS, mask, of the leader and of every
  *                    other thread (threads.c), detach.

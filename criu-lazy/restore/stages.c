@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <unistd.h>
 
@@ -70,9 +71,19 @@ static int stage_lazy_connect(struct rst_tree *tree)
 	return rst_lazy_connect(tree);
 }
 
+/*
+ * A subreaper while the tree is built: a task whose parent dies on a
+ * failure comes to us, to be reaped (rst_tree_kill()), not to init.
+ */
 static int stage_create(struct rst_tree *tree)
 {
-	int ret = rst_tree_pipes(tree);
+	int ret;
+
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) {
+		pr_perror("PR_SET_CHILD_SUBREAPER");
+		return -errno;
+	}
+	ret = rst_tree_pipes(tree);
 
 	if (!ret)
 		ret = rst_tree_create(tree);
@@ -253,6 +264,7 @@ static int stage_resume(struct rst_tree *tree)
 	}
 	close(tree->ev_r);
 	tree->ev_r = -1;
+	prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0);
 	return ret;
 }
 

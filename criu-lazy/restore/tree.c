@@ -501,9 +501,24 @@ int rst_tree_reap_dead(struct rst_tree *tree)
 	return 0;
 }
 
+/*
+ * Kill every task created so far.  We are a subreaper while the tree is
+ * built (stages.c), so the tasks whose parent died before them come to us:
+ * reap whatever is left, so nothing of the tree survives as a zombie.
+ */
 void rst_tree_kill(struct rst_tree *tree)
 {
-	/* children first: a parent killed first would leave them to init */
+	uint64_t deadline = now_ms() + DEAD_WAIT_MS;
+	int status;
+
 	for (size_t i = tree->nr; i-- > 0;)
 		rst_task_kill(&tree->procs[i].t);
+	for (;;) {
+		pid_t r = waitpid(-1, &status, WNOHANG | __WALL);
+
+		if (r < 0 || now_ms() > deadline)
+			break;
+		if (r == 0)
+			usleep(1000);
+	}
 }

@@ -150,6 +150,7 @@ ZDTM_TESTS = [
     ZdtmTest("tree", ("--children", "1", "--zombie", "--stopped"), label="zombie-stopped",
              tree=True),
     ZdtmTest("tree", ("--children", "0", "--dead-leader"), label="dead-leader", tree=True),
+    ZdtmTest("tree_forker", tree=True),
 ]
 
 # Things a dump must refuse, leaving the task running and unharmed; each
@@ -272,13 +273,20 @@ class ZdtmTask:
     def reap_tree(self, timeout=GONE_TIMEOUT):
         """The killed descendants were reparented to us (a subreaper): reap
         them, so that their pids (and the groups and sessions they kept
-        alive) are free for the restore."""
+        alive) are free for the restore: the ones noted before the dump,
+        and any child of ours in a session or group of the tree (a tree
+        that forks while it is dumped has more than we noted)."""
         for pid in self.tree:
             try:
                 self.procs.reap(pid, timeout)
             except TimeoutError:
                 raise AssertionError(f"the dump succeeded but a task of the tree is still "
                                      f"there: {procs.describe(pid)}")
+        ours = {self.pid, *self.tree}
+        for pid in procs.children_of_me():
+            st = procs.read_stat(pid)
+            if st and (int(st[5]) in ours or int(st[6]) in ours) and st[3] in ("Z", "X"):
+                self.procs.reap(pid, timeout)
 
     def expect_gone(self, timeout=GONE_TIMEOUT, pid=None, copy_ran=False):
         """After a dump without -R: the task (pid, default the current one)

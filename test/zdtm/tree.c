@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -212,7 +213,7 @@ static void make_dead_leader_session(void)
 int main(int argc, char **argv)
 {
 	long children = 2;
-	int zombie = 0, stopped = 0, session = 0, group = 0, dead_leader = 0;
+	int zombie = 0, stopped = 0, session = 0, group = 0, dead_leader = 0, bad_child = 0;
 	const struct test_opt opts[] = {
 		{ "children", TEST_OPT_INT, &children, 0, "plain children (each its own memory)" },
 		{ "zombie", TEST_OPT_FLAG, &zombie, 0, "two zombies: exit 42, killed by SIGUSR1" },
@@ -220,6 +221,8 @@ int main(int argc, char **argv)
 		{ "session", TEST_OPT_FLAG, &session, 0, "a child leading a session, with a member" },
 		{ "group", TEST_OPT_FLAG, &group, 0, "a child leading a process group, with a member" },
 		{ "dead-leader", TEST_OPT_FLAG, &dead_leader, 0, "a session whose leader exited" },
+		{ "bad-child", TEST_OPT_FLAG, &bad_child, 0,
+		  "a child holding an eventfd at fd 42 (a dump must refuse the tree)" },
 		{ NULL, 0, NULL, 0, NULL },
 	};
 	pid_t me, pid;
@@ -343,7 +346,19 @@ int main(int argc, char **argv)
 	}
 	if (dead_leader)
 		make_dead_leader_session();
-	expect_ready = children + session * 2 + group * 2 + dead_leader;
+	if (bad_child) {
+		pid = fork();
+		if (pid == 0) {
+			int fd = eventfd(0, 0);
+
+			if (fd < 0 || dup2(fd, 42) != 42)
+				child_fail("eventfd at 42: %m");
+			close(fd);
+			child_run(me, 0, 0);
+		}
+		add_kid(pid, "child with an eventfd");
+	}
+	expect_ready = children + session * 2 + group * 2 + dead_leader + bad_child;
 	close(ready_w);
 	for (int i = 0; i < expect_ready; i++)
 		if (read(ready_r, &c, 1) != 1)
