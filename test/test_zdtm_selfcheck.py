@@ -346,6 +346,23 @@ def poke_sparse_page1(task):
     poke(task.pid, addr(task, r"span (0x[0-9a-f]+)") + 4096 + 33, b"\x00\x5a")
 
 
+def poke_tree_inherited_page3(task):
+    poke(task.pid, addr(task, r"inherited region (0x[0-9a-f]+)") + 3 * 4096 + 1, b"\x00\x42")
+
+
+def poke_forker_child_memory(task):
+    m = logged(task, r"child (\d+) memory (0x[0-9a-f]+)")
+    poke(int(m.group(1)), int(m.group(2), 16) + 4096 + 3, b"\x00\x42")
+
+
+def poke_shared_page20(task):
+    poke(task.pid, addr(task, r"shared region (0x[0-9a-f]+)") + 20 * 4096 + 5, b"\x00\x42")
+
+
+def poke_own_page5(task):
+    poke(task.pid, addr(task, r"own region (0x[0-9a-f]+)") + 5 * 4096 + 9, b"\x00\x42")
+
+
 def claim_lazy_without_restore(task):
     """The premise check: told the pages were left lazy when no restore
     ever happened, the program must refuse to pass."""
@@ -401,6 +418,11 @@ CASES = [
     (ZdtmTest("posix_timers"), poke_recorded_timer_id, r"timer_gettime\(none"),
     (ZdtmTest("pidfd"), send_sigusr1, r"SIGUSR1 in all"),
     (ZdtmTest("memfd"), change_memfd_23, r"fd 23: not"),
+    (ZdtmTest("tree", ("--children", "1")), poke_tree_inherited_page3,
+     r"inherited page 3 is wrong"),
+    (ZdtmTest("tree_forker"), poke_forker_child_memory, r"child \d+ ended with status 0x100"),
+    (ZdtmTest("tree_shmem"), poke_shared_page20, r"shared page 20 is wrong"),
+    (ZdtmTest("tree_stress", ("--pages", "64")), poke_own_page5, r"root: page 5 of its own"),
     (ZdtmTest("lazy_fork"), poke_lazy_region_page5, r"parent: first read: page 5 "),
     (ZdtmTest("lazy_mremap"), poke_lazy_region_page5, r"moved region"),
     (ZdtmTest("lazy_madvise"), poke_lazy_region_page5, r"part before"),

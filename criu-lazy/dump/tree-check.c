@@ -14,8 +14,10 @@
  * A pipe open in two processes is refused too (dump_check_tree_pipes()).
  */
 #include <dirent.h>
+#include <linux/kcmp.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -59,9 +61,52 @@ static int check_one(const struct dump_ctx *ctx, const struct dump_task *t)
 	return 0;
 }
 
+/*
+ * Processes made with clone(CLONE_FILES / CLONE_FS / CLONE_VM /
+ * CLONE_SIGHAND) share that object: the restore would give each its own,
+ * and they would silently stop sharing it.  kcmp() tells.
+ */
+static int dump_check_tree_sharing(struct dump_ctx *ctx)
+{
+	static const struct { int type; const char *what; } kinds[] = {
+		{ KCMP_VM, "memory (CLONE_VM)" },
+		{ KCMP_FILES, "descriptor table (CLONE_FILES)" },
+		{ KCMP_FS, "cwd, root and umask (CLONE_FS)" },
+		{ KCMP_SIGHAND, "signal handlers (CLONE_SIGHAND)" },
+	};
+
+	for (size_t i = 1; i < ctx->nr_tasks; i++) {
+		const struct dump_task *t = ctx->tasks[i];
+
+		if (t->zombie)
+			continue;
+		for (size_t j = 0; j < i; j++) {
+			const struct dump_task *u = ctx->tasks[j];
+
+			if (u->zombie)
+				continue;
+			for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+				long r = syscall(SYS_kcmp, t->pid, u->pid, kinds[k].type, 0, 0);
+
+				if (r < 0) {
+					pr_perror("kcmp of tasks %d and %d", t->pid, u->pid);
+					return -errno;
+				}
+				if (r == 0) {
+					pr_err("tasks %d and %d share their %s: processes sharing it "
+					       "are not supported yet", u->pid, t->pid, kinds[k].what);
+					return -EOPNOTSUPP;
+				}
+			}
+		}
+	}
+	return 0;
+}
+
 int dump_check_tree(struct dump_ctx *ctx)
 {
 	const struct dump_task *root = ctx->root;
+	int ret;
 
 	if (ctx->nr_tasks < 2)
 		return 0;
@@ -77,12 +122,13 @@ int dump_check_tree(struct dump_ctx *ctx)
 		return -EOPNOTSUPP;
 	}
 	for (size_t i = 1; i < ctx->nr_tasks; i++) {
-		int ret = check_one(ctx, ctx->tasks[i]);
+		ret = check_one(ctx, ctx->tasks[i]);
 
 		if (ret)
 			return ret;
 	}
-	return dump_check_tree_pipes(ctx);
+	ret = dump_check_tree_sharing(ctx);
+	return ret ? ret : dump_check_tree_pipes(ctx);
 }
 
 /* The pipe inodes task @t has open (/proc/PID/fd), appended to @v. */

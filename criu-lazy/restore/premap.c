@@ -9,9 +9,10 @@
  *   private file        the file, MAP_PRIVATE at its offset
  *   shared file         the file, MAP_SHARED (nothing to fill: the file is
  *                       the content)
- *   shared anonymous    one shmem object per shmid, filled from
- *                       pagemap-shmem-<shmid>.img, each VMA mapped from it
- *                       through /proc/self/map_files at its offset
+ *   shared anonymous    one shmem object per shmid for the whole tree,
+ *                       made and filled by the restore process (shmem.c),
+ *                       each VMA mapped from it through
+ *                       /proc/self/map_files at its offset
  *
  * VMAs with pages to fill are mapped read-write here; the blob sets the
  * dumped protection after moving them.
@@ -122,39 +123,20 @@ static int premap_file(struct rst_child *c, const struct rst_vma_plan *vp)
 	return ret;
 }
 
-/* One shmem object: create, fill, map its VMAs from it. */
+/* One shmem object (the restore process made it, shmem.c, and we inherited
+ * its mapping): map our VMAs of it through /proc/self/map_files. */
 static int premap_shmem(struct rst_child *c, const struct rst_shmem *s)
 {
 	const struct rst_plan *plan = c->plan;
-	char path[80], file[32];
-	void *tmp;
+	char path[80];
 	int fd, ret = 0;
 
-	tmp = mmap(NULL, s->size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (tmp == MAP_FAILED)
-		return child_err(c, errno, "task %d: cannot create shared memory %llu (%llu bytes): %s",
-				 c->ri->pid, (unsigned long long)s->shmid,
-				 (unsigned long long)s->size, strerror(errno));
-	pages_file_name(s->pi.pages_id, file, sizeof(file));
-	for (size_t r = 0; r < s->pi.nr_runs && !ret; r++) {
-		const struct page_run *run = &s->pi.runs[r];
-		struct iovec iov = { (char *)tmp + run->vaddr, run->nr_pages * RST_PAGE_SIZE };
-
-		if (run->flags & PE_PRESENT)
-			ret = preadv_full(c, s->pi.pages_fd, file, &iov, 1, run->pages_off,
-					  iov.iov_len);
-	}
-	if (ret)
-		goto out;
-
-	snprintf(path, sizeof(path), "/proc/self/map_files/%lx-%lx", (unsigned long)tmp,
-		 (unsigned long)tmp + s->size);
+	snprintf(path, sizeof(path), "/proc/self/map_files/%llx-%llx",
+		 (unsigned long long)s->obj, (unsigned long long)(s->obj + s->obj_size));
 	fd = open(path, O_RDWR | O_CLOEXEC);
-	if (fd < 0) {
-		ret = child_err(c, errno, "task %d: cannot reopen shared memory %llu (%s): %s",
-				c->ri->pid, (unsigned long long)s->shmid, path, strerror(errno));
-		goto out;
-	}
+	if (fd < 0)
+		return child_err(c, errno, "task %d: cannot reopen shared memory %llu (%s): %s",
+				 c->ri->pid, (unsigned long long)s->shmid, path, strerror(errno));
 	for (size_t i = 0; i < plan->nr_vmas && !ret; i++) {
 		const struct rst_vma_plan *vp = &plan->vmas[i];
 
@@ -164,8 +146,6 @@ static int premap_shmem(struct rst_child *c, const struct rst_shmem *s)
 					fd, vp->vma->pgoff, "shared memory");
 	}
 	close(fd);
-out:
-	munmap(tmp, s->size);
 	return ret;
 }
 

@@ -66,6 +66,8 @@ struct rst_shmem {
 	uint64_t shmid;
 	uint64_t size;			/* max(pgoff + length) of its VMAs */
 	struct pagemap_index pi;	/* pagemap-shmem-<shmid>.img */
+	uint64_t obj, obj_size;		/* the tree's object, mapped by the restore
+					 * process and so by every task (shmem.c) */
 };
 
 /* Everything read from the images of one process, checked. */
@@ -232,6 +234,13 @@ void rst_plan_free(struct rst_plan *plan);
 /* tree-load.c: pstree.img, every process's images, helpers */
 int rst_tree_load(struct rst_tree *tree);
 void rst_tree_free(struct rst_tree *tree);
+
+/* shmem.c: the tree's shared anonymous memory objects */
+int rst_shmem_create(struct rst_tree *tree);
+void rst_shmem_release(struct rst_tree *tree);
+
+/* tree-load.c: the plan of every live process */
+int rst_tree_plan(struct rst_tree *tree);
 
 /* tree.c: creating the tree (restore side and task side) */
 int rst_tree_pipes(struct rst_tree *tree);

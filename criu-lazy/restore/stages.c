@@ -54,6 +54,18 @@ static int stage_load(struct rst_tree *tree)
 
 	if (!ret)
 		ret = check_root_session(tree);
+	return ret;
+}
+
+static int stage_shmem(struct rst_tree *tree)
+{
+	return rst_shmem_create(tree);
+}
+
+static int stage_plan(struct rst_tree *tree)
+{
+	int ret = rst_tree_plan(tree);
+
 	for (size_t i = 0; !ret && i < tree->nr; i++) {
 		const struct rst_proc *p = &tree->procs[i];
 
@@ -269,7 +281,9 @@ static int stage_resume(struct rst_tree *tree)
 }
 
 static const struct rst_stage stages[] = {
-	{ "read and check the images, plan the memory", stage_load, false },
+	{ "read and check the images", stage_load, false },
+	{ "create the shared memory objects of the tree", stage_shmem, false },
+	{ "plan each process's memory", stage_plan, false },
 	{ "connect to the lazy-pages daemon", stage_lazy_connect, true },
 	{ "create the tasks with their pids", stage_create, false },
 	{ "sessions and process groups", stage_groups, false },

@@ -236,9 +236,23 @@ static int load_proc(struct rst_tree *tree, struct rst_proc *p, const PstreeEntr
 		       p->pid, p->pid);
 		ret = -EOPNOTSUPP;
 	}
-	if (!ret)
-		ret = rst_plan_build(tree->o, &p->ri, &p->plan);
 	return ret;
+}
+
+/* After the shared memory objects exist (shmem.c): the plans avoid them. */
+int rst_tree_plan(struct rst_tree *tree)
+{
+	for (size_t i = 0; i < tree->nr; i++) {
+		struct rst_proc *p = &tree->procs[i];
+		int ret;
+
+		if (p->kind != RST_PROC_ALIVE)
+			continue;
+		ret = rst_plan_build(tree->o, &p->ri, &p->plan);
+		if (ret)
+			return ret;
+	}
+	return 0;
 }
 
 int rst_tree_load(struct rst_tree *tree)
@@ -265,6 +279,7 @@ int rst_tree_load(struct rst_tree *tree)
 
 void rst_tree_free(struct rst_tree *tree)
 {
+	rst_shmem_release(tree);
 	for (size_t i = 0; i < tree->nr; i++) {
 		if (tree->procs[i].kind != RST_PROC_ALIVE || !tree->procs[i].ri.pstree)
 			continue;	/* nothing loaded */

@@ -151,6 +151,9 @@ ZDTM_TESTS = [
              tree=True),
     ZdtmTest("tree", ("--children", "0", "--dead-leader"), label="dead-leader", tree=True),
     ZdtmTest("tree_forker", tree=True),
+    ZdtmTest("tree_shmem", tree=True),
+    # five processes faulting at once on one daemon
+    ZdtmTest("tree_stress", tree=True, defer_background=True),
 ]
 
 # Things a dump must refuse, leaving the task running and unharmed; each

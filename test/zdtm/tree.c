@@ -230,6 +230,7 @@ int main(int argc, char **argv)
 	char c;
 
 	test_init(argc, argv, opts);
+	test_kill_tree_at_exit();
 	me = getpid();
 	if (pipe2(fds, O_CLOEXEC))
 		fail("pipe: %m");
@@ -364,7 +365,7 @@ int main(int argc, char **argv)
 		if (read(ready_r, &c, 1) != 1)
 			fail("only %d of %d children got ready", i, expect_ready);
 	close(ready_r);
-	test_msg("%d children", nr_kids);
+	test_msg("%d children, inherited region %p", nr_kids, (void *)inherited);
 
 	test_daemon();
 	test_waitsig();

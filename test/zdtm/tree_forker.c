@@ -67,6 +67,7 @@ static void __attribute__((noreturn)) child_run(void)
 	if (mem == MAP_FAILED)
 		die("mmap");
 	pattern_fill(mem, PAGES * PAGE_SIZE, SEED + getpid());
+	test_msg("child %d memory %p", getpid(), (void *)mem);
 	while (!got_term) {
 		pid_t pid = fork();
 
@@ -103,7 +104,9 @@ int main(int argc, char **argv)
 	int status;
 
 	test_init(argc, argv, NULL);
+	test_kill_tree_at_exit();
 	for (int i = 0; i < CHILDREN; i++) {
+		fflush(stderr);
 		kids[i] = fork();
 		if (kids[i] < 0)
 			fail("fork: %m");

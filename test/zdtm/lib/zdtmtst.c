@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "zdtmtst.h"
@@ -301,4 +303,42 @@ int test_stopped(void)
 const volatile sig_atomic_t *test_stop_flag(void)
 {
 	return &sigterm_seen;
+}
+
+/* ------------------------------------------------------------ trees */
+
+static pid_t tree_root;
+
+static void kill_descendants(pid_t pid)
+{
+	char path[64];
+	FILE *f;
+	int kid;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", pid, pid);
+	f = fopen(path, "r");
+	if (!f)
+		return;
+	while (fscanf(f, "%d", &kid) == 1) {
+		kill(kid, SIGKILL);
+		kill_descendants(kid);
+	}
+	fclose(f);
+}
+
+static void kill_tree(void)
+{
+	if (getpid() != tree_root)
+		return;
+	/* orphans come to us, to be reaped here, not by whoever started us */
+	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+	kill_descendants(tree_root);
+	while (waitpid(-1, NULL, __WALL) > 0 || errno == EINTR)
+		;
+}
+
+void test_kill_tree_at_exit(void)
+{
+	tree_root = getpid();
+	atexit(kill_tree);
 }

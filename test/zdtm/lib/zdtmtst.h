@@ -71,6 +71,13 @@ void test_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 const char *test_name(void);
 
+/*
+ * For a program that forks a tree: when it exits (pass(), fail(), exit()),
+ * it kills every process below it and reaps them all, so a failed check
+ * leaves nothing behind.  Call it in the root; its children skip it.
+ */
+void test_kill_tree_at_exit(void);
+
 /* ------------------------------------------------------------ patterns */
 
 /*
