@@ -19,7 +19,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
+#include <sys/inotify.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -222,7 +222,7 @@ int main(int argc, char **argv)
 		{ "group", TEST_OPT_FLAG, &group, 0, "a child leading a process group, with a member" },
 		{ "dead-leader", TEST_OPT_FLAG, &dead_leader, 0, "a session whose leader exited" },
 		{ "bad-child", TEST_OPT_FLAG, &bad_child, 0,
-		  "a child holding a unix socket at fd 42 (a dump must refuse the tree)" },
+		  "a child holding an inotify fd at 42 (a dump must refuse the tree)" },
 		{ NULL, 0, NULL, 0, NULL },
 	};
 	pid_t me, pid;
@@ -350,15 +350,14 @@ int main(int argc, char **argv)
 	if (bad_child) {
 		pid = fork();
 		if (pid == 0) {
-			int sv[2];
+			int fd = inotify_init1(0);
 
-			if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) || dup2(sv[0], 42) != 42)
-				child_fail("unix socket at 42: %m");
-			close(sv[0]);
-			close(sv[1]);
+			if (fd < 0 || dup2(fd, 42) != 42)
+				child_fail("inotify at 42: %m");
+			close(fd);
 			child_run(me, 0, 0);
 		}
-		add_kid(pid, "child with a unix socket");
+		add_kid(pid, "child with an inotify fd");
 	}
 	expect_ready = children + session * 2 + group * 2 + dead_leader + bad_child;
 	close(ready_w);

@@ -56,18 +56,17 @@ static int reap_one(int flags)
 	return r;
 }
 
-static void __attribute__((noreturn)) child_run(void)
+/* @mem: mapped by the root before the fork, ours once we write it */
+static void __attribute__((noreturn)) child_run(uint8_t *mem, int ready_w)
 {
 	struct sigaction sa = { .sa_handler = on_term };
-	uint8_t *mem = mmap(NULL, PAGES * PAGE_SIZE, PROT_READ | PROT_WRITE,
-			    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	unsigned long n = 0;
 
 	sigaction(SIGTERM, &sa, NULL);
-	if (mem == MAP_FAILED)
-		die("mmap");
 	pattern_fill(mem, PAGES * PAGE_SIZE, SEED + getpid());
-	test_msg("child %d memory %p", getpid(), (void *)mem);
+	if (write(ready_w, "r", 1) != 1)
+		die("write");
+	close(ready_w);
 	while (!got_term) {
 		pid_t pid = fork();
 
@@ -101,18 +100,31 @@ static void __attribute__((noreturn)) child_run(void)
 int main(int argc, char **argv)
 {
 	pid_t kids[CHILDREN];
-	int status;
+	uint8_t *mem;
+	int status, p[2];
+	char c;
 
 	test_init(argc, argv, NULL);
 	test_kill_tree_at_exit();
+	mem = mmap(NULL, PAGES * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		   -1, 0);
+	if (mem == MAP_FAILED || pipe(p))
+		fail("setup: %m");
 	for (int i = 0; i < CHILDREN; i++) {
-		fflush(stderr);
 		kids[i] = fork();
 		if (kids[i] < 0)
 			fail("fork: %m");
-		if (kids[i] == 0)
-			child_run();
+		if (kids[i] == 0) {
+			close(p[0]);
+			child_run(mem, p[1]);
+		}
 	}
+	close(p[1]);
+	for (int i = 0; i < CHILDREN; i++)
+		if (read(p[0], &c, 1) != 1)
+			fail("a child did not get ready");
+	close(p[0]);
+	test_msg("child %d memory %p", kids[0], (void *)mem);
 	test_daemon();
 	test_waitsig();
 	for (int i = 0; i < CHILDREN; i++) {
