@@ -216,11 +216,6 @@ class LazyMigrate(Mode):
         self.transfers = []	# (imgdir, dump, daemon, source pid)
         self.task = None
 
-    def unsupported(self, spec):
-        if spec.tree:
-            return "process trees in a pid namespace are not supported yet"
-        return None
-
     @classmethod
     def unavailable(cls):
         if not os.path.exists("/proc/self/ns/pid"):
@@ -228,6 +223,8 @@ class LazyMigrate(Mode):
         return None
 
     def unsupported(self, spec):
+        if spec.tree:
+            return "process trees in a pid namespace are not supported yet"
         if spec.abstract_names:
             return ("its copy cannot bind the abstract unix names the dumped task holds "
                     "until the migration ends (one host, one network namespace)")
