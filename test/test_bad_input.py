@@ -12,6 +12,7 @@ socket, pipe, eventfd, ... or a thread under seccomp: refused with a line naming
 the fd (or thread) and its kind, and the task keeps running unharmed --
 the same /proc state, not stopped, not traced -- and passes its own checks.
 """
+import ctypes
 import os
 import re
 import shutil
@@ -425,6 +426,33 @@ def test_ext_unix_sk_datagram(tool, zdtm, workdir):
         assert outside.recv(16) == b"pong", "the restored socket sends elsewhere"
     finally:
         outside.close()
+
+
+def test_restore_port_taken(tool, zdtm, workdir):
+    """The TCP listener's port is taken when the restore comes: one line
+    naming the address and the port, nothing left; free again, it works."""
+    task = zdtm(ZdtmTest("inet_sockets"))
+    pidfd = os.pidfd_open(task.pid)
+    try:
+        fd = ctypes.CDLL(None, use_errno=True).syscall(438, pidfd, 20, 0)	# pidfd_getfd
+        assert fd >= 0, "pidfd_getfd"
+    finally:
+        os.close(pidfd)
+    with socket.socket(fileno=fd) as theirs:
+        addr, port = theirs.getsockname()
+    good = workdir / "images-good"
+    good.mkdir()
+    assert_ok(tool.dump(task.pid, good, workdir / "dump.log", DUMP_TIMEOUT), "dump")
+    task.expect_gone()
+    squatter = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        squatter.bind((addr, port))
+        squatter.listen(1)
+        restore_must_fail(tool, workdir, good, task.pid, rf"{addr}:{port}",
+                          r"address already in use", r"port is taken")
+    finally:
+        squatter.close()
+    restore_must_pass(tool, workdir, task, good)
 
 
 def test_dump_refuses_thread_seccomp(tool, zdtm, workdir):

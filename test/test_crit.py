@@ -22,6 +22,7 @@ import os
 import quopri
 import resource
 import shutil
+import socket
 import stat
 import struct
 import subprocess
@@ -40,7 +41,7 @@ PROGRAMS = [
     ZdtmTest("heap_brk"), ZdtmTest("cwd_umask_rlimit"), ZdtmTest("mmap_anon_shared"),
     ZdtmTest("mmap_file_private"), ZdtmTest("pipe"), ZdtmTest("fifo"),
     ZdtmTest("eventfd"), ZdtmTest("signalfd"), ZdtmTest("timerfd"), ZdtmTest("epoll"),
-    ZdtmTest("unix_socketpair"), ZdtmTest("unix_named"), ZdtmTest("memfd"),
+    ZdtmTest("unix_socketpair"), ZdtmTest("unix_named"), ZdtmTest("inet_sockets"), ZdtmTest("memfd"),
 ]
 
 PROT = {"r": 1, "w": 2, "x": 4}
@@ -473,6 +474,9 @@ def check_fds(decoded, facts, files, ids):
         if proc["target"] in ANON_KINDS:
             check_anon_fd(fd, f, proc)
             continue
+        if proc["target"].startswith("socket:") and f["type"] == "INETSK":
+            check_inet_fd(fd, f, proc, facts["pid"])
+            continue
         if proc["target"].startswith("socket:"):
             check_unix_fd(fd, f, proc, files)
             continue
@@ -571,6 +575,32 @@ def check_unix_fd(fd, f, proc, files):
         # accepted names the listener; a datagram socket may be one way)
         if usk["type"] != SOCK_DGRAM and peers[0]["state"] == TCP_ESTABLISHED:
             assert peers[0]["peer"] == usk["ino"], f"fd {fd}: peer of {usk}"
+
+
+def steal_fd(pid, fd):
+    """The task's fd fd here, the same socket (pidfd_getfd)."""
+    import ctypes
+    pidfd = os.pidfd_open(pid)
+    try:
+        got = ctypes.CDLL(None, use_errno=True).syscall(438, pidfd, fd, 0)
+        assert got >= 0, f"pidfd_getfd({pid}, {fd}): {os.strerror(ctypes.get_errno())}"
+        return got
+    finally:
+        os.close(pidfd)
+
+
+def check_inet_fd(fd, f, proc, pid):
+    isk = f["isk"]
+    assert isk["id"] == f["id"]
+    assert f"socket:[{isk['ino']}]" == proc["target"], f"fd {fd}: inode {isk['ino']}"
+    assert isk["flags"] == proc["flags"] & ~O_CLOEXEC, f"fd {fd}: flags {isk['flags']:#o}"
+    sock = socket.socket(fileno=steal_fd(pid, fd))
+    try:
+        addr = sock.getsockname()
+        assert isk["src_port"] == addr[1], f"fd {fd}: port {isk['src_port']} vs {addr}"
+        assert isk["family"] == sock.family and isk["type"] == sock.type, f"fd {fd}: {isk}"
+    finally:
+        sock.close()
 
 
 def check_unix_queues(decoded, facts, files):

@@ -338,6 +338,16 @@ def change_memfd_23(task):
         f.write(b"J")
 
 
+def send_to_udp_22(task):
+    """A datagram more to fd 22 of inet_sockets, at its address."""
+    import socket
+    fd = steal_fd(task.pid, 22)
+    with socket.socket(fileno=fd) as ours:
+        addr = ours.getsockname()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.sendto(b"!", addr)
+
+
 def poke_lazy_region_page5(task):
     poke(task.pid, addr(task, r"region (0x[0-9a-f]+)") + 5 * 4096 + 9, b"\x00\x5a")
 
@@ -423,6 +433,7 @@ CASES = [
     (ZdtmTest("tree_forker"), poke_forker_child_memory, r"child \d+ ended with status 0x100"),
     (ZdtmTest("tree_shmem"), poke_shared_page20, r"shared page 20 is wrong"),
     (ZdtmTest("tree_stress", ("--pages", "64")), poke_own_page5, r"root: page 5 of its own"),
+    (ZdtmTest("inet_sockets"), send_to_udp_22, r"fd 22: expected an empty queue"),
     (ZdtmTest("lazy_fork"), poke_lazy_region_page5, r"parent: first read: page 5 "),
     (ZdtmTest("lazy_mremap"), poke_lazy_region_page5, r"moved region"),
     (ZdtmTest("lazy_madvise"), poke_lazy_region_page5, r"part before"),

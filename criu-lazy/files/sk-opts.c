@@ -74,11 +74,18 @@ int sk_opts_dump(const struct fd_probe *p, int sk, SkOptsEntry *e)
 	int v, ret;
 
 	sk_opts_entry__init(e);
+	/* an option the socket's family does not have (SO_PASSCRED on TCP) is
+	 * left out */
 #define GET(name, field, has)							\
 	do {									\
-		ret = get_int(p, sk, SOL_SOCKET, name, #name, &v);		\
-		if (ret)							\
-			return ret;						\
+		socklen_t l_ = sizeof(v);					\
+		if (getsockopt(sk, SOL_SOCKET, name, &v, &l_)) {		\
+			if (errno == EOPNOTSUPP || errno == ENOPROTOOPT)	\
+				break;						\
+			pr_perror("fd %d of task %d: getsockopt(" #name ")",	\
+				  p->fd, p->t->pid);				\
+			return -errno;						\
+		}								\
 		e->field = v;							\
 		e->has = true;							\
 	} while (0)

@@ -144,6 +144,43 @@ static int walk_dgram(const struct fd_probe *p, int sk, bool rcv_shut, struct sk
 	return -E2BIG;
 }
 
+/*
+ * UDP moves the peek offset past the whole datagram even when it copies
+ * less (a size probe would skip it): one peek per datagram into a buffer
+ * the largest one fits in.
+ */
+#define SK_UDP_MAX 65536u
+
+static int walk_udp(const struct fd_probe *p, int sk, struct sk_queue *q)
+{
+	while (q->nr < SK_QUEUE_MAX_PACKETS) {
+		uint8_t *buf = malloc(SK_UDP_MAX), *fit;
+		ssize_t n;
+
+		if (!buf)
+			return -ENOMEM;
+		n = peek(p, sk, buf, SK_UDP_MAX, MSG_TRUNC);
+		if (n < 0) {
+			free(buf);
+			return n == -EAGAIN ? 0 : n;
+		}
+		if ((size_t)n > SK_UDP_MAX) {
+			free(buf);
+			pr_err("fd %d of task %d: a datagram of %zd bytes in its queue", p->fd,
+			       p->t->pid, n);
+			return -E2BIG;
+		}
+		fit = realloc(buf, n ? n : 1);
+		if (add_packet(q, fit ? fit : buf, n)) {
+			free(fit ? fit : buf);
+			return -ENOMEM;
+		}
+	}
+	pr_err("fd %d of task %d: more than %u packets in its queue", p->fd, p->t->pid,
+	       SK_QUEUE_MAX_PACKETS);
+	return -E2BIG;
+}
+
 int sk_queue_dump(const struct fd_probe *p, int sk, int type, bool rcv_shut, uint32_t id,
 		  struct sk_queue *q)
 {
@@ -158,6 +195,8 @@ int sk_queue_dump(const struct fd_probe *p, int sk, int type, bool rcv_shut, uin
 	}
 	if (type == SOCK_STREAM)
 		ret = walk_stream(p, sk, q);
+	else if (type == SK_QUEUE_UDP)
+		ret = walk_udp(p, sk, q);
 	else
 		ret = walk_dgram(p, sk, rcv_shut, q);
 	if (setsockopt(sk, SOL_SOCKET, SO_PEEK_OFF, &orig, sizeof(orig)) && !ret) {
@@ -191,31 +230,54 @@ static int write_full(int fd, const void *buf, size_t len)
 	return 0;
 }
 
-int sk_queue_write(struct dump_ctx *ctx, struct cr_img **img, const struct sk_queue *q)
+static int queue_write(struct cr_img *img, const struct sk_queue *q)
 {
 	int ret = 0;
 
 	for (size_t i = 0; i < q->nr && !ret; i++) {
 		SkPacketEntry pe = SK_PACKET_ENTRY__INIT;
 
-		if (!*img) {
-			ret = dump_img_open(ctx, IMG_SK_QUEUES, 0, img);
-			if (ret)
-				return ret;
-		}
 		pe.id_for = q->id_for;
 		pe.length = q->v[i].len;
-		ret = img_write_entry(*img, &pe.base);
+		ret = img_write_entry(img, &pe.base);
 		if (!ret && pe.length) {
-			int fd = img_raw_fd(*img);
+			int fd = img_raw_fd(img);
 
 			ret = fd < 0 ? fd : write_full(fd, q->v[i].data, pe.length);
 			if (fd >= 0 && ret)
-				pr_err("%s: can't write a packet of socket %u: %s", img_name(*img),
+				pr_err("%s: can't write a packet of socket %u: %s", img_name(img),
 				       q->id_for, strerror(-ret));
 		}
 	}
 	return ret;
+}
+
+int sk_queues_write(struct dump_ctx *ctx)
+{
+	struct cr_img *img = NULL;
+	int ret = 0;
+
+	for (size_t i = 0; i < ctx->files.nr && !ret; i++) {
+		struct dump_file *f = ctx->files.v[i];
+		const struct sk_queue *q = f->priv;
+
+		if ((f->fe.type != FD_TYPES__UNIXSK && f->fe.type != FD_TYPES__INETSK) || !q ||
+		    !q->nr)
+			continue;
+		if (!img) {
+			ret = dump_img_open(ctx, IMG_SK_QUEUES, 0, &img);
+			if (ret)
+				return ret;
+		}
+		ret = queue_write(img, q);
+	}
+	if (!img)
+		return ret;
+	if (ret) {
+		img_close(img);
+		return ret;
+	}
+	return img_close(img);
 }
 
 /* ---- restore ---- */

@@ -27,14 +27,16 @@ struct sk_queue {
 	size_t nr;
 };
 
-/* Dump: the queue of our copy @sk of @p's socket (of @type; @rcv_shut:
- * reading it is shut down). */
+/* Dump: the queue of our copy @sk of @p's socket (of @type, or
+ * SK_QUEUE_UDP; @rcv_shut: reading it is shut down). */
+#define SK_QUEUE_UDP (-1)
 int sk_queue_dump(const struct fd_probe *p, int sk, int type, bool rcv_shut, uint32_t id,
 		  struct sk_queue *q);
 void sk_queue_free(struct sk_queue *q);
-/* Appends @q's packets to sk-queues.img, opened on first use. */
-struct cr_img;
-int sk_queue_write(struct dump_ctx *ctx, struct cr_img **img, const struct sk_queue *q);
+/* sk-queues.img, once per dump, for every socket kind: the queues of the
+ * files of type UNIXSK and INETSK, whose dump_file.priv starts with their
+ * struct sk_queue.  The dump_write of one kind (unix sockets). */
+int sk_queues_write(struct dump_ctx *ctx);
 
 /* Restore: every queue of the images, by id_for. */
 struct sk_queue_set {

@@ -299,26 +299,6 @@ int unix_dump_resolve(struct dump_ctx *ctx)
 	return ret;
 }
 
-int unix_dump_write(struct dump_ctx *ctx)
-{
-	struct cr_img *img = NULL;
-	int ret = 0;
-
-	for (size_t i = 0; i < ctx->files.nr && !ret; i++) {
-		struct dump_file *f = ctx->files.v[i];
-
-		if (f->ops == &fd_kind_unix)
-			ret = sk_queue_write(ctx, &img, &((struct unix_dump *)f->priv)->q);
-	}
-	if (!img)
-		return ret;
-	if (ret) {
-		img_close(img);
-		return ret;
-	}
-	return img_close(img);
-}
-
 void unix_dump_free(struct dump_file *f)
 {
 	struct unix_dump *ud = f->priv;

@@ -23,10 +23,10 @@ struct fd_probe;
 
 /* dump_file.priv of a unix socket */
 struct unix_dump {
+	struct sk_queue q;		/* first: sk_queues_write() finds it there */
 	UnixSkEntry ue;
 	SkOptsEntry opts;
 	FilePermsEntry perms;
-	struct sk_queue q;
 	char name[UNIX_DIAG_NAME_MAX + 1];
 	char *name_dir;
 	pid_t pid;			/* for messages; 0 for an external peer */
@@ -42,7 +42,6 @@ const char *unix_type_name(unsigned int type);
 bool unix_match(const struct dump_ctx *ctx, const struct fd_probe *p);
 int unix_dump(struct dump_ctx *ctx, const struct fd_probe *p, struct dump_file *f);
 int unix_dump_resolve(struct dump_ctx *ctx);
-int unix_dump_write(struct dump_ctx *ctx);
 void unix_dump_free(struct dump_file *f);
 
 #endif

@@ -225,9 +225,9 @@ class LazyMigrate(Mode):
     def unsupported(self, spec):
         if spec.tree:
             return "process trees in a pid namespace are not supported yet"
-        if spec.abstract_names:
-            return ("its copy cannot bind the abstract unix names the dumped task holds "
-                    "until the migration ends (one host, one network namespace)")
+        if spec.host_names:
+            return ("its copy cannot bind the abstract unix names or ports the dumped "
+                    "task holds until the migration ends (one host, one network namespace)")
         return None
 
     def cycle(self, task, n):

@@ -53,9 +53,9 @@ class ZdtmTest:
     lazy_inherits: bool = False
     # why a second checkpoint of it cannot work yet ("" if it can)
     once_only: str = ""
-    # it holds abstract unix names, which its copy cannot take while the
-    # dumped task still runs on the same host (lazy migration)
-    abstract_names: bool = False
+    # it holds abstract unix names or ports, which its copy cannot take
+    # while the dumped task still runs on the same host (lazy migration)
+    host_names: bool = False
 
     @property
     def id(self):
@@ -94,7 +94,8 @@ ZDTM_TESTS = [
     ZdtmTest("timerfd"),
     ZdtmTest("unix_socketpair"),
     ZdtmTest("epoll"),
-    ZdtmTest("unix_named", abstract_names=True),
+    ZdtmTest("unix_named", host_names=True),
+    ZdtmTest("inet_sockets", host_names=True),
     ZdtmTest("memfd"),
     ZdtmTest("cwd_umask_rlimit"),
     ZdtmTest("oom_score_adj"),
@@ -161,7 +162,7 @@ ZDTM_TESTS = [
 REFUSED_KINDS = {
     "unix": r"socket|unix",
     "tcp": r"socket|tcp|inet",
-    "udp": r"socket|udp|inet",
+    "packet": r"packet",
     "inotify": r"inotify",
 }
 REFUSED_FDS = (42, 43)

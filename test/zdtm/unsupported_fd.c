@@ -1,6 +1,6 @@
 /*
  * A task holding a file descriptor of a --kind the tool cannot restore yet
- * (unix, unix-ext, unix-ext-dgram, tcp, udp, eventfd, pipe, epoll, timerfd, signalfd,
+ * (unix, unix-ext, unix-ext-dgram, tcp, packet, eventfd, pipe, epoll, timerfd, signalfd,
  * inotify), at
  * fd 42 (and 43 for a second end or a helper).  A dump must refuse it and
  * leave it running unharmed; this program then checks, after SIGTERM, that
@@ -68,7 +68,7 @@ int main(int argc, char **argv)
 	const char *kind = NULL, *peer = NULL;
 	const struct test_opt opts[] = {
 		{ "kind", TEST_OPT_STR, &kind, 1,
-		  "unix | unix-ext | unix-ext-dgram | tcp | udp | eventfd | pipe | epoll | timerfd | signalfd | inotify" },
+		  "unix | unix-ext | unix-ext-dgram | tcp | packet | eventfd | pipe | epoll | timerfd | signalfd | inotify" },
 		{ "peer", TEST_OPT_STR, &peer, 0,
 		  "unix-ext: the abstract name (without its \\0) of a listener outside" },
 		{ NULL, 0, NULL, 0, NULL },
@@ -111,17 +111,21 @@ int main(int argc, char **argv)
 		if (write(FD_A, "ping", 4) != 4)
 			fail("write: %m");
 	} else if (!strcmp(kind, "tcp")) {
-		place(socket(AF_INET, SOCK_STREAM, 0), FD_A);
-		if (bind(FD_A, (struct sockaddr *)&addr, sizeof(addr)) || listen(FD_A, 4))
+		/* an established connection: its client at 42, accepted at 43 */
+		int l = socket(AF_INET, SOCK_STREAM, 0);
+
+		if (l < 0 || bind(l, (struct sockaddr *)&addr, sizeof(addr)) || listen(l, 4))
 			fail("bind/listen: %m");
-		before = bound_addr(FD_A);
-	} else if (!strcmp(kind, "udp")) {
-		place(socket(AF_INET, SOCK_DGRAM, 0), FD_A);
-		if (bind(FD_A, (struct sockaddr *)&addr, sizeof(addr)))
-			fail("bind: %m");
-		before = bound_addr(FD_A);
-		if (sendto(FD_A, "dgram", 5, 0, (struct sockaddr *)&before, sizeof(before)) != 5)
-			fail("sendto: %m");
+		before = bound_addr(l);
+		place(socket(AF_INET, SOCK_STREAM, 0), FD_A);
+		if (connect(FD_A, (struct sockaddr *)&before, sizeof(before)))
+			fail("connect: %m");
+		place(accept(l, NULL, NULL), FD_B);
+		close(l);
+		if (write(FD_A, "ping", 4) != 4)
+			fail("write: %m");
+	} else if (!strcmp(kind, "packet")) {
+		place(socket(AF_PACKET, SOCK_DGRAM, 0), FD_A);
 	} else if (!strcmp(kind, "eventfd")) {
 		place(eventfd(5, 0), FD_A);
 	} else if (!strcmp(kind, "pipe")) {
@@ -187,20 +191,16 @@ int main(int argc, char **argv)
 		if (write(FD_A, "pong", 4) != 4)
 			fail("write after the restore: %m");
 	} else if (!strcmp(kind, "tcp")) {
-		struct sockaddr_in now = bound_addr(FD_A);
-		int c = socket(AF_INET, SOCK_STREAM, 0), a;
+		expect_read(FD_B, "ping");
+		if (write(FD_B, "pong", 4) != 4)
+			fail("write: %m");
+		expect_read(FD_A, "pong");
+	} else if (!strcmp(kind, "packet")) {
+		int type = 0;
+		socklen_t len = sizeof(type);
 
-		if (now.sin_port != before.sin_port)
-			fail("the listening port changed");
-		if (c < 0 || connect(c, (struct sockaddr *)&now, sizeof(now)))
-			fail("connect to the listening socket: %m");
-		a = accept(FD_A, NULL, NULL);
-		if (a < 0)
-			fail("accept: %m");
-		close(a);
-		close(c);
-	} else if (!strcmp(kind, "udp")) {
-		expect_read(FD_A, "dgram");
+		if (getsockopt(FD_A, SOL_SOCKET, SO_TYPE, &type, &len) || type != SOCK_DGRAM)
+			fail("the packet socket changed");
 	} else if (!strcmp(kind, "eventfd")) {
 		uint64_t v = 0;
 
