@@ -204,6 +204,7 @@ struct dump_ctx {
 	bool root_ids_done;
 	uint32_t next_pages_id;		/* pages-N.img numbering, from 1 */
 	uint64_t zero_pfn;		/* PFN of the kernel's zero page, 0 unknown */
+	bool no_pagemap_scan;		/* PAGEMAP_SCAN refused: read whole pagemaps */
 	struct sock_diag_cache *sk;
 
 	char (*written)[IMG_NAME_MAX];	/* every image created: removed on failure */

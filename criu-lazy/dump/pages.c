@@ -9,6 +9,13 @@
  * still backed by the file (never written, so the file restores them).
  * vDSO pages are always saved.
  *
+ * The PAGEMAP_SCAN ioctl (6.7+) first finds the runs of a VMA that hold
+ * present or swapped pages; only their pagemap entries are read, for the
+ * file and PFN bits.  The kernel walks only the page tables that exist, so
+ * a 16 TiB MAP_NORESERVE reservation with a few pages costs a few entries
+ * instead of 4 Gi of them (32 GiB of pagemap).  Without the ioctl (EINVAL,
+ * ENOTTY) each VMA's whole pagemap is read, as the runs are the same.
+ *
  * Pages are gathered into batches of up to 4 MiB and as many runs as one
  * process_vm_readv takes (IOV_MAX): one syscall reads the whole batch into
  * our buffer, then each run goes to the pagemap writer.  VMAs without
@@ -25,10 +32,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "common/kernel-abi.h"
 #include "common/log.h"
 #include "dump/dump.h"
 #include "images/vma-status.h"
@@ -42,6 +51,7 @@
 #define BATCH_PAGES	1024		/* 4 MiB */
 #define BATCH_RUNS	1024		/* IOV_MAX */
 #define PM_CHUNK	65536		/* pagemap entries per pread (512 KiB) */
+#define SCAN_REGIONS	256		/* page_region runs per PAGEMAP_SCAN */
 
 struct page_batch {
 	struct dump_ctx *ctx;
@@ -50,6 +60,7 @@ struct page_batch {
 	int mem_fd;			/* /proc/PID/mem, opened on first need */
 	uint8_t *buf;
 	struct iovec runs[BATCH_RUNS];	/* remote address, length */
+	struct page_region regions[SCAN_REGIONS];
 	uint32_t flags[BATCH_RUNS];
 	int nr_runs;
 	uint64_t nr_pages;
@@ -245,31 +256,23 @@ static bool page_wanted(uint64_t pme, bool file_private, uint64_t zero_pfn)
 	return true;
 }
 
-/*
- * uffd_missing: the VMA is registered with a userfaultfd, as in a task
- * restored lazily whose pages are still arriving.  A page that is not there
- * yet may be one the lazy-pages daemon still has to deliver, so every page
- * is read: the read faults it in through the daemon.
- */
-static int dump_vma_pages(struct page_batch *b, int pm_fd, uint64_t *pm, const VmaEntry *v,
-			  bool uffd_missing)
+/* How the pages of one VMA are saved. */
+struct vma_scan {
+	uint32_t flags;
+	bool via_mem;
+	bool file_private;
+};
+
+/* The wanted pages of [addr, end) by their pagemap entries, as runs. */
+static int scan_entries(struct page_batch *b, int pm_fd, uint64_t *pm, const struct vma_scan *s,
+			uint64_t addr, uint64_t end)
 {
 	struct dump_task *t = b->t;
-	bool via_mem = !(v->prot & PROT_READ);
-	bool lazy = vma_is_lazy_capable(v) && !(via_mem && b->ctx->o->lazy_pages);
-	uint32_t flags = lazy ? (PE_PRESENT | PE_LAZY) : PE_PRESENT;
-	bool file_private = v->status & VMA_FILE_PRIVATE;
-	bool all = (v->status & VMA_AREA_VDSO) || uffd_missing;
 	uint64_t zero_pfn = b->ctx->zero_pfn;
-	uint64_t addr = v->start;
 	int ret;
 
-	b->ctx->st.pages_scanned += (v->end - v->start) / PAGE_SZ;
-	if (all)
-		return add_run(b, v->start, (v->end - v->start) / PAGE_SZ, flags, via_mem);
-
-	while (addr < v->end) {
-		uint64_t n = (v->end - addr) / PAGE_SZ, run_start = 0, run_len = 0;
+	while (addr < end) {
+		uint64_t n = (end - addr) / PAGE_SZ, run_start = 0, run_len = 0;
 		size_t want, got = 0;
 		uint64_t t0 = dump_now_us();
 
@@ -292,27 +295,110 @@ static int dump_vma_pages(struct page_batch *b, int pm_fd, uint64_t *pm, const V
 		b->ctx->st.memdump_us += dump_now_us() - t0;
 
 		for (uint64_t i = 0; i < n; i++) {
-			if (page_wanted(pm[i], file_private, zero_pfn)) {
+			if (page_wanted(pm[i], s->file_private, zero_pfn)) {
 				if (!run_len)
 					run_start = addr + i * PAGE_SZ;
 				run_len++;
 				continue;
 			}
 			if (run_len) {
-				ret = add_run(b, run_start, run_len, flags, via_mem);
+				ret = add_run(b, run_start, run_len, s->flags, s->via_mem);
 				if (ret)
 					return ret;
 				run_len = 0;
 			}
 		}
 		if (run_len) {
-			ret = add_run(b, run_start, run_len, flags, via_mem);
+			ret = add_run(b, run_start, run_len, s->flags, s->via_mem);
 			if (ret)
 				return ret;
 		}
 		addr += n * PAGE_SZ;
 	}
 	return 0;
+}
+
+/*
+ * scan_entries over the present or swapped runs of [start, end) only, as
+ * PAGEMAP_SCAN finds them.  1 if the kernel has no PAGEMAP_SCAN (nothing
+ * done yet: the caller reads the whole pagemap).  The runs it returns end
+ * where a full vec stopped the walk or the category changes; the pagemap
+ * writer joins what is contiguous again.
+ */
+static int scan_present(struct page_batch *b, int pm_fd, uint64_t *pm, const struct vma_scan *s,
+			uint64_t start, uint64_t end)
+{
+	struct dump_task *t = b->t;
+	uint64_t addr = start;
+	int ret;
+
+	while (addr < end) {
+		struct pm_scan_arg arg = {
+			.size = sizeof(arg),
+			.start = addr,
+			.end = end,
+			.vec = (uintptr_t)b->regions,
+			.vec_len = SCAN_REGIONS,
+			.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+			.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+		};
+		uint64_t t0 = dump_now_us();
+		int n = ioctl(pm_fd, PAGEMAP_SCAN, &arg);
+
+		b->ctx->st.memdump_us += dump_now_us() - t0;
+		if (n < 0 && (errno == EINVAL || errno == ENOTTY) && addr == start) {
+			pr_info("PAGEMAP_SCAN on the pagemap of task %d: %m; reading whole pagemaps",
+				t->pid);
+			return 1;
+		}
+		if (n < 0)
+			return dump_task_error(t, -errno,
+					       "can't scan the pagemap of task %d at %#llx: %m",
+					       t->pid, (unsigned long long)addr);
+		for (int i = 0; i < n; i++) {
+			ret = scan_entries(b, pm_fd, pm, s, b->regions[i].start, b->regions[i].end);
+			if (ret)
+				return ret;
+		}
+		if (arg.walk_end <= addr || arg.walk_end > end)
+			return dump_task_error(t, -EIO,
+					       "the pagemap scan of task %d stopped at %#llx, in [%#llx, %#llx)",
+					       t->pid, (unsigned long long)arg.walk_end,
+					       (unsigned long long)addr, (unsigned long long)end);
+		addr = arg.walk_end;
+	}
+	return 0;
+}
+
+/*
+ * uffd_missing: the VMA is registered with a userfaultfd, as in a task
+ * restored lazily whose pages are still arriving.  A page that is not there
+ * yet may be one the lazy-pages daemon still has to deliver, so every page
+ * is read: the read faults it in through the daemon.
+ */
+static int dump_vma_pages(struct page_batch *b, int pm_fd, uint64_t *pm, const VmaEntry *v,
+			  bool uffd_missing)
+{
+	bool via_mem = !(v->prot & PROT_READ);
+	bool lazy = vma_is_lazy_capable(v) && !(via_mem && b->ctx->o->lazy_pages);
+	struct vma_scan s = {
+		.flags = lazy ? (PE_PRESENT | PE_LAZY) : PE_PRESENT,
+		.via_mem = via_mem,
+		.file_private = v->status & VMA_FILE_PRIVATE,
+	};
+	bool all = (v->status & VMA_AREA_VDSO) || uffd_missing;
+	int ret;
+
+	b->ctx->st.pages_scanned += (v->end - v->start) / PAGE_SZ;
+	if (all)
+		return add_run(b, v->start, (v->end - v->start) / PAGE_SZ, s.flags, via_mem);
+	if (!b->ctx->no_pagemap_scan) {
+		ret = scan_present(b, pm_fd, pm, &s, v->start, v->end);
+		if (ret <= 0)
+			return ret;
+		b->ctx->no_pagemap_scan = true;
+	}
+	return scan_entries(b, pm_fd, pm, &s, v->start, v->end);
 }
 
 int dump_pages(struct dump_ctx *ctx, struct dump_task *t)
