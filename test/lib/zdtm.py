@@ -56,6 +56,10 @@ class ZdtmTest:
     # it holds abstract unix names or ports, which its copy cannot take
     # while the dumped task still runs on the same host (lazy migration)
     host_names: bool = False
+    # a bug of the tool that makes it fail now and then, written down so
+    # it is not forgotten: such a program runs only with
+    # CRIU_LAZY_KNOWN_BUGS=1 in the environment ("" if none)
+    known_bug: str = ""
 
     @property
     def id(self):
@@ -151,7 +155,9 @@ ZDTM_TESTS = [
     ZdtmTest("tree", ("--children", "1", "--zombie", "--stopped"), label="zombie-stopped",
              tree=True),
     ZdtmTest("tree", ("--children", "0", "--dead-leader"), label="dead-leader", tree=True),
-    ZdtmTest("tree_forker", tree=True),
+    ZdtmTest("tree_forker", tree=True,
+             known_bug="a process of the tree caught while it forks dies of SIGSEGV after "
+             "the restore, eager and lazy, in about one run in five under load"),
     ZdtmTest("tree_shmem", tree=True),
     # five processes faulting at once on one daemon
     ZdtmTest("tree_stress", tree=True, defer_background=True),
