@@ -65,12 +65,35 @@ static int freeze_wait(struct dump_thread *th, int *status)
  * resumed into the pending interrupt trap.  0 frozen, 1 it exited first,
  * or a negative errno (logged).
  */
+/*
+ * Is thread @tid of task @pid gone or on its way out?  PTRACE_SEIZE of a
+ * thread that has begun to exit fails with EPERM, not ESRCH.
+ */
+static bool thread_exiting(pid_t pid, pid_t tid)
+{
+	char path[64], buf[512], *s;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", pid, tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT || errno == ESRCH;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return true;
+	buf[n] = '\0';
+	s = strrchr(buf, ')');	/* the state follows the name, which may hold ')' */
+	return !s || s[1] != ' ' || s[2] == 'Z' || s[2] == 'X' || s[2] == 'x';
+}
+
 static int freeze_thread(struct dump_task *t, struct dump_thread *th)
 {
 	int status, sig, ret;
 
 	if (ptrace(PTRACE_SEIZE, th->tid, NULL, (void *)PTRACE_O_TRACESYSGOOD)) {
-		if (errno == ESRCH)
+		if (errno == ESRCH || (errno == EPERM && thread_exiting(t->pid, th->tid)))
 			return 1;
 		pr_perror("can't seize thread %d of task %d", th->tid, t->pid);
 		return -errno;
