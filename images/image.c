@@ -359,6 +359,29 @@ err_truncated:
 	return -EBADMSG;
 }
 
+int img_for_each_entry(int dirfd, enum img_type type, unsigned long id,
+		       const ProtobufCMessageDescriptor *desc,
+		       int (*fn)(struct cr_img *img, ProtobufCMessage *msg, void *arg), void *arg)
+{
+	ProtobufCMessage *msg;
+	struct cr_img *img;
+	int ret;
+
+	ret = img_open(dirfd, type, id, O_RDONLY, &img);
+	if (ret == -ENOENT)
+		return 0;
+	if (ret)
+		return ret;
+	while ((ret = img_read_entry(img, desc, &msg)) > 0) {
+		ret = fn(img, msg, arg);
+		protobuf_c_message_free_unpacked(msg, NULL);
+		if (ret)
+			break;
+	}
+	img_close(img);
+	return ret;
+}
+
 int img_read_one(int dirfd, enum img_type type, unsigned long id,
 		 const ProtobufCMessageDescriptor *desc, ProtobufCMessage **out)
 {

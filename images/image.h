@@ -77,6 +77,16 @@ int img_open_existing(int dirfd, enum img_type type, unsigned long id, struct cr
 int img_read_entry(struct cr_img *img, const ProtobufCMessageDescriptor *desc,
 		   ProtobufCMessage **out);
 
+/*
+ * Open an optional image (a missing file holds no records), call @fn for
+ * each record as a @desc message (freed after @fn returns), close.  Stops
+ * at the first non-zero return of @fn, which it returns; 0 when every
+ * record was taken, or a negative errno of the image itself.
+ */
+int img_for_each_entry(int dirfd, enum img_type type, unsigned long id,
+		       const ProtobufCMessageDescriptor *desc,
+		       int (*fn)(struct cr_img *img, ProtobufCMessage *msg, void *arg), void *arg);
+
 /* Open, read the single record, close.  A missing file, an empty one or a
  * second record are errors (logged). */
 int img_read_one(int dirfd, enum img_type type, unsigned long id,

@@ -193,8 +193,10 @@ static int read_max_size(unsigned int *max)
 	return 0;
 }
 
-static int load_one(struct cr_img *img, PipeDataEntry *pde, struct pipe_data_set *s)
+static int load_one(struct cr_img *img, ProtobufCMessage *msg, void *arg)
 {
+	PipeDataEntry *pde = (PipeDataEntry *)msg;
+	struct pipe_data_set *s = arg;
 	uint32_t size = pde->has_size ? pde->size : PIPE_DEF_SIZE;
 	struct pipe_data *grown, *d;
 	ssize_t n = 0;
@@ -241,9 +243,6 @@ static int load_one(struct cr_img *img, PipeDataEntry *pde, struct pipe_data_set
 int pipe_data_load(struct rst_images *ri, enum img_type type, struct pipe_data_set **out)
 {
 	struct pipe_data_set *s = calloc(1, sizeof(*s));
-	ProtobufCMessage *msg;
-	struct cr_img *img;
-	int ret;
 
 	if (!s)
 		return -ENOMEM;
@@ -252,19 +251,7 @@ int pipe_data_load(struct rst_images *ri, enum img_type type, struct pipe_data_s
 		pr_perror("can't read %s", PIPE_MAX_SIZE_FILE);
 		return -EIO;
 	}
-	ret = img_open(ri->dirfd, type, 0, O_RDONLY, &img);
-	if (ret == -ENOENT)
-		return 0;
-	if (ret)
-		return ret;
-	while ((ret = img_read_entry(img, &pipe_data_entry__descriptor, &msg)) > 0) {
-		ret = load_one(img, (PipeDataEntry *)msg, s);
-		protobuf_c_message_free_unpacked(msg, NULL);
-		if (ret)
-			break;
-	}
-	img_close(img);
-	return ret;
+	return img_for_each_entry(ri->dirfd, type, 0, &pipe_data_entry__descriptor, load_one, s);
 }
 
 const struct pipe_data *pipe_data_find(const struct pipe_data_set *s, uint32_t pipe_id)

@@ -298,8 +298,10 @@ static struct sk_queue *queue_get(struct sk_queue_set *s, uint32_t id_for)
 	return &s->v[s->nr++];
 }
 
-static int load_one(struct cr_img *img, const SkPacketEntry *pe, struct sk_queue_set *s)
+static int load_one(struct cr_img *img, ProtobufCMessage *msg, void *arg)
 {
+	const SkPacketEntry *pe = (const SkPacketEntry *)msg;
+	struct sk_queue_set *s = arg;
 	struct sk_queue *q = queue_get(s, pe->id_for);
 	uint8_t *buf;
 	ssize_t n = 0;
@@ -334,26 +336,12 @@ static int load_one(struct cr_img *img, const SkPacketEntry *pe, struct sk_queue
 int sk_queue_load(struct rst_images *ri, struct sk_queue_set **out)
 {
 	struct sk_queue_set *s = calloc(1, sizeof(*s));
-	ProtobufCMessage *msg;
-	struct cr_img *img;
-	int ret;
 
 	if (!s)
 		return -ENOMEM;
 	*out = s;
-	ret = img_open(ri->dirfd, IMG_SK_QUEUES, 0, O_RDONLY, &img);
-	if (ret == -ENOENT)
-		return 0;
-	if (ret)
-		return ret;
-	while ((ret = img_read_entry(img, &sk_packet_entry__descriptor, &msg)) > 0) {
-		ret = load_one(img, (SkPacketEntry *)msg, s);
-		protobuf_c_message_free_unpacked(msg, NULL);
-		if (ret)
-			break;
-	}
-	img_close(img);
-	return ret;
+	return img_for_each_entry(ri->dirfd, IMG_SK_QUEUES, 0, &sk_packet_entry__descriptor,
+				  load_one, s);
 }
 
 const struct sk_queue *sk_queue_find(const struct sk_queue_set *s, uint32_t id_for)
