@@ -372,10 +372,12 @@ def check_pagemap(imgdir, decoded, facts):
         assert covered == v["end"] - v["start"], "the vDSO pages must always be dumped"
 
 
-def differing_pages(ents, dumped, mem):
+def differing_pages(ents, dumped, mem, volatile=()):
     """Addresses of the present pages whose dumped bytes (`dumped`, the
     pages file) differ from what `mem` (a file object on /proc/PID/mem)
-    holds at their address now."""
+    holds at their address now.  `volatile`: (address, size) areas the
+    kernel itself rewrites while the task runs on, left out of the
+    comparison."""
     off, bad = 0, []
     for vaddr, n, fl in ents:
         if not fl & images.PE_PRESENT:
@@ -383,10 +385,26 @@ def differing_pages(ents, dumped, mem):
         for k in range(n):
             addr = vaddr + k * 4096
             mem.seek(addr)
-            if mem.read(4096) != dumped[off:off + 4096]:
+            live, saved = bytearray(mem.read(4096)), bytearray(dumped[off:off + 4096])
+            for start, size in volatile:
+                lo, hi = max(start, addr), min(start + size, addr + 4096)
+                if lo < hi:
+                    live[lo - addr:hi - addr] = saved[lo - addr:hi - addr] = bytes(hi - lo)
+            if live != saved:
                 bad.append(addr)
             off += 4096
     return bad
+
+
+def rseq_area(core):
+    """The thread's rseq area: after `dump -R` the kernel writes the CPU
+    the task runs on into it (cpu_id, node_id, mm_cid), so it may differ
+    from the dumped copy without anything being wrong."""
+    rseq = core.get("thread_core", {}).get("rseq_entry")
+    if not rseq or not rseq.get("rseq_abi_size"):
+        return ()
+    num = lambda v: int(v, 0) if isinstance(v, str) else int(v)
+    return ((num(rseq["rseq_abi_pointer"]), num(rseq["rseq_abi_size"])),)
 
 
 def check_page_contents(imgdir, pid, spec, core):
@@ -397,7 +415,9 @@ def check_page_contents(imgdir, pid, spec, core):
     pages_id, ents = images.pagemap_entries(imgdir / f"pagemap-{pid}.img")
     dumped = (imgdir / f"pages-{pages_id}.img").read_bytes()
     with open(f"/proc/{pid}/mem", "rb", buffering=0) as mem:
-        bad = differing_pages(ents, dumped, mem)
+        volatile = rseq_area(core)
+        assert volatile, "the core image has no rseq area (glibc registers one for every thread)"
+        bad = differing_pages(ents, dumped, mem, volatile)
         fs_base = core["thread_info"]["gpregs"]["fs_base"]
         allowed = moving_pages(pid, fs_base) if spec.name in MOVING_MEMORY else set()
         wrong = [a for a in bad if a not in allowed]
