@@ -11,11 +11,11 @@
 #include <netlink/attr.h>
 #include <netlink/msg.h>
 #include <netlink/netlink.h>
-#include <netlink/socket.h>
 
 #define LOG_PREFIX "inet_diag: "
 #include "common/log.h"
 #include "files/inet-diag.h"
+#include "files/sock-diag.h"
 
 struct diag_reply {
 	struct inet_diag_info *d;
@@ -51,41 +51,16 @@ int inet_diag_get(int family, int protocol, uint32_t ino, struct inet_diag_info 
 		.idiag_states = ~0u,
 	};
 	struct diag_reply r = { .d = d };
-	struct nl_sock *nl;
-	struct nl_msg *msg;
-	int ret;
+	int ret, nl_err;
 
 	memset(d, 0, sizeof(*d));
 	d->ino = ino;
-	nl = nl_socket_alloc();
-	if (!nl)
-		return -ENOMEM;
-	nl_socket_disable_auto_ack(nl);
-	ret = nl_connect(nl, NETLINK_SOCK_DIAG);
-	if (ret < 0) {
-		pr_err("can't open a NETLINK_SOCK_DIAG socket: %s", nl_geterror(ret));
-		ret = -EPROTONOSUPPORT;
-		goto out;
-	}
-	msg = nlmsg_alloc_simple(SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP);
-	if (!msg || nlmsg_append(msg, &req, sizeof(req), NLMSG_ALIGNTO) < 0) {
-		nlmsg_free(msg);
-		ret = -ENOMEM;
-		goto out;
-	}
-	nl_socket_modify_cb(nl, NL_CB_VALID, NL_CB_CUSTOM, reply_cb, &r);
-	ret = nl_send_auto(nl, msg);
-	nlmsg_free(msg);
-	if (ret >= 0)
-		ret = nl_recvmsgs_default(nl);
-	if (ret < 0) {
+	ret = sock_diag_query(&req, sizeof(req), NLM_F_REQUEST | NLM_F_DUMP, false, reply_cb, &r,
+			      &nl_err);
+	if (ret == -EIO)
 		pr_err("socket inode %u: the sock_diag dump of family %d protocol %d failed: %s",
-		       ino, family, protocol, nl_geterror(ret));
-		ret = -EIO;
-		goto out;
-	}
-	ret = r.found ? 0 : -ENOENT;
-out:
-	nl_socket_free(nl);
-	return ret;
+		       ino, family, protocol, nl_geterror(nl_err));
+	if (ret)
+		return ret;
+	return r.found ? 0 : -ENOENT;
 }

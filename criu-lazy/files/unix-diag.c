@@ -12,10 +12,10 @@
 #include <netlink/attr.h>
 #include <netlink/msg.h>
 #include <netlink/netlink.h>
-#include <netlink/socket.h>
 
 #define LOG_PREFIX "unix_diag: "
 #include "common/log.h"
+#include "files/sock-diag.h"
 #include "files/unix-diag.h"
 
 struct diag_reply {
@@ -98,42 +98,20 @@ int unix_diag_get(uint32_t ino, struct unix_diag_info *u)
 		.udiag_cookie = { ~0u, ~0u },	/* INET_DIAG_NOCOOKIE: any */
 	};
 	struct diag_reply r = { .u = u };
-	struct nl_sock *nl;
-	struct nl_msg *msg;
-	int ret;
+	int ret, nl_err;
 
 	memset(u, 0, sizeof(*u));
 	u->ino = ino;
-	nl = nl_socket_alloc();
-	if (!nl)
-		return -ENOMEM;
-	ret = nl_connect(nl, NETLINK_SOCK_DIAG);
-	if (ret < 0) {
-		pr_err("can't open a NETLINK_SOCK_DIAG socket: %s", nl_geterror(ret));
-		ret = -EPROTONOSUPPORT;
-		goto out;
-	}
-	msg = nlmsg_alloc_simple(SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST);
-	if (!msg || nlmsg_append(msg, &req, sizeof(req), NLMSG_ALIGNTO) < 0) {
-		nlmsg_free(msg);
-		ret = -ENOMEM;
-		goto out;
-	}
-	nl_socket_modify_cb(nl, NL_CB_VALID, NL_CB_CUSTOM, reply_cb, &r);
-	ret = nl_send_auto(nl, msg);
-	nlmsg_free(msg);
-	if (ret >= 0)
-		ret = nl_recvmsgs_default(nl);
-	if (ret < 0) {
+	ret = sock_diag_query(&req, sizeof(req), NLM_F_REQUEST, true, reply_cb, &r, &nl_err);
+	if (ret == -EIO) {
 		/* an exact lookup of an inode the kernel does not know: ENOENT */
-		ret = ret == -NLE_OBJ_NOTFOUND ? -ENOENT : -EIO;
-		if (ret == -EIO)
+		if (nl_err == -NLE_OBJ_NOTFOUND)
+			ret = -ENOENT;
+		else
 			pr_err("unix socket inode %u: the sock_diag request failed", ino);
-		goto out;
 	}
-	ret = r.err ? r.err : (r.found ? 0 : -ENOENT);
-out:
-	nl_socket_free(nl);
+	if (!ret)
+		ret = r.err ? r.err : (r.found ? 0 : -ENOENT);
 	if (ret)
 		unix_diag_info_free(u);
 	return ret;
