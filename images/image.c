@@ -64,27 +64,36 @@ static ssize_t read_full(int fd, void *buf, size_t len)
 	return done;
 }
 
-/* Write all of @data at the current file offset (flushed offset @at). */
-static int img_write_full(struct cr_img *img, const void *data, size_t len, off_t at)
+/* Write all of @data to @fd; *@done says how much went, also on failure.
+ * 0 or a negative errno (not logged). */
+static int write_all(int fd, const void *data, size_t len, size_t *done)
 {
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n = write(img->fd, (const char *)data + done, len - done);
+	*done = 0;
+	while (*done < len) {
+		ssize_t n = write(fd, (const char *)data + *done, len - *done);
 
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0) {
-			if (n == 0)
-				errno = EIO;
-			pr_perror("%s: can't write %zu bytes at offset %lld",
-				  img->name, len - done, (long long)(at + done));
-			img->err = -errno;
-			return img->err;
-		}
-		done += n;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		*done += n;
 	}
 	return 0;
+}
+
+/* Write all of @data at the current file offset (flushed offset @at). */
+static int img_write_full(struct cr_img *img, const void *data, size_t len, off_t at)
+{
+	size_t done;
+	int ret = write_all(img->fd, data, len, &done);
+
+	if (ret) {
+		errno = -ret;
+		pr_perror("%s: can't write %zu bytes at offset %lld",
+			  img->name, len - done, (long long)(at + done));
+		img->err = ret;
+	}
+	return ret;
 }
 
 static int img_flush(struct cr_img *img)
@@ -481,6 +490,14 @@ int img_raw_fd(struct cr_img *img)
 		return img->err;
 	img->raw_used = true;
 	return img->fd;
+}
+
+int img_write_raw(struct cr_img *img, const void *data, size_t len)
+{
+	size_t done;
+	int fd = img_raw_fd(img);
+
+	return fd < 0 ? fd : write_all(fd, data, len, &done);
 }
 
 const char *img_name(const struct cr_img *img)

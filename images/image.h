@@ -106,6 +106,10 @@ int img_write_one(int dirfd, enum img_type type, unsigned long id, const Protobu
  */
 int img_raw_fd(struct cr_img *img);
 
+/* Write @len bytes of raw data after the last record, through img_raw_fd().
+ * 0 or a negative errno, not logged: the caller says what the data was. */
+int img_write_raw(struct cr_img *img, const void *data, size_t len);
+
 const char *img_name(const struct cr_img *img);
 enum img_type img_get_type(const struct cr_img *img);
 

@@ -113,21 +113,6 @@ out:
 	return ret;
 }
 
-static int write_full(int fd, const void *buf, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, buf, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		buf = (const char *)buf + n;
-		len -= n;
-	}
-	return 0;
-}
-
 int pipe_data_write(struct dump_ctx *ctx, const struct fd_kind_ops *ops, enum img_type type)
 {
 	struct cr_img *img = NULL;
@@ -151,10 +136,8 @@ int pipe_data_write(struct dump_ctx *ctx, const struct fd_kind_ops *ops, enum im
 		pde.size = pd->size;
 		ret = img_write_entry(img, &pde.base);
 		if (!ret && pd->bytes) {
-			int fd = img_raw_fd(img);
-
-			ret = fd < 0 ? fd : write_full(fd, pd->data, pd->bytes);
-			if (fd >= 0 && ret)
+			ret = img_write_raw(img, pd->data, pd->bytes);
+			if (ret)
 				pr_err("%s: can't write the data of %s %u: %s", img_name(img),
 				       ops->name, pde.pipe_id, strerror(-ret));
 		}

@@ -215,21 +215,6 @@ void sk_queue_free(struct sk_queue *q)
 	q->nr = 0;
 }
 
-static int write_full(int fd, const void *buf, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, buf, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		buf = (const char *)buf + n;
-		len -= n;
-	}
-	return 0;
-}
-
 static int queue_write(struct cr_img *img, const struct sk_queue *q)
 {
 	int ret = 0;
@@ -241,10 +226,8 @@ static int queue_write(struct cr_img *img, const struct sk_queue *q)
 		pe.length = q->v[i].len;
 		ret = img_write_entry(img, &pe.base);
 		if (!ret && pe.length) {
-			int fd = img_raw_fd(img);
-
-			ret = fd < 0 ? fd : write_full(fd, q->v[i].data, pe.length);
-			if (fd >= 0 && ret)
+			ret = img_write_raw(img, q->v[i].data, pe.length);
+			if (ret)
 				pr_err("%s: can't write a packet of socket %u: %s", img_name(img),
 				       q->id_for, strerror(-ret));
 		}
