@@ -39,7 +39,7 @@ def test_dump_refuses_child_fd(tool, zdtm, workdir):
     imgdir.mkdir()
     res = tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT)
     bad = kids[-1]
-    assert_error_line(res, "dump", rf"\b{bad}\b", r"\b42\b", r"inotify")
+    assert_error_line(res, "dump", rf"\b{bad}\b", r"\b42\b", r"userfaultfd")
     task.expect_unharmed(before)
     tree_is_free(kids)
     assert not list(imgdir.iterdir()), f"a refused dump left images: {os.listdir(imgdir)}"

@@ -263,6 +263,14 @@ def add_to_eventfd_20(task):
         os.close(fd)
 
 
+def unwatch_inotify_30_wd4(task):
+    fd = steal_fd(task.pid, 30)
+    try:
+        assert libc.inotify_rm_watch(fd, 4) == 0, "inotify_rm_watch"
+    finally:
+        os.close(fd)
+
+
 def send_sigusr2(task):
     os.kill(task.pid, signal.SIGUSR2)
 
@@ -424,6 +432,7 @@ CASES = [
     (ZdtmTest("membarrier"), poke_recorded_membarrier, r"membarrier registrations are"),
     (ZdtmTest("unix_socketpair"), send_one_more_datagram, r"fd 31: expected an empty queue"),
     (ZdtmTest("epoll"), watch_more_in_epoll_30, r"fd 30 watches"),
+    (ZdtmTest("inotify"), unwatch_inotify_30_wd4, r"fd 30 watches"),
     (ZdtmTest("unix_named"), send_to_abstract_dgram, r"fd 22: expected an empty queue"),
     (ZdtmTest("posix_timers"), poke_recorded_timer_id, r"timer_gettime\(none"),
     (ZdtmTest("pidfd"), send_sigusr1, r"SIGUSR1 in all"),

@@ -22,6 +22,7 @@ const struct fd_kind_ops *const fd_kinds[] = {
 	&fd_kind_epoll,
 	&fd_kind_pidfd,
 	&fd_kind_memfd,
+	&fd_kind_inotify,
 };
 
 const unsigned int fd_kinds_nr = sizeof(fd_kinds) / sizeof(fd_kinds[0]);

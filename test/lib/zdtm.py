@@ -98,6 +98,7 @@ ZDTM_TESTS = [
     ZdtmTest("timerfd"),
     ZdtmTest("unix_socketpair"),
     ZdtmTest("epoll"),
+    ZdtmTest("inotify"),
     ZdtmTest("unix_named", host_names=True),
     ZdtmTest("inet_sockets", host_names=True),
     ZdtmTest("memfd"),
@@ -169,7 +170,7 @@ REFUSED_KINDS = {
     "unix": r"socket|unix",
     "tcp": r"socket|tcp|inet",
     "packet": r"packet",
-    "inotify": r"inotify",
+    "userfaultfd": r"userfaultfd",
 }
 REFUSED_FDS = (42, 43)
 

@@ -19,7 +19,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
-#include <sys/inotify.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -222,7 +222,7 @@ int main(int argc, char **argv)
 		{ "group", TEST_OPT_FLAG, &group, 0, "a child leading a process group, with a member" },
 		{ "dead-leader", TEST_OPT_FLAG, &dead_leader, 0, "a session whose leader exited" },
 		{ "bad-child", TEST_OPT_FLAG, &bad_child, 0,
-		  "a child holding an inotify fd at 42 (a dump must refuse the tree)" },
+		  "a child holding a userfaultfd at 42 (a dump must refuse the tree)" },
 		{ NULL, 0, NULL, 0, NULL },
 	};
 	pid_t me, pid;
@@ -350,14 +350,14 @@ int main(int argc, char **argv)
 	if (bad_child) {
 		pid = fork();
 		if (pid == 0) {
-			int fd = inotify_init1(0);
+			int fd = syscall(SYS_userfaultfd, O_CLOEXEC);
 
 			if (fd < 0 || dup2(fd, 42) != 42)
-				child_fail("inotify at 42: %m");
+				child_fail("userfaultfd at 42: %m");
 			close(fd);
 			child_run(me, 0, 0);
 		}
-		add_kid(pid, "child with an inotify fd");
+		add_kid(pid, "child with a userfaultfd");
 	}
 	expect_ready = children + session * 2 + group * 2 + dead_leader + bad_child;
 	close(ready_w);

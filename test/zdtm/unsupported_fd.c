@@ -1,7 +1,7 @@
 /*
  * A task holding a file descriptor of a --kind the tool cannot restore yet
  * (unix, unix-ext, unix-ext-dgram, tcp, packet, eventfd, pipe, epoll, timerfd, signalfd,
- * inotify), at
+ * userfaultfd), at
  * fd 42 (and 43 for a second end or a helper).  A dump must refuse it and
  * leave it running unharmed; this program then checks, after SIGTERM, that
  * the object still works and still holds what it held (queued data, a
@@ -11,6 +11,9 @@
  * sends to the same peer.
  */
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -20,9 +23,10 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/inotify.h>
+#include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -68,7 +72,7 @@ int main(int argc, char **argv)
 	const char *kind = NULL, *peer = NULL;
 	const struct test_opt opts[] = {
 		{ "kind", TEST_OPT_STR, &kind, 1,
-		  "unix | unix-ext | unix-ext-dgram | tcp | packet | eventfd | pipe | epoll | timerfd | signalfd | inotify" },
+		  "unix | unix-ext | unix-ext-dgram | tcp | packet | eventfd | pipe | epoll | timerfd | signalfd | userfaultfd" },
 		{ "peer", TEST_OPT_STR, &peer, 0,
 		  "unix-ext: the abstract name (without its \\0) of a listener outside" },
 		{ NULL, 0, NULL, 0, NULL },
@@ -157,11 +161,12 @@ int main(int argc, char **argv)
 			fail("sigprocmask: %m");
 		place(signalfd(-1, &set, 0), FD_A);
 		raise(SIGUSR1);
-	} else if (!strcmp(kind, "inotify")) {
-		place(inotify_init1(0), FD_A);
-		if (inotify_add_watch(FD_A, ".", IN_CREATE) < 0)
-			fail("inotify_add_watch: %m");
-		write_file("inotify.created", "x", 1);
+	} else if (!strcmp(kind, "userfaultfd")) {
+		struct uffdio_api api = { .api = UFFD_API };
+
+		place(syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK), FD_A);
+		if (ioctl(FD_A, UFFDIO_API, &api))
+			fail("UFFDIO_API: %m");
 	} else {
 		fail("unknown --kind '%s'", kind);
 	}
@@ -228,13 +233,16 @@ int main(int argc, char **argv)
 		if (poll(&p, 1, 0) != 1 || read(FD_A, &si, sizeof(si)) != sizeof(si) ||
 		    si.ssi_signo != SIGUSR1)
 			fail("the pending SIGUSR1 is not readable from the signalfd");
-	} else if (!strcmp(kind, "inotify")) {
-		char buf[512] __attribute__((aligned(8)));
-		struct inotify_event *ev = (struct inotify_event *)buf;
+	} else if (!strcmp(kind, "userfaultfd")) {
+		char link[64];
+		ssize_t n = readlink("/proc/self/fd/42", link, sizeof(link) - 1);
+		struct uffdio_api api = { .api = UFFD_API };
 
-		if (read(FD_A, buf, sizeof(buf)) < (ssize_t)sizeof(*ev) ||
-		    !(ev->mask & IN_CREATE) || strcmp(ev->name, "inotify.created"))
-			fail("the queued inotify event is gone");
+		if (n < 0 || (link[n] = '\0', strcmp(link, "anon_inode:[userfaultfd]")))
+			fail("fd 42 is no longer the userfaultfd (%s)", n < 0 ? "gone" : link);
+		/* the handshake was done: a second one is refused */
+		if (!ioctl(FD_A, UFFDIO_API, &api))
+			fail("fd 42: a second UFFDIO_API was accepted: not the same userfaultfd");
 	}
 	pass();
 }
