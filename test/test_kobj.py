@@ -43,3 +43,9 @@ def test_inotify_queued_events_are_dropped(tool, zdtm, workdir):
               "restore")
     task.expect_restored(pidfile)
     task.check_pass()
+
+
+def test_dump_refuses_fanotify_filesystem_mark(tool, zdtm, workdir):
+    """CRIU's image format has inode and mount marks only."""
+    task = zdtm(ZdtmTest("fanotify", ("--sb",), label="sb"))
+    refused_dump(tool, task, workdir, r"\b32\b", r"fanotify mark 1", r"filesystem mark")

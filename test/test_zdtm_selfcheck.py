@@ -271,6 +271,19 @@ def unwatch_inotify_30_wd4(task):
         os.close(fd)
 
 
+def unmark_fanotify_30_file(task):
+    fd = steal_fd(task.pid, 30)
+    try:
+        mark = libc.fanotify_mark
+        mark.argtypes = [ctypes.c_int, ctypes.c_uint, ctypes.c_uint64, ctypes.c_int,
+                         ctypes.c_char_p]
+        # FAN_MARK_REMOVE, FAN_MODIFY | FAN_CLOSE_WRITE, AT_FDCWD
+        assert mark(fd, 2, 0x2 | 0x8, -100, str(task.dir / "fan.file").encode()) == 0, \
+            "fanotify_mark(FAN_MARK_REMOVE)"
+    finally:
+        os.close(fd)
+
+
 def send_sigusr2(task):
     os.kill(task.pid, signal.SIGUSR2)
 
@@ -433,6 +446,7 @@ CASES = [
     (ZdtmTest("unix_socketpair"), send_one_more_datagram, r"fd 31: expected an empty queue"),
     (ZdtmTest("epoll"), watch_more_in_epoll_30, r"fd 30 watches"),
     (ZdtmTest("inotify"), unwatch_inotify_30_wd4, r"fd 30 watches"),
+    (ZdtmTest("fanotify"), unmark_fanotify_30_file, r"fd 30 marks"),
     (ZdtmTest("unix_named"), send_to_abstract_dgram, r"fd 22: expected an empty queue"),
     (ZdtmTest("posix_timers"), poke_recorded_timer_id, r"timer_gettime\(none"),
     (ZdtmTest("pidfd"), send_sigusr1, r"SIGUSR1 in all"),

@@ -121,5 +121,6 @@ extern const struct fd_kind_ops fd_kind_pidfd;
 extern const struct fd_kind_ops fd_kind_memfd;
 extern const struct fd_kind_ops fd_kind_inet;
 extern const struct fd_kind_ops fd_kind_inotify;
+extern const struct fd_kind_ops fd_kind_fanotify;
 
 #endif

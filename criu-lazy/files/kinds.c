@@ -23,6 +23,7 @@ const struct fd_kind_ops *const fd_kinds[] = {
 	&fd_kind_pidfd,
 	&fd_kind_memfd,
 	&fd_kind_inotify,
+	&fd_kind_fanotify,
 };
 
 const unsigned int fd_kinds_nr = sizeof(fd_kinds) / sizeof(fd_kinds[0]);

@@ -99,6 +99,7 @@ ZDTM_TESTS = [
     ZdtmTest("unix_socketpair"),
     ZdtmTest("epoll"),
     ZdtmTest("inotify"),
+    ZdtmTest("fanotify"),
     ZdtmTest("unix_named", host_names=True),
     ZdtmTest("inet_sockets", host_names=True),
     ZdtmTest("memfd"),
