@@ -46,6 +46,7 @@
 #define PM_PRESENT	(1ULL << 63)
 #define PM_SWAP		(1ULL << 62)
 #define PM_FILE		(1ULL << 61)
+#define KPF_ZERO_PAGE_BIT	(1ULL << 24)	/* /proc/kpageflags: KPF_ZERO_PAGE */
 #define PM_PFN_MASK	((1ULL << 55) - 1)
 
 #define BATCH_PAGES	1024		/* 4 MiB */
@@ -465,30 +466,63 @@ out_free:
 	return ret;
 }
 
+/* The pagemap entry of one of our own pages, 0 if it cannot be read. */
+static uint64_t own_pme(int pm_fd, const volatile void *p)
+{
+	uint64_t pme = 0;
+
+	if (pread(pm_fd, &pme, sizeof(pme), ((uintptr_t)p / PAGE_SZ) * sizeof(pme)) != sizeof(pme))
+		return 0;
+	return pme;
+}
+
 /*
- * The PFN of the kernel's zero page: map a fresh anonymous page, read it
- * (which maps the zero page), look at our own pagemap.  0 if PFNs are
- * hidden from us; then zero pages are simply saved.
+ * The PFN of the kernel's zero page, 0 when it cannot be told for sure;
+ * then zero pages are simply saved.  Two fresh anonymous pages are read,
+ * which maps the zero page into both where the kernel uses it for read
+ * faults.  Only the same PFN behind both proves it: some kernels (this
+ * project's own test VM) give every read fault a page of its own, and
+ * taking the PFN of such a page for the zero page would skip whatever page
+ * of a dumped task later reuses it: a page lost.  Where /proc/kpageflags is
+ * readable, its KPF_ZERO_PAGE bit must agree too.
  */
 int dump_find_zero_pfn(struct dump_ctx *ctx)
 {
 	volatile uint8_t *p;
-	uint64_t pme = 0;
+	uint64_t pme[2], pfn, kflags = 0;
 	int fd;
 
-	p = mmap(NULL, PAGE_SZ, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ctx->zero_pfn = 0;
+	p = mmap(NULL, 2 * PAGE_SZ, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		return 0;
 	(void)p[0];
+	(void)p[PAGE_SZ];
 	fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	pme[0] = fd >= 0 ? own_pme(fd, p) : 0;
+	pme[1] = fd >= 0 ? own_pme(fd, p + PAGE_SZ) : 0;
+	if (fd >= 0)
+		close(fd);
+	munmap((void *)p, 2 * PAGE_SZ);
+
+	pfn = pme[0] & PM_PFN_MASK;
+	if (!(pme[0] & PM_PRESENT) || !(pme[1] & PM_PRESENT) || !pfn ||
+	    (pme[1] & PM_PFN_MASK) != pfn) {
+		pr_debug("no shared zero page for read faults here: zero pages are saved");
+		return 0;
+	}
+	fd = open("/proc/kpageflags", O_RDONLY | O_CLOEXEC);
 	if (fd >= 0) {
-		if (pread(fd, &pme, sizeof(pme), ((uintptr_t)p / PAGE_SZ) * sizeof(pme)) != sizeof(pme))
-			pme = 0;
+		if (pread(fd, &kflags, sizeof(kflags), pfn * sizeof(kflags)) == sizeof(kflags) &&
+		    !(kflags & KPF_ZERO_PAGE_BIT)) {
+			close(fd);
+			pr_debug("pfn %#llx is behind two read faults but is not the zero page: "
+				 "zero pages are saved", (unsigned long long)pfn);
+			return 0;
+		}
 		close(fd);
 	}
-	munmap((void *)p, PAGE_SZ);
-	if (pme & PM_PRESENT)
-		ctx->zero_pfn = pme & PM_PFN_MASK;
+	ctx->zero_pfn = pfn;
 	pr_debug("zero page pfn %#llx", (unsigned long long)ctx->zero_pfn);
 	return 0;
 }

@@ -157,9 +157,7 @@ ZDTM_TESTS = [
     ZdtmTest("tree", ("--children", "1", "--zombie", "--stopped"), label="zombie-stopped",
              tree=True),
     ZdtmTest("tree", ("--children", "0", "--dead-leader"), label="dead-leader", tree=True),
-    ZdtmTest("tree_forker", tree=True,
-             known_bug="a process of the tree caught while it forks dies of SIGSEGV after "
-             "the restore, eager and lazy, in about one run in five under load"),
+    ZdtmTest("tree_forker", tree=True),
     ZdtmTest("tree_shmem", tree=True),
     # five processes faulting at once on one daemon
     ZdtmTest("tree_stress", tree=True, defer_background=True),
