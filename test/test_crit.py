@@ -42,6 +42,7 @@ PROGRAMS = [
     ZdtmTest("mmap_file_private"), ZdtmTest("pipe"), ZdtmTest("fifo"),
     ZdtmTest("eventfd"), ZdtmTest("signalfd"), ZdtmTest("timerfd"), ZdtmTest("epoll"),
     ZdtmTest("unix_socketpair"), ZdtmTest("unix_named"), ZdtmTest("inet_sockets"), ZdtmTest("memfd"),
+    ZdtmTest("unix_scm"),
 ]
 
 PROT = {"r": 1, "w": 2, "x": 4}
@@ -240,6 +241,8 @@ def test_images_match_proc(spec, tool, zdtm, workdir):
         check_unix_queues(decoded, facts, files)
     if spec.name == "unix_named":
         check_unix_names(decoded, facts, files)
+    if spec.name == "unix_scm":
+        check_unix_scm(decoded, facts, files)
 
     task.check_pass()
 
@@ -686,6 +689,36 @@ def check_unix_queues(decoded, facts, files):
     assert by_fd[61]["state"] == TCP_CLOSE and not q[61]
     assert by_fd[20]["opts"]["so_priority"] == 5 and by_fd[20]["opts"]["so_mark"] == 42
     assert by_fd[21]["opts"]["so_passcred"] is True
+
+
+def check_unix_scm(decoded, facts, files):
+    """unix_scm: the files in flight of each packet, as files.img ids: the
+    task's own files where it holds them, files of their own otherwise
+    (one per open file, however often it was passed)."""
+    ids = only(decoded, f"ids-{facts['pid']}.img")
+    fd_id = {e["fd"]: e["id"] for e in entries(decoded, f"fdinfo-{ids['files_id']}.img")}
+    held = set(fd_id.values())
+    queues = {}
+    for e in entries(decoded, "sk-queues.img"):
+        rights = [r for scm in e.get("scm", []) for r in scm["rights"]]
+        assert all(scm["type"] == 1 for scm in e.get("scm", [])), f"not SCM_RIGHTS: {e}"
+        queues.setdefault(e["id_for"], []).append((e["length"], rights))
+    stream = queues[fd_id[20]]
+    assert [len(r) for _, r in stream] == [2, 0] and sum(n for n, _ in stream) == 220, stream
+    pipe, reg = stream[0][1]
+    assert files[pipe]["type"] == "PIPE" and pipe not in held, files[pipe]
+    assert files[pipe]["pipe"]["pipe_id"] == files[fd_id[31]]["pipe"]["pipe_id"]
+    assert reg == fd_id[32], f"the dup of fd 32 in flight is file {reg}, fd 32's {fd_id[32]}"
+    dgrams = queues[fd_id[40]]
+    assert [n for n, _ in dgrams] == [10, 20, 30, 5, 1], dgrams
+    ev, mfd, none, sk, ev2 = [r for _, r in dgrams]
+    assert not none and ev == ev2 and len(ev) == len(mfd) == len(sk) == 1, dgrams
+    assert files[ev[0]]["type"] == "EVENTFD" and files[ev[0]]["efd"]["counter"] == 7
+    assert files[mfd[0]]["type"] == "MEMFD" and files[sk[0]]["type"] == "UNIXSK"
+    assert not held & {ev[0], mfd[0], sk[0]}, "a file only in flight has a task's fd"
+    assert files[sk[0]]["usk"]["peer"] == files[fd_id[50]]["usk"]["ino"]
+    assert queues[files[sk[0]]["id"]] == [(5, [])], "the socket in flight lost its queue"
+    assert queues[fd_id[60]] == [(200, [fd_id[20], fd_id[31]]), (8, [])], queues[fd_id[60]]
 
 
 def check_unix_names(decoded, facts, files):

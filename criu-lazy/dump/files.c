@@ -170,6 +170,30 @@ static int read_fdinfo(struct dump_task *t, struct fd_probe *p, char *buf)
 	return 0;
 }
 
+/* The same of a file we hold ourselves (one in flight). */
+static int dump_fown_local(int fd, FownEntry *fown)
+{
+	struct f_owner_ex owner;
+	uint32_t uids[2];
+	int sig;
+
+	sig = fcntl(fd, F_GETSIG);
+	if (sig < 0 || fcntl(fd, F_GETOWN_EX, &owner)) {
+		pr_perror("a file in flight: its owner");
+		return -errno;
+	}
+	fown->signum = sig;
+	if (!owner.pid)
+		return 0;
+	fown->pid_type = owner.type;
+	fown->pid = owner.pid;
+	if (!fcntl(fd, F_GETOWNER_UIDS, uids)) {
+		fown->uid = uids[0];
+		fown->euid = uids[1];
+	}
+	return 0;
+}
+
 /* F_GETOWN_EX / F_GETSIG / F_GETOWNER_UIDS inside the task. */
 int dump_fown(struct dump_task *t, int fd, FownEntry *fown)
 {
@@ -178,6 +202,8 @@ int dump_fown(struct dump_task *t, int fd, FownEntry *fown)
 	long res;
 	int ret;
 
+	if (t->self)
+		return dump_fown_local(fd, fown);
 	ret = dump_remote_call(t, "fcntl(F_GETOWN_EX)", __NR_fcntl, fd, F_GETOWN_EX, t->scratch, 0,
 			       &res);
 	if (!ret)
@@ -233,25 +259,79 @@ struct dump_file *dump_file_find(struct dump_ctx *ctx, uint32_t id)
 	return NULL;
 }
 
+/* What /proc says about fd @p->fd of @p->t: its link (into @link), stat, fdinfo. */
+static int probe_fd(struct fd_probe *p, char *link, size_t size, char *fdinfo)
+{
+	struct dump_task *t = p->t;
+	char path[64];
+	int ret;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd/%d", t->pid, p->fd);
+	ret = read_link(t, path, link, size);
+	if (ret)
+		return ret;
+	p->link = link;
+	if (stat(path, &p->st))
+		return dump_task_error(t, -errno, "can't stat fd %d of task %d (%s): %m", p->fd,
+				       t->pid, link);
+	return read_fdinfo(t, p, fdinfo);
+}
+
+/*
+ * A file in flight (SCM_RIGHTS in a socket's queue) that we received as
+ * @fd: a new file object, dumped by its kind like a task's descriptor
+ * through a probe of our own process (our /proc entries, pidfd_getfd and
+ * fcntl on ourselves).  @what names it for messages.
+ */
+int dump_file_in_flight(struct dump_ctx *ctx, int fd, const char *what, struct dump_file **out)
+{
+	struct dump_task self = { .pid = getpid(), .vpid = getpid(), .self = true };
+	struct fd_probe p = { .t = &self, .fd = fd };
+	const struct fd_kind_ops *ops;
+	char link[PATH_MAX], *fdinfo = malloc(FDINFO_MAX);
+	struct dump_file *f;
+	int ret;
+
+	if (!fdinfo)
+		return -ENOMEM;
+	ret = probe_fd(&p, link, sizeof(link), fdinfo);
+	if (ret)
+		goto out;
+	ops = fd_kind_for_dump(ctx, &p);
+	if (!ops || ops->stage == FD_STAGE_AFTER_FILES) {
+		/* a kind that names other descriptors (epoll) names a task's */
+		pr_err("%s is %s (%s): not supported in flight", what,
+		       ops ? fd_type_name(ops->type) : "a file of a kind we do not dump", link);
+		ret = -EOPNOTSUPP;
+		goto out;
+	}
+	f = file_new(&ctx->files, ops, &p.st);
+	if (!f || (ops->type == FD_TYPES__REG && dump_file_reg_init(f, &p.st, link))) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	ret = ops->dump(ctx, &p, f);
+	if (!ret) {
+		pr_debug("%s: %s %u %s flags %#o pos %llu", what, ops->name, f->fe.id, link,
+			 p.flags & ~O_CLOEXEC, (unsigned long long)p.pos);
+		*out = f;
+	}
+out:
+	free(fdinfo);
+	return ret;
+}
+
 static int dump_one_fd(struct dump_ctx *ctx, struct dump_task *t, int fd, size_t nr_done,
 		       char *fdinfo)
 {
 	struct dump_fd *dfd = &t->fds[nr_done];
 	struct fd_probe p = { .t = t, .fd = fd };
 	const struct fd_kind_ops *ops;
-	char path[64], link[PATH_MAX];
+	char link[PATH_MAX];
 	struct dump_file *f;
 	int ret;
 
-	snprintf(path, sizeof(path), "/proc/%d/fd/%d", t->pid, fd);
-	ret = read_link(t, path, link, sizeof(link));
-	if (ret)
-		return ret;
-	p.link = link;
-	if (stat(path, &p.st))
-		return dump_task_error(t, -errno, "can't stat fd %d of task %d (%s): %m", fd, t->pid,
-				       link);
-	ret = read_fdinfo(t, &p, fdinfo);
+	ret = probe_fd(&p, link, sizeof(link), fdinfo);
 	if (ret)
 		return ret;
 	ops = fd_kind_for_dump(ctx, &p);

@@ -4,12 +4,15 @@
  * offset that we set to 0: every peek then moves the offset past what it
  * returned, so successive peeks walk the queue one datagram or record at
  * a time (a stream's bytes come as they are), and nothing is consumed.
- * The task's own offset (SO_PEEK_OFF, -1 when off) is put back.  File
- * descriptors in flight (SCM_RIGHTS) are not supported yet: the peek that
- * meets them says so and closes the copies it received.
+ * The task's own offset (SO_PEEK_OFF, -1 when off) is put back.  A peek
+ * of a message that carries file descriptors (SCM_RIGHTS) gives us copies
+ * of them: the packet keeps them until sk-scm.c has made them file objects
+ * (a stream peek stops after the bytes that carry descriptors, so they
+ * stay with the bytes they came with).
  *
  * At restore the socket's peer sends every packet again, in order, so
- * datagram and record boundaries are what they were.
+ * datagram and record boundaries are what they were, with the files in
+ * flight opened in the task and passed again.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,42 +35,85 @@
 #define SK_STREAM_CHUNK (256u << 10)
 #define SK_QUEUE_MAX_PACKETS (1u << 20)	/* a runaway peek loop stops here */
 
-static int add_packet(struct sk_queue *q, uint8_t *data, uint32_t len)
+/* Files in flight of one peek: our copies of them. */
+struct scm_fds {
+	int *fds;
+	uint32_t nr;
+};
+
+static void scm_fds_close(struct scm_fds *s)
+{
+	for (uint32_t i = 0; i < s->nr; i++)
+		close(s->fds[i]);
+	free(s->fds);
+	s->fds = NULL;
+	s->nr = 0;
+}
+
+/* Takes @scm's descriptors (if any), even on failure. */
+static int add_packet(struct sk_queue *q, uint8_t *data, uint32_t len, struct scm_fds *scm)
 {
 	struct sk_packet *grown = realloc(q->v, (q->nr + 1) * sizeof(*grown));
 
-	if (!grown)
+	if (!grown) {
+		if (scm)
+			scm_fds_close(scm);
 		return -ENOMEM;
+	}
 	q->v = grown;
+	memset(&q->v[q->nr], 0, sizeof(q->v[0]));
 	q->v[q->nr].data = data;
 	q->v[q->nr].len = len;
+	if (scm) {
+		q->v[q->nr].scm_fds = scm->fds;
+		q->v[q->nr].nr_scm = scm->nr;
+		scm->fds = NULL;
+		scm->nr = 0;
+	}
 	q->nr++;
 	return 0;
 }
 
-/* Refuse fds in flight; close the copies the peek gave us. */
-static int check_cmsgs(const struct fd_probe *p, struct msghdr *mh)
+/* The descriptors a peek received, into @keep (or closed when NULL). */
+static int collect_cmsgs(const struct fd_probe *p, struct msghdr *mh, struct scm_fds *keep)
 {
-	int rights = 0;
+	struct scm_fds got = { NULL, 0 };
+	int ret = 0;
 
 	for (struct cmsghdr *ch = CMSG_FIRSTHDR(mh); ch; ch = CMSG_NXTHDR(mh, ch)) {
+		size_t n = (ch->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		int *grown;
+
 		if (ch->cmsg_level != SOL_SOCKET || ch->cmsg_type != SCM_RIGHTS)
 			continue;
-		for (size_t i = 0; i < (ch->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
-			close(((int *)CMSG_DATA(ch))[i]);
-			rights++;
+		grown = realloc(got.fds, (got.nr + n) * sizeof(int));
+		if (!grown) {
+			for (size_t i = 0; i < n; i++)
+				close(((int *)CMSG_DATA(ch))[i]);
+			ret = -ENOMEM;
+			continue;
 		}
+		got.fds = grown;
+		memcpy(got.fds + got.nr, CMSG_DATA(ch), n * sizeof(int));
+		got.nr += n;
 	}
-	if (rights) {
-		pr_err("fd %d of task %d is a unix socket with file descriptors in flight (SCM_RIGHTS) in its queue: not supported yet",
+	if (!ret && (mh->msg_flags & MSG_CTRUNC)) {
+		pr_err("fd %d of task %d: a message of its queue carries more than we can read in one control message",
 		       p->fd, p->t->pid);
-		return -EOPNOTSUPP;
+		ret = -E2BIG;
 	}
+	if (ret || !keep) {
+		scm_fds_close(&got);
+		return ret;
+	}
+	*keep = got;
 	return 0;
 }
 
-/* One peek into @buf (@len bytes); -EAGAIN when the queue is walked. */
-static ssize_t peek(const struct fd_probe *p, int sk, void *buf, size_t len, int flags)
+/* One peek into @buf (@len bytes); -EAGAIN when the queue is walked.  The
+ * files in flight it meets go to @scm, or are closed when it is NULL. */
+static ssize_t peek(const struct fd_probe *p, int sk, void *buf, size_t len, int flags,
+		    struct scm_fds *scm)
 {
 	char cbuf[CMSG_SPACE(253 * sizeof(int)) + CMSG_SPACE(64)];
 	struct iovec iov = { buf, len };
@@ -84,7 +130,7 @@ static ssize_t peek(const struct fd_probe *p, int sk, void *buf, size_t len, int
 		pr_perror("fd %d of task %d: reading its queue", p->fd, p->t->pid);
 		return -errno;
 	}
-	ret = check_cmsgs(p, &mh);
+	ret = collect_cmsgs(p, &mh, scm);
 	return ret ? ret : n;
 }
 
@@ -92,17 +138,19 @@ static int walk_stream(const struct fd_probe *p, int sk, struct sk_queue *q)
 {
 	for (;;) {
 		uint8_t *buf = malloc(SK_STREAM_CHUNK), *fit;
+		struct scm_fds scm = { NULL, 0 };
 		ssize_t n;
 
 		if (!buf)
 			return -ENOMEM;
-		n = peek(p, sk, buf, SK_STREAM_CHUNK, 0);
+		n = peek(p, sk, buf, SK_STREAM_CHUNK, 0, &scm);
 		if (n <= 0) {
 			free(buf);
+			scm_fds_close(&scm);
 			return n == -EAGAIN || n == 0 ? 0 : n;	/* 0: EOF after the data */
 		}
 		fit = realloc(buf, n);
-		if (add_packet(q, fit ? fit : buf, n)) {
+		if (add_packet(q, fit ? fit : buf, n, &scm)) {
 			free(fit ? fit : buf);
 			return -ENOMEM;
 		}
@@ -114,7 +162,8 @@ static int walk_stream(const struct fd_probe *p, int sk, struct sk_queue *q)
 static int walk_dgram(const struct fd_probe *p, int sk, bool rcv_shut, struct sk_queue *q)
 {
 	while (q->nr < SK_QUEUE_MAX_PACKETS) {
-		ssize_t len = peek(p, sk, NULL, 0, MSG_TRUNC), n;	/* its size, offset kept */
+		ssize_t len = peek(p, sk, NULL, 0, MSG_TRUNC, NULL), n;	/* its size, offset kept */
+		struct scm_fds scm = { NULL, 0 };
 		uint8_t *buf;
 
 		if (len == -EAGAIN || (len == 0 && rcv_shut))
@@ -124,9 +173,10 @@ static int walk_dgram(const struct fd_probe *p, int sk, bool rcv_shut, struct sk
 		buf = malloc(len ? len : 1);
 		if (!buf)
 			return -ENOMEM;
-		n = peek(p, sk, buf, len, 0);
+		n = peek(p, sk, buf, len, 0, &scm);
 		if (n != len) {
 			free(buf);
+			scm_fds_close(&scm);
 			if (n >= 0 || n == -EAGAIN) {
 				pr_err("fd %d of task %d: its queue changed while it was read",
 				       p->fd, p->t->pid);
@@ -134,7 +184,7 @@ static int walk_dgram(const struct fd_probe *p, int sk, bool rcv_shut, struct sk
 			}
 			return n;
 		}
-		if (add_packet(q, buf, len)) {
+		if (add_packet(q, buf, len, &scm)) {
 			free(buf);
 			return -ENOMEM;
 		}
@@ -159,7 +209,7 @@ static int walk_udp(const struct fd_probe *p, int sk, struct sk_queue *q)
 
 		if (!buf)
 			return -ENOMEM;
-		n = peek(p, sk, buf, SK_UDP_MAX, MSG_TRUNC);
+		n = peek(p, sk, buf, SK_UDP_MAX, MSG_TRUNC, NULL);
 		if (n < 0) {
 			free(buf);
 			return n == -EAGAIN ? 0 : n;
@@ -171,7 +221,7 @@ static int walk_udp(const struct fd_probe *p, int sk, struct sk_queue *q)
 			return -E2BIG;
 		}
 		fit = realloc(buf, n ? n : 1);
-		if (add_packet(q, fit ? fit : buf, n)) {
+		if (add_packet(q, fit ? fit : buf, n, NULL)) {
 			free(fit ? fit : buf);
 			return -ENOMEM;
 		}
@@ -208,8 +258,15 @@ int sk_queue_dump(const struct fd_probe *p, int sk, int type, bool rcv_shut, uin
 
 void sk_queue_free(struct sk_queue *q)
 {
-	for (size_t i = 0; i < q->nr; i++)
-		free(q->v[i].data);
+	for (size_t i = 0; i < q->nr; i++) {
+		struct sk_packet *pk = &q->v[i];
+
+		for (uint32_t j = 0; pk->scm_fds && j < pk->nr_scm; j++)
+			close(pk->scm_fds[j]);
+		free(pk->scm_fds);
+		free(pk->scm_ids);
+		free(pk->data);
+	}
 	free(q->v);
 	q->v = NULL;
 	q->nr = 0;
@@ -221,9 +278,17 @@ static int queue_write(struct cr_img *img, const struct sk_queue *q)
 
 	for (size_t i = 0; i < q->nr && !ret; i++) {
 		SkPacketEntry pe = SK_PACKET_ENTRY__INIT;
+		ScmEntry scm = SCM_ENTRY__INIT, *scms[1] = { &scm };
 
 		pe.id_for = q->id_for;
 		pe.length = q->v[i].len;
+		if (q->v[i].nr_scm) {
+			scm.type = SCM_RIGHTS;
+			scm.n_rights = q->v[i].nr_scm;
+			scm.rights = q->v[i].scm_ids;
+			pe.n_scm = 1;
+			pe.scm = scms;
+		}
 		ret = img_write_entry(img, &pe.base);
 		if (!ret && pe.length) {
 			ret = img_write_raw(img, q->v[i].data, pe.length);
@@ -281,6 +346,33 @@ static struct sk_queue *queue_get(struct sk_queue_set *s, uint32_t id_for)
 	return &s->v[s->nr++];
 }
 
+/* The files in flight of a packet: every SCM_RIGHTS entry's ids, in order. */
+static int load_scm(struct cr_img *img, const SkPacketEntry *pe, struct sk_packet *pk)
+{
+	for (size_t i = 0; i < pe->n_scm; i++) {
+		const ScmEntry *e = pe->scm[i];
+		uint32_t *grown;
+
+		if (e->type != SCM_RIGHTS) {
+			pr_err("%s: a packet for socket %u carries a control message of type %u: only SCM_RIGHTS is supported",
+			       img_name(img), pe->id_for, e->type);
+			return -EOPNOTSUPP;
+		}
+		if (pk->nr_scm + e->n_rights > SK_SCM_MAX) {
+			pr_err("%s: a packet for socket %u carries more than %u files in flight",
+			       img_name(img), pe->id_for, SK_SCM_MAX);
+			return -EBADMSG;
+		}
+		grown = realloc(pk->scm_ids, (pk->nr_scm + e->n_rights + 1) * sizeof(*grown));
+		if (!grown)
+			return -ENOMEM;
+		pk->scm_ids = grown;
+		memcpy(pk->scm_ids + pk->nr_scm, e->rights, e->n_rights * sizeof(*grown));
+		pk->nr_scm += e->n_rights;
+	}
+	return 0;
+}
+
 static int load_one(struct cr_img *img, ProtobufCMessage *msg, void *arg)
 {
 	const SkPacketEntry *pe = (const SkPacketEntry *)msg;
@@ -292,11 +384,6 @@ static int load_one(struct cr_img *img, ProtobufCMessage *msg, void *arg)
 
 	if (!q)
 		return -ENOMEM;
-	if (pe->n_scm) {
-		pr_err("%s: a packet for socket %u carries file descriptors (SCM_RIGHTS): not supported yet",
-		       img_name(img), pe->id_for);
-		return -EOPNOTSUPP;
-	}
 	buf = malloc(pe->length ? pe->length : 1);
 	if (!buf)
 		return -ENOMEM;
@@ -309,11 +396,11 @@ static int load_one(struct cr_img *img, ProtobufCMessage *msg, void *arg)
 			return -EBADMSG;
 		}
 	}
-	if (add_packet(q, buf, pe->length)) {
+	if (add_packet(q, buf, pe->length, NULL)) {
 		free(buf);
 		return -ENOMEM;
 	}
-	return 0;
+	return load_scm(img, pe, &q->v[q->nr - 1]);
 }
 
 int sk_queue_load(struct rst_images *ri, struct sk_queue_set **out)
@@ -335,15 +422,57 @@ const struct sk_queue *sk_queue_find(const struct sk_queue_set *s, uint32_t id_f
 	return NULL;
 }
 
+/*
+ * The packet's files in flight as a control message: each file object
+ * opened in this task (or found open already), kept there until the
+ * task's own fd of it comes or the blob closes what is left over.
+ */
+static int scm_control(struct rst_child *c, const struct sk_packet *pk, struct msghdr *mh,
+		       char *cbuf)
+{
+	int *fds = (int *)CMSG_DATA((struct cmsghdr *)cbuf);
+	struct cmsghdr *ch = (struct cmsghdr *)cbuf;
+
+	for (uint32_t i = 0; i < pk->nr_scm; i++) {
+		fds[i] = child_file_get(c, pk->scm_ids[i]);
+		if (fds[i] < 0)
+			return fds[i];
+	}
+	ch->cmsg_level = SOL_SOCKET;
+	ch->cmsg_type = SCM_RIGHTS;
+	ch->cmsg_len = CMSG_LEN(pk->nr_scm * sizeof(int));
+	mh->msg_control = cbuf;
+	mh->msg_controllen = CMSG_SPACE(pk->nr_scm * sizeof(int));
+	return 0;
+}
+
 int sk_queue_fill(struct rst_child *c, int sk, const struct sk_queue *q)
 {
+	union {
+		char buf[CMSG_SPACE(SK_SCM_MAX * sizeof(int))];
+		struct cmsghdr align;
+	} cbuf;
+
 	for (size_t i = 0; q && i < q->nr; i++) {
 		const struct sk_packet *pk = &q->v[i];
 		uint32_t done = 0;
+		struct msghdr mh = { 0 };
 
+		if (pk->nr_scm) {
+			int ret;
+
+			memset(&cbuf, 0, sizeof(cbuf));
+			ret = scm_control(c, pk, &mh, cbuf.buf);
+			if (ret)
+				return ret;
+		}
 		do {
-			ssize_t n = send(sk, pk->data + done, pk->len - done,
-					 MSG_DONTWAIT | MSG_NOSIGNAL);
+			struct iovec iov = { pk->data + done, pk->len - done };
+			ssize_t n;
+
+			mh.msg_iov = &iov;
+			mh.msg_iovlen = 1;
+			n = sendmsg(sk, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
 
 			if (n < 0 && errno == EINTR)
 				continue;
@@ -352,6 +481,8 @@ int sk_queue_fill(struct rst_child *c, int sk, const struct sk_queue *q)
 						 "socket %u of task %d: refilling packet %zu of its queue (%u bytes): %s",
 						 q->id_for, c->ri->pid, i, pk->len, strerror(errno));
 			done += n;
+			mh.msg_control = NULL;	/* the files went with the first bytes */
+			mh.msg_controllen = 0;
 		} while (done < pk->len);
 	}
 	return 0;

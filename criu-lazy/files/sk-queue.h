@@ -19,7 +19,14 @@ struct rst_images;
 struct sk_packet {
 	uint32_t len;
 	uint8_t *data;
+	/* files in flight (SCM_RIGHTS) it carries: at dump our own copies
+	 * of them (closed by sk_queue_free), at restore their files.img ids */
+	uint32_t nr_scm;
+	int *scm_fds;
+	uint32_t *scm_ids;
 };
+
+#define SK_SCM_MAX 253		/* SCM_MAX_FD: files in flight per message */
 
 struct sk_queue {
 	uint32_t id_for;		/* files.img id of the socket it belongs to */
@@ -46,7 +53,8 @@ struct sk_queue_set {
 
 int sk_queue_load(struct rst_images *ri, struct sk_queue_set **out);
 const struct sk_queue *sk_queue_find(const struct sk_queue_set *s, uint32_t id_for);
-/* Send @q's packets through @sk (connected to the socket they belong to). */
+/* Send @q's packets through @sk (connected to the socket they belong to),
+ * their files in flight opened in the task (child_file_get()). */
 int sk_queue_fill(struct rst_child *c, int sk, const struct sk_queue *q);
 void sk_queue_set_free(void *set);
 

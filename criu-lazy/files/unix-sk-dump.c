@@ -6,7 +6,8 @@
  * socket's inode the name is kept as deleted (re-made and unlinked at
  * restore); a relative name keeps the task's working directory.
  *
- * Once every task is seen (unix_dump_resolve), peers are tied: a client
+ * Once every task is seen (unix_dump_resolve), the files in flight of the
+ * queues become file objects (sk-scm.c), then peers are tied: a client
  * not yet accepted names the listener as its peer (the kernel shows no
  * inode for the waiting end), and a peer outside the dumped tree is
  * refused, naming the fd, unless --ext-unix-sk allows a datagram socket to
@@ -29,6 +30,7 @@
 #include "dump/dump.h"
 #include "files/fd-kind.h"
 #include "files/sk-opts.h"
+#include "files/sk-scm.h"
 #include "files/unix-sk.h"
 
 const char *unix_type_name(unsigned int type)
@@ -258,7 +260,8 @@ static int add_external(struct dump_ctx *ctx, struct unix_dump *s)
 
 int unix_dump_resolve(struct dump_ctx *ctx)
 {
-	int ret = 0;
+	/* files in flight first: a socket among them may be another's peer */
+	int ret = sk_scm_resolve(ctx);
 
 	for (size_t i = 0; i < ctx->files.nr && !ret; i++) {
 		struct dump_file *f = ctx->files.v[i];

@@ -41,6 +41,7 @@
 #include "files/fd-kind.h"
 #include "files/sk-opts.h"
 #include "files/sk-queue.h"
+#include "files/sk-scm.h"
 #include "files/unix-sk.h"
 #include "restore/restore.h"
 
@@ -101,6 +102,14 @@ static enum unix_how classify(const struct rst_images *ri, const UnixSkEntry *ue
 	if (ue->type == SOCK_DGRAM && (ue->name.len || pe->name.len || pe->peer != ue->ino))
 		return UNIX_PLAIN;			/* connected by name */
 	return UNIX_PAIR;
+}
+
+bool unix_opens_alone(const struct rst_images *ri, const UnixSkEntry *ue)
+{
+	const UnixSkEntry *pe;
+	enum unix_how how = classify(ri, ue, &pe);
+
+	return how == UNIX_PAIR || (how == UNIX_PLAIN && !pe);
 }
 
 /* ---- names ---- */
@@ -493,6 +502,7 @@ static int unix_check(const struct opts *o, struct rst_images *ri, struct rst_fd
 	const UnixSkEntry *ue = f->fe->usk, *pe;
 	enum unix_how how;
 	char what[128];
+	int ret;
 
 	if (!ue || ue->id != f->fe->id || !ue->opts) {
 		pr_err("files.img: unix socket %u has no or a mismatching unix_sk_entry", f->fe->id);
@@ -528,11 +538,13 @@ static int unix_check(const struct opts *o, struct rst_images *ri, struct rst_fd
 		return -EINVAL;
 	}
 	if (!*state) {
-		int ret = sk_queue_load(ri, (struct sk_queue_set **)state);
-
+		ret = sk_queue_load(ri, (struct sk_queue_set **)state);
 		if (ret)
 			return ret;
 	}
+	ret = sk_scm_check(o, ri, *state, ue);
+	if (ret)
+		return ret;
 	if (how == UNIX_PLAIN && !ue->name.len && sk_queue_find(*state, ue->id) &&
 	    sk_queue_find(*state, ue->id)->nr) {
 		pr_err("sk-queues.img: unix socket %u holds messages but has no name nor pair to receive them again",

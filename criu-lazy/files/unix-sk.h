@@ -34,6 +34,7 @@ struct unix_dump {
 	uint32_t *icons;		/* a listener's connections not yet accepted */
 	unsigned int nr_icons;
 	uint32_t wqueue;		/* bytes it sent that nobody has read yet */
+	bool in_flight;			/* no task's fd: passed with SCM_RIGHTS (sk-scm.c) */
 };
 
 const char *unix_type_name(unsigned int type);
@@ -43,5 +44,10 @@ bool unix_match(const struct dump_ctx *ctx, const struct fd_probe *p);
 int unix_dump(struct dump_ctx *ctx, const struct fd_probe *p, struct dump_file *f);
 int unix_dump_resolve(struct dump_ctx *ctx);
 void unix_dump_free(struct dump_file *f);
+
+/* unix-sk.c: @ue can be opened alone, as a file in flight (a pair's end,
+ * or a socket connected to nothing) */
+struct rst_images;
+bool unix_opens_alone(const struct rst_images *ri, const UnixSkEntry *ue);
 
 #endif

@@ -158,6 +158,30 @@ int child_file_stash(struct rst_child *c, uint32_t id, int fd)
 	return remember(c, id, high);
 }
 
+/*
+ * The file object @id open in this task, opened now (and stashed) if no
+ * fd of the task has it yet: a file in flight in a socket's queue, which
+ * the task may hold itself too, or not at all (then the blob closes it).
+ */
+int child_file_get(struct rst_child *c, uint32_t id)
+{
+	struct rst_fd f = { .fd = -1, .cloexec = true };
+	int fd = child_file_lookup(c, id), ret;
+
+	if (fd >= 0)
+		return fd;
+	f.fe = rst_file_find(c->ri, id);
+	f.ops = f.fe ? fd_kind_for_restore(c->ri, f.fe) : NULL;
+	if (!f.ops)	/* never: files-check.c saw every file in flight */
+		return child_err(c, EINVAL, "task %d: file %u in flight cannot be opened",
+				 c->ri->pid, id);
+	fd = f.ops->open(c, &f);
+	if (fd < 0)
+		return fd;
+	ret = child_file_stash(c, id, fd);
+	return ret ? ret : child_file_lookup(c, id);
+}
+
 /* Put @src at f->fd; a fresh @src (not yet another fd's) is closed. */
 static int place(struct rst_child *c, const struct rst_fd *f, int src, bool fresh)
 {

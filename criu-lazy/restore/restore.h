@@ -271,6 +271,7 @@ int child_fds_prepare(struct rst_child *c);
 int child_fds_restore(struct rst_child *c);
 int child_file_lookup(const struct rst_child *c, uint32_t id);
 int child_file_stash(struct rst_child *c, uint32_t id, int fd);
+int child_file_get(struct rst_child *c, uint32_t id);
 int child_fs_restore(struct rst_child *c);
 
 /* premap.c (child) */

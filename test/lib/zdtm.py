@@ -101,6 +101,10 @@ ZDTM_TESTS = [
     ZdtmTest("inotify"),
     ZdtmTest("fanotify"),
     ZdtmTest("unix_named", host_names=True),
+    # files in flight (SCM_RIGHTS); the second with its pages still lazy
+    # while it reads its queues and the files passed in them
+    ZdtmTest("unix_scm"),
+    ZdtmTest("unix_scm", label="lazy-reads", defer_background=True),
     ZdtmTest("inet_sockets", host_names=True),
     ZdtmTest("memfd"),
     ZdtmTest("cwd_umask_rlimit"),
@@ -167,6 +171,8 @@ ZDTM_TESTS = [
 # with the words one of which the refusal must use to name its kind.
 REFUSED_KINDS = {
     "unix": r"socket|unix",
+    "unix-scm-epoll": r"epoll fd .*in flight",
+    "unix-scm-self": r"itself in flight",
     "tcp": r"socket|tcp|inet",
     "packet": r"packet",
     "userfaultfd": r"userfaultfd",

@@ -1,7 +1,7 @@
 /*
  * A task holding a file descriptor of a --kind the tool cannot restore yet
- * (unix, unix-ext, unix-ext-dgram, tcp, packet, eventfd, pipe, epoll, timerfd, signalfd,
- * userfaultfd), at
+ * (unix, unix-ext, unix-ext-dgram, unix-scm-epoll, unix-scm-self, tcp, packet, eventfd,
+ * pipe, epoll, timerfd, signalfd, userfaultfd), at
  * fd 42 (and 43 for a second end or a helper).  A dump must refuse it and
  * leave it running unharmed; this program then checks, after SIGTERM, that
  * the object still works and still holds what it held (queued data, a
@@ -13,6 +13,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/kcmp.h>
 #include <linux/userfaultfd.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -55,6 +56,44 @@ static void expect_read(int fd, const char *want)
 	n = read(fd, buf, sizeof(buf));
 	if (n != (ssize_t)strlen(want) || memcmp(buf, want, (size_t)n))
 		fail("fd %d: read %zd bytes, expected '%s' (%m)", fd, n, want);
+}
+
+/* "fd" with @fd in flight */
+static void send_fd(int sk, int fd)
+{
+	union { char b[CMSG_SPACE(sizeof(int))]; struct cmsghdr a; } cbuf;
+	struct iovec iov = { "fd", 2 };
+	struct msghdr mh = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = cbuf.b, .msg_controllen = sizeof(cbuf.b),
+	};
+	struct cmsghdr *ch = CMSG_FIRSTHDR(&mh);
+
+	ch->cmsg_level = SOL_SOCKET;
+	ch->cmsg_type = SCM_RIGHTS;
+	ch->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(ch), &fd, sizeof(int));
+	if (sendmsg(sk, &mh, 0) != 2)
+		fail("sendmsg with fd %d: %m", fd);
+}
+
+static int recv_fd(int sk)
+{
+	union { char b[CMSG_SPACE(sizeof(int))]; struct cmsghdr a; } cbuf;
+	char data[4];
+	struct iovec iov = { data, sizeof(data) };
+	struct msghdr mh = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = cbuf.b, .msg_controllen = sizeof(cbuf.b),
+	};
+	struct cmsghdr *ch;
+	int fd;
+
+	if (recvmsg(sk, &mh, MSG_DONTWAIT) != 2 || !(ch = CMSG_FIRSTHDR(&mh)) ||
+	    ch->cmsg_type != SCM_RIGHTS)
+		fail("fd %d: the message with a file in flight is gone (%m)", sk);
+	memcpy(&fd, CMSG_DATA(ch), sizeof(int));
+	return fd;
 }
 
 static struct sockaddr_in bound_addr(int fd)
@@ -114,6 +153,29 @@ int main(int argc, char **argv)
 			fail("connect to @%s: %m", peer);
 		if (write(FD_A, "ping", 4) != 4)
 			fail("write: %m");
+	} else if (!strcmp(kind, "unix-scm-epoll") || !strcmp(kind, "unix-scm-self")) {
+		/* in flight in the queue of 42: an epoll fd (watching the
+		 * eventfd 44), or the socket 42 itself */
+		bool self = !strcmp(kind, "unix-scm-self");
+		int passed;
+
+		if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sv))
+			fail("socketpair: %m");
+		place(sv[0], FD_A);
+		place(sv[1], FD_B);
+		passed = self ? FD_A : epoll_create1(0);
+		if (!self) {
+			struct epoll_event ev = { .events = EPOLLIN, .data.u64 = 0xabc };
+			int efd = eventfd(1, 0);
+
+			/* kept at 44: a closed file leaves every epoll */
+			place(efd, 44);
+			if (passed < 0 || epoll_ctl(passed, EPOLL_CTL_ADD, 44, &ev))
+				fail("epoll: %m");
+		}
+		send_fd(FD_B, passed);
+		if (!self)
+			close(passed);
 	} else if (!strcmp(kind, "tcp")) {
 		/* an established connection: its client at 42, accepted at 43 */
 		int l = socket(AF_INET, SOCK_STREAM, 0);
@@ -186,6 +248,16 @@ int main(int argc, char **argv)
 		close(a);
 	} else if (!strcmp(kind, "unix-ext")) {
 		expect_read(FD_A, "pong");	/* the test answers after the dump */
+	} else if (!strcmp(kind, "unix-scm-epoll") || !strcmp(kind, "unix-scm-self")) {
+		struct epoll_event ev;
+		int got = recv_fd(FD_A);
+
+		if (!strcmp(kind, "unix-scm-self")) {
+			if (syscall(SYS_kcmp, getpid(), getpid(), KCMP_FILE, got, FD_A))
+				fail("fd 42 received another file than itself");
+		} else if (epoll_wait(got, &ev, 1, 0) != 1 || ev.data.u64 != 0xabc) {
+			fail("the epoll fd in flight lost its eventfd");
+		}
 	} else if (!strcmp(kind, "unix-ext-dgram")) {
 		struct sockaddr_un got;
 		socklen_t len = sizeof(got);
