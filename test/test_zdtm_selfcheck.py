@@ -343,6 +343,16 @@ def send_to_abstract_dgram(task):
         s.sendto(b"!", f"\0zdtm-dgram-{task.pid}")
 
 
+def seek_fd30_to_0(task):
+    """The offset of the root's fd 30 moved (an open file it shares with
+    its child, so the child's moves too)."""
+    fd = steal_fd(task.pid, 30)
+    try:
+        os.lseek(fd, 0, os.SEEK_SET)
+    finally:
+        os.close(fd)
+
+
 def poke_recorded_timer_id(task):
     """The id recorded for the SIGEV_NONE timer (ids[2]) becomes the
     deleted one: a timer that did not come back."""
@@ -458,6 +468,7 @@ CASES = [
     (ZdtmTest("tree_forker"), poke_forker_child_memory, r"child \d+ ended with status 0x100"),
     (ZdtmTest("tree_shmem"), poke_shared_page20, r"shared page 20 is wrong"),
     (ZdtmTest("tree_stress", ("--pages", "64")), poke_own_page5, r"root: page 5 of its own"),
+    (ZdtmTest("share_files"), seek_fd30_to_0, r"root after the restore: fd 30: offset 0"),
     (ZdtmTest("inet_sockets"), send_to_udp_22, r"fd 22: expected an empty queue"),
     (ZdtmTest("lazy_fork"), poke_lazy_region_page5, r"parent: first read: page 5 "),
     (ZdtmTest("lazy_mremap"), poke_lazy_region_page5, r"moved region"),

@@ -230,25 +230,49 @@ int dump_fown(struct dump_task *t, int fd, FownEntry *fown)
 	return t->exited ? -ESRCH : 0;
 }
 
+/* Is fd @fd of @t the open file description of fd @ofd of @u? */
+static bool same_ofd(const struct dump_task *t, int fd, const struct dump_task *u, int ofd)
+{
+	return syscall(SYS_kcmp, t->pid, u->pid, KCMP_FILE, fd, ofd) == 0;
+}
+
+/* One of @u's first @nr fds on the open file description of p->fd. */
+static struct dump_file *find_in_task(struct dump_ctx *ctx, const struct fd_probe *p,
+				      const struct fd_kind_ops *ops, const struct dump_task *u,
+				      size_t nr)
+{
+	for (size_t i = 0; i < nr; i++) {
+		FdinfoEntry *o = &u->fds[i].fdi;
+		struct dump_file *f = dump_file_find(ctx, o->id);
+
+		if (!f || f->ops != ops || f->dev != p->st.st_dev || f->ino != p->st.st_ino)
+			continue;
+		if (same_ofd(p->t, p->fd, u, o->fd))
+			return f;
+	}
+	return NULL;
+}
+
 /*
- * An earlier descriptor on the same open file description (a dup): kcmp
- * says so, the kind and inode say which to ask about.  Another task's
- * (the tree's) will be found the same way.
+ * An earlier descriptor on the same open file description: a dup in the
+ * task, or one inherited across fork by another process of the tree
+ * (dumped before it).  kcmp says so; the kind and inode say which to ask.
+ * One file object for all of them: the restore makes it once and passes it
+ * to every process that holds it.
  */
 static struct dump_file *find_shared(struct dump_ctx *ctx, struct dump_task *t,
 				     const struct fd_probe *p, const struct fd_kind_ops *ops,
 				     size_t nr_done)
 {
-	for (size_t i = 0; i < nr_done; i++) {
-		FdinfoEntry *o = &t->fds[i].fdi;
-		struct dump_file *f = dump_file_find(ctx, o->id);
+	struct dump_file *f = find_in_task(ctx, p, ops, t, nr_done);
 
-		if (!f || f->ops != ops || f->dev != p->st.st_dev || f->ino != p->st.st_ino)
-			continue;
-		if (syscall(SYS_kcmp, t->pid, t->pid, KCMP_FILE, p->fd, o->fd) == 0)
-			return f;
+	for (size_t i = 0; !f && i < ctx->nr_tasks && ctx->tasks[i] != t; i++) {
+		const struct dump_task *u = ctx->tasks[i];
+
+		if (!u->zombie && u->fds)
+			f = find_in_task(ctx, p, ops, u, u->nr_fds);
 	}
-	return NULL;
+	return f;
 }
 
 struct dump_file *dump_file_find(struct dump_ctx *ctx, uint32_t id)

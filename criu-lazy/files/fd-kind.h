@@ -18,6 +18,11 @@
  * anything is created; open() runs in the new task, in the order of
  * enum fd_stage.  Per-kind state shared by all tasks (pipe data read from
  * the images, ...) lives in rst_images.kind_state[kind index].
+ *
+ * Between processes: a file several processes of the tree hold (one open
+ * file description inherited across fork) is made by one of them and
+ * passed to the others (restore/fd-share.c); so is a group of files one
+ * open() makes together (share_key()).  A kind needs nothing more for it.
  */
 #ifndef CRIU_LAZY_FILES_FD_KIND_H
 #define CRIU_LAZY_FILES_FD_KIND_H
@@ -86,6 +91,14 @@ struct fd_kind_ops {
 	 * socket connects to a peer that exists by now): @fd is its fd.
 	 * Optional. */
 	int (*connect)(struct rst_child *c, const struct rst_fd *f, int fd);
+	/*
+	 * Files made together by one open() (both ends of a pipe, a socketpair,
+	 * a listener and its connections) return one key: when processes of
+	 * the tree hold files of one key, one of them makes them all and hands
+	 * each to the others (restore/fd-share.c).  Optional: without it a
+	 * file is a group of its own, shared only as one open file description.
+	 */
+	uint64_t (*share_key)(const struct rst_images *ri, const FileEntry *fe);
 	/* Frees rst_images.kind_state[] of the kind.  Optional. */
 	void (*rst_free)(void *state);
 

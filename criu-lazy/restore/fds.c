@@ -11,6 +11,11 @@
  * stashes the others above helper_base until their fd comes.  Between
  * the opening stage and the one after, each kind with a connect step
  * (a socket that connects to its peer by name) takes it, once per file.
+ *
+ * A file shared with other processes of the tree (fd-share.c) is made by
+ * its owner only, once, and handed to the others: in each stage a task
+ * first makes what it owns, sends it, then takes what others made.  Only
+ * the owner runs a file's connect step.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -47,10 +52,10 @@ static int int_cmp(const void *a, const void *b)
 /* Close every fd but the helpers. */
 static int close_others(struct rst_child *c)
 {
-	int keep[3] = { c->err_fd, c->exe_fd, c->tty_fd }, nr = 0;
+	int keep[5] = { c->err_fd, c->exe_fd, c->tty_fd, c->share_rx, c->share_tx }, nr = 0;
 	unsigned int next = 0;
 
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 5; i++)
 		if (keep[i] >= 0)
 			keep[nr++] = keep[i];
 	qsort(keep, nr, sizeof(int), int_cmp);
@@ -99,7 +104,7 @@ int child_fds_prepare(struct rst_child *c)
 
 	/* room for the task's fds, our helpers and stashed objects above
 	 * them (the parent puts the dumped RLIMIT_NOFILE back afterwards) */
-	room = (rlim_t)c->helper_base + 16 + ri->nr_fds;
+	room = (rlim_t)c->helper_base + 16 + ri->nr_fds + child_share_count(c);
 	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < room) {
 		rl.rlim_cur = room;
 		if (rl.rlim_max < rl.rlim_cur)
@@ -117,6 +122,8 @@ int child_fds_prepare(struct rst_child *c)
 		return -EBADF;
 	if (need_tty && find_our_tty(c))
 		return -ENOTTY;
+	if (child_share_prepare(c))
+		return -EIO;
 	return close_others(c);
 }
 
@@ -210,6 +217,12 @@ static int restore_one(struct rst_child *c, const struct rst_fd *f)
 	bool fresh = src < 0;
 	int ret;
 
+	if (fresh && !child_file_mine(c, f->fe->id)) {
+		src = child_share_wait(c, f);	/* stashed when it came */
+		if (src < 0)
+			return src;
+		fresh = false;
+	}
 	if (fresh) {
 		src = f->ops->open(c, f);
 		if (src < 0)
@@ -221,7 +234,10 @@ static int restore_one(struct rst_child *c, const struct rst_fd *f)
 	return ret;
 }
 
-/* FD_STAGE_CONNECT: each file's connect step once, at its first fd. */
+/*
+ * FD_STAGE_CONNECT: each file's connect step once, at its first fd, by the
+ * task that made it; then those of the files we made for others only.
+ */
 static int connect_all(struct rst_child *c)
 {
 	for (size_t i = 0; i < c->ri->nr_fds; i++) {
@@ -229,7 +245,7 @@ static int connect_all(struct rst_child *c)
 		bool first = true;
 		int ret;
 
-		if (!f->ops->connect)
+		if (!f->ops->connect || !child_file_mine(c, f->fe->id))
 			continue;
 		for (size_t j = 0; j < i && first; j++)
 			first = c->ri->fds[j].fe->id != f->fe->id;
@@ -239,28 +255,59 @@ static int connect_all(struct rst_child *c)
 		if (ret)
 			return ret;
 	}
+	for (size_t i = 0; c->share && i < c->share->nr; i++) {
+		const struct rst_share_file *sf = &c->share->files[i];
+		struct rst_fd f = sf->fd;
+		bool held = false;
+		int ret;
+
+		if (sf->owner != c->self || !f.ops->connect)
+			continue;
+		for (size_t j = 0; j < c->ri->nr_fds && !held; j++)
+			held = c->ri->fds[j].fe->id == sf->id;
+		if (held)
+			continue;	/* done above */
+		f.fe = rst_file_find(c->ri, sf->id);
+		ret = f.ops->connect(c, &f, child_file_lookup(c, sf->id));
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* The fds of @stage whose files we make (@mine) or take from others. */
+static int restore_stage(struct rst_child *c, enum fd_stage stage, bool mine)
+{
+	for (size_t i = 0; i < c->ri->nr_fds; i++) {
+		const struct rst_fd *f = &c->ri->fds[i];
+		int ret;
+
+		if (f->ops->stage != stage || child_file_mine(c, f->fe->id) != mine)
+			continue;
+		ret = restore_one(c, f);
+		if (ret)
+			return ret;
+	}
 	return 0;
 }
 
 int child_fds_restore(struct rst_child *c)
 {
 	for (int stage = 0; stage < FD_STAGE_NR; stage++) {
-		if (stage == FD_STAGE_CONNECT) {
-			int ret = connect_all(c);
+		int ret = 0;
 
-			if (ret)
-				return ret;
-		}
-		for (size_t i = 0; i < c->ri->nr_fds; i++) {
-			const struct rst_fd *f = &c->ri->fds[i];
-			int ret;
-
-			if (f->ops->stage != (enum fd_stage)stage)
-				continue;
-			ret = restore_one(c, f);
-			if (ret)
-				return ret;
-		}
+		if (stage == FD_STAGE_CONNECT)
+			ret = connect_all(c);
+		if (!ret)
+			ret = restore_stage(c, stage, true);
+		if (!ret)
+			ret = child_share_open_rest(c, stage);
+		if (!ret)
+			ret = child_share_send(c, stage);
+		if (!ret)
+			ret = restore_stage(c, stage, false);
+		if (ret)
+			return ret;
 	}
 	return 0;
 }

@@ -13,6 +13,7 @@
  *   task-create.c, tree.c   the root by clone3 with its dumped pid, every
  *                    other task by its parent task; sessions, groups,
  *                    zombies, helpers;
+ *   fd-share.c       files several processes hold: made once, passed on;
  *   child.c (fds.c, premap.c, blob-setup.c)   each task rebuilds itself
  *                    and jumps into the restorer blob (criu-lazy/pie/);
  *   lazy.c           each process's uffd to the daemon;
@@ -29,8 +30,10 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/un.h>
 
 #include "images/pagemap.h"
 #include "files/fd-kind.h"
@@ -155,6 +158,25 @@ struct rst_task {
 	int task_uffd;			/* lazy: the uffd's number inside the task, or -1 */
 };
 
+/* A file held by a process other than the one that creates it (fd-share.c). */
+struct rst_share_file {
+	uint32_t id;
+	int owner;			/* the process that creates it (index) */
+	int *holders;			/* the other processes that hold it */
+	size_t nr_holders;
+	struct rst_fd fd;		/* one holder's fd of it (kind, number) */
+};
+
+/* The files shared between processes, and how they travel. */
+struct rst_share {
+	struct rst_share_file *files;	/* ascending id */
+	size_t nr;
+	int *sk;			/* per process: the socket it receives on, or -1 */
+	struct sockaddr_un *addr;	/* its name (autobound, abstract) */
+	socklen_t *addr_len;
+	pid_t *pids;			/* per process: its pid in the images */
+};
+
 /* What a process of the tree is at restore time. */
 enum rst_proc_kind {
 	RST_PROC_ALIVE,			/* restored fully */
@@ -187,6 +209,7 @@ struct rst_tree {
 	int ev_r, ev_w;			/* tasks -> restore: struct rst_event */
 	int lazy_sock;			/* connected to the lazy-pages daemon, or -1 */
 	uint64_t lazy_features;
+	struct rst_share share;		/* files shared between processes */
 	uint64_t t_start, fork_us, pages_filled;
 };
 
@@ -204,6 +227,9 @@ struct rst_child {
 	int helper_base;		/* helper fds are >= this */
 	struct rst_open_file *open;	/* every file object opened so far */
 	size_t nr_open;
+	const struct rst_share *share;	/* the tree's shared files (fd-share.c) */
+	int self;			/* our index in the tree */
+	int share_rx, share_tx;		/* their sockets here, or -1 */
 };
 
 /* images-load.c / files-check.c: one process */
@@ -273,6 +299,17 @@ int child_file_lookup(const struct rst_child *c, uint32_t id);
 int child_file_stash(struct rst_child *c, uint32_t id, int fd);
 int child_file_get(struct rst_child *c, uint32_t id);
 int child_fs_restore(struct rst_child *c);
+
+/* fd-share.c: files shared between processes (restore side, then child) */
+int rst_share_plan(struct rst_tree *tree);
+void rst_share_free(struct rst_tree *tree);
+const struct rst_share_file *child_share_find(const struct rst_child *c, uint32_t id);
+bool child_file_mine(const struct rst_child *c, uint32_t id);
+size_t child_share_count(const struct rst_child *c);
+int child_share_prepare(struct rst_child *c);
+int child_share_open_rest(struct rst_child *c, enum fd_stage stage);
+int child_share_send(struct rst_child *c, enum fd_stage stage);
+int child_share_wait(struct rst_child *c, const struct rst_fd *f);
 
 /* premap.c (child) */
 int child_premap(struct rst_child *c);

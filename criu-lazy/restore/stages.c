@@ -78,6 +78,12 @@ static int stage_plan(struct rst_tree *tree)
 	return ret;
 }
 
+/* Who creates each file held by more than one process (fd-share.c). */
+static int stage_share(struct rst_tree *tree)
+{
+	return rst_share_plan(tree);
+}
+
 static int stage_lazy_connect(struct rst_tree *tree)
 {
 	return rst_lazy_connect(tree);
@@ -284,6 +290,7 @@ static const struct rst_stage stages[] = {
 	{ "read and check the images", stage_load, false },
 	{ "create the shared memory objects of the tree", stage_shmem, false },
 	{ "plan each process's memory", stage_plan, false },
+	{ "find the files processes share, and who creates each", stage_share, false },
 	{ "connect to the lazy-pages daemon", stage_lazy_connect, true },
 	{ "create the tasks with their pids", stage_create, false },
 	{ "sessions and process groups", stage_groups, false },

@@ -280,6 +280,7 @@ int rst_tree_load(struct rst_tree *tree)
 void rst_tree_free(struct rst_tree *tree)
 {
 	rst_shmem_release(tree);
+	rst_share_free(tree);
 	for (size_t i = 0; i < tree->nr; i++) {
 		if (tree->procs[i].kind != RST_PROC_ALIVE || !tree->procs[i].ri.pstree)
 			continue;	/* nothing loaded */

@@ -255,6 +255,7 @@ static _Noreturn void proc_restore(struct rst_tree *tree, struct rst_proc *p)
 		.o = tree->o, .ri = &p->ri, .plan = &p->plan, .err_fd = p->t.err_w,
 		.pages_fd = p->ri.pi.pages_fd, .tty_fd = -1, .exe_fd = -1,
 		.lazy = tree->lazy_sock >= 0, .lazy_features = tree->lazy_features,
+		.share = &tree->share, .self = p - tree->procs, .share_rx = -1, .share_tx = -1,
 	};
 
 	reap_helpers(tree, p - tree->procs);

@@ -165,6 +165,8 @@ ZDTM_TESTS = [
     ZdtmTest("tree_shmem", tree=True),
     # five processes faulting at once on one daemon
     ZdtmTest("tree_stress", tree=True, defer_background=True),
+    # files shared between the processes of a tree (restore/fd-share.c)
+    ZdtmTest("share_files", tree=True),
 ]
 
 # Things a dump must refuse, leaving the task running and unharmed; each
