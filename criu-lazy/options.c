@@ -21,6 +21,7 @@ enum long_only_opt {
 	OPT_NO_BACKGROUND,
 	OPT_FEATURE,
 	OPT_EXT_UNIX_SK,
+	OPT_FILE_LOCKS,
 };
 
 static const struct option long_opts[] = {
@@ -42,6 +43,7 @@ static const struct option long_opts[] = {
 	{ "no-background-fetch", no_argument,	   NULL, OPT_NO_BACKGROUND },
 	{ "feature",		required_argument, NULL, OPT_FEATURE },
 	{ "ext-unix-sk",	no_argument,	   NULL, OPT_EXT_UNIX_SK },
+	{ "file-locks",		no_argument,	   NULL, OPT_FILE_LOCKS },
 	{ "version",		no_argument,	   NULL, 'V' },
 	{ "help",		no_argument,	   NULL, 'h' },
 	{ }
@@ -51,11 +53,11 @@ void opts_usage(void)
 {
 	fputs("Usage:\n"
 	      "  criu-lazy dump -t PID -D DIR [-R|--leave-running] [-s|--leave-stopped] [--shell-job]\n"
-	      "                 [--ext-unix-sk]\n"
+	      "                 [--ext-unix-sk] [--file-locks]\n"
 	      "                 [--lazy-pages [--address A] --port P [--status-fd FD]]\n"
 	      "                 [-o LOG] [-v0..4]\n"
 	      "  criu-lazy restore -D DIR [-d|--restore-detached] [--pidfile F] [--shell-job]\n"
-	      "                 [--ext-unix-sk]\n"
+	      "                 [--ext-unix-sk] [--file-locks]\n"
 	      "                 [--lazy-pages] [-o LOG] [-v0..4]\n"
 	      "  criu-lazy lazy-pages -D DIR [--page-server --address A --port P]\n"
 	      "                 [--no-background-fetch] [-o LOG] [-v0..4]\n"
@@ -126,6 +128,7 @@ int opts_parse(int argc, char **argv, struct opts *o)
 		case OPT_SHELL_JOB: o->shell_job = true; break;
 		case OPT_PIDFILE: o->pidfile = optarg; break;
 		case OPT_EXT_UNIX_SK: o->ext_unix_sk = true; break;
+		case OPT_FILE_LOCKS: o->file_locks = true; break;
 		case OPT_LAZY_PAGES: o->lazy_pages = true; break;
 		case OPT_PAGE_SERVER: o->page_server = true; break;
 		case OPT_ADDRESS: o->address = optarg; break;

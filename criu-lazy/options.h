@@ -21,6 +21,7 @@ struct opts {
 	bool leave_stopped;		/* -s, --leave-stopped */
 	bool shell_job;			/* -j, --shell-job */
 	bool ext_unix_sk;		/* --ext-unix-sk */
+	bool file_locks;		/* --file-locks */
 	bool restore_detached;		/* -d, --restore-detached */
 	const char *pidfile;		/* --pidfile */
 

@@ -13,6 +13,7 @@
 
 #include "core.pb-c.h"
 #include "fdinfo.pb-c.h"
+#include "file-lock.pb-c.h"
 #include "fs.pb-c.h"
 #include "inventory.pb-c.h"
 #include "memfd.pb-c.h"
@@ -68,6 +69,8 @@ static const struct img_type_info img_types[IMG_NR_TYPES] = {
 				"MEMFD_INODE", &memfd_inode_entry__descriptor },
 	[IMG_SK_QUEUES]	    = { "sk-queues.img",	 IMG_COMMON_MAGIC,  SK_QUEUES_MAGIC,
 				"SK_QUEUES",  &sk_packet_entry__descriptor },
+	[IMG_FILE_LOCKS]    = { "filelocks.img",	 IMG_COMMON_MAGIC,  FILE_LOCKS_MAGIC,
+				"FILE_LOCKS", &file_lock_entry__descriptor },
 };
 
 const struct img_type_info *img_type_info(enum img_type type)

@@ -39,6 +39,7 @@ enum img_type {
 	IMG_FIFO_DATA,		/* fifo-data.img		(pipe_data_entry + raw bytes)* */
 	IMG_MEMFD_INODE,	/* memfd.img			memfd_inode_entry* */
 	IMG_SK_QUEUES,		/* sk-queues.img		(sk_packet_entry + raw bytes)* */
+	IMG_FILE_LOCKS,		/* filelocks.img		file_lock_entry* */
 	IMG_NR_TYPES
 };
 

@@ -3,6 +3,11 @@ what a dump refuses, with one line naming the fd, and what it drops as
 CRIU does.  The states that survive a checkpoint are the zdtm programs
 inotify, fanotify, file_locks, pty (test_zdtm.py, every mode).
 """
+import fcntl
+
+import pytest
+
+from lib import procs as P
 from lib.tool import assert_error_line, assert_ok
 from lib.zdtm import ZdtmTest
 
@@ -49,3 +54,75 @@ def test_dump_refuses_fanotify_filesystem_mark(tool, zdtm, workdir):
     """CRIU's image format has inode and mount marks only."""
     task = zdtm(ZdtmTest("fanotify", ("--sb",), label="sb"))
     refused_dump(tool, task, workdir, r"\b32\b", r"fanotify mark 1", r"filesystem mark")
+
+
+def test_dump_refuses_lock_without_flag(tool, zdtm, workdir):
+    task = zdtm(ZdtmTest("file_locks", ("--unflagged",), label="unflagged"))
+    refused_dump(tool, task, workdir, r"\b20\b", r"fl\.posix", r"POSIX write lock",
+                 r"--file-locks")
+
+
+def test_dump_refuses_lock_through_inherited_file(tool, zdtm, workdir):
+    """A flock lock held through an open file a child shares from the fork:
+    the restore cannot share that file yet, and a second lock would
+    conflict with the first."""
+    task = zdtm(ZdtmTest("file_locks", ("--inherit",), label="inherit"))
+    before = task.snapshot()
+    imgdir = workdir / "images"
+    imgdir.mkdir()
+    res = tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT,
+                    extra=("--file-locks",))
+    assert_error_line(res, "dump", r"\b21\b", r"flock shared lock", r"shares with task",
+                      r"\b21\b")
+    task.expect_unharmed(before)
+    assert not list(imgdir.iterdir())
+    task.check_pass()
+
+
+@pytest.fixture
+def locks_dumped(tool, zdtm, workdir):
+    task = zdtm(ZdtmTest("file_locks", cr_opts=("--file-locks",)))
+    imgdir = workdir / "images"
+    imgdir.mkdir()
+    assert_ok(tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT,
+                        extra=("--file-locks",)), "dump")
+    task.expect_gone()
+    return task, imgdir
+
+
+def restore_fails(tool, workdir, imgdir, pid, extra, *patterns):
+    children = P.children_of_me()
+    pidfile = workdir / "bad.pid"
+    res = tool.restore(imgdir, workdir / "restore-bad.log", RESTORE_TIMEOUT, pidfile=pidfile,
+                       extra=extra)
+    assert_error_line(res, "restore", *patterns)
+    assert not P.exists(pid), f"a task was left behind: {P.describe(pid)}"
+    new = [c for c in P.children_of_me() if c not in children]
+    assert not new, "processes were left behind:\n" + "\n".join(map(P.describe, new))
+    assert not pidfile.exists()
+
+
+def restore_passes(tool, workdir, task, imgdir):
+    pidfile = workdir / "good.pid"
+    assert_ok(tool.restore(imgdir, workdir / "restore.log", RESTORE_TIMEOUT, pidfile=pidfile,
+                           extra=("--file-locks",)), "restore")
+    task.expect_restored(pidfile)
+    task.check_pass()
+
+
+def test_restore_without_flag_refuses_locks(tool, workdir, locks_dumped):
+    task, imgdir = locks_dumped
+    restore_fails(tool, workdir, imgdir, task.pid, (), rf"\b{task.pid}\b", r"lock",
+                  r"--file-locks")
+    restore_passes(tool, workdir, task, imgdir)
+
+
+def test_restore_meets_conflicting_lock(tool, workdir, locks_dumped):
+    """Someone else took the write lock's bytes since the dump: the restore
+    fails naming the lock, and leaves nothing behind."""
+    task, imgdir = locks_dumped
+    with open(workdir / "fl.posix", "r+b") as f:
+        fcntl.lockf(f, fcntl.LOCK_SH | fcntl.LOCK_NB, 1, 0)
+        restore_fails(tool, workdir, imgdir, task.pid, ("--file-locks",),
+                      r"POSIX write lock of fd 20", r"another process holds")
+    restore_passes(tool, workdir, task, imgdir)

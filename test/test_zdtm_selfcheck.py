@@ -284,6 +284,14 @@ def unmark_fanotify_30_file(task):
         os.close(fd)
 
 
+def unlock_flock_23(task):
+    fd = steal_fd(task.pid, 23)
+    try:
+        assert libc.flock(fd, 8) == 0, "flock(LOCK_UN)"
+    finally:
+        os.close(fd)
+
+
 def send_sigusr2(task):
     os.kill(task.pid, signal.SIGUSR2)
 
@@ -457,6 +465,7 @@ CASES = [
     (ZdtmTest("epoll"), watch_more_in_epoll_30, r"fd 30 watches"),
     (ZdtmTest("inotify"), unwatch_inotify_30_wd4, r"fd 30 watches"),
     (ZdtmTest("fanotify"), unmark_fanotify_30_file, r"fd 30 marks"),
+    (ZdtmTest("file_locks"), unlock_flock_23, r"fd 23 locks"),
     (ZdtmTest("unix_named"), send_to_abstract_dgram, r"fd 22: expected an empty queue"),
     # fd 31 is the write end of the pipe whose read end is in flight
     (ZdtmTest("unix_scm"), write_more_into_pipe_b, r"pipe read end: 3001 bytes"),

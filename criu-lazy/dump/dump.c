@@ -180,6 +180,8 @@ static int write_images(struct dump_ctx *ctx)
 		ret = dump_write_pstree(ctx);
 	if (!ret)
 		ret = dump_write_files(ctx);
+	if (!ret)
+		ret = dump_file_locks_write(ctx);
 	for (size_t i = 0; i < ctx->nr_tasks && !ret; i++)
 		ret = write_task_images(ctx, ctx->tasks[i]);
 	if (!ret)
@@ -303,6 +305,7 @@ out:
 	dump_tree_free(&ctx);
 	dump_lazy_fini(&ctx);
 	dump_files_free(&ctx.files);
+	dump_file_locks_free(&ctx);
 	dump_sock_diag_free(ctx.sk);
 	free(ctx.ns.v);
 	free(ctx.shmids_done);

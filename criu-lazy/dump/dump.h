@@ -189,6 +189,8 @@ struct fd_kind_ops;
 
 /* Socket inode -> kind, from sock_diag (loaded on first use). */
 struct sock_diag_cache;
+/* Locks held by the tree (file-locks.c). */
+struct dump_locks;
 
 struct dump_ctx {
 	struct opts *o;
@@ -208,6 +210,7 @@ struct dump_ctx {
 	uint64_t zero_pfn;		/* PFN of the kernel's zero page, 0 unknown */
 	bool no_pagemap_scan;		/* PAGEMAP_SCAN refused: read whole pagemaps */
 	struct sock_diag_cache *sk;
+	struct dump_locks *locks;
 
 	char (*written)[IMG_NAME_MAX];	/* every image created: removed on failure */
 	size_t nr_written, cap_written;
@@ -321,6 +324,12 @@ int dump_write_files(struct dump_ctx *ctx);
 int dump_write_fdinfo(struct dump_ctx *ctx, struct dump_task *t);
 int dump_write_fs(struct dump_ctx *ctx, struct dump_task *t);
 void dump_files_free(struct dump_files *files);
+
+/* file-locks.c: the locks of a descriptor (its fdinfo), filelocks.img */
+struct fd_probe;
+int dump_fd_locks(struct dump_ctx *ctx, const struct fd_probe *p, uint32_t file_id);
+int dump_file_locks_write(struct dump_ctx *ctx);
+void dump_file_locks_free(struct dump_ctx *ctx);
 
 /* sockets.c */
 int dump_sock_describe(struct dump_ctx *ctx, struct dump_task *t, int fd, uint64_t ino,

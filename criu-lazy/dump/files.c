@@ -371,7 +371,7 @@ static int dump_one_fd(struct dump_ctx *ctx, struct dump_task *t, int fd, size_t
 	if (f) {
 		dfd->fdi.id = f->fe.id;
 		pr_debug("task %d: fd %d shares file %u", t->pid, fd, f->fe.id);
-		return 0;
+		return dump_fd_locks(ctx, &p, f->fe.id);
 	}
 	f = file_new(&ctx->files, ops, &p.st);
 	if (!f)
@@ -385,7 +385,9 @@ static int dump_one_fd(struct dump_ctx *ctx, struct dump_task *t, int fd, size_t
 	pr_debug("task %d: fd %d -> %s %u %s flags %#o pos %llu%s", t->pid, fd, ops->name,
 		 f->fe.id, link, p.flags & ~O_CLOEXEC, (unsigned long long)p.pos,
 		 dfd->fdi.flags ? " cloexec" : "");
-	return t->exited ? -ESRCH : 0;
+	if (t->exited)
+		return -ESRCH;
+	return dump_fd_locks(ctx, &p, f->fe.id);
 }
 
 static int cmp_int(const void *a, const void *b)

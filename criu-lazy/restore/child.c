@@ -108,7 +108,7 @@ _Noreturn void rst_child_main(struct rst_child *c)
 
 	if (child_premap(c))
 		_exit(1);
-	if (child_fds_prepare(c) || child_fds_restore(c) ||
+	if (child_fds_prepare(c) || child_fds_restore(c) || child_file_locks(c) ||
 	    child_mm_flags(c) || child_attrs(c, ATTR_RST_CHILD))
 		_exit(1);
 	/* after this, paths resolve in the task's root */

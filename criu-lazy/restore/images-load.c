@@ -290,6 +290,8 @@ int rst_images_load(int dirfd, const struct opts *o, const InventoryEntry *inv,
 	if (!ret)
 		ret = rst_fds_load(o, ri);
 	if (!ret)
+		ret = rst_file_locks_load(o, ri);
+	if (!ret)
 		ret = rst_fs_check(ri);
 	return ret;
 }
@@ -310,6 +312,7 @@ void rst_images_free(struct rst_images *ri)
 	free(ri->tids);
 	free(ri->files);
 	free(ri->fds);
+	rst_file_locks_free(ri);
 	for (unsigned int k = 0; k < fd_kinds_nr; k++)
 		if (ri->kind_state[k] && fd_kinds[k]->rst_free)
 			fd_kinds[k]->rst_free(ri->kind_state[k]);

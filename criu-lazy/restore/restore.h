@@ -95,6 +95,9 @@ struct rst_images {
 	struct rst_fd *fds;		/* fdinfo-<files_id>.img, ascending fd */
 	size_t nr_fds;
 
+	struct FileLockEntry **locks;	/* filelocks.img: the task's own */
+	size_t nr_locks;
+
 	const RegFileEntry *exe, *cwd, *root;
 	void *kind_state[FD_KINDS_MAX];	/* each fd kind's own, by registry index */
 
@@ -241,6 +244,11 @@ int rst_fds_load(const struct opts *o, struct rst_images *ri);
 int rst_check_path(const struct rst_images *ri, const RegFileEntry *reg, const char *what,
 		   struct stat *st);
 int rst_fs_check(struct rst_images *ri);
+
+/* file-locks.c: filelocks.img, read before any task, taken back in it */
+int rst_file_locks_load(const struct opts *o, struct rst_images *ri);
+void rst_file_locks_free(struct rst_images *ri);
+int child_file_locks(struct rst_child *c);
 
 /* threads.c: every thread's core; seized and set after the blob */
 int rst_check_thread_core(pid_t pid, const CoreEntry *core);

@@ -64,14 +64,15 @@ class Mode:
 
     def dump(self, task, imgdir, n):
         task.note_tree()
-        res = self.tool.dump(task.pid, imgdir, self.dir / f"dump-{n}.log", DUMP_TIMEOUT)
+        res = self.tool.dump(task.pid, imgdir, self.dir / f"dump-{n}.log", DUMP_TIMEOUT,
+                             extra=task.spec.cr_opts)
         assert_ok(res, f"dump #{n} of {task.spec.id} (pid {task.pid})")
         return res
 
     def restore(self, task, imgdir, n):
         pidfile = self.dir / f"restore-{n}.pid"
         res = self.tool.restore(imgdir, self.dir / f"restore-{n}.log", RESTORE_TIMEOUT,
-                                pidfile=pidfile)
+                                pidfile=pidfile, extra=task.spec.cr_opts)
         assert_ok(res, f"restore #{n} of {task.spec.id} (pid {task.pid})")
         return pidfile
 
@@ -119,7 +120,7 @@ class Lazy(Mode):
     def restore(self, task, imgdir, n):
         pidfile = self.dir / f"restore-{n}.pid"
         res = self.tool.restore(imgdir, self.dir / f"restore-{n}.log", RESTORE_TIMEOUT,
-                                pidfile=pidfile, extra=self.restore_args)
+                                pidfile=pidfile, extra=self.restore_args + task.spec.cr_opts)
         assert_ok(res, f"restore #{n} of {task.spec.id} (pid {task.pid})")
         return pidfile
 
@@ -228,6 +229,9 @@ class LazyMigrate(Mode):
         if spec.host_names:
             return ("its copy cannot bind the abstract unix names or ports the dumped "
                     "task holds until the migration ends (one host, one network namespace)")
+        if spec.host_locks:
+            return ("its copy cannot take the write locks the dumped task holds until the "
+                    "migration ends (one host); file_locks-read-only runs here")
         return None
 
     def cycle(self, task, n):
@@ -238,7 +242,7 @@ class LazyMigrate(Mode):
         dump = lazy.Daemon(
             self.procs, self.tool,
             ["dump", "-t", source, "-D", imgdir, "--lazy-pages", "--address", "127.0.0.1",
-             "--port", port],
+             "--port", port, *task.spec.cr_opts],
             self.dir / f"dump-{n}.log", self.dir / f"dump-{n}.out", f"dump #{n}",
             ready_timeout=DUMP_TIMEOUT)	# ready = every image written, as a plain dump
         args = ["lazy-pages", "-D", imgdir, "--page-server", "--address", "127.0.0.1",
@@ -249,7 +253,7 @@ class LazyMigrate(Mode):
                              self.dir / f"lazy-pages-{n}.out", f"lazy-pages #{n}")
         pidfile = self.dir / f"restore-{n}.pid"
         res = self.tool.restore(imgdir, self.dir / f"restore-{n}.log", RESTORE_TIMEOUT,
-                                pidfile=pidfile, extra=("--lazy-pages",))
+                                pidfile=pidfile, extra=("--lazy-pages", *task.spec.cr_opts))
         assert_ok(res, f"restore #{n} of {task.spec.id} (dumped as pid {source})")
         task.expect_restored(pidfile)
         if task.spec.defer_background:

@@ -60,6 +60,11 @@ class ZdtmTest:
     # it is not forgotten: such a program runs only with
     # CRIU_LAZY_KNOWN_BUGS=1 in the environment ("" if none)
     known_bug: str = ""
+    # CRIU options every dump and restore of it takes (("--file-locks",))
+    cr_opts: tuple = ()
+    # it holds write locks, which its copy cannot take while the dumped
+    # task still holds them on the same host (lazy migration)
+    host_locks: bool = False
 
     @property
     def id(self):
@@ -100,6 +105,8 @@ ZDTM_TESTS = [
     ZdtmTest("epoll"),
     ZdtmTest("inotify"),
     ZdtmTest("fanotify"),
+    ZdtmTest("file_locks", cr_opts=("--file-locks",), host_locks=True),
+    ZdtmTest("file_locks", ("--read-only",), label="read-only", cr_opts=("--file-locks",)),
     ZdtmTest("unix_named", host_names=True),
     # files in flight (SCM_RIGHTS); the second with its pages still lazy
     # while it reads its queues and the files passed in them
