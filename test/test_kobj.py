@@ -62,23 +62,6 @@ def test_dump_refuses_lock_without_flag(tool, zdtm, workdir):
                  r"--file-locks")
 
 
-def test_dump_refuses_lock_through_inherited_file(tool, zdtm, workdir):
-    """A flock lock held through an open file a child shares from the fork:
-    the restore cannot share that file yet, and a second lock would
-    conflict with the first."""
-    task = zdtm(ZdtmTest("file_locks", ("--inherit",), label="inherit"))
-    before = task.snapshot()
-    imgdir = workdir / "images"
-    imgdir.mkdir()
-    res = tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT,
-                    extra=("--file-locks",))
-    assert_error_line(res, "dump", r"\b21\b", r"flock shared lock", r"shares with task",
-                      r"\b21\b")
-    task.expect_unharmed(before)
-    assert not list(imgdir.iterdir())
-    task.check_pass()
-
-
 @pytest.fixture
 def locks_dumped(tool, zdtm, workdir):
     task = zdtm(ZdtmTest("file_locks", cr_opts=("--file-locks",)))

@@ -10,10 +10,11 @@
  * description (flock and OFD locks belong to it, wherever it is open).
  * So each lock shows at every descriptor of its open file description:
  * it is written once, for the first of them (pid and fd of that entry).
- * A flock or OFD lock held through a description another process of the
- * tree shares is written once too when both use the same file object;
- * while they do not (the restore would open the file twice, and the
- * second lock would conflict with the first), it is refused.
+ * A flock or OFD lock held through a description other processes of the
+ * tree share is written once too: they hold one file object, made once
+ * at restore.  Should they ever hold two for one description (the
+ * restore would open the file twice, and the second lock would conflict
+ * with the first), the lock is refused.
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -107,6 +107,9 @@ ZDTM_TESTS = [
     ZdtmTest("fanotify"),
     ZdtmTest("file_locks", cr_opts=("--file-locks",), host_locks=True),
     ZdtmTest("file_locks", ("--read-only",), label="read-only", cr_opts=("--file-locks",)),
+    # a flock lock through an open file a child shares from the fork
+    ZdtmTest("file_locks", ("--inherit",), label="inherit", cr_opts=("--file-locks",),
+             tree=True),
     ZdtmTest("unix_named", host_names=True),
     # files in flight (SCM_RIGHTS); the second with its pages still lazy
     # while it reads its queues and the files passed in them

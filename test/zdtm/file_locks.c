@@ -12,14 +12,17 @@
  * they are and only there.
  *
  * --unflagged is for the refusal tests: just fd 20's write lock.
- * --inherit: a child shares fd 21 (and its lock) from the fork.
+ * --inherit: a child shares fd 21 (and its lock) from the fork: after
+ * SIGTERM still the same open file (kcmp), with the one lock.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/kcmp.h>
 #include <sys/file.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "lib/zdtmtst.h"
@@ -103,6 +106,7 @@ static void expect_flock(const char *path, int op, int want_errno)
 int main(int argc, char **argv)
 {
 	int unflagged = 0, inherit = 0;
+	pid_t pid = 0;
 	const struct test_opt opts[] = {
 		{ "read-only", TEST_OPT_FLAG, &rd, 0, "read and shared locks only" },
 		{ "unflagged", TEST_OPT_FLAG, &unflagged, 0, "only fd 20's lock" },
@@ -135,8 +139,6 @@ int main(int argc, char **argv)
 		if (fcntl(fds[i], F_GETFD) >= 0)
 			locks(fds[i], locks_before[i], sizeof(locks_before[i]));
 	if (inherit) {
-		pid_t pid;
-
 		test_kill_tree_at_exit();
 		pid = fork();
 		if (pid < 0)
@@ -157,6 +159,8 @@ int main(int argc, char **argv)
 		if (strcmp(now, locks_before[i]))
 			fail("fd %d locks:\n%sexpected:\n%s", fds[i], now, locks_before[i]);
 	}
+	if (inherit && syscall(SYS_kcmp, getpid(), pid, KCMP_FILE, 21, 21))
+		fail("fd 21 of the child is not the open file of ours any more");
 	expect_ofd_probe("fl.posix", F_RDLCK, 0, 1, rd ? F_UNLCK : F_WRLCK);
 	expect_ofd_probe("fl.posix", F_WRLCK, 9, 1, wtype);
 	expect_ofd_probe("fl.posix", F_WRLCK, 50, 10, F_UNLCK);
