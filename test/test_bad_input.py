@@ -8,7 +8,8 @@ the failure is known to come from the damage and not from the tool or the
 dump being broken anyway.
 
 Dump of what we cannot handle: a non-existent pid, and tasks holding a
-socket, pipe, eventfd, ... or a thread under seccomp: refused with a line naming
+socket, pipe, eventfd, ... or a seccomp filter with a user-space listener:
+refused with a line naming
 the fd (or thread) and its kind, and the task keeps running unharmed --
 the same /proc state, not stopped, not traced -- and passes its own checks.
 """
@@ -455,16 +456,18 @@ def test_restore_port_taken(tool, zdtm, workdir):
     restore_must_pass(tool, workdir, task, good)
 
 
-def test_dump_refuses_thread_seccomp(tool, zdtm, workdir):
-    """A thread with a seccomp filter of its own: refused by its tid."""
-    task = zdtm(ZdtmTest("thread_seccomp"))
+def test_dump_refuses_seccomp_user_notif(tool, zdtm, workdir):
+    """A thread whose seccomp filter hands syscalls to a user-space listener
+    (SECCOMP_RET_USER_NOTIF): refused by its tid, the tree left running."""
+    task = zdtm(ZdtmTest("thread_seccomp", ("--user-notif",), label="user-notif"))
     tids = sorted(int(t) for t in os.listdir(f"/proc/{task.pid}/task"))
     assert len(tids) == 2, f"the seccomp test should have 2 threads, has {tids}"
     before = task.snapshot()
     imgdir = workdir / "images"
     imgdir.mkdir()
     res = tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT)
-    assert_error_line(res, "dump", rf"thread {tids[1]} of task {task.pid}", r"seccomp")
+    assert_error_line(res, "dump", rf"thread {tids[1]} of task {task.pid}",
+                      r"seccomp filter .*user-space listener")
     task.expect_unharmed(before)
     assert sorted(int(t) for t in os.listdir(f"/proc/{task.pid}/task")) == tids
     assert not list(imgdir.iterdir()), "a refused dump left images"

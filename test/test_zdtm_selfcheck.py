@@ -202,6 +202,11 @@ def stop_the_thread(task):
     poke(task.pid, addr(task, r"stop flag (0x[0-9a-f]+)"), (1).to_bytes(4, "little"))
 
 
+def poke_expected_uname_errno(task):
+    poke(task.pid, addr(task, r"expected uname errno at (0x[0-9a-f]+)"),
+         (7).to_bytes(4, "little"))
+
+
 def poke_recorded_nice(task):
     poke(task.pid, addr(task, r"recorded nice of thread 0 at (0x[0-9a-f]+)"),
          (7).to_bytes(4, "little"))
@@ -446,6 +451,8 @@ CASES = [
     (ZdtmTest("sigactions"), poke_recorded_sigusr1_flags, rf"signal {int(signal.SIGUSR1)}: sa_flags"),
     (ZdtmTest("maps"), poke_recorded_maps, r"maps lines differ"),
     (ZdtmTest("thread_seccomp"), stop_the_thread, r"stopped counting after SIGTERM"),
+    (ZdtmTest("seccomp_filter"), poke_expected_uname_errno,
+     r"uname is not refused with the expected errno"),
     (ZdtmTest("thread"), poke_recorded_nice, r"thread 0 .*nice 0, was 7"),
     (ZdtmTest("threads_state"), poke_expected_byte, r"byte 'z', expected 1 byte 'y'"),
     (ZdtmTest("threads_lazy_stress"), poke_stress_page5, r"page 5 byte"),

@@ -153,10 +153,11 @@ static void copy_caps(uint32_t dst[2], const uint32_t *src, size_t n, uint32_t l
 		dst[0] &= (uint32_t)((1ull << (last + 1)) - 1);
 }
 
-static size_t creds_args_size(const CoreEntry *core)
+static size_t creds_args_size(const struct rst_images *ri, const CoreEntry *core)
 {
 	const CredsEntry *ce = core->thread_core->creds;
 
+	(void)ri;
 	return ce ? ce->n_groups * sizeof(uint32_t) : 0;
 }
 

@@ -302,10 +302,11 @@ static bool signal_pending(const CoreEntry *core, const PosixTimerEntry *e)
 	return false;
 }
 
-static size_t posix_timers_size(const CoreEntry *core)
+static size_t posix_timers_size(const struct rst_images *ri, const CoreEntry *core)
 {
 	const TaskTimersEntry *tt = core->tc->timers;
 
+	(void)ri;
 	return tt ? tt->n_posix * sizeof(struct rst_posix_timer) : 0;
 }
 

@@ -163,13 +163,15 @@ static size_t queue_size(const SignalQueueEntry *sq)
 	return sq ? sq->n_signals * RST_SIGINFO_SIZE : 0;
 }
 
-static size_t size_private(const CoreEntry *core)
+static size_t size_private(const struct rst_images *ri, const CoreEntry *core)
 {
+	(void)ri;
 	return queue_size(queue_of(core, false));
 }
 
-static size_t size_shared(const CoreEntry *core)
+static size_t size_shared(const struct rst_images *ri, const CoreEntry *core)
 {
+	(void)ri;
 	return queue_size(queue_of(core, true));
 }
 

@@ -19,7 +19,8 @@ extern const struct task_attr attr_rseq, attr_clear_tid, attr_sigactions, attr_c
 	attr_personality, attr_loginuid, attr_oom_score_adj, attr_itimers, attr_rlimits,
 	attr_sched, attr_sigaltstack, attr_robust_list, attr_pdeath_sig,
 	attr_child_subreaper, attr_sigmask, attr_sigpending_private,
-	attr_sigpending_shared, attr_creds, attr_membarrier, attr_posix_timers, attr_mdwe;
+	attr_sigpending_shared, attr_creds, attr_membarrier, attr_posix_timers, attr_mdwe,
+	attr_seccomp;
 
 static const struct task_attr *const task_attrs[] = {
 	&attr_rseq,		/* FROZEN: rseq_cs is cleared once the task runs */
@@ -44,6 +45,7 @@ static const struct task_attr *const task_attrs[] = {
 	&attr_sigpending_private,
 	&attr_sigpending_shared,
 	&attr_creds,
+	&attr_seccomp,		/* the blob installs it before the creds (pie/seccomp.c) */
 };
 
 #define NR_ATTRS (sizeof(task_attrs) / sizeof(task_attrs[0]))
@@ -87,13 +89,13 @@ int attrs_check(pid_t pid, const CoreEntry *core, unsigned int scopes)
 	return 0;
 }
 
-size_t attrs_args_size(const CoreEntry *core, unsigned int scopes)
+size_t attrs_args_size(const struct rst_images *ri, const CoreEntry *core, unsigned int scopes)
 {
 	size_t size = 0;
 
 	for (size_t i = 0; i < NR_ATTRS; i++)
 		if (task_attrs[i]->args_size && (task_attrs[i]->scope & scopes))
-			size += ATTR_ALIGN(task_attrs[i]->args_size(core));
+			size += ATTR_ALIGN(task_attrs[i]->args_size(ri, core));
 	return size;
 }
 

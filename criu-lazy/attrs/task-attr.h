@@ -92,7 +92,7 @@ struct task_attr {
 	enum attr_dump_stage dump_stage;
 	int (*dump)(struct dump_ctx *ctx, struct dump_task *t);
 	int (*check)(pid_t pid, const CoreEntry *core);
-	size_t (*args_size)(const CoreEntry *core);
+	size_t (*args_size)(const struct rst_images *ri, const CoreEntry *core);
 	int (*restore[ATTR_RST_NR_STAGES])(struct attr_rst *r);
 };
 
@@ -102,7 +102,7 @@ const struct task_attr *task_attr_find(const char *name);
 int attrs_dump(struct dump_ctx *ctx, struct dump_task *t, enum attr_dump_stage stage,
 	       unsigned int scopes);
 int attrs_check(pid_t pid, const CoreEntry *core, unsigned int scopes);
-size_t attrs_args_size(const CoreEntry *core, unsigned int scopes);
+size_t attrs_args_size(const struct rst_images *ri, const CoreEntry *core, unsigned int scopes);
 int attrs_restore(struct attr_rst *r, enum attr_rst_stage stage, unsigned int scopes);
 
 /* @size bytes of r->tail, 8-aligned; the planner reserved them (args_size). */

@@ -11,7 +11,7 @@
  * taken them (lazy-migrate.c), and only then lets the task go.
  *
  * Nothing is written until everything is collected and every refusal
- * (seccomp, sockets, ...) has had its chance, so a refused tree is left
+ * (sockets, ...) has had its chance, so a refused tree is left
  * exactly as it was.  On any failure the images created so far are
  * removed and every task is let go unharmed, with its registers.
  */
@@ -182,6 +182,8 @@ static int write_images(struct dump_ctx *ctx)
 		ret = dump_write_files(ctx);
 	if (!ret)
 		ret = dump_file_locks_write(ctx);
+	if (!ret)
+		ret = dump_seccomp_write(ctx);
 	for (size_t i = 0; i < ctx->nr_tasks && !ret; i++)
 		ret = write_task_images(ctx, ctx->tasks[i]);
 	if (!ret)
@@ -307,6 +309,7 @@ out:
 	dump_files_free(&ctx.files);
 	dump_file_locks_free(&ctx);
 	dump_sock_diag_free(ctx.sk);
+	dump_seccomp_free(&ctx);
 	free(ctx.ns.v);
 	free(ctx.shmids_done);
 	free(ctx.written);

@@ -216,6 +216,7 @@ struct dump_ctx {
 	size_t nr_written, cap_written;
 
 	struct dump_stats st;
+	struct dump_seccomp *seccomp;	/* every seccomp filter of the tree (attrs/seccomp.c) */
 
 	/* --lazy-pages (lazy-migrate.c) */
 	struct ps_server srv;
@@ -342,6 +343,10 @@ int dump_write_ids(struct dump_ctx *ctx, struct dump_task *t);
 int dump_write_inventory(struct dump_ctx *ctx);
 int dump_write_pstree(struct dump_ctx *ctx);
 int dump_write_stats(struct dump_ctx *ctx);
+
+/* attrs/seccomp.c: seccomp.img, once for the tree */
+int dump_seccomp_write(struct dump_ctx *ctx);
+void dump_seccomp_free(struct dump_ctx *ctx);
 
 /* core.c; the task attributes that fill it are in criu-lazy/attrs/ */
 struct task_core *dump_core_alloc(void);

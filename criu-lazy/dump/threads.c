@@ -17,8 +17,9 @@
  * another thread they get a view of the task with the thread's tid (/proc,
  * ptrace and injected syscalls all take a tid) and the thread's core.
  *
- * Seccomp is not dumped yet: a thread under seccomp (strict or filters) is
- * refused by its tid.
+ * A thread under seccomp (strict or filters) gets PTRACE_O_SUSPEND_SECCOMP
+ * before anything runs inside it, so that the syscalls the dump injects
+ * are not filtered (nor kill it); detaching clears it.
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -268,7 +269,7 @@ static void thread_view(struct dump_task *view, const struct dump_task *t,
 	view->exited = th->exited;
 }
 
-/* What we cannot dump, refused by the thread's tid. */
+/* What we cannot dump, refused by the thread's tid; seccomp suspended. */
 int dump_check_threads(struct dump_task *t)
 {
 	char status[16384];
@@ -286,14 +287,13 @@ int dump_check_threads(struct dump_task *t)
 		if (ret < 0)
 			return ret;
 		v = dump_status_field(status, "Seccomp");
-		if (v && atoi(v) != 0) {
-			if (i == 0)
-				pr_err("task %d runs under seccomp (%s): not supported yet", t->pid,
-				       atoi(v) == 1 ? "strict mode" : "filters");
-			else
-				pr_err("thread %d of task %d runs under seccomp (%s): not supported yet",
-				       th->tid, t->pid, atoi(v) == 1 ? "strict mode" : "filters");
-			return -EOPNOTSUPP;
+		if (v && atoi(v) != 0 &&
+		    ptrace(PTRACE_SETOPTIONS, th->tid, NULL,
+			   (void *)(long)(PTRACE_O_TRACESYSGOOD | PTRACE_O_SUSPEND_SECCOMP))) {
+			pr_perror("thread %d of task %d runs under seccomp, which cannot be "
+				  "suspended while it is dumped (PTRACE_O_SUSPEND_SECCOMP)",
+				  th->tid, t->pid);
+			return -errno;
 		}
 		if (i)
 			thread_vtid(t, th, status);

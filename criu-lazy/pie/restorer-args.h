@@ -25,7 +25,7 @@
 #include <stdint.h>
 
 #define RESTORER_ARGS_MAGIC	0x52535452u	/* "RTSR" */
-#define RESTORER_ARGS_VERSION	3
+#define RESTORER_ARGS_VERSION	4
 
 #define RST_TASK_SIZE		0x7ffffffff000ull	/* 47-bit user space */
 #define RST_PAGE_SIZE		4096ull
@@ -44,6 +44,10 @@ enum rst_status {
 	RST_STATUS_UFFD_READY	= 3,	/* lazy: the uffd is registered; the task
 					 * sits at an int3 until the restore process
 					 * has handed it to the daemon, then goes on */
+	RST_STATUS_TRACE_THREADS = 4,	/* seccomp: the other threads exist and wait
+					 * on threads_go; the task sits at an int3
+					 * until the restore process has seized them
+					 * all with PTRACE_O_SUSPEND_SECCOMP */
 };
 
 /* The blob's steps, in order.  The restore process names them in errors. */
@@ -61,6 +65,7 @@ enum rst_step {
 	RST_STEP_CLOSE_FDS,	/* close the restore's helper fds */
 	RST_STEP_THREADS,	/* create the other threads (clone3 + set_tid) */
 	RST_STEP_SIGNALS,	/* queue the pending signals */
+	RST_STEP_SECCOMP,	/* before the creds: installing needs our privileges */
 	RST_STEP_RLIMITS,	/* before the creds: then we may still raise them */
 	RST_STEP_CREDS,
 	RST_STEP_RSEQ,
@@ -159,6 +164,28 @@ struct rst_posix_timer {
 	int64_t value_sec, value_nsec;	/* all 0: left disarmed */
 };
 
+/*
+ * A thread's seccomp state: strict mode, or a chain of filters installed
+ * oldest first.  Each filter is a struct sock_fprog as the kernel takes it
+ * (u16 len, then the address of len 8-byte instructions) and the flags it
+ * was installed with.
+ */
+struct rst_seccomp_filter {
+	uint16_t len;
+	uint16_t pad[3];
+	uint64_t insns;
+	uint32_t flags;			/* SECCOMP_FILTER_FLAG_* */
+	uint32_t pad2;
+};
+
+struct rst_seccomp {
+	uint32_t mode;			/* SECCOMP_MODE_*; 0: none */
+	uint32_t nr_filters;		/* 0 with mode 2: the leader's TSYNC sets them */
+	uint64_t filters;		/* address of struct rst_seccomp_filter[] */
+	uint32_t tsync;			/* install with SECCOMP_FILTER_FLAG_TSYNC */
+	uint32_t pad;
+};
+
 /* stack_t */
 struct rst_sigaltstack {
 	uint64_t ss_sp;
@@ -224,6 +251,8 @@ struct rst_thread_args {
 	struct rst_sigaltstack sas;
 
 	char comm[16];
+
+	struct rst_seccomp seccomp;
 };
 
 struct restorer_args {
@@ -265,6 +294,9 @@ struct restorer_args {
 	volatile uint32_t threads_done;	/* futex: non-leaders done (or failed) */
 	volatile uint32_t threads_park;	/* futex the done ones wait on, never woken */
 	int32_t fail_tid;		/* the thread a step failed in, 0: the leader */
+	uint32_t trace_threads;		/* seccomp: stop (RST_STATUS_TRACE_THREADS) once
+					 * the threads exist, before any restores itself */
+	volatile uint32_t threads_go;	/* futex the new threads wait on until then */
 
 	struct rst_itimerval itimers[RST_NR_ITIMERS];	/* real, virt, prof */
 	uint64_t posix_timers;		/* address of struct rst_posix_timer[] */

@@ -241,7 +241,7 @@ void restorer_main(struct restorer_args *a)
 	}
 
 	/* while we still may: clone3 with set_tid needs our privileges */
-	if (rst_threads_create(a))
+	if (rst_threads_create(a) || rst_threads_trace(a))
 		return;
 	if (queue_signals(a) || restore_rlimits(a))
 		return;

@@ -48,10 +48,12 @@ static inline int rst_adopt_failure(struct restorer_args *a, const struct rst_th
 }
 
 int rst_restore_creds(struct rst_thread_args *th) RST_HIDDEN;
+int rst_restore_seccomp(struct rst_thread_args *t) RST_HIDDEN;
 
 /* threads.c */
 int rst_threads_create(struct restorer_args *a) RST_HIDDEN;
 int rst_threads_wait(struct restorer_args *a) RST_HIDDEN;
+int rst_threads_trace(struct restorer_args *a) RST_HIDDEN;
 int rst_thread_restore(struct restorer_args *a, struct rst_thread_args *t) RST_HIDDEN;
 
 /* entry.S: clone3(@ca, @size); the child runs @fn(@arg) on the new stack. */

@@ -47,6 +47,7 @@
 #define __NR_rt_tgsigqueueinfo		297
 #define __NR_prlimit64			302
 #define __NR_userfaultfd		323
+#define __NR_seccomp			317
 #define __NR_rseq			334
 #define __NR_clone3			435
 #define __NR_close_range		436

@@ -5,7 +5,7 @@
  * pending signals (rt_tgsigqueueinfo to itself is allowed whatever the
  * siginfo says), scheduling, credentials (kept per thread by the kernel),
  * rseq, robust list, clear_child_tid, sigaltstack, parent-death signal and
- * name.  The leader does it for itself; it creates the others first with
+ * name, and its seccomp filters (seccomp.c, before the creds).  The leader does it for itself; it creates the others first with
  * clone3 (CLONE_THREAD and set_tid = the dumped tid), while it still has
  * the privileges that needs, each on its own stack in the blob region.
  *
@@ -133,8 +133,8 @@ static int restore_prctls(struct rst_thread_args *t)
 
 int rst_thread_restore(struct restorer_args *a, struct rst_thread_args *t)
 {
-	if (queue_private(a, t) || restore_sched(t) || rst_restore_creds(t) ||
-	    restore_own_state(t) || restore_prctls(t))
+	if (queue_private(a, t) || restore_sched(t) || rst_restore_seccomp(t) ||
+	    rst_restore_creds(t) || restore_own_state(t) || restore_prctls(t))
 		return -1;
 	t->status = RST_STATUS_DONE;
 	return 0;
@@ -147,6 +147,9 @@ void rst_thread_main(struct rst_thread_args *t)
 {
 	struct restorer_args *a = (struct restorer_args *)(uintptr_t)t->args;
 
+	/* seccomp: not before the restore process traces us (restorer.c) */
+	while (a->trace_threads && !__atomic_load_n(&a->threads_go, __ATOMIC_SEQ_CST))
+		futex(&a->threads_go, FUTEX_WAIT_PRIVATE, 0);
 	rst_thread_restore(a, t);
 	__atomic_fetch_add(&a->threads_done, 1, __ATOMIC_SEQ_CST);
 	futex(&a->threads_done, FUTEX_WAKE_PRIVATE, 1);
@@ -183,6 +186,23 @@ int rst_threads_create(struct restorer_args *a)
 }
 
 /* Wait until every created thread is done; take over the first failure. */
+/*
+ * Seccomp: stop so that the restore process seizes the new threads (and
+ * sets PTRACE_O_SUSPEND_SECCOMP on all of them and on us) before any
+ * thread installs a filter; then let them go.
+ */
+int rst_threads_trace(struct restorer_args *a)
+{
+	if (!a->trace_threads)
+		return 0;
+	a->status = RST_STATUS_TRACE_THREADS;
+	__asm__ volatile("int3" ::: "memory");
+	a->status = RST_STATUS_RUNNING;
+	__atomic_store_n(&a->threads_go, 1, __ATOMIC_SEQ_CST);
+	futex(&a->threads_go, FUTEX_WAKE_PRIVATE, 0x7fffffff);
+	return 0;
+}
+
 int rst_threads_wait(struct restorer_args *a)
 {
 	struct rst_thread_args *threads = (struct rst_thread_args *)(uintptr_t)a->threads;

@@ -2,7 +2,7 @@
  * Read every image of one process of the dump and check it, before any
  * task exists: a bad image must fail the restore with one line naming the
  * file and what is wrong, and leave nothing behind.  What we do not
- * support yet (threads, POSIX timers, seccomp, ...) is refused here too.
+ * support yet is refused here too.
  * The tree's own images (inventory, pstree) are tree-load.c's.
  */
 #include <errno.h>
@@ -78,10 +78,6 @@ int rst_check_thread_core(pid_t pid, const CoreEntry *core)
 		pr_err("core-%d.img: %zu TLS entries (at most 3)", pid, ti->n_tls);
 		return -EINVAL;
 	}
-	if (th->has_seccomp_mode && th->seccomp_mode != SECCOMP_MODE__disabled) {
-		pr_err("core-%d.img: thread %d runs under seccomp: not supported yet", pid, pid);
-		return -EOPNOTSUPP;
-	}
 	ret = attrs_check(pid, core, ATTR_THREAD);
 	if (ret)
 		return ret;
@@ -104,10 +100,6 @@ static int check_core(pid_t pid, const CoreEntry *core)
 		pr_err("core-%d.img: task state %u (%s) of a task with registers", pid,
 		       tc->task_state, tc->task_state == TASK_DEAD ? "zombie" : "unknown");
 		return -EINVAL;
-	}
-	if (tc->has_old_seccomp_mode && tc->old_seccomp_mode != SECCOMP_MODE__disabled) {
-		pr_err("core-%d.img: the task runs under seccomp: not supported yet", pid);
-		return -EOPNOTSUPP;
 	}
 	return attrs_check(pid, core, ATTR_PROCESS);
 }
@@ -272,6 +264,8 @@ int rst_images_load(int dirfd, const struct opts *o, const InventoryEntry *inv,
 	if (!ret)
 		ret = rst_threads_load(ri);
 	if (!ret)
+		ret = rst_seccomp_load(ri);
+	if (!ret)
 		ret = load_one(dirfd, IMG_IDS, ri->pid, &task_kobj_ids_entry__descriptor, &ri->ids);
 	if (!ret)
 		ret = check_pid_ns(ri);
@@ -305,6 +299,7 @@ void rst_images_free(struct rst_images *ri)
 	FREE_MSG(ri->ids);
 	FREE_MSG(ri->mm);
 	FREE_MSG(ri->fs);
+	FREE_MSG(ri->seccomp);
 	for (size_t i = 0; i < ri->nr_files; i++)
 		FREE_MSG(ri->files[i]);
 #undef FREE_MSG

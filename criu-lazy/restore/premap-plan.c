@@ -110,9 +110,9 @@ static uint64_t blob_region_size(const struct rst_images *ri, struct rst_plan *p
 	 * after them (blob-setup.c) */
 	args = sizeof(struct restorer_args) + plan->nr_vmas * sizeof(struct rst_vma) +
 	       ri->nr_threads * sizeof(struct rst_thread_args) +
-	       attrs_args_size(ri->core, ATTR_PROCESS | ATTR_THREAD);
+	       attrs_args_size(ri, ri->core, ATTR_PROCESS | ATTR_THREAD);
 	for (size_t i = 1; i < ri->nr_threads; i++)
-		args += attrs_args_size(ri->cores[i], ATTR_THREAD);
+		args += attrs_args_size(ri, ri->cores[i], ATTR_THREAD);
 	plan->code_size = RST_PAGE_ALIGN(restorer_blob_size);
 	plan->args_off = plan->code_size;
 	plan->args_size = RST_PAGE_ALIGN(args);

@@ -47,6 +47,7 @@
 #include "mm.pb-c.h"
 #include "pstree.pb-c.h"
 #include "regfile.pb-c.h"
+#include "seccomp.pb-c.h"
 
 #define RST_PAGE_ALIGN(x) (((x) + RST_PAGE_SIZE - 1) & ~(RST_PAGE_SIZE - 1))
 
@@ -104,6 +105,8 @@ struct rst_images {
 	struct pagemap_index pi;	/* pagemap-<pid>.img + pages file */
 	struct rst_shmem *shmems;
 	size_t nr_shmems;
+
+	SeccompEntry *seccomp;		/* seccomp.img, if a thread has filters */
 };
 
 /* A VMA the task premaps before the blob moves it. */
@@ -259,6 +262,10 @@ int rst_threads_resume(const struct rst_images *ri, const struct rst_plan *plan,
 		       struct rst_task *t);
 int rst_threads_detach(struct rst_task *t);
 void rst_threads_reap(struct rst_task *t);
+int rst_threads_trace(struct rst_task *t);
+
+/* attrs/seccomp.c: seccomp.img for a process with filters, checked */
+int rst_seccomp_load(struct rst_images *ri);
 int rst_thread_set_regs(pid_t pid, const CoreEntry *core);
 
 /* premap-plan.c */
@@ -293,6 +300,7 @@ void rst_task_kill(struct rst_task *t);
 /* rst_task_wait_blob(): 0 at the blob's end, RST_WAIT_UFFD_READY at its
  * lazy stop (hand the uffd over, then PTRACE_CONT and wait again) */
 #define RST_WAIT_UFFD_READY 1
+#define RST_WAIT_TRACE_THREADS 2	/* internal to task-create.c */
 int rst_task_wait_blob(struct rst_task *t, const struct rst_plan *plan);
 
 /* child.c: runs in the new task, never returns */

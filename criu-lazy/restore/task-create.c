@@ -209,6 +209,7 @@ static const char *step_name(int step)
 		[RST_STEP_CLOSE_FDS] = "closing the restore's descriptors from %llu",
 		[RST_STEP_THREADS] = "creating thread %llu (clone3 with set_tid)",
 		[RST_STEP_SIGNALS] = "queueing pending signal %llu",
+		[RST_STEP_SECCOMP] = "installing seccomp filter %llu (oldest first) or strict mode",
 		[RST_STEP_RLIMITS] = "setting rlimit %llu",
 		[RST_STEP_CREDS] = "restoring credentials (step %llu)",
 		[RST_STEP_RSEQ] = "registering rseq at 0x%llx",
@@ -262,6 +263,8 @@ static int check_blob(struct rst_task *t, const struct rst_plan *plan, int statu
 		t->task_uffd = a.lazy.uffd;
 		return RST_WAIT_UFFD_READY;
 	}
+	if (a.status == RST_STATUS_TRACE_THREADS)
+		return RST_WAIT_TRACE_THREADS;
 	if (a.status == RST_STATUS_FAILED) {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
@@ -283,7 +286,7 @@ static int check_blob(struct rst_task *t, const struct rst_plan *plan, int statu
 	return -EIO;
 }
 
-int rst_task_wait_blob(struct rst_task *t, const struct rst_plan *plan)
+static int wait_blob_stop(struct rst_task *t, const struct rst_plan *plan)
 {
 	char msg[1024];
 	size_t len = 0;
@@ -346,4 +349,21 @@ int rst_task_wait_blob(struct rst_task *t, const struct rst_plan *plan)
 		return -EIO;
 	}
 	return check_blob(t, plan, status);
+}
+
+/* Seccomp's stop (the threads are seized there) is ours alone. */
+int rst_task_wait_blob(struct rst_task *t, const struct rst_plan *plan)
+{
+	int ret;
+
+	while ((ret = wait_blob_stop(t, plan)) == RST_WAIT_TRACE_THREADS) {
+		ret = rst_threads_trace(t);
+		if (ret)
+			return ret;
+		if (ptrace(PTRACE_CONT, t->pid, NULL, NULL)) {
+			pr_perror("cannot resume the restorer of task %d", t->pid);
+			return -errno;
+		}
+	}
+	return ret;
 }

@@ -5,7 +5,8 @@
  * names (the leader first, as we keep them: cores[0] is ri->core) and check
  * each.  The blob creates them (pie/threads.c); after its final int3 every
  * other thread sleeps on a futex in the blob, already restored but for what
- * only ptrace can set.  Here each is seized and interrupted, gets its
+ * only ptrace can set.  Here each is seized and interrupted (a task with
+ * seccomp had them seized earlier, rst_threads_trace()), gets its
  * registers, FPU/xstate and TLS slots and the FINAL and RESUME stages of its
  * task attributes (attrs/: its pending SIGTRAPs, its blocked mask), as the
  * leader does in finalize.c, and stays stopped until all of them and the
@@ -139,12 +140,21 @@ static pid_t thread_pid_here(const struct rst_images *ri, pid_t pid, pid_t vtid)
 	return found;
 }
 
-/* Seize a thread sleeping in the blob and stop it there. */
-static int seize_thread(pid_t tid)
+static bool pid_listed(const pid_t *v, size_t n, pid_t pid)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i] == pid)
+			return true;
+	return false;
+}
+
+/* Seize a thread sleeping in the blob (unless it is already, @traced) and
+ * stop it there. */
+static int seize_thread(pid_t tid, bool traced)
 {
 	int status, ret;
 
-	if (ptrace(PTRACE_SEIZE, tid, NULL, (void *)(long)PTRACE_O_TRACESYSGOOD) ||
+	if ((!traced && ptrace(PTRACE_SEIZE, tid, NULL, (void *)(long)PTRACE_O_TRACESYSGOOD)) ||
 	    ptrace(PTRACE_INTERRUPT, tid, NULL, NULL)) {
 		pr_perror("cannot seize the new thread %d", tid);
 		return -errno;
@@ -158,6 +168,55 @@ static int seize_thread(pid_t tid)
 		return -EIO;
 	}
 	return 0;
+}
+
+/*
+ * Seccomp (the blob's RST_STATUS_TRACE_THREADS stop): the other threads
+ * exist and wait for us.  Seize them all, and set on them and on the
+ * leader PTRACE_O_SUSPEND_SECCOMP, so that nothing the blob does after it
+ * installed the filters, nor our own syscalls in the task at the end, is
+ * filtered.  Detaching clears it: the filters act from then on.
+ */
+int rst_threads_trace(struct rst_task *t)
+{
+	const long opts = PTRACE_O_TRACESYSGOOD | PTRACE_O_SUSPEND_SECCOMP;
+	char path[64];
+	struct dirent *de;
+	DIR *d;
+	int ret = 0;
+
+	if (ptrace(PTRACE_SETOPTIONS, t->pid, NULL, (void *)(opts | PTRACE_O_EXITKILL))) {
+		pr_perror("task %d: cannot suspend its seccomp filters while it is restored "
+			  "(PTRACE_O_SUSPEND_SECCOMP)", t->pid);
+		return -errno;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/task", t->pid);
+	d = opendir(path);
+	if (!d) {
+		pr_perror("cannot list the threads of task %d", t->pid);
+		return -errno;
+	}
+	while (!ret && (de = readdir(d))) {
+		pid_t tid = atoi(de->d_name);
+		pid_t *grown;
+
+		if (tid <= 0 || tid == t->pid || pid_listed(t->thread_pids, t->nr_thread_pids, tid))
+			continue;
+		grown = realloc(t->thread_pids, (t->nr_thread_pids + 1) * sizeof(*grown));
+		if (!grown) {
+			ret = -ENOMEM;
+			break;
+		}
+		t->thread_pids = grown;
+		if (ptrace(PTRACE_SEIZE, tid, NULL, (void *)opts)) {
+			pr_perror("cannot seize the new thread %d of task %d", tid, t->pid);
+			ret = -errno;
+			break;
+		}
+		t->thread_pids[t->nr_thread_pids++] = tid;
+	}
+	closedir(d);
+	return ret;
 }
 
 /* The FINAL and RESUME stages of a thread's attributes run with these. */
@@ -177,44 +236,59 @@ static struct attr_rst thread_attr_rst(const struct rst_images *ri, const struct
 	};
 }
 
-/* Seize every other thread where it sleeps, block its signals, run its
- * FINAL attributes (the blob is still there) and set its registers. */
+/* Seize every other thread where it sleeps (seccomp: seized already, in
+ * any order), block its signals, run its FINAL attributes (the blob is
+ * still there) and set its registers.  t->thread_pids ends up in the
+ * order of ri->tids. */
 int rst_threads_finalize(const struct rst_images *ri, const struct rst_plan *plan,
 			 struct rst_task *t)
 {
+	pid_t *early = t->thread_pids;
+	size_t nr_early = t->nr_thread_pids;
 	uint64_t all = ~0ull;
+	int ret = 0;
 
 	if (ri->nr_threads < 2)
 		return 0;
-	t->thread_pids = calloc(ri->nr_threads, sizeof(*t->thread_pids));
-	if (!t->thread_pids)
+	t->thread_pids = calloc(ri->nr_threads + nr_early, sizeof(*t->thread_pids));
+	if (!t->thread_pids) {
+		t->thread_pids = early;
 		return -ENOMEM;
-	for (size_t i = 1; i < ri->nr_threads; i++) {
+	}
+	t->nr_thread_pids = 0;
+	for (size_t i = 1; i < ri->nr_threads && !ret; i++) {
 		pid_t tid = thread_pid_here(ri, t->pid, ri->tids[i]);
+		bool traced = pid_listed(early, nr_early, tid);
 		struct attr_rst r;
-		int ret;
 
 		if (tid <= 0) {
 			pr_err("task %d: thread %d is not there after the restorer created it",
 			       t->pid, ri->tids[i]);
-			return -ESRCH;
+			ret = -ESRCH;
+			break;
 		}
-		ret = seize_thread(tid);
-		if (ret)
-			return ret;
+		ret = seize_thread(tid, traced);
+		if (ret && !traced)
+			break;
 		t->thread_pids[t->nr_thread_pids++] = tid;
+		if (ret)
+			break;
 		if (ptrace(PTRACE_SETSIGMASK, tid, sizeof(all), &all)) {
 			pr_perror("cannot block the signals of thread %d", tid);
-			return -errno;
+			ret = -errno;
+			break;
 		}
 		r = thread_attr_rst(ri, plan, i, tid);
 		ret = attrs_restore(&r, ATTR_RST_FINAL, ATTR_THREAD);
 		if (!ret)
 			ret = rst_thread_set_regs(tid, ri->cores[i]);
-		if (ret)
-			return ret;
 	}
-	return 0;
+	/* on failure, those seized early but not reached stay ours to reap */
+	for (size_t k = 0; ret && k < nr_early; k++)
+		if (!pid_listed(t->thread_pids, t->nr_thread_pids, early[k]))
+			t->thread_pids[t->nr_thread_pids++] = early[k];
+	free(early);
+	return ret;
 }
 
 /* Their RESUME attributes (the blocked mask), once every one is set. */

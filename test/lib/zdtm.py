@@ -165,6 +165,9 @@ ZDTM_TESTS = [
     ZdtmTest("threads_lazy_stress", defer_background=True, lazy_removed=16 * 2048,
              lazy_removed_exact=False),
     ZdtmTest("threads_churn", threads_vary=True),
+    # seccomp: strict mode, filters shared (TSYNC), per thread, inherited
+    ZdtmTest("thread_seccomp"),
+    ZdtmTest("seccomp_filter"),
     # process trees (issue 8)
     ZdtmTest("tree", ("--children", "1"), label="two", tree=True),
     ZdtmTest("tree", ("--children", "3", "--session", "--group"), label="groups", tree=True),
