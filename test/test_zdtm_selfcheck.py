@@ -366,6 +366,13 @@ def seek_fd30_to_0(task):
         os.close(fd)
 
 
+def write_more_into_pipe_31(task):
+    """A byte more into pipe A through the root's write end, before the
+    root's own: the child finds it where the root's bytes should be."""
+    with open(f"/proc/{task.pid}/fd/31", "wb") as f:
+        f.write(b"!")
+
+
 def poke_recorded_timer_id(task):
     """The id recorded for the SIGEV_NONE timer (ids[2]) becomes the
     deleted one: a timer that did not come back."""
@@ -485,6 +492,7 @@ CASES = [
     (ZdtmTest("tree_shmem"), poke_shared_page20, r"shared page 20 is wrong"),
     (ZdtmTest("tree_stress", ("--pages", "64")), poke_own_page5, r"root: page 5 of its own"),
     (ZdtmTest("share_files"), seek_fd30_to_0, r"root after the restore: fd 30: offset 0"),
+    (ZdtmTest("share_pipes"), write_more_into_pipe_31, r"pipe A: fd 30: byte 3000 "),
     (ZdtmTest("inet_sockets"), send_to_udp_22, r"fd 22: expected an empty queue"),
     (ZdtmTest("lazy_fork"), poke_lazy_region_page5, r"parent: first read: page 5 "),
     (ZdtmTest("lazy_mremap"), poke_lazy_region_page5, r"moved region"),

@@ -253,7 +253,6 @@ void dump_threads_free(struct dump_task *t);
 /* seize-tree.c, tree-check.c, zombie.c: the tree */
 int dump_seize_tree(struct dump_ctx *ctx);
 int dump_check_tree(struct dump_ctx *ctx);
-int dump_check_tree_pipes(struct dump_ctx *ctx);
 void dump_release_tree(struct dump_ctx *ctx, enum task_release_mode mode);
 void dump_tree_free(struct dump_ctx *ctx);
 int dump_zombie(struct dump_ctx *ctx, struct dump_task *t);

@@ -11,9 +11,7 @@
  * only (and only those can be there: they were reparented to the root,
  * which is a subreaper or a namespace init).  A group whose dead leader is
  * that session's leader comes with it; any other dead group is refused.
- * A pipe open in two processes is refused too (dump_check_tree_pipes()).
  */
-#include <dirent.h>
 #include <linux/kcmp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,86 +125,5 @@ int dump_check_tree(struct dump_ctx *ctx)
 		if (ret)
 			return ret;
 	}
-	ret = dump_check_tree_sharing(ctx);
-	return ret ? ret : dump_check_tree_pipes(ctx);
-}
-
-/* The pipe inodes task @t has open (/proc/PID/fd), appended to @v. */
-static int task_pipes(struct dump_task *t, uint64_t **v, size_t *nr, size_t *cap)
-{
-	char path[320], link[64];
-	struct dirent *de;
-	DIR *d;
-
-	snprintf(path, sizeof(path), "/proc/%d/fd", t->pid);
-	d = opendir(path);
-	if (!d)
-		return dump_task_error(t, -errno, "can't list %s: %m", path);
-	while ((de = readdir(d))) {
-		unsigned long long ino;
-		ssize_t n;
-
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/fd/%s", t->pid, de->d_name);
-		n = readlink(path, link, sizeof(link) - 1);
-		if (n <= 0)
-			continue;
-		link[n] = '\0';
-		if (sscanf(link, "pipe:[%llu]", &ino) != 1)
-			continue;
-		if (*nr == *cap) {
-			uint64_t *grown = realloc(*v, (*cap ? *cap * 2 : 16) * sizeof(**v));
-
-			if (!grown) {
-				closedir(d);
-				return -ENOMEM;
-			}
-			*v = grown;
-			*cap = *cap ? *cap * 2 : 16;
-		}
-		(*v)[(*nr)++] = ino;
-	}
-	closedir(d);
-	return 0;
-}
-
-/*
- * A pipe open in two processes of the tree would come back as two pipes,
- * one in each: the processes could no longer talk through it.  Refused
- * until descriptors shared between processes are restored as shared.
- */
-int dump_check_tree_pipes(struct dump_ctx *ctx)
-{
-	uint64_t **pipes = calloc(ctx->nr_tasks, sizeof(*pipes));
-	size_t *nr = calloc(ctx->nr_tasks, sizeof(*nr));
-	int ret = 0;
-
-	if (!pipes || !nr) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	for (size_t i = 0; i < ctx->nr_tasks && !ret; i++) {
-		size_t cap = 0;
-
-		if (!ctx->tasks[i]->zombie)
-			ret = task_pipes(ctx->tasks[i], &pipes[i], &nr[i], &cap);
-	}
-	for (size_t i = 0; i < ctx->nr_tasks && !ret; i++)
-		for (size_t j = i + 1; j < ctx->nr_tasks && !ret; j++)
-			for (size_t a = 0; a < nr[i] && !ret; a++)
-				for (size_t b = 0; b < nr[j] && !ret; b++)
-					if (pipes[i][a] == pipes[j][b]) {
-						pr_err("tasks %d and %d share the pipe %llu: a pipe "
-						       "between processes is not supported yet",
-						       ctx->tasks[i]->pid, ctx->tasks[j]->pid,
-						       (unsigned long long)pipes[i][a]);
-						ret = -EOPNOTSUPP;
-					}
-out:
-	for (size_t i = 0; pipes && i < ctx->nr_tasks; i++)
-		free(pipes[i]);
-	free(pipes);
-	free(nr);
-	return ret;
+	return dump_check_tree_sharing(ctx);
 }

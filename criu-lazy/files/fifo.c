@@ -161,6 +161,13 @@ out:
 	return ret;
 }
 
+/* Every open of one FIFO in the tree is made by one process, which refills
+ * it once and passes the others on (restore/fd-share.c). */
+static uint64_t fifo_share_key(const struct rst_images *ri, const FileEntry *fe)
+{
+	return fe->fifo->pipe_id;
+}
+
 const struct fd_kind_ops fd_kind_fifo = {
 	.name = "FIFO",
 	.type = FD_TYPES__FIFO,
@@ -171,5 +178,6 @@ const struct fd_kind_ops fd_kind_fifo = {
 	.dump_free = fifo_dump_free,
 	.check = fifo_check,
 	.open = fifo_open,
+	.share_key = fifo_share_key,
 	.rst_free = pipe_data_set_free,
 };

@@ -369,6 +369,13 @@ static int memfd_open(struct rst_child *c, const struct rst_fd *f)
 	return fd;
 }
 
+/* Every file of one memfd inode in the tree is made by one process from one
+ * memfd_create() and passed on (restore/fd-share.c). */
+static uint64_t memfd_share_key(const struct rst_images *ri, const FileEntry *fe)
+{
+	return fe->memfd->inode_id;
+}
+
 const struct fd_kind_ops fd_kind_memfd = {
 	.name = "memfd",
 	.type = FD_TYPES__MEMFD,
@@ -379,5 +386,6 @@ const struct fd_kind_ops fd_kind_memfd = {
 	.dump_free = memfd_dump_free,
 	.check = memfd_check,
 	.open = memfd_open,
+	.share_key = memfd_share_key,
 	.rst_free = memfd_rst_free,
 };

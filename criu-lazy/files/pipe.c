@@ -5,7 +5,9 @@
  * bytes buffered in it (pipe-data.c).
  *
  * Restore: the first end of a pipe a task opens creates the pipe (sized
- * and refilled), and the other end is stashed for the peer's file id;
+ * and refilled), and the other end is stashed for the peer's file id
+ * (passed on if another process holds it: one process makes every end of
+ * a pipe, share_key());
  * another open file description of an end that is there already is a
  * reopen of /proc/self/fd/N, as the kernel allows.
  */
@@ -111,11 +113,12 @@ static int find_open_end(const struct rst_child *c, uint32_t pipe_id)
 	return -1;
 }
 
-/* The peer end's file (the other direction) among the task's fds. */
+/* The peer end's file (the other direction), whichever process holds it:
+ * another's gets it from us (restore/fd-share.c). */
 static const PipeEntry *find_peer(const struct rst_child *c, const PipeEntry *pe)
 {
-	for (size_t i = 0; i < c->ri->nr_fds; i++) {
-		const FileEntry *fe = c->ri->fds[i].fe;
+	for (size_t i = 0; i < c->ri->nr_files; i++) {
+		const FileEntry *fe = c->ri->files[i];
 
 		if (fe->type == FD_TYPES__PIPE && fe->pipe->pipe_id == pe->pipe_id &&
 		    is_writer(fe->pipe) != is_writer(pe))
@@ -173,6 +176,12 @@ flags:
 	return fd;
 }
 
+/* Both ends of a pipe are made together, whichever processes hold them. */
+static uint64_t pipe_share_key(const struct rst_images *ri, const FileEntry *fe)
+{
+	return fe->pipe->pipe_id;
+}
+
 const struct fd_kind_ops fd_kind_pipe = {
 	.name = "pipe",
 	.type = FD_TYPES__PIPE,
@@ -183,5 +192,6 @@ const struct fd_kind_ops fd_kind_pipe = {
 	.dump_free = pipe_dump_free,
 	.check = pipe_check,
 	.open = pipe_open,
+	.share_key = pipe_share_key,
 	.rst_free = pipe_data_set_free,
 };

@@ -180,6 +180,7 @@ ZDTM_TESTS = [
     ZdtmTest("tree_stress", tree=True, defer_background=True),
     # files shared between the processes of a tree (restore/fd-share.c)
     ZdtmTest("share_files", tree=True),
+    ZdtmTest("share_pipes", tree=True),
 ]
 
 # Things a dump must refuse, leaving the task running and unharmed; each

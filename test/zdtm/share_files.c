@@ -50,8 +50,8 @@ static void child_setup(void)
 	if (dup2(FD_SHARED, FD_DUP) != FD_DUP)
 		twoproc_child_fail("dup2: %m");
 	write_part(FD_DUP, 4096, 1024, "child before the dump");
-	if (dup2(open(FILE_NAME, O_RDONLY), FD_OWN) != FD_OWN ||
-	    lseek(FD_OWN, OWN_POS, SEEK_SET) != OWN_POS)
+	twoproc_open_at(FILE_NAME, O_RDONLY, FD_OWN);
+	if (lseek(FD_OWN, OWN_POS, SEEK_SET) != OWN_POS)
 		twoproc_child_fail("its own open of %s: %m", FILE_NAME);
 }
 

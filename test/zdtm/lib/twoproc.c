@@ -82,6 +82,16 @@ void twoproc_expect_shared(pid_t child, int root_fd, int child_fd, const char *w
 		     "(kcmp: %s)", what, root_fd, child_fd, r < 0 ? strerror(errno) : "different");
 }
 
+void twoproc_open_at(const char *path, int flags, int fd)
+{
+	int got = open(path, flags, 0644);
+
+	if (got < 0 || (got != fd && dup2(got, fd) != fd))
+		twoproc_fail("%s as fd %d: %s", path, fd, strerror(errno));
+	if (got != fd)
+		close(got);
+}
+
 void twoproc_read(int fd, void *buf, size_t len, const char *what)
 {
 	size_t done = 0;
@@ -167,6 +177,8 @@ void twoproc_run(const struct twoproc *tp)
 		child_main(tp, p[1]);
 	}
 	close(p[1]);
+	if (tp->root_setup)
+		tp->root_setup();
 	if (read(p[0], &c, 1) != 1)
 		fail("the child did not get ready");
 	close(p[0]);

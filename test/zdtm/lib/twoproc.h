@@ -18,6 +18,7 @@
 #include <sys/types.h>
 
 struct twoproc {
+	void (*root_setup)(void);	/* in the root after the fork */
 	void (*child_setup)(void);
 	void (*root_check)(pid_t child);
 	void (*child_check)(void);
@@ -32,6 +33,8 @@ void twoproc_fail(const char *fmt, ...) __attribute__((noreturn, format(printf, 
 int twoproc_same_file(pid_t a, int fa, pid_t b, int fb);
 /* the root fails unless they are */
 void twoproc_expect_shared(pid_t child, int root_fd, int child_fd, const char *what);
+/* open @path at fd @fd (nothing left at another number), or fail */
+void twoproc_open_at(const char *path, int flags, int fd);
 /* read or write exactly @len bytes, or fail naming @what */
 void twoproc_read(int fd, void *buf, size_t len, const char *what);
 void twoproc_write(int fd, const void *buf, size_t len, const char *what);
