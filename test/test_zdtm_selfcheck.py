@@ -373,6 +373,15 @@ def write_more_into_pipe_31(task):
         f.write(b"!")
 
 
+def send_datagram_through_32(task):
+    """A datagram more into the child's fd 33 through the root's fd 32."""
+    fd = steal_fd(task.pid, 32)
+    try:
+        os.write(fd, b"!")
+    finally:
+        os.close(fd)
+
+
 def poke_recorded_timer_id(task):
     """The id recorded for the SIGEV_NONE timer (ids[2]) becomes the
     deleted one: a timer that did not come back."""
@@ -493,6 +502,8 @@ CASES = [
     (ZdtmTest("tree_stress", ("--pages", "64")), poke_own_page5, r"root: page 5 of its own"),
     (ZdtmTest("share_files"), seek_fd30_to_0, r"root after the restore: fd 30: offset 0"),
     (ZdtmTest("share_pipes"), write_more_into_pipe_31, r"pipe A: fd 30: byte 3000 "),
+    (ZdtmTest("share_sockets"), send_datagram_through_32,
+     r"datagram 3: fd 33: a message of 1 bytes"),
     (ZdtmTest("inet_sockets"), send_to_udp_22, r"fd 22: expected an empty queue"),
     (ZdtmTest("lazy_fork"), poke_lazy_region_page5, r"parent: first read: page 5 "),
     (ZdtmTest("lazy_mremap"), poke_lazy_region_page5, r"moved region"),

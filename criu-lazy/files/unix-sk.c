@@ -554,6 +554,32 @@ static int unix_check(const struct opts *o, struct rst_images *ri, struct rst_fd
 	return 0;
 }
 
+/*
+ * What one open_file() makes together: both ends of a pair, a listener
+ * with its accepted connections and its clients not yet accepted.  When
+ * different processes hold them, one makes them all and passes them on
+ * (restore/fd-share.c).
+ */
+static uint64_t unix_share_key(const struct rst_images *ri, const FileEntry *fe)
+{
+	const UnixSkEntry *ue = fe->usk, *pe, *l;
+
+	switch (classify(ri, ue, &pe)) {
+	case UNIX_PAIR:
+		return pe && pe->ino < ue->ino ? pe->ino : ue->ino;
+	case UNIX_ACCEPTED:
+		l = listener_of(ri, ue);
+		return (l ? l : listener_of(ri, pe))->ino;
+	case UNIX_PLAIN:
+		if (pe && pe->state == TCP_LISTEN && !(pe->uflags & USK_EXTERN))
+			return pe->ino;
+		return ue->ino;
+	case UNIX_LISTENER:
+		break;
+	}
+	return ue->ino;
+}
+
 const struct fd_kind_ops fd_kind_unix = {
 	.name = "unix socket",
 	.type = FD_TYPES__UNIXSK,
@@ -566,5 +592,6 @@ const struct fd_kind_ops fd_kind_unix = {
 	.check = unix_check,
 	.open = unix_open,
 	.connect = unix_connect,
+	.share_key = unix_share_key,
 	.rst_free = sk_queue_set_free,
 };

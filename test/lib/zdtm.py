@@ -181,6 +181,7 @@ ZDTM_TESTS = [
     # files shared between the processes of a tree (restore/fd-share.c)
     ZdtmTest("share_files", tree=True),
     ZdtmTest("share_pipes", tree=True),
+    ZdtmTest("share_sockets", tree=True, host_names=True),
 ]
 
 # Things a dump must refuse, leaving the task running and unharmed; each
