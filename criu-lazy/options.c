@@ -22,6 +22,7 @@ enum long_only_opt {
 	OPT_FEATURE,
 	OPT_EXT_UNIX_SK,
 	OPT_FILE_LOCKS,
+	OPT_GHOST_LIMIT,
 };
 
 static const struct option long_opts[] = {
@@ -44,6 +45,7 @@ static const struct option long_opts[] = {
 	{ "feature",		required_argument, NULL, OPT_FEATURE },
 	{ "ext-unix-sk",	no_argument,	   NULL, OPT_EXT_UNIX_SK },
 	{ "file-locks",		no_argument,	   NULL, OPT_FILE_LOCKS },
+	{ "ghost-limit",	required_argument, NULL, OPT_GHOST_LIMIT },
 	{ "version",		no_argument,	   NULL, 'V' },
 	{ "help",		no_argument,	   NULL, 'h' },
 	{ }
@@ -53,7 +55,7 @@ void opts_usage(void)
 {
 	fputs("Usage:\n"
 	      "  criu-lazy dump -t PID -D DIR [-R|--leave-running] [-s|--leave-stopped] [--shell-job]\n"
-	      "                 [--ext-unix-sk] [--file-locks]\n"
+	      "                 [--ext-unix-sk] [--file-locks] [--ghost-limit SIZE[K|M|G]]\n"
 	      "                 [--lazy-pages [--address A] --port P [--status-fd FD]]\n"
 	      "                 [-o LOG] [-v0..4]\n"
 	      "  criu-lazy restore -D DIR [-d|--restore-detached] [--pidfile F] [--shell-job]\n"
@@ -80,6 +82,32 @@ static int parse_number(const char *what, const char *arg, long min, long max, l
 		return -EINVAL;
 	}
 	*out = v;
+	return 0;
+}
+
+/* A size in bytes, with CRIU's suffixes K, M and G (powers of 1024). */
+static int parse_size(const char *what, const char *arg, uint64_t *out)
+{
+	unsigned long long v;
+	unsigned int shift = 0;
+	char *end;
+
+	errno = 0;
+	v = strtoull(arg, &end, 10);
+	if (*end == 'K' || *end == 'k')
+		shift = 10;
+	else if (*end == 'M' || *end == 'm')
+		shift = 20;
+	else if (*end == 'G' || *end == 'g')
+		shift = 30;
+	if (shift)
+		end++;
+	if (errno || arg[0] < '0' || arg[0] > '9' || *end != '\0' || v > (~0ULL >> shift)) {
+		fprintf(stderr, "criu-lazy: invalid %s '%s' (a number of bytes, K, M or G)\n",
+			what, arg);
+		return -EINVAL;
+	}
+	*out = (uint64_t)v << shift;
 	return 0;
 }
 
@@ -110,6 +138,7 @@ int opts_parse(int argc, char **argv, struct opts *o)
 	memset(o, 0, sizeof(*o));
 	o->verbosity = LOG_DEFAULT_LEVEL;
 	o->status_fd = -1;
+	o->ghost_limit = DEFAULT_GHOST_LIMIT;
 
 	while ((c = getopt_long(argc, argv, "t:D:W:o:Rsdjv::Vh", long_opts, NULL)) != -1) {
 		switch (c) {
@@ -129,6 +158,10 @@ int opts_parse(int argc, char **argv, struct opts *o)
 		case OPT_PIDFILE: o->pidfile = optarg; break;
 		case OPT_EXT_UNIX_SK: o->ext_unix_sk = true; break;
 		case OPT_FILE_LOCKS: o->file_locks = true; break;
+		case OPT_GHOST_LIMIT:
+			if (parse_size("ghost limit", optarg, &o->ghost_limit))
+				return -EINVAL;
+			break;
 		case OPT_LAZY_PAGES: o->lazy_pages = true; break;
 		case OPT_PAGE_SERVER: o->page_server = true; break;
 		case OPT_ADDRESS: o->address = optarg; break;

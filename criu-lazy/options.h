@@ -6,6 +6,7 @@
 #define CRIU_LAZY_OPTIONS_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 struct opts {
@@ -22,6 +23,7 @@ struct opts {
 	bool shell_job;			/* -j, --shell-job */
 	bool ext_unix_sk;		/* --ext-unix-sk */
 	bool file_locks;		/* --file-locks */
+	uint64_t ghost_limit;		/* --ghost-limit: largest deleted file dumped */
 	bool restore_detached;		/* -d, --restore-detached */
 	const char *pidfile;		/* --pidfile */
 
@@ -39,6 +41,9 @@ struct opts {
 
 /* criu-lazy's own version, printed by -V / --version as CRIU prints its own */
 #define CRIU_LAZY_VERSION	"0.3"
+
+/* CRIU's default --ghost-limit */
+#define DEFAULT_GHOST_LIMIT	(1ULL << 20)
 
 int opts_parse(int argc, char **argv, struct opts *o);
 void opts_usage(void);

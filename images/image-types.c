@@ -15,19 +15,21 @@
 #include "fdinfo.pb-c.h"
 #include "file-lock.pb-c.h"
 #include "fs.pb-c.h"
+#include "ghost-file.pb-c.h"
 #include "inventory.pb-c.h"
 #include "memfd.pb-c.h"
 #include "mm.pb-c.h"
 #include "pagemap.pb-c.h"
 #include "pipe-data.pb-c.h"
 #include "pstree.pb-c.h"
+#include "remap-file-path.pb-c.h"
 #include "seccomp.pb-c.h"
 #include "sk-packet.pb-c.h"
 #include "stats.pb-c.h"
 #include "timens.pb-c.h"
 #include "tty.pb-c.h"
 
-/* "prefix%lu.suffix" names carry a number; the others are fixed. */
+/* "prefix%lu.suffix" names carry a number ("%lx": in hex); the others are fixed. */
 static const struct img_type_info img_types[IMG_NR_TYPES] = {
 	[IMG_INVENTORY]	    = { "inventory.img",	 0,		    INVENTORY_MAGIC,
 				"INVENTORY",  &inventory_entry__descriptor },
@@ -71,6 +73,11 @@ static const struct img_type_info img_types[IMG_NR_TYPES] = {
 				"SK_QUEUES",  &sk_packet_entry__descriptor },
 	[IMG_FILE_LOCKS]    = { "filelocks.img",	 IMG_COMMON_MAGIC,  FILE_LOCKS_MAGIC,
 				"FILE_LOCKS", &file_lock_entry__descriptor },
+	[IMG_REMAP_FPATH]   = { "remap-fpath.img",	 IMG_COMMON_MAGIC,  REMAP_FPATH_MAGIC,
+				"REMAP_FPATH", &remap_file_path_entry__descriptor },
+	/* CRIU numbers ghost files in hex */
+	[IMG_GHOST_FILE]    = { "ghost-file-%lx.img",	 IMG_COMMON_MAGIC,  GHOST_FILE_MAGIC,
+				"GHOST_FILE", &ghost_file_entry__descriptor },
 };
 
 const struct img_type_info *img_type_info(enum img_type type)
@@ -117,27 +124,37 @@ int img_format_name(enum img_type type, unsigned long id, char *buf, size_t size
 	return 0;
 }
 
-/* Does @name match "prefix%lu.suffix" (a plain decimal number)?  Its number in *id. */
+/* Does @name match "prefix%lu.suffix" (a plain decimal number, or hex for
+ * "%lx")?  Its number in *id. */
 static bool name_matches_pattern(const char *name, const char *pattern, unsigned long *id)
 {
-	const char *conv = strstr(pattern, "%lu");
+	const char *conv = strstr(pattern, "%l");
 	size_t plen, nlen = strlen(name), slen;
-	unsigned long n = 0;
+	unsigned long n = 0, base;
 	const char *p;
 
 	*id = 0;
 	if (!conv)
 		return !strcmp(name, pattern);
 
+	base = conv[2] == 'x' ? 16 : 10;
 	plen = conv - pattern;
 	slen = strlen(conv + 3);
 	if (nlen <= plen + slen || strncmp(name, pattern, plen) ||
 	    strcmp(name + nlen - slen, conv + 3))
 		return false;
 	for (p = name + plen; p < name + nlen - slen; p++) {
-		if (*p < '0' || *p > '9' || n > (ULONG_MAX - (*p - '0')) / 10)
+		unsigned long d;
+
+		if (*p >= '0' && *p <= '9')
+			d = *p - '0';
+		else if (base == 16 && *p >= 'a' && *p <= 'f')
+			d = *p - 'a' + 10;
+		else
 			return false;
-		n = n * 10 + (*p - '0');
+		if (n > (ULONG_MAX - d) / base)
+			return false;
+		n = n * base + d;
 	}
 	*id = n;
 	return true;

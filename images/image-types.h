@@ -11,7 +11,7 @@
 #include "images/image.h"
 
 struct img_type_info {
-	const char *pattern;		/* file name, "%lu" where the id goes */
+	const char *pattern;		/* file name, "%lu" (or "%lx") where the id goes */
 	uint32_t head_magic;		/* IMG_COMMON/SERVICE_MAGIC, 0 = none */
 	uint32_t magic;			/* the type's own magic */
 	const char *magic_name;		/* crit's name for the magic */

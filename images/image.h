@@ -40,6 +40,8 @@ enum img_type {
 	IMG_MEMFD_INODE,	/* memfd.img			memfd_inode_entry* */
 	IMG_SK_QUEUES,		/* sk-queues.img		(sk_packet_entry + raw bytes)* */
 	IMG_FILE_LOCKS,		/* filelocks.img		file_lock_entry* */
+	IMG_REMAP_FPATH,	/* remap-fpath.img		remap_file_path_entry* */
+	IMG_GHOST_FILE,		/* ghost-file-ID.img (hex)	ghost_file_entry + contents */
 	IMG_NR_TYPES
 };
 

@@ -43,6 +43,7 @@ PROGRAMS = [
     ZdtmTest("eventfd"), ZdtmTest("signalfd"), ZdtmTest("timerfd"), ZdtmTest("epoll"),
     ZdtmTest("unix_socketpair"), ZdtmTest("unix_named"), ZdtmTest("inet_sockets"), ZdtmTest("memfd"),
     ZdtmTest("unix_scm"),
+    ZdtmTest("ghost_files"),
 ]
 
 PROT = {"r": 1, "w": 2, "x": 4}
@@ -183,6 +184,23 @@ def only(decoded, name):
     return e[0]
 
 
+def mark_ghosts(decoded, files):
+    """A deleted file is in files.img under the name it had, with a ghost
+    (remap-fpath.img, ghost-file-<hex id>.img): give it the name /proc
+    shows, "<name> (deleted)"."""
+    if "remap-fpath.img" not in decoded:
+        return
+    for r in entries(decoded, "remap-fpath.img"):
+        assert r["remap_type"] == "GHOST", f"remap {r}: not a ghost"
+        ghost = f"ghost-file-{r['remap_id']:x}.img"
+        assert ghost in decoded, f"remap {r}: {ghost} was not written"
+        gfe = entries(decoded, ghost)[0]
+        reg = files[r["orig_id"]]["reg"]
+        if "size" in reg:
+            assert gfe.get("size", reg["size"]) == reg["size"], f"{ghost}: size"
+        reg["name"] += " (deleted)"
+
+
 def unlimited(v):
     return RLIM_INFINITY if v == resource.RLIM_INFINITY else v
 
@@ -222,6 +240,7 @@ def test_images_match_proc(spec, tool, zdtm, workdir):
 
     check_inventory_pstree(decoded, facts)
     files = {e["id"]: e for e in entries(decoded, "files.img")}
+    mark_ghosts(decoded, files)
     ids = only(decoded, f"ids-{pid}.img")
     check_core(decoded, facts)
     check_mm(decoded, facts, files)

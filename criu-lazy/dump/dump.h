@@ -330,6 +330,14 @@ struct fd_probe;
 int dump_fd_locks(struct dump_ctx *ctx, const struct fd_probe *p, uint32_t file_id);
 int dump_file_locks_write(struct dump_ctx *ctx);
 void dump_file_locks_free(struct dump_ctx *ctx);
+/* ghost.c: deleted files the tree holds (ghost-file-N.img, remap-fpath.img) */
+void dump_ghost_strip(char *name);
+/* @f (a REG file object, reg.name the link) is a deleted file: strip the
+ * name, write its ghost unless another object's has it; @proc_path reads it. */
+int dump_ghost(struct dump_ctx *ctx, struct dump_file *f, const char *proc_path,
+	       const struct stat *st, const char *what);
+int dump_ghost_write_remaps(struct dump_ctx *ctx);
+void dump_ghost_free(struct dump_file *f);
 
 /* sockets.c */
 int dump_sock_describe(struct dump_ctx *ctx, struct dump_task *t, int fd, uint64_t ino,

@@ -98,19 +98,6 @@ static int read_link(struct dump_task *t, const char *path, char *buf, size_t si
 	return 0;
 }
 
-static int refuse_deleted(const char *what, const char *name)
-{
-	char clean[PATH_MAX];
-	size_t len = strlen(name);
-	const char *suffix = " (deleted)";
-
-	snprintf(clean, sizeof(clean), "%s", name);
-	if (len > strlen(suffix) && !strcmp(name + len - strlen(suffix), suffix))
-		clean[len - strlen(suffix)] = '\0';
-	pr_err("%s is a deleted file (%s): deleted files are not supported yet", what, clean);
-	return -EOPNOTSUPP;
-}
-
 int dump_file_by_path(struct dump_ctx *ctx, struct dump_task *t, const char *link,
 		      const char *what, int open_flags, uint32_t *id)
 {
@@ -126,9 +113,6 @@ int dump_file_by_path(struct dump_ctx *ctx, struct dump_task *t, const char *lin
 	ret = read_link(t, path, name, sizeof(name));
 	if (ret)
 		return ret;
-	if (!S_ISDIR(st.st_mode) && st.st_nlink == 0)
-		return refuse_deleted(what, name);
-
 	for (size_t i = 0; i < files->nr; i++) {
 		f = files->v[i];
 		if (!f->by_path || f->dev != st.st_dev || f->ino != st.st_ino)
@@ -144,7 +128,12 @@ int dump_file_by_path(struct dump_ctx *ctx, struct dump_task *t, const char *lin
 	f->by_path = true;
 	f->reg.flags = open_flags;
 	*id = f->fe.id;
-	pr_debug("file %u: %s (%s, mode %#o)", f->fe.id, name, what, st.st_mode);
+	if (st.st_nlink == 0) {
+		ret = dump_ghost(ctx, f, path, &st, what);
+		if (ret)
+			return ret;
+	}
+	pr_debug("file %u: %s (%s, mode %#o)", f->fe.id, f->reg.name, what, st.st_mode);
 	return 0;
 }
 

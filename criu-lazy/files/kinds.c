@@ -2,7 +2,8 @@
  * The registry of fd kinds: the first kind whose match() takes a
  * descriptor dumps it, the first kind of a file_entry's type (and
  * rst_match(), if it has one) restores it.  Order matters where two kinds
- * could take the same thing: terminals before regular files.
+ * could take the same thing: terminals and memfds (a memfd looks like a
+ * deleted file) before regular files.
  */
 #include <stddef.h>
 
@@ -11,6 +12,7 @@
 const struct fd_kind_ops *const fd_kinds[] = {
 	&fd_kind_tty,
 	&fd_kind_tty_criu,
+	&fd_kind_memfd,
 	&fd_kind_reg,
 	&fd_kind_pipe,
 	&fd_kind_fifo,
@@ -21,7 +23,6 @@ const struct fd_kind_ops *const fd_kinds[] = {
 	&fd_kind_inet,
 	&fd_kind_epoll,
 	&fd_kind_pidfd,
-	&fd_kind_memfd,
 	&fd_kind_inotify,
 	&fd_kind_fanotify,
 };

@@ -3,7 +3,9 @@
  * directory, or one of the memory character devices (/dev/null, /dev/zero,
  * /dev/full, /dev/random, /dev/urandom), reopened by path at restore with
  * the dumped status flags and offset.  The file must still be there with
- * the size it had at the dump.
+ * the size it had at the dump.  A deleted one is carried in the images as
+ * a ghost (dump/ghost.c), recreated at restore before any task exists
+ * (restore/ghost.c), so the path is there again while the tasks open it.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -36,13 +38,21 @@ static bool reg_match(const struct dump_ctx *ctx, const struct fd_probe *p)
 
 	if (p->link[0] != '/' || (p->flags & O_PATH))
 		return false;
-	if (S_ISREG(st->st_mode))
-		return st->st_nlink > 0;	/* a deleted file is a ghost */
-	return S_ISDIR(st->st_mode) || is_mem_chardev(st);
+	return S_ISREG(st->st_mode) || S_ISDIR(st->st_mode) || is_mem_chardev(st);
 }
 
 static int reg_dump(struct dump_ctx *ctx, const struct fd_probe *p, struct dump_file *f)
 {
+	char path[64], what[64];
+	int ret;
+
+	if (p->st.st_nlink == 0) {
+		snprintf(path, sizeof(path), "/proc/%d/fd/%d", p->t->pid, p->fd);
+		snprintf(what, sizeof(what), "fd %d of task %d", p->fd, p->t->pid);
+		ret = dump_ghost(ctx, f, path, &p->st, what);
+		if (ret)
+			return ret;
+	}
 	f->reg.flags = p->flags & ~O_CLOEXEC;
 	f->reg.pos = p->pos;
 	if (p->mnt_id >= 0) {
@@ -102,6 +112,8 @@ const struct fd_kind_ops fd_kind_reg = {
 	.stage = FD_STAGE_OPEN,
 	.match = reg_match,
 	.dump = reg_dump,
+	.dump_write = dump_ghost_write_remaps,
+	.dump_free = dump_ghost_free,
 	.rst_match = reg_rst_match,
 	.check = reg_check,
 	.open = reg_open,

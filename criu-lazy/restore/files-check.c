@@ -26,6 +26,22 @@ const FileEntry *rst_file_find(const struct rst_images *ri, uint32_t id)
 	return NULL;
 }
 
+/* A deleted file made again (ghost.c) is opened where it is now. */
+static int use_ghost(const struct rst_images *ri, FileEntry *fe)
+{
+	const char *path = fe->type == FD_TYPES__REG ? rst_ghost_path(ri->ghosts, fe->id) : NULL;
+	char *copy;
+
+	if (!path || !strcmp(path, fe->reg->name))
+		return 0;
+	copy = strdup(path);
+	if (!copy)
+		return -ENOMEM;
+	free(fe->reg->name);	/* protobuf-c's default allocator */
+	fe->reg->name = copy;
+	return 0;
+}
+
 static int load_files(struct rst_images *ri)
 {
 	struct cr_img *img;
@@ -45,6 +61,11 @@ static int load_files(struct rst_images *ri)
 			pr_err("files.img: regular file %u has no or a mismatching reg entry", fe->id);
 			protobuf_c_message_free_unpacked(msg, NULL);
 			ret = -EINVAL;
+			break;
+		}
+		ret = use_ghost(ri, fe);
+		if (ret) {
+			protobuf_c_message_free_unpacked(msg, NULL);
 			break;
 		}
 		grown = realloc(ri->files, (ri->nr_files + 1) * sizeof(*grown));

@@ -247,12 +247,13 @@ static int check_pid_ns(struct rst_images *ri)
 }
 
 int rst_images_load(int dirfd, const struct opts *o, const InventoryEntry *inv,
-		    const PstreeEntry *ps, struct rst_images *ri)
+		    const PstreeEntry *ps, const struct rst_ghosts *ghosts, struct rst_images *ri)
 {
 	int ret;
 
 	memset(ri, 0, sizeof(*ri));
 	ri->dirfd = dirfd;
+	ri->ghosts = ghosts;
 	ri->pi.pages_fd = -1;
 	ri->inv = inv;
 	ri->pstree = ps;

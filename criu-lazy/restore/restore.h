@@ -74,9 +74,12 @@ struct rst_shmem {
 					 * process and so by every task (shmem.c) */
 };
 
+struct rst_ghosts;
+
 /* Everything read from the images of one process, checked. */
 struct rst_images {
 	int dirfd;
+	const struct rst_ghosts *ghosts;	/* the tree's deleted files, made again */
 	pid_t pid;			/* in the images: the task's own view */
 	bool new_pid_ns;		/* it was the init of a pid namespace of its
 					 * own: it gets a new one, where it is pid 1 */
@@ -214,6 +217,7 @@ struct rst_tree {
 	size_t nr;
 	int ev_r, ev_w;			/* tasks -> restore: struct rst_event */
 	int lazy_sock;			/* connected to the lazy-pages daemon, or -1 */
+	struct rst_ghosts *ghosts;	/* deleted files made again (ghost.c) */
 	uint64_t lazy_features;
 	struct rst_share share;		/* files shared between processes */
 	uint64_t t_start, fork_us, pages_filled;
@@ -240,7 +244,7 @@ struct rst_child {
 
 /* images-load.c / files-check.c: one process */
 int rst_images_load(int dirfd, const struct opts *o, const InventoryEntry *inv,
-		    const PstreeEntry *ps, struct rst_images *ri);
+		    const PstreeEntry *ps, const struct rst_ghosts *ghosts, struct rst_images *ri);
 void rst_images_free(struct rst_images *ri);
 const FileEntry *rst_file_find(const struct rst_images *ri, uint32_t id);
 int rst_fds_load(const struct opts *o, struct rst_images *ri);
@@ -279,6 +283,14 @@ void rst_tree_free(struct rst_tree *tree);
 /* shmem.c: the tree's shared anonymous memory objects */
 int rst_shmem_create(struct rst_tree *tree);
 void rst_shmem_release(struct rst_tree *tree);
+
+/* ghost.c: the deleted files of the tree, made again while the tasks open
+ * them (remap-fpath.img, ghost-file-N.img) */
+int rst_ghosts_create(struct rst_tree *tree);
+/* Where the file object @id's deleted file is now, or NULL if it is no ghost. */
+const char *rst_ghost_path(const struct rst_ghosts *g, uint32_t file_id);
+void rst_ghosts_remove(struct rst_tree *tree);
+void rst_ghosts_free(struct rst_tree *tree);
 
 /* tree-load.c: the plan of every live process */
 int rst_tree_plan(struct rst_tree *tree);

@@ -230,7 +230,7 @@ static int load_proc(struct rst_tree *tree, struct rst_proc *p, const PstreeEntr
 	p->stopped = core->tc->task_state == TASK_STOPPED;
 	core_entry__free_unpacked(core, NULL);
 	p->kind = RST_PROC_ALIVE;
-	ret = rst_images_load(tree->dirfd, tree->o, tree->inv, e, &p->ri);
+	ret = rst_images_load(tree->dirfd, tree->o, tree->inv, e, tree->ghosts, &p->ri);
 	if (!ret && p != tree->procs && p->ri.new_pid_ns) {
 		pr_err("ids-%d.img: task %d, not the root, is in a pid namespace of its own",
 		       p->pid, p->pid);
@@ -281,6 +281,7 @@ void rst_tree_free(struct rst_tree *tree)
 {
 	rst_shmem_release(tree);
 	rst_share_free(tree);
+	rst_ghosts_free(tree);
 	for (size_t i = 0; i < tree->nr; i++) {
 		if (tree->procs[i].kind != RST_PROC_ALIVE || !tree->procs[i].ri.pstree)
 			continue;	/* nothing loaded */

@@ -23,6 +23,7 @@
 #include "options.h"
 #include "show/show-json.h"
 
+#include "ghost-file.pb-c.h"
 #include "pagemap.pb-c.h"
 #include "pipe-data.pb-c.h"
 #include "sk-packet.pb-c.h"
@@ -56,12 +57,51 @@ static int show_skip_raw(struct cr_img *img, uint32_t bytes)
 	return 0;
 }
 
+/*
+ * ghost-file-N.img: the entry, then either chunk entries each followed by
+ * its bytes, or raw bytes to the end (not shown, as crit without its
+ * extra data).
+ */
+static int show_ghost(struct json_writer *j, struct cr_img *img)
+{
+	ProtobufCMessage *msg;
+	bool chunks;
+	int ret, fd;
+
+	ret = img_read_entry(img, &ghost_file_entry__descriptor, &msg);
+	if (ret <= 0)
+		return ret;
+	json_message(j, msg);
+	chunks = ((GhostFileEntry *)msg)->chunks;
+	protobuf_c_message_free_unpacked(msg, NULL);
+	if (!chunks) {
+		fd = img_raw_fd(img);
+		return fd < 0 ? fd : 0;
+	}
+	while ((ret = img_read_entry(img, &ghost_chunk_entry__descriptor, &msg)) > 0) {
+		uint64_t len = ((GhostChunkEntry *)msg)->len;
+
+		json_message(j, msg);
+		protobuf_c_message_free_unpacked(msg, NULL);
+		if (len > UINT32_MAX) {
+			pr_err("%s: a chunk of %llu bytes\n", img_name(img), (unsigned long long)len);
+			return -EBADMSG;
+		}
+		ret = show_skip_raw(img, len);
+		if (ret)
+			return ret;
+	}
+	return ret;
+}
+
 static int show_entries(struct json_writer *j, struct cr_img *img, enum img_type type)
 {
 	const ProtobufCMessageDescriptor *desc = img_type_descriptor(type);
 	ProtobufCMessage *msg;
 	int ret;
 
+	if (type == IMG_GHOST_FILE)
+		return show_ghost(j, img);
 	/* a pagemap starts with its head, as crit shows it */
 	if (type == IMG_PAGEMAP || type == IMG_PAGEMAP_SHMEM)
 		desc = &pagemap_head__descriptor;

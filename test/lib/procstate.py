@@ -6,7 +6,8 @@ root, exe, limits, the mm fields of stat, auxv, cmdline, environ.  What
 legitimately changes is left out or normalized:
 
 - the inode of shared anonymous memory (a new shmem object on restore),
-  and of pipes, sockets and pidfds (which ones share an inode is compared);
+  of deleted files (ghost files, made again on restore), and of pipes,
+  sockets and pidfds (which ones share an inode is compared);
 - SIGALRM in the pending sets (interval timers fire on their own schedule);
 - the run state, times, PF_* flags (a restored task did not exec) and
   anything else that is about the process's life rather than its state;
@@ -38,7 +39,7 @@ STAT_FIELDS = {
     "env_start": 50, "env_end": 51,
 }
 
-_SHMEM = re.compile(r"/dev/zero \(deleted\)|/SYSV|\[anon_shmem")
+_SHMEM = re.compile(r"/dev/zero \(deleted\)|/SYSV|\[anon_shmem| \(deleted\)$")
 
 
 CRIU_AUXV_WORDS = 44
@@ -76,7 +77,8 @@ def _fitted_auxv(pid):
 
 
 def normalize_maps_line(line):
-    """Blank the inode of shared anonymous mappings; keep everything else."""
+    """Blank the inode of shared anonymous mappings and of deleted files
+    (made again by a restore); keep everything else."""
     if not _SHMEM.search(line):
         return line
     parts = line.split(None, 5)
@@ -121,8 +123,8 @@ def _fds(pid, ignore_pos):
                 fields[k] = v.strip()
         if ignore_pos:
             fields.pop("pos", None)
-        if target.startswith("/memfd:"):	# a new inode with the same name
-            fields.pop("ino", None)
+        if target.startswith("/memfd:") or target.endswith(" (deleted)"):
+            fields.pop("ino", None)	# a new inode with the same name
         m = _NEW_INODE.match(target)
         if m:
             n = seen.setdefault(target, len(seen))

@@ -117,6 +117,8 @@ ZDTM_TESTS = [
     ZdtmTest("unix_scm", label="lazy-reads", defer_background=True),
     ZdtmTest("inet_sockets", host_names=True),
     ZdtmTest("memfd"),
+    # deleted files held open or mapped, a deleted cwd (ghost files)
+    ZdtmTest("ghost_files"),
     ZdtmTest("cwd_umask_rlimit"),
     ZdtmTest("oom_score_adj"),
     ZdtmTest("loginuid"),

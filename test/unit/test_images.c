@@ -438,6 +438,17 @@ static int test_type_from_name(int dirfd)
 	CHECK(img_type_from_name("core-1.img.bak", &t, NULL) == -ENOENT, "");
 	CHECK(img_type_from_name("lazy-pages.socket", &t, NULL) == -ENOENT, "");
 	CHECK(img_type_from_name("core-99999999999999999999999.img", &t, NULL) == -ENOENT, "");
+	/* CRIU numbers ghost files in hex */
+	CHECK(img_type_from_name("ghost-file-1a.img", &t, &id) == 0 && t == IMG_GHOST_FILE &&
+	      id == 0x1a, "");
+	CHECK(img_type_from_name("ghost-file-1g.img", &t, NULL) == -ENOENT, "");
+	CHECK(img_type_from_name("remap-fpath.img", &t, NULL) == 0 && t == IMG_REMAP_FPATH, "");
+	{
+		char name[IMG_NAME_MAX];
+
+		CHECK(img_format_name(IMG_GHOST_FILE, 0x1a, name, sizeof(name)) == 0 &&
+		      !strcmp(name, "ghost-file-1a.img"), "%s", name);
+	}
 	return 0;
 }
 
