@@ -207,6 +207,21 @@ def poke_expected_uname_errno(task):
          (7).to_bytes(4, "little"))
 
 
+def poke_expected_reply(task):
+    poke(task.pid, addr(task, r"expected reply at (0x[0-9a-f]+)"), b"c")
+
+
+def poke_t2_getpriority_errno(task):
+    poke(task.pid, addr(task, r"t2's expected getpriority errno at (0x[0-9a-f]+)"),
+         (7).to_bytes(4, "little"))
+
+
+def poke_child_getpriority_errno(task):
+    child = int(open(f"/proc/{task.pid}/task/{task.pid}/children").read().split()[0])
+    poke(child, addr(task, r"the child's expected getpriority errno at (0x[0-9a-f]+)"),
+         (7).to_bytes(4, "little"))
+
+
 def poke_recorded_nice(task):
     poke(task.pid, addr(task, r"recorded nice of thread 0 at (0x[0-9a-f]+)"),
          (7).to_bytes(4, "little"))
@@ -476,6 +491,11 @@ CASES = [
     (ZdtmTest("thread_seccomp"), stop_the_thread, r"stopped counting after SIGTERM"),
     (ZdtmTest("seccomp_filter"), poke_expected_uname_errno,
      r"uname is not refused with the expected errno"),
+    (ZdtmTest("seccomp_filter_threads"), poke_t2_getpriority_errno,
+     r"after SIGTERM, t2: getpriority failed with 18, expected 7"),
+    (ZdtmTest("seccomp_filter_inherit", tree=True), poke_child_getpriority_errno,
+     r"after SIGTERM: the child's getpriority is not refused as expected"),
+    (ZdtmTest("seccomp_strict"), poke_expected_reply, r"answered 0x62 to 'a', expected 'c'"),
     (ZdtmTest("thread"), poke_recorded_nice, r"thread 0 .*nice 0, was 7"),
     (ZdtmTest("threads_state"), poke_expected_byte, r"byte 'z', expected 1 byte 'y'"),
     (ZdtmTest("threads_lazy_stress"), poke_stress_page5, r"page 5 byte"),

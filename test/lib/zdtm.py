@@ -170,6 +170,9 @@ ZDTM_TESTS = [
     # seccomp: strict mode, filters shared (TSYNC), per thread, inherited
     ZdtmTest("thread_seccomp"),
     ZdtmTest("seccomp_filter"),
+    ZdtmTest("seccomp_strict"),
+    ZdtmTest("seccomp_filter_threads"),
+    ZdtmTest("seccomp_filter_inherit", tree=True),
     # process trees (issue 8)
     ZdtmTest("tree", ("--children", "1"), label="two", tree=True),
     ZdtmTest("tree", ("--children", "3", "--session", "--group"), label="groups", tree=True),
