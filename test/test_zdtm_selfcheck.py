@@ -451,6 +451,18 @@ def poke_shared_page20(task):
     poke(task.pid, addr(task, r"shared region (0x[0-9a-f]+)") + 20 * 4096 + 5, b"\x00\x42")
 
 
+def poke_cow_page3_same(task):
+    """Write child A's page 3 with the bytes it holds: its contents stay
+    right, but the write gives A a copy of its own."""
+    m = logged(task, r"region (0x[0-9a-f]+), child A (\d+)")
+    at = int(m.group(1), 16) + 3 * 4096
+    with open(f"/proc/{m.group(2)}/mem", "r+b", buffering=0) as f:
+        f.seek(at)
+        data = f.read(16)
+        f.seek(at)
+        f.write(data)
+
+
 def poke_own_page5(task):
     poke(task.pid, addr(task, r"own region (0x[0-9a-f]+)") + 5 * 4096 + 9, b"\x00\x42")
 
@@ -532,6 +544,7 @@ CASES = [
     (ZdtmTest("share_pipes"), write_more_into_pipe_31, r"pipe A: fd 30: byte 3000 "),
     (ZdtmTest("share_sockets"), send_datagram_through_32,
      r"datagram 3: fd 33: a message of 1 bytes"),
+    (ZdtmTest("tree_cow"), poke_cow_page3_same, r"page 3 is not shared between the root and child A"),
     (ZdtmTest("inet_sockets"), send_to_udp_22, r"fd 22: expected an empty queue"),
     (ZdtmTest("lazy_fork"), poke_lazy_region_page5, r"parent: first read: page 5 "),
     (ZdtmTest("lazy_mremap"), poke_lazy_region_page5, r"moved region"),

@@ -6,8 +6,10 @@
  * Order matters:
  *   - signals stay blocked from the clone on (the parent blocked them), so
  *     no handler installed here ever runs before the registers are back;
- *   - tree.c ran first: seized, children forked, session and group set;
- *   - premap and fill the memory first, while our fds and cwd are ours;
+ *   - tree.c ran first: seized, memory premapped and filled (premap.c,
+ *     before the children fork, so they share it copy-on-write; and while
+ *     our fds and cwd are still ours), children forked, session and group
+ *     set;
  *   - then descriptors, the task attributes of the CHILD stage
  *     (attrs/: /proc/self is still ours), cwd/root/umask, the blob's
  *     args (the BLOB stage), and the CHILD_LAST stage (personality: it
@@ -106,8 +108,6 @@ _Noreturn void rst_child_main(struct rst_child *c)
 {
 	struct restorer_args *args;
 
-	if (child_premap(c))
-		_exit(1);
 	if (child_fds_prepare(c) || child_fds_restore(c) || child_file_locks(c) ||
 	    child_mm_flags(c) || child_attrs(c, ATTR_RST_CHILD))
 		_exit(1);

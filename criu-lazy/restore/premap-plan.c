@@ -11,7 +11,11 @@
  *    hole that is free in our layout (the new task is a fork of us) and in
  *    the dumped one, with a margin around it;
  *  - our vdso group must have the shape of the dumped one, so the blob can
- *    move it there in one piece.
+ *    move it there in one piece;
+ *  - copy-on-write: a private VMA that the parent premaps with the same
+ *    bounds and kind is inherited at the fork (premap-cow.c), so our
+ *    region must not overlap the parent's, and the fills into it compare
+ *    before they write.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -128,7 +132,7 @@ static uint64_t blob_region_size(const struct rst_images *ri, struct rst_plan *p
 }
 
 static int plan_place(const struct rst_images *ri, const struct proc_vma *maps, size_t nr_maps,
-		      struct rst_plan *plan)
+		      const struct rst_plan *parent, struct rst_plan *plan)
 {
 	struct layout_range *busy;
 	uint64_t premap_size = 0, blob_size, hole, cur;
@@ -139,9 +143,11 @@ static int plan_place(const struct rst_images *ri, const struct proc_vma *maps, 
 		premap_size += plan->vmas[i].vma->end - plan->vmas[i].vma->start + RST_PAGE_SIZE;
 	blob_size = blob_region_size(ri, plan);
 
-	busy = calloc(nr_maps + ri->mm->n_vmas, sizeof(*busy));
+	busy = calloc(nr_maps + ri->mm->n_vmas + 1, sizeof(*busy));
 	if (!busy)
 		return -ENOMEM;
+	if (parent)	/* mapped in us until we have taken our VMAs out of it */
+		busy[nr_busy++] = (struct layout_range){ parent->premap_start, parent->blob_end };
 	for (size_t i = 0; i < nr_maps; i++)
 		busy[nr_busy++] = (struct layout_range){ maps[i].start, maps[i].end };
 	for (size_t i = 0; i < ri->mm->n_vmas; i++)
@@ -200,12 +206,13 @@ static int plan_vmas(const struct rst_images *ri, struct rst_plan *plan)
 }
 
 static int add_fill(struct rst_plan *plan, size_t *cap, uint64_t file_off, uint64_t dst,
-		    uint64_t len)
+		    uint64_t len, bool cmp)
 {
 	struct rst_fill *last = plan->nr_fills ? &plan->fills[plan->nr_fills - 1] : NULL;
 
 	plan->pages_to_fill += len / RST_PAGE_SIZE;
-	if (last && last->file_off + last->len == file_off && last->dst + last->len == dst) {
+	if (last && last->file_off + last->len == file_off && last->dst + last->len == dst &&
+	    last->cmp == cmp) {
 		last->len += len;
 		return 0;
 	}
@@ -218,7 +225,7 @@ static int add_fill(struct rst_plan *plan, size_t *cap, uint64_t file_off, uint6
 		plan->fills = grown;
 		*cap = ncap;
 	}
-	plan->fills[plan->nr_fills++] = (struct rst_fill){ file_off, dst, len };
+	plan->fills[plan->nr_fills++] = (struct rst_fill){ file_off, dst, len, cmp };
 	return 0;
 }
 
@@ -280,7 +287,7 @@ static int plan_fills(const struct opts *o, const struct rst_images *ri, struct 
 				ret = add_fill(plan, &cap,
 					       run->pages_off + (addr - run->vaddr),
 					       vp->premap + (addr - vp->vma->start),
-					       piece_end - addr);
+					       piece_end - addr, vp->inherit != 0);
 				if (ret)
 					return ret;
 				vp->fill = true;
@@ -292,6 +299,52 @@ static int plan_fills(const struct opts *o, const struct rst_images *ri, struct 
 		}
 	}
 	return 0;
+}
+
+/* The kinds of VMA a child may take over from its parent's premap. */
+static bool vma_inheritable(const VmaEntry *v)
+{
+	/* mlock is not inherited, and populating a locked VMA again would
+	 * break the sharing anyway */
+	if (vma_is_kernel(v) || (v->flags & (MAP_LOCKED | MAP_HUGETLB)))
+		return false;
+	return (v->status & (VMA_ANON_PRIVATE | VMA_FILE_PRIVATE)) != 0;
+}
+
+static bool vma_same(const struct rst_vma_plan *a, const struct rst_vma_plan *b)
+{
+	const VmaEntry *x = a->vma, *y = b->vma;
+
+	if (x->start != y->start || x->end != y->end || x->status != y->status ||
+	    x->flags != y->flags || x->pgoff != y->pgoff)
+		return false;
+	return !(x->status & VMA_FILE_PRIVATE) || !strcmp(a->file->name, b->file->name);
+}
+
+/*
+ * Copy-on-write: each private VMA of ours that the parent premaps with the
+ * same bounds, kind and file comes to us with the fork (both lists ascend).
+ */
+static void plan_inherit(const struct rst_plan *parent, struct rst_plan *plan)
+{
+	size_t k = 0;
+
+	if (!parent)
+		return;
+	plan->parent_start = parent->premap_start;
+	plan->parent_end = parent->blob_end;
+	for (size_t i = 0; i < plan->nr_vmas; i++) {
+		struct rst_vma_plan *vp = &plan->vmas[i];
+
+		while (k < parent->nr_vmas && parent->vmas[k].vma->start < vp->vma->start)
+			k++;
+		if (k == parent->nr_vmas)
+			break;
+		if (!vma_inheritable(vp->vma) || !vma_same(vp, &parent->vmas[k]))
+			continue;
+		vp->inherit = parent->vmas[k].premap;
+		vp->inherit_prot = parent->vmas[k].premap_prot;
+	}
 }
 
 /* Capabilities this kernel knows (the task may chroot before it needs it). */
@@ -308,7 +361,8 @@ static uint32_t read_cap_last_cap(void)
 	return v;
 }
 
-int rst_plan_build(const struct opts *o, const struct rst_images *ri, struct rst_plan *plan)
+int rst_plan_build(const struct opts *o, const struct rst_images *ri,
+		   const struct rst_plan *parent, struct rst_plan *plan)
 {
 	struct proc_vma *maps;
 	size_t nr_maps;
@@ -323,9 +377,11 @@ int rst_plan_build(const struct opts *o, const struct rst_images *ri, struct rst
 	if (!ret)
 		ret = plan_vmas(ri, plan);
 	if (!ret)
-		ret = plan_place(ri, maps, nr_maps, plan);
-	if (!ret)
+		ret = plan_place(ri, maps, nr_maps, parent, plan);
+	if (!ret) {
+		plan_inherit(parent, plan);
 		ret = plan_fills(o, ri, plan);
+	}
 	free(maps);
 	if (ret)
 		rst_plan_free(plan);

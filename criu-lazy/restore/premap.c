@@ -15,7 +15,9 @@
  *                       /proc/self/map_files at its offset
  *
  * VMAs with pages to fill are mapped read-write here; the blob sets the
- * dumped protection after moving them.
+ * dumped protection after moving them.  A private VMA the parent premapped
+ * the same way is not mapped again: the fork gave it to us, pages shared
+ * copy-on-write, and premap-cow.c makes it ours.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -77,6 +79,12 @@ static int fill_private(struct rst_child *c)
 		uint64_t off = plan->fills[i].file_off, total = 0;
 		int n = 0;
 
+		if (plan->fills[i].cmp) {
+			if (child_fill_compare(c, &plan->fills[i], file))
+				return -EIO;
+			i++;
+			continue;
+		}
 		do {
 			iov[n].iov_base = (void *)(uintptr_t)plan->fills[i].dst;
 			iov[n].iov_len = plan->fills[i].len;
@@ -84,7 +92,7 @@ static int fill_private(struct rst_child *c)
 			n++;
 			i++;
 		} while (i < plan->nr_fills && n < IOV_MAX && total < PREADV_MAX_BYTES &&
-			 plan->fills[i].file_off == off + total);
+			 plan->fills[i].file_off == off + total && !plan->fills[i].cmp);
 		if (preadv_full(c, c->ri->pi.pages_fd, file, iov, n, off, total))
 			return -EIO;
 	}
@@ -149,15 +157,23 @@ static int premap_shmem(struct rst_child *c, const struct rst_shmem *s)
 	return ret;
 }
 
+/*
+ * Runs before the task forks its own children, which inherit what it maps
+ * here (premap-cow.c).
+ */
 int child_premap(struct rst_child *c)
 {
 	const struct rst_plan *plan = c->plan;
 
+	if (child_premap_inherit(c))
+		return -EIO;
 	for (size_t i = 0; i < plan->nr_vmas; i++) {
 		const struct rst_vma_plan *vp = &plan->vmas[i];
 		const VmaEntry *v = vp->vma;
 		int ret = 0;
 
+		if (vp->inherit)
+			continue;
 		if (v->status & (VMA_FILE_PRIVATE | VMA_FILE_SHARED))
 			ret = premap_file(c, vp);
 		else if (v->status & VMA_ANON_PRIVATE)
@@ -172,5 +188,7 @@ int child_premap(struct rst_child *c)
 	for (size_t k = 0; k < c->ri->nr_shmems; k++)
 		if (premap_shmem(c, &c->ri->shmems[k]))
 			return -EIO;
+	if (child_premap_drop(c))
+		return -EIO;
 	return fill_private(c);
 }

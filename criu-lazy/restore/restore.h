@@ -11,10 +11,12 @@
  *   layout.c, premap-plan.c   decide where each VMA is premapped and where
  *                    the blob goes (struct rst_plan per process);
  *   task-create.c, tree.c   the root by clone3 with its dumped pid, every
- *                    other task by its parent task; sessions, groups,
+ *                    other task by its parent task, once the parent has
+ *                    premapped its memory (premap.c, premap-cow.c: the
+ *                    children share it copy-on-write); sessions, groups,
  *                    zombies, helpers;
  *   fd-share.c       files several processes hold: made once, passed on;
- *   child.c (fds.c, premap.c, blob-setup.c)   each task rebuilds itself
+ *   child.c (fds.c, blob-setup.c)   each task rebuilds itself
  *                    and jumps into the restorer blob (criu-lazy/pie/);
  *   lazy.c           each process's uffd to the daemon;
  *   finalize.c       after the blob's final int3: last syscalls, registers
@@ -119,6 +121,9 @@ struct rst_vma_plan {
 	uint32_t premap_prot;		/* how it is mapped there */
 	bool fill;			/* has pages to read from the images */
 	bool has_lazy;			/* has pages left to the lazy-pages daemon */
+	uint64_t inherit;		/* copy-on-write: the parent's premap address of
+					 * this VMA, which the fork gave us (0: none) */
+	uint32_t inherit_prot;		/* how the parent premapped it */
 	const RegFileEntry *file;	/* file-backed VMAs */
 	struct rst_shmem *shm;		/* shared anonymous VMAs */
 };
@@ -128,6 +133,8 @@ struct rst_fill {
 	uint64_t file_off;		/* in the pages file */
 	uint64_t dst;			/* premap address */
 	uint64_t len;
+	bool cmp;			/* into an inherited VMA: write only the pages
+					 * that differ (premap-cow.c) */
 };
 
 /* Where everything goes in the new task. */
@@ -137,6 +144,9 @@ struct rst_plan {
 	uint64_t code_size, args_off, args_size, stack_off, stack_size;
 	uint64_t scratch_off, scratch_size;
 	uint64_t threads_stack_off;	/* the other threads' stacks */
+	/* the region of the process whose premapped memory we inherit at the
+	 * fork (premap-cow.c): released once its VMAs are ours; 0 for none */
+	uint64_t parent_start, parent_end;
 
 	struct rst_vma_plan *vmas;
 	size_t nr_vmas;
@@ -273,7 +283,8 @@ int rst_seccomp_load(struct rst_images *ri);
 int rst_thread_set_regs(pid_t pid, const CoreEntry *core);
 
 /* premap-plan.c */
-int rst_plan_build(const struct opts *o, const struct rst_images *ri, struct rst_plan *plan);
+int rst_plan_build(const struct opts *o, const struct rst_images *ri,
+		   const struct rst_plan *parent, struct rst_plan *plan);
 void rst_plan_free(struct rst_plan *plan);
 
 /* tree-load.c: pstree.img, every process's images, helpers */
@@ -339,8 +350,11 @@ int child_share_open_rest(struct rst_child *c, enum fd_stage stage);
 int child_share_send(struct rst_child *c, enum fd_stage stage);
 int child_share_wait(struct rst_child *c, const struct rst_fd *f);
 
-/* premap.c (child) */
+/* premap.c, premap-cow.c (child, before it forks its own children) */
 int child_premap(struct rst_child *c);
+int child_premap_inherit(struct rst_child *c);
+int child_premap_drop(struct rst_child *c);
+int child_fill_compare(struct rst_child *c, const struct rst_fill *f, const char *file);
 
 /* blob-setup.c (child) */
 int child_blob_prepare(struct rst_child *c, struct restorer_args **args);

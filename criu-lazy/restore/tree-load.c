@@ -240,6 +240,21 @@ static int load_proc(struct rst_tree *tree, struct rst_proc *p, const PstreeEntr
 }
 
 /* After the shared memory objects exist (shmem.c): the plans avoid them. */
+/*
+ * The process whose premapped memory p inherits at its fork: its nearest
+ * live ancestor (a helper forks its children with the root's memory).
+ * Parents come first, so its plan exists.
+ */
+static const struct rst_plan *fork_parent_plan(const struct rst_tree *tree,
+					       const struct rst_proc *p)
+{
+	int i = p->parent;
+
+	while (i >= 0 && tree->procs[i].kind != RST_PROC_ALIVE)
+		i = tree->procs[i].parent;
+	return i >= 0 ? &tree->procs[i].plan : NULL;
+}
+
 int rst_tree_plan(struct rst_tree *tree)
 {
 	for (size_t i = 0; i < tree->nr; i++) {
@@ -248,7 +263,7 @@ int rst_tree_plan(struct rst_tree *tree)
 
 		if (p->kind != RST_PROC_ALIVE)
 			continue;
-		ret = rst_plan_build(tree->o, &p->ri, &p->plan);
+		ret = rst_plan_build(tree->o, &p->ri, fork_parent_plan(tree, p), &p->plan);
 		if (ret)
 			return ret;
 	}

@@ -11,10 +11,12 @@
  * has forked its own children.
  *
  * A task (rst_proc_main), byte by byte from the restore process:
- *   'g'  seized: it may run.  Subreaper first (a helper's children are
- *        reparented to it), setsid() if it leads a session, then fork each
- *        child; EV_CREATED tells the restore process its pid so that it
- *        seizes it and sends it its own 'g'.
+ *   'g'  seized: it may run.  Premap and fill its memory (premap.c), so
+ *        that its children inherit it copy-on-write (premap-cow.c);
+ *        subreaper (a helper's children are reparented to it), setsid() if
+ *        it leads a session, then fork each child; EV_CREATED tells the
+ *        restore process its pid so that it seizes it and sends it its own
+ *        'g'.
  *   'p'  every task exists: join the process group (leaders first: the
  *        restore process orders them), then EV_GROUP.
  *   'r'  a zombie exits with its status (by the signal that killed it, or
@@ -249,24 +251,24 @@ static void reap_helpers(struct rst_tree *tree, int idx)
 	}
 }
 
-static _Noreturn void proc_restore(struct rst_tree *tree, struct rst_proc *p)
+static _Noreturn void proc_restore(struct rst_tree *tree, struct rst_proc *p,
+				    struct rst_child *c)
 {
-	struct rst_child c = {
-		.o = tree->o, .ri = &p->ri, .plan = &p->plan, .err_fd = p->t.err_w,
-		.pages_fd = p->ri.pi.pages_fd, .tty_fd = -1, .exe_fd = -1,
-		.lazy = tree->lazy_sock >= 0, .lazy_features = tree->lazy_features,
-		.share = &tree->share, .self = p - tree->procs, .share_rx = -1, .share_tx = -1,
-	};
-
 	reap_helpers(tree, p - tree->procs);
 	drain_sigchld();
 	close(p->t.sync_r);
-	rst_child_main(&c);
+	rst_child_main(c);
 }
 
 _Noreturn void rst_proc_main(struct rst_tree *tree, int idx)
 {
 	struct rst_proc *p = &tree->procs[idx];
+	struct rst_child c = {
+		.o = tree->o, .ri = &p->ri, .plan = &p->plan, .err_fd = p->t.err_w,
+		.pages_fd = p->ri.pi.pages_fd, .tty_fd = -1, .exe_fd = -1,
+		.lazy = tree->lazy_sock >= 0, .lazy_features = tree->lazy_features,
+		.share = &tree->share, .self = idx, .share_rx = -1, .share_tx = -1,
+	};
 
 	wait_stage(p);
 	/* the region the plan chose for us, before anything of ours lands there */
@@ -278,6 +280,9 @@ _Noreturn void rst_proc_main(struct rst_tree *tree, int idx)
 			 strerror(errno));
 		_exit(1);
 	}
+	/* memory before the children: they inherit it copy-on-write */
+	if (p->kind == RST_PROC_ALIVE && child_premap(&c))
+		_exit(1);
 	if (p->kind == RST_PROC_ALIVE && p->ri.core->tc->has_child_subreaper &&
 	    p->ri.core->tc->child_subreaper && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) {
 		proc_err(p, errno, "task %d: PR_SET_CHILD_SUBREAPER: %s", p->pid, strerror(errno));
@@ -302,7 +307,7 @@ _Noreturn void rst_proc_main(struct rst_tree *tree, int idx)
 		zombie_exit(p);
 	if (p->kind == RST_PROC_HELPER)
 		_exit(0);
-	proc_restore(tree, p);
+	proc_restore(tree, p, &c);
 }
 
 /* ------------------------------------------------- in the restore process */

@@ -83,6 +83,7 @@ class Mode:
         task.expect_gone()
         pidfile = self.restore(task, imgdir, n)
         task.expect_restored(pidfile)
+        task.note_mode(self.name)
         return imgdir
 
     def finish(self):
@@ -143,6 +144,7 @@ class Lazy(Mode):
         self.daemons.append((imgdir, self.start_daemon(task, imgdir, n)))
         pidfile = self.restore(task, imgdir, n)
         task.expect_restored(pidfile)
+        task.note_mode(self.name)
         if task.spec.defer_background:
             task.expect_lazy_faults()
         return imgdir
@@ -256,6 +258,7 @@ class LazyMigrate(Mode):
                                 pidfile=pidfile, extra=("--lazy-pages", *task.spec.cr_opts))
         assert_ok(res, f"restore #{n} of {task.spec.id} (dumped as pid {source})")
         task.expect_restored(pidfile)
+        task.note_mode(self.name)
         if task.spec.defer_background:
             task.expect_lazy_faults()
         self.transfers.append((imgdir, dump, daemon, source))

@@ -22,6 +22,7 @@ from . import paths, procs, procstate
 
 PIDNS_LAUNCHER = "pidns_launch"		# test/zdtm/pidns_launch.c
 LAZY_PREMISE_FILE = "lazy-premise"	# test/zdtm/lib/lazy.h
+RESTORE_MODE_FILE = "restore-mode"	# test/zdtm/tree_cow.c
 
 READY_TIMEOUT = 30	# start -> pidfile
 EXIT_TIMEOUT = 60	# SIGTERM -> exit (checks of 256 MiB included)
@@ -181,6 +182,8 @@ ZDTM_TESTS = [
     ZdtmTest("tree", ("--children", "0", "--dead-leader"), label="dead-leader", tree=True),
     ZdtmTest("tree_forker", tree=True),
     ZdtmTest("tree_shmem", tree=True),
+    # private memory shared copy-on-write across three generations
+    ZdtmTest("tree_cow", tree=True),
     # five processes faulting at once on one daemon
     ZdtmTest("tree_stress", tree=True, defer_background=True),
     # files shared between the processes of a tree (restore/fd-share.c)
@@ -298,6 +301,13 @@ class ZdtmTask:
             return f"--- {path.name}\n{path.read_text(errors='replace')}\n"
         except FileNotFoundError:
             return f"--- {path.name}: missing\n"
+
+    def note_mode(self, name):
+        """Tell the program how it was last restored (file RESTORE_MODE_FILE
+        in its directory: eager, lazy, ...), for checks that hold only in
+        some modes (tree_cow: pages shared copy-on-write after an eager
+        restore)."""
+        (self.dir / RESTORE_MODE_FILE).write_text(name + "\n")
 
     def expect_lazy_faults(self):
         """Tell a lazy_* program (test/zdtm/lib/lazy.h) that this restore

@@ -1,0 +1,131 @@
+/*
+ * Copy-on-write between the processes of a tree (runs in the new task).
+ *
+ * A parent premaps and fills its memory before it forks its children, so
+ * each child starts with the parent's premap region, every page shared
+ * copy-on-write.  A private VMA of the child that the parent has with the
+ * same bounds, kind and file (premap-plan.c decided which) is taken over
+ * instead of mapped afresh:
+ *
+ *   - mremap() moves it from the parent's slot to ours: page tables move,
+ *     the pages stay shared;
+ *   - every page of it that our images do not fill eagerly is dropped
+ *     (MADV_DONTNEED): an anonymous page becomes zero again, or missing
+ *     for the lazy-pages daemon to fill; a private file page goes back to
+ *     the file;
+ *   - a page our images fill is read into a buffer and compared: written
+ *     only when it differs, so pages neither side wrote since the fork
+ *     stay one page in memory, as they were dumped;
+ *   - then the rest of the parent's region goes.
+ *
+ * The child's pages are exactly its images either way: sharing only saves
+ * memory, it never decides contents.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "restore/restore.h"
+
+#define CMP_CHUNK	(16 * RST_PAGE_SIZE)	/* read and compared at once, on the stack */
+
+int child_premap_inherit(struct rst_child *c)
+{
+	const struct rst_plan *plan = c->plan;
+
+	for (size_t i = 0; i < plan->nr_vmas; i++) {
+		const struct rst_vma_plan *vp = &plan->vmas[i];
+		uint64_t len = vp->vma->end - vp->vma->start;
+		void *p;
+
+		if (!vp->inherit)
+			continue;
+		p = mremap((void *)(uintptr_t)vp->inherit, len, len, MREMAP_MAYMOVE | MREMAP_FIXED,
+			   (void *)(uintptr_t)vp->premap);
+		if (p == MAP_FAILED)
+			return child_err(c, errno, "task %d: cannot take over its parent's copy of "
+					 "0x%llx-0x%llx (mremap from 0x%llx): %s", c->ri->pid,
+					 (unsigned long long)vp->vma->start,
+					 (unsigned long long)vp->vma->end,
+					 (unsigned long long)vp->inherit, strerror(errno));
+		if (vp->inherit_prot != vp->premap_prot &&
+		    mprotect(p, len, vp->premap_prot))
+			return child_err(c, errno, "task %d: mprotect of the inherited 0x%llx-0x%llx: %s",
+					 c->ri->pid, (unsigned long long)vp->vma->start,
+					 (unsigned long long)vp->vma->end, strerror(errno));
+	}
+	if (plan->parent_end &&
+	    munmap((void *)(uintptr_t)plan->parent_start, plan->parent_end - plan->parent_start))
+		return child_err(c, errno, "task %d: cannot unmap its parent's premap region: %s",
+				 c->ri->pid, strerror(errno));
+	return 0;
+}
+
+static int drop(struct rst_child *c, const struct rst_vma_plan *vp, uint64_t from, uint64_t to)
+{
+	if (from >= to || !madvise((void *)(uintptr_t)from, to - from, MADV_DONTNEED))
+		return 0;
+	return child_err(c, errno, "task %d: MADV_DONTNEED of 0x%llx-0x%llx (inherited): %s",
+			 c->ri->pid, (unsigned long long)(vp->vma->start + from - vp->premap),
+			 (unsigned long long)(vp->vma->start + to - vp->premap), strerror(errno));
+}
+
+/* Drop every page of the inherited VMAs that no fill covers (fills and
+ * VMAs both ascend by premap address). */
+int child_premap_drop(struct rst_child *c)
+{
+	const struct rst_plan *plan = c->plan;
+	size_t f = 0;
+
+	for (size_t i = 0; i < plan->nr_vmas; i++) {
+		const struct rst_vma_plan *vp = &plan->vmas[i];
+		uint64_t cur = vp->premap, end = vp->premap + (vp->vma->end - vp->vma->start);
+
+		while (f < plan->nr_fills && plan->fills[f].dst < vp->premap)
+			f++;
+		if (!vp->inherit)
+			continue;
+		for (; f < plan->nr_fills && plan->fills[f].dst < end; f++) {
+			if (drop(c, vp, cur, plan->fills[f].dst))
+				return -EIO;
+			cur = plan->fills[f].dst + plan->fills[f].len;
+		}
+		if (drop(c, vp, cur, end))
+			return -EIO;
+	}
+	return 0;
+}
+
+/* One fill into an inherited VMA: only the pages that differ are written. */
+int child_fill_compare(struct rst_child *c, const struct rst_fill *f, const char *file)
+{
+	uint8_t buf[CMP_CHUNK];
+	uint64_t done = 0;
+
+	while (done < f->len) {
+		uint64_t len = f->len - done < CMP_CHUNK ? f->len - done : CMP_CHUNK;
+		uint8_t *dst = (uint8_t *)(uintptr_t)(f->dst + done);
+		uint64_t got = 0;
+
+		while (got < len) {
+			ssize_t n = pread(c->pages_fd, buf + got, len - got, f->file_off + done + got);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				return child_err(c, n ? errno : EIO,
+						 "%s: cannot read %llu bytes at offset %llu: %s (task %d)",
+						 file, (unsigned long long)(len - got),
+						 (unsigned long long)(f->file_off + done + got),
+						 n ? strerror(errno) : "unexpected end of file",
+						 c->ri->pid);
+			got += n;
+		}
+		for (uint64_t off = 0; off < len; off += RST_PAGE_SIZE)
+			if (memcmp(dst + off, buf + off, RST_PAGE_SIZE))
+				memcpy(dst + off, buf + off, RST_PAGE_SIZE);
+		done += len;
+	}
+	return 0;
+}
