@@ -456,6 +456,25 @@ def test_restore_port_taken(tool, zdtm, workdir):
     restore_must_pass(tool, workdir, task, good)
 
 
+def test_restore_netlink_port_taken(tool, zdtm, workdir):
+    """A netlink socket's port id is taken when the restore comes: one line
+    naming the port, nothing left; free again, it works."""
+    task = zdtm(ZdtmTest("netlink"))
+    port = int(re.search(r"port22 (0x[0-9a-f]+)", task.output.read_text()).group(1), 16)
+    good = workdir / "images-good"
+    good.mkdir()
+    assert_ok(tool.dump(task.pid, good, workdir / "dump.log", DUMP_TIMEOUT), "dump")
+    task.expect_gone()
+    squatter = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 2)	# NETLINK_USERSOCK
+    try:
+        squatter.bind((port, 0))
+        restore_must_fail(tool, workdir, good, task.pid, rf"port {port}\b",
+                          r"port id is taken")
+    finally:
+        squatter.close()
+    restore_must_pass(tool, workdir, task, good)
+
+
 def test_dump_refuses_seccomp_user_notif(tool, zdtm, workdir):
     """A thread whose seccomp filter hands syscalls to a user-space listener
     (SECCOMP_RET_USER_NOTIF): refused by its tid, the tree left running."""

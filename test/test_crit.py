@@ -42,7 +42,7 @@ PROGRAMS = [
     ZdtmTest("mmap_file_private"), ZdtmTest("pipe"), ZdtmTest("fifo"),
     ZdtmTest("eventfd"), ZdtmTest("signalfd"), ZdtmTest("timerfd"), ZdtmTest("epoll"),
     ZdtmTest("unix_socketpair"), ZdtmTest("unix_named"), ZdtmTest("inet_sockets"), ZdtmTest("memfd"),
-    ZdtmTest("unix_scm"),
+    ZdtmTest("unix_scm"), ZdtmTest("netlink"),
     ZdtmTest("ghost_files"),
 ]
 
@@ -262,6 +262,8 @@ def test_images_match_proc(spec, tool, zdtm, workdir):
         check_unix_names(decoded, facts, files)
     if spec.name == "unix_scm":
         check_unix_scm(decoded, facts, files)
+    if spec.name == "netlink":
+        check_netlink_queues(decoded, facts, files)
 
     task.check_pass()
 
@@ -557,6 +559,9 @@ def check_fds(decoded, facts, files, ids):
         if proc["target"] in ANON_KINDS:
             check_anon_fd(fd, f, proc)
             continue
+        if proc["target"].startswith("socket:") and f["type"] == "NETLINKSK":
+            check_netlink_fd(fd, f, proc, facts["pid"])
+            continue
         if proc["target"].startswith("socket:") and f["type"] == "INETSK":
             check_inet_fd(fd, f, proc, facts["pid"])
             continue
@@ -658,6 +663,39 @@ def check_unix_fd(fd, f, proc, files):
         # accepted names the listener; a datagram socket may be one way)
         if usk["type"] != SOCK_DGRAM and peers[0]["state"] == TCP_ESTABLISHED:
             assert peers[0]["peer"] == usk["ino"], f"fd {fd}: peer of {usk}"
+
+
+def check_netlink_fd(fd, f, proc, pid):
+    """A netlink socket: its inode, protocol and port id as our copy of it
+    says (AF_NETLINK getsockname: (port id, groups))."""
+    import socket
+    nlsk = f["nlsk"]
+    assert nlsk["id"] == f["id"] and f"socket:[{nlsk['ino']}]" == proc["target"], nlsk
+    assert nlsk["flags"] == proc["flags"] & ~O_CLOEXEC, f"fd {fd}: {nlsk}"
+    sock = socket.socket(fileno=steal_fd(pid, fd))
+    try:
+        assert nlsk["protocol"] == sock.getsockopt(socket.SOL_SOCKET, socket.SO_PROTOCOL)
+        port, groups = sock.getsockname()
+        assert nlsk["portid"] == port, f"fd {fd}: port {nlsk['portid']} vs {port}"
+        assert (nlsk.get("groups") or [0])[0] == groups, f"fd {fd}: groups {nlsk}"
+    finally:
+        sock.close()
+
+
+def check_netlink_queues(decoded, facts, files):
+    """netlink: the queued messages (the kernel's answer on fd 20, two of
+    fd 23's on fd 22) and fd 23's peer."""
+    ids = only(decoded, f"ids-{facts['pid']}.img")
+    by_fd = {e["fd"]: files[e["id"]]["nlsk"]
+             for e in entries(decoded, f"fdinfo-{ids['files_id']}.img") if e["type"] == "NETLINKSK"}
+    queues = {}
+    for e in entries(decoded, "sk-queues.img"):
+        queues.setdefault(e["id_for"], []).append(e["length"])
+    assert len(queues.get(by_fd[20]["id"], [])) == 1, f"fd 20: {queues}"
+    assert queues[by_fd[22]["id"]] == [100, 3000], f"fd 22: {queues}"
+    assert by_fd[23]["state"] == 1 and by_fd[23]["dst_portid"] == by_fd[22]["portid"]
+    assert by_fd[21]["portid"] == 0 and not by_fd[21].get("groups")
+    assert by_fd[20]["groups"][:2] == [0x11, 1], f"fd 20: {by_fd[20]}"
 
 
 def steal_fd(pid, fd):

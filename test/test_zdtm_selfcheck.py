@@ -249,6 +249,14 @@ def write_more_into_pipe(task):
         f.write(b"!")
 
 
+def send_to_netlink_22(task):
+    """A message more into fd 22's queue, from a NETLINK_USERSOCK socket of ours."""
+    import socket
+    port = addr(task, r"port22 (0x[0-9a-f]+)")
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 2) as s:	# NETLINK_USERSOCK
+        s.sendto(b"!", (port, 0))
+
+
 def write_more_into_pipe_b(task):
     with open(f"/proc/{task.pid}/fd/31", "wb") as f:
         f.write(b"!")
@@ -531,6 +539,7 @@ CASES = [
     (ZdtmTest("unix_named"), send_to_abstract_dgram, r"fd 22: expected an empty queue"),
     # fd 31 is the write end of the pipe whose read end is in flight
     (ZdtmTest("unix_scm"), write_more_into_pipe_b, r"pipe read end: 3001 bytes"),
+    (ZdtmTest("netlink"), send_to_netlink_22, r"fd 22: expected an empty queue"),
     (ZdtmTest("posix_timers"), poke_recorded_timer_id, r"timer_gettime\(none"),
     (ZdtmTest("pidfd"), send_sigusr1, r"SIGUSR1 in all"),
     (ZdtmTest("memfd"), change_memfd_23, r"fd 23: not"),

@@ -133,6 +133,7 @@ extern const struct fd_kind_ops fd_kind_epoll;
 extern const struct fd_kind_ops fd_kind_pidfd;
 extern const struct fd_kind_ops fd_kind_memfd;
 extern const struct fd_kind_ops fd_kind_inet;
+extern const struct fd_kind_ops fd_kind_netlink;
 extern const struct fd_kind_ops fd_kind_inotify;
 extern const struct fd_kind_ops fd_kind_fanotify;
 

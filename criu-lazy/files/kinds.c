@@ -21,6 +21,7 @@ const struct fd_kind_ops *const fd_kinds[] = {
 	&fd_kind_timerfd,
 	&fd_kind_unix,
 	&fd_kind_inet,
+	&fd_kind_netlink,
 	&fd_kind_epoll,
 	&fd_kind_pidfd,
 	&fd_kind_inotify,

@@ -74,6 +74,11 @@ static int add_packet(struct sk_queue *q, uint8_t *data, uint32_t len, struct sc
 	return 0;
 }
 
+int sk_queue_add(struct sk_queue *q, uint8_t *data, uint32_t len)
+{
+	return add_packet(q, data, len, NULL);
+}
+
 /* The descriptors a peek received, into @keep (or closed when NULL). */
 static int collect_cmsgs(const struct fd_probe *p, struct msghdr *mh, struct scm_fds *keep)
 {
@@ -309,8 +314,8 @@ int sk_queues_write(struct dump_ctx *ctx)
 		struct dump_file *f = ctx->files.v[i];
 		const struct sk_queue *q = f->priv;
 
-		if ((f->fe.type != FD_TYPES__UNIXSK && f->fe.type != FD_TYPES__INETSK) || !q ||
-		    !q->nr)
+		if ((f->fe.type != FD_TYPES__UNIXSK && f->fe.type != FD_TYPES__INETSK &&
+		     f->fe.type != FD_TYPES__NETLINKSK) || !q || !q->nr)
 			continue;
 		if (!img) {
 			ret = dump_img_open(ctx, IMG_SK_QUEUES, 0, &img);

@@ -40,8 +40,10 @@ struct sk_queue {
 int sk_queue_dump(const struct fd_probe *p, int sk, int type, bool rcv_shut, uint32_t id,
 		  struct sk_queue *q);
 void sk_queue_free(struct sk_queue *q);
+/* One more packet of @len bytes at @data (taken on success). */
+int sk_queue_add(struct sk_queue *q, uint8_t *data, uint32_t len);
 /* sk-queues.img, once per dump, for every socket kind: the queues of the
- * files of type UNIXSK and INETSK, whose dump_file.priv starts with their
+ * files of type UNIXSK, INETSK and NETLINKSK, whose dump_file.priv starts with their
  * struct sk_queue.  The dump_write of one kind (unix sockets). */
 int sk_queues_write(struct dump_ctx *ctx);
 

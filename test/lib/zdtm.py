@@ -116,6 +116,8 @@ ZDTM_TESTS = [
     # while it reads its queues and the files passed in them
     ZdtmTest("unix_scm"),
     ZdtmTest("unix_scm", label="lazy-reads", defer_background=True),
+    ZdtmTest("netlink", host_names=True),
+    ZdtmTest("netlink", label="lazy-reads", host_names=True, defer_background=True),
     ZdtmTest("inet_sockets", host_names=True),
     ZdtmTest("memfd"),
     # deleted files held open or mapped, a deleted cwd (ghost files)
@@ -198,6 +200,7 @@ REFUSED_KINDS = {
     "unix": r"socket|unix",
     "unix-scm-epoll": r"epoll fd .*in flight",
     "unix-scm-self": r"itself in flight",
+    "netlink-connected": r"netlink socket connected to port",
     "tcp": r"socket|tcp|inet",
     "packet": r"packet",
     "userfaultfd": r"userfaultfd",

@@ -1,7 +1,7 @@
 /*
  * A task holding a file descriptor of a --kind the tool cannot restore yet
- * (unix, unix-ext, unix-ext-dgram, unix-scm-epoll, unix-scm-self, tcp, packet, eventfd,
- * pipe, epoll, timerfd, signalfd, userfaultfd), at
+ * (unix, unix-ext, unix-ext-dgram, unix-scm-epoll, unix-scm-self, netlink-connected, tcp,
+ * packet, eventfd, pipe, epoll, timerfd, signalfd, userfaultfd), at
  * fd 42 (and 43 for a second end or a helper).  A dump must refuse it and
  * leave it running unharmed; this program then checks, after SIGTERM, that
  * the object still works and still holds what it held (queued data, a
@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kcmp.h>
+#include <linux/netlink.h>
 #include <linux/userfaultfd.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -176,6 +177,18 @@ int main(int argc, char **argv)
 		send_fd(FD_B, passed);
 		if (!self)
 			close(passed);
+	} else if (!strcmp(kind, "netlink-connected")) {
+		/* 42 connected to 43 (NETLINK_USERSOCK), a message from 43 queued */
+		struct sockaddr_nl a = { .nl_family = AF_NETLINK, .nl_pid = 0x60000000u | getpid() };
+		struct sockaddr_nl b = { .nl_family = AF_NETLINK, .nl_pid = 0x61000000u | getpid() };
+
+		place(socket(AF_NETLINK, SOCK_RAW, NETLINK_USERSOCK), FD_A);
+		place(socket(AF_NETLINK, SOCK_RAW, NETLINK_USERSOCK), FD_B);
+		if (bind(FD_A, (struct sockaddr *)&a, sizeof(a)) ||
+		    bind(FD_B, (struct sockaddr *)&b, sizeof(b)) ||
+		    connect(FD_A, (struct sockaddr *)&b, sizeof(b)) ||
+		    sendto(FD_B, "ping", 4, 0, (struct sockaddr *)&a, sizeof(a)) != 4)
+			fail("netlink: %m");
 	} else if (!strcmp(kind, "tcp")) {
 		/* an established connection: its client at 42, accepted at 43 */
 		int l = socket(AF_INET, SOCK_STREAM, 0);
@@ -248,6 +261,8 @@ int main(int argc, char **argv)
 		close(a);
 	} else if (!strcmp(kind, "unix-ext")) {
 		expect_read(FD_A, "pong");	/* the test answers after the dump */
+	} else if (!strcmp(kind, "netlink-connected")) {
+		expect_read(FD_A, "ping");
 	} else if (!strcmp(kind, "unix-scm-epoll") || !strcmp(kind, "unix-scm-self")) {
 		struct epoll_event ev;
 		int got = recv_fd(FD_A);
