@@ -112,6 +112,9 @@ ZDTM_TESTS = [
     ZdtmTest("file_locks", ("--inherit",), label="inherit", cr_opts=("--file-locks",),
              tree=True),
     ZdtmTest("unix_named", host_names=True),
+    # the same with their pages lazy while they read their queues
+    ZdtmTest("unix_socketpair", label="lazy-reads", defer_background=True),
+    ZdtmTest("unix_named", label="lazy-reads", host_names=True, defer_background=True),
     # files in flight (SCM_RIGHTS); the second with its pages still lazy
     # while it reads its queues and the files passed in them
     ZdtmTest("unix_scm"),
@@ -200,6 +203,7 @@ REFUSED_KINDS = {
     "unix": r"socket|unix",
     "unix-scm-epoll": r"epoll fd .*in flight",
     "unix-scm-self": r"itself in flight",
+    "unix-scm-shared": r"other end of a pipe in flight .*task \d+ holds too",
     "netlink-connected": r"netlink socket connected to port",
     "tcp": r"socket|tcp|inet",
     "packet": r"packet",
