@@ -222,6 +222,11 @@ def poke_child_getpriority_errno(task):
          (7).to_bytes(4, "little"))
 
 
+def poke_recorded_worker_tid(task):
+    poke(task.pid, addr(task, r"recorded tid of the second thread at (0x[0-9a-f]+)"),
+         (1).to_bytes(4, "little"))
+
+
 def poke_recorded_nice(task):
     poke(task.pid, addr(task, r"recorded nice of thread 0 at (0x[0-9a-f]+)"),
          (7).to_bytes(4, "little"))
@@ -515,6 +520,8 @@ CASES = [
      r"after SIGTERM, t2: getpriority failed with 18, expected 7"),
     (ZdtmTest("seccomp_filter_inherit", tree=True), poke_child_getpriority_errno,
      r"after SIGTERM: the child's getpriority is not refused as expected"),
+    (ZdtmTest("posix_timers_thread"), poke_recorded_worker_tid,
+     r"after SIGTERM: 0 ticks reached the second thread and \d+ another one"),
     (ZdtmTest("seccomp_strict"), poke_expected_reply, r"answered 0x62 to 'a', expected 'c'"),
     (ZdtmTest("thread"), poke_recorded_nice, r"thread 0 .*nice 0, was 7"),
     (ZdtmTest("threads_state"), poke_expected_byte, r"byte 'z', expected 1 byte 'y'"),

@@ -52,8 +52,8 @@ struct kernel_itimerspec {
 
 /*
  * The thread a SIGEV_THREAD_ID timer notifies, from the number /proc shows
- * (in our pid namespace) to the task's own view.  Only the task itself for
- * now; threads map theirs here.
+ * (in our pid namespace) to the task's own view: the leader or any other
+ * thread (their vtids are known since dump_check_threads()).
  */
 static int notify_vtid(struct dump_task *t, int id, long tid, int32_t *vtid)
 {
@@ -61,9 +61,24 @@ static int notify_vtid(struct dump_task *t, int id, long tid, int32_t *vtid)
 		*vtid = t->vpid;
 		return 0;
 	}
+	for (size_t i = 1; i < t->nr_threads; i++) {
+		if (t->threads[i].tid == tid) {
+			*vtid = t->threads[i].vtid;
+			return 0;
+		}
+	}
 	pr_err("POSIX timer %d of task %d notifies thread %ld, which is not a thread of "
 	       "the task", id, t->pid, tid);
 	return -EOPNOTSUPP;
+}
+
+/* A thread's own id (the task's view), for a per-thread CPU clock. */
+static bool is_vtid(const struct dump_task *t, long vtid)
+{
+	for (size_t i = 0; i < t->nr_threads; i++)
+		if (t->threads[i].vtid == vtid)
+			return true;
+	return vtid == t->vpid;
 }
 
 /* "signal/tid.123" -> SIGEV_* bits and the pid or tid. */
@@ -124,8 +139,10 @@ static int parse_timer(struct dump_task *t, const char *block, PosixTimerEntry *
 		pr_err("can't parse POSIX timer %u in /proc/%d/timers", e->it_id, t->pid);
 		return -EINVAL;
 	}
-	/* a CPU clock: ~pid << 3 | per-thread << 2 | kind, pid 0 = the caller's */
-	if (clock_id < 0 && ~(clock_id >> 3) != 0 && ~(clock_id >> 3) != t->vpid) {
+	/* a CPU clock: ~pid << 3 | per-thread << 2 | kind, pid 0 = the caller's;
+	 * a per-thread one may count any thread of the task */
+	if (clock_id < 0 && ~(clock_id >> 3) != 0 && ~(clock_id >> 3) != t->vpid &&
+	    !((clock_id & 4) && is_vtid(t, ~(clock_id >> 3)))) {
 		pr_err("POSIX timer %u of task %d counts the CPU time of process %d (clock %d), "
 		       "which is not being dumped", e->it_id, t->pid, ~(clock_id >> 3), clock_id);
 		return -EOPNOTSUPP;
@@ -245,10 +262,9 @@ static int check_posix_timers(pid_t pid, const CoreEntry *core)
 			       e->si_signo);
 			return -EINVAL;
 		}
-		if ((e->it_sigev_notify & SIGEV_THREAD_ID_) &&
-		    (!e->has_notify_thread_id || e->notify_thread_id != pid)) {
-			pr_err("core-%d.img: POSIX timer %u notifies thread %d, which is not a "
-			       "thread of the task", pid, e->it_id, e->notify_thread_id);
+		if ((e->it_sigev_notify & SIGEV_THREAD_ID_) && !e->has_notify_thread_id) {
+			pr_err("core-%d.img: POSIX timer %u notifies one thread, but not which",
+			       pid, e->it_id);
 			return -EINVAL;
 		}
 		if (e->insec >= 1000000000 || e->vnsec >= 1000000000 ||
@@ -263,7 +279,7 @@ static int check_posix_timers(pid_t pid, const CoreEntry *core)
 			}
 		}
 		if ((int32_t)e->clock_id < 0 && ~((int32_t)e->clock_id >> 3) != 0 &&
-		    ~((int32_t)e->clock_id >> 3) != pid) {
+		    ~((int32_t)e->clock_id >> 3) != pid && !(e->clock_id & 4)) {
 			pr_err("core-%d.img: POSIX timer %u counts the CPU time of process %d, "
 			       "which is not being restored", pid, e->it_id,
 			       ~((int32_t)e->clock_id >> 3));
@@ -285,15 +301,50 @@ static int check_posix_timers(pid_t pid, const CoreEntry *core)
 }
 
 /* Is a signal of timer @e pending (SI_TIMER, its id and signal)? */
-static bool signal_pending(const CoreEntry *core, const PosixTimerEntry *e)
+static bool is_tid(const struct rst_images *ri, pid_t tid)
 {
-	const SignalQueueEntry *q[2] = { core->tc->signals_s, core->thread_core->signals_p };
+	for (size_t i = 0; i < ri->nr_threads; i++)
+		if (ri->tids[i] == tid)
+			return true;
+	return false;
+}
 
-	for (int k = 0; k < 2; k++) {
-		for (size_t i = 0; q[k] && i < q[k]->n_signals; i++) {
-			const siginfo_t *si = (const siginfo_t *)q[k]->signals[i]->siginfo.data;
+/* The threads a timer names (its target, a per-thread CPU clock) are the
+ * task's: checked once its threads are loaded. */
+int rst_posix_timers_check_threads(const struct rst_images *ri)
+{
+	const TaskTimersEntry *tt = ri->core->tc->timers;
 
-			if (q[k]->signals[i]->siginfo.len == RST_SIGINFO_SIZE &&
+	for (size_t i = 0; tt && i < tt->n_posix; i++) {
+		const PosixTimerEntry *e = tt->posix[i];
+		int32_t clock_pid = ~((int32_t)e->clock_id >> 3);
+
+		if ((e->it_sigev_notify & SIGEV_THREAD_ID_) && !is_tid(ri, e->notify_thread_id)) {
+			pr_err("core-%d.img: POSIX timer %u notifies thread %d, which is not a "
+			       "thread of the task", ri->pid, e->it_id, e->notify_thread_id);
+			return -EINVAL;
+		}
+		if ((int32_t)e->clock_id < 0 && (e->clock_id & 4) && clock_pid &&
+		    !is_tid(ri, clock_pid)) {
+			pr_err("core-%d.img: POSIX timer %u counts the CPU time of thread %d, "
+			       "which is not a thread of the task", ri->pid, e->it_id, clock_pid);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* Its signal is pending: in the process's queue or in a thread's own. */
+static bool signal_pending(const struct rst_images *ri, const PosixTimerEntry *e)
+{
+	for (size_t k = 0; k <= ri->nr_threads; k++) {
+		const SignalQueueEntry *q = k == ri->nr_threads ? ri->core->tc->signals_s :
+					    ri->cores[k]->thread_core->signals_p;
+
+		for (size_t i = 0; q && i < q->n_signals; i++) {
+			const siginfo_t *si = (const siginfo_t *)q->signals[i]->siginfo.data;
+
+			if (q->signals[i]->siginfo.len == RST_SIGINFO_SIZE &&
 			    si->si_code == SI_TIMER && si->si_signo == (int)e->si_signo &&
 			    si->si_timerid == (int)e->it_id)
 				return true;
@@ -328,7 +379,7 @@ static int restore_posix_timers(struct attr_rst *r)
 			.interval_sec = e->isec, .interval_nsec = e->insec,
 			.value_sec = e->vsec, .value_nsec = e->vnsec,
 		};
-		v[i].fire_now = e->it_sigev_notify != SIGEV_NONE_ && signal_pending(r->core, e);
+		v[i].fire_now = e->it_sigev_notify != SIGEV_NONE_ && signal_pending(r->ri, e);
 		/* armed with its signal pending: rearmed on delivery, reads 0 */
 		if (!e->vsec && !e->vnsec) {
 			v[i].value_sec = e->isec;

@@ -267,6 +267,8 @@ int rst_images_load(int dirfd, const struct opts *o, const InventoryEntry *inv,
 	if (!ret)
 		ret = rst_seccomp_load(ri);
 	if (!ret)
+		ret = rst_posix_timers_check_threads(ri);
+	if (!ret)
 		ret = load_one(dirfd, IMG_IDS, ri->pid, &task_kobj_ids_entry__descriptor, &ri->ids);
 	if (!ret)
 		ret = check_pid_ns(ri);

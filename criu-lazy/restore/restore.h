@@ -280,6 +280,8 @@ int rst_threads_trace(struct rst_task *t);
 
 /* attrs/seccomp.c: seccomp.img for a process with filters, checked */
 int rst_seccomp_load(struct rst_images *ri);
+/* attrs/posix-timers.c: the threads the timers name are the task's */
+int rst_posix_timers_check_threads(const struct rst_images *ri);
 int rst_thread_set_regs(pid_t pid, const CoreEntry *core);
 
 /* premap-plan.c */

@@ -96,6 +96,7 @@ ZDTM_TESTS = [
     ZdtmTest("sigpending"),
     ZdtmTest("itimer"),
     ZdtmTest("posix_timers"),
+    ZdtmTest("posix_timers_thread"),
     ZdtmTest("files"),
     ZdtmTest("pipe"),
     ZdtmTest("fifo"),
