@@ -7,11 +7,12 @@ Needs a build (`scons -j2`); uses nothing from conftest.py.
 """
 import json
 import subprocess
-from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "build" / "test" / "bench"
+from lib import paths
+
+BENCH = paths.BUILD / "test" / "bench"
 SIZE = 8 << 20
 TIMEOUT = 120
 

@@ -19,8 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from lib import paths
+
 ROOT = Path(__file__).resolve().parents[1]
-BUILD = ROOT / "build"
+BUILD = paths.BUILD
 UNITS = [BUILD / "test" / "unit" / name for name in ("test_images", "test_images_pagemap")]
 SAMPLE = BUILD / "test" / "unit" / "test_images_sample"
 TOOL = BUILD / "criu-lazy"

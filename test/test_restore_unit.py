@@ -5,11 +5,12 @@ image against made-up and real CPUs).
 Needs a build (`scons -j2`); uses nothing from conftest.py.
 """
 import subprocess
-from pathlib import Path
 
 import pytest
 
-UNIT = Path(__file__).resolve().parents[1] / "build" / "test" / "unit" / "test_restore_layout"
+from lib import paths
+
+UNIT = paths.BUILD / "test" / "unit" / "test_restore_layout"
 
 
 def test_restore_layout_unit():

@@ -13,6 +13,7 @@
 import json
 import os
 import shutil
+import signal
 import subprocess
 import time
 
@@ -175,3 +176,38 @@ def test_thread_core_with_task_state(tool, workdir, dumped_threads):
     restore_must_fail(tool, workdir, bad, task.pid, rf"core-{tid}\.img", r"thread",
                       r"task_core")
     restore_must_pass(tool, workdir, task, good)
+
+
+def test_restore_in_foreground_leaves_no_thread_traced(tool, zdtm, workdir):
+    """Without -d the restore stays the root's parent until it exits: it
+    must have let every thread go, not only the leaders (a thread still
+    traced stops at its next signal, for a tracer that never looks)."""
+    task = zdtm(THREADS)
+    imgdir = workdir / "images"
+    imgdir.mkdir()
+    assert_ok(tool.dump(task.pid, imgdir, workdir / "dump.log", TIMEOUT), "dump")
+    task.expect_gone()
+    pidfile = workdir / "restore.pid"
+    restore = subprocess.Popen([str(tool.binary), "restore", "-D", str(imgdir), "-v4", "-o",
+                                str(workdir / "restore.log"), "--pidfile", str(pidfile)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        P.wait_for(lambda: pidfile.exists() or restore.poll() is not None, TIMEOUT)
+        assert pidfile.exists(), f"the restore ended early: {restore.stderr.read().decode()}"
+        assert int(pidfile.read_text()) == task.pid
+        assert P.ppid(task.pid) == restore.pid, "the restore is not the parent of its root"
+        tids = tids_of(task.pid)
+        assert len(tids) == 5, f"4 threads and the leader expected, found {tids}"
+        for tid in tids:
+            tracer = task_status(task.pid, tid)["TracerPid"]
+            assert tracer == "0", f"thread {tid} is still traced by {tracer} after the restore"
+        os.kill(task.pid, signal.SIGTERM)
+        assert restore.wait(timeout=TIMEOUT) == 0, (
+            "the restore did not exit with the task's 0:\n" + task.outfile.read_text())
+        assert task.outfile.read_text().startswith("PASS"), task.outfile.read_text()
+    finally:
+        if restore.poll() is None:
+            if P.exists(task.pid):
+                os.kill(task.pid, signal.SIGKILL)
+            restore.kill()
+            restore.wait(timeout=TIMEOUT)

@@ -190,7 +190,8 @@ static int restore_creds(struct attr_rst *r)
 	c->no_new_privs = ce->has_no_new_privs && ce->no_new_privs;
 	c->nr_groups = ce->n_groups;
 	groups = attr_args_alloc(r, ce->n_groups * sizeof(uint32_t));
-	memcpy(groups, ce->groups, ce->n_groups * sizeof(uint32_t));
+	if (ce->n_groups)	/* no groups: ce->groups is NULL */
+		memcpy(groups, ce->groups, ce->n_groups * sizeof(uint32_t));
 	c->groups = (uint64_t)(uintptr_t)groups;
 	return 0;
 }

@@ -282,10 +282,10 @@ static int stage_resume(struct rst_tree *tree)
 
 		if (p->kind != RST_PROC_ALIVE)
 			continue;
-		if (ptrace(PTRACE_DETACH, p->t.pid, NULL, NULL)) {
-			pr_perror("cannot detach from task %d", p->pid);
-			ret = ret ? ret : -errno;
-		}
+		/* its threads too: a thread left traced would stop at its next
+		 * signal, waiting for a tracer that never looks */
+		if (rst_detach(&p->t) && !ret)
+			ret = -EIO;
 		p->t.seized = false;
 		close(p->t.sync_w);
 		close(p->t.err_r);
