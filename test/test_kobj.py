@@ -4,6 +4,9 @@ CRIU does.  The states that survive a checkpoint are the zdtm programs
 inotify, fanotify, file_locks, pty (test_zdtm.py, every mode).
 """
 import fcntl
+import os
+import re
+import struct
 
 import pytest
 
@@ -11,6 +14,7 @@ from lib import procs as P
 from lib.tool import assert_error_line, assert_ok
 from lib.zdtm import ZdtmTest
 
+TIOCGPTN = 0x80045430
 DUMP_TIMEOUT = 60
 RESTORE_TIMEOUT = 60
 
@@ -109,3 +113,43 @@ def test_restore_meets_conflicting_lock(tool, workdir, locks_dumped):
         restore_fails(tool, workdir, imgdir, task.pid, ("--file-locks",),
                       r"POSIX write lock of fd 20", r"another process holds")
     restore_passes(tool, workdir, task, imgdir)
+
+
+def test_dump_refuses_terminal_from_outside(tool, zdtm, workdir):
+    """A pty slave whose master no process of the tree holds is a terminal
+    from outside: without --shell-job the line names it and says why."""
+    task = zdtm(ZdtmTest("pty", ("--outside",), label="outside"))
+    refused_dump(tool, task, workdir, r"\b24\b", r"/dev/pts/\d+", r"did not open",
+                 r"--shell-job")
+
+
+def test_restore_pty_index_taken(tool, zdtm, workdir):
+    """Another process took the pty's number since the dump: the restore
+    fails naming the pty, and leaves nothing behind."""
+    task = zdtm(ZdtmTest("pty"))
+    imgdir = workdir / "images"
+    imgdir.mkdir()
+    index = int(re.search(r"pty (\d+), session",
+                          (assert_ok(tool.dump(task.pid, imgdir, workdir / "dump.log",
+                                               DUMP_TIMEOUT), "dump") or
+                           (workdir / "dump.log").read_text())).group(1))
+    task.expect_gone()
+    held = []
+    try:
+        for _ in range(64):
+            m, s = os.openpty()
+            held += [m, s]
+            got = struct.unpack("I", fcntl.ioctl(m, TIOCGPTN, b"\0" * 4))[0]
+            if got >= index:
+                break
+        if got != index:
+            pytest.skip(f"pty {index} went to someone else (we got {got})")
+        restore_fails(tool, workdir, imgdir, task.pid, (), rf"pty {index}", r"taken")
+    finally:
+        for fd in held:
+            os.close(fd)
+    pidfile = workdir / "good.pid"
+    assert_ok(tool.restore(imgdir, workdir / "restore.log", RESTORE_TIMEOUT, pidfile=pidfile),
+              "restore")
+    task.expect_restored(pidfile)
+    task.check_pass()

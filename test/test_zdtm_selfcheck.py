@@ -325,6 +325,17 @@ def unlock_flock_23(task):
         os.close(fd)
 
 
+def resize_pty_21(task):
+    fd = steal_fd(task.pid, 21)
+    try:
+        import fcntl
+        import struct
+        import termios
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    finally:
+        os.close(fd)
+
+
 def send_sigusr2(task):
     os.kill(task.pid, signal.SIGUSR2)
 
@@ -543,6 +554,7 @@ CASES = [
     (ZdtmTest("inotify"), unwatch_inotify_30_wd4, r"fd 30 watches"),
     (ZdtmTest("fanotify"), unmark_fanotify_30_file, r"fd 30 marks"),
     (ZdtmTest("file_locks"), unlock_flock_23, r"fd 23 locks"),
+    (ZdtmTest("pty"), resize_pty_21, r"fd 21: window size 24x80"),
     (ZdtmTest("unix_named"), send_to_abstract_dgram, r"fd 22: expected an empty queue"),
     # fd 31 is the write end of the pipe whose read end is in flight
     (ZdtmTest("unix_scm"), write_more_into_pipe_b, r"pipe read end: 3001 bytes"),

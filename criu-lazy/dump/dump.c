@@ -26,6 +26,7 @@
 #include "common/log.h"
 #include "common/ptrace-inject.h"
 #include "dump/dump.h"
+#include "files/pty.h"
 
 uint64_t dump_now_us(void)
 {
@@ -308,6 +309,7 @@ out:
 	dump_lazy_fini(&ctx);
 	dump_files_free(&ctx.files);
 	dump_file_locks_free(&ctx);
+	pty_dump_fini(&ctx);
 	dump_sock_diag_free(ctx.sk);
 	dump_seccomp_free(&ctx);
 	free(ctx.ns.v);

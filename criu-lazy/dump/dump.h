@@ -191,6 +191,8 @@ struct fd_kind_ops;
 struct sock_diag_cache;
 /* Locks held by the tree (file-locks.c). */
 struct dump_locks;
+/* The tree's ptys (files/pty-dump.c). */
+struct pty_dump;
 
 struct dump_ctx {
 	struct opts *o;
@@ -211,6 +213,7 @@ struct dump_ctx {
 	bool no_pagemap_scan;		/* PAGEMAP_SCAN refused: read whole pagemaps */
 	struct sock_diag_cache *sk;
 	struct dump_locks *locks;
+	struct pty_dump *pty;
 
 	char (*written)[IMG_NAME_MAX];	/* every image created: removed on failure */
 	size_t nr_written, cap_written;

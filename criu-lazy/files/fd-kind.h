@@ -120,6 +120,7 @@ const char *fd_type_name(int type);
 int fd_refuse(const struct dump_ctx *ctx, const struct fd_probe *p);
 
 /* The kinds (one file each) */
+extern const struct fd_kind_ops fd_kind_pty;
 extern const struct fd_kind_ops fd_kind_tty;
 extern const struct fd_kind_ops fd_kind_tty_criu;
 extern const struct fd_kind_ops fd_kind_reg;

@@ -2,14 +2,16 @@
  * The registry of fd kinds: the first kind whose match() takes a
  * descriptor dumps it, the first kind of a file_entry's type (and
  * rst_match(), if it has one) restores it.  Order matters where two kinds
- * could take the same thing: terminals and memfds (a memfd looks like a
- * deleted file) before regular files.
+ * could take the same thing: the tree's own ptys before terminals,
+ * terminals and memfds (a memfd looks like a deleted file) before regular
+ * files.
  */
 #include <stddef.h>
 
 #include "files/fd-kind.h"
 
 const struct fd_kind_ops *const fd_kinds[] = {
+	&fd_kind_pty,
 	&fd_kind_tty,
 	&fd_kind_tty_criu,
 	&fd_kind_memfd,

@@ -1,5 +1,6 @@
 /*
- * A terminal inherited from outside the tree (the shell's), with
+ * A terminal inherited from outside the tree (the shell's; a pty whose
+ * master the tree holds is pty.c's), with
  * --shell-job: dumped as a REG entry naming its path, restored as the
  * terminal criu-lazy itself runs on (the first of its stdin, stdout,
  * stderr that is one).  A TTY entry from CRIU (`criu dump --shell-job`)
@@ -42,8 +43,8 @@ static bool tty_match(const struct dump_ctx *ctx, const struct fd_probe *p)
 static int tty_dump(struct dump_ctx *ctx, const struct fd_probe *p, struct dump_file *f)
 {
 	if (!ctx->o->shell_job) {
-		pr_err("fd %d of task %d is a terminal (%s): use --shell-job to dump it", p->fd,
-		       p->t->pid, p->link);
+		pr_err("fd %d of task %d is the terminal %s, which the tree did not open (no process of it holds its master): dump with --shell-job to give the restored process the restore's own terminal instead",
+		       p->fd, p->t->pid, p->link);
 		return -EOPNOTSUPP;
 	}
 	f->reg.flags = p->flags & ~O_CLOEXEC;

@@ -234,6 +234,9 @@ class LazyMigrate(Mode):
         if spec.host_locks:
             return ("its copy cannot take the write locks the dumped task holds until the "
                     "migration ends (one host); file_locks-read-only runs here")
+        if spec.host_ptys:
+            return ("its copy cannot have the pty numbers the dumped task holds until the "
+                    "migration ends (one host, one devpts)")
         return None
 
     def cycle(self, task, n):

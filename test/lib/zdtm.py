@@ -66,6 +66,9 @@ class ZdtmTest:
     # it holds write locks, which its copy cannot take while the dumped
     # task still holds them on the same host (lazy migration)
     host_locks: bool = False
+    # it holds ptys, whose numbers its copy cannot have while the dumped
+    # task still holds them on the same host (lazy migration)
+    host_ptys: bool = False
 
     @property
     def id(self):
@@ -107,6 +110,7 @@ ZDTM_TESTS = [
     ZdtmTest("epoll"),
     ZdtmTest("inotify"),
     ZdtmTest("fanotify"),
+    ZdtmTest("pty", host_ptys=True),
     ZdtmTest("file_locks", cr_opts=("--file-locks",), host_locks=True),
     ZdtmTest("file_locks", ("--read-only",), label="read-only", cr_opts=("--file-locks",)),
     # a flock lock through an open file a child shares from the fork
