@@ -421,6 +421,15 @@ def send_datagram_through_32(task):
         os.close(fd)
 
 
+def add_to_eventfd_30(task):
+    """One more on the eventfd the root and its child share."""
+    fd = steal_fd(task.pid, 30)
+    try:
+        os.write(fd, (1).to_bytes(8, "little"))
+    finally:
+        os.close(fd)
+
+
 def poke_recorded_timer_id(task):
     """The id recorded for the SIGEV_NONE timer (ids[2]) becomes the
     deleted one: a timer that did not come back."""
@@ -573,6 +582,7 @@ CASES = [
     (ZdtmTest("share_sockets"), send_datagram_through_32,
      r"datagram 3: fd 33: a message of 1 bytes"),
     (ZdtmTest("tree_cow"), poke_cow_page3_same, r"page 3 is not shared between the root and child A"),
+    (ZdtmTest("share_kobj"), add_to_eventfd_30, r"fd 30: the eventfd reads 8, expected 7"),
     (ZdtmTest("inet_sockets"), send_to_udp_22, r"fd 22: expected an empty queue"),
     (ZdtmTest("lazy_fork"), poke_lazy_region_page5, r"parent: first read: page 5 "),
     (ZdtmTest("lazy_mremap"), poke_lazy_region_page5, r"moved region"),

@@ -149,7 +149,7 @@ static int load_fd(const struct opts *o, struct rst_images *ri, const FdinfoEntr
 		       fd_type_name(fe->type));
 		return -EOPNOTSUPP;
 	}
-	return fd->ops->check(o, ri, fd);
+	return 0;
 }
 
 static int fd_cmp(const void *a, const void *b)
@@ -204,7 +204,10 @@ int rst_fds_load(const struct opts *o, struct rst_images *ri)
 			return -EINVAL;
 		}
 	}
-	return 0;
+	/* every fd known first: an epoll's check looks for the fds it watches */
+	for (size_t i = 0; i < ri->nr_fds && !ret; i++)
+		ret = ri->fds[i].ops->check(o, ri, &ri->fds[i]);
+	return ret;
 }
 
 /* cwd, root, exe and the files behind mappings. */

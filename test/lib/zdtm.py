@@ -200,6 +200,7 @@ ZDTM_TESTS = [
     ZdtmTest("share_files", tree=True),
     ZdtmTest("share_pipes", tree=True),
     ZdtmTest("share_sockets", tree=True, host_names=True),
+    ZdtmTest("share_kobj", tree=True),
 ]
 
 # Things a dump must refuse, leaving the task running and unharmed; each
