@@ -23,6 +23,9 @@ enum long_only_opt {
 	OPT_EXT_UNIX_SK,
 	OPT_FILE_LOCKS,
 	OPT_GHOST_LIMIT,
+	OPT_TCP_ESTABLISHED,
+	OPT_SKIP_IN_FLIGHT,
+	OPT_NETWORK_LOCK,
 };
 
 static const struct option long_opts[] = {
@@ -46,6 +49,9 @@ static const struct option long_opts[] = {
 	{ "ext-unix-sk",	no_argument,	   NULL, OPT_EXT_UNIX_SK },
 	{ "file-locks",		no_argument,	   NULL, OPT_FILE_LOCKS },
 	{ "ghost-limit",	required_argument, NULL, OPT_GHOST_LIMIT },
+	{ "tcp-established",	no_argument,	   NULL, OPT_TCP_ESTABLISHED },
+	{ "skip-in-flight",	no_argument,	   NULL, OPT_SKIP_IN_FLIGHT },
+	{ "network-lock",	required_argument, NULL, OPT_NETWORK_LOCK },
 	{ "version",		no_argument,	   NULL, 'V' },
 	{ "help",		no_argument,	   NULL, 'h' },
 	{ }
@@ -56,10 +62,12 @@ void opts_usage(void)
 	fputs("Usage:\n"
 	      "  criu-lazy dump -t PID -D DIR [-R|--leave-running] [-s|--leave-stopped] [--shell-job]\n"
 	      "                 [--ext-unix-sk] [--file-locks] [--ghost-limit SIZE[K|M|G]]\n"
+	      "                 [--tcp-established] [--skip-in-flight]\n"
+	      "                 [--network-lock iptables|nftables|skip]\n"
 	      "                 [--lazy-pages [--address A] --port P [--status-fd FD]]\n"
 	      "                 [-o LOG] [-v0..4]\n"
 	      "  criu-lazy restore -D DIR [-d|--restore-detached] [--pidfile F] [--shell-job]\n"
-	      "                 [--ext-unix-sk] [--file-locks]\n"
+	      "                 [--ext-unix-sk] [--file-locks] [--tcp-established]\n"
 	      "                 [--lazy-pages] [-o LOG] [-v0..4]\n"
 	      "  criu-lazy lazy-pages -D DIR [--page-server --address A --port P]\n"
 	      "                 [--no-background-fetch] [-o LOG] [-v0..4]\n"
@@ -111,6 +119,22 @@ static int parse_size(const char *what, const char *arg, uint64_t *out)
 	return 0;
 }
 
+/* CRIU's names, in inventory_entry.network_lock_method's order */
+static int parse_network_lock(const char *arg, int *out)
+{
+	static const char *const names[] = { "iptables", "nftables", "skip" };
+
+	for (int i = 0; i < 3; i++) {
+		if (!strcmp(arg, names[i])) {
+			*out = i;
+			return 0;
+		}
+	}
+	fprintf(stderr, "criu-lazy: invalid --network-lock '%s' (iptables, nftables or skip)\n",
+		arg);
+	return -EINVAL;
+}
+
 /* -v alone adds one level, -vN sets it, -vvv counts the v's (as CRIU). */
 static int parse_verbosity(const char *arg, int *level)
 {
@@ -160,6 +184,12 @@ int opts_parse(int argc, char **argv, struct opts *o)
 		case OPT_FILE_LOCKS: o->file_locks = true; break;
 		case OPT_GHOST_LIMIT:
 			if (parse_size("ghost limit", optarg, &o->ghost_limit))
+				return -EINVAL;
+			break;
+		case OPT_TCP_ESTABLISHED: o->tcp_established = true; break;
+		case OPT_SKIP_IN_FLIGHT: o->skip_in_flight = true; break;
+		case OPT_NETWORK_LOCK:
+			if (parse_network_lock(optarg, &o->network_lock))
 				return -EINVAL;
 			break;
 		case OPT_LAZY_PAGES: o->lazy_pages = true; break;

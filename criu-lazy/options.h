@@ -9,6 +9,13 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/* --network-lock, as inventory_entry.network_lock_method numbers them */
+enum {
+	NETWORK_LOCK_IPTABLES = 0,	/* CRIU's default */
+	NETWORK_LOCK_NFTABLES = 1,
+	NETWORK_LOCK_SKIP = 2,
+};
+
 struct opts {
 	const char *command;		/* dump, restore, lazy-pages, ... */
 
@@ -24,6 +31,9 @@ struct opts {
 	bool ext_unix_sk;		/* --ext-unix-sk */
 	bool file_locks;		/* --file-locks */
 	uint64_t ghost_limit;		/* --ghost-limit: largest deleted file dumped */
+	bool tcp_established;		/* --tcp-established */
+	bool skip_in_flight;		/* --skip-in-flight */
+	int network_lock;		/* --network-lock: NETWORK_LOCK_* */
 	bool restore_detached;		/* -d, --restore-detached */
 	const char *pidfile;		/* --pidfile */
 

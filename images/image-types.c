@@ -26,6 +26,7 @@
 #include "seccomp.pb-c.h"
 #include "sk-packet.pb-c.h"
 #include "stats.pb-c.h"
+#include "tcp-stream.pb-c.h"
 #include "timens.pb-c.h"
 #include "tty.pb-c.h"
 
@@ -78,6 +79,9 @@ static const struct img_type_info img_types[IMG_NR_TYPES] = {
 	/* CRIU numbers ghost files in hex */
 	[IMG_GHOST_FILE]    = { "ghost-file-%lx.img",	 IMG_COMMON_MAGIC,  GHOST_FILE_MAGIC,
 				"GHOST_FILE", &ghost_file_entry__descriptor },
+	/* named by the socket's inode in hex, as CRIU does */
+	[IMG_TCP_STREAM]    = { "tcp-stream-%lx.img",	 IMG_COMMON_MAGIC,  TCP_STREAM_MAGIC,
+				"TCP_STREAM", &tcp_stream_entry__descriptor },
 };
 
 const struct img_type_info *img_type_info(enum img_type type)

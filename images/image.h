@@ -42,6 +42,7 @@ enum img_type {
 	IMG_FILE_LOCKS,		/* filelocks.img		file_lock_entry* */
 	IMG_REMAP_FPATH,	/* remap-fpath.img		remap_file_path_entry* */
 	IMG_GHOST_FILE,		/* ghost-file-ID.img (hex)	ghost_file_entry + contents */
+	IMG_TCP_STREAM,		/* tcp-stream-INO.img (hex)	tcp_stream_entry + raw queues */
 	IMG_NR_TYPES
 };
 

@@ -42,6 +42,7 @@
 #define MEMFD_INODE_MAGIC	0x48453499
 #define SK_QUEUES_MAGIC		0x56264026
 #define FILE_LOCKS_MAGIC	0x54323616
+#define TCP_STREAM_MAGIC	0x51465506
 
 /* Legacy per-task images, never written by CRIU 4.2 */
 #define SIGACT_MAGIC		0x55344201

@@ -115,11 +115,14 @@ def zdtm(workdir, procs):
 
 
 @pytest.fixture
-def mode(mode_name, tool, procs, workdir):
+def mode(request, mode_name, tool, procs, workdir):
     cls = modes_mod.MODES[mode_name]
     why = cls.unavailable()
     if why:
         pytest.skip(f"mode {mode_name}: {why}")
     m = cls(tool, procs, workdir)
     yield m
-    m.cleanup()
+    left = m.cleanup()
+    if left and _passed(request.node):
+        pytest.fail("the network lock of TCP connections was left behind (removed now):\n" +
+                    "\n".join(left), pytrace=False)

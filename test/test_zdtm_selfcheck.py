@@ -463,6 +463,14 @@ def send_to_udp_22(task):
         s.sendto(b"!", addr)
 
 
+def send_one_more_byte_on_21(task):
+    """A byte more from fd 21 of tcp_established, behind what it queued."""
+    import socket
+    fd = steal_fd(task.pid, 21)
+    with socket.socket(fileno=fd) as ours:
+        ours.send(b"!")
+
+
 def poke_lazy_region_page5(task):
     poke(task.pid, addr(task, r"region (0x[0-9a-f]+)") + 5 * 4096 + 9, b"\x00\x5a")
 
@@ -584,6 +592,8 @@ CASES = [
     (ZdtmTest("tree_cow"), poke_cow_page3_same, r"page 3 is not shared between the root and child A"),
     (ZdtmTest("share_kobj"), add_to_eventfd_30, r"fd 30: the eventfd reads 8, expected 7"),
     (ZdtmTest("inet_sockets"), send_to_udp_22, r"fd 22: expected an empty queue"),
+    (ZdtmTest("tcp_established", ("--small",)), send_one_more_byte_on_21,
+     r"fd 22: expected nothing to read"),
     (ZdtmTest("lazy_fork"), poke_lazy_region_page5, r"parent: first read: page 5 "),
     (ZdtmTest("lazy_mremap"), poke_lazy_region_page5, r"moved region"),
     (ZdtmTest("lazy_madvise"), poke_lazy_region_page5, r"part before"),

@@ -88,6 +88,20 @@ int dump_pagemap_open(struct dump_ctx *ctx, enum img_type type, unsigned long id
 	return ret ? ret : pagemap_writer_open(ctx->dirfd, type, id, pages_id, out);
 }
 
+/* A UUID, as CRIU's run id: inventory.img and the nftables lock's table. */
+static void dump_make_run_id(struct dump_ctx *ctx)
+{
+	FILE *f = fopen("/proc/sys/kernel/random/uuid", "re");
+
+	if (!f)
+		return;
+	if (fgets(ctx->run_id, sizeof(ctx->run_id), f))
+		ctx->run_id[strcspn(ctx->run_id, "\n")] = '\0';
+	else
+		ctx->run_id[0] = '\0';
+	fclose(f);
+}
+
 static void remove_images(struct dump_ctx *ctx)
 {
 	for (size_t i = 0; i < ctx->nr_written; i++)
@@ -248,7 +262,7 @@ int cr_dump(struct opts *o)
 		.srv = { .listen_fd = -1, .epfd = -1, .signal_fd = -1 },
 	};
 	enum task_release_mode mode;
-	int ret;
+	int ret, ret2;
 
 	if (o->pid <= 0) {
 		pr_err("no task to dump: use -t PID");
@@ -270,6 +284,8 @@ int cr_dump(struct opts *o)
 			goto out;
 	}
 
+	dump_make_run_id(&ctx);
+	net_lock_init(&ctx.netlock, o->network_lock, ctx.run_id);
 	ctx.st.t_start = dump_now_us();
 	dump_find_zero_pfn(&ctx);
 	ret = dump_seize_tree(&ctx);
@@ -293,6 +309,12 @@ int cr_dump(struct opts *o)
 	} else {
 		mode = RELEASE_KILL;
 	}
+	/* a TCP connection leaves repair mode (and its lock goes) before its
+	 * task runs again; the images stay: they are good */
+	ret2 = dump_files_release(&ctx, mode == RELEASE_RUN);
+	if (mode == RELEASE_RUN && !ret2)
+		ret2 = net_lock_finish(&ctx.netlock, false);
+	ret = ret ? ret : ret2;
 	dump_release_tree(&ctx, mode);
 	if (ctx.lazy_failed)
 		dump_lazy_report(&ctx, ctx.root, mode);

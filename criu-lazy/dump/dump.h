@@ -26,6 +26,7 @@
 #include <sys/user.h>
 
 #include "common/proc-maps.h"
+#include "files/net-lock.h"
 #include "images/image.h"
 #include "images/pagemap.h"
 #include "options.h"
@@ -214,6 +215,8 @@ struct dump_ctx {
 	struct sock_diag_cache *sk;
 	struct dump_locks *locks;
 	struct pty_dump *pty;
+	char run_id[40];		/* inventory.dump_criu_run_id (a UUID) */
+	struct net_lock netlock;	/* --network-lock of TCP connections */
 
 	char (*written)[IMG_NAME_MAX];	/* every image created: removed on failure */
 	size_t nr_written, cap_written;
@@ -324,6 +327,9 @@ struct dump_file *dump_file_add(struct dump_ctx *ctx, const struct fd_kind_ops *
 int dump_file_in_flight(struct dump_ctx *ctx, int fd, const char *what, struct dump_file **out);
 int dump_fs(struct dump_ctx *ctx, struct dump_task *t, const char *status);
 int dump_write_files(struct dump_ctx *ctx);
+/* Before the tree is let go: each kind's dump_release(); @resume: the tasks
+ * run on (-R or a failed dump).  The first error. */
+int dump_files_release(struct dump_ctx *ctx, bool resume);
 int dump_write_fdinfo(struct dump_ctx *ctx, struct dump_task *t);
 int dump_write_fs(struct dump_ctx *ctx, struct dump_task *t);
 void dump_files_free(struct dump_files *files);

@@ -525,6 +525,19 @@ int dump_write_fs(struct dump_ctx *ctx, struct dump_task *t)
 	return dump_img_write_one(ctx, IMG_FS, t->vpid, &t->fs.base);
 }
 
+int dump_files_release(struct dump_ctx *ctx, bool resume)
+{
+	int ret = 0;
+
+	for (size_t i = 0; i < ctx->files.nr; i++) {
+		struct dump_file *f = ctx->files.v[i];
+		int r = f->ops->dump_release ? f->ops->dump_release(ctx, f, resume) : 0;
+
+		ret = ret ? ret : r;
+	}
+	return ret;
+}
+
 void dump_files_free(struct dump_files *files)
 {
 	for (size_t i = 0; i < files->nr; i++) {

@@ -157,8 +157,6 @@ static int lsm_type(void)
 int dump_write_inventory(struct dump_ctx *ctx)
 {
 	InventoryEntry e = INVENTORY_ENTRY__INIT;
-	char uuid[64] = "";
-	FILE *f;
 
 	e.img_version = 2;
 	e.has_fdinfo_per_id = true;
@@ -169,14 +167,10 @@ int dump_write_inventory(struct dump_ctx *ctx)
 	e.has_lsmtype = true;
 	e.lsmtype = lsm_type();
 
-	f = fopen("/proc/sys/kernel/random/uuid", "re");
-	if (f) {
-		if (fgets(uuid, sizeof(uuid), f)) {
-			uuid[strcspn(uuid, "\n")] = '\0';
-			e.dump_criu_run_id = uuid;
-		}
-		fclose(f);
-	}
+	if (ctx->run_id[0])
+		e.dump_criu_run_id = ctx->run_id;
+	e.has_network_lock_method = true;
+	e.network_lock_method = ctx->o->network_lock;
 	return dump_img_write_one(ctx, IMG_INVENTORY, 0, &e.base);
 }
 

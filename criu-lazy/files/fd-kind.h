@@ -40,6 +40,7 @@ struct opts;
 struct rst_images;
 struct rst_fd;
 struct rst_child;
+struct rst_tree;
 
 /* What the dump knows about a descriptor before a kind takes it. */
 struct fd_probe {
@@ -78,6 +79,10 @@ struct fd_kind_ops {
 	int (*dump_resolve)(struct dump_ctx *ctx);
 	/* Once per dump after every task: the kind's own images.  Optional. */
 	int (*dump_write)(struct dump_ctx *ctx);
+	/* Right before the tree is let go (killed, or resumed when @resume):
+	 * what dump() changed in the task's file goes back (a TCP connection
+	 * leaves repair mode).  Optional. */
+	int (*dump_release)(struct dump_ctx *ctx, struct dump_file *f, bool resume);
 	/* Frees what dump() hung on f (f->priv, payloads).  Optional. */
 	void (*dump_free)(struct dump_file *f);
 
@@ -99,6 +104,10 @@ struct fd_kind_ops {
 	 * file is a group of its own, shared only as one open file description.
 	 */
 	uint64_t (*share_key)(const struct rst_images *ri, const FileEntry *fe);
+	/* In the restore process, every task complete and still stopped,
+	 * right before they resume (a TCP connection leaves repair mode).
+	 * Optional. */
+	int (*rst_finish)(struct rst_tree *tree);
 	/* Frees rst_images.kind_state[] of the kind.  Optional. */
 	void (*rst_free)(void *state);
 

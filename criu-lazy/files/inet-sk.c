@@ -7,10 +7,13 @@
  * and the shutdown state.  A UDP socket's queued datagrams go to
  * sk-queues.img as a unix socket's do.
  *
- * Supported: TCP sockets not connected (bound or not) and listening ones
- * with no connection waiting; UDP sockets bound, connected, with queued
- * datagrams.  Refused, naming the fd: an established TCP connection (or
- * one closing), a listener with connections not yet accepted.
+ * Supported: TCP sockets not connected (bound or not) and listening ones;
+ * UDP sockets bound, connected, with queued datagrams; with
+ * --tcp-established, TCP connections established or closing (tcp-stream.c,
+ * inet-tcp.c).  Refused, naming the fd: a connection without the flag, one
+ * still being opened (SYN_SENT), a listener with connections not yet
+ * accepted unless --skip-in-flight (as CRIU: they are dropped, and their
+ * clients see a reset when they next send).
  *
  * Restore: socket(2), the options (SO_REUSEADDR before the bind), bound to
  * its address and port (a port taken fails with that one line), listening
@@ -35,6 +38,7 @@
 #include "dump/dump.h"
 #include "files/fd-kind.h"
 #include "files/inet-diag.h"
+#include "files/inet-sk.h"
 #include "files/sk-opts.h"
 #include "files/sk-queue.h"
 #include "restore/restore.h"
@@ -42,14 +46,6 @@
 #include "sk-inet.pb-c.h"
 
 #define SK_SETFL_FLAGS (O_NONBLOCK | O_ASYNC)
-
-struct inet_dump {
-	struct sk_queue q;		/* first: sk_queues_write() finds it there */
-	InetSkEntry ie;
-	SkOptsEntry opts;
-	IpOptsEntry ipo;
-	uint32_t src[4], dst[4];
-};
 
 static bool inet_match(const struct dump_ctx *ctx, const struct fd_probe *p)
 {
@@ -216,18 +212,32 @@ static int inet_dump(struct dump_ctx *ctx, const struct fd_probe *p, struct dump
 	}
 
 	if (proto == IPPROTO_TCP && d.state != TCP_LISTEN && d.state != TCP_CLOSE) {
-		ret = refuse(p, &id->ie, "established TCP connections are not supported yet");
-		goto out;
-	}
-	if (d.state == TCP_LISTEN) {
-		if (d.rqueue) {
-			ret = refuse(p, &id->ie,
-				     "a listener with connections not yet accepted is not supported yet");
+		if (!tcp_conn_state_ok(d.state)) {
+			ret = refuse(p, &id->ie, "a TCP connection in this state cannot be dumped");
 			goto out;
 		}
+		if (!ctx->o->tcp_established) {
+			ret = refuse(p, &id->ie, "a TCP connection: dump it with --tcp-established");
+			goto out;
+		}
+	}
+	if (d.state == TCP_LISTEN) {
+		if (d.rqueue && !ctx->o->skip_in_flight) {
+			ret = refuse(p, &id->ie, "a listener with connections not yet accepted "
+				     "(--skip-in-flight drops them, as CRIU)");
+			goto out;
+		}
+		if (d.rqueue)
+			pr_info("fd %d of task %d: %u connections not yet accepted are dropped "
+				"(--skip-in-flight)", p->fd, p->t->pid, d.rqueue);
 		id->ie.backlog = d.wqueue;
 	}
 	ret = sk_opts_dump(p, sk, &id->opts);
+	if (!ret && proto == IPPROTO_TCP && d.state != TCP_LISTEN && d.state != TCP_CLOSE) {
+		/* the generic options first: repair mode changes SO_REUSEADDR */
+		id->has_tcp = true;
+		ret = tcp_conn_dump(&ctx->netlock, p, sk, &id->ie, &id->tcp);
+	}
 	if (!ret && proto == IPPROTO_UDP)
 		ret = sk_queue_dump(p, sk, SK_QUEUE_UDP, d.shutdown & 1, f->fe.id, &id->q);
 	if (!ret)
@@ -249,7 +259,16 @@ static void inet_dump_free(struct dump_file *f)
 		return;
 	sk_queue_free(&id->q);
 	sk_opts_dump_free(&id->opts);
+	if (id->has_tcp)
+		tcp_conn_dump_free(&id->tcp);
 	free(id);
+}
+
+static int inet_dump_release(struct dump_ctx *ctx, struct dump_file *f, bool resume)
+{
+	struct inet_dump *id = f->priv;
+
+	return id && id->has_tcp ? tcp_conn_release(&ctx->netlock, &id->tcp, resume) : 0;
 }
 
 /* ---- restore ---- */
@@ -281,9 +300,14 @@ static socklen_t make_addr(const InetSkEntry *ie, const uint32_t *w, size_t n, u
 	}
 }
 
-static struct sk_queue_set *queues(const struct rst_images *ri)
+static struct inet_rst_state *rst_state(const struct rst_images *ri)
 {
 	return ri->kind_state[fd_kind_index(&fd_kind_inet)];
+}
+
+static struct sk_queue_set *queues(const struct rst_images *ri)
+{
+	return rst_state(ri) ? rst_state(ri)->queues : NULL;
 }
 
 static int inet_check(const struct opts *o, struct rst_images *ri, struct rst_fd *f)
@@ -306,13 +330,24 @@ static int inet_check(const struct opts *o, struct rst_images *ri, struct rst_fd
 		       ie->id, ie->family, ie->type, ie->proto, ie->n_src_addr, ie->n_dst_addr);
 		return -EINVAL;
 	}
-	if (ie->proto == IPPROTO_TCP && ie->state != TCP_LISTEN && ie->state != TCP_CLOSE) {
-		pr_err("files.img: inet socket %u is an established TCP connection (state %u): not supported yet",
-		       ie->id, ie->state);
-		return -EOPNOTSUPP;
+	if (!*state) {
+		struct inet_rst_state *st = calloc(1, sizeof(*st));
+		int ret;
+
+		if (!st)
+			return -ENOMEM;
+		*state = st;
+		ret = sk_queue_load(ri, &st->queues);
+		if (ret)
+			return ret;
 	}
-	if (!*state)
-		return sk_queue_load(ri, (struct sk_queue_set **)state);
+	if (inet_is_tcp_conn(ie))
+		return inet_tcp_check(o, ri, *state, ie);
+	if (ie->proto == IPPROTO_TCP && ie->state != TCP_LISTEN && ie->state != TCP_CLOSE) {
+		pr_err("files.img: inet socket %u: TCP state %s (%u) without a peer",
+		       ie->id, tcp_state_name(ie->state), ie->state);
+		return -EINVAL;
+	}
 	return 0;
 }
 
@@ -372,6 +407,11 @@ static int inet_setup(struct rst_child *c, int sk, const InetSkEntry *ie)
 		ret = set_int(c, sk, ie, IPPROTO_IP, IP_FREEBIND, "IP_FREEBIND", 1);
 	if (!ret)
 		ret = sk_opts_restore(c, sk, ie->opts, ie->id);
+	/* a restored connection (in repair mode) may hold the port already,
+	 * as an accepted connection holds its listener's: SO_REUSEADDR lets
+	 * the bind and listen share it, then goes back as it was */
+	if (!ret && bound && ie->proto == IPPROTO_TCP)
+		ret = set_int(c, sk, ie, SOL_SOCKET, SO_REUSEADDR, "SO_REUSEADDR", 1);
 	if (ret)
 		return ret;
 	if (bound) {
@@ -387,6 +427,12 @@ static int inet_setup(struct rst_child *c, int sk, const InetSkEntry *ie)
 	if (ie->state == TCP_LISTEN && listen(sk, ie->backlog))
 		return child_err(c, errno, "inet socket %u of task %d: listen: %s", ie->id,
 				 c->ri->pid, strerror(errno));
+	if (bound && ie->proto == IPPROTO_TCP) {
+		ret = set_int(c, sk, ie, SOL_SOCKET, SO_REUSEADDR, "SO_REUSEADDR",
+			      ie->opts->has_reuseaddr && ie->opts->reuseaddr);
+		if (ret)
+			return ret;
+	}
 	if (ie->proto == IPPROTO_UDP) {
 		ret = refill(c, sk, ie);
 		if (ret)
@@ -413,6 +459,31 @@ static int inet_setup(struct rst_child *c, int sk, const InetSkEntry *ie)
 	return 0;
 }
 
+/* A TCP connection: the generic options, then the stream in repair mode. */
+static int inet_setup_conn(struct rst_child *c, int sk, const InetSkEntry *ie)
+{
+	const struct tcp_conn_rst *r = inet_tcp_find(rst_state(c->ri), ie->id);
+	int ret = 0;
+
+	if (!r)
+		return child_err(c, ENOENT, "TCP connection %u of task %d: its stream was not loaded",
+				 ie->id, c->ri->pid);
+	if (ie->family == AF_INET6 && ie->has_v6only)
+		ret = set_int(c, sk, ie, IPPROTO_IPV6, IPV6_V6ONLY, "IPV6_V6ONLY", ie->v6only);
+	if (!ret && ie->ip_opts && ie->ip_opts->has_freebind && ie->ip_opts->freebind)
+		ret = set_int(c, sk, ie, IPPROTO_IP, IP_FREEBIND, "IP_FREEBIND", 1);
+	if (!ret)
+		ret = sk_opts_restore(c, sk, ie->opts, ie->id);
+	if (!ret)
+		ret = tcp_conn_restore(c, sk, ie, r);
+	if (!ret)
+		ret = sk_opts_peek_off(c, sk, ie->opts, ie->id);
+	if (!ret && fcntl(sk, F_SETFL, ie->flags & SK_SETFL_FLAGS))
+		ret = child_err(c, errno, "inet socket %u of task %d: F_SETFL %#o: %s", ie->id,
+				c->ri->pid, ie->flags, strerror(errno));
+	return ret;
+}
+
 static int inet_open(struct rst_child *c, const struct rst_fd *f)
 {
 	const InetSkEntry *ie = f->fe->isk;
@@ -421,7 +492,7 @@ static int inet_open(struct rst_child *c, const struct rst_fd *f)
 	if (sk < 0)
 		return child_err(c, errno, "inet socket %u of task %d: socket: %s", ie->id,
 				 c->ri->pid, strerror(errno));
-	ret = inet_setup(c, sk, ie);
+	ret = inet_is_tcp_conn(ie) ? inet_setup_conn(c, sk, ie) : inet_setup(c, sk, ie);
 	if (ret) {
 		close(sk);
 		return ret;
@@ -438,5 +509,8 @@ const struct fd_kind_ops fd_kind_inet = {
 	.dump_free = inet_dump_free,
 	.check = inet_check,
 	.open = inet_open,
-	.rst_free = sk_queue_set_free,
+	.dump_write = inet_tcp_dump_write,
+	.dump_release = inet_dump_release,
+	.rst_finish = inet_tcp_finish,
+	.rst_free = inet_rst_state_free,
 };

@@ -297,6 +297,19 @@ static int stage_resume(struct rst_tree *tree)
 	return ret;
 }
 
+/* Each fd kind's last step, the tasks complete and stopped: TCP
+ * connections leave repair mode and their network lock goes. */
+static int stage_files_finish(struct rst_tree *tree)
+{
+	for (unsigned int k = 0; k < fd_kinds_nr; k++) {
+		int ret = fd_kinds[k]->rst_finish ? fd_kinds[k]->rst_finish(tree) : 0;
+
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
 static const struct rst_stage stages[] = {
 	{ "make the deleted files the tree held again (ghost files)", stage_ghosts, false },
 	{ "read and check the images", stage_load, false },
@@ -313,6 +326,7 @@ static const struct rst_stage stages[] = {
 	{ "wait for every restorer's end", stage_blobs_done, false },
 	{ "delete the ghost files again: every task holds its own", stage_ghosts_remove, false },
 	{ "registers, last syscalls", stage_finalize, false },
+	{ "TCP connections leave repair mode, their lock goes", stage_files_finish, false },
 	{ "tell the daemon the restore is finished", stage_lazy_finished, true },
 	{ "write the pidfile", stage_pidfile, false },
 	{ "resume every task", stage_resume, false },

@@ -27,8 +27,10 @@
 #include "pagemap.pb-c.h"
 #include "pipe-data.pb-c.h"
 #include "sk-packet.pb-c.h"
+#include "tcp-stream.pb-c.h"
 
-/* pipes-data.img, sk-queues.img: skip the raw data that follows a record. */
+/* pipes-data.img, sk-queues.img, tcp-stream-*.img: skip the raw data that
+ * follows a record. */
 static int show_skip_raw(struct cr_img *img, uint32_t bytes)
 {
 	off_t start = img_offset(img), end;
@@ -113,6 +115,9 @@ static int show_entries(struct json_writer *j, struct cr_img *img, enum img_type
 			ret = show_skip_raw(img, ((PipeDataEntry *)msg)->bytes);
 		else if (type == IMG_SK_QUEUES)
 			ret = show_skip_raw(img, ((SkPacketEntry *)msg)->length);
+		else if (type == IMG_TCP_STREAM)
+			ret = show_skip_raw(img, ((TcpStreamEntry *)msg)->inq_len +
+					    ((TcpStreamEntry *)msg)->outq_len);
 		protobuf_c_message_free_unpacked(msg, NULL);
 		if (ret)
 			return ret;

@@ -19,7 +19,7 @@ import os
 import socket
 from pathlib import Path
 
-from . import lazy
+from . import lazy, netlock
 from .tool import assert_ok
 
 DUMP_TIMEOUT = 120
@@ -47,6 +47,7 @@ class Mode:
         self.tool = tool
         self.procs = tracker
         self.dir = Path(workdir)
+        self.netlock = netlock.Guard()	# TCP locks a test leaves are removed
 
     @classmethod
     def unavailable(cls):
@@ -65,7 +66,7 @@ class Mode:
     def dump(self, task, imgdir, n):
         task.note_tree()
         res = self.tool.dump(task.pid, imgdir, self.dir / f"dump-{n}.log", DUMP_TIMEOUT,
-                             extra=task.spec.cr_opts)
+                             extra=task.spec.cr_opts + task.spec.dump_opts)
         assert_ok(res, f"dump #{n} of {task.spec.id} (pid {task.pid})")
         return res
 
@@ -76,11 +77,14 @@ class Mode:
         assert_ok(res, f"restore #{n} of {task.spec.id} (pid {task.pid})")
         return pidfile
 
-    def cycle(self, task, n):
-        """Checkpoint task (killing it) and restore it; n counts from 1."""
+    def cycle(self, task, n, between=None):
+        """Checkpoint task (killing it) and restore it; n counts from 1.
+        between(): what the test does while the task is dumped."""
         imgdir = self.imgdir(n)
         self.dump(task, imgdir, n)
         task.expect_gone()
+        if between:
+            between()
         pidfile = self.restore(task, imgdir, n)
         task.expect_restored(pidfile)
         task.note_mode(self.name)
@@ -90,7 +94,9 @@ class Mode:
         """After the task has exited: anything the mode must still check."""
 
     def cleanup(self):
-        """End whatever the mode started (the process tracker kills the rest)."""
+        """End whatever the mode started (the process tracker kills the rest).
+        Returns what the test left that it should not have (network locks)."""
+        return self.netlock.end()
 
 
 class Eager(Mode):
@@ -133,13 +139,15 @@ class Lazy(Mode):
                                 final and i == len(self.daemons) - 1)
         self.daemons = []
 
-    def cycle(self, task, n):
+    def cycle(self, task, n, between=None):
         self.task = task
         if n > 1 and not task.spec.defer_background:
             self.wait_daemons()
         imgdir = self.imgdir(n)
         self.dump(task, imgdir, n)
         task.expect_gone()
+        if between:
+            between()
         self.prepare_source(task, imgdir, n)
         self.daemons.append((imgdir, self.start_daemon(task, imgdir, n)))
         pidfile = self.restore(task, imgdir, n)
@@ -239,7 +247,8 @@ class LazyMigrate(Mode):
                     "migration ends (one host, one devpts)")
         return None
 
-    def cycle(self, task, n):
+    def cycle(self, task, n, between=None):
+        assert between is None, "a lazy migration has no time between dump and restore"
         self.task = task
         imgdir = self.imgdir(n)
         port = free_port()
@@ -247,7 +256,7 @@ class LazyMigrate(Mode):
         dump = lazy.Daemon(
             self.procs, self.tool,
             ["dump", "-t", source, "-D", imgdir, "--lazy-pages", "--address", "127.0.0.1",
-             "--port", port, *task.spec.cr_opts],
+             "--port", port, *task.spec.cr_opts, *task.spec.dump_opts],
             self.dir / f"dump-{n}.log", self.dir / f"dump-{n}.out", f"dump #{n}",
             ready_timeout=DUMP_TIMEOUT)	# ready = every image written, as a plain dump
         args = ["lazy-pages", "-D", imgdir, "--page-server", "--address", "127.0.0.1",

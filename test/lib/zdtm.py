@@ -69,6 +69,8 @@ class ZdtmTest:
     # it holds ptys, whose numbers its copy cannot have while the dumped
     # task still holds them on the same host (lazy migration)
     host_ptys: bool = False
+    # CRIU options only its dumps take (("--network-lock", "nftables"))
+    dump_opts: tuple = ()
 
     @property
     def id(self):
@@ -127,6 +129,16 @@ ZDTM_TESTS = [
     ZdtmTest("netlink", host_names=True),
     ZdtmTest("netlink", label="lazy-reads", host_names=True, defer_background=True),
     ZdtmTest("inet_sockets", host_names=True),
+    # TCP connections (issue 9): both ends in the task, data in flight both
+    # ways, with each network lock; half-closed ones too
+    ZdtmTest("tcp_established", label="nftables", host_names=True,
+             cr_opts=("--tcp-established",),
+             dump_opts=("--network-lock", "nftables")),
+    ZdtmTest("tcp_established", ("--half-closed",), label="half-closed-iptables",
+             host_names=True, cr_opts=("--tcp-established",)),
+    # no lock: nothing may be unsent (it would go out before its peer exists)
+    ZdtmTest("tcp_established", ("--small", "--half-closed"), label="skip", host_names=True,
+             cr_opts=("--tcp-established",), dump_opts=("--network-lock", "skip")),
     ZdtmTest("memfd"),
     # deleted files held open or mapped, a deleted cwd (ghost files)
     ZdtmTest("ghost_files"),

@@ -1,0 +1,349 @@
+/*
+ * TCP connections with both ends in the task (dumped with --tcp-established),
+ * data in flight both ways:
+ *
+ *   20  an IPv4 listener on 127.0.0.1 (its port is shared with 22)
+ *   21  an IPv4 client connected to 20, 22 the accepted end: 21 has
+ *       1.5 MiB unread by 22 (more than 22's receive buffer, so part of it
+ *       is still unsent in 21's send queue), 22 has 40000 bytes unread by 21;
+ *       TCP_NODELAY on 21, keepalive timing on 22 (--small: 60000 bytes, all
+ *       of it in 22's receive queue: nothing unsent)
+ *   23  an IPv6 client on [::1], 24 its accepted end (the listener closed):
+ *       3000 bytes each way; a small SO_RCVBUF on 24
+ *   --half-closed, also:
+ *   25  an IPv4 client that shut down its writing (FIN_WAIT2), 26 its
+ *       accepted end (CLOSE_WAIT) with 5000 bytes and the EOF unread
+ *   27  an IPv6 client (CLOSE_WAIT, 700 bytes and the EOF unread), 28 its
+ *       accepted end, closed for writing (FIN_WAIT2) with 900 bytes unread
+ *       by 27
+ *   --peer PORT, also:
+ *   29  a connection to a listener of the test on 127.0.0.1:PORT: it sends
+ *       65536 bytes (seed 0x51), the test sends 32768 (seed 0x52) before the
+ *       dump; after SIGTERM it reads them and 1000 more (seed 0x53) the test
+ *       sent after the restore, and answers with 1000 (seed 0x54)
+ *
+ * After SIGTERM: addresses and options, every byte in order, then more data
+ * both ways on each connection, the EOFs where they were, and 20 still
+ * takes connections.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "lib/zdtmtst.h"
+
+#define BIG		(1536 * 1024)
+#define IO_TIMEOUT_MS	20000
+
+static uint8_t buf[BIG + 1];
+static long peer_port;
+static int half_closed, small;
+
+struct conn {
+	int fd;
+	size_t unread;		/* bytes queued for it by its peer */
+	uint64_t seed;
+	struct sockaddr_storage name, peer;
+	socklen_t name_len, peer_len;
+};
+
+static struct conn conns[10];
+static int nr_conns;
+
+static void place(int fd, int at)
+{
+	if (fd < 0)
+		fail("creating fd %d: %m", at);
+	if (fd != at) {
+		if (dup2(fd, at) != at)
+			fail("dup2 %d -> %d: %m", fd, at);
+		close(fd);
+	}
+}
+
+static void set_int(int fd, int level, int name, int v)
+{
+	if (setsockopt(fd, level, name, &v, sizeof(v)))
+		fail("setsockopt %d on fd %d: %m", name, fd);
+}
+
+static void expect_int(int fd, int level, int name, const char *what, int want)
+{
+	socklen_t len = sizeof(int);
+	int v;
+
+	if (getsockopt(fd, level, name, &v, &len) || v != want)
+		fail("fd %d: %s is %d, expected %d (%m)", fd, what, v, want);
+}
+
+static void listen_on(int at, int family)
+{
+	struct sockaddr_storage ss = { .ss_family = family };
+	socklen_t len = family == AF_INET ? sizeof(struct sockaddr_in) :
+			sizeof(struct sockaddr_in6);
+
+	if (family == AF_INET)
+		((struct sockaddr_in *)&ss)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	else
+		((struct sockaddr_in6 *)&ss)->sin6_addr = in6addr_loopback;
+	place(socket(family, SOCK_STREAM, 0), at);
+	if (bind(at, (struct sockaddr *)&ss, len) || listen(at, 8))
+		fail("listener %d: %m", at);
+}
+
+/* A connection to @listener: the client at @c, the accepted end at @a. */
+static void pair(int listener, int c, int a)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (getsockname(listener, (struct sockaddr *)&ss, &len))
+		fail("getsockname %d: %m", listener);
+	place(socket(ss.ss_family, SOCK_STREAM, 0), c);
+	if (connect(c, (struct sockaddr *)&ss, len))
+		fail("connect %d: %m", c);
+	place(accept(listener, NULL, NULL), a);
+}
+
+static void wait_io(int fd, short ev, const char *what)
+{
+	struct pollfd p = { .fd = fd, .events = ev };
+	int n = poll(&p, 1, IO_TIMEOUT_MS);
+
+	if (n <= 0)
+		fail("%s: fd %d not ready within %d ms (%m)", what, fd, IO_TIMEOUT_MS);
+}
+
+/* Everything, blocking the way poll says, never longer than the timeout. */
+static void put(int fd, size_t len, uint64_t seed)
+{
+	size_t done = 0;
+
+	pattern_fill(buf, len, seed);
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	while (done < len) {
+		ssize_t n = send(fd, buf + done, len - done, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EAGAIN) {
+			wait_io(fd, POLLOUT, "send");
+			continue;
+		}
+		if (n <= 0)
+			fail("send %zu bytes on fd %d: %m", len, fd);
+		done += n;
+	}
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+}
+
+/* Sends without waiting: what fits now (the rest stays the caller's). */
+static size_t put_some(int fd, size_t len, uint64_t seed)
+{
+	ssize_t n;
+
+	pattern_fill(buf, len, seed);
+	n = send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (n <= 0)
+		fail("send on fd %d: %m", fd);
+	return n;
+}
+
+static void get(int fd, size_t len, uint64_t seed, const char *what)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n;
+
+		wait_io(fd, POLLIN, what);
+		n = recv(fd, buf + done, len - done, MSG_DONTWAIT);
+		if (n < 0 && errno == EAGAIN)
+			continue;
+		if (n <= 0)
+			fail("%s: %zu of %zu bytes, then %zd (%m)", what, done, len, n);
+		done += n;
+	}
+	pattern_expect(what, buf, len, seed);
+}
+
+static void expect_eof(int fd, const char *what)
+{
+	ssize_t n;
+
+	wait_io(fd, POLLIN, what);
+	n = recv(fd, buf, 1, MSG_DONTWAIT);
+	if (n != 0)
+		fail("%s: expected the end of the stream, got %zd (%m)", what, n);
+}
+
+static void expect_nothing(int fd, const char *what)
+{
+	if (recv(fd, buf, 1, MSG_DONTWAIT) != -1 || errno != EAGAIN)
+		fail("%s: expected nothing to read (%m)", what);
+}
+
+static struct conn *note(int fd, size_t unread, uint64_t seed)
+{
+	struct conn *c = &conns[nr_conns++];
+
+	c->fd = fd;
+	c->unread = unread;
+	c->seed = seed;
+	c->name_len = sizeof(c->name);
+	c->peer_len = sizeof(c->peer);
+	if (getsockname(fd, (struct sockaddr *)&c->name, &c->name_len) ||
+	    getpeername(fd, (struct sockaddr *)&c->peer, &c->peer_len))
+		fail("fd %d: its names: %m", fd);
+	return c;
+}
+
+static void check_names(const struct conn *c)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (getsockname(c->fd, (struct sockaddr *)&ss, &len) || len != c->name_len ||
+	    memcmp(&ss, &c->name, len))
+		fail("fd %d: its address or port changed", c->fd);
+	len = sizeof(ss);
+	if (getpeername(c->fd, (struct sockaddr *)&ss, &len) || len != c->peer_len ||
+	    memcmp(&ss, &c->peer, len))
+		fail("fd %d: its peer changed (%m)", c->fd);
+}
+
+static void connect_peer(void)
+{
+	struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons(peer_port) };
+
+	in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	place(socket(AF_INET, SOCK_STREAM, 0), 29);
+	if (connect(29, (struct sockaddr *)&in, sizeof(in)))
+		fail("connect to the test's port %ld: %m", peer_port);
+	put(29, 65536, 0x51);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct test_opt opts[] = {
+		{ "half-closed", TEST_OPT_FLAG, &half_closed, 0, "also half-closed connections" },
+		{ "small", TEST_OPT_FLAG, &small, 0, "nothing left unsent in a send queue" },
+		{ "peer", TEST_OPT_INT, &peer_port, 0, "a port of the test on 127.0.0.1" },
+		{ NULL, 0, NULL, 0, NULL },
+	};
+	size_t sent21, sent;
+
+	test_init(argc, argv, opts);
+
+	listen_on(20, AF_INET);
+	pair(20, 21, 22);
+	set_int(21, SOL_TCP, TCP_NODELAY, 1);
+	set_int(22, SOL_TCP, TCP_KEEPIDLE, 77);
+	set_int(22, SOL_TCP, TCP_KEEPINTVL, 11);
+	set_int(22, SOL_TCP, TCP_KEEPCNT, 5);
+	/* as much as fits now: the receiver's buffer and our own send queue */
+	pattern_fill(buf, BIG, 0x21);
+	sent21 = 0;
+	while (sent21 < (small ? 60000 : BIG)) {
+		ssize_t n = send(21, buf + sent21, (small ? 60000 : BIG) - sent21,
+				 MSG_DONTWAIT | MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EAGAIN)
+			break;
+		if (n <= 0)
+			fail("send on fd 21: %m");
+		sent21 += n;
+	}
+	put(22, 40000, 0x22);
+	note(21, 40000, 0x22);
+	note(22, sent21, 0x21);
+
+	listen_on(30, AF_INET6);
+	pair(30, 23, 24);
+	close(30);
+	set_int(24, SOL_SOCKET, SO_RCVBUF, 8192);
+	put(23, 3000, 0x23);
+	put(24, 3000, 0x24);
+	note(23, 3000, 0x24);
+	note(24, 3000, 0x23);
+
+	if (half_closed) {
+		pair(20, 25, 26);
+		put(25, 5000, 0x25);
+		if (shutdown(25, SHUT_WR))
+			fail("shutdown 25: %m");
+		listen_on(30, AF_INET6);
+		pair(30, 27, 28);
+		close(30);
+		put(27, 700, 0x27);
+		put(28, 900, 0x28);
+		if (shutdown(28, SHUT_WR))
+			fail("shutdown 28: %m");
+		note(26, 5000, 0x25);
+		note(27, 900, 0x28);
+		note(28, 700, 0x27);
+		usleep(100000);		/* the FINs and their ACKs */
+	}
+	if (peer_port)
+		connect_peer();
+
+	test_daemon();
+	test_waitsig();
+
+	for (int i = 0; i < nr_conns; i++)
+		check_names(&conns[i]);
+	expect_int(21, SOL_TCP, TCP_NODELAY, "TCP_NODELAY", 1);
+	expect_int(22, SOL_TCP, TCP_KEEPIDLE, "TCP_KEEPIDLE", 77);
+	expect_int(22, SOL_TCP, TCP_KEEPINTVL, "TCP_KEEPINTVL", 11);
+	expect_int(22, SOL_TCP, TCP_KEEPCNT, "TCP_KEEPCNT", 5);
+	expect_int(20, SOL_SOCKET, SO_ACCEPTCONN, "SO_ACCEPTCONN", 1);
+
+	/* every byte in flight, in order, then nothing more */
+	for (int i = 0; i < nr_conns; i++) {
+		char what[64];
+
+		snprintf(what, sizeof(what), "fd %d: the data in flight", conns[i].fd);
+		get(conns[i].fd, conns[i].unread, conns[i].seed, what);
+	}
+	if (half_closed) {
+		expect_eof(26, "fd 26 (after 25's FIN)");
+		expect_eof(27, "fd 27 (after 28's FIN)");
+		put(26, 600, 0x26);
+		get(25, 600, 0x26, "fd 25 (a half-closed end still reads)");
+		put(27, 800, 0x29);
+		get(28, 800, 0x29, "fd 28 (a half-closed end still reads)");
+		close(26);
+		close(27);
+		expect_eof(25, "fd 25 (after 26 closed)");
+		expect_eof(28, "fd 28 (after 27 closed)");
+	}
+	expect_nothing(21, "fd 21");
+	expect_nothing(22, "fd 22");
+
+	/* and the connections still carry data both ways */
+	sent = put_some(21, 1000, 0x31);
+	get(22, sent, 0x31, "fd 22 (after the restore)");
+	put(22, 2000, 0x32);
+	get(21, 2000, 0x32, "fd 21 (after the restore)");
+	put(23, 5000, 0x33);
+	get(24, 5000, 0x33, "fd 24 (after the restore)");
+	put(24, 10, 0x34);
+	get(23, 10, 0x34, "fd 23 (after the restore)");
+	if (peer_port) {
+		get(29, 32768, 0x52, "fd 29 (sent by the test before the dump)");
+		get(29, 1000, 0x53, "fd 29 (sent by the test after the restore)");
+		put(29, 1000, 0x54);
+	}
+	close(21);
+	expect_eof(22, "fd 22 (after 21 closed)");
+	pair(20, 25, 26);
+	put(25, 3, 0x35);
+	get(26, 3, 0x35, "a new connection to fd 20");
+	pass();
+}
