@@ -556,7 +556,8 @@ static int unix_check(const struct opts *o, struct rst_images *ri, struct rst_fd
 
 /*
  * What one open_file() makes together: both ends of a pair, a listener
- * with its accepted connections and its clients not yet accepted.  When
+ * with its accepted connections and its clients not yet accepted; and a
+ * socket that connects by name with its peer (bound before).  When
  * different processes hold them, one makes them all and passes them on
  * (restore/fd-share.c).
  */
@@ -571,7 +572,9 @@ static uint64_t unix_share_key(const struct rst_images *ri, const FileEntry *fe)
 		l = listener_of(ri, ue);
 		return (l ? l : listener_of(ri, pe))->ino;
 	case UNIX_PLAIN:
-		if (pe && pe->state == TCP_LISTEN && !(pe->uflags & USK_EXTERN))
+		/* connects to its peer's name: made with the peer, which is
+		 * bound by then (a listener's clients, datagram clients) */
+		if (pe && !(pe->uflags & USK_EXTERN))
 			return pe->ino;
 		return ue->ino;
 	case UNIX_LISTENER:

@@ -11,19 +11,26 @@
  *   fds 34/35  unix seqpacket pair: both hold 34, only the root 35; one
  *              7-byte record queued on 34;
  *   fd 36      a UDP socket on 127.0.0.1 both hold, one datagram queued;
- *   fd 37      a TCP listener on 127.0.0.1 both hold.
+ *   fd 37      a TCP listener on 127.0.0.1 both hold;
+ *   fd 38      the root's datagram socket bound to an abstract name, fd 39
+ *              the child's, connected to it by that name, one datagram
+ *              (15 bytes) sent before the dump and one (25) after.
  * After the restore: fds 34, 36 and 37 are one socket in both (kcmp); the
  * root reads its 300 bytes and sends a third datagram (30 bytes); the
  * child reads its 500 bytes, the three datagrams with their boundaries, the
  * record and the UDP datagram, and sends "bye" on 31; the root then reads
- * "bye" and the end of the stream from 30, and finds nothing left on 34
- * and 36: the child took it from the one queue.
+ * "bye" and the end of the stream from 30, finds nothing left on 34 and
+ * 36 (the child took it from the one queue) and both datagrams of fd 39 on
+ * fd 38.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "lib/twoproc.h"
@@ -32,6 +39,8 @@
 #define SEED 0x736f636bULL
 
 static uint8_t buf[4096], got[4096];
+static struct sockaddr_un named;
+static socklen_t named_len;
 
 static void put(int fd, uint64_t seed, size_t len, const char *what)
 {
@@ -68,18 +77,34 @@ static void expect_empty(int fd, const char *what)
 			     n < 0 ? strerror(errno) : "data");
 }
 
+/* A unix datagram socket as fd @fd and nowhere else; 0 or -1. */
+static int unix_dgram_at(int fd)
+{
+	int sk = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+
+	if (sk < 0 || dup2(sk, fd) != fd)
+		return -1;
+	close(sk);
+	return 0;
+}
+
 static void root_setup(void)
 {
 	close(31);
 	close(33);
 }
 
+
 static void child_setup(void)
 {
 	close(30);
 	close(32);
 	close(35);
+	close(38);
 	put(31, SEED + 1, 300, "stream to the root before the dump");
+	if (unix_dgram_at(39) || connect(39, (struct sockaddr *)&named, named_len))
+		twoproc_child_fail("fd 39: connecting to the root's name: %m");
+	put(39, SEED + 7, 15, "datagram to the root's name");
 }
 
 static void root_check(pid_t child)
@@ -99,6 +124,7 @@ static void child_check(void)
 	take(33, SEED + 4, 30, 0, "datagram 3");
 	take(34, SEED + 5, 7, 0, "the seqpacket record");
 	take(36, SEED + 6, 40, 0, "the UDP datagram");
+	put(39, SEED + 8, 25, "datagram to the root's name after the restore");
 	twoproc_write(31, "bye", 3, "stream to the root");
 }
 
@@ -116,6 +142,8 @@ static void root_after(pid_t child)
 		fail("fd 30: no end of stream after the child's exit (recv: %zd, %m)", n);
 	expect_empty(34, "the seqpacket end");
 	expect_empty(36, "the UDP socket");
+	take(38, SEED + 7, 15, 0, "the child's first datagram");
+	take(38, SEED + 8, 25, 0, "the child's second datagram");
 }
 
 static void pair_at(int type, int a, int b)
@@ -170,5 +198,11 @@ int main(int argc, char **argv)
 	inet_at(SOCK_STREAM, 37, &sin);
 	if (listen(37, 4))
 		fail("listen: %m");
+	named.sun_family = AF_UNIX;
+	named_len = offsetof(struct sockaddr_un, sun_path) + 1 +
+		    snprintf(named.sun_path + 1, sizeof(named.sun_path) - 1, "zdtm-share-%d",
+			     getpid());
+	if (unix_dgram_at(38) || bind(38, (struct sockaddr *)&named, named_len))
+		fail("fd 38: binding @zdtm-share-%d: %m", getpid());
 	twoproc_run(&tp);
 }
