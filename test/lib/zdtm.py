@@ -193,6 +193,7 @@ ZDTM_TESTS = [
     # seccomp: strict mode, filters shared (TSYNC), per thread, inherited
     ZdtmTest("thread_seccomp"),
     ZdtmTest("seccomp_filter"),
+    ZdtmTest("threads_creds"),
     ZdtmTest("seccomp_strict"),
     ZdtmTest("seccomp_filter_threads"),
     ZdtmTest("seccomp_filter_inherit", tree=True),
