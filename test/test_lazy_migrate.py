@@ -20,7 +20,7 @@ from lib import images, lazy, paths, procs as P
 from lib.modes import free_port
 from lib.pageserver import GET_REPLY_CMD, PAGE, Client
 from lib.tool import assert_error_line
-from lib.zdtm import PIDNS_LAUNCHER, ZdtmTest
+from lib.zdtm import PIDNS_LAUNCHER, ZdtmTest, ns_tree
 
 ADDR = "127.0.0.1"
 TIMEOUT = 60
@@ -277,3 +277,65 @@ def test_refuses_a_pid_ns_task_that_is_not_its_init(tool, procs, workdir):
                       r"only the init")
     assert untraced_state(pid) in ("R", "S"), P.describe(pid)
     procs.kill(init)
+
+
+TREE = ZdtmTest("tree", ("--children", "2", "--zombie", "--session"), label="migrate", tree=True)
+
+
+def test_tree_migration(tool, procs, workdir, zdtm):
+    """A tree rooted at a pid namespace init: every process's lazy pages are
+    served from the frozen tree, the copy is the same tree with the same
+    pids in its new namespace, and the dump kills the whole source tree."""
+    task = zdtm(TREE, pid_ns=True)
+    before = ns_tree(task.pid)
+    assert len(before) == 7, f"the tree should have 7 processes: {before}"
+    task.note_tree()
+    m = Migration(tool, procs, workdir, task)
+    lazy_by_pid = {int(p.name[8:-4]): sum(nr for _, nr, fl in images.pagemap_entries(p)[1]
+                                          if fl & images.PE_LAZY)
+                   for p in m.imgdir.glob("pagemap-*.img") if "shmem" not in p.name}
+    assert sorted(lazy_by_pid) == sorted(k for k, (_, st) in before.items() if st != "Z"), (
+        f"pagemaps of {sorted(lazy_by_pid)}, tree {before}")
+    assert all(n > 0 for n in lazy_by_pid.values()), f"a process has no lazy page: {lazy_by_pid}"
+    m.start_daemon()
+    m.restore()
+    m.daemon.expect_clean_exit()
+    m.dump.expect_clean_exit()
+    assert not m.dump_output().strip(), m.dump_output()
+    task.expect_gone(pid=m.source)
+    after = ns_tree(task.pid)
+    assert after == before, f"the copy's tree {after} is not the source's {before}"
+    st = lazy.check_stats(m.imgdir, m.daemon.text())
+    assert st["pages_lazy"] == sum(lazy_by_pid.values())
+    task.check_pass()
+
+
+@pytest.mark.parametrize("flags,fate,state", [
+    ((), r"left stopped, since its copy may have run: resume each", "T"),
+    (("--leave-running",), r"resumed", None),
+], ids=["default", "leave-running"])
+def test_tree_destination_killed(tool, procs, workdir, zdtm, flags, fate, state):
+    """The daemon dies with pages of the tree still at the source: one line
+    naming the tree, and every task of it left stopped (or resumed with -R),
+    whole: resumed, the tree passes its checks."""
+    task = zdtm(ZdtmTest("tree", ("--children", "3"), label="migrate-kill", tree=True),
+                pid_ns=True)
+    kids = P.descendants(task.pid)
+    m = Migration(tool, procs, workdir, task, *flags)
+    m.start_daemon("--no-background-fetch")
+    m.restore()
+    procs.kill(m.daemon.pid)
+    m.dump_error_line(r"\d+ of \d+ lazy pages served",
+                      rf"task {m.source} \(pid 1 in its pid namespace\) with the 3 other "
+                      r"task\(s\) of its tree", fate)
+    for pid in [m.source, *kids]:
+        st = untraced_state(pid)
+        if state:
+            assert st == state, P.describe(pid)
+        else:
+            assert st in ("R", "S"), P.describe(pid)
+    m.back_to_source()
+    if state == "T":
+        for pid in [m.source, *kids]:
+            os.kill(pid, signal.SIGCONT)
+    task.check_pass()

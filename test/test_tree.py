@@ -7,6 +7,9 @@
 - A pid of the images is taken when the restore runs (here: a child of the
   tree still lives): one line naming the pid, exit 1, and no task of the
   half-built tree left behind.
+- A tree rooted at the init of a pid namespace comes back in a new pid
+  namespace with every pid, parent, zombie and session (every mode); a pid
+  namespace inside the tree is refused in one line, the tree unharmed.
 """
 import os
 
@@ -14,7 +17,7 @@ import pytest
 
 from lib import procs as P
 from lib.tool import assert_error_line, assert_ok
-from lib.zdtm import ZdtmTest
+from lib.zdtm import ZdtmTest, ns_tree
 
 DUMP_TIMEOUT = 60
 RESTORE_TIMEOUT = 60
@@ -76,3 +79,40 @@ def test_restore_child_pid_taken(tool, zdtm, workdir, procs):
     assert P.children_of_me() == children, "the failed restore left processes behind"
     assert not pidfile.exists(), "a failed restore wrote its pidfile"
     procs.kill(squatter.pid)
+
+
+PIDNS_TREE = ZdtmTest("tree", ("--children", "2", "--zombie", "--session", "--group"),
+                      label="pidns", tree=True)
+
+
+def test_tree_in_pid_ns(mode, zdtm):
+    """Dumped from outside its namespace, restored into a new one: the same
+    pids there, each with the same parent and state, and every child passes
+    its checks (pid, ppid, group, session, memory)."""
+    task = zdtm(PIDNS_TREE, pid_ns=True)
+    before = ns_tree(task.pid)
+    assert len(before) == 9 and before[1][0] == 0, f"the tree: {before}"
+    mode.cycle(task, 1)
+    after = ns_tree(task.pid)
+    assert after == before, f"restored tree {after}, dumped {before}"
+    task.check_pass()
+    mode.finish()
+
+
+def test_dump_refuses_pid_ns_inside_tree(tool, procs, workdir):
+    """A child that is the init of a pid namespace of its own: refused,
+    naming it, and nothing of the tree stopped or traced."""
+    sh = procs.spawn(["/bin/sh", "-c", "unshare --pid --fork sleep 600 & wait"], cwd=workdir)
+    assert P.wait_for(lambda: len(P.descendants(sh.pid)) == 2, 10), (
+        f"the tree never formed: {P.descendants(sh.pid)}")
+    kids = P.descendants(sh.pid)
+    inner = kids[-1]
+    assert P.wait_for(lambda: (P.status_field(inner, "NSpid") or "").split()[-1:] == ["1"], 10)
+    res = tool.dump(sh.pid, workdir, workdir / "dump.log", DUMP_TIMEOUT)
+    assert_error_line(res, "dump", rf"\b{inner}\b", r"pid namespace")
+    tree_is_free([sh.pid, *kids])
+    assert not list(workdir.glob("*.img")), "a refused dump wrote images"
+    # the namespace's end ends unshare, which sh reaps before it exits
+    procs.adopt(inner)
+    procs.kill(inner)
+    procs.reap(sh.pid, DUMP_TIMEOUT)

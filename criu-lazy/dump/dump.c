@@ -232,8 +232,6 @@ static int check_tasks(struct dump_ctx *ctx)
 			ret = dump_check_threads(t);
 		if (ret)
 			return ret;
-		if (t == ctx->root && ctx->nr_tasks > 1 && t->vpid != t->pid)
-			break;	/* refused by dump_check_tree */
 	}
 	return dump_check_tree(ctx);
 }
@@ -297,7 +295,7 @@ int cr_dump(struct opts *o)
 	if (!ret)
 		ret = write_images(&ctx);
 	if (!ret && o->lazy_pages)
-		ret = dump_lazy_serve(&ctx, ctx.root);
+		ret = dump_lazy_serve(&ctx);
 
 	if (ret) {
 		remove_images(&ctx);
@@ -317,7 +315,7 @@ int cr_dump(struct opts *o)
 	ret = ret ? ret : ret2;
 	dump_release_tree(&ctx, mode);
 	if (ctx.lazy_failed)
-		dump_lazy_report(&ctx, ctx.root, mode);
+		dump_lazy_report(&ctx, mode);
 	else if (!ret)
 		pr_info("dump of the tree of task %d (%zu task(s)) done: %llu pages written, "
 			"%llu of them lazy", ctx.root->pid, ctx.nr_tasks,

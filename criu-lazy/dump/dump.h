@@ -117,6 +117,7 @@ struct dump_thread {
 struct dump_task {
 	pid_t pid;			/* here: /proc, ptrace, process_vm_readv */
 	pid_t vpid;			/* as it sees itself = in the images (pidns.c) */
+	bool in_pidns;			/* in a pid namespace below ours (pidns.c) */
 	pid_t ppid, pgid, sid;		/* as it sees them */
 	int state;			/* TASK_STATE_* */
 	int stop_signo;			/* group-stop signal when state is STOPPED */
@@ -273,7 +274,7 @@ int dump_scratch_map(struct dump_task *t);
 int dump_scratch_unmap(struct dump_task *t);
 
 /* pidns.c: the pids of the images (t->vpid, and sid/pgid of a namespace init) */
-int dump_pid_ns(struct dump_task *t, const char *status);
+int dump_pid_ns(struct dump_task *t, const char *status, bool root);
 
 /* proc.c: small /proc files of the task */
 struct proc_stat {
@@ -299,9 +300,9 @@ void dump_mm_free(struct task_mm *mm);
 /* lazy-migrate.c: dump --lazy-pages serves the lazy pages from the task */
 int dump_lazy_listen(struct dump_ctx *ctx);
 int dump_lazy_add_run(struct dump_task *t, uint64_t vaddr, uint64_t nr_pages);
-int dump_lazy_serve(struct dump_ctx *ctx, struct dump_task *t);
+int dump_lazy_serve(struct dump_ctx *ctx);
 enum task_release_mode dump_lazy_failed_mode(const struct dump_ctx *ctx);
-void dump_lazy_report(struct dump_ctx *ctx, struct dump_task *t, enum task_release_mode mode);
+void dump_lazy_report(struct dump_ctx *ctx, enum task_release_mode mode);
 void dump_lazy_fini(struct dump_ctx *ctx);
 
 /* pages.c, shmem.c */

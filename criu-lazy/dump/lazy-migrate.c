@@ -70,24 +70,38 @@ int dump_lazy_add_run(struct dump_task *t, uint64_t vaddr, uint64_t nr_pages)
 	return 0;
 }
 
-int dump_lazy_serve(struct dump_ctx *ctx, struct dump_task *t)
+/* Every live process of the tree, with its lazy runs (the store's now). */
+static int lazy_store_fill(struct dump_ctx *ctx)
+{
+	int ret = ps_store_live_new(&ctx->lazy_store);
+
+	for (size_t i = 0; i < ctx->nr_tasks && !ret; i++) {
+		struct dump_task *t = ctx->tasks[i];
+
+		if (t->zombie)
+			continue;
+		ret = ps_store_live_add(ctx->lazy_store, t->vpid, t->pid, t->lazy_runs,
+					t->nr_lazy_runs);
+		t->lazy_runs = NULL;
+		t->nr_lazy_runs = t->cap_lazy_runs = 0;
+	}
+	return ret;
+}
+
+int dump_lazy_serve(struct dump_ctx *ctx)
 {
 	uint64_t t0 = dump_now_us();
 	int ret;
 
-	ret = ps_store_live_new(&ctx->lazy_store);
-	if (ret)
-		return ret;
-	ret = ps_store_live_add(ctx->lazy_store, t->vpid, t->pid, t->lazy_runs, t->nr_lazy_runs);
-	t->lazy_runs = NULL;	/* the store's now */
-	t->nr_lazy_runs = t->cap_lazy_runs = 0;
+	ret = lazy_store_fill(ctx);
 	if (!ret)
 		ret = ps_server_setup(&ctx->srv, ctx->lazy_store, true);
 	if (ret)
 		return ret;
 
-	pr_info("task %d frozen for %llu us, images written: serving %llu lazy pages on %s",
-		t->pid, (unsigned long long)(t0 - ctx->st.t_frozen),
+	pr_info("tree of task %d (%zu task(s)) frozen for %llu us, images written: serving "
+		"%llu lazy pages on %s", ctx->root->pid, ctx->nr_tasks,
+		(unsigned long long)(t0 - ctx->st.t_frozen),
 		(unsigned long long)ctx->st.pages_lazy, ctx->srv.name);
 	evloop_signal_ready(ctx->o->status_fd);
 	ret = ps_server_run(&ctx->srv);
@@ -109,26 +123,34 @@ enum task_release_mode dump_lazy_failed_mode(const struct dump_ctx *ctx)
 	return ctx->o->leave_running ? RELEASE_RUN : RELEASE_STOP;
 }
 
-/* The one line of a failed transfer: what happened, where the task is. */
-void dump_lazy_report(struct dump_ctx *ctx, struct dump_task *t, enum task_release_mode mode)
+/* The one line of a failed transfer: what happened, where the tree is. */
+void dump_lazy_report(struct dump_ctx *ctx, enum task_release_mode mode)
 {
 	const struct ps_server *s = &ctx->srv;
-	char served[128], who[64], fate[200];
+	const struct dump_task *t = ctx->root;
+	char served[128], who[128], fate[300];
 	uint64_t gets, pages;
+	size_t others = ctx->nr_tasks - 1;
 
 	ps_server_served(s, &gets, &pages);
 	snprintf(served, sizeof(served), "%llu of %llu lazy pages served in %llu GETs",
 		 (unsigned long long)pages, (unsigned long long)ctx->st.pages_lazy,
 		 (unsigned long long)gets);
-	if (t->vpid != t->pid)
+	if (t->in_pidns)
 		snprintf(who, sizeof(who), "task %d (pid %d in its pid namespace)", t->pid, t->vpid);
 	else
 		snprintf(who, sizeof(who), "task %d", t->pid);
+	if (others)
+		snprintf(who + strlen(who), sizeof(who) - strlen(who), " with the %zu other "
+			 "task(s) of its tree", others);
 
 	if (t->exited)
 		snprintf(fate, sizeof(fate), "%s is gone", who);
 	else if (mode == RELEASE_RUN)
 		snprintf(fate, sizeof(fate), "%s resumed", who);
+	else if (s->nr_accepted && others)
+		snprintf(fate, sizeof(fate), "%s left stopped, since its copy may have run: "
+			 "resume each (kill -CONT) once the copy is gone, or kill them", who);
 	else if (s->nr_accepted)
 		snprintf(fate, sizeof(fate), "%s left stopped, since its copy may have run: "
 			 "resume it (kill -CONT %d) once the copy is gone, or kill it", who, t->pid);

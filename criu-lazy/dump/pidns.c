@@ -1,20 +1,22 @@
 /*
- * Which pids go into the images: the ones the task sees.
+ * Which pids go into the images: the ones the tasks see.
  *
- * A task in our pid namespace sees the pids we see.  A task in a pid
- * namespace of its own is dumped as that namespace's init: it must be pid 1
- * there, and the namespace a direct child of ours (NSpid in
- * /proc/PID/status lists its pid at every level from the root namespace
- * down: one level more than ours).  Its images then hold the in-namespace
- * pids (pstree pid 1, core-1.img, ...), its session and group as the
- * namespace sees them (NSsid, NSpgid: 0 when they lie outside it), and its
- * ids-1.img names a pid namespace other than inventory.root_ids' one, which
- * tells the restore to create a new pid namespace for it.  Everything done
- * from here (/proc, ptrace, process_vm_readv) keeps using the real pid.
+ * A task in our pid namespace sees the pids we see.  A tree may also live
+ * in a pid namespace of its own, one level below ours (NSpid in
+ * /proc/PID/status lists a pid at every level from the root namespace
+ * down: one level more than ours): its root must then be that namespace's
+ * init (pid 1 there) and every other task of the tree a member of the same
+ * namespace (dump_check_tree).  Their images hold the in-namespace pids
+ * (pstree pid 1, 2, ..., core-1.img, ...), their sessions and groups as the
+ * namespace sees them (NSsid, NSpgid: 0 when they lie outside it), and the
+ * root's ids-1.img names a pid namespace other than inventory.root_ids'
+ * one, which tells the restore to create a new pid namespace for the tree.
+ * Everything done from here (/proc, ptrace, process_vm_readv) keeps using
+ * the real pid.
  *
  * This is how CRIU's zdtm tests a lazy migration on one machine: the
- * source task keeps its pid until every page has moved, while its copy,
- * init of a new namespace, is pid 1 there too.
+ * source tree keeps its pids until every page has moved, while its copy,
+ * in a new namespace, has the same pids there.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,12 +65,13 @@ static int our_ns_levels(void)
 	return nr;
 }
 
-int dump_pid_ns(struct dump_task *t, const char *status)
+int dump_pid_ns(struct dump_task *t, const char *status, bool root)
 {
 	long pids[NS_LEVELS_MAX], sids[NS_LEVELS_MAX], pgids[NS_LEVELS_MAX];
 	int ours = our_ns_levels(), nr, nr_sid, nr_pgid;
 
 	t->vpid = t->pid;
+	t->in_pidns = false;
 	if (ours <= 0 || ns_field(status, "NSpid", pids, &nr))
 		return 0;	/* a kernel without pid namespaces */
 	if (nr < ours) {
@@ -78,7 +81,12 @@ int dump_pid_ns(struct dump_task *t, const char *status)
 	}
 	if (nr == ours)
 		return 0;
-	if (nr > ours + 1 || pids[nr - 1] != 1) {
+	if (!root && nr > ours + 1) {
+		pr_err("task %d is pid %ld in a pid namespace nested in the tree's: not supported",
+		       t->pid, pids[nr - 1]);
+		return -EOPNOTSUPP;
+	}
+	if (root && (nr > ours + 1 || pids[nr - 1] != 1)) {
 		pr_err("task %d is pid %ld in a%s pid namespace of its own: only the init (pid 1) "
 		       "of a pid namespace directly below ours can be dumped", t->pid,
 		       pids[nr - 1], nr > ours + 1 ? " nested" : "");
@@ -90,11 +98,17 @@ int dump_pid_ns(struct dump_task *t, const char *status)
 		       t->pid, t->pid, nr);
 		return -EINVAL;
 	}
-	t->vpid = 1;
-	t->ppid = 0;
+	t->in_pidns = true;
+	t->vpid = pids[nr - 1];
 	t->sid = sids[nr - 1];
 	t->pgid = pgids[nr - 1];
-	pr_info("task %d is the init of its own pid namespace: dumped as pid 1 (session %d, "
-		"group %d there)", t->pid, t->sid, t->pgid);
+	if (root) {
+		t->ppid = 0;
+		pr_info("task %d is the init of its own pid namespace: dumped as pid 1 (session "
+			"%d, group %d there)", t->pid, t->sid, t->pgid);
+	} else {
+		pr_debug("task %d is pid %d in a pid namespace below ours (session %d, group %d "
+			 "there)", t->pid, t->vpid, t->sid, t->pgid);
+	}
 	return 0;
 }

@@ -237,13 +237,13 @@ int dump_check_task(struct dump_ctx *ctx, struct dump_task *t)
 	t->ppid = st.f[4];
 	t->pgid = st.f[5];
 	t->sid = st.f[6];
-	/* a pid namespace init: its pids as it sees them */
-	ret = dump_pid_ns(t, status);
+	/* in a pid namespace of the tree's own: its pids as it sees them */
+	ret = dump_pid_ns(t, status, t == ctx->root);
 	if (ret)
 		return ret;
 	/* the other tasks' sessions are checked with the whole tree (tree-check.c) */
 	if (t == ctx->root && t->sid != t->vpid && !ctx->o->shell_job) {
-		if (t->vpid != t->pid)
+		if (t->in_pidns)
 			pr_err("the session of task %d (pid %d in its pid namespace) is %s; "
 			       "use --shell-job", t->pid, t->vpid,
 			       t->sid ? "led by another task" : "outside its pid namespace");

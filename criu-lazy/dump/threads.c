@@ -243,7 +243,7 @@ static int thread_vtid(struct dump_task *t, struct dump_thread *th, const char *
 	long v = th->tid;
 	char *end;
 
-	if (t->vpid == t->pid || !p)
+	if (!t->in_pidns || !p)
 		return 0;
 	while (*p && *p != '\n') {
 		long n = strtol(p, &end, 10);

@@ -29,6 +29,21 @@ static bool in_tree(const struct dump_ctx *ctx, pid_t vpid)
 	return false;
 }
 
+/*
+ * The whole tree in one pid namespace: ours, or the one its root is the
+ * init of (pidns.c).  A task below ours while the root is in ours is the
+ * init of a namespace inside the tree, which is not restored.
+ */
+static int check_pid_ns(const struct dump_ctx *ctx, const struct dump_task *t)
+{
+	if (t->in_pidns == ctx->root->in_pidns)
+		return 0;
+	pr_err("task %d is in a pid namespace of its own (pid %d there) below the root task "
+	       "%d: pid namespaces inside the tree are not supported", t->pid, t->vpid,
+	       ctx->root->pid);
+	return -EOPNOTSUPP;
+}
+
 static int check_one(const struct dump_ctx *ctx, const struct dump_task *t)
 {
 	const struct dump_task *root = ctx->root;
@@ -103,24 +118,14 @@ static int dump_check_tree_sharing(struct dump_ctx *ctx)
 
 int dump_check_tree(struct dump_ctx *ctx)
 {
-	const struct dump_task *root = ctx->root;
 	int ret;
 
 	if (ctx->nr_tasks < 2)
 		return 0;
-	if (root->vpid != root->pid) {
-		pr_err("task %d is the init of a pid namespace and has %zu descendant(s): process "
-		       "trees in a pid namespace are not supported yet", root->pid,
-		       ctx->nr_tasks - 1);
-		return -EOPNOTSUPP;
-	}
-	if (ctx->o->lazy_pages) {
-		pr_err("task %d has %zu descendant(s): dump --lazy-pages of a process tree is not "
-		       "supported yet", root->pid, ctx->nr_tasks - 1);
-		return -EOPNOTSUPP;
-	}
 	for (size_t i = 1; i < ctx->nr_tasks; i++) {
-		ret = check_one(ctx, ctx->tasks[i]);
+		ret = check_pid_ns(ctx, ctx->tasks[i]);
+		if (!ret)
+			ret = check_one(ctx, ctx->tasks[i]);
 
 		if (ret)
 			return ret;

@@ -17,6 +17,7 @@
 
 int dump_zombie(struct dump_ctx *ctx, struct dump_task *t)
 {
+	char status[16384];
 	struct proc_stat st;
 	int ret;
 
@@ -30,11 +31,17 @@ int dump_zombie(struct dump_ctx *ctx, struct dump_task *t)
 		pr_err("task %d: expected a zombie, found state %c", t->pid, st.state);
 		return -EIO;
 	}
-	t->vpid = t->pid;
 	t->ppid = st.f[4];
 	t->pgid = st.f[5];
 	t->sid = st.f[6];
 	t->exit_code = (int)st.f[52];
+	/* in the tree's pid namespace: its pids there */
+	ret = dump_proc_read(t, "status", status, sizeof(status));
+	if (ret < 0)
+		return ret;
+	ret = dump_pid_ns(t, status, false);
+	if (ret)
+		return ret;
 
 	t->core = dump_core_alloc();
 	if (!t->core)

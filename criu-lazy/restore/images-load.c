@@ -225,16 +225,18 @@ static int load_shmems(int dirfd, struct rst_images *ri)
 }
 
 /*
- * A task dumped as the init of its own pid namespace (one that is not the
- * dumping process's, inventory.root_ids) is restored into a new one, as pid
- * 1 there; any other task keeps its pid in ours.
+ * A tree root dumped as the init of its own pid namespace (one that is not
+ * the dumping process's, inventory.root_ids) is restored into a new one, as
+ * pid 1 there, and the rest of the tree with it (their pids are that
+ * namespace's: tree-load.c checks they were all in it); a tree in our
+ * namespace keeps its pids in ours.
  */
 static int check_pid_ns(struct rst_images *ri)
 {
 	const TaskKobjIdsEntry *root = ri->inv->root_ids;
 
 	if (!root || !root->has_pid_ns_id || !ri->ids->has_pid_ns_id ||
-	    root->pid_ns_id == ri->ids->pid_ns_id)
+	    root->pid_ns_id == ri->ids->pid_ns_id || ri->pstree->ppid != 0)
 		return 0;
 	if (ri->pid != 1) {
 		pr_err("ids-%d.img: task %d is in a pid namespace of its own (%u, not %u) but is "
@@ -242,7 +244,7 @@ static int check_pid_ns(struct rst_images *ri)
 		       ri->pid, ri->pid, ri->ids->pid_ns_id, root->pid_ns_id);
 		return -EINVAL;
 	}
-	ri->new_pid_ns = true;
+	ri->new_pid_ns = ri->in_new_pid_ns = true;
 	return 0;
 }
 

@@ -85,6 +85,8 @@ struct rst_images {
 	pid_t pid;			/* in the images: the task's own view */
 	bool new_pid_ns;		/* it was the init of a pid namespace of its
 					 * own: it gets a new one, where it is pid 1 */
+	bool in_new_pid_ns;		/* it lives in that new namespace (the root
+					 * and the rest of its tree): pids differ here */
 
 	const InventoryEntry *inv;	/* the tree's (struct rst_tree) */
 	const PstreeEntry *pstree;	/* the tree's */

@@ -103,7 +103,7 @@ static pid_t thread_pid_here(const struct rst_images *ri, pid_t pid, pid_t vtid)
 	pid_t found = -1;
 	DIR *d;
 
-	if (!ri->new_pid_ns)
+	if (!ri->in_new_pid_ns)
 		return vtid;
 	snprintf(path, sizeof(path), "/proc/%d/task", pid);
 	d = opendir(path);

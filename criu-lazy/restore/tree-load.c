@@ -203,6 +203,19 @@ static int load_zombie(struct rst_tree *tree, struct rst_proc *p, CoreEntry *cor
 	return 0;
 }
 
+/* Every live task in the root's pid namespace: ours, or the new one. */
+static int check_pid_ns(const struct rst_tree *tree, const struct rst_proc *p)
+{
+	const TaskKobjIdsEntry *root = tree->procs[0].ri.ids, *ids = p->ri.ids;
+
+	if (!root->has_pid_ns_id || !ids->has_pid_ns_id || root->pid_ns_id == ids->pid_ns_id)
+		return 0;
+	pr_err("ids-%d.img: task %d is in pid namespace %u, the root task %d in %u: a pid "
+	       "namespace inside the tree can't be restored", p->pid, p->pid, ids->pid_ns_id,
+	       tree->procs[0].pid, root->pid_ns_id);
+	return -EOPNOTSUPP;
+}
+
 static int load_proc(struct rst_tree *tree, struct rst_proc *p, const PstreeEntry *e)
 {
 	CoreEntry *core;
@@ -231,10 +244,9 @@ static int load_proc(struct rst_tree *tree, struct rst_proc *p, const PstreeEntr
 	core_entry__free_unpacked(core, NULL);
 	p->kind = RST_PROC_ALIVE;
 	ret = rst_images_load(tree->dirfd, tree->o, tree->inv, e, tree->ghosts, &p->ri);
-	if (!ret && p != tree->procs && p->ri.new_pid_ns) {
-		pr_err("ids-%d.img: task %d, not the root, is in a pid namespace of its own",
-		       p->pid, p->pid);
-		ret = -EOPNOTSUPP;
+	if (!ret && p != tree->procs) {
+		ret = check_pid_ns(tree, p);
+		p->ri.in_new_pid_ns = tree->procs[0].ri.new_pid_ns;
 	}
 	return ret;
 }

@@ -14,9 +14,9 @@
  *   'g'  seized: it may run.  Premap and fill its memory (premap.c), so
  *        that its children inherit it copy-on-write (premap-cow.c);
  *        subreaper (a helper's children are reparented to it), setsid() if
- *        it leads a session, then fork each child; EV_CREATED tells the
- *        restore process its pid so that it seizes it and sends it its own
- *        'g'.
+ *        it leads a session, then fork each child; the child's EV_CREATED
+ *        tells the restore process its pid so that it seizes it and sends
+ *        it its own 'g'.
  *   'p'  every task exists: join the process group (leaders first: the
  *        restore process orders them), then EV_GROUP.
  *   'r'  a zombie exits with its status (by the signal that killed it, or
@@ -31,6 +31,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -167,8 +168,28 @@ static void fork_children(struct rst_tree *tree, int idx)
 					 "set_tid): %s", p->pid, k->pid, strerror(errno));
 			_exit(1);
 		}
-		send_event(tree, j, EV_CREATED, pid);
 	}
+}
+
+/*
+ * A new task tells the restore process its pid there (EV_CREATED).  In a
+ * new pid namespace its parent knows only the pid inside; /proc/self is
+ * resolved in the namespace /proc was mounted for, the restore's.
+ */
+static void send_created(struct rst_tree *tree, int idx)
+{
+	struct rst_proc *p = &tree->procs[idx];
+	char buf[32];
+	ssize_t n;
+
+	n = readlink("/proc/self", buf, sizeof(buf) - 1);
+	if (n <= 0) {
+		proc_err(p, errno, "task %d: cannot read /proc/self: %s", p->pid,
+			 n < 0 ? strerror(errno) : "empty");
+		_exit(1);
+	}
+	buf[n] = '\0';
+	send_event(tree, idx, EV_CREATED, atoi(buf));
 }
 
 /* Our own pipes stay; our children took their copies already. */
@@ -270,6 +291,8 @@ _Noreturn void rst_proc_main(struct rst_tree *tree, int idx)
 		.share = &tree->share, .self = idx, .share_rx = -1, .share_tx = -1,
 	};
 
+	if (idx)
+		send_created(tree, idx);
 	wait_stage(p);
 	/* the region the plan chose for us, before anything of ours lands there */
 	if (idx && p->kind == RST_PROC_ALIVE &&

@@ -234,8 +234,6 @@ class LazyMigrate(Mode):
         return None
 
     def unsupported(self, spec):
-        if spec.tree:
-            return "process trees in a pid namespace are not supported yet"
         if spec.host_names:
             return ("its copy cannot bind the abstract unix names or ports the dumped "
                     "task holds until the migration ends (one host, one network namespace)")

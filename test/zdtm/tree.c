@@ -136,24 +136,22 @@ static struct kid *add_kid(pid_t pid, const char *what)
 	return &kids[nr_kids++];
 }
 
-/* Wait until @pid is in state @st (/proc/PID/stat), at most 10 s. */
+/*
+ * Wait until our child @pid is a zombie (@st 'Z') or stopped ('T'), at
+ * most 10 s.  waitid(WNOWAIT) leaves the state to be waited for again, and
+ * works in a pid namespace whose pids /proc does not show.
+ */
 static void wait_state(pid_t pid, char st, const char *what)
 {
-	char path[64], buf[512], *p;
+	int how = (st == 'Z' ? WEXITED : WSTOPPED) | WNOWAIT | WNOHANG;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
 	for (int i = 0; i < 10000; i++) {
-		FILE *f = fopen(path, "r");
+		siginfo_t si = { 0 };
 
-		if (f) {
-			size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-
-			fclose(f);
-			buf[n] = '\0';
-			p = strrchr(buf, ')');
-			if (p && p[2] == st)
-				return;
-		}
+		if (waitid(P_PID, pid, &si, how))
+			fail("%s %d: waitid: %m", what, pid);
+		if (si.si_pid == pid)
+			return;
 		usleep(1000);
 	}
 	fail("%s %d never reached state %c", what, pid, st);
