@@ -258,15 +258,16 @@ def ns_pids(pid):
 
 def ns_tree(pid):
     """{pid as its namespace sees it: (its parent's there, 0 for pid; state)}
-    of pid and every descendant: what a tree restored into a new pid
-    namespace must give back."""
+    of pid and every descendant (state "alive", "Z" or "T"): what a tree
+    restored into a new pid namespace must give back."""
     out = {}
     for p in [pid, *procs.descendants(pid)]:
         mine = ns_pids(p)
         if not mine:
             continue
         parent = ns_pids(procs.ppid(p)) if p != pid else []
-        out[mine[-1]] = (parent[-1] if parent else 0, procs.state(p))
+        st = procs.state(p)
+        out[mine[-1]] = (parent[-1] if parent else 0, "alive" if st in ("R", "S", "D") else st)
     return out
 
 
