@@ -40,6 +40,7 @@ struct fan_mark {
 	FanotifyMountMarkEntry me;
 	FhEntry fh;
 	uint64_t words[FH_ENTRY_SIZES__min_entries];
+	struct fsn_deleted del;
 };
 
 struct fan_dump {
@@ -104,7 +105,7 @@ static int parse_mark(const struct fd_probe *p, const char *line, struct fan_mar
 			return -EIO;
 		}
 		k->ie.f_handle = &k->fh;
-		return fsn_dump_handle(p, what, m->s_dev, ino, &k->fh);
+		return fsn_dump_handle(p, what, m->s_dev, ino, &k->fh, &k->del);
 	}
 	if (sscanf(line, "fanotify mnt_id:%x mflags:%x mask:%x ignored_mask:%x", &mnt_id,
 		   &m->mflags, &m->mask, &m->ignored_mask) == 4) {
@@ -189,6 +190,25 @@ static void fan_dump_free(struct dump_file *f)
 	free(d->marks);
 	free(d->mark_p);
 	free(d);
+}
+
+/* Marks on deleted files: only on those the tree holds (ghost files). */
+static int fan_dump_resolve(struct dump_ctx *ctx)
+{
+	for (size_t i = 0; i < ctx->files.nr; i++) {
+		const struct dump_file *f = ctx->files.v[i];
+		const struct fan_dump *d = f->priv;
+
+		if (f->ops != &fd_kind_fanotify || !d)
+			continue;
+		for (size_t k = 0; k < d->e.n_mark; k++) {
+			int ret = fsn_check_deleted(ctx, &d->marks[k].del);
+
+			if (ret)
+				return ret;
+		}
+	}
+	return 0;
 }
 
 static int fan_check(const struct opts *o, struct rst_images *ri, struct rst_fd *f)
@@ -285,6 +305,7 @@ const struct fd_kind_ops fd_kind_fanotify = {
 	.stage = FD_STAGE_OPEN,
 	.match = fan_match,
 	.dump = fan_dump,
+	.dump_resolve = fan_dump_resolve,
 	.dump_free = fan_dump_free,
 	.check = fan_check,
 	.open = fan_open,

@@ -96,7 +96,7 @@ static int open_handle(uint32_t s_dev, const FhEntry *fh)
 }
 
 int fsn_dump_handle(const struct fd_probe *p, const char *what, uint32_t s_dev, uint64_t ino,
-		    FhEntry *fh)
+		    FhEntry *fh, struct fsn_deleted *del)
 {
 	char link[64], path[PATH_MAX];
 	struct stat st, named;
@@ -124,9 +124,12 @@ int fsn_dump_handle(const struct fd_probe *p, const char *what, uint32_t s_dev, 
 
 		if (len > sfx && !strcmp(path + len - sfx, " (deleted)"))
 			path[len - sfx] = '\0';
-		pr_err("fd %d of task %d: %s is on a deleted file (%s, inode %llu): it could not be found again at restore, so such marks are not supported",
-		       p->fd, p->t->pid, what, path, (unsigned long long)ino);
-		return -EOPNOTSUPP;
+		*del = (struct fsn_deleted){ .dev = st.st_dev, .ino = st.st_ino, .fd = p->fd,
+					     .pid = p->t->pid };
+		snprintf(del->what, sizeof(del->what), "%s", what);
+		snprintf(del->path, sizeof(del->path), "%s", path);
+		fh->path = strdup(path);
+		return fh->path ? 0 : -ENOMEM;
 	}
 	/* a name that still leads to the inode: the fallback of the restore */
 	if (path[0] == '/' && !stat(path, &named) && named.st_ino == st.st_ino &&
@@ -140,11 +143,52 @@ int fsn_dump_handle(const struct fd_probe *p, const char *what, uint32_t s_dev, 
 	return 0;
 }
 
+int fsn_check_deleted(struct dump_ctx *ctx, const struct fsn_deleted *del)
+{
+	if (!del->ino)
+		return 0;
+	for (size_t i = 0; i < ctx->files.nr; i++) {
+		const struct dump_file *f = ctx->files.v[i];
+
+		if (f->fe.reg && f->dev == del->dev && f->ino == del->ino)
+			return 0;	/* a ghost file: the mark goes on it */
+	}
+	pr_err("fd %d of task %d: %s is on a deleted file (%s, inode %llu) that no process of the tree holds open: nothing would find that file again at restore",
+	       del->fd, del->pid, del->what, del->path, (unsigned long long)del->ino);
+	return -EOPNOTSUPP;
+}
+
+/* The ghost file (made again for the restore) once named @name, or NULL. */
+static const char *ghost_of(const struct rst_child *c, const char *name)
+{
+	for (size_t i = 0; i < c->ri->nr_files; i++) {
+		const FileEntry *fe = c->ri->files[i];
+		const char *path;
+
+		if (fe->type == FD_TYPES__REG && fe->reg && !strcmp(fe->reg->name, name) &&
+		    (path = rst_ghost_path(c->ri->ghosts, fe->id)))
+			return path;
+	}
+	return NULL;
+}
+
 int fsn_open_mark(struct rst_child *c, const char *what, uint32_t s_dev, uint64_t ino,
 		  const FhEntry *fh)
 {
-	int fd = open_handle(s_dev, fh), err = -fd;
+	const char *ghost = fh->path ? ghost_of(c, fh->path) : NULL;
+	int fd, err;
 
+	/* a deleted file: its ghost, never the handle (on one host the
+	 * dumped task may still hold the old inode) */
+	if (ghost) {
+		fd = open(ghost, O_PATH | O_CLOEXEC);
+		if (fd >= 0)
+			return fd;
+		return child_err(c, errno, "%s: the deleted file %s made again as %s: %s", what,
+				 fh->path, ghost, strerror(errno));
+	}
+	fd = open_handle(s_dev, fh);
+	err = -fd;
 	if (fd >= 0)
 		return fd;
 	if (fh->path) {

@@ -23,11 +23,29 @@ struct rst_child;
  * whose handle[] is @words (FH_ENTRY_SIZES__min_entries of them). */
 int fsn_parse_handle(const char *text, FhEntry *fh, uint64_t *words);
 
-/* Dump: @fh opens (the mark's inode is alive) and is not deleted; its
- * path, when one leads to the inode, goes to fh->path (malloc'ed).  @what
- * names the mark for the error line ("inotify watch 3"). */
+/*
+ * A mark on a deleted file: kept only if the tree holds the file open too,
+ * so that it is carried as a ghost file (dump/ghost.c); the restore then
+ * puts the mark on the ghost.  Which is known once every task is dumped:
+ * fsn_check_deleted() from the kind's dump_resolve().
+ */
+struct fsn_deleted {
+	dev_t dev;
+	ino_t ino;			/* 0: not deleted */
+	int fd;
+	pid_t pid;
+	char what[48];
+	char path[256];			/* the name it had, for the error line */
+};
+
+/* Dump: @fh opens (the mark's inode is alive); its path, when one leads to
+ * the inode, goes to fh->path (malloc'ed).  @what names the mark for the
+ * error line ("inotify watch 3").  A deleted file fills @del, and
+ * fh->path gets the name it had. */
 int fsn_dump_handle(const struct fd_probe *p, const char *what, uint32_t s_dev, uint64_t ino,
-		    FhEntry *fh);
+		    FhEntry *fh, struct fsn_deleted *del);
+struct dump_ctx;
+int fsn_check_deleted(struct dump_ctx *ctx, const struct fsn_deleted *del);
 
 /* Restore, in the new task: an O_PATH descriptor of the marked inode, or
  * -errno after child_err(). */

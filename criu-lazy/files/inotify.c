@@ -5,8 +5,9 @@
  * inotify_file_entry with one inotify_wd_entry per watch.
  *
  * The watched inode is found again by its file handle, or by the name it
- * had at dump (fsnotify.c).  A watch on a deleted file is refused: nothing
- * would find that inode again.  Events still queued are dropped, as CRIU
+ * had at dump (fsnotify.c).  A watch on a deleted file is kept when the
+ * tree holds that file open too (a ghost file: the watch goes on the file
+ * made again), else refused: nothing would find that inode again.  Events still queued are dropped, as CRIU
  * drops them (with a warning in the log).
  *
  * Restore: a new group, and each watch added again through
@@ -44,6 +45,7 @@ struct ify_dump {
 	InotifyWdEntry **wd_p;
 	FhEntry *fhs;
 	uint64_t (*words)[FH_ENTRY_SIZES__min_entries];
+	struct fsn_deleted *del;
 };
 
 static bool ify_match(const struct dump_ctx *ctx, const struct fd_probe *p)
@@ -61,7 +63,7 @@ static size_t count_lines(const char *text, const char *prefix)
 }
 
 static int parse_wd(const struct fd_probe *p, const char *line, InotifyWdEntry *w, FhEntry *fh,
-		    uint64_t *words)
+		    uint64_t *words, struct fsn_deleted *del)
 {
 	unsigned long long ino;
 	const char *h;
@@ -90,7 +92,7 @@ static int parse_wd(const struct fd_probe *p, const char *line, InotifyWdEntry *
 		return -EIO;
 	}
 	w->f_handle = fh;
-	ret = fsn_dump_handle(p, what, w->s_dev, w->i_ino, fh);
+	ret = fsn_dump_handle(p, what, w->s_dev, w->i_ino, fh, del);
 	if (ret)
 		return ret;
 	pr_debug("task %d: fd %d inotify wd %u mask %#x inode %llu", p->t->pid, p->fd, w->wd,
@@ -112,12 +114,13 @@ static int ify_dump(struct dump_ctx *ctx, const struct fd_probe *p, struct dump_
 	d->wd_p = calloc(n + 1, sizeof(*d->wd_p));
 	d->fhs = calloc(n + 1, sizeof(*d->fhs));
 	d->words = calloc(n + 1, sizeof(*d->words));
-	if (!d->wds || !d->wd_p || !d->fhs || !d->words)
+	d->del = calloc(n + 1, sizeof(*d->del));
+	if (!d->wds || !d->wd_p || !d->fhs || !d->words || !d->del)
 		return -ENOMEM;
 	for (const char *l = p->fdinfo; l && i < n; l = strchr(l, '\n'), l = l ? l + 1 : NULL) {
 		if (strncmp(l, "inotify wd:", 11))
 			continue;
-		ret = parse_wd(p, l, &d->wds[i], &d->fhs[i], d->words[i]);
+		ret = parse_wd(p, l, &d->wds[i], &d->fhs[i], d->words[i], &d->del[i]);
 		if (ret)
 			return ret;
 		d->wds[i].id = f->fe.id;
@@ -145,7 +148,27 @@ static void ify_dump_free(struct dump_file *f)
 	free(d->wd_p);
 	free(d->fhs);
 	free(d->words);
+	free(d->del);
 	free(d);
+}
+
+/* Watches on deleted files: only on those the tree holds (ghost files). */
+static int ify_dump_resolve(struct dump_ctx *ctx)
+{
+	for (size_t i = 0; i < ctx->files.nr; i++) {
+		const struct dump_file *f = ctx->files.v[i];
+		const struct ify_dump *d = f->priv;
+
+		if (f->ops != &fd_kind_inotify || !d)
+			continue;
+		for (size_t k = 0; k < d->e.n_wd; k++) {
+			int ret = fsn_check_deleted(ctx, &d->del[k]);
+
+			if (ret)
+				return ret;
+		}
+	}
+	return 0;
 }
 
 static int ify_check(const struct opts *o, struct rst_images *ri, struct rst_fd *f)
@@ -246,6 +269,7 @@ const struct fd_kind_ops fd_kind_inotify = {
 	.stage = FD_STAGE_OPEN,
 	.match = ify_match,
 	.dump = ify_dump,
+	.dump_resolve = ify_dump_resolve,
 	.dump_free = ify_dump_free,
 	.check = ify_check,
 	.open = ify_open,

@@ -111,6 +111,8 @@ ZDTM_TESTS = [
     ZdtmTest("unix_socketpair"),
     ZdtmTest("epoll"),
     ZdtmTest("inotify"),
+    # a watch on a deleted file the program holds open (a ghost file)
+    ZdtmTest("inotify", ("--deleted",), label="deleted"),
     ZdtmTest("fanotify"),
     ZdtmTest("pty", host_ptys=True),
     ZdtmTest("file_locks", cr_opts=("--file-locks",), host_locks=True),

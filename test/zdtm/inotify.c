@@ -8,7 +8,10 @@
  * with its own wd.
  *
  * --deleted: fd 32 also watches a file deleted since, which fd 33 keeps
- * open (a dump must refuse the watch).
+ * open (a ghost file): after SIGTERM the watch is on fd 33's file and
+ * reports its changes.
+ * --deleted-outside: fd 32 watches ify.gone, which the program deletes
+ * and someone outside keeps open (a dump must refuse the watch).
  * --queued: an event stays queued on fd 30, which a dump drops as CRIU
  * does; the program expects the queue empty, so it passes only after a
  * checkpoint (test_kobj.py).
@@ -107,10 +110,12 @@ static void expect_event(int fd, int wd, uint32_t mask, const char *name)
 
 int main(int argc, char **argv)
 {
-	int deleted = 0, queue = 0;
+	int deleted = 0, queue = 0, outside = 0;
 	const struct test_opt opts[] = {
 		{ "deleted", TEST_OPT_FLAG, &deleted, 0, "fd 32 watches a deleted file" },
 		{ "queued", TEST_OPT_FLAG, &queue, 0, "leave an event queued on fd 30" },
+		{ "deleted-outside", TEST_OPT_FLAG, &outside, 0,
+		  "fd 32 watches ify.gone, made and held open by the caller, deleted" },
 		{ NULL, 0, NULL, 0, NULL },
 	};
 	int fl, fdfl;
@@ -142,7 +147,13 @@ int main(int argc, char **argv)
 		write_file("ify.gone", "x", 1);
 		add(IFD3, "ify.gone", IN_MODIFY, 1);
 		/* the kernel drops a watch when its inode goes: an fd keeps it */
-		place(open("ify.gone", O_RDONLY), 33, 0);
+		place(open("ify.gone", O_RDWR), 33, 0);
+		if (unlink("ify.gone"))
+			fail("unlink: %m");
+	}
+	if (outside) {
+		place(inotify_init1(0), IFD3, 0);
+		add(IFD3, "ify.gone", IN_MODIFY, 1);
 		if (unlink("ify.gone"))
 			fail("unlink: %m");
 	}
@@ -182,6 +193,19 @@ int main(int argc, char **argv)
 	expect_event(IFD, 1, IN_DELETE, "new");
 	if (read(IFD, watches_before[0], 64) != -1 || errno != EAGAIN)
 		fail("fd %d: more events than expected (%m)", IFD);
+	if (deleted) {
+		char line[256];
+		struct stat st;
+		unsigned long ino = 0;
+
+		watches(IFD3, line, sizeof(line));
+		if (sscanf(line, "inotify wd:1 ino:%lx", &ino) != 1 || fstat(33, &st) ||
+		    st.st_ino != ino)
+			fail("fd 32 does not watch fd 33's file: '%s'", line);
+		if (pwrite(33, "z", 1, 0) != 1)
+			fail("pwrite: %m");
+		expect_event(IFD3, 1, IN_MODIFY, "");
+	}
 	if (unlink("ify.dir2/file"))
 		fail("unlink: %m");
 	expect_event(IFD2, 1, IN_DELETE, "file");
