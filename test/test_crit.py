@@ -43,7 +43,7 @@ PROGRAMS = [
     ZdtmTest("eventfd"), ZdtmTest("signalfd"), ZdtmTest("timerfd"), ZdtmTest("epoll"),
     ZdtmTest("unix_socketpair"), ZdtmTest("unix_named"), ZdtmTest("inet_sockets"), ZdtmTest("memfd"),
     ZdtmTest("unix_scm"), ZdtmTest("netlink"),
-    ZdtmTest("ghost_files"),
+    ZdtmTest("ghost_files"), ZdtmTest("memfd_map"),
 ]
 
 PROT = {"r": 1, "w": 2, "x": 4}
@@ -52,6 +52,7 @@ VMA_AREA_REGULAR, VMA_AREA_VSYSCALL, VMA_AREA_VDSO = 1 << 0, 1 << 2, 1 << 3
 VMA_FILE_PRIVATE, VMA_FILE_SHARED, VMA_ANON_SHARED, VMA_ANON_PRIVATE = (
     1 << 6, 1 << 7, 1 << 8, 1 << 9)
 VMA_AREA_VVAR = 1 << 12
+VMA_AREA_MEMFD = 1 << 14
 O_CLOEXEC = 0o2000000
 RLIM_INFINITY = 2**64 - 1
 F_GETPIPE_SZ = 1032
@@ -385,6 +386,18 @@ def check_mm(decoded, facts, files):
             assert v["status"] & VMA_AREA_VVAR, f"{where}: not marked VVAR"
         elif m["path"].startswith("/dev/zero") or m["path"].startswith("/SYSV"):
             assert v["status"] & VMA_ANON_SHARED, f"{where}: not marked ANON_SHARED"
+        elif m["path"].startswith("/memfd:"):
+            # CRIU's memfd mapping: a MEMFD file object naming the inode
+            assert v["status"] & VMA_AREA_MEMFD, f"{where}: not marked MEMFD"
+            assert v["status"] & (VMA_FILE_SHARED if shared else VMA_FILE_PRIVATE), (
+                f"{where}: status {v['status']:#x}")
+            f = files[v["shmid"]]
+            assert f["type"] == "MEMFD", f"{where}: file {v['shmid']} is {f['type']}"
+            inodes = {i["inode_id"]: i for i in entries(decoded, "memfd.img")}
+            ino = inodes[f["memfd"]["inode_id"]]
+            assert f"/memfd:{ino['name']} (deleted)" == m["path"], f"{where}: name"
+            assert ino["inode_id"] == m["inode"], f"{where}: inode"
+            assert v["pgoff"] == m["offset"], f"{where}: pgoff {v['pgoff']:#x}"
         elif m["inode"]:
             assert v["status"] & (VMA_FILE_SHARED if shared else VMA_FILE_PRIVATE), (
                 f"{where}: status {v['status']:#x}")

@@ -457,6 +457,13 @@ def change_ghost_20(task):
         f.write(b"\x00\x42")
 
 
+def change_memfd_map_20(task):
+    """A byte of the mapped memfd "shared", written through its fd 20."""
+    with open(f"/proc/{task.pid}/fd/20", "r+b", buffering=0) as f:
+        f.seek(100)
+        f.write(b"\x00\x42")
+
+
 def send_to_udp_22(task):
     """A datagram more to fd 22 of inet_sockets, at its address."""
     import socket
@@ -585,6 +592,7 @@ CASES = [
     (ZdtmTest("pidfd"), send_sigusr1, r"SIGUSR1 in all"),
     (ZdtmTest("memfd"), change_memfd_23, r"fd 23: not"),
     (ZdtmTest("ghost_files"), change_ghost_20, r"fd 20: contents"),
+    (ZdtmTest("memfd_map"), change_memfd_map_20, r"shared: the mapping differs"),
     (ZdtmTest("tree", ("--children", "1")), poke_tree_inherited_page3,
      r"inherited page 3 is wrong"),
     (ZdtmTest("tree_forker"), poke_forker_child_memory, r"child \d+ ended with status 0x100"),

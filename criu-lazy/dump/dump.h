@@ -349,6 +349,11 @@ int dump_ghost(struct dump_ctx *ctx, struct dump_file *f, const char *proc_path,
 int dump_ghost_write_remaps(struct dump_ctx *ctx);
 void dump_ghost_free(struct dump_file *f);
 
+/* files/memfd.c: the file object of a mapped memfd (/proc/PID/@link), one
+ * per inode for every mapping of it */
+int dump_memfd_vma(struct dump_ctx *ctx, struct dump_task *t, const char *link,
+		   const char *what, int open_flags, uint32_t *id);
+
 /* sockets.c */
 int dump_sock_describe(struct dump_ctx *ctx, struct dump_task *t, int fd, uint64_t ino,
 		       char *buf, size_t size);

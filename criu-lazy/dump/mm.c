@@ -149,12 +149,13 @@ static int fill_file_vma(struct dump_ctx *ctx, struct dump_task *t, const struct
 	}
 	if (!S_ISREG(st.st_mode))
 		return refuse_vma(t, m, "a mapping of a device or special file");
-	if (has_prefix(m->path, "/memfd:"))
-		return refuse_vma(t, m, "a memfd mapping");
 
 	snprintf(what, sizeof(what), "mapping %llx-%llx of task %d",
 		 (unsigned long long)m->start, (unsigned long long)m->end, t->pid);
-	ret = dump_file_by_path(ctx, t, link, what, open_flags, &id);
+	if (has_prefix(m->path, "/memfd:"))
+		ret = dump_memfd_vma(ctx, t, link, what, open_flags, &id);
+	else
+		ret = dump_file_by_path(ctx, t, link, what, open_flags, &id);
 	if (ret)
 		return ret;
 	v->shmid = id;
@@ -167,6 +168,8 @@ static int fill_file_vma(struct dump_ctx *ctx, struct dump_task *t, const struct
 		v->status = VMA_AREA_REGULAR | VMA_FILE_PRIVATE;
 		v->flags = MAP_PRIVATE;
 	}
+	if (has_prefix(m->path, "/memfd:"))
+		v->status |= VMA_AREA_MEMFD;
 	return 0;
 }
 
@@ -200,8 +203,6 @@ static int fill_vma(struct dump_ctx *ctx, struct dump_task *t, const struct proc
 		v->status |= VMA_AREA_HEAP;
 	} else if (m->shared && (has_prefix(p, "/SYSV"))) {
 		return refuse_vma(t, m, "SysV shared memory");
-	} else if (m->shared && has_prefix(p, "/memfd:")) {
-		return refuse_vma(t, m, "a memfd mapping");
 	} else if (m->shared && (has_prefix(p, "/dev/zero") || has_prefix(p, "[anon_shmem:"))) {
 		v->status = VMA_AREA_REGULAR | VMA_ANON_SHARED;
 		v->flags = MAP_SHARED | MAP_ANONYMOUS;

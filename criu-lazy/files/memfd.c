@@ -1,22 +1,31 @@
 /*
- * memfd as a descriptor (FD_TYPES__MEMFD): a memfd_file_entry per open
- * file description (flags, offset) naming its inode, and per inode one
- * memfd_inode_entry in memfd.img (name, owner, size, seals) whose
- * contents go to pagemap-shmem-<shmid>.img like shared anonymous memory,
- * as CRIU writes them.  A memfd mapped into memory is refused (mm.c).
+ * memfd (FD_TYPES__MEMFD), as a descriptor and as a mapping: a
+ * memfd_file_entry per open file description (flags, offset) naming its
+ * inode, and per inode one memfd_inode_entry in memfd.img (name, owner,
+ * size, seals) whose contents go to pagemap-shmem-<shmid>.img like shared
+ * anonymous memory, as CRIU writes them.  A mapping of a memfd is a VMA
+ * with VMA_AREA_MEMFD and VMA_FILE_SHARED or VMA_FILE_PRIVATE whose shmid
+ * is the id of such a file object (one per inode for all mappings, as for
+ * mapped regular files), as in CRIU.
  *
- * Dump: the inode is reopened through /proc/PID/fd/N; at the end its data
- * ranges (SEEK_DATA) are written from a mapping of it.
- * Restore: the contents are read before any task exists; the first open
- * of an inode in a task creates it (memfd_create with MFD_ALLOW_SEALING),
- * sizes and fills it, then seals it; the descriptor is a reopen through
- * /proc/self/fd with the dumped access mode, positioned.
+ * Dump: the inode is reopened through /proc/PID/fd/N (or map_files); at
+ * the end its data ranges (SEEK_DATA) are written from a mapping of it.
+ * Restore: every memfd inode a process refers to (by a descriptor or a
+ * mapping) is one of its shared memory objects (restore/shmem.c): the
+ * restore process makes each inode of the tree once (memfd_create with
+ * MFD_ALLOW_SEALING, sized, filled, owned, sealed) and keeps it mapped, so
+ * every task inherits it; a task maps its VMAs of it and opens each of
+ * its descriptors through /proc/self/map_files (a new open file
+ * description of the one inode, with the dumped access mode, positioned):
+ * descriptors and mappings of one memfd share it again, across the tree.
  */
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define LOG_PREFIX ""
@@ -24,6 +33,7 @@
 #include "dump/dump.h"
 #include "files/fd-kind.h"
 #include "images/pagemap.h"
+#include "images/vma-status.h"
 #include "restore/restore.h"
 
 #include "memfd.pb-c.h"
@@ -57,54 +67,120 @@ static bool inode_done(struct dump_ctx *ctx, uint64_t ino)
 	return false;
 }
 
-static int memfd_dump(struct dump_ctx *ctx, const struct fd_probe *p, struct dump_file *f)
+/* The inode behind @proc_path (the first file object of it writes it). */
+static int dump_inode(struct dump_ctx *ctx, struct dump_task *t, struct memfd_dump *md,
+		      const char *proc_path, const char *link, const struct stat *st,
+		      const char *what)
 {
-	struct memfd_dump *md = calloc(1, sizeof(*md));
-	const char *name = p->link + strlen(MEMFD_PREFIX);
+	const char *name = link + strlen(MEMFD_PREFIX);
 	size_t len = strlen(name), sfx = strlen(DELETED_SUFFIX);
-	char path[64];
 	int seals;
 
-	if (!md)
+	md->fd = open(proc_path, O_RDONLY | O_CLOEXEC);
+	if (md->fd < 0)
+		return dump_task_error(t, -errno, "%s (%s): can't reopen it: %m", what, link);
+	seals = fcntl(md->fd, F_GET_SEALS);
+	if (seals < 0) {
+		pr_perror("%s (%s): F_GET_SEALS", what, link);
+		return -errno;
+	}
+	memfd_inode_entry__init(&md->ie);
+	if (len > sfx && !strcmp(name + len - sfx, DELETED_SUFFIX))
+		len -= sfx;
+	md->ie.name = strndup(name, len);
+	if (!md->ie.name)
 		return -ENOMEM;
+	md->ie.uid = st->st_uid;
+	md->ie.gid = st->st_gid;
+	md->ie.size = st->st_size;
+	md->ie.shmid = st->st_ino;
+	md->ie.seals = seals;
+	md->ie.inode_id = st->st_ino;
+	md->owns_inode = true;
+	pr_debug("task %d: %s: memfd '%s' inode %llu, %llu bytes, seals %#x", t->pid, what,
+		 md->ie.name, (unsigned long long)md->ie.inode_id,
+		 (unsigned long long)md->ie.size, seals);
+	return 0;
+}
+
+static struct memfd_dump *memfd_new(struct dump_file *f, unsigned int flags, uint64_t pos,
+				    const struct stat *st)
+{
+	struct memfd_dump *md = calloc(1, sizeof(*md));
+
+	if (!md)
+		return NULL;
 	md->fd = -1;
 	f->priv = md;
 	memfd_file_entry__init(&md->e);
 	md->e.id = f->fe.id;
-	md->e.flags = p->flags & ~O_CLOEXEC;
-	md->e.pos = p->pos;
+	md->e.flags = flags;
+	md->e.pos = pos;
 	md->e.fown = &f->fown;
-	md->e.inode_id = p->st.st_ino;
+	md->e.inode_id = st->st_ino;
 	f->fe.memfd = &md->e;
+	return md;
+}
+
+static int memfd_dump(struct dump_ctx *ctx, const struct fd_probe *p, struct dump_file *f)
+{
+	struct memfd_dump *md = memfd_new(f, p->flags & ~O_CLOEXEC, p->pos, &p->st);
+	char path[64], what[64];
+	int ret;
+
+	if (!md)
+		return -ENOMEM;
 	if (!inode_done(ctx, p->st.st_ino)) {
 		snprintf(path, sizeof(path), "/proc/%d/fd/%d", p->t->pid, p->fd);
-		md->fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (md->fd < 0)
-			return dump_task_error(p->t, -errno, "fd %d of task %d (%s): can't reopen it: %m",
-					       p->fd, p->t->pid, p->link);
-		seals = fcntl(md->fd, F_GET_SEALS);
-		if (seals < 0) {
-			pr_perror("fd %d of task %d (%s): F_GET_SEALS", p->fd, p->t->pid, p->link);
-			return -errno;
-		}
-		memfd_inode_entry__init(&md->ie);
-		if (len > sfx && !strcmp(name + len - sfx, DELETED_SUFFIX))
-			len -= sfx;
-		md->ie.name = strndup(name, len);
-		if (!md->ie.name)
-			return -ENOMEM;
-		md->ie.uid = p->st.st_uid;
-		md->ie.gid = p->st.st_gid;
-		md->ie.size = p->st.st_size;
-		md->ie.shmid = p->st.st_ino;
-		md->ie.seals = seals;
-		md->ie.inode_id = p->st.st_ino;
-		md->owns_inode = true;
-		pr_debug("task %d: fd %d memfd '%s' inode %llu, %llu bytes, seals %#x", p->t->pid,
-			 p->fd, md->ie.name, (unsigned long long)md->ie.inode_id,
-			 (unsigned long long)md->ie.size, seals);
+		snprintf(what, sizeof(what), "fd %d of task %d", p->fd, p->t->pid);
+		ret = dump_inode(ctx, p->t, md, path, p->link, &p->st, what);
+		if (ret)
+			return ret;
 	}
 	return dump_fown(p->t, p->fd, &f->fown);
+}
+
+int dump_memfd_vma(struct dump_ctx *ctx, struct dump_task *t, const char *link,
+		   const char *what, int open_flags, uint32_t *id)
+{
+	char path[128], name[PATH_MAX];
+	struct memfd_dump *md;
+	struct dump_file *f;
+	struct stat st;
+	ssize_t n;
+	int ret;
+
+	snprintf(path, sizeof(path), "/proc/%d/%s", t->pid, link);
+	if (stat(path, &st))
+		return dump_task_error(t, -errno, "can't stat %s (%s): %m", path, what);
+	n = readlink(path, name, sizeof(name) - 1);
+	if (n < 0)
+		return dump_task_error(t, -errno, "can't read the link %s: %m", path);
+	name[n] = '\0';
+	/* one file object per inode for every mapping of it */
+	for (size_t i = 0; i < ctx->files.nr; i++) {
+		f = ctx->files.v[i];
+		if (f->ops != &fd_kind_memfd || !f->by_path || f->ino != st.st_ino ||
+		    f->dev != st.st_dev)
+			continue;
+		md = f->priv;
+		if ((open_flags & O_ACCMODE) == O_RDWR)
+			md->e.flags = (md->e.flags & ~O_ACCMODE) | O_RDWR;
+		*id = f->fe.id;
+		return 0;
+	}
+	f = dump_file_add(ctx, &fd_kind_memfd, &st);
+	if (!f)
+		return -ENOMEM;
+	f->by_path = true;
+	md = memfd_new(f, open_flags, 0, &st);
+	if (!md)
+		return -ENOMEM;
+	*id = f->fe.id;
+	if (inode_done(ctx, st.st_ino))
+		return 0;
+	ret = dump_inode(ctx, t, md, path, name, &st, what);
+	return ret;
 }
 
 static int memfd_dump_write(struct dump_ctx *ctx)
@@ -147,19 +223,9 @@ static void memfd_dump_free(struct dump_file *f)
 
 /* ---- restore ---- */
 
-struct memfd_data {
-	uint64_t off, len;
-	uint8_t *data;
-};
-
-struct memfd_inode {
-	MemfdInodeEntry *ie;
-	struct memfd_data *runs;
-	size_t nr_runs;
-};
-
+/* memfd.img, read once per process: every inode of the dump. */
 struct memfd_state {
-	struct memfd_inode *v;
+	MemfdInodeEntry **v;
 	size_t nr;
 };
 
@@ -167,82 +233,32 @@ static void memfd_rst_free(void *state)
 {
 	struct memfd_state *s = state;
 
-	for (size_t i = 0; i < s->nr; i++) {
-		for (size_t k = 0; k < s->v[i].nr_runs; k++)
-			free(s->v[i].runs[k].data);
-		free(s->v[i].runs);
-		protobuf_c_message_free_unpacked(&s->v[i].ie->base, NULL);
-	}
+	for (size_t i = 0; i < s->nr; i++)
+		protobuf_c_message_free_unpacked(&s->v[i]->base, NULL);
 	free(s->v);
 	free(s);
 }
 
-/* The contents of one inode, read from its pagemap-shmem and pages files. */
-static int load_contents(struct rst_images *ri, struct memfd_inode *in)
+static int load_state(struct rst_images *ri)
 {
-	struct pagemap_index pi;
-	int ret;
-
-	ret = pagemap_index_load(ri->dirfd, IMG_PAGEMAP_SHMEM, in->ie->shmid, true, &pi);
-	if (ret)
-		return ret;
-	in->runs = calloc(pi.nr_runs ? pi.nr_runs : 1, sizeof(*in->runs));
-	if (!in->runs) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	for (size_t i = 0; i < pi.nr_runs; i++) {
-		const struct page_run *r = &pi.runs[i];
-		struct memfd_data *d = &in->runs[in->nr_runs];
-		uint64_t len = r->nr_pages * PAGEMAP_PAGE_SIZE;
-
-		if (!(r->flags & PE_PRESENT))
-			continue;
-		if (r->vaddr >= in->ie->size) {
-			pr_err("pagemap-shmem-%u.img: pages at offset %#llx lie past the %llu bytes of memfd '%s'",
-			       in->ie->shmid, (unsigned long long)r->vaddr,
-			       (unsigned long long)in->ie->size, in->ie->name);
-			ret = -EINVAL;
-			goto out;
-		}
-		if (len > in->ie->size - r->vaddr)
-			len = in->ie->size - r->vaddr;
-		d->off = r->vaddr;
-		d->len = len;
-		d->data = malloc(len);
-		if (!d->data) {
-			ret = -ENOMEM;
-			goto out;
-		}
-		in->nr_runs++;
-		if (pread(pi.pages_fd, d->data, len, r->pages_off) != (ssize_t)len) {
-			pr_err("pages-%u.img: can't read %llu bytes at %llu (memfd '%s')", pi.pages_id,
-			       (unsigned long long)len, (unsigned long long)r->pages_off,
-			       in->ie->name);
-			ret = -EIO;
-			goto out;
-		}
-	}
-out:
-	pagemap_index_free(&pi);
-	return ret;
-}
-
-static int load_state(struct rst_images *ri, struct memfd_state **out)
-{
-	struct memfd_state *s = calloc(1, sizeof(*s));
+	void **state = &ri->kind_state[fd_kind_index(&fd_kind_memfd)];
+	struct memfd_state *s;
 	ProtobufCMessage *msg;
 	struct cr_img *img;
 	int ret;
 
+	if (*state)
+		return 0;
+	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
-	*out = s;
+	*state = s;
+	/* memfd.img must be there when a file refers to a memfd */
 	ret = img_open_existing(ri->dirfd, IMG_MEMFD_INODE, 0, &img);
 	if (ret)
 		return ret;
 	while ((ret = img_read_entry(img, &memfd_inode_entry__descriptor, &msg)) > 0) {
-		struct memfd_inode *grown = realloc(s->v, (s->nr + 1) * sizeof(*grown));
+		MemfdInodeEntry **grown = realloc(s->v, (s->nr + 1) * sizeof(*grown));
 
 		if (!grown) {
 			protobuf_c_message_free_unpacked(msg, NULL);
@@ -250,110 +266,139 @@ static int load_state(struct rst_images *ri, struct memfd_state **out)
 			break;
 		}
 		s->v = grown;
-		memset(&s->v[s->nr], 0, sizeof(s->v[s->nr]));
-		s->v[s->nr].ie = (MemfdInodeEntry *)msg;
-		ret = load_contents(ri, &s->v[s->nr++]);
-		if (ret)
-			break;
+		s->v[s->nr++] = (MemfdInodeEntry *)msg;
 	}
 	img_close(img);
 	return ret;
 }
 
-static const struct memfd_inode *find_inode(const struct rst_images *ri, uint64_t inode_id)
+static const MemfdInodeEntry *find_inode(const struct rst_images *ri, uint64_t inode_id)
 {
 	const struct memfd_state *s = ri->kind_state[fd_kind_index(&fd_kind_memfd)];
 
 	for (size_t i = 0; s && i < s->nr; i++)
-		if (s->v[i].ie->inode_id == inode_id)
-			return &s->v[i];
+		if (s->v[i]->inode_id == inode_id)
+			return s->v[i];
 	return NULL;
+}
+
+struct rst_shmem *rst_memfd_shmem(const struct rst_images *ri, uint64_t inode_id)
+{
+	for (size_t k = 0; k < ri->nr_shmems; k++)
+		if (ri->shmems[k].memfd && ri->shmems[k].memfd->inode_id == inode_id)
+			return &ri->shmems[k];
+	return NULL;
+}
+
+/* The memfd inode of file object @id (a descriptor's or a mapping's). */
+static int add_object(struct rst_images *ri, uint32_t id, const char *what)
+{
+	const FileEntry *fe = rst_file_find(ri, id);
+	const MemfdInodeEntry *ie;
+	struct rst_shmem *s;
+	int ret;
+
+	if (!fe || fe->type != FD_TYPES__MEMFD || !fe->memfd || fe->memfd->id != fe->id) {
+		pr_err("files.img: file %u (%s of task %d) is missing or not a memfd", id, what,
+		       ri->pid);
+		return -EINVAL;
+	}
+	ret = load_state(ri);
+	if (ret)
+		return ret;
+	ie = find_inode(ri, fe->memfd->inode_id);
+	if (!ie) {
+		pr_err("memfd.img: no inode %u for memfd %u (%s of task %d)", fe->memfd->inode_id,
+		       id, what, ri->pid);
+		return -EINVAL;
+	}
+	if (rst_memfd_shmem(ri, ie->inode_id))
+		return 0;
+	s = realloc(ri->shmems, (ri->nr_shmems + 1) * sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	ri->shmems = s;
+	s = &ri->shmems[ri->nr_shmems];
+	memset(s, 0, sizeof(*s));
+	s->pi.pages_fd = -1;
+	s->shmid = ie->shmid;
+	s->memfd = ie;
+	/* at least a page: an empty memfd is mapped all the same */
+	s->size = RST_PAGE_ALIGN(ie->size ? ie->size : 1);
+	ret = pagemap_index_load(ri->dirfd, IMG_PAGEMAP_SHMEM, ie->shmid, true, &s->pi);
+	if (ret)
+		return ret;
+	ri->nr_shmems++;
+	for (size_t r = 0; r < s->pi.nr_runs; r++) {
+		const struct page_run *run = &s->pi.runs[r];
+
+		if (run->vaddr + run->nr_pages * RST_PAGE_SIZE > s->size) {
+			pr_err("pagemap-shmem-%u.img: pages at offset %#llx lie past the %llu bytes "
+			       "of memfd '%s'", ie->shmid, (unsigned long long)run->vaddr,
+			       (unsigned long long)ie->size, ie->name);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+int rst_memfd_objects(struct rst_images *ri)
+{
+	char what[64];
+	int ret;
+
+	for (size_t i = 0; i < ri->nr_fds; i++) {
+		if (ri->fds[i].fe->type != FD_TYPES__MEMFD)
+			continue;
+		snprintf(what, sizeof(what), "fd %d", ri->fds[i].fd);
+		ret = add_object(ri, ri->fds[i].fe->id, what);
+		if (ret)
+			return ret;
+	}
+	for (size_t i = 0; i < ri->mm->n_vmas; i++) {
+		const VmaEntry *v = ri->mm->vmas[i];
+
+		if (!(v->status & VMA_AREA_MEMFD))
+			continue;
+		snprintf(what, sizeof(what), "mapped at 0x%llx", (unsigned long long)v->start);
+		if (v->shmid > UINT32_MAX) {
+			pr_err("mm-%d.img: the memfd %s is file %llu, not a file id", ri->pid, what,
+			       (unsigned long long)v->shmid);
+			return -EINVAL;
+		}
+		ret = add_object(ri, v->shmid, what);
+		if (ret)
+			return ret;
+	}
+	return 0;
 }
 
 static int memfd_check(const struct opts *o, struct rst_images *ri, struct rst_fd *f)
 {
-	void **state = &ri->kind_state[fd_kind_index(&fd_kind_memfd)];
 	const MemfdFileEntry *e = f->fe->memfd;
-	int ret;
 
 	if (!e || e->id != f->fe->id) {
 		pr_err("files.img: memfd %u has no or a mismatching memfd entry", f->fe->id);
 		return -EINVAL;
 	}
-	if (!*state) {
-		ret = load_state(ri, (struct memfd_state **)state);
-		if (ret)
-			return ret;
-	}
-	if (!find_inode(ri, e->inode_id)) {
-		pr_err("memfd.img: no inode %u for memfd %u (fd %d of task %d)", e->inode_id, e->id,
-		       f->fd, ri->pid);
-		return -EINVAL;
-	}
-	return 0;
+	return 0;	/* its inode: rst_memfd_objects() */
 }
 
-/* Where this task has the inode open already, or -1. */
-static int find_open_inode(const struct rst_child *c, uint32_t inode_id)
-{
-	for (size_t i = 0; i < c->nr_open; i++) {
-		const FileEntry *fe = rst_file_find(c->ri, c->open[i].id);
-
-		if (fe && fe->type == FD_TYPES__MEMFD && fe->memfd->inode_id == inode_id)
-			return c->open[i].fd;
-	}
-	return -1;
-}
-
-static int create_inode(struct rst_child *c, const struct memfd_inode *in)
-{
-	const MemfdInodeEntry *ie = in->ie;
-	int fd = memfd_create(ie->name, MFD_CLOEXEC | MFD_ALLOW_SEALING), err;
-	const char *what = "memfd_create";
-
-	if (fd < 0)
-		goto err;
-	what = "ftruncate";
-	if (ftruncate(fd, ie->size))
-		goto err_close;
-	what = "writing its contents";
-	for (size_t i = 0; i < in->nr_runs; i++)
-		if (pwrite(fd, in->runs[i].data, in->runs[i].len, in->runs[i].off) !=
-		    (ssize_t)in->runs[i].len)
-			goto err_close;
-	what = "fchown";
-	if ((ie->uid != getuid() || ie->gid != getgid()) && fchown(fd, ie->uid, ie->gid))
-		goto err_close;
-	what = "F_ADD_SEALS";
-	if (ie->seals && fcntl(fd, F_ADD_SEALS, ie->seals))
-		goto err_close;
-	return fd;
-err_close:
-	err = errno;
-	close(fd);
-	errno = err;
-err:
-	return child_err(c, errno, "memfd '%s' of task %d: %s: %s", ie->name, c->ri->pid, what,
-			 strerror(errno));
-}
-
+/* The tree's object of the inode, inherited: a file of its own, reopened
+ * with the dumped access mode, positioned. */
 static int memfd_open(struct rst_child *c, const struct rst_fd *f)
 {
 	const MemfdFileEntry *e = f->fe->memfd;
-	int inode = find_open_inode(c, e->inode_id), fd;
-	bool made = inode < 0;
-	char path[64];
+	const struct rst_shmem *s = rst_memfd_shmem(c->ri, e->inode_id);
+	char path[80];
+	int fd;
 
-	if (made) {
-		inode = create_inode(c, find_inode(c->ri, e->inode_id));
-		if (inode < 0)
-			return inode;
-	}
-	/* a file of its own with the dumped access mode */
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", inode);
+	if (!s || !s->obj)
+		return child_err(c, ENOENT, "memfd %u (fd %d of task %d): its inode %u was not made",
+				 e->id, f->fd, c->ri->pid, e->inode_id);
+	snprintf(path, sizeof(path), "/proc/self/map_files/%llx-%llx",
+		 (unsigned long long)s->obj, (unsigned long long)(s->obj + s->obj_size));
 	fd = open(path, (e->flags & O_ACCMODE) | O_CLOEXEC);
-	if (made)
-		close(inode);
 	if (fd < 0)
 		return child_err(c, errno, "memfd %u (fd %d of task %d): reopening it: %s", e->id,
 				 f->fd, c->ri->pid, strerror(errno));

@@ -244,8 +244,9 @@ int rst_fs_check(struct rst_images *ri)
 		char what[80];
 
 		if (!(v->status & (VMA_FILE_PRIVATE | VMA_FILE_SHARED)) ||
-		    (v->status & (VMA_AREA_VDSO | VMA_AREA_VVAR | VMA_AREA_VSYSCALL)))
-			continue;
+		    (v->status & (VMA_AREA_VDSO | VMA_AREA_VVAR | VMA_AREA_VSYSCALL |
+				  VMA_AREA_MEMFD)))
+			continue;	/* a memfd's inode: rst_memfd_objects() */
 		snprintf(what, sizeof(what), "mapped at 0x%llx", (unsigned long long)v->start);
 		if (v->shmid > UINT32_MAX || !(reg = reg_file(ri, (uint32_t)v->shmid, what)))
 			return -EINVAL;

@@ -26,7 +26,7 @@
 #define VMA_STATUS_SUPPORTED (VMA_AREA_REGULAR | VMA_AREA_STACK | VMA_AREA_VSYSCALL | \
 			      VMA_AREA_VDSO | VMA_AREA_HEAP | VMA_FILE_PRIVATE | \
 			      VMA_FILE_SHARED | VMA_ANON_SHARED | VMA_ANON_PRIVATE | \
-			      VMA_AREA_VVAR)
+			      VMA_AREA_VVAR | VMA_AREA_MEMFD)
 
 static int load_one(int dirfd, enum img_type type, unsigned long id,
 		    const ProtobufCMessageDescriptor *desc, void *out)
@@ -290,6 +290,8 @@ int rst_images_load(int dirfd, const struct opts *o, const InventoryEntry *inv,
 		ret = rst_fds_load(o, ri);
 	if (!ret)
 		ret = rst_file_locks_load(o, ri);
+	if (!ret)
+		ret = rst_memfd_objects(ri);
 	if (!ret)
 		ret = rst_fs_check(ri);
 	return ret;

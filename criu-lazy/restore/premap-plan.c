@@ -194,7 +194,9 @@ static int plan_vmas(const struct rst_images *ri, struct rst_plan *plan)
 		vp = &plan->vmas[plan->nr_vmas++];
 		vp->vma = v;
 		vp->premap_prot = v->prot;
-		if (v->status & (VMA_FILE_PRIVATE | VMA_FILE_SHARED))
+		if (v->status & VMA_AREA_MEMFD)	/* its inode is a shared object */
+			vp->shm = rst_memfd_shmem(ri, rst_file_find(ri, v->shmid)->memfd->inode_id);
+		else if (v->status & (VMA_FILE_PRIVATE | VMA_FILE_SHARED))
 			vp->file = rst_file_find(ri, (uint32_t)v->shmid)->reg;
 		if (v->status & VMA_ANON_SHARED) {
 			for (size_t k = 0; k < ri->nr_shmems; k++)
@@ -318,6 +320,8 @@ static bool vma_same(const struct rst_vma_plan *a, const struct rst_vma_plan *b)
 	if (x->start != y->start || x->end != y->end || x->status != y->status ||
 	    x->flags != y->flags || x->pgoff != y->pgoff)
 		return false;
+	if (x->status & VMA_AREA_MEMFD)		/* the same memfd inode */
+		return a->shm && b->shm && a->shm->shmid == b->shm->shmid;
 	return !(x->status & VMA_FILE_PRIVATE) || !strcmp(a->file->name, b->file->name);
 }
 

@@ -148,10 +148,12 @@ static int premap_shmem(struct rst_child *c, const struct rst_shmem *s)
 	for (size_t i = 0; i < plan->nr_vmas && !ret; i++) {
 		const struct rst_vma_plan *vp = &plan->vmas[i];
 
-		if (vp->shm == s)
+		/* a memfd may be mapped private (and come with the fork) */
+		if (vp->shm == s && !vp->inherit)
 			ret = map_fixed(c, vp, vp->premap_prot,
-					MAP_SHARED | (vp->vma->flags & (MAP_NORESERVE | MAP_LOCKED)),
-					fd, vp->vma->pgoff, "shared memory");
+					(vp->vma->status & VMA_FILE_PRIVATE ? MAP_PRIVATE : MAP_SHARED) |
+					(vp->vma->flags & (MAP_NORESERVE | MAP_LOCKED)),
+					fd, vp->vma->pgoff, s->memfd ? "a memfd" : "shared memory");
 	}
 	close(fd);
 	return ret;
@@ -174,7 +176,9 @@ int child_premap(struct rst_child *c)
 
 		if (vp->inherit)
 			continue;
-		if (v->status & (VMA_FILE_PRIVATE | VMA_FILE_SHARED))
+		if (v->status & VMA_AREA_MEMFD)
+			;	/* below, with the shared objects */
+		else if (v->status & (VMA_FILE_PRIVATE | VMA_FILE_SHARED))
 			ret = premap_file(c, vp);
 		else if (v->status & VMA_ANON_PRIVATE)
 			ret = map_fixed(c, vp, vp->premap_prot,

@@ -46,6 +46,7 @@
 #include "fdinfo.pb-c.h"
 #include "fs.pb-c.h"
 #include "inventory.pb-c.h"
+#include "memfd.pb-c.h"
 #include "mm.pb-c.h"
 #include "pstree.pb-c.h"
 #include "regfile.pb-c.h"
@@ -67,9 +68,11 @@ struct rst_open_file {
 	int fd;
 };
 
-/* Shared anonymous memory: one object, mapped by one or more VMAs. */
+/* Shared anonymous memory, or a memfd: one object, mapped by one or more
+ * VMAs (a memfd's also held by descriptors). */
 struct rst_shmem {
 	uint64_t shmid;
+	const MemfdInodeEntry *memfd;	/* a memfd's inode (memfd.img), or NULL */
 	uint64_t size;			/* max(pgoff + length) of its VMAs */
 	struct pagemap_index pi;	/* pagemap-shmem-<shmid>.img */
 	uint64_t obj, obj_size;		/* the tree's object, mapped by the restore
@@ -295,7 +298,12 @@ void rst_plan_free(struct rst_plan *plan);
 int rst_tree_load(struct rst_tree *tree);
 void rst_tree_free(struct rst_tree *tree);
 
-/* shmem.c: the tree's shared anonymous memory objects */
+/* files/memfd.c: every memfd inode the process refers to (descriptors,
+ * mappings) as one of its shared memory objects; the one of an inode */
+int rst_memfd_objects(struct rst_images *ri);
+struct rst_shmem *rst_memfd_shmem(const struct rst_images *ri, uint64_t inode_id);
+
+/* shmem.c: the tree's shared memory objects (anonymous, memfds) */
 int rst_shmem_create(struct rst_tree *tree);
 void rst_shmem_release(struct rst_tree *tree);
 

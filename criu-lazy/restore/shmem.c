@@ -1,6 +1,8 @@
 /*
  * Shared anonymous memory of the tree (MAP_SHARED | MAP_ANONYMOUS): one
- * shmem object per shmid, whichever processes map it, as CRIU does.
+ * shmem object per shmid, whichever processes map it, as CRIU does.  A
+ * memfd (files/memfd.c) is such an object too, made by memfd_create with
+ * its name, owner and seals, and held by descriptors as well as mappings.
  *
  * The dump wrote each object once (pagemap-shmem-<shmid>.img and its
  * pages file).  Here, before any task exists and before the memory is
@@ -13,6 +15,7 @@
  * tree is done.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -89,6 +92,62 @@ static uint64_t object_size(struct rst_tree *tree, uint64_t shmid)
 	return size;
 }
 
+/*
+ * A memfd: made, filled through a writable mapping, then mapped again
+ * read-only through a read-only file (a writable shared mapping would keep
+ * F_SEAL_WRITE out), owned and sealed.  Returns the address or MAP_FAILED.
+ */
+static void *create_memfd(const struct rst_shmem *s)
+{
+	const MemfdInodeEntry *ie = s->memfd;
+	int fd = memfd_create(ie->name, MFD_CLOEXEC | MFD_ALLOW_SEALING), ro = -1;
+	const char *what = "memfd_create";
+	void *rw = MAP_FAILED, *addr = MAP_FAILED;
+	char path[64];
+
+	if (fd < 0)
+		goto err;
+	what = "ftruncate";
+	if (ftruncate(fd, ie->size))
+		goto err;
+	what = "mmap";
+	rw = mmap(NULL, s->obj_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (rw == MAP_FAILED)
+		goto err;
+	if (fill_object(s, rw)) {
+		munmap(rw, s->obj_size);
+		goto out;
+	}
+	munmap(rw, s->obj_size);
+	what = "fchown";
+	if ((ie->uid != getuid() || ie->gid != getgid()) && fchown(fd, ie->uid, ie->gid))
+		goto err;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	what = "a read-only reopen";
+	ro = open(path, O_RDONLY | O_CLOEXEC);
+	if (ro < 0)
+		goto err;
+	what = "mmap";
+	addr = mmap(NULL, s->obj_size, PROT_READ, MAP_SHARED, ro, 0);
+	if (addr == MAP_FAILED)
+		goto err;
+	what = "F_ADD_SEALS";
+	if (ie->seals && fcntl(fd, F_ADD_SEALS, ie->seals)) {
+		munmap(addr, s->obj_size);
+		addr = MAP_FAILED;
+		goto err;
+	}
+	goto out;
+err:
+	pr_perror("memfd '%s' (inode %llu): %s", ie->name, (unsigned long long)ie->inode_id, what);
+out:
+	if (ro >= 0)
+		close(ro);
+	if (fd >= 0)
+		close(fd);
+	return addr;
+}
+
 int rst_shmem_create(struct rst_tree *tree)
 {
 	for (size_t i = 0; i < tree->nr; i++) {
@@ -108,6 +167,13 @@ int rst_shmem_create(struct rst_tree *tree)
 				continue;
 			}
 			s->obj_size = object_size(tree, s->shmid);
+			if (s->memfd) {
+				addr = create_memfd(s);
+				if (addr == MAP_FAILED)
+					return -EIO;
+				s->obj = (uint64_t)(uintptr_t)addr;
+				continue;
+			}
 			addr = mmap(NULL, s->obj_size, PROT_READ | PROT_WRITE,
 				    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 			if (addr == MAP_FAILED) {

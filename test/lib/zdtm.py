@@ -144,6 +144,10 @@ ZDTM_TESTS = [
     ZdtmTest("memfd"),
     # deleted files held open or mapped, a deleted cwd (ghost files)
     ZdtmTest("ghost_files"),
+    # memfds mapped shared and private, with and without a descriptor,
+    # sealed, and shared with a child
+    ZdtmTest("memfd_map"),
+    ZdtmTest("memfd_map", ("--child",), label="tree", tree=True),
     ZdtmTest("cwd_umask_rlimit"),
     ZdtmTest("oom_score_adj"),
     ZdtmTest("loginuid"),
