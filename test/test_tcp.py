@@ -268,3 +268,55 @@ def test_images_crit(tool, zdtm, workdir, guard):
                            extra=EST), "restore")
     task.expect_restored(pidfile)
     task.check_pass()
+
+
+def listener_address(pid, fd):
+    """The address of the task's listening socket fd (pidfd_getfd)."""
+    import ctypes
+    pidfd = os.pidfd_open(pid)
+    try:
+        got = ctypes.CDLL(None, use_errno=True).syscall(438, pidfd, fd, 0)	# pidfd_getfd
+        assert got >= 0, f"pidfd_getfd({pid}, {fd}): {os.strerror(ctypes.get_errno())}"
+    finally:
+        os.close(pidfd)
+    with socket.socket(fileno=got) as s:
+        return s.getsockname()
+
+
+def test_listener_with_pending_connection(tool, zdtm, workdir, guard):
+    """A connection to fd 20 not yet accepted: refused with a line naming
+    --skip-in-flight, the task unharmed; with the flag, as CRIU, the
+    listener is dumped without it: its client sees a reset, the restored
+    listener takes new connections."""
+    tools_or_fail("nftables")
+    task = zdtm(ZdtmTest("tcp_established", ("--small",)))
+    client = socket.create_connection(listener_address(task.pid, 20), timeout=IO_TIMEOUT)
+    try:
+        before = task.snapshot()
+        lock = (*EST, "--network-lock", "nftables")
+        refused = workdir / "images-refused"
+        refused.mkdir()
+        res = tool.dump(task.pid, refused, workdir / "dump-refused.log", DUMP_TIMEOUT,
+                        extra=lock)
+        assert_error_line(res, "dump", r"fd 20 of task", r"not yet accepted",
+                          r"--skip-in-flight")
+        task.expect_unharmed(before)
+        assert not list(refused.iterdir()), "a refused dump left images"
+
+        imgdir = workdir / "images"
+        imgdir.mkdir()
+        assert_ok(tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT,
+                            extra=(*lock, "--skip-in-flight")), "dump --skip-in-flight")
+        task.expect_gone()
+        pidfile = workdir / "restore.pid"
+        assert_ok(tool.restore(imgdir, workdir / "restore.log", RESTORE_TIMEOUT,
+                               pidfile=pidfile, extra=EST), "restore")
+        task.expect_restored(pidfile)
+        with pytest.raises((ConnectionResetError, BrokenPipeError)):
+            for _ in range(50):
+                client.sendall(b"x")
+                assert client.recv(1) != b"", "the connection was closed, not reset"
+                time.sleep(0.05)
+    finally:
+        client.close()
+    task.check_pass()

@@ -12,17 +12,27 @@ Failure across the link: the page server killed by pid, or the link cut
 (no FIN, no RST: TCP on the daemon's side gives up on its own) -- the
 daemon says which connection failed and exits non-zero, and the task gets
 SIGBUS (or SIGSEGV) on the pages that can no longer arrive, never hangs.
+
+A TCP connection migrates too (test_migrate_tcp): the task runs in the
+source with an address of its own on the source's loopback, connected to a
+peer in the destination; dumped with --tcp-established (the lock in the
+source's namespace), its address moves to the destination's loopback and
+it is restored there, lazily, its pages coming over the link, while the
+peer's data sent meanwhile waits for TCP to send it again.
 """
 import itertools
 import os
 import re
 import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
-from lib import hosts as hosts_mod, lazy, procs as P
+from lib import hosts as hosts_mod, lazy, netlock, procs as P
 from lib.tool import assert_ok
-from lib.zdtm import ZdtmTest
+from lib.zdtm import ZdtmTask, ZdtmTest
 
 TIMEOUT = 60
 PAGE = 4096
@@ -140,6 +150,71 @@ def test_migrate(spec, daemon_args, hosts, zdtm, tool, procs, workdir):
     assert got >= sent * PAGE, (
         f"{hosts.dst.name}:{hosts_mod.VETH} received {got} bytes, less than the "
         f"{sent} pages ({sent * PAGE} bytes) the page server sent")
+
+
+SERVICE_ADDR = "10.231.1.1"	# the migrating task's own address
+PEER_PORT = PORT + 1
+TCP_PEER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib", "tcp_peer.py")
+
+
+def ip(host, *args):
+    p = subprocess.run([*host.enter(), netlock.sbin_which("ip") or "ip", *args],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                       timeout=TIMEOUT)
+    assert p.returncode == 0, f"ip {' '.join(args)} in {host.name}: {p.stderr.strip()}"
+
+
+def wait_file(path, timeout=TIMEOUT):
+    assert P.wait_for(lambda: path.exists(), timeout), f"{path.name} did not appear"
+
+
+@pytest.mark.parametrize("lock", ["nftables", "iptables"])
+def test_migrate_tcp(lock, hosts, tool, procs, workdir):
+    missing = netlock.missing_tools(lock) + ([] if netlock.sbin_which("ip") else ["ip"])
+    if missing:
+        pytest.fail(f"{', '.join(missing)} missing: run scripts/setup", pytrace=False)
+    # the task's address on the source's loopback, reached over the link
+    ip(hosts.src, "link", "set", "lo", "up")
+    ip(hosts.src, "addr", "add", f"{SERVICE_ADDR}/32", "dev", "lo")
+    ip(hosts.dst, "link", "set", "lo", "up")
+    ip(hosts.dst, "route", "add", f"{SERVICE_ADDR}/32", "via", hosts.src.addr)
+    peer = procs.spawn([*hosts.dst.enter(), sys.executable, TCP_PEER, workdir, hosts.dst.addr,
+                        PEER_PORT], stdout=workdir / "peer.out")
+    wait_file(workdir / "peer-ready")
+    est = ("--tcp-established",)
+    spec = ZdtmTest("tcp_established", ("--only-peer", "--peer", str(PEER_PORT), "--peer-addr",
+                                        hosts.dst.addr, "--bind", SERVICE_ADDR), label=lock)
+    task = ZdtmTask(spec, workdir, procs, prefix=hosts.src.enter()).start()
+    assert hosts.src.holds(task.pid), f"the task is not in {hosts.src.name}"
+
+    imgdir = workdir / "images"
+    imgdir.mkdir()
+    assert_ok(hosts.src.tool().dump(task.pid, imgdir, workdir / "dump.log", TIMEOUT,
+                                    extra=(*est, "--network-lock", lock)), "dump in the source")
+    task.expect_gone()
+    (workdir / "peer-go").touch()	# the peer sends while the task is gone
+    time.sleep(0.5)
+    # the address goes with the task
+    ip(hosts.src, "addr", "del", f"{SERVICE_ADDR}/32", "dev", "lo")
+    ip(hosts.dst, "route", "del", f"{SERVICE_ADDR}/32")
+    ip(hosts.dst, "addr", "add", f"{SERVICE_ADDR}/32", "dev", "lo")
+
+    server = start_page_server(procs, hosts, imgdir, workdir)
+    daemon = start_daemon(procs, hosts, imgdir, workdir)
+    pidfile = workdir / "restore.pid"
+    res = hosts.dst.tool().restore(imgdir, workdir / "restore.log", TIMEOUT, pidfile=pidfile,
+                                   extra=["--lazy-pages", *est])
+    assert_ok(res, "restore --lazy-pages --tcp-established in the destination")
+    task.expect_restored(pidfile)
+    assert hosts.dst.holds(task.pid), f"the restored task is not in {hosts.dst.name}"
+    task.check_pass()
+    wait_file(workdir / "peer-result")
+    result = (workdir / "peer-result").read_text().strip()
+    assert result == "PASS", f"the peer in {hosts.dst.name}: {result}"
+    assert procs.reap(peer.pid, TIMEOUT) == 0
+    daemon.expect_clean_exit()
+    lazy.check_stats(imgdir, daemon.text())
+    server.expect_clean_exit()
 
 
 def expect_lost_pages(task):

@@ -280,8 +280,11 @@ def ns_tree(pid):
 class ZdtmTask:
     """One running zdtm program, followed across checkpoints by its pid."""
 
-    def __init__(self, spec, workdir, tracker, pid_ns=False):
+    def __init__(self, spec, workdir, tracker, pid_ns=False, prefix=()):
+        """prefix: a command that execs the program in place somewhere else
+        (`nsenter --net=...`), so the pid is still the program's."""
         self.spec = spec
+        self.prefix = tuple(str(a) for a in prefix)
         self.dir = Path(workdir)
         self.procs = tracker
         self.pid_ns = pid_ns
@@ -298,7 +301,8 @@ class ZdtmTask:
         binary = self.spec.binary()
         if not binary.is_file():
             raise AssertionError(f"{binary} is missing: build with `scons -j2`")
-        argv = [binary, "--pidfile", self.pidfile, "--outfile", self.outfile, *self.spec.args]
+        argv = [*self.prefix, binary, "--pidfile", self.pidfile, "--outfile", self.outfile,
+                *self.spec.args]
         if self.pid_ns:
             pid, alive = self._start_in_pid_ns(argv, timeout)
         else:

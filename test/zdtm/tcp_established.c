@@ -17,7 +17,9 @@
  *       accepted end, closed for writing (FIN_WAIT2) with 900 bytes unread
  *       by 27
  *   --peer PORT, also:
- *   29  a connection to a listener of the test on 127.0.0.1:PORT: it sends
+ *   29  a connection to a listener of the test on 127.0.0.1:PORT (or
+ *       --peer-addr, from --bind if given; --only-peer: fd 29 alone, for a
+ *       network namespace with no loopback): it sends
  *       65536 bytes (seed 0x51), the test sends 32768 (seed 0x52) before the
  *       dump; after SIGTERM it reads them and 1000 more (seed 0x53) the test
  *       sent after the restore, and answers with 1000 (seed 0x54)
@@ -45,7 +47,8 @@
 
 static uint8_t buf[BIG + 1];
 static long peer_port;
-static int half_closed, small;
+static const char *peer_addr = "127.0.0.1", *bind_addr;
+static int half_closed, small, only_peer;
 
 struct conn {
 	int fd;
@@ -221,11 +224,17 @@ static void check_names(const struct conn *c)
 static void connect_peer(void)
 {
 	struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons(peer_port) };
+	struct sockaddr_in me = { .sin_family = AF_INET };
 
-	in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (inet_pton(AF_INET, peer_addr, &in.sin_addr) != 1)
+		fail("--peer-addr %s: not an IPv4 address", peer_addr);
 	place(socket(AF_INET, SOCK_STREAM, 0), 29);
+	if (bind_addr && (inet_pton(AF_INET, bind_addr, &me.sin_addr) != 1 ||
+			  bind(29, (struct sockaddr *)&me, sizeof(me))))
+		fail("bind to %s: %m", bind_addr);
 	if (connect(29, (struct sockaddr *)&in, sizeof(in)))
-		fail("connect to the test's port %ld: %m", peer_port);
+		fail("connect to the test's %s:%ld: %m", peer_addr, peer_port);
+	note(29, 0, 0);
 	put(29, 65536, 0x51);
 }
 
@@ -235,11 +244,26 @@ int main(int argc, char **argv)
 		{ "half-closed", TEST_OPT_FLAG, &half_closed, 0, "also half-closed connections" },
 		{ "small", TEST_OPT_FLAG, &small, 0, "nothing left unsent in a send queue" },
 		{ "peer", TEST_OPT_INT, &peer_port, 0, "a port of the test on 127.0.0.1" },
+		{ "peer-addr", TEST_OPT_STR, &peer_addr, 0, "the test's address (IPv4)" },
+		{ "bind", TEST_OPT_STR, &bind_addr, 0, "fd 29's own address" },
+		{ "only-peer", TEST_OPT_FLAG, &only_peer, 0, "fd 29 alone" },
 		{ NULL, 0, NULL, 0, NULL },
 	};
 	size_t sent21, sent;
 
 	test_init(argc, argv, opts);
+	if (only_peer) {
+		if (!peer_port)
+			fail("--only-peer needs --peer");
+		connect_peer();
+		test_daemon();
+		test_waitsig();
+		check_names(&conns[0]);
+		get(29, 32768, 0x52, "fd 29 (sent by the test before the dump)");
+		get(29, 1000, 0x53, "fd 29 (sent by the test while dumped)");
+		put(29, 1000, 0x54);
+		pass();
+	}
 
 	listen_on(20, AF_INET);
 	pair(20, 21, 22);
@@ -337,7 +361,7 @@ int main(int argc, char **argv)
 	get(23, 10, 0x34, "fd 23 (after the restore)");
 	if (peer_port) {
 		get(29, 32768, 0x52, "fd 29 (sent by the test before the dump)");
-		get(29, 1000, 0x53, "fd 29 (sent by the test after the restore)");
+		get(29, 1000, 0x53, "fd 29 (sent by the test while dumped)");
 		put(29, 1000, 0x54);
 	}
 	close(21);
