@@ -47,7 +47,7 @@ class Mode:
         self.tool = tool
         self.procs = tracker
         self.dir = Path(workdir)
-        self.netlock = netlock.Guard()	# TCP locks a test leaves are removed
+        self.netlock = netlock.Guard(workdir)	# TCP locks a test leaves are removed
 
     @classmethod
     def unavailable(cls):

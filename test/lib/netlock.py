@@ -3,12 +3,18 @@
 A dump with --tcp-established locks each connection: iptables/ip6tables
 rules that drop its packets unless they carry the mark 0xc114, or an
 nftables table "inet CRIU-<run id>".  The restore (or dump -R) removes
-them.  Guard notes what exists before a test and, after it, removes
-(and reports) what the test left, so a failed test leaves no rule behind.
+them.  Guard(workdir).end() removes (and reports) the locks the test's own
+dumps left: the nftables tables of the run ids in its images, the rules of
+the ports of its connections.  Other tests run at the same time on this
+machine, so nothing else is ever touched.
 """
+import json
 import re
 import shutil
 import subprocess
+from pathlib import Path
+
+from . import paths
 
 TIMEOUT = 20
 MARK = "0xc114"
@@ -32,7 +38,7 @@ def _run(argv):
 
 
 def iptables_rules():
-    """Our lock's rules: (command, rule spec as iptables -S prints it)."""
+    """Every lock rule: (command, rule spec as iptables -S prints it)."""
     rules = []
     for cmd in TOOLS["iptables"]:
         if not sbin_which(cmd):
@@ -47,7 +53,7 @@ def iptables_rules():
 
 
 def nft_tables():
-    """Our lock's tables: "inet CRIU-..." names."""
+    """Every lock table: "inet CRIU-..." names."""
     if not sbin_which("nft"):
         return []
     rc, out, _ = _run([sbin_which("nft"), "list", "tables"])
@@ -60,20 +66,55 @@ def snapshot():
     return set(iptables_rules()), set(nft_tables())
 
 
-class Guard:
-    """Before a test: snapshot; after it: end() removes what is new and
-    returns its description (empty when the test left nothing)."""
+def _show(path):
+    p = subprocess.run([str(paths.TOOL), "show", str(path)], stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, timeout=TIMEOUT)
+    return json.loads(p.stdout)["entries"] if p.returncode == 0 else []
 
-    def __init__(self):
-        self.before = snapshot()
+
+def images_locks(workdir):
+    """(run ids, connection ports) of every dump under workdir that holds a
+    TCP connection (a tcp-stream image)."""
+    run_ids, ports = set(), set()
+    for inv in Path(workdir).rglob("inventory.img"):
+        d = inv.parent
+        if not any(d.glob("tcp-stream-*.img")):
+            continue
+        for e in _show(inv):
+            if e.get("dump_criu_run_id"):
+                run_ids.add(e["dump_criu_run_id"])
+        for e in _show(d / "files.img"):
+            isk = e.get("isk")
+            if isk and isk.get("dst_port"):
+                ports.add((isk["src_port"], isk["dst_port"]))
+    return run_ids, ports
+
+
+def _rule_ports(rule):
+    s = re.search(r"--sport (\d+)", rule)
+    d = re.search(r"--dport (\d+)", rule)
+    return (int(s.group(1)), int(d.group(1))) if s and d else None
+
+
+class Guard:
+    """After a test, end() removes the locks its dumps (under workdir) left,
+    and returns their description (empty when there were none)."""
+
+    def __init__(self, workdir):
+        self.workdir = workdir
 
     def end(self):
-        rules, tables = snapshot()
+        run_ids, ports = images_locks(self.workdir)
+        if not run_ids and not ports:
+            return []
         left = []
-        for cmd, rule in sorted(rules - self.before[0]):
-            left.append(f"{cmd} {rule}")
-            _run([sbin_which(cmd), "-w", "10", "-D", *rule.split()[1:]])
-        for table in sorted(tables - self.before[1]):
-            left.append(f"nft table {table}")
-            _run([sbin_which("nft"), "delete", "table", *table.split()])
+        for cmd, rule in iptables_rules():
+            p = _rule_ports(rule)
+            if p and (p in ports or p[::-1] in ports):
+                left.append(f"{cmd} {rule}")
+                _run([sbin_which(cmd), "-w", "10", "-D", *rule.split()[1:]])
+        for table in nft_tables():
+            if table.split("CRIU-", 1)[1] in run_ids:
+                left.append(f"nft table {table}")
+                _run([sbin_which("nft"), "delete", "table", *table.split()])
         return left
