@@ -231,6 +231,11 @@ def poke_t1_creds(task):
     poke(task.pid, addr(task, r"t1's recorded creds at (0x[0-9a-f]+)"), b"Uid:\t7")
 
 
+def poke_min_wait(task):
+    poke(task.pid, addr(task, r"shortest acceptable wait \(ms\) at (0x[0-9a-f]+)"),
+         (60000).to_bytes(8, "little"))
+
+
 def poke_recorded_nice(task):
     poke(task.pid, addr(task, r"recorded nice of thread 0 at (0x[0-9a-f]+)"),
          (7).to_bytes(4, "little"))
@@ -562,6 +567,7 @@ CASES = [
     (ZdtmTest("posix_timers_thread"), poke_recorded_worker_tid,
      r"after SIGTERM: 0 ticks reached the second thread and \d+ another one"),
     (ZdtmTest("threads_creds"), poke_t1_creds, r"t1: creds now:"),
+    (ZdtmTest("threads_sleep_restart"), poke_min_wait, r"rel: the wait took \d+ ms, less than 60000"),
     (ZdtmTest("seccomp_strict"), poke_expected_reply, r"answered 0x62 to 'a', expected 'c'"),
     (ZdtmTest("thread"), poke_recorded_nice, r"thread 0 .*nice 0, was 7"),
     (ZdtmTest("threads_state"), poke_expected_byte, r"byte 'z', expected 1 byte 'y'"),

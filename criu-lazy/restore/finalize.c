@@ -9,8 +9,10 @@
  *     SIGTRAP's action as dumped, the pending SIGTRAPs; then the munmap
  *     of the blob region (the exit stop of that syscall comes before the
  *     next instruction fetch, so unmapping its own page is fine);
- *  3. registers as dumped (orig_ax = -1: no syscall restart on the way
- *     out), the XSAVE state, the TLS slots, then the RESUME stage of the
+ *  3. a syscall restarted through the kernel's restart block is run
+ *     again and interrupted (syscall-restart.c), then the registers as
+ *     dumped (orig_ax = -1: no syscall restart on the way out; or
+ *     restart_syscall's), the XSAVE state, the TLS slots, then the RESUME stage of the
  *     attributes (the blocked mask);
  *  4. PTRACE_DETACH with no signal: the task resumes where it was dumped,
  *     and the pending signals it does not block are delivered now.
@@ -85,7 +87,7 @@ static int close_task_uffd(const struct rst_plan *plan, pid_t pid, int fd)
 	return 0;
 }
 
-static int set_regs(pid_t pid, const UserX86RegsEntry *g)
+static int set_regs(pid_t pid, const UserX86RegsEntry *g, const struct rst_restart *rs)
 {
 	struct user_regs_struct r = {
 		.r15 = g->r15, .r14 = g->r14, .r13 = g->r13, .r12 = g->r12,
@@ -112,6 +114,7 @@ static int set_regs(pid_t pid, const UserX86RegsEntry *g)
 			break;
 		}
 	}
+	rst_syscall_restart_regs(rs, g, &r);
 	if (ptrace(PTRACE_SETREGS, pid, NULL, &r)) {
 		pr_perror("cannot set the registers of task %d", pid);
 		return -errno;
@@ -189,11 +192,11 @@ static int set_tls(pid_t pid, const ThreadInfoX86 *ti)
 
 /* Registers, FPU/xstate and TLS slots of a stopped thread (the leader or
  * another one). */
-int rst_thread_set_regs(pid_t pid, const CoreEntry *core)
+int rst_thread_set_regs(pid_t pid, const CoreEntry *core, const struct rst_restart *rs)
 {
 	int ret;
 
-	ret = set_regs(pid, core->thread_info->gpregs);
+	ret = set_regs(pid, core->thread_info->gpregs, rs);
 	if (!ret)
 		ret = set_fpu(pid, core->thread_info->fpregs);
 	if (!ret)
@@ -214,6 +217,7 @@ int rst_finalize(const struct opts *o, const struct rst_images *ri,
 		.remote_thread = args + sizeof(struct restorer_args) +
 				 plan->nr_vmas * sizeof(struct rst_vma),
 	};
+	struct rst_restart rs;
 	pid_t pid = t->pid;
 	int ret;
 
@@ -228,11 +232,13 @@ int rst_finalize(const struct opts *o, const struct rst_images *ri,
 	}
 	ret = attrs_restore(&r, ATTR_RST_FINAL, ATTR_PROCESS | ATTR_THREAD);
 	if (!ret)
+		ret = rst_syscall_restart_prepare(pid, r.syscall_ip, core, &rs);
+	if (!ret)
 		ret = close_task_uffd(plan, pid, t->task_uffd);
 	if (!ret)
 		ret = unmap_blob(plan, pid);
 	if (!ret)
-		ret = rst_thread_set_regs(pid, core);
+		ret = rst_thread_set_regs(pid, core, &rs);
 	if (!ret)
 		ret = rst_threads_resume(ri, plan, t);
 	if (!ret)

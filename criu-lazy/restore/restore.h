@@ -287,7 +287,18 @@ int rst_threads_trace(struct rst_task *t);
 int rst_seccomp_load(struct rst_images *ri);
 /* attrs/posix-timers.c: the threads the timers name are the task's */
 int rst_posix_timers_check_threads(const struct rst_images *ri);
-int rst_thread_set_regs(pid_t pid, const CoreEntry *core);
+/* syscall-restart.c: a thread dumped in a syscall the kernel restarts
+ * through its restart block goes on with it */
+struct rst_restart {
+	bool active;		/* the syscall was run again */
+	long result;		/* what it returned then */
+};
+int rst_syscall_restart_prepare(pid_t tid, unsigned long syscall_ip, const CoreEntry *core,
+				struct rst_restart *out);
+struct user_regs_struct;
+void rst_syscall_restart_regs(const struct rst_restart *rs, const UserX86RegsEntry *g,
+			      struct user_regs_struct *r);
+int rst_thread_set_regs(pid_t pid, const CoreEntry *core, const struct rst_restart *rs);
 
 /* premap-plan.c */
 int rst_plan_build(const struct opts *o, const struct rst_images *ri,

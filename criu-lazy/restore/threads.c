@@ -259,6 +259,7 @@ int rst_threads_finalize(const struct rst_images *ri, const struct rst_plan *pla
 	for (size_t i = 1; i < ri->nr_threads && !ret; i++) {
 		pid_t tid = thread_pid_here(ri, t->pid, ri->tids[i]);
 		bool traced = pid_listed(early, nr_early, tid);
+		struct rst_restart rs;
 		struct attr_rst r;
 
 		if (tid <= 0) {
@@ -281,7 +282,9 @@ int rst_threads_finalize(const struct rst_images *ri, const struct rst_plan *pla
 		r = thread_attr_rst(ri, plan, i, tid);
 		ret = attrs_restore(&r, ATTR_RST_FINAL, ATTR_THREAD);
 		if (!ret)
-			ret = rst_thread_set_regs(tid, ri->cores[i]);
+			ret = rst_syscall_restart_prepare(tid, r.syscall_ip, ri->cores[i], &rs);
+		if (!ret)
+			ret = rst_thread_set_regs(tid, ri->cores[i], &rs);
 	}
 	/* on failure, those seized early but not reached stay ours to reap */
 	for (size_t k = 0; ret && k < nr_early; k++)

@@ -52,7 +52,8 @@ class ZdtmTest:
     # it forks while pages are lazy: with background delivery off the
     # daemon must have counted inherited pages
     lazy_inherits: bool = False
-    # why a second checkpoint of it cannot work yet ("" if it can)
+    # why a second checkpoint of it cannot work yet ("" if it can): with
+    # defer_background, in the lazy modes only; else in every mode
     once_only: str = ""
     # it holds abstract unix names or ports, which its copy cannot take
     # while the dumped task still runs on the same host (lazy migration)
@@ -200,6 +201,11 @@ ZDTM_TESTS = [
     ZdtmTest("thread_seccomp"),
     ZdtmTest("seccomp_filter"),
     ZdtmTest("threads_creds"),
+    ZdtmTest("threads_sleep_restart"),
+    ZdtmTest("threads_sleep_restart", ("--no-eintr",), label="no-eintr",
+             once_only="a wait restarted by the first restore is in restart_syscall at the "
+                       "second dump, which cannot tell which syscall it restarts: EINTR "
+                       "(criu-lazy/restore/syscall-restart.c)"),
     ZdtmTest("seccomp_strict"),
     ZdtmTest("seccomp_filter_threads"),
     ZdtmTest("seccomp_filter_inherit", tree=True),
