@@ -469,6 +469,15 @@ def change_memfd_map_20(task):
         f.write(b"\x00\x42")
 
 
+def poke_devzero_a_page3(task):
+    """A byte of page 3 of the /dev/zero mapping "a" (its 16 pages)."""
+    with open(f"/proc/{task.pid}/maps") as f:
+        a = [l for l in f if "/dev/zero" in l and
+             int(l.split()[0].split("-")[1], 16) - int(l.split()[0].split("-")[0], 16) == 16 * 4096]
+    assert len(a) == 1, a
+    poke(task.pid, int(a[0].split("-")[0], 16) + 3 * 4096 + 7, b"\x00\x42")
+
+
 def send_to_udp_22(task):
     """A datagram more to fd 22 of inet_sockets, at its address."""
     import socket
@@ -599,6 +608,7 @@ CASES = [
     (ZdtmTest("memfd"), change_memfd_23, r"fd 23: not"),
     (ZdtmTest("ghost_files"), change_ghost_20, r"fd 20: contents"),
     (ZdtmTest("memfd_map"), change_memfd_map_20, r"shared: the mapping differs"),
+    (ZdtmTest("mmap_devzero"), poke_devzero_a_page3, r"parent: a page 3"),
     (ZdtmTest("tree", ("--children", "1")), poke_tree_inherited_page3,
      r"inherited page 3 is wrong"),
     (ZdtmTest("tree_forker"), poke_forker_child_memory, r"child \d+ ended with status 0x100"),

@@ -149,6 +149,9 @@ ZDTM_TESTS = [
     # sealed, and shared with a child
     ZdtmTest("memfd_map"),
     ZdtmTest("memfd_map", ("--child",), label="tree", tree=True),
+    # MAP_SHARED of /dev/zero: shared anonymous memory under another name
+    ZdtmTest("mmap_devzero"),
+    ZdtmTest("mmap_devzero", ("--child",), label="tree", tree=True),
     ZdtmTest("cwd_umask_rlimit"),
     ZdtmTest("oom_score_adj"),
     ZdtmTest("loginuid"),
