@@ -662,8 +662,8 @@ def test_posix_timer_notifies_foreign_thread(tool, zdtm, workdir):
 
 
 def test_pidfd_of_another_task(tool, zdtm, workdir):
-    """files.img: a pidfd naming a task that is not the restored one (the
-    trees of issue 8 will bring children): refused before any task exists."""
+    """files.img: a pidfd naming a task that pstree.img does not list (a
+    stranger that may have that pid here): refused before any task exists."""
     task = zdtm(ZdtmTest("pidfd"))
     good = workdir / "images-good"
     good.mkdir()

@@ -236,6 +236,11 @@ def poke_min_wait(task):
          (60000).to_bytes(8, "little"))
 
 
+def poke_expected_exit_status(task):
+    poke(task.pid, addr(task, r"expected exit status at (0x[0-9a-f]+)"),
+         (9).to_bytes(4, "little"))
+
+
 def poke_recorded_nice(task):
     poke(task.pid, addr(task, r"recorded nice of thread 0 at (0x[0-9a-f]+)"),
          (7).to_bytes(4, "little"))
@@ -577,6 +582,8 @@ CASES = [
      r"after SIGTERM: 0 ticks reached the second thread and \d+ another one"),
     (ZdtmTest("threads_creds"), poke_t1_creds, r"t1: creds now:"),
     (ZdtmTest("threads_sleep_restart"), poke_min_wait, r"rel: the wait took \d+ ms, less than 60000"),
+    (ZdtmTest("pidfd_child", tree=True), poke_expected_exit_status,
+     r"the running child: waitid says pid \d+ code 1 status 7, expected pid \d+ exit 9"),
     (ZdtmTest("seccomp_strict"), poke_expected_reply, r"answered 0x62 to 'a', expected 'c'"),
     (ZdtmTest("thread"), poke_recorded_nice, r"thread 0 .*nice 0, was 7"),
     (ZdtmTest("threads_state"), poke_expected_byte, r"byte 'z', expected 1 byte 'y'"),

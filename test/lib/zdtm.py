@@ -158,6 +158,7 @@ ZDTM_TESTS = [
     ZdtmTest("child_subreaper"),
     ZdtmTest("membarrier"),
     ZdtmTest("pidfd"),
+    ZdtmTest("pidfd_child", tree=True),
     ZdtmTest("argv_environ", ("--extra", "two  spaces, 'quotes' and \u00fcn\u00efc\u00f6de"),
              env=(("ZDTM_ENV_MARK", "mark=\u2713 with spaces"),)),
     ZdtmTest("vdso"),
