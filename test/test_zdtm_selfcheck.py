@@ -621,6 +621,8 @@ CASES = [
     (ZdtmTest("tree_forker"), poke_forker_child_memory, r"child \d+ ended with status 0x100"),
     (ZdtmTest("tree_shmem"), poke_shared_page20, r"shared page 20 is wrong"),
     (ZdtmTest("tree_stress", ("--pages", "64")), poke_own_page5, r"root: page 5 of its own"),
+    (ZdtmTest("tree_lazy_stress", ("--pages", "64", "--child-pages", "64", "--inherited-pages",
+                                    "16")), poke_stress_page5, r"root: .*own page 5 byte"),
     (ZdtmTest("share_files"), seek_fd30_to_0, r"root after the restore: fd 30: offset 0"),
     (ZdtmTest("share_pipes"), write_more_into_pipe_31, r"pipe A: fd 30: byte 3000 "),
     (ZdtmTest("share_sockets"), send_datagram_through_32,

@@ -225,6 +225,11 @@ ZDTM_TESTS = [
     ZdtmTest("tree_cow", tree=True),
     # five processes faulting at once on one daemon
     ZdtmTest("tree_stress", tree=True, defer_background=True),
+    # issue 8's stress: 16 threads and 4 children of 4 threads, faulting at
+    # once on random lazy pages, with mutexes inside lazy pages; glibc gives
+    # back the unused part of each exiting thread's stack (32 of 8 MiB)
+    ZdtmTest("tree_lazy_stress", tree=True, defer_background=True,
+             lazy_removed=32 * 2048, lazy_removed_exact=False),
     # files shared between the processes of a tree (restore/fd-share.c)
     ZdtmTest("share_files", tree=True),
     ZdtmTest("share_pipes", tree=True),
