@@ -661,6 +661,22 @@ def test_posix_timer_notifies_foreign_thread(tool, zdtm, workdir):
     restore_must_pass(tool, workdir, task, good)
 
 
+@pytest.mark.parametrize("kind,why", [("outsider", r"not being dumped"),
+                                      ("reaped", r"exited")])
+def test_dump_refuses_pidfd(tool, zdtm, workdir, kind, why):
+    """A pidfd of a process outside the tree, or of a child already reaped:
+    the dump refuses naming the fd, and the tree keeps running."""
+    task = zdtm(ZdtmTest("pidfd_child", (f"--{kind}",), label=kind, tree=True))
+    before = task.snapshot()
+    imgdir = workdir / "images"
+    imgdir.mkdir()
+    res = tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT)
+    assert_error_line(res, "dump", rf"fd 22 of task {task.pid}", r"pidfd", why)
+    task.expect_unharmed(before)
+    assert not list(imgdir.iterdir()), "a refused dump left images"
+    task.check_pass()
+
+
 def test_pidfd_of_another_task(tool, zdtm, workdir):
     """files.img: a pidfd naming a task that pstree.img does not list (a
     stranger that may have that pid here): refused before any task exists."""

@@ -18,7 +18,9 @@ from lib.zdtm import REFUSED_KINDS, ZDTM_TESTS, ZdtmTest
 SPECS = [pytest.param(s, id=s.id) for s in ZDTM_TESTS]
 # the programs test_bad_input.py expects a dump to refuse
 REFUSED = [ZdtmTest("unsupported_fd", ("--kind", k), label=k) for k in REFUSED_KINDS] + [
-    ZdtmTest("thread_seccomp", ("--user-notif",), label="user-notif")]
+    ZdtmTest("thread_seccomp", ("--user-notif",), label="user-notif"),
+    ZdtmTest("pidfd_child", ("--outsider",), label="outsider", tree=True),
+    ZdtmTest("pidfd_child", ("--reaped",), label="reaped", tree=True)]
 
 
 @pytest.mark.parametrize("spec", SPECS + [pytest.param(s, id=s.id) for s in REFUSED])

@@ -6,6 +6,9 @@
  * 7, poll() on the pidfd sees the exit, and waitid(P_PIDFD) reaps it with
  * that status.  The second must show the zombie's exit at once (POLLIN)
  * and reap it with its status, 5.
+ *
+ * --outsider: fd 22 is a pidfd of our parent, outside the tree; --reaped:
+ * fd 22 is a pidfd of a child already reaped.  A dump must refuse both.
  */
 #include <poll.h>
 #include <signal.h>
@@ -21,6 +24,7 @@
 #endif
 
 static volatile int expect_status = 7;
+static int outsider, reaped;
 
 static void on_usr1(int sig)
 {
@@ -60,7 +64,13 @@ int main(int argc, char **argv)
 	int fd_runner, fd_zombie;
 	siginfo_t si;
 
-	test_init(argc, argv, NULL);
+	const struct test_opt opts[] = {
+		{ "outsider", TEST_OPT_FLAG, &outsider, 0, "fd 22: a pidfd of our parent" },
+		{ "reaped", TEST_OPT_FLAG, &reaped, 0, "fd 22: a pidfd of a reaped child" },
+		{ NULL, 0, NULL, 0, NULL },
+	};
+
+	test_init(argc, argv, opts);
 	test_kill_tree_at_exit();
 	runner = fork();
 	if (runner < 0)
@@ -81,6 +91,19 @@ int main(int argc, char **argv)
 		fail("waitid(WNOWAIT): %m");
 	fd_runner = open_pidfd(runner, 20);
 	fd_zombie = open_pidfd(zombie, 21);
+	if (outsider)
+		open_pidfd(getppid(), 22);
+	if (reaped) {
+		pid_t gone = fork();
+
+		if (gone < 0)
+			fail("fork: %m");
+		if (gone == 0)
+			_exit(0);
+		open_pidfd(gone, 22);
+		if (waitpid(gone, NULL, 0) != gone)
+			fail("waitpid: %m");
+	}
 
 	test_msg("expected exit status at %p", (void *)&expect_status);
 	test_daemon();
