@@ -788,7 +788,11 @@ def check_unix_scm(decoded, facts, files):
     assert not held & {ev[0], mfd[0], sk[0]}, "a file only in flight has a task's fd"
     assert files[sk[0]]["usk"]["peer"] == files[fd_id[50]]["usk"]["ino"]
     assert queues[files[sk[0]]["id"]] == [(5, [])], "the socket in flight lost its queue"
-    assert queues[fd_id[60]] == [(200, [fd_id[20], fd_id[31]]), (8, [])], queues[fd_id[60]]
+    records = queues[fd_id[60]]
+    assert records[:2] == [(200, [fd_id[20], fd_id[31]]), (8, [])], records
+    named = files[records[2][1][0]]["usk"]
+    assert records[2][0] == 16 and named["name_dir"] == facts["cwd"], named
+    assert queues[named["id"]] == [(8, [])], "the named socket in flight lost its datagram"
 
 
 def check_unix_names(decoded, facts, files):

@@ -127,6 +127,8 @@ struct dump_task {
 
 	bool self;			/* not a task: the dump process itself, holding
 					 * files in flight (dump_file_in_flight()) */
+	struct dump_task *owner;	/* self: the task whose socket carries them
+					 * (its cwd names a relative socket name) */
 	bool seized;
 	bool may_vanish;		/* being seized as a child: an exit is no error */
 	bool exited;			/* seen gone; its one error line is out */
@@ -324,8 +326,10 @@ struct dump_file *dump_file_add_reg(struct dump_ctx *ctx, const struct stat *st,
  * external peer); its id is the next one. */
 struct dump_file *dump_file_add(struct dump_ctx *ctx, const struct fd_kind_ops *ops,
 				const struct stat *st);
-/* A file in flight we received as @fd: a new file object of its kind. */
-int dump_file_in_flight(struct dump_ctx *ctx, int fd, const char *what, struct dump_file **out);
+/* A file in flight we received as @fd, in a queue of @owner's: a new file
+ * object of its kind. */
+int dump_file_in_flight(struct dump_ctx *ctx, int fd, struct dump_task *owner, const char *what,
+			struct dump_file **out);
 int dump_fs(struct dump_ctx *ctx, struct dump_task *t, const char *status);
 int dump_write_files(struct dump_ctx *ctx);
 /* Before the tree is let go: each kind's dump_release(); @resume: the tasks

@@ -296,9 +296,10 @@ static int probe_fd(struct fd_probe *p, char *link, size_t size, char *fdinfo)
  * through a probe of our own process (our /proc entries, pidfd_getfd and
  * fcntl on ourselves).  @what names it for messages.
  */
-int dump_file_in_flight(struct dump_ctx *ctx, int fd, const char *what, struct dump_file **out)
+int dump_file_in_flight(struct dump_ctx *ctx, int fd, struct dump_task *owner, const char *what,
+			struct dump_file **out)
 {
-	struct dump_task self = { .pid = getpid(), .vpid = getpid(), .self = true };
+	struct dump_task self = { .pid = getpid(), .vpid = getpid(), .self = true, .owner = owner };
 	struct fd_probe p = { .t = &self, .fd = fd };
 	const struct fd_kind_ops *ops;
 	char link[PATH_MAX], *fdinfo = malloc(FDINFO_MAX);

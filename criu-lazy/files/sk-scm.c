@@ -71,6 +71,14 @@ static const struct dump_fd *find_held(struct dump_ctx *ctx, pid_t skip,
 	return NULL;
 }
 
+static struct dump_task *task_of(struct dump_ctx *ctx, pid_t pid)
+{
+	for (size_t i = 0; i < ctx->nr_tasks; i++)
+		if (ctx->tasks[i]->pid == pid)
+			return ctx->tasks[i];
+	return NULL;
+}
+
 struct same_fd_arg {
 	const struct stat *st;
 	int fd;
@@ -119,7 +127,7 @@ static int dump_new(struct dump_ctx *ctx, const struct unix_dump *s, int fd,
 
 	snprintf(what, sizeof(what), "a file in flight in the queue of fd %d of task %d", s->fd,
 		 s->pid);
-	ret = dump_file_in_flight(ctx, fd, what, &f);
+	ret = dump_file_in_flight(ctx, fd, task_of(ctx, s->pid), what, &f);
 	if (ret)
 		return ret;
 	*id = f->fe.id;

@@ -64,14 +64,16 @@ static int dump_path(const struct fd_probe *p, const struct unix_diag_info *u,
 		     struct unix_dump *ud)
 {
 	char full[PATH_MAX + UNIX_DIAG_NAME_MAX + 2], cwd[PATH_MAX], link[64];
+	/* a socket in flight: the directory of the task it goes to */
+	struct dump_task *t = p->t->self && p->t->owner ? p->t->owner : p->t;
 	struct stat st;
 	ssize_t n;
 
 	if (ud->name[0] != '/') {
-		snprintf(link, sizeof(link), "/proc/%d/cwd", p->t->pid);
+		snprintf(link, sizeof(link), "/proc/%d/cwd", t->pid);
 		n = readlink(link, cwd, sizeof(cwd) - 1);
 		if (n < 0)
-			return dump_task_error(p->t, -errno, "task %d: can't read %s: %m", p->t->pid,
+			return dump_task_error(t, -errno, "task %d: can't read %s: %m", t->pid,
 					       link);
 		cwd[n] = '\0';
 		ud->name_dir = strdup(cwd);

@@ -11,7 +11,9 @@
  *      queued both ways in the pair), and one with the eventfd again
  *   C  seqpacket 60/61: a record carrying fd 20 (a socket of the task in
  *      flight in another's queue) and the pipe's write end 31, then an
- *      empty-handed record
+ *      empty-handed record, then one carrying a datagram socket bound to
+ *      the relative name "unix_scm.sock" with a datagram in its queue (held
+ *      by no fd)
  *
  * After SIGTERM: every message with its bytes and its files (none where
  * there were none), each file what it was (the pipe's bytes, the file's
@@ -29,12 +31,15 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "lib/zdtmtst.h"
 
 #define PIPE_BYTES 3000
+#define NAMED "unix_scm.sock"
 #define MAX_FDS 4
 
 static uint8_t buf[1 << 16];
@@ -214,15 +219,36 @@ static void check_dgram(void)
 		fail("fd 50: no longer talks to its peer that was in flight");
 }
 
+/* bound to "unix_scm.sock" (relative to our cwd), "to-named" queued */
+static void check_named(int sk)
+{
+	struct sockaddr_un sun;
+	socklen_t len = sizeof(sun);
+	struct stat st;
+	char got[16];
+
+	memset(&sun, 0, sizeof(sun));
+	if (getsockname(sk, (struct sockaddr *)&sun, &len) || strcmp(sun.sun_path, NAMED))
+		fail("fd 60: the socket in flight is bound to '%s', expected '%s' (%m)",
+		     sun.sun_path, NAMED);
+	if (stat(NAMED, &st) || !S_ISSOCK(st.st_mode))
+		fail("%s: not a socket in our directory (%m)", NAMED);
+	if (recv(sk, got, sizeof(got), MSG_DONTWAIT) != 8 || memcmp(got, "to-named", 8))
+		fail("fd 60: the named socket in flight lost its datagram");
+	close(sk);
+}
+
 static void check_seqpacket(void)
 {
-	int fds[MAX_FDS], none[1];
+	int fds[MAX_FDS], none[1], named[1];
 
 	get_msg(60, 200, 0xc1, fds, 2, "fd 60: record 1");
 	expect_same(fds[0], 20, "fd 60: fd 20 in flight");
 	expect_same(fds[1], 31, "fd 60: fd 31 in flight");
 	get_msg(60, 8, 0xc2, none, 0, "fd 60: record 2");
+	get_msg(60, 16, 0xc3, named, 1, "fd 60: record 3");
 	expect_empty(60, "fd 60");
+	check_named(named[0]);
 	if (send(fds[0], "z", 1, 0) != 1)
 		fail("fd 60: sending through its copy of fd 20: %m");
 	if (recv(21, buf, 2, MSG_DONTWAIT) != 1 || buf[0] != 'z')
@@ -280,6 +306,18 @@ int main(int argc, char **argv)
 	fds[1] = 31;
 	put(61, 200, 0xc1, fds, 2);
 	put(61, 8, 0xc2, NULL, 0);
+	{
+		struct sockaddr_un sun = { .sun_family = AF_UNIX };
+		int named = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+		strcpy(sun.sun_path, NAMED);
+		unlink(NAMED);
+		if (named < 0 || bind(named, (struct sockaddr *)&sun, sizeof(sun)) ||
+		    sendto(41, "to-named", 8, 0, (struct sockaddr *)&sun, sizeof(sun)) != 8)
+			fail("%s: %m", NAMED);
+		put(61, 16, 0xc3, &named, 1);
+		close(named);
+	}
 
 	test_daemon();
 	test_waitsig();
