@@ -381,6 +381,10 @@ static int memfd_check(const struct opts *o, struct rst_images *ri, struct rst_f
 		pr_err("files.img: memfd %u has no or a mismatching memfd entry", f->fe->id);
 		return -EINVAL;
 	}
+	/* a memfd in flight in a socket's queue (sk-scm.c, fd -1) is no fd
+	 * rst_memfd_objects() walks: its inode is made all the same */
+	if (f->fd < 0)
+		return add_object(ri, f->fe->id, "in flight");
 	return 0;	/* its inode: rst_memfd_objects() */
 }
 
