@@ -36,18 +36,29 @@
 #define MAP_HUGETLB 0x40000
 #endif
 
+#ifndef MAP_DROPPABLE
+#define MAP_DROPPABLE 0x08
+#endif
+#define VMA_MADV_WIPEONFORK (1ull << 18)	/* MADV_WIPEONFORK */
+
 /*
  * A VMA whose pages may be left out of an eager restore and delivered by
  * userfaultfd: private anonymous memory that is not locked, not hugetlb,
  * and not one of the kernel's special mappings (CRIU's rule, spec 3.4).
+ * Ours adds: not droppable (userfaultfd refuses it) and not
+ * MADV_WIPEONFORK: a child forked while its pages are still lazy must see
+ * that VMA empty, but the daemon would give it the parent's pages.
  */
 static inline bool vma_is_lazy_capable(const VmaEntry *vma)
 {
 	if (!(vma->flags & MAP_ANONYMOUS) || !(vma->flags & MAP_PRIVATE))
 		return false;
-	if (vma->flags & (MAP_LOCKED | MAP_HUGETLB))
+	if (vma->flags & (MAP_LOCKED | MAP_HUGETLB | MAP_DROPPABLE))
 		return false;
-	return !(vma->status & (VMA_AREA_VDSO | VMA_AREA_VVAR | VMA_AREA_VSYSCALL));
+	if (vma->has_madv && (vma->madv & VMA_MADV_WIPEONFORK))
+		return false;
+	return !(vma->status & (VMA_AREA_VDSO | VMA_AREA_VVAR | VMA_AREA_VSYSCALL |
+				VMA_AREA_GUARD));
 }
 
 /* Pages of this VMA are saved in the pagemap (spec 1.3 "Covered VMAs"). */

@@ -534,6 +534,10 @@ def poke_cow_page3_same(task):
         f.write(data)
 
 
+def poke_region_page2_vma(task):
+    poke(task.pid, addr(task, r"region (0x[0-9a-f]+), state") + 2 * 4096 + 1, b"\x00\x42")
+
+
 def poke_own_page5(task):
     poke(task.pid, addr(task, r"own region (0x[0-9a-f]+)") + 5 * 4096 + 9, b"\x00\x42")
 
@@ -627,6 +631,8 @@ CASES = [
     (ZdtmTest("share_pipes"), write_more_into_pipe_31, r"pipe A: fd 30: byte 3000 "),
     (ZdtmTest("share_sockets"), send_datagram_through_32,
      r"datagram 3: fd 33: a message of 1 bytes"),
+    (ZdtmTest("vma_flags", ("--state", "dontdump"), label="dontdump"), poke_region_page2_vma,
+     r"after the restore: page 2 byte"),
     (ZdtmTest("tree_cow"), poke_cow_page3_same, r"page 3 is not shared between the root and child A"),
     (ZdtmTest("share_kobj"), add_to_eventfd_30, r"fd 30: the eventfd reads 8, expected 7"),
     (ZdtmTest("inet_sockets"), send_to_udp_22, r"fd 22: expected an empty queue"),

@@ -85,6 +85,18 @@ struct pm_scan_arg {
 #define PAGEMAP_SCAN _IOWR('f', 16, struct pm_scan_arg)
 #endif
 
+/* PAGEMAP_SCAN's category of guard regions (6.14+), pagemap bit 58 */
+#ifndef PAGE_IS_GUARD
+#define PAGE_IS_GUARD		(1 << 8)
+#endif
+#define PM_GUARD_REGION		(1ULL << 58)
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL	102
+#endif
+#ifndef MAP_DROPPABLE
+#define MAP_DROPPABLE		0x08
+#endif
+
 #ifndef PTRACE_GET_RSEQ_CONFIGURATION
 #define PTRACE_GET_RSEQ_CONFIGURATION	0x420f
 #endif

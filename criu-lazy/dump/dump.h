@@ -91,6 +91,8 @@ struct task_mm {
 	VmaEntry **vmas_p;
 	bool *uffd_missing;			/* registered with a userfaultfd */
 	size_t nr_vmas;
+	VmaEntry *guards;			/* guard regions (guards.c), ascending */
+	size_t nr_guards, cap_guards;
 };
 
 /* One open descriptor of a task: fdinfo-<files_id>.img. */
@@ -215,6 +217,7 @@ struct dump_ctx {
 	uint32_t next_pages_id;		/* pages-N.img numbering, from 1 */
 	uint64_t zero_pfn;		/* PFN of the kernel's zero page, 0 unknown */
 	bool no_pagemap_scan;		/* PAGEMAP_SCAN refused: read whole pagemaps */
+	bool no_scan_guard;		/* PAGEMAP_SCAN knows no PAGE_IS_GUARD */
 	struct sock_diag_cache *sk;
 	struct dump_locks *locks;
 	struct pty_dump *pty;
@@ -296,6 +299,9 @@ int dump_regs(struct dump_task *t);
 
 /* mm.c */
 int dump_mm(struct dump_ctx *ctx, struct dump_task *t);
+/* guards.c: the guard regions of t's VMAs (before its pages) */
+int dump_guards(struct dump_ctx *ctx, struct dump_task *t);
+bool dump_guard_at(const struct task_mm *mm, uint64_t addr, uint64_t *end);
 int dump_write_mm(struct dump_ctx *ctx, struct dump_task *t);
 void dump_mm_free(struct task_mm *mm);
 

@@ -15,6 +15,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "common/kernel-abi.h"
 #include "common/log.h"
 #include "dump/dump.h"
 #include "images/auxv.h"
@@ -30,6 +31,7 @@ struct vm_flags {
 	bool io;		/* VM_IO / VM_PFNMAP: device memory */
 	bool shstk;		/* shadow stack */
 	bool uffd_missing;	/* "um": registered with a userfaultfd */
+	bool may_write;		/* "mw": a shared file mapping's file is writable */
 };
 
 static const struct {
@@ -41,6 +43,7 @@ static const struct {
 	{ "lo", MAP_LOCKED, -1 },
 	{ "nr", MAP_NORESERVE, -1 },
 	{ "ht", MAP_HUGETLB, -1 },
+	{ "dp", MAP_DROPPABLE, -1 },
 	{ "rr", 0, MADV_RANDOM },
 	{ "sr", 0, MADV_SEQUENTIAL },
 	{ "dc", 0, MADV_DONTFORK },
@@ -71,6 +74,8 @@ static void parse_vm_flags(const char *p, struct vm_flags *f)
 			f->shstk = true;
 		if (p[0] == 'u' && p[1] == 'm')
 			f->uffd_missing = true;
+		if (p[0] == 'm' && p[1] == 'w')
+			f->may_write = true;
 		p += 2;
 	}
 }
@@ -125,10 +130,12 @@ static int refuse_vma(struct dump_task *t, const struct proc_vma *m, const char 
 
 /* A file mapping: the file's id in files.img, and the mapping's flags. */
 static int fill_file_vma(struct dump_ctx *ctx, struct dump_task *t, const struct proc_vma *m,
-			 VmaEntry *v)
+			 const struct vm_flags *fl, VmaEntry *v)
 {
 	char link[64], what[128], path[96];
-	int open_flags = (m->shared && (m->prot & PROT_WRITE)) ? O_RDWR : O_RDONLY;
+	/* a shared mapping of a file opened for writing may be made writable
+	 * with mprotect (VM_MAYWRITE) even when it is read-only now */
+	int open_flags = m->shared && ((m->prot & PROT_WRITE) || fl->may_write) ? O_RDWR : O_RDONLY;
 	struct stat st;
 	uint32_t id;
 	int ret;
@@ -217,7 +224,7 @@ static int fill_vma(struct dump_ctx *ctx, struct dump_task *t, const struct proc
 	} else if (fl->io) {
 		return refuse_vma(t, m, "device memory");
 	} else {
-		ret = fill_file_vma(ctx, t, m, v);
+		ret = fill_file_vma(ctx, t, m, fl, v);
 		if (ret)
 			return ret;
 	}
@@ -262,7 +269,20 @@ static int dump_vmas(struct dump_ctx *ctx, struct dump_task *t)
 	if (ret)
 		return ret;
 	mm->nr_vmas = t->nr_maps;
-	mm->mm.n_vmas = t->nr_maps;
+	ret = dump_guards(ctx, t);
+	if (ret)
+		return ret;
+	if (mm->nr_guards) {
+		/* as CRIU writes them: after every real VMA */
+		VmaEntry **all = realloc(mm->vmas_p, (t->nr_maps + mm->nr_guards) * sizeof(*all));
+
+		if (!all)
+			return -ENOMEM;
+		mm->vmas_p = all;
+		for (size_t i = 0; i < mm->nr_guards; i++)
+			all[t->nr_maps + i] = &mm->guards[i];
+	}
+	mm->mm.n_vmas = t->nr_maps + mm->nr_guards;
 	mm->mm.vmas = mm->vmas_p;
 	return 0;
 }
@@ -366,6 +386,8 @@ void dump_mm_free(struct task_mm *mm)
 	free(mm->vmas);
 	free(mm->vmas_p);
 	free(mm->uffd_missing);
+	free(mm->guards);
 	mm->vmas = NULL;
 	mm->vmas_p = NULL;
+	mm->guards = NULL;
 }

@@ -7,7 +7,8 @@
  * private VMA when it is present or swapped, except the kernel's zero page
  * (compared by PFN, visible to root) and, in private file mappings, pages
  * still backed by the file (never written, so the file restores them).
- * vDSO pages are always saved.
+ * vDSO pages are always saved.  Guard regions (guards.c) never are: a
+ * guard page shows as swapped, and reading it fails.
  *
  * The PAGEMAP_SCAN ioctl (6.7+) first finds the runs of a VMA that hold
  * present or swapped pages; only their pagemap entries are read, for the
@@ -248,7 +249,7 @@ static int add_run(struct page_batch *b, uint64_t addr, uint64_t nr, uint32_t fl
 
 static bool page_wanted(uint64_t pme, bool file_private, uint64_t zero_pfn)
 {
-	if (!(pme & (PM_PRESENT | PM_SWAP)))
+	if (!(pme & (PM_PRESENT | PM_SWAP)) || (pme & PM_GUARD_REGION))
 		return false;
 	if (file_private && (pme & PM_FILE))
 		return false;
@@ -341,7 +342,9 @@ static int scan_present(struct page_batch *b, int pm_fd, uint64_t *pm, const str
 			.vec = (uintptr_t)b->regions,
 			.vec_len = SCAN_REGIONS,
 			.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
-			.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+			/* a guard page is "swapped" too (guards.c) */
+			.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED |
+				       (b->ctx->no_scan_guard ? 0 : PAGE_IS_GUARD),
 		};
 		uint64_t t0 = dump_now_us();
 		int n = ioctl(pm_fd, PAGEMAP_SCAN, &arg);
@@ -357,6 +360,8 @@ static int scan_present(struct page_batch *b, int pm_fd, uint64_t *pm, const str
 					       "can't scan the pagemap of task %d at %#llx: %m",
 					       t->pid, (unsigned long long)addr);
 		for (int i = 0; i < n; i++) {
+			if (b->regions[i].categories & PAGE_IS_GUARD)
+				continue;
 			ret = scan_entries(b, pm_fd, pm, s, b->regions[i].start, b->regions[i].end);
 			if (ret)
 				return ret;
@@ -367,6 +372,27 @@ static int scan_present(struct page_batch *b, int pm_fd, uint64_t *pm, const str
 					       t->pid, (unsigned long long)arg.walk_end,
 					       (unsigned long long)addr, (unsigned long long)end);
 		addr = arg.walk_end;
+	}
+	return 0;
+}
+
+/* Every page of [start, end) but the guard regions (guards.c). */
+static int add_unguarded(struct page_batch *b, uint64_t start, uint64_t end, uint32_t flags,
+			 bool via_mem)
+{
+	while (start < end) {
+		uint64_t next;
+		bool guard = dump_guard_at(&b->t->mm, start, &next);
+		int ret;
+
+		if (next > end)
+			next = end;
+		if (!guard) {
+			ret = add_run(b, start, (next - start) / PAGE_SZ, flags, via_mem);
+			if (ret)
+				return ret;
+		}
+		start = next;
 	}
 	return 0;
 }
@@ -392,7 +418,7 @@ static int dump_vma_pages(struct page_batch *b, int pm_fd, uint64_t *pm, const V
 
 	b->ctx->st.pages_scanned += (v->end - v->start) / PAGE_SZ;
 	if (all)
-		return add_run(b, v->start, (v->end - v->start) / PAGE_SZ, s.flags, via_mem);
+		return add_unguarded(b, v->start, v->end, s.flags, via_mem);
 	if (!b->ctx->no_pagemap_scan) {
 		ret = scan_present(b, pm_fd, pm, &s, v->start, v->end);
 		if (ret <= 0)

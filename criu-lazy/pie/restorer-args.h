@@ -25,7 +25,7 @@
 #include <stdint.h>
 
 #define RESTORER_ARGS_MAGIC	0x52535452u	/* "RTSR" */
-#define RESTORER_ARGS_VERSION	4
+#define RESTORER_ARGS_VERSION	5
 
 #define RST_TASK_SIZE		0x7ffffffff000ull	/* 47-bit user space */
 #define RST_PAGE_SIZE		4096ull
@@ -61,6 +61,7 @@ enum rst_step {
 	RST_STEP_UNMAP_PREMAP,	/* drop what is left of the premap region */
 	RST_STEP_MPROTECT,
 	RST_STEP_MADVISE,
+	RST_STEP_GUARDS,	/* install the guard regions again */
 	RST_STEP_MM_MAP,	/* prctl(PR_SET_MM, PR_SET_MM_MAP) */
 	RST_STEP_CLOSE_FDS,	/* close the restore's helper fds */
 	RST_STEP_THREADS,	/* create the other threads (clone3 + set_tid) */
@@ -274,7 +275,9 @@ struct restorer_args {
 
 	uint64_t vmas;			/* address of struct rst_vma[nr_vmas] */
 	uint32_t nr_vmas;
-	uint32_t pad1;
+	uint32_t nr_guards;
+	uint64_t guards;		/* address of struct rst_range[nr_guards]: guard
+					 * regions to install (MADV_GUARD_INSTALL) */
 
 	struct rst_vdso vdso;
 

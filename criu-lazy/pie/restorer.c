@@ -23,6 +23,7 @@
 #define PR_SET_MM		35
 #define PR_SET_MM_MAP		14
 #define SIGTRAP			5
+#define MADV_GUARD_INSTALL	102
 
 /* madvise advice that is a lasting property of a VMA (vma_entry.madv) */
 static const uint8_t sticky_advice[] = {
@@ -125,6 +126,20 @@ static int protect_vmas(struct restorer_args *a)
 	return 0;
 }
 
+/* Guard regions, once every VMA is in place (dump/guards.c). */
+static int install_guards(struct restorer_args *a)
+{
+	const struct rst_range *g = (const struct rst_range *)(uintptr_t)a->guards;
+
+	for (uint32_t i = 0; i < a->nr_guards; i++) {
+		long ret = sys_madvise(g[i].start, g[i].end - g[i].start, MADV_GUARD_INSTALL);
+
+		if (ret)
+			return rst_fail(a, RST_STEP_GUARDS, ret, g[i].start);
+	}
+	return 0;
+}
+
 static int queue_siginfos(struct restorer_args *a, uint64_t addr, uint32_t nr, int32_t tid)
 {
 	const uint8_t *si = (const uint8_t *)(uintptr_t)addr;
@@ -210,7 +225,7 @@ void restorer_main(struct restorer_args *a)
 
 	if (unmap_old(a) || rst_vdso_move(a))
 		return;
-	if (rst_uffd_open(a) || move_vmas(a) || protect_vmas(a))
+	if (rst_uffd_open(a) || move_vmas(a) || protect_vmas(a) || install_guards(a))
 		return;
 	if (a->lazy.enabled) {
 		a->status = RST_STATUS_UFFD_READY;

@@ -44,6 +44,7 @@ static void fill_task(struct rst_child *c, struct restorer_args *a)
 static void fill_vmas(struct rst_child *c, struct restorer_args *a, struct rst_vma *vmas)
 {
 	const struct rst_plan *plan = c->plan;
+	struct rst_range *guards;
 
 	for (size_t i = 0; i < plan->nr_vmas; i++) {
 		const struct rst_vma_plan *vp = &plan->vmas[i];
@@ -64,6 +65,11 @@ static void fill_vmas(struct rst_child *c, struct restorer_args *a, struct rst_v
 	}
 	a->vmas = (uint64_t)(uintptr_t)vmas;
 	a->nr_vmas = plan->nr_vmas;
+	guards = (struct rst_range *)(vmas + plan->nr_vmas);
+	for (size_t i = 0; i < c->ri->nr_guards; i++)
+		guards[i] = (struct rst_range){ c->ri->guards[i]->start, c->ri->guards[i]->end };
+	a->guards = (uint64_t)(uintptr_t)guards;
+	a->nr_guards = c->ri->nr_guards;
 
 	a->vdso.nr_parts = plan->vdso_nr;
 	for (uint32_t i = 0; i < plan->vdso_nr; i++)
@@ -106,7 +112,8 @@ int child_blob_prepare(struct rst_child *c, struct restorer_args **out)
 
 	/* every thread's part, the leader's first, then what the attributes
 	 * put after them */
-	threads = (struct rst_thread_args *)(vmas + plan->nr_vmas);
+	threads = (struct rst_thread_args *)((struct rst_range *)(vmas + plan->nr_vmas) +
+					     ri->nr_guards);
 	a->threads = (uint64_t)(uintptr_t)threads;
 	a->nr_threads = ri->nr_threads;
 	r = (struct attr_rst){

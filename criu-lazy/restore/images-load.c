@@ -125,6 +125,40 @@ static const char *vma_kind(uint32_t status)
 	return "an unsupported mapping";
 }
 
+/*
+ * Guard regions come as CRIU writes them: vma_entry records with status
+ * VMA_AREA_GUARD after every real VMA, each inside one of them.  They are
+ * kept apart (ri->guards) and mm->n_vmas counts the real VMAs only, so
+ * nothing else meets them; rst_images_free() counts them back.
+ */
+static int split_guards(struct rst_images *ri)
+{
+	MmEntry *mm = ri->mm;
+	size_t n = mm->n_vmas, real = n, k = 0;
+
+	while (real && (mm->vmas[real - 1]->status & VMA_AREA_GUARD))
+		real--;
+	for (size_t i = real; i < n; i++) {
+		const VmaEntry *g = mm->vmas[i];
+
+		while (k < real && mm->vmas[k]->end <= g->start)
+			k++;
+		if (g->status != VMA_AREA_GUARD || g->start >= g->end ||
+		    g->start % RST_PAGE_SIZE || g->end % RST_PAGE_SIZE || k == real ||
+		    g->start < mm->vmas[k]->start || g->end > mm->vmas[k]->end ||
+		    (i > real && g->start < mm->vmas[i - 1]->end)) {
+			pr_err("mm-%d.img: guard region 0x%llx-0x%llx (status 0x%x) is not inside "
+			       "one VMA, in order", ri->pid, (unsigned long long)g->start,
+			       (unsigned long long)g->end, g->status);
+			return -EINVAL;
+		}
+	}
+	ri->guards = (const VmaEntry *const *)&mm->vmas[real];
+	ri->nr_guards = n - real;
+	mm->n_vmas = real;
+	return 0;
+}
+
 static int check_mm(pid_t pid, const MmEntry *mm)
 {
 	uint64_t prev_end = 0;
@@ -277,6 +311,8 @@ int rst_images_load(int dirfd, const struct opts *o, const InventoryEntry *inv,
 	if (!ret)
 		ret = load_one(dirfd, IMG_MM, ri->pid, &mm_entry__descriptor, &ri->mm);
 	if (!ret)
+		ret = split_guards(ri);
+	if (!ret)
 		ret = check_mm(ri->pid, ri->mm);
 	if (!ret)
 		ret = load_one(dirfd, IMG_FS, ri->pid, &fs_entry__descriptor, &ri->fs);
@@ -304,6 +340,8 @@ void rst_images_free(struct rst_images *ri)
 		FREE_MSG(ri->cores[i]);
 	FREE_MSG(ri->core);
 	FREE_MSG(ri->ids);
+	if (ri->mm)
+		ri->mm->n_vmas += ri->nr_guards;
 	FREE_MSG(ri->mm);
 	FREE_MSG(ri->fs);
 	FREE_MSG(ri->seccomp);

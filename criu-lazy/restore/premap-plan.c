@@ -110,9 +110,10 @@ static uint64_t blob_region_size(const struct rst_images *ri, struct rst_plan *p
 {
 	uint64_t args;
 
-	/* args, vmas, every thread's part, then what the task attributes put
+	/* args, vmas, guard regions, every thread's part, then what the task attributes put
 	 * after them (blob-setup.c) */
 	args = sizeof(struct restorer_args) + plan->nr_vmas * sizeof(struct rst_vma) +
+	       ri->nr_guards * sizeof(struct rst_range) +
 	       ri->nr_threads * sizeof(struct rst_thread_args) +
 	       attrs_args_size(ri, ri->core, ATTR_PROCESS | ATTR_THREAD);
 	for (size_t i = 1; i < ri->nr_threads; i++)
@@ -308,7 +309,7 @@ static bool vma_inheritable(const VmaEntry *v)
 {
 	/* mlock is not inherited, and populating a locked VMA again would
 	 * break the sharing anyway */
-	if (vma_is_kernel(v) || (v->flags & (MAP_LOCKED | MAP_HUGETLB)))
+	if (vma_is_kernel(v) || (v->flags & (MAP_LOCKED | MAP_HUGETLB | MAP_DROPPABLE)))
 		return false;
 	return (v->status & (VMA_ANON_PRIVATE | VMA_FILE_PRIVATE)) != 0;
 }

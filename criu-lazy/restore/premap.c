@@ -118,7 +118,10 @@ static int premap_file(struct rst_child *c, const struct rst_vma_plan *vp)
 	bool shared = v->status & VMA_FILE_SHARED;
 	int oflags = O_RDONLY, fd, ret;
 
-	if (shared && (v->prot & PROT_WRITE))
+	/* opened for writing at the dump (fdflags): mprotect(PROT_WRITE) must
+	 * still work, even if the mapping is read-only now */
+	if (shared && ((v->prot & PROT_WRITE) ||
+		       (v->has_fdflags && (v->fdflags & O_ACCMODE) == O_RDWR)))
 		oflags = O_RDWR;
 	fd = open(vp->file->name, oflags | O_CLOEXEC);
 	if (fd < 0)
@@ -182,7 +185,9 @@ int child_premap(struct rst_child *c)
 			ret = premap_file(c, vp);
 		else if (v->status & VMA_ANON_PRIVATE)
 			ret = map_fixed(c, vp, vp->premap_prot,
-					MAP_PRIVATE | MAP_ANONYMOUS |
+					/* droppable is a mapping type of its own */
+					(v->flags & MAP_DROPPABLE ? MAP_DROPPABLE : MAP_PRIVATE) |
+					MAP_ANONYMOUS |
 					(v->flags & (MAP_GROWSDOWN | MAP_NORESERVE | MAP_LOCKED)),
 					-1, 0, "anonymous memory");
 		/* shared anonymous VMAs: below, per object */

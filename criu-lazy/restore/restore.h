@@ -98,7 +98,10 @@ struct rst_images {
 	pid_t *tids;			/* their tids in the images, leader first */
 	size_t nr_threads;
 	TaskKobjIdsEntry *ids;
-	MmEntry *mm;
+	MmEntry *mm;			/* n_vmas: the real VMAs, without the guards */
+	const VmaEntry *const *guards;	/* guard regions: the vma_entry records after
+					 * the real ones (mm->vmas + mm->n_vmas) */
+	size_t nr_guards;
 	FsEntry *fs;
 
 	FileEntry **files;		/* files.img */

@@ -206,6 +206,7 @@ static const char *step_name(int step)
 		[RST_STEP_UNMAP_PREMAP] = "unmapping the premap region at 0x%llx",
 		[RST_STEP_MPROTECT] = "setting the protection of the VMA at 0x%llx",
 		[RST_STEP_MADVISE] = "madvise on the VMA at 0x%llx",
+		[RST_STEP_GUARDS] = "MADV_GUARD_INSTALL on the guard region at 0x%llx",
 		[RST_STEP_MM_MAP] = "setting the mm fields (prctl PR_SET_MM_MAP)",
 		[RST_STEP_CLOSE_FDS] = "closing the restore's descriptors from %llu",
 		[RST_STEP_THREADS] = "creating thread %llu (clone3 with set_tid)",
