@@ -164,6 +164,49 @@ def ip(host, *args):
     assert p.returncode == 0, f"ip {' '.join(args)} in {host.name}: {p.stderr.strip()}"
 
 
+def run_in(host, argv, stdin=None):
+    p = subprocess.run([*host.enter(), *argv], input=stdin, capture_output=True, text=True,
+                       timeout=TIMEOUT)
+    assert p.returncode == 0, f"{' '.join(argv)} in {host.name}: {p.stderr.strip()}"
+    return p.stdout
+
+
+def lock_destination(host, lock, imgdir):
+    """What the orchestrator of a migration does before the task's address
+    arrives: lock its connection in the destination as the dump locked it
+    in the source, under the dump's names, so the restore's unlock removes
+    it (the restore itself locks nothing, as CRIU's)."""
+    run_id = [e for e in netlock._show(imgdir / "inventory.img")][0]["dump_criu_run_id"]
+    _, ports = netlock.images_locks(imgdir)
+    (me, peer), = ports
+    if lock == "nftables":
+        t = f"inet CRIU-{run_id}"
+        run_in(host, [netlock.sbin_which("nft"), "-f", "-"], stdin="".join(
+            f"{line}\n" for line in (
+                f"add table {t}",
+                f"add chain {t} input {{ type filter hook input priority 0; }}",
+                f"add chain {t} output {{ type filter hook output priority 0; }}",
+                f"add set {t} conns4 {{ type ipv4_addr . inet_service . ipv4_addr . "
+                "inet_service; }",
+                f"add rule {t} input ip saddr . tcp sport . ip daddr . tcp dport @conns4 drop",
+                f"add rule {t} output ip saddr . tcp sport . ip daddr . tcp dport @conns4 drop",
+                f"add element {t} conns4 {{ {hosts_mod.DST_ADDR} . {peer} . {SERVICE_ADDR} . "
+                f"{me}, {SERVICE_ADDR} . {me} . {hosts_mod.DST_ADDR} . {peer} }}")))
+        return
+    for chain, (src, sport, dst, dport) in (("INPUT", (hosts_mod.DST_ADDR, peer, SERVICE_ADDR, me)),
+                                            ("OUTPUT", (SERVICE_ADDR, me, hosts_mod.DST_ADDR, peer))):
+        run_in(host, [netlock.sbin_which("iptables"), "-w", "10", "-t", "filter", "-I", chain,
+                      "--protocol", "tcp", "-m", "mark", "!", "--mark", "0xc114",
+                      "--source", src, "--sport", str(sport), "--destination", dst,
+                      "--dport", str(dport), "-j", "DROP"])
+
+
+def destination_locks(host):
+    return (run_in(host, [netlock.sbin_which("nft"), "list", "tables"]).count("CRIU-") +
+            run_in(host, [netlock.sbin_which("iptables"), "-w", "10", "-S"]).lower().count(
+                netlock.MARK))
+
+
 def wait_file(path, timeout=TIMEOUT):
     assert P.wait_for(lambda: path.exists(), timeout), f"{path.name} did not appear"
 
@@ -194,7 +237,9 @@ def test_migrate_tcp(lock, hosts, tool, procs, workdir):
     task.expect_gone()
     (workdir / "peer-go").touch()	# the peer sends while the task is gone
     time.sleep(0.5)
-    # the address goes with the task
+    # the address goes with the task, into a destination locked for it
+    lock_destination(hosts.dst, lock, imgdir)
+    assert destination_locks(hosts.dst) > 0
     ip(hosts.src, "addr", "del", f"{SERVICE_ADDR}/32", "dev", "lo")
     ip(hosts.dst, "route", "del", f"{SERVICE_ADDR}/32")
     ip(hosts.dst, "addr", "add", f"{SERVICE_ADDR}/32", "dev", "lo")
@@ -207,6 +252,7 @@ def test_migrate_tcp(lock, hosts, tool, procs, workdir):
     assert_ok(res, "restore --lazy-pages --tcp-established in the destination")
     task.expect_restored(pidfile)
     assert hosts.dst.holds(task.pid), f"the restored task is not in {hosts.dst.name}"
+    assert destination_locks(hosts.dst) == 0, "the restore left the destination locked"
     task.check_pass()
     wait_file(workdir / "peer-result")
     result = (workdir / "peer-result").read_text().strip()
