@@ -62,7 +62,7 @@ def test_ghost_image_missing(tool, zdtm, workdir):
     task, good = dumped_ghosts(tool, zdtm, workdir)
     bad = damaged_copy(good, workdir)
     ghosts = sorted(bad.glob("ghost-file-*.img"))
-    assert len(ghosts) == 5, f"expected 5 ghost images, found {[p.name for p in ghosts]}"
+    assert len(ghosts) == 6, f"expected 6 ghost images, found {[p.name for p in ghosts]}"
     ghosts[-1].unlink()
     restore_must_fail(tool, workdir, bad, task.pid, ghosts[-1].name.replace(".", r"\."),
                       r"missing")
@@ -88,7 +88,8 @@ def test_remap_image_missing(tool, zdtm, workdir):
     task, good = dumped_ghosts(tool, zdtm, workdir)
     bad = damaged_copy(good, workdir)
     (bad / "remap-fpath.img").unlink()
-    restore_must_fail(tool, workdir, bad, task.pid, r"ghost-(small|sparse|shared|private|cwd)",
+    restore_must_fail(tool, workdir, bad, task.pid,
+                      r"ghost-(small|sparse|shared|private|cwd|gone)",
                       r"No such file")
     restore_must_pass(tool, workdir, task, good)
 

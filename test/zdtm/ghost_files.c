@@ -12,6 +12,8 @@
  *   a MAP_PRIVATE mapping of "ghost-private" (8 pages, no fd left), pages
  *          1 and 5 written (copy-on-write), the others the file's
  *   cwd    "ghost-cwd", removed while it is the working directory
+ *   fd 25  "ghost-gone/inner", 10 bytes, whose directory was removed too
+ *          (the restore makes the directory again, and removes it)
  *   --big SIZE: fd 24, a deleted file of SIZE bytes (for --ghost-limit)
  * After SIGTERM: every fd's link, flags, offset, inode sharing, nlink 0,
  * mode, owner, size, mtime; contents byte for byte, holes still holes;
@@ -41,9 +43,9 @@
 #define MTIME		1234567890
 
 static uint8_t buf[SPARSE_SIZE + 16], want[SPARSE_SIZE];
-static char links[5][256], cwd_link[256];
-static int getfl[5], getfd[5];
-static off_t pos[5];
+static char links[6][256], cwd_link[256];
+static int getfl[6], getfd[6];
+static off_t pos[6];
 static size_t big_size;
 
 static void place(int fd, int at, int cloexec)
@@ -197,13 +199,21 @@ int main(int argc, char **argv)
 	pattern_fill(priv + PAGE_SIZE, PAGE_SIZE, SEED_COW + 1);
 	pattern_fill(priv + 5 * PAGE_SIZE, PAGE_SIZE, SEED_COW + 5);
 
+	if (mkdir("ghost-gone", 0700))
+		fail("mkdir ghost-gone: %m");
+	fd = make_deleted("ghost-gone/inner");
+	write_at(fd, "0123456789", 10, 0, "ghost-gone/inner");
+	place(fd, 25, 0);
+	if (unlink("ghost-gone/inner") || rmdir("ghost-gone"))
+		fail("removing ghost-gone: %m");
+
 	if (mkdir("ghost-cwd", 0700) || chmod("ghost-cwd", 0750) || chdir("ghost-cwd") ||
 	    rmdir("../ghost-cwd"))
 		fail("a deleted cwd: %m");
 
-	for (int i = 0; i < 5; i++) {
+	for (int i = 0; i < 6; i++) {
 		if (i == 4 && !big_size)
-			break;
+			continue;
 		getfl[i] = fcntl(20 + i, F_GETFL);
 		getfd[i] = fcntl(20 + i, F_GETFD);
 		pos[i] = lseek(20 + i, 0, SEEK_CUR);
@@ -215,11 +225,11 @@ int main(int argc, char **argv)
 	test_daemon();
 	test_waitsig();
 
-	for (int i = 0; i < 5; i++) {
+	for (int i = 0; i < 6; i++) {
 		char now[256];
 
 		if (i == 4 && !big_size)
-			break;
+			continue;
 		fd_link(20 + i, now, sizeof(now));
 		if (strcmp(now, links[i]))
 			fail("fd %d is %s, expected %s", 20 + i, now, links[i]);
@@ -272,6 +282,9 @@ int main(int argc, char **argv)
 	for (int i = 0; i < PRIV_PAGES; i++)
 		if (memcmp(priv + i * PAGE_SIZE, want + i * PAGE_SIZE, PAGE_SIZE))
 			fail("the private mapping of ghost-private: page %d differs", i);
+
+	if (pread(25, buf, 20, 0) != 10 || memcmp(buf, "0123456789", 10))
+		fail("fd 25: contents differ");
 
 	if (big_size) {
 		static uint8_t chunk[1 << 16];
