@@ -11,9 +11,10 @@
  * (pty_queues_refill()).  Each slave file is a TIOCGPTPEER of the master,
  * made first (and kept) if the task does not hold it; the master and its
  * slaves are one group (share_key()) when several processes hold them.
- * Once every descriptor is open (the connect step): the session leader
- * makes the slave its controlling terminal again with its foreground
- * group, then the lock and TIOCEXCL are put back.
+ * Once every descriptor is open (the connect step, by the maker of each
+ * file): the lock and TIOCEXCL are put back.  Then each session leader
+ * makes its slave its controlling terminal again, with its foreground
+ * group (pty_ctty_restore(), task state rather than a file's).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -400,7 +401,51 @@ static int pty_open(struct rst_child *c, const struct rst_fd *f)
 	return fd;
 }
 
-/* Every fd open: the controlling terminal, then the lock and TIOCEXCL. */
+/*
+ * The session leader, every fd in place: the slave of its session's pty
+ * becomes its controlling terminal again, with the foreground group.  Any
+ * fd of that pty of the task does: a slave, or the master's TIOCGPTPEER.
+ */
+int pty_ctty_restore(struct rst_child *c)
+{
+	const struct pty_state *s = c->ri->kind_state[fd_kind_index(&fd_kind_pty)];
+	const TtyInfoEntry *si = NULL;
+	int fd = -1, slave, err = 0;
+
+	for (size_t i = 0; s && i < s->nr_infos && !si; i++)
+		if (!PTY_INFO_MASTER(s->infos[i]->id) && (pid_t)s->infos[i]->sid == c->ri->pid)
+			si = s->infos[i];
+	if (!si)
+		return 0;
+	for (size_t i = 0; i < c->ri->nr_fds; i++) {
+		const struct rst_fd *f = &c->ri->fds[i];
+
+		if (f->ops != &fd_kind_pty ||
+		    PTY_INFO_INDEX(f->fe->tty->tty_info_id) != PTY_INFO_INDEX(si->id))
+			continue;
+		if (!PTY_INFO_MASTER(f->fe->tty->tty_info_id) || fd < 0)
+			fd = f->fd;
+		if (!PTY_INFO_MASTER(f->fe->tty->tty_info_id))
+			break;
+	}
+	if (fd < 0)
+		return child_err(c, ENOENT, "task %d: its controlling terminal /dev/pts/%u: the task holds no descriptor of that pty",
+				 c->ri->pid, PTY_INFO_INDEX(si->id));
+	slave = fd;
+	if (ioctl(fd, TIOCGPTN, &(unsigned int){ 0 }) == 0)	/* the master */
+		slave = ioctl(fd, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (slave < 0 || ioctl(slave, TIOCSCTTY, 0) ||
+	    (si->pgrp && tcsetpgrp(slave, si->pgrp)))
+		err = errno;
+	if (slave >= 0 && slave != fd)
+		close(slave);
+	if (err)
+		return child_err(c, err, "task %d: /dev/pts/%u as its controlling terminal (foreground group %u): %s",
+				 c->ri->pid, PTY_INFO_INDEX(si->id), si->pgrp, strerror(err));
+	return 0;
+}
+
+/* Every fd open (by the file's maker): the lock and TIOCEXCL. */
 static int pty_connect(struct rst_child *c, const struct rst_fd *f, int fd)
 {
 	const struct pty_state *s = c->ri->kind_state[fd_kind_index(&fd_kind_pty)];
@@ -408,23 +453,10 @@ static int pty_connect(struct rst_child *c, const struct rst_fd *f, int fd)
 	const TtyInfoEntry *mi = find_info(s, e->tty_info_id | 1);
 	const TtyInfoEntry *si = find_info(s, e->tty_info_id & ~1u);
 	bool master = PTY_INFO_MASTER(e->tty_info_id);
-	int slave = fd, err = 0;
+	int err = 0;
 	const char *what = "";
 
-	if (si->sid && (pid_t)si->sid == c->ri->pid) {
-		if (master)
-			slave = ioctl(fd, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
-		if (slave < 0 || ioctl(slave, TIOCSCTTY, 0)) {
-			err = errno;
-			what = "make it the controlling terminal";
-		} else if (si->pgrp && tcsetpgrp(slave, si->pgrp)) {
-			err = errno;
-			what = "its foreground process group";
-		}
-		if (master && slave >= 0)
-			close(slave);
-	}
-	if (!err && master && mi->locked && ioctl(fd, TIOCSPTLCK, &(int){ 1 })) {
+	if (master && mi->locked && ioctl(fd, TIOCSPTLCK, &(int){ 1 })) {
 		err = errno;
 		what = "lock it";
 	}

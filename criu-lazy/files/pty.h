@@ -43,6 +43,11 @@ void pty_termios_load(const TermiosEntry *e, struct termios *t);
 int pty_queues_refill(int master, int slave, const void *out, size_t nout, const void *in,
 		      size_t nin);
 
+/* In the new task after its fds: its controlling terminal, if a pty of
+ * the tree's is (pty.c).  0 or -errno after child_err(). */
+struct rst_child;
+int pty_ctty_restore(struct rst_child *c);
+
 /* pty-dump.c: the dump side of fd_kind_pty */
 struct dump_ctx;
 struct dump_file;

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "attrs/task-attr.h"
+#include "files/pty.h"
 #include "restore/restore.h"
 
 int child_err(const struct rst_child *c, int err, const char *fmt, ...)
@@ -109,6 +110,7 @@ _Noreturn void rst_child_main(struct rst_child *c)
 	struct restorer_args *args;
 
 	if (child_fds_prepare(c) || child_fds_restore(c) || child_file_locks(c) ||
+	    pty_ctty_restore(c) ||
 	    child_mm_flags(c) || child_attrs(c, ATTR_RST_CHILD))
 		_exit(1);
 	/* after this, paths resolve in the task's root */

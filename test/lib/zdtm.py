@@ -116,6 +116,7 @@ ZDTM_TESTS = [
     ZdtmTest("inotify", ("--deleted",), label="deleted"),
     ZdtmTest("fanotify"),
     ZdtmTest("pty", host_ptys=True),
+    ZdtmTest("pty", ("--child",), label="child", tree=True, host_ptys=True),
     ZdtmTest("file_locks", cr_opts=("--file-locks",), host_locks=True),
     ZdtmTest("file_locks", ("--read-only",), label="read-only", cr_opts=("--file-locks",)),
     # a flock lock through an open file a child shares from the fork

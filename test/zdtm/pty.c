@@ -10,6 +10,9 @@
  * After SIGTERM: the same indexes, settings and modes, the slave is the
  * controlling terminal, and the queued bytes arrive as they were sent.
  *
+ * --child: a child leads a session of its own whose controlling terminal
+ * is the slave (its own open of it, fd 30), its group in the foreground;
+ * the program checks that through the master.
  * --outside: fd 24 is a slave whose master is closed, as a terminal from
  * outside the tree would be (a dump must refuse it without --shell-job,
  * naming the terminal).
@@ -66,9 +69,12 @@ static void expect_read(int fd, const char *want, size_t len)
 
 int main(int argc, char **argv)
 {
-	int outside = 0;
+	int outside = 0, child = 0;
+	pid_t kid = 0;
 	const struct test_opt opts[] = {
 		{ "outside", TEST_OPT_FLAG, &outside, 0, "fd 24: a slave of a master not held" },
+		{ "child", TEST_OPT_FLAG, &child, 0,
+		  "the slave is the controlling terminal of a child's session instead" },
 		{ NULL, 0, NULL, 0, NULL },
 	};
 	struct termios t, t_before;
@@ -85,8 +91,9 @@ int main(int argc, char **argv)
 		fail("unlockpt: %m");
 	idx = pty_index(20);
 	snprintf(path, sizeof(path), "/dev/pts/%d", idx);
-	place(open(path, O_RDWR), 21);
-	if (ioctl(21, TIOCSCTTY, 0) || tcsetpgrp(21, getpgrp()))
+	/* a session leader's open of a tty makes it its terminal: not with --child */
+	place(open(path, O_RDWR | (child ? O_NOCTTY : 0)), 21);
+	if (!child && (ioctl(21, TIOCSCTTY, 0) || tcsetpgrp(21, getpgrp())))
 		fail("TIOCSCTTY / tcsetpgrp: %m");
 	place(open(path, O_RDWR | O_NONBLOCK | O_NOCTTY), 22);
 	if (tcgetattr(21, &t))
@@ -113,6 +120,37 @@ int main(int argc, char **argv)
 		place(open(path, O_RDWR | O_NOCTTY), 24);
 		close(m);
 	}
+	if (child) {
+		/* a session of its own whose controlling terminal is the slave,
+		 * opened on its own (fd 30) */
+		int ready[2];
+		char c;
+
+		test_kill_tree_at_exit();
+		if (pipe(ready))
+			fail("pipe: %m");
+		kid = fork();
+		if (kid < 0)
+			fail("fork: %m");
+		if (kid == 0) {
+			snprintf(path, sizeof(path), "/dev/pts/%d", idx);
+			if (setsid() < 0 || dup2(open(path, O_RDWR), 30) != 30 ||
+			    ioctl(30, TIOCSCTTY, 0) || tcsetpgrp(30, getpid())) {
+				test_msg("child: taking %s as its terminal: %m", path);
+				_exit(1);
+			}
+			close(ready[0]);
+			if (write(ready[1], "r", 1) != 1)
+				_exit(1);
+			close(ready[1]);
+			for (;;)
+				pause();
+		}
+		close(ready[1]);
+		if (read(ready[0], &c, 1) != 1)
+			fail("the child could not take the slave as its terminal");
+		close(ready[0]);
+	}
 	if (tcgetattr(21, &t_before))
 		fail("tcgetattr: %m");
 	usleep(100000);		/* the bytes reach the line disciplines */
@@ -134,6 +172,14 @@ int main(int argc, char **argv)
 	if (ioctl_int(23, TIOCGPTLCK, "TIOCGPTLCK") != 1 || ioctl_int(20, TIOCGPTLCK, "TIOCGPTLCK"))
 		fail("pty locks: fd 23 %d, fd 20 %d, expected 1 0",
 		     ioctl_int(23, TIOCGPTLCK, "TIOCGPTLCK"), ioctl_int(20, TIOCGPTLCK, "TIOCGPTLCK"));
+	if (child) {
+		int sid = ioctl_int(20, TIOCGSID, "TIOCGSID"), pgrp = ioctl_int(20, TIOCGPGRP, "TIOCGPGRP");
+
+		if (sid != kid || pgrp != kid || proc_stat_field(7))
+			fail("the slave: session %d, foreground group %d, expected the child's %d; ours %#llx",
+			     sid, pgrp, kid, proc_stat_field(7));
+		goto data;
+	}
 	if (tcgetsid(21) != getpid() || tcgetpgrp(21) != getpgrp())
 		fail("the slave: session %d, foreground group %d, expected %d %d", tcgetsid(21),
 		     tcgetpgrp(21), getpid(), getpgrp());
@@ -143,6 +189,7 @@ int main(int argc, char **argv)
 	if (proc_stat_field(7) != ((minor(st.st_rdev) & 0xff) | (major(st.st_rdev) << 8) |
 				   ((minor(st.st_rdev) & ~0xffU) << 12)))
 		fail("the controlling terminal is %#llx, not the slave", proc_stat_field(7));
+data:
 	if ((fcntl(22, F_GETFL) & O_NONBLOCK) == 0 || (fcntl(21, F_GETFL) & O_NONBLOCK))
 		fail("O_NONBLOCK of fds 21 and 22 changed");
 
