@@ -444,6 +444,10 @@ def add_to_eventfd_30(task):
         os.close(fd)
 
 
+def poke_expected_umask(task):
+    poke(task.pid, addr(task, r"expected umask at (0x[0-9a-f]+)"), (0o22).to_bytes(4, "little"))
+
+
 def poke_recorded_timer_id(task):
     """The id recorded for the SIGEV_NONE timer (ids[2]) becomes the
     deleted one: a timer that did not come back."""
@@ -635,6 +639,7 @@ CASES = [
      r"after the restore: page 2 byte"),
     (ZdtmTest("tree_cow"), poke_cow_page3_same, r"page 3 is not shared between the root and child A"),
     (ZdtmTest("share_kobj"), add_to_eventfd_30, r"fd 30: the eventfd reads 8, expected 7"),
+    (ZdtmTest("share_fs"), poke_expected_umask, r"root after the restore: umask is 027, expected 022"),
     (ZdtmTest("inet_sockets"), send_to_udp_22, r"fd 22: expected an empty queue"),
     (ZdtmTest("tcp_established", ("--small",)), send_one_more_byte_on_21,
      r"fd 22: expected nothing to read"),

@@ -9,10 +9,12 @@
  * tell which tasks share those.
  */
 #include <fcntl.h>
+#include <linux/kcmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -65,6 +67,22 @@ static void fill_ns_ids(struct dump_ctx *ctx, const char *who, TaskKobjIdsEntry 
 	}
 }
 
+/*
+ * Processes made with clone(CLONE_FS) share one fs_struct: one fs_id, as
+ * CRIU writes it, found with kcmp among the processes dumped before.
+ */
+static void share_fs_id(struct dump_ctx *ctx, struct dump_task *t)
+{
+	for (size_t i = 0; i < ctx->nr_tasks && ctx->tasks[i] != t; i++) {
+		const struct dump_task *u = ctx->tasks[i];
+
+		if (!u->zombie && syscall(SYS_kcmp, t->pid, u->pid, KCMP_FS, 0, 0) == 0) {
+			t->ids.fs_id = u->ids.fs_id;
+			return;
+		}
+	}
+}
+
 int dump_ids(struct dump_ctx *ctx, struct dump_task *t)
 {
 	char who[16];
@@ -79,6 +97,7 @@ int dump_ids(struct dump_ctx *ctx, struct dump_task *t)
 	task_kobj_ids_entry__init(&t->ids);
 	/* one of each per process, until kcmp() finds shared ones */
 	t->ids.vm_id = t->ids.files_id = t->ids.fs_id = t->ids.sighand_id = ++ctx->next_kobj_id;
+	share_fs_id(ctx, t);
 	snprintf(who, sizeof(who), "%d", t->pid);
 	fill_ns_ids(ctx, who, &t->ids);
 	if (t->exited || dump_task_exited(t))

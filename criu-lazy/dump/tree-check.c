@@ -75,16 +75,17 @@ static int check_one(const struct dump_ctx *ctx, const struct dump_task *t)
 }
 
 /*
- * Processes made with clone(CLONE_FILES / CLONE_FS / CLONE_VM /
- * CLONE_SIGHAND) share that object: the restore would give each its own,
- * and they would silently stop sharing it.  kcmp() tells.
+ * Processes made with clone(CLONE_FILES / CLONE_VM / CLONE_SIGHAND) share
+ * that object: the restore would give each its own, and they would
+ * silently stop sharing it.  kcmp() tells.  CLONE_FS is restored (the
+ * child is cloned with it again) where a process shares it with its
+ * parent: dump_check_tree_fs().
  */
 static int dump_check_tree_sharing(struct dump_ctx *ctx)
 {
 	static const struct { int type; const char *what; } kinds[] = {
 		{ KCMP_VM, "memory (CLONE_VM)" },
 		{ KCMP_FILES, "descriptor table (CLONE_FILES)" },
-		{ KCMP_FS, "cwd, root and umask (CLONE_FS)" },
 		{ KCMP_SIGHAND, "signal handlers (CLONE_SIGHAND)" },
 	};
 
@@ -116,6 +117,43 @@ static int dump_check_tree_sharing(struct dump_ctx *ctx)
 	return 0;
 }
 
+/*
+ * An fs_struct (cwd, root, umask) shared between processes comes back by
+ * cloning each sharer with CLONE_FS from its parent: so each must share it
+ * with its parent (then all sharers hang together through their parents).
+ */
+static int dump_check_tree_fs(struct dump_ctx *ctx)
+{
+	for (size_t i = 1; i < ctx->nr_tasks; i++) {
+		const struct dump_task *t = ctx->tasks[i];
+
+		if (t->zombie)
+			continue;
+		for (size_t j = 0; j < ctx->nr_tasks; j++) {
+			const struct dump_task *u = ctx->tasks[j];
+			long r;
+
+			if (u == t || u->zombie)
+				continue;
+			r = syscall(SYS_kcmp, t->pid, u->pid, KCMP_FS, 0, 0);
+			if (r < 0) {
+				pr_perror("kcmp of tasks %d and %d", t->pid, u->pid);
+				return -errno;
+			}
+			if (r)
+				continue;
+			if (t->parent && !t->parent->zombie &&
+			    !syscall(SYS_kcmp, t->pid, t->parent->pid, KCMP_FS, 0, 0))
+				break;
+			pr_err("tasks %d and %d share their cwd, root and umask (CLONE_FS), but %d "
+			       "does not share them with its parent: not supported yet", u->pid,
+			       t->pid, t->pid);
+			return -EOPNOTSUPP;
+		}
+	}
+	return 0;
+}
+
 int dump_check_tree(struct dump_ctx *ctx)
 {
 	int ret;
@@ -130,5 +168,6 @@ int dump_check_tree(struct dump_ctx *ctx)
 		if (ret)
 			return ret;
 	}
-	return dump_check_tree_sharing(ctx);
+	ret = dump_check_tree_sharing(ctx);
+	return ret ? ret : dump_check_tree_fs(ctx);
 }

@@ -191,12 +191,16 @@ static int in_name_dir(struct rst_child *c, int sk, const UnixSkEntry *ue,
 
 	if (!ue->name.data[0] || !ue->name_dir || ue->name.data[0] == '/')
 		return op(c, sk, ue);
+	ret = child_cwd_lock(c);	/* another process may share our cwd */
+	if (ret)
+		return ret;
 	cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (cwd < 0 || chdir(ue->name_dir)) {
 		ret = child_err(c, errno, "unix socket %u of task %d: its directory %s: %s", ue->id,
 				c->ri->pid, ue->name_dir, strerror(errno));
 		if (cwd >= 0)
 			close(cwd);
+		child_cwd_unlock(c);
 		return ret;
 	}
 	ret = op(c, sk, ue);
@@ -204,6 +208,7 @@ static int in_name_dir(struct rst_child *c, int sk, const UnixSkEntry *ue,
 		ret = child_err(c, errno, "task %d: back to its directory: %s", c->ri->pid,
 				strerror(errno));
 	close(cwd);
+	child_cwd_unlock(c);
 	return ret;
 }
 

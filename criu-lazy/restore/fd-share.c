@@ -35,6 +35,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -207,6 +208,33 @@ static int make_socket(struct rst_tree *tree, int i)
 	return 0;
 }
 
+/*
+ * Processes that share their cwd (CLONE_FS) take turns to change it
+ * (child_cwd_lock()): a flock() on a file of this restore's own, which each
+ * opens again (a lock belongs to an open file description).
+ */
+static int make_fs_lock(struct rst_tree *tree)
+{
+	for (size_t i = 0; i < tree->nr; i++) {
+		const struct rst_proc *p = &tree->procs[i];
+
+		if (p->kind != RST_PROC_ALIVE)
+			continue;
+		for (size_t j = i + 1; j < tree->nr; j++) {
+			if (tree->procs[j].kind != RST_PROC_ALIVE ||
+			    tree->procs[j].ri.ids->fs_id != p->ri.ids->fs_id)
+				continue;
+			tree->share.fs_lock_src = memfd_create("criu-lazy-cwd-lock", MFD_CLOEXEC);
+			if (tree->share.fs_lock_src < 0) {
+				pr_perror("memfd_create for the processes sharing their cwd");
+				return -errno;
+			}
+			return 0;
+		}
+	}
+	return 0;
+}
+
 int rst_share_plan(struct rst_tree *tree)
 {
 	struct rst_share *s = &tree->share;
@@ -220,10 +248,14 @@ int rst_share_plan(struct rst_tree *tree)
 	s->pids = calloc(tree->nr, sizeof(*s->pids));
 	if (!s->sk || !s->addr || !s->addr_len || !s->pids)
 		return -ENOMEM;
+	s->fs_lock_src = -1;
 	for (size_t i = 0; i < tree->nr; i++) {
 		s->sk[i] = -1;
 		s->pids[i] = tree->procs[i].pid;
 	}
+	ret = make_fs_lock(tree);
+	if (ret)
+		return ret;
 	ret = gather_refs(tree, &refs, &nr);
 	if (ret)
 		return ret;
@@ -258,6 +290,8 @@ void rst_share_free(struct rst_tree *tree)
 	for (size_t i = 0; s->sk && i < tree->nr; i++)
 		if (s->sk[i] >= 0)
 			close(s->sk[i]);
+	if (s->sk && s->fs_lock_src >= 0)
+		close(s->fs_lock_src);
 	for (size_t i = 0; i < s->nr; i++)
 		free(s->files[i].holders);
 	free(s->files);

@@ -19,8 +19,10 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -52,10 +54,11 @@ static int int_cmp(const void *a, const void *b)
 /* Close every fd but the helpers. */
 static int close_others(struct rst_child *c)
 {
-	int keep[5] = { c->err_fd, c->exe_fd, c->tty_fd, c->share_rx, c->share_tx }, nr = 0;
+	int keep[6] = { c->err_fd, c->exe_fd, c->tty_fd, c->share_rx, c->share_tx, c->fs_lock };
 	unsigned int next = 0;
+	int nr = 0;
 
-	for (int i = 0; i < 5; i++)
+	for (int i = 0; i < 6; i++)
 		if (keep[i] >= 0)
 			keep[nr++] = keep[i];
 	qsort(keep, nr, sizeof(int), int_cmp);
@@ -124,6 +127,16 @@ int child_fds_prepare(struct rst_child *c)
 		return -ENOTTY;
 	if (child_share_prepare(c))
 		return -EIO;
+	if (c->fs_shared && c->share->fs_lock_src >= 0) {
+		/* an open file of our own: flock() excludes the other sharers' */
+		char path[32];
+
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", c->share->fs_lock_src);
+		c->fs_lock = open(path, O_RDONLY | O_CLOEXEC);
+		if (c->fs_lock < 0 || move_high(c, &c->fs_lock))
+			return child_err(c, errno, "task %d: cannot open the cwd lock: %s",
+					 ri->pid, strerror(errno));
+	}
 	return close_others(c);
 }
 
@@ -312,7 +325,41 @@ int child_fds_restore(struct rst_child *c)
 	return 0;
 }
 
+static int fs_restore(struct rst_child *c);
+
+/*
+ * Processes that share their cwd (CLONE_FS) change it one at a time: one
+ * that steps into a directory for a while (a unix socket bound by a
+ * relative name) must not see another move it meanwhile.
+ */
+int child_cwd_lock(struct rst_child *c)
+{
+	while (c->fs_lock >= 0 && flock(c->fs_lock, LOCK_EX)) {
+		if (errno != EINTR)
+			return child_err(c, errno, "task %d: flock of the cwd lock: %s",
+					 c->ri->pid, strerror(errno));
+	}
+	return 0;
+}
+
+void child_cwd_unlock(struct rst_child *c)
+{
+	if (c->fs_lock >= 0)
+		flock(c->fs_lock, LOCK_UN);
+}
+
 int child_fs_restore(struct rst_child *c)
+{
+	int ret = child_cwd_lock(c);
+
+	if (!ret)
+		ret = fs_restore(c);
+	child_cwd_unlock(c);
+	return ret;
+}
+
+/* cwd, root and umask: the same values from every process that shares them */
+static int fs_restore(struct rst_child *c)
 {
 	const struct rst_images *ri = c->ri;
 	const char *cwd = ri->cwd->name, *root = ri->root->name;

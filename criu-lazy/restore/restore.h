@@ -202,6 +202,8 @@ struct rst_share {
 	struct sockaddr_un *addr;	/* its name (autobound, abstract) */
 	socklen_t *addr_len;
 	pid_t *pids;			/* per process: its pid in the images */
+	int fs_lock_src;		/* processes share their cwd: a memfd each opens
+					 * again to flock() (fds.c), or -1 */
 };
 
 /* What a process of the tree is at restore time. */
@@ -258,6 +260,8 @@ struct rst_child {
 	const struct rst_share *share;	/* the tree's shared files (fd-share.c) */
 	int self;			/* our index in the tree */
 	int share_rx, share_tx;		/* their sockets here, or -1 */
+	bool fs_shared;			/* cwd, root, umask shared with another process */
+	int fs_lock;			/* then: flock()ed around every chdir, or -1 */
 };
 
 /* images-load.c / files-check.c: one process */
@@ -339,7 +343,7 @@ int rst_tree_groups(struct rst_tree *tree);
 int rst_tree_reap_dead(struct rst_tree *tree);
 int rst_tree_send(struct rst_tree *tree, struct rst_proc *p, char what);
 void rst_tree_kill(struct rst_tree *tree);
-pid_t rst_clone_with_pid(pid_t pid, bool new_pid_ns);
+pid_t rst_clone_with_pid(pid_t pid, uint64_t flags);
 _Noreturn void rst_proc_main(struct rst_tree *tree, int idx);
 
 /* task-create.c */
@@ -364,6 +368,8 @@ int child_file_lookup(const struct rst_child *c, uint32_t id);
 int child_file_stash(struct rst_child *c, uint32_t id, int fd);
 int child_file_get(struct rst_child *c, uint32_t id);
 int child_fs_restore(struct rst_child *c);
+int child_cwd_lock(struct rst_child *c);
+void child_cwd_unlock(struct rst_child *c);
 
 /* fd-share.c: files shared between processes (restore side, then child) */
 int rst_share_plan(struct rst_tree *tree);

@@ -76,13 +76,13 @@ static int reserve_region(const struct rst_plan *plan)
 	return 0;
 }
 
-pid_t rst_clone_with_pid(pid_t pid, bool new_pid_ns)
+pid_t rst_clone_with_pid(pid_t pid, uint64_t flags)
 {
 	pid_t tid = pid;
 	struct clone_args ca;
 
 	memset(&ca, 0, sizeof(ca));
-	ca.flags = new_pid_ns ? CLONE_NEWPID : 0;
+	ca.flags = flags;
 	ca.exit_signal = SIGCHLD;
 	ca.set_tid = (uint64_t)(uintptr_t)&tid;
 	ca.set_tid_size = 1;
@@ -131,7 +131,7 @@ int rst_task_create(struct rst_tree *tree, struct rst_proc *root)
 	sigfillset(&all);
 	sigprocmask(SIG_SETMASK, &all, &old);
 	t0 = now_us();
-	pid = rst_clone_with_pid(ri->pid, ri->new_pid_ns);
+	pid = rst_clone_with_pid(ri->pid, ri->new_pid_ns ? CLONE_NEWPID : 0);
 	if (pid == 0)
 		rst_proc_main(tree, 0);
 	err = errno;

@@ -27,6 +27,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/sched.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -147,6 +148,13 @@ static void send_event(struct rst_tree *tree, int idx, int kind, pid_t pid)
 		_exit(1);
 }
 
+/* Did @k share its parent @p's cwd, root and umask (CLONE_FS)? */
+static bool shares_fs(const struct rst_proc *p, const struct rst_proc *k)
+{
+	return p->kind == RST_PROC_ALIVE && k->kind == RST_PROC_ALIVE &&
+	       p->ri.ids->fs_id == k->ri.ids->fs_id;
+}
+
 static void fork_children(struct rst_tree *tree, int idx)
 {
 	struct rst_proc *p = &tree->procs[idx];
@@ -157,7 +165,7 @@ static void fork_children(struct rst_tree *tree, int idx)
 
 		if (k->parent != idx)
 			continue;
-		pid = rst_clone_with_pid(k->pid, false);
+		pid = rst_clone_with_pid(k->pid, shares_fs(p, k) ? CLONE_FS : 0);
 		if (pid == 0)
 			rst_proc_main(tree, j);
 		if (pid < 0) {
@@ -275,6 +283,9 @@ static void reap_helpers(struct rst_tree *tree, int idx)
 static _Noreturn void proc_restore(struct rst_tree *tree, struct rst_proc *p,
 				    struct rst_child *c)
 {
+	for (size_t i = 0; i < tree->nr; i++)
+		c->fs_shared |= tree->procs + i != p && tree->procs[i].kind == RST_PROC_ALIVE &&
+			       tree->procs[i].ri.ids->fs_id == p->ri.ids->fs_id;
 	reap_helpers(tree, p - tree->procs);
 	drain_sigchld();
 	close(p->t.sync_r);
@@ -289,6 +300,7 @@ _Noreturn void rst_proc_main(struct rst_tree *tree, int idx)
 		.pages_fd = p->ri.pi.pages_fd, .tty_fd = -1, .exe_fd = -1,
 		.lazy = tree->lazy_sock >= 0, .lazy_features = tree->lazy_features,
 		.share = &tree->share, .self = idx, .share_rx = -1, .share_tx = -1,
+		.fs_lock = -1,
 	};
 
 	if (idx)

@@ -242,6 +242,7 @@ ZDTM_TESTS = [
     ZdtmTest("share_pipes", tree=True),
     ZdtmTest("share_sockets", tree=True, host_names=True),
     ZdtmTest("share_kobj", tree=True),
+    ZdtmTest("share_fs", tree=True),
 ]
 
 # Things a dump must refuse, leaving the task running and unharmed; each

@@ -18,6 +18,7 @@
 #include <sys/types.h>
 
 struct twoproc {
+	unsigned long clone_flags;	/* the child is a clone() with these, or a fork */
 	void (*root_setup)(void);	/* in the root after the fork */
 	void (*child_setup)(void);
 	void (*root_check)(pid_t child);
