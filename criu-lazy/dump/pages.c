@@ -25,9 +25,13 @@
  *
  * With --lazy-pages (a migration from the live task) the lazy pages are
  * not read at all: their entries are PE_LAZY alone, and the runs are kept
- * for the dump to serve later from the frozen task (lazy-migrate.c).  The
- * lazy pages of VMAs without PROT_READ are saved as usual instead, since
- * process_vm_readv could not serve them.
+ * for the dump to serve later from the frozen task (lazy-migrate.c).
+ *
+ * Pages of VMAs without PROT_READ are never lazy: process_vm_readv could
+ * not serve them in a migration, and in a task restored lazily a later
+ * dump could not read them through /proc/PID/mem while they still wait
+ * for the daemon (a forced read of a page missing in a userfaultfd-
+ * registered VMA fails with EIO).
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -407,7 +411,7 @@ static int dump_vma_pages(struct page_batch *b, int pm_fd, uint64_t *pm, const V
 			  bool uffd_missing)
 {
 	bool via_mem = !(v->prot & PROT_READ);
-	bool lazy = vma_is_lazy_capable(v) && !(via_mem && b->ctx->o->lazy_pages);
+	bool lazy = vma_is_lazy_capable(v) && !via_mem;
 	struct vma_scan s = {
 		.flags = lazy ? (PE_PRESENT | PE_LAZY) : PE_PRESENT,
 		.via_mem = via_mem,

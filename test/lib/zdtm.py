@@ -228,9 +228,9 @@ ZDTM_TESTS = [
     # every VMA state of madvise, mmap and mlock (issue 9, point 6); the
     # fork ones fork after the restore, with the pages still lazy
     *[ZdtmTest("vma_flags", ("--state", s), label=s,
-               defer_background=s in ("dontfork", "wipeonfork"))
+               defer_background=s in ("dontfork", "wipeonfork", "prot-none"))
       for s in ("dontfork", "wipeonfork", "dontdump", "hugepage", "nohugepage", "mergeable",
-                "locked", "mlock", "droppable", "guard", "shared-rw")],
+                "locked", "mlock", "droppable", "guard", "shared-rw", "prot-none")],
     # five processes faulting at once on one daemon
     ZdtmTest("tree_stress", tree=True, defer_background=True),
     # issue 8's stress: 16 threads and 4 children of 4 threads, faulting at

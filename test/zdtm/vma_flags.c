@@ -16,6 +16,8 @@
  *                still raises SIGSEGV, pagemap says guard (bit 58)
  *   shared-rw    a file opened O_RDWR mapped MAP_SHARED read-only:
  *                mprotect(PROT_WRITE) still works and writes reach the file
+ *   prot-none    PROT_NONE memory with data (a lazily restored copy must be
+ *                dumped again while the daemon still runs)
  *
  * The maps lines and VmFlags of the region and its neighbours are recorded
  * before the checkpoint and must be the same after it (but for the flags
@@ -274,6 +276,8 @@ static void set_state(void)
 			fail("madvise(%s): %m", state);
 	if (is("mlock") && mlock(region + 8 * PAGE_SIZE, 8 * PAGE_SIZE))
 		fail("mlock: %m");
+	if (is("prot-none") && mprotect(region, PAGES * PAGE_SIZE, PROT_NONE))
+		fail("mprotect(PROT_NONE): %m");
 	if (is("guard") &&
 	    (madvise(region + 4 * PAGE_SIZE, 2 * PAGE_SIZE, MADV_GUARD_INSTALL) ||
 	     madvise(region + 20 * PAGE_SIZE, PAGE_SIZE, MADV_GUARD_INSTALL)))
@@ -284,7 +288,7 @@ int main(int argc, char **argv)
 {
 	static const char *const states[] = {
 		"dontfork", "wipeonfork", "dontdump", "hugepage", "nohugepage", "mergeable",
-		"locked", "mlock", "droppable", "guard", "shared-rw",
+		"locked", "mlock", "droppable", "guard", "shared-rw", "prot-none",
 	};
 	const struct test_opt opts[] = {
 		{ "state", TEST_OPT_STR, &state, 1, "the VMA state to build" },
@@ -307,6 +311,8 @@ int main(int argc, char **argv)
 
 	record(after, sizeof(after));
 	first_difference();
+	if (is("prot-none") && mprotect(region, PAGES * PAGE_SIZE, PROT_READ | PROT_WRITE))
+		fail("mprotect(PROT_READ | PROT_WRITE): %m");
 	/* first, while the pages may still be lazy */
 	if (is("dontfork") || is("wipeonfork"))
 		check_fork();

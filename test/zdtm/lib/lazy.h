@@ -22,8 +22,7 @@
  * npages of private anonymous read-write memory with one read-only page on
  * each side, so no neighbour merges with it (its lazy pages are a range of
  * their own in the daemon) and an overrunning write faults.  Not PROT_NONE:
- * dumping a lazily restored task fails on a PROT_NONE VMA registered with
- * userfaultfd (reading it through /proc/PID/mem gives EIO).
+ * the pages of a VMA without PROT_READ are never left lazy.
  */
 void *lazy_map_guarded(size_t npages);
 /* The guard pages around a lazy_map_guarded() region are still read-only. */
