@@ -32,6 +32,7 @@ struct lazy_req {
 /* The image of one dumped process, shared with the tasks forked from it. */
 struct lazy_image {
 	pid_t pid;
+	long stats_idx;			/* its share of the statistics */
 	unsigned int users;		/* open tasks that read it */
 	void *src_priv;			/* page source state */
 };

@@ -232,12 +232,15 @@ static int delivered(struct lazy_daemon *d, struct lazy_task *t, size_t i, uint6
 {
 	const struct lazy_req *req = &t->inflight[i];
 
+	uint64_t now = evloop_now_ns();
+
 	if (req->urgent) {
-		d->stats.pages_fault += len / LAZY_PAGE_SIZE;
-		lazy_stats_fault_latency(&d->stats, evloop_now_ns() - req->t_ns);
+		LAZY_COUNT(d, t, pages_fault, len / LAZY_PAGE_SIZE);
+		lazy_stats_fault_latency(&d->stats, now - req->t_ns);
 	} else {
-		d->stats.pages_background += len / LAZY_PAGE_SIZE;
+		LAZY_COUNT(d, t, pages_background, len / LAZY_PAGE_SIZE);
 	}
+	lazy_stats_proc(&d->stats, t->img->stats_idx)->last_ns = now;
 	d->stats.bytes += len;
 	if (inflight_cut(t, i, img, img + len) || waiting_release(t, img, img + len, NULL))
 		return -ENOMEM;
@@ -266,9 +269,10 @@ static int page_unreachable(struct lazy_daemon *d, struct lazy_task *t, uint64_t
 	if (t->forked) {
 		pr_debug("a child of task %d does not have 0x%llx (not inherited)", t->pid,
 			 (unsigned long long)addr);
-		d->stats.pages_inherited--;
+		LAZY_COUNT(d, t, pages_inherited, -1);
 	} else {
-		if (d->stats.pages_lost++ < LOST_LINES_MAX)
+		LAZY_COUNT(d, t, pages_lost, 1);
+		if (d->stats.pages_lost <= LOST_LINES_MAX)
 			pr_err("task %d: lazy page 0x%llx (0x%llx at dump time) is in no VMA of its "
 			       "userfaultfd and no event removed it: lost", t->pid,
 			       (unsigned long long)addr, (unsigned long long)img);

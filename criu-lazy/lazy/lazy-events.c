@@ -61,7 +61,7 @@ static int serve_fault(struct lazy_daemon *d, struct lazy_task *t, uint64_t addr
 	ret = uffd_fill(t->uffd, UFFD_FILL_ZERO, addr, NULL, LAZY_PAGE_SIZE, &done);
 	switch (ret) {
 	case UFFD_DONE:
-		d->stats.pages_zero++;
+		LAZY_COUNT(d, t, pages_zero, 1);
 		return 0;
 	case UFFD_RETRY:
 		return lazy_defer_fault(t, addr);
@@ -113,7 +113,7 @@ static int on_fork(struct lazy_daemon *d, struct lazy_task *parent, int child_uf
 	if (ret)
 		return ret;
 	child->nr_lazy_pages = child->model.nr_pending;
-	d->stats.pages_inherited += child->model.nr_pending;
+	LAZY_COUNT(d, child, pages_inherited, child->model.nr_pending);
 
 	ev.data.ptr = child;
 	if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, child_uffd, &ev)) {
@@ -128,12 +128,13 @@ static int on_fork(struct lazy_daemon *d, struct lazy_task *parent, int child_uf
 /* munmap, or a shrinking mremap: nothing of [start, end) is wanted any more */
 static int on_unmap(struct lazy_daemon *d, struct lazy_task *t, uint64_t start, uint64_t end)
 {
+	uint64_t dropped = t->model.nr_pending;
 	int ret;
 
-	d->stats.pages_dropped_event += t->model.nr_pending;
 	lazy_model_drop(&t->model, start, end);
-	d->stats.pages_dropped_event -= t->model.nr_pending;
-	ret = lazy_inflight_drop(t, start, end, &d->stats.pages_dropped_event);
+	dropped -= t->model.nr_pending;
+	ret = lazy_inflight_drop(t, start, end, &dropped);
+	LAZY_COUNT(d, t, pages_dropped_event, dropped);
 	/* a thread waiting there must retry its fault and see what is there now */
 	if (!ret && uffd_wake(t->uffd, start, end - start) < 0)
 		ret = -EIO;
@@ -166,14 +167,15 @@ static int on_remove(struct lazy_daemon *d, struct lazy_task *t, uint64_t start,
 static int on_remap(struct lazy_daemon *d, struct lazy_task *t, uint64_t from, uint64_t to,
 		    uint64_t len)
 {
-	uint64_t *dropped = &d->stats.pages_dropped_event;
+	uint64_t dropped = 0;
 	int ret = 0;
 
 	len = (len + LAZY_PAGE_SIZE - 1) & ~(LAZY_PAGE_SIZE - 1);
 	if (to + len <= from || from + len <= to)
-		ret = lazy_inflight_drop(t, to, to + len, dropped);
+		ret = lazy_inflight_drop(t, to, to + len, &dropped);
 	ret = ret ?: lazy_inflight_remap(t, from, to, len);
-	ret = ret ?: lazy_model_remap(&t->model, from, to, len, dropped);
+	ret = ret ?: lazy_model_remap(&t->model, from, to, len, &dropped);
+	LAZY_COUNT(d, t, pages_dropped_event, dropped);
 	if (!ret && uffd_wake(t->uffd, from, len) < 0)
 		ret = -EIO;
 	return ret;
@@ -245,7 +247,7 @@ int lazy_handle_uffd(struct lazy_daemon *d, struct lazy_task *t)
 	if (ret)
 		return ret;
 	t_ns = evloop_now_ns();
-	d->stats.faults += nr_faults;
+	LAZY_COUNT(d, t, faults, nr_faults);
 	ret = lazy_retry_deferred(d, t);
 	for (size_t i = 0; i < nr_faults && !ret; i++)
 		ret = serve_fault(d, t, faults[i], t_ns);

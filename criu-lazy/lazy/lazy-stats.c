@@ -37,12 +37,78 @@ static double percentile_us(const struct lazy_stats *s, double p)
 	return s->latency_ns[i] / 1000.0;
 }
 
+long lazy_stats_proc_add(struct lazy_stats *s, pid_t pid)
+{
+	for (size_t i = 0; i < s->nr_procs; i++)
+		if (s->procs[i].pid == pid)
+			return i;
+	if (s->nr_procs == s->cap_procs) {
+		size_t cap = s->cap_procs ? s->cap_procs * 2 : 8;
+		struct lazy_proc_stats *grown = realloc(s->procs, cap * sizeof(*grown));
+
+		if (!grown) {
+			pr_warn("no memory for the statistics of process %d: counted apart", pid);
+			return -1;
+		}
+		s->procs = grown;
+		s->cap_procs = cap;
+	}
+	s->procs[s->nr_procs] = (struct lazy_proc_stats){ .pid = pid };
+	return s->nr_procs++;
+}
+
+/* Seconds from the daemon's start to a process's last page, 0 if none came. */
+static double done_s(const struct lazy_stats *s, const struct lazy_proc_stats *p)
+{
+	return p->last_ns > s->start_ns ? (p->last_ns - s->start_ns) / 1e9 : 0.0;
+}
+
+static void print_procs(const struct lazy_stats *s)
+{
+	if (s->nr_procs < 2)
+		return;
+	for (size_t i = 0; i < s->nr_procs; i++) {
+		const struct lazy_proc_stats *p = &s->procs[i];
+
+		printf("lazy-pages:   process %d (%llu task(s)): %llu lazy (+%llu inherited): "
+		       "%llu by fault, %llu in background; dropped: %llu by events, %llu at exit, "
+		       "%llu lost; last page at %.3f s\n", p->pid, (unsigned long long)p->tasks,
+		       (unsigned long long)p->pages_lazy, (unsigned long long)p->pages_inherited,
+		       (unsigned long long)p->pages_fault, (unsigned long long)p->pages_background,
+		       (unsigned long long)p->pages_dropped_event,
+		       (unsigned long long)p->pages_dropped_exit, (unsigned long long)p->pages_lost,
+		       done_s(s, p));
+	}
+}
+
+/* "processes": [...] of the JSON file, one object per process. */
+static void write_procs(FILE *f, const struct lazy_stats *s)
+{
+	fputs(", \"processes\": [", f);
+	for (size_t i = 0; i < s->nr_procs; i++) {
+		const struct lazy_proc_stats *p = &s->procs[i];
+
+		fprintf(f, "%s{\"pid\": %d, \"tasks\": %llu, \"pages_lazy\": %llu, "
+			"\"pages_inherited\": %llu, \"pages_fault\": %llu, \"pages_background\": %llu, "
+			"\"pages_dropped_event\": %llu, \"pages_dropped_exit\": %llu, "
+			"\"pages_lost\": %llu, \"pages_zero\": %llu, \"faults\": %llu, "
+			"\"last_page_s\": %.6f}", i ? ", " : "", p->pid, (unsigned long long)p->tasks,
+			(unsigned long long)p->pages_lazy, (unsigned long long)p->pages_inherited,
+			(unsigned long long)p->pages_fault, (unsigned long long)p->pages_background,
+			(unsigned long long)p->pages_dropped_event,
+			(unsigned long long)p->pages_dropped_exit, (unsigned long long)p->pages_lost,
+			(unsigned long long)p->pages_zero, (unsigned long long)p->faults,
+			done_s(s, p));
+	}
+	fputs("]", f);
+}
+
 void lazy_stats_report(struct lazy_stats *s, int dirfd)
 {
 	double secs = (s->end_ns - s->start_ns) / 1e9;
 	double p50, p99;
-	char json[1024];
-	int fd, len;
+	FILE *f;
+	int fd;
 
 	qsort(s->latency_ns, s->nr_latency, sizeof(s->latency_ns[0]), cmp_u32);
 	p50 = percentile_us(s, 0.50);
@@ -55,30 +121,38 @@ void lazy_stats_report(struct lazy_stats *s, int dirfd)
 	       (unsigned long long)s->pages_fault, (unsigned long long)s->pages_background,
 	       (unsigned long long)s->pages_dropped_event, (unsigned long long)s->pages_dropped_exit,
 	       (unsigned long long)s->pages_lost, (unsigned long long)s->pages_zero);
+	print_procs(s);
 	printf("lazy-pages: %llu faults, latency p50 %.1f us, p99 %.1f us; "
 	       "%llu bytes in %.3f s (%.1f MiB/s)\n",
 	       (unsigned long long)s->faults, p50, p99, (unsigned long long)s->bytes, secs,
 	       secs > 0 ? s->bytes / secs / (1 << 20) : 0.0);
 	fflush(stdout);
 
-	len = snprintf(json, sizeof(json),
-		       "{\"tasks\": %llu, \"pages_lazy\": %llu, \"pages_inherited\": %llu, "
-		       "\"pages_fault\": %llu, "
-		       "\"pages_background\": %llu, \"pages_dropped_event\": %llu, "
-		       "\"pages_dropped_exit\": %llu, \"pages_lost\": %llu, \"pages_zero\": %llu, "
-		       "\"faults\": %llu, \"fault_latency_p50_us\": %.2f, "
-		       "\"fault_latency_p99_us\": %.2f, \"bytes\": %llu, \"duration_s\": %.6f}\n",
-		       (unsigned long long)s->tasks, (unsigned long long)s->pages_lazy,
-		       (unsigned long long)s->pages_inherited,
-		       (unsigned long long)s->pages_fault, (unsigned long long)s->pages_background,
-		       (unsigned long long)s->pages_dropped_event,
-		       (unsigned long long)s->pages_dropped_exit, (unsigned long long)s->pages_lost,
-		       (unsigned long long)s->pages_zero, (unsigned long long)s->faults, p50, p99, (unsigned long long)s->bytes, secs);
 	fd = openat(dirfd, "lazy-pages-stats.json", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0 || write(fd, json, len) != len)
+	f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	if (!f) {
 		pr_warn("cannot write lazy-pages-stats.json: %m");
-	if (fd >= 0)
-		close(fd);
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	fprintf(f, "{\"tasks\": %llu, \"pages_lazy\": %llu, \"pages_inherited\": %llu, "
+		"\"pages_fault\": %llu, "
+		"\"pages_background\": %llu, \"pages_dropped_event\": %llu, "
+		"\"pages_dropped_exit\": %llu, \"pages_lost\": %llu, \"pages_zero\": %llu, "
+		"\"faults\": %llu, \"fault_latency_p50_us\": %.2f, "
+		"\"fault_latency_p99_us\": %.2f, \"bytes\": %llu, \"duration_s\": %.6f",
+		(unsigned long long)s->tasks, (unsigned long long)s->pages_lazy,
+		(unsigned long long)s->pages_inherited,
+		(unsigned long long)s->pages_fault, (unsigned long long)s->pages_background,
+		(unsigned long long)s->pages_dropped_event,
+		(unsigned long long)s->pages_dropped_exit, (unsigned long long)s->pages_lost,
+		(unsigned long long)s->pages_zero, (unsigned long long)s->faults, p50, p99,
+		(unsigned long long)s->bytes, secs);
+	write_procs(f, s);
+	fputs("}\n", f);
+	if (fclose(f))
+		pr_warn("cannot write lazy-pages-stats.json: %m");
 }
 
 void lazy_stats_free(struct lazy_stats *s)
@@ -86,4 +160,7 @@ void lazy_stats_free(struct lazy_stats *s)
 	free(s->latency_ns);
 	s->latency_ns = NULL;
 	s->nr_latency = s->cap_latency = 0;
+	free(s->procs);
+	s->procs = NULL;
+	s->nr_procs = s->cap_procs = 0;
 }

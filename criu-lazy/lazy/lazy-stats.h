@@ -8,6 +8,20 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
+
+/*
+ * One dumped process's share (with the tasks it forked after the restore,
+ * which read its image): the same accounting holds for each.
+ */
+struct lazy_proc_stats {
+	pid_t pid;			/* in the images */
+	uint64_t tasks;			/* it and its forks */
+	uint64_t pages_lazy, pages_inherited, pages_fault, pages_background, pages_zero;
+	uint64_t pages_dropped_event, pages_dropped_exit, pages_lost;
+	uint64_t faults;
+	uint64_t last_ns;		/* its last page delivered */
+};
 
 struct lazy_stats {
 	uint64_t tasks;
@@ -24,9 +38,26 @@ struct lazy_stats {
 	uint64_t start_ns, end_ns;
 	uint32_t *latency_ns;		/* one per served fault */
 	size_t nr_latency, cap_latency;
+
+	struct lazy_proc_stats *procs;	/* per process, in handshake order */
+	size_t nr_procs, cap_procs;
+	struct lazy_proc_stats lost_track;	/* counts no process could get (ENOMEM) */
 };
 
 void lazy_stats_fault_latency(struct lazy_stats *s, uint64_t ns);
+/* The index of process @pid's share, made on first use; -1 without memory. */
+long lazy_stats_proc_add(struct lazy_stats *s, pid_t pid);
+static inline struct lazy_proc_stats *lazy_stats_proc(struct lazy_stats *s, long idx)
+{
+	return idx >= 0 ? &s->procs[idx] : &s->lost_track;
+}
+
+/* Add @n to counter @field of the tree and of task @t's process. */
+#define LAZY_COUNT(d, t, field, n) do {						\
+		uint64_t n_ = (n);						\
+		(d)->stats.field += n_;						\
+		lazy_stats_proc(&(d)->stats, (t)->img->stats_idx)->field += n_;	\
+	} while (0)
 /* Print on stdout (and the log) and write DIR/lazy-pages-stats.json. */
 void lazy_stats_report(struct lazy_stats *s, int dirfd);
 void lazy_stats_free(struct lazy_stats *s);

@@ -27,6 +27,7 @@ struct lazy_task *lazy_task_new(struct lazy_daemon *d, pid_t pid, int uffd, stru
 			return NULL;
 		}
 		img->pid = pid;
+		img->stats_idx = lazy_stats_proc_add(&d->stats, pid);
 	}
 	img->users++;
 	t->img = img;
@@ -39,7 +40,7 @@ struct lazy_task *lazy_task_new(struct lazy_daemon *d, pid_t pid, int uffd, stru
 	for (tail = &d->tasks; *tail; tail = &(*tail)->next)
 		;
 	*tail = t;
-	d->stats.tasks++;
+	LAZY_COUNT(d, t, tasks, 1);
 	return t;
 }
 
@@ -90,7 +91,7 @@ int lazy_task_load_model(struct lazy_daemon *d, struct lazy_task *t)
 		goto out_pi;
 
 	t->nr_lazy_pages = t->model.nr_pending;
-	d->stats.pages_lazy += t->model.nr_pending;
+	LAZY_COUNT(d, t, pages_lazy, t->model.nr_pending);
 	pr_info("task %d: %llu lazy pages in %zu regions", t->pid,
 		(unsigned long long)t->model.nr_pending, t->model.nr_regions);
 out_pi:
@@ -120,9 +121,9 @@ void lazy_task_close(struct lazy_daemon *d, struct lazy_task *t, const char *why
 			t->pid, why, (unsigned long long)t->model.nr_pending);
 	else
 		pr_debug("%s %d %s", t->forked ? "a child of task" : "task", t->pid, why);
-	d->stats.pages_dropped_exit += t->model.nr_pending;
+	LAZY_COUNT(d, t, pages_dropped_exit, t->model.nr_pending);
 	for (size_t i = 0; i < t->nr_inflight; i++)
-		d->stats.pages_dropped_exit += t->inflight[i].span.nr_pages;
+		LAZY_COUNT(d, t, pages_dropped_exit, t->inflight[i].span.nr_pages);
 	epoll_ctl(d->epfd, EPOLL_CTL_DEL, t->uffd, NULL);
 	close(t->uffd);
 	t->uffd = -1;

@@ -70,15 +70,21 @@ class Daemon:
         assert rc == 0, f"{self.what} exited with {rc}\n{self.text()}"
 
 
-def lazy_pages_in_images(imgdir):
-    """Sum of the PE_LAZY pages of every pagemap-PID.img (spec 1.3)."""
-    total = 0
+def lazy_pages_by_pid(imgdir):
+    """{pid: PE_LAZY pages of pagemap-PID.img} (spec 1.3)."""
+    out = {}
     for path in Path(imgdir).glob("pagemap-*.img"):
         if path.name.startswith("pagemap-shmem-"):
             continue
         _, entries = images.pagemap_entries(path)
-        total += sum(nr for _, nr, flags in entries if flags & images.PE_LAZY)
-    return total
+        out[int(path.name[len("pagemap-"):-len(".img")])] = sum(
+            nr for _, nr, flags in entries if flags & images.PE_LAZY)
+    return out
+
+
+def lazy_pages_in_images(imgdir):
+    """Sum of the PE_LAZY pages of every pagemap-PID.img (spec 1.3)."""
+    return sum(lazy_pages_by_pid(imgdir).values())
 
 
 def read_stats(imgdir):
@@ -115,4 +121,32 @@ def check_stats(imgdir, daemon_text="", removed=0, exact=True):
                           f"{st['pages_background']} in background + "
                           + " + ".join(f"{st[k]} {k[6:]}" for k in DROPPED) +
                           f" = {done}\n{daemon_text}")
+    check_process_stats(st, imgdir, daemon_text)
     return st
+
+
+PROC_COUNTS = ("tasks", "pages_lazy", "pages_inherited", "pages_fault", "pages_background",
+               "pages_zero", "faults") + DROPPED
+
+
+def check_process_stats(st, imgdir, daemon_text=""):
+    """The per-process statistics (issue 8): one entry per dumped process
+    with lazy pages, each with its own image's lazy pages and the same
+    accounting as the tree, and the tree's totals their sums."""
+    procs = st.get("processes")
+    assert procs is not None, f"no per-process statistics: {st}\n{daemon_text}"
+    by_pid = lazy_pages_by_pid(imgdir)
+    for p in procs:
+        pid = p["pid"]
+        assert p["pages_lazy"] == by_pid.get(pid, 0), (
+            f"process {pid}: {p['pages_lazy']} lazy pages counted, its image has "
+            f"{by_pid.get(pid, 0)}\n{daemon_text}")
+        done = p["pages_fault"] + p["pages_background"] + sum(p[k] for k in DROPPED)
+        assert p["pages_lazy"] + p["pages_inherited"] == done, (
+            f"process {pid}: {p['pages_lazy']} lazy + {p['pages_inherited']} inherited, but "
+            f"{done} delivered or dropped: {p}\n{daemon_text}")
+    for key in PROC_COUNTS:
+        total = sum(p[key] for p in procs)
+        assert total == st[key], (f"{key}: the processes add up to {total}, the tree says "
+                                  f"{st[key]}: {procs}\n{daemon_text}")
+    return procs
