@@ -182,6 +182,7 @@ int lazy_read_restore_word(struct lazy_daemon *d)
 		return -EBADMSG;
 	}
 	d->restore_finished = true;
+	d->stats.finished_ns = evloop_now_ns();
 	pr_info("restore finished");
 	return 0;
 }

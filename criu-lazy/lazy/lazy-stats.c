@@ -141,14 +141,16 @@ void lazy_stats_report(struct lazy_stats *s, int dirfd)
 		"\"pages_background\": %llu, \"pages_dropped_event\": %llu, "
 		"\"pages_dropped_exit\": %llu, \"pages_lost\": %llu, \"pages_zero\": %llu, "
 		"\"faults\": %llu, \"fault_latency_p50_us\": %.2f, "
-		"\"fault_latency_p99_us\": %.2f, \"bytes\": %llu, \"duration_s\": %.6f",
+		"\"fault_latency_p99_us\": %.2f, \"bytes\": %llu, \"duration_s\": %.6f, "
+		"\"restore_finished_s\": %.6f",
 		(unsigned long long)s->tasks, (unsigned long long)s->pages_lazy,
 		(unsigned long long)s->pages_inherited,
 		(unsigned long long)s->pages_fault, (unsigned long long)s->pages_background,
 		(unsigned long long)s->pages_dropped_event,
 		(unsigned long long)s->pages_dropped_exit, (unsigned long long)s->pages_lost,
 		(unsigned long long)s->pages_zero, (unsigned long long)s->faults, p50, p99,
-		(unsigned long long)s->bytes, secs);
+		(unsigned long long)s->bytes, secs,
+		s->finished_ns > s->start_ns ? (s->finished_ns - s->start_ns) / 1e9 : 0.0);
 	write_procs(f, s);
 	fputs("}\n", f);
 	if (fclose(f))

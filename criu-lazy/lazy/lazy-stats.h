@@ -36,6 +36,7 @@ struct lazy_stats {
 	uint64_t faults;
 	uint64_t bytes;
 	uint64_t start_ns, end_ns;
+	uint64_t finished_ns;		/* the restore finished: background may start */
 	uint32_t *latency_ns;		/* one per served fault */
 	size_t nr_latency, cap_latency;
 

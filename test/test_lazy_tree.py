@@ -1,0 +1,116 @@
+"""Lazy restore of a process tree beyond the zdtm suite (issue 8).
+
+- Background delivery is shared between the processes: a small child's
+  pages have all arrived long before those of a big root (round robin, one
+  chunk each in turn), and the statistics say so per process.
+- The daemon stopped while the whole tree is lazy: it says so in one line,
+  exits non-zero, and every process of the tree dies of SIGBUS (or SIGSEGV)
+  when it touches a page that can no longer arrive; none hangs, none is
+  left behind, none reads zeros as its data.
+
+Every process is ended by its pid; every wait has a timeout.
+"""
+import os
+import re
+import signal
+
+from lib import lazy, procs as P
+from lib.tool import assert_ok
+from lib.zdtm import ZdtmTest
+
+TIMEOUT = 60
+ROOT_PAGES = 65536		# 256 MiB
+CHILD_PAGES = 256		# 1 MiB
+
+
+def dump(tool, task, imgdir, workdir):
+    imgdir.mkdir()
+    task.note_tree()
+    assert_ok(tool.dump(task.pid, imgdir, workdir / "dump.log", TIMEOUT), "dump")
+    task.expect_gone()
+
+
+def restore(tool, task, imgdir, workdir, *daemon_args):
+    daemon = lazy.Daemon(task.procs, tool, ["lazy-pages", "-D", imgdir, *daemon_args],
+                         workdir / "lazy-pages.log", workdir / "lazy-pages.out", "lazy-pages")
+    pidfile = workdir / "restore.pid"
+    assert_ok(tool.restore(imgdir, workdir / "restore.log", TIMEOUT, pidfile=pidfile,
+                           extra=["--lazy-pages"]), "restore --lazy-pages")
+    task.expect_restored(pidfile)
+    return daemon
+
+
+def test_background_is_shared_between_processes(zdtm, tool, workdir):
+    """A 256 MiB root and four 1 MiB children, nothing touched: the
+    children's last pages come while most of the root's are still to
+    come.  Delivering process by process would finish a child only after
+    the whole root (it comes first in the tree)."""
+    spec = ZdtmTest("tree_lazy_stress", ("--pages", str(ROOT_PAGES), "--child-pages",
+                                         str(CHILD_PAGES), "--inherited-pages", "16"),
+                    label="fair", tree=True)
+    task = zdtm(spec)
+    imgdir = workdir / "images"
+    dump(tool, task, imgdir, workdir)
+    daemon = restore(tool, task, imgdir, workdir)
+    daemon.expect_clean_exit()
+    st = lazy.check_stats(imgdir, daemon.text(), removed=0)
+    procs = {p["pid"]: p for p in st["processes"]}
+    root = procs.pop(task.pid)
+    assert len(procs) == 4, f"expected the root and 4 children: {st['processes']}"
+    assert root["pages_lazy"] > 50 * max(p["pages_lazy"] for p in procs.values()), st
+    start = st["restore_finished_s"]	# background delivery starts
+    assert 0 < start < root["last_page_s"], st
+    for pid, p in procs.items():
+        assert p["pages_background"] > 0, f"child {pid} got nothing in background: {p}"
+        # round robin: a child is done after a turn per region of its
+        # (about a dozen), while the root gets a chunk of up to 4 MiB per
+        # turn (a fifth of its 256 MiB); by the tree's order the child would
+        # come after every page of the root
+        assert p["last_page_s"] - start < 0.5 * (root["last_page_s"] - start), (
+            f"child {pid} ({p['pages_lazy']} pages) got its last page "
+            f"{p['last_page_s'] - start:.3f} s into background delivery, the root "
+            f"({root['pages_lazy']} pages) {root['last_page_s'] - start:.3f} s: the big "
+            f"process held back the small one\n{daemon.text()}")
+    task.check_pass()
+
+
+def test_daemon_stopped_mid_tree(zdtm, tool, workdir):
+    """SIGTERM to the daemon while every process of the tree still has lazy
+    pages: one line, exit 1, then SIGTERM makes each process touch its
+    memory, and each dies of SIGBUS or SIGSEGV: none passes, hangs or
+    stays."""
+    spec = ZdtmTest("tree_lazy_stress", ("--pages", "4096", "--child-pages", "1024"),
+                    label="stopped", tree=True)
+    task = zdtm(spec)
+    imgdir = workdir / "images"
+    dump(tool, task, imgdir, workdir)
+    daemon = restore(tool, task, imgdir, workdir, "--no-background-fetch")
+    tree = P.descendants(task.pid)
+    assert len(tree) == 4, f"the restored tree: {tree}"
+    for pid in tree:
+        task.procs.adopt(pid)
+    os.kill(daemon.pid, signal.SIGTERM)
+    assert daemon.wait_exit() != 0, "the daemon exited 0 although pages were left"
+    said = [l for l in daemon.out.read_text().splitlines() if l.startswith("lazy-pages: ")
+            and "stopped by signal" in l]
+    assert len(said) == 1, daemon.text()
+    # each process ends touching its memory: the children first (they are
+    # the root's to signal, but the root may die before it can)
+    for pid in [*tree, task.pid]:
+        os.kill(pid, signal.SIGTERM)
+    # the root first: its dead children are then ours to reap
+    for pid in [task.pid, *tree]:
+        status = task.procs.reap(pid, TIMEOUT)
+        assert not P.exists(pid), f"process {pid} of the tree is still there"
+        if pid != task.pid:
+            assert status is None or (os.WIFSIGNALED(status) and os.WTERMSIG(status) in (
+                signal.SIGBUS, signal.SIGSEGV)), (
+                f"child {pid} ended with {P.wait_status_str(status)}, expected SIGBUS or "
+                "SIGSEGV")
+        else:
+            assert status is not None and os.WIFSIGNALED(status) and \
+                os.WTERMSIG(status) in (signal.SIGBUS, signal.SIGSEGV), (
+                    f"the root ended with {P.wait_status_str(status)}, expected SIGBUS "
+                    "or SIGSEGV")
+    assert not task.outfile.exists() or not re.match(r"PASS", task.outfile.read_text()), (
+        "the tree passed its checks on poisoned memory")
