@@ -7,6 +7,11 @@
 - A pid of the images is taken when the restore runs (here: a child of the
   tree still lives): one line naming the pid, exit 1, and no task of the
   half-built tree left behind.
+- Sharing the restore cannot bring back (a descriptor table shared with
+  CLONE_FILES; an epoll whose process closed a file it watches, which only
+  another process still holds): the dump refuses in one line, the tree
+  unharmed.  A file the restore shares between processes that is gone by
+  the restore: one line before any task exists, nothing left behind.
 - A tree rooted at the init of a pid namespace comes back in a new pid
   namespace with every pid, parent, zombie and session (every mode); a pid
   namespace inside the tree is refused in one line, the tree unharmed.
@@ -47,6 +52,51 @@ def test_dump_refuses_child_fd(tool, zdtm, workdir):
     tree_is_free(kids)
     assert not list(imgdir.iterdir()), f"a refused dump left images: {os.listdir(imgdir)}"
     task.check_pass()
+
+
+SHARING_REFUSED = [
+    (ZdtmTest("share_fs", ("--files",), label="files"),
+     (r"CLONE_FILES", r"descriptor table")),
+    (ZdtmTest("share_kobj", ("--epoll-closed",), label="epoll-closed"),
+     (r"epoll", r"\bfd 34\b", r"closed")),
+]
+
+
+@pytest.mark.parametrize("spec,words", [pytest.param(s, w, id=s.id) for s, w in SHARING_REFUSED])
+def test_dump_refuses_sharing(tool, zdtm, workdir, spec, words):
+    task = zdtm(spec)
+    kids = P.descendants(task.pid)
+    assert len(kids) == 1, f"the tree should have one child, has {kids}"
+    before = task.snapshot()
+    imgdir = workdir / "images"
+    imgdir.mkdir()
+    res = tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT)
+    assert_error_line(res, "dump", *words)
+    task.expect_unharmed(before)
+    tree_is_free(kids)
+    assert not list(imgdir.iterdir()), f"a refused dump left images: {os.listdir(imgdir)}"
+    task.check_pass()
+
+
+def test_restore_shared_file_gone(tool, zdtm, workdir):
+    """The file root and child share is gone: one line naming it, before
+    any task exists (the pids are free again afterwards)."""
+    task = zdtm(ZdtmTest("share_files"))
+    imgdir = workdir / "images"
+    imgdir.mkdir()
+    task.note_tree()
+    kids = list(task.tree)
+    assert_ok(tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT), "dump")
+    task.expect_gone()
+    (task.dir / "share.data").rename(task.dir / "share.data.moved")
+    children = P.children_of_me()
+    pidfile = workdir / "bad.pid"
+    res = tool.restore(imgdir, workdir / "restore.log", RESTORE_TIMEOUT, pidfile=pidfile)
+    assert_error_line(res, "restore", r"share\.data", r"No such file")
+    for pid in [task.pid] + kids:
+        assert not P.exists(pid), f"task {pid} of the failed restore is left: {P.describe(pid)}"
+    assert P.children_of_me() == children, "the failed restore left processes behind"
+    assert not pidfile.exists(), "a failed restore wrote its pidfile"
 
 
 def occupy_pid(procs, pid, tries=5):

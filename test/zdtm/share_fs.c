@@ -8,6 +8,9 @@
  * in share-d2 with umask 027 and be one fs with the child (kcmp); the child
  * moves into share-d1 and sets umask 077; then the root must be in
  * share-d1 with umask 077: what one changes, the other sees.
+ *
+ * --files: the child is cloned with CLONE_FILES too (one descriptor
+ * table), which the dump refuses (test_tree.py).
  */
 #include <errno.h>
 #include <limits.h>
@@ -72,12 +75,19 @@ static void root_after(pid_t child)
 
 int main(int argc, char **argv)
 {
-	static const struct twoproc tp = {
+	static struct twoproc tp = {
 		.clone_flags = CLONE_FS, .child_setup = child_setup,
 		.root_check = root_check, .child_check = child_check, .root_after = root_after,
 	};
+	static int files;
+	static const struct test_opt opts[] = {
+		{ "files", TEST_OPT_FLAG, &files, 0, "share the descriptor table too" },
+		{ NULL },
+	};
 
-	test_init(argc, argv, NULL);
+	test_init(argc, argv, opts);
+	if (files)
+		tp.clone_flags |= CLONE_FILES;
 	if (!getcwd(top, sizeof(top)))
 		fail("getcwd: %m");
 	if ((mkdir("share-d1", 0755) && errno != EEXIST) ||

@@ -6,8 +6,8 @@
  *
  * Before the dump: fd 30 eventfd (counter 5), fd 31 timerfd (100 s), fd 32
  * signalfd (SIGUSR1), fd 33 epoll (fd 30, data 30; fd 34, data 34), fds
- * 34/35 a pipe with one byte in it, both ends held by both (an epoll
- * watching a file its own process closed is refused); the child makes fd
+ * 34/35 a pipe with one byte in it (the child closes its fd 34: the epoll
+ * watches the root's); the child makes fd
  * 36, an epoll watching fd 30 (data 0x3636).
  * After the restore: fds 30-33 are one file in both (kcmp); the root adds
  * 2 to the eventfd; the child sees both watches of fd 33 and its own of
@@ -15,6 +15,10 @@
  * disarms it and turns the signalfd to SIGUSR2; then the root finds the
  * eventfd empty, the timer disarmed, the signalfd on SIGUSR2 and only the
  * pipe ready in fd 33: every change the child made through its fds.
+ *
+ * --epoll-closed: the root closes its fd 34 after the fork, so its epoll
+ * watches a file only the child holds: the dump refuses that epoll
+ * (test_tree.py).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -70,8 +74,20 @@ static void expect_ready(int ep, uint64_t want, const char *who)
 			     (unsigned long long)got, (unsigned long long)want);
 }
 
+static int epoll_closed;
+
+static void root_setup(void)
+{
+	if (epoll_closed)
+		close(34);
+}
+
 static void child_setup(void)
 {
+	/* the shared epoll watches fd 34 as the root has it: the child needs
+	 * none of its own (unless the root closed its, see --epoll-closed) */
+	if (!epoll_closed)
+		close(34);
 	at(epoll_create1(0), 36, "the child's epoll");
 	watch(36, 30, 0x3636);
 }
@@ -126,20 +142,25 @@ static void root_after(pid_t child)
 	mask = strstr(info, "sigmask:");
 	if (!mask || strtoull(mask + 8, NULL, 16) != 1ull << (SIGUSR2 - 1))
 		fail("fd 32: the signalfd's mask is not the child's SIGUSR2: %s", info);
-	expect_ready(33, 1ull << 34, "root at the end");
+	/* the pipe's read end went with the child, if the root closed its own */
+	expect_ready(33, epoll_closed ? 0 : 1ull << 34, "root at the end");
 }
 
 int main(int argc, char **argv)
 {
+	static const struct test_opt opts[] = {
+		{ "epoll-closed", TEST_OPT_FLAG, &epoll_closed, 0, "the root closes fd 34" },
+		{ NULL },
+	};
 	static const struct twoproc tp = {
-		.child_setup = child_setup,
+		.root_setup = root_setup, .child_setup = child_setup,
 		.root_check = root_check, .child_check = child_check, .root_after = root_after,
 	};
 	struct itimerspec its = { .it_value.tv_sec = 100 };
 	sigset_t usr1;
 	int p[2];
 
-	test_init(argc, argv, NULL);
+	test_init(argc, argv, opts);
 	sigemptyset(&usr1);
 	sigaddset(&usr1, SIGUSR1);
 	sigaddset(&usr1, SIGUSR2);

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kcmp.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -133,7 +134,8 @@ static void __attribute__((noreturn)) child_main(const struct twoproc *tp, int r
 		tp->child_setup();
 	if (write(ready_w, "r", 1) != 1)
 		_exit(2);
-	close(ready_w);
+	if (!(tp->clone_flags & CLONE_FILES))	/* else the root's too */
+		close(ready_w);
 	while (!child_term)
 		pause();
 	if (tp->child_check)
@@ -174,15 +176,19 @@ void twoproc_run(const struct twoproc *tp)
 	if (child < 0)
 		fail("fork: %m");
 	if (child == 0) {
-		close(p[0]);
+		if (!(tp->clone_flags & CLONE_FILES))
+			close(p[0]);
 		child_main(tp, p[1]);
 	}
-	close(p[1]);
+	if (!(tp->clone_flags & CLONE_FILES))
+		close(p[1]);
 	if (tp->root_setup)
 		tp->root_setup();
 	if (read(p[0], &c, 1) != 1)
 		fail("the child did not get ready");
 	close(p[0]);
+	if (tp->clone_flags & CLONE_FILES)
+		close(p[1]);
 	test_msg("child %d", child);
 
 	test_daemon();
