@@ -23,6 +23,21 @@ def test_sysv_shm_refused(tool, zdtm, workdir):
     task.check_pass()
 
 
+def test_kernel_shmem_fd_refused(tool, zdtm, workdir):
+    """An fd on the kernel's own shmem file behind a /dev/zero mapping looks
+    like a deleted file, but is no file to recreate: refused, not a ghost."""
+    task = zdtm(ZdtmTest("mmap_devzero", ("--shmem-fd",), label="shmem-fd"))
+    before = task.snapshot()
+    imgdir = workdir / "images"
+    imgdir.mkdir()
+    res = tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT)
+    assert_error_line(res, "dump", r"fd 30\b", rf"task {task.pid}\b", r"kernel's own",
+                      r"/dev/zero")
+    assert not list(imgdir.glob("ghost-file-*")), "a ghost was written for it"
+    task.expect_unharmed(before)
+    task.check_pass()
+
+
 def dumped_memfd_map(tool, zdtm, workdir):
     task = zdtm(ZdtmTest("memfd_map"))
     good = workdir / "images-good"

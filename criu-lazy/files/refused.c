@@ -90,7 +90,8 @@ int fd_refuse(const struct dump_ctx *ctx, const struct fd_probe *p)
 	if (S_ISREG(st->st_mode) && st->st_nlink == 0) {
 		size_t len = strlen(p->link), sfx = strlen(" (deleted)");
 
-		pr_err("fd %d of task %d is a deleted file (%.*s): deleted files are not supported yet",
+		pr_err("fd %d of task %d is a file of the kernel's own (%.*s, on a mount no "
+		       "namespace shows): not supported",
 		       p->fd, p->t->pid,
 		       (int)(len > sfx && !strcmp(p->link + len - sfx, " (deleted)") ? len - sfx : len),
 		       p->link);

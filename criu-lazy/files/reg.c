@@ -32,12 +32,42 @@ static bool is_mem_chardev(const struct stat *st)
 	       (min == 3 || min == 5 || min == 7 || min == 8 || min == 9);
 }
 
+/*
+ * Is mount @mnt_id one of the task's?  A file without links on a mount no
+ * namespace shows (the kernel's own shmem of /dev/zero mappings and SysV
+ * segments, secretmem) is a kernel object, not a deleted file to recreate.
+ */
+static bool mount_visible(pid_t pid, int mnt_id)
+{
+	char path[64], line[64];
+	bool found = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/mountinfo", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f)) {
+		int id;
+
+		/* a line starts with its mount id */
+		if (sscanf(line, "%d ", &id) == 1 && id == mnt_id)
+			found = true;
+		while (!strchr(line, '\n') && fgets(line, sizeof(line), f))
+			;	/* the rest of a long line */
+	}
+	fclose(f);
+	return found;
+}
+
 static bool reg_match(const struct dump_ctx *ctx, const struct fd_probe *p)
 {
 	const struct stat *st = &p->st;
 
 	if (p->link[0] != '/' || (p->flags & O_PATH))
 		return false;
+	if (S_ISREG(st->st_mode) && st->st_nlink == 0)	/* a ghost, unless the kernel's */
+		return p->mnt_id < 0 || mount_visible(p->t->pid, p->mnt_id);
 	return S_ISREG(st->st_mode) || S_ISDIR(st->st_mode) || is_mem_chardev(st);
 }
 

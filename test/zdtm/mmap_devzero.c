@@ -8,6 +8,8 @@
  *            "a" and checks what the parent wrote; the parent must see its
  *            write (still one object for the two processes)
  *   --sysv: also attach a SysV shared memory segment (the dump refuses it)
+ *   --shmem-fd: also hold "b" open as fd 30, reopened through map_files
+ *            (a file of the kernel's own: the dump refuses it)
  * After SIGTERM: contents, untouched pages zero, "a" and "b" still apart.
  */
 #include <fcntl.h>
@@ -27,7 +29,7 @@
 #define SEED_B		0x7a65726fULL
 #define SEED_CHILD	0x6368ULL
 
-static int with_child, with_sysv;
+static int with_child, with_sysv, with_shmem_fd;
 
 static void check_a(const uint8_t *a, const char *who)
 {
@@ -44,6 +46,7 @@ int main(int argc, char **argv)
 	static const struct test_opt opts[] = {
 		{ "child", TEST_OPT_FLAG, &with_child, 0, "a child shares the mappings" },
 		{ "sysv", TEST_OPT_FLAG, &with_sysv, 0, "attach a SysV segment too" },
+		{ "shmem-fd", TEST_OPT_FLAG, &with_shmem_fd, 0, "hold b as fd 30" },
 		{ NULL },
 	};
 	uint8_t *a, *b;
@@ -71,6 +74,16 @@ int main(int argc, char **argv)
 		shmctl(id, IPC_RMID, NULL);	/* gone once we detach or die */
 	}
 
+	if (with_shmem_fd) {
+		char path[96];
+
+		snprintf(path, sizeof(path), "/proc/self/map_files/%lx-%lx", (unsigned long)b,
+			 (unsigned long)b + B_PAGES * PAGE_SIZE);
+		fd = open(path, O_RDWR);
+		if (fd < 0 || dup2(fd, 30) != 30)
+			fail("holding b as fd 30: %m");
+		close(fd);
+	}
 	if (with_child) {
 		test_kill_tree_at_exit();
 		if (pipe(ctl))
