@@ -780,8 +780,9 @@ def check_unix_scm(decoded, facts, files):
     assert files[pipe]["pipe"]["pipe_id"] == files[fd_id[31]]["pipe"]["pipe_id"]
     assert reg == fd_id[32], f"the dup of fd 32 in flight is file {reg}, fd 32's {fd_id[32]}"
     dgrams = queues[fd_id[40]]
-    assert [n for n, _ in dgrams] == [10, 20, 30, 5, 1], dgrams
-    ev, mfd, none, sk, ev2 = [r for _, r in dgrams]
+    assert [n for n, _ in dgrams] == [10, 20, 30, 5, 1, 3], dgrams
+    ev, mfd, none, sk, ev2, sixty = [r for _, r in dgrams]
+    assert sixty == [fd_id[60]], f"fd 60 in flight is file {sixty}"
     assert not none and ev == ev2 and len(ev) == len(mfd) == len(sk) == 1, dgrams
     assert files[ev[0]]["type"] == "EVENTFD" and files[ev[0]]["efd"]["counter"] == 7
     assert files[mfd[0]]["type"] == "MEMFD" and files[sk[0]]["type"] == "UNIXSK"

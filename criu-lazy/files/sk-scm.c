@@ -252,6 +252,8 @@ int sk_scm_resolve(struct dump_ctx *ctx)
 
 /* ---- restore ---- */
 
+/* Does a fd of the task hold file @id?  (Checks run once every fd is
+ * loaded.) */
 static bool held(const struct rst_images *ri, uint32_t id)
 {
 	for (size_t i = 0; i < ri->nr_fds; i++)

@@ -8,7 +8,8 @@
  *   B  datagram 40/41: a datagram with an eventfd (counter 7, held by no
  *      fd), one with a memfd (its bytes, held by no fd), one with nothing,
  *      one with the end 51 of the socketpair 50/51 (51 closed here, data
- *      queued both ways in the pair), and one with the eventfd again
+ *      queued both ways in the pair), one with the eventfd again, and
+ *      one with fd 60 (a socket of the task whose own queue carries files)
  *   C  seqpacket 60/61: a record carrying fd 20 (a socket of the task in
  *      flight in another's queue) and the pipe's write end 31, then an
  *      empty-handed record, then one carrying a datagram socket bound to
@@ -194,7 +195,7 @@ static void check_stream(void)
 
 static void check_dgram(void)
 {
-	int ev[1], ev2[1], mfd[1], sk[1], none[1];
+	int ev[1], ev2[1], mfd[1], sk[1], none[1], sixty[1];
 	uint64_t v;
 	char pair[8];
 
@@ -203,7 +204,10 @@ static void check_dgram(void)
 	get_msg(40, 30, 0xb3, none, 0, "fd 40: datagram 3");
 	get_msg(40, 5, 0xb4, sk, 1, "fd 40: datagram 4");
 	get_msg(40, 1, 0xb5, ev2, 1, "fd 40: datagram 5");
+	get_msg(40, 3, 0xb6, sixty, 1, "fd 40: datagram 6");
 	expect_empty(40, "fd 40");
+	expect_same(sixty[0], 60, "fd 40: fd 60 in flight");
+	close(sixty[0]);
 	expect_same(ev[0], ev2[0], "fd 40: the eventfd passed twice");
 	if (read(ev[0], &v, 8) != 8 || v != 7)
 		fail("fd 40: the eventfd counts %llu, expected 7", (unsigned long long)v);
@@ -318,6 +322,9 @@ int main(int argc, char **argv)
 		put(61, 16, 0xc3, &named, 1);
 		close(named);
 	}
+
+	fds[0] = 60;
+	put(41, 3, 0xb6, fds, 1);
 
 	test_daemon();
 	test_waitsig();
