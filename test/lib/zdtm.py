@@ -121,7 +121,7 @@ ZDTM_TESTS = [
     ZdtmTest("file_locks", ("--read-only",), label="read-only", cr_opts=("--file-locks",)),
     # a flock lock through an open file a child shares from the fork
     ZdtmTest("file_locks", ("--inherit",), label="inherit", cr_opts=("--file-locks",),
-             tree=True),
+             tree=True, host_locks=True),
     ZdtmTest("unix_named", host_names=True),
     # the same with their pages lazy while they read their queues
     ZdtmTest("unix_socketpair", label="lazy-reads", defer_background=True),
