@@ -28,7 +28,10 @@
  * own fds, then the files of its groups only others hold), then it sends
  * what others hold, then it takes what others own, waiting for each.  No
  * task waits within a stage for anything but files owned by others, which
- * their owners create without waiting: no cycle.
+ * their owners create without waiting: no cycle.  An owner comes before
+ * every process that waits for it in pstree order, the order in which the
+ * restore process waits for the tasks: if an owner fails, its own line is
+ * the one printed, and the tree killed, before any waiter times out.
  */
 #include <errno.h>
 #include <fcntl.h>

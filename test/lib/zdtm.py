@@ -244,6 +244,11 @@ ZDTM_TESTS = [
     ZdtmTest("share_sockets", tree=True, host_names=True),
     ZdtmTest("share_kobj", tree=True),
     ZdtmTest("share_fs", tree=True),
+    # lazy modes: the pages come only on faults, while both processes read
+    # and write the pipes and sockets they share
+    ZdtmTest("share_pipes", label="faults", tree=True, defer_background=True),
+    ZdtmTest("share_sockets", label="faults", tree=True, host_names=True,
+             defer_background=True),
 ]
 
 # Things a dump must refuse, leaving the task running and unharmed; each
