@@ -305,11 +305,14 @@ class LazySuite(Suite):
 
     # -- sessions -------------------------------------------------------------
 
+    def new_session(self, wl, lazy, background):
+        return Session(self, wl, lazy, background)
+
     def session(self, wl, lazy, background=False, touch=None, drain=False):
         """Restore, touch or drain, end; a dict of what was measured."""
         if lazy and self.lazy_broken:
             return None
-        s = Session(self, wl, lazy, background)
+        s = self.new_session(wl, lazy, background)
         out = {"tag": s.tag}
         try:
             out["restore_s"] = s.run_restore()

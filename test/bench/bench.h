@@ -2,7 +2,7 @@
  * Small helpers shared by the benchmark programs (each test/bench/NAME.c is
  * one standalone binary, so these are static inline): sizes with K/M/G
  * suffixes, the monotonic clock, a thread's CPU time, warm fresh memory, a
- * seeded page order, the memory pattern, percentiles.
+ * seeded page order, the memory pattern, percentiles, atomic result files.
  */
 #ifndef CRIU_LAZY_TEST_BENCH_H
 #define CRIU_LAZY_TEST_BENCH_H
@@ -15,8 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <fcntl.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #define BENCH_PAGE 4096UL
 
@@ -179,6 +181,29 @@ static inline double bench_percentile_us(uint32_t *v, size_t n, double p)
 		return 0;
 	qsort(v, n, sizeof(*v), bench_cmp_u32);
 	return v[(size_t)(p * (n - 1) + 0.5)] / 1000.0;
+}
+
+/* Write text to path through path.tmp and a rename: a reader never sees half. */
+static inline int bench_write_atomic(const char *path, const char *text)
+{
+	char tmp[4096];
+	size_t len = strlen(text);
+	int fd;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, text, len) != (ssize_t)len) {
+		close(fd);
+		unlink(tmp);
+		return -EIO;
+	}
+	close(fd);
+	if (rename(tmp, path))
+		return -errno;
+	return 0;
 }
 
 #endif

@@ -55,28 +55,6 @@ static void die(const char *msg)
 	exit(1);
 }
 
-/* Write text to path through path.tmp and a rename. */
-static int write_atomic(const char *path, const char *text)
-{
-	char tmp[4096];
-	size_t len = strlen(text);
-	int fd;
-
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -errno;
-	if (write(fd, text, len) != (ssize_t)len) {
-		close(fd);
-		unlink(tmp);
-		return -EIO;
-	}
-	close(fd);
-	if (rename(tmp, path))
-		return -errno;
-	return 0;
-}
-
 /* The order of this touch: the order file wins over the command line. */
 static void read_order(const struct workload *w, char *order, size_t len, uint64_t *seed,
 		       bool *latency)
@@ -176,7 +154,7 @@ static void touch_all(struct workload *w)
 		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 	if (order == MAP_FAILED) {
 		snprintf(json, sizeof(json), "{\"ok\": false, \"error\": \"mmap the order: %m\"}\n");
-		write_atomic(w->result, json);
+		bench_write_atomic(w->result, json);
 		return;
 	}
 	if (latency) {
@@ -208,7 +186,7 @@ static void touch_all(struct workload *w)
 			 "{\"pages\": %zu, \"seconds\": %.6f, \"order\": \"%s\", \"ok\": false, "
 			 "\"error\": \"page %zu (offset %zu) does not hold the pattern\"}\n",
 			 w->npages, (t1 - t0) / 1e9, order_name, bad / BENCH_PAGE, bad);
-	write_atomic(w->result, json);
+	bench_write_atomic(w->result, json);
 }
 
 static void usage(void)
@@ -270,7 +248,7 @@ int main(int argc, char **argv)
 	bench_pattern_fill(w.mem, size, PATTERN_SEED);
 
 	snprintf(pid, sizeof(pid), "%d\n", getpid());
-	if (write_atomic(w.pidfile, pid))
+	if (bench_write_atomic(w.pidfile, pid))
 		die("write the pidfile");
 
 	for (;;) {

@@ -18,6 +18,11 @@
  *   written in --tmpdir).  Repeated --reps times into a fresh region, after
  *   one pass that is not counted (see bench_warm_memory()).
  *
+ * --touchers N (fault mode): N toucher threads share the order, toucher k
+ *   taking its pages i = k, k + N, ... at once with the others, one handler
+ *   as before: the limit a multi-threaded process meets (scripts/bench tree
+ *   holds 16 threads of a lazily restored tree against it).
+ *
  * Prints one JSON object on stdout; errors go to stderr with exit status 1.
  *
  *   uffd_raw [--size 1G] [--mode fault|copy|all] [--order seq|random|both]
@@ -46,6 +51,7 @@ struct config {
 	uint64_t seed;
 	int reps;
 	int handler_cpu, toucher_cpu;	/* -1: where the scheduler likes */
+	int touchers;			/* toucher threads of the fault test */
 	const char *mode;
 	const char *order;
 	const char *tmpdir;
@@ -65,8 +71,13 @@ struct fault_run {
 	size_t faults, wakes;
 	uint32_t *service_ns;	/* handler: read() returned -> copy done */
 	uint32_t *rtt_ns;	/* toucher: touch of a not yet delivered block */
-	size_t nr_rtt;
-	uint64_t t_start, t_end;
+	size_t nr_rtt;		/* atomic: the touchers share rtt_ns */
+	uint64_t t_start, t_end;	/* the first toucher's start, the last one's end */
+};
+
+struct toucher {
+	struct fault_run *r;
+	int k;
 };
 
 static void *xmap(size_t len)
@@ -176,22 +187,32 @@ static void *fault_handler(void *arg)
 
 static void *fault_toucher(void *arg)
 {
-	struct fault_run *r = arg;
-	size_t block_pages = r->cfg->window;
-	uint64_t sum = 0;
+	struct toucher *me = arg;
+	struct fault_run *r = me->r;
+	size_t block_pages = r->cfg->window, step = r->cfg->touchers;
+	uint64_t sum = 0, t;
 
 	bench_pin_self(r->cfg->toucher_cpu);
-	r->t_start = bench_now_ns();
-	for (size_t i = 0; i < r->npages; i++) {
+	t = bench_now_ns();
+	for (uint64_t cur = __atomic_load_n(&r->t_start, __ATOMIC_RELAXED); !cur || t < cur;)
+		if (__atomic_compare_exchange_n(&r->t_start, &cur, t, false, __ATOMIC_RELAXED,
+						__ATOMIC_RELAXED))
+			break;
+	for (size_t i = me->k; i < r->npages; i += step) {
 		size_t page = r->order[i];
 		bool faults = !__atomic_load_n(&r->delivered[page / block_pages], __ATOMIC_ACQUIRE);
 		uint64_t t0 = bench_now_ns();
 
 		sum += *(volatile uint64_t *)(r->region + page * BENCH_PAGE);
 		if (faults)
-			r->rtt_ns[r->nr_rtt++] = bench_now_ns() - t0;
+			r->rtt_ns[__atomic_fetch_add(&r->nr_rtt, 1, __ATOMIC_RELAXED)] =
+				bench_now_ns() - t0;
 	}
-	r->t_end = bench_now_ns();
+	t = bench_now_ns();
+	for (uint64_t cur = __atomic_load_n(&r->t_end, __ATOMIC_RELAXED); t > cur;)
+		if (__atomic_compare_exchange_n(&r->t_end, &cur, t, false, __ATOMIC_RELAXED,
+						__ATOMIC_RELAXED))
+			break;
 	if (!sum)
 		bench_die("the toucher read zeros: the copies did not land");
 	return NULL;
@@ -200,7 +221,8 @@ static void *fault_toucher(void *arg)
 static void run_fault(const struct config *cfg, const char *src, bool random, bool last)
 {
 	struct fault_run r = { .cfg = cfg, .src = src };
-	pthread_t handler, toucher;
+	pthread_t handler, toucher[cfg->touchers];
+	struct toucher args[cfg->touchers];
 	uint32_t *order;
 	double secs;
 
@@ -220,18 +242,23 @@ static void run_fault(const struct config *cfg, const char *src, bool random, bo
 	bench_warm_memory(r.npages * BENCH_PAGE);
 	r.uffd = uffd_open();
 	uffd_register(r.uffd, r.region, r.npages * BENCH_PAGE);
-	if (pthread_create(&handler, NULL, fault_handler, &r) ||
-	    pthread_create(&toucher, NULL, fault_toucher, &r))
+	if (pthread_create(&handler, NULL, fault_handler, &r))
 		bench_die("pthread_create failed");
-	pthread_join(toucher, NULL);
+	for (int k = 0; k < cfg->touchers; k++) {
+		args[k] = (struct toucher){ &r, k };
+		if (pthread_create(&toucher[k], NULL, fault_toucher, &args[k]))
+			bench_die("pthread_create failed");
+	}
+	for (int k = 0; k < cfg->touchers; k++)
+		pthread_join(toucher[k], NULL);
 	pthread_join(handler, NULL);
 
 	secs = (r.t_end - r.t_start) / 1e9;
-	printf("    \"%s\": {\"pages\": %zu, \"faults\": %zu, \"seconds\": %.6f, "
+	printf("    \"%s\": {\"touchers\": %d, \"pages\": %zu, \"faults\": %zu, \"seconds\": %.6f, "
 	       "\"faults_per_s\": %.0f, \"pages_per_s\": %.0f, "
 	       "\"rtt_p50_us\": %.2f, \"rtt_p99_us\": %.2f, "
 	       "\"service_p50_us\": %.2f, \"service_p99_us\": %.2f}%s\n",
-	       random ? "random" : "seq", r.npages, r.faults, secs,
+	       random ? "random" : "seq", cfg->touchers, r.npages, r.faults, secs,
 	       r.faults / secs, r.npages / secs,
 	       bench_percentile_us(r.rtt_ns, r.nr_rtt, 0.50),
 	       bench_percentile_us(r.rtt_ns, r.nr_rtt, 0.99),
@@ -387,7 +414,8 @@ static void usage(int status)
 {
 	fputs("usage: uffd_raw [--size 1G] [--mode fault|copy|all] [--order seq|random|both]\n"
 	      "                [--window PAGES] [--chunk 4M] [--reps 3] [--tmpdir DIR] [--copy-file F]\n"
-	      "                [--seed N] [--timeout SECONDS] [--handler-cpu N] [--toucher-cpu N]\n",
+	      "                [--seed N] [--timeout SECONDS] [--handler-cpu N] [--toucher-cpu N]\n"
+	      "                [--touchers N]\n",
 	      status ? stderr : stdout);
 	exit(status);
 }
@@ -407,12 +435,13 @@ int main(int argc, char **argv)
 		{ "timeout", required_argument, NULL, 't' },
 		{ "handler-cpu", required_argument, NULL, 'H' },
 		{ "toucher-cpu", required_argument, NULL, 'U' },
+		{ "touchers", required_argument, NULL, 'N' },
 		{ "help", no_argument, NULL, 'h' },
 		{ }
 	};
 	struct config cfg = {
 		.size = 1ULL << 30, .chunk = 4ULL << 20, .window = 1, .seed = 0x5eed,
-		.reps = 3, .handler_cpu = -1, .toucher_cpu = -1,
+		.reps = 3, .handler_cpu = -1, .toucher_cpu = -1, .touchers = 1,
 		.mode = "all", .order = "both", .tmpdir = "/var/tmp",
 	};
 	bool do_fault, do_copy, seq, rnd;
@@ -433,11 +462,12 @@ int main(int argc, char **argv)
 		case 't': timeout = atoi(optarg); break;
 		case 'H': cfg.handler_cpu = atoi(optarg); break;
 		case 'U': cfg.toucher_cpu = atoi(optarg); break;
+		case 'N': cfg.touchers = atoi(optarg); break;
 		case 'h': usage(0); break;
 		default: usage(1);
 		}
 	}
-	if (optind != argc || !cfg.size || !cfg.chunk || !cfg.window || cfg.reps < 1 || !cfg.seed ||
+	if (optind != argc || cfg.touchers < 1 || cfg.touchers > 256 || !cfg.size || !cfg.chunk || !cfg.window || cfg.reps < 1 || !cfg.seed ||
 	    cfg.size % BENCH_PAGE || cfg.chunk % BENCH_PAGE || cfg.window * BENCH_PAGE > cfg.chunk ||
 	    cfg.size / BENCH_PAGE > UINT32_MAX)
 		usage(1);

@@ -1,0 +1,259 @@
+"""scripts/bench tree: a lazily restored process tree against one process
+and against the raw userfaultfd limits of the same machine, in one run.
+
+1. Two workloads, each dumped once: the tree (build/test/bench/tree_workload:
+   --size over --procs processes of --threads threads each, 1 GiB over 4
+   processes of 4 threads by default) and one single-threaded process with
+   the same total memory (build/test/bench/lazy_workload).
+2. Restore time: lazy restores (--no-background-fetch) of both,
+   interleaved, --reps of each; the ratio of the medians.
+3. Fault-driven touch: the baseline (build/test/bench/uffd_raw --touchers
+   N: N toucher threads, one handler, random order; one page per fault and
+   the daemon's fault-around window), then a lazy restore of the tree whose
+   daemon runs with --no-background-fetch, and all its threads touch every
+   page of their process at once, in random order: the tree's pages over
+   max(end) - min(start) of the processes' touches.
+4. Background drain: the baseline (large-chunk UFFDIO_COPY from the biggest
+   pages image of the tree), then lazy restores of the tree with
+   background delivery, timed by the daemon until it has sent everything.
+Every touch checks the pattern of every page; the daemon's statistics must
+add up, per process too.  No pinning by default (--placement free): 16
+threads share the CPUs with the daemon.
+"""
+import json
+import os
+import signal
+import statistics
+
+from . import lazy
+from .common import BENCH_BIN, TOOL, BenchError, log, need_programs, wait_for
+from .common import run as run_cmd
+
+HELP = "a lazily restored process tree vs one process and the raw userfaultfd limit"
+WORKLOAD = BENCH_BIN / "tree_workload"
+TIMEOUT_TOUCH = 600
+
+RESTORE_RATIO_MAX = 1.5
+FAULT_RATE_MIN = 0.6
+DRAIN_RATE_MIN = 0.7
+
+
+def add_arguments(p):
+    p.add_argument("--size", default="1G", help="memory of the tree, in all (default 1G)")
+    p.add_argument("--procs", type=int, default=4, help="processes of the tree (default 4)")
+    p.add_argument("--threads", type=int, default=4,
+                   help="toucher threads of each process (default 4)")
+    p.add_argument("--reps", type=int, default=5,
+                   help="lazy restores of each workload for the restore-time medians (default 5)")
+    p.add_argument("--drain-reps", type=int, default=3,
+                   help="lazy restores of the tree with background delivery (default 3)")
+    p.add_argument("--placement", choices=("free", "same", "split"), default="free",
+                   help="daemon and tasks anywhere (default), or the daemon pinned to one CPU")
+
+
+def descendants(pid):
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            tids = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{p}/task/{tid}/children") as f:
+                    kids = [int(x) for x in f.read().split()]
+            except OSError:
+                continue
+            out += kids
+            todo += kids
+    return out
+
+
+class TreeWorkload(lazy.Workload):
+    """One tree_workload tree, dumped once (its processes' pids noted)."""
+
+    def __init__(self, suite, name, size, procs, threads):
+        super().__init__(suite, name, size)
+        self.nprocs = procs
+        self.threads = threads
+        self.kids = []
+
+    def start_and_dump(self):
+        procs = self.suite.procs
+        p = procs.spawn([WORKLOAD, "--size", self.size, "--procs", self.nprocs, "--threads",
+                         self.threads, "--pidfile", self.pidfile, "--result", self.result],
+                        cwd=self.dir, new_session=True)
+        wait_for(lambda: self.pidfile.exists() or p.poll() is not None, lazy.TIMEOUT_START,
+                 f"the {self.name} workload to fill {lazy.human(self.size)}")
+        if p.poll() is not None:
+            raise BenchError(f"the {self.name} workload exited with status {p.returncode}")
+        self.pid = int(self.pidfile.read_text())
+        self.kids = descendants(self.pid)
+        if self.pid != p.pid or len(self.kids) != self.nprocs - 1:
+            raise BenchError(f"the {self.name} workload: root {self.pid} (started {p.pid}), "
+                             f"children {self.kids}, expected {self.nprocs - 1}")
+        _, secs, _ = run_cmd([TOOL, "dump", "-t", self.pid, "-D", self.images,
+                              "-o", self.dir / "dump.log", "-v4"], lazy.TIMEOUT_DUMP,
+                             f"dump of the {self.name} workload (pid {self.pid})")
+        procs.wait(self.pid, 10)
+        for kid in self.kids:		# reparented to us (a subreaper) by the kill
+            procs.wait(kid, 10)
+        log(f"  dumped the {lazy.human(self.size)} tree (pid {self.pid}, {self.nprocs} "
+            f"processes of {self.threads} threads) in {secs:.2f} s")
+
+    def results(self):
+        return [self.dir / f"{self.result.name}.{i}" for i in range(self.nprocs)]
+
+
+class TreeSession(lazy.Session):
+    """A restore of the tree; its touch is every thread of every process."""
+
+    def touch(self, order):
+        wl, procs = self.wl, self.suite.procs
+        for f in wl.results():
+            if f.exists():
+                f.unlink()
+        procs.send(self.pid, signal.SIGUSR1)
+        wait_for(lambda: all(f.exists() for f in wl.results()) or lazy.not_alive(self.pid),
+                 TIMEOUT_TOUCH, f"the touch of {self.tag}")
+        res = [json.loads(f.read_text()) for f in wl.results() if f.exists()]
+        if len(res) != wl.nprocs:
+            raise BenchError(f"{self.tag}: the tree died during its touch")
+        bad = [r for r in res if not r.get("ok")]
+        if bad:
+            raise BenchError(f"{self.tag}: process {bad[0]['proc']}: a page does not hold "
+                             f"its pattern (offset {bad[0]['bad_offset']})")
+        pages = sum(r["pages"] for r in res)
+        secs = (max(r["t1_ns"] for r in res) - min(r["t0_ns"] for r in res)) / 1e9
+        return {"pages": pages, "seconds": secs, "procs": res}
+
+    def abort(self):
+        kids = descendants(self.pid) if self.pid else []
+        super().abort()
+        for kid in kids:
+            try:
+                os.kill(kid, signal.SIGKILL)
+                self.suite.procs.wait(kid, 10)
+            except (OSError, BenchError):
+                pass
+
+
+class TreeSuite(lazy.LazySuite):
+    def new_session(self, wl, lazy_, background):
+        cls = TreeSession if isinstance(wl, TreeWorkload) else lazy.Session
+        return cls(self, wl, lazy_, background)
+
+    def run(self):
+        a, r = self.args, self.report
+        size = lazy.parse_size(a.size)
+        touchers = a.procs * a.threads
+        log(f"tree: {lazy.human(size)} over {a.procs} processes of {a.threads} threads, "
+            f"placement {self.placement}, daemon fault window {self.window} pages, "
+            f"work dir {self.workdir}")
+        r.section("workloads: start and dump")
+        tree = TreeWorkload(self, "tree", size, a.procs, a.threads)
+        single = lazy.Workload(self, "single", size)
+        self.workloads = (tree, single)
+        tree.start_and_dump()
+        single.start_and_dump()
+        os.sync()
+
+        r.section("restore time: lazy restores of the tree and of one process, interleaved")
+        res = {"tree": [], "single": []}
+        for _ in range(max(a.reps, 1)):
+            res["tree"].append(self.session(tree, True))
+            res["single"].append(self.session(single, True))
+
+        r.section(f"fault-driven touch: uffd_raw with {touchers} touchers, then the tree")
+        raw1 = self.raw(f"{touchers} touchers, 1 page per fault",
+                        ["--mode", "fault", "--order", "random", "--size", size,
+                         "--touchers", touchers])
+        raww = self.raw(f"{touchers} touchers, {self.window} pages per fault",
+                        ["--mode", "fault", "--order", "random", "--size", size,
+                         "--touchers", touchers, "--window", self.window])
+        touch = self.session(tree, True, touch="random")
+
+        r.section("background drain: uffd_raw, then lazy restores of the tree with background")
+        rawc = self.raw_copy(tree)
+        drains = [d for d in (self.session(tree, True, background=True, drain=True)
+                              for _ in range(max(a.drain_reps, 1))) if d]
+        self.ctx.extra.update(restores=res, raw_fault=raw1, raw_fault_window=raww,
+                              touch=touch, raw_copy=rawc, drains=drains)
+        self.tree_figures(tree, res, raw1, raww, touch, rawc, drains, touchers)
+
+    def tree_figures(self, tree, res, raw1, raww, touch, rawc, drains, touchers):
+        r, S = self.report, lazy.human(tree.size)
+        r.section("lazy restore -d return time (median)")
+        med = {}
+        for key, label in (("tree", f"tree of {tree.nprocs} processes, {S}"),
+                           ("single", f"one process, {S}")):
+            v = [x["restore_s"] for x in res[key] if x]
+            if v:
+                med[key] = statistics.median(v) * 1000
+                r.figure(f"restore_ms_{key}", f"lazy restore time, {label}", med[key], "ms",
+                         "runs: " + " ".join(f"{x * 1000:.1f}" for x in v))
+        if len(med) == 2:
+            r.ratio("restore_tree_ratio", "lazy restore time, tree / one process",
+                    med["tree"] / med["single"], "<=", RESTORE_RATIO_MAX)
+
+        if touch:
+            tr, st = touch["touch"], touch["stats"]
+            rate = tr["pages"] / tr["seconds"]
+            r.section(f"{touchers} threads touching every page at once, random ({S})")
+            r.figure("touch_s", "touch time of the tree", tr["seconds"], "s")
+            r.figure("touch_pages_s", "touch rate of the tree", round(rate), "pages/s",
+                     f"{st['faults']:,} faults, {st['pages_fault']:,} pages by fault")
+            for raw, key, label, note in (
+                    (raw1, "fault_rate", "1 page per fault", ""),
+                    (raww, "fault_rate_window", f"{self.window}-page window", "like for like")):
+                f = raw["fault"]["random"]
+                r.figure(f"raw_pages_s_{key}", f"raw limit, {touchers} touchers, {label}",
+                         round(f["pages_per_s"]), "pages/s",
+                         f"round trip p50 {f['rtt_p50_us']:.0f} us")
+                r.ratio(key, f"touch rate / raw ({label})", rate / f["pages_per_s"], ">=",
+                        FAULT_RATE_MIN, note=note)
+            self.check_tree_stats(touch, tree, background=False)
+
+        if drains:
+            def rate_of(d):
+                return d["stats"]["bytes"] / d["stats"]["duration_s"] / (1 << 20)
+
+            drains = sorted(drains, key=rate_of)
+            drain = drains[len(drains) // 2]
+            r.section(f"background drain of the tree ({S}, median of {len(drains)})")
+            rate = rate_of(drain)
+            r.figure("drain_mib_s", "drain rate, bytes / daemon duration_s", rate, "MiB/s",
+                     "runs: " + " ".join(f"{rate_of(d):.0f}" for d in drains))
+            r.figure("raw_copy_file_mib_s", "raw large-chunk copy from a pages file",
+                     rawc["file"]["best_mib_s"], "MiB/s", f"best of {rawc['reps']}")
+            r.ratio("drain_rate", "drain rate / raw copy (pages file)",
+                    rate / rawc["file"]["best_mib_s"], ">=", DRAIN_RATE_MIN)
+            r.ratio("drain_rate_anon", "drain rate / raw copy (anonymous source)",
+                    rate / rawc["anon"]["best_mib_s"])
+            for d in drains:
+                self.check_tree_stats(d, tree, background=True)
+
+    def check_tree_stats(self, ses, wl, background):
+        """Counts that must add up, for the tree and for each process."""
+        self.check_stats(ses, wl, background)
+        st = ses["stats"]
+        for p in st.get("processes", []):
+            done = p["pages_fault"] + p["pages_background"] + p["pages_dropped_event"] + \
+                p["pages_dropped_exit"] + p["pages_lost"]
+            if p["pages_lazy"] + p["pages_inherited"] != done:
+                self.report.error(f"{ses['tag']}: process {p['pid']}: {p['pages_lazy']} lazy "
+                                  f"+ {p['pages_inherited']} inherited != {done} accounted")
+        if len(st.get("processes", [])) != wl.nprocs:
+            self.report.error(f"{ses['tag']}: statistics of {len(st.get('processes', []))} "
+                              f"processes, the tree has {wl.nprocs}")
+
+
+def run(ctx):
+    need_programs(TOOL, WORKLOAD, lazy.WORKLOAD, lazy.RAW)
+    suite = TreeSuite(ctx)
+    try:
+        suite.run()
+    finally:
+        ctx.cleanup_hooks.append(lambda keep: [w.remove_pages() for w in
+                                               getattr(suite, "workloads", ()) if not keep])

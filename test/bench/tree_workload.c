@@ -1,0 +1,202 @@
+/*
+ * tree_workload: the process tree `scripts/bench tree` dumps and restores.
+ *
+ * The root forks --procs - 1 children; each process (the root too) maps
+ * its share of --size bytes of private anonymous memory, fills it with a
+ * pattern of its own, and starts --threads threads that wait on a barrier.
+ * The root writes its pid to --pidfile once the whole tree is ready, and
+ * every process waits for signals:
+ *
+ *   SIGUSR1  (to the root, which passes it on to the children) every
+ *            thread of every process touches its part of the process's
+ *            pages (a random order, thread k taking every --threads'th
+ *            page from k), all at once; then the process checks its whole
+ *            pattern and writes {"pages", "t0_ns", "t1_ns", "ok"} to
+ *            RESULT.I (I: 0 for the root, 1.. for the children), written
+ *            aside and renamed.  t0/t1 are CLOCK_MONOTONIC, comparable
+ *            between processes: the tree's touch time is max(t1) - min(t0).
+ *   SIGTERM  the root ends the children, then everyone exits 0.
+ *
+ *   tree_workload --pidfile F --result PREFIX [--size 1G] [--procs 4] [--threads 4]
+ *                 [--seed N]
+ */
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include "bench.h"
+
+#define PATTERN_SEED 0x74726565ULL	/* "tree" */
+#define MAX_PROCS 64
+#define MAX_THREADS 64
+
+struct proc {
+	int idx;
+	char *mem;
+	size_t npages;
+	uint32_t *order;		/* made at touch time: not lazy */
+	long nr_threads;
+	pthread_barrier_t go, done;
+	uint64_t sum;
+};
+
+static struct proc me;
+
+static void *toucher(void *arg)
+{
+	long k = (long)arg;
+
+	for (;;) {
+		uint64_t sum = 0;
+
+		pthread_barrier_wait(&me.go);
+		for (size_t i = k; i < me.npages; i += me.nr_threads)
+			sum += *(volatile uint64_t *)(me.mem + (size_t)me.order[i] * BENCH_PAGE);
+		__atomic_add_fetch(&me.sum, sum, __ATOMIC_RELAXED);
+		pthread_barrier_wait(&me.done);
+	}
+	return NULL;
+}
+
+static void touch(const char *prefix, uint64_t seed)
+{
+	char path[4096], json[512];
+	uint64_t t0, t1;
+	size_t bad;
+
+	me.order = mmap(NULL, me.npages * sizeof(uint32_t), PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (me.order == MAP_FAILED)
+		bench_die("mmap the order: %m");
+	bench_page_order(me.order, me.npages, seed + me.idx);
+	t0 = bench_now_ns();
+	pthread_barrier_wait(&me.go);
+	pthread_barrier_wait(&me.done);
+	t1 = bench_now_ns();
+	bad = bench_pattern_check(me.mem, me.npages * BENCH_PAGE, PATTERN_SEED + me.idx);
+	munmap(me.order, me.npages * sizeof(uint32_t));
+	snprintf(json, sizeof(json), "{\"proc\": %d, \"pages\": %zu, \"t0_ns\": %llu, "
+		 "\"t1_ns\": %llu, \"ok\": %s, \"bad_offset\": %lld}\n", me.idx, me.npages,
+		 (unsigned long long)t0, (unsigned long long)t1,
+		 bad == me.npages * BENCH_PAGE ? "true" : "false",
+		 bad == me.npages * BENCH_PAGE ? -1LL : (long long)bad);
+	snprintf(path, sizeof(path), "%s.%d", prefix, me.idx);
+	if (bench_write_atomic(path, json))
+		bench_die("write %s: %m", path);
+}
+
+/* Memory, pattern and waiting threads of this process. */
+static void setup(size_t size)
+{
+	pthread_t th;
+
+	me.npages = size / BENCH_PAGE;
+	me.mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (me.mem == MAP_FAILED)
+		bench_die("mmap %zu bytes: %m", size);
+	bench_pattern_fill(me.mem, size, PATTERN_SEED + me.idx);
+	pthread_barrier_init(&me.go, NULL, me.nr_threads + 1);
+	pthread_barrier_init(&me.done, NULL, me.nr_threads + 1);
+	for (long k = 0; k < me.nr_threads; k++)
+		if (pthread_create(&th, NULL, toucher, (void *)k))
+			bench_die("pthread_create failed");
+}
+
+static void usage(void)
+{
+	fputs("usage: tree_workload --pidfile F --result PREFIX [--size 1G] [--procs 4] "
+	      "[--threads 4] [--seed N]\n", stderr);
+	exit(1);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "size", required_argument, NULL, 's' },
+		{ "procs", required_argument, NULL, 'P' },
+		{ "threads", required_argument, NULL, 'T' },
+		{ "pidfile", required_argument, NULL, 'p' },
+		{ "result", required_argument, NULL, 'r' },
+		{ "seed", required_argument, NULL, 'S' },
+		{ }
+	};
+	const char *pidfile = NULL, *result = NULL;
+	uint64_t size = 1ULL << 30, seed = 0x5eed;
+	long procs = 4;
+	pid_t kids[MAX_PROCS];
+	int ready[2], c;
+	char pid[32];
+	sigset_t set;
+
+	me.nr_threads = 4;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 's': size = bench_parse_size(optarg); break;
+		case 'P': procs = atol(optarg); break;
+		case 'T': me.nr_threads = atol(optarg); break;
+		case 'p': pidfile = optarg; break;
+		case 'r': result = optarg; break;
+		case 'S': seed = strtoull(optarg, NULL, 0); break;
+		default: usage();
+		}
+	}
+	if (optind != argc || !pidfile || !result || procs < 1 || procs > MAX_PROCS ||
+	    me.nr_threads < 1 || me.nr_threads > MAX_THREADS || !size ||
+	    size % (procs * BENCH_PAGE) || size / BENCH_PAGE > UINT32_MAX)
+		usage();
+
+	/* signals are taken with sigwaitinfo(): blocked before anyone can send one,
+	 * and in every thread (they inherit the mask) */
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGTERM);
+	if (sigprocmask(SIG_BLOCK, &set, NULL))
+		bench_die("block signals: %m");
+	if (pipe(ready))
+		bench_die("pipe: %m");
+	for (long i = 1; i < procs; i++) {
+		kids[i] = fork();
+		if (kids[i] < 0)
+			bench_die("fork: %m");
+		if (kids[i] == 0) {
+			me.idx = i;
+			close(ready[0]);
+			setup(size / procs);
+			if (write(ready[1], "r", 1) != 1)
+				bench_die("write: %m");
+			close(ready[1]);
+			goto wait;
+		}
+	}
+	close(ready[1]);
+	setup(size / procs);
+	for (long i = 1; i < procs; i++)
+		if (read(ready[0], &c, 1) != 1)
+			bench_die("child %ld did not get ready", i);
+	close(ready[0]);
+	snprintf(pid, sizeof(pid), "%d\n", getpid());
+	if (bench_write_atomic(pidfile, pid))
+		bench_die("write the pidfile: %m");
+wait:
+	for (;;) {
+		int sig = sigwaitinfo(&set, NULL);
+
+		/* a dump interrupts the wait: it comes back with EINTR */
+		if (sig < 0) {
+			if (errno == EINTR)
+				continue;
+			bench_die("sigwaitinfo: %m");
+		}
+		if (sig == SIGTERM) {
+			for (long i = 1; !me.idx && i < procs; i++) {
+				kill(kids[i], SIGTERM);
+				waitpid(kids[i], NULL, 0);
+			}
+			return 0;
+		}
+		for (long i = 1; !me.idx && i < procs; i++)
+			kill(kids[i], SIGUSR1);
+		touch(result, seed);
+	}
+}
