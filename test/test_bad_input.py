@@ -365,6 +365,21 @@ def test_dump_refuses_fd(kind, tool, zdtm, workdir):
     task.check_pass()
 
 
+def test_dump_refuses_mlock_onfault(tool, zdtm, workdir):
+    """Memory locked on fault (mlock2 MLOCK_ONFAULT): the images have no
+    bit for it (restored MAP_LOCKED, every page would be populated), so
+    the dump refuses it, naming the mapping, and the task runs on."""
+    task = zdtm(ZdtmTest("vma_flags", ("--state", "mlock-onfault"), label="mlock-onfault"))
+    before = task.snapshot()
+    imgdir = workdir / "images"
+    imgdir.mkdir()
+    res = tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT)
+    assert_error_line(res, "dump", rf"mapping [0-9a-f]+-[0-9a-f]+ .* of task {task.pid}",
+                      r"MLOCK_ONFAULT")
+    task.expect_unharmed(before)
+    task.check_pass()
+
+
 def test_dump_refuses_external_unix_peer(tool, zdtm, workdir):
     """A unix socket connected to a listener of ours (outside the tree):
     refused, naming the fd, and the connection still works afterwards."""

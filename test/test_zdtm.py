@@ -20,7 +20,8 @@ SPECS = [pytest.param(s, id=s.id) for s in ZDTM_TESTS]
 REFUSED = [ZdtmTest("unsupported_fd", ("--kind", k), label=k) for k in REFUSED_KINDS] + [
     ZdtmTest("thread_seccomp", ("--user-notif",), label="user-notif"),
     ZdtmTest("pidfd_child", ("--outsider",), label="outsider", tree=True),
-    ZdtmTest("pidfd_child", ("--reaped",), label="reaped", tree=True)]
+    ZdtmTest("pidfd_child", ("--reaped",), label="reaped", tree=True),
+    ZdtmTest("vma_flags", ("--state", "mlock-onfault"), label="mlock-onfault")]
 
 
 @pytest.mark.parametrize("spec", SPECS + [pytest.param(s, id=s.id) for s in REFUSED])

@@ -32,6 +32,7 @@ struct vm_flags {
 	bool shstk;		/* shadow stack */
 	bool uffd_missing;	/* "um": registered with a userfaultfd */
 	bool may_write;		/* "mw": a shared file mapping's file is writable */
+	bool lock_onfault;	/* "lf": mlock2(MLOCK_ONFAULT) */
 };
 
 static const struct {
@@ -76,6 +77,8 @@ static void parse_vm_flags(const char *p, struct vm_flags *f)
 			f->uffd_missing = true;
 		if (p[0] == 'm' && p[1] == 'w')
 			f->may_write = true;
+		if (p[0] == 'l' && p[1] == 'f')
+			f->lock_onfault = true;
 		p += 2;
 	}
 }
@@ -199,6 +202,10 @@ static int fill_vma(struct dump_ctx *ctx, struct dump_task *t, const struct proc
 		return refuse_vma(t, m, "a shadow stack");
 	if (fl->map & MAP_HUGETLB)
 		return refuse_vma(t, m, "hugetlb memory");
+	/* vma_entry has no bit for it: restored MAP_LOCKED, every page would
+	 * be populated and locked */
+	if (fl->lock_onfault)
+		return refuse_vma(t, m, "locked on fault (mlock2 MLOCK_ONFAULT)");
 
 	if (!strcmp(p, "[vsyscall]")) {
 		v->status = VMA_AREA_VSYSCALL | VMA_ANON_PRIVATE;

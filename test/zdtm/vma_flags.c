@@ -16,6 +16,8 @@
  *                still raises SIGSEGV, pagemap says guard (bit 58)
  *   shared-rw    a file opened O_RDWR mapped MAP_SHARED read-only:
  *                mprotect(PROT_WRITE) still works and writes reach the file
+ *   mlock-onfault  mlock2(MLOCK_ONFAULT) of pages 8-15: the images cannot
+ *                carry it, the dump refuses it (test_bad_input.py)
  *   prot-none    PROT_NONE memory with data (a lazily restored copy must be
  *                dumped again while the daemon still runs)
  *
@@ -276,6 +278,8 @@ static void set_state(void)
 			fail("madvise(%s): %m", state);
 	if (is("mlock") && mlock(region + 8 * PAGE_SIZE, 8 * PAGE_SIZE))
 		fail("mlock: %m");
+	if (is("mlock-onfault") && mlock2(region + 8 * PAGE_SIZE, 8 * PAGE_SIZE, MLOCK_ONFAULT))
+		fail("mlock2(MLOCK_ONFAULT): %m");
 	if (is("prot-none") && mprotect(region, PAGES * PAGE_SIZE, PROT_NONE))
 		fail("mprotect(PROT_NONE): %m");
 	if (is("guard") &&
@@ -288,7 +292,7 @@ int main(int argc, char **argv)
 {
 	static const char *const states[] = {
 		"dontfork", "wipeonfork", "dontdump", "hugepage", "nohugepage", "mergeable",
-		"locked", "mlock", "droppable", "guard", "shared-rw", "prot-none",
+		"locked", "mlock", "droppable", "guard", "shared-rw", "prot-none", "mlock-onfault",
 	};
 	const struct test_opt opts[] = {
 		{ "state", TEST_OPT_STR, &state, 1, "the VMA state to build" },
