@@ -158,3 +158,11 @@ def test_restore_pty_index_taken(tool, zdtm, workdir):
               "restore")
     task.expect_restored(pidfile)
     task.check_pass()
+
+
+def test_dump_refuses_ctty_without_descriptor(tool, zdtm, workdir):
+    """A session leader whose controlling terminal is a pty of the tree but
+    that holds no descriptor of it."""
+    task = zdtm(ZdtmTest("pty", ("--child-nofd",), label="child-nofd"))
+    refused_dump(tool, task, workdir, r"controlling terminal is /dev/pts/\d+",
+                 r"holds no descriptor")

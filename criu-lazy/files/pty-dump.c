@@ -376,6 +376,41 @@ void pty_dump_free(struct dump_file *f)
 	free(f->priv);
 }
 
+/* Does the task of images pid @vpid hold a descriptor of pty @index? */
+static bool holds_pty(struct dump_ctx *ctx, pid_t vpid, uint32_t index)
+{
+	for (size_t i = 0; i < ctx->nr_tasks; i++) {
+		const struct dump_task *t = ctx->tasks[i];
+
+		if (t->vpid != vpid)
+			continue;
+		for (size_t k = 0; k < t->nr_fds; k++) {
+			const struct dump_file *f = dump_file_find(ctx, t->fds[k].fdi.id);
+
+			if (f && f->fe.tty && PTY_INFO_INDEX(f->fe.tty->tty_info_id) == index)
+				return true;
+		}
+	}
+	return false;
+}
+
+/* A session leader takes its terminal back through a descriptor of it. */
+int pty_dump_resolve(struct dump_ctx *ctx)
+{
+	const struct pty_dump *d = ctx->pty;
+
+	for (size_t i = 0; d && i < d->nr_sides; i++) {
+		const TtyInfoEntry *s = &d->sides[i]->info;
+
+		if (PTY_INFO_MASTER(s->id) || !s->sid || holds_pty(ctx, s->sid, s->pty->index))
+			continue;
+		pr_err("task %u: its controlling terminal is /dev/pts/%u, but it holds no descriptor of that pty to take it back with: not supported",
+		       s->sid, s->pty->index);
+		return -EOPNOTSUPP;
+	}
+	return 0;
+}
+
 int pty_dump_write(struct dump_ctx *ctx)
 {
 	struct pty_dump *d = ctx->pty;

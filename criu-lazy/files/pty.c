@@ -477,6 +477,7 @@ const struct fd_kind_ops fd_kind_pty = {
 	.stage = FD_STAGE_OPEN,
 	.match = pty_dump_match,
 	.dump = pty_dump,
+	.dump_resolve = pty_dump_resolve,
 	.dump_write = pty_dump_write,
 	.dump_free = pty_dump_free,
 	.rst_match = pty_rst_match,

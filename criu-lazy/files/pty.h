@@ -54,6 +54,7 @@ struct dump_file;
 struct fd_probe;
 bool pty_dump_match(const struct dump_ctx *ctx, const struct fd_probe *p);
 int pty_dump(struct dump_ctx *ctx, const struct fd_probe *p, struct dump_file *f);
+int pty_dump_resolve(struct dump_ctx *ctx);
 int pty_dump_write(struct dump_ctx *ctx);
 void pty_dump_free(struct dump_file *f);
 void pty_dump_fini(struct dump_ctx *ctx);

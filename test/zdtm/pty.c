@@ -13,6 +13,8 @@
  * --child: a child leads a session of its own whose controlling terminal
  * is the slave (its own open of it, fd 30), its group in the foreground;
  * the program checks that through the master.
+ * --child-nofd: the same, and the child then closes every fd of the pty
+ * (a dump must refuse: the child would have nothing to take it back with).
  * --outside: fd 24 is a slave whose master is closed, as a terminal from
  * outside the tree would be (a dump must refuse it without --shell-job,
  * naming the terminal).
@@ -69,12 +71,14 @@ static void expect_read(int fd, const char *want, size_t len)
 
 int main(int argc, char **argv)
 {
-	int outside = 0, child = 0;
+	int outside = 0, child = 0, nofd = 0;
 	pid_t kid = 0;
 	const struct test_opt opts[] = {
 		{ "outside", TEST_OPT_FLAG, &outside, 0, "fd 24: a slave of a master not held" },
 		{ "child", TEST_OPT_FLAG, &child, 0,
 		  "the slave is the controlling terminal of a child's session instead" },
+		{ "child-nofd", TEST_OPT_FLAG, &nofd, 0,
+		  "--child, and the child closes every fd of the pty (a dump must refuse)" },
 		{ NULL, 0, NULL, 0, NULL },
 	};
 	struct termios t, t_before;
@@ -84,6 +88,7 @@ int main(int argc, char **argv)
 	struct stat st;
 
 	test_init(argc, argv, opts);
+	child |= nofd;
 	if (getsid(0) != getpid())
 		fail("not a session leader");
 	place(posix_openpt(O_RDWR | O_NOCTTY), 20);
@@ -134,12 +139,16 @@ int main(int argc, char **argv)
 			fail("fork: %m");
 		if (kid == 0) {
 			snprintf(path, sizeof(path), "/dev/pts/%d", idx);
-			if (setsid() < 0 || dup2(open(path, O_RDWR), 30) != 30 ||
+			int o = setsid() < 0 ? -1 : open(path, O_RDWR);
+
+			if (o < 0 || dup2(o, 30) != 30 || close(o) ||
 			    ioctl(30, TIOCSCTTY, 0) || tcsetpgrp(30, getpid())) {
 				test_msg("child: taking %s as its terminal: %m", path);
 				_exit(1);
 			}
 			close(ready[0]);
+			if (nofd)	/* the terminal stays its own without them */
+				close_range(20, 30, 0);
 			if (write(ready[1], "r", 1) != 1)
 				_exit(1);
 			close(ready[1]);
