@@ -147,6 +147,7 @@ ZDTM_TESTS = [
     ZdtmTest("memfd"),
     # deleted files held open or mapped, a deleted cwd (ghost files)
     ZdtmTest("ghost_files"),
+    ZdtmTest("ghost_files", ("--child",), label="tree", tree=True),
     # memfds mapped shared and private, with and without a descriptor,
     # sealed, and shared with a child
     ZdtmTest("memfd_map"),

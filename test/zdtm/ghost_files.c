@@ -15,6 +15,9 @@
  *   fd 25  "ghost-gone/inner", 10 bytes, whose directory was removed too
  *          (the restore makes the directory again, and removes it)
  *   --big SIZE: fd 24, a deleted file of SIZE bytes (for --ghost-limit)
+ *   --child: a child inherits all of it; after the restore it checks fd 20
+ *          and the shared mapping, and moves the offset of fd 20, which the
+ *          parent must see (one open file of one deleted file for both)
  * After SIGTERM: every fd's link, flags, offset, inode sharing, nlink 0,
  * mode, owner, size, mtime; contents byte for byte, holes still holes;
  * both mappings' contents, and the shared one still the file's; cwd
@@ -26,6 +29,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "lib/zdtmtst.h"
@@ -47,6 +51,22 @@ static char links[6][256], cwd_link[256];
 static int getfl[6], getfd[6];
 static off_t pos[6];
 static size_t big_size;
+static int with_child;
+
+/* The child, after the restore: 0 if what it holds is right. */
+static int child_check(const uint8_t *shared)
+{
+	pattern_fill(want, SMALL_SIZE, SEED_SMALL);
+	if (pread(20, buf, SMALL_SIZE, 0) != SMALL_SIZE || memcmp(buf, want, SMALL_SIZE))
+		return 3;
+	pattern_fill(want, SHARED_PAGES * PAGE_SIZE, SEED_SHARED);
+	pattern_fill(want + PAGE_SIZE, PAGE_SIZE, SEED_SHARED + 1000);
+	if (memcmp(shared, want, SHARED_PAGES * PAGE_SIZE))
+		return 4;
+	if (lseek(20, 4321, SEEK_SET) != 4321)
+		return 5;
+	return 0;
+}
 
 static void place(int fd, int at, int cloexec)
 {
@@ -129,12 +149,14 @@ int main(int argc, char **argv)
 {
 	static const struct test_opt opts[] = {
 		{ "big", TEST_OPT_SIZE, &big_size, 0, "a deleted file of this size as fd 24" },
+		{ "child", TEST_OPT_FLAG, &with_child, 0, "a child holds it all too" },
 		{ NULL },
 	};
 	struct timeval tv[2] = { { MTIME, 0 }, { MTIME, 0 } };
 	uint8_t *shared, *priv;
 	struct stat st;
-	int fd;
+	int fd, ctl[2], status;
+	pid_t child = 0;
 
 	test_init(argc, argv, opts);
 
@@ -222,6 +244,24 @@ int main(int argc, char **argv)
 	link_of("/proc/self/cwd", cwd_link, sizeof(cwd_link));
 	test_msg("fd 20 is %s, cwd %s\n", links[0], cwd_link);
 
+	if (with_child) {
+		test_kill_tree_at_exit();
+		if (pipe(ctl))
+			fail("pipe: %m");
+		child = fork();
+		if (child < 0)
+			fail("fork: %m");
+		if (child == 0) {
+			char c;
+
+			close(ctl[1]);
+			if (read(ctl[0], &c, 1) != 1)
+				_exit(2);
+			_exit(child_check(shared));
+		}
+		close(ctl[0]);
+	}
+
 	test_daemon();
 	test_waitsig();
 
@@ -255,6 +295,19 @@ int main(int argc, char **argv)
 		fail("fd 20: mode %#o owner %u:%u size %lld mtime %lld, expected 0640 1234:5678 "
 		     "%d %d", st.st_mode & 07777, st.st_uid, st.st_gid, (long long)st.st_size,
 		     (long long)st.st_mtime, SMALL_SIZE, MTIME);
+
+	if (with_child) {
+		if (write(ctl[1], "c", 1) != 1)
+			fail("waking the child: %m");
+		if (waitpid(child, &status, 0) != child || !WIFEXITED(status) ||
+		    WEXITSTATUS(status))
+			fail("the child ended with status %#x (3: fd 20, 4: the shared mapping, "
+			     "5: lseek)", status);
+		if (lseek(20, 0, SEEK_CUR) != 4321)
+			fail("fd 20 is not shared with the child any more: offset %lld",
+			     (long long)lseek(20, 0, SEEK_CUR));
+		lseek(20, pos[0], SEEK_SET);
+	}
 
 	sparse_want();
 	if (st_of(22).st_size != SPARSE_SIZE ||
