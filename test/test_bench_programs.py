@@ -81,3 +81,63 @@ def test_uffd_raw_copy(tmp_path):
     for source in ("anon", "file"):
         assert len(c[source]["runs_mib_s"]) == 2
         assert c[source]["best_mib_s"] == max(c[source]["runs_mib_s"]) > 0
+
+
+@pytest.mark.parametrize("touchers", [1, 16])
+def test_uffd_raw_fault_touchers(touchers):
+    """--touchers N: every page faults once and is counted once, whatever
+    the number of threads touching them."""
+    d = run_json("uffd_raw", "--size", SIZE, "--mode", "fault", "--order", "random",
+                 "--touchers", touchers)
+    f = d["fault"]["random"]
+    assert f["touchers"] == touchers
+    assert f["pages"] == f["faults"] == SIZE // 4096, f
+    assert f["seconds"] > 0 and f["pages_per_s"] > 0, f
+
+
+@pytest.mark.parametrize("args", [("--touchers", 0), ("--touchers", 1000)])
+def test_uffd_raw_refuses_touchers(args):
+    res = run("uffd_raw", "--mode", "fault", "--size", SIZE, *args)
+    assert res.returncode != 0 and "usage" in res.stderr, res.stdout + res.stderr
+
+
+def test_tree_workload(tmp_path):
+    """The tree of scripts/bench tree: 4 processes of 4 threads; SIGUSR1 to
+    the root has every process touch and check its pages and write its
+    result; SIGTERM ends them all."""
+    import os
+    import signal
+    import time
+
+    pidfile, result = tmp_path / "pid", tmp_path / "touch"
+    p = subprocess.Popen([str(BENCH / "tree_workload"), "--size", str(SIZE), "--pidfile",
+                          str(pidfile), "--result", str(result)], stdin=subprocess.DEVNULL)
+    kids = []
+    try:
+        deadline = time.monotonic() + 30
+        while not pidfile.exists() and p.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert pidfile.exists(), f"no pidfile (exit {p.poll()})"
+        kids = open(f"/proc/{p.pid}/task/{p.pid}/children").read().split()
+        assert len(kids) == 3, kids
+        assert all(len(os.listdir(f"/proc/{k}/task")) == 5 for k in [p.pid, *kids])
+        p.send_signal(signal.SIGUSR1)
+        files = [tmp_path / f"touch.{i}" for i in range(4)]
+        while not all(f.exists() for f in files) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        res = [json.loads(f.read_text()) for f in files]
+        assert all(r["ok"] and r["pages"] == SIZE // 4 // 4096 and r["t1_ns"] > r["t0_ns"]
+                   for r in res), res
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(30) == 0
+        assert not any(os.path.exists(f"/proc/{k}") for k in kids)
+    finally:
+        if p.poll() is None:
+            # while the root lives its children's pids cannot be reused
+            for k in kids:
+                try:
+                    os.kill(int(k), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            p.kill()
+            p.wait(10)
