@@ -18,6 +18,7 @@
 #ifndef CRIU_LAZY_COMMON_PTRACE_INJECT_H
 #define CRIU_LAZY_COMMON_PTRACE_INJECT_H
 
+#include <signal.h>
 #include <sys/types.h>
 
 #define PTRACE_WAIT_TIMEOUT_MS 10000
@@ -27,6 +28,15 @@
  * -ETIMEDOUT / -ECHILD (logged).
  */
 int ptrace_wait_stop(pid_t tid, int timeout_ms, int *status);
+
+/*
+ * SIGCHLD blocked and readable from a signalfd (-1 if there is none: wait
+ * by polling then): every stop of a tracee sends its tracer one, so a wait
+ * can sleep until it comes.  Close puts the mask back as it was.
+ */
+int sigchld_fd_open(sigset_t *old);
+void sigchld_fd_drain(int fd);
+void sigchld_fd_close(int fd, const sigset_t *old);
 
 /* Address of a `syscall` instruction in the tracee's [vdso]. */
 int inject_find_syscall_ip(pid_t pid, unsigned long *ip);

@@ -28,7 +28,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/ptrace.h>
-#include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/user.h>
@@ -288,40 +287,6 @@ static int check_blob(struct rst_task *t, const struct rst_plan *plan, int statu
 	return -EIO;
 }
 
-/*
- * SIGCHLD blocked and readable from a signalfd: every stop of a tracee
- * notifies us, its tracer, with one, so a wait wakes at once.  A poll
- * timeout alone cost up to 100 ms per stop that comes before the blob
- * closes the error pipe (its lazy stop, its stop for the threads): 0.1 s
- * per process of a lazy restore.  -1 if there is none (the wait then
- * falls back to its timeout).
- */
-static int chld_fd_open(sigset_t *old)
-{
-	sigset_t chld;
-	int fd;
-
-	sigemptyset(&chld);
-	sigaddset(&chld, SIGCHLD);
-	sigprocmask(SIG_BLOCK, &chld, old);
-	fd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (fd < 0)
-		pr_warn("signalfd for SIGCHLD: %m; waiting by polling");
-	return fd;
-}
-
-static void chld_fd_close(int fd, const sigset_t *old)
-{
-	struct signalfd_siginfo si;
-
-	if (fd >= 0) {
-		while (read(fd, &si, sizeof(si)) == sizeof(si))
-			;
-		close(fd);
-	}
-	sigprocmask(SIG_SETMASK, old, NULL);
-}
-
 static int wait_blob_stop(struct rst_task *t, const struct rst_plan *plan)
 {
 	char msg[1024];
@@ -331,12 +296,14 @@ static int wait_blob_stop(struct rst_task *t, const struct rst_plan *plan)
 	sigset_t old;
 
 	/* No timeout while the child premaps (it may read gigabytes): it
-	 * either reports, stops (trap, crash) or exits. */
-	chld = chld_fd_open(&old);
+	 * either reports, stops (trap, crash) or exits.  A stop wakes the
+	 * poll at once (SIGCHLD): the lazy stop and the threads' stop come
+	 * before the blob closes the error pipe, and a poll timeout alone
+	 * cost up to 100 ms each. */
+	chld = sigchld_fd_open(&old);
 	for (;;) {
 		struct pollfd p[2] = { { .fd = t->err_r, .events = POLLIN },
 				       { .fd = chld, .events = POLLIN } };
-		struct signalfd_siginfo si;
 		pid_t r;
 
 		/* after SIGCHLD is blocked: a stop from now on wakes the poll */
@@ -357,10 +324,10 @@ static int wait_blob_stop(struct rst_task *t, const struct rst_plan *plan)
 			else if (n == 0 || errno != EINTR)
 				eof = true;
 		}
-		while (chld >= 0 && p[1].revents && read(chld, &si, sizeof(si)) == sizeof(si))
-			;
+		if (chld >= 0 && p[1].revents)
+			sigchld_fd_drain(chld);
 	}
-	chld_fd_close(chld, &old);
+	sigchld_fd_close(chld, &old);
 	if (!waited) {
 		ret = ptrace_wait_stop(t->pid, BLOB_STOP_TIMEOUT_MS, &status);
 		if (ret)
