@@ -62,7 +62,7 @@ def test_ghost_image_missing(tool, zdtm, workdir):
     task, good = dumped_ghosts(tool, zdtm, workdir)
     bad = damaged_copy(good, workdir)
     ghosts = sorted(bad.glob("ghost-file-*.img"))
-    assert len(ghosts) == 6, f"expected 6 ghost images, found {[p.name for p in ghosts]}"
+    assert len(ghosts) == 7, f"expected 7 ghost images, found {[p.name for p in ghosts]}"
     ghosts[-1].unlink()
     restore_must_fail(tool, workdir, bad, task.pid, ghosts[-1].name.replace(".", r"\."),
                       r"missing")

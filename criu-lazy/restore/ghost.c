@@ -266,7 +266,8 @@ static int apply_meta(const GhostFileEntry *gfe, const char *path)
 	return 0;
 }
 
-static int create_one(int dirfd, struct rst_ghost *gh, const char *orig)
+/* The ghost if it is a directory (@dirs) or a file (!@dirs), else nothing. */
+static int create_one(int dirfd, struct rst_ghost *gh, const char *orig, bool dirs)
 {
 	char path[PATH_MAX], file[IMG_NAME_MAX];
 	GhostFileEntry *gfe;
@@ -292,6 +293,8 @@ static int create_one(int dirfd, struct rst_ghost *gh, const char *orig)
 		goto out;
 	}
 	gh->is_dir = S_ISDIR(gfe->mode);
+	if (gh->is_dir != dirs)
+		goto out;
 	snprintf(path, sizeof(path), "%s", orig);
 	fd = make_node(gh, path, gh->is_dir);
 	if (fd == -EEXIST) {
@@ -343,14 +346,17 @@ int rst_ghosts_create(struct rst_tree *tree)
 			ret = -EINVAL;
 		}
 	}
-	/* each ghost where the first file object that uses it was */
-	for (size_t k = 0; !ret && k < g->nr; k++) {
-		const char *orig = NULL;
+	/* each ghost where the first file object that uses it was; the
+	 * directories first, as a deleted file may have been in one */
+	for (int dirs = 1; dirs >= 0; dirs--) {
+		for (size_t k = 0; !ret && k < g->nr; k++) {
+			const char *orig = NULL;
 
-		for (size_t i = 0; !orig && i < g->nr_remaps; i++)
-			if (g->remaps[i].ghost == k)
-				orig = orig_name(g, g->remaps[i].orig_id);
-		ret = create_one(tree->dirfd, &g->v[k], orig);
+			for (size_t i = 0; !orig && i < g->nr_remaps; i++)
+				if (g->remaps[i].ghost == k)
+					orig = orig_name(g, g->remaps[i].orig_id);
+			ret = create_one(tree->dirfd, &g->v[k], orig, dirs);
+		}
 	}
 	return ret;
 }
@@ -367,20 +373,26 @@ void rst_ghosts_remove(struct rst_tree *tree)
 {
 	struct rst_ghosts *g = tree->ghosts;
 
-	for (size_t k = 0; g && k < g->nr; k++) {
-		struct rst_ghost *gh = &g->v[k];
+	/* files first: a directory ghost may have held one */
+	for (int dirs = 0; dirs <= 1; dirs++) {
+		for (size_t k = 0; g && k < g->nr; k++) {
+			struct rst_ghost *gh = &g->v[k];
 
-		if (gh->path && (gh->is_dir ? rmdir(gh->path) : unlink(gh->path)))
-			pr_warn("cannot delete the ghost %s again: %s", gh->path, strerror(errno));
-		free(gh->path);
-		gh->path = NULL;
-		while (gh->nr_dirs) {
-			char *d = gh->dirs[--gh->nr_dirs];
-
-			if (rmdir(d))
-				pr_warn("cannot remove the directory %s made for a ghost: %s", d,
+			if (gh->is_dir != dirs)
+				continue;
+			if (gh->path && (gh->is_dir ? rmdir(gh->path) : unlink(gh->path)))
+				pr_warn("cannot delete the ghost %s again: %s", gh->path,
 					strerror(errno));
-			free(d);
+			free(gh->path);
+			gh->path = NULL;
+			while (gh->nr_dirs) {
+				char *d = gh->dirs[--gh->nr_dirs];
+
+				if (rmdir(d))
+					pr_warn("cannot remove the directory %s made for a ghost: %s",
+						d, strerror(errno));
+				free(d);
+			}
 		}
 	}
 }

@@ -12,6 +12,7 @@
  *   a MAP_PRIVATE mapping of "ghost-private" (8 pages, no fd left), pages
  *          1 and 5 written (copy-on-write), the others the file's
  *   cwd    "ghost-cwd", removed while it is the working directory
+ *   fd 26  "ghost-cwd/inner", 6 bytes, deleted with its directory, the cwd
  *   fd 25  "ghost-gone/inner", 10 bytes, whose directory was removed too
  *          (the restore makes the directory again, and removes it)
  *   --big SIZE: fd 24, a deleted file of SIZE bytes (for --ghost-limit)
@@ -47,9 +48,9 @@
 #define MTIME		1234567890
 
 static uint8_t buf[SPARSE_SIZE + 16], want[SPARSE_SIZE];
-static char links[6][256], cwd_link[256];
-static int getfl[6], getfd[6];
-static off_t pos[6];
+static char links[7][256], cwd_link[256];
+static int getfl[7], getfd[7];
+static off_t pos[7];
 static size_t big_size;
 static int with_child;
 
@@ -229,11 +230,15 @@ int main(int argc, char **argv)
 	if (unlink("ghost-gone/inner") || rmdir("ghost-gone"))
 		fail("removing ghost-gone: %m");
 
-	if (mkdir("ghost-cwd", 0700) || chmod("ghost-cwd", 0750) || chdir("ghost-cwd") ||
-	    rmdir("../ghost-cwd"))
+	if (mkdir("ghost-cwd", 0700) || chmod("ghost-cwd", 0750) || chdir("ghost-cwd"))
+		fail("a deleted cwd: %m");
+	fd = make_deleted("inner");
+	write_at(fd, "inside", 6, 0, "ghost-cwd/inner");
+	place(fd, 26, 0);
+	if (unlink("inner") || rmdir("../ghost-cwd"))
 		fail("a deleted cwd: %m");
 
-	for (int i = 0; i < 6; i++) {
+	for (int i = 0; i < 7; i++) {
 		if (i == 4 && !big_size)
 			continue;
 		getfl[i] = fcntl(20 + i, F_GETFL);
@@ -265,7 +270,7 @@ int main(int argc, char **argv)
 	test_daemon();
 	test_waitsig();
 
-	for (int i = 0; i < 6; i++) {
+	for (int i = 0; i < 7; i++) {
 		char now[256];
 
 		if (i == 4 && !big_size)
@@ -338,6 +343,8 @@ int main(int argc, char **argv)
 
 	if (pread(25, buf, 20, 0) != 10 || memcmp(buf, "0123456789", 10))
 		fail("fd 25: contents differ");
+	if (pread(26, buf, 20, 0) != 6 || memcmp(buf, "inside", 6))
+		fail("fd 26: contents differ");
 
 	if (big_size) {
 		static uint8_t chunk[1 << 16];
