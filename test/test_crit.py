@@ -892,3 +892,63 @@ def test_zero_page_pfn_is_the_zero_page(tool, zdtm, workdir):
     else:
         assert "zero pages are saved" in text, "the dump log says nothing of the zero page"
     task.check_pass()
+
+
+# ------------------------------------------------------------ seccomp
+
+def seccomp_chains(imgdir, pid):
+    """{tid: (mode, [filter lengths, oldest first], newest index)} of every
+    thread pstree.img lists, and seccomp.img's filters."""
+    (entry,) = crit_decode(imgdir / "seccomp.img")["entries"]
+    filters = entry["seccomp_filters"]
+    chains = {}
+    for ps in crit_decode(imgdir / "pstree.img")["entries"]:
+        for tid in ps.get("threads", [ps["pid"]]):
+            (core,) = crit_decode(imgdir / f"core-{tid}.img")["entries"]
+            thc = core["thread_core"]
+            chain, idx = [], thc.get("seccomp_filter")
+            if thc.get("seccomp_mode") == "filter":
+                k = idx
+                while True:
+                    chain.insert(0, len(base64.b64decode(filters[k]["filter"])))
+                    if "prev" not in filters[k]:
+                        break
+                    k = filters[k]["prev"]
+            chains[tid] = (thc.get("seccomp_mode"), chain, idx)
+    return filters, chains
+
+
+def test_seccomp_images(tool, zdtm, workdir):
+    """seccomp.img holds each filter of the tree once, as CRIU writes it: a
+    chain that grew from an inherited one (a thread's, a child's) shares
+    its start; every core names its newest filter."""
+    need_crit()
+    # t1: F1 (7 instructions); t2: t1's F1 + F2 (7); t3: F3 (9); main none
+    task = zdtm(ZdtmTest("seccomp_filter_threads"))
+    imgdir = workdir / "threads"
+    imgdir.mkdir()
+    assert_ok(tool.dump(task.pid, imgdir, workdir / "dump-threads.log", TIMEOUT,
+                        extra=["-R"]), "dump -R")
+    filters, chains = seccomp_chains(imgdir, task.pid)
+    assert len(filters) == 3, f"3 distinct filters expected: {filters}"
+    assert chains[task.pid][0] == "disabled"
+    shapes = sorted(c[1] for t, c in chains.items() if t != task.pid)
+    assert shapes == [[56], [56, 56], [72]], chains
+    (t1,) = [c for c in chains.values() if c[1] == [56]]
+    (t2,) = [c for c in chains.values() if c[1] == [56, 56]]
+    assert filters[t2[2]]["prev"] == t1[2], "t2's chain does not start with t1's filter"
+    task.check_pass()
+
+    # the child's chain starts with the parent's filter
+    task = zdtm(ZdtmTest("seccomp_filter_inherit", tree=True))
+    imgdir = workdir / "inherit"
+    imgdir.mkdir()
+    assert_ok(tool.dump(task.pid, imgdir, workdir / "dump-inherit.log", TIMEOUT,
+                        extra=["-R"]), "dump -R")
+    filters, chains = seccomp_chains(imgdir, task.pid)
+    assert len(filters) == 2, filters
+    child = [t for t in chains if t != task.pid]
+    assert len(child) == 1, chains
+    assert chains[task.pid][1] == [56] and chains[child[0]][1] == [56, 72], chains
+    assert filters[chains[child[0]][2]]["prev"] == chains[task.pid][2]
+    task.check_pass()

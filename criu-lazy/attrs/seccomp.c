@@ -2,7 +2,8 @@
  * Seccomp, per thread: strict mode, or a chain of BPF filters.
  *
  * Dump: the mode from /proc/TID/status; each filter of the chain with
- * PTRACE_SECCOMP_GET_FILTER (index 0 is the newest) and its flags with
+ * PTRACE_SECCOMP_GET_FILTER (index 0 is the oldest, the first installed)
+ * and its flags with
  * PTRACE_SECCOMP_GET_METADATA.  As CRIU, every filter of the tree goes
  * once into seccomp.img (seccomp_entry.seccomp_filters), each naming the
  * filter installed before it (prev); a thread's core names its newest
@@ -114,7 +115,8 @@ static const char *who(const struct dump_task *t, char *buf, size_t size)
 	return buf;
 }
 
-/* The chain of thread @t, newest first in @buf[], then into the table. */
+/* The chain of thread @t, oldest first in @buf[] (as the kernel counts
+ * filter_off), then into the table. */
 static int dump_chain(struct dump_ctx *ctx, struct dump_task *t, uint32_t *newest)
 {
 	struct sock_filter *buf[SC_MAX_CHAIN];
@@ -175,7 +177,7 @@ static int dump_chain(struct dump_ctx *ctx, struct dump_task *t, uint32_t *newes
 			break;
 		}
 	}
-	for (size_t i = n; !ret && i-- > 0;) {
+	for (size_t i = 0; !ret && i < n; i++) {
 		int id = filter_find_or_add(ctx, buf[i], lens[i] * sizeof(struct sock_filter),
 					    flags[i], prev);
 

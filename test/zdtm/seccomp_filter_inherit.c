@@ -1,10 +1,11 @@
 /*
  * Seccomp filters inherited across fork: the parent installs F1 (uname ->
  * ENOMSG) and forks; the child inherits it and installs F2 on top
- * (getpriority -> EXDEV), so its chain starts with the parent's filter
- * (one seccomp.img entry for both).  After the restore each checks its
- * own: the parent one filter, the child both, in order (F2 acts, F1 still
- * acts below it).  The child waits and reports through a shared page.
+ * (getpriority -> EXDEV, uname -> ENOTTY), so its chain starts with the
+ * parent's filter (one seccomp.img entry for both).  After the restore
+ * each checks its own: the parent one filter, the child both, in their
+ * order (of two ERRNO results the newer filter's wins: uname gives
+ * ENOTTY).  The child waits and reports through a shared page.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -31,7 +32,8 @@ static void sleep_ms(void)
 
 static int child_main(struct shared *sh)
 {
-	const struct sc_rule f2[] = { { SYS_getpriority, SECCOMP_RET_ERRNO | EXDEV }, { 0, 0 } };
+	const struct sc_rule f2[] = { { SYS_getpriority, SECCOMP_RET_ERRNO | EXDEV },
+				      { SYS_uname, SECCOMP_RET_ERRNO | ENOTTY }, { 0, 0 } };
 	char c = 'P', buf[100];
 
 	if (sc_install(f2, 0))
@@ -41,7 +43,7 @@ static int child_main(struct shared *sh)
 		sleep_ms();
 	if (sc_check_status(2, 2, buf, sizeof(buf)))
 		c = 'N';
-	else if (sc_uname_errno() != ENOMSG)
+	else if (sc_uname_errno() != ENOTTY)
 		c = 'U';
 	else if (sc_getpriority_errno() != expect_child_getpriority)
 		c = 'G';
@@ -70,7 +72,7 @@ static void check_report(char c, const char *when)
 	case 'N':
 		fail("%s: the child does not have 2 filters", when);
 	case 'U':
-		fail("%s: the child's uname is not refused by the inherited filter", when);
+		fail("%s: the child's uname is not refused by its newer filter", when);
 	case 'G':
 		fail("%s: the child's getpriority is not refused as expected", when);
 	default:
