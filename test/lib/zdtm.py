@@ -231,7 +231,8 @@ ZDTM_TESTS = [
     *[ZdtmTest("vma_flags", ("--state", s), label=s,
                defer_background=s in ("dontfork", "wipeonfork", "prot-none"))
       for s in ("dontfork", "wipeonfork", "dontdump", "hugepage", "nohugepage", "mergeable",
-                "locked", "mlock", "droppable", "guard", "shared-rw", "prot-none")],
+                "random", "sequential", "locked", "mlock", "droppable", "guard", "shared-rw",
+                "prot-none")],
     # five processes faulting at once on one daemon
     ZdtmTest("tree_stress", tree=True, defer_background=True),
     # issue 8's stress: 16 threads and 4 children of 4 threads, faulting at

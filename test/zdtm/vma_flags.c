@@ -9,6 +9,8 @@
  *   hugepage     MADV_HUGEPAGE
  *   nohugepage   MADV_NOHUGEPAGE
  *   mergeable    MADV_MERGEABLE
+ *   random       MADV_RANDOM
+ *   sequential   MADV_SEQUENTIAL
  *   locked       MAP_LOCKED
  *   mlock        mlock() of pages 8-15 (the VMA splits in three)
  *   droppable    MAP_DROPPABLE
@@ -271,6 +273,7 @@ static void set_state(void)
 		{ "dontfork", MADV_DONTFORK }, { "wipeonfork", MADV_WIPEONFORK },
 		{ "dontdump", MADV_DONTDUMP }, { "hugepage", MADV_HUGEPAGE },
 		{ "nohugepage", MADV_NOHUGEPAGE }, { "mergeable", MADV_MERGEABLE },
+		{ "random", MADV_RANDOM }, { "sequential", MADV_SEQUENTIAL },
 	};
 
 	for (size_t i = 0; i < sizeof(advice) / sizeof(advice[0]); i++)
@@ -292,7 +295,7 @@ int main(int argc, char **argv)
 {
 	static const char *const states[] = {
 		"dontfork", "wipeonfork", "dontdump", "hugepage", "nohugepage", "mergeable",
-		"locked", "mlock", "droppable", "guard", "shared-rw", "prot-none", "mlock-onfault",
+		"locked", "mlock", "droppable", "guard", "shared-rw", "prot-none", "mlock-onfault", "random", "sequential",
 	};
 	const struct test_opt opts[] = {
 		{ "state", TEST_OPT_STR, &state, 1, "the VMA state to build" },
