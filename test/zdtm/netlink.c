@@ -9,6 +9,9 @@
  *   22  NETLINK_USERSOCK bound to port 0x40000000|pid, two messages from
  *       23 queued (100 and 3000 bytes)
  *   23  NETLINK_USERSOCK bound to port 0x50000000|pid, connected to 22
+ *   30  a unix datagram socket with a NETLINK_USERSOCK socket in flight
+ *       (bound to port 0x70000000|pid, a message from 22 queued), held by
+ *       no fd
  *
  * After SIGTERM: port ids, groups, flags, the queued messages with their
  * boundaries, and that each socket still talks: 20 to the kernel, 23 to 22.
@@ -128,6 +131,65 @@ static void get(int fd, size_t len, uint64_t seed, const char *what)
 	pattern_expect(what, buf, len, seed);
 }
 
+/* A USERSOCK socket bound to @port, a message from 22 in its queue, in
+ * flight in the queue of 30 (from 31). */
+static void pass_netlink(uint32_t port)
+{
+	union { char b[CMSG_SPACE(sizeof(int))]; struct cmsghdr a; } cbuf;
+	struct sockaddr_nl to = { .nl_family = AF_NETLINK, .nl_pid = port };
+	struct iovec iov = { "nl", 2 };
+	struct msghdr mh = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = cbuf.b, .msg_controllen = sizeof(cbuf.b),
+	};
+	struct cmsghdr *ch = CMSG_FIRSTHDR(&mh);
+	int sv[2], nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_USERSOCK);
+
+	if (nl < 0 || socketpair(AF_UNIX, SOCK_DGRAM, 0, sv))
+		fail("socket: %m");
+	place(sv[0], 30);
+	place(sv[1], 31);
+	nl_bind(nl, port, 0);
+	pattern_fill(buf, 50, 0x70a);
+	if (sendto(22, buf, 50, 0, (struct sockaddr *)&to, sizeof(to)) != 50)
+		fail("fd 22: send to port %#x: %m", port);
+	ch->cmsg_level = SOL_SOCKET;
+	ch->cmsg_type = SCM_RIGHTS;
+	ch->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(ch), &nl, sizeof(int));
+	if (sendmsg(31, &mh, 0) != 2)
+		fail("fd 31: sendmsg with a netlink socket: %m");
+	close(nl);
+}
+
+static void check_in_flight(uint32_t port)
+{
+	union { char b[CMSG_SPACE(sizeof(int))]; struct cmsghdr a; } cbuf;
+	struct sockaddr_nl to = { .nl_family = AF_NETLINK, .nl_pid = port };
+	char data[4];
+	struct iovec iov = { data, sizeof(data) };
+	struct msghdr mh = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = cbuf.b, .msg_controllen = sizeof(cbuf.b),
+	};
+	struct cmsghdr *ch;
+	int nl;
+
+	if (recvmsg(30, &mh, MSG_DONTWAIT) != 2 || !(ch = CMSG_FIRSTHDR(&mh)) ||
+	    ch->cmsg_type != SCM_RIGHTS)
+		fail("fd 30: the netlink socket in flight is gone (%m)");
+	memcpy(&nl, CMSG_DATA(ch), sizeof(int));
+	if (name_of(nl, 0).nl_pid != port || get_opt(nl, SOL_SOCKET, SO_PROTOCOL) != NETLINK_USERSOCK)
+		fail("the netlink socket in flight: port %#x, expected %#x", name_of(nl, 0).nl_pid,
+		     port);
+	get(nl, 50, 0x70a, "the netlink socket in flight: its queued message");
+	expect_empty(nl, "the netlink socket in flight");
+	if (sendto(22, "x", 1, 0, (struct sockaddr *)&to, sizeof(to)) != 1 ||
+	    recv(nl, buf, 2, MSG_DONTWAIT) != 1)
+		fail("the netlink socket in flight does not hear fd 22 (%m)");
+	close(nl);
+}
+
 int main(int argc, char **argv)
 {
 	uint32_t port20, port22, port23, groups[2] = { 0 };
@@ -159,6 +221,7 @@ int main(int argc, char **argv)
 	put(23, 100, 0x22a);
 	put(23, 3000, 0x22b);
 	test_msg("port22 %#x\n", port22);
+	pass_netlink(0x70000000u | getpid());
 
 	test_daemon();
 	test_waitsig();
@@ -198,5 +261,6 @@ int main(int argc, char **argv)
 	expect_empty(22, "fd 22");
 	put(23, 7, 0x22c);
 	get(22, 7, 0x22c, "fd 22: a message after the restore");
+	check_in_flight(0x70000000u | getpid());
 	pass();
 }
