@@ -121,12 +121,14 @@ static int wait_taken(int fd, const struct termios *t, const uint8_t *p, size_t 
 int pty_queues_refill(int master, int slave, const void *out, size_t nout, const void *in,
 		      size_t nin)
 {
-	struct termios t, quiet, mt;
+	/* the master's own line discipline is raw (TCSETS on a master sets
+	 * the slave's termios): everything it takes counts at once */
+	struct termios t, quiet, mt = { 0 };
 	int ret = 0;
 
 	if (!nout && !nin)
 		return 0;
-	if (tcgetattr(slave, &t) || tcgetattr(master, &mt))
+	if (tcgetattr(slave, &t))
 		return -errno;
 	quiet = t;
 	quiet.c_oflag &= ~OPOST;
