@@ -21,6 +21,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -216,11 +217,16 @@ int main(int argc, char **argv)
 		char msg[1 + sizeof(pid_t)];
 		pid_t g;
 
+		/* a root killed by the harness takes A with it, and A takes G */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL))
+			child_fail(A, "PR_SET_PDEATHSIG: %m");
 		fill(A, 32, 48, seed_of);
 		g = fork();
 		if (g < 0)
 			child_fail(A, "fork: %m");
 		if (g == 0) {
+			if (prctl(PR_SET_PDEATHSIG, SIGKILL))
+				child_fail(G, "PR_SET_PDEATHSIG: %m");
 			fill(G, 48, PAGES, seed_of);
 			close(ready[0]);
 			if (write(ready[1], "g", 1) != 1)
