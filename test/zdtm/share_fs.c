@@ -11,15 +11,21 @@
  *
  * --files: the child is cloned with CLONE_FILES too (one descriptor
  * table), which the dump refuses (test_tree.py).
+ * --not-parent: the child clones a grandchild with CLONE_FS, then leaves
+ * the fs it shared (unshare): the root and the grandchild still share
+ * theirs, but the grandchild's parent does not, which the dump refuses;
+ * without a restore, the child's moves no longer show in the root.
  */
 #include <errno.h>
 #include <limits.h>
 #include <linux/kcmp.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "lib/twoproc.h"
@@ -41,10 +47,23 @@ static void expect_fs(const char *dir, mode_t mask, const char *who)
 		twoproc_fail("%s: umask is %#o, expected %#o", who, got, mask);
 }
 
+static int not_parent;
+static pid_t grandchild;
+
 static void child_setup(void)
 {
 	if (chdir("../share-d2"))
 		twoproc_child_fail("chdir share-d2: %m");
+	if (not_parent) {
+		pid_t g = syscall(SYS_clone, CLONE_FS | SIGCHLD, NULL, NULL, NULL, 0);
+
+		if (g == 0)
+			for (;;)
+				pause();	/* the child kills it before it exits */
+		grandchild = g;
+		if (g < 0 || unshare(CLONE_FS))
+			twoproc_child_fail("a grandchild sharing the root's fs: %m");
+	}
 }
 
 static void root_check(pid_t child)
@@ -52,6 +71,8 @@ static void root_check(pid_t child)
 	long r = syscall(SYS_kcmp, getpid(), child, KCMP_FS, 0, 0);
 
 	expect_fs("share-d2", want_mask, "root after the restore");
+	if (not_parent)
+		r = !r;		/* the child left it */
 	if (r)
 		fail("the root and the child do not share their fs_struct any more (kcmp: %s)",
 		     r < 0 ? strerror(errno) : "different");
@@ -59,6 +80,10 @@ static void root_check(pid_t child)
 
 static void child_check(void)
 {
+	if (grandchild > 0) {
+		kill(grandchild, SIGKILL);
+		waitpid(grandchild, NULL, 0);
+	}
 	expect_fs("share-d2", 027, "child after the restore");
 	if (chdir("../share-d1"))
 		twoproc_child_fail("chdir share-d1: %m");
@@ -68,7 +93,8 @@ static void child_check(void)
 static void root_after(pid_t child)
 {
 	(void)child;
-	expect_fs("share-d1", 077, "root after the child moved");
+	expect_fs(not_parent ? "share-d2" : "share-d1", not_parent ? 027 : 077,
+		  "root after the child moved");
 	if (chdir(top))
 		fail("chdir %s: %m", top);
 }
@@ -82,6 +108,8 @@ int main(int argc, char **argv)
 	static int files;
 	static const struct test_opt opts[] = {
 		{ "files", TEST_OPT_FLAG, &files, 0, "share the descriptor table too" },
+		{ "not-parent", TEST_OPT_FLAG, &not_parent, 0,
+		  "a grandchild shares the root's fs, its parent not" },
 		{ NULL },
 	};
 
