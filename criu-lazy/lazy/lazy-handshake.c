@@ -130,7 +130,8 @@ int lazy_accept_tasks(struct lazy_daemon *d, const struct lazy_tree *tree, int l
 		if (ret)
 			return ret;
 		if (pid < 0) {
-			pr_info("task %d is a zombie: nothing to serve", -pid);
+			/* widened: INT32_MIN has no negation in 32 bits */
+			pr_info("task %lld is a zombie: nothing to serve", -(long long)pid);
 			continue;
 		}
 		if (!pid_expected(tree, pid) || pid_seen(d, pid)) {

@@ -271,7 +271,8 @@ int rst_share_plan(struct rst_tree *tree)
 	free(refs);
 	if (ret)
 		return ret;
-	qsort(s->files, s->nr, sizeof(*s->files), file_cmp);
+	if (s->nr)	/* no shared file: s->files is NULL */
+		qsort(s->files, s->nr, sizeof(*s->files), file_cmp);
 	for (size_t i = 0; i < s->nr && !ret; i++) {
 		const struct rst_share_file *sf = &s->files[i];
 
