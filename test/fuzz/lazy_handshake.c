@@ -108,6 +108,7 @@ int fuzz_one_input(const uint8_t *data, size_t size)
 				break;
 	lazy_task_free_all(&d);
 	d.src->ops->finish(d.src);
+	lazy_stats_free(&d.stats);
 out:
 	if (d.conn_fd >= 0)
 		close(d.conn_fd);

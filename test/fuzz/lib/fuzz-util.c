@@ -13,7 +13,9 @@
 #include "common/log.h"
 #include "images/image.h"
 #include "images/pagemap.h"
+#include "mm.pb-c.h"
 #include "pstree.pb-c.h"
+#include "vma.pb-c.h"
 #include "fuzz-util.h"
 
 static const char dir_path[] = "/img";
@@ -218,6 +220,24 @@ int fuzz_unpack_set(const uint8_t *data, size_t size)
 	return files;
 }
 
+/* mm-FUZZ_PID.img: one private anonymous VMA over the lazy run and the
+ * present page after it (with a hole of 3 pages between them). */
+static int write_small_mm(void)
+{
+	MmEntry mm = MM_ENTRY__INIT;
+	VmaEntry vma = VMA_ENTRY__INIT, *vmas[1] = { &vma };
+
+	vma.start = FUZZ_LAZY_ADDR;
+	vma.end = FUZZ_LAZY_ADDR + (FUZZ_LAZY_PAGES + 5) * 4096;
+	vma.prot = 3;			/* PROT_READ | PROT_WRITE */
+	vma.flags = 0x22;		/* MAP_PRIVATE | MAP_ANONYMOUS */
+	vma.status = (1 << 0) | (1 << 9);	/* VMA_AREA_REGULAR | VMA_ANON_PRIVATE */
+	vma.fd = -1;
+	mm.n_vmas = 1;
+	mm.vmas = vmas;
+	return img_write_one(dir_fd, IMG_MM, FUZZ_PID, &mm.base);
+}
+
 int fuzz_write_small_dump(void)
 {
 	static uint8_t pages[(FUZZ_LAZY_PAGES + 1) * 4096];
@@ -231,6 +251,8 @@ int fuzz_write_small_dump(void)
 	e.n_threads = 1;
 	e.threads = threads;
 	ret = img_write_one(dir_fd, IMG_PSTREE, 0, &e.base);
+	if (!ret)
+		ret = write_small_mm();
 	if (ret)
 		return ret;
 	for (size_t i = 0; i <= FUZZ_LAZY_PAGES; i++)
