@@ -216,15 +216,24 @@ class TreeSuite(lazy.LazySuite):
             self.check_tree_stats(touch, tree, background=False)
 
         if drains:
+            # background delivery starts when the restore has finished: the
+            # daemon's duration_s also holds the restore of four processes
             def rate_of(d):
+                st = d["stats"]
+                return st["bytes"] / (st["duration_s"] - st["restore_finished_s"]) / (1 << 20)
+
+            def whole_rate_of(d):
                 return d["stats"]["bytes"] / d["stats"]["duration_s"] / (1 << 20)
 
             drains = sorted(drains, key=rate_of)
             drain = drains[len(drains) // 2]
             r.section(f"background drain of the tree ({S}, median of {len(drains)})")
             rate = rate_of(drain)
-            r.figure("drain_mib_s", "drain rate, bytes / daemon duration_s", rate, "MiB/s",
-                     "runs: " + " ".join(f"{rate_of(d):.0f}" for d in drains))
+            r.figure("drain_mib_s", "drain rate, bytes / (daemon end - restore finished)",
+                     rate, "MiB/s", "runs: " + " ".join(f"{rate_of(d):.0f}" for d in drains))
+            r.figure("drain_whole_mib_s", "drain rate, bytes / daemon duration_s",
+                     whole_rate_of(drain), "MiB/s",
+                     f"restore finished at {drain['stats']['restore_finished_s']:.3f} s")
             r.figure("raw_copy_file_mib_s", "raw large-chunk copy from a pages file",
                      rawc["file"]["best_mib_s"], "MiB/s", f"best of {rawc['reps']}")
             r.ratio("drain_rate", "drain rate / raw copy (pages file)",
