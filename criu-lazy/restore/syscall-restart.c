@@ -6,21 +6,24 @@
  *
  * The dump, as CRIU, records such a thread returning EINTR from the
  * syscall (its ax, with orig_ax still the syscall): the restart block,
- * where the kernel keeps the deadline, is in no image.  Here, while the
- * blob is still mapped, the thread runs the syscall again at the blob's
- * `syscall` with its dumped arguments (a sleep with a `rem` pointer asks
- * for the time left, which the kernel wrote there when the dump
- * interrupted it), and is interrupted as soon as it is in: that leaves the
- * kernel's restart block of the thread set up for the same wait.  Its
- * registers then point at its own `syscall` instruction with
- * restart_syscall's number (the kernel's own restart), and it continues
- * the wait where it was once it is let go.  If the syscall ended at once
- * (the time was up, the futex word changed), that result is what the
- * thread gets.  A relative futex or poll timeout starts again in full:
- * what had elapsed of it is in no image.
+ * where the kernel keeps the deadline, is in no image.  Two ways on:
  *
- * A thread dumped inside restart_syscall itself (already restarted once)
- * gets EINTR: which syscall it restarts is known only to the kernel.
+ *  - a sleep with a `rem` pointer, whose time left is worth keeping: while
+ *    the blob is still mapped, the thread runs the syscall at the blob's
+ *    `syscall` asking for the time left (which the kernel wrote to `rem`
+ *    when the dump interrupted it), and is interrupted as soon as it is
+ *    in: that leaves the kernel's restart block of the thread set up for
+ *    the rest of the sleep.  Its registers then point at its own `syscall`
+ *    instruction with restart_syscall's number (the kernel's own
+ *    restart).  If the sleep ended at once, that result is what it gets.
+ *  - any other (a futex or poll timeout, a sleep without `rem`): the
+ *    syscall is simply executed again with its own arguments, the same
+ *    wait (a relative timeout starts again in full: what had elapsed of
+ *    it is in no image), and a later dump finds it in that syscall again.
+ *
+ * A thread dumped inside restart_syscall itself (a sleep restored the
+ * first way, dumped again) gets EINTR: which syscall it restarts is known
+ * only to the kernel.
  */
 #include <errno.h>
 #include <linux/futex.h>
@@ -39,31 +42,39 @@
 
 #define STOP_TIMEOUT_MS		10000
 
-/* The arguments to run @nr with again, or false if it is not restarted
- * through a restart block. */
-static bool restart_args(long nr, const UserX86RegsEntry *g, unsigned long a[6])
+enum restart_way {
+	RESTART_NONE,		/* not restarted through a restart block */
+	RESTART_AGAIN,		/* execute the syscall again, as it was */
+	RESTART_BLOCK,		/* run it with @a, then restart_syscall */
+};
+
+/* How @nr goes on, and for RESTART_BLOCK the arguments to run it with. */
+static enum restart_way restart_args(long nr, const UserX86RegsEntry *g, unsigned long a[6])
 {
 	unsigned long op;
 
 	a[0] = g->di, a[1] = g->si, a[2] = g->dx, a[3] = g->r10, a[4] = g->r8, a[5] = g->r9;
 	switch (nr) {
 	case SYS_nanosleep:
-		if (g->si)
-			a[0] = g->si;		/* rem: the time left */
-		return true;
+		if (!g->si)
+			return RESTART_AGAIN;
+		a[0] = g->si;		/* rem: the time left */
+		return RESTART_BLOCK;
 	case SYS_clock_nanosleep:
 		if (g->si & TIMER_ABSTIME)
-			return false;
-		if (g->r10)
-			a[2] = g->r10;
-		return true;
+			return RESTART_NONE;
+		if (!g->r10)
+			return RESTART_AGAIN;
+		a[2] = g->r10;
+		return RESTART_BLOCK;
 	case SYS_futex:
 		op = g->si & FUTEX_CMD_MASK;
-		return (op == FUTEX_WAIT || op == FUTEX_WAIT_BITSET) && g->r10;
+		return (op == FUTEX_WAIT || op == FUTEX_WAIT_BITSET) && g->r10 ? RESTART_AGAIN :
+		       RESTART_NONE;
 	case SYS_poll:
-		return (int)g->dx >= 0;
+		return (int)g->dx >= 0 ? RESTART_AGAIN : RESTART_NONE;
 	}
-	return false;
+	return RESTART_NONE;
 }
 
 static int wait_stop(pid_t tid, int *status)
@@ -134,6 +145,7 @@ int rst_syscall_restart_prepare(pid_t tid, unsigned long syscall_ip, const CoreE
 {
 	const UserX86RegsEntry *g = core->thread_info->gpregs;
 	long nr = (long)g->orig_ax, ax = (long)g->ax, res = 0;
+	enum restart_way way;
 	unsigned long a[6];
 	long insn;
 	int ret;
@@ -141,7 +153,8 @@ int rst_syscall_restart_prepare(pid_t tid, unsigned long syscall_ip, const CoreE
 	out->active = false;
 	if (nr < 0 || (ax != -EINTR && ax != -ERESTART_RESTARTBLOCK))
 		return 0;
-	if (!restart_args(nr, g, a)) {
+	way = restart_args(nr, g, a);
+	if (way == RESTART_NONE) {
 		if (nr == SYS_restart_syscall)
 			pr_info("thread %d: dumped in restart_syscall, which returns EINTR now",
 				tid);
@@ -152,6 +165,12 @@ int rst_syscall_restart_prepare(pid_t tid, unsigned long syscall_ip, const CoreE
 	insn = ptrace(PTRACE_PEEKTEXT, tid, (void *)(uintptr_t)(g->ip - 2), NULL);
 	if (errno || (insn & 0xffff) != 0x050f)
 		return 0;
+	if (way == RESTART_AGAIN) {
+		out->active = true;
+		out->result = -ERESTARTNOHAND;	/* its syscall again */
+		pr_info("thread %d: syscall %ld is executed again", tid, nr);
+		return 0;
+	}
 	ret = run_and_interrupt(tid, syscall_ip, nr, a, &res);
 	if (ret)
 		return ret;

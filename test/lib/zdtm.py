@@ -210,9 +210,9 @@ ZDTM_TESTS = [
     ZdtmTest("threads_creds"),
     ZdtmTest("threads_sleep_restart"),
     ZdtmTest("threads_sleep_restart", ("--no-eintr",), label="no-eintr",
-             once_only="a wait restarted by the first restore is in restart_syscall at the "
-                       "second dump, which cannot tell which syscall it restarts: EINTR "
-                       "(criu-lazy/restore/syscall-restart.c)"),
+             once_only="a sleep with rem restarted by the first restore is in "
+                       "restart_syscall at the second dump, which cannot tell which syscall "
+                       "it restarts: EINTR (criu-lazy/restore/syscall-restart.c)"),
     ZdtmTest("seccomp_strict"),
     ZdtmTest("seccomp_filter_threads"),
     ZdtmTest("seccomp_filter_inherit", tree=True),

@@ -41,6 +41,7 @@ static struct waiter w[NR] = {
 	{ .name = "rel" }, { .name = "norem" }, { .name = "futex" }, { .name = "abs" },
 };
 static int no_eintr;
+static volatile int stop;
 static volatile uint32_t word;
 static volatile long min_ms = WAIT_S * 1000;
 
@@ -90,6 +91,9 @@ static void *waiter_main(void *arg)
 	me->err = ret ? errno : 0;
 	me->elapsed_ms = now_ms() - t0;
 	me->done = 1;
+	/* stay: the thread count /proc shows must not change under a dump */
+	while (!stop)
+		usleep(1000);
 	return NULL;
 }
 
@@ -125,7 +129,6 @@ int main(int argc, char **argv)
 			usleep(1000);
 		if (!w[i].done)
 			fail("%s: still waiting %d s after SIGTERM", w[i].name, WAIT_S + SLACK_S);
-		pthread_join(w[i].th, NULL);
 		if (w[i].err != want)
 			fail("%s: the wait ended with %s, expected %s", w[i].name,
 			     strerror(w[i].err), strerror(want));
@@ -137,5 +140,8 @@ int main(int argc, char **argv)
 		if (no_eintr && w[i].eintr)
 			fail("%s: the wait was interrupted (EINTR) %d times", w[i].name, w[i].eintr);
 	}
+	stop = 1;
+	for (int i = 0; i < NR; i++)
+		pthread_join(w[i].th, NULL);
 	pass();
 }
