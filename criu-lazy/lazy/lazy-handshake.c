@@ -5,7 +5,9 @@
  * payload (a zombie sends -pid and no fd); at the end the 32-bit word
  * "restore finished".  Nothing flows back.
  */
+#include <errno.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -108,18 +110,56 @@ static bool pid_seen(const struct lazy_daemon *d, int32_t pid)
 	return false;
 }
 
+/*
+ * Is the peer root or our own uid?  Else it is closed with one line, and
+ * the daemon keeps waiting for the real restore.
+ */
+static bool peer_allowed(int fd)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len)) {
+		pr_perror("refused a connection to the lazy-pages socket: no peer credentials");
+		return false;
+	}
+	if (cred.uid == 0 || cred.uid == geteuid())
+		return true;
+	pr_warn("refused a connection to the lazy-pages socket from pid %d uid %u: "
+		"only root or uid %u may restore through this daemon", cred.pid, cred.uid,
+		geteuid());
+	return false;
+}
+
+/* Accept connections until one comes from an allowed peer. */
+static int accept_restore(struct lazy_daemon *d, int listen_fd)
+{
+	for (;;) {
+		int ret = wait_readable(d, listen_fd, "the restore to connect");
+
+		if (ret)
+			return ret;
+		d->conn_fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		if (d->conn_fd < 0) {
+			if (errno == ECONNABORTED || errno == EINTR)
+				continue;
+			pr_perror("accept the restore's connection");
+			return -errno;
+		}
+		if (peer_allowed(d->conn_fd))
+			return 0;
+		close(d->conn_fd);
+		d->conn_fd = -1;
+	}
+}
+
 int lazy_accept_tasks(struct lazy_daemon *d, const struct lazy_tree *tree, int listen_fd)
 {
 	int ret;
 
-	ret = wait_readable(d, listen_fd, "the restore to connect");
+	ret = accept_restore(d, listen_fd);
 	if (ret)
 		return ret;
-	d->conn_fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
-	if (d->conn_fd < 0) {
-		pr_perror("accept the restore's connection");
-		return -errno;
-	}
 
 	for (size_t i = 0; i < tree->nr_pids; i++) {
 		struct lazy_task *t;

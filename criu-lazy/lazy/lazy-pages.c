@@ -19,6 +19,7 @@
 #include <sys/file.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -100,10 +101,37 @@ static int lock_work_dir(const char *dir, int *lock_fd)
 	return 0;
 }
 
+/*
+ * The socket's path is CRIU's (the restore connects to it), so the
+ * directory must keep others from replacing it: refuse one that users
+ * other than its owner (or root) may write.
+ */
+static int check_work_dir(const char *dir)
+{
+	struct stat st;
+
+	if (stat(dir, &st)) {
+		pr_perror("%s", dir);
+		return -errno;
+	}
+	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+		pr_err("%s: writable by group or others (mode %04o): the lazy-pages socket "
+		       "needs a directory only its owner may write", dir, st.st_mode & 07777);
+		return -EPERM;
+	}
+	if (st.st_uid != 0 && st.st_uid != geteuid()) {
+		pr_err("%s: owned by uid %u, neither root nor us: the lazy-pages socket "
+		       "needs a directory of our own", dir, st.st_uid);
+		return -EPERM;
+	}
+	return 0;
+}
+
 static int listen_socket(const char *dir, char *path, size_t path_len, int *out)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	int fd;
+	mode_t old_umask;
+	int fd, ret;
 
 	snprintf(path, path_len, "%s/%s", dir, LAZY_SOCKET_NAME);
 	if (strlen(path) >= sizeof(addr.sun_path)) {
@@ -118,10 +146,15 @@ static int listen_socket(const char *dir, char *path, size_t path_len, int *out)
 		return -errno;
 	}
 	unlink(path);
-	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) || listen(fd, 10)) {
+	/* 0600 from its creation: no window where others may connect */
+	old_umask = umask(0177);
+	ret = bind(fd, (struct sockaddr *)&addr, sizeof(addr));
+	umask(old_umask);
+	if (ret || chmod(path, 0600) || listen(fd, 10)) {
+		ret = -errno;
 		pr_perror("listen on %s", path);
 		close(fd);
-		return -errno;
+		return ret;
 	}
 	*out = fd;
 	return 0;
@@ -276,7 +309,8 @@ int cr_lazy_pages(struct opts *o)
 			goto out;
 		}
 	}
-	ret = listen_socket(o->work_dir, sock_path, sizeof(sock_path), &listen_fd);
+	ret = check_work_dir(o->work_dir) ?:
+	      listen_socket(o->work_dir, sock_path, sizeof(sock_path), &listen_fd);
 	if (ret)
 		goto out;
 

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/evloop.h"
 #include "common/log.h"
 #include "pageserver/ps-conn.h"
 #include "pageserver/ps-io.h"
@@ -22,6 +23,25 @@
 #define DROP_WAIT_NS	(5ULL * 1000000000)	/* for owed replies before a drop */
 #define READ_IOVS	1024		/* replies filled by one store read (IOV_MAX) */
 #define READ_MAX_PAGES	1024		/* a reply the store reads: at most 4 MiB */
+#define IDLE_TIMEOUT_S	600		/* no request while nothing is owed: close */
+#define IDLE_ENV	"CRIU_LAZY_PS_IDLE_TIMEOUT"	/* seconds, for tests */
+
+/* The idle timeout in ns: IDLE_TIMEOUT_S, or the environment's (read once). */
+static uint64_t idle_ns(void)
+{
+	static uint64_t ns;
+
+	if (!ns) {
+		const char *env = getenv(IDLE_ENV);
+		char *end;
+		unsigned long v = env ? strtoul(env, &end, 10) : 0;
+
+		if (!env || !*env || *end || !v || v > 86400 * 365)
+			v = IDLE_TIMEOUT_S;
+		ns = v * 1000000000ULL;
+	}
+	return ns;
+}
 
 struct ps_conn *ps_conn_new(int fd, const struct ps_store *store)
 {
@@ -32,6 +52,7 @@ struct ps_conn *ps_conn_new(int fd, const struct ps_store *store)
 	c->fd = fd;
 	c->store = store;
 	c->state = PS_CONN_SERVING;
+	c->deadline_ns = evloop_now_ns() + idle_ns();
 	ps_net_peer_name(fd, c->peer, sizeof(c->peer));
 	return c;
 }
@@ -401,6 +422,9 @@ void ps_conn_on_event(struct ps_conn *c, uint32_t events, uint64_t now_ns)
 	}
 	if (c->state == PS_CONN_CLOSING && !c->out_nr && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
 		wait_close(c);
+	/* serving: idle from now on if nothing is owed, never while replies wait */
+	if (c->state == PS_CONN_SERVING)
+		c->deadline_ns = c->out_nr ? 0 : now_ns + idle_ns();
 }
 
 uint32_t ps_conn_events(const struct ps_conn *c)
@@ -419,9 +443,16 @@ uint32_t ps_conn_events(const struct ps_conn *c)
 
 void ps_conn_check_deadline(struct ps_conn *c, uint64_t now_ns)
 {
-	if (c->state != PS_CONN_CLOSING && c->state != PS_CONN_DROPPING)
+	if (!c->deadline_ns || now_ns < c->deadline_ns)
 		return;
-	if (now_ns < c->deadline_ns)
+	if (c->state == PS_CONN_SERVING) {
+		if (c->out_nr)
+			return;
+		shutdown(c->fd, SHUT_RDWR);
+		return finish(c, PS_END_ERROR, "idle for %llu s with nothing owed: session closed",
+			      (unsigned long long)(idle_ns() / 1000000000));
+	}
+	if (c->state != PS_CONN_CLOSING && c->state != PS_CONN_DROPPING)
 		return;
 	if (c->state == PS_CONN_CLOSING) {
 		pr_warn("%s: did not close within %llu s after CLOSE", c->peer,

@@ -59,7 +59,7 @@ struct ps_conn {
 	enum ps_conn_state state;
 	enum ps_conn_end end;
 	char why[256];		/* how it ended, for the server to say */
-	uint64_t deadline_ns;	/* CLOSING / DROPPING give up at this time */
+	uint64_t deadline_ns;	/* SERVING: idle until; CLOSING / DROPPING: give up at */
 	uint32_t watched;	/* the epoll events the loop has set */
 
 	char in[32 * 128];	/* requests read, not yet handled */

@@ -17,6 +17,8 @@
 #include "pageserver/ps-server.h"
 
 #define MAX_EVENTS 64
+/* Concurrent sessions: a lazy-pages daemon holds two, so this serves several restores at once. */
+#define MAX_SESSIONS 16
 
 int ps_server_listen(struct ps_server *s, const char *address, int port)
 {
@@ -107,6 +109,15 @@ static int accept_sessions(struct ps_server *s)
 				return nr;
 			pr_perror("accept on %s", s->name);
 			return -errno;
+		}
+		if (s->nr_conns >= MAX_SESSIONS) {
+			char peer[PS_NAME_MAX];
+
+			ps_net_peer_name(fd, peer, sizeof(peer));
+			pr_warn("%s: refused: %d sessions are open already (the limit)", peer,
+				MAX_SESSIONS);
+			close(fd);
+			continue;
 		}
 		ps_net_tune(fd);
 		c = ps_conn_new(fd, s->store);
