@@ -2,6 +2,7 @@
  * One log per process run.  The command name (dump, restore, ...) prefixes
  * every error line on stderr so a user sees at once which step failed.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@ struct log_state {
 	const char *command;
 	int level;
 	int fd;		/* log file, or -1 for stderr only */
+	int err_fd;	/* where "stderr" lines go (log_move_above) */
 	struct timespec start;
 };
 
@@ -22,6 +24,7 @@ static struct log_state log_state = {
 	.command = "criu-lazy",
 	.level = LOG_DEFAULT_LEVEL,
 	.fd = -1,
+	.err_fd = STDERR_FILENO,
 };
 
 int log_init(const char *command, int level, const char *path)
@@ -40,11 +43,51 @@ int log_init(const char *command, int level, const char *path)
 	return 0;
 }
 
+static int dup_above(int *fd, int base)
+{
+	int nfd;
+
+	if (*fd < 0 || *fd >= base)
+		return 0;
+	nfd = fcntl(*fd, F_DUPFD_CLOEXEC, base);
+	if (nfd < 0)
+		return -errno;
+	close(*fd);
+	*fd = nfd;
+	return 0;
+}
+
 void log_fini(void)
 {
 	if (log_state.fd >= 0)
 		close(log_state.fd);
 	log_state.fd = -1;
+}
+
+/*
+ * A restored task's C part closes every fd it inherited and opens its own
+ * at the dumped numbers: the log (and a dup of our stderr, which is about
+ * to become the task's fd 2) move to @base or above, close-on-exec, out
+ * of the task's way.  log_fds() tells which fds to keep.
+ */
+int log_move_above(int base)
+{
+	int err = dup_above(&log_state.fd, base);
+
+	if (!err && log_state.err_fd == STDERR_FILENO) {
+		int fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, base);
+
+		if (fd < 0 && errno != EBADF)
+			return -errno;
+		log_state.err_fd = fd;	/* -1: we had no stderr, nor will */
+	}
+	return err;
+}
+
+void log_fds(int *file, int *err)
+{
+	*file = log_state.fd;
+	*err = log_state.err_fd;
 }
 
 int log_get_level(void)
@@ -110,7 +153,7 @@ void log_printf(enum log_level level, const char *fmt, ...)
 
 	if (level == LOG_ERROR || log_state.fd < 0) {
 		len = snprintf(line, sizeof(line), "%s: %s\n", log_state.command, msg);
-		write_all(STDERR_FILENO, line, len);
+		write_all(log_state.err_fd, line, len);
 	}
 	errno = saved_errno;
 }

@@ -26,6 +26,8 @@ enum log_level {
 
 int log_init(const char *command, int level, const char *path);
 void log_fini(void);
+int log_move_above(int base);
+void log_fds(int *file, int *err);
 int log_get_level(void);
 const char *log_command(void);
 

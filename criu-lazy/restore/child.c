@@ -17,7 +17,9 @@
  *   - unregister glibc's rseq area (the blob is about to unmap it) and go.
  *
  * Errors go to the error pipe as one line (the parent prints it and kills
- * us); never to the log, our stderr becomes the task's.
+ * us).  Debug lines may go to the log: its fd, and the dup of our stderr
+ * it writes to, live above the task's fds (log_move_above()), so they
+ * never land in a descriptor of the task.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -31,6 +33,7 @@
 #include <unistd.h>
 
 #include "attrs/task-attr.h"
+#include "common/log.h"
 #include "files/pty.h"
 #include "restore/restore.h"
 
@@ -109,8 +112,11 @@ _Noreturn void rst_child_main(struct rst_child *c)
 {
 	struct restorer_args *args;
 
-	if (child_fds_prepare(c) || child_fds_restore(c) || child_file_locks(c) ||
-	    pty_ctty_restore(c) ||
+	if (child_fds_prepare(c) || child_fds_restore(c))
+		_exit(1);
+	/* the log lives above the task's fds now (child_fds_prepare) */
+	pr_debug("task %d: its %zu fds are in place", c->ri->pid, c->ri->nr_fds);
+	if (child_file_locks(c) || pty_ctty_restore(c) ||
 	    child_mm_flags(c) || child_attrs(c, ATTR_RST_CHILD))
 		_exit(1);
 	/* after this, paths resolve in the task's root */

@@ -2,7 +2,8 @@
  * The new task's descriptors, cwd, root and umask (runs in the new task).
  *
  * The fds the restore itself still needs (the error pipe, the exe for
- * PR_SET_MM_MAP, our terminal for --shell-job) move to numbers above every
+ * PR_SET_MM_MAP, our terminal for --shell-job, the log and the stderr
+ * the log writes to) move to numbers above every
  * fd of the task (helper_base and up); the blob closes them all with one
  * close_range().  Everything else we inherited is closed, then the task's
  * fds are opened stage by stage (enum fd_stage): each file object once, by
@@ -27,6 +28,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/log.h"
 #include "restore/restore.h"
 
 #define HELPER_BASE_MIN 64
@@ -54,11 +56,12 @@ static int int_cmp(const void *a, const void *b)
 /* Close every fd but the helpers. */
 static int close_others(struct rst_child *c)
 {
-	int keep[6] = { c->err_fd, c->exe_fd, c->tty_fd, c->share_rx, c->share_tx, c->fs_lock };
+	int keep[8] = { c->err_fd, c->exe_fd, c->tty_fd, c->share_rx, c->share_tx, c->fs_lock };
 	unsigned int next = 0;
 	int nr = 0;
 
-	for (int i = 0; i < 6; i++)
+	log_fds(&keep[6], &keep[7]);	/* above helper_base: log_move_above() */
+	for (int i = 0; i < 8; i++)
 		if (keep[i] >= 0)
 			keep[nr++] = keep[i];
 	qsort(keep, nr, sizeof(int), int_cmp);
@@ -97,6 +100,7 @@ int child_fds_prepare(struct rst_child *c)
 	struct rlimit rl;
 	bool need_tty = false;
 	rlim_t room;
+	int ret;
 
 	for (size_t i = 0; i < ri->nr_fds; i++) {
 		if (ri->fds[i].fd > max_fd)
@@ -123,6 +127,10 @@ int child_fds_prepare(struct rst_child *c)
 				 strerror(errno), ri->pid);
 	if (move_high(c, &c->err_fd) || move_high(c, &c->exe_fd))
 		return -EBADF;
+	ret = log_move_above(c->helper_base);
+	if (ret)
+		return child_err(c, ret, "task %d: cannot move the log above fd %d: %s", ri->pid,
+				 c->helper_base, strerror(-ret));
 	if (need_tty && find_our_tty(c))
 		return -ENOTTY;
 	if (child_share_prepare(c))

@@ -104,6 +104,8 @@ ZDTM_TESTS = [
     ZdtmTest("posix_timers"),
     ZdtmTest("posix_timers_thread"),
     ZdtmTest("files"),
+    # the task's fds at the numbers the restore's log and helpers had
+    ZdtmTest("low_fds"),
     ZdtmTest("pipe"),
     ZdtmTest("fifo"),
     ZdtmTest("eventfd"),
