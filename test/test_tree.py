@@ -168,3 +168,39 @@ def test_dump_refuses_pid_ns_inside_tree(tool, procs, workdir):
     procs.adopt(inner)
     procs.kill(inner)
     procs.reap(sh.pid, DUMP_TIMEOUT)
+
+
+def test_restore_refuses_child_in_other_pid_ns(tool, zdtm, workdir):
+    """ids-CHILD.img naming a pid namespace other than the root's (a
+    namespace inside the tree): one line naming that image, nothing left
+    behind; the undamaged images restore."""
+    import shutil
+
+    from lib import images
+
+    task = zdtm(ZdtmTest("tree", ("--children", "1"), label="one-child"))
+    good = workdir / "images"
+    good.mkdir()
+    task.note_tree()
+    (kid,) = task.tree
+    assert_ok(tool.dump(task.pid, good, workdir / "dump.log", DUMP_TIMEOUT), "dump")
+    task.expect_gone()
+    bad = workdir / "images-bad"
+    shutil.copytree(good, bad)
+    ids = bad / f"ids-{kid}.img"
+    img = images.load(ids)
+    f = images.decode(img.payload(0))
+    (pid_ns,) = images.get(f, 5)
+    ids.write_bytes(images.replace_record(img, 0, images.encode(
+        images.set_field(f, 5, pid_ns + 100))))
+    children = P.children_of_me()
+    res = tool.restore(bad, workdir / "restore-bad.log", RESTORE_TIMEOUT,
+                       pidfile=workdir / "bad.pid")
+    assert_error_line(res, "restore", rf"ids-{kid}\.img", r"pid namespace inside the tree")
+    assert not P.exists(task.pid) and not P.exists(kid), "the failed restore left a task"
+    assert P.children_of_me() == children, "the failed restore left processes behind"
+    pidfile = workdir / "good.pid"
+    assert_ok(tool.restore(good, workdir / "restore.log", RESTORE_TIMEOUT, pidfile=pidfile),
+              "restore of the undamaged images")
+    task.expect_restored(pidfile)
+    task.check_pass()
