@@ -17,9 +17,11 @@
   namespace inside the tree is refused in one line, the tree unharmed.
 """
 import os
+import time
 
 import pytest
 
+from lib import images
 from lib import procs as P
 from lib.tool import assert_error_line, assert_ok
 from lib.zdtm import ZdtmTest, ns_tree
@@ -204,3 +206,46 @@ def test_restore_refuses_child_in_other_pid_ns(tool, zdtm, workdir):
               "restore of the undamaged images")
     task.expect_restored(pidfile)
     task.check_pass()
+
+
+def break_child_file(imgdir):
+    """The child's own share.data (at offset 100, not shared) asks
+    O_DIRECTORY: its open fails in the child, after the checks."""
+    files = imgdir / "files.img"
+    img = images.load(files)
+    for i in range(len(img.records)):
+        f = images.decode(img.payload(i))
+        regs = images.get(f, 3)
+        if not regs:
+            continue
+        reg = images.decode(regs[0])
+        if images.get(reg, 3) == [100] and images.get(reg, 6)[0].endswith(b"share.data"):
+            reg = images.set_field(reg, 2, images.get(reg, 2)[0] | os.O_DIRECTORY)
+            files.write_bytes(images.replace_record(img, i, images.encode(
+                images.set_field(f, 3, images.encode(reg)))))
+            return
+    raise AssertionError("files.img has no share.data at offset 100")
+
+
+@pytest.mark.parametrize("pid_ns", [False, True], ids=["plain", "pidns"])
+def test_restore_child_fails(tool, zdtm, workdir, pid_ns):
+    """A child's own rebuild fails (a file of its own cannot be opened as
+    its image says): the child's own line, within seconds, in a pid
+    namespace as well as without one; nothing of the tree left."""
+    task = zdtm(ZdtmTest("share_files", tree=True), pid_ns=pid_ns)
+    imgdir = workdir / "images"
+    imgdir.mkdir()
+    task.note_tree()
+    assert_ok(tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT), "dump")
+    task.expect_gone()
+    break_child_file(imgdir)
+    children = P.children_of_me()
+    pidfile = workdir / "bad.pid"
+    start = time.monotonic()
+    res = tool.restore(imgdir, workdir / "restore.log", RESTORE_TIMEOUT, pidfile=pidfile)
+    took = time.monotonic() - start
+    assert_error_line(res, "restore", r"share\.data", r"Not a directory")
+    assert took < 5, f"the restore took {took:.1f} s to report the child's error"
+    assert not P.exists(task.pid), f"the root was left behind: {P.describe(task.pid)}"
+    assert P.children_of_me() == children, "the failed restore left processes behind"
+    assert not pidfile.exists(), "a failed restore wrote its pidfile"

@@ -38,7 +38,8 @@ def _run(argv):
 
 
 def iptables_rules():
-    """Every lock rule: (command, rule spec as iptables -S prints it)."""
+    """Every lock rule on the machine: (command, rule spec as iptables -S
+    prints it).  Only to pick a test's own from (Guard): never act on all."""
     rules = []
     for cmd in TOOLS["iptables"]:
         if not sbin_which(cmd):
@@ -53,17 +54,14 @@ def iptables_rules():
 
 
 def nft_tables():
-    """Every lock table: "inet CRIU-..." names."""
+    """Every lock table on the machine: "inet CRIU-..." names.  Only to pick
+    a test's own from (Guard: its run ids): never act on all."""
     if not sbin_which("nft"):
         return []
     rc, out, _ = _run([sbin_which("nft"), "list", "tables"])
     if rc:
         return []
     return [m.group(1) for m in re.finditer(r"^table (inet CRIU-\S+)$", out, re.M)]
-
-
-def snapshot():
-    return set(iptables_rules()), set(nft_tables())
 
 
 def _show(path):
