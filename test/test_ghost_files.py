@@ -7,8 +7,8 @@ import os
 
 from lib.tool import assert_error_line, assert_ok
 from lib.zdtm import ZdtmTest
-from test_bad_input import (DUMP_TIMEOUT, RESTORE_TIMEOUT, damaged_copy, restore_must_fail,
-                            restore_must_pass)
+from lib.badinput import (DUMP_TIMEOUT, RESTORE_TIMEOUT, damaged_copy, restore_must_fail,
+                          restore_must_pass)
 
 GHOSTS = ZdtmTest("ghost_files")
 BIG = ZdtmTest("ghost_files", ("--big", "2M"), label="big")

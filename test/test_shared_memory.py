@@ -8,8 +8,8 @@ import json
 
 from lib.tool import assert_error_line, assert_ok
 from lib.zdtm import ZdtmTest
-from test_bad_input import (DUMP_TIMEOUT, damaged_copy, restore_must_fail,
-                            restore_must_pass)
+from lib.badinput import (DUMP_TIMEOUT, damaged_copy, restore_must_fail,
+                          restore_must_pass)
 
 
 def test_sysv_shm_refused(tool, zdtm, workdir):

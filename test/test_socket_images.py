@@ -10,7 +10,7 @@ import pytest
 from lib import images
 from lib.tool import assert_ok
 from lib.zdtm import ZdtmTest
-from test_bad_input import damaged_copy, restore_must_fail, restore_must_pass
+from lib.badinput import damaged_copy, restore_must_fail, restore_must_pass
 
 DUMP_TIMEOUT = 60
 # field numbers: sk_packet_entry (proto/sk-packet.proto), scm_entry,

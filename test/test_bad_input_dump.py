@@ -1,0 +1,142 @@
+"""Dump of what we cannot handle: a non-existent pid, a missing directory,
+and tasks holding a socket, pipe, eventfd, ... or a seccomp filter with a
+user-space listener: refused with a line naming the fd (or thread) and its
+kind, and the task keeps running unharmed -- the same /proc state, not
+stopped, not traced -- and passes its own checks.  And dump -s, which
+leaves the task stopped."""
+import os
+import signal
+import socket
+import time
+
+import pytest
+
+from lib import procs as P
+from lib.tool import assert_error_line, assert_ok
+from lib.zdtm import REFUSED_FDS, REFUSED_KINDS, ZdtmTest
+from lib.badinput import DUMP_TIMEOUT, WORKLOAD, dump_must_refuse, free_pid
+
+
+def test_dump_leave_stopped(tool, zdtm, workdir):
+    """dump -s: the task is stopped for real (not traced) when the dump
+    exits, and whole: continued, it is unharmed and passes its checks."""
+    task = zdtm(WORKLOAD)
+    before = task.snapshot()
+    imgdir = workdir / "images"
+    imgdir.mkdir()
+    assert_ok(tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT,
+                        extra=["--leave-stopped"]), "dump -s")
+    assert P.state(task.pid) == "T", f"not stopped: {P.describe(task.pid)}"
+    assert P.status_field(task.pid, "TracerPid") == "0", "still traced"
+    os.kill(task.pid, signal.SIGCONT)
+    task.expect_unharmed(before)
+    task.check_pass()
+
+
+def test_dump_no_such_pid(tool, workdir):
+    pid = free_pid()
+    imgdir = workdir / "images"
+    imgdir.mkdir()
+    res = tool.dump(pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT)
+    assert_error_line(res, "dump", rf"\b{pid}\b")
+    assert not P.exists(pid)
+
+
+def test_dump_into_missing_dir(tool, zdtm, workdir):
+    task = zdtm(WORKLOAD)
+    before = task.snapshot()
+    res = tool.dump(task.pid, workdir / "no-such-dir", workdir / "dump.log", DUMP_TIMEOUT)
+    assert_error_line(res, "dump", r"no-such-dir")
+    task.expect_unharmed(before)
+    task.check_pass()
+
+
+@pytest.mark.parametrize("kind", list(REFUSED_KINDS))
+def test_dump_refuses_fd(kind, tool, zdtm, workdir):
+    task = zdtm(ZdtmTest("unsupported_fd", ("--kind", kind), label=kind))
+    before = task.snapshot()
+    imgdir = workdir / "images"
+    imgdir.mkdir()
+    res = tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT)
+    fds = "|".join(map(str, REFUSED_FDS))
+    assert_error_line(res, "dump", rf"\b({fds})\b", REFUSED_KINDS[kind])
+    task.expect_unharmed(before)
+    task.check_pass()
+
+
+def test_dump_refuses_mlock_onfault(tool, zdtm, workdir):
+    """Memory locked on fault (mlock2 MLOCK_ONFAULT): the images have no
+    bit for it (restored MAP_LOCKED, every page would be populated), so
+    the dump refuses it, naming the mapping, and the task runs on."""
+    task = zdtm(ZdtmTest("vma_flags", ("--state", "mlock-onfault"), label="mlock-onfault"))
+    dump_must_refuse(tool, task, workdir,
+                     rf"mapping [0-9a-f]+-[0-9a-f]+ .* of task {task.pid}",
+                     r"MLOCK_ONFAULT")
+    task.check_pass()
+
+
+def test_dump_refuses_external_unix_peer(tool, zdtm, workdir):
+    """A unix socket connected to a listener of ours (outside the tree):
+    refused, naming the fd, and the connection still works afterwards."""
+    name = f"criu-lazy-test-ext-{os.getpid()}-{time.monotonic_ns()}"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        listener.bind("\0" + name)
+        listener.listen(1)
+        task = zdtm(ZdtmTest("unsupported_fd", ("--kind", "unix-ext", "--peer", name),
+                             label="unix-ext"))
+        listener.settimeout(DUMP_TIMEOUT)
+        conn, _ = listener.accept()
+        with conn:
+            before = task.snapshot()
+            imgdir = workdir / "images"
+            imgdir.mkdir()
+            res = tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT)
+            assert_error_line(res, "dump", r"\bfd 42\b", r"unix stream socket",
+                              r"peer outside the dumped tree", r"--ext-unix-sk")
+            task.expect_unharmed(before)
+            conn.settimeout(DUMP_TIMEOUT)
+            assert conn.recv(4) == b"ping"
+            conn.sendall(b"pong")
+            task.check_pass()
+    finally:
+        listener.close()
+
+
+def test_dump_refuses_seccomp_user_notif(tool, zdtm, workdir):
+    """A thread whose seccomp filter hands syscalls to a user-space listener
+    (SECCOMP_RET_USER_NOTIF): refused by its tid, the tree left running."""
+    task = zdtm(ZdtmTest("thread_seccomp", ("--user-notif",), label="user-notif"))
+    tids = sorted(int(t) for t in os.listdir(f"/proc/{task.pid}/task"))
+    assert len(tids) == 2, f"the seccomp test should have 2 threads, has {tids}"
+    imgdir = dump_must_refuse(tool, task, workdir, rf"thread {tids[1]} of task {task.pid}",
+                              r"seccomp filter .*user-space listener")
+    assert sorted(int(t) for t in os.listdir(f"/proc/{task.pid}/task")) == tids
+    assert not list(imgdir.iterdir()), "a refused dump left images"
+    task.check_pass()
+
+
+def test_dump_refuses_epoll_watch_of_closed_fd(tool, zdtm, workdir):
+    task = zdtm(ZdtmTest("epoll", ("--stale",), label="stale"))
+    dump_must_refuse(tool, task, workdir, r"\b30\b", r"epoll", r"\b40\b", r"closed")
+    task.check_pass()
+
+
+@pytest.mark.parametrize("kind,why", [("outsider", r"not being dumped"),
+                                      ("reaped", r"exited")])
+def test_dump_refuses_pidfd(tool, zdtm, workdir, kind, why):
+    """A pidfd of a process outside the tree, or of a child already reaped:
+    the dump refuses naming the fd, and the tree keeps running."""
+    task = zdtm(ZdtmTest("pidfd_child", (f"--{kind}",), label=kind, tree=True))
+    imgdir = dump_must_refuse(tool, task, workdir, rf"fd 22 of task {task.pid}", r"pidfd", why)
+    assert not list(imgdir.iterdir()), "a refused dump left images"
+    task.check_pass()
+
+
+def test_dump_refuses_mdwe(tool, zdtm, workdir):
+    """A process that denies itself write-execute memory (PR_SET_MDWE):
+    the images cannot carry it, so the dump refuses and leaves it running."""
+    task = zdtm(ZdtmTest("mem_anon", ("--size", "4K"), env=(("ZDTM_MDWE", "1"),),
+                         label="mdwe"))
+    dump_must_refuse(tool, task, workdir, rf"\b{task.pid}\b", r"PR_SET_MDWE")
+    task.check_pass()
