@@ -1,7 +1,8 @@
 /*
  * Unix sockets (FD_TYPES__UNIXSK): one unix_sk_entry per socket
  * (file_entry.usk), its receive queue in sk-queues.img (sk-queue.c); the
- * dump side is unix-sk-dump.c.  Both ends of a connection are tied by
+ * dump side is unix-sk-dump.c, binding and connecting by name
+ * unix-sk-name.c.  Both ends of a connection are tied by
  * inode: an entry's peer is the other's ino.
  *
  * Restore, by what the socket was:
@@ -112,132 +113,6 @@ bool unix_opens_alone(const struct rst_images *ri, const UnixSkEntry *ue)
 	return how == UNIX_PAIR || (how == UNIX_PLAIN && !pe);
 }
 
-/* ---- names ---- */
-
-static socklen_t make_addr(const UnixSkEntry *ue, struct sockaddr_un *sun)
-{
-	size_t len = ue->name.len < sizeof(sun->sun_path) ? ue->name.len : sizeof(sun->sun_path);
-
-	memset(sun, 0, sizeof(*sun));
-	sun->sun_family = AF_UNIX;
-	memcpy(sun->sun_path, ue->name.data, len);
-	return offsetof(struct sockaddr_un, sun_path) + len;
-}
-
-/* "@abstract" or the path, for messages */
-static const char *name_str(const UnixSkEntry *ue, char *buf, size_t size)
-{
-	if (!ue->name.len)
-		return "(unnamed)";
-	if (ue->name.data[0])
-		snprintf(buf, size, "%.*s", (int)ue->name.len, (const char *)ue->name.data);
-	else
-		snprintf(buf, size, "@%.*s", (int)ue->name.len - 1, (const char *)ue->name.data + 1);
-	return buf;
-}
-
-static int bind_path(struct rst_child *c, int sk, const UnixSkEntry *ue)
-{
-	struct sockaddr_un sun;
-	socklen_t len = make_addr(ue, &sun);
-	char what[128];
-	struct stat st;
-
-	name_str(ue, what, sizeof(what));
-	if (!lstat(sun.sun_path, &st)) {
-		/* what the dumped socket left, unless the name was deleted:
-		 * then the path is someone else's now */
-		if (!S_ISSOCK(st.st_mode) || (ue->has_deleted && ue->deleted))
-			return child_err(c, EEXIST,
-					 "unix socket %u of task %d: cannot bind it to %s again: %s is there",
-					 ue->id, c->ri->pid, what,
-					 S_ISSOCK(st.st_mode) ? "another socket" : "a file that is no socket");
-		if (unlink(sun.sun_path))
-			return child_err(c, errno, "unix socket %u of task %d: unlink %s: %s",
-					 ue->id, c->ri->pid, what, strerror(errno));
-	}
-	if (bind(sk, (struct sockaddr *)&sun, len))
-		return child_err(c, errno, "unix socket %u of task %d: bind %s: %s", ue->id,
-				 c->ri->pid, what, strerror(errno));
-	if (ue->file_perms &&
-	    (chmod(sun.sun_path, ue->file_perms->mode) ||
-	     lchown(sun.sun_path, ue->file_perms->uid, ue->file_perms->gid)))
-		return child_err(c, errno, "unix socket %u of task %d: permissions of %s: %s",
-				 ue->id, c->ri->pid, what, strerror(errno));
-	if (ue->has_deleted && ue->deleted && unlink(sun.sun_path))
-		return child_err(c, errno, "unix socket %u of task %d: unlink %s: %s", ue->id,
-				 c->ri->pid, what, strerror(errno));
-	return 0;
-}
-
-static int connect_path(struct rst_child *c, int sk, const UnixSkEntry *to)
-{
-	struct sockaddr_un sun;
-	socklen_t len = make_addr(to, &sun);
-	char what[128];
-
-	if (connect(sk, (struct sockaddr *)&sun, len))
-		return child_err(c, errno, "task %d: connecting a unix socket to %s (socket %u): %s",
-				 c->ri->pid, name_str(to, what, sizeof(what)), to->id,
-				 strerror(errno));
-	return 0;
-}
-
-/* @op on @ue's name: a relative path from the directory it was bound in. */
-static int in_name_dir(struct rst_child *c, int sk, const UnixSkEntry *ue,
-		       int (*op)(struct rst_child *c, int sk, const UnixSkEntry *ue))
-{
-	int cwd, ret;
-
-	if (!ue->name.data[0] || !ue->name_dir || ue->name.data[0] == '/')
-		return op(c, sk, ue);
-	ret = child_cwd_lock(c);	/* another process may share our cwd */
-	if (ret)
-		return ret;
-	cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (cwd < 0 || chdir(ue->name_dir)) {
-		ret = child_err(c, errno, "unix socket %u of task %d: its directory %s: %s", ue->id,
-				c->ri->pid, ue->name_dir, strerror(errno));
-		if (cwd >= 0)
-			close(cwd);
-		child_cwd_unlock(c);
-		return ret;
-	}
-	ret = op(c, sk, ue);
-	if (fchdir(cwd) && !ret)
-		ret = child_err(c, errno, "task %d: back to its directory: %s", c->ri->pid,
-				strerror(errno));
-	close(cwd);
-	child_cwd_unlock(c);
-	return ret;
-}
-
-/* connect(2) @sk to @to's name */
-static int connect_name(struct rst_child *c, int sk, const UnixSkEntry *to)
-{
-	return in_name_dir(c, sk, to, connect_path);
-}
-
-/* Bind @sk to @ue's name; a relative path from its directory. */
-static int bind_name(struct rst_child *c, int sk, const UnixSkEntry *ue)
-{
-	struct sockaddr_un sun;
-	socklen_t len;
-	char what[128];
-
-	if (!ue->name.len)
-		return 0;
-	if (!ue->name.data[0]) {
-		len = make_addr(ue, &sun);
-		if (bind(sk, (struct sockaddr *)&sun, len))
-			return child_err(c, errno, "unix socket %u of task %d: bind %s: %s", ue->id,
-					 c->ri->pid, name_str(ue, what, sizeof(what)),
-					 strerror(errno));
-		return 0;
-	}
-	return in_name_dir(c, sk, ue, bind_path);
-}
-
 /* ---- setting up a socket ---- */
 
 static const struct sk_queue *queue_of(const struct rst_child *c, const UnixSkEntry *ue)
@@ -326,9 +201,9 @@ static int make_accepted(struct rst_child *c, const UnixSkEntry *l, const UnixSk
 	sv[1] = new_socket(c, cl);
 	if (sv[1] < 0)
 		return sv[1];
-	ret = bind_name(c, sv[1], cl);
+	ret = unix_bind_name(c, sv[1], cl);
 	if (!ret)
-		ret = connect_name(c, sv[1], l);
+		ret = unix_connect_name(c, sv[1], l);
 	if (!ret) {
 		sv[0] = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 		if (sv[0] < 0)
@@ -410,7 +285,7 @@ static int refill_by_name(struct rst_child *c, const UnixSkEntry *ue)
 				 c->ri->pid, strerror(errno));
 	ret = set_sndbuf(c, helper, ue, SK_FILL_SNDBUF);
 	if (!ret)
-		ret = connect_name(c, helper, ue);
+		ret = unix_connect_name(c, helper, ue);
 	if (!ret)
 		ret = sk_queue_fill(c, helper, q);
 	close(helper);
@@ -423,7 +298,7 @@ static int open_plain(struct rst_child *c, const UnixSkEntry *ue, enum unix_how 
 
 	if (sk < 0)
 		return sk;
-	ret = bind_name(c, sk, ue);
+	ret = unix_bind_name(c, sk, ue);
 	if (!ret && how == UNIX_LISTENER && listen(sk, ue->backlog))
 		ret = child_err(c, errno, "unix socket %u of task %d: listen: %s", ue->id,
 				c->ri->pid, strerror(errno));
@@ -468,7 +343,7 @@ static int unix_open(struct rst_child *c, const struct rst_fd *f)
 /* FD_STAGE_CONNECT: a plain socket to its peer, a listener's waiting clients. */
 static int connect_one(struct rst_child *c, int sk, const UnixSkEntry *ue, const UnixSkEntry *to)
 {
-	int ret = connect_name(c, sk, to);
+	int ret = unix_connect_name(c, sk, to);
 
 	return ret ? ret : do_shutdown(c, sk, ue);
 }
@@ -530,7 +405,7 @@ static int unix_check(const struct opts *o, struct rst_images *ri, struct rst_fd
 	}
 	if (pe && pe->uflags & USK_EXTERN && !o->ext_unix_sk) {
 		pr_err("unix socket %u (fd %d of task %d) was connected to %s, outside the dumped tree: restore with --ext-unix-sk to reconnect it",
-		       ue->id, f->fd, ri->pid, name_str(pe, what, sizeof(what)));
+		       ue->id, f->fd, ri->pid, unix_name_str(pe, what, sizeof(what)));
 		return -EOPNOTSUPP;
 	}
 	if (pe && how == UNIX_PLAIN && !pe->name.len && pe->state != TCP_LISTEN) {

@@ -50,4 +50,11 @@ void unix_dump_free(struct dump_file *f);
 struct rst_images;
 bool unix_opens_alone(const struct rst_images *ri, const UnixSkEntry *ue);
 
+/* unix-sk-name.c: @sk bound to @ue's name, connected to @to's name; a
+ * name for messages ("@abstract", the path or "(unnamed)") */
+struct rst_child;
+int unix_bind_name(struct rst_child *c, int sk, const UnixSkEntry *ue);
+int unix_connect_name(struct rst_child *c, int sk, const UnixSkEntry *to);
+const char *unix_name_str(const UnixSkEntry *ue, char *buf, size_t size);
+
 #endif
