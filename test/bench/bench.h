@@ -1,6 +1,6 @@
 /*
- * Small helpers shared by the benchmark programs (each test/bench/NAME.c is
- * one standalone binary, so these are static inline): sizes with K/M/G
+ * Small helpers shared by the benchmark programs (each test/bench/NAME.c, or
+ * NAME/ directory, is one binary, so these are static inline): sizes with K/M/G
  * suffixes, the monotonic clock, a thread's CPU time, warm fresh memory, a
  * seeded page order, the memory pattern, percentiles, atomic result files.
  */
