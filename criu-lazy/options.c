@@ -19,6 +19,7 @@ enum long_only_opt {
 	OPT_PORT,
 	OPT_STATUS_FD,
 	OPT_NO_BACKGROUND,
+	OPT_NO_WORKING_SET,
 	OPT_FEATURE,
 	OPT_EXT_UNIX_SK,
 	OPT_FILE_LOCKS,
@@ -45,6 +46,7 @@ static const struct option long_opts[] = {
 	{ "port",		required_argument, NULL, OPT_PORT },
 	{ "status-fd",		required_argument, NULL, OPT_STATUS_FD },
 	{ "no-background-fetch", no_argument,	   NULL, OPT_NO_BACKGROUND },
+	{ "no-working-set",	no_argument,	   NULL, OPT_NO_WORKING_SET },
 	{ "feature",		required_argument, NULL, OPT_FEATURE },
 	{ "ext-unix-sk",	no_argument,	   NULL, OPT_EXT_UNIX_SK },
 	{ "file-locks",		no_argument,	   NULL, OPT_FILE_LOCKS },
@@ -70,7 +72,7 @@ void opts_usage(void)
 	      "                 [--ext-unix-sk] [--file-locks] [--tcp-established]\n"
 	      "                 [--lazy-pages] [-o LOG] [-v0..4]\n"
 	      "  criu-lazy lazy-pages -D DIR [--page-server --address A --port P]\n"
-	      "                 [--no-background-fetch] [-o LOG] [-v0..4]\n"
+	      "                 [--no-background-fetch] [--no-working-set] [-o LOG] [-v0..4]\n"
 	      "  criu-lazy page-server -D DIR [--address A] --port P --lazy-pages\n"
 	      "  criu-lazy check [--feature uffd|uffd-noncoop|lazy_pages]\n"
 	      "  criu-lazy -V|--version\n"
@@ -206,6 +208,7 @@ int opts_parse(int argc, char **argv, struct opts *o)
 			o->status_fd = v;
 			break;
 		case OPT_NO_BACKGROUND: o->no_background = true; break;
+		case OPT_NO_WORKING_SET: o->no_working_set = true; break;
 		case 'v':
 			if (parse_verbosity(optarg, &o->verbosity)) {
 				fprintf(stderr, "criu-lazy: invalid verbosity '%s'\n", optarg);

@@ -44,6 +44,7 @@ struct opts {
 	int status_fd;			/* --status-fd, -1 if none */
 	bool daemon_mode;		/* --daemon */
 	bool no_background;		/* --no-background-fetch (lazy-pages) */
+	bool no_working_set;		/* --no-working-set (lazy-pages) */
 
 	const char *show_path;		/* show FILE|DIR */
 	const char *feature;		/* check --feature NAME */

@@ -34,7 +34,7 @@ from lib.mutate_task import (change_cmdline, change_r12, change_ro_data, change_
                              poke_recorded_sigusr1_flags, poke_recorded_vdso_line,
                              poke_recorded_worker_tid, poke_region_page2,
                              poke_region_page2_vma, poke_shared_anon, poke_shared_page20,
-                             poke_sparse_page1, poke_stress_page5, poke_t1_creds,
+                             poke_sparse_page1, poke_stress_page5, poke_touch_order_first, poke_t1_creds,
                              poke_t2_getpriority_errno, poke_tree_inherited_page3,
                              queue_blocked_sighup, stop_the_thread, zero_region_page0)
 from lib.mutate_fds import (add_to_eventfd_20, add_to_eventfd_30, arm_timerfd_23,
@@ -157,6 +157,7 @@ CASES = [
     (ZdtmTest("lazy_munmap"), poke_lazy_region_page5, r"part before the hole"),
     (ZdtmTest("lazy_sighandler"), poke_lazy_region_page5, r"wrong data"),
     (ZdtmTest("lazy_split"), poke_lazy_region_page5, r"beside the splits: page 5:"),
+    (ZdtmTest("lazy_touch_order"), poke_touch_order_first, r"page 96 \(touch 0\)"),
     (ZdtmTest("lazy_split_thread"), poke_lazy_region_page5, r"reader: page 5 "),
     (ZdtmTest("lazy_sparse_fork"), poke_sparse_page1, r"lazy page 1 \(offset 0x1000\)"),
 ] + [(ZdtmTest(name), claim_lazy_without_restore, r"premise: .*not registered")

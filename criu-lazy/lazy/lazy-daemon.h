@@ -18,6 +18,7 @@
 
 #include "lazy/lazy-model.h"
 #include "lazy/lazy-stats.h"
+#include "lazy/working-set.h"
 #include "options.h"
 
 struct page_source;
@@ -73,6 +74,7 @@ struct lazy_daemon {
 	struct lazy_task *bg_next;	/* round robin of background delivery */
 	struct page_source *src;
 	struct lazy_stats stats;
+	struct working_set ws;		/* the pages the tasks touched */
 };
 
 #define LAZY_FAULT_WINDOW_PAGES	16	/* 64 KiB aligned fault-around */
@@ -105,8 +107,11 @@ int lazy_background_step(struct lazy_daemon *d);
 int lazy_inflight_drop(struct lazy_task *t, uint64_t start, uint64_t end, uint64_t *dropped);
 int lazy_inflight_remap(struct lazy_task *t, uint64_t from, uint64_t to, uint64_t len);
 
-/* a thread faulted on a page that is in flight: it waits for its copy */
-int lazy_wait_inflight(struct lazy_task *t, uint64_t addr);
+/*
+ * A thread faulted on a page that is in flight: it waits for its copy (0,
+ * with the page's dump-time address in *img), or 1 if none is.
+ */
+int lazy_wait_inflight(struct lazy_task *t, uint64_t addr, uint64_t *img);
 
 /* lazy-events.c: what comes out of a uffd */
 int lazy_defer_fault(struct lazy_task *t, uint64_t addr);

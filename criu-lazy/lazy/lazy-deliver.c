@@ -186,13 +186,15 @@ int lazy_inflight_remap(struct lazy_task *t, uint64_t from, uint64_t to, uint64_
 	return 0;
 }
 
-int lazy_wait_inflight(struct lazy_task *t, uint64_t addr)
+int lazy_wait_inflight(struct lazy_task *t, uint64_t addr, uint64_t *img)
 {
 	for (size_t i = 0; i < t->nr_inflight; i++) {
 		const struct lazy_span *s = &t->inflight[i].span;
 
-		if (addr >= s->start && addr < span_end(s))
-			return waiting_add(t, s->img_start + (addr - s->start));
+		if (addr >= s->start && addr < span_end(s)) {
+			*img = s->img_start + (addr - s->start);
+			return waiting_add(t, *img);
+		}
 	}
 	return 1;
 }

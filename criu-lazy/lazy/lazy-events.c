@@ -38,18 +38,25 @@ int lazy_defer_fault(struct lazy_task *t, uint64_t addr)
 static int serve_fault(struct lazy_daemon *d, struct lazy_task *t, uint64_t addr, uint64_t t_ns)
 {
 	struct lazy_span span;
-	uint64_t done;
+	uint64_t done, img;
 	int ret;
 
 	addr &= ~(LAZY_PAGE_SIZE - 1);
 	if (t->gone)
 		return 0;
-	/* a request for this page is out: its copy will wake the thread */
-	ret = lazy_wait_inflight(t, addr);
+	/*
+	 * A request for this page is out (a neighbour's fault-around, or the
+	 * background): its copy will wake the thread.  The task touched it
+	 * before it arrived, so it is in the working set all the same.
+	 */
+	ret = lazy_wait_inflight(t, addr, &img);
+	if (!ret)
+		ws_touch(&d->ws, t->pid, img, t_ns);
 	if (ret <= 0)
 		return ret;
 
 	if (lazy_model_take_fault(&t->model, addr, LAZY_FAULT_WINDOW_PAGES, &span)) {
+		ws_touch(&d->ws, t->pid, span.img_start + (addr - span.start), t_ns);
 		t->xfer_pages = LAZY_XFER_MIN_PAGES;	/* the task is busy: small chunks */
 		ret = lazy_request(d, t, &span, true, t_ns);
 		if (ret == -EAGAIN)

@@ -320,6 +320,7 @@ int cr_lazy_pages(struct opts *o)
 	pr_info("listening on %s for %zu task(s)", sock_path, tree.nr_pids);
 
 	d.stats.start_ns = evloop_now_ns();
+	ws_init(&d.ws, !o->no_working_set, d.stats.start_ns);
 	ret = lazy_accept_tasks(&d, &tree, listen_fd);
 	close(listen_fd);
 	listen_fd = -1;
@@ -334,6 +335,7 @@ int cr_lazy_pages(struct opts *o)
 		lazy_poison_all(&d);
 	} else {
 		lazy_stats_report(&d.stats, d.dirfd);
+		ws_write(&d.ws, d.dirfd, tree.pids, tree.nr_pids);
 		if (d.stats.pages_lost) {
 			/* each was logged with its address when it was found */
 			pr_err("%llu lazy pages were lost, each named above: the restore is not faithful",
@@ -351,6 +353,7 @@ out:
 	if (d.src)
 		d.src->ops->finish(d.src);
 	lazy_stats_free(&d.stats);
+	ws_free(&d.ws);
 	free(tree.pids);
 	if (d.conn_fd >= 0)
 		close(d.conn_fd);

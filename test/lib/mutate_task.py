@@ -189,6 +189,11 @@ def poke_lazy_region_page5(task):
     poke(task.pid, addr(task, r"region (0x[0-9a-f]+)") + 5 * 4096 + 9, b"\x00\x5a")
 
 
+def poke_touch_order_first(task):
+    """The first page lazy_touch_order touches (page 96)."""
+    poke(task.pid, addr(task, r"region (0x[0-9a-f]+)") + 96 * 4096 + 9, b"\x00\x5a")
+
+
 def poke_sparse_page1(task):
     poke(task.pid, addr(task, r"span (0x[0-9a-f]+)") + 4096 + 33, b"\x00\x5a")
 

@@ -181,6 +181,9 @@ ZDTM_TESTS = [
     ZdtmTest("lazy_madvise", defer_background=True, lazy_removed=200),
     ZdtmTest("lazy_munmap", defer_background=True, lazy_removed=256),
     ZdtmTest("lazy_sighandler", defer_background=True),
+    # a known working set (test/test_working_set.py reads what was recorded)
+    ZdtmTest("lazy_touch_order", defer_background=True),
+    ZdtmTest("lazy_touch_order", ("--mremap",), label="mremap", defer_background=True),
     # VMA splits without any event (issue 13): faults only, and with
     # background chunks crossing the new boundaries
     ZdtmTest("lazy_split", ("--size", "256K"), label="64p", defer_background=True),

@@ -1,0 +1,370 @@
+/*
+ * Recording the working set of a lazy restore and writing it beside the
+ * images.  Refinement rule: union in first-seen order -- what earlier
+ * restores of the same images recorded keeps its place and its times, the
+ * pages this restore touched first are appended in the order it touched
+ * them.  A file from other images (or a damaged one) is replaced.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define LOG_PREFIX "lazy: working set: "
+#include "common/log.h"
+#include "lazy/working-set.h"
+
+#define FNV_OFFSET	0xcbf29ce484222325ULL
+#define FNV_PRIME	0x100000001b3ULL
+
+static uint64_t fnv1a(uint64_t h, const void *buf, size_t len)
+{
+	const unsigned char *p = buf;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ p[i]) * FNV_PRIME;
+	return h;
+}
+
+void ws_init(struct working_set *ws, bool on, uint64_t start_ns)
+{
+	memset(ws, 0, sizeof(*ws));
+	ws->on = on;
+	ws->start_ns = start_ns;
+}
+
+static struct ws_proc *proc_get(struct working_set *ws, pid_t pid)
+{
+	for (size_t i = 0; i < ws->nr_procs; i++)
+		if (ws->procs[i].pid == pid)
+			return &ws->procs[i];
+	if (ws->nr_procs == ws->cap_procs) {
+		size_t cap = ws->cap_procs ? ws->cap_procs * 2 : 8;
+		struct ws_proc *grown = realloc(ws->procs, cap * sizeof(*grown));
+
+		if (!grown)
+			return NULL;
+		ws->procs = grown;
+		ws->cap_procs = cap;
+	}
+	memset(&ws->procs[ws->nr_procs], 0, sizeof(ws->procs[0]));
+	ws->procs[ws->nr_procs].pid = pid;
+	return &ws->procs[ws->nr_procs++];
+}
+
+static size_t slot_of(uint64_t key, size_t cap)
+{
+	return (key * 0x9e3779b97f4a7c15ULL >> 17) & (cap - 1);
+}
+
+/* 1: added, 0: already there, -ENOMEM */
+static int set_add(struct ws_proc *p, uint64_t img)
+{
+	uint64_t key = img + 1;
+	size_t i;
+
+	if ((p->nr + 1) * 2 > p->set_cap) {
+		size_t cap = p->set_cap ? p->set_cap * 2 : 64;
+		uint64_t *set = calloc(cap, sizeof(*set));
+
+		if (!set)
+			return -ENOMEM;
+		for (size_t j = 0; j < p->set_cap; j++) {
+			if (!p->set[j])
+				continue;
+			for (i = slot_of(p->set[j], cap); set[i]; i = (i + 1) & (cap - 1))
+				;
+			set[i] = p->set[j];
+		}
+		free(p->set);
+		p->set = set;
+		p->set_cap = cap;
+	}
+	for (i = slot_of(key, p->set_cap); p->set[i]; i = (i + 1) & (p->set_cap - 1))
+		if (p->set[i] == key)
+			return 0;
+	p->set[i] = key;
+	return 1;
+}
+
+static int add(struct working_set *ws, pid_t pid, uint64_t img, uint32_t ms)
+{
+	struct ws_proc *p = proc_get(ws, pid);
+	int ret;
+
+	if (!p)
+		return -ENOMEM;
+	if (p->nr == p->cap) {
+		size_t cap = p->cap ? p->cap * 2 : 64;
+		struct ws_entry *grown = realloc(p->e, cap * sizeof(*grown));
+
+		if (!grown)
+			return -ENOMEM;
+		p->e = grown;
+		p->cap = cap;
+	}
+	ret = set_add(p, img);
+	if (ret == 1)
+		p->e[p->nr++] = (struct ws_entry){ .img = img, .ms = ms };
+	return ret < 0 ? ret : 0;
+}
+
+void ws_touch(struct working_set *ws, pid_t pid, uint64_t img, uint64_t now_ns)
+{
+	uint64_t ms = (now_ns - ws->start_ns) / 1000000;
+
+	if (!ws->on)
+		return;
+	if (add(ws, pid, img, ms > UINT32_MAX ? UINT32_MAX : ms)) {
+		/* a partial record would mislead a prefetch: none at all */
+		pr_warn("out of memory: not recorded");
+		ws->on = false;
+	}
+}
+
+void ws_free(struct working_set *ws)
+{
+	for (size_t i = 0; i < ws->nr_procs; i++) {
+		free(ws->procs[i].e);
+		free(ws->procs[i].set);
+	}
+	free(ws->procs);
+	ws->procs = NULL;
+	ws->nr_procs = ws->cap_procs = 0;
+}
+
+static int hash_file(int dirfd, const char *name, uint64_t *h)
+{
+	char buf[65536];
+	ssize_t n;
+	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;	/* a process without pages */
+	*h = fnv1a(*h, name, strlen(name) + 1);
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		*h = fnv1a(*h, buf, n);
+	close(fd);
+	return n < 0 ? -EIO : 0;
+}
+
+/* What the record is valid for: the tree and where each page was at dump time. */
+static int images_identity(int dirfd, const pid_t *pids, size_t nr_pids, uint64_t *id)
+{
+	char name[64];
+	int ret;
+
+	*id = FNV_OFFSET;
+	ret = hash_file(dirfd, "inventory.img", id);
+	ret = ret ?: hash_file(dirfd, "pstree.img", id);
+	for (size_t i = 0; i < nr_pids && !ret; i++) {
+		snprintf(name, sizeof(name), "pagemap-%d.img", pids[i]);
+		ret = hash_file(dirfd, name, id);
+	}
+	return ret;
+}
+
+struct ws_header {
+	uint32_t magic, version;
+	uint64_t identity;
+	uint32_t restores, nr_procs;
+};
+
+struct ws_proc_header {
+	int32_t pid;
+	uint32_t nr_pages;
+};
+
+struct ws_file_entry {
+	uint64_t img;
+	uint32_t ms, pad;
+};
+
+static void *read_all(int dirfd, const char *name, size_t *len)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+	char *buf = NULL;
+	size_t cap = 0;
+	ssize_t n;
+
+	*len = 0;
+	if (fd < 0)
+		return NULL;
+	for (;;) {
+		if (*len == cap) {
+			char *grown = realloc(buf, cap = cap ? cap * 2 : 65536);
+
+			if (!grown)
+				break;
+			buf = grown;
+		}
+		n = read(fd, buf + *len, cap - *len);
+		if (n <= 0) {
+			if (!n) {
+				close(fd);
+				return buf;
+			}
+			break;
+		}
+		*len += n;
+	}
+	close(fd);
+	free(buf);
+	*len = 0;
+	return NULL;
+}
+
+/*
+ * Load the earlier record into old.  0 when it is there and matches, 1 when
+ * there is none, -EINVAL (with the reason in why) when it must be replaced.
+ */
+static int load_old(struct working_set *old, int dirfd, uint64_t identity, const char **why)
+{
+	size_t len, off = sizeof(struct ws_header);
+	char *buf = read_all(dirfd, WORKING_SET_NAME, &len);
+	struct ws_header h;
+	uint64_t sum;
+	int ret = -EINVAL;
+
+	if (!buf)
+		return errno == ENOENT ? 1 : (*why = "unreadable", -EINVAL);
+	*why = "damaged";
+	if (len < sizeof(h) + sizeof(sum))
+		goto out;
+	memcpy(&h, buf, sizeof(h));
+	memcpy(&sum, buf + len - sizeof(sum), sizeof(sum));
+	if (h.magic != WORKING_SET_MAGIC || fnv1a(FNV_OFFSET, buf, len - sizeof(sum)) != sum)
+		goto out;
+	if (h.version != WORKING_SET_VERSION) {
+		*why = "of another version";
+		goto out;
+	}
+	if (h.identity != identity) {
+		*why = "recorded from other images";
+		goto out;
+	}
+	len -= sizeof(sum);
+	for (uint32_t i = 0; i < h.nr_procs; i++) {
+		struct ws_proc_header ph;
+
+		if (len - off < sizeof(ph))
+			goto out;
+		memcpy(&ph, buf + off, sizeof(ph));
+		off += sizeof(ph);
+		if ((len - off) / sizeof(struct ws_file_entry) < ph.nr_pages)
+			goto out;
+		for (uint32_t j = 0; j < ph.nr_pages; j++, off += sizeof(struct ws_file_entry)) {
+			struct ws_file_entry fe;
+
+			memcpy(&fe, buf + off, sizeof(fe));
+			if (add(old, ph.pid, fe.img, fe.ms)) {
+				*why = "too large for memory";
+				goto out;
+			}
+		}
+	}
+	if (off == len) {
+		old->restores = h.restores;
+		ret = 0;
+	}
+out:
+	free(buf);
+	return ret;
+}
+
+static int write_all(int fd, const void *buf, size_t len, uint64_t *sum)
+{
+	*sum = fnv1a(*sum, buf, len);
+	return write(fd, buf, len) == (ssize_t)len ? 0 : -EIO;
+}
+
+static int write_file(const struct working_set *ws, int dirfd, uint64_t identity)
+{
+	static const char tmp[] = WORKING_SET_NAME ".tmp";
+	struct ws_header h = { WORKING_SET_MAGIC, WORKING_SET_VERSION, identity,
+			       ws->restores, ws->nr_procs };
+	uint64_t sum = FNV_OFFSET;
+	int fd, ret;
+
+	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		pr_warn("not written: create %s: %m", tmp);
+		return -errno;
+	}
+	ret = write_all(fd, &h, sizeof(h), &sum);
+	for (size_t i = 0; i < ws->nr_procs && !ret; i++) {
+		const struct ws_proc *p = &ws->procs[i];
+		struct ws_proc_header ph = { p->pid, p->nr };
+
+		ret = write_all(fd, &ph, sizeof(ph), &sum);
+		for (size_t j = 0; j < p->nr && !ret; j++) {
+			struct ws_file_entry fe = { p->e[j].img, p->e[j].ms, 0 };
+
+			ret = write_all(fd, &fe, sizeof(fe), &sum);
+		}
+	}
+	if (!ret) {
+		uint64_t s = sum;
+
+		ret = write_all(fd, &s, sizeof(s), &sum);
+	}
+	if (!ret && fsync(fd))
+		ret = -errno;
+	if (close(fd) && !ret)
+		ret = -EIO;
+	if (!ret && renameat(dirfd, tmp, dirfd, WORKING_SET_NAME))
+		ret = -errno;
+	if (ret) {
+		pr_warn("not written: %s: %s", tmp, strerror(-ret));
+		unlinkat(dirfd, tmp, 0);
+		return ret;
+	}
+	fsync(dirfd);	/* the rename itself */
+	return 0;
+}
+
+void ws_write(struct working_set *ws, int dirfd, const pid_t *pids, size_t nr_pids)
+{
+	struct working_set old;
+	const char *why = NULL;
+	uint64_t identity;
+	int ret;
+
+	if (!ws->on)
+		return;
+	ret = images_identity(dirfd, pids, nr_pids, &identity);
+	if (ret) {
+		pr_warn("not written: cannot read the images for their identity: %s",
+			strerror(-ret));
+		return;
+	}
+	ws_init(&old, true, ws->start_ns);
+	ret = load_old(&old, dirfd, identity, &why);
+	if (ret < 0)
+		pr_warn("replacing %s: %s", WORKING_SET_NAME, why);
+	if (ret) {
+		ws_free(&old);
+		ws_init(&old, true, ws->start_ns);
+		ret = 0;
+	}
+	/* union: this restore's new pages after what was recorded before */
+	for (size_t i = 0; i < ws->nr_procs && !ret; i++)
+		for (size_t j = 0; j < ws->procs[i].nr && !ret; j++)
+			ret = add(&old, ws->procs[i].pid, ws->procs[i].e[j].img,
+				  ws->procs[i].e[j].ms);
+	if (ret) {
+		pr_warn("not written: out of memory");
+	} else {
+		old.restores++;
+		if (!write_file(&old, dirfd, identity)) {
+			size_t total = 0;
+
+			for (size_t i = 0; i < old.nr_procs; i++)
+				total += old.procs[i].nr;
+			pr_info("%zu page(s) of %zu process(es) written to %s (%u restore(s))",
+				total, old.nr_procs, WORKING_SET_NAME, old.restores);
+		}
+	}
+	ws_free(&old);
+}

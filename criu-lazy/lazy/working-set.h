@@ -1,0 +1,53 @@
+/*
+ * The working set of a lazy restore: which lazy pages each process touched
+ * (faults only, not pages delivered ahead of a touch), in first-touch
+ * order, by dump-time address, with the time of the touch in ms since the
+ * daemon started listening.  Written when the daemon exits to
+ * DIR/working-set (format in Documentation/lazy-pages.md), merged with
+ * what an earlier restore of the same images recorded.
+ */
+#ifndef CRIU_LAZY_WORKING_SET_H
+#define CRIU_LAZY_WORKING_SET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define WORKING_SET_NAME	"working-set"
+#define WORKING_SET_MAGIC	0x54455357u	/* "WSET" little-endian */
+#define WORKING_SET_VERSION	1u
+
+struct ws_entry {
+	uint64_t img;		/* dump-time page address */
+	uint32_t ms;		/* first touch, ms since the daemon started */
+};
+
+struct ws_proc {
+	pid_t pid;		/* in the images */
+	struct ws_entry *e;
+	size_t nr, cap;
+	uint64_t *set;		/* open addressing over img + 1 (0 is empty) */
+	size_t set_cap;
+};
+
+struct working_set {
+	bool on;		/* recording (off: --no-working-set, or out of memory) */
+	uint32_t restores;	/* restores merged into it */
+	uint64_t start_ns;
+	struct ws_proc *procs;
+	size_t nr_procs, cap_procs;
+};
+
+void ws_init(struct working_set *ws, bool on, uint64_t start_ns);
+/* Process pid touched dump-time page img at now_ns (kept if it is new). */
+void ws_touch(struct working_set *ws, pid_t pid, uint64_t img, uint64_t now_ns);
+/*
+ * Merge with the file an earlier restore of the same images wrote and
+ * replace it atomically.  pids: the processes of the images, for their
+ * identity.  A failure is one warning: the restore itself went well.
+ */
+void ws_write(struct working_set *ws, int dirfd, const pid_t *pids, size_t nr_pids);
+void ws_free(struct working_set *ws);
+
+#endif
