@@ -9,6 +9,8 @@ its pid, every wait has a timeout.
 """
 import ctypes
 import os
+import select
+import signal
 import socket
 import stat
 import time
@@ -31,6 +33,16 @@ def dump_small(zdtm, tool, workdir):
     assert_ok(tool.dump(task.pid, imgdir, workdir / "dump.log", TIMEOUT), "dump")
     task.expect_gone()
     return task, imgdir
+
+
+def wait_log(path, text, timeout=5):
+    deadline = time.monotonic() + timeout
+    while True:
+        log = path.read_text()
+        if text in log:
+            return log
+        assert time.monotonic() < deadline, f"no {text!r} in {path.name}:\n{log}"
+        time.sleep(0.05)
 
 
 def connect_as_nobody(path):
@@ -72,7 +84,7 @@ def test_foreign_peer_refused_and_restore_works(zdtm, tool, procs, workdir):
 
     assert connect_as_nobody(sock) == 0, "the daemon did not close the foreign peer\n" + \
         daemon.text()
-    assert f"uid {NOBODY}" in daemon.log.read_text(), daemon.text()
+    wait_log(daemon.log, f"uid {NOBODY}")
     assert daemon.proc.poll() is None, "the daemon gave up after the foreign peer"
 
     pidfile = workdir / "restore.pid"
@@ -82,6 +94,39 @@ def test_foreign_peer_refused_and_restore_works(zdtm, tool, procs, workdir):
     task.expect_restored(pidfile)
     daemon.expect_clean_exit()
     task.check_pass()
+
+
+def test_restore_refuses_a_foreign_daemon(zdtm, tool, procs, workdir):
+    """A socket whose listener runs as nobody gets no userfaultfd: the
+    restore fails in one line and restores nothing."""
+    task, imgdir = dump_small(zdtm, tool, workdir)
+    sock = imgdir / "lazy-pages.socket"
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(r)
+            os.setresuid(NOBODY, NOBODY, 0)
+            ctypes.CDLL(None, use_errno=True).setfsuid(0)	# to create the name
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.bind(str(sock))
+            s.listen(1)
+            os.write(w, b"\0")
+            time.sleep(60)
+        finally:
+            os._exit(0)
+    os.close(w)
+    try:
+        ready, _, _ = select.select([r], [], [], 10)
+        assert ready and os.read(r, 1) == b"\0", "the fake daemon did not start"
+        res = tool.restore(imgdir, workdir / "restore.log", TIMEOUT,
+                           pidfile=workdir / "restore.pid", extra=["--lazy-pages"])
+        assert_error_line(res, "restore", f"uid {NOBODY}", "neither root nor us")
+        assert not (workdir / "restore.pid").exists()
+    finally:
+        os.close(r)
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
 
 
 def test_group_writable_dir_refused(zdtm, tool, workdir):
@@ -103,8 +148,7 @@ def test_session_limit(tool, procs, workdir):
             assert c.reply()[4] == pages(100, SMALL_VMA, 1)
         extra = Client(port)
         assert extra.dropped(), "a session past the limit was kept open"
-        log = (workdir / "page-server.log").read_text()
-        assert f"refused: {MAX_SESSIONS} sessions are open" in log, log
+        wait_log(workdir / "page-server.log", f"refused: {MAX_SESSIONS} sessions are open")
         clients.pop().close()
         time.sleep(0.3)
         again = Client(port)	# room again: served
@@ -127,8 +171,7 @@ def test_idle_session_closed(tool, procs, workdir, monkeypatch):
         t0 = time.monotonic()
         assert c.dropped(), "the idle session was not closed"	# 10 s socket timeout
         assert 0.5 < time.monotonic() - t0 < 5
-        log = (workdir / "page-server.log").read_text()
-        assert "idle for 1 s with nothing owed" in log, log
+        log = wait_log(workdir / "page-server.log", "idle for 1 s with nothing owed")
         assert p.poll() is None, "the server exited with the idle session"
     finally:
         stop(procs, p)

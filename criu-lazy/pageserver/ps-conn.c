@@ -448,7 +448,7 @@ void ps_conn_check_deadline(struct ps_conn *c, uint64_t now_ns)
 	if (c->state == PS_CONN_SERVING) {
 		if (c->out_nr)
 			return;
-		shutdown(c->fd, SHUT_RDWR);
+		/* the server closes it once it has said why */
 		return finish(c, PS_END_ERROR, "idle for %llu s with nothing owed: session closed",
 			      (unsigned long long)(idle_ns() / 1000000000));
 	}

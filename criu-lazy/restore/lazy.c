@@ -57,6 +57,26 @@ static int probe_features(uint64_t *features)
 	return 0;
 }
 
+/*
+ * The daemon gets every task's userfaultfd, so it can write their memory:
+ * it must run as root or as us (SO_PEERCRED of its listening socket).
+ */
+static int check_daemon(int fd, const char *path)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len)) {
+		pr_perror("%s: no credentials of the lazy-pages daemon", path);
+		return -errno;
+	}
+	if (cred.uid == 0 || cred.uid == geteuid())
+		return 0;
+	pr_err("%s: the lazy-pages daemon there (pid %d) runs as uid %u, neither root nor us: "
+	       "it would get the tasks' userfaultfds", path, cred.pid, cred.uid);
+	return -EPERM;
+}
+
 int rst_lazy_connect(struct rst_tree *tree)
 {
 	const struct opts *o = tree->o;
@@ -80,6 +100,11 @@ int rst_lazy_connect(struct rst_tree *tree)
 		ret = -errno;
 		pr_perror("no lazy-pages daemon at %s (start `criu-lazy lazy-pages -D %s` first)",
 			  addr.sun_path, o->images_dir);
+		close(fd);
+		return ret;
+	}
+	ret = check_daemon(fd, addr.sun_path);
+	if (ret) {
 		close(fd);
 		return ret;
 	}
