@@ -3,7 +3,8 @@
 lazy_touch_order touches one page in each of 32 stretches of its region in
 a fixed scattered order and nothing else of it; after the daemon exits,
 DIR/working-set must list exactly those pages (by dump-time address, also
-when the program moved its region with mremap first) in that order.  A
+when the program moved its region with mremap first) in that order, with
+the pages from the images or from a page server.  A
 second restore of the same images replaces the file by rename and keeps
 the list (union in first-seen order); a damaged file is replaced;
 --no-working-set writes nothing; crit and `criu-lazy show` ignore it.
@@ -11,6 +12,7 @@ the list (union in first-seen order); a damaged file is replaced;
 import os
 import re
 import shutil
+import socket
 import struct
 import subprocess
 
@@ -69,8 +71,23 @@ def dump(tool, task, imgdir, workdir):
     task.expect_gone()
 
 
-def restore_and_run(tool, procs, task, imgdir, workdir, run, *extra):
-    """One lazy restore of the images, the program's touches, the daemon's exit."""
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def restore_and_run(tool, procs, task, imgdir, workdir, run, *extra, remote=False):
+    """One lazy restore of the images, the program's touches, the daemon's
+    exit; with remote, the pages come from a page server on the images."""
+    server = None
+    if remote:
+        port = free_port()
+        server = lazy.Daemon(procs, tool, ["page-server", "-D", imgdir, "--address",
+                                           "127.0.0.1", "--port", port, "--lazy-pages"],
+                             workdir / f"page-server-{run}.log",
+                             workdir / f"page-server-{run}.out", f"page-server {run}")
+        extra = (*extra, "--page-server", "--address", "127.0.0.1", "--port", port)
     daemon = lazy.Daemon(procs, tool, ["lazy-pages", "-D", imgdir, "--no-background-fetch",
                                        *extra],
                          workdir / f"lazy-pages-{run}.log", workdir / f"lazy-pages-{run}.out",
@@ -81,6 +98,8 @@ def restore_and_run(tool, procs, task, imgdir, workdir, run, *extra):
     task.expect_restored(pidfile)
     task.check_pass()
     daemon.expect_clean_exit()
+    if server:
+        server.expect_clean_exit()
     lazy.check_stats(imgdir, daemon.text())
     return daemon
 
@@ -105,10 +124,11 @@ def dumped(zdtm, tool, workdir):
     return make
 
 
+@pytest.mark.parametrize("remote", [False, True], ids=["lazy", "remote-lazy"])
 @pytest.mark.parametrize("args", [(), ("--mremap",)], ids=["in-place", "mremap"])
-def test_records_the_touches_in_order(dumped, tool, procs, workdir, args):
+def test_records_the_touches_in_order(dumped, tool, procs, workdir, args, remote):
     task, region, pid, imgdir = dumped(*args)
-    restore_and_run(tool, procs, task, imgdir, workdir, 1)
+    restore_and_run(tool, procs, task, imgdir, workdir, 1, remote=remote)
     ws = read_working_set(imgdir / NAME)
     assert ws["restores"] == 1
     assert list(ws["procs"]) == [pid], ws["procs"].keys()
