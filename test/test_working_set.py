@@ -6,7 +6,8 @@ DIR/working-set must list exactly those pages (by dump-time address, also
 when the program moved its region with mremap first) in that order, with
 the pages from the images or from a page server.  A
 second restore of the same images replaces the file by rename and keeps
-the list (union in first-seen order); a damaged file is replaced;
+the list (union in first-seen order); a damaged file, or one recorded from
+other images, is replaced;
 --no-working-set writes nothing; crit and `criu-lazy show` ignore it.
 """
 import os
@@ -190,3 +191,22 @@ def test_crit_and_show_ignore_it(dumped, tool, procs, workdir):
     for what in ("ps", "mems"):
         p = subprocess.run([crit, "x", str(imgdir), what], capture_output=True, timeout=TIMEOUT)
         assert p.returncode == 0, p.stderr.decode(errors="replace")
+
+
+def test_record_of_other_images_is_replaced(dumped, tool, procs, workdir):
+    """A well-formed file whose identity is not these images' is not merged."""
+    task, region, pid, imgdir = dumped()
+    dumped_output = task.output.read_bytes()
+    restore_and_run(tool, procs, task, imgdir, workdir, 1)
+    good = read_working_set(imgdir / NAME)
+    stranger = 0x7000000000
+    body = struct.pack("<IIQII", MAGIC, VERSION, good["identity"] ^ 1, 5, 1)
+    body += struct.pack("<iI", pid, 1) + struct.pack("<QII", stranger, 0, 0)
+    (imgdir / NAME).write_bytes(body + struct.pack("<Q", fnv1a(body)))
+    task.output.write_bytes(dumped_output)
+    daemon = restore_and_run(tool, procs, task, imgdir, workdir, 2)
+    ws = read_working_set(imgdir / NAME)
+    assert ws["identity"] == good["identity"] and ws["restores"] == 1
+    assert stranger not in [a for a, _ in ws["procs"][pid]]
+    assert in_region(ws["procs"][pid], region) == expected_pages(region)
+    assert "replacing working-set: recorded from other images" in daemon.log.read_text()
