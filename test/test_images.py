@@ -29,7 +29,7 @@ TOOL = BUILD / "criu-lazy"
 TIMEOUT = 60
 
 PAGE = 4096
-# The sample's values (test/unit/test_images_sample.c)
+# The sample's values (test/unit/test_images_sample/)
 SAMPLE_IP = 0x401A2B
 SAMPLE_SP = 0x7FFD5E3F1E28
 SAMPLE_HEAP = 0x1C5D000
