@@ -57,22 +57,27 @@ def test_pipe_data_cut_short(dumped_pipes, tool, workdir):
     restore_must_pass(tool, workdir, task, good)
 
 
+def damage_file_entry(path, field, sub, value):
+    """Set field sub of the payload (field) of the first files.img entry
+    that has one to value; False if none has."""
+    img = images.load(path)
+    for i in range(len(img.records)):
+        f = images.decode(img.payload(i))
+        payload = images.get(f, field)
+        if payload:
+            payload = images.set_field(images.decode(payload[0]), sub, value)
+            f = images.set_field(f, field, images.encode(payload))
+            path.write_bytes(images.replace_record(img, i, images.encode(f)))
+            return True
+    return False
+
+
 def test_eventfd_counter_out_of_range(tool, zdtm, workdir):
     """files.img: an eventfd counter no eventfd can hold (2^64 - 1)."""
     task = zdtm(ZdtmTest("eventfd"))
     good = dump_good(tool, task, workdir)
     bad = damaged_copy(good, workdir)
-    path = bad / "files.img"
-    img = images.load(path)
-    for i in range(len(img.records)):
-        f = images.decode(img.payload(i))
-        efd = images.get(f, 8)
-        if efd:
-            efd = images.set_field(images.decode(efd[0]), 4, 2**64 - 1)
-            f = images.set_field(f, 8, images.encode(efd))
-            path.write_bytes(images.replace_record(img, i, images.encode(f)))
-            break
-    else:
+    if not damage_file_entry(bad / "files.img", 8, 4, 2**64 - 1):
         pytest.fail("files.img of the eventfd program has no eventfd entry")
     restore_must_fail(tool, workdir, bad, task.pid, r"files\.img", r"eventfd", r"counter")
     restore_must_pass(tool, workdir, task, good)
@@ -128,17 +133,7 @@ def test_pidfd_of_another_task(tool, zdtm, workdir):
     task = zdtm(ZdtmTest("pidfd"))
     good = dump_good(tool, task, workdir)
     bad = damaged_copy(good, workdir)
-    path = bad / "files.img"
-    img = images.load(path)
-    for i in range(len(img.records)):
-        f = images.decode(img.payload(i))
-        pidfd = images.get(f, 22)
-        if pidfd:
-            pidfd = images.set_field(images.decode(pidfd[0]), 4, task.ns_pid + 1000)
-            f = images.set_field(f, 22, images.encode(pidfd))
-            path.write_bytes(images.replace_record(img, i, images.encode(f)))
-            break
-    else:
+    if not damage_file_entry(bad / "files.img", 22, 4, task.ns_pid + 1000):
         pytest.fail("files.img of the pidfd program has no pidfd entry")
     restore_must_fail(tool, workdir, bad, task.pid, r"files\.img", r"pidfd",
                       rf"\b{task.ns_pid + 1000}\b")

@@ -8,6 +8,15 @@ import signal
 from .selfcheck import libc, poke, logged, addr, steal_fd
 
 
+def write_stolen(task, fd, data):
+    """data written into the task's fd fd, through a copy of it."""
+    fd = steal_fd(task.pid, fd)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
 def write_more_into_pipe(task):
     with open(f"/proc/{task.pid}/fd/43", "wb") as f:
         f.write(b"!")
@@ -35,11 +44,7 @@ def write_more_into_fifo_a(task):
 
 
 def add_to_eventfd_20(task):
-    fd = steal_fd(task.pid, 20)
-    try:
-        os.write(fd, (1).to_bytes(8, "little"))
-    finally:
-        os.close(fd)
+    write_stolen(task, 20, (1).to_bytes(8, "little"))
 
 
 def unwatch_inotify_30_wd4(task):
@@ -115,11 +120,7 @@ def poke_recorded_membarrier(task):
 
 def send_one_more_datagram(task):
     """A datagram more into fd 31's queue, sent through fd 30 (its peer)."""
-    fd = steal_fd(task.pid, 30)
-    try:
-        os.write(fd, b"!")
-    finally:
-        os.close(fd)
+    write_stolen(task, 30, b"!")
 
 
 def watch_more_in_epoll_30(task):
@@ -160,20 +161,12 @@ def write_more_into_pipe_31(task):
 
 def send_datagram_through_32(task):
     """A datagram more into the child's fd 33 through the root's fd 32."""
-    fd = steal_fd(task.pid, 32)
-    try:
-        os.write(fd, b"!")
-    finally:
-        os.close(fd)
+    write_stolen(task, 32, b"!")
 
 
 def add_to_eventfd_30(task):
     """One more on the eventfd the root and its child share."""
-    fd = steal_fd(task.pid, 30)
-    try:
-        os.write(fd, (1).to_bytes(8, "little"))
-    finally:
-        os.close(fd)
+    write_stolen(task, 30, (1).to_bytes(8, "little"))
 
 
 def poke_expected_umask(task):
