@@ -328,6 +328,16 @@ static int wait_blob_stop(struct rst_task *t, const struct rst_plan *plan)
 			sigchld_fd_drain(chld);
 	}
 	sigchld_fd_close(chld, &old);
+	if (!waited && eof && len) {
+		/* it said why it failed and closed its end: that line is the
+		 * error, whether or not its exit ever reaches us (the caller
+		 * kills it) */
+		msg[len] = '\0';
+		if (msg[len - 1] == '\n')
+			msg[--len] = '\0';
+		pr_err("%s", msg);
+		return -EIO;
+	}
 	if (!waited) {
 		ret = ptrace_wait_stop(t->pid, BLOB_STOP_TIMEOUT_MS, &status);
 		if (ret)
