@@ -47,9 +47,9 @@ from lib.mutate_fds import (add_to_eventfd_20, add_to_eventfd_30, arm_timerfd_23
                             send_one_more_datagram, send_sigusr1, send_sigusr2,
                             send_to_abstract_dgram, send_to_netlink_22, send_to_udp_22,
                             unlock_flock_23, unmark_fanotify_30_file, unwatch_inotify_30_wd4,
-                            watch_more_in_epoll_30, write_more_into_fifo_a,
-                            write_more_into_pipe, write_more_into_pipe_31,
-                            write_more_into_pipe_b)
+                            watch_more_in_epoll_30, write_into_low_fd_pipe,
+                            write_more_into_fifo_a, write_more_into_pipe,
+                            write_more_into_pipe_31, write_more_into_pipe_b)
 
 # every program under test/zdtm (the launcher of the lazy-migrate mode
 # checks nothing: it only starts the others)
@@ -149,6 +149,7 @@ CASES = [
     (ZdtmTest("share_kobj"), add_to_eventfd_30, r"fd 30: the eventfd reads 8, expected 7"),
     (ZdtmTest("share_fs"), poke_expected_umask, r"root after the restore: umask is 027, expected 022"),
     (ZdtmTest("inet_sockets"), send_to_udp_22, r"fd 22: expected an empty queue"),
+    (ZdtmTest("low_fds"), write_into_low_fd_pipe, r"the pipe at fd 4 received"),
     (ZdtmTest("tcp_established", ("--small",)), send_one_more_byte_on_21,
      r"fd 22: expected nothing to read"),
     (ZdtmTest("lazy_fork"), poke_lazy_region_page5, r"parent: first read: page 5 "),

@@ -228,3 +228,8 @@ def send_one_more_byte_on_21(task):
     fd = steal_fd(task.pid, 21)
     with socket.socket(fileno=fd) as ours:
         ours.send(b"!")
+
+
+def write_into_low_fd_pipe(task):
+    """A line into the pipe at fds 3/4, as a stray log line of a restore would."""
+    write_stolen(task, 3, b"stray\n")
