@@ -23,7 +23,14 @@
 #define DROP_WAIT_NS	(5ULL * 1000000000)	/* for owed replies before a drop */
 #define READ_IOVS	1024		/* replies filled by one store read (IOV_MAX) */
 #define READ_MAX_PAGES	1024		/* a reply the store reads: at most 4 MiB */
-#define IDLE_TIMEOUT_S	600		/* no request while nothing is owed: close */
+/*
+ * A connection that sends no request at all within this time is closed.
+ * Once it has asked for pages it may stay silent as long as it likes: a
+ * lazily restored task can go hours without touching a lazy page, and our
+ * daemon's fault connection is silent while the background one drains.  A
+ * peer that is gone is found by TCP keepalive (ps-net.c) instead.
+ */
+#define IDLE_TIMEOUT_S	600
 #define IDLE_ENV	"CRIU_LAZY_PS_IDLE_TIMEOUT"	/* seconds, for tests */
 
 /* The idle timeout in ns: IDLE_TIMEOUT_S, or the environment's (read once). */
@@ -422,9 +429,9 @@ void ps_conn_on_event(struct ps_conn *c, uint32_t events, uint64_t now_ns)
 	}
 	if (c->state == PS_CONN_CLOSING && !c->out_nr && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
 		wait_close(c);
-	/* serving: idle from now on if nothing is owed, never while replies wait */
+	/* serving: a session that has asked for nothing yet gets no longer */
 	if (c->state == PS_CONN_SERVING)
-		c->deadline_ns = c->out_nr ? 0 : now_ns + idle_ns();
+		c->deadline_ns = c->nr_gets ? 0 : c->deadline_ns;
 }
 
 uint32_t ps_conn_events(const struct ps_conn *c)
@@ -449,7 +456,7 @@ void ps_conn_check_deadline(struct ps_conn *c, uint64_t now_ns)
 		if (c->out_nr)
 			return;
 		/* the server closes it once it has said why */
-		return finish(c, PS_END_ERROR, "idle for %llu s with nothing owed: session closed",
+		return finish(c, PS_END_ERROR, "no request within %llu s: session closed",
 			      (unsigned long long)(idle_ns() / 1000000000));
 	}
 	if (c->state != PS_CONN_CLOSING && c->state != PS_CONN_DROPPING)
