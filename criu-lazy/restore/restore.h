@@ -338,6 +338,7 @@ int rst_tree_plan(struct rst_tree *tree);
 
 /* tree.c: creating the tree (restore side and task side) */
 int rst_tree_pipes(struct rst_tree *tree);
+void rst_tree_report_errors(struct rst_tree *tree);
 int rst_tree_create(struct rst_tree *tree);
 int rst_tree_groups(struct rst_tree *tree);
 int rst_tree_reap_dead(struct rst_tree *tree);

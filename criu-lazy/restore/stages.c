@@ -146,12 +146,14 @@ static int stage_rebuild(struct rst_tree *tree)
 	return 0;
 }
 
-static int wait_blob(struct rst_proc *p)
+static int wait_blob(struct rst_tree *tree, struct rst_proc *p)
 {
 	int ret = rst_task_wait_blob(&p->t, &p->plan);
 
 	if (ret == -ECHILD)
 		p->t.seized = false;	/* reaped by the wait */
+	if (ret == -ETIMEDOUT)
+		rst_tree_report_errors(tree);	/* why it may never stop */
 	return ret;
 }
 
@@ -173,7 +175,7 @@ static int stage_lazy_handover(struct rst_tree *tree)
 
 		if (p->kind != RST_PROC_ALIVE)
 			continue;
-		ret = wait_blob(p);
+		ret = wait_blob(tree, p);
 		if (ret == 0) {
 			pr_err("task %d: the restorer ended without its lazy stop", p->pid);
 			return -EIO;
@@ -199,7 +201,7 @@ static int stage_blobs_done(struct rst_tree *tree)
 
 		if (p->kind != RST_PROC_ALIVE)
 			continue;
-		ret = wait_blob(p);
+		ret = wait_blob(tree, p);
 		if (ret == RST_WAIT_UFFD_READY) {
 			pr_err("task %d: the restorer stopped for a lazy restore", p->pid);
 			return -EIO;

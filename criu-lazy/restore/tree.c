@@ -365,6 +365,17 @@ static int report_task_error(struct rst_proc *p)
 	return 1;
 }
 
+/*
+ * After a wait for one task failed: the first line another task wrote
+ * (often the cause: a child that failed while its parent waited for it).
+ */
+void rst_tree_report_errors(struct rst_tree *tree)
+{
+	for (size_t i = 0; i < tree->nr; i++)
+		if (tree->procs[i].t.err_r >= 0 && report_task_error(&tree->procs[i]))
+			return;
+}
+
 /* Has a task we hold died or said why it failed? */
 static int check_tasks(struct rst_tree *tree)
 {
