@@ -18,7 +18,6 @@
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
-#include <linux/userfaultfd.h>
 
 #include "lazy/lazy-daemon.h"
 #include "lazy/lazy-handshake.h"
