@@ -161,6 +161,8 @@ CASES = [
     (ZdtmTest("lazy_touch_order"), poke_touch_order_first, r"page 96 \(touch 0\)"),
     (ZdtmTest("lazy_split_thread"), poke_lazy_region_page5, r"reader: page 5 "),
     (ZdtmTest("lazy_sparse_fork"), poke_sparse_page1, r"lazy page 1 \(offset 0x1000\)"),
+    (ZdtmTest("lazy_churn", ("--threads", "2", "--seconds", "1")), poke_lazy_region_page5,
+     r"chunk 0 page 5 byte"),
 ] + [(ZdtmTest(name), claim_lazy_without_restore, r"premise: .*not registered")
      for name in LAZY_PROGRAMS]
 

@@ -197,6 +197,12 @@ ZDTM_TESTS = [
                        "registered with userfaultfd, and the dump reads every page of "
                        "such a VMA through the daemon (criu-lazy/dump/pages.c)"),
     ZdtmTest("lazy_sparse_fork", label="background"),
+    # the soak's churn (issue 12): 8 threads rewrite, MADV_DONTNEED,
+    # MADV_FREE, mprotect-split, mremap and fork over lazy chunks with
+    # mutexes in lazy pages; any of its 4096 pages may be removed
+    ZdtmTest("lazy_churn", defer_background=True, lazy_inherits=True, lazy_removed=4096,
+             lazy_removed_exact=False),
+    ZdtmTest("lazy_churn", label="background", lazy_removed=4096, lazy_removed_exact=False),
     # threads: per-thread state, blocked syscalls, many threads, threads
     # faulting concurrently on lazy pages (with mutexes in them), threads
     # created and exiting while the dump seizes them
