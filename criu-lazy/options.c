@@ -24,6 +24,7 @@ enum long_only_opt {
 	OPT_EXT_UNIX_SK,
 	OPT_FILE_LOCKS,
 	OPT_GHOST_LIMIT,
+	OPT_LINK_REMAP,
 	OPT_TCP_ESTABLISHED,
 	OPT_SKIP_IN_FLIGHT,
 	OPT_NETWORK_LOCK,
@@ -51,6 +52,7 @@ static const struct option long_opts[] = {
 	{ "ext-unix-sk",	no_argument,	   NULL, OPT_EXT_UNIX_SK },
 	{ "file-locks",		no_argument,	   NULL, OPT_FILE_LOCKS },
 	{ "ghost-limit",	required_argument, NULL, OPT_GHOST_LIMIT },
+	{ "link-remap",		no_argument,	   NULL, OPT_LINK_REMAP },
 	{ "tcp-established",	no_argument,	   NULL, OPT_TCP_ESTABLISHED },
 	{ "skip-in-flight",	no_argument,	   NULL, OPT_SKIP_IN_FLIGHT },
 	{ "network-lock",	required_argument, NULL, OPT_NETWORK_LOCK },
@@ -63,13 +65,13 @@ void opts_usage(void)
 {
 	fputs("Usage:\n"
 	      "  criu-lazy dump -t PID -D DIR [-R|--leave-running] [-s|--leave-stopped] [--shell-job]\n"
-	      "                 [--ext-unix-sk] [--file-locks] [--ghost-limit SIZE[K|M|G]]\n"
+	      "                 [--ext-unix-sk] [--file-locks] [--ghost-limit SIZE[K|M|G]] [--link-remap]\n"
 	      "                 [--tcp-established] [--skip-in-flight]\n"
 	      "                 [--network-lock iptables|nftables|skip]\n"
 	      "                 [--lazy-pages [--address A] --port P [--status-fd FD]]\n"
 	      "                 [-o LOG] [-v0..4]\n"
 	      "  criu-lazy restore -D DIR [-d|--restore-detached] [--pidfile F] [--shell-job]\n"
-	      "                 [--ext-unix-sk] [--file-locks] [--tcp-established]\n"
+	      "                 [--ext-unix-sk] [--file-locks] [--tcp-established] [--link-remap]\n"
 	      "                 [--lazy-pages] [-o LOG] [-v0..4]\n"
 	      "  criu-lazy lazy-pages -D DIR [--page-server --address A --port P]\n"
 	      "                 [--no-background-fetch] [--no-working-set] [-o LOG] [-v0..4]\n"
@@ -188,6 +190,7 @@ int opts_parse(int argc, char **argv, struct opts *o)
 			if (parse_size("ghost limit", optarg, &o->ghost_limit))
 				return -EINVAL;
 			break;
+		case OPT_LINK_REMAP: o->link_remap = true; break;
 		case OPT_TCP_ESTABLISHED: o->tcp_established = true; break;
 		case OPT_SKIP_IN_FLIGHT: o->skip_in_flight = true; break;
 		case OPT_NETWORK_LOCK:

@@ -31,6 +31,7 @@ struct opts {
 	bool ext_unix_sk;		/* --ext-unix-sk */
 	bool file_locks;		/* --file-locks */
 	uint64_t ghost_limit;		/* --ghost-limit: largest deleted file dumped */
+	bool link_remap;		/* --link-remap: link files whose name is gone */
 	bool tcp_established;		/* --tcp-established */
 	bool skip_in_flight;		/* --skip-in-flight */
 	int network_lock;		/* --network-lock: NETWORK_LOCK_* */

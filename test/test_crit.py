@@ -39,6 +39,7 @@ PROGRAMS = [
     ZdtmTest("unix_socketpair"), ZdtmTest("unix_named"), ZdtmTest("inet_sockets"), ZdtmTest("memfd"),
     ZdtmTest("unix_scm"), ZdtmTest("netlink"),
     ZdtmTest("ghost_files"), ZdtmTest("memfd_map"),
+    ZdtmTest("link_remap", cr_opts=("--link-remap",)),
 ]
 
 
@@ -51,7 +52,8 @@ def test_images_match_proc(spec, tool, zdtm, workdir):
     before = task.snapshot()
     imgdir = workdir / "images"
     imgdir.mkdir()
-    assert_ok(tool.dump(pid, imgdir, workdir / "dump.log", TIMEOUT, extra=["-R"]), "dump -R")
+    assert_ok(tool.dump(pid, imgdir, workdir / "dump.log", TIMEOUT,
+                        extra=["-R", *spec.cr_opts]), "dump -R")
     task.expect_unharmed(before)
 
     # Everything decodes, with crit and with our own show.

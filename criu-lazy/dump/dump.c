@@ -309,6 +309,7 @@ int cr_dump(struct opts *o)
 	}
 	/* a TCP connection leaves repair mode (and its lock goes) before its
 	 * task runs again; the images stay: they are good */
+	ctx.failed = ret != 0;
 	ret2 = dump_files_release(&ctx, mode == RELEASE_RUN);
 	if (mode == RELEASE_RUN && !ret2)
 		ret2 = net_lock_finish(&ctx.netlock, false);

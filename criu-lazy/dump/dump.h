@@ -234,6 +234,7 @@ struct dump_ctx {
 	struct ps_server srv;
 	struct ps_store *lazy_store;
 	bool lazy_failed;		/* the transfer failed: srv.why or a signal */
+	bool failed;			/* set when the tree is let go: the dump failed */
 };
 
 /* dump.c */
@@ -350,14 +351,38 @@ struct fd_probe;
 int dump_fd_locks(struct dump_ctx *ctx, const struct fd_probe *p, uint32_t file_id);
 int dump_file_locks_write(struct dump_ctx *ctx);
 void dump_file_locks_free(struct dump_ctx *ctx);
-/* ghost.c: deleted files the tree holds (ghost-file-N.img, remap-fpath.img) */
+/*
+ * f->priv of a REG file object whose name leads nowhere at the dump: a
+ * ghost (ghost.c: a deleted file, carried in ghost-file-<id>.img) or a
+ * link (link-remap.c: a file whose name is gone but that still has other
+ * links, given one more, "link_remap.<id>", with --link-remap).
+ */
+struct reg_remap {
+	int type;			/* REMAP_TYPE__GHOST or REMAP_TYPE__LINKED */
+	uint32_t remap_id;		/* the ghost's number, or the link's file id */
+	int fd;				/* LINKED: O_PATH of the file until linked, or -1 */
+	char *link;			/* LINKED: the link's name */
+	bool made;			/* LINKED: the link exists (ours to remove) */
+};
+
+/* ghost.c: deleted files the tree holds (ghost-file-N.img) */
 void dump_ghost_strip(char *name);
 /* @f (a REG file object, reg.name the link) is a deleted file: strip the
  * name, write its ghost unless another object's has it; @proc_path reads it. */
 int dump_ghost(struct dump_ctx *ctx, struct dump_file *f, const char *proc_path,
 	       const struct stat *st, const char *what);
-int dump_ghost_write_remaps(struct dump_ctx *ctx);
-void dump_ghost_free(struct dump_file *f);
+/* link-remap.c: files whose name is gone while they have other links */
+/* @name (a /proc link) names a file that still has links but not by it. */
+bool dump_name_gone(const char *name, const struct stat *st);
+/* @f is such a file: refused without --link-remap, else its link object
+ * is made (the link itself when the images are written). */
+int dump_link_remap(struct dump_ctx *ctx, struct dump_file *f, const char *proc_path,
+		    const struct stat *st, const char *what);
+/* remap-fpath.img (ghosts and links), the links made first */
+int dump_remaps_write(struct dump_ctx *ctx);
+/* A link goes again when the dump failed or the tree runs on (CRIU) */
+int dump_remap_release(struct dump_ctx *ctx, struct dump_file *f, bool resume);
+void dump_remap_free(struct dump_file *f);
 
 /* files/memfd.c: the file object of a mapped memfd (/proc/PID/@link), one
  * per inode for every mapping of it */

@@ -128,11 +128,12 @@ int dump_file_by_path(struct dump_ctx *ctx, struct dump_task *t, const char *lin
 	f->by_path = true;
 	f->reg.flags = open_flags;
 	*id = f->fe.id;
-	if (st.st_nlink == 0) {
+	if (st.st_nlink == 0)
 		ret = dump_ghost(ctx, f, path, &st, what);
-		if (ret)
-			return ret;
-	}
+	else if (dump_name_gone(name, &st))
+		ret = dump_link_remap(ctx, f, path, &st, what);
+	if (ret)
+		return ret;
 	pr_debug("file %u: %s (%s, mode %#o)", f->fe.id, f->reg.name, what, st.st_mode);
 	return 0;
 }

@@ -2,9 +2,10 @@
  * Ghost files: a file the tree holds (open, mapped, its cwd) that was
  * deleted.  Its path leads nowhere, so, as CRIU does, the dump carries
  * the file itself: ghost-file-<id>.img (id in hex, from 1) holds its
- * owner, mode, times and contents, and remap-fpath.img says, for each
- * file object of files.img, which ghost stands in for it.  The file
- * object keeps the path the file had, without " (deleted)".
+ * owner, mode, times and contents, and remap-fpath.img (link-remap.c
+ * writes it) says, for each file object of files.img, which ghost stands
+ * in for it.  The file object keeps the path the file had, without
+ * " (deleted)".
  *
  * Contents: a regular file of 3 pages or more is written in chunks (a
  * ghost_chunk_entry and the bytes of each data range, SEEK_DATA and
@@ -33,14 +34,11 @@
 #define GHOST_BUF		(256 << 10)
 #define DELETED_SUFFIX		" (deleted)"
 
-/* f->priv of a REG file object that a ghost stands in for */
-struct ghost_ref {
-	uint32_t remap_id;
-};
-
-static struct ghost_ref *ghost_of(const struct dump_file *f)
+static struct reg_remap *ghost_of(const struct dump_file *f)
 {
-	return f->ops == &fd_kind_reg ? f->priv : NULL;
+	struct reg_remap *r = f->ops == &fd_kind_reg ? f->priv : NULL;
+
+	return r && r->type == REMAP_TYPE__GHOST ? r : NULL;
 }
 
 void dump_ghost_strip(char *name)
@@ -178,7 +176,7 @@ out:
 int dump_ghost(struct dump_ctx *ctx, struct dump_file *f, const char *proc_path,
 	       const struct stat *st, const char *what)
 {
-	struct ghost_ref *ref;
+	struct reg_remap *ref;
 	uint32_t id = 0, next = 1;
 	int ret;
 
@@ -196,7 +194,7 @@ int dump_ghost(struct dump_ctx *ctx, struct dump_file *f, const char *proc_path,
 	}
 	for (size_t i = 0; i < ctx->files.nr; i++) {
 		const struct dump_file *o = ctx->files.v[i];
-		const struct ghost_ref *r = ghost_of(o);
+		const struct reg_remap *r = ghost_of(o);
 
 		if (!r)
 			continue;
@@ -211,46 +209,13 @@ int dump_ghost(struct dump_ctx *ctx, struct dump_file *f, const char *proc_path,
 		if (ret)
 			return ret;
 	}
-	ref = malloc(sizeof(*ref));
+	ref = calloc(1, sizeof(*ref));
 	if (!ref)
 		return -ENOMEM;
+	ref->type = REMAP_TYPE__GHOST;
 	ref->remap_id = id;
+	ref->fd = -1;
 	f->priv = ref;
 	pr_debug("file %u (%s): deleted %s, ghost %#x", f->fe.id, what, f->reg.name, id);
 	return 0;
-}
-
-int dump_ghost_write_remaps(struct dump_ctx *ctx)
-{
-	RemapFilePathEntry rpe = REMAP_FILE_PATH_ENTRY__INIT;
-	struct cr_img *img = NULL;
-	int ret = 0;
-
-	rpe.has_remap_type = true;
-	rpe.remap_type = REMAP_TYPE__GHOST;
-	for (size_t i = 0; i < ctx->files.nr && !ret; i++) {
-		const struct dump_file *f = ctx->files.v[i];
-		const struct ghost_ref *r = ghost_of(f);
-
-		if (!r)
-			continue;
-		if (!img && (ret = dump_img_open(ctx, IMG_REMAP_FPATH, 0, &img)))
-			return ret;
-		rpe.orig_id = f->fe.id;
-		rpe.remap_id = r->remap_id;
-		ret = img_write_entry(img, &rpe.base);
-	}
-	if (!img)
-		return 0;
-	if (ret) {
-		img_close(img);
-		return ret;
-	}
-	return img_close(img);
-}
-
-void dump_ghost_free(struct dump_file *f)
-{
-	free(ghost_of(f));
-	f->priv = NULL;
 }

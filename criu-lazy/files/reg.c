@@ -5,7 +5,9 @@
  * the dumped status flags and offset.  The file must still be there with
  * the size it had at the dump.  A deleted one is carried in the images as
  * a ghost (dump/ghost.c), recreated at restore before any task exists
- * (restore/ghost.c), so the path is there again while the tasks open it.
+ * (restore/ghost.c), so the path is there again while the tasks open it;
+ * one whose name is gone while other links keep it is linked again with
+ * --link-remap (dump/link-remap.c) and reached through that link.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -82,6 +84,12 @@ static int reg_dump(struct dump_ctx *ctx, const struct fd_probe *p, struct dump_
 		ret = dump_ghost(ctx, f, path, &p->st, what);
 		if (ret)
 			return ret;
+	} else if (dump_name_gone(p->link, &p->st)) {
+		snprintf(path, sizeof(path), "/proc/%d/fd/%d", p->t->pid, p->fd);
+		snprintf(what, sizeof(what), "fd %d of task %d", p->fd, p->t->pid);
+		ret = dump_link_remap(ctx, f, path, &p->st, what);
+		if (ret)
+			return ret;
 	}
 	f->reg.flags = p->flags & ~O_CLOEXEC;
 	f->reg.pos = p->pos;
@@ -142,8 +150,9 @@ const struct fd_kind_ops fd_kind_reg = {
 	.stage = FD_STAGE_OPEN,
 	.match = reg_match,
 	.dump = reg_dump,
-	.dump_write = dump_ghost_write_remaps,
-	.dump_free = dump_ghost_free,
+	.dump_write = dump_remaps_write,
+	.dump_release = dump_remap_release,
+	.dump_free = dump_remap_free,
 	.rst_match = reg_rst_match,
 	.check = reg_check,
 	.open = reg_open,

@@ -8,9 +8,17 @@
  * so each task holds a deleted file as it did, whose /proc link reads
  * "<path> (deleted)".  A failed restore deletes them too.
  *
- * remap-fpath.img ties file objects to ghosts; ghost-file-<id>.img (hex)
- * holds each ghost's owner, mode, times and contents (raw after the entry,
- * or as chunks that leave the holes between them).
+ * Links (--link-remap, dump/link-remap.c): a file whose name was gone
+ * while other links kept it has a link "link_remap.<id>" made by the dump.
+ * Its old name is linked to that again the same way (else, when taken,
+ * "<path>.cr_link", CRIU's name), opened by the tasks and unlinked, so
+ * they hold the same inode under a name that is gone.  The link_remap
+ * name goes once the restore has succeeded; a failed restore leaves it
+ * for the next try, as CRIU does.
+ *
+ * remap-fpath.img ties file objects to ghosts and links; ghost-file-<id>.img
+ * (hex) holds each ghost's owner, mode, times and contents (raw after the
+ * entry, or as chunks that leave the holes between them).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -33,8 +41,11 @@
 #define GHOST_BUF	(256 << 10)
 
 struct rst_ghost {
-	uint32_t remap_id;
+	uint32_t remap_id;		/* ghost number, or (linked) the link's file id */
+	bool linked;			/* a link of --link-remap, not a ghost */
+	const char *link;		/* linked: the link's name (in names[]) */
 	char *path;			/* where it is now, NULL until made */
+	bool borrowed;			/* linked: path was there (another's): not ours */
 	bool is_dir;
 	char **dirs;			/* parent directories we made, outermost first */
 	size_t nr_dirs;
@@ -87,18 +98,22 @@ static int collect_remap(struct cr_img *img, ProtobufCMessage *msg, void *arg)
 	const RemapFilePathEntry *rpe = (const RemapFilePathEntry *)msg;
 	uint32_t remap_id = rpe->remap_id;
 	struct rst_ghost_remap *r;
+	bool linked;
 	size_t k;
 
-	if (!rpe->has_remap_type && (remap_id & REMAP_GHOST_OLD))
+	if (!rpe->has_remap_type) {	/* old images: the high bit tells */
+		linked = !(remap_id & REMAP_GHOST_OLD);
 		remap_id &= ~REMAP_GHOST_OLD;
-	else if (!rpe->has_remap_type || rpe->remap_type != REMAP_TYPE__GHOST) {
-		pr_err("%s: file %u is remapped as %s: only ghost files are supported",
-		       img_name(img), rpe->orig_id,
-		       rpe->has_remap_type && rpe->remap_type == REMAP_TYPE__PROCFS ?
-		       "a dead process's /proc file" : "a link (--link-remap)");
+	} else if (rpe->remap_type == REMAP_TYPE__GHOST || rpe->remap_type == REMAP_TYPE__LINKED) {
+		linked = rpe->remap_type == REMAP_TYPE__LINKED;
+	} else {
+		pr_err("%s: file %u is remapped as %s: only ghost files and links "
+		       "(--link-remap) are supported", img_name(img), rpe->orig_id,
+		       rpe->remap_type == REMAP_TYPE__PROCFS ? "a dead process's /proc file" :
+		       "an unknown kind of remap");
 		return -EOPNOTSUPP;
 	}
-	for (k = 0; k < g->nr && g->v[k].remap_id != remap_id; k++)
+	for (k = 0; k < g->nr && (g->v[k].remap_id != remap_id || g->v[k].linked != linked); k++)
 		;
 	if (k == g->nr) {
 		struct rst_ghost *grown = realloc(g->v, (g->nr + 1) * sizeof(*grown));
@@ -108,6 +123,7 @@ static int collect_remap(struct cr_img *img, ProtobufCMessage *msg, void *arg)
 		g->v = grown;
 		memset(&g->v[g->nr++], 0, sizeof(*grown));
 		g->v[k].remap_id = remap_id;
+		g->v[k].linked = linked;
 	}
 	r = realloc(g->remaps, (g->nr_remaps + 1) * sizeof(*r));
 	if (!r)
@@ -153,13 +169,16 @@ static int make_parents(struct rst_ghost *gh, const char *path)
 	}
 }
 
-/* Create the file or directory at @path (exclusive), making parents. */
+/* Create the file or directory, or the link to gh->link, at @path
+ * (exclusive), making parents. */
 static int make_node(struct rst_ghost *gh, const char *path, bool dir)
 {
 	int fd = -1;
 
 	for (int tries = 0; tries < 2; tries++) {
-		if (dir)
+		if (gh->linked)
+			fd = linkat(AT_FDCWD, gh->link, AT_FDCWD, path, 0) ? -1 : 0;
+		else if (dir)
 			fd = mkdir(path, 0700) ? -1 : 0;
 		else
 			fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -266,6 +285,45 @@ static int apply_meta(const GhostFileEntry *gfe, const char *path)
 	return 0;
 }
 
+/* The old name of a linked file, a link to the one the dump made. */
+static int link_one(struct rst_ghost *gh, const char *orig)
+{
+	char path[PATH_MAX];
+	struct stat st, cur;
+	int ret;
+
+	if (lstat(gh->link, &st)) {
+		ret = -errno;
+		pr_err("%s: the link --link-remap made at the dump for %s is gone: %s", gh->link,
+		       orig, strerror(-ret));
+		return ret;
+	}
+	snprintf(path, sizeof(path), "%s", orig);
+	ret = make_node(gh, path, false);
+	/* the same file by that name already: the link of another open file
+	 * of it (each has a link of its own), which removes it */
+	if (ret == -EEXIST && !lstat(path, &cur) && cur.st_dev == st.st_dev &&
+	    cur.st_ino == st.st_ino) {
+		gh->borrowed = true;
+		ret = 0;
+	}
+	if (ret == -EEXIST) {
+		/* the name is taken by now: beside it, under CRIU's name */
+		snprintf(path, sizeof(path), "%s.cr_link", orig);
+		ret = make_node(gh, path, false);
+	}
+	if (ret < 0) {
+		pr_err("%s: cannot link %s there again (--link-remap): %s", path, gh->link,
+		       strerror(-ret));
+		return ret;
+	}
+	gh->path = strdup(path);
+	if (!gh->path)
+		return -ENOMEM;
+	pr_debug("link %s: %s linked again as %s", gh->link, orig, path);
+	return 0;
+}
+
 /* The ghost if it is a directory (@dirs) or a file (!@dirs), else nothing. */
 static int create_one(int dirfd, struct rst_ghost *gh, const char *orig, bool dirs)
 {
@@ -346,6 +404,13 @@ int rst_ghosts_create(struct rst_tree *tree)
 			ret = -EINVAL;
 		}
 	}
+	for (size_t k = 0; !ret && k < g->nr; k++) {
+		if (g->v[k].linked && !(g->v[k].link = orig_name(g, g->v[k].remap_id))) {
+			pr_err("remap-fpath.img: a file is linked to file %u, which is not a "
+			       "regular file of files.img", g->v[k].remap_id);
+			ret = -EINVAL;
+		}
+	}
 	/* each ghost where the first file object that uses it was; the
 	 * directories first, as a deleted file may have been in one */
 	for (int dirs = 1; dirs >= 0; dirs--) {
@@ -355,7 +420,10 @@ int rst_ghosts_create(struct rst_tree *tree)
 			for (size_t i = 0; !orig && i < g->nr_remaps; i++)
 				if (g->remaps[i].ghost == k)
 					orig = orig_name(g, g->remaps[i].orig_id);
-			ret = create_one(tree->dirfd, &g->v[k], orig, dirs);
+			if (!g->v[k].linked)
+				ret = create_one(tree->dirfd, &g->v[k], orig, dirs);
+			else if (!dirs)
+				ret = link_one(&g->v[k], orig);
 		}
 	}
 	return ret;
@@ -369,7 +437,7 @@ const char *rst_ghost_path(const struct rst_ghosts *g, uint32_t file_id)
 	return NULL;
 }
 
-void rst_ghosts_remove(struct rst_tree *tree)
+void rst_ghosts_remove(struct rst_tree *tree, bool done)
 {
 	struct rst_ghosts *g = tree->ghosts;
 
@@ -380,11 +448,19 @@ void rst_ghosts_remove(struct rst_tree *tree)
 
 			if (gh->is_dir != dirs)
 				continue;
-			if (gh->path && (gh->is_dir ? rmdir(gh->path) : unlink(gh->path)))
-				pr_warn("cannot delete the ghost %s again: %s", gh->path,
-					strerror(errno));
+			if (gh->path && !gh->borrowed &&
+			    (gh->is_dir ? rmdir(gh->path) : unlink(gh->path)))
+				pr_warn("cannot delete the %s %s again: %s",
+					gh->linked ? "link" : "ghost", gh->path, strerror(errno));
 			free(gh->path);
 			gh->path = NULL;
+			/* every task holds it now: the dump's link has done its job */
+			if (done && gh->linked && gh->link) {
+				if (unlink(gh->link) && errno != ENOENT)
+					pr_warn("cannot remove the link %s made by the dump: %s",
+						gh->link, strerror(errno));
+				gh->link = NULL;
+			}
 			while (gh->nr_dirs) {
 				char *d = gh->dirs[--gh->nr_dirs];
 
@@ -403,7 +479,7 @@ void rst_ghosts_free(struct rst_tree *tree)
 
 	if (!g)
 		return;
-	rst_ghosts_remove(tree);
+	rst_ghosts_remove(tree, false);
 	for (size_t k = 0; k < g->nr; k++)
 		free(g->v[k].dirs);
 	for (uint32_t i = 0; i < g->nr_names; i++)

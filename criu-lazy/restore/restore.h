@@ -330,7 +330,9 @@ void rst_shmem_release(struct rst_tree *tree);
 int rst_ghosts_create(struct rst_tree *tree);
 /* Where the file object @id's deleted file is now, or NULL if it is no ghost. */
 const char *rst_ghost_path(const struct rst_ghosts *g, uint32_t file_id);
-void rst_ghosts_remove(struct rst_tree *tree);
+/* The ghosts and links made again go; @done (the tasks hold them): the
+ * links --link-remap made at the dump too. */
+void rst_ghosts_remove(struct rst_tree *tree, bool done);
 void rst_ghosts_free(struct rst_tree *tree);
 
 /* tree-load.c: the plan of every live process */

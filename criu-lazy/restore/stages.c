@@ -64,7 +64,7 @@ static int stage_ghosts(struct rst_tree *tree)
 
 static int stage_ghosts_remove(struct rst_tree *tree)
 {
-	rst_ghosts_remove(tree);
+	rst_ghosts_remove(tree, true);
 	return 0;
 }
 
@@ -313,7 +313,7 @@ static int stage_files_finish(struct rst_tree *tree)
 }
 
 static const struct rst_stage stages[] = {
-	{ "make the deleted files the tree held again (ghost files)", stage_ghosts, false },
+	{ "make the deleted files the tree held again (ghost files, links)", stage_ghosts, false },
 	{ "read and check the images", stage_load, false },
 	{ "create the shared memory objects of the tree", stage_shmem, false },
 	{ "plan each process's memory", stage_plan, false },
@@ -326,7 +326,7 @@ static const struct rst_stage stages[] = {
 	{ "tell the daemon about the zombies", stage_lazy_zombies, true },
 	{ "hand each process's userfaultfd to the daemon", stage_lazy_handover, true },
 	{ "wait for every restorer's end", stage_blobs_done, false },
-	{ "delete the ghost files again: every task holds its own", stage_ghosts_remove, false },
+	{ "delete the ghost files and links again: every task holds its own", stage_ghosts_remove, false },
 	{ "registers, last syscalls", stage_finalize, false },
 	{ "TCP connections leave repair mode, their lock goes", stage_files_finish, false },
 	{ "tell the daemon the restore is finished", stage_lazy_finished, true },
@@ -354,7 +354,7 @@ void rst_stages_undo(struct rst_tree *tree)
 {
 	rst_lazy_close(tree);
 	rst_tree_kill(tree);
-	rst_ghosts_remove(tree);
+	rst_ghosts_remove(tree, false);
 	if (tree->ev_r >= 0)
 		close(tree->ev_r);
 	if (tree->ev_w >= 0)

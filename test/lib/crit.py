@@ -68,12 +68,22 @@ def only(decoded, name):
 
 def mark_ghosts(decoded, files):
     """A deleted file is in files.img under the name it had, with a ghost
-    (remap-fpath.img, ghost-file-<hex id>.img): give it the name /proc
-    shows, "<name> (deleted)"."""
+    (remap-fpath.img, ghost-file-<hex id>.img), or, with --link-remap, a
+    file whose name is gone with a link (remap-fpath.img: LINKED to a file
+    of files.img, "link_remap.<its id>" in the directory of the name or
+    above it): give it the name /proc shows, "<name> (deleted)"."""
     if "remap-fpath.img" not in decoded:
         return
     for r in entries(decoded, "remap-fpath.img"):
-        assert r["remap_type"] == "GHOST", f"remap {r}: not a ghost"
+        assert r["remap_type"] in ("GHOST", "LINKED"), f"remap {r}: neither ghost nor link"
+        if r["remap_type"] == "LINKED":
+            link = files[r["remap_id"]]["reg"]["name"]
+            orig = files[r["orig_id"]]["reg"]["name"]
+            head, _, tail = link.rpartition("/")
+            assert tail == f"link_remap.{r['remap_id']}" and orig.startswith(head + "/"), (
+                f"remap {r}: link {link} for {orig}")
+            files[r["orig_id"]]["reg"]["name"] += " (deleted)"
+            continue
         ghost = f"ghost-file-{r['remap_id']:x}.img"
         assert ghost in decoded, f"remap {r}: {ghost} was not written"
         gfe = entries(decoded, ghost)[0]

@@ -196,6 +196,11 @@ def change_ghost_20(task):
         f.write(b"\x00\x42")
 
 
+def link_lr_keep_again(task):
+    """One more name for the file behind fd 20 of link_remap."""
+    os.link(task.dir / "lr-keep", task.dir / "lr-extra")
+
+
 def change_memfd_map_20(task):
     """A byte of the mapped memfd "shared", written through its fd 20."""
     with open(f"/proc/{task.pid}/fd/20", "r+b", buffering=0) as f:

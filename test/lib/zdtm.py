@@ -150,6 +150,8 @@ ZDTM_TESTS = [
     # deleted files held open or mapped, a deleted cwd (ghost files)
     ZdtmTest("ghost_files"),
     ZdtmTest("ghost_files", ("--child",), label="tree", tree=True),
+    # files whose name is gone while another link keeps them (--link-remap)
+    ZdtmTest("link_remap", cr_opts=("--link-remap",)),
     # memfds mapped shared and private, with and without a descriptor,
     # sealed, and shared with a child
     ZdtmTest("memfd_map"),
