@@ -140,3 +140,20 @@ def test_dump_refuses_mdwe(tool, zdtm, workdir):
                          label="mdwe"))
     dump_must_refuse(tool, task, workdir, rf"\b{task.pid}\b", r"PR_SET_MDWE")
     task.check_pass()
+
+
+@pytest.mark.parametrize("flag", ["--leave-running", "--leave-stopped"])
+def test_dump_refuses_backlog_data_left_running(flag, tool, zdtm, workdir):
+    """Data waiting in a connection a listener has not accepted yet: only
+    accepting it reads it, which a tree that runs on after the dump must
+    not see, so -R and -s refuse it (naming the client, the listener and
+    the flag) and the task runs on with every connection still waiting."""
+    task = zdtm(ZdtmTest("unix_backlog"))
+    before = task.snapshot()
+    imgdir = workdir / "images"
+    imgdir.mkdir()
+    res = tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT, extra=[flag])
+    assert_error_line(res, "dump", r"fd 21 of task", r"listening unix socket at fd 20",
+                      r"not yet accepted", flag)
+    task.expect_unharmed(before)
+    task.check_pass()

@@ -151,6 +151,8 @@ CASES = [
     (ZdtmTest("share_fs"), poke_expected_umask, r"root after the restore: umask is 027, expected 022"),
     (ZdtmTest("inet_sockets"), send_to_udp_22, r"fd 22: expected an empty queue"),
     (ZdtmTest("low_fds"), write_into_low_fd_pipe, r"the pipe at fd 4 received"),
+    (ZdtmTest("unix_backlog"), send_one_more_byte_on_21,
+     r"fd 21's connection: expected an empty queue"),
     (ZdtmTest("tcp_established", ("--small",)), send_one_more_byte_on_21,
      r"fd 22: expected nothing to read"),
     (ZdtmTest("lazy_fork"), poke_lazy_region_page5, r"parent: first read: page 5 "),

@@ -6,10 +6,11 @@
  * socket's inode the name is kept as deleted (re-made and unlinked at
  * restore); a relative name keeps the task's working directory.
  *
- * Once every task is seen (unix_dump_resolve), the files in flight of the
- * queues become file objects (sk-scm.c), then peers are tied: a client
- * not yet accepted names the listener as its peer (the kernel shows no
- * inode for the waiting end), and a peer outside the dumped tree is
+ * Once every task is seen (unix_dump_resolve), the data waiting in
+ * connections not yet accepted is read (unix-backlog.c), the files in
+ * flight of the queues become file objects (sk-scm.c), then peers are
+ * tied: a client not yet accepted names the listener as its peer (the
+ * kernel shows no inode for the waiting end), and a peer outside the dumped tree is
  * refused, naming the fd, unless --ext-unix-sk allows a datagram socket to
  * be reconnected to it by name (an entry of its own, USK_EXTERN).
  */
@@ -110,6 +111,7 @@ int unix_dump(struct dump_ctx *ctx, const struct fd_probe *p, struct dump_file *
 	f->priv = ud;
 	ud->pid = p->t->pid;
 	ud->fd = p->fd;
+	ud->t = p->t;
 	unix_sk_entry__init(&ud->ue);
 	ud->ue.opts = &ud->opts;
 	sk_opts_entry__init(&ud->opts);
@@ -187,32 +189,6 @@ static struct unix_dump *find_by_ino(struct dump_ctx *ctx, uint32_t ino)
 	return NULL;
 }
 
-/* The clients waiting on a listener: in the tree, with nothing sent yet. */
-static int resolve_listener(struct dump_ctx *ctx, struct unix_dump *l)
-{
-	for (unsigned int i = 0; i < l->nr_icons; i++) {
-		struct unix_dump *c = l->icons[i] ? find_by_ino(ctx, l->icons[i]) : NULL;
-		const char *why = NULL;
-
-		if (!l->icons[i])
-			why = "whose client is closed";
-		else if (!c)
-			why = "from a client outside the dumped tree";
-		if (why) {
-			pr_err("fd %d of task %d is a listening unix socket with a connection not yet accepted %s (client inode %u): not supported",
-			       l->fd, l->pid, why, l->icons[i]);
-			return -EOPNOTSUPP;
-		}
-		if (c->wqueue) {
-			pr_err("fd %d of task %d: its connection to the listening unix socket at fd %d, not yet accepted, holds %u bytes: data in connections not yet accepted is not supported yet",
-			       c->fd, c->pid, l->fd, c->wqueue);
-			return -EOPNOTSUPP;
-		}
-		c->ue.peer = l->ue.ino;
-	}
-	return 0;
-}
-
 /* --ext-unix-sk: an entry for the outside peer, by which to reconnect. */
 static int add_external(struct dump_ctx *ctx, struct unix_dump *s)
 {
@@ -262,15 +238,19 @@ static int add_external(struct dump_ctx *ctx, struct unix_dump *s)
 
 int unix_dump_resolve(struct dump_ctx *ctx)
 {
-	/* files in flight first: a socket among them may be another's peer */
-	int ret = sk_scm_resolve(ctx);
+	/* the data waiting on listeners first (it may carry files in flight),
+	 * then files in flight: a socket among them may be another's peer */
+	int ret = unix_backlog_drain(ctx);
+
+	if (!ret)
+		ret = sk_scm_resolve(ctx);
 
 	for (size_t i = 0; i < ctx->files.nr && !ret; i++) {
 		struct dump_file *f = ctx->files.v[i];
 		struct unix_dump *ud = f->priv;
 
 		if (f->ops == &fd_kind_unix && ud->ue.state == TCP_LISTEN)
-			ret = resolve_listener(ctx, ud);
+			ret = unix_backlog_resolve(ctx, ud);
 	}
 	for (size_t i = 0; i < ctx->files.nr && !ret; i++) {
 		struct dump_file *f = ctx->files.v[i];

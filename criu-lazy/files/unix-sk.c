@@ -14,7 +14,9 @@
  *              the client connects to the listener and the listener accepts
  *              at once, so both ends have their names back
  *   listener   bound, listening with its backlog; in FD_STAGE_CONNECT its
- *              clients not yet accepted connect to it
+ *              clients not yet accepted connect to it, in files.img order
+ *              (the backlog's), each sending again the data that waited in
+ *              its connection (sk-queues.img names the client for it)
  *   plain      anything else: socket(2), bound to its name (a stale socket
  *              file at the path is removed first, a deleted one unlinked
  *              afterwards), its datagrams sent again to its name by a
@@ -340,11 +342,22 @@ static int unix_open(struct rst_child *c, const struct rst_fd *f)
 	return open_file(c, f->fe->usk);
 }
 
-/* FD_STAGE_CONNECT: a plain socket to its peer, a listener's waiting clients. */
+/* FD_STAGE_CONNECT: a plain socket to its peer, a listener's waiting
+ * clients (in backlog order), each sending again what it had sent before
+ * its connection was accepted (unix-backlog.c), with room enough, then its
+ * own buffer sizes back. */
 static int connect_one(struct rst_child *c, int sk, const UnixSkEntry *ue, const UnixSkEntry *to)
 {
+	const struct sk_queue *q = to->state == TCP_LISTEN ? queue_of(c, ue) : NULL;
 	int ret = unix_connect_name(c, sk, to);
 
+	if (!ret && q && q->nr) {
+		ret = set_sndbuf(c, sk, ue, SK_FILL_SNDBUF);
+		if (!ret)
+			ret = sk_queue_fill(c, sk, q);
+		if (!ret)
+			ret = sk_opts_restore(c, sk, ue->opts, ue->id);
+	}
 	return ret ? ret : do_shutdown(c, sk, ue);
 }
 
@@ -425,7 +438,9 @@ static int unix_check(const struct opts *o, struct rst_images *ri, struct rst_fd
 	ret = sk_scm_check(o, ri, *state, ue);
 	if (ret)
 		return ret;
-	if (how == UNIX_PLAIN && !ue->name.len && sk_queue_find(*state, ue->id) &&
+	/* a client waiting on a listener sends its own again */
+	if (how == UNIX_PLAIN && !ue->name.len && !(pe && pe->state == TCP_LISTEN) &&
+	    sk_queue_find(*state, ue->id) &&
 	    sk_queue_find(*state, ue->id)->nr) {
 		pr_err("sk-queues.img: unix socket %u holds messages but has no name nor pair to receive them again",
 		       ue->id);
@@ -471,6 +486,7 @@ const struct fd_kind_ops fd_kind_unix = {
 	.dump = unix_dump,
 	.dump_resolve = unix_dump_resolve,
 	.dump_write = sk_queues_write,	/* every socket kind's queues */
+	.dump_release = unix_backlog_release,
 	.dump_free = unix_dump_free,
 	.check = unix_check,
 	.open = unix_open,

@@ -31,8 +31,10 @@ struct unix_dump {
 	char *name_dir;
 	pid_t pid;			/* for messages; 0 for an external peer */
 	int fd;
+	struct dump_task *t;		/* whose fd it is (NULL: an external peer) */
 	uint32_t *icons;		/* a listener's connections not yet accepted */
 	unsigned int nr_icons;
+	unsigned int nr_drained;	/* of them, accepted by the dump (unix-backlog.c) */
 	uint32_t wqueue;		/* bytes it sent that nobody has read yet */
 	bool in_flight;			/* no task's fd: passed with SCM_RIGHTS (sk-scm.c) */
 };
@@ -44,6 +46,14 @@ bool unix_match(const struct dump_ctx *ctx, const struct fd_probe *p);
 int unix_dump(struct dump_ctx *ctx, const struct fd_probe *p, struct dump_file *f);
 int unix_dump_resolve(struct dump_ctx *ctx);
 void unix_dump_free(struct dump_file *f);
+
+/* unix-backlog.c: a listener's connections not yet accepted.  drain: the
+ * data waiting in them, read by accepting them (before sk_scm_resolve());
+ * resolve: each client names its listener, in backlog order in files.img;
+ * release: the warning when a failed dump lost what it accepted. */
+int unix_backlog_drain(struct dump_ctx *ctx);
+int unix_backlog_resolve(struct dump_ctx *ctx, struct unix_dump *l);
+int unix_backlog_release(struct dump_ctx *ctx, struct dump_file *f, bool resume);
 
 /* unix-sk.c: @ue can be opened alone, as a file in flight (a pair's end,
  * or a socket connected to nothing) */

@@ -132,6 +132,11 @@ ZDTM_TESTS = [
     # while it reads its queues and the files passed in them
     ZdtmTest("unix_scm"),
     ZdtmTest("unix_scm", label="lazy-reads", defer_background=True),
+    # connections not yet accepted, with data (and a file in flight)
+    # waiting in them; the second: none sends anything
+    ZdtmTest("unix_backlog"),
+    ZdtmTest("unix_backlog", ("--empty",), label="empty"),
+    ZdtmTest("unix_backlog", label="lazy-reads", defer_background=True),
     ZdtmTest("netlink", host_names=True),
     ZdtmTest("netlink", label="lazy-reads", host_names=True, defer_background=True),
     ZdtmTest("inet_sockets", host_names=True),

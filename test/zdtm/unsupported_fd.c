@@ -127,7 +127,9 @@ int main(int argc, char **argv)
 	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 
 	if (!strcmp(kind, "unix")) {
-		/* a listener (abstract name) with one connection not yet accepted */
+		/* a listener (abstract name) with one connection not yet accepted,
+		 * whose client sent data and closed (a client the images cannot
+		 * name) */
 		struct sockaddr_un un = { .sun_family = AF_UNIX };
 		socklen_t len = offsetof(struct sockaddr_un, sun_path) + 1 +
 				snprintf(un.sun_path + 1, sizeof(un.sun_path) - 1,
@@ -141,6 +143,7 @@ int main(int argc, char **argv)
 			fail("connect: %m");
 		if (write(FD_B, "ping", 4) != 4)
 			fail("write: %m");
+		close(FD_B);
 	} else if (!strcmp(kind, "unix-ext") || !strcmp(kind, "unix-ext-dgram")) {
 		/* connected to a peer outside the tree: the test's socket */
 		bool dgram = !strcmp(kind, "unix-ext-dgram");
@@ -282,9 +285,7 @@ int main(int argc, char **argv)
 		if (a < 0)
 			fail("accept: %m");
 		expect_read(a, "ping");
-		if (write(a, "pong", 4) != 4)
-			fail("write: %m");
-		expect_read(FD_B, "pong");
+		expect_read(a, "");
 		close(a);
 	} else if (!strcmp(kind, "unix-ext")) {
 		expect_read(FD_A, "pong");	/* the test answers after the dump */

@@ -1,0 +1,280 @@
+/*
+ * Listening unix sockets with connections not yet accepted, data waiting
+ * in them (issue 9):
+ *
+ *   20  a stream listener bound to "unix_backlog.stream" (non-blocking,
+ *       backlog 8), four clients waiting on it, in this order:
+ *         21  sent 1000 + 2000 bytes
+ *         22  sent nothing
+ *         23  sent 70000 bytes and shut its writing down
+ *         24  sent 5 bytes with a file in flight: the read end of a pipe
+ *             whose write end is 27
+ *   30  a seqpacket listener bound to "unix_backlog.seqpacket"
+ *       (non-blocking, backlog 4), two clients waiting:
+ *         31  sent three records: 10 bytes, 0 bytes, 3000 bytes
+ *         32  sent nothing
+ *
+ * With --empty no client sends anything (and 24 passes no file).
+ *
+ * After SIGTERM each listener gives its connections back in the same order
+ * (each accepted end answered by the client it should be), with the same
+ * data and boundaries, the shutdown of 23, the file in flight working; and
+ * nothing more is waiting.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "lib/zdtmtst.h"
+
+static uint8_t buf[70000];
+static int empty;
+
+struct name {
+	struct sockaddr_un sun;
+	socklen_t len;
+};
+
+static struct name path_name(const char *path)
+{
+	struct name n = { .sun = { .sun_family = AF_UNIX } };
+
+	snprintf(n.sun.sun_path, sizeof(n.sun.sun_path), "%s", path);
+	n.len = offsetof(struct sockaddr_un, sun_path) + strlen(path) + 1;
+	return n;
+}
+
+static void place(int fd, int at)
+{
+	if (fd < 0)
+		fail("creating fd %d: %m", at);
+	if (fd != at) {
+		if (dup2(fd, at) != at)
+			fail("dup2 %d -> %d: %m", fd, at);
+		close(fd);
+	}
+}
+
+static void listener(int type, const char *path, int backlog, int at)
+{
+	struct name n = path_name(path);
+
+	unlink(path);
+	place(socket(AF_UNIX, type | SOCK_NONBLOCK, 0), at);
+	if (bind(at, (struct sockaddr *)&n.sun, n.len) || listen(at, backlog))
+		fail("fd %d: bind/listen %s: %m", at, path);
+}
+
+static void client(int type, const char *path, int at)
+{
+	struct name n = path_name(path);
+
+	place(socket(AF_UNIX, type, 0), at);
+	if (connect(at, (struct sockaddr *)&n.sun, n.len))
+		fail("fd %d: connect to %s: %m", at, path);
+}
+
+static void put(int fd, size_t len, uint64_t seed, int pass_fd)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { buf, len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	pattern_fill(buf, len, seed);
+	if (pass_fd >= 0) {
+		struct cmsghdr *ch = (struct cmsghdr *)cbuf;
+
+		memset(cbuf, 0, sizeof(cbuf));
+		mh.msg_control = cbuf;
+		mh.msg_controllen = sizeof(cbuf);
+		ch->cmsg_level = SOL_SOCKET;
+		ch->cmsg_type = SCM_RIGHTS;
+		ch->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(ch), &pass_fd, sizeof(int));
+	}
+	if (sendmsg(fd, &mh, MSG_DONTWAIT) != (ssize_t)len)
+		fail("send %zu bytes from fd %d: %m", len, fd);
+}
+
+/* @len bytes of @seed's pattern (a stream: as they come); a file passed
+ * with them goes to *passed. */
+static void get(int fd, size_t len, uint64_t seed, int stream, int *passed, const char *what)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))];
+	size_t done = 0;
+
+	do {
+		/* a stream: no byte beyond these (what follows is checked apart) */
+		struct iovec iov = { buf + done, stream ? len - done : sizeof(buf) };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+				     .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+		struct cmsghdr *ch;
+		ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+
+		if (n < 0 || (n == 0 && len))
+			fail("%s: got %zu of %zu bytes (%zd: %m)", what, done, len, n);
+		for (ch = CMSG_FIRSTHDR(&mh); ch; ch = CMSG_NXTHDR(&mh, ch)) {
+			if (ch->cmsg_type != SCM_RIGHTS || !passed || *passed >= 0)
+				fail("%s: a file in flight not expected", what);
+			memcpy(passed, CMSG_DATA(ch), sizeof(int));
+		}
+		done += n;
+		if (!stream && done != len)
+			fail("%s: a record of %zu bytes, expected %zu", what, done, len);
+	} while (done < len);
+	pattern_expect(what, buf, len, seed);
+}
+
+static void expect_empty(int fd, const char *what)
+{
+	if (recv(fd, buf, 1, MSG_DONTWAIT) != -1 || errno != EAGAIN)
+		fail("%s: expected an empty queue (%m)", what);
+}
+
+static void expect_eof(int fd, const char *what)
+{
+	if (recv(fd, buf, 1, MSG_DONTWAIT) != 0)
+		fail("%s: expected the end of the stream (%m)", what);
+}
+
+/* @acc is the accepted end of @cl: a byte each way. */
+static void same_connection(int acc, int cl, int cl_shut, const char *what)
+{
+	char c = 'x';
+
+	if (send(acc, &c, 1, MSG_DONTWAIT) != 1 || recv(cl, &c, 1, MSG_DONTWAIT) != 1 || c != 'x')
+		fail("%s: the connection accepted is not fd %d's (%m)", what, cl);
+	if (cl_shut)
+		return;
+	if (send(cl, &c, 1, MSG_DONTWAIT) != 1 || recv(acc, &c, 1, MSG_DONTWAIT) != 1)
+		fail("%s: fd %d -> its accepted end no longer works (%m)", what, cl);
+}
+
+static int take(int l, const char *what)
+{
+	int acc = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+
+	if (acc < 0)
+		fail("%s: nothing to accept on fd %d (%m)", what, l);
+	return acc;
+}
+
+static void check_stream(void)
+{
+	int acc, passed = -1;
+
+	acc = take(20, "connection 1 (fd 21)");
+	if (!empty)
+		get(acc, 3000, 0x21, 1, NULL, "fd 21's connection");
+	expect_empty(acc, "fd 21's connection");
+	same_connection(acc, 21, 0, "connection 1 (fd 21)");
+	close(acc);
+
+	acc = take(20, "connection 2 (fd 22)");
+	expect_empty(acc, "fd 22's connection");
+	same_connection(acc, 22, 0, "connection 2 (fd 22)");
+	close(acc);
+
+	acc = take(20, "connection 3 (fd 23)");
+	if (!empty) {
+		get(acc, sizeof(buf), 0x23, 1, NULL, "fd 23's connection");
+		expect_eof(acc, "fd 23's connection (shut down)");
+	} else {
+		expect_empty(acc, "fd 23's connection");
+	}
+	same_connection(acc, 23, !empty, "connection 3 (fd 23)");
+	close(acc);
+
+	acc = take(20, "connection 4 (fd 24)");
+	if (!empty) {
+		get(acc, 5, 0x24, 1, &passed, "fd 24's connection");
+		if (passed < 0)
+			fail("fd 24's connection: the file in flight is missing");
+		if (write(27, "pipe", 4) != 4 || read(passed, buf, 8) != 4 || memcmp(buf, "pipe", 4))
+			fail("the pipe passed by fd 24 is not the one of fd 27 (%m)");
+		close(passed);
+	}
+	expect_empty(acc, "fd 24's connection");
+	same_connection(acc, 24, 0, "connection 4 (fd 24)");
+	close(acc);
+
+	if (accept(20, NULL, NULL) >= 0 || errno != EAGAIN)
+		fail("fd 20: a fifth connection waits (%m)");
+}
+
+static void check_seqpacket(void)
+{
+	int acc;
+
+	acc = take(30, "seqpacket connection 1 (fd 31)");
+	if (!empty) {
+		get(acc, 10, 0x310, 0, NULL, "fd 31's record 1");
+		get(acc, 0, 0, 0, NULL, "fd 31's record 2 (empty)");
+		get(acc, 3000, 0x312, 0, NULL, "fd 31's record 3");
+	}
+	expect_empty(acc, "fd 31's connection");
+	same_connection(acc, 31, 0, "seqpacket connection 1 (fd 31)");
+	close(acc);
+
+	acc = take(30, "seqpacket connection 2 (fd 32)");
+	expect_empty(acc, "fd 32's connection");
+	same_connection(acc, 32, 0, "seqpacket connection 2 (fd 32)");
+	close(acc);
+
+	if (accept(30, NULL, NULL) >= 0 || errno != EAGAIN)
+		fail("fd 30: a third connection waits (%m)");
+}
+
+int main(int argc, char **argv)
+{
+	const struct test_opt opts[] = {
+		{ "empty", TEST_OPT_FLAG, &empty, 0, "no client sends anything" },
+		{ NULL, 0, NULL, 0, NULL },
+	};
+	int p[2];
+
+	test_init(argc, argv, opts);
+
+	listener(SOCK_STREAM, "unix_backlog.stream", 8, 20);
+	client(SOCK_STREAM, "unix_backlog.stream", 21);
+	client(SOCK_STREAM, "unix_backlog.stream", 22);
+	client(SOCK_STREAM, "unix_backlog.stream", 23);
+	client(SOCK_STREAM, "unix_backlog.stream", 24);
+	if (pipe(p))
+		fail("pipe: %m");
+	place(p[0], 26);
+	place(p[1], 27);
+	if (!empty) {
+		put(21, 1000, 0x21, -1);
+		/* the second part of the same pattern */
+		pattern_fill(buf, 3000, 0x21);
+		if (send(21, buf + 1000, 2000, MSG_DONTWAIT) != 2000)
+			fail("send from fd 21: %m");
+		put(23, sizeof(buf), 0x23, -1);
+		if (shutdown(23, SHUT_WR))
+			fail("shutdown fd 23: %m");
+		put(24, 5, 0x24, 26);
+	}
+	close(26);
+
+	listener(SOCK_SEQPACKET, "unix_backlog.seqpacket", 4, 30);
+	client(SOCK_SEQPACKET, "unix_backlog.seqpacket", 31);
+	client(SOCK_SEQPACKET, "unix_backlog.seqpacket", 32);
+	if (!empty) {
+		put(31, 10, 0x310, -1);
+		put(31, 0, 0, -1);
+		put(31, 3000, 0x312, -1);
+	}
+
+	test_daemon();
+	test_waitsig();
+
+	check_stream();
+	check_seqpacket();
+	pass();
+}
