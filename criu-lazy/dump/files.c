@@ -441,19 +441,14 @@ out:
 
 int dump_fs(struct dump_ctx *ctx, struct dump_task *t, const char *status)
 {
-	char path[64], root[PATH_MAX], what[64];
+	char what[64];
 	const char *p;
 	int ret;
 
+	/* a root of its own (chroot) is one more directory, deleted or not:
+	 * every path of the task reads from ours, and the restore opens them
+	 * all before it chroots */
 	fs_entry__init(&t->fs);
-	snprintf(path, sizeof(path), "/proc/%d/root", t->pid);
-	ret = read_link(t, path, root, sizeof(root));
-	if (ret)
-		return ret;
-	if (strcmp(root, "/")) {
-		pr_err("task %d runs chrooted in %s: not supported yet", t->pid, root);
-		return -EOPNOTSUPP;
-	}
 	snprintf(what, sizeof(what), "the working directory of task %d", t->pid);
 	ret = dump_file_by_path(ctx, t, "cwd", what, O_RDONLY, &t->fs.cwd_id);
 	if (ret)

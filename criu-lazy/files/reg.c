@@ -38,14 +38,22 @@ static bool is_mem_chardev(const struct stat *st)
  * Is mount @mnt_id one of the task's?  A file without links on a mount no
  * namespace shows (the kernel's own shmem of /dev/zero mappings and SysV
  * segments, secretmem) is a kernel object, not a deleted file to recreate.
+ * The task's own mountinfo shows only what is below its root, which a
+ * chroot narrows: ours, when the namespace is ours.
  */
 static bool mount_visible(pid_t pid, int mnt_id)
 {
 	char path[64], line[64];
+	struct stat ns, our_ns;
 	bool found = false;
 	FILE *f;
 
-	snprintf(path, sizeof(path), "/proc/%d/mountinfo", pid);
+	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", pid);
+	if (!stat(path, &ns) && !stat("/proc/self/ns/mnt", &our_ns) && ns.st_ino == our_ns.st_ino &&
+	    ns.st_dev == our_ns.st_dev)
+		snprintf(path, sizeof(path), "/proc/self/mountinfo");
+	else
+		snprintf(path, sizeof(path), "/proc/%d/mountinfo", pid);
 	f = fopen(path, "re");
 	if (!f)
 		return false;

@@ -70,6 +70,15 @@ static int dump_path(const struct fd_probe *p, const struct unix_diag_info *u,
 	struct stat st;
 	ssize_t n;
 
+	/* its name is inside the task's own root, which we do not see */
+	snprintf(link, sizeof(link), "/proc/%d/root", t->pid);
+	n = readlink(link, cwd, sizeof(cwd) - 1);
+	if (n != 1 || cwd[0] != '/') {
+		cwd[n > 0 ? n : 0] = '\0';
+		pr_err("fd %d of task %d: a unix socket bound to %s in the task's own root %s "
+		       "(chroot): not supported", p->fd, p->t->pid, ud->name, cwd);
+		return -EOPNOTSUPP;
+	}
 	if (ud->name[0] != '/') {
 		snprintf(link, sizeof(link), "/proc/%d/cwd", t->pid);
 		n = readlink(link, cwd, sizeof(cwd) - 1);

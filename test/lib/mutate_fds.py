@@ -201,6 +201,11 @@ def link_lr_keep_again(task):
     os.link(task.dir / "lr-keep", task.dir / "lr-extra")
 
 
+def chmod_croot(task):
+    """Another mode for the root chroot_root runs in."""
+    os.chmod(task.dir / "croot", 0o755)
+
+
 def change_memfd_map_20(task):
     """A byte of the mapped memfd "shared", written through its fd 20."""
     with open(f"/proc/{task.pid}/fd/20", "r+b", buffering=0) as f:

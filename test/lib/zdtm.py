@@ -157,6 +157,9 @@ ZDTM_TESTS = [
     ZdtmTest("ghost_files", ("--child",), label="tree", tree=True),
     # files whose name is gone while another link keeps them (--link-remap)
     ZdtmTest("link_remap", cr_opts=("--link-remap",)),
+    # a task chrooted into a directory of its own; that root deleted
+    ZdtmTest("chroot_root"),
+    ZdtmTest("chroot_root", ("--deleted",), label="deleted"),
     # memfds mapped shared and private, with and without a descriptor,
     # sealed, and shared with a child
     ZdtmTest("memfd_map"),
