@@ -17,6 +17,7 @@
 #include <sys/types.h>
 
 #include "lazy/lazy-model.h"
+#include "lazy/lazy-shmem.h"
 #include "lazy/lazy-stats.h"
 #include "lazy/working-set.h"
 #include "options.h"
@@ -44,6 +45,7 @@ struct lazy_task {
 	bool gone;			/* exited, or everything delivered */
 	bool forked;			/* a child forked after the restore */
 	struct lazy_model model;
+	struct lazy_shm_map shm;	/* its VMAs of lazy shared memory */
 	uint64_t nr_lazy_pages;		/* at start, for the statistics */
 
 	struct lazy_req *inflight;
@@ -72,6 +74,7 @@ struct lazy_daemon {
 
 	struct lazy_task *tasks;
 	struct lazy_task *bg_next;	/* round robin of background delivery */
+	struct lazy_shm_obj *shm_objs;	/* lazy shared memory (lazy-shmem.c) */
 	struct page_source *src;
 	struct lazy_stats stats;
 	struct working_set ws;		/* the pages the tasks touched */

@@ -44,6 +44,9 @@ static int serve_fault(struct lazy_daemon *d, struct lazy_task *t, uint64_t addr
 	addr &= ~(LAZY_PAGE_SIZE - 1);
 	if (t->gone)
 		return 0;
+	ret = lazy_shmem_fault(d, t, addr);
+	if (ret <= 0)
+		return ret;
 	/*
 	 * A request for this page is out (a neighbour's fault-around, or the
 	 * background): its copy will wake the thread.  The task touched it
@@ -111,7 +114,8 @@ static int on_fork(struct lazy_daemon *d, struct lazy_task *parent, int child_uf
 		return -ENOMEM;
 	}
 	child->forked = true;
-	ret = lazy_model_clone(&child->model, &parent->model);
+	ret = lazy_model_clone(&child->model, &parent->model) ?:
+	      lazy_shm_clone(&child->shm, &parent->shm);
 	if (ret)
 		return ret;
 	/* what the parent still waits for, the child must get too */
@@ -140,7 +144,7 @@ static int on_unmap(struct lazy_daemon *d, struct lazy_task *t, uint64_t start, 
 
 	lazy_model_drop(&t->model, start, end);
 	dropped -= t->model.nr_pending;
-	ret = lazy_inflight_drop(t, start, end, &dropped);
+	ret = lazy_inflight_drop(t, start, end, &dropped) ?: lazy_shm_cut(&t->shm, start, end);
 	LAZY_COUNT(d, t, pages_dropped_event, dropped);
 	/* a thread waiting there must retry its fault and see what is there now */
 	if (!ret && uffd_wake(t->uffd, start, end - start) < 0)
@@ -154,7 +158,12 @@ static int on_unmap(struct lazy_daemon *d, struct lazy_task *t, uint64_t start, 
  */
 static int on_remove(struct lazy_daemon *d, struct lazy_task *t, uint64_t start, uint64_t end)
 {
-	int ret = uffd_unregister(t->uffd, start, end - start);
+	/* shared memory keeps its data: the object gets it before we let go */
+	int ret = lazy_shmem_remove(d, t, start, end);
+
+	if (ret)
+		return ret;
+	ret = uffd_unregister(t->uffd, start, end - start);
 
 	if (ret == UFFD_GONE_TASK) {
 		lazy_task_close(d, t, "exited");
@@ -182,6 +191,7 @@ static int on_remap(struct lazy_daemon *d, struct lazy_task *t, uint64_t from, u
 		ret = lazy_inflight_drop(t, to, to + len, &dropped);
 	ret = ret ?: lazy_inflight_remap(t, from, to, len);
 	ret = ret ?: lazy_model_remap(&t->model, from, to, len, &dropped);
+	ret = ret ?: lazy_shm_remap(&t->shm, from, to, len);
 	LAZY_COUNT(d, t, pages_dropped_event, dropped);
 	if (!ret && uffd_wake(t->uffd, from, len) < 0)
 		ret = -EIO;

@@ -193,6 +193,8 @@ static bool background_wanted(struct lazy_daemon *d)
 {
 	if (!d->restore_finished || d->o->no_background)
 		return false;
+	if (lazy_shmem_background_wanted(d))
+		return true;
 	for (struct lazy_task *t = d->tasks; t; t = t->next)
 		if (!t->gone && t->model.nr_pending && d->src->ops->can_prefetch(d->src, t))
 			return true;
@@ -252,8 +254,11 @@ static int run_loop(struct lazy_daemon *d)
 		for (struct lazy_task *t = d->tasks; t && !ret; t = t->next)
 			if (!t->gone && t->nr_deferred)
 				ret = lazy_retry_deferred(d, t);
-		if (!ret && !n && background)
-			ret = lazy_background_step(d);
+		if (!ret && !n && background) {
+			ret = lazy_shmem_background_step(d);
+			if (!ret)
+				ret = lazy_background_step(d);
+		}
 		if (ret < 0)
 			return ret;
 
@@ -334,6 +339,7 @@ int cr_lazy_pages(struct opts *o)
 	if (ret) {
 		lazy_poison_all(&d);
 	} else {
+		lazy_shmem_finish(&d);
 		lazy_stats_report(&d.stats, d.dirfd);
 		ws_write(&d.ws, d.dirfd, tree.pids, tree.nr_pids);
 		if (d.stats.pages_lost) {
@@ -350,6 +356,7 @@ out:
 		unlink(sock_path);
 	}
 	lazy_task_free_all(&d);		/* releases what the source holds for each */
+	lazy_shmem_free_all(&d);
 	if (d.src)
 		d.src->ops->finish(d.src);
 	lazy_stats_free(&d.stats);

@@ -107,4 +107,5 @@ void lazy_poison_all(struct lazy_daemon *d)
 			pr_info("task %d: %llu lazy pages are in no VMA any more", t->pid,
 				(unsigned long long)c.unreachable);
 	}
+	lazy_shmem_poison(d);
 }

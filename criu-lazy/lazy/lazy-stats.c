@@ -92,13 +92,14 @@ static void write_procs(FILE *f, const struct lazy_stats *s)
 			"\"pages_inherited\": %llu, \"pages_fault\": %llu, \"pages_background\": %llu, "
 			"\"pages_dropped_event\": %llu, \"pages_dropped_exit\": %llu, "
 			"\"pages_lost\": %llu, \"pages_zero\": %llu, \"faults\": %llu, "
+			"\"pages_shmem\": %llu, "
 			"\"last_page_s\": %.6f}", i ? ", " : "", p->pid, (unsigned long long)p->tasks,
 			(unsigned long long)p->pages_lazy, (unsigned long long)p->pages_inherited,
 			(unsigned long long)p->pages_fault, (unsigned long long)p->pages_background,
 			(unsigned long long)p->pages_dropped_event,
 			(unsigned long long)p->pages_dropped_exit, (unsigned long long)p->pages_lost,
 			(unsigned long long)p->pages_zero, (unsigned long long)p->faults,
-			done_s(s, p));
+			(unsigned long long)p->pages_shmem, done_s(s, p));
 	}
 	fputs("]", f);
 }
@@ -122,6 +123,9 @@ void lazy_stats_report(struct lazy_stats *s, int dirfd)
 	       (unsigned long long)s->pages_dropped_event, (unsigned long long)s->pages_dropped_exit,
 	       (unsigned long long)s->pages_lost, (unsigned long long)s->pages_zero);
 	print_procs(s);
+	if (s->pages_shmem)
+		printf("lazy-pages: %llu of the lazy pages are shared memory\n",
+		       (unsigned long long)s->pages_shmem);
 	printf("lazy-pages: %llu faults, latency p50 %.1f us, p99 %.1f us; "
 	       "%llu bytes in %.3f s (%.1f MiB/s)\n",
 	       (unsigned long long)s->faults, p50, p99, (unsigned long long)s->bytes, secs,
@@ -142,7 +146,7 @@ void lazy_stats_report(struct lazy_stats *s, int dirfd)
 		"\"pages_dropped_exit\": %llu, \"pages_lost\": %llu, \"pages_zero\": %llu, "
 		"\"faults\": %llu, \"fault_latency_p50_us\": %.2f, "
 		"\"fault_latency_p99_us\": %.2f, \"bytes\": %llu, \"duration_s\": %.6f, "
-		"\"restore_finished_s\": %.6f",
+		"\"restore_finished_s\": %.6f, \"pages_shmem\": %llu",
 		(unsigned long long)s->tasks, (unsigned long long)s->pages_lazy,
 		(unsigned long long)s->pages_inherited,
 		(unsigned long long)s->pages_fault, (unsigned long long)s->pages_background,
@@ -150,7 +154,8 @@ void lazy_stats_report(struct lazy_stats *s, int dirfd)
 		(unsigned long long)s->pages_dropped_exit, (unsigned long long)s->pages_lost,
 		(unsigned long long)s->pages_zero, (unsigned long long)s->faults, p50, p99,
 		(unsigned long long)s->bytes, secs,
-		s->finished_ns > s->start_ns ? (s->finished_ns - s->start_ns) / 1e9 : 0.0);
+		s->finished_ns > s->start_ns ? (s->finished_ns - s->start_ns) / 1e9 : 0.0,
+		(unsigned long long)s->pages_shmem);
 	write_procs(f, s);
 	fputs("}\n", f);
 	if (fclose(f))

@@ -19,6 +19,7 @@ struct lazy_proc_stats {
 	uint64_t tasks;			/* it and its forks */
 	uint64_t pages_lazy, pages_inherited, pages_fault, pages_background, pages_zero;
 	uint64_t pages_dropped_event, pages_dropped_exit, pages_lost;
+	uint64_t pages_shmem;
 	uint64_t faults;
 	uint64_t last_ns;		/* its last page delivered */
 };
@@ -26,6 +27,8 @@ struct lazy_proc_stats {
 struct lazy_stats {
 	uint64_t tasks;
 	uint64_t pages_lazy;		/* lazy pages in the images */
+	uint64_t pages_shmem;		/* of those, of shared memory objects (each
+					 * counted with the first process mapping it) */
 	uint64_t pages_inherited;	/* still lazy in a parent when it forked */
 	uint64_t pages_fault;		/* delivered because a thread touched them */
 	uint64_t pages_background;	/* delivered ahead of any touch */

@@ -89,6 +89,9 @@ int lazy_task_load_model(struct lazy_daemon *d, struct lazy_task *t)
 	}
 	if (ret)
 		goto out_pi;
+	ret = lazy_shmem_load_task(d, t, mm);
+	if (ret)
+		goto out_pi;
 
 	t->nr_lazy_pages = t->model.nr_pending;
 	LAZY_COUNT(d, t, pages_lazy, t->model.nr_pending);
@@ -104,7 +107,7 @@ out_mm:
 bool lazy_task_done(const struct lazy_task *t)
 {
 	return t->gone || (!t->model.nr_pending && !t->nr_inflight && !t->nr_deferred &&
-			   !t->nr_waiting);
+			   !t->nr_waiting && lazy_shmem_task_done(t));
 }
 
 /*
@@ -138,6 +141,7 @@ static void task_free(struct lazy_daemon *d, struct lazy_task *t)
 	if (t->uffd >= 0)
 		close(t->uffd);
 	lazy_model_free(&t->model);
+	lazy_shm_free(&t->shm);
 	t->img->users--;
 	if (d->src && d->src->ops->release)
 		d->src->ops->release(d->src, t);
@@ -185,6 +189,8 @@ uint64_t lazy_task_probe_address(const struct lazy_task *t)
 	do {
 		moved = addr;
 		addr = lazy_model_free_address(&t->model, addr);
+		/* a zero page there would go into a shared object */
+		addr = lazy_shm_free_address(&t->shm, addr);
 		for (size_t i = 0; i < t->nr_inflight; i++) {
 			const struct lazy_span *s = &t->inflight[i].span;
 

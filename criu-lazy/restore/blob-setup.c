@@ -60,7 +60,9 @@ static void fill_vmas(struct rst_child *c, struct restorer_args *a, struct rst_v
 			 * make a later dump fault through the daemon there,
 			 * which a forced read of PROT_NONE memory cannot do.
 			 */
-			.lazy = c->o->lazy_pages && vma_is_lazy_capable(v) && vp->has_lazy,
+			.lazy = c->o->lazy_pages && ((vma_is_lazy_capable(v) && vp->has_lazy) ||
+						     /* every VMA of a lazy object (shmem.c) */
+						     (vp->shm && vp->shm->lazy)),
 		};
 	}
 	a->vmas = (uint64_t)(uintptr_t)vmas;

@@ -57,6 +57,19 @@ static int probe_features(uint64_t *features)
 	return 0;
 }
 
+uint64_t rst_lazy_kernel_features(void)
+{
+	struct uffdio_api api = { .api = UFFD_API, .features = 0 };
+	int fd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+
+	if (fd < 0)
+		return 0;
+	if (ioctl(fd, UFFDIO_API, &api))
+		api.features = 0;
+	close(fd);
+	return api.features;
+}
+
 /*
  * The daemon gets every task's userfaultfd, so it can write their memory:
  * it must run as root or as us (SO_PEERCRED of its listening socket).

@@ -77,6 +77,7 @@ struct rst_shmem {
 	struct pagemap_index pi;	/* pagemap-shmem-<shmid>.img */
 	uint64_t obj, obj_size;		/* the tree's object, mapped by the restore
 					 * process and so by every task (shmem.c) */
+	bool lazy;			/* left empty for the lazy-pages daemon */
 };
 
 struct rst_ghosts;
@@ -402,6 +403,8 @@ int rst_detach(struct rst_task *t);
 
 /* lazy.c: the restore's side of the lazy-pages socket */
 int rst_lazy_connect(struct rst_tree *tree);
+/* UFFD_FEATURE_* of this kernel (a probing UFFDIO_API), 0 without userfaultfd */
+uint64_t rst_lazy_kernel_features(void);
 int rst_lazy_handover(struct rst_tree *tree, struct rst_proc *p);
 int rst_lazy_send_zombies(struct rst_tree *tree);
 int rst_lazy_finished(struct rst_tree *tree);

@@ -87,6 +87,15 @@ def lazy_pages_in_images(imgdir):
     return sum(lazy_pages_by_pid(imgdir).values())
 
 
+def shmem_pages_in_images(imgdir):
+    """Pages of every pagemap-shmem-SHMID.img (shared memory objects)."""
+    total = 0
+    for path in Path(imgdir).glob("pagemap-shmem-*.img"):
+        _, entries = images.pagemap_entries(path)
+        total += sum(nr for _, nr, flags in entries if flags & images.PE_PRESENT)
+    return total
+
+
 def read_stats(imgdir):
     path = Path(imgdir) / "lazy-pages-stats.json"
     assert path.exists(), f"the daemon wrote no {path}"
@@ -105,7 +114,11 @@ def check_stats(imgdir, daemon_text="", removed=0, exact=True):
         pages_lazy + pages_inherited == pages_fault + pages_background
             + pages_dropped_event + pages_dropped_exit + pages_lost."""
     st = read_stats(imgdir)
-    want = lazy_pages_in_images(imgdir)
+    # shared memory restored lazily: each object once (lazy-pages.md)
+    assert st["pages_shmem"] <= shmem_pages_in_images(imgdir), (
+        f"the daemon counted {st['pages_shmem']} lazy pages of shared memory, the images "
+        f"hold {shmem_pages_in_images(imgdir)}\n{daemon_text}")
+    want = lazy_pages_in_images(imgdir) + st["pages_shmem"]
     assert st["pages_lazy"] == want, (
         f"the daemon counted {st['pages_lazy']} lazy pages, the images hold {want}\n"
         f"{daemon_text}")
@@ -126,7 +139,7 @@ def check_stats(imgdir, daemon_text="", removed=0, exact=True):
 
 
 PROC_COUNTS = ("tasks", "pages_lazy", "pages_inherited", "pages_fault", "pages_background",
-               "pages_zero", "faults") + DROPPED
+               "pages_zero", "faults", "pages_shmem") + DROPPED
 
 
 def check_process_stats(st, imgdir, daemon_text=""):
@@ -138,9 +151,9 @@ def check_process_stats(st, imgdir, daemon_text=""):
     by_pid = lazy_pages_by_pid(imgdir)
     for p in procs:
         pid = p["pid"]
-        assert p["pages_lazy"] == by_pid.get(pid, 0), (
+        assert p["pages_lazy"] == by_pid.get(pid, 0) + p["pages_shmem"], (
             f"process {pid}: {p['pages_lazy']} lazy pages counted, its image has "
-            f"{by_pid.get(pid, 0)}\n{daemon_text}")
+            f"{by_pid.get(pid, 0)} (+{p['pages_shmem']} of shared memory)\n{daemon_text}")
         done = p["pages_fault"] + p["pages_background"] + sum(p[k] for k in DROPPED)
         assert p["pages_lazy"] + p["pages_inherited"] == done, (
             f"process {pid}: {p['pages_lazy']} lazy + {p['pages_inherited']} inherited, but "

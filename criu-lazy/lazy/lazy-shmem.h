@@ -1,0 +1,62 @@
+/*
+ * Lazy shared memory: the shmem objects of the tree (MAP_SHARED |
+ * MAP_ANONYMOUS) that the restore left empty for us, and where each task
+ * maps them.  The design is in Documentation/lazy-pages.md ("Shared
+ * memory"); lazy-shmem.c holds the objects, lazy-shmem-layout.c the tasks'
+ * VMAs of them.
+ */
+#ifndef CRIU_LAZY_LAZY_SHMEM_H
+#define CRIU_LAZY_LAZY_SHMEM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct lazy_daemon;
+struct lazy_task;
+struct lazy_shm_obj;
+struct MmEntry;
+
+/* A task's VMA of a lazy object: [start, end) maps the object from pgoff. */
+struct lazy_shm_vma {
+	uint64_t start, end, pgoff;
+	struct lazy_shm_obj *obj;
+};
+
+/* A task's VMAs of lazy objects, sorted, not overlapping. */
+struct lazy_shm_map {
+	struct lazy_shm_vma *vmas;
+	size_t nr, cap;
+};
+
+/* lazy-shmem.c */
+/* The task's registered shared VMAs (from mm and smaps), their objects opened on first sight. */
+int lazy_shmem_load_task(struct lazy_daemon *d, struct lazy_task *t, const struct MmEntry *mm);
+/* A fault at addr: 1 if not in a lazy object, else 0 or a negative errno. */
+int lazy_shmem_fault(struct lazy_daemon *d, struct lazy_task *t, uint64_t addr);
+/* MADV_DONTNEED / MADV_REMOVE of [start, end): its pending pages are filled first. */
+int lazy_shmem_remove(struct lazy_daemon *d, struct lazy_task *t, uint64_t start, uint64_t end);
+/* Do the objects the task maps still have pages to come? */
+bool lazy_shmem_task_done(const struct lazy_task *t);
+bool lazy_shmem_background_wanted(struct lazy_daemon *d);
+/* One background chunk of some object: 1 if one was filled, 0 if none is left. */
+int lazy_shmem_background_step(struct lazy_daemon *d);
+/* Pages that can no longer arrive: SIGBUS in every task that maps them. */
+void lazy_shmem_poison(struct lazy_daemon *d);
+/* At the end: what no live task could reach any more is dropped (counted). */
+void lazy_shmem_finish(struct lazy_daemon *d);
+void lazy_shmem_free_all(struct lazy_daemon *d);
+
+/* lazy-shmem-layout.c */
+struct lazy_shm_vma *lazy_shm_find(const struct lazy_shm_map *m, uint64_t addr);
+int lazy_shm_add(struct lazy_shm_map *m, const struct lazy_shm_vma *v);
+/* munmap: [start, end) is no longer mapped */
+int lazy_shm_cut(struct lazy_shm_map *m, uint64_t start, uint64_t end);
+/* mremap moved [from, from+len) to [to, to+len) */
+int lazy_shm_remap(struct lazy_shm_map *m, uint64_t from, uint64_t to, uint64_t len);
+int lazy_shm_clone(struct lazy_shm_map *dst, const struct lazy_shm_map *src);
+void lazy_shm_free(struct lazy_shm_map *m);
+/* The first address >= addr in none of the task's VMAs of lazy objects. */
+uint64_t lazy_shm_free_address(const struct lazy_shm_map *m, uint64_t addr);
+
+#endif
