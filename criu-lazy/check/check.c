@@ -56,7 +56,7 @@ static int probe_userfaultfd(char *detail, size_t len)
 
 	if (f < 0)
 		return 0;
-	snprintf(detail, len, "features 0x%llx:%s%s%s%s%s%s%s%s", f,
+	snprintf(detail, len, "features 0x%llx:%s%s%s%s%s%s%s%s%s", f,
 		 f & UFFD_FEATURE_EVENT_FORK ? " fork" : "",
 		 f & UFFD_FEATURE_EVENT_REMAP ? " remap" : "",
 		 f & UFFD_FEATURE_EVENT_REMOVE ? " remove" : "",
@@ -64,7 +64,9 @@ static int probe_userfaultfd(char *detail, size_t len)
 		 f & UFFD_FEATURE_THREAD_ID ? " thread-id" : "",
 		 f & UFFD_FEATURE_POISON ? " poison" : "",
 		 f & UFFD_FEATURE_MOVE ? " move" : "",
-		 f & UFFD_FEATURE_WP_ASYNC ? " wp-async" : "");
+		 f & UFFD_FEATURE_WP_ASYNC ? " wp-async" : "",
+		 /* lazy shared memory (without it restored eagerly) */
+		 f & UFFD_FEATURE_MISSING_SHMEM ? " shmem" : "");
 	return 1;
 }
 

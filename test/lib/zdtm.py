@@ -94,6 +94,8 @@ ZDTM_TESTS = [
     ZdtmTest("mmap_file_private"),
     ZdtmTest("mmap_file_shared"),
     ZdtmTest("mmap_anon_shared"),
+    # a PROT_NONE region: restored eagerly in the lazy modes (lazy-pages.md)
+    ZdtmTest("mmap_anon_shared", ("--prot-none",), label="prot-none"),
     ZdtmTest("fpu", ("--isa", "sse"), label="sse"),
     ZdtmTest("fpu", ("--isa", "avx"), cpu_flags=("avx",), label="avx"),
     ZdtmTest("fpu", ("--isa", "avx512"), cpu_flags=("avx512f", "avx512bw"),
@@ -245,6 +247,11 @@ ZDTM_TESTS = [
     ZdtmTest("tree", ("--children", "0", "--dead-leader"), label="dead-leader", tree=True),
     ZdtmTest("tree_forker", tree=True),
     ZdtmTest("tree_shmem", tree=True),
+    # lazy shared memory (issue 11, point 3): two processes write it at once
+    # while its pages are still to come (background off), and with the
+    # background filling it under them
+    ZdtmTest("shmem_lazy_share", tree=True, defer_background=True),
+    ZdtmTest("shmem_lazy_share", ("--size", "16M"), label="background", tree=True),
     # private memory shared copy-on-write across three generations
     ZdtmTest("tree_cow", tree=True),
     # every VMA state of madvise, mmap and mlock (issue 9, point 6); the

@@ -5,6 +5,8 @@
  * maps lines the same (but for the shmem inode number, which a restore
  * cannot keep), and the memory is still *shared*: a child forked now
  * writes into it and the parent sees the write.
+ * --prot-none: a third region, filled, then made PROT_NONE (a lazy restore
+ * restores it eagerly); checked after it is made readable again.
  */
 #include <stdio.h>
 #include <string.h>
@@ -35,11 +37,13 @@ int main(int argc, char **argv)
 {
 	static char maps[1 << 20], rw_before[512], ro_before[512], line[512];
 	size_t size = 1 << 20, i;
+	int prot_none = 0;
 	const struct test_opt opts[] = {
 		{ "size", TEST_OPT_SIZE, &size, 0, "bytes of the read-write region" },
+		{ "prot-none", TEST_OPT_FLAG, &prot_none, 0, "a third region, PROT_NONE" },
 		{ NULL, 0, NULL, 0, NULL },
 	};
-	uint8_t *rw, *ro;
+	uint8_t *rw, *ro, *none = NULL;
 	pid_t child;
 	int status;
 
@@ -61,6 +65,15 @@ int main(int argc, char **argv)
 	if (mprotect(ro, RO_PAGES * PAGE_SIZE, PROT_READ))
 		fail("mprotect: %m");
 	test_msg("shared region %p size %zu, read-only %p", (void *)rw, size, (void *)ro);
+	if (prot_none) {
+		none = mmap(NULL, RO_PAGES * PAGE_SIZE, PROT_READ | PROT_WRITE,
+			    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		if (none == MAP_FAILED)
+			fail("mmap shared anonymous: %m");
+		pattern_fill(none, RO_PAGES * PAGE_SIZE, SEED ^ 2);
+		if (mprotect(none, RO_PAGES * PAGE_SIZE, PROT_NONE))
+			fail("mprotect: %m");
+	}
 
 	read_file("/proc/self/maps", maps, sizeof(maps));
 	line_of(maps, rw, rw_before, sizeof(rw_before));
@@ -87,6 +100,11 @@ int main(int argc, char **argv)
 			pattern_expect(what, rw + i * PAGE_SIZE, PAGE_SIZE, SEED + i);
 	}
 	pattern_expect("read-only shared region", ro, RO_PAGES * PAGE_SIZE, SEED ^ 1);
+	if (none) {
+		if (mprotect(none, RO_PAGES * PAGE_SIZE, PROT_READ))
+			fail("mprotect: %m");
+		pattern_expect("PROT_NONE shared region", none, RO_PAGES * PAGE_SIZE, SEED ^ 2);
+	}
 
 	child = fork();
 	if (child < 0)

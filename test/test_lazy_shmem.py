@@ -1,0 +1,108 @@
+"""Lazy shared memory (issue 11, point 3; Documentation/lazy-pages.md,
+"Shared memory").
+
+- Two processes write the shared memory they share at the same moment
+  while every page of it is still to come (test/zdtm/shmem_lazy_share.c,
+  background delivery off), in the lazy and remote-lazy modes: the daemon
+  counts every dumped page of every object as lazy (none was restored
+  eagerly behind its back) and each object page once, however many
+  processes touched it.
+- The daemon stopped while shared memory is still lazy: the processes that
+  touch a missing page die of SIGBUS, neither hang nor read zeros.
+- A shared region some VMA maps PROT_NONE is restored eagerly, with one
+  line in the restore's log saying why.
+
+Every process is ended by its pid; every wait has a timeout.
+"""
+import os
+import re
+import signal
+
+import pytest
+
+from lib import lazy, modes, procs as P
+from lib.tool import assert_ok
+from lib.zdtm import ZdtmTest
+
+TIMEOUT = 60
+
+
+@pytest.mark.parametrize("which", ["lazy", "remote-lazy"])
+def test_two_writers_while_lazy(which, zdtm, tool, procs, workdir):
+    spec = ZdtmTest("shmem_lazy_share", ("--size", "8M"), tree=True, defer_background=True)
+    mode = modes.MODES[which](tool, procs, workdir)
+    try:
+        task = zdtm(spec)
+        imgdir = mode.cycle(task, 1)
+        task.check_pass()
+        mode.finish()
+    finally:
+        mode.cleanup()
+    st = lazy.read_stats(imgdir)
+    shmem = lazy.shmem_pages_in_images(imgdir)
+    # 8 MiB + 64 pages of /dev/zero, every page written before the dump
+    assert shmem == 2048 + 64, f"{shmem} pages of shared memory in the images"
+    assert st["pages_shmem"] == shmem, (
+        f"{st['pages_shmem']} of {shmem} shared pages were lazy: the rest was restored "
+        f"eagerly\n{st}")
+    procs_st = {p["pid"]: p for p in st["processes"]}
+    # each object once, with the first process that maps it (the root)
+    assert procs_st[task.pid]["pages_shmem"] == shmem, st["processes"]
+    assert sum(p["pages_shmem"] for p in procs_st.values()) == shmem, st["processes"]
+    # the two touched 7 pages of 8 (fault-around takes the 8th with them);
+    # background off: what nobody touched was dropped when they exited
+    assert st["pages_fault"] >= shmem * 7 // 8, st
+    assert st["pages_background"] == 0, st
+
+
+def test_daemon_stopped_poisons_shared_memory(zdtm, tool, procs, workdir):
+    spec = ZdtmTest("shmem_lazy_share", ("--size", "1M"), label="stopped", tree=True)
+    task = zdtm(spec)
+    imgdir = workdir / "images"
+    imgdir.mkdir()
+    task.note_tree()
+    assert_ok(tool.dump(task.pid, imgdir, workdir / "dump.log", TIMEOUT), "dump")
+    task.expect_gone()
+    daemon = lazy.Daemon(procs, tool, ["lazy-pages", "-D", imgdir, "--no-background-fetch"],
+                         workdir / "lazy-pages.log", workdir / "lazy-pages.out", "lazy-pages")
+    pidfile = workdir / "restore.pid"
+    assert_ok(tool.restore(imgdir, workdir / "restore.log", TIMEOUT, pidfile=pidfile,
+                           extra=["--lazy-pages"]), "restore --lazy-pages")
+    task.expect_restored(pidfile)
+    tree = P.descendants(task.pid)
+    assert len(tree) == 1, f"the restored tree: {tree}"
+    procs.adopt(tree[0])
+    os.kill(daemon.pid, signal.SIGTERM)
+    assert daemon.wait_exit() != 0, "the daemon exited 0 although pages were left"
+    assert re.search(r"pages of shared memory that can no longer arrive will raise SIGBUS",
+                     daemon.log.read_text()), daemon.text()
+    # the root touches its shared memory on SIGTERM (and wakes the child)
+    os.kill(task.pid, signal.SIGTERM)
+    status = procs.reap(task.pid, TIMEOUT)
+    assert status is not None and os.WIFSIGNALED(status) and \
+        os.WTERMSIG(status) in (signal.SIGBUS, signal.SIGSEGV), (
+            f"the root ended with {P.wait_status_str(status)}, expected SIGBUS")
+    os.kill(tree[0], signal.SIGKILL)
+    procs.reap(tree[0], TIMEOUT)
+    assert not task.outfile.exists() or not re.match(r"PASS", task.outfile.read_text()), (
+        "the tree passed its checks on poisoned memory")
+
+
+def test_prot_none_view_restores_eagerly(zdtm, tool, procs, workdir):
+    """mmap_anon_shared --prot-none: a PROT_NONE view of the region."""
+    spec = ZdtmTest("mmap_anon_shared", ("--prot-none",), label="prot-none")
+    mode = modes.MODES["lazy"](tool, procs, workdir)
+    try:
+        task = zdtm(spec)
+        imgdir = mode.cycle(task, 1)
+        task.check_pass()
+        mode.finish()
+    finally:
+        mode.cleanup()
+    st = lazy.read_stats(imgdir)
+    log = (workdir / "restore-1.log").read_text()
+    said = re.findall(r"shared memory \d+: restored eagerly, task \d+ maps it at 0x[0-9a-f]+ "
+                      r"without PROT_READ", log)
+    assert len(said) == 1, log[-3000:]
+    # the other region stays lazy
+    assert 0 < st["pages_shmem"] < lazy.shmem_pages_in_images(imgdir), st

@@ -1,0 +1,220 @@
+/*
+ * Shared memory that two processes write at once while its pages are
+ * still arriving (issue 11, point 3): the root maps a MAP_SHARED |
+ * MAP_ANONYMOUS region (--size) and a MAP_SHARED mapping of /dev/zero (64
+ * pages), fills every page with a pattern, and forks a child.  After
+ * SIGTERM (in the lazy modes with background delivery off: every page is
+ * still to come), both go at the same moment, in each region:
+ *   page % 8 == 0, 4    the root writes a new pattern
+ *   page % 8 == 1, 5    the child writes a new pattern
+ *   page % 8 == 2, 6    both read (the dumped pattern)
+ *   page % 8 == 7       the root writes its first half, the child its second
+ *   page % 8 == 3       nobody, until the checks
+ * then each waits for the other and checks every page: its own writes, the
+ * other's writes (one object, not a copy per process) and the rest as it
+ * was dumped.  The child reports through its exit status.
+ */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "lib/zdtmtst.h"
+
+#define SEED		0x6c617a79ULL
+#define SEED_ROOT	(SEED ^ 0x100000)
+#define SEED_CHILD	(SEED ^ 0x200000)
+#define SEED_HALF_R	(SEED ^ 0x300000)
+#define SEED_HALF_C	(SEED ^ 0x400000)
+#define DZ_PAGES	64
+#define HALF		(PAGE_SIZE / 2)
+
+struct region {
+	uint8_t *addr;
+	size_t pages;
+	uint64_t seed;		/* its own, so the two regions differ */
+};
+
+static struct region regions[2];
+
+static void write_part(int is_root)
+{
+	for (int r = 0; r < 2; r++) {
+		const struct region *g = &regions[r];
+
+		for (size_t i = 0; i < g->pages; i++) {
+			uint8_t *p = g->addr + i * PAGE_SIZE;
+
+			switch (i % 8) {
+			case 0: case 4:
+				if (is_root)
+					pattern_fill(p, PAGE_SIZE, g->seed + SEED_ROOT + i);
+				break;
+			case 1: case 5:
+				if (!is_root)
+					pattern_fill(p, PAGE_SIZE, g->seed + SEED_CHILD + i);
+				break;
+			case 7:
+				if (is_root)
+					pattern_fill(p, HALF, g->seed + SEED_HALF_R + i);
+				else
+					pattern_fill(p + HALF, HALF, g->seed + SEED_HALF_C + i);
+				break;
+			}
+		}
+	}
+}
+
+/* The first wrong page (region * 1000000 + page), or -1. */
+static long check_all(void)
+{
+	for (int r = 0; r < 2; r++) {
+		const struct region *g = &regions[r];
+
+		for (size_t i = 0; i < g->pages; i++) {
+			const uint8_t *p = g->addr + i * PAGE_SIZE;
+			int ok;
+
+			switch (i % 8) {
+			case 0: case 4:
+				ok = pattern_find_bad(p, PAGE_SIZE, g->seed + SEED_ROOT + i) == PAGE_SIZE;
+				break;
+			case 1: case 5:
+				ok = pattern_find_bad(p, PAGE_SIZE, g->seed + SEED_CHILD + i) == PAGE_SIZE;
+				break;
+			case 7:
+				ok = pattern_find_bad(p, HALF, g->seed + SEED_HALF_R + i) == HALF &&
+				     pattern_find_bad(p + HALF, HALF, g->seed + SEED_HALF_C + i) == HALF;
+				break;
+			default:
+				ok = pattern_find_bad(p, PAGE_SIZE, g->seed + SEED + i) == PAGE_SIZE;
+			}
+			if (!ok)
+				return r * 1000000L + (long)i;
+		}
+	}
+	return -1;
+}
+
+/* Read the pages both only read, while the other writes. */
+static long check_read_only_pages(void)
+{
+	for (int r = 0; r < 2; r++) {
+		const struct region *g = &regions[r];
+
+		for (size_t i = 2; i < g->pages; i += 4)
+			if (pattern_find_bad(g->addr + i * PAGE_SIZE, PAGE_SIZE, g->seed + SEED + i) !=
+			    PAGE_SIZE)
+				return r * 1000000L + (long)i;
+	}
+	return -1;
+}
+
+static void sync_byte(int fd_w, int fd_r)
+{
+	char c = 's';
+
+	if (write(fd_w, &c, 1) != 1 || read(fd_r, &c, 1) != 1)
+		_exit(3);
+}
+
+static void __attribute__((noreturn)) child(int go_r, int done_w, int back_r)
+{
+	char c;
+	long bad;
+
+	/* the root's SIGTERM handling is its own: we wait for its byte */
+	signal(SIGTERM, SIG_IGN);
+	if (read(go_r, &c, 1) != 1)
+		_exit(2);
+	write_part(0);
+	bad = check_read_only_pages();
+	if (bad >= 0) {
+		fprintf(stderr, "%s: child: read-only page %ld is wrong\n", test_name(), bad);
+		_exit(1);
+	}
+	sync_byte(done_w, back_r);	/* both have written */
+	bad = check_all();
+	if (bad >= 0) {
+		fprintf(stderr, "%s: child: page %ld is wrong (region * 1000000 + page)\n",
+			test_name(), bad);
+		_exit(1);
+	}
+	_exit(0);
+}
+
+int main(int argc, char **argv)
+{
+	size_t size = 4 << 20;
+	const struct test_opt opts[] = {
+		{ "size", TEST_OPT_SIZE, &size, 0, "bytes of the shared anonymous region" },
+		{ NULL, 0, NULL, 0, NULL },
+	};
+	int go[2], done[2], back[2], status, zero;
+	long bad;
+	pid_t pid;
+	char c;
+
+	test_init(argc, argv, opts);
+	test_kill_tree_at_exit();
+	regions[0].pages = (size + PAGE_SIZE - 1) / PAGE_SIZE;
+	if (!regions[0].pages)
+		fail("--size must be at least one byte");
+	regions[0].addr = mmap(NULL, regions[0].pages * PAGE_SIZE, PROT_READ | PROT_WRITE,
+			       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	zero = open("/dev/zero", O_RDWR | O_CLOEXEC);
+	if (zero < 0)
+		fail("/dev/zero: %m");
+	regions[1].pages = DZ_PAGES;
+	regions[1].addr = mmap(NULL, DZ_PAGES * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
+			       zero, 0);
+	close(zero);
+	if (regions[0].addr == MAP_FAILED || regions[1].addr == MAP_FAILED)
+		fail("mmap: %m");
+	regions[1].seed = 0x5a5a0000;
+	for (int r = 0; r < 2; r++)
+		for (size_t i = 0; i < regions[r].pages; i++)
+			pattern_fill(regions[r].addr + i * PAGE_SIZE, PAGE_SIZE,
+				     regions[r].seed + SEED + i);
+	if (pipe(go) || pipe(done) || pipe(back))
+		fail("pipe: %m");
+	pid = fork();
+	if (pid < 0)
+		fail("fork: %m");
+	if (pid == 0) {
+		close(go[1]);
+		close(done[0]);
+		close(back[1]);
+		child(go[0], done[1], back[0]);
+	}
+	close(go[0]);
+	close(done[1]);
+	close(back[0]);
+	test_msg("shared region %p (%zu pages), /dev/zero %p, child %d", (void *)regions[0].addr,
+		 regions[0].pages, (void *)regions[1].addr, pid);
+
+	test_daemon();
+	test_waitsig();
+
+	/* both write at once, every page still lazy */
+	if (write(go[1], "g", 1) != 1)
+		fail("cannot wake the child: %m");
+	write_part(1);
+	bad = check_read_only_pages();
+	if (bad >= 0)
+		fail("read-only page %ld is wrong (region * 1000000 + page)", bad);
+	if (read(done[0], &c, 1) != 1)
+		fail("the child ended before it wrote its part");
+	if (write(back[1], "b", 1) != 1)
+		fail("cannot tell the child: %m");
+	bad = check_all();
+	if (bad >= 0)
+		fail("page %ld is wrong (region * 1000000 + page): the child's writes are not "
+		     "seen here, or the dumped data is not", bad);
+	if (waitpid(pid, &status, 0) != pid || status)
+		fail("the child ended with status %#x (it does not see the root's writes, "
+		     "or the dumped data)", status);
+	pass();
+}
