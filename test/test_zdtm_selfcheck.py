@@ -34,6 +34,7 @@ from lib.mutate_task import (change_cmdline, change_r12, change_ro_data, change_
                              poke_recorded_sigusr1_flags, poke_recorded_vdso_line,
                              poke_recorded_worker_tid, poke_region_page2,
                              poke_region_page2_vma, poke_shared_anon, poke_shared_page20,
+                             poke_shared_page19,
                              poke_sparse_page1, poke_stress_page5, poke_touch_order_first, poke_t1_creds,
                              poke_t2_getpriority_errno, poke_tree_inherited_page3,
                              queue_blocked_sighup, stop_the_thread, zero_region_page0)
@@ -138,6 +139,7 @@ CASES = [
      r"inherited page 3 is wrong"),
     (ZdtmTest("tree_forker"), poke_forker_child_memory, r"child \d+ ended with status 0x100"),
     (ZdtmTest("tree_shmem"), poke_shared_page20, r"shared page 20 is wrong"),
+    (ZdtmTest("shmem_lazy_share"), poke_shared_page19, r"page 19 is wrong"),
     (ZdtmTest("tree_stress", ("--pages", "64")), poke_own_page5, r"root: page 5 of its own"),
     (ZdtmTest("tree_lazy_stress", ("--pages", "64", "--child-pages", "64", "--inherited-pages",
                                     "16")), poke_stress_page5, r"root: .*own page 5 byte"),

@@ -211,6 +211,11 @@ def poke_shared_page20(task):
     poke(task.pid, addr(task, r"shared region (0x[0-9a-f]+)") + 20 * 4096 + 5, b"\x00\x42")
 
 
+def poke_shared_page19(task):
+    """A page that neither process of shmem_lazy_share writes."""
+    poke(task.pid, addr(task, r"shared region (0x[0-9a-f]+)") + 19 * 4096 + 5, b"\x00\x42")
+
+
 def poke_cow_page3_same(task):
     """Write child A's page 3 with the bytes it holds: its contents stay
     right, but the write gives A a copy of its own."""
