@@ -11,106 +11,14 @@ other images, is replaced;
 --no-working-set writes nothing; crit and `criu-lazy show` ignore it.
 """
 import os
-import re
 import shutil
-import socket
-import struct
 import subprocess
 
 import pytest
 
-from lib import lazy
-from lib.tool import assert_ok
+from lib.workingset import (NAME, TIMEOUT, dump, expected_pages, in_region, read_working_set,
+                            region_of, restore_and_run, write_working_set)
 from lib.zdtm import ZdtmTest
-
-TIMEOUT = 60
-PAGE = 4096
-NTOUCH, STRIDE = 32, 32			# test/zdtm/lazy_touch_order.c
-NAME = "working-set"
-MAGIC, VERSION = 0x54455357, 1
-FNV_OFFSET, FNV_PRIME = 0xcbf29ce484222325, 0x100000001b3
-
-
-def touched(k):
-    return ((k * 7 + 3) % NTOUCH) * STRIDE + k % 5
-
-
-def fnv1a(data):
-    h = FNV_OFFSET
-    for b in data:
-        h = ((h ^ b) * FNV_PRIME) & 0xffffffffffffffff
-    return h
-
-
-def read_working_set(path):
-    """{'identity', 'restores', 'procs': {pid: [(img, ms), ...]}}, checked."""
-    data = path.read_bytes()
-    assert len(data) >= 32, f"{path}: {len(data)} bytes, too short"
-    (sum_,) = struct.unpack_from("<Q", data, len(data) - 8)
-    assert fnv1a(data[:-8]) == sum_, f"{path}: checksum mismatch"
-    magic, version, identity, restores, nr_procs = struct.unpack_from("<IIQII", data, 0)
-    assert (magic, version) == (MAGIC, VERSION), (hex(magic), version)
-    off, procs = 24, {}
-    for _ in range(nr_procs):
-        pid, n = struct.unpack_from("<iI", data, off)
-        off += 8
-        procs[pid] = [struct.unpack_from("<QI", data, off + 16 * i)[:2] for i in range(n)]
-        off += 16 * n
-    assert off == len(data) - 8, f"{path}: {len(data) - 8 - off} stray bytes"
-    return {"identity": identity, "restores": restores, "procs": procs}
-
-
-def region_of(task):
-    m = re.search(r"region (0x[0-9a-f]+)", task.output.read_text())
-    assert m, f"no region line in {task.output}"
-    return int(m.group(1), 16)
-
-
-def dump(tool, task, imgdir, workdir):
-    imgdir.mkdir()
-    assert_ok(tool.dump(task.pid, imgdir, workdir / "dump.log", TIMEOUT), "dump")
-    task.expect_gone()
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def restore_and_run(tool, procs, task, imgdir, workdir, run, *extra, remote=False):
-    """One lazy restore of the images, the program's touches, the daemon's
-    exit; with remote, the pages come from a page server on the images."""
-    server = None
-    if remote:
-        port = free_port()
-        server = lazy.Daemon(procs, tool, ["page-server", "-D", imgdir, "--address",
-                                           "127.0.0.1", "--port", port, "--lazy-pages"],
-                             workdir / f"page-server-{run}.log",
-                             workdir / f"page-server-{run}.out", f"page-server {run}")
-        extra = (*extra, "--page-server", "--address", "127.0.0.1", "--port", port)
-    daemon = lazy.Daemon(procs, tool, ["lazy-pages", "-D", imgdir, "--no-background-fetch",
-                                       *extra],
-                         workdir / f"lazy-pages-{run}.log", workdir / f"lazy-pages-{run}.out",
-                         f"lazy-pages {run}")
-    pidfile = workdir / f"restore-{run}.pid"
-    assert_ok(tool.restore(imgdir, workdir / f"restore-{run}.log", TIMEOUT, pidfile=pidfile,
-                           extra=["--lazy-pages"]), "restore --lazy-pages")
-    task.expect_restored(pidfile)
-    task.check_pass()
-    daemon.expect_clean_exit()
-    if server:
-        server.expect_clean_exit()
-    lazy.check_stats(imgdir, daemon.text())
-    return daemon
-
-
-def expected_pages(region):
-    return [region + touched(k) * PAGE for k in range(NTOUCH)]
-
-
-def in_region(entries, region):
-    return [img for img, _ in entries if region <= img < region + NTOUCH * STRIDE * PAGE]
 
 
 @pytest.fixture
@@ -168,7 +76,7 @@ def test_damaged_file_is_replaced(dumped, tool, procs, workdir):
     ws = read_working_set(imgdir / NAME)
     assert ws["restores"] == 1
     assert in_region(ws["procs"][pid], region) == expected_pages(region)
-    assert "replacing working-set: damaged" in daemon.log.read_text()
+    assert "ignoring working-set: damaged" in daemon.log.read_text()
 
 
 def test_no_working_set(dumped, tool, procs, workdir):
@@ -200,13 +108,11 @@ def test_record_of_other_images_is_replaced(dumped, tool, procs, workdir):
     restore_and_run(tool, procs, task, imgdir, workdir, 1)
     good = read_working_set(imgdir / NAME)
     stranger = 0x7000000000
-    body = struct.pack("<IIQII", MAGIC, VERSION, good["identity"] ^ 1, 5, 1)
-    body += struct.pack("<iI", pid, 1) + struct.pack("<QII", stranger, 0, 0)
-    (imgdir / NAME).write_bytes(body + struct.pack("<Q", fnv1a(body)))
+    write_working_set(imgdir / NAME, good["identity"] ^ 1, {pid: [stranger]}, restores=5)
     task.output.write_bytes(dumped_output)
     daemon = restore_and_run(tool, procs, task, imgdir, workdir, 2)
     ws = read_working_set(imgdir / NAME)
     assert ws["identity"] == good["identity"] and ws["restores"] == 1
     assert stranger not in [a for a, _ in ws["procs"][pid]]
     assert in_region(ws["procs"][pid], region) == expected_pages(region)
-    assert "replacing working-set: recorded from other images" in daemon.log.read_text()
+    assert "ignoring working-set: recorded from other images" in daemon.log.read_text()

@@ -29,6 +29,7 @@ struct lazy_req {
 	struct lazy_span span;
 	uint64_t t_ns;		/* when the fault was read (urgent requests) */
 	bool urgent;
+	bool prefetch;		/* the working set's install (lazy/prefetch.c) */
 };
 
 /* The image of one dumped process, shared with the tasks forked from it. */
@@ -59,6 +60,7 @@ struct lazy_task {
 	size_t nr_waiting, cap_waiting;
 
 	struct lazy_image *img;
+	struct lazy_prefetch *pf;	/* its working set still to install, or NULL */
 	uint64_t xfer_pages;		/* background chunk size, grows */
 	struct lazy_task *next;
 };
@@ -75,6 +77,7 @@ struct lazy_daemon {
 	struct lazy_task *tasks;
 	struct lazy_task *bg_next;	/* round robin of background delivery */
 	struct lazy_shm_obj *shm_objs;	/* lazy shared memory (lazy-shmem.c) */
+	struct lazy_task *pf_next;	/* ... and of prefetch */
 	struct page_source *src;
 	struct lazy_stats stats;
 	struct working_set ws;		/* the pages the tasks touched */
@@ -101,6 +104,10 @@ uint64_t lazy_task_probe_address(const struct lazy_task *t);
 /* lazy-deliver.c: requests to the page source and copies into the task */
 int lazy_request(struct lazy_daemon *d, struct lazy_task *t, const struct lazy_span *span,
 		 bool urgent, uint64_t t_ns);
+/* A span of the working set (background priority, counted as prefetched). */
+int lazy_request_prefetch(struct lazy_daemon *d, struct lazy_task *t, const struct lazy_span *span);
+/* Is a prefetch copy of run-time page addr in flight?  (lazy_wait_inflight() found it) */
+bool lazy_inflight_is_prefetch(const struct lazy_task *t, uint64_t addr);
 int lazy_deliver(struct lazy_daemon *d, struct lazy_task *t, uint64_t img_start,
 		 uint64_t nr_pages, const void *data);
 int lazy_request_done(struct lazy_daemon *d, struct lazy_task *t, uint64_t img_start,

@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "lazy/lazy-daemon.h"
 #include "lazy/page-source.h"
+#include "lazy/prefetch.h"
 #include "lazy/uffd.h"
 
 static uint64_t span_img_end(const struct lazy_span *s)
@@ -213,6 +214,30 @@ int lazy_request(struct lazy_daemon *d, struct lazy_task *t, const struct lazy_s
 	return d->src->ops->request(d->src, t, span, urgent);
 }
 
+int lazy_request_prefetch(struct lazy_daemon *d, struct lazy_task *t, const struct lazy_span *span)
+{
+	struct lazy_req req = { .span = *span, .prefetch = true };
+	int ret;
+
+	ret = inflight_add(t, &req);
+	if (ret) {
+		lazy_model_put_back(&t->model, span);
+		return ret;
+	}
+	return d->src->ops->request(d->src, t, span, false);
+}
+
+bool lazy_inflight_is_prefetch(const struct lazy_task *t, uint64_t addr)
+{
+	for (size_t i = 0; i < t->nr_inflight; i++) {
+		const struct lazy_span *s = &t->inflight[i].span;
+
+		if (addr >= s->start && addr < span_end(s))
+			return t->inflight[i].prefetch;
+	}
+	return false;
+}
+
 /* The in-flight request with the lowest dump-time start in [img, img_end), or -1. */
 static long inflight_first_in(const struct lazy_task *t, uint64_t img, uint64_t img_end)
 {
@@ -228,19 +253,37 @@ static long inflight_first_in(const struct lazy_task *t, uint64_t img, uint64_t 
 	return best;
 }
 
-/* [img, img + len) of in-flight request i reached the task. */
+#define LOST_LINES_MAX	16	/* on stderr; the log gets every one */
+
+/*
+ * [img, img + len) of in-flight request i is settled in the task; existed
+ * of its pages were there already (EEXIST) although we held them in
+ * flight: something else filled them, they never got their data from us.
+ */
 static int delivered(struct lazy_daemon *d, struct lazy_task *t, size_t i, uint64_t img,
-		     uint64_t len)
+		     uint64_t len, uint64_t existed, uint64_t first_existed)
 {
 	const struct lazy_req *req = &t->inflight[i];
+	uint64_t now = evloop_now_ns(), n = len / LAZY_PAGE_SIZE - existed;
 
-	uint64_t now = evloop_now_ns();
-
-	if (req->urgent) {
-		LAZY_COUNT(d, t, pages_fault, len / LAZY_PAGE_SIZE);
+	if (existed) {
+		LAZY_COUNT(d, t, pages_lost, existed);
+		if (d->stats.pages_lost <= LOST_LINES_MAX)
+			pr_err("task %d: %llu lazy page(s) from 0x%llx were present before their data "
+			       "came from us (EEXIST): lost", t->pid, (unsigned long long)existed,
+			       (unsigned long long)first_existed);
+		else
+			pr_warn("task %d: %llu lazy page(s) from 0x%llx present before their data: "
+				"lost", t->pid, (unsigned long long)existed,
+				(unsigned long long)first_existed);
+	}
+	if (req->prefetch) {
+		LAZY_COUNT(d, t, pages_prefetched, n);
+	} else if (req->urgent) {
+		LAZY_COUNT(d, t, pages_fault, n);
 		lazy_stats_fault_latency(&d->stats, now - req->t_ns);
 	} else {
-		LAZY_COUNT(d, t, pages_background, len / LAZY_PAGE_SIZE);
+		LAZY_COUNT(d, t, pages_background, n);
 	}
 	lazy_stats_proc(&d->stats, t->img->stats_idx)->last_ns = now;
 	d->stats.bytes += len;
@@ -248,8 +291,6 @@ static int delivered(struct lazy_daemon *d, struct lazy_task *t, size_t i, uint6
 		return -ENOMEM;
 	return 0;
 }
-
-#define LOST_LINES_MAX	16	/* on stderr; the log gets every one */
 
 /*
  * A single page of an in-flight request (run-time addr, dump-time img) is
@@ -305,7 +346,7 @@ int lazy_deliver(struct lazy_daemon *d, struct lazy_task *t, uint64_t img_start,
 
 	while (img < img_end && !t->gone) {
 		long i = inflight_first_in(t, img, img_end);
-		uint64_t lo, hi, dst, done = 0;
+		uint64_t lo, hi, dst, done = 0, existed = 0, first_existed = 0;
 		bool urgent;
 		int ret, err;
 
@@ -317,11 +358,12 @@ int lazy_deliver(struct lazy_daemon *d, struct lazy_task *t, uint64_t img_start,
 		dst = t->inflight[i].span.start + (lo - t->inflight[i].span.img_start);
 		urgent = t->inflight[i].urgent;
 
-		ret = uffd_fill(t->uffd, UFFD_FILL_COPY, dst, (const char *)data + (lo - img_start),
-				hi - lo, &done);
+		ret = uffd_fill_counted(t->uffd, UFFD_FILL_COPY, dst,
+					(const char *)data + (lo - img_start), hi - lo, &done,
+					&existed, &first_existed);
 		if (ret < 0)
 			return ret;
-		if (done && (err = delivered(d, t, i, lo, done)))
+		if (done && (err = delivered(d, t, i, lo, done, existed, first_existed)))
 			return err;
 		img = lo + done;
 
@@ -378,20 +420,22 @@ int lazy_request_done(struct lazy_daemon *d, struct lazy_task *t, uint64_t img_s
 
 /*
  * One chunk of background delivery for the next task that has something
- * left and room for a request; the chunk grows while nothing interrupts it.
+ * left, its working set installed and room for a request; the chunk grows
+ * while nothing interrupts it.  Only once the restore has finished, and
+ * not with --no-background-fetch.
  */
 int lazy_background_step(struct lazy_daemon *d)
 {
 	struct lazy_task *t = d->bg_next ? d->bg_next : d->tasks;
 	struct lazy_task *first = t;
 
-	if (!t)
+	if (!t || !d->restore_finished || d->o->no_background)
 		return 0;
 	do {
 		struct lazy_task *next = t->next ? t->next : d->tasks;
 		struct lazy_span span;
 
-		if (!t->gone && t->model.nr_pending &&
+		if (!t->gone && t->model.nr_pending && !lazy_prefetch_left(t) &&
 		    d->src->ops->can_prefetch(d->src, t) &&
 		    lazy_model_take_next(&t->model, t->xfer_pages, &span)) {
 			d->bg_next = next;

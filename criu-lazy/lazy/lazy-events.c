@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "lazy/lazy-daemon.h"
 #include "lazy/page-source.h"
+#include "lazy/prefetch.h"
 #include "lazy/uffd.h"
 
 #define MSG_BATCH 64
@@ -53,13 +54,15 @@ static int serve_fault(struct lazy_daemon *d, struct lazy_task *t, uint64_t addr
 	 * before it arrived, so it is in the working set all the same.
 	 */
 	ret = lazy_wait_inflight(t, addr, &img);
-	if (!ret)
-		ws_touch(&d->ws, t->pid, img, t_ns);
+	if (!ret && ws_touch(&d->ws, t->pid, img, t_ns))
+		lazy_prefetch_fault(d, t, img, lazy_inflight_is_prefetch(t, addr));
 	if (ret <= 0)
 		return ret;
 
 	if (lazy_model_take_fault(&t->model, addr, LAZY_FAULT_WINDOW_PAGES, &span)) {
-		ws_touch(&d->ws, t->pid, span.img_start + (addr - span.start), t_ns);
+		img = span.img_start + (addr - span.start);
+		if (ws_touch(&d->ws, t->pid, img, t_ns))
+			lazy_prefetch_fault(d, t, img, false);
 		t->xfer_pages = LAZY_XFER_MIN_PAGES;	/* the task is busy: small chunks */
 		ret = lazy_request(d, t, &span, true, t_ns);
 		if (ret == -EAGAIN)

@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "lazy/lazy-daemon.h"
 #include "lazy/lazy-handshake.h"
+#include "lazy/prefetch.h"
 #include "lazy/page-source.h"
 
 #define HANDSHAKE_TIMEOUT_MS 120000
@@ -190,6 +191,8 @@ int lazy_accept_tasks(struct lazy_daemon *d, const struct lazy_tree *tree, int l
 		ret = lazy_task_load_model(d, t);
 		if (!ret)
 			ret = d->src->ops->attach(d->src, t);
+		if (!ret)
+			ret = lazy_prefetch_attach(d, t);
 		if (ret)
 			return ret;
 		pr_info("task %d: got uffd %d", pid, uffd);

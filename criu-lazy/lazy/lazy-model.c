@@ -282,6 +282,53 @@ bool lazy_model_take_next(struct lazy_model *m, uint64_t max_pages, struct lazy_
 	return false;
 }
 
+static bool region_has_img(const struct lazy_region *r, uint64_t img)
+{
+	return img >= r->img_start && img - r->img_start < r->end - r->start;
+}
+
+bool lazy_model_find_img(const struct lazy_model *m, uint64_t img, size_t *hint, uint64_t *addr)
+{
+	size_t i = *hint;
+
+	img &= ~(LAZY_PAGE_SIZE - 1);
+	/* a working set walks a region or two at a time: the last one, its next, then all */
+	if (i >= m->nr_regions || !region_has_img(&m->regions[i], img)) {
+		if (i + 1 < m->nr_regions && region_has_img(&m->regions[i + 1], img)) {
+			i++;
+		} else {
+			for (i = 0; i < m->nr_regions; i++)
+				if (region_has_img(&m->regions[i], img))
+					break;
+			if (i == m->nr_regions)
+				return false;
+		}
+	}
+	*hint = i;
+	if (!bit_test(m->regions[i].pending, (img - m->regions[i].img_start) / LAZY_PAGE_SIZE))
+		return false;
+	*addr = m->regions[i].start + (img - m->regions[i].img_start);
+	return true;
+}
+
+bool lazy_model_take_range(struct lazy_model *m, uint64_t addr, uint64_t nr_pages,
+			   struct lazy_span *span)
+{
+	long i = region_find(m, addr);
+	uint64_t lo;
+
+	if (i < 0 || !nr_pages || addr % LAZY_PAGE_SIZE)
+		return false;
+	lo = (addr - m->regions[i].start) / LAZY_PAGE_SIZE;
+	if (lo + nr_pages > region_pages(&m->regions[i]))
+		return false;
+	for (uint64_t p = lo; p < lo + nr_pages; p++)
+		if (!bit_test(m->regions[i].pending, p))
+			return false;
+	take_range(m, i, lo, lo + nr_pages, span);
+	return true;
+}
+
 /* The background walk must see page `page` of region i again. */
 static void cursor_rewind(struct lazy_model *m, size_t i, uint64_t page)
 {

@@ -75,6 +75,15 @@ bool lazy_model_is_pending(const struct lazy_model *m, uint64_t addr);
 bool lazy_model_take_fault(struct lazy_model *m, uint64_t addr, uint64_t window_pages,
 			   struct lazy_span *span);
 
+/*
+ * Prefetch: the run-time address of dump-time page img if it is still
+ * pending (*hint: the region index to look at first, updated).
+ */
+bool lazy_model_find_img(const struct lazy_model *m, uint64_t img, size_t *hint, uint64_t *addr);
+/* Take [addr, +nr_pages) out as span if every page of it is pending in one region. */
+bool lazy_model_take_range(struct lazy_model *m, uint64_t addr, uint64_t nr_pages,
+			   struct lazy_span *span);
+
 /* Background: take the next contiguous pending run, at most max_pages. */
 bool lazy_model_take_next(struct lazy_model *m, uint64_t max_pages, struct lazy_span *span);
 

@@ -30,6 +30,7 @@
 #include "lazy/lazy-daemon.h"
 #include "lazy/lazy-handshake.h"
 #include "lazy/page-source.h"
+#include "lazy/prefetch.h"
 #include "lazy/uffd.h"
 #include "pstree.pb-c.h"
 
@@ -196,7 +197,8 @@ static bool background_wanted(struct lazy_daemon *d)
 	if (lazy_shmem_background_wanted(d))
 		return true;
 	for (struct lazy_task *t = d->tasks; t; t = t->next)
-		if (!t->gone && t->model.nr_pending && d->src->ops->can_prefetch(d->src, t))
+		if (!t->gone && t->model.nr_pending && !lazy_prefetch_left(t) &&
+		    d->src->ops->can_prefetch(d->src, t))
 			return true;
 	return false;
 }
@@ -238,8 +240,10 @@ static int run_loop(struct lazy_daemon *d)
 	uint64_t last_probe = evloop_now_ns();
 
 	while (!all_done(d)) {
+		bool prefetch = lazy_prefetch_wanted(d);
 		bool background = background_wanted(d);
-		int timeout = background ? 0 : d->restore_finished ? LIVENESS_PROBE_MS : -1;
+		int timeout = prefetch || background ? 0 :
+			      d->restore_finished ? LIVENESS_PROBE_MS : -1;
 		int n = epoll_wait(d->epfd, evs, 32, timeout);
 		int ret = 0;
 
@@ -254,7 +258,10 @@ static int run_loop(struct lazy_daemon *d)
 		for (struct lazy_task *t = d->tasks; t && !ret; t = t->next)
 			if (!t->gone && t->nr_deferred)
 				ret = lazy_retry_deferred(d, t);
-		if (!ret && !n && background) {
+		/* the working set goes on while faults come: one batch after them */
+		if (!ret && prefetch) {
+			ret = lazy_prefetch_step(d);
+		} else if (!ret && !n && background) {
 			ret = lazy_shmem_background_step(d);
 			if (!ret)
 				ret = lazy_background_step(d);
@@ -319,13 +326,16 @@ int cr_lazy_pages(struct opts *o)
 	if (ret)
 		goto out;
 
+	/* the earlier record, read before the restore may start */
+	ws_init(&d.ws, !o->no_working_set, 0);
+	ws_open(&d.ws, d.dirfd, tree.pids, tree.nr_pids);
 	ret = evloop_daemon_ready(o->daemon_mode, o->status_fd);
 	if (ret)
 		goto out;
 	pr_info("listening on %s for %zu task(s)", sock_path, tree.nr_pids);
 
 	d.stats.start_ns = evloop_now_ns();
-	ws_init(&d.ws, !o->no_working_set, d.stats.start_ns);
+	d.ws.start_ns = d.stats.start_ns;
 	ret = lazy_accept_tasks(&d, &tree, listen_fd);
 	close(listen_fd);
 	listen_fd = -1;
@@ -341,7 +351,7 @@ int cr_lazy_pages(struct opts *o)
 	} else {
 		lazy_shmem_finish(&d);
 		lazy_stats_report(&d.stats, d.dirfd);
-		ws_write(&d.ws, d.dirfd, tree.pids, tree.nr_pids);
+		ws_write(&d.ws, d.dirfd);
 		if (d.stats.pages_lost) {
 			/* each was logged with its address when it was found */
 			pr_err("%llu lazy pages were lost, each named above: the restore is not faithful",

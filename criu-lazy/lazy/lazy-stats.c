@@ -57,6 +57,22 @@ long lazy_stats_proc_add(struct lazy_stats *s, pid_t pid)
 	return s->nr_procs++;
 }
 
+/*
+ * Prefetch hits: prefetched pages installed before any fault named them
+ * (the late ones were faulted on while their copy was in flight).  Faults
+ * avoided: pages of the earlier record, lazy at the start, that this
+ * restore never faulted on (each was a fault of an earlier restore).
+ */
+static uint64_t hits(uint64_t prefetched, uint64_t late)
+{
+	return prefetched > late ? prefetched - late : 0;
+}
+
+static uint64_t avoided(uint64_t expected, uint64_t faulted)
+{
+	return expected > faulted ? expected - faulted : 0;
+}
+
 /* Seconds from the daemon's start to a process's last page, 0 if none came. */
 static double done_s(const struct lazy_stats *s, const struct lazy_proc_stats *p)
 {
@@ -71,10 +87,14 @@ static void print_procs(const struct lazy_stats *s)
 		const struct lazy_proc_stats *p = &s->procs[i];
 
 		printf("lazy-pages:   process %d (%llu task(s)): %llu lazy (+%llu inherited): "
-		       "%llu by fault, %llu in background; dropped: %llu by events, %llu at exit, "
+		       "%llu by fault, %llu in background, %llu prefetched (%llu hits, %llu faults "
+		       "avoided); dropped: %llu by events, %llu at exit, "
 		       "%llu lost; last page at %.3f s\n", p->pid, (unsigned long long)p->tasks,
 		       (unsigned long long)p->pages_lazy, (unsigned long long)p->pages_inherited,
 		       (unsigned long long)p->pages_fault, (unsigned long long)p->pages_background,
+		       (unsigned long long)p->pages_prefetched,
+		       (unsigned long long)hits(p->pages_prefetched, p->prefetch_late),
+		       (unsigned long long)avoided(p->ws_expected, p->ws_faulted),
 		       (unsigned long long)p->pages_dropped_event,
 		       (unsigned long long)p->pages_dropped_exit, (unsigned long long)p->pages_lost,
 		       done_s(s, p));
@@ -93,13 +113,19 @@ static void write_procs(FILE *f, const struct lazy_stats *s)
 			"\"pages_dropped_event\": %llu, \"pages_dropped_exit\": %llu, "
 			"\"pages_lost\": %llu, \"pages_zero\": %llu, \"faults\": %llu, "
 			"\"pages_shmem\": %llu, "
+			"\"pages_prefetched\": %llu, \"prefetch_hits\": %llu, "
+			"\"prefetch_late\": %llu, \"faults_avoided\": %llu, "
 			"\"last_page_s\": %.6f}", i ? ", " : "", p->pid, (unsigned long long)p->tasks,
 			(unsigned long long)p->pages_lazy, (unsigned long long)p->pages_inherited,
 			(unsigned long long)p->pages_fault, (unsigned long long)p->pages_background,
 			(unsigned long long)p->pages_dropped_event,
 			(unsigned long long)p->pages_dropped_exit, (unsigned long long)p->pages_lost,
 			(unsigned long long)p->pages_zero, (unsigned long long)p->faults,
-			(unsigned long long)p->pages_shmem, done_s(s, p));
+			(unsigned long long)p->pages_shmem,
+			(unsigned long long)p->pages_prefetched,
+			(unsigned long long)hits(p->pages_prefetched, p->prefetch_late),
+			(unsigned long long)p->prefetch_late,
+			(unsigned long long)avoided(p->ws_expected, p->ws_faulted), done_s(s, p));
 	}
 	fputs("]", f);
 }
@@ -116,16 +142,26 @@ void lazy_stats_report(struct lazy_stats *s, int dirfd)
 	p99 = percentile_us(s, 0.99);
 
 	printf("lazy-pages: %llu task(s), %llu lazy pages (+%llu inherited by forks): %llu by fault, "
-	       "%llu in background; dropped: %llu by events, %llu at exit, %llu lost; %llu zero pages\n",
+	       "%llu in background, %llu prefetched; dropped: %llu by events, %llu at exit, "
+	       "%llu lost; %llu zero pages\n",
 	       (unsigned long long)s->tasks, (unsigned long long)s->pages_lazy,
 	       (unsigned long long)s->pages_inherited,
 	       (unsigned long long)s->pages_fault, (unsigned long long)s->pages_background,
+	       (unsigned long long)s->pages_prefetched,
 	       (unsigned long long)s->pages_dropped_event, (unsigned long long)s->pages_dropped_exit,
 	       (unsigned long long)s->pages_lost, (unsigned long long)s->pages_zero);
 	print_procs(s);
 	if (s->pages_shmem)
 		printf("lazy-pages: %llu of the lazy pages are shared memory\n",
 		       (unsigned long long)s->pages_shmem);
+	if (s->pages_prefetched || s->ws_expected)
+		printf("lazy-pages: working set: %llu pages prefetched, %llu hits (%llu late), "
+		       "%llu faults avoided of %llu recorded\n",
+		       (unsigned long long)s->pages_prefetched,
+		       (unsigned long long)hits(s->pages_prefetched, s->prefetch_late),
+		       (unsigned long long)s->prefetch_late,
+		       (unsigned long long)avoided(s->ws_expected, s->ws_faulted),
+		       (unsigned long long)s->ws_expected);
 	printf("lazy-pages: %llu faults, latency p50 %.1f us, p99 %.1f us; "
 	       "%llu bytes in %.3f s (%.1f MiB/s)\n",
 	       (unsigned long long)s->faults, p50, p99, (unsigned long long)s->bytes, secs,
@@ -146,7 +182,8 @@ void lazy_stats_report(struct lazy_stats *s, int dirfd)
 		"\"pages_dropped_exit\": %llu, \"pages_lost\": %llu, \"pages_zero\": %llu, "
 		"\"faults\": %llu, \"fault_latency_p50_us\": %.2f, "
 		"\"fault_latency_p99_us\": %.2f, \"bytes\": %llu, \"duration_s\": %.6f, "
-		"\"restore_finished_s\": %.6f, \"pages_shmem\": %llu",
+		"\"restore_finished_s\": %.6f, \"pages_shmem\": %llu, \"pages_prefetched\": %llu, "
+		"\"prefetch_hits\": %llu, \"prefetch_late\": %llu, \"faults_avoided\": %llu",
 		(unsigned long long)s->tasks, (unsigned long long)s->pages_lazy,
 		(unsigned long long)s->pages_inherited,
 		(unsigned long long)s->pages_fault, (unsigned long long)s->pages_background,
@@ -155,7 +192,11 @@ void lazy_stats_report(struct lazy_stats *s, int dirfd)
 		(unsigned long long)s->pages_zero, (unsigned long long)s->faults, p50, p99,
 		(unsigned long long)s->bytes, secs,
 		s->finished_ns > s->start_ns ? (s->finished_ns - s->start_ns) / 1e9 : 0.0,
-		(unsigned long long)s->pages_shmem);
+		(unsigned long long)s->pages_shmem,
+		(unsigned long long)s->pages_prefetched,
+		(unsigned long long)hits(s->pages_prefetched, s->prefetch_late),
+		(unsigned long long)s->prefetch_late,
+		(unsigned long long)avoided(s->ws_expected, s->ws_faulted));
 	write_procs(f, s);
 	fputs("}\n", f);
 	if (fclose(f))

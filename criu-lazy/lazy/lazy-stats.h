@@ -1,7 +1,8 @@
 /*
  * What the daemon did, printed when it exits.  Every lazy page ends in
  * exactly one of the counts: pages_lazy + pages_inherited == pages_fault +
- * pages_background + pages_dropped_event + pages_dropped_exit + pages_lost.
+ * pages_background + pages_prefetched + pages_dropped_event +
+ * pages_dropped_exit + pages_lost.
  */
 #ifndef CRIU_LAZY_LAZY_STATS_H
 #define CRIU_LAZY_LAZY_STATS_H
@@ -20,6 +21,7 @@ struct lazy_proc_stats {
 	uint64_t pages_lazy, pages_inherited, pages_fault, pages_background, pages_zero;
 	uint64_t pages_dropped_event, pages_dropped_exit, pages_lost;
 	uint64_t pages_shmem;
+	uint64_t pages_prefetched, prefetch_late, ws_expected, ws_faulted;
 	uint64_t faults;
 	uint64_t last_ns;		/* its last page delivered */
 };
@@ -36,6 +38,10 @@ struct lazy_stats {
 	uint64_t pages_dropped_event;	/* unmapped or discarded (UNMAP, REMOVE, REMAP) */
 	uint64_t pages_dropped_exit;	/* still lazy when their task exited */
 	uint64_t pages_lost;		/* dropped for any other reason: an error */
+	uint64_t pages_prefetched;	/* delivered by the working set's install */
+	uint64_t prefetch_late;		/* of them, faulted on while their copy was in flight */
+	uint64_t ws_expected;		/* pages of the earlier record lazy at the start */
+	uint64_t ws_faulted;		/* of them, faulted on in this restore */
 	uint64_t faults;
 	uint64_t bytes;
 	uint64_t start_ns, end_ns;

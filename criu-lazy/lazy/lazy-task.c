@@ -12,6 +12,7 @@
 #include "images/vma-status.h"
 #include "lazy/lazy-daemon.h"
 #include "lazy/page-source.h"
+#include "lazy/prefetch.h"
 #include "mm.pb-c.h"
 
 struct lazy_task *lazy_task_new(struct lazy_daemon *d, pid_t pid, int uffd, struct lazy_image *img)
@@ -147,6 +148,7 @@ static void task_free(struct lazy_daemon *d, struct lazy_task *t)
 		d->src->ops->release(d->src, t);
 	if (!t->img->users)
 		free(t->img);
+	lazy_prefetch_free(t);
 	free(t->inflight);
 	free(t->deferred);
 	free(t->waiting);
@@ -167,6 +169,8 @@ void lazy_task_reap(struct lazy_daemon *d)
 		*p = t->next;
 		if (d->bg_next == t)
 			d->bg_next = t->next;
+		if (d->pf_next == t)
+			d->pf_next = t->next;
 		task_free(d, t);
 	}
 }
@@ -179,7 +183,7 @@ void lazy_task_free_all(struct lazy_daemon *d)
 		d->tasks = t->next;
 		task_free(d, t);
 	}
-	d->bg_next = NULL;
+	d->bg_next = d->pf_next = NULL;
 }
 
 uint64_t lazy_task_probe_address(const struct lazy_task *t)

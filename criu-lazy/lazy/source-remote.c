@@ -30,6 +30,7 @@
 #include "common/log.h"
 #include "lazy/lazy-daemon.h"
 #include "lazy/page-source.h"
+#include "lazy/prefetch.h"
 #include "lazy/remote-conn.h"
 #include "pageserver/ps-io.h"
 #include "pageserver/ps-net.h"
@@ -184,9 +185,12 @@ static int refill_background(struct remote_source *rs)
 
 	if (rs->finishing || rs->broken)
 		return 0;
+	/* the working set first: its window of GETs kept full */
 	do
-		ret = lazy_background_step(rs->src.d);
+		ret = lazy_prefetch_step(rs->src.d);
 	while (ret > 0);
+	while (ret == 0 && (ret = lazy_background_step(rs->src.d)) > 0)
+		;
 	return ret;
 }
 

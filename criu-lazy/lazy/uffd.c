@@ -74,9 +74,19 @@ static const char *const fill_names[] = {
 int uffd_fill(int uffd, enum uffd_fill_op op, uint64_t dst, const void *src, uint64_t len,
 	      uint64_t *done)
 {
+	uint64_t existed, first;
+
+	return uffd_fill_counted(uffd, op, dst, src, len, done, &existed, &first);
+}
+
+int uffd_fill_counted(int uffd, enum uffd_fill_op op, uint64_t dst, const void *src,
+		      uint64_t len, uint64_t *done, uint64_t *existed, uint64_t *first_existed)
+{
 	uint64_t cur = 0, try = len;
 	bool stepped = false;
 	int ret = UFFD_DONE;
+
+	*existed = 0;
 
 	while (cur < len) {
 		int64_t n = fill_once(uffd, op, dst + cur,
@@ -87,6 +97,9 @@ int uffd_fill(int uffd, enum uffd_fill_op op, uint64_t dst, const void *src, uin
 			try = len - cur;
 		} else if (n == -EEXIST) {
 			/* the first page is there already: step over it */
+			if (!stepped)
+				*first_existed = dst + cur;
+			++*existed;
 			cur += PAGE;
 			try = len - cur;
 			stepped = true;

@@ -41,6 +41,10 @@ enum uffd_fill_op {
 int uffd_fill(int uffd, enum uffd_fill_op op, uint64_t dst, const void *src, uint64_t len,
 	      uint64_t *done);
 
+/* The same, and how many pages were there already (the first at *first_existed). */
+int uffd_fill_counted(int uffd, enum uffd_fill_op op, uint64_t dst, const void *src,
+		      uint64_t len, uint64_t *done, uint64_t *existed, uint64_t *first_existed);
+
 /* Are messages (faults or events) waiting to be read from this uffd? */
 bool uffd_has_msgs(int uffd);
 

@@ -107,20 +107,46 @@ static int add(struct working_set *ws, pid_t pid, uint64_t img, uint32_t ms)
 	ret = set_add(p, img);
 	if (ret == 1)
 		p->e[p->nr++] = (struct ws_entry){ .img = img, .ms = ms };
-	return ret < 0 ? ret : 0;
+	return ret;
 }
 
-void ws_touch(struct working_set *ws, pid_t pid, uint64_t img, uint64_t now_ns)
+bool ws_touch(struct working_set *ws, pid_t pid, uint64_t img, uint64_t now_ns)
 {
 	uint64_t ms = (now_ns - ws->start_ns) / 1000000;
+	int ret;
 
 	if (!ws->on)
-		return;
-	if (add(ws, pid, img, ms > UINT32_MAX ? UINT32_MAX : ms)) {
+		return false;
+	ret = add(ws, pid, img, ms > UINT32_MAX ? UINT32_MAX : ms);
+	if (ret < 0) {
 		/* a partial record would mislead a prefetch: none at all */
 		pr_warn("out of memory: not recorded");
 		ws->on = false;
+		return false;
 	}
+	return ret == 1;
+}
+
+const struct ws_proc *ws_prior(const struct working_set *ws, pid_t pid)
+{
+	if (!ws->prior)
+		return NULL;
+	for (size_t i = 0; i < ws->prior->nr_procs; i++)
+		if (ws->prior->procs[i].pid == pid)
+			return &ws->prior->procs[i];
+	return NULL;
+}
+
+bool ws_proc_has(const struct ws_proc *p, uint64_t img)
+{
+	uint64_t key = img + 1;
+
+	if (!p || !p->set_cap)
+		return false;
+	for (size_t i = slot_of(key, p->set_cap); p->set[i]; i = (i + 1) & (p->set_cap - 1))
+		if (p->set[i] == key)
+			return true;
+	return false;
 }
 
 void ws_free(struct working_set *ws)
@@ -132,6 +158,11 @@ void ws_free(struct working_set *ws)
 	free(ws->procs);
 	ws->procs = NULL;
 	ws->nr_procs = ws->cap_procs = 0;
+	if (ws->prior) {
+		ws_free(ws->prior);
+		free(ws->prior);
+		ws->prior = NULL;
+	}
 }
 
 static int hash_file(int dirfd, const char *name, uint64_t *h)
@@ -258,7 +289,7 @@ static int load_old(struct working_set *old, int dirfd, uint64_t identity, const
 			struct ws_file_entry fe;
 
 			memcpy(&fe, buf + off, sizeof(fe));
-			if (add(old, ph.pid, fe.img, fe.ms)) {
+			if (add(old, ph.pid, fe.img, fe.ms) < 0) {
 				*why = "too large for memory";
 				goto out;
 			}
@@ -324,47 +355,72 @@ static int write_file(const struct working_set *ws, int dirfd, uint64_t identity
 	return 0;
 }
 
-void ws_write(struct working_set *ws, int dirfd, const pid_t *pids, size_t nr_pids)
+void ws_open(struct working_set *ws, int dirfd, const pid_t *pids, size_t nr_pids)
 {
-	struct working_set old;
+	struct working_set *old;
 	const char *why = NULL;
-	uint64_t identity;
 	int ret;
 
 	if (!ws->on)
 		return;
-	ret = images_identity(dirfd, pids, nr_pids, &identity);
+	ret = images_identity(dirfd, pids, nr_pids, &ws->identity);
 	if (ret) {
-		pr_warn("not written: cannot read the images for their identity: %s",
-			strerror(-ret));
+		pr_warn("off: cannot read the images for their identity: %s", strerror(-ret));
+		ws->on = false;
 		return;
 	}
-	ws_init(&old, true, ws->start_ns);
-	ret = load_old(&old, dirfd, identity, &why);
-	if (ret < 0)
-		pr_warn("replacing %s: %s", WORKING_SET_NAME, why);
-	if (ret) {
-		ws_free(&old);
-		ws_init(&old, true, ws->start_ns);
-		ret = 0;
+	old = malloc(sizeof(*old));
+	if (!old) {
+		pr_warn("off: out of memory");
+		ws->on = false;
+		return;
 	}
-	/* union: this restore's new pages after what was recorded before */
-	for (size_t i = 0; i < ws->nr_procs && !ret; i++)
-		for (size_t j = 0; j < ws->procs[i].nr && !ret; j++)
-			ret = add(&old, ws->procs[i].pid, ws->procs[i].e[j].img,
-				  ws->procs[i].e[j].ms);
+	ws_init(old, true, ws->start_ns);
+	ret = load_old(old, dirfd, ws->identity, &why);
 	if (ret) {
+		/* the one line about it: not used now, replaced at the end */
+		if (ret < 0)
+			pr_warn("ignoring %s: %s (no prefetch; replaced when this restore ends)",
+				WORKING_SET_NAME, why);
+		ws_free(old);
+		free(old);
+		return;
+	}
+	ws->prior = old;
+}
+
+void ws_write(struct working_set *ws, int dirfd)
+{
+	/* the other refinement rule, kept for scripts/bench prefetch to measure */
+	const char *rule = getenv("CRIU_LAZY_WS_MERGE");
+	bool newest = rule && !strcmp(rule, "newest");
+	struct working_set merged;
+	int ret = 0;
+
+	if (!ws->on)
+		return;
+	ws_init(&merged, true, ws->start_ns);
+	/* union: what was recorded before keeps its place, this restore's new pages after */
+	for (size_t i = 0; ws->prior && !newest && i < ws->prior->nr_procs && ret >= 0; i++)
+		for (size_t j = 0; j < ws->prior->procs[i].nr && ret >= 0; j++)
+			ret = add(&merged, ws->prior->procs[i].pid, ws->prior->procs[i].e[j].img,
+				  ws->prior->procs[i].e[j].ms);
+	for (size_t i = 0; i < ws->nr_procs && ret >= 0; i++)
+		for (size_t j = 0; j < ws->procs[i].nr && ret >= 0; j++)
+			ret = add(&merged, ws->procs[i].pid, ws->procs[i].e[j].img,
+				  ws->procs[i].e[j].ms);
+	if (ret < 0) {
 		pr_warn("not written: out of memory");
 	} else {
-		old.restores++;
-		if (!write_file(&old, dirfd, identity)) {
+		merged.restores = (ws->prior && !newest ? ws->prior->restores : 0) + 1;
+		if (!write_file(&merged, dirfd, ws->identity)) {
 			size_t total = 0;
 
-			for (size_t i = 0; i < old.nr_procs; i++)
-				total += old.procs[i].nr;
+			for (size_t i = 0; i < merged.nr_procs; i++)
+				total += merged.procs[i].nr;
 			pr_info("%zu page(s) of %zu process(es) written to %s (%u restore(s))",
-				total, old.nr_procs, WORKING_SET_NAME, old.restores);
+				total, merged.nr_procs, WORKING_SET_NAME, merged.restores);
 		}
 	}
-	ws_free(&old);
+	ws_free(&merged);
 }

@@ -35,19 +35,31 @@ struct working_set {
 	bool on;		/* recording (off: --no-working-set, or out of memory) */
 	uint32_t restores;	/* restores merged into it */
 	uint64_t start_ns;
+	uint64_t identity;	/* of the images (ws_open) */
+	struct working_set *prior;	/* an earlier restore's record of these images, or NULL */
 	struct ws_proc *procs;
 	size_t nr_procs, cap_procs;
 };
 
 void ws_init(struct working_set *ws, bool on, uint64_t start_ns);
-/* Process pid touched dump-time page img at now_ns (kept if it is new). */
-void ws_touch(struct working_set *ws, pid_t pid, uint64_t img, uint64_t now_ns);
 /*
- * Merge with the file an earlier restore of the same images wrote and
- * replace it atomically.  pids: the processes of the images, for their
- * identity.  A failure is one warning: the restore itself went well.
+ * The identity of the images (pids: their processes) and the record an
+ * earlier restore of them left in DIR/working-set, the prefetch's list.  A
+ * file of other images, of another version or damaged is ignored with one
+ * warning and replaced at the end.  Unreadable images turn recording off.
  */
-void ws_write(struct working_set *ws, int dirfd, const pid_t *pids, size_t nr_pids);
+void ws_open(struct working_set *ws, int dirfd, const pid_t *pids, size_t nr_pids);
+/* The earlier record of process pid, or NULL. */
+const struct ws_proc *ws_prior(const struct working_set *ws, pid_t pid);
+bool ws_proc_has(const struct ws_proc *p, uint64_t img);
+/* Process pid touched dump-time page img at now_ns; true if it is new. */
+bool ws_touch(struct working_set *ws, pid_t pid, uint64_t img, uint64_t now_ns);
+/*
+ * Merge with the earlier record (union; CRIU_LAZY_WS_MERGE=newest keeps
+ * only this restore's, for the benchmark) and replace the file atomically.
+ * A failure is one warning: the restore itself went well.
+ */
+void ws_write(struct working_set *ws, int dirfd);
 void ws_free(struct working_set *ws);
 
 #endif

@@ -112,7 +112,8 @@ def check_stats(imgdir, daemon_text="", removed=0, exact=True):
     exactly the `removed` pages the program took away itself (at most those
     when not `exact`), and
         pages_lazy + pages_inherited == pages_fault + pages_background
-            + pages_dropped_event + pages_dropped_exit + pages_lost."""
+            + pages_prefetched + pages_dropped_event + pages_dropped_exit
+            + pages_lost."""
     st = read_stats(imgdir)
     # shared memory restored lazily: each object once (lazy-pages.md)
     assert st["pages_shmem"] <= shmem_pages_in_images(imgdir), (
@@ -128,10 +129,12 @@ def check_stats(imgdir, daemon_text="", removed=0, exact=True):
         f"the daemon dropped {ev} pages because of events, but the program removed "
         f"{'' if exact else 'at most '}{removed}: {st}\n{daemon_text}")
     want += st["pages_inherited"]	# a child forked after restore needs them too
-    done = st["pages_fault"] + st["pages_background"] + sum(st[k] for k in DROPPED)
+    done = st["pages_fault"] + st["pages_background"] + st["pages_prefetched"] + \
+        sum(st[k] for k in DROPPED)
     assert done == want, (f"{want} lazy pages (with {st['pages_inherited']} inherited by "
                           f"forks), but {st['pages_fault']} by fault + "
                           f"{st['pages_background']} in background + "
+                          f"{st['pages_prefetched']} prefetched + "
                           + " + ".join(f"{st[k]} {k[6:]}" for k in DROPPED) +
                           f" = {done}\n{daemon_text}")
     check_process_stats(st, imgdir, daemon_text)
@@ -139,7 +142,8 @@ def check_stats(imgdir, daemon_text="", removed=0, exact=True):
 
 
 PROC_COUNTS = ("tasks", "pages_lazy", "pages_inherited", "pages_fault", "pages_background",
-               "pages_zero", "faults", "pages_shmem") + DROPPED
+               "pages_zero", "faults", "pages_shmem", "pages_prefetched", "prefetch_hits",
+               "prefetch_late", "faults_avoided") + DROPPED
 
 
 def check_process_stats(st, imgdir, daemon_text=""):
@@ -154,7 +158,8 @@ def check_process_stats(st, imgdir, daemon_text=""):
         assert p["pages_lazy"] == by_pid.get(pid, 0) + p["pages_shmem"], (
             f"process {pid}: {p['pages_lazy']} lazy pages counted, its image has "
             f"{by_pid.get(pid, 0)} (+{p['pages_shmem']} of shared memory)\n{daemon_text}")
-        done = p["pages_fault"] + p["pages_background"] + sum(p[k] for k in DROPPED)
+        done = p["pages_fault"] + p["pages_background"] + p["pages_prefetched"] + \
+            sum(p[k] for k in DROPPED)
         assert p["pages_lazy"] + p["pages_inherited"] == done, (
             f"process {pid}: {p['pages_lazy']} lazy + {p['pages_inherited']} inherited, but "
             f"{done} delivered or dropped: {p}\n{daemon_text}")

@@ -1,0 +1,186 @@
+/*
+ * Installing the recorded working set ahead of the task's faults.
+ *
+ * A batch takes the next record entries (at most PF_BATCH_PAGES that are
+ * still pending in the task's model), sorts them by address and requests
+ * each contiguous run as one span: one UFFDIO_COPY for the local source,
+ * one GET for a page server.  Sorting inside a batch keeps the recorded
+ * order at batch granularity and makes the runs the record has.  A remote
+ * source keeps up to PF_WINDOW_PAGES of them in flight per task
+ * (pipelined GETs on the background connection); the local one copies at
+ * once.  The loop serves every queued fault before each batch.
+ *
+ * A batch that stops early (a copy met pending events: the rest went back
+ * to the model) is looked at again from its first entry next time: what it
+ * delivered is no longer pending and is skipped.
+ */
+#include <stdlib.h>
+
+#include "common/evloop.h"
+#define LOG_PREFIX "lazy: prefetch: "
+#include "common/log.h"
+#include "lazy/lazy-daemon.h"
+#include "lazy/page-source.h"
+#include "lazy/prefetch.h"
+
+struct pf_page {
+	uint64_t addr, img;
+};
+
+int lazy_prefetch_attach(struct lazy_daemon *d, struct lazy_task *t)
+{
+	const struct ws_proc *rec = ws_prior(&d->ws, t->pid);
+	struct lazy_prefetch *pf;
+	uint64_t expected = 0, addr;
+
+	if (!rec || !rec->nr)
+		return 0;
+	pf = calloc(1, sizeof(*pf));
+	if (!pf)
+		return -ENOMEM;
+	pf->e = rec->e;
+	pf->nr = rec->nr;
+	/* how many faults the record stands for here: its pages still lazy */
+	for (size_t i = 0; i < rec->nr; i++)
+		if (lazy_model_find_img(&t->model, rec->e[i].img, &pf->hint, &addr))
+			expected++;
+	pf->hint = 0;
+	LAZY_COUNT(d, t, ws_expected, expected);
+	t->pf = pf;
+	pr_info("task %d: %llu of the %zu recorded pages to install first", t->pid,
+		(unsigned long long)expected, rec->nr);
+	return 0;
+}
+
+void lazy_prefetch_free(struct lazy_task *t)
+{
+	free(t->pf);
+	t->pf = NULL;
+}
+
+bool lazy_prefetch_left(const struct lazy_task *t)
+{
+	return t->pf && t->pf->next < t->pf->nr && !t->gone;
+}
+
+/* Prefetch pages of t in flight (a remote source's GETs not yet copied). */
+static uint64_t inflight_pages(const struct lazy_task *t)
+{
+	uint64_t n = 0;
+
+	for (size_t i = 0; i < t->nr_inflight; i++)
+		if (t->inflight[i].prefetch)
+			n += t->inflight[i].span.nr_pages;
+	return n;
+}
+
+static bool can_send(const struct lazy_task *t)
+{
+	return lazy_prefetch_left(t) && inflight_pages(t) < PF_WINDOW_PAGES;
+}
+
+bool lazy_prefetch_wanted(struct lazy_daemon *d)
+{
+	bool wanted = false;
+
+	for (struct lazy_task *t = d->tasks; t; t = t->next) {
+		wanted |= can_send(t);
+		/* every batch requested and copied (a page server's replies too) */
+		if (t->pf && !t->pf->installed && !t->gone && t->pf->next == t->pf->nr &&
+		    !inflight_pages(t)) {
+			t->pf->installed = true;
+			pr_info("task %d: working set installed (%.3f s)", t->pid,
+				(evloop_now_ns() - d->stats.start_ns) / 1e9);
+		}
+	}
+	return wanted;
+}
+
+static int cmp_addr(const void *a, const void *b)
+{
+	const struct pf_page *x = a, *y = b;
+
+	return x->addr < y->addr ? -1 : x->addr > y->addr;
+}
+
+/*
+ * Request pages[0..n) (sorted, pending) as runs.  1 when all went out (or
+ * were copied), 0 when a copy stopped early (its rest is pending again).
+ */
+static int request_runs(struct lazy_daemon *d, struct lazy_task *t, const struct pf_page *pages,
+			size_t n)
+{
+	for (size_t i = 0, j; i < n && !t->gone; i = j) {
+		struct lazy_span span;
+		uint64_t last;
+		int ret;
+
+		for (j = i + 1; j < n && j - i < PF_SPAN_MAX; j++)
+			if (pages[j].addr != pages[j - 1].addr + LAZY_PAGE_SIZE ||
+			    pages[j].img != pages[j - 1].img + LAZY_PAGE_SIZE)
+				break;
+		/* a run that crosses regions (two VMAs side by side) goes page by page */
+		if (!lazy_model_take_range(&t->model, pages[i].addr, j - i, &span)) {
+			if (!lazy_model_take_range(&t->model, pages[i].addr, 1, &span))
+				continue;	/* taken meanwhile: not possible within a batch */
+			j = i + 1;
+		}
+		last = span.start + (span.nr_pages - 1) * LAZY_PAGE_SIZE;
+		ret = lazy_request_prefetch(d, t, &span);
+		if (ret)
+			return ret;
+		if (!t->gone && lazy_model_is_pending(&t->model, last))
+			return 0;
+	}
+	return 1;
+}
+
+static int batch(struct lazy_daemon *d, struct lazy_task *t)
+{
+	struct lazy_prefetch *pf = t->pf;
+	struct pf_page pages[PF_BATCH_PAGES];
+	uint64_t room = PF_WINDOW_PAGES - inflight_pages(t), addr;
+	size_t n = 0, scanned = 0, first = pf->next;
+	int ret;
+
+	if (room > PF_BATCH_PAGES)
+		room = PF_BATCH_PAGES;
+	while (pf->next < pf->nr && n < room && scanned++ < PF_SCAN_MAX) {
+		uint64_t img = pf->e[pf->next++].img;
+
+		if (lazy_model_find_img(&t->model, img, &pf->hint, &addr))
+			pages[n++] = (struct pf_page){ .addr = addr, .img = img };
+	}
+	qsort(pages, n, sizeof(pages[0]), cmp_addr);
+	ret = request_runs(d, t, pages, n);
+	if (ret == 0)
+		pf->next = first;	/* events first; this batch again after them */
+	return ret;
+}
+
+int lazy_prefetch_step(struct lazy_daemon *d)
+{
+	struct lazy_task *t = d->pf_next ? d->pf_next : d->tasks;
+	struct lazy_task *first = t;
+
+	if (!t)
+		return 0;
+	do {
+		struct lazy_task *next = t->next ? t->next : d->tasks;
+
+		if (can_send(t)) {
+			d->pf_next = next;
+			return batch(d, t);
+		}
+		t = next;
+	} while (t != first);
+	return 0;
+}
+
+void lazy_prefetch_fault(struct lazy_daemon *d, struct lazy_task *t, uint64_t img, bool late)
+{
+	if (late)
+		LAZY_COUNT(d, t, prefetch_late, 1);
+	if (ws_proc_has(ws_prior(&d->ws, t->pid), img))
+		LAZY_COUNT(d, t, ws_faulted, 1);
+}

@@ -1,0 +1,54 @@
+/*
+ * Prefetch (issue 11, point 2): the working set an earlier restore of the
+ * same images recorded is installed first, in its recorded order, in
+ * batches of contiguous runs, while the task already runs.  Faults are
+ * served before every batch; background delivery of the rest waits until a
+ * task's working set is installed.
+ *
+ * A page is taken out of the task's model when its batch is requested, as
+ * a fault or a background chunk takes it: every page is delivered once,
+ * whoever asks first, and what prefetch delivers is counted in
+ * pages_prefetched (one more term of the accounting).
+ */
+#ifndef CRIU_LAZY_LAZY_PREFETCH_H
+#define CRIU_LAZY_LAZY_PREFETCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lazy/working-set.h"
+
+struct lazy_daemon;
+struct lazy_task;
+
+struct lazy_prefetch {
+	const struct ws_entry *e;	/* the earlier record of the task's process, in order */
+	size_t nr, next;		/* next: the first entry not yet looked at */
+	size_t hint;			/* model region of the last lookup */
+	bool installed;			/* all of it copied (said once in the log) */
+};
+
+#define PF_BATCH_PAGES	256	/* a fault waits behind at most one batch */
+#define PF_SCAN_MAX	1024	/* record entries looked at per batch */
+#define PF_SPAN_MAX	256	/* pages of one copy (one GET) */
+#define PF_WINDOW_PAGES	256	/* prefetch pages in flight per task (a remote source) */
+
+/* A process restored with a record of its own gets its install list (else nothing). */
+int lazy_prefetch_attach(struct lazy_daemon *d, struct lazy_task *t);
+void lazy_prefetch_free(struct lazy_task *t);
+
+/* Has t a working set still to install? (Background delivery waits for it.) */
+bool lazy_prefetch_left(const struct lazy_task *t);
+/* Could some task send a batch now? */
+bool lazy_prefetch_wanted(struct lazy_daemon *d);
+/* One batch for the next task in turn: 1 if a request went out, 0, or -errno. */
+int lazy_prefetch_step(struct lazy_daemon *d);
+
+/*
+ * A thread of t faulted on dump-time page img, the first time in this
+ * restore; late: while a prefetch copy of it was in flight.
+ */
+void lazy_prefetch_fault(struct lazy_daemon *d, struct lazy_task *t, uint64_t img, bool late);
+
+#endif
