@@ -1,0 +1,274 @@
+"""scripts/bench prefetch: a function's cold start from its recorded working set.
+
+The workload (build/test/bench/function_workload) holds --size of memory
+(1 GiB); on SIGUSR1 it reads a fixed, scattered tenth of its pages in a
+fixed pseudo-random order and sums them (the checksum), then checks every
+page it read.  The figure of a restore is the time from the start of
+`restore` to the checksum (CLOCK_MONOTONIC, the workload's own reading).
+The signal goes the moment `restore` returns.
+
+Compared in one run, each the median of --reps restores of the same images,
+interleaved:
+  eager            restore without --lazy-pages
+  lazy             lazy-pages --no-working-set (no record: every page the
+                   function reads is a fault), background delivery on
+  lazy+ws          lazy-pages with the working set recorded by --record-runs
+                   earlier lazy restores with --no-background-fetch (with
+                   background delivery on, the pages it delivers before the
+                   function reads them are never faults, so never recorded;
+                   and a fault-around window delivers neighbours of a
+                   faulting page that are then not recorded either, so the
+                   second recording adds what the first missed)
+  remote, remote+ws  the same two over a page server on the images
+Targets: lazy / lazy+ws >= 3, eager / lazy+ws >= 1, remote / remote+ws >= 3.
+
+Also measured (issue 11, point 1): the refinement rule of the record, union
+(the daemon's) against newest (CRIU_LAZY_WS_MERGE=newest: only the last
+restore's faults), over four restores from no record at all, of the same
+function (variants 0 0 0 0) and of one whose input changes (0 1 0 1:
+variant 1 reads half of variant 0's pages and half new ones); the figure is
+the mean of the last two restores.
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import time
+
+from .common import (BENCH_BIN, TOOL, BenchError, Suite, log, need_programs, read_ready,
+                     wait_for)
+from .common import run as run_cmd
+from .lazy import human, not_alive, parse_size
+
+HELP = "a function's cold start: eager, lazy, lazy with its working set (local, remote)"
+
+WORKLOAD = BENCH_BIN / "function_workload"
+ADDRESS = "127.0.0.1"
+TIMEOUT_START = 120
+TIMEOUT_DUMP = 300
+TIMEOUT_RESTORE = 120
+TIMEOUT_READY = 30
+TIMEOUT_CALL = 120
+TIMEOUT_EXIT = 120
+WS = "working-set"
+
+
+def add_arguments(p):
+    p.add_argument("--size", default="1G", help="memory of the workload (default 1G)")
+    p.add_argument("--reps", type=int, default=3, help="restores per mode (median; default 3)")
+    p.add_argument("--record-runs", type=int, default=2,
+                   help="lazy restores that record the working set first (default 2)")
+    p.add_argument("--placement", choices=("free",), default="free",
+                   help="CPUs: anywhere (the function and the daemon share the machine)")
+    p.add_argument("--no-merge", action="store_true",
+                   help="skip the union-against-newest measurement")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind((ADDRESS, 0))
+        return s.getsockname()[1]
+
+
+class PrefetchSuite(Suite):
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.size = parse_size(self.args.size)
+        self.dir = self.workdir / "function"
+        self.images = self.dir / "images"
+        self.pidfile = self.dir / "workload.pid"
+        self.result = self.dir / "call.json"
+        self.variant_file = self.dir / "variant"
+        self.recorded = self.dir / "working-set.recorded"
+        self.pid = None
+        self.n = 0
+
+    # -- processes --------------------------------------------------------------
+
+    def start_and_dump(self):
+        self.images.mkdir(parents=True)
+        p = self.procs.spawn([WORKLOAD, "--size", self.size, "--pidfile", self.pidfile,
+                              "--result", self.result, "--variant-file", self.variant_file],
+                             cwd=self.dir, new_session=True)
+        wait_for(lambda: self.pidfile.exists() or p.poll() is not None, TIMEOUT_START,
+                 f"the workload to fill {human(self.size)}")
+        if p.poll() is not None:
+            raise BenchError(f"the workload exited with status {p.returncode}")
+        self.pid = p.pid
+        _, secs, _ = run_cmd([TOOL, "dump", "-t", self.pid, "-D", self.images,
+                          "-o", self.dir / "dump.log", "-v4"], TIMEOUT_DUMP, "dump")
+        self.procs.wait(self.pid, 10)
+        log(f"  dumped the {human(self.size)} workload (pid {self.pid}) in {secs:.2f} s")
+
+    def spawn_ready(self, argv, what, tag, env=None):
+        r, w = os.pipe()
+        old = {k: os.environ.get(k) for k in (env or {})}
+        try:
+            os.environ.update(env or {})
+            p = self.procs.spawn([*argv, "--status-fd", w], out=self.dir / f"{tag}.out",
+                                 new_session=True, pass_fds=(w,))
+            os.close(w)
+            w = -1
+            read_ready(r, TIMEOUT_READY, p, what)
+        finally:
+            for k, v in old.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+            os.close(r)
+            if w >= 0:
+                os.close(w)
+        return p
+
+    def call(self, mode, variant=0, ws=False, remote=False, merge=None, background=True):
+        """One restore of the images and one call of the function: the seconds
+        from the start of the restore to the checksum, and the daemon's stats."""
+        self.n += 1
+        tag = f"{self.n}-{mode}"
+        stats = self.images / "lazy-pages-stats.json"
+        for f in (stats, self.result):
+            if f.exists():
+                f.unlink()
+        self.variant_file.write_text(f"{variant}\n")
+        server = daemon = None
+        lazy = mode != "eager"
+        if remote:
+            port = free_port()
+            server = self.spawn_ready(
+                [TOOL, "page-server", "-D", self.images, "--address", ADDRESS, "--port", port,
+                 "--lazy-pages", "-o", self.dir / f"page-server-{tag}.log", "-v2"],
+                f"page server {tag}", f"page-server-{tag}")
+        if lazy:
+            argv = [TOOL, "lazy-pages", "-D", self.images, "-o",
+                    self.dir / f"lazy-pages-{tag}.log", "-v4"]
+            if remote:
+                argv += ["--page-server", "--address", ADDRESS, "--port", port]
+            if not ws:
+                argv.append("--no-working-set")
+            if not background:
+                argv.append("--no-background-fetch")
+            daemon = self.spawn_ready(argv, f"lazy-pages {tag}", f"lazy-pages-{tag}",
+                                      {"CRIU_LAZY_WS_MERGE": merge} if merge else None)
+        pidfile = self.dir / f"restore-{tag}.pid"
+        argv = [TOOL, "restore", "-D", self.images, "-d", "--pidfile", pidfile,
+                "-o", self.dir / f"restore-{tag}.log", "-v4"]
+        if lazy:
+            argv.append("--lazy-pages")
+        t0 = time.monotonic()
+        _, restore_s, _ = run_cmd(argv, TIMEOUT_RESTORE, f"restore {tag}")
+        pid = int(pidfile.read_text())
+        self.procs.adopt(pid)
+        self.procs.send(pid, signal.SIGUSR1)
+        wait_for(lambda: self.result.exists() or not_alive(pid), TIMEOUT_CALL,
+                 f"the call of {tag}")
+        if not self.result.exists():
+            raise BenchError(f"{tag}: the restored workload died in its call")
+        res = json.loads(self.result.read_text())
+        if not res.get("ok"):
+            raise BenchError(f"{tag}: {res.get('error', 'the call failed')}")
+        figure = res["done_ns"] / 1e9 - t0
+        rc = self.procs.stop(pid)
+        if rc not in (0, None):
+            raise BenchError(f"{tag}: the restored workload exited with status {rc}")
+        st = None
+        if daemon:
+            rc = self.procs.wait(daemon.pid, TIMEOUT_EXIT)
+            if rc:
+                raise BenchError(f"lazy-pages {tag} exited with status {rc} "
+                                 f"(see {self.dir}/lazy-pages-{tag}.log)")
+            st = json.loads(stats.read_text())
+        if server:
+            rc = self.procs.wait(server.pid, TIMEOUT_EXIT)
+            if rc:
+                raise BenchError(f"page server {tag} exited with status {rc}")
+        extra = ""
+        if st:
+            extra = (f", {st['faults']:,} faults, {st['pages_prefetched']:,} prefetched, "
+                     f"{st['faults_avoided']:,} faults avoided")
+        log(f"    {tag}: {figure:.3f} s (restore {restore_s:.3f} s{extra})")
+        return {"s": figure, "restore_s": restore_s, "stats": st}
+
+    # -- the comparison -----------------------------------------------------------
+
+    def record(self):
+        ws = self.images / WS
+        if ws.exists():
+            ws.unlink()
+        for _ in range(self.args.record_runs):
+            self.call("record", ws=True, background=False)
+        if not ws.exists():
+            raise BenchError("the recording restores wrote no working set")
+        shutil.copyfile(ws, self.recorded)
+
+    def use_record(self):
+        shutil.copyfile(self.recorded, self.images / WS)
+
+    def compare(self):
+        r = self.report
+        modes = {
+            "eager": dict(mode="eager"),
+            "lazy": dict(mode="lazy"),
+            "lazy+ws": dict(mode="lazy+ws", ws=True),
+            "remote": dict(mode="remote", remote=True),
+            "remote+ws": dict(mode="remote+ws", ws=True, remote=True),
+        }
+        runs = {k: [] for k in modes}
+        for rep in range(self.args.reps):
+            log(f"  round {rep + 1} of {self.args.reps}")
+            for k, kw in modes.items():
+                if kw.get("ws"):
+                    self.use_record()
+                runs[k].append(self.call(**kw))
+        med = {k: statistics.median(x["s"] for x in v) for k, v in runs.items()}
+        r.section(f"cold start of a function reading 10% of {human(self.size)}, "
+                  f"median of {self.args.reps}")
+        for k in modes:
+            st = runs[k][-1]["stats"]
+            note = ""
+            if st:
+                note = (f"{st['faults']:,} faults, {st['pages_prefetched']:,} prefetched, "
+                        f"{st['prefetch_hits']:,} hits, {st['faults_avoided']:,} avoided")
+            r.figure(f"{k}_s", f"restore to checksum: {k}", med[k], "s", note)
+        r.ratio("lazy_over_ws", "lazy / lazy+ws", med["lazy"] / med["lazy+ws"], ">=", 3)
+        r.ratio("eager_over_ws", "eager / lazy+ws", med["eager"] / med["lazy+ws"], ">=", 1)
+        r.ratio("remote_over_ws", "remote / remote+ws", med["remote"] / med["remote+ws"],
+                ">=", 3)
+        r.ratio("eager_over_remote_ws", "eager / remote+ws", med["eager"] / med["remote+ws"])
+        self.ctx.extra["runs"] = runs
+
+    def merge_rules(self):
+        """Union against newest, four restores from no record each."""
+        r = self.report
+        r.section("refinement of the record: union (ours) against newest")
+        out = {}
+        for name, variants in (("same", (0, 0, 0, 0)), ("changing", (0, 1, 0, 1))):
+            for rule in ("union", "newest"):
+                ws = self.images / WS
+                if ws.exists():
+                    ws.unlink()
+                calls = [self.call(f"{rule}-{name}", variant=v, ws=True, merge=rule)
+                         for v in variants]
+                last = calls[-2:]
+                secs = statistics.mean(c["s"] for c in last)
+                faults = statistics.mean(c["stats"]["faults"] for c in last)
+                out[f"{rule}-{name}"] = {"s": secs, "faults": faults}
+                r.figure(f"merge_{rule}_{name}_s", f"{rule}, {name} function: last two",
+                         secs, "s", f"{faults:,.0f} faults")
+            r.ratio(f"merge_{name}", f"newest / union, {name} function",
+                    out[f"newest-{name}"]["s"] / out[f"union-{name}"]["s"])
+        self.ctx.extra["merge"] = out
+
+
+def run(ctx):
+    s = PrefetchSuite(ctx)
+    need_programs(TOOL, WORKLOAD)
+    log(f"prefetch: a {human(s.size)} function, {s.args.reps} round(s)")
+    s.start_and_dump()
+    s.record()
+    s.compare()
+    if not s.args.no_merge:
+        s.merge_rules()
+
