@@ -141,3 +141,42 @@ def test_tree_workload(tmp_path):
                     pass
             p.kill()
             p.wait(10)
+
+
+def test_function_workload(tmp_path):
+    """The function of scripts/bench prefetch: each SIGUSR1 reads a tenth of
+    its pages (variant 0 and 1: the same count, half of them shared) and
+    writes a checksum that does not change between calls of one variant."""
+    import signal
+    import time
+
+    pidfile, result, variant = tmp_path / "pid", tmp_path / "call", tmp_path / "variant"
+    p = subprocess.Popen([str(BENCH / "function_workload"), "--size", str(SIZE), "--pidfile",
+                          str(pidfile), "--result", str(result), "--variant-file",
+                          str(variant)], stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not pidfile.exists() and p.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert pidfile.exists(), f"no pidfile (exit {p.poll()})"
+        calls = []
+        for v in (0, 1, 0):
+            variant.write_text(f"{v}\n")
+            if result.exists():
+                result.unlink()
+            t0 = time.monotonic_ns()
+            p.send_signal(signal.SIGUSR1)
+            while not result.exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            calls.append(json.loads(result.read_text()))
+            assert calls[-1]["ok"] and calls[-1]["done_ns"] > t0, calls
+        pages = SIZE // 4096 // 10
+        assert [c["pages"] for c in calls] == [pages] * 3
+        assert [c["first"] for c in calls] == [0, SIZE // 4096 // 20, 0]
+        assert calls[0]["checksum"] == calls[2]["checksum"] != calls[1]["checksum"]
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(30) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(10)

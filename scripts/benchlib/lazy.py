@@ -175,7 +175,9 @@ class Session:
     def start_daemon(self):
         s, wl = self.suite, self.wl
         argv = [TOOL, "lazy-pages", "-D", wl.images, "-o", wl.dir / f"lazy-pages-{self.tag}.log",
-                "-v4"]
+                "-v4",
+                # every rep restores the same images: no prefetch of what the last one recorded
+                "--no-working-set"]
         if not self.background:
             argv.append("--no-background-fetch")
         r, w = os.pipe()

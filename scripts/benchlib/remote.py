@@ -150,7 +150,9 @@ class RemoteSession(lazy.Session):
              "--lazy-pages", "-o", wl.dir / f"page-server-{self.tag}.log", v],
             "page server", "page-server", s.server_cpu, TIMEOUT_SERVER_READY)
         argv = [TOOL, "lazy-pages", "-D", wl.images, "--page-server", "--address", ADDRESS,
-                "--port", port, "-o", wl.dir / f"lazy-pages-{self.tag}.log", v]
+                "--port", port, "-o", wl.dir / f"lazy-pages-{self.tag}.log", v,
+                # every rep restores the same images: no prefetch of what the last one recorded
+                "--no-working-set"]
         if not self.background:
             argv.append("--no-background-fetch")
         self.daemon = self.spawn_ready(argv, "lazy-pages daemon", "lazy-pages", s.handler_cpu,

@@ -1,7 +1,8 @@
 /*
  * Unit test of the lazy model (criu-lazy/lazy/lazy-model*.c): every page is
  * delivered exactly once whatever mix of faults, background steps and
- * events happens, and dump-time addresses survive mremap.  A random run
+ * events happens, and dump-time addresses survive mremap (a prefetch finds
+ * a page by its dump-time address wherever it is now).  A random run
  * checks the model page by page against a plain array after every
  * operation; a 16 TiB sparse mapping with four lazy pages must cost a few
  * hundred bytes, forks included.
@@ -335,7 +336,7 @@ static void test_page_by_page(void)
 		uint64_t a = rnd(U_PAGES), n = 1 + rnd(64), win = 1ULL << rnd(6);
 		const char *what = "?";
 
-		switch (rnd(8)) {
+		switch (rnd(9)) {
 		case 0:
 		case 1:
 			what = "a fault";
@@ -389,6 +390,33 @@ static void test_page_by_page(void)
 			if (a + n > U_PAGES || to + n > U_PAGES || (a < to + n && to < a + n))
 				break;
 			remap_pages(&m, &sh, a, to, n);
+			break;
+		}
+		case 8: {
+			uint64_t img = page_addr(rnd(U_PAGES)), addr = 0, j;
+			size_t hint = rnd(4);
+			bool found;
+
+			what = "a prefetch";
+			/* the truth: the pending page that holds what was at img at dump time */
+			for (j = 0; j < U_PAGES && !(sh.pending[j] && sh.img[j] == img); j++)
+				;
+			found = lazy_model_find_img(&m, img, &hint, &addr);
+			CHECK(found == (j < U_PAGES), "prefetch of 0x%llx: %sfound, %spending in truth",
+			      (unsigned long long)img, found ? "" : "not ", j < U_PAGES ? "" : "not ");
+			if (!found || j == U_PAGES)
+				break;
+			CHECK(addr == page_addr(j), "prefetch of 0x%llx: at page %llu, truly at %llu",
+			      (unsigned long long)img, (unsigned long long)((addr - U_BASE) / P),
+			      (unsigned long long)j);
+			n = 1 + rnd(8);
+			if (!lazy_model_take_range(&m, addr, n, &s)) {
+				/* some of the run is not pending, or in another region: one page is */
+				CHECK(lazy_model_take_range(&m, addr, 1, &s), "prefetch: one pending page");
+			}
+			take_pages(&sh, &s, what);
+			if (tk.n < 64 && rnd(2))
+				tk.s[tk.n++] = s;
 			break;
 		}
 		case 7: {
