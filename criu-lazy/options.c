@@ -28,6 +28,12 @@ enum long_only_opt {
 	OPT_TCP_ESTABLISHED,
 	OPT_SKIP_IN_FLIGHT,
 	OPT_NETWORK_LOCK,
+	OPT_TLS,
+	OPT_TLS_CACERT,
+	OPT_TLS_CACRL,
+	OPT_TLS_CERT,
+	OPT_TLS_KEY,
+	OPT_TLS_NO_CN_VERIFY,
 };
 
 static const struct option long_opts[] = {
@@ -56,6 +62,12 @@ static const struct option long_opts[] = {
 	{ "tcp-established",	no_argument,	   NULL, OPT_TCP_ESTABLISHED },
 	{ "skip-in-flight",	no_argument,	   NULL, OPT_SKIP_IN_FLIGHT },
 	{ "network-lock",	required_argument, NULL, OPT_NETWORK_LOCK },
+	{ "tls",		no_argument,	   NULL, OPT_TLS },
+	{ "tls-cacert",		required_argument, NULL, OPT_TLS_CACERT },
+	{ "tls-cacrl",		required_argument, NULL, OPT_TLS_CACRL },
+	{ "tls-cert",		required_argument, NULL, OPT_TLS_CERT },
+	{ "tls-key",		required_argument, NULL, OPT_TLS_KEY },
+	{ "tls-no-cn-verify",	no_argument,	   NULL, OPT_TLS_NO_CN_VERIFY },
 	{ "version",		no_argument,	   NULL, 'V' },
 	{ "help",		no_argument,	   NULL, 'h' },
 	{ }
@@ -68,17 +80,19 @@ void opts_usage(void)
 	      "                 [--ext-unix-sk] [--file-locks] [--ghost-limit SIZE[K|M|G]] [--link-remap]\n"
 	      "                 [--tcp-established] [--skip-in-flight]\n"
 	      "                 [--network-lock iptables|nftables|skip]\n"
-	      "                 [--lazy-pages [--address A] --port P [--status-fd FD]]\n"
+	      "                 [--lazy-pages [--address A] --port P [--status-fd FD] [TLS]]\n"
 	      "                 [-o LOG] [-v0..4]\n"
 	      "  criu-lazy restore -D DIR [-d|--restore-detached] [--pidfile F] [--shell-job]\n"
 	      "                 [--ext-unix-sk] [--file-locks] [--tcp-established] [--link-remap]\n"
 	      "                 [--lazy-pages] [-o LOG] [-v0..4]\n"
-	      "  criu-lazy lazy-pages -D DIR [--page-server --address A --port P]\n"
+	      "  criu-lazy lazy-pages -D DIR [--page-server --address A --port P [TLS]]\n"
 	      "                 [--no-background-fetch] [--no-working-set] [-o LOG] [-v0..4]\n"
-	      "  criu-lazy page-server -D DIR [--address A] --port P --lazy-pages\n"
+	      "  criu-lazy page-server -D DIR [--address A] --port P --lazy-pages [TLS]\n"
 	      "  criu-lazy check [--feature uffd|uffd-noncoop|lazy_pages]\n"
 	      "  criu-lazy -V|--version\n"
 	      "  criu-lazy show FILE|DIR\n"
+	      "TLS: --tls [--tls-cacert FILE] [--tls-cacrl FILE] [--tls-cert FILE]\n"
+	      "     [--tls-key FILE] [--tls-no-cn-verify]\n"
 	      "See criu-lazy(8).\n", stderr);
 }
 
@@ -158,6 +172,29 @@ static int parse_verbosity(const char *arg, int *level)
 	return 0;
 }
 
+/* --tls only where a page-server connection is; its files only with it. */
+static int check_tls(const struct opts *o)
+{
+	const struct tls_opts *t = &o->tls;
+	bool tcp = (!strcmp(o->command, "dump") && o->lazy_pages) ||
+		   (!strcmp(o->command, "lazy-pages") && o->page_server) ||
+		   !strcmp(o->command, "page-server");
+
+	if (!t->enabled && (t->cacert || t->cacrl || t->cert || t->key || t->no_cn_verify)) {
+		fprintf(stderr, "criu-lazy: --tls-%s without --tls\n",
+			t->cacert ? "cacert" : t->cacrl ? "cacrl" : t->cert ? "cert" :
+			t->key ? "key" : "no-cn-verify");
+		return -EINVAL;
+	}
+	if (t->enabled && !tcp) {
+		fprintf(stderr, "criu-lazy: --tls secures the page-server connections: of %s, "
+			"only dump --lazy-pages, lazy-pages --page-server and page-server have one\n",
+			o->command);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int opts_parse(int argc, char **argv, struct opts *o)
 {
 	long v;
@@ -212,6 +249,12 @@ int opts_parse(int argc, char **argv, struct opts *o)
 			break;
 		case OPT_NO_BACKGROUND: o->no_background = true; break;
 		case OPT_NO_WORKING_SET: o->no_working_set = true; break;
+		case OPT_TLS: o->tls.enabled = true; break;
+		case OPT_TLS_CACERT: o->tls.cacert = optarg; break;
+		case OPT_TLS_CACRL: o->tls.cacrl = optarg; break;
+		case OPT_TLS_CERT: o->tls.cert = optarg; break;
+		case OPT_TLS_KEY: o->tls.key = optarg; break;
+		case OPT_TLS_NO_CN_VERIFY: o->tls.no_cn_verify = true; break;
 		case 'v':
 			if (parse_verbosity(optarg, &o->verbosity)) {
 				fprintf(stderr, "criu-lazy: invalid verbosity '%s'\n", optarg);
@@ -251,5 +294,5 @@ int opts_parse(int argc, char **argv, struct opts *o)
 	}
 	if (o->verbosity > LOG_DEBUG)
 		o->verbosity = LOG_DEBUG;
-	return 0;
+	return check_tls(o);
 }

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "common/tls.h"
+
 /* --network-lock, as inventory_entry.network_lock_method numbers them */
 enum {
 	NETWORK_LOCK_IPTABLES = 0,	/* CRIU's default */
@@ -46,6 +48,7 @@ struct opts {
 	bool daemon_mode;		/* --daemon */
 	bool no_background;		/* --no-background-fetch (lazy-pages) */
 	bool no_working_set;		/* --no-working-set (lazy-pages) */
+	struct tls_opts tls;		/* --tls and its files (page-server connections) */
 
 	const char *show_path;		/* show FILE|DIR */
 	const char *feature;		/* check --feature NAME */

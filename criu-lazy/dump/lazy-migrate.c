@@ -34,6 +34,7 @@
 
 #include "common/evloop.h"
 #include "common/log.h"
+#include "common/tls.h"
 #include "dump/dump.h"
 #include "pageserver/ps-proto.h"
 
@@ -46,7 +47,9 @@ int dump_lazy_listen(struct dump_ctx *ctx)
 		       "(and optionally --address A)");
 		return -EINVAL;
 	}
-	return ps_server_listen(&ctx->srv, o->address, o->port);
+	/* before anything is frozen: a missing certificate fails the dump here */
+	return ps_server_listen(&ctx->srv, o->address, o->port) ?:
+	       (o->tls.enabled ? tls_creds_load(&o->tls, &ctx->srv.tls) : 0);
 }
 
 int dump_lazy_add_run(struct dump_task *t, uint64_t vaddr, uint64_t nr_pages)
@@ -100,9 +103,10 @@ int dump_lazy_serve(struct dump_ctx *ctx)
 		return ret;
 
 	pr_info("tree of task %d (%zu task(s)) frozen for %llu us, images written: serving "
-		"%llu lazy pages on %s", ctx->root->pid, ctx->nr_tasks,
+		"%llu lazy pages on %s%s", ctx->root->pid, ctx->nr_tasks,
 		(unsigned long long)(t0 - ctx->st.t_frozen),
-		(unsigned long long)ctx->st.pages_lazy, ctx->srv.name);
+		(unsigned long long)ctx->st.pages_lazy, ctx->srv.name,
+		ctx->srv.tls ? " over TLS" : "");
 	evloop_signal_ready(ctx->o->status_fd);
 	ret = ps_server_run(&ctx->srv);
 	if (ret == -EINTR || ret == -ECONNABORTED) {

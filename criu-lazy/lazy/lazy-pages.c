@@ -234,6 +234,11 @@ static int dispatch(struct lazy_daemon *d, void *tag)
 	return lazy_handle_uffd(d, tag);
 }
 
+static bool source_pending(struct lazy_daemon *d)
+{
+	return d->src->ops->pending && d->src->ops->pending(d->src);
+}
+
 static int run_loop(struct lazy_daemon *d)
 {
 	struct epoll_event evs[32];
@@ -241,8 +246,8 @@ static int run_loop(struct lazy_daemon *d)
 
 	while (!all_done(d)) {
 		bool prefetch = lazy_prefetch_wanted(d);
-		bool background = background_wanted(d);
-		int timeout = prefetch || background ? 0 :
+		bool background = background_wanted(d), pending = source_pending(d);
+		int timeout = prefetch || background || pending ? 0 :
 			      d->restore_finished ? LIVENESS_PROBE_MS : -1;
 		int n = epoll_wait(d->epfd, evs, 32, timeout);
 		int ret = 0;
@@ -255,6 +260,8 @@ static int run_loop(struct lazy_daemon *d)
 		}
 		for (int i = 0; i < n && !ret; i++)
 			ret = dispatch(d, evs[i].data.ptr);
+		if (!ret && source_pending(d))
+			ret = d->src->ops->on_ready(d->src);
 		for (struct lazy_task *t = d->tasks; t && !ret; t = t->next)
 			if (!t->gone && t->nr_deferred)
 				ret = lazy_retry_deferred(d, t);

@@ -33,6 +33,12 @@ struct page_source_ops {
 	/* one of its fds is ready: send what waits, take what arrived */
 	int (*on_ready)(struct page_source *src);
 	/*
+	 * Data read off its fds waits inside the source (TLS records already
+	 * decrypted): on_ready must run again without waiting for an event,
+	 * which would not come.  NULL: never.
+	 */
+	bool (*pending)(struct page_source *src);
+	/*
 	 * Task t is freed: forget it (what is still owed to it is dropped on
 	 * arrival), and when no task reads its image any more
 	 * (t->img->users == 0) free the image's state too.

@@ -13,7 +13,7 @@
 int rc_conn_init(struct rc_conn *c, int fd, const char *role, const char *peer)
 {
 	memset(c, 0, sizeof(*c));
-	c->fd = fd;
+	c->sk.fd = fd;
 	c->role = role;
 	c->peer = peer;
 	c->buf = malloc(RC_SLICE_PAGES * PS_PAGE_SIZE);
@@ -24,9 +24,7 @@ int rc_conn_init(struct rc_conn *c, int fd, const char *role, const char *peer)
 
 void rc_conn_close(struct rc_conn *c)
 {
-	if (c->fd >= 0)
-		close(c->fd);	/* also takes it out of epoll */
-	c->fd = -1;
+	ps_sock_close(&c->sk);	/* also takes it out of epoll */
 	free(c->buf);
 	free(c->fifo);
 	free(c->out);
@@ -85,7 +83,7 @@ int rc_conn_flush(struct rc_conn *c)
 {
 	while (c->out_sent < c->out_len) {
 		struct iovec iov = { c->out + c->out_sent, c->out_len - c->out_sent };
-		ssize_t n = ps_sendv_some(c->fd, &iov, 1);
+		ssize_t n = ps_sendv_some(&c->sk, &iov, 1);
 
 		if (n < 0)
 			return n;
@@ -144,7 +142,7 @@ static int check_header(struct rc_conn *c, const struct rc_get *g)
 static int read_unexpected(struct rc_conn *c)
 {
 	char byte;
-	ssize_t n = ps_recv_some(c->fd, &byte, 1);
+	ssize_t n = ps_recv_some(&c->sk, &byte, 1);
 
 	if (n <= 0)
 		return n;
@@ -161,7 +159,7 @@ int rc_conn_read_slice(struct rc_conn *c, struct rc_slice *s, uint64_t max_pages
 		return read_unexpected(c);
 
 	while (c->hdr_got < hdr_len) {
-		ssize_t n = ps_recv_some(c->fd, (char *)&c->hdr + c->hdr_got, hdr_len - c->hdr_got);
+		ssize_t n = ps_recv_some(&c->sk, (char *)&c->hdr + c->hdr_got, hdr_len - c->hdr_got);
 
 		if (n <= 0)
 			return n;
@@ -185,7 +183,7 @@ int rc_conn_read_slice(struct rc_conn *c, struct rc_slice *s, uint64_t max_pages
 	if (slice > limit)
 		slice = limit;
 	while (c->buf_got < slice) {
-		ssize_t n = ps_recv_some(c->fd, c->buf + c->buf_got, slice - c->buf_got);
+		ssize_t n = ps_recv_some(&c->sk, c->buf + c->buf_got, slice - c->buf_got);
 
 		if (n <= 0)
 			return n;

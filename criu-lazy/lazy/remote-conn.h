@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "lazy/lazy-daemon.h"
+#include "pageserver/ps-io.h"
 #include "pageserver/ps-proto.h"
 
 #define RC_MAX_GET_PAGES 1024	/* 4 MiB: the largest GET */
@@ -31,7 +32,7 @@ struct rc_get {
 };
 
 struct rc_conn {
-	int fd;				/* -1 once closed */
+	struct ps_sock sk;		/* fd -1 once closed; with --tls, its session */
 	const char *role;		/* "fault", "background": for messages */
 	const char *peer;		/* "127.0.0.1:2700" */
 

@@ -28,6 +28,7 @@
 
 #include "common/evloop.h"
 #include "common/log.h"
+#include "common/tls.h"
 #include "lazy/lazy-daemon.h"
 #include "lazy/page-source.h"
 #include "lazy/prefetch.h"
@@ -47,6 +48,7 @@ struct remote_source {
 	struct page_source src;		/* first: what the driver holds */
 	char peer[PS_NAME_MAX];		/* address:port, for every message */
 	struct rc_conn fault, bg;	/* bg.fd < 0: one shared connection */
+	struct tls_creds *tls;		/* --tls: both connections authenticate */
 	bool shared;
 	bool broken;			/* a connection failed: no CLOSE at the end */
 	bool finishing;			/* replies are drained, not delivered */
@@ -82,13 +84,13 @@ static int update_watch(struct remote_source *rs, struct rc_conn *c)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &rs->src };
 
-	if (c->fd < 0 || rs->src.d->epfd < 0)
+	if (c->sk.fd < 0 || rs->src.d->epfd < 0)
 		return 0;
 	if (rc_conn_wants_out(c))
 		ev.events |= EPOLLOUT;
 	if (ev.events == c->watched)
 		return 0;
-	if (epoll_ctl(rs->src.d->epfd, c->watched ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c->fd, &ev)) {
+	if (epoll_ctl(rs->src.d->epfd, c->watched ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c->sk.fd, &ev)) {
 		pr_perror("watch the %s connection to page server %s", c->role, rs->peer);
 		return -errno;
 	}
@@ -128,7 +130,7 @@ static int send_next(struct remote_source *rs, struct rc_get *job, uint64_t vadd
 	struct rc_conn *c = job->urgent ? &rs->fault : bg_conn(rs);
 	int ret;
 
-	if (c->fd < 0) {
+	if (c->sk.fd < 0) {
 		pr_err("page server %s: the %s connection is closed, task %d still needs "
 		       "0x%llx (%llu pages)", rs->peer, c->role, job->pid,
 		       (unsigned long long)vaddr, (unsigned long long)nr_pages);
@@ -254,7 +256,7 @@ static int on_conn_lost(struct remote_source *rs, struct rc_conn *c, int err)
 	char waiting[128] = "";
 
 	if (c == &rs->bg && !rs->shared && !c->nr_replies && err == -ECONNRESET &&
-	    ps_peer_alive(rs->fault.fd))
+	    ps_peer_alive(rs->fault.sk.fd))
 		return fall_back_to_one(rs);
 	if (!left && !c->nr) {
 		pr_info("page server %s closed the %s connection", rs->peer, c->role);
@@ -283,12 +285,12 @@ static int service(struct remote_source *rs, struct rc_conn *c, int max, uint64_
 {
 	int ret;
 
-	if (c->fd < 0)
+	if (c->sk.fd < 0)
 		return 0;
 	ret = rc_conn_flush(c);
 	if (ret)
 		return on_conn_lost(rs, c, ret);
-	while (max-- > 0 && c->fd >= 0) {
+	while (max-- > 0 && c->sk.fd >= 0) {
 		struct rc_slice sl;
 
 		ret = rc_conn_read_slice(c, &sl, slice_pages);
@@ -380,7 +382,7 @@ static int drain(struct remote_source *rs, struct rc_conn *c)
 		if (ret < 0)
 			return ret;
 		if (ret == 0) {
-			ret = ps_wait_readable(c->fd, CLOSE_TIMEOUT_MS);
+			ret = ps_wait_readable(&c->sk, CLOSE_TIMEOUT_MS);
 			if (ret)
 				return ret;
 		}
@@ -395,15 +397,15 @@ static void close_session(struct remote_source *rs, struct rc_conn *c)
 	int32_t status;
 	int ret;
 
-	if (c->fd < 0)
+	if (c->sk.fd < 0)
 		return;
 	ret = drain(rs, c);
 	if (!ret)
 		ret = rc_conn_flush(c);
 	if (!ret)
-		ret = ps_write_full(c->fd, &req, sizeof(req), CLOSE_TIMEOUT_MS);
+		ret = ps_write_full(&c->sk, &req, sizeof(req), CLOSE_TIMEOUT_MS);
 	if (!ret)
-		ret = ps_read_full(c->fd, &status, sizeof(status), CLOSE_TIMEOUT_MS);
+		ret = ps_read_full(&c->sk, &status, sizeof(status), CLOSE_TIMEOUT_MS);
 	if (ret)
 		pr_warn("page server %s: no answer to CLOSE on the %s connection (%s)",
 			rs->peer, c->role, strerror(-ret));
@@ -426,8 +428,17 @@ static int remote_finish(struct page_source *src)
 	}
 	rc_conn_close(&rs->fault);
 	rc_conn_close(&rs->bg);
+	tls_creds_free(rs->tls);
 	free(rs);
 	return 0;
+}
+
+/* Records the TLS sessions decrypted, which epoll cannot announce. */
+static bool remote_pending(struct page_source *src)
+{
+	struct remote_source *rs = to_remote(src);
+
+	return ps_sock_pending(&rs->fault.sk) || ps_sock_pending(&rs->bg.sk);
 }
 
 static const struct page_source_ops remote_ops = {
@@ -437,20 +448,47 @@ static const struct page_source_ops remote_ops = {
 	.can_prefetch = remote_can_prefetch,
 	.watch = remote_watch,
 	.on_ready = remote_on_ready,
+	.pending = remote_pending,
 	.release = remote_release,
 	.finish = remote_finish,
 };
 
+/* --tls: authenticate the server on a new connection (a failure is logged). */
+static int start_tls(struct remote_source *rs, struct rc_conn *c, const char *address)
+{
+	char why[TLS_WHY_MAX], desc[512];
+	int ret = tls_conn_new(rs->tls, c->sk.fd, false, address, &c->sk.tls);
+
+	if (ret) {
+		pr_err("out of memory for a TLS session with page server %s", rs->peer);
+		return ret;
+	}
+	ret = tls_handshake(c->sk.tls, CONNECT_TIMEOUT_MS, why, sizeof(why));
+	if (ret) {
+		pr_err("page server %s (%s connection): %s", rs->peer, c->role, why);
+		return ret;
+	}
+	tls_describe(c->sk.tls, desc, sizeof(desc));
+	pr_info("page server %s (%s connection): TLS: %s", rs->peer, c->role, desc);
+	return 0;
+}
+
+/* Connect (an error not logged) and, with --tls, authenticate (*logged). */
 static int open_conn(struct remote_source *rs, struct rc_conn *c, const char *role,
-		     const char *address, int port)
+		     const char *address, int port, bool *logged)
 {
 	int fd, ret;
 
+	*logged = false;
 	ret = ps_net_connect(address, port, CONNECT_TIMEOUT_MS, &fd);
 	if (ret)
 		return ret;
 	ps_net_tune(fd);
 	ret = rc_conn_init(c, fd, role, rs->peer);
+	if (!ret && rs->tls) {
+		ret = start_tls(rs, c, address);
+		*logged = ret != 0;
+	}
 	if (ret)
 		rc_conn_close(c);
 	return ret;
@@ -464,36 +502,47 @@ int page_source_remote_new(struct lazy_daemon *d, const char *address, int port,
 			   struct page_source **out)
 {
 	struct remote_source *rs = calloc(1, sizeof(*rs));
-	bool v6 = strchr(address, ':') != NULL;
+	bool v6 = strchr(address, ':') != NULL, logged;
 	int ret;
 
 	if (!rs)
 		return -ENOMEM;
+	if (d->o->tls.enabled) {
+		ret = tls_creds_load(&d->o->tls, &rs->tls);
+		if (ret) {
+			free(rs);
+			return ret;
+		}
+	}
 	rs->src.ops = &remote_ops;
 	rs->src.d = d;
-	rs->fault.fd = rs->bg.fd = -1;
+	rs->fault.sk.fd = rs->bg.sk.fd = -1;
 	snprintf(rs->peer, sizeof(rs->peer), "%s%s%s:%d", v6 ? "[" : "", address, v6 ? "]" : "",
 		 port);
-	ret = open_conn(rs, &rs->fault, "fault", address, port);
+	ret = open_conn(rs, &rs->fault, "fault", address, port, &logged);
 	if (ret) {
-		if (ret != -ENOMEM && ret != -EADDRNOTAVAIL)
+		if (ret != -ENOMEM && ret != -EADDRNOTAVAIL && !logged)
 			pr_err("cannot connect to page server %s: %s", rs->peer, strerror(-ret));
+		tls_creds_free(rs->tls);
 		free(rs);
 		return ret;
 	}
-	ret = open_conn(rs, &rs->bg, "background", address, port);
+	ret = open_conn(rs, &rs->bg, "background", address, port, &logged);
 	if (ret == -ENOMEM) {
 		rc_conn_close(&rs->fault);
+		tls_creds_free(rs->tls);
 		free(rs);
 		return ret;
 	}
 	if (ret) {
 		pr_warn("page server %s refused a second connection (%s): background transfers "
-			"share the fault connection", rs->peer, strerror(-ret));
+			"share the fault connection", rs->peer,
+			logged ? "its TLS handshake failed" : strerror(-ret));
 		rs->shared = true;
 	}
-	pr_info("connected to page server %s (%s)", rs->peer,
-		rs->shared ? "one connection" : "fault and background connections");
+	pr_info("connected to page server %s (%s%s)", rs->peer,
+		rs->shared ? "one connection" : "fault and background connections",
+		rs->tls ? ", TLS" : "");
 	*out = &rs->src;
 	return 0;
 }

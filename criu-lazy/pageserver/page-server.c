@@ -19,6 +19,7 @@
 
 #include "common/evloop.h"
 #include "common/log.h"
+#include "common/tls.h"
 #include "options.h"
 #include "pageserver/ps-server.h"
 #include "pageserver/ps-store.h"
@@ -54,6 +55,8 @@ int cr_page_server(struct opts *o)
 	ret = ps_store_images_load(dirfd, &store);
 	if (!ret)
 		ret = ps_server_listen(&s, o->address, o->port);
+	if (!ret && o->tls.enabled)
+		ret = tls_creds_load(&o->tls, &s.tls);
 	if (!ret)
 		ret = ps_server_setup(&s, store, false);
 	if (ret)
@@ -62,7 +65,8 @@ int cr_page_server(struct opts *o)
 	ret = evloop_daemon_ready(o->daemon_mode, o->status_fd);
 	if (ret)
 		goto out;
-	pr_info("serving the lazy pages of %zu task(s) on %s", store->nr_tasks, s.name);
+	pr_info("serving the lazy pages of %zu task(s) on %s%s", store->nr_tasks, s.name,
+		s.tls ? " over TLS" : "");
 	ret = ps_server_run(&s);
 	if (ret == -EINTR)
 		ret = 0;	/* SIGTERM is how a page server is stopped */

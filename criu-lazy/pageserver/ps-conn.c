@@ -12,6 +12,7 @@
 
 #include "common/evloop.h"
 #include "common/log.h"
+#include "common/tls.h"
 #include "pageserver/ps-conn.h"
 #include "pageserver/ps-io.h"
 
@@ -21,6 +22,7 @@
 #define SEND_BUDGET	(512 << 10)	/* per wake-up, so other sessions get their turn */
 #define CLOSE_WAIT_NS	(10ULL * 1000000000)	/* for the client to close after CLOSE */
 #define DROP_WAIT_NS	(5ULL * 1000000000)	/* for owed replies before a drop */
+#define HANDSHAKE_WAIT_NS (10ULL * 1000000000)	/* for a --tls client to authenticate */
 #define READ_IOVS	1024		/* replies filled by one store read (IOV_MAX) */
 #define READ_MAX_PAGES	1024		/* a reply the store reads: at most 4 MiB */
 /*
@@ -56,12 +58,19 @@ struct ps_conn *ps_conn_new(int fd, const struct ps_store *store)
 
 	if (!c)
 		return NULL;
-	c->fd = fd;
+	c->sk.fd = fd;
 	c->store = store;
 	c->state = PS_CONN_SERVING;
 	c->deadline_ns = evloop_now_ns() + idle_ns();
 	ps_net_peer_name(fd, c->peer, sizeof(c->peer));
 	return c;
+}
+
+void ps_conn_start_tls(struct ps_conn *c, struct tls_conn *tls, uint64_t now_ns)
+{
+	c->sk.tls = tls;
+	c->state = PS_CONN_HANDSHAKE;
+	c->deadline_ns = now_ns + HANDSHAKE_WAIT_NS;
 }
 
 static struct ps_out *out_at(struct ps_conn *c, size_t i)
@@ -71,8 +80,7 @@ static struct ps_out *out_at(struct ps_conn *c, size_t i)
 
 void ps_conn_free(struct ps_conn *c)
 {
-	if (c->fd >= 0)
-		close(c->fd);
+	ps_sock_close(&c->sk);
 	for (size_t i = 0; i < c->out_nr; i++)
 		free(out_at(c, i)->buf);
 	free(c->out);
@@ -261,6 +269,12 @@ static void serve_close(struct ps_conn *c, uint64_t now_ns)
 	c->deadline_ns = now_ns + CLOSE_WAIT_NS;
 }
 
+/* TLS's first record (handshake, version 3.x) read as a request header */
+static bool looks_like_tls(const struct ps_conn *c, const struct page_server_iov *req)
+{
+	return !c->nr_gets && (req->cmd & 0xffff) == 0x0316;
+}
+
 static void serve_request(struct ps_conn *c, const struct page_server_iov *req, uint64_t now_ns)
 {
 	uint32_t cmd = ps_cmd_command(req->cmd);
@@ -273,6 +287,9 @@ static void serve_request(struct ps_conn *c, const struct page_server_iov *req, 
 	case PS_IOV_FORCE_CLOSE:
 		return serve_close(c, now_ns);
 	default:
+		if (looks_like_tls(c, req))
+			return drop(c, now_ns, "a TLS client (its first bytes are a TLS handshake), "
+				    "but this server runs without --tls");
 		if (name)
 			return drop(c, now_ns, "command %s (%u) is not served by a lazy page server",
 				    name, cmd);
@@ -310,7 +327,7 @@ static void read_requests(struct ps_conn *c, uint64_t now_ns)
 {
 	parse_requests(c, now_ns);	/* what waited for room in the queue */
 	while (c->state == PS_CONN_SERVING && !out_full(c)) {
-		ssize_t n = ps_recv_some(c->fd, c->in + c->in_len, sizeof(c->in) - c->in_len);
+		ssize_t n = ps_recv_some(&c->sk, c->in + c->in_len, sizeof(c->in) - c->in_len);
 
 		if (n == 0)
 			return;
@@ -379,7 +396,7 @@ static void send_replies(struct ps_conn *c)
 		}
 		ps_iov_advance(&v, &cnt, c->out_off);
 		limit_iov(v, &cnt, budget);
-		n = ps_sendv_some(c->fd, v, cnt);
+		n = ps_sendv_some(&c->sk, v, cnt);
 		if (n == 0)
 			return;
 		if (n < 0) {
@@ -400,7 +417,7 @@ static void send_replies(struct ps_conn *c)
 static void wait_close(struct ps_conn *c)
 {
 	char buf[64];
-	ssize_t n = ps_recv_some(c->fd, buf, sizeof(buf));
+	ssize_t n = ps_recv_some(&c->sk, buf, sizeof(buf));
 
 	if (n == 0)
 		return;
@@ -409,9 +426,33 @@ static void wait_close(struct ps_conn *c)
 	finish(c, PS_END_CLOSED, n > 0 ? "data after CLOSE" : "closed after CLOSE");
 }
 
+/* --tls: the next step of the handshake; a failure refuses the client. */
+static void handshake(struct ps_conn *c, uint64_t now_ns)
+{
+	char why[TLS_WHY_MAX], desc[512];
+	int ret = tls_handshake_step(c->sk.tls, why, sizeof(why));
+
+	if (ret == -EAGAIN)
+		return;
+	if (ret)
+		return finish(c, PS_END_REFUSED, "%s", why);
+	tls_describe(c->sk.tls, desc, sizeof(desc));
+	pr_info("%s: TLS: %s", c->peer, desc);
+	c->state = PS_CONN_SERVING;
+	c->deadline_ns = now_ns + idle_ns();
+}
+
 void ps_conn_on_event(struct ps_conn *c, uint32_t events, uint64_t now_ns)
 {
-	bool paused = out_full(c);
+	bool paused;
+
+	if (c->state == PS_CONN_HANDSHAKE) {
+		handshake(c, now_ns);
+		if (c->state != PS_CONN_SERVING)
+			return;
+		events |= EPOLLIN;	/* requests may have come with the last record */
+	}
+	paused = out_full(c);
 
 	if (c->state == PS_CONN_SERVING && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
 		read_requests(c, now_ns);
@@ -424,7 +465,7 @@ void ps_conn_on_event(struct ps_conn *c, uint32_t events, uint64_t now_ns)
 		send_replies(c);
 
 	if (c->state == PS_CONN_DROPPING && !c->out_nr) {
-		shutdown(c->fd, SHUT_RDWR);
+		shutdown(c->sk.fd, SHUT_RDWR);
 		finish(c, PS_END_DROPPED, "dropped");
 	}
 	if (c->state == PS_CONN_CLOSING && !c->out_nr && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
@@ -437,6 +478,8 @@ void ps_conn_on_event(struct ps_conn *c, uint32_t events, uint64_t now_ns)
 uint32_t ps_conn_events(const struct ps_conn *c)
 {
 	switch (c->state) {
+	case PS_CONN_HANDSHAKE:
+		return tls_wants_write(c->sk.tls) ? EPOLLOUT : EPOLLIN;
 	case PS_CONN_SERVING:
 		return (out_full(c) ? 0 : EPOLLIN) | (c->out_nr ? EPOLLOUT : 0);
 	case PS_CONN_CLOSING:
@@ -452,6 +495,9 @@ void ps_conn_check_deadline(struct ps_conn *c, uint64_t now_ns)
 {
 	if (!c->deadline_ns || now_ns < c->deadline_ns)
 		return;
+	if (c->state == PS_CONN_HANDSHAKE)
+		return finish(c, PS_END_REFUSED, "no TLS handshake within %llu s",
+			      HANDSHAKE_WAIT_NS / 1000000000);
 	if (c->state == PS_CONN_SERVING) {
 		if (c->out_nr)
 			return;

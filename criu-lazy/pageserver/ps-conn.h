@@ -15,6 +15,11 @@
  *
  * The session does not log its end as an error: it records how it ended
  * (c->end) and why, and the server decides what that means.
+ *
+ * With --tls a session starts with the TLS handshake (PS_CONN_HANDSHAKE,
+ * ps_conn_start_tls()): a client whose certificate does not verify, or
+ * that does not speak TLS, ends there (PS_END_REFUSED) before a single
+ * request is read.
  */
 #ifndef CRIU_LAZY_PAGESERVER_PS_CONN_H
 #define CRIU_LAZY_PAGESERVER_PS_CONN_H
@@ -22,11 +27,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "pageserver/ps-io.h"
 #include "pageserver/ps-net.h"
 #include "pageserver/ps-proto.h"
 #include "pageserver/ps-store.h"
 
 enum ps_conn_state {
+	PS_CONN_HANDSHAKE,	/* --tls: authenticating the client */
 	PS_CONN_SERVING,	/* reading requests, sending replies */
 	PS_CONN_CLOSING,	/* CLOSE read: send the status, then wait for EOF */
 	PS_CONN_DROPPING,	/* bad request: send what is owed, then close */
@@ -39,6 +46,7 @@ enum ps_conn_end {
 	PS_END_EOF,		/* closed or reset by the client without CLOSE */
 	PS_END_DROPPED,		/* a request we would not serve */
 	PS_END_ERROR,		/* a socket error, or CLOSE not followed by EOF */
+	PS_END_REFUSED,		/* the TLS handshake failed: never served */
 };
 
 struct ps_out {
@@ -53,13 +61,15 @@ struct ps_out {
 };
 
 struct ps_conn {
-	int fd;
+	struct ps_sock sk;
 	char peer[PS_NAME_MAX];
 	const struct ps_store *store;
 	enum ps_conn_state state;
 	enum ps_conn_end end;
 	char why[256];		/* how it ended, for the server to say */
-	uint64_t deadline_ns;	/* SERVING: idle until; CLOSING / DROPPING: give up at */
+	uint64_t deadline_ns;	/* HANDSHAKE: refuse at; SERVING: idle until;
+				 * CLOSING / DROPPING: give up at */
+	bool counted;		/* the server counted it as a session */
 	uint32_t watched;	/* the epoll events the loop has set */
 
 	char in[32 * 128];	/* requests read, not yet handled */
@@ -76,6 +86,9 @@ struct ps_conn {
 };
 
 struct ps_conn *ps_conn_new(int fd, const struct ps_store *store);
+
+/* --tls: the session begins with the handshake, over tls (taken over). */
+void ps_conn_start_tls(struct ps_conn *c, struct tls_conn *tls, uint64_t now_ns);
 void ps_conn_free(struct ps_conn *c);
 
 /* The fd is ready (epoll events): read, serve, send what can go now. */

@@ -1,6 +1,7 @@
 /*
  * Socket I/O helpers of the page-server protocol (see ps-io.h): waiting
- * whole-buffer transfers with a deadline, and non-blocking partial ones.
+ * whole-buffer transfers with a deadline, and non-blocking partial ones,
+ * over plain TCP or through the connection's TLS session.
  */
 #include <errno.h>
 #include <poll.h>
@@ -9,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/tls.h"
 #include "pageserver/ps-io.h"
 #include "pageserver/ps-proto.h"
 
@@ -56,83 +58,68 @@ static int wait_fd(int fd, short events, int64_t deadline)
 	}
 }
 
-int ps_wait_readable(int fd, int timeout_ms)
+void ps_sock_close(struct ps_sock *s)
 {
-	return wait_fd(fd, POLLIN, now_ms() + timeout_ms);
+	tls_conn_free(s->tls);
+	s->tls = NULL;
+	if (s->fd >= 0)
+		close(s->fd);
+	s->fd = -1;
 }
 
-int ps_read_full(int fd, void *buf, size_t len, int timeout_ms)
+bool ps_sock_pending(const struct ps_sock *s)
+{
+	return s->tls && tls_pending(s->tls);
+}
+
+int ps_wait_readable(struct ps_sock *s, int timeout_ms)
+{
+	if (ps_sock_pending(s))
+		return 0;
+	return wait_fd(s->fd, POLLIN, now_ms() + timeout_ms);
+}
+
+int ps_read_full(struct ps_sock *s, void *buf, size_t len, int timeout_ms)
 {
 	int64_t deadline = now_ms() + timeout_ms;
 	size_t got = 0;
 
 	while (got < len) {
-		ssize_t n = recv(fd, (char *)buf + got, len - got, MSG_DONTWAIT);
+		ssize_t n = ps_recv_some(s, (char *)buf + got, len - got);
 
-		if (n > 0) {
-			got += n;
-			continue;
-		}
-		if (n == 0)
-			return -EPIPE;
-		if (errno == EINTR)
-			continue;
-		if (errno != EAGAIN)
-			return -errno;
-		n = wait_fd(fd, POLLIN, deadline);
-		if (n)
+		if (n < 0)
 			return n;
+		got += n;
+		if (n == 0 && !ps_sock_pending(s)) {
+			int ret = wait_fd(s->fd, POLLIN, deadline);
+
+			if (ret)
+				return ret;
+		}
 	}
 	return 0;
 }
 
-int ps_write_full(int fd, const void *buf, size_t len, int timeout_ms)
+int ps_write_full(struct ps_sock *s, const void *buf, size_t len, int timeout_ms)
 {
 	int64_t deadline = now_ms() + timeout_ms;
 	size_t sent = 0;
 
 	while (sent < len) {
-		ssize_t n = send(fd, (const char *)buf + sent, len - sent,
-				 MSG_DONTWAIT | MSG_NOSIGNAL);
+		struct iovec iov = { (char *)buf + sent, len - sent };
+		ssize_t n = ps_sendv_some(s, &iov, 1);
 
-		if (n >= 0) {
-			sent += n;
-			continue;
-		}
-		if (errno == EINTR)
-			continue;
-		if (errno != EAGAIN)
-			return -errno;
-		n = wait_fd(fd, POLLOUT, deadline);
-		if (n)
+		if (n < 0)
 			return n;
+		sent += n;
+		if (n == 0) {
+			int ret = wait_fd(s->fd, POLLOUT, deadline);
+
+			if (ret)
+				return ret;
+		}
 	}
 	return 0;
-}
-
-int ps_wait_eof(int fd, int timeout_ms)
-{
-	int64_t deadline = now_ms() + timeout_ms;
-	char byte;
-
-	for (;;) {
-		ssize_t n = recv(fd, &byte, 1, MSG_DONTWAIT);
-		int ret;
-
-		if (n == 0)
-			return 0;
-		if (n > 0)
-			return -EPROTO;
-		if (errno == ECONNRESET)
-			return 0;
-		if (errno == EINTR)
-			continue;
-		if (errno != EAGAIN)
-			return -errno;
-		ret = wait_fd(fd, POLLIN, deadline);
-		if (ret)
-			return ret;
-	}
 }
 
 bool ps_peer_alive(int fd)
@@ -143,10 +130,12 @@ bool ps_peer_alive(int fd)
 	return n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR));
 }
 
-ssize_t ps_recv_some(int fd, void *buf, size_t len)
+ssize_t ps_recv_some(struct ps_sock *s, void *buf, size_t len)
 {
+	if (s->tls)
+		return tls_recv_some(s->tls, buf, len);
 	for (;;) {
-		ssize_t n = recv(fd, buf, len, MSG_DONTWAIT);
+		ssize_t n = recv(s->fd, buf, len, MSG_DONTWAIT);
 
 		if (n > 0)
 			return n;
@@ -158,12 +147,14 @@ ssize_t ps_recv_some(int fd, void *buf, size_t len)
 	}
 }
 
-ssize_t ps_sendv_some(int fd, const struct iovec *iov, int iovcnt)
+ssize_t ps_sendv_some(struct ps_sock *s, const struct iovec *iov, int iovcnt)
 {
 	struct msghdr msg = { .msg_iov = (struct iovec *)iov, .msg_iovlen = iovcnt };
 
+	if (s->tls)
+		return tls_sendv_some(s->tls, iov, iovcnt);
 	for (;;) {
-		ssize_t n = sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+		ssize_t n = sendmsg(s->fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
 
 		if (n >= 0)
 			return n;

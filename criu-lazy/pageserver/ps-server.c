@@ -13,6 +13,7 @@
 
 #include "common/evloop.h"
 #include "common/log.h"
+#include "common/tls.h"
 #include "pageserver/ps-conn.h"
 #include "pageserver/ps-server.h"
 
@@ -53,7 +54,7 @@ static void update_watch(struct ps_server *s, struct ps_conn *c)
 
 	if (ev.events == c->watched)
 		return;
-	if (epoll_ctl(s->epfd, EPOLL_CTL_MOD, c->fd, &ev))
+	if (epoll_ctl(s->epfd, EPOLL_CTL_MOD, c->sk.fd, &ev))
 		pr_perror("%s: epoll mod", c->peer);
 	c->watched = ev.events;
 }
@@ -66,6 +67,12 @@ static bool judge_session(struct ps_server *s, struct ps_conn *c)
 {
 	s->nr_gets += c->nr_gets;
 	s->nr_pages += c->nr_pages;
+	if (c->end == PS_END_REFUSED) {
+		/* an intruder or a misconfigured client: the run goes on */
+		s->nr_refused++;
+		pr_warn("%s: refused: %s", c->peer, c->why);
+		return false;
+	}
 	if (c->end == PS_END_CLOSED) {
 		s->nr_closed++;
 		return false;
@@ -91,8 +98,32 @@ static void end_session(struct ps_server *s, struct ps_conn *c)
 		;
 	*p = c->next;
 	s->nr_conns--;
-	epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->sk.fd, NULL);
 	ps_conn_free(c);
+}
+
+/* A session is counted once it is one: at once, or with --tls once authenticated. */
+static void count_session(struct ps_server *s, struct ps_conn *c)
+{
+	if (c->counted || c->state == PS_CONN_HANDSHAKE || c->end == PS_END_REFUSED)
+		return;
+	c->counted = true;
+	s->nr_accepted++;
+	pr_info("%s: new session (%zu open)", c->peer, s->nr_conns);
+}
+
+/* --tls: the session authenticates its client first. */
+static int start_tls(struct ps_server *s, struct ps_conn *c)
+{
+	struct tls_conn *t;
+	int ret = tls_conn_new(s->tls, c->sk.fd, true, NULL, &t);
+
+	if (ret) {
+		pr_err("%s: out of memory for a TLS session: refusing it", c->peer);
+		return ret;
+	}
+	ps_conn_start_tls(c, t, evloop_now_ns());
+	return 0;
 }
 
 /* Take every waiting connection; returns how many, or a negative errno. */
@@ -126,6 +157,10 @@ static int accept_sessions(struct ps_server *s)
 			close(fd);
 			continue;
 		}
+		if (s->tls && start_tls(s, c)) {
+			ps_conn_free(c);
+			continue;
+		}
 		c->watched = ps_conn_events(c);
 		if (evloop_watch(s->epfd, fd, c->watched, c)) {
 			ps_conn_free(c);
@@ -134,9 +169,10 @@ static int accept_sessions(struct ps_server *s)
 		c->next = s->conns;
 		s->conns = c;
 		s->nr_conns++;
-		s->nr_accepted++;
 		nr++;
-		pr_info("%s: new session (%zu open)", c->peer, s->nr_conns);
+		if (s->tls)
+			pr_info("%s: new connection: TLS handshake", c->peer);
+		count_session(s, c);
 	}
 }
 
@@ -152,11 +188,21 @@ static bool on_signal(struct ps_server *s)
 	return true;
 }
 
-/* Milliseconds until the nearest session deadline, or -1. */
+/* A TLS session holds requests already read, and waits to read more. */
+static bool has_pending(const struct ps_conn *c)
+{
+	return c->state != PS_CONN_DONE && (ps_conn_events(c) & EPOLLIN) &&
+	       ps_sock_pending(&c->sk);
+}
+
+/* Milliseconds until the nearest session deadline, or -1; 0 if data waits. */
 static int next_timeout(const struct ps_server *s, uint64_t now)
 {
 	uint64_t nearest = 0;
 
+	for (const struct ps_conn *c = s->conns; c; c = c->next)
+		if (has_pending(c))
+			return 0;
 	for (const struct ps_conn *c = s->conns; c; c = c->next)
 		if (c->deadline_ns && (!nearest || c->deadline_ns < nearest))
 			nearest = c->deadline_ns;
@@ -204,10 +250,15 @@ int ps_server_run(struct ps_server *s)
 				ps_conn_on_event(tag, evs[i].events, now);
 			}
 		}
+		/* what TLS decrypted already, epoll will not announce */
+		for (c = s->conns; c; c = c->next)
+			if (has_pending(c))
+				ps_conn_on_event(c, EPOLLIN, now);
 		/* sessions are freed here only, after the batch that may name them */
 		for (c = s->conns; c; c = next) {
 			next = c->next;
 			ps_conn_check_deadline(c, now);
+			count_session(s, c);
 			if (c->state == PS_CONN_DONE) {
 				failed |= judge_session(s, c);
 				end_session(s, c);
@@ -244,4 +295,6 @@ void ps_server_fini(struct ps_server *s)
 	if (s->listen_fd >= 0)
 		close(s->listen_fd);
 	s->signal_fd = s->epfd = s->listen_fd = -1;
+	tls_creds_free(s->tls);
+	s->tls = NULL;
 }

@@ -16,6 +16,11 @@
  *   strict  (dump)         the run fails at once: the client gave up before
  *                          it had every page.  Nothing is logged as an error;
  *                          s->why says what happened, for the owner's one line.
+ *
+ * With --tls (s->tls set between listen and setup) every session starts
+ * with the TLS handshake; a client that fails it is refused with a warning
+ * naming it and why, in either mode: it never was a session (not counted
+ * in nr_accepted: for the dump, no destination has connected).
  */
 #ifndef CRIU_LAZY_PAGESERVER_PS_SERVER_H
 #define CRIU_LAZY_PAGESERVER_PS_SERVER_H
@@ -28,16 +33,19 @@
 #include "pageserver/ps-store.h"
 
 struct ps_conn;
+struct tls_creds;
 
 struct ps_server {
 	int listen_fd, epfd, signal_fd;
 	char name[PS_NAME_MAX];		/* where it listens */
 	const struct ps_store *store;
 	bool strict;
+	struct tls_creds *tls;		/* --tls: freed by ps_server_fini() */
 
 	struct ps_conn *conns;
 	size_t nr_conns;
-	unsigned int nr_accepted;	/* sessions in all */
+	unsigned int nr_accepted;	/* sessions in all (with --tls: authenticated) */
+	unsigned int nr_refused;	/* TLS handshakes that failed */
 	unsigned int nr_closed;		/* sessions that ended with CLOSE */
 	uint64_t nr_gets, nr_pages;	/* served by sessions that ended */
 	int stop_signal;		/* the signal that ended the run, or 0 */
