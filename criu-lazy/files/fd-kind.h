@@ -104,6 +104,11 @@ struct fd_kind_ops {
 	 * file is a group of its own, shared only as one open file description.
 	 */
 	uint64_t (*share_key)(const struct rst_images *ri, const FileEntry *fe);
+	/* The files in flight that making @fe passes again (SCM_RIGHTS in the
+	 * queue it refills), each given to @fn: the process that makes @fe
+	 * holds them too (restore/fd-share-plan.c).  Optional. */
+	int (*in_flight)(const struct rst_images *ri, const FileEntry *fe,
+			 int (*fn)(void *arg, uint32_t id), void *arg);
 	/* In the restore process, every task complete and still stopped,
 	 * right before they resume (a TCP connection leaves repair mode).
 	 * Optional. */

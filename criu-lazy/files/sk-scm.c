@@ -8,17 +8,22 @@
  * file id: the file object of a descriptor of the socket's task when kcmp
  * says they are one open file description, the one of a file already met
  * in flight, or else a new file object that its kind dumps from our copy
- * (dump_file_in_flight()).  A new unix socket has a queue of its own, read
- * in turn.  Refused, with the socket named: a file that another process
- * of the tree holds (it would come back as two files; a pipe or a socket
- * whose other end another process holds, likewise), a kind that names a
- * task's descriptors (epoll), and a unix socket in flight that carries
- * files in flight itself (the kernel's garbage collector's ground: loops).
+ * (dump_file_in_flight()).  The descriptor may be another process's: the
+ * file is that process's file object then, as is one in flight in the
+ * queues of two processes (and a pipe or a socketpair with one end in
+ * flight and the other held elsewhere is one group, as pipes always are).
+ * A new unix socket has a queue of its own, read in turn.  Refused, with
+ * the socket named: a kind that names a task's descriptors (epoll), and a
+ * unix socket in flight that carries files in flight itself (the kernel's
+ * garbage collector's ground: loops).
  *
  * Restore: every file in flight of a socket's queue is checked like a
  * descriptor before any task exists; the task that refills the queue opens
  * each (child_file_get(): the task's own if it holds it too) and passes it
- * again with the packet that carried it.
+ * again with the packet that carried it.  A file other processes hold too
+ * is made once and passed between them (restore/fd-share-plan.c counts
+ * the refilling task among its holders), so it stays one open file
+ * description with one offset.
  */
 #include <errno.h>
 #include <linux/kcmp.h>
@@ -39,7 +44,7 @@
 
 /* Files met in flight so far: our copy and its id. */
 struct scm_seen {
-	struct { int fd; uint32_t id; pid_t owner; } *v;
+	struct { int fd; uint32_t id; } *v;
 	size_t nr;
 };
 
@@ -107,14 +112,6 @@ static bool match_unix_ino(const struct dump_file *f, const void *arg, pid_t pid
 	return f->ops == &fd_kind_unix && ud && ud->ue.ino == *(const uint32_t *)arg;
 }
 
-static int refuse_shared(const struct unix_dump *s, const char *what, const struct dump_task *t,
-			 const struct dump_fd *d)
-{
-	pr_err("fd %d of task %d is a unix socket with %s in flight in its queue that task %d holds too (fd %d): files shared between processes are not supported yet",
-	       s->fd, s->pid, what, t->pid, d->fdi.fd);
-	return -EOPNOTSUPP;
-}
-
 /* A new file object for our copy @fd, and what ties it to other processes. */
 static int dump_new(struct dump_ctx *ctx, const struct unix_dump *s, int fd,
 		    const struct stat *st, uint32_t *id)
@@ -133,7 +130,8 @@ static int dump_new(struct dump_ctx *ctx, const struct unix_dump *s, int fd,
 	*id = f->fe.id;
 	d = find_held(ctx, s->pid, match_inode, st, &t);
 	if (d)
-		return refuse_shared(s, "the other end of a pipe", t, d);
+		pr_debug("fd %d of task %d: the other end of a pipe in flight in its queue is fd %d of task %d",
+			 s->fd, s->pid, d->fdi.fd, t->pid);
 	if (f->ops == &fd_kind_unix) {
 		struct unix_dump *ud = f->priv;
 
@@ -148,7 +146,8 @@ static int dump_new(struct dump_ctx *ctx, const struct unix_dump *s, int fd,
 		}
 		d = ud->ue.peer ? find_held(ctx, s->pid, match_unix_ino, &ud->ue.peer, &t) : NULL;
 		if (d)
-			return refuse_shared(s, "a unix socket whose peer", t, d);
+			pr_debug("fd %d of task %d: the peer of a unix socket in flight in its queue is fd %d of task %d",
+				 s->fd, s->pid, d->fdi.fd, t->pid);
 	}
 	return 0;
 }
@@ -168,21 +167,15 @@ static int resolve_one(struct dump_ctx *ctx, struct scm_seen *seen, const struct
 		pr_perror("fd %d of task %d: a file in flight in its queue", s->fd, s->pid);
 		return -errno;
 	}
+	/* held by a task (any: the restore shares it), or met in flight before */
 	d = find_held(ctx, 0, match_same_fd, &arg, &t);
 	if (d) {
-		if (t->pid != s->pid)
-			return refuse_shared(s, "a file", t, d);
 		*id = d->fdi.id;
 		return 0;
 	}
 	for (size_t i = 0; i < seen->nr; i++) {
 		if (!same_file(getpid(), fd, getpid(), seen->v[i].fd))
 			continue;
-		if (seen->v[i].owner != s->pid) {
-			pr_err("fd %d of task %d is a unix socket with a file in flight in its queue that is in flight to task %d too: files shared between processes are not supported yet",
-			       s->fd, s->pid, seen->v[i].owner);
-			return -EOPNOTSUPP;
-		}
 		*id = seen->v[i].id;
 		return 0;
 	}
@@ -194,8 +187,7 @@ static int resolve_one(struct dump_ctx *ctx, struct scm_seen *seen, const struct
 		return -ENOMEM;
 	seen->v = grown;
 	seen->v[seen->nr].fd = fd;
-	seen->v[seen->nr].id = *id;
-	seen->v[seen->nr++].owner = s->pid;
+	seen->v[seen->nr++].id = *id;
 	return 0;
 }
 

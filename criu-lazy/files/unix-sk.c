@@ -478,6 +478,25 @@ static uint64_t unix_share_key(const struct rst_images *ri, const FileEntry *fe)
 	return ue->ino;
 }
 
+/* The files in flight of @fe's queue, which the task that makes it passes
+ * again (a client waiting on a listener: what it sent). */
+static int unix_in_flight(const struct rst_images *ri, const FileEntry *fe,
+			  int (*fn)(void *arg, uint32_t id), void *arg)
+{
+	const struct sk_queue *q = sk_queue_find(ri->kind_state[fd_kind_index(&fd_kind_unix)],
+						 fe->id);
+
+	for (size_t i = 0; q && i < q->nr; i++) {
+		for (uint32_t j = 0; j < q->v[i].nr_scm; j++) {
+			int ret = fn(arg, q->v[i].scm_ids[j]);
+
+			if (ret)
+				return ret;
+		}
+	}
+	return 0;
+}
+
 const struct fd_kind_ops fd_kind_unix = {
 	.name = "unix socket",
 	.type = FD_TYPES__UNIXSK,
@@ -492,5 +511,6 @@ const struct fd_kind_ops fd_kind_unix = {
 	.open = unix_open,
 	.connect = unix_connect,
 	.share_key = unix_share_key,
+	.in_flight = unix_in_flight,
 	.rst_free = sk_queue_set_free,
 };

@@ -36,9 +36,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -50,261 +50,11 @@
 
 #define SHARE_WAIT_MS	60000	/* for a file from its owner */
 
-/* What one process holds of a group: the entries rst_share_plan() sorts. */
-struct share_ref {
-	const void *ns;			/* the kind, for share_key() groups; NULL: by id */
-	uint64_t key;
-	uint32_t id;
-	int proc;
-	const struct rst_fd *fd;
-};
-
 /* On the wire: which file comes with the fd. */
 struct share_msg {
 	uint32_t id;
 	int32_t from;			/* the owner's pid, for messages */
 };
-
-static int ref_cmp(const void *a, const void *b)
-{
-	const struct share_ref *x = a, *y = b;
-
-	if (x->ns != y->ns)
-		return (uintptr_t)x->ns < (uintptr_t)y->ns ? -1 : 1;
-	if (x->key != y->key)
-		return x->key < y->key ? -1 : 1;
-	if (x->id != y->id)
-		return x->id < y->id ? -1 : 1;
-	return x->proc - y->proc;
-}
-
-static bool same_group(const struct share_ref *a, const struct share_ref *b)
-{
-	return a->ns == b->ns && a->key == b->key;
-}
-
-static int gather_refs(struct rst_tree *tree, struct share_ref **refs, size_t *nr)
-{
-	size_t n = 0, k = 0;
-
-	for (size_t i = 0; i < tree->nr; i++)
-		if (tree->procs[i].kind == RST_PROC_ALIVE)
-			n += tree->procs[i].ri.nr_fds;
-	*refs = calloc(n ? n : 1, sizeof(**refs));
-	if (!*refs)
-		return -ENOMEM;
-	for (size_t i = 0; i < tree->nr; i++) {
-		const struct rst_images *ri = &tree->procs[i].ri;
-
-		if (tree->procs[i].kind != RST_PROC_ALIVE)
-			continue;
-		for (size_t j = 0; j < ri->nr_fds; j++) {
-			const struct rst_fd *f = &ri->fds[j];
-			struct share_ref *r = &(*refs)[k++];
-
-			r->ns = f->ops->share_key ? (const void *)f->ops : NULL;
-			r->key = f->ops->share_key ? f->ops->share_key(ri, f->fe) : f->fe->id;
-			r->id = f->fe->id;
-			r->proc = i;
-			r->fd = f;
-		}
-	}
-	*nr = k;
-	qsort(*refs, k, sizeof(**refs), ref_cmp);
-	return 0;
-}
-
-static int add_file(struct rst_share *s, const struct share_ref *r, int owner)
-{
-	struct rst_share_file *grown, *sf;
-
-	grown = realloc(s->files, (s->nr + 1) * sizeof(*grown));
-	if (!grown)
-		return -ENOMEM;
-	s->files = grown;
-	sf = &s->files[s->nr++];
-	memset(sf, 0, sizeof(*sf));
-	sf->id = r->id;
-	sf->owner = owner;
-	sf->fd = *r->fd;
-	return 0;
-}
-
-static int add_holder(struct rst_share_file *sf, int proc)
-{
-	int *grown;
-
-	if (sf->nr_holders && sf->holders[sf->nr_holders - 1] == proc)
-		return 0;	/* another fd of the same process */
-	grown = realloc(sf->holders, (sf->nr_holders + 1) * sizeof(*grown));
-	if (!grown)
-		return -ENOMEM;
-	sf->holders = grown;
-	sf->holders[sf->nr_holders++] = proc;
-	return 0;
-}
-
-/* One group, refs[0..n): owner and holders of each file others hold. */
-static int plan_group(struct rst_share *s, const struct share_ref *refs, size_t n)
-{
-	int owner = refs[0].proc;
-	uint32_t last = 0;
-	bool have = false;
-
-	for (size_t i = 1; i < n; i++)
-		if (refs[i].proc < owner)
-			owner = refs[i].proc;
-	for (size_t i = 0; i < n; i++) {
-		int ret;
-
-		if (refs[i].proc == owner)
-			continue;
-		if (!have || refs[i].id != last) {
-			ret = add_file(s, &refs[i], owner);
-			if (ret)
-				return ret;
-			last = refs[i].id;
-			have = true;
-		}
-		ret = add_holder(&s->files[s->nr - 1], refs[i].proc);
-		if (ret)
-			return ret;
-	}
-	return 0;
-}
-
-static int file_cmp(const void *a, const void *b)
-{
-	const struct rst_share_file *x = a, *y = b;
-
-	return x->id < y->id ? -1 : x->id > y->id;
-}
-
-/* A datagram socket with a name of the kernel's choosing for process @i. */
-static int make_socket(struct rst_tree *tree, int i)
-{
-	struct rst_share *s = &tree->share;
-	struct sockaddr_un *sun = &s->addr[i];
-	socklen_t len = sizeof(sa_family_t);
-	int sk = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-
-	if (sk < 0) {
-		pr_perror("a socket to pass files to task %d", tree->procs[i].pid);
-		return -errno;
-	}
-	memset(sun, 0, sizeof(*sun));
-	sun->sun_family = AF_UNIX;
-	if (bind(sk, (struct sockaddr *)sun, len)) {
-		pr_perror("binding the socket that passes files to task %d", tree->procs[i].pid);
-		close(sk);
-		return -errno;
-	}
-	len = sizeof(*sun);
-	if (getsockname(sk, (struct sockaddr *)sun, &len)) {
-		pr_perror("the name of the socket that passes files to task %d",
-			  tree->procs[i].pid);
-		close(sk);
-		return -errno;
-	}
-	s->addr_len[i] = len;
-	s->sk[i] = sk;
-	return 0;
-}
-
-/*
- * Processes that share their cwd (CLONE_FS) take turns to change it
- * (child_cwd_lock()): a flock() on a file of this restore's own, which each
- * opens again (a lock belongs to an open file description).
- */
-static int make_fs_lock(struct rst_tree *tree)
-{
-	for (size_t i = 0; i < tree->nr; i++) {
-		const struct rst_proc *p = &tree->procs[i];
-
-		if (p->kind != RST_PROC_ALIVE)
-			continue;
-		for (size_t j = i + 1; j < tree->nr; j++) {
-			if (tree->procs[j].kind != RST_PROC_ALIVE ||
-			    tree->procs[j].ri.ids->fs_id != p->ri.ids->fs_id)
-				continue;
-			tree->share.fs_lock_src = memfd_create("criu-lazy-cwd-lock", MFD_CLOEXEC);
-			if (tree->share.fs_lock_src < 0) {
-				pr_perror("memfd_create for the processes sharing their cwd");
-				return -errno;
-			}
-			return 0;
-		}
-	}
-	return 0;
-}
-
-int rst_share_plan(struct rst_tree *tree)
-{
-	struct rst_share *s = &tree->share;
-	struct share_ref *refs;
-	size_t nr, start = 0;
-	int ret;
-
-	s->sk = malloc(tree->nr * sizeof(*s->sk));
-	s->addr = calloc(tree->nr, sizeof(*s->addr));
-	s->addr_len = calloc(tree->nr, sizeof(*s->addr_len));
-	s->pids = calloc(tree->nr, sizeof(*s->pids));
-	if (!s->sk || !s->addr || !s->addr_len || !s->pids)
-		return -ENOMEM;
-	s->fs_lock_src = -1;
-	for (size_t i = 0; i < tree->nr; i++) {
-		s->sk[i] = -1;
-		s->pids[i] = tree->procs[i].pid;
-	}
-	ret = make_fs_lock(tree);
-	if (ret)
-		return ret;
-	ret = gather_refs(tree, &refs, &nr);
-	if (ret)
-		return ret;
-	for (size_t i = 1; i <= nr && !ret; i++) {
-		if (i < nr && same_group(&refs[i], &refs[start]))
-			continue;
-		ret = plan_group(s, refs + start, i - start);
-		start = i;
-	}
-	free(refs);
-	if (ret)
-		return ret;
-	if (s->nr)	/* no shared file: s->files is NULL */
-		qsort(s->files, s->nr, sizeof(*s->files), file_cmp);
-	for (size_t i = 0; i < s->nr && !ret; i++) {
-		const struct rst_share_file *sf = &s->files[i];
-
-		for (size_t h = 0; h < sf->nr_holders && !ret; h++)
-			if (s->sk[sf->holders[h]] < 0)
-				ret = make_socket(tree, sf->holders[h]);
-		pr_debug("file %u (%s): created by task %d, passed to %zu other task(s)", sf->id,
-			 sf->fd.ops->name, tree->procs[sf->owner].pid, sf->nr_holders);
-	}
-	if (!ret && s->nr)
-		pr_info("%zu file(s) shared between processes", s->nr);
-	return ret;
-}
-
-void rst_share_free(struct rst_tree *tree)
-{
-	struct rst_share *s = &tree->share;
-
-	for (size_t i = 0; s->sk && i < tree->nr; i++)
-		if (s->sk[i] >= 0)
-			close(s->sk[i]);
-	if (s->sk && s->fs_lock_src >= 0)
-		close(s->fs_lock_src);
-	for (size_t i = 0; i < s->nr; i++)
-		free(s->files[i].holders);
-	free(s->files);
-	free(s->sk);
-	free(s->addr);
-	free(s->addr_len);
-	free(s->pids);
-	memset(s, 0, sizeof(*s));
-}
 
 /* ------------------------------------------------------------ in the task */
 
@@ -427,8 +177,18 @@ static uint64_t now_ms(void)
 	return ts.tv_sec * 1000ull + ts.tv_nsec / 1000000;
 }
 
+/* "fd N", or "in flight" for a file no fd of the holder's has */
+static const char *fd_where(const struct rst_fd *f, char buf[32])
+{
+	if (f->fd < 0)
+		return "in flight";
+	snprintf(buf, 32, "fd %d", f->fd);
+	return buf;
+}
+
 static int send_one(struct rst_child *c, const struct rst_share_file *sf, int fd, int to)
 {
+	char where[32];
 	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
 	struct share_msg m = { .id = sf->id, .from = c->ri->pid };
 	struct iovec iov = { &m, sizeof(m) };
@@ -461,8 +221,8 @@ static int send_one(struct rst_child *c, const struct rst_share_file *sf, int fd
 		}
 		poll(NULL, 0, 1);
 	}
-	return child_err(c, errno, "task %d: cannot pass %s %u (fd %d) to task %d: %s",
-			 c->ri->pid, sf->fd.ops->name, sf->id, sf->fd.fd,
+	return child_err(c, errno, "task %d: cannot pass %s %u (%s) to task %d: %s",
+			 c->ri->pid, sf->fd.ops->name, sf->id, fd_where(&sf->fd, where),
 			 c->share->pids[to], strerror(errno));
 }
 
@@ -523,6 +283,7 @@ int child_share_wait(struct rst_child *c, const struct rst_fd *f)
 {
 	const struct rst_share_file *sf = child_share_find(c, f->fe->id);
 	uint64_t deadline = now_ms() + SHARE_WAIT_MS;
+	char where[32];
 
 	for (;;) {
 		struct pollfd pfd = { .fd = c->share_rx, .events = POLLIN };
@@ -531,10 +292,10 @@ int child_share_wait(struct rst_child *c, const struct rst_fd *f)
 		if (fd >= 0)
 			return fd;
 		if (now_ms() > deadline)
-			return child_err(c, ETIMEDOUT, "task %d: %s %u (fd %d) did not come from "
+			return child_err(c, ETIMEDOUT, "task %d: %s %u (%s) did not come from "
 					 "task %d within %d s", c->ri->pid, f->ops->name,
-					 f->fe->id, f->fd, sf ? c->share->pids[sf->owner] : 0,
-					 SHARE_WAIT_MS / 1000);
+					 f->fe->id, fd_where(f, where),
+					 sf ? c->share->pids[sf->owner] : 0, SHARE_WAIT_MS / 1000);
 		if (poll(&pfd, 1, 100) < 0 && errno != EINTR)
 			return child_err(c, errno, "task %d: poll: %s", c->ri->pid,
 					 strerror(errno));

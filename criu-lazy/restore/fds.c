@@ -190,6 +190,8 @@ int child_file_stash(struct rst_child *c, uint32_t id, int fd)
  * The file object @id open in this task, opened now (and stashed) if no
  * fd of the task has it yet: a file in flight in a socket's queue, which
  * the task may hold itself too, or not at all (then the blob closes it).
+ * One that another process makes (it holds the file too, or it is in
+ * flight there too: fd-share-plan.c) comes from that process.
  */
 int child_file_get(struct rst_child *c, uint32_t id)
 {
@@ -203,6 +205,8 @@ int child_file_get(struct rst_child *c, uint32_t id)
 	if (!f.ops)	/* never: files-check.c saw every file in flight */
 		return child_err(c, EINVAL, "task %d: file %u in flight cannot be opened",
 				 c->ri->pid, id);
+	if (!child_file_mine(c, id))
+		return child_share_wait(c, &f);
 	fd = f.ops->open(c, &f);
 	if (fd < 0)
 		return fd;

@@ -152,6 +152,17 @@ def seek_fd30_to_0(task):
         os.close(fd)
 
 
+def seek_child_fd30_to_0(task):
+    """The offset of the child's fd 30 moved (a file the root has in flight
+    too, one open file with it)."""
+    child = int(open(f"/proc/{task.pid}/task/{task.pid}/children").read().split()[0])
+    fd = steal_fd(child, 30)
+    try:
+        os.lseek(fd, 0, os.SEEK_SET)
+    finally:
+        os.close(fd)
+
+
 def write_more_into_pipe_31(task):
     """A byte more into pipe A through the root's write end, before the
     root's own: the child finds it where the root's bytes should be."""

@@ -270,6 +270,8 @@ ZDTM_TESTS = [
              lazy_removed=32 * 2048, lazy_removed_exact=False),
     # files shared between the processes of a tree (restore/fd-share.c)
     ZdtmTest("share_files", tree=True),
+    # files in flight that another process holds too, or has in flight too
+    ZdtmTest("share_scm", tree=True),
     ZdtmTest("share_pipes", tree=True),
     ZdtmTest("share_sockets", tree=True, host_names=True),
     ZdtmTest("share_kobj", tree=True),
@@ -287,7 +289,6 @@ REFUSED_KINDS = {
     "unix": r"socket|unix",
     "unix-scm-epoll": r"epoll fd .*in flight",
     "unix-scm-self": r"itself in flight",
-    "unix-scm-shared": r"other end of a pipe in flight .*task \d+ holds too",
     "netlink-connected": r"netlink socket connected to port",
     "tcp": r"socket|tcp|inet",
     "packet": r"packet",

@@ -1,7 +1,7 @@
 /*
  * A task holding a file descriptor of a --kind the tool cannot restore yet
- * (unix, unix-ext, unix-ext-dgram, unix-scm-epoll, unix-scm-self, unix-scm-shared,
- * netlink-connected, tcp, packet, eventfd, pipe, epoll, timerfd, signalfd, userfaultfd), at
+ * (unix, unix-ext, unix-ext-dgram, unix-scm-epoll, unix-scm-self, netlink-connected,
+ * tcp, packet, eventfd, pipe, epoll, timerfd, signalfd, userfaultfd), at
  * fd 42 (and 43 for a second end or a helper).  A dump must refuse it and
  * leave it running unharmed; this program then checks, after SIGTERM, that
  * the object still works and still holds what it held (queued data, a
@@ -180,33 +180,6 @@ int main(int argc, char **argv)
 		send_fd(FD_B, passed);
 		if (!self)
 			close(passed);
-	} else if (!strcmp(kind, "unix-scm-shared")) {
-		/* in flight in the queue of 42: the read end of a pipe whose
-		 * write end a child holds (at 44, "hi" written) */
-		pid_t child;
-
-		test_kill_tree_at_exit();
-		if (pipe(sv))
-			fail("pipe: %m");
-		child = fork();
-		if (child < 0)
-			fail("fork: %m");
-		if (child == 0) {
-			place(sv[1], 44);
-			close(sv[0]);
-			if (write(44, "hi", 2) != 2)
-				_exit(1);
-			for (;;)
-				pause();
-		}
-		close(sv[1]);
-		place(sv[0], 45);
-		if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sv))
-			fail("socketpair: %m");
-		place(sv[0], FD_A);
-		place(sv[1], FD_B);
-		send_fd(FD_B, 45);
-		close(45);
 	} else if (!strcmp(kind, "netlink-connected")) {
 		/* 42 connected to 43 (NETLINK_USERSOCK), a message from 43 queued */
 		struct sockaddr_nl a = { .nl_family = AF_NETLINK, .nl_pid = 0x60000000u | getpid() };
@@ -291,8 +264,6 @@ int main(int argc, char **argv)
 		expect_read(FD_A, "pong");	/* the test answers after the dump */
 	} else if (!strcmp(kind, "netlink-connected")) {
 		expect_read(FD_A, "ping");
-	} else if (!strcmp(kind, "unix-scm-shared")) {
-		expect_read(recv_fd(FD_A), "hi");
 	} else if (!strcmp(kind, "unix-scm-epoll") || !strcmp(kind, "unix-scm-self")) {
 		struct epoll_event ev;
 		int got = recv_fd(FD_A);

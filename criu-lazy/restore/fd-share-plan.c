@@ -1,0 +1,367 @@
+/*
+ * Who makes each file held by more than one process of the tree, and who
+ * gets it (fd-share.c tells the whole story): in the restore process,
+ * before any task exists.  Besides the descriptors of each process, a
+ * file in flight (SCM_RIGHTS in a socket's queue) counts as held by the
+ * process that refills that queue (the one that makes the socket: the
+ * owner of the socket's group), so the file passed again is the one the
+ * other processes hold (one open file description, one offset).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define LOG_PREFIX ""
+#include "common/log.h"
+#include "restore/restore.h"
+
+/* What one process holds of a group: the entries rst_share_plan() sorts. */
+struct share_ref {
+	const void *ns;			/* the kind, for share_key() groups; NULL: by id */
+	uint64_t key;
+	uint32_t id;
+	int proc;
+	const struct rst_fd *fd;
+};
+
+static int ref_cmp(const void *a, const void *b)
+{
+	const struct share_ref *x = a, *y = b;
+
+	if (x->ns != y->ns)
+		return (uintptr_t)x->ns < (uintptr_t)y->ns ? -1 : 1;
+	if (x->key != y->key)
+		return x->key < y->key ? -1 : 1;
+	if (x->id != y->id)
+		return x->id < y->id ? -1 : 1;
+	return x->proc - y->proc;
+}
+
+static bool same_group(const struct share_ref *a, const struct share_ref *b)
+{
+	return a->ns == b->ns && a->key == b->key;
+}
+
+static int gather_refs(struct rst_tree *tree, struct share_ref **refs, size_t *nr)
+{
+	size_t n = 0, k = 0;
+
+	for (size_t i = 0; i < tree->nr; i++)
+		if (tree->procs[i].kind == RST_PROC_ALIVE)
+			n += tree->procs[i].ri.nr_fds;
+	*refs = calloc(n ? n : 1, sizeof(**refs));
+	if (!*refs)
+		return -ENOMEM;
+	for (size_t i = 0; i < tree->nr; i++) {
+		const struct rst_images *ri = &tree->procs[i].ri;
+
+		if (tree->procs[i].kind != RST_PROC_ALIVE)
+			continue;
+		for (size_t j = 0; j < ri->nr_fds; j++) {
+			const struct rst_fd *f = &ri->fds[j];
+			struct share_ref *r = &(*refs)[k++];
+
+			r->ns = f->ops->share_key ? (const void *)f->ops : NULL;
+			r->key = f->ops->share_key ? f->ops->share_key(ri, f->fe) : f->fe->id;
+			r->id = f->fe->id;
+			r->proc = i;
+			r->fd = f;
+		}
+	}
+	*nr = k;
+	qsort(*refs, k, sizeof(**refs), ref_cmp);
+	return 0;
+}
+
+static int add_file(struct rst_share *s, const struct share_ref *r, int owner)
+{
+	struct rst_share_file *grown, *sf;
+
+	grown = realloc(s->files, (s->nr + 1) * sizeof(*grown));
+	if (!grown)
+		return -ENOMEM;
+	s->files = grown;
+	sf = &s->files[s->nr++];
+	memset(sf, 0, sizeof(*sf));
+	sf->id = r->id;
+	sf->owner = owner;
+	sf->fd = *r->fd;
+	return 0;
+}
+
+static int add_holder(struct rst_share_file *sf, int proc)
+{
+	int *grown;
+
+	if (sf->nr_holders && sf->holders[sf->nr_holders - 1] == proc)
+		return 0;	/* another fd of the same process */
+	grown = realloc(sf->holders, (sf->nr_holders + 1) * sizeof(*grown));
+	if (!grown)
+		return -ENOMEM;
+	sf->holders = grown;
+	sf->holders[sf->nr_holders++] = proc;
+	return 0;
+}
+
+/* One group, refs[0..n): owner and holders of each file others hold. */
+static int plan_group(struct rst_share *s, const struct share_ref *refs, size_t n)
+{
+	int owner = refs[0].proc;
+	uint32_t last = 0;
+	bool have = false;
+
+	for (size_t i = 1; i < n; i++)
+		if (refs[i].proc < owner)
+			owner = refs[i].proc;
+	for (size_t i = 0; i < n; i++) {
+		int ret;
+
+		if (refs[i].proc == owner)
+			continue;
+		if (!have || refs[i].id != last) {
+			ret = add_file(s, &refs[i], owner);
+			if (ret)
+				return ret;
+			last = refs[i].id;
+			have = true;
+		}
+		ret = add_holder(&s->files[s->nr - 1], refs[i].proc);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static int file_cmp(const void *a, const void *b)
+{
+	const struct rst_share_file *x = a, *y = b;
+
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* A datagram socket with a name of the kernel's choosing for process @i. */
+static int make_socket(struct rst_tree *tree, int i)
+{
+	struct rst_share *s = &tree->share;
+	struct sockaddr_un *sun = &s->addr[i];
+	socklen_t len = sizeof(sa_family_t);
+	int sk = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	if (sk < 0) {
+		pr_perror("a socket to pass files to task %d", tree->procs[i].pid);
+		return -errno;
+	}
+	memset(sun, 0, sizeof(*sun));
+	sun->sun_family = AF_UNIX;
+	if (bind(sk, (struct sockaddr *)sun, len)) {
+		pr_perror("binding the socket that passes files to task %d", tree->procs[i].pid);
+		close(sk);
+		return -errno;
+	}
+	len = sizeof(*sun);
+	if (getsockname(sk, (struct sockaddr *)sun, &len)) {
+		pr_perror("the name of the socket that passes files to task %d",
+			  tree->procs[i].pid);
+		close(sk);
+		return -errno;
+	}
+	s->addr_len[i] = len;
+	s->sk[i] = sk;
+	return 0;
+}
+
+/*
+ * Processes that share their cwd (CLONE_FS) take turns to change it
+ * (child_cwd_lock()): a flock() on a file of this restore's own, which each
+ * opens again (a lock belongs to an open file description).
+ */
+static int make_fs_lock(struct rst_tree *tree)
+{
+	for (size_t i = 0; i < tree->nr; i++) {
+		const struct rst_proc *p = &tree->procs[i];
+
+		if (p->kind != RST_PROC_ALIVE)
+			continue;
+		for (size_t j = i + 1; j < tree->nr; j++) {
+			if (tree->procs[j].kind != RST_PROC_ALIVE ||
+			    tree->procs[j].ri.ids->fs_id != p->ri.ids->fs_id)
+				continue;
+			tree->share.fs_lock_src = memfd_create("criu-lazy-cwd-lock", MFD_CLOEXEC);
+			if (tree->share.fs_lock_src < 0) {
+				pr_perror("memfd_create for the processes sharing their cwd");
+				return -errno;
+			}
+			return 0;
+		}
+	}
+	return 0;
+}
+
+/* Files in flight: refs of the processes that pass them again. */
+struct flight {
+	struct rst_tree *tree;
+	int proc;			/* the process making the current file */
+	struct share_ref *refs;		/* their fd: an index into fds until done */
+	size_t nr;
+	struct rst_fd *fds;
+	size_t nr_fds;
+};
+
+static int add_flight(void *arg, uint32_t id)
+{
+	struct flight *fl = arg;
+	const struct rst_images *ri = &fl->tree->procs[fl->proc].ri;
+	const FileEntry *fe = rst_file_find(ri, id);
+	const struct fd_kind_ops *ops = fe ? fd_kind_for_restore(ri, fe) : NULL;
+	struct share_ref *r;
+	void *grown;
+
+	if (!ops) {	/* never: the checks saw every file in flight */
+		pr_err("file %u in flight: not in files.img", id);
+		return -EINVAL;
+	}
+	grown = realloc(fl->fds, (fl->nr_fds + 1) * sizeof(*fl->fds));
+	if (!grown)
+		return -ENOMEM;
+	fl->fds = grown;
+	fl->fds[fl->nr_fds] = (struct rst_fd){ .fd = -1, .cloexec = true, .fe = fe, .ops = ops };
+	grown = realloc(fl->refs, (fl->nr + 1) * sizeof(*fl->refs));
+	if (!grown)
+		return -ENOMEM;
+	fl->refs = grown;
+	r = &fl->refs[fl->nr++];
+	r->ns = ops->share_key ? (const void *)ops : NULL;
+	r->key = ops->share_key ? ops->share_key(ri, fe) : fe->id;
+	r->id = id;
+	r->proc = fl->proc;
+	r->fd = (const struct rst_fd *)(uintptr_t)fl->nr_fds++;
+	return 0;
+}
+
+/*
+ * For each group, its files' files in flight, held by the group's owner
+ * (the first process that holds a file of it: the one that makes them).
+ * The new refs go to *refs, sorted again; their fds stay in *fds.
+ */
+static int gather_flight(struct rst_tree *tree, struct share_ref **refs, size_t *nr,
+			 struct rst_fd **fds)
+{
+	struct flight fl = { .tree = tree };
+	size_t start = 0;
+	int ret = 0;
+
+	for (size_t i = 1; i <= *nr && !ret; i++) {
+		if (i < *nr && same_group(&(*refs)[i], &(*refs)[start]))
+			continue;
+		fl.proc = (*refs)[start].proc;
+		for (size_t j = start; j < i; j++)
+			if ((*refs)[j].proc < fl.proc)
+				fl.proc = (*refs)[j].proc;
+		for (size_t j = start; j < i && !ret; j++) {
+			const struct rst_fd *f = (*refs)[j].fd;
+
+			if (f->ops->in_flight)
+				ret = f->ops->in_flight(&tree->procs[fl.proc].ri, f->fe, add_flight, &fl);
+		}
+		start = i;
+	}
+	if (!ret && fl.nr) {
+		struct share_ref *grown = realloc(*refs, (*nr + fl.nr) * sizeof(**refs));
+
+		if (!grown) {
+			ret = -ENOMEM;
+		} else {
+			*refs = grown;
+			for (size_t k = 0; k < fl.nr; k++) {
+				fl.refs[k].fd = &fl.fds[(uintptr_t)fl.refs[k].fd];
+				grown[(*nr)++] = fl.refs[k];
+			}
+			qsort(*refs, *nr, sizeof(**refs), ref_cmp);
+			pr_debug("%zu file(s) in flight counted as held by the processes that pass them",
+				 fl.nr);
+		}
+	}
+	free(fl.refs);
+	*fds = fl.fds;
+	return ret;
+}
+
+int rst_share_plan(struct rst_tree *tree)
+{
+	struct rst_share *s = &tree->share;
+	struct share_ref *refs;
+	struct rst_fd *flight_fds = NULL;
+	size_t nr, start = 0;
+	int ret;
+
+	s->sk = malloc(tree->nr * sizeof(*s->sk));
+	s->addr = calloc(tree->nr, sizeof(*s->addr));
+	s->addr_len = calloc(tree->nr, sizeof(*s->addr_len));
+	s->pids = calloc(tree->nr, sizeof(*s->pids));
+	if (!s->sk || !s->addr || !s->addr_len || !s->pids)
+		return -ENOMEM;
+	s->fs_lock_src = -1;
+	for (size_t i = 0; i < tree->nr; i++) {
+		s->sk[i] = -1;
+		s->pids[i] = tree->procs[i].pid;
+	}
+	ret = make_fs_lock(tree);
+	if (ret)
+		return ret;
+	ret = gather_refs(tree, &refs, &nr);
+	if (ret)
+		return ret;
+	ret = gather_flight(tree, &refs, &nr, &flight_fds);
+	if (ret) {
+		free(refs);
+		free(flight_fds);
+		return ret;
+	}
+	for (size_t i = 1; i <= nr && !ret; i++) {
+		if (i < nr && same_group(&refs[i], &refs[start]))
+			continue;
+		ret = plan_group(s, refs + start, i - start);
+		start = i;
+	}
+	free(refs);
+	free(flight_fds);
+	if (ret)
+		return ret;
+	if (s->nr)	/* no shared file: s->files is NULL */
+		qsort(s->files, s->nr, sizeof(*s->files), file_cmp);
+	for (size_t i = 0; i < s->nr && !ret; i++) {
+		const struct rst_share_file *sf = &s->files[i];
+
+		for (size_t h = 0; h < sf->nr_holders && !ret; h++)
+			if (s->sk[sf->holders[h]] < 0)
+				ret = make_socket(tree, sf->holders[h]);
+		pr_debug("file %u (%s): created by task %d, passed to %zu other task(s)", sf->id,
+			 sf->fd.ops->name, tree->procs[sf->owner].pid, sf->nr_holders);
+	}
+	if (!ret && s->nr)
+		pr_info("%zu file(s) shared between processes", s->nr);
+	return ret;
+}
+
+void rst_share_free(struct rst_tree *tree)
+{
+	struct rst_share *s = &tree->share;
+
+	for (size_t i = 0; s->sk && i < tree->nr; i++)
+		if (s->sk[i] >= 0)
+			close(s->sk[i]);
+	if (s->sk && s->fs_lock_src >= 0)
+		close(s->fs_lock_src);
+	for (size_t i = 0; i < s->nr; i++)
+		free(s->files[i].holders);
+	free(s->files);
+	free(s->sk);
+	free(s->addr);
+	free(s->addr_len);
+	free(s->pids);
+	memset(s, 0, sizeof(*s));
+}
