@@ -320,6 +320,8 @@ int dump_pages(struct dump_ctx *ctx, struct dump_task *t);
 int dump_shmem(struct dump_ctx *ctx, struct dump_task *t);
 /* The data of a shmem object open as @fd (a memfd): pagemap-shmem-<shmid>.img */
 int dump_shmem_write_fd(struct dump_ctx *ctx, int fd, uint64_t shmid, uint64_t size);
+/* A userfaultfd-registered shared VMA (a lazy restore's): its pages filled first */
+int dump_shmem_fault_in(struct dump_task *t, const VmaEntry *v);
 
 /* files.c */
 int dump_file_by_path(struct dump_ctx *ctx, struct dump_task *t, const char *link,

@@ -263,6 +263,11 @@ static int dump_vmas(struct dump_ctx *ctx, struct dump_task *t)
 		VmaEntry *v = &mm->vmas[i];
 
 		ret = fill_vma(ctx, t, &t->maps[i], &flags[i], v);
+		/* shared memory a lazy restore left to its daemon: read it all
+		 * through the task, or the object shows holes (dump/shmem.c) */
+		if (!ret && flags[i].uffd_missing && t->maps[i].shared &&
+		    (v->status & (VMA_ANON_SHARED | VMA_AREA_MEMFD)))
+			ret = dump_shmem_fault_in(t, v);
 		mm->vmas_p[i] = v;
 		mm->uffd_missing[i] = flags[i].uffd_missing;
 		if (!ret)

@@ -143,28 +143,22 @@ out:
 /*
  * A task restored lazily whose shared memory is still arriving: the object
  * lacks the pages the lazy-pages daemon has not filled yet, and our own
- * mapping of it is not registered, so it would read them as holes (and
- * fill the object with zeros).  Reading every page through the task's
- * registered VMAs first makes the daemon fill them.
+ * mapping of it (or a descriptor) is not registered, so it would read them
+ * as holes.  Reading every page of the task's registered VMA through the
+ * task first makes the daemon fill them (dump/mm.c calls this per VMA).
  */
-static int fault_in_registered(struct dump_task *t, uint64_t shmid)
+int dump_shmem_fault_in(struct dump_task *t, const VmaEntry *v)
 {
 	static char buf[1 << 20];
 
-	for (size_t i = 0; i < t->mm.nr_vmas; i++) {
-		const VmaEntry *v = &t->mm.vmas[i];
+	for (uint64_t a = v->start; a < v->end; a += sizeof(buf)) {
+		uint64_t len = v->end - a < sizeof(buf) ? v->end - a : sizeof(buf);
+		struct iovec local = { buf, len }, remote = { (void *)(uintptr_t)a, len };
 
-		if (!(v->status & VMA_ANON_SHARED) || v->shmid != shmid || !t->mm.uffd_missing[i])
-			continue;
-		for (uint64_t a = v->start; a < v->end; a += sizeof(buf)) {
-			uint64_t len = v->end - a < sizeof(buf) ? v->end - a : sizeof(buf);
-			struct iovec local = { buf, len }, remote = { (void *)(uintptr_t)a, len };
-
-			if (process_vm_readv(t->pid, &local, 1, &remote, 1, 0) != (ssize_t)len)
-				return dump_task_error(t, -EIO, "can't read shared memory %llu at 0x%llx "
-						       "through the task: %m", (unsigned long long)shmid,
-						       (unsigned long long)a);
-		}
+		if (process_vm_readv(t->pid, &local, 1, &remote, 1, 0) != (ssize_t)len)
+			return dump_task_error(t, -EIO, "can't read shared memory at 0x%llx through "
+					       "the task while its pages are still lazy: %m",
+					       (unsigned long long)a);
 	}
 	return 0;
 }
@@ -178,9 +172,6 @@ static int dump_one_shmem(struct dump_ctx *ctx, struct dump_task *t, const VmaEn
 	uint64_t size;
 	int fd, ret, ret2;
 
-	ret = fault_in_registered(t, v->shmid);
-	if (ret)
-		return ret;
 	snprintf(path, sizeof(path), "/proc/%d/map_files/%llx-%llx", t->pid,
 		 (unsigned long long)v->start, (unsigned long long)v->end);
 	fd = open(path, O_RDONLY | O_CLOEXEC);

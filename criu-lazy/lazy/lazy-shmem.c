@@ -1,5 +1,6 @@
 /*
- * Lazy shared memory: one model per shmem object, not per task.
+ * Lazy shared memory (MAP_SHARED|MAP_ANONYMOUS, /dev/zero, memfds): one
+ * model per shmem object, not per task.
  *
  * The restore made each lazy object with its size and no page, and every
  * task registered all its VMAs of it with its userfaultfd in MISSING mode
@@ -51,6 +52,8 @@
 #include "lazy/lazy-daemon.h"
 #include "lazy/lazy-shmem.h"
 #include "lazy/uffd.h"
+#include "fdinfo.pb-c.h"
+#include "memfd.pb-c.h"
 #include "mm.pb-c.h"
 
 #define PS		((uint64_t)LAZY_PAGE_SIZE)
@@ -449,6 +452,68 @@ static int read_registered(pid_t pid, struct reg_range **out, size_t *nr)
 	return 0;
 }
 
+struct memfd_lookup {
+	uint64_t key;		/* the file id, then the inode id */
+	uint64_t found;
+	bool ok;
+};
+
+static int file_inode(struct cr_img *img, ProtobufCMessage *msg, void *arg)
+{
+	const FileEntry *fe = (const FileEntry *)msg;
+	struct memfd_lookup *l = arg;
+
+	(void)img;
+	if (fe->id != l->key || fe->type != FD_TYPES__MEMFD || !fe->memfd)
+		return 0;
+	l->found = fe->memfd->inode_id;
+	l->ok = true;
+	return 1;
+}
+
+static int inode_shmid(struct cr_img *img, ProtobufCMessage *msg, void *arg)
+{
+	const MemfdInodeEntry *ie = (const MemfdInodeEntry *)msg;
+	struct memfd_lookup *l = arg;
+
+	(void)img;
+	if (ie->inode_id != l->key)
+		return 0;
+	l->found = ie->shmid;
+	l->ok = true;
+	return 1;
+}
+
+/* A memfd VMA names a file (files.img), whose inode (memfd.img) names the
+ * object's pagemap-shmem. */
+static int memfd_shmid(struct lazy_daemon *d, const VmaEntry *v, uint64_t *shmid)
+{
+	struct memfd_lookup l = { .key = v->shmid };
+	int ret = img_for_each_entry(d->dirfd, IMG_FILES, 0, &file_entry__descriptor,
+				     file_inode, &l);
+
+	if (ret >= 0 && l.ok) {
+		l = (struct memfd_lookup){ .key = l.found };
+		ret = img_for_each_entry(d->dirfd, IMG_MEMFD_INODE, 0,
+					 &memfd_inode_entry__descriptor, inode_shmid, &l);
+	}
+	if (ret < 0)
+		return ret;
+	if (!l.ok) {
+		pr_err("the memfd mapped at 0x%" PRIx64 " (file %" PRIu64 ") is not in files.img "
+		       "and memfd.img", v->start, v->shmid);
+		return -EINVAL;
+	}
+	*shmid = l.found;
+	return 0;
+}
+
+static bool is_shared_memory(const VmaEntry *v)
+{
+	return (v->status & VMA_ANON_SHARED) ||
+	       ((v->status & VMA_AREA_MEMFD) && (v->status & VMA_FILE_SHARED));
+}
+
 int lazy_shmem_load_task(struct lazy_daemon *d, struct lazy_task *t, const MmEntry *mm)
 {
 	struct reg_range *reg = NULL;
@@ -457,26 +522,29 @@ int lazy_shmem_load_task(struct lazy_daemon *d, struct lazy_task *t, const MmEnt
 	int ret = 0;
 
 	for (size_t i = 0; i < mm->n_vmas; i++)
-		any |= !!(mm->vmas[i]->status & VMA_ANON_SHARED);
+		any |= is_shared_memory(mm->vmas[i]);
 	if (!any)
 		return 0;
 	ret = read_registered(t->pid, &reg, &nr_reg);
 	for (size_t i = 0; i < mm->n_vmas && !ret; i++) {
 		const VmaEntry *v = mm->vmas[i];
 		const struct reg_range *r = NULL;
+		uint64_t shmid = v->shmid;
 		struct lazy_shm_obj *o;
 
-		if (!(v->status & VMA_ANON_SHARED))
+		if (!is_shared_memory(v))
 			continue;
 		for (size_t k = 0; k < nr_reg; k++)
 			if (v->start >= reg[k].start && v->start < reg[k].end)
 				r = &reg[k];
 		if (!r)
-			continue;	/* restored eagerly (restore/shmem.c) */
-		for (o = d->shm_objs; o && o->shmid != v->shmid; o = o->next)
+			continue;	/* restored eagerly (restore/shmem-lazy.c) */
+		if ((v->status & VMA_AREA_MEMFD) && (ret = memfd_shmid(d, v, &shmid)))
+			break;
+		for (o = d->shm_objs; o && o->shmid != shmid; o = o->next)
 			;
 		if (!o)
-			ret = obj_open(d, t, v->shmid, r->start, r->end, &o);
+			ret = obj_open(d, t, shmid, r->start, r->end, &o);
 		if (!ret)
 			ret = lazy_shm_add(&t->shm, &(struct lazy_shm_vma){
 				.start = v->start, .end = v->end, .pgoff = v->pgoff, .obj = o });

@@ -324,6 +324,8 @@ struct rst_shmem *rst_memfd_shmem(const struct rst_images *ri, uint64_t inode_id
 
 /* shmem.c: the tree's shared memory objects (anonymous, memfds) */
 int rst_shmem_create(struct rst_tree *tree);
+/* shmem-lazy.c: may the object be left empty for the lazy-pages daemon? */
+bool rst_shmem_lazy(struct rst_tree *tree, const struct rst_shmem *s, uint64_t features);
 void rst_shmem_release(struct rst_tree *tree);
 
 /* ghost.c: the deleted files of the tree, made again while the tasks open

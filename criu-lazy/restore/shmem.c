@@ -14,15 +14,14 @@
  * space drops the inherited mapping in each task; we drop ours when the
  * tree is done.
  *
- * In a lazy restore, shared anonymous memory is left to the lazy-pages
- * daemon where it can be (lazy_object()): the object is made with its size
+ * In a lazy restore, shared memory is left to the lazy-pages daemon where
+ * it can be (shmem-lazy.c): the object is made with its size
  * but no page, every VMA of it is registered with its task's userfaultfd
  * (MISSING mode; blob-setup.c), and the daemon fills the object itself
  * (lazy/lazy-shmem.c, Documentation/lazy-pages.md).
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/userfaultfd.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -33,7 +32,6 @@
 #include "common/log.h"
 #include "images/image.h"
 #include "images/pagemap.h"
-#include "images/vma-status.h"
 #include "restore/restore.h"
 
 
@@ -85,62 +83,6 @@ static const struct rst_shmem *find_object(struct rst_tree *tree, size_t upto, u
 	return NULL;
 }
 
-/*
- * May @shmid be left empty for the daemon?  Only shared anonymous memory
- * (a memfd is reached through its descriptors too, by read(2) and
- * write(2), which no userfault catches), with pages to deliver, on a
- * kernel that registers shmem in MISSING mode, and where every VMA of it
- * in every process is readable and not locked: each must be registered (a
- * fault in one that is not would put a zero page into the object for
- * everyone), a PROT_NONE one could not be read by a later dump while
- * pages are missing, and a locked one is populated when it is mapped.
- * And not in a tree that gets a pid namespace of its own: the daemon finds
- * a task's VMAs by its pid.
- */
-static bool lazy_object(struct rst_tree *tree, const struct rst_shmem *s, uint64_t features)
-{
-	bool pages = false;
-
-	if (!tree->o->lazy_pages || s->memfd)
-		return false;
-	for (size_t r = 0; r < s->pi.nr_runs; r++)
-		if (s->pi.runs[r].flags & PE_PRESENT)
-			pages = true;
-	if (!pages)
-		return false;
-	if (!(features & UFFD_FEATURE_MISSING_SHMEM)) {
-		pr_info("shared memory %llu: restored eagerly, the kernel has no userfaultfd "
-			"on shmem (UFFD_FEATURE_MISSING_SHMEM)", (unsigned long long)s->shmid);
-		return false;
-	}
-	for (size_t i = 0; i < tree->nr; i++) {
-		const MmEntry *mm = tree->procs[i].ri.mm;
-
-		if (tree->procs[i].kind != RST_PROC_ALIVE)
-			continue;
-		/* the daemon finds each task by its pid, in its own namespace */
-		if (tree->procs[i].ri.in_new_pid_ns) {
-			pr_info("shared memory %llu: restored eagerly, the tree gets a pid "
-				"namespace of its own", (unsigned long long)s->shmid);
-			return false;
-		}
-		for (size_t k = 0; k < mm->n_vmas; k++) {
-			const VmaEntry *v = mm->vmas[k];
-
-			if (!(v->status & VMA_ANON_SHARED) || v->shmid != s->shmid)
-				continue;
-			if (!(v->prot & PROT_READ) || (v->flags & MAP_LOCKED)) {
-				pr_info("shared memory %llu: restored eagerly, task %d maps it "
-					"at 0x%llx %s", (unsigned long long)s->shmid,
-					tree->procs[i].pid, (unsigned long long)v->start,
-					v->flags & MAP_LOCKED ? "locked" : "without PROT_READ");
-				return false;
-			}
-		}
-	}
-	return true;
-}
-
 /* The largest size any process maps of @shmid. */
 static uint64_t object_size(struct rst_tree *tree, uint64_t shmid)
 {
@@ -180,7 +122,7 @@ static void *create_memfd(const struct rst_shmem *s)
 	rw = mmap(NULL, s->obj_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (rw == MAP_FAILED)
 		goto err;
-	if (fill_object(s, rw)) {
+	if (!s->lazy && fill_object(s, rw)) {
 		munmap(rw, s->obj_size);
 		goto out;
 	}
@@ -237,6 +179,7 @@ int rst_shmem_create(struct rst_tree *tree)
 			}
 			s->obj_size = object_size(tree, s->shmid);
 			if (s->memfd) {
+				s->lazy = rst_shmem_lazy(tree, s, features);
 				addr = create_memfd(s);
 				if (addr == MAP_FAILED)
 					return -EIO;
@@ -252,7 +195,7 @@ int rst_shmem_create(struct rst_tree *tree)
 				return -errno;
 			}
 			s->obj = (uint64_t)(uintptr_t)addr;
-			s->lazy = lazy_object(tree, s, features);
+			s->lazy = rst_shmem_lazy(tree, s, features);
 			ret = s->lazy ? 0 : fill_object(s, addr);
 			if (ret)
 				return ret;

@@ -1,8 +1,9 @@
 /*
  * Shared memory that two processes write at once while its pages are
  * still arriving (issue 11, point 3): the root maps a MAP_SHARED |
- * MAP_ANONYMOUS region (--size) and a MAP_SHARED mapping of /dev/zero (64
- * pages), fills every page with a pattern, and forks a child.  After
+ * MAP_ANONYMOUS region (--size), a MAP_SHARED mapping of /dev/zero (64
+ * pages) and a MAP_SHARED memfd whose descriptor it closes (64 pages),
+ * fills every page with a pattern, and forks a child.  After
  * SIGTERM (in the lazy modes with background delivery off: every page is
  * still to come), both go at the same moment, in each region:
  *   page % 8 == 0, 4    the root writes a new pattern
@@ -37,11 +38,13 @@ struct region {
 	uint64_t seed;		/* its own, so the two regions differ */
 };
 
-static struct region regions[2];
+#define NR_REGIONS	3
+
+static struct region regions[NR_REGIONS];
 
 static void write_part(int is_root)
 {
-	for (int r = 0; r < 2; r++) {
+	for (int r = 0; r < NR_REGIONS; r++) {
 		const struct region *g = &regions[r];
 
 		for (size_t i = 0; i < g->pages; i++) {
@@ -70,7 +73,7 @@ static void write_part(int is_root)
 /* The first wrong page (region * 1000000 + page), or -1. */
 static long check_all(void)
 {
-	for (int r = 0; r < 2; r++) {
+	for (int r = 0; r < NR_REGIONS; r++) {
 		const struct region *g = &regions[r];
 
 		for (size_t i = 0; i < g->pages; i++) {
@@ -101,7 +104,7 @@ static long check_all(void)
 /* Read the pages both only read, while the other writes. */
 static long check_read_only_pages(void)
 {
-	for (int r = 0; r < 2; r++) {
+	for (int r = 0; r < NR_REGIONS; r++) {
 		const struct region *g = &regions[r];
 
 		for (size_t i = 2; i < g->pages; i += 4)
@@ -174,7 +177,17 @@ int main(int argc, char **argv)
 	if (regions[0].addr == MAP_FAILED || regions[1].addr == MAP_FAILED)
 		fail("mmap: %m");
 	regions[1].seed = 0x5a5a0000;
-	for (int r = 0; r < 2; r++)
+	zero = memfd_create("lazy-share", MFD_CLOEXEC);
+	if (zero < 0 || ftruncate(zero, DZ_PAGES * PAGE_SIZE))
+		fail("memfd_create: %m");
+	regions[2].pages = DZ_PAGES;
+	regions[2].addr = mmap(NULL, DZ_PAGES * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
+			       zero, 0);
+	close(zero);
+	if (regions[2].addr == MAP_FAILED)
+		fail("mmap of a memfd: %m");
+	regions[2].seed = 0x6d6d0000;
+	for (int r = 0; r < NR_REGIONS; r++)
 		for (size_t i = 0; i < regions[r].pages; i++)
 			pattern_fill(regions[r].addr + i * PAGE_SIZE, PAGE_SIZE,
 				     regions[r].seed + SEED + i);
@@ -192,8 +205,9 @@ int main(int argc, char **argv)
 	close(go[0]);
 	close(done[1]);
 	close(back[0]);
-	test_msg("shared region %p (%zu pages), /dev/zero %p, child %d", (void *)regions[0].addr,
-		 regions[0].pages, (void *)regions[1].addr, pid);
+	test_msg("shared region %p (%zu pages), /dev/zero %p, memfd %p, child %d",
+		 (void *)regions[0].addr, regions[0].pages, (void *)regions[1].addr,
+		 (void *)regions[2].addr, pid);
 
 	test_daemon();
 	test_waitsig();
