@@ -34,6 +34,7 @@ enum long_only_opt {
 	OPT_TLS_CERT,
 	OPT_TLS_KEY,
 	OPT_TLS_NO_CN_VERIFY,
+	OPT_PS_RECONNECT,
 };
 
 static const struct option long_opts[] = {
@@ -68,6 +69,7 @@ static const struct option long_opts[] = {
 	{ "tls-cert",		required_argument, NULL, OPT_TLS_CERT },
 	{ "tls-key",		required_argument, NULL, OPT_TLS_KEY },
 	{ "tls-no-cn-verify",	no_argument,	   NULL, OPT_TLS_NO_CN_VERIFY },
+	{ "page-server-reconnect", required_argument, NULL, OPT_PS_RECONNECT },
 	{ "version",		no_argument,	   NULL, 'V' },
 	{ "help",		no_argument,	   NULL, 'h' },
 	{ }
@@ -85,7 +87,8 @@ void opts_usage(void)
 	      "  criu-lazy restore -D DIR [-d|--restore-detached] [--pidfile F] [--shell-job]\n"
 	      "                 [--ext-unix-sk] [--file-locks] [--tcp-established] [--link-remap]\n"
 	      "                 [--lazy-pages] [-o LOG] [-v0..4]\n"
-	      "  criu-lazy lazy-pages -D DIR [--page-server --address A --port P [TLS]]\n"
+	      "  criu-lazy lazy-pages -D DIR [--page-server --address A --port P [TLS]\n"
+	      "                 [--page-server-reconnect SECONDS]]\n"
 	      "                 [--no-background-fetch] [--no-working-set] [-o LOG] [-v0..4]\n"
 	      "  criu-lazy page-server -D DIR [--address A] --port P --lazy-pages [TLS]\n"
 	      "  criu-lazy check [--feature uffd|uffd-noncoop|lazy_pages]\n"
@@ -255,6 +258,11 @@ int opts_parse(int argc, char **argv, struct opts *o)
 		case OPT_TLS_CERT: o->tls.cert = optarg; break;
 		case OPT_TLS_KEY: o->tls.key = optarg; break;
 		case OPT_TLS_NO_CN_VERIFY: o->tls.no_cn_verify = true; break;
+		case OPT_PS_RECONNECT:
+			if (parse_number("--page-server-reconnect seconds", optarg, 0, 3600, &v))
+				return -EINVAL;
+			o->ps_reconnect_s = v;
+			break;
 		case 'v':
 			if (parse_verbosity(optarg, &o->verbosity)) {
 				fprintf(stderr, "criu-lazy: invalid verbosity '%s'\n", optarg);

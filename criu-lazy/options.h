@@ -49,6 +49,7 @@ struct opts {
 	bool no_background;		/* --no-background-fetch (lazy-pages) */
 	bool no_working_set;		/* --no-working-set (lazy-pages) */
 	struct tls_opts tls;		/* --tls and its files (page-server connections) */
+	unsigned int ps_reconnect_s;	/* --page-server-reconnect SECONDS (lazy-pages), 0: never */
 
 	const char *show_path;		/* show FILE|DIR */
 	const char *feature;		/* check --feature NAME */

@@ -9,9 +9,14 @@ daemon gets every image but the pages files, so all data crosses TCP.
 
 Failure: when the page server dies mid-restore the daemon must say so,
 exit non-zero, and leave the tasks a defined outcome: SIGBUS on exactly
-the pages that can no longer arrive, never wrong data.
+the pages that can no longer arrive, never wrong data.  With
+--page-server-reconnect it waits for the server to come back on the same
+images, and gives up the same way when it does not, or comes back with
+other pages.
 """
+import json
 import re
+import time
 
 import pytest
 
@@ -105,6 +110,100 @@ def test_page_server_killed_mid_restore(tool, procs, workdir, dirs):
     # every page that had not arrived raises SIGBUS, every other one is right
     assert sum(c[2] for c in counts.values()) == left > 0, (left, counts)
     assert sum(c[0] + c[2] for c in counts.values()) == BIG + 20 + 32
+
+
+RECONNECT = ("--no-background-fetch", "--page-server-reconnect", "20")
+
+
+def kill_server_at_half(procs, workdir, server):
+    """The stand-in's tasks have read part of their pages: kill the server."""
+    halves = [workdir / f"go.{pid}.half" for pid in (100, 200)]
+    assert procs_mod.wait_for(lambda: all(h.exists() for h in halves), TIMEOUT), \
+        output_of(workdir, "restore")
+    procs.kill(server.pid)
+
+
+def test_page_server_restarted_mid_restore(tool, procs, workdir, dirs):
+    """--page-server-reconnect: the server is killed mid-restore while the
+    tasks fault, and started again on the same images: the daemon checks
+    the pages it had received, asks again for what the old one owed, and
+    every page arrives right."""
+    src, dst = dirs
+    port = free_port()
+    wait_file = workdir / "go"
+    server = start_page_server(tool, procs, workdir, src, port)
+    daemon = start_daemon(tool, procs, workdir, dst, port, extra=RECONNECT)
+    restore = restore_standin(procs, workdir, dst, "--wait-file", wait_file)
+    kill_server_at_half(procs, workdir, server)
+    wait_file.touch()		# the tasks fault while no server is there
+    time.sleep(1)
+    again = start_page_server(tool, procs, workdir, src, port, name="page-server-again")
+
+    assert exit_status(procs, restore) == "exit code 0", output_of(workdir, "restore")
+    assert task_counts(workdir) == {100: (BIG + 20, 44, 0, 0), 200: (32, 0, 0, 0)}
+    assert exit_status(procs, daemon) == "exit code 0", output_of(workdir, "lazy-pages")
+    log = (workdir / "lazy-pages.log").read_text()
+    m = re.search(rf"reconnected to page server 127\.0\.0\.1:{port} \((fault|background) "
+                  r"connection\) after [\d.]+ s, (\d+) pages checked", log)
+    assert m and int(m.group(2)) > 0, log
+    stats = json.loads((dst / "lazy-pages-stats.json").read_text())
+    assert stats["page_server_reconnects"] >= 1 and stats["pages_lost"] == 0, stats
+    assert exit_status(procs, again, 10) == "exit code 0", output_of(workdir, "page-server-again")
+
+
+def other_pages(src, dst):
+    """The same images, but every page file's data changed."""
+    dst.mkdir()
+    for f in src.iterdir():
+        data = f.read_bytes()
+        if f.name.startswith("pages-"):
+            data = bytes(b ^ 0x5a for b in data)
+        (dst / f.name).write_bytes(data)
+    return dst
+
+
+@pytest.mark.parametrize("back", ["other-pages", "never"])
+def test_page_server_not_back(tool, procs, workdir, dirs, back):
+    """--page-server-reconnect refuses a server that comes back with other
+    pages (a fingerprint of a page it served before differs), and gives up
+    when none comes back in time: either way the daemon fails saying so,
+    and every page that had not arrived raises SIGBUS, none is wrong."""
+    src, dst = dirs
+    port = free_port()
+    wait_file = workdir / "go"
+    server = start_page_server(tool, procs, workdir, src, port)
+    window = "20" if back == "other-pages" else "2"
+    daemon = start_daemon(tool, procs, workdir, dst, port,
+                          extra=("--no-background-fetch", "--page-server-reconnect", window))
+    restore = restore_standin(procs, workdir, dst, "--wait-file", wait_file)
+    kill_server_at_half(procs, workdir, server)
+    if back == "other-pages":
+        other = other_pages(src, workdir / "images-other")
+        server = start_page_server(tool, procs, workdir, other, port, name="page-server-other")
+
+    assert exit_status(procs, daemon, 30) == "exit code 1", output_of(workdir, "lazy-pages")
+    out = output_of(workdir, "lazy-pages")
+    want = (r"came back with other data at task \d+ 0x[0-9a-f]+ than it served before"
+            if back == "other-pages" else
+            r": no (fault|background) connection that answers within the reconnect time, "
+            r"with \d+ pages still to deliver")
+    assert re.search(rf"lazy-pages: page server 127\.0\.0\.1:{port}\s?{want}", out), out
+    assert not (dst / "lazy-pages-stats.json").exists()
+
+    wait_file.touch()
+    assert exit_status(procs, restore) == "exit code 0", output_of(workdir, "restore")
+    counts = task_counts(workdir)
+    assert all(c[3] == 0 for c in counts.values()), counts
+    assert sum(c[2] for c in counts.values()) > 0, counts
+    assert sum(c[0] + c[2] for c in counts.values()) == BIG + 20 + 32
+    if back == "other-pages":
+        stop(procs, server)
+
+
+def test_reconnect_needs_page_server(tool, workdir, dirs):
+    _, dst = dirs
+    res = tool.run(["lazy-pages", "-D", dst, "--page-server-reconnect", "5"], timeout=20)
+    assert_error_line(res, "lazy-pages", r"--page-server-reconnect needs --page-server")
 
 
 @pytest.mark.parametrize("churn", [False, True], ids=["plain", "events"])

@@ -301,6 +301,10 @@ int cr_lazy_pages(struct opts *o)
 		pr_err("--page-server needs the server's --address and --port");
 		return -EINVAL;
 	}
+	if (o->ps_reconnect_s && !o->page_server) {
+		pr_err("--page-server-reconnect needs --page-server (pages from the images never go away)");
+		return -EINVAL;
+	}
 	/* a stop request is honoured from now on, not only once the loop runs */
 	ret = evloop_stop_signals(&d.signal_fd);
 	if (ret)

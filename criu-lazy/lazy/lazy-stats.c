@@ -183,7 +183,8 @@ void lazy_stats_report(struct lazy_stats *s, int dirfd)
 		"\"faults\": %llu, \"fault_latency_p50_us\": %.2f, "
 		"\"fault_latency_p99_us\": %.2f, \"bytes\": %llu, \"duration_s\": %.6f, "
 		"\"restore_finished_s\": %.6f, \"pages_shmem\": %llu, \"pages_prefetched\": %llu, "
-		"\"prefetch_hits\": %llu, \"prefetch_late\": %llu, \"faults_avoided\": %llu",
+		"\"prefetch_hits\": %llu, \"prefetch_late\": %llu, \"faults_avoided\": %llu, "
+		"\"page_server_reconnects\": %llu",
 		(unsigned long long)s->tasks, (unsigned long long)s->pages_lazy,
 		(unsigned long long)s->pages_inherited,
 		(unsigned long long)s->pages_fault, (unsigned long long)s->pages_background,
@@ -196,7 +197,8 @@ void lazy_stats_report(struct lazy_stats *s, int dirfd)
 		(unsigned long long)s->pages_prefetched,
 		(unsigned long long)hits(s->pages_prefetched, s->prefetch_late),
 		(unsigned long long)s->prefetch_late,
-		(unsigned long long)avoided(s->ws_expected, s->ws_faulted));
+		(unsigned long long)avoided(s->ws_expected, s->ws_faulted),
+		(unsigned long long)s->ps_reconnects);
 	write_procs(f, s);
 	fputs("}\n", f);
 	if (fclose(f))

@@ -43,6 +43,7 @@ struct lazy_stats {
 	uint64_t ws_expected;		/* pages of the earlier record lazy at the start */
 	uint64_t ws_faulted;		/* of them, faulted on in this restore */
 	uint64_t faults;
+	uint64_t ps_reconnects;		/* connections to the page server opened again */
 	uint64_t bytes;
 	uint64_t start_ns, end_ns;
 	uint64_t finished_ns;		/* the restore finished: background may start */

@@ -51,6 +51,7 @@ struct rc_conn {
 
 	uint64_t nr_replies;
 	uint32_t watched;		/* epoll events set for fd */
+	uint64_t reconnect_end_ns;	/* reconnected: the time it had to answer in */
 };
 
 int rc_conn_init(struct rc_conn *c, int fd, const char *role, const char *peer);

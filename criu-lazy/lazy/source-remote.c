@@ -19,6 +19,9 @@
  *
  * A lost connection with pages still to deliver is fatal: the daemon says
  * so, the driver poisons what can no longer arrive, and exits non-zero.
+ * With --page-server-reconnect SECONDS it is opened again instead, if the
+ * server comes back within SECONDS with the same pages (remote-reconnect.h),
+ * and what it owed is asked for again.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +36,7 @@
 #include "lazy/page-source.h"
 #include "lazy/prefetch.h"
 #include "lazy/remote-conn.h"
+#include "lazy/remote-reconnect.h"
 #include "pageserver/ps-io.h"
 #include "pageserver/ps-net.h"
 
@@ -47,6 +51,9 @@
 struct remote_source {
 	struct page_source src;		/* first: what the driver holds */
 	char peer[PS_NAME_MAX];		/* address:port, for every message */
+	const char *address;		/* to connect again */
+	int port;
+	struct rc_fingerprints fingerprints;	/* pages received, to know the server again */
 	struct rc_conn fault, bg;	/* bg.fd < 0: one shared connection */
 	struct tls_creds *tls;		/* --tls: both connections authenticate */
 	bool shared;
@@ -218,6 +225,8 @@ static int on_slice(struct remote_source *rs, struct rc_slice *sl)
 
 	if (rs->finishing)
 		return 0;
+	if (sl->vaddr == sl->get.vaddr)	/* a reply's first page */
+		rc_fingerprint_note(&rs->fingerprints, sl->get.pid, sl->vaddr, sl->data);
 	if (sl->get.t) {	/* NULL: the task is freed, the data goes nowhere */
 		ret = lazy_deliver(rs->src.d, sl->get.t, sl->vaddr, sl->nr_pages, sl->data);
 		/* -EAGAIN: events first; the part not copied is still in flight */
@@ -248,6 +257,68 @@ static int fall_back_to_one(struct remote_source *rs)
 	return ret;
 }
 
+static int open_conn(struct remote_source *rs, struct rc_conn *c, const char *role,
+		     const char *address, int port, bool *logged);
+
+static int reopen_conn(void *arg, struct rc_conn *c, const char *role)
+{
+	struct remote_source *rs = arg;
+	bool logged;
+	int ret = open_conn(rs, c, role, rs->address, rs->port, &logged);
+
+	/* a TLS handshake refused: trying again would not change that */
+	return ret && logged && ret != -ENOMEM ? -EIO : ret;
+}
+
+/*
+ * --page-server-reconnect: the GETs the lost connection owed are taken off
+ * it, the connection is opened again (the server checked), and each job
+ * asks again for what of it is still in flight.
+ */
+static int reconnect(struct remote_source *rs, struct rc_conn *c, int err, uint64_t left)
+{
+	struct lazy_daemon *d = rs->src.d;
+	const char *role = c->role;
+	uint64_t t0 = evloop_now_ns(), end_ns;
+	size_t nr = c->nr;
+	bool again;
+	struct rc_get *jobs = NULL;
+	int ret = 0;
+
+	pr_warn("page server %s: the %s connection %s with %llu pages still to deliver: "
+		"reconnecting for up to %u s", rs->peer, role,
+		err == -EPIPE ? "was closed" : err == -ECONNRESET ? "was reset" : strerror(-err),
+		(unsigned long long)left, d->o->ps_reconnect_s);
+	if (nr && !(jobs = malloc(nr * sizeof(*jobs)))) {
+		rs->broken = true;
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < nr; i++)
+		rc_conn_pop(c, &jobs[i]);
+	again = c->reconnect_end_ns && !c->nr_replies;
+	if (!again)
+		end_ns = t0 + d->o->ps_reconnect_s * 1000000000ULL;
+	else
+		end_ns = c->reconnect_end_ns;
+	rc_conn_close(c);
+	ret = rc_reconnect(c, role, end_ns, again, d->signal_fd, left, &rs->fingerprints,
+			   reopen_conn, rs);
+	if (ret) {
+		rs->broken = true;
+		free(jobs);
+		return ret == -ENOMEM ? ret : -ECONNRESET;
+	}
+	c->reconnect_end_ns = end_ns;	/* until a reply comes on the new connection */
+	d->stats.ps_reconnects++;
+	pr_warn("reconnected to page server %s (%s connection) after %.1f s, %u pages checked, "
+		"%zu requests sent again", rs->peer, role, (evloop_now_ns() - t0) / 1e9,
+		rs->fingerprints.nr, nr);
+	for (size_t i = 0; i < nr && !ret; i++)
+		ret = continue_job(rs, &jobs[i]);
+	free(jobs);
+	return ret ?: update_watch(rs, c);
+}
+
 /* A connection failed: -EPIPE (EOF), -ECONNRESET, or another read error. */
 static int on_conn_lost(struct remote_source *rs, struct rc_conn *c, int err)
 {
@@ -263,6 +334,8 @@ static int on_conn_lost(struct remote_source *rs, struct rc_conn *c, int err)
 		rc_conn_close(c);
 		return 0;
 	}
+	if (rs->src.d->o->ps_reconnect_s)
+		return reconnect(rs, c, err, left);
 	rs->broken = true;
 	if (g)
 		snprintf(waiting, sizeof(waiting), " (no reply to GET task %d 0x%llx, %llu pages)",
@@ -519,6 +592,8 @@ int page_source_remote_new(struct lazy_daemon *d, const char *address, int port,
 	rs->fault.sk.fd = rs->bg.sk.fd = -1;
 	snprintf(rs->peer, sizeof(rs->peer), "%s%s%s:%d", v6 ? "[" : "", address, v6 ? "]" : "",
 		 port);
+	rs->address = address;
+	rs->port = port;
 	ret = open_conn(rs, &rs->fault, "fault", address, port, &logged);
 	if (ret) {
 		if (ret != -ENOMEM && ret != -EADDRNOTAVAIL && !logged)

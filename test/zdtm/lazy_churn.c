@@ -68,7 +68,7 @@ static long nr_pages = 4096, nr_threads = 8, seconds = 2;
 static long nr_chunks;
 static uint8_t *region;
 static struct chunk *chunks;
-static uint8_t *removed;		/* per page: MADV_DONTNEED'd once */
+static uint8_t *removed;		/* per page: MADV_DONTNEED'd or MADV_FREE'd once */
 static uint8_t *scratch[MAX_THREADS];	/* where a thread moves a chunk */
 static char result[MAX_THREADS][WHY_LEN];
 static atomic_int go, done;
@@ -227,6 +227,8 @@ static int do_op(long id, enum op op, long c, bool check, char *why, size_t size
 			return -1;
 		}
 		ch->state = C_FREED;
+		/* the kernel sends REMOVE for MADV_FREE too: lazy pages may go */
+		memset(removed + c * CHUNK_PAGES, 1, CHUNK_PAGES);
 		break;
 	case OP_SPLIT:
 		if (mprotect(base + 4 * PAGE_SIZE, 8 * PAGE_SIZE, PROT_READ)) {

@@ -1,0 +1,134 @@
+/*
+ * Back to a page server that went away (see remote-reconnect.h).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+
+#include "common/evloop.h"
+#include "common/log.h"
+#include "lazy/remote-reconnect.h"
+#include "pageserver/ps-io.h"
+
+#define CHECK_TIMEOUT_MS 5000	/* per fingerprint page */
+
+static uint64_t fnv1a64(const void *data, size_t len)
+{
+	const uint8_t *p = data;
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (size_t i = 0; i < len; i++) {
+		h ^= p[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+static bool all_zero(const uint8_t *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+void rc_fingerprint_note(struct rc_fingerprints *f, pid_t pid, uint64_t vaddr,
+			 const void *page)
+{
+	if (f->nr == RC_FINGERPRINTS || all_zero(page, PS_PAGE_SIZE))
+		return;
+	f->fp[f->nr].pid = pid;
+	f->fp[f->nr].vaddr = vaddr;
+	f->fp[f->nr].hash = fnv1a64(page, PS_PAGE_SIZE);
+	f->nr++;
+}
+
+/*
+ * GET each fingerprinted page again on the new connection: 0, -EIO (it is
+ * not the same source: logged), or an I/O error (not logged).
+ */
+static int check_fingerprints(struct rc_conn *c, const struct rc_fingerprints *f)
+{
+	for (unsigned int i = 0; i < f->nr; i++) {
+		struct page_server_iov req = {
+			.cmd = PS_IOV_GET,
+			.nr_pages = 1,
+			.vaddr = f->fp[i].vaddr,
+			.dst_id = (uint64_t)f->fp[i].pid,
+		}, hdr;
+		int ret = ps_write_full(&c->sk, &req, sizeof(req), CHECK_TIMEOUT_MS) ?:
+			  ps_read_full(&c->sk, &hdr, sizeof(hdr), CHECK_TIMEOUT_MS);
+
+		if (ret)
+			return ret;
+		if (hdr.cmd != PS_GET_REPLY_CMD || hdr.nr_pages != 1 || hdr.vaddr != req.vaddr ||
+		    hdr.dst_id != req.dst_id) {
+			pr_err("page server %s came back but does not serve task %d 0x%llx any "
+			       "more: not the same pages, not resuming", c->peer, f->fp[i].pid,
+			       (unsigned long long)f->fp[i].vaddr);
+			return -EIO;
+		}
+		ret = ps_read_full(&c->sk, c->buf, PS_PAGE_SIZE, CHECK_TIMEOUT_MS);
+		if (ret)
+			return ret;
+		if (fnv1a64(c->buf, PS_PAGE_SIZE) != f->fp[i].hash) {
+			pr_err("page server %s came back with other data at task %d 0x%llx than it "
+			       "served before: not the same pages, not resuming", c->peer,
+			       f->fp[i].pid, (unsigned long long)f->fp[i].vaddr);
+			return -EIO;
+		}
+	}
+	return 0;
+}
+
+/* Sleep up to ms, or less when a stop signal is waiting: -EINTR then. */
+static int pause_for(int signal_fd, int ms)
+{
+	struct pollfd p = { .fd = signal_fd, .events = POLLIN };
+	int n = poll(&p, signal_fd >= 0 ? 1 : 0, ms);
+
+	if (n > 0)
+		return -EINTR;
+	return 0;
+}
+
+int rc_reconnect(struct rc_conn *c, const char *role, uint64_t end_ns, bool again,
+		 int signal_fd, uint64_t left, const struct rc_fingerprints *f, rc_open_fn open,
+		 void *arg)
+{
+	const char *peer = c->peer;
+	unsigned int tries = 0;
+	int ret = -ETIMEDOUT;
+
+	/* a server that takes the connection and drops it again is not hammered */
+	if (again && pause_for(signal_fd, RC_RETRY_MS))
+		goto stopped;
+	while (evloop_now_ns() < end_ns) {
+		tries++;
+		ret = open(arg, c, role);
+		if (ret == -ENOMEM || ret == -EIO)
+			return ret;
+		if (!ret) {
+			ret = check_fingerprints(c, f);
+			if (!ret)
+				return 0;
+			rc_conn_close(c);
+			if (ret == -EIO)
+				return ret;
+			/* gone again before it answered: keep trying */
+		}
+		pr_debug("page server %s: reconnect %u (%s connection): %s", peer, tries, role,
+			 strerror(-ret));
+		if (pause_for(signal_fd, RC_RETRY_MS))
+			goto stopped;
+	}
+	pr_err("page server %s: no %s connection that answers within the reconnect time, with "
+	       "%llu pages still to deliver (%u tries, last: %s)", peer, role,
+	       (unsigned long long)left, tries, again ? "it closed again before any reply" :
+	       strerror(-ret));
+	return -ETIMEDOUT;
+stopped:
+	pr_err("page server %s: stopped by a signal while reconnecting the %s connection, with "
+	       "%llu pages still to deliver", peer, role, (unsigned long long)left);
+	return -EINTR;
+}

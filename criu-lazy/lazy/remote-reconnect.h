@@ -1,0 +1,67 @@
+/*
+ * Coming back to a page server that went away (lazy-pages
+ * --page-server-reconnect SECONDS): Documentation/lazy-pages.md.
+ *
+ * A connection lost with pages still to deliver is opened again, every
+ * RC_RETRY_MS, until SECONDS have passed or a stop signal arrives.  The
+ * SECONDS count from the loss until the new connection brings a reply: a
+ * server that accepts and drops the session again and again (it cannot
+ * serve a request) uses up the same time, and the daemon then fails.  The
+ * driver's requests make this safe: a GET is only ever for pages still in
+ * flight, a slice is copied only once whole, so whatever the lost
+ * connection owed is simply asked for again on the new one.
+ *
+ * What it cannot know is whether the server that answers is the same
+ * source.  A restarted `page-server` on the same images is; anything else
+ * (another dump, other images) would hand the tasks other memory.  So the
+ * daemon keeps fingerprints of a few pages it received (task, address,
+ * FNV-1a 64 of the data) and asks the new server for them again before any
+ * request goes out: one that differs, or a server that does not have them,
+ * fails the daemon (its tasks get poisoned pages, never wrong ones).
+ */
+#ifndef CRIU_LAZY_LAZY_REMOTE_RECONNECT_H
+#define CRIU_LAZY_LAZY_REMOTE_RECONNECT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "lazy/remote-conn.h"
+
+#define RC_FINGERPRINTS	8
+#define RC_RETRY_MS	200
+
+struct rc_fingerprints {
+	unsigned int nr;
+	struct {
+		pid_t pid;		/* image pid */
+		uint64_t vaddr;		/* dump-time address */
+		uint64_t hash;		/* FNV-1a 64 of the page */
+	} fp[RC_FINGERPRINTS];
+};
+
+/* A page received: kept as a fingerprint while there is room (not a zero page). */
+void rc_fingerprint_note(struct rc_fingerprints *f, pid_t pid, uint64_t vaddr,
+			 const void *page);
+
+/*
+ * How to open the connection again: 0, or a negative errno, not logged,
+ * except -EIO: a failure it logged that trying again would not change
+ * (the server refused our TLS credentials).
+ */
+typedef int (*rc_open_fn)(void *arg, struct rc_conn *c, const char *role);
+
+/*
+ * Open c (closed) again before end_ns, stopping early when signal_fd
+ * becomes readable, and check the fingerprints on it.  again: the last
+ * reconnect of c got no reply before this loss (wait RC_RETRY_MS first).
+ * 0: c is open and checked.  Otherwise logged, naming the left pages still
+ * to deliver: -ETIMEDOUT (no server that answers in time), -EINTR (a stop
+ * signal), -EIO (the server has other pages, or open() failed so),
+ * -ENOMEM.
+ */
+int rc_reconnect(struct rc_conn *c, const char *role, uint64_t end_ns, bool again,
+		 int signal_fd, uint64_t left, const struct rc_fingerprints *f, rc_open_fn open,
+		 void *arg);
+
+#endif
