@@ -10,6 +10,8 @@
 #include "lazy/remote-conn.h"
 #include "pageserver/ps-io.h"
 
+#define CLOSE_TIMEOUT_MS 5000
+
 int rc_conn_init(struct rc_conn *c, int fd, const char *role, const char *peer)
 {
 	memset(c, 0, sizeof(*c));
@@ -202,4 +204,45 @@ int rc_conn_read_slice(struct rc_conn *c, struct rc_slice *s, uint64_t max_pages
 		c->nr_replies++;
 	}
 	return 1;
+}
+
+/* Replies still owed (to tasks gone meanwhile) are read and dropped. */
+static int drain(struct rc_conn *c)
+{
+	while (c->nr) {
+		struct rc_slice sl;
+		int ret = rc_conn_read_slice(c, &sl, RC_SLICE_PAGES);
+
+		if (ret < 0)
+			return ret;
+		if (ret == 0) {
+			ret = ps_wait_readable(&c->sk, CLOSE_TIMEOUT_MS);
+			if (ret)
+				return ret;
+		}
+	}
+	return 0;
+}
+
+void rc_conn_end_session(struct rc_conn *c)
+{
+	struct page_server_iov req = { .cmd = PS_IOV_CLOSE };
+	int32_t status;
+	int ret;
+
+	if (c->sk.fd < 0)
+		return;
+	ret = drain(c);
+	if (!ret)
+		ret = rc_conn_flush(c);
+	if (!ret)
+		ret = ps_write_full(&c->sk, &req, sizeof(req), CLOSE_TIMEOUT_MS);
+	if (!ret)
+		ret = ps_read_full(&c->sk, &status, sizeof(status), CLOSE_TIMEOUT_MS);
+	if (ret)
+		pr_warn("page server %s: no answer to CLOSE on the %s connection (%s)",
+			c->peer, c->role, strerror(-ret));
+	else if (status)
+		pr_warn("page server %s: CLOSE on the %s connection answered %d", c->peer,
+			c->role, status);
 }

@@ -85,6 +85,13 @@ struct rc_slice {
  */
 int rc_conn_read_slice(struct rc_conn *c, struct rc_slice *s, uint64_t max_pages);
 
+/*
+ * The end of a session that went well: read and drop the replies still
+ * owed (to tasks gone meanwhile), send PS_IOV_CLOSE and read its int32
+ * status, each within 5 s; a failure is one warning (every page is there).
+ */
+void rc_conn_end_session(struct rc_conn *c);
+
 /* Take the oldest GET off the FIFO (its reply will never be read). */
 bool rc_conn_pop(struct rc_conn *c, struct rc_get *g);
 

@@ -41,7 +41,6 @@
 #include "pageserver/ps-net.h"
 
 #define CONNECT_TIMEOUT_MS	10000
-#define CLOSE_TIMEOUT_MS	5000
 #define SHARED_CHUNK_PAGES	16		/* background GETs on a shared connection ... */
 #define FAULTS_ACTIVE_NS	(100 * 1000000ULL)	/* ... within this of a fault */
 #define FAULT_SLICES_PER_CALL	64		/* per wake-up: fault replies ... */
@@ -445,56 +444,14 @@ static int remote_watch(struct page_source *src)
 	return update_watch(rs, &rs->fault) ?: update_watch(rs, &rs->bg);
 }
 
-/* Replies still owed (to tasks gone meanwhile) are read and dropped. */
-static int drain(struct remote_source *rs, struct rc_conn *c)
-{
-	while (c->nr) {
-		struct rc_slice sl;
-		int ret = rc_conn_read_slice(c, &sl, RC_SLICE_PAGES);
-
-		if (ret < 0)
-			return ret;
-		if (ret == 0) {
-			ret = ps_wait_readable(&c->sk, CLOSE_TIMEOUT_MS);
-			if (ret)
-				return ret;
-		}
-	}
-	return 0;
-}
-
-/* PS_IOV_CLOSE, its int32 status, close. */
-static void close_session(struct remote_source *rs, struct rc_conn *c)
-{
-	struct page_server_iov req = { .cmd = PS_IOV_CLOSE };
-	int32_t status;
-	int ret;
-
-	if (c->sk.fd < 0)
-		return;
-	ret = drain(rs, c);
-	if (!ret)
-		ret = rc_conn_flush(c);
-	if (!ret)
-		ret = ps_write_full(&c->sk, &req, sizeof(req), CLOSE_TIMEOUT_MS);
-	if (!ret)
-		ret = ps_read_full(&c->sk, &status, sizeof(status), CLOSE_TIMEOUT_MS);
-	if (ret)
-		pr_warn("page server %s: no answer to CLOSE on the %s connection (%s)",
-			rs->peer, c->role, strerror(-ret));
-	else if (status)
-		pr_warn("page server %s: CLOSE on the %s connection answered %d", rs->peer,
-			c->role, status);
-}
-
 static int remote_finish(struct page_source *src)
 {
 	struct remote_source *rs = to_remote(src);
 
 	rs->finishing = true;
 	if (!rs->broken && !src->d->failed) {
-		close_session(rs, &rs->fault);
-		close_session(rs, &rs->bg);
+		rc_conn_end_session(&rs->fault);
+		rc_conn_end_session(&rs->bg);
 		pr_info("page server %s: %llu + %llu replies", rs->peer,
 			(unsigned long long)rs->fault.nr_replies,
 			(unsigned long long)rs->bg.nr_replies);
