@@ -329,3 +329,19 @@ def test_listener_with_pending_connection(tool, zdtm, workdir, guard):
     finally:
         client.close()
     task.check_pass()
+
+
+def test_syn_sent_fastopen_refused(tool, zdtm, workdir):
+    """A connection being opened with TCP Fast Open data waiting in its send
+    queue: refused even with --tcp-established (the restore would send a
+    plain SYN), naming the fd, and the task runs on unharmed: its data
+    still arrives once it is connected."""
+    task = zdtm(ZdtmTest("tcp_syn_sent", ("--fastopen",), label="fastopen"))
+    before = task.snapshot()
+    imgdir = workdir / "images"
+    imgdir.mkdir()
+    res = tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT,
+                    extra=(*EST, "--skip-in-flight", "--network-lock", "skip"))
+    assert_error_line(res, "dump", r"fd 21 of task", r"SYN_SENT", r"Fast Open")
+    task.expect_unharmed(before)
+    task.check_pass()

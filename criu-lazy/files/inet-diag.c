@@ -2,6 +2,7 @@
  * INET_DIAG has no lookup by inode: one dump of the family and protocol
  * through libnl, keeping the socket whose inode we want.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <linux/inet_diag.h>
 #include <linux/sock_diag.h>
@@ -37,6 +38,8 @@ static int reply_cb(struct nl_msg *msg, void *arg)
 	r->d->state = m->idiag_state;
 	r->d->rqueue = m->idiag_rqueue;
 	r->d->wqueue = m->idiag_wqueue;
+	memcpy(r->d->dst, m->id.idiag_dst, sizeof(r->d->dst));
+	r->d->dport = ntohs(m->id.idiag_dport);
 	if (nlmsg_parse(h, sizeof(*m), tb, INET_DIAG_MAX, NULL) >= 0 && tb[INET_DIAG_SHUTDOWN])
 		r->d->shutdown = nla_get_u8(tb[INET_DIAG_SHUTDOWN]);
 	r->found = 1;

@@ -13,6 +13,8 @@ struct inet_diag_info {
 	uint8_t state;			/* TCP_* */
 	uint32_t rqueue, wqueue;	/* listener: connections waiting / backlog */
 	uint8_t shutdown;
+	uint32_t dst[4];		/* the peer's address (network order) and */
+	uint16_t dport;			/* port: what getpeername() hides in SYN_SENT */
 };
 
 /* 0, -ENOENT when no socket of @family/@protocol has inode @ino, or -errno

@@ -9,9 +9,9 @@
  *
  * Supported: TCP sockets not connected (bound or not) and listening ones;
  * UDP sockets bound, connected, with queued datagrams; with
- * --tcp-established, TCP connections established or closing (tcp-stream.c,
- * inet-tcp.c).  Refused, naming the fd: a connection without the flag, one
- * still being opened (SYN_SENT), a listener with connections not yet
+ * --tcp-established, TCP connections established or closing, or still
+ * being opened (SYN_SENT) (tcp-stream.c, inet-tcp.c).  Refused, naming the
+ * fd: a connection without the flag, a listener with connections not yet
  * accepted unless --skip-in-flight (as CRIU: they are dropped, and their
  * clients see a reset when they next send).
  *
@@ -198,8 +198,14 @@ static int inet_dump(struct dump_ctx *ctx, const struct fd_probe *p, struct dump
 	if (!getsockname(sk, (struct sockaddr *)&ss, &len))
 		take_addr(&ss, len, id->src, &id->ie.n_src_addr, &id->ie.src_port);
 	len = sizeof(ss);
-	if (!getpeername(sk, (struct sockaddr *)&ss, &len))
+	if (!getpeername(sk, (struct sockaddr *)&ss, &len)) {
 		take_addr(&ss, len, id->dst, &id->ie.n_dst_addr, &id->ie.dst_port);
+	} else if (proto == IPPROTO_TCP && d.state == TCP_SYN_SENT) {
+		/* not connected yet for getpeername(): INET_DIAG knows where to */
+		id->ie.n_dst_addr = family == AF_INET ? 1 : 4;
+		memcpy(id->dst, d.dst, id->ie.n_dst_addr * 4);
+		id->ie.dst_port = d.dport;
+	}
 	if (family == AF_INET6 && !get_int(sk, IPPROTO_IPV6, IPV6_V6ONLY, &v)) {
 		id->ie.has_v6only = true;
 		id->ie.v6only = v;

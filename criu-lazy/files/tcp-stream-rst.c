@@ -9,9 +9,11 @@
  * TCP_REPAIR_QUEUE selected go straight into that queue: the receive
  * queue, and the part of the send queue the peer had seen (it may still
  * acknowledge it); the part never sent is sent out of repair mode, as new
- * data.
+ * data.  A connection still being opened (SYN_SENT) is the exception: its
+ * connect() runs out of repair mode, so that a SYN goes out.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -82,7 +84,11 @@ int tcp_conn_load(int dirfd, const InetSkEntry *ie, struct tcp_conn_rst *r)
 	if (ret > 0) {
 		r->tse = (TcpStreamEntry *)msg;
 		ret = 0;
-		if (r->tse->has_unsq_len && r->tse->unsq_len > r->tse->outq_len) {
+		if (ie->state == TCP_SYN_SENT && (r->tse->inq_len || r->tse->outq_len)) {
+			pr_err("%s: a connection being opened (SYN_SENT) with %u bytes queued",
+			       img_name(img), r->tse->inq_len + r->tse->outq_len);
+			ret = -EBADMSG;
+		} else if (r->tse->has_unsq_len && r->tse->unsq_len > r->tse->outq_len) {
 			pr_err("%s: %u unsent bytes in a send queue of %u", img_name(img),
 			       r->tse->unsq_len, r->tse->outq_len);
 			ret = -EBADMSG;
@@ -276,6 +282,44 @@ static int peer_segment(const struct rst_ctx *x, uint32_t seq, uint32_t ack, uin
 	return 0;
 }
 
+/*
+ * A connection being opened (SYN_SENT), as CRIU does it: the send queue
+ * starts at the SYN's sequence number (outq_seq is the one after it), then
+ * connect() out of repair mode sends a real SYN with that number (the
+ * kernel keeps a write_seq set before), non-blocking; the handshake, not
+ * TCP_REPAIR_OPTIONS, agrees on the options.  Back in repair mode until
+ * the last stage, like every connection.
+ */
+static int syn_sent(const struct rst_ctx *x, const TcpStreamEntry *tse)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fl, ret;
+
+	ret = queue_seq(x, TCP_RECV_QUEUE, tse->inq_seq);
+	if (!ret)
+		ret = queue_seq(x, TCP_SEND_QUEUE, tse->outq_seq - 1);
+	if (ret)
+		return ret;
+	len = sockaddr_of(x->ie, x->ie->src_addr, x->ie->src_port, &ss);
+	if (bind(x->sk, (struct sockaddr *)&ss, len))
+		return fail(x, "bind to its address");
+	fl = fcntl(x->sk, F_GETFL);
+	if (fl < 0 || fcntl(x->sk, F_SETFL, fl | O_NONBLOCK))
+		return fail(x, "O_NONBLOCK for its connect");
+	if (set_int(x, SOL_TCP, TCP_REPAIR, 0, "TCP_REPAIR off"))
+		return -EIO;
+	len = sockaddr_of(x->ie, x->ie->dst_addr, x->ie->dst_port, &ss);
+	if (connect(x->sk, (struct sockaddr *)&ss, len) && errno != EINPROGRESS)
+		return fail(x, "connect (sending its SYN again) to its peer");
+	if (set_int(x, SOL_TCP, TCP_REPAIR, 1, "TCP_REPAIR"))
+		return -EIO;
+	if (tse->has_timestamp)
+		return set_opt(x, SOL_TCP, TCP_TIMESTAMP, &tse->timestamp, sizeof(tse->timestamp),
+			       "TCP_TIMESTAMP");
+	return 0;
+}
+
 int tcp_conn_restore(struct rst_child *c, int sk, const InetSkEntry *ie,
 		     const struct tcp_conn_rst *r)
 {
@@ -289,6 +333,12 @@ int tcp_conn_restore(struct rst_child *c, int sk, const InetSkEntry *ie,
 
 	if (set_int(&x, SOL_TCP, TCP_REPAIR, 1, "TCP_REPAIR"))
 		return -EIO;
+	if (ie->state == TCP_SYN_SENT) {
+		ret = syn_sent(&x, tse);
+		if (ret)
+			return ret;
+		goto opts;
+	}
 	if (st & RCVQ_FIN)
 		inq_seq--;	/* the FIN comes back by itself below */
 	if (st & (SNDQ_FIRST_FIN | SNDQ_SECOND_FIN))
@@ -319,7 +369,7 @@ int tcp_conn_restore(struct rst_child *c, int sk, const InetSkEntry *ie,
 		ret = peer_segment(&x, inq_seq, outq_seq + 1 - tse->outq_len, tse->rcv_wnd, false);
 	if (ret)
 		return ret;
-
+opts:
 	if (ie->tcp_opts) {
 		const TcpOptsEntry *o = ie->tcp_opts;
 

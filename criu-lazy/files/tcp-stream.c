@@ -35,8 +35,8 @@
 
 bool tcp_conn_state_ok(unsigned int state)
 {
-	return state < 32 && (TCPF(state) & (TCPF(TCP_ESTABLISHED) | TCPF(TCP_CLOSE_WAIT) |
-					     SNDQ_FIN));
+	return state < 32 && (TCPF(state) & (TCPF(TCP_ESTABLISHED) | TCPF(TCP_SYN_SENT) |
+					     TCPF(TCP_CLOSE_WAIT) | SNDQ_FIN));
 }
 
 const char *tcp_state_name(unsigned int state)
@@ -185,6 +185,39 @@ static int read_tcp_opts(const struct fd_probe *p, int sk, struct tcp_conn_dump 
 	return ret;
 }
 
+/*
+ * A connection being opened (SYN_SENT) carries nothing but its SYN, unless
+ * TCP Fast Open put data with it (sendto(MSG_FASTOPEN), or a connect()
+ * deferred by TCP_FASTOPEN_CONNECT): that is refused.  In SYN_SENT the
+ * kernel says 0 for every queue length; the send queue, peeked in repair
+ * mode, says what it holds.
+ */
+static int syn_sent_plain(const struct fd_probe *p, int sk)
+{
+	int v = 0, ret;
+	char c;
+	ssize_t n;
+
+	ret = opt_get(p, sk, SOL_TCP, TCP_FASTOPEN_CONNECT, "TCP_FASTOPEN_CONNECT", &v,
+		      sizeof(v));
+	if (ret)
+		return ret;
+	ret = opt_set_int(p, sk, SOL_TCP, TCP_REPAIR_QUEUE, "TCP_REPAIR_QUEUE", TCP_SEND_QUEUE);
+	if (ret)
+		return ret;
+	n = recv(sk, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+	if (n < 0 && errno != EAGAIN) {
+		pr_perror("fd %d of task %d: peeking the send queue", p->fd, p->t->pid);
+		return -errno;
+	}
+	if (v || n > 0) {
+		pr_err("fd %d of task %d is a TCP connection being opened (SYN_SENT) with TCP Fast Open %s: not supported",
+		       p->fd, p->t->pid, n > 0 ? "data in its send queue" : "(TCP_FASTOPEN_CONNECT)");
+		return -EOPNOTSUPP;
+	}
+	return 0;
+}
+
 static int read_stream(const struct fd_probe *p, int sk, struct tcp_conn_dump *td)
 {
 	TcpStreamEntry *tse = &td->tse;
@@ -226,6 +259,8 @@ static int read_stream(const struct fd_probe *p, int sk, struct tcp_conn_dump *t
 		ret = opt_set_int(p, sk, SOL_SOCKET, SO_PEEK_OFF, "SO_PEEK_OFF", peek_off);
 	if (!ret)
 		ret = read_queue(p, sk, TCP_SEND_QUEUE, &tse->outq_seq, tse->outq_len, &td->outq);
+	if (!ret && ti.tcpi_state == TCP_SYN_SENT)
+		ret = syn_sent_plain(p, sk);
 	if (!ret)
 		ret = opt_set_int(p, sk, SOL_TCP, TCP_REPAIR_QUEUE, "TCP_REPAIR_QUEUE",
 				  TCP_NO_QUEUE);

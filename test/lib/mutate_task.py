@@ -133,6 +133,11 @@ def poke_expected_reply(task):
     poke(task.pid, addr(task, r"expected reply at (0x[0-9a-f]+)"), b"c")
 
 
+def poke_expected_write_seq(task):
+    seq = logged(task, r"expected write_seq at (0x[0-9a-f]+)")
+    poke(task.pid, int(seq.group(1), 16), (0x5a5a5a5a).to_bytes(4, "little"))
+
+
 def poke_t2_getpriority_errno(task):
     poke(task.pid, addr(task, r"t2's expected getpriority errno at (0x[0-9a-f]+)"),
          (7).to_bytes(4, "little"))

@@ -153,6 +153,17 @@ ZDTM_TESTS = [
     # or the FIN put back acknowledged, before its peer exists: a reset)
     ZdtmTest("tcp_established", ("--small",), label="skip", host_names=True,
              cr_opts=("--tcp-established",), dump_opts=("--network-lock", "skip")),
+    # a connection still being opened (SYN_SENT): its SYN sent again with
+    # the same sequence number, under the iptables lock and with none
+    ZdtmTest("tcp_syn_sent", label="iptables", host_names=True,
+             cr_opts=("--tcp-established",), dump_opts=("--skip-in-flight",),
+             once_only="once restored it is connected and waits on a listener of "
+                       "the task, which --skip-in-flight drops"),
+    ZdtmTest("tcp_syn_sent", label="skip", host_names=True,
+             cr_opts=("--tcp-established",),
+             dump_opts=("--skip-in-flight", "--network-lock", "skip"),
+             once_only="once restored it is connected and waits on a listener of "
+                       "the task, which --skip-in-flight drops"),
     ZdtmTest("memfd"),
     # deleted files held open or mapped, a deleted cwd (ghost files)
     ZdtmTest("ghost_files"),
