@@ -56,8 +56,7 @@ WORKLOADS = [
     ZdtmTest("threads_lazy_stress", label="faults", defer_background=True,
              lazy_removed=16 * 2048, lazy_removed_exact=False),
 ]
-THREADS = {"lazy_churn-faults": 13, "tree_lazy_stress-faults": 33,
-           "lazy_churn-background": 9, "threads_lazy_stress-faults": 17}
+SAMPLE_S = 0.25		# how often the load is counted while the programs run
 
 
 def soak_seconds():
@@ -93,6 +92,7 @@ class Soak:
         self.lanes_done = []
         self.rounds = 0
         self.churn_ops = self.forks = 0
+        self.peak_procs = self.peak_threads = 0
         self.t0 = time.monotonic()
 
     # ---------------------------------------------------------------- a lane
@@ -265,18 +265,41 @@ class Soak:
         errors = []
         killers = [threading.Thread(target=self.killer, args=(lane, errors))
                    for lane in lanes if lane.kill]
-        for lane in lanes:
-            os.kill(lane.task.pid, signal.SIGTERM)
-        for k in killers:
-            k.start()
-        for k in killers:
-            k.join(10)
-            assert not k.is_alive(), "a killer thread hangs"
-        assert not errors, errors
-        for lane in lanes:
-            self.judge(lane)
+        stop = threading.Event()
+        sampler = threading.Thread(target=self.sample, args=({l.task.pid for l in lanes}, stop))
+        sampler.start()
+        try:
+            for lane in lanes:
+                os.kill(lane.task.pid, signal.SIGTERM)
+            for k in killers:
+                k.start()
+            for k in killers:
+                k.join(10)
+                assert not k.is_alive(), "a killer thread hangs"
+            assert not errors, errors
+            for lane in lanes:
+                self.judge(lane)
+        finally:
+            stop.set()
+            sampler.join(10)
         self.lanes_done += lanes
         self.rounds += 1
+
+    def sample(self, sessions, stop):
+        """The most processes and threads the programs ran at once (their
+        sessions: every fork child included), counted every SAMPLE_S."""
+        while not stop.wait(SAMPLE_S):
+            nproc = nthreads = 0
+            for d in os.listdir("/proc"):
+                if not d.isdigit():
+                    continue
+                st = procs_mod.read_stat(int(d))
+                if not st or st[3] in ("Z", "X") or int(st[6]) not in sessions:
+                    continue
+                nproc += 1
+                nthreads += int(st[20])		# num_threads
+            self.peak_procs = max(self.peak_procs, nproc)
+            self.peak_threads = max(self.peak_threads, nthreads)
 
     def run(self):
         self.t0 = time.monotonic()
@@ -303,7 +326,8 @@ class Soak:
             "restores": len(self.lanes_done),
             "restores_at_once": len(WORKLOADS),
             "remote_restores": sum(l.remote for l in self.lanes_done),
-            "threads_at_once": sum(THREADS.get(s.id, 1) for s in WORKLOADS),
+            "processes_at_once_max": self.peak_procs,
+            "threads_at_once_max": self.peak_threads,
             "tasks_served": sum(s["tasks"] for s in st),
             "outcomes": {k: sum(l.outcome == k for l in self.lanes_done)
                          for k in ("ok", "gone-sigbus", "gone-unneeded")},
