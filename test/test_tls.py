@@ -328,3 +328,56 @@ def test_dump_missing_certificate(tool, workdir, task, certs):
                       r"No such file or directory")
     task.expect_unharmed(before)
     task.check_pass()
+
+
+@pytest.mark.parametrize("back", ["same", "rogue"])
+def test_reconnect_over_tls(tool, procs, workdir, dirs, certs, back):
+    """--page-server-reconnect with --tls: the server is killed mid-restore
+    and started again; the new connection authenticates again (same: every
+    page arrives right); a server the daemon does not trust is tried until
+    the time is up (a handshake cut short by a server still starting is no
+    refusal), then the daemon fails, naming the last reason, with SIGBUS for
+    what never came (rogue)."""
+    src, dst = dirs
+    port = free_port()
+    go = workdir / "go"
+    server = start_page_server(tool, procs, workdir, src, port, extra=certs.args("server"))
+    daemon = spawn_ready(procs, workdir, "lazy-pages", daemon_argv(
+        tool, workdir, dst, port, [*certs.args("client"), "--no-background-fetch",
+                                   "--page-server-reconnect", "20" if back == "same" else "3"]))
+    restore = procs.spawn([RESTORE_TOOL, dst, "--wait-file", go],
+                          stdout=workdir / "restore.output")
+    halves = [workdir / f"go.{pid}.half" for pid in (100, 200)]
+    assert procs_mod.wait_for(lambda: all(h.exists() for h in halves), TIMEOUT), \
+        output_of(workdir, "restore")
+    procs.kill(server.pid)
+    go.touch()
+    server = start_page_server(tool, procs, workdir, src, port, name="page-server-again",
+                               extra=certs.args("server" if back == "same" else "rogue"))
+
+    assert exit_status(procs, restore) == "exit code 0", output_of(workdir, "restore")
+    got = {}
+    for m in re.finditer(r"task (\d+): (\d+) pages with data, (\d+) zero, (\d+) SIGBUS, "
+                         r"(\d+) wrong", output_of(workdir, "restore")):
+        got[int(m.group(1))] = tuple(int(x) for x in m.groups()[1:])
+    lp_log = (workdir / "lazy-pages.log").read_text()
+    if back == "same":
+        assert got == EVERY_PAGE
+        assert exit_status(procs, daemon) == "exit code 0", output_of(workdir, "lazy-pages")
+        assert re.search(r"reconnected to page server .* \d+ pages checked", lp_log), lp_log
+        # both connections at start, and at least one again: each a handshake
+        assert len(re.findall(r"connection\): TLS: \(TLS1\.2\)", lp_log)) >= 3, lp_log
+        assert exit_status(procs, server, 10) == "exit code 0", \
+            output_of(workdir, "page-server-again")
+        return
+    assert exit_status(procs, daemon) == "exit code 1", output_of(workdir, "lazy-pages")
+    assert_line = output_of(workdir, "lazy-pages")
+    assert re.search(rf"lazy-pages: page server {ADDR}:{port}: no (fault|background) "
+                     r"connection that answers within the reconnect time, with \d+ pages "
+                     r"still to deliver \(\d+ tries, last: the server's certificate is refused",
+                     assert_line), assert_line
+    assert re.search(r"Warn : page server .*connection\): .*certificate is refused", lp_log), \
+        lp_log
+    assert "reconnected" not in lp_log, lp_log
+    assert all(c[3] == 0 for c in got.values()) and sum(c[2] for c in got.values()) > 0, got
+    stop(procs, server)

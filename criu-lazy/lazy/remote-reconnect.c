@@ -3,6 +3,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "common/evloop.h"
@@ -99,14 +100,16 @@ int rc_reconnect(struct rc_conn *c, const char *role, uint64_t end_ns, bool agai
 	const char *peer = c->peer;
 	unsigned int tries = 0;
 	int ret = -ETIMEDOUT;
+	char why[512] = "";
 
 	/* a server that takes the connection and drops it again is not hammered */
 	if (again && pause_for(signal_fd, RC_RETRY_MS))
 		goto stopped;
 	while (evloop_now_ns() < end_ns) {
 		tries++;
-		ret = open(arg, c, role);
-		if (ret == -ENOMEM || ret == -EIO)
+		why[0] = '\0';
+		ret = open(arg, c, role, why, sizeof(why));
+		if (ret == -ENOMEM)
 			return ret;
 		if (!ret) {
 			ret = check_fingerprints(c, f);
@@ -117,15 +120,16 @@ int rc_reconnect(struct rc_conn *c, const char *role, uint64_t end_ns, bool agai
 				return ret;
 			/* gone again before it answered: keep trying */
 		}
-		pr_debug("page server %s: reconnect %u (%s connection): %s", peer, tries, role,
-			 strerror(-ret));
+		if (!why[0])
+			snprintf(why, sizeof(why), "%s", strerror(-ret));
+		pr_debug("page server %s: reconnect %u (%s connection): %s", peer, tries, role, why);
 		if (pause_for(signal_fd, RC_RETRY_MS))
 			goto stopped;
 	}
 	pr_err("page server %s: no %s connection that answers within the reconnect time, with "
 	       "%llu pages still to deliver (%u tries, last: %s)", peer, role,
-	       (unsigned long long)left, tries, again ? "it closed again before any reply" :
-	       strerror(-ret));
+	       (unsigned long long)left, tries,
+	       why[0] ? why : again ? "it closed again before any reply" : strerror(-ret));
 	return -ETIMEDOUT;
 stopped:
 	pr_err("page server %s: stopped by a signal while reconnecting the %s connection, with "

@@ -23,6 +23,7 @@
 #define CRIU_LAZY_LAZY_REMOTE_RECONNECT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -45,11 +46,11 @@ void rc_fingerprint_note(struct rc_fingerprints *f, pid_t pid, uint64_t vaddr,
 			 const void *page);
 
 /*
- * How to open the connection again: 0, or a negative errno, not logged,
- * except -EIO: a failure it logged that trying again would not change
- * (the server refused our TLS credentials).
+ * How to open the connection again: 0 or a negative errno (tried again),
+ * with why filled when it knows more than the errno says.
  */
-typedef int (*rc_open_fn)(void *arg, struct rc_conn *c, const char *role);
+typedef int (*rc_open_fn)(void *arg, struct rc_conn *c, const char *role, char *why,
+			  size_t len);
 
 /*
  * Open c (closed) again before end_ns, stopping early when signal_fd
@@ -57,8 +58,7 @@ typedef int (*rc_open_fn)(void *arg, struct rc_conn *c, const char *role);
  * reconnect of c got no reply before this loss (wait RC_RETRY_MS first).
  * 0: c is open and checked.  Otherwise logged, naming the left pages still
  * to deliver: -ETIMEDOUT (no server that answers in time), -EINTR (a stop
- * signal), -EIO (the server has other pages, or open() failed so),
- * -ENOMEM.
+ * signal), -EIO (the server has other pages), -ENOMEM.
  */
 int rc_reconnect(struct rc_conn *c, const char *role, uint64_t end_ns, bool again,
 		 int signal_fd, uint64_t left, const struct rc_fingerprints *f, rc_open_fn open,

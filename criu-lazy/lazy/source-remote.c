@@ -56,6 +56,8 @@ struct remote_source {
 	struct rc_conn fault, bg;	/* bg.fd < 0: one shared connection */
 	struct tls_creds *tls;		/* --tls: both connections authenticate */
 	bool shared;
+	bool reconnecting;		/* a failed TLS handshake is a warning ... */
+	char why[TLS_WHY_MAX];		/* ... and says why here */
 	bool broken;			/* a connection failed: no CLOSE at the end */
 	bool finishing;			/* replies are drained, not delivered */
 	uint64_t last_fault_ns;
@@ -259,14 +261,24 @@ static int fall_back_to_one(struct remote_source *rs)
 static int open_conn(struct remote_source *rs, struct rc_conn *c, const char *role,
 		     const char *address, int port, bool *logged);
 
-static int reopen_conn(void *arg, struct rc_conn *c, const char *role)
+static int reopen_conn(void *arg, struct rc_conn *c, const char *role, char *why, size_t len)
 {
 	struct remote_source *rs = arg;
 	bool logged;
-	int ret = open_conn(rs, c, role, rs->address, rs->port, &logged);
+	int ret;
 
-	/* a TLS handshake refused: trying again would not change that */
-	return ret && logged && ret != -ENOMEM ? -EIO : ret;
+	/*
+	 * A handshake that fails is tried again too: a server still starting
+	 * or dying closes it half-way.  Each failure is a warning in the log;
+	 * the last one is what the error at the end of the time names.
+	 */
+	rs->reconnecting = true;
+	rs->why[0] = '\0';
+	ret = open_conn(rs, c, role, rs->address, rs->port, &logged);
+	rs->reconnecting = false;
+	if (ret && logged)
+		snprintf(why, len, "%s", rs->why);
+	return ret;
 }
 
 /*
@@ -494,6 +506,11 @@ static int start_tls(struct remote_source *rs, struct rc_conn *c, const char *ad
 		return ret;
 	}
 	ret = tls_handshake(c->sk.tls, CONNECT_TIMEOUT_MS, why, sizeof(why));
+	if (ret && rs->reconnecting) {
+		pr_warn("page server %s (%s connection): %s", rs->peer, c->role, why);
+		snprintf(rs->why, sizeof(rs->why), "%s", why);
+		return ret;
+	}
 	if (ret) {
 		pr_err("page server %s (%s connection): %s", rs->peer, c->role, why);
 		return ret;
