@@ -269,8 +269,9 @@ static int run_loop(struct lazy_daemon *d)
 		if (!ret && prefetch) {
 			ret = lazy_prefetch_step(d);
 		} else if (!ret && !n && background) {
+			/* a chunk of shared memory, then one of private */
 			ret = lazy_shmem_background_step(d);
-			if (!ret)
+			if (ret >= 0)
 				ret = lazy_background_step(d);
 		}
 		if (ret < 0)
