@@ -9,8 +9,9 @@
   processes touched it.
 - The daemon stopped while shared memory is still lazy: the processes that
   touch a missing page die of SIGBUS, neither hang nor read zeros.
-- A shared region some VMA maps PROT_NONE is restored eagerly, with one
-  line in the restore's log saying why.
+- A shared region some VMA maps PROT_NONE, and a memfd with pages outside
+  every view of it, are restored eagerly, with one line in the restore's
+  log saying why.
 
 Every process is ended by its pid; every wait has a timeout.
 """
@@ -106,3 +107,24 @@ def test_prot_none_view_restores_eagerly(zdtm, tool, procs, workdir):
     assert len(said) == 1, log[-3000:]
     # the other region stays lazy
     assert 0 < st["pages_shmem"] < lazy.shmem_pages_in_images(imgdir), st
+
+
+def test_memfd_pages_outside_views_restore_eagerly(zdtm, tool, procs, workdir):
+    """shmem_lazy_share --grow: half of a written memfd mapped; grown in
+    place after the restore, its other half must be there."""
+    spec = ZdtmTest("shmem_lazy_share", ("--size", "1M", "--grow"), label="grow", tree=True,
+                    defer_background=True)
+    mode = modes.MODES["lazy"](tool, procs, workdir)
+    try:
+        task = zdtm(spec)
+        imgdir = mode.cycle(task, 1)
+        task.check_pass()
+        mode.finish()
+    finally:
+        mode.cleanup()
+    log = (workdir / "restore-1.log").read_text()
+    said = re.findall(r"memfd 'lazy-grow': restored eagerly, some of its pages lie outside "
+                      r"every view of it", log)
+    assert len(said) == 1, log[-3000:]
+    # the other three objects stay lazy: 1 MiB, /dev/zero and a memfd of 64 pages
+    assert lazy.read_stats(imgdir)["pages_shmem"] == 256 + 64 + 64

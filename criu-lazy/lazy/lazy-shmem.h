@@ -1,9 +1,10 @@
 /*
  * Lazy shared memory: the shmem objects of the tree (MAP_SHARED |
- * MAP_ANONYMOUS) that the restore left empty for us, and where each task
- * maps them.  The design is in Documentation/lazy-pages.md ("Shared
- * memory"); lazy-shmem.c holds the objects, lazy-shmem-layout.c the tasks'
- * VMAs of them.
+ * MAP_ANONYMOUS, /dev/zero, memfds) that the restore left empty for us,
+ * and where each task maps them.  The design is in
+ * Documentation/lazy-pages.md ("Shared memory"); lazy-shmem.c fills the
+ * objects, lazy-shmem-load.c finds and opens them, lazy-shmem-layout.c
+ * keeps the tasks' VMAs of them.
  */
 #ifndef CRIU_LAZY_LAZY_SHMEM_H
 #define CRIU_LAZY_LAZY_SHMEM_H

@@ -13,6 +13,10 @@
  *   - where every VMA of it, in every process, is shared, readable (a later
  *     dump reads a PROT_NONE one only through the object) and not locked
  *     (mapping it would populate it);
+ *   - where every dumped page lies in some process's view of it: a page
+ *     outside every view would be reached by no fault until a view grows
+ *     over it in place (no userfaultfd event says so), and a dump of the
+ *     tree meanwhile could not read it through any task;
  *   - for a memfd, where no process holds a descriptor of it (also none in
  *     flight in a socket) and it is not sealed against writes (the daemon
  *     maps it writable).
@@ -20,6 +24,7 @@
  */
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <linux/userfaultfd.h>
 #include <sys/mman.h>
 
@@ -72,6 +77,69 @@ static const char *process_refuses(const struct rst_images *ri, const struct rst
 		return ri->fds[k].fd < 0 ? "holds it in flight in a socket" : "holds it as an fd";
 	}
 	return NULL;
+}
+
+static int cmp_range(const void *a, const void *b)
+{
+	const uint64_t *x = a, *y = b;
+
+	return x[0] < y[0] ? -1 : x[0] > y[0];
+}
+
+/* Does every dumped page of s lie in some process's view of it? */
+static bool pages_in_views(struct rst_tree *tree, const struct rst_shmem *s)
+{
+	uint64_t (*v)[2] = NULL, reach = 0;
+	size_t nr = 0, cap = 0, k = 0;
+	bool ok = true;
+
+	for (size_t i = 0; i < tree->nr; i++) {
+		const struct rst_images *ri = &tree->procs[i].ri;
+
+		if (tree->procs[i].kind != RST_PROC_ALIVE)
+			continue;
+		for (size_t j = 0; j < ri->mm->n_vmas; j++) {
+			const VmaEntry *e = ri->mm->vmas[j];
+
+			if (!maps_object(ri, e, s))
+				continue;
+			if (nr == cap) {
+				uint64_t (*grown)[2] = realloc(v, (cap = cap ? cap * 2 : 8) * sizeof(*v));
+
+				if (!grown) {
+					free(v);
+					return false;
+				}
+				v = grown;
+			}
+			v[nr][0] = e->pgoff;
+			v[nr][1] = e->pgoff + (e->end - e->start);
+			nr++;
+		}
+	}
+	qsort(v, nr, sizeof(*v), cmp_range);
+	/* runs are sorted too: one walk, reach = end of the views' union so far */
+	for (size_t r = 0; r < s->pi.nr_runs && ok; r++) {
+		const struct page_run *run = &s->pi.runs[r];
+		uint64_t lo = run->vaddr, hi = lo + run->nr_pages * RST_PAGE_SIZE;
+
+		if (!(run->flags & PE_PRESENT))
+			continue;
+		while (lo < hi) {
+			while (k < nr && v[k][0] <= lo) {
+				if (v[k][1] > reach)
+					reach = v[k][1];
+				k++;
+			}
+			if (reach <= lo) {
+				ok = false;
+				break;
+			}
+			lo = reach;
+		}
+	}
+	free(v);
+	return ok;
 }
 
 static void say_eager(const struct rst_shmem *s, const char *why, pid_t pid, uint64_t at,
@@ -129,6 +197,10 @@ bool rst_shmem_lazy(struct rst_tree *tree, const struct rst_shmem *s, uint64_t f
 			say_eager(s, why, tree->procs[i].pid, at, fd);
 			return false;
 		}
+	}
+	if (!pages_in_views(tree, s)) {
+		say_eager(s, "some of its pages lie outside every view of it", 0, 0, false);
+		return false;
 	}
 	return true;
 }

@@ -263,6 +263,8 @@ ZDTM_TESTS = [
     # background filling it under them
     ZdtmTest("shmem_lazy_share", tree=True, defer_background=True),
     ZdtmTest("shmem_lazy_share", ("--size", "16M"), label="background", tree=True),
+    ZdtmTest("shmem_lazy_share", ("--size", "1M", "--grow"), label="grow", tree=True,
+             defer_background=True),
     # private memory shared copy-on-write across three generations
     ZdtmTest("tree_cow", tree=True),
     # every VMA state of madvise, mmap and mlock (issue 9, point 6); the

@@ -14,6 +14,11 @@
  * then each waits for the other and checks every page: its own writes, the
  * other's writes (one object, not a copy per process) and the rest as it
  * was dumped.  The child reports through its exit status.
+ * --grow: the root also maps the first half of another 64-page memfd
+ * (every page written through its descriptor, then closed) and, after
+ * SIGTERM, grows that view in place (mremap, no move: no userfaultfd event)
+ * to the whole memfd and checks every page (a lazy restore restores that
+ * memfd eagerly: some of its pages lie outside every view of it).
  */
 #include <fcntl.h>
 #include <signal.h>
@@ -41,6 +46,44 @@ struct region {
 #define NR_REGIONS	3
 
 static struct region regions[NR_REGIONS];
+static uint8_t *grown;
+
+#define SEED_GROW	0x67726f77ULL
+
+/* A memfd written through its fd, half of it mapped at the start of a
+ * hole as big as the whole (the other half stays free for the growth). */
+static void map_half(void)
+{
+	uint8_t page[PAGE_SIZE];
+	int fd = memfd_create("lazy-grow", MFD_CLOEXEC);
+
+	if (fd < 0 || ftruncate(fd, DZ_PAGES * PAGE_SIZE))
+		fail("memfd_create: %m");
+	for (int i = 0; i < DZ_PAGES; i++) {
+		pattern_fill(page, PAGE_SIZE, SEED_GROW + i);
+		if (pwrite(fd, page, PAGE_SIZE, (off_t)i * PAGE_SIZE) != PAGE_SIZE)
+			fail("pwrite: %m");
+	}
+	grown = mmap(NULL, DZ_PAGES * PAGE_SIZE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (grown == MAP_FAILED ||
+	    mmap(grown, DZ_PAGES / 2 * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+		 fd, 0) == MAP_FAILED ||
+	    munmap(grown + DZ_PAGES / 2 * PAGE_SIZE, DZ_PAGES / 2 * PAGE_SIZE))
+		fail("mmap of a memfd: %m");
+	close(fd);
+}
+
+static void grow_and_check(void)
+{
+	char what[64];
+
+	if (mremap(grown, DZ_PAGES / 2 * PAGE_SIZE, DZ_PAGES * PAGE_SIZE, 0) != grown)
+		fail("mremap in place of the memfd view %p: %m", (void *)grown);
+	for (int i = DZ_PAGES - 1; i >= 0; i--) {
+		snprintf(what, sizeof(what), "grown memfd view, page %d", i);
+		pattern_expect(what, grown + i * PAGE_SIZE, PAGE_SIZE, SEED_GROW + i);
+	}
+}
 
 static void write_part(int is_root)
 {
@@ -151,8 +194,10 @@ static void __attribute__((noreturn)) child(int go_r, int done_w, int back_r)
 int main(int argc, char **argv)
 {
 	size_t size = 4 << 20;
+	int grow = 0;
 	const struct test_opt opts[] = {
 		{ "size", TEST_OPT_SIZE, &size, 0, "bytes of the shared anonymous region" },
+		{ "grow", TEST_OPT_FLAG, &grow, 0, "a memfd view grown in place after the restore" },
 		{ NULL, 0, NULL, 0, NULL },
 	};
 	int go[2], done[2], back[2], status, zero;
@@ -191,6 +236,8 @@ int main(int argc, char **argv)
 		for (size_t i = 0; i < regions[r].pages; i++)
 			pattern_fill(regions[r].addr + i * PAGE_SIZE, PAGE_SIZE,
 				     regions[r].seed + SEED + i);
+	if (grow)
+		map_half();
 	if (pipe(go) || pipe(done) || pipe(back))
 		fail("pipe: %m");
 	pid = fork();
@@ -230,5 +277,7 @@ int main(int argc, char **argv)
 	if (waitpid(pid, &status, 0) != pid || status)
 		fail("the child ended with status %#x (it does not see the root's writes, "
 		     "or the dumped data)", status);
+	if (grow)
+		grow_and_check();
 	pass();
 }
