@@ -7,8 +7,9 @@
 - A pid of the images is taken when the restore runs (here: a child of the
   tree still lives): one line naming the pid, exit 1, and no task of the
   half-built tree left behind.
-- Sharing the restore cannot bring back (a descriptor table shared with
-  CLONE_FILES; an epoll whose process closed a file it watches, which only
+- Sharing the restore cannot bring back (memory shared with CLONE_VM; a
+  descriptor table shared with CLONE_FILES by a process that does not
+  share it with its parent; an epoll whose process closed a file it watches, which only
   another process still holds): the dump refuses in one line, the tree
   unharmed.  A file the restore shares between processes that is gone by
   the restore: one line before any task exists, nothing left behind.
@@ -57,8 +58,10 @@ def test_dump_refuses_child_fd(tool, zdtm, workdir):
 
 
 SHARING_REFUSED = [
-    (ZdtmTest("share_fs", ("--files",), label="files"),
-     (r"CLONE_FILES", r"descriptor table")),
+    (ZdtmTest("share_fdtable", ("--vm",), label="vm"),
+     (r"CLONE_VM", r"memory")),
+    (ZdtmTest("share_fdtable", ("--not-parent",), label="files-not-parent"),
+     (r"CLONE_FILES", r"not share it with its parent")),
     (ZdtmTest("share_kobj", ("--epoll-closed",), label="epoll-closed"),
      (r"epoll", r"\bfd 34\b", r"closed")),
     (ZdtmTest("share_fs", ("--not-parent",), label="not-parent"),
@@ -208,9 +211,10 @@ def test_restore_refuses_child_in_other_pid_ns(tool, zdtm, workdir):
     task.check_pass()
 
 
-def break_child_file(imgdir):
-    """The child's own share.data (at offset 100, not shared) asks
-    O_DIRECTORY: its open fails in the child, after the checks."""
+def break_child_file(imgdir, name=b"share.data", pos=100):
+    """A regular file of the child's own (share.data at offset 100, not
+    shared, unless told otherwise) asks O_DIRECTORY: its open fails in
+    the task, after the checks."""
     files = imgdir / "files.img"
     img = images.load(files)
     for i in range(len(img.records)):
@@ -219,12 +223,13 @@ def break_child_file(imgdir):
         if not regs:
             continue
         reg = images.decode(regs[0])
-        if images.get(reg, 3) == [100] and images.get(reg, 6)[0].endswith(b"share.data"):
+        if images.get(reg, 3) in ([pos], [] if pos == 0 else None) and \
+                images.get(reg, 6)[0].endswith(name):
             reg = images.set_field(reg, 2, images.get(reg, 2)[0] | os.O_DIRECTORY)
             files.write_bytes(images.replace_record(img, i, images.encode(
                 images.set_field(f, 3, images.encode(reg)))))
             return
-    raise AssertionError("files.img has no share.data at offset 100")
+    raise AssertionError(f"files.img has no {name} at offset {pos}")
 
 
 @pytest.mark.parametrize("pid_ns", [False, True], ids=["plain", "pidns"])
@@ -249,3 +254,27 @@ def test_restore_child_fails(tool, zdtm, workdir, pid_ns):
     assert not P.exists(task.pid), f"the root was left behind: {P.describe(task.pid)}"
     assert P.children_of_me() == children, "the failed restore left processes behind"
     assert not pidfile.exists(), "a failed restore wrote its pidfile"
+
+
+def test_restore_fdtable_owner_fails(tool, zdtm, workdir):
+    """The process that restores a descriptor table it shares with two
+    others (CLONE_FILES) fails to open one of its files: its own line,
+    within seconds (the sharers waiting for the table do not time out
+    first), and nothing of the tree left."""
+    task = zdtm(ZdtmTest("share_fdtable", ("--chain",), label="chain", tree=True))
+    imgdir = workdir / "images"
+    imgdir.mkdir()
+    task.note_tree()
+    assert_ok(tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT), "dump")
+    task.expect_gone()
+    break_child_file(imgdir, b"fdt.late", 0)
+    children = P.children_of_me()
+    start = time.monotonic()
+    res = tool.restore(imgdir, workdir / "restore.log", RESTORE_TIMEOUT,
+                       pidfile=workdir / "bad.pid")
+    took = time.monotonic() - start
+    assert_error_line(res, "restore", r"fdt\.late", r"Not a directory")
+    assert took < 5, f"the restore took {took:.1f} s to report the owner's error"
+    for pid in [task.pid] + list(task.tree):
+        assert not P.exists(pid), f"task {pid} was left behind: {P.describe(pid)}"
+    assert P.children_of_me() == children, "the failed restore left processes behind"

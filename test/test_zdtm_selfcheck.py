@@ -52,7 +52,8 @@ from lib.mutate_fds import (add_to_eventfd_20, add_to_eventfd_30, arm_timerfd_23
                             unlock_flock_23, unmark_fanotify_30_file, unwatch_inotify_30_wd4,
                             watch_more_in_epoll_30, write_into_low_fd_pipe,
                             write_more_into_fifo_a, write_more_into_pipe,
-                            write_more_into_pipe_31, write_more_into_pipe_b)
+                            write_into_pipe_43, write_more_into_pipe_31,
+                            write_more_into_pipe_b)
 
 # every program under test/zdtm (the launcher of the lazy-migrate mode
 # checks nothing: it only starts the others)
@@ -156,6 +157,7 @@ CASES = [
     (ZdtmTest("tree_cow"), poke_cow_page3_same, r"page 3 is not shared between the root and child A"),
     (ZdtmTest("share_kobj"), add_to_eventfd_30, r"fd 30: the eventfd reads 8, expected 7"),
     (ZdtmTest("share_fs"), poke_expected_umask, r"root after the restore: umask is 027, expected 022"),
+    (ZdtmTest("share_fdtable"), write_into_pipe_43, r"child: read !pin from its pipe, not ping"),
     (ZdtmTest("inet_sockets"), send_to_udp_22, r"fd 22: expected an empty queue"),
     (ZdtmTest("low_fds"), write_into_low_fd_pipe, r"the pipe at fd 4 received"),
     (ZdtmTest("tcp_syn_sent", cr_opts=("--tcp-established",)), poke_expected_write_seq,

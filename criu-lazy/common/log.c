@@ -43,7 +43,7 @@ int log_init(const char *command, int level, const char *path)
 	return 0;
 }
 
-static int dup_above(int *fd, int base)
+static int dup_above(int *fd, int base, bool keep)
 {
 	int nfd;
 
@@ -52,7 +52,8 @@ static int dup_above(int *fd, int base)
 	nfd = fcntl(*fd, F_DUPFD_CLOEXEC, base);
 	if (nfd < 0)
 		return -errno;
-	close(*fd);
+	if (!keep)
+		close(*fd);
 	*fd = nfd;
 	return 0;
 }
@@ -70,9 +71,11 @@ void log_fini(void)
  * to become the task's fd 2) move to @base or above, close-on-exec, out
  * of the task's way.  log_fds() tells which fds to keep.
  */
-int log_move_above(int base)
+/* @keep: the old fds stay open (another process sharing our descriptor
+ * table still writes to them; it moves its own later). */
+int log_move_above(int base, bool keep)
 {
-	int err = dup_above(&log_state.fd, base);
+	int err = dup_above(&log_state.fd, base, keep);
 
 	if (!err && log_state.err_fd == STDERR_FILENO) {
 		int fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, base);

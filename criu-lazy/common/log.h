@@ -10,6 +10,7 @@
 #define CRIU_LAZY_COMMON_LOG_H
 
 #include <errno.h>
+#include <stdbool.h>
 
 enum log_level {
 	LOG_ERROR = 1,
@@ -26,7 +27,7 @@ enum log_level {
 
 int log_init(const char *command, int level, const char *path);
 void log_fini(void);
-int log_move_above(int base);
+int log_move_above(int base, bool keep);
 void log_fds(int *file, int *err);
 int log_get_level(void);
 const char *log_command(void);

@@ -152,7 +152,7 @@ static int collect_task(struct dump_ctx *ctx, struct dump_task *t)
 	}
 	if (!ret)
 		ret = dump_mm(ctx, t);
-	if (!ret)
+	if (!ret && !t->shares_files)	/* else its parent's are its own */
 		ret = dump_fds(ctx, t);
 	if (!ret)
 		ret = dump_fs(ctx, t, status);
@@ -175,7 +175,7 @@ static int write_task_images(struct dump_ctx *ctx, struct dump_task *t)
 		ret = dump_write_ids(ctx, t);
 	if (!ret)
 		ret = dump_write_mm(ctx, t);
-	if (!ret)
+	if (!ret && !t->shares_files)
 		ret = dump_write_fdinfo(ctx, t);
 	if (!ret)
 		ret = dump_write_fs(ctx, t);

@@ -125,6 +125,8 @@ struct dump_task {
 	int stop_signo;			/* group-stop signal when state is STOPPED */
 	struct dump_task *parent;	/* NULL for the root */
 	bool zombie;			/* not seized: pstree entry and exit code only */
+	bool shares_files;		/* its parent's descriptor table (CLONE_FILES):
+					 * no fds of its own, its parent's files_id */
 	int exit_code;			/* a zombie's, in wait() encoding */
 
 	bool self;			/* not a task: the dump process itself, holding

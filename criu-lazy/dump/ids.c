@@ -98,6 +98,8 @@ int dump_ids(struct dump_ctx *ctx, struct dump_task *t)
 	/* one of each per process, until kcmp() finds shared ones */
 	t->ids.vm_id = t->ids.files_id = t->ids.fs_id = t->ids.sighand_id = ++ctx->next_kobj_id;
 	share_fs_id(ctx, t);
+	if (t->shares_files)	/* one fdinfo-<files_id>.img, its parent's (tree-check.c) */
+		t->ids.files_id = t->parent->ids.files_id;
 	snprintf(who, sizeof(who), "%d", t->pid);
 	fill_ns_ids(ctx, who, &t->ids);
 	if (t->exited || dump_task_exited(t))

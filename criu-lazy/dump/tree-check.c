@@ -75,17 +75,17 @@ static int check_one(const struct dump_ctx *ctx, const struct dump_task *t)
 }
 
 /*
- * Processes made with clone(CLONE_FILES / CLONE_VM / CLONE_SIGHAND) share
- * that object: the restore would give each its own, and they would
- * silently stop sharing it.  kcmp() tells.  CLONE_FS is restored (the
- * child is cloned with it again) where a process shares it with its
- * parent: dump_check_tree_fs().
+ * Processes made with clone(CLONE_VM / CLONE_SIGHAND) share that object:
+ * the restore would give each its own, and they would silently stop
+ * sharing it.  kcmp() tells.  CRIU refuses them too (a vm_id or
+ * sighand_id must be new for every process).  CLONE_FS and CLONE_FILES
+ * are restored (the child is cloned with them again) where a process
+ * shares them with its parent: check_shared_with_parent().
  */
 static int dump_check_tree_sharing(struct dump_ctx *ctx)
 {
 	static const struct { int type; const char *what; } kinds[] = {
 		{ KCMP_VM, "memory (CLONE_VM)" },
-		{ KCMP_FILES, "descriptor table (CLONE_FILES)" },
 		{ KCMP_SIGHAND, "signal handlers (CLONE_SIGHAND)" },
 	};
 
@@ -108,7 +108,8 @@ static int dump_check_tree_sharing(struct dump_ctx *ctx)
 				}
 				if (r == 0) {
 					pr_err("tasks %d and %d share their %s: processes sharing it "
-					       "are not supported yet", u->pid, t->pid, kinds[k].what);
+					       "are not supported (nor by CRIU)", u->pid, t->pid,
+					       kinds[k].what);
 					return -EOPNOTSUPP;
 				}
 			}
@@ -118,14 +119,18 @@ static int dump_check_tree_sharing(struct dump_ctx *ctx)
 }
 
 /*
- * An fs_struct (cwd, root, umask) shared between processes comes back by
- * cloning each sharer with CLONE_FS from its parent: so each must share it
- * with its parent (then all sharers hang together through their parents).
+ * An fs_struct (cwd, root, umask) or a descriptor table shared between
+ * processes comes back by cloning each sharer with CLONE_FS / CLONE_FILES
+ * from its parent: so each must share it with its parent (then all
+ * sharers hang together through their parents), as CRIU also demands of
+ * a descriptor table.  A task that shares its parent's descriptor table
+ * is marked (shares_files): its descriptors are its parent's, dumped once.
  */
-static int dump_check_tree_fs(struct dump_ctx *ctx)
+static int check_shared_with_parent(struct dump_ctx *ctx, int type, const char *what,
+				    const char *them)
 {
 	for (size_t i = 1; i < ctx->nr_tasks; i++) {
-		const struct dump_task *t = ctx->tasks[i];
+		struct dump_task *t = ctx->tasks[i];
 
 		if (t->zombie)
 			continue;
@@ -135,7 +140,7 @@ static int dump_check_tree_fs(struct dump_ctx *ctx)
 
 			if (u == t || u->zombie)
 				continue;
-			r = syscall(SYS_kcmp, t->pid, u->pid, KCMP_FS, 0, 0);
+			r = syscall(SYS_kcmp, t->pid, u->pid, type, 0, 0);
 			if (r < 0) {
 				pr_perror("kcmp of tasks %d and %d", t->pid, u->pid);
 				return -errno;
@@ -143,11 +148,13 @@ static int dump_check_tree_fs(struct dump_ctx *ctx)
 			if (r)
 				continue;
 			if (t->parent && !t->parent->zombie &&
-			    !syscall(SYS_kcmp, t->pid, t->parent->pid, KCMP_FS, 0, 0))
+			    !syscall(SYS_kcmp, t->pid, t->parent->pid, type, 0, 0)) {
+				if (type == KCMP_FILES)
+					t->shares_files = true;
 				break;
-			pr_err("tasks %d and %d share their cwd, root and umask (CLONE_FS), but %d "
-			       "does not share them with its parent: not supported yet", u->pid,
-			       t->pid, t->pid);
+			}
+			pr_err("tasks %d and %d share their %s, but %d does not share %s with its "
+			       "parent: not supported yet", u->pid, t->pid, what, t->pid, them);
 			return -EOPNOTSUPP;
 		}
 	}
@@ -169,5 +176,11 @@ int dump_check_tree(struct dump_ctx *ctx)
 			return ret;
 	}
 	ret = dump_check_tree_sharing(ctx);
-	return ret ? ret : dump_check_tree_fs(ctx);
+	if (!ret)
+		ret = check_shared_with_parent(ctx, KCMP_FS, "cwd, root and umask (CLONE_FS)",
+					       "them");
+	if (!ret)
+		ret = check_shared_with_parent(ctx, KCMP_FILES, "descriptor table (CLONE_FILES)",
+					       "it");
+	return ret;
 }

@@ -410,7 +410,8 @@ static int pty_open(struct rst_child *c, const struct rst_fd *f)
  */
 int pty_ctty_restore(struct rst_child *c)
 {
-	const struct pty_state *s = c->ri->kind_state[fd_kind_index(&fd_kind_pty)];
+	const struct rst_images *fdt = rst_fdt_images(c->ri);	/* who holds our fds */
+	const struct pty_state *s = fdt->kind_state[fd_kind_index(&fd_kind_pty)];
 	const TtyInfoEntry *si = NULL;
 	int fd = -1, slave, err = 0;
 
@@ -419,8 +420,8 @@ int pty_ctty_restore(struct rst_child *c)
 			si = s->infos[i];
 	if (!si)
 		return 0;
-	for (size_t i = 0; i < c->ri->nr_fds; i++) {
-		const struct rst_fd *f = &c->ri->fds[i];
+	for (size_t i = 0; i < fdt->nr_fds; i++) {
+		const struct rst_fd *f = &fdt->fds[i];
 
 		if (f->ops != &fd_kind_pty ||
 		    PTY_INFO_INDEX(f->fe->tty->tty_info_id) != PTY_INFO_INDEX(si->id))

@@ -25,7 +25,7 @@
 #include <stdint.h>
 
 #define RESTORER_ARGS_MAGIC	0x52535452u	/* "RTSR" */
-#define RESTORER_ARGS_VERSION	5
+#define RESTORER_ARGS_VERSION	6
 
 #define RST_TASK_SIZE		0x7ffffffff000ull	/* 47-bit user space */
 #define RST_PAGE_SIZE		4096ull
@@ -269,6 +269,9 @@ struct restorer_args {
 
 	int32_t pid;
 	int32_t helper_fd_base;		/* the restore's fds are >= this: closed */
+	int32_t helper_fd_end;		/* and < this (0: no bound), in a descriptor
+					 * table other processes share */
+	int32_t pad1;
 
 	uint64_t blob_start, blob_end;
 	uint64_t premap_start, premap_end;

@@ -215,6 +215,7 @@ void restorer_main(struct restorer_args *a) RST_HIDDEN;
 void restorer_main(struct restorer_args *a)
 {
 	struct rst_thread_args *leader = (struct rst_thread_args *)(uintptr_t)a->threads;
+	uint32_t last;
 	long ret;
 
 	if (a->magic != RESTORER_ARGS_MAGIC || a->version != RESTORER_ARGS_VERSION) {
@@ -240,15 +241,17 @@ void restorer_main(struct restorer_args *a)
 		return;
 	}
 
-	/* the uffd, if it landed up there, stays for the restore process */
-	if (a->lazy.uffd >= (int32_t)a->helper_fd_base) {
+	/* the uffd, if it landed up there, stays for the restore process; in
+	 * a shared table only our own window of helpers goes */
+	last = a->helper_fd_end > 0 ? (uint32_t)a->helper_fd_end - 1 : ~0u;
+	if (a->lazy.uffd >= a->helper_fd_base && (uint32_t)a->lazy.uffd <= last) {
 		ret = 0;
-		if (a->lazy.uffd > (int32_t)a->helper_fd_base)
+		if (a->lazy.uffd > a->helper_fd_base)
 			ret = sys_close_range(a->helper_fd_base, a->lazy.uffd - 1, 0);
-		if (!ret)
-			ret = sys_close_range(a->lazy.uffd + 1, ~0u, 0);
+		if (!ret && (uint32_t)a->lazy.uffd < last)
+			ret = sys_close_range(a->lazy.uffd + 1, last, 0);
 	} else {
-		ret = sys_close_range(a->helper_fd_base, ~0u, 0);
+		ret = sys_close_range(a->helper_fd_base, last, 0);
 	}
 	if (ret) {
 		rst_fail(a, RST_STEP_CLOSE_FDS, ret, (uint64_t)a->helper_fd_base);

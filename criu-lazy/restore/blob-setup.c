@@ -105,6 +105,7 @@ int child_blob_prepare(struct rst_child *c, struct restorer_args **out)
 	a->version = RESTORER_ARGS_VERSION;
 	a->pid = c->ri->pid;
 	a->helper_fd_base = c->helper_base;
+	a->helper_fd_end = c->helper_end;
 	a->blob_start = plan->blob_start;
 	a->blob_end = plan->blob_end;
 	a->premap_start = plan->premap_start;

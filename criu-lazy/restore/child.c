@@ -112,7 +112,10 @@ _Noreturn void rst_child_main(struct rst_child *c)
 {
 	struct restorer_args *args;
 
-	if (child_fds_prepare(c) || child_fds_restore(c))
+	/* a sharer of another's table: its helpers are apart and the owner has
+	 * restored the table (fdt.c) */
+	if (!c->fdt_sharer && (child_fds_prepare(c) || child_fds_restore(c) ||
+			       child_fdt_done(c)))
 		_exit(1);
 	/* the log lives above the task's fds now (child_fds_prepare) */
 	pr_debug("task %d: its %zu fds are in place", c->ri->pid, c->ri->nr_fds);

@@ -91,14 +91,19 @@ static bool holds(const struct rst_share_file *sf, int proc)
 	return false;
 }
 
-/* How many files this task creates for others or takes from them. */
-size_t child_share_count(const struct rst_child *c)
+/* How many files process @proc creates for others or takes from them. */
+size_t rst_share_count(const struct rst_share *s, int proc)
 {
 	size_t n = 0;
 
-	for (size_t i = 0; c->share && i < c->share->nr; i++)
-		n += c->share->files[i].owner == c->self || holds(&c->share->files[i], c->self);
+	for (size_t i = 0; s && i < s->nr; i++)
+		n += s->files[i].owner == proc || holds(&s->files[i], proc);
 	return n;
+}
+
+size_t child_share_count(const struct rst_child *c)
+{
+	return rst_share_count(c->share, c->self);
 }
 
 /* Our own receiving socket and a sending one, both among the helpers. */

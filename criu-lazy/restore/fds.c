@@ -33,7 +33,9 @@
 
 #define HELPER_BASE_MIN 64
 
-static int move_high(struct rst_child *c, int *fd)
+/* @fd above helper_base; the old number closed unless @keep (a number
+ * another sharer of our table still uses: the owner closes it, fdt.c). */
+int child_fds_move_high(struct rst_child *c, int *fd, bool keep)
 {
 	int nfd;
 
@@ -43,9 +45,15 @@ static int move_high(struct rst_child *c, int *fd)
 	if (nfd < 0)
 		return child_err(c, errno, "task %d: cannot move a descriptor above %d: %s",
 				 c->ri->pid, c->helper_base, strerror(errno));
-	close(*fd);
+	if (!keep)
+		close(*fd);
 	*fd = nfd;
 	return 0;
+}
+
+static int move_high(struct rst_child *c, int *fd)
+{
+	return child_fds_move_high(c, fd, false);
 }
 
 static int int_cmp(const void *a, const void *b)
@@ -53,15 +61,17 @@ static int int_cmp(const void *a, const void *b)
 	return *(const int *)a - *(const int *)b;
 }
 
-/* Close every fd but the helpers. */
+/* Close every fd but the helpers (in a shared table: below the other
+ * sharers' windows, which start at our helper_end). */
 static int close_others(struct rst_child *c)
 {
-	int keep[8] = { c->err_fd, c->exe_fd, c->tty_fd, c->share_rx, c->share_tx, c->fs_lock };
-	unsigned int next = 0;
+	int keep[9] = { c->err_fd, c->exe_fd, c->tty_fd, c->share_rx, c->share_tx, c->fs_lock,
+			c->ev_w };
+	unsigned int next = 0, last = c->helper_end ? (unsigned int)c->helper_end - 1 : ~0u;
 	int nr = 0;
 
-	log_fds(&keep[6], &keep[7]);	/* above helper_base: log_move_above() */
-	for (int i = 0; i < 8; i++)
+	log_fds(&keep[7], &keep[8]);	/* above helper_base: log_move_above() */
+	for (int i = 0; i < 9; i++)
 		if (keep[i] >= 0)
 			keep[nr++] = keep[i];
 	qsort(keep, nr, sizeof(int), int_cmp);
@@ -70,7 +80,7 @@ static int close_others(struct rst_child *c)
 			goto err;
 		next = keep[i] + 1;
 	}
-	if (!close_range(next, ~0u, 0))
+	if (next > last || !close_range(next, last, 0))
 		return 0;
 err:
 	return child_err(c, errno, "task %d: close_range: %s", c->ri->pid, strerror(errno));
@@ -93,11 +103,26 @@ static int find_our_tty(struct rst_child *c)
 			 c->ri->pid);
 }
 
+/* RLIMIT_NOFILE at least @room (fd numbers below it can be made). */
+int child_fds_room(struct rst_child *c, unsigned long room)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur >= room)
+		return 0;
+	rl.rlim_cur = room;
+	if (rl.rlim_max < rl.rlim_cur)
+		rl.rlim_max = rl.rlim_cur;
+	if (setrlimit(RLIMIT_NOFILE, &rl))
+		return child_err(c, errno, "task %d: cannot raise RLIMIT_NOFILE to %lu: %s",
+				 c->ri->pid, room, strerror(errno));
+	return 0;
+}
+
 int child_fds_prepare(struct rst_child *c)
 {
 	const struct rst_images *ri = c->ri;
 	int max_fd = -1;
-	struct rlimit rl;
 	bool need_tty = false;
 	rlim_t room;
 	int ret;
@@ -107,27 +132,25 @@ int child_fds_prepare(struct rst_child *c)
 			max_fd = ri->fds[i].fd;
 		need_tty |= ri->fds[i].ops->needs_our_tty;
 	}
-	c->helper_base = max_fd + 1 > HELPER_BASE_MIN ? max_fd + 1 : HELPER_BASE_MIN;
+	if (!c->helper_end)	/* else our window in a shared table (fdt.c) */
+		c->helper_base = max_fd + 1 > HELPER_BASE_MIN ? max_fd + 1 : HELPER_BASE_MIN;
 
 	/* room for the task's fds, our helpers and stashed objects above
 	 * them (the parent puts the dumped RLIMIT_NOFILE back afterwards) */
 	room = (rlim_t)c->helper_base + 16 + ri->nr_fds + child_share_count(c);
-	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < room) {
-		rl.rlim_cur = room;
-		if (rl.rlim_max < rl.rlim_cur)
-			rl.rlim_max = rl.rlim_cur;
-		if (setrlimit(RLIMIT_NOFILE, &rl))
-			return child_err(c, errno, "task %d: cannot raise RLIMIT_NOFILE to %llu: %s",
-					 ri->pid, (unsigned long long)room, strerror(errno));
-	}
+	if (room < (rlim_t)c->helper_end)
+		room = c->helper_end;
+	ret = child_fds_room(c, room);
+	if (ret)
+		return ret;
 
 	c->exe_fd = open(ri->exe->name, O_RDONLY | O_CLOEXEC);
 	if (c->exe_fd < 0)
 		return child_err(c, errno, "%s: %s (exe of task %d)", ri->exe->name,
 				 strerror(errno), ri->pid);
-	if (move_high(c, &c->err_fd) || move_high(c, &c->exe_fd))
+	if (move_high(c, &c->err_fd) || move_high(c, &c->exe_fd) || move_high(c, &c->ev_w))
 		return -EBADF;
-	ret = log_move_above(c->helper_base);
+	ret = log_move_above(c->helper_base, false);
 	if (ret)
 		return child_err(c, ret, "task %d: cannot move the log above fd %d: %s", ri->pid,
 				 c->helper_base, strerror(-ret));
@@ -135,17 +158,25 @@ int child_fds_prepare(struct rst_child *c)
 		return -ENOTTY;
 	if (child_share_prepare(c))
 		return -EIO;
-	if (c->fs_shared && c->share->fs_lock_src >= 0) {
-		/* an open file of our own: flock() excludes the other sharers' */
-		char path[32];
-
-		snprintf(path, sizeof(path), "/proc/self/fd/%d", c->share->fs_lock_src);
-		c->fs_lock = open(path, O_RDONLY | O_CLOEXEC);
-		if (c->fs_lock < 0 || move_high(c, &c->fs_lock))
-			return child_err(c, errno, "task %d: cannot open the cwd lock: %s",
-					 ri->pid, strerror(errno));
-	}
+	if (child_fs_lock_open(c))
+		return -EIO;
 	return close_others(c);
+}
+
+/* Sharing our cwd: an open file of our own, whose flock() excludes the
+ * other sharers' (child_cwd_lock()). */
+int child_fs_lock_open(struct rst_child *c)
+{
+	char path[32];
+
+	if (!c->fs_shared || c->share->fs_lock_src < 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", c->share->fs_lock_src);
+	c->fs_lock = open(path, O_RDONLY | O_CLOEXEC);
+	if (c->fs_lock < 0 || move_high(c, &c->fs_lock))
+		return child_err(c, errno, "task %d: cannot open the cwd lock: %s", c->ri->pid,
+				 strerror(errno));
+	return 0;
 }
 
 /* Where the file object @id is open in this task already, or -1. */

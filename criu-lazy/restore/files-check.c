@@ -167,7 +167,7 @@ int rst_fds_load(const struct opts *o, struct rst_images *ri)
 	int ret;
 
 	ret = load_files(ri);
-	if (ret)
+	if (ret || ri->fdt_owner)	/* its fds are its owner's */
 		return ret;
 
 	img_format_name(IMG_FDINFO, ri->ids->files_id, name, sizeof(name));

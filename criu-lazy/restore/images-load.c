@@ -283,7 +283,8 @@ static int check_pid_ns(struct rst_images *ri)
 }
 
 int rst_images_load(int dirfd, const struct opts *o, const InventoryEntry *inv,
-		    const PstreeEntry *ps, const struct rst_ghosts *ghosts, struct rst_images *ri)
+		    const PstreeEntry *ps, const struct rst_ghosts *ghosts,
+		    const struct rst_images *parent, struct rst_images *ri)
 {
 	int ret;
 
@@ -308,6 +309,10 @@ int rst_images_load(int dirfd, const struct opts *o, const InventoryEntry *inv,
 		ret = load_one(dirfd, IMG_IDS, ri->pid, &task_kobj_ids_entry__descriptor, &ri->ids);
 	if (!ret)
 		ret = check_pid_ns(ri);
+	/* its parent's descriptor table (CLONE_FILES): restored once, by the
+	 * first of its sharers (restore/fdt.c) */
+	if (!ret && parent && parent->ids->files_id == ri->ids->files_id)
+		ri->fdt_owner = parent->fdt_owner ? parent->fdt_owner : parent;
 	if (!ret)
 		ret = load_one(dirfd, IMG_MM, ri->pid, &mm_entry__descriptor, &ri->mm);
 	if (!ret)

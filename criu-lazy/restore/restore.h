@@ -16,6 +16,8 @@
  *                    children share it copy-on-write); sessions, groups,
  *                    zombies, helpers;
  *   fd-share.c       files several processes hold: made once, passed on;
+ *   fdt.c            a descriptor table several processes share
+ *                    (CLONE_FILES): restored once, by its owner;
  *   child.c (fds.c, blob-setup.c)   each task rebuilds itself
  *                    and jumps into the restorer blob (criu-lazy/pie/);
  *   lazy.c           each process's uffd to the daemon;
@@ -109,6 +111,9 @@ struct rst_images {
 	size_t nr_files;
 	struct rst_fd *fds;		/* fdinfo-<files_id>.img, ascending fd */
 	size_t nr_fds;
+	const struct rst_images *fdt_owner;	/* its descriptor table is this
+					 * process's, which restores it (CLONE_FILES,
+					 * fdt.c): fds above are empty; NULL: its own */
 
 	struct FileLockEntry **locks;	/* filelocks.img: the task's own */
 	size_t nr_locks;
@@ -222,6 +227,12 @@ struct rst_proc {
 	int parent;			/* index of its parent, -1 for the root */
 	bool stopped;			/* dumped in a group-stop: stopped again */
 	uint32_t exit_code;		/* a zombie's, in wait() encoding */
+	/* a descriptor table shared with other processes (fdt.c): the index
+	 * of the sharer that restores it (-1: this one, or not shared), and
+	 * this process's window of helper fds in it, [fdt_base, fdt_end) (0: not
+	 * shared, the window is computed by the task and open-ended) */
+	int fdt_owner;
+	int fdt_base, fdt_end;
 	struct rst_images ri;		/* ALIVE only */
 	struct rst_plan plan;		/* ALIVE only */
 	struct rst_task t;
@@ -263,11 +274,29 @@ struct rst_child {
 	int share_rx, share_tx;		/* their sockets here, or -1 */
 	bool fs_shared;			/* cwd, root, umask shared with another process */
 	int fs_lock;			/* then: flock()ed around every chdir, or -1 */
+	int helper_end;			/* helper fds are < this (0: no bound) */
+	bool fdt_sharer;		/* the table is another process's (fdt.c) */
+	int ev_w;			/* the table's owner: the tree's event pipe, or -1 */
+};
+
+/* tasks -> restore process, on the tree's event pipe (written whole) */
+enum { EV_CREATED = 1, EV_GROUP, EV_FDT_APART, EV_FDT_DONE };
+
+struct rst_event {
+	int32_t idx;		/* the process the event is about */
+	int32_t kind;
+	int32_t pid;		/* EV_CREATED: its pid here */
 };
 
 /* images-load.c / files-check.c: one process */
 int rst_images_load(int dirfd, const struct opts *o, const InventoryEntry *inv,
-		    const PstreeEntry *ps, const struct rst_ghosts *ghosts, struct rst_images *ri);
+		    const PstreeEntry *ps, const struct rst_ghosts *ghosts,
+		    const struct rst_images *parent, struct rst_images *ri);
+/* The images that hold @ri's descriptors: its own, or its table's owner's. */
+static inline const struct rst_images *rst_fdt_images(const struct rst_images *ri)
+{
+	return ri->fdt_owner ? ri->fdt_owner : ri;
+}
 void rst_images_free(struct rst_images *ri);
 const FileEntry *rst_file_find(const struct rst_images *ri, uint32_t id);
 int rst_fds_load(const struct opts *o, struct rst_images *ri);
@@ -350,6 +379,16 @@ int rst_tree_reap_dead(struct rst_tree *tree);
 int rst_tree_send(struct rst_tree *tree, struct rst_proc *p, char what);
 void rst_tree_kill(struct rst_tree *tree);
 pid_t rst_clone_with_pid(pid_t pid, uint64_t flags);
+int rst_tree_next_event(struct rst_tree *tree, struct rst_event *ev, const char *what,
+			int timeout_ms);
+void rst_tree_event(const struct rst_tree *tree, int idx, int kind, pid_t pid);
+
+/* fdt.c: descriptor tables shared between processes (CLONE_FILES) */
+int rst_fdt_plan(struct rst_tree *tree);
+int rst_fdt_apart(struct rst_tree *tree);
+int rst_fdt_rebuild_sharers(struct rst_tree *tree);
+int child_fdt_apart(struct rst_child *c, int *sync_r);
+int child_fdt_done(struct rst_child *c);
 _Noreturn void rst_proc_main(struct rst_tree *tree, int idx);
 
 /* task-create.c */
@@ -369,6 +408,9 @@ int child_err(const struct rst_child *c, int err, const char *fmt, ...)
 
 /* fds.c (child) */
 int child_fds_prepare(struct rst_child *c);
+int child_fds_move_high(struct rst_child *c, int *fd, bool keep);
+int child_fds_room(struct rst_child *c, unsigned long room);
+int child_fs_lock_open(struct rst_child *c);
 int child_fds_restore(struct rst_child *c);
 int child_file_lookup(const struct rst_child *c, uint32_t id);
 int child_file_stash(struct rst_child *c, uint32_t id, int fd);
@@ -382,6 +424,7 @@ int rst_share_plan(struct rst_tree *tree);
 void rst_share_free(struct rst_tree *tree);
 const struct rst_share_file *child_share_find(const struct rst_child *c, uint32_t id);
 bool child_file_mine(const struct rst_child *c, uint32_t id);
+size_t rst_share_count(const struct rst_share *s, int proc);
 size_t child_share_count(const struct rst_child *c);
 int child_share_prepare(struct rst_child *c);
 int child_share_open_rest(struct rst_child *c, enum fd_stage stage);

@@ -113,7 +113,8 @@ static int stage_create(struct rst_tree *tree)
 		return -errno;
 	}
 	ret = rst_tree_pipes(tree);
-
+	if (!ret)	/* after the pipes: the windows go above what the tasks inherit */
+		ret = rst_fdt_plan(tree);
 	if (!ret)
 		ret = rst_tree_create(tree);
 	for (size_t i = 0; i < tree->nr; i++)
@@ -131,19 +132,32 @@ static int stage_dead(struct rst_tree *tree)
 	return rst_tree_reap_dead(tree);
 }
 
-/* Every live task rebuilds itself at once (child.c, then its blob). */
+/* Sharers of another's descriptor table copy their helpers apart in it. */
+static int stage_fdt_apart(struct rst_tree *tree)
+{
+	return rst_fdt_apart(tree);
+}
+
+/* Every live task rebuilds itself at once (child.c, then its blob), but
+ * for those sharing another's descriptor table: stage_fdt_sharers(). */
 static int stage_rebuild(struct rst_tree *tree)
 {
 	for (size_t i = 0; i < tree->nr; i++) {
 		int ret;
 
-		if (tree->procs[i].kind != RST_PROC_ALIVE)
+		if (tree->procs[i].kind != RST_PROC_ALIVE || tree->procs[i].fdt_owner >= 0)
 			continue;
 		ret = rst_tree_send(tree, &tree->procs[i], 'r');
 		if (ret)
 			return ret;
 	}
 	return 0;
+}
+
+/* ... who do once the owner of their table has restored it (fdt.c). */
+static int stage_fdt_sharers(struct rst_tree *tree)
+{
+	return rst_fdt_rebuild_sharers(tree);
 }
 
 static int wait_blob(struct rst_tree *tree, struct rst_proc *p)
@@ -322,7 +336,11 @@ static const struct rst_stage stages[] = {
 	{ "create the tasks with their pids", stage_create, false },
 	{ "sessions and process groups", stage_groups, false },
 	{ "zombies and helpers exit", stage_dead, false },
+	{ "tasks sharing another's descriptor table keep their helper fds apart in it",
+	  stage_fdt_apart, false },
 	{ "each task rebuilds itself: memory, files, then its restorer", stage_rebuild, false },
+	{ "a task sharing another's descriptor table rebuilds itself once its owner has "
+	  "restored it", stage_fdt_sharers, false },
 	{ "tell the daemon about the zombies", stage_lazy_zombies, true },
 	{ "hand each process's userfaultfd to the daemon", stage_lazy_handover, true },
 	{ "wait for every restorer's end", stage_blobs_done, false },

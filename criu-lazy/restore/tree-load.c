@@ -125,6 +125,7 @@ static struct rst_proc *add_proc(struct rst_tree *tree, pid_t pid, pid_t pgid, p
 	p->pgid = pgid;
 	p->sid = sid;
 	p->parent = parent;
+	p->fdt_owner = -1;
 	p->t = (struct rst_task){ .sync_r = -1, .sync_w = -1, .err_r = -1, .err_w = -1,
 				  .task_uffd = -1 };
 	return p;
@@ -218,6 +219,7 @@ static int check_pid_ns(const struct rst_tree *tree, const struct rst_proc *p)
 
 static int load_proc(struct rst_tree *tree, struct rst_proc *p, const PstreeEntry *e)
 {
+	const struct rst_images *parent;
 	CoreEntry *core;
 	int ret;
 
@@ -243,12 +245,40 @@ static int load_proc(struct rst_tree *tree, struct rst_proc *p, const PstreeEntr
 	p->stopped = core->tc->task_state == TASK_STOPPED;
 	core_entry__free_unpacked(core, NULL);
 	p->kind = RST_PROC_ALIVE;
-	ret = rst_images_load(tree->dirfd, tree->o, tree->inv, e, tree->ghosts, &p->ri);
+	parent = p->parent >= 0 && tree->procs[p->parent].kind == RST_PROC_ALIVE ?
+		 &tree->procs[p->parent].ri : NULL;
+	ret = rst_images_load(tree->dirfd, tree->o, tree->inv, e, tree->ghosts, parent, &p->ri);
 	if (!ret && p != tree->procs) {
 		ret = check_pid_ns(tree, p);
 		p->ri.in_new_pid_ns = tree->procs[0].ri.new_pid_ns;
 	}
 	return ret;
+}
+
+/*
+ * A descriptor table is shared again by cloning each sharer with
+ * CLONE_FILES from its parent (fdt.c): one shared with another process
+ * but not with the parent cannot be (the dump refuses it, as CRIU does).
+ */
+static int check_files_ids(const struct rst_tree *tree)
+{
+	for (size_t i = 1; i < tree->nr; i++) {
+		const struct rst_proc *p = &tree->procs[i];
+
+		if (p->kind != RST_PROC_ALIVE || p->ri.fdt_owner)
+			continue;
+		for (size_t j = 0; j < i; j++) {
+			const struct rst_proc *q = &tree->procs[j];
+
+			if (q->kind != RST_PROC_ALIVE || q->ri.ids->files_id != p->ri.ids->files_id)
+				continue;
+			pr_err("ids-%d.img: task %d has the descriptor table (files_id %u) of task "
+			       "%d, but not its parent's: not supported", p->pid, p->pid,
+			       p->ri.ids->files_id, q->pid);
+			return -EOPNOTSUPP;
+		}
+	}
+	return 0;
 }
 
 /* After the shared memory objects exist (shmem.c): the plans avoid them. */
@@ -301,6 +331,8 @@ int rst_tree_load(struct rst_tree *tree)
 			continue;
 		ret = load_proc(tree, p, tree->entries[e++]);
 	}
+	if (!ret)
+		ret = check_files_ids(tree);
 	return ret;
 }
 

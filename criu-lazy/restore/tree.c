@@ -49,14 +49,6 @@
 #define TREE_WAIT_MS	10000	/* for one event from the tasks */
 #define DEAD_WAIT_MS	10000	/* for a zombie or helper to exit */
 
-enum { EV_CREATED = 1, EV_GROUP };
-
-struct rst_event {
-	int32_t idx;		/* the process the event is about */
-	int32_t kind;
-	int32_t pid;		/* EV_CREATED: its pid here */
-};
-
 static uint64_t now_ms(void)
 {
 	struct timespec ts;
@@ -140,7 +132,7 @@ static char wait_stage(struct rst_proc *p)
 	return c;
 }
 
-static void send_event(struct rst_tree *tree, int idx, int kind, pid_t pid)
+void rst_tree_event(const struct rst_tree *tree, int idx, int kind, pid_t pid)
 {
 	struct rst_event ev = { .idx = idx, .kind = kind, .pid = pid };
 
@@ -148,11 +140,14 @@ static void send_event(struct rst_tree *tree, int idx, int kind, pid_t pid)
 		_exit(1);
 }
 
-/* Did @k share its parent @p's cwd, root and umask (CLONE_FS)? */
-static bool shares_fs(const struct rst_proc *p, const struct rst_proc *k)
+/* What @k shares with its parent @p: CLONE_FS (cwd, root and umask) and
+ * CLONE_FILES (the descriptor table), as dumped. */
+static uint64_t share_flags(const struct rst_proc *p, const struct rst_proc *k)
 {
-	return p->kind == RST_PROC_ALIVE && k->kind == RST_PROC_ALIVE &&
-	       p->ri.ids->fs_id == k->ri.ids->fs_id;
+	if (p->kind != RST_PROC_ALIVE || k->kind != RST_PROC_ALIVE)
+		return 0;
+	return (p->ri.ids->fs_id == k->ri.ids->fs_id ? CLONE_FS : 0) |
+	       (k->ri.fdt_owner ? CLONE_FILES : 0);
 }
 
 static void fork_children(struct rst_tree *tree, int idx)
@@ -165,7 +160,7 @@ static void fork_children(struct rst_tree *tree, int idx)
 
 		if (k->parent != idx)
 			continue;
-		pid = rst_clone_with_pid(k->pid, shares_fs(p, k) ? CLONE_FS : 0);
+		pid = rst_clone_with_pid(k->pid, share_flags(p, k));
 		if (pid == 0)
 			rst_proc_main(tree, j);
 		if (pid < 0) {
@@ -197,12 +192,19 @@ static void send_created(struct rst_tree *tree, int idx)
 		_exit(1);
 	}
 	buf[n] = '\0';
-	send_event(tree, idx, EV_CREATED, atoi(buf));
+	rst_tree_event(tree, idx, EV_CREATED, atoi(buf));
 }
 
-/* Our own pipes stay; our children took their copies already. */
+/*
+ * Our own pipes stay; our children took their copies already.  In a
+ * descriptor table shared with other processes nothing goes yet: another
+ * sharer may not have forked its children, or read its stages, and the
+ * owner's close at the rebuild closes it all (fdt.c).
+ */
 static void close_foreign_pipes(struct rst_tree *tree, int idx)
 {
+	if (tree->procs[idx].fdt_end)
+		return;
 	for (size_t i = 0; i < tree->nr; i++) {
 		struct rst_task *t = &tree->procs[i].t;
 
@@ -283,9 +285,6 @@ static void reap_helpers(struct rst_tree *tree, int idx)
 static _Noreturn void proc_restore(struct rst_tree *tree, struct rst_proc *p,
 				    struct rst_child *c)
 {
-	for (size_t i = 0; i < tree->nr; i++)
-		c->fs_shared |= tree->procs + i != p && tree->procs[i].kind == RST_PROC_ALIVE &&
-			       tree->procs[i].ri.ids->fs_id == p->ri.ids->fs_id;
 	reap_helpers(tree, p - tree->procs);
 	drain_sigchld();
 	close(p->t.sync_r);
@@ -300,8 +299,15 @@ _Noreturn void rst_proc_main(struct rst_tree *tree, int idx)
 		.pages_fd = p->ri.pi.pages_fd, .tty_fd = -1, .exe_fd = -1,
 		.lazy = tree->lazy_sock >= 0, .lazy_features = tree->lazy_features,
 		.share = &tree->share, .self = idx, .share_rx = -1, .share_tx = -1,
-		.fs_lock = -1,
+		.fs_lock = -1, .ev_w = -1,
+		.helper_base = p->fdt_base, .helper_end = p->fdt_end,
+		.fdt_sharer = p->fdt_owner >= 0,
 	};
+	char stage;
+
+	for (size_t i = 0; p->kind == RST_PROC_ALIVE && i < tree->nr; i++)
+		c.fs_shared |= tree->procs + i != p && tree->procs[i].kind == RST_PROC_ALIVE &&
+			       tree->procs[i].ri.ids->fs_id == p->ri.ids->fs_id;
 
 	if (idx)
 		send_created(tree, idx);
@@ -333,11 +339,22 @@ _Noreturn void rst_proc_main(struct rst_tree *tree, int idx)
 	if (wait_stage(p) != 'p')
 		_exit(1);
 	join_group(tree, p);
-	send_event(tree, idx, EV_GROUP, 0);
+	rst_tree_event(tree, idx, EV_GROUP, 0);
 
-	if (wait_stage(p) != 'r')
+	stage = wait_stage(p);
+	if (stage == 'f') {	/* a sharer: our helpers apart in the table */
+		if (child_fdt_apart(&c, &p->t.sync_r))
+			_exit(1);
+		p->t.err_w = c.err_fd;	/* the old number is the owner's to close */
+		rst_tree_event(tree, idx, EV_FDT_APART, 0);
+		stage = wait_stage(p);
+	}
+	if (stage != 'r')
 		_exit(1);
-	close(tree->ev_w);
+	if (p->fdt_owner < 0 && p->fdt_end)
+		c.ev_w = tree->ev_w;	/* the owner: EV_FDT_DONE once its fds are in */
+	else if (!p->fdt_end)
+		close(tree->ev_w);	/* (a sharer's is the owner's to close) */
 	if (p->kind == RST_PROC_ZOMBIE)
 		zombie_exit(p);
 	if (p->kind == RST_PROC_HELPER)
@@ -404,9 +421,10 @@ static int check_tasks(struct rst_tree *tree)
 }
 
 /* The next event from the tasks, watching for their failures meanwhile. */
-static int next_event(struct rst_tree *tree, struct rst_event *ev, const char *what)
+int rst_tree_next_event(struct rst_tree *tree, struct rst_event *ev, const char *what,
+			int timeout_ms)
 {
-	uint64_t deadline = now_ms() + TREE_WAIT_MS;
+	uint64_t deadline = now_ms() + timeout_ms;
 
 	for (;;) {
 		struct pollfd pfd = { .fd = tree->ev_r, .events = POLLIN };
@@ -430,7 +448,7 @@ static int next_event(struct rst_tree *tree, struct rst_event *ev, const char *w
 		if (ret)
 			return ret;
 		if (now_ms() > deadline) {
-			pr_err("no %s within %d s", what, TREE_WAIT_MS / 1000);
+			pr_err("no %s within %d s", what, timeout_ms / 1000);
 			return -ETIMEDOUT;
 		}
 	}
@@ -446,7 +464,7 @@ int rst_tree_create(struct rst_tree *tree)
 		struct rst_event ev;
 		struct rst_proc *p;
 
-		ret = next_event(tree, &ev, "new task");
+		ret = rst_tree_next_event(tree, &ev, "new task", TREE_WAIT_MS);
 		if (ret)
 			break;
 		p = &tree->procs[ev.idx];
@@ -484,7 +502,8 @@ int rst_tree_groups(struct rst_tree *tree)
 		}
 		while (sent--) {
 			struct rst_event ev;
-			int ret = next_event(tree, &ev, "process group set");
+			int ret = rst_tree_next_event(tree, &ev, "process group set",
+						      TREE_WAIT_MS);
 
 			if (ret)
 				return ret;

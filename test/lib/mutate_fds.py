@@ -170,6 +170,13 @@ def write_more_into_pipe_31(task):
         f.write(b"!")
 
 
+def write_into_pipe_43(task):
+    """A byte into the pipe of the table root and child share, before the
+    root's "ping": the child reads it first."""
+    with open(f"/proc/{task.pid}/fd/43", "wb") as f:
+        f.write(b"!")
+
+
 def send_datagram_through_32(task):
     """A datagram more into the child's fd 33 through the root's fd 32."""
     write_stolen(task, 32, b"!")

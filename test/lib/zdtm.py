@@ -289,6 +289,11 @@ ZDTM_TESTS = [
     ZdtmTest("share_sockets", tree=True, host_names=True),
     ZdtmTest("share_kobj", tree=True),
     ZdtmTest("share_fs", tree=True),
+    # one descriptor table shared by processes (CLONE_FILES), with CLONE_FS
+    # too, and three sharers (restore/fdt.c)
+    ZdtmTest("share_fdtable", tree=True),
+    ZdtmTest("share_fdtable", ("--fs",), label="fs", tree=True),
+    ZdtmTest("share_fdtable", ("--chain",), label="chain", tree=True),
     # lazy modes: the pages come only on faults, while both processes read
     # and write the pipes and sockets they share
     ZdtmTest("share_pipes", label="faults", tree=True, defer_background=True),

@@ -9,8 +9,6 @@
  * moves into share-d1 and sets umask 077; then the root must be in
  * share-d1 with umask 077: what one changes, the other sees.
  *
- * --files: the child is cloned with CLONE_FILES too (one descriptor
- * table), which the dump refuses (test_tree.py).
  * --not-parent: the child clones a grandchild with CLONE_FS, then leaves
  * the fs it shared (unshare): the root and the grandchild still share
  * theirs, but the grandchild's parent does not, which the dump refuses;
@@ -105,17 +103,13 @@ int main(int argc, char **argv)
 		.clone_flags = CLONE_FS, .child_setup = child_setup,
 		.root_check = root_check, .child_check = child_check, .root_after = root_after,
 	};
-	static int files;
 	static const struct test_opt opts[] = {
-		{ "files", TEST_OPT_FLAG, &files, 0, "share the descriptor table too" },
 		{ "not-parent", TEST_OPT_FLAG, &not_parent, 0,
 		  "a grandchild shares the root's fs, its parent not" },
 		{ NULL },
 	};
 
 	test_init(argc, argv, opts);
-	if (files)
-		tp.clone_flags |= CLONE_FILES;
 	if (!getcwd(top, sizeof(top)))
 		fail("getcwd: %m");
 	if ((mkdir("share-d1", 0755) && errno != EEXIST) ||
