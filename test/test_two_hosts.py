@@ -13,6 +13,13 @@ Failure across the link: the page server killed by pid, or the link cut
 daemon says which connection failed and exits non-zero, and the task gets
 SIGBUS (or SIGSEGV) on the pages that can no longer arrive, never hangs.
 
+Every zdtm program that holds names of its network namespace (abstract
+unix names, netlink ports, TCP and UDP ports and connections) runs in the
+lazy-migrate mode between the two (test_migrate_zdtm), which one host
+cannot do: there its copy would need what the frozen source still holds.
+The lock of its TCP connections is put in the destination under the
+dump's names, as an orchestrator would, before the restore.
+
 A TCP connection migrates too (test_migrate_tcp): the task runs in the
 source with an address of its own on the source's loopback, connected to a
 peer in the destination; dumped with --tcp-established (the lock in the
@@ -30,9 +37,10 @@ import time
 
 import pytest
 
-from lib import hosts as hosts_mod, lazy, netlock, procs as P
+from lib import hosts as hosts_mod, lazy, netlock, procs as P, procstate
+from lib.modes import LazyMigrate
 from lib.tool import assert_ok
-from lib.zdtm import ZdtmTask, ZdtmTest
+from lib.zdtm import ZDTM_TESTS, ZdtmTask, ZdtmTest, missing_cpu_flags
 
 TIMEOUT = 60
 PAGE = 4096
@@ -150,6 +158,38 @@ def test_migrate(spec, daemon_args, hosts, zdtm, tool, procs, workdir):
     assert got >= sent * PAGE, (
         f"{hosts.dst.name}:{hosts_mod.VETH} received {got} bytes, less than the "
         f"{sent} pages ({sent * PAGE} bytes) the page server sent")
+
+
+HOST_NAMES = [pytest.param(s, id=s.id) for s in ZDTM_TESTS if s.host_names]
+
+
+@pytest.mark.parametrize("spec", HOST_NAMES)
+def test_migrate_zdtm(spec, hosts, tool, procs, workdir):
+    """The lazy-migrate mode of test_zdtm.py with the task in the source
+    namespace and its copy restored in the destination: what /proc shows
+    is the same, the program passes, the transfer ends cleanly."""
+    missing = missing_cpu_flags(spec)
+    if missing:
+        pytest.skip(f"this CPU lacks {', '.join(missing)}")
+    for h in hosts.hosts():
+        ip(h, "link", "set", "lo", "up")
+    mode = LazyMigrate(tool, procs, workdir, hosts=hosts)
+    why = mode.unsupported(spec)
+    assert not why, why
+    task = ZdtmTask(spec, workdir, procs, pid_ns=True, prefix=hosts.src.enter()).start()
+    assert hosts.src.holds(task.pid), f"the task is not in {hosts.src.name}"
+    before = procstate.settled_snapshot(task.pid, spec.ignore_fd_pos,
+                                        threads_vary=spec.threads_vary)
+    mode.cycle(task, 1)
+    assert hosts.dst.holds(task.pid), f"the restored task is not in {hosts.dst.name}"
+    if not netlock.missing_tools("nftables") + netlock.missing_tools("iptables"):
+        assert destination_locks(hosts.dst) == 0, "the restore left the destination locked"
+    changes = procstate.settled_diff(task.pid, before, spec.ignore_fd_pos,
+                                     threads_vary=spec.threads_vary)
+    assert not changes, (f"after the migration, /proc/{task.pid} differs from before:\n" +
+                         "\n".join(changes))
+    task.check_pass()
+    mode.finish()
 
 
 SERVICE_ADDR = "10.231.1.1"	# the migrating task's own address

@@ -222,10 +222,17 @@ class LazyMigrate(Mode):
     name = "lazy-migrate"
     pid_ns = True
 
-    def __init__(self, tool, tracker, workdir):
+    def __init__(self, tool, tracker, workdir, hosts=None):
+        """hosts: a lib.hosts.TwoHosts: the dump (and its page server) in
+        hosts.src, the daemon and the restore in hosts.dst, the pages over
+        their link; the task must run in hosts.src."""
         super().__init__(tool, tracker, workdir)
         self.transfers = []	# (imgdir, dump, daemon, source pid)
         self.task = None
+        self.hosts = hosts
+        self.src_tool = hosts.src.tool() if hosts else tool
+        self.dst_tool = hosts.dst.tool() if hosts else tool
+        self.address = hosts.src.addr if hosts else "127.0.0.1"
 
     @classmethod
     def unavailable(cls):
@@ -234,15 +241,19 @@ class LazyMigrate(Mode):
         return None
 
     def unsupported(self, spec):
-        if spec.host_names:
+        if spec.host_names and not self.hosts:
             return ("its copy cannot bind the abstract unix names or ports the dumped "
-                    "task holds until the migration ends (one host, one network namespace)")
+                    "task holds until the migration ends (one host, one network namespace; "
+                    "test_two_hosts.py::test_migrate_zdtm runs it between two)")
+        # two network namespaces still share the file system and devpts
         if spec.host_locks:
             return ("its copy cannot take the write locks the dumped task holds until the "
-                    "migration ends (one host); file_locks-read-only runs here")
+                    "migration ends (one file system, also between the two hosts of "
+                    "test_two_hosts.py); file_locks-read-only runs here")
         if spec.host_ptys:
             return ("its copy cannot have the pty numbers the dumped task holds until the "
-                    "migration ends (one host, one devpts)")
+                    "migration ends (one devpts, also between the two hosts of "
+                    "test_two_hosts.py)")
         return None
 
     def cycle(self, task, n, between=None):
@@ -252,20 +263,24 @@ class LazyMigrate(Mode):
         port = free_port()
         source = task.pid
         dump = lazy.Daemon(
-            self.procs, self.tool,
-            ["dump", "-t", source, "-D", imgdir, "--lazy-pages", "--address", "127.0.0.1",
+            self.procs, self.src_tool,
+            ["dump", "-t", source, "-D", imgdir, "--lazy-pages", "--address", self.address,
              "--port", port, *task.spec.cr_opts, *task.spec.dump_opts],
             self.dir / f"dump-{n}.log", self.dir / f"dump-{n}.out", f"dump #{n}",
             ready_timeout=DUMP_TIMEOUT)	# ready = every image written, as a plain dump
-        args = ["lazy-pages", "-D", imgdir, "--page-server", "--address", "127.0.0.1",
+        if self.hosts:
+            # what the orchestrator of a migration does: the connections
+            # locked in the destination too, under the dump's names
+            netlock.lock_like_dump(self.hosts.dst.enter(), imgdir)
+        args = ["lazy-pages", "-D", imgdir, "--page-server", "--address", self.address,
                 "--port", port]
         if task.spec.defer_background:
             args.append("--no-background-fetch")
-        daemon = lazy.Daemon(self.procs, self.tool, args, self.dir / f"lazy-pages-{n}.log",
+        daemon = lazy.Daemon(self.procs, self.dst_tool, args, self.dir / f"lazy-pages-{n}.log",
                              self.dir / f"lazy-pages-{n}.out", f"lazy-pages #{n}")
         pidfile = self.dir / f"restore-{n}.pid"
-        res = self.tool.restore(imgdir, self.dir / f"restore-{n}.log", RESTORE_TIMEOUT,
-                                pidfile=pidfile, extra=("--lazy-pages", *task.spec.cr_opts))
+        res = self.dst_tool.restore(imgdir, self.dir / f"restore-{n}.log", RESTORE_TIMEOUT,
+                                    pidfile=pidfile, extra=("--lazy-pages", *task.spec.cr_opts))
         assert_ok(res, f"restore #{n} of {task.spec.id} (dumped as pid {source})")
         task.expect_restored(pidfile)
         task.note_mode(self.name)

@@ -8,9 +8,11 @@ dumps left: the nftables tables of the run ids in its images, the rules of
 the ports of its connections.  Other tests run at the same time on this
 machine, so nothing else is ever touched.
 """
+import ipaddress
 import json
 import re
 import shutil
+import struct
 import subprocess
 from pathlib import Path
 
@@ -116,3 +118,67 @@ class Guard:
                 left.append(f"nft table {table}")
                 _run([sbin_which("nft"), "delete", "table", *table.split()])
         return left
+
+
+def _addr(words):
+    """An inet_sk_entry address (the kernel's bytes in uint32 words)."""
+    return ipaddress.ip_address(struct.pack(f"<{len(words)}I", *words))
+
+
+def image_conns(imgdir):
+    """(method, run id, [(version, src, sport, dst, dport)]) of the TCP
+    connections a dump locked: IPv4-mapped IPv6 addresses as IPv4, as the
+    dump's iptables rules take them."""
+    inv = (_show(Path(imgdir) / "inventory.img") or [{}])[0]
+    method = {"nftables": 1, "skip": 2}.get(inv.get("network_lock_method"),
+                                          inv.get("network_lock_method", 0))
+    conns = []
+    for e in _show(Path(imgdir) / "files.img"):
+        isk = e.get("isk")
+        if not isk or not isk.get("dst_port") or isk.get("proto") not in (6, "IPPROTO_TCP"):
+            continue
+        src, dst = _addr(isk["src_addr"]), _addr(isk["dst_addr"])
+        if src.version == 6 and src.ipv4_mapped:
+            src, dst = src.ipv4_mapped, dst.ipv4_mapped
+        conns.append((src.version, str(src), isk["src_port"], str(dst), isk["dst_port"]))
+    return method, inv.get("dump_criu_run_id"), conns
+
+
+def lock_like_dump(prefix, imgdir):
+    """What the orchestrator of a migration does before the connections'
+    addresses arrive where they go: lock them there as the dump locked them
+    here, under the dump's names (the restore's unlock removes that lock;
+    it locks nothing itself, as CRIU's).  prefix: the command that runs a
+    tool there (nsenter --net=...)."""
+    method, run_id, conns = image_conns(imgdir)
+    if not conns or method == 2:
+        return
+    if method == 1:
+        t = f"inet CRIU-{run_id}"
+        lines = [f"add table {t}"]
+        for hook in ("input", "output"):
+            lines += [f"add chain {t} {hook} {{ type filter hook {hook} priority 0; }}",
+                      f"add rule {t} {hook} meta mark {MARK} accept"]
+        for v, ip in ((4, "ip"), (6, "ip6")):
+            lines.append(f"add set {t} conns{v} {{ type ipv{v}_addr . inet_service . "
+                         f"ipv{v}_addr . inet_service; }}")
+            for hook in ("input", "output"):
+                lines.append(f"add rule {t} {hook} {ip} saddr . tcp sport . {ip} daddr . "
+                             f"tcp dport @conns{v} drop")
+        for v, src, sport, dst, dport in conns:
+            lines.append(f"add element {t} conns{v} {{ {dst} . {dport} . {src} . {sport}, "
+                         f"{src} . {sport} . {dst} . {dport} }}")
+        p = subprocess.run([*map(str, prefix), sbin_which("nft"), "-f", "-"],
+                           input="".join(f"{l}\n" for l in lines), capture_output=True,
+                           text=True, timeout=TIMEOUT)
+        assert p.returncode == 0, f"nft -f - (the destination's lock): {p.stderr.strip()}"
+        return
+    for v, src, sport, dst, dport in conns:
+        cmd = sbin_which("iptables" if v == 4 else "ip6tables")
+        for chain, a, ap, b, bp in (("INPUT", dst, dport, src, sport),
+                                    ("OUTPUT", src, sport, dst, dport)):
+            rc, _, err = _run([*map(str, prefix), cmd, "-w", "10", "-t", "filter", "-I", chain,
+                               "--protocol", "tcp", "-m", "mark", "!", "--mark", MARK,
+                               "--source", a, "--sport", str(ap), "--destination", b,
+                               "--dport", str(bp), "-j", "DROP"])
+            assert rc == 0, f"{cmd} -I {chain} (the destination's lock): {err.strip()}"
