@@ -14,11 +14,13 @@ daemon says which connection failed and exits non-zero, and the task gets
 SIGBUS (or SIGSEGV) on the pages that can no longer arrive, never hangs.
 
 Every zdtm program that holds names of its network namespace (abstract
-unix names, netlink ports, TCP and UDP ports and connections) runs in the
-lazy-migrate mode between the two (test_migrate_zdtm), which one host
-cannot do: there its copy would need what the frozen source still holds.
-The lock of its TCP connections is put in the destination under the
-dump's names, as an orchestrator would, before the restore.
+unix names, netlink ports, TCP and UDP ports and connections) or ptys runs
+in the lazy-migrate mode between the two (test_migrate_zdtm), which one
+host cannot do: there its copy would need what the frozen source still
+holds.  The lock of its TCP connections is put in the destination under
+the dump's names, as an orchestrator would, before the restore; a
+program with ptys is restored with a devpts instance of its own.  File
+locks stay out: the two hosts share one file system.
 
 A TCP connection migrates too (test_migrate_tcp): the task runs in the
 source with an address of its own on the source's loopback, connected to a
@@ -160,20 +162,35 @@ def test_migrate(spec, daemon_args, hosts, zdtm, tool, procs, workdir):
         f"{sent} pages ({sent * PAGE} bytes) the page server sent")
 
 
-HOST_NAMES = [pytest.param(s, id=s.id) for s in ZDTM_TESTS if s.host_names]
+HOST_BOUND = [pytest.param(s, id=s.id) for s in ZDTM_TESTS
+              if (s.host_names or s.host_ptys) and not s.host_locks]
 
 
-@pytest.mark.parametrize("spec", HOST_NAMES)
+def other_host(snap, own_mounts):
+    """A /proc snapshot as a copy on another host keeps it: with a mount
+    namespace of its own (own_mounts) every file's mount id is new, and a
+    pty's inode is its devpts instance's."""
+    fds = {}
+    for fd, (target, fields) in snap["fds"].items():
+        drop = ("mnt_id",) if own_mounts else ()
+        if target.startswith(("/dev/pts/", "/dev/ptmx")):
+            drop += ("ino",)
+        fds[fd] = (target, tuple(f for f in fields if f[0] not in drop))
+    return {**snap, "fds": fds}
+
+
+@pytest.mark.parametrize("spec", HOST_BOUND)
 def test_migrate_zdtm(spec, hosts, tool, procs, workdir):
     """The lazy-migrate mode of test_zdtm.py with the task in the source
-    namespace and its copy restored in the destination: what /proc shows
-    is the same, the program passes, the transfer ends cleanly."""
+    namespace and its copy restored in the destination (with a devpts of
+    its own for a program that holds ptys): what /proc shows is the same,
+    the program passes, the transfer ends cleanly."""
     missing = missing_cpu_flags(spec)
     if missing:
         pytest.skip(f"this CPU lacks {', '.join(missing)}")
     for h in hosts.hosts():
         ip(h, "link", "set", "lo", "up")
-    mode = LazyMigrate(tool, procs, workdir, hosts=hosts)
+    mode = LazyMigrate(tool, procs, workdir, hosts=hosts, own_devpts=spec.host_ptys)
     why = mode.unsupported(spec)
     assert not why, why
     task = ZdtmTask(spec, workdir, procs, pid_ns=True, prefix=hosts.src.enter()).start()
@@ -184,8 +201,9 @@ def test_migrate_zdtm(spec, hosts, tool, procs, workdir):
     assert hosts.dst.holds(task.pid), f"the restored task is not in {hosts.dst.name}"
     if not netlock.missing_tools("nftables") + netlock.missing_tools("iptables"):
         assert destination_locks(hosts.dst) == 0, "the restore left the destination locked"
-    changes = procstate.settled_diff(task.pid, before, spec.ignore_fd_pos,
-                                     threads_vary=spec.threads_vary)
+    changes = procstate.diff(other_host(before, spec.host_ptys), other_host(
+        procstate.settled_snapshot(task.pid, spec.ignore_fd_pos,
+                                   threads_vary=spec.threads_vary), spec.host_ptys))
     assert not changes, (f"after the migration, /proc/{task.pid} differs from before:\n" +
                          "\n".join(changes))
     task.check_pass()

@@ -39,6 +39,17 @@ def unavailable():
     return None
 
 
+# a new mount namespace whose /dev/pts is a devpts instance of its own,
+# /dev/ptmx its ptmx; then the command
+OWN_DEVPTS = ("mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts /dev/pts && "
+              "mount --bind /dev/pts/ptmx /dev/ptmx && exec \"$@\"")
+
+
+def own_devpts_prefix():
+    unshare = shutil.which("unshare", path="/usr/bin:/bin:/usr/sbin:/sbin")
+    return (unshare, "--mount", "--propagation", "private", "sh", "-c", OWN_DEVPTS, "sh")
+
+
 def run_helper(*args):
     p = subprocess.run([str(NETNS_LINK), *args], stdin=subprocess.DEVNULL,
                        capture_output=True, text=True, timeout=HELPER_TIMEOUT)
@@ -75,8 +86,12 @@ class Host:
     def enter(self):
         return (nsenter(), f"--net={self.path}")
 
-    def tool(self):
-        return Tool(paths.TOOL, prefix=self.enter())
+    def tool(self, own_devpts=False):
+        """criu-lazy run inside; own_devpts: in a mount namespace of its own
+        with a devpts instance of its own (new pty numbers: a host of its
+        own for ptys too), which lives as long as what runs in it."""
+        return Tool(paths.TOOL, prefix=self.enter() + (own_devpts_prefix() if own_devpts
+                                                      else ()))
 
     def holds(self, pid):
         try:

@@ -332,7 +332,13 @@ static void kill_tree(void)
 		return;
 	/* orphans come to us, to be reaped here, not by whoever started us */
 	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-	kill_descendants(tree_root);
+	/* the init of a pid namespace (lazy-migrate) may see another
+	 * namespace's /proc, where pid 1 is someone else: it ends everything
+	 * in its namespace instead */
+	if (tree_root == 1)
+		kill(-1, SIGKILL);
+	else
+		kill_descendants(tree_root);
 	while (waitpid(-1, NULL, __WALL) > 0 || errno == EINTR)
 		;
 }
