@@ -162,8 +162,9 @@ static void out_truncate(struct ps_conn *c, size_t n)
 
 /*
  * Read the data of the replies queued since the last call: consecutive
- * replies of one task in one store read.  A read that fails drops the
- * session; the replies it was for are never sent.
+ * replies of one task in one store read.  Replies that point into a
+ * mapping among them need nothing.  A read that fails drops the session;
+ * the replies it was for are never sent.
  */
 static void fill_replies(struct ps_conn *c, uint64_t now_ns)
 {
@@ -172,13 +173,18 @@ static void fill_replies(struct ps_conn *c, uint64_t now_ns)
 
 	while (c->nr_unfilled) {
 		size_t first = c->out_nr - c->nr_unfilled, i;
-		pid_t pid = out_at(c, first)->head.iov.dst_id;
+		pid_t pid;
 		int n = 0, ret;
 
+		if (!out_at(c, first)->buf) {
+			c->nr_unfilled--;
+			continue;
+		}
+		pid = out_at(c, first)->head.iov.dst_id;
 		for (i = first; i < c->out_nr && n < READ_IOVS; i++, n++) {
 			struct ps_out *o = out_at(c, i);
 
-			if ((pid_t)o->head.iov.dst_id != pid)
+			if ((pid_t)o->head.iov.dst_id != pid || !o->buf)
 				break;
 			local[n] = (struct iovec){ o->buf, o->data_len };
 			remote[n] = (struct iovec){ (void *)(uintptr_t)o->head.iov.vaddr, o->data_len };
@@ -246,7 +252,7 @@ static void serve_get(struct ps_conn *c, const struct page_server_iov *req, uint
 		return drop(c, now_ns, "out of memory for the reply to GET task %d at 0x%llx",
 			    pid, (unsigned long long)req->vaddr);
 	}
-	if (reply.buf)
+	if (reply.buf || c->nr_unfilled)	/* from the first one to read on */
 		c->nr_unfilled++;
 	c->nr_gets++;
 	c->nr_pages += n;

@@ -79,7 +79,7 @@ struct ps_conn {
 	size_t out_head, out_nr, out_cap;
 	uint64_t out_off;	/* bytes of out[out_head] already sent */
 	uint64_t out_bytes;	/* bytes queued in all */
-	size_t nr_unfilled;	/* the last replies of the queue, data not read yet */
+	size_t nr_unfilled;	/* the last replies of the queue, from the first not read yet */
 
 	uint64_t nr_gets, nr_pages;
 	struct ps_conn *next;
