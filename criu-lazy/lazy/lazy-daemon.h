@@ -73,6 +73,7 @@ struct lazy_daemon {
 	int signal_fd;
 	bool restore_finished;
 	bool failed;
+	uint64_t last_fault_ns;		/* the last fault read (background chunks stay small) */
 
 	struct lazy_task *tasks;
 	struct lazy_task *bg_next;	/* round robin of background delivery */
@@ -85,7 +86,9 @@ struct lazy_daemon {
 
 #define LAZY_FAULT_WINDOW_PAGES	16	/* 64 KiB aligned fault-around */
 #define LAZY_XFER_MIN_PAGES	16	/* background chunk: 64 KiB ... */
-#define LAZY_XFER_MAX_PAGES	1024	/* ... growing to 4 MiB */
+#define LAZY_XFER_MAX_PAGES	1024	/* ... growing to 4 MiB, */
+#define LAZY_XFER_BUSY_PAGES	64	/* but 256 KiB at most ... */
+#define LAZY_FAULTS_ACTIVE_NS	(100 * 1000000ULL)	/* ... within 100 ms of a fault */
 #define RESTORE_FINISHED_MAGIC	0x52535446u
 
 /* lazy-task.c */

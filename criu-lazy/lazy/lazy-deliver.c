@@ -421,23 +421,30 @@ int lazy_request_done(struct lazy_daemon *d, struct lazy_task *t, uint64_t img_s
 /*
  * One chunk of background delivery for the next task that has something
  * left, its working set installed and room for a request; the chunk grows
- * while nothing interrupts it.  Only once the restore has finished, and
- * not with --no-background-fetch.
+ * while nothing interrupts it, but stays at 256 KiB while faults come in
+ * (a fault waits for the chunk being copied: a 4 MiB copy takes over 10 ms
+ * in a loaded VM, and a task that faults every few ms would spend its time
+ * behind them).  Only once the restore has finished, and not with
+ * --no-background-fetch.
  */
 int lazy_background_step(struct lazy_daemon *d)
 {
 	struct lazy_task *t = d->bg_next ? d->bg_next : d->tasks;
 	struct lazy_task *first = t;
+	uint64_t max;
 
 	if (!t || !d->restore_finished || d->o->no_background)
 		return 0;
+	max = evloop_now_ns() - d->last_fault_ns < LAZY_FAULTS_ACTIVE_NS ?
+	      LAZY_XFER_BUSY_PAGES : LAZY_XFER_MAX_PAGES;
 	do {
 		struct lazy_task *next = t->next ? t->next : d->tasks;
 		struct lazy_span span;
 
 		if (!t->gone && t->model.nr_pending && !lazy_prefetch_left(t) &&
 		    d->src->ops->can_prefetch(d->src, t) &&
-		    lazy_model_take_next(&t->model, t->xfer_pages, &span)) {
+		    lazy_model_take_next(&t->model, t->xfer_pages < max ? t->xfer_pages : max,
+					 &span)) {
 			d->bg_next = next;
 			if (t->xfer_pages < LAZY_XFER_MAX_PAGES)
 				t->xfer_pages *= 2;

@@ -268,6 +268,8 @@ int lazy_handle_uffd(struct lazy_daemon *d, struct lazy_task *t)
 		return ret;
 	t_ns = evloop_now_ns();
 	LAZY_COUNT(d, t, faults, nr_faults);
+	if (nr_faults)
+		d->last_fault_ns = t_ns;
 	ret = lazy_retry_deferred(d, t);
 	for (size_t i = 0; i < nr_faults && !ret; i++)
 		ret = serve_fault(d, t, faults[i], t_ns);
