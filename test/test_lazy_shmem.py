@@ -9,20 +9,22 @@
   processes touched it.
 - The daemon stopped while shared memory is still lazy: the processes that
   touch a missing page die of SIGBUS, neither hang nor read zeros.
-- A shared region some VMA maps PROT_NONE, and a memfd with pages outside
-  every view of it, are restored eagerly, with one line in the restore's
-  log saying why.
+- A shared region some VMA maps PROT_NONE, a memfd with pages outside
+  every view of it, and all shared memory when the daemon is not
+  criu-lazy's own binary (CRIU's would put zero pages into it), are
+  restored eagerly, with one line in the restore's log saying why.
 
 Every process is ended by its pid; every wait has a timeout.
 """
 import os
 import re
+import shutil
 import signal
 
 import pytest
 
 from lib import lazy, modes, procs as P
-from lib.tool import assert_ok
+from lib.tool import Tool, assert_ok
 from lib.zdtm import ZdtmTest
 
 TIMEOUT = 60
@@ -128,3 +130,30 @@ def test_memfd_pages_outside_views_restore_eagerly(zdtm, tool, procs, workdir):
     assert len(said) == 1, log[-3000:]
     # the other three objects stay lazy: 1 MiB, /dev/zero and a memfd of 64 pages
     assert lazy.read_stats(imgdir)["pages_shmem"] == 256 + 64 + 64
+
+
+def test_other_daemon_gets_no_shared_memory(zdtm, tool, procs, workdir):
+    """The daemon is another binary (a copy of ours stands in for CRIU's):
+    the restore sees it behind the socket and fills shared memory itself."""
+    other = workdir / "other-lazy-pages"
+    shutil.copy(tool.binary, other)
+    spec = ZdtmTest("shmem_lazy_share", ("--size", "1M"), label="other", tree=True)
+    task = zdtm(spec)
+    imgdir = workdir / "images"
+    imgdir.mkdir()
+    task.note_tree()
+    assert_ok(tool.dump(task.pid, imgdir, workdir / "dump.log", TIMEOUT), "dump")
+    task.expect_gone()
+    daemon = lazy.Daemon(procs, Tool(other), ["lazy-pages", "-D", imgdir],
+                         workdir / "lazy-pages.log", workdir / "lazy-pages.out", "lazy-pages")
+    pidfile = workdir / "restore.pid"
+    assert_ok(tool.restore(imgdir, workdir / "restore.log", TIMEOUT, pidfile=pidfile,
+                           extra=["--lazy-pages"]), "restore --lazy-pages")
+    task.expect_restored(pidfile)
+    task.check_pass()
+    daemon.expect_clean_exit()
+    log = (workdir / "restore.log").read_text()
+    said = re.findall(r"restored eagerly, the lazy-pages daemon is not criu-lazy's", log)
+    assert len(said) == 3, log[-3000:]		# the region, /dev/zero, the memfd
+    st = lazy.check_stats(imgdir, daemon.text())
+    assert st["pages_shmem"] == 0, st

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -70,11 +71,24 @@ uint64_t rst_lazy_kernel_features(void)
 	return api.features;
 }
 
+/* Is process @pid running our own binary (not CRIU's lazy-pages)? */
+static bool same_binary(pid_t pid)
+{
+	struct stat ours, theirs;
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/exe", pid);
+	return pid > 0 && !stat("/proc/self/exe", &ours) && !stat(path, &theirs) &&
+	       ours.st_dev == theirs.st_dev && ours.st_ino == theirs.st_ino;
+}
+
 /*
  * The daemon gets every task's userfaultfd, so it can write their memory:
  * it must run as root or as us (SO_PEERCRED of its listening socket).
+ * Only our own daemon fills shared memory (lazy-pages.md): with another
+ * (CRIU's), it is restored eagerly (restore/shmem-lazy.c).
  */
-static int check_daemon(int fd, const char *path)
+static int check_daemon(struct rst_tree *tree, int fd, const char *path)
 {
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
@@ -83,8 +97,10 @@ static int check_daemon(int fd, const char *path)
 		pr_perror("%s: no credentials of the lazy-pages daemon", path);
 		return -errno;
 	}
-	if (cred.uid == 0 || cred.uid == geteuid())
+	if (cred.uid == 0 || cred.uid == geteuid()) {
+		tree->lazy_daemon_ours = same_binary(cred.pid);
 		return 0;
+	}
 	pr_err("%s: the lazy-pages daemon there (pid %d) runs as uid %u, neither root nor us: "
 	       "it would get the tasks' userfaultfds", path, cred.pid, cred.uid);
 	return -EPERM;
@@ -116,7 +132,7 @@ int rst_lazy_connect(struct rst_tree *tree)
 		close(fd);
 		return ret;
 	}
-	ret = check_daemon(fd, addr.sun_path);
+	ret = check_daemon(tree, fd, addr.sun_path);
 	if (ret) {
 		close(fd);
 		return ret;

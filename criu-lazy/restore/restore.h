@@ -251,6 +251,7 @@ struct rst_tree {
 	int lazy_sock;			/* connected to the lazy-pages daemon, or -1 */
 	struct rst_ghosts *ghosts;	/* deleted files made again (ghost.c) */
 	uint64_t lazy_features;
+	bool lazy_daemon_ours;		/* criu-lazy's daemon: it fills shared memory */
 	struct rst_share share;		/* files shared between processes */
 	uint64_t t_start, fork_us, pages_filled;
 };

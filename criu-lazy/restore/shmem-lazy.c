@@ -7,7 +7,8 @@
  * registered, or a read(2)/write(2) on a descriptor, would find a hole and
  * put a zero page into the object for everyone.  So an object is lazy only
  *   - with --lazy-pages, on a kernel that registers shmem (MISSING_SHMEM),
- *     and with dumped pages to deliver;
+ *     with our own daemon (CRIU's answers a fault it has no page for with
+ *     a zero page), and with dumped pages to deliver;
  *   - in a tree that keeps our pid namespace (the daemon finds a task's
  *     VMAs by its pid);
  *   - where every VMA of it, in every process, is shared, readable (a later
@@ -171,6 +172,11 @@ bool rst_shmem_lazy(struct rst_tree *tree, const struct rst_shmem *s, uint64_t f
 			pages = true;
 	if (!pages)
 		return false;	/* nothing to deliver: made empty either way */
+	if (!tree->lazy_daemon_ours) {
+		say_eager(s, "the lazy-pages daemon is not criu-lazy's (it would not fill it)",
+			  0, 0, false);
+		return false;
+	}
 	if (!(features & UFFD_FEATURE_MISSING_SHMEM)) {
 		say_eager(s, "the kernel has no userfaultfd on shmem (UFFD_FEATURE_MISSING_SHMEM)",
 			  0, 0, false);

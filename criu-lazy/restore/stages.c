@@ -329,10 +329,11 @@ static int stage_files_finish(struct rst_tree *tree)
 static const struct rst_stage stages[] = {
 	{ "make the deleted files the tree held again (ghost files, links)", stage_ghosts, false },
 	{ "read and check the images", stage_load, false },
+	/* before the objects: which daemon it is decides whether they are lazy */
+	{ "connect to the lazy-pages daemon", stage_lazy_connect, true },
 	{ "create the shared memory objects of the tree", stage_shmem, false },
 	{ "plan each process's memory", stage_plan, false },
 	{ "find the files processes share, and who creates each", stage_share, false },
-	{ "connect to the lazy-pages daemon", stage_lazy_connect, true },
 	{ "create the tasks with their pids", stage_create, false },
 	{ "sessions and process groups", stage_groups, false },
 	{ "zombies and helpers exit", stage_dead, false },
