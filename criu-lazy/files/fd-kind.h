@@ -105,8 +105,9 @@ struct fd_kind_ops {
 	 */
 	uint64_t (*share_key)(const struct rst_images *ri, const FileEntry *fe);
 	/* The files in flight that making @fe passes again (SCM_RIGHTS in the
-	 * queue it refills), each given to @fn: the process that makes @fe
-	 * holds them too (restore/fd-share-plan.c).  Optional. */
+	 * queue it refills), or that it needs otherwise (an epoll's watch on a
+	 * fd the task closed since), each given to @fn: the process that makes
+	 * @fe holds them too (restore/fd-share-plan.c).  Optional. */
 	int (*in_flight)(const struct rst_images *ri, const FileEntry *fe,
 			 int (*fn)(void *arg, uint32_t id), void *arg);
 	/* In the restore process, every task complete and still stopped,

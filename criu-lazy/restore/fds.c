@@ -127,6 +127,7 @@ int child_fds_prepare(struct rst_child *c)
 	rlim_t room;
 	int ret;
 
+	max_fd = ri->fd_max_extra;	/* used for a moment (an epoll's watch) */
 	for (size_t i = 0; i < ri->nr_fds; i++) {
 		if (ri->fds[i].fd > max_fd)
 			max_fd = ri->fds[i].fd;

@@ -94,7 +94,7 @@ int rst_fdt_plan(struct rst_tree *tree)
 	}
 	for (size_t i = 0; top >= 0 && i < tree->nr; i++) {
 		struct rst_proc *o = &tree->procs[i];
-		int base = top, end, n = 0;
+		int base = top > o->ri.fd_max_extra ? top : o->ri.fd_max_extra, end, n = 0;
 
 		if (o->kind != RST_PROC_ALIVE || o->fdt_owner >= 0)
 			continue;

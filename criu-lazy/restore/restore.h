@@ -111,6 +111,8 @@ struct rst_images {
 	size_t nr_files;
 	struct rst_fd *fds;		/* fdinfo-<files_id>.img, ascending fd */
 	size_t nr_fds;
+	int fd_max_extra;		/* a number its kinds use for a moment beyond
+					 * its fds (an epoll's closed watch), or 0 */
 	const struct rst_images *fdt_owner;	/* its descriptor table is this
 					 * process's, which restores it (CLONE_FILES,
 					 * fdt.c): fds above are empty; NULL: its own */

@@ -288,6 +288,10 @@ ZDTM_TESTS = [
     ZdtmTest("share_pipes", tree=True),
     ZdtmTest("share_sockets", tree=True, host_names=True),
     ZdtmTest("share_kobj", tree=True),
+    # an epoll watching a file its process closed, which the child holds
+    # (or which the process holds under another number)
+    ZdtmTest("share_kobj", ("--epoll-closed",), label="epoll-closed", tree=True),
+    ZdtmTest("share_kobj", ("--epoll-dup",), label="epoll-dup", tree=True),
     ZdtmTest("share_fs", tree=True),
     # one descriptor table shared by processes (CLONE_FILES), with CLONE_FS
     # too, and three sharers (restore/fdt.c)

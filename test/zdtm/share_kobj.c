@@ -17,8 +17,13 @@
  * pipe ready in fd 33: every change the child made through its fds.
  *
  * --epoll-closed: the root closes its fd 34 after the fork, so its epoll
- * watches a file only the child holds: the dump refuses that epoll
- * (test_tree.py).
+ * watches a file only the child holds: the restore must watch that file
+ * again (through fd 34 for a moment: the watch's key), and the root must
+ * not hold it (at the end, with the child gone, the watch is gone too).
+ * --epoll-dup: the root moves its fd 34 to fd 37 (the watch's file is
+ * the root's own, under another number; the child closes its fd 34).
+ * --epoll-replaced: the root then opens /dev/null as its fd 34, which the
+ * dump refuses (test_tree.py).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -74,19 +79,23 @@ static void expect_ready(int ep, uint64_t want, const char *who)
 			     (unsigned long long)got, (unsigned long long)want);
 }
 
-static int epoll_closed;
+static int epoll_closed, epoll_replaced, epoll_dup;
 
 static void root_setup(void)
 {
-	if (epoll_closed)
+	if (epoll_dup)
+		at(dup(34), 37, "fd 34 again");
+	if (epoll_closed || epoll_replaced || epoll_dup)
 		close(34);
+	if (epoll_replaced)
+		at(open("/dev/null", O_RDONLY), 34, "/dev/null");
 }
 
 static void child_setup(void)
 {
 	/* the shared epoll watches fd 34 as the root has it: the child needs
 	 * none of its own (unless the root closed its, see --epoll-closed) */
-	if (!epoll_closed)
+	if (!epoll_closed && !epoll_replaced)
 		close(34);
 	at(epoll_create1(0), 36, "the child's epoll");
 	watch(36, 30, 0x3636);
@@ -143,13 +152,18 @@ static void root_after(pid_t child)
 	if (!mask || strtoull(mask + 8, NULL, 16) != 1ull << (SIGUSR2 - 1))
 		fail("fd 32: the signalfd's mask is not the child's SIGUSR2: %s", info);
 	/* the pipe's read end went with the child, if the root closed its own */
-	expect_ready(33, epoll_closed ? 0 : 1ull << 34, "root at the end");
+	expect_ready(33, epoll_closed || epoll_replaced ? 0 : 1ull << 34, "root at the end");
+	if ((epoll_closed || epoll_dup) && (fcntl(34, F_GETFD) >= 0 || errno != EBADF))
+		fail("fd 34, which the root closed, is open again");
 }
 
 int main(int argc, char **argv)
 {
 	static const struct test_opt opts[] = {
 		{ "epoll-closed", TEST_OPT_FLAG, &epoll_closed, 0, "the root closes fd 34" },
+		{ "epoll-dup", TEST_OPT_FLAG, &epoll_dup, 0, "the root moves fd 34 to fd 37" },
+		{ "epoll-replaced", TEST_OPT_FLAG, &epoll_replaced, 0,
+		  "the root closes fd 34 and opens /dev/null there" },
 		{ NULL },
 	};
 	static const struct twoproc tp = {
