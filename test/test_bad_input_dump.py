@@ -116,12 +116,6 @@ def test_dump_refuses_seccomp_user_notif(tool, zdtm, workdir):
     task.check_pass()
 
 
-def test_dump_refuses_epoll_watch_of_closed_fd(tool, zdtm, workdir):
-    task = zdtm(ZdtmTest("epoll", ("--stale",), label="stale"))
-    dump_must_refuse(tool, task, workdir, r"\b30\b", r"epoll", r"\b40\b", r"closed")
-    task.check_pass()
-
-
 @pytest.mark.parametrize("kind,why", [("outsider", r"not being dumped"),
                                       ("reaped", r"exited")])
 def test_dump_refuses_pidfd(tool, zdtm, workdir, kind, why):

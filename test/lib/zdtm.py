@@ -115,6 +115,8 @@ ZDTM_TESTS = [
     ZdtmTest("timerfd"),
     ZdtmTest("unix_socketpair"),
     ZdtmTest("epoll"),
+    # a watch of a fd closed since, whose file another fd holds
+    ZdtmTest("epoll", ("--stale",), label="stale"),
     ZdtmTest("inotify"),
     # a watch on a deleted file the program holds open (a ghost file)
     ZdtmTest("inotify", ("--deleted",), label="deleted"),

@@ -6,7 +6,8 @@
  *   fd 31 O_NONBLOCK, FD_CLOEXEC, watches 22 (EPOLLIN | EPOLLOUT, data
  *         0xdead)
  * With --stale, fd 30 also watches the eventfd under fd 40, closed since
- * (the watch lives on while fd 22 holds the file): a dump must refuse it.
+ * (the watch lives on while fd 22 holds the file): the restore must watch
+ * it again (data 40), and leave no fd 40.
  * After SIGTERM: the watches as fdinfo lists them (fd, events, data),
  * flags, and what epoll_wait reports: 20 and 21 ready, 22 not until the
  * eventfd is written, then once only on 30 (one shot).
