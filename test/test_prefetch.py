@@ -58,10 +58,12 @@ def test_record_then_prefetch(dumped, tool, procs, workdir, remote):
     assert present_before(task) == NTOUCH, f"not every touched page was prefetched\n{text}"
     st2, p2 = proc_stats(imgdir, pid)
     # every page of the record is installed once: by prefetch, unless the task
-    # faulted on it first (it runs before the daemon's loop starts: a page or two)
+    # faulted on it first (it runs before the daemon's loop starts: its stack,
+    # never the region, whose pages it touches only after SIGTERM)
     missed = len(record) - p2["pages_prefetched"]
-    assert 0 <= missed <= 4, (len(record), p2, text)
+    assert 0 <= missed <= len(record) - NTOUCH, (len(record), p2, text)
     assert p2["prefetch_hits"] == p2["pages_prefetched"] - p2["prefetch_late"], (p2, text)
+    # each record page prefetched in time is a fault not taken, and no other
     assert p2["faults_avoided"] == p2["prefetch_hits"] >= NTOUCH, (p2, text)
     assert p2["faults"] <= p1["faults"] - NTOUCH, (
         f"faults: {p1['faults']} without the record, {p2['faults']} with it\n{text}")
