@@ -19,8 +19,9 @@ in the lazy-migrate mode between the two (test_migrate_zdtm), which one
 host cannot do: there its copy would need what the frozen source still
 holds.  The lock of its TCP connections is put in the destination under
 the dump's names, as an orchestrator would, before the restore; a
-program with ptys is restored with a devpts instance of its own.  File
-locks stay out: the two hosts share one file system.
+program with ptys is restored with a devpts instance of its own, one with
+file locks with copies of its files (the two hosts share one file system,
+whose locks would be the same locks).
 
 A TCP connection migrates too (test_migrate_tcp): the task runs in the
 source with an address of its own on the source's loopback, connected to a
@@ -32,16 +33,18 @@ peer's data sent meanwhile waits for TCP to send it again.
 import itertools
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
-from lib import hosts as hosts_mod, lazy, netlock, procs as P, procstate
+from lib import hosts as hosts_mod, lazy, netlock, paths, procs as P, procstate
 from lib.modes import LazyMigrate
-from lib.tool import assert_ok
+from lib.tool import Tool, assert_ok
 from lib.zdtm import ZDTM_TESTS, ZdtmTask, ZdtmTest, missing_cpu_flags
 
 TIMEOUT = 60
@@ -163,20 +166,43 @@ def test_migrate(spec, daemon_args, hosts, zdtm, tool, procs, workdir):
 
 
 HOST_BOUND = [pytest.param(s, id=s.id) for s in ZDTM_TESTS
-              if (s.host_names or s.host_ptys) and not s.host_locks]
+              if s.host_names or s.host_ptys or s.host_locks]
 
 
-def other_host(snap, own_mounts):
+def other_host(snap, own_mounts, copied):
     """A /proc snapshot as a copy on another host keeps it: with a mount
-    namespace of its own (own_mounts) every file's mount id is new, and a
-    pty's inode is its devpts instance's."""
+    namespace of its own (own_mounts) every file's mount id is new, and
+    the inodes of a pty (its devpts instance's) and of a copied file."""
     fds = {}
     for fd, (target, fields) in snap["fds"].items():
         drop = ("mnt_id",) if own_mounts else ()
-        if target.startswith(("/dev/pts/", "/dev/ptmx")):
+        if target.startswith(("/dev/pts/", "/dev/ptmx")) or target in copied:
             drop += ("ino",)
         fds[fd] = (target, tuple(f for f in fields if f[0] not in drop))
     return {**snap, "fds": fds}
+
+
+def files_of_its_own(hosts, task, workdir, copied):
+    """prepare_destination for a program holding file locks: the regular
+    files it made in its directory (its output excepted), as the images
+    name them, copied once the dump has written them (the source is
+    frozen), each copy bound over its original for the restore there: a
+    host with files of its own, as another machine has."""
+    def prepare(imgdir):
+        pairs = []
+        for e in netlock._show(imgdir / "files.img"):
+            path = Path((e.get("reg") or {}).get("name", "/"))
+            if path.parent != task.dir or not path.is_file() or \
+                    path.name.startswith(task.spec.id):
+                continue
+            copy = workdir / "dst-files" / path.name
+            copy.parent.mkdir(exist_ok=True)
+            shutil.copy2(path, copy)
+            pairs.append((copy, path))
+            copied.add(str(path))
+        assert pairs, f"no file of {task.spec.id} in {imgdir / 'files.img'}"
+        return Tool(paths.TOOL, prefix=(*hosts.dst.enter(), *hosts_mod.own_files_prefix(pairs)))
+    return prepare
 
 
 @pytest.mark.parametrize("spec", HOST_BOUND)
@@ -191,9 +217,13 @@ def test_migrate_zdtm(spec, hosts, tool, procs, workdir):
     for h in hosts.hosts():
         ip(h, "link", "set", "lo", "up")
     mode = LazyMigrate(tool, procs, workdir, hosts=hosts, own_devpts=spec.host_ptys)
+    mode.own_files = spec.host_locks
     why = mode.unsupported(spec)
     assert not why, why
     task = ZdtmTask(spec, workdir, procs, pid_ns=True, prefix=hosts.src.enter()).start()
+    copied = set()
+    if spec.host_locks:
+        mode.prepare_destination = files_of_its_own(hosts, task, workdir, copied)
     assert hosts.src.holds(task.pid), f"the task is not in {hosts.src.name}"
     before = procstate.settled_snapshot(task.pid, spec.ignore_fd_pos,
                                         threads_vary=spec.threads_vary)
@@ -201,9 +231,10 @@ def test_migrate_zdtm(spec, hosts, tool, procs, workdir):
     assert hosts.dst.holds(task.pid), f"the restored task is not in {hosts.dst.name}"
     if not netlock.missing_tools("nftables") + netlock.missing_tools("iptables"):
         assert destination_locks(hosts.dst) == 0, "the restore left the destination locked"
-    changes = procstate.diff(other_host(before, spec.host_ptys), other_host(
+    own_mounts = spec.host_ptys or spec.host_locks
+    changes = procstate.diff(other_host(before, own_mounts, copied), other_host(
         procstate.settled_snapshot(task.pid, spec.ignore_fd_pos,
-                                   threads_vary=spec.threads_vary), spec.host_ptys))
+                                   threads_vary=spec.threads_vary), own_mounts, copied))
     assert not changes, (f"after the migration, /proc/{task.pid} differs from before:\n" +
                          "\n".join(changes))
     task.check_pass()

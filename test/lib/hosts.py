@@ -50,6 +50,18 @@ def own_devpts_prefix():
     return (unshare, "--mount", "--propagation", "private", "sh", "-c", OWN_DEVPTS, "sh")
 
 
+# a new mount namespace with each COPY bound over its ORIG; then the command
+OWN_FILES = ('while [ "$1" != -- ]; do mount --bind "$1" "$2" || exit 1; shift 2; done; '
+             'shift; exec "$@"')
+
+
+def own_files_prefix(pairs):
+    """pairs: (copy, original) paths: the files of a host of its own."""
+    unshare = shutil.which("unshare", path="/usr/bin:/bin:/usr/sbin:/sbin")
+    return (unshare, "--mount", "--propagation", "private", "sh", "-c", OWN_FILES, "sh",
+            *(str(x) for pair in pairs for x in pair), "--")
+
+
 def run_helper(*args):
     p = subprocess.run([str(NETNS_LINK), *args], stdin=subprocess.DEVNULL,
                        capture_output=True, text=True, timeout=HELPER_TIMEOUT)

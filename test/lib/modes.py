@@ -234,6 +234,10 @@ class LazyMigrate(Mode):
         self.own_devpts = bool(hosts) and own_devpts
         self.src_tool = hosts.src.tool() if hosts else tool
         self.dst_tool = hosts.dst.tool(own_devpts=own_devpts) if hosts else tool
+        # with hosts: prepare_destination(imgdir) -> the Tool that restores
+        # there (files of its own, ...), or None for dst_tool
+        self.prepare_destination = None
+        self.own_files = False	# the test gives the destination its files
         self.address = hosts.src.addr if hosts else "127.0.0.1"
 
     @classmethod
@@ -248,10 +252,10 @@ class LazyMigrate(Mode):
                     "task holds until the migration ends (one host, one network namespace; "
                     "test_two_hosts.py::test_migrate_zdtm runs it between two)")
         # two network namespaces still share the file system and devpts
-        if spec.host_locks:
+        if spec.host_locks and not self.own_files:
             return ("its copy cannot take the write locks the dumped task holds until the "
-                    "migration ends (one file system, also between the two hosts of "
-                    "test_two_hosts.py); file_locks-read-only runs here")
+                    "migration ends (one file system; test_two_hosts.py::test_migrate_zdtm "
+                    "gives the destination its own copies); file_locks-read-only runs here")
         if spec.host_ptys and not self.own_devpts:
             return ("its copy cannot have the pty numbers the dumped task holds until the "
                     "migration ends (one devpts; test_two_hosts.py::test_migrate_zdtm "
@@ -281,8 +285,10 @@ class LazyMigrate(Mode):
         daemon = lazy.Daemon(self.procs, self.dst_tool, args, self.dir / f"lazy-pages-{n}.log",
                              self.dir / f"lazy-pages-{n}.out", f"lazy-pages #{n}")
         pidfile = self.dir / f"restore-{n}.pid"
-        res = self.dst_tool.restore(imgdir, self.dir / f"restore-{n}.log", RESTORE_TIMEOUT,
-                                    pidfile=pidfile, extra=("--lazy-pages", *task.spec.cr_opts))
+        rst_tool = (self.prepare_destination and self.prepare_destination(imgdir)) or \
+            self.dst_tool
+        res = rst_tool.restore(imgdir, self.dir / f"restore-{n}.log", RESTORE_TIMEOUT,
+                               pidfile=pidfile, extra=("--lazy-pages", *task.spec.cr_opts))
         assert_ok(res, f"restore #{n} of {task.spec.id} (dumped as pid {source})")
         task.expect_restored(pidfile)
         task.note_mode(self.name)

@@ -17,6 +17,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,12 +53,19 @@ static void lock(int fd, int cmd, short type, off_t start, off_t len)
 }
 
 /* fd's "lock:" lines without the lock number and the pid (the pid is as
- * /proc's namespace sees it: another one after a lazy migration). */
+ * /proc's namespace sees it: another one after a lazy migration); the
+ * device and inode as "(its file)" when they are fd's file's (another
+ * host's copy of the file has other ones). */
 static void locks(int fd, char *out, size_t size)
 {
-	char path[64], buf[4096];
+	char path[64], buf[4096], own[64];
 	size_t used = 0;
+	struct stat st;
 
+	if (fstat(fd, &st))
+		fail("fd %d: fstat: %m", fd);
+	snprintf(own, sizeof(own), "%02x:%02x:%lu", major(st.st_dev), minor(st.st_dev),
+		 (unsigned long)st.st_ino);
 	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
 	read_file(path, buf, sizeof(buf));
 	out[0] = '\0';
@@ -69,8 +78,8 @@ static void locks(int fd, char *out, size_t size)
 		if (sscanf(l, "lock:\t%*d: %15s %*s %15s %*d %63s %lld %31s", kind, type, dev,
 			   &start, end) != 5)
 			fail("fd %d: cannot parse '%s'", fd, l);
-		used += snprintf(out + used, size - used, "%s %s %s %lld %s\n", kind, type, dev,
-				 start, end);
+		used += snprintf(out + used, size - used, "%s %s %s %lld %s\n", kind, type,
+				 strcmp(dev, own) ? dev : "(its file)", start, end);
 	}
 }
 
