@@ -33,6 +33,11 @@ against the raw loopback TCP bandwidth of the same machine, in one run.
    figure (fault read to copy done) is reported next to it.  p99 while
    draining / p99 idle, medians over the reps: <= 3.
 
+With --tls every session is run twice, interleaved: over plain TCP and
+over TLS (page server and daemon with --tls and certificates made in the
+work dir, scripts/benchlib/remote_tls.py): drain rate and fault latency
+side by side; drain with TLS / plain >= 0.6.
+
 The page server and the daemon each run in a session of their own, as a
 daemon started with -d and a page server on another host would: one
 scheduler autogroup each (see Documentation/benchmarks.md for what
@@ -49,7 +54,7 @@ import socket
 import statistics
 import time
 
-from . import lazy
+from . import lazy, remote_tls
 from .common import (BENCH_BIN, TOOL, BenchError, CpuWatch, Suite, header_define, log,
                      need_programs, read_ready)
 from .common import run as run_cmd
@@ -82,6 +87,9 @@ def add_arguments(p):
     p.add_argument("--placement", choices=("split", "same", "free"), default="split",
                    help="page server on one CPU, daemon and task on another (default);"
                         " all on one CPU; or anywhere")
+    p.add_argument("--tls", action="store_true",
+                   help="every drain and latency session also over TLS, interleaved with"
+                        " the plain ones (target: drain with TLS >= 0.6 of plain)")
     p.add_argument("--log-level", type=int, choices=range(5), default=3,
                    help="-v of the page server and the daemon (default 3: 4 logs a line"
                         " per fault and per GET, which the latencies would include)")
@@ -117,9 +125,11 @@ def free_port():
 class RemoteSession(lazy.Session):
     """A lazy session whose pages come from a page server of its own."""
 
-    def __init__(self, suite, wl, background):
+    def __init__(self, suite, wl, background, tls=False):
         super().__init__(suite, wl, True, background)
-        self.tag = f"{wl.name}-{self.n}-{'drain' if background else 'faults'}"
+        self.tls = tls
+        self.tag = (f"{wl.name}-{self.n}-{'drain' if background else 'faults'}"
+                    + ("-tls" if tls else ""))
         self.server = None
         self.server_rc = None
 
@@ -147,12 +157,15 @@ class RemoteSession(lazy.Session):
         v = f"-v{s.args.log_level}"
         self.server = self.spawn_ready(
             [TOOL, "page-server", "-D", wl.images, "--address", ADDRESS, "--port", port,
-             "--lazy-pages", "-o", wl.dir / f"page-server-{self.tag}.log", v],
+             "--lazy-pages", "-o", wl.dir / f"page-server-{self.tag}.log", v]
+            + (s.tls_args("server") if self.tls else []),
             "page server", "page-server", s.server_cpu, TIMEOUT_SERVER_READY)
         argv = [TOOL, "lazy-pages", "-D", wl.images, "--page-server", "--address", ADDRESS,
                 "--port", port, "-o", wl.dir / f"lazy-pages-{self.tag}.log", v,
                 # every rep restores the same images: no prefetch of what the last one recorded
                 "--no-working-set"]
+        if self.tls:
+            argv += s.tls_args("client")
         if not self.background:
             argv.append("--no-background-fetch")
         self.daemon = self.spawn_ready(argv, "lazy-pages daemon", "lazy-pages", s.handler_cpu,
@@ -192,6 +205,10 @@ class RemoteSuite(Suite):
         else:
             self.server_cpu = self.handler_cpu = None
         self.toucher_cpu = self.handler_cpu	# the restored task, next to its daemon
+        self.certs = remote_tls.make_certs(self.workdir) if ctx.args.tls else None
+
+    def tls_args(self, name):
+        return remote_tls.args(self.certs, name)
 
     # -- the baseline -----------------------------------------------------------
 
@@ -249,9 +266,9 @@ class RemoteSuite(Suite):
 
     # -- sessions ------------------------------------------------------------------
 
-    def drain_session(self, wl):
+    def drain_session(self, wl, tls=False):
         """Background delivery, nothing touched until the daemon is done."""
-        s = RemoteSession(self, wl, background=True)
+        s = RemoteSession(self, wl, background=True, tls=tls)
         out = {"tag": s.tag}
         try:
             out["restore_s"] = s.run_restore()
@@ -271,10 +288,10 @@ class RemoteSuite(Suite):
             f" ({st['bytes'] / st['duration_s'] / (1 << 20):,.0f} MiB/s)")
         return out
 
-    def latency_session(self, wl, background):
+    def latency_session(self, wl, background, tls=False):
         """A random touch of every page, timed per faulting touch, right
         after the restore; with background delivery or without."""
-        s = RemoteSession(self, wl, background=background)
+        s = RemoteSession(self, wl, background=background, tls=tls)
         out = {"tag": s.tag, "background": background}
         try:
             out["restore_s"] = s.run_restore()
@@ -310,7 +327,11 @@ class RemoteSuite(Suite):
         r.section("background drain: tcp_raw, then lazy restores from the page server")
         watch = CpuWatch().start()
         raw, raw_copy = self.tcp_stream(size)
-        drains = [self.drain_session(wl) for _ in range(max(a.drain_reps, 1))]
+        drains, drains_tls = [], []
+        for _ in range(max(a.drain_reps, 1)):
+            drains.append(self.drain_session(wl))
+            if a.tls:
+                drains_tls.append(self.drain_session(wl, tls=True))
         spread = self.tcp_spread(size)
         others = {"drain": self.others(watch)}
 
@@ -318,10 +339,13 @@ class RemoteSuite(Suite):
                   " (idle daemon and draining daemon, interleaved)")
         watch = CpuWatch().start()
         rtt = self.tcp_rtt()
-        idle, busy = [], []
+        idle, busy, idle_tls, busy_tls = [], [], [], []
         for _ in range(max(a.latency_reps, 1)):
             idle.append(self.latency_session(wl, background=False))
             busy.append(self.latency_session(wl, background=True))
+            if a.tls:
+                idle_tls.append(self.latency_session(wl, background=False, tls=True))
+                busy_tls.append(self.latency_session(wl, background=True, tls=True))
         others["latency"] = self.others(watch)
         self.ctx.extra.update(tcp_raw=raw, tcp_raw_uffd_copy=raw_copy, tcp_spread=spread,
                               tcp_rtt=rtt,
@@ -329,6 +353,10 @@ class RemoteSuite(Suite):
                               loadavg_start=load, others_cpu=others)
 
         self.figures(wl, raw, raw_copy, spread, rtt, drains, idle, busy, others)
+        if a.tls:
+            self.ctx.extra.update(drains_tls=drains_tls, latency_idle_tls=idle_tls,
+                                  latency_draining_tls=busy_tls)
+            remote_tls.figures(self, wl, drains, drains_tls, idle, busy, idle_tls, busy_tls)
 
     def others(self, watch):
         """What other processes (and the host) took of the machine in a phase."""
