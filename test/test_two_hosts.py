@@ -44,6 +44,7 @@ import pytest
 
 from lib import hosts as hosts_mod, lazy, netlock, paths, procs as P, procstate
 from lib.modes import LazyMigrate
+from lib.tlscerts import Certs
 from lib.tool import Tool, assert_ok
 from lib.zdtm import ZDTM_TESTS, ZdtmTask, ZdtmTest, missing_cpu_flags
 
@@ -90,10 +91,10 @@ def dump(tool, task, workdir):
     return imgdir
 
 
-def start_page_server(procs, hosts, imgdir, workdir):
+def start_page_server(procs, hosts, imgdir, workdir, *extra):
     return lazy.Daemon(procs, hosts.src.tool(),
                        ["page-server", "-D", imgdir, "--address", hosts.src.addr,
-                        "--port", PORT, "--lazy-pages"],
+                        "--port", PORT, "--lazy-pages", *extra],
                        workdir / "page-server.log", workdir / "page-server.out", "page-server")
 
 
@@ -112,11 +113,11 @@ def restore_in(hosts, task, imgdir, workdir):
     task.expect_restored(pidfile)
 
 
-def migrate(procs, hosts, tool, task, workdir, *daemon_args):
+def migrate(procs, hosts, tool, task, workdir, *daemon_args, server_args=()):
     """Dump on the machine, serve from src, restore in dst: the daemon and
     page server are running and the task is back when this returns."""
     imgdir = dump(tool, task, workdir)
-    server = start_page_server(procs, hosts, imgdir, workdir)
+    server = start_page_server(procs, hosts, imgdir, workdir, *server_args)
     daemon = start_daemon(procs, hosts, imgdir, workdir, *daemon_args)
     restore_in(hosts, task, imgdir, workdir)
     assert hosts.src.holds(server.pid), f"the page server is not in {hosts.src.name}"
@@ -132,14 +133,26 @@ def served_pages(server_log, peer_addr):
         server_log))
 
 
-@pytest.mark.parametrize("spec,daemon_args", [
-    (ZdtmTest("mem_anon", ("--size", "64M"), label="64M"), ()),
-    (ZdtmTest("lazy_fork", defer_background=True), ("--no-background-fetch",)),
-], ids=["mem_anon-64M", "lazy_fork-faults-only"])
-def test_migrate(spec, daemon_args, hosts, zdtm, tool, procs, workdir):
+@pytest.mark.parametrize("spec,daemon_args,tls", [
+    (ZdtmTest("mem_anon", ("--size", "64M"), label="64M"), (), False),
+    (ZdtmTest("lazy_fork", defer_background=True), ("--no-background-fetch",), False),
+    (ZdtmTest("mem_anon", ("--size", "64M"), label="64M"), (), True),
+], ids=["mem_anon-64M", "lazy_fork-faults-only", "mem_anon-64M-tls"])
+def test_migrate(spec, daemon_args, tls, hosts, zdtm, tool, procs, workdir):
+    """tls: both ends with --tls, the daemon checking that the server's
+    certificate names the source's address (test/lib/tlscerts.py)."""
     task = zdtm(spec)
     before = hosts.dst.counters()
-    imgdir, server, daemon = migrate(procs, hosts, tool, task, workdir, *daemon_args)
+    server_args = ()
+    if tls:
+        certs = Certs(workdir / "pki")
+        server_args = [str(a) for a in certs.args("server")]
+        daemon_args = (*daemon_args, *[str(a) for a in certs.args("client")])
+    imgdir, server, daemon = migrate(procs, hosts, tool, task, workdir, *daemon_args,
+                                     server_args=server_args)
+    if tls:
+        assert re.search(rf"page server {re.escape(hosts.src.addr)}:{PORT} \(fault "
+                         r"connection\): TLS: .*CN=localhost", daemon.log.read_text())
 
     task.check_pass()
     daemon.expect_clean_exit()
