@@ -140,6 +140,7 @@ ZDTM_TESTS = [
     # waiting in them; the second: none sends anything
     ZdtmTest("unix_backlog"),
     ZdtmTest("unix_backlog", ("--empty",), label="empty"),
+    ZdtmTest("unix_backlog", ("--tree",), label="tree", tree=True),
     ZdtmTest("unix_backlog", label="lazy-reads", defer_background=True),
     ZdtmTest("netlink", host_names=True),
     ZdtmTest("netlink", label="lazy-reads", host_names=True, defer_background=True),

@@ -14,7 +14,9 @@
  *         31  sent three records: 10 bytes, 0 bytes, 3000 bytes
  *         32  sent nothing
  *
- * With --empty no client sends anything (and 24 passes no file).
+ * With --empty no client sends anything (and 24 passes no file).  With
+ * --tree a child holds the clients (the program only the listeners and
+ * the pipe's write end): the order is then told by the data alone.
  *
  * After SIGTERM each listener gives its connections back in the same order
  * (each accepted end answered by the client it should be), with the same
@@ -33,7 +35,7 @@
 #include "lib/zdtmtst.h"
 
 static uint8_t buf[70000];
-static int empty;
+static int empty, tree;
 
 struct name {
 	struct sockaddr_un sun;
@@ -147,6 +149,8 @@ static void same_connection(int acc, int cl, int cl_shut, const char *what)
 {
 	char c = 'x';
 
+	if (tree)
+		return;		/* the clients are the child's */
 	if (send(acc, &c, 1, MSG_DONTWAIT) != 1 || recv(cl, &c, 1, MSG_DONTWAIT) != 1 || c != 'x')
 		fail("%s: the connection accepted is not fd %d's (%m)", what, cl);
 	if (cl_shut)
@@ -234,6 +238,7 @@ int main(int argc, char **argv)
 {
 	const struct test_opt opts[] = {
 		{ "empty", TEST_OPT_FLAG, &empty, 0, "no client sends anything" },
+		{ "tree", TEST_OPT_FLAG, &tree, 0, "a child holds the clients" },
 		{ NULL, 0, NULL, 0, NULL },
 	};
 	int p[2];
@@ -269,6 +274,25 @@ int main(int argc, char **argv)
 		put(31, 10, 0x310, -1);
 		put(31, 0, 0, -1);
 		put(31, 3000, 0x312, -1);
+	}
+
+	if (tree) {
+		static const int clients[] = { 21, 22, 23, 24, 31, 32 };
+		pid_t kid;
+
+		test_kill_tree_at_exit();
+		kid = fork();
+		if (kid < 0)
+			fail("fork: %m");
+		if (kid == 0) {
+			close(20);
+			close(27);
+			close(30);
+			test_waitsig();
+			_exit(0);
+		}
+		for (size_t i = 0; i < sizeof(clients) / sizeof(clients[0]); i++)
+			close(clients[i]);
 	}
 
 	test_daemon();
