@@ -45,7 +45,7 @@ static int serve_fault(struct lazy_daemon *d, struct lazy_task *t, uint64_t addr
 	addr &= ~(LAZY_PAGE_SIZE - 1);
 	if (t->gone)
 		return 0;
-	ret = lazy_shmem_fault(d, t, addr);
+	ret = lazy_shmem_fault(d, t, addr, t_ns);
 	if (ret <= 0)
 		return ret;
 	/*

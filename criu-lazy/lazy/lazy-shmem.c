@@ -117,7 +117,7 @@ static int fill_range(struct lazy_daemon *d, struct lazy_shm_obj *o, uint64_t lo
 	return 0;
 }
 
-int lazy_shmem_fault(struct lazy_daemon *d, struct lazy_task *t, uint64_t addr)
+int lazy_shmem_fault(struct lazy_daemon *d, struct lazy_task *t, uint64_t addr, uint64_t t_ns)
 {
 	const struct lazy_shm_vma *v = lazy_shm_find(&t->shm, addr);
 	struct lazy_shm_obj *o;
@@ -145,6 +145,7 @@ int lazy_shmem_fault(struct lazy_daemon *d, struct lazy_task *t, uint64_t addr)
 	}
 	/* the page is in the object: the task's retried access maps it */
 	ret = uffd_wake(t->uffd, addr, PS);
+	lazy_stats_fault_latency(&d->stats, evloop_now_ns() - t_ns);
 	if (ret == UFFD_GONE_TASK) {
 		lazy_task_close(d, t, "exited");
 		return 0;

@@ -33,8 +33,8 @@ struct lazy_shm_map {
 /* lazy-shmem.c */
 /* The task's registered shared VMAs (from mm and smaps), their objects opened on first sight. */
 int lazy_shmem_load_task(struct lazy_daemon *d, struct lazy_task *t, const struct MmEntry *mm);
-/* A fault at addr: 1 if not in a lazy object, else 0 or a negative errno. */
-int lazy_shmem_fault(struct lazy_daemon *d, struct lazy_task *t, uint64_t addr);
+/* A fault at addr, read at t_ns: 1 if not in a lazy object, else 0 or a negative errno. */
+int lazy_shmem_fault(struct lazy_daemon *d, struct lazy_task *t, uint64_t addr, uint64_t t_ns);
 /* MADV_DONTNEED / MADV_REMOVE of [start, end): its pending pages are filled first. */
 int lazy_shmem_remove(struct lazy_daemon *d, struct lazy_task *t, uint64_t start, uint64_t end);
 /* Do the objects the task maps still have pages to come? */
