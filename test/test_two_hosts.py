@@ -12,6 +12,8 @@ Failure across the link: the page server killed by pid, or the link cut
 (no FIN, no RST: TCP on the daemon's side gives up on its own) -- the
 daemon says which connection failed and exits non-zero, and the task gets
 SIGBUS (or SIGSEGV) on the pages that can no longer arrive, never hangs.
+With --page-server-reconnect, a page server killed and started again is
+reconnected to, and the task passes.
 
 Every zdtm program that holds names of its network namespace (abstract
 unix names, netlink ports, TCP and UDP ports and connections) or ptys runs
@@ -395,6 +397,29 @@ def test_page_server_killed(hosts, zdtm, tool, procs, workdir):
                          r"the connection with [1-9]\d* pages still to deliver", l)
                for l in lines), daemon.text()
     expect_lost_pages(task)
+
+
+def test_page_server_restarted(hosts, zdtm, tool, procs, workdir):
+    """--page-server-reconnect across the link: the page server is killed
+    mid-restore and started again in the source on the same images; the
+    daemon reconnects (the pages it had are checked), and the task gets
+    every page right and passes."""
+    task = zdtm(ZdtmTest("mem_anon", ("--size", "64M"), label="64M", defer_background=True))
+    imgdir, server, daemon = migrate(procs, hosts, tool, task, workdir,
+                                     "--no-background-fetch", "--page-server-reconnect", "30")
+    procs.kill(server.pid)
+    again = lazy.Daemon(procs, hosts.src.tool(),
+                        ["page-server", "-D", imgdir, "--address", hosts.src.addr,
+                         "--port", PORT, "--lazy-pages"],
+                        workdir / "page-server-again.log", workdir / "page-server-again.out",
+                        "page-server (again)")
+    task.check_pass()
+    daemon.expect_clean_exit()
+    st = lazy.check_stats(imgdir, daemon.text())
+    assert st["page_server_reconnects"] >= 1, st
+    assert re.search(rf"reconnected to page server {re.escape(hosts.src.addr)}:{PORT} ",
+                     daemon.log.read_text()), daemon.text()
+    again.expect_clean_exit()
 
 
 def test_link_cut(hosts, zdtm, tool, procs, workdir):
