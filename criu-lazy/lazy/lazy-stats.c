@@ -73,6 +73,25 @@ static uint64_t avoided(uint64_t expected, uint64_t faulted)
 	return expected > faulted ? expected - faulted : 0;
 }
 
+/* The tree's: the sums of the processes' (each clamped on its own). */
+static uint64_t tree_hits(const struct lazy_stats *s)
+{
+	uint64_t n = hits(s->lost_track.pages_prefetched, s->lost_track.prefetch_late);
+
+	for (size_t i = 0; i < s->nr_procs; i++)
+		n += hits(s->procs[i].pages_prefetched, s->procs[i].prefetch_late);
+	return n;
+}
+
+static uint64_t tree_avoided(const struct lazy_stats *s)
+{
+	uint64_t n = avoided(s->lost_track.ws_expected, s->lost_track.ws_faulted);
+
+	for (size_t i = 0; i < s->nr_procs; i++)
+		n += avoided(s->procs[i].ws_expected, s->procs[i].ws_faulted);
+	return n;
+}
+
 /* Seconds from the daemon's start to a process's last page, 0 if none came. */
 static double done_s(const struct lazy_stats *s, const struct lazy_proc_stats *p)
 {
@@ -158,9 +177,9 @@ void lazy_stats_report(struct lazy_stats *s, int dirfd)
 		printf("lazy-pages: working set: %llu pages prefetched, %llu hits (%llu late), "
 		       "%llu faults avoided of %llu recorded\n",
 		       (unsigned long long)s->pages_prefetched,
-		       (unsigned long long)hits(s->pages_prefetched, s->prefetch_late),
+		       (unsigned long long)tree_hits(s),
 		       (unsigned long long)s->prefetch_late,
-		       (unsigned long long)avoided(s->ws_expected, s->ws_faulted),
+		       (unsigned long long)tree_avoided(s),
 		       (unsigned long long)s->ws_expected);
 	printf("lazy-pages: %llu faults, latency p50 %.1f us, p99 %.1f us; "
 	       "%llu bytes in %.3f s (%.1f MiB/s)\n",
@@ -195,9 +214,9 @@ void lazy_stats_report(struct lazy_stats *s, int dirfd)
 		s->finished_ns > s->start_ns ? (s->finished_ns - s->start_ns) / 1e9 : 0.0,
 		(unsigned long long)s->pages_shmem,
 		(unsigned long long)s->pages_prefetched,
-		(unsigned long long)hits(s->pages_prefetched, s->prefetch_late),
+		(unsigned long long)tree_hits(s),
 		(unsigned long long)s->prefetch_late,
-		(unsigned long long)avoided(s->ws_expected, s->ws_faulted),
+		(unsigned long long)tree_avoided(s),
 		(unsigned long long)s->ps_reconnects);
 	write_procs(f, s);
 	fputs("}\n", f);
