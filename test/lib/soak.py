@@ -32,6 +32,7 @@ from pathlib import Path
 
 from . import lazy, procs as procs_mod
 from .modes import free_port
+from .tlscerts import Certs
 from .tool import assert_ok
 from .zdtm import ZdtmTask, ZdtmTest
 
@@ -70,6 +71,7 @@ class Lane:
     dir: Path
     remote: bool
     kill: str = ""		# "", "restart" or "gone"
+    tls: bool = False		# the page-server connections over --tls
     task: ZdtmTask = None
     imgdir: Path = None
     port: int = 0
@@ -93,6 +95,7 @@ class Soak:
         self.rounds = 0
         self.churn_ops = self.forks = 0
         self.peak_procs = self.peak_threads = 0
+        self.certs = None	# made for the first TLS lane
         self.t0 = time.monotonic()
 
     # ---------------------------------------------------------------- a lane
@@ -111,7 +114,8 @@ class Soak:
         if lane.remote:
             lane.port = free_port()
             self.start_server(lane)
-            args += ["--page-server", "--address", "127.0.0.1", "--port", lane.port]
+            args += ["--page-server", "--address", "127.0.0.1", "--port", lane.port,
+                     *self.tls_args(lane, "client")]
             if self.kills:
                 window = GONE_RECONNECT_S if lane.kill == "gone" else RECONNECT_S
                 args += ["--page-server-reconnect", window]
@@ -125,9 +129,16 @@ class Soak:
         lane.server = lazy.Daemon(
             self.procs, self.tool,
             ["page-server", "-D", lane.imgdir, "--address", "127.0.0.1", "--port", lane.port,
-             "--lazy-pages"],
+             "--lazy-pages", *self.tls_args(lane, "server")],
             lane.dir / f"page-server-{n}.log", lane.dir / f"page-server-{n}.out",
             f"page server #{n} of {lane.dir.name}")
+
+    def tls_args(self, lane, who):
+        if not lane.tls:
+            return []
+        if self.certs is None:
+            self.certs = Certs(self.dir / "pki")
+        return self.certs.args(who)
 
     def restore_lane(self, lane):
         pidfile = lane.dir / "restore.pid"
@@ -253,7 +264,7 @@ class Soak:
                 kill = "gone" if (self.rounds % 4 == 3 and spec.name == "lazy_churn") \
                     else "restart"
             lanes.append(Lane(spec, self.dir / f"round{self.rounds}" / f"{i}-{spec.id}",
-                              remote, kill))
+                              remote, kill, tls=remote and self.rounds % 4 in (1, 2)))
         return lanes
 
     def round(self):
@@ -326,6 +337,7 @@ class Soak:
             "restores": len(self.lanes_done),
             "restores_at_once": len(WORKLOADS),
             "remote_restores": sum(l.remote for l in self.lanes_done),
+            "tls_restores": sum(l.tls for l in self.lanes_done),
             "processes_at_once_max": self.peak_procs,
             "threads_at_once_max": self.peak_threads,
             "tasks_served": sum(s["tasks"] for s in st),
