@@ -249,6 +249,34 @@ def test_server_drops_the_session(tool, procs, workdir):
     stop(procs, server)
 
 
+def test_server_keeps_dropping_the_session(tool, procs, workdir):
+    """With --page-server-reconnect, a server that takes the connection
+    again but drops it at the same GET each time does not keep the daemon
+    going round forever: the time counts until a reply comes, and then the
+    daemon fails as without the option."""
+    src = write_images(workdir / "images", 256, lazy_not_present=True)
+    dst = daemon_images(src, workdir / "images-daemon")
+    port = free_port()
+    server = start_page_server(tool, procs, workdir, src, port)
+    t0 = time.monotonic()
+    daemon = start_daemon(tool, procs, workdir, dst, port,
+                          extra=("--page-server-reconnect", "3"))
+    restore = restore_standin(procs, workdir, dst)
+
+    assert exit_status(procs, daemon, 30) == "exit code 1", output_of(workdir, "lazy-pages")
+    assert time.monotonic() - t0 < 20
+    out = output_of(workdir, "lazy-pages")
+    assert re.search(rf"lazy-pages: page server 127\.0\.0\.1:{port}: no (fault|background) "
+                     r"connection that answers within the reconnect time, with \d+ pages still "
+                     r"to deliver \(it closed again before any reply\)", out), out
+    log = (workdir / "lazy-pages.log").read_text()
+    assert log.count("reconnected to page server") >= 2, log
+    assert exit_status(procs, restore) == "exit code 1", output_of(workdir, "restore")
+    counts = task_counts(workdir)
+    assert counts[100][2] > 0 and all(c[3] == 0 for c in counts.values()), counts
+    stop(procs, server)
+
+
 def test_no_page_server(tool, workdir, dirs):
     _, dst = dirs
     port = free_port()

@@ -51,7 +51,8 @@ struct rc_conn {
 
 	uint64_t nr_replies;
 	uint32_t watched;		/* epoll events set for fd */
-	uint64_t reconnect_end_ns;	/* reconnected: the time it had to answer in */
+	uint64_t reconnected_ns;	/* --page-server-reconnect: when it was opened again */
+	uint64_t reconnect_end_ns;	/* ... and the time it had to answer in */
 };
 
 int rc_conn_init(struct rc_conn *c, int fd, const char *role, const char *peer);

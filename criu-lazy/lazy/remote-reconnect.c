@@ -93,7 +93,7 @@ static int pause_for(int signal_fd, int ms)
 	return 0;
 }
 
-int rc_reconnect(struct rc_conn *c, const char *role, uint64_t end_ns, bool again,
+int rc_reconnect(struct rc_conn *c, const char *role, uint64_t end_ns, bool wait_first,
 		 int signal_fd, uint64_t left, const struct rc_fingerprints *f, rc_open_fn open,
 		 void *arg)
 {
@@ -103,7 +103,7 @@ int rc_reconnect(struct rc_conn *c, const char *role, uint64_t end_ns, bool agai
 	char why[512] = "";
 
 	/* a server that takes the connection and drops it again is not hammered */
-	if (again && pause_for(signal_fd, RC_RETRY_MS))
+	if (wait_first && pause_for(signal_fd, RC_RETRY_MS))
 		goto stopped;
 	while (evloop_now_ns() < end_ns) {
 		tries++;
@@ -126,10 +126,14 @@ int rc_reconnect(struct rc_conn *c, const char *role, uint64_t end_ns, bool agai
 		if (pause_for(signal_fd, RC_RETRY_MS))
 			goto stopped;
 	}
-	pr_err("page server %s: no %s connection that answers within the reconnect time, with "
-	       "%llu pages still to deliver (%u tries, last: %s)", peer, role,
-	       (unsigned long long)left, tries,
-	       why[0] ? why : again ? "it closed again before any reply" : strerror(-ret));
+	if (!tries)
+		pr_err("page server %s: no %s connection that answers within the reconnect time, "
+		       "with %llu pages still to deliver (it closed again before any reply)", peer,
+		       role, (unsigned long long)left);
+	else
+		pr_err("page server %s: no %s connection that answers within the reconnect time, "
+		       "with %llu pages still to deliver (%u tries, last: %s)", peer, role,
+		       (unsigned long long)left, tries, why[0] ? why : strerror(-ret));
 	return -ETIMEDOUT;
 stopped:
 	pr_err("page server %s: stopped by a signal while reconnecting the %s connection, with "

@@ -3,10 +3,11 @@
  * --page-server-reconnect SECONDS): Documentation/lazy-pages.md.
  *
  * A connection lost with pages still to deliver is opened again, every
- * RC_RETRY_MS, until SECONDS have passed or a stop signal arrives.  The
- * SECONDS count from the loss until the new connection brings a reply: a
- * server that accepts and drops the session again and again (it cannot
- * serve a request) uses up the same time, and the daemon then fails.  The
+ * RC_RETRY_MS, until SECONDS have passed or a stop signal arrives.  A
+ * connection lost again with requests out and no reply since its
+ * reconnect, within SECONDS of it, has the same time left: a server that
+ * accepts and drops the session at a request it cannot serve uses it up,
+ * and the daemon then fails.  Any other loss has SECONDS anew.  The
  * driver's requests make this safe: a GET is only ever for pages still in
  * flight, a slice is copied only once whole, so whatever the lost
  * connection owed is simply asked for again on the new one.
@@ -54,13 +55,13 @@ typedef int (*rc_open_fn)(void *arg, struct rc_conn *c, const char *role, char *
 
 /*
  * Open c (closed) again before end_ns, stopping early when signal_fd
- * becomes readable, and check the fingerprints on it.  again: the last
- * reconnect of c got no reply before this loss (wait RC_RETRY_MS first).
+ * becomes readable, and check the fingerprints on it.  wait_first: c was
+ * lost right after its last reconnect (wait RC_RETRY_MS before trying).
  * 0: c is open and checked.  Otherwise logged, naming the left pages still
  * to deliver: -ETIMEDOUT (no server that answers in time), -EINTR (a stop
  * signal), -EIO (the server has other pages), -ENOMEM.
  */
-int rc_reconnect(struct rc_conn *c, const char *role, uint64_t end_ns, bool again,
+int rc_reconnect(struct rc_conn *c, const char *role, uint64_t end_ns, bool wait_first,
 		 int signal_fd, uint64_t left, const struct rc_fingerprints *f, rc_open_fn open,
 		 void *arg);
 

@@ -45,6 +45,7 @@
 #define FAULTS_ACTIVE_NS	(100 * 1000000ULL)	/* ... within this of a fault */
 #define FAULT_SLICES_PER_CALL	64		/* per wake-up: fault replies ... */
 #define BG_SLICES_PER_CALL	2		/* ... and 512 KiB of background data, */
+#define RECONNECT_SPACING_NS	(1000 * 1000000ULL)	/* lost within 1 s of a reconnect: wait first */
 #define BG_BUSY_SLICE_PAGES	16		/* 64 KiB within FAULTS_ACTIVE_NS of a fault */
 /*
  * Over TLS the server encrypts every reply: with one background GET per
@@ -298,36 +299,42 @@ static int reconnect(struct remote_source *rs, struct rc_conn *c, int err, uint6
 {
 	struct lazy_daemon *d = rs->src.d;
 	const char *role = c->role;
-	uint64_t t0 = evloop_now_ns(), end_ns;
+	uint64_t t0 = evloop_now_ns(), end_ns, window_ns = d->o->ps_reconnect_s * 1000000000ULL;
+	uint64_t reconnected_ns = c->reconnected_ns, reconnect_end_ns = c->reconnect_end_ns;
 	size_t nr = c->nr;
-	bool again;
+	bool again, recent;
 	struct rc_get *jobs = NULL;
 	int ret = 0;
 
-	pr_warn("page server %s: the %s connection %s with %llu pages still to deliver: "
-		"reconnecting for up to %u s", rs->peer, role,
-		err == -EPIPE ? "was closed" : err == -ECONNRESET ? "was reset" : strerror(-err),
-		(unsigned long long)left, d->o->ps_reconnect_s);
 	if (nr && !(jobs = malloc(nr * sizeof(*jobs)))) {
 		rs->broken = true;
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < nr; i++)
 		rc_conn_pop(c, &jobs[i]);
-	again = c->reconnect_end_ns && !c->nr_replies;
-	if (!again)
-		end_ns = t0 + d->o->ps_reconnect_s * 1000000000ULL;
-	else
-		end_ns = c->reconnect_end_ns;
+	/*
+	 * The same streak: reconnected a short while ago, lost again with
+	 * requests out and no reply since (a server that drops the session at
+	 * a GET it cannot serve).  Anything else is a new loss, with the whole
+	 * time again (a second kill long after the first, an idle connection).
+	 */
+	again = reconnected_ns && !c->nr_replies && nr && t0 - reconnected_ns < window_ns;
+	end_ns = again ? reconnect_end_ns : t0 + window_ns;
+	recent = reconnected_ns && t0 - reconnected_ns < RECONNECT_SPACING_NS;
+	pr_warn("page server %s: the %s connection %s with %llu pages still to deliver: "
+		"reconnecting for up to %.1f s", rs->peer, role,
+		err == -EPIPE ? "was closed" : err == -ECONNRESET ? "was reset" : strerror(-err),
+		(unsigned long long)left, end_ns > t0 ? (end_ns - t0) / 1e9 : 0.0);
 	rc_conn_close(c);
-	ret = rc_reconnect(c, role, end_ns, again, d->signal_fd, left, &rs->fingerprints,
+	ret = rc_reconnect(c, role, end_ns, recent, d->signal_fd, left, &rs->fingerprints,
 			   reopen_conn, rs);
 	if (ret) {
 		rs->broken = true;
 		free(jobs);
 		return ret == -ENOMEM ? ret : -ECONNRESET;
 	}
-	c->reconnect_end_ns = end_ns;	/* until a reply comes on the new connection */
+	c->reconnect_end_ns = end_ns;
+	c->reconnected_ns = evloop_now_ns();
 	d->stats.ps_reconnects++;
 	pr_warn("reconnected to page server %s (%s connection) after %.1f s, %u pages checked, "
 		"%zu requests sent again", rs->peer, role, (evloop_now_ns() - t0) / 1e9,
