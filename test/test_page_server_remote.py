@@ -123,18 +123,29 @@ def kill_server_at_half(procs, workdir, server):
     procs.kill(server.pid)
 
 
-def test_page_server_restarted_mid_restore(tool, procs, workdir, dirs):
+@pytest.mark.parametrize("kills", [1, 2], ids=["once", "twice"])
+def test_page_server_restarted_mid_restore(tool, procs, workdir, dirs, kills):
     """--page-server-reconnect: the server is killed mid-restore while the
     tasks fault, and started again on the same images: the daemon checks
     the pages it had received, asks again for what the old one owed, and
-    every page arrives right."""
+    every page arrives right.  Twice: each loss has the whole time."""
     src, dst = dirs
     port = free_port()
     wait_file = workdir / "go"
     server = start_page_server(tool, procs, workdir, src, port)
-    daemon = start_daemon(tool, procs, workdir, dst, port, extra=RECONNECT)
+    daemon = start_daemon(tool, procs, workdir, dst, port,
+                          extra=RECONNECT if kills == 1 else
+                          ("--no-background-fetch", "--page-server-reconnect", "3"))
     restore = restore_standin(procs, workdir, dst, "--wait-file", wait_file)
     kill_server_at_half(procs, workdir, server)
+    if kills == 2:
+        # back, both connections reconnected, idle; then killed once more
+        # after longer than the daemon's 3 s: a new loss, with its own time
+        server = start_page_server(tool, procs, workdir, src, port, name="page-server-first")
+        assert procs_mod.wait_for(lambda: (workdir / "lazy-pages.log").read_text().count(
+            "reconnected to page server") == 2, TIMEOUT), output_of(workdir, "lazy-pages")
+        time.sleep(3.5)
+        procs.kill(server.pid)
     wait_file.touch()		# the tasks fault while no server is there
     time.sleep(1)
     again = start_page_server(tool, procs, workdir, src, port, name="page-server-again")
@@ -147,7 +158,7 @@ def test_page_server_restarted_mid_restore(tool, procs, workdir, dirs):
                   r"connection\) after [\d.]+ s, (\d+) pages checked", log)
     assert m and int(m.group(2)) > 0, log
     stats = json.loads((dst / "lazy-pages-stats.json").read_text())
-    assert stats["page_server_reconnects"] >= 1 and stats["pages_lost"] == 0, stats
+    assert stats["page_server_reconnects"] >= 2 * kills - 1 and stats["pages_lost"] == 0, stats
     assert exit_status(procs, again, 10) == "exit code 0", output_of(workdir, "page-server-again")
 
 
