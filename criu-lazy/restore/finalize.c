@@ -125,8 +125,10 @@ static int set_regs(pid_t pid, const UserX86RegsEntry *g, const struct rst_resta
 static int set_fpu(pid_t pid, const UserX86FpregsEntry *fp)
 {
 	static uint8_t buf[XSTATE_BUF_MAX];
+	/* once per restore: each CPUID is a trip to the hypervisor in a VM */
+	static struct rst_xsave_host host;
+	static bool probed;
 	struct iovec iov = { buf, sizeof(buf) };
-	struct rst_xsave_host host;
 	char why[200];
 	int ret;
 
@@ -144,7 +146,9 @@ static int set_fpu(pid_t pid, const UserX86FpregsEntry *fp)
 		return 0;
 	}
 
-	rst_xsave_host_probe(&host);
+	if (!probed)
+		rst_xsave_host_probe(&host);
+	probed = true;
 	ret = rst_xsave_build(fp, &host, buf, iov.iov_len, why, sizeof(why));
 	if (ret) {
 		pr_err("core-%d.img: %s", pid, why);

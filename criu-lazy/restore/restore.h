@@ -404,6 +404,18 @@ void rst_task_kill(struct rst_task *t);
 #define RST_WAIT_TRACE_THREADS 2	/* internal to task-create.c */
 int rst_task_wait_blob(struct rst_task *t, const struct rst_plan *plan);
 
+/* blob-next.c: the blobs of the tree, taken in the order they report */
+struct rst_blob_wait {
+	bool *pending;			/* per process: still waited for */
+	int64_t *eof_at;		/* when its error pipe closed (ms), or 0 */
+	size_t left;
+};
+int rst_blob_wait_init(const struct rst_tree *tree, struct rst_blob_wait *w);
+/* The index of the next process with something to report (no longer
+ * pending then), -ENOENT when none is left */
+int rst_blob_next(struct rst_tree *tree, struct rst_blob_wait *w);
+void rst_blob_wait_free(struct rst_blob_wait *w);
+
 /* child.c: runs in the new task, never returns */
 _Noreturn void rst_child_main(struct rst_child *c);
 int child_err(const struct rst_child *c, int err, const char *fmt, ...)

@@ -179,66 +179,63 @@ static int stage_lazy_zombies(struct rst_tree *tree)
 /*
  * Each blob stops once its uffd is registered; the daemon gets it and the
  * blob goes on.  The daemon serves no fault before it has every process's
- * record, so each blob is let go at once, not waited for to its end here.
+ * record, so each blob is let go at once, not waited for to its end here;
+ * and each is taken as it stops (blob-next.c), not in the tree's order.
  */
-static int stage_lazy_handover(struct rst_tree *tree)
+static int lazy_handover_one(struct rst_tree *tree, struct rst_proc *p)
 {
-	for (size_t i = 0; i < tree->nr; i++) {
-		struct rst_proc *p = &tree->procs[i];
-		int ret;
+	int ret = wait_blob(tree, p);
 
-		if (p->kind != RST_PROC_ALIVE)
-			continue;
-		ret = wait_blob(tree, p);
-		if (ret == 0) {
-			pr_err("task %d: the restorer ended without its lazy stop", p->pid);
-			return -EIO;
-		}
-		if (ret != RST_WAIT_UFFD_READY)
-			return ret;
-		ret = rst_lazy_handover(tree, p);
-		if (ret)
-			return ret;
-		if (ptrace(PTRACE_CONT, p->t.pid, NULL, NULL)) {
-			pr_perror("cannot resume the restorer of task %d", p->pid);
-			return -errno;
-		}
+	if (ret == 0) {
+		pr_err("task %d: the restorer ended without its lazy stop", p->pid);
+		return -EIO;
+	}
+	if (ret != RST_WAIT_UFFD_READY)
+		return ret;
+	ret = rst_lazy_handover(tree, p);
+	if (ret)
+		return ret;
+	if (ptrace(PTRACE_CONT, p->t.pid, NULL, NULL)) {
+		pr_perror("cannot resume the restorer of task %d", p->pid);
+		return -errno;
 	}
 	return 0;
 }
 
-static int stage_blobs_done(struct rst_tree *tree)
+/* The last steps of one process, as soon as its blob has ended. */
+static int finalize_one(struct rst_tree *tree, struct rst_proc *p)
 {
-	for (size_t i = 0; i < tree->nr; i++) {
-		struct rst_proc *p = &tree->procs[i];
-		int ret;
+	int ret = wait_blob(tree, p);
 
-		if (p->kind != RST_PROC_ALIVE)
-			continue;
-		ret = wait_blob(tree, p);
-		if (ret == RST_WAIT_UFFD_READY) {
-			pr_err("task %d: the restorer stopped for a lazy restore", p->pid);
-			return -EIO;
-		}
-		if (ret)
-			return ret;
+	if (ret == RST_WAIT_UFFD_READY) {
+		pr_err("task %d: the restorer stopped for a lazy restore", p->pid);
+		return -EIO;
 	}
-	return 0;
+	if (ret)
+		return ret;
+	return rst_finalize(tree->o, &p->ri, &p->plan, &p->t);
+}
+
+/* @one for every live process, in the order their blobs report. */
+static int each_blob(struct rst_tree *tree, int (*one)(struct rst_tree *, struct rst_proc *))
+{
+	struct rst_blob_wait w;
+	int ret = rst_blob_wait_init(tree, &w), idx;
+
+	while (!ret && (idx = rst_blob_next(tree, &w)) != -ENOENT)
+		ret = idx < 0 ? idx : one(tree, &tree->procs[idx]);
+	rst_blob_wait_free(&w);
+	return ret;
+}
+
+static int stage_lazy_handover(struct rst_tree *tree)
+{
+	return each_blob(tree, lazy_handover_one);
 }
 
 static int stage_finalize(struct rst_tree *tree)
 {
-	for (size_t i = 0; i < tree->nr; i++) {
-		struct rst_proc *p = &tree->procs[i];
-		int ret;
-
-		if (p->kind != RST_PROC_ALIVE)
-			continue;
-		ret = rst_finalize(tree->o, &p->ri, &p->plan, &p->t);
-		if (ret)
-			return ret;
-	}
-	return 0;
+	return each_blob(tree, finalize_one);
 }
 
 static int stage_lazy_finished(struct rst_tree *tree)
@@ -343,10 +340,9 @@ static const struct rst_stage stages[] = {
 	{ "a task sharing another's descriptor table rebuilds itself once its owner has "
 	  "restored it", stage_fdt_sharers, false },
 	{ "tell the daemon about the zombies", stage_lazy_zombies, true },
-	{ "hand each process's userfaultfd to the daemon", stage_lazy_handover, true },
-	{ "wait for every restorer's end", stage_blobs_done, false },
+	{ "hand each process's userfaultfd to the daemon, as each blob stops", stage_lazy_handover, true },
+	{ "as each restorer ends: registers, last syscalls", stage_finalize, false },
 	{ "delete the ghost files and links again: every task holds its own", stage_ghosts_remove, false },
-	{ "registers, last syscalls", stage_finalize, false },
 	{ "TCP connections leave repair mode, their lock goes", stage_files_finish, false },
 	{ "tell the daemon the restore is finished", stage_lazy_finished, true },
 	{ "write the pidfile", stage_pidfile, false },

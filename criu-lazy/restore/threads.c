@@ -149,16 +149,21 @@ static bool pid_listed(const pid_t *v, size_t n, pid_t pid)
 }
 
 /* Seize a thread sleeping in the blob (unless it is already, @traced) and
- * stop it there. */
-static int seize_thread(pid_t tid, bool traced)
+ * ask it to stop there; wait_thread() takes the stop. */
+static int interrupt_thread(pid_t tid, bool traced)
 {
-	int status, ret;
-
 	if ((!traced && ptrace(PTRACE_SEIZE, tid, NULL, (void *)(long)PTRACE_O_TRACESYSGOOD)) ||
 	    ptrace(PTRACE_INTERRUPT, tid, NULL, NULL)) {
 		pr_perror("cannot seize the new thread %d", tid);
 		return -errno;
 	}
+	return 0;
+}
+
+static int wait_thread(pid_t tid)
+{
+	int status, ret;
+
 	ret = ptrace_wait_stop(tid, STOP_TIMEOUT_MS, &status);
 	if (ret)
 		return ret;
@@ -237,16 +242,41 @@ static struct attr_rst thread_attr_rst(const struct rst_images *ri, const struct
 }
 
 /* Seize every other thread where it sleeps (seccomp: seized already, in
- * any order), block its signals, run its FINAL attributes (the blob is
- * still there) and set its registers.  t->thread_pids ends up in the
- * order of ri->tids. */
+ * any order) and interrupt it; t->thread_pids ends up in the order of
+ * ri->tids.  All are asked to stop before the first stop is waited for:
+ * their stops overlap, instead of one round trip after the other. */
+static int interrupt_threads(const struct rst_images *ri, struct rst_task *t, pid_t *early,
+			     size_t nr_early)
+{
+	for (size_t i = 1; i < ri->nr_threads; i++) {
+		pid_t tid = thread_pid_here(ri, t->pid, ri->tids[i]);
+		bool traced = pid_listed(early, nr_early, tid);
+		int ret;
+
+		if (tid <= 0) {
+			pr_err("task %d: thread %d is not there after the restorer created it",
+			       t->pid, ri->tids[i]);
+			return -ESRCH;
+		}
+		ret = interrupt_thread(tid, traced);
+		if (ret && !traced)
+			return ret;
+		t->thread_pids[t->nr_thread_pids++] = tid;
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* Then each one, stopped: block its signals, run its FINAL attributes (the
+ * blob is still there) and set its registers. */
 int rst_threads_finalize(const struct rst_images *ri, const struct rst_plan *plan,
 			 struct rst_task *t)
 {
 	pid_t *early = t->thread_pids;
 	size_t nr_early = t->nr_thread_pids;
 	uint64_t all = ~0ull;
-	int ret = 0;
+	int ret;
 
 	if (ri->nr_threads < 2)
 		return 0;
@@ -256,22 +286,13 @@ int rst_threads_finalize(const struct rst_images *ri, const struct rst_plan *pla
 		return -ENOMEM;
 	}
 	t->nr_thread_pids = 0;
+	ret = interrupt_threads(ri, t, early, nr_early);
 	for (size_t i = 1; i < ri->nr_threads && !ret; i++) {
-		pid_t tid = thread_pid_here(ri, t->pid, ri->tids[i]);
-		bool traced = pid_listed(early, nr_early, tid);
+		pid_t tid = t->thread_pids[i - 1];
 		struct rst_restart rs;
 		struct attr_rst r;
 
-		if (tid <= 0) {
-			pr_err("task %d: thread %d is not there after the restorer created it",
-			       t->pid, ri->tids[i]);
-			ret = -ESRCH;
-			break;
-		}
-		ret = seize_thread(tid, traced);
-		if (ret && !traced)
-			break;
-		t->thread_pids[t->nr_thread_pids++] = tid;
+		ret = wait_thread(tid);
 		if (ret)
 			break;
 		if (ptrace(PTRACE_SETSIGMASK, tid, sizeof(all), &all)) {
