@@ -278,3 +278,27 @@ def test_restore_fdtable_owner_fails(tool, zdtm, workdir):
     for pid in [task.pid] + list(task.tree):
         assert not P.exists(pid), f"task {pid} was left behind: {P.describe(pid)}"
     assert P.children_of_me() == children, "the failed restore left processes behind"
+
+
+CHAIN_CYCLES = 12
+
+
+def test_unix_chain_restores_every_time(tool, zdtm, workdir):
+    """Unix sockets connected by name across three processes (zdtm
+    unix_chain): dumped and restored again and again, every restore must
+    bind each name before anything connects to it and connect a datagram
+    chain from its start (one process makes them all), whichever task
+    runs first; the old keying raced here in most runs."""
+    task = zdtm(ZdtmTest("unix_chain", tree=True))
+    for n in range(1, CHAIN_CYCLES + 1):
+        imgdir = workdir / f"images-{n}"
+        imgdir.mkdir()
+        task.note_tree()
+        assert_ok(tool.dump(task.pid, imgdir, workdir / f"dump-{n}.log", DUMP_TIMEOUT),
+                  f"dump #{n}")
+        task.expect_gone()
+        pidfile = workdir / f"restore-{n}.pid"
+        assert_ok(tool.restore(imgdir, workdir / f"restore-{n}.log", RESTORE_TIMEOUT,
+                               pidfile=pidfile), f"restore #{n}")
+        task.expect_restored(pidfile)
+    task.check_pass()

@@ -361,13 +361,59 @@ static int connect_one(struct rst_child *c, int sk, const UnixSkEntry *ue, const
 	return ret ? ret : do_shutdown(c, sk, ue);
 }
 
+static int connect_plain(struct rst_child *c, int fd, const UnixSkEntry *ue,
+			 const UnixSkEntry *pe, int depth);
+
+/*
+ * Before @ue connects on to its own peer, the sockets we made that are
+ * connected to it (a datagram chain X -> @ue -> Z): once @ue has a peer,
+ * the kernel lets no other connect to it (EPERM).  Two sockets connected
+ * to each other are no chain: either may go first.
+ */
+static int connect_upstream(struct rst_child *c, const UnixSkEntry *ue, int depth)
+{
+	for (size_t i = 0; i < c->ri->nr_files; i++) {
+		const FileEntry *fe = c->ri->files[i];
+		const UnixSkEntry *t = fe->usk, *tp;
+		int fd, ret;
+
+		if (fe->type != FD_TYPES__UNIXSK || !t || t->peer != ue->ino || t->ino == ue->peer ||
+		    classify(c->ri, t, &tp) != UNIX_PLAIN)
+			continue;
+		fd = child_file_lookup(c, t->id);
+		if (fd < 0)
+			continue;	/* not ours: its maker is ours too (share key) */
+		ret = connect_plain(c, fd, t, ue, depth + 1);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* @ue to its peer @pe, once: those connected to @ue first. */
+static int connect_plain(struct rst_child *c, int fd, const UnixSkEntry *ue,
+			 const UnixSkEntry *pe, int depth)
+{
+	struct sockaddr_un a;
+	socklen_t len = sizeof(a);
+	int ret;
+
+	if (!getpeername(fd, (struct sockaddr *)&a, &len))
+		return 0;	/* done already, before its peer connected on */
+	if (depth > (int)c->ri->nr_files)
+		return child_err(c, ELOOP, "unix socket %u of task %d: a chain of connections "
+				 "that does not end", ue->id, c->ri->pid);
+	ret = connect_upstream(c, ue, depth);
+	return ret ? ret : connect_one(c, fd, ue, pe);
+}
+
 static int unix_connect(struct rst_child *c, const struct rst_fd *f, int fd)
 {
 	const UnixSkEntry *ue = f->fe->usk, *pe;
 	enum unix_how how = classify(c->ri, ue, &pe);
 
 	if (how == UNIX_PLAIN && pe && pe->state != TCP_LISTEN)
-		return connect_one(c, fd, ue, pe);
+		return connect_plain(c, fd, ue, pe, 0);
 	if (how != UNIX_LISTENER)
 		return 0;
 	for (size_t i = 0; i < c->ri->nr_files; i++) {
@@ -449,6 +495,28 @@ static int unix_check(const struct opts *o, struct rst_images *ri, struct rst_fd
 	return 0;
 }
 
+/* The end of @ue's chain of connections by name: a socket connected
+ * nowhere, a listener, or an outside peer; else the chain ends in a cycle
+ * (two sockets connected to each other): its lowest inode. */
+static uint64_t chain_key(const struct rst_images *ri, const UnixSkEntry *ue)
+{
+	const UnixSkEntry *cur = ue, *pe, *p;
+	uint32_t low;
+
+	for (size_t n = 0; n <= ri->nr_files; n++) {
+		if (classify(ri, cur, &pe) != UNIX_PLAIN || !pe || pe->uflags & USK_EXTERN)
+			return cur->ino;
+		if (pe->state == TCP_LISTEN)
+			return pe->ino;
+		cur = pe;
+	}
+	low = cur->ino;		/* in the cycle by now: once around it */
+	for (classify(ri, cur, &p); p && p != cur; classify(ri, p, &p))
+		if (p->ino < low)
+			low = p->ino;
+	return low;
+}
+
 /*
  * What one open_file() makes together: both ends of a pair, a listener
  * with its accepted connections and its clients not yet accepted; and a
@@ -468,10 +536,10 @@ static uint64_t unix_share_key(const struct rst_images *ri, const FileEntry *fe)
 		return (l ? l : listener_of(ri, pe))->ino;
 	case UNIX_PLAIN:
 		/* connects to its peer's name: made with the peer, which is
-		 * bound by then (a listener's clients, datagram clients) */
-		if (pe && !(pe->uflags & USK_EXTERN))
-			return pe->ino;
-		return ue->ino;
+		 * bound by then (a listener's clients, datagram clients), and
+		 * with whatever that peer connects to (a chain X -> Y -> Z, one
+		 * maker: Y bound before X connects, X connected before Y) */
+		return chain_key(ri, ue);
 	case UNIX_LISTENER:
 		break;
 	}

@@ -142,6 +142,14 @@ def send_to_abstract_dgram(task):
         s.sendto(b"!", f"\0zdtm-dgram-{task.pid}")
 
 
+def send_to_chain_z(task):
+    """A datagram more to chain-z.sock (C's fd 30 in unix_chain), ahead of
+    what B and A sent."""
+    import socket
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        s.sendto(b"!", str(task.dir / "chain-z.sock"))
+
+
 def seek_fd30_to_0(task):
     """The offset of the root's fd 30 moved (an open file it shares with
     its child, so the child's moves too)."""

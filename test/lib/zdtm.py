@@ -290,6 +290,9 @@ ZDTM_TESTS = [
     ZdtmTest("share_scm", tree=True),
     ZdtmTest("share_pipes", tree=True),
     ZdtmTest("share_sockets", tree=True, host_names=True),
+    # unix sockets connected by name across three processes (a chain and a
+    # listener): every name bound before anything connects to it
+    ZdtmTest("unix_chain", tree=True, host_names=True),
     ZdtmTest("share_kobj", tree=True),
     # an epoll watching a file its process closed, which the child holds
     # (or which the process holds under another number)
