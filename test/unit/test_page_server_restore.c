@@ -430,5 +430,6 @@ int main(int argc, char **argv)
 		    WEXITSTATUS(status))
 			failed = 1;
 	}
+	free(pids);	/* LeakSanitizer in build-asan */
 	return failed;
 }
