@@ -116,6 +116,15 @@ def test_dump_refuses_seccomp_user_notif(tool, zdtm, workdir):
     task.check_pass()
 
 
+def test_dump_refuses_epoll_watch_held_in_flight_only(tool, zdtm, workdir):
+    """An epoll watching a file its process closed, which only a message in
+    flight still holds: no descriptor of the tree to find it through."""
+    task = zdtm(ZdtmTest("epoll", ("--in-flight",), label="in-flight"))
+    dump_must_refuse(tool, task, workdir, r"fd 30 of task", r"epoll", r"\bfd 43\b",
+                     r"in flight")
+    task.check_pass()
+
+
 @pytest.mark.parametrize("kind,why", [("outsider", r"not being dumped"),
                                       ("reaped", r"exited")])
 def test_dump_refuses_pidfd(tool, zdtm, workdir, kind, why):

@@ -21,7 +21,8 @@ REFUSED = [ZdtmTest("unsupported_fd", ("--kind", k), label=k) for k in REFUSED_K
     ZdtmTest("thread_seccomp", ("--user-notif",), label="user-notif"),
     ZdtmTest("pidfd_child", ("--outsider",), label="outsider", tree=True),
     ZdtmTest("pidfd_child", ("--reaped",), label="reaped", tree=True),
-    ZdtmTest("vma_flags", ("--state", "mlock-onfault"), label="mlock-onfault")]
+    ZdtmTest("vma_flags", ("--state", "mlock-onfault"), label="mlock-onfault"),
+    ZdtmTest("epoll", ("--in-flight",), label="in-flight")]
 
 
 @pytest.mark.parametrize("spec", SPECS + [pytest.param(s, id=s.id) for s in REFUSED])

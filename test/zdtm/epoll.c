@@ -8,6 +8,9 @@
  * With --stale, fd 30 also watches the eventfd under fd 40, closed since
  * (the watch lives on while fd 22 holds the file): the restore must watch
  * it again (data 40), and leave no fd 40.
+ * With --in-flight, fd 30 also watches the read end of a pipe under fd
+ * 43, which was sent through the socketpair 41/42 (SCM_RIGHTS) and closed
+ * since: only the message in flight holds it, which a dump must refuse.
  * After SIGTERM: the watches as fdinfo lists them (fd, events, data),
  * flags, and what epoll_wait reports: 20 and 21 ready, 22 not until the
  * eventfd is written, then once only on 30 (one shot).
@@ -18,6 +21,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "lib/zdtmtst.h"
@@ -39,6 +43,33 @@ static void watch(int ep, int fd, unsigned int events, uint64_t data)
 
 	if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev))
 		fail("epoll_ctl %d += %d: %m", ep, fd);
+}
+
+/* A pipe's read end watched by @ep as fd 43, then sent through the
+ * socketpair 41/42 and closed: only the message holds it. */
+static void send_away(int ep)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
+	struct iovec iov = { "f", 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+			     .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	int p[2], sv[2], fd = 43;
+
+	if (pipe(p) || socketpair(AF_UNIX, SOCK_DGRAM, 0, sv))
+		fail("pipe, socketpair: %m");
+	place(p[0], 43, 0);
+	place(p[1], 44, 0);
+	place(sv[0], 41, 0);
+	place(sv[1], 42, 0);
+	watch(ep, 43, EPOLLIN, 43);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(fd));
+	if (sendmsg(41, &mh, 0) != 1)
+		fail("sendmsg fd 43: %m");
+	close(43);
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -95,9 +126,11 @@ int main(int argc, char **argv)
 	int p[2], n, fl31, fd31;
 	char now[1024];
 	uint64_t one = 1;
-	int stale = 0;
+	int stale = 0, in_flight = 0;
 	const struct test_opt opts[] = {
 		{ "stale", TEST_OPT_FLAG, &stale, 0, "leave a watch of a closed fd" },
+		{ "in-flight", TEST_OPT_FLAG, &in_flight, 0,
+		  "watch a file only a message in flight holds" },
 		{ NULL, 0, NULL, 0, NULL },
 	};
 
@@ -123,6 +156,8 @@ int main(int argc, char **argv)
 		watch(30, 40, EPOLLIN, 40);
 		close(40);
 	}
+	if (in_flight)
+		send_away(30);
 	watches(30, watches_before[0], sizeof(watches_before[0]));
 	watches(31, watches_before[1], sizeof(watches_before[1]));
 	fl31 = fcntl(31, F_GETFL);
