@@ -30,7 +30,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/xattr.h>
 #include <unistd.h>
 
 #define LOG_PREFIX ""
@@ -49,17 +48,10 @@
 
 static bool inet_match(const struct dump_ctx *ctx, const struct fd_probe *p)
 {
-	char path[64], proto[32];
-	unsigned long long ino;
-	ssize_t n;
+	char proto[32];
 
-	if (sscanf(p->link, "socket:[%llu]", &ino) != 1)
+	if (!sk_proto_name(p, proto, sizeof(proto)))
 		return false;
-	snprintf(path, sizeof(path), "/proc/%d/fd/%d", p->t->pid, p->fd);
-	n = getxattr(path, "system.sockprotoname", proto, sizeof(proto) - 1);
-	if (n <= 0)
-		return false;
-	proto[n] = '\0';
 	return !strcmp(proto, "TCP") || !strcmp(proto, "TCPv6") || !strcmp(proto, "UDP") ||
 	       !strcmp(proto, "UDPv6");
 }
@@ -247,14 +239,11 @@ static int inet_dump(struct dump_ctx *ctx, const struct fd_probe *p, struct dump
 	if (!ret && proto == IPPROTO_UDP)
 		ret = sk_queue_dump(p, sk, SK_QUEUE_UDP, d.shutdown & 1, f->fe.id, &id->q);
 	if (!ret)
-		ret = dump_fown(p->t, p->fd, &f->fown);
-	if (!ret)
 		pr_debug("task %d: fd %d: %s socket %u, state %u, port %u -> %u, %zu datagrams queued",
 			 p->t->pid, p->fd, kind_name(family, proto), id->ie.ino, d.state,
 			 id->ie.src_port, id->ie.dst_port, id->q.nr);
 out:
-	close(sk);
-	return ret;
+	return sk_dump_end(p, f, sk, ret);
 }
 
 static void inet_dump_free(struct dump_file *f)
@@ -263,8 +252,7 @@ static void inet_dump_free(struct dump_file *f)
 
 	if (!id)
 		return;
-	sk_queue_free(&id->q);
-	sk_opts_dump_free(&id->opts);
+	sk_dump_parts_free(&id->q, &id->opts);
 	if (id->has_tcp)
 		tcp_conn_dump_free(&id->tcp);
 	free(id);

@@ -31,7 +31,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/xattr.h>
 #include <unistd.h>
 
 #define LOG_PREFIX ""
@@ -69,17 +68,10 @@ struct nl_dump {
 
 static bool nl_match(const struct dump_ctx *ctx, const struct fd_probe *p)
 {
-	char path[64], proto[32];
-	unsigned long long ino;
-	ssize_t n;
+	char proto[32];
 
-	if (sscanf(p->link, "socket:[%llu]", &ino) != 1)
+	if (!sk_proto_name(p, proto, sizeof(proto)))
 		return false;
-	snprintf(path, sizeof(path), "/proc/%d/fd/%d", p->t->pid, p->fd);
-	n = getxattr(path, "system.sockprotoname", proto, sizeof(proto) - 1);
-	if (n <= 0)
-		return false;
-	proto[n] = '\0';
 	return !strcmp(proto, "NETLINK");
 }
 
@@ -301,15 +293,12 @@ static int nl_dump(struct dump_ctx *ctx, const struct fd_probe *p, struct dump_f
 		ret = cycle_queue(p, sk, nd);
 	}
 	if (!ret)
-		ret = dump_fown(p->t, p->fd, &f->fown);
-	if (!ret)
 		pr_debug("task %d: fd %d: netlink socket %lu, protocol %u, port %u, %u group words (first %#x), peer %u/%u, %zu messages queued",
 			 p->t->pid, p->fd, (unsigned long)p->st.st_ino, protocol, nd->ne.portid,
 			 (unsigned int)nd->ne.n_groups, nd->ne.n_groups ? nd->groups[0] : 0,
 			 nd->ne.dst_portid, nd->ne.dst_group, nd->q.nr);
 out:
-	close(sk);
-	return ret;
+	return sk_dump_end(p, f, sk, ret);
 }
 
 static void nl_dump_free(struct dump_file *f)
@@ -318,8 +307,7 @@ static void nl_dump_free(struct dump_file *f)
 
 	if (!nd)
 		return;
-	sk_queue_free(&nd->q);
-	sk_opts_dump_free(&nd->opts);
+	sk_dump_parts_free(&nd->q, &nd->opts);
 	free(nd);
 }
 

@@ -9,9 +9,11 @@
 #include <string.h>
 #include <stdlib.h>
 #include <net/if.h>
+#include <stdio.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #define LOG_PREFIX ""
@@ -19,6 +21,7 @@
 #include "dump/dump.h"
 #include "files/fd-kind.h"
 #include "files/sk-opts.h"
+#include "files/sk-queue.h"
 #include "restore/restore.h"
 
 #ifndef SO_BUF_LOCK
@@ -37,6 +40,35 @@ int sk_grab_fd(const struct fd_probe *p)
 				     p->t->pid);
 	close(pidfd);
 	return fd;
+}
+
+bool sk_proto_name(const struct fd_probe *p, char *buf, size_t size)
+{
+	unsigned long long ino;
+	char path[64];
+	ssize_t n;
+
+	if (sscanf(p->link, "socket:[%llu]", &ino) != 1)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/fd/%d", p->t->pid, p->fd);
+	n = getxattr(path, "system.sockprotoname", buf, size - 1);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	return true;
+}
+
+int sk_dump_end(const struct fd_probe *p, struct dump_file *f, int sk, int ret)
+{
+	if (sk >= 0)
+		close(sk);
+	return ret ? ret : dump_fown(p->t, p->fd, &f->fown);
+}
+
+void sk_dump_parts_free(struct sk_queue *q, SkOptsEntry *opts)
+{
+	sk_queue_free(q);
+	sk_opts_dump_free(opts);
 }
 
 static int get_int(const struct fd_probe *p, int sk, int level, int name, const char *what,

@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <linux/sock_diag.h>
+#include <string.h>
 
 #include <netlink/msg.h>
 #include <netlink/netlink.h>
@@ -48,4 +49,47 @@ int sock_diag_query(const void *req, size_t len, int nlflags, bool ack,
 out:
 	nl_socket_free(nl);
 	return ret;
+}
+
+struct find_state {
+	const struct sock_diag_search *s;
+	uint32_t ino;
+	bool found;
+};
+
+static int find_cb(struct nl_msg *msg, void *arg)
+{
+	struct find_state *f = arg;
+	struct nlmsghdr *h = nlmsg_hdr(msg);
+	struct nlattr *tb[SOCK_DIAG_ATTR_MAX + 1];
+	const char *m;
+	uint32_t ino;
+
+	if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY || nlmsg_datalen(h) < (int)f->s->msg_size)
+		return NL_OK;
+	m = nlmsg_data(h);
+	memcpy(&ino, m + f->s->ino_off, sizeof(ino));
+	if (ino != f->ino)
+		return NL_OK;
+	if (nlmsg_parse(h, f->s->msg_size, tb, f->s->attr_max, NULL) < 0)
+		memset(tb, 0, sizeof(tb));
+	f->s->take(m, tb, f->s->arg);
+	f->found = true;
+	return NL_OK;
+}
+
+int sock_diag_find(const void *req, size_t len, uint32_t ino, const struct sock_diag_search *s)
+{
+	struct find_state f = { .s = s, .ino = ino };
+	int ret, nl_err;
+
+	if (s->attr_max > SOCK_DIAG_ATTR_MAX)
+		return -E2BIG;
+	ret = sock_diag_query(req, len, NLM_F_REQUEST | NLM_F_DUMP, false, find_cb, &f, &nl_err);
+	if (ret == -EIO)
+		pr_err("socket inode %u: the sock_diag dump of %s failed: %s", ino, s->what,
+		       nl_geterror(nl_err));
+	if (ret)
+		return ret;
+	return f.found ? 0 : -ENOENT;
 }

@@ -23,7 +23,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/xattr.h>
 #include <unistd.h>
 
 #define LOG_PREFIX ""
@@ -46,17 +45,10 @@ const char *unix_type_name(unsigned int type)
 
 bool unix_match(const struct dump_ctx *ctx, const struct fd_probe *p)
 {
-	char path[64], proto[32];
-	unsigned long long ino;
-	ssize_t n;
+	char proto[32];
 
-	if (sscanf(p->link, "socket:[%llu]", &ino) != 1)
+	if (!sk_proto_name(p, proto, sizeof(proto)))
 		return false;
-	snprintf(path, sizeof(path), "/proc/%d/fd/%d", p->t->pid, p->fd);
-	n = getxattr(path, "system.sockprotoname", proto, sizeof(proto) - 1);
-	if (n <= 0)
-		return false;
-	proto[n] = '\0';
 	return !strncmp(proto, "UNIX", 4);	/* "UNIX", "UNIX-STREAM" */
 }
 

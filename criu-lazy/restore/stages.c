@@ -28,6 +28,22 @@ struct rst_stage {
 	bool lazy_only;
 };
 
+/* @fn for each live process of the tree, in pstree order: the first error. */
+static int each_alive(struct rst_tree *tree, int (*fn)(struct rst_tree *, struct rst_proc *))
+{
+	for (size_t i = 0; i < tree->nr; i++) {
+		struct rst_proc *p = &tree->procs[i];
+		int ret;
+
+		if (p->kind != RST_PROC_ALIVE)
+			continue;
+		ret = fn(tree, p);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
 /* Without --shell-job the root must have led its session and group. */
 static int check_root_session(const struct rst_tree *tree)
 {
@@ -73,20 +89,19 @@ static int stage_shmem(struct rst_tree *tree)
 	return rst_shmem_create(tree);
 }
 
+static int plan_count(struct rst_tree *tree, struct rst_proc *p)
+{
+	pr_info("task %d: %zu VMAs, %llu pages to read, %zu fds", p->pid, p->plan.nr_vmas,
+		(unsigned long long)p->plan.pages_to_fill, p->ri.nr_fds);
+	tree->pages_filled += p->plan.pages_to_fill;
+	return 0;
+}
+
 static int stage_plan(struct rst_tree *tree)
 {
 	int ret = rst_tree_plan(tree);
 
-	for (size_t i = 0; !ret && i < tree->nr; i++) {
-		const struct rst_proc *p = &tree->procs[i];
-
-		if (p->kind != RST_PROC_ALIVE)
-			continue;
-		pr_info("task %d: %zu VMAs, %llu pages to read, %zu fds", p->pid,
-			p->plan.nr_vmas, (unsigned long long)p->plan.pages_to_fill, p->ri.nr_fds);
-		tree->pages_filled += p->plan.pages_to_fill;
-	}
-	return ret;
+	return ret ? ret : each_alive(tree, plan_count);
 }
 
 /* Who creates each file held by more than one process (fd-share.c). */
@@ -138,20 +153,17 @@ static int stage_fdt_apart(struct rst_tree *tree)
 	return rst_fdt_apart(tree);
 }
 
+/* (those sharing another's descriptor table wait: stage_fdt_sharers()) */
+static int rebuild_go(struct rst_tree *tree, struct rst_proc *p)
+{
+	return p->fdt_owner >= 0 ? 0 : rst_tree_send(tree, p, 'r');
+}
+
 /* Every live task rebuilds itself at once (child.c, then its blob), but
- * for those sharing another's descriptor table: stage_fdt_sharers(). */
+ * for those sharing another's descriptor table. */
 static int stage_rebuild(struct rst_tree *tree)
 {
-	for (size_t i = 0; i < tree->nr; i++) {
-		int ret;
-
-		if (tree->procs[i].kind != RST_PROC_ALIVE || tree->procs[i].fdt_owner >= 0)
-			continue;
-		ret = rst_tree_send(tree, &tree->procs[i], 'r');
-		if (ret)
-			return ret;
-	}
-	return 0;
+	return each_alive(tree, rebuild_go);
 }
 
 /* ... who do once the owner of their table has restored it (fdt.c). */

@@ -29,15 +29,6 @@
 
 static int deleted, with_unix;
 
-static void place(int fd, int at)
-{
-	if (fd < 0)
-		fail("creating fd %d: %m", at);
-	if (dup2(fd, at) != at)
-		fail("dup2 %d -> %d: %m", fd, at);
-	close(fd);
-}
-
 /* Out of the task's root, into the real one (fd 21). */
 static void get_out(void)
 {
@@ -72,10 +63,10 @@ int main(int argc, char **argv)
 	int in;
 
 	test_init(argc, argv, opts);
-	place(open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC), 21);
+	fd_place(open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC), 21, 0);
 	if (mkdir("croot", 0700) || chmod("croot", 0751) || stat("croot", &croot))
 		fail("croot: %m");
-	place(open("croot/inside", O_RDWR | O_CREAT | O_TRUNC, 0600), 20);
+	fd_place(open("croot/inside", O_RDWR | O_CREAT | O_TRUNC, 0600), 20, 0);
 	if (write(20, "12345", 5) != 5)
 		fail("writing croot/inside: %m");
 	if (chroot("croot"))
@@ -85,7 +76,7 @@ int main(int argc, char **argv)
 	if (chdir("/"))
 		bad("chdir into the root: %m");
 	if (with_unix) {
-		place(socket(AF_UNIX, SOCK_DGRAM, 0), 22);
+		fd_place(socket(AF_UNIX, SOCK_DGRAM, 0), 22, 0);
 		if (bind(22, (struct sockaddr *)&sun, sizeof(sun)))
 			bad("bind /sock: %m");
 	}

@@ -30,9 +30,9 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/time.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
+#include "lib/waiter.h"
 #include "lib/zdtmtst.h"
 
 #define SMALL_SIZE	5000
@@ -55,8 +55,10 @@ static size_t big_size;
 static int with_child;
 
 /* The child, after the restore: 0 if what it holds is right. */
-static int child_check(const uint8_t *shared)
+static int child_check(void *arg)
 {
+	const uint8_t *shared = arg;
+
 	pattern_fill(want, SMALL_SIZE, SEED_SMALL);
 	if (pread(20, buf, SMALL_SIZE, 0) != SMALL_SIZE || memcmp(buf, want, SMALL_SIZE))
 		return 3;
@@ -67,32 +69,6 @@ static int child_check(const uint8_t *shared)
 	if (lseek(20, 4321, SEEK_SET) != 4321)
 		return 5;
 	return 0;
-}
-
-static void place(int fd, int at, int cloexec)
-{
-	if (fd < 0)
-		fail("creating fd %d: %m", at);
-	if (dup3(fd, at, cloexec ? O_CLOEXEC : 0) != at)
-		fail("dup3 %d -> %d: %m", fd, at);
-	close(fd);
-}
-
-static void link_of(const char *path, char *out, size_t size)
-{
-	ssize_t n = readlink(path, out, size - 1);
-
-	if (n < 0)
-		fail("readlink %s: %m", path);
-	out[n] = '\0';
-}
-
-static void fd_link(int fd, char *out, size_t size)
-{
-	char path[64];
-
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	link_of(path, out, size);
 }
 
 static struct stat st_of(int fd)
@@ -156,8 +132,8 @@ int main(int argc, char **argv)
 	struct timeval tv[2] = { { MTIME, 0 }, { MTIME, 0 } };
 	uint8_t *shared, *priv;
 	struct stat st;
-	int fd, ctl[2], status;
-	pid_t child = 0;
+	struct waiter child;
+	int fd;
 
 	test_init(argc, argv, opts);
 
@@ -167,8 +143,8 @@ int main(int argc, char **argv)
 	write_at(fd, want, SMALL_SIZE, 0, "ghost-small");
 	if (fchmod(fd, 0640) || fchown(fd, 1234, 5678) || futimes(fd, tv))
 		fail("ghost-small: metadata: %m");
-	place(fd, 20, 0);
-	place(open("ghost-small", O_WRONLY | O_APPEND), 21, 1);
+	fd_place(fd, 20, 0);
+	fd_place(open("ghost-small", O_WRONLY | O_APPEND), 21, 1);
 	lseek(20, 100, SEEK_SET);
 
 	/* fd 22: sparse */
@@ -180,14 +156,14 @@ int main(int argc, char **argv)
 	write_at(fd, want + 10 * PAGE_SIZE, PAGE_SIZE, 10 * PAGE_SIZE, "ghost-sparse");
 	write_at(fd, want + SPARSE_SIZE - 100, 100, SPARSE_SIZE - 100, "ghost-sparse");
 	close(fd);
-	place(open("ghost-sparse", O_RDONLY), 22, 0);
+	fd_place(open("ghost-sparse", O_RDONLY), 22, 0);
 	lseek(22, PAGE_SIZE, SEEK_SET);
 
 	/* fd 23 and its shared mapping */
 	fd = make_deleted("ghost-shared");
 	pattern_fill(want, SHARED_PAGES * PAGE_SIZE, SEED_SHARED);
 	write_at(fd, want, SHARED_PAGES * PAGE_SIZE, 0, "ghost-shared");
-	place(fd, 23, 0);
+	fd_place(fd, 23, 0);
 	shared = mmap(NULL, SHARED_PAGES * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, 23, 0);
 	if (shared == MAP_FAILED)
 		fail("mmap ghost-shared: %m");
@@ -211,7 +187,7 @@ int main(int argc, char **argv)
 			pattern_fill(chunk, n, SEED_BIG + off);
 			write_at(fd, chunk, n, off, "ghost-big");
 		}
-		place(fd, 24, 0);
+		fd_place(fd, 24, 0);
 	}
 
 	if (unlink("ghost-small") || unlink("ghost-sparse") || unlink("ghost-shared") ||
@@ -226,7 +202,7 @@ int main(int argc, char **argv)
 		fail("mkdir ghost-gone: %m");
 	fd = make_deleted("ghost-gone/inner");
 	write_at(fd, "0123456789", 10, 0, "ghost-gone/inner");
-	place(fd, 25, 0);
+	fd_place(fd, 25, 0);
 	if (unlink("ghost-gone/inner") || rmdir("ghost-gone"))
 		fail("removing ghost-gone: %m");
 
@@ -234,7 +210,7 @@ int main(int argc, char **argv)
 		fail("a deleted cwd: %m");
 	fd = make_deleted("inner");
 	write_at(fd, "inside", 6, 0, "ghost-cwd/inner");
-	place(fd, 26, 0);
+	fd_place(fd, 26, 0);
 	if (unlink("inner") || rmdir("../ghost-cwd"))
 		fail("a deleted cwd: %m");
 
@@ -244,28 +220,13 @@ int main(int argc, char **argv)
 		getfl[i] = fcntl(20 + i, F_GETFL);
 		getfd[i] = fcntl(20 + i, F_GETFD);
 		pos[i] = lseek(20 + i, 0, SEEK_CUR);
-		fd_link(20 + i, links[i], sizeof(links[i]));
+		fd_link_read(20 + i, links[i], sizeof(links[i]));
 	}
-	link_of("/proc/self/cwd", cwd_link, sizeof(cwd_link));
+	link_read("/proc/self/cwd", cwd_link, sizeof(cwd_link));
 	test_msg("fd 20 is %s, cwd %s\n", links[0], cwd_link);
 
-	if (with_child) {
-		test_kill_tree_at_exit();
-		if (pipe(ctl))
-			fail("pipe: %m");
-		child = fork();
-		if (child < 0)
-			fail("fork: %m");
-		if (child == 0) {
-			char c;
-
-			close(ctl[1]);
-			if (read(ctl[0], &c, 1) != 1)
-				_exit(2);
-			_exit(child_check(shared));
-		}
-		close(ctl[0]);
-	}
+	if (with_child)
+		waiter_fork(&child, child_check, shared);
 
 	test_daemon();
 	test_waitsig();
@@ -275,7 +236,7 @@ int main(int argc, char **argv)
 
 		if (i == 4 && !big_size)
 			continue;
-		fd_link(20 + i, now, sizeof(now));
+		fd_link_read(20 + i, now, sizeof(now));
 		if (strcmp(now, links[i]))
 			fail("fd %d is %s, expected %s", 20 + i, now, links[i]);
 		if (fcntl(20 + i, F_GETFL) != getfl[i] || fcntl(20 + i, F_GETFD) != getfd[i])
@@ -302,12 +263,7 @@ int main(int argc, char **argv)
 		     (long long)st.st_mtime, SMALL_SIZE, MTIME);
 
 	if (with_child) {
-		if (write(ctl[1], "c", 1) != 1)
-			fail("waking the child: %m");
-		if (waitpid(child, &status, 0) != child || !WIFEXITED(status) ||
-		    WEXITSTATUS(status))
-			fail("the child ended with status %#x (3: fd 20, 4: the shared mapping, "
-			     "5: lseek)", status);
+		waiter_wake(&child, "3: fd 20, 4: the shared mapping, 5: lseek");
 		if (lseek(20, 0, SEEK_CUR) != 4321)
 			fail("fd 20 is not shared with the child any more: offset %lld",
 			     (long long)lseek(20, 0, SEEK_CUR));
@@ -361,7 +317,7 @@ int main(int argc, char **argv)
 	{
 		char now[256];
 
-		link_of("/proc/self/cwd", now, sizeof(now));
+		link_read("/proc/self/cwd", now, sizeof(now));
 		if (strcmp(now, cwd_link))
 			fail("cwd is %s, expected %s", now, cwd_link);
 		if (stat(".", &st) || !S_ISDIR(st.st_mode) || st.st_nlink != 0 ||

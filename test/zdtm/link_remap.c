@@ -38,32 +38,6 @@ static off_t pos[3];
 static const char *const keep[3] = { "lr-keep", "lr-keep", "lr-inner-keep" };
 static const char *dir;
 
-static void place(int fd, int at, int cloexec)
-{
-	if (fd < 0)
-		fail("creating fd %d: %m", at);
-	if (dup3(fd, at, cloexec ? O_CLOEXEC : 0) != at)
-		fail("dup3 %d -> %d: %m", fd, at);
-	close(fd);
-}
-
-static void link_of(const char *path, char *out, size_t size)
-{
-	ssize_t n = readlink(path, out, size - 1);
-
-	if (n < 0)
-		fail("readlink %s: %m", path);
-	out[n] = '\0';
-}
-
-static void fd_link(int fd, char *out, size_t size)
-{
-	char path[64];
-
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	link_of(path, out, size);
-}
-
 /* @name, filled with @len bytes of @data, and its second name @other */
 static int make_linked(const char *name, const char *other, const void *data, size_t len)
 {
@@ -123,8 +97,8 @@ int main(int argc, char **argv)
 		fail("a directory %s: %m", dir);
 
 	pattern_fill(want, ORIG_SIZE, SEED_ORIG);
-	place(make_linked("lr-orig", "lr-keep", want, ORIG_SIZE), 20, 0);
-	place(open("lr-orig", O_RDONLY), 21, 1);
+	fd_place(make_linked("lr-orig", "lr-keep", want, ORIG_SIZE), 20, 0);
+	fd_place(open("lr-orig", O_RDONLY), 21, 1);
 	lseek(20, 123, SEEK_SET);
 
 	pattern_fill(want, MAP_PAGES * PAGE_SIZE, SEED_MAP);
@@ -136,7 +110,7 @@ int main(int argc, char **argv)
 
 	if (mkdir("lr-dir", 0700))
 		fail("mkdir lr-dir: %m");
-	place(make_linked("lr-dir/inner", "lr-inner-keep", "0123456789", 10), 22, 0);
+	fd_place(make_linked("lr-dir/inner", "lr-inner-keep", "0123456789", 10), 22, 0);
 
 	if (unlink("lr-orig") || unlink("lr-map") || unlink("lr-dir/inner") || rmdir("lr-dir"))
 		fail("unlink: %m");
@@ -147,11 +121,11 @@ int main(int argc, char **argv)
 		getfl[i] = fcntl(20 + i, F_GETFL);
 		getfd[i] = fcntl(20 + i, F_GETFD);
 		pos[i] = lseek(20 + i, 0, SEEK_CUR);
-		fd_link(20 + i, links[i], sizeof(links[i]));
+		fd_link_read(20 + i, links[i], sizeof(links[i]));
 	}
 	snprintf((char *)buf, sizeof(buf), "/proc/self/map_files/%lx-%lx", (unsigned long)map,
 		 (unsigned long)map + MAP_PAGES * PAGE_SIZE);
-	link_of((char *)buf, map_link, sizeof(map_link));
+	link_read((char *)buf, map_link, sizeof(map_link));
 	test_msg("fd 20 is %s, the mapping %s\n", links[0], map_link);
 
 	test_daemon();
@@ -160,7 +134,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < 3; i++) {
 		char now[256], what[32];
 
-		fd_link(20 + i, now, sizeof(now));
+		fd_link_read(20 + i, now, sizeof(now));
 		if (strcmp(now, links[i]))
 			fail("fd %d is %s, expected %s", 20 + i, now, links[i]);
 		if (fcntl(20 + i, F_GETFL) != getfl[i] || fcntl(20 + i, F_GETFD) != getfd[i])
@@ -193,7 +167,7 @@ int main(int argc, char **argv)
 	{
 		char now[256];
 
-		link_of((char *)buf, now, sizeof(now));
+		link_read((char *)buf, now, sizeof(now));
 		if (strcmp(now, map_link))
 			fail("the mapping is %s, expected %s", now, map_link);
 		fd = open((char *)buf, O_RDONLY);

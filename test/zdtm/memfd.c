@@ -26,27 +26,6 @@ static uint8_t want[SIZE], buf[SIZE + 16];
 static int getfl[4], getfd[4];
 static char names[4][128];
 
-static void place(int fd, int at, int cloexec)
-{
-	if (fd < 0)
-		fail("creating fd %d: %m", at);
-	if (dup3(fd, at, cloexec ? O_CLOEXEC : 0) != at)
-		fail("dup3 %d -> %d: %m", fd, at);
-	close(fd);
-}
-
-static void link_of(int fd, char *out, size_t size)
-{
-	char path[64];
-	ssize_t n;
-
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	n = readlink(path, out, size - 1);
-	if (n < 0)
-		fail("readlink %s: %m", path);
-	out[n] = '\0';
-}
-
 static ino_t ino(int fd)
 {
 	struct stat st;
@@ -61,7 +40,7 @@ int main(int argc, char **argv)
 	char now[128];
 
 	test_init(argc, argv, NULL);
-	place(memfd_create("zdtm-memfd", MFD_ALLOW_SEALING), 20, 0);
+	fd_place(memfd_create("zdtm-memfd", MFD_ALLOW_SEALING), 20, 0);
 	pattern_fill(want, SIZE, SEED);
 	memset(want + PAGE_SIZE, 0, PAGE_SIZE);
 	if (ftruncate(20, SIZE) || pwrite(20, want, PAGE_SIZE, 0) != PAGE_SIZE ||
@@ -71,17 +50,17 @@ int main(int argc, char **argv)
 	if (fcntl(20, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW))
 		fail("F_ADD_SEALS: %m");
 	lseek(20, 5000, SEEK_SET);
-	place(dup(20), 21, 0);
-	place(open("/proc/self/fd/20", O_RDONLY), 22, 1);
+	fd_place(dup(20), 21, 0);
+	fd_place(open("/proc/self/fd/20", O_RDONLY), 22, 1);
 	lseek(22, 10, SEEK_SET);
-	place(memfd_create("second", 0), 23, 0);
+	fd_place(memfd_create("second", 0), 23, 0);
 	if (write(23, "hello", 5) != 5)
 		fail("write: %m");
 	fcntl(23, F_SETFL, O_APPEND);
 	for (int i = 0; i < 4; i++) {
 		getfl[i] = fcntl(20 + i, F_GETFL);
 		getfd[i] = fcntl(20 + i, F_GETFD);
-		link_of(20 + i, names[i], sizeof(names[i]));
+		fd_link_read(20 + i, names[i], sizeof(names[i]));
 	}
 
 	test_daemon();
@@ -91,7 +70,7 @@ int main(int argc, char **argv)
 		if (fcntl(20 + i, F_GETFL) != getfl[i] || fcntl(20 + i, F_GETFD) != getfd[i])
 			fail("fd %d: flags %#o/%#x, expected %#o/%#x", 20 + i, fcntl(20 + i, F_GETFL),
 			     fcntl(20 + i, F_GETFD), getfl[i], getfd[i]);
-		link_of(20 + i, now, sizeof(now));
+		fd_link_read(20 + i, now, sizeof(now));
 		if (strcmp(now, names[i]))
 			fail("fd %d is %s, expected %s", 20 + i, now, names[i]);
 	}

@@ -21,9 +21,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
+#include "lib/waiter.h"
 #include "lib/zdtmtst.h"
 
 #define SEED_SHARED	0x5348ULL
@@ -56,20 +56,11 @@ static uint8_t *map(int fd, size_t len, int prot, int flags, off_t off, const ch
 	return p;
 }
 
-static void place(int fd, int at)
+/* The child, after the restore: its word to the shared mapping. */
+static int child_write(void *shared)
 {
-	if (dup2(fd, at) != at)
-		fail("dup2 %d -> %d: %m", fd, at);
-	close(fd);
-}
-
-static void link_of(const char *path, char *out, size_t size)
-{
-	ssize_t n = readlink(path, out, size - 1);
-
-	if (n < 0)
-		fail("readlink %s: %m", path);
-	out[n] = '\0';
+	pattern_fill((uint8_t *)shared + 3 * PAGE_SIZE, PAGE_SIZE, SEED_LATE + 3);
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -79,16 +70,16 @@ int main(int argc, char **argv)
 		{ NULL },
 	};
 	uint8_t *shared, *shared_hi, *nofd, *priv, *sealed;
-	int fd, ctl[2], status;
+	struct waiter child;
 	char link[128];
-	pid_t child = 0;
+	int fd;
 
 	test_init(argc, argv, opts);
 
 	fd = make_memfd("shared", MFD_ALLOW_SEALING, 4 * PAGE_SIZE, SEED_SHARED);
 	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW))
 		fail("F_ADD_SEALS shared: %m");
-	place(fd, 20);
+	fd_place(fd, 20, 0);
 	shared = map(20, 4 * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, 0, "shared");
 	shared_hi = map(20, 2 * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, 2 * PAGE_SIZE,
 			"shared, pages 2-3");
@@ -101,7 +92,7 @@ int main(int argc, char **argv)
 	close(fd);
 
 	fd = make_memfd("private", 0, 4 * PAGE_SIZE, SEED_PRIV);
-	place(fd, 21);
+	fd_place(fd, 21, 0);
 	lseek(21, 123, SEEK_SET);
 	priv = map(21, 4 * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE, 0, "private");
 	pattern_fill(priv, PAGE_SIZE, SEED_LATE + 10);
@@ -116,24 +107,8 @@ int main(int argc, char **argv)
 	close(fd);
 
 	if (with_child) {
-		test_kill_tree_at_exit();
-		if (pipe(ctl))
-			fail("pipe: %m");
-		child = fork();
-		if (child < 0)
-			fail("fork: %m");
-		if (child == 0) {
-			char c;
-
-			close(ctl[1]);
-			/* after the restore: the parent's word to write */
-			if (read(ctl[0], &c, 1) != 1)
-				_exit(2);
-			pattern_fill(shared + 3 * PAGE_SIZE, PAGE_SIZE, SEED_LATE + 3);
-			_exit(0);
-		}
-		close(ctl[0]);
-		test_msg("child %d\n", child);
+		waiter_fork(&child, child_write, shared);
+		test_msg("child %d\n", child.pid);
 	}
 
 	test_daemon();
@@ -154,15 +129,11 @@ int main(int argc, char **argv)
 		fail("shared: the two mappings and fd 20 are not one memfd any more");
 	if (fcntl(20, F_GET_SEALS) != (F_SEAL_SHRINK | F_SEAL_GROW))
 		fail("shared: seals %#x", fcntl(20, F_GET_SEALS));
-	link_of("/proc/self/fd/20", link, sizeof(link));
+	link_read("/proc/self/fd/20", link, sizeof(link));
 	if (strcmp(link, "/memfd:shared (deleted)"))
 		fail("fd 20 is %s", link);
 	if (with_child) {
-		if (write(ctl[1], "w", 1) != 1)
-			fail("waking the child: %m");
-		if (waitpid(child, &status, 0) != child || !WIFEXITED(status) ||
-		    WEXITSTATUS(status))
-			fail("the child ended with status %#x", status);
+		waiter_wake(&child, NULL);
 		pattern_fill(want, PAGE_SIZE, SEED_LATE + 3);
 		if (memcmp(shared + 3 * PAGE_SIZE, want, PAGE_SIZE))
 			fail("shared: the child's write to page 3 is not seen: not shared with it");

@@ -18,9 +18,9 @@
 #include <sys/ipc.h>
 #include <sys/mman.h>
 #include <sys/shm.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
+#include "lib/waiter.h"
 #include "lib/zdtmtst.h"
 
 #define A_PAGES		16
@@ -41,6 +41,18 @@ static void check_a(const uint8_t *a, const char *who)
 	}
 }
 
+/* The child, after the restore: a as it was, then its word to page 10. */
+static int child_check(void *arg)
+{
+	uint8_t *a = arg;
+
+	for (int i = 0; i < 8; i++)
+		if (pattern_find_bad(a + i * PAGE_SIZE, PAGE_SIZE, SEED_A + i) != PAGE_SIZE)
+			return 3;	/* the parent says what */
+	pattern_fill(a + 10 * PAGE_SIZE, PAGE_SIZE, SEED_CHILD);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct test_opt opts[] = {
@@ -50,8 +62,8 @@ int main(int argc, char **argv)
 		{ NULL },
 	};
 	uint8_t *a, *b;
-	int fd, ctl[2], status;
-	pid_t child = 0;
+	struct waiter child;
+	int fd;
 
 	test_init(argc, argv, opts);
 	fd = open("/dev/zero", O_RDWR);
@@ -84,28 +96,8 @@ int main(int argc, char **argv)
 			fail("holding b as fd 30: %m");
 		close(fd);
 	}
-	if (with_child) {
-		test_kill_tree_at_exit();
-		if (pipe(ctl))
-			fail("pipe: %m");
-		child = fork();
-		if (child < 0)
-			fail("fork: %m");
-		if (child == 0) {
-			char c;
-
-			close(ctl[1]);
-			if (read(ctl[0], &c, 1) != 1)
-				_exit(2);
-			for (int i = 0; i < 8; i++)
-				if (pattern_find_bad(a + i * PAGE_SIZE, PAGE_SIZE, SEED_A + i) !=
-				    PAGE_SIZE)
-					_exit(3);	/* the parent says what */
-			pattern_fill(a + 10 * PAGE_SIZE, PAGE_SIZE, SEED_CHILD);
-			_exit(0);
-		}
-		close(ctl[0]);
-	}
+	if (with_child)
+		waiter_fork(&child, child_check, a);
 
 	test_daemon();
 	test_waitsig();
@@ -114,11 +106,7 @@ int main(int argc, char **argv)
 	zero_expect("a pages 8-15", a + 8 * PAGE_SIZE, 8 * PAGE_SIZE);
 	pattern_expect("b", b, B_PAGES * PAGE_SIZE, SEED_B);
 	if (with_child) {
-		if (write(ctl[1], "w", 1) != 1)
-			fail("waking the child: %m");
-		if (waitpid(child, &status, 0) != child || !WIFEXITED(status) ||
-		    WEXITSTATUS(status))
-			fail("the child ended with status %#x (3: it saw other data in a)", status);
+		waiter_wake(&child, "3: it saw other data in a");
 		pattern_expect("the child's write to a page 10: not shared with it",
 			       a + 10 * PAGE_SIZE, PAGE_SIZE, SEED_CHILD);
 	}

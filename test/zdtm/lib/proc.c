@@ -191,3 +191,20 @@ int proc_status_value(const char *key, char *val, size_t size)
 	}
 	return -1;
 }
+
+void link_read(const char *path, char *out, size_t size)
+{
+	ssize_t n = readlink(path, out, size - 1);
+
+	if (n < 0)
+		fail("readlink %s: %m", path);
+	out[n] = '\0';
+}
+
+void fd_link_read(int fd, char *out, size_t size)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	link_read(path, out, size);
+}

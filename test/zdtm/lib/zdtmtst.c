@@ -348,3 +348,14 @@ void test_kill_tree_at_exit(void)
 	tree_root = getpid();
 	atexit(kill_tree);
 }
+
+void fd_place(int fd, int at, int cloexec)
+{
+	if (fd < 0)
+		fail("making fd %d: %m", at);
+	if (fd == at)
+		return;
+	if (dup3(fd, at, cloexec ? O_CLOEXEC : 0) != at)
+		fail("dup3 %d -> %d: %m", fd, at);
+	close(fd);
+}

@@ -78,6 +78,14 @@ const char *test_name(void);
  */
 void test_kill_tree_at_exit(void);
 
+/* ------------------------------------------------------------ fds */
+
+/*
+ * Move fd, just made (negative: the call that made it failed, errno says
+ * why), to the number at (O_CLOEXEC if cloexec) and close it; fail()s.
+ */
+void fd_place(int fd, int at, int cloexec);
+
 /* ------------------------------------------------------------ patterns */
 
 /*
@@ -119,6 +127,11 @@ int maps_lines_in(const char *maps, unsigned long start, unsigned long end,
  * anonymous memory (its shmem inode is new after a restore).
  */
 void maps_line_normalize(char *line);
+
+/* readlink() of path into out, NUL-terminated; fail()s. */
+void link_read(const char *path, char *out, size_t size);
+/* The same of /proc/self/fd/<fd>. */
+void fd_link_read(int fd, char *out, size_t size);
 
 /* Field n (1-based, as in proc(5)) of /proc/self/stat, as a number. */
 unsigned long long proc_stat_field(int n);
