@@ -144,10 +144,27 @@ class Soak:
         pidfile = lane.dir / "restore.pid"
         res = self.tool.restore(lane.imgdir, lane.dir / "restore.log", RESTORE_TIMEOUT,
                                 pidfile=pidfile, extra=("--lazy-pages",), verbosity=2)
-        assert_ok(res, f"lazy restore of {lane.spec.id} (pid {lane.task.pid})")
+        assert_ok(res, f"lazy restore of {lane.spec.id} (pid {lane.task.pid})"
+                       f"{self.pid_holder(res.stderr)}")
         lane.task.expect_restored(pidfile)
         if lane.spec.defer_background:
             lane.task.expect_lazy_faults()
+
+    @staticmethod
+    def pid_holder(stderr):
+        """For 'pid N is already in use': who holds N (a rare failure of
+        the soak whose cause is not known yet: the holder tells)."""
+        m = re.search(r"(?:thread id|pid) (\d+) is already in use", stderr)
+        if not m:
+            return ""
+        tid = m.group(1)
+        try:
+            status = Path(f"/proc/{tid}/status").read_text()
+        except OSError as e:
+            return f"\n(pid {tid} is free now: {e})"
+        keep = ("Name", "State", "Tgid", "PPid", "NSpid")
+        lines = [l for l in status.splitlines() if l.split(":")[0] in keep]
+        return f"\n(pid {tid} is held by: {'; '.join(lines)})"
 
     def killer(self, lane, errors):
         """Kill the lane's page server once its task is at work; bring it
