@@ -10,9 +10,10 @@ import re
 import signal
 import subprocess
 
-from lib import lazy, procs as P
-from lib.badinput import (DUMP_TIMEOUT, RESTORE_TIMEOUT, restore_must_fail,
-                          restore_must_pass)
+import pytest
+
+from lib import images, lazy, procs as P
+from lib.badinput import DUMP_TIMEOUT, damaged_copy, restore_must_fail, restore_must_pass
 from lib.modes import free_port
 from lib.tool import assert_error_line, assert_ok
 from lib.zdtm import ZdtmTest
@@ -144,5 +145,40 @@ def test_link_gone_at_restore(tool, zdtm, workdir):
     assert made_back(workdir) == [], f"the failed restore left {made_back(workdir)}"
     assert len(links_in(workdir)) == 3, "a failed restore must leave the other links"
     os.link(workdir / "lr-keep", workdir / victim)
+    restore_must_pass(tool, workdir, task, good)
+    assert links_in(workdir) == [] and made_back(workdir) == [], os.listdir(workdir)
+
+
+def damage_remap(bad, field, value):
+    """Set a field of the first LINKED entry of remap-fpath.img."""
+    path = bad / "remap-fpath.img"
+    img = images.load(path)
+    for i in range(len(img.records)):
+        f = images.decode(img.payload(i))
+        if images.get(f, 3) == [0]:		# remap_type LINKED
+            path.write_bytes(images.replace_record(
+                img, i, images.encode(images.set_field(f, field, value))))
+            return
+    raise AssertionError("remap-fpath.img has no LINKED entry")
+
+
+@pytest.mark.parametrize("field,value,patterns", [
+    (3, 2, (r"remap-fpath\.img", r"dead process's /proc file", r"only ghost files and links")),
+    (2, 9999, (r"remap-fpath\.img", r"linked to file 9999", r"not a regular file")),
+], ids=["procfs-remap", "link-not-in-files"])
+def test_bad_remap_entry(tool, zdtm, workdir, field, value, patterns):
+    """A remap entry CRIU's images may hold but we do not restore (a dead
+    process's /proc file), or one whose link is no file of files.img: one
+    line, nothing made; the links stay for the good copy, which restores."""
+    task = zdtm(LINKED)
+    good = workdir / "images-good"
+    good.mkdir()
+    assert_ok(tool.dump(task.pid, good, workdir / "dump.log", DUMP_TIMEOUT, extra=FLAG),
+              "dump --link-remap")
+    task.expect_gone()
+    bad = damaged_copy(good, workdir)
+    damage_remap(bad, field, value)
+    restore_must_fail(tool, workdir, bad, task.pid, *patterns)
+    assert made_back(workdir) == [] and len(links_in(workdir)) == 4, os.listdir(workdir)
     restore_must_pass(tool, workdir, task, good)
     assert links_in(workdir) == [] and made_back(workdir) == [], os.listdir(workdir)
