@@ -7,6 +7,7 @@ leaves the task stopped."""
 import os
 import signal
 import socket
+import subprocess
 import time
 
 import pytest
@@ -158,5 +159,56 @@ def test_dump_refuses_backlog_data_left_running(flag, tool, zdtm, workdir):
     res = tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT, extra=[flag])
     assert_error_line(res, "dump", r"fd 21 of task", r"listening unix socket at fd 20",
                       r"not yet accepted", flag)
+    task.expect_unharmed(before)
+    task.check_pass()
+
+
+def test_dump_refused_after_backlog_keeps_it(tool, zdtm, workdir):
+    """A refusal met after the listener with data waiting in its backlog (a
+    child's socket connected outside the tree, checked once every task is
+    seen): the dump fails before it accepts anything, so the tree runs on
+    with every connection still waiting, their data read by the program's
+    own accept() after the dump."""
+    name = f"criu-lazy-test-ext-{os.getpid()}-{time.monotonic_ns()}"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        listener.bind("\0" + name)
+        listener.listen(1)
+        task = zdtm(ZdtmTest("unix_backlog", ("--tree", "--ext-peer", name),
+                             label="ext-peer"))
+        listener.settimeout(DUMP_TIMEOUT)
+        conn, _ = listener.accept()
+        with conn:
+            conn.settimeout(DUMP_TIMEOUT)
+            assert conn.recv(4) == b"ping"
+            before = task.snapshot()
+            imgdir = workdir / "images"
+            imgdir.mkdir()
+            res = tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT)
+            assert_error_line(res, "dump", r"\bfd 40 of task", r"peer outside the dumped tree")
+            task.expect_unharmed(before)
+            assert not os.listdir(imgdir), "images left behind"
+            task.check_pass()
+    finally:
+        listener.close()
+
+
+def test_dump_write_error_keeps_backlog(tool, zdtm, workdir):
+    """An image that cannot be written (the directory is a tmpfs of 16 KiB:
+    ENOSPC on the pages) with data waiting in connections not yet accepted:
+    the accepts come after every other image, so the dump fails before
+    them and the tree runs on with its connections and their data."""
+    task = zdtm(ZdtmTest("unix_backlog", ("--tree",), label="tree"))
+    before = task.snapshot()
+    imgdir = workdir / "images"
+    imgdir.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "criu-lazy-test", str(imgdir)],
+                   check=True, timeout=30)
+    try:
+        res = tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT)
+        assert_error_line(res, "dump", r"no space left on device")
+        assert "accepting" not in (workdir / "dump.log").read_text(errors="replace")
+    finally:
+        subprocess.run(["umount", str(imgdir)], check=True, timeout=30)
     task.expect_unharmed(before)
     task.check_pass()

@@ -13,7 +13,9 @@
  * Nothing is written until everything is collected and every refusal
  * (sockets, ...) has had its chance, so a refused tree is left
  * exactly as it was.  On any failure the images created so far are
- * removed and every task is let go unharmed, with its registers.
+ * removed and every task is let go unharmed, with its registers.  The one
+ * step that changes the tree (reading the data of connections not yet
+ * accepted) comes last but writing the files' images (write_images).
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -186,15 +188,28 @@ static int write_task_images(struct dump_ctx *ctx, struct dump_task *t)
 	return ret;
 }
 
+/*
+ * The stages once everything is collected, in this order:
+ *   1. resolve the files (what ties them; every refusal left: peers
+ *      outside the tree, files in flight, which backlogs will be read)
+ *   2. every image but the files': inventory, pstree, locks, seccomp,
+ *      each task's (cores, mm, fdinfo, pages, ...), stats
+ *   3. the point of no return: what only changing the tree reads (a
+ *      listener's connections accepted to read their data, unix-backlog.c)
+ *      and the files in flight it carries
+ *   4. files.img and each kind's own images (sk-queues, pipes, ...)
+ * A failure after 3 cannot give the tree back as it was: its error says
+ * what is lost (unix_backlog_release).
+ */
 static int write_images(struct dump_ctx *ctx)
 {
 	int ret;
 
-	ret = dump_write_inventory(ctx);
+	ret = dump_resolve_files(ctx);
+	if (!ret)
+		ret = dump_write_inventory(ctx);
 	if (!ret)
 		ret = dump_write_pstree(ctx);
-	if (!ret)
-		ret = dump_write_files(ctx);
 	if (!ret)
 		ret = dump_file_locks_write(ctx);
 	if (!ret)
@@ -203,6 +218,10 @@ static int write_images(struct dump_ctx *ctx)
 		ret = write_task_images(ctx, ctx->tasks[i]);
 	if (!ret)
 		ret = dump_write_stats(ctx);
+	if (!ret)
+		ret = dump_accept_files(ctx);
+	if (!ret)
+		ret = dump_write_files(ctx);
 	return ret;
 }
 

@@ -342,6 +342,8 @@ struct dump_file *dump_file_add(struct dump_ctx *ctx, const struct fd_kind_ops *
 int dump_file_in_flight(struct dump_ctx *ctx, int fd, struct dump_task *owner, const char *what,
 			struct dump_file **out);
 int dump_fs(struct dump_ctx *ctx, struct dump_task *t, const char *status);
+int dump_resolve_files(struct dump_ctx *ctx);
+int dump_accept_files(struct dump_ctx *ctx);
 int dump_write_files(struct dump_ctx *ctx);
 /* Before the tree is let go: each kind's dump_release(); @resume: the tasks
  * run on (-R or a failed dump).  The first error. */

@@ -473,16 +473,49 @@ struct dump_file *dump_file_add(struct dump_ctx *ctx, const struct fd_kind_ops *
 	return file_new(&ctx->files, ops, st);
 }
 
-int dump_write_files(struct dump_ctx *ctx)
+int dump_resolve_files(struct dump_ctx *ctx)
 {
-	struct cr_img *img;
 	int ret = 0;
 
 	for (unsigned int k = 0; k < fd_kinds_nr && !ret; k++)
 		if (fd_kinds[k]->dump_resolve)
 			ret = fd_kinds[k]->dump_resolve(ctx);
-	if (ret)
-		return ret;
+	return ret;
+}
+
+static bool has_kind_from(const struct dump_ctx *ctx, const struct fd_kind_ops *k, size_t from)
+{
+	for (size_t i = from; i < ctx->files.nr; i++)
+		if (ctx->files.v[i]->ops == k)
+			return true;
+	return false;
+}
+
+int dump_accept_files(struct dump_ctx *ctx)
+{
+	size_t from = ctx->files.nr;
+	unsigned int first = fd_kinds_nr;
+	int ret = 0;
+
+	for (unsigned int k = 0; k < fd_kinds_nr && !ret; k++) {
+		if (!fd_kinds[k]->dump_accept)
+			continue;
+		ret = fd_kinds[k]->dump_accept(ctx);
+		first = first < k ? first : k + 1;
+	}
+	/* the files it met (in flight): the resolve of their kind again, for
+	 * the kinds whose resolve came after and met such files before (they
+	 * check their files: running one twice is harmless) */
+	for (unsigned int k = first; k < fd_kinds_nr && !ret; k++)
+		if (fd_kinds[k]->dump_resolve && has_kind_from(ctx, fd_kinds[k], from))
+			ret = fd_kinds[k]->dump_resolve(ctx);
+	return ret;
+}
+
+int dump_write_files(struct dump_ctx *ctx)
+{
+	struct cr_img *img;
+	int ret;
 
 	ret = dump_img_open(ctx, IMG_FILES, 0, &img);
 	if (ret)

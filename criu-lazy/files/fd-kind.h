@@ -77,6 +77,11 @@ struct fd_kind_ops {
 	/* Once per dump after every task, before files.img is written: what
 	 * ties files together (a socket's peer), more file objects.  Optional. */
 	int (*dump_resolve)(struct dump_ctx *ctx);
+	/* Once per dump, once every image but the files' is written: what
+	 * reads a file only by changing the tree (accepting a listener's
+	 * waiting connections), so that no refusal or image of the dump can
+	 * fail after it but files.img and the kinds' own.  Optional. */
+	int (*dump_accept)(struct dump_ctx *ctx);
 	/* Once per dump after every task: the kind's own images.  Optional. */
 	int (*dump_write)(struct dump_ctx *ctx);
 	/* Right before the tree is let go (killed, or resumed when @resume):

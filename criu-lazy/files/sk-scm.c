@@ -152,6 +152,18 @@ static int dump_new(struct dump_ctx *ctx, const struct unix_dump *s, int fd,
 	return 0;
 }
 
+static int seen_add(struct scm_seen *seen, int fd, uint32_t id)
+{
+	void *grown = realloc(seen->v, (seen->nr + 1) * sizeof(seen->v[0]));
+
+	if (!grown)
+		return -ENOMEM;
+	seen->v = grown;
+	seen->v[seen->nr].fd = fd;
+	seen->v[seen->nr++].id = id;
+	return 0;
+}
+
 /* The id of the file in flight we hold as @fd. */
 static int resolve_one(struct dump_ctx *ctx, struct scm_seen *seen, const struct unix_dump *s,
 		       int fd, uint32_t *id)
@@ -160,7 +172,6 @@ static int resolve_one(struct dump_ctx *ctx, struct scm_seen *seen, const struct
 	struct same_fd_arg arg = { &st, fd };
 	const struct dump_fd *d;
 	struct dump_task *t;
-	void *grown;
 	int ret;
 
 	if (fstat(fd, &st)) {
@@ -180,15 +191,7 @@ static int resolve_one(struct dump_ctx *ctx, struct scm_seen *seen, const struct
 		return 0;
 	}
 	ret = dump_new(ctx, s, fd, &st, id);
-	if (ret)
-		return ret;
-	grown = realloc(seen->v, (seen->nr + 1) * sizeof(seen->v[0]));
-	if (!grown)
-		return -ENOMEM;
-	seen->v = grown;
-	seen->v[seen->nr].fd = fd;
-	seen->v[seen->nr++].id = *id;
-	return 0;
+	return ret ? ret : seen_add(seen, fd, *id);
 }
 
 static int resolve_queue(struct dump_ctx *ctx, struct scm_seen *seen, struct unix_dump *ud)
@@ -231,6 +234,21 @@ int sk_scm_resolve(struct dump_ctx *ctx)
 	struct scm_seen seen = { NULL, 0 };
 	int ret = 0;
 
+	/* a second call (the queues read by accepting connections): the
+	 * files met in flight by the first are met again */
+	for (size_t i = 0; i < ctx->files.nr && !ret; i++) {
+		struct dump_file *f = ctx->files.v[i];
+		const struct unix_dump *ud = f->priv;
+
+		if (f->ops != &fd_kind_unix || !ud)
+			continue;
+		for (size_t k = 0; k < ud->q.nr && !ret; k++) {
+			const struct sk_packet *pk = &ud->q.v[k];
+
+			for (uint32_t j = 0; pk->scm_ids && j < pk->nr_scm && !ret; j++)
+				ret = seen_add(&seen, pk->scm_fds[j], pk->scm_ids[j]);
+		}
+	}
 	/* ctx->files grows as files in flight are added: they are walked too */
 	for (size_t i = 0; i < ctx->files.nr && !ret; i++) {
 		struct dump_file *f = ctx->files.v[i];

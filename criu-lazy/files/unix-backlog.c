@@ -23,6 +23,7 @@
  */
 #include <errno.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -157,23 +158,34 @@ static int must_drain(struct dump_ctx *ctx, struct unix_dump *l, bool *yes)
 	return 0;
 }
 
+int unix_backlog_plan(struct dump_ctx *ctx)
+{
+	for (size_t i = 0; i < ctx->files.nr; i++) {
+		struct dump_file *f = ctx->files.v[i];
+		struct unix_dump *l = f->priv;
+		int ret;
+
+		if (f->ops != &fd_kind_unix || !l)
+			continue;
+		ret = must_drain(ctx, l, &l->drain);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
 int unix_backlog_drain(struct dump_ctx *ctx)
 {
-	bool yes;
-	int ret;
+	for (size_t i = 0; i < ctx->files.nr; i++) {
+		struct dump_file *f = ctx->files.v[i];
+		struct unix_dump *l = f->priv;
+		int ret;
 
-	for (int pass = 0; pass < 2; pass++) {	/* every refusal first, then the accepts */
-		for (size_t i = 0; i < ctx->files.nr; i++) {
-			struct dump_file *f = ctx->files.v[i];
-
-			if (f->ops != &fd_kind_unix || !f->priv)
-				continue;
-			ret = must_drain(ctx, f->priv, &yes);
-			if (!ret && yes && pass)
-				ret = drain(ctx, f->priv);
-			if (ret)
-				return ret;
-		}
+		if (f->ops != &fd_kind_unix || !l || !l->drain)
+			continue;
+		ret = drain(ctx, l);
+		if (ret)
+			return ret;
 	}
 	return 0;
 }
@@ -200,7 +212,7 @@ int unix_backlog_resolve(struct dump_ctx *ctx, struct unix_dump *l)
 	for (unsigned int i = 0; i < l->nr_icons; i++) {
 		struct unix_dump *c = find_by_ino(ctx, l->icons[i], &slots[i]);
 
-		if (c->wqueue && !l->nr_drained) {
+		if (c->wqueue && !l->drain) {
 			pr_err("fd %d of task %d: its connection to the listening unix socket at fd %d, not yet accepted, holds %u bytes: a client in flight with data waiting is not supported",
 			       c->fd, c->pid, l->fd, c->wqueue);
 			ret = -EOPNOTSUPP;
@@ -225,13 +237,37 @@ out:
 	return ret;
 }
 
+/* The clients of the @n connections of @l accepted: "fd 21 of task 7, ..." */
+static void name_clients(struct dump_ctx *ctx, const struct unix_dump *l, unsigned int n,
+			 char *buf, size_t size)
+{
+	size_t len = 0;
+
+	buf[0] = '\0';
+	for (unsigned int i = 0; i < n && len < size; i++) {
+		const struct unix_dump *c = find_by_ino(ctx, l->icons[i], NULL);
+		int w;
+
+		if (c && c->fd >= 0)
+			w = snprintf(buf + len, size - len, "%sfd %d of task %d", i ? ", " : "",
+				     c->fd, c->pid);
+		else
+			w = snprintf(buf + len, size - len, "%sunix socket %u", i ? ", " : "",
+				     l->icons[i]);
+		len += w > 0 ? (size_t)w : 0;
+	}
+}
+
 int unix_backlog_release(struct dump_ctx *ctx, struct dump_file *f, bool resume)
 {
 	const struct unix_dump *l = f->priv;
+	char clients[512];
 
-	(void)ctx;
-	if (resume && l && l->nr_drained)
-		pr_warn("task %d: fd %d: the dump failed after accepting %u connections not yet accepted by this listening unix socket (to read their data): they are lost, their clients see them closed",
-			l->pid, l->fd, l->nr_drained);
-	return 0;
+	if (!resume || !l || !l->nr_drained)
+		return 0;
+	/* the one thing a failed dump cannot give back: said as its error */
+	name_clients(ctx, l, l->nr_drained, clients, sizeof(clients));
+	pr_err("the dump failed after accepting %u connections not yet accepted by the listening unix socket at fd %d of task %d, to read their data: they are lost (their clients see them closed): %s",
+	       l->nr_drained, l->fd, l->pid, clients);
+	return -ECONNABORTED;
 }

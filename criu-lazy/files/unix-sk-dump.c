@@ -6,13 +6,15 @@
  * socket's inode the name is kept as deleted (re-made and unlinked at
  * restore); a relative name keeps the task's working directory.
  *
- * Once every task is seen (unix_dump_resolve), the data waiting in
- * connections not yet accepted is read (unix-backlog.c), the files in
- * flight of the queues become file objects (sk-scm.c), then peers are
- * tied: a client not yet accepted names the listener as its peer (the
+ * Once every task is seen (unix_dump_resolve), the backlogs with data
+ * waiting in connections not yet accepted are checked (unix-backlog.c),
+ * the files in flight of the queues become file objects (sk-scm.c), then
+ * peers are tied: a client not yet accepted names the listener as its peer (the
  * kernel shows no inode for the waiting end), and a peer outside the dumped tree is
  * refused, naming the fd, unless --ext-unix-sk allows a datagram socket to
  * be reconnected to it by name (an entry of its own, USK_EXTERN).
+ * That data is read (the connections accepted) only in unix_dump_accept,
+ * once every other image is written, and what it carries resolved then.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -237,23 +239,12 @@ static int add_external(struct dump_ctx *ctx, struct unix_dump *s)
 	return 0;
 }
 
-int unix_dump_resolve(struct dump_ctx *ctx)
+/* The peers of the unix sockets from @from on: in the tree, or refused. */
+static int check_peers(struct dump_ctx *ctx, size_t from)
 {
-	/* the data waiting on listeners first (it may carry files in flight),
-	 * then files in flight: a socket among them may be another's peer */
-	int ret = unix_backlog_drain(ctx);
+	int ret = 0;
 
-	if (!ret)
-		ret = sk_scm_resolve(ctx);
-
-	for (size_t i = 0; i < ctx->files.nr && !ret; i++) {
-		struct dump_file *f = ctx->files.v[i];
-		struct unix_dump *ud = f->priv;
-
-		if (f->ops == &fd_kind_unix && ud->ue.state == TCP_LISTEN)
-			ret = unix_backlog_resolve(ctx, ud);
-	}
-	for (size_t i = 0; i < ctx->files.nr && !ret; i++) {
+	for (size_t i = from; i < ctx->files.nr && !ret; i++) {
 		struct dump_file *f = ctx->files.v[i];
 		struct unix_dump *ud = f->priv;
 
@@ -283,6 +274,37 @@ int unix_dump_resolve(struct dump_ctx *ctx)
 		ret = add_external(ctx, ud);
 	}
 	return ret;
+}
+
+int unix_dump_resolve(struct dump_ctx *ctx)
+{
+	/* the refusals of the backlogs first, then files in flight: a socket
+	 * among them may be another's peer, or a client of a backlog */
+	int ret = unix_backlog_plan(ctx);
+
+	if (!ret)
+		ret = sk_scm_resolve(ctx);
+	for (size_t i = 0; i < ctx->files.nr && !ret; i++) {
+		struct dump_file *f = ctx->files.v[i];
+		struct unix_dump *ud = f->priv;
+
+		if (f->ops == &fd_kind_unix && ud->ue.state == TCP_LISTEN)
+			ret = unix_backlog_resolve(ctx, ud);
+	}
+	return ret ? ret : check_peers(ctx, 0);
+}
+
+/* The point of no return: the data waiting on listeners, read by accepting
+ * their connections, and the files in flight it carries (new file objects,
+ * checked like the others: a refusal now loses the connections). */
+int unix_dump_accept(struct dump_ctx *ctx)
+{
+	size_t from = ctx->files.nr;
+	int ret = unix_backlog_drain(ctx);
+
+	if (!ret)
+		ret = sk_scm_resolve(ctx);
+	return ret ? ret : check_peers(ctx, from);
 }
 
 void unix_dump_free(struct dump_file *f)

@@ -572,6 +572,7 @@ const struct fd_kind_ops fd_kind_unix = {
 	.match = unix_match,
 	.dump = unix_dump,
 	.dump_resolve = unix_dump_resolve,
+	.dump_accept = unix_dump_accept,
 	.dump_write = sk_queues_write,	/* every socket kind's queues */
 	.dump_release = unix_backlog_release,
 	.dump_free = unix_dump_free,

@@ -34,6 +34,7 @@ struct unix_dump {
 	struct dump_task *t;		/* whose fd it is (NULL: an external peer) */
 	uint32_t *icons;		/* a listener's connections not yet accepted */
 	unsigned int nr_icons;
+	bool drain;			/* its connections will be accepted to read them */
 	unsigned int nr_drained;	/* of them, accepted by the dump (unix-backlog.c) */
 	uint32_t wqueue;		/* bytes it sent that nobody has read yet */
 	bool in_flight;			/* no task's fd: passed with SCM_RIGHTS (sk-scm.c) */
@@ -45,12 +46,16 @@ const char *unix_type_name(unsigned int type);
 bool unix_match(const struct dump_ctx *ctx, const struct fd_probe *p);
 int unix_dump(struct dump_ctx *ctx, const struct fd_probe *p, struct dump_file *f);
 int unix_dump_resolve(struct dump_ctx *ctx);
+int unix_dump_accept(struct dump_ctx *ctx);
 void unix_dump_free(struct dump_file *f);
 
-/* unix-backlog.c: a listener's connections not yet accepted.  drain: the
- * data waiting in them, read by accepting them (before sk_scm_resolve());
- * resolve: each client names its listener, in backlog order in files.img;
- * release: the warning when a failed dump lost what it accepted. */
+/* unix-backlog.c: a listener's connections not yet accepted.  plan: every
+ * refusal, and which listeners the dump will drain (in resolve); resolve:
+ * each client names its listener, in backlog order in files.img; drain: the
+ * data waiting in them, read by accepting them (the dump's last fallible
+ * step but writing the files' images); release: the error naming what a
+ * failed dump lost when it had accepted connections. */
+int unix_backlog_plan(struct dump_ctx *ctx);
 int unix_backlog_drain(struct dump_ctx *ctx);
 int unix_backlog_resolve(struct dump_ctx *ctx, struct unix_dump *l);
 int unix_backlog_release(struct dump_ctx *ctx, struct dump_file *f, bool resume);

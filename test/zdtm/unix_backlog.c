@@ -17,6 +17,9 @@
  * With --empty no client sends anything (and 24 passes no file).  With
  * --tree a child holds the clients (the program only the listeners and
  * the pipe's write end): the order is then told by the data alone.
+ * With --ext-peer NAME the clients' holder (the child with --tree) also
+ * holds, at fd 40, a stream socket connected to the test's listener at the
+ * abstract NAME, outside the tree (a dump refuses it), and sent "ping".
  *
  * After SIGTERM each listener gives its connections back in the same order
  * (each accepted end answered by the client it should be), with the same
@@ -36,6 +39,7 @@
 
 static uint8_t buf[70000];
 static int empty, tree;
+static const char *ext_peer;
 
 struct name {
 	struct sockaddr_un sun;
@@ -60,6 +64,20 @@ static void place(int fd, int at)
 			fail("dup2 %d -> %d: %m", fd, at);
 		close(fd);
 	}
+}
+
+/* fd 40: connected to @name (abstract), outside the tree */
+static void ext_socket(const char *name)
+{
+	struct sockaddr_un un = { .sun_family = AF_UNIX };
+	socklen_t len = offsetof(struct sockaddr_un, sun_path) + 1 +
+			snprintf(un.sun_path + 1, sizeof(un.sun_path) - 1, "%s", name);
+
+	place(socket(AF_UNIX, SOCK_STREAM, 0), 40);
+	if (connect(40, (struct sockaddr *)&un, len))
+		fail("fd 40: connect to @%s: %m", name);
+	if (write(40, "ping", 4) != 4)
+		fail("fd 40: write: %m");
 }
 
 static void listener(int type, const char *path, int backlog, int at)
@@ -239,6 +257,8 @@ int main(int argc, char **argv)
 	const struct test_opt opts[] = {
 		{ "empty", TEST_OPT_FLAG, &empty, 0, "no client sends anything" },
 		{ "tree", TEST_OPT_FLAG, &tree, 0, "a child holds the clients" },
+		{ "ext-peer", TEST_OPT_STR, &ext_peer, 0,
+		  "fd 40 of the clients' holder connected to this abstract name" },
 		{ NULL, 0, NULL, 0, NULL },
 	};
 	int p[2];
@@ -288,6 +308,8 @@ int main(int argc, char **argv)
 			close(20);
 			close(27);
 			close(30);
+			if (ext_peer)
+				ext_socket(ext_peer);
 			test_waitsig();
 			_exit(0);
 		}
@@ -295,6 +317,8 @@ int main(int argc, char **argv)
 			close(clients[i]);
 	}
 
+	if (ext_peer && !tree)
+		ext_socket(ext_peer);
 	test_daemon();
 	test_waitsig();
 
