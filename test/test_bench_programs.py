@@ -180,3 +180,30 @@ def test_function_workload(tmp_path):
         if p.poll() is None:
             p.kill()
             p.wait(10)
+
+
+def run_tree_raw(*args):
+    prog = BENCH / "tree_raw"
+    if not prog.exists():
+        pytest.fail(f"{prog} is not built: run scons -j2")
+    return subprocess.run([str(prog), *map(str, args)], capture_output=True, text=True,
+                          timeout=TIMEOUT)
+
+
+def test_tree_raw():
+    """The raw floor of the tree's restore time: every run brings a tree up
+    (each process's uffd received) and reaps it before the next."""
+    res = run_tree_raw("--size", SIZE, "--procs", 3, "--threads", 2, "--reps", 2)
+    assert res.returncode == 0, res.stdout + res.stderr
+    out = json.loads(res.stdout)
+    assert (out["procs"], out["threads"], out["size"], out["reps"]) == (3, 2, SIZE, 2), out
+    assert len(out["ready_us"]) == 2 and all(us > 0 for us in out["ready_us"]), out
+    assert out["best_us"] == min(out["ready_us"]) <= out["median_us"], out
+
+
+@pytest.mark.parametrize("args", [("--procs", 0), ("--threads", 65), ("--reps", 0),
+                                  ("--size", "4K", "--procs", 2), ("extra",)])
+def test_tree_raw_refuses(args):
+    res = run_tree_raw(*args)
+    assert res.returncode != 0 and res.stderr.startswith("tree_raw: bad arguments"), (
+        res.stdout + res.stderr)

@@ -62,6 +62,9 @@ struct lazy_task {
 	struct lazy_image *img;
 	struct lazy_prefetch *pf;	/* its working set still to install, or NULL */
 	uint64_t xfer_pages;		/* background chunk size, grows */
+	uint64_t bg_pass;		/* its share of background delivery so far
+					 * (lazy-deliver.c: lowest goes next) */
+	uint64_t bg_tried;		/* the background step that last looked at it */
 	struct lazy_task *next;
 };
 
@@ -76,9 +79,10 @@ struct lazy_daemon {
 	uint64_t last_fault_ns;		/* the last fault read (background chunks stay small) */
 
 	struct lazy_task *tasks;
-	struct lazy_task *bg_next;	/* round robin of background delivery */
+	uint64_t bg_pass;		/* the pass of the last background chunk */
+	uint64_t bg_step;		/* background steps so far */
 	struct lazy_shm_obj *shm_objs;	/* lazy shared memory (lazy-shmem.c) */
-	struct lazy_task *pf_next;	/* ... and of prefetch */
+	struct lazy_task *pf_next;	/* round robin of prefetch */
 	struct page_source *src;
 	struct lazy_stats stats;
 	struct working_set ws;		/* the pages the tasks touched */

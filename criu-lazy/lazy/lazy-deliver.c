@@ -264,6 +264,7 @@ static int delivered(struct lazy_daemon *d, struct lazy_task *t, size_t i, uint6
 		     uint64_t len, uint64_t existed, uint64_t first_existed)
 {
 	const struct lazy_req *req = &t->inflight[i];
+	struct lazy_proc_stats *ps = lazy_stats_proc(&d->stats, t->img->stats_idx);
 	uint64_t now = evloop_now_ns(), n = len / LAZY_PAGE_SIZE - existed;
 
 	if (existed) {
@@ -285,7 +286,10 @@ static int delivered(struct lazy_daemon *d, struct lazy_task *t, size_t i, uint6
 	} else {
 		LAZY_COUNT(d, t, pages_background, n);
 	}
-	lazy_stats_proc(&d->stats, t->img->stats_idx)->last_ns = now;
+	ps->last_ns = now;
+	if (!ps->half_ns && (ps->pages_fault + ps->pages_background + ps->pages_prefetched) * 2 >=
+			    ps->pages_lazy + ps->pages_inherited)
+		ps->half_ns = now;
 	d->stats.bytes += len;
 	if (inflight_cut(t, i, img, img + len) || waiting_release(t, img, img + len, NULL))
 		return -ENOMEM;
@@ -419,38 +423,64 @@ int lazy_request_done(struct lazy_daemon *d, struct lazy_task *t, uint64_t img_s
 }
 
 /*
- * One chunk of background delivery for the next task that has something
- * left, its working set installed and room for a request; the chunk grows
- * while nothing interrupts it, but stays at 256 KiB while faults come in
- * (a fault waits for the chunk being copied: a 4 MiB copy takes over 10 ms
- * in a loaded VM, and a task that faults every few ms would spend its time
- * behind them).  Only once the restore has finished, and not with
- * --no-background-fetch.
+ * Background delivery shares the bandwidth between the tasks in proportion
+ * to the lazy pages each still has (stride scheduling): a chunk of c pages
+ * to a task with r left moves its pass on by c / r, and the task with the
+ * lowest pass comes next.  The sum of c / r over a task's chunks is about
+ * ln(r0 / r), so equal passes mean every task has the same fraction of its
+ * pages left: all are complete at about the same time, and at any moment
+ * a touch in any process is as likely as in any other to find its page
+ * there.  (Round robin per chunk gave each the same pages per turn: small
+ * processes were done early while a big one still missed most of its.)
+ * A task that comes later (a fork) starts at the pass of the last chunk.
+ */
+#define PASS_ONE	(1ull << 32)	/* a pass of c / r == 1 */
+
+static struct lazy_task *lowest_pass(struct lazy_daemon *d, uint64_t step)
+{
+	struct lazy_task *best = NULL;
+
+	for (struct lazy_task *t = d->tasks; t; t = t->next) {
+		if (t->gone || !t->model.nr_pending || t->bg_tried == step ||
+		    lazy_prefetch_left(t) || !d->src->ops->can_prefetch(d->src, t))
+			continue;
+		if (!best || t->bg_pass < best->bg_pass)
+			best = t;
+	}
+	return best;
+}
+
+/*
+ * One chunk of background delivery for the task with the lowest pass that
+ * has something left, its working set installed and room for a request;
+ * the chunk grows while nothing interrupts it, but stays at 256 KiB while
+ * faults come in (a fault waits for the chunk being copied: a 4 MiB copy
+ * takes over 10 ms in a loaded VM, and a task that faults every few ms
+ * would spend its time behind them).  Only once the restore has finished,
+ * and not with --no-background-fetch.
  */
 int lazy_background_step(struct lazy_daemon *d)
 {
-	struct lazy_task *t = d->bg_next ? d->bg_next : d->tasks;
-	struct lazy_task *first = t;
-	uint64_t max;
+	uint64_t step = ++d->bg_step, max;
+	struct lazy_task *t;
 
-	if (!t || !d->restore_finished || d->o->no_background)
+	if (!d->tasks || !d->restore_finished || d->o->no_background)
 		return 0;
 	max = evloop_now_ns() - d->last_fault_ns < LAZY_FAULTS_ACTIVE_NS ?
 	      LAZY_XFER_BUSY_PAGES : LAZY_XFER_MAX_PAGES;
-	do {
-		struct lazy_task *next = t->next ? t->next : d->tasks;
+	while ((t = lowest_pass(d, step))) {
+		uint64_t left = t->model.nr_pending;
 		struct lazy_span span;
 
-		if (!t->gone && t->model.nr_pending && !lazy_prefetch_left(t) &&
-		    d->src->ops->can_prefetch(d->src, t) &&
-		    lazy_model_take_next(&t->model, t->xfer_pages < max ? t->xfer_pages : max,
-					 &span)) {
-			d->bg_next = next;
-			if (t->xfer_pages < LAZY_XFER_MAX_PAGES)
-				t->xfer_pages *= 2;
-			return lazy_request(d, t, &span, false, 0) ?: 1;
-		}
-		t = next;
-	} while (t != first);
+		t->bg_tried = step;
+		if (!lazy_model_take_next(&t->model, t->xfer_pages < max ? t->xfer_pages : max,
+					  &span))
+			continue;
+		t->bg_pass += span.nr_pages * PASS_ONE / left;
+		d->bg_pass = t->bg_pass;
+		if (t->xfer_pages < LAZY_XFER_MAX_PAGES)
+			t->xfer_pages *= 2;
+		return lazy_request(d, t, &span, false, 0) ?: 1;
+	}
 	return 0;
 }

@@ -92,10 +92,10 @@ static uint64_t tree_avoided(const struct lazy_stats *s)
 	return n;
 }
 
-/* Seconds from the daemon's start to a process's last page, 0 if none came. */
-static double done_s(const struct lazy_stats *s, const struct lazy_proc_stats *p)
+/* Seconds from the daemon's start to @ns (a process's page), 0 if none came. */
+static double since_start_s(const struct lazy_stats *s, uint64_t ns)
 {
-	return p->last_ns > s->start_ns ? (p->last_ns - s->start_ns) / 1e9 : 0.0;
+	return ns > s->start_ns ? (ns - s->start_ns) / 1e9 : 0.0;
 }
 
 static void print_procs(const struct lazy_stats *s)
@@ -116,7 +116,7 @@ static void print_procs(const struct lazy_stats *s)
 		       (unsigned long long)avoided(p->ws_expected, p->ws_faulted),
 		       (unsigned long long)p->pages_dropped_event,
 		       (unsigned long long)p->pages_dropped_exit, (unsigned long long)p->pages_lost,
-		       done_s(s, p));
+		       since_start_s(s, p->last_ns));
 	}
 }
 
@@ -134,7 +134,8 @@ static void write_procs(FILE *f, const struct lazy_stats *s)
 			"\"pages_shmem\": %llu, "
 			"\"pages_prefetched\": %llu, \"prefetch_hits\": %llu, "
 			"\"prefetch_late\": %llu, \"faults_avoided\": %llu, "
-			"\"last_page_s\": %.6f}", i ? ", " : "", p->pid, (unsigned long long)p->tasks,
+			"\"half_pages_s\": %.6f, \"last_page_s\": %.6f}", i ? ", " : "", p->pid,
+			(unsigned long long)p->tasks,
 			(unsigned long long)p->pages_lazy, (unsigned long long)p->pages_inherited,
 			(unsigned long long)p->pages_fault, (unsigned long long)p->pages_background,
 			(unsigned long long)p->pages_dropped_event,
@@ -144,7 +145,8 @@ static void write_procs(FILE *f, const struct lazy_stats *s)
 			(unsigned long long)p->pages_prefetched,
 			(unsigned long long)hits(p->pages_prefetched, p->prefetch_late),
 			(unsigned long long)p->prefetch_late,
-			(unsigned long long)avoided(p->ws_expected, p->ws_faulted), done_s(s, p));
+			(unsigned long long)avoided(p->ws_expected, p->ws_faulted),
+			since_start_s(s, p->half_ns), since_start_s(s, p->last_ns));
 	}
 	fputs("]", f);
 }

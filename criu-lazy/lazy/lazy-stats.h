@@ -24,6 +24,7 @@ struct lazy_proc_stats {
 	uint64_t pages_prefetched, prefetch_late, ws_expected, ws_faulted;
 	uint64_t faults;
 	uint64_t last_ns;		/* its last page delivered */
+	uint64_t half_ns;		/* half of its lazy pages delivered */
 };
 
 struct lazy_stats {

@@ -35,9 +35,10 @@ struct lazy_task *lazy_task_new(struct lazy_daemon *d, pid_t pid, int uffd, stru
 	t->pid = pid;
 	t->uffd = uffd;
 	t->xfer_pages = LAZY_XFER_MIN_PAGES;
+	t->bg_pass = d->bg_pass;	/* no catching up for a late one */
 	lazy_model_init(&t->model);
 
-	/* keep list order: background delivery goes through it in turn */
+	/* keep list order: prefetch goes through it in turn */
 	for (tail = &d->tasks; *tail; tail = &(*tail)->next)
 		;
 	*tail = t;
@@ -167,8 +168,6 @@ void lazy_task_reap(struct lazy_daemon *d)
 			continue;
 		}
 		*p = t->next;
-		if (d->bg_next == t)
-			d->bg_next = t->next;
 		if (d->pf_next == t)
 			d->pf_next = t->next;
 		task_free(d, t);
@@ -183,7 +182,7 @@ void lazy_task_free_all(struct lazy_daemon *d)
 		d->tasks = t->next;
 		task_free(d, t);
 	}
-	d->bg_next = d->pf_next = NULL;
+	d->pf_next = NULL;
 }
 
 uint64_t lazy_task_probe_address(const struct lazy_task *t)

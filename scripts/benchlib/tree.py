@@ -6,7 +6,12 @@ and against the raw userfaultfd limits of the same machine, in one run.
    processes of 4 threads by default) and one single-threaded process with
    the same total memory (build/test/bench/lazy_workload).
 2. Restore time: lazy restores (--no-background-fetch) of both,
-   interleaved, --reps of each; the ratio of the medians.
+   interleaved, --reps of each; the ratio of the medians, of the wall
+   time (the target) and of the restore's own time (its log's "restored
+   in").  Interleaved with them, the floor (build/test/bench/tree_raw): the
+   same tree shape brought up with nothing but clone, mmap, userfaultfd
+   registration, threads and the uffds handed over, against one process
+   of one thread with the same memory.
 3. Fault-driven touch: the baseline (build/test/bench/uffd_raw --touchers
    N: N toucher threads, one handler, random order; one page per fault and
    the daemon's fault-around window), then a lazy restore of the tree whose
@@ -22,6 +27,7 @@ threads share the CPUs with the daemon.
 """
 import json
 import os
+import re
 import signal
 import statistics
 
@@ -31,6 +37,7 @@ from .common import run as run_cmd
 
 HELP = "a lazily restored process tree vs one process and the raw userfaultfd limit"
 WORKLOAD = BENCH_BIN / "tree_workload"
+TREE_RAW = BENCH_BIN / "tree_raw"
 TIMEOUT_TOUCH = 600
 
 RESTORE_RATIO_MAX = 1.5
@@ -159,11 +166,18 @@ class TreeSuite(lazy.LazySuite):
         single.start_and_dump()
         os.sync()
 
-        r.section("restore time: lazy restores of the tree and of one process, interleaved")
-        res = {"tree": [], "single": []}
+        r.section("restore time: lazy restores of the tree and of one process, interleaved, "
+                  "and the raw floor of each shape")
+        res = {"tree": [], "single": [], "raw_tree": [], "raw_single": []}
         for _ in range(max(a.reps, 1)):
+            res["raw_tree"].append(self.tree_raw(size, a.procs, a.threads))
             res["tree"].append(self.session(tree, True))
+            res["raw_single"].append(self.tree_raw(size, 1, 1))
             res["single"].append(self.session(single, True))
+        for key, wl in (("tree", tree), ("single", single)):
+            for x in res[key]:
+                if x:
+                    x["internal_s"] = self.restored_in(wl, x["tag"])
 
         r.section(f"fault-driven touch: uffd_raw with {touchers} touchers, then the tree")
         raw1 = self.raw(f"{touchers} touchers, 1 page per fault",
@@ -182,6 +196,25 @@ class TreeSuite(lazy.LazySuite):
                               touch=touch, raw_copy=rawc, drains=drains)
         self.tree_figures(tree, res, raw1, raww, touch, rawc, drains, touchers)
 
+    def tree_raw(self, size, procs, threads):
+        """The raw bring-up time of one tree shape (median of 3), in s."""
+        _, _, out = run_cmd([TREE_RAW, "--size", size, "--procs", procs, "--threads", threads,
+                             "--reps", 3], 60, f"tree_raw ({procs} x {threads})")
+        try:
+            return json.loads(out)["median_us"] / 1e6
+        except (ValueError, KeyError) as e:
+            raise BenchError(f"tree_raw: not its JSON ({e}):\n{out[-2000:]}")
+
+    @staticmethod
+    def restored_in(wl, tag):
+        """The restore's own time, from its log (without exec and exit)."""
+        try:
+            m = re.search(r"task\(s\) restored in (\d+) us",
+                          (wl.dir / f"restore-{tag}.log").read_text())
+        except OSError:
+            return None
+        return int(m.group(1)) / 1e6 if m else None
+
     def tree_figures(self, tree, res, raw1, raww, touch, rawc, drains, touchers):
         r, S = self.report, lazy.human(tree.size)
         r.section("lazy restore -d return time (median)")
@@ -196,6 +229,26 @@ class TreeSuite(lazy.LazySuite):
         if len(med) == 2:
             r.ratio("restore_tree_ratio", "lazy restore time, tree / one process",
                     med["tree"] / med["single"], "<=", RESTORE_RATIO_MAX)
+        inner = {}
+        for key in ("tree", "single"):
+            v = [x["internal_s"] for x in res[key] if x and x.get("internal_s")]
+            if v:
+                inner[key] = statistics.median(v) * 1000
+                r.figure(f"restore_internal_ms_{key}", f"restore's own time ({key}, its log)",
+                         inner[key], "ms", "runs: " + " ".join(f"{x * 1000:.1f}" for x in v))
+        if len(inner) == 2:
+            r.ratio("restore_tree_ratio_internal", "restore's own time, tree / one process",
+                    inner["tree"] / inner["single"])
+        raw = {k: statistics.median(res[f"raw_{k}"]) * 1000 for k in ("tree", "single")
+               if res.get(f"raw_{k}")}
+        if len(raw) == 2:
+            r.figure("raw_bringup_ms_tree", f"raw bring-up, {tree.nprocs} processes of "
+                     f"{tree.threads} threads", raw["tree"], "ms",
+                     "clone, mmap, uffd, threads, uffd handover; medians")
+            r.figure("raw_bringup_ms_single", "raw bring-up, one process of one thread",
+                     raw["single"], "ms")
+            r.ratio("raw_tree_ratio", "raw bring-up, tree / one process (the kernel's floor)",
+                    raw["tree"] / raw["single"])
 
         if touch:
             tr, st = touch["touch"], touch["stats"]
@@ -259,7 +312,7 @@ class TreeSuite(lazy.LazySuite):
 
 
 def run(ctx):
-    need_programs(TOOL, WORKLOAD, lazy.WORKLOAD, lazy.RAW)
+    need_programs(TOOL, WORKLOAD, TREE_RAW, lazy.WORKLOAD, lazy.RAW)
     suite = TreeSuite(ctx)
     try:
         suite.run()
