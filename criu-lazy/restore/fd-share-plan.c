@@ -5,7 +5,10 @@
  * file in flight (SCM_RIGHTS in a socket's queue) counts as held by the
  * process that refills that queue (the one that makes the socket: the
  * owner of the socket's group), so the file passed again is the one the
- * other processes hold (one open file description, one offset).
+ * other processes hold (one open file description, one offset).  A
+ * process thus waits only for files of processes before it in pstree
+ * order: no cycle, as long as the refiller is the group's final owner
+ * (gather_flight()'s rounds).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -26,6 +29,7 @@ struct share_ref {
 	uint32_t id;
 	int proc;
 	const struct rst_fd *fd;
+	bool flight;			/* a file in flight, not a descriptor */
 };
 
 static int ref_cmp(const void *a, const void *b)
@@ -242,51 +246,111 @@ static int add_flight(void *arg, uint32_t id)
 	return 0;
 }
 
+/* One round: the files in flight of each group's original files, counted
+ * as held by the group's owner among @all (the original refs and the
+ * previous round's files in flight). */
+static int flight_round(struct rst_tree *tree, const struct share_ref *all, size_t nr,
+			struct flight *fl)
+{
+	size_t start = 0;
+	int ret = 0;
+
+	for (size_t i = 1; i <= nr && !ret; i++) {
+		if (i < nr && same_group(&all[i], &all[start]))
+			continue;
+		fl->proc = all[start].proc;
+		for (size_t j = start; j < i; j++)
+			if (all[j].proc < fl->proc)
+				fl->proc = all[j].proc;
+		for (size_t j = start; j < i && !ret; j++) {
+			const struct rst_fd *f = all[j].fd;
+
+			if (!all[j].flight && f->ops->in_flight)
+				ret = f->ops->in_flight(&tree->procs[fl->proc].ri, f->fe, add_flight, fl);
+		}
+		start = i;
+	}
+	for (size_t k = 0; k < fl->nr; k++) {
+		fl->refs[k].fd = &fl->fds[(uintptr_t)fl->refs[k].fd];
+		fl->refs[k].flight = true;
+	}
+	return ret;
+}
+
+static bool same_flight(const struct flight *a, const struct flight *b)
+{
+	if (a->nr != b->nr)
+		return false;
+	for (size_t k = 0; k < a->nr; k++)
+		if (a->refs[k].id != b->refs[k].id || a->refs[k].proc != b->refs[k].proc)
+			return false;
+	return true;
+}
+
 /*
  * For each group, its files' files in flight, held by the group's owner
- * (the first process that holds a file of it: the one that makes them).
+ * (the first process that holds a file of it: the one that makes them and
+ * refills their queues).  A file in flight may make a process with a lower
+ * index a holder of its group (a socket of a pair in flight in the root's
+ * queue): that process is then the owner and refills the pair's queues, so
+ * the rounds go on until the owners no longer change (they only go down).
  * The new refs go to *refs, sorted again; their fds stay in *fds.
  */
 static int gather_flight(struct rst_tree *tree, struct share_ref **refs, size_t *nr,
 			 struct rst_fd **fds)
 {
-	struct flight fl = { .tree = tree };
-	size_t start = 0;
+	struct flight prev = { .tree = tree }, fl = { .tree = tree };
+	struct share_ref *all = NULL;
 	int ret = 0;
 
-	for (size_t i = 1; i <= *nr && !ret; i++) {
-		if (i < *nr && same_group(&(*refs)[i], &(*refs)[start]))
-			continue;
-		fl.proc = (*refs)[start].proc;
-		for (size_t j = start; j < i; j++)
-			if ((*refs)[j].proc < fl.proc)
-				fl.proc = (*refs)[j].proc;
-		for (size_t j = start; j < i && !ret; j++) {
-			const struct rst_fd *f = (*refs)[j].fd;
-
-			if (f->ops->in_flight)
-				ret = f->ops->in_flight(&tree->procs[fl.proc].ri, f->fe, add_flight, &fl);
+	for (size_t round = 0; round <= tree->nr && !ret; round++) {
+		all = malloc((*nr + prev.nr + 1) * sizeof(*all));
+		if (!all) {
+			ret = -ENOMEM;
+			break;
 		}
-		start = i;
+		memcpy(all, *refs, *nr * sizeof(*all));
+		if (prev.nr)
+			memcpy(all + *nr, prev.refs, prev.nr * sizeof(*all));
+		qsort(all, *nr + prev.nr, sizeof(*all), ref_cmp);
+		fl = (struct flight){ .tree = tree };
+		ret = flight_round(tree, all, *nr + prev.nr, &fl);
+		free(all);
+		all = NULL;
+		if (!ret && same_flight(&fl, &prev)) {
+			free(prev.refs);
+			free(prev.fds);
+			prev = fl;
+			fl = (struct flight){ .tree = tree };
+			break;
+		}
+		free(prev.refs);
+		free(prev.fds);
+		prev = fl;
+		fl = (struct flight){ .tree = tree };
+		if (!ret && round == tree->nr) {	/* never: an owner goes down each round */
+			pr_err("the files in flight of the tree: their owners do not settle");
+			ret = -ELOOP;
+		}
 	}
-	if (!ret && fl.nr) {
-		struct share_ref *grown = realloc(*refs, (*nr + fl.nr) * sizeof(**refs));
+	free(fl.refs);
+	free(fl.fds);
+	if (!ret && prev.nr) {
+		struct share_ref *grown = realloc(*refs, (*nr + prev.nr) * sizeof(**refs));
 
 		if (!grown) {
 			ret = -ENOMEM;
 		} else {
 			*refs = grown;
-			for (size_t k = 0; k < fl.nr; k++) {
-				fl.refs[k].fd = &fl.fds[(uintptr_t)fl.refs[k].fd];
-				grown[(*nr)++] = fl.refs[k];
-			}
+			memcpy(grown + *nr, prev.refs, prev.nr * sizeof(*grown));
+			*nr += prev.nr;
 			qsort(*refs, *nr, sizeof(**refs), ref_cmp);
 			pr_debug("%zu file(s) in flight counted as held by the processes that pass them",
-				 fl.nr);
+				 prev.nr);
 		}
 	}
-	free(fl.refs);
-	*fds = fl.fds;
+	free(prev.refs);
+	*fds = prev.fds;
 	return ret;
 }
 
