@@ -105,6 +105,30 @@ def test_thread_images_with_crit(tool, zdtm, workdir):
     task.check_pass()
 
 
+def test_dump_frees_every_thread_id_before_it_returns(tool, zdtm, workdir):
+    """A dump that kills its task returns only once every thread of it is
+    released: a restore started right after it (a script's dump && restore)
+    finds every tid free, round after round."""
+    task = zdtm(ZdtmTest("thread", ("--threads", "48"), label="48"))
+    tids = tids_of(task.pid)
+    assert len(tids) == 49, f"48 threads and the leader expected, found {tids}"
+    for n in range(1, 6):
+        imgdir = workdir / f"images-{n}"
+        imgdir.mkdir()
+        assert_ok(tool.dump(task.pid, imgdir, workdir / f"dump-{n}.log", TIMEOUT),
+                  f"dump {n}")
+        # the leader waits for us (its parent) to reap it; its threads may not
+        held = [P.describe(t) for t in tids if t != task.pid and P.exists(t)]
+        assert not held, f"dump {n} returned with threads of the task still there: {held}"
+        task.expect_gone()
+        pidfile = workdir / f"restore-{n}.pid"
+        assert_ok(tool.restore(imgdir, workdir / f"restore-{n}.log", TIMEOUT,
+                               pidfile=pidfile), f"restore {n}")
+        task.expect_restored(pidfile)
+        assert tids_of(task.pid) == tids, f"restore {n}: not the dumped thread ids"
+    task.check_pass()
+
+
 # ------------------------------------------------------------ broken images
 
 @pytest.fixture

@@ -106,17 +106,53 @@ def test_restore_shared_file_gone(tool, zdtm, workdir):
     assert not pidfile.exists(), "a failed restore wrote its pidfile"
 
 
+NS_LAST_PID = "/proc/sys/kernel/ns_last_pid"
+
+
 def occupy_pid(procs, pid, tries=5):
     """A process of ours with exactly this pid (ns_last_pid; pids are
-    global, so another test may take it first: a few tries)."""
-    for _ in range(tries):
-        with open("/proc/sys/kernel/ns_last_pid", "w") as f:
-            f.write(str(pid - 1))
-        p = procs.spawn(["sleep", "60"])
-        if p.pid == pid:
-            return p
-        procs.kill(p.pid)
+    global, so another test may take it first: a few tries).
+
+    ns_last_pid is the cursor of the whole machine's pid allocation: left
+    at pid - 1 (a pid freed moments ago), every fork anywhere would walk
+    through the pids freed since, and one of them may be a pid a dump just
+    freed for its restore (the soak's one 'thread id N is already in use'
+    came from here).  So the cursor goes back where it was at once."""
+    with open(NS_LAST_PID) as f:
+        last = int(f.read())
+    try:
+        for _ in range(tries):
+            with open(NS_LAST_PID, "w") as f:
+                f.write(str(pid - 1))
+            p = procs.spawn(["sleep", "60"])
+            if p.pid == pid:
+                return p
+            procs.kill(p.pid)
+    finally:
+        with open(NS_LAST_PID, "w") as f:
+            f.write(str(last))	# forward only: no pid is handed out twice
     pytest.skip(f"could not get pid {pid} for a process of ours")
+
+
+def test_occupy_pid_leaves_the_pid_cursor(procs):
+    """Taking a recent pid for a test moves no later fork back among the
+    pids freed since (a restore waiting for them would find them taken)."""
+    freed = [procs.spawn(["true"]) for _ in range(4)]	# holes above the first
+    for p in freed:
+        procs.reap(p.pid, 10)
+    gone = freed[0]
+    with open(NS_LAST_PID) as f:
+        last = int(f.read())
+    with open("/proc/sys/kernel/pid_max") as f:
+        if last > int(f.read()) - 100000:
+            pytest.skip("the pids are about to wrap")
+    squatter = occupy_pid(procs, gone.pid)
+    after = procs.spawn(["true"])
+    procs.reap(after.pid, 10)
+    procs.kill(squatter.pid)
+    assert after.pid > last, (
+        f"a fork after occupy_pid({gone.pid}) got pid {after.pid}, below {last}: the "
+        f"allocation was sent back among recently freed pids")
 
 
 def test_restore_child_pid_taken(tool, zdtm, workdir, procs):
