@@ -109,8 +109,7 @@ static void __attribute__((noreturn)) child_run(pid_t ppid, int own_group, pid_t
 		pattern_fill(inherited + i * PAGE_SIZE, PAGE_SIZE, SEED + me * 7 + i);
 	ready_done(1);
 
-	while (!got_term)
-		pause();
+	test_wait_flag(&got_term, SIGTERM);
 
 	if (getppid() != ppid)
 		child_fail("ppid %d, expected %d", getppid(), ppid);
@@ -264,8 +263,7 @@ int main(int argc, char **argv)
 
 				sigaction(SIGTERM, &sa, NULL);
 				ready_done(1);
-				while (!got_term)
-					pause();
+				test_wait_flag(&got_term, SIGTERM);
 				kill(pid, SIGTERM);
 				if (waitpid(pid, &status, 0) != pid || status)
 					child_fail("session member ended with status %#x", status);
@@ -292,8 +290,7 @@ int main(int argc, char **argv)
 
 				sigaction(SIGTERM, &sa, NULL);
 				ready_done(1);
-				while (!got_term)
-					pause();
+				test_wait_flag(&got_term, SIGTERM);
 				if (getpgid(pid) != leader)
 					child_fail("the member's group is %d, expected %d", getpgid(pid),
 						   leader);

@@ -192,8 +192,7 @@ static void wait_term(void)
 	struct sigaction sa = { .sa_handler = on_term };
 
 	sigaction(SIGTERM, &sa, NULL);
-	while (!got_term)
-		pause();
+	test_wait_flag(&got_term, SIGTERM);
 }
 
 int main(int argc, char **argv)

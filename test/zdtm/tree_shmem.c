@@ -58,8 +58,7 @@ static void __attribute__((noreturn)) child(int is_a, int ready_w)
 	if (write(ready_w, "r", 1) != 1)
 		_exit(2);
 	close(ready_w);
-	while (!got_term)
-		pause();
+	test_wait_flag(&got_term, SIGTERM);
 	if (is_a) {
 		for (int i = 8; i < 16; i++)
 			pattern_fill(shm + i * PAGE_SIZE, PAGE_SIZE, seed_of(i, 1));

@@ -102,8 +102,7 @@ int main(int argc, char **argv)
 			if (!own || write(p[1], "r", 1) != 1)
 				_exit(2);
 			close(p[1]);
-			while (!got_term)
-				pause();
+			test_wait_flag(&got_term, SIGTERM);
 			bad = check_random(own, npages, seed, 0x9e3779b97f4a7c15ULL * (k + 1));
 			if (bad == -1)
 				bad = check_random(inherited, npages, SEED, 0xdeadbeefULL + k);

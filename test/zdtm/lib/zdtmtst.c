@@ -295,6 +295,21 @@ void test_waitsig(void)
 		fail("sigprocmask: %m");
 }
 
+void test_wait_flag(volatile sig_atomic_t *flag, int sig)
+{
+	sigset_t set, old;
+
+	sigemptyset(&set);
+	sigaddset(&set, sig);
+	if (sigprocmask(SIG_BLOCK, &set, &old))
+		fail("sigprocmask: %m");
+	/* blocked from the check into sigsuspend, which unblocks it atomically */
+	while (!*flag)
+		sigsuspend(&old);
+	if (sigprocmask(SIG_SETMASK, &old, NULL))
+		fail("sigprocmask: %m");
+}
+
 int test_stopped(void)
 {
 	return sigterm_seen;

@@ -59,6 +59,15 @@ void test_daemon(void);
  */
 void test_waitsig(void);
 
+/*
+ * Sleep until @flag is set by the caller's own handler of @sig (a child's
+ * SIGTERM), with no lost wake-up: `while (!flag) pause();` sleeps for
+ * ever when the signal comes between the check and pause() -- and a
+ * restored task dumped in pause() executes it again after a handler that
+ * ran before it got back to the syscall.  The mask is the same after.
+ */
+void test_wait_flag(volatile sig_atomic_t *flag, int sig);
+
 /* For tests that spin instead of sleeping: non-zero once SIGTERM arrived. */
 int test_stopped(void);
 /* The flag itself, for loops written in assembly: an int, 0 until SIGTERM. */
