@@ -280,6 +280,7 @@ static int delivered(struct lazy_daemon *d, struct lazy_task *t, size_t i, uint6
 	}
 	if (req->prefetch) {
 		LAZY_COUNT(d, t, pages_prefetched, n);
+		LAZY_COUNT(d, t, prefetch_filled, lazy_prefetch_filled(d, t, img, len));
 	} else if (req->urgent) {
 		LAZY_COUNT(d, t, pages_fault, n);
 		lazy_stats_fault_latency(&d->stats, now - req->t_ns);

@@ -63,9 +63,10 @@ long lazy_stats_proc_add(struct lazy_stats *s, pid_t pid)
  * avoided: pages of the earlier record, lazy at the start, that this
  * restore never faulted on (each was a fault of an earlier restore).
  */
-static uint64_t hits(uint64_t prefetched, uint64_t late)
+/* Pages of the record installed before any fault named them. */
+static uint64_t hits(uint64_t prefetched, uint64_t late, uint64_t filled)
 {
-	return prefetched > late ? prefetched - late : 0;
+	return prefetched > late + filled ? prefetched - late - filled : 0;
 }
 
 static uint64_t avoided(uint64_t expected, uint64_t faulted)
@@ -76,10 +77,12 @@ static uint64_t avoided(uint64_t expected, uint64_t faulted)
 /* The tree's: the sums of the processes' (each clamped on its own). */
 static uint64_t tree_hits(const struct lazy_stats *s)
 {
-	uint64_t n = hits(s->lost_track.pages_prefetched, s->lost_track.prefetch_late);
+	uint64_t n = hits(s->lost_track.pages_prefetched, s->lost_track.prefetch_late,
+			  s->lost_track.prefetch_filled);
 
 	for (size_t i = 0; i < s->nr_procs; i++)
-		n += hits(s->procs[i].pages_prefetched, s->procs[i].prefetch_late);
+		n += hits(s->procs[i].pages_prefetched, s->procs[i].prefetch_late,
+			  s->procs[i].prefetch_filled);
 	return n;
 }
 
@@ -112,7 +115,7 @@ static void print_procs(const struct lazy_stats *s)
 		       (unsigned long long)p->pages_lazy, (unsigned long long)p->pages_inherited,
 		       (unsigned long long)p->pages_fault, (unsigned long long)p->pages_background,
 		       (unsigned long long)p->pages_prefetched,
-		       (unsigned long long)hits(p->pages_prefetched, p->prefetch_late),
+		       (unsigned long long)hits(p->pages_prefetched, p->prefetch_late, p->prefetch_filled),
 		       (unsigned long long)avoided(p->ws_expected, p->ws_faulted),
 		       (unsigned long long)p->pages_dropped_event,
 		       (unsigned long long)p->pages_dropped_exit, (unsigned long long)p->pages_lost,
@@ -133,7 +136,8 @@ static void write_procs(FILE *f, const struct lazy_stats *s)
 			"\"pages_lost\": %llu, \"pages_zero\": %llu, \"faults\": %llu, "
 			"\"pages_shmem\": %llu, "
 			"\"pages_prefetched\": %llu, \"prefetch_hits\": %llu, "
-			"\"prefetch_late\": %llu, \"faults_avoided\": %llu, "
+			"\"prefetch_late\": %llu, \"prefetch_filled\": %llu, "
+			"\"faults_avoided\": %llu, "
 			"\"half_pages_s\": %.6f, \"last_page_s\": %.6f}", i ? ", " : "", p->pid,
 			(unsigned long long)p->tasks,
 			(unsigned long long)p->pages_lazy, (unsigned long long)p->pages_inherited,
@@ -143,8 +147,8 @@ static void write_procs(FILE *f, const struct lazy_stats *s)
 			(unsigned long long)p->pages_zero, (unsigned long long)p->faults,
 			(unsigned long long)p->pages_shmem,
 			(unsigned long long)p->pages_prefetched,
-			(unsigned long long)hits(p->pages_prefetched, p->prefetch_late),
-			(unsigned long long)p->prefetch_late,
+			(unsigned long long)hits(p->pages_prefetched, p->prefetch_late, p->prefetch_filled),
+			(unsigned long long)p->prefetch_late, (unsigned long long)p->prefetch_filled,
 			(unsigned long long)avoided(p->ws_expected, p->ws_faulted),
 			since_start_s(s, p->half_ns), since_start_s(s, p->last_ns));
 	}
@@ -176,11 +180,12 @@ void lazy_stats_report(struct lazy_stats *s, int dirfd)
 		printf("lazy-pages: %llu of the lazy pages are shared memory\n",
 		       (unsigned long long)s->pages_shmem);
 	if (s->pages_prefetched || s->ws_expected)
-		printf("lazy-pages: working set: %llu pages prefetched, %llu hits (%llu late), "
-		       "%llu faults avoided of %llu recorded\n",
+		printf("lazy-pages: working set: %llu pages prefetched, %llu hits (%llu late, "
+		       "%llu filled gaps), %llu faults avoided of %llu recorded\n",
 		       (unsigned long long)s->pages_prefetched,
 		       (unsigned long long)tree_hits(s),
 		       (unsigned long long)s->prefetch_late,
+		       (unsigned long long)s->prefetch_filled,
 		       (unsigned long long)tree_avoided(s),
 		       (unsigned long long)s->ws_expected);
 	printf("lazy-pages: %llu faults, latency p50 %.1f us, p99 %.1f us; "
@@ -204,8 +209,8 @@ void lazy_stats_report(struct lazy_stats *s, int dirfd)
 		"\"faults\": %llu, \"fault_latency_p50_us\": %.2f, "
 		"\"fault_latency_p99_us\": %.2f, \"bytes\": %llu, \"duration_s\": %.6f, "
 		"\"restore_finished_s\": %.6f, \"pages_shmem\": %llu, \"pages_prefetched\": %llu, "
-		"\"prefetch_hits\": %llu, \"prefetch_late\": %llu, \"faults_avoided\": %llu, "
-		"\"page_server_reconnects\": %llu",
+		"\"prefetch_hits\": %llu, \"prefetch_late\": %llu, \"prefetch_filled\": %llu, "
+		"\"faults_avoided\": %llu, \"page_server_reconnects\": %llu",
 		(unsigned long long)s->tasks, (unsigned long long)s->pages_lazy,
 		(unsigned long long)s->pages_inherited,
 		(unsigned long long)s->pages_fault, (unsigned long long)s->pages_background,
@@ -218,6 +223,7 @@ void lazy_stats_report(struct lazy_stats *s, int dirfd)
 		(unsigned long long)s->pages_prefetched,
 		(unsigned long long)tree_hits(s),
 		(unsigned long long)s->prefetch_late,
+		(unsigned long long)s->prefetch_filled,
 		(unsigned long long)tree_avoided(s),
 		(unsigned long long)s->ps_reconnects);
 	write_procs(f, s);

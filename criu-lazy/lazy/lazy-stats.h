@@ -21,7 +21,7 @@ struct lazy_proc_stats {
 	uint64_t pages_lazy, pages_inherited, pages_fault, pages_background, pages_zero;
 	uint64_t pages_dropped_event, pages_dropped_exit, pages_lost;
 	uint64_t pages_shmem;
-	uint64_t pages_prefetched, prefetch_late, ws_expected, ws_faulted;
+	uint64_t pages_prefetched, prefetch_late, prefetch_filled, ws_expected, ws_faulted;
 	uint64_t faults;
 	uint64_t last_ns;		/* its last page delivered */
 	uint64_t half_ns;		/* half of its lazy pages delivered */
@@ -41,6 +41,7 @@ struct lazy_stats {
 	uint64_t pages_lost;		/* dropped for any other reason: an error */
 	uint64_t pages_prefetched;	/* delivered by the working set's install */
 	uint64_t prefetch_late;		/* of them, faulted on while their copy was in flight */
+	uint64_t prefetch_filled;	/* of them, not in the record: a short gap's pages */
 	uint64_t ws_expected;		/* pages of the earlier record lazy at the start */
 	uint64_t ws_faulted;		/* of them, faulted on in this restore */
 	uint64_t faults;

@@ -1,11 +1,16 @@
 /*
  * Installing the recorded working set ahead of the task's faults.
  *
- * A batch takes the next record entries (at most PF_BATCH_PAGES that are
- * still pending in the task's model), sorts them by address and requests
- * each contiguous run as one span: one UFFDIO_COPY for the local source,
- * one GET for a page server.  Sorting inside a batch keeps the recorded
- * order at batch granularity and makes the runs the record has.  A remote
+ * The record is installed in address order (a sorted copy of it), not in
+ * the order it was touched: a recorded function reads its pages scattered,
+ * so in touch order each page is a copy of its own, and a copy costs as
+ * much as several pages of a bulk one (Documentation/benchmarks.md).  A
+ * batch takes the next entries still pending in the task's model (at most
+ * PF_BATCH_PAGES) and requests them as runs: pages at most PF_GAP_PAGES
+ * apart go in one span together with the pending pages between them (not
+ * recorded, but delivered once like any: they leave the model with the
+ * span; counted in prefetch_filled): one UFFDIO_COPY for the local source,
+ * one GET for a page server.  A remote
  * source keeps up to PF_WINDOW_PAGES of them in flight per task
  * (pipelined GETs on the background connection); the local one copies at
  * once.  The loop serves every queued fault before each batch.
@@ -15,6 +20,7 @@
  * delivered is no longer pending and is skipped.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/evloop.h"
 #define LOG_PREFIX "lazy: prefetch: "
@@ -27,6 +33,13 @@ struct pf_page {
 	uint64_t addr, img;
 };
 
+static int cmp_img(const void *a, const void *b)
+{
+	const struct ws_entry *x = a, *y = b;
+
+	return x->img < y->img ? -1 : x->img > y->img;
+}
+
 int lazy_prefetch_attach(struct lazy_daemon *d, struct lazy_task *t)
 {
 	const struct ws_proc *rec = ws_prior(&d->ws, t->pid);
@@ -38,7 +51,13 @@ int lazy_prefetch_attach(struct lazy_daemon *d, struct lazy_task *t)
 	pf = calloc(1, sizeof(*pf));
 	if (!pf)
 		return -ENOMEM;
-	pf->e = rec->e;
+	pf->e = malloc(rec->nr * sizeof(*pf->e));
+	if (!pf->e) {
+		free(pf);
+		return -ENOMEM;
+	}
+	memcpy(pf->e, rec->e, rec->nr * sizeof(*pf->e));
+	qsort(pf->e, rec->nr, sizeof(*pf->e), cmp_img);
 	pf->nr = rec->nr;
 	/* how many faults the record stands for here: its pages still lazy */
 	for (size_t i = 0; i < rec->nr; i++)
@@ -54,6 +73,8 @@ int lazy_prefetch_attach(struct lazy_daemon *d, struct lazy_task *t)
 
 void lazy_prefetch_free(struct lazy_task *t)
 {
+	if (t->pf)
+		free(t->pf->e);
 	free(t->pf);
 	t->pf = NULL;
 }
@@ -104,8 +125,9 @@ static int cmp_addr(const void *a, const void *b)
 }
 
 /*
- * Request pages[0..n) (sorted, pending) as runs.  1 when all went out (or
- * were copied), 0 when a copy stopped early (its rest is pending again).
+ * Request pages[0..n) (sorted, pending) as runs, short gaps filled.  1 when
+ * all went out (or were copied), 0 when a copy stopped early (its rest is
+ * pending again).
  */
 static int request_runs(struct lazy_daemon *d, struct lazy_task *t, const struct pf_page *pages,
 			size_t n)
@@ -115,12 +137,18 @@ static int request_runs(struct lazy_daemon *d, struct lazy_task *t, const struct
 		uint64_t last;
 		int ret;
 
-		for (j = i + 1; j < n && j - i < PF_SPAN_MAX; j++)
-			if (pages[j].addr != pages[j - 1].addr + LAZY_PAGE_SIZE ||
-			    pages[j].img != pages[j - 1].img + LAZY_PAGE_SIZE)
+		for (j = i + 1; j < n; j++)
+			if (pages[j].addr - pages[i].addr >= PF_SPAN_MAX * LAZY_PAGE_SIZE ||
+			    pages[j].addr - pages[j - 1].addr > (PF_GAP_PAGES + 1) * LAZY_PAGE_SIZE ||
+			    pages[j].img - pages[j - 1].img != pages[j].addr - pages[j - 1].addr)
 				break;
-		/* a run that crosses regions (two VMAs side by side) goes page by page */
-		if (!lazy_model_take_range(&t->model, pages[i].addr, j - i, &span)) {
+		/*
+		 * A run that crosses regions (two VMAs side by side), or whose gap
+		 * holds a page no longer pending, goes page by page.
+		 */
+		if (!lazy_model_take_range(&t->model, pages[i].addr,
+					   (pages[j - 1].addr - pages[i].addr) / LAZY_PAGE_SIZE + 1,
+					   &span)) {
 			if (!lazy_model_take_range(&t->model, pages[i].addr, 1, &span))
 				continue;	/* taken meanwhile: not possible within a batch */
 			j = i + 1;
@@ -179,8 +207,20 @@ int lazy_prefetch_step(struct lazy_daemon *d)
 
 void lazy_prefetch_fault(struct lazy_daemon *d, struct lazy_task *t, uint64_t img, bool late)
 {
+	if (!ws_proc_has(ws_prior(&d->ws, t->pid), img))
+		return;		/* late on a filled page: neither a hit nor a record fault */
 	if (late)
 		LAZY_COUNT(d, t, prefetch_late, 1);
-	if (ws_proc_has(ws_prior(&d->ws, t->pid), img))
-		LAZY_COUNT(d, t, ws_faulted, 1);
+	LAZY_COUNT(d, t, ws_faulted, 1);
+}
+
+uint64_t lazy_prefetch_filled(struct lazy_daemon *d, struct lazy_task *t, uint64_t img,
+			      uint64_t len)
+{
+	const struct ws_proc *rec = ws_prior(&d->ws, t->pid);
+	uint64_t n = 0;
+
+	for (uint64_t a = img; a < img + len; a += LAZY_PAGE_SIZE)
+		n += !ws_proc_has(rec, a);
+	return n;
 }

@@ -1,7 +1,7 @@
 /*
  * Prefetch (issue 11, point 2): the working set an earlier restore of the
- * same images recorded is installed first, in its recorded order, in
- * batches of contiguous runs, while the task already runs.  Faults are
+ * same images recorded is installed first, in address order, in batches of
+ * runs with short gaps filled, while the task already runs.  Faults are
  * served before every batch; background delivery of the rest waits until a
  * task's working set is installed.
  *
@@ -23,7 +23,7 @@ struct lazy_daemon;
 struct lazy_task;
 
 struct lazy_prefetch {
-	const struct ws_entry *e;	/* the earlier record of the task's process, in order */
+	struct ws_entry *e;		/* the earlier record of the task's process, sorted */
 	size_t nr, next;		/* next: the first entry not yet looked at */
 	size_t hint;			/* model region of the last lookup */
 	bool installed;			/* all of it copied (said once in the log) */
@@ -33,6 +33,7 @@ struct lazy_prefetch {
 #define PF_SCAN_MAX	1024	/* record entries looked at per batch */
 #define PF_SPAN_MAX	256	/* pages of one copy (one GET) */
 #define PF_WINDOW_PAGES	256	/* prefetch pages in flight per task (a remote source) */
+#define PF_GAP_PAGES	4	/* pages not recorded copied to join two runs (measured) */
 
 /* A process restored with a record of its own gets its install list (else nothing). */
 int lazy_prefetch_attach(struct lazy_daemon *d, struct lazy_task *t);
@@ -50,5 +51,8 @@ int lazy_prefetch_step(struct lazy_daemon *d);
  * restore; late: while a prefetch copy of it was in flight.
  */
 void lazy_prefetch_fault(struct lazy_daemon *d, struct lazy_task *t, uint64_t img, bool late);
+/* Of the prefetched pages [img, +len), those not in t's record (filled gaps). */
+uint64_t lazy_prefetch_filled(struct lazy_daemon *d, struct lazy_task *t, uint64_t img,
+			      uint64_t len);
 
 #endif

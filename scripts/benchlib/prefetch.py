@@ -244,7 +244,8 @@ class PrefetchSuite(Suite):
             note = ""
             if st:
                 note = (f"{st['faults']:,} faults, {st['pages_prefetched']:,} prefetched, "
-                        f"{st['prefetch_hits']:,} hits, {st['faults_avoided']:,} avoided")
+                        f"{st['prefetch_hits']:,} hits, {st['prefetch_filled']:,} filled, "
+                        f"{st['faults_avoided']:,} avoided")
             r.figure(f"{k}_s", f"restore to checksum: {k}", med[k], "s", note)
         r.ratio("lazy_over_ws", "lazy / lazy+ws", med["lazy"] / med["lazy+ws"], ">=", 3)
         r.ratio("eager_over_ws", "eager / lazy+ws", med["eager"] / med["lazy+ws"], ">=", 1)
