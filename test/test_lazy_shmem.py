@@ -49,9 +49,10 @@ def test_two_writers_while_lazy(which, zdtm, tool, procs, workdir):
         f"{st['pages_shmem']} of {shmem} shared pages were lazy: the rest was restored "
         f"eagerly\n{st}")
     procs_st = {p["pid"]: p for p in st["processes"]}
-    # each object once, with the first process that maps it (the root)
-    assert procs_st[task.pid]["pages_shmem"] == shmem, st["processes"]
-    assert sum(p["pages_shmem"] for p in procs_st.values()) == shmem, st["processes"]
+    # each object once, with the first process handed to the daemon that maps
+    # it: the restore hands the processes over as their blobs stop, so that is
+    # the root or the child, but one of them holds every shared page
+    assert sorted(p["pages_shmem"] for p in procs_st.values()) == [0, shmem], st["processes"]
     # the two touched 7 pages of 8 (fault-around takes the 8th with them);
     # background off: what nobody touched was dropped when they exited
     assert st["pages_fault"] >= shmem * 7 // 8, st
