@@ -2,15 +2,19 @@
  * A connection of the lazy-pages daemon to a page server (see
  * remote-conn.h): the request queue out, the reply reader in.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/tls.h"
 #include "lazy/remote-conn.h"
 #include "pageserver/ps-io.h"
+#include "pageserver/ps-net.h"
 
-#define CLOSE_TIMEOUT_MS 5000
+#define CLOSE_TIMEOUT_MS	5000
+#define CONNECT_TIMEOUT_MS	10000
 
 int rc_conn_init(struct rc_conn *c, int fd, const char *role, const char *peer)
 {
@@ -35,6 +39,52 @@ void rc_conn_close(struct rc_conn *c)
 	c->out = NULL;
 	c->nr = c->nr_background = 0;
 	c->out_len = c->out_sent = 0;
+}
+
+/* --tls: authenticate the server on a new connection (a failure is logged). */
+static int start_tls(struct rc_conn *c, struct tls_creds *tls, const char *address,
+		     char *retry_why, size_t why_len)
+{
+	char why[TLS_WHY_MAX], desc[512];
+	int ret = tls_conn_new(tls, c->sk.fd, false, address, &c->sk.tls);
+
+	if (ret) {
+		pr_err("out of memory for a TLS session with page server %s", c->peer);
+		return ret;
+	}
+	ret = tls_handshake(c->sk.tls, CONNECT_TIMEOUT_MS, why, sizeof(why));
+	if (ret && retry_why) {
+		pr_warn("page server %s (%s connection): %s", c->peer, c->role, why);
+		snprintf(retry_why, why_len, "%s", why);
+		return ret;
+	}
+	if (ret) {
+		pr_err("page server %s (%s connection): %s", c->peer, c->role, why);
+		return ret;
+	}
+	tls_describe(c->sk.tls, desc, sizeof(desc));
+	pr_info("page server %s (%s connection): TLS: %s", c->peer, c->role, desc);
+	return 0;
+}
+
+int rc_conn_open(struct rc_conn *c, const char *role, const char *peer, const char *address,
+		 int port, struct tls_creds *tls, char *retry_why, size_t why_len, bool *logged)
+{
+	int fd, ret;
+
+	*logged = false;
+	ret = ps_net_connect(address, port, CONNECT_TIMEOUT_MS, &fd);
+	if (ret)
+		return ret;
+	ps_net_tune(fd);
+	ret = rc_conn_init(c, fd, role, peer);
+	if (!ret && tls) {
+		ret = start_tls(c, tls, address, retry_why, why_len);
+		*logged = ret != 0;
+	}
+	if (ret)
+		rc_conn_close(c);
+	return ret;
 }
 
 static int fifo_push(struct rc_conn *c, const struct rc_get *g)

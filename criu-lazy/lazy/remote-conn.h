@@ -57,6 +57,15 @@ struct rc_conn {
 
 int rc_conn_init(struct rc_conn *c, int fd, const char *role, const char *peer);
 void rc_conn_close(struct rc_conn *c);
+/*
+ * Connect to the page server (an error not logged) and, with tls, authenticate
+ * it (*logged: that failure is in the log).  retry_why: a failed handshake is
+ * a warning and its reason is copied there (a reconnect tries again); NULL:
+ * it is an error.
+ */
+struct tls_creds;
+int rc_conn_open(struct rc_conn *c, const char *role, const char *peer, const char *address,
+		 int port, struct tls_creds *tls, char *retry_why, size_t why_len, bool *logged);
 
 /* Queue a GET and send what can go now. */
 int rc_conn_send_get(struct rc_conn *c, const struct rc_get *g);

@@ -40,7 +40,6 @@
 #include "pageserver/ps-io.h"
 #include "pageserver/ps-net.h"
 
-#define CONNECT_TIMEOUT_MS	10000
 #define SHARED_CHUNK_PAGES	16		/* background GETs on a shared connection ... */
 #define FAULTS_ACTIVE_NS	(100 * 1000000ULL)	/* ... within this of a fault */
 #define FAULT_SLICES_PER_CALL	64		/* per wake-up: fault replies ... */
@@ -65,8 +64,6 @@ struct remote_source {
 	struct rc_conn fault, bg;	/* bg.fd < 0: one shared connection */
 	struct tls_creds *tls;		/* --tls: both connections authenticate */
 	bool shared;
-	bool reconnecting;		/* a failed TLS handshake is a warning ... */
-	char why[TLS_WHY_MAX];		/* ... and says why here */
 	bool broken;			/* a connection failed: no CLOSE at the end */
 	bool finishing;			/* replies are drained, not delivered */
 	uint64_t last_fault_ns;
@@ -267,27 +264,17 @@ static int fall_back_to_one(struct remote_source *rs)
 	return ret;
 }
 
-static int open_conn(struct remote_source *rs, struct rc_conn *c, const char *role,
-		     const char *address, int port, bool *logged);
-
 static int reopen_conn(void *arg, struct rc_conn *c, const char *role, char *why, size_t len)
 {
 	struct remote_source *rs = arg;
 	bool logged;
-	int ret;
 
 	/*
 	 * A handshake that fails is tried again too: a server still starting
 	 * or dying closes it half-way.  Each failure is a warning in the log;
 	 * the last one is what the error at the end of the time names.
 	 */
-	rs->reconnecting = true;
-	rs->why[0] = '\0';
-	ret = open_conn(rs, c, role, rs->address, rs->port, &logged);
-	rs->reconnecting = false;
-	if (ret && logged)
-		snprintf(why, len, "%s", rs->why);
-	return ret;
+	return rc_conn_open(c, role, rs->peer, rs->address, rs->port, rs->tls, why, len, &logged);
 }
 
 /*
@@ -512,52 +499,6 @@ static const struct page_source_ops remote_ops = {
 	.finish = remote_finish,
 };
 
-/* --tls: authenticate the server on a new connection (a failure is logged). */
-static int start_tls(struct remote_source *rs, struct rc_conn *c, const char *address)
-{
-	char why[TLS_WHY_MAX], desc[512];
-	int ret = tls_conn_new(rs->tls, c->sk.fd, false, address, &c->sk.tls);
-
-	if (ret) {
-		pr_err("out of memory for a TLS session with page server %s", rs->peer);
-		return ret;
-	}
-	ret = tls_handshake(c->sk.tls, CONNECT_TIMEOUT_MS, why, sizeof(why));
-	if (ret && rs->reconnecting) {
-		pr_warn("page server %s (%s connection): %s", rs->peer, c->role, why);
-		snprintf(rs->why, sizeof(rs->why), "%s", why);
-		return ret;
-	}
-	if (ret) {
-		pr_err("page server %s (%s connection): %s", rs->peer, c->role, why);
-		return ret;
-	}
-	tls_describe(c->sk.tls, desc, sizeof(desc));
-	pr_info("page server %s (%s connection): TLS: %s", rs->peer, c->role, desc);
-	return 0;
-}
-
-/* Connect (an error not logged) and, with --tls, authenticate (*logged). */
-static int open_conn(struct remote_source *rs, struct rc_conn *c, const char *role,
-		     const char *address, int port, bool *logged)
-{
-	int fd, ret;
-
-	*logged = false;
-	ret = ps_net_connect(address, port, CONNECT_TIMEOUT_MS, &fd);
-	if (ret)
-		return ret;
-	ps_net_tune(fd);
-	ret = rc_conn_init(c, fd, role, rs->peer);
-	if (!ret && rs->tls) {
-		ret = start_tls(rs, c, address);
-		*logged = ret != 0;
-	}
-	if (ret)
-		rc_conn_close(c);
-	return ret;
-}
-
 /*
  * Connect now, before the restore is let in: an unreachable server fails
  * the daemon at once, while no task depends on it yet.
@@ -585,7 +526,7 @@ int page_source_remote_new(struct lazy_daemon *d, const char *address, int port,
 		 port);
 	rs->address = address;
 	rs->port = port;
-	ret = open_conn(rs, &rs->fault, "fault", address, port, &logged);
+	ret = rc_conn_open(&rs->fault, "fault", rs->peer, address, port, rs->tls, NULL, 0, &logged);
 	if (ret) {
 		if (ret != -ENOMEM && ret != -EADDRNOTAVAIL && !logged)
 			pr_err("cannot connect to page server %s: %s", rs->peer, strerror(-ret));
@@ -593,7 +534,7 @@ int page_source_remote_new(struct lazy_daemon *d, const char *address, int port,
 		free(rs);
 		return ret;
 	}
-	ret = open_conn(rs, &rs->bg, "background", address, port, &logged);
+	ret = rc_conn_open(&rs->bg, "background", rs->peer, address, port, rs->tls, NULL, 0, &logged);
 	if (ret == -ENOMEM) {
 		rc_conn_close(&rs->fault);
 		tls_creds_free(rs->tls);
