@@ -532,3 +532,13 @@ int img_close(struct cr_img *img)
 	free(img);
 	return ret;
 }
+
+int img_close_keep(struct cr_img *img, int err)
+{
+	int ret;
+
+	if (!img)
+		return err;
+	ret = img_close(img);
+	return err ?: ret;
+}

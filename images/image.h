@@ -125,6 +125,11 @@ off_t img_offset(struct cr_img *img);
  * (a failed write, flush or close; each logged once), else 0. */
 int img_close(struct cr_img *img);
 
+/* The end of a writer that opens its image at its first entry: img may be
+ * NULL (nothing to write).  Closes it and returns err if err is an error,
+ * else img_close()'s result. */
+int img_close_keep(struct cr_img *img, int err);
+
 /* Per type: the message of its records (pagemap_entry for the pagemaps,
  * whose first record is a pagemap_head), its magic, crit's name for it. */
 const ProtobufCMessageDescriptor *img_type_descriptor(enum img_type type);

@@ -160,13 +160,7 @@ int dump_remaps_write(struct dump_ctx *ctx)
 		rpe.remap_type = r->type;
 		ret = img_write_entry(img, &rpe.base);
 	}
-	if (!img)
-		return ret;
-	if (ret) {
-		img_close(img);
-		return ret;
-	}
-	return img_close(img);
+	return img_close_keep(img, ret);
 }
 
 int dump_remap_release(struct dump_ctx *ctx, struct dump_file *f, bool resume)

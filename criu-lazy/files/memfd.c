@@ -200,13 +200,7 @@ static int memfd_dump_write(struct dump_ctx *ctx)
 		if (!ret)
 			ret = dump_shmem_write_fd(ctx, md->fd, md->ie.shmid, md->ie.size);
 	}
-	if (!img)
-		return 0;
-	if (ret) {
-		img_close(img);
-		return ret;
-	}
-	return img_close(img);
+	return img_close_keep(img, ret);
 }
 
 static void memfd_dump_free(struct dump_file *f)

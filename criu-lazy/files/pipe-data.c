@@ -142,13 +142,7 @@ int pipe_data_write(struct dump_ctx *ctx, const struct fd_kind_ops *ops, enum im
 				       ops->name, pde.pipe_id, strerror(-ret));
 		}
 	}
-	if (!img)
-		return 0;
-	if (ret) {
-		img_close(img);
-		return ret;
-	}
-	return img_close(img);
+	return img_close_keep(img, ret);
 }
 
 void pipe_data_dump_free(struct pipe_data_dump *pd)

@@ -324,13 +324,7 @@ int sk_queues_write(struct dump_ctx *ctx)
 		}
 		ret = queue_write(img, q);
 	}
-	if (!img)
-		return ret;
-	if (ret) {
-		img_close(img);
-		return ret;
-	}
-	return img_close(img);
+	return img_close_keep(img, ret);
 }
 
 /* ---- restore ---- */
