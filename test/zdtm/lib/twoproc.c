@@ -136,8 +136,7 @@ static void __attribute__((noreturn)) child_main(const struct twoproc *tp, int r
 		_exit(2);
 	if (!(tp->clone_flags & CLONE_FILES))	/* else the root's too */
 		close(ready_w);
-	while (!child_term)
-		pause();
+	test_wait_flag(&child_term, SIGTERM);	/* no lost wake-up, as pause() had */
 	if (tp->child_check)
 		tp->child_check();
 	_exit(0);
