@@ -17,12 +17,14 @@ import time
 
 import pytest
 
+from lib import images as images_mod
 from lib import paths
 from lib import procs as procs_mod
 from lib.pageserver import (BIG_VMA, FILE_VMA, GET_REPLY_CMD, PAGE, PS_IOV_ADD_F,
                             PS_IOV_FORCE_CLOSE, PS_IOV_OPEN2, SMALL_VMA, T2_VMA, ZOMBIE,
-                            Client, free_port, output_of, pages, start_page_server, stop,
-                            write_images)
+                            Client, free_port, output_of, pages, recv_exact,
+                            start_page_server, stop, write_images)
+from lib.pageserver import HDR as HDR_STRUCT
 from lib.tool import assert_error_line
 from lib.zdtm import ZdtmTest
 
@@ -308,3 +310,63 @@ def test_serves_a_real_dump(tool, procs, zdtm, workdir):
     assert c.close_session() == 0
     c.close()
     expect_exit(procs, p, workdir, 0)
+
+
+PS_IOV_FEATURES, PS_IOV_GET_SHMEM, PS_FEAT_SHMEM = 0x4c01, 0x4c02, 1
+
+
+def shmem_runs(imgdir):
+    """shmid -> [(offset, nr_pages, data)] of each pagemap-shmem image."""
+    out = {}
+    for path in imgdir.glob("pagemap-shmem-*.img"):
+        shmid = int(path.name[len("pagemap-shmem-"):-len(".img")])
+        pages_id, entries = images_mod.pagemap_entries(path)
+        data = (imgdir / f"pages-{pages_id}.img").read_bytes()
+        off, runs = 0, []
+        for vaddr, nr, flags in entries:
+            if flags & images_mod.PE_PRESENT:
+                runs.append((vaddr, nr, data[off:off + nr * PAGE]))
+                off += nr * PAGE
+        out[shmid] = runs
+    return out
+
+
+def test_serves_shared_memory_by_offset(tool, procs, zdtm, workdir):
+    """Our own GET_SHMEM (asked for only after FEATURES says it is served):
+    every dumped page of every object comes back as its pages file holds
+    it, clamped at the end of its run; an object the images do not have
+    drops that session only (Documentation/lazy-pages.md)."""
+    task = zdtm(ZdtmTest("shmem_lazy_share", ("--size", "1M"), label="1M", tree=True))
+    imgdir = workdir / "images"
+    imgdir.mkdir()
+    task.note_tree()
+    res = tool.dump(task.pid, imgdir, workdir / "dump.log", 60)
+    assert res.rc == 0, res.describe()
+    task.expect_gone()
+    objs = shmem_runs(imgdir)
+    assert len(objs) == 3 and all(objs.values()), objs.keys()
+
+    port = free_port()
+    p = start_page_server(tool, procs, workdir, imgdir, port)
+    c = Client(port)
+    c.send(PS_IOV_FEATURES, 0, 0xff)
+    cmd, _, nr, bits, dst = HDR_STRUCT.unpack(recv_exact(c.sock, HDR_STRUCT.size))
+    assert (cmd, nr, bits, dst) == (PS_IOV_FEATURES, 0, PS_FEAT_SHMEM, 0)
+    for shmid, runs in objs.items():
+        dst_id = (shmid << 8) | 2
+        for off, n, data in runs:
+            for skip in sorted({0, n // 2, n - 1}):
+                c.send(PS_IOV_GET_SHMEM, n + 5, off + skip * PAGE, dst_id)
+                cmd, m, roff, rdst, got = c.reply()
+                assert (cmd, m, roff, rdst) == (GET_REPLY_CMD, n - skip, off + skip * PAGE,
+                                                dst_id)
+                assert got == data[skip * PAGE:], f"object {shmid} at {off + skip * PAGE:#x}"
+    other = Client(port)
+    other.send(PS_IOV_GET_SHMEM, 1, 0, ((max(objs) + 1000) << 8) | 2)
+    assert other.dropped(), "GET_SHMEM of an unknown object was served"
+    other.close()
+    assert c.close_session() == 0
+    c.close()
+    expect_exit(procs, p, workdir, 0)
+    log = output_of(workdir, "page-server")
+    assert re.search(r"GET_SHMEM for shared memory \d+, which is not in these images", log), log

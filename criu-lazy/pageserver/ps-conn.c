@@ -261,6 +261,73 @@ static void serve_get(struct ps_conn *c, const struct page_server_iov *req, uint
 		 (unsigned long long)req->nr_pages);
 }
 
+/* FEATURES: the client's offer (vaddr) answered with what we serve of it. */
+static void serve_features(struct ps_conn *c, const struct page_server_iov *req,
+			   uint64_t now_ns)
+{
+	uint64_t ours = c->store->ops->find_shmem ? PS_FEAT_SHMEM : 0;
+	struct ps_out reply = { .head_len = sizeof(reply.head.iov) };
+
+	reply.head.iov = (struct page_server_iov){
+		.cmd = PS_IOV_FEATURES,
+		.vaddr = req->vaddr & ours,
+	};
+	if (queue_reply(c, &reply))
+		return drop(c, now_ns, "out of memory for the reply to FEATURES");
+	if (c->nr_unfilled)	/* keeps its place among replies still to read */
+		c->nr_unfilled++;
+	pr_info("%s: features 0x%llx asked, 0x%llx served", c->peer,
+		(unsigned long long)req->vaddr, (unsigned long long)reply.head.iov.vaddr);
+}
+
+/* GET_SHMEM: a GET of a shared memory object, by its offset; the same reply. */
+static void serve_get_shmem(struct ps_conn *c, const struct page_server_iov *req,
+			    uint64_t now_ns)
+{
+	struct ps_out reply = { .head_len = sizeof(reply.head.iov) };
+	uint64_t n = req->nr_pages, shmid = ps_dst_id(req->dst_id);
+	const void *data = NULL;
+
+	if (!c->store->ops->find_shmem)
+		return drop(c, now_ns, "GET_SHMEM, but this server has no shared memory to serve");
+	if (ps_dst_type(req->dst_id) != PS_DST_SHMEM || (req->dst_id & 0xff) != PS_DST_SHMEM)
+		return drop(c, now_ns, "GET_SHMEM for 0x%llx, which names no shared memory",
+			    (unsigned long long)req->dst_id);
+	if (!n || n > PS_GET_MAX_PAGES || req->vaddr % PS_PAGE_SIZE ||
+	    req->vaddr + n * PS_PAGE_SIZE < req->vaddr)
+		return drop(c, now_ns, "GET_SHMEM of %llu pages at offset 0x%llx of shared memory "
+			    "%llu", (unsigned long long)n, (unsigned long long)req->vaddr,
+			    (unsigned long long)shmid);
+	switch (c->store->ops->find_shmem(c->store, shmid, req->vaddr, &n, &data)) {
+	case PS_FOUND:
+		break;
+	case PS_NO_TASK:
+		return drop(c, now_ns, "GET_SHMEM for shared memory %llu, which is not in these "
+			    "images", (unsigned long long)shmid);
+	default:
+		return drop(c, now_ns, "GET_SHMEM for shared memory %llu at offset 0x%llx, where "
+			    "no page was dumped", (unsigned long long)shmid,
+			    (unsigned long long)req->vaddr);
+	}
+	reply.head.iov = (struct page_server_iov){
+		.cmd = PS_GET_REPLY_CMD,
+		.nr_pages = n,
+		.vaddr = req->vaddr,
+		.dst_id = req->dst_id,
+	};
+	reply.data = data;
+	reply.data_len = n * PS_PAGE_SIZE;
+	if (queue_reply(c, &reply))
+		return drop(c, now_ns, "out of memory for the reply to GET_SHMEM");
+	if (c->nr_unfilled)	/* keeps its place among replies still to read */
+		c->nr_unfilled++;
+	c->nr_gets++;
+	c->nr_pages += n;
+	pr_debug("%s: GET_SHMEM %llu 0x%llx: %llu of %llu pages", c->peer,
+		 (unsigned long long)shmid, (unsigned long long)req->vaddr,
+		 (unsigned long long)n, (unsigned long long)req->nr_pages);
+}
+
 static void serve_close(struct ps_conn *c, uint64_t now_ns)
 {
 	struct ps_out reply = { .head.status = 0, .head_len = sizeof(int32_t) };
@@ -289,6 +356,10 @@ static void serve_request(struct ps_conn *c, const struct page_server_iov *req, 
 	switch (cmd) {
 	case PS_IOV_GET:
 		return serve_get(c, req, now_ns);
+	case PS_IOV_GET_SHMEM:
+		return serve_get_shmem(c, req, now_ns);
+	case PS_IOV_FEATURES:
+		return serve_features(c, req, now_ns);
 	case PS_IOV_CLOSE:
 	case PS_IOV_FORCE_CLOSE:
 		return serve_close(c, now_ns);

@@ -26,6 +26,8 @@ const char *ps_cmd_name(uint32_t command)
 	case PS_IOV_GET: return "GET";
 	case PS_IOV_CLOSE: return "CLOSE";
 	case PS_IOV_FORCE_CLOSE: return "FORCE_CLOSE";
+	case PS_IOV_FEATURES: return "FEATURES";
+	case PS_IOV_GET_SHMEM: return "GET_SHMEM";
 	default: return NULL;
 	}
 }

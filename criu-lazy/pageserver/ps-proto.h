@@ -11,6 +11,16 @@
  *
  * The receiving side of `dump --page-server` (OPEN2, ADD_F, ...) uses
  * dst_id = (id << 8) | type; GET uses the bare pid.
+ *
+ * Our own extension (Documentation/lazy-pages.md, "Shared memory from a
+ * page server"): CRIU's GET reaches a process's private memory only (its
+ * server looks the bare pid up among the dumped processes), so shared
+ * memory has a command of its own, GET_SHMEM, with dst_id = (shmid << 8) |
+ * PS_DST_SHMEM, vaddr = the offset in the object, and the same reply as a
+ * GET.  A client sends it only to a server that said it serves it in its
+ * answer to FEATURES; and FEATURES goes out only on the daemon's second
+ * connection, which CRIU's server (one connection) never serves: it resets
+ * it, as it did before, and the daemon knows it speaks to a CRIU peer.
  */
 #ifndef CRIU_LAZY_PAGESERVER_PS_PROTO_H
 #define CRIU_LAZY_PAGESERVER_PS_PROTO_H
@@ -37,6 +47,12 @@ _Static_assert(sizeof(struct page_server_iov) == 32, "page_server_iov is 32 byte
 #define PS_IOV_GET		7
 #define PS_IOV_CLOSE		0x1023
 #define PS_IOV_FORCE_CLOSE	0x1024
+/* criu-lazy's own ('L' in the high byte): no CRIU peer knows them */
+#define PS_IOV_FEATURES		0x4c01	/* vaddr: feature bits; answered the same way */
+#define PS_IOV_GET_SHMEM	0x4c02	/* GET of shared memory object (dst_id) */
+
+/* FEATURES bits: the client's offer, the server's answer (a subset) */
+#define PS_FEAT_SHMEM		(1ULL << 0)	/* GET_SHMEM served */
 
 #define PS_CMD_BITS		16
 #define PS_CMD_MASK		((1u << PS_CMD_BITS) - 1)

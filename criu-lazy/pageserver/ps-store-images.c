@@ -39,6 +39,7 @@ struct ps_task {
 struct images_store {
 	struct ps_store s;		/* first */
 	struct ps_task *tasks;
+	struct ps_shmem_set shm;	/* shared memory objects */
 };
 
 static const struct ps_store_ops images_ops;
@@ -151,6 +152,7 @@ static void images_free(struct ps_store *store)
 		free(t->runs);
 	}
 	free(s->tasks);
+	ps_shmem_free(&s->shm);
 	free(s);
 }
 
@@ -184,6 +186,8 @@ int ps_store_images_load(int dirfd, struct ps_store **out)
 		s->s.nr_tasks++;
 	}
 	free(pids);
+	if (!ret)
+		ret = ps_shmem_load(dirfd, &s->shm);
 	if (ret) {
 		images_free(&s->s);
 		return ret;
@@ -252,8 +256,15 @@ static int images_read(const struct ps_store *s, pid_t pid, const struct iovec *
 	return 0;
 }
 
+static enum ps_lookup images_find_shmem(const struct ps_store *s, uint64_t shmid, uint64_t off,
+					uint64_t *nr_pages, const void **data)
+{
+	return ps_shmem_find(&to_images(s)->shm, shmid, off, nr_pages, data);
+}
+
 static const struct ps_store_ops images_ops = {
 	.find = images_find,
 	.read = images_read,
 	.free = images_free,
+	.find_shmem = images_find_shmem,
 };

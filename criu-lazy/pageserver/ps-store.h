@@ -42,6 +42,14 @@ struct ps_store_ops {
 	int (*read)(const struct ps_store *s, pid_t pid, const struct iovec *local,
 		    const struct iovec *remote, int n, char *why, size_t why_len);
 	void (*free)(struct ps_store *s);
+	/*
+	 * The dumped pages of shared memory object shmid at offset off, the
+	 * count clamped to the end of their run; data always points to them.
+	 * PS_NO_TASK: no such object; PS_NOT_PRESENT: no dumped page there.
+	 * NULL: the store serves no shared memory (FEATURES says so).
+	 */
+	enum ps_lookup (*find_shmem)(const struct ps_store *s, uint64_t shmid, uint64_t off,
+				     uint64_t *nr_pages, const void **data);
 };
 
 struct ps_store {
@@ -68,7 +76,8 @@ static inline void ps_store_free(struct ps_store *s)
 }
 
 /* ps-store-images.c: pstree.img and, per process, its lazy and present
- * pages (pagemap index + mapped pages file). */
+ * pages (pagemap index + mapped pages file); the shared memory objects'
+ * pagemap-shmem images (ps-store-shmem.c). */
 int ps_store_images_load(int dirfd, struct ps_store **out);
 
 /* ps-store-live.c: frozen tasks, each with its lazy runs. */
@@ -86,6 +95,18 @@ const struct ps_run *ps_runs_find(const struct ps_run *runs, size_t nr, uint64_t
 
 
 int ps_store_live_new(struct ps_store **out);
+
+/* ps-store-shmem.c: the pagemap-shmem images of a directory (for a store). */
+struct ps_shm;
+struct ps_shmem_set {
+	struct ps_shm *objs;
+	size_t nr;
+};
+
+int ps_shmem_load(int dirfd, struct ps_shmem_set *set);
+enum ps_lookup ps_shmem_find(const struct ps_shmem_set *set, uint64_t shmid, uint64_t off,
+			     uint64_t *nr_pages, const void **data);
+void ps_shmem_free(struct ps_shmem_set *set);
 
 /*
  * Serve task @id of the images (its pid there) from the memory of the
