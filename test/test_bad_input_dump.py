@@ -163,6 +163,22 @@ def test_dump_refuses_backlog_data_left_running(flag, tool, zdtm, workdir):
     task.check_pass()
 
 
+@pytest.mark.parametrize("flag", ["--leave-running", "--leave-stopped"])
+def test_dump_refuses_backlog_closed_client_left_running(flag, tool, zdtm, workdir):
+    """A connection not yet accepted whose client is closed, even one that
+    sent nothing: the kernel shows no queue of it, only accepting it tells,
+    so -R and -s refuse it (naming the listener and the flag) and the task
+    runs on with every connection still waiting."""
+    task = zdtm(ZdtmTest("unix_backlog", ("--closed", "--empty"), label="closed-empty"))
+    before = task.snapshot()
+    imgdir = workdir / "images"
+    imgdir.mkdir()
+    res = tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT, extra=[flag])
+    assert_error_line(res, "dump", r"fd 20 of task", r"whose client is closed", flag)
+    task.expect_unharmed(before)
+    task.check_pass()
+
+
 def test_dump_refused_after_backlog_keeps_it(tool, zdtm, workdir):
     """A refusal met after the listener with data waiting in its backlog (a
     child's socket connected outside the tree, checked once every task is

@@ -7,26 +7,38 @@
  * server end of such a connection (the "embryo") has no file and no inode
  * until it is accepted, and what the client sent before that waits in the
  * embryo's receive queue: nothing but accept() reaches it.  So, when a
- * client has sent something (its write queue is not empty), the dump
- * accepts every waiting connection of that listener on its own copy of it
- * (pidfd_getfd: the same socket), reads each queue with the peeks of
- * sk-queue.c and closes them.  That changes the tree: it is done only when
- * the tree will not run on (not with --leave-running or --leave-stopped),
- * and last, after every refusal of the listener's own; should the dump
- * still fail later, the connections are lost and a warning says which.
+ * client has sent something (its write queue is not empty), or a client
+ * is closed (its icon is inode 0: what it sent is not seen but by
+ * accepting), the dump accepts every waiting connection of that listener
+ * on its own copy of it (pidfd_getfd: the same socket), reads each queue
+ * with the peeks of sk-queue.c and closes them.  That changes the tree: it
+ * is done only when the tree will not run on (not with --leave-running or
+ * --leave-stopped), and last, after every refusal of the listener's own;
+ * should the dump still fail later, the connections are lost and an error
+ * says which.
  *
  * Images: a waiting client has no receive queue of its own (its peer cannot
  * send before the accept), so the packets sk-queues.img names it for are
  * the ones it sent, waiting in its connection.  The clients of a listener
  * come in files.img in the order of its backlog; the restore connects them
- * in that order and each sends its packets again (unix-sk.c).
+ * in that order and each sends its packets again (unix-sk.c).  A closed
+ * client is an entry no fd holds, in state TCP_CLOSE with the listener as
+ * its peer and the name the accepted end saw for it: the restore makes it,
+ * connects it, sends its packets again and closes it, so the accepted end
+ * reads them and then the end of the stream, as it would have (the kernel
+ * gives no ECONNRESET there: a client that was never accepted cannot have
+ * unread data of its own, the one case in which its close resets).
  */
 #include <errno.h>
 #include <netinet/tcp.h>
+#include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #define LOG_PREFIX ""
@@ -50,22 +62,116 @@ static struct unix_dump *find_by_ino(struct dump_ctx *ctx, uint32_t ino, size_t 
 	return NULL;
 }
 
-/* Every waiting client in the tree, or the refusal naming the first that is not. */
+/* Every waiting client in the tree or closed, or the refusal naming the
+ * first that is neither. */
 static int check_clients(struct dump_ctx *ctx, const struct unix_dump *l)
 {
 	for (unsigned int i = 0; i < l->nr_icons; i++) {
-		const char *why = NULL;
-
-		if (!l->icons[i])
-			why = "whose client is closed";
-		else if (!find_by_ino(ctx, l->icons[i], NULL))
-			why = "from a client outside the dumped tree";
-		if (why) {
-			pr_err("fd %d of task %d is a listening unix socket with a connection not yet accepted %s (client inode %u): not supported",
-			       l->fd, l->pid, why, l->icons[i]);
+		if (l->icons[i] && !find_by_ino(ctx, l->icons[i], NULL)) {
+			pr_err("fd %d of task %d is a listening unix socket with a connection not yet accepted from a client outside the dumped tree (client inode %u): not supported",
+			       l->fd, l->pid, l->icons[i]);
 			return -EOPNOTSUPP;
 		}
 	}
+	return 0;
+}
+
+static bool has_closed(const struct unix_dump *l)
+{
+	for (unsigned int i = 0; i < l->nr_icons; i++)
+		if (!l->icons[i])
+			return true;
+	return false;
+}
+
+/* The @i-th waiting client: in the tree, or the entry of a closed one. */
+static struct unix_dump *client_of(struct dump_ctx *ctx, const struct unix_dump *l,
+				   unsigned int i)
+{
+	if (l->closed && l->closed[i])
+		return l->closed[i];
+	return find_by_ino(ctx, l->icons[i], NULL);
+}
+
+/* The name of a closed client @c, as the accepted end @sk sees its peer. */
+static int closed_name(struct unix_dump *c, int sk)
+{
+	struct sockaddr_un a;
+	socklen_t len = sizeof(a);
+	char link[64], cwd[PATH_MAX], full[PATH_MAX + sizeof(a.sun_path) + 2];
+	struct stat st;
+	size_t n;
+	ssize_t r;
+
+	if (getpeername(sk, (struct sockaddr *)&a, &len)) {
+		pr_perror("fd %d of task %d: the name of a closed client waiting on it", c->fd,
+			  c->pid);
+		return -errno;
+	}
+	n = len > offsetof(struct sockaddr_un, sun_path) ? len - offsetof(struct sockaddr_un, sun_path) : 0;
+	if (n && a.sun_path[0] && a.sun_path[n - 1] == '\0')
+		n--;				/* a path: without its NUL */
+	if (n > UNIX_DIAG_NAME_MAX)
+		n = UNIX_DIAG_NAME_MAX;
+	memcpy(c->name, a.sun_path, n);
+	c->ue.name.data = (uint8_t *)c->name;
+	c->ue.name.len = n;
+	if (!n || !a.sun_path[0])
+		return 0;
+	/* a path: from the listener's directory when relative (the client's
+	 * own is gone with it); deleted unless a socket file is still there */
+	c->name[n] = '\0';
+	snprintf(full, sizeof(full), "%s", c->name);
+	if (c->name[0] != '/') {
+		snprintf(link, sizeof(link), "/proc/%d/cwd", c->t->pid);
+		r = readlink(link, cwd, sizeof(cwd) - 1);
+		if (r < 0)
+			return dump_task_error(c->t, -errno, "task %d: can't read %s: %m", c->t->pid,
+					       link);
+		cwd[r] = '\0';
+		c->name_dir = strdup(cwd);
+		if (!c->name_dir)
+			return -ENOMEM;
+		c->ue.name_dir = c->name_dir;
+		snprintf(full, sizeof(full), "%s/%s", cwd, c->name);
+	}
+	if (stat(full, &st) || !S_ISSOCK(st.st_mode)) {
+		c->ue.has_deleted = true;
+		c->ue.deleted = true;
+	}
+	return 0;
+}
+
+/* A files.img entry for the closed @i-th client of @l: ctx->files' last. */
+static int add_closed(struct dump_ctx *ctx, struct unix_dump *l, unsigned int i)
+{
+	struct stat st = { 0 };
+	struct unix_dump *c = calloc(1, sizeof(*c));
+	struct dump_file *f = c ? dump_file_add(ctx, &fd_kind_unix, &st) : NULL;
+
+	if (!f) {
+		free(c);
+		return -ENOMEM;
+	}
+	f->priv = c;
+	unix_sk_entry__init(&c->ue);
+	sk_opts_entry__init(&c->opts);
+	c->ue.opts = &c->opts;
+	c->ue.fown = &f->fown;
+	c->ue.id = f->fe.id;
+	c->ue.type = l->ue.type;
+	c->ue.state = TCP_CLOSE;
+	c->ue.peer = l->ue.ino;
+	c->ue.has_shutdown = true;
+	c->ue.shutdown = SK_SHUTDOWN__BOTH;
+	f->fe.usk = &c->ue;
+	c->pid = l->pid;		/* its connection is the listener's to make */
+	c->t = l->t;
+	c->fd = -1;
+	c->gone = true;
+	l->closed[i] = c;
+	pr_debug("task %d: fd %d: connection %u not yet accepted, of a closed client: file %u",
+		 l->pid, l->fd, i, c->ue.id);
 	return 0;
 }
 
@@ -84,7 +190,7 @@ static const struct unix_dump *sender(struct dump_ctx *ctx, const struct unix_du
 /* Accept the @i-th waiting connection on @lfd and read what it holds. */
 static int drain_one(struct dump_ctx *ctx, struct unix_dump *l, int lfd, unsigned int i)
 {
-	struct unix_dump *c = find_by_ino(ctx, l->icons[i], NULL);
+	struct unix_dump *c = client_of(ctx, l, i);
 	struct fd_probe cp = { .t = c->t, .fd = c->fd };
 	struct unix_diag_info u = { 0 };
 	struct stat st;
@@ -108,11 +214,15 @@ static int drain_one(struct dump_ctx *ctx, struct unix_dump *l, int lfd, unsigne
 		       c->fd, c->pid);
 		ret = -EINVAL;
 	}
-	if (!ret)
+	if (!ret && c->gone)
+		ret = closed_name(c, sk);
+	if (!ret) {
+		cp.fd = c->gone ? l->fd : c->fd;	/* for messages */
 		ret = sk_queue_dump(&cp, sk, u.type, u.shutdown & 1, c->ue.id, &c->q);
+	}
 	if (!ret)
-		pr_debug("task %d: fd %d: %zu packets wait in its connection to fd %d, not yet accepted",
-			 c->pid, c->fd, c->q.nr, l->fd);
+		pr_debug("task %d: fd %d: %zu packets wait in its connection to fd %d, not yet accepted%s",
+			 c->pid, c->fd, c->q.nr, l->fd, c->gone ? " (its client is closed)" : "");
 	unix_diag_info_free(&u);
 	close(sk);
 	return ret;
@@ -133,25 +243,33 @@ static int drain(struct dump_ctx *ctx, struct unix_dump *l)
 	return ret;
 }
 
-/* @l when a client of its backlog has sent data; refusals come first */
+/* @l when a client of its backlog has sent data or is closed; refusals
+ * come first */
 static int must_drain(struct dump_ctx *ctx, struct unix_dump *l, bool *yes)
 {
 	const struct unix_dump *c = NULL;
+	const char *leave;
 	int ret;
 
 	*yes = false;
 	if (l->ue.state != TCP_LISTEN || !l->nr_icons)
 		return 0;
 	c = sender(ctx, l);
-	if (!c)
+	if (!c && !has_closed(l))
 		return 0;
 	ret = check_clients(ctx, l);
 	if (ret)
 		return ret;
-	if (ctx->o->leave_running || ctx->o->leave_stopped) {
+	leave = ctx->o->leave_running ? "--leave-running" :
+		ctx->o->leave_stopped ? "--leave-stopped" : NULL;
+	if (leave && c) {
 		pr_err("fd %d of task %d: its connection to the listening unix socket at fd %d of task %d, not yet accepted, holds %u bytes, which only accepting it can read: not with %s",
-		       c->fd, c->pid, l->fd, l->pid, c->wqueue,
-		       ctx->o->leave_running ? "--leave-running" : "--leave-stopped");
+		       c->fd, c->pid, l->fd, l->pid, c->wqueue, leave);
+		return -EOPNOTSUPP;
+	}
+	if (leave) {
+		pr_err("fd %d of task %d is a listening unix socket with a connection not yet accepted whose client is closed: what it sent only accepting it can read: not with %s",
+		       l->fd, l->pid, leave);
 		return -EOPNOTSUPP;
 	}
 	*yes = true;
@@ -205,13 +323,23 @@ int unix_backlog_resolve(struct dump_ctx *ctx, struct unix_dump *l)
 		return ret;
 	slots = calloc(l->nr_icons, sizeof(*slots));
 	order = calloc(l->nr_icons, sizeof(*order));
-	if (!slots || !order) {
+	l->closed = has_closed(l) ? calloc(l->nr_icons, sizeof(*l->closed)) : NULL;
+	if (!slots || !order || (has_closed(l) && !l->closed)) {
 		ret = -ENOMEM;
 		goto out;
 	}
 	for (unsigned int i = 0; i < l->nr_icons; i++) {
-		struct unix_dump *c = find_by_ino(ctx, l->icons[i], &slots[i]);
+		struct unix_dump *c;
 
+		if (!l->icons[i]) {
+			ret = add_closed(ctx, l, i);
+			if (ret)
+				goto out;
+			slots[i] = ctx->files.nr - 1;
+			order[i] = ctx->files.v[slots[i]];
+			continue;
+		}
+		c = find_by_ino(ctx, l->icons[i], &slots[i]);
 		if (c->wqueue && !l->drain) {
 			pr_err("fd %d of task %d: its connection to the listening unix socket at fd %d, not yet accepted, holds %u bytes: a client in flight with data waiting is not supported",
 			       c->fd, c->pid, l->fd, c->wqueue);
@@ -245,10 +373,12 @@ static void name_clients(struct dump_ctx *ctx, const struct unix_dump *l, unsign
 
 	buf[0] = '\0';
 	for (unsigned int i = 0; i < n && len < size; i++) {
-		const struct unix_dump *c = find_by_ino(ctx, l->icons[i], NULL);
+		const struct unix_dump *c = client_of(ctx, l, i);
 		int w;
 
-		if (c && c->fd >= 0)
+		if (c && c->gone)
+			w = snprintf(buf + len, size - len, "%sa closed client", i ? ", " : "");
+		else if (c && c->fd >= 0)
 			w = snprintf(buf + len, size - len, "%sfd %d of task %d", i ? ", " : "",
 				     c->fd, c->pid);
 		else

@@ -317,5 +317,6 @@ void unix_dump_free(struct dump_file *f)
 	sk_opts_dump_free(&ud->opts);
 	free(ud->name_dir);
 	free(ud->icons);
+	free(ud->closed);
 	free(ud);
 }

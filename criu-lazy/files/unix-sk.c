@@ -16,7 +16,9 @@
  *   listener   bound, listening with its backlog; in FD_STAGE_CONNECT its
  *              clients not yet accepted connect to it, in files.img order
  *              (the backlog's), each sending again the data that waited in
- *              its connection (sk-queues.img names the client for it)
+ *              its connection (sk-queues.img names the client for it); a
+ *              client that was closed (no fd holds it) is made, connected,
+ *              refilled and closed there by the listener's maker
  *   plain      anything else: socket(2), bound to its name (a stale socket
  *              file at the path is removed first, a deleted one unlinked
  *              afterwards), its datagrams sent again to its name by a
@@ -50,9 +52,6 @@
 
 /* status flags of a socket that F_SETFL sets back */
 #define SK_SETFL_FLAGS (O_NONBLOCK | O_ASYNC)
-#define SK_FILL_SNDBUF (1 << 30)	/* room to refill any queue; halved by the kernel */
-
-enum unix_how { UNIX_PAIR, UNIX_ACCEPTED, UNIX_LISTENER, UNIX_PLAIN };
 
 static const UnixSkEntry *find_ino(const struct rst_images *ri, uint32_t ino)
 {
@@ -84,7 +83,7 @@ static const UnixSkEntry *listener_of(const struct rst_images *ri, const UnixSkE
 	return NULL;
 }
 
-static enum unix_how classify(const struct rst_images *ri, const UnixSkEntry *ue,
+enum unix_how unix_classify(const struct rst_images *ri, const UnixSkEntry *ue,
 			      const UnixSkEntry **peer)
 {
 	const UnixSkEntry *pe = find_ino(ri, ue->peer);
@@ -107,22 +106,28 @@ static enum unix_how classify(const struct rst_images *ri, const UnixSkEntry *ue
 	return UNIX_PAIR;
 }
 
+bool unix_closed_client(const UnixSkEntry *ue, const UnixSkEntry *l)
+{
+	return ue->peer == l->ino && ue->state == TCP_CLOSE && ue->type != SOCK_DGRAM &&
+	       l->state == TCP_LISTEN;
+}
+
 bool unix_opens_alone(const struct rst_images *ri, const UnixSkEntry *ue)
 {
 	const UnixSkEntry *pe;
-	enum unix_how how = classify(ri, ue, &pe);
+	enum unix_how how = unix_classify(ri, ue, &pe);
 
 	return how == UNIX_PAIR || (how == UNIX_PLAIN && !pe);
 }
 
 /* ---- setting up a socket ---- */
 
-static const struct sk_queue *queue_of(const struct rst_child *c, const UnixSkEntry *ue)
+const struct sk_queue *unix_queue_of(const struct rst_child *c, const UnixSkEntry *ue)
 {
 	return sk_queue_find(c->ri->kind_state[fd_kind_index(&fd_kind_unix)], ue->id);
 }
 
-static int set_sndbuf(struct rst_child *c, int sk, const UnixSkEntry *ue, int v)
+int unix_set_sndbuf(struct rst_child *c, int sk, const UnixSkEntry *ue, int v)
 {
 	if (setsockopt(sk, SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof(v)))
 		return child_err(c, errno, "unix socket %u of task %d: SO_SNDBUFFORCE: %s", ue->id,
@@ -130,7 +135,7 @@ static int set_sndbuf(struct rst_child *c, int sk, const UnixSkEntry *ue, int v)
 	return 0;
 }
 
-static int new_socket(struct rst_child *c, const UnixSkEntry *ue)
+int unix_new_socket(struct rst_child *c, const UnixSkEntry *ue)
 {
 	int sk = socket(AF_UNIX, ue->type | SOCK_CLOEXEC, 0);
 
@@ -140,7 +145,7 @@ static int new_socket(struct rst_child *c, const UnixSkEntry *ue)
 	return sk;
 }
 
-static int do_shutdown(struct rst_child *c, int sk, const UnixSkEntry *ue)
+int unix_do_shutdown(struct rst_child *c, int sk, const UnixSkEntry *ue)
 {
 	int how = -1;
 
@@ -163,7 +168,7 @@ static int finish(struct rst_child *c, int sk, const UnixSkEntry *ue, bool shut)
 
 	ret = sk_opts_restore(c, sk, ue->opts, ue->id);
 	if (!ret && shut)
-		ret = do_shutdown(c, sk, ue);
+		ret = unix_do_shutdown(c, sk, ue);
 	if (!ret)
 		ret = sk_opts_peek_off(c, sk, ue->opts, ue->id);
 	if (ret)
@@ -200,7 +205,7 @@ static int make_accepted(struct rst_child *c, const UnixSkEntry *l, const UnixSk
 
 	if (lfd < 0)
 		return lfd;
-	sv[1] = new_socket(c, cl);
+	sv[1] = unix_new_socket(c, cl);
 	if (sv[1] < 0)
 		return sv[1];
 	ret = unix_bind_name(c, sv[1], cl);
@@ -246,13 +251,13 @@ static int make_pair(struct rst_child *c, const UnixSkEntry *ue, const UnixSkEnt
 		return child_err(c, errno, "unix socket %u of task %d: socketpair: %s", ue->id,
 				 c->ri->pid, strerror(errno));
 	}
-	ret = set_sndbuf(c, sv[1], ue, SK_FILL_SNDBUF);
+	ret = unix_set_sndbuf(c, sv[1], ue, SK_FILL_SNDBUF);
 	if (!ret)
-		ret = sk_queue_fill(c, sv[1], queue_of(c, ue));
+		ret = sk_queue_fill(c, sv[1], unix_queue_of(c, ue));
 	if (!ret && pe) {
-		ret = set_sndbuf(c, sv[0], ue, SK_FILL_SNDBUF);
+		ret = unix_set_sndbuf(c, sv[0], ue, SK_FILL_SNDBUF);
 		if (!ret)
-			ret = sk_queue_fill(c, sv[0], queue_of(c, pe));
+			ret = sk_queue_fill(c, sv[0], unix_queue_of(c, pe));
 		if (!ret)
 			ret = finish(c, sv[1], pe, true);
 	}
@@ -276,7 +281,7 @@ static int make_pair(struct rst_child *c, const UnixSkEntry *ue, const UnixSkEnt
  * its name by a helper, before it connects anywhere. */
 static int refill_by_name(struct rst_child *c, const UnixSkEntry *ue)
 {
-	const struct sk_queue *q = queue_of(c, ue);
+	const struct sk_queue *q = unix_queue_of(c, ue);
 	int helper, ret;
 
 	if (!q || !q->nr)
@@ -285,7 +290,7 @@ static int refill_by_name(struct rst_child *c, const UnixSkEntry *ue)
 	if (helper < 0)
 		return child_err(c, errno, "unix socket %u of task %d: a helper socket: %s", ue->id,
 				 c->ri->pid, strerror(errno));
-	ret = set_sndbuf(c, helper, ue, SK_FILL_SNDBUF);
+	ret = unix_set_sndbuf(c, helper, ue, SK_FILL_SNDBUF);
 	if (!ret)
 		ret = unix_connect_name(c, helper, ue);
 	if (!ret)
@@ -296,7 +301,7 @@ static int refill_by_name(struct rst_child *c, const UnixSkEntry *ue)
 
 static int open_plain(struct rst_child *c, const UnixSkEntry *ue, enum unix_how how)
 {
-	int sk = new_socket(c, ue), ret;
+	int sk = unix_new_socket(c, ue), ret;
 
 	if (sk < 0)
 		return sk;
@@ -319,7 +324,7 @@ static int open_plain(struct rst_child *c, const UnixSkEntry *ue, enum unix_how 
 static int open_file(struct rst_child *c, const UnixSkEntry *ue)
 {
 	const UnixSkEntry *pe;
-	enum unix_how how = classify(c->ri, ue, &pe);
+	enum unix_how how = unix_classify(c->ri, ue, &pe);
 	int sv[2] = { -1, -1 }, ret;
 
 	if (how == UNIX_LISTENER || how == UNIX_PLAIN)
@@ -340,99 +345,6 @@ static int open_file(struct rst_child *c, const UnixSkEntry *ue)
 static int unix_open(struct rst_child *c, const struct rst_fd *f)
 {
 	return open_file(c, f->fe->usk);
-}
-
-/* FD_STAGE_CONNECT: a plain socket to its peer, a listener's waiting
- * clients (in backlog order), each sending again what it had sent before
- * its connection was accepted (unix-backlog.c), with room enough, then its
- * own buffer sizes back. */
-static int connect_one(struct rst_child *c, int sk, const UnixSkEntry *ue, const UnixSkEntry *to)
-{
-	const struct sk_queue *q = to->state == TCP_LISTEN ? queue_of(c, ue) : NULL;
-	int ret = unix_connect_name(c, sk, to);
-
-	if (!ret && q && q->nr) {
-		ret = set_sndbuf(c, sk, ue, SK_FILL_SNDBUF);
-		if (!ret)
-			ret = sk_queue_fill(c, sk, q);
-		if (!ret)
-			ret = sk_opts_restore(c, sk, ue->opts, ue->id);
-	}
-	return ret ? ret : do_shutdown(c, sk, ue);
-}
-
-static int connect_plain(struct rst_child *c, int fd, const UnixSkEntry *ue,
-			 const UnixSkEntry *pe, int depth);
-
-/*
- * Before @ue connects on to its own peer, the sockets we made that are
- * connected to it (a datagram chain X -> @ue -> Z): once @ue has a peer,
- * the kernel lets no other connect to it (EPERM).  Two sockets connected
- * to each other are no chain: either may go first.
- */
-static int connect_upstream(struct rst_child *c, const UnixSkEntry *ue, int depth)
-{
-	for (size_t i = 0; i < c->ri->nr_files; i++) {
-		const FileEntry *fe = c->ri->files[i];
-		const UnixSkEntry *t = fe->usk, *tp;
-		int fd, ret;
-
-		if (fe->type != FD_TYPES__UNIXSK || !t || t->peer != ue->ino || t->ino == ue->peer ||
-		    classify(c->ri, t, &tp) != UNIX_PLAIN)
-			continue;
-		fd = child_file_lookup(c, t->id);
-		if (fd < 0)
-			continue;	/* not ours: its maker is ours too (share key) */
-		ret = connect_plain(c, fd, t, ue, depth + 1);
-		if (ret)
-			return ret;
-	}
-	return 0;
-}
-
-/* @ue to its peer @pe, once: those connected to @ue first. */
-static int connect_plain(struct rst_child *c, int fd, const UnixSkEntry *ue,
-			 const UnixSkEntry *pe, int depth)
-{
-	struct sockaddr_un a;
-	socklen_t len = sizeof(a);
-	int ret;
-
-	if (!getpeername(fd, (struct sockaddr *)&a, &len))
-		return 0;	/* done already, before its peer connected on */
-	if (depth > (int)c->ri->nr_files)
-		return child_err(c, ELOOP, "unix socket %u of task %d: a chain of connections "
-				 "that does not end", ue->id, c->ri->pid);
-	ret = connect_upstream(c, ue, depth);
-	return ret ? ret : connect_one(c, fd, ue, pe);
-}
-
-static int unix_connect(struct rst_child *c, const struct rst_fd *f, int fd)
-{
-	const UnixSkEntry *ue = f->fe->usk, *pe;
-	enum unix_how how = classify(c->ri, ue, &pe);
-
-	if (how == UNIX_PLAIN && pe && pe->state != TCP_LISTEN)
-		return connect_plain(c, fd, ue, pe, 0);
-	if (how != UNIX_LISTENER)
-		return 0;
-	for (size_t i = 0; i < c->ri->nr_files; i++) {
-		const FileEntry *fe = c->ri->files[i];
-		int cfd, ret;
-
-		if (fe->type != FD_TYPES__UNIXSK || !fe->usk || fe->usk->peer != ue->ino ||
-		    fe->usk->state != TCP_ESTABLISHED)
-			continue;
-		cfd = child_file_lookup(c, fe->id);
-		if (cfd < 0)
-			return child_err(c, EOPNOTSUPP,
-					 "unix socket %u of task %d: its client %u, not yet accepted, belongs to another task: not supported yet",
-					 ue->id, c->ri->pid, fe->id);
-		ret = connect_one(c, cfd, fe->usk, ue);
-		if (ret)
-			return ret;
-	}
-	return 0;
 }
 
 static int unix_check(const struct opts *o, struct rst_images *ri, struct rst_fd *f)
@@ -456,7 +368,7 @@ static int unix_check(const struct opts *o, struct rst_images *ri, struct rst_fd
 		       ue->id, f->fd, ri->pid);
 		return -EINVAL;
 	}
-	how = classify(ri, ue, &pe);
+	how = unix_classify(ri, ue, &pe);
 	if (ue->peer && !pe) {
 		pr_err("files.img: unix socket %u (inode %u): its peer (inode %u) is not in files.img",
 		       ue->id, ue->ino, ue->peer);
@@ -482,6 +394,18 @@ static int unix_check(const struct opts *o, struct rst_images *ri, struct rst_fd
 			return ret;
 	}
 	ret = sk_scm_check(o, ri, *state, ue);
+	for (size_t i = 0; !ret && how == UNIX_LISTENER && i < ri->nr_files; i++) {
+		const UnixSkEntry *cl = ri->files[i]->usk;
+
+		if (ri->files[i]->type != FD_TYPES__UNIXSK || !cl || !unix_closed_client(cl, ue))
+			continue;
+		if (cl->type != ue->type || !cl->opts) {
+			pr_err("files.img: unix socket %u, a closed client of listener %u, is not of its type",
+			       cl->id, ue->id);
+			return -EINVAL;
+		}
+		ret = sk_scm_check(o, ri, *state, cl);
+	}
 	if (ret)
 		return ret;
 	/* a client waiting on a listener sends its own again */
@@ -504,14 +428,14 @@ static uint64_t chain_key(const struct rst_images *ri, const UnixSkEntry *ue)
 	uint32_t low;
 
 	for (size_t n = 0; n <= ri->nr_files; n++) {
-		if (classify(ri, cur, &pe) != UNIX_PLAIN || !pe || pe->uflags & USK_EXTERN)
+		if (unix_classify(ri, cur, &pe) != UNIX_PLAIN || !pe || pe->uflags & USK_EXTERN)
 			return cur->ino;
 		if (pe->state == TCP_LISTEN)
 			return pe->ino;
 		cur = pe;
 	}
 	low = cur->ino;		/* in the cycle by now: once around it */
-	for (classify(ri, cur, &p); p && p != cur; classify(ri, p, &p))
+	for (unix_classify(ri, cur, &p); p && p != cur; unix_classify(ri, p, &p))
 		if (p->ino < low)
 			low = p->ino;
 	return low;
@@ -528,7 +452,7 @@ static uint64_t unix_share_key(const struct rst_images *ri, const FileEntry *fe)
 {
 	const UnixSkEntry *ue = fe->usk, *pe, *l;
 
-	switch (classify(ri, ue, &pe)) {
+	switch (unix_classify(ri, ue, &pe)) {
 	case UNIX_PAIR:
 		return pe && pe->ino < ue->ino ? pe->ino : ue->ino;
 	case UNIX_ACCEPTED:
@@ -548,11 +472,10 @@ static uint64_t unix_share_key(const struct rst_images *ri, const FileEntry *fe)
 
 /* The files in flight of @fe's queue, which the task that makes it passes
  * again (a client waiting on a listener: what it sent). */
-static int unix_in_flight(const struct rst_images *ri, const FileEntry *fe,
-			  int (*fn)(void *arg, uint32_t id), void *arg)
+static int queue_in_flight(const struct rst_images *ri, uint32_t id,
+			   int (*fn)(void *arg, uint32_t id), void *arg)
 {
-	const struct sk_queue *q = sk_queue_find(ri->kind_state[fd_kind_index(&fd_kind_unix)],
-						 fe->id);
+	const struct sk_queue *q = sk_queue_find(ri->kind_state[fd_kind_index(&fd_kind_unix)], id);
 
 	for (size_t i = 0; q && i < q->nr; i++) {
 		for (uint32_t j = 0; j < q->v[i].nr_scm; j++) {
@@ -563,6 +486,21 @@ static int unix_in_flight(const struct rst_images *ri, const FileEntry *fe,
 		}
 	}
 	return 0;
+}
+
+/* ... and a listener's closed clients' (the listener's maker makes them). */
+static int unix_in_flight(const struct rst_images *ri, const FileEntry *fe,
+			  int (*fn)(void *arg, uint32_t id), void *arg)
+{
+	int ret = queue_in_flight(ri, fe->id, fn, arg);
+
+	for (size_t i = 0; !ret && fe->usk && fe->usk->state == TCP_LISTEN && i < ri->nr_files; i++) {
+		const FileEntry *cf = ri->files[i];
+
+		if (cf->type == FD_TYPES__UNIXSK && cf->usk && unix_closed_client(cf->usk, fe->usk))
+			ret = queue_in_flight(ri, cf->id, fn, arg);
+	}
+	return ret;
 }
 
 const struct fd_kind_ops fd_kind_unix = {

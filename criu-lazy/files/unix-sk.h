@@ -16,6 +16,7 @@
 #include "sk-unix.pb-c.h"
 
 #define USK_EXTERN	1	/* unix_sk_entry.uflags: a peer outside the tree */
+#define SK_FILL_SNDBUF (1 << 30)	/* room to refill any queue; halved by the kernel */
 
 struct dump_ctx;
 struct dump_file;
@@ -34,10 +35,12 @@ struct unix_dump {
 	struct dump_task *t;		/* whose fd it is (NULL: an external peer) */
 	uint32_t *icons;		/* a listener's connections not yet accepted */
 	unsigned int nr_icons;
+	struct unix_dump **closed;	/* per icon: the entry of a closed client, or NULL */
 	bool drain;			/* its connections will be accepted to read them */
 	unsigned int nr_drained;	/* of them, accepted by the dump (unix-backlog.c) */
 	uint32_t wqueue;		/* bytes it sent that nobody has read yet */
 	bool in_flight;			/* no task's fd: passed with SCM_RIGHTS (sk-scm.c) */
+	bool gone;			/* a client closed before its listener accepted it */
 };
 
 const char *unix_type_name(unsigned int type);
@@ -63,7 +66,25 @@ int unix_backlog_release(struct dump_ctx *ctx, struct dump_file *f, bool resume)
 /* unix-sk.c: @ue can be opened alone, as a file in flight (a pair's end,
  * or a socket connected to nothing) */
 struct rst_images;
+struct rst_child;
 bool unix_opens_alone(const struct rst_images *ri, const UnixSkEntry *ue);
+/* @ue is a client closed while waiting on the listener @l: no fd holds it,
+ * unix_sk_entry.state TCP_CLOSE, peer the listener (unix-backlog.c) */
+bool unix_closed_client(const UnixSkEntry *ue, const UnixSkEntry *l);
+
+/* unix-sk.c, for unix-sk-connect.c: how an entry is made (unix-sk.c's
+ * head), its queue, a new socket, its send buffer, its shutdown state */
+enum unix_how { UNIX_PAIR, UNIX_ACCEPTED, UNIX_LISTENER, UNIX_PLAIN };
+enum unix_how unix_classify(const struct rst_images *ri, const UnixSkEntry *ue,
+			    const UnixSkEntry **peer);
+const struct sk_queue *unix_queue_of(const struct rst_child *c, const UnixSkEntry *ue);
+int unix_new_socket(struct rst_child *c, const UnixSkEntry *ue);
+int unix_set_sndbuf(struct rst_child *c, int sk, const UnixSkEntry *ue, int v);
+int unix_do_shutdown(struct rst_child *c, int sk, const UnixSkEntry *ue);
+
+/* unix-sk-connect.c: FD_STAGE_CONNECT of a socket the task opened as @fd */
+struct rst_fd;
+int unix_connect(struct rst_child *c, const struct rst_fd *f, int fd);
 
 /* unix-sk-name.c: @sk bound to @ue's name, connected to @to's name; a
  * name for messages ("@abstract", the path or "(unnamed)") */

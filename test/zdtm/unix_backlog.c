@@ -14,6 +14,14 @@
  *         31  sent three records: 10 bytes, 0 bytes, 3000 bytes
  *         32  sent nothing
  *
+ * With --closed three more clients connect and close before anything is
+ * accepted: in the stream backlog one right after 22, bound to the
+ * abstract name "unix_backlog.closed.PID", that sent 1500 bytes, and one
+ * after 24, unnamed, that sent nothing; in the seqpacket backlog one
+ * before 31 that sent two records (7 bytes, 0 bytes).  Their accepted ends
+ * give what they sent, then the end of the stream (no reset: what the
+ * kernel gives for a client closed before the accept).
+ *
  * With --empty no client sends anything (and 24 passes no file).  With
  * --tree a child holds the clients (the program only the listeners and
  * the pipe's write end): the order is then told by the data alone.
@@ -38,7 +46,7 @@
 #include "lib/zdtmtst.h"
 
 static uint8_t buf[70000];
-static int empty, tree;
+static int empty, tree, closed;
 static const char *ext_peer;
 
 struct name {
@@ -177,6 +185,33 @@ static void same_connection(int acc, int cl, int cl_shut, const char *what)
 		fail("%s: fd %d -> its accepted end no longer works (%m)", what, cl);
 }
 
+/* A client of @path, bound to @name (abstract) if given, sends @n records
+ * of @lens (patterns @seed + i) and closes. */
+static void closed_client(int type, const char *path, const char *name, int n,
+			  const size_t *lens, uint64_t seed)
+{
+	struct name to = path_name(path);
+	int sk = socket(AF_UNIX, type, 0);
+
+	if (sk < 0)
+		fail("a closed client of %s: socket: %m", path);
+	if (name) {
+		struct sockaddr_un un = { .sun_family = AF_UNIX };
+		socklen_t len = offsetof(struct sockaddr_un, sun_path) + 1 +
+				snprintf(un.sun_path + 1, sizeof(un.sun_path) - 1, "%s", name);
+
+		if (bind(sk, (struct sockaddr *)&un, len))
+			fail("a closed client of %s: bind @%s: %m", path, name);
+	}
+	if (connect(sk, (struct sockaddr *)&to.sun, to.len))
+		fail("a closed client of %s: connect: %m", path);
+	for (int i = 0; i < n && !empty; i++)
+		put(sk, lens[i], seed + i, -1);
+	close(sk);
+}
+
+static char closed_name[64];
+
 static int take(int l, const char *what)
 {
 	int acc = accept4(l, NULL, NULL, SOCK_CLOEXEC);
@@ -202,6 +237,22 @@ static void check_stream(void)
 	same_connection(acc, 22, 0, "connection 2 (fd 22)");
 	close(acc);
 
+	if (closed) {
+		struct sockaddr_un un;
+		socklen_t len = sizeof(un);
+
+		acc = take(20, "connection of the closed client @unix_backlog.closed");
+		if (getpeername(acc, (struct sockaddr *)&un, &len) ||
+		    len != offsetof(struct sockaddr_un, sun_path) + 1 + strlen(closed_name) ||
+		    un.sun_path[0] || memcmp(un.sun_path + 1, closed_name, strlen(closed_name)))
+			fail("the closed client's connection: its peer is not @%s (%m)",
+			     closed_name);
+		if (!empty)
+			get(acc, 1500, 0x25, 1, NULL, "the closed client's connection");
+		expect_eof(acc, "the closed client's connection");
+		close(acc);
+	}
+
 	acc = take(20, "connection 3 (fd 23)");
 	if (!empty) {
 		get(acc, sizeof(buf), 0x23, 1, NULL, "fd 23's connection");
@@ -225,13 +276,29 @@ static void check_stream(void)
 	same_connection(acc, 24, 0, "connection 4 (fd 24)");
 	close(acc);
 
+	if (closed) {
+		acc = take(20, "connection of the unnamed closed client");
+		expect_eof(acc, "the unnamed closed client's connection");
+		close(acc);
+	}
+
 	if (accept(20, NULL, NULL) >= 0 || errno != EAGAIN)
-		fail("fd 20: a fifth connection waits (%m)");
+		fail("fd 20: one more connection waits (%m)");
 }
 
 static void check_seqpacket(void)
 {
 	int acc;
+
+	if (closed) {
+		acc = take(30, "seqpacket connection of the closed client");
+		if (!empty) {
+			get(acc, 7, 0x330, 0, NULL, "the closed client's record 1");
+			get(acc, 0, 0x331, 0, NULL, "the closed client's record 2 (empty)");
+		}
+		expect_eof(acc, "the closed seqpacket client's connection");
+		close(acc);
+	}
 
 	acc = take(30, "seqpacket connection 1 (fd 31)");
 	if (!empty) {
@@ -249,7 +316,7 @@ static void check_seqpacket(void)
 	close(acc);
 
 	if (accept(30, NULL, NULL) >= 0 || errno != EAGAIN)
-		fail("fd 30: a third connection waits (%m)");
+		fail("fd 30: one more connection waits (%m)");
 }
 
 int main(int argc, char **argv)
@@ -257,19 +324,26 @@ int main(int argc, char **argv)
 	const struct test_opt opts[] = {
 		{ "empty", TEST_OPT_FLAG, &empty, 0, "no client sends anything" },
 		{ "tree", TEST_OPT_FLAG, &tree, 0, "a child holds the clients" },
+		{ "closed", TEST_OPT_FLAG, &closed, 0, "clients closed before the accept too" },
 		{ "ext-peer", TEST_OPT_STR, &ext_peer, 0,
 		  "fd 40 of the clients' holder connected to this abstract name" },
 		{ NULL, 0, NULL, 0, NULL },
 	};
+	static const size_t lens_a[] = { 1500 }, lens_none[] = { 0 }, lens_seq[] = { 7, 0 };
 	int p[2];
 
 	test_init(argc, argv, opts);
+	snprintf(closed_name, sizeof(closed_name), "unix_backlog.closed.%d", getpid());
 
 	listener(SOCK_STREAM, "unix_backlog.stream", 8, 20);
 	client(SOCK_STREAM, "unix_backlog.stream", 21);
 	client(SOCK_STREAM, "unix_backlog.stream", 22);
+	if (closed)
+		closed_client(SOCK_STREAM, "unix_backlog.stream", closed_name, 1, lens_a, 0x25);
 	client(SOCK_STREAM, "unix_backlog.stream", 23);
 	client(SOCK_STREAM, "unix_backlog.stream", 24);
+	if (closed)
+		closed_client(SOCK_STREAM, "unix_backlog.stream", NULL, 0, lens_none, 0);
 	if (pipe(p))
 		fail("pipe: %m");
 	place(p[0], 26);
@@ -288,6 +362,8 @@ int main(int argc, char **argv)
 	close(26);
 
 	listener(SOCK_SEQPACKET, "unix_backlog.seqpacket", 4, 30);
+	if (closed)
+		closed_client(SOCK_SEQPACKET, "unix_backlog.seqpacket", NULL, 2, lens_seq, 0x330);
 	client(SOCK_SEQPACKET, "unix_backlog.seqpacket", 31);
 	client(SOCK_SEQPACKET, "unix_backlog.seqpacket", 32);
 	if (!empty) {
