@@ -13,9 +13,9 @@ remote-lazy modes (pages from a page server on the images).
 import pytest
 
 from lib import lazy
-from lib.workingset import (NAME, NTOUCH, dump, expected_pages, in_region, present_before,
-                            read_working_set, region_of, restore_and_run, warnings_about,
-                            write_working_set)
+from lib.workingset import (NAME, NTOUCH, PAGE, STRIDE, dump, expected_pages, in_region,
+                            present_before, read_working_set, region_of, restore_and_run,
+                            warnings_about, write_working_set)
 from lib.zdtm import ZdtmTest
 
 MODES = pytest.mark.parametrize("remote", [False, True], ids=["lazy", "remote-lazy"])
@@ -139,3 +139,33 @@ def test_no_working_set_does_not_prefetch(dumped, tool, procs, workdir):
     st, _ = proc_stats(imgdir, pid)
     assert st["pages_prefetched"] == 0, st
     assert (imgdir / NAME).read_bytes() == before
+
+
+@MODES
+def test_prefetch_fills_short_gaps(dumped, tool, procs, workdir, remote):
+    """A record of every third page of the region: the prefetch asks for
+    runs that take the two pages between each pair with them (gaps of up to
+    PF_GAP_PAGES), once each, counted in prefetch_filled; over a page server
+    too, where a batch used to be cut to the few pages the window of GETs
+    had room for and rarely joined two record pages."""
+    task, region, pid, imgdir, as_dumped = dumped()
+    restore_and_run(tool, procs, task, imgdir, workdir, 1, remote=remote)
+    identity = read_working_set(imgdir / NAME)["identity"]
+    npages = NTOUCH * STRIDE
+    record = [region + i * PAGE for i in range(0, npages, 3)]
+    gaps = 2 * (len(record) - 1)
+    write_working_set(imgdir / NAME, identity, {pid: record})
+    task.output.write_bytes(as_dumped)
+    second = restore_and_run(tool, procs, task, imgdir, workdir, 2, remote=remote,
+                             wait_installed=True)
+    text = second.text()
+    _, p = proc_stats(imgdir, pid)
+    assert p["prefetch_hits"] == (p["pages_prefetched"] - p["prefetch_late"]
+                                  - p["prefetch_filled"]), (p, text)
+    # the record's pages the task did not fault on first, and the gaps between
+    # them but a few where one batch ends and the next begins
+    assert p["prefetch_filled"] <= gaps, (gaps, p, text)
+    assert p["prefetch_filled"] >= gaps * 9 // 10, (
+        f"{p['prefetch_filled']} of the {gaps} pages between record pages filled\n{text}")
+    assert p["prefetch_hits"] + p["prefetch_late"] >= len(record) - NTOUCH, (p, text)
+    assert present_before(task) == NTOUCH, text

@@ -95,9 +95,14 @@ static uint64_t inflight_pages(const struct lazy_task *t)
 	return n;
 }
 
+/*
+ * A batch goes out when a whole one fits in the window: refilled a few
+ * pages at a time as replies come in, batches would hold one or two
+ * record pages each and never join their runs.
+ */
 static bool can_send(const struct lazy_task *t)
 {
-	return lazy_prefetch_left(t) && inflight_pages(t) < PF_WINDOW_PAGES;
+	return lazy_prefetch_left(t) && inflight_pages(t) + PF_BATCH_PAGES <= PF_WINDOW_PAGES;
 }
 
 bool lazy_prefetch_wanted(struct lazy_daemon *d)
@@ -117,11 +122,31 @@ bool lazy_prefetch_wanted(struct lazy_daemon *d)
 	return wanted;
 }
 
+bool lazy_prefetch_busy(const struct lazy_daemon *d)
+{
+	for (const struct lazy_task *t = d->tasks; t; t = t->next)
+		if (t->pf && !t->pf->installed && !t->gone)
+			return true;
+	return false;
+}
+
 static int cmp_addr(const void *a, const void *b)
 {
 	const struct pf_page *x = a, *y = b;
 
 	return x->addr < y->addr ? -1 : x->addr > y->addr;
+}
+
+/*
+ * Would page p join the run of the page before it?  The same test as
+ * request_runs() makes, less the span limit: what a batch costs is counted
+ * with it.
+ */
+static bool joins(const struct pf_page *prev, const struct pf_page *p)
+{
+	return p->addr > prev->addr &&
+	       p->addr - prev->addr <= (PF_GAP_PAGES + 1) * LAZY_PAGE_SIZE &&
+	       p->img - prev->img == p->addr - prev->addr;
 }
 
 /*
@@ -139,8 +164,7 @@ static int request_runs(struct lazy_daemon *d, struct lazy_task *t, const struct
 
 		for (j = i + 1; j < n; j++)
 			if (pages[j].addr - pages[i].addr >= PF_SPAN_MAX * LAZY_PAGE_SIZE ||
-			    pages[j].addr - pages[j - 1].addr > (PF_GAP_PAGES + 1) * LAZY_PAGE_SIZE ||
-			    pages[j].img - pages[j - 1].img != pages[j].addr - pages[j - 1].addr)
+			    !joins(&pages[j - 1], &pages[j]))
 				break;
 		/*
 		 * A run that crosses regions (two VMAs side by side), or whose gap
@@ -163,21 +187,38 @@ static int request_runs(struct lazy_daemon *d, struct lazy_task *t, const struct
 	return 1;
 }
 
+/*
+ * The next record pages still pending, as many as their runs fit in room:
+ * a page that joins the one before costs the gap it fills too, so a batch
+ * asks for at most room pages (a remote window's worth) and never cuts a
+ * run that would have fitted.
+ */
 static int batch(struct lazy_daemon *d, struct lazy_task *t)
 {
 	struct lazy_prefetch *pf = t->pf;
 	struct pf_page pages[PF_BATCH_PAGES];
-	uint64_t room = PF_WINDOW_PAGES - inflight_pages(t), addr;
+	uint64_t room = PF_WINDOW_PAGES - inflight_pages(t), cost = 0, addr;
 	size_t n = 0, scanned = 0, first = pf->next;
 	int ret;
 
 	if (room > PF_BATCH_PAGES)
 		room = PF_BATCH_PAGES;
-	while (pf->next < pf->nr && n < room && scanned++ < PF_SCAN_MAX) {
-		uint64_t img = pf->e[pf->next++].img;
+	while (pf->next < pf->nr && scanned++ < PF_SCAN_MAX) {
+		uint64_t img = pf->e[pf->next].img, c = 1;
+		struct pf_page p;
 
-		if (lazy_model_find_img(&t->model, img, &pf->hint, &addr))
-			pages[n++] = (struct pf_page){ .addr = addr, .img = img };
+		if (!lazy_model_find_img(&t->model, img, &pf->hint, &addr)) {
+			pf->next++;
+			continue;
+		}
+		p = (struct pf_page){ .addr = addr, .img = img };
+		if (n && joins(&pages[n - 1], &p))
+			c = (p.addr - pages[n - 1].addr) / LAZY_PAGE_SIZE;
+		if (n && cost + c > room)
+			break;
+		cost += c;
+		pages[n++] = p;
+		pf->next++;
 	}
 	qsort(pages, n, sizeof(pages[0]), cmp_addr);
 	ret = request_runs(d, t, pages, n);

@@ -32,7 +32,7 @@ struct lazy_prefetch {
 #define PF_BATCH_PAGES	256	/* a fault waits behind at most one batch */
 #define PF_SCAN_MAX	1024	/* record entries looked at per batch */
 #define PF_SPAN_MAX	256	/* pages of one copy (one GET) */
-#define PF_WINDOW_PAGES	256	/* prefetch pages in flight per task (a remote source) */
+#define PF_WINDOW_PAGES	512	/* prefetch pages in flight per task (a remote source) */
 #define PF_GAP_PAGES	4	/* pages not recorded copied to join two runs (measured) */
 
 /* A process restored with a record of its own gets its install list (else nothing). */
@@ -43,6 +43,8 @@ void lazy_prefetch_free(struct lazy_task *t);
 bool lazy_prefetch_left(const struct lazy_task *t);
 /* Could some task send a batch now? */
 bool lazy_prefetch_wanted(struct lazy_daemon *d);
+/* Is some task's working set still going in (requested or in flight)? */
+bool lazy_prefetch_busy(const struct lazy_daemon *d);
 /* One batch for the next task in turn: 1 if a request went out, 0, or -errno. */
 int lazy_prefetch_step(struct lazy_daemon *d);
 

@@ -404,7 +404,12 @@ static int service(struct remote_source *rs, struct rc_conn *c, int max, uint64_
 static int remote_on_ready(struct page_source *src)
 {
 	struct remote_source *rs = to_remote(src);
-	bool faulting = evloop_now_ns() - rs->last_fault_ns < FAULTS_ACTIVE_NS;
+	/*
+	 * The working set's replies go in whole: the task faults because it
+	 * has caught up with them, and what it wants next is in them.
+	 */
+	bool faulting = evloop_now_ns() - rs->last_fault_ns < FAULTS_ACTIVE_NS &&
+			!lazy_prefetch_busy(src->d);
 
 	return service(rs, &rs->fault, FAULT_SLICES_PER_CALL, RC_SLICE_PAGES) ?:
 	       service(rs, &rs->bg, faulting ? 1 : BG_SLICES_PER_CALL,
