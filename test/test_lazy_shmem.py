@@ -9,6 +9,10 @@
   processes touched it.
 - The daemon stopped while shared memory is still lazy: the processes that
   touch a missing page die of SIGBUS, neither hang nor read zeros.
+- remote-lazy: the shared memory comes from the page server (our own
+  GET_SHMEM, once it said it serves it), not from the daemon's images,
+  whose shmem pages files are overwritten with garbage; and a page server
+  killed while shared memory is still to come: SIGBUS, no garbage read.
 - A shared region some VMA maps PROT_NONE, a memfd with pages outside
   every view of it, and all shared memory when the daemon is not
   criu-lazy's own binary (CRIU's would put zero pages into it), are
@@ -20,10 +24,11 @@ import os
 import re
 import shutil
 import signal
+from pathlib import Path
 
 import pytest
 
-from lib import lazy, modes, procs as P
+from lib import images, lazy, modes, procs as P
 from lib.tool import Tool, assert_ok
 from lib.zdtm import ZdtmTest
 
@@ -158,3 +163,88 @@ def test_other_daemon_gets_no_shared_memory(zdtm, tool, procs, workdir):
     assert len(said) == 3, log[-3000:]		# the region, /dev/zero, the memfd
     st = lazy.check_stats(imgdir, daemon.text())
     assert st["pages_shmem"] == 0, st
+
+
+def shmem_pages_files(imgdir):
+    """The pages files of the pagemap-shmem images."""
+    files = []
+    for path in Path(imgdir).glob("pagemap-shmem-*.img"):
+        pages_id, _ = images.pagemap_entries(path)
+        files.append(Path(imgdir) / f"pages-{pages_id}.img")
+    return files
+
+
+class ServerKeepsTheImages(modes.RemoteLazy):
+    """The page server serves a copy of the images; the daemon's and the
+    restore's own shmem pages files are garbage (0xa5): a page read from
+    them would fail the program's checks."""
+
+    def prepare_source(self, task, imgdir, n):
+        srv = self.dir / f"server-images-{n}"
+        shutil.copytree(imgdir, srv)
+        files = shmem_pages_files(imgdir)
+        assert files, "no shared memory in the images"
+        for f in files:
+            f.write_bytes(b"\xa5" * f.stat().st_size)
+        super().prepare_source(task, srv, n)
+
+
+@pytest.mark.parametrize("background", [False, True], ids=["faults", "background"])
+def test_remote_shared_memory_from_the_page_server(background, zdtm, tool, procs, workdir):
+    spec = ZdtmTest("shmem_lazy_share", ("--size", "4M"), label=f"remote-{background}",
+                    tree=True, defer_background=not background)
+    mode = ServerKeepsTheImages(tool, procs, workdir)
+    try:
+        task = zdtm(spec)
+        imgdir = mode.cycle(task, 1)
+        task.check_pass()
+        mode.finish()
+    finally:
+        mode.cleanup()
+    st = lazy.read_stats(imgdir)
+    assert st["pages_shmem"] == 1024 + 64 + 64, st
+    log = (workdir / "lazy-pages-1.log").read_text()
+    assert re.search(r"page server \S+: shared memory from it \(GET_SHMEM\)", log), log[-3000:]
+    assert len(re.findall(r"lazy pages of \d+, from the page server", log)) == 3, log[-3000:]
+    if not background:
+        assert st["pages_background"] == 0, st
+
+
+def test_page_server_killed_during_shared_memory(zdtm, tool, procs, workdir):
+    """The page server dies before the tree touches its shared memory:
+    the daemon fails, the pages that cannot arrive are poisoned, the root
+    dies of SIGBUS at its first one; nothing reads the garbage of the
+    daemon's own shmem pages files."""
+    spec = ZdtmTest("shmem_lazy_share", ("--size", "1M"), label="ps-killed", tree=True,
+                    defer_background=True)
+    mode = ServerKeepsTheImages(tool, procs, workdir)
+    try:
+        task = zdtm(spec)
+        mode.cycle(task, 1)
+        tree = P.descendants(task.pid)
+        assert len(tree) == 1, f"the restored tree: {tree}"
+        procs.adopt(tree[0])
+        server = mode.servers[0]
+        os.kill(server.pid, signal.SIGKILL)
+        procs.reap(server.pid, TIMEOUT)
+        mode.servers = []
+        # the root touches its shared memory on SIGTERM (and wakes the child)
+        os.kill(task.pid, signal.SIGTERM)
+        status = procs.reap(task.pid, TIMEOUT)
+        assert status is not None and os.WIFSIGNALED(status) and \
+            os.WTERMSIG(status) in (signal.SIGBUS, signal.SIGSEGV), (
+                f"the root ended with {P.wait_status_str(status)}, expected SIGBUS")
+        daemon = mode.daemons[0][1]
+        assert daemon.wait_exit() != 0, "the daemon exited 0 although pages were lost"
+        mode.daemons = []
+        log = daemon.log.read_text()
+        assert re.search(r"page server \S+ (closed|reset) the connection with \d+ pages still "
+                         r"to deliver", log), log[-3000:]
+        assert re.search(r"pages of shared memory that can no longer arrive will raise SIGBUS",
+                         log), log[-3000:]
+        os.kill(tree[0], signal.SIGKILL)
+        procs.reap(tree[0], TIMEOUT)
+        assert not task.outfile.exists() or not re.match(r"PASS", task.outfile.read_text()), (
+            "the tree passed its checks on poisoned memory")
+    finally:
+        mode.cleanup()

@@ -26,11 +26,57 @@ struct lazy_shm_obj {
 	long stats_idx;			/* counted with the first process mapping it */
 	uint64_t cursor;		/* background: where to look next */
 	struct lazy_shm_obj *next;
+
+	/* pages from the page source (lazy-shmem-remote.c), not o->pages */
+	bool remote;
+	uint64_t *inflight;		/* pending pages asked for */
+	uint64_t nr_inflight;
+	unsigned int bg_out;		/* background requests out */
+	struct shm_waiter *waiters;	/* faults waiting for their page */
+	size_t nr_waiters, cap_waiters;
 };
+
+/* A task's thread faulted at addr, page p of the object, at t_ns. */
+struct shm_waiter {
+	struct lazy_task *t;
+	uint64_t addr, p, t_ns;
+};
+
+static inline bool bit_test(const uint64_t *bits, uint64_t p)
+{
+	return (bits[p / 64] >> (p % 64)) & 1;
+}
+
+static inline void bit_clear(uint64_t *bits, uint64_t p)
+{
+	bits[p / 64] &= ~(1ULL << (p % 64));
+}
+
+static inline void bit_set(uint64_t *bits, uint64_t p)
+{
+	bits[p / 64] |= 1ULL << (p % 64);
+}
 
 static inline bool is_pending(const struct lazy_shm_obj *o, uint64_t p)
 {
-	return p < o->nr_pages && (o->pending[p / 64] >> (p % 64)) & 1;
+	return p < o->nr_pages && bit_test(o->pending, p);
 }
+
+/* pending and not asked for yet (remote) */
+static inline bool is_askable(const struct lazy_shm_obj *o, uint64_t p)
+{
+	return is_pending(o, p) && !bit_test(o->inflight, p);
+}
+
+/* lazy-shmem.c */
+void shm_count(struct lazy_daemon *d, const struct lazy_shm_obj *o, uint64_t n, bool bg);
+
+/* lazy-shmem-remote.c */
+int shm_remote_fault(struct lazy_daemon *d, struct lazy_task *t, struct lazy_shm_obj *o,
+		     uint64_t addr, uint64_t p, uint64_t t_ns);
+/* Fetch the pending pages [lo, hi) of o and wait until they are in (REMOVE). */
+int shm_remote_fill(struct lazy_daemon *d, struct lazy_shm_obj *o, uint64_t lo, uint64_t hi);
+bool shm_remote_can_background(const struct lazy_shm_obj *o);
+int shm_remote_background(struct lazy_daemon *d, struct lazy_shm_obj *o, uint64_t max_pages);
 
 #endif

@@ -23,6 +23,7 @@
 #include "images/vma-status.h"
 #include "lazy/lazy-daemon.h"
 #include "lazy/lazy-shmem-int.h"
+#include "lazy/page-source.h"
 #include "lazy/uffd.h"
 #include "fdinfo.pb-c.h"
 #include "memfd.pb-c.h"
@@ -40,6 +41,8 @@ static void obj_free(struct lazy_shm_obj *o)
 		pages_file_unmap(&o->pi, o->pages);
 	pagemap_index_free(&o->pi);
 	free(o->pending);
+	free(o->inflight);
+	free(o->waiters);
 	free(o);
 }
 
@@ -86,18 +89,27 @@ static int obj_map(struct lazy_shm_obj *o, const char *path)
 	return 0;
 }
 
-/* The pages still to deliver: every present run of the pagemap. */
+/*
+ * The pages still to deliver: every present run of the pagemap.  From a
+ * page source that serves shared memory, only the pagemap is read: the
+ * pages come over the network, the pages file need not be here.
+ */
 static int obj_load_pages(struct lazy_daemon *d, struct lazy_shm_obj *o)
 {
-	int ret = pagemap_index_load(d->dirfd, IMG_PAGEMAP_SHMEM, o->shmid, true, &o->pi);
+	int ret;
 
+	o->remote = d->src->shmem;
+	ret = pagemap_index_load(d->dirfd, IMG_PAGEMAP_SHMEM, o->shmid, !o->remote, &o->pi);
 	if (ret)
 		return ret;
-	ret = pages_file_map(&o->pi, (void **)&o->pages);
-	if (ret)
-		return ret;
+	if (!o->remote) {
+		ret = pages_file_map(&o->pi, (void **)&o->pages);
+		if (ret)
+			return ret;
+	}
 	o->pending = calloc(o->nr_pages / 64 + 1, sizeof(uint64_t));
-	if (!o->pending)
+	o->inflight = calloc(o->nr_pages / 64 + 1, sizeof(uint64_t));
+	if (!o->pending || !o->inflight)
 		return -ENOMEM;
 	for (size_t r = 0; r < o->pi.nr_runs; r++) {
 		const struct page_run *run = &o->pi.runs[r];
@@ -140,8 +152,8 @@ static int obj_open(struct lazy_daemon *d, struct lazy_task *t, uint64_t shmid,
 	d->shm_objs = o;
 	LAZY_COUNT(d, t, pages_lazy, o->nr_pending);
 	LAZY_COUNT(d, t, pages_shmem, o->nr_pending);
-	pr_info("shared memory %" PRIu64 ": %" PRIu64 " lazy pages of %" PRIu64, shmid,
-		o->nr_pending, o->nr_pages);
+	pr_info("shared memory %" PRIu64 ": %" PRIu64 " lazy pages of %" PRIu64 "%s", shmid,
+		o->nr_pending, o->nr_pages, o->remote ? ", from the page server" : "");
 	*out = o;
 	return 0;
 }

@@ -48,7 +48,7 @@
 #define BG_PAGES	256	/* a background chunk: 1 MiB */
 
 
-static void count(struct lazy_daemon *d, const struct lazy_shm_obj *o, uint64_t n, bool bg)
+void shm_count(struct lazy_daemon *d, const struct lazy_shm_obj *o, uint64_t n, bool bg)
 {
 	struct lazy_proc_stats *ps = lazy_stats_proc(&d->stats, o->stats_idx);
 
@@ -83,7 +83,7 @@ static int fill_span(struct lazy_daemon *d, struct lazy_shm_obj *o, uint64_t p, 
 	for (uint64_t q = p; q < p + n; q++)
 		o->pending[q / 64] &= ~(1ULL << (q % 64));
 	o->nr_pending -= n;
-	count(d, o, n, bg);
+	shm_count(d, o, n, bg);
 	return 0;
 }
 
@@ -129,8 +129,10 @@ int lazy_shmem_fault(struct lazy_daemon *d, struct lazy_task *t, uint64_t addr, 
 	o = v->obj;
 	addr &= ~(PS - 1);
 	p = (v->pgoff + (addr - v->start)) / PS;
+	if (o->remote && is_pending(o, p))
+		return shm_remote_fault(d, t, o, addr, p, t_ns);
 	w = p & ~(uint64_t)(LAZY_FAULT_WINDOW_PAGES - 1);
-	ret = fill_range(d, o, w, w + LAZY_FAULT_WINDOW_PAGES, false);
+	ret = o->remote ? 0 : fill_range(d, o, w, w + LAZY_FAULT_WINDOW_PAGES, false);
 	if (ret)
 		return ret;
 	/* never dumped (or filled since: EEXIST is success here) */
@@ -159,12 +161,14 @@ int lazy_shmem_remove(struct lazy_daemon *d, struct lazy_task *t, uint64_t start
 		const struct lazy_shm_vma *v = &t->shm.vmas[i];
 		uint64_t lo = v->start > start ? v->start : start;
 		uint64_t hi = v->end < end ? v->end : end;
+		uint64_t plo = (v->pgoff + lo - v->start) / PS;
+		uint64_t phi = (v->pgoff + hi - v->start + PS - 1) / PS;
 		int ret;
 
 		if (lo >= hi)
 			continue;
-		ret = fill_range(d, v->obj, (v->pgoff + lo - v->start) / PS,
-				 (v->pgoff + hi - v->start + PS - 1) / PS, false);
+		ret = v->obj->remote ? shm_remote_fill(d, v->obj, plo, phi) :
+				       fill_range(d, v->obj, plo, phi, false);
 		if (ret)
 			return ret;
 	}
@@ -194,7 +198,7 @@ static bool obj_wanted(const struct lazy_daemon *d, const struct lazy_shm_obj *o
 bool lazy_shmem_background_wanted(struct lazy_daemon *d)
 {
 	for (const struct lazy_shm_obj *o = d->shm_objs; o; o = o->next)
-		if (obj_wanted(d, o))
+		if (obj_wanted(d, o) && (!o->remote || shm_remote_can_background(o)))
 			return true;
 	return false;
 }
@@ -206,6 +210,11 @@ int lazy_shmem_background_step(struct lazy_daemon *d)
 
 		if (!obj_wanted(d, o))
 			continue;
+		if (o->remote) {
+			if (!shm_remote_can_background(o))
+				continue;
+			return shm_remote_background(d, o, BG_PAGES) ?: 1;
+		}
 		for (p = o->cursor; p < o->nr_pages && !is_pending(o, p); p++)
 			;
 		if (p == o->nr_pages) {		/* wrapped: from the start */
@@ -240,6 +249,20 @@ void lazy_shmem_poison(struct lazy_daemon *d)
 			pr_warn("task %d: %" PRIu64 " pages of shared memory that can no longer "
 				"arrive will raise SIGBUS", t->pid, poisoned);
 	}
+}
+
+uint64_t lazy_shmem_id(const struct lazy_shm_obj *o)
+{
+	return o->shmid;
+}
+
+uint64_t lazy_shmem_pages_left(const struct lazy_daemon *d)
+{
+	uint64_t n = 0;
+
+	for (const struct lazy_shm_obj *o = d->shm_objs; o; o = o->next)
+		n += o->nr_pending;
+	return n;
 }
 
 void lazy_shmem_finish(struct lazy_daemon *d)

@@ -47,6 +47,19 @@ void lazy_shmem_poison(struct lazy_daemon *d);
 /* At the end: what no live task could reach any more is dropped (counted). */
 void lazy_shmem_finish(struct lazy_daemon *d);
 void lazy_shmem_free_all(struct lazy_daemon *d);
+/* The object's shmid (its pagemap-shmem image). */
+uint64_t lazy_shmem_id(const struct lazy_shm_obj *o);
+/* Pages of shared memory still to come (for messages). */
+uint64_t lazy_shmem_pages_left(const struct lazy_daemon *d);
+/* A task is freed: the faults of it waiting for shared memory are forgotten. */
+void lazy_shmem_forget_task(struct lazy_daemon *d, const struct lazy_task *t);
+
+/* lazy-shmem-remote.c: shared memory from a page source that serves it */
+/* Pages [off, off + nr_pages) of o arrived (a fault's if urgent). */
+int lazy_shmem_deliver(struct lazy_daemon *d, struct lazy_shm_obj *o, uint64_t off,
+		       uint64_t nr_pages, const void *data, bool urgent);
+/* A request of lazy_shmem_request() is over (what came was delivered). */
+void lazy_shmem_request_done(struct lazy_daemon *d, struct lazy_shm_obj *o, bool urgent);
 
 /* lazy-shmem-layout.c */
 struct lazy_shm_vma *lazy_shm_find(const struct lazy_shm_map *m, uint64_t addr);

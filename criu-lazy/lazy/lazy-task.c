@@ -144,6 +144,7 @@ static void task_free(struct lazy_daemon *d, struct lazy_task *t)
 		close(t->uffd);
 	lazy_model_free(&t->model);
 	lazy_shm_free(&t->shm);
+	lazy_shmem_forget_task(d, t);
 	t->img->users--;
 	if (d->src && d->src->ops->release)
 		d->src->ops->release(d->src, t);

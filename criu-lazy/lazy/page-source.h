@@ -9,6 +9,7 @@
 #define CRIU_LAZY_LAZY_PAGE_SOURCE_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "lazy/lazy-daemon.h"
 
@@ -46,11 +47,26 @@ struct page_source_ops {
 	void (*release)(struct page_source *src, struct lazy_task *t);
 	/* the daemon is done: close sessions, free state */
 	int (*finish)(struct page_source *src);
+	/*
+	 * Only when src->shmem: fetch nr_pages of shared memory object o from
+	 * offset off.  The data reaches lazy_shmem_deliver(), the end of the
+	 * request lazy_shmem_request_done().
+	 */
+	int (*request_shmem)(struct page_source *src, struct lazy_shm_obj *o, uint64_t off,
+			     uint64_t nr_pages, bool urgent);
+	/*
+	 * Serve the source alone (no uffd is read meanwhile) until done(arg)
+	 * or timeout_ms have passed: 0, -ETIMEDOUT, or the source's error.
+	 * NULL for a synchronous source.
+	 */
+	int (*sync)(struct page_source *src, bool (*done)(void *arg), void *arg, int timeout_ms);
 };
 
 struct page_source {
 	const struct page_source_ops *ops;
 	struct lazy_daemon *d;
+	/* shared memory comes from it too (else from the images' pages files) */
+	bool shmem;
 };
 
 struct page_source *page_source_local_new(struct lazy_daemon *d);

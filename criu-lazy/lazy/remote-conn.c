@@ -147,13 +147,37 @@ int rc_conn_flush(struct rc_conn *c)
 	return 0;
 }
 
+int rc_conn_features(struct rc_conn *c, uint64_t offer, uint64_t *served, int timeout_ms)
+{
+	struct page_server_iov req = { .cmd = PS_IOV_FEATURES, .vaddr = offer }, rep;
+	int ret = ps_write_full(&c->sk, &req, sizeof(req), timeout_ms) ?:
+		  ps_read_full(&c->sk, &rep, sizeof(rep), timeout_ms);
+
+	if (ret)
+		return ret;
+	if (rep.cmd != PS_IOV_FEATURES || rep.nr_pages || rep.dst_id || (rep.vaddr & ~offer)) {
+		pr_err("page server %s (%s connection) answered FEATURES 0x%llx with cmd 0x%x, "
+		       "%llu pages, 0x%llx, dst_id %llu", c->peer, c->role,
+		       (unsigned long long)offer, rep.cmd, (unsigned long long)rep.nr_pages,
+		       (unsigned long long)rep.vaddr, (unsigned long long)rep.dst_id);
+		return -EPROTO;
+	}
+	*served = rep.vaddr;
+	return 0;
+}
+
+static uint64_t get_dst_id(const struct rc_get *g)
+{
+	return g->obj ? ps_dst_encode(PS_DST_SHMEM, g->shmid) : (uint64_t)g->pid;
+}
+
 int rc_conn_send_get(struct rc_conn *c, const struct rc_get *g)
 {
 	struct page_server_iov req = {
-		.cmd = PS_IOV_GET,
+		.cmd = g->obj ? PS_IOV_GET_SHMEM : PS_IOV_GET,
 		.nr_pages = g->nr_pages,
 		.vaddr = g->vaddr,
-		.dst_id = (uint64_t)g->pid,
+		.dst_id = get_dst_id(g),
 	};
 	int ret;
 
@@ -179,11 +203,13 @@ static int check_header(struct rc_conn *c, const struct rc_get *g)
 	const struct page_server_iov *h = &c->hdr;
 
 	if (ps_cmd_command(h->cmd) == PS_IOV_ADD_F && (ps_cmd_flags(h->cmd) & PS_PE_PRESENT) &&
-	    h->vaddr == g->vaddr && h->dst_id == (uint64_t)g->pid &&
+	    h->vaddr == g->vaddr && h->dst_id == get_dst_id(g) &&
 	    h->nr_pages >= 1 && h->nr_pages <= g->nr_pages)
 		return 0;
-	pr_err("page server %s (%s connection) answered GET task %d 0x%llx (%llu pages) with "
-	       "cmd 0x%x, %llu pages at 0x%llx of task %llu", c->peer, c->role, g->pid,
+	pr_err("page server %s (%s connection) answered %s %llu 0x%llx (%llu pages) with "
+	       "cmd 0x%x, %llu pages at 0x%llx of dst_id 0x%llx", c->peer, c->role,
+	       g->obj ? "GET_SHMEM of shared memory" : "GET task",
+	       g->obj ? (unsigned long long)g->shmid : (unsigned long long)g->pid,
 	       (unsigned long long)g->vaddr, (unsigned long long)g->nr_pages, h->cmd,
 	       (unsigned long long)h->nr_pages, (unsigned long long)h->vaddr,
 	       (unsigned long long)h->dst_id);

@@ -29,6 +29,9 @@ struct rc_get {
 	uint64_t vaddr, nr_pages;	/* what this GET asks for */
 	pid_t pid;			/* dst_id: the image pid */
 	bool urgent;			/* a fault waits for it */
+	/* GET_SHMEM (t NULL): vaddr and job_* are offsets in this object */
+	struct lazy_shm_obj *obj;
+	uint64_t shmid;
 };
 
 struct rc_conn {
@@ -67,7 +70,15 @@ struct tls_creds;
 int rc_conn_open(struct rc_conn *c, const char *role, const char *peer, const char *address,
 		 int port, struct tls_creds *tls, char *retry_why, size_t why_len, bool *logged);
 
-/* Queue a GET and send what can go now. */
+/*
+ * FEATURES on a connection nothing was sent on yet: offer, wait up to
+ * timeout_ms for the answer, *served = the bits the server serves.
+ * -EPIPE / -ECONNRESET: the server closed the connection instead (CRIU's
+ * does at a command it does not know); -EPROTO: another answer (logged).
+ */
+int rc_conn_features(struct rc_conn *c, uint64_t offer, uint64_t *served, int timeout_ms);
+
+/* Queue a GET (GET_SHMEM if g->obj) and send what can go now. */
 int rc_conn_send_get(struct rc_conn *c, const struct rc_get *g);
 
 /* Send queued requests until done or the socket is full. */

@@ -22,6 +22,10 @@
  * With --page-server-reconnect SECONDS it is opened again instead, if the
  * server comes back within SECONDS with the same pages (remote-reconnect.h),
  * and what it owed is asked for again.
+ *
+ * Shared memory comes from the server too when it says it serves it
+ * (FEATURES, asked on the background connection only: see ps-proto.h);
+ * its jobs are GET_SHMEM of an object's offsets (lazy-shmem-remote.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +41,7 @@
 #include "lazy/prefetch.h"
 #include "lazy/remote-conn.h"
 #include "lazy/remote-reconnect.h"
+#include "lazy/source-remote-int.h"
 #include "pageserver/ps-io.h"
 #include "pageserver/ps-net.h"
 
@@ -55,25 +60,6 @@
  */
 #define TLS_BG_GETS_PER_TASK	2
 
-struct remote_source {
-	struct page_source src;		/* first: what the driver holds */
-	char peer[PS_NAME_MAX];		/* address:port, for every message */
-	const char *address;		/* to connect again */
-	int port;
-	struct rc_fingerprints fingerprints;	/* pages received, to know the server again */
-	struct rc_conn fault, bg;	/* bg.fd < 0: one shared connection */
-	struct tls_creds *tls;		/* --tls: both connections authenticate */
-	bool shared;
-	bool broken;			/* a connection failed: no CLOSE at the end */
-	bool finishing;			/* replies are drained, not delivered */
-	uint64_t last_fault_ns;
-};
-
-static struct remote_source *to_remote(struct page_source *src)
-{
-	return (struct remote_source *)src;
-}
-
 /* The connection background GETs go out on. */
 static struct rc_conn *bg_conn(struct remote_source *rs)
 {
@@ -91,7 +77,7 @@ static uint64_t pages_left(struct lazy_daemon *d)
 		for (size_t i = 0; i < t->nr_inflight; i++)
 			n += t->inflight[i].span.nr_pages;
 	}
-	return n;
+	return n + lazy_shmem_pages_left(d);
 }
 
 static int update_watch(struct remote_source *rs, struct rc_conn *c)
@@ -138,15 +124,17 @@ static bool job_next(const struct rc_get *job, uint64_t *vaddr, uint64_t *nr_pag
 }
 
 /* Send the next GET of a job on its connection. */
-static int send_next(struct remote_source *rs, struct rc_get *job, uint64_t vaddr,
+int send_next(struct remote_source *rs, struct rc_get *job, uint64_t vaddr,
 		     uint64_t nr_pages)
 {
 	struct rc_conn *c = job->urgent ? &rs->fault : bg_conn(rs);
 	int ret;
 
 	if (c->sk.fd < 0) {
-		pr_err("page server %s: the %s connection is closed, task %d still needs "
-		       "0x%llx (%llu pages)", rs->peer, c->role, job->pid,
+		pr_err("page server %s: the %s connection is closed, %s %llu still needs "
+		       "0x%llx (%llu pages)", rs->peer, c->role,
+		       job->obj ? "shared memory" : "task",
+		       job->obj ? (unsigned long long)job->shmid : (unsigned long long)job->pid,
 		       (unsigned long long)vaddr, (unsigned long long)nr_pages);
 		rs->broken = true;
 		return -ENOTCONN;
@@ -195,7 +183,7 @@ static int remote_request(struct page_source *src, struct lazy_task *t,
  * receive work onto the daemon's CPU and drained no faster (scripts/bench
  * remote).
  */
-static int refill_background(struct remote_source *rs)
+int refill_background(struct remote_source *rs)
 {
 	int ret;
 
@@ -217,6 +205,8 @@ static int continue_job(struct remote_source *rs, struct rc_get *job)
 
 	int ret = 0;
 
+	if (job->obj)	/* asked again from where its last GET started */
+		return shm_job_next(rs, job, job->vaddr);
 	if (job_next(job, &vaddr, &n))
 		return send_next(rs, job, vaddr, n);
 	if (job->t)	/* NULL: the task is freed */
@@ -232,6 +222,13 @@ static int on_slice(struct remote_source *rs, struct rc_slice *sl)
 
 	if (rs->finishing)
 		return 0;
+	if (sl->get.obj) {
+		ret = lazy_shmem_deliver(rs->src.d, sl->get.obj, sl->vaddr, sl->nr_pages, sl->data,
+					 sl->get.urgent);
+		if (ret || !sl->last)
+			return ret;
+		return shm_job_next(rs, &sl->get, sl->vaddr + sl->nr_pages * LAZY_PAGE_SIZE);
+	}
 	if (sl->vaddr == sl->get.vaddr)	/* a reply's first page */
 		rc_fingerprint_note(&rs->fingerprints, sl->get.pid, sl->vaddr, sl->data);
 	if (sl->get.t) {	/* NULL: the task is freed, the data goes nowhere */
@@ -351,8 +348,10 @@ static int on_conn_lost(struct remote_source *rs, struct rc_conn *c, int err)
 		return reconnect(rs, c, err, left);
 	rs->broken = true;
 	if (g)
-		snprintf(waiting, sizeof(waiting), " (no reply to GET task %d 0x%llx, %llu pages)",
-			 g->pid, (unsigned long long)g->vaddr, (unsigned long long)g->nr_pages);
+		snprintf(waiting, sizeof(waiting), " (no reply to %s %llu 0x%llx, %llu pages)",
+			 g->obj ? "GET_SHMEM of shared memory" : "GET task",
+			 g->obj ? (unsigned long long)g->shmid : (unsigned long long)g->pid,
+			 (unsigned long long)g->vaddr, (unsigned long long)g->nr_pages);
 	if (err == -EPIPE || err == -ECONNRESET)
 		pr_err("page server %s %s the connection with %llu pages still to deliver%s",
 		       rs->peer, err == -EPIPE ? "closed" : "reset", (unsigned long long)left,
@@ -401,7 +400,7 @@ static int service(struct remote_source *rs, struct rc_conn *c, int max, uint64_
  * come in, one small slice: the next fault is read sooner, at some cost to
  * the drain.
  */
-static int remote_on_ready(struct page_source *src)
+int remote_on_ready(struct page_source *src)
 {
 	struct remote_source *rs = to_remote(src);
 	/*
@@ -465,7 +464,7 @@ static int remote_watch(struct page_source *src)
 	return update_watch(rs, &rs->fault) ?: update_watch(rs, &rs->bg);
 }
 
-static int remote_finish(struct page_source *src)
+int remote_finish(struct page_source *src)
 {
 	struct remote_source *rs = to_remote(src);
 
@@ -485,7 +484,7 @@ static int remote_finish(struct page_source *src)
 }
 
 /* Records the TLS sessions decrypted, which epoll cannot announce. */
-static bool remote_pending(struct page_source *src)
+bool remote_pending(struct page_source *src)
 {
 	struct remote_source *rs = to_remote(src);
 
@@ -502,6 +501,8 @@ static const struct page_source_ops remote_ops = {
 	.pending = remote_pending,
 	.release = remote_release,
 	.finish = remote_finish,
+	.request_shmem = remote_request_shmem,
+	.sync = remote_sync,
 };
 
 /*
@@ -551,6 +552,9 @@ int page_source_remote_new(struct lazy_daemon *d, const char *address, int port,
 			"share the fault connection", rs->peer,
 			logged ? "its TLS handshake failed" : strerror(-ret));
 		rs->shared = true;
+	} else if ((ret = ask_features(rs)) < 0) {
+		remote_finish(&rs->src);
+		return ret;
 	}
 	pr_info("connected to page server %s (%s%s)", rs->peer,
 		rs->shared ? "one connection" : "fault and background connections",

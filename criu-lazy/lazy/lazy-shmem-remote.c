@@ -1,0 +1,237 @@
+/*
+ * Lazy shared memory from a page server (lazy-pages --page-server, when
+ * the server answers FEATURES with PS_FEAT_SHMEM): the object's pages are
+ * asked for by the object's id and offset (GET_SHMEM) and arrive later,
+ * so a fault cannot be served at once as from the images (lazy-shmem.c).
+ *
+ *   - a page asked for is "in flight" (o->inflight) until its data comes:
+ *     it is asked for once, however many tasks fault on it meanwhile;
+ *   - each fault waits in o->waiters; when the page is copied into the
+ *     object (UFFDIO_COPY into our own mapping, as from the images), every
+ *     task waiting for it is woken (UFFDIO_WAKE on its uffd);
+ *   - a page still pending when its data comes is copied, one that is not
+ *     (delivered already: a reply asked for again after a reconnect) is
+ *     skipped: each page reaches the object once;
+ *   - background: one request of up to 1 MiB per object at a time;
+ *   - MADV_DONTNEED / MADV_REMOVE: the range's pending pages must be in
+ *     the object before the daemon unregisters the range (lazy-events.c),
+ *     so they are asked for and the daemon waits for them, serving only
+ *     the page source meanwhile (src->ops->sync).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+
+#define LOG_PREFIX "shmem: "
+#include "common/evloop.h"
+#include "common/log.h"
+#include "lazy/lazy-daemon.h"
+#include "lazy/lazy-shmem-int.h"
+#include "lazy/page-source.h"
+#include "lazy/uffd.h"
+
+#define REMOVE_WAIT_MS	30000	/* for the pages of a REMOVE to arrive */
+
+/* Ask for [p, p + n) of o, all of it askable. */
+static int ask(struct lazy_daemon *d, struct lazy_shm_obj *o, uint64_t p, uint64_t n,
+	       bool urgent)
+{
+	int ret = d->src->ops->request_shmem(d->src, o, p * PS, n, urgent);
+
+	if (ret)
+		return ret;
+	for (uint64_t q = p; q < p + n; q++)
+		bit_set(o->inflight, q);
+	o->nr_inflight += n;
+	if (!urgent)
+		o->bg_out++;
+	return 0;
+}
+
+/* The askable run around p inside [lo, hi). */
+static void askable_run(const struct lazy_shm_obj *o, uint64_t p, uint64_t lo, uint64_t hi,
+			uint64_t *first, uint64_t *n)
+{
+	uint64_t a = p, b = p + 1;
+
+	if (hi > o->nr_pages)
+		hi = o->nr_pages;
+	while (a > lo && is_askable(o, a - 1))
+		a--;
+	while (b < hi && is_askable(o, b))
+		b++;
+	*first = a;
+	*n = b - a;
+}
+
+static int add_waiter(struct lazy_shm_obj *o, const struct shm_waiter *w)
+{
+	if (o->nr_waiters == o->cap_waiters) {
+		size_t cap = o->cap_waiters ? o->cap_waiters * 2 : 16;
+		struct shm_waiter *grown = realloc(o->waiters, cap * sizeof(*grown));
+
+		if (!grown)
+			return -ENOMEM;
+		o->waiters = grown;
+		o->cap_waiters = cap;
+	}
+	o->waiters[o->nr_waiters++] = *w;
+	return 0;
+}
+
+int shm_remote_fault(struct lazy_daemon *d, struct lazy_task *t, struct lazy_shm_obj *o,
+		     uint64_t addr, uint64_t p, uint64_t t_ns)
+{
+	uint64_t w = p & ~(uint64_t)(LAZY_FAULT_WINDOW_PAGES - 1), first, n;
+	int ret = add_waiter(o, &(struct shm_waiter){ t, addr, p, t_ns });
+
+	if (ret || !is_askable(o, p))
+		return ret;	/* on its way already: its copy wakes us */
+	askable_run(o, p, w, w + LAZY_FAULT_WINDOW_PAGES, &first, &n);
+	return ask(d, o, first, n, true);
+}
+
+/* Wake the tasks waiting for a page of [p, p + n). */
+static void wake_waiters(struct lazy_daemon *d, struct lazy_shm_obj *o, uint64_t p, uint64_t n)
+{
+	for (size_t i = 0; i < o->nr_waiters;) {
+		struct shm_waiter *w = &o->waiters[i];
+
+		if (w->p < p || w->p >= p + n) {
+			i++;
+			continue;
+		}
+		if (!w->t->gone) {
+			int ret = uffd_wake(w->t->uffd, w->addr, PS);
+
+			lazy_stats_fault_latency(&d->stats, evloop_now_ns() - w->t_ns);
+			if (ret == UFFD_GONE_TASK)
+				lazy_task_close(d, w->t, "exited");
+			else if (ret < 0)
+				pr_warn("task %d: cannot wake the thread waiting at 0x%" PRIx64,
+					w->t->pid, w->addr);
+		}
+		*w = o->waiters[--o->nr_waiters];
+	}
+}
+
+int lazy_shmem_deliver(struct lazy_daemon *d, struct lazy_shm_obj *o, uint64_t off,
+		       uint64_t nr_pages, const void *data, bool urgent)
+{
+	uint64_t p0 = off / PS, end = p0 + nr_pages;
+
+	if (off % PS || end > o->nr_pages) {
+		pr_err("shared memory %" PRIu64 ": %" PRIu64 " pages came for offset 0x%" PRIx64
+		       ", past its %" PRIu64 " pages", o->shmid, nr_pages, off, o->nr_pages);
+		return -EPROTO;
+	}
+	for (uint64_t p = p0; p < end; p++) {
+		uint64_t n = 1, done;
+		int ret;
+
+		if (bit_test(o->inflight, p)) {
+			bit_clear(o->inflight, p);
+			o->nr_inflight--;
+		}
+		if (!is_pending(o, p))
+			continue;	/* already there: each page once */
+		while (p + n < end && is_pending(o, p + n)) {
+			if (bit_test(o->inflight, p + n)) {
+				bit_clear(o->inflight, p + n);
+				o->nr_inflight--;
+			}
+			n++;
+		}
+		ret = uffd_fill(o->uffd, UFFD_FILL_COPY, (uint64_t)(uintptr_t)(o->map + p * PS),
+				(const char *)data + (p - p0) * PS, n * PS, &done);
+		if (ret != UFFD_DONE) {
+			pr_err("shared memory %" PRIu64 ": cannot fill %" PRIu64 " pages at offset 0x%"
+			       PRIx64 " (result %d)", o->shmid, n, p * PS, ret);
+			return ret < 0 ? ret : -EIO;
+		}
+		for (uint64_t q = p; q < p + n; q++)
+			bit_clear(o->pending, q);
+		o->nr_pending -= n;
+		shm_count(d, o, n, !urgent);
+		p += n - 1;
+	}
+	wake_waiters(d, o, p0, nr_pages);
+	return 0;
+}
+
+void lazy_shmem_request_done(struct lazy_daemon *d, struct lazy_shm_obj *o, bool urgent)
+{
+	(void)d;
+	if (!urgent && o->bg_out)
+		o->bg_out--;
+}
+
+bool shm_remote_can_background(const struct lazy_shm_obj *o)
+{
+	return !o->bg_out && o->nr_pending > o->nr_inflight;
+}
+
+int shm_remote_background(struct lazy_daemon *d, struct lazy_shm_obj *o, uint64_t max_pages)
+{
+	uint64_t p, n = 1;
+
+	for (p = o->cursor; p < o->nr_pages && !is_askable(o, p); p++)
+		;
+	if (p >= o->nr_pages)		/* wrapped: from the start */
+		for (p = 0; p < o->nr_pages && !is_askable(o, p); p++)
+			;
+	if (p >= o->nr_pages)
+		return 0;
+	while (n < max_pages && is_askable(o, p + n))
+		n++;
+	o->cursor = p + n;
+	return ask(d, o, p, n, false);
+}
+
+struct fill_wait {
+	const struct lazy_shm_obj *o;
+	uint64_t lo, hi;
+};
+
+static bool filled(void *arg)
+{
+	const struct fill_wait *f = arg;
+
+	for (uint64_t p = f->lo; p < f->hi; p++)
+		if (is_pending(f->o, p))
+			return false;
+	return true;
+}
+
+int shm_remote_fill(struct lazy_daemon *d, struct lazy_shm_obj *o, uint64_t lo, uint64_t hi)
+{
+	struct fill_wait f = { o, lo, hi < o->nr_pages ? hi : o->nr_pages };
+	int ret = 0;
+
+	for (uint64_t p = f.lo; p < f.hi && !ret; p++) {
+		uint64_t first, n;
+
+		if (!is_askable(o, p))
+			continue;
+		askable_run(o, p, p, f.hi, &first, &n);
+		ret = ask(d, o, first, n, true);
+		p = first + n - 1;
+	}
+	if (!ret && !filled(&f))
+		ret = d->src->ops->sync(d->src, filled, &f, REMOVE_WAIT_MS);
+	if (ret == -ETIMEDOUT)
+		pr_err("shared memory %" PRIu64 ": the pages at offsets 0x%" PRIx64 "-0x%" PRIx64
+		       " of a discarded range did not arrive within %d s", o->shmid, lo * PS,
+		       hi * PS, REMOVE_WAIT_MS / 1000);
+	return ret;
+}
+
+void lazy_shmem_forget_task(struct lazy_daemon *d, const struct lazy_task *t)
+{
+	for (struct lazy_shm_obj *o = d->shm_objs; o; o = o->next)
+		for (size_t i = 0; i < o->nr_waiters;)
+			if (o->waiters[i].t == t)
+				o->waiters[i] = o->waiters[--o->nr_waiters];
+			else
+				i++;
+}

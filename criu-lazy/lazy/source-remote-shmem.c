@@ -1,0 +1,107 @@
+/*
+ * Shared memory from the page server (see lazy-shmem-remote.c for the
+ * daemon's side): whether the server serves it, GET_SHMEM jobs, and the
+ * wait of a REMOVE for its pages.  Part of source-remote.c.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/evloop.h"
+#include "common/log.h"
+#include "lazy/lazy-daemon.h"
+#include "lazy/source-remote-int.h"
+
+#define FEATURES_TIMEOUT_MS	5000
+
+/* A shared memory job: the next GET from offset from, or its end. */
+int shm_job_next(struct remote_source *rs, struct rc_get *job, uint64_t from)
+{
+	if (from < job->job_end)
+		return send_next(rs, job, from, (job->job_end - from) / LAZY_PAGE_SIZE);
+	lazy_shmem_request_done(rs->src.d, job->obj, job->urgent);
+	return job->urgent ? 0 : refill_background(rs);
+}
+
+int remote_request_shmem(struct page_source *src, struct lazy_shm_obj *o, uint64_t off,
+				uint64_t nr_pages, bool urgent)
+{
+	struct remote_source *rs = to_remote(src);
+	struct rc_get job = {
+		.obj = o,
+		.shmid = lazy_shmem_id(o),
+		.job_start = off,
+		.job_end = off + nr_pages * LAZY_PAGE_SIZE,
+		.urgent = urgent,
+	};
+
+	if (rs->broken)
+		return -ECONNRESET;
+	if (urgent)
+		rs->last_fault_ns = evloop_now_ns();
+	return send_next(rs, &job, off, nr_pages);
+}
+
+/* Serve our connections alone until done(arg). */
+int remote_sync(struct page_source *src, bool (*done)(void *arg), void *arg,
+		       int timeout_ms)
+{
+	struct remote_source *rs = to_remote(src);
+	uint64_t end = evloop_now_ns() + timeout_ms * 1000000ULL;
+
+	while (!done(arg)) {
+		struct rc_conn *c[2] = { &rs->fault, &rs->bg };
+		struct pollfd pfd[2];
+		uint64_t now = evloop_now_ns();
+		int nfds = 0, ret;
+
+		if (rs->broken)
+			return -ECONNRESET;
+		if (now >= end)
+			return -ETIMEDOUT;
+		for (int i = 0; i < 2; i++)
+			if (c[i]->sk.fd >= 0)
+				pfd[nfds++] = (struct pollfd){ c[i]->sk.fd,
+					POLLIN | (rc_conn_wants_out(c[i]) ? POLLOUT : 0), 0 };
+		if (!remote_pending(src) &&
+		    poll(pfd, nfds, (int)((end - now) / 1000000ULL) + 1) < 0 && errno != EINTR) {
+			pr_perror("poll the connections to page server %s", rs->peer);
+			return -errno;
+		}
+		ret = remote_on_ready(src);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/*
+ * Does the server serve shared memory?  Asked on the background connection
+ * only: a server without our commands (CRIU's) resets or closes it, and
+ * then everything shares the fault connection, which never saw the
+ * question.  0, or a negative errno that fails the daemon.
+ */
+int ask_features(struct remote_source *rs)
+{
+	uint64_t served = 0;
+	int ret = rc_conn_features(&rs->bg, PS_FEAT_SHMEM, &served, FEATURES_TIMEOUT_MS);
+
+	if (ret == -EPROTO || ret == -ENOMEM)
+		return ret;
+	if (ret) {
+		pr_warn("page server %s %s the background connection at FEATURES (%s): not "
+			"criu-lazy's (CRIU's takes one connection only); background transfers share "
+			"the fault connection, shared memory comes from the images", rs->peer,
+			ret == -ETIMEDOUT ? "did not answer on" : "closed",
+			strerror(-ret));
+		rc_conn_close(&rs->bg);
+		rs->shared = true;
+		return 0;
+	}
+	rs->src.shmem = served & PS_FEAT_SHMEM;
+	pr_info("page server %s: shared memory %s", rs->peer,
+		rs->src.shmem ? "from it (GET_SHMEM)" : "from the images (it serves none)");
+	return 0;
+}
+
