@@ -18,6 +18,8 @@ struct log_state {
 	int fd;		/* log file, or -1 for stderr only */
 	int err_fd;	/* where "stderr" lines go (log_move_above) */
 	struct timespec start;
+	bool hold;		/* log_hold_errors(): stderr lines kept back */
+	char held[2048];	/* the first error line kept back, "" for none */
 };
 
 static struct log_state log_state = {
@@ -154,9 +156,35 @@ void log_printf(enum log_level level, const char *fmt, ...)
 		write_all(log_state.fd, line, len);
 	}
 
-	if (level == LOG_ERROR || log_state.fd < 0) {
+	if (level == LOG_ERROR && log_state.hold) {
+		if (!log_state.held[0])
+			snprintf(log_state.held, sizeof(log_state.held), "%s", msg);
+	} else if (level == LOG_ERROR || log_state.fd < 0) {
 		len = snprintf(line, sizeof(line), "%s: %s\n", log_state.command, msg);
 		write_all(log_state.err_fd, line, len);
 	}
 	errno = saved_errno;
+}
+
+void log_hold_errors(void)
+{
+	log_state.hold = true;
+}
+
+const char *log_held_error(void)
+{
+	return log_state.held[0] ? log_state.held : NULL;
+}
+
+void log_release_errors(bool drop)
+{
+	char line[2200];
+	int len;
+
+	log_state.hold = false;
+	if (log_state.held[0] && !drop) {
+		len = snprintf(line, sizeof(line), "%s: %s\n", log_state.command, log_state.held);
+		write_all(log_state.err_fd, line, len);
+	}
+	log_state.held[0] = '\0';
 }

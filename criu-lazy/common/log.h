@@ -32,6 +32,17 @@ void log_fds(int *file, int *err);
 int log_get_level(void);
 const char *log_command(void);
 
+/*
+ * Errors held back from stderr (the log file still gets them at once):
+ * for a failure whose consequence the caller states in one line with
+ * its cause (the dump's connections lost after a late failure).  Only the
+ * first is kept; log_held_error() reads it, log_release_errors() prints
+ * it (unless @drop: the caller printed a line that holds it) and stops.
+ */
+void log_hold_errors(void);
+const char *log_held_error(void);
+void log_release_errors(bool drop);
+
 void log_printf(enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 

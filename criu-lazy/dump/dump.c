@@ -198,8 +198,8 @@ static int write_task_images(struct dump_ctx *ctx, struct dump_task *t)
  *      listener's connections accepted to read their data, unix-backlog.c)
  *      and the files in flight it carries
  *   4. files.img and each kind's own images (sk-queues, pipes, ...)
- * A failure after 3 cannot give the tree back as it was: its error says
- * what is lost (unix_backlog_release).
+ * A failure after 3 cannot give the tree back as it was: its error, held
+ * back from stderr, is said with what is lost (unix_backlog_release).
  */
 static int write_images(struct dump_ctx *ctx)
 {
@@ -218,8 +218,12 @@ static int write_images(struct dump_ctx *ctx)
 		ret = write_task_images(ctx, ctx->tasks[i]);
 	if (!ret)
 		ret = dump_write_stats(ctx);
-	if (!ret)
+	/* from the accepts on, an error is said with what it lost, on
+	 * release (unix_backlog_release) */
+	if (!ret) {
+		log_hold_errors();
 		ret = dump_accept_files(ctx);
+	}
 	if (!ret)
 		ret = dump_write_files(ctx);
 	return ret;
@@ -311,8 +315,11 @@ int cr_dump(struct opts *o)
 	ctx.st.t_frozen = dump_now_us();
 	if (!ret)
 		ret = collect_tasks(&ctx);
-	if (!ret)
+	if (!ret) {
 		ret = write_images(&ctx);
+		if (!ret)
+			log_release_errors(false);	/* held since the accepts: none */
+	}
 	if (!ret && o->lazy_pages)
 		ret = dump_lazy_serve(&ctx);
 
@@ -330,6 +337,7 @@ int cr_dump(struct opts *o)
 	 * task runs again; the images stay: they are good */
 	ctx.failed = ret != 0;
 	ret2 = dump_files_release(&ctx, mode == RELEASE_RUN);
+	log_release_errors(false);
 	if (mode == RELEASE_RUN && !ret2)
 		ret2 = net_lock_finish(&ctx.netlock, false);
 	ret = ret ? ret : ret2;

@@ -46,6 +46,7 @@
 #include "dump/dump.h"
 #include "files/fd-kind.h"
 #include "files/sk-opts.h"
+#include "files/sk-scm.h"
 #include "files/unix-sk.h"
 
 static struct unix_dump *find_by_ino(struct dump_ctx *ctx, uint32_t ino, size_t *at)
@@ -187,7 +188,9 @@ static const struct unix_dump *sender(struct dump_ctx *ctx, const struct unix_du
 	return NULL;
 }
 
-/* Accept the @i-th waiting connection on @lfd and read what it holds. */
+/* Accept the @i-th waiting connection on @lfd, read what it holds and
+ * resolve the files in flight it carries (a refusal there keeps the
+ * connections after it waiting). */
 static int drain_one(struct dump_ctx *ctx, struct unix_dump *l, int lfd, unsigned int i)
 {
 	struct unix_dump *c = client_of(ctx, l, i);
@@ -225,7 +228,7 @@ static int drain_one(struct dump_ctx *ctx, struct unix_dump *l, int lfd, unsigne
 			 c->pid, c->fd, c->q.nr, l->fd, c->gone ? " (its client is closed)" : "");
 	unix_diag_info_free(&u);
 	close(sk);
-	return ret;
+	return ret ? ret : sk_scm_resolve(ctx);
 }
 
 static int drain(struct dump_ctx *ctx, struct unix_dump *l)
@@ -388,16 +391,42 @@ static void name_clients(struct dump_ctx *ctx, const struct unix_dump *l, unsign
 	}
 }
 
+/*
+ * A failed dump that had accepted connections: they cannot be put back (a
+ * listener queues only what connect() makes, and their clients, connected
+ * to the ends we accepted, cannot connect again: EISCONN), so its one
+ * error line, said by the first such listener for all of them, is the
+ * cause (held back since the accepts, log.h) and what is lost.
+ */
 int unix_backlog_release(struct dump_ctx *ctx, struct dump_file *f, bool resume)
 {
 	const struct unix_dump *l = f->priv;
-	char clients[512];
+	char lost[1536], cause[1024];
+	size_t len = 0;
 
 	if (!resume || !l || !l->nr_drained)
 		return 0;
-	/* the one thing a failed dump cannot give back: said as its error */
-	name_clients(ctx, l, l->nr_drained, clients, sizeof(clients));
-	pr_err("the dump failed after accepting %u connections not yet accepted by the listening unix socket at fd %d of task %d, to read their data: they are lost (their clients see them closed): %s",
-	       l->nr_drained, l->fd, l->pid, clients);
+	for (size_t i = 0; i < ctx->files.nr; i++) {
+		const struct unix_dump *o = ctx->files.v[i]->priv;
+
+		if (ctx->files.v[i]->ops != &fd_kind_unix || !o || !o->nr_drained)
+			continue;
+		if (o != l && !len)
+			return -ECONNABORTED;	/* the first one said it */
+		if (len < sizeof(lost)) {
+			char clients[512];
+			int w;
+
+			name_clients(ctx, o, o->nr_drained, clients, sizeof(clients));
+			w = snprintf(lost + len, sizeof(lost) - len,
+				     "%sthe listening unix socket at fd %d of task %d: %u (%s)",
+				     len ? "; " : "", o->fd, o->pid, o->nr_drained, clients);
+			len += w > 0 ? (size_t)w : 0;
+		}
+	}
+	snprintf(cause, sizeof(cause), "%s", log_held_error() ? log_held_error() : "");
+	log_release_errors(true);
+	pr_err("%s%sthe dump had accepted connections not yet accepted to read their data, which cannot be put back: they are lost (their clients see them closed): %s",
+	       cause, cause[0] ? "; " : "", lost);
 	return -ECONNABORTED;
 }

@@ -300,10 +300,8 @@ int unix_dump_resolve(struct dump_ctx *ctx)
 int unix_dump_accept(struct dump_ctx *ctx)
 {
 	size_t from = ctx->files.nr;
-	int ret = unix_backlog_drain(ctx);
+	int ret = unix_backlog_drain(ctx);	/* each connection's files in flight too */
 
-	if (!ret)
-		ret = sk_scm_resolve(ctx);
 	return ret ? ret : check_peers(ctx, from);
 }
 

@@ -22,6 +22,9 @@
  * give what they sent, then the end of the stream (no reset: what the
  * kernel gives for a client closed before the accept).
  *
+ * With --pass-epoll 24 passes an epoll fd instead (a file in flight a dump
+ * refuses, and only after it accepted the connections to read them).
+ *
  * With --empty no client sends anything (and 24 passes no file).  With
  * --tree a child holds the clients (the program only the listeners and
  * the pipe's write end): the order is then told by the data alone.
@@ -39,6 +42,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -46,7 +50,7 @@
 #include "lib/zdtmtst.h"
 
 static uint8_t buf[70000];
-static int empty, tree, closed;
+static int empty, tree, closed, pass_epoll;
 static const char *ext_peer;
 
 struct name {
@@ -268,7 +272,10 @@ static void check_stream(void)
 		get(acc, 5, 0x24, 1, &passed, "fd 24's connection");
 		if (passed < 0)
 			fail("fd 24's connection: the file in flight is missing");
-		if (write(27, "pipe", 4) != 4 || read(passed, buf, 8) != 4 || memcmp(buf, "pipe", 4))
+		if (pass_epoll && epoll_wait(passed, &(struct epoll_event){ 0 }, 1, 0) != 0)
+			fail("fd 24's connection: the epoll fd passed does not work (%m)");
+		if (!pass_epoll && (write(27, "pipe", 4) != 4 || read(passed, buf, 8) != 4 ||
+				    memcmp(buf, "pipe", 4)))
 			fail("the pipe passed by fd 24 is not the one of fd 27 (%m)");
 		close(passed);
 	}
@@ -325,6 +332,7 @@ int main(int argc, char **argv)
 		{ "empty", TEST_OPT_FLAG, &empty, 0, "no client sends anything" },
 		{ "tree", TEST_OPT_FLAG, &tree, 0, "a child holds the clients" },
 		{ "closed", TEST_OPT_FLAG, &closed, 0, "clients closed before the accept too" },
+		{ "pass-epoll", TEST_OPT_FLAG, &pass_epoll, 0, "24 passes an epoll fd, not the pipe" },
 		{ "ext-peer", TEST_OPT_STR, &ext_peer, 0,
 		  "fd 40 of the clients' holder connected to this abstract name" },
 		{ NULL, 0, NULL, 0, NULL },
@@ -357,7 +365,16 @@ int main(int argc, char **argv)
 		put(23, sizeof(buf), 0x23, -1);
 		if (shutdown(23, SHUT_WR))
 			fail("shutdown fd 23: %m");
-		put(24, 5, 0x24, 26);
+		if (pass_epoll) {
+			int ep = epoll_create1(EPOLL_CLOEXEC);
+
+			if (ep < 0)
+				fail("epoll_create1: %m");
+			put(24, 5, 0x24, ep);
+			close(ep);
+		} else {
+			put(24, 5, 0x24, 26);
+		}
 	}
 	close(26);
 
