@@ -19,6 +19,7 @@
 #include "inventory.pb-c.h"
 #include "memfd.pb-c.h"
 #include "mm.pb-c.h"
+#include "netdev.pb-c.h"
 #include "pagemap.pb-c.h"
 #include "pipe-data.pb-c.h"
 #include "pstree.pb-c.h"
@@ -82,6 +83,11 @@ static const struct img_type_info img_types[IMG_NR_TYPES] = {
 	/* named by the socket's inode in hex, as CRIU does */
 	[IMG_TCP_STREAM]    = { "tcp-stream-%lx.img",	 IMG_COMMON_MAGIC,  TCP_STREAM_MAGIC,
 				"TCP_STREAM", &tcp_stream_entry__descriptor },
+	/* a network namespace of the tree, by its ns id (netns.md) */
+	[IMG_NETNS]	    = { "netns-%lu.img",	 IMG_COMMON_MAGIC,  NETNS_MAGIC,
+				"NETNS",      &netns_entry__descriptor },
+	[IMG_NETDEV]	    = { "netdev-%lu.img",	 IMG_COMMON_MAGIC,  NETDEV_MAGIC,
+				"NETDEV",     &net_device_entry__descriptor },
 };
 
 const struct img_type_info *img_type_info(enum img_type type)

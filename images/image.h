@@ -43,6 +43,8 @@ enum img_type {
 	IMG_REMAP_FPATH,	/* remap-fpath.img		remap_file_path_entry* */
 	IMG_GHOST_FILE,		/* ghost-file-ID.img (hex)	ghost_file_entry + contents */
 	IMG_TCP_STREAM,		/* tcp-stream-INO.img (hex)	tcp_stream_entry + raw queues */
+	IMG_NETNS,		/* netns-NSID.img		netns_entry */
+	IMG_NETDEV,		/* netdev-NSID.img		net_device_entry* */
 	IMG_NR_TYPES
 };
 

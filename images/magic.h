@@ -43,6 +43,8 @@
 #define SK_QUEUES_MAGIC		0x56264026
 #define FILE_LOCKS_MAGIC	0x54323616
 #define TCP_STREAM_MAGIC	0x51465506
+#define NETDEV_MAGIC		0x57373951
+#define NETNS_MAGIC		0x55933752
 
 /* Legacy per-task images, never written by CRIU 4.2 */
 #define SIGACT_MAGIC		0x55344201

@@ -29,6 +29,7 @@
 #include "common/ptrace-inject.h"
 #include "dump/dump.h"
 #include "files/pty.h"
+#include "net/netns.h"
 
 uint64_t dump_now_us(void)
 {
@@ -66,6 +67,20 @@ int dump_img_open(struct dump_ctx *ctx, enum img_type type, unsigned long id, st
 	int ret = remember_image(ctx, type, id);
 
 	return ret ? ret : img_open(ctx->dirfd, type, id, O_WRONLY, out);
+}
+
+int dump_raw_open(struct dump_ctx *ctx, const char *name)
+{
+	int ret = remember_name(ctx, name), fd;
+
+	if (ret)
+		return ret;
+	fd = openat(ctx->dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		pr_perror("can't create %s", name);
+		return -errno;
+	}
+	return fd;
 }
 
 int dump_img_write_one(struct dump_ctx *ctx, enum img_type type, unsigned long id,
@@ -211,6 +226,8 @@ static int write_images(struct dump_ctx *ctx)
 	if (!ret)
 		ret = dump_write_pstree(ctx);
 	if (!ret)
+		ret = dump_netns_write(ctx);
+	if (!ret)
 		ret = dump_file_locks_write(ctx);
 	if (!ret)
 		ret = dump_seccomp_write(ctx);
@@ -278,6 +295,8 @@ int cr_dump(struct opts *o)
 	struct dump_ctx ctx = {
 		.o = o,
 		.dirfd = -1,
+		.netns_fd = -1,
+		.own_netns_fd = -1,
 		.next_pages_id = 1,
 		.next_kobj_id = 1,	/* 1 is ours: inventory.root_ids */
 		.srv = { .listen_fd = -1, .epfd = -1, .signal_fd = -1 },
@@ -312,6 +331,11 @@ int cr_dump(struct opts *o)
 	ret = dump_seize_tree(&ctx);
 	if (!ret)
 		ret = check_tasks(&ctx);
+	/* its sockets, links and sysctls are seen from inside its netns */
+	if (!ret) {
+		dump_root_ids(&ctx);
+		ret = dump_netns_enter(&ctx);
+	}
 	ctx.st.t_frozen = dump_now_us();
 	if (!ret)
 		ret = collect_tasks(&ctx);
@@ -342,6 +366,7 @@ int cr_dump(struct opts *o)
 		ret2 = net_lock_finish(&ctx.netlock, false);
 	ret = ret ? ret : ret2;
 	dump_release_tree(&ctx, mode);
+	dump_netns_leave(&ctx);
 	if (ctx.lazy_failed)
 		dump_lazy_report(&ctx, mode);
 	else if (!ret)
@@ -363,6 +388,7 @@ out:
 	free(ctx.ns.v);
 	free(ctx.shmids_done);
 	free(ctx.written);
+	dump_netns_leave(&ctx);
 	close(ctx.dirfd);
 	return ret;
 }

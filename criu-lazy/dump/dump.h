@@ -225,6 +225,8 @@ struct dump_ctx {
 	struct pty_dump *pty;
 	char run_id[40];		/* inventory.dump_criu_run_id (a UUID) */
 	struct net_lock netlock;	/* --network-lock of TCP connections */
+	/* the tree's own netns (net/netns-dump.c): -1 when it is ours */
+	int netns_fd, own_netns_fd;
 
 	char (*written)[IMG_NAME_MAX];	/* every image created: removed on failure */
 	size_t nr_written, cap_written;
@@ -241,6 +243,9 @@ struct dump_ctx {
 
 /* dump.c */
 int dump_img_open(struct dump_ctx *ctx, enum img_type type, unsigned long id, struct cr_img **out);
+/* A raw image (no magic, another tool's bytes) created in the images dir
+ * and removed again if the dump fails: its fd, or -errno logged. */
+int dump_raw_open(struct dump_ctx *ctx, const char *name);
 int dump_img_write_one(struct dump_ctx *ctx, enum img_type type, unsigned long id,
 		       const ProtobufCMessage *msg);
 int dump_pagemap_open(struct dump_ctx *ctx, enum img_type type, unsigned long id,
@@ -402,6 +407,7 @@ void dump_sock_diag_free(struct sock_diag_cache *sk);
 
 /* ids.c: ids, pstree, inventory, stats */
 int dump_ids(struct dump_ctx *ctx, struct dump_task *t);
+void dump_root_ids(struct dump_ctx *ctx);
 int dump_write_ids(struct dump_ctx *ctx, struct dump_task *t);
 int dump_write_inventory(struct dump_ctx *ctx);
 int dump_write_pstree(struct dump_ctx *ctx);

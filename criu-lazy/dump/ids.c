@@ -83,17 +83,23 @@ static void share_fs_id(struct dump_ctx *ctx, struct dump_task *t)
 	}
 }
 
+/* Ours: before the dump enters the tree's netns (net/netns-dump.c). */
+void dump_root_ids(struct dump_ctx *ctx)
+{
+	if (ctx->root_ids_done)
+		return;
+	task_kobj_ids_entry__init(&ctx->root_ids);
+	ctx->root_ids.vm_id = ctx->root_ids.files_id = 1;
+	ctx->root_ids.fs_id = ctx->root_ids.sighand_id = 1;
+	fill_ns_ids(ctx, "self", &ctx->root_ids);
+	ctx->root_ids_done = true;
+}
+
 int dump_ids(struct dump_ctx *ctx, struct dump_task *t)
 {
 	char who[16];
 
-	if (!ctx->root_ids_done) {
-		task_kobj_ids_entry__init(&ctx->root_ids);
-		ctx->root_ids.vm_id = ctx->root_ids.files_id = 1;
-		ctx->root_ids.fs_id = ctx->root_ids.sighand_id = 1;
-		fill_ns_ids(ctx, "self", &ctx->root_ids);
-		ctx->root_ids_done = true;
-	}
+	dump_root_ids(ctx);
 	task_kobj_ids_entry__init(&t->ids);
 	/* one of each per process, until kcmp() finds shared ones */
 	t->ids.vm_id = t->ids.files_id = t->ids.fs_id = t->ids.sighand_id = ++ctx->next_kobj_id;

@@ -51,5 +51,7 @@ const struct tcp_conn_rst *inet_tcp_find(const struct inet_rst_state *st, uint32
 void inet_rst_state_free(void *state);
 int inet_tcp_dump_write(struct dump_ctx *ctx);
 int inet_tcp_finish(struct rst_tree *tree);
+/* The network lock of every connection, in the tree's new netns. */
+int inet_tcp_lock_new_netns(struct rst_tree *tree);
 
 #endif

@@ -136,30 +136,28 @@ static int repair_off(struct rst_proc *p)
 	return ret;
 }
 
-int inet_tcp_finish(struct rst_tree *tree)
+/* The lock's method and table name, from inventory.img. */
+static void lock_of_images(const struct rst_tree *tree, struct net_lock *nl)
 {
 	const InventoryEntry *inv = tree->inv;
 	int method = inv->has_network_lock_method ? (int)inv->network_lock_method :
 			NETWORK_LOCK_IPTABLES;
-	struct net_lock nl;
 	char run_id[40];
-	size_t conns = 0;
-	int ret = 0;
-
-	for (size_t i = 0; i < tree->nr && !ret; i++)
-		if (tree->procs[i].kind == RST_PROC_ALIVE)
-			ret = repair_off(&tree->procs[i]);
-	if (ret)
-		return ret;
 
 	/* CRIU names the table of images without a run id by the root's pid */
 	if (inv->dump_criu_run_id && inv->dump_criu_run_id[0])
 		snprintf(run_id, sizeof(run_id), "%s", inv->dump_criu_run_id);
 	else
 		snprintf(run_id, sizeof(run_id), "%d", tree->procs[0].pid);
-	net_lock_init(&nl, method, run_id);
-	/* each socket took its own two rules (a connection inside the tree
-	 * has both ends here, each with its pair) */
+	net_lock_init(nl, method, run_id);
+}
+
+/* @fn for each connection socket of the tree, once per socket (each end
+ * of a connection inside the tree is a socket of its own); the first
+ * error.  *count: how many. */
+static int each_tcp_conn(const struct rst_tree *tree, struct net_lock *nl, size_t *count,
+			 int (*fn)(struct net_lock *nl, const struct net_conn *c))
+{
 	for (size_t i = 0; i < tree->nr; i++) {
 		const struct rst_proc *p = &tree->procs[i];
 
@@ -169,6 +167,7 @@ int inet_tcp_finish(struct rst_tree *tree)
 			const struct rst_fd *f = &p->ri.fds[j];
 			const InetSkEntry *ie = f->fe->isk;
 			bool seen = false;
+			int ret;
 
 			if (f->ops != &fd_kind_inet || !inet_is_tcp_conn(ie))
 				continue;
@@ -176,11 +175,57 @@ int inet_tcp_finish(struct rst_tree *tree)
 				seen = p->ri.fds[k].fe == f->fe;
 			if (seen)
 				continue;
-			net_unlock_conn(&nl, &(struct net_conn){ ie->family, ie->src_addr,
-				ie->dst_addr, ie->src_port, ie->dst_port }, true);
-			conns++;
+			ret = fn(nl, &(struct net_conn){ ie->family, ie->src_addr, ie->dst_addr,
+							 ie->src_port, ie->dst_port });
+			if (ret)
+				return ret;
+			(*count)++;
 		}
 	}
+	return 0;
+}
+
+static int unlock_quiet(struct net_lock *nl, const struct net_conn *c)
+{
+	net_unlock_conn(nl, c, true);
+	return 0;
+}
+
+/*
+ * A tree restored into a network namespace of its own (net/netns-restore.c)
+ * finds no lock there: the dump's was in the old namespace, gone with the
+ * tree.  The same lock is taken in the new one before any socket exists,
+ * and goes in inet_tcp_finish as it would on the host.
+ */
+int inet_tcp_lock_new_netns(struct rst_tree *tree)
+{
+	struct net_lock nl;
+	size_t conns = 0;
+	int ret;
+
+	lock_of_images(tree, &nl);
+	if (nl.method == NETWORK_LOCK_SKIP)
+		return 0;
+	ret = each_tcp_conn(tree, &nl, &conns, net_lock_conn);
+	if (ret && conns)
+		net_lock_finish(&nl, true);
+	return ret;
+}
+
+int inet_tcp_finish(struct rst_tree *tree)
+{
+	struct net_lock nl;
+	size_t conns = 0;
+	int ret = 0;
+
+	for (size_t i = 0; i < tree->nr && !ret; i++)
+		if (tree->procs[i].kind == RST_PROC_ALIVE)
+			ret = repair_off(&tree->procs[i]);
+	if (ret)
+		return ret;
+
+	lock_of_images(tree, &nl);
+	each_tcp_conn(tree, &nl, &conns, unlock_quiet);
 	if (conns)
 		net_lock_finish(&nl, true);
 	return 0;

@@ -20,6 +20,7 @@
 
 #define LOG_PREFIX ""
 #include "common/log.h"
+#include "net/netns.h"
 #include "restore/restore.h"
 
 struct rst_stage {
@@ -343,6 +344,8 @@ static const struct rst_stage stages[] = {
 	{ "create the shared memory objects of the tree", stage_shmem, false },
 	{ "plan each process's memory", stage_plan, false },
 	{ "find the files processes share, and who creates each", stage_share, false },
+	/* the restore stays in it: the tasks are made inside */
+	{ "make the tree's own network namespace again", rst_netns_create, false },
 	{ "create the tasks with their pids", stage_create, false },
 	{ "sessions and process groups", stage_groups, false },
 	{ "zombies and helpers exit", stage_dead, false },

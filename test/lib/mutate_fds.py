@@ -269,3 +269,10 @@ def send_one_more_byte_on_21(task):
 def write_into_low_fd_pipe(task):
     """A line into the pipe at fds 3/4, as a stray log line of a restore would."""
     write_stolen(task, 3, b"stray\n")
+
+
+def raise_netns_dgram_qlen(task):
+    """net.unix.max_dgram_qlen of netns_own's namespace set to 78, from inside it."""
+    import subprocess
+    subprocess.run(["nsenter", f"--net=/proc/{task.pid}/ns/net", "sh", "-c",
+                    "echo 78 > /proc/sys/net/unix/max_dgram_qlen"], check=True, timeout=10)

@@ -172,6 +172,11 @@ ZDTM_TESTS = [
              dump_opts=("--skip-in-flight", "--network-lock", "skip"),
              once_only="once restored it is connected and waits on a listener of "
                        "the task, which --skip-in-flight drops"),
+    # a network namespace of its own: links, addresses, routes, sysctls,
+    # and sockets inside it; with a TCP connection inside it too
+    ZdtmTest("netns_own"),
+    ZdtmTest("netns_own", ("--established",), label="established",
+             cr_opts=("--tcp-established",)),
     ZdtmTest("memfd"),
     # deleted files held open or mapped, a deleted cwd (ghost files)
     ZdtmTest("ghost_files"),

@@ -1,0 +1,99 @@
+/*
+ * The ip tool of iproute2, which CRIU runs for a namespace's addresses,
+ * routes and rules: "ip addr save" writes the kernel's own RTM_NEWADDR
+ * messages behind a magic word, "ip addr restore" sends them again, and
+ * those files are CRIU's ifaddr/route/rule images byte for byte.  Run in
+ * our current netns, never through a shell, with a timeout.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LOG_PREFIX ""
+#include "common/log.h"
+#include "net/netns.h"
+
+#define IP_TIMEOUT_MS	30000
+#define IP_MAX_ARGS	8
+
+static void describe(const char *const args[], char *buf, size_t size)
+{
+	size_t len = snprintf(buf, size, "ip");
+
+	for (int i = 0; args[i] && len < size; i++)
+		len += snprintf(buf + len, size - len, " %s", args[i]);
+}
+
+/* The child's end: fds in place, then exec. */
+static void run_child(const char *const args[], int in_fd, int out_fd, int err_fd)
+{
+	char *argv[IP_MAX_ARGS + 2] = { "ip" };
+	int null = open("/dev/null", O_RDWR);
+
+	for (int i = 0; i < IP_MAX_ARGS && args[i]; i++)
+		argv[i + 1] = (char *)args[i];
+	dup2(in_fd >= 0 ? in_fd : null, 0);
+	dup2(out_fd >= 0 ? out_fd : null, 1);
+	dup2(err_fd, 2);
+	execvp("ip", argv);
+	dprintf(2, "cannot run ip: %s (Debian package iproute2)\n", strerror(errno));
+	_exit(127);
+}
+
+int ip_tool_run(const char *const args[], int in_fd, int out_fd)
+{
+	char what[128], why[256] = "";
+	struct timespec t0, now;
+	int err[2], status = 0;
+	ssize_t n;
+	pid_t pid;
+
+	describe(args, what, sizeof(what));
+	if (pipe2(err, O_CLOEXEC)) {
+		pr_perror("%s: pipe", what);
+		return -errno;
+	}
+	pid = fork();
+	if (pid < 0) {
+		pr_perror("%s: fork", what);
+		close(err[0]);
+		close(err[1]);
+		return -EIO;
+	}
+	if (pid == 0)
+		run_child(args, in_fd, out_fd, err[1]);
+	close(err[1]);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		pid_t w = waitpid(pid, &status, WNOHANG);
+
+		if (w == pid)
+			break;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000 >
+		    IP_TIMEOUT_MS) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			close(err[0]);
+			pr_err("%s: no answer in %d s", what, IP_TIMEOUT_MS / 1000);
+			return -ETIMEDOUT;
+		}
+		usleep(2000);
+	}
+	n = read(err[0], why, sizeof(why) - 1);
+	close(err[0]);
+	why[n > 0 ? n : 0] = '\0';
+	why[strcspn(why, "\n")] = '\0';
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return 0;
+	pr_err("%s failed (%s %d)%s%s", what,
+	       WIFEXITED(status) ? "exit status" : "signal",
+	       WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
+	       why[0] ? ": " : "", why);
+	return -EIO;
+}

@@ -1,0 +1,139 @@
+"""A tree in a network namespace of its own (issue 9): the namespace is
+dumped with it (netns-N.img, netdev-N.img, the ip tool's ifaddr, route,
+route6 and rule images) and made again before its tasks.
+
+test_zdtm runs netns_own (loopback, an address, a route, sysctls, sockets,
+a TCP connection inside) in every mode; here: a veth pair the test adds
+inside the namespace comes back with its indexes, addresses, MTU, flags,
+its own sysctls and a route through it, in every mode; the images decode
+with crit; the kinds we cannot restore are refused naming the link and
+the task, which runs on; a restore without the namespace's image fails
+cleanly."""
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from lib.badinput import dump_good, dump_must_refuse, restore_must_fail, restore_must_pass
+from lib.crit import crit_decode
+from lib.zdtm import ZdtmTest
+
+TIMEOUT = 20
+IFF_UP = 0x1
+# CRIU's order of net.ipv4.conf.* in the images (criu-lazy/net/net-conf.c)
+CONF4_FORWARDING = 12
+CONF4_RP_FILTER = 21
+
+
+def in_ns(pid, *argv, check=True):
+    """argv run inside the network namespace of pid; its stdout."""
+    p = subprocess.run(["nsenter", f"--net=/proc/{pid}/ns/net", *argv], capture_output=True,
+                       text=True, timeout=TIMEOUT)
+    assert not check or p.returncode == 0, f"{' '.join(argv)} in the netns of {pid}:\n{p.stderr}"
+    return p.stdout
+
+
+def ip_json(pid, *args):
+    return json.loads(in_ns(pid, "ip", "-j", *args) or "[]")
+
+
+def add_veth(pid):
+    """nsv0/nsv1 inside the namespace: addressed, up, MTU 9000, fixed MACs,
+    a route through nsv0 and a sysctl of nsv0's own."""
+    for cmd in (["ip", "link", "add", "nsv0", "mtu", "9000", "address", "02:00:00:00:77:01",
+                 "type", "veth", "peer", "name", "nsv1", "mtu", "9000", "address",
+                 "02:00:00:00:77:02"],
+                ["ip", "addr", "add", "10.79.0.1/24", "dev", "nsv0"],
+                ["ip", "addr", "add", "10.79.0.2/24", "dev", "nsv1"],
+                ["ip", "link", "set", "nsv0", "up"],
+                ["ip", "link", "set", "nsv1", "up"],
+                ["ip", "route", "add", "10.80.0.0/16", "via", "10.79.0.2", "dev", "nsv0"],
+                ["sh", "-c", "echo 2 > /proc/sys/net/ipv4/conf/nsv0/rp_filter"]):
+        in_ns(pid, *cmd)
+
+
+def net_state(pid):
+    links = {l["ifname"]: (l["ifindex"], l["mtu"], l.get("address"),
+                           "UP" in l["flags"], l.get("link"))
+             for l in ip_json(pid, "link")}
+    addrs = sorted((a["ifname"], i["family"], i["local"], i["prefixlen"])
+                   for a in ip_json(pid, "addr") for i in a["addr_info"]
+                   if i.get("scope") != "link")
+    routes = sorted(json.dumps(r, sort_keys=True) for r in ip_json(pid, "route"))
+    sysctl = in_ns(pid, "cat", "/proc/sys/net/ipv4/conf/nsv0/rp_filter").strip()
+    return links, addrs, routes, sysctl
+
+
+def one_entry(path):
+    e = crit_decode(path)["entries"]
+    assert len(e) == 1, f"{path.name} should hold one entry, holds {len(e)}"
+    return e[0]
+
+
+def test_netns_veth_pair(mode, zdtm):
+    task = zdtm(ZdtmTest("netns_own", ("--links", "3"), label="veth"), pid_ns=mode.pid_ns)
+    add_veth(task.pid)
+    before = net_state(task.pid)
+    assert before[0]["nsv0"][1] == 9000 and before[3] == "2"
+    mode.cycle(task, 1)
+    after = net_state(task.pid)
+    assert after == before, f"the namespace changed:\nbefore {before}\nafter  {after}"
+    # the route through the pair is the one the kernel takes
+    got = in_ns(task.pid, "ip", "route", "get", "10.80.1.1")
+    assert "via 10.79.0.2 dev nsv0" in got, got
+    task.check_pass()
+    mode.finish()
+
+
+def test_netns_images_decode_with_crit(tool, zdtm, workdir):
+    task = zdtm(ZdtmTest("netns_own"))
+    good = dump_good(tool, task, workdir)
+    ids = one_entry(good / f"ids-{task.pid}.img")
+    inv = crit_decode(good / "inventory.img")["entries"][0]
+    nsid = ids["net_ns_id"]
+    assert nsid != inv["root_ids"]["net_ns_id"], "the namespace was not told from ours"
+    devs = crit_decode(good / f"netdev-{nsid}.img")["entries"]
+    lo = [d for d in devs if d["name"] == "lo"]
+    assert len(devs) == 1 and lo and lo[0]["type"] == "LOOPBACK", devs
+    assert lo[0]["mtu"] == 16000 and int(str(lo[0]["flags"]), 0) & IFF_UP
+    ns = one_entry(good / f"netns-{nsid}.img")
+    assert ns["unix_conf"][0]["iarg"] == 77
+    assert ns["all_conf4"][CONF4_FORWARDING]["iarg"] == 1		# ip_forward
+    assert ns["def_conf4"][CONF4_RP_FILTER]["iarg"] == 2
+    for raw in ("ifaddr", "route", "rule"):
+        assert (good / f"{raw}-{nsid}.img").stat().st_size > 4, f"{raw}-{nsid}.img is empty"
+    restore_must_pass(tool, workdir, task, good)
+
+
+def test_netns_dump_refuses_unsupported_link(tool, zdtm, workdir):
+    task = zdtm(ZdtmTest("netns_own"))
+    in_ns(task.pid, "ip", "link", "add", "nsifb0", "type", "ifb")
+    dump_must_refuse(tool, task, workdir, r"link nsifb0 \(index \d+, kind ifb\)",
+                     rf"task {task.pid}\b", r"not supported")
+    in_ns(task.pid, "ip", "link", "del", "nsifb0")
+    task.check_pass()
+
+
+def test_netns_dump_refuses_veth_to_outside(tool, zdtm, workdir):
+    task = zdtm(ZdtmTest("netns_own"))
+    subprocess.run(["ip", "link", "add", "nsout0", "type", "veth", "peer", "name", "nsin0",
+                    "netns", str(task.pid)], check=True, timeout=TIMEOUT)
+    try:
+        dump_must_refuse(tool, task, workdir, r"link nsin0 .* task \d+ is a veth whose peer",
+                         r"--external veth")
+    finally:
+        subprocess.run(["ip", "link", "del", "nsout0"], timeout=TIMEOUT)
+    task.check_pass()
+
+
+def test_netns_restore_without_its_image(tool, zdtm, workdir):
+    task = zdtm(ZdtmTest("netns_own"))
+    good = dump_good(tool, task, workdir)
+    nsid = one_entry(good / f"ids-{task.pid}.img")["net_ns_id"]
+    bad = workdir / "images-bad"
+    shutil.copytree(good, bad)
+    (bad / f"netns-{nsid}.img").unlink()
+    restore_must_fail(tool, workdir, bad, task.pid, rf"netns-{nsid}\.img is missing",
+                      rf"task {task.pid}\b")
+    restore_must_pass(tool, workdir, task, good)
