@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/array.h"
 #include "common/log.h"
 #include "images/image.h"
 #include "images/pagemap.h"
@@ -101,16 +102,9 @@ static int pagemap_decode_entry(struct cr_img *img, size_t idx, const PagemapEnt
 
 static int pagemap_add_run(struct pagemap_index *pi, size_t *cap, const struct page_run *run)
 {
-	if (pi->nr_runs == *cap) {
-		size_t ncap = *cap ? *cap * 2 : 64;
-		struct page_run *n = realloc(pi->runs, ncap * sizeof(*n));
-
-		if (!n) {
-			pr_err("pagemap-%lu: out of memory for %zu runs\n", pi->id, ncap);
-			return -ENOMEM;
-		}
-		pi->runs = n;
-		*cap = ncap;
+	if (ARRAY_GROW(pi->runs, *cap, pi->nr_runs + 1, 64)) {
+		pr_err("pagemap-%lu: out of memory for %zu runs\n", pi->id, pi->nr_runs + 1);
+		return -ENOMEM;
 	}
 	pi->runs[pi->nr_runs++] = *run;
 	return 0;

@@ -10,6 +10,7 @@
 #include <sys/syscall.h>
 
 #include "attrs/task-attr.h"
+#include "common/array.h"
 #include "common/log.h"
 #include "dump/dump.h"
 #include "restore/restore.h"
@@ -58,16 +59,9 @@ static int parse_groups(struct dump_task *t, const char *status, struct task_cor
 
 		if (end == p)
 			break;
-		if (n == cap) {
-			uint32_t *grown;
-
-			cap = cap ? cap * 2 : 16;
-			grown = realloc(v, cap * sizeof(*v));
-			if (!grown) {
-				free(v);
-				return -ENOMEM;
-			}
-			v = grown;
+		if (ARRAY_GROW(v, cap, n + 1, 16)) {
+			free(v);
+			return -ENOMEM;
 		}
 		v[n++] = g;
 		p = end;

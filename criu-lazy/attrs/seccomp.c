@@ -30,6 +30,7 @@
 
 #define LOG_PREFIX ""
 #include "attrs/task-attr.h"
+#include "common/array.h"
 #include "common/log.h"
 #include "dump/dump.h"
 #include "images/image.h"
@@ -65,15 +66,8 @@ static int filter_find_or_add(struct dump_ctx *ctx, const void *insns, size_t le
 		    f->flags == flags && (prev < 0 ? !f->has_prev : f->has_prev && f->prev == prev))
 			return (int)i;
 	}
-	if (sc->nr == sc->cap) {
-		size_t cap = sc->cap ? sc->cap * 2 : 8;
-		SeccompFilter *grown = realloc(sc->v, cap * sizeof(*grown));
-
-		if (!grown)
-			return -ENOMEM;
-		sc->v = grown;
-		sc->cap = cap;
-	}
+	if (ARRAY_GROW(sc->v, sc->cap, sc->nr + 1, 8))
+		return -ENOMEM;
 	f = &sc->v[sc->nr];
 	seccomp_filter__init(f);
 	f->filter.data = malloc(len);

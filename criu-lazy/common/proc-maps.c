@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 
 #define LOG_PREFIX "maps: "
+#include "common/array.h"
 #include "common/log.h"
 #include "common/proc-maps.h"
 
@@ -51,16 +52,9 @@ int proc_maps_read(pid_t pid, struct proc_vma **vmas, size_t *nr)
 	}
 
 	while (getline(&line, &line_len, f) > 0) {
-		if (n == cap) {
-			struct proc_vma *grown;
-
-			cap = cap ? cap * 2 : 64;
-			grown = realloc(arr, cap * sizeof(*arr));
-			if (!grown) {
-				ret = -ENOMEM;
-				goto out;
-			}
-			arr = grown;
+		if (ARRAY_GROW(arr, cap, n + 1, 64)) {
+			ret = -ENOMEM;
+			goto out;
 		}
 		if (parse_line(line, &arr[n])) {
 			pr_err("%s: cannot parse line '%s'", path, line);

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "attrs/task-attr.h"
+#include "common/array.h"
 #include "common/log.h"
 #include "common/ptrace-inject.h"
 #include "dump/dump.h"
@@ -41,15 +42,8 @@ uint64_t dump_now_us(void)
 
 static int remember_name(struct dump_ctx *ctx, const char *name)
 {
-	if (ctx->nr_written == ctx->cap_written) {
-		size_t cap = ctx->cap_written ? ctx->cap_written * 2 : 32;
-		void *grown = realloc(ctx->written, cap * sizeof(*ctx->written));
-
-		if (!grown)
-			return -ENOMEM;
-		ctx->written = grown;
-		ctx->cap_written = cap;
-	}
+	if (ARRAY_GROW(ctx->written, ctx->cap_written, ctx->nr_written + 1, 32))
+		return -ENOMEM;
 	snprintf(ctx->written[ctx->nr_written++], IMG_NAME_MAX, "%s", name);
 	return 0;
 }

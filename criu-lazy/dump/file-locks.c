@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #define LOG_PREFIX ""
+#include "common/array.h"
 #include "common/log.h"
 #include "dump/dump.h"
 #include "files/fd-kind.h"
@@ -149,15 +150,8 @@ int dump_fd_locks(struct dump_ctx *ctx, const struct fd_probe *p, uint32_t file_
 		ret = known_lock(l, p, file_id, &e);
 		if (ret)
 			return ret < 0 ? ret : 0;
-		if (l->nr == l->cap) {
-			size_t cap = l->cap ? l->cap * 2 : 8;
-			struct dump_lock *grown = realloc(l->v, cap * sizeof(*grown));
-
-			if (!grown)
-				return -ENOMEM;
-			l->v = grown;
-			l->cap = cap;
-		}
+		if (ARRAY_GROW(l->v, l->cap, l->nr + 1, 8))
+			return -ENOMEM;
 		l->v[l->nr++] = (struct dump_lock){ .e = e, .file_id = file_id,
 						    .real_pid = p->t->pid };
 		pr_info("task %d: fd %d: %s from %lld, %lld bytes (0: to the end)", p->t->pid,

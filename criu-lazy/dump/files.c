@@ -23,6 +23,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "common/array.h"
 #include "common/log.h"
 #include "dump/dump.h"
 #include "files/fd-kind.h"
@@ -37,15 +38,8 @@ static struct dump_file *file_new(struct dump_files *files, const struct fd_kind
 {
 	struct dump_file *f;
 
-	if (files->nr == files->cap) {
-		size_t cap = files->cap ? files->cap * 2 : 32;
-		struct dump_file **grown = realloc(files->v, cap * sizeof(*grown));
-
-		if (!grown)
-			return NULL;
-		files->v = grown;
-		files->cap = cap;
-	}
+	if (ARRAY_GROW(files->v, files->cap, files->nr + 1, 32))
+		return NULL;
 	f = calloc(1, sizeof(*f));
 	if (!f)
 		return NULL;
@@ -402,16 +396,9 @@ int dump_fds(struct dump_ctx *ctx, struct dump_task *t)
 	while ((de = readdir(d))) {
 		if (de->d_name[0] == '.')
 			continue;
-		if (n == cap) {
-			int *grown;
-
-			cap = cap ? cap * 2 : 64;
-			grown = realloc(fds, cap * sizeof(*fds));
-			if (!grown) {
-				ret = -ENOMEM;
-				goto out;
-			}
-			fds = grown;
+		if (ARRAY_GROW(fds, cap, n + 1, 64)) {
+			ret = -ENOMEM;
+			goto out;
 		}
 		fds[n++] = atoi(de->d_name);
 	}

@@ -20,6 +20,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "common/array.h"
 #include "common/kernel-abi.h"
 #include "common/log.h"
 #include "dump/dump.h"
@@ -36,15 +37,8 @@ static int add_guard(struct task_mm *mm, const VmaEntry *v, uint64_t start, uint
 		mm->guards[mm->nr_guards - 1].end = end;
 		return 0;
 	}
-	if (mm->nr_guards == mm->cap_guards) {
-		size_t cap = mm->cap_guards ? mm->cap_guards * 2 : 16;
-		VmaEntry *grown = realloc(mm->guards, cap * sizeof(*grown));
-
-		if (!grown)
-			return -ENOMEM;
-		mm->guards = grown;
-		mm->cap_guards = cap;
-	}
+	if (ARRAY_GROW(mm->guards, mm->cap_guards, mm->nr_guards + 1, 16))
+		return -ENOMEM;
 	g = &mm->guards[mm->nr_guards++];
 	vma_entry__init(g);
 	g->start = start;

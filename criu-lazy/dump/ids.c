@@ -17,6 +17,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "common/array.h"
 #include "common/log.h"
 #include "dump/dump.h"
 
@@ -29,15 +30,8 @@ static uint32_t ns_id(struct dump_ns_ids *ns, uint64_t ino)
 	for (size_t i = 0; i < ns->nr; i++)
 		if (ns->v[i].ino == ino)
 			return ns->v[i].id;
-	if (ns->nr == ns->cap) {
-		size_t cap = ns->cap ? ns->cap * 2 : 16;
-		void *grown = realloc(ns->v, cap * sizeof(*ns->v));
-
-		if (!grown)
-			return 0;
-		ns->v = grown;
-		ns->cap = cap;
-	}
+	if (ARRAY_GROW(ns->v, ns->cap, ns->nr + 1, 16))
+		return 0;
 	ns->v[ns->nr].ino = ino;
 	ns->v[ns->nr].id = ++ns->next_id;
 	return ns->v[ns->nr++].id;

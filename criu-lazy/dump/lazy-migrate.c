@@ -32,6 +32,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/array.h"
 #include "common/evloop.h"
 #include "common/log.h"
 #include "common/tls.h"
@@ -60,15 +61,8 @@ int dump_lazy_add_run(struct dump_task *t, uint64_t vaddr, uint64_t nr_pages)
 		last->nr_pages += nr_pages;
 		return 0;
 	}
-	if (t->nr_lazy_runs == t->cap_lazy_runs) {
-		size_t cap = t->cap_lazy_runs ? t->cap_lazy_runs * 2 : 64;
-		struct ps_run *grown = realloc(t->lazy_runs, cap * sizeof(*grown));
-
-		if (!grown)
-			return -ENOMEM;
-		t->lazy_runs = grown;
-		t->cap_lazy_runs = cap;
-	}
+	if (ARRAY_GROW(t->lazy_runs, t->cap_lazy_runs, t->nr_lazy_runs + 1, 64))
+		return -ENOMEM;
 	t->lazy_runs[t->nr_lazy_runs++] = (struct ps_run){ vaddr, nr_pages, 0 };
 	return 0;
 }

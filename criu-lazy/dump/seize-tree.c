@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/array.h"
 #include "common/log.h"
 #include "dump/dump.h"
 
@@ -41,15 +42,8 @@ static struct dump_task *tree_add(struct dump_ctx *ctx, pid_t pid, struct dump_t
 {
 	struct dump_task *t;
 
-	if (ctx->nr_tasks == ctx->cap_tasks) {
-		size_t cap = ctx->cap_tasks ? ctx->cap_tasks * 2 : 8;
-		void *grown = realloc(ctx->tasks, cap * sizeof(*ctx->tasks));
-
-		if (!grown)
-			return NULL;
-		ctx->tasks = grown;
-		ctx->cap_tasks = cap;
-	}
+	if (ARRAY_GROW(ctx->tasks, ctx->cap_tasks, ctx->nr_tasks + 1, 8))
+		return NULL;
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return NULL;
@@ -84,17 +78,10 @@ static int read_children(struct dump_task *t, pid_t **out, size_t *nr)
 		if (!f)
 			continue;	/* a thread that just exited */
 		while (fscanf(f, "%d", &pid) == 1) {
-			if (*nr == cap) {
-				pid_t *grown;
-
-				cap = cap ? cap * 2 : 16;
-				grown = realloc(*out, cap * sizeof(pid_t));
-				if (!grown) {
-					fclose(f);
-					closedir(d);
-					return -ENOMEM;
-				}
-				*out = grown;
+			if (ARRAY_GROW(*out, cap, *nr + 1, 16)) {
+				fclose(f);
+				closedir(d);
+				return -ENOMEM;
 			}
 			(*out)[(*nr)++] = pid;
 		}

@@ -21,6 +21,7 @@
 #include <netlink/netlink.h>
 #include <netlink/socket.h>
 
+#include "common/array.h"
 #include "common/log.h"
 #include "dump/dump.h"
 
@@ -42,15 +43,8 @@ struct diag_query {
 
 static void cache_add(struct sock_diag_cache *sk, uint64_t ino, const char *desc)
 {
-	if (sk->nr == sk->cap) {
-		size_t cap = sk->cap ? sk->cap * 2 : 64;
-		struct sock_kind *grown = realloc(sk->v, cap * sizeof(*grown));
-
-		if (!grown)
-			return;		/* only the message gets less precise */
-		sk->v = grown;
-		sk->cap = cap;
-	}
+	if (ARRAY_GROW(sk->v, sk->cap, sk->nr + 1, 64))
+		return;		/* only the message gets less precise */
 	sk->v[sk->nr].ino = ino;
 	snprintf(sk->v[sk->nr].desc, sizeof(sk->v[sk->nr].desc), "%s", desc);
 	sk->nr++;

@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "attrs/task-attr.h"
+#include "common/array.h"
 #include "common/log.h"
 #include "common/ptrace-inject.h"
 #include "dump/dump.h"
@@ -151,15 +152,8 @@ static struct dump_thread *add_thread(struct dump_task *t, pid_t tid)
 {
 	struct dump_thread *th;
 
-	if (t->nr_threads == t->cap_threads) {
-		size_t cap = t->cap_threads ? t->cap_threads * 2 : 8;
-		void *grown = realloc(t->threads, cap * sizeof(*t->threads));
-
-		if (!grown)
-			return NULL;
-		t->threads = grown;
-		t->cap_threads = cap;
-	}
+	if (ARRAY_GROW(t->threads, t->cap_threads, t->nr_threads + 1, 8))
+		return NULL;
 	th = &t->threads[t->nr_threads++];
 	memset(th, 0, sizeof(*th));
 	th->tid = th->vtid = tid;

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #define LOG_PREFIX ""
+#include "common/array.h"
 #include "common/log.h"
 #include "dump/dump.h"
 #include "files/fd-kind.h"
@@ -114,15 +115,8 @@ static int epoll_dump(struct dump_ctx *ctx, const struct fd_probe *p, struct dum
 		ret = check_watch(p, tfd);
 		if (ret < 0)
 			return ret;
-		if (nr == cap) {
-			size_t ncap = cap ? cap * 2 : 8;
-			EventpollTfdEntry *grown = realloc(ed->tfds, ncap * sizeof(*grown));
-
-			if (!grown)
-				return -ENOMEM;
-			ed->tfds = grown;
-			cap = ncap;
-		}
+		if (ARRAY_GROW(ed->tfds, cap, nr + 1, 8))
+			return -ENOMEM;
 		t = &ed->tfds[nr++];
 		eventpoll_tfd_entry__init(t);
 		t->id = f->fe.id;

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/array.h"
 #include "common/evloop.h"
 #include "common/log.h"
 #include "lazy/lazy-daemon.h"
@@ -26,15 +27,8 @@ static uint64_t span_img_end(const struct lazy_span *s)
 
 static int inflight_add(struct lazy_task *t, const struct lazy_req *req)
 {
-	if (t->nr_inflight == t->cap_inflight) {
-		size_t cap = t->cap_inflight ? t->cap_inflight * 2 : 16;
-		struct lazy_req *grown = realloc(t->inflight, cap * sizeof(*grown));
-
-		if (!grown)
-			return -ENOMEM;
-		t->inflight = grown;
-		t->cap_inflight = cap;
-	}
+	if (ARRAY_GROW(t->inflight, t->cap_inflight, t->nr_inflight + 1, 16))
+		return -ENOMEM;
 	t->inflight[t->nr_inflight++] = *req;
 	return 0;
 }
@@ -83,15 +77,8 @@ static int inflight_cut(struct lazy_task *t, size_t i, uint64_t img, uint64_t im
 
 static int waiting_add(struct lazy_task *t, uint64_t img)
 {
-	if (t->nr_waiting == t->cap_waiting) {
-		size_t cap = t->cap_waiting ? t->cap_waiting * 2 : 16;
-		uint64_t *grown = realloc(t->waiting, cap * sizeof(*grown));
-
-		if (!grown)
-			return -ENOMEM;
-		t->waiting = grown;
-		t->cap_waiting = cap;
-	}
+	if (ARRAY_GROW(t->waiting, t->cap_waiting, t->nr_waiting + 1, 16))
+		return -ENOMEM;
 	t->waiting[t->nr_waiting++] = img;
 	return 0;
 }

@@ -12,6 +12,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "common/array.h"
 #include "common/evloop.h"
 #include "common/log.h"
 #include "lazy/lazy-daemon.h"
@@ -23,15 +24,8 @@
 
 int lazy_defer_fault(struct lazy_task *t, uint64_t addr)
 {
-	if (t->nr_deferred == t->cap_deferred) {
-		size_t cap = t->cap_deferred ? t->cap_deferred * 2 : 16;
-		uint64_t *grown = realloc(t->deferred, cap * sizeof(*grown));
-
-		if (!grown)
-			return -ENOMEM;
-		t->deferred = grown;
-		t->cap_deferred = cap;
-	}
+	if (ARRAY_GROW(t->deferred, t->cap_deferred, t->nr_deferred + 1, 16))
+		return -ENOMEM;
 	t->deferred[t->nr_deferred++] = addr;
 	return 0;
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/array.h"
 #include "lazy/lazy-model-int.h"
 
 uint64_t bits_assign(uint64_t *bits, uint64_t from, uint64_t to, bool value)
@@ -75,19 +76,11 @@ void lazy_model_free(struct lazy_model *m)
 /* Room for nr_pages bits in r's bitmap (grown by doubling, new words clear). */
 static int region_reserve_bits(struct lazy_region *r, uint64_t nr_pages)
 {
-	uint64_t want = bitmap_words(nr_pages), words = r->nr_words ? r->nr_words : 1;
-	uint64_t *grown;
+	size_t old = r->nr_words;
 
-	if (want <= r->nr_words)
-		return 0;
-	while (words < want)
-		words *= 2;
-	grown = realloc(r->pending, words * sizeof(uint64_t));
-	if (!grown)
+	if (ARRAY_GROW(r->pending, r->nr_words, bitmap_words(nr_pages), 1))
 		return -ENOMEM;
-	memset(grown + r->nr_words, 0, (words - r->nr_words) * sizeof(uint64_t));
-	r->pending = grown;
-	r->nr_words = words;
+	memset(r->pending + old, 0, (r->nr_words - old) * sizeof(uint64_t));
 	return 0;
 }
 
@@ -96,15 +89,8 @@ int region_insert(struct lazy_model *m, size_t at, uint64_t start, uint64_t end,
 {
 	struct lazy_region r = { .start = start, .end = end, .img_start = img_start };
 
-	if (m->nr_regions == m->cap_regions) {
-		size_t cap = m->cap_regions ? m->cap_regions * 2 : 4;
-		struct lazy_region *grown = realloc(m->regions, cap * sizeof(*grown));
-
-		if (!grown)
-			return -ENOMEM;
-		m->regions = grown;
-		m->cap_regions = cap;
-	}
+	if (ARRAY_GROW(m->regions, m->cap_regions, m->nr_regions + 1, 4))
+		return -ENOMEM;
 	if (region_reserve_bits(&r, region_pages(&r)))
 		return -ENOMEM;
 	memmove(&m->regions[at + 1], &m->regions[at], (m->nr_regions - at) * sizeof(r));

@@ -30,7 +30,7 @@ struct lazy_region {
 	uint64_t img_start;	/* dump-time address of start */
 	uint64_t *pending;	/* bit i: page start + i*4096 still to deliver */
 	uint64_t nr_pending;	/* never 0: an empty region is freed */
-	uint64_t nr_words;	/* allocated words of pending */
+	size_t nr_words;	/* allocated words of pending */
 };
 
 struct lazy_model {

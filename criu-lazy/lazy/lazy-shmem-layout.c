@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/array.h"
 #include "lazy/lazy-shmem.h"
 
 struct lazy_shm_vma *lazy_shm_find(const struct lazy_shm_map *m, uint64_t addr)
@@ -36,15 +37,8 @@ int lazy_shm_add(struct lazy_shm_map *m, const struct lazy_shm_vma *v)
 
 	if (v->start >= v->end)
 		return 0;
-	if (m->nr == m->cap) {
-		size_t cap = m->cap ? m->cap * 2 : 4;
-		struct lazy_shm_vma *grown = realloc(m->vmas, cap * sizeof(*grown));
-
-		if (!grown)
-			return -ENOMEM;
-		m->vmas = grown;
-		m->cap = cap;
-	}
+	if (ARRAY_GROW(m->vmas, m->cap, m->nr + 1, 4))
+		return -ENOMEM;
 	for (i = m->nr; i > 0 && m->vmas[i - 1].start > v->start; i--)
 		m->vmas[i] = m->vmas[i - 1];
 	m->vmas[i] = *v;

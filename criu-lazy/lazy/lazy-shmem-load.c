@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #define LOG_PREFIX "shmem: "
+#include "common/array.h"
 #include "common/log.h"
 #include "images/image.h"
 #include "images/vma-status.h"
@@ -188,17 +189,10 @@ static int read_registered(pid_t pid, struct reg_range **out, size_t *nr)
 			start = s;
 			end = e;
 		} else if (!strncmp(line, "VmFlags:", 8) && strstr(line, " um")) {
-			if (*nr == cap) {
-				struct reg_range *grown;
-
-				cap = cap ? cap * 2 : 16;
-				grown = realloc(*out, cap * sizeof(**out));
-				if (!grown) {
-					free(line);
-					fclose(f);
-					return -ENOMEM;
-				}
-				*out = grown;
+			if (ARRAY_GROW(*out, cap, *nr + 1, 16)) {
+				free(line);
+				fclose(f);
+				return -ENOMEM;
 			}
 			(*out)[(*nr)++] = (struct reg_range){ start, end };
 		}

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 
 #define LOG_PREFIX "shmem: "
+#include "common/array.h"
 #include "common/evloop.h"
 #include "common/log.h"
 #include "lazy/lazy-daemon.h"
@@ -66,15 +67,8 @@ static void askable_run(const struct lazy_shm_obj *o, uint64_t p, uint64_t lo, u
 
 static int add_waiter(struct lazy_shm_obj *o, const struct shm_waiter *w)
 {
-	if (o->nr_waiters == o->cap_waiters) {
-		size_t cap = o->cap_waiters ? o->cap_waiters * 2 : 16;
-		struct shm_waiter *grown = realloc(o->waiters, cap * sizeof(*grown));
-
-		if (!grown)
-			return -ENOMEM;
-		o->waiters = grown;
-		o->cap_waiters = cap;
-	}
+	if (ARRAY_GROW(o->waiters, o->cap_waiters, o->nr_waiters + 1, 16))
+		return -ENOMEM;
 	o->waiters[o->nr_waiters++] = *w;
 	return 0;
 }

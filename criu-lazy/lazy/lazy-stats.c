@@ -3,20 +3,14 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "common/array.h"
 #include "common/log.h"
 #include "lazy/lazy-stats.h"
 
 void lazy_stats_fault_latency(struct lazy_stats *s, uint64_t ns)
 {
-	if (s->nr_latency == s->cap_latency) {
-		size_t cap = s->cap_latency ? s->cap_latency * 2 : 4096;
-		uint32_t *grown = realloc(s->latency_ns, cap * sizeof(*grown));
-
-		if (!grown)
-			return;	/* the statistics lose a sample, nothing else */
-		s->latency_ns = grown;
-		s->cap_latency = cap;
-	}
+	if (ARRAY_GROW(s->latency_ns, s->cap_latency, s->nr_latency + 1, 4096))
+		return;	/* the statistics lose a sample, nothing else */
 	s->latency_ns[s->nr_latency++] = ns > UINT32_MAX ? UINT32_MAX : ns;
 }
 
@@ -42,16 +36,9 @@ long lazy_stats_proc_add(struct lazy_stats *s, pid_t pid)
 	for (size_t i = 0; i < s->nr_procs; i++)
 		if (s->procs[i].pid == pid)
 			return i;
-	if (s->nr_procs == s->cap_procs) {
-		size_t cap = s->cap_procs ? s->cap_procs * 2 : 8;
-		struct lazy_proc_stats *grown = realloc(s->procs, cap * sizeof(*grown));
-
-		if (!grown) {
-			pr_warn("no memory for the statistics of process %d: counted apart", pid);
-			return -1;
-		}
-		s->procs = grown;
-		s->cap_procs = cap;
+	if (ARRAY_GROW(s->procs, s->cap_procs, s->nr_procs + 1, 8)) {
+		pr_warn("no memory for the statistics of process %d: counted apart", pid);
+		return -1;
 	}
 	s->procs[s->nr_procs] = (struct lazy_proc_stats){ .pid = pid };
 	return s->nr_procs++;

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/array.h"
 #include "common/log.h"
 #include "common/tls.h"
 #include "lazy/remote-conn.h"
@@ -181,15 +182,8 @@ int rc_conn_send_get(struct rc_conn *c, const struct rc_get *g)
 	};
 	int ret;
 
-	if (c->out_len + sizeof(req) > c->out_cap) {
-		size_t cap = c->out_cap ? c->out_cap * 2 : 64 * sizeof(req);
-		char *grown = realloc(c->out, cap);
-
-		if (!grown)
-			return -ENOMEM;
-		c->out = grown;
-		c->out_cap = cap;
-	}
+	if (ARRAY_GROW(c->out, c->out_cap, c->out_len + sizeof(req), 64 * sizeof(req)))
+		return -ENOMEM;
 	ret = fifo_push(c, g);
 	if (ret)
 		return ret;

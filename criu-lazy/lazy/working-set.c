@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #define LOG_PREFIX "lazy: working set: "
+#include "common/array.h"
 #include "common/log.h"
 #include "lazy/working-set.h"
 
@@ -39,15 +40,8 @@ static struct ws_proc *proc_get(struct working_set *ws, pid_t pid)
 	for (size_t i = 0; i < ws->nr_procs; i++)
 		if (ws->procs[i].pid == pid)
 			return &ws->procs[i];
-	if (ws->nr_procs == ws->cap_procs) {
-		size_t cap = ws->cap_procs ? ws->cap_procs * 2 : 8;
-		struct ws_proc *grown = realloc(ws->procs, cap * sizeof(*grown));
-
-		if (!grown)
-			return NULL;
-		ws->procs = grown;
-		ws->cap_procs = cap;
-	}
+	if (ARRAY_GROW(ws->procs, ws->cap_procs, ws->nr_procs + 1, 8))
+		return NULL;
 	memset(&ws->procs[ws->nr_procs], 0, sizeof(ws->procs[0]));
 	ws->procs[ws->nr_procs].pid = pid;
 	return &ws->procs[ws->nr_procs++];
@@ -95,15 +89,8 @@ static int add(struct working_set *ws, pid_t pid, uint64_t img, uint32_t ms)
 
 	if (!p)
 		return -ENOMEM;
-	if (p->nr == p->cap) {
-		size_t cap = p->cap ? p->cap * 2 : 64;
-		struct ws_entry *grown = realloc(p->e, cap * sizeof(*grown));
-
-		if (!grown)
-			return -ENOMEM;
-		p->e = grown;
-		p->cap = cap;
-	}
+	if (ARRAY_GROW(p->e, p->cap, p->nr + 1, 64))
+		return -ENOMEM;
 	ret = set_add(p, img);
 	if (ret == 1)
 		p->e[p->nr++] = (struct ws_entry){ .img = img, .ms = ms };
@@ -223,13 +210,8 @@ static void *read_all(int dirfd, const char *name, size_t *len)
 	if (fd < 0)
 		return NULL;
 	for (;;) {
-		if (*len == cap) {
-			char *grown = realloc(buf, cap = cap ? cap * 2 : 65536);
-
-			if (!grown)
-				break;
-			buf = grown;
-		}
+		if (ARRAY_GROW(buf, cap, *len + 1, 65536))
+			break;
 		n = read(fd, buf + *len, cap - *len);
 		if (n <= 0) {
 			if (!n) {

@@ -25,6 +25,7 @@
 
 #define LOG_PREFIX ""
 #include "attrs/task-attr.h"
+#include "common/array.h"
 #include "common/log.h"
 #include "common/proc-maps.h"
 #include "images/vma-status.h"
@@ -219,15 +220,8 @@ static int add_fill(struct rst_plan *plan, size_t *cap, uint64_t file_off, uint6
 		last->len += len;
 		return 0;
 	}
-	if (plan->nr_fills == *cap) {
-		size_t ncap = *cap ? *cap * 2 : 256;
-		struct rst_fill *grown = realloc(plan->fills, ncap * sizeof(*grown));
-
-		if (!grown)
-			return -ENOMEM;
-		plan->fills = grown;
-		*cap = ncap;
-	}
+	if (ARRAY_GROW(plan->fills, *cap, plan->nr_fills + 1, 256))
+		return -ENOMEM;
 	plan->fills[plan->nr_fills++] = (struct rst_fill){ file_off, dst, len, cmp };
 	return 0;
 }

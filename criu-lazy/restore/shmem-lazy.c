@@ -30,6 +30,7 @@
 #include <sys/mman.h>
 
 #define LOG_PREFIX ""
+#include "common/array.h"
 #include "common/log.h"
 #include "images/pagemap.h"
 #include "images/vma-status.h"
@@ -104,14 +105,9 @@ static bool pages_in_views(struct rst_tree *tree, const struct rst_shmem *s)
 
 			if (!maps_object(ri, e, s))
 				continue;
-			if (nr == cap) {
-				uint64_t (*grown)[2] = realloc(v, (cap = cap ? cap * 2 : 8) * sizeof(*v));
-
-				if (!grown) {
-					free(v);
-					return false;
-				}
-				v = grown;
+			if (ARRAY_GROW(v, cap, nr + 1, 8)) {
+				free(v);
+				return false;
 			}
 			v[nr][0] = e->pgoff;
 			v[nr][1] = e->pgoff + (e->end - e->start);
