@@ -5,11 +5,14 @@ route6 and rule images) and made again before its tasks.
 test_zdtm runs netns_own (loopback, an address, a route, sysctls, sockets,
 a TCP connection inside) in every mode; here: a veth pair the test adds
 inside the namespace comes back with its indexes, addresses, MTU, flags,
-its own sysctls and a route through it, in every mode; the images decode
+its own sysctls and a route through it, in every mode; so do its
+iptables, ip6tables and nftables rules, the connections' lock left out of
+them; the images decode
 with crit; the kinds we cannot restore are refused naming the link and
 the task, which runs on; a restore without the namespace's image fails
 cleanly."""
 import json
+import re
 import shutil
 import subprocess
 
@@ -137,3 +140,43 @@ def test_netns_restore_without_its_image(tool, zdtm, workdir):
     restore_must_fail(tool, workdir, bad, task.pid, rf"netns-{nsid}\.img is missing",
                       rf"task {task.pid}\b")
     restore_must_pass(tool, workdir, task, good)
+
+
+def firewall(pid):
+    """The namespace's iptables and ip6tables rules (comments and counters
+    left out) and its nftables table inet nstest."""
+    def rules(tool):
+        return [re.sub(r"\[\d+:\d+\]", "", l) for l in in_ns(pid, tool).splitlines()
+                if l and not l.startswith("#")]
+    return (rules("iptables-save"), rules("ip6tables-save"),
+            in_ns(pid, "nft", "list", "table", "inet", "nstest"))
+
+
+@pytest.mark.parametrize("established", [False, True], ids=["plain", "established"])
+def test_netns_firewall(established, mode, zdtm):
+    """iptables, ip6tables and a table of nft's own come back as they were;
+    the network lock of the connections (taken inside the namespace, at
+    dump and again at restore) is gone from them."""
+    for tool in ("iptables-save", "ip6tables-save", "nft"):
+        if not shutil.which(tool):
+            pytest.fail(f"{tool} is missing: scripts/setup installs it", pytrace=False)
+    spec = (ZdtmTest("netns_own", ("--established",), label="fw-established",
+                     cr_opts=("--tcp-established",)) if established
+            else ZdtmTest("netns_own", label="fw"))
+    task = zdtm(spec, pid_ns=mode.pid_ns)
+    for cmd in (["iptables", "-A", "INPUT", "-p", "tcp", "--dport", "7999", "-j", "DROP"],
+                ["iptables", "-N", "NSCHAIN"],
+                ["iptables", "-A", "NSCHAIN", "-s", "10.81.0.0/16", "-j", "ACCEPT"],
+                ["ip6tables", "-A", "OUTPUT", "-p", "udp", "--dport", "7998", "-j", "REJECT"],
+                ["nft", "add", "table", "inet", "nstest"],
+                ["nft", "add", "chain", "inet", "nstest", "c",
+                 "{ type filter hook input priority 10 ; }"],
+                ["nft", "add", "rule", "inet", "nstest", "c", "tcp", "dport", "7997", "drop"]):
+        in_ns(task.pid, *cmd)
+    before = firewall(task.pid)
+    assert "7997" in before[2] and any("7999" in l for l in before[0])
+    mode.cycle(task, 1)
+    after = firewall(task.pid)
+    assert after == before, f"the firewall changed:\nbefore {before}\nafter  {after}"
+    task.check_pass()
+    mode.finish()

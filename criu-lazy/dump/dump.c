@@ -291,6 +291,7 @@ int cr_dump(struct opts *o)
 		.dirfd = -1,
 		.netns_fd = -1,
 		.own_netns_fd = -1,
+		.netns_fw = { -1, -1, -1 },
 		.next_pages_id = 1,
 		.next_kobj_id = 1,	/* 1 is ours: inventory.root_ids */
 		.srv = { .listen_fd = -1, .epfd = -1, .signal_fd = -1 },

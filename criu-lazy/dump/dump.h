@@ -225,8 +225,11 @@ struct dump_ctx {
 	struct pty_dump *pty;
 	char run_id[40];		/* inventory.dump_criu_run_id (a UUID) */
 	struct net_lock netlock;	/* --network-lock of TCP connections */
-	/* the tree's own netns (net/netns-dump.c): -1 when it is ours */
+	/* the tree's own netns (net/netns-dump.c): -1 when it is ours; its
+	 * firewall as saved before anything of ours locked it (memfds, -1:
+	 * none) */
 	int netns_fd, own_netns_fd;
+	int netns_fw[3];
 
 	char (*written)[IMG_NAME_MAX];	/* every image created: removed on failure */
 	size_t nr_written, cap_written;

@@ -19,6 +19,7 @@
 #define LOG_PREFIX ""
 #include "common/log.h"
 #include "files/net-lock.h"
+#include "net/netns.h"
 #include "options.h"
 
 #define TOOL_TIMEOUT_MS	30000
@@ -47,24 +48,6 @@ static const char *tool_of(int method, int family)
 	return family == AF_INET6 ? "ip6tables" : "iptables";
 }
 
-static bool in_path(const char *name)
-{
-	const char *path = getenv("PATH");
-	char buf[4096];
-
-	if (!path)
-		path = "/usr/bin:/bin";
-	while (*path) {
-		size_t n = strcspn(path, ":");
-
-		snprintf(buf, sizeof(buf), "%.*s/%s", (int)n, n ? path : ".", name);
-		if (!access(buf, X_OK))
-			return true;
-		path += n + (path[n] == ':');
-	}
-	return false;
-}
-
 int net_lock_check_tool(int method, int family, const char *who)
 {
 	const char *tool;
@@ -72,7 +55,7 @@ int net_lock_check_tool(int method, int family, const char *who)
 	if (method == NETWORK_LOCK_SKIP)
 		return 0;
 	tool = tool_of(method, family);
-	if (in_path(tool))
+	if (net_tool_found(tool))
 		return 0;
 	pr_err("%s: --network-lock %s needs %s, which is not in PATH (Debian package %s); "
 	       "or choose another --network-lock", who, net_lock_name(method), tool,

@@ -1,14 +1,16 @@
 /*
- * The ip tool of iproute2, which CRIU runs for a namespace's addresses,
- * routes and rules: "ip addr save" writes the kernel's own RTM_NEWADDR
+ * The tools CRIU runs for a namespace: iproute2's ip for its addresses,
+ * routes and rules ("ip addr save" writes the kernel's own RTM_NEWADDR
  * messages behind a magic word, "ip addr restore" sends them again, and
- * those files are CRIU's ifaddr/route/rule images byte for byte.  Run in
- * our current netns, never through a shell, with a timeout.
+ * those files are CRIU's ifaddr/route/rule images byte for byte), and
+ * iptables-save/-restore, nft for its firewall.  Run in our current
+ * netns, never through a shell, with a timeout.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -19,33 +21,60 @@
 #include "net/netns.h"
 
 #define IP_TIMEOUT_MS	30000
-#define IP_MAX_ARGS	8
+#define TOOL_MAX_ARGS	10
 
-static void describe(const char *const args[], char *buf, size_t size)
+bool net_tool_found(const char *name)
 {
-	size_t len = snprintf(buf, size, "ip");
+	const char *path = getenv("PATH");
+	char buf[4096];
 
-	for (int i = 0; args[i] && len < size; i++)
-		len += snprintf(buf + len, size - len, " %s", args[i]);
+	if (!path)
+		path = "/usr/bin:/bin";
+	while (*path) {
+		size_t n = strcspn(path, ":");
+
+		snprintf(buf, sizeof(buf), "%.*s/%s", (int)n, n ? path : ".", name);
+		if (!access(buf, X_OK))
+			return true;
+		path += n + (path[n] == ':');
+	}
+	return false;
+}
+
+static void describe(const char *const argv[], char *buf, size_t size)
+{
+	size_t len = snprintf(buf, size, "%s", argv[0]);
+
+	for (int i = 1; argv[i] && len < size; i++)
+		len += snprintf(buf + len, size - len, " %s", argv[i]);
 }
 
 /* The child's end: fds in place, then exec. */
 static void run_child(const char *const args[], int in_fd, int out_fd, int err_fd)
 {
-	char *argv[IP_MAX_ARGS + 2] = { "ip" };
+	char *argv[TOOL_MAX_ARGS + 1] = { NULL };
 	int null = open("/dev/null", O_RDWR);
 
-	for (int i = 0; i < IP_MAX_ARGS && args[i]; i++)
-		argv[i + 1] = (char *)args[i];
+	for (int i = 0; i < TOOL_MAX_ARGS && args[i]; i++)
+		argv[i] = (char *)args[i];
 	dup2(in_fd >= 0 ? in_fd : null, 0);
 	dup2(out_fd >= 0 ? out_fd : null, 1);
 	dup2(err_fd, 2);
-	execvp("ip", argv);
-	dprintf(2, "cannot run ip: %s (Debian package iproute2)\n", strerror(errno));
+	execvp(argv[0], argv);
+	dprintf(2, "cannot run %s: %s\n", argv[0], strerror(errno));
 	_exit(127);
 }
 
 int ip_tool_run(const char *const args[], int in_fd, int out_fd)
+{
+	const char *argv[TOOL_MAX_ARGS + 1] = { "ip" };
+
+	for (int i = 0; i < TOOL_MAX_ARGS - 1 && args[i]; i++)
+		argv[i + 1] = args[i];
+	return net_tool_run(argv, in_fd, out_fd);
+}
+
+int net_tool_run(const char *const args[], int in_fd, int out_fd)
 {
 	char what[128], why[256] = "";
 	struct timespec t0, now;

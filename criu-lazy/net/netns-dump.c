@@ -10,6 +10,8 @@
  *   ifaddr-N.img   "ip addr save"          (raw, no magic of ours)
  *   route-N.img    "ip route save"         route6-N.img: "ip -6 route save"
  *   rule-N.img     "ip rule save"
+ *   iptables-N.img, ip6tables-N.img, nftables-N.img: its firewall
+ *                  (netfilter.c), saved as the dump enters it
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -79,7 +81,8 @@ int dump_netns_enter(struct dump_ctx *ctx)
 	}
 	pr_info("the tree of task %d has a network namespace of its own: dumped with it",
 		ctx->root->pid);
-	return 0;
+	/* before anything of ours (the network lock) is in its firewall */
+	return net_fw_save(ctx->netns_fw);
 }
 
 void dump_netns_leave(struct dump_ctx *ctx)
@@ -91,6 +94,36 @@ void dump_netns_leave(struct dump_ctx *ctx)
 	if (ctx->netns_fd >= 0)
 		close(ctx->netns_fd);
 	ctx->own_netns_fd = ctx->netns_fd = -1;
+	for (int k = 0; k < NET_FW_NR; k++) {
+		if (ctx->netns_fw[k] >= 0)
+			close(ctx->netns_fw[k]);
+		ctx->netns_fw[k] = -1;
+	}
+}
+
+/* A firewall saved at enter time into its raw image. */
+static int fw_write(struct dump_ctx *ctx, int k, uint32_t id)
+{
+	char file[64], buf[65536];
+	int src = ctx->netns_fw[k], fd, ret = 0;
+	ssize_t n;
+
+	if (src < 0)
+		return 0;
+	snprintf(file, sizeof(file), "%s-%u.img", net_fw_images[k], id);
+	fd = dump_raw_open(ctx, file);
+	if (fd < 0)
+		return fd;
+	lseek(src, 0, SEEK_SET);
+	while ((n = read(src, buf, sizeof(buf))) > 0)
+		if (write(fd, buf, n) != n) {
+			ret = -EIO;
+			break;
+		}
+	if (n < 0 || ret)
+		pr_perror("can't write %s", file);
+	close(fd);
+	return n < 0 ? -errno : ret;
 }
 
 static int write_netns_conf(struct dump_ctx *ctx, uint32_t id)
@@ -162,5 +195,7 @@ int dump_netns_write(struct dump_ctx *ctx)
 			      (const char *const[]){ "-6", "route", "save", NULL });
 	if (!ret)
 		ret = ip_save(ctx, "rule", id, (const char *const[]){ "rule", "save", NULL });
+	for (int k = 0; k < NET_FW_NR && !ret; k++)
+		ret = fw_write(ctx, k, id);
 	return ret;
 }

@@ -4,7 +4,8 @@
  * (and so the whole tree) is created inside and every socket a task
  * makes is the namespace's.  In CRIU's order: the namespace's sysctls
  * (defaults first, so new links take them), the links (netdev-restore.c),
- * then "ip addr|route|rule restore" from the raw images; last, the
+ * then "ip addr|route|rule restore" from the raw images, the firewall
+ * (netfilter.c); last, the
  * network lock of the tree's TCP connections, as the dump held it in the
  * old namespace (files/inet-tcp.c removes it when they leave repair).
  */
@@ -167,6 +168,8 @@ static int setup(struct rst_tree *tree, uint32_t id, const NetnsEntry *ne)
 				 (const char *const[]){ "-6", "route", "restore", NULL }, false);
 	if (!ret)
 		ret = rules(tree->dirfd, id);
+	if (!ret)
+		ret = net_fw_restore(tree->dirfd, id);
 	return ret;
 }
 

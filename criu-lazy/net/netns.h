@@ -52,6 +52,23 @@ int net_conf_write(const char *dir, const char *const *names, size_t nr_names,
  * stdin / stdout (-1: /dev/null).  0, or -EIO logged with the first line
  * it printed on stderr. */
 int ip_tool_run(const char *const args[], int in_fd, int out_fd);
+/* The same for any tool: argv[0] looked up in PATH. */
+int net_tool_run(const char *const argv[], int in_fd, int out_fd);
+/* argv[0] is in PATH. */
+bool net_tool_found(const char *name);
+
+/* --- the firewall (netfilter.c) --- */
+
+/* iptables-N.img, ip6tables-N.img, nftables-N.img: CRIU's names */
+enum { NET_FW_IPTABLES, NET_FW_IP6TABLES, NET_FW_NFTABLES, NET_FW_NR };
+extern const char *const net_fw_images[NET_FW_NR];
+/* The rules of our current netns, each kind into a memfd of @fds (-1:
+ * its tool is not here, or, for nftables, no table of its own).  -errno
+ * logged. */
+int net_fw_save(int fds[NET_FW_NR]);
+/* Load whichever of the images exist, as saved.  -errno logged (a
+ * missing tool names its Debian package). */
+int net_fw_restore(int dirfd, uint32_t id);
 
 /* --- dump (netns-dump.c, netdev-dump.c) --- */
 
