@@ -17,6 +17,10 @@
 #include "fs.pb-c.h"
 #include "ghost-file.pb-c.h"
 #include "inventory.pb-c.h"
+#include "ipc-msg.pb-c.h"
+#include "ipc-sem.pb-c.h"
+#include "ipc-shm.pb-c.h"
+#include "ipc-var.pb-c.h"
 #include "memfd.pb-c.h"
 #include "mm.pb-c.h"
 #include "netdev.pb-c.h"
@@ -88,6 +92,15 @@ static const struct img_type_info img_types[IMG_NR_TYPES] = {
 				"NETNS",      &netns_entry__descriptor },
 	[IMG_NETDEV]	    = { "netdev-%lu.img",	 IMG_COMMON_MAGIC,  NETDEV_MAGIC,
 				"NETDEV",     &net_device_entry__descriptor },
+	/* an IPC namespace's, numbered by its ids-PID.img ipc_ns_id */
+	[IMG_IPCNS_VAR]	    = { "ipcns-var-%lu.img",	 IMG_COMMON_MAGIC,  IPCNS_VAR_MAGIC,
+				"IPC_VAR",    &ipc_var_entry__descriptor },
+	[IMG_IPCNS_SHM]	    = { "ipcns-shm-%lu.img",	 IMG_COMMON_MAGIC,  IPCNS_SHM_MAGIC,
+				"IPCNS_SHM",  &ipc_shm_entry__descriptor },
+	[IMG_IPCNS_MSG]	    = { "ipcns-msg-%lu.img",	 IMG_COMMON_MAGIC,  IPCNS_MSG_MAGIC,
+				"IPCNS_MSG",  &ipc_msg_entry__descriptor },
+	[IMG_IPCNS_SEM]	    = { "ipcns-sem-%lu.img",	 IMG_COMMON_MAGIC,  IPCNS_SEM_MAGIC,
+				"IPCNS_SEM",  &ipc_sem_entry__descriptor },
 };
 
 const struct img_type_info *img_type_info(enum img_type type)

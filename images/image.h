@@ -45,6 +45,10 @@ enum img_type {
 	IMG_TCP_STREAM,		/* tcp-stream-INO.img (hex)	tcp_stream_entry + raw queues */
 	IMG_NETNS,		/* netns-NSID.img		netns_entry */
 	IMG_NETDEV,		/* netdev-NSID.img		net_device_entry* */
+	IMG_IPCNS_VAR,		/* ipcns-var-NS.img		ipc_var_entry */
+	IMG_IPCNS_SHM,		/* ipcns-shm-NS.img		ipc_shm_entry* */
+	IMG_IPCNS_MSG,		/* ipcns-msg-NS.img		(ipc_msg_entry, (ipc_msg + raw)*)* */
+	IMG_IPCNS_SEM,		/* ipcns-sem-NS.img		(ipc_sem_entry + raw values)* */
 	IMG_NR_TYPES
 };
 

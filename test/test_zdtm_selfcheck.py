@@ -41,7 +41,7 @@ from lib.mutate_task import (change_cmdline, change_r12, change_ro_data, change_
                              queue_blocked_sighup, stop_the_thread, zero_region_page0)
 from lib.mutate_fds import (add_to_eventfd_20, add_to_eventfd_30, arm_timerfd_23,
                             change_ghost_20, change_memfd_23, chmod_croot, link_lr_keep_again, change_memfd_map_20,
-                            poke_devzero_a_page3, poke_expected_loginuid,
+                            poke_devzero_a_page3, poke_expected_loginuid, poke_sysv_a,
                             poke_expected_subreaper, poke_expected_umask,
                             poke_recorded_membarrier, poke_recorded_timer_id,
                             raise_netns_dgram_qlen,
@@ -139,6 +139,7 @@ CASES = [
     (ZdtmTest("chroot_root"), chmod_croot, r"the root has mode 040755"),
     (ZdtmTest("memfd_map"), change_memfd_map_20, r"shared: the mapping differs"),
     (ZdtmTest("mmap_devzero"), poke_devzero_a_page3, r"parent: a page 3"),
+    (ZdtmTest("sysv_ipc"), poke_sysv_a, r"A through its first attachment"),
     (ZdtmTest("tree", ("--children", "1")), poke_tree_inherited_page3,
      r"inherited page 3 is wrong"),
     (ZdtmTest("tree_forker"), poke_forker_child_memory, r"child \d+ ended with status 0x100"),

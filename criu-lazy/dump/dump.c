@@ -201,8 +201,8 @@ static int write_task_images(struct dump_ctx *ctx, struct dump_task *t)
  * The stages once everything is collected, in this order:
  *   1. resolve the files (what ties them; every refusal left: peers
  *      outside the tree, files in flight, which backlogs will be read)
- *   2. every image but the files': inventory, pstree, locks, seccomp,
- *      each task's (cores, mm, fdinfo, pages, ...), stats
+ *   2. every image but the files': inventory, pstree, locks, seccomp, the
+ *      tree's IPC namespace (checked first: ipc-ns.c), each task's (cores, mm, fdinfo, pages, ...), stats
  *   3. the point of no return: what only changing the tree reads (a
  *      listener's connections accepted to read their data, unix-backlog.c)
  *      and the files in flight it carries
@@ -214,7 +214,9 @@ static int write_images(struct dump_ctx *ctx)
 {
 	int ret;
 
-	ret = dump_resolve_files(ctx);
+	ret = dump_ipc_ns_check(ctx);
+	if (!ret)
+		ret = dump_resolve_files(ctx);
 	if (!ret)
 		ret = dump_write_inventory(ctx);
 	if (!ret)
@@ -225,6 +227,9 @@ static int write_images(struct dump_ctx *ctx)
 		ret = dump_file_locks_write(ctx);
 	if (!ret)
 		ret = dump_seccomp_write(ctx);
+	/* before the tasks' shared memory, which must not reuse a segment's id */
+	if (!ret)
+		ret = dump_ipc_ns(ctx);
 	for (size_t i = 0; i < ctx->nr_tasks && !ret; i++)
 		ret = write_task_images(ctx, ctx->tasks[i]);
 	if (!ret)
@@ -382,6 +387,7 @@ out:
 	dump_seccomp_free(&ctx);
 	free(ctx.ns.v);
 	free(ctx.shmids_done);
+	free(ctx.sysv_shmids);
 	free(ctx.written);
 	dump_netns_leave(&ctx);
 	close(ctx.dirfd);

@@ -211,6 +211,8 @@ struct dump_ctx {
 	uint32_t next_kobj_id;		/* vm/files/fs/sighand ids of ids-PID.img */
 	uint64_t *shmids_done;		/* shared memory objects already written */
 	size_t nr_shmids_done;
+	uint64_t *sysv_shmids;		/* SysV segments written (ipc-ns.c) */
+	size_t nr_sysv_shmids;
 
 	struct dump_files files;
 	struct dump_ns_ids ns;
@@ -328,6 +330,11 @@ void dump_lazy_fini(struct dump_ctx *ctx);
 int dump_find_zero_pfn(struct dump_ctx *ctx);
 int dump_pages(struct dump_ctx *ctx, struct dump_task *t);
 int dump_shmem(struct dump_ctx *ctx, struct dump_task *t);
+/* ipc-ns.c, ipc-msg-sem.c: the tree's own IPC namespace */
+bool dump_ipc_ns_own(const struct dump_ctx *ctx);
+int dump_ipc_ns_check(struct dump_ctx *ctx);
+int dump_ipc_ns(struct dump_ctx *ctx);
+int dump_ipc_msg_sem(struct dump_ctx *ctx, uint32_t ns_id);
 /* The data of a shmem object open as @fd (a memfd): pagemap-shmem-<shmid>.img */
 int dump_shmem_write_fd(struct dump_ctx *ctx, int fd, uint64_t shmid, uint64_t size);
 /* A userfaultfd-registered shared VMA (a lazy restore's): its pages filled first */

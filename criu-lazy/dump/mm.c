@@ -216,7 +216,13 @@ static int fill_vma(struct dump_ctx *ctx, struct dump_task *t, const struct proc
 	} else if (!strcmp(p, "[heap]")) {
 		v->status |= VMA_AREA_HEAP;
 	} else if (m->shared && (has_prefix(p, "/SYSV"))) {
-		return refuse_vma(t, m, "SysV shared memory");
+		/* as CRIU: shared anonymous memory whose shmid is the segment's
+		 * id (its inode); ipc-ns.c dumps the segment */
+		v->status = VMA_AREA_REGULAR | VMA_ANON_SHARED | VMA_AREA_SYSVIPC;
+		v->flags = MAP_SHARED | MAP_ANONYMOUS;
+		v->shmid = m->ino;
+		v->has_fdflags = true;
+		v->fdflags = (m->prot & PROT_WRITE) || fl->may_write ? O_RDWR : O_RDONLY;
 	} else if (m->shared && (has_prefix(p, "/dev/zero") || has_prefix(p, "[anon_shmem:"))) {
 		v->status = VMA_AREA_REGULAR | VMA_ANON_SHARED;
 		v->flags = MAP_SHARED | MAP_ANONYMOUS;

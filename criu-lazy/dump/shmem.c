@@ -40,7 +40,8 @@ static int mark_from_pagemap(struct dump_task *t, uint64_t shmid, uint8_t *want,
 	for (size_t i = 0; i < t->mm.nr_vmas; i++) {
 		const VmaEntry *v = &t->mm.vmas[i];
 
-		if (!(v->status & VMA_ANON_SHARED) || v->shmid != shmid)
+		if (!(v->status & VMA_ANON_SHARED) || (v->status & VMA_AREA_SYSVIPC) ||
+		    v->shmid != shmid)
 			continue;
 		for (uint64_t a = v->start; a < v->end; a += PAGE_SZ) {
 			uint64_t pme, idx = (v->pgoff + (a - v->start)) / PAGE_SZ;
@@ -252,8 +253,18 @@ int dump_shmem(struct dump_ctx *ctx, struct dump_task *t)
 		uint64_t *done;
 		int ret;
 
-		if (!(v->status & VMA_ANON_SHARED))
+		/* SysV segments are the IPC namespace's (ipc-ns.c) */
+		if (!(v->status & VMA_ANON_SHARED) || (v->status & VMA_AREA_SYSVIPC))
 			continue;
+		/* both kinds name their pagemap-shmem image by their id (as CRIU does) */
+		for (size_t j = 0; j < ctx->nr_sysv_shmids; j++)
+			if (ctx->sysv_shmids[j] == v->shmid)
+				return dump_task_error(t, -EOPNOTSUPP, "shared memory %llu mapped at "
+						       "0x%llx by task %d has the id of a SysV segment: "
+						       "both would be pagemap-shmem-%llu.img",
+						       (unsigned long long)v->shmid,
+						       (unsigned long long)v->start, t->pid,
+						       (unsigned long long)v->shmid);
 		/* one object, written once, whichever task of the tree maps it */
 		for (size_t j = 0; j < ctx->nr_shmids_done; j++)
 			if (ctx->shmids_done[j] == v->shmid)

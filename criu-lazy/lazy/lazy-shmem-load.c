@@ -260,7 +260,8 @@ static int memfd_shmid(struct lazy_daemon *d, const VmaEntry *v, uint64_t *shmid
 
 static bool is_shared_memory(const VmaEntry *v)
 {
-	return (v->status & VMA_ANON_SHARED) ||
+	/* SysV segments come filled (restore/ipc-ns.c) */
+	return ((v->status & VMA_ANON_SHARED) && !(v->status & VMA_AREA_SYSVIPC)) ||
 	       ((v->status & VMA_AREA_MEMFD) && (v->status & VMA_FILE_SHARED));
 }
 

@@ -26,7 +26,7 @@
 #define VMA_STATUS_SUPPORTED (VMA_AREA_REGULAR | VMA_AREA_STACK | VMA_AREA_VSYSCALL | \
 			      VMA_AREA_VDSO | VMA_AREA_HEAP | VMA_FILE_PRIVATE | \
 			      VMA_FILE_SHARED | VMA_ANON_SHARED | VMA_ANON_PRIVATE | \
-			      VMA_AREA_VVAR | VMA_AREA_MEMFD)
+			      VMA_AREA_VVAR | VMA_AREA_MEMFD | VMA_AREA_SYSVIPC)
 
 static int load_one(int dirfd, enum img_type type, unsigned long id,
 		    const ProtobufCMessageDescriptor *desc, void *out)
@@ -218,7 +218,8 @@ static int load_shmems(int dirfd, struct rst_images *ri)
 		struct rst_shmem *s = NULL;
 		int ret;
 
-		if (!(v->status & VMA_ANON_SHARED))
+		/* SysV segments are the IPC namespace's (ipc-ns.c) */
+		if (!(v->status & VMA_ANON_SHARED) || (v->status & VMA_AREA_SYSVIPC))
 			continue;
 		for (size_t k = 0; k < ri->nr_shmems; k++)
 			if (ri->shmems[k].shmid == v->shmid)

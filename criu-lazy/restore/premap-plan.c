@@ -200,7 +200,7 @@ static int plan_vmas(const struct rst_images *ri, struct rst_plan *plan)
 			vp->shm = rst_memfd_shmem(ri, rst_file_find(ri, v->shmid)->memfd->inode_id);
 		else if (v->status & (VMA_FILE_PRIVATE | VMA_FILE_SHARED))
 			vp->file = rst_file_find(ri, (uint32_t)v->shmid)->reg;
-		if (v->status & VMA_ANON_SHARED) {
+		if ((v->status & VMA_ANON_SHARED) && !(v->status & VMA_AREA_SYSVIPC)) {
 			for (size_t k = 0; k < ri->nr_shmems; k++)
 				if (ri->shmems[k].shmid == v->shmid)
 					vp->shm = &ri->shmems[k];

@@ -13,6 +13,8 @@
  *                       made and filled by the restore process (shmem.c),
  *                       each VMA mapped from it through
  *                       /proc/self/map_files at its offset
+ *   SysV attachment     shmat() of the segment (ipc-ns.c made it), its
+ *                       part moved to the slot (child_premap_sysv)
  *
  * VMAs with pages to fill are mapped read-write here; the blob sets the
  * dumped protection after moving them.  A private VMA the parent premapped
@@ -25,6 +27,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/shm.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -163,6 +166,48 @@ static int premap_shmem(struct rst_child *c, const struct rst_shmem *s)
 }
 
 /*
+ * A SysV attachment (the segment exists: the restore process made it in
+ * the tree's IPC namespace, ours, ipc-ns.c): shmat() maps a whole segment
+ * from its start, so attach it anywhere and move the VMA's part of it
+ * (pgoff, length) to its slot, then drop the rest.  Each VMA piece is one
+ * attach as the kernel counts them (shm_nattch), as it was.  Read-only if
+ * the dumped attach was (fdflags), executable if the VMA is.
+ */
+int child_premap_sysv(struct rst_child *c, const struct rst_vma_plan *vp)
+{
+	const VmaEntry *v = vp->vma;
+	uint64_t len = v->end - v->start, size;
+	int flags = (v->has_fdflags && (v->fdflags & O_ACCMODE) == O_RDONLY ? SHM_RDONLY : 0) |
+		    (v->prot & PROT_EXEC ? SHM_EXEC : 0);
+	struct shmid_ds ds;
+	char *p;
+
+	if (shmctl((int)v->shmid, IPC_STAT, &ds))
+		return child_err(c, errno, "task %d: SysV segment %llu (mapped at 0x%llx): %s",
+				 c->ri->pid, (unsigned long long)v->shmid,
+				 (unsigned long long)v->start, strerror(errno));
+	size = (ds.shm_segsz + RST_PAGE_SIZE - 1) & ~(uint64_t)(RST_PAGE_SIZE - 1);
+	p = shmat((int)v->shmid, NULL, flags);
+	if (p == (void *)-1)
+		return child_err(c, errno, "task %d: cannot attach SysV segment %llu: %s",
+				 c->ri->pid, (unsigned long long)v->shmid, strerror(errno));
+	if (mremap(p + v->pgoff, len, len, MREMAP_MAYMOVE | MREMAP_FIXED,
+		   (void *)(uintptr_t)vp->premap) == MAP_FAILED) {
+		int err = errno;
+
+		shmdt(p);
+		return child_err(c, err, "task %d: cannot move SysV segment %llu to 0x%llx: %s",
+				 c->ri->pid, (unsigned long long)v->shmid,
+				 (unsigned long long)v->start, strerror(err));
+	}
+	if (v->pgoff)
+		munmap(p, v->pgoff);
+	if (v->pgoff + len < size)
+		munmap(p + v->pgoff + len, size - v->pgoff - len);
+	return 0;
+}
+
+/*
  * Runs before the task forks its own children, which inherit what it maps
  * here (premap-cow.c).
  */
@@ -179,7 +224,9 @@ int child_premap(struct rst_child *c)
 
 		if (vp->inherit)
 			continue;
-		if (v->status & VMA_AREA_MEMFD)
+		if (v->status & VMA_AREA_SYSVIPC)
+			ret = child_premap_sysv(c, vp);
+		else if (v->status & VMA_AREA_MEMFD)
 			;	/* below, with the shared objects */
 		else if (v->status & (VMA_FILE_PRIVATE | VMA_FILE_SHARED))
 			ret = premap_file(c, vp);

@@ -73,7 +73,8 @@ static _Noreturn void wait_task(pid_t pid)
 
 int cr_restore(struct opts *o)
 {
-	struct rst_tree tree = { .o = o, .dirfd = -1, .ev_r = -1, .ev_w = -1, .lazy_sock = -1 };
+	struct rst_tree tree = { .o = o, .dirfd = -1, .ev_r = -1, .ev_w = -1, .lazy_sock = -1,
+				.ipc = { .host_fd = -1, .ns_fd = -1 } };
 	pid_t root;
 	int ret;
 

@@ -241,6 +241,15 @@ struct rst_proc {
 };
 
 /* The whole tree: read by tree-load.c, built by tree.c, driven by stages.c. */
+/* The IPC namespace a tree had of its own, made anew (ipc-ns.c). */
+struct rst_ipc {
+	bool new_ns;			/* the root's ipc ns was not the dumper's */
+	uint32_t ns_id;			/* ipcns-*-<ns_id>.img */
+	int host_fd, ns_fd;		/* ours, the new one (-1 until made) */
+	struct IpcShmEntry **shm;	/* ipcns-shm: every segment */
+	size_t nr_shm;
+};
+
 struct rst_tree {
 	const struct opts *o;
 	int dirfd;
@@ -255,6 +264,7 @@ struct rst_tree {
 	uint64_t lazy_features;
 	bool lazy_daemon_ours;		/* criu-lazy's daemon: it fills shared memory */
 	struct rst_share share;		/* files shared between processes */
+	struct rst_ipc ipc;		/* the tree's own IPC namespace (ipc-ns.c) */
 	uint64_t t_start, fork_us, pages_filled;
 };
 
@@ -356,9 +366,20 @@ struct rst_shmem *rst_memfd_shmem(const struct rst_images *ri, uint64_t inode_id
 
 /* shmem.c: the tree's shared memory objects (anonymous, memfds) */
 int rst_shmem_create(struct rst_tree *tree);
+/* Read an object's dumped pages (PE_PRESENT runs of @pi) into @addr. */
+int rst_shmem_fill(const struct pagemap_index *pi, uint64_t shmid, void *addr);
 /* shmem-lazy.c: may the object be left empty for the lazy-pages daemon? */
 bool rst_shmem_lazy(struct rst_tree *tree, const struct rst_shmem *s, uint64_t features);
 void rst_shmem_release(struct rst_tree *tree);
+/* ipc-ns.c, ipc-msg-sem.c: the tree's IPC namespace and its SysV objects */
+int rst_ipc_ns_load(struct rst_tree *tree);
+int rst_ipc_ns_create(struct rst_tree *tree);
+int rst_ipc_ns_leave(struct rst_tree *tree);
+int rst_ipc_ns_removed(struct rst_tree *tree);
+void rst_ipc_ns_free(struct rst_tree *tree);
+int rst_ipc_msg_sem(struct rst_tree *tree);
+/* premap.c: a task's attachment of a SysV segment */
+int child_premap_sysv(struct rst_child *c, const struct rst_vma_plan *vp);
 
 /* ghost.c: the deleted files of the tree, made again while the tasks open
  * them (remap-fpath.img, ghost-file-N.img) */

@@ -51,7 +51,8 @@ static bool maps_object(const struct rst_images *ri, const VmaEntry *v, const st
 	if (s->memfd)
 		return (v->status & VMA_AREA_MEMFD) && v->shmid <= UINT32_MAX &&
 		       is_memfd_of(ri, rst_file_find(ri, (uint32_t)v->shmid), s->memfd->inode_id);
-	return (v->status & VMA_ANON_SHARED) && v->shmid == s->shmid;
+	return (v->status & VMA_ANON_SHARED) && !(v->status & VMA_AREA_SYSVIPC) &&
+	       v->shmid == s->shmid;
 }
 
 /* Why no VMA or descriptor of process ri may leave s lazy, or NULL. */

@@ -36,19 +36,19 @@
 
 
 
-static int fill_object(const struct rst_shmem *s, void *addr)
+int rst_shmem_fill(const struct pagemap_index *pi, uint64_t shmid, void *addr)
 {
 	char file[32];
 
-	pages_file_name(s->pi.pages_id, file, sizeof(file));
-	for (size_t r = 0; r < s->pi.nr_runs; r++) {
-		const struct page_run *run = &s->pi.runs[r];
+	pages_file_name(pi->pages_id, file, sizeof(file));
+	for (size_t r = 0; r < pi->nr_runs; r++) {
+		const struct page_run *run = &pi->runs[r];
 		uint64_t len = run->nr_pages * RST_PAGE_SIZE, done = 0;
 
 		if (!(run->flags & PE_PRESENT))
 			continue;
 		while (done < len) {
-			ssize_t n = pread(s->pi.pages_fd, (char *)addr + run->vaddr + done,
+			ssize_t n = pread(pi->pages_fd, (char *)addr + run->vaddr + done,
 					  len - done, run->pages_off + done);
 
 			if (n < 0 && errno == EINTR)
@@ -57,7 +57,7 @@ static int fill_object(const struct rst_shmem *s, void *addr)
 				pr_err("%s: cannot read %llu bytes at offset %llu for shared memory "
 				       "%llu: %s", file, (unsigned long long)(len - done),
 				       (unsigned long long)(run->pages_off + done),
-				       (unsigned long long)s->shmid,
+				       (unsigned long long)shmid,
 				       n ? strerror(errno) : "unexpected end of file");
 				return n ? -errno : -EIO;
 			}
@@ -122,7 +122,7 @@ static void *create_memfd(const struct rst_shmem *s)
 	rw = mmap(NULL, s->obj_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (rw == MAP_FAILED)
 		goto err;
-	if (!s->lazy && fill_object(s, rw)) {
+	if (!s->lazy && rst_shmem_fill(&s->pi, s->shmid, rw)) {
 		munmap(rw, s->obj_size);
 		goto out;
 	}
@@ -196,7 +196,7 @@ int rst_shmem_create(struct rst_tree *tree)
 			}
 			s->obj = (uint64_t)(uintptr_t)addr;
 			s->lazy = rst_shmem_lazy(tree, s, features);
-			ret = s->lazy ? 0 : fill_object(s, addr);
+			ret = s->lazy ? 0 : rst_shmem_fill(&s->pi, s->shmid, addr);
 			if (ret)
 				return ret;
 			pr_debug("shared memory %llu: %llu bytes at 0x%llx%s",

@@ -85,6 +85,23 @@ static int stage_ghosts_remove(struct rst_tree *tree)
 	return 0;
 }
 
+static int stage_ipc_ns(struct rst_tree *tree)
+{
+	int ret = rst_ipc_ns_load(tree);
+
+	return ret ? ret : rst_ipc_ns_create(tree);
+}
+
+static int stage_ipc_leave(struct rst_tree *tree)
+{
+	return rst_ipc_ns_leave(tree);
+}
+
+static int stage_ipc_removed(struct rst_tree *tree)
+{
+	return rst_ipc_ns_removed(tree);
+}
+
 static int stage_shmem(struct rst_tree *tree)
 {
 	return rst_shmem_create(tree);
@@ -341,12 +358,15 @@ static const struct rst_stage stages[] = {
 	{ "read and check the images", stage_load, false },
 	/* before the objects: which daemon it is decides whether they are lazy */
 	{ "connect to the lazy-pages daemon", stage_lazy_connect, true },
+	/* the restore process enters it, so the tasks it forks are born there */
+	{ "make the tree's IPC namespace and its SysV objects", stage_ipc_ns, false },
 	{ "create the shared memory objects of the tree", stage_shmem, false },
 	{ "plan each process's memory", stage_plan, false },
 	{ "find the files processes share, and who creates each", stage_share, false },
 	/* the restore stays in it: the tasks are made inside */
 	{ "make the tree's own network namespace again", rst_netns_create, false },
 	{ "create the tasks with their pids", stage_create, false },
+	{ "the restore process goes back to its own IPC namespace", stage_ipc_leave, false },
 	{ "sessions and process groups", stage_groups, false },
 	{ "zombies and helpers exit", stage_dead, false },
 	{ "tasks sharing another's descriptor table keep their helper fds apart in it",
@@ -354,6 +374,7 @@ static const struct rst_stage stages[] = {
 	{ "each task rebuilds itself: memory, files, then its restorer", stage_rebuild, false },
 	{ "a task sharing another's descriptor table rebuilds itself once its owner has "
 	  "restored it", stage_fdt_sharers, false },
+	{ "SysV segments removed while attached are removed again", stage_ipc_removed, false },
 	{ "tell the daemon about the zombies", stage_lazy_zombies, true },
 	{ "hand each process's userfaultfd to the daemon, as each blob stops", stage_lazy_handover, true },
 	{ "as each restorer ends: registers, last syscalls", stage_finalize, false },

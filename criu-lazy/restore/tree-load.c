@@ -339,6 +339,7 @@ int rst_tree_load(struct rst_tree *tree)
 void rst_tree_free(struct rst_tree *tree)
 {
 	rst_shmem_release(tree);
+	rst_ipc_ns_free(tree);
 	rst_share_free(tree);
 	rst_ghosts_free(tree);
 	for (size_t i = 0; i < tree->nr; i++) {

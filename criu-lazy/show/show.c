@@ -21,6 +21,7 @@
 #include "images/image.h"
 #include "images/pagemap.h"
 #include "options.h"
+#include "show/show-ipc.h"
 #include "show/show-json.h"
 
 #include "ghost-file.pb-c.h"
@@ -118,6 +119,8 @@ static int show_entries(struct json_writer *j, struct cr_img *img, enum img_type
 		else if (type == IMG_TCP_STREAM)
 			ret = show_skip_raw(img, ((TcpStreamEntry *)msg)->inq_len +
 					    ((TcpStreamEntry *)msg)->outq_len);
+		else
+			ret = show_ipc_skip(img, type, msg);
 		protobuf_c_message_free_unpacked(msg, NULL);
 		if (ret)
 			return ret;

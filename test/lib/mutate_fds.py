@@ -248,6 +248,15 @@ def poke_devzero_a_page3(task):
     poke(task.pid, int(a[0].split("-")[0], 16) + 3 * 4096 + 7, b"\x00\x42")
 
 
+def poke_sysv_a(task):
+    """A byte of sysv_ipc's segment A, through its whole attachment."""
+    with open(f"/proc/{task.pid}/maps") as f:
+        a = [l for l in f if "/SYSV5a170001" in l and l.split()[2] == "00000000" and
+             int(l.split()[0].split("-")[1], 16) - int(l.split()[0].split("-")[0], 16) == 4 * 4096]
+    assert a, "no whole attachment of A"
+    poke(task.pid, int(a[0].split("-")[0], 16) + 5, b"\x00\x42")
+
+
 def send_to_udp_22(task):
     """A datagram more to fd 22 of inet_sockets, at its address."""
     import socket

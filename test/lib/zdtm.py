@@ -193,6 +193,10 @@ ZDTM_TESTS = [
     # MAP_SHARED of /dev/zero: shared anonymous memory under another name
     ZdtmTest("mmap_devzero"),
     ZdtmTest("mmap_devzero", ("--child",), label="tree", tree=True),
+    # SysV IPC of a tree in an IPC namespace of its own: segments attached
+    # or not, read-only, locked, removed; queues, semaphores, sysctls
+    ZdtmTest("sysv_ipc"),
+    ZdtmTest("sysv_ipc", ("--child",), label="tree", tree=True),
     ZdtmTest("cwd_umask_rlimit"),
     ZdtmTest("oom_score_adj"),
     ZdtmTest("loginuid"),

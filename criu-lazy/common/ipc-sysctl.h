@@ -1,0 +1,23 @@
+/*
+ * The IPC sysctls of a namespace (ipcns-var.img): read at dump, written
+ * back at restore, both from a thread inside that namespace, since
+ * /proc/sys/kernel/sem, msg*, shm* and the fs/mqueue sysctls show the IPC
+ * namespace of whoever reads them.
+ */
+#ifndef CRIU_LAZY_COMMON_IPC_SYSCTL_H
+#define CRIU_LAZY_COMMON_IPC_SYSCTL_H
+
+#include <stdbool.h>
+
+#include "ipc-var.pb-c.h"
+
+/* Fill @e (sem_ctls: 4 values in @sem); a *_next_id of -1 (unset: the
+ * kernel refuses to be given -1) is left out.  0 or -errno (logged). */
+int ipc_sysctl_read(IpcVarEntry *e, uint32_t sem[4]);
+
+/* Write @e back: the limits, or (@next_ids) only the *_next_id present,
+ * which must come after the objects are made (each creation consumes
+ * them).  0 or -errno (logged, naming the sysctl). */
+int ipc_sysctl_write(const IpcVarEntry *e, bool next_ids);
+
+#endif

@@ -1,0 +1,103 @@
+"""SysV IPC where it goes wrong, and its images as crit reads them.
+
+The program is test/zdtm/sysv_ipc.c (its success in every mode is in
+test_zdtm.py; a SysV segment of the host's IPC namespace is refused in
+test_shared_memory.py): a tree whose child has an IPC namespace of its own
+is refused by the dump, the tree unharmed; images that lack a segment, its
+contents or the namespace's sysctls fail the restore naming what is
+missing, leaving nothing behind (no task, and the new IPC namespace goes
+with the restore), and the undamaged images then restore.
+"""
+import json
+import subprocess
+
+import pytest
+
+from lib.tool import assert_error_line, assert_ok
+from lib.zdtm import ZdtmTest
+from lib.badinput import (DUMP_TIMEOUT, damaged_copy, dump_good, restore_must_fail,
+                          restore_must_pass)
+
+
+def ns_id(good, tool):
+    """The ipc_ns_id the images are numbered by (the root's)."""
+    names = sorted(p.name for p in good.glob("ipcns-var-*.img"))
+    assert len(names) == 1, names
+    return int(names[0][len("ipcns-var-"):-len(".img")])
+
+
+@pytest.fixture
+def dumped(tool, zdtm, workdir):
+    task = zdtm(ZdtmTest("sysv_ipc"))
+    return task, dump_good(tool, task, workdir)
+
+
+def test_nested_ipc_ns_refused(tool, zdtm, workdir):
+    task = zdtm(ZdtmTest("sysv_ipc", ("--nested",), label="nested", tree=True))
+    before = task.snapshot()
+    imgdir = workdir / "images"
+    imgdir.mkdir()
+    res = tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT)
+    assert_error_line(res, "dump", r"not in the IPC namespace of the tree's root",
+                      r"IPC namespaces inside the tree are not supported")
+    assert not list(imgdir.iterdir()), "images were left behind"
+    task.expect_unharmed(before)
+    task.check_pass()
+
+
+@pytest.mark.parametrize("image,patterns", [
+    ("ipcns-shm-{ns}.img", (r"mm-\d+\.img", r"SysV segment \d+, which", r"ipcns-shm-{ns}\.img")),
+    ("pagemap-shmem-0.img", (r"pagemap-shmem-0\.img",)),
+    ("ipcns-var-{ns}.img", (r"ipcns-var-{ns}\.img", r"missing")),
+], ids=["segments", "contents", "sysctls"])
+def test_restore_without(image, patterns, dumped, tool, workdir):
+    task, good = dumped
+    ns = ns_id(good, tool)
+    bad = damaged_copy(good, workdir)
+    (bad / image.format(ns=ns)).unlink()
+    restore_must_fail(tool, workdir, bad, task.pid, *(p.format(ns=ns) for p in patterns))
+    restore_must_pass(tool, workdir, task, good)
+
+
+def crit_decode(path):
+    res = subprocess.run(["crit", "decode", "-i", str(path)], capture_output=True, text=True,
+                         timeout=60)
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout)
+
+
+def test_images_as_crit_reads_them(dumped, tool):
+    """Our decoder and crit agree on the IPC images (crit's extra data, the
+    messages and values, left out).  crit's reader of ipcns-shm takes the
+    contents inline whatever in_pagemaps says (CRIU 4 writes them to
+    pagemap-shmem, as we do), so only its first entry is compared."""
+    task, good = dumped
+    ns = ns_id(good, tool)
+    for kind in ("var", "shm", "msg", "sem"):
+        path = good / f"ipcns-{kind}-{ns}.img"
+        res = tool.run(["show", path], 30)
+        assert_ok(res, f"show {path.name}")
+        ours = json.loads(res.stdout)
+        theirs = crit_decode(path)
+        assert ours["magic"] == theirs["magic"]
+        for e in theirs["entries"]:
+            e.pop("extra", None)
+        if kind == "shm":
+            assert len(ours["entries"]) == 5
+            assert ours["entries"][0] == theirs["entries"][0]
+            assert all(e["in_pagemaps"] for e in ours["entries"])
+        else:
+            assert ours["entries"] == theirs["entries"], kind
+    var = json.loads(tool.run(["show", good / f"ipcns-var-{ns}.img"], 30).stdout)["entries"][0]
+    assert var["shm_ctlmni"] == 1234 and var["msg_ctlmax"] == 4000
+    sem = crit_decode(good / f"ipcns-sem-{ns}.img")["entries"]
+    assert sem[0]["extra"] == [0, 1, 5, 32767]
+    msg = crit_decode(good / f"ipcns-msg-{ns}.img")["entries"]
+    assert [m["mtype"] for m in msg[0]["extra"][0::2]] == [1, 7, 2]
+    # each attachment as CRIU writes it: shared anonymous memory + SysV
+    # (VMA_AREA_REGULAR | VMA_ANON_SHARED | VMA_AREA_SYSVIPC), shmid = the id
+    mm = crit_decode(next(good.glob("mm-*.img")))["entries"][0]
+    sysv = [v for v in mm["vmas"] if v["status"] & 0x400]
+    assert len(sysv) == 7, mm["vmas"]
+    assert all(v["status"] == 0x501 and v["flags"] == 0x21 for v in sysv), sysv
+    assert sorted({int(v["shmid"]) for v in sysv}) == [0, 2, 3, 4]
