@@ -165,23 +165,44 @@ static int premap_shmem(struct rst_child *c, const struct rst_shmem *s)
 	return ret;
 }
 
+/* The address a SysV VMA's shmat() returned: its start less its offset. */
+static uint64_t sysv_base(const VmaEntry *v)
+{
+	return v->start - v->pgoff;
+}
+
+static bool same_attach(const VmaEntry *a, const VmaEntry *b)
+{
+	return (a->status & VMA_AREA_SYSVIPC) && (b->status & VMA_AREA_SYSVIPC) &&
+	       a->shmid == b->shmid && sysv_base(a) == sysv_base(b);
+}
+
 /*
- * A SysV attachment (the segment exists: the restore process made it in
- * the tree's IPC namespace, ours, ipc-ns.c): shmat() maps a whole segment
- * from its start, so attach it anywhere and move the VMA's part of it
- * (pgoff, length) to its slot, then drop the rest.  Each VMA piece is one
- * attach as the kernel counts them (shm_nattch), as it was.  Read-only if
- * the dumped attach was (fdflags), executable if the VMA is.
+ * A SysV attach (the segment exists: the restore process made it in the
+ * tree's IPC namespace, ours, ipc-ns.c).  One shmat() may have become
+ * several VMAs (mprotect splits, munmap holes): they are one attach only
+ * if they share its struct file, which shmdt() goes by.  So the attach is
+ * made once, for the first of its VMAs, anywhere, then each VMA's part of
+ * it (pgoff, length) is moved to that VMA's slot, and what is left of it
+ * (holes, tail) unmapped.  Each VMA counts as one attach in shm_nattch, as
+ * it did.  Read-only if the dumped attach was (fdflags), executable if a
+ * VMA of it is.
  */
 int child_premap_sysv(struct rst_child *c, const struct rst_vma_plan *vp)
 {
+	const struct rst_plan *plan = c->plan;
 	const VmaEntry *v = vp->vma;
-	uint64_t len = v->end - v->start, size;
-	int flags = (v->has_fdflags && (v->fdflags & O_ACCMODE) == O_RDONLY ? SHM_RDONLY : 0) |
-		    (v->prot & PROT_EXEC ? SHM_EXEC : 0);
+	int flags = v->has_fdflags && (v->fdflags & O_ACCMODE) == O_RDONLY ? SHM_RDONLY : 0;
 	struct shmid_ds ds;
+	uint64_t size;
 	char *p;
 
+	for (const struct rst_vma_plan *q = plan->vmas; q < vp; q++)
+		if (same_attach(q->vma, v))
+			return 0;	/* moved with the first VMA of its attach */
+	for (const struct rst_vma_plan *q = vp; q < plan->vmas + plan->nr_vmas; q++)
+		if (same_attach(q->vma, v) && (q->vma->prot & PROT_EXEC))
+			flags |= SHM_EXEC;
 	if (shmctl((int)v->shmid, IPC_STAT, &ds))
 		return child_err(c, errno, "task %d: SysV segment %llu (mapped at 0x%llx): %s",
 				 c->ri->pid, (unsigned long long)v->shmid,
@@ -191,19 +212,22 @@ int child_premap_sysv(struct rst_child *c, const struct rst_vma_plan *vp)
 	if (p == (void *)-1)
 		return child_err(c, errno, "task %d: cannot attach SysV segment %llu: %s",
 				 c->ri->pid, (unsigned long long)v->shmid, strerror(errno));
-	if (mremap(p + v->pgoff, len, len, MREMAP_MAYMOVE | MREMAP_FIXED,
-		   (void *)(uintptr_t)vp->premap) == MAP_FAILED) {
-		int err = errno;
+	for (const struct rst_vma_plan *q = vp; q < plan->vmas + plan->nr_vmas; q++) {
+		uint64_t len = q->vma->end - q->vma->start;
 
-		shmdt(p);
-		return child_err(c, err, "task %d: cannot move SysV segment %llu to 0x%llx: %s",
-				 c->ri->pid, (unsigned long long)v->shmid,
-				 (unsigned long long)v->start, strerror(err));
+		if (!same_attach(q->vma, v))
+			continue;
+		if (mremap(p + q->vma->pgoff, len, len, MREMAP_MAYMOVE | MREMAP_FIXED,
+			   (void *)(uintptr_t)q->premap) == MAP_FAILED) {
+			int err = errno;
+
+			munmap(p, size);
+			return child_err(c, err, "task %d: cannot move SysV segment %llu to 0x%llx: %s",
+					 c->ri->pid, (unsigned long long)v->shmid,
+					 (unsigned long long)q->vma->start, strerror(err));
+		}
 	}
-	if (v->pgoff)
-		munmap(p, v->pgoff);
-	if (v->pgoff + len < size)
-		munmap(p + v->pgoff + len, size - v->pgoff - len);
+	munmap(p, size);	/* what no VMA took */
 	return 0;
 }
 

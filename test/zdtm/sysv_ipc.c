@@ -7,6 +7,10 @@
  *   B  IPC_PRIVATE, 2 pages, written, not attached
  *   C  key 0x5a170003, 1 page, attached read-only (SHM_RDONLY)
  *   D  key 0x5a170004, 1 page, locked (SHM_LOCK), attached
+ *   F  IPC_PRIVATE, 64 MiB, only pages 0 and 10000 written, not attached
+ *      (the dump writes those two: test_sysv_ipc.py)
+ *   A is attached a third time with its middle page unmapped (a hole
+ *   CRIU refuses: two VMAs of one attach), detached after the checks
  *   E  IPC_PRIVATE, 1 page, attached and removed (IPC_RMID: SHM_DEST; a
  *      removed segment's key is gone, so its maps name would change with one)
  *   Q  a message queue (key 0x5a170010, qbytes 4096) with 3 messages,
@@ -43,7 +47,8 @@
 #define A_SIZE		(3 * PAGE_SIZE + 100)
 #define SEED		0x5a17ULL
 #define SEED_CHILD	0xc41dULL
-#define NR_SHM		5
+#define NR_SHM		6
+#define F_SIZE		(64UL << 20)
 
 static int with_child, nested;
 
@@ -62,13 +67,14 @@ static struct seg segs[NR_SHM] = {
 	{ .name = "C", .key = 0x5a170003, .size = PAGE_SIZE, .mode = 0604 },
 	{ .name = "D", .key = 0x5a170004, .size = PAGE_SIZE, .mode = 0600 },
 	{ .name = "E", .key = IPC_PRIVATE, .size = PAGE_SIZE, .mode = 0660 },
+	{ .name = "F", .key = IPC_PRIVATE, .size = F_SIZE, .mode = 0600 },
 };
 
 static const struct { long type; size_t len; } msgs[] = { { 1, 10 }, { 7, 300 }, { 2, 1 } };
 static const unsigned short sem_vals[4] = { 0, 1, 5, 32767 };
 static int q_id, q_empty, sem_id;
 static pid_t nested_pid;
-static uint8_t *a1, *a2, *a3, *c, *d, *e;
+static uint8_t *a1, *a2, *a3, *a4, *c, *d, *e;
 
 static void *attach(struct seg *s, int flags)
 {
@@ -114,7 +120,12 @@ static void make_objects(void)
 		if (s->id < 0)
 			fail("shmget %s: %m", s->name);
 		p = attach(s, 0);
-		pattern_fill(p, s->size, SEED + i);
+		if (s->size == F_SIZE) {	/* sparse */
+			pattern_fill(p, PAGE_SIZE, SEED + i);
+			pattern_fill(p + 10000 * PAGE_SIZE, PAGE_SIZE, SEED + i + 1);
+		} else {
+			pattern_fill(p, s->size, SEED + i);
+		}
 		shmdt(p);
 	}
 	if (shmctl(segs[0].id, IPC_STAT, &segs[0].ds))
@@ -129,6 +140,9 @@ static void make_objects(void)
 	a2 = attach(&segs[0], 0);
 	if (mprotect(a2 + PAGE_SIZE, PAGE_SIZE, PROT_READ))
 		fail("mprotect A's second attachment: %m");
+	a4 = attach(&segs[0], 0);
+	if (munmap(a4 + PAGE_SIZE, PAGE_SIZE))
+		fail("munmap in A's third attachment: %m");
 	c = attach(&segs[2], SHM_RDONLY);
 	d = attach(&segs[3], 0);
 	e = attach(&segs[4], 0);
@@ -219,6 +233,18 @@ static void check_semaphores(void)
 			fail("semaphore %d is %u, not %u", i, v[i], sem_vals[i]);
 }
 
+static void detach_expect(void *at, unsigned long vmas)
+{
+	struct shmid_ds before, after;
+
+	if (shmctl(segs[0].id, IPC_STAT, &before) || shmdt(at) ||
+	    shmctl(segs[0].id, IPC_STAT, &after))
+		fail("shmdt of an attachment of A: %m");
+	if (before.shm_nattch - after.shm_nattch != vmas)
+		fail("shmdt of an attachment of A: %lu attachments gone, not %lu",
+		     (unsigned long)(before.shm_nattch - after.shm_nattch), vmas);
+}
+
 /* The child, after the restore: its own attachment of A, then page 2. */
 static int child_check(void *arg)
 {
@@ -289,6 +315,14 @@ int main(int argc, char **argv)
 	b = attach(&segs[1], SHM_RDONLY);
 	pattern_expect("B", b, 2 * PAGE_SIZE, SEED + 1);
 	shmdt(b);
+	b = attach(&segs[5], SHM_RDONLY);
+	pattern_expect("F page 0", b, PAGE_SIZE, SEED + 5);
+	pattern_expect("F page 10000", b + 10000 * PAGE_SIZE, PAGE_SIZE, SEED + 6);
+	zero_expect("F page 5000", b + 5000 * PAGE_SIZE, PAGE_SIZE);
+	shmdt(b);
+	pattern_expect("A's third attachment, page 0", a4, PAGE_SIZE, SEED);
+	if (memcmp(a4 + 2 * PAGE_SIZE, a1 + 2 * PAGE_SIZE, A_SIZE - 2 * PAGE_SIZE))
+		fail("A's third attachment after its hole does not show A's pages 2-3");
 	if (!mprotect(c, PAGE_SIZE, PROT_READ | PROT_WRITE) || errno != EACCES)
 		fail("C's read-only attachment can be made writable (%m)");
 	/* one segment: a write through one attachment shows in the other */
@@ -307,7 +341,9 @@ int main(int argc, char **argv)
 	}
 	if (nested && (kill(nested_pid, SIGKILL) || waitpid(nested_pid, NULL, 0) != nested_pid))
 		fail("the nested child: %m");
-	if (shmdt(a1))
-		fail("shmdt of A's first attachment: %m");
+	/* shmdt takes every VMA of one attach: both halves of a4 */
+	detach_expect(a4, 2);
+	detach_expect(a2, 3);	/* and the three of a2's mprotect split */
+	detach_expect(a1, 1);
 	pass();
 }
