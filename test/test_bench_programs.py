@@ -207,3 +207,19 @@ def test_tree_raw_refuses(args):
     res = run_tree_raw(*args)
     assert res.returncode != 0 and res.stderr.startswith("tree_raw: bad arguments"), (
         res.stdout + res.stderr)
+
+
+def test_touch_raw():
+    """The reads of scripts/bench prefetch's function on pages the process
+    wrote, pages copied in before, and pages copied in beside other copies:
+    a tenth of the pages each time, every figure measured."""
+    d = run_json("touch_raw", "--size", SIZE)
+    assert d["pages"] == SIZE // 4096 // 10, d
+    assert all(d[k] > 0 for k in ("self_s", "uffd_s", "uffd_bg_s")), d
+
+
+@pytest.mark.parametrize("args", [("--size", "4K"), ("--size", "5000"), ("extra",)])
+def test_touch_raw_refuses(args):
+    res = run("touch_raw", *args)
+    assert res.returncode != 0 and res.stderr.startswith("touch_raw: bad arguments"), (
+        res.stdout + res.stderr)

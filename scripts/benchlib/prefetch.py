@@ -52,6 +52,7 @@ from .lazy import human, not_alive, parse_size
 HELP = "a function's cold start: eager, lazy, lazy with its working set (local, remote)"
 
 WORKLOAD = BENCH_BIN / "function_workload"
+TOUCH_RAW = BENCH_BIN / "touch_raw"
 ADDRESS = "127.0.0.1"
 TIMEOUT_START = 120
 TIMEOUT_DUMP = 300
@@ -59,6 +60,7 @@ TIMEOUT_RESTORE = 120
 TIMEOUT_READY = 30
 TIMEOUT_CALL = 120
 TIMEOUT_EXIT = 120
+TIMEOUT_TOUCH = 300
 WS = "working-set"
 
 
@@ -225,6 +227,7 @@ class PrefetchSuite(Suite):
             "remote+ws": dict(mode="remote+ws", ws=True, remote=True),
         }
         runs = {k: [] for k in modes}
+        touches = []
         watch = CpuWatch().start()
         for rep in range(self.args.reps):
             log(f"  round {rep + 1} of {self.args.reps}")
@@ -232,6 +235,7 @@ class PrefetchSuite(Suite):
                 if kw.get("ws"):
                     self.use_record()
                 runs[k].append(self.call(**kw))
+            touches.append(self.touch_raw())
         med = {k: statistics.median(x["s"] for x in v) for k, v in runs.items()}
         others = watch.read()
         r.section(f"cold start of a function reading 10% of {human(self.size)}, "
@@ -268,6 +272,33 @@ class PrefetchSuite(Suite):
             r.ratio(f"bound_{k}_close", f"bound / {k}: how close {k} comes", bound / med[k])
         self.ctx.extra["runs"] = runs
 
+        # The floor under the bound: the same reads in a process of our own,
+        # by who put the pages there (test/bench/touch_raw.c).
+        r.section("the function's reads alone, by who put the pages there (touch_raw)")
+        t = {k: statistics.median(x[k] for x in touches)
+             for k in ("self_s", "uffd_s", "uffd_bg_s")}
+        us = 1e6 / touches[0]["pages"]
+        r.figure("touch_self_s", "written by the process itself", t["self_s"], "s",
+                 f"{t['self_s'] * us:.1f} us a page")
+        r.figure("touch_uffd_s", "copied in by UFFDIO_COPY before the reads", t["uffd_s"], "s",
+                 f"{t['uffd_s'] * us:.1f} us a page")
+        r.figure("touch_uffd_bg_s", "the same, other pages copied in meanwhile", t["uffd_bg_s"],
+                 "s", f"{t['uffd_bg_s'] * us:.1f} us a page")
+        r.ratio("touch_uffd_over_self", "installed / self-written: the first-touch cost",
+                t["uffd_s"] / t["self_s"])
+        r.ratio("touch_bg_over_uffd", "with copies beside / without", t["uffd_bg_s"] / t["uffd_s"])
+        self.ctx.extra["touches"] = touches
+
+    def touch_raw(self):
+        _, _, out = run_cmd([TOUCH_RAW, "--size", self.size], TIMEOUT_TOUCH, "touch_raw")
+        try:
+            res = json.loads(out)
+        except ValueError as e:
+            raise BenchError(f"touch_raw: not JSON ({e}):\n{out[-2000:]}")
+        log(f"    touch_raw: self {res['self_s']:.3f} s, installed {res['uffd_s']:.3f} s, "
+            f"with copies beside {res['uffd_bg_s']:.3f} s")
+        return res
+
     def merge_rules(self):
         """Union against newest, four restores from no record each."""
         r = self.report
@@ -293,7 +324,7 @@ class PrefetchSuite(Suite):
 
 def run(ctx):
     s = PrefetchSuite(ctx)
-    need_programs(TOOL, WORKLOAD)
+    need_programs(TOOL, WORKLOAD, TOUCH_RAW)
     log(f"prefetch: a {human(s.size)} function, {s.args.reps} round(s)")
     s.start_and_dump()
     s.record()
