@@ -161,20 +161,60 @@ def test_daemon_stopped_poisons_what_is_left(restored):
         f"the task ran its check on poisoned memory: {task.outfile.read_text()!r}")
 
 
-def test_daemon_killed_task_does_not_hang(restored):
-    """SIGKILL to the daemon: the kernel unregisters its userfaultfd and the
-    missing pages read as zeros (documented).  The task does not hang: it
-    runs on with zeros where its data was -- its stack too, so it usually
-    crashes -- and it can never pass its check."""
+# the guardian's line for a task (criu-lazy/lazy/guardian-poison.c)
+GUARDIAN_LINE = (r"^lazy-pages: guardian: the lazy-pages daemon \(pid {daemon}\) died without "
+                 r"ending its work: {who}: (\d+) missing pages poisoned \(SIGBUS when touched\)"
+                 r"(; it has exited since)?$")
+
+
+def test_daemon_killed_guardian_poisons(restored):
+    """SIGKILL to the daemon: its guardian still holds the task's
+    userfaultfd, so the registration stays; it poisons every missing page,
+    says so in one line (pid, pages) on stderr and in the log, and exits 0.
+    The task dies of SIGBUS when it touches one (SIGSEGV when the kernel
+    cannot write the SIGTERM frame on its poisoned stack): it never reads
+    zeros as its data, and it does not hang."""
     task, daemon, imgdir = restored
+    assert daemon.guardian, f"the daemon has no guardian\n{daemon.text()}"
+    assert uffd_fds(daemon.guardian), "the guardian holds no userfaultfd"
     os.kill(daemon.pid, signal.SIGKILL)
     daemon.wait_exit()
+    assert daemon.guardian_status is not None and os.WIFEXITED(daemon.guardian_status) and \
+        os.WEXITSTATUS(daemon.guardian_status) == 0, (
+            f"the guardian ended with {P.wait_status_str(daemon.guardian_status)}\n"
+            f"{daemon.text()}")
+    line = re.compile(GUARDIAN_LINE.format(daemon=daemon.pid, who=f"task {task.pid}"))
+    said = [m for l in daemon.out.read_text().splitlines() if (m := line.match(l))]
+    assert len(said) == 1, f"expected one guardian line for task {task.pid}\n{daemon.text()}"
+    # 64 MiB of lazy pages, none touched (no background delivery)
+    assert int(said[0].group(1)) >= 16384, daemon.text()
+    assert re.search(rf"guardian: the lazy-pages daemon .* task {task.pid}: ",
+                     daemon.log.read_text()), "the guardian's line is not in the log"
     status = task.stop(timeout=TIMEOUT)
-    out = task.outfile.read_text() if task.outfile.exists() else ""
-    assert status is not None, "the task's end could not be seen"
-    assert not out.startswith("PASS"), "the task passed although its pages were lost"
-    assert os.WIFSIGNALED(status) or out.startswith("FAIL"), (
-        f"the task ended with {P.wait_status_str(status)} and wrote {out!r}")
+    assert status is not None and os.WIFSIGNALED(status) and \
+        os.WTERMSIG(status) in (signal.SIGBUS, signal.SIGSEGV), (
+            f"the task ended with {P.wait_status_str(status)}, expected SIGBUS or SIGSEGV")
+    assert not task.outfile.exists(), (
+        f"the task ran its check on poisoned memory: {task.outfile.read_text()!r}")
+
+
+def test_normal_end_leaves_no_guardian(zdtm, tool, procs, workdir):
+    """Every page delivered: the daemon tells its guardian to end and reaps
+    it before it exits itself; while it runs, the guardian holds a copy of
+    the task's userfaultfd and the task has none."""
+    task = zdtm(ZdtmTest("mem_anon", ("--size", "4M"), label="4M", defer_background=True))
+    imgdir = workdir / "images"
+    dump(tool, task, imgdir, workdir)
+    daemon = start_daemon(procs, tool, imgdir, workdir, "--no-background-fetch")
+    lazy_restore(tool, task, imgdir, workdir)
+    assert daemon.guardian and P.ppid(daemon.guardian) == daemon.pid, daemon.text()
+    assert len(uffd_fds(daemon.guardian)) == 1, "the guardian holds no copy of the uffd"
+    assert not uffd_fds(task.pid)
+    task.check_pass()
+    daemon.expect_clean_exit()
+    assert daemon.guardian_status is None, "the guardian outlived its daemon"
+    assert not P.exists(daemon.guardian), P.describe(daemon.guardian)
+    assert "guardian: " not in daemon.out.read_text(), daemon.text()
 
 
 def test_corrupted_pagemap(zdtm, tool, procs, workdir):

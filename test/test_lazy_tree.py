@@ -83,17 +83,11 @@ def test_background_is_shared_between_processes(zdtm, tool, workdir):
 GLIBC_FUTEX_EFAULT = "The futex facility returned an unexpected error code."
 
 
-def test_daemon_stopped_mid_tree(zdtm, tool, workdir):
-    """SIGTERM to the daemon while every process of the tree still has lazy
-    pages: one line, exit 1, then SIGTERM makes each process touch its
-    memory, and each dies of SIGBUS or SIGSEGV: none passes, hangs or
-    stays.  A thread whose restarted futex wait finds its futex word
-    poisoned gets EFAULT from the kernel instead of a SIGBUS, and glibc
-    aborts on that with its futex message: SIGABRT is right only with that
-    message, once for each process that ended so (it is rare: the waiters
-    normally fault their page in before the daemon is stopped)."""
+def stop_tree_lazy(zdtm, tool, workdir, label):
+    """tree_lazy_stress restored lazily, nothing delivered in the background:
+    (task, daemon, the root's 4 children)."""
     spec = ZdtmTest("tree_lazy_stress", ("--pages", "4096", "--child-pages", "1024"),
-                    label="stopped", tree=True)
+                    label=label, tree=True)
     task = zdtm(spec)
     imgdir = workdir / "images"
     dump(tool, task, imgdir, workdir)
@@ -102,13 +96,17 @@ def test_daemon_stopped_mid_tree(zdtm, tool, workdir):
     assert len(tree) == 4, f"the restored tree: {tree}"
     for pid in tree:
         task.procs.adopt(pid)
-    os.kill(daemon.pid, signal.SIGTERM)
-    assert daemon.wait_exit() != 0, "the daemon exited 0 although pages were left"
-    said = [l for l in daemon.out.read_text().splitlines() if l.startswith("lazy-pages: ")
-            and "stopped by signal" in l]
-    assert len(said) == 1, daemon.text()
-    # each process ends touching its memory: the children first (they are
-    # the root's to signal, but the root may die before it can)
+    return task, daemon, tree
+
+
+def expect_tree_poisoned(task, tree):
+    """Each process ends touching its memory and dies of SIGBUS or SIGSEGV:
+    none passes, hangs or stays.  A thread whose restarted futex wait finds
+    its futex word poisoned gets EFAULT from the kernel instead of a SIGBUS,
+    and glibc aborts on that with its futex message: SIGABRT is right only
+    with that message, once for each process that ended so."""
+    # the children first (they are the root's to signal, but the root may
+    # die before it can)
     for pid in [*tree, task.pid]:
         os.kill(pid, signal.SIGTERM)
     # the root first: its dead children are then ours to reap
@@ -136,3 +134,40 @@ def test_daemon_stopped_mid_tree(zdtm, tool, workdir):
         f"time(s): an abort of the program's own\n{task.text(task.output)}")
     assert not task.outfile.exists() or not re.match(r"PASS", task.outfile.read_text()), (
         "the tree passed its checks on poisoned memory")
+
+
+def test_daemon_stopped_mid_tree(zdtm, tool, workdir):
+    """SIGTERM to the daemon while every process of the tree still has lazy
+    pages: one line, exit 1, then each process dies touching its memory
+    (expect_tree_poisoned)."""
+    task, daemon, tree = stop_tree_lazy(zdtm, tool, workdir, "stopped")
+    os.kill(daemon.pid, signal.SIGTERM)
+    assert daemon.wait_exit() != 0, "the daemon exited 0 although pages were left"
+    said = [l for l in daemon.out.read_text().splitlines() if l.startswith("lazy-pages: ")
+            and "stopped by signal" in l]
+    assert len(said) == 1, daemon.text()
+    assert "guardian: " not in daemon.out.read_text(), (
+        "the guardian took over from a daemon that ended by itself\n" + daemon.text())
+    expect_tree_poisoned(task, tree)
+
+
+def test_daemon_killed_mid_tree(zdtm, tool, workdir):
+    """SIGKILL to the daemon while every process of the tree (16 threads in
+    the root, 4 in each child) still has lazy pages: its guardian poisons
+    what each process misses, says so in one line per process, and exits 0;
+    then each process dies touching its memory (expect_tree_poisoned), none
+    reads zeros as its data."""
+    task, daemon, tree = stop_tree_lazy(zdtm, tool, workdir, "killed")
+    os.kill(daemon.pid, signal.SIGKILL)
+    daemon.wait_exit()
+    status = daemon.guardian_status
+    assert status is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, (
+        f"the guardian ended with {P.wait_status_str(status)}\n{daemon.text()}")
+    lines = [l for l in daemon.out.read_text().splitlines() if "guardian: " in l]
+    for pid in [task.pid, *tree]:
+        mine = [l for l in lines if re.search(
+            rf"^lazy-pages: guardian: the lazy-pages daemon \(pid {daemon.pid}\) died without "
+            rf"ending its work: task {pid}: [1-9][0-9]* missing pages poisoned", l)]
+        assert len(mine) == 1, f"process {pid}: {mine}\n{daemon.text()}"
+    assert len(lines) == 5, daemon.text()
+    expect_tree_poisoned(task, tree)

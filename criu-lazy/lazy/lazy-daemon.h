@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "lazy/guardian.h"
 #include "lazy/lazy-model.h"
 #include "lazy/lazy-shmem.h"
 #include "lazy/lazy-stats.h"
@@ -43,6 +44,7 @@ struct lazy_image {
 struct lazy_task {
 	pid_t pid;			/* the image's pid (the same for forks) */
 	int uffd;			/* -1 once closed */
+	uint32_t guardian_id;		/* its copy in the guardian (0: none) */
 	bool gone;			/* exited, or everything delivered */
 	bool forked;			/* a child forked after the restore */
 	struct lazy_model model;
@@ -86,6 +88,7 @@ struct lazy_daemon {
 	struct page_source *src;
 	struct lazy_stats stats;
 	struct working_set ws;		/* the pages the tasks touched */
+	struct lazy_guardian guardian;	/* holds a copy of every uffd (guardian.h) */
 };
 
 #define LAZY_FAULT_WINDOW_PAGES	16	/* 64 KiB aligned fault-around */

@@ -177,6 +177,9 @@ static int setup_epoll(struct lazy_daemon *d)
 		ret = d->src->ops->watch(d->src);
 	for (struct lazy_task *t = d->tasks; t && !ret; t = t->next)
 		ret = evloop_watch(d->epfd, t->uffd, EPOLLIN, t);
+	/* only its hangup: it never writes to us */
+	if (!ret && d->guardian.sock >= 0)
+		ret = evloop_watch(d->epfd, d->guardian.sock, EPOLLRDHUP, &d->guardian);
 	return ret;
 }
 
@@ -229,6 +232,10 @@ static int dispatch(struct lazy_daemon *d, void *tag)
 		return on_signal(d);
 	if (tag == d->src)
 		return d->src->ops->on_ready(d->src);
+	if (tag == &d->guardian) {
+		guardian_lost(&d->guardian);
+		return 0;
+	}
 	if (((struct lazy_task *)tag)->gone)
 		return 0;
 	return lazy_handle_uffd(d, tag);
@@ -293,7 +300,8 @@ static int run_loop(struct lazy_daemon *d)
 
 int cr_lazy_pages(struct opts *o)
 {
-	struct lazy_daemon d = { .o = o, .dirfd = -1, .epfd = -1, .conn_fd = -1, .signal_fd = -1 };
+	struct lazy_daemon d = { .o = o, .dirfd = -1, .epfd = -1, .conn_fd = -1, .signal_fd = -1,
+				 .guardian = { .sock = -1 } };
 	struct lazy_tree tree = { 0 };
 	char sock_path[PATH_MAX];
 	int listen_fd = -1, lock_fd = -1, ret;
@@ -341,9 +349,11 @@ int cr_lazy_pages(struct opts *o)
 	/* the earlier record, read before the restore may start */
 	ws_init(&d.ws, !o->no_working_set, 0);
 	ws_open(&d.ws, d.dirfd, tree.pids, tree.nr_pids);
-	ret = evloop_daemon_ready(o->daemon_mode, o->status_fd);
+	/* the guardian is our child, so it comes after going to the background */
+	ret = evloop_daemon_ready(o->daemon_mode, -1) ?: guardian_start(&d.guardian);
 	if (ret)
 		goto out;
+	evloop_signal_ready(o->status_fd);
 	pr_info("listening on %s for %zu task(s)", sock_path, tree.nr_pids);
 
 	d.stats.start_ns = evloop_now_ns();
@@ -378,6 +388,7 @@ out:
 		unlink(sock_path);
 	}
 	lazy_task_free_all(&d);		/* releases what the source holds for each */
+	guardian_stop(&d.guardian);	/* every uffd of ours is closed: it may go */
 	lazy_shmem_free_all(&d);
 	if (d.src)
 		d.src->ops->finish(d.src);

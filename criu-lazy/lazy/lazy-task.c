@@ -18,6 +18,7 @@
 struct lazy_task *lazy_task_new(struct lazy_daemon *d, pid_t pid, int uffd, struct lazy_image *img)
 {
 	struct lazy_task *t = calloc(1, sizeof(*t)), **tail;
+	bool forked = img != NULL;	/* a FORK's child reads its parent's image */
 
 	if (!t)
 		return NULL;
@@ -37,6 +38,8 @@ struct lazy_task *lazy_task_new(struct lazy_daemon *d, pid_t pid, int uffd, stru
 	t->xfer_pages = LAZY_XFER_MIN_PAGES;
 	t->bg_pass = d->bg_pass;	/* no catching up for a late one */
 	lazy_model_init(&t->model);
+	/* not fatal: the guardian only matters if this daemon is killed */
+	guardian_hold(&d->guardian, uffd, pid, forked, &t->guardian_id);
 
 	/* keep list order: prefetch goes through it in turn */
 	for (tail = &d->tasks; *tail; tail = &(*tail)->next)
@@ -131,6 +134,7 @@ void lazy_task_close(struct lazy_daemon *d, struct lazy_task *t, const char *why
 		LAZY_COUNT(d, t, pages_dropped_exit, t->inflight[i].span.nr_pages);
 	epoll_ctl(d->epfd, EPOLL_CTL_DEL, t->uffd, NULL);
 	close(t->uffd);
+	guardian_release(&d->guardian, t->guardian_id);
 	t->uffd = -1;
 	t->gone = true;
 	lazy_model_free(&t->model);

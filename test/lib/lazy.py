@@ -45,6 +45,10 @@ class Daemon:
             os.close(w)
         wait_ready(r, self.proc, what, ready_timeout)
         self.pid = self.proc.pid
+        # the lazy-pages daemon's guardian (guardian.h), forked before ready
+        self.guardian = find_guardian(self.pid)
+        if self.guardian:
+            tracker.adopt_follower(self.guardian)
 
     def text(self):
         out = [f"--- {self.what} output"]
@@ -56,18 +60,50 @@ class Daemon:
         return "\n".join(out)
 
     def wait_exit(self, timeout=EXIT_TIMEOUT):
-        """The exit status (an int, negative for a signal)."""
+        """The exit status (an int, negative for a signal).  Its guardian
+        ends too: reaped by the daemon at a normal end, else by itself once
+        it has poisoned what the daemon left (then it is ours to reap)."""
         try:
             status = self.procs.reap(self.pid, timeout)
         except TimeoutError:
             raise AssertionError(f"{self.what} did not exit within {timeout} s\n{self.text()}")
+        self.guardian_status = self.wait_guardian(timeout)
         if status is None:
             return self.proc.returncode
         return os.waitstatus_to_exitcode(status)
 
+    def wait_guardian(self, timeout=EXIT_TIMEOUT):
+        """The guardian's wait status once it is gone (None: not ours to
+        see, the daemon reaped it)."""
+        if not self.guardian or not self.procs.owns(self.guardian):
+            return None
+        try:
+            return self.procs.reap(self.guardian, timeout)
+        except TimeoutError:
+            raise AssertionError(f"the guardian {self.guardian} of {self.what} did not exit "
+                                 f"within {timeout} s\n{self.text()}")
+
     def expect_clean_exit(self, timeout=EXIT_TIMEOUT):
         rc = self.wait_exit(timeout)
         assert rc == 0, f"{self.what} exited with {rc}\n{self.text()}"
+
+
+def find_guardian(pid):
+    """The daemon's child, the guardian, or None.  It may not have taken its
+    name (lazy-guardian) yet: the daemon has no other child at ready time."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            kids = [int(x) for x in f.read().split()]
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    for kid in kids:
+        try:
+            with open(f"/proc/{kid}/comm") as f:
+                if f.read().strip() in ("lazy-guardian", "criu-lazy"):
+                    return kid
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return None
 
 
 def lazy_pages_by_pid(imgdir):

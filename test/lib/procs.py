@@ -16,6 +16,7 @@ import subprocess
 import time
 
 PR_SET_CHILD_SUBREAPER = 36
+FOLLOWER_TIMEOUT = 30
 
 
 def make_subreaper():
@@ -143,6 +144,7 @@ class ProcessTracker:
     def __init__(self):
         self._popen = {}	# pid -> Popen (our direct children)
         self._ident = {}	# pid -> start time, for pids we own
+        self._followers = set()	# end by themselves once their leader is gone
 
     def spawn(self, argv, *, cwd=None, env=None, stdout=None, new_session=True,
               pass_fds=()):
@@ -166,9 +168,17 @@ class ProcessTracker:
         """Own a process we did not spawn (a restored task, a daemon's child)."""
         self._ident[pid] = start_time(pid)
 
+    def adopt_follower(self, pid):
+        """Own a process that ends by itself after the one it serves (the
+        lazy-pages daemon's guardian): at the end of the test it gets
+        FOLLOWER_TIMEOUT s to do so before it counts as left behind."""
+        self.adopt(pid)
+        self._followers.add(pid)
+
     def forget(self, pid):
         self._ident.pop(pid, None)
         self._popen.pop(pid, None)
+        self._followers.discard(pid)
 
     def owns(self, pid):
         return pid in self._ident
@@ -243,8 +253,18 @@ class ProcessTracker:
     def kill_all(self):
         """End every process we own, then any child or adopted orphan left."""
         left = []
-        for pid in set(self._ident) | set(self._popen):
+        followers = self._followers & set(self._ident)
+        for pid in (set(self._ident) | set(self._popen)) - followers:
             if alive(pid) and start_time(pid) == self._ident.get(pid):
+                left.append(describe(pid))
+            self.kill(pid)
+        for pid in followers:
+            if start_time(pid) != self._ident.get(pid):
+                self.forget(pid)
+                continue
+            try:
+                self.reap(pid, FOLLOWER_TIMEOUT)
+            except TimeoutError:
                 left.append(describe(pid))
             self.kill(pid)
         for pid in children_of_me():

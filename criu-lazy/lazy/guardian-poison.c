@@ -1,0 +1,354 @@
+/*
+ * The guardian's takeover: the daemon died without saying END.
+ *
+ * We hold a copy of every uffd it had, so every registration is still in
+ * place and every thread that faulted since waits.  We have no model of
+ * what was lazy, only the kernel's view: a page missing in a VMA registered
+ * in MISSING mode ("um" in /proc/PID/smaps VmFlags) is a page the daemon
+ * never delivered, or one that was never dumped (which would have read as
+ * zeros).  We cannot tell the two apart, so both are poisoned: SIGBUS where
+ * zeros may have been right is loud; zeros where data was is the outcome
+ * we must never give.  Present and swapped pages (PAGEMAP_SCAN; a poison
+ * marker counts as swapped) are left alone, and a page that turns up in the
+ * meantime fails the poison with EEXIST, which is fine: a copy the daemon
+ * had in flight either landed whole or not at all.
+ *
+ * Events: while one is queued (a FORK, REMAP, REMOVE or UNMAP the daemon
+ * never read) the ioctls fail with EAGAIN, and the task that caused it is
+ * blocked until someone reads it.  So we read every uffd's messages first
+ * (faults are simply dropped: the poison or our final close wakes their
+ * threads), and again on EAGAIN.  A FORK read here hands us the child's
+ * uffd: it joins the table and is poisoned like the rest.  The kernel does
+ * not say which pid a FORK's child has, so for such a child (and for one the
+ * daemon passed us) we poison, through its uffd, the missing runs of the
+ * process it descends from and of every descendant of that process: a
+ * poison lands only where the child's own mm has a missing page in a
+ * registered VMA at that address, whichever process's runs named it.
+ *
+ * Everything is bounded: at most EVENT_WAIT_TRIES retries per uffd, then
+ * we close everything (which unregisters whatever is left: the kernel wakes
+ * the waiting threads and zero-fills) and exit.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LOG_PREFIX "guardian: "
+#include "common/kernel-abi.h"
+#include "common/log.h"
+#include "lazy/guardian.h"
+#include "lazy/uffd.h"
+
+#define PAGE 4096ULL
+#define EVENT_WAIT_TRIES 1000	/* of 1 ms: an event is queued right after its change */
+#define SCAN_VEC 128
+
+struct range {
+	uint64_t start, end;
+};
+
+struct ranges {
+	struct range *r;
+	size_t nr, cap;
+};
+
+struct tally {
+	uint64_t poisoned;
+	bool gone;		/* the task exited */
+};
+
+static int ranges_add(struct ranges *rs, uint64_t start, uint64_t end)
+{
+	if (rs->nr == rs->cap) {
+		size_t cap = rs->cap ? rs->cap * 2 : 32;
+		struct range *grown = realloc(rs->r, cap * sizeof(*grown));
+
+		if (!grown)
+			return -ENOMEM;
+		rs->r = grown;
+		rs->cap = cap;
+	}
+	rs->r[rs->nr++] = (struct range){ start, end };
+	return 0;
+}
+
+/* The VMAs of pid registered in MISSING mode; -ESRCH if pid is gone. */
+static int read_registered(pid_t pid, struct ranges *out)
+{
+	char path[64], *line = NULL;
+	uint64_t start = 0, end = 0;
+	size_t len = 0;
+	int ret = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/smaps", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return errno == ENOENT ? -ESRCH : -errno;
+	while (!ret && getline(&line, &len, f) > 0) {
+		uint64_t s, e;
+		char c;
+
+		if (sscanf(line, "%" SCNx64 "-%" SCNx64 "%c", &s, &e, &c) == 3 && c == ' ') {
+			start = s;
+			end = e;
+		} else if (!strncmp(line, "VmFlags:", 8) && strstr(line, " um")) {
+			ret = ranges_add(out, start, end);
+		}
+	}
+	free(line);
+	fclose(f);
+	return ret;
+}
+
+/*
+ * The runs of [start, end) that are neither present nor swapped.  Without
+ * PAGEMAP_SCAN the whole range is one run (the poison steps over what is
+ * there, one ioctl per present page).
+ */
+static int missing_runs(int pm_fd, uint64_t start, uint64_t end, struct ranges *out)
+{
+	struct page_region regs[SCAN_VEC];
+	uint64_t addr = start;
+	int ret = 0;
+
+	if (pm_fd < 0)
+		return ranges_add(out, start, end);
+	while (addr < end && !ret) {
+		struct pm_scan_arg arg = {
+			.size = sizeof(arg),
+			.start = addr,
+			.end = end,
+			.vec = (uintptr_t)regs,
+			.vec_len = SCAN_VEC,
+			.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+			.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+		};
+		int n = ioctl(pm_fd, PAGEMAP_SCAN, &arg);
+		uint64_t cur = addr;
+
+		if (n < 0)
+			/* no PAGEMAP_SCAN, or the task is gone: poison blind */
+			return ranges_add(out, addr, end);
+		for (int i = 0; i < n && !ret; i++) {
+			if (regs[i].start > cur)
+				ret = ranges_add(out, cur, regs[i].start);
+			cur = regs[i].end;
+		}
+		if (arg.walk_end <= addr || arg.walk_end > end)
+			arg.walk_end = end;
+		if (!ret && arg.walk_end > cur)
+			ret = ranges_add(out, cur, arg.walk_end);
+		addr = arg.walk_end;
+	}
+	return ret;
+}
+
+/* The missing runs of pid's registered VMAs. */
+static int runs_of(pid_t pid, struct ranges *runs)
+{
+	struct ranges reg = { 0 };
+	char path[64];
+	int pm_fd, ret;
+
+	ret = read_registered(pid, &reg);
+	if (ret) {
+		free(reg.r);
+		return ret;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", pid);
+	pm_fd = open(path, O_RDONLY | O_CLOEXEC);
+	for (size_t i = 0; i < reg.nr && !ret; i++)
+		ret = missing_runs(pm_fd, reg.r[i].start, reg.r[i].end, runs);
+	if (pm_fd >= 0)
+		close(pm_fd);
+	free(reg.r);
+	return ret;
+}
+
+/* pid and every process below it (children of each of its threads). */
+static int add_descendants(pid_t pid, pid_t **pids, size_t *nr)
+{
+	size_t cap = 16;
+
+	*pids = malloc(cap * sizeof(**pids));
+	if (!*pids)
+		return -ENOMEM;
+	(*pids)[0] = pid;
+	*nr = 1;
+	for (size_t k = 0; k < *nr; k++) {
+		char path[64];
+		struct dirent *de;
+		DIR *dir;
+
+		snprintf(path, sizeof(path), "/proc/%d/task", (*pids)[k]);
+		dir = opendir(path);
+		if (!dir)
+			continue;
+		while ((de = readdir(dir))) {
+			FILE *f;
+			int kid;
+
+			if (de->d_name[0] == '.')
+				continue;
+			snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (*pids)[k],
+				 atoi(de->d_name));
+			f = fopen(path, "re");
+			if (!f)
+				continue;
+			while (fscanf(f, "%d", &kid) == 1) {
+				if (*nr == cap) {
+					pid_t *grown = realloc(*pids, cap * 2 * sizeof(*grown));
+
+					if (!grown) {
+						fclose(f);
+						closedir(dir);
+						return -ENOMEM;
+					}
+					*pids = grown;
+					cap *= 2;
+				}
+				(*pids)[(*nr)++] = kid;
+			}
+			fclose(f);
+		}
+		closedir(dir);
+	}
+	return 0;
+}
+
+/* UFFD_DONE, UFFD_RETRY, UFFD_GONE_TASK or -errno (logged by uffd.c). */
+static int poison_runs(int uffd, const struct ranges *runs, struct tally *c)
+{
+	for (size_t i = 0; i < runs->nr; i++) {
+		uint64_t addr = runs->r[i].start, end = runs->r[i].end;
+
+		while (addr < end) {
+			uint64_t done, existed, first;
+			int ret = uffd_fill_counted(uffd, UFFD_FILL_POISON, addr, NULL, end - addr,
+						    &done, &existed, &first);
+
+			c->poisoned += done / PAGE - existed;
+			addr += done;
+			if (ret == UFFD_GONE_RANGE) {
+				addr += PAGE;	/* in no VMA of this uffd's mm */
+				continue;
+			}
+			if (ret == UFFD_GONE_TASK)
+				c->gone = true;
+			if (ret != UFFD_DONE)
+				return ret;
+		}
+	}
+	return UFFD_DONE;
+}
+
+/* Read what is queued on entry i: FORKs add their child to the table. */
+static int drain(struct guardian_table *tab, size_t i)
+{
+	struct uffd_msg msgs[64];
+	int n;
+
+	while ((n = uffd_read_msgs(tab->e[i].uffd, msgs, 64)) > 0) {
+		for (int k = 0; k < n; k++) {
+			struct guardian_entry child = { .pid = tab->e[i].pid, .forked = true };
+
+			if (msgs[k].event != UFFD_EVENT_FORK)
+				continue;
+			child.uffd = msgs[k].arg.fork.ufd;
+			if (guardian_table_add(tab, &child)) {
+				close(child.uffd);
+				return -ENOMEM;
+			}
+		}
+	}
+	return n;
+}
+
+/* One pass over the entry's runs (re-read each time: events move them). */
+static int poison_entry(struct guardian_table *tab, size_t i, struct tally *c)
+{
+	const struct guardian_entry *e = &tab->e[i];
+	struct ranges runs = { 0 };
+	pid_t *pids = NULL;
+	size_t nr = 1;
+	int ret = 0;
+
+	if (e->forked)
+		ret = add_descendants(e->pid, &pids, &nr);
+	for (size_t k = 0; k < nr && !ret; k++) {
+		ret = runs_of(pids ? pids[k] : e->pid, &runs);
+		if (ret == -ESRCH && (e->forked || k)) {
+			ret = 0;	/* one of the processes we only borrow runs from */
+		} else if (ret == -ESRCH) {
+			c->gone = true;
+			ret = UFFD_GONE_TASK;
+		}
+	}
+	free(pids);
+	if (!ret)
+		ret = poison_runs(e->uffd, &runs, c);
+	free(runs.r);
+	return ret;
+}
+
+static void say(pid_t daemon_pid, const struct guardian_entry *e, const struct tally *c, int ret)
+{
+	char who[64];
+
+	if (e->forked)
+		snprintf(who, sizeof(who), "a child of task %d forked after the restore", e->pid);
+	else
+		snprintf(who, sizeof(who), "task %d", e->pid);
+	if (c->gone && !c->poisoned) {
+		pr_info("%s had exited", who);
+		return;
+	}
+	if (ret != UFFD_DONE && !c->gone) {
+		pr_err("the lazy-pages daemon (pid %d) died without ending its work: %s: %" PRIu64
+		       " missing pages poisoned, the rest could not be (%s) and will read as zeros",
+		       daemon_pid, who, c->poisoned,
+		       ret == UFFD_RETRY ? "events kept coming" : strerror(-ret));
+		return;
+	}
+	/* a task touching poisoned pages may die before we are through */
+	pr_err("the lazy-pages daemon (pid %d) died without ending its work: %s: %" PRIu64
+	       " missing pages poisoned (SIGBUS when touched)%s", daemon_pid, who, c->poisoned,
+	       c->gone ? "; it has exited since" : "");
+}
+
+int guardian_take_over(struct guardian_table *tab, pid_t daemon_pid)
+{
+	int status = 0;
+
+	/* first let every blocked event go: forks complete, children join */
+	for (size_t i = 0; i < tab->nr; i++)
+		if (drain(tab, i) < 0)
+			status = 1;
+
+	/* the table grows while we go (FORKs read on the way): they come last */
+	for (size_t i = 0; i < tab->nr; i++) {
+		struct tally c = { 0 };
+		int ret, tries = 0;
+
+		for (;;) {
+			ret = poison_entry(tab, i, &c);
+			if (ret != UFFD_RETRY || ++tries > EVENT_WAIT_TRIES)
+				break;
+			if (drain(tab, i) < 0)
+				break;
+			nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
+		}
+		say(daemon_pid, &tab->e[i], &c, ret);
+		if (ret != UFFD_DONE && !c.gone)
+			status = 1;
+	}
+	return status;
+}

@@ -1,0 +1,317 @@
+/*
+ * The guardian process and the daemon's side of it (guardian.h).
+ *
+ * Why a process of its own: a userfaultfd's registrations live as long as
+ * the file does, not as long as the process that reads it.  The daemon's
+ * copy dies with the daemon; a second copy in another process keeps the
+ * ranges registered, and a fault there then waits (it is not zero-filled)
+ * until someone poisons the page or the last copy closes.  The guardian is
+ * that someone.  It reads nothing while the daemon lives: the daemon stays
+ * the only reader of every uffd.
+ *
+ * The daemon must release its copy's twin whenever it closes a uffd (a task
+ * that has all its pages, or exited): otherwise the guardian would keep the
+ * task's VMAs registered, and a fault on a page that was never dumped would
+ * wait for a reader that is gone.  Between the daemon's close and ours such
+ * a fault waits; our close wakes it (the kernel wakes every waiter when the
+ * last copy goes) and the kernel fills the page.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LOG_PREFIX "guardian: "
+#include "common/log.h"
+#include "lazy/guardian.h"
+
+#define STOP_WAIT_MS 5000	/* for the guardian to exit after END */
+
+/* ---- the guardian ---- */
+
+static void close_fds_but(const int *keep, int nr)
+{
+	unsigned int from = 3;
+
+	/* keep[] is sorted by the caller */
+	for (int i = 0; i < nr; i++) {
+		if (keep[i] < (int)from)
+			continue;
+		if (keep[i] > (int)from)
+			syscall(SYS_close_range, from, keep[i] - 1, 0);
+		from = keep[i] + 1;
+	}
+	syscall(SYS_close_range, from, ~0U, 0);
+}
+
+static void sort_fds(int *fds, int nr)
+{
+	for (int i = 1; i < nr; i++)
+		for (int j = i; j > 0 && fds[j - 1] > fds[j]; j--) {
+			int x = fds[j];
+
+			fds[j] = fds[j - 1];
+			fds[j - 1] = x;
+		}
+}
+
+static void table_release(struct guardian_table *tab, uint32_t id)
+{
+	for (size_t i = 0; i < tab->nr; i++)
+		if (tab->e[i].id == id) {
+			close(tab->e[i].uffd);
+			tab->e[i] = tab->e[--tab->nr];
+			return;
+		}
+	pr_warn("the daemon released uffd %u, which we did not hold", id);
+}
+
+int guardian_table_add(struct guardian_table *tab, const struct guardian_entry *e)
+{
+	if (tab->nr == tab->cap) {
+		size_t cap = tab->cap ? tab->cap * 2 : 16;
+		struct guardian_entry *grown = realloc(tab->e, cap * sizeof(*grown));
+
+		if (!grown)
+			return -ENOMEM;
+		tab->e = grown;
+		tab->cap = cap;
+	}
+	tab->e[tab->nr++] = *e;
+	return 0;
+}
+
+static void table_close_all(struct guardian_table *tab)
+{
+	for (size_t i = 0; i < tab->nr; i++)
+		close(tab->e[i].uffd);
+	tab->nr = 0;
+}
+
+/* 1 with a message (*fd: a uffd that came with it, or -1), 0 at EOF, -errno. */
+static int recv_msg(int sock, struct guardian_msg *m, int *fd)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { .iov_base = m, .iov_len = sizeof(*m) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+			     .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+	ssize_t n;
+
+	*fd = -1;
+	do
+		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+			memcpy(fd, CMSG_DATA(c), sizeof(int));
+	if (n == 0)
+		return 0;
+	if (n != sizeof(*m)) {
+		if (*fd >= 0)
+			close(*fd);
+		return -EBADMSG;
+	}
+	return 1;
+}
+
+static int guardian_main(int sock, pid_t daemon_pid)
+{
+	struct guardian_table tab = { 0 };
+	int ret;
+
+	for (;;) {
+		struct guardian_msg m;
+		int fd;
+
+		ret = recv_msg(sock, &m, &fd);
+		if (ret <= 0)
+			break;
+		switch (m.op) {
+		case GUARDIAN_HOLD: {
+			struct guardian_entry e = { .id = m.id, .pid = m.pid, .forked = m.forked,
+						    .uffd = fd };
+
+			if (fd < 0) {
+				pr_warn("uffd %u of task %d came without its fd", m.id, m.pid);
+				break;
+			}
+			if (guardian_table_add(&tab, &e)) {
+				/* the daemon still holds its copy: it only loses its guard */
+				pr_warn("out of memory: task %d's uffd is not guarded", m.pid);
+				close(fd);
+			}
+			break;
+		}
+		case GUARDIAN_RELEASE:
+			table_release(&tab, m.id);
+			break;
+		case GUARDIAN_END:
+			table_close_all(&tab);
+			free(tab.e);
+			return 0;
+		default:
+			if (fd >= 0)
+				close(fd);
+			pr_warn("unknown message %u from the daemon", m.op);
+		}
+	}
+	/* EOF (or a broken socket) without END: the daemon died */
+	if (ret < 0)
+		pr_warn("reading from the daemon: %s", strerror(-ret));
+	ret = guardian_take_over(&tab, daemon_pid);
+	table_close_all(&tab);
+	free(tab.e);
+	return ret;
+}
+
+/* ---- the daemon's side ---- */
+
+int guardian_start(struct lazy_guardian *g)
+{
+	int sv[2], keep[5], nr = 0, log_fd, err_fd;
+	pid_t daemon_pid = getpid(), pid;
+
+	g->pid = 0;
+	g->sock = -1;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv)) {
+		pr_perror("socketpair for the guardian");
+		return -errno;
+	}
+	pid = fork();
+	if (pid < 0) {
+		pr_perror("fork the guardian");
+		close(sv[0]);
+		close(sv[1]);
+		return -errno;
+	}
+	if (pid == 0) {
+		/*
+		 * The stop signals stay blocked (inherited): they are the
+		 * daemon's to honour; we end with the daemon, or by SIGKILL.
+		 */
+		prctl(PR_SET_NAME, "lazy-guardian");
+		log_fds(&log_fd, &err_fd);
+		keep[nr++] = sv[1];
+		if (log_fd >= 0)
+			keep[nr++] = log_fd;
+		if (err_fd >= 0)
+			keep[nr++] = err_fd;
+		sort_fds(keep, nr);
+		close_fds_but(keep, nr);
+		_exit(guardian_main(sv[1], daemon_pid));
+	}
+	close(sv[1]);
+	g->pid = pid;
+	g->sock = sv[0];
+	pr_info("pid %d holds a copy of every userfaultfd", pid);
+	return 0;
+}
+
+static int send_msg(struct lazy_guardian *g, const struct guardian_msg *m, int fd)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
+	struct iovec iov = { .iov_base = (void *)m, .iov_len = sizeof(*m) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	ssize_t n;
+
+	if (g->sock < 0)
+		return -EPIPE;
+	if (fd >= 0) {
+		struct cmsghdr *c;
+
+		mh.msg_control = cbuf;
+		mh.msg_controllen = sizeof(cbuf);
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	}
+	do
+		n = sendmsg(g->sock, &mh, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n == sizeof(*m))
+		return 0;
+	return n < 0 ? -errno : -EIO;
+}
+
+int guardian_hold(struct lazy_guardian *g, int uffd, pid_t pid, bool forked, uint32_t *id)
+{
+	struct guardian_msg m = { .op = GUARDIAN_HOLD, .id = ++g->next_id, .pid = pid,
+				  .forked = forked };
+	int ret;
+
+	*id = 0;
+	if (g->sock < 0)
+		return -EPIPE;
+	ret = send_msg(g, &m, uffd);
+	if (ret) {
+		pr_warn("cannot hand task %d's uffd to the guardian (%s): a SIGKILL of this "
+			"daemon would leave its missing pages reading as zeros", pid, strerror(-ret));
+		return ret;
+	}
+	*id = m.id;
+	return 0;
+}
+
+void guardian_release(struct lazy_guardian *g, uint32_t id)
+{
+	struct guardian_msg m = { .op = GUARDIAN_RELEASE, .id = id };
+
+	if (id && g->sock >= 0 && send_msg(g, &m, -1))
+		pr_warn("cannot tell the guardian to release uffd %u: %m", id);
+}
+
+static void reap(struct lazy_guardian *g, int wait_ms)
+{
+	for (int waited = 0; g->pid; waited++) {
+		pid_t got = waitpid(g->pid, NULL, WNOHANG);
+
+		if (got == g->pid || (got < 0 && errno != EINTR)) {
+			g->pid = 0;
+			break;
+		}
+		if (waited == wait_ms) {
+			/* it must not outlive us: ours to end, by its pid */
+			pr_warn("pid %d did not exit within %d ms: killed", g->pid, wait_ms);
+			kill(g->pid, SIGKILL);
+			waitpid(g->pid, NULL, 0);
+			g->pid = 0;
+			break;
+		}
+		usleep(1000);
+	}
+}
+
+void guardian_lost(struct lazy_guardian *g)
+{
+	if (g->sock < 0)
+		return;
+	pr_warn("pid %d is gone: a SIGKILL of this daemon would now leave the missing "
+		"pages reading as zeros", g->pid);
+	close(g->sock);
+	g->sock = -1;
+	reap(g, 1000);
+}
+
+void guardian_stop(struct lazy_guardian *g)
+{
+	struct guardian_msg m = { .op = GUARDIAN_END };
+
+	if (g->sock >= 0) {
+		if (send_msg(g, &m, -1))
+			pr_warn("cannot tell the guardian to end: %m");
+		close(g->sock);
+		g->sock = -1;
+	}
+	reap(g, STOP_WAIT_MS);
+}

@@ -1,0 +1,80 @@
+/*
+ * The guardian: a small process the lazy-pages daemon forks when it starts,
+ * which holds a duplicate of every userfaultfd the daemon owns and never
+ * reads them while the daemon lives.  A daemon that dies without a word
+ * (SIGKILL, a crash) no longer takes the tasks' registrations with it: the
+ * guardian's copies keep them, so the faulting threads stay blocked instead
+ * of reading zeros, and the guardian poisons every page still missing in a
+ * registered VMA (SIGBUS when touched), logs one line per task and exits.
+ * A daemon that ends normally says END and reaps it.
+ *
+ * Daemon side: guardian_start() before any uffd exists, guardian_hold() for
+ * every uffd it gets (handshake, FORK events), guardian_release() when it
+ * closes one, guardian_stop() at its end.  The guardian's own code is in
+ * guardian.c (the holding) and guardian-poison.c (the takeover).
+ */
+#ifndef CRIU_LAZY_LAZY_GUARDIAN_H
+#define CRIU_LAZY_LAZY_GUARDIAN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct lazy_guardian {
+	pid_t pid;		/* 0: none (not started, or gone) */
+	int sock;		/* our end of the socketpair, -1 once closed */
+	uint32_t next_id;
+};
+
+enum guardian_op {
+	GUARDIAN_HOLD = 1,	/* one uffd (SCM_RIGHTS) to keep */
+	GUARDIAN_RELEASE,	/* the daemon closed its copy: close ours */
+	GUARDIAN_END,		/* normal end: close everything and exit */
+};
+
+/* One message on the socketpair (SOCK_SEQPACKET: one record each). */
+struct guardian_msg {
+	uint32_t op;
+	uint32_t id;		/* the daemon's handle for the uffd */
+	int32_t pid;		/* the process whose memory it registers, or for
+				 * a child forked after the restore (pid unknown)
+				 * the process its layout descends from */
+	uint32_t forked;	/* 1: a child forked after the restore */
+};
+
+/*
+ * Fork the guardian.  Only the daemon returns (0, or -errno logged); the
+ * guardian never returns from it.  It keeps none of the daemon's fds but
+ * the log's and its end of the socketpair (not the listening socket, the
+ * directory's lock or the page source).
+ */
+int guardian_start(struct lazy_guardian *g);
+
+/* Hand over a copy of uffd; *id gets the handle for guardian_release(). */
+int guardian_hold(struct lazy_guardian *g, int uffd, pid_t pid, bool forked, uint32_t *id);
+void guardian_release(struct lazy_guardian *g, uint32_t id);
+
+/* The guardian's socket hung up while the daemon runs: warn, reap, go on. */
+void guardian_lost(struct lazy_guardian *g);
+
+/* Normal end (also after the daemon poisoned what was left itself). */
+void guardian_stop(struct lazy_guardian *g);
+
+/* guardian-poison.c: the guardian's takeover once the daemon died */
+struct guardian_entry {
+	uint32_t id;
+	pid_t pid;
+	bool forked;
+	int uffd;
+};
+
+struct guardian_table {
+	struct guardian_entry *e;
+	size_t nr, cap;
+};
+
+int guardian_table_add(struct guardian_table *tab, const struct guardian_entry *e);
+/* Returns the exit status for the guardian. */
+int guardian_take_over(struct guardian_table *tab, pid_t daemon_pid);
+
+#endif
