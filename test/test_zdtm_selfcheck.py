@@ -68,6 +68,7 @@ LAZY_PROGRAMS = [p for p in PROGRAMS if p.startswith("lazy_")]
 CASES = [
     (ZdtmTest("mem_anon", ("--size", "1M")), poke_region_page2, r"page 2 "),
     (ZdtmTest("mem_anon", ("--size", "1M")), zero_region_page0, r"page 0 .*all zeros"),
+    (ZdtmTest("mem_sigbus"), poke_region_page2, r"wrong, the first is page 2$"),
     (ZdtmTest("mem_holes"), poke_readonly_part, r"read-only"),
     (ZdtmTest("heap_brk"), poke_heap, r"heap"),
     (ZdtmTest("stack_deep"), poke_deepest_frame, r"frame at depth 3000"),

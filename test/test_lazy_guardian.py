@@ -1,0 +1,136 @@
+"""The lazy-pages daemon killed with SIGKILL while a process and the child
+it forked after the restore still have lazy pages (issue 8): its guardian
+(criu-lazy/lazy/guardian.c) poisons what is missing, and every page of
+mem_sigbus's region is then either right or raises SIGBUS, never zeros or
+anything else, in both processes; nothing hangs, the guardian exits.
+
+- the FORK read by the daemon, which passed the child's uffd on;
+- the FORK never read (the daemon stopped, then killed): the forking
+  thread waits for the event, the guardian reads it, the fork completes
+  and the child is poisoned too.
+
+test_lazy.py and test_lazy_tree.py have the single process and the tree
+with threads.  Every process is ended by its pid; every wait has a timeout.
+"""
+import os
+import re
+import signal
+import time
+
+from lib import lazy, procs as P
+from lib.tool import assert_ok
+from lib.zdtm import ZdtmTest
+
+TIMEOUT = 60
+PAGES = 2048
+SPEC = ZdtmTest("mem_sigbus", ("--pages", str(PAGES)), defer_background=True)
+RESULT = re.compile(r"^mem_sigbus: pid (\d+): (\d+) right, (\d+) poisoned, (\d+) wrong")
+
+
+def restored(zdtm, tool, workdir):
+    task = zdtm(SPEC)
+    imgdir = workdir / "images"
+    imgdir.mkdir()
+    assert_ok(tool.dump(task.pid, imgdir, workdir / "dump.log", TIMEOUT), "dump")
+    task.expect_gone()
+    daemon = lazy.Daemon(task.procs, tool, ["lazy-pages", "-D", imgdir, "--no-background-fetch"],
+                         workdir / "lazy-pages.log", workdir / "lazy-pages.out", "lazy-pages")
+    pidfile = workdir / "restore.pid"
+    assert_ok(tool.restore(imgdir, workdir / "restore.log", TIMEOUT, pidfile=pidfile,
+                           extra=["--lazy-pages"]), "restore --lazy-pages")
+    task.expect_restored(pidfile)
+    return task, daemon
+
+
+def wait_said(task, pattern, timeout=TIMEOUT):
+    """The first match of pattern in the program's output, waited for."""
+    rx = re.compile(pattern, re.M)
+    m = P.wait_for(lambda: rx.search(task.output.read_text(errors="replace")), timeout)
+    assert m, f"the program did not say {pattern!r} within {timeout} s\n{task.text(task.output)}"
+    return m
+
+
+def arm_and_fork(task, daemon, stop_daemon_first):
+    os.kill(task.pid, signal.SIGUSR1)
+    wait_said(task, r"^mem_sigbus: armed$")
+    if stop_daemon_first:
+        os.kill(daemon.pid, signal.SIGSTOP)
+        os.kill(task.pid, signal.SIGUSR2)
+        # the fork waits for its event to be read: no child yet
+        time.sleep(0.5)
+        assert "forked child" not in task.output.read_text(), (
+            "the fork went through with its daemon stopped")
+        return None
+    os.kill(task.pid, signal.SIGUSR2)
+    child = int(wait_said(task, r"^mem_sigbus: forked child (\d+)$").group(1))
+    task.procs.adopt(child)
+    assert P.wait_for(lambda: "forked: new uffd" in daemon.log.read_text(), TIMEOUT), (
+        "the daemon did not read the FORK event\n" + daemon.text())
+    return child
+
+
+def expect_guardian(daemon, root):
+    """One line for the root and one for its child; the guardian exits 0."""
+    daemon.wait_exit()
+    status = daemon.guardian_status
+    assert status is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, (
+        f"the guardian ended with {P.wait_status_str(status)}\n{daemon.text()}")
+    lines = [l for l in daemon.out.read_text().splitlines() if "guardian: " in l]
+    head = rf"^lazy-pages: guardian: the lazy-pages daemon \(pid {daemon.pid}\) died without " \
+           r"ending its work: "
+    tail = r": [1-9][0-9]* missing pages poisoned \(SIGBUS when touched\)"
+    assert [l for l in lines if re.match(head + rf"task {root}" + tail, l)], daemon.text()
+    assert [l for l in lines if re.match(
+        head + rf"a child of task {root} forked after the restore" + tail, l)], daemon.text()
+    assert len(lines) == 2, daemon.text()
+
+
+def expect_every_page_right_or_poisoned(task, child):
+    """SIGTERM to both: each checks its region and says how it found it."""
+    os.kill(child, signal.SIGTERM)
+    os.kill(task.pid, signal.SIGTERM)
+    status = task.procs.reap(task.pid, TIMEOUT)
+    # the root reaps its child (or dies first: then the child is ours)
+    if P.exists(child):
+        task.procs.reap(child, TIMEOUT)
+    assert not P.exists(child), P.describe(child)
+    out = task.output.read_text(errors="replace")
+    results = {int(m.group(1)): tuple(map(int, m.group(2, 3, 4)))
+               for m in map(RESULT.match, out.splitlines()) if m}
+    assert set(results) == {task.pid, child}, f"results: {results}\n{out}"
+    for pid, (right, poisoned, wrong) in results.items():
+        assert wrong == 0, f"process {pid}: {wrong} pages wrong\n{out}"
+        assert right + poisoned == PAGES, f"process {pid}: {results[pid]}\n{out}"
+        # the first half was read while the daemon lived; the rest never came
+        assert right >= PAGES // 2 and poisoned > 0, f"process {pid}: {results[pid]}\n{out}"
+    # the root ends by its check (PASS), or dies of SIGBUS on libc memory
+    # that was still lazy (its stdio) once the check is over
+    assert status is not None, "the root's end could not be seen"
+    assert (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0) or (
+        os.WIFSIGNALED(status) and os.WTERMSIG(status) in (signal.SIGBUS, signal.SIGSEGV)), (
+            f"the root ended with {P.wait_status_str(status)}\n{out}")
+    assert not task.outfile.exists() or task.outfile.read_text().startswith("PASS"), out
+
+
+def test_killed_after_a_fork(zdtm, tool, workdir):
+    """The daemon read the FORK and passed the child's uffd to its guardian,
+    then it is killed: parent and child get SIGBUS for each page that did
+    not come, their data everywhere else."""
+    task, daemon = restored(zdtm, tool, workdir)
+    child = arm_and_fork(task, daemon, stop_daemon_first=False)
+    os.kill(daemon.pid, signal.SIGKILL)
+    expect_guardian(daemon, task.pid)
+    expect_every_page_right_or_poisoned(task, child)
+
+
+def test_killed_with_a_fork_unread(zdtm, tool, workdir):
+    """The daemon stopped before it read a FORK, then killed: the guardian
+    reads the event (the child's uffd comes to it), the fork completes,
+    and both processes are poisoned."""
+    task, daemon = restored(zdtm, tool, workdir)
+    arm_and_fork(task, daemon, stop_daemon_first=True)
+    os.kill(daemon.pid, signal.SIGKILL)
+    child = int(wait_said(task, r"^mem_sigbus: forked child (\d+)$").group(1))
+    task.procs.adopt(child)
+    expect_guardian(daemon, task.pid)
+    expect_every_page_right_or_poisoned(task, child)
