@@ -7,8 +7,9 @@
   counts every dumped page of every object as lazy (none was restored
   eagerly behind its back) and each object page once, however many
   processes touched it.
-- The daemon stopped while shared memory is still lazy: the processes that
-  touch a missing page die of SIGBUS, neither hang nor read zeros.
+- The daemon stopped (or killed: its guardian poisons) while shared memory
+  is still lazy: the processes that touch a missing page die of SIGBUS,
+  neither hang nor read zeros.
 - remote-lazy: the shared memory comes from the page server (our own
   GET_SHMEM, once it said it serves it), not from the daemon's images,
   whose shmem pages files are overwritten with garbage; and a page server
@@ -64,7 +65,10 @@ def test_two_writers_while_lazy(which, zdtm, tool, procs, workdir):
     assert st["pages_background"] == 0, st
 
 
-def test_daemon_stopped_poisons_shared_memory(zdtm, tool, procs, workdir):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["stopped", "killed"])
+def test_daemon_stopped_poisons_shared_memory(sig, zdtm, tool, procs, workdir):
+    """Stopped, the daemon poisons the shared memory that has not come
+    itself; killed, its guardian does, one line per process."""
     spec = ZdtmTest("shmem_lazy_share", ("--size", "1M"), label="stopped", tree=True)
     task = zdtm(spec)
     imgdir = workdir / "images"
@@ -81,10 +85,15 @@ def test_daemon_stopped_poisons_shared_memory(zdtm, tool, procs, workdir):
     tree = P.descendants(task.pid)
     assert len(tree) == 1, f"the restored tree: {tree}"
     procs.adopt(tree[0])
-    os.kill(daemon.pid, signal.SIGTERM)
+    os.kill(daemon.pid, sig)
     assert daemon.wait_exit() != 0, "the daemon exited 0 although pages were left"
-    assert re.search(r"pages of shared memory that can no longer arrive will raise SIGBUS",
-                     daemon.log.read_text()), daemon.text()
+    if sig == signal.SIGTERM:
+        assert re.search(r"pages of shared memory that can no longer arrive will raise SIGBUS",
+                         daemon.log.read_text()), daemon.text()
+    else:
+        for pid in (task.pid, tree[0]):
+            assert re.search(rf"^lazy-pages: guardian: .* task {pid}: [1-9][0-9]* missing "
+                             r"pages poisoned", daemon.out.read_text(), re.M), daemon.text()
     # the root touches its shared memory on SIGTERM (and wakes the child)
     os.kill(task.pid, signal.SIGTERM)
     status = procs.reap(task.pid, TIMEOUT)

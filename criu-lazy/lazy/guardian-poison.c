@@ -79,11 +79,37 @@ static int ranges_add(struct ranges *rs, uint64_t start, uint64_t end)
 	return 0;
 }
 
+struct vma_reg {
+	uint64_t start, end;
+	uint64_t pgoff;		/* bytes */
+	bool shared;
+};
+
+struct vma_regs {
+	struct vma_reg *v;
+	size_t nr, cap;
+};
+
+static int regs_add(struct vma_regs *rs, const struct vma_reg *v)
+{
+	if (rs->nr == rs->cap) {
+		size_t cap = rs->cap ? rs->cap * 2 : 32;
+		struct vma_reg *grown = realloc(rs->v, cap * sizeof(*grown));
+
+		if (!grown)
+			return -ENOMEM;
+		rs->v = grown;
+		rs->cap = cap;
+	}
+	rs->v[rs->nr++] = *v;
+	return 0;
+}
+
 /* The VMAs of pid registered in MISSING mode; -ESRCH if pid is gone. */
-static int read_registered(pid_t pid, struct ranges *out)
+static int read_registered(pid_t pid, struct vma_regs *out)
 {
 	char path[64], *line = NULL;
-	uint64_t start = 0, end = 0;
+	struct vma_reg cur = { 0 };
 	size_t len = 0;
 	int ret = 0;
 	FILE *f;
@@ -93,18 +119,63 @@ static int read_registered(pid_t pid, struct ranges *out)
 	if (!f)
 		return errno == ENOENT ? -ESRCH : -errno;
 	while (!ret && getline(&line, &len, f) > 0) {
-		uint64_t s, e;
-		char c;
+		uint64_t s, e, off;
+		char perms[5];
 
-		if (sscanf(line, "%" SCNx64 "-%" SCNx64 "%c", &s, &e, &c) == 3 && c == ' ') {
-			start = s;
-			end = e;
+		if (sscanf(line, "%" SCNx64 "-%" SCNx64 " %4s %" SCNx64, &s, &e, perms, &off) == 4) {
+			cur = (struct vma_reg){ s, e, off, perms[3] == 's' };
 		} else if (!strncmp(line, "VmFlags:", 8) && strstr(line, " um")) {
-			ret = ranges_add(out, start, end);
+			ret = regs_add(out, &cur);
 		}
 	}
 	free(line);
 	fclose(f);
+	return ret;
+}
+
+/*
+ * A shared VMA: what is missing is what its object lacks, not what the
+ * task has not mapped yet (a page the daemon put into the object for
+ * another process is mapped by the kernel at the first touch, no fault
+ * for us).  Holes of the object (SEEK_HOLE counts swapped shmem pages as
+ * data), through the task's /proc/PID/map_files.
+ */
+static int shared_missing(pid_t pid, const struct vma_reg *v, struct ranges *out)
+{
+	uint64_t pos = v->pgoff, end = v->pgoff + (v->end - v->start), holes = 0;
+	char path[96];
+	int fd, ret = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, pid, v->start,
+		 v->end);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	while (pos < end && !ret) {
+		off_t hole = lseek(fd, pos, SEEK_HOLE), data;
+
+		if (hole < 0 && errno != ENXIO) {
+			ret = -errno;
+			break;
+		}
+		hole = hole < 0 ? (off_t)pos : (off_t)((hole + PAGE - 1) & ~(PAGE - 1));
+		if ((uint64_t)hole >= end)
+			break;
+		data = lseek(fd, hole, SEEK_DATA);
+		if (data < 0 && errno != ENXIO) {
+			ret = -errno;
+			break;
+		}
+		data = data < 0 || (uint64_t)data > end ? (off_t)end :
+		       (off_t)((data + PAGE - 1) & ~(PAGE - 1));
+		ret = ranges_add(out, v->start + (hole - v->pgoff), v->start + (data - v->pgoff));
+		holes += (data - hole) / PAGE;
+		pos = data;
+	}
+	close(fd);
+	if (!ret)
+		pr_debug("task %d: shared %" PRIx64 "-%" PRIx64 ": %" PRIu64 " pages missing in its "
+			 "object", pid, v->start, v->end, holes);
 	return ret;
 }
 
@@ -154,22 +225,34 @@ static int missing_runs(int pm_fd, uint64_t start, uint64_t end, struct ranges *
 /* The missing runs of pid's registered VMAs. */
 static int runs_of(pid_t pid, struct ranges *runs)
 {
-	struct ranges reg = { 0 };
+	struct vma_regs reg = { 0 };
 	char path[64];
 	int pm_fd, ret;
 
 	ret = read_registered(pid, &reg);
 	if (ret) {
-		free(reg.r);
+		free(reg.v);
 		return ret;
 	}
 	snprintf(path, sizeof(path), "/proc/%d/pagemap", pid);
 	pm_fd = open(path, O_RDONLY | O_CLOEXEC);
-	for (size_t i = 0; i < reg.nr && !ret; i++)
-		ret = missing_runs(pm_fd, reg.r[i].start, reg.r[i].end, runs);
+	for (size_t i = 0; i < reg.nr && !ret; i++) {
+		const struct vma_reg *v = &reg.v[i];
+		size_t before = runs->nr;
+
+		if (v->shared) {
+			ret = shared_missing(pid, v, runs);
+			if (!ret || ret == -ENOMEM)
+				continue;
+			/* no way to the object: what the task lacks (more, never less) */
+			runs->nr = before;
+			ret = 0;
+		}
+		ret = missing_runs(pm_fd, v->start, v->end, runs);
+	}
 	if (pm_fd >= 0)
 		close(pm_fd);
-	free(reg.r);
+	free(reg.v);
 	return ret;
 }
 
