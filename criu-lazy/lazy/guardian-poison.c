@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #define LOG_PREFIX "guardian: "
+#include "common/array.h"
 #include "common/kernel-abi.h"
 #include "common/log.h"
 #include "lazy/guardian.h"
@@ -66,15 +67,8 @@ struct tally {
 
 static int ranges_add(struct ranges *rs, uint64_t start, uint64_t end)
 {
-	if (rs->nr == rs->cap) {
-		size_t cap = rs->cap ? rs->cap * 2 : 32;
-		struct range *grown = realloc(rs->r, cap * sizeof(*grown));
-
-		if (!grown)
-			return -ENOMEM;
-		rs->r = grown;
-		rs->cap = cap;
-	}
+	if (ARRAY_GROW(rs->r, rs->cap, rs->nr + 1, 32))
+		return -ENOMEM;
 	rs->r[rs->nr++] = (struct range){ start, end };
 	return 0;
 }
@@ -92,15 +86,8 @@ struct vma_regs {
 
 static int regs_add(struct vma_regs *rs, const struct vma_reg *v)
 {
-	if (rs->nr == rs->cap) {
-		size_t cap = rs->cap ? rs->cap * 2 : 32;
-		struct vma_reg *grown = realloc(rs->v, cap * sizeof(*grown));
-
-		if (!grown)
-			return -ENOMEM;
-		rs->v = grown;
-		rs->cap = cap;
-	}
+	if (ARRAY_GROW(rs->v, rs->cap, rs->nr + 1, 32))
+		return -ENOMEM;
 	rs->v[rs->nr++] = *v;
 	return 0;
 }
@@ -259,10 +246,10 @@ static int runs_of(pid_t pid, struct ranges *runs)
 /* pid and every process below it (children of each of its threads). */
 static int add_descendants(pid_t pid, pid_t **pids, size_t *nr)
 {
-	size_t cap = 16;
+	size_t cap = 0;
 
-	*pids = malloc(cap * sizeof(**pids));
-	if (!*pids)
+	*pids = NULL;
+	if (ARRAY_GROW(*pids, cap, 1, 16))
 		return -ENOMEM;
 	(*pids)[0] = pid;
 	*nr = 1;
@@ -287,16 +274,10 @@ static int add_descendants(pid_t pid, pid_t **pids, size_t *nr)
 			if (!f)
 				continue;
 			while (fscanf(f, "%d", &kid) == 1) {
-				if (*nr == cap) {
-					pid_t *grown = realloc(*pids, cap * 2 * sizeof(*grown));
-
-					if (!grown) {
-						fclose(f);
-						closedir(dir);
-						return -ENOMEM;
-					}
-					*pids = grown;
-					cap *= 2;
+				if (ARRAY_GROW(*pids, cap, *nr + 1, 16)) {
+					fclose(f);
+					closedir(dir);
+					return -ENOMEM;
 				}
 				(*pids)[(*nr)++] = kid;
 			}

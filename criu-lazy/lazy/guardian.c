@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #define LOG_PREFIX "guardian: "
+#include "common/array.h"
 #include "common/log.h"
 #include "lazy/guardian.h"
 
@@ -75,15 +76,8 @@ static void table_release(struct guardian_table *tab, uint32_t id)
 
 int guardian_table_add(struct guardian_table *tab, const struct guardian_entry *e)
 {
-	if (tab->nr == tab->cap) {
-		size_t cap = tab->cap ? tab->cap * 2 : 16;
-		struct guardian_entry *grown = realloc(tab->e, cap * sizeof(*grown));
-
-		if (!grown)
-			return -ENOMEM;
-		tab->e = grown;
-		tab->cap = cap;
-	}
+	if (ARRAY_GROW(tab->e, tab->cap, tab->nr + 1, 16))
+		return -ENOMEM;
 	tab->e[tab->nr++] = *e;
 	return 0;
 }
