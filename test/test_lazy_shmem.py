@@ -14,6 +14,8 @@
   GET_SHMEM, once it said it serves it), not from the daemon's images,
   whose shmem pages files are overwritten with garbage; and a page server
   killed while shared memory is still to come: SIGBUS, no garbage read.
+- MADV_DONTNEED of still lazy shared memory keeps the dumped data,
+  MADV_REMOVE gives zeros (lazy and remote-lazy).
 - A shared region some VMA maps PROT_NONE, a memfd with pages outside
   every view of it, and all shared memory when the daemon is not
   criu-lazy's own binary (CRIU's would put zero pages into it), are
@@ -257,3 +259,26 @@ def test_page_server_killed_during_shared_memory(zdtm, tool, procs, workdir):
             "the tree passed its checks on poisoned memory")
     finally:
         mode.cleanup()
+
+
+@pytest.mark.parametrize("which", ["lazy", "remote-lazy"])
+def test_discard_while_lazy(which, zdtm, tool, procs, workdir):
+    """shmem_lazy_share --discard: MADV_DONTNEED of a quarter of the shared
+    region whose pages are all still to come keeps their data (the daemon
+    fills them before it lets the range go), MADV_REMOVE of the last
+    quarter leaves zeros (the daemon sees the remover in madvise and drops
+    those pages instead: before, it filled them too, and the kernel's hole
+    could come before or after its copy)."""
+    spec = ZdtmTest("shmem_lazy_share", ("--size", "1M", "--discard"), label=f"discard-{which}",
+                    tree=True, defer_background=True, lazy_removed=64)
+    mode = modes.MODES[which](tool, procs, workdir)
+    try:
+        task = zdtm(spec)
+        imgdir = mode.cycle(task, 1)
+        task.check_pass()
+        mode.finish()
+    finally:
+        mode.cleanup()
+    st = lazy.read_stats(imgdir)
+    # the removed quarter: 64 pages, dropped, with the process that counts the object
+    assert st["pages_dropped_event"] == 64, st

@@ -41,6 +41,8 @@ struct lazy_image {
 	void *src_priv;			/* page source state */
 };
 
+#define LAZY_MAX_REMOVERS	8
+
 struct lazy_task {
 	pid_t pid;			/* the image's pid (the same for forks) */
 	int uffd;			/* -1 once closed */
@@ -49,6 +51,10 @@ struct lazy_task {
 	bool forked;			/* a child forked after the restore */
 	struct lazy_model model;
 	struct lazy_shm_map shm;	/* its VMAs of lazy shared memory */
+	/* its threads seen waiting in madvise(MADV_REMOVE) before the last read
+	 * of its events: [start, end) each (lazy-shmem-removers.c) */
+	uint64_t removers[LAZY_MAX_REMOVERS][2];
+	unsigned int nr_removers;
 	uint64_t nr_lazy_pages;		/* at start, for the statistics */
 
 	struct lazy_req *inflight;

@@ -155,7 +155,8 @@ static int on_unmap(struct lazy_daemon *d, struct lazy_task *t, uint64_t start, 
  */
 static int on_remove(struct lazy_daemon *d, struct lazy_task *t, uint64_t start, uint64_t end)
 {
-	/* shared memory keeps its data: the object gets it before we let go */
+	/* shared memory keeps its data (DONTNEED: the object gets it before we
+	 * let go) or loses it (REMOVE: its pending pages are dropped) */
 	int ret = lazy_shmem_remove(d, t, start, end);
 
 	if (ret)
@@ -231,6 +232,8 @@ static int read_batch(struct lazy_daemon *d, struct lazy_task *t, uint64_t *faul
 
 	*nr_faults = 0;
 	do {
+		/* MADV_REMOVE or MADV_DONTNEED: the threads say, before the read */
+		lazy_shmem_note_removers(t);
 		n = uffd_read_msgs(t->uffd, msgs, MSG_BATCH);
 		if (n < 0)
 			return n;

@@ -77,6 +77,8 @@ int shm_remote_fault(struct lazy_daemon *d, struct lazy_task *t, struct lazy_shm
 /* Fetch the pending pages [lo, hi) of o and wait until they are in (REMOVE). */
 int shm_remote_fill(struct lazy_daemon *d, struct lazy_shm_obj *o, uint64_t lo, uint64_t hi);
 bool shm_remote_can_background(const struct lazy_shm_obj *o);
+/* Wake the tasks waiting for a page of [p, p + n). */
+void shm_wake_waiters(struct lazy_daemon *d, struct lazy_shm_obj *o, uint64_t p, uint64_t n);
 int shm_remote_background(struct lazy_daemon *d, struct lazy_shm_obj *o, uint64_t max_pages);
 
 #endif

@@ -85,8 +85,7 @@ int shm_remote_fault(struct lazy_daemon *d, struct lazy_task *t, struct lazy_shm
 	return ask(d, o, first, n, true);
 }
 
-/* Wake the tasks waiting for a page of [p, p + n). */
-static void wake_waiters(struct lazy_daemon *d, struct lazy_shm_obj *o, uint64_t p, uint64_t n)
+void shm_wake_waiters(struct lazy_daemon *d, struct lazy_shm_obj *o, uint64_t p, uint64_t n)
 {
 	for (size_t i = 0; i < o->nr_waiters;) {
 		struct shm_waiter *w = &o->waiters[i];
@@ -149,7 +148,7 @@ int lazy_shmem_deliver(struct lazy_daemon *d, struct lazy_shm_obj *o, uint64_t o
 		shm_count(d, o, n, !urgent);
 		p += n - 1;
 	}
-	wake_waiters(d, o, p0, nr_pages);
+	shm_wake_waiters(d, o, p0, nr_pages);
 	return 0;
 }
 

@@ -155,8 +155,40 @@ int lazy_shmem_fault(struct lazy_daemon *d, struct lazy_task *t, uint64_t addr, 
 	return ret < 0 ? -EIO : 0;
 }
 
+/*
+ * MADV_REMOVE of [lo, hi) of the object: the kernel punches a hole there,
+ * so its pending pages will never come (and a fault there gets a zero
+ * page); a fault waiting for one is woken to see the hole.
+ */
+static void drop_range(struct lazy_daemon *d, struct lazy_shm_obj *o, uint64_t lo, uint64_t hi)
+{
+	uint64_t n = 0;
+
+	if (hi > o->nr_pages)
+		hi = o->nr_pages;
+	for (uint64_t p = lo; p < hi; p++) {
+		if (!is_pending(o, p))
+			continue;
+		bit_clear(o->pending, p);
+		if (o->remote && bit_test(o->inflight, p)) {
+			bit_clear(o->inflight, p);	/* its data is skipped on arrival */
+			o->nr_inflight--;
+		}
+		n++;
+	}
+	o->nr_pending -= n;
+	d->stats.pages_dropped_event += n;
+	lazy_stats_proc(&d->stats, o->stats_idx)->pages_dropped_event += n;
+	if (o->remote && lo < hi)
+		shm_wake_waiters(d, o, lo, hi - lo);
+	pr_debug("shared memory %" PRIu64 ": offsets 0x%" PRIx64 "-0x%" PRIx64 " punched out, "
+		 "%" PRIu64 " pending pages dropped", o->shmid, lo * PS, hi * PS, n);
+}
+
 int lazy_shmem_remove(struct lazy_daemon *d, struct lazy_task *t, uint64_t start, uint64_t end)
 {
+	bool punch = lazy_shmem_is_punch(t, start, end);
+
 	for (size_t i = 0; i < t->shm.nr; i++) {
 		const struct lazy_shm_vma *v = &t->shm.vmas[i];
 		uint64_t lo = v->start > start ? v->start : start;
@@ -167,6 +199,10 @@ int lazy_shmem_remove(struct lazy_daemon *d, struct lazy_task *t, uint64_t start
 
 		if (lo >= hi)
 			continue;
+		if (punch) {
+			drop_range(d, v->obj, plo, phi);
+			continue;
+		}
 		ret = v->obj->remote ? shm_remote_fill(d, v->obj, plo, phi) :
 				       fill_range(d, v->obj, plo, phi, false);
 		if (ret)

@@ -54,6 +54,16 @@ uint64_t lazy_shmem_pages_left(const struct lazy_daemon *d);
 /* A task is freed: the faults of it waiting for shared memory are forgotten. */
 void lazy_shmem_forget_task(struct lazy_daemon *d, const struct lazy_task *t);
 
+/* lazy-shmem-removers.c */
+/*
+ * Before the task's events are read: note which of its threads wait in
+ * madvise(MADV_REMOVE) (t->removers).  Only for a task mapping shared
+ * memory still to come, whose pid is its own (not a fork).
+ */
+void lazy_shmem_note_removers(struct lazy_task *t);
+/* Is [start, end) of a REMOVE event inside a range a thread punches out? */
+bool lazy_shmem_is_punch(const struct lazy_task *t, uint64_t start, uint64_t end);
+
 /* lazy-shmem-remote.c: shared memory from a page source that serves it */
 /* Pages [off, off + nr_pages) of o arrived (a fault's if urgent). */
 int lazy_shmem_deliver(struct lazy_daemon *d, struct lazy_shm_obj *o, uint64_t off,

@@ -284,6 +284,9 @@ ZDTM_TESTS = [
     ZdtmTest("shmem_lazy_share", ("--size", "16M"), label="background", tree=True),
     ZdtmTest("shmem_lazy_share", ("--size", "1M", "--grow"), label="grow", tree=True,
              defer_background=True),
+    # MADV_DONTNEED (data kept) and MADV_REMOVE (zeros) while still lazy
+    ZdtmTest("shmem_lazy_share", ("--size", "1M", "--discard"), label="discard", tree=True,
+             defer_background=True, lazy_removed=64, lazy_removed_exact=False),
     # private memory shared copy-on-write across three generations
     ZdtmTest("tree_cow", tree=True),
     # every VMA state of madvise, mmap and mlock (issue 9, point 6); the

@@ -19,6 +19,11 @@
  * SIGTERM, grows that view in place (mremap, no move: no userfaultfd event)
  * to the whole memfd and checks every page (a lazy restore restores that
  * memfd eagerly: some of its pages lie outside every view of it).
+ * --discard: after SIGTERM, before the child goes, the root discards the
+ * third quarter of the shared region with MADV_DONTNEED (shared memory
+ * keeps its data: the dumped pattern must still be read there) and the
+ * fourth with MADV_REMOVE (a hole: zeros where nobody writes afterwards),
+ * while their pages are still lazy.
  */
 #include <fcntl.h>
 #include <signal.h>
@@ -47,6 +52,34 @@ struct region {
 
 static struct region regions[NR_REGIONS];
 static uint8_t *grown;
+static int discard;
+
+/* Page i of region g was punched out by --discard (MADV_REMOVE). */
+static int removed(const struct region *g, size_t i)
+{
+	return discard && g == &regions[0] && i >= g->pages / 4 * 3;
+}
+
+/* The page as dumped: its pattern, or zeros where --discard removed it. */
+static int dumped_ok(const struct region *g, size_t i, const uint8_t *p)
+{
+	if (!removed(g, i))
+		return pattern_find_bad(p, PAGE_SIZE, g->seed + SEED + i) == PAGE_SIZE;
+	for (size_t k = 0; k < PAGE_SIZE; k++)
+		if (p[k])
+			return 0;
+	return 1;
+}
+
+static void discard_quarters(void)
+{
+	const struct region *g = &regions[0];
+	size_t q = g->pages / 4;
+
+	if (madvise(g->addr + 2 * q * PAGE_SIZE, q * PAGE_SIZE, MADV_DONTNEED) ||
+	    madvise(g->addr + 3 * q * PAGE_SIZE, (g->pages - 3 * q) * PAGE_SIZE, MADV_REMOVE))
+		fail("madvise of the shared region: %m");
+}
 
 #define SEED_GROW	0x67726f77ULL
 
@@ -135,7 +168,7 @@ static long check_all(void)
 				     pattern_find_bad(p + HALF, HALF, g->seed + SEED_HALF_C + i) == HALF;
 				break;
 			default:
-				ok = pattern_find_bad(p, PAGE_SIZE, g->seed + SEED + i) == PAGE_SIZE;
+				ok = dumped_ok(g, i, p);
 			}
 			if (!ok)
 				return r * 1000000L + (long)i;
@@ -151,8 +184,7 @@ static long check_read_only_pages(void)
 		const struct region *g = &regions[r];
 
 		for (size_t i = 2; i < g->pages; i += 4)
-			if (pattern_find_bad(g->addr + i * PAGE_SIZE, PAGE_SIZE, g->seed + SEED + i) !=
-			    PAGE_SIZE)
+			if (!dumped_ok(g, i, g->addr + i * PAGE_SIZE))
 				return r * 1000000L + (long)i;
 	}
 	return -1;
@@ -198,6 +230,8 @@ int main(int argc, char **argv)
 	const struct test_opt opts[] = {
 		{ "size", TEST_OPT_SIZE, &size, 0, "bytes of the shared anonymous region" },
 		{ "grow", TEST_OPT_FLAG, &grow, 0, "a memfd view grown in place after the restore" },
+		{ "discard", TEST_OPT_FLAG, &discard, 0,
+		  "MADV_DONTNEED and MADV_REMOVE of the shared region after the restore" },
 		{ NULL, 0, NULL, 0, NULL },
 	};
 	int go[2], done[2], back[2], status, zero;
@@ -258,6 +292,8 @@ int main(int argc, char **argv)
 
 	test_daemon();
 	test_waitsig();
+	if (discard)
+		discard_quarters();
 
 	/* both write at once, every page still lazy */
 	if (write(go[1], "g", 1) != 1)
