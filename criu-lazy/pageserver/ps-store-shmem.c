@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/array.h"
 #include "common/log.h"
 #include "images/image.h"
 #include "images/pagemap.h"
@@ -76,7 +77,7 @@ void ps_shmem_free(struct ps_shmem_set *set)
 	}
 	free(set->objs);
 	set->objs = NULL;
-	set->nr = 0;
+	set->nr = set->cap = 0;
 }
 
 int ps_shmem_load(int dirfd, struct ps_shmem_set *set)
@@ -87,7 +88,7 @@ int ps_shmem_load(int dirfd, struct ps_shmem_set *set)
 	int ret = 0;
 
 	set->objs = NULL;
-	set->nr = 0;
+	set->nr = set->cap = 0;
 	if (!dir) {
 		ret = -errno;
 		pr_perror("the images directory");
@@ -97,19 +98,16 @@ int ps_shmem_load(int dirfd, struct ps_shmem_set *set)
 	}
 	while (!ret && (de = readdir(dir))) {
 		unsigned long long shmid;
-		struct ps_shm *grown;
 		char tail;
 
 		if (sscanf(de->d_name, "pagemap-shmem-%llu.im%c", &shmid, &tail) != 2 ||
 		    tail != 'g' || strlen(strrchr(de->d_name, '.')) != 4)
 			continue;
-		grown = realloc(set->objs, (set->nr + 1) * sizeof(*grown));
-		if (!grown) {
+		if (ARRAY_GROW(set->objs, set->cap, set->nr + 1, 8)) {
 			ret = -ENOMEM;
 			break;
 		}
-		set->objs = grown;
-		memset(&set->objs[set->nr], 0, sizeof(*grown));
+		memset(&set->objs[set->nr], 0, sizeof(set->objs[0]));
 		ret = load_one(dirfd, shmid, &set->objs[set->nr]);
 		set->nr++;
 	}

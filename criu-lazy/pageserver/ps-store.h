@@ -100,7 +100,7 @@ int ps_store_live_new(struct ps_store **out);
 struct ps_shm;
 struct ps_shmem_set {
 	struct ps_shm *objs;
-	size_t nr;
+	size_t nr, cap;
 };
 
 int ps_shmem_load(int dirfd, struct ps_shmem_set *set);
