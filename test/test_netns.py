@@ -12,14 +12,18 @@ with crit; the kinds we cannot restore are refused naming the link and
 the task, which runs on; a restore without the namespace's image fails
 cleanly."""
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 
 import pytest
 
-from lib.badinput import dump_good, dump_must_refuse, restore_must_fail, restore_must_pass
+from lib.badinput import (DUMP_TIMEOUT, RESTORE_TIMEOUT, dump_good, dump_must_refuse,
+                          restore_must_fail, restore_must_pass)
 from lib.crit import crit_decode
+from lib.tool import assert_ok
 from lib.zdtm import ZdtmTest
 
 TIMEOUT = 20
@@ -180,3 +184,49 @@ def test_netns_firewall(established, mode, zdtm):
     assert after == before, f"the firewall changed:\nbefore {before}\nafter  {after}"
     task.check_pass()
     mode.finish()
+
+
+def lock_rules(pid, method):
+    """What of the network lock is in the namespace of pid: iptables' CRIU
+    chain and INPUT/OUTPUT rules naming a port (a lock per connection), or
+    nftables' tables CRIU-<run id>."""
+    if method == "iptables":
+        return [l for l in in_ns(pid, "iptables", "-S").splitlines()
+                if "CRIU" in l or "--sport" in l]
+    tables = re.findall(r"^table (inet CRIU-\S+)$", in_ns(pid, "nft", "list", "tables"), re.M)
+    return "".join(in_ns(pid, "nft", "list", "table", *t.split()) for t in tables)
+
+
+@pytest.mark.parametrize("method", ["iptables", "nftables"])
+def test_netns_lock_whole_namespace(method, tool, zdtm, workdir):
+    """With a namespace of its own the lock is CRIU's: the whole namespace
+    (only packets with the mark 0xc114 pass), not a rule per connection;
+    it stays on a tree left stopped (-s), is not in the new namespace once
+    restored, and goes with -R."""
+    spec = ZdtmTest("netns_own", ("--established",), label="lock",
+                    cr_opts=("--tcp-established",))
+    task = zdtm(spec)
+    imgdir = workdir / "images"
+    imgdir.mkdir()
+    assert_ok(tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT,
+                        extra=["--tcp-established", "--network-lock", method, "-s"]),
+              "dump -s")
+    held = lock_rules(task.pid, method)
+    if method == "iptables":
+        assert sorted(held) == sorted([
+            "-N CRIU", "-A INPUT -j CRIU", "-A OUTPUT -j CRIU",
+            "-A CRIU -m mark --mark 0xc114 -j ACCEPT", "-A CRIU -j DROP"]), held
+    else:
+        assert re.search(r"chain input \{.*meta mark 0x0000c114 accept.*drop", held, re.S), held
+    os.kill(task.pid, signal.SIGKILL)
+    task.expect_gone()
+    pidfile = workdir / "restored.pid"
+    assert_ok(tool.restore(imgdir, workdir / "restore.log", RESTORE_TIMEOUT, pidfile=pidfile,
+                           extra=["--tcp-established"]), "restore")
+    task.expect_restored(pidfile)
+    assert not lock_rules(task.pid, method), "the lock is still in the new namespace"
+    assert_ok(tool.dump(task.pid, workdir / "images", workdir / "dump-R.log", DUMP_TIMEOUT,
+                        extra=["--tcp-established", "--network-lock", method, "-R"]),
+              "dump -R")
+    assert not lock_rules(task.pid, method), "dump -R left its lock"
+    task.check_pass()

@@ -377,6 +377,9 @@ static int refill(struct rst_child *c, int sk, const InetSkEntry *ie)
 	if (helper < 0)
 		return child_err(c, errno, "inet socket %u of task %d: a helper socket: %s", ie->id,
 				 c->ri->pid, strerror(errno));
+	/* the network lock of a tree's own netns lets the marked through */
+	if (setsockopt(helper, SOL_SOCKET, SO_MARK, &(int){ NET_LOCK_MARK }, sizeof(int)))
+		pr_debug("inet socket %u: SO_MARK on the helper: %m", ie->id);
 	if (connect(helper, (struct sockaddr *)&ss, len))
 		ret = child_err(c, errno, "inet socket %u of task %d: a helper cannot reach it: %s",
 				ie->id, c->ri->pid, strerror(errno));

@@ -194,8 +194,8 @@ static int unlock_quiet(struct net_lock *nl, const struct net_conn *c)
 /*
  * A tree restored into a network namespace of its own (net/netns-restore.c)
  * finds no lock there: the dump's was in the old namespace, gone with the
- * tree.  The same lock is taken in the new one before any socket exists,
- * and goes in inet_tcp_finish as it would on the host.
+ * tree.  As CRIU does, the whole new namespace is locked before any socket
+ * exists (net-lock.h), and unlocked in inet_tcp_finish.
  */
 int inet_tcp_lock_new_netns(struct rst_tree *tree)
 {
@@ -206,6 +206,7 @@ int inet_tcp_lock_new_netns(struct rst_tree *tree)
 	lock_of_images(tree, &nl);
 	if (nl.method == NETWORK_LOCK_SKIP)
 		return 0;
+	nl.whole_ns = true;
 	ret = each_tcp_conn(tree, &nl, &conns, net_lock_conn);
 	if (ret && conns)
 		net_lock_finish(&nl, true);
@@ -225,6 +226,7 @@ int inet_tcp_finish(struct rst_tree *tree)
 		return ret;
 
 	lock_of_images(tree, &nl);
+	nl.whole_ns = tree->new_net_ns;
 	each_tcp_conn(tree, &nl, &conns, unlock_quiet);
 	if (conns)
 		net_lock_finish(&nl, true);

@@ -271,10 +271,94 @@ static int nft_lock(struct net_lock *nl, const struct net_conn *c)
 	return ret;
 }
 
+/* CRIU's chain, added or deleted by iptables-restore --noflush */
+static const char ns_lock_rules[] =
+	"*filter\n"
+	":CRIU - [0:0]\n"
+	"-I INPUT -j CRIU\n"
+	"-I OUTPUT -j CRIU\n"
+	"-A CRIU -m mark --mark 0xc114 -j ACCEPT\n"
+	"-A CRIU -j DROP\n"
+	"COMMIT\n";
+static const char ns_unlock_rules[] =
+	"*filter\n"
+	":CRIU - [0:0]\n"
+	"-D INPUT -j CRIU\n"
+	"-D OUTPUT -j CRIU\n"
+	"-X CRIU\n"
+	"COMMIT\n";
+
+static int ns_iptables(bool lock, bool quiet)
+{
+	char why[256];
+	int ret = 0;
+
+	for (int v6 = 0; v6 < 2 && !ret; v6++) {
+		char *argv[] = { v6 ? "ip6tables-restore" : "iptables-restore", "-w", "10",
+				 "--noflush", NULL };
+
+		if (v6 && access("/proc/sys/net/ipv6", F_OK))
+			break;
+		ret = run_tool(argv, lock ? ns_lock_rules : ns_unlock_rules, why, sizeof(why));
+		if (ret && quiet) {
+			pr_warn("--network-lock iptables: no lock of the namespace to remove (%s)",
+				why);
+			ret = 0;
+		} else if (ret) {
+			pr_err("--network-lock iptables: cannot %s the tree's network namespace: "
+			       "%s: %s", lock ? "lock" : "unlock", argv[0], why);
+		}
+	}
+	return ret;
+}
+
+static int ns_nft_lock(struct net_lock *nl)
+{
+	char script[1024], why[256];
+	int ret;
+
+	snprintf(script, sizeof(script),
+		 "add table %1$s\n"
+		 "add chain %1$s output { type filter hook output priority 0; }\n"
+		 "add rule %1$s output meta mark %2$#x accept\n"
+		 "add rule %1$s output drop\n"
+		 "add chain %1$s input { type filter hook input priority 0; }\n"
+		 "add rule %1$s input meta mark %2$#x accept\n"
+		 "add rule %1$s input drop\n", nl->table, NET_LOCK_MARK);
+	ret = nft_run(script, why, sizeof(why));
+	if (ret)
+		pr_err("--network-lock nftables: cannot lock the tree's network namespace with "
+		       "the table %s: %s", nl->table, why);
+	else
+		nl->table_made = true;
+	return ret;
+}
+
+/* The whole namespace, once. */
+static int ns_lock(struct net_lock *nl, int family)
+{
+	int ret;
+
+	if (nl->ns_locked)
+		return 0;
+	ret = net_lock_check_tool(nl->method, family, "the tree's network namespace to lock");
+	if (ret)
+		return ret;
+	if (nl->method == NETWORK_LOCK_IPTABLES)
+		ret = ns_iptables(true, false);
+	else if (nl->method == NETWORK_LOCK_NFTABLES)
+		ret = ns_nft_lock(nl);
+	nl->ns_locked = !ret;
+	return ret;
+}
+
 int net_lock_conn(struct net_lock *nl, const struct net_conn *c)
 {
-	int ret = net_lock_check_tool(nl->method, c->family, "a TCP connection to lock");
+	int ret;
 
+	if (nl->whole_ns)
+		return nl->method == NETWORK_LOCK_SKIP ? 0 : ns_lock(nl, c->family);
+	ret = net_lock_check_tool(nl->method, c->family, "a TCP connection to lock");
 	if (ret)
 		return ret;
 	switch (nl->method) {
@@ -288,6 +372,8 @@ int net_lock_conn(struct net_lock *nl, const struct net_conn *c)
 
 int net_unlock_conn(struct net_lock *nl, const struct net_conn *c, bool quiet)
 {
+	if (nl->whole_ns)
+		return 0;	/* net_lock_finish */
 	if (nl->method == NETWORK_LOCK_IPTABLES)
 		return iptables_switch(c, false, quiet);
 	return 0;	/* nftables: the whole table goes at the end */
@@ -298,6 +384,11 @@ int net_lock_finish(struct net_lock *nl, bool quiet)
 	char script[128], why[256];
 	int ret;
 
+	if (nl->whole_ns && nl->method == NETWORK_LOCK_IPTABLES && (nl->ns_locked || quiet)) {
+		ret = ns_iptables(false, quiet);
+		nl->ns_locked = ret != 0;
+		return ret;
+	}
 	if (nl->method != NETWORK_LOCK_NFTABLES || (!nl->table_made && !quiet))
 		return 0;
 	snprintf(script, sizeof(script), "delete table %s\n", nl->table);

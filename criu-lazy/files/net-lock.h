@@ -1,6 +1,7 @@
 /*
  * The network lock of TCP connections (--network-lock), as CRIU does it
- * for a tree that shares the host's network namespace: between the moment
+ * for a tree that shares the host's network namespace (and, below, for a
+ * tree with one of its own): between the moment
  * a connection is put in repair mode at dump and the end of its restore,
  * no packet of it may reach the stack (an arriving segment would find no
  * socket and be answered by a reset).
@@ -14,6 +15,14 @@
  *             address, port); each connection adds two elements; the
  *             restore (or dump -R) deletes the table.
  *   skip      nothing: the user keeps the connections quiet.
+ *
+ * A tree in a network namespace of its own (net/) is locked as CRIU does:
+ * the whole namespace, from inside, at the first connection to lock.
+ * iptables: iptables-restore --noflush (ip6tables-restore too where there
+ * is IPv6) adds a chain CRIU to the filter table, jumped to first from
+ * INPUT and OUTPUT, that accepts the packets with the mark and drops every
+ * other; nftables: the table's input and output chains drop every packet
+ * without the mark.  Unlocked at the end (net_lock_finish).
  *
  * The tools are Debian's iptables and nftables packages' commands, looked
  * up in PATH; one missing is one clear error before anything is changed.
@@ -32,6 +41,8 @@ struct net_lock {
 	int method;			/* NETWORK_LOCK_* (options.h) */
 	char table[64];			/* nftables: "inet CRIU-<run id>" */
 	bool table_made;
+	bool whole_ns;			/* lock the whole netns we are in */
+	bool ns_locked;			/* and it is locked */
 };
 
 /* One end of a connection, as inet_sk_entry has it: addresses in network
@@ -56,8 +67,8 @@ int net_lock_conn(struct net_lock *nl, const struct net_conn *c);
  * no error (a restore on a host where the dump did not lock).  -errno
  * logged. */
 int net_unlock_conn(struct net_lock *nl, const struct net_conn *c, bool quiet);
-/* After every connection is unlocked: the nftables table goes.  @quiet as
- * above. */
+/* After every connection is unlocked: the nftables table goes, and with
+ * whole_ns the namespace's lock.  @quiet as above. */
 int net_lock_finish(struct net_lock *nl, bool quiet);
 
 #endif

@@ -81,6 +81,8 @@ int dump_netns_enter(struct dump_ctx *ctx)
 	}
 	pr_info("the tree of task %d has a network namespace of its own: dumped with it",
 		ctx->root->pid);
+	/* its connections are locked as CRIU does: the whole namespace */
+	ctx->netlock.whole_ns = true;
 	/* before anything of ours (the network lock) is in its firewall */
 	return net_fw_save(ctx->netns_fw);
 }

@@ -210,6 +210,7 @@ int rst_netns_create(struct rst_tree *tree)
 		ret = -errno;
 		pr_perror("can't make a network namespace for task %d", root->pid);
 	} else {
+		tree->new_net_ns = true;
 		ret = setup(tree, id, (NetnsEntry *)m);
 		/* the connections stay quiet until they leave repair mode */
 		if (!ret)

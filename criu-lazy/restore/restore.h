@@ -265,6 +265,7 @@ struct rst_tree {
 	bool lazy_daemon_ours;		/* criu-lazy's daemon: it fills shared memory */
 	struct rst_share share;		/* files shared between processes */
 	struct rst_ipc ipc;		/* the tree's own IPC namespace (ipc-ns.c) */
+	bool new_net_ns;		/* made in a netns of its own (net/) */
 	uint64_t t_start, fork_us, pages_filled;
 };
 
