@@ -282,3 +282,43 @@ def test_discard_while_lazy(which, zdtm, tool, procs, workdir):
     st = lazy.read_stats(imgdir)
     # the removed quarter: 64 pages, dropped, with the process that counts the object
     assert st["pages_dropped_event"] == 64, st
+
+
+class ServerComesBack(ServerKeepsTheImages):
+    """ServerKeepsTheImages, the daemon with --page-server-reconnect."""
+
+    def start_daemon(self, task, imgdir, n):
+        args = ["lazy-pages", "-D", imgdir, "--page-server", "--address", "127.0.0.1",
+                "--port", self.port, "--no-background-fetch", "--page-server-reconnect", "20"]
+        return lazy.Daemon(self.procs, self.tool, args, self.dir / f"lazy-pages-{n}.log",
+                           self.dir / f"lazy-pages-{n}.out", f"lazy-pages #{n}")
+
+
+def test_page_server_restarted_during_shared_memory(zdtm, tool, procs, workdir):
+    """--page-server-reconnect: the page server is killed while every page
+    of shared memory is still to come and started again on the same
+    images; the tree then touches its shared memory and gets all of it from
+    the new server (GET_SHMEM on the reopened connections)."""
+    spec = ZdtmTest("shmem_lazy_share", ("--size", "1M"), label="ps-back", tree=True,
+                    defer_background=True)
+    mode = ServerComesBack(tool, procs, workdir)
+    try:
+        task = zdtm(spec)
+        imgdir = mode.cycle(task, 1)
+        server = mode.servers.pop()
+        os.kill(server.pid, signal.SIGKILL)
+        procs.reap(server.pid, TIMEOUT)
+        mode.servers.append(lazy.Daemon(
+            procs, tool, ["page-server", "-D", workdir / "server-images-1", "--address",
+                          "127.0.0.1", "--port", mode.port, "--lazy-pages"],
+            workdir / "page-server-1b.log", workdir / "page-server-1b.out", "page-server #1b"))
+        task.check_pass()
+        mode.finish()
+    finally:
+        mode.cleanup()
+    st = lazy.read_stats(imgdir)
+    assert st["pages_shmem"] == 256 + 64 + 64 and st["page_server_reconnects"] >= 1, st
+    log = (workdir / "lazy-pages-1.log").read_text()
+    assert re.search(r"reconnected to page server", log), log[-3000:]
+    srv = (workdir / "page-server-1b.log").read_text()
+    assert re.search(r"GET_SHMEM \d+ 0x[0-9a-f]+: \d+ of \d+ pages", srv), srv[-2000:]

@@ -33,15 +33,28 @@ static bool all_zero(const uint8_t *p, size_t len)
 	return true;
 }
 
-void rc_fingerprint_note(struct rc_fingerprints *f, pid_t pid, uint64_t vaddr,
-			 const void *page)
+static void note(struct rc_fingerprints *f, uint64_t id, bool shmem, uint64_t vaddr,
+		 const void *page)
 {
 	if (f->nr == RC_FINGERPRINTS || all_zero(page, PS_PAGE_SIZE))
 		return;
-	f->fp[f->nr].pid = pid;
+	f->fp[f->nr].id = id;
+	f->fp[f->nr].shmem = shmem;
 	f->fp[f->nr].vaddr = vaddr;
 	f->fp[f->nr].hash = fnv1a64(page, PS_PAGE_SIZE);
 	f->nr++;
+}
+
+void rc_fingerprint_note(struct rc_fingerprints *f, pid_t pid, uint64_t vaddr,
+			 const void *page)
+{
+	note(f, (uint64_t)pid, false, vaddr, page);
+}
+
+void rc_fingerprint_note_shmem(struct rc_fingerprints *f, uint64_t shmid, uint64_t off,
+			       const void *page)
+{
+	note(f, shmid, true, off, page);
 }
 
 /*
@@ -51,12 +64,14 @@ void rc_fingerprint_note(struct rc_fingerprints *f, pid_t pid, uint64_t vaddr,
 static int check_fingerprints(struct rc_conn *c, const struct rc_fingerprints *f)
 {
 	for (unsigned int i = 0; i < f->nr; i++) {
+		bool shm = f->fp[i].shmem;
 		struct page_server_iov req = {
-			.cmd = PS_IOV_GET,
+			.cmd = shm ? PS_IOV_GET_SHMEM : PS_IOV_GET,
 			.nr_pages = 1,
 			.vaddr = f->fp[i].vaddr,
-			.dst_id = (uint64_t)f->fp[i].pid,
+			.dst_id = shm ? ps_dst_encode(PS_DST_SHMEM, f->fp[i].id) : f->fp[i].id,
 		}, hdr;
+		const char *what = shm ? "shared memory" : "task";
 		int ret = ps_write_full(&c->sk, &req, sizeof(req), CHECK_TIMEOUT_MS) ?:
 			  ps_read_full(&c->sk, &hdr, sizeof(hdr), CHECK_TIMEOUT_MS);
 
@@ -64,18 +79,18 @@ static int check_fingerprints(struct rc_conn *c, const struct rc_fingerprints *f
 			return ret;
 		if (hdr.cmd != PS_GET_REPLY_CMD || hdr.nr_pages != 1 || hdr.vaddr != req.vaddr ||
 		    hdr.dst_id != req.dst_id) {
-			pr_err("page server %s came back but does not serve task %d 0x%llx any "
-			       "more: not the same pages, not resuming", c->peer, f->fp[i].pid,
-			       (unsigned long long)f->fp[i].vaddr);
+			pr_err("page server %s came back but does not serve %s %llu 0x%llx any "
+			       "more: not the same pages, not resuming", c->peer, what,
+			       (unsigned long long)f->fp[i].id, (unsigned long long)f->fp[i].vaddr);
 			return -EIO;
 		}
 		ret = ps_read_full(&c->sk, c->buf, PS_PAGE_SIZE, CHECK_TIMEOUT_MS);
 		if (ret)
 			return ret;
 		if (fnv1a64(c->buf, PS_PAGE_SIZE) != f->fp[i].hash) {
-			pr_err("page server %s came back with other data at task %d 0x%llx than it "
-			       "served before: not the same pages, not resuming", c->peer,
-			       f->fp[i].pid, (unsigned long long)f->fp[i].vaddr);
+			pr_err("page server %s came back with other data at %s %llu 0x%llx than it "
+			       "served before: not the same pages, not resuming", c->peer, what,
+			       (unsigned long long)f->fp[i].id, (unsigned long long)f->fp[i].vaddr);
 			return -EIO;
 		}
 	}

@@ -36,8 +36,9 @@
 struct rc_fingerprints {
 	unsigned int nr;
 	struct {
-		pid_t pid;		/* image pid */
-		uint64_t vaddr;		/* dump-time address */
+		uint64_t id;		/* image pid, or shmid */
+		bool shmem;		/* a page of shared memory (GET_SHMEM) */
+		uint64_t vaddr;		/* dump-time address, or offset */
 		uint64_t hash;		/* FNV-1a 64 of the page */
 	} fp[RC_FINGERPRINTS];
 };
@@ -45,6 +46,9 @@ struct rc_fingerprints {
 /* A page received: kept as a fingerprint while there is room (not a zero page). */
 void rc_fingerprint_note(struct rc_fingerprints *f, pid_t pid, uint64_t vaddr,
 			 const void *page);
+/* The same for a page of shared memory object shmid at offset off. */
+void rc_fingerprint_note_shmem(struct rc_fingerprints *f, uint64_t shmid, uint64_t off,
+			       const void *page);
 
 /*
  * How to open the connection again: 0 or a negative errno (tried again),

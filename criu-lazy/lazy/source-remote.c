@@ -223,6 +223,9 @@ static int on_slice(struct remote_source *rs, struct rc_slice *sl)
 	if (rs->finishing)
 		return 0;
 	if (sl->get.obj) {
+		if (sl->vaddr == sl->get.vaddr)
+			rc_fingerprint_note_shmem(&rs->fingerprints, sl->get.shmid, sl->vaddr,
+						  sl->data);
 		ret = lazy_shmem_deliver(rs->src.d, sl->get.obj, sl->vaddr, sl->nr_pages, sl->data,
 					 sl->get.urgent);
 		if (ret || !sl->last)
