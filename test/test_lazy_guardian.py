@@ -27,8 +27,8 @@ SPEC = ZdtmTest("mem_sigbus", ("--pages", str(PAGES)), defer_background=True)
 RESULT = re.compile(r"^mem_sigbus: pid (\d+): (\d+) right, (\d+) poisoned, (\d+) wrong")
 
 
-def restored(zdtm, tool, workdir):
-    task = zdtm(SPEC)
+def restored(zdtm, tool, workdir, pid_ns=False):
+    task = zdtm(SPEC, pid_ns=pid_ns)
     imgdir = workdir / "images"
     imgdir.mkdir()
     assert_ok(tool.dump(task.pid, imgdir, workdir / "dump.log", TIMEOUT), "dump")
@@ -134,3 +134,28 @@ def test_killed_with_a_fork_unread(zdtm, tool, workdir):
     task.procs.adopt(child)
     expect_guardian(daemon, task.pid)
     expect_every_page_right_or_poisoned(task, child)
+
+
+def test_killed_in_a_pid_namespace(zdtm, tool, workdir):
+    """A tree restored into a pid namespace of its own: the restore names
+    its processes by their pids there (1 for the root), which are other
+    processes' pids here.  The daemon finds each process's pid in its own
+    namespace, so its guardian poisons the right one: its half not read
+    before the daemon was killed raises SIGBUS, none reads zeros."""
+    task, daemon = restored(zdtm, tool, workdir, pid_ns=True)
+    os.kill(task.pid, signal.SIGUSR1)
+    wait_said(task, r"^mem_sigbus: armed$")
+    os.kill(daemon.pid, signal.SIGKILL)
+    daemon.wait_exit()
+    said = [l for l in daemon.out.read_text().splitlines() if "guardian: " in l]
+    assert len(said) == 1 and re.search(
+        rf": task 1 \(pid {task.pid} here\): [1-9][0-9]* missing pages poisoned "
+        r"\(SIGBUS when touched\)$", said[0]), daemon.text()
+    os.kill(task.pid, signal.SIGTERM)
+    task.procs.reap(task.pid, TIMEOUT)
+    out = task.output.read_text(errors="replace")
+    results = [tuple(map(int, m.group(2, 3, 4)))
+               for m in map(RESULT.match, out.splitlines()) if m]
+    assert len(results) == 1, out
+    right, poisoned, wrong = results[0]
+    assert wrong == 0 and right >= PAGES // 2 and right + poisoned == PAGES, out

@@ -322,7 +322,9 @@ static int drain(struct guardian_table *tab, size_t i)
 
 	while ((n = uffd_read_msgs(tab->e[i].uffd, msgs, 64)) > 0) {
 		for (int k = 0; k < n; k++) {
-			struct guardian_entry child = { .pid = tab->e[i].pid, .forked = true };
+			struct guardian_entry child = { .pid = tab->e[i].pid,
+							.host_pid = tab->e[i].host_pid,
+							.forked = true };
 
 			if (msgs[k].event != UFFD_EVENT_FORK)
 				continue;
@@ -346,9 +348,9 @@ static int poison_entry(struct guardian_table *tab, size_t i, struct tally *c)
 	int ret = 0;
 
 	if (e->forked)
-		ret = add_descendants(e->pid, &pids, &nr);
+		ret = add_descendants(e->host_pid, &pids, &nr);
 	for (size_t k = 0; k < nr && !ret; k++) {
-		ret = runs_of(pids ? pids[k] : e->pid, &runs);
+		ret = runs_of(pids ? pids[k] : e->host_pid, &runs);
 		if (ret == -ESRCH && (e->forked || k)) {
 			ret = 0;	/* one of the processes we only borrow runs from */
 		} else if (ret == -ESRCH) {
@@ -365,12 +367,15 @@ static int poison_entry(struct guardian_table *tab, size_t i, struct tally *c)
 
 static void say(pid_t daemon_pid, const struct guardian_entry *e, const struct tally *c, int ret)
 {
-	char who[64];
+	char who[96], here[32] = "";
 
+	if (e->host_pid != e->pid)
+		snprintf(here, sizeof(here), " (pid %d here)", e->host_pid);
 	if (e->forked)
-		snprintf(who, sizeof(who), "a child of task %d forked after the restore", e->pid);
+		snprintf(who, sizeof(who), "a child of task %d%s forked after the restore", e->pid,
+			 here);
 	else
-		snprintf(who, sizeof(who), "task %d", e->pid);
+		snprintf(who, sizeof(who), "task %d%s", e->pid, here);
 	if (c->gone && !c->poisoned) {
 		pr_info("%s had exited", who);
 		return;

@@ -34,6 +34,7 @@
 #include "lazy/guardian.h"
 
 #define STOP_WAIT_MS 5000	/* for the guardian to exit after END */
+#define SEND_WAIT_MS 1000	/* for room on the socket: the guardian reads at once */
 
 /* ---- the guardian ---- */
 
@@ -131,7 +132,8 @@ static int guardian_main(int sock, pid_t daemon_pid)
 			break;
 		switch (m.op) {
 		case GUARDIAN_HOLD: {
-			struct guardian_entry e = { .id = m.id, .pid = m.pid, .forked = m.forked,
+			struct guardian_entry e = { .id = m.id, .pid = m.pid,
+						    .host_pid = m.host_pid, .forked = m.forked,
 						    .uffd = fd };
 
 			if (fd < 0) {
@@ -230,18 +232,28 @@ static int send_msg(struct lazy_guardian *g, const struct guardian_msg *m, int f
 		c->cmsg_len = CMSG_LEN(sizeof(int));
 		memcpy(CMSG_DATA(c), &fd, sizeof(int));
 	}
-	do
-		n = sendmsg(g->sock, &mh, MSG_NOSIGNAL);
-	while (n < 0 && errno == EINTR);
+	/* never blocked for long by a guardian that does not read (stopped) */
+	for (int waited = 0;;) {
+		struct pollfd p = { .fd = g->sock, .events = POLLOUT };
+
+		n = sendmsg(g->sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n >= 0 || (errno != EINTR && errno != EAGAIN) || waited >= SEND_WAIT_MS)
+			break;
+		if (errno == EAGAIN && poll(&p, 1, SEND_WAIT_MS - waited) == 0)
+			waited = SEND_WAIT_MS;
+		else if (errno == EAGAIN)
+			waited += 10;	/* room came, or it hung up: try again, bounded */
+	}
 	if (n == sizeof(*m))
 		return 0;
 	return n < 0 ? -errno : -EIO;
 }
 
-int guardian_hold(struct lazy_guardian *g, int uffd, pid_t pid, bool forked, uint32_t *id)
+int guardian_hold(struct lazy_guardian *g, int uffd, pid_t pid, pid_t host_pid, bool forked,
+		  uint32_t *id)
 {
 	struct guardian_msg m = { .op = GUARDIAN_HOLD, .id = ++g->next_id, .pid = pid,
-				  .forked = forked };
+				  .host_pid = host_pid, .forked = forked };
 	int ret;
 
 	*id = 0;

@@ -38,7 +38,8 @@ struct guardian_msg {
 	uint32_t id;		/* the daemon's handle for the uffd */
 	int32_t pid;		/* the process whose memory it registers, or for
 				 * a child forked after the restore (pid unknown)
-				 * the process its layout descends from */
+				 * the process its layout descends from (image pid) */
+	int32_t host_pid;	/* that process's pid here, for its /proc */
 	uint32_t forked;	/* 1: a child forked after the restore */
 };
 
@@ -51,7 +52,8 @@ struct guardian_msg {
 int guardian_start(struct lazy_guardian *g);
 
 /* Hand over a copy of uffd; *id gets the handle for guardian_release(). */
-int guardian_hold(struct lazy_guardian *g, int uffd, pid_t pid, bool forked, uint32_t *id);
+int guardian_hold(struct lazy_guardian *g, int uffd, pid_t pid, pid_t host_pid, bool forked,
+		  uint32_t *id);
 void guardian_release(struct lazy_guardian *g, uint32_t id);
 
 /* The guardian's socket hung up while the daemon runs: warn, reap, go on. */
@@ -63,7 +65,8 @@ void guardian_stop(struct lazy_guardian *g);
 /* guardian-poison.c: the guardian's takeover once the daemon died */
 struct guardian_entry {
 	uint32_t id;
-	pid_t pid;
+	pid_t pid;		/* as the images name it */
+	pid_t host_pid;		/* here */
 	bool forked;
 	int uffd;
 };

@@ -45,6 +45,7 @@ struct lazy_image {
 
 struct lazy_task {
 	pid_t pid;			/* the image's pid (the same for forks) */
+	pid_t host_pid;			/* that process's pid in our namespace */
 	int uffd;			/* -1 once closed */
 	uint32_t guardian_id;		/* its copy in the guardian (0: none) */
 	bool gone;			/* exited, or everything delivered */
@@ -81,6 +82,7 @@ struct lazy_daemon {
 	int dirfd;			/* images dir */
 	int epfd;
 	int conn_fd;			/* the restore's connection, -1 once closed */
+	pid_t restore_pid;		/* its peer (SO_PEERCRED), 0 if unknown */
 	int signal_fd;
 	bool restore_finished;
 	bool failed;
@@ -105,8 +107,13 @@ struct lazy_daemon {
 #define RESTORE_FINISHED_MAGIC	0x52535446u
 
 /* lazy-task.c */
-/* A task reading img, or (img NULL) a restored process with a new image. */
-struct lazy_task *lazy_task_new(struct lazy_daemon *d, pid_t pid, int uffd, struct lazy_image *img);
+/*
+ * A task reading img, or (img NULL) a restored process with a new image;
+ * host_pid: its pid here (the guardian's, host-pid.c), or for a fork its
+ * parent's.
+ */
+struct lazy_task *lazy_task_new(struct lazy_daemon *d, pid_t pid, pid_t host_pid, int uffd,
+				struct lazy_image *img);
 int lazy_task_load_model(struct lazy_daemon *d, struct lazy_task *t);
 /* Closes its uffd and frees its model now; the rest goes in lazy_task_reap(). */
 void lazy_task_close(struct lazy_daemon *d, struct lazy_task *t, const char *why);
@@ -146,6 +153,9 @@ int lazy_retry_deferred(struct lazy_daemon *d, struct lazy_task *t);
 /* events only: faults are deferred (when the daemon cannot serve them now) */
 int lazy_read_events(struct lazy_daemon *d, struct lazy_task *t);
 
+
+/* host-pid.c: the pid here of the process the restore names pid */
+pid_t lazy_host_pid(pid_t restore_pid, pid_t pid);
 
 /* lazy-poison.c: what the tasks get when pages can no longer arrive */
 void lazy_poison_all(struct lazy_daemon *d);

@@ -105,7 +105,7 @@ static int on_fork(struct lazy_daemon *d, struct lazy_task *parent, int child_uf
 	struct epoll_event ev = { .events = EPOLLIN };
 	int ret;
 
-	child = lazy_task_new(d, parent->pid, child_uffd, parent->img);
+	child = lazy_task_new(d, parent->pid, parent->host_pid, child_uffd, parent->img);
 	if (!child) {
 		close(child_uffd);
 		return -ENOMEM;

@@ -115,7 +115,7 @@ static bool pid_seen(const struct lazy_daemon *d, int32_t pid)
  * Is the peer root or our own uid?  Else it is closed with one line, and
  * the daemon keeps waiting for the real restore.
  */
-static bool peer_allowed(int fd)
+static bool peer_allowed(struct lazy_daemon *d, int fd)
 {
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
@@ -124,6 +124,7 @@ static bool peer_allowed(int fd)
 		pr_perror("refused a connection to the lazy-pages socket: no peer credentials");
 		return false;
 	}
+	d->restore_pid = cred.pid;
 	if (cred.uid == 0 || cred.uid == geteuid())
 		return true;
 	pr_warn("refused a connection to the lazy-pages socket from pid %d uid %u: "
@@ -147,7 +148,7 @@ static int accept_restore(struct lazy_daemon *d, int listen_fd)
 			pr_perror("accept the restore's connection");
 			return -errno;
 		}
-		if (peer_allowed(d->conn_fd))
+		if (peer_allowed(d, d->conn_fd))
 			return 0;
 		close(d->conn_fd);
 		d->conn_fd = -1;
@@ -183,7 +184,7 @@ int lazy_accept_tasks(struct lazy_daemon *d, const struct lazy_tree *tree, int l
 		ret = recv_uffd(d, d->conn_fd, pid, &uffd);
 		if (ret)
 			return ret;
-		t = lazy_task_new(d, pid, uffd, NULL);
+		t = lazy_task_new(d, pid, lazy_host_pid(d->restore_pid, pid), uffd, NULL);
 		if (!t) {
 			close(uffd);
 			return -ENOMEM;

@@ -15,7 +15,8 @@
 #include "lazy/prefetch.h"
 #include "mm.pb-c.h"
 
-struct lazy_task *lazy_task_new(struct lazy_daemon *d, pid_t pid, int uffd, struct lazy_image *img)
+struct lazy_task *lazy_task_new(struct lazy_daemon *d, pid_t pid, pid_t host_pid, int uffd,
+				struct lazy_image *img)
 {
 	struct lazy_task *t = calloc(1, sizeof(*t)), **tail;
 	bool forked = img != NULL;	/* a FORK's child reads its parent's image */
@@ -34,12 +35,13 @@ struct lazy_task *lazy_task_new(struct lazy_daemon *d, pid_t pid, int uffd, stru
 	img->users++;
 	t->img = img;
 	t->pid = pid;
+	t->host_pid = host_pid;
 	t->uffd = uffd;
 	t->xfer_pages = LAZY_XFER_MIN_PAGES;
 	t->bg_pass = d->bg_pass;	/* no catching up for a late one */
 	lazy_model_init(&t->model);
 	/* not fatal: the guardian only matters if this daemon is killed */
-	guardian_hold(&d->guardian, uffd, pid, forked, &t->guardian_id);
+	guardian_hold(&d->guardian, uffd, pid, host_pid, forked, &t->guardian_id);
 
 	/* keep list order: prefetch goes through it in turn */
 	for (tail = &d->tasks; *tail; tail = &(*tail)->next)

@@ -1,0 +1,123 @@
+/*
+ * The pid in our namespace of a process the restore names by its pid in
+ * the images.  CRIU's protocol sends the latter; for a tree restored into
+ * a pid namespace of its own (lazy-migrate on one host) that is its pid
+ * there (1 for the root), another process's pid here.  The daemon itself
+ * needs no more than the uffd, but its guardian reads /proc/PID of the
+ * process, so it must be the right one.
+ *
+ * The process is a descendant of the restore while it is handed over: if
+ * the image's pid here leads up to the restore, it is that; otherwise the
+ * descendant whose NSpid (innermost last) ends with it.
+ */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/array.h"
+#include "common/log.h"
+#include "lazy/lazy-daemon.h"
+
+#define MAX_DEPTH 4096		/* of the walk up: a cycle cannot be, but bound it */
+
+/* "PPid:" (want_ppid) or the last pid of "NSpid:" of /proc/pid/status; -1 if none. */
+static pid_t status_pid(pid_t pid, bool want_ppid)
+{
+	const char *key = want_ppid ? "PPid:" : "NSpid:";
+	char path[64], line[256];
+	pid_t found = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		char *p = line + strlen(key), *end;
+
+		if (strncmp(line, key, strlen(key)))
+			continue;
+		for (;;) {
+			long v = strtol(p, &end, 10);
+
+			if (end == p)
+				break;
+			found = v;
+			p = end;
+		}
+		break;
+	}
+	fclose(f);
+	return found;
+}
+
+static bool descends_from(pid_t pid, pid_t ancestor)
+{
+	for (int depth = 0; pid > 1 && depth < MAX_DEPTH; depth++) {
+		if (pid == ancestor)
+			return true;
+		pid = status_pid(pid, true);
+	}
+	return pid == ancestor;
+}
+
+/* The descendant of root whose innermost pid is ns_pid, or -1. */
+static pid_t find_below(pid_t root, pid_t ns_pid)
+{
+	pid_t *todo = NULL, found = -1;
+	size_t nr = 0, cap = 0;
+
+	if (ARRAY_GROW(todo, cap, 1, 64))
+		return -1;
+	todo[nr++] = root;
+	for (size_t k = 0; k < nr && found < 0; k++) {
+		char path[64];
+		struct dirent *de;
+		DIR *dir;
+
+		snprintf(path, sizeof(path), "/proc/%d/task", todo[k]);
+		dir = opendir(path);
+		if (!dir)
+			continue;
+		while (found < 0 && (de = readdir(dir))) {
+			FILE *f;
+			int kid;
+
+			if (de->d_name[0] == '.')
+				continue;
+			snprintf(path, sizeof(path), "/proc/%d/task/%d/children", todo[k],
+				 atoi(de->d_name));
+			f = fopen(path, "re");
+			if (!f)
+				continue;
+			while (found < 0 && fscanf(f, "%d", &kid) == 1) {
+				if (status_pid(kid, false) == ns_pid)
+					found = kid;
+				else if (!ARRAY_GROW(todo, cap, nr + 1, 64))
+					todo[nr++] = kid;
+			}
+			fclose(f);
+		}
+		closedir(dir);
+	}
+	free(todo);
+	return found;
+}
+
+pid_t lazy_host_pid(pid_t restore_pid, pid_t pid)
+{
+	pid_t here;
+
+	if (restore_pid <= 0 || descends_from(pid, restore_pid))
+		return pid;
+	here = find_below(restore_pid, pid);
+	if (here < 0) {
+		/* the guardian may then read another process's /proc: it says so */
+		pr_warn("task %d: no process below the restore (pid %d) has that pid in its "
+			"namespace: the guardian looks for it as %d", pid, restore_pid, pid);
+		return pid;
+	}
+	pr_info("task %d is pid %d here", pid, here);
+	return here;
+}
