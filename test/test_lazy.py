@@ -217,6 +217,21 @@ def test_normal_end_leaves_no_guardian(zdtm, tool, procs, workdir):
     assert "guardian: " not in daemon.out.read_text(), daemon.text()
 
 
+def test_guardian_killed_daemon_goes_on(restored):
+    """SIGKILL to the guardian: the daemon warns once, reaps it and serves
+    the task to the end, unguarded (its own copies keep the registrations:
+    nothing changes for the task)."""
+    task, daemon, imgdir = restored
+    os.kill(daemon.guardian, signal.SIGKILL)
+    assert P.wait_for(lambda: not P.exists(daemon.guardian), TIMEOUT), (
+        "the daemon did not reap its killed guardian\n" + daemon.text())
+    assert re.search(rf"guardian: pid {daemon.guardian} is gone: a SIGKILL of this daemon "
+                     r"would now leave", daemon.log.read_text()), daemon.text()
+    task.check_pass()
+    daemon.expect_clean_exit()
+    lazy.check_stats(imgdir, daemon.text())
+
+
 def test_corrupted_pagemap(zdtm, tool, procs, workdir):
     task = zdtm(ZdtmTest("mem_anon", ("--size", "1M"), label="1M"))
     imgdir = workdir / "images"

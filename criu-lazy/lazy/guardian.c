@@ -269,14 +269,6 @@ int guardian_hold(struct lazy_guardian *g, int uffd, pid_t pid, pid_t host_pid, 
 	return 0;
 }
 
-void guardian_release(struct lazy_guardian *g, uint32_t id)
-{
-	struct guardian_msg m = { .op = GUARDIAN_RELEASE, .id = id };
-
-	if (id && g->sock >= 0 && send_msg(g, &m, -1))
-		pr_warn("cannot tell the guardian to release uffd %u: %m", id);
-}
-
 static void reap(struct lazy_guardian *g, int wait_ms)
 {
 	for (int waited = 0; g->pid; waited++) {
@@ -296,6 +288,29 @@ static void reap(struct lazy_guardian *g, int wait_ms)
 		}
 		usleep(1000);
 	}
+}
+
+void guardian_release(struct lazy_guardian *g, uint32_t id)
+{
+	struct guardian_msg m = { .op = GUARDIAN_RELEASE, .id = id };
+	int ret;
+
+	if (!id || g->sock < 0)
+		return;
+	ret = send_msg(g, &m, -1);
+	if (!ret)
+		return;
+	/*
+	 * Its copy would keep the task's VMAs registered with nobody to
+	 * answer a fault there: better no guardian than a task hung.
+	 */
+	pr_warn("cannot tell pid %d to release a uffd (%s): ended, this daemon goes on unguarded",
+		g->pid, strerror(-ret));
+	if (g->pid > 0)
+		kill(g->pid, SIGKILL);
+	close(g->sock);
+	g->sock = -1;
+	reap(g, STOP_WAIT_MS);
 }
 
 void guardian_lost(struct lazy_guardian *g)
