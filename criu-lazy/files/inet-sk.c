@@ -354,6 +354,20 @@ static int set_int(struct rst_child *c, int sk, const InetSkEntry *ie, int level
 	return 0;
 }
 
+/* What every inet socket gets first: IPV6_V6ONLY, IP_FREEBIND, the generic options. */
+static int set_common_opts(struct rst_child *c, int sk, const InetSkEntry *ie)
+{
+	int ret = 0;
+
+	if (ie->family == AF_INET6 && ie->has_v6only)
+		ret = set_int(c, sk, ie, IPPROTO_IPV6, IPV6_V6ONLY, "IPV6_V6ONLY", ie->v6only);
+	if (!ret && ie->ip_opts && ie->ip_opts->has_freebind && ie->ip_opts->freebind)
+		ret = set_int(c, sk, ie, IPPROTO_IP, IP_FREEBIND, "IP_FREEBIND", 1);
+	if (!ret)
+		ret = sk_opts_restore(c, sk, ie->opts, ie->id);
+	return ret;
+}
+
 /* The datagrams of its queue, from a helper, to its own address. */
 static int refill(struct rst_child *c, int sk, const InetSkEntry *ie)
 {
@@ -394,16 +408,11 @@ static int inet_setup(struct rst_child *c, int sk, const InetSkEntry *ie)
 	struct sockaddr_storage ss;
 	socklen_t len;
 	char what[80];
-	int ret = 0;
+	int ret;
 	bool bound = ie->src_port || (ie->n_src_addr && (ie->src_addr[0] || (ie->n_src_addr == 4 &&
 		     (ie->src_addr[1] || ie->src_addr[2] || ie->src_addr[3]))));
 
-	if (ie->family == AF_INET6 && ie->has_v6only)
-		ret = set_int(c, sk, ie, IPPROTO_IPV6, IPV6_V6ONLY, "IPV6_V6ONLY", ie->v6only);
-	if (!ret && ie->ip_opts && ie->ip_opts->has_freebind && ie->ip_opts->freebind)
-		ret = set_int(c, sk, ie, IPPROTO_IP, IP_FREEBIND, "IP_FREEBIND", 1);
-	if (!ret)
-		ret = sk_opts_restore(c, sk, ie->opts, ie->id);
+	ret = set_common_opts(c, sk, ie);
 	/* a restored connection (in repair mode) may hold the port already,
 	 * as an accepted connection holds its listener's: SO_REUSEADDR lets
 	 * the bind and listen share it, then goes back as it was */
@@ -460,17 +469,12 @@ static int inet_setup(struct rst_child *c, int sk, const InetSkEntry *ie)
 static int inet_setup_conn(struct rst_child *c, int sk, const InetSkEntry *ie)
 {
 	const struct tcp_conn_rst *r = inet_tcp_find(rst_state(c->ri), ie->id);
-	int ret = 0;
+	int ret;
 
 	if (!r)
 		return child_err(c, ENOENT, "TCP connection %u of task %d: its stream was not loaded",
 				 ie->id, c->ri->pid);
-	if (ie->family == AF_INET6 && ie->has_v6only)
-		ret = set_int(c, sk, ie, IPPROTO_IPV6, IPV6_V6ONLY, "IPV6_V6ONLY", ie->v6only);
-	if (!ret && ie->ip_opts && ie->ip_opts->has_freebind && ie->ip_opts->freebind)
-		ret = set_int(c, sk, ie, IPPROTO_IP, IP_FREEBIND, "IP_FREEBIND", 1);
-	if (!ret)
-		ret = sk_opts_restore(c, sk, ie->opts, ie->id);
+	ret = set_common_opts(c, sk, ie);
 	if (!ret)
 		ret = tcp_conn_restore(c, sk, ie, r);
 	if (!ret)

@@ -308,21 +308,12 @@ static int add_object(struct rst_images *ri, uint32_t id, const char *what)
 	}
 	if (rst_memfd_shmem(ri, ie->inode_id))
 		return 0;
-	s = realloc(ri->shmems, (ri->nr_shmems + 1) * sizeof(*s));
-	if (!s)
-		return -ENOMEM;
-	ri->shmems = s;
-	s = &ri->shmems[ri->nr_shmems];
-	memset(s, 0, sizeof(*s));
-	s->pi.pages_fd = -1;
-	s->shmid = ie->shmid;
+	ret = rst_shmem_add(ri, ie->shmid, &s);
+	if (ret)
+		return ret;
 	s->memfd = ie;
 	/* at least a page: an empty memfd is mapped all the same */
 	s->size = RST_PAGE_ALIGN(ie->size ? ie->size : 1);
-	ret = pagemap_index_load(ri->dirfd, IMG_PAGEMAP_SHMEM, ie->shmid, true, &s->pi);
-	if (ret)
-		return ret;
-	ri->nr_shmems++;
 	for (size_t r = 0; r < s->pi.nr_runs; r++) {
 		const struct page_run *run = &s->pi.runs[r];
 

@@ -13,6 +13,7 @@
 
 #define LOG_PREFIX ""
 #include "attrs/task-attr.h"
+#include "common/array.h"
 #include "common/kernel-abi.h"
 #include "common/log.h"
 #include "images/image.h"
@@ -210,8 +211,27 @@ static int check_mm(pid_t pid, const MmEntry *mm)
 	return 0;
 }
 
+int rst_shmem_add(struct rst_images *ri, uint64_t shmid, struct rst_shmem **out)
+{
+	struct rst_shmem *s;
+	int ret;
+
+	if (ARRAY_GROW(ri->shmems, ri->cap_shmems, ri->nr_shmems + 1, 4))
+		return -ENOMEM;
+	s = &ri->shmems[ri->nr_shmems];
+	memset(s, 0, sizeof(*s));
+	s->pi.pages_fd = -1;
+	s->shmid = shmid;
+	ret = pagemap_index_load(ri->dirfd, IMG_PAGEMAP_SHMEM, shmid, true, &s->pi);
+	if (ret)
+		return ret;
+	ri->nr_shmems++;
+	*out = s;
+	return 0;
+}
+
 /* Pages of the shared anonymous VMAs: one pagemap-shmem per object. */
-static int load_shmems(int dirfd, struct rst_images *ri)
+static int load_shmems(struct rst_images *ri)
 {
 	for (size_t i = 0; i < ri->mm->n_vmas; i++) {
 		const VmaEntry *v = ri->mm->vmas[i];
@@ -225,18 +245,9 @@ static int load_shmems(int dirfd, struct rst_images *ri)
 			if (ri->shmems[k].shmid == v->shmid)
 				s = &ri->shmems[k];
 		if (!s) {
-			s = realloc(ri->shmems, (ri->nr_shmems + 1) * sizeof(*s));
-			if (!s)
-				return -ENOMEM;
-			ri->shmems = s;
-			s = &ri->shmems[ri->nr_shmems];
-			memset(s, 0, sizeof(*s));
-			s->pi.pages_fd = -1;
-			s->shmid = v->shmid;
-			ret = pagemap_index_load(dirfd, IMG_PAGEMAP_SHMEM, v->shmid, true, &s->pi);
+			ret = rst_shmem_add(ri, v->shmid, &s);
 			if (ret)
 				return ret;
-			ri->nr_shmems++;
 		}
 		if (v->pgoff + (v->end - v->start) > s->size)
 			s->size = v->pgoff + (v->end - v->start);
@@ -327,7 +338,7 @@ int rst_images_load(int dirfd, const struct opts *o, const InventoryEntry *inv,
 
 	ret = pagemap_index_load(dirfd, IMG_PAGEMAP, ri->pid, true, &ri->pi);
 	if (!ret)
-		ret = load_shmems(dirfd, ri);
+		ret = load_shmems(ri);
 	if (!ret)
 		ret = rst_fds_load(o, ri);
 	if (!ret)

@@ -125,7 +125,7 @@ struct rst_images {
 
 	struct pagemap_index pi;	/* pagemap-<pid>.img + pages file */
 	struct rst_shmem *shmems;
-	size_t nr_shmems;
+	size_t nr_shmems, cap_shmems;
 
 	SeccompEntry *seccomp;		/* seccomp.img, if a thread has filters */
 };
@@ -359,6 +359,10 @@ void rst_plan_free(struct rst_plan *plan);
 /* tree-load.c: pstree.img, every process's images, helpers */
 int rst_tree_load(struct rst_tree *tree);
 void rst_tree_free(struct rst_tree *tree);
+
+/* images-load.c: a new shared memory object of ri, its pagemap-shmem-<shmid>
+ * loaded (0 or -errno, logged) */
+int rst_shmem_add(struct rst_images *ri, uint64_t shmid, struct rst_shmem **out);
 
 /* files/memfd.c: every memfd inode the process refers to (descriptors,
  * mappings) as one of its shared memory objects; the one of an inode */
