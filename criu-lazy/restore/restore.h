@@ -399,7 +399,7 @@ void rst_ghosts_free(struct rst_tree *tree);
 /* tree-load.c: the plan of every live process */
 int rst_tree_plan(struct rst_tree *tree);
 
-/* tree.c: creating the tree (restore side and task side) */
+/* tree.c: creating the tree, the restore process's side */
 int rst_tree_pipes(struct rst_tree *tree);
 void rst_tree_report_errors(struct rst_tree *tree);
 int rst_tree_create(struct rst_tree *tree);
@@ -410,6 +410,7 @@ void rst_tree_kill(struct rst_tree *tree);
 pid_t rst_clone_with_pid(pid_t pid, uint64_t flags);
 int rst_tree_next_event(struct rst_tree *tree, struct rst_event *ev, const char *what,
 			int timeout_ms);
+/* tree-task.c: an event from a task to the restore process (exits if it cannot) */
 void rst_tree_event(const struct rst_tree *tree, int idx, int kind, pid_t pid);
 
 /* fdt.c: descriptor tables shared between processes (CLONE_FILES) */
@@ -418,6 +419,7 @@ int rst_fdt_apart(struct rst_tree *tree);
 int rst_fdt_rebuild_sharers(struct rst_tree *tree);
 int child_fdt_apart(struct rst_child *c, int *sync_r);
 int child_fdt_done(struct rst_child *c);
+/* tree-task.c: a new task of the tree, from its clone to its rebuild */
 _Noreturn void rst_proc_main(struct rst_tree *tree, int idx);
 
 /* task-create.c */
