@@ -2,13 +2,18 @@
  * Small helpers shared by the benchmark programs (each test/bench/NAME.c, or
  * NAME/ directory, is one binary, so these are static inline): sizes with K/M/G
  * suffixes, the monotonic clock, a thread's CPU time, warm fresh memory, a
- * seeded page order, the memory pattern, percentiles, atomic result files.
+ * seeded page order, the memory pattern, percentiles, atomic result files,
+ * and the command line (one table of options, bench_parse_opts()).
  */
 #ifndef CRIU_LAZY_TEST_BENCH_H
 #define CRIU_LAZY_TEST_BENCH_H
 
 #include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdbool.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -68,6 +73,114 @@ static inline uint64_t bench_parse_size(const char *s)
 	if (*end == 'i' && end[1] == 'B')	/* accept "MiB" and friends */
 		end += 2;
 	return *end ? 0 : v;
+}
+
+/* The kinds of option argument, and what dst points to for each. */
+enum bench_arg {
+	BENCH_STR,	/* const char *: the argument itself */
+	BENCH_SIZE,	/* uint64_t: bench_parse_size(), never 0 */
+	BENCH_U64,	/* uint64_t: a whole number, C notation (0x..) */
+	BENCH_INT,	/* int: a whole number, may be negative (a CPU of -1) */
+	BENCH_FLAG,	/* bool: set to true; the option takes no argument */
+};
+
+struct bench_opt {
+	const char *name;	/* without the "--" */
+	enum bench_arg arg;
+	void *dst;
+};
+
+#define BENCH_MAX_OPTS 24
+
+/*
+ * Parse argv against the table @o of @n options (each --NAME stores its
+ * value in its dst; what is not given keeps the caller's default).  --help
+ * calls usage(0); an unknown option, a malformed or zero size, a number
+ * with trailing text or out of range, or an argument left over calls
+ * usage(1).  usage() does not return.  The ranges and the combinations
+ * are the caller's to check afterwards.
+ */
+static inline void bench_parse_opts(int argc, char **argv, const struct bench_opt *o, size_t n,
+				    void (*usage)(int status))
+{
+	struct option lo[BENCH_MAX_OPTS + 2] = { { 0 } };
+	int c;
+
+	if (n > BENCH_MAX_OPTS)
+		bench_die("%zu options, more than BENCH_MAX_OPTS", n);
+	for (size_t i = 0; i < n; i++)
+		lo[i] = (struct option){ o[i].name,
+					 o[i].arg == BENCH_FLAG ? no_argument : required_argument,
+					 NULL, 'A' + (int)i };
+	lo[n] = (struct option){ "help", no_argument, NULL, 'h' };
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		const struct bench_opt *opt;
+		char *end = NULL;
+		long long v;
+
+		if (c == 'h')
+			usage(0);
+		if (c < 'A' || c >= 'A' + (int)n)
+			usage(1);
+		opt = &o[c - 'A'];
+		errno = 0;
+		switch (opt->arg) {
+		case BENCH_STR:
+			*(const char **)opt->dst = optarg;
+			break;
+		case BENCH_SIZE:
+			*(uint64_t *)opt->dst = bench_parse_size(optarg);
+			if (!*(uint64_t *)opt->dst)
+				usage(1);
+			break;
+		case BENCH_U64:
+			if (*optarg == '-')
+				usage(1);
+			*(uint64_t *)opt->dst = strtoull(optarg, &end, 0);
+			break;
+		case BENCH_INT:
+			v = strtoll(optarg, &end, 0);
+			if (v < INT_MIN || v > INT_MAX)
+				usage(1);
+			*(int *)opt->dst = v;
+			break;
+		case BENCH_FLAG:
+			*(bool *)opt->dst = true;
+			break;
+		}
+		if (end && (errno || end == optarg || *end))
+			usage(1);
+	}
+	if (optind != argc)
+		usage(1);
+}
+
+/*
+ * The workloads are driven by SIGUSR1 (run once) and SIGTERM (end), taken
+ * with sigwaitinfo(): block both in *set before anyone can send one (threads
+ * started later inherit the mask).
+ */
+static inline void bench_block_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGUSR1);
+	sigaddset(set, SIGTERM);
+	if (sigprocmask(SIG_BLOCK, set, NULL))
+		bench_die("block signals: %m");
+}
+
+/* The next signal of @set; a dump interrupts the wait (EINTR): wait on. */
+static inline int bench_next_signal(const sigset_t *set)
+{
+	for (;;) {
+		int sig = sigwaitinfo(set, NULL);
+
+		if (sig >= 0)
+			return sig;
+		if (errno != EINTR)
+			bench_die("sigwaitinfo: %m");
+	}
 }
 
 static inline uint64_t bench_now_ns(void)

@@ -19,7 +19,6 @@
  *
  *   function_workload --pidfile F --result F [--size 1G] [--seed N] [--variant-file F]
  */
-#include <getopt.h>
 #include <signal.h>
 #include <stdbool.h>
 
@@ -83,49 +82,34 @@ static void invoke(struct workload *w)
 	bench_write_atomic(w->result, json);
 }
 
-static void usage(void)
+static void usage(int status)
 {
 	fputs("usage: function_workload --pidfile F --result F [--size 1G] [--seed N] "
-	      "[--variant-file F]\n", stderr);
-	exit(1);
+	      "[--variant-file F]\n", status ? stderr : stdout);
+	exit(status);
 }
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "size", required_argument, NULL, 's' },
-		{ "pidfile", required_argument, NULL, 'p' },
-		{ "result", required_argument, NULL, 'r' },
-		{ "seed", required_argument, NULL, 'S' },
-		{ "variant-file", required_argument, NULL, 'v' },
-		{ }
-	};
 	struct workload w = { 0 };
 	uint64_t size = 1ULL << 30, seed = 0xf00d;
+	const struct bench_opt opts[] = {
+		{ "size", BENCH_SIZE, &size },
+		{ "pidfile", BENCH_STR, &w.pidfile },
+		{ "result", BENCH_STR, &w.result },
+		{ "seed", BENCH_U64, &seed },
+		{ "variant-file", BENCH_STR, &w.variant_file },
+	};
 	char pid[32];
 	sigset_t set;
-	int c;
 
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (c) {
-		case 's': size = bench_parse_size(optarg); break;
-		case 'p': w.pidfile = optarg; break;
-		case 'r': w.result = optarg; break;
-		case 'S': seed = strtoull(optarg, NULL, 0); break;
-		case 'v': w.variant_file = optarg; break;
-		default: usage();
-		}
-	}
-	if (optind != argc || !w.pidfile || !w.result || !seed || !size || size % BENCH_PAGE ||
+	bench_parse_opts(argc, argv, opts, sizeof(opts) / sizeof(opts[0]), usage);
+	if (!w.pidfile || !w.result || !seed || size % BENCH_PAGE ||
 	    size / BENCH_PAGE > UINT32_MAX || size / BENCH_PAGE < 20)
-		usage();
+		usage(1);
 	w.npages = size / BENCH_PAGE;
 
-	sigemptyset(&set);
-	sigaddset(&set, SIGUSR1);
-	sigaddset(&set, SIGTERM);
-	if (sigprocmask(SIG_BLOCK, &set, NULL))
-		bench_die("block signals: %m");
+	bench_block_signals(&set);
 
 	w.mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	w.perm = mmap(NULL, w.npages * sizeof(uint32_t), PROT_READ | PROT_WRITE,
@@ -139,16 +123,7 @@ int main(int argc, char **argv)
 	if (bench_write_atomic(w.pidfile, pid))
 		bench_die("write the pidfile %s: %m", w.pidfile);
 
-	for (;;) {
-		int sig = sigwaitinfo(&set, NULL);
-
-		if (sig < 0) {
-			if (errno == EINTR)	/* a dump interrupts the wait */
-				continue;
-			bench_die("sigwaitinfo: %m");
-		}
-		if (sig == SIGTERM)
-			return 0;
+	while (bench_next_signal(&set) != SIGTERM)
 		invoke(&w);
-	}
+	return 0;
 }

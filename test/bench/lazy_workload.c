@@ -28,7 +28,6 @@
  *                 [--order-file F] [--seed N] [--latency]
  */
 #include <fcntl.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <sys/mman.h>
@@ -43,7 +42,7 @@ struct workload {
 	char *mem;
 	size_t npages;
 	const char *pidfile, *result, *order_file;
-	char order[16];			/* from --order: "seq" or "random" */
+	const char *order;		/* from --order: "seq" or "random" */
 	uint64_t seed;
 	bool latency;			/* from --latency */
 };
@@ -189,58 +188,37 @@ static void touch_all(struct workload *w)
 	bench_write_atomic(w->result, json);
 }
 
-static void usage(void)
+static void usage(int status)
 {
 	fputs("usage: lazy_workload --pidfile F --result F [--size 1G] [--order seq|random]\n"
-	      "                     [--order-file F] [--seed N] [--latency]\n", stderr);
-	exit(1);
+	      "                     [--order-file F] [--seed N] [--latency]\n",
+	      status ? stderr : stdout);
+	exit(status);
 }
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "size", required_argument, NULL, 's' },
-		{ "pidfile", required_argument, NULL, 'p' },
-		{ "result", required_argument, NULL, 'r' },
-		{ "order", required_argument, NULL, 'o' },
-		{ "order-file", required_argument, NULL, 'f' },
-		{ "seed", required_argument, NULL, 'S' },
-		{ "latency", no_argument, NULL, 'l' },
-		{ }
-	};
 	struct workload w = { .order = "seq", .seed = 0x5eed };
 	uint64_t size = 1ULL << 30;
+	const struct bench_opt opts[] = {
+		{ "size", BENCH_SIZE, &size },
+		{ "pidfile", BENCH_STR, &w.pidfile },
+		{ "result", BENCH_STR, &w.result },
+		{ "order", BENCH_STR, &w.order },
+		{ "order-file", BENCH_STR, &w.order_file },
+		{ "seed", BENCH_U64, &w.seed },
+		{ "latency", BENCH_FLAG, &w.latency },
+	};
 	char pid[32];
 	sigset_t set;
-	int c;
 
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (c) {
-		case 's': size = bench_parse_size(optarg); break;
-		case 'p': w.pidfile = optarg; break;
-		case 'r': w.result = optarg; break;
-		case 'o':
-			if (strcmp(optarg, "seq") && strcmp(optarg, "random"))
-				usage();
-			snprintf(w.order, sizeof(w.order), "%s", optarg);
-			break;
-		case 'f': w.order_file = optarg; break;
-		case 'S': w.seed = strtoull(optarg, NULL, 0); break;
-		case 'l': w.latency = true; break;
-		default: usage();
-		}
-	}
-	if (optind != argc || !w.pidfile || !w.result || !w.seed || !size || size % BENCH_PAGE ||
-	    size / BENCH_PAGE > UINT32_MAX)
-		usage();
+	bench_parse_opts(argc, argv, opts, sizeof(opts) / sizeof(opts[0]), usage);
+	if (!w.pidfile || !w.result || !w.seed || size % BENCH_PAGE ||
+	    size / BENCH_PAGE > UINT32_MAX || (strcmp(w.order, "seq") && strcmp(w.order, "random")))
+		usage(1);
 	w.npages = size / BENCH_PAGE;
 
-	/* signals are taken with sigwaitinfo(): blocked before anyone can send one */
-	sigemptyset(&set);
-	sigaddset(&set, SIGUSR1);
-	sigaddset(&set, SIGTERM);
-	if (sigprocmask(SIG_BLOCK, &set, NULL))
-		die("block signals");
+	bench_block_signals(&set);
 
 	w.mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (w.mem == MAP_FAILED)
@@ -251,17 +229,7 @@ int main(int argc, char **argv)
 	if (bench_write_atomic(w.pidfile, pid))
 		die("write the pidfile");
 
-	for (;;) {
-		int sig = sigwaitinfo(&set, NULL);
-
-		/* a dump interrupts the wait: it comes back with EINTR */
-		if (sig < 0) {
-			if (errno == EINTR)
-				continue;
-			die("sigwaitinfo");
-		}
-		if (sig == SIGTERM)
-			return 0;
+	while (bench_next_signal(&set) != SIGTERM)
 		touch_all(&w);
-	}
+	return 0;
 }

@@ -20,7 +20,6 @@
  *
  *   touch_raw [--size 1G] [--seed N] [--timeout SECONDS]
  */
-#include <getopt.h>
 #include <linux/userfaultfd.h>
 #include <pthread.h>
 #include <sys/ioctl.h>
@@ -103,38 +102,34 @@ static double timed_reads(const char *mem, const uint32_t *order, size_t n)
 	return (bench_now_ns() - t0) / 1e9;
 }
 
+static void usage(int status)
+{
+	fprintf(status ? stderr : stdout, "%susage: touch_raw [--size 1G] [--seed N] "
+		"[--timeout SECONDS]%s\n", status ? "touch_raw: bad arguments (" : "",
+		status ? "; --size a multiple of 4 KiB, at least 20 pages)" : "");
+	exit(status);
+}
+
 int main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "size", required_argument, NULL, 's' },
-		{ "seed", required_argument, NULL, 'S' },
-		{ "timeout", required_argument, NULL, 't' },
-		{ NULL, 0, NULL, 0 },
-	};
 	uint64_t size = 1ULL << 30, seed = 0xf00d;
-	unsigned int timeout = 0;
+	int timeout = 0;
+	const struct bench_opt opts[] = {
+		{ "size", BENCH_SIZE, &size },
+		{ "seed", BENCH_U64, &seed },
+		{ "timeout", BENCH_INT, &timeout },
+	};
 	struct region r = { 0 };
 	double self_s, uffd_s, bg_s;
 	uint32_t *order;
 	uint8_t *read;
 	size_t tenth;
 	pthread_t th;
-	int c;
 
-	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		if (c == 's')
-			size = bench_parse_size(optarg);
-		else if (c == 'S')
-			seed = strtoull(optarg, NULL, 0);
-		else if (c == 't')
-			timeout = strtoul(optarg, NULL, 10);
-		else
-			size = 0;
-	}
-	if (optind != argc || !size || size % BENCH_PAGE || size / BENCH_PAGE < 20 ||
+	bench_parse_opts(argc, argv, opts, sizeof(opts) / sizeof(opts[0]), usage);
+	if (timeout < 0 || size % BENCH_PAGE || size / BENCH_PAGE < 20 ||
 	    size / BENCH_PAGE > UINT32_MAX)
-		bench_die("bad arguments (usage: touch_raw [--size 1G] [--seed N] "
-			  "[--timeout SECONDS]; --size a multiple of 4 KiB, at least 20 pages)");
+		usage(1);
 	alarm(timeout);		/* a hung copy ends the run (SIGALRM) */
 	r.npages = size / BENCH_PAGE;
 	tenth = r.npages / 10;

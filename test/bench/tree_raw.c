@@ -19,7 +19,6 @@
  * One JSON object on stdout: {"procs", "threads", "size", "reps",
  * "ready_us": [...], "median_us", "best_us"}.
  */
-#include <getopt.h>
 #include <linux/userfaultfd.h>
 #include <pthread.h>
 #include <signal.h>
@@ -185,40 +184,29 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static void usage(void)
+static void usage(int status)
 {
-	fprintf(stderr, "tree_raw: bad arguments; usage: tree_raw [--size 1G] [--procs 4 (1..%d)] "
-		"[--threads 4 (1..%d)] [--reps 5 (1..%d)]\n", MAX_PROCS, MAX_THREADS, MAX_REPS);
-	exit(2);
+	fprintf(status ? stderr : stdout, "%susage: tree_raw [--size 1G] [--procs 4 (1..%d)] "
+		"[--threads 4 (1..%d)] [--reps 5 (1..%d)]\n", status ? "tree_raw: bad arguments; " : "",
+		MAX_PROCS, MAX_THREADS, MAX_REPS);
+	exit(status ? 2 : 0);
 }
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "size", required_argument, NULL, 's' },
-		{ "procs", required_argument, NULL, 'p' },
-		{ "threads", required_argument, NULL, 't' },
-		{ "reps", required_argument, NULL, 'r' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct cfg c = { .size = 1ULL << 30, .procs = 4, .threads = 4, .reps = 5 };
+	const struct bench_opt opts[] = {
+		{ "size", BENCH_SIZE, &c.size },
+		{ "procs", BENCH_INT, &c.procs },
+		{ "threads", BENCH_INT, &c.threads },
+		{ "reps", BENCH_INT, &c.reps },
+	};
 	uint64_t us[MAX_REPS], sorted[MAX_REPS];
-	int opt;
 
-	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (opt) {
-		case 's': c.size = bench_parse_size(optarg); break;
-		case 'p': c.procs = atoi(optarg); break;
-		case 't': c.threads = atoi(optarg); break;
-		case 'r': c.reps = atoi(optarg); break;
-		default: usage();
-		}
-	}
-	if (optind != argc || c.procs < 1 || c.procs > MAX_PROCS || c.threads < 1 ||
-	    c.threads > MAX_THREADS || c.reps < 1 || c.reps > MAX_REPS ||
-	    c.size / c.procs < BENCH_PAGE)
-		usage();
+	bench_parse_opts(argc, argv, opts, sizeof(opts) / sizeof(opts[0]), usage);
+	if (c.procs < 1 || c.procs > MAX_PROCS || c.threads < 1 || c.threads > MAX_THREADS ||
+	    c.reps < 1 || c.reps > MAX_REPS || c.size / c.procs < BENCH_PAGE)
+		usage(1);
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0))
 		bench_die("PR_SET_CHILD_SUBREAPER: %m");
 	for (int i = 0; i < c.reps; i++)

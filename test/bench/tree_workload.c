@@ -20,7 +20,6 @@
  *   tree_workload --pidfile F --result PREFIX [--size 1G] [--procs 4] [--threads 4]
  *                 [--seed N]
  */
-#include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -103,56 +102,39 @@ static void setup(size_t size)
 			bench_die("pthread_create failed");
 }
 
-static void usage(void)
+static void usage(int status)
 {
 	fputs("usage: tree_workload --pidfile F --result PREFIX [--size 1G] [--procs 4] "
-	      "[--threads 4] [--seed N]\n", stderr);
-	exit(1);
+	      "[--threads 4] [--seed N]\n", status ? stderr : stdout);
+	exit(status);
 }
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "size", required_argument, NULL, 's' },
-		{ "procs", required_argument, NULL, 'P' },
-		{ "threads", required_argument, NULL, 'T' },
-		{ "pidfile", required_argument, NULL, 'p' },
-		{ "result", required_argument, NULL, 'r' },
-		{ "seed", required_argument, NULL, 'S' },
-		{ }
-	};
 	const char *pidfile = NULL, *result = NULL;
 	uint64_t size = 1ULL << 30, seed = 0x5eed;
-	long procs = 4;
+	int procs = 4, threads = 4;
+	const struct bench_opt opts[] = {
+		{ "size", BENCH_SIZE, &size },
+		{ "procs", BENCH_INT, &procs },
+		{ "threads", BENCH_INT, &threads },
+		{ "pidfile", BENCH_STR, &pidfile },
+		{ "result", BENCH_STR, &result },
+		{ "seed", BENCH_U64, &seed },
+	};
 	pid_t kids[MAX_PROCS];
 	int ready[2], c;
 	char pid[32];
 	sigset_t set;
 
-	me.nr_threads = 4;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (c) {
-		case 's': size = bench_parse_size(optarg); break;
-		case 'P': procs = atol(optarg); break;
-		case 'T': me.nr_threads = atol(optarg); break;
-		case 'p': pidfile = optarg; break;
-		case 'r': result = optarg; break;
-		case 'S': seed = strtoull(optarg, NULL, 0); break;
-		default: usage();
-		}
-	}
-	if (optind != argc || !pidfile || !result || procs < 1 || procs > MAX_PROCS ||
-	    me.nr_threads < 1 || me.nr_threads > MAX_THREADS || !size ||
-	    size % (procs * BENCH_PAGE) || size / BENCH_PAGE > UINT32_MAX)
-		usage();
+	bench_parse_opts(argc, argv, opts, sizeof(opts) / sizeof(opts[0]), usage);
+	if (!pidfile || !result || procs < 1 || procs > MAX_PROCS || threads < 1 ||
+	    threads > MAX_THREADS || size % ((uint64_t)procs * BENCH_PAGE) ||
+	    size / BENCH_PAGE > UINT32_MAX)
+		usage(1);
+	me.nr_threads = threads;
 
-	/* signals are taken with sigwaitinfo(): blocked before anyone can send one,
-	 * and in every thread (they inherit the mask) */
-	sigemptyset(&set);
-	sigaddset(&set, SIGUSR1);
-	sigaddset(&set, SIGTERM);
-	if (sigprocmask(SIG_BLOCK, &set, NULL))
-		bench_die("block signals: %m");
+	bench_block_signals(&set);	/* before the threads: they inherit the mask */
 	if (pipe(ready))
 		bench_die("pipe: %m");
 	for (long i = 1; i < procs; i++) {
@@ -179,24 +161,14 @@ int main(int argc, char **argv)
 	if (bench_write_atomic(pidfile, pid))
 		bench_die("write the pidfile: %m");
 wait:
-	for (;;) {
-		int sig = sigwaitinfo(&set, NULL);
-
-		/* a dump interrupts the wait: it comes back with EINTR */
-		if (sig < 0) {
-			if (errno == EINTR)
-				continue;
-			bench_die("sigwaitinfo: %m");
-		}
-		if (sig == SIGTERM) {
-			for (long i = 1; !me.idx && i < procs; i++) {
-				kill(kids[i], SIGTERM);
-				waitpid(kids[i], NULL, 0);
-			}
-			return 0;
-		}
+	while (bench_next_signal(&set) != SIGTERM) {
 		for (long i = 1; !me.idx && i < procs; i++)
 			kill(kids[i], SIGUSR1);
 		touch(result, seed);
 	}
+	for (long i = 1; !me.idx && i < procs; i++) {
+		kill(kids[i], SIGTERM);
+		waitpid(kids[i], NULL, 0);
+	}
+	return 0;
 }

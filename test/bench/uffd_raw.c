@@ -30,7 +30,6 @@
  *            [--seed N] [--timeout SECONDS] [--handler-cpu N] [--toucher-cpu N]
  */
 #include <fcntl.h>
-#include <getopt.h>
 #include <linux/userfaultfd.h>
 #include <pthread.h>
 #include <sched.h>
@@ -422,54 +421,33 @@ static void usage(int status)
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "size", required_argument, NULL, 's' },
-		{ "mode", required_argument, NULL, 'm' },
-		{ "order", required_argument, NULL, 'o' },
-		{ "window", required_argument, NULL, 'w' },
-		{ "chunk", required_argument, NULL, 'c' },
-		{ "reps", required_argument, NULL, 'r' },
-		{ "tmpdir", required_argument, NULL, 'T' },
-		{ "copy-file", required_argument, NULL, 'F' },
-		{ "seed", required_argument, NULL, 'S' },
-		{ "timeout", required_argument, NULL, 't' },
-		{ "handler-cpu", required_argument, NULL, 'H' },
-		{ "toucher-cpu", required_argument, NULL, 'U' },
-		{ "touchers", required_argument, NULL, 'N' },
-		{ "help", no_argument, NULL, 'h' },
-		{ }
-	};
 	struct config cfg = {
 		.size = 1ULL << 30, .chunk = 4ULL << 20, .window = 1, .seed = 0x5eed,
 		.reps = 3, .handler_cpu = -1, .toucher_cpu = -1, .touchers = 1,
 		.mode = "all", .order = "both", .tmpdir = "/var/tmp",
 	};
+	int timeout = 600;
+	const struct bench_opt opts[] = {
+		{ "size", BENCH_SIZE, &cfg.size },
+		{ "mode", BENCH_STR, &cfg.mode },
+		{ "order", BENCH_STR, &cfg.order },
+		{ "window", BENCH_U64, &cfg.window },
+		{ "chunk", BENCH_SIZE, &cfg.chunk },
+		{ "reps", BENCH_INT, &cfg.reps },
+		{ "tmpdir", BENCH_STR, &cfg.tmpdir },
+		{ "copy-file", BENCH_STR, &cfg.copy_file },
+		{ "seed", BENCH_U64, &cfg.seed },
+		{ "timeout", BENCH_INT, &timeout },
+		{ "handler-cpu", BENCH_INT, &cfg.handler_cpu },
+		{ "toucher-cpu", BENCH_INT, &cfg.toucher_cpu },
+		{ "touchers", BENCH_INT, &cfg.touchers },
+	};
 	bool do_fault, do_copy, seq, rnd;
-	unsigned timeout = 600;
-	int c;
 
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (c) {
-		case 's': cfg.size = bench_parse_size(optarg); break;
-		case 'm': cfg.mode = optarg; break;
-		case 'o': cfg.order = optarg; break;
-		case 'w': cfg.window = strtoull(optarg, NULL, 0); break;
-		case 'c': cfg.chunk = bench_parse_size(optarg); break;
-		case 'r': cfg.reps = atoi(optarg); break;
-		case 'T': cfg.tmpdir = optarg; break;
-		case 'F': cfg.copy_file = optarg; break;
-		case 'S': cfg.seed = strtoull(optarg, NULL, 0); break;
-		case 't': timeout = atoi(optarg); break;
-		case 'H': cfg.handler_cpu = atoi(optarg); break;
-		case 'U': cfg.toucher_cpu = atoi(optarg); break;
-		case 'N': cfg.touchers = atoi(optarg); break;
-		case 'h': usage(0); break;
-		default: usage(1);
-		}
-	}
-	if (optind != argc || cfg.touchers < 1 || cfg.touchers > 256 || !cfg.size || !cfg.chunk || !cfg.window || cfg.reps < 1 || !cfg.seed ||
-	    cfg.size % BENCH_PAGE || cfg.chunk % BENCH_PAGE || cfg.window * BENCH_PAGE > cfg.chunk ||
-	    cfg.size / BENCH_PAGE > UINT32_MAX)
+	bench_parse_opts(argc, argv, opts, sizeof(opts) / sizeof(opts[0]), usage);
+	if (cfg.touchers < 1 || cfg.touchers > 256 || !cfg.window || cfg.reps < 1 || !cfg.seed ||
+	    timeout < 1 || cfg.size % BENCH_PAGE || cfg.chunk % BENCH_PAGE ||
+	    cfg.window > cfg.chunk / BENCH_PAGE || cfg.size / BENCH_PAGE > UINT32_MAX)
 		usage(1);
 	do_fault = !strcmp(cfg.mode, "fault") || !strcmp(cfg.mode, "all");
 	do_copy = !strcmp(cfg.mode, "copy") || !strcmp(cfg.mode, "all");

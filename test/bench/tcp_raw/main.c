@@ -52,7 +52,6 @@
  */
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <linux/userfaultfd.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -179,14 +178,14 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static void usage(void)
+static void usage(int status)
 {
 	fputs("usage: tcp_raw [--mode stream|rtt] [--size 1G] [--chunk 4M] [--recv-chunk 4M]\n"
 	      "               [--source SIZE] [--uffd-copy] [--copy-thread] [--reps 5]\n"
 	      "               [--requests 4096] [--reply 64K] [--sender-cpu N]\n"
 	      "               [--receiver-cpu N] [--timeout S]\n",
-	      stderr);
-	exit(1);
+	      status ? stderr : stdout);
+	exit(status);
 }
 
 static void print_config(const struct config *cfg)
@@ -264,63 +263,45 @@ static void main_rtt(struct config *cfg, int lfd, struct sender *s, char *rbuf)
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "mode", required_argument, NULL, 'm' },
-		{ "size", required_argument, NULL, 's' },
-		{ "chunk", required_argument, NULL, 'c' },
-		{ "recv-chunk", required_argument, NULL, 'r' },
-		{ "source", required_argument, NULL, 'S' },
-		{ "reps", required_argument, NULL, 'n' },
-		{ "requests", required_argument, NULL, 'q' },
-		{ "reply", required_argument, NULL, 'R' },
-		{ "sender-cpu", required_argument, NULL, 'x' },
-		{ "receiver-cpu", required_argument, NULL, 'y' },
-		{ "timeout", required_argument, NULL, 't' },
-		{ "uffd-copy", no_argument, NULL, 'u' },
-		{ "copy-thread", no_argument, NULL, 'T' },
-		{ }
-	};
 	struct config cfg = { .size = 1ULL << 30, .chunk = 4 << 20, .recv_chunk = 4 << 20,
 			      .requests = 4096, .reply = 64 << 10, .reps = 5,
 			      .sender_cpu = -1, .receiver_cpu = -1 };
-	unsigned timeout = 600;
+	const char *mode = "stream";
+	int timeout = 600;
+	const struct bench_opt opts[] = {
+		{ "mode", BENCH_STR, &mode },
+		{ "size", BENCH_SIZE, &cfg.size },
+		{ "chunk", BENCH_SIZE, &cfg.chunk },
+		{ "recv-chunk", BENCH_SIZE, &cfg.recv_chunk },
+		{ "source", BENCH_SIZE, &cfg.source },
+		{ "reps", BENCH_INT, &cfg.reps },
+		{ "requests", BENCH_U64, &cfg.requests },
+		{ "reply", BENCH_SIZE, &cfg.reply },
+		{ "sender-cpu", BENCH_INT, &cfg.sender_cpu },
+		{ "receiver-cpu", BENCH_INT, &cfg.receiver_cpu },
+		{ "timeout", BENCH_INT, &timeout },
+		{ "uffd-copy", BENCH_FLAG, &cfg.uffd_copy },
+		{ "copy-thread", BENCH_FLAG, &cfg.copy_thread },	/* implies --uffd-copy */
+	};
 	struct sender s = { .cfg = &cfg };
 	struct copy_ring ring = { .lock = PTHREAD_MUTEX_INITIALIZER,
 				  .changed = PTHREAD_COND_INITIALIZER };
 	char *src, *rbuf;
-	int c, lfd;
+	int lfd;
 
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (c) {
-		case 'm':
-			if (strcmp(optarg, "stream") && strcmp(optarg, "rtt"))
-				usage();
-			cfg.rtt = !strcmp(optarg, "rtt");
-			break;
-		case 's': cfg.size = bench_parse_size(optarg); break;
-		case 'c': cfg.chunk = bench_parse_size(optarg); break;
-		case 'r': cfg.recv_chunk = bench_parse_size(optarg); break;
-		case 'S': cfg.source = bench_parse_size(optarg); break;
-		case 'n': cfg.reps = atoi(optarg); break;
-		case 'q': cfg.requests = strtoull(optarg, NULL, 0); break;
-		case 'R': cfg.reply = bench_parse_size(optarg); break;
-		case 'x': cfg.sender_cpu = atoi(optarg); break;
-		case 'y': cfg.receiver_cpu = atoi(optarg); break;
-		case 't': timeout = atoi(optarg); break;
-		case 'u': cfg.uffd_copy = true; break;
-		case 'T': cfg.uffd_copy = cfg.copy_thread = true; break;
-		default: usage();
-		}
-	}
+	bench_parse_opts(argc, argv, opts, sizeof(opts) / sizeof(opts[0]), usage);
+	if (strcmp(mode, "stream") && strcmp(mode, "rtt"))
+		usage(1);
+	cfg.rtt = !strcmp(mode, "rtt");
+	cfg.uffd_copy |= cfg.copy_thread;
 	if (!cfg.source)
 		cfg.source = cfg.size;
-	if (optind != argc || !cfg.size || !cfg.chunk || !cfg.recv_chunk || !cfg.source ||
-	    (cfg.rtt && cfg.copy_thread) ||
-	    cfg.reps < 1 || cfg.reps > MAX_REPS || !timeout || !cfg.requests ||
-	    !cfg.reply || cfg.reply > cfg.source ||
+	if ((cfg.rtt && cfg.copy_thread) ||
+	    cfg.reps < 1 || cfg.reps > MAX_REPS || timeout < 1 || !cfg.requests ||
+	    cfg.reply > cfg.source ||
 	    (cfg.uffd_copy && (cfg.size % BENCH_PAGE || cfg.recv_chunk % BENCH_PAGE ||
 			       cfg.reply % BENCH_PAGE)))
-		usage();
+		usage(1);
 	alarm(timeout);		/* a lost peer must not hang the benchmark */
 
 	src = xmap(cfg.source);
