@@ -28,15 +28,6 @@
 
 static char watches_before[2][1024];
 
-static void place(int fd, int at, int cloexec)
-{
-	if (fd < 0)
-		fail("creating fd %d: %m", at);
-	if (dup3(fd, at, cloexec ? O_CLOEXEC : 0) != at)
-		fail("dup3 %d -> %d: %m", fd, at);
-	close(fd);
-}
-
 static void watch(int ep, int fd, unsigned int events, uint64_t data)
 {
 	struct epoll_event ev = { .events = events, .data.u64 = data };
@@ -58,10 +49,10 @@ static void send_away(int ep)
 
 	if (pipe(p) || socketpair(AF_UNIX, SOCK_DGRAM, 0, sv))
 		fail("pipe, socketpair: %m");
-	place(p[0], 43, 0);
-	place(p[1], 44, 0);
-	place(sv[0], 41, 0);
-	place(sv[1], 42, 0);
+	fd_place(p[0], 43, 0);
+	fd_place(p[1], 44, 0);
+	fd_place(sv[0], 41, 0);
+	fd_place(sv[1], 42, 0);
 	watch(ep, 43, EPOLLIN, 43);
 	cm->cmsg_level = SOL_SOCKET;
 	cm->cmsg_type = SCM_RIGHTS;
@@ -137,22 +128,22 @@ int main(int argc, char **argv)
 	test_init(argc, argv, opts);
 	if (pipe(p))
 		fail("pipe: %m");
-	place(p[0], 900, 0);
-	place(p[1], 901, 0);
-	place(900, 20, 0);
-	place(901, 21, 0);
+	fd_place(p[0], 900, 0);
+	fd_place(p[1], 901, 0);
+	fd_place(900, 20, 0);
+	fd_place(901, 21, 0);
 	if (write(21, "data", 4) != 4)
 		fail("write: %m");
-	place(eventfd(0, EFD_NONBLOCK), 22, 0);
-	place(epoll_create1(0), 30, 0);
-	place(epoll_create1(0), 31, 1);
+	fd_place(eventfd(0, EFD_NONBLOCK), 22, 0);
+	fd_place(epoll_create1(0), 30, 0);
+	fd_place(epoll_create1(0), 31, 1);
 	fcntl(31, F_SETFL, O_NONBLOCK);
 	watch(30, 20, EPOLLIN, 0x1111222233334444ULL);
 	watch(30, 21, EPOLLOUT | EPOLLET, 7);
 	watch(30, 22, EPOLLIN | EPOLLONESHOT, 9);
 	watch(31, 22, EPOLLIN | EPOLLOUT, 0xdead);
 	if (stale) {
-		place(dup(22), 40, 0);
+		fd_place(dup(22), 40, 0);
 		watch(30, 40, EPOLLIN, 40);
 		close(40);
 	}

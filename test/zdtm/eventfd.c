@@ -21,15 +21,6 @@ static const int all_fds[] = { 20, 21, 22, 23 };
 
 static int getfl[NR_FDS], getfd[NR_FDS];
 
-static void place(int fd, int at, int cloexec)
-{
-	if (fd < 0)
-		fail("eventfd: %m");
-	if (dup3(fd, at, cloexec ? O_CLOEXEC : 0) != at)
-		fail("dup3 %d -> %d: %m", fd, at);
-	close(fd);
-}
-
 static unsigned long long count(int fd)
 {
 	char path[64], buf[1024];
@@ -59,10 +50,10 @@ int main(int argc, char **argv)
 	uint64_t v;
 
 	test_init(argc, argv, NULL);
-	place(eventfd(42, EFD_NONBLOCK), 20, 0);
-	place(eventfd(3, EFD_SEMAPHORE | EFD_NONBLOCK), 21, 1);
-	place(eventfd(0, 0), 22, 0);
-	place(eventfd(0, 0), 23, 0);
+	fd_place(eventfd(42, EFD_NONBLOCK), 20, 0);
+	fd_place(eventfd(3, EFD_SEMAPHORE | EFD_NONBLOCK), 21, 1);
+	fd_place(eventfd(0, 0), 22, 0);
+	fd_place(eventfd(0, 0), 23, 0);
 	v = BIG;
 	if (write(23, &v, sizeof(v)) != sizeof(v))
 		fail("write: %m");

@@ -31,15 +31,6 @@
 
 static char marks_before[2][4096];
 
-static void place(int fd, int at, int cloexec)
-{
-	if (fd < 0)
-		fail("fanotify_init: %m");
-	if (dup3(fd, at, cloexec ? O_CLOEXEC : 0) != at)
-		fail("dup3 %d -> %d: %m", fd, at);
-	close(fd);
-}
-
 static void mark(int fd, unsigned int flags, uint64_t mask, const char *path)
 {
 	if (fanotify_mark(fd, FAN_MARK_ADD | flags, mask, AT_FDCWD, path))
@@ -149,18 +140,18 @@ int main(int argc, char **argv)
 	write_file("fan.quiet", "x", 1);
 	write_file("fan.dir/keep", "x", 1);
 
-	place(fanotify_init(FAN_CLASS_NOTIF | FAN_NONBLOCK, O_RDONLY | O_LARGEFILE), FFD, 0);
+	fd_place(fanotify_init(FAN_CLASS_NOTIF | FAN_NONBLOCK, O_RDONLY | O_LARGEFILE), FFD, 0);
 	mark(FFD, 0, FAN_MODIFY | FAN_CLOSE_WRITE, "fan.file");
 	mark(FFD, 0, FAN_MODIFY, "fan.quiet");
 	mark(FFD, FAN_MARK_IGNORED_MASK | FAN_MARK_IGNORED_SURV_MODIFY, FAN_MODIFY, "fan.quiet");
 	/* any write on the mount would clear an ignored mask without SURV_MODIFY */
 	mark(FFD, FAN_MARK_MOUNT | FAN_MARK_IGNORED_MASK | FAN_MARK_IGNORED_SURV_MODIFY, FAN_OPEN,
 	     ".");
-	place(fanotify_init(FAN_CLASS_NOTIF | FAN_REPORT_DFID_NAME, O_RDONLY), FFD2, 1);
+	fd_place(fanotify_init(FAN_CLASS_NOTIF | FAN_REPORT_DFID_NAME, O_RDONLY), FFD2, 1);
 	mark(FFD2, FAN_MARK_ONLYDIR, FAN_CREATE, "fan.dir");
 	mark(FFD2, FAN_MARK_IGNORE, FAN_MODIFY, "fan.dir/keep");
 	if (sb) {
-		place(fanotify_init(FAN_CLASS_NOTIF | FAN_NONBLOCK, O_RDONLY), FFD3, 0);
+		fd_place(fanotify_init(FAN_CLASS_NOTIF | FAN_NONBLOCK, O_RDONLY), FFD3, 0);
 		mark(FFD3, FAN_MARK_FILESYSTEM, FAN_OPEN_EXEC, ".");
 	}
 	marks(FFD, marks_before[0], sizeof(marks_before[0]));

@@ -30,15 +30,6 @@ static const int all_fds[] = { 20, 21, 22, 30 };
 static struct { int getfl, getfd, nread; ino_t ino; } before[NR_FDS], after[NR_FDS];
 static uint8_t buf[SIZE_A];
 
-static void place(int fd, int at, int cloexec)
-{
-	if (fd < 0)
-		fail("open: %m");
-	if (dup3(fd, at, cloexec ? O_CLOEXEC : 0) != at)
-		fail("dup3 %d -> %d: %m", fd, at);
-	close(fd);
-}
-
 static void record(void *where)
 {
 	typeof(before[0]) *s = where;
@@ -88,15 +79,15 @@ int main(int argc, char **argv)
 	if (mkfifo("fifo.a", 0600) || mkfifo("fifo.b", 0600))
 		fail("mkfifo: %m");
 
-	place(open("fifo.a", O_RDWR), 20, 0);
+	fd_place(open("fifo.a", O_RDWR), 20, 0);
 	if (fcntl(20, F_SETPIPE_SZ, SIZE_A) != SIZE_A)
 		fail("F_SETPIPE_SZ: %m");
-	place(open("fifo.a", O_RDONLY | O_NONBLOCK), 21, 0);
-	place(open("fifo.a", O_WRONLY), 22, 1);
+	fd_place(open("fifo.a", O_RDONLY | O_NONBLOCK), 21, 0);
+	fd_place(open("fifo.a", O_WRONLY), 22, 1);
 	put(22, DATA_A, 0xa);
 
-	place(open("fifo.b", O_RDONLY | O_NONBLOCK), 31, 0);
-	place(open("fifo.b", O_WRONLY), 30, 0);
+	fd_place(open("fifo.b", O_RDONLY | O_NONBLOCK), 31, 0);
+	fd_place(open("fifo.b", O_WRONLY), 30, 0);
 	put(30, DATA_B, 0xb);
 	close(31);
 

@@ -34,15 +34,6 @@ static const int fds[NFD] = { 20, 21, 22, 23, 24 };
 static char locks_before[NFD][1024];
 static int rd, wtype;
 
-static void place(int fd, int at)
-{
-	if (fd < 0)
-		fail("open: %m");
-	if (dup2(fd, at) != at)
-		fail("dup2 %d -> %d: %m", fd, at);
-	close(fd);
-}
-
 static void lock(int fd, int cmd, short type, off_t start, off_t len)
 {
 	struct flock fl = { .l_type = type, .l_whence = SEEK_SET, .l_start = start, .l_len = len };
@@ -130,17 +121,17 @@ int main(int argc, char **argv)
 	write_file("fl.flock", buf, 10);
 	write_file("fl.flockx", buf, 10);
 	write_file("fl.ofd", buf, 40);
-	place(open("fl.posix", O_RDWR), 20);
+	fd_place(open("fl.posix", O_RDWR), 20, 0);
 	lock(20, F_SETLK, wtype, 0, 10);
 	if (!unflagged) {
 		lock(20, F_SETLK, F_RDLCK, 100, 0);
-		place(open("fl.flock", O_RDONLY), 21);
+		fd_place(open("fl.flock", O_RDONLY), 21, 0);
 		if (flock(21, LOCK_SH) || dup2(21, 22) != 22)
 			fail("flock fl.flock: %m");
-		place(open("fl.flockx", O_RDONLY), 23);
+		fd_place(open("fl.flockx", O_RDONLY), 23, 0);
 		if (flock(23, rd ? LOCK_SH : LOCK_EX))
 			fail("flock fl.flockx: %m");
-		place(open("fl.ofd", O_RDWR), 24);
+		fd_place(open("fl.ofd", O_RDWR), 24, 0);
 		lock(24, F_OFD_SETLK, wtype, 5, 10);
 		lock(24, F_OFD_SETLK, F_RDLCK, 20, 10);
 	}

@@ -33,17 +33,6 @@ static struct sockaddr_storage names[NR], peers[NR];
 static socklen_t name_len[NR], peer_len[NR];
 static uint8_t buf[65536];
 
-static void place(int fd, int at)
-{
-	if (fd < 0)
-		fail("creating a socket: %m");
-	if (fd != at) {
-		if (dup2(fd, at) != at)
-			fail("dup2 %d -> %d: %m", fd, at);
-		close(fd);
-	}
-}
-
 static void bind_to(int fd, int family, const char *addr)
 {
 	struct sockaddr_storage ss = { 0 };
@@ -162,37 +151,37 @@ int main(int argc, char **argv)
 
 	test_init(argc, argv, NULL);
 
-	place(socket(AF_INET, SOCK_STREAM, 0), 20);
+	fd_place(socket(AF_INET, SOCK_STREAM, 0), 20, 0);
 	bind_to(20, AF_INET, "127.0.0.1");
 	if (listen(20, 5))
 		fail("listen: %m");
-	place(socket(AF_INET6, SOCK_STREAM, 0), 21);
+	fd_place(socket(AF_INET6, SOCK_STREAM, 0), 21, 0);
 	set_int(21, IPPROTO_IPV6, IPV6_V6ONLY, 1);
 	set_int(21, SOL_SOCKET, SO_REUSEADDR, 1);
 	bind_to(21, AF_INET6, "::1");
 	if (listen(21, 9))
 		fail("listen: %m");
 
-	place(socket(AF_INET, SOCK_DGRAM, 0), 22);
+	fd_place(socket(AF_INET, SOCK_DGRAM, 0), 22, 0);
 	bind_to(22, AF_INET, "127.0.0.1");
-	place(socket(AF_INET, SOCK_DGRAM, 0), 23);
+	fd_place(socket(AF_INET, SOCK_DGRAM, 0), 23, 0);
 	connect_to(23, 22);
 	put(23, 100, 0x10, -1);
 	put(23, 1, 0x11, -1);
 	put(23, 60000, 0x12, -1);
 
-	place(socket(AF_INET6, SOCK_DGRAM, 0), 24);
+	fd_place(socket(AF_INET6, SOCK_DGRAM, 0), 24, 0);
 	bind_to(24, AF_INET6, "::1");
-	place(socket(AF_INET6, SOCK_DGRAM, 0), 25);
+	fd_place(socket(AF_INET6, SOCK_DGRAM, 0), 25, 0);
 	connect_to(25, 24);
 	put(25, 1200, 0x20, -1);
 	put(25, 3, 0x21, -1);
 	fcntl(25, F_SETFL, O_NONBLOCK);
 
-	place(socket(AF_INET, SOCK_STREAM, 0), 26);
+	fd_place(socket(AF_INET, SOCK_STREAM, 0), 26, 0);
 	set_int(26, SOL_SOCKET, SO_KEEPALIVE, 1);
 
-	place(socket(AF_INET, SOCK_DGRAM, 0), 27);
+	fd_place(socket(AF_INET, SOCK_DGRAM, 0), 27, 0);
 	set_int(27, SOL_SOCKET, SO_BROADCAST, 1);
 	bind_to(27, AF_INET, "0.0.0.0");
 	put(23, 7, 0x27, 27);

@@ -34,15 +34,6 @@
 
 static char watches_before[2][4096];
 
-static void place(int fd, int at, int cloexec)
-{
-	if (fd < 0)
-		fail("inotify_init1 or open: %m");
-	if (dup3(fd, at, cloexec ? O_CLOEXEC : 0) != at)
-		fail("dup3 %d -> %d: %m", fd, at);
-	close(fd);
-}
-
 static int add(int fd, const char *path, uint32_t mask, int want)
 {
 	int wd = inotify_add_watch(fd, path, mask);
@@ -129,7 +120,7 @@ int main(int argc, char **argv)
 	if (link("ify.link1", "ify.link2"))
 		fail("link: %m");
 
-	place(inotify_init1(IN_NONBLOCK), IFD, 0);
+	fd_place(inotify_init1(IN_NONBLOCK), IFD, 0);
 	add(IFD, "ify.dir", IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_ONLYDIR, 1);
 	inotify_rm_watch(IFD, add(IFD, "ify.file", IN_OPEN, 2));
 	add(IFD, "ify.file", IN_MODIFY | IN_ONESHOT, 3);
@@ -137,22 +128,22 @@ int main(int argc, char **argv)
 	if (unlink("ify.link1"))
 		fail("unlink: %m");
 	drain(IFD);
-	place(inotify_init1(0), IFD2, 1);
+	fd_place(inotify_init1(0), IFD2, 1);
 	if (mkdir("ify.dir2", 0755))
 		fail("mkdir: %m");
 	write_file("ify.dir2/file", "x", 1);
 	add(IFD2, "ify.dir2", IN_DELETE, 1);
 	if (deleted) {
-		place(inotify_init1(0), IFD3, 0);
+		fd_place(inotify_init1(0), IFD3, 0);
 		write_file("ify.gone", "x", 1);
 		add(IFD3, "ify.gone", IN_MODIFY, 1);
 		/* the kernel drops a watch when its inode goes: an fd keeps it */
-		place(open("ify.gone", O_RDWR), 33, 0);
+		fd_place(open("ify.gone", O_RDWR), 33, 0);
 		if (unlink("ify.gone"))
 			fail("unlink: %m");
 	}
 	if (outside) {
-		place(inotify_init1(0), IFD3, 0);
+		fd_place(inotify_init1(0), IFD3, 0);
 		add(IFD3, "ify.gone", IN_MODIFY, 1);
 		if (unlink("ify.gone"))
 			fail("unlink: %m");

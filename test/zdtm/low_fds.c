@@ -20,16 +20,6 @@
 #define FIRST_FILE 5
 #define LAST_FILE 31
 
-static void place(int fd, int at)
-{
-	if (fd < 0)
-		fail("open for fd %d: %m", at);
-	if (fd != at && dup2(fd, at) != at)
-		fail("dup2 %d -> %d: %m", fd, at);
-	if (fd != at)
-		close(fd);
-}
-
 static int line_of(int fd, char *buf, size_t size)
 {
 	return snprintf(buf, size, "fd %d\n", fd);
@@ -47,14 +37,14 @@ int main(int argc, char **argv)
 	if (pipe2(p, O_NONBLOCK))
 		fail("pipe2: %m");
 	/* pipe2 gave 3 and 4: the write end goes first */
-	place(p[1], 5);
-	place(p[0], PIPE_R);
-	place(5, PIPE_W);
+	fd_place(p[1], 5, 0);
+	fd_place(p[0], PIPE_R, 0);
+	fd_place(5, PIPE_W, 0);
 	for (int fd = FIRST_FILE; fd <= LAST_FILE; fd++) {
 		int len = line_of(fd, want, sizeof(want));
 
 		snprintf(name, sizeof(name), "low_fd.%d", fd);
-		place(open(name, O_RDWR | O_CREAT | O_TRUNC, 0644), fd);
+		fd_place(open(name, O_RDWR | O_CREAT | O_TRUNC, 0644), fd, 0);
 		if (write(fd, want, len) != len)
 			fail("write fd %d: %m", fd);
 	}

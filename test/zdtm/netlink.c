@@ -33,17 +33,6 @@
 
 static uint8_t buf[1 << 16];
 
-static void place(int fd, int at)
-{
-	if (fd < 0)
-		fail("creating fd %d: %m", at);
-	if (fd != at) {
-		if (dup2(fd, at) != at)
-			fail("dup2 %d -> %d: %m", fd, at);
-		close(fd);
-	}
-}
-
 static void nl_bind(int fd, uint32_t portid, uint32_t groups)
 {
 	struct sockaddr_nl a = { .nl_family = AF_NETLINK, .nl_pid = portid, .nl_groups = groups };
@@ -147,8 +136,8 @@ static void pass_netlink(uint32_t port)
 
 	if (nl < 0 || socketpair(AF_UNIX, SOCK_DGRAM, 0, sv))
 		fail("socket: %m");
-	place(sv[0], 30);
-	place(sv[1], 31);
+	fd_place(sv[0], 30, 0);
+	fd_place(sv[1], 31, 0);
 	nl_bind(nl, port, 0);
 	pattern_fill(buf, 50, 0x70a);
 	if (sendto(22, buf, 50, 0, (struct sockaddr *)&to, sizeof(to)) != 50)
@@ -200,7 +189,7 @@ int main(int argc, char **argv)
 	port22 = 0x40000000u | getpid();
 	port23 = 0x50000000u | getpid();
 
-	place(socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE), 20);
+	fd_place(socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE), 20, 0);
 	nl_bind(20, 0, GROUPS);
 	set_opt(20, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, HIGH_GROUP);
 	set_opt(20, SOL_NETLINK, NETLINK_NO_ENOBUFS, 1);
@@ -208,12 +197,12 @@ int main(int argc, char **argv)
 	port20 = name_of(20, 0).nl_pid;
 	ask_link_lo(20);
 
-	place(socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE), 21);
+	fd_place(socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE), 21, 0);
 	set_opt(21, SOL_SOCKET, SO_RCVBUF, 50000);
 
-	place(socket(AF_NETLINK, SOCK_RAW, NETLINK_USERSOCK), 22);
+	fd_place(socket(AF_NETLINK, SOCK_RAW, NETLINK_USERSOCK), 22, 0);
 	nl_bind(22, port22, 0);
-	place(socket(AF_NETLINK, SOCK_RAW, NETLINK_USERSOCK), 23);
+	fd_place(socket(AF_NETLINK, SOCK_RAW, NETLINK_USERSOCK), 23, 0);
 	nl_bind(23, port23, 0);
 	a = (struct sockaddr_nl){ .nl_family = AF_NETLINK, .nl_pid = port22 };
 	if (connect(23, (struct sockaddr *)&a, sizeof(a)))

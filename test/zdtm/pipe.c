@@ -44,15 +44,6 @@ struct fd_state {
 static struct fd_state before[NR_FDS];
 static uint8_t buf[SIZE_A];
 
-static void place(int fd, int at, int cloexec)
-{
-	if (fd == at)
-		return;
-	if (dup3(fd, at, cloexec ? O_CLOEXEC : 0) != at)
-		fail("dup3 %d -> %d: %m", fd, at);
-	close(fd);
-}
-
 static void make_pipe(int r, int w)
 {
 	int p[2];
@@ -60,10 +51,10 @@ static void make_pipe(int r, int w)
 	if (pipe(p))
 		fail("pipe: %m");
 	/* pipe() may hand out the other's target number: move both high first */
-	place(p[0], 900, 0);
-	place(p[1], 901, 0);
-	place(900, r, 0);
-	place(901, w, 0);
+	fd_place(p[0], 900, 0);
+	fd_place(p[1], 901, 0);
+	fd_place(900, r, 0);
+	fd_place(901, w, 0);
 }
 
 static void put(int fd, size_t len, uint64_t seed)
@@ -141,8 +132,8 @@ int main(int argc, char **argv)
 	if (fcntl(21, F_SETPIPE_SZ, SIZE_A) != SIZE_A)
 		fail("F_SETPIPE_SZ %d: %m", SIZE_A);
 	put(21, DATA_A, 0xa);
-	place(dup(21), 22, 0);
-	place(dup(20), 23, 1);
+	fd_place(dup(21), 22, 0);
+	fd_place(dup(20), 23, 1);
 	fcntl(20, F_SETFL, O_NONBLOCK);
 
 	make_pipe(30, 31);
@@ -162,7 +153,7 @@ int main(int argc, char **argv)
 	fd = open(path, O_RDONLY | O_NONBLOCK);
 	if (fd < 0)
 		fail("reopen %s: %m", path);
-	place(fd, 52, 0);
+	fd_place(fd, 52, 0);
 
 	record(before);
 	test_daemon();

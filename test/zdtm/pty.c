@@ -32,15 +32,6 @@
 
 #include "lib/zdtmtst.h"
 
-static void place(int fd, int at)
-{
-	if (fd < 0)
-		fail("open: %m");
-	if (dup2(fd, at) != at)
-		fail("dup2 %d -> %d: %m", fd, at);
-	close(fd);
-}
-
 static int pty_index(int fd)
 {
 	unsigned int n;
@@ -91,16 +82,16 @@ int main(int argc, char **argv)
 	child |= nofd;
 	if (getsid(0) != getpid())
 		fail("not a session leader");
-	place(posix_openpt(O_RDWR | O_NOCTTY), 20);
+	fd_place(posix_openpt(O_RDWR | O_NOCTTY), 20, 0);
 	if (grantpt(20) || unlockpt(20))
 		fail("unlockpt: %m");
 	idx = pty_index(20);
 	snprintf(path, sizeof(path), "/dev/pts/%d", idx);
 	/* a session leader's open of a tty makes it its terminal: not with --child */
-	place(open(path, O_RDWR | (child ? O_NOCTTY : 0)), 21);
+	fd_place(open(path, O_RDWR | (child ? O_NOCTTY : 0)), 21, 0);
 	if (!child && (ioctl(21, TIOCSCTTY, 0) || tcsetpgrp(21, getpgrp())))
 		fail("TIOCSCTTY / tcsetpgrp: %m");
-	place(open(path, O_RDWR | O_NONBLOCK | O_NOCTTY), 22);
+	fd_place(open(path, O_RDWR | O_NONBLOCK | O_NOCTTY), 22, 0);
 	if (tcgetattr(21, &t))
 		fail("tcgetattr: %m");
 	t.c_lflag &= ~(ECHO | ECHOE);
@@ -113,7 +104,7 @@ int main(int argc, char **argv)
 		fail("tty settings: %m");
 	if (write(20, "line one\npart", 13) != 13 || write(21, "out data\n", 9) != 9)
 		fail("write: %m");
-	place(posix_openpt(O_RDWR | O_NOCTTY), 23);
+	fd_place(posix_openpt(O_RDWR | O_NOCTTY), 23, 0);
 	idx2 = pty_index(23);
 	if (outside) {
 		/* a slave alone: its master closed (hung up) */
@@ -122,7 +113,7 @@ int main(int argc, char **argv)
 		if (m < 0 || unlockpt(m))
 			fail("posix_openpt: %m");
 		snprintf(path, sizeof(path), "/dev/pts/%d", pty_index(m));
-		place(open(path, O_RDWR | O_NOCTTY), 24);
+		fd_place(open(path, O_RDWR | O_NOCTTY), 24, 0);
 		close(m);
 	}
 	if (child) {

@@ -16,15 +16,6 @@
 
 static char mask_before[2][64];
 
-static void place(int fd, int at, int cloexec)
-{
-	if (fd < 0)
-		fail("signalfd: %m");
-	if (dup3(fd, at, cloexec ? O_CLOEXEC : 0) != at)
-		fail("dup3 %d -> %d: %m", fd, at);
-	close(fd);
-}
-
 static void sigmask_of(int fd, char *out, size_t size)
 {
 	char path[64], buf[1024], *p, *nl;
@@ -68,8 +59,8 @@ int main(int argc, char **argv)
 	sigemptyset(&b);
 	sigaddset(&b, SIGUSR2);
 	sigaddset(&b, SIGRTMIN + 1);
-	place(signalfd(-1, &a, 0), 20, 0);
-	place(signalfd(-1, &b, SFD_NONBLOCK), 21, 1);
+	fd_place(signalfd(-1, &a, 0), 20, 0);
+	fd_place(signalfd(-1, &b, SFD_NONBLOCK), 21, 1);
 	kill(getpid(), SIGUSR1);
 	sigmask_of(20, mask_before[0], sizeof(mask_before[0]));
 	sigmask_of(21, mask_before[1], sizeof(mask_before[1]));

@@ -61,17 +61,6 @@ struct conn {
 static struct conn conns[10];
 static int nr_conns;
 
-static void place(int fd, int at)
-{
-	if (fd < 0)
-		fail("creating fd %d: %m", at);
-	if (fd != at) {
-		if (dup2(fd, at) != at)
-			fail("dup2 %d -> %d: %m", fd, at);
-		close(fd);
-	}
-}
-
 static void set_int(int fd, int level, int name, int v)
 {
 	if (setsockopt(fd, level, name, &v, sizeof(v)))
@@ -97,7 +86,7 @@ static void listen_on(int at, int family)
 		((struct sockaddr_in *)&ss)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	else
 		((struct sockaddr_in6 *)&ss)->sin6_addr = in6addr_loopback;
-	place(socket(family, SOCK_STREAM, 0), at);
+	fd_place(socket(family, SOCK_STREAM, 0), at, 0);
 	if (bind(at, (struct sockaddr *)&ss, len) || listen(at, 8))
 		fail("listener %d: %m", at);
 }
@@ -110,10 +99,10 @@ static void pair(int listener, int c, int a)
 
 	if (getsockname(listener, (struct sockaddr *)&ss, &len))
 		fail("getsockname %d: %m", listener);
-	place(socket(ss.ss_family, SOCK_STREAM, 0), c);
+	fd_place(socket(ss.ss_family, SOCK_STREAM, 0), c, 0);
 	if (connect(c, (struct sockaddr *)&ss, len))
 		fail("connect %d: %m", c);
-	place(accept(listener, NULL, NULL), a);
+	fd_place(accept(listener, NULL, NULL), a, 0);
 }
 
 static void wait_io(int fd, short ev, const char *what)
@@ -228,7 +217,7 @@ static void connect_peer(void)
 
 	if (inet_pton(AF_INET, peer_addr, &in.sin_addr) != 1)
 		fail("--peer-addr %s: not an IPv4 address", peer_addr);
-	place(socket(AF_INET, SOCK_STREAM, 0), 29);
+	fd_place(socket(AF_INET, SOCK_STREAM, 0), 29, 0);
 	if (bind_addr && (inet_pton(AF_INET, bind_addr, &me.sin_addr) != 1 ||
 			  bind(29, (struct sockaddr *)&me, sizeof(me))))
 		fail("bind to %s: %m", bind_addr);

@@ -38,17 +38,6 @@
 static uint32_t expected_write_seq;	/* the ISN + 1 (+ 2 with --fastopen) */
 static int fastopen;
 
-static void place(int fd, int at)
-{
-	if (fd < 0)
-		fail("creating fd %d: %m", at);
-	if (fd != at) {
-		if (dup2(fd, at) != at)
-			fail("dup2 %d -> %d: %m", fd, at);
-		close(fd);
-	}
-}
-
 static void set_int(int fd, int level, int name, int v, const char *what)
 {
 	if (setsockopt(fd, level, name, &v, sizeof(v)))
@@ -148,7 +137,7 @@ int main(int argc, char **argv)
 
 	test_init(argc, argv, opts);
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	place(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), 20);
+	fd_place(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), 20, 0);
 	if (bind(20, (struct sockaddr *)&sin, sizeof(sin)) || listen(20, 0) ||
 	    getsockname(20, (struct sockaddr *)&sin, &len))
 		fail("fd 20: bind/listen: %m");
@@ -158,7 +147,7 @@ int main(int argc, char **argv)
 		fail("the connection that fills the accept queue: %m");
 	close(filler);
 
-	place(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), 21);
+	fd_place(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), 21, 0);
 	set_int(21, SOL_TCP, TCP_SYNCNT, 127, "TCP_SYNCNT");
 	if (fastopen) {
 		/* no cookie needed: the data goes with the SYN */

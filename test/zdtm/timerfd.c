@@ -25,15 +25,6 @@ static const int all_fds[NR_FDS] = { 20, 21, 22, 23, 24 };
 static int getfl[NR_FDS], getfd[NR_FDS];
 static char clock_before[NR_FDS][32], flags_before[NR_FDS][32];
 
-static void place(int fd, int at, int cloexec)
-{
-	if (fd < 0)
-		fail("timerfd_create: %m");
-	if (dup3(fd, at, cloexec ? O_CLOEXEC : 0) != at)
-		fail("dup3 %d -> %d: %m", fd, at);
-	close(fd);
-}
-
 static void arm(int fd, int flags, time_t vs, long vns, time_t is)
 {
 	struct itimerspec its = { .it_value = { vs, vns }, .it_interval = { is, 0 } };
@@ -92,15 +83,15 @@ int main(int argc, char **argv)
 	uint64_t v;
 
 	test_init(argc, argv, NULL);
-	place(timerfd_create(CLOCK_MONOTONIC, 0), 20, 0);
+	fd_place(timerfd_create(CLOCK_MONOTONIC, 0), 20, 0);
 	arm(20, 0, 1000, 0, 0);
-	place(timerfd_create(CLOCK_REALTIME, TFD_NONBLOCK), 21, 0);
+	fd_place(timerfd_create(CLOCK_REALTIME, TFD_NONBLOCK), 21, 0);
 	clock_gettime(CLOCK_REALTIME, &rt);
 	arm(21, TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET, rt.tv_sec + 2000, 0, 0);
-	place(timerfd_create(CLOCK_MONOTONIC, 0), 22, 0);
+	fd_place(timerfd_create(CLOCK_MONOTONIC, 0), 22, 0);
 	arm(22, 0, 0, 10 * 1000 * 1000, 3600);
-	place(timerfd_create(CLOCK_BOOTTIME, TFD_NONBLOCK), 23, 1);
-	place(timerfd_create(CLOCK_MONOTONIC, 0), 24, 0);
+	fd_place(timerfd_create(CLOCK_BOOTTIME, TFD_NONBLOCK), 23, 1);
+	fd_place(timerfd_create(CLOCK_MONOTONIC, 0), 24, 0);
 	arm(24, 0, 0, 5 * 1000 * 1000, 0);
 	{
 		struct itimerspec its = { { 0, 5 * 1000 * 1000 }, { 0, 5 * 1000 * 1000 } };

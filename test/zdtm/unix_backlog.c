@@ -67,17 +67,6 @@ static struct name path_name(const char *path)
 	return n;
 }
 
-static void place(int fd, int at)
-{
-	if (fd < 0)
-		fail("creating fd %d: %m", at);
-	if (fd != at) {
-		if (dup2(fd, at) != at)
-			fail("dup2 %d -> %d: %m", fd, at);
-		close(fd);
-	}
-}
-
 /* fd 40: connected to @name (abstract), outside the tree */
 static void ext_socket(const char *name)
 {
@@ -85,7 +74,7 @@ static void ext_socket(const char *name)
 	socklen_t len = offsetof(struct sockaddr_un, sun_path) + 1 +
 			snprintf(un.sun_path + 1, sizeof(un.sun_path) - 1, "%s", name);
 
-	place(socket(AF_UNIX, SOCK_STREAM, 0), 40);
+	fd_place(socket(AF_UNIX, SOCK_STREAM, 0), 40, 0);
 	if (connect(40, (struct sockaddr *)&un, len))
 		fail("fd 40: connect to @%s: %m", name);
 	if (write(40, "ping", 4) != 4)
@@ -97,7 +86,7 @@ static void listener(int type, const char *path, int backlog, int at)
 	struct name n = path_name(path);
 
 	unlink(path);
-	place(socket(AF_UNIX, type | SOCK_NONBLOCK, 0), at);
+	fd_place(socket(AF_UNIX, type | SOCK_NONBLOCK, 0), at, 0);
 	if (bind(at, (struct sockaddr *)&n.sun, n.len) || listen(at, backlog))
 		fail("fd %d: bind/listen %s: %m", at, path);
 }
@@ -106,7 +95,7 @@ static void client(int type, const char *path, int at)
 {
 	struct name n = path_name(path);
 
-	place(socket(AF_UNIX, type, 0), at);
+	fd_place(socket(AF_UNIX, type, 0), at, 0);
 	if (connect(at, (struct sockaddr *)&n.sun, n.len))
 		fail("fd %d: connect to %s: %m", at, path);
 }
@@ -354,8 +343,8 @@ int main(int argc, char **argv)
 		closed_client(SOCK_STREAM, "unix_backlog.stream", NULL, 0, lens_none, 0);
 	if (pipe(p))
 		fail("pipe: %m");
-	place(p[0], 26);
-	place(p[1], 27);
+	fd_place(p[0], 26, 0);
+	fd_place(p[1], 27, 0);
 	if (!empty) {
 		put(21, 1000, 0x21, -1);
 		/* the second part of the same pattern */

@@ -61,20 +61,9 @@ static struct name abstract_name(const char *what)
 	return n;
 }
 
-static void place(int fd, int at)
-{
-	if (fd < 0)
-		fail("creating a socket: %m");
-	if (fd != at) {
-		if (dup2(fd, at) != at)
-			fail("dup2 %d -> %d: %m", fd, at);
-		close(fd);
-	}
-}
-
 static int sock_at(int type, int at)
 {
-	place(socket(AF_UNIX, type, 0), at);
+	fd_place(socket(AF_UNIX, type, 0), at, 0);
 	return at;
 }
 
@@ -192,7 +181,7 @@ int main(int argc, char **argv)
 	if (listen(30, 7))
 		fail("listen: %m");
 	do_connect(sock_at(SOCK_STREAM, 31), &c);
-	place(accept(30, NULL, NULL), 32);
+	fd_place(accept(30, NULL, NULL), 32, 0);
 	put(31, 5000, 0xc0, NULL);
 	put(32, 700, 0xc1, NULL);
 	do_connect(sock_at(SOCK_STREAM, 33), &c);
@@ -203,7 +192,7 @@ int main(int argc, char **argv)
 	if (listen(40, 3))
 		fail("listen: %m");
 	do_connect(sock_at(SOCK_SEQPACKET, 41), &d);
-	place(accept(40, NULL, NULL), 42);
+	fd_place(accept(40, NULL, NULL), 42, 0);
 	put(41, 11, 0xd0, NULL);
 	put(41, 22, 0xd1, NULL);
 	put(42, 33, 0xd2, NULL);

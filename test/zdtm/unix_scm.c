@@ -45,27 +45,16 @@
 
 static uint8_t buf[1 << 16];
 
-static void place(int fd, int at)
-{
-	if (fd < 0)
-		fail("creating fd %d: %m", at);
-	if (fd == at)
-		return;
-	if (dup2(fd, at) != at)
-		fail("dup2 %d -> %d: %m", fd, at);
-	close(fd);
-}
-
 static void make_pair(int type, int a, int b)
 {
 	int sv[2];
 
 	if (socketpair(AF_UNIX, type, 0, sv))
 		fail("socketpair: %m");
-	place(sv[0], 900);
-	place(sv[1], 901);
-	place(900, a);
-	place(901, b);
+	fd_place(sv[0], 900, 0);
+	fd_place(sv[1], 901, 0);
+	fd_place(900, a, 0);
+	fd_place(901, b, 0);
 }
 
 /* @len pattern bytes (@seed) with @nr fds, one sendmsg */
@@ -268,13 +257,13 @@ int main(int argc, char **argv)
 	file = open("unix_scm.data", O_RDWR | O_CREAT | O_TRUNC, 0644);
 	if (file < 0 || write(file, "hello world", 11) != 11 || lseek(file, 5, SEEK_SET) != 5)
 		fail("unix_scm.data: %m");
-	place(file, 32);
+	fd_place(file, 32, 0);
 
 	make_pair(SOCK_STREAM, 20, 21);
 	if (pipe(p))
 		fail("pipe: %m");
-	place(p[0], 30);
-	place(p[1], 31);
+	fd_place(p[0], 30, 0);
+	fd_place(p[1], 31, 0);
 	pattern_fill(buf, PIPE_BYTES, 0x9199);
 	if (write(31, buf, PIPE_BYTES) != PIPE_BYTES)
 		fail("write into the pipe: %m");

@@ -41,17 +41,6 @@ static const size_t recs_c[] = { 10, 4096, 3 };
 
 static uint8_t buf[DATA_A2 + 4096];
 
-static void place(int fd, int at)
-{
-	if (fd < 0)
-		fail("creating a socket: %m");
-	if (fd == at)
-		return;
-	if (dup2(fd, at) != at)
-		fail("dup2 %d -> %d: %m", fd, at);
-	close(fd);
-}
-
 static void make_pair(int type, int a, int b)
 {
 	int sv[2];
@@ -59,10 +48,10 @@ static void make_pair(int type, int a, int b)
 	if (socketpair(AF_UNIX, type, 0, sv))
 		fail("socketpair: %m");
 	/* socketpair() may hand out the other's target number: move both high first */
-	place(sv[0], 900);
-	place(sv[1], 901);
-	place(900, a);
-	place(901, b);
+	fd_place(sv[0], 900, 0);
+	fd_place(sv[1], 901, 0);
+	fd_place(900, a, 0);
+	fd_place(901, b, 0);
 }
 
 static void put(int fd, size_t len, uint64_t seed)
@@ -184,7 +173,7 @@ int main(int argc, char **argv)
 	set_int(21, SO_PEEK_OFF, 0);
 	if (recv(21, buf, PEEK_A, MSG_PEEK) != PEEK_A)
 		fail("peek: %m");
-	place(dup(20), 22);
+	fd_place(dup(20), 22, 0);
 	sndbuf = get_int(20, SO_SNDBUF);
 	rcvbuf = get_int(20, SO_RCVBUF);
 
@@ -207,7 +196,7 @@ int main(int argc, char **argv)
 	put(902, DATA_D, 0xd);
 	close(902);
 
-	place(socket(AF_UNIX, SOCK_DGRAM, 0), 61);
+	fd_place(socket(AF_UNIX, SOCK_DGRAM, 0), 61, 0);
 	set_int(61, SO_PASSCRED, 1);
 
 	test_daemon();

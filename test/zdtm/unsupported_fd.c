@@ -40,17 +40,6 @@
 #define FD_A 42
 #define FD_B 43
 
-static void place(int fd, int at)
-{
-	if (fd < 0)
-		fail("creating the object: %m");
-	if (fd != at) {
-		if (dup2(fd, at) != at)
-			fail("dup2: %m");
-		close(fd);
-	}
-}
-
 static void expect_read(int fd, const char *want)
 {
 	char buf[64];
@@ -136,8 +125,8 @@ int main(int argc, char **argv)
 
 		if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv))
 			fail("socketpair: %m");
-		place(sv[0], FD_A);
-		place(sv[1], FD_B);
+		fd_place(sv[0], FD_A, 0);
+		fd_place(sv[1], FD_B, 0);
 		if (setsockopt(FD_A, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)))
 			fail("SO_ATTACH_FILTER: %m");
 		if (write(FD_B, "ping", 4) != 4)
@@ -150,7 +139,7 @@ int main(int argc, char **argv)
 			fail("--kind %s needs --peer", kind);
 		ext_len = offsetof(struct sockaddr_un, sun_path) + 1 +
 			  snprintf(ext.sun_path + 1, sizeof(ext.sun_path) - 1, "%s", peer);
-		place(socket(AF_UNIX, dgram ? SOCK_DGRAM : SOCK_STREAM, 0), FD_A);
+		fd_place(socket(AF_UNIX, dgram ? SOCK_DGRAM : SOCK_STREAM, 0), FD_A, 0);
 		if (connect(FD_A, (struct sockaddr *)&ext, ext_len))
 			fail("connect to @%s: %m", peer);
 		if (write(FD_A, "ping", 4) != 4)
@@ -163,15 +152,15 @@ int main(int argc, char **argv)
 
 		if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sv))
 			fail("socketpair: %m");
-		place(sv[0], FD_A);
-		place(sv[1], FD_B);
+		fd_place(sv[0], FD_A, 0);
+		fd_place(sv[1], FD_B, 0);
 		passed = self ? FD_A : epoll_create1(0);
 		if (!self) {
 			struct epoll_event ev = { .events = EPOLLIN, .data.u64 = 0xabc };
 			int efd = eventfd(1, 0);
 
 			/* kept at 44: a closed file leaves every epoll */
-			place(efd, 44);
+			fd_place(efd, 44, 0);
 			if (passed < 0 || epoll_ctl(passed, EPOLL_CTL_ADD, 44, &ev))
 				fail("epoll: %m");
 		}
@@ -183,8 +172,8 @@ int main(int argc, char **argv)
 		struct sockaddr_nl a = { .nl_family = AF_NETLINK, .nl_pid = 0x60000000u | getpid() };
 		struct sockaddr_nl b = { .nl_family = AF_NETLINK, .nl_pid = 0x61000000u | getpid() };
 
-		place(socket(AF_NETLINK, SOCK_RAW, NETLINK_USERSOCK), FD_A);
-		place(socket(AF_NETLINK, SOCK_RAW, NETLINK_USERSOCK), FD_B);
+		fd_place(socket(AF_NETLINK, SOCK_RAW, NETLINK_USERSOCK), FD_A, 0);
+		fd_place(socket(AF_NETLINK, SOCK_RAW, NETLINK_USERSOCK), FD_B, 0);
 		if (bind(FD_A, (struct sockaddr *)&a, sizeof(a)) ||
 		    bind(FD_B, (struct sockaddr *)&b, sizeof(b)) ||
 		    connect(FD_A, (struct sockaddr *)&b, sizeof(b)) ||
@@ -197,35 +186,35 @@ int main(int argc, char **argv)
 		if (l < 0 || bind(l, (struct sockaddr *)&addr, sizeof(addr)) || listen(l, 4))
 			fail("bind/listen: %m");
 		before = bound_addr(l);
-		place(socket(AF_INET, SOCK_STREAM, 0), FD_A);
+		fd_place(socket(AF_INET, SOCK_STREAM, 0), FD_A, 0);
 		if (connect(FD_A, (struct sockaddr *)&before, sizeof(before)))
 			fail("connect: %m");
-		place(accept(l, NULL, NULL), FD_B);
+		fd_place(accept(l, NULL, NULL), FD_B, 0);
 		close(l);
 		if (write(FD_A, "ping", 4) != 4)
 			fail("write: %m");
 	} else if (!strcmp(kind, "packet")) {
-		place(socket(AF_PACKET, SOCK_DGRAM, 0), FD_A);
+		fd_place(socket(AF_PACKET, SOCK_DGRAM, 0), FD_A, 0);
 	} else if (!strcmp(kind, "eventfd")) {
-		place(eventfd(5, 0), FD_A);
+		fd_place(eventfd(5, 0), FD_A, 0);
 	} else if (!strcmp(kind, "pipe")) {
 		if (pipe(sv))
 			fail("pipe: %m");
-		place(sv[0], FD_A);
-		place(sv[1], FD_B);
+		fd_place(sv[0], FD_A, 0);
+		fd_place(sv[1], FD_B, 0);
 		if (write(FD_B, "hello", 5) != 5)
 			fail("write: %m");
 	} else if (!strcmp(kind, "epoll")) {
 		struct epoll_event ev = { .events = EPOLLIN, .data.u64 = 0xabc };
 
-		place(epoll_create1(0), FD_A);
-		place(eventfd(1, 0), FD_B);
+		fd_place(epoll_create1(0), FD_A, 0);
+		fd_place(eventfd(1, 0), FD_B, 0);
 		if (epoll_ctl(FD_A, EPOLL_CTL_ADD, FD_B, &ev))
 			fail("epoll_ctl: %m");
 	} else if (!strcmp(kind, "timerfd")) {
 		struct itimerspec its = { { 0, 10000000 }, { 0, 10000000 } };
 
-		place(timerfd_create(CLOCK_MONOTONIC, 0), FD_A);
+		fd_place(timerfd_create(CLOCK_MONOTONIC, 0), FD_A, 0);
 		if (timerfd_settime(FD_A, 0, &its, NULL))
 			fail("timerfd_settime: %m");
 	} else if (!strcmp(kind, "signalfd")) {
@@ -235,12 +224,12 @@ int main(int argc, char **argv)
 		sigaddset(&set, SIGUSR1);
 		if (sigprocmask(SIG_BLOCK, &set, NULL))
 			fail("sigprocmask: %m");
-		place(signalfd(-1, &set, 0), FD_A);
+		fd_place(signalfd(-1, &set, 0), FD_A, 0);
 		raise(SIGUSR1);
 	} else if (!strcmp(kind, "userfaultfd")) {
 		struct uffdio_api api = { .api = UFFD_API };
 
-		place(syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK), FD_A);
+		fd_place(syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK), FD_A, 0);
 		if (ioctl(FD_A, UFFDIO_API, &api))
 			fail("UFFDIO_API: %m");
 	} else {
