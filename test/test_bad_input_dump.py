@@ -112,10 +112,9 @@ def test_dump_refuses_seccomp_user_notif(tool, zdtm, workdir):
     task = zdtm(ZdtmTest("thread_seccomp", ("--user-notif",), label="user-notif"))
     tids = sorted(int(t) for t in os.listdir(f"/proc/{task.pid}/task"))
     assert len(tids) == 2, f"the seccomp test should have 2 threads, has {tids}"
-    imgdir = dump_must_refuse(tool, task, workdir, rf"thread {tids[1]} of task {task.pid}",
-                              r"seccomp filter .*user-space listener")
+    dump_must_refuse(tool, task, workdir, rf"thread {tids[1]} of task {task.pid}",
+                     r"seccomp filter .*user-space listener")
     assert sorted(int(t) for t in os.listdir(f"/proc/{task.pid}/task")) == tids
-    assert not list(imgdir.iterdir()), "a refused dump left images"
     task.check_pass()
 
 
@@ -134,8 +133,7 @@ def test_dump_refuses_pidfd(tool, zdtm, workdir, kind, why):
     """A pidfd of a process outside the tree, or of a child already reaped:
     the dump refuses naming the fd, and the tree keeps running."""
     task = zdtm(ZdtmTest("pidfd_child", (f"--{kind}",), label=kind, tree=True))
-    imgdir = dump_must_refuse(tool, task, workdir, rf"fd 22 of task {task.pid}", r"pidfd", why)
-    assert not list(imgdir.iterdir()), "a refused dump left images"
+    dump_must_refuse(tool, task, workdir, rf"fd 22 of task {task.pid}", r"pidfd", why)
     task.check_pass()
 
 

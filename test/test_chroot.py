@@ -10,7 +10,6 @@ def test_unix_name_inside_the_root_refused(tool, zdtm, workdir):
     the task's, not ours, so the dump refuses it in one line naming the
     fd, the name and the root; the task runs on unharmed."""
     task = zdtm(ZdtmTest("chroot_root", ("--unix",), label="unix"))
-    imgdir = dump_must_refuse(tool, task, workdir, rf"fd 22 of task {task.pid}\b",
-                              r"bound to /sock", r"croot \(chroot\)", r"not supported")
-    assert not [p for p in imgdir.iterdir() if p.name != "dump.log"], "images were left"
+    dump_must_refuse(tool, task, workdir, rf"fd 22 of task {task.pid}\b",
+                     r"bound to /sock", r"croot \(chroot\)", r"not supported")
     task.check_pass()

@@ -5,10 +5,10 @@ is in test_zdtm.py).
 """
 import os
 
-from lib.tool import assert_error_line, assert_ok
+from lib.tool import assert_ok
 from lib.zdtm import ZdtmTest
-from lib.badinput import (DUMP_TIMEOUT, RESTORE_TIMEOUT, damaged_copy, restore_must_fail,
-                          restore_must_pass)
+from lib.badinput import (DUMP_TIMEOUT, RESTORE_TIMEOUT, damaged_copy, dump_good,
+                          dump_must_refuse, restore_must_fail, restore_must_pass)
 
 GHOSTS = ZdtmTest("ghost_files")
 BIG = ZdtmTest("ghost_files", ("--big", "2M"), label="big")
@@ -24,16 +24,8 @@ def test_ghost_over_limit_refused(tool, zdtm, workdir):
     one line naming the file and --ghost-limit, no image left, the task
     unharmed; with --ghost-limit 3M the same task dumps and comes back."""
     task = zdtm(BIG)
-    before = task.snapshot()
-    imgdir = workdir / "images"
-    imgdir.mkdir()
-    res = tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT)
-    assert_error_line(res, "dump", r"ghost-big", r"--ghost-limit", r"\b2097152\b",
-                      rf"fd 24 of task {task.pid}\b")
-    left = [p.name for p in imgdir.iterdir() if p.name != "dump.log"]
-    assert not left, f"the refused dump left images behind: {left}"
-    task.expect_unharmed(before)
-
+    imgdir = dump_must_refuse(tool, task, workdir, r"ghost-big", r"--ghost-limit",
+                              r"\b2097152\b", rf"fd 24 of task {task.pid}\b")
     res = tool.dump(task.pid, imgdir, workdir / "dump-3M.log", DUMP_TIMEOUT,
                     extra=("--ghost-limit", "3M"))
     assert_ok(res, "dump with --ghost-limit 3M")
@@ -49,11 +41,7 @@ def test_ghost_limit_bad_value(tool, workdir):
 
 def dumped_ghosts(tool, zdtm, workdir):
     task = zdtm(GHOSTS)
-    good = workdir / "images-good"
-    good.mkdir()
-    assert_ok(tool.dump(task.pid, good, workdir / "dump.log", DUMP_TIMEOUT), "dump")
-    task.expect_gone()
-    return task, good
+    return task, dump_good(tool, task, workdir)
 
 
 def test_ghost_image_missing(tool, zdtm, workdir):

@@ -11,6 +11,7 @@ import struct
 import pytest
 
 from lib import procs as P
+from lib.badinput import dump_good, dump_must_refuse
 from lib.tool import assert_error_line, assert_ok
 from lib.zdtm import ZdtmTest
 
@@ -20,13 +21,7 @@ RESTORE_TIMEOUT = 60
 
 
 def refused_dump(tool, task, workdir, *patterns):
-    before = task.snapshot()
-    imgdir = workdir / "images"
-    imgdir.mkdir()
-    res = tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT)
-    assert_error_line(res, "dump", *patterns)
-    task.expect_unharmed(before)
-    assert not list(imgdir.iterdir()), f"a refused dump left images: {list(imgdir.iterdir())}"
+    dump_must_refuse(tool, task, workdir, *patterns)
     task.check_pass()
 
 
@@ -74,12 +69,7 @@ def test_dump_refuses_lock_without_flag(tool, zdtm, workdir):
 @pytest.fixture
 def locks_dumped(tool, zdtm, workdir):
     task = zdtm(ZdtmTest("file_locks", cr_opts=("--file-locks",)))
-    imgdir = workdir / "images"
-    imgdir.mkdir()
-    assert_ok(tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT,
-                        extra=("--file-locks",)), "dump")
-    task.expect_gone()
-    return task, imgdir
+    return task, dump_good(tool, task, workdir, ("--file-locks",), name="images")
 
 
 def restore_fails(tool, workdir, imgdir, pid, extra, *patterns):

@@ -8,7 +8,6 @@ deferred where the test needs pages to stay lazy), restores with
 import os
 import re
 import signal
-import time
 from pathlib import Path
 
 import pytest

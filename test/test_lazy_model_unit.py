@@ -5,21 +5,11 @@ sparse mapping with four lazy pages costing a few hundred bytes).
 
 Needs a build (`scons -j2`); uses nothing from conftest.py.
 """
-import subprocess
+from lib.unit import run_unit
 
-import pytest
-
-from lib import paths
-
-UNIT = paths.BUILD / "test" / "unit" / "test_lazy_model"
 CASES = 8	# the run() lines of its main()
 
 
 def test_lazy_model_unit():
-    if not UNIT.exists():
-        pytest.fail(f"{UNIT} is not built: run scons -j2")
-    res = subprocess.run([str(UNIT)], capture_output=True, text=True, timeout=120)
-    lines = res.stdout.splitlines()
-    assert res.returncode == 0, res.stdout + res.stderr
-    assert not [line for line in lines if line.startswith("FAIL")], res.stdout
-    assert sum(line.startswith("ok - ") for line in lines) == CASES, res.stdout
+    lines, passed = run_unit("test_lazy_model", timeout=120)
+    assert passed == CASES, "\n".join(lines)

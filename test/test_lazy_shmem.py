@@ -32,6 +32,7 @@ from pathlib import Path
 import pytest
 
 from lib import images, lazy, modes, procs as P
+from lib.badinput import dump_good
 from lib.tool import Tool, assert_ok
 from lib.zdtm import ZdtmTest
 
@@ -41,14 +42,7 @@ TIMEOUT = 60
 @pytest.mark.parametrize("which", ["lazy", "remote-lazy"])
 def test_two_writers_while_lazy(which, zdtm, tool, procs, workdir):
     spec = ZdtmTest("shmem_lazy_share", ("--size", "8M"), tree=True, defer_background=True)
-    mode = modes.MODES[which](tool, procs, workdir)
-    try:
-        task = zdtm(spec)
-        imgdir = mode.cycle(task, 1)
-        task.check_pass()
-        mode.finish()
-    finally:
-        mode.cleanup()
+    imgdir = modes.cycle_once(which, zdtm, spec, tool, procs, workdir)
     st = lazy.read_stats(imgdir)
     shmem = lazy.shmem_pages_in_images(imgdir)
     # 8 MiB + 64 pages of /dev/zero + 64 of a memfd, every page written
@@ -73,11 +67,7 @@ def test_daemon_stopped_poisons_shared_memory(sig, zdtm, tool, procs, workdir):
     itself; killed, its guardian does, one line per process."""
     spec = ZdtmTest("shmem_lazy_share", ("--size", "1M"), label="stopped", tree=True)
     task = zdtm(spec)
-    imgdir = workdir / "images"
-    imgdir.mkdir()
-    task.note_tree()
-    assert_ok(tool.dump(task.pid, imgdir, workdir / "dump.log", TIMEOUT), "dump")
-    task.expect_gone()
+    imgdir = dump_good(tool, task, workdir, name="images")
     daemon = lazy.Daemon(procs, tool, ["lazy-pages", "-D", imgdir, "--no-background-fetch"],
                          workdir / "lazy-pages.log", workdir / "lazy-pages.out", "lazy-pages")
     pidfile = workdir / "restore.pid"
@@ -111,14 +101,7 @@ def test_daemon_stopped_poisons_shared_memory(sig, zdtm, tool, procs, workdir):
 def test_prot_none_view_restores_eagerly(zdtm, tool, procs, workdir):
     """mmap_anon_shared --prot-none: a PROT_NONE view of the region."""
     spec = ZdtmTest("mmap_anon_shared", ("--prot-none",), label="prot-none")
-    mode = modes.MODES["lazy"](tool, procs, workdir)
-    try:
-        task = zdtm(spec)
-        imgdir = mode.cycle(task, 1)
-        task.check_pass()
-        mode.finish()
-    finally:
-        mode.cleanup()
+    imgdir = modes.cycle_once("lazy", zdtm, spec, tool, procs, workdir)
     st = lazy.read_stats(imgdir)
     log = (workdir / "restore-1.log").read_text()
     said = re.findall(r"shared memory \d+: restored eagerly, task \d+ maps it without "
@@ -133,14 +116,7 @@ def test_memfd_pages_outside_views_restore_eagerly(zdtm, tool, procs, workdir):
     place after the restore, its other half must be there."""
     spec = ZdtmTest("shmem_lazy_share", ("--size", "1M", "--grow"), label="grow", tree=True,
                     defer_background=True)
-    mode = modes.MODES["lazy"](tool, procs, workdir)
-    try:
-        task = zdtm(spec)
-        imgdir = mode.cycle(task, 1)
-        task.check_pass()
-        mode.finish()
-    finally:
-        mode.cleanup()
+    imgdir = modes.cycle_once("lazy", zdtm, spec, tool, procs, workdir)
     log = (workdir / "restore-1.log").read_text()
     said = re.findall(r"memfd 'lazy-grow': restored eagerly, some of its pages lie outside "
                       r"every view of it", log)
@@ -156,11 +132,7 @@ def test_other_daemon_gets_no_shared_memory(zdtm, tool, procs, workdir):
     shutil.copy(tool.binary, other)
     spec = ZdtmTest("shmem_lazy_share", ("--size", "1M"), label="other", tree=True)
     task = zdtm(spec)
-    imgdir = workdir / "images"
-    imgdir.mkdir()
-    task.note_tree()
-    assert_ok(tool.dump(task.pid, imgdir, workdir / "dump.log", TIMEOUT), "dump")
-    task.expect_gone()
+    imgdir = dump_good(tool, task, workdir, name="images")
     daemon = lazy.Daemon(procs, Tool(other), ["lazy-pages", "-D", imgdir],
                          workdir / "lazy-pages.log", workdir / "lazy-pages.out", "lazy-pages")
     pidfile = workdir / "restore.pid"
@@ -204,14 +176,7 @@ class ServerKeepsTheImages(modes.RemoteLazy):
 def test_remote_shared_memory_from_the_page_server(background, zdtm, tool, procs, workdir):
     spec = ZdtmTest("shmem_lazy_share", ("--size", "4M"), label=f"remote-{background}",
                     tree=True, defer_background=not background)
-    mode = ServerKeepsTheImages(tool, procs, workdir)
-    try:
-        task = zdtm(spec)
-        imgdir = mode.cycle(task, 1)
-        task.check_pass()
-        mode.finish()
-    finally:
-        mode.cleanup()
+    imgdir = modes.cycle_once(ServerKeepsTheImages, zdtm, spec, tool, procs, workdir)
     st = lazy.read_stats(imgdir)
     assert st["pages_shmem"] == 1024 + 64 + 64, st
     log = (workdir / "lazy-pages-1.log").read_text()

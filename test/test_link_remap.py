@@ -13,7 +13,8 @@ import subprocess
 import pytest
 
 from lib import images, lazy, procs as P
-from lib.badinput import DUMP_TIMEOUT, damaged_copy, restore_must_fail, restore_must_pass
+from lib.badinput import (DUMP_TIMEOUT, damaged_copy, dump_good, dump_must_refuse,
+                          restore_must_fail, restore_must_pass)
 from lib.modes import free_port
 from lib.tool import assert_error_line, assert_ok
 from lib.zdtm import ZdtmTest
@@ -38,14 +39,8 @@ def test_refused_without_the_flag(tool, zdtm, workdir):
     """One line naming the fd, the file and the flag; nothing written, no
     link made, the task as it was."""
     task = zdtm(LINKED)
-    before = task.snapshot()
-    imgdir = workdir / "images"
-    imgdir.mkdir()
-    res = tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT)
-    assert_error_line(res, "dump", r"lr-(orig|map)\b", r"other link", r"--link-remap")
-    assert not [p for p in imgdir.iterdir() if p.name != "dump.log"], "images were left"
+    dump_must_refuse(tool, task, workdir, r"lr-(orig|map)\b", r"other link", r"--link-remap")
     assert links_in(workdir) == [], "a refused dump made links"
-    task.expect_unharmed(before)
     task.check_pass()
 
 
@@ -54,11 +49,7 @@ def test_links_kept_for_the_restore(tool, zdtm, workdir):
     link_remap.<id>, files of files.img, LINKED in remap-fpath.img); the
     restore removes them once the task holds its files."""
     task = zdtm(LINKED)
-    good = workdir / "images-good"
-    good.mkdir()
-    assert_ok(tool.dump(task.pid, good, workdir / "dump.log", DUMP_TIMEOUT, extra=FLAG),
-              "dump --link-remap")
-    task.expect_gone()
+    good = dump_good(tool, task, workdir, FLAG)
     # fds 20 and 21, the mapping; fd 22's directory is gone: in ours
     assert len(links_in(workdir)) == 4, links_in(workdir)
     for name in links_in(workdir):
@@ -131,11 +122,7 @@ def test_link_gone_at_restore(tool, zdtm, workdir):
     it stands for, and leaves nothing made; once it is there again (a new
     link of the same file), the same images restore."""
     task = zdtm(LINKED)
-    good = workdir / "images-good"
-    good.mkdir()
-    assert_ok(tool.dump(task.pid, good, workdir / "dump.log", DUMP_TIMEOUT, extra=FLAG),
-              "dump --link-remap")
-    task.expect_gone()
+    good = dump_good(tool, task, workdir, FLAG)
     keep_ino = os.stat(workdir / "lr-keep").st_ino
     victim = next(n for n in links_in(workdir) if os.stat(workdir / n).st_ino == keep_ino)
     os.unlink(workdir / victim)
@@ -171,11 +158,7 @@ def test_bad_remap_entry(tool, zdtm, workdir, field, value, patterns):
     process's /proc file), or one whose link is no file of files.img: one
     line, nothing made; the links stay for the good copy, which restores."""
     task = zdtm(LINKED)
-    good = workdir / "images-good"
-    good.mkdir()
-    assert_ok(tool.dump(task.pid, good, workdir / "dump.log", DUMP_TIMEOUT, extra=FLAG),
-              "dump --link-remap")
-    task.expect_gone()
+    good = dump_good(tool, task, workdir, FLAG)
     bad = damaged_copy(good, workdir)
     damage_remap(bad, field, value)
     restore_must_fail(tool, workdir, bad, task.pid, *patterns)

@@ -13,10 +13,9 @@ remote-lazy modes (pages from a page server on the images).
 import pytest
 
 from lib import lazy
-from lib.workingset import (NAME, NTOUCH, PAGE, STRIDE, dump, expected_pages, in_region,
-                            present_before, read_working_set, region_of, restore_and_run,
+from lib.workingset import (NAME, NTOUCH, PAGE, STRIDE, dumped_touch_order, expected_pages,
+                            in_region, present_before, read_working_set, restore_and_run,
                             warnings_about, write_working_set)
-from lib.zdtm import ZdtmTest
 
 MODES = pytest.mark.parametrize("remote", [False, True], ids=["lazy", "remote-lazy"])
 
@@ -24,11 +23,7 @@ MODES = pytest.mark.parametrize("remote", [False, True], ids=["lazy", "remote-la
 @pytest.fixture
 def dumped(zdtm, tool, workdir):
     def make(*args):
-        task = zdtm(ZdtmTest("lazy_touch_order", args, defer_background=True))
-        region = region_of(task)
-        pid = task.ns_pid or task.pid
-        imgdir = workdir / "images"
-        dump(tool, task, imgdir, workdir)
+        task, region, pid, imgdir = dumped_touch_order(zdtm, tool, workdir, args)
         # the program's log as dumped: each restore appends to it
         return task, region, pid, imgdir, task.output.read_bytes()
     return make

@@ -6,6 +6,7 @@ or the restore's own stderr (no -o), never one of the task's fds: not
 the pipe and files at the log's old numbers (zdtm low_fds checks those
 itself), not the task's stderr.
 """
+from lib.badinput import dump_good
 from lib.tool import assert_ok
 from lib.zdtm import ZdtmTest
 
@@ -15,10 +16,7 @@ LINE = "its 32 fds are in place"
 
 def test_log_without_o_goes_to_our_stderr(tool, zdtm, workdir):
     task = zdtm(ZdtmTest("low_fds"))
-    imgdir = workdir / "images"
-    imgdir.mkdir()
-    assert_ok(tool.dump(task.pid, imgdir, workdir / "dump.log", TIMEOUT), "dump")
-    task.expect_gone()
+    imgdir = dump_good(tool, task, workdir, name="images")
     pidfile = workdir / "restore.pid"
     res = tool.run(["restore", "-D", imgdir, "-v4", "-d", "--pidfile", pidfile], TIMEOUT)
     assert_ok(res, "restore without -o")
@@ -33,10 +31,7 @@ def test_log_without_o_goes_to_our_stderr(tool, zdtm, workdir):
 
 def test_log_with_o_holds_the_task_lines(tool, zdtm, workdir):
     task = zdtm(ZdtmTest("low_fds"))
-    imgdir = workdir / "images"
-    imgdir.mkdir()
-    assert_ok(tool.dump(task.pid, imgdir, workdir / "dump.log", TIMEOUT), "dump")
-    task.expect_gone()
+    imgdir = dump_good(tool, task, workdir, name="images")
     pidfile = workdir / "restore.pid"
     log = workdir / "restore.log"
     assert_ok(tool.restore(imgdir, log, TIMEOUT, pidfile=pidfile), "restore")

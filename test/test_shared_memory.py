@@ -6,20 +6,15 @@ every mode is in test_zdtm.py).
 """
 import json
 
-from lib.tool import assert_error_line, assert_ok
+from lib.tool import assert_ok
 from lib.zdtm import ZdtmTest
-from lib.badinput import (DUMP_TIMEOUT, damaged_copy, restore_must_fail,
+from lib.badinput import (damaged_copy, dump_good, dump_must_refuse, restore_must_fail,
                           restore_must_pass)
 
 
 def test_sysv_shm_refused(tool, zdtm, workdir):
     task = zdtm(ZdtmTest("mmap_devzero", ("--sysv",), label="sysv"))
-    before = task.snapshot()
-    imgdir = workdir / "images"
-    imgdir.mkdir()
-    res = tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT)
-    assert_error_line(res, "dump", r"SysV shared memory", rf"task {task.pid}\b")
-    task.expect_unharmed(before)
+    dump_must_refuse(tool, task, workdir, r"SysV shared memory", rf"task {task.pid}\b")
     task.check_pass()
 
 
@@ -27,24 +22,14 @@ def test_kernel_shmem_fd_refused(tool, zdtm, workdir):
     """An fd on the kernel's own shmem file behind a /dev/zero mapping looks
     like a deleted file, but is no file to recreate: refused, not a ghost."""
     task = zdtm(ZdtmTest("mmap_devzero", ("--shmem-fd",), label="shmem-fd"))
-    before = task.snapshot()
-    imgdir = workdir / "images"
-    imgdir.mkdir()
-    res = tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT)
-    assert_error_line(res, "dump", r"fd 30\b", rf"task {task.pid}\b", r"kernel's own",
-                      r"/dev/zero")
-    assert not list(imgdir.glob("ghost-file-*")), "a ghost was written for it"
-    task.expect_unharmed(before)
+    dump_must_refuse(tool, task, workdir, r"fd 30\b", rf"task {task.pid}\b", r"kernel's own",
+                     r"/dev/zero")	# and no ghost written for it
     task.check_pass()
 
 
 def dumped_memfd_map(tool, zdtm, workdir):
     task = zdtm(ZdtmTest("memfd_map"))
-    good = workdir / "images-good"
-    good.mkdir()
-    assert_ok(tool.dump(task.pid, good, workdir / "dump.log", DUMP_TIMEOUT), "dump")
-    task.expect_gone()
-    return task, good
+    return task, dump_good(tool, task, workdir)
 
 
 def test_memfd_inodes_missing(tool, zdtm, workdir):

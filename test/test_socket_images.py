@@ -8,11 +8,9 @@ images then restore and the program passes (the control).
 import pytest
 
 from lib import images
-from lib.tool import assert_ok
 from lib.zdtm import ZdtmTest
-from lib.badinput import damaged_copy, restore_must_fail, restore_must_pass
+from lib.badinput import damaged_copy, dump_good, restore_must_fail, restore_must_pass
 
-DUMP_TIMEOUT = 60
 # field numbers: sk_packet_entry (proto/sk-packet.proto), scm_entry,
 # file_entry (proto/fdinfo.proto), netlink_sk_entry (proto/sk-netlink.proto)
 PKT_LENGTH, PKT_SCM = 2, 4
@@ -24,11 +22,7 @@ NETLINKSK = 13
 
 def dump(tool, zdtm, workdir, spec):
     task = zdtm(spec)
-    good = workdir / "images-good"
-    good.mkdir()
-    assert_ok(tool.dump(task.pid, good, workdir / "dump.log", DUMP_TIMEOUT), "dump")
-    task.expect_gone()
-    return task, good
+    return task, dump_good(tool, task, workdir)
 
 
 def change_first_scm(path, change):

@@ -16,12 +16,12 @@ with every lock; here:
 """
 import os
 import socket
-import struct
 import time
 
 import pytest
 
 from lib import netlock
+from lib.tcp_peer import pattern
 from lib.tool import assert_error_line, assert_ok
 from lib.zdtm import ZdtmTest
 
@@ -29,22 +29,6 @@ DUMP_TIMEOUT = 120
 RESTORE_TIMEOUT = 120
 IO_TIMEOUT = 30
 EST = ("--tcp-established",)
-
-
-M64 = (1 << 64) - 1
-
-
-def pattern(seed, n):
-    """test/zdtm/lib/pattern.c's pattern_fill(): word i is splitmix64 of
-    (seed, i), never zero, little-endian."""
-    out = bytearray()
-    for i in range((n + 7) // 8):
-        z = (seed + (i + 1) * 0x9e3779b97f4a7c15) & M64
-        z = ((z ^ (z >> 30)) * 0xbf58476d1ce4e5b9) & M64
-        z = ((z ^ (z >> 27)) * 0x94d049bb133111eb) & M64
-        z ^= z >> 31
-        out += struct.pack("<Q", z or 1)
-    return bytes(out[:n])
 
 
 def recv_exact(s, n, what):

@@ -20,6 +20,7 @@ import time
 import pytest
 
 from lib import images, procs as P
+from lib.badinput import dump_good
 from lib.tool import assert_error_line, assert_ok
 from lib.zdtm import ZdtmTest
 
@@ -135,11 +136,7 @@ def test_dump_frees_every_thread_id_before_it_returns(tool, zdtm, workdir):
 def dumped_threads(tool, zdtm, workdir):
     task = zdtm(ZdtmTest("thread", ("--threads", "2"), label="2"))
     tids = tids_of(task.pid)
-    good = workdir / "images-good"
-    good.mkdir()
-    assert_ok(tool.dump(task.pid, good, workdir / "dump.log", TIMEOUT), "dump")
-    task.expect_gone()
-    return task, good, [t for t in tids if t != task.pid]
+    return task, dump_good(tool, task, workdir), [t for t in tids if t != task.pid]
 
 
 def restore_must_fail(tool, workdir, imgdir, pid, *patterns):
@@ -207,10 +204,7 @@ def test_restore_in_foreground_leaves_no_thread_traced(tool, zdtm, workdir):
     must have let every thread go, not only the leaders (a thread still
     traced stops at its next signal, for a tracer that never looks)."""
     task = zdtm(THREADS)
-    imgdir = workdir / "images"
-    imgdir.mkdir()
-    assert_ok(tool.dump(task.pid, imgdir, workdir / "dump.log", TIMEOUT), "dump")
-    task.expect_gone()
+    imgdir = dump_good(tool, task, workdir, name="images")
     pidfile = workdir / "restore.pid"
     restore = subprocess.Popen([str(tool.binary), "restore", "-D", str(imgdir), "-v4", "-o",
                                 str(workdir / "restore.log"), "--pidfile", str(pidfile)],

@@ -24,6 +24,7 @@ import pytest
 
 from lib import images
 from lib import procs as P
+from lib.badinput import dump_good, dump_must_refuse
 from lib.tool import assert_error_line, assert_ok
 from lib.zdtm import ZdtmTest, ns_tree
 
@@ -74,14 +75,8 @@ def test_dump_refuses_sharing(tool, zdtm, workdir, spec, words):
     task = zdtm(spec)
     kids = P.descendants(task.pid)
     assert kids, "the tree has no child"
-    before = task.snapshot()
-    imgdir = workdir / "images"
-    imgdir.mkdir()
-    res = tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT)
-    assert_error_line(res, "dump", *words)
-    task.expect_unharmed(before)
+    dump_must_refuse(tool, task, workdir, *words)
     tree_is_free(kids)
-    assert not list(imgdir.iterdir()), f"a refused dump left images: {os.listdir(imgdir)}"
     task.check_pass()
 
 
@@ -274,11 +269,7 @@ def test_restore_child_fails(tool, zdtm, workdir, pid_ns):
     its image says): the child's own line, within seconds, in a pid
     namespace as well as without one; nothing of the tree left."""
     task = zdtm(ZdtmTest("share_files", tree=True), pid_ns=pid_ns)
-    imgdir = workdir / "images"
-    imgdir.mkdir()
-    task.note_tree()
-    assert_ok(tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT), "dump")
-    task.expect_gone()
+    imgdir = dump_good(tool, task, workdir, name="images")
     break_child_file(imgdir)
     children = P.children_of_me()
     pidfile = workdir / "bad.pid"
@@ -298,11 +289,7 @@ def test_restore_fdtable_owner_fails(tool, zdtm, workdir):
     within seconds (the sharers waiting for the table do not time out
     first), and nothing of the tree left."""
     task = zdtm(ZdtmTest("share_fdtable", ("--chain",), label="chain", tree=True))
-    imgdir = workdir / "images"
-    imgdir.mkdir()
-    task.note_tree()
-    assert_ok(tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT), "dump")
-    task.expect_gone()
+    imgdir = dump_good(tool, task, workdir, name="images")
     break_child_file(imgdir, b"fdt.late", 0)
     children = P.children_of_me()
     start = time.monotonic()

@@ -16,20 +16,14 @@ import subprocess
 
 import pytest
 
-from lib.workingset import (NAME, TIMEOUT, dump, expected_pages, in_region, read_working_set,
-                            region_of, restore_and_run, write_working_set)
-from lib.zdtm import ZdtmTest
+from lib.workingset import (NAME, TIMEOUT, dumped_touch_order, expected_pages, in_region,
+                            read_working_set, restore_and_run, write_working_set)
 
 
 @pytest.fixture
 def dumped(zdtm, tool, workdir):
     def make(*args):
-        task = zdtm(ZdtmTest("lazy_touch_order", args, defer_background=True))
-        region = region_of(task)
-        pid = task.ns_pid or task.pid
-        imgdir = workdir / "images"
-        dump(tool, task, imgdir, workdir)
-        return task, region, pid, imgdir
+        return dumped_touch_order(zdtm, tool, workdir, args)
     return make
 
 

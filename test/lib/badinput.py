@@ -84,22 +84,27 @@ def free_pid():
     return p.pid
 
 
-def dump_good(tool, task, workdir):
-    """Dump task (and so end it) into images-good, the undamaged copy."""
-    good = workdir / "images-good"
-    good.mkdir()
-    assert_ok(tool.dump(task.pid, good, workdir / "dump.log", DUMP_TIMEOUT), "dump")
+def dump_good(tool, task, workdir, extra=(), name="images-good"):
+    """Dump task (and so end it, its tree too) with the flags extra into
+    workdir/name (by default images-good, the undamaged copy)."""
+    imgdir = workdir / name
+    imgdir.mkdir()
+    task.note_tree()
+    assert_ok(tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT, extra=extra),
+              " ".join(("dump",) + tuple(extra)))
     task.expect_gone()
-    return good
+    return imgdir
 
 
 def dump_must_refuse(tool, task, workdir, *patterns):
     """A dump of task refused with one line matching patterns, the task
-    left as it was; the images directory it was given."""
+    left as it was, no image written; the images directory it was given."""
     before = task.snapshot()
     imgdir = workdir / "images"
     imgdir.mkdir()
     res = tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT)
     assert_error_line(res, "dump", *patterns)
     task.expect_unharmed(before)
+    left = sorted(p.name for p in imgdir.iterdir())
+    assert not left, f"a refused dump left images: {left}"
     return imgdir

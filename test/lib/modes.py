@@ -315,3 +315,17 @@ class LazyMigrate(Mode):
 
 
 MODES = {m.name: m for m in (Eager, Lazy, RemoteLazy, LazyMigrate)}
+
+
+def cycle_once(which, zdtm, spec, tool, tracker, workdir):
+    """Start spec, checkpoint and restore it once in the mode which (its
+    name, or a Mode class), and let it pass; the images directory (images-1)."""
+    mode = (MODES[which] if isinstance(which, str) else which)(tool, tracker, workdir)
+    try:
+        task = zdtm(spec)
+        imgdir = mode.cycle(task, 1)
+        task.check_pass()
+        mode.finish()
+    finally:
+        mode.cleanup()
+    return imgdir

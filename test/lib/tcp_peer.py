@@ -21,7 +21,8 @@ M64 = (1 << 64) - 1
 
 
 def pattern(seed, n):
-    """test/zdtm/lib/pattern.c's pattern_fill()."""
+    """test/zdtm/lib/pattern.c's pattern_fill(): word i is splitmix64 of
+    (seed, i), never zero, little-endian."""
     out = bytearray()
     for i in range((n + 7) // 8):
         z = (seed + (i + 1) * 0x9e3779b97f4a7c15) & M64

@@ -9,6 +9,7 @@ import time
 
 from . import lazy
 from .tool import assert_ok
+from .zdtm import ZdtmTest
 
 TIMEOUT = 60
 PAGE = 4096
@@ -75,6 +76,17 @@ def dump(tool, task, imgdir, workdir):
     imgdir.mkdir()
     assert_ok(tool.dump(task.pid, imgdir, workdir / "dump.log", TIMEOUT), "dump")
     task.expect_gone()
+
+
+def dumped_touch_order(zdtm, tool, workdir, args):
+    """lazy_touch_order with args, dumped into workdir/images: the task, its
+    region, its pid (as it sees it), the images directory."""
+    task = zdtm(ZdtmTest("lazy_touch_order", args, defer_background=True))
+    region = region_of(task)
+    pid = task.ns_pid or task.pid
+    imgdir = workdir / "images"
+    dump(tool, task, imgdir, workdir)
+    return task, region, pid, imgdir
 
 
 def free_port():
