@@ -55,8 +55,9 @@ def test_tcp_raw_stream(extra, uffd_copy, copy_thread):
 
 
 def test_tcp_raw_rtt():
-    d = run_json("tcp_raw", "--mode", "rtt", "--requests", 64, "--reply", "64K",
-                 "--uffd-copy")
+    # --size: the 1 GiB default source took 26 s to fill at load 14
+    d = run_json("tcp_raw", "--mode", "rtt", "--size", SIZE, "--requests", 64,
+                 "--reply", "64K", "--uffd-copy")
     assert d["mode"] == "rtt" and d["requests"] == 64 and d["reply"] == 64 << 10
     assert 0 < d["p50_us"] <= d["p99_us"] <= d["max_us"]
 

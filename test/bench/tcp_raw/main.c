@@ -196,11 +196,18 @@ static void print_config(const struct config *cfg)
 	       cfg->copy_thread ? "true" : "false", cfg->sender_cpu, cfg->receiver_cpu);
 }
 
+/* Digits after the point: small figures (a loaded machine's MiB/s, CPU
+ * seconds) keep four, so the best and the median equal one of the runs. */
+static int prec(double v)
+{
+	return v < 10 ? 4 : 1;
+}
+
 static void print_array(const char *key, const double *v, int n, const char *sep)
 {
 	printf("\"%s\": [", key);
 	for (int i = 0; i < n; i++)
-		printf("%s%.*f", i ? ", " : "", v[i] < 10 ? 4 : 1, v[i]);
+		printf("%s%.*f", i ? ", " : "", prec(v[i]), v[i]);
 	printf("]%s", sep);
 }
 
@@ -231,9 +238,10 @@ static void main_stream(const struct config *cfg, int lfd, struct sender *s, cha
 
 	print_config(cfg);
 	printf("\"bytes\": %llu, \"chunk\": %llu, \"recv_chunk\": %llu, \"reps\": %d, "
-	       "\"best_mib_s\": %.1f, \"median_mib_s\": %.1f, ",
+	       "\"best_mib_s\": %.*f, \"median_mib_s\": %.*f, ",
 	       (unsigned long long)cfg->size, (unsigned long long)cfg->chunk,
-	       (unsigned long long)cfg->recv_chunk, cfg->reps, best, median(mibs, cfg->reps));
+	       (unsigned long long)cfg->recv_chunk, cfg->reps, prec(best), best,
+	       prec(median(mibs, cfg->reps)), median(mibs, cfg->reps));
 	print_array("runs_mib_s", mibs, cfg->reps, ", ");
 	printf("\"recv_cpu_median_s\": %.4f, \"send_cpu_median_s\": %.4f, ",
 	       median(recv_cpu, cfg->reps), median(send_cpu, cfg->reps));
