@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from lib import lazy, procs as P
+from lib import images, lazy, procs as P
 from lib.tool import assert_error_line, assert_ok
+from lib.selfcheck import addr
 from lib.zdtm import ZdtmTest
 
 TIMEOUT = 60
@@ -276,3 +277,40 @@ def test_pages_file_short(zdtm, tool, procs, workdir):
     assert_error_line(res, "restore", r"pages-1\.img")
     assert not P.exists(task.pid)
     procs.kill(daemon.pid)
+
+
+def region_pages(imgdir, pid, start, end):
+    """The pages of [start, end) that pagemap-PID.img of imgdir saves."""
+    _, ents = images.pagemap_entries(imgdir / f"pagemap-{pid}.img")
+    return {a for vaddr, n, _ in ents for a in range(vaddr, vaddr + n * 4096, 4096)
+            if start <= a < end}
+
+
+def test_second_dump_of_lazy_task_keeps_holes(zdtm, tool, procs, workdir):
+    """A task restored lazily, dumped again while most of its pages are
+    still to come: the dump reads the pages through the daemon, and the
+    pages never in the images (mem_anon leaves every 8th page untouched)
+    must stay holes in the new images, as for an eagerly restored task;
+    before, every page of the registered VMA was saved, holes as zeros."""
+    npages = 1027
+    task = zdtm(ZdtmTest("mem_anon", ("--size", f"{npages * 4}K"), label="odd",
+                         defer_background=True))
+    start = addr(task, r"region (0x[0-9a-f]+) size")
+    end = start + npages * 4096
+    first = workdir / "images"
+    dump(tool, task, first, workdir)
+    saved = region_pages(first, task.pid, start, end)
+    assert len(saved) == npages - len(range(5, npages, 8)), len(saved)
+    daemon = start_daemon(procs, tool, first, workdir, "--no-background-fetch")
+    lazy_restore(tool, task, first, workdir)
+    assert any("um" in f for f in region_flags(task.pid).values())
+    second = workdir / "images-2"
+    second.mkdir()
+    assert_ok(tool.dump(task.pid, second, workdir / "dump-2.log", TIMEOUT,
+                        extra=["--leave-running"]), "second dump")
+    again = region_pages(second, task.pid, start, end)
+    assert again == saved, (
+        f"{len(again - saved)} pages saved that the first images do not have "
+        f"(holes made zero pages?), {len(saved - again)} missing")
+    task.check_pass()
+    daemon.expect_clean_exit()

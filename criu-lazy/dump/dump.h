@@ -220,6 +220,8 @@ struct dump_ctx {
 	bool root_ids_done;
 	uint32_t next_pages_id;		/* pages-N.img numbering, from 1 */
 	uint64_t zero_pfn;		/* PFN of the kernel's zero page, 0 unknown */
+	uint64_t uffd_zero_pfn;		/* the one UFFDIO_ZEROPAGE maps (pages-uffd.c) */
+	bool uffd_zero_tried;
 	bool no_pagemap_scan;		/* PAGEMAP_SCAN refused: read whole pagemaps */
 	bool no_scan_guard;		/* PAGEMAP_SCAN knows no PAGE_IS_GUARD */
 	struct sock_diag_cache *sk;
@@ -328,6 +330,12 @@ void dump_lazy_fini(struct dump_ctx *ctx);
 
 /* pages.c, shmem.c */
 int dump_find_zero_pfn(struct dump_ctx *ctx);
+/* pages-uffd.c: a VMA registered with a userfaultfd (a task restored lazily):
+ * every page read, so the daemon answers for the missing ones, and the PFN
+ * of the zero page it maps for the holes (0 unknown) */
+int dump_uffd_touch(struct dump_task *t, uint64_t start, uint64_t end, uint8_t *buf,
+		    size_t size);
+uint64_t dump_uffd_zero_pfn(struct dump_ctx *ctx);
 int dump_pages(struct dump_ctx *ctx, struct dump_task *t);
 int dump_shmem(struct dump_ctx *ctx, struct dump_task *t);
 /* ipc-ns.c, ipc-msg-sem.c: the tree's own IPC namespace */

@@ -267,6 +267,7 @@ struct vma_scan {
 	uint32_t flags;
 	bool via_mem;
 	bool file_private;
+	uint64_t zero_pfn;		/* pages mapping it are not saved; 0 none */
 };
 
 /* The wanted pages of [addr, end) by their pagemap entries, as runs. */
@@ -274,7 +275,7 @@ static int scan_entries(struct page_batch *b, int pm_fd, uint64_t *pm, const str
 			uint64_t addr, uint64_t end)
 {
 	struct dump_task *t = b->t;
-	uint64_t zero_pfn = b->ctx->zero_pfn;
+	uint64_t zero_pfn = s->zero_pfn;
 	int ret;
 
 	while (addr < end) {
@@ -405,7 +406,8 @@ static int add_unguarded(struct page_batch *b, uint64_t start, uint64_t end, uin
  * uffd_missing: the VMA is registered with a userfaultfd, as in a task
  * restored lazily whose pages are still arriving.  A page that is not there
  * yet may be one the lazy-pages daemon still has to deliver, so every page
- * is read: the read faults it in through the daemon.
+ * is read first: the read faults it in through the daemon, which maps the
+ * zero page for a hole; those pages are then left out (pages-uffd.c).
  */
 static int dump_vma_pages(struct page_batch *b, int pm_fd, uint64_t *pm, const VmaEntry *v,
 			  bool uffd_missing)
@@ -416,11 +418,23 @@ static int dump_vma_pages(struct page_batch *b, int pm_fd, uint64_t *pm, const V
 		.flags = lazy ? (PE_PRESENT | PE_LAZY) : PE_PRESENT,
 		.via_mem = via_mem,
 		.file_private = v->status & VMA_FILE_PRIVATE,
+		.zero_pfn = b->ctx->zero_pfn,
 	};
-	bool all = (v->status & VMA_AREA_VDSO) || uffd_missing;
+	/* through /proc/PID/mem a missing page fails with EIO: such a VMA
+	 * is never lazy, every page is read as it is */
+	bool all = (v->status & VMA_AREA_VDSO) || (uffd_missing && via_mem);
 	int ret;
 
 	b->ctx->st.pages_scanned += (v->end - v->start) / PAGE_SZ;
+	if (uffd_missing && !all) {
+		uint64_t t0 = dump_now_us();
+
+		ret = dump_uffd_touch(b->t, v->start, v->end, b->buf, BATCH_PAGES * PAGE_SZ);
+		b->ctx->st.memdump_us += dump_now_us() - t0;
+		if (ret)
+			return ret;
+		s.zero_pfn = dump_uffd_zero_pfn(b->ctx);
+	}
 	if (all)
 		return add_unguarded(b, v->start, v->end, s.flags, via_mem);
 	if (!b->ctx->no_pagemap_scan) {
