@@ -9,10 +9,12 @@ missing, leaving nothing behind (no task, and the new IPC namespace goes
 with the restore), and the undamaged images then restore.
 """
 import json
+import struct
 import subprocess
 
 import pytest
 
+from lib import images
 from lib.tool import assert_error_line, assert_ok
 from lib.zdtm import ZdtmTest
 from lib.badinput import (DUMP_TIMEOUT, damaged_copy, dump_good, restore_must_fail,
@@ -56,6 +58,95 @@ def test_restore_without(image, patterns, dumped, tool, workdir):
     bad = damaged_copy(good, workdir)
     (bad / image.format(ns=ns)).unlink()
     restore_must_fail(tool, workdir, bad, task.pid, *(p.format(ns=ns) for p in patterns))
+    restore_must_pass(tool, workdir, task, good)
+
+
+def queue_offsets(data):
+    """Where each queue's entry starts in an ipcns-msg image: the entry,
+    then its qnum messages (framed ipc_msg, msize bytes padded to 8)."""
+    off, starts = 8, []
+    while off < len(data):
+        starts.append(off)
+        (n,) = struct.unpack_from("<I", data, off)
+        qnum = images.get(images.decode(data[off + 4:off + 4 + n]), 3)[0]
+        off += 4 + n
+        for _ in range(qnum):
+            (m,) = struct.unpack_from("<I", data, off)
+            msize = images.get(images.decode(data[off + 4:off + 4 + m]), 2)[0]
+            off += 4 + m + (msize + 7) // 8 * 8
+    return starts
+
+
+@pytest.mark.parametrize("kind,cut,patterns", [
+    ("msg", 16, (r"ipcns-msg-{ns}\.img", r"SysV message queue 0: message 2 of 3 missing")),
+    ("msg", 200, (r"ipcns-msg-{ns}\.img", r"a message of SysV object 0: truncated")),
+    ("sem", 4, (r"ipcns-sem-{ns}\.img", r"the values of SysV object 0: truncated")),
+], ids=["msg-header", "msg-data", "sem-values"])
+def test_restore_truncated(kind, cut, patterns, dumped, tool, workdir):
+    """A queue's messages or a set's values cut short: one line naming the
+    image and the object, nothing left behind."""
+    task, good = dumped
+    ns = ns_id(good, tool)
+    bad = damaged_copy(good, workdir)
+    path = bad / f"ipcns-{kind}-{ns}.img"
+    data = path.read_bytes()
+    if kind == "msg":	# without the empty queue's entry, last: cut into the one before
+        data = data[:queue_offsets(data)[1]]
+    path.write_bytes(data[:len(data) - cut])
+    restore_must_fail(tool, workdir, bad, task.pid, *(p.format(ns=ns) for p in patterns))
+    restore_must_pass(tool, workdir, task, good)
+
+
+def inline_contents(good, seg_id, size):
+    """Segment seg_id's contents from its pagemap-shmem image, as older
+    images carry them after the entry: size bytes, padded to 4."""
+    pages_id, entries = images.pagemap_entries(good / f"pagemap-shmem-{seg_id}.img")
+    pages = (good / f"pages-{pages_id}.img").read_bytes()
+    data, off = bytearray((size + 4095) // 4096 * 4096), 0
+    for vaddr, nr, flags in entries:
+        if flags & images.PE_PRESENT:
+            data[vaddr:vaddr + nr * 4096] = pages[off:off + nr * 4096]
+            off += nr * 4096
+    return bytes(data[:size]) + b"\0" * (-size % 4)
+
+
+def test_restore_contents_inline(dumped, tool, workdir):
+    """Images whose ipcns-shm carries the contents after each entry (no
+    in_pagemaps: what CRIU wrote before it used pagemap-shmem, and still
+    restores) restore the same, with no pagemap-shmem image at all."""
+    task, good = dumped
+    ns = ns_id(good, tool)
+    bad = damaged_copy(good, workdir)
+    shm = images.load(good / f"ipcns-shm-{ns}.img")
+    out = bytearray(shm.data[:shm.header])
+    for i in range(len(shm.records)):
+        fields = images.decode(shm.payload(i))
+        seg_id = images.get(images.decode(images.get(fields, 1)[0]), 7)[0]
+        size = images.get(fields, 2)[0]
+        payload = images.encode([f for f in fields if f[0] != 3])
+        out += struct.pack("<I", len(payload)) + payload + inline_contents(good, seg_id, size)
+        (bad / f"pagemap-shmem-{seg_id}.img").unlink()
+    (bad / f"ipcns-shm-{ns}.img").write_bytes(bytes(out))
+    res = tool.run(["show", bad / f"ipcns-shm-{ns}.img"], 30)
+    assert_ok(res, "show of the inline ipcns-shm")
+    assert not any("in_pagemaps" in e for e in json.loads(res.stdout)["entries"])
+    restore_must_pass(tool, workdir, task, bad)
+
+
+def test_sysv_mapping_without_own_ns(dumped, tool, workdir):
+    """Images that say the tree was in the dumper's IPC namespace (as a
+    CRIU dump of a tree in the host's would, with its SysV mappings) are
+    refused, naming the mapping, not restored without their segments."""
+    task, good = dumped
+    ns = ns_id(good, tool)
+    bad = damaged_copy(good, workdir)
+    inv = images.load(good / "inventory.img")
+    fields = images.decode(inv.payload(0))
+    root_ids = images.set_field(images.decode(images.get(fields, 3)[0]), 7, ns)
+    fields = images.set_field(fields, 3, images.encode(root_ids))
+    (bad / "inventory.img").write_bytes(images.replace_record(inv, 0, images.encode(fields)))
+    restore_must_fail(tool, workdir, bad, task.pid, r"mm-\d+\.img", r"SysV shared memory",
+                      r"no IPC namespace of its own")
     restore_must_pass(tool, workdir, task, good)
 
 
