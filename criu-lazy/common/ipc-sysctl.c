@@ -13,7 +13,8 @@
 #include "common/ipc-sysctl.h"
 #include "common/log.h"
 
-enum { U32, U64, U32_OPT, NEXT_ID };
+/* U32_LATE: written with the next ids, after the objects (ipc-sysctl.h) */
+enum { U32, U64, U32_OPT, NEXT_ID, U32_LATE };
 
 struct ipc_sysctl {
 	const char *path;		/* under /proc/sys/ */
@@ -31,7 +32,7 @@ static const struct ipc_sysctl sysctls[] = {
 	{ "kernel/shmmax", U64, F(shm_ctlmax), 0 },
 	{ "kernel/shmall", U64, F(shm_ctlall), 0 },
 	{ "kernel/shmmni", U32, F(shm_ctlmni), 0 },
-	{ "kernel/shm_rmid_forced", U32, F(shm_rmid_forced), 0 },
+	{ "kernel/shm_rmid_forced", U32_LATE, F(shm_rmid_forced), 0 },
 	{ "fs/mqueue/queues_max", U32, F(mq_queues_max), 0 },
 	{ "fs/mqueue/msg_max", U32, F(mq_msg_max), 0 },
 	{ "fs/mqueue/msgsize_max", U32, F(mq_msgsize_max), 0 },
@@ -143,7 +144,7 @@ int ipc_sysctl_write(const IpcVarEntry *e, bool next_ids)
 		const struct ipc_sysctl *s = &sysctls[i];
 		const char *p = (const char *)e + s->off;
 
-		if ((s->kind == NEXT_ID) != next_ids)
+		if ((s->kind == NEXT_ID || s->kind == U32_LATE) != next_ids)
 			continue;
 		if ((s->kind == U32_OPT || s->kind == NEXT_ID) &&
 		    !*(const protobuf_c_boolean *)((const char *)e + s->has_off))

@@ -15,9 +15,10 @@
  * kernel refuses to be given -1) is left out.  0 or -errno (logged). */
 int ipc_sysctl_read(IpcVarEntry *e, uint32_t sem[4]);
 
-/* Write @e back: the limits, or (@next_ids) only the *_next_id present,
- * which must come after the objects are made (each creation consumes
- * them).  0 or -errno (logged, naming the sysctl). */
+/* Write @e back: the limits, or (@next_ids) what must come after the
+ * objects are made: the *_next_id present (each creation consumes them)
+ * and shm_rmid_forced (set, it would destroy each segment the restore
+ * fills as it detaches).  0 or -errno (logged, naming the sysctl). */
 int ipc_sysctl_write(const IpcVarEntry *e, bool next_ids);
 
 #endif

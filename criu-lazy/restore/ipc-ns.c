@@ -14,7 +14,10 @@
  *            (or, in older images, the bytes after its entry); then the
  *            message queues and semaphore sets (ipc-msg-sem.c), and last the
  *            *_next_id sysctls as they were (each creation consumed them;
- *            CRIU writes them first and loses them)
+ *            CRIU writes them first and loses them) and shm_rmid_forced
+ *            (set, our detach after filling would destroy each segment; a
+ *            segment no task attaches then goes when the restore exits, as
+ *            with its creator gone)
  *   leave    once the tasks exist, the restore process goes back to its own
  *   removed  once every task has attached its segments (premap.c), the ones
  *            removed at the dump (IPC_RMID while attached: SHM_DEST) are
