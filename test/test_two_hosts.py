@@ -256,6 +256,32 @@ def test_migrate_zdtm(spec, hosts, tool, procs, workdir):
     mode.finish()
 
 
+@pytest.mark.parametrize("established", [False, True], ids=["plain", "established"])
+def test_migrate_own_netns(established, hosts, tool, procs, workdir):
+    """A tree in a network namespace of its own, started in the source:
+    the lazy migration makes its namespace again under the destination
+    (its loopback, address, route, sysctls, sockets and, with
+    --established, a TCP connection inside it, under the namespace's own
+    lock), and leaves no lock in the destination's namespace."""
+    for h in hosts.hosts():
+        ip(h, "link", "set", "lo", "up")
+    spec = (ZdtmTest("netns_own", ("--established",), label="established",
+                     cr_opts=("--tcp-established",)) if established
+            else ZdtmTest("netns_own"))
+    mode = LazyMigrate(tool, procs, workdir, hosts=hosts)
+    task = ZdtmTask(spec, workdir, procs, pid_ns=True, prefix=hosts.src.enter()).start()
+    before = hosts_mod.netns_id(f"/proc/{task.pid}/ns/net")
+    assert not hosts.src.holds(task.pid), "the task has no network namespace of its own"
+    mode.cycle(task, 1)
+    after = hosts_mod.netns_id(f"/proc/{task.pid}/ns/net")
+    assert after != before and not hosts.dst.holds(task.pid) and not hosts.src.holds(
+        task.pid), "the restored task is not in a network namespace of its own"
+    if not netlock.missing_tools("iptables"):
+        assert destination_locks(hosts.dst) == 0, "the restore left the destination locked"
+    task.check_pass()
+    mode.finish()
+
+
 SERVICE_ADDR = "10.231.1.1"	# the migrating task's own address
 PEER_PORT = PORT + 1
 TCP_PEER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib", "tcp_peer.py")

@@ -144,6 +144,17 @@ def image_conns(imgdir):
     return method, inv.get("dump_criu_run_id"), conns
 
 
+def own_netns(imgdir):
+    """The dumped tree had a network namespace of its own: its connections
+    are made again in a new one, which the restore locks itself."""
+    root = [e for e in _show(Path(imgdir) / "pstree.img") if not e.get("ppid")]
+    inv = _show(Path(imgdir) / "inventory.img")
+    if not root or not inv:
+        return False
+    ids = _show(Path(imgdir) / f"ids-{root[0]['pid']}.img")
+    return bool(ids) and ids[0].get("net_ns_id") != inv[0].get("root_ids", {}).get("net_ns_id")
+
+
 def lock_like_dump(prefix, imgdir):
     """What the orchestrator of a migration does before the connections'
     addresses arrive where they go: lock them there as the dump locked them
@@ -151,7 +162,7 @@ def lock_like_dump(prefix, imgdir):
     it locks nothing itself, as CRIU's).  prefix: the command that runs a
     tool there (nsenter --net=...)."""
     method, run_id, conns = image_conns(imgdir)
-    if not conns or method == 2:
+    if not conns or method == 2 or own_netns(imgdir):
         return
     if method == 1:
         t = f"inet CRIU-{run_id}"
