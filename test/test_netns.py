@@ -134,6 +134,13 @@ def test_netns_dump_refuses_veth_to_outside(tool, zdtm, workdir):
     task.check_pass()
 
 
+def test_netns_dump_refuses_nested_namespace(tool, zdtm, workdir):
+    task = zdtm(ZdtmTest("netns_own", ("--child-netns",), label="child-netns", tree=True))
+    dump_must_refuse(tool, task, workdir, r"task (\d+) is in another network namespace than "
+                     rf"the root task {task.pid}\b", r"not supported")
+    task.check_pass()
+
+
 def test_netns_restore_without_its_image(tool, zdtm, workdir):
     task = zdtm(ZdtmTest("netns_own"))
     good = dump_good(tool, task, workdir)

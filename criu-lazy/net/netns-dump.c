@@ -55,8 +55,8 @@ int dump_netns_enter(struct dump_ctx *ctx)
 		       strerror(-ret));
 		return ret;
 	}
-	if (root_ino == own.st_ino)
-		return 0;
+	/* whether the root's is ours or not: the restore makes one for the
+	 * whole tree, or none */
 	for (size_t i = 1; i < ctx->nr_tasks; i++) {
 		const struct dump_task *t = ctx->tasks[i];
 		ino_t ino = 0;
@@ -67,6 +67,8 @@ int dump_netns_enter(struct dump_ctx *ctx)
 		       "namespaces inside the tree are not supported", t->pid, ctx->root->pid);
 		return -EOPNOTSUPP;
 	}
+	if (root_ino == own.st_ino)
+		return 0;
 	snprintf(path, sizeof(path), "/proc/%d/ns/net", ctx->root->pid);
 	ctx->netns_fd = open(path, O_RDONLY | O_CLOEXEC);
 	ctx->own_netns_fd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);

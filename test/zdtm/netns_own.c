@@ -13,6 +13,8 @@
  *   23/24  a unix socketpair, "hello" queued in 24
  *   with --established: 25/26 a TCP connection 10.77.0.1 <-> 10.77.0.1:7701,
  *       3000 bytes queued each way (dumped with --tcp-established)
+ *   with --child-netns: a child in a network namespace of its own again,
+ *       which a dump must refuse (it only waits to be killed)
  *
  * After SIGTERM: all of it as it was, no other link than lo (the host's
  * are not visible; --links N: N links, the test made the others), the listener still takes a connection, the datagram,
@@ -38,7 +40,7 @@
 #define ADDR	"10.77.0.1"
 #define MTU	16000
 
-static int established;
+static int established, child_netns;
 static long links = 1;
 static uint8_t buf[8192];
 
@@ -261,6 +263,8 @@ int main(int argc, char **argv)
 	static const struct test_opt opts[] = {
 		{ "established", TEST_OPT_FLAG, &established, 0,
 		  "also a TCP connection inside the namespace" },
+		{ "child-netns", TEST_OPT_FLAG, &child_netns, 0,
+		  "a child in another network namespace (for the refusal)" },
 		{ "links", TEST_OPT_INT, &links, 0,
 		  "the links the namespace has at the end (the test adds the others)" },
 		{ NULL, 0, NULL, 0, NULL },
@@ -268,6 +272,30 @@ int main(int argc, char **argv)
 
 	test_init(argc, argv, opts);
 	set_up_netns();
+	if (child_netns) {
+		int ready[2];
+		char c;
+
+		test_kill_tree_at_exit();
+		if (pipe(ready))
+			fail("pipe: %m");
+		switch (fork()) {
+		case -1:
+			fail("fork: %m");
+		case 0:
+			if (unshare(CLONE_NEWNET))
+				_exit(1);
+			close(ready[0]);
+			if (write(ready[1], "r", 1) != 1)
+				_exit(1);
+			for (;;)
+				pause();
+		}
+		close(ready[1]);
+		if (read(ready[0], &c, 1) != 1)
+			fail("the child did not make its network namespace");
+		close(ready[0]);
+	}
 	make_sockets();
 	check_netns(1);
 	test_daemon();
