@@ -48,9 +48,8 @@
 #define MTIME		1234567890
 
 static uint8_t buf[SPARSE_SIZE + 16], want[SPARSE_SIZE];
-static char links[7][256], cwd_link[256];
-static int getfl[7], getfd[7];
-static off_t pos[7];
+static struct fd_snapshot before[7];
+static char cwd_link[256];
 static size_t big_size;
 static int with_child;
 
@@ -217,13 +216,10 @@ int main(int argc, char **argv)
 	for (int i = 0; i < 7; i++) {
 		if (i == 4 && !big_size)
 			continue;
-		getfl[i] = fcntl(20 + i, F_GETFL);
-		getfd[i] = fcntl(20 + i, F_GETFD);
-		pos[i] = lseek(20 + i, 0, SEEK_CUR);
-		fd_link_read(20 + i, links[i], sizeof(links[i]));
+		fd_snapshot_take(20 + i, &before[i]);
 	}
 	link_read("/proc/self/cwd", cwd_link, sizeof(cwd_link));
-	test_msg("fd 20 is %s, cwd %s\n", links[0], cwd_link);
+	test_msg("fd 20 is %s, cwd %s\n", before[0].link, cwd_link);
 
 	if (with_child)
 		waiter_fork(&child, child_check, shared);
@@ -232,19 +228,9 @@ int main(int argc, char **argv)
 	test_waitsig();
 
 	for (int i = 0; i < 7; i++) {
-		char now[256];
-
 		if (i == 4 && !big_size)
 			continue;
-		fd_link_read(20 + i, now, sizeof(now));
-		if (strcmp(now, links[i]))
-			fail("fd %d is %s, expected %s", 20 + i, now, links[i]);
-		if (fcntl(20 + i, F_GETFL) != getfl[i] || fcntl(20 + i, F_GETFD) != getfd[i])
-			fail("fd %d: flags %#o/%#x, expected %#o/%#x", 20 + i, fcntl(20 + i, F_GETFL),
-			     fcntl(20 + i, F_GETFD), getfl[i], getfd[i]);
-		if (lseek(20 + i, 0, SEEK_CUR) != pos[i])
-			fail("fd %d: offset %lld, expected %lld", 20 + i,
-			     (long long)lseek(20 + i, 0, SEEK_CUR), (long long)pos[i]);
+		fd_snapshot_expect(20 + i, &before[i]);
 		if (st_of(20 + i).st_nlink != 0)
 			fail("fd %d: the file has %lu links: it is not deleted", 20 + i,
 			     (unsigned long)st_of(20 + i).st_nlink);
@@ -267,7 +253,7 @@ int main(int argc, char **argv)
 		if (lseek(20, 0, SEEK_CUR) != 4321)
 			fail("fd 20 is not shared with the child any more: offset %lld",
 			     (long long)lseek(20, 0, SEEK_CUR));
-		lseek(20, pos[0], SEEK_SET);
+		lseek(20, before[0].pos, SEEK_SET);
 	}
 
 	sparse_want();

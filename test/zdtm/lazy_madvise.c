@@ -13,15 +13,6 @@
 #define SEED 0x6d61647669ULL
 #define NPAGES 512
 
-/* [from, to) of a buffer filled with pattern_fill(mem, ..., seed) */
-static void expect_at(const char *what, const uint8_t *mem, size_t from, size_t to, uint64_t seed)
-{
-	for (size_t off = from; off < to; off++)
-		if (mem[off] != pattern_byte(seed, off))
-			fail("%s: byte at offset %zu is %#x, expected %#x", what, off, mem[off],
-			     pattern_byte(seed, off));
-}
-
 int main(int argc, char **argv)
 {
 	size_t len = NPAGES * PAGE_SIZE, lo = 100 * PAGE_SIZE, hi = 300 * PAGE_SIZE;
@@ -41,7 +32,7 @@ int main(int argc, char **argv)
 		fail("madvise: %m");
 	zero_expect("discarded part", mem + lo, hi - lo);
 	pattern_expect("part before", mem, lo, SEED);
-	expect_at("part after", mem, hi, len, SEED);
+	pattern_expect_at("part after", mem, hi, len, SEED);
 	pattern_fill(mem + lo, hi - lo, SEED ^ 1);
 	pattern_expect("discarded part rewritten", mem + lo, hi - lo, SEED ^ 1);
 	pass();

@@ -13,15 +13,6 @@
 #define SEED 0x6d756e6d6170ULL
 #define NPAGES 512
 
-/* [from, to) of a buffer filled with pattern_fill(mem, ..., seed) */
-static void expect_at(const char *what, const uint8_t *mem, size_t from, size_t to, uint64_t seed)
-{
-	for (size_t off = from; off < to; off++)
-		if (mem[off] != pattern_byte(seed, off))
-			fail("%s: byte at offset %zu is %#x, expected %#x", what, off, mem[off],
-			     pattern_byte(seed, off));
-}
-
 int main(int argc, char **argv)
 {
 	size_t len = NPAGES * PAGE_SIZE, lo = 128 * PAGE_SIZE, hi = 384 * PAGE_SIZE;
@@ -45,6 +36,6 @@ int main(int argc, char **argv)
 		fail("map the hole again: %m");
 	zero_expect("new mapping in the hole", again, hi - lo);
 	pattern_expect("part before the hole", mem, lo, SEED);
-	expect_at("part after the hole", mem, hi, len, SEED);
+	pattern_expect_at("part after the hole", mem, hi, len, SEED);
 	pass();
 }

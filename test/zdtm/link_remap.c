@@ -32,9 +32,8 @@
 #define SEED_MAP	0x6c726d6170ULL
 
 static uint8_t buf[MAP_PAGES * PAGE_SIZE], want[MAP_PAGES * PAGE_SIZE];
-static char links[3][256], map_link[256];
-static int getfl[3], getfd[3];
-static off_t pos[3];
+static struct fd_snapshot before[3];
+static char map_link[256];
 static const char *const keep[3] = { "lr-keep", "lr-keep", "lr-inner-keep" };
 static const char *dir;
 
@@ -118,31 +117,20 @@ int main(int argc, char **argv)
 	pattern_fill(map + PAGE_SIZE, PAGE_SIZE, SEED_MAP + 1000);
 
 	for (int i = 0; i < 3; i++) {
-		getfl[i] = fcntl(20 + i, F_GETFL);
-		getfd[i] = fcntl(20 + i, F_GETFD);
-		pos[i] = lseek(20 + i, 0, SEEK_CUR);
-		fd_link_read(20 + i, links[i], sizeof(links[i]));
+		fd_snapshot_take(20 + i, &before[i]);
 	}
 	snprintf((char *)buf, sizeof(buf), "/proc/self/map_files/%lx-%lx", (unsigned long)map,
 		 (unsigned long)map + MAP_PAGES * PAGE_SIZE);
 	link_read((char *)buf, map_link, sizeof(map_link));
-	test_msg("fd 20 is %s, the mapping %s\n", links[0], map_link);
+	test_msg("fd 20 is %s, the mapping %s\n", before[0].link, map_link);
 
 	test_daemon();
 	test_waitsig();
 
 	for (int i = 0; i < 3; i++) {
-		char now[256], what[32];
+		char what[32];
 
-		fd_link_read(20 + i, now, sizeof(now));
-		if (strcmp(now, links[i]))
-			fail("fd %d is %s, expected %s", 20 + i, now, links[i]);
-		if (fcntl(20 + i, F_GETFL) != getfl[i] || fcntl(20 + i, F_GETFD) != getfd[i])
-			fail("fd %d: flags %#o/%#x, expected %#o/%#x", 20 + i, fcntl(20 + i, F_GETFL),
-			     fcntl(20 + i, F_GETFD), getfl[i], getfd[i]);
-		if (lseek(20 + i, 0, SEEK_CUR) != pos[i])
-			fail("fd %d: offset %lld, expected %lld", 20 + i,
-			     (long long)lseek(20 + i, 0, SEEK_CUR), (long long)pos[i]);
+		fd_snapshot_expect(20 + i, &before[i]);
 		snprintf(what, sizeof(what), "fd %d", 20 + i);
 		same_inode(20 + i, keep[i], what);
 	}

@@ -23,8 +23,7 @@
 #define SEED 0x3fd
 
 static uint8_t want[SIZE], buf[SIZE + 16];
-static int getfl[4], getfd[4];
-static char names[4][128];
+static struct fd_snapshot before[4];
 
 static ino_t ino(int fd)
 {
@@ -37,8 +36,6 @@ static ino_t ino(int fd)
 
 int main(int argc, char **argv)
 {
-	char now[128];
-
 	test_init(argc, argv, NULL);
 	fd_place(memfd_create("zdtm-memfd", MFD_ALLOW_SEALING), 20, 0);
 	pattern_fill(want, SIZE, SEED);
@@ -57,23 +54,14 @@ int main(int argc, char **argv)
 	if (write(23, "hello", 5) != 5)
 		fail("write: %m");
 	fcntl(23, F_SETFL, O_APPEND);
-	for (int i = 0; i < 4; i++) {
-		getfl[i] = fcntl(20 + i, F_GETFL);
-		getfd[i] = fcntl(20 + i, F_GETFD);
-		fd_link_read(20 + i, names[i], sizeof(names[i]));
-	}
+	for (int i = 0; i < 4; i++)
+		fd_snapshot_take(20 + i, &before[i]);
 
 	test_daemon();
 	test_waitsig();
 
-	for (int i = 0; i < 4; i++) {
-		if (fcntl(20 + i, F_GETFL) != getfl[i] || fcntl(20 + i, F_GETFD) != getfd[i])
-			fail("fd %d: flags %#o/%#x, expected %#o/%#x", 20 + i, fcntl(20 + i, F_GETFL),
-			     fcntl(20 + i, F_GETFD), getfl[i], getfd[i]);
-		fd_link_read(20 + i, now, sizeof(now));
-		if (strcmp(now, names[i]))
-			fail("fd %d is %s, expected %s", 20 + i, now, names[i]);
-	}
+	for (int i = 0; i < 4; i++)
+		fd_snapshot_expect(20 + i, &before[i]);
 	if (ino(20) != ino(21) || ino(20) != ino(22) || ino(20) == ino(23))
 		fail("fds 20, 21, 22 are not one memfd, or 23 is that one too");
 	if (fcntl(20, F_GET_SEALS) != (F_SEAL_SHRINK | F_SEAL_GROW))

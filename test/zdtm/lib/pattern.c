@@ -85,6 +85,16 @@ void pattern_expect(const char *what, const void *buf, size_t len, uint64_t seed
 	     " (the page is all zeros)" : "");
 }
 
+void pattern_expect_at(const char *what, const void *buf, size_t from, size_t to, uint64_t seed)
+{
+	const uint8_t *p = buf;
+
+	for (size_t off = from; off < to; off++)
+		if (p[off] != pattern_byte(seed, off))
+			fail("%s: byte at offset %#zx (address %p) is %#x, expected %#x", what, off,
+			     (void *)(p + off), p[off], pattern_byte(seed, off));
+}
+
 void zero_expect(const char *what, const void *buf, size_t len)
 {
 	const uint8_t *p = buf;

@@ -208,3 +208,26 @@ void fd_link_read(int fd, char *out, size_t size)
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	link_read(path, out, size);
 }
+
+void fd_snapshot_take(int fd, struct fd_snapshot *st)
+{
+	st->getfl = fcntl(fd, F_GETFL);
+	st->getfd = fcntl(fd, F_GETFD);
+	st->pos = lseek(fd, 0, SEEK_CUR);
+	fd_link_read(fd, st->link, sizeof(st->link));
+}
+
+void fd_snapshot_expect(int fd, const struct fd_snapshot *st)
+{
+	struct fd_snapshot now;
+
+	fd_snapshot_take(fd, &now);
+	if (strcmp(now.link, st->link))
+		fail("fd %d is %s, expected %s", fd, now.link, st->link);
+	if (now.getfl != st->getfl || now.getfd != st->getfd)
+		fail("fd %d: flags %#o/%#x, expected %#o/%#x", fd, now.getfl, now.getfd, st->getfl,
+		     st->getfd);
+	if (now.pos != st->pos)
+		fail("fd %d: offset %lld, expected %lld", fd, (long long)now.pos,
+		     (long long)st->pos);
+}

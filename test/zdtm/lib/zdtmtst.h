@@ -108,6 +108,8 @@ void pattern_fill(void *buf, size_t len, uint64_t seed);
 size_t pattern_find_bad(const void *buf, size_t len, uint64_t seed);
 /* fail() naming `what`, the first bad offset, and the bytes found/expected. */
 void pattern_expect(const char *what, const void *buf, size_t len, uint64_t seed);
+/* The same for bytes [from, to) of a buffer filled from buf with seed. */
+void pattern_expect_at(const char *what, const void *buf, size_t from, size_t to, uint64_t seed);
 void zero_expect(const char *what, const void *buf, size_t len);
 
 /* ------------------------------------------------------------ /proc */
@@ -141,6 +143,16 @@ void maps_line_normalize(char *line);
 void link_read(const char *path, char *out, size_t size);
 /* The same of /proc/self/fd/<fd>. */
 void fd_link_read(int fd, char *out, size_t size);
+
+/* What a restore must give an fd back: its /proc link, flags and offset. */
+struct fd_snapshot {
+	char link[256];
+	int getfl, getfd;
+	off_t pos;
+};
+void fd_snapshot_take(int fd, struct fd_snapshot *st);
+/* fail() naming the fd and what differs from st. */
+void fd_snapshot_expect(int fd, const struct fd_snapshot *st);
 
 /* Field n (1-based, as in proc(5)) of /proc/self/stat, as a number. */
 unsigned long long proc_stat_field(int n);
