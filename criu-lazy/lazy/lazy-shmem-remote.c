@@ -214,8 +214,8 @@ int shm_remote_fill(struct lazy_daemon *d, struct lazy_shm_obj *o, uint64_t lo, 
 		ret = d->src->ops->sync(d->src, filled, &f, REMOVE_WAIT_MS);
 	if (ret == -ETIMEDOUT)
 		pr_err("shared memory %" PRIu64 ": the pages at offsets 0x%" PRIx64 "-0x%" PRIx64
-		       " of a discarded range did not arrive within %d s", o->shmid, lo * PS,
-		       hi * PS, REMOVE_WAIT_MS / 1000);
+		       " of a discarded range did not arrive within %.1f s", o->shmid, lo * PS,
+		       hi * PS, REMOVE_WAIT_MS / 1000.0);
 	return ret;
 }
 

@@ -43,18 +43,19 @@ int remote_request_shmem(struct page_source *src, struct lazy_shm_obj *o, uint64
 	return send_next(rs, &job, off, nr_pages);
 }
 
-/* Serve our connections alone until done(arg). */
+/* Serve our connections alone until done(arg); a stop signal ends the wait. */
 int remote_sync(struct page_source *src, bool (*done)(void *arg), void *arg,
 		       int timeout_ms)
 {
 	struct remote_source *rs = to_remote(src);
+	struct lazy_daemon *d = src->d;
 	uint64_t end = evloop_now_ns() + timeout_ms * 1000000ULL;
 
 	while (!done(arg)) {
 		struct rc_conn *c[2] = { &rs->fault, &rs->bg };
-		struct pollfd pfd[2];
+		struct pollfd pfd[3] = { { .fd = d->signal_fd, .events = POLLIN } };
 		uint64_t now = evloop_now_ns();
-		int nfds = 0, ret;
+		int nfds = 1, ret, sig;
 
 		if (rs->broken)
 			return -ECONNRESET;
@@ -68,6 +69,11 @@ int remote_sync(struct page_source *src, bool (*done)(void *arg), void *arg,
 		    poll(pfd, nfds, (int)((end - now) / 1000000ULL) + 1) < 0 && errno != EINTR) {
 			pr_perror("poll the connections to page server %s", rs->peer);
 			return -errno;
+		}
+		if ((pfd[0].revents & POLLIN) && (sig = evloop_read_signal(d->signal_fd))) {
+			pr_err("stopped by signal %d (%s) before every page was delivered", sig,
+			       strsignal(sig));
+			return -EINTR;
 		}
 		ret = remote_on_ready(src);
 		if (ret)
