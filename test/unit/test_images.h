@@ -1,6 +1,6 @@
 /*
  * Shared by the image library's unit tests (test_images*.c, one binary
- * each): a CHECK macro, stderr capture for asserting error lines, file
+ * each): CHECK (unit.h), stderr capture for asserting error lines, file
  * helpers and the driver that runs each case in a fresh directory.
  */
 #ifndef CRIU_LAZY_TEST_UNIT_TEST_IMAGES_H
@@ -17,17 +17,9 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "unit.h"
 
 #define PAGE 4096ULL
-
-#define CHECK(cond, fmt, ...)                                                  \
-	do {                                                                   \
-		if (!(cond)) {                                                 \
-			printf("    line %d: %s: " fmt "\n", __LINE__, #cond,     \
-			       ##__VA_ARGS__);                                 \
-			return -1;                                             \
-		}                                                              \
-	} while (0)
 
 /* stderr captured into a memfd while an error case runs */
 struct capture {

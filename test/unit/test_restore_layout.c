@@ -14,19 +14,11 @@
 #include "common/xsave-layout.h"
 #include "restore/layout.h"
 #include "restore/xsave-build.h"
+#include "unit.h"
 
 #define PAGE 4096ull
 #define MiB (1ull << 20)
 #define TASK_SIZE 0x7ffffffff000ull
-
-#define CHECK(cond, fmt, ...)                                                  \
-	do {                                                                   \
-		if (!(cond)) {                                                 \
-			printf("    line %d: %s: " fmt "\n", __LINE__, #cond,     \
-			       ##__VA_ARGS__);                                 \
-			return -1;                                             \
-		}                                                              \
-	} while (0)
 
 static bool overlaps(uint64_t a, uint64_t len, const struct layout_range *r, size_t n,
 		     uint64_t gap)
@@ -289,10 +281,7 @@ static int test_xsave_host_probe(void)
 
 int main(void)
 {
-	static const struct {
-		const char *name;
-		int (*fn)(void);
-	} cases[] = {
+	static const struct unit_case cases[] = {
 		{ "hole_highest", test_hole_highest },
 		{ "hole_vsyscall_wrap", test_hole_vsyscall_wrap },
 		{ "hole_two_layouts", test_hole_two_layouts },
@@ -304,13 +293,6 @@ int main(void)
 		{ "xsave_no_xsave_image", test_xsave_no_xsave_image },
 		{ "xsave_host_probe", test_xsave_host_probe },
 	};
-	int failed = 0;
 
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		int ret = cases[i].fn();
-
-		printf("%s - %s\n", ret ? "FAIL" : "ok", cases[i].name);
-		failed += ret != 0;
-	}
-	return failed;
+	return unit_run(cases, sizeof(cases) / sizeof(cases[0]));
 }
