@@ -92,6 +92,26 @@ static int regs_add(struct vma_regs *rs, const struct vma_reg *v)
 	return 0;
 }
 
+/* A zombie (or dying) process: no memory left to poison. */
+static bool is_dead(pid_t pid)
+{
+	char path[64], buf[512], *rpar;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return true;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return true;
+	buf[n] = '\0';
+	rpar = strrchr(buf, ')');	/* the name may hold anything */
+	return !rpar || rpar[1] != ' ' || rpar[2] == 'Z' || rpar[2] == 'X';
+}
+
 /* The VMAs of pid registered in MISSING mode; -ESRCH if pid is gone. */
 static int read_registered(pid_t pid, struct vma_regs *out)
 {
@@ -117,6 +137,8 @@ static int read_registered(pid_t pid, struct vma_regs *out)
 	}
 	free(line);
 	fclose(f);
+	if (!ret && !out->nr && is_dead(pid))
+		return -ESRCH;
 	return ret;
 }
 
