@@ -28,6 +28,7 @@ enum long_only_opt {
 	OPT_TCP_ESTABLISHED,
 	OPT_SKIP_IN_FLIGHT,
 	OPT_NETWORK_LOCK,
+	OPT_EXTERNAL,
 	OPT_TLS,
 	OPT_TLS_CACERT,
 	OPT_TLS_CACRL,
@@ -63,6 +64,7 @@ static const struct option long_opts[] = {
 	{ "tcp-established",	no_argument,	   NULL, OPT_TCP_ESTABLISHED },
 	{ "skip-in-flight",	no_argument,	   NULL, OPT_SKIP_IN_FLIGHT },
 	{ "network-lock",	required_argument, NULL, OPT_NETWORK_LOCK },
+	{ "external",		required_argument, NULL, OPT_EXTERNAL },
 	{ "tls",		no_argument,	   NULL, OPT_TLS },
 	{ "tls-cacert",		required_argument, NULL, OPT_TLS_CACERT },
 	{ "tls-cacrl",		required_argument, NULL, OPT_TLS_CACRL },
@@ -81,12 +83,12 @@ void opts_usage(void)
 	      "  criu-lazy dump -t PID -D DIR [-R|--leave-running] [-s|--leave-stopped] [--shell-job]\n"
 	      "                 [--ext-unix-sk] [--file-locks] [--ghost-limit SIZE[K|M|G]] [--link-remap]\n"
 	      "                 [--tcp-established] [--skip-in-flight]\n"
-	      "                 [--network-lock iptables|nftables|skip]\n"
+	      "                 [--network-lock iptables|nftables|skip] [--external veth[IN]]\n"
 	      "                 [--lazy-pages [--address A] --port P [--status-fd FD] [TLS]]\n"
 	      "                 [-o LOG] [-v0..4]\n"
 	      "  criu-lazy restore -D DIR [-d|--restore-detached] [--pidfile F] [--shell-job]\n"
 	      "                 [--ext-unix-sk] [--file-locks] [--tcp-established] [--link-remap]\n"
-	      "                 [--lazy-pages] [-o LOG] [-v0..4]\n"
+	      "                 [--external veth[IN]:OUT] [--lazy-pages] [-o LOG] [-v0..4]\n"
 	      "  criu-lazy lazy-pages -D DIR [--page-server --address A --port P [TLS]\n"
 	      "                 [--page-server-reconnect SECONDS]]\n"
 	      "                 [--no-background-fetch] [--no-working-set] [-o LOG] [-v0..4]\n"
@@ -154,6 +156,51 @@ static int parse_network_lock(const char *arg, int *out)
 	fprintf(stderr, "criu-lazy: invalid --network-lock '%s' (iptables, nftables or skip)\n",
 		arg);
 	return -EINVAL;
+}
+
+/* --external veth[IN] or veth[IN]:OUT; CRIU's other kinds are not ours. */
+static int parse_external(const char *arg, struct opts *o)
+{
+	struct ext_veth *v = &o->ext_veth[o->nr_ext_veth];
+	const char *close, *out;
+	size_t in_len;
+
+	if (strncmp(arg, "veth[", 5)) {
+		fprintf(stderr, "criu-lazy: --external %s: only veth[IFNAME]:OUTSIDE is "
+			"supported\n", arg);
+		return -EINVAL;
+	}
+	close = strchr(arg + 5, ']');
+	in_len = close ? (size_t)(close - arg - 5) : 0;
+	out = close && close[1] == ':' ? close + 2 : NULL;
+	if (!close || !in_len || in_len >= sizeof(v->in) || (close[1] && !out) ||
+	    (out && (!*out || strlen(out) >= sizeof(v->out)))) {
+		fprintf(stderr, "criu-lazy: invalid --external '%s' (veth[IFNAME] or "
+			"veth[IFNAME]:OUTSIDE, names of up to 15 characters)\n", arg);
+		return -EINVAL;
+	}
+	if (out && strchr(out, '@')) {
+		fprintf(stderr, "criu-lazy: --external %s: a bridge (@BRIDGE) is not supported\n",
+			arg);
+		return -EINVAL;
+	}
+	if (o->nr_ext_veth == MAX_EXT_VETH) {
+		fprintf(stderr, "criu-lazy: more than %d --external veth[...]\n", MAX_EXT_VETH);
+		return -EINVAL;
+	}
+	memcpy(v->in, arg + 5, in_len);
+	v->in[in_len] = '\0';
+	snprintf(v->out, sizeof(v->out), "%s", out ? out : "");
+	o->nr_ext_veth++;
+	return 0;
+}
+
+const struct ext_veth *opts_ext_veth(const struct opts *o, const char *name)
+{
+	for (size_t i = 0; i < o->nr_ext_veth; i++)
+		if (!strcmp(o->ext_veth[i].in, name))
+			return &o->ext_veth[i];
+	return NULL;
 }
 
 /* -v alone adds one level, -vN sets it, -vvv counts the v's (as CRIU). */
@@ -235,6 +282,10 @@ int opts_parse(int argc, char **argv, struct opts *o)
 		case OPT_SKIP_IN_FLIGHT: o->skip_in_flight = true; break;
 		case OPT_NETWORK_LOCK:
 			if (parse_network_lock(optarg, &o->network_lock))
+				return -EINVAL;
+			break;
+		case OPT_EXTERNAL:
+			if (parse_external(optarg, o))
 				return -EINVAL;
 			break;
 		case OPT_LAZY_PAGES: o->lazy_pages = true; break;

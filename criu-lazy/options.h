@@ -18,6 +18,14 @@ enum {
 	NETWORK_LOCK_SKIP = 2,
 };
 
+/* --external veth[IN]:OUT (CRIU's): a veth of the tree's netns named IN
+ * whose peer is outside it, OUT at restore (the name the peer gets in the
+ * restore's own netns) */
+#define MAX_EXT_VETH	8
+struct ext_veth {
+	char in[16], out[16];		/* IFNAMSIZ; out "" when not given */
+};
+
 struct opts {
 	const char *command;		/* dump, restore, lazy-pages, ... */
 
@@ -37,6 +45,8 @@ struct opts {
 	bool tcp_established;		/* --tcp-established */
 	bool skip_in_flight;		/* --skip-in-flight */
 	int network_lock;		/* --network-lock: NETWORK_LOCK_* */
+	struct ext_veth ext_veth[MAX_EXT_VETH];	/* --external veth[...] */
+	size_t nr_ext_veth;
 	bool restore_detached;		/* -d, --restore-detached */
 	const char *pidfile;		/* --pidfile */
 
@@ -70,5 +80,8 @@ int cr_lazy_pages(struct opts *o);
 int cr_page_server(struct opts *o);
 int cr_check(struct opts *o);
 int cr_show(struct opts *o);
+
+/* The --external veth[@name] given, or NULL. */
+const struct ext_veth *opts_ext_veth(const struct opts *o, const char *name);
 
 #endif

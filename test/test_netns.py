@@ -9,7 +9,8 @@ its own sysctls and a route through it, in every mode; so do its
 iptables, ip6tables and nftables rules, the connections' lock left out of
 them; the images decode
 with crit; the kinds we cannot restore are refused naming the link and
-the task, which runs on; a restore without the namespace's image fails
+the task, which runs on; a veth to outside the namespace comes back with
+--external veth[IN]:OUT; a restore without the namespace's image fails
 cleanly."""
 import json
 import os
@@ -17,14 +18,16 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 
 import pytest
 
 from lib.badinput import (DUMP_TIMEOUT, RESTORE_TIMEOUT, dump_good, dump_must_refuse,
                           restore_must_fail, restore_must_pass)
+from lib import paths, procs as P
 from lib.crit import crit_decode
-from lib.tool import assert_ok
-from lib.zdtm import ZdtmTest
+from lib.tool import Tool, assert_ok
+from lib.zdtm import ZdtmTask, ZdtmTest
 
 TIMEOUT = 20
 IFF_UP = 0x1
@@ -237,3 +240,84 @@ def test_netns_lock_whole_namespace(method, tool, zdtm, workdir):
               "dump -R")
     assert not lock_rules(task.pid, method), "dump -R left its lock"
     task.check_pass()
+
+
+REFUSED_PROBE = """import socket, sys
+try:
+    socket.create_connection((sys.argv[1], 9), timeout=5)
+except ConnectionRefusedError:
+    sys.exit(0)
+sys.exit(1)
+"""
+
+
+def test_netns_external_veth(tool, procs, workdir):
+    """A veth whose peer is outside the tree's namespace, in a namespace
+    standing for the host: the dump refuses it without --external
+    veth[vin0], dumps it with; the restore refuses it without
+    --external veth[vin0]:vout0 and, with it, makes the pair again, the
+    peer vout0 up in the restore's own namespace, and the two ends reach
+    each other."""
+    outer_p = procs.spawn(["unshare", "-n", "sleep", "600"], stdout=workdir / "outer.out")
+    outer = outer_p.pid
+    ours = os.stat("/proc/self/ns/net").st_ino
+    assert P.wait_for(lambda: os.stat(f"/proc/{outer}/ns/net").st_ino != ours, TIMEOUT)
+    enter = ("nsenter", f"--net=/proc/{outer}/ns/net")
+
+    def outside(*argv, check=True):
+        p = subprocess.run([*enter, *argv], capture_output=True, text=True, timeout=TIMEOUT)
+        assert not check or p.returncode == 0, f"{' '.join(argv)} outside:\n{p.stderr}"
+        return p
+
+    try:
+        t = Tool(paths.TOOL, prefix=enter)
+        task = ZdtmTask(ZdtmTest("netns_own", ("--links", "2"), label="ext-veth"), workdir,
+                        procs, prefix=enter).start()
+        outside("ip", "link", "add", "vout0", "type", "veth", "peer", "name", "vin0", "netns",
+                str(task.pid))
+        in_ns(task.pid, "ip", "addr", "add", "10.82.0.2/24", "dev", "vin0")
+        in_ns(task.pid, "ip", "link", "set", "vin0", "up")
+        index = ip_json(task.pid, "link", "show", "vin0")[0]["ifindex"]
+        dump_must_refuse(t, task, workdir, r"link vin0 .* task \d+ is a veth whose peer",
+                         r"--external veth\[vin0\]")
+        good = workdir / "images-ext"
+        good.mkdir()
+        assert_ok(t.dump(task.pid, good, workdir / "dump-ext.log", DUMP_TIMEOUT,
+                         extra=["--external", "veth[vin0]"]), "dump --external veth[vin0]")
+        task.expect_gone()
+        # the pair goes with the dumped namespace, in the kernel's own time
+        assert P.wait_for(lambda: outside("ip", "link", "show", "vout0", check=False)
+                          .returncode != 0, TIMEOUT), "vout0 outlived its peer's namespace"
+        restore_must_fail(t, workdir, good, task.pid, r"veth vin0 .* peer outside",
+                          r"--external veth\[vin0\]:OUTSIDE")
+        pidfile = workdir / "ext.pid"
+        assert_ok(t.restore(good, workdir / "restore-ext.log", RESTORE_TIMEOUT,
+                            pidfile=pidfile, extra=["--external", "veth[vin0]:vout0"]),
+                  "restore --external veth[vin0]:vout0")
+        task.expect_restored(pidfile)
+        assert ip_json(task.pid, "link", "show", "vin0")[0]["ifindex"] == index
+        link = json.loads(outside("ip", "-j", "link", "show", "vout0").stdout)[0]
+        assert "UP" in link["flags"], link
+        outside("ip", "addr", "add", "10.82.0.1/24", "dev", "vout0")
+        probe = outside(sys.executable, "-c", REFUSED_PROBE, "10.82.0.2", check=False)
+        assert probe.returncode == 0, "the restored pair does not carry packets"
+        task.check_pass()
+    finally:
+        os.kill(outer, signal.SIGKILL)
+        outer_p.wait(TIMEOUT)
+
+
+@pytest.mark.parametrize("arg, why", [
+    ("mnt[/a]:b", r"--external mnt\[/a\]:b: only veth\[IFNAME\]:OUTSIDE is supported"),
+    ("veth[v0]:out@br0", r"a bridge \(@BRIDGE\) is not supported"),
+    ("veth[]:out", r"invalid --external 'veth\[\]:out'"),
+    ("veth[v0]:", r"invalid --external 'veth\[v0\]:'"),
+    ("veth[v0]x", r"invalid --external 'veth\[v0\]x'"),
+    ("veth[v0]:a-name-of-16-chars", r"invalid --external"),
+])
+def test_netns_external_bad_syntax(arg, why, tool, workdir):
+    res = tool.run(["restore", "-D", workdir, "--external", arg], TIMEOUT)
+    assert res.rc == 1, res.describe()
+    lines = [l for l in res.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("criu-lazy: ") and re.search(why, lines[0]), (
+        res.describe())

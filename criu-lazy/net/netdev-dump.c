@@ -2,9 +2,10 @@
  * The links of the tree's netns into netdev-ID.img, one net_device_entry
  * each, in ifindex order, with the link's own ipv4/ipv6 conf sysctls.
  * Restorable kinds: the loopback, and veth pairs whose two ends are both
- * in the namespace (the kernel then gives no IFLA_LINK_NETNSID).  A veth
- * whose peer is outside would need CRIU's --external veth[...] and every
- * other kind is refused, naming the link and the task.
+ * in the namespace (the kernel then gives no IFLA_LINK_NETNSID), and a
+ * veth whose peer is outside, named by --external veth[NAME] (CRIU's):
+ * peer_nsid says so.  Every other kind is refused, naming the link and
+ * the task.
  */
 #include <errno.h>
 #include <net/if_arp.h>
@@ -31,23 +32,25 @@ struct netdev_one {
 	struct net_conf c4, c6;
 };
 
-/* The entry's type, or -EOPNOTSUPP logged. */
-static int link_type(struct rtnl_link *l, int task, int *type, uint32_t *peer)
+/* The entry's type, or -EOPNOTSUPP logged.  *nsid: a veth's peer's
+ * namespace (-1: this one). */
+static int link_type(const struct opts *o, struct rtnl_link *l, int task, int *type,
+		     uint32_t *peer, int32_t *nsid)
 {
 	const char *kind = rtnl_link_get_type(l);
 	const char *name = rtnl_link_get_name(l);
 	int ifindex = rtnl_link_get_ifindex(l);
-	int32_t nsid;
 
+	*nsid = -1;
 	if (rtnl_link_get_arptype(l) == ARPHRD_LOOPBACK) {
 		*type = ND_TYPE__LOOPBACK;
 		return 0;
 	}
 	if (kind && !strcmp(kind, "veth")) {
-		if (!rtnl_link_get_link_netnsid(l, &nsid)) {
+		if (!rtnl_link_get_link_netnsid(l, nsid) && !opts_ext_veth(o, name)) {
 			pr_err("link %s (index %d) of the network namespace of task %d is a veth "
-			       "whose peer is in another namespace: that needs --external "
-			       "veth[...], which is not supported", name, ifindex, task);
+			       "whose peer is in another namespace: dump it with --external "
+			       "veth[%s]", name, ifindex, task, name);
 			return -EOPNOTSUPP;
 		}
 		*type = ND_TYPE__VETH;
@@ -60,16 +63,17 @@ static int link_type(struct rtnl_link *l, int task, int *type, uint32_t *peer)
 	return -EOPNOTSUPP;
 }
 
-static int fill_one(struct netdev_one *d, struct rtnl_link *l, int task)
+static int fill_one(const struct opts *o, struct netdev_one *d, struct rtnl_link *l, int task)
 {
 	NetDeviceEntry *e = &d->e;
 	struct nl_addr *a = rtnl_link_get_addr(l);
 	char dir[64];
 	uint32_t peer = 0;
+	int32_t nsid;
 	int type, ret;
 
 	net_device_entry__init(e);
-	ret = link_type(l, task, &type, &peer);
+	ret = link_type(o, l, task, &type, &peer, &nsid);
 	if (ret)
 		return ret;
 	e->type = type;
@@ -87,6 +91,10 @@ static int fill_one(struct netdev_one *d, struct rtnl_link *l, int task)
 	if (peer) {
 		e->has_peer_ifindex = true;
 		e->peer_ifindex = peer;
+	}
+	if (nsid >= 0) {	/* outside: --external veth[NAME] */
+		e->has_peer_nsid = true;
+		e->peer_nsid = nsid;
 	}
 	snprintf(dir, sizeof(dir), "ipv4/conf/%s", d->name);
 	ret = net_conf_read(&d->c4, dir, net_conf4_names, net_conf4_nr);
@@ -134,7 +142,7 @@ int dump_netdevs(struct dump_ctx *ctx, uint32_t id, int task)
 		goto out;
 	}
 	for (o = nl_cache_get_first(cache); o && !ret; o = nl_cache_get_next(o))
-		ret = fill_one(&devs[n++], (struct rtnl_link *)o, task);
+		ret = fill_one(ctx->o, &devs[n++], (struct rtnl_link *)o, task);
 	if (ret)
 		goto out;
 	qsort(devs, n, sizeof(*devs), cmp_ifindex);

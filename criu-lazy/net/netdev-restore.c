@@ -3,12 +3,16 @@
  *   1. each link, with its ifindex (ifaddr and route images name links by
  *      index), MTU and address, down: the loopback is there already; a
  *      veth pair inside the namespace is made once, both ends together,
- *      at the first end's entry;
+ *      at the first end's entry; a veth whose peer was outside, with its
+ *      peer in our own netns under the name --external veth[IN]:OUT gives;
  *   2. each link's ipv4/ipv6 conf sysctls (the ones differing from the
  *      namespace's defaults, restored just before);
  *   3. the flags (IFF_UP...), once every link and its sysctls are there.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <unistd.h>
 #include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +26,7 @@
 #include "common/log.h"
 #include "images/image.h"
 #include "net/netns.h"
+#include "options.h"
 
 #include "netdev.pb-c.h"
 
@@ -112,6 +117,84 @@ static int change(struct nl_sock *nl, const NetDeviceEntry *e, bool basics, bool
 	return ret ? -EIO : 0;
 }
 
+/*
+ * A veth whose peer was outside the namespace (--external veth[IN]:OUT):
+ * made here with its index, its peer named OUT in the restore's own netns
+ * (@own_ns, IFLA_NET_NS_FD), then brought up there (as the end a host
+ * gives a container is).
+ */
+/* Link @name of the netns @ns_fd up, through a socket of that netns. */
+static int link_up_in(int ns_fd, const char *name)
+{
+	int here = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC), ret = -EIO;
+	struct rtnl_link *orig = NULL, *ch = NULL;
+	struct nl_sock *nl = NULL;
+
+	if (here < 0 || setns(ns_fd, CLONE_NEWNET)) {
+		pr_perror("netdev: can't enter our own network namespace for %s", name);
+		goto out;
+	}
+	nl = nl_socket_alloc();
+	if (nl && nl_connect(nl, NETLINK_ROUTE)) {
+		nl_socket_free(nl);
+		nl = NULL;
+	}
+	if (setns(here, CLONE_NEWNET)) {
+		pr_perror("netdev: can't go back to the tree's network namespace");
+		goto out;
+	}
+	ch = rtnl_link_alloc();
+	if (!nl || !ch || rtnl_link_get_kernel(nl, 0, name, &orig)) {
+		pr_err("netdev: can't find %s in our own network namespace", name);
+		goto out;
+	}
+	rtnl_link_set_flags(ch, IFF_UP);
+	ret = rtnl_link_change(nl, orig, ch, 0);
+	if (ret)
+		pr_err("netdev: can't bring %s up: %s", name, nl_geterror(ret));
+	ret = ret ? -EIO : 0;
+out:
+	if (orig)
+		rtnl_link_put(orig);
+	if (ch)
+		rtnl_link_put(ch);
+	if (nl)
+		nl_socket_free(nl);
+	if (here >= 0)
+		close(here);
+	return ret;
+}
+
+static int make_ext_veth(struct nl_sock *nl, const struct opts *o, int own_ns,
+			 const NetDeviceEntry *e)
+{
+	const struct ext_veth *x = opts_ext_veth(o, e->name);
+	struct rtnl_link *l, *peer;
+	int ret;
+
+	if (!x || !x->out[0]) {
+		pr_err("netdev: veth %s (index %u) had its peer outside the namespace: restore it "
+		       "with --external veth[%s]:OUTSIDE, OUTSIDE the name its peer gets here",
+		       e->name, e->ifindex, e->name);
+		return -EINVAL;
+	}
+	l = rtnl_link_veth_alloc();
+	if (!l)
+		return -ENOMEM;
+	peer = rtnl_link_veth_get_peer(l);
+	set_basics(l, e, true);
+	rtnl_link_set_name(peer, x->out);
+	rtnl_link_set_mtu(peer, e->mtu);
+	rtnl_link_set_ns_fd(peer, own_ns);
+	rtnl_link_put(peer);
+	ret = rtnl_link_add(nl, l, NLM_F_CREATE | NLM_F_EXCL);
+	if (ret)
+		pr_err("netdev: can't make the veth %s (index %u) with its peer %s outside: %s",
+		       e->name, e->ifindex, x->out, nl_geterror(ret));
+	rtnl_link_veth_release(l);
+	return ret ? -EIO : link_up_in(own_ns, x->out);
+}
+
 static int make_veth(struct nl_sock *nl, const struct netdevs *d, const NetDeviceEntry *e)
 {
 	const NetDeviceEntry *pe = e->has_peer_ifindex ? find(d, e->peer_ifindex) : NULL;
@@ -156,9 +239,10 @@ static int dev_conf(const NetDeviceEntry *e, SysctlEntry **def4, size_t ndef4,
 	return ret;
 }
 
-int rst_netdevs(int dirfd, uint32_t id, struct nl_sock *nl, SysctlEntry **def4, size_t ndef4,
-		SysctlEntry **def6, size_t ndef6)
+int rst_netdevs(int dirfd, uint32_t id, struct nl_sock *nl, const struct rst_netdev_ctx *x)
 {
+	SysctlEntry **def4 = x->def4, **def6 = x->def6;
+	size_t ndef4 = x->ndef4, ndef6 = x->ndef6;
 	struct netdevs d = { 0 };
 	int ret = load(dirfd, id, &d);
 
@@ -167,6 +251,8 @@ int rst_netdevs(int dirfd, uint32_t id, struct nl_sock *nl, SysctlEntry **def4, 
 
 		if (e->type == ND_TYPE__LOOPBACK)
 			ret = change(nl, e, true, false);
+		else if (e->type == ND_TYPE__VETH && e->has_peer_nsid)
+			ret = make_ext_veth(nl, x->o, x->own_ns, e);
 		else if (e->type == ND_TYPE__VETH)
 			ret = make_veth(nl, &d, e);
 		else {

@@ -137,7 +137,7 @@ static int rules(int dirfd, uint32_t id)
 			  true);
 }
 
-static int setup(struct rst_tree *tree, uint32_t id, const NetnsEntry *ne)
+static int setup(struct rst_tree *tree, uint32_t id, const NetnsEntry *ne, int own_ns)
 {
 	struct nl_sock *nl;
 	int ret;
@@ -154,8 +154,9 @@ static int setup(struct rst_tree *tree, uint32_t id, const NetnsEntry *ne)
 		nl_socket_free(nl);
 		return -EIO;
 	}
-	ret = rst_netdevs(tree->dirfd, id, nl, ne->def_conf4, ne->n_def_conf4, ne->def_conf6,
-			  ne->n_def_conf6);
+	ret = rst_netdevs(tree->dirfd, id, nl, &(struct rst_netdev_ctx){
+		.o = tree->o, .own_ns = own_ns, .def4 = ne->def_conf4, .ndef4 = ne->n_def_conf4,
+		.def6 = ne->def_conf6, .ndef6 = ne->n_def_conf6 });
 	nl_socket_free(nl);
 	if (!ret)
 		ret = ip_restore(tree->dirfd, "ifaddr", id,
@@ -179,8 +180,8 @@ int rst_netns_create(struct rst_tree *tree)
 	const TaskKobjIdsEntry *own = tree->inv->root_ids, *ids = root->ri.ids;
 	ProtobufCMessage *m;
 	char file[64];
+	int ret, own_ns;
 	uint32_t id;
-	int ret;
 
 	if (!own || !ids || !own->has_net_ns_id || !ids->has_net_ns_id ||
 	    own->net_ns_id == ids->net_ns_id)
@@ -206,17 +207,20 @@ int rst_netns_create(struct rst_tree *tree)
 	ret = img_read_one(tree->dirfd, IMG_NETNS, id, &netns_entry__descriptor, &m);
 	if (ret)
 		return ret;
-	if (unshare(CLONE_NEWNET)) {
+	own_ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (own_ns < 0 || unshare(CLONE_NEWNET)) {
 		ret = -errno;
 		pr_perror("can't make a network namespace for task %d", root->pid);
 	} else {
 		tree->new_net_ns = true;
-		ret = setup(tree, id, (NetnsEntry *)m);
+		ret = setup(tree, id, (NetnsEntry *)m, own_ns);
 		/* the connections stay quiet until they leave repair mode */
 		if (!ret)
 			ret = inet_tcp_lock_new_netns(tree);
 	}
 	protobuf_c_message_free_unpacked(m, NULL);
+	if (own_ns >= 0)
+		close(own_ns);
 	if (!ret)
 		pr_info("network namespace %u of task %d made again", id, root->pid);
 	return ret;

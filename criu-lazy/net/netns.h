@@ -15,6 +15,7 @@
 
 struct dump_ctx;
 struct rst_tree;
+struct opts;
 struct nl_sock;
 
 /* --- sysctls (net-conf.c) --- */
@@ -93,7 +94,12 @@ int rst_netns_create(struct rst_tree *tree);
 /* The links of netdev-@id.img in our (new) netns; @nl on NETLINK_ROUTE.
  * @up: second pass, the flags (a link is brought up once every link and
  * its sysctls are there). */
-int rst_netdevs(int dirfd, uint32_t id, struct nl_sock *nl, SysctlEntry **def4, size_t ndef4,
-		SysctlEntry **def6, size_t ndef6);
+struct rst_netdev_ctx {
+	const struct opts *o;		/* --external veth[...] */
+	int own_ns;			/* the restore's own netns: outside peers */
+	SysctlEntry **def4, **def6;	/* the namespace's defaults */
+	size_t ndef4, ndef6;
+};
+int rst_netdevs(int dirfd, uint32_t id, struct nl_sock *nl, const struct rst_netdev_ctx *x);
 
 #endif
