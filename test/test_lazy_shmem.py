@@ -33,6 +33,7 @@ import pytest
 
 from lib import images, lazy, modes, procs as P
 from lib.badinput import dump_good
+from lib.tlscerts import Certs
 from lib.tool import Tool, assert_ok
 from lib.zdtm import ZdtmTest
 
@@ -172,11 +173,43 @@ class ServerKeepsTheImages(modes.RemoteLazy):
         super().prepare_source(task, srv, n)
 
 
-@pytest.mark.parametrize("background", [False, True], ids=["faults", "background"])
-def test_remote_shared_memory_from_the_page_server(background, zdtm, tool, procs, workdir):
-    spec = ZdtmTest("shmem_lazy_share", ("--size", "4M"), label=f"remote-{background}",
+class ServerKeepsTheImagesTLS(ServerKeepsTheImages):
+    """The same over --tls, both ends authenticated (certs: lib.tlscerts)."""
+    certs = None
+
+    def prepare_source(self, task, imgdir, n):
+        self.port = modes.free_port()
+        srv = self.dir / f"server-images-{n}"
+        shutil.copytree(imgdir, srv)
+        for f in shmem_pages_files(imgdir):
+            f.write_bytes(b"\xa5" * f.stat().st_size)
+        self.servers.append(lazy.Daemon(
+            self.procs, self.tool,
+            ["page-server", "-D", srv, "--address", "127.0.0.1", "--port", self.port,
+             "--lazy-pages", *self.certs.args("server")],
+            self.dir / f"page-server-{n}.log", self.dir / f"page-server-{n}.out",
+            f"page-server #{n}"))
+
+    def start_daemon(self, task, imgdir, n):
+        args = ["lazy-pages", "-D", imgdir, "--page-server", "--address", "127.0.0.1",
+                "--port", self.port, *self.certs.args("client")]
+        if task.spec.defer_background:
+            args.append("--no-background-fetch")
+        return lazy.Daemon(self.procs, self.tool, args, self.dir / f"lazy-pages-{n}.log",
+                           self.dir / f"lazy-pages-{n}.out", f"lazy-pages #{n}")
+
+
+@pytest.mark.parametrize("background,tls", [(False, False), (True, False), (True, True)],
+                         ids=["faults", "background", "background-tls"])
+def test_remote_shared_memory_from_the_page_server(background, tls, zdtm, tool, procs,
+                                                   workdir):
+    spec = ZdtmTest("shmem_lazy_share", ("--size", "4M"), label=f"remote-{background}-{tls}",
                     tree=True, defer_background=not background)
-    imgdir = modes.cycle_once(ServerKeepsTheImages, zdtm, spec, tool, procs, workdir)
+    mode = ServerKeepsTheImages
+    if tls:
+        ServerKeepsTheImagesTLS.certs = Certs(workdir / "pki")
+        mode = ServerKeepsTheImagesTLS
+    imgdir = modes.cycle_once(mode, zdtm, spec, tool, procs, workdir)
     st = lazy.read_stats(imgdir)
     assert st["pages_shmem"] == 1024 + 64 + 64, st
     log = (workdir / "lazy-pages-1.log").read_text()
