@@ -199,6 +199,10 @@ ZDTM_TESTS = [
     # or not, read-only, locked, removed; queues, semaphores, sysctls
     ZdtmTest("sysv_ipc"),
     ZdtmTest("sysv_ipc", ("--child",), label="tree", tree=True),
+    # with a network namespace of its own too; with its private pages
+    # still lazy while it reads its segments, queues and semaphores
+    ZdtmTest("sysv_ipc", ("--net",), label="netns"),
+    ZdtmTest("sysv_ipc", label="lazy-reads", defer_background=True),
     ZdtmTest("cwd_umask_rlimit"),
     ZdtmTest("oom_score_adj"),
     ZdtmTest("loginuid"),

@@ -20,6 +20,7 @@
  *   --child: a child inherits the attachments and has one of A of its own;
  *            after the restore it checks it and writes A's page 2, which
  *            the parent must see
+ *   --net:   a network namespace of its own too (a container's pair)
  *   --nested: the child unshares an IPC namespace of its own (the dump
  *            refuses the tree)
  * After SIGTERM: ids, keys, modes, owners, sizes, attach counts, contents,
@@ -50,7 +51,7 @@
 #define NR_SHM		6
 #define F_SIZE		(64UL << 20)
 
-static int with_child, nested;
+static int with_child, nested, with_net;
 
 struct seg {
 	const char *name;
@@ -262,14 +263,15 @@ int main(int argc, char **argv)
 	static const struct test_opt opts[] = {
 		{ "child", TEST_OPT_FLAG, &with_child, 0, "a child attaches A too" },
 		{ "nested", TEST_OPT_FLAG, &nested, 0, "the child has an IPC namespace of its own" },
+		{ "net", TEST_OPT_FLAG, &with_net, 0, "a network namespace of its own too" },
 		{ NULL },
 	};
 	struct waiter child;
 	uint8_t *b;
 
 	test_init(argc, argv, opts);
-	if (unshare(CLONE_NEWIPC))
-		fail("unshare(CLONE_NEWIPC): %m");
+	if (unshare(CLONE_NEWIPC | (with_net ? CLONE_NEWNET : 0)))
+		fail("unshare(CLONE_NEWIPC%s): %m", with_net ? " | CLONE_NEWNET" : "");
 	make_objects();
 	if (with_child) {
 		a3 = attach(&segs[0], 0);
