@@ -16,7 +16,8 @@
  *
  * With --closed three more clients connect and close before anything is
  * accepted: in the stream backlog one right after 22, bound to the
- * abstract name "unix_backlog.closed.PID", that sent 1500 bytes, and one
+ * abstract name "unix_backlog.closed.PID", that sent 1500 bytes with the
+ * read end of the pipe of 27 in flight, and one
  * after 24, unnamed, that sent nothing; in the seqpacket backlog one
  * before 31 that sent two records (7 bytes, 0 bytes).  Their accepted ends
  * give what they sent, then the end of the stream (no reset: what the
@@ -179,9 +180,10 @@ static void same_connection(int acc, int cl, int cl_shut, const char *what)
 }
 
 /* A client of @path, bound to @name (abstract) if given, sends @n records
- * of @lens (patterns @seed + i) and closes. */
+ * of @lens (patterns @seed + i), the first with @pass_fd in flight (-1:
+ * none), and closes. */
 static void closed_client(int type, const char *path, const char *name, int n,
-			  const size_t *lens, uint64_t seed)
+			  const size_t *lens, uint64_t seed, int pass_fd)
 {
 	struct name to = path_name(path);
 	int sk = socket(AF_UNIX, type, 0);
@@ -199,7 +201,7 @@ static void closed_client(int type, const char *path, const char *name, int n,
 	if (connect(sk, (struct sockaddr *)&to.sun, to.len))
 		fail("a closed client of %s: connect: %m", path);
 	for (int i = 0; i < n && !empty; i++)
-		put(sk, lens[i], seed + i, -1);
+		put(sk, lens[i], seed + i, i ? -1 : pass_fd);
 	close(sk);
 }
 
@@ -240,8 +242,15 @@ static void check_stream(void)
 		    un.sun_path[0] || memcmp(un.sun_path + 1, closed_name, strlen(closed_name)))
 			fail("the closed client's connection: its peer is not @%s (%m)",
 			     closed_name);
-		if (!empty)
-			get(acc, 1500, 0x25, 1, NULL, "the closed client's connection");
+		if (!empty) {
+			int passed = -1;
+
+			get(acc, 1500, 0x25, 1, &passed, "the closed client's connection");
+			if (passed < 0 || write(27, "clos", 4) != 4 || read(passed, buf, 8) != 4 ||
+			    memcmp(buf, "clos", 4))
+				fail("the pipe passed by the closed client is not the one of fd 27 (%m)");
+			close(passed);
+		}
 		expect_eof(acc, "the closed client's connection");
 		close(acc);
 	}
@@ -332,19 +341,19 @@ int main(int argc, char **argv)
 	test_init(argc, argv, opts);
 	snprintf(closed_name, sizeof(closed_name), "unix_backlog.closed.%d", getpid());
 
-	listener(SOCK_STREAM, "unix_backlog.stream", 8, 20);
-	client(SOCK_STREAM, "unix_backlog.stream", 21);
-	client(SOCK_STREAM, "unix_backlog.stream", 22);
-	if (closed)
-		closed_client(SOCK_STREAM, "unix_backlog.stream", closed_name, 1, lens_a, 0x25);
-	client(SOCK_STREAM, "unix_backlog.stream", 23);
-	client(SOCK_STREAM, "unix_backlog.stream", 24);
-	if (closed)
-		closed_client(SOCK_STREAM, "unix_backlog.stream", NULL, 0, lens_none, 0);
 	if (pipe(p))
 		fail("pipe: %m");
 	fd_place(p[0], 26, 0);
 	fd_place(p[1], 27, 0);
+	listener(SOCK_STREAM, "unix_backlog.stream", 8, 20);
+	client(SOCK_STREAM, "unix_backlog.stream", 21);
+	client(SOCK_STREAM, "unix_backlog.stream", 22);
+	if (closed)
+		closed_client(SOCK_STREAM, "unix_backlog.stream", closed_name, 1, lens_a, 0x25, 26);
+	client(SOCK_STREAM, "unix_backlog.stream", 23);
+	client(SOCK_STREAM, "unix_backlog.stream", 24);
+	if (closed)
+		closed_client(SOCK_STREAM, "unix_backlog.stream", NULL, 0, lens_none, 0, -1);
 	if (!empty) {
 		put(21, 1000, 0x21, -1);
 		/* the second part of the same pattern */
@@ -369,7 +378,7 @@ int main(int argc, char **argv)
 
 	listener(SOCK_SEQPACKET, "unix_backlog.seqpacket", 4, 30);
 	if (closed)
-		closed_client(SOCK_SEQPACKET, "unix_backlog.seqpacket", NULL, 2, lens_seq, 0x330);
+		closed_client(SOCK_SEQPACKET, "unix_backlog.seqpacket", NULL, 2, lens_seq, 0x330, -1);
 	client(SOCK_SEQPACKET, "unix_backlog.seqpacket", 31);
 	client(SOCK_SEQPACKET, "unix_backlog.seqpacket", 32);
 	if (!empty) {
