@@ -320,3 +320,22 @@ def test_page_server_restarted_during_shared_memory(zdtm, tool, procs, workdir):
     assert re.search(r"reconnected to page server", log), log[-3000:]
     srv = (workdir / "page-server-1b.log").read_text()
     assert re.search(r"GET_SHMEM \d+ 0x[0-9a-f]+: \d+ of \d+ pages", srv), srv[-2000:]
+
+
+def test_lazy_migrate_server_serves_no_shared_memory(zdtm, tool, procs, workdir):
+    """dump --lazy-pages answers FEATURES with nothing (the shared memory is
+    in the images it wrote): the daemon says so and the migrated tree still
+    gets it right (eager here: the copy runs in a pid namespace of its own)."""
+    mode = modes.MODES["lazy-migrate"](tool, procs, workdir)
+    try:
+        task = zdtm(ZdtmTest("mmap_anon_shared"), pid_ns=True)
+        mode.cycle(task, 1)
+        task.check_pass()
+        mode.finish()
+    finally:
+        mode.cleanup()
+    log = (workdir / "lazy-pages-1.log").read_text()
+    assert re.search(r"page server \S+: shared memory from the images \(it serves none\)",
+                     log), log[-3000:]
+    dump = (workdir / "dump-1.log").read_text()
+    assert re.search(r"features 0x1 asked, 0x0 served", dump), dump[-3000:]
