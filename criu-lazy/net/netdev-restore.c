@@ -23,6 +23,7 @@
 #include <netlink/route/link/veth.h>
 
 #define LOG_PREFIX ""
+#include "common/array.h"
 #include "common/log.h"
 #include "images/image.h"
 #include "net/netns.h"
@@ -36,7 +37,7 @@
 
 struct netdevs {
 	NetDeviceEntry **v;
-	size_t n;
+	size_t n, cap;
 };
 
 static int load(int dirfd, uint32_t id, struct netdevs *d)
@@ -49,14 +50,11 @@ static int load(int dirfd, uint32_t id, struct netdevs *d)
 	if (ret)
 		return ret;
 	while ((ret = img_read_entry(img, &net_device_entry__descriptor, &m)) == 1) {
-		void *grown = realloc(d->v, (d->n + 1) * sizeof(*d->v));
-
-		if (!grown) {
+		if (ARRAY_GROW(d->v, d->cap, d->n + 1, 8)) {
 			protobuf_c_message_free_unpacked(m, NULL);
 			ret = -ENOMEM;
 			break;
 		}
-		d->v = grown;
 		d->v[d->n++] = (NetDeviceEntry *)m;
 	}
 	img_close(img);
