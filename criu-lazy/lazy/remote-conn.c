@@ -90,19 +90,8 @@ int rc_conn_open(struct rc_conn *c, const char *role, const char *peer, const ch
 
 static int fifo_push(struct rc_conn *c, const struct rc_get *g)
 {
-	if (c->nr == c->cap) {
-		size_t cap = c->cap ? c->cap * 2 : 64;
-		struct rc_get *grown = malloc(cap * sizeof(*grown));
-
-		if (!grown)
-			return -ENOMEM;
-		for (size_t i = 0; i < c->nr; i++)
-			grown[i] = c->fifo[(c->head + i) % c->cap];
-		free(c->fifo);
-		c->fifo = grown;
-		c->cap = cap;
-		c->head = 0;
-	}
+	if (RING_GROW(c->fifo, c->cap, c->head, c->nr, 64))
+		return -ENOMEM;
 	c->fifo[(c->head + c->nr) % c->cap] = *g;
 	c->nr++;
 	if (!g->urgent)

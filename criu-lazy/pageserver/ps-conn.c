@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/array.h"
 #include "common/evloop.h"
 #include "common/log.h"
 #include "common/tls.h"
@@ -128,20 +129,8 @@ static void drop(struct ps_conn *c, uint64_t now_ns, const char *fmt, ...)
 
 static int queue_reply(struct ps_conn *c, const struct ps_out *item)
 {
-	if (c->out_nr == c->out_cap) {
-		size_t cap = c->out_cap ? c->out_cap * 2 : 64;
-		struct ps_out *grown = malloc(cap * sizeof(*grown));
-
-		if (!grown)
-			return -ENOMEM;
-		/* unroll the ring into the new array */
-		for (size_t i = 0; i < c->out_nr; i++)
-			grown[i] = c->out[(c->out_head + i) % c->out_cap];
-		free(c->out);
-		c->out = grown;
-		c->out_cap = cap;
-		c->out_head = 0;
-	}
+	if (RING_GROW(c->out, c->out_cap, c->out_head, c->out_nr, 64))
+		return -ENOMEM;
 	*out_at(c, c->out_nr) = *item;
 	c->out_nr++;
 	c->out_bytes += item->head_len + item->data_len;

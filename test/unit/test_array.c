@@ -51,12 +51,35 @@ static int test_overflow(void)
 	return 0;
 }
 
+/* A full ring that wrapped comes back in order from index 0, twice the size. */
+static int test_ring_in_order(void)
+{
+	int *v = NULL;
+	size_t cap = 0, head = 0, nr = 0;
+
+	CHECK(!RING_GROW(v, cap, head, nr, 4) && cap == 4 && head == 0, "");
+	for (int i = 0; i < 4; i++)
+		v[nr++] = i;
+	head = 2;			/* two taken, two more put in behind them */
+	nr -= 2;
+	v[0] = 4;
+	v[1] = 5;
+	nr += 2;
+	CHECK(!RING_GROW(v, cap, head, nr, 4) && cap == 8 && head == 0, "cap %zu", cap);
+	for (int i = 0; i < 4; i++)
+		CHECK(v[i] == i + 2, "v[%d] = %d", i, v[i]);
+	CHECK(!RING_GROW(v, cap, head, nr, 4) && cap == 8, "not full: no change");
+	free(v);
+	return 0;
+}
+
 int main(void)
 {
 	static const struct unit_case cases[] = {
 		{ "doubles_from_first", test_doubles_from_first },
 		{ "zero_first", test_zero_first },
 		{ "overflow", test_overflow },
+		{ "ring_in_order", test_ring_in_order },
 	};
 
 	return unit_run(cases, sizeof(cases) / sizeof(cases[0]));
