@@ -27,7 +27,9 @@ def check_netlink_queues(decoded, facts, files):
     fd 23's on fd 22) and fd 23's peer."""
     by_fd = sockets_by_fd(decoded, facts, files, "NETLINKSK", "nlsk")
     queues = queue_lengths(decoded)
-    assert len(queues.get(by_fd[20]["id"], [])) == 1, f"fd 20: {queues}"
+    # and the notifications of its groups (a link or an address changed by
+    # anyone in this network namespace meanwhile: another test's veth)
+    assert len(queues.get(by_fd[20]["id"], [])) >= 1, f"fd 20: {queues}"
     assert queues[by_fd[22]["id"]] == [100, 3000], f"fd 22: {queues}"
     assert by_fd[23]["state"] == 1 and by_fd[23]["dst_portid"] == by_fd[22]["portid"]
     assert by_fd[21]["portid"] == 0 and not by_fd[21].get("groups")
