@@ -222,28 +222,38 @@ static int nft_run(const char *script, char *why, size_t size)
 	return run_tool(argv, script, why, size);
 }
 
-/* The table, its chains and sets, all at once (nft -f is one transaction). */
+/* The table, its chains and sets, all at once (nft -f is one transaction):
+ * what carries the mark passes; then the connections' sets drop, or with
+ * whole_ns every other packet. */
 static int nft_make_table(struct net_lock *nl)
 {
 	char script[2048], why[256];
-	int ret;
+	int n, ret;
 
-	snprintf(script, sizeof(script),
-		 "add table %1$s\n"
-		 "add chain %1$s output { type filter hook output priority 0; }\n"
-		 "add rule %1$s output meta mark %2$#x accept\n"
-		 "add chain %1$s input { type filter hook input priority 0; }\n"
-		 "add rule %1$s input meta mark %2$#x accept\n"
-		 "add set %1$s conns4 { type ipv4_addr . inet_service . ipv4_addr . inet_service; }\n"
-		 "add rule %1$s output ip saddr . tcp sport . ip daddr . tcp dport @conns4 drop\n"
-		 "add rule %1$s input ip saddr . tcp sport . ip daddr . tcp dport @conns4 drop\n"
-		 "add set %1$s conns6 { type ipv6_addr . inet_service . ipv6_addr . inet_service; }\n"
-		 "add rule %1$s output ip6 saddr . tcp sport . ip6 daddr . tcp dport @conns6 drop\n"
-		 "add rule %1$s input ip6 saddr . tcp sport . ip6 daddr . tcp dport @conns6 drop\n",
-		 nl->table, NET_LOCK_MARK);
+	n = snprintf(script, sizeof(script),
+		     "add table %1$s\n"
+		     "add chain %1$s output { type filter hook output priority 0; }\n"
+		     "add rule %1$s output meta mark %2$#x accept\n"
+		     "add chain %1$s input { type filter hook input priority 0; }\n"
+		     "add rule %1$s input meta mark %2$#x accept\n", nl->table, NET_LOCK_MARK);
+	if (nl->whole_ns)
+		snprintf(script + n, sizeof(script) - n,
+			 "add rule %1$s output drop\n"
+			 "add rule %1$s input drop\n", nl->table);
+	else
+		snprintf(script + n, sizeof(script) - n,
+			 "add set %1$s conns4 { type ipv4_addr . inet_service . ipv4_addr . inet_service; }\n"
+			 "add rule %1$s output ip saddr . tcp sport . ip daddr . tcp dport @conns4 drop\n"
+			 "add rule %1$s input ip saddr . tcp sport . ip daddr . tcp dport @conns4 drop\n"
+			 "add set %1$s conns6 { type ipv6_addr . inet_service . ipv6_addr . inet_service; }\n"
+			 "add rule %1$s output ip6 saddr . tcp sport . ip6 daddr . tcp dport @conns6 drop\n"
+			 "add rule %1$s input ip6 saddr . tcp sport . ip6 daddr . tcp dport @conns6 drop\n",
+			 nl->table);
 	ret = nft_run(script, why, sizeof(why));
 	if (ret)
-		pr_err("--network-lock nftables: cannot create the table %s: %s", nl->table, why);
+		pr_err("--network-lock nftables: cannot %s with the table %s: %s",
+		       nl->whole_ns ? "lock the tree's network namespace" : "lock the connections",
+		       nl->table, why);
 	else
 		nl->table_made = true;
 	return ret;
@@ -312,28 +322,6 @@ static int ns_iptables(bool lock, bool quiet)
 	return ret;
 }
 
-static int ns_nft_lock(struct net_lock *nl)
-{
-	char script[1024], why[256];
-	int ret;
-
-	snprintf(script, sizeof(script),
-		 "add table %1$s\n"
-		 "add chain %1$s output { type filter hook output priority 0; }\n"
-		 "add rule %1$s output meta mark %2$#x accept\n"
-		 "add rule %1$s output drop\n"
-		 "add chain %1$s input { type filter hook input priority 0; }\n"
-		 "add rule %1$s input meta mark %2$#x accept\n"
-		 "add rule %1$s input drop\n", nl->table, NET_LOCK_MARK);
-	ret = nft_run(script, why, sizeof(why));
-	if (ret)
-		pr_err("--network-lock nftables: cannot lock the tree's network namespace with "
-		       "the table %s: %s", nl->table, why);
-	else
-		nl->table_made = true;
-	return ret;
-}
-
 /* The whole namespace, once. */
 static int ns_lock(struct net_lock *nl, int family)
 {
@@ -347,7 +335,7 @@ static int ns_lock(struct net_lock *nl, int family)
 	if (nl->method == NETWORK_LOCK_IPTABLES)
 		ret = ns_iptables(true, false);
 	else if (nl->method == NETWORK_LOCK_NFTABLES)
-		ret = ns_nft_lock(nl);
+		ret = nft_make_table(nl);
 	nl->ns_locked = !ret;
 	return ret;
 }

@@ -179,6 +179,9 @@ ZDTM_TESTS = [
     ZdtmTest("netns_own"),
     ZdtmTest("netns_own", ("--established",), label="established",
              cr_opts=("--tcp-established",)),
+    # the same with its pages lazy while it reads its sockets inside
+    ZdtmTest("netns_own", ("--established",), label="lazy-reads",
+             cr_opts=("--tcp-established",), defer_background=True),
     ZdtmTest("memfd"),
     # deleted files held open or mapped, a deleted cwd (ghost files)
     ZdtmTest("ghost_files"),
