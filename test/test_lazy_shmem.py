@@ -324,16 +324,20 @@ def test_page_server_restarted_during_shared_memory(zdtm, tool, procs, workdir):
 
 def test_lazy_migrate_server_serves_no_shared_memory(zdtm, tool, procs, workdir):
     """dump --lazy-pages answers FEATURES with nothing (the shared memory is
-    in the images it wrote): the daemon says so and the migrated tree still
-    gets it right (eager here: the copy runs in a pid namespace of its own)."""
+    in the images it wrote): the daemon says so, and the copy, restored into
+    a pid namespace of its own, gets its shared memory lazily from the
+    images (the daemon reads its VMAs through its pid here)."""
     mode = modes.MODES["lazy-migrate"](tool, procs, workdir)
     try:
         task = zdtm(ZdtmTest("mmap_anon_shared"), pid_ns=True)
-        mode.cycle(task, 1)
+        imgdir = mode.cycle(task, 1)
         task.check_pass()
         mode.finish()
     finally:
         mode.cleanup()
+    shmem = lazy.shmem_pages_in_images(imgdir)
+    assert shmem > 0 and lazy.read_stats(imgdir)["pages_shmem"] == shmem, (
+        lazy.read_stats(imgdir), shmem)
     log = (workdir / "lazy-pages-1.log").read_text()
     assert re.search(r"page server \S+: shared memory from the images \(it serves none\)",
                      log), log[-3000:]

@@ -143,7 +143,8 @@ static int obj_open(struct lazy_daemon *d, struct lazy_task *t, uint64_t shmid,
 	o->fd = o->uffd = -1;
 	o->pi.pages_fd = -1;
 	o->stats_idx = t->img->stats_idx;
-	snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, t->pid, start, end);
+	snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, t->host_pid,
+		 start, end);
 	ret = obj_map(o, path) ?: obj_load_pages(d, o);
 	if (ret) {
 		obj_free(o);
@@ -176,9 +177,8 @@ static int read_registered(pid_t pid, struct reg_range **out, size_t *nr)
 	snprintf(path, sizeof(path), "/proc/%d/smaps", pid);
 	f = fopen(path, "re");
 	if (!f) {
-		/* not ours to read: a tree in a pid namespace of its own, where
-		 * the restore leaves shared memory eager (restore/shmem.c) */
-		pr_info("task %d: %s: %m: its shared memory is not lazy", pid, path);
+		/* gone already: its exit is seen through its uffd */
+		pr_info("task %d: %s: %m: its shared memory is not served", pid, path);
 		return 0;
 	}
 	while (getline(&line, &len, f) > 0) {
@@ -276,7 +276,7 @@ int lazy_shmem_load_task(struct lazy_daemon *d, struct lazy_task *t, const MmEnt
 		any |= is_shared_memory(mm->vmas[i]);
 	if (!any)
 		return 0;
-	ret = read_registered(t->pid, &reg, &nr_reg);
+	ret = read_registered(t->host_pid, &reg, &nr_reg);
 	for (size_t i = 0; i < mm->n_vmas && !ret; i++) {
 		const VmaEntry *v = mm->vmas[i];
 		const struct reg_range *r = NULL;

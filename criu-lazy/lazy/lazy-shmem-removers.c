@@ -71,14 +71,14 @@ void lazy_shmem_note_removers(struct lazy_task *t)
 	t->nr_removers = 0;
 	if (t->forked || t->gone || !t->shm.nr || lazy_shmem_task_done(t))
 		return;
-	snprintf(path, sizeof(path), "/proc/%d/task", t->pid);
+	snprintf(path, sizeof(path), "/proc/%d/task", t->host_pid);
 	dir = opendir(path);
 	if (!dir)
 		return;		/* exited: its events say so */
 	while ((de = readdir(dir)) && t->nr_removers < LAZY_MAX_REMOVERS) {
 		uint64_t start, len;
 
-		if (de->d_name[0] == '.' || !thread_punches(t->pid, de->d_name, &start, &len))
+		if (de->d_name[0] == '.' || !thread_punches(t->host_pid, de->d_name, &start, &len))
 			continue;
 		t->removers[t->nr_removers][0] = start;
 		t->removers[t->nr_removers][1] = start + len;

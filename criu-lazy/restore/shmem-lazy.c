@@ -9,8 +9,6 @@
  *   - with --lazy-pages, on a kernel that registers shmem (MISSING_SHMEM),
  *     with our own daemon (CRIU's answers a fault it has no page for with
  *     a zero page), and with dumped pages to deliver;
- *   - in a tree that keeps our pid namespace (the daemon finds a task's
- *     VMAs by its pid);
  *   - where every VMA of it, in every process, is shared, readable (a later
  *     dump reads a PROT_NONE one only through the object) and not locked
  *     (mapping it would populate it);
@@ -191,10 +189,6 @@ bool rst_shmem_lazy(struct rst_tree *tree, const struct rst_shmem *s, uint64_t f
 
 		if (tree->procs[i].kind != RST_PROC_ALIVE)
 			continue;
-		if (ri->in_new_pid_ns) {
-			say_eager(s, "the tree gets a pid namespace of its own", 0, 0, false);
-			return false;
-		}
 		why = process_refuses(ri, s, &at, &fd);
 		if (why) {
 			say_eager(s, why, tree->procs[i].pid, at, fd);
