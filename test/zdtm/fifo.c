@@ -14,7 +14,6 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -27,25 +26,8 @@
 static const int all_fds[] = { 20, 21, 22, 30 };
 #define NR_FDS (sizeof(all_fds) / sizeof(all_fds[0]))
 
-static struct { int getfl, getfd, nread; ino_t ino; } before[NR_FDS], after[NR_FDS];
+static struct pipe_end before[NR_FDS], after[NR_FDS];
 static uint8_t buf[SIZE_A];
-
-static void record(void *where)
-{
-	typeof(before[0]) *s = where;
-
-	for (size_t i = 0; i < NR_FDS; i++) {
-		struct stat st;
-
-		if (fstat(all_fds[i], &st))
-			fail("fstat %d: %m", all_fds[i]);
-		s[i].ino = st.st_ino;
-		s[i].getfl = fcntl(all_fds[i], F_GETFL);
-		s[i].getfd = fcntl(all_fds[i], F_GETFD);
-		if (ioctl(all_fds[i], FIONREAD, &s[i].nread))
-			fail("FIONREAD %d: %m", all_fds[i]);
-	}
-}
 
 static void put(int fd, size_t len, uint64_t seed)
 {
@@ -91,21 +73,13 @@ int main(int argc, char **argv)
 	put(30, DATA_B, 0xb);
 	close(31);
 
-	record(before);
+	pipe_ends_record(all_fds, NR_FDS, before);
 	test_daemon();
 	test_waitsig();
-	record(after);
+	pipe_ends_record(all_fds, NR_FDS, after);
 
+	pipe_ends_expect(all_fds, NR_FDS, before, after, "FIFO");
 	for (size_t i = 0; i < NR_FDS; i++) {
-		if (before[i].getfl != after[i].getfl)
-			fail("fd %d: status flags %#o, expected %#o", all_fds[i], after[i].getfl,
-			     before[i].getfl);
-		if (before[i].getfd != after[i].getfd)
-			fail("fd %d: fd flags %#x, expected %#x", all_fds[i], after[i].getfd,
-			     before[i].getfd);
-		if (before[i].nread != after[i].nread)
-			fail("fd %d: %d bytes in the FIFO, expected %d", all_fds[i], after[i].nread,
-			     before[i].nread);
 		if (after[i].ino != path_ino(i < 3 ? "fifo.a" : "fifo.b"))
 			fail("fd %d is not the FIFO %s any more", all_fds[i],
 			     i < 3 ? "fifo.a" : "fifo.b");

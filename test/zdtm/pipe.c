@@ -21,8 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "lib/zdtmtst.h"
@@ -36,12 +34,7 @@
 static const int all_fds[] = { 20, 21, 22, 23, 30, 31, 40, 41, 50, 51, 52 };
 #define NR_FDS (sizeof(all_fds) / sizeof(all_fds[0]))
 
-struct fd_state {
-	int getfl, getfd, nread;
-	ino_t ino;
-};
-
-static struct fd_state before[NR_FDS];
+static struct pipe_end before[NR_FDS];
 static uint8_t buf[SIZE_A];
 
 static void make_pipe(int r, int w)
@@ -69,22 +62,7 @@ static void put(int fd, size_t len, uint64_t seed)
 	}
 }
 
-static void record(struct fd_state *s)
-{
-	for (size_t i = 0; i < NR_FDS; i++) {
-		struct stat st;
-
-		if (fstat(all_fds[i], &st))
-			fail("fstat %d: %m", all_fds[i]);
-		s[i].ino = st.st_ino;
-		s[i].getfl = fcntl(all_fds[i], F_GETFL);
-		s[i].getfd = fcntl(all_fds[i], F_GETFD);
-		if (ioctl(all_fds[i], FIONREAD, &s[i].nread))
-			fail("FIONREAD %d: %m", all_fds[i]);
-	}
-}
-
-static void same_pipe(const struct fd_state *s, int a, int b, int want)
+static void same_pipe(const struct pipe_end *s, int a, int b, int want)
 {
 	size_t i, j;
 
@@ -121,7 +99,7 @@ static void expect_size(int fd, int want)
 
 int main(int argc, char **argv)
 {
-	struct fd_state after[NR_FDS];
+	struct pipe_end after[NR_FDS];
 	char path[64];
 	int fd;
 
@@ -155,22 +133,12 @@ int main(int argc, char **argv)
 		fail("reopen %s: %m", path);
 	fd_place(fd, 52, 0);
 
-	record(before);
+	pipe_ends_record(all_fds, NR_FDS, before);
 	test_daemon();
 	test_waitsig();
-	record(after);
+	pipe_ends_record(all_fds, NR_FDS, after);
 
-	for (size_t i = 0; i < NR_FDS; i++) {
-		if (before[i].getfl != after[i].getfl)
-			fail("fd %d: status flags %#o, expected %#o", all_fds[i], after[i].getfl,
-			     before[i].getfl);
-		if (before[i].getfd != after[i].getfd)
-			fail("fd %d: fd flags %#x, expected %#x", all_fds[i], after[i].getfd,
-			     before[i].getfd);
-		if (before[i].nread != after[i].nread)
-			fail("fd %d: %d bytes in the pipe, expected %d", all_fds[i],
-			     after[i].nread, before[i].nread);
-	}
+	pipe_ends_expect(all_fds, NR_FDS, before, after, "pipe");
 	same_pipe(after, 20, 21, 1);
 	same_pipe(after, 20, 22, 1);
 	same_pipe(after, 20, 23, 1);

@@ -1,12 +1,15 @@
 /*
  * Reading /proc/self without malloc: whole files into caller buffers,
- * maps lines by address, stat and status fields.
+ * maps lines by address, stat and status fields; what a restore must give
+ * an fd back (fd_snapshot, pipe_end).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "zdtmtst.h"
@@ -230,4 +233,35 @@ void fd_snapshot_expect(int fd, const struct fd_snapshot *st)
 	if (now.pos != st->pos)
 		fail("fd %d: offset %lld, expected %lld", fd, (long long)now.pos,
 		     (long long)st->pos);
+}
+
+void pipe_ends_record(const int *fds, size_t n, struct pipe_end *s)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct stat st;
+
+		if (fstat(fds[i], &st))
+			fail("fstat %d: %m", fds[i]);
+		s[i].ino = st.st_ino;
+		s[i].getfl = fcntl(fds[i], F_GETFL);
+		s[i].getfd = fcntl(fds[i], F_GETFD);
+		if (ioctl(fds[i], FIONREAD, &s[i].nread))
+			fail("FIONREAD %d: %m", fds[i]);
+	}
+}
+
+void pipe_ends_expect(const int *fds, size_t n, const struct pipe_end *before,
+		      const struct pipe_end *after, const char *kind)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (before[i].getfl != after[i].getfl)
+			fail("fd %d: status flags %#o, expected %#o", fds[i], after[i].getfl,
+			     before[i].getfl);
+		if (before[i].getfd != after[i].getfd)
+			fail("fd %d: fd flags %#x, expected %#x", fds[i], after[i].getfd,
+			     before[i].getfd);
+		if (before[i].nread != after[i].nread)
+			fail("fd %d: %d bytes in the %s, expected %d", fds[i], after[i].nread, kind,
+			     before[i].nread);
+	}
 }

@@ -154,6 +154,16 @@ void fd_snapshot_take(int fd, struct fd_snapshot *st);
 /* fail() naming the fd and what differs from st. */
 void fd_snapshot_expect(int fd, const struct fd_snapshot *st);
 
+/* The ends of pipes and FIFOs: flags, the bytes waiting (FIONREAD), inode. */
+struct pipe_end {
+	int getfl, getfd, nread;
+	ino_t ino;
+};
+void pipe_ends_record(const int *fds, size_t n, struct pipe_end *s);
+/* fail() naming the fd whose flags or waiting bytes (in the `kind`) differ. */
+void pipe_ends_expect(const int *fds, size_t n, const struct pipe_end *before,
+		      const struct pipe_end *after, const char *kind);
+
 /* Field n (1-based, as in proc(5)) of /proc/self/stat, as a number. */
 unsigned long long proc_stat_field(int n);
 /* Value of "Key:" in /proc/self/status, copied without leading blanks. */
