@@ -9,15 +9,16 @@ anything else, in both processes; nothing hangs, the guardian exits.
   thread waits for the event, the guardian reads it, the fork completes
   and the child is poisoned too.
 
-test_lazy.py and test_lazy_tree.py have the single process and the tree
-with threads.  Every process is ended by its pid; every wait has a timeout.
+The same in a pid namespace of its own and with a page server
+(remote-lazy).  test_lazy.py and test_lazy_tree.py have the single
+process and the tree with threads.  Every process is ended by its pid; every wait has a timeout.
 """
 import os
 import re
 import signal
 import time
 
-from lib import lazy, procs as P
+from lib import lazy, modes, procs as P
 from lib.tool import assert_ok
 from lib.zdtm import ZdtmTest
 
@@ -160,3 +161,35 @@ def test_killed_in_a_pid_namespace(zdtm, tool, workdir):
     assert len(results) == 1, out
     right, poisoned, wrong = results[0]
     assert wrong == 0 and right >= PAGES // 2 and right + poisoned == PAGES, out
+
+
+def test_killed_remote(zdtm, tool, procs, workdir):
+    """remote-lazy: the pages come from a page server; the daemon killed
+    with SIGKILL, its guardian poisons the half not read yet, none reads
+    zeros (the server's session simply ends)."""
+    mode = modes.MODES["remote-lazy"](tool, procs, workdir)
+    try:
+        task = zdtm(SPEC)
+        mode.cycle(task, 1)
+        daemon = mode.daemons[-1][1]
+        os.kill(task.pid, signal.SIGUSR1)
+        wait_said(task, r"^mem_sigbus: armed$")
+        os.kill(daemon.pid, signal.SIGKILL)
+        daemon.wait_exit()
+        said = [l for l in daemon.out.read_text().splitlines() if "guardian: " in l]
+        assert len(said) == 1 and re.search(
+            rf": task {task.pid}: [1-9][0-9]* missing pages poisoned", said[0]), daemon.text()
+        os.kill(task.pid, signal.SIGTERM)
+        task.procs.reap(task.pid, TIMEOUT)
+        out = task.output.read_text(errors="replace")
+        results = [tuple(map(int, m.group(2, 3, 4)))
+                   for m in map(RESULT.match, out.splitlines()) if m]
+        assert len(results) == 1, out
+        right, poisoned, wrong = results[0]
+        assert wrong == 0 and right >= PAGES // 2 and poisoned > 0 and \
+            right + poisoned == PAGES, out
+    finally:
+        # the page server waits for another session: ours to end
+        for server in mode.servers:
+            procs.kill(server.pid)
+        mode.cleanup()

@@ -46,7 +46,7 @@ class Daemon:
         wait_ready(r, self.proc, what, ready_timeout)
         self.pid = self.proc.pid
         # the lazy-pages daemon's guardian (guardian.h), forked before ready
-        self.guardian = find_guardian(self.pid)
+        self.guardian = find_guardian(self.pid) if str(args[0]) == "lazy-pages" else None
         if self.guardian:
             tracker.adopt_follower(self.guardian)
 
