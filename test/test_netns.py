@@ -24,7 +24,7 @@ import pytest
 
 from lib.badinput import (DUMP_TIMEOUT, RESTORE_TIMEOUT, dump_good, dump_must_refuse,
                           restore_must_fail, restore_must_pass)
-from lib import paths, procs as P
+from lib import images, paths, procs as P
 from lib.crit import crit_decode
 from lib.tool import Tool, assert_ok
 from lib.zdtm import ZdtmTask, ZdtmTest
@@ -321,3 +321,22 @@ def test_netns_external_bad_syntax(arg, why, tool, workdir):
     lines = [l for l in res.stderr.splitlines() if l.strip()]
     assert len(lines) == 1 and lines[0].startswith("criu-lazy: ") and re.search(why, lines[0]), (
         res.describe())
+
+
+def test_netns_restore_refuses_child_in_another_namespace(tool, zdtm, workdir):
+    """Images (CRIU's, say) whose child was in another network namespace
+    than the root, the root in ours: refused before any task exists."""
+    task = zdtm(ZdtmTest("tree", ("--children", "1"), tree=True))
+    task.note_tree()
+    good = dump_good(tool, task, workdir)
+    task.reap_tree()
+    child = [e["pid"] for e in crit_decode(good / "pstree.img")["entries"] if e["ppid"]][0]
+    bad = workdir / "images-bad"
+    shutil.copytree(good, bad)
+    ids = images.load(bad / f"ids-{child}.img")
+    fields = images.decode(ids.payload(0))
+    (bad / f"ids-{child}.img").write_bytes(images.replace_record(
+        ids, 0, images.encode(images.set_field(fields, 6, 999))))	# net_ns_id
+    restore_must_fail(tool, workdir, bad, task.pid,
+                      rf"task {child} was in another network namespace \(999\)")
+    restore_must_pass(tool, workdir, task, good)

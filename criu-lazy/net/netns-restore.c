@@ -183,10 +183,10 @@ int rst_netns_create(struct rst_tree *tree)
 	int ret, own_ns;
 	uint32_t id;
 
-	if (!own || !ids || !own->has_net_ns_id || !ids->has_net_ns_id ||
-	    own->net_ns_id == ids->net_ns_id)
+	if (!ids || !ids->has_net_ns_id)
 		return 0;
 	id = ids->net_ns_id;
+	/* one namespace for the whole tree: the root's, new or ours */
 	for (size_t i = 1; i < tree->nr; i++) {
 		const TaskKobjIdsEntry *t = tree->procs[i].ri.ids;
 
@@ -198,6 +198,8 @@ int rst_netns_create(struct rst_tree *tree)
 			return -EOPNOTSUPP;
 		}
 	}
+	if (!own || !own->has_net_ns_id || own->net_ns_id == id)
+		return 0;
 	snprintf(file, sizeof(file), "netns-%u.img", id);
 	if (faccessat(tree->dirfd, file, F_OK, 0)) {
 		pr_err("task %d was in a network namespace of its own (%u) but %s is missing "
