@@ -35,6 +35,9 @@ from lib import images, lazy, modes, procs as P
 from lib.badinput import dump_good
 from lib.tlscerts import Certs
 from lib.tool import Tool, assert_ok
+from lib.workingset import NAME as WS_NAME
+from lib.workingset import dump as ws_dump
+from lib.workingset import read_working_set, restore_and_run
 from lib.zdtm import ZdtmTest
 
 TIMEOUT = 60
@@ -343,3 +346,55 @@ def test_lazy_migrate_server_serves_no_shared_memory(zdtm, tool, procs, workdir)
                      log), log[-3000:]
     dump = (workdir / "dump-1.log").read_text()
     assert re.search(r"features 0x1 asked, 0x0 served", dump), dump[-3000:]
+
+
+def private_lazy_pages(imgdir, pid):
+    _, entries = images.pagemap_entries(Path(imgdir) / f"pagemap-{pid}.img")
+    return {vaddr + i * 4096 for vaddr, nr, flags in entries if flags & images.PE_LAZY
+            for i in range(nr)}
+
+
+@pytest.mark.parametrize("remote", [False, True], ids=["lazy", "remote-lazy"])
+def test_shared_memory_in_the_working_set(remote, zdtm, tool, procs, workdir):
+    """A fault on lazy shared memory is recorded in the working set of the
+    process that faulted, by the dump-time address of its view; the next
+    restore from the images installs each recorded page's fault-around
+    window into the object before the processes touch it (the window's
+    other pages, which the fault filled too, count as prefetch_filled).
+    A page server's objects are recorded but left to faults."""
+    spec = ZdtmTest("shmem_lazy_share", ("--size", "1M"), label="ws", tree=True,
+                    defer_background=True)
+    task = zdtm(spec)
+    imgdir = workdir / "images"
+    task.note_tree()
+    ws_dump(tool, task, imgdir, workdir)
+    as_dumped = task.output.read_bytes()
+    restore_and_run(tool, procs, task, imgdir, workdir, 1, remote=remote)
+    st1 = lazy.read_stats(imgdir)
+    shmem = lazy.shmem_pages_in_images(imgdir)
+    assert shmem == 256 + 64 + 64, shmem
+    record = read_working_set(imgdir / WS_NAME)["procs"]
+    shm = {pid: [img for img, _ in pages if img not in private_lazy_pages(imgdir, pid)]
+           for pid, pages in record.items()}
+    nshm = sum(len(v) for v in shm.values())
+    # every page is touched (the checks read them all): each 16-page window
+    # of each object faults once, in whichever process came first; from a
+    # page server, also the pages touched while their window was in flight
+    if remote:
+        assert shmem // 16 <= nshm <= shmem, (shm, st1)
+    else:
+        assert nshm == shmem // 16, (shm, st1)
+
+    task.output.write_bytes(as_dumped)
+    daemon = restore_and_run(tool, procs, task, imgdir, workdir, 2, remote=remote,
+                             wait_installed=True)
+    st2 = lazy.read_stats(imgdir)
+    assert st2["pages_shmem"] == shmem, st2
+    if remote:
+        # private pages only: each window of shared memory still faults
+        assert st2["pages_prefetched"] <= lazy.lazy_pages_in_images(imgdir), st2
+        assert st2["faults"] >= shmem // 16, st2
+        return
+    assert st2["pages_prefetched"] >= shmem, (st2, daemon.text())
+    assert st2["prefetch_filled"] >= shmem - nshm, st2
+    assert st2["faults"] <= st1["faults"] - nshm, (st1, st2)

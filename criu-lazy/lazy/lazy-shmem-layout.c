@@ -30,6 +30,15 @@ struct lazy_shm_vma *lazy_shm_find(const struct lazy_shm_map *m, uint64_t addr)
 	return NULL;
 }
 
+struct lazy_shm_vma *lazy_shm_find_img(const struct lazy_shm_map *m, uint64_t img)
+{
+	for (size_t i = 0; i < m->nr; i++)
+		if (img >= m->vmas[i].img_start &&
+		    img < m->vmas[i].img_start + (m->vmas[i].end - m->vmas[i].start))
+			return &m->vmas[i];
+	return NULL;
+}
+
 /* Insert keeping the order; the caller makes sure nothing overlaps. */
 int lazy_shm_add(struct lazy_shm_map *m, const struct lazy_shm_vma *v)
 {
@@ -60,6 +69,7 @@ static int cut(struct lazy_shm_map *m, uint64_t start, uint64_t end, struct lazy
 		in.start = v.start > start ? v.start : start;
 		in.end = v.end < end ? v.end : end;
 		in.pgoff = v.pgoff + (in.start - v.start);
+		in.img_start = v.img_start + (in.start - v.start);
 		if (out && lazy_shm_add(out, &in))
 			return -ENOMEM;
 		/* drop it, then put back what lies outside [start, end) */
@@ -76,6 +86,7 @@ static int cut(struct lazy_shm_map *m, uint64_t start, uint64_t end, struct lazy
 
 			hi.start = end;
 			hi.pgoff = v.pgoff + (end - v.start);
+			hi.img_start = v.img_start + (end - v.start);
 			ret = lazy_shm_add(m, &hi);
 		}
 		if (ret)

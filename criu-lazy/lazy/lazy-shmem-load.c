@@ -298,7 +298,8 @@ int lazy_shmem_load_task(struct lazy_daemon *d, struct lazy_task *t, const MmEnt
 			ret = obj_open(d, t, shmid, r->start, r->end, &o);
 		if (!ret)
 			ret = lazy_shm_add(&t->shm, &(struct lazy_shm_vma){
-				.start = v->start, .end = v->end, .pgoff = v->pgoff, .obj = o });
+				.start = v->start, .end = v->end, .pgoff = v->pgoff,
+				.img_start = v->start, .obj = o });
 	}
 	free(reg);
 	return ret;

@@ -43,10 +43,12 @@
 #include "images/pagemap.h"
 #include "lazy/lazy-daemon.h"
 #include "lazy/lazy-shmem-int.h"
+#include "lazy/prefetch.h"
 #include "lazy/uffd.h"
 
 #define BG_PAGES	256	/* a background chunk: 1 MiB */
 
+enum { FILL_FAULT, FILL_BG, FILL_PREFETCH };	/* who a fill counts for */
 
 void shm_count(struct lazy_daemon *d, const struct lazy_shm_obj *o, uint64_t n, bool bg)
 {
@@ -68,7 +70,7 @@ void shm_count(struct lazy_daemon *d, const struct lazy_shm_obj *o, uint64_t n, 
  * of the pagemap) from the pages file into the page cache.
  */
 static int fill_span(struct lazy_daemon *d, struct lazy_shm_obj *o, uint64_t p, uint64_t n,
-		     const struct page_run *run, bool bg)
+		     const struct page_run *run, int how)
 {
 	const uint8_t *src = o->pages + run->pages_off + (p * PS - run->vaddr);
 	uint64_t done;
@@ -83,13 +85,22 @@ static int fill_span(struct lazy_daemon *d, struct lazy_shm_obj *o, uint64_t p, 
 	for (uint64_t q = p; q < p + n; q++)
 		o->pending[q / 64] &= ~(1ULL << (q % 64));
 	o->nr_pending -= n;
-	shm_count(d, o, n, bg);
+	if (how == FILL_PREFETCH) {
+		struct lazy_proc_stats *ps = lazy_stats_proc(&d->stats, o->stats_idx);
+
+		d->stats.pages_prefetched += n;
+		ps->pages_prefetched += n;
+		d->stats.bytes += n * PS;
+		ps->last_ns = evloop_now_ns();
+	} else {
+		shm_count(d, o, n, how == FILL_BG);
+	}
 	return 0;
 }
 
 /* Fill every pending page of [lo, hi), in spans that stay inside one run. */
 static int fill_range(struct lazy_daemon *d, struct lazy_shm_obj *o, uint64_t lo, uint64_t hi,
-		      bool bg)
+		      int how)
 {
 	if (hi > o->nr_pages)
 		hi = o->nr_pages;
@@ -109,7 +120,7 @@ static int fill_range(struct lazy_daemon *d, struct lazy_shm_obj *o, uint64_t lo
 		run_end = run->vaddr / PS + run->nr_pages;
 		while (p + n < hi && p + n < run_end && is_pending(o, p + n))
 			n++;
-		ret = fill_span(d, o, p, n, run, bg);
+		ret = fill_span(d, o, p, n, run, how);
 		if (ret)
 			return ret;
 		p += n - 1;
@@ -129,10 +140,14 @@ int lazy_shmem_fault(struct lazy_daemon *d, struct lazy_task *t, uint64_t addr, 
 	o = v->obj;
 	addr &= ~(PS - 1);
 	p = (v->pgoff + (addr - v->start)) / PS;
+	/* a touch of a page still to come: in the working set, by its dump-time address */
+	if (is_pending(o, p) &&
+	    ws_touch(&d->ws, t->pid, v->img_start + (addr - v->start), t_ns))
+		lazy_prefetch_fault(d, t, v->img_start + (addr - v->start), false);
 	if (o->remote && is_pending(o, p))
 		return shm_remote_fault(d, t, o, addr, p, t_ns);
 	w = p & ~(uint64_t)(LAZY_FAULT_WINDOW_PAGES - 1);
-	ret = o->remote ? 0 : fill_range(d, o, w, w + LAZY_FAULT_WINDOW_PAGES, false);
+	ret = o->remote ? 0 : fill_range(d, o, w, w + LAZY_FAULT_WINDOW_PAGES, FILL_FAULT);
 	if (ret)
 		return ret;
 	/* never dumped (or filled since: EEXIST is success here) */
@@ -185,6 +200,61 @@ static void drop_range(struct lazy_daemon *d, struct lazy_shm_obj *o, uint64_t l
 		 "%" PRIu64 " pending pages dropped", o->shmid, lo * PS, hi * PS, n);
 }
 
+/* The view and object page of dump-time page img of t, if it is lazy and local. */
+static const struct lazy_shm_vma *img_page(const struct lazy_task *t, uint64_t img, uint64_t *p)
+{
+	const struct lazy_shm_vma *v = lazy_shm_find_img(&t->shm, img);
+
+	if (!v || v->obj->remote)
+		return NULL;
+	*p = (v->pgoff + (img - v->img_start)) / PS;
+	return is_pending(v->obj, *p) ? v : NULL;
+}
+
+bool lazy_shmem_img_pending(const struct lazy_task *t, uint64_t img)
+{
+	uint64_t p;
+
+	return img_page(t, img, &p) != NULL;
+}
+
+/*
+ * The record names the first touch of each fault-around window (a fault
+ * fills the window, so its other pages never fault): the prefetch fills the
+ * whole window too, and counts the pages of it the record lacks as filled.
+ */
+int lazy_shmem_prefetch(struct lazy_daemon *d, struct lazy_task *t, uint64_t img)
+{
+	const struct ws_proc *rec = ws_prior(&d->ws, t->pid);
+	const struct lazy_shm_vma *v;
+	struct lazy_proc_stats *ps;
+	struct lazy_shm_obj *o;
+	uint64_t p, w, filled = 0, before;
+	int ret;
+
+	v = img_page(t, img, &p);
+	if (!v)
+		return 0;
+	o = v->obj;
+	w = p & ~(uint64_t)(LAZY_FAULT_WINDOW_PAGES - 1);
+	for (uint64_t q = w; q < w + LAZY_FAULT_WINDOW_PAGES && q < o->nr_pages; q++) {
+		uint64_t off = q * PS;
+
+		if (is_pending(o, q) &&
+		    (off < v->pgoff || off - v->pgoff >= v->end - v->start ||
+		     !ws_proc_has(rec, v->img_start + (off - v->pgoff))))
+			filled++;
+	}
+	before = o->nr_pending;
+	ret = fill_range(d, o, w, w + LAZY_FAULT_WINDOW_PAGES, FILL_PREFETCH);
+	if (ret)
+		return ret;
+	ps = lazy_stats_proc(&d->stats, o->stats_idx);
+	d->stats.prefetch_filled += filled;
+	ps->prefetch_filled += filled;
+	return before - o->nr_pending;
+}
+
 int lazy_shmem_remove(struct lazy_daemon *d, struct lazy_task *t, uint64_t start, uint64_t end)
 {
 	bool punch = lazy_shmem_is_punch(t, start, end);
@@ -204,7 +274,7 @@ int lazy_shmem_remove(struct lazy_daemon *d, struct lazy_task *t, uint64_t start
 			continue;
 		}
 		ret = v->obj->remote ? shm_remote_fill(d, v->obj, plo, phi) :
-				       fill_range(d, v->obj, plo, phi, false);
+				       fill_range(d, v->obj, plo, phi, FILL_FAULT);
 		if (ret)
 			return ret;
 	}
@@ -258,7 +328,7 @@ int lazy_shmem_background_step(struct lazy_daemon *d)
 				;
 		}
 		o->cursor = p + BG_PAGES;
-		return fill_range(d, o, p, p + BG_PAGES, true) ?: 1;
+		return fill_range(d, o, p, p + BG_PAGES, FILL_BG) ?: 1;
 	}
 	return 0;
 }

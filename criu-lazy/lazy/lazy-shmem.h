@@ -18,9 +18,13 @@ struct lazy_task;
 struct lazy_shm_obj;
 struct MmEntry;
 
-/* A task's VMA of a lazy object: [start, end) maps the object from pgoff. */
+/*
+ * A task's VMA of a lazy object: [start, end) maps the object from pgoff
+ * (bytes); img_start is where start was at dump time (the working set names
+ * pages by it).
+ */
 struct lazy_shm_vma {
-	uint64_t start, end, pgoff;
+	uint64_t start, end, pgoff, img_start;
 	struct lazy_shm_obj *obj;
 };
 
@@ -35,6 +39,14 @@ struct lazy_shm_map {
 int lazy_shmem_load_task(struct lazy_daemon *d, struct lazy_task *t, const struct MmEntry *mm);
 /* A fault at addr, read at t_ns: 1 if not in a lazy object, else 0 or a negative errno. */
 int lazy_shmem_fault(struct lazy_daemon *d, struct lazy_task *t, uint64_t addr, uint64_t t_ns);
+/*
+ * The working set's page at dump-time address img of t, if it is a page of
+ * lazy shared memory still to come from the images: filled now (1), else 0
+ * (a page server's objects are left to faults and background delivery).
+ */
+int lazy_shmem_prefetch(struct lazy_daemon *d, struct lazy_task *t, uint64_t img);
+/* Is dump-time page img of t lazy shared memory still to come from the images? */
+bool lazy_shmem_img_pending(const struct lazy_task *t, uint64_t img);
 /* MADV_DONTNEED / MADV_REMOVE of [start, end): its pending pages are filled first. */
 int lazy_shmem_remove(struct lazy_daemon *d, struct lazy_task *t, uint64_t start, uint64_t end);
 /* Do the objects the task maps still have pages to come? */
@@ -73,6 +85,8 @@ void lazy_shmem_request_done(struct lazy_daemon *d, struct lazy_shm_obj *o, bool
 
 /* lazy-shmem-layout.c */
 struct lazy_shm_vma *lazy_shm_find(const struct lazy_shm_map *m, uint64_t addr);
+/* The VMA that held dump-time address img (NULL: none, or moved away in part). */
+struct lazy_shm_vma *lazy_shm_find_img(const struct lazy_shm_map *m, uint64_t img);
 int lazy_shm_add(struct lazy_shm_map *m, const struct lazy_shm_vma *v);
 /* munmap: [start, end) is no longer mapped */
 int lazy_shm_cut(struct lazy_shm_map *m, uint64_t start, uint64_t end);

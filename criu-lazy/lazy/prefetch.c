@@ -61,7 +61,8 @@ int lazy_prefetch_attach(struct lazy_daemon *d, struct lazy_task *t)
 	pf->nr = rec->nr;
 	/* how many faults the record stands for here: its pages still lazy */
 	for (size_t i = 0; i < rec->nr; i++)
-		if (lazy_model_find_img(&t->model, rec->e[i].img, &pf->hint, &addr))
+		if (lazy_model_find_img(&t->model, rec->e[i].img, &pf->hint, &addr) ||
+		    lazy_shmem_img_pending(t, rec->e[i].img))
 			expected++;
 	pf->hint = 0;
 	LAZY_COUNT(d, t, ws_expected, expected);
@@ -203,11 +204,16 @@ static int batch(struct lazy_daemon *d, struct lazy_task *t)
 
 	if (room > PF_BATCH_PAGES)
 		room = PF_BATCH_PAGES;
-	while (pf->next < pf->nr && scanned++ < PF_SCAN_MAX) {
+	while (pf->next < pf->nr && scanned++ < PF_SCAN_MAX && cost < room) {
 		uint64_t img = pf->e[pf->next].img, c = 1;
 		struct pf_page p;
 
 		if (!lazy_model_find_img(&t->model, img, &pf->hint, &addr)) {
+			/* shared memory goes into its object at once, a page a copy */
+			ret = lazy_shmem_prefetch(d, t, img);
+			if (ret < 0)
+				return ret;
+			cost += ret;
 			pf->next++;
 			continue;
 		}
