@@ -18,7 +18,8 @@
  * accepted: in the stream backlog one right after 22, bound to the
  * abstract name "unix_backlog.closed.PID", that sent 1500 bytes with the
  * read end of the pipe of 27 in flight, and one
- * after 24, unnamed, that sent nothing; in the seqpacket backlog one
+ * after 24, bound to the relative path "unix_backlog.gone" (its socket
+ * file left behind), that sent nothing; in the seqpacket backlog one
  * before 31 that sent two records (7 bytes, 0 bytes).  Their accepted ends
  * give what they sent, then the end of the stream (no reset: what the
  * kernel gives for a client closed before the accept).
@@ -179,7 +180,8 @@ static void same_connection(int acc, int cl, int cl_shut, const char *what)
 		fail("%s: fd %d -> its accepted end no longer works (%m)", what, cl);
 }
 
-/* A client of @path, bound to @name (abstract) if given, sends @n records
+/* A client of @path, bound to @name if given ("@...": abstract, else a
+ * path relative to our directory), sends @n records
  * of @lens (patterns @seed + i), the first with @pass_fd in flight (-1:
  * none), and closes. */
 static void closed_client(int type, const char *path, const char *name, int n,
@@ -190,13 +192,19 @@ static void closed_client(int type, const char *path, const char *name, int n,
 
 	if (sk < 0)
 		fail("a closed client of %s: socket: %m", path);
-	if (name) {
+	if (name && name[0] == '@') {
 		struct sockaddr_un un = { .sun_family = AF_UNIX };
 		socklen_t len = offsetof(struct sockaddr_un, sun_path) + 1 +
-				snprintf(un.sun_path + 1, sizeof(un.sun_path) - 1, "%s", name);
+				snprintf(un.sun_path + 1, sizeof(un.sun_path) - 1, "%s", name + 1);
 
 		if (bind(sk, (struct sockaddr *)&un, len))
-			fail("a closed client of %s: bind @%s: %m", path, name);
+			fail("a closed client of %s: bind %s: %m", path, name);
+	} else if (name) {
+		struct name own = path_name(name);
+
+		unlink(name);
+		if (bind(sk, (struct sockaddr *)&own.sun, own.len))
+			fail("a closed client of %s: bind %s: %m", path, name);
 	}
 	if (connect(sk, (struct sockaddr *)&to.sun, to.len))
 		fail("a closed client of %s: connect: %m", path);
@@ -205,7 +213,9 @@ static void closed_client(int type, const char *path, const char *name, int n,
 	close(sk);
 }
 
-static char closed_name[64];
+static char closed_name[64], closed_at[66];
+
+#define GONE_PATH "unix_backlog.gone"	/* the second closed client's name */
 
 static int take(int l, const char *what)
 {
@@ -282,8 +292,16 @@ static void check_stream(void)
 	close(acc);
 
 	if (closed) {
-		acc = take(20, "connection of the unnamed closed client");
-		expect_eof(acc, "the unnamed closed client's connection");
+		struct sockaddr_un un;
+		socklen_t len = sizeof(un);
+
+		acc = take(20, "connection of the closed client " GONE_PATH);
+		if (getpeername(acc, (struct sockaddr *)&un, &len) ||
+		    len != offsetof(struct sockaddr_un, sun_path) + sizeof(GONE_PATH) ||
+		    strcmp(un.sun_path, GONE_PATH))
+			fail("the second closed client's connection: its peer is not %s (%m)",
+			     GONE_PATH);
+		expect_eof(acc, "the closed client " GONE_PATH "'s connection");
 		close(acc);
 	}
 
@@ -340,6 +358,7 @@ int main(int argc, char **argv)
 
 	test_init(argc, argv, opts);
 	snprintf(closed_name, sizeof(closed_name), "unix_backlog.closed.%d", getpid());
+	snprintf(closed_at, sizeof(closed_at), "@%s", closed_name);
 
 	if (pipe(p))
 		fail("pipe: %m");
@@ -349,11 +368,11 @@ int main(int argc, char **argv)
 	client(SOCK_STREAM, "unix_backlog.stream", 21);
 	client(SOCK_STREAM, "unix_backlog.stream", 22);
 	if (closed)
-		closed_client(SOCK_STREAM, "unix_backlog.stream", closed_name, 1, lens_a, 0x25, 26);
+		closed_client(SOCK_STREAM, "unix_backlog.stream", closed_at, 1, lens_a, 0x25, 26);
 	client(SOCK_STREAM, "unix_backlog.stream", 23);
 	client(SOCK_STREAM, "unix_backlog.stream", 24);
 	if (closed)
-		closed_client(SOCK_STREAM, "unix_backlog.stream", NULL, 0, lens_none, 0, -1);
+		closed_client(SOCK_STREAM, "unix_backlog.stream", GONE_PATH, 0, lens_none, 0, -1);
 	if (!empty) {
 		put(21, 1000, 0x21, -1);
 		/* the second part of the same pattern */
