@@ -1,11 +1,15 @@
 /*
  * Image files: magic words and length-framed protobuf-c records.
  *
- * Reading is unbuffered (two reads per record) so that the descriptor's
- * offset is always right after the last record and raw data that follows a
- * record can be read straight from img_raw_fd().  The file size is taken at
- * open, so a record whose length points past the end of the file is reported
- * as truncated before anything is allocated for it.
+ * Reading goes through a buffer (a restore reads some hundred small images:
+ * one read each, not two per record); the descriptor's own offset is ahead
+ * of the next record by what is buffered, and img_raw_fd() puts it back
+ * right after the last record, so raw data that follows a record can be
+ * read straight from the descriptor.  An image whose raw data was read that
+ * way is read unbuffered from then on (its records and data alternate).
+ * The file size is taken at open, so a record whose length points past the
+ * end of the file is reported as truncated before anything is allocated
+ * for it.
  *
  * Writing goes through a buffer: messages are packed straight into it by a
  * ProtobufCBuffer sink, and it is written out with full-write loops when it
@@ -29,18 +33,22 @@
 #include "images/magic.h"
 
 #define IMG_WBUF_SIZE (256u << 10)
+#define IMG_RBUF_MAX (64u << 10)
 
 struct cr_img {
 	int fd;
 	enum img_type type;
 	bool writing;
 	bool raw_used;		/* the caller may have moved the file offset */
+	bool unbuffered;	/* reading: raw data was read, no read-ahead */
 	off_t off;		/* offset of the next record (buffered bytes included) */
 	off_t size;		/* reading: the file's size at open */
 	int err;		/* writing: first error, already logged */
 	ProtobufCBuffer sink;	/* protobuf-c packs into wbuf through this */
 	unsigned char *wbuf;
 	size_t wlen;
+	unsigned char *rbuf;	/* reading: bytes [rpos, rlen) come next */
+	size_t rpos, rlen, rcap;
 	char name[IMG_NAME_MAX];
 };
 
@@ -60,6 +68,40 @@ static ssize_t read_full(int fd, void *buf, size_t len)
 		if (n == 0)
 			break;
 		done += n;
+	}
+	return done;
+}
+
+/* Up to @len bytes of the image, through its buffer; fewer only at end of
+ * file.  Bytes read or -errno. */
+static ssize_t img_read(struct cr_img *img, void *buf, size_t len)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		size_t have = img->rlen - img->rpos, want = len - done;
+		ssize_t n;
+
+		if (have) {
+			n = have < want ? have : want;
+			memcpy((char *)buf + done, img->rbuf + img->rpos, n);
+			img->rpos += n;
+			done += n;
+			continue;
+		}
+		if (img->unbuffered || !img->rbuf || want >= img->rcap) {
+			n = read_full(img->fd, (char *)buf + done, want);
+			return n < 0 ? n : (ssize_t)(done + n);
+		}
+		n = read(img->fd, img->rbuf, img->rcap);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			break;
+		img->rpos = 0;
+		img->rlen = n;
 	}
 	return done;
 }
@@ -151,7 +193,7 @@ static int img_read_magic(struct cr_img *img, const struct img_type_info *ti)
 	uint32_t words[2];
 	ssize_t n;
 
-	n = read_full(img->fd, &words[0], sizeof(words[0]));
+	n = img_read(img, &words[0], sizeof(words[0]));
 	if (n < 0) {
 		errno = -n;
 		pr_perror("%s: can't read the magic", img->name);
@@ -172,7 +214,7 @@ static int img_read_magic(struct cr_img *img, const struct img_type_info *ti)
 		return -EBADMSG;
 	}
 
-	n = read_full(img->fd, &words[1], sizeof(words[1]));
+	n = img_read(img, &words[1], sizeof(words[1]));
 	if (n < 0) {
 		errno = -n;
 		pr_perror("%s: can't read the magic", img->name);
@@ -229,6 +271,8 @@ static int img_open_read(struct cr_img *img, int dirfd, const struct img_type_in
 	if (img->fd < 0)
 		return img->fd;
 	img->size = st.st_size;
+	img->rcap = st.st_size < IMG_RBUF_MAX ? (st.st_size < 512 ? 512 : st.st_size) : IMG_RBUF_MAX;
+	img->rbuf = malloc(img->rcap);	/* without it: unbuffered */
 	return img_read_magic(img, ti);
 }
 
@@ -290,6 +334,7 @@ err_close:
 		close(img->fd);
 err_free:
 	free(img->wbuf);
+	free(img->rbuf);
 	free(img);
 	return ret;
 }
@@ -326,7 +371,7 @@ int img_read_entry(struct cr_img *img, const ProtobufCMessageDescriptor *desc,
 		return ret;
 	start = img->off;
 
-	n = read_full(img->fd, &len, sizeof(len));
+	n = img_read(img, &len, sizeof(len));
 	if (n < 0)
 		goto err_read;
 	if (n == 0)
@@ -341,7 +386,7 @@ int img_read_entry(struct cr_img *img, const ProtobufCMessageDescriptor *desc,
 		       img->name, len, (long long)start);
 		return -ENOMEM;
 	}
-	n = read_full(img->fd, buf, len);
+	n = img_read(img, buf, len);
 	if (n < 0 || n < (ssize_t)len) {
 		free(buf);
 		if (n < 0)
@@ -413,7 +458,7 @@ int img_read_one(int dirfd, enum img_type type, unsigned long id,
 		goto out_close;
 	}
 
-	n = read_full(img->fd, &extra, 1);
+	n = img_read(img, &extra, 1);
 	if (n != 0) {
 		if (n < 0) {
 			errno = -n;
@@ -488,6 +533,14 @@ int img_raw_fd(struct cr_img *img)
 {
 	if (img->writing && img_flush(img))
 		return img->err;
+	/* the descriptor back right after the last record */
+	if (!img->writing && img->rlen > img->rpos &&
+	    lseek(img->fd, img->off, SEEK_SET) != img->off) {
+		pr_perror("%s: can't seek to offset %lld", img->name, (long long)img->off);
+		return -errno;
+	}
+	img->rpos = img->rlen = 0;
+	img->unbuffered = true;
 	img->raw_used = true;
 	return img->fd;
 }
@@ -529,6 +582,7 @@ int img_close(struct cr_img *img)
 		ret = -errno;
 	}
 	free(img->wbuf);
+	free(img->rbuf);
 	free(img);
 	return ret;
 }

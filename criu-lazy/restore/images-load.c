@@ -295,7 +295,7 @@ static int check_pid_ns(struct rst_images *ri)
 }
 
 int rst_images_load(int dirfd, const struct opts *o, const InventoryEntry *inv,
-		    const PstreeEntry *ps, const struct rst_ghosts *ghosts,
+		    const PstreeEntry *ps, CoreEntry *core, const struct rst_ghosts *ghosts,
 		    const struct rst_images *parent, struct rst_images *ri)
 {
 	int ret;
@@ -307,10 +307,9 @@ int rst_images_load(int dirfd, const struct opts *o, const InventoryEntry *inv,
 	ri->inv = inv;
 	ri->pstree = ps;
 	ri->pid = ps->pid;
+	ri->core = core;	/* ours from now on, freed with the rest */
 
-	ret = load_one(dirfd, IMG_CORE, ri->pid, &core_entry__descriptor, &ri->core);
-	if (!ret)
-		ret = check_core(ri->pid, ri->core);
+	ret = check_core(ri->pid, ri->core);
 	if (!ret)
 		ret = rst_threads_load(ri);
 	if (!ret)

@@ -360,28 +360,38 @@ static uint32_t read_cap_last_cap(void)
 	return v;
 }
 
-int rst_plan_build(const struct opts *o, const struct rst_images *ri,
-		   const struct rst_plan *parent, struct rst_plan *plan)
+/* Once per restore, not per process: each read of our maps cost about a
+ * millisecond here (a page fault per parsed line). */
+int rst_plan_host_read(struct rst_plan_host *h)
 {
-	struct proc_vma *maps;
-	size_t nr_maps;
+	h->cap_last_cap = read_cap_last_cap();
+	return proc_maps_read(0, &h->maps, &h->nr_maps);
+}
+
+void rst_plan_host_free(struct rst_plan_host *h)
+{
+	free(h->maps);
+	h->maps = NULL;
+	h->nr_maps = 0;
+}
+
+int rst_plan_build(const struct opts *o, const struct rst_plan_host *h,
+		   const struct rst_images *ri, const struct rst_plan *parent,
+		   struct rst_plan *plan)
+{
 	int ret;
 
 	memset(plan, 0, sizeof(*plan));
-	plan->cap_last_cap = read_cap_last_cap();
-	ret = proc_maps_read(0, &maps, &nr_maps);
-	if (ret)
-		return ret;
-	ret = plan_vdso(ri, maps, nr_maps, plan);
+	plan->cap_last_cap = h->cap_last_cap;
+	ret = plan_vdso(ri, h->maps, h->nr_maps, plan);
 	if (!ret)
 		ret = plan_vmas(ri, plan);
 	if (!ret)
-		ret = plan_place(ri, maps, nr_maps, parent, plan);
+		ret = plan_place(ri, h->maps, h->nr_maps, parent, plan);
 	if (!ret) {
 		plan_inherit(parent, plan);
 		ret = plan_fills(o, ri, plan);
 	}
-	free(maps);
 	if (ret)
 		rst_plan_free(plan);
 	return ret;

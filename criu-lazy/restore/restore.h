@@ -304,7 +304,7 @@ struct rst_event {
 
 /* images-load.c / files-check.c: one process */
 int rst_images_load(int dirfd, const struct opts *o, const InventoryEntry *inv,
-		    const PstreeEntry *ps, const struct rst_ghosts *ghosts,
+		    const PstreeEntry *ps, CoreEntry *core, const struct rst_ghosts *ghosts,
 		    const struct rst_images *parent, struct rst_images *ri);
 /* The images that hold @ri's descriptors: its own, or its table's owner's. */
 static inline const struct rst_images *rst_fdt_images(const struct rst_images *ri)
@@ -351,9 +351,19 @@ void rst_syscall_restart_regs(const struct rst_restart *rs, const UserX86RegsEnt
 			      struct user_regs_struct *r);
 int rst_thread_set_regs(pid_t pid, const CoreEntry *core, const struct rst_restart *rs);
 
-/* premap-plan.c */
-int rst_plan_build(const struct opts *o, const struct rst_images *ri,
-		   const struct rst_plan *parent, struct rst_plan *plan);
+/* premap-plan.c: what every plan of a restore starts from, read once (the
+ * restore process's own layout: every task starts as a fork of it) */
+struct proc_vma;
+struct rst_plan_host {
+	struct proc_vma *maps;
+	size_t nr_maps;
+	uint32_t cap_last_cap;
+};
+int rst_plan_host_read(struct rst_plan_host *h);
+void rst_plan_host_free(struct rst_plan_host *h);
+int rst_plan_build(const struct opts *o, const struct rst_plan_host *h,
+		   const struct rst_images *ri, const struct rst_plan *parent,
+		   struct rst_plan *plan);
 void rst_plan_free(struct rst_plan *plan);
 
 /* tree-load.c: pstree.img, every process's images, helpers */

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
+#include <time.h>
 #include <unistd.h>
 
 #define LOG_PREFIX ""
@@ -385,16 +386,28 @@ static const struct rst_stage stages[] = {
 	{ "resume every task", stage_resume, false },
 };
 
+static uint64_t stage_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000ull + ts.tv_nsec / 1000;
+}
+
+/* Each stage's time goes to the debug log: where a restore's time goes. */
 int rst_stages_run(struct rst_tree *tree)
 {
 	for (size_t i = 0; i < sizeof(stages) / sizeof(stages[0]); i++) {
 		const struct rst_stage *s = &stages[i];
+		uint64_t t0;
 		int ret;
 
 		if (s->lazy_only && !tree->o->lazy_pages)
 			continue;
 		pr_debug("stage %zu: %s", i + 1, s->name);
+		t0 = stage_now_us();
 		ret = s->run(tree);
+		pr_debug("stage %zu: %llu us", i + 1, (unsigned long long)(stage_now_us() - t0));
 		if (ret)
 			return ret;
 	}

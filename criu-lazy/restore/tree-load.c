@@ -243,11 +243,12 @@ static int load_proc(struct rst_tree *tree, struct rst_proc *p, const PstreeEntr
 		return ret;
 	}
 	p->stopped = core->tc->task_state == TASK_STOPPED;
-	core_entry__free_unpacked(core, NULL);
 	p->kind = RST_PROC_ALIVE;
 	parent = p->parent >= 0 && tree->procs[p->parent].kind == RST_PROC_ALIVE ?
 		 &tree->procs[p->parent].ri : NULL;
-	ret = rst_images_load(tree->dirfd, tree->o, tree->inv, e, tree->ghosts, parent, &p->ri);
+	/* the core goes on with the rest of the task's images, read once */
+	ret = rst_images_load(tree->dirfd, tree->o, tree->inv, e, core, tree->ghosts, parent,
+			      &p->ri);
 	if (!ret && p != tree->procs) {
 		ret = check_pid_ns(tree, p);
 		p->ri.in_new_pid_ns = tree->procs[0].ri.new_pid_ns;
@@ -299,17 +300,18 @@ static const struct rst_plan *fork_parent_plan(const struct rst_tree *tree,
 
 int rst_tree_plan(struct rst_tree *tree)
 {
-	for (size_t i = 0; i < tree->nr; i++) {
-		struct rst_proc *p = &tree->procs[i];
-		int ret;
+	struct rst_plan_host h;
+	int ret = rst_plan_host_read(&h);
 
-		if (p->kind != RST_PROC_ALIVE)
-			continue;
-		ret = rst_plan_build(tree->o, &p->ri, fork_parent_plan(tree, p), &p->plan);
-		if (ret)
-			return ret;
+	for (size_t i = 0; !ret && i < tree->nr; i++) {
+		struct rst_proc *p = &tree->procs[i];
+
+		if (p->kind == RST_PROC_ALIVE)
+			ret = rst_plan_build(tree->o, &h, &p->ri, fork_parent_plan(tree, p),
+					     &p->plan);
 	}
-	return 0;
+	rst_plan_host_free(&h);
+	return ret;
 }
 
 int rst_tree_load(struct rst_tree *tree)
