@@ -116,6 +116,17 @@ static void send_created(struct rst_tree *tree, int idx)
 	rst_tree_event(tree, idx, EV_CREATED, atoi(buf));
 }
 
+/* The restore process's ends of the pipes, which the root got with the clone:
+ * gone before any child is forked, else a child the restore never heard of
+ * (its parent failed first) held its own sync pipe open and waited for ever. */
+static void close_restore_ends(struct rst_tree *tree)
+{
+	for (size_t i = 0; i < tree->nr; i++) {
+		close(tree->procs[i].t.sync_w);
+		close(tree->procs[i].t.err_r);
+	}
+}
+
 /*
  * Our own pipes stay; our children took their copies already.  In a
  * descriptor table shared with other processes nothing goes yet: another
@@ -232,6 +243,8 @@ _Noreturn void rst_proc_main(struct rst_tree *tree, int idx)
 
 	if (idx)
 		send_created(tree, idx);
+	else
+		close_restore_ends(tree);
 	wait_stage(p);
 	/* the region the plan chose for us, before anything of ours lands there */
 	if (idx && p->kind == RST_PROC_ALIVE &&
