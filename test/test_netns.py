@@ -340,3 +340,16 @@ def test_netns_restore_refuses_child_in_another_namespace(tool, zdtm, workdir):
     restore_must_fail(tool, workdir, bad, task.pid,
                       rf"task {child} was in another network namespace \(999\)")
     restore_must_pass(tool, workdir, task, good)
+
+
+def test_netns_restore_bad_ifaddr_image(tool, zdtm, workdir):
+    """ifaddr-N.img that ip cannot read: one line naming the ip command and
+    what it said, no task left; the good images still restore."""
+    task = zdtm(ZdtmTest("netns_own"))
+    good = dump_good(tool, task, workdir)
+    nsid = one_entry(good / f"ids-{task.pid}.img")["net_ns_id"]
+    bad = workdir / "images-bad"
+    shutil.copytree(good, bad)
+    (bad / f"ifaddr-{nsid}.img").write_bytes(b"not what ip addr save wrote\n" * 4)
+    restore_must_fail(tool, workdir, bad, task.pid, r"ip addr restore failed")
+    restore_must_pass(tool, workdir, task, good)
