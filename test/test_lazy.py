@@ -52,15 +52,7 @@ def region_flags(pid):
     return out
 
 
-def uffd_fds(pid):
-    fds = []
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            if os.readlink(f"/proc/{pid}/fd/{fd}") == "anon_inode:[userfaultfd]":
-                fds.append(int(fd))
-        except FileNotFoundError:
-            pass
-    return fds
+uffd_fds = lazy.uffd_fds
 
 
 @pytest.fixture

@@ -171,3 +171,23 @@ def test_daemon_killed_mid_tree(zdtm, tool, workdir):
         assert len(mine) == 1, f"process {pid}: {mine}\n{daemon.text()}"
     assert len(lines) == 5, daemon.text()
     expect_tree_poisoned(task, tree)
+
+
+def test_guardian_releases_what_the_daemon_closes(zdtm, tool, workdir):
+    """The guardian holds a copy of each process's uffd, and closes it when
+    the daemon closes its own (here: a child killed): kept, it would hold
+    the VMAs of a task the daemon no longer serves registered, and a fault
+    there would wait for nobody.  The rest of the tree stays guarded."""
+    task, daemon, tree = stop_tree_lazy(zdtm, tool, workdir, "release")
+    assert daemon.guardian and len(lazy.uffd_fds(daemon.guardian)) == 5, daemon.text()
+    os.kill(tree[0], signal.SIGKILL)
+    assert P.wait_for(lambda: len(lazy.uffd_fds(daemon.guardian)) == 4, TIMEOUT), (
+        f"the guardian still holds {len(lazy.uffd_fds(daemon.guardian))} uffds after the "
+        f"daemon closed the killed child's\n{daemon.text()}")
+    assert re.search(rf"task {tree[0]} exited", daemon.log.read_text()), daemon.text()
+    # the end: the daemon poisons what is left itself, then the tree goes
+    os.kill(daemon.pid, signal.SIGTERM)
+    assert daemon.wait_exit() != 0
+    assert daemon.guardian_status is None and not P.exists(daemon.guardian), daemon.text()
+    for pid in [task.pid, *tree]:
+        task.procs.kill(pid)

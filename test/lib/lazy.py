@@ -88,6 +88,18 @@ class Daemon:
         assert rc == 0, f"{self.what} exited with {rc}\n{self.text()}"
 
 
+def uffd_fds(pid):
+    """The fds of pid that are userfaultfds."""
+    fds = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == "anon_inode:[userfaultfd]":
+                fds.append(int(fd))
+        except FileNotFoundError:
+            pass
+    return fds
+
+
 def find_guardian(pid):
     """The daemon's child, the guardian, or None.  It may not have taken its
     name (lazy-guardian) yet: the daemon has no other child at ready time."""
