@@ -57,13 +57,8 @@ def test_dump_into_missing_dir(tool, zdtm, workdir):
 @pytest.mark.parametrize("kind", list(REFUSED_KINDS))
 def test_dump_refuses_fd(kind, tool, zdtm, workdir):
     task = zdtm(ZdtmTest("unsupported_fd", ("--kind", kind), label=kind))
-    before = task.snapshot()
-    imgdir = workdir / "images"
-    imgdir.mkdir()
-    res = tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT)
     fds = "|".join(map(str, REFUSED_FDS))
-    assert_error_line(res, "dump", rf"\b({fds})\b", REFUSED_KINDS[kind])
-    task.expect_unharmed(before)
+    dump_must_refuse(tool, task, workdir, rf"\b({fds})\b", REFUSED_KINDS[kind])
     task.check_pass()
 
 
@@ -153,13 +148,8 @@ def test_dump_refuses_backlog_data_left_running(flag, tool, zdtm, workdir):
     not see, so -R and -s refuse it (naming the client, the listener and
     the flag) and the task runs on with every connection still waiting."""
     task = zdtm(ZdtmTest("unix_backlog"))
-    before = task.snapshot()
-    imgdir = workdir / "images"
-    imgdir.mkdir()
-    res = tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT, extra=[flag])
-    assert_error_line(res, "dump", r"fd 21 of task", r"listening unix socket at fd 20",
-                      r"not yet accepted", flag)
-    task.expect_unharmed(before)
+    dump_must_refuse(tool, task, workdir, r"fd 21 of task", r"listening unix socket at fd 20",
+                     r"not yet accepted", flag, extra=[flag])
     task.check_pass()
 
 
@@ -170,12 +160,8 @@ def test_dump_refuses_backlog_closed_client_left_running(flag, tool, zdtm, workd
     so -R and -s refuse it (naming the listener and the flag) and the task
     runs on with every connection still waiting."""
     task = zdtm(ZdtmTest("unix_backlog", ("--closed", "--empty"), label="closed-empty"))
-    before = task.snapshot()
-    imgdir = workdir / "images"
-    imgdir.mkdir()
-    res = tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT, extra=[flag])
-    assert_error_line(res, "dump", r"fd 20 of task", r"whose client is closed", flag)
-    task.expect_unharmed(before)
+    dump_must_refuse(tool, task, workdir, r"fd 20 of task", r"whose client is closed", flag,
+                     extra=[flag])
     task.check_pass()
 
 
