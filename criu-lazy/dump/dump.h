@@ -343,6 +343,10 @@ bool dump_ipc_ns_own(const struct dump_ctx *ctx);
 int dump_ipc_ns_check(struct dump_ctx *ctx);
 int dump_ipc_ns(struct dump_ctx *ctx);
 int dump_ipc_msg_sem(struct dump_ctx *ctx, uint32_t ns_id);
+struct ipc_perm;
+struct IpcDescEntry;
+/* an object's ipc_desc_entry from what its IPC_STAT says of it */
+void dump_ipc_desc(struct IpcDescEntry *d, int id, const struct ipc_perm *p);
 /* The data of a shmem object open as @fd (a memfd): pagemap-shmem-<shmid>.img */
 int dump_shmem_write_fd(struct dump_ctx *ctx, int fd, uint64_t shmid, uint64_t size);
 /* A userfaultfd-registered shared VMA (a lazy restore's): its pages filled first */

@@ -28,17 +28,6 @@
 #define MSG_COPY	040000
 #endif
 
-static void fill_desc(IpcDescEntry *d, int id, const struct ipc_perm *p)
-{
-	d->id = id;
-	d->key = p->__key;
-	d->uid = p->uid;
-	d->gid = p->gid;
-	d->cuid = p->cuid;
-	d->cgid = p->cgid;
-	d->mode = p->mode;
-}
-
 static int write_padded(struct cr_img *img, const void *data, size_t len, const char *what,
 			int id)
 {
@@ -103,7 +92,7 @@ static int dump_queues(struct dump_ctx *ctx, uint32_t ns_id)
 			pr_perror("msgctl(MSG_STAT) of slot %d", idx);
 			return -errno;
 		}
-		fill_desc(&d, id, &ds.msg_perm);
+		dump_ipc_desc(&d, id, &ds.msg_perm);
 		e.desc = &d;
 		e.qbytes = ds.msg_qbytes;
 		e.qnum = ds.msg_qnum;
@@ -149,7 +138,7 @@ static int dump_sets(struct dump_ctx *ctx, uint32_t ns_id)
 			pr_perror("semctl(SEM_STAT) of slot %d", idx);
 			return -errno;
 		}
-		fill_desc(&d, id, &ds.sem_perm);
+		dump_ipc_desc(&d, id, &ds.sem_perm);
 		e.desc = &d;
 		e.nsems = ds.sem_nsems;
 		vals = calloc(e.nsems ? e.nsems : 1, sizeof(*vals));

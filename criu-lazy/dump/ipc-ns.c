@@ -76,7 +76,7 @@ int dump_ipc_ns_check(struct dump_ctx *ctx)
 	return 0;
 }
 
-static void fill_desc(IpcDescEntry *d, int id, const struct ipc_perm *p)
+void dump_ipc_desc(IpcDescEntry *d, int id, const struct ipc_perm *p)
 {
 	d->id = id;
 	d->key = p->__key;
@@ -140,7 +140,7 @@ static int dump_segments(struct dump_ctx *ctx, uint32_t ns_id)
 			pr_err("SysV shared memory segment %d is hugetlb memory: not supported", id);
 			return -EOPNOTSUPP;
 		}
-		fill_desc(&d, id, &ds.shm_perm);
+		dump_ipc_desc(&d, id, &ds.shm_perm);
 		e.desc = &d;
 		e.size = ds.shm_segsz;
 		e.has_in_pagemaps = e.in_pagemaps = true;

@@ -22,7 +22,7 @@
 #include "ipc-msg.pb-c.h"
 #include "ipc-sem.pb-c.h"
 
-static int set_next_id(const char *kind, uint32_t id)
+int rst_ipc_set_next_id(const char *kind, uint32_t id)
 {
 	char path[64], text[16];
 	int fd, ok;
@@ -78,7 +78,7 @@ static int make_queue(struct cr_img *img, const IpcMsgEntry *e)
 	struct msqid_ds ds;
 	int id, ret;
 
-	ret = set_next_id("msg", d->id);
+	ret = rst_ipc_set_next_id("msg", d->id);
 	if (ret)
 		return ret;
 	id = msgget(d->key, (d->mode & 0777) | IPC_CREAT | IPC_EXCL);
@@ -127,7 +127,7 @@ static int make_set(struct cr_img *img, const IpcSemEntry *e)
 	unsigned short *vals;
 	int id, ret;
 
-	ret = set_next_id("sem", d->id);
+	ret = rst_ipc_set_next_id("sem", d->id);
 	if (ret)
 		return ret;
 	id = semget(d->key, e->nsems, (d->mode & 0777) | IPC_CREAT | IPC_EXCL);

@@ -204,20 +204,12 @@ static int make_segment(struct rst_tree *tree, struct cr_img *img, const IpcShmE
 {
 	const IpcDescEntry *d = e->desc;
 	struct shmid_ds ds;
-	char id_text[16];
 	void *addr;
-	int id, ret, fd;
+	int id, ret;
 
-	snprintf(id_text, sizeof(id_text), "%u", d->id);
-	fd = open("/proc/sys/kernel/shm_next_id", O_WRONLY | O_CLOEXEC);
-	if (fd < 0 || write(fd, id_text, strlen(id_text)) != (ssize_t)strlen(id_text)) {
-		pr_perror("SysV segment %u: can't write its id to /proc/sys/kernel/shm_next_id",
-			  d->id);
-		if (fd >= 0)
-			close(fd);
-		return -EIO;
-	}
-	close(fd);
+	ret = rst_ipc_set_next_id("shm", d->id);
+	if (ret)
+		return ret;
 	id = shmget(d->key, e->size, (d->mode & 0777) | IPC_CREAT | IPC_EXCL);
 	if (id < 0) {
 		pr_perror("SysV segment %u (key %#x, %llu bytes): shmget", d->id, d->key,

@@ -393,6 +393,8 @@ int rst_ipc_ns_leave(struct rst_tree *tree);
 int rst_ipc_ns_removed(struct rst_tree *tree);
 void rst_ipc_ns_free(struct rst_tree *tree);
 int rst_ipc_msg_sem(struct rst_tree *tree);
+/* kernel.<kind>_next_id = @id: the next object of that kind gets it */
+int rst_ipc_set_next_id(const char *kind, uint32_t id);
 /* premap.c: a task's attachment of a SysV segment */
 int child_premap_sysv(struct rst_child *c, const struct rst_vma_plan *vp);
 
