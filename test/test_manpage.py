@@ -11,6 +11,8 @@ reading is checked against the binary itself.  Then:
   - per command, the man page SYNOPSIS and the binary's --help list the
     same options, and each command-specific OPTIONS entry names every
     command whose synopsis lists it.
+  - README's Usage shows, per command, only options that command's --help
+    shows.
 Fast: a few dozen runs of the binary's option parser, no root needed.
 """
 import re
@@ -229,3 +231,35 @@ def test_every_option_belongs_somewhere(table):
     keys = {k for _, k in table.longs.values()} | set(table.shorts)
     orphans = sorted(table.names_of(k)[0] for k in keys - used)
     assert not orphans, f"options in no command's SYNOPSIS in criu-lazy.8: {orphans}"
+
+
+def readme_usage():
+    """{command: option text} of README's Usage block (comments left out)."""
+    block = re.search(r"^## Usage\n(.*?)(?=^\S)", (ROOT / "README.md").read_text(),
+                      flags=re.M | re.S).group(1)
+    out, cmd = {}, None
+    for line in block.splitlines():
+        line = line.split("#")[0]
+        m = re.match(r"\s+criu-lazy (\S+)(.*)", line)
+        if m:
+            cmd = m.group(1) if not m.group(1).startswith("-") else None
+            if cmd:
+                out[cmd] = out.get(cmd, "") + " " + m.group(2)
+        elif cmd and line.strip():
+            out[cmd] += " " + line
+    return out
+
+
+def test_readme_usage(table):
+    """README's Usage shows a subset of each command's --help options."""
+    usage, readme = help_synopsis(), readme_usage()
+    assert set(readme) >= {"dump", "restore", "lazy-pages"}, "README Usage not read"
+    for cmd, text in readme.items():
+        assert cmd in usage, f"README Usage shows a command --help lacks: {cmd}"
+        longs, shorts = options_in(text)
+        rejected = sorted([f"--{n}" for n in longs if not accepted(table, n)[0]] +
+                          [f"-{s}" for s in shorts if not accepted(table, s, True)[0]])
+        assert not rejected, f"README Usage ({cmd}) shows options the binary rejects: {rejected}"
+        extra = table.keys(longs, shorts) - GENERAL - table.keys(*options_in(usage[cmd]))
+        assert not extra, (f"README Usage shows for {cmd} options its --help does not: "
+                           f"{sorted(table.names_of(k)[0] for k in extra)}")
