@@ -347,6 +347,27 @@ struct ipc_perm;
 struct IpcDescEntry;
 /* an object's ipc_desc_entry from what its IPC_STAT says of it */
 void dump_ipc_desc(struct IpcDescEntry *d, int id, const struct ipc_perm *p);
+/* One kind of SysV object (queues, sets, segments), walked slot by slot */
+struct dump_ipc_kind {
+	const char *what;		/* plural: "SysV message queues" */
+	const char *info_call;		/* "msgctl(MSG_INFO)", for its error */
+	enum img_type img;
+	/* @info from *ctl(*_INFO), *@nr the objects in use: the highest slot
+	 * in use, or -1 with errno */
+	int (*info)(void *info, int *nr);
+	/* slot @idx into @ds and @d: the object's id, -ENOENT for a free slot
+	 * or -errno (logged) */
+	int (*stat)(int idx, void *ds, struct IpcDescEntry *d);
+	/* the object's entry (with @d) and data into @img */
+	int (*dump)(struct dump_ctx *ctx, struct cr_img *img, const void *info,
+		    const void *ds, struct IpcDescEntry *d);
+};
+/* a failed *ctl(*_STAT) of slot @idx: -ENOENT for a free slot (EINVAL),
+ * else -errno, logged */
+int dump_ipc_stat_failed(const char *call, int idx);
+/* Every object of @k in the IPC namespace we are in, into its image (made at
+ * the first one), checked against the count its *_INFO gives */
+int dump_ipc_objects(struct dump_ctx *ctx, uint32_t ns_id, const struct dump_ipc_kind *k);
 /* The data of a shmem object open as @fd (a memfd): pagemap-shmem-<shmid>.img */
 int dump_shmem_write_fd(struct dump_ctx *ctx, int fd, uint64_t shmid, uint64_t size);
 /* A userfaultfd-registered shared VMA (a lazy restore's): its pages filled first */

@@ -69,107 +69,114 @@ static int dump_messages(struct cr_img *img, int id, unsigned long qnum, int msg
 	return ret;
 }
 
-static int dump_queues(struct dump_ctx *ctx, uint32_t ns_id)
+static int msg_info(void *info, int *nr)
 {
-	struct msginfo info;
-	struct cr_img *img = NULL;
-	int maxidx, ret = 0, seen = 0;
+	int ret = msgctl(0, MSG_INFO, info);
 
-	maxidx = msgctl(0, MSG_INFO, (struct msqid_ds *)&info);
-	if (maxidx < 0) {
-		pr_perror("msgctl(MSG_INFO) in the tree's IPC namespace");
-		return -errno;
-	}
-	for (int idx = 0; idx <= maxidx && !ret; idx++) {
-		IpcMsgEntry e = IPC_MSG_ENTRY__INIT;
-		IpcDescEntry d = IPC_DESC_ENTRY__INIT;
-		struct msqid_ds ds;
-		int id = msgctl(idx, MSG_STAT, &ds);
-
-		if (id < 0) {
-			if (errno == EINVAL)
-				continue;
-			pr_perror("msgctl(MSG_STAT) of slot %d", idx);
-			return -errno;
-		}
-		dump_ipc_desc(&d, id, &ds.msg_perm);
-		e.desc = &d;
-		e.qbytes = ds.msg_qbytes;
-		e.qnum = ds.msg_qnum;
-		if (!img)
-			ret = dump_img_open(ctx, IMG_IPCNS_MSG, ns_id, &img);
-		if (!ret)
-			ret = img_write_entry(img, &e.base);
-		if (!ret)
-			ret = dump_messages(img, id, ds.msg_qnum, info.msgmax);
-		pr_debug("SysV msg queue %d: key %#x mode %#o %lu messages", id, d.key, d.mode,
-			 (unsigned long)ds.msg_qnum);
-		seen++;
-	}
-	if (!ret && seen != info.msgpool) {
-		pr_err("the tree's IPC namespace has %d SysV message queues, %d found",
-		       info.msgpool, seen);
-		ret = -EAGAIN;
-	}
-	return img_close_keep(img, ret);
+	*nr = ((struct msginfo *)info)->msgpool;
+	return ret;
 }
 
-static int dump_sets(struct dump_ctx *ctx, uint32_t ns_id)
+static int msg_stat(int idx, void *buf, IpcDescEntry *d)
 {
-	struct seminfo info;
-	struct cr_img *img = NULL;
-	int maxidx, ret = 0, seen = 0;
+	struct msqid_ds *ds = buf;
+	int id = msgctl(idx, MSG_STAT, ds);
 
-	maxidx = semctl(0, 0, SEM_INFO, &info);
-	if (maxidx < 0) {
-		pr_perror("semctl(SEM_INFO) in the tree's IPC namespace");
-		return -errno;
-	}
-	for (int idx = 0; idx <= maxidx && !ret; idx++) {
-		IpcSemEntry e = IPC_SEM_ENTRY__INIT;
-		IpcDescEntry d = IPC_DESC_ENTRY__INIT;
-		struct semid_ds ds;
-		unsigned short *vals;
-		int id = semctl(idx, 0, SEM_STAT, &ds);
-
-		if (id < 0) {
-			if (errno == EINVAL)
-				continue;
-			pr_perror("semctl(SEM_STAT) of slot %d", idx);
-			return -errno;
-		}
-		dump_ipc_desc(&d, id, &ds.sem_perm);
-		e.desc = &d;
-		e.nsems = ds.sem_nsems;
-		vals = calloc(e.nsems ? e.nsems : 1, sizeof(*vals));
-		if (!vals)
-			return img_close_keep(img, -ENOMEM);
-		if (semctl(id, 0, GETALL, vals) < 0) {
-			ret = -errno;
-			pr_perror("semctl(GETALL) of SysV semaphore set %d", id);
-		}
-		if (!ret && !img)
-			ret = dump_img_open(ctx, IMG_IPCNS_SEM, ns_id, &img);
-		if (!ret)
-			ret = img_write_entry(img, &e.base);
-		if (!ret)
-			ret = write_padded(img, vals, e.nsems * sizeof(*vals), "the values", id);
-		free(vals);
-		pr_debug("SysV sem set %d: key %#x mode %#o %u semaphores", id, d.key, d.mode,
-			 e.nsems);
-		seen++;
-	}
-	if (!ret && seen != info.semusz) {
-		pr_err("the tree's IPC namespace has %d SysV semaphore sets, %d found",
-		       info.semusz, seen);
-		ret = -EAGAIN;
-	}
-	return img_close_keep(img, ret);
+	if (id < 0)
+		return dump_ipc_stat_failed("msgctl(MSG_STAT)", idx);
+	dump_ipc_desc(d, id, &ds->msg_perm);
+	return id;
 }
+
+static int msg_dump(struct dump_ctx *ctx, struct cr_img *img, const void *info,
+		    const void *buf, IpcDescEntry *d)
+{
+	const struct msqid_ds *ds = buf;
+	IpcMsgEntry e = IPC_MSG_ENTRY__INIT;
+	int ret;
+
+	(void)ctx;
+	e.desc = d;
+	e.qbytes = ds->msg_qbytes;
+	e.qnum = ds->msg_qnum;
+	ret = img_write_entry(img, &e.base);
+	if (!ret)
+		ret = dump_messages(img, d->id, ds->msg_qnum,
+				    ((const struct msginfo *)info)->msgmax);
+	pr_debug("SysV msg queue %d: key %#x mode %#o %lu messages", d->id, d->key, d->mode,
+		 (unsigned long)ds->msg_qnum);
+	return ret;
+}
+
+static int sem_info(void *info, int *nr)
+{
+	int ret = semctl(0, 0, SEM_INFO, info);
+
+	*nr = ((struct seminfo *)info)->semusz;
+	return ret;
+}
+
+static int sem_stat(int idx, void *buf, IpcDescEntry *d)
+{
+	struct semid_ds *ds = buf;
+	int id = semctl(idx, 0, SEM_STAT, ds);
+
+	if (id < 0)
+		return dump_ipc_stat_failed("semctl(SEM_STAT)", idx);
+	dump_ipc_desc(d, id, &ds->sem_perm);
+	return id;
+}
+
+static int sem_dump(struct dump_ctx *ctx, struct cr_img *img, const void *info,
+		    const void *buf, IpcDescEntry *d)
+{
+	const struct semid_ds *ds = buf;
+	IpcSemEntry e = IPC_SEM_ENTRY__INIT;
+	unsigned short *vals;
+	int ret = 0;
+
+	(void)ctx;
+	(void)info;
+	e.desc = d;
+	e.nsems = ds->sem_nsems;
+	vals = calloc(e.nsems ? e.nsems : 1, sizeof(*vals));
+	if (!vals)
+		return -ENOMEM;
+	if (semctl(d->id, 0, GETALL, vals) < 0) {
+		ret = -errno;
+		pr_perror("semctl(GETALL) of SysV semaphore set %u", d->id);
+	}
+	if (!ret)
+		ret = img_write_entry(img, &e.base);
+	if (!ret)
+		ret = write_padded(img, vals, e.nsems * sizeof(*vals), "the values", d->id);
+	free(vals);
+	pr_debug("SysV sem set %u: key %#x mode %#o %u semaphores", d->id, d->key, d->mode,
+		 e.nsems);
+	return ret;
+}
+
+static const struct dump_ipc_kind queues = {
+	.what = "SysV message queues",
+	.info_call = "msgctl(MSG_INFO)",
+	.img = IMG_IPCNS_MSG,
+	.info = msg_info,
+	.stat = msg_stat,
+	.dump = msg_dump,
+};
+
+static const struct dump_ipc_kind sets = {
+	.what = "SysV semaphore sets",
+	.info_call = "semctl(SEM_INFO)",
+	.img = IMG_IPCNS_SEM,
+	.info = sem_info,
+	.stat = sem_stat,
+	.dump = sem_dump,
+};
 
 int dump_ipc_msg_sem(struct dump_ctx *ctx, uint32_t ns_id)
 {
-	int ret = dump_queues(ctx, ns_id);
+	int ret = dump_ipc_objects(ctx, ns_id, &queues);
 
-	return ret ? ret : dump_sets(ctx, ns_id);
+	return ret ? ret : dump_ipc_objects(ctx, ns_id, &sets);
 }

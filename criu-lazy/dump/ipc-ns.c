@@ -23,6 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ipc.h>
+#include <sys/msg.h>
+#include <sys/sem.h>
 #include <sys/shm.h>
 #include <unistd.h>
 
@@ -112,63 +114,106 @@ static int dump_segment_pages(struct dump_ctx *ctx, int id, uint64_t size)
 	return ret;
 }
 
-static int dump_segments(struct dump_ctx *ctx, uint32_t ns_id)
+int dump_ipc_stat_failed(const char *call, int idx)
 {
-	struct shm_info info;
-	struct cr_img *img = NULL;
-	int maxidx, ret = 0, seen = 0;
+	if (errno == EINVAL)
+		return -ENOENT;
+	pr_perror("%s of slot %d", call, idx);
+	return -errno;
+}
 
-	maxidx = shmctl(0, SHM_INFO, (struct shmid_ds *)&info);
+int dump_ipc_objects(struct dump_ctx *ctx, uint32_t ns_id, const struct dump_ipc_kind *k)
+{
+	union { struct msginfo msg; struct seminfo sem; struct shm_info shm; } info;
+	union { struct msqid_ds msg; struct semid_ds sem; struct shmid_ds shm; } ds;
+	struct cr_img *img = NULL;
+	int nr, maxidx, ret = 0, seen = 0;
+
+	maxidx = k->info(&info, &nr);
 	if (maxidx < 0) {
-		pr_perror("shmctl(SHM_INFO) in the tree's IPC namespace");
+		pr_perror("%s in the tree's IPC namespace", k->info_call);
 		return -errno;
 	}
 	for (int idx = 0; idx <= maxidx && !ret; idx++) {
-		IpcShmEntry e = IPC_SHM_ENTRY__INIT;
 		IpcDescEntry d = IPC_DESC_ENTRY__INIT;
-		struct shmid_ds ds;
-		int id = shmctl(idx, SHM_STAT, &ds);
-		uint64_t *done;
+		int id = k->stat(idx, &ds, &d);
 
-		if (id < 0) {
-			if (errno == EINVAL)
-				continue;	/* a free slot */
-			pr_perror("shmctl(SHM_STAT) of slot %d", idx);
-			return -errno;
-		}
-		if (ds.shm_perm.mode & SHM_HUGETLB) {
-			pr_err("SysV shared memory segment %d is hugetlb memory: not supported", id);
-			return -EOPNOTSUPP;
-		}
-		dump_ipc_desc(&d, id, &ds.shm_perm);
-		e.desc = &d;
-		e.size = ds.shm_segsz;
-		e.has_in_pagemaps = e.in_pagemaps = true;
+		if (id == -ENOENT)
+			continue;	/* a free slot */
+		if (id < 0)
+			return img_close_keep(img, id);
 		if (!img)
-			ret = dump_img_open(ctx, IMG_IPCNS_SHM, ns_id, &img);
+			ret = dump_img_open(ctx, k->img, ns_id, &img);
 		if (!ret)
-			ret = img_write_entry(img, &e.base);
-		if (!ret)
-			ret = dump_segment_pages(ctx, id, e.size);
-		done = ret ? NULL : realloc(ctx->sysv_shmids,
-					    (ctx->nr_sysv_shmids + 1) * sizeof(*done));
-		if (!ret && !done)
-			ret = -ENOMEM;
-		if (!ret) {
-			ctx->sysv_shmids = done;
-			done[ctx->nr_sysv_shmids++] = id;
-		}
-		pr_debug("SysV shm %d: key %#x mode %#o size %llu", id, d.key, d.mode,
-			 (unsigned long long)e.size);
+			ret = k->dump(ctx, img, &info, &ds, &d);
 		seen++;
 	}
-	if (!ret && seen != info.used_ids) {
-		pr_err("the tree's IPC namespace has %d SysV shared memory segments, %d found",
-		       info.used_ids, seen);
+	if (!ret && seen != nr) {
+		pr_err("the tree's IPC namespace has %d %s, %d found", nr, k->what, seen);
 		ret = -EAGAIN;
 	}
 	return img_close_keep(img, ret);
 }
+
+static int shm_info(void *info, int *nr)
+{
+	int ret = shmctl(0, SHM_INFO, info);
+
+	*nr = ((struct shm_info *)info)->used_ids;
+	return ret;
+}
+
+static int shm_stat(int idx, void *buf, IpcDescEntry *d)
+{
+	struct shmid_ds *ds = buf;
+	int id = shmctl(idx, SHM_STAT, ds);
+
+	if (id < 0)
+		return dump_ipc_stat_failed("shmctl(SHM_STAT)", idx);
+	if (ds->shm_perm.mode & SHM_HUGETLB) {
+		pr_err("SysV shared memory segment %d is hugetlb memory: not supported", id);
+		return -EOPNOTSUPP;
+	}
+	dump_ipc_desc(d, id, &ds->shm_perm);
+	return id;
+}
+
+static int shm_dump(struct dump_ctx *ctx, struct cr_img *img, const void *info,
+		    const void *buf, IpcDescEntry *d)
+{
+	const struct shmid_ds *ds = buf;
+	IpcShmEntry e = IPC_SHM_ENTRY__INIT;
+	int id = d->id;
+	uint64_t *done;
+	int ret;
+
+	(void)info;
+	e.desc = d;
+	e.size = ds->shm_segsz;
+	e.has_in_pagemaps = e.in_pagemaps = true;
+	ret = img_write_entry(img, &e.base);
+	if (!ret)
+		ret = dump_segment_pages(ctx, id, e.size);
+	done = ret ? NULL : realloc(ctx->sysv_shmids, (ctx->nr_sysv_shmids + 1) * sizeof(*done));
+	if (!ret && !done)
+		ret = -ENOMEM;
+	if (!ret) {
+		ctx->sysv_shmids = done;
+		done[ctx->nr_sysv_shmids++] = id;
+	}
+	pr_debug("SysV shm %d: key %#x mode %#o size %llu", id, d->key, d->mode,
+		 (unsigned long long)e.size);
+	return ret;
+}
+
+static const struct dump_ipc_kind segments = {
+	.what = "SysV shared memory segments",
+	.info_call = "shmctl(SHM_INFO)",
+	.img = IMG_IPCNS_SHM,
+	.info = shm_info,
+	.stat = shm_stat,
+	.dump = shm_dump,
+};
 
 static int dump_var(struct dump_ctx *ctx, uint32_t ns_id)
 {
@@ -202,7 +247,7 @@ int dump_ipc_ns(struct dump_ctx *ctx)
 	}
 	ret = dump_var(ctx, ns_id);
 	if (!ret)
-		ret = dump_segments(ctx, ns_id);
+		ret = dump_ipc_objects(ctx, ns_id, &segments);
 	if (!ret)
 		ret = dump_ipc_msg_sem(ctx, ns_id);
 	if (setns(ours, CLONE_NEWIPC)) {
