@@ -35,6 +35,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "lib/sockio.h"
 #include "lib/zdtmtst.h"
 
 #define ADDR	"10.77.0.1"
@@ -155,32 +156,6 @@ static void check_netns(long nr_links)
 		sysctl_expect("/proc/sys/net/ipv6/conf/lo/hop_limit", "33");
 }
 
-static void wait_in(int fd, const char *what)
-{
-	struct pollfd p = { .fd = fd, .events = POLLIN };
-
-	if (poll(&p, 1, 10000) != 1)
-		fail("%s: nothing came in 10 s", what);
-}
-
-static void get(int fd, size_t len, uint64_t seed, const char *what)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n;
-
-		wait_in(fd, what);
-		n = recv(fd, buf + done, len - done, MSG_DONTWAIT);
-		if (n < 0 && errno == EAGAIN)
-			continue;
-		if (n <= 0)
-			fail("%s: %zu of %zu bytes, then %zd (%m)", what, done, len, n);
-		done += n;
-	}
-	pattern_expect(what, buf, len, seed);
-}
-
 static void put(int fd, size_t len, uint64_t seed)
 {
 	pattern_fill(buf, len, seed);
@@ -233,28 +208,28 @@ static void check_sockets(void)
 {
 	int c, a;
 
-	get(21, 700, 0x22, "fd 21 (the datagram queued before the dump)");
+	sock_get(21, buf, 700, 0x22, "fd 21 (the datagram queued before the dump)");
 	put(22, 100, 0x23);
-	get(21, 100, 0x23, "fd 21 (a datagram sent after the restore)");
+	sock_get(21, buf, 100, 0x23, "fd 21 (a datagram sent after the restore)");
 	if (read(24, buf, 5) != 5 || memcmp(buf, "hello", 5))
 		fail("fd 24: the queued bytes are gone");
 	c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (c < 0)
 		fail("socket: %m");
 	connect_to(c, 7701);
-	wait_in(20, "fd 20 (the listener)");
+	sock_wait(20, POLLIN, "fd 20 (the listener)");
 	a = accept(20, NULL, NULL);
 	if (a < 0)
 		fail("accept on fd 20: %m");
 	put(c, 10, 0x30);
-	get(a, 10, 0x30, "a connection accepted after the restore");
+	sock_get(a, buf, 10, 0x30, "a connection accepted after the restore");
 	close(a);
 	close(c);
 	if (established) {
-		get(26, 3000, 0x25, "fd 26 (queued before the dump)");
-		get(25, 3000, 0x26, "fd 25 (queued before the dump)");
+		sock_get(26, buf, 3000, 0x25, "fd 26 (queued before the dump)");
+		sock_get(25, buf, 3000, 0x26, "fd 25 (queued before the dump)");
 		put(25, 500, 0x35);
-		get(26, 500, 0x35, "fd 26 (sent after the restore)");
+		sock_get(26, buf, 500, 0x35, "fd 26 (sent after the restore)");
 	}
 }
 

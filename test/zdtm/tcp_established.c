@@ -40,10 +40,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "lib/sockio.h"
 #include "lib/zdtmtst.h"
 
 #define BIG		(1536 * 1024)
-#define IO_TIMEOUT_MS	20000
 
 static uint8_t buf[BIG + 1];
 static long peer_port;
@@ -105,15 +105,6 @@ static void pair(int listener, int c, int a)
 	fd_place(accept(listener, NULL, NULL), a, 0);
 }
 
-static void wait_io(int fd, short ev, const char *what)
-{
-	struct pollfd p = { .fd = fd, .events = ev };
-	int n = poll(&p, 1, IO_TIMEOUT_MS);
-
-	if (n <= 0)
-		fail("%s: fd %d not ready within %d ms (%m)", what, fd, IO_TIMEOUT_MS);
-}
-
 /* Everything, blocking the way poll says, never longer than the timeout. */
 static void put(int fd, size_t len, uint64_t seed)
 {
@@ -125,7 +116,7 @@ static void put(int fd, size_t len, uint64_t seed)
 		ssize_t n = send(fd, buf + done, len - done, MSG_NOSIGNAL);
 
 		if (n < 0 && errno == EAGAIN) {
-			wait_io(fd, POLLOUT, "send");
+			sock_wait(fd, POLLOUT, "send");
 			continue;
 		}
 		if (n <= 0)
@@ -147,29 +138,11 @@ static size_t put_some(int fd, size_t len, uint64_t seed)
 	return n;
 }
 
-static void get(int fd, size_t len, uint64_t seed, const char *what)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n;
-
-		wait_io(fd, POLLIN, what);
-		n = recv(fd, buf + done, len - done, MSG_DONTWAIT);
-		if (n < 0 && errno == EAGAIN)
-			continue;
-		if (n <= 0)
-			fail("%s: %zu of %zu bytes, then %zd (%m)", what, done, len, n);
-		done += n;
-	}
-	pattern_expect(what, buf, len, seed);
-}
-
 static void expect_eof(int fd, const char *what)
 {
 	ssize_t n;
 
-	wait_io(fd, POLLIN, what);
+	sock_wait(fd, POLLIN, what);
 	n = recv(fd, buf, 1, MSG_DONTWAIT);
 	if (n != 0)
 		fail("%s: expected the end of the stream, got %zd (%m)", what, n);
@@ -248,8 +221,8 @@ int main(int argc, char **argv)
 		test_daemon();
 		test_waitsig();
 		check_names(&conns[0]);
-		get(29, 32768, 0x52, "fd 29 (sent by the test before the dump)");
-		get(29, 1000, 0x53, "fd 29 (sent by the test while dumped)");
+		sock_get(29, buf, 32768, 0x52, "fd 29 (sent by the test before the dump)");
+		sock_get(29, buf, 1000, 0x53, "fd 29 (sent by the test while dumped)");
 		put(29, 1000, 0x54);
 		pass();
 	}
@@ -322,15 +295,15 @@ int main(int argc, char **argv)
 		char what[64];
 
 		snprintf(what, sizeof(what), "fd %d: the data in flight", conns[i].fd);
-		get(conns[i].fd, conns[i].unread, conns[i].seed, what);
+		sock_get(conns[i].fd, buf, conns[i].unread, conns[i].seed, what);
 	}
 	if (half_closed) {
 		expect_eof(26, "fd 26 (after 25's FIN)");
 		expect_eof(27, "fd 27 (after 28's FIN)");
 		put(26, 600, 0x26);
-		get(25, 600, 0x26, "fd 25 (a half-closed end still reads)");
+		sock_get(25, buf, 600, 0x26, "fd 25 (a half-closed end still reads)");
 		put(27, 800, 0x29);
-		get(28, 800, 0x29, "fd 28 (a half-closed end still reads)");
+		sock_get(28, buf, 800, 0x29, "fd 28 (a half-closed end still reads)");
 		close(26);
 		close(27);
 		expect_eof(25, "fd 25 (after 26 closed)");
@@ -341,22 +314,22 @@ int main(int argc, char **argv)
 
 	/* and the connections still carry data both ways */
 	sent = put_some(21, 1000, 0x31);
-	get(22, sent, 0x31, "fd 22 (after the restore)");
+	sock_get(22, buf, sent, 0x31, "fd 22 (after the restore)");
 	put(22, 2000, 0x32);
-	get(21, 2000, 0x32, "fd 21 (after the restore)");
+	sock_get(21, buf, 2000, 0x32, "fd 21 (after the restore)");
 	put(23, 5000, 0x33);
-	get(24, 5000, 0x33, "fd 24 (after the restore)");
+	sock_get(24, buf, 5000, 0x33, "fd 24 (after the restore)");
 	put(24, 10, 0x34);
-	get(23, 10, 0x34, "fd 23 (after the restore)");
+	sock_get(23, buf, 10, 0x34, "fd 23 (after the restore)");
 	if (peer_port) {
-		get(29, 32768, 0x52, "fd 29 (sent by the test before the dump)");
-		get(29, 1000, 0x53, "fd 29 (sent by the test while dumped)");
+		sock_get(29, buf, 32768, 0x52, "fd 29 (sent by the test before the dump)");
+		sock_get(29, buf, 1000, 0x53, "fd 29 (sent by the test while dumped)");
 		put(29, 1000, 0x54);
 	}
 	close(21);
 	expect_eof(22, "fd 22 (after 21 closed)");
 	pair(20, 25, 26);
 	put(25, 3, 0x35);
-	get(26, 3, 0x35, "a new connection to fd 20");
+	sock_get(26, buf, 3, 0x35, "a new connection to fd 20");
 	pass();
 }
