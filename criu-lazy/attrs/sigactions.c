@@ -114,8 +114,17 @@ static int restore_sigtrap_args(struct attr_rst *r)
 	return 0;
 }
 
+/*
+ * The int3 left SIGTRAP's action as SIG_DFL, with the flags, mask and
+ * restorer the task inherited from us (zero: we never set them).  A task
+ * that never set it either needs no syscall in it here.
+ */
 static int restore_sigtrap(struct attr_rst *r)
 {
+	const SaEntry *trap = r->core->tc->sigactions[SIGTRAP_INDEX];
+
+	if (!trap->sigaction && !trap->flags && !trap->restorer && !trap->mask)
+		return 0;
 	return attr_rst_syscall(r, "rt_sigaction(SIGTRAP)", SYS_rt_sigaction, SIGTRAP,
 				r->remote_args + offsetof(struct restorer_args, sigtrap_act), 0,
 				sizeof(uint64_t), NULL);

@@ -197,16 +197,26 @@ static int batch_add(struct page_batch *b, uint64_t addr, uint64_t nr, uint32_t 
 /*
  * Pages never left lazy, though their VMA is: the argv/environ area, which
  * others read through /proc/PID/cmdline and environ (a read from another
- * process cannot wait for a lazy page: it would see nothing), and the page
- * at each thread's stack pointer, the first one it touches.
+ * process cannot wait for a lazy page: it would see nothing), the page at
+ * each thread's stack pointer, the first one it touches, and the page of
+ * each thread's rseq area: the kernel writes it when the blob registers it
+ * again, so lazy it cost each thread of a restore a round trip to the
+ * daemon before the restore could return.
  */
 static bool page_eager(const struct dump_task *t, uint64_t addr)
 {
 	const MmEntry *mm = &t->mm.mm;
 
-	for (size_t i = 0; i < t->nr_threads; i++)
+	for (size_t i = 0; i < t->nr_threads; i++) {
+		const struct task_core *c = t->threads[i].core;
+
 		if (addr == (t->threads[i].regs.rsp & ~(PAGE_SZ - 1)))
 			return true;
+		if (c && c->rseq.rseq_abi_pointer &&
+		    addr + PAGE_SZ > c->rseq.rseq_abi_pointer &&
+		    addr < c->rseq.rseq_abi_pointer + (c->rseq.rseq_abi_size ?: 32))
+			return true;
+	}
 	return addr + PAGE_SZ > mm->mm_arg_start && addr < mm->mm_env_end;
 }
 

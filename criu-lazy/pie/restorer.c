@@ -232,6 +232,10 @@ void restorer_main(struct restorer_args *a)
 		a->status = RST_STATUS_UFFD_READY;
 		__asm__ volatile("int3" ::: "memory");
 		a->status = RST_STATUS_RUNNING;
+		/* the daemon has its own copy now (taken at the stop): ours
+		 * goes here, not by a syscall the restore process runs in us */
+		sys_close(a->lazy.uffd);
+		a->lazy.uffd = -1;
 	}
 
 	/* PR_SET_MM_MAP also sets the exe link: the old exe is unmapped now */
