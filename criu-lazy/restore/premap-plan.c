@@ -227,11 +227,56 @@ static int add_fill(struct rst_plan *plan, size_t *cap, uint64_t file_off, uint6
 }
 
 /*
+ * A fill into an anonymous VMA inherited from the parent is compared page
+ * by page (premap-cow.c) only where the parent filled that page too: the
+ * parent's other pages of it are empty (dropped, or never there), so a
+ * compare would only fault a zero page in to find it differs.  The rest is
+ * read straight in, as into a VMA of our own.  (@pdst: the parent's
+ * address of our @dst.)
+ */
+static int add_inherited_fill(struct rst_plan *plan, size_t *cap, const struct rst_plan *parent,
+			      uint64_t file_off, uint64_t dst, uint64_t pdst, uint64_t len)
+{
+	size_t lo = 0, hi = parent->nr_fills;
+	uint64_t done = 0;
+	int ret = 0;
+
+	/* the parent's fills ascend by address: the first one ending past pdst */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const struct rst_fill *f = &parent->fills[mid];
+
+		if (f->dst + f->len <= pdst)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t k = lo; !ret && done < len && k < parent->nr_fills; k++) {
+		const struct rst_fill *f = &parent->fills[k];
+		uint64_t from, to;
+
+		if (f->dst >= pdst + len)
+			break;
+		from = f->dst > pdst + done ? f->dst - pdst : done;
+		to = f->dst + f->len < pdst + len ? f->dst + f->len - pdst : len;
+		if (from > done)
+			ret = add_fill(plan, cap, file_off + done, dst + done, from - done, false);
+		if (!ret && to > from)
+			ret = add_fill(plan, cap, file_off + from, dst + from, to - from, true);
+		done = to > done ? to : done;
+	}
+	if (!ret && done < len)
+		ret = add_fill(plan, cap, file_off + done, dst + done, len - done, false);
+	return ret;
+}
+
+/*
  * Cut the runs of pagemap-<pid>.img at VMA boundaries.  Pages in the vdso
  * are the kernel's: skipped.  Pages outside every VMA, or in a VMA whose
  * pages are never dumped, mean a broken image.
  */
-static int plan_fills(const struct opts *o, const struct rst_images *ri, struct rst_plan *plan)
+static int plan_fills(const struct opts *o, const struct rst_images *ri,
+		      const struct rst_plan *parent, struct rst_plan *plan)
 {
 	const struct pagemap_index *pi = &ri->pi;
 	size_t cap = 0, j = 0;
@@ -281,10 +326,16 @@ static int plan_fills(const struct opts *o, const struct rst_images *ri, struct 
 				return -EINVAL;
 			}
 			if (!skip) {
-				ret = add_fill(plan, &cap,
-					       run->pages_off + (addr - run->vaddr),
-					       vp->premap + (addr - vp->vma->start),
-					       piece_end - addr, vp->inherit != 0);
+				uint64_t off = run->pages_off + (addr - run->vaddr);
+				uint64_t dst = vp->premap + (addr - vp->vma->start);
+
+				if (vp->inherit && (vp->vma->status & VMA_ANON_PRIVATE))
+					ret = add_inherited_fill(plan, &cap, parent, off, dst,
+								 vp->inherit + (addr - vp->vma->start),
+								 piece_end - addr);
+				else
+					ret = add_fill(plan, &cap, off, dst, piece_end - addr,
+						       vp->inherit != 0);
 				if (ret)
 					return ret;
 				vp->fill = true;
@@ -390,7 +441,7 @@ int rst_plan_build(const struct opts *o, const struct rst_plan_host *h,
 		ret = plan_place(ri, h->maps, h->nr_maps, parent, plan);
 	if (!ret) {
 		plan_inherit(parent, plan);
-		ret = plan_fills(o, ri, plan);
+		ret = plan_fills(o, ri, parent, plan);
 	}
 	if (ret)
 		rst_plan_free(plan);
