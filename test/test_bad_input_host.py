@@ -14,7 +14,7 @@ from lib import procs as P
 from lib.tool import Tool, assert_error_line, assert_ok
 from lib.zdtm import ZdtmTest
 from lib.badinput import (DUMP_TIMEOUT, RESTORE_TIMEOUT, WORKLOAD, dump_good,
-                          restore_must_fail, restore_must_pass)
+                          dump_must_refuse, restore_must_fail, restore_must_pass)
 
 
 def test_restore_pid_taken(tool, zdtm, workdir):
@@ -49,13 +49,8 @@ def test_ext_unix_sk_datagram(tool, zdtm, workdir):
         task = zdtm(ZdtmTest("unsupported_fd", ("--kind", "unix-ext-dgram", "--peer", name),
                              label="unix-ext-dgram"))
         assert outside.recv(16) == b"ping"
-        before = task.snapshot()
-        imgdir = workdir / "images"
-        imgdir.mkdir()
-        res = tool.dump(task.pid, imgdir, workdir / "dump-refused.log", DUMP_TIMEOUT)
-        assert_error_line(res, "dump", r"\bfd 42\b", r"unix datagram socket",
-                          r"outside the dumped tree", r"--ext-unix-sk")
-        task.expect_unharmed(before)
+        imgdir = dump_must_refuse(tool, task, workdir, r"\bfd 42\b", r"unix datagram socket",
+                                  r"outside the dumped tree", r"--ext-unix-sk")
         res = tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT,
                         extra=("--ext-unix-sk",))
         assert_ok(res, "dump --ext-unix-sk")

@@ -15,10 +15,10 @@ import subprocess
 import pytest
 
 from lib import images
-from lib.tool import assert_error_line, assert_ok
+from lib.tool import assert_ok
 from lib.zdtm import ZdtmTest
-from lib.badinput import (DUMP_TIMEOUT, damaged_copy, dump_good, restore_must_fail,
-                          restore_must_pass)
+from lib.badinput import (damaged_copy, dump_good, dump_must_refuse,
+                          restore_must_fail, restore_must_pass)
 
 
 def ns_id(good, tool):
@@ -36,14 +36,8 @@ def dumped(tool, zdtm, workdir):
 
 def test_nested_ipc_ns_refused(tool, zdtm, workdir):
     task = zdtm(ZdtmTest("sysv_ipc", ("--nested",), label="nested", tree=True))
-    before = task.snapshot()
-    imgdir = workdir / "images"
-    imgdir.mkdir()
-    res = tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT)
-    assert_error_line(res, "dump", r"not in the IPC namespace of the tree's root",
-                      r"IPC namespaces inside the tree are not supported")
-    assert not list(imgdir.iterdir()), "images were left behind"
-    task.expect_unharmed(before)
+    dump_must_refuse(tool, task, workdir, r"not in the IPC namespace of the tree's root",
+                     r"IPC namespaces inside the tree are not supported")
     task.check_pass()
 
 

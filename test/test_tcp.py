@@ -21,6 +21,7 @@ import time
 import pytest
 
 from lib import netlock
+from lib.badinput import dump_must_refuse
 from lib.tcp_peer import pattern
 from lib.tool import assert_error_line, assert_ok
 from lib.zdtm import ZdtmTest
@@ -167,13 +168,7 @@ def test_dump_refused_without_flag(tool, zdtm, workdir, guard):
     """No --tcp-established: one line naming the fd and the flag; the task
     and its connections unharmed, nothing locked, no image."""
     task = zdtm(ZdtmTest("tcp_established"))
-    before = task.snapshot()
-    imgdir = workdir / "images"
-    imgdir.mkdir()
-    res = tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT)
-    assert_error_line(res, "dump", r"fd 2\d of task \d+", r"TCP", r"--tcp-established")
-    task.expect_unharmed(before)
-    assert not list(imgdir.iterdir()), "a refused dump left images"
+    dump_must_refuse(tool, task, workdir, r"fd 2\d of task \d+", r"TCP", r"--tcp-established")
     task.check_pass()
 
 
@@ -285,19 +280,9 @@ def test_listener_with_pending_connection(tool, zdtm, workdir, guard):
     task = zdtm(ZdtmTest("tcp_established", ("--small",)))
     client = socket.create_connection(listener_address(task.pid, 20), timeout=IO_TIMEOUT)
     try:
-        before = task.snapshot()
         lock = (*EST, "--network-lock", "nftables")
-        refused = workdir / "images-refused"
-        refused.mkdir()
-        res = tool.dump(task.pid, refused, workdir / "dump-refused.log", DUMP_TIMEOUT,
-                        extra=lock)
-        assert_error_line(res, "dump", r"fd 20 of task", r"not yet accepted",
-                          r"--skip-in-flight")
-        task.expect_unharmed(before)
-        assert not list(refused.iterdir()), "a refused dump left images"
-
-        imgdir = workdir / "images"
-        imgdir.mkdir()
+        imgdir = dump_must_refuse(tool, task, workdir, r"fd 20 of task", r"not yet accepted",
+                                  r"--skip-in-flight", extra=lock)
         assert_ok(tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT,
                             extra=(*lock, "--skip-in-flight")), "dump --skip-in-flight")
         task.expect_gone()
@@ -321,11 +306,6 @@ def test_syn_sent_fastopen_refused(tool, zdtm, workdir):
     plain SYN), naming the fd, and the task runs on unharmed: its data
     still arrives once it is connected."""
     task = zdtm(ZdtmTest("tcp_syn_sent", ("--fastopen",), label="fastopen"))
-    before = task.snapshot()
-    imgdir = workdir / "images"
-    imgdir.mkdir()
-    res = tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT,
-                    extra=(*EST, "--skip-in-flight", "--network-lock", "skip"))
-    assert_error_line(res, "dump", r"fd 21 of task", r"SYN_SENT", r"Fast Open")
-    task.expect_unharmed(before)
+    dump_must_refuse(tool, task, workdir, r"fd 21 of task", r"SYN_SENT", r"Fast Open",
+                     extra=(*EST, "--skip-in-flight", "--network-lock", "skip"))
     task.check_pass()
