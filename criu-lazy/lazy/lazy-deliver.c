@@ -274,10 +274,7 @@ static int delivered(struct lazy_daemon *d, struct lazy_task *t, size_t i, uint6
 	} else {
 		LAZY_COUNT(d, t, pages_background, n);
 	}
-	ps->last_ns = now;
-	if (!ps->half_ns && (ps->pages_fault + ps->pages_background + ps->pages_prefetched) * 2 >=
-			    ps->pages_lazy + ps->pages_inherited)
-		ps->half_ns = now;
+	lazy_stats_delivered(&d->stats, ps, now);
 	d->stats.bytes += len;
 	if (inflight_cut(t, i, img, img + len) || waiting_release(t, img, img + len, NULL))
 		return -ENOMEM;

@@ -62,7 +62,7 @@ void shm_count(struct lazy_daemon *d, const struct lazy_shm_obj *o, uint64_t n, 
 		ps->pages_fault += n;
 	}
 	d->stats.bytes += n * PS;
-	ps->last_ns = evloop_now_ns();
+	lazy_stats_delivered(&d->stats, ps, evloop_now_ns());
 }
 
 /*
@@ -91,7 +91,7 @@ static int fill_span(struct lazy_daemon *d, struct lazy_shm_obj *o, uint64_t p, 
 		d->stats.pages_prefetched += n;
 		ps->pages_prefetched += n;
 		d->stats.bytes += n * PS;
-		ps->last_ns = evloop_now_ns();
+		lazy_stats_delivered(&d->stats, ps, evloop_now_ns());
 	} else {
 		shm_count(d, o, n, how == FILL_BG);
 	}

@@ -31,6 +31,19 @@ static double percentile_us(const struct lazy_stats *s, double p)
 	return s->latency_ns[i] / 1000.0;
 }
 
+void lazy_stats_delivered(struct lazy_stats *s, struct lazy_proc_stats *ps, uint64_t now)
+{
+	uint64_t tree = s->pages_fault + s->pages_background + s->pages_prefetched;
+
+	ps->last_ns = now;
+	ps->last_at = tree;
+	if (!ps->half_ns && (ps->pages_fault + ps->pages_background + ps->pages_prefetched) * 2 >=
+			    ps->pages_lazy + ps->pages_inherited) {
+		ps->half_ns = now;
+		ps->half_at = tree;
+	}
+}
+
 long lazy_stats_proc_add(struct lazy_stats *s, pid_t pid)
 {
 	for (size_t i = 0; i < s->nr_procs; i++)
@@ -125,7 +138,8 @@ static void write_procs(FILE *f, const struct lazy_stats *s)
 			"\"pages_prefetched\": %llu, \"prefetch_hits\": %llu, "
 			"\"prefetch_late\": %llu, \"prefetch_filled\": %llu, "
 			"\"faults_avoided\": %llu, "
-			"\"half_pages_s\": %.6f, \"last_page_s\": %.6f}", i ? ", " : "", p->pid,
+			"\"half_pages_s\": %.6f, \"last_page_s\": %.6f, "
+			"\"half_pages_at\": %llu, \"last_page_at\": %llu}", i ? ", " : "", p->pid,
 			(unsigned long long)p->tasks,
 			(unsigned long long)p->pages_lazy, (unsigned long long)p->pages_inherited,
 			(unsigned long long)p->pages_fault, (unsigned long long)p->pages_background,
@@ -137,7 +151,8 @@ static void write_procs(FILE *f, const struct lazy_stats *s)
 			(unsigned long long)hits(p->pages_prefetched, p->prefetch_late, p->prefetch_filled),
 			(unsigned long long)p->prefetch_late, (unsigned long long)p->prefetch_filled,
 			(unsigned long long)avoided(p->ws_expected, p->ws_faulted),
-			since_start_s(s, p->half_ns), since_start_s(s, p->last_ns));
+			since_start_s(s, p->half_ns), since_start_s(s, p->last_ns),
+			(unsigned long long)p->half_at, (unsigned long long)p->last_at);
 	}
 	fputs("]", f);
 }

@@ -25,6 +25,9 @@ struct lazy_proc_stats {
 	uint64_t faults;
 	uint64_t last_ns;		/* its last page delivered */
 	uint64_t half_ns;		/* half of its lazy pages delivered */
+	/* the same two moments on a clock in pages that load cannot stretch:
+	 * the pages the whole tree had received by then */
+	uint64_t last_at, half_at;
 };
 
 struct lazy_stats {
@@ -64,6 +67,9 @@ static inline struct lazy_proc_stats *lazy_stats_proc(struct lazy_stats *s, long
 {
 	return idx >= 0 ? &s->procs[idx] : &s->lost_track;
 }
+
+/* Process @ps (its counts already up to date) was delivered pages at @now. */
+void lazy_stats_delivered(struct lazy_stats *s, struct lazy_proc_stats *ps, uint64_t now);
 
 /* Add @n to counter @field of the tree and of task @t's process. */
 #define LAZY_COUNT(d, t, field, n) do {						\
