@@ -43,7 +43,11 @@
 #include "common/log.h"
 #include "restore/restore.h"
 
-#define TREE_WAIT_MS	10000	/* for one event from the tasks */
+#define TREE_WAIT_MS	10000	/* for one event from tasks that make no progress */
+/* for one event however busy the tasks are: an eager fill of many GiB on a
+ * loaded machine takes minutes, a task spinning in a loop is caught */
+#define TREE_WAIT_MAX_MS	(10 * 60 * 1000)
+#define PROGRESS_MS	1000	/* between two looks at the tasks' progress */
 #define DEAD_WAIT_MS	10000	/* for a zombie or helper to exit */
 
 static uint64_t now_ms(void)
@@ -152,15 +156,61 @@ static int check_tasks(struct rst_tree *tree)
 	return 0;
 }
 
-/* The next event from the tasks, watching for their failures meanwhile. */
+/* A task's work so far: its page faults and CPU ticks (0 if unreadable). */
+static uint64_t task_work(pid_t pid)
+{
+	unsigned long long minflt, majflt, utime, stime;
+	char path[32], buf[1024], *s;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	s = strrchr(buf, ')');	/* after the name, which may hold anything */
+	if (!s || sscanf(s + 1, " %*c %*d %*d %*d %*d %*d %*u %llu %*u %llu %*u %llu %llu",
+			 &minflt, &majflt, &utime, &stime) != 4)
+		return 0;
+	return minflt + majflt + utime + stime;
+}
+
+/*
+ * The tasks' work, summed: it grows while any of them fills its memory,
+ * reads its images or forks, and stops when all wait for us or hang.
+ */
+static uint64_t tree_work(const struct rst_tree *tree)
+{
+	uint64_t sum = 0;
+
+	for (size_t i = 0; i < tree->nr; i++)
+		if (tree->procs[i].t.seized && tree->procs[i].t.pid > 0)
+			sum += task_work(tree->procs[i].t.pid);
+	return sum;
+}
+
+/*
+ * The next event from the tasks, watching for their failures meanwhile.
+ * A task may do much before its event (a parent fills its memory before
+ * it forks, a leaf before it joins its group: a GiB eagerly takes seconds,
+ * many more on a loaded machine), so @timeout_ms counts only while none
+ * of them makes progress; TREE_WAIT_MAX_MS bounds the wait all the same.
+ */
 int rst_tree_next_event(struct rst_tree *tree, struct rst_event *ev, const char *what,
 			int timeout_ms)
 {
-	uint64_t deadline = now_ms() + timeout_ms;
+	uint64_t start = now_ms(), idle_since = start, looked = start;
+	uint64_t work = tree_work(tree);
 
 	for (;;) {
 		struct pollfd pfd = { .fd = tree->ev_r, .events = POLLIN };
 		int ret = poll(&pfd, 1, 50);
+		uint64_t now;
 
 		if (ret > 0) {
 			ssize_t n = read(tree->ev_r, ev, sizeof(*ev));
@@ -179,8 +229,23 @@ int rst_tree_next_event(struct rst_tree *tree, struct rst_event *ev, const char 
 		ret = check_tasks(tree);
 		if (ret)
 			return ret;
-		if (now_ms() > deadline) {
-			pr_err("no %s within %d s", what, timeout_ms / 1000);
+		now = now_ms();
+		if (now - looked >= PROGRESS_MS) {
+			uint64_t w = tree_work(tree);
+
+			if (w != work)
+				idle_since = now;
+			work = w;
+			looked = now;
+		}
+		if (now - idle_since > (uint64_t)timeout_ms) {
+			pr_err("no %s: the tasks being restored made no progress (page faults, "
+			       "CPU time) for %d s", what, timeout_ms / 1000);
+			return -ETIMEDOUT;
+		}
+		if (now - start > TREE_WAIT_MAX_MS) {
+			pr_err("no %s within %d s although the tasks being restored kept working",
+			       what, TREE_WAIT_MAX_MS / 1000);
 			return -ETIMEDOUT;
 		}
 	}
