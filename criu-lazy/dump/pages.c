@@ -430,9 +430,15 @@ static int dump_vma_pages(struct page_batch *b, int pm_fd, uint64_t *pm, const V
 		.file_private = v->status & VMA_FILE_PRIVATE,
 		.zero_pfn = b->ctx->zero_pfn,
 	};
-	/* through /proc/PID/mem a missing page fails with EIO: such a VMA
-	 * is never lazy, every page is read as it is */
-	bool all = (v->status & VMA_AREA_VDSO) || (uffd_missing && via_mem);
+	/*
+	 * Through /proc/PID/mem a missing page fails with EIO: such a VMA is
+	 * never lazy, every page is read as it is.  dump --lazy-pages reads
+	 * no lazy page now: the whole VMA is served from the task when asked,
+	 * each page then faulting in through the daemon (reading a 16 TiB
+	 * sparse VMA here would take hours).
+	 */
+	bool serve_later = (s.flags & PE_LAZY) && b->ctx->o->lazy_pages;
+	bool all = (v->status & VMA_AREA_VDSO) || (uffd_missing && (via_mem || serve_later));
 	int ret;
 
 	b->ctx->st.pages_scanned += (v->end - v->start) / PAGE_SZ;
