@@ -164,7 +164,9 @@ void lazy_stats_report(struct lazy_stats *s, int dirfd)
 	FILE *f;
 	int fd;
 
-	qsort(s->latency_ns, s->nr_latency, sizeof(s->latency_ns[0]), cmp_u32);
+	/* no fault at all (possible since the rseq pages are eager): no array */
+	if (s->nr_latency)
+		qsort(s->latency_ns, s->nr_latency, sizeof(s->latency_ns[0]), cmp_u32);
 	p50 = percentile_us(s, 0.50);
 	p99 = percentile_us(s, 0.99);
 
