@@ -66,7 +66,7 @@ static int read_text(const char *path, char *buf, size_t size)
 	return 0;
 }
 
-static int write_text(const char *path, const char *text)
+int ipc_sysctl_write_text(const char *path, const char *text)
 {
 	char full[96];
 	ssize_t n;
@@ -136,7 +136,7 @@ int ipc_sysctl_write(const IpcVarEntry *e, bool next_ids)
 		}
 		snprintf(buf, sizeof(buf), "%u %u %u %u", e->sem_ctls[0], e->sem_ctls[1],
 			 e->sem_ctls[2], e->sem_ctls[3]);
-		ret = write_text("kernel/sem", buf);
+		ret = ipc_sysctl_write_text("kernel/sem", buf);
 		if (ret)
 			return ret;
 	}
@@ -153,7 +153,7 @@ int ipc_sysctl_write(const IpcVarEntry *e, bool next_ids)
 			snprintf(buf, sizeof(buf), "%" PRIu64, *(const uint64_t *)p);
 		else
 			snprintf(buf, sizeof(buf), "%" PRIu32, *(const uint32_t *)p);
-		ret = write_text(s->path, buf);
+		ret = ipc_sysctl_write_text(s->path, buf);
 		if (ret)
 			return ret;
 	}

@@ -21,4 +21,8 @@ int ipc_sysctl_read(IpcVarEntry *e, uint32_t sem[4]);
  * fills as it detaches).  0 or -errno (logged, naming the sysctl). */
 int ipc_sysctl_write(const IpcVarEntry *e, bool next_ids);
 
+/* @text into /proc/sys/@path (e.g. "kernel/shm_next_id").  0 or -errno
+ * (logged, naming the file and the text). */
+int ipc_sysctl_write_text(const char *path, const char *text);
+
 #endif

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #define LOG_PREFIX ""
+#include "common/ipc-sysctl.h"
 #include "common/log.h"
 #include "images/image.h"
 #include "restore/restore.h"
@@ -24,18 +25,11 @@
 
 int rst_ipc_set_next_id(const char *kind, uint32_t id)
 {
-	char path[64], text[16];
-	int fd, ok;
+	char path[32], text[16];
 
-	snprintf(path, sizeof(path), "/proc/sys/kernel/%s_next_id", kind);
+	snprintf(path, sizeof(path), "kernel/%s_next_id", kind);
 	snprintf(text, sizeof(text), "%u", id);
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	ok = fd >= 0 && write(fd, text, strlen(text)) == (ssize_t)strlen(text);
-	if (!ok)
-		pr_perror("SysV %s %u: can't write its id to %s", kind, id, path);
-	if (fd >= 0)
-		close(fd);
-	return ok ? 0 : -EIO;
+	return ipc_sysctl_write_text(path, text);
 }
 
 /* @len bytes then the padding to 8 */
