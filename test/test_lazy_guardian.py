@@ -28,6 +28,12 @@ SPEC = ZdtmTest("mem_sigbus", ("--pages", str(PAGES)), defer_background=True)
 RESULT = re.compile(r"^mem_sigbus: pid (\d+): (\d+) right, (\d+) poisoned, (\d+) wrong")
 
 
+def sigbus_results(out):
+    """mem_sigbus's result lines in @out: {pid: (right, poisoned, wrong)}."""
+    return {int(m.group(1)): tuple(map(int, m.group(2, 3, 4)))
+            for m in map(RESULT.match, out.splitlines()) if m}
+
+
 def restored(zdtm, tool, workdir, pid_ns=False):
     task = zdtm(SPEC, pid_ns=pid_ns)
     imgdir = workdir / "images"
@@ -96,8 +102,7 @@ def expect_every_page_right_or_poisoned(task, child):
         task.procs.reap(child, TIMEOUT)
     assert not P.exists(child), P.describe(child)
     out = task.output.read_text(errors="replace")
-    results = {int(m.group(1)): tuple(map(int, m.group(2, 3, 4)))
-               for m in map(RESULT.match, out.splitlines()) if m}
+    results = sigbus_results(out)
     assert set(results) == {task.pid, child}, f"results: {results}\n{out}"
     for pid, (right, poisoned, wrong) in results.items():
         assert wrong == 0, f"process {pid}: {wrong} pages wrong\n{out}"
@@ -156,8 +161,7 @@ def test_killed_in_a_pid_namespace(zdtm, tool, workdir):
     os.kill(task.pid, signal.SIGTERM)
     task.procs.reap(task.pid, TIMEOUT)
     out = task.output.read_text(errors="replace")
-    results = [tuple(map(int, m.group(2, 3, 4)))
-               for m in map(RESULT.match, out.splitlines()) if m]
+    results = list(sigbus_results(out).values())
     assert len(results) == 1, out
     right, poisoned, wrong = results[0]
     assert wrong == 0 and right >= PAGES // 2 and right + poisoned == PAGES, out
@@ -182,8 +186,7 @@ def test_killed_remote(zdtm, tool, procs, workdir):
         os.kill(task.pid, signal.SIGTERM)
         task.procs.reap(task.pid, TIMEOUT)
         out = task.output.read_text(errors="replace")
-        results = [tuple(map(int, m.group(2, 3, 4)))
-                   for m in map(RESULT.match, out.splitlines()) if m]
+        results = list(sigbus_results(out).values())
         assert len(results) == 1, out
         right, poisoned, wrong = results[0]
         assert wrong == 0 and right >= PAGES // 2 and poisoned > 0 and \

@@ -272,14 +272,7 @@ def test_discard_while_lazy(which, zdtm, tool, procs, workdir):
     could come before or after its copy)."""
     spec = ZdtmTest("shmem_lazy_share", ("--size", "1M", "--discard"), label=f"discard-{which}",
                     tree=True, defer_background=True, lazy_removed=64)
-    mode = modes.MODES[which](tool, procs, workdir)
-    try:
-        task = zdtm(spec)
-        imgdir = mode.cycle(task, 1)
-        task.check_pass()
-        mode.finish()
-    finally:
-        mode.cleanup()
+    imgdir = modes.cycle_once(which, zdtm, spec, tool, procs, workdir)
     st = lazy.read_stats(imgdir)
     # the removed quarter: 64 pages, dropped, with the process that counts the object
     assert st["pages_dropped_event"] == 64, st
