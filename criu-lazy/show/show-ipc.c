@@ -5,38 +5,15 @@
  * its bytes padded to 8), a semaphore set's values (padded to 8), and an
  * older image's segment contents (padded to 4; none with in_pagemaps).
  */
-#include <errno.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "common/log.h"
 #include "images/image.h"
 #include "show/show-ipc.h"
+#include "show/show.h"
 
 #include "ipc-msg.pb-c.h"
 #include "ipc-sem.pb-c.h"
 #include "ipc-shm.pb-c.h"
-
-static int skip(struct cr_img *img, uint64_t bytes)
-{
-	int fd = img_raw_fd(img);
-	struct stat st;
-	off_t end;
-
-	if (fd < 0)
-		return fd;
-	if (fstat(fd, &st)) {
-		pr_perror("%s: can't stat", img_name(img));
-		return -errno;
-	}
-	end = lseek(fd, bytes, SEEK_CUR);
-	if (end < 0 || end > st.st_size) {
-		pr_err("%s: truncated: %llu bytes of data expected before offset %lld",
-		       img_name(img), (unsigned long long)bytes, (long long)end);
-		return -EBADMSG;
-	}
-	return 0;
-}
 
 static uint64_t round_up(uint64_t v, uint64_t to)
 {
@@ -46,11 +23,12 @@ static uint64_t round_up(uint64_t v, uint64_t to)
 int show_ipc_skip(struct cr_img *img, enum img_type type, const ProtobufCMessage *msg)
 {
 	if (type == IMG_IPCNS_SEM)
-		return skip(img, round_up(((const IpcSemEntry *)msg)->nsems * 2ULL, 8));
+		return show_skip_raw(img, round_up(((const IpcSemEntry *)msg)->nsems * 2ULL, 8));
 	if (type == IMG_IPCNS_SHM) {
 		const IpcShmEntry *e = (const IpcShmEntry *)msg;
 
-		return e->has_in_pagemaps && e->in_pagemaps ? 0 : skip(img, round_up(e->size, 4));
+		return e->has_in_pagemaps && e->in_pagemaps ? 0 :
+			show_skip_raw(img, round_up(e->size, 4));
 	}
 	if (type == IMG_IPCNS_MSG) {
 		uint32_t qnum = ((const IpcMsgEntry *)msg)->qnum;
@@ -68,7 +46,7 @@ int show_ipc_skip(struct cr_img *img, enum img_type type, const ProtobufCMessage
 			}
 			size = ((IpcMsg *)m)->msize;
 			protobuf_c_message_free_unpacked(m, NULL);
-			ret = skip(img, round_up(size, 8));
+			ret = show_skip_raw(img, round_up(size, 8));
 			if (ret)
 				return ret;
 		}

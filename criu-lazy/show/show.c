@@ -22,6 +22,7 @@
 #include "images/pagemap.h"
 #include "options.h"
 #include "show/show-ipc.h"
+#include "show/show.h"
 #include "show/show-json.h"
 
 #include "ghost-file.pb-c.h"
@@ -30,9 +31,7 @@
 #include "sk-packet.pb-c.h"
 #include "tcp-stream.pb-c.h"
 
-/* pipes-data.img, sk-queues.img, tcp-stream-*.img: skip the raw data that
- * follows a record. */
-static int show_skip_raw(struct cr_img *img, uint32_t bytes)
+int show_skip_raw(struct cr_img *img, uint64_t bytes)
 {
 	off_t start = img_offset(img), end;
 	int fd = img_raw_fd(img);
@@ -48,13 +47,14 @@ static int show_skip_raw(struct cr_img *img, uint32_t bytes)
 	}
 	end = lseek(fd, bytes, SEEK_CUR);
 	if (end < 0) {
-		pr_perror("%s: can't skip %u bytes at offset %lld", img_name(img), bytes,
-			  (long long)start);
+		pr_perror("%s: can't skip %llu bytes at offset %lld", img_name(img),
+			  (unsigned long long)bytes, (long long)start);
 		return -errno;
 	}
 	if (end > st.st_size) {
-		pr_err("%s: truncated data at offset %lld (%u bytes expected, %lld in the file)\n",
-		       img_name(img), (long long)start, bytes, (long long)(st.st_size - start));
+		pr_err("%s: truncated data at offset %lld (%llu bytes expected, %lld in the file)\n",
+		       img_name(img), (long long)start, (unsigned long long)bytes,
+		       (long long)(st.st_size - start));
 		return -EBADMSG;
 	}
 	return 0;
