@@ -1,17 +1,16 @@
 /*
  * One table of the IPC sysctls and where each goes in ipc_var_entry, for
- * both directions (ipc-sysctl.h).
+ * both directions (ipc-sysctl.h); the text goes through common/sysctl.c.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "common/ipc-sysctl.h"
 #include "common/log.h"
+#include "common/sysctl.h"
 
 /* U32_LATE: written with the next ids, after the objects (ipc-sysctl.h) */
 enum { U32, U64, U32_OPT, NEXT_ID, U32_LATE };
@@ -44,48 +43,23 @@ static const struct ipc_sysctl sysctls[] = {
 };
 #undef F
 
-static int read_text(const char *path, char *buf, size_t size)
+/* logged, but for an @optional sysctl this kernel lacks (-ENOENT) */
+static int read_text(const char *path, char *buf, size_t size, bool optional)
 {
-	char full[96];
-	ssize_t n;
-	int fd;
+	int ret = sysctl_read_text(path, buf, size);
 
-	snprintf(full, sizeof(full), "/proc/sys/%s", path);
-	fd = open(full, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		pr_perror("can't open %s", full);
-		return -errno;
-	}
-	n = read(fd, buf, size - 1);
-	if (n < 0)
-		pr_perror("can't read %s", full);
-	close(fd);
-	if (n < 0)
-		return -EIO;
-	buf[n] = '\0';
-	return 0;
+	if (ret && !(optional && ret == -ENOENT))
+		pr_err("can't read /proc/sys/%s: %s", path, strerror(-ret));
+	return ret;
 }
 
 int ipc_sysctl_write_text(const char *path, const char *text)
 {
-	char full[96];
-	ssize_t n;
-	int fd;
+	int ret = sysctl_write_text(path, text);
 
-	snprintf(full, sizeof(full), "/proc/sys/%s", path);
-	fd = open(full, O_WRONLY | O_CLOEXEC);
-	if (fd < 0) {
-		pr_perror("can't open %s to write %s", full, text);
-		return -errno;
-	}
-	n = write(fd, text, strlen(text));
-	if (n != (ssize_t)strlen(text)) {
-		pr_perror("can't write %s to %s", text, full);
-		close(fd);
-		return n < 0 ? -errno : -EIO;
-	}
-	close(fd);
-	return 0;
+	if (ret)
+		pr_err("can't write %s to /proc/sys/%s: %s", text, path, strerror(-ret));
+	return ret;
 }
 
 int ipc_sysctl_read(IpcVarEntry *e, uint32_t sem[4])
@@ -93,7 +67,7 @@ int ipc_sysctl_read(IpcVarEntry *e, uint32_t sem[4])
 	char buf[128];
 	int ret;
 
-	ret = read_text("kernel/sem", buf, sizeof(buf));
+	ret = read_text("kernel/sem", buf, sizeof(buf), false);
 	if (ret)
 		return ret;
 	if (sscanf(buf, "%" SCNu32 " %" SCNu32 " %" SCNu32 " %" SCNu32, &sem[0], &sem[1],
@@ -108,11 +82,11 @@ int ipc_sysctl_read(IpcVarEntry *e, uint32_t sem[4])
 		char *p = (char *)e + s->off;
 		long long v;
 
-		if (read_text(s->path, buf, sizeof(buf))) {
-			if (s->kind == U32_OPT)
-				continue;	/* a kernel without it */
-			return -EIO;
-		}
+		ret = read_text(s->path, buf, sizeof(buf), s->kind == U32_OPT);
+		if (ret == -ENOENT && s->kind == U32_OPT)
+			continue;	/* a kernel without it */
+		if (ret)
+			return ret;
 		v = strtoll(buf, NULL, 10);
 		if (s->kind == U64)
 			*(uint64_t *)p = strtoull(buf, NULL, 10);

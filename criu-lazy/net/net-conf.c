@@ -2,18 +2,17 @@
  * The sysctls of a network namespace and of its links that CRIU keeps in
  * netns-ID.img and netdev-ID.img: lists of sysctl_entry whose position
  * names the sysctl (CRIU's devconfs4/devconfs6 order, which images of
- * both tools must share).  Read and written through /proc/sys, which
- * shows the netns of the process that opens it.
+ * both tools must share).  Read and written through /proc/sys
+ * (common/sysctl.c), which shows the netns of the process that opens it.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define LOG_PREFIX "netns: "
 #include "common/log.h"
+#include "common/sysctl.h"
 #include "net/netns.h"
 
 const char *const net_conf4_names[] = {
@@ -53,23 +52,6 @@ static bool is_str(const char *name)
 	return !strcmp(name, "stable_secret");
 }
 
-/* The value as text, without its newline; -errno (-ENOENT: no such sysctl). */
-static int read_value(const char *path, char *buf, size_t size)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, size - 1);
-	close(fd);
-	if (n < 0)
-		return -errno;
-	buf[n] = '\0';
-	buf[strcspn(buf, "\n")] = '\0';
-	return 0;
-}
-
 int net_conf_read(struct net_conf *c, const char *dir, const char *const *names, size_t n)
 {
 	c->n = n;
@@ -87,12 +69,12 @@ int net_conf_read(struct net_conf *c, const char *dir, const char *const *names,
 		sysctl_entry__init(e);
 		c->p[i] = e;
 		e->type = is_str(names[i]) ? SYSCTL_TYPE__CTL_STR : SYSCTL_TYPE__CTL_32;
-		snprintf(path, sizeof(path), "/proc/sys/net/%s/%s", dir, names[i]);
-		ret = read_value(path, val, sizeof(val));
+		snprintf(path, sizeof(path), "net/%s/%s", dir, names[i]);
+		ret = sysctl_read_text(path, val, sizeof(val));
 		if (ret == -ENOENT || (ret == -EIO && is_str(names[i])))
 			continue;	/* the kernel lacks it / a secret never set */
 		if (ret) {
-			pr_err("can't read %s: %s", path, strerror(-ret));
+			pr_err("can't read /proc/sys/%s: %s", path, strerror(-ret));
 			net_conf_free(c);
 			return ret;
 		}
@@ -130,10 +112,11 @@ static bool same(const SysctlEntry *a, const SysctlEntry *b)
 	return a->sarg && b->sarg && !strcmp(a->sarg, b->sarg);
 }
 
+/* a sysctl already at the value is not written */
 static int write_one(const char *dir, const char *name, const SysctlEntry *e)
 {
 	char path[256], val[256], now[256];
-	int fd, ret;
+	int ret;
 
 	if (e->type == SYSCTL_TYPE__CTL_32 && e->has_iarg)
 		snprintf(val, sizeof(val), "%d", e->iarg);
@@ -141,20 +124,14 @@ static int write_one(const char *dir, const char *name, const SysctlEntry *e)
 		snprintf(val, sizeof(val), "%s", e->sarg);
 	else
 		return 0;	/* the dumping kernel lacked it */
-	snprintf(path, sizeof(path), "/proc/sys/net/%s/%s", dir, name);
-	ret = read_value(path, now, sizeof(now));
+	snprintf(path, sizeof(path), "net/%s/%s", dir, name);
+	ret = sysctl_read_text(path, now, sizeof(now));
 	if (!ret && !strcmp(now, val))
 		return 0;
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0 || write(fd, val, strlen(val)) < 0) {
-		ret = -errno;
+	ret = sysctl_write_text(path, val);
+	if (ret)
 		pr_err("can't set net.%s.%s to %s: %s", dir, name, val, strerror(-ret));
-		if (fd >= 0)
-			close(fd);
-		return ret;
-	}
-	close(fd);
-	return 0;
+	return ret;
 }
 
 int net_conf_write(const char *dir, const char *const *names, size_t nr_names,
