@@ -198,16 +198,10 @@ def test_lock_tool_missing(lock, tool_name, tool, zdtm, workdir, guard):
     its Debian package; the task unharmed, no image.  iptables is CRIU's
     default, so a plain --tcp-established needs it too."""
     task = zdtm(ZdtmTest("tcp_established"))
-    before = task.snapshot()
-    imgdir = workdir / "images"
-    imgdir.mkdir()
     extra = (*EST, "--network-lock", lock) if lock != "iptables" else EST
-    res = tool.run(["dump", "-t", task.pid, "-D", imgdir, "-v4", "-o", workdir / "dump.log",
-                    *extra], DUMP_TIMEOUT, log=workdir / "dump.log",
-                   env={"PATH": "/usr/bin:/bin"})	# Debian puts both in /usr/sbin
-    assert_error_line(res, "dump", rf"\b{tool_name}\b", r"not in PATH", r"Debian package")
-    task.expect_unharmed(before)
-    assert not list(imgdir.iterdir()), "a refused dump left images"
+    dump_must_refuse(tool, task, workdir, rf"\b{tool_name}\b", r"not in PATH",
+                     r"Debian package", extra=extra,
+                     env={"PATH": "/usr/bin:/bin"})	# Debian puts both in /usr/sbin
     task.check_pass()
 
 

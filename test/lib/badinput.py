@@ -96,14 +96,14 @@ def dump_good(tool, task, workdir, extra=(), name="images-good"):
     return imgdir
 
 
-def dump_must_refuse(tool, task, workdir, *patterns, extra=()):
-    """A dump of task (with the flags extra) refused with one line matching
-    patterns, the task left as it was, no image written; the images
-    directory it was given."""
+def dump_must_refuse(tool, task, workdir, *patterns, extra=(), env=None):
+    """A dump of task (with the flags extra, in the environment env if
+    given) refused with one line matching patterns, the task left as it
+    was, no image written; the images directory it was given."""
     before = task.snapshot()
     imgdir = workdir / "images"
     imgdir.mkdir()
-    res = tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT, extra=extra)
+    res = tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT, extra=extra, env=env)
     assert_error_line(res, "dump", *patterns)
     task.expect_unharmed(before)
     left = sorted(p.name for p in imgdir.iterdir())

@@ -69,9 +69,9 @@ class Tool:
                       p.stderr.decode(errors="replace"), time.monotonic() - t0,
                       Path(log) if log else None)
 
-    def dump(self, pid, imgdir, log, timeout, extra=(), verbosity=4):
+    def dump(self, pid, imgdir, log, timeout, extra=(), verbosity=4, env=None):
         return self.run(["dump", "-t", pid, "-D", imgdir, f"-v{verbosity}", "-o", log,
-                         *extra], timeout, log=log)
+                         *extra], timeout, log=log, env=env)
 
     def restore(self, imgdir, log, timeout, pidfile=None, detached=True, extra=(),
                 verbosity=4):
