@@ -4,6 +4,9 @@
   dump refuses with one line naming that child and the descriptor, and the
   whole tree runs on unharmed (no task stopped or traced; every child
   passes its own checks of pid, ppid, group, session and memory).
+- A child in uninterruptible sleep (a vfork parent): ptrace cannot stop
+  it, the dump refuses after its freeze timeout in one line naming it and
+  its state, the tree unharmed.
 - A pid of the images is taken when the restore runs (here: a child of the
   tree still lives): one line naming the pid, exit 1, and no task of the
   half-built tree left behind.
@@ -48,6 +51,25 @@ def test_dump_refuses_child_fd(tool, zdtm, workdir):
     assert len(kids) == 3, f"the tree should have 3 children, has {kids}"
     dump_must_refuse(tool, task, workdir, rf"\b{kids[-1]}\b", r"\b42\b", r"userfaultfd")
     tree_is_free(kids)
+    task.check_pass()
+
+
+def test_dump_refuses_task_in_uninterruptible_sleep(tool, zdtm, workdir):
+    """A child in uninterruptible sleep (D: a vfork parent whose child
+    neither execs nor exits) never stops for ptrace: the dump gives up after
+    its freeze timeout with one line naming that child and its state, and
+    the whole tree runs on (the child's stop still pending is dropped when
+    the dump exits): every task passes its checks."""
+    task = zdtm(ZdtmTest("tree", ("--children", "1", "--vfork"), label="vfork", tree=True))
+    kids = P.descendants(task.pid)
+    sleeping = [k for k in kids if P.state(k) == "D"]
+    assert len(sleeping) == 1, f"one task of the tree should be in state D: {kids}"
+    dump_must_refuse(tool, task, workdir, rf"\b{sleeping[0]}\b", r"uninterruptible",
+                     r"state D")
+    assert P.state(sleeping[0]) == "D", P.describe(sleeping[0])
+    assert P.status_field(sleeping[0], "TracerPid") == "0", (
+        f"the task in D was left traced: {P.describe(sleeping[0])}")
+    tree_is_free(k for k in kids if k != sleeping[0])
     task.check_pass()
 
 

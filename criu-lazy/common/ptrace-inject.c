@@ -57,6 +57,43 @@ static int64_t now_ms(void)
 }
 
 /*
+ * Why a tracee did not stop: ptrace's interrupt and a signal wake a task
+ * from an interruptible sleep only, so one in uninterruptible sleep (D: a
+ * vfork parent until its child execs or exits, a fault waiting on a
+ * userfaultfd from inside the kernel, a hung NFS or FUSE request) stops
+ * only once it leaves it.  Its state letter and wait channel say so.
+ */
+static void log_not_stopped(pid_t tid, int timeout_ms)
+{
+	char path[64], buf[512], wchan[64] = "", *p;
+	ssize_t n;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", tid);
+	f = fopen(path, "re");
+	n = f ? (ssize_t)fread(buf, 1, sizeof(buf) - 1, f) : -1;
+	if (f)
+		fclose(f);
+	buf[n > 0 ? n : 0] = '\0';
+	p = strrchr(buf, ')');	/* the state follows the name, which may hold ')' */
+	if (!p || p[1] != ' ' || p[2] != 'D') {
+		pr_err("task %d did not stop within %d ms", tid, timeout_ms);
+		return;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/wchan", tid);
+	f = fopen(path, "re");
+	if (f) {
+		n = (ssize_t)fread(wchan, 1, sizeof(wchan) - 1, f);
+		wchan[n > 0 ? n : 0] = '\0';
+		fclose(f);
+	}
+	pr_err("task %d did not stop within %d ms: it is in uninterruptible sleep (state D%s%s), "
+	       "where ptrace cannot stop it", tid, timeout_ms,
+	       wchan[0] && strcmp(wchan, "0") ? ", in " : "",
+	       wchan[0] && strcmp(wchan, "0") ? wchan : "");
+}
+
+/*
  * A stop of a tracee sends us SIGCHLD: the wait sleeps in poll() on it and
  * wakes the moment the stop happens (a sleep-and-retry loop overshot each
  * of the thousands of stops of a tree's restore or dump by up to 1 ms).
@@ -80,7 +117,7 @@ int ptrace_wait_stop(pid_t tid, int timeout_ms, int *status)
 			break;
 		}
 		if (left <= 0) {
-			pr_err("task %d did not stop within %d ms", tid, timeout_ms);
+			log_not_stopped(tid, timeout_ms);
 			ret = -ETIMEDOUT;
 			break;
 		}

@@ -318,10 +318,20 @@ void dump_release(struct dump_task *t, enum task_release_mode mode)
 
 	dump_release_threads(t, mode);
 
+	/*
+	 * Seized but never stopped (a task in uninterruptible sleep): ptrace
+	 * can't detach a running tracee; it is let go, its pending interrupt
+	 * dropped, when we exit.
+	 */
+	if (!t->regs_valid) {
+		pr_info("task %d never stopped: released when the dump exits", t->pid);
+		return;
+	}
+
 	/* back inside the kernel's signal handling, so an interrupted syscall restarts */
 	if (ptrace_park_in_signal_stop(t->pid))
 		pr_warn("task %d: an interrupted syscall may return -EINTR", t->pid);
-	if (t->regs_valid && ptrace(PTRACE_SETREGS, t->pid, NULL, &t->regs))
+	if (ptrace(PTRACE_SETREGS, t->pid, NULL, &t->regs))
 		pr_perror("can't put back the registers of task %d", t->pid);
 	/*
 	 * -s: from an interrupt stop, DETACH's signal argument is ignored; a

@@ -372,9 +372,11 @@ void dump_release_threads(struct dump_task *t, enum task_release_mode mode)
 			reap_thread(th);
 			continue;
 		}
+		if (!th->regs_valid)	/* never stopped: let go when we exit (seize.c) */
+			continue;
 		if (ptrace_park_in_signal_stop(th->tid))
 			pr_warn("thread %d: an interrupted syscall may return -EINTR", th->tid);
-		if (th->regs_valid && ptrace(PTRACE_SETREGS, th->tid, NULL, &th->regs))
+		if (ptrace(PTRACE_SETREGS, th->tid, NULL, &th->regs))
 			pr_perror("can't put back the registers of thread %d", th->tid);
 		if (ptrace(PTRACE_DETACH, th->tid, NULL, NULL) && errno != ESRCH)
 			pr_perror("can't detach from thread %d", th->tid);

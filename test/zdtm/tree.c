@@ -3,7 +3,9 @@
  * own and memory inherited from the root, and, by option, a session of
  * their own, a process group of their own with a member, a zombie (exit
  * code and one killed by a signal), a stopped child, and a session whose
- * leader exited (its member reparented to the root, a subreaper).
+ * leader exited (its member reparented to the root, a subreaper), a child
+ * in uninterruptible sleep (a vfork parent whose child neither execs nor
+ * exits: ptrace cannot stop it, so a dump must refuse the tree).
  *
  * After SIGTERM the root checks its own memory, that every zombie is still
  * there and reapable with its status, that the stopped child is stopped,
@@ -36,6 +38,7 @@ struct kid {
 	const char *what;
 	int zombie_status;	/* expected wait status of a zombie, or -1 */
 	int stopped;
+	pid_t vfork_child;	/* of a vfork parent: killed first at the end */
 };
 
 static struct kid kids[MAX_KIDS];
@@ -135,6 +138,66 @@ static struct kid *add_kid(pid_t pid, const char *what)
 	return &kids[nr_kids++];
 }
 
+/* The state letter of process @pid, 0 if unknown. */
+static char proc_state(pid_t pid)
+{
+	char path[64], buf[512], *p;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	read_file(path, buf, sizeof(buf));
+	p = strrchr(buf, ')');
+	return p && p[1] == ' ' ? p[2] : 0;
+}
+
+/* A child that vforks a grandchild, which waits to be killed: the child
+ * sleeps uninterruptibly in vfork() until then, and goes on as a plain
+ * child afterwards. */
+static void make_vfork_parent(pid_t me)
+{
+	struct sigaction sa = { .sa_handler = on_term };
+	struct kid *k;
+	pid_t pid, gc;
+	char path[64];
+	FILE *f;
+
+	pid = fork();
+	if (pid == 0) {
+		int status;
+
+		sigaction(SIGTERM, &sa, NULL);
+		gc = vfork();
+		if (gc == 0) {
+			/* shares our memory: raw syscalls only, and never return */
+			if (write(ready_w, "r", 1) != 1)
+				_exit(1);
+			for (;;)
+				syscall(SYS_pause);
+		}
+		if (gc < 0)
+			child_fail("vfork: %m");
+		ready_done(0);
+		if (waitpid(gc, &status, 0) != gc || !WIFSIGNALED(status) ||
+		    WTERMSIG(status) != SIGKILL)
+			child_fail("the vfork child %d ended with status %#x", gc, status);
+		child_run(me, 0, 0);
+	}
+	k = add_kid(pid, "vfork parent");
+	for (int i = 0; i < 10000; i++) {
+		char st = proc_state(pid);
+
+		if (st == 'D')
+			break;
+		if (i == 9999)
+			fail("vfork parent %d never reached state D (%c)", pid, st);
+		usleep(1000);
+	}
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", pid, pid);
+	f = fopen(path, "re");
+	if (!f || fscanf(f, "%d", &k->vfork_child) != 1)
+		fail("%s: no vfork child", path);
+	fclose(f);
+}
+
 /*
  * Wait until our child @pid is a zombie (@st 'Z') or stopped ('T'), at
  * most 10 s.  waitid(WNOWAIT) leaves the state to be waited for again, and
@@ -211,6 +274,7 @@ int main(int argc, char **argv)
 {
 	long children = 2;
 	int zombie = 0, stopped = 0, session = 0, group = 0, dead_leader = 0, bad_child = 0;
+	int vfork_parent = 0;
 	const struct test_opt opts[] = {
 		{ "children", TEST_OPT_INT, &children, 0, "plain children (each its own memory)" },
 		{ "zombie", TEST_OPT_FLAG, &zombie, 0, "two zombies: exit 42, killed by SIGUSR1" },
@@ -220,6 +284,8 @@ int main(int argc, char **argv)
 		{ "dead-leader", TEST_OPT_FLAG, &dead_leader, 0, "a session whose leader exited" },
 		{ "bad-child", TEST_OPT_FLAG, &bad_child, 0,
 		  "a child holding a userfaultfd at 42 (a dump must refuse the tree)" },
+		{ "vfork", TEST_OPT_FLAG, &vfork_parent, 0,
+		  "a child in uninterruptible sleep in vfork() (a dump must refuse the tree)" },
 		{ NULL, 0, NULL, 0, NULL },
 	};
 	pid_t me, pid;
@@ -354,7 +420,10 @@ int main(int argc, char **argv)
 		}
 		add_kid(pid, "child with a userfaultfd");
 	}
-	expect_ready = children + session * 2 + group * 2 + dead_leader + bad_child;
+	if (vfork_parent)
+		make_vfork_parent(me);
+	expect_ready = children + session * 2 + group * 2 + dead_leader + bad_child +
+		       vfork_parent;
 	close(ready_w);
 	for (int i = 0; i < expect_ready; i++)
 		if (read(ready_r, &c, 1) != 1)
@@ -385,6 +454,8 @@ int main(int argc, char **argv)
 			wait_state(k->pid, 'T', k->what);
 			kill(k->pid, SIGCONT);
 		}
+		if (k->vfork_child && kill(k->vfork_child, SIGKILL))
+			fail("vfork child %d: kill: %m", k->vfork_child);
 		if (kill(k->pid, SIGTERM))
 			fail("%s %d: kill: %m", k->what, k->pid);
 		if (waitpid(k->pid, &status, 0) != k->pid)
