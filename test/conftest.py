@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lib import modes as modes_mod  # noqa: E402
 from lib import procs as procs_mod  # noqa: E402
 from lib.tool import Tool  # noqa: E402
-from lib.zdtm import ZdtmTask, missing_cpu_flags  # noqa: E402
+from lib.zdtm import ZdtmTask  # noqa: E402
+from lib.zdtm_catalogue import missing_cpu_flags  # noqa: E402
 
 LOG_SUFFIXES = (".log", ".output", ".outfile")
 LOG_TAIL = 80

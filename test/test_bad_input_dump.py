@@ -15,7 +15,7 @@ import pytest
 
 from lib import procs as P
 from lib.tool import assert_error_line, assert_ok
-from lib.zdtm import REFUSED_FDS, REFUSED_KINDS, ZdtmTest
+from lib.zdtm_catalogue import REFUSED_FDS, REFUSED_KINDS, ZdtmTest
 from lib.badinput import DUMP_TIMEOUT, WORKLOAD, dump_must_refuse, free_pid
 from lib.selfcheck import expect_fail
 

@@ -48,7 +48,8 @@ from lib import hosts as hosts_mod, lazy, netlock, paths, procs as P, procstate
 from lib.modes import LazyMigrate
 from lib.tlscerts import Certs
 from lib.tool import Tool, assert_ok
-from lib.zdtm import ZDTM_TESTS, ZdtmTask, ZdtmTest, missing_cpu_flags
+from lib.zdtm import ZdtmTask, ZdtmTest
+from lib.zdtm_catalogue import ZDTM_TESTS, missing_cpu_flags
 
 TIMEOUT = 60
 PAGE = 4096

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from lib import procstate
-from lib.zdtm import REFUSED_KINDS, ZDTM_TESTS, ZdtmTest
+from lib.zdtm_catalogue import REFUSED_KINDS, ZDTM_TESTS, ZdtmTest
 
 SPECS = [pytest.param(s, id=s.id) for s in ZDTM_TESTS]
 # the programs test_bad_input.py expects a dump to refuse

@@ -19,7 +19,8 @@ import pytest
 
 from lib import procstate
 from lib import paths
-from lib.zdtm import PIDNS_LAUNCHER, ZdtmTest, missing_cpu_flags
+from lib.zdtm import PIDNS_LAUNCHER, ZdtmTest
+from lib.zdtm_catalogue import missing_cpu_flags
 from lib.selfcheck import expect_fail
 from lib.mutate_task import (change_cmdline, change_r12, change_ro_data, change_shared_file,
                              change_unwritten_file_page, change_xmm5,

@@ -4,7 +4,7 @@ pending signals."""
 import base64
 import struct
 
-from .zdtm import cpu_flags
+from .zdtm_catalogue import cpu_flags
 from .crit import (PROT, MAP_SHARED, MAP_PRIVATE, MAP_ANONYMOUS, VMA_AREA_REGULAR,
                    VMA_AREA_VSYSCALL, VMA_AREA_VDSO, VMA_FILE_PRIVATE, VMA_FILE_SHARED,
                    VMA_ANON_SHARED, VMA_ANON_PRIVATE, VMA_AREA_VVAR, VMA_AREA_MEMFD, entries,
