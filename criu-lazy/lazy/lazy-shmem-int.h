@@ -32,6 +32,8 @@ struct lazy_shm_obj {
 	uint64_t *inflight;		/* pending pages asked for */
 	uint64_t nr_inflight;
 	unsigned int bg_out;		/* background requests out */
+	uint64_t *pf;			/* of the pages in flight, asked by a working set */
+	uint64_t *pf_fill;		/* ... and of those, not in its record (a window's rest) */
 	struct shm_waiter *waiters;	/* faults waiting for their page */
 	size_t nr_waiters, cap_waiters;
 };
@@ -70,6 +72,9 @@ static inline bool is_askable(const struct lazy_shm_obj *o, uint64_t p)
 
 /* lazy-shmem.c */
 void shm_count(struct lazy_daemon *d, const struct lazy_shm_obj *o, uint64_t n, bool bg);
+/* n pages of o installed by a working set, filled of them not in its record */
+void shm_count_prefetch(struct lazy_daemon *d, const struct lazy_shm_obj *o, uint64_t n,
+			uint64_t filled);
 
 /* lazy-shmem-remote.c */
 int shm_remote_fault(struct lazy_daemon *d, struct lazy_task *t, struct lazy_shm_obj *o,
@@ -80,5 +85,13 @@ bool shm_remote_can_background(const struct lazy_shm_obj *o);
 /* Wake the tasks waiting for a page of [p, p + n). */
 void shm_wake_waiters(struct lazy_daemon *d, struct lazy_shm_obj *o, uint64_t p, uint64_t n);
 int shm_remote_background(struct lazy_daemon *d, struct lazy_shm_obj *o, uint64_t max_pages);
+/* Ask for [p, p + n) of o, all of it askable; pf: for that task's working set. */
+int shm_remote_ask(struct lazy_daemon *d, struct lazy_shm_obj *o, uint64_t p, uint64_t n,
+		   bool urgent, struct lazy_task *pf);
+
+/* lazy-shmem-prefetch.c */
+/* The working set's window [w, w + LAZY_FAULT_WINDOW_PAGES) of o, seen through v, from a page server. */
+int shm_prefetch_remote(struct lazy_daemon *d, struct lazy_task *t, const struct lazy_shm_vma *v,
+			uint64_t w, struct lazy_shm_pf_run *run);
 
 #endif

@@ -43,6 +43,8 @@ static void obj_free(struct lazy_shm_obj *o)
 	pagemap_index_free(&o->pi);
 	free(o->pending);
 	free(o->inflight);
+	free(o->pf);
+	free(o->pf_fill);
 	free(o->waiters);
 	free(o);
 }
@@ -110,7 +112,9 @@ static int obj_load_pages(struct lazy_daemon *d, struct lazy_shm_obj *o)
 	}
 	o->pending = calloc(o->nr_pages / 64 + 1, sizeof(uint64_t));
 	o->inflight = calloc(o->nr_pages / 64 + 1, sizeof(uint64_t));
-	if (!o->pending || !o->inflight)
+	o->pf = calloc(o->nr_pages / 64 + 1, sizeof(uint64_t));
+	o->pf_fill = calloc(o->nr_pages / 64 + 1, sizeof(uint64_t));
+	if (!o->pending || !o->inflight || !o->pf || !o->pf_fill)
 		return -ENOMEM;
 	for (size_t r = 0; r < o->pi.nr_runs; r++) {
 		const struct page_run *run = &o->pi.runs[r];

@@ -13,6 +13,9 @@
  *     (delivered already: a reply asked for again after a reconnect) is
  *     skipped: each page reaches the object once;
  *   - background: one request of up to 1 MiB per object at a time;
+ *   - a working set's pages (lazy-shmem-prefetch.c) are asked for on the
+ *     background connection and marked (o->pf) until they come: counted
+ *     as prefetched, and a fault that waits for one is late;
  *   - MADV_DONTNEED / MADV_REMOVE: the range's pending pages must be in
  *     the object before the daemon unregisters the range (lazy-events.c),
  *     so they are asked for and the daemon waits for them, serving only
@@ -29,24 +32,48 @@
 #include "lazy/lazy-daemon.h"
 #include "lazy/lazy-shmem-int.h"
 #include "lazy/page-source.h"
+#include "lazy/prefetch.h"
 #include "lazy/uffd.h"
 
 #define REMOVE_WAIT_MS	30000	/* for the pages of a REMOVE to arrive */
 
-/* Ask for [p, p + n) of o, all of it askable. */
-static int ask(struct lazy_daemon *d, struct lazy_shm_obj *o, uint64_t p, uint64_t n,
-	       bool urgent)
+int shm_remote_ask(struct lazy_daemon *d, struct lazy_shm_obj *o, uint64_t p, uint64_t n,
+		   bool urgent, struct lazy_task *pf)
 {
-	int ret = d->src->ops->request_shmem(d->src, o, p * PS, n, urgent);
+	int ret = d->src->ops->request_shmem(d->src, o, p * PS, n, urgent, pf);
 
 	if (ret)
 		return ret;
-	for (uint64_t q = p; q < p + n; q++)
+	for (uint64_t q = p; q < p + n; q++) {
 		bit_set(o->inflight, q);
+		if (pf)
+			bit_set(o->pf, q);
+	}
 	o->nr_inflight += n;
-	if (!urgent)
+	if (!urgent && !pf)
 		o->bg_out++;
 	return 0;
+}
+
+static int ask(struct lazy_daemon *d, struct lazy_shm_obj *o, uint64_t p, uint64_t n,
+	       bool urgent)
+{
+	return shm_remote_ask(d, o, p, n, urgent, NULL);
+}
+
+/* Takes the in-flight marks of page p off: 1 if a working set had asked for it. */
+static bool arrived(struct lazy_shm_obj *o, uint64_t p, uint64_t *filled)
+{
+	bool pf = bit_test(o->pf, p);
+
+	if (bit_test(o->inflight, p)) {
+		bit_clear(o->inflight, p);
+		o->nr_inflight--;
+	}
+	*filled += bit_test(o->pf_fill, p);
+	bit_clear(o->pf, p);
+	bit_clear(o->pf_fill, p);
+	return pf;
 }
 
 /* The askable run around p inside [lo, hi). */
@@ -119,22 +146,14 @@ int lazy_shmem_deliver(struct lazy_daemon *d, struct lazy_shm_obj *o, uint64_t o
 		return -EPROTO;
 	}
 	for (uint64_t p = p0; p < end; p++) {
-		uint64_t n = 1, done;
+		uint64_t n = 1, done, pf, filled = 0;
 		int ret;
 
-		if (bit_test(o->inflight, p)) {
-			bit_clear(o->inflight, p);
-			o->nr_inflight--;
-		}
+		pf = arrived(o, p, &filled);
 		if (!is_pending(o, p))
 			continue;	/* already there: each page once */
-		while (p + n < end && is_pending(o, p + n)) {
-			if (bit_test(o->inflight, p + n)) {
-				bit_clear(o->inflight, p + n);
-				o->nr_inflight--;
-			}
-			n++;
-		}
+		while (p + n < end && is_pending(o, p + n))
+			pf += arrived(o, p + n++, &filled);
 		ret = uffd_fill(o->uffd, UFFD_FILL_COPY, (uint64_t)(uintptr_t)(o->map + p * PS),
 				(const char *)data + (p - p0) * PS, n * PS, &done);
 		if (ret != UFFD_DONE) {
@@ -145,17 +164,24 @@ int lazy_shmem_deliver(struct lazy_daemon *d, struct lazy_shm_obj *o, uint64_t o
 		for (uint64_t q = p; q < p + n; q++)
 			bit_clear(o->pending, q);
 		o->nr_pending -= n;
-		shm_count(d, o, n, !urgent);
+		/* a working set's pages are counted as prefetched, whoever waited */
+		if (n > pf)
+			shm_count(d, o, n - pf, !urgent);
+		if (pf)
+			shm_count_prefetch(d, o, pf, filled);
 		p += n - 1;
 	}
 	shm_wake_waiters(d, o, p0, nr_pages);
 	return 0;
 }
 
-void lazy_shmem_request_done(struct lazy_daemon *d, struct lazy_shm_obj *o, bool urgent)
+void lazy_shmem_request_done(struct lazy_daemon *d, struct lazy_shm_obj *o, bool urgent,
+			     struct lazy_task *pf, uint64_t nr_pages)
 {
 	(void)d;
-	if (!urgent && o->bg_out)
+	if (pf)
+		lazy_prefetch_shm_done(pf, nr_pages);
+	else if (!urgent && o->bg_out)
 		o->bg_out--;
 }
 

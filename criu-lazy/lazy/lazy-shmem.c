@@ -65,6 +65,19 @@ void shm_count(struct lazy_daemon *d, const struct lazy_shm_obj *o, uint64_t n, 
 	lazy_stats_delivered(&d->stats, ps, evloop_now_ns());
 }
 
+void shm_count_prefetch(struct lazy_daemon *d, const struct lazy_shm_obj *o, uint64_t n,
+			uint64_t filled)
+{
+	struct lazy_proc_stats *ps = lazy_stats_proc(&d->stats, o->stats_idx);
+
+	d->stats.pages_prefetched += n;
+	ps->pages_prefetched += n;
+	d->stats.prefetch_filled += filled;
+	ps->prefetch_filled += filled;
+	d->stats.bytes += n * PS;
+	lazy_stats_delivered(&d->stats, ps, evloop_now_ns());
+}
+
 /*
  * Fill the pending pages [p, p + n) of the object (all pending, in one run
  * of the pagemap) from the pages file into the page cache.
@@ -85,16 +98,10 @@ static int fill_span(struct lazy_daemon *d, struct lazy_shm_obj *o, uint64_t p, 
 	for (uint64_t q = p; q < p + n; q++)
 		o->pending[q / 64] &= ~(1ULL << (q % 64));
 	o->nr_pending -= n;
-	if (how == FILL_PREFETCH) {
-		struct lazy_proc_stats *ps = lazy_stats_proc(&d->stats, o->stats_idx);
-
-		d->stats.pages_prefetched += n;
-		ps->pages_prefetched += n;
-		d->stats.bytes += n * PS;
-		lazy_stats_delivered(&d->stats, ps, evloop_now_ns());
-	} else {
+	if (how == FILL_PREFETCH)
+		shm_count_prefetch(d, o, n, 0);
+	else
 		shm_count(d, o, n, how == FILL_BG);
-	}
 	return 0;
 }
 
@@ -143,7 +150,7 @@ int lazy_shmem_fault(struct lazy_daemon *d, struct lazy_task *t, uint64_t addr, 
 	/* a touch of a page still to come: in the working set, by its dump-time address */
 	if (is_pending(o, p) &&
 	    ws_touch(&d->ws, t->pid, v->img_start + (addr - v->start), t_ns))
-		lazy_prefetch_fault(d, t, v->img_start + (addr - v->start), false);
+		lazy_prefetch_fault(d, t, v->img_start + (addr - v->start), bit_test(o->pf, p));
 	if (o->remote && is_pending(o, p))
 		return shm_remote_fault(d, t, o, addr, p, t_ns);
 	w = p & ~(uint64_t)(LAZY_FAULT_WINDOW_PAGES - 1);
@@ -187,6 +194,8 @@ static void drop_range(struct lazy_daemon *d, struct lazy_shm_obj *o, uint64_t l
 		bit_clear(o->pending, p);
 		if (o->remote && bit_test(o->inflight, p)) {
 			bit_clear(o->inflight, p);	/* its data is skipped on arrival */
+			bit_clear(o->pf, p);
+			bit_clear(o->pf_fill, p);
 			o->nr_inflight--;
 		}
 		n++;
@@ -200,12 +209,12 @@ static void drop_range(struct lazy_daemon *d, struct lazy_shm_obj *o, uint64_t l
 		 "%" PRIu64 " pending pages dropped", o->shmid, lo * PS, hi * PS, n);
 }
 
-/* The view and object page of dump-time page img of t, if it is lazy and local. */
+/* The view and object page of dump-time page img of t, if it is still to come. */
 static const struct lazy_shm_vma *img_page(const struct lazy_task *t, uint64_t img, uint64_t *p)
 {
 	const struct lazy_shm_vma *v = lazy_shm_find_img(&t->shm, img);
 
-	if (!v || v->obj->remote)
+	if (!v)
 		return NULL;
 	*p = (v->pgoff + (img - v->img_start)) / PS;
 	return is_pending(v->obj, *p) ? v : NULL;
@@ -222,8 +231,10 @@ bool lazy_shmem_img_pending(const struct lazy_task *t, uint64_t img)
  * The record names the first touch of each fault-around window (a fault
  * fills the window, so its other pages never fault): the prefetch fills the
  * whole window too, and counts the pages of it the record lacks as filled.
+ * A page server's windows are asked for in runs (lazy-shmem-prefetch.c).
  */
-int lazy_shmem_prefetch(struct lazy_daemon *d, struct lazy_task *t, uint64_t img)
+int lazy_shmem_prefetch(struct lazy_daemon *d, struct lazy_task *t, uint64_t img,
+			struct lazy_shm_pf_run *run)
 {
 	const struct ws_proc *rec = ws_prior(&d->ws, t->pid);
 	const struct lazy_shm_vma *v;
@@ -237,6 +248,8 @@ int lazy_shmem_prefetch(struct lazy_daemon *d, struct lazy_task *t, uint64_t img
 		return 0;
 	o = v->obj;
 	w = p & ~(uint64_t)(LAZY_FAULT_WINDOW_PAGES - 1);
+	if (o->remote)
+		return shm_prefetch_remote(d, t, v, w, run);
 	for (uint64_t q = w; q < w + LAZY_FAULT_WINDOW_PAGES && q < o->nr_pages; q++) {
 		uint64_t off = q * PS;
 

@@ -40,12 +40,26 @@ int lazy_shmem_load_task(struct lazy_daemon *d, struct lazy_task *t, const struc
 /* A fault at addr, read at t_ns: 1 if not in a lazy object, else 0 or a negative errno. */
 int lazy_shmem_fault(struct lazy_daemon *d, struct lazy_task *t, uint64_t addr, uint64_t t_ns);
 /*
- * The working set's page at dump-time address img of t, if it is a page of
- * lazy shared memory still to come from the images: filled now (1), else 0
- * (a page server's objects are left to faults and background delivery).
+ * A batch's shared memory from a page server: the recorded pages' windows
+ * joined into one run of an object (pages [lo, hi)), asked for as one
+ * request when the next window does not join it, or at the batch's end.
  */
-int lazy_shmem_prefetch(struct lazy_daemon *d, struct lazy_task *t, uint64_t img);
-/* Is dump-time page img of t lazy shared memory still to come from the images? */
+struct lazy_shm_pf_run {
+	struct lazy_shm_obj *o;		/* NULL: none yet */
+	uint64_t lo, hi;
+};
+/*
+ * The working set's page at dump-time address img of t, if it is a page of
+ * lazy shared memory still to come: from the images its window is filled
+ * now, from a page server it joins *run.  Returns the pages that costs the
+ * batch (filled, or to be asked for), or a negative errno.
+ */
+int lazy_shmem_prefetch(struct lazy_daemon *d, struct lazy_task *t, uint64_t img,
+			struct lazy_shm_pf_run *run);
+/* Ask for what *run holds (lazy-shmem-prefetch.c): 0 or a negative errno. */
+int lazy_shmem_prefetch_flush(struct lazy_daemon *d, struct lazy_task *t,
+			      struct lazy_shm_pf_run *run);
+/* Is dump-time page img of t lazy shared memory still to come? */
 bool lazy_shmem_img_pending(const struct lazy_task *t, uint64_t img);
 /* MADV_DONTNEED / MADV_REMOVE of [start, end): its pending pages are filled first. */
 int lazy_shmem_remove(struct lazy_daemon *d, struct lazy_task *t, uint64_t start, uint64_t end);
@@ -80,8 +94,12 @@ bool lazy_shmem_is_punch(const struct lazy_task *t, uint64_t start, uint64_t end
 /* Pages [off, off + nr_pages) of o arrived (a fault's if urgent). */
 int lazy_shmem_deliver(struct lazy_daemon *d, struct lazy_shm_obj *o, uint64_t off,
 		       uint64_t nr_pages, const void *data, bool urgent);
-/* A request of lazy_shmem_request() is over (what came was delivered). */
-void lazy_shmem_request_done(struct lazy_daemon *d, struct lazy_shm_obj *o, bool urgent);
+/*
+ * A request of nr_pages of o is over (what came was delivered); pf: the
+ * task whose working set asked for it (NULL: none, or freed since).
+ */
+void lazy_shmem_request_done(struct lazy_daemon *d, struct lazy_shm_obj *o, bool urgent,
+			     struct lazy_task *pf, uint64_t nr_pages);
 
 /* lazy-shmem-layout.c */
 struct lazy_shm_vma *lazy_shm_find(const struct lazy_shm_map *m, uint64_t addr);

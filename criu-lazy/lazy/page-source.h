@@ -50,10 +50,11 @@ struct page_source_ops {
 	/*
 	 * Only when src->shmem: fetch nr_pages of shared memory object o from
 	 * offset off.  The data reaches lazy_shmem_deliver(), the end of the
-	 * request lazy_shmem_request_done().
+	 * request lazy_shmem_request_done(), with pf: the task whose working
+	 * set asks (NULL: none; a background request then).
 	 */
 	int (*request_shmem)(struct page_source *src, struct lazy_shm_obj *o, uint64_t off,
-			     uint64_t nr_pages, bool urgent);
+			     uint64_t nr_pages, bool urgent, struct lazy_task *pf);
 	/*
 	 * Serve the source alone (no uffd is read meanwhile) until done(arg)
 	 * or timeout_ms have passed: 0, -ETIMEDOUT, or the source's error.

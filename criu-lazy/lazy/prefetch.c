@@ -88,7 +88,7 @@ bool lazy_prefetch_left(const struct lazy_task *t)
 /* Prefetch pages of t in flight (a remote source's GETs not yet copied). */
 static uint64_t inflight_pages(const struct lazy_task *t)
 {
-	uint64_t n = 0;
+	uint64_t n = t->pf ? t->pf->shm_out : 0;
 
 	for (size_t i = 0; i < t->nr_inflight; i++)
 		if (t->inflight[i].prefetch)
@@ -200,6 +200,7 @@ static int batch(struct lazy_daemon *d, struct lazy_task *t)
 	struct pf_page pages[PF_BATCH_PAGES];
 	uint64_t room = PF_WINDOW_PAGES - inflight_pages(t), cost = 0, addr;
 	size_t n = 0, scanned = 0, first = pf->next;
+	struct lazy_shm_pf_run run = { 0 };
 	int ret;
 
 	if (room > PF_BATCH_PAGES)
@@ -209,8 +210,9 @@ static int batch(struct lazy_daemon *d, struct lazy_task *t)
 		struct pf_page p;
 
 		if (!lazy_model_find_img(&t->model, img, &pf->hint, &addr)) {
-			/* shared memory goes into its object at once, a page a copy */
-			ret = lazy_shmem_prefetch(d, t, img);
+			/* shared memory: from the images into its object at once, a
+			 * window a copy; from a page server in runs of windows */
+			ret = lazy_shmem_prefetch(d, t, img, &run);
 			if (ret < 0)
 				return ret;
 			cost += ret;
@@ -226,6 +228,9 @@ static int batch(struct lazy_daemon *d, struct lazy_task *t)
 		pages[n++] = p;
 		pf->next++;
 	}
+	ret = lazy_shmem_prefetch_flush(d, t, &run);
+	if (ret < 0)
+		return ret;
 	qsort(pages, n, sizeof(pages[0]), cmp_addr);
 	ret = request_runs(d, t, pages, n);
 	if (ret == 0)
@@ -259,6 +264,12 @@ void lazy_prefetch_fault(struct lazy_daemon *d, struct lazy_task *t, uint64_t im
 	if (late)
 		LAZY_COUNT(d, t, prefetch_late, 1);
 	LAZY_COUNT(d, t, ws_faulted, 1);
+}
+
+void lazy_prefetch_shm_done(struct lazy_task *t, uint64_t nr_pages)
+{
+	if (t->pf)
+		t->pf->shm_out -= nr_pages < t->pf->shm_out ? nr_pages : t->pf->shm_out;
 }
 
 uint64_t lazy_prefetch_filled(struct lazy_daemon *d, struct lazy_task *t, uint64_t img,

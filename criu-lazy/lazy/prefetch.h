@@ -26,6 +26,7 @@ struct lazy_prefetch {
 	struct ws_entry *e;		/* the earlier record of the task's process, sorted */
 	size_t nr, next;		/* next: the first entry not yet looked at */
 	size_t hint;			/* model region of the last lookup */
+	uint64_t shm_out;		/* shared memory pages asked of a page server, not come */
 	bool installed;			/* all of it copied (said once in the log) */
 };
 
@@ -53,6 +54,8 @@ int lazy_prefetch_step(struct lazy_daemon *d);
  * restore; late: while a prefetch copy of it was in flight.
  */
 void lazy_prefetch_fault(struct lazy_daemon *d, struct lazy_task *t, uint64_t img, bool late);
+/* A request of t's working set for nr_pages of shared memory is over. */
+void lazy_prefetch_shm_done(struct lazy_task *t, uint64_t nr_pages);
 /* Of the prefetched pages [img, +len), those not in t's record (filled gaps). */
 uint64_t lazy_prefetch_filled(struct lazy_daemon *d, struct lazy_task *t, uint64_t img,
 			      uint64_t len);

@@ -29,7 +29,8 @@ struct rc_get {
 	uint64_t vaddr, nr_pages;	/* what this GET asks for */
 	pid_t pid;			/* dst_id: the image pid */
 	bool urgent;			/* a fault waits for it */
-	/* GET_SHMEM (t NULL): vaddr and job_* are offsets in this object */
+	/* GET_SHMEM (t: the working set's task, or NULL): vaddr and job_* are
+	 * offsets in this object */
 	struct lazy_shm_obj *obj;
 	uint64_t shmid;
 };

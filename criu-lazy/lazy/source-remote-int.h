@@ -45,7 +45,7 @@ int remote_finish(struct page_source *src);
 /* A shared memory job: the next GET from offset from, or its end. */
 int shm_job_next(struct remote_source *rs, struct rc_get *job, uint64_t from);
 int remote_request_shmem(struct page_source *src, struct lazy_shm_obj *o, uint64_t off,
-			 uint64_t nr_pages, bool urgent);
+			 uint64_t nr_pages, bool urgent, struct lazy_task *pf);
 int remote_sync(struct page_source *src, bool (*done)(void *arg), void *arg, int timeout_ms);
 /* Ask the server on the background connection whether it serves shared memory. */
 int ask_features(struct remote_source *rs);

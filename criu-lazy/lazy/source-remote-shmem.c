@@ -20,15 +20,17 @@ int shm_job_next(struct remote_source *rs, struct rc_get *job, uint64_t from)
 {
 	if (from < job->job_end)
 		return send_next(rs, job, from, (job->job_end - from) / LAZY_PAGE_SIZE);
-	lazy_shmem_request_done(rs->src.d, job->obj, job->urgent);
+	lazy_shmem_request_done(rs->src.d, job->obj, job->urgent, job->t,
+				(job->job_end - job->job_start) / LAZY_PAGE_SIZE);
 	return job->urgent ? 0 : refill_background(rs);
 }
 
 int remote_request_shmem(struct page_source *src, struct lazy_shm_obj *o, uint64_t off,
-				uint64_t nr_pages, bool urgent)
+			 uint64_t nr_pages, bool urgent, struct lazy_task *pf)
 {
 	struct remote_source *rs = to_remote(src);
 	struct rc_get job = {
+		.t = pf,	/* forgotten with the task (remote_release) */
 		.obj = o,
 		.shmid = lazy_shmem_id(o),
 		.job_start = off,

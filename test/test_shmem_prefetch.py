@@ -1,0 +1,230 @@
+"""The working set's shared memory from a page server (issue 11;
+Documentation/lazy-pages.md, "Shared memory" and "Working set").
+
+A first lazy restore of test/zdtm/shmem_lazy_share (a root and its child
+sharing a MAP_SHARED|MAP_ANONYMOUS region, /dev/zero and a memfd) records
+every page: its checks read them all.  Then, from a page server that
+serves shared memory (our own, GET_SHMEM):
+
+- both processes write the objects at the same moment while the working
+  set is still arriving: every page right (the daemon's own shmem pages
+  files are garbage, so a page read from them fails the checks), each
+  object page delivered once, and counted as prefetched;
+- the page server stopped with the prefetch asked for and killed then:
+  the daemon fails, the pages that cannot arrive are poisoned, and the
+  processes die of SIGBUS at their first touch, never read garbage;
+- a server that takes one connection, as CRIU's does (a proxy in front of
+  ours): no FEATURES, shared memory prefetched from the daemon's images.
+
+Every process is ended by its pid; every wait has a timeout.
+"""
+import os
+import re
+import shutil
+import signal
+import socket
+import threading
+from pathlib import Path
+
+from lib import images, lazy, procs as P
+from lib.tool import assert_ok
+from lib.workingset import INSTALLED, dump as ws_dump, free_port, restore_and_run, wait_log
+from lib.zdtm import ZdtmTest
+
+TIMEOUT = 60
+PROXY_TIMEOUT = 60
+
+
+def recorded(zdtm, tool, procs, workdir, size):
+    """shmem_lazy_share dumped and restored once (locally) with its checks:
+    the task (its output as dumped put back), the images with a working
+    set, the pages of shared memory in them."""
+    task = zdtm(ZdtmTest("shmem_lazy_share", ("--size", size), label="wsps", tree=True,
+                         defer_background=True))
+    imgdir = workdir / "images"
+    task.note_tree()
+    ws_dump(tool, task, imgdir, workdir)
+    as_dumped = task.output.read_bytes()
+    restore_and_run(tool, procs, task, imgdir, workdir, 1)
+    task.output.write_bytes(as_dumped)
+    task.outfile.unlink()		# the next run's verdict only
+    return task, imgdir, lazy.shmem_pages_in_images(imgdir)
+
+
+def server_copy(imgdir, srvdir):
+    """The page server's images: a copy; the daemon's shmem pages files are
+    then garbage (0xa5), which no check passes on."""
+    shutil.copytree(imgdir, srvdir)
+    for path in Path(imgdir).glob("pagemap-shmem-*.img"):
+        pages_id, _ = images.pagemap_entries(path)
+        f = Path(imgdir) / f"pages-{pages_id}.img"
+        f.write_bytes(b"\xa5" * f.stat().st_size)
+
+
+def start_server(tool, procs, workdir, srvdir, port, run):
+    return lazy.Daemon(procs, tool, ["page-server", "-D", srvdir, "--address", "127.0.0.1",
+                                     "--port", port, "--lazy-pages"],
+                       workdir / f"page-server-{run}.log", workdir / f"page-server-{run}.out",
+                       f"page-server {run}")
+
+
+def start_daemon(tool, procs, workdir, imgdir, port, run):
+    return lazy.Daemon(procs, tool, ["lazy-pages", "-D", imgdir, "--no-background-fetch",
+                                     "--page-server", "--address", "127.0.0.1", "--port", port],
+                       workdir / f"lazy-pages-{run}.log", workdir / f"lazy-pages-{run}.out",
+                       f"lazy-pages {run}")
+
+
+def restore(tool, task, imgdir, workdir, run):
+    pidfile = workdir / f"restore-{run}.pid"
+    assert_ok(tool.restore(imgdir, workdir / f"restore-{run}.log", TIMEOUT, pidfile=pidfile,
+                           extra=["--lazy-pages"]), "restore --lazy-pages")
+    task.expect_restored(pidfile)
+
+
+def test_two_writers_while_the_working_set_arrives(zdtm, tool, procs, workdir):
+    """The server is stopped before the restore, so the working set's first
+    GET_SHMEM are out and unanswered when the two processes start writing;
+    it goes on a moment later, with their faults queued behind them."""
+    task, imgdir, shmem = recorded(zdtm, tool, procs, workdir, "16M")
+    assert shmem == 4096 + 64 + 64, shmem
+    server_copy(imgdir, workdir / "server-images")
+    port = free_port()
+    server = start_server(tool, procs, workdir, workdir / "server-images", port, 2)
+    daemon = start_daemon(tool, procs, workdir, imgdir, port, 2)
+    wait_log(daemon, "shared memory from it (GET_SHMEM)")
+    os.kill(server.pid, signal.SIGSTOP)
+    go_on = threading.Timer(0.3, os.kill, (server.pid, signal.SIGCONT))
+    try:
+        restore(tool, task, imgdir, workdir, 2)
+        wait_log(daemon, "asked for")
+        go_on.start()
+        task.check_pass()	# SIGTERM: both write while nothing has come yet
+    finally:
+        go_on.cancel()
+        os.kill(server.pid, signal.SIGCONT)
+    daemon.expect_clean_exit()
+    server.expect_clean_exit()
+    st = lazy.check_stats(imgdir, daemon.text())
+    log = daemon.log.read_text()
+    assert re.search(r"page server \S+: shared memory from it \(GET_SHMEM\)", log), log[-3000:]
+    assert re.search(r"shared memory \d+: asked for \d+ pages", log), log[-3000:]
+    # every object page once, none eagerly: prefetched, or by a fault that
+    # came first (background delivery is off)
+    assert st["pages_shmem"] == shmem, st
+    assert st["pages_background"] == 0, st
+    assert 0 < st["pages_prefetched"] <= st["pages_lazy"], st
+    assert st["pages_fault"] + st["pages_prefetched"] + st["pages_dropped_exit"] == \
+        st["pages_lazy"] + st["pages_inherited"], st
+    # their first touches came before any page: they waited for the
+    # working set's pages in flight (late) or asked on the fault connection
+    assert st["faults"] > 0 and st["prefetch_late"] + st["pages_fault"] > 0, st
+
+
+def test_page_server_killed_mid_prefetch(zdtm, tool, procs, workdir):
+    """The server is stopped once the daemon is connected, so the working
+    set's GET_SHMEM go out and stay unanswered; it is killed then."""
+    task, imgdir, shmem = recorded(zdtm, tool, procs, workdir, "1M")
+    server_copy(imgdir, workdir / "server-images")
+    port = free_port()
+    server = start_server(tool, procs, workdir, workdir / "server-images", port, 2)
+    daemon = start_daemon(tool, procs, workdir, imgdir, port, 2)
+    wait_log(daemon, "shared memory from it (GET_SHMEM)")
+    os.kill(server.pid, signal.SIGSTOP)
+    restore(tool, task, imgdir, workdir, 2)
+    tree = P.descendants(task.pid)
+    assert len(tree) == 1, f"the restored tree: {tree}"
+    procs.adopt(tree[0])
+    wait_log(daemon, "asked for")
+    os.kill(server.pid, signal.SIGKILL)
+    procs.reap(server.pid, TIMEOUT)
+    assert daemon.wait_exit() != 0, "the daemon exited 0 although pages were lost"
+    log = daemon.log.read_text()
+    assert INSTALLED not in log, log[-3000:]
+    assert re.search(r"page server \S+ (closed|reset) the connection with \d+ pages still "
+                     r"to deliver", log), log[-3000:]
+    assert re.search(r"pages of shared memory that can no longer arrive will raise SIGBUS",
+                     log), log[-3000:]
+    # the root touches its shared memory on SIGTERM (and wakes the child)
+    os.kill(task.pid, signal.SIGTERM)
+    status = procs.reap(task.pid, TIMEOUT)
+    assert status is not None and os.WIFSIGNALED(status) and \
+        os.WTERMSIG(status) in (signal.SIGBUS, signal.SIGSEGV), (
+            f"the root ended with {P.wait_status_str(status)}, expected SIGBUS")
+    os.kill(tree[0], signal.SIGKILL)
+    procs.reap(tree[0], TIMEOUT)
+    assert not task.outfile.exists() or not re.match(r"PASS", task.outfile.read_text()), (
+        "the tree passed its checks on poisoned memory")
+
+
+class OneConnectionProxy(threading.Thread):
+    """In front of our page server, a server that behaves like CRIU's: it
+    accepts one connection and closes its listening socket (a second
+    connection is refused or reset), then passes bytes both ways until
+    either side closes."""
+
+    def __init__(self, port, upstream):
+        super().__init__(daemon=True)
+        self.listener = socket.create_server(("127.0.0.1", port))
+        self.upstream = upstream
+        self.error = None
+        self.bytes = [0, 0]
+
+    def pump(self, src, dst, i):
+        try:
+            while True:
+                data = src.recv(1 << 16)
+                if not data:
+                    break
+                dst.sendall(data)
+                self.bytes[i] += len(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def run(self):
+        try:
+            self.listener.settimeout(PROXY_TIMEOUT)
+            conn, _ = self.listener.accept()
+            self.listener.close()
+            up = socket.create_connection(("127.0.0.1", self.upstream), timeout=PROXY_TIMEOUT)
+            conn.settimeout(PROXY_TIMEOUT)
+            back = threading.Thread(target=self.pump, args=(up, conn, 1), daemon=True)
+            back.start()
+            self.pump(conn, up, 0)
+            back.join(PROXY_TIMEOUT)
+            conn.close()
+            up.close()
+        except Exception as e:		# reported by the test through .error
+            self.error = repr(e)
+        finally:
+            self.listener.close()
+
+
+def test_one_connection_server_prefetches_from_the_images(zdtm, tool, procs, workdir):
+    task, imgdir, shmem = recorded(zdtm, tool, procs, workdir, "1M")
+    port, proxy_port = free_port(), free_port()
+    server = start_server(tool, procs, workdir, imgdir, port, 2)
+    proxy = OneConnectionProxy(proxy_port, port)
+    proxy.start()
+    daemon = start_daemon(tool, procs, workdir, imgdir, proxy_port, 2)
+    restore(tool, task, imgdir, workdir, 2)
+    wait_log(daemon, INSTALLED)
+    task.check_pass()
+    daemon.expect_clean_exit()
+    proxy.join(TIMEOUT)
+    assert not proxy.is_alive() and proxy.error is None, proxy.error
+    server.expect_clean_exit()
+    st = lazy.check_stats(imgdir, daemon.text())
+    log = daemon.log.read_text()
+    assert re.search(r"background transfers share the fault connection", log), log[-3000:]
+    assert "GET_SHMEM" not in log and "asked for" not in log, log[-3000:]
+    # shared memory from the images, installed before the touches
+    assert st["pages_shmem"] == shmem, st
+    assert st["pages_prefetched"] >= shmem, st
+    assert proxy.bytes[1] > 0, "no private page came through the proxy"
