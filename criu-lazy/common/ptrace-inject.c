@@ -15,6 +15,7 @@
 #define LOG_PREFIX "ptrace: "
 #include "common/log.h"
 #include "common/proc-maps.h"
+#include "common/proc-stat.h"
 #include "common/ptrace-inject.h"
 
 int sigchld_fd_open(sigset_t *old)
@@ -65,18 +66,11 @@ static int64_t now_ms(void)
  */
 static void log_not_stopped(pid_t tid, int timeout_ms)
 {
-	char path[64], buf[512], wchan[64] = "", *p;
+	char path[64], wchan[64] = "";
 	ssize_t n;
 	FILE *f;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", tid);
-	f = fopen(path, "re");
-	n = f ? (ssize_t)fread(buf, 1, sizeof(buf) - 1, f) : -1;
-	if (f)
-		fclose(f);
-	buf[n > 0 ? n : 0] = '\0';
-	p = strrchr(buf, ')');	/* the state follows the name, which may hold ')' */
-	if (!p || p[1] != ' ' || p[2] != 'D') {
+	if (proc_stat_state(tid) != 'D') {
 		pr_err("task %d did not stop within %d ms", tid, timeout_ms);
 		return;
 	}

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/proc-stat.h"
 #include "common/ptrace-inject.h"
 #include "dump/dump.h"
 
@@ -30,27 +31,9 @@
 #define KILL_TIMEOUT_MS		10000
 #define STOP_TIMEOUT_MS		10000
 
-/* State letter of /proc/PID/stat without going through dump_task_error(). */
-static char raw_state(pid_t pid)
-{
-	char path[64], buf[512], *p;
-	FILE *f;
-	size_t n;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	f = fopen(path, "re");
-	if (!f)
-		return 0;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	p = strrchr(buf, ')');
-	return p && p[1] == ' ' ? p[2] : 0;
-}
-
 bool dump_task_is_zombie(pid_t pid)
 {
-	char st = raw_state(pid);
+	char st = proc_stat_state(pid);
 
 	return st == 'Z' || st == 'X';
 }
@@ -70,7 +53,7 @@ bool dump_task_exited(struct dump_task *t)
 	}
 	if (kill(t->pid, 0) && errno == ESRCH)
 		return true;
-	st = raw_state(t->pid);
+	st = proc_stat_state(t->pid);
 	return st == 0 || st == 'Z' || st == 'X';
 }
 
@@ -279,7 +262,7 @@ static void wait_stopped(struct dump_task *t)
 	struct timespec ts = { 0, 1000000 };
 
 	for (int waited = 0; waited < STOP_TIMEOUT_MS; waited++) {
-		char st = raw_state(t->pid);
+		char st = proc_stat_state(t->pid);
 
 		if (st == 'T' || st == 0 || st == 'Z' || st == 'X')
 			return;

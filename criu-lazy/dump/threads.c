@@ -36,6 +36,7 @@
 #include "attrs/task-attr.h"
 #include "common/array.h"
 #include "common/log.h"
+#include "common/proc-stat.h"
 #include "common/ptrace-inject.h"
 #include "dump/dump.h"
 
@@ -73,21 +74,12 @@ static int freeze_wait(struct dump_thread *th, int *status)
  */
 static bool thread_exiting(pid_t pid, pid_t tid)
 {
-	char path[64], buf[512], *s;
-	ssize_t n;
-	int fd;
+	char buf[512];
+	const char *f = proc_stat_fields(pid, tid, buf, sizeof(buf));
 
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", pid, tid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (!f)
 		return errno == ENOENT || errno == ESRCH;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return true;
-	buf[n] = '\0';
-	s = strrchr(buf, ')');	/* the state follows the name, which may hold ')' */
-	return !s || s[1] != ' ' || s[2] == 'Z' || s[2] == 'X' || s[2] == 'x';
+	return f[0] == 'Z' || f[0] == 'X' || f[0] == 'x';
 }
 
 static int freeze_thread(struct dump_task *t, struct dump_thread *th)

@@ -44,6 +44,7 @@
 #include "common/array.h"
 #include "common/kernel-abi.h"
 #include "common/log.h"
+#include "common/proc-stat.h"
 #include "lazy/guardian.h"
 #include "lazy/uffd.h"
 
@@ -95,21 +96,9 @@ static int regs_add(struct vma_regs *rs, const struct vma_reg *v)
 /* A zombie (or dying) process: no memory left to poison. */
 static bool is_dead(pid_t pid)
 {
-	char path[64], buf[512], *rpar;
-	ssize_t n;
-	int fd;
+	char st = proc_stat_state(pid);
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return true;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return true;
-	buf[n] = '\0';
-	rpar = strrchr(buf, ')');	/* the name may hold anything */
-	return !rpar || rpar[1] != ' ' || rpar[2] == 'Z' || rpar[2] == 'X';
+	return !st || st == 'Z' || st == 'X';
 }
 
 /* The VMAs of pid registered in MISSING mode; -ESRCH if pid is gone. */

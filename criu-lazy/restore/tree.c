@@ -41,6 +41,7 @@
 
 #define LOG_PREFIX ""
 #include "common/log.h"
+#include "common/proc-stat.h"
 #include "restore/restore.h"
 
 #define TREE_WAIT_MS	10000	/* for one event from tasks that make no progress */
@@ -160,21 +161,10 @@ static int check_tasks(struct rst_tree *tree)
 static uint64_t task_work(pid_t pid)
 {
 	unsigned long long minflt, majflt, utime, stime;
-	char path[32], buf[1024], *s;
-	ssize_t n;
-	int fd;
+	char buf[1024];
+	const char *s = proc_stat_fields(pid, 0, buf, sizeof(buf));
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	s = strrchr(buf, ')');	/* after the name, which may hold anything */
-	if (!s || sscanf(s + 1, " %*c %*d %*d %*d %*d %*d %*u %llu %*u %llu %*u %llu %llu",
+	if (!s || sscanf(s, "%*c %*d %*d %*d %*d %*d %*u %llu %*u %llu %*u %llu %llu",
 			 &minflt, &majflt, &utime, &stime) != 4)
 		return 0;
 	return minflt + majflt + utime + stime;
