@@ -1,8 +1,10 @@
 /*
  * Threads with state of their own.  Each of --threads threads (4 by
  * default) sets, differently from the others: a __thread value and its
- * fs_base, a GDT TLS slot (thread 1, when the kernel has 32-bit
- * emulation), its blocked mask, a sigaltstack, a
+ * fs_base, its gs_base, a GDT TLS slot (thread 1, when the kernel has
+ * 32-bit emulation), its blocked mask, a private pending signal (one of
+ * the real-time signals it blocks, queued to itself with a value of its
+ * own), a sigaltstack, a
  * nice value and policy (SCHED_BATCH / SCHED_IDLE for some), its name, its
  * fsuid, its effective capabilities (thread 2 drops one), no_new_privs
  * (thread 3), a parent-death signal, and keeps glibc's robust list, rseq
@@ -33,7 +35,7 @@
 
 struct expect {
 	pid_t tid;
-	unsigned long fs_base, tid_address, robust_head;
+	unsigned long fs_base, gs_base, tid_address, robust_head;
 	sigset_t mask;
 	stack_t ss;
 	int nice, policy, pdeath;
@@ -60,6 +62,18 @@ static unsigned long get_fs_base(void)
 	syscall(SYS_arch_prctl, ARCH_GET_FS, &v);
 	return v;
 }
+
+static unsigned long get_gs_base(void)
+{
+	unsigned long v = 0;
+
+	syscall(SYS_arch_prctl, ARCH_GET_GS, &v);
+	return v;
+}
+
+/* The real-time signal thread i blocks and has pending, and its value. */
+#define PENDING_SIG(i)	(SIGRTMIN + (i) % 16)
+#define PENDING_VAL(i)	(0x700 + (i))
 
 static uint32_t cap_eff0(void)
 {
@@ -95,13 +109,25 @@ static void set_state(int i, struct expect *e)
 	e->tid = gettid();
 	tls_value = 0x1000 + i;
 	e->fs_base = get_fs_base();
+	/* glibc leaves gs alone on x86-64: any canonical base is ours */
+	e->gs_base = 0x5a0000000000ul + (unsigned long)i * 0x1000;
+	if (syscall(SYS_arch_prctl, ARCH_SET_GS, e->gs_base))
+		TFAIL(i, "ARCH_SET_GS: %m");
 
 	sigemptyset(&e->mask);
 	sigaddset(&e->mask, SIGTERM);
-	sigaddset(&e->mask, SIGRTMIN + i % 16);
+	sigaddset(&e->mask, PENDING_SIG(i));
 	if (i % 2)
 		sigaddset(&e->mask, SIGUSR1);
 	pthread_sigmask(SIG_SETMASK, &e->mask, NULL);
+	{
+		siginfo_t si = { .si_signo = PENDING_SIG(i), .si_code = SI_QUEUE,
+				 .si_pid = getpid(), .si_uid = getuid() };
+
+		si.si_value.sival_int = PENDING_VAL(i);
+		if (syscall(SYS_rt_tgsigqueueinfo, getpid(), gettid(), PENDING_SIG(i), &si))
+			TFAIL(i, "rt_tgsigqueueinfo: %m");
+	}
 
 	e->ss.ss_size = SIGSTKSZ + i * 4096;
 	e->ss.ss_sp = malloc(e->ss.ss_size);
@@ -183,10 +209,30 @@ static void check_state(int i, const struct expect *e)
 		TFAIL(i, "__thread value %#lx, expected %#lx", tls_value, 0x1000ul + i);
 	if (get_fs_base() != e->fs_base)
 		TFAIL(i, "fs_base %#lx, was %#lx", get_fs_base(), e->fs_base);
+	if (get_gs_base() != e->gs_base)
+		TFAIL(i, "gs_base %#lx, was %#lx", get_gs_base(), e->gs_base);
 	pthread_sigmask(SIG_SETMASK, NULL, &now.mask);
 	for (int s = 1; s < NSIG; s++)
 		if (sigismember(&now.mask, s) != sigismember(&e->mask, s))
 			TFAIL(i, "signal %d is %sblocked now", s, sigismember(&now.mask, s) ? "" : "not ");
+	{
+		/* its own signal, pending for it alone: still one, with its value */
+		struct timespec zero = { 0, 0 };
+		siginfo_t si;
+		sigset_t one, pend;
+
+		sigemptyset(&one);
+		sigaddset(&one, PENDING_SIG(i));
+		if (sigtimedwait(&one, &si, &zero) != PENDING_SIG(i))
+			TFAIL(i, "signal %d is no longer pending: %m", PENDING_SIG(i));
+		if (si.si_code != SI_QUEUE || si.si_value.sival_int != PENDING_VAL(i))
+			TFAIL(i, "signal %d came with code %d value %#x, expected %d/%#x",
+			      PENDING_SIG(i), si.si_code, si.si_value.sival_int, SI_QUEUE,
+			      PENDING_VAL(i));
+		sigpending(&pend);
+		if (sigismember(&pend, PENDING_SIG(i)))
+			TFAIL(i, "signal %d is pending twice", PENDING_SIG(i));
+	}
 	if (sigaltstack(NULL, &ss))
 		TFAIL(i, "sigaltstack: %m");
 	if (ss.ss_sp != e->ss.ss_sp || ss.ss_size != e->ss.ss_size || ss.ss_flags != e->ss.ss_flags)
