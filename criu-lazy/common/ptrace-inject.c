@@ -217,6 +217,20 @@ static int resume_to_syscall_stop(pid_t tid)
 	return 0;
 }
 
+void inject_set_regs(struct user_regs_struct *regs, unsigned long syscall_ip, long nr,
+		     const unsigned long args[6])
+{
+	regs->rip = syscall_ip;
+	regs->rax = nr;
+	regs->orig_rax = -1;
+	regs->rdi = args[0];
+	regs->rsi = args[1];
+	regs->rdx = args[2];
+	regs->r10 = args[3];
+	regs->r8 = args[4];
+	regs->r9 = args[5];
+}
+
 int inject_syscall(pid_t tid, unsigned long syscall_ip, long nr,
 		   const unsigned long args[6], long *result)
 {
@@ -238,16 +252,7 @@ int inject_syscall(pid_t tid, unsigned long syscall_ip, long nr,
 	}
 
 	regs = saved;
-	regs.rip = syscall_ip;
-	regs.rax = nr;
-	regs.orig_rax = -1;
-	regs.rdi = args[0];
-	regs.rsi = args[1];
-	regs.rdx = args[2];
-	regs.r10 = args[3];
-	regs.r8 = args[4];
-	regs.r9 = args[5];
-
+	inject_set_regs(&regs, syscall_ip, nr, args);
 	if (ptrace(PTRACE_SETREGS, tid, NULL, &regs)) {
 		pr_perror("set registers of task %d", tid);
 		ret = -errno;

@@ -20,6 +20,7 @@
 
 #include <signal.h>
 #include <sys/types.h>
+#include <sys/user.h>
 
 #define PTRACE_WAIT_TIMEOUT_MS 10000
 
@@ -40,6 +41,14 @@ void sigchld_fd_close(int fd, const sigset_t *old);
 
 /* Address of a `syscall` instruction in the tracee's [vdso]. */
 int inject_find_syscall_ip(pid_t pid, unsigned long *ip);
+
+/*
+ * @regs set to run syscall @nr with @args at @syscall_ip, orig_ax -1 (no
+ * restart of the syscall the task was stopped in); the other registers
+ * are left as they are.
+ */
+void inject_set_regs(struct user_regs_struct *regs, unsigned long syscall_ip, long nr,
+		     const unsigned long args[6]);
 
 /*
  * Run syscall nr with args in the stopped tracee tid.  *result gets the raw

@@ -101,11 +101,7 @@ static int run_and_interrupt(pid_t tid, unsigned long ip, long nr, const unsigne
 		return -errno;
 	}
 	regs = saved;
-	regs.rip = ip;
-	regs.rax = nr;
-	regs.orig_rax = -1;
-	regs.rdi = a[0], regs.rsi = a[1], regs.rdx = a[2];
-	regs.r10 = a[3], regs.r8 = a[4], regs.r9 = a[5];
+	inject_set_regs(&regs, ip, nr, a);
 	if (ptrace(PTRACE_SETREGS, tid, NULL, &regs) || ptrace(PTRACE_SYSCALL, tid, NULL, NULL)) {
 		pr_perror("run syscall %ld in thread %d", nr, tid);
 		return -errno;
