@@ -103,6 +103,25 @@ def test_pipelined_gets_answered_in_order(server):
     c.close()
 
 
+def test_requests_beyond_a_full_queue(server):
+    """Two buffers' worth of requests in one segment: 128 GETs of 8 pages,
+    15 of 4 MiB and 113 of 8 pages again.  The queue of replies is full
+    (64 MiB) after the fifteenth big one, with 113 requests read and waiting
+    in the server's buffer and nothing more on the socket; the first
+    replies sent make room at once.  Those 113 are answered then (they used
+    to wait for some other request to come: a daemon waiting for their
+    replies before it sent more hung)."""
+    _, port = server
+    c = Client(port)
+    small = [(100, BIG_VMA + (i % 512) * 8 * PAGE, 8) for i in range(128)]
+    big = [(100, BIG_VMA + (i % 4) * 1024 * PAGE, 1024) for i in range(15)]
+    reqs = small + big + small[:113]
+    c.sock.sendall(b"".join(HDR_STRUCT.pack(7, 0, n, vaddr, pid) for pid, vaddr, n in reqs))
+    for pid, vaddr, n in reqs:
+        expect_reply(c, pid, vaddr, n)
+    c.close()
+
+
 def test_split_header(server):
     """A request may arrive in pieces."""
     _, port = server

@@ -524,8 +524,13 @@ void ps_conn_on_event(struct ps_conn *c, uint32_t events, uint64_t now_ns)
 		read_requests(c, now_ns);
 	if (c->state != PS_CONN_DONE)
 		send_replies(c);
-	/* the queue was too long to read requests, and now is not */
-	if (c->state == PS_CONN_SERVING && paused && !out_full(c))
+	/*
+	 * The queue was too long to read requests, and now is not; or it
+	 * filled up in the middle of what was read: requests wait in c->in,
+	 * and with nothing more on the socket no event would bring us back to
+	 * them (a client that waits for their replies hung).
+	 */
+	if (c->state == PS_CONN_SERVING && (paused || c->in_len) && !out_full(c))
 		read_requests(c, now_ns);
 	if (c->state == PS_CONN_SERVING && c->out_nr)
 		send_replies(c);
