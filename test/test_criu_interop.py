@@ -8,15 +8,13 @@
   AT_NULL pair, and the restored task shows that vector in /proc/PID/auxv.
 - The probes tools make: -V / --version, check --feature NAME.
 """
-import json
 import re
-import shutil
-import subprocess
 import struct
 
 import pytest
 
 from lib import images, lazy, procs as P
+from lib.crit import crit_decode, need_crit
 from lib.procstate import criu_auxv
 from lib.tool import assert_error_line, assert_ok
 from lib.zdtm import ZdtmTest
@@ -178,16 +176,12 @@ def test_check_unknown_feature(tool):
 def test_restore_side_bounds(tool, zdtm, workdir):
     """The other fields CRIU 4.2's restore checks (spec sections 2-3), read
     back with CRIU's own decoder."""
-    crit = shutil.which("crit")
-    assert crit, "crit is missing: scripts/setup installs it (Debian package criu)"
+    need_crit()
     task = zdtm(WORKLOAD)
     imgdir = dump(tool, task, workdir)
 
     def decode(name):
-        p = subprocess.run([crit, "decode", "-i", imgdir / name], capture_output=True,
-                           timeout=TIMEOUT)
-        assert p.returncode == 0, f"crit decode {name}: {p.stderr.decode()}"
-        return json.loads(p.stdout)["entries"]
+        return crit_decode(imgdir / name)["entries"]
 
     inv = decode("inventory.img")[0]
     assert inv.get("fdinfo_per_id") is True, "CRIU restores only fdinfo keyed by files_id"

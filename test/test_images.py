@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from lib import paths
+from lib.crit import crit_decode, need_crit
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = paths.BUILD
@@ -87,16 +88,6 @@ def need(path):
     return path
 
 
-def need_crit():
-    crit = shutil.which("crit")
-    if not crit:
-        # never a skip: scripts/setup installs it, and an image test that
-        # skips proves nothing
-        pytest.fail("crit is missing: scripts/setup installs it (Debian package criu)",
-                    pytrace=False)
-    return crit
-
-
 def run(args, check=True):
     res = subprocess.run([str(a) for a in args], capture_output=True, text=True,
                          timeout=TIMEOUT)
@@ -104,10 +95,6 @@ def run(args, check=True):
         pytest.fail(f"{' '.join(map(str, args))} exited {res.returncode}:\n"
                     f"{res.stdout}\n{res.stderr}")
     return res
-
-
-def crit_decode(path):
-    return json.loads(run([need_crit(), "decode", "-i", path]).stdout)
 
 
 @pytest.fixture(scope="module")

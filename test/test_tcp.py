@@ -22,6 +22,7 @@ import pytest
 
 from lib import netlock
 from lib.badinput import dump_must_refuse
+from lib.crit import crit_decode, need_crit
 from lib.tcp_peer import pattern
 from lib.tool import assert_error_line, assert_ok
 from lib.zdtm import ZdtmTest
@@ -209,12 +210,9 @@ def test_images_crit(tool, zdtm, workdir, guard):
     """tcp-stream-<ino>.img is CRIU's: crit decodes it, with the queue bytes
     after the entry, and inet_sk_entry has the connection's state."""
     import json
-    import shutil
     import subprocess
     tools_or_fail("nftables")
-    crit = shutil.which("crit")
-    if not crit:
-        pytest.fail("crit is missing: run scripts/setup (Debian package criu)", pytrace=False)
+    need_crit()
     task = zdtm(ZdtmTest("tcp_established", ("--small",)))
     imgdir = workdir / "images"
     imgdir.mkdir()
@@ -225,10 +223,7 @@ def test_images_crit(tool, zdtm, workdir, guard):
     assert len(streams) == 4, [p.name for p in imgdir.iterdir()]
     total = 0
     for p in streams:
-        out = subprocess.run([crit, "decode", "-i", str(p)], capture_output=True, text=True,
-                             timeout=60)
-        assert out.returncode == 0, f"crit decode {p.name}: {out.stderr}"
-        e = json.loads(out.stdout)["entries"][0]
+        e = crit_decode(p)["entries"][0]
         assert e["mss_clamp"] > 0 and "inq_seq" in e, e
         total += e["inq_len"]
     # 60000 + 40000 + 3000 + 3000 bytes unread at the dump
@@ -240,10 +235,8 @@ def test_images_crit(tool, zdtm, workdir, guard):
     shown = json.loads(out.stdout)
     ours = {p.name: shown[p.name]["entries"][0]["inq_len"] for p in streams}
     assert sum(ours.values()) == 106000, ours
-    out = subprocess.run([crit, "decode", "-i", str(imgdir / "files.img")],
-                         capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    states = [f["isk"]["state"] for f in json.loads(out.stdout)["entries"] if "isk" in f]
+    states = [f["isk"]["state"] for f in crit_decode(imgdir / "files.img")["entries"]
+              if "isk" in f]
     assert states.count("ESTABLISHED") == 4 or states.count(1) == 4, states
     pidfile = workdir / "restore.pid"
     assert_ok(tool.restore(imgdir, workdir / "restore.log", RESTORE_TIMEOUT, pidfile=pidfile,

@@ -10,7 +10,6 @@
   core, or give a thread a task_core fails with one line naming it, and
   leaves nothing behind; the undamaged images then restore and PASS.
 """
-import json
 import os
 import shutil
 import signal
@@ -21,26 +20,12 @@ import pytest
 
 from lib import images, procs as P
 from lib.badinput import dump_good
+from lib.crit import crit_decode
 from lib.tool import assert_error_line, assert_ok
 from lib.zdtm import ZdtmTest
 
 TIMEOUT = 60
 THREADS = ZdtmTest("thread", ("--threads", "4"), label="4")
-
-
-def need_crit():
-    crit = shutil.which("crit")
-    if not crit:
-        pytest.fail("crit is missing: scripts/setup installs it (Debian package criu)",
-                    pytrace=False)
-    return crit
-
-
-def crit_decode(path):
-    p = subprocess.run([need_crit(), "decode", "-i", str(path)], capture_output=True,
-                       timeout=TIMEOUT)
-    assert p.returncode == 0, f"crit decode -i {path.name} failed:\n{p.stderr.decode()}"
-    return json.loads(p.stdout)["entries"]
 
 
 def task_status(pid, tid):
@@ -70,13 +55,13 @@ def test_thread_images_with_crit(tool, zdtm, workdir):
     imgdir.mkdir()
     assert_ok(tool.dump(task.pid, imgdir, workdir / "dump.log", TIMEOUT, ("-R",)), "dump -R")
 
-    (tree,) = crit_decode(imgdir / "pstree.img")
+    (tree,) = crit_decode(imgdir / "pstree.img")["entries"]
     assert tree["pid"] == task.pid
     assert tree["threads"][0] == task.pid, "the leader comes first in pstree threads"
     assert sorted(tree["threads"]) == tids, "pstree threads are the task's threads"
     fs_bases = set()
     for tid in tids:
-        (core,) = crit_decode(imgdir / f"core-{tid}.img")
+        (core,) = crit_decode(imgdir / f"core-{tid}.img")["entries"]
         st, th = facts[tid], core["thread_core"]
         blk = int(st["SigBlk"], 16)
         if tid == task.pid:

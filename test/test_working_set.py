@@ -11,11 +11,11 @@ other images, is replaced;
 --no-working-set writes nothing; crit and `criu-lazy show` ignore it.
 """
 import os
-import shutil
 import subprocess
 
 import pytest
 
+from lib.crit import need_crit
 from lib.workingset import (NAME, TIMEOUT, dumped_touch_order, expected_pages, in_region,
                             read_working_set, restore_and_run, write_working_set)
 
@@ -86,10 +86,7 @@ def test_crit_and_show_ignore_it(dumped, tool, procs, workdir):
     assert (imgdir / NAME).exists()
     res = tool.run(["show", imgdir], TIMEOUT)
     assert res.rc == 0 and NAME not in res.stdout + res.stderr, res
-    crit = shutil.which("crit")
-    if not crit:
-        pytest.fail("crit is missing: scripts/setup installs it (Debian package criu)",
-                    pytrace=False)
+    crit = need_crit()
     for what in ("ps", "mems"):
         p = subprocess.run([crit, "x", str(imgdir), what], capture_output=True, timeout=TIMEOUT)
         assert p.returncode == 0, p.stderr.decode(errors="replace")
