@@ -119,6 +119,24 @@ def expect_every_page_right_or_poisoned(task, child):
             f"the root ended with {P.wait_status_str(status)}: {result!r}\n{out}")
 
 
+def kill_daemon_of_one(task, daemon, said):
+    """One process, no fork: its region armed, the daemon SIGKILLed, its
+    guardian's one line matching the regex said; then SIGTERM to the
+    process.  ((right, poisoned, wrong) of its result line, its output)."""
+    os.kill(task.pid, signal.SIGUSR1)
+    wait_said(task, r"^mem_sigbus: armed$")
+    os.kill(daemon.pid, signal.SIGKILL)
+    daemon.wait_exit()
+    lines = [l for l in daemon.out.read_text().splitlines() if "guardian: " in l]
+    assert len(lines) == 1 and re.search(said, lines[0]), daemon.text()
+    os.kill(task.pid, signal.SIGTERM)
+    task.procs.reap(task.pid, TIMEOUT)
+    out = task.output.read_text(errors="replace")
+    results = list(sigbus_results(out).values())
+    assert len(results) == 1, out
+    return results[0], out
+
+
 def test_killed_after_a_fork(zdtm, tool, workdir):
     """The daemon read the FORK and passed the child's uffd to its guardian,
     then it is killed: parent and child get SIGBUS for each page that did
@@ -150,20 +168,9 @@ def test_killed_in_a_pid_namespace(zdtm, tool, workdir):
     namespace, so its guardian poisons the right one: its half not read
     before the daemon was killed raises SIGBUS, none reads zeros."""
     task, daemon = restored(zdtm, tool, workdir, pid_ns=True)
-    os.kill(task.pid, signal.SIGUSR1)
-    wait_said(task, r"^mem_sigbus: armed$")
-    os.kill(daemon.pid, signal.SIGKILL)
-    daemon.wait_exit()
-    said = [l for l in daemon.out.read_text().splitlines() if "guardian: " in l]
-    assert len(said) == 1 and re.search(
-        rf": task 1 \(pid {task.pid} here\): [1-9][0-9]* missing pages poisoned "
-        r"\(SIGBUS when touched\)$", said[0]), daemon.text()
-    os.kill(task.pid, signal.SIGTERM)
-    task.procs.reap(task.pid, TIMEOUT)
-    out = task.output.read_text(errors="replace")
-    results = list(sigbus_results(out).values())
-    assert len(results) == 1, out
-    right, poisoned, wrong = results[0]
+    (right, poisoned, wrong), out = kill_daemon_of_one(
+        task, daemon, rf": task 1 \(pid {task.pid} here\): [1-9][0-9]* missing pages poisoned "
+        r"\(SIGBUS when touched\)$")
     assert wrong == 0 and right >= PAGES // 2 and right + poisoned == PAGES, out
 
 
@@ -176,19 +183,8 @@ def test_killed_remote(zdtm, tool, procs, workdir):
         task = zdtm(SPEC)
         mode.cycle(task, 1)
         daemon = mode.daemons[-1][1]
-        os.kill(task.pid, signal.SIGUSR1)
-        wait_said(task, r"^mem_sigbus: armed$")
-        os.kill(daemon.pid, signal.SIGKILL)
-        daemon.wait_exit()
-        said = [l for l in daemon.out.read_text().splitlines() if "guardian: " in l]
-        assert len(said) == 1 and re.search(
-            rf": task {task.pid}: [1-9][0-9]* missing pages poisoned", said[0]), daemon.text()
-        os.kill(task.pid, signal.SIGTERM)
-        task.procs.reap(task.pid, TIMEOUT)
-        out = task.output.read_text(errors="replace")
-        results = list(sigbus_results(out).values())
-        assert len(results) == 1, out
-        right, poisoned, wrong = results[0]
+        (right, poisoned, wrong), out = kill_daemon_of_one(
+            task, daemon, rf": task {task.pid}: [1-9][0-9]* missing pages poisoned")
         assert wrong == 0 and right >= PAGES // 2 and poisoned > 0 and \
             right + poisoned == PAGES, out
     finally:
