@@ -7,6 +7,8 @@
 - A child in uninterruptible sleep (a vfork parent): ptrace cannot stop
   it, the dump refuses after its freeze timeout in one line naming it and
   its state, the tree unharmed.
+- dump -R and -s leave every task of the tree running or stopped, as
+  asked (zombies and stopped tasks as they were), unharmed.
 - A pid of the images is taken when the restore runs (here: a child of the
   tree still lives): one line naming the pid, exit 1, and no task of the
   half-built tree left behind.
@@ -21,6 +23,7 @@
   namespace inside the tree is refused in one line, the tree unharmed.
 """
 import os
+import signal
 import time
 
 import pytest
@@ -70,6 +73,43 @@ def test_dump_refuses_task_in_uninterruptible_sleep(tool, zdtm, workdir):
     assert P.status_field(sleeping[0], "TracerPid") == "0", (
         f"the task in D was left traced: {P.describe(sleeping[0])}")
     tree_is_free(k for k in kids if k != sleeping[0])
+    task.check_pass()
+
+
+@pytest.mark.parametrize("flag", ["--leave-running", "--leave-stopped"])
+def test_dump_leaves_the_whole_tree(flag, tool, zdtm, workdir):
+    """dump -R / -s act on every task of the tree, not the root alone: with
+    -R each task runs on untraced, with -s each is stopped for real (a
+    zombie stays one, the child stopped before stays stopped); continued,
+    the tree is unharmed and every task passes its checks (pid, ppid,
+    group, session, memory, the zombies' statuses)."""
+    task = zdtm(ZdtmTest("tree", ("--children", "2", "--zombie", "--stopped", "--group"),
+                         label="leave", tree=True))
+    kids = P.descendants(task.pid)
+    was = {pid: P.state(pid) for pid in [task.pid, *kids]}
+    assert sorted(was.values()).count("Z") == 2 and list(was.values()).count("T") == 1, was
+    before = task.snapshot()
+    imgdir = workdir / "images"
+    imgdir.mkdir()
+    assert_ok(tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT, extra=[flag]),
+              f"dump {flag}")
+    for pid, st in was.items():
+        assert P.status_field(pid, "TracerPid") in ("0", None), (
+            f"a task of the tree was left traced: {P.describe(pid)}")
+        if st in ("Z", "T"):
+            want = st
+        else:
+            want = "T" if flag == "--leave-stopped" else None
+        if want:
+            assert P.wait_for(lambda: P.state(pid) == want, 10), (
+                f"{flag}: expected state {want}: {P.describe(pid)}")
+        else:
+            assert P.state(pid) in ("R", "S"), f"{flag}: not running: {P.describe(pid)}"
+    if flag == "--leave-stopped":
+        for pid, st in was.items():
+            if st not in ("Z", "T"):
+                os.kill(pid, signal.SIGCONT)
+    task.expect_unharmed(before)
     task.check_pass()
 
 
