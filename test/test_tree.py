@@ -31,6 +31,7 @@ import pytest
 from lib import images
 from lib import procs as P
 from lib.badinput import dump_good, dump_must_refuse
+from lib.crit import VMA_ANON_SHARED, crit_decode, need_crit
 from lib.tool import assert_error_line, assert_ok
 from lib.zdtm import ZdtmTest, ns_tree
 
@@ -111,6 +112,36 @@ def test_dump_leaves_the_whole_tree(flag, tool, zdtm, workdir):
                 os.kill(pid, signal.SIGCONT)
     task.expect_unharmed(before)
     task.check_pass()
+
+
+def test_shared_memory_dumped_once(tool, zdtm, workdir):
+    """MAP_SHARED|MAP_ANONYMOUS memory of three processes is one shmem
+    object in the images: every process's VMA names the same shmid, its
+    pages are in one pagemap-shmem image (each written page once), and no
+    process's own pagemap holds any of them."""
+    need_crit()
+    task = zdtm(ZdtmTest("tree_shmem", tree=True))
+    imgdir = dump_good(tool, task, workdir, name="images")
+    pids = [task.pid, *task.tree]
+    shared = {}
+    for pid in pids:
+        mm = crit_decode(imgdir / f"mm-{pid}.img")["entries"][0]
+        anon = [v for v in mm["vmas"] if v["status"] & VMA_ANON_SHARED]
+        assert len(anon) == 1, f"task {pid}: {len(anon)} shared anonymous VMAs"
+        shared[pid] = anon[0]
+        _, ents = images.pagemap_entries(imgdir / f"pagemap-{pid}.img")
+        start, end = anon[0]["start"], anon[0]["end"]
+        inside = [e for e in ents if e[0] < end and e[0] + e[1] * 4096 > start]
+        assert not inside, f"pagemap-{pid}.img holds pages of the shared memory: {inside}"
+    shmids = {v["shmid"] for v in shared.values()}
+    assert len(shmids) == 1, f"the processes' shared VMAs name different objects: {shared}"
+    objs = sorted(imgdir.glob("pagemap-shmem-*.img"))
+    assert [p.name for p in objs] == [f"pagemap-shmem-{shmids.pop()}.img"], objs
+    _, ents = images.pagemap_entries(objs[0])
+    offsets = [o + k * 4096 for o, n, _ in ents for k in range(n)]
+    assert len(offsets) == len(set(offsets)) == 64, (
+        f"the object's 64 written pages, each once: {len(offsets)} ({len(set(offsets))} "
+        "distinct)")
 
 
 SHARING_REFUSED = [
