@@ -17,6 +17,7 @@ import os
 import re
 import select
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -62,6 +63,13 @@ def build(skip):
     if p.returncode:
         sys.stdout.write(p.stdout.decode(errors="replace")[-4000:])
         raise BenchError(f"the build failed (exit status {p.returncode})")
+
+
+def free_port(address):
+    """A TCP port of address that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((address, 0))
+        return s.getsockname()[1]
 
 
 def need_programs(*paths):

@@ -482,12 +482,16 @@ class LazySuite(Suite):
                     " despite --no-background-fetch")
 
 
-def run(ctx):
-    need_programs(TOOL, WORKLOAD, RAW)
-    suite = LazySuite(ctx)
+def run_suite(ctx, suite):
+    """suite.run(), then its workloads' pages go unless the run is kept: a
+    failed run keeps its logs, not gigabytes of pages."""
     try:
         suite.run()
     finally:
-        # a failed run keeps its logs, not gigabytes of pages
         ctx.cleanup_hooks.append(lambda keep: [w.remove_pages() for w in
                                                getattr(suite, "workloads", ()) if not keep])
+
+
+def run(ctx):
+    need_programs(TOOL, WORKLOAD, RAW)
+    run_suite(ctx, LazySuite(ctx))

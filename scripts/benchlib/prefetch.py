@@ -40,12 +40,11 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import time
 
-from .common import (BENCH_BIN, TOOL, BenchError, CpuWatch, Suite, log, need_programs,
-                     read_ready, wait_for)
+from .common import (BENCH_BIN, TOOL, BenchError, CpuWatch, Suite, free_port, log,
+                     need_programs, read_ready, wait_for)
 from .common import run as run_cmd
 from .lazy import human, not_alive, parse_size
 
@@ -73,12 +72,6 @@ def add_arguments(p):
                    help="CPUs: anywhere (the function and the daemon share the machine)")
     p.add_argument("--no-merge", action="store_true",
                    help="skip the union-against-newest measurement")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind((ADDRESS, 0))
-        return s.getsockname()[1]
 
 
 class PrefetchSuite(Suite):
@@ -145,7 +138,7 @@ class PrefetchSuite(Suite):
         server = daemon = None
         lazy = mode != "eager"
         if remote:
-            port = free_port()
+            port = free_port(ADDRESS)
             server = self.spawn_ready(
                 [TOOL, "page-server", "-D", self.images, "--address", ADDRESS, "--port", port,
                  "--lazy-pages", "-o", self.dir / f"page-server-{tag}.log", "-v2"],

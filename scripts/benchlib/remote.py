@@ -50,13 +50,12 @@ CPU, `free` lets the scheduler choose (see Documentation/benchmarks.md).
 """
 import json
 import os
-import socket
 import statistics
 import time
 
 from . import lazy, remote_tls
-from .common import (BENCH_BIN, TOOL, BenchError, CpuWatch, Suite, header_define, log,
-                     need_programs, read_ready)
+from .common import (BENCH_BIN, TOOL, BenchError, CpuWatch, Suite, free_port, header_define,
+                     log, need_programs, read_ready)
 from .common import run as run_cmd
 
 HELP = "lazy restore from a page server over loopback TCP vs raw loopback TCP"
@@ -115,13 +114,6 @@ def warm_page_cache(images):
                 pass
 
 
-def free_port():
-    """A TCP port of 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((ADDRESS, 0))
-        return s.getsockname()[1]
-
-
 class RemoteSession(lazy.Session):
     """A lazy session whose pages come from a page server of its own."""
 
@@ -153,7 +145,7 @@ class RemoteSession(lazy.Session):
     def start_daemon(self):
         """The page server on the images, then the daemon that takes from it."""
         s, wl = self.suite, self.wl
-        port = free_port()
+        port = free_port(ADDRESS)
         v = f"-v{s.args.log_level}"
         self.server = self.spawn_ready(
             [TOOL, "page-server", "-D", wl.images, "--address", ADDRESS, "--port", port,
@@ -519,10 +511,4 @@ class RemoteSuite(Suite):
 
 def run(ctx):
     need_programs(TOOL, lazy.WORKLOAD, TCP_RAW)
-    suite = RemoteSuite(ctx)
-    try:
-        suite.run()
-    finally:
-        # a failed run keeps its logs, not gigabytes of pages
-        ctx.cleanup_hooks.append(lambda keep: [w.remove_pages() for w in
-                                               getattr(suite, "workloads", ()) if not keep])
+    lazy.run_suite(ctx, RemoteSuite(ctx))

@@ -313,9 +313,4 @@ class TreeSuite(lazy.LazySuite):
 
 def run(ctx):
     need_programs(TOOL, WORKLOAD, TREE_RAW, lazy.WORKLOAD, lazy.RAW)
-    suite = TreeSuite(ctx)
-    try:
-        suite.run()
-    finally:
-        ctx.cleanup_hooks.append(lambda keep: [w.remove_pages() for w in
-                                               getattr(suite, "workloads", ()) if not keep])
+    lazy.run_suite(ctx, TreeSuite(ctx))
