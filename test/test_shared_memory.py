@@ -1,5 +1,5 @@
-"""Shared memory where it goes wrong: SysV shared memory is refused by the
-dump (one line, the task unharmed), and a mapped memfd whose images are
+"""Shared memory where it goes wrong: SysV shared memory of the host's IPC
+namespace is refused by the dump (one line, the task unharmed), and a mapped memfd whose images are
 missing fails the restore naming the image, leaving nothing behind.  The
 programs are test/zdtm/mmap_devzero.c and memfd_map.c (their success in
 every mode is in test_zdtm.py).
