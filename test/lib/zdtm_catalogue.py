@@ -229,6 +229,10 @@ ZDTM_TESTS = [
     ZdtmTest("lazy_churn", defer_background=True, lazy_inherits=True, lazy_removed=4096,
              lazy_removed_exact=False),
     ZdtmTest("lazy_churn", label="background", lazy_removed=4096, lazy_removed_exact=False),
+    # the same in a child at once (issue 8 point 6: the events of two
+    # processes of a tree, each with its own userfaultfd, on one daemon)
+    ZdtmTest("lazy_churn", ("--child",), label="tree", tree=True, defer_background=True,
+             lazy_inherits=True, lazy_removed=2 * 4096, lazy_removed_exact=False),
     # threads: per-thread state, blocked syscalls, many threads, threads
     # faulting concurrently on lazy pages (with mutexes in them), threads
     # created and exiting while the dump seizes them

@@ -24,6 +24,12 @@
  *
  * stderr gets the counts: "churn: N ops (...), F forks, R pages removed",
  * R bounding the daemon's pages_dropped_event.
+ *
+ * --child: a child forked before the checkpoint churns its own copy of the
+ * region (inherited copy-on-write) at the same time, with threads of its
+ * own: after a lazy restore every event above comes from two processes of
+ * the tree, each with its own userfaultfd, on one daemon.  It reports on
+ * stderr; the root fails naming it if it does.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -65,6 +71,7 @@ struct chunk {
 };
 
 static long nr_pages = 4096, nr_threads = 8, seconds = 2;
+static int with_child;
 static long nr_chunks;
 static uint8_t *region;
 static struct chunk *chunks;
@@ -327,15 +334,60 @@ static void report(void)
 	test_msg("%s", line);
 }
 
+/* After SIGTERM: the churn, then every page checked: 0, or -1 with why. */
+static int churn(char *why, size_t size)
+{
+	lazy_watchdog(seconds + 90, "the churn");
+	lazy_premise("the region", region, nr_pages * PAGE_SIZE);
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += seconds;
+	atomic_store(&go, 1);
+	while (atomic_load(&done) < nr_threads)
+		nanosleep(&(struct timespec){ 0, 5000000 }, NULL);
+	for (long i = 0; i < nr_threads; i++)
+		if (result[i][0]) {
+			snprintf(why, size, "thread %ld: %s", i, result[i]);
+			return -1;
+		}
+	for (long c = 0; c < nr_chunks; c++) {
+		char msg[WHY_LEN];
+
+		if (check_chunk(c, region + c * CHUNK_LEN, msg, sizeof(msg))) {
+			snprintf(why, size, "at the end: %s", msg);
+			return -1;
+		}
+	}
+	lazy_guards_expect("the region", region, nr_pages);
+	report();
+	return 0;
+}
+
+/* --child: the same churn in a process of its own; never returns. */
+static void __attribute__((noreturn)) child_churn(void)
+{
+	char why[WHY_LEN + 64];
+
+	start_threads();
+	test_waitsig();
+	if (!churn(why, sizeof(why)))
+		_exit(0);
+	fprintf(stderr, "%s: child %d: %s\n", test_name(), getpid(), why);
+	_exit(1);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct test_opt opts[] = {
 		{ "pages", TEST_OPT_INT, &nr_pages, 0, "pages of the region (a multiple of 16)" },
 		{ "threads", TEST_OPT_INT, &nr_threads, 0, "churning threads (1 to 64)" },
 		{ "seconds", TEST_OPT_INT, &seconds, 0, "how long they churn after SIGTERM" },
+		{ "child", TEST_OPT_FLAG, &with_child, 0,
+		  "a child churns its own copy of the region at the same time" },
 		{ NULL },
 	};
 	pthread_mutexattr_t ma;
+	char why[WHY_LEN + 64];
+	pid_t child_pid = 0;
 
 	test_init(argc, argv, opts);
 	if (nr_pages < CHUNK_PAGES || nr_pages % CHUNK_PAGES || nr_threads < 1 ||
@@ -355,29 +407,29 @@ int main(int argc, char **argv)
 		chunks[c].gen = 0;
 		fill_chunk(c, region + c * CHUNK_LEN);
 	}
+	if (with_child) {
+		test_kill_tree_at_exit();
+		child_pid = fork();
+		if (child_pid < 0)
+			fail("fork: %m");
+		if (child_pid == 0)
+			child_churn();
+	}
 	start_threads();
-
 	test_msg("region %p, %ld pages, %ld threads", (void *)region, nr_pages, nr_threads);
 	test_daemon();
 	test_waitsig();
-	lazy_watchdog(seconds + 90, "the churn");
-	lazy_premise("the region", region, nr_pages * PAGE_SIZE);
+	if (child_pid)
+		kill(child_pid, SIGTERM);
+	if (churn(why, sizeof(why)))
+		fail("%s", why);
+	if (child_pid) {
+		int status;
 
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += seconds;
-	atomic_store(&go, 1);
-	while (atomic_load(&done) < nr_threads)
-		nanosleep(&(struct timespec){ 0, 5000000 }, NULL);
-	for (long i = 0; i < nr_threads; i++)
-		if (result[i][0])
-			fail("thread %ld: %s", i, result[i]);
-	for (long c = 0; c < nr_chunks; c++) {
-		char why[WHY_LEN];
-
-		if (check_chunk(c, region + c * CHUNK_LEN, why, sizeof(why)))
-			fail("at the end: %s", why);
+		if (waitpid(child_pid, &status, 0) != child_pid)
+			fail("waitpid of the churning child %d: %m", child_pid);
+		if (!WIFEXITED(status) || WEXITSTATUS(status))
+			fail("the churning child %d ended with status %#x", child_pid, status);
 	}
-	lazy_guards_expect("the region", region, nr_pages);
-	report();
 	pass();
 }
