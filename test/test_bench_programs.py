@@ -6,6 +6,7 @@ baseline that silently measured nothing would make every ratio a lie.
 Needs a build (`scons -j2`); uses nothing from conftest.py.
 """
 import json
+import os
 import subprocess
 
 import pytest
@@ -144,22 +145,38 @@ def test_tree_workload(tmp_path):
             p.wait(10)
 
 
-def test_function_workload(tmp_path):
+# the checksums of variants 0 and 1 of the private function (--shared must match)
+FUNCTION_SUMS = {}
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["private", "shared"])
+def test_function_workload(tmp_path, shared):
     """The function of scripts/bench prefetch: each SIGUSR1 reads a tenth of
     its pages (variant 0 and 1: the same count, half of them shared) and
-    writes a checksum that does not change between calls of one variant."""
+    writes a checksum that does not change between calls of one variant.
+    --shared: the memory is MAP_SHARED and a forked worker reads half of
+    each call's pages: the same checksums as the private function's, and
+    SIGTERM ends both processes."""
     import signal
     import time
 
     pidfile, result, variant = tmp_path / "pid", tmp_path / "call", tmp_path / "variant"
     p = subprocess.Popen([str(BENCH / "function_workload"), "--size", str(SIZE), "--pidfile",
                           str(pidfile), "--result", str(result), "--variant-file",
-                          str(variant)], stdin=subprocess.DEVNULL)
+                          str(variant), *(["--shared"] if shared else [])],
+                         stdin=subprocess.DEVNULL)
+    worker = None
     try:
         deadline = time.monotonic() + 30
         while not pidfile.exists() and p.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
         assert pidfile.exists(), f"no pidfile (exit {p.poll()})"
+        children = open(f"/proc/{p.pid}/task/{p.pid}/children").read().split()
+        assert len(children) == (1 if shared else 0), children
+        worker = int(children[0]) if shared else None
+        if shared:
+            maps = open(f"/proc/{worker}/maps").read().splitlines()
+            assert any(" rw-s " in m and m.endswith("/dev/zero (deleted)") for m in maps), maps
         calls = []
         for v in (0, 1, 0):
             variant.write_text(f"{v}\n")
@@ -175,12 +192,26 @@ def test_function_workload(tmp_path):
         assert [c["pages"] for c in calls] == [pages] * 3
         assert [c["first"] for c in calls] == [0, SIZE // 4096 // 20, 0]
         assert calls[0]["checksum"] == calls[2]["checksum"] != calls[1]["checksum"]
+        sums = (calls[0]["checksum"], calls[1]["checksum"])
+        if shared and FUNCTION_SUMS:
+            assert sums == FUNCTION_SUMS["private"], (sums, FUNCTION_SUMS)
+        FUNCTION_SUMS["shared" if shared else "private"] = sums
         p.send_signal(signal.SIGTERM)
         assert p.wait(30) == 0
+        if worker:
+            deadline = time.monotonic() + 30
+            while os.path.exists(f"/proc/{worker}") and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert not os.path.exists(f"/proc/{worker}"), "the worker outlived its process"
     finally:
         if p.poll() is None:
             p.kill()
             p.wait(10)
+        if worker:
+            try:
+                os.kill(worker, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def run_tree_raw(*args):

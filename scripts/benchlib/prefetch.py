@@ -27,6 +27,16 @@ the first touch of each page, which in a VM with shadow page tables is a
 trap to the hypervisor, is all it pays).  lazy / bound is the best ratio a
 prefetch could reach here; bound / lazy+ws says how close it comes.
 
+The same comparison for shared memory (--shared-size, default --size; 0
+skips it): the workload with --shared maps its memory MAP_SHARED |
+MAP_ANONYMOUS and forks a worker, and each call's pages are read half by
+each process at the same time; its working set is recorded, and its
+ratios printed, the same way (the targets are the private workload's,
+shown for comparison, not asked of this one by the issue).  A fault on
+shared memory fills its whole 16-page fault-around window into the object,
+and the record names each window once: the prefetch installs whole
+windows too, most of the object for a tenth of its pages read scattered.
+
 Also measured (issue 11, point 1): the refinement rule of the record, union
 (the daemon's) against newest (CRIU_LAZY_WS_MERGE=newest: only the last
 restore's faults), over four restores from no record at all (with
@@ -72,13 +82,18 @@ def add_arguments(p):
                    help="CPUs: anywhere (the function and the daemon share the machine)")
     p.add_argument("--no-merge", action="store_true",
                    help="skip the union-against-newest measurement")
+    p.add_argument("--shared-size", default=None,
+                   help="shared memory of the second workload (default --size; 0: skip it)")
 
 
 class PrefetchSuite(Suite):
-    def __init__(self, ctx):
+    def __init__(self, ctx, shared=False):
         super().__init__(ctx)
-        self.size = parse_size(self.args.size)
-        self.dir = self.workdir / "function"
+        self.shared = shared
+        self.prefix = "shm_" if shared else ""
+        self.size = parse_size(self.args.size if not shared or self.args.shared_size is None
+                               else self.args.shared_size)
+        self.dir = self.workdir / ("function-shared" if shared else "function")
         self.images = self.dir / "images"
         self.pidfile = self.dir / "workload.pid"
         self.result = self.dir / "call.json"
@@ -92,17 +107,26 @@ class PrefetchSuite(Suite):
     def start_and_dump(self):
         self.images.mkdir(parents=True)
         p = self.procs.spawn([WORKLOAD, "--size", self.size, "--pidfile", self.pidfile,
-                              "--result", self.result, "--variant-file", self.variant_file],
+                              "--result", self.result, "--variant-file", self.variant_file,
+                              *(["--shared"] if self.shared else [])],
                              cwd=self.dir, new_session=True)
         wait_for(lambda: self.pidfile.exists() or p.poll() is not None, TIMEOUT_START,
                  f"the workload to fill {human(self.size)}")
         if p.poll() is not None:
             raise BenchError(f"the workload exited with status {p.returncode}")
         self.pid = p.pid
+        with open(f"/proc/{p.pid}/task/{p.pid}/children") as f:
+            workers = [int(w) for w in f.read().split()]	# --shared: its worker
         _, secs, _ = run_cmd([TOOL, "dump", "-t", self.pid, "-D", self.images,
                           "-o", self.dir / "dump.log", "-v4"], TIMEOUT_DUMP, "dump")
         self.procs.wait(self.pid, 10)
-        log(f"  dumped the {human(self.size)} workload (pid {self.pid}) in {secs:.2f} s")
+        # the dump killed the worker too; reaped here (we are the subreaper),
+        # or its zombie keeps the pid of its session, which the restore needs
+        for w in workers:
+            self.procs.adopt(w)
+            self.procs.wait(w, 10)
+        log(f"  dumped the {human(self.size)} {'shared ' if self.shared else ''}workload "
+            f"(pid {self.pid}) in {secs:.2f} s")
 
     def spawn_ready(self, argv, what, tag, env=None):
         r, w = os.pipe()
@@ -211,7 +235,9 @@ class PrefetchSuite(Suite):
         shutil.copyfile(self.recorded, self.images / WS)
 
     def compare(self):
-        r = self.report
+        r, x = self.report, self.prefix
+        what = "on shared memory, two processes reading" if self.shared else "reading"
+        sh = " (shared)" if self.shared else ""
         modes = {
             "eager": dict(mode="eager"),
             "lazy": dict(mode="lazy"),
@@ -228,12 +254,13 @@ class PrefetchSuite(Suite):
                 if kw.get("ws"):
                     self.use_record()
                 runs[k].append(self.call(**kw))
-            touches.append(self.touch_raw())
-        med = {k: statistics.median(x["s"] for x in v) for k, v in runs.items()}
+            if not self.shared:
+                touches.append(self.touch_raw())
+        med = {k: statistics.median(c["s"] for c in v) for k, v in runs.items()}
         others = watch.read()
-        r.section(f"cold start of a function reading 10% of {human(self.size)}, "
+        r.section(f"cold start of a function {what} 10% of {human(self.size)}, "
                   f"median of {self.args.reps}")
-        r.figure("others_cpu_share", "CPU the rest of the machine took meanwhile",
+        r.figure(f"{x}others_cpu_share", "CPU the rest of the machine took meanwhile",
                  100 * others["share"], "%", f"steal {100 * others['steal_share']:.0f}%, "
                  f"load average {os.getloadavg()[0]:.1f}")
         for k in modes:
@@ -243,27 +270,34 @@ class PrefetchSuite(Suite):
                 note = (f"{st['faults']:,} faults, {st['pages_prefetched']:,} prefetched, "
                         f"{st['prefetch_hits']:,} hits, {st['prefetch_filled']:,} filled, "
                         f"{st['faults_avoided']:,} avoided")
-            r.figure(f"{k}_s", f"restore to checksum: {k}", med[k], "s", note)
-        r.ratio("lazy_over_ws", "lazy / lazy+ws", med["lazy"] / med["lazy+ws"], ">=", 3)
-        r.ratio("eager_over_ws", "eager / lazy+ws", med["eager"] / med["lazy+ws"], ">=", 1)
-        r.ratio("remote_over_ws", "remote / remote+ws", med["remote"] / med["remote+ws"],
+            r.figure(f"{x}{k}_s", f"restore to checksum: {k}", med[k], "s", note)
+        r.ratio(f"{x}lazy_over_ws", f"lazy / lazy+ws{sh}", med["lazy"] / med["lazy+ws"],
                 ">=", 3)
-        r.ratio("eager_over_remote_ws", "eager / remote+ws", med["eager"] / med["remote+ws"])
+        r.ratio(f"{x}eager_over_ws", f"eager / lazy+ws{sh}", med["eager"] / med["lazy+ws"],
+                ">=", 1)
+        r.ratio(f"{x}remote_over_ws", f"remote / remote+ws{sh}",
+                med["remote"] / med["remote+ws"], ">=", 3)
+        r.ratio(f"{x}eager_over_remote_ws", f"eager / remote+ws{sh}",
+                med["eager"] / med["remote+ws"])
 
         # The bound: the restore, then the function with every page of the
         # image already in place (the eager restore's call: the first touch
         # of each page is all it pays).  No prefetch can do better.
         r.section("the bound on this machine: restore + the function with every page there")
-        call = statistics.median(x["call_s"] for x in runs["eager"])
-        r.figure("function_s", "the function alone (eager restore, signal to checksum)",
+        call = statistics.median(c["call_s"] for c in runs["eager"])
+        r.figure(f"{x}function_s", "the function alone (eager restore, signal to checksum)",
                  call, "s")
         for k, base in (("lazy+ws", "lazy"), ("remote+ws", "remote")):
-            bound = statistics.median(x["restore_s"] for x in runs[k]) + call
-            r.figure(f"bound_{k}_s", f"bound for {k}: its restore + the function", bound, "s")
-            r.ratio(f"bound_{base}_over", f"{base} / bound: the best ratio possible here",
+            bound = statistics.median(c["restore_s"] for c in runs[k]) + call
+            r.figure(f"{x}bound_{k}_s", f"bound for {k}: its restore + the function", bound,
+                     "s")
+            r.ratio(f"{x}bound_{base}_over", f"{base} / bound: the best ratio possible here{sh}",
                     med[base] / bound)
-            r.ratio(f"bound_{k}_close", f"bound / {k}: how close {k} comes", bound / med[k])
-        self.ctx.extra["runs"] = runs
+            r.ratio(f"{x}bound_{k}_close", f"bound / {k}: how close {k} comes{sh}",
+                    bound / med[k])
+        self.ctx.extra[f"{x}runs"] = runs
+        if self.shared:
+            return
 
         # The floor under the bound: the same reads in a process of our own,
         # by who put the pages there (test/bench/touch_raw.c).
@@ -316,6 +350,9 @@ class PrefetchSuite(Suite):
 
 
 def run(ctx):
+    skip_shared = ctx.args.shared_size is not None and ctx.args.shared_size.strip() == "0"
+    if ctx.args.shared_size is not None and not skip_shared:
+        parse_size(ctx.args.shared_size)	# a bad size fails now, not after the first part
     s = PrefetchSuite(ctx)
     need_programs(TOOL, WORKLOAD, TOUCH_RAW)
     log(f"prefetch: a {human(s.size)} function, {s.args.reps} round(s)")
@@ -324,4 +361,12 @@ def run(ctx):
     s.compare()
     if not s.args.no_merge:
         s.merge_rules()
+    if skip_shared:
+        return
+    sh = PrefetchSuite(ctx, shared=True)
+    log(f"prefetch: a {human(sh.size)} function on shared memory, two processes, "
+        f"{sh.args.reps} round(s)")
+    sh.start_and_dump()
+    sh.record()
+    sh.compare()
 
