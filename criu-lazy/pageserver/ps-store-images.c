@@ -87,31 +87,6 @@ static int read_pids(int dirfd, pid_t **pids, size_t *nr)
 	return 0;
 }
 
-/* Merge the lazy and present runs that continue each other in memory and file. */
-static int index_runs(struct ps_task *t)
-{
-	const struct pagemap_index *pi = &t->pi;
-
-	t->runs = calloc(pi->nr_runs ?: 1, sizeof(*t->runs));
-	if (!t->runs)
-		return -ENOMEM;
-	for (size_t i = 0; i < pi->nr_runs; i++) {
-		const struct page_run *r = &pi->runs[i];
-		struct ps_run *last = t->nr_runs ? &t->runs[t->nr_runs - 1] : NULL;
-
-		if ((r->flags & LAZY_PRESENT) != LAZY_PRESENT)
-			continue;
-		t->nr_pages += r->nr_pages;
-		if (last && last->vaddr + last->nr_pages * PAGEMAP_PAGE_SIZE == r->vaddr &&
-		    last->data_off + last->nr_pages * PAGEMAP_PAGE_SIZE == r->pages_off) {
-			last->nr_pages += r->nr_pages;
-			continue;
-		}
-		t->runs[t->nr_runs++] = (struct ps_run){ r->vaddr, r->nr_pages, r->pages_off };
-	}
-	return 0;
-}
-
 static int load_task(int dirfd, pid_t pid, struct ps_task *t)
 {
 	int ret;
@@ -123,7 +98,7 @@ static int load_task(int dirfd, pid_t pid, struct ps_task *t)
 	ret = pages_file_map(&t->pi, &t->pages);
 	if (ret)
 		return ret;
-	ret = index_runs(t);
+	ret = ps_runs_index(&t->pi, LAZY_PRESENT, &t->runs, &t->nr_runs, &t->nr_pages);
 	if (ret)
 		return ret;
 	pr_info("task %d: %llu lazy pages in %zu runs (pages-%u.img)", pid,

@@ -29,27 +29,6 @@ struct ps_shm {
 	size_t nr_runs;
 };
 
-static int index_runs(struct ps_shm *o)
-{
-	o->runs = calloc(o->pi.nr_runs ?: 1, sizeof(*o->runs));
-	if (!o->runs)
-		return -ENOMEM;
-	for (size_t i = 0; i < o->pi.nr_runs; i++) {
-		const struct page_run *r = &o->pi.runs[i];
-		struct ps_run *last = o->nr_runs ? &o->runs[o->nr_runs - 1] : NULL;
-
-		if (!(r->flags & PE_PRESENT))
-			continue;
-		if (last && last->vaddr + last->nr_pages * PAGEMAP_PAGE_SIZE == r->vaddr &&
-		    last->data_off + last->nr_pages * PAGEMAP_PAGE_SIZE == r->pages_off) {
-			last->nr_pages += r->nr_pages;
-			continue;
-		}
-		o->runs[o->nr_runs++] = (struct ps_run){ r->vaddr, r->nr_pages, r->pages_off };
-	}
-	return 0;
-}
-
 static int load_one(int dirfd, uint64_t shmid, struct ps_shm *o)
 {
 	int ret;
@@ -58,7 +37,7 @@ static int load_one(int dirfd, uint64_t shmid, struct ps_shm *o)
 	o->pi.pages_fd = -1;
 	ret = pagemap_index_load(dirfd, IMG_PAGEMAP_SHMEM, shmid, true, &o->pi);
 	ret = ret ?: pages_file_map(&o->pi, &o->pages);
-	ret = ret ?: index_runs(o);
+	ret = ret ?: ps_runs_index(&o->pi, PE_PRESENT, &o->runs, &o->nr_runs, NULL);
 	if (!ret)
 		pr_info("shared memory %llu: %zu runs of pages (pages-%u.img)",
 			(unsigned long long)shmid, o->nr_runs, o->pi.pages_id);

@@ -93,6 +93,16 @@ struct ps_run {
 /* The run of runs[0..nr) holding vaddr, by binary search, or NULL. */
 const struct ps_run *ps_runs_find(const struct ps_run *runs, size_t nr, uint64_t vaddr);
 
+/*
+ * The runs of @pi whose flags hold every bit of @flags, those that
+ * continue each other in memory and in the pages file merged: *runs
+ * (calloc'ed, the caller frees it), *nr, and their pages added to
+ * *nr_pages if given.  0 or -ENOMEM.
+ */
+struct pagemap_index;
+int ps_runs_index(const struct pagemap_index *pi, uint32_t flags, struct ps_run **runs,
+		  size_t *nr, uint64_t *nr_pages);
+
 
 int ps_store_live_new(struct ps_store **out);
 
