@@ -5,7 +5,8 @@
  * 32-bit emulation), its blocked mask, a private pending signal (one of
  * the real-time signals it blocks, queued to itself with a value of its
  * own), a sigaltstack, a
- * nice value and policy (SCHED_BATCH / SCHED_IDLE for some), its name, its
+ * nice value and policy (SCHED_BATCH / SCHED_IDLE for some, SCHED_RR with an
+ * RT priority for every fourth), its name, its
  * fsuid, its effective capabilities (thread 2 drops one), no_new_privs
  * (thread 3), a parent-death signal, and keeps glibc's robust list, rseq
  * area and clear_child_tid.  It records what it set and waits on a barrier
@@ -38,7 +39,7 @@ struct expect {
 	unsigned long fs_base, gs_base, tid_address, robust_head;
 	sigset_t mask;
 	stack_t ss;
-	int nice, policy, pdeath;
+	int nice, policy, rt_prio, pdeath;
 	char name[16];
 	unsigned int fsuid;
 	uint32_t cap_eff0;
@@ -102,7 +103,7 @@ static unsigned int fsuid_now(void)
  * able to write the outfile. */
 static void set_state(int i, struct expect *e)
 {
-	static const int policies[] = { SCHED_OTHER, SCHED_BATCH, SCHED_IDLE, SCHED_OTHER };
+	static const int policies[] = { SCHED_OTHER, SCHED_BATCH, SCHED_IDLE, SCHED_RR };
 	struct sched_param sp = { 0 };
 	size_t len;
 
@@ -136,6 +137,8 @@ static void set_state(int i, struct expect *e)
 		TFAIL(i, "sigaltstack: %m");
 
 	e->policy = policies[i % 4];
+	/* a real-time one (it only sleeps in barriers): an RT priority too */
+	e->rt_prio = sp.sched_priority = e->policy == SCHED_RR ? 1 + i % 10 : 0;
 	if (sched_setscheduler(0, e->policy, &sp))
 		TFAIL(i, "sched_setscheduler(%d): %m", e->policy);
 	e->nice = i % 20;
@@ -238,9 +241,10 @@ static void check_state(int i, const struct expect *e)
 	if (ss.ss_sp != e->ss.ss_sp || ss.ss_size != e->ss.ss_size || ss.ss_flags != e->ss.ss_flags)
 		TFAIL(i, "sigaltstack %p/%zu/%d, was %p/%zu/%d", ss.ss_sp, ss.ss_size, ss.ss_flags,
 		      e->ss.ss_sp, e->ss.ss_size, e->ss.ss_flags);
-	if (sched_getscheduler(0) != e->policy || sched_getparam(0, &sp) || sp.sched_priority)
-		TFAIL(i, "policy %d prio %d, was %d/0", sched_getscheduler(0), sp.sched_priority,
-		      e->policy);
+	if (sched_getscheduler(0) != e->policy || sched_getparam(0, &sp) ||
+	    sp.sched_priority != e->rt_prio)
+		TFAIL(i, "policy %d prio %d, was %d/%d", sched_getscheduler(0), sp.sched_priority,
+		      e->policy, e->rt_prio);
 	errno = 0;
 	if (getpriority(PRIO_PROCESS, 0) != e->nice)
 		TFAIL(i, "nice %d, was %d", getpriority(PRIO_PROCESS, 0), e->nice);
