@@ -14,6 +14,7 @@ import struct
 import pytest
 
 from lib import images, lazy, procs as P
+from lib.badinput import dump_good
 from lib.crit import crit_decode, need_crit
 from lib.procstate import criu_auxv
 from lib.tool import assert_error_line, assert_ok
@@ -27,14 +28,6 @@ AT_NULL = 0
 # field numbers (proto/core.proto, proto/core-x86.proto)
 CORE_THREAD_INFO, TI_FPREGS, FP_XSAVE, XSAVE_CET = 2, 3, 13, 9
 MM_SAVED_AUXV = 13
-
-
-def dump(tool, task, workdir):
-    imgdir = workdir / "images"
-    imgdir.mkdir()
-    assert_ok(tool.dump(task.pid, imgdir, workdir / "dump.log", TIMEOUT), "dump")
-    task.expect_gone()
-    return imgdir
 
 
 def nested(fields, path, change):
@@ -84,7 +77,7 @@ def read_auxv(pid):
 @pytest.mark.parametrize("lazy_restore", [False, True], ids=["eager", "lazy"])
 def test_cet_entry_off_restores(lazy_restore, tool, zdtm, procs, workdir):
     task = zdtm(WORKLOAD)
-    imgdir = dump(tool, task, workdir)
+    imgdir = dump_good(tool, task, workdir, name="images")
     add_cet(imgdir, task.pid, cet=0)
     extra = []
     daemon = None
@@ -104,7 +97,7 @@ def test_cet_entry_off_restores(lazy_restore, tool, zdtm, procs, workdir):
 
 def test_cet_shadow_stack_on_refused(tool, zdtm, workdir):
     task = zdtm(WORKLOAD)
-    imgdir = dump(tool, task, workdir)
+    imgdir = dump_good(tool, task, workdir, name="images")
     add_cet(imgdir, task.pid, cet=1, ssp=0x7fff0000)
     children = P.children_of_me()
     pidfile = workdir / "restore.pid"
@@ -118,7 +111,7 @@ def test_cet_shadow_stack_on_refused(tool, zdtm, workdir):
 def test_auxv_within_criu_bound(tool, zdtm, workdir):
     task = zdtm(WORKLOAD)
     live = read_auxv(task.pid)
-    imgdir = dump(tool, task, workdir)
+    imgdir = dump_good(tool, task, workdir, name="images")
     words = saved_auxv(imgdir, task.pid)
     assert len(words) <= CRIU_AUXV_WORDS, f"{len(words)} auxv words, CRIU takes {CRIU_AUXV_WORDS}"
     assert len(words) % 2 == 0 and words[-2] == AT_NULL, f"no AT_NULL pair at the end: {words}"
@@ -178,7 +171,7 @@ def test_restore_side_bounds(tool, zdtm, workdir):
     back with CRIU's own decoder."""
     need_crit()
     task = zdtm(WORKLOAD)
-    imgdir = dump(tool, task, workdir)
+    imgdir = dump_good(tool, task, workdir, name="images")
 
     def decode(name):
         return crit_decode(imgdir / name)["entries"]

@@ -19,6 +19,7 @@ import signal
 import time
 
 from lib import lazy, modes, procs as P
+from lib.badinput import dump_good
 from lib.tool import assert_ok
 from lib.zdtm import ZdtmTest
 
@@ -36,10 +37,7 @@ def sigbus_results(out):
 
 def restored(zdtm, tool, workdir, pid_ns=False):
     task = zdtm(SPEC, pid_ns=pid_ns)
-    imgdir = workdir / "images"
-    imgdir.mkdir()
-    assert_ok(tool.dump(task.pid, imgdir, workdir / "dump.log", TIMEOUT), "dump")
-    task.expect_gone()
+    imgdir = dump_good(tool, task, workdir, name="images")
     daemon = lazy.Daemon(task.procs, tool, ["lazy-pages", "-D", imgdir, "--no-background-fetch"],
                          workdir / "lazy-pages.log", workdir / "lazy-pages.out", "lazy-pages")
     pidfile = workdir / "restore.pid"

@@ -21,7 +21,7 @@ import time
 import pytest
 
 from lib import netlock
-from lib.badinput import dump_must_refuse
+from lib.badinput import dump_good, dump_must_refuse
 from lib.crit import crit_decode, need_crit
 from lib.tcp_peer import pattern
 from lib.tool import assert_error_line, assert_ok
@@ -178,11 +178,8 @@ def test_restore_refused_without_flag(tool, zdtm, workdir, guard):
     naming the flag, nothing created; with it, the restore works."""
     tools_or_fail("nftables")
     task = zdtm(ZdtmTest("tcp_established"))
-    imgdir = workdir / "images"
-    imgdir.mkdir()
-    assert_ok(tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT,
-                        extra=(*EST, "--network-lock", "nftables")), "dump")
-    task.expect_gone()
+    imgdir = dump_good(tool, task, workdir, extra=(*EST, "--network-lock", "nftables"),
+                       name="images", timeout=DUMP_TIMEOUT)
     res = tool.restore(imgdir, workdir / "restore-refused.log", RESTORE_TIMEOUT)
     assert_error_line(res, "restore", r"TCP connection", r"--tcp-established")
     assert not os.path.exists(f"/proc/{task.pid}"), "a refused restore left the task"
@@ -214,11 +211,8 @@ def test_images_crit(tool, zdtm, workdir, guard):
     tools_or_fail("nftables")
     need_crit()
     task = zdtm(ZdtmTest("tcp_established", ("--small",)))
-    imgdir = workdir / "images"
-    imgdir.mkdir()
-    assert_ok(tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT,
-                        extra=(*EST, "--network-lock", "nftables")), "dump")
-    task.expect_gone()
+    imgdir = dump_good(tool, task, workdir, extra=(*EST, "--network-lock", "nftables"),
+                       name="images", timeout=DUMP_TIMEOUT)
     streams = sorted(p for p in imgdir.iterdir() if p.name.startswith("tcp-stream-"))
     assert len(streams) == 4, [p.name for p in imgdir.iterdir()]
     total = 0

@@ -45,6 +45,7 @@ from pathlib import Path
 import pytest
 
 from lib import hosts as hosts_mod, lazy, netlock, paths, procs as P, procstate
+from lib.badinput import dump_good
 from lib.modes import LazyMigrate
 from lib.tlscerts import Certs
 from lib.tool import Tool, assert_ok
@@ -86,14 +87,6 @@ def hosts(request, procs):
                     "\n".join(stray), pytrace=False)
 
 
-def dump(tool, task, workdir):
-    imgdir = workdir / "images"
-    imgdir.mkdir()
-    assert_ok(tool.dump(task.pid, imgdir, workdir / "dump.log", TIMEOUT), "dump")
-    task.expect_gone()
-    return imgdir
-
-
 def start_page_server(procs, hosts, imgdir, workdir, *extra):
     return lazy.Daemon(procs, hosts.src.tool(),
                        ["page-server", "-D", imgdir, "--address", hosts.src.addr,
@@ -119,7 +112,7 @@ def restore_in(hosts, task, imgdir, workdir):
 def migrate(procs, hosts, tool, task, workdir, *daemon_args, server_args=()):
     """Dump on the machine, serve from src, restore in dst: the daemon and
     page server are running and the task is back when this returns."""
-    imgdir = dump(tool, task, workdir)
+    imgdir = dump_good(tool, task, workdir, name="images")
     server = start_page_server(procs, hosts, imgdir, workdir, *server_args)
     daemon = start_daemon(procs, hosts, imgdir, workdir, *daemon_args)
     restore_in(hosts, task, imgdir, workdir)

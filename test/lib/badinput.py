@@ -84,13 +84,13 @@ def free_pid():
     return p.pid
 
 
-def dump_good(tool, task, workdir, extra=(), name="images-good"):
+def dump_good(tool, task, workdir, extra=(), name="images-good", timeout=DUMP_TIMEOUT):
     """Dump task (and so end it, its tree too) with the flags extra into
     workdir/name (by default images-good, the undamaged copy)."""
     imgdir = workdir / name
     imgdir.mkdir()
     task.note_tree()
-    assert_ok(tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT, extra=extra),
+    assert_ok(tool.dump(task.pid, imgdir, workdir / "dump.log", timeout, extra=extra),
               " ".join(("dump",) + tuple(extra)))
     task.expect_gone()
     return imgdir
