@@ -70,6 +70,7 @@ struct lazy_task {
 
 	struct lazy_image *img;
 	struct lazy_prefetch *pf;	/* its working set still to install, or NULL */
+	uint64_t last_fault;		/* run-time page of its last fault (lazy-events.c) */
 	uint64_t xfer_pages;		/* background chunk size, grows */
 	uint64_t bg_pass;		/* its share of background delivery so far
 					 * (lazy-deliver.c: lowest goes next) */
