@@ -101,6 +101,17 @@ static double since_start_s(const struct lazy_stats *s, uint64_t ns)
 	return ns > s->start_ns ? (ns - s->start_ns) / 1e9 : 0.0;
 }
 
+/* When the last process's working set was in (0: none was). */
+static uint64_t installed_ns(const struct lazy_stats *s)
+{
+	uint64_t ns = 0;
+
+	for (size_t i = 0; i < s->nr_procs; i++)
+		if (s->procs[i].ws_installed_ns > ns)
+			ns = s->procs[i].ws_installed_ns;
+	return ns;
+}
+
 static void print_procs(const struct lazy_stats *s)
 {
 	if (s->nr_procs < 2)
@@ -137,7 +148,8 @@ static void write_procs(FILE *f, const struct lazy_stats *s)
 			"\"pages_shmem\": %llu, "
 			"\"pages_prefetched\": %llu, \"prefetch_hits\": %llu, "
 			"\"prefetch_late\": %llu, \"prefetch_filled\": %llu, "
-			"\"faults_avoided\": %llu, "
+			"\"faults_avoided\": %llu, \"faults_installing\": %llu, "
+			"\"working_set_installed_s\": %.6f, "
 			"\"half_pages_s\": %.6f, \"last_page_s\": %.6f, "
 			"\"half_pages_at\": %llu, \"last_page_at\": %llu}", i ? ", " : "", p->pid,
 			(unsigned long long)p->tasks,
@@ -151,6 +163,7 @@ static void write_procs(FILE *f, const struct lazy_stats *s)
 			(unsigned long long)hits(p->pages_prefetched, p->prefetch_late, p->prefetch_filled),
 			(unsigned long long)p->prefetch_late, (unsigned long long)p->prefetch_filled,
 			(unsigned long long)avoided(p->ws_expected, p->ws_faulted),
+			(unsigned long long)p->faults_installing, since_start_s(s, p->ws_installed_ns),
 			since_start_s(s, p->half_ns), since_start_s(s, p->last_ns),
 			(unsigned long long)p->half_at, (unsigned long long)p->last_at);
 	}
@@ -185,13 +198,15 @@ void lazy_stats_report(struct lazy_stats *s, int dirfd)
 		       (unsigned long long)s->pages_shmem);
 	if (s->pages_prefetched || s->ws_expected)
 		printf("lazy-pages: working set: %llu pages prefetched, %llu hits (%llu late, "
-		       "%llu filled gaps), %llu faults avoided of %llu recorded\n",
+		       "%llu filled gaps), %llu faults avoided of %llu recorded; installed at "
+		       "%.3f s, %llu faults meanwhile\n",
 		       (unsigned long long)s->pages_prefetched,
 		       (unsigned long long)tree_hits(s),
 		       (unsigned long long)s->prefetch_late,
 		       (unsigned long long)s->prefetch_filled,
 		       (unsigned long long)tree_avoided(s),
-		       (unsigned long long)s->ws_expected);
+		       (unsigned long long)s->ws_expected, since_start_s(s, installed_ns(s)),
+		       (unsigned long long)s->faults_installing);
 	printf("lazy-pages: %llu faults, latency p50 %.1f us, p99 %.1f us; "
 	       "%llu bytes in %.3f s (%.1f MiB/s)\n",
 	       (unsigned long long)s->faults, p50, p99, (unsigned long long)s->bytes, secs,
@@ -214,7 +229,8 @@ void lazy_stats_report(struct lazy_stats *s, int dirfd)
 		"\"fault_latency_p99_us\": %.2f, \"bytes\": %llu, \"duration_s\": %.6f, "
 		"\"restore_finished_s\": %.6f, \"pages_shmem\": %llu, \"pages_prefetched\": %llu, "
 		"\"prefetch_hits\": %llu, \"prefetch_late\": %llu, \"prefetch_filled\": %llu, "
-		"\"faults_avoided\": %llu, \"page_server_reconnects\": %llu",
+		"\"faults_avoided\": %llu, \"faults_installing\": %llu, "
+		"\"working_set_installed_s\": %.6f, \"page_server_reconnects\": %llu",
 		(unsigned long long)s->tasks, (unsigned long long)s->pages_lazy,
 		(unsigned long long)s->pages_inherited,
 		(unsigned long long)s->pages_fault, (unsigned long long)s->pages_background,
@@ -229,6 +245,7 @@ void lazy_stats_report(struct lazy_stats *s, int dirfd)
 		(unsigned long long)s->prefetch_late,
 		(unsigned long long)s->prefetch_filled,
 		(unsigned long long)tree_avoided(s),
+		(unsigned long long)s->faults_installing, since_start_s(s, installed_ns(s)),
 		(unsigned long long)s->ps_reconnects);
 	write_procs(f, s);
 	fputs("}\n", f);

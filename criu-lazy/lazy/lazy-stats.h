@@ -23,6 +23,8 @@ struct lazy_proc_stats {
 	uint64_t pages_shmem;
 	uint64_t pages_prefetched, prefetch_late, prefetch_filled, ws_expected, ws_faulted;
 	uint64_t faults;
+	uint64_t faults_installing;	/* of them, while its working set went in */
+	uint64_t ws_installed_ns;	/* its working set was in (0: none) */
 	uint64_t last_ns;		/* its last page delivered */
 	uint64_t half_ns;		/* half of its lazy pages delivered */
 	/* the same two moments on a clock in pages that load cannot stretch:
@@ -48,6 +50,7 @@ struct lazy_stats {
 	uint64_t ws_expected;		/* pages of the earlier record lazy at the start */
 	uint64_t ws_faulted;		/* of them, faulted on in this restore */
 	uint64_t faults;
+	uint64_t faults_installing;	/* of them, while their process's working set went in */
 	uint64_t ps_reconnects;		/* connections to the page server opened again */
 	uint64_t bytes;
 	uint64_t start_ns, end_ns;

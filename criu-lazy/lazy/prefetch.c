@@ -116,6 +116,7 @@ bool lazy_prefetch_wanted(struct lazy_daemon *d)
 		if (t->pf && !t->pf->installed && !t->gone && t->pf->next == t->pf->nr &&
 		    !inflight_pages(t)) {
 			t->pf->installed = true;
+			lazy_stats_proc(&d->stats, t->img->stats_idx)->ws_installed_ns = evloop_now_ns();
 			pr_info("task %d: working set installed (%.3f s)", t->pid,
 				(evloop_now_ns() - d->stats.start_ns) / 1e9);
 		}

@@ -86,6 +86,15 @@ def add_arguments(p):
                    help="shared memory of the second workload (default --size; 0: skip it)")
 
 
+def installed(st):
+    """When the working set was in, after the restore finished, and the
+    faults meanwhile (the daemon's statistics), or nothing without one."""
+    if not st.get("working_set_installed_s"):
+        return ""
+    return (f", installed {st['working_set_installed_s'] - st['restore_finished_s']:.3f} s "
+            f"after the restore ({st['faults_installing']:,} faults meanwhile)")
+
+
 class PrefetchSuite(Suite):
     def __init__(self, ctx, shared=False):
         super().__init__(ctx)
@@ -214,7 +223,7 @@ class PrefetchSuite(Suite):
         extra = ""
         if st:
             extra = (f", {st['faults']:,} faults, {st['pages_prefetched']:,} prefetched, "
-                     f"{st['faults_avoided']:,} faults avoided")
+                     f"{st['faults_avoided']:,} faults avoided{installed(st)}")
         log(f"    {tag}: {figure:.3f} s (restore {restore_s:.3f} s{extra})")
         return {"s": figure, "restore_s": restore_s, "call_s": res["done_ns"] / 1e9 - t_signal,
                 "stats": st}
@@ -269,7 +278,7 @@ class PrefetchSuite(Suite):
             if st:
                 note = (f"{st['faults']:,} faults, {st['pages_prefetched']:,} prefetched, "
                         f"{st['prefetch_hits']:,} hits, {st['prefetch_filled']:,} filled, "
-                        f"{st['faults_avoided']:,} avoided")
+                        f"{st['faults_avoided']:,} avoided{installed(st)}")
             r.figure(f"{x}{k}_s", f"restore to checksum: {k}", med[k], "s", note)
         r.ratio(f"{x}lazy_over_ws", f"lazy / lazy+ws{sh}", med["lazy"] / med["lazy+ws"],
                 ">=", 3)

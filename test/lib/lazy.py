@@ -191,7 +191,7 @@ def check_stats(imgdir, daemon_text="", removed=0, exact=True):
 
 PROC_COUNTS = ("tasks", "pages_lazy", "pages_inherited", "pages_fault", "pages_background",
                "pages_zero", "faults", "pages_shmem", "pages_prefetched", "prefetch_hits",
-               "prefetch_late", "prefetch_filled", "faults_avoided") + DROPPED
+               "prefetch_late", "prefetch_filled", "faults_avoided", "faults_installing") + DROPPED
 
 
 def check_process_stats(st, imgdir, daemon_text=""):
