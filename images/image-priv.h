@@ -22,6 +22,7 @@ struct cr_img {
 	off_t off;		/* offset of the next record (buffered bytes included) */
 	off_t size;		/* reading: the file's size at open */
 	int err;		/* writing: first error, already logged */
+	off_t reserved;		/* writing: img_reserve() holds the file up to here */
 	ProtobufCBuffer sink;	/* protobuf-c packs into wbuf through this */
 	unsigned char *wbuf;
 	size_t wlen;
@@ -37,5 +38,9 @@ int img_sync_offset(struct cr_img *img);
 int img_open_write(struct cr_img *img, int dirfd, const struct img_type_info *ti);
 /* Write out what is buffered: 0, or the first write error (logged once). */
 int img_flush(struct cr_img *img);
+
+/* reserve.c: what img_reserve() took and was not written, given back
+ * (the file cut at its end).  0 or -errno, logged. */
+int img_unreserve(struct cr_img *img);
 
 #endif

@@ -418,6 +418,8 @@ int img_close(struct cr_img *img)
 	if (!img)
 		return 0;
 	ret = img->writing ? img_flush(img) : 0;
+	if (!ret && img->writing)
+		ret = img_unreserve(img);
 	if (close(img->fd) && img->writing && !ret) {
 		pr_perror("%s: error when closing", img->name);
 		ret = -errno;
@@ -426,6 +428,13 @@ int img_close(struct cr_img *img)
 	free(img->rbuf);
 	free(img);
 	return ret;
+}
+
+void img_discard(struct cr_img *img)
+{
+	if (img && !img->err)
+		img->err = -ECANCELED;	/* nothing flushed, nothing logged */
+	img_close(img);
 }
 
 int img_close_keep(struct cr_img *img, int err)

@@ -131,6 +131,18 @@ off_t img_offset(struct cr_img *img);
  * (a failed write, flush or close; each logged once), else 0. */
 int img_close(struct cr_img *img);
 
+/*
+ * An image being written: the space for @bytes more than written so far,
+ * taken from the file system now (so that writes up to there cannot fail
+ * for want of space); img_close() gives back the part not written.  0 or
+ * -errno, not logged: the caller says what the space was for.
+ */
+int img_reserve(struct cr_img *img, uint64_t bytes);
+
+/* Close and free an image being written, nothing more written or logged
+ * (a failed dump's, removed anyway). */
+void img_discard(struct cr_img *img);
+
 /* The end of a writer that opens its image at its first entry: img may be
  * NULL (nothing to write).  Closes it and returns err if err is an error,
  * else img_close()'s result. */

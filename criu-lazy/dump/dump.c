@@ -15,7 +15,8 @@
  * exactly as it was.  On any failure the images created so far are
  * removed and every task is let go unharmed, with its registers.  The one
  * step that changes the tree (reading the data of connections not yet
- * accepted) comes last but writing the files' images (write_images).
+ * accepted) comes last but writing files.img and sk-queues.img, into
+ * space taken before it (write_images).
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -201,14 +202,22 @@ static int write_task_images(struct dump_ctx *ctx, struct dump_task *t)
  * The stages once everything is collected, in this order:
  *   1. resolve the files (what ties them; every refusal left: peers
  *      outside the tree, files in flight, which backlogs will be read)
- *   2. every image but the files': inventory, pstree, locks, seccomp, the
- *      tree's IPC namespace (checked first: ipc-ns.c), each task's (cores, mm, fdinfo, pages, ...), stats
- *   3. the point of no return: what only changing the tree reads (a
+ *   2. every image but files.img and sk-queues.img: inventory, pstree,
+ *      locks, seccomp, the tree's IPC namespace (checked first: ipc-ns.c),
+ *      each task's (cores, mm, fdinfo, pages, ...), stats, each kind's own
+ *      (pipes, ...)
+ *   3. files.img and sk-queues.img opened, the space of what they will
+ *      hold taken, the most the accepts can add included (files.c)
+ *   4. the point of no return: what only changing the tree reads (a
  *      listener's connections accepted to read their data, unix-backlog.c)
  *      and the files in flight it carries
- *   4. files.img and each kind's own images (sk-queues, pipes, ...)
- * A failure after 3 cannot give the tree back as it was: its error, held
+ *   5. files.img and sk-queues.img written into their space; the images of
+ *      the kinds the accepts brought files of, again
+ * A failure after 4 cannot give the tree back as it was: its error, held
  * back from stderr, is said with what is lost (unix_backlog_release).
+ * With the space taken in 3, what is left to fail there is a refusal of a
+ * file in flight that only the accepts show, an I/O error, memory, or the
+ * images of such files.
  */
 static int write_images(struct dump_ctx *ctx)
 {
@@ -234,6 +243,10 @@ static int write_images(struct dump_ctx *ctx)
 		ret = write_task_images(ctx, ctx->tasks[i]);
 	if (!ret)
 		ret = dump_write_stats(ctx);
+	if (!ret)
+		ret = dump_write_kinds(ctx);
+	if (!ret)
+		ret = dump_reserve_files(ctx);
 	/* from the accepts on, an error is said with what it lost, on
 	 * release (unix_backlog_release) */
 	if (!ret) {
@@ -378,6 +391,8 @@ int cr_dump(struct opts *o)
 	for (size_t i = 0; i < ctx.nr_tasks; i++)
 		task_free(ctx.tasks[i]);
 out:
+	img_discard(ctx.files_img);	/* left open by a failure: removed already */
+	img_discard(ctx.sk_queues_img);
 	dump_tree_free(&ctx);
 	dump_lazy_fini(&ctx);
 	dump_files_free(&ctx.files);

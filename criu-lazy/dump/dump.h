@@ -235,6 +235,11 @@ struct dump_ctx {
 	int netns_fd, own_netns_fd;
 	int netns_fw[3];
 
+	/* the images written after the accepts (dump_reserve_files), open
+	 * with their space reserved before them; NULL: not opened yet */
+	struct cr_img *files_img, *sk_queues_img;
+	size_t files_before_accept;	/* ctx->files.nr then: later ones came in flight */
+
 	char (*written)[IMG_NAME_MAX];	/* every image created: removed on failure */
 	size_t nr_written, cap_written;
 
@@ -391,7 +396,13 @@ int dump_file_in_flight(struct dump_ctx *ctx, int fd, struct dump_task *owner, c
 			struct dump_file **out);
 int dump_fs(struct dump_ctx *ctx, struct dump_task *t, const char *status);
 int dump_resolve_files(struct dump_ctx *ctx);
+/* each kind's own images, before the accepts */
+int dump_write_kinds(struct dump_ctx *ctx);
+/* files.img and what the accepts fill opened, their space reserved */
+int dump_reserve_files(struct dump_ctx *ctx);
 int dump_accept_files(struct dump_ctx *ctx);
+/* after the accepts: files.img, the late images, the kinds' images again
+ * for the files the accepts brought */
 int dump_write_files(struct dump_ctx *ctx);
 /* Before the tree is let go: each kind's dump_release(); @resume: the tasks
  * run on (-R or a failed dump).  The first error. */

@@ -80,10 +80,21 @@ struct fd_kind_ops {
 	/* Once per dump, once every image but the files' is written: what
 	 * reads a file only by changing the tree (accepting a listener's
 	 * waiting connections), so that no refusal or image of the dump can
-	 * fail after it but files.img and the kinds' own.  Optional. */
+	 * fail after it but files.img and the images dump_reserve() took
+	 * the space of.  Optional. */
 	int (*dump_accept)(struct dump_ctx *ctx);
-	/* Once per dump after every task: the kind's own images.  Optional. */
+	/* Once per dump after every task, before dump_accept: the kind's own
+	 * images; again after it for a kind it brought files of (files in
+	 * flight in the connections it read).  Optional. */
 	int (*dump_write)(struct dump_ctx *ctx);
+	/* Right before dump_accept: open the images that hold what it reads,
+	 * with their space reserved (img_reserve()), and add to *@files_extra
+	 * what files.img may grow by; 1 when dump_accept will read something,
+	 * else 0.  Optional. */
+	int (*dump_reserve)(struct dump_ctx *ctx, uint64_t *files_extra);
+	/* After dump_accept and files.img: the images dump_reserve() opened
+	 * (written whether it opened them or not).  Optional. */
+	int (*dump_write_late)(struct dump_ctx *ctx);
 	/* Right before the tree is let go (killed, or resumed when @resume):
 	 * what dump() changed in the task's file goes back (a TCP connection
 	 * leaves repair mode).  Optional. */

@@ -46,6 +46,8 @@ struct memfd_dump {
 	MemfdFileEntry e;
 	MemfdInodeEntry ie;
 	bool owns_inode;		/* the first file of its inode writes it */
+	bool written;			/* its contents are (memfd_dump_write runs again
+					 * for memfds the backlog's accepts bring) */
 	int fd;				/* our reopen of the inode, or -1 */
 };
 
@@ -197,8 +199,9 @@ static int memfd_dump_write(struct dump_ctx *ctx)
 		if (!img && (ret = dump_img_open(ctx, IMG_MEMFD_INODE, 0, &img)))
 			return ret;
 		ret = img_write_entry(img, &md->ie.base);
-		if (!ret)
+		if (!ret && !md->written)
 			ret = dump_shmem_write_fd(ctx, md->fd, md->ie.shmid, md->ie.size);
+		md->written = !ret;
 	}
 	return img_close_keep(img, ret);
 }

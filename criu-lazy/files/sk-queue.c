@@ -277,23 +277,33 @@ void sk_queue_free(struct sk_queue *q)
 	q->nr = 0;
 }
 
+/* The sk_packet_entry of @q's packet @i (@scm: room for its rights). */
+static void packet_entry(const struct sk_queue *q, size_t i, SkPacketEntry *pe, ScmEntry *scm,
+			 ScmEntry **scms)
+{
+	sk_packet_entry__init(pe);
+	pe->id_for = q->id_for;
+	pe->length = q->v[i].len;
+	if (q->v[i].nr_scm) {
+		scm_entry__init(scm);
+		scm->type = SCM_RIGHTS;
+		scm->n_rights = q->v[i].nr_scm;
+		scm->rights = q->v[i].scm_ids;
+		scms[0] = scm;
+		pe->n_scm = 1;
+		pe->scm = scms;
+	}
+}
+
 static int queue_write(struct cr_img *img, const struct sk_queue *q)
 {
 	int ret = 0;
 
 	for (size_t i = 0; i < q->nr && !ret; i++) {
-		SkPacketEntry pe = SK_PACKET_ENTRY__INIT;
-		ScmEntry scm = SCM_ENTRY__INIT, *scms[1] = { &scm };
+		SkPacketEntry pe;
+		ScmEntry scm, *scms[1];
 
-		pe.id_for = q->id_for;
-		pe.length = q->v[i].len;
-		if (q->v[i].nr_scm) {
-			scm.type = SCM_RIGHTS;
-			scm.n_rights = q->v[i].nr_scm;
-			scm.rights = q->v[i].scm_ids;
-			pe.n_scm = 1;
-			pe.scm = scms;
-		}
+		packet_entry(q, i, &pe, &scm, scms);
 		ret = img_write_entry(img, &pe.base);
 		if (!ret && pe.length) {
 			ret = img_write_raw(img, q->v[i].data, pe.length);
@@ -305,17 +315,46 @@ static int queue_write(struct cr_img *img, const struct sk_queue *q)
 	return ret;
 }
 
+/* The queue of @f, when it is a socket's and not empty. */
+static const struct sk_queue *queue_of(const struct dump_file *f)
+{
+	const struct sk_queue *q = f->priv;
+
+	if (f->fe.type != FD_TYPES__UNIXSK && f->fe.type != FD_TYPES__INETSK &&
+	    f->fe.type != FD_TYPES__NETLINKSK)
+		return NULL;
+	return q && q->nr ? q : NULL;
+}
+
+uint64_t sk_queues_size(const struct dump_ctx *ctx)
+{
+	uint64_t size = 0;
+
+	for (size_t i = 0; i < ctx->files.nr; i++) {
+		const struct sk_queue *q = queue_of(ctx->files.v[i]);
+
+		for (size_t j = 0; q && j < q->nr; j++) {
+			SkPacketEntry pe;
+			ScmEntry scm, *scms[1];
+
+			packet_entry(q, j, &pe, &scm, scms);
+			size += sizeof(uint32_t) + protobuf_c_message_get_packed_size(&pe.base) +
+				pe.length;
+		}
+	}
+	return size;
+}
+
 int sk_queues_write(struct dump_ctx *ctx)
 {
-	struct cr_img *img = NULL;
+	struct cr_img *img = ctx->sk_queues_img;	/* opened by a reservation */
 	int ret = 0;
 
+	ctx->sk_queues_img = NULL;
 	for (size_t i = 0; i < ctx->files.nr && !ret; i++) {
-		struct dump_file *f = ctx->files.v[i];
-		const struct sk_queue *q = f->priv;
+		const struct sk_queue *q = queue_of(ctx->files.v[i]);
 
-		if ((f->fe.type != FD_TYPES__UNIXSK && f->fe.type != FD_TYPES__INETSK &&
-		     f->fe.type != FD_TYPES__NETLINKSK) || !q || !q->nr)
+		if (!q)
 			continue;
 		if (!img) {
 			ret = dump_img_open(ctx, IMG_SK_QUEUES, 0, &img);

@@ -44,8 +44,11 @@ void sk_queue_free(struct sk_queue *q);
 int sk_queue_add(struct sk_queue *q, uint8_t *data, uint32_t len);
 /* sk-queues.img, once per dump, for every socket kind: the queues of the
  * files of type UNIXSK, INETSK and NETLINKSK, whose dump_file.priv starts with their
- * struct sk_queue.  The dump_write of one kind (unix sockets). */
+ * struct sk_queue.  The dump_write_late of one kind (unix sockets): into
+ * the image unix_backlog_reserve() opened, if it did. */
 int sk_queues_write(struct dump_ctx *ctx);
+/* The bytes sk_queues_write() would write now, but for the magic words. */
+uint64_t sk_queues_size(const struct dump_ctx *ctx);
 
 /* Restore: every queue of the images, by id_for. */
 struct sk_queue_set {

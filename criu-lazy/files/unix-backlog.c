@@ -99,10 +99,9 @@ static int closed_name(struct unix_dump *c, int sk)
 {
 	struct sockaddr_un a;
 	socklen_t len = sizeof(a);
-	char link[64], cwd[PATH_MAX], full[PATH_MAX + sizeof(a.sun_path) + 2];
+	char full[PATH_MAX + sizeof(a.sun_path) + 2];
 	struct stat st;
 	size_t n;
-	ssize_t r;
 
 	if (getpeername(sk, (struct sockaddr *)&a, &len)) {
 		pr_perror("fd %d of task %d: the name of a closed client waiting on it", c->fd,
@@ -124,17 +123,8 @@ static int closed_name(struct unix_dump *c, int sk)
 	c->name[n] = '\0';
 	snprintf(full, sizeof(full), "%s", c->name);
 	if (c->name[0] != '/') {
-		snprintf(link, sizeof(link), "/proc/%d/cwd", c->t->pid);
-		r = readlink(link, cwd, sizeof(cwd) - 1);
-		if (r < 0)
-			return dump_task_error(c->t, -errno, "task %d: can't read %s: %m", c->t->pid,
-					       link);
-		cwd[r] = '\0';
-		c->name_dir = strdup(cwd);
-		if (!c->name_dir)
-			return -ENOMEM;
-		c->ue.name_dir = c->name_dir;
-		snprintf(full, sizeof(full), "%s/%s", cwd, c->name);
+		c->ue.name_dir = c->name_dir;	/* read before the accept */
+		snprintf(full, sizeof(full), "%s/%s", c->name_dir, c->name);
 	}
 	if (stat(full, &st) || !S_ISSOCK(st.st_mode)) {
 		c->ue.has_deleted = true;
@@ -149,12 +139,24 @@ static int add_closed(struct dump_ctx *ctx, struct unix_dump *l, unsigned int i)
 	struct stat st = { 0 };
 	struct unix_dump *c = calloc(1, sizeof(*c));
 	struct dump_file *f = c ? dump_file_add(ctx, &fd_kind_unix, &st) : NULL;
+	char link[64], cwd[PATH_MAX];
+	ssize_t r;
 
 	if (!f) {
 		free(c);
 		return -ENOMEM;
 	}
 	f->priv = c;
+	/* a relative name is the listener's directory's (the client's own is
+	 * gone with it): read now, nothing left to fail after the accept */
+	snprintf(link, sizeof(link), "/proc/%d/cwd", l->t->pid);
+	r = readlink(link, cwd, sizeof(cwd) - 1);
+	if (r < 0)
+		return dump_task_error(l->t, -errno, "task %d: can't read %s: %m", l->t->pid, link);
+	cwd[r] = '\0';
+	c->name_dir = strdup(cwd);
+	if (!c->name_dir)
+		return -ENOMEM;
 	unix_sk_entry__init(&c->ue);
 	sk_opts_entry__init(&c->opts);
 	c->ue.opts = &c->opts;
@@ -309,6 +311,94 @@ int unix_backlog_drain(struct dump_ctx *ctx)
 			return ret;
 	}
 	return 0;
+}
+
+/*
+ * The most a waiting connection's data can take in sk-queues.img, from what
+ * is known before accepting it.  The listener's end of it, which holds the
+ * data, is shown by nothing (not even a full UNIX_DIAG dump), but every
+ * packet in it is charged to its client's send buffer, whose use UNIX_DIAG
+ * shows (udiag_wqueue): each packet's truesize, its bytes plus an sk_buff
+ * and its skb_shared_info (over 512 bytes), more than its bytes and its
+ * frame in the image (PACKET_FRAME_MAX).  So the client's wqueue bounds
+ * what its packets take, and a stream's read may cut one more packet per
+ * 256 KiB (a peek returns at most that).  A closed client is not shown at
+ * all: its use was bounded by its send buffer (a send waits while the use
+ * is over it, then adds at most a buffer's worth), which SO_SNDBUF sets to
+ * at most twice net.core.wmem_max (SO_SNDBUFFORCE, for CAP_NET_ADMIN, to
+ * more: beyond this bound).
+ */
+#define PACKET_FRAME_MAX 16	/* u32 frame, id_for and length with their tags */
+#define STREAM_PEEK_MAX (256u << 10)
+
+static uint64_t closed_client_max(void)
+{
+	const char *names[] = { "/proc/sys/net/core/wmem_max", "/proc/sys/net/core/wmem_default" };
+	uint64_t v[2] = { 4u << 20, 4u << 20 };	/* unread: 4 MiB, far above the defaults */
+
+	for (int i = 0; i < 2; i++) {
+		FILE *f = fopen(names[i], "re");
+		unsigned long long x;
+
+		if (f && fscanf(f, "%llu", &x) == 1)
+			v[i] = x;
+		if (f)
+			fclose(f);
+	}
+	return 2 * (2 * v[0] > v[1] ? 2 * v[0] : v[1]) + 4096;
+}
+
+static uint64_t connection_max(const struct unix_dump *c, uint64_t closed_max)
+{
+	uint64_t mem = c && !c->gone ? c->wqueue : closed_max;
+
+	return mem + (mem / STREAM_PEEK_MAX + 1) * PACKET_FRAME_MAX;
+}
+
+/*
+ * Before the accepts: sk-queues.img open with the space of every queue
+ * read so far and of the most the connections to be read can hold
+ * (connection_max), and what files.img may grow by (the names of closed
+ * clients, learnt by accepting them).  Files in flight in those
+ * connections are not known before: theirs is not in it.
+ */
+int unix_backlog_reserve(struct dump_ctx *ctx, uint64_t *files_extra)
+{
+	uint64_t closed_max = 0, bound = 0;
+	unsigned int nr = 0;
+	int ret;
+
+	for (size_t i = 0; i < ctx->files.nr; i++) {
+		struct unix_dump *l = ctx->files.v[i]->priv;
+
+		if (ctx->files.v[i]->ops != &fd_kind_unix || !l || !l->drain)
+			continue;
+		for (unsigned int j = 0; j < l->nr_icons; j++) {
+			struct unix_dump *c = client_of(ctx, l, j);
+
+			if (c->gone && !closed_max)
+				closed_max = closed_client_max();
+			bound += connection_max(c, closed_max);
+			if (c->gone)	/* name, name_dir, deleted, a longer length */
+				*files_extra += UNIX_DIAG_NAME_MAX + strlen(c->name_dir) + 16;
+			nr++;
+		}
+	}
+	if (!nr)
+		return 0;
+	ret = dump_img_open(ctx, IMG_SK_QUEUES, 0, &ctx->sk_queues_img);
+	if (ret)
+		return ret;
+	bound += sk_queues_size(ctx);
+	ret = img_reserve(ctx->sk_queues_img, bound);
+	if (ret) {
+		pr_err("sk-queues.img: can't reserve %llu bytes for the data of the %u connections not yet accepted that the dump reads, before accepting them: %s",
+		       (unsigned long long)bound, nr, strerror(-ret));
+		return ret;
+	}
+	pr_info("sk-queues.img: %llu bytes reserved, for %u connections not yet accepted among them",
+		(unsigned long long)bound, nr);
+	return 1;
 }
 
 /*

@@ -54,11 +54,13 @@ void unix_dump_free(struct dump_file *f);
 
 /* unix-backlog.c: a listener's connections not yet accepted.  plan: every
  * refusal, and which listeners the dump will drain (in resolve); resolve:
- * each client names its listener, in backlog order in files.img; drain: the
+ * each client names its listener, in backlog order in files.img; reserve:
+ * sk-queues.img opened with the space the drain may fill taken; drain: the
  * data waiting in them, read by accepting them (the dump's last fallible
  * step but writing the files' images); release: the error naming what a
  * failed dump lost when it had accepted connections. */
 int unix_backlog_plan(struct dump_ctx *ctx);
+int unix_backlog_reserve(struct dump_ctx *ctx, uint64_t *files_extra);
 int unix_backlog_drain(struct dump_ctx *ctx);
 int unix_backlog_resolve(struct dump_ctx *ctx, struct unix_dump *l);
 int unix_backlog_release(struct dump_ctx *ctx, struct dump_file *f, bool resume);
