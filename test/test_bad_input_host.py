@@ -1,6 +1,6 @@
 """Bad input from the restoring host: what the images need is taken or
-changed there (the pid, a TCP or netlink port, a FIFO's path, the
-loginuid, an external unix peer): one line naming it, nothing left behind,
+changed there (the pid, a TCP or netlink port, a FIFO's path, a file's
+size, the loginuid, an external unix peer): one line naming it, nothing left behind,
 and the restore works once it is put right."""
 import ctypes
 import os
@@ -118,6 +118,23 @@ def test_fifo_replaced_by_a_file(tool, zdtm, workdir):
     restore_must_fail(tool, workdir, good, task.pid, r"fifo\.a", r"not a FIFO")
     fifo.unlink()
     os.mkfifo(fifo, 0o600)
+    restore_must_pass(tool, workdir, task, good)
+
+
+@pytest.mark.parametrize("change", ["grown", "shrunk"])
+def test_file_changed_size(change, tool, zdtm, workdir):
+    """A regular file a dumped fd holds is longer or shorter at restore
+    than it was at the dump: one line naming the file, both sizes and the
+    fd, nothing left behind; with its size put back the restore works."""
+    task = zdtm(ZdtmTest("files"))
+    good = dump_good(tool, task, workdir)
+    path = task.dir / "ro.data"
+    data = path.read_bytes()
+    path.write_bytes(data + b"more" if change == "grown" else data[:-1])
+    size = len(data) + 4 if change == "grown" else len(data) - 1
+    restore_must_fail(tool, workdir, good, task.pid, r"ro\.data",
+                      rf"size {size} differs from the dumped {len(data)}", r"fd 10 of task")
+    path.write_bytes(data)
     restore_must_pass(tool, workdir, task, good)
 
 
