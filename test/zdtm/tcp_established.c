@@ -24,7 +24,10 @@
  *       dump; after SIGTERM it reads them and 1000 more (seed 0x53) the test
  *       sent after the restore, and answers with 1000 (seed 0x54)
  *
- * After SIGTERM: addresses and options, every byte in order, then more data
+ * After SIGTERM: addresses and options, the options the handshake agreed
+ * (SACK, timestamps, window scales: TCP_INFO), the MSS the peer allows
+ * (TCP_MAXSEG in repair mode), a timestamp clock that did not go back,
+ * every byte in order, then more data
  * both ways on each connection, the EOFs where they were, and 20 still
  * takes connections.
  */
@@ -56,6 +59,10 @@ struct conn {
 	uint64_t seed;
 	struct sockaddr_storage name, peer;
 	socklen_t name_len, peer_len;
+	/* what TCP_REPAIR_OPTIONS and TCP_TIMESTAMP must give back */
+	uint8_t options, snd_wscale, rcv_wscale;
+	int mss;
+	uint32_t tstamp;
 };
 
 static struct conn conns[10];
@@ -154,6 +161,9 @@ static void expect_nothing(int fd, const char *what)
 		fail("%s: expected nothing to read (%m)", what);
 }
 
+static void tcp_state(const struct conn *c, uint8_t *options, uint8_t *snd_wscale,
+		      uint8_t *rcv_wscale, int *mss, uint32_t *tstamp);
+
 static struct conn *note(int fd, size_t unread, uint64_t seed)
 {
 	struct conn *c = &conns[nr_conns++];
@@ -166,7 +176,48 @@ static struct conn *note(int fd, size_t unread, uint64_t seed)
 	if (getsockname(fd, (struct sockaddr *)&c->name, &c->name_len) ||
 	    getpeername(fd, (struct sockaddr *)&c->peer, &c->peer_len))
 		fail("fd %d: its names: %m", fd);
+	tcp_state(c, &c->options, &c->snd_wscale, &c->rcv_wscale, &c->mss, &c->tstamp);
 	return c;
+}
+
+/* The options the handshake agreed (SACK, timestamps, window scales), the
+ * MSS, the timestamp clock. */
+static void tcp_state(const struct conn *c, uint8_t *options, uint8_t *snd_wscale,
+		      uint8_t *rcv_wscale, int *mss, uint32_t *tstamp)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+	socklen_t ilen = sizeof(*mss), tlen = sizeof(*tstamp);
+
+	int on = 1, off = 0;
+
+	/* the MSS the peer allows (mss_clamp): TCP_MAXSEG shows it in repair
+	 * mode only, else the MSS in use, which follows the path and windows */
+	if (getsockopt(c->fd, SOL_TCP, TCP_INFO, &ti, &len) ||
+	    setsockopt(c->fd, SOL_TCP, TCP_REPAIR, &on, sizeof(on)) ||
+	    getsockopt(c->fd, SOL_TCP, TCP_MAXSEG, mss, &ilen) ||
+	    setsockopt(c->fd, SOL_TCP, TCP_REPAIR, &off, sizeof(off)) ||
+	    getsockopt(c->fd, SOL_TCP, TCP_TIMESTAMP, tstamp, &tlen))
+		fail("fd %d: TCP_INFO, TCP_MAXSEG in repair mode or TCP_TIMESTAMP: %m", c->fd);
+	*options = ti.tcpi_options;
+	*snd_wscale = ti.tcpi_snd_wscale;
+	*rcv_wscale = ti.tcpi_rcv_wscale;
+}
+
+static void check_tcp(const struct conn *c)
+{
+	uint8_t options, snd_wscale, rcv_wscale;
+	uint32_t tstamp;
+	int mss;
+
+	tcp_state(c, &options, &snd_wscale, &rcv_wscale, &mss, &tstamp);
+	if (options != c->options || snd_wscale != c->snd_wscale || rcv_wscale != c->rcv_wscale)
+		fail("fd %d: TCP options %#x, window scales %u/%u; they were %#x, %u/%u", c->fd,
+		     options, snd_wscale, rcv_wscale, c->options, c->snd_wscale, c->rcv_wscale);
+	if (mss != c->mss)
+		fail("fd %d: MSS %d, it was %d", c->fd, mss, c->mss);
+	if ((int32_t)(tstamp - c->tstamp) < 0)
+		fail("fd %d: its timestamp clock went back from %u to %u", c->fd, c->tstamp, tstamp);
 }
 
 static void check_names(const struct conn *c)
@@ -282,8 +333,10 @@ int main(int argc, char **argv)
 	test_daemon();
 	test_waitsig();
 
-	for (int i = 0; i < nr_conns; i++)
+	for (int i = 0; i < nr_conns; i++) {
 		check_names(&conns[i]);
+		check_tcp(&conns[i]);
+	}
 	expect_int(21, SOL_TCP, TCP_NODELAY, "TCP_NODELAY", 1);
 	expect_int(22, SOL_TCP, TCP_KEEPIDLE, "TCP_KEEPIDLE", 77);
 	expect_int(22, SOL_TCP, TCP_KEEPINTVL, "TCP_KEEPINTVL", 11);
