@@ -89,6 +89,9 @@ ZDTM_TESTS = [
     ZdtmTest("low_fds"),
     ZdtmTest("pipe"),
     ZdtmTest("fifo"),
+    # the same with their pages lazy while they read their pipes
+    ZdtmTest("pipe", label="lazy-reads", defer_background=True),
+    ZdtmTest("fifo", label="lazy-reads", defer_background=True),
     ZdtmTest("eventfd"),
     ZdtmTest("signalfd"),
     ZdtmTest("timerfd"),
@@ -129,6 +132,7 @@ ZDTM_TESTS = [
     ZdtmTest("netlink", host_names=True),
     ZdtmTest("netlink", label="lazy-reads", host_names=True, defer_background=True),
     ZdtmTest("inet_sockets", host_names=True),
+    ZdtmTest("inet_sockets", label="lazy-reads", host_names=True, defer_background=True),
     # TCP connections (issue 9): both ends in the task, data in flight both
     # ways, with each network lock; half-closed ones too
     ZdtmTest("tcp_established", label="nftables", host_names=True,
