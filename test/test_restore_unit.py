@@ -1,6 +1,8 @@
 """The restore's pure logic: build/test/unit/test_restore_layout (the hole
 free in two layouts, the vdso shape check, the XSAVE buffer built from an
-image against made-up and real CPUs), and test_array (common/array.h).
+image against made-up and real CPUs), test_restore_place (which VMAs are
+mapped at their own address from the start) and test_array
+(common/array.h).
 
 Needs a build (`scons -j2`); uses nothing from conftest.py.
 """
@@ -10,6 +12,13 @@ from lib.unit import run_unit
 def test_restore_layout_unit():
     lines, passed = run_unit("test_restore_layout")
     assert passed >= 10, "\n".join(lines)
+
+
+def test_restore_place_unit():
+    """restore/premap-place.c: free of our maps, stack and regions, never two
+    neighbours the kernel would merge, a child's inheritance, the kinds."""
+    lines, passed = run_unit("test_restore_place")
+    assert passed == 5, "\n".join(lines)
 
 
 def test_array_grow_unit():

@@ -15,9 +15,11 @@
  *     blob_end
  *
  * The premap region [premap_start, premap_end) holds every VMA of the target
- * at a temporary address, already filled.  Both regions lie in a hole that
- * is free in the current layout and in the target layout, so moving VMAs
- * to their targets never clobbers anything still to be moved.
+ * at a temporary address, already filled, but those mapped at their own
+ * address from the start (premap == start: nothing to move, and kept when
+ * the old layout goes).  Both regions lie in a hole that is free in the
+ * current layout and in the target layout, so moving VMAs to their
+ * targets never clobbers anything still to be moved.
  */
 #ifndef CRIU_LAZY_PIE_RESTORER_ARGS_H
 #define CRIU_LAZY_PIE_RESTORER_ARGS_H
@@ -83,7 +85,7 @@ enum rst_step {
 /* One VMA of the target layout that was premapped. */
 struct rst_vma {
 	uint64_t start, end;	/* target address */
-	uint64_t premap;	/* where it is now */
+	uint64_t premap;	/* where it is now (= start: in place already) */
 	uint64_t madv;		/* bit n set: madvise(advice n) */
 	uint32_t prot;		/* dumped PROT_* */
 	uint32_t flags;		/* dumped MAP_* */

@@ -37,16 +37,32 @@ static const uint8_t sticky_advice[] = {
 	18,	/* MADV_WIPEONFORK */
 };
 
-/* Unmap everything below RST_TASK_SIZE but the blob, the premap region and
- * our vdso group. */
+/* Unmap [*cur, end), if anything; then *cur past the kept [end, next). */
+static int unmap_until(struct restorer_args *a, uint64_t *cur, uint64_t end, uint64_t next)
+{
+	if (end > *cur) {
+		long ret = sys_munmap(*cur, end - *cur);
+
+		if (ret)
+			return rst_fail(a, RST_STEP_UNMAP, ret, *cur);
+	}
+	if (next > *cur)
+		*cur = next;
+	return 0;
+}
+
+/* Unmap everything below RST_TASK_SIZE but the blob, the premap region, our
+ * vdso group and the VMAs mapped in place (both lists ascend). */
 static int unmap_old(struct restorer_args *a)
 {
+	const struct rst_vma *vmas = (const struct rst_vma *)(uintptr_t)a->vmas;
 	struct rst_range keep[3] = {
 		{ a->premap_start, a->premap_end },
 		{ a->blob_start, a->blob_end },
 		{ 0, 0 },
 	};
-	unsigned int nr = 2;
+	unsigned int nr = 2, k = 0;
+	uint32_t i = 0;
 	uint64_t cur = 0;
 
 	if (a->vdso.nr_parts)
@@ -61,19 +77,21 @@ static int unmap_old(struct restorer_args *a)
 			keep[j - 1] = t;
 		}
 
-	for (unsigned int i = 0; i <= nr; i++) {
-		uint64_t end = i < nr ? keep[i].start : RST_TASK_SIZE;
-
-		if (end > cur) {
-			long ret = sys_munmap(cur, end - cur);
-
-			if (ret)
-				return rst_fail(a, RST_STEP_UNMAP, ret, cur);
+	for (;;) {
+		while (i < a->nr_vmas && vmas[i].premap != vmas[i].start)
+			i++;
+		if (i < a->nr_vmas && (k == nr || vmas[i].start < keep[k].start)) {
+			if (unmap_until(a, &cur, vmas[i].start, vmas[i].end))
+				return -1;
+			i++;
+		} else if (k < nr) {
+			if (unmap_until(a, &cur, keep[k].start, keep[k].end))
+				return -1;
+			k++;
+		} else {
+			return unmap_until(a, &cur, RST_TASK_SIZE, 0);
 		}
-		if (i < nr && keep[i].end > cur)
-			cur = keep[i].end;
 	}
-	return 0;
 }
 
 static int move_vmas(struct restorer_args *a)

@@ -51,7 +51,7 @@ static void fill_vmas(struct rst_child *c, struct restorer_args *a, struct rst_v
 		const VmaEntry *v = vp->vma;
 
 		vmas[i] = (struct rst_vma){
-			.start = v->start, .end = v->end, .premap = vp->premap,
+			.start = v->start, .end = v->end, .premap = vp->at ? vp->at : vp->premap,
 			.madv = v->has_madv ? v->madv : 0,
 			.prot = v->prot, .flags = v->flags, .status = v->status,
 			/*

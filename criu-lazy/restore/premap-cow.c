@@ -8,7 +8,8 @@
  * instead of mapped afresh:
  *
  *   - mremap() moves it from the parent's slot to ours: page tables move,
- *     the pages stay shared;
+ *     the pages stay shared; or, where the parent mapped it at its own
+ *     address (premap-place.c), it is where it belongs already and stays;
  *   - every page of it that our images do not fill eagerly is dropped
  *     (MADV_DONTNEED): an anonymous page becomes zero again, or missing
  *     for the lazy-pages daemon to fill; a private file page goes back to
@@ -16,7 +17,8 @@
  *   - a page our images fill is read into a buffer and compared: written
  *     only when it differs, so pages neither side wrote since the fork
  *     stay one page in memory, as they were dumped;
- *   - then the rest of the parent's region goes.
+ *   - then the rest of the parent's region goes, and the parent's VMAs
+ *     in place that are not ours.
  *
  * The child's pages are exactly its images either way: sharing only saves
  * memory, it never decides contents.
@@ -30,25 +32,64 @@
 
 #define CMP_CHUNK	(16 * RST_PAGE_SIZE)	/* read and compared at once, on the stack */
 
+/* Where the parent has its VMA @k (its memory came to us with the fork). */
+static uint64_t parent_at(const struct rst_plan *parent, size_t k)
+{
+	const struct rst_vma_plan *pv = &parent->vmas[k];
+
+	return pv->at ? pv->at : pv->premap;
+}
+
+/* Did we take the parent's VMA @k where it is, in place? */
+static bool taken_in_place(const struct rst_plan *plan, size_t k)
+{
+	for (size_t i = 0; i < plan->nr_vmas; i++)
+		if (plan->vmas[i].inherit && plan->vmas[i].inherit_idx == k)
+			return plan->vmas[i].at == plan->vmas[i].vma->start;
+	return false;
+}
+
+/* The parent's VMAs in place that are not ours: its memory, not ours. */
+static int unmap_parent_in_place(struct rst_child *c, const struct rst_plan *parent)
+{
+	for (size_t k = 0; k < parent->nr_vmas; k++) {
+		const VmaEntry *v = parent->vmas[k].vma;
+
+		if (parent_at(parent, k) != v->start || taken_in_place(c->plan, k))
+			continue;
+		if (munmap((void *)(uintptr_t)v->start, v->end - v->start))
+			return child_err(c, errno, "task %d: cannot unmap its parent's 0x%llx-0x%llx: %s",
+					 c->ri->pid, (unsigned long long)v->start,
+					 (unsigned long long)v->end, strerror(errno));
+	}
+	return 0;
+}
+
 int child_premap_inherit(struct rst_child *c)
 {
-	const struct rst_plan *plan = c->plan;
+	const struct rst_plan *plan = c->plan, *parent = plan->parent;
 
 	for (size_t i = 0; i < plan->nr_vmas; i++) {
-		const struct rst_vma_plan *vp = &plan->vmas[i];
-		uint64_t len = vp->vma->end - vp->vma->start;
+		struct rst_vma_plan *vp = &plan->vmas[i];
+		uint64_t len = vp->vma->end - vp->vma->start, from;
 		void *p;
 
 		if (!vp->inherit)
 			continue;
-		p = mremap((void *)(uintptr_t)vp->inherit, len, len, MREMAP_MAYMOVE | MREMAP_FIXED,
-			   (void *)(uintptr_t)vp->premap);
-		if (p == MAP_FAILED)
-			return child_err(c, errno, "task %d: cannot take over its parent's copy of "
-					 "0x%llx-0x%llx (mremap from 0x%llx): %s", c->ri->pid,
-					 (unsigned long long)vp->vma->start,
-					 (unsigned long long)vp->vma->end,
-					 (unsigned long long)vp->inherit, strerror(errno));
+		from = parent_at(parent, vp->inherit_idx);
+		if (from == vp->vma->start) {
+			p = (void *)(uintptr_t)from;	/* in place already */
+		} else {
+			p = mremap((void *)(uintptr_t)from, len, len, MREMAP_MAYMOVE | MREMAP_FIXED,
+				   (void *)(uintptr_t)vp->premap);
+			if (p == MAP_FAILED)
+				return child_err(c, errno, "task %d: cannot take over its parent's copy of "
+						 "0x%llx-0x%llx (mremap from 0x%llx): %s", c->ri->pid,
+						 (unsigned long long)vp->vma->start,
+						 (unsigned long long)vp->vma->end,
+						 (unsigned long long)from, strerror(errno));
+		}
+		vp->at = (uint64_t)(uintptr_t)p;
 		if (vp->inherit_prot != vp->premap_prot &&
 		    mprotect(p, len, vp->premap_prot))
 			return child_err(c, errno, "task %d: mprotect of the inherited 0x%llx-0x%llx: %s",
@@ -59,12 +100,14 @@ int child_premap_inherit(struct rst_child *c)
 	    munmap((void *)(uintptr_t)plan->parent_start, plan->parent_end - plan->parent_start))
 		return child_err(c, errno, "task %d: cannot unmap its parent's premap region: %s",
 				 c->ri->pid, strerror(errno));
-	return 0;
+	return parent ? unmap_parent_in_place(c, parent) : 0;
 }
 
+/* [from, to) of @vp's slot, wherever the VMA is */
 static int drop(struct rst_child *c, const struct rst_vma_plan *vp, uint64_t from, uint64_t to)
 {
-	if (from >= to || !madvise((void *)(uintptr_t)from, to - from, MADV_DONTNEED))
+	if (from >= to || !madvise((void *)(uintptr_t)(from - vp->premap + vp->at), to - from,
+				   MADV_DONTNEED))
 		return 0;
 	return child_err(c, errno, "task %d: MADV_DONTNEED of 0x%llx-0x%llx (inherited): %s",
 			 c->ri->pid, (unsigned long long)(vp->vma->start + from - vp->premap),
@@ -72,7 +115,7 @@ static int drop(struct rst_child *c, const struct rst_vma_plan *vp, uint64_t fro
 }
 
 /* Drop every page of the inherited VMAs that no fill covers (fills and
- * VMAs both ascend by premap address). */
+ * VMAs both ascend by slot address). */
 int child_premap_drop(struct rst_child *c)
 {
 	const struct rst_plan *plan = c->plan;
@@ -97,15 +140,17 @@ int child_premap_drop(struct rst_child *c)
 	return 0;
 }
 
-/* One fill into an inherited VMA: only the pages that differ are written. */
-int child_fill_compare(struct rst_child *c, const struct rst_fill *f, const char *file)
+/* One fill into an inherited VMA, at @at: only the pages that differ are
+ * written. */
+int child_fill_compare(struct rst_child *c, const struct rst_fill *f, uint64_t at,
+		       const char *file)
 {
 	uint8_t buf[CMP_CHUNK];
 	uint64_t done = 0;
 
 	while (done < f->len) {
 		uint64_t len = f->len - done < CMP_CHUNK ? f->len - done : CMP_CHUNK;
-		uint8_t *dst = (uint8_t *)(uintptr_t)(f->dst + done);
+		uint8_t *dst = (uint8_t *)(uintptr_t)(at + done);
 		uint64_t got = 0;
 
 		while (got < len) {

@@ -15,7 +15,10 @@
  *  - copy-on-write: a private VMA that the parent premaps with the same
  *    bounds and kind is inherited at the fork (premap-cow.c), so our
  *    region must not overlap the parent's, and the fills into it compare
- *    before they write.
+ *    before they write;
+ *  - which VMAs are mapped at their own address from the start instead
+ *    (premap-place.c): the slot stays theirs, for when that address is
+ *    taken in the task after all.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -145,11 +148,17 @@ static int plan_place(const struct rst_images *ri, const struct proc_vma *maps, 
 		premap_size += plan->vmas[i].vma->end - plan->vmas[i].vma->start + RST_PAGE_SIZE;
 	blob_size = blob_region_size(ri, plan);
 
-	busy = calloc(nr_maps + ri->mm->n_vmas + 1, sizeof(*busy));
+	busy = calloc(nr_maps + ri->mm->n_vmas + 1 + (parent ? parent->nr_vmas : 0),
+		      sizeof(*busy));
 	if (!busy)
 		return -ENOMEM;
-	if (parent)	/* mapped in us until we have taken our VMAs out of it */
+	if (parent) {	/* mapped in us until we have taken our VMAs out of it */
 		busy[nr_busy++] = (struct layout_range){ parent->premap_start, parent->blob_end };
+		for (size_t i = 0; i < parent->nr_vmas; i++)	/* and its VMAs in place */
+			if (parent->vmas[i].in_place)
+				busy[nr_busy++] = (struct layout_range){
+					parent->vmas[i].vma->start, parent->vmas[i].vma->end };
+	}
 	for (size_t i = 0; i < nr_maps; i++)
 		busy[nr_busy++] = (struct layout_range){ maps[i].start, maps[i].end };
 	for (size_t i = 0; i < ri->mm->n_vmas; i++)
@@ -394,6 +403,7 @@ static void plan_inherit(const struct rst_plan *parent, struct rst_plan *plan)
 			continue;
 		vp->inherit = parent->vmas[k].premap;
 		vp->inherit_prot = parent->vmas[k].premap_prot;
+		vp->inherit_idx = (uint32_t)k;
 	}
 }
 
@@ -440,9 +450,12 @@ int rst_plan_build(const struct opts *o, const struct rst_plan_host *h,
 	if (!ret)
 		ret = plan_place(ri, h->maps, h->nr_maps, parent, plan);
 	if (!ret) {
+		plan->parent = parent;
 		plan_inherit(parent, plan);
 		ret = plan_fills(o, ri, parent, plan);
 	}
+	if (!ret)	/* with the premap protections the fills decided */
+		ret = rst_plan_in_place(h, parent, plan);
 	if (ret)
 		rst_plan_free(plan);
 	return ret;

@@ -16,9 +16,12 @@
  *   SysV attachment     shmat() of the segment (ipc-ns.c made it), its
  *                       part moved to the slot (child_premap_sysv)
  *
- * VMAs with pages to fill are mapped read-write here; the blob sets the
- * dumped protection after moving them.  A private VMA the parent premapped
- * the same way is not mapped again: the fork gave it to us, pages shared
+ * Each at its slot, or at its own address where the plan says so
+ * (premap-place.c) and nothing is there now (MAP_FIXED_NOREPLACE; else the
+ * slot after all): vp->at says where it went.  VMAs with pages to fill are
+ * mapped read-write here; the blob sets the dumped protection after moving
+ * them (those in place stay).  A private VMA the parent premapped the same
+ * way is not mapped again: the fork gave it to us, pages shared
  * copy-on-write, and premap-cow.c makes it ours.
  */
 #include <errno.h>
@@ -77,19 +80,22 @@ static int fill_private(struct rst_child *c)
 	char file[32];
 	size_t i = 0;
 
+	size_t vma = 0;
+
 	pages_file_name(c->ri->pi.pages_id, file, sizeof(file));
 	while (i < plan->nr_fills) {
 		uint64_t off = plan->fills[i].file_off, total = 0;
 		int n = 0;
 
 		if (plan->fills[i].cmp) {
-			if (child_fill_compare(c, &plan->fills[i], file))
+			if (child_fill_compare(c, &plan->fills[i],
+					       rst_fill_at(plan, &vma, &plan->fills[i]), file))
 				return -EIO;
 			i++;
 			continue;
 		}
 		do {
-			iov[n].iov_base = (void *)(uintptr_t)plan->fills[i].dst;
+			iov[n].iov_base = (void *)(uintptr_t)rst_fill_at(plan, &vma, &plan->fills[i]);
 			iov[n].iov_len = plan->fills[i].len;
 			total += plan->fills[i].len;
 			n++;
@@ -102,20 +108,34 @@ static int fill_private(struct rst_child *c)
 	return 0;
 }
 
-static int map_fixed(struct rst_child *c, const struct rst_vma_plan *vp, int prot, int flags,
+/* At its own address if the plan says so and it is free now, else at its
+ * slot; vp->at says where. */
+static int map_fixed(struct rst_child *c, struct rst_vma_plan *vp, int prot, int flags,
 		     int fd, uint64_t off, const char *what)
 {
 	uint64_t len = vp->vma->end - vp->vma->start;
-	void *p = mmap((void *)(uintptr_t)vp->premap, len, prot, flags | MAP_FIXED, fd, off);
+	void *p;
 
+	if (vp->in_place) {
+		p = mmap((void *)(uintptr_t)vp->vma->start, len, prot,
+			 flags | MAP_FIXED_NOREPLACE, fd, off);
+		if (p == (void *)(uintptr_t)vp->vma->start) {
+			vp->at = vp->vma->start;
+			return 0;
+		}
+		if (p != MAP_FAILED)	/* a kernel without NOREPLACE put it elsewhere */
+			munmap(p, len);
+	}
+	p = mmap((void *)(uintptr_t)vp->premap, len, prot, flags | MAP_FIXED, fd, off);
 	if (p == MAP_FAILED)
 		return child_err(c, errno, "task %d: cannot premap %s 0x%llx-0x%llx: %s",
 				 c->ri->pid, what, (unsigned long long)vp->vma->start,
 				 (unsigned long long)vp->vma->end, strerror(errno));
+	vp->at = vp->premap;
 	return 0;
 }
 
-static int premap_file(struct rst_child *c, const struct rst_vma_plan *vp)
+static int premap_file(struct rst_child *c, struct rst_vma_plan *vp)
 {
 	const VmaEntry *v = vp->vma;
 	bool shared = v->status & VMA_FILE_SHARED;
@@ -152,7 +172,7 @@ static int premap_shmem(struct rst_child *c, const struct rst_shmem *s)
 		return child_err(c, errno, "task %d: cannot reopen shared memory %llu (%s): %s",
 				 c->ri->pid, (unsigned long long)s->shmid, path, strerror(errno));
 	for (size_t i = 0; i < plan->nr_vmas && !ret; i++) {
-		const struct rst_vma_plan *vp = &plan->vmas[i];
+		struct rst_vma_plan *vp = &plan->vmas[i];
 
 		/* a memfd may be mapped private (and come with the fork) */
 		if (vp->shm == s && !vp->inherit)
@@ -242,12 +262,13 @@ int child_premap(struct rst_child *c)
 	if (child_premap_inherit(c))
 		return -EIO;
 	for (size_t i = 0; i < plan->nr_vmas; i++) {
-		const struct rst_vma_plan *vp = &plan->vmas[i];
+		struct rst_vma_plan *vp = &plan->vmas[i];
 		const VmaEntry *v = vp->vma;
 		int ret = 0;
 
 		if (vp->inherit)
 			continue;
+		vp->at = vp->premap;	/* unless map_fixed() puts it in place */
 		if (v->status & VMA_AREA_SYSVIPC)
 			ret = child_premap_sysv(c, vp);
 		else if (v->status & VMA_AREA_MEMFD)

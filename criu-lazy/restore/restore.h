@@ -8,8 +8,9 @@
  *   tree-load.c, images-load.c, files-check.c   read and check every
  *                    image and every file to reopen, before any task
  *                    exists (struct rst_tree, struct rst_images per process);
- *   layout.c, premap-plan.c   decide where each VMA is premapped and where
- *                    the blob goes (struct rst_plan per process);
+ *   layout.c, premap-plan.c, premap-place.c   decide where each VMA is
+ *                    premapped (its slot, or its own address at once) and
+ *                    where the blob goes (struct rst_plan per process);
  *   task-create.c, tree.c   the root by clone3 with its dumped pid, every
  *                    other task by its parent task, once the parent has
  *                    premapped its memory (premap.c, premap-cow.c: the
@@ -133,13 +134,18 @@ struct rst_images {
 /* A VMA the task premaps before the blob moves it. */
 struct rst_vma_plan {
 	const VmaEntry *vma;
-	uint64_t premap;		/* its address in the premap region */
+	uint64_t premap;		/* its slot in the premap region */
 	uint32_t premap_prot;		/* how it is mapped there */
 	bool fill;			/* has pages to read from the images */
 	bool has_lazy;			/* has pages left to the lazy-pages daemon */
+	bool in_place;			/* to be mapped at its own address from the
+					 * start (premap-plan.c), when it is free then */
+	uint64_t at;			/* in the task: where it is mapped (its own
+					 * address, or its slot); 0 before */
 	uint64_t inherit;		/* copy-on-write: the parent's premap address of
 					 * this VMA, which the fork gave us (0: none) */
 	uint32_t inherit_prot;		/* how the parent premapped it */
+	uint32_t inherit_idx;		/* the parent's VMA (its plan's vmas[]) */
 	const RegFileEntry *file;	/* file-backed VMAs */
 	struct rst_shmem *shm;		/* shared anonymous VMAs */
 };
@@ -147,7 +153,8 @@ struct rst_vma_plan {
 /* A piece of a pagemap run inside one VMA: where its data goes. */
 struct rst_fill {
 	uint64_t file_off;		/* in the pages file */
-	uint64_t dst;			/* premap address */
+	uint64_t dst;			/* in the VMA's premap slot (its address in
+					 * the task: rst_fill_at()) */
 	uint64_t len;
 	bool cmp;			/* into an inherited VMA: write only the pages
 					 * that differ (premap-cow.c) */
@@ -163,6 +170,9 @@ struct rst_plan {
 	/* the region of the process whose premapped memory we inherit at the
 	 * fork (premap-cow.c): released once its VMAs are ours; 0 for none */
 	uint64_t parent_start, parent_end;
+	/* that process's plan (in the task: as it was when it forked us, with
+	 * where it mapped each VMA) */
+	const struct rst_plan *parent;
 
 	struct rst_vma_plan *vmas;
 	size_t nr_vmas;
@@ -361,6 +371,9 @@ struct rst_plan_host {
 };
 int rst_plan_host_read(struct rst_plan_host *h);
 void rst_plan_host_free(struct rst_plan_host *h);
+/* premap-place.c: which VMAs are mapped at their own address from the start */
+int rst_plan_in_place(const struct rst_plan_host *h, const struct rst_plan *parent,
+		      struct rst_plan *plan);
 int rst_plan_build(const struct opts *o, const struct rst_plan_host *h,
 		   const struct rst_images *ri, const struct rst_plan *parent,
 		   struct rst_plan *plan);
@@ -490,7 +503,11 @@ int child_share_wait(struct rst_child *c, const struct rst_fd *f);
 int child_premap(struct rst_child *c);
 int child_premap_inherit(struct rst_child *c);
 int child_premap_drop(struct rst_child *c);
-int child_fill_compare(struct rst_child *c, const struct rst_fill *f, const char *file);
+int child_fill_compare(struct rst_child *c, const struct rst_fill *f, uint64_t dst,
+		       const char *file);
+/* Where fill @f goes in the task, its VMA mapped (@vma: an index that only
+ * grows, 0 for the first fill; the fills ascend). */
+uint64_t rst_fill_at(const struct rst_plan *plan, size_t *vma, const struct rst_fill *f);
 
 /* blob-setup.c (child) */
 int child_blob_prepare(struct rst_child *c, struct restorer_args **args);
