@@ -7,9 +7,11 @@ every page: its checks read them all.  Then, from a page server that
 serves shared memory (our own, GET_SHMEM):
 
 - both processes write the objects at the same moment while the working
-  set is still arriving: every page right (the daemon's own shmem pages
-  files are garbage, so a page read from them fails the checks), each
-  object page delivered once, and counted as prefetched;
+  set's requests are out and held (a proxy holds the background
+  connection's replies until a fault on the shared region has come):
+  every page right (the daemon's own shmem pages files are garbage, so a
+  page read from them fails the checks), each object page delivered once,
+  and counted as prefetched or by fault;
 - the page server stopped with the prefetch asked for and killed then:
   the daemon fails, the pages that cannot arrive are poisoned, and the
   processes die of SIGBUS at their first touch, never read garbage;
@@ -24,11 +26,13 @@ import shutil
 import signal
 import socket
 import threading
+import time
 from pathlib import Path
 
 from lib import images, lazy, procs as P
 from lib.tool import assert_ok
-from lib.workingset import INSTALLED, dump as ws_dump, free_port, restore_and_run, wait_log
+from lib.workingset import (INSTALLED, NAME as WS_NAME, dump as ws_dump, free_port,
+                            read_working_set, restore_and_run, wait_log, write_working_set)
 from lib.zdtm import ZdtmTest
 
 TIMEOUT = 60
@@ -82,29 +86,146 @@ def restore(tool, task, imgdir, workdir, run):
     task.expect_restored(pidfile)
 
 
+def shared_region(task):
+    """[start, end) of the program's MAP_SHARED|MAP_ANONYMOUS region."""
+    m = re.search(r"shared region (0x[0-9a-f]+) \((\d+) pages\)", task.output.read_text())
+    assert m, task.output.read_text()
+    return int(m.group(1), 16), int(m.group(1), 16) + int(m.group(2)) * 4096
+
+
+def wait_shared_fault(daemon, region, timeout=TIMEOUT):
+    """Until the daemon has read a fault in the region (its debug line)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for a in re.findall(r"faults at (0x[0-9a-f]+)", daemon.log.read_text(errors="replace")):
+            if region[0] <= int(a, 16) < region[1]:
+                return
+        time.sleep(0.01)
+    raise AssertionError(f"no fault in the shared region within {timeout} s")
+
+
+def keep_shared_only(imgdir):
+    """The working set without its private pages: the prefetch asks for
+    shared memory only (a private fault is asked on the fault connection)."""
+    ws = read_working_set(imgdir / WS_NAME)
+    shared = {}
+    for pid, pages in ws["procs"].items():
+        _, entries = images.pagemap_entries(Path(imgdir) / f"pagemap-{pid}.img")
+        private = {v + i * 4096 for v, nr, flags in entries if flags & images.PE_LAZY
+                   for i in range(nr)}
+        shared[pid] = [img for img, _ in pages if img not in private]
+    assert sum(map(len, shared.values())), ws
+    write_working_set(imgdir / WS_NAME, ws["identity"], shared, ws["restores"])
+
+
+class BackgroundHeld(threading.Thread):
+    """A proxy in front of the page server for the daemon's two connections
+    (the fault one first, the background one second) that, once hold() is
+    called, passes nothing more from the server on the background one until
+    release(): the working set's replies wait, the faults' do not."""
+
+    def __init__(self, port, upstream):
+        super().__init__(daemon=True)
+        self.listener = socket.create_server(("127.0.0.1", port))
+        self.upstream = upstream
+        self.flowing = threading.Event()
+        self.flowing.set()
+        self.error = None
+        self.pumps = []
+
+    def hold(self):
+        self.flowing.clear()
+
+    def release(self):
+        self.flowing.set()
+
+    def pump(self, src, dst, gated):
+        try:
+            while True:
+                if gated and not self.flowing.wait(PROXY_TIMEOUT):
+                    raise TimeoutError("held for too long")
+                data = src.recv(1 << 16)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        except Exception as e:		# reported by the test through .error
+            self.error = repr(e)
+        finally:
+            for sk in (src, dst):
+                try:
+                    sk.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def run(self):
+        try:
+            self.listener.settimeout(PROXY_TIMEOUT)
+            for i in range(2):
+                conn, _ = self.listener.accept()
+                up = socket.create_connection(("127.0.0.1", self.upstream),
+                                              timeout=PROXY_TIMEOUT)
+                conn.settimeout(None)
+                up.settimeout(None)
+                for args in ((conn, up, False), (up, conn, i == 1)):
+                    t = threading.Thread(target=self.pump, args=args, daemon=True)
+                    t.start()
+                    self.pumps.append(t)
+        except Exception as e:		# reported by the test through .error
+            self.error = repr(e)
+        finally:
+            self.listener.close()
+
+    def finish(self):
+        self.release()
+        self.join(PROXY_TIMEOUT)
+        for t in self.pumps:
+            t.join(PROXY_TIMEOUT)
+        return not self.is_alive() and not any(t.is_alive() for t in self.pumps)
+
+
 def test_two_writers_while_the_working_set_arrives(zdtm, tool, procs, workdir):
-    """The server is stopped before the restore, so the working set's first
-    GET_SHMEM are out and unanswered when the two processes start writing;
-    it goes on a moment later, with their faults queued behind them."""
+    """The working set's replies are held (a proxy) from the restore until a
+    fault on the shared region has come: the two processes write while the
+    set's GET_SHMEM are out and unanswered, their faults served meanwhile
+    (a page not asked for yet on the fault connection, one in flight
+    waited for); then the set arrives under their writes."""
     task, imgdir, shmem = recorded(zdtm, tool, procs, workdir, "16M")
     assert shmem == 4096 + 64 + 64, shmem
+    region = shared_region(task)
+    keep_shared_only(imgdir)
     server_copy(imgdir, workdir / "server-images")
-    port = free_port()
+    port, proxy_port = free_port(), free_port()
     server = start_server(tool, procs, workdir, workdir / "server-images", port, 2)
-    daemon = start_daemon(tool, procs, workdir, imgdir, port, 2)
-    wait_log(daemon, "shared memory from it (GET_SHMEM)")
-    os.kill(server.pid, signal.SIGSTOP)
-    go_on = threading.Timer(0.3, os.kill, (server.pid, signal.SIGCONT))
+    proxy = BackgroundHeld(proxy_port, port)
+    proxy.start()
+    errors = []
+
+    def release_on_fault():
+        try:
+            wait_shared_fault(daemon, region)
+        except AssertionError as e:
+            errors.append(e)
+        finally:
+            proxy.release()
+
+    waiter = threading.Thread(target=release_on_fault, daemon=True)
     try:
+        daemon = start_daemon(tool, procs, workdir, imgdir, proxy_port, 2)
+        wait_log(daemon, "shared memory from it (GET_SHMEM)")
+        proxy.hold()
         restore(tool, task, imgdir, workdir, 2)
         wait_log(daemon, "asked for")
-        go_on.start()
-        task.check_pass()	# SIGTERM: both write while nothing has come yet
+        waiter.start()
+        task.check_pass()	# SIGTERM: both write while the set is held
+        waiter.join(TIMEOUT)
+        assert not errors, errors
+        daemon.expect_clean_exit()
+        server.expect_clean_exit()
     finally:
-        go_on.cancel()
-        os.kill(server.pid, signal.SIGCONT)
-    daemon.expect_clean_exit()
-    server.expect_clean_exit()
+        proxy_done = proxy.finish()
+    assert proxy_done and proxy.error is None, proxy.error
     st = lazy.check_stats(imgdir, daemon.text())
     log = daemon.log.read_text()
     assert re.search(r"page server \S+: shared memory from it \(GET_SHMEM\)", log), log[-3000:]
@@ -116,9 +237,9 @@ def test_two_writers_while_the_working_set_arrives(zdtm, tool, procs, workdir):
     assert 0 < st["pages_prefetched"] <= st["pages_lazy"], st
     assert st["pages_fault"] + st["pages_prefetched"] + st["pages_dropped_exit"] == \
         st["pages_lazy"] + st["pages_inherited"], st
-    # their first touches came before any page: they waited for the
-    # working set's pages in flight (late) or asked on the fault connection
-    assert st["faults"] > 0 and st["prefetch_late"] + st["pages_fault"] > 0, st
+    # a touch of the shared region came before any page (waited for above):
+    # it waited for the working set's page in flight or asked for its own
+    assert st["faults"] > 0, st
 
 
 def test_page_server_killed_mid_prefetch(zdtm, tool, procs, workdir):
