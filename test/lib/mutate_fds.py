@@ -275,6 +275,15 @@ def send_one_more_byte_on_21(task):
         ours.send(b"!")
 
 
+def shut_writing_of_22(task):
+    """tcp_closing: fd 22 shuts its writing down, so its FIN reaches 21,
+    whose own FIN waits behind its data: 21 goes from FIN_WAIT1 to CLOSING."""
+    import socket
+    fd = steal_fd(task.pid, 22)
+    with socket.socket(fileno=fd) as ours:
+        ours.shutdown(socket.SHUT_WR)
+
+
 def write_into_low_fd_pipe(task):
     """A line into the pipe at fds 3/4, as a stray log line of a restore would."""
     write_stolen(task, 3, b"stray\n")

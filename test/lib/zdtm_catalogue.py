@@ -144,6 +144,10 @@ ZDTM_TESTS = [
     # or the FIN put back acknowledged, before its peer exists: a reset)
     ZdtmTest("tcp_established", ("--small",), label="skip", host_names=True,
              cr_opts=("--tcp-established",), dump_opts=("--network-lock", "skip")),
+    # connections closing with data still unsent: FIN_WAIT1, LAST_ACK,
+    # CLOSING (and their peers), under the iptables lock
+    ZdtmTest("tcp_closing", label="iptables", host_names=True,
+             cr_opts=("--tcp-established",)),
     # a connection still being opened (SYN_SENT): its SYN sent again with
     # the same sequence number, under the iptables lock and with none
     ZdtmTest("tcp_syn_sent", label="iptables", host_names=True,
