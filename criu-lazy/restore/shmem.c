@@ -47,6 +47,14 @@ int rst_shmem_fill(const struct pagemap_index *pi, uint64_t shmid, void *addr)
 
 		if (!(run->flags & PE_PRESENT))
 			continue;
+		/*
+		 * The run's pages allocated in one call first: faulted in one by
+		 * one by the read, each was a trap (to the hypervisor, in a VM
+		 * with shadow page tables), half of a 1 GiB object's fill.  A
+		 * kernel without it (before 5.14) says EINVAL, and the read
+		 * faults them in as before.
+		 */
+		madvise((char *)addr + run->vaddr, len, MADV_POPULATE_WRITE);
 		while (done < len) {
 			ssize_t n = pread(pi->pages_fd, (char *)addr + run->vaddr + done,
 					  len - done, run->pages_off + done);
