@@ -7,6 +7,9 @@
 - A child in uninterruptible sleep (a vfork parent): ptrace cannot stop
   it, the dump refuses after its freeze timeout in one line naming it and
   its state, the tree unharmed.
+- A child SIGKILLed while the dump holds it: one line saying it exited
+  (or, if the dump was done with it, a whole dump), the rest of the tree
+  running on untraced.
 - dump -R and -s leave every task of the tree running or stopped, as
   asked (zombies and stopped tasks as they were), unharmed.
 - A pid of the images is taken when the restore runs (here: a child of the
@@ -23,6 +26,7 @@
   namespace inside the tree is refused in one line, the tree unharmed.
 """
 import os
+import re
 import signal
 import time
 
@@ -142,6 +146,49 @@ def test_shared_memory_dumped_once(tool, zdtm, workdir):
     assert len(offsets) == len(set(offsets)) == 64, (
         f"the object's 64 written pages, each once: {len(offsets)} ({len(set(offsets))} "
         "distinct)")
+
+
+@pytest.mark.parametrize("delay", [0, 0.02, 0.1, 0.3])
+def test_dump_child_killed_while_frozen(delay, tool, zdtm, workdir, procs):
+    """A child of the tree SIGKILLed (by someone else) while the dump holds
+    it, `delay` s after it was seized: either the dump was done with it and
+    succeeds (the tree is gone, the images whole), or it fails with one line
+    saying that child exited, and every other task of the tree runs on,
+    untraced and not stopped."""
+    task = zdtm(ZdtmTest("tree_stress", ("--pages", "16384"), label="killed", tree=True))
+    kids = P.descendants(task.pid)
+    victim = kids[-1]
+    imgdir = workdir / "images"
+    imgdir.mkdir()
+    out = workdir / "dump.out"
+    dump = procs.spawn(tool.argv(["dump", "-t", task.pid, "-D", imgdir, "-o", "dump.log"]),
+                       stdout=out)
+    assert P.wait_for(lambda: P.status_field(victim, "TracerPid") not in ("0", None),
+                      DUMP_TIMEOUT), f"the dump never seized {victim}: {out.read_text()}"
+    time.sleep(delay)
+    os.kill(victim, signal.SIGKILL)
+    status = procs.reap(dump.pid, DUMP_TIMEOUT)
+    text = out.read_text(errors="replace")
+    if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+        task.expect_gone()
+        assert not text.strip(), text
+        return
+    lines = [l for l in text.splitlines() if l.strip()]
+    assert len(lines) == 1 and re.match(rf"dump: .*\b{victim}\b.*exited", lines[0]), (
+        f"expected one line saying task {victim} exited:\n{text}\n"
+        f"{(imgdir / 'dump.log').read_text(errors='replace')[-3000:]}")
+    for pid in [task.pid, *kids[:-1]]:
+        assert P.status_field(pid, "TracerPid") == "0", P.describe(pid)
+        assert P.state(pid) in ("R", "S"), P.describe(pid)
+    left = sorted(p.name for p in imgdir.iterdir() if p.name != "dump.log")
+    assert not left, f"a failed dump left images: {left}"
+    # the tree lost a child: its checks cannot pass.  End the root; its
+    # children, reparented to us (a subreaper), are then ours to reap.
+    procs.kill(task.pid)
+    for pid in kids:
+        if P.state(pid) not in (None, "Z"):
+            os.kill(pid, signal.SIGKILL)
+        procs.reap(pid, DUMP_TIMEOUT)
 
 
 SHARING_REFUSED = [

@@ -136,6 +136,11 @@ int inject_find_syscall_ip(pid_t pid, unsigned long *ip)
 	ret = proc_maps_read(pid, &vmas, &nr);
 	if (ret)
 		return ret;
+	/* no mapping at all: it is exiting (killed while we hold it) */
+	if (!nr) {
+		ret = -ESRCH;
+		goto out;
+	}
 	for (i = 0; i < nr; i++)
 		if (!strcmp(vmas[i].path, "[vdso]"))
 			vdso = &vmas[i];
@@ -154,8 +159,9 @@ int inject_find_syscall_ip(pid_t pid, unsigned long *ip)
 	local = (struct iovec){ buf, len };
 	remote = (struct iovec){ (void *)vdso->start, len };
 	if (process_vm_readv(pid, &local, 1, &remote, 1, 0) != (ssize_t)len) {
-		pr_perror("read the vdso of task %d", pid);
-		ret = -EIO;
+		ret = errno == ESRCH ? -ESRCH : -EIO;
+		if (ret != -ESRCH)
+			pr_perror("read the vdso of task %d", pid);
 		goto out;
 	}
 	ret = -ENOENT;

@@ -39,7 +39,8 @@ int sigchld_fd_open(sigset_t *old);
 void sigchld_fd_drain(int fd);
 void sigchld_fd_close(int fd, const sigset_t *old);
 
-/* Address of a `syscall` instruction in the tracee's [vdso]. */
+/* Address of a `syscall` instruction in the tracee's [vdso]; -ESRCH (not logged)
+ * if the tracee is gone or exiting. */
 int inject_find_syscall_ip(pid_t pid, unsigned long *ip);
 
 /*

@@ -134,6 +134,8 @@ static int collect_task(struct dump_ctx *ctx, struct dump_task *t)
 	if (ret)
 		return ret;
 	ret = inject_find_syscall_ip(t->pid, &t->syscall_ip);
+	if (ret == -ESRCH)
+		return dump_task_error(t, ret, "task %d is gone", t->pid);
 	if (ret)
 		return ret;
 	t->core = dump_core_alloc();
