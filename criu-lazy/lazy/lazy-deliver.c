@@ -425,10 +425,11 @@ int lazy_request_done(struct lazy_daemon *d, struct lazy_task *t, uint64_t img_s
 static struct lazy_task *lowest_pass(struct lazy_daemon *d, uint64_t step)
 {
 	struct lazy_task *best = NULL;
+	uint64_t now = evloop_now_ns();
 
 	for (struct lazy_task *t = d->tasks; t; t = t->next) {
 		if (t->gone || !t->model.nr_pending || t->bg_tried == step ||
-		    lazy_prefetch_left(t) || !d->src->ops->can_prefetch(d->src, t))
+		    lazy_prefetch_holds(t, now) || !d->src->ops->can_prefetch(d->src, t))
 			continue;
 		if (!best || t->bg_pass < best->bg_pass)
 			best = t;

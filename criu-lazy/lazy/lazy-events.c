@@ -286,6 +286,8 @@ int lazy_handle_uffd(struct lazy_daemon *d, struct lazy_task *t)
 	LAZY_COUNT(d, t, faults, nr_faults);
 	if (t->pf && !t->pf->installed)
 		LAZY_COUNT(d, t, faults_installing, nr_faults);
+	else if (t->pf && nr_faults)
+		t->pf->faulted = true;
 	if (nr_faults)
 		d->last_fault_ns = t_ns;
 	ret = lazy_retry_deferred(d, t);

@@ -200,7 +200,7 @@ static bool background_wanted(struct lazy_daemon *d)
 	if (lazy_shmem_background_wanted(d))
 		return true;
 	for (struct lazy_task *t = d->tasks; t; t = t->next)
-		if (!t->gone && t->model.nr_pending && !lazy_prefetch_left(t) &&
+		if (!t->gone && t->model.nr_pending && !lazy_prefetch_holds(t, evloop_now_ns()) &&
 		    d->src->ops->can_prefetch(d->src, t))
 			return true;
 	return false;

@@ -28,6 +28,8 @@ struct lazy_prefetch {
 	size_t hint;			/* model region of the last lookup */
 	uint64_t shm_out;		/* shared memory pages asked of a page server, not come */
 	bool installed;			/* all of it copied (said once in the log) */
+	uint64_t installed_ns;		/* when */
+	bool faulted;			/* the task faulted since */
 };
 
 #define PF_BATCH_PAGES	256	/* a fault waits behind at most one batch */
@@ -35,6 +37,7 @@ struct lazy_prefetch {
 #define PF_SPAN_MAX	256	/* pages of one copy (one GET) */
 #define PF_WINDOW_PAGES	512	/* prefetch pages in flight per task (a remote source) */
 #define PF_GAP_PAGES	4	/* pages not recorded copied to join two runs (measured) */
+#define PF_HOLD_NS	(1000 * 1000000ULL)	/* background held after the install */
 
 /* A process restored with a record of its own gets its install list (else nothing). */
 int lazy_prefetch_attach(struct lazy_daemon *d, struct lazy_task *t);
@@ -42,6 +45,11 @@ void lazy_prefetch_free(struct lazy_task *t);
 
 /* Has t a working set still to install? (Background delivery waits for it.) */
 bool lazy_prefetch_left(const struct lazy_task *t);
+/*
+ * Does background delivery wait for t: its working set is still going in,
+ * or is in and the task runs on it without a fault (PF_HOLD_NS at most)?
+ */
+bool lazy_prefetch_holds(const struct lazy_task *t, uint64_t now_ns);
 /* Could some task send a batch now? */
 bool lazy_prefetch_wanted(struct lazy_daemon *d);
 /* Is some task's working set still going in (requested or in flight)? */

@@ -15,6 +15,7 @@
 #include "pageserver/ps-net.h"
 
 #define CLOSE_TIMEOUT_MS	5000
+#define RC_BUF_BYTES		(RC_SLICE_PAGES * PS_PAGE_SIZE + RC_READAHEAD)
 #define CONNECT_TIMEOUT_MS	10000
 
 int rc_conn_init(struct rc_conn *c, int fd, const char *role, const char *peer)
@@ -23,7 +24,7 @@ int rc_conn_init(struct rc_conn *c, int fd, const char *role, const char *peer)
 	c->sk.fd = fd;
 	c->role = role;
 	c->peer = peer;
-	c->buf = malloc(RC_SLICE_PAGES * PS_PAGE_SIZE);
+	c->buf = malloc(RC_BUF_BYTES);
 	if (!c->buf)
 		return -ENOMEM;
 	return 0;
@@ -161,7 +162,7 @@ static uint64_t get_dst_id(const struct rc_get *g)
 	return g->obj ? ps_dst_encode(PS_DST_SHMEM, g->shmid) : (uint64_t)g->pid;
 }
 
-int rc_conn_send_get(struct rc_conn *c, const struct rc_get *g)
+int rc_conn_send_get(struct rc_conn *c, const struct rc_get *g, bool now)
 {
 	struct page_server_iov req = {
 		.cmd = g->obj ? PS_IOV_GET_SHMEM : PS_IOV_GET,
@@ -178,7 +179,7 @@ int rc_conn_send_get(struct rc_conn *c, const struct rc_get *g)
 		return ret;
 	memcpy(c->out + c->out_len, &req, sizeof(req));
 	c->out_len += sizeof(req);
-	return rc_conn_flush(c);
+	return now ? rc_conn_flush(c) : 0;
 }
 
 static int check_header(struct rc_conn *c, const struct rc_get *g)
@@ -203,7 +204,7 @@ static int check_header(struct rc_conn *c, const struct rc_get *g)
 static int read_unexpected(struct rc_conn *c)
 {
 	char byte;
-	ssize_t n = ps_recv_some(&c->sk, &byte, 1);
+	ssize_t n = c->rlen > c->rpos ? 1 : ps_recv_some(&c->sk, &byte, 1);
 
 	if (n <= 0)
 		return n;
@@ -211,55 +212,90 @@ static int read_unexpected(struct rc_conn *c)
 	return -EPROTO;
 }
 
+/*
+ * At least need bytes not handed out in the buffer, reading up to ahead
+ * more if the socket has them: 1, 0 (not yet), or what the read returned.
+ * need + ahead fits the buffer; what is moved to its start is less than
+ * need.
+ */
+static int fill(struct rc_conn *c, size_t need, size_t ahead)
+{
+	while (c->rlen - c->rpos < need) {
+		size_t want;
+		ssize_t n;
+
+		if (c->rpos + need + ahead > RC_BUF_BYTES) {
+			memmove(c->buf, c->buf + c->rpos, c->rlen - c->rpos);
+			c->rlen -= c->rpos;
+			c->rpos = 0;
+		}
+		want = c->rpos + need + ahead - c->rlen;
+		n = ps_recv_some(&c->sk, c->buf + c->rlen, want);
+		if (n <= 0)
+			return n;
+		c->rlen += n;
+	}
+	return 1;
+}
+
+/* The bytes of the next slice of the reply being read, at most limit. */
+static uint64_t next_slice(const struct rc_conn *c, uint64_t limit)
+{
+	uint64_t left = c->hdr.nr_pages * PS_PAGE_SIZE - c->data_done;
+
+	return left < limit ? left : limit;
+}
+
+bool rc_conn_ready(const struct rc_conn *c)
+{
+	size_t have = c->rlen - c->rpos;
+
+	if (!c->nr || c->sk.fd < 0)
+		return false;
+	if (!c->have_hdr)
+		return have >= sizeof(c->hdr);
+	return have >= next_slice(c, RC_SLICE_PAGES * PS_PAGE_SIZE);
+}
+
 int rc_conn_read_slice(struct rc_conn *c, struct rc_slice *s, uint64_t max_pages)
 {
 	const size_t hdr_len = sizeof(c->hdr);
-	uint64_t total, slice, limit;
+	uint64_t total, slice;
+	int ret;
 
 	if (!c->nr)
 		return read_unexpected(c);
 
-	while (c->hdr_got < hdr_len) {
-		ssize_t n = ps_recv_some(&c->sk, (char *)&c->hdr + c->hdr_got, hdr_len - c->hdr_got);
-
-		if (n <= 0)
-			return n;
-		c->hdr_got += n;
-		if (c->hdr_got == hdr_len) {
-			int ret = check_header(c, &c->fifo[c->head]);
-
-			if (ret)
-				return ret;
-			c->data_done = c->buf_got = 0;
-		}
+	if (!c->have_hdr) {
+		ret = fill(c, hdr_len, RC_READAHEAD);
+		if (ret <= 0)
+			return ret;
+		memcpy(&c->hdr, c->buf + c->rpos, hdr_len);
+		c->rpos += hdr_len;
+		ret = check_header(c, &c->fifo[c->head]);
+		if (ret)
+			return ret;
+		c->have_hdr = true;
+		c->data_done = 0;
 	}
 	if (max_pages < 1 || max_pages > RC_SLICE_PAGES)
 		max_pages = RC_SLICE_PAGES;
-	/* a slice is whole pages: what is read of one already belongs to it */
-	limit = max_pages * PS_PAGE_SIZE;
-	if (c->buf_got > limit)
-		limit = (c->buf_got + PS_PAGE_SIZE - 1) / PS_PAGE_SIZE * PS_PAGE_SIZE;
 	total = c->hdr.nr_pages * PS_PAGE_SIZE;
-	slice = total - c->data_done;
-	if (slice > limit)
-		slice = limit;
-	while (c->buf_got < slice) {
-		ssize_t n = ps_recv_some(&c->sk, c->buf + c->buf_got, slice - c->buf_got);
-
-		if (n <= 0)
-			return n;
-		c->buf_got += n;
-	}
+	slice = next_slice(c, max_pages * PS_PAGE_SIZE);
+	/* the read that ends the reply takes the next ones' start with it */
+	ret = fill(c, slice, c->data_done + slice == total ? RC_READAHEAD : 0);
+	if (ret <= 0)
+		return ret;
 	s->get = c->fifo[c->head];
 	s->vaddr = c->hdr.vaddr + c->data_done;
 	s->nr_pages = slice / PS_PAGE_SIZE;
-	s->data = c->buf;
+	s->data = c->buf + c->rpos;
+	c->rpos += slice;
 	c->data_done += slice;
-	c->buf_got = 0;
 	s->last = c->data_done == total;
 	if (s->last) {
 		fifo_pop(c, &s->get);
-		c->hdr_got = 0;
+		c->have_hdr = false;
 		c->nr_replies++;
 	}
 	return 1;
@@ -270,7 +306,8 @@ static int drain(struct rc_conn *c)
 {
 	while (c->nr) {
 		struct rc_slice sl;
-		int ret = rc_conn_read_slice(c, &sl, RC_SLICE_PAGES);
+		/* GETs still queued go out: the server has room once we read */
+		int ret = rc_conn_flush(c) ?: rc_conn_read_slice(c, &sl, RC_SLICE_PAGES);
 
 		if (ret < 0)
 			return ret;

@@ -8,6 +8,9 @@
  * A reply is handed out in slices of at most 256 KiB as they arrive, so
  * the daemon copies one slice into the task while the next is still on the
  * wire, and goes back to its faults between slices of a 4 MiB reply.
+ * Replies are read through a buffer: the read that ends a reply also takes
+ * up to 64 KiB of what follows, so a run of small replies (a working set's
+ * GETs of a few pages) costs a read per 64 KiB, not two per reply.
  */
 #ifndef CRIU_LAZY_LAZY_REMOTE_CONN_H
 #define CRIU_LAZY_LAZY_REMOTE_CONN_H
@@ -21,6 +24,7 @@
 
 #define RC_MAX_GET_PAGES 1024	/* 4 MiB: the largest GET */
 #define RC_SLICE_PAGES	 64	/* replies are handed out in pieces of 256 KiB */
+#define RC_READAHEAD	 (64 << 10)	/* read past a reply's end */
 
 /* A GET on the wire, and the request of the driver it belongs to. */
 struct rc_get {
@@ -48,10 +52,10 @@ struct rc_conn {
 	size_t out_len, out_sent, out_cap;
 
 	struct page_server_iov hdr;	/* the reply being read */
-	size_t hdr_got;
+	bool have_hdr;
 	uint64_t data_done;		/* bytes of it handed out */
-	char *buf;			/* the slice being read */
-	uint64_t buf_got;
+	char *buf;			/* what was read: a slice and what follows */
+	size_t rpos, rlen;		/* its bytes not handed out yet */
 
 	uint64_t nr_replies;
 	uint32_t watched;		/* epoll events set for fd */
@@ -79,8 +83,11 @@ int rc_conn_open(struct rc_conn *c, const char *role, const char *peer, const ch
  */
 int rc_conn_features(struct rc_conn *c, uint64_t offer, uint64_t *served, int timeout_ms);
 
-/* Queue a GET (GET_SHMEM if g->obj) and send what can go now. */
-int rc_conn_send_get(struct rc_conn *c, const struct rc_get *g);
+/*
+ * Queue a GET (GET_SHMEM if g->obj) and, if now, send what can go now
+ * (else the next rc_conn_flush() sends it with the others queued).
+ */
+int rc_conn_send_get(struct rc_conn *c, const struct rc_get *g, bool now);
 
 /* Send queued requests until done or the socket is full. */
 int rc_conn_flush(struct rc_conn *c);
@@ -106,6 +113,12 @@ struct rc_slice {
  * logged).
  */
 int rc_conn_read_slice(struct rc_conn *c, struct rc_slice *s, uint64_t max_pages);
+
+/*
+ * A header or a slice is whole in the buffer: rc_conn_read_slice() needs
+ * nothing from the socket, whose events will not say so.
+ */
+bool rc_conn_ready(const struct rc_conn *c);
 
 /*
  * The end of a session that went well: read and drop the replies still

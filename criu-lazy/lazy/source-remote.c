@@ -146,7 +146,13 @@ int send_next(struct remote_source *rs, struct rc_get *job, uint64_t vaddr,
 		nr_pages = SHARED_CHUNK_PAGES;
 	job->vaddr = vaddr;
 	job->nr_pages = nr_pages;
-	ret = rc_conn_send_get(c, job);
+	/*
+	 * A fault's GET goes at once; background ones wait for the end of the
+	 * turn (service(), or EPOLLOUT): a working set's batch of a hundred
+	 * GETs is one send, not a hundred (each a syscall: a trap to the
+	 * hypervisor in the test VM).
+	 */
+	ret = rc_conn_send_get(c, job, job->urgent);
 	if (ret == -ENOMEM)
 		return ret;
 	if (ret) {
@@ -394,6 +400,12 @@ static int service(struct remote_source *rs, struct rc_conn *c, int max, uint64_
 		if (ret)
 			return ret;
 	}
+	if (c != bg_conn(rs) && (ret = update_watch(rs, c)))
+		return ret;
+	/* the GETs the replies' handlers queued go now, in one send */
+	c = bg_conn(rs);
+	if (c->sk.fd >= 0 && (ret = rc_conn_flush(c)))
+		return on_conn_lost(rs, c, ret);
 	return update_watch(rs, c);
 }
 
@@ -486,12 +498,16 @@ int remote_finish(struct page_source *src)
 	return 0;
 }
 
-/* Records the TLS sessions decrypted, which epoll cannot announce. */
+/*
+ * Replies already read into a connection's buffer, or records the TLS
+ * sessions decrypted: epoll cannot announce either.
+ */
 bool remote_pending(struct page_source *src)
 {
 	struct remote_source *rs = to_remote(src);
 
-	return ps_sock_pending(&rs->fault.sk) || ps_sock_pending(&rs->bg.sk);
+	return rc_conn_ready(&rs->fault) || rc_conn_ready(&rs->bg) ||
+	       ps_sock_pending(&rs->fault.sk) || ps_sock_pending(&rs->bg.sk);
 }
 
 static const struct page_source_ops remote_ops = {
