@@ -14,9 +14,13 @@
  *     (MADV_DONTNEED): an anonymous page becomes zero again, or missing
  *     for the lazy-pages daemon to fill; a private file page goes back to
  *     the file;
- *   - a page our images fill is read into a buffer and compared: written
- *     only when it differs, so pages neither side wrote since the fork
- *     stay one page in memory, as they were dumped;
+ *   - a page our images fill where the parent filled it too is compared
+ *     with the parent's pages file (what the parent's fill wrote there),
+ *     not with the page itself, which we never touch: written only when
+ *     it differs, so pages neither side wrote since the fork stay one
+ *     page in memory, as they were dumped.  A first touch of a page costs
+ *     a trip to the hypervisor on a VM like this one (its shadow page
+ *     tables), a compare with the page cost one more per page;
  *   - then the rest of the parent's region goes, and the parent's VMAs
  *     in place that are not ours.
  *
@@ -30,7 +34,10 @@
 
 #include "restore/restore.h"
 
-#define CMP_CHUNK	(16 * RST_PAGE_SIZE)	/* read and compared at once, on the stack */
+/* read and compared at once, on the stack: a page each (every page of the
+ * stack we touch first is a copy-on-write fault and a trip to the
+ * hypervisor, which 16 pages each cost more than the reads they saved) */
+#define CMP_CHUNK	RST_PAGE_SIZE
 
 /* Where the parent has its VMA @k (its memory came to us with the fork). */
 static uint64_t parent_at(const struct rst_plan *parent, size_t k)
@@ -140,35 +147,47 @@ int child_premap_drop(struct rst_child *c)
 	return 0;
 }
 
-/* One fill into an inherited VMA, at @at: only the pages that differ are
- * written. */
+static int read_full(struct rst_child *c, int fd, const char *file, uint8_t *buf, uint64_t len,
+		     uint64_t off)
+{
+	uint64_t got = 0;
+
+	while (got < len) {
+		ssize_t n = pread(fd, buf + got, len - got, off + got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return child_err(c, n ? errno : EIO,
+					 "%s: cannot read %llu bytes at offset %llu: %s (task %d)",
+					 file, (unsigned long long)(len - got),
+					 (unsigned long long)(off + got),
+					 n ? strerror(errno) : "unexpected end of file", c->ri->pid);
+		got += n;
+	}
+	return 0;
+}
+
+/* One fill into an inherited VMA, at @at: only the pages that differ from
+ * the parent's (in its pages file) are written. */
 int child_fill_compare(struct rst_child *c, const struct rst_fill *f, uint64_t at,
 		       const char *file)
 {
-	uint8_t buf[CMP_CHUNK];
+	uint8_t buf[CMP_CHUNK], theirs[CMP_CHUNK];
+	const struct rst_plan *parent = c->plan->parent;
+	char parent_file[32];
 	uint64_t done = 0;
 
+	pages_file_name(parent->pages_id, parent_file, sizeof(parent_file));
 	while (done < f->len) {
 		uint64_t len = f->len - done < CMP_CHUNK ? f->len - done : CMP_CHUNK;
 		uint8_t *dst = (uint8_t *)(uintptr_t)(at + done);
-		uint64_t got = 0;
 
-		while (got < len) {
-			ssize_t n = pread(c->pages_fd, buf + got, len - got, f->file_off + done + got);
-
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0)
-				return child_err(c, n ? errno : EIO,
-						 "%s: cannot read %llu bytes at offset %llu: %s (task %d)",
-						 file, (unsigned long long)(len - got),
-						 (unsigned long long)(f->file_off + done + got),
-						 n ? strerror(errno) : "unexpected end of file",
-						 c->ri->pid);
-			got += n;
-		}
+		if (read_full(c, c->pages_fd, file, buf, len, f->file_off + done) ||
+		    read_full(c, parent->pages_fd, parent_file, theirs, len, f->parent_off + done))
+			return -EIO;
 		for (uint64_t off = 0; off < len; off += RST_PAGE_SIZE)
-			if (memcmp(dst + off, buf + off, RST_PAGE_SIZE))
+			if (memcmp(theirs + off, buf + off, RST_PAGE_SIZE))
 				memcpy(dst + off, buf + off, RST_PAGE_SIZE);
 		done += len;
 	}

@@ -36,8 +36,6 @@
 #include <errno.h>
 #include <string.h>
 
-#define LOG_PREFIX ""
-#include "common/log.h"
 #include "common/proc-maps.h"
 #include "images/vma-status.h"
 #include "restore/restore.h"
@@ -108,7 +106,7 @@ static bool may_merge(const struct rst_vma_plan *a, const struct rst_vma_plan *b
 int rst_plan_in_place(const struct rst_plan_host *h, const struct rst_plan *parent,
 		      struct rst_plan *plan)
 {
-	size_t n = plan->nr_vmas, placed = 0;
+	size_t n = plan->nr_vmas;
 
 	/* first those the fork puts in place */
 	for (size_t i = 0; parent && i < n; i++) {
@@ -127,9 +125,6 @@ int rst_plan_in_place(const struct rst_plan_host *h, const struct rst_plan *pare
 			continue;
 		vp->in_place = address_free(h, parent, plan, vp);
 	}
-	for (size_t i = 0; i < n; i++)
-		placed += plan->vmas[i].in_place;
-	pr_debug("%zu of %zu VMAs mapped at their own address from the start", placed, n);
 	return 0;
 }
 

@@ -218,30 +218,32 @@ static int plan_vmas(const struct rst_images *ri, struct rst_plan *plan)
 	return 0;
 }
 
+/* @cmp: the same pages are at @parent_off in the parent's pages file */
 static int add_fill(struct rst_plan *plan, size_t *cap, uint64_t file_off, uint64_t dst,
-		    uint64_t len, bool cmp)
+		    uint64_t len, bool cmp, uint64_t parent_off)
 {
 	struct rst_fill *last = plan->nr_fills ? &plan->fills[plan->nr_fills - 1] : NULL;
 
 	plan->pages_to_fill += len / RST_PAGE_SIZE;
 	if (last && last->file_off + last->len == file_off && last->dst + last->len == dst &&
-	    last->cmp == cmp) {
+	    last->cmp == cmp && (!cmp || last->parent_off + last->len == parent_off)) {
 		last->len += len;
 		return 0;
 	}
 	if (ARRAY_GROW(plan->fills, *cap, plan->nr_fills + 1, 256))
 		return -ENOMEM;
-	plan->fills[plan->nr_fills++] = (struct rst_fill){ file_off, dst, len, cmp };
+	plan->fills[plan->nr_fills++] = (struct rst_fill){ file_off, dst, len, cmp, parent_off };
 	return 0;
 }
 
 /*
- * A fill into an anonymous VMA inherited from the parent is compared page
- * by page (premap-cow.c) only where the parent filled that page too: the
- * parent's other pages of it are empty (dropped, or never there), so a
- * compare would only fault a zero page in to find it differs.  The rest is
- * read straight in, as into a VMA of our own.  (@pdst: the parent's
- * address of our @dst.)
+ * A fill into a VMA inherited from the parent is compared page by page
+ * (premap-cow.c) only where the parent filled that page too, and with the
+ * parent's pages file (what its fill put there): the parent's other pages
+ * of it are empty (dropped, or never there) or the file's, which our
+ * dumped page is not, so a compare would only fault a page in to find it
+ * differs.  The rest is read straight in, as into a VMA of our own.
+ * (@pdst: the parent's premap address of our @dst.)
  */
 static int add_inherited_fill(struct rst_plan *plan, size_t *cap, const struct rst_plan *parent,
 			      uint64_t file_off, uint64_t dst, uint64_t pdst, uint64_t len)
@@ -269,13 +271,14 @@ static int add_inherited_fill(struct rst_plan *plan, size_t *cap, const struct r
 		from = f->dst > pdst + done ? f->dst - pdst : done;
 		to = f->dst + f->len < pdst + len ? f->dst + f->len - pdst : len;
 		if (from > done)
-			ret = add_fill(plan, cap, file_off + done, dst + done, from - done, false);
+			ret = add_fill(plan, cap, file_off + done, dst + done, from - done, false, 0);
 		if (!ret && to > from)
-			ret = add_fill(plan, cap, file_off + from, dst + from, to - from, true);
+			ret = add_fill(plan, cap, file_off + from, dst + from, to - from, true,
+				       f->file_off + (pdst + from - f->dst));
 		done = to > done ? to : done;
 	}
 	if (!ret && done < len)
-		ret = add_fill(plan, cap, file_off + done, dst + done, len - done, false);
+		ret = add_fill(plan, cap, file_off + done, dst + done, len - done, false, 0);
 	return ret;
 }
 
@@ -338,13 +341,12 @@ static int plan_fills(const struct opts *o, const struct rst_images *ri,
 				uint64_t off = run->pages_off + (addr - run->vaddr);
 				uint64_t dst = vp->premap + (addr - vp->vma->start);
 
-				if (vp->inherit && (vp->vma->status & VMA_ANON_PRIVATE))
+				if (vp->inherit)
 					ret = add_inherited_fill(plan, &cap, parent, off, dst,
 								 vp->inherit + (addr - vp->vma->start),
 								 piece_end - addr);
 				else
-					ret = add_fill(plan, &cap, off, dst, piece_end - addr,
-						       vp->inherit != 0);
+					ret = add_fill(plan, &cap, off, dst, piece_end - addr, false, 0);
 				if (ret)
 					return ret;
 				vp->fill = true;
@@ -444,6 +446,8 @@ int rst_plan_build(const struct opts *o, const struct rst_plan_host *h,
 
 	memset(plan, 0, sizeof(*plan));
 	plan->cap_last_cap = h->cap_last_cap;
+	plan->pages_fd = ri->pi.pages_fd;
+	plan->pages_id = ri->pi.pages_id;
 	ret = plan_vdso(ri, h->maps, h->nr_maps, plan);
 	if (!ret)
 		ret = plan_vmas(ri, plan);

@@ -158,6 +158,8 @@ struct rst_fill {
 	uint64_t len;
 	bool cmp;			/* into an inherited VMA: write only the pages
 					 * that differ (premap-cow.c) */
+	uint64_t parent_off;		/* cmp: the same pages in the parent's pages
+					 * file, which its fill put there */
 };
 
 /* Where everything goes in the new task. */
@@ -177,6 +179,9 @@ struct rst_plan {
 	struct rst_vma_plan *vmas;
 	size_t nr_vmas;
 
+	int pages_fd;			/* this process's pages file (a child compares
+					 * with its parent's) */
+	uint32_t pages_id;
 	struct rst_fill *fills;		/* of the private VMAs, ascending file_off */
 	size_t nr_fills;
 	uint64_t pages_to_fill;

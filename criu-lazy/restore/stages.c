@@ -110,7 +110,14 @@ static int stage_shmem(struct rst_tree *tree)
 
 static int plan_count(struct rst_tree *tree, struct rst_proc *p)
 {
-	pr_info("task %d: %zu VMAs, %llu pages to read, %zu fds", p->pid, p->plan.nr_vmas,
+	size_t inherited = 0, in_place = 0;
+
+	for (size_t i = 0; i < p->plan.nr_vmas; i++) {
+		inherited += p->plan.vmas[i].inherit != 0;
+		in_place += p->plan.vmas[i].in_place;
+	}
+	pr_info("task %d: %zu VMAs (%zu inherited, %zu in place), %llu pages to read, %zu fds",
+		p->pid, p->plan.nr_vmas, inherited, in_place,
 		(unsigned long long)p->plan.pages_to_fill, p->ri.nr_fds);
 	tree->pages_filled += p->plan.pages_to_fill;
 	return 0;

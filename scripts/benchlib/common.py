@@ -365,8 +365,8 @@ class Report:
         log(f"\n{self.suite}: {passed} of {len(ratios)} targets met"
             + (f"; {len(self.errors)} error(s)" if self.errors else ""))
         for i in ratios:
-            if i["verdict"] == "MISS":
-                log(f"  MISS: {i['label']}: {i['value']:.3f} (target {i['op']} {i['target']:g})")
+            log(f"  {i['verdict']}: {i['label']}: {i['value']:.3f} (target {i['op']} "
+                f"{i['target']:g}){('  ' + i['note']) if i.get('note') else ''}")
 
     def to_json(self, extra):
         return json.dumps({"suite": self.suite, "items": self.items, "errors": self.errors,
