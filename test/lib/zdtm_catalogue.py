@@ -79,6 +79,10 @@ ZDTM_TESTS = [
     ZdtmTest("fpu", ("--isa", "avx"), cpu_flags=("avx",), label="avx"),
     ZdtmTest("fpu", ("--isa", "avx512"), cpu_flags=("avx512f", "avx512bw"),
              label="avx512"),
+    # the same in three threads at once, each with values of its own
+    ZdtmTest("fpu", ("--isa", "sse", "--threads", "2"), label="sse-threads"),
+    ZdtmTest("fpu", ("--isa", "avx", "--threads", "2"), cpu_flags=("avx",),
+             label="avx-threads"),
     ZdtmTest("sigactions"),
     ZdtmTest("sigpending"),
     ZdtmTest("itimer"),

@@ -3,11 +3,16 @@
  * values into the vector registers (xmm0-15 for --isa sse, ymm0-15 for
  * avx, zmm0-31 and k0-7 for avx512), the x87 stack (8 values) and control
  * word, MXCSR, and r8-r10/r12-r15; then it announces readiness by
- * signalling itself (the SIGUSR1 handler writes the pidfile; the kernel
+ * signalling itself (the READY_SIG handler writes the pidfile; the kernel
  * saves and restores all of that state around the handler) and spins on
  * `pause` until SIGTERM.  So the checkpoint is taken while the values live
  * only in registers.  After the loop every register is stored and compared.
+ *
+ * --threads N: N more threads do the same at once, each with values of its
+ * own (vectors, x87, MXCSR and control word rounding, r8-r15): every thread
+ * must get its own state back, not the leader's.
  */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -31,7 +36,12 @@ struct state {
 	int32_t pid;
 } __attribute__((aligned(64)));
 
-static struct state s;
+#define MAX_THREADS 8
+/* a real-time signal (queued: one per thread, none merged), the $40 above */
+#define READY_SIG 40
+
+static struct state s, ts[MAX_THREADS];
+static long nr_threads;
 
 #define OFF(f) "i" (offsetof(struct state, f))
 
@@ -55,10 +65,10 @@ static struct state s;
 	"mov 5*8+%c[igpr](%[s]), %%r13\n\t"				\
 	"mov 6*8+%c[igpr](%[s]), %%r14\n\t"				\
 	"mov 7*8+%c[igpr](%[s]), %%r15\n\t"				\
-	/* kill(pid, SIGUSR1): the handler writes the pidfile */	\
+	/* kill(pid, READY_SIG): the handler writes the pidfile */	\
 	"mov $62, %%eax\n\t"						\
 	"mov %c[pid](%[s]), %%edi\n\t"					\
-	"mov $10, %%esi\n\t"						\
+	"mov $40, %%esi\n\t"						\
 	"syscall\n\t"							\
 	"1:\n\t"							\
 	"pause\n\t"							\
@@ -87,7 +97,7 @@ static struct state s;
 	"ldmxcsr %c[dmx](%[s])\n\t"
 
 #define OPERANDS							\
-	: [s] "b" (&s), [flag] "d" (test_stop_flag()),			\
+	: [s] "b" (st), [flag] "d" (test_stop_flag()),			\
 	  [iv] OFF(in.vec), [ov] OFF(out.vec),				\
 	  [ik] OFF(in.k), [ok] OFF(out.k),				\
 	  [ist] OFF(in.st), [ost] OFF(out.st),				\
@@ -122,7 +132,7 @@ static struct state s;
 #define ALLK(M, op)							\
 	M(op, 0) M(op, 1) M(op, 2) M(op, 3) M(op, 4) M(op, 5) M(op, 6) M(op, 7)
 
-static void spin_sse(void)
+static void spin_sse(struct state *st)
 {
 	__asm__ volatile(ALL16(X, "movdqu", "xmm") LOAD_COMMON
 			 ALL16(Y, "movdqu", "xmm") STORE_COMMON
@@ -130,7 +140,7 @@ static void spin_sse(void)
 }
 
 __attribute__((target("avx")))
-static void spin_avx(void)
+static void spin_avx(struct state *st)
 {
 	__asm__ volatile(ALL16(X, "vmovdqu", "ymm") LOAD_COMMON
 			 ALL16(Y, "vmovdqu", "ymm") STORE_COMMON "vzeroupper\n\t"
@@ -138,7 +148,7 @@ static void spin_avx(void)
 }
 
 __attribute__((target("avx512f,avx512bw")))
-static void spin_avx512(void)
+static void spin_avx512(struct state *st)
 {
 	__asm__ volatile(ALL16(X, "vmovdqu64", "zmm") HI16(X, "vmovdqu64", "zmm")
 			 ALLK(K, "kmovq") LOAD_COMMON
@@ -152,12 +162,16 @@ static void spin_avx512(void)
 }
 
 static volatile sig_atomic_t ready;
+static int nr_loaded;
 
-static void on_usr1(int sig)
+/* Each thread's state is loaded: the last one writes the pidfile. */
+static void on_ready(int sig)
 {
 	(void)sig;
-	test_daemon();
-	ready = 1;
+	if (__atomic_add_fetch(&nr_loaded, 1, __ATOMIC_SEQ_CST) == nr_threads + 1) {
+		test_daemon();
+		ready = 1;
+	}
 }
 
 static uint32_t mxcsr_mask(void)
@@ -171,8 +185,10 @@ static uint32_t mxcsr_mask(void)
 	return mask ? mask : 0xffbf;
 }
 
-static void compare(const char *isa, int nvec, size_t vlen, int nk)
+static void compare(const char *who, const struct state *st, const char *isa, int nvec,
+		    size_t vlen, int nk)
 {
+	const struct state s = *st;
 	int i;
 
 	for (i = 0; i < nvec; i++)
@@ -181,39 +197,85 @@ static void compare(const char *isa, int nvec, size_t vlen, int nk)
 
 			while (s.in.vec[i][b] == s.out.vec[i][b])
 				b++;
-			fail("%s register %d: byte %zu is %#x, expected %#x", isa, i, b,
+			fail("%s: %s register %d: byte %zu is %#x, expected %#x", who, isa, i, b,
 			     s.out.vec[i][b], s.in.vec[i][b]);
 		}
 	for (i = 0; i < nk; i++)
 		if (s.in.k[i] != s.out.k[i])
-			fail("opmask k%d is %#llx, expected %#llx", i,
+			fail("%s: opmask k%d is %#llx, expected %#llx", who, i,
 			     (unsigned long long)s.out.k[i], (unsigned long long)s.in.k[i]);
 	for (i = 0; i < 8; i++)
 		if (memcmp(s.in.st[i], s.out.st[i], 10))
-			fail("x87 st slot %d (loaded %d-th) changed", 7 - i, i);
+			fail("%s: x87 st slot %d (loaded %d-th) changed", who, 7 - i, i);
 	for (i = 0; i < 8; i++)
 		if (i != 3 && s.in.gpr[i] != s.out.gpr[i])
-			fail("r%d is %#llx, expected %#llx", 8 + i,
+			fail("%s: r%d is %#llx, expected %#llx", who, 8 + i,
 			     (unsigned long long)s.out.gpr[i], (unsigned long long)s.in.gpr[i]);
 	if (s.in.mxcsr != s.out.mxcsr)
-		fail("MXCSR is %#x, expected %#x", s.out.mxcsr, s.in.mxcsr);
+		fail("%s: MXCSR is %#x, expected %#x", who, s.out.mxcsr, s.in.mxcsr);
 	if (s.in.fcw != s.out.fcw)
-		fail("x87 control word is %#x, expected %#x", s.out.fcw, s.in.fcw);
+		fail("%s: x87 control word is %#x, expected %#x", who, s.out.fcw, s.in.fcw);
+}
+
+static const long double st_vals[8] = {
+	1.0L / 3.0L, 3.14159265358979323846264338327950288L, -2.5e300L,
+	1.0e-4000L, 12345678901234567890.0L, -0.0L, 7.0L / 9.0L, 42.125L,
+};
+
+/* The values of thread @t (0: the main thread), rounding modes apart. */
+static void fill_state(struct state *st, int t)
+{
+	int i;
+
+	for (i = 0; i < 32; i++)
+		pattern_fill(st->in.vec[i], 64, 0x766563ULL + (uint64_t)i + 0x100ULL * t);
+	for (i = 0; i < 8; i++) {
+		long double v = st_vals[i] * (t + 1);
+
+		st->in.k[i] = 0x6b00000000000000ULL | ((uint64_t)i << 40) |
+			      (0x1234567ULL * (uint64_t)(i + 1 + t));
+		memcpy(st->in.st[i], &v, 10);
+		st->in.gpr[i] = (0x6770720000000000ULL + ((uint64_t)t << 32)) ^
+				(0x1111111111ULL * (uint64_t)(i + 8));
+	}
+	/* main: DAZ, all exceptions masked, round toward zero, FTZ, sticky IE
+	 * flag; the threads: the other rounding modes, in turn */
+	st->in.mxcsr = (t ? 0x1f80 | (uint32_t)(t % 3) << 13 : 0xffc1) & mxcsr_mask();
+	st->in.fcw = t ? 0x037f | (uint16_t)(t % 3) << 10 : 0x0e7f;
+	st->mxcsr_default = 0x1f80;
+	st->pid = getpid();
+}
+
+static const char *isa = "avx";
+
+static void spin(struct state *st)
+{
+	if (!strcmp(isa, "sse"))
+		spin_sse(st);
+	else if (!strcmp(isa, "avx"))
+		spin_avx(st);
+	else
+		spin_avx512(st);
+}
+
+static void *thread_spin(void *arg)
+{
+	spin(arg);
+	return NULL;
 }
 
 int main(int argc, char **argv)
 {
-	const char *isa = "avx";
 	const struct test_opt opts[] = {
 		{ "isa", TEST_OPT_STR, &isa, 0, "sse | avx | avx512" },
+		{ "threads", TEST_OPT_INT, &nr_threads, 0, "more threads with state of their own" },
 		{ NULL, 0, NULL, 0, NULL },
 	};
-	static const long double st_vals[8] = {
-		1.0L / 3.0L, 3.14159265358979323846264338327950288L, -2.5e300L,
-		1.0e-4000L, 12345678901234567890.0L, -0.0L, 7.0L / 9.0L, 42.125L,
-	};
+	pthread_t th[MAX_THREADS];
+	const char *what;
+	int nvec, nk, i;
+	size_t vlen;
 	struct sigaction sa;
-	int i;
 
 	test_init(argc, argv, opts);
 	__builtin_cpu_init();
@@ -223,41 +285,42 @@ int main(int argc, char **argv)
 					 __builtin_cpu_supports("avx512bw")))
 		fail("--isa avx512: this CPU has no AVX-512F/BW");
 
-	for (i = 0; i < 32; i++)
-		pattern_fill(s.in.vec[i], 64, 0x766563ULL + (uint64_t)i);
-	for (i = 0; i < 8; i++) {
-		s.in.k[i] = 0x6b00000000000000ULL | ((uint64_t)i << 40) | (0x1234567ULL * (uint64_t)(i + 1));
-		memcpy(s.in.st[i], &st_vals[i], 10);
-		s.in.gpr[i] = 0x6770720000000000ULL ^ (0x1111111111ULL * (uint64_t)(i + 8));
-	}
-	/* DAZ, all exceptions masked, round toward zero, FTZ, sticky IE flag */
-	s.in.mxcsr = 0xffc1 & mxcsr_mask();
-	s.in.fcw = 0x0e7f;	/* round toward zero, double precision */
-	s.mxcsr_default = 0x1f80;
-	s.pid = getpid();
+	if (strcmp(isa, "sse") && strcmp(isa, "avx") && strcmp(isa, "avx512"))
+		fail("unknown --isa '%s'", isa);
+	if (nr_threads < 0 || nr_threads > MAX_THREADS)
+		fail("--threads %ld: 0..%d", nr_threads, MAX_THREADS);
+	fill_state(&s, 0);
+	for (i = 0; i < nr_threads; i++)
+		fill_state(&ts[i], i + 1);
 
 	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_usr1;
+	sa.sa_handler = on_ready;
 	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGUSR1, &sa, NULL))
+	if (READY_SIG < SIGRTMIN || READY_SIG > SIGRTMAX)
+		fail("signal %d is no real-time signal here", READY_SIG);
+	if (sigaction(READY_SIG, &sa, NULL))
 		fail("sigaction: %m");
 
-	if (!strcmp(isa, "sse"))
-		spin_sse();
-	else if (!strcmp(isa, "avx"))
-		spin_avx();
-	else if (!strcmp(isa, "avx512"))
-		spin_avx512();
-	else
-		fail("unknown --isa '%s'", isa);
+	for (i = 0; i < nr_threads; i++)
+		if (pthread_create(&th[i], NULL, thread_spin, &ts[i]))
+			fail("pthread_create failed");
+	spin(&s);
+	for (i = 0; i < nr_threads; i++)
+		if (pthread_join(th[i], NULL))
+			fail("pthread_join failed");
 	if (!ready)
-		fail("the SIGUSR1 handler never ran");
+		fail("the READY_SIG handler never ran");
 
-	if (!strcmp(isa, "sse"))
-		compare("xmm", 16, 16, 0);
-	else if (!strcmp(isa, "avx"))
-		compare("ymm", 16, 32, 0);
-	else
-		compare("zmm", 32, 64, 8);
+	what = !strcmp(isa, "sse") ? "xmm" : !strcmp(isa, "avx") ? "ymm" : "zmm";
+	nvec = !strcmp(isa, "avx512") ? 32 : 16;
+	vlen = !strcmp(isa, "sse") ? 16 : !strcmp(isa, "avx") ? 32 : 64;
+	nk = !strcmp(isa, "avx512") ? 8 : 0;
+	compare("the main thread", &s, what, nvec, vlen, nk);
+	for (i = 0; i < nr_threads; i++) {
+		char who[32];
+
+		snprintf(who, sizeof(who), "thread %d", i + 1);
+		compare(who, &ts[i], what, nvec, vlen, nk);
+	}
 	pass();
 }
