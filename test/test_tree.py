@@ -62,22 +62,31 @@ def test_dump_refuses_child_fd(tool, zdtm, workdir):
     task.check_pass()
 
 
-def test_dump_refuses_task_in_uninterruptible_sleep(tool, zdtm, workdir):
+def threads_in_d(pid):
+    tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    return [t for t in tids if P.read_stat(t) and P.read_stat(t)[3] == "D"]
+
+
+@pytest.mark.parametrize("where", ["vfork", "vfork-thread"])
+def test_dump_refuses_task_in_uninterruptible_sleep(where, tool, zdtm, workdir):
     """A child in uninterruptible sleep (D: a vfork parent whose child
-    neither execs nor exits) never stops for ptrace: the dump gives up after
-    its freeze timeout with one line naming that child and its state, and
-    the whole tree runs on (the child's stop still pending is dropped when
-    the dump exits): every task passes its checks."""
-    task = zdtm(ZdtmTest("tree", ("--children", "1", "--vfork"), label="vfork", tree=True))
+    neither execs nor exits), or a child's second thread in that state,
+    never stops for ptrace: the dump gives up after its freeze timeout with
+    one line naming that task or thread and its state, and the whole tree
+    runs on (the stop still pending is dropped when the dump exits): every
+    task passes its checks."""
+    task = zdtm(ZdtmTest("tree", ("--children", "1", f"--{where}"), label=where, tree=True))
     kids = P.descendants(task.pid)
-    sleeping = [k for k in kids if P.state(k) == "D"]
-    assert len(sleeping) == 1, f"one task of the tree should be in state D: {kids}"
-    dump_must_refuse(tool, task, workdir, rf"\b{sleeping[0]}\b", r"uninterruptible",
-                     r"state D")
-    assert P.state(sleeping[0]) == "D", P.describe(sleeping[0])
-    assert P.status_field(sleeping[0], "TracerPid") == "0", (
-        f"the task in D was left traced: {P.describe(sleeping[0])}")
-    tree_is_free(k for k in kids if k != sleeping[0])
+    sleeping = [(k, t) for k in kids for t in threads_in_d(k)]
+    assert len(sleeping) == 1, f"one thread of the tree should be in state D: {kids}"
+    (proc, tid), = sleeping
+    assert (tid == proc) == (where == "vfork"), sleeping
+    dump_must_refuse(tool, task, workdir, rf"\b{tid}\b", r"uninterruptible", r"state D")
+    assert threads_in_d(proc) == [tid], P.describe(proc)
+    for t in os.listdir(f"/proc/{proc}/task"):
+        assert P.status_field(int(t), "TracerPid") == "0", (
+            f"thread {t} of {proc} was left traced")
+    tree_is_free(k for k in kids if k != proc)
     task.check_pass()
 
 

@@ -23,7 +23,8 @@ REFUSED = [ZdtmTest("unsupported_fd", ("--kind", k), label=k) for k in REFUSED_K
     ZdtmTest("pidfd_child", ("--reaped",), label="reaped", tree=True),
     ZdtmTest("vma_flags", ("--state", "mlock-onfault"), label="mlock-onfault"),
     ZdtmTest("epoll", ("--in-flight",), label="in-flight"),
-    ZdtmTest("tree", ("--children", "1", "--vfork"), label="vfork", tree=True)]
+    ZdtmTest("tree", ("--children", "1", "--vfork"), label="vfork", tree=True),
+    ZdtmTest("tree", ("--children", "1", "--vfork-thread"), label="vfork-thread", tree=True)]
 
 
 @pytest.mark.parametrize("spec", SPECS + [pytest.param(s, id=s.id) for s in REFUSED])

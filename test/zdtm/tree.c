@@ -5,14 +5,17 @@
  * code and one killed by a signal), a stopped child, and a session whose
  * leader exited (its member reparented to the root, a subreaper), a child
  * in uninterruptible sleep (a vfork parent whose child neither execs nor
- * exits: ptrace cannot stop it, so a dump must refuse the tree).
+ * exits: ptrace cannot stop it, so a dump must refuse the tree; or a child
+ * whose second thread is in such a vfork).
  *
  * After SIGTERM the root checks its own memory, that every zombie is still
  * there and reapable with its status, that the stopped child is stopped,
  * then sends SIGTERM down: every child checks its pid, ppid, pgid, sid and
  * memory and exits 0, or prints why to stderr and exits 1.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <signal.h>
@@ -138,60 +141,101 @@ static struct kid *add_kid(pid_t pid, const char *what)
 	return &kids[nr_kids++];
 }
 
-/* The state letter of process @pid, 0 if unknown. */
-static char proc_state(pid_t pid)
+/* vfork a grandchild that says it is ready and waits to be killed: the
+ * caller sleeps uninterruptibly in vfork() until then.  0, or -1. */
+static int vfork_and_wait(void)
 {
-	char path[64], buf[512], *p;
+	int status;
+	pid_t gc;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	read_file(path, buf, sizeof(buf));
-	p = strrchr(buf, ')');
-	return p && p[1] == ' ' ? p[2] : 0;
+	gc = vfork();
+	if (gc == 0) {
+		/* shares our memory: raw syscalls only, and never return */
+		if (write(ready_w, "r", 1) != 1)
+			_exit(1);
+		for (;;)
+			syscall(SYS_pause);
+	}
+	if (gc < 0)
+		return -1;
+	if (waitpid(gc, &status, __WALL) != gc || !WIFSIGNALED(status) ||
+	    WTERMSIG(status) != SIGKILL)
+		return -1;
+	return 0;
 }
 
-/* A child that vforks a grandchild, which waits to be killed: the child
- * sleeps uninterruptibly in vfork() until then, and goes on as a plain
- * child afterwards. */
-static void make_vfork_parent(pid_t me)
+static void *vfork_thread(void *arg)
+{
+	(void)arg;
+	return (void *)(long)vfork_and_wait();
+}
+
+/* Thread @tid of process @pid in state D, or 0 if none. */
+static pid_t thread_in_d(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	struct dirent *de;
+	pid_t found = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	d = opendir(path);
+	if (!d)
+		fail("%s: %m", path);
+	while (!found && (de = readdir(d))) {
+		pid_t tid = atoi(de->d_name);
+
+		if (tid <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", pid, tid);
+		read_file(path, buf, sizeof(buf));
+		p = strrchr(buf, ')');
+		if (p && p[1] == ' ' && p[2] == 'D')
+			found = tid;
+	}
+	closedir(d);
+	return found;
+}
+
+/*
+ * A child in uninterruptible sleep in vfork() (its main thread, or with
+ * @in_thread a second thread of it) until the root kills the vfork child
+ * at the end; it goes on as a plain child afterwards.
+ */
+static void make_vfork_parent(pid_t me, int in_thread)
 {
 	struct sigaction sa = { .sa_handler = on_term };
 	struct kid *k;
-	pid_t pid, gc;
+	pid_t pid, tid = 0;
 	char path[64];
 	FILE *f;
 
 	pid = fork();
 	if (pid == 0) {
-		int status;
+		pthread_t th;
+		void *ret = NULL;
 
 		sigaction(SIGTERM, &sa, NULL);
-		gc = vfork();
-		if (gc == 0) {
-			/* shares our memory: raw syscalls only, and never return */
-			if (write(ready_w, "r", 1) != 1)
-				_exit(1);
-			for (;;)
-				syscall(SYS_pause);
+		if (!in_thread) {
+			ret = (void *)(long)vfork_and_wait();
+		} else if (pthread_create(&th, NULL, vfork_thread, NULL) ||
+			   pthread_join(th, &ret)) {
+			child_fail("pthread: %m");
 		}
-		if (gc < 0)
-			child_fail("vfork: %m");
+		if (ret)
+			child_fail("vfork, or the end of the vfork child: %m");
 		ready_done(0);
-		if (waitpid(gc, &status, 0) != gc || !WIFSIGNALED(status) ||
-		    WTERMSIG(status) != SIGKILL)
-			child_fail("the vfork child %d ended with status %#x", gc, status);
 		child_run(me, 0, 0);
 	}
-	k = add_kid(pid, "vfork parent");
-	for (int i = 0; i < 10000; i++) {
-		char st = proc_state(pid);
-
-		if (st == 'D')
-			break;
-		if (i == 9999)
-			fail("vfork parent %d never reached state D (%c)", pid, st);
-		usleep(1000);
+	k = add_kid(pid, in_thread ? "parent of a thread in vfork" : "vfork parent");
+	for (int i = 0; i < 10000 && !tid; i++) {
+		tid = thread_in_d(pid);
+		if (!tid)
+			usleep(1000);
 	}
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", pid, pid);
+	if (!tid)
+		fail("no thread of %s %d reached state D", k->what, pid);
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", pid, tid);
 	f = fopen(path, "re");
 	if (!f || fscanf(f, "%d", &k->vfork_child) != 1)
 		fail("%s: no vfork child", path);
@@ -274,7 +318,7 @@ int main(int argc, char **argv)
 {
 	long children = 2;
 	int zombie = 0, stopped = 0, session = 0, group = 0, dead_leader = 0, bad_child = 0;
-	int vfork_parent = 0;
+	int vfork_parent = 0, vfork_thread_opt = 0;
 	const struct test_opt opts[] = {
 		{ "children", TEST_OPT_INT, &children, 0, "plain children (each its own memory)" },
 		{ "zombie", TEST_OPT_FLAG, &zombie, 0, "two zombies: exit 42, killed by SIGUSR1" },
@@ -286,6 +330,8 @@ int main(int argc, char **argv)
 		  "a child holding a userfaultfd at 42 (a dump must refuse the tree)" },
 		{ "vfork", TEST_OPT_FLAG, &vfork_parent, 0,
 		  "a child in uninterruptible sleep in vfork() (a dump must refuse the tree)" },
+		{ "vfork-thread", TEST_OPT_FLAG, &vfork_thread_opt, 0,
+		  "the same in a second thread of a child" },
 		{ NULL, 0, NULL, 0, NULL },
 	};
 	pid_t me, pid;
@@ -421,9 +467,11 @@ int main(int argc, char **argv)
 		add_kid(pid, "child with a userfaultfd");
 	}
 	if (vfork_parent)
-		make_vfork_parent(me);
+		make_vfork_parent(me, 0);
+	if (vfork_thread_opt)
+		make_vfork_parent(me, 1);
 	expect_ready = children + session * 2 + group * 2 + dead_leader + bad_child +
-		       vfork_parent;
+		       vfork_parent + vfork_thread_opt;
 	close(ready_w);
 	for (int i = 0; i < expect_ready; i++)
 		if (read(ready_r, &c, 1) != 1)
