@@ -14,9 +14,9 @@ import time
 import pytest
 
 from lib import procs as P
-from lib.tool import assert_error_line, assert_ok
+from lib.tool import Tool, assert_error_line, assert_ok
 from lib.zdtm_catalogue import REFUSED_FDS, REFUSED_KINDS, ZdtmTest
-from lib.badinput import DUMP_TIMEOUT, WORKLOAD, dump_must_refuse, free_pid
+from lib.badinput import DUMP_TIMEOUT, WORKLOAD, dump_must_refuse, free_pid, restore_must_pass
 from lib.selfcheck import expect_fail
 
 
@@ -214,6 +214,59 @@ def test_dump_write_error_keeps_backlog(tool, zdtm, workdir):
         subprocess.run(["umount", str(imgdir)], check=True, timeout=30)
     task.expect_unharmed(before)
     task.check_pass()
+
+
+def limited(nofile):
+    """The tool run under RLIMIT_NOFILE @nofile ("soft:hard")."""
+    return Tool(prefix=("prlimit", f"--nofile={nofile}", "--"))
+
+
+@pytest.mark.parametrize("nofile", ["5:5", "6:6", "7:7"])
+def test_dump_out_of_fds_leaves_the_task(nofile, zdtm, workdir):
+    """The dump runs out of file descriptors of its own (a hard limit of a
+    few): one line with the cause (EMFILE, not "task exited": a /proc file
+    we could not open is no exit), and the task let go as it was, its
+    registers and memory back (no scratch page of ours left)."""
+    task = zdtm(WORKLOAD)
+    before = task.snapshot()
+    imgdir = workdir / "images"
+    imgdir.mkdir()
+    res = limited(nofile).dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT)
+    line = assert_error_line(res, "dump", r"too many open files")
+    assert "exited" not in line, line
+    assert not os.listdir(imgdir), "images left behind"
+    task.expect_unharmed(before)
+    task.check_pass()
+
+
+def test_dump_without_fds_for_backlog_keeps_it(zdtm, workdir):
+    """Too few file descriptors for the dump to read what the connections
+    not yet accepted carry (a message may hold 253 files in flight, each a
+    descriptor of ours; a read cut short after the accept would lose the
+    connections): refused before any accept, the tree runs on with them."""
+    task = zdtm(ZdtmTest("unix_backlog", ("--closed",), label="closed"))
+    before = task.snapshot()
+    imgdir = workdir / "images"
+    imgdir.mkdir()
+    res = limited("64:64").dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT)
+    assert_error_line(res, "dump", r"file descriptors free", r"RLIMIT_NOFILE",
+                      r"not yet accepted", r"not accepting")
+    assert "accepting its" not in (workdir / "dump.log").read_text(errors="replace")
+    assert not os.listdir(imgdir), "images left behind"
+    task.expect_unharmed(before)
+    task.check_pass()
+
+
+def test_dump_raises_its_fd_limit(zdtm, workdir):
+    """A low soft limit of descriptors with room under the hard one: the
+    dump raises it (as CRIU does) and reads the backlog."""
+    task = zdtm(ZdtmTest("unix_backlog", ("--closed",), label="closed"))
+    imgdir = workdir / "images"
+    imgdir.mkdir()
+    assert_ok(limited("16:4096").dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT),
+              "dump with a soft limit of 16 descriptors")
+    task.expect_gone()
+    restore_must_pass(Tool(), workdir, task, imgdir)
 
 
 def test_dump_files_img_unwritable_keeps_backlog(tool, zdtm, workdir):

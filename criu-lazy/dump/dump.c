@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -304,6 +305,20 @@ static int collect_tasks(struct dump_ctx *ctx)
 	return 0;
 }
 
+/* As CRIU: the dump holds copies of the tree's files (sockets, memfds,
+ * files in flight), so its soft limit of descriptors goes to the hard one. */
+static void raise_nofile(void)
+{
+	struct rlimit r;
+
+	if (!getrlimit(RLIMIT_NOFILE, &r) && r.rlim_cur < r.rlim_max) {
+		r.rlim_cur = r.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &r))
+			pr_warn("can't raise the limit of open files to %llu: %m",
+				(unsigned long long)r.rlim_max);
+	}
+}
+
 int cr_dump(struct opts *o)
 {
 	struct dump_ctx ctx = {
@@ -327,6 +342,7 @@ int cr_dump(struct opts *o)
 		pr_err("--leave-running and --leave-stopped exclude each other");
 		return -EINVAL;
 	}
+	raise_nofile();
 	ctx.dirfd = open(o->images_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (ctx.dirfd < 0) {
 		pr_perror("can't open the images directory %s", o->images_dir);

@@ -40,8 +40,9 @@ bool dump_task_is_zombie(pid_t pid)
 
 bool dump_task_exited(struct dump_task *t)
 {
+	char buf[512];
+	const char *f;
 	int status;
-	char st;
 
 	if (t->exited)
 		return true;
@@ -53,8 +54,12 @@ bool dump_task_exited(struct dump_task *t)
 	}
 	if (kill(t->pid, 0) && errno == ESRCH)
 		return true;
-	st = proc_stat_state(t->pid);
-	return st == 0 || st == 'Z' || st == 'X';
+	/* gone only if /proc says so: a failure of ours to read it (EMFILE)
+	 * is not the task's exit, whose cleanup would then be skipped */
+	f = proc_stat_fields(t->pid, 0, buf, sizeof(buf));
+	if (!f)
+		return errno == ENOENT || errno == ESRCH;
+	return f[0] == 'Z' || f[0] == 'X';
 }
 
 int dump_task_error(struct dump_task *t, int err, const char *fmt, ...)

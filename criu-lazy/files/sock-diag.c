@@ -10,30 +10,44 @@
 #include "common/log.h"
 #include "files/sock-diag.h"
 
-int sock_diag_query(const void *req, size_t len, int nlflags, bool ack,
-		    nl_recvmsg_msg_cb_t cb, void *arg, int *nl_err)
+struct nl_sock *sock_diag_open(void)
 {
-	struct nl_sock *nl;
+	struct nl_sock *nl = nl_socket_alloc();
+	int ret;
+
+	if (!nl) {
+		pr_err("can't open a NETLINK_SOCK_DIAG socket: out of memory");
+		return NULL;
+	}
+	ret = nl_connect(nl, NETLINK_SOCK_DIAG);
+	if (ret < 0) {
+		pr_err("can't open a NETLINK_SOCK_DIAG socket: %s", nl_geterror(ret));
+		nl_socket_free(nl);
+		return NULL;
+	}
+	/* no acknowledgement: one that came apart from its reply would be
+	 * the next query's first read, and that query would end on it */
+	nl_socket_disable_auto_ack(nl);
+	return nl;
+}
+
+void sock_diag_close(struct nl_sock *nl)
+{
+	if (nl)
+		nl_socket_free(nl);
+}
+
+int sock_diag_query_on(struct nl_sock *nl, const void *req, size_t len, int nlflags,
+		       nl_recvmsg_msg_cb_t cb, void *arg, int *nl_err)
+{
 	struct nl_msg *msg;
 	int ret;
 
 	*nl_err = 0;
-	nl = nl_socket_alloc();
-	if (!nl)
-		return -ENOMEM;
-	if (!ack)
-		nl_socket_disable_auto_ack(nl);
-	ret = nl_connect(nl, NETLINK_SOCK_DIAG);
-	if (ret < 0) {
-		pr_err("can't open a NETLINK_SOCK_DIAG socket: %s", nl_geterror(ret));
-		ret = -EPROTONOSUPPORT;
-		goto out;
-	}
 	msg = nlmsg_alloc_simple(SOCK_DIAG_BY_FAMILY, nlflags);
 	if (!msg || nlmsg_append(msg, (void *)req, len, NLMSG_ALIGNTO) < 0) {
 		nlmsg_free(msg);
-		ret = -ENOMEM;
-		goto out;
+		return -ENOMEM;
 	}
 	nl_socket_modify_cb(nl, NL_CB_VALID, NL_CB_CUSTOM, cb, arg);
 	ret = nl_send_auto(nl, msg);
@@ -42,12 +56,25 @@ int sock_diag_query(const void *req, size_t len, int nlflags, bool ack,
 		ret = nl_recvmsgs_default(nl);
 	if (ret < 0) {
 		*nl_err = ret;
-		ret = -EIO;
-	} else {
-		ret = 0;
+		return -EIO;
 	}
-out:
-	nl_socket_free(nl);
+	return 0;
+}
+
+int sock_diag_query(const void *req, size_t len, int nlflags, bool ack,
+		    nl_recvmsg_msg_cb_t cb, void *arg, int *nl_err)
+{
+	struct nl_sock *nl;
+	int ret;
+
+	*nl_err = 0;
+	nl = sock_diag_open();
+	if (!nl)
+		return -EPROTONOSUPPORT;
+	if (ack)
+		nl_socket_enable_auto_ack(nl);
+	ret = sock_diag_query_on(nl, req, len, nlflags, cb, arg, nl_err);
+	sock_diag_close(nl);
 	return ret;
 }
 

@@ -23,6 +23,15 @@
 int sock_diag_query(const void *req, size_t len, int nlflags, bool ack,
 		    nl_recvmsg_msg_cb_t cb, void *arg, int *nl_err);
 
+/* The same on a socket opened ahead (sock_diag_open(), logged; NULL on
+ * failure), not acknowledged: for requests that must not need a new
+ * socket when they come (after the dump accepted connections,
+ * unix-backlog.c), each answered by one reply or an error. */
+struct nl_sock *sock_diag_open(void);
+void sock_diag_close(struct nl_sock *nl);
+int sock_diag_query_on(struct nl_sock *nl, const void *req, size_t len, int nlflags,
+		       nl_recvmsg_msg_cb_t cb, void *arg, int *nl_err);
+
 /*
  * For a family with no lookup by inode (INET_DIAG, NETLINK_DIAG): a dump
  * of @req searched for the socket of inode @ino.  Its reply (a message of

@@ -29,6 +29,7 @@
  * gives no ECONNRESET there: a client that was never accepted cannot have
  * unread data of its own, the one case in which its close resets).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/tcp.h>
 #include <limits.h>
@@ -36,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -47,6 +49,7 @@
 #include "files/fd-kind.h"
 #include "files/sk-opts.h"
 #include "files/sk-scm.h"
+#include "files/sock-diag.h"
 #include "files/unix-sk.h"
 
 static struct unix_dump *find_by_ino(struct dump_ctx *ctx, uint32_t ino, size_t *at)
@@ -193,7 +196,8 @@ static const struct unix_dump *sender(struct dump_ctx *ctx, const struct unix_du
 /* Accept the @i-th waiting connection on @lfd, read what it holds and
  * resolve the files in flight it carries (a refusal there keeps the
  * connections after it waiting). */
-static int drain_one(struct dump_ctx *ctx, struct unix_dump *l, int lfd, unsigned int i)
+static int drain_one(struct dump_ctx *ctx, struct unix_dump *l, int lfd, unsigned int i,
+		     struct nl_sock *nl)
 {
 	struct unix_dump *c = client_of(ctx, l, i);
 	struct fd_probe cp = { .t = c->t, .fd = c->fd };
@@ -208,7 +212,7 @@ static int drain_one(struct dump_ctx *ctx, struct unix_dump *l, int lfd, unsigne
 		return -errno;
 	}
 	l->nr_drained++;
-	ret = fstat(sk, &st) ? -errno : unix_diag_get(st.st_ino, &u);
+	ret = fstat(sk, &st) ? -errno : unix_diag_get_on(nl, st.st_ino, &u);
 	if (!ret && u.peer != l->icons[i]) {
 		pr_err("fd %d of task %d: its backlog changed while it was dumped (connection %u from inode %u, expected %u)",
 		       l->fd, l->pid, i, u.peer, l->icons[i]);
@@ -233,7 +237,7 @@ static int drain_one(struct dump_ctx *ctx, struct unix_dump *l, int lfd, unsigne
 	return ret ? ret : sk_scm_resolve(ctx);
 }
 
-static int drain(struct dump_ctx *ctx, struct unix_dump *l)
+static int drain(struct dump_ctx *ctx, struct unix_dump *l, struct nl_sock *nl)
 {
 	struct fd_probe lp = { .t = l->t, .fd = l->fd };
 	int lfd = sk_grab_fd(&lp), ret = 0;
@@ -243,7 +247,7 @@ static int drain(struct dump_ctx *ctx, struct unix_dump *l)
 	pr_info("task %d: fd %d: accepting its %u connections not yet accepted to read their data",
 		l->pid, l->fd, l->nr_icons);
 	for (unsigned int i = 0; i < l->nr_icons && !ret; i++)
-		ret = drain_one(ctx, l, lfd, i);
+		ret = drain_one(ctx, l, lfd, i, nl);
 	close(lfd);
 	return ret;
 }
@@ -297,20 +301,25 @@ int unix_backlog_plan(struct dump_ctx *ctx)
 	return 0;
 }
 
+/* The UNIX_DIAG socket that tells each accepted connection's peer is
+ * opened before the first accept: nothing to open after it. */
 int unix_backlog_drain(struct dump_ctx *ctx)
 {
-	for (size_t i = 0; i < ctx->files.nr; i++) {
+	struct nl_sock *nl = NULL;
+	int ret = 0;
+
+	for (size_t i = 0; i < ctx->files.nr && !ret; i++) {
 		struct dump_file *f = ctx->files.v[i];
 		struct unix_dump *l = f->priv;
-		int ret;
 
 		if (f->ops != &fd_kind_unix || !l || !l->drain)
 			continue;
-		ret = drain(ctx, l);
-		if (ret)
-			return ret;
+		if (!nl && !(nl = sock_diag_open()))
+			return -EPROTONOSUPPORT;
+		ret = drain(ctx, l, nl);
 	}
-	return 0;
+	sock_diag_close(nl);
+	return ret;
 }
 
 /*
@@ -356,6 +365,39 @@ static uint64_t connection_max(const struct unix_dump *c, uint64_t closed_max)
 }
 
 /*
+ * Descriptors for the drain, made sure of before it: each accept gives one,
+ * and a message read can carry up to SK_SCM_MAX files in flight, each a
+ * descriptor of ours (with too few, the read is cut: MSG_CTRUNC, after the
+ * accept).  The dump's soft limit is its hard one by now (dump.c).
+ */
+#define DRAIN_FDS (SK_SCM_MAX + 16)
+
+static int check_fd_room(void)
+{
+	struct rlimit r;
+	unsigned long open = 0;
+	struct dirent *de;
+	DIR *d;
+
+	if (getrlimit(RLIMIT_NOFILE, &r) || r.rlim_cur == RLIM_INFINITY)
+		return 0;
+	d = opendir("/proc/self/fd");
+	if (!d) {
+		pr_perror("can't count the dump's open files in /proc/self/fd");
+		return -errno;
+	}
+	while ((de = readdir(d)))
+		open += de->d_name[0] != '.';
+	closedir(d);
+	if (open + DRAIN_FDS <= r.rlim_cur)
+		return 0;
+	pr_err("the dump has %llu of its %llu file descriptors free (RLIMIT_NOFILE), and reading the connections not yet accepted needs %u (the files in flight a message can carry): not accepting them",
+	       (unsigned long long)(r.rlim_cur > open ? r.rlim_cur - open : 0),
+	       (unsigned long long)r.rlim_cur, DRAIN_FDS);
+	return -EMFILE;
+}
+
+/*
  * Before the accepts: sk-queues.img open with the space of every queue
  * read so far and of the most the connections to be read can hold
  * (connection_max), and what files.img may grow by (the names of closed
@@ -386,6 +428,9 @@ int unix_backlog_reserve(struct dump_ctx *ctx, uint64_t *files_extra)
 	}
 	if (!nr)
 		return 0;
+	ret = check_fd_room();
+	if (ret)
+		return ret;
 	ret = dump_img_open(ctx, IMG_SK_QUEUES, 0, &ctx->sk_queues_img);
 	if (ret)
 		return ret;

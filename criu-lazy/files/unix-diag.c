@@ -89,6 +89,11 @@ static int reply_cb(struct nl_msg *msg, void *arg)
 
 int unix_diag_get(uint32_t ino, struct unix_diag_info *u)
 {
+	return unix_diag_get_on(NULL, ino, u);
+}
+
+int unix_diag_get_on(struct nl_sock *nl, uint32_t ino, struct unix_diag_info *u)
+{
 	struct unix_diag_req req = {
 		.sdiag_family = AF_UNIX,
 		.udiag_ino = ino,
@@ -102,7 +107,8 @@ int unix_diag_get(uint32_t ino, struct unix_diag_info *u)
 
 	memset(u, 0, sizeof(*u));
 	u->ino = ino;
-	ret = sock_diag_query(&req, sizeof(req), NLM_F_REQUEST, true, reply_cb, &r, &nl_err);
+	ret = nl ? sock_diag_query_on(nl, &req, sizeof(req), NLM_F_REQUEST, reply_cb, &r, &nl_err) :
+		   sock_diag_query(&req, sizeof(req), NLM_F_REQUEST, true, reply_cb, &r, &nl_err);
 	if (ret == -EIO) {
 		/* an exact lookup of an inode the kernel does not know: ENOENT */
 		if (nl_err == -NLE_OBJ_NOTFOUND)

@@ -28,6 +28,9 @@ struct unix_diag_info {
 
 /* 0, -ENOENT when the kernel knows no such socket, or -errno (logged). */
 int unix_diag_get(uint32_t ino, struct unix_diag_info *out);
+/* The same through @nl, a socket of sock_diag_open() */
+struct nl_sock;
+int unix_diag_get_on(struct nl_sock *nl, uint32_t ino, struct unix_diag_info *out);
 void unix_diag_info_free(struct unix_diag_info *u);
 
 #endif
