@@ -7,10 +7,12 @@ lazy-pages-stats.json next to the images and exits 0.
 """
 import json
 import os
+import re
 import select
+import signal
 from pathlib import Path
 
-from . import images
+from . import images, procs as P
 
 READY_TIMEOUT = 30
 EXIT_TIMEOUT = 120
@@ -216,3 +218,19 @@ def check_process_stats(st, imgdir, daemon_text=""):
         assert total == st[key], (f"{key}: the processes add up to {total}, the tree says "
                                   f"{st[key]}: {procs}\n{daemon_text}")
     return procs
+
+
+def expect_shmem_tree_poisoned(procs, task, child, timeout):
+    """A two-process tree whose shared memory can no longer arrive:
+    SIGTERM makes the root touch it (and wake the child), and it dies of
+    SIGBUS (SIGSEGV when the handler's memory is poisoned too); the child
+    is killed by its pid; the tree never said PASS."""
+    os.kill(task.pid, signal.SIGTERM)
+    status = procs.reap(task.pid, timeout)
+    assert status is not None and os.WIFSIGNALED(status) and \
+        os.WTERMSIG(status) in (signal.SIGBUS, signal.SIGSEGV), (
+            f"the root ended with {P.wait_status_str(status)}, expected SIGBUS")
+    os.kill(child, signal.SIGKILL)
+    procs.reap(child, timeout)
+    assert not task.outfile.exists() or not re.match(r"PASS", task.outfile.read_text()), (
+        "the tree passed its checks on poisoned memory")
