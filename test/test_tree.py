@@ -10,6 +10,7 @@
 - A child SIGKILLed while the dump holds it: one line saying it exited
   (or, if the dump was done with it, a whole dump), the rest of the tree
   running on untraced.
+- A root dumped stopped comes back stopped, in every mode.
 - No task runs before every one is restored: a process failing in the
   restore's last stage leaves the others' logs as they were.
 - dump -R and -s leave every task of the tree running or stopped, as
@@ -200,6 +201,30 @@ def test_dump_child_killed_while_frozen(delay, tool, zdtm, workdir, procs):
         if P.state(pid) not in (None, "Z"):
             os.kill(pid, signal.SIGKILL)
         procs.reap(pid, DUMP_TIMEOUT)
+
+
+def test_stopped_root_comes_back_stopped(mode, zdtm):
+    """The root itself stopped (SIGSTOP) when it is dumped comes back
+    stopped and untraced, in every mode; continued, it passes its checks
+    (a stopped child: zdtm tree-zombie-stopped)."""
+    task = zdtm(ZdtmTest("mem_anon", ("--size", "64K"), label="stopped"), pid_ns=mode.pid_ns)
+    os.kill(task.pid, signal.SIGSTOP)
+    assert P.wait_for(lambda: P.state(task.pid) == "T", 10), P.describe(task.pid)
+    expect_running = task.expect_restored
+
+    def expect_stopped(pidfile=None):
+        pid = int(pidfile.read_text()) if pidfile and mode.pid_ns else task.pid
+        assert P.wait_for(lambda: P.state(pid) == "T", 10), (
+            f"the root was dumped stopped but is not stopped now: {P.describe(pid)}")
+        assert P.status_field(pid, "TracerPid") == "0", P.describe(pid)
+        os.kill(pid, signal.SIGCONT)
+        assert P.wait_for(lambda: P.state(pid) != "T", 10), P.describe(pid)
+        expect_running(pidfile)
+
+    task.expect_restored = expect_stopped
+    mode.cycle(task, 1)
+    task.check_pass()
+    mode.finish()
 
 
 def spoil_fpu_state(core_img):
