@@ -109,16 +109,6 @@ static void shut(int fd)
 		fail("shutdown %d: %m", fd);
 }
 
-static void expect_eof(int fd, const char *what)
-{
-	ssize_t n;
-
-	sock_wait(fd, POLLIN, what);
-	n = recv(fd, buf, 1, MSG_DONTWAIT);
-	if (n != 0)
-		fail("%s: expected the end of the stream, got %zd (%m)", what, n);
-}
-
 int main(int argc, char **argv)
 {
 	static const struct test_opt opts[] = { { NULL, 0, NULL, 0, NULL } };
@@ -169,16 +159,16 @@ int main(int argc, char **argv)
 	expect_state(26, TCP_FIN_WAIT2, "after the restore");
 
 	sock_get(22, buf, fill21, 0x21, "fd 22 (what 21 sent before its FIN)");
-	expect_eof(22, "fd 22 (21's FIN)");
+	sock_eof(22, "fd 22 (21's FIN)");
 	sock_get(23, buf, fill24, 0x24, "fd 23 (what 24 sent before its FIN)");
-	expect_eof(23, "fd 23 (24's FIN)");
-	expect_eof(24, "fd 24 (23's FIN)");
+	sock_eof(23, "fd 23 (24's FIN)");
+	sock_eof(24, "fd 24 (23's FIN)");
 	sock_get(26, buf, fill25, 0x25, "fd 26 (what 25 sent before its FIN)");
-	expect_eof(26, "fd 26 (25's FIN)");
+	sock_eof(26, "fd 26 (25's FIN)");
 	sock_get(25, buf, 100, 0x26, "fd 25 (what 26 sent before its FIN)");
-	expect_eof(25, "fd 25 (26's FIN)");
+	sock_eof(25, "fd 25 (26's FIN)");
 	close(22);
-	expect_eof(21, "fd 21 (after 22 closed)");
+	sock_eof(21, "fd 21 (after 22 closed)");
 
 	pair(27, 28);
 	pattern_fill(buf, 3, 0x27);

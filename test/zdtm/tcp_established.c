@@ -145,16 +145,6 @@ static size_t put_some(int fd, size_t len, uint64_t seed)
 	return n;
 }
 
-static void expect_eof(int fd, const char *what)
-{
-	ssize_t n;
-
-	sock_wait(fd, POLLIN, what);
-	n = recv(fd, buf, 1, MSG_DONTWAIT);
-	if (n != 0)
-		fail("%s: expected the end of the stream, got %zd (%m)", what, n);
-}
-
 static void expect_nothing(int fd, const char *what)
 {
 	if (recv(fd, buf, 1, MSG_DONTWAIT) != -1 || errno != EAGAIN)
@@ -351,16 +341,16 @@ int main(int argc, char **argv)
 		sock_get(conns[i].fd, buf, conns[i].unread, conns[i].seed, what);
 	}
 	if (half_closed) {
-		expect_eof(26, "fd 26 (after 25's FIN)");
-		expect_eof(27, "fd 27 (after 28's FIN)");
+		sock_eof(26, "fd 26 (after 25's FIN)");
+		sock_eof(27, "fd 27 (after 28's FIN)");
 		put(26, 600, 0x26);
 		sock_get(25, buf, 600, 0x26, "fd 25 (a half-closed end still reads)");
 		put(27, 800, 0x29);
 		sock_get(28, buf, 800, 0x29, "fd 28 (a half-closed end still reads)");
 		close(26);
 		close(27);
-		expect_eof(25, "fd 25 (after 26 closed)");
-		expect_eof(28, "fd 28 (after 27 closed)");
+		sock_eof(25, "fd 25 (after 26 closed)");
+		sock_eof(28, "fd 28 (after 27 closed)");
 	}
 	expect_nothing(21, "fd 21");
 	expect_nothing(22, "fd 22");
@@ -380,7 +370,7 @@ int main(int argc, char **argv)
 		put(29, 1000, 0x54);
 	}
 	close(21);
-	expect_eof(22, "fd 22 (after 21 closed)");
+	sock_eof(22, "fd 22 (after 21 closed)");
 	pair(20, 25, 26);
 	put(25, 3, 0x35);
 	sock_get(26, buf, 3, 0x35, "a new connection to fd 20");

@@ -31,3 +31,14 @@ void sock_get(int fd, void *buf, size_t len, uint64_t seed, const char *what)
 	}
 	pattern_expect(what, buf, len, seed);
 }
+
+void sock_eof(int fd, const char *what)
+{
+	char c;
+	ssize_t n;
+
+	sock_wait(fd, POLLIN, what);
+	n = recv(fd, &c, 1, MSG_DONTWAIT);
+	if (n != 0)
+		fail("%s: expected the end of the stream, got %zd (%m)", what, n);
+}
