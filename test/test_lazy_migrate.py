@@ -19,6 +19,7 @@ import pytest
 from lib import images, lazy, paths, procs as P
 from lib.modes import free_port
 from lib.pageserver import GET_REPLY_CMD, PAGE, Client
+from lib.selfcheck import expect_fail
 from lib.tool import assert_error_line
 from lib.zdtm import PIDNS_LAUNCHER, ZdtmTest, ns_tree
 
@@ -190,6 +191,22 @@ def test_signal_before_the_destination_came(tool, procs, workdir, task):
                       rf"task {m.source} \(pid 1 in its pid namespace\) resumed$")
     task.expect_unharmed(before)
     task.check_pass()
+
+
+def test_backlog_read_then_no_destination(tool, procs, workdir, zdtm):
+    """dump --lazy-pages of a listener with data waiting in connections not
+    yet accepted: the images must hold that data before any destination
+    can restore them, so the dump accepts them before it is ready.  Stopped
+    by a signal before a destination came, it resumes the tree without
+    them (they cannot be put back): its one line is the cause and what is
+    lost, and the program's own accept then finds them gone."""
+    task = zdtm(ZdtmTest("unix_backlog"))
+    m = Migration(tool, procs, workdir, task)
+    os.kill(m.dump.pid, signal.SIGTERM)
+    m.dump_error_line(r"stopped by signal 15", r"cannot be put back", r"lost",
+                      r"the listening unix socket at fd 20 of task \d+: 4 ")
+    assert untraced_state(task.pid) in ("S", "R"), P.describe(task.pid)
+    expect_fail(task, r"connection 1 \(fd 21\): nothing to accept on fd 20")
 
 
 def test_needs_a_port(tool, workdir, task):

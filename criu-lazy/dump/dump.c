@@ -422,6 +422,7 @@ out:
 	free(ctx.shmids_done);
 	free(ctx.sysv_shmids);
 	free(ctx.written);
+	free(ctx.lost);
 	dump_netns_leave(&ctx);
 	close(ctx.dirfd);
 	return ret;

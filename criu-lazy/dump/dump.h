@@ -250,6 +250,7 @@ struct dump_ctx {
 	struct ps_server srv;
 	struct ps_store *lazy_store;
 	bool lazy_failed;		/* the transfer failed: srv.why or a signal */
+	char *lost;			/* what the tree lost, for that report (unix-backlog.c) */
 	bool failed;			/* set when the tree is let go: the dump failed */
 };
 

@@ -155,10 +155,12 @@ void dump_lazy_report(struct dump_ctx *ctx, enum task_release_mode mode)
 	else
 		snprintf(fate, sizeof(fate), "%s left stopped", who);
 	if (s->stop_signal)
-		pr_err("stopped by signal %d (%s) while serving lazy pages on %s (%s); %s",
-		       s->stop_signal, strsignal(s->stop_signal), s->name, served, fate);
+		pr_err("stopped by signal %d (%s) while serving lazy pages on %s (%s); %s%s%s",
+		       s->stop_signal, strsignal(s->stop_signal), s->name, served, fate,
+		       ctx->lost ? "; " : "", ctx->lost ? ctx->lost : "");
 	else
-		pr_err("lazy pages: the destination %s (%s); %s", s->why, served, fate);
+		pr_err("lazy pages: the destination %s (%s); %s%s%s", s->why, served, fate,
+		       ctx->lost ? "; " : "", ctx->lost ? ctx->lost : "");
 }
 
 void dump_lazy_fini(struct dump_ctx *ctx)

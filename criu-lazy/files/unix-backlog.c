@@ -536,7 +536,7 @@ static void name_clients(struct dump_ctx *ctx, const struct unix_dump *l, unsign
 int unix_backlog_release(struct dump_ctx *ctx, struct dump_file *f, bool resume)
 {
 	const struct unix_dump *l = f->priv;
-	char lost[1536], cause[1024];
+	char lost[1536], cause[1024], msg[1800];
 	size_t len = 0;
 
 	if (!resume || !l || !l->nr_drained)
@@ -559,9 +559,15 @@ int unix_backlog_release(struct dump_ctx *ctx, struct dump_file *f, bool resume)
 			len += w > 0 ? (size_t)w : 0;
 		}
 	}
+	snprintf(msg, sizeof(msg), "the dump had accepted connections not yet accepted to read their data, which cannot be put back: they are lost (their clients see them closed): %s",
+		 lost);
+	if (ctx->lazy_failed) {
+		/* a failed transfer's report is the one line: it says this too */
+		ctx->lost = strdup(msg);
+		return -ECONNABORTED;
+	}
 	snprintf(cause, sizeof(cause), "%s", log_held_error() ? log_held_error() : "");
 	log_release_errors(true);
-	pr_err("%s%sthe dump had accepted connections not yet accepted to read their data, which cannot be put back: they are lost (their clients see them closed): %s",
-	       cause, cause[0] ? "; " : "", lost);
+	pr_err("%s%s%s", cause, cause[0] ? "; " : "", msg);
 	return -ECONNABORTED;
 }
