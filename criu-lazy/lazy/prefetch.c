@@ -4,7 +4,9 @@
  * The record is installed in address order (a sorted copy of it), not in
  * the order it was touched: a recorded function reads its pages scattered,
  * so in touch order each page is a copy of its own, and a copy costs as
- * much as several pages of a bulk one (Documentation/benchmarks.md).  A
+ * much as several pages of a bulk one (Documentation/benchmarks.md).  But
+ * in PF_PARTS parts in touch order, each sorted: what the task touched
+ * first goes in first, and it meets fewer pages still to come.  A
  * batch takes the next entries still pending in the task's model (at most
  * PF_BATCH_PAGES) and requests them as runs: pages at most PF_GAP_PAGES
  * apart go in one span together with the pending pages between them (not
@@ -33,10 +35,13 @@ struct pf_page {
 	uint64_t addr, img;
 };
 
+/* By part of the record (in ms: see lazy_prefetch_attach()), then address. */
 static int cmp_img(const void *a, const void *b)
 {
 	const struct ws_entry *x = a, *y = b;
 
+	if (x->ms != y->ms)
+		return x->ms < y->ms ? -1 : 1;
 	return x->img < y->img ? -1 : x->img > y->img;
 }
 
@@ -57,6 +62,9 @@ int lazy_prefetch_attach(struct lazy_daemon *d, struct lazy_task *t)
 		return -ENOMEM;
 	}
 	memcpy(pf->e, rec->e, rec->nr * sizeof(*pf->e));
+	/* the record is in touch order: its first part goes in first */
+	for (size_t i = 0; i < rec->nr; i++)
+		pf->e[i].ms = i * PF_PARTS / rec->nr;
 	qsort(pf->e, rec->nr, sizeof(*pf->e), cmp_img);
 	pf->nr = rec->nr;
 	/* how many faults the record stands for here: its pages still lazy */

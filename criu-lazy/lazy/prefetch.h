@@ -1,6 +1,7 @@
 /*
  * Prefetch (issue 11, point 2): the working set an earlier restore of the
- * same images recorded is installed first, in address order, in batches of
+ * same images recorded is installed first, its first-touched half first,
+ * each half in address order, in batches of
  * runs with short gaps filled, while the task already runs.  Faults are
  * served before every batch; background delivery of the rest waits until a
  * task's working set is installed.
@@ -36,6 +37,7 @@ struct lazy_prefetch {
 #define PF_SCAN_MAX	1024	/* record entries looked at per batch */
 #define PF_SPAN_MAX	256	/* pages of one copy (one GET) */
 #define PF_WINDOW_PAGES	512	/* prefetch pages in flight per task (a remote source) */
+#define PF_PARTS	2	/* the record in touch order, each part in address order */
 #define PF_GAP_PAGES	4	/* pages not recorded copied to join two runs (measured) */
 #define PF_HOLD_NS	(1000 * 1000000ULL)	/* background held after the install */
 
