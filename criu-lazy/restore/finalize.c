@@ -125,14 +125,17 @@ static int set_regs(pid_t pid, const UserX86RegsEntry *g, const struct rst_resta
 static int set_fpu(pid_t pid, const UserX86FpregsEntry *fp)
 {
 	static uint8_t buf[XSTATE_BUF_MAX];
-	/* once per restore: each CPUID is a trip to the hypervisor in a VM */
+	/* once per restore: each CPUID is a trip to the hypervisor in a VM;
+	 * and the size of the kernel's XSAVE buffer, which one GETREGSET tells
+	 * (the buffer is built from the image alone) */
 	static struct rst_xsave_host host;
 	static bool probed;
-	struct iovec iov = { buf, sizeof(buf) };
+	static size_t xsave_len;
+	struct iovec iov = { buf, xsave_len ? xsave_len : sizeof(buf) };
 	char why[200];
 	int ret;
 
-	if (ptrace(PTRACE_GETREGSET, pid, (void *)NT_X86_XSTATE, &iov)) {
+	if (!xsave_len && ptrace(PTRACE_GETREGSET, pid, (void *)NT_X86_XSTATE, &iov)) {
 		/* no XSAVE on this CPU: the legacy area alone */
 		if (fp->xsave && (fp->xsave->xstate_bv & ~3ull)) {
 			pr_err("core-%d.img: the task used AVX state, but this CPU has no XSAVE", pid);
@@ -146,6 +149,7 @@ static int set_fpu(pid_t pid, const UserX86FpregsEntry *fp)
 		return 0;
 	}
 
+	xsave_len = iov.iov_len;
 	if (!probed)
 		rst_xsave_host_probe(&host);
 	probed = true;

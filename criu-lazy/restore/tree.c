@@ -195,7 +195,11 @@ int rst_tree_next_event(struct rst_tree *tree, struct rst_event *ev, const char 
 			int timeout_ms)
 {
 	uint64_t start = now_ms(), idle_since = start, looked = start;
-	uint64_t work = tree_work(tree);
+	/* first looked at after PROGRESS_MS, not before each event: reading
+	 * every task's stat took longer than most events took to come (the
+	 * first second counts as progress) */
+	uint64_t work = 0;
+	bool known = false;
 
 	for (;;) {
 		struct pollfd pfd = { .fd = tree->ev_r, .events = POLLIN };
@@ -223,9 +227,10 @@ int rst_tree_next_event(struct rst_tree *tree, struct rst_event *ev, const char 
 		if (now - looked >= PROGRESS_MS) {
 			uint64_t w = tree_work(tree);
 
-			if (w != work)
+			if (!known || w != work)
 				idle_since = now;
 			work = w;
+			known = true;
 			looked = now;
 		}
 		if (now - idle_since > (uint64_t)timeout_ms) {
