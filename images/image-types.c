@@ -117,13 +117,6 @@ const ProtobufCMessageDescriptor *img_type_descriptor(enum img_type type)
 	return ti ? ti->desc : NULL;
 }
 
-uint32_t img_type_magic(enum img_type type)
-{
-	const struct img_type_info *ti = img_type_info(type);
-
-	return ti ? ti->magic : 0;
-}
-
 const char *img_type_magic_name(enum img_type type)
 {
 	const struct img_type_info *ti = img_type_info(type);

@@ -399,11 +399,6 @@ const char *img_name(const struct cr_img *img)
 	return img->name;
 }
 
-enum img_type img_get_type(const struct cr_img *img)
-{
-	return img->type;
-}
-
 off_t img_offset(struct cr_img *img)
 {
 	int ret = img_sync_offset(img);

@@ -121,7 +121,6 @@ int img_raw_fd(struct cr_img *img);
 int img_write_raw(struct cr_img *img, const void *data, size_t len);
 
 const char *img_name(const struct cr_img *img);
-enum img_type img_get_type(const struct cr_img *img);
 
 /* Offset of the next record in the file (after any raw data the caller
  * moved over through img_raw_fd()), or a negative errno. */
@@ -149,9 +148,8 @@ void img_discard(struct cr_img *img);
 int img_close_keep(struct cr_img *img, int err);
 
 /* Per type: the message of its records (pagemap_entry for the pagemaps,
- * whose first record is a pagemap_head), its magic, crit's name for it. */
+ * whose first record is a pagemap_head), and crit's name for its magic. */
 const ProtobufCMessageDescriptor *img_type_descriptor(enum img_type type);
-uint32_t img_type_magic(enum img_type type);
 const char *img_type_magic_name(enum img_type type);
 
 /* The type and number of an image file name ("core-42.img" -> IMG_CORE,

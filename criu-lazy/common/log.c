@@ -95,16 +95,6 @@ void log_fds(int *file, int *err)
 	*err = log_state.err_fd;
 }
 
-int log_get_level(void)
-{
-	return log_state.level;
-}
-
-const char *log_command(void)
-{
-	return log_state.command;
-}
-
 static const char *level_tag(enum log_level level)
 {
 	switch (level) {

@@ -29,8 +29,6 @@ int log_init(const char *command, int level, const char *path);
 void log_fini(void);
 int log_move_above(int base, bool keep);
 void log_fds(int *file, int *err);
-int log_get_level(void);
-const char *log_command(void);
 
 /*
  * Errors held back from stderr (the log file still gets them at once):
