@@ -87,6 +87,11 @@ def normalize_maps_line(line):
     return " ".join(parts)
 
 
+def _private_anon(line):
+    parts = line.split()
+    return len(parts) == 5 and parts[1].endswith("p") and parts[3:] == ["00:00", "0"]
+
+
 def maps_lines(pid):
     with open(f"/proc/{pid}/maps") as f:
         return [normalize_maps_line(l.rstrip("\n")) for l in f]
@@ -141,7 +146,8 @@ def _fds(pid, ignore_pos):
 
 def snapshot(pid, ignore_fd_pos=False, threads_vary=False):
     """A dict of everything compared; raises if the task is gone.  A task
-    whose threads come and go (threads_vary) is not compared by their number."""
+    whose threads come and go (threads_vary) is not compared by their number,
+    nor by its private anonymous mappings (their stacks, malloc's arenas)."""
     st = procs.read_stat(pid)
     if st is None:
         raise ProcessLookupError(f"pid {pid} is gone")
@@ -158,6 +164,10 @@ def snapshot(pid, ignore_fd_pos=False, threads_vary=False):
             snap["stat " + name] = "(its own pid)"
     if threads_vary:
         snap["status Threads"] = snap["stat num_threads"] = "(varies)"
+        # thread stacks and malloc arenas come and go with the threads (a
+        # new arena or stack after the restore is the program's doing):
+        # private anonymous mappings are not compared, everything else is
+        snap["maps"] = [l for l in snap["maps"] if not _private_anon(l)]
     snap["fds"] = _fds(pid, ignore_fd_pos)
     for link in ("cwd", "root", "exe"):
         snap[link] = os.readlink(f"/proc/{pid}/{link}")
