@@ -35,7 +35,7 @@ import time
 
 import pytest
 
-from lib import images
+from lib import images, lazy
 from lib import procs as P
 from lib.badinput import dump_good, dump_must_refuse
 from lib.crit import VMA_ANON_SHARED, crit_decode, need_crit
@@ -383,6 +383,30 @@ def test_restore_child_pid_taken(tool, zdtm, workdir, procs):
     assert not P.exists(task.pid), f"the root was left behind: {P.describe(task.pid)}"
     assert P.children_of_me() == children, "the failed restore left processes behind"
     assert not pidfile.exists(), "a failed restore wrote its pidfile"
+    procs.kill(squatter.pid)
+
+
+def test_lazy_restore_child_pid_taken(tool, zdtm, workdir, procs):
+    """The same in a lazy restore: one line naming the pid, no task left,
+    and the lazy-pages daemon, which never got a process, exits by itself
+    (not left waiting for the restore forever)."""
+    task = zdtm(ZdtmTest("tree", ("--children", "2"), label="two-children"))
+    imgdir = dump_good(tool, task, workdir, name="images")
+    kids = list(task.tree)
+    squatter = occupy_pid(procs, kids[-1])
+    daemon = lazy.Daemon(procs, tool, ["lazy-pages", "-D", imgdir], workdir / "lazy-pages.log",
+                         workdir / "lazy-pages.out", "lazy-pages")
+    children = P.children_of_me()
+    pidfile = workdir / "bad.pid"
+    res = tool.restore(imgdir, workdir / "restore.log", RESTORE_TIMEOUT, pidfile=pidfile,
+                       extra=["--lazy-pages"])
+    assert_error_line(res, "restore", rf"\b{kids[-1]}\b", r"in use")
+    assert not P.exists(task.pid), f"the root was left behind: {P.describe(task.pid)}"
+    assert P.children_of_me() == children, "the failed restore left processes behind"
+    assert not pidfile.exists(), "a failed restore wrote its pidfile"
+    assert daemon.wait_exit() > 0, daemon.text()
+    said = [l for l in daemon.out.read_text().splitlines() if l.strip()]
+    assert len(said) == 1 and said[0].startswith("lazy-pages: "), daemon.text()
     procs.kill(squatter.pid)
 
 
