@@ -17,8 +17,9 @@
  *   - a page our images fill where the parent filled it too is compared
  *     with the parent's pages file (what the parent's fill wrote there),
  *     not with the page itself, which we never touch: written only when
- *     it differs, so pages neither side wrote since the fork stay one
- *     page in memory, as they were dumped.  A first touch of a page costs
+ *     it differs (allocated with MADV_POPULATE_WRITE and read in by the
+ *     kernel, as premap.c's fills are), so pages neither side wrote
+ *     since the fork stay one page in memory, as they were dumped.  A first touch of a page costs
  *     a trip to the hypervisor on a VM like this one (its shadow page
  *     tables), a compare with the page cost one more per page;
  *   - then the rest of the parent's region goes, and the parent's VMAs
@@ -186,9 +187,16 @@ int child_fill_compare(struct rst_child *c, const struct rst_fill *f, uint64_t a
 		if (read_full(c, c->pages_fd, file, buf, len, f->file_off + done) ||
 		    read_full(c, parent->pages_fd, parent_file, theirs, len, f->parent_off + done))
 			return -EIO;
-		for (uint64_t off = 0; off < len; off += RST_PAGE_SIZE)
-			if (memcmp(theirs + off, buf + off, RST_PAGE_SIZE))
-				memcpy(dst + off, buf + off, RST_PAGE_SIZE);
+		for (uint64_t off = 0; off < len; off += RST_PAGE_SIZE) {
+			if (!memcmp(theirs + off, buf + off, RST_PAGE_SIZE))
+				continue;
+			/* as fill_private(): allocated in one call, written by
+			 * the kernel (a store of ours was a trap a page here) */
+			madvise(dst + off, RST_PAGE_SIZE, MADV_POPULATE_WRITE);
+			if (read_full(c, c->pages_fd, file, dst + off, RST_PAGE_SIZE,
+				      f->file_off + done + off))
+				return -EIO;
+		}
 		done += len;
 	}
 	return 0;
