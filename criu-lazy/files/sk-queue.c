@@ -267,7 +267,8 @@ void sk_queue_free(struct sk_queue *q)
 		struct sk_packet *pk = &q->v[i];
 
 		for (uint32_t j = 0; pk->scm_fds && j < pk->nr_scm; j++)
-			close(pk->scm_fds[j]);
+			if (pk->scm_fds[j] >= 0)
+				close(pk->scm_fds[j]);
 		free(pk->scm_fds);
 		free(pk->scm_ids);
 		free(pk->data);

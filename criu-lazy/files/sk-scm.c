@@ -210,12 +210,20 @@ static int resolve_queue(struct dump_ctx *ctx, struct scm_seen *seen, struct uni
 		if (!pk->scm_ids)
 			return -ENOMEM;
 		for (uint32_t j = 0; j < pk->nr_scm; j++) {
+			size_t nr_seen = seen->nr;
 			int ret = resolve_one(ctx, seen, ud, pk->scm_fds[j], &pk->scm_ids[j]);
 			const struct dump_file *f = ret ? NULL : dump_file_find(ctx, pk->scm_ids[j]);
 			const struct unix_dump *in = f && f->ops == &fd_kind_unix ? f->priv : NULL;
 
 			if (ret)
 				return ret;
+			/* a file a task holds or one met before: our copy of it
+			 * is not needed, and a backlog read holds only each new
+			 * file's, not every pass's */
+			if (seen->nr == nr_seen) {
+				close(pk->scm_fds[j]);
+				pk->scm_fds[j] = -1;
+			}
 			/* its refill would have to pass what it is being made from */
 			if (in && (in->ue.ino == ud->ue.ino || in->ue.ino == ud->ue.peer)) {
 				pr_err("fd %d of task %d is a unix socket with %s in flight in its own queue: not supported",
@@ -246,7 +254,8 @@ int sk_scm_resolve(struct dump_ctx *ctx)
 			const struct sk_packet *pk = &ud->q.v[k];
 
 			for (uint32_t j = 0; pk->scm_ids && j < pk->nr_scm && !ret; j++)
-				ret = seen_add(&seen, pk->scm_fds[j], pk->scm_ids[j]);
+				if (pk->scm_fds[j] >= 0)
+					ret = seen_add(&seen, pk->scm_fds[j], pk->scm_ids[j]);
 		}
 	}
 	/* ctx->files grows as files in flight are added: they are walked too */

@@ -27,6 +27,12 @@
  * With --pass-epoll 24 passes an epoll fd instead (a file in flight a dump
  * refuses, and only after it accepted the connections to read them).
  *
+ * With --passes N a stream listener at fd 50, bound to
+ * "unix_backlog.passes", holds N more clients closed before the accept,
+ * each of which sent one byte with PASSES_FDS copies of fd 27 in flight
+ * (more passes in all than a dump may hold descriptors at once: it keeps
+ * one copy of each file, not one of each pass).
+ *
  * With --empty no client sends anything (and 24 passes no file).  With
  * --tree a child holds the clients (the program only the listeners and
  * the pipe's write end): the order is then told by the data alone.
@@ -46,6 +52,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -53,6 +60,7 @@
 
 static uint8_t buf[70000];
 static int empty, tree, closed, pass_epoll;
+static long passes;
 static const char *ext_peer;
 
 struct name {
@@ -213,6 +221,75 @@ static void closed_client(int type, const char *path, const char *name, int n,
 	close(sk);
 }
 
+#define PASSES_FDS 200
+
+/* A client of "unix_backlog.passes" sends one byte with PASSES_FDS copies
+ * of fd 27 in flight and closes. */
+static void passing_client(void)
+{
+	struct name to = path_name("unix_backlog.passes");
+	char cbuf[CMSG_SPACE(PASSES_FDS * sizeof(int))] = { 0 };
+	struct iovec iov = { "p", 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			     .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *ch = (struct cmsghdr *)cbuf;
+	int sk = socket(AF_UNIX, SOCK_STREAM, 0);
+
+	ch->cmsg_level = SOL_SOCKET;
+	ch->cmsg_type = SCM_RIGHTS;
+	ch->cmsg_len = CMSG_LEN(PASSES_FDS * sizeof(int));
+	for (int i = 0; i < PASSES_FDS; i++)
+		memcpy(CMSG_DATA(ch) + i * sizeof(int), &(int){ 27 }, sizeof(int));
+	if (sk < 0 || connect(sk, (struct sockaddr *)&to.sun, to.len))
+		fail("a passing client: socket/connect: %m");
+	if (sendmsg(sk, &mh, MSG_DONTWAIT) != 1)
+		fail("a passing client: sendmsg of %d files: %m", PASSES_FDS);
+	close(sk);
+}
+
+/* Each of the passing clients' connections: its byte and PASSES_FDS files,
+ * each the pipe of fd 27 (same inode), then the end of the stream. */
+static void check_passes(void)
+{
+	char cbuf[CMSG_SPACE(PASSES_FDS * sizeof(int))];
+	struct stat want, got;
+
+	if (fstat(27, &want))
+		fail("fstat fd 27: %m");
+	for (long i = 0; i < passes; i++) {
+		struct iovec iov = { buf, 2 };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+				     .msg_controllen = sizeof(cbuf) };
+		int acc = accept4(50, NULL, NULL, SOCK_CLOEXEC), n = 0;
+		struct cmsghdr *ch;
+
+		if (acc < 0)
+			fail("passing connection %ld: nothing to accept on fd 50 (%m)", i + 1);
+		if (recvmsg(acc, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) != 1 || buf[0] != 'p' ||
+		    (mh.msg_flags & MSG_CTRUNC))
+			fail("passing connection %ld: not its one byte with its files (%m)", i + 1);
+		for (ch = CMSG_FIRSTHDR(&mh); ch; ch = CMSG_NXTHDR(&mh, ch)) {
+			int fd;
+
+			for (size_t k = 0; k < (ch->cmsg_len - CMSG_LEN(0)) / sizeof(int); k++, n++) {
+				memcpy(&fd, CMSG_DATA(ch) + k * sizeof(int), sizeof(int));
+				if (fstat(fd, &got) || got.st_ino != want.st_ino ||
+				    got.st_dev != want.st_dev)
+					fail("passing connection %ld: file %d is not fd 27's pipe (%m)",
+					     i + 1, n);
+				close(fd);
+			}
+		}
+		if (n != PASSES_FDS)
+			fail("passing connection %ld: %d files in flight, expected %d", i + 1, n,
+			     PASSES_FDS);
+		expect_eof(acc, "a passing connection");
+		close(acc);
+	}
+	if (accept(50, NULL, NULL) >= 0 || errno != EAGAIN)
+		fail("fd 50: one more connection waits (%m)");
+}
+
 static char closed_name[64], closed_at[66];
 
 #define GONE_PATH "unix_backlog.gone"	/* the second closed client's name */
@@ -349,6 +426,8 @@ int main(int argc, char **argv)
 		{ "tree", TEST_OPT_FLAG, &tree, 0, "a child holds the clients" },
 		{ "closed", TEST_OPT_FLAG, &closed, 0, "clients closed before the accept too" },
 		{ "pass-epoll", TEST_OPT_FLAG, &pass_epoll, 0, "24 passes an epoll fd, not the pipe" },
+		{ "passes", TEST_OPT_INT, &passes, 0,
+		  "clients on fd 50 passing fd 27 200 times each" },
 		{ "ext-peer", TEST_OPT_STR, &ext_peer, 0,
 		  "fd 40 of the clients' holder connected to this abstract name" },
 		{ NULL, 0, NULL, 0, NULL },
@@ -394,6 +473,11 @@ int main(int argc, char **argv)
 		}
 	}
 	close(26);
+	if (passes) {
+		listener(SOCK_STREAM, "unix_backlog.passes", passes, 50);
+		for (long i = 0; i < passes; i++)
+			passing_client();
+	}
 
 	listener(SOCK_SEQPACKET, "unix_backlog.seqpacket", 4, 30);
 	if (closed)
@@ -434,5 +518,7 @@ int main(int argc, char **argv)
 
 	check_stream();
 	check_seqpacket();
+	if (passes)
+		check_passes();
 	pass();
 }
