@@ -27,6 +27,7 @@
 #include "common/ptrace-inject.h"
 #include "dump/dump.h"
 
+#define PF_EXITING		0x00000004	/* the kernel's task flag (/proc/PID/stat field 9) */
 #define SEIZE_TIMEOUT_MS	10000
 #define KILL_TIMEOUT_MS		10000
 #define STOP_TIMEOUT_MS		10000
@@ -40,7 +41,8 @@ bool dump_task_is_zombie(pid_t pid)
 
 bool dump_task_exited(struct dump_task *t)
 {
-	char buf[512];
+	unsigned int flags = 0;
+	char buf[512], st;
 	const char *f;
 	int status;
 
@@ -59,6 +61,10 @@ bool dump_task_exited(struct dump_task *t)
 	f = proc_stat_fields(t->pid, 0, buf, sizeof(buf));
 	if (!f)
 		return errno == ENOENT || errno == ESRCH;
+	/* killed and on its way out, not a zombie yet: its memory may be gone
+	 * already (a short process_vm_readv), and nothing else makes it so */
+	if (sscanf(f, "%c %*d %*d %*d %*d %*d %u", &st, &flags) == 2 && (flags & PF_EXITING))
+		return true;
 	return f[0] == 'Z' || f[0] == 'X';
 }
 
