@@ -261,18 +261,18 @@ def test_dump_raises_its_fd_limit(zdtm, workdir):
 
 def test_dump_holds_one_copy_of_each_file_in_flight(zdtm, workdir):
     """Three closed clients each passed fd 27 (a pipe the program holds)
-    200 times: 600 passes, more than the dump's 400 descriptors, with room
-    for the 269 it checks before the accepts.  It keeps no copy of a file
-    a task holds (nor a second of one met in flight) once the file is
-    resolved, so it never holds more than one connection's passes: the
-    dump succeeds and the program accepts every connection with its 200
-    files (holding them all, the third read was cut: MSG_CTRUNC, after
-    the accepts, and the connections were lost)."""
+    in two messages of 200: 1200 passes, 400 in each connection, as many
+    as the dump's descriptors, with room for the 269 it checks before the
+    accepts.  Each message's files are resolved as it is read and our copy
+    of a file a task holds (or of one met in flight before) closed, so the
+    dump holds at most one message's passes: it succeeds and the program
+    accepts every connection with its files.  (Holding them all, a read
+    was cut, MSG_CTRUNC, after the accepts, and the connections lost.)"""
     task = zdtm(ZdtmTest("unix_backlog", ("--passes", "3"), label="passes"))
     imgdir = workdir / "images"
     imgdir.mkdir()
     assert_ok(limited("400:400").dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT),
-              "dump with 400 descriptors of 600 passes in flight")
+              "dump with 400 descriptors of 1200 passes in flight")
     task.expect_gone()
     restore_must_pass(Tool(), workdir, task, imgdir)
 

@@ -7,7 +7,8 @@
  * The task's own offset (SO_PEEK_OFF, -1 when off) is put back.  A peek
  * of a message that carries file descriptors (SCM_RIGHTS) gives us copies
  * of them: the packet keeps them until sk-scm.c has made them file objects
- * (a stream peek stops after the bytes that carry descriptors, so they
+ * (a backlog's connection: after each message, q->got_files), and then
+ * only the copy of a file new to the dump (a stream peek stops after the bytes that carry descriptors, so they
  * stay with the bytes they came with).
  *
  * At restore the socket's peer sends every packet again, in order, so
@@ -71,6 +72,14 @@ static int add_packet(struct sk_queue *q, uint8_t *data, uint32_t len, struct sc
 		scm->nr = 0;
 	}
 	q->nr++;
+	return 0;
+}
+
+/* After a packet was added: its files in flight resolved now, if asked. */
+static int got_packet(struct sk_queue *q)
+{
+	if (q->got_files && q->v[q->nr - 1].nr_scm)
+		return q->got_files(q->got_files_arg);
 	return 0;
 }
 
@@ -145,6 +154,7 @@ static int walk_stream(const struct fd_probe *p, int sk, struct sk_queue *q)
 		uint8_t *buf = malloc(SK_STREAM_CHUNK), *fit;
 		struct scm_fds scm = { NULL, 0 };
 		ssize_t n;
+		int ret;
 
 		if (!buf)
 			return -ENOMEM;
@@ -159,6 +169,9 @@ static int walk_stream(const struct fd_probe *p, int sk, struct sk_queue *q)
 			free(fit ? fit : buf);
 			return -ENOMEM;
 		}
+		ret = got_packet(q);
+		if (ret)
+			return ret;
 	}
 }
 
@@ -193,6 +206,9 @@ static int walk_dgram(const struct fd_probe *p, int sk, bool rcv_shut, struct sk
 			free(buf);
 			return -ENOMEM;
 		}
+		n = got_packet(q);
+		if (n)
+			return n;
 	}
 	pr_err("fd %d of task %d: more than %u packets in its queue", p->fd, p->t->pid,
 	       SK_QUEUE_MAX_PACKETS);

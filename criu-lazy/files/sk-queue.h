@@ -32,6 +32,11 @@ struct sk_queue {
 	uint32_t id_for;		/* files.img id of the socket it belongs to */
 	struct sk_packet *v;
 	size_t nr;
+	/* dump: called after each packet that carries files in flight, so
+	 * that they are resolved (and our duplicate copies closed) before the
+	 * next is read; NULL: resolved once the whole queue is */
+	int (*got_files)(void *arg);
+	void *got_files_arg;
 };
 
 /* Dump: the queue of our copy @sk of @p's socket (of @type, or

@@ -8,10 +8,12 @@
  * file id: the file object of a descriptor of the socket's task when kcmp
  * says they are one open file description, the one of a file already met
  * in flight, or else a new file object that its kind dumps from our copy
- * (dump_file_in_flight()).  The descriptor may be another process's: the
- * file is that process's file object then, as is one in flight in the
- * queues of two processes (and a pipe or a socketpair with one end in
- * flight and the other held elsewhere is one group, as pipes always are).
+ * (dump_file_in_flight()); our copy of a file already known is closed
+ * then, so a file passed many times costs one descriptor.  The descriptor
+ * may be another process's: the file is that process's file object then,
+ * as is one in flight in the queues of two processes (and a pipe or a
+ * socketpair with one end in flight and the other held elsewhere is one
+ * group, as pipes always are).
  * A new unix socket has a queue of its own, read in turn.  Refused, with
  * the socket named: a kind that names a task's descriptors (epoll), and a
  * unix socket in flight that carries files in flight itself (the kernel's

@@ -193,6 +193,11 @@ static const struct unix_dump *sender(struct dump_ctx *ctx, const struct unix_du
 	return NULL;
 }
 
+static int resolve_now(void *ctx)
+{
+	return sk_scm_resolve(ctx);
+}
+
 /* Accept the @i-th waiting connection on @lfd, read what it holds and
  * resolve the files in flight it carries (a refusal there keeps the
  * connections after it waiting). */
@@ -227,7 +232,12 @@ static int drain_one(struct dump_ctx *ctx, struct unix_dump *l, int lfd, unsigne
 		ret = closed_name(c, sk);
 	if (!ret) {
 		cp.fd = c->gone ? l->fd : c->fd;	/* for messages */
+		/* each message's files resolved as it is read: the dump holds
+		 * a copy of each new file, not of every pass of the queue */
+		c->q.got_files = resolve_now;
+		c->q.got_files_arg = ctx;
 		ret = sk_queue_dump(&cp, sk, u.type, u.shutdown & 1, c->ue.id, &c->q);
+		c->q.got_files = NULL;
 	}
 	if (!ret)
 		pr_debug("task %d: fd %d: %zu packets wait in its connection to fd %d, not yet accepted%s",

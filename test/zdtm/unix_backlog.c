@@ -29,9 +29,10 @@
  *
  * With --passes N a stream listener at fd 50, bound to
  * "unix_backlog.passes", holds N more clients closed before the accept,
- * each of which sent one byte with PASSES_FDS copies of fd 27 in flight
- * (more passes in all than a dump may hold descriptors at once: it keeps
- * one copy of each file, not one of each pass).
+ * each of which sent two messages of one byte, each with PASSES_FDS copies
+ * of fd 27 in flight (more passes in all, and in one connection, than a
+ * dump may hold descriptors at once: it keeps one copy of each file, not
+ * one of each pass).
  *
  * With --empty no client sends anything (and 24 passes no file).  With
  * --tree a child holds the clients (the program only the listeners and
@@ -223,8 +224,8 @@ static void closed_client(int type, const char *path, const char *name, int n,
 
 #define PASSES_FDS 200
 
-/* A client of "unix_backlog.passes" sends one byte with PASSES_FDS copies
- * of fd 27 in flight and closes. */
+/* A client of "unix_backlog.passes" sends two messages of one byte, each
+ * with PASSES_FDS copies of fd 27 in flight, and closes. */
 static void passing_client(void)
 {
 	struct name to = path_name("unix_backlog.passes");
@@ -242,27 +243,33 @@ static void passing_client(void)
 		memcpy(CMSG_DATA(ch) + i * sizeof(int), &(int){ 27 }, sizeof(int));
 	if (sk < 0 || connect(sk, (struct sockaddr *)&to.sun, to.len))
 		fail("a passing client: socket/connect: %m");
-	if (sendmsg(sk, &mh, MSG_DONTWAIT) != 1)
-		fail("a passing client: sendmsg of %d files: %m", PASSES_FDS);
+	for (int i = 0; i < 2; i++)
+		if (sendmsg(sk, &mh, MSG_DONTWAIT) != 1)
+			fail("a passing client: sendmsg of %d files: %m", PASSES_FDS);
 	close(sk);
 }
 
-/* Each of the passing clients' connections: its byte and PASSES_FDS files,
- * each the pipe of fd 27 (same inode), then the end of the stream. */
+/* Each of the passing clients' connections: two messages of a byte and
+ * PASSES_FDS files, each the pipe of fd 27 (same inode), then the end of
+ * the stream. */
 static void check_passes(void)
 {
 	char cbuf[CMSG_SPACE(PASSES_FDS * sizeof(int))];
 	struct stat want, got;
+	int acc = -1;
 
 	if (fstat(27, &want))
 		fail("fstat fd 27: %m");
-	for (long i = 0; i < passes; i++) {
+	for (long m = 0; m < passes * 2; m++) {
+		long i = m / 2;
 		struct iovec iov = { buf, 2 };
 		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
 				     .msg_controllen = sizeof(cbuf) };
-		int acc = accept4(50, NULL, NULL, SOCK_CLOEXEC), n = 0;
+		int n = 0;
 		struct cmsghdr *ch;
 
+		if (m % 2 == 0)
+			acc = accept4(50, NULL, NULL, SOCK_CLOEXEC);
 		if (acc < 0)
 			fail("passing connection %ld: nothing to accept on fd 50 (%m)", i + 1);
 		if (recvmsg(acc, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) != 1 || buf[0] != 'p' ||
@@ -283,6 +290,8 @@ static void check_passes(void)
 		if (n != PASSES_FDS)
 			fail("passing connection %ld: %d files in flight, expected %d", i + 1, n,
 			     PASSES_FDS);
+		if (m % 2 == 0)
+			continue;
 		expect_eof(acc, "a passing connection");
 		close(acc);
 	}
