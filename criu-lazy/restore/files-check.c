@@ -210,6 +210,23 @@ int rst_fds_load(const struct opts *o, struct rst_images *ri)
 	return ret;
 }
 
+/*
+ * The exe and a mapped file must be the ones dumped: a binary or library
+ * rebuilt since would be mapped in the place of the old one and the task
+ * would crash on its first instruction there.  Their size is what the dump
+ * recorded, as for a descriptor's file (files/reg.c).
+ */
+static int check_mapped_size(const struct rst_images *ri, const RegFileEntry *reg,
+			     const struct stat *st, const char *what)
+{
+	if (!reg->has_size || !S_ISREG(st->st_mode) || (uint64_t)st->st_size == reg->size)
+		return 0;
+	pr_err("%s: size %lld differs from the dumped %llu (%s of task %d): the file changed "
+	       "since the dump", reg->name, (long long)st->st_size,
+	       (unsigned long long)reg->size, what, ri->pid);
+	return -EINVAL;
+}
+
 /* cwd, root, exe and the files behind mappings. */
 int rst_fs_check(struct rst_images *ri)
 {
@@ -235,6 +252,8 @@ int rst_fs_check(struct rst_images *ri)
 	}
 	if (!ret)
 		ret = rst_check_path(ri, ri->exe, "exe", &st);
+	if (!ret)
+		ret = check_mapped_size(ri, ri->exe, &st, "exe");
 	if (ret)
 		return ret;
 
@@ -251,6 +270,8 @@ int rst_fs_check(struct rst_images *ri)
 		if (v->shmid > UINT32_MAX || !(reg = reg_file(ri, (uint32_t)v->shmid, what)))
 			return -EINVAL;
 		ret = rst_check_path(ri, reg, what, &st);
+		if (!ret)
+			ret = check_mapped_size(ri, reg, &st, what);
 		if (ret)
 			return ret;
 	}

@@ -1,0 +1,97 @@
+"""A file a dumped task maps (its executable, a file it mmapped) that was
+replaced or changed size since the dump: the restore refuses with one line
+naming the file, both sizes and the task, in every mode, instead of
+mapping the new file in the old one's place (the task would crash on it);
+nothing is left behind, and with the file put back the restore works."""
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from lib import lazy
+from lib import procs as P
+from lib.badinput import (RESTORE_TIMEOUT, dump_good, expect_nothing_left,
+                          restore_must_pass)
+from lib.tool import assert_error_line, assert_ok
+from lib.zdtm import ZdtmTest
+
+
+@dataclass(frozen=True)
+class CopiedTest(ZdtmTest):
+    """A zdtm program run from a copy of its binary at `copy`."""
+    copy: str = ""
+
+    def binary(self):
+        return Path(self.copy)
+
+
+def start_daemon(tool, workdir, procs, imgdir, mode):
+    if mode != "lazy":
+        return None
+    return lazy.Daemon(procs, tool, ["lazy-pages", "-D", imgdir], workdir / "lazy-pages.log",
+                       workdir / "lazy-pages.out", "lazy-pages")
+
+
+def restore(tool, workdir, imgdir, daemon, name):
+    pidfile = workdir / f"{name}.pid"
+    res = tool.restore(imgdir, workdir / f"restore-{name}.log", RESTORE_TIMEOUT,
+                       pidfile=pidfile, extra=["--lazy-pages"] if daemon else [])
+    return res, pidfile
+
+
+def must_refuse(tool, workdir, imgdir, task, daemon, *patterns):
+    """The restore fails before any task exists: the lazy-pages daemon,
+    which the restore never reached, is left listening for the next one."""
+    children = P.children_of_me()
+    res, pidfile = restore(tool, workdir, imgdir, daemon, "bad")
+    assert_error_line(res, "restore", *patterns)
+    expect_nothing_left(task.pid, children, pidfile)
+    if daemon:
+        assert daemon.proc.poll() is None, daemon.text()
+
+
+def must_pass(tool, workdir, imgdir, task, daemon, mode):
+    res, pidfile = restore(tool, workdir, imgdir, daemon, "good")
+    assert_ok(res, f"{mode} restore with the file put back (the control)")
+    task.expect_restored(pidfile)
+    task.check_pass()
+    if daemon:
+        daemon.expect_clean_exit()
+
+
+@pytest.mark.parametrize("mode", ["eager", "lazy"])
+def test_executable_replaced(mode, tool, zdtm, workdir, procs):
+    """The program's binary, run from a copy, is replaced by another
+    program's after the dump."""
+    copy = workdir / "prog"
+    original = ZdtmTest("mem_anon").binary()
+    shutil.copy(original, copy)
+    task = zdtm(CopiedTest("mem_anon", ("--size", "64K"), label="copied", copy=str(copy)))
+    good = dump_good(tool, task, workdir)
+    other = ZdtmTest("vdso").binary()
+    old, new = original.stat().st_size, other.stat().st_size
+    assert old != new, "the two programs should differ in size"
+    shutil.copy(other, copy)
+    daemon = start_daemon(tool, workdir, procs, good, mode)
+    must_refuse(tool, workdir, good, task, daemon, rf"{copy}: size {new} differs "
+                rf"from the dumped {old}", rf"exe of task {task.pid}\b")
+    shutil.copy(original, copy)
+    must_pass(tool, workdir, good, task, daemon, mode)
+
+
+@pytest.mark.parametrize("mode", ["eager", "lazy"])
+def test_mapped_file_changed_size(mode, tool, zdtm, workdir, procs):
+    """A file the task mmapped (and whose fds it closed) grew since the
+    dump."""
+    task = zdtm(ZdtmTest("mmap_file_private"))
+    good = dump_good(tool, task, workdir)
+    path = task.dir / "private.data"
+    data = path.read_bytes()
+    path.write_bytes(data + b"more")
+    daemon = start_daemon(tool, workdir, procs, good, mode)
+    must_refuse(tool, workdir, good, task, daemon, r"private\.data: size "
+                rf"{len(data) + 4} differs from the dumped {len(data)}",
+                rf"mapped at 0x[0-9a-f]+ of task {task.pid}\b")
+    path.write_bytes(data)
+    must_pass(tool, workdir, good, task, daemon, mode)
