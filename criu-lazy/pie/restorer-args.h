@@ -27,7 +27,7 @@
 #include <stdint.h>
 
 #define RESTORER_ARGS_MAGIC	0x52535452u	/* "RTSR" */
-#define RESTORER_ARGS_VERSION	6
+#define RESTORER_ARGS_VERSION	7
 
 #define RST_TASK_SIZE		0x7ffffffff000ull	/* 47-bit user space */
 #define RST_PAGE_SIZE		4096ull
@@ -75,7 +75,7 @@ enum rst_step {
 	RST_STEP_ROBUST_LIST,
 	RST_STEP_TID_ADDRESS,
 	RST_STEP_SIGALTSTACK,
-	RST_STEP_PRCTL,		/* pdeath_sig, dumpable, comm */
+	RST_STEP_PRCTL,		/* pdeath_sig, dumpable, comm, THP back on */
 	RST_STEP_SCHED,		/* the thread's policy, priority and nice */
 	RST_STEP_ITIMERS,
 	RST_STEP_POSIX_TIMERS,	/* create (with its dumped id) or arm a POSIX timer */
@@ -207,7 +207,10 @@ struct rst_lazy {
 	int32_t pid;		/* the task's pid in the images */
 	uint64_t features;	/* UFFD_FEATURE_* to ask for (the kernel has them all) */
 	int32_t uffd;		/* the blob's, left open for the restore process */
-	int32_t pad;
+	/* The task premapped and filled with THP off (PR_SET_THP_DISABLE,
+	 * restore/premap.c): 1 turns it on again once every lazy VMA is
+	 * registered, 0 leaves it off (the dumped task had it so). */
+	int32_t thp_enable;
 };
 
 /*

@@ -20,6 +20,7 @@
 #define MREMAP_MAYMOVE		1
 #define MREMAP_FIXED		2
 #define PR_SET_DUMPABLE		4
+#define PR_SET_THP_DISABLE	41
 #define PR_SET_MM		35
 #define PR_SET_MM_MAP		14
 #define SIGTRAP			5
@@ -244,7 +245,18 @@ void restorer_main(struct restorer_args *a)
 
 	if (unmap_old(a) || rst_vdso_move(a))
 		return;
-	if (rst_uffd_open(a) || move_vmas(a) || protect_vmas(a) || install_guards(a))
+	if (rst_uffd_open(a) || move_vmas(a))
+		return;
+	/* every lazy VMA is registered: a huge page can no longer be
+	 * allocated (zeros) around a filled page, hiding lazy ones */
+	if (a->lazy.enabled && a->lazy.thp_enable) {
+		ret = sys_prctl(PR_SET_THP_DISABLE, 0, 0, 0, 0);
+		if (ret) {
+			rst_fail(a, RST_STEP_PRCTL, ret, PR_SET_THP_DISABLE);
+			return;
+		}
+	}
+	if (protect_vmas(a) || install_guards(a))
 		return;
 	if (a->lazy.enabled) {
 		a->status = RST_STATUS_UFFD_READY;

@@ -39,6 +39,7 @@ static void fill_task(struct rst_child *c, struct restorer_args *a)
 	a->lazy.pid = c->ri->pid;
 	a->lazy.features = c->lazy_features;
 	a->lazy.uffd = -1;
+	a->lazy.thp_enable = c->lazy && !(mm->has_thp_disabled && mm->thp_disabled);
 }
 
 static void fill_vmas(struct rst_child *c, struct restorer_args *a, struct rst_vma *vmas)

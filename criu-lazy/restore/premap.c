@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/shm.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -266,6 +267,23 @@ int child_premap_sysv(struct rst_child *c, const struct rst_vma_plan *vp)
 }
 
 /*
+ * Lazy: no transparent huge page until the userfaultfd is registered (the
+ * blob turns THP on again then, unless the dumped task had it off).  A
+ * fill of one page (a thread's stack pointer, the rseq area) in a VMA THP
+ * applies to (THP "always", an mTHP size "always", MADV_HUGEPAGE) could
+ * get a whole huge page of zeros around it: its lazy neighbours would then
+ * be present, never fault, and read as zeros.  Process-wide, so the VMAs
+ * keep their dumped VmFlags; our children inherit it and do the same.
+ */
+static int child_premap_thp_off(struct rst_child *c)
+{
+	if (c->lazy && prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0))
+		return child_err(c, errno, "task %d: PR_SET_THP_DISABLE before the fill: %s",
+				 c->ri->pid, strerror(errno));
+	return 0;
+}
+
+/*
  * Runs before the task forks its own children, which inherit what it maps
  * here (premap-cow.c).
  */
@@ -273,6 +291,8 @@ int child_premap(struct rst_child *c)
 {
 	const struct rst_plan *plan = c->plan;
 
+	if (child_premap_thp_off(c))
+		return -EIO;
 	if (child_premap_inherit(c))
 		return -EIO;
 	for (size_t i = 0; i < plan->nr_vmas; i++) {

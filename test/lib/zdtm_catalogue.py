@@ -230,6 +230,9 @@ ZDTM_TESTS = [
     ZdtmTest("lazy_split", ("--size", "256M"), label="256M-background"),
     ZdtmTest("lazy_split_thread", defer_background=True),
     ZdtmTest("lazy_split_thread", label="background"),
+    # a thread stack filled eagerly inside a THP region (huge page zeros)
+    ZdtmTest("lazy_thp", defer_background=True),
+    ZdtmTest("lazy_thp", label="background"),
     ZdtmTest("lazy_sparse_fork", defer_background=True, lazy_inherits=True,
              once_only="the second dump would come while the 16 TiB VMA is still "
                        "registered with userfaultfd, and the dump reads every page of "
