@@ -1,6 +1,7 @@
 """A file a dumped task maps (its executable, a file it mmapped) that was
 replaced or changed size since the dump: the restore refuses with one line
-naming the file, both sizes and the task, in every mode, instead of
+naming the file, both sizes (or both ELF build-ids, for a
+binary rebuilt to the same size) and the task, in every mode, instead of
 mapping the new file in the old one's place (the task would crash on it);
 nothing is left behind, and with the file put back the restore works."""
 import shutil
@@ -94,4 +95,31 @@ def test_mapped_file_changed_size(mode, tool, zdtm, workdir, procs):
                 rf"{len(data) + 4} differs from the dumped {len(data)}",
                 rf"mapped at 0x[0-9a-f]+ of task {task.pid}\b")
     path.write_bytes(data)
+    must_pass(tool, workdir, good, task, daemon, mode)
+
+
+BUILD_ID_NOTE = b"\x04\x00\x00\x00\x14\x00\x00\x00\x03\x00\x00\x00GNU\x00"
+
+
+@pytest.mark.parametrize("mode", ["eager", "lazy"])
+def test_executable_same_size_other_build_id(mode, tool, zdtm, workdir, procs):
+    """The copy is replaced by one of the same size whose build-id differs
+    (a rebuild the size cannot tell): refused naming both build-ids."""
+    copy = workdir / "prog"
+    original = ZdtmTest("mem_anon").binary()
+    data = original.read_bytes()
+    at = data.find(BUILD_ID_NOTE)
+    assert at >= 0, f"{original} has no GNU build-id note"
+    at += len(BUILD_ID_NOTE)
+    old = data[at:at + 20]
+    new = bytes([old[0] ^ 0xff]) + old[1:]
+    copy.write_bytes(data)
+    copy.chmod(0o755)
+    task = zdtm(CopiedTest("mem_anon", ("--size", "64K"), label="copied", copy=str(copy)))
+    good = dump_good(tool, task, workdir)
+    copy.write_bytes(data[:at] + new + data[at + 20:])
+    daemon = start_daemon(tool, workdir, procs, good, mode)
+    must_refuse(tool, workdir, good, task, daemon, rf"{copy}: build-id {new.hex()} differs "
+                rf"from the dumped {old.hex()}", rf"exe of task {task.pid}\b")
+    copy.write_bytes(data)
     must_pass(tool, workdir, good, task, daemon, mode)

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "common/array.h"
+#include "common/elf-build-id.h"
 #include "common/log.h"
 #include "dump/dump.h"
 #include "files/fd-kind.h"
@@ -57,6 +58,26 @@ static struct dump_file *file_new(struct dump_files *files, const struct fd_kind
 	return f;
 }
 
+/*
+ * The ELF build-id of a regular file, as CRIU records it since 3.15: the
+ * restore refuses a binary rebuilt to the same size.  A file we cannot
+ * read by its name (a ghost's, gone) simply has none.
+ */
+static int reg_build_id(struct dump_file *f, const char *name)
+{
+	uint32_t words[BUILD_ID_MAX_WORDS];
+	int n = elf_build_id(name, words, BUILD_ID_MAX_WORDS);
+
+	if (n <= 0)
+		return 0;
+	f->reg.build_id = malloc(n * sizeof(*words));
+	if (!f->reg.build_id)
+		return -ENOMEM;
+	memcpy(f->reg.build_id, words, n * sizeof(*words));
+	f->reg.n_build_id = n;
+	return 0;
+}
+
 int dump_file_reg_init(struct dump_file *f, const struct stat *st, const char *name)
 {
 	reg_file_entry__init(&f->reg);
@@ -71,6 +92,7 @@ int dump_file_reg_init(struct dump_file *f, const struct stat *st, const char *n
 	if (S_ISREG(st->st_mode)) {
 		f->reg.has_size = true;
 		f->reg.size = st->st_size;
+		return reg_build_id(f, name);
 	}
 	return 0;
 }
@@ -469,6 +491,7 @@ void dump_files_free(struct dump_files *files)
 		if (files->v[i]->ops->dump_free)
 			files->v[i]->ops->dump_free(files->v[i]);
 		free(files->v[i]->reg.name);
+		free(files->v[i]->reg.build_id);
 		free(files->v[i]);
 	}
 	free(files->v);

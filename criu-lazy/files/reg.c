@@ -130,7 +130,7 @@ static int reg_check(const struct opts *o, struct rst_images *ri, struct rst_fd 
 		       (long long)st.st_size, (unsigned long long)reg->size, f->fd, ri->pid);
 		return -EINVAL;
 	}
-	return 0;
+	return S_ISREG(st.st_mode) ? rst_check_build_id(ri, reg, what) : 0;
 }
 
 static int reg_open(struct rst_child *c, const struct rst_fd *f)
