@@ -61,13 +61,18 @@ static struct dump_file *file_new(struct dump_files *files, const struct fd_kind
 /*
  * The ELF build-id of a regular file, as CRIU records it since 3.15: the
  * restore refuses a binary rebuilt to the same size.  A file we cannot
- * read by its name (a ghost's, gone) simply has none.
+ * read by its name (a ghost's, gone, replaced) simply has none.
  */
 static int reg_build_id(struct dump_file *f, const char *name)
 {
 	uint32_t words[BUILD_ID_MAX_WORDS];
-	int n = elf_build_id(name, words, BUILD_ID_MAX_WORDS);
+	struct stat now;
+	int n;
 
+	/* the name may be another file's by now (link-remap): not that one's id */
+	if (stat(name, &now) || now.st_dev != f->dev || now.st_ino != f->ino)
+		return 0;
+	n = elf_build_id(name, words, BUILD_ID_MAX_WORDS);
 	if (n <= 0)
 		return 0;
 	f->reg.build_id = malloc(n * sizeof(*words));
