@@ -253,16 +253,22 @@ int dump_check_task(struct dump_ctx *ctx, struct dump_task *t)
 
 static void wait_killed(struct dump_task *t)
 {
-	struct timespec ts = { 0, 1000000 };
-	int status, waited = 0;
+	struct timespec ts = { 0, 1000000 }, now;
+	int64_t deadline;
+	int status;
 
-	while (waited < KILL_TIMEOUT_MS) {
+	/* bounded by the clock: a 1 ms sleep takes far longer under load */
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	deadline = now.tv_sec * 1000LL + now.tv_nsec / 1000000 + KILL_TIMEOUT_MS;
+	for (;;) {
 		pid_t r = waitpid(t->pid, &status, WNOHANG | __WALL);
 
 		if (r < 0 || (r == t->pid && (WIFEXITED(status) || WIFSIGNALED(status))))
 			return;
 		nanosleep(&ts, NULL);
-		waited++;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec * 1000LL + now.tv_nsec / 1000000 >= deadline)
+			break;
 	}
 	pr_warn("task %d did not die within %d ms of SIGKILL", t->pid, KILL_TIMEOUT_MS);
 }
