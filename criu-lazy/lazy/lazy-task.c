@@ -2,10 +2,13 @@
  * Tasks served by the daemon: creation (from the handshake or a FORK
  * event), the model built from the images, and the end of a task.
  */
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "common/array.h"
 #include "common/log.h"
 #include "images/image.h"
 #include "images/pagemap.h"
@@ -49,6 +52,76 @@ struct lazy_task *lazy_task_new(struct lazy_daemon *d, pid_t pid, pid_t host_pid
 	*tail = t;
 	LAZY_COUNT(d, t, tasks, 1);
 	return t;
+}
+
+#define PM_PRESENT_OR_SWAP (3ULL << 62)
+#define PM_BATCH 512
+#define PM_LOST_LINES 16	/* on stderr; the log gets every one */
+
+/*
+ * Before we deliver anything, every lazy page must be missing in the task:
+ * one that is present already got its contents elsewhere (a huge page of
+ * zeros allocated around a page the restore filled before the uffd was
+ * registered, lazy-pages.md) and would never fault.  Each such run is
+ * named and counted lost (the daemon then exits 1), and left alone.
+ */
+static int check_missing(struct lazy_daemon *d, struct lazy_task *t)
+{
+	struct lazy_model *m = &t->model;
+	uint64_t pm[PM_BATCH], *lost = NULL;
+	size_t nr_lost = 0, cap = 0;
+	char path[64];
+	int fd, ret = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", t->host_pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		pr_warn("task %d: %s: %s: its lazy pages not checked missing", t->pid, path,
+			strerror(errno));
+		return 0;
+	}
+	for (size_t r = 0; r < m->nr_regions && !ret; r++) {
+		const struct lazy_region *reg = &m->regions[r];
+		uint64_t nr = (reg->end - reg->start) / LAZY_PAGE_SIZE;
+
+		for (uint64_t i = 0; i < nr && !ret; i += PM_BATCH) {
+			uint64_t n = nr - i < PM_BATCH ? nr - i : PM_BATCH;
+			off_t off = (off_t)((reg->start / LAZY_PAGE_SIZE + i) * sizeof(uint64_t));
+
+			if (pread(fd, pm, n * sizeof(uint64_t), off) != (ssize_t)(n * sizeof(uint64_t))) {
+				pr_warn("task %d: %s: cannot read it: its lazy pages not checked "
+					"missing", t->pid, path);
+				goto out;
+			}
+			for (uint64_t k = 0; k < n; k++) {
+				uint64_t p = i + k;
+
+				if (!(reg->pending[p / 64] & (1ULL << (p % 64))) ||
+				    !(pm[k] & PM_PRESENT_OR_SWAP))
+					continue;
+				if (ARRAY_GROW(lost, cap, nr_lost + 1, 16)) {
+					ret = -ENOMEM;
+					break;
+				}
+				lost[nr_lost++] = reg->start + p * LAZY_PAGE_SIZE;
+			}
+		}
+	}
+	for (size_t k = 0; k < nr_lost; k++) {
+		if (k < PM_LOST_LINES)
+			pr_err("task %d: lazy page 0x%llx was present before we delivered anything "
+			       "(a huge page or a write during the restore filled it): lost", t->pid,
+			       (unsigned long long)lost[k]);
+		else
+			pr_warn("task %d: lazy page 0x%llx present before any delivery: lost",
+				t->pid, (unsigned long long)lost[k]);
+		lazy_model_drop(m, lost[k], lost[k] + LAZY_PAGE_SIZE);
+		LAZY_COUNT(d, t, pages_lost, 1);
+	}
+out:
+	free(lost);
+	close(fd);
+	return ret;
 }
 
 /*
@@ -102,6 +175,9 @@ int lazy_task_load_model(struct lazy_daemon *d, struct lazy_task *t)
 
 	t->nr_lazy_pages = t->model.nr_pending;
 	LAZY_COUNT(d, t, pages_lazy, t->model.nr_pending);
+	ret = check_missing(d, t);
+	if (ret)
+		goto out_pi;
 	pr_info("task %d: %llu lazy pages in %zu regions", t->pid,
 		(unsigned long long)t->model.nr_pending, t->model.nr_regions);
 out_pi:
