@@ -2,7 +2,8 @@
  * TCP connections with both ends in the task (dumped with --tcp-established),
  * data in flight both ways:
  *
- *   20  an IPv4 listener on 127.0.0.1 (its port is shared with 22)
+ *   20  an IPv4 listener on 127.0.0.1, on a port below the ephemeral range
+ *       (its port is shared with 22)
  *   21  an IPv4 client connected to 20, 22 the accepted end: 21 has
  *       1.5 MiB unread by 22 (more than 22's receive buffer, so part of it
  *       is still unsent in 21's send queue), 22 has 40000 bytes unread by 21;
@@ -83,18 +84,40 @@ static void expect_int(int fd, int level, int name, const char *what, int want)
 		fail("fd %d: %s is %d, expected %d (%m)", fd, what, v, want);
 }
 
+/*
+ * A port below the kernel's ephemeral range (32768-60999 by default): the
+ * dump's kill frees the listener's port, and until the restore binds it
+ * again any connect() on the host may take it as its source port (and a
+ * TIME_WAIT keep it 60 s): a restore on a busy host failed so with "bind
+ * 127.0.0.1:43719: Address already in use".  Ports outside the range are
+ * only ever taken by a bind.
+ */
 static void listen_on(int at, int family)
 {
 	struct sockaddr_storage ss = { .ss_family = family };
 	socklen_t len = family == AF_INET ? sizeof(struct sockaddr_in) :
 			sizeof(struct sockaddr_in6);
+	unsigned int first = 20000 + (unsigned int)getpid() % 12000, i;
 
-	if (family == AF_INET)
-		((struct sockaddr_in *)&ss)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	else
-		((struct sockaddr_in6 *)&ss)->sin6_addr = in6addr_loopback;
 	fd_place(socket(family, SOCK_STREAM, 0), at, 0);
-	if (bind(at, (struct sockaddr *)&ss, len) || listen(at, 8))
+	for (i = 0; i < 12000; i++) {
+		uint16_t port = htons(20000 + (first - 20000 + i) % 12000);
+
+		if (family == AF_INET) {
+			((struct sockaddr_in *)&ss)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+			((struct sockaddr_in *)&ss)->sin_port = port;
+		} else {
+			((struct sockaddr_in6 *)&ss)->sin6_addr = in6addr_loopback;
+			((struct sockaddr_in6 *)&ss)->sin6_port = port;
+		}
+		if (!bind(at, (struct sockaddr *)&ss, len))
+			break;
+		if (errno != EADDRINUSE)
+			fail("listener %d: bind: %m", at);
+	}
+	if (i == 12000)
+		fail("listener %d: every port from 20000 to 31999 is taken", at);
+	if (listen(at, 8))
 		fail("listener %d: %m", at);
 }
 
