@@ -87,6 +87,9 @@ def test_daemon_stopped_poisons_shared_memory(sig, zdtm, tool, procs, workdir):
         assert re.search(r"pages of shared memory that can no longer arrive will raise SIGBUS",
                          daemon.log.read_text()), daemon.text()
     else:
+        # wait_exit() waited for the guardian too: it poisons after the daemon died
+        assert daemon.guardian_status is not None and os.WIFEXITED(daemon.guardian_status), (
+            f"the guardian was not waited for\n{daemon.text()}")
         for pid in (task.pid, tree[0]):
             assert re.search(rf"^lazy-pages: guardian: .* task {pid}: [1-9][0-9]* missing "
                              r"pages poisoned", daemon.out.read_text(), re.M), daemon.text()

@@ -48,7 +48,8 @@ class Daemon:
         wait_ready(r, self.proc, what, ready_timeout)
         self.pid = self.proc.pid
         # the lazy-pages daemon's guardian (guardian.h), forked before ready
-        self.guardian = find_guardian(self.pid) if str(args[0]) == "lazy-pages" else None
+        self.guardian = find_guardian(self.pid, self.log) if str(args[0]) == "lazy-pages" \
+            else None
         if self.guardian:
             tracker.adopt_follower(self.guardian)
 
@@ -102,9 +103,19 @@ def uffd_fds(pid):
     return fds
 
 
-def find_guardian(pid):
-    """The daemon's child, the guardian, or None.  It may not have taken its
-    name (lazy-guardian) yet: the daemon has no other child at ready time."""
+def find_guardian(pid, log):
+    """The daemon's child, the guardian, or None.  The daemon logs its pid
+    before it gets ready ('guardian: pid N holds a copy'): that child, read
+    back from the log.  Else, a child named lazy-guardian (or not renamed
+    yet): the daemon has no other child at ready time.  A guardian missed
+    here is not waited for, and a test reading its lines right after the
+    daemon's SIGKILL found none (it poisons after the daemon is gone)."""
+    try:
+        said = re.search(r"guardian: pid (\d+) holds a copy", Path(log).read_text(errors="replace"))
+    except FileNotFoundError:
+        said = None
+    if said and P.ppid(int(said.group(1))) == pid:
+        return int(said.group(1))
     try:
         with open(f"/proc/{pid}/task/{pid}/children") as f:
             kids = [int(x) for x in f.read().split()]

@@ -145,8 +145,8 @@ static struct kid *add_kid(pid_t pid, const char *what)
  * caller sleeps uninterruptibly in vfork() until then.  0, or -1. */
 static int vfork_and_wait(void)
 {
-	int status;
-	pid_t gc;
+	int status = 0;
+	pid_t gc, r;
 
 	gc = vfork();
 	if (gc == 0) {
@@ -158,9 +158,17 @@ static int vfork_and_wait(void)
 	}
 	if (gc < 0)
 		return -1;
-	if (waitpid(gc, &status, __WALL) != gc || !WIFSIGNALED(status) ||
-	    WTERMSIG(status) != SIGKILL)
+	/* The root's SIGTERM follows its SIGKILL of gc at once: our handler
+	 * (no SA_RESTART) may interrupt this wait, got_term stays set. */
+	do
+		r = waitpid(gc, &status, __WALL);
+	while (r < 0 && errno == EINTR);
+	if (r != gc || !WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL) {
+		if (r == gc)
+			fprintf(stderr, "%s: the vfork child %d ended with status %#x\n",
+				test_name(), gc, status);
 		return -1;
+	}
 	return 0;
 }
 
