@@ -338,37 +338,70 @@ static int64_t mono_ms(void)
 	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
 }
 
+static bool to_reap(const struct dump_task *t, const struct dump_thread *th,
+		    enum task_release_mode mode)
+{
+	return th->seized && (mode == RELEASE_KILL || th->exited || t->exited);
+}
+
+static void warn_not_reaped(const struct dump_thread *th)
+{
+	char wchan[64];
+	size_t n = 0;
+	FILE *f;
+
+	snprintf(wchan, sizeof(wchan), "/proc/%d/wchan", th->tid);
+	f = fopen(wchan, "re");
+	if (f) {
+		n = fread(wchan, 1, sizeof(wchan) - 1, f);
+		fclose(f);
+	}
+	wchan[n] = '\0';
+	pr_warn("thread %d did not exit within %d ms (state %c, wchan %s)", th->tid,
+		REAP_TIMEOUT_MS, proc_stat_state(th->tid) ?: '?', n ? wchan : "?");
+}
+
 /*
- * Wait until a killed thread is gone (a traced one waits for us).  The
- * bound is the clock's, not a count of 1 ms sleeps: under load each sleep
- * took ~9 ms and a thread that never went kept the dump 92 s.
+ * Wait until the killed (or exited) threads are gone: a traced one waits
+ * for us.  All of them at once, pass after pass: the last live thread of a
+ * pid namespace's init waits in zap_pid_ns_processes() until every other
+ * pid of the namespace is freed, its traced zombie sibling threads' too,
+ * so a wait for it alone before we reaped them never ended.  Bounded by
+ * the clock, not a count of 1 ms sleeps (under load each took ~9 ms: the
+ * dump hung 92 s on one thread).
  */
-static void reap_thread(struct dump_thread *th)
+static void reap_threads(struct dump_task *t, enum task_release_mode mode)
 {
 	struct timespec ms = { 0, 1000000 };
 	int64_t deadline = mono_ms() + REAP_TIMEOUT_MS;
-	char wchan[64] = "";
-	int status;
-	FILE *f;
+	size_t left;
 
 	do {
-		pid_t r = waitpid(th->tid, &status, WNOHANG | __WALL);
+		left = 0;
+		for (size_t i = 1; i < t->nr_threads; i++) {
+			struct dump_thread *th = &t->threads[i];
+			int status;
+			pid_t r;
 
-		if (r < 0 || (r == th->tid && (WIFEXITED(status) || WIFSIGNALED(status))))
-			return;
-		nanosleep(&ms, NULL);
-	} while (mono_ms() < deadline);
-	snprintf(wchan, sizeof(wchan), "/proc/%d/wchan", th->tid);
-	f = fopen(wchan, "re");
-	wchan[0] = '\0';
-	if (f) {
-		size_t n = fread(wchan, 1, sizeof(wchan) - 1, f);
+			if (!to_reap(t, th, mode))
+				continue;
+			r = waitpid(th->tid, &status, WNOHANG | __WALL);
+			if (r < 0 || (r == th->tid && (WIFEXITED(status) || WIFSIGNALED(status))))
+				th->seized = false;
+			else
+				left++;
+		}
+		if (left)
+			nanosleep(&ms, NULL);
+	} while (left && mono_ms() < deadline);
+	for (size_t i = 1; left && i < t->nr_threads; i++) {
+		struct dump_thread *th = &t->threads[i];
 
-		wchan[n] = '\0';
-		fclose(f);
+		if (!to_reap(t, th, mode))
+			continue;
+		warn_not_reaped(th);
+		th->seized = false;
 	}
-	pr_warn("thread %d did not exit within %d ms (state %c, wchan %s)", th->tid,
-		REAP_TIMEOUT_MS, proc_stat_state(th->tid) ?: '?', wchan[0] ? wchan : "?");
 }
 
 /*
@@ -379,16 +412,13 @@ static void reap_thread(struct dump_thread *th)
  */
 void dump_release_threads(struct dump_task *t, enum task_release_mode mode)
 {
+	reap_threads(t, mode);
 	for (size_t i = 1; i < t->nr_threads; i++) {
 		struct dump_thread *th = &t->threads[i];
 
 		if (!th->seized)
 			continue;
 		th->seized = false;
-		if (mode == RELEASE_KILL || th->exited || t->exited) {
-			reap_thread(th);
-			continue;
-		}
 		if (!th->regs_valid)	/* never stopped: let go when we exit (seize.c) */
 			continue;
 		if (ptrace_park_in_signal_stop(th->tid))
