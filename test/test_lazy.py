@@ -168,7 +168,9 @@ def test_daemon_killed_guardian_poisons(restored):
     zeros as its data, and it does not hang."""
     task, daemon, imgdir = restored
     assert daemon.guardian, f"the daemon has no guardian\n{daemon.text()}"
-    assert uffd_fds(daemon.guardian), "the guardian holds no userfaultfd"
+    # handed over by a message the guardian reads in its own time
+    assert P.wait_for(lambda: uffd_fds(daemon.guardian), TIMEOUT), (
+        "the guardian holds no userfaultfd")
     os.kill(daemon.pid, signal.SIGKILL)
     daemon.wait_exit()
     assert daemon.guardian_status is not None and os.WIFEXITED(daemon.guardian_status) and \
@@ -200,7 +202,8 @@ def test_normal_end_leaves_no_guardian(zdtm, tool, procs, workdir):
     daemon = start_daemon(procs, tool, imgdir, workdir, "--no-background-fetch")
     lazy_restore(tool, task, imgdir, workdir)
     assert daemon.guardian and P.ppid(daemon.guardian) == daemon.pid, daemon.text()
-    assert len(uffd_fds(daemon.guardian)) == 1, "the guardian holds no copy of the uffd"
+    assert P.wait_for(lambda: len(uffd_fds(daemon.guardian)) == 1, TIMEOUT), (
+        "the guardian holds no copy of the uffd")
     assert not uffd_fds(task.pid)
     task.check_pass()
     daemon.expect_clean_exit()

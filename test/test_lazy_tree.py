@@ -183,7 +183,9 @@ def test_guardian_releases_what_the_daemon_closes(zdtm, tool, workdir):
     the VMAs of a task the daemon no longer serves registered, and a fault
     there would wait for nobody.  The rest of the tree stays guarded."""
     task, daemon, tree = stop_tree_lazy(zdtm, tool, workdir, "release")
-    assert daemon.guardian and len(lazy.uffd_fds(daemon.guardian)) == 5, daemon.text()
+    # each uffd handed over by a message the guardian reads in its own time
+    assert daemon.guardian and P.wait_for(lambda: len(lazy.uffd_fds(daemon.guardian)) == 5,
+                                          TIMEOUT), daemon.text()
     os.kill(tree[0], signal.SIGKILL)
     assert P.wait_for(lambda: len(lazy.uffd_fds(daemon.guardian)) == 4, TIMEOUT), (
         f"the guardian still holds {len(lazy.uffd_fds(daemon.guardian))} uffds after the "
