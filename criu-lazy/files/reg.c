@@ -123,14 +123,7 @@ static int reg_check(const struct opts *o, struct rst_images *ri, struct rst_fd 
 
 	snprintf(what, sizeof(what), "fd %d", f->fd);
 	ret = rst_check_path(ri, reg, what, &st);
-	if (ret)
-		return ret;
-	if (reg->has_size && S_ISREG(st.st_mode) && (uint64_t)st.st_size != reg->size) {
-		pr_err("%s: size %lld differs from the dumped %llu (fd %d of task %d)", reg->name,
-		       (long long)st.st_size, (unsigned long long)reg->size, f->fd, ri->pid);
-		return -EINVAL;
-	}
-	return S_ISREG(st.st_mode) ? rst_check_build_id(ri, reg, what) : 0;
+	return ret ? ret : rst_check_unchanged(ri, reg, &st, what);
 }
 
 static int reg_open(struct rst_child *c, const struct rst_fd *f)

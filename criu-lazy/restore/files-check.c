@@ -217,7 +217,7 @@ int rst_fds_load(const struct opts *o, struct rst_images *ri)
  * (not ELF, an older image) is taken on its size alone.  The words are the
  * note's bytes, the last word padded with zeros, as CRIU writes them.
  */
-int rst_check_build_id(const struct rst_images *ri, const RegFileEntry *reg, const char *what)
+static int check_build_id(const struct rst_images *ri, const RegFileEntry *reg, const char *what)
 {
 	char now_hex[8 * BUILD_ID_MAX_WORDS + 1], was_hex[8 * BUILD_ID_MAX_WORDS + 1];
 	uint32_t now[BUILD_ID_MAX_WORDS];
@@ -244,18 +244,19 @@ int rst_check_build_id(const struct rst_images *ri, const RegFileEntry *reg, con
 }
 
 /*
- * The exe and a mapped file must be the ones dumped: a binary or library
- * rebuilt since would be mapped in the place of the old one and the task
- * would crash on its first instruction there.  Their size is what the dump
- * recorded, and so is their build-id, as for a descriptor's file (files/reg.c).
+ * A regular file a task holds or maps must be the one dumped: a binary or
+ * library rebuilt since would be mapped in the place of the old one and
+ * the task would crash on its first instruction there, a data file would
+ * be read at offsets that no longer mean what they did.  Its size is what
+ * the dump recorded, and so is its build-id.  @st is the file's stat now.
  */
-static int check_mapped_size(const struct rst_images *ri, const RegFileEntry *reg,
-			     const struct stat *st, const char *what)
+int rst_check_unchanged(const struct rst_images *ri, const RegFileEntry *reg,
+			const struct stat *st, const char *what)
 {
 	if (!S_ISREG(st->st_mode))
 		return 0;
 	if (!reg->has_size || (uint64_t)st->st_size == reg->size)
-		return rst_check_build_id(ri, reg, what);
+		return check_build_id(ri, reg, what);
 	pr_err("%s: size %lld differs from the dumped %llu (%s of task %d): the file changed "
 	       "since the dump", reg->name, (long long)st->st_size,
 	       (unsigned long long)reg->size, what, ri->pid);
@@ -288,7 +289,7 @@ int rst_fs_check(struct rst_images *ri)
 	if (!ret)
 		ret = rst_check_path(ri, ri->exe, "exe", &st);
 	if (!ret)
-		ret = check_mapped_size(ri, ri->exe, &st, "exe");
+		ret = rst_check_unchanged(ri, ri->exe, &st, "exe");
 	if (ret)
 		return ret;
 
@@ -306,7 +307,7 @@ int rst_fs_check(struct rst_images *ri)
 			return -EINVAL;
 		ret = rst_check_path(ri, reg, what, &st);
 		if (!ret)
-			ret = check_mapped_size(ri, reg, &st, what);
+			ret = rst_check_unchanged(ri, reg, &st, what);
 		if (ret)
 			return ret;
 	}

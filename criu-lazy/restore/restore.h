@@ -329,7 +329,8 @@ static inline const struct rst_images *rst_fdt_images(const struct rst_images *r
 void rst_images_free(struct rst_images *ri);
 const FileEntry *rst_file_find(const struct rst_images *ri, uint32_t id);
 int rst_fds_load(const struct opts *o, struct rst_images *ri);
-int rst_check_build_id(const struct rst_images *ri, const RegFileEntry *reg, const char *what);
+int rst_check_unchanged(const struct rst_images *ri, const RegFileEntry *reg,
+			const struct stat *st, const char *what);
 int rst_check_path(const struct rst_images *ri, const RegFileEntry *reg, const char *what,
 		   struct stat *st);
 int rst_fs_check(struct rst_images *ri);
