@@ -60,6 +60,17 @@ static void expect_state(int fd, int want, const char *when)
 		     ti.tcpi_state, state_name(want));
 }
 
+/* fds 21..26: the state each end of the three connections is in */
+static const int want_state[] = {
+	TCP_FIN_WAIT1, TCP_ESTABLISHED, TCP_FIN_WAIT2, TCP_LAST_ACK, TCP_CLOSING, TCP_FIN_WAIT2,
+};
+
+static void expect_states(const char *when)
+{
+	for (size_t i = 0; i < sizeof(want_state) / sizeof(want_state[0]); i++)
+		expect_state(21 + (int)i, want_state[i], when);
+}
+
 static void set_int(int fd, int level, int name, int v)
 {
 	if (setsockopt(fd, level, name, &v, sizeof(v)))
@@ -141,22 +152,12 @@ int main(int argc, char **argv)
 	shut(26);
 	usleep(100000);			/* 26's bytes and FIN, their ACKs */
 
-	expect_state(21, TCP_FIN_WAIT1, "before the checkpoint");
-	expect_state(22, TCP_ESTABLISHED, "before the checkpoint");
-	expect_state(23, TCP_FIN_WAIT2, "before the checkpoint");
-	expect_state(24, TCP_LAST_ACK, "before the checkpoint");
-	expect_state(25, TCP_CLOSING, "before the checkpoint");
-	expect_state(26, TCP_FIN_WAIT2, "before the checkpoint");
+	expect_states("before the checkpoint");
 
 	test_daemon();
 	test_waitsig();
 
-	expect_state(21, TCP_FIN_WAIT1, "after the restore");
-	expect_state(22, TCP_ESTABLISHED, "after the restore");
-	expect_state(23, TCP_FIN_WAIT2, "after the restore");
-	expect_state(24, TCP_LAST_ACK, "after the restore");
-	expect_state(25, TCP_CLOSING, "after the restore");
-	expect_state(26, TCP_FIN_WAIT2, "after the restore");
+	expect_states("after the restore");
 
 	sock_get(22, buf, fill21, 0x21, "fd 22 (what 21 sent before its FIN)");
 	sock_eof(22, "fd 22 (21's FIN)");
