@@ -247,16 +247,21 @@ def test_dump_without_fds_for_backlog_keeps_it(zdtm, workdir):
     task.check_pass()
 
 
+def dump_limited_then_restore(task, workdir, nofile, what):
+    """A dump run under the descriptor limit nofile ("soft:hard") must
+    succeed, and its images restore the task whole."""
+    imgdir = workdir / "images"
+    imgdir.mkdir()
+    assert_ok(limited(nofile).dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT), what)
+    task.expect_gone()
+    restore_must_pass(Tool(), workdir, task, imgdir)
+
+
 def test_dump_raises_its_fd_limit(zdtm, workdir):
     """A low soft limit of descriptors with room under the hard one: the
     dump raises it (as CRIU does) and reads the backlog."""
     task = zdtm(ZdtmTest("unix_backlog", ("--closed",), label="closed"))
-    imgdir = workdir / "images"
-    imgdir.mkdir()
-    assert_ok(limited("16:4096").dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT),
-              "dump with a soft limit of 16 descriptors")
-    task.expect_gone()
-    restore_must_pass(Tool(), workdir, task, imgdir)
+    dump_limited_then_restore(task, workdir, "16:4096", "dump with a soft limit of 16 descriptors")
 
 
 def test_dump_holds_one_copy_of_each_file_in_flight(zdtm, workdir):
@@ -269,12 +274,8 @@ def test_dump_holds_one_copy_of_each_file_in_flight(zdtm, workdir):
     accepts every connection with its files.  (Holding them all, a read
     was cut, MSG_CTRUNC, after the accepts, and the connections lost.)"""
     task = zdtm(ZdtmTest("unix_backlog", ("--passes", "3"), label="passes"))
-    imgdir = workdir / "images"
-    imgdir.mkdir()
-    assert_ok(limited("400:400").dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT),
-              "dump with 400 descriptors of 1200 passes in flight")
-    task.expect_gone()
-    restore_must_pass(Tool(), workdir, task, imgdir)
+    dump_limited_then_restore(task, workdir, "400:400",
+                              "dump with 400 descriptors of 1200 passes in flight")
 
 
 def test_dump_files_img_unwritable_keeps_backlog(tool, zdtm, workdir):
