@@ -1,14 +1,18 @@
 /*
  * TCP listeners and UDP sockets, IPv4 and IPv6, on the loopback:
  *
- *   20  a TCP listener on 127.0.0.1 (an ephemeral port), backlog 5
+ *   20  a TCP listener on 127.0.0.1, backlog 5
  *   21  a TCP listener on [::1], IPV6_V6ONLY, SO_REUSEADDR
  *   22  a UDP socket on 127.0.0.1 with three datagrams queued, sent by 23
- *   23  a UDP socket connected to 22
+ *   23  a UDP socket on 127.0.0.1 connected to 22
  *   24  a UDP socket on [::1] with two datagrams queued, sent by 25
- *   25  an IPv6 UDP socket connected to 24; O_NONBLOCK
+ *   25  an IPv6 UDP socket on [::1] connected to 24; O_NONBLOCK
  *   26  a TCP socket never bound, SO_KEEPALIVE
  *   27  a UDP socket on 0.0.0.0 (any address), SO_BROADCAST, one datagram
+ *
+ * Every bound socket is on a port below the ephemeral range, 23 and 25
+ * too (bound before their connect()): the restore binds each port again
+ * (lib/inetport.h).
  *
  * After SIGTERM: every address and port (getsockname, getpeername), the
  * options, each datagram with its size and bytes, that the listeners
@@ -25,6 +29,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "lib/inetport.h"
 #include "lib/zdtmtst.h"
 
 #define NR 8
@@ -32,28 +37,6 @@ static const int fds[NR] = { 20, 21, 22, 23, 24, 25, 26, 27 };
 static struct sockaddr_storage names[NR], peers[NR];
 static socklen_t name_len[NR], peer_len[NR];
 static uint8_t buf[65536];
-
-static void bind_to(int fd, int family, const char *addr)
-{
-	struct sockaddr_storage ss = { 0 };
-	socklen_t len;
-
-	if (family == AF_INET) {
-		struct sockaddr_in *in = (void *)&ss;
-
-		in->sin_family = AF_INET;
-		inet_pton(AF_INET, addr, &in->sin_addr);
-		len = sizeof(*in);
-	} else {
-		struct sockaddr_in6 *in6 = (void *)&ss;
-
-		in6->sin6_family = AF_INET6;
-		inet_pton(AF_INET6, addr, &in6->sin6_addr);
-		len = sizeof(*in6);
-	}
-	if (bind(fd, (struct sockaddr *)&ss, len))
-		fail("bind fd %d to %s: %m", fd, addr);
-}
 
 static void name_of(int fd, struct sockaddr_storage *ss, socklen_t *len)
 {
@@ -152,27 +135,29 @@ int main(int argc, char **argv)
 	test_init(argc, argv, NULL);
 
 	fd_place(socket(AF_INET, SOCK_STREAM, 0), 20, 0);
-	bind_to(20, AF_INET, "127.0.0.1");
+	bind_low_port(20, AF_INET, "127.0.0.1");
 	if (listen(20, 5))
 		fail("listen: %m");
 	fd_place(socket(AF_INET6, SOCK_STREAM, 0), 21, 0);
 	set_int(21, IPPROTO_IPV6, IPV6_V6ONLY, 1);
 	set_int(21, SOL_SOCKET, SO_REUSEADDR, 1);
-	bind_to(21, AF_INET6, "::1");
+	bind_low_port(21, AF_INET6, "::1");
 	if (listen(21, 9))
 		fail("listen: %m");
 
 	fd_place(socket(AF_INET, SOCK_DGRAM, 0), 22, 0);
-	bind_to(22, AF_INET, "127.0.0.1");
+	bind_low_port(22, AF_INET, "127.0.0.1");
 	fd_place(socket(AF_INET, SOCK_DGRAM, 0), 23, 0);
+	bind_low_port(23, AF_INET, "127.0.0.1");
 	connect_to(23, 22);
 	put(23, 100, 0x10, -1);
 	put(23, 1, 0x11, -1);
 	put(23, 60000, 0x12, -1);
 
 	fd_place(socket(AF_INET6, SOCK_DGRAM, 0), 24, 0);
-	bind_to(24, AF_INET6, "::1");
+	bind_low_port(24, AF_INET6, "::1");
 	fd_place(socket(AF_INET6, SOCK_DGRAM, 0), 25, 0);
+	bind_low_port(25, AF_INET6, "::1");
 	connect_to(25, 24);
 	put(25, 1200, 0x20, -1);
 	put(25, 3, 0x21, -1);
@@ -183,7 +168,7 @@ int main(int argc, char **argv)
 
 	fd_place(socket(AF_INET, SOCK_DGRAM, 0), 27, 0);
 	set_int(27, SOL_SOCKET, SO_BROADCAST, 1);
-	bind_to(27, AF_INET, "0.0.0.0");
+	bind_low_port(27, AF_INET, "0.0.0.0");
 	put(23, 7, 0x27, 27);
 
 	record();

@@ -10,7 +10,8 @@
  *              datagrams (10 and 20 bytes) queued for the child;
  *   fds 34/35  unix seqpacket pair: both hold 34, only the root 35; one
  *              7-byte record queued on 34;
- *   fd 36      a UDP socket on 127.0.0.1 both hold, one datagram queued;
+ *   fd 36      a UDP socket on 127.0.0.1 both hold, one datagram queued
+ *              (36 and 37 on ports below the ephemeral range);
  *   fd 37      a TCP listener on 127.0.0.1 both hold;
  *   fd 38      the root's datagram socket bound to an abstract name, fd 39
  *              the child's, connected to it by that name, one datagram
@@ -33,6 +34,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "lib/inetport.h"
 #include "lib/twoproc.h"
 #include "lib/zdtmtst.h"
 
@@ -157,18 +159,15 @@ static void pair_at(int type, int a, int b)
 	close(sv[1]);
 }
 
+/* On a port below the ephemeral range: the restore binds it again (inetport.h). */
 static void inet_at(int type, int fd, struct sockaddr_in *sin)
 {
 	socklen_t len = sizeof(*sin);
-	int sk = socket(AF_INET, type | SOCK_NONBLOCK, 0);
 
-	memset(sin, 0, sizeof(*sin));
-	sin->sin_family = AF_INET;
-	sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (sk < 0 || bind(sk, (struct sockaddr *)sin, sizeof(*sin)) ||
-	    getsockname(sk, (struct sockaddr *)sin, &len) || dup2(sk, fd) != fd)
+	fd_place(socket(AF_INET, type | SOCK_NONBLOCK, 0), fd, 0);
+	bind_low_port(fd, AF_INET, "127.0.0.1");
+	if (getsockname(fd, (struct sockaddr *)sin, &len))
 		fail("inet socket for fd %d: %m", fd);
-	close(sk);
 }
 
 int main(int argc, char **argv)

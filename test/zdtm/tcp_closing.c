@@ -4,7 +4,7 @@
  * buffers small, so that what a side sends before its peer reads stays
  * partly in its send queue, and a FIN sent after it waits there too:
  *
- *   20     the listener
+ *   20     the listener, on a port below the ephemeral range
  *   21/22  21 sent as much as fits (22 reads nothing) and shut its
  *          writing down: its FIN waits behind that data (FIN_WAIT1); 22
  *          is ESTABLISHED
@@ -28,6 +28,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "lib/inetport.h"
 #include "lib/sockio.h"
 #include "lib/zdtmtst.h"
 
@@ -123,14 +124,13 @@ static void shut(int fd)
 int main(int argc, char **argv)
 {
 	static const struct test_opt opts[] = { { NULL, 0, NULL, 0, NULL } };
-	struct sockaddr_in in = { .sin_family = AF_INET };
 	size_t fill21, fill24, fill25;
 
 	test_init(argc, argv, opts);
-	in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	fd_place(socket(AF_INET, SOCK_STREAM, 0), 20, 0);
 	set_int(20, SOL_SOCKET, SO_RCVBUF, SMALL_BUF);	/* the accepted ends' */
-	if (bind(20, (struct sockaddr *)&in, sizeof(in)) || listen(20, 8))
+	bind_low_port(20, AF_INET, "127.0.0.1");	/* the restore binds it again */
+	if (listen(20, 8))
 		fail("listener: %m");
 
 	pair(21, 22);

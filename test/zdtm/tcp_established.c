@@ -44,6 +44,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "lib/inetport.h"
 #include "lib/sockio.h"
 #include "lib/zdtmtst.h"
 
@@ -84,39 +85,11 @@ static void expect_int(int fd, int level, int name, const char *what, int want)
 		fail("fd %d: %s is %d, expected %d (%m)", fd, what, v, want);
 }
 
-/*
- * A port below the kernel's ephemeral range (32768-60999 by default): the
- * dump's kill frees the listener's port, and until the restore binds it
- * again any connect() on the host may take it as its source port (and a
- * TIME_WAIT keep it 60 s): a restore on a busy host failed so with "bind
- * 127.0.0.1:43719: Address already in use".  Ports outside the range are
- * only ever taken by a bind.
- */
+/* On a port below the ephemeral range: the restore binds it again (inetport.h). */
 static void listen_on(int at, int family)
 {
-	struct sockaddr_storage ss = { .ss_family = family };
-	socklen_t len = family == AF_INET ? sizeof(struct sockaddr_in) :
-			sizeof(struct sockaddr_in6);
-	unsigned int first = 20000 + (unsigned int)getpid() % 12000, i;
-
 	fd_place(socket(family, SOCK_STREAM, 0), at, 0);
-	for (i = 0; i < 12000; i++) {
-		uint16_t port = htons(20000 + (first - 20000 + i) % 12000);
-
-		if (family == AF_INET) {
-			((struct sockaddr_in *)&ss)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-			((struct sockaddr_in *)&ss)->sin_port = port;
-		} else {
-			((struct sockaddr_in6 *)&ss)->sin6_addr = in6addr_loopback;
-			((struct sockaddr_in6 *)&ss)->sin6_port = port;
-		}
-		if (!bind(at, (struct sockaddr *)&ss, len))
-			break;
-		if (errno != EADDRINUSE)
-			fail("listener %d: bind: %m", at);
-	}
-	if (i == 12000)
-		fail("listener %d: every port from 20000 to 31999 is taken", at);
+	bind_low_port(at, family, family == AF_INET ? "127.0.0.1" : "::1");
 	if (listen(at, 8))
 		fail("listener %d: %m", at);
 }

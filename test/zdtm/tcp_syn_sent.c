@@ -2,9 +2,10 @@
  * A TCP connection still being opened (SYN_SENT), dumped with
  * --tcp-established (and --skip-in-flight):
  *
- *   20  an IPv4 listener on 127.0.0.1, backlog 0, its one place in the
- *       accept queue taken by a connection whose client closed at once (so
- *       the listener drops every further SYN: listen overflow)
+ *   20  an IPv4 listener on 127.0.0.1 (a port below the ephemeral range),
+ *       backlog 0, its one place in the accept queue taken by a connection
+ *       whose client closed at once (so the listener drops every further
+ *       SYN: listen overflow)
  *   21  a non-blocking client of 20 whose SYN is not answered: SYN_SENT
  *       (TCP_SYNCNT 127: it does not give up before the dump)
  *
@@ -31,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/inetport.h"
 #include "lib/zdtmtst.h"
 
 #define WAIT_MS 40000
@@ -136,10 +138,9 @@ int main(int argc, char **argv)
 	};
 
 	test_init(argc, argv, opts);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	fd_place(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), 20, 0);
-	if (bind(20, (struct sockaddr *)&sin, sizeof(sin)) || listen(20, 0) ||
-	    getsockname(20, (struct sockaddr *)&sin, &len))
+	bind_low_port(20, AF_INET, "127.0.0.1");	/* the restore binds it again */
+	if (listen(20, 0) || getsockname(20, (struct sockaddr *)&sin, &len))
 		fail("fd 20: bind/listen: %m");
 
 	filler = socket(AF_INET, SOCK_STREAM, 0);
