@@ -22,7 +22,6 @@
  * delivered is no longer pending and is skipped.
  */
 #include <stdlib.h>
-#include <string.h>
 
 #include "common/evloop.h"
 #define LOG_PREFIX "lazy: prefetch: "
@@ -35,13 +34,13 @@ struct pf_page {
 	uint64_t addr, img;
 };
 
-/* By part of the record (in ms: see lazy_prefetch_attach()), then address. */
+/* By part of the record, then address. */
 static int cmp_img(const void *a, const void *b)
 {
-	const struct ws_entry *x = a, *y = b;
+	const struct pf_entry *x = a, *y = b;
 
-	if (x->ms != y->ms)
-		return x->ms < y->ms ? -1 : 1;
+	if (x->part != y->part)
+		return x->part < y->part ? -1 : 1;
 	return x->img < y->img ? -1 : x->img > y->img;
 }
 
@@ -61,10 +60,10 @@ int lazy_prefetch_attach(struct lazy_daemon *d, struct lazy_task *t)
 		free(pf);
 		return -ENOMEM;
 	}
-	memcpy(pf->e, rec->e, rec->nr * sizeof(*pf->e));
 	/* the record is in touch order: its first part goes in first */
 	for (size_t i = 0; i < rec->nr; i++)
-		pf->e[i].ms = i * PF_PARTS / rec->nr;
+		pf->e[i] = (struct pf_entry){ .img = rec->e[i].img,
+					      .part = i * PF_PARTS / rec->nr };
 	qsort(pf->e, rec->nr, sizeof(*pf->e), cmp_img);
 	pf->nr = rec->nr;
 	/* how many faults the record stands for here: its pages still lazy */

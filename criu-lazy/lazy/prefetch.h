@@ -23,8 +23,19 @@
 struct lazy_daemon;
 struct lazy_task;
 
+/*
+ * A page of the install list: the record's dump-time address and the part
+ * of the record it is in.  The part is not in the working-set file (nor
+ * needs to be): the file keeps the record in touch order, so it is each
+ * entry's position there, worked out when the list is made.
+ */
+struct pf_entry {
+	uint64_t img;
+	uint32_t part;			/* 0 .. PF_PARTS - 1, in touch order */
+};
+
 struct lazy_prefetch {
-	struct ws_entry *e;		/* the earlier record of the task's process, sorted */
+	struct pf_entry *e;		/* the earlier record of the task's process, sorted */
 	size_t nr, next;		/* next: the first entry not yet looked at */
 	size_t hint;			/* model region of the last lookup */
 	uint64_t shm_out;		/* shared memory pages asked of a page server, not come */
