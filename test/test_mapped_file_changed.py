@@ -4,7 +4,9 @@ naming the file, both sizes (or both ELF build-ids, for a
 binary rebuilt to the same size) and the task, in every mode, instead of
 mapping the new file in the old one's place (the task would crash on it);
 nothing is left behind, and with the file put back the restore works."""
+import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,3 +125,39 @@ def test_executable_same_size_other_build_id(mode, tool, zdtm, workdir, procs):
                 rf"from the dumped {old.hex()}", rf"exe of task {task.pid}\b")
     copy.write_bytes(data)
     must_pass(tool, workdir, good, task, daemon, mode)
+
+
+HANDSHAKE_WAIT_S = 3
+
+
+def test_daemon_gives_up_without_a_restore(tool, zdtm, workdir, procs):
+    """A lazy restore refused before it reaches the daemon (a mapped file
+    grew) leaves the daemon waiting for the restore to connect, as CRIU's
+    does; but not for ever (CRIU's would): after the handshake timeout
+    (CRIU_LAZY_HANDSHAKE_TIMEOUT, 120 s by default) it gives up in one
+    line and exits 1, its socket and guardian gone.  A restore after that
+    finds no daemon and fails in one line, leaving nothing."""
+    task = zdtm(ZdtmTest("mmap_file_private"))
+    good = dump_good(tool, task, workdir)
+    path = task.dir / "private.data"
+    data = path.read_bytes()
+    path.write_bytes(data + b"more")
+    started = time.monotonic()
+    daemon = lazy.Daemon(procs, tool, ["lazy-pages", "-D", good], workdir / "lazy-pages.log",
+                         workdir / "lazy-pages.out", "lazy-pages",
+                         env=dict(os.environ, CRIU_LAZY_HANDSHAKE_TIMEOUT=str(HANDSHAKE_WAIT_S)))
+    must_refuse(tool, workdir, good, task, daemon, r"private\.data: size ")
+    rc = daemon.wait_exit(timeout=HANDSHAKE_WAIT_S + 60)
+    waited = time.monotonic() - started
+    assert rc == 1, f"the daemon exited with {rc}\n{daemon.text()}"
+    assert waited >= HANDSHAKE_WAIT_S, f"the daemon gave up after {waited:.1f} s"
+    said = [l for l in daemon.out.read_text().splitlines() if l.strip()]
+    assert said == [f"lazy-pages: gave up waiting for the restore to connect after "
+                    f"{HANDSHAKE_WAIT_S} s"], daemon.text()
+    assert not (good / "lazy-pages.socket").exists(), "the socket was left behind"
+    assert daemon.guardian is None or not P.exists(daemon.guardian), "the guardian was left"
+    path.write_bytes(data)
+    children = P.children_of_me()
+    res, pidfile = restore(tool, workdir, good, True, "late")
+    assert_error_line(res, "restore", r"no lazy-pages daemon at .*lazy-pages\.socket")
+    expect_nothing_left(task.pid, children, pidfile)

@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -20,7 +21,26 @@
 #include "lazy/prefetch.h"
 #include "lazy/page-source.h"
 
-#define HANDSHAKE_TIMEOUT_MS 120000
+/*
+ * How long each step of the handshake is waited for, the restore's
+ * connection included.  CRIU's daemon waits for the restore without a
+ * limit; ours gives up after this, so a restore that failed before it
+ * connected (its image checks) leaves a daemon that still serves a next
+ * try within the time and then exits 1 (criu-lazy.8).
+ */
+#define HANDSHAKE_TIMEOUT_S	120
+#define HANDSHAKE_ENV		"CRIU_LAZY_HANDSHAKE_TIMEOUT"	/* seconds, for tests */
+
+static int handshake_timeout_s(void)
+{
+	const char *env = getenv(HANDSHAKE_ENV);
+	char *end;
+	unsigned long v = env ? strtoul(env, &end, 10) : 0;
+
+	if (!env || !*env || *end || !v || v > 86400)
+		return HANDSHAKE_TIMEOUT_S;
+	return (int)v;
+}
 
 /* Wait for fd, or for a stop signal (then the daemon gives up). */
 static int wait_readable(const struct lazy_daemon *d, int fd, const char *what)
@@ -29,7 +49,8 @@ static int wait_readable(const struct lazy_daemon *d, int fd, const char *what)
 		{ .fd = fd, .events = POLLIN },
 		{ .fd = d->signal_fd, .events = POLLIN },
 	};
-	int ret = poll(p, 2, HANDSHAKE_TIMEOUT_MS);
+	int timeout_s = handshake_timeout_s();
+	int ret = poll(p, 2, timeout_s * 1000);
 	int sig;
 
 	if (ret < 0) {
@@ -37,7 +58,7 @@ static int wait_readable(const struct lazy_daemon *d, int fd, const char *what)
 		return -errno;
 	}
 	if (!ret) {
-		pr_err("no %s within %d s", what, HANDSHAKE_TIMEOUT_MS / 1000);
+		pr_err("gave up waiting for %s after %d s", what, timeout_s);
 		return -ETIMEDOUT;
 	}
 	if (p[1].revents && (sig = evloop_read_signal(d->signal_fd))) {
@@ -50,7 +71,7 @@ static int wait_readable(const struct lazy_daemon *d, int fd, const char *what)
 static int recv_pid(const struct lazy_daemon *d, int conn, int32_t *pid)
 {
 	ssize_t n;
-	int ret = wait_readable(d, conn, "task from the restore");
+	int ret = wait_readable(d, conn, "a task from the restore");
 
 	if (ret)
 		return ret;
@@ -76,7 +97,7 @@ static int recv_uffd(const struct lazy_daemon *d, int conn, int32_t pid, int *uf
 	};
 	struct cmsghdr *cmsg;
 	ssize_t n;
-	int ret = wait_readable(d, conn, "userfaultfd from the restore");
+	int ret = wait_readable(d, conn, "a userfaultfd from the restore");
 
 	if (ret)
 		return ret;

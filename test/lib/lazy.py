@@ -34,7 +34,9 @@ def wait_ready(read_fd, proc, what, timeout=READY_TIMEOUT):
 class Daemon:
     """One `criu-lazy lazy-pages` (or `page-server`) process of a test."""
 
-    def __init__(self, tracker, tool, args, log, out, what, ready_timeout=READY_TIMEOUT):
+    def __init__(self, tracker, tool, args, log, out, what, ready_timeout=READY_TIMEOUT,
+                 env=None):
+        """env: its environment (None: ours)."""
         self.procs = tracker
         self.what = what
         self.log = Path(log)
@@ -42,7 +44,7 @@ class Daemon:
         r, w = os.pipe()
         try:
             self.proc = tracker.spawn(tool.argv([*args, "--status-fd", w, "-v4", "-o", log]),
-                                      stdout=out, pass_fds=(w,))
+                                      stdout=out, pass_fds=(w,), env=env)
         finally:
             os.close(w)
         wait_ready(r, self.proc, what, ready_timeout)
