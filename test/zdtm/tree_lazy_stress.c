@@ -19,7 +19,18 @@
  * let go after a few rounds.  Each process then checks every page and that
  * its counters add up to the increments it made; a child says why it
  * failed on stderr and exits 1, the root fails naming the child.
+ *
+ * Ready (the pidfile) once every area is filled and every waiter is
+ * blocked in its futex wait (its /proc/thread-self/syscall names the
+ * mutex), each wait bounded (READY_WAIT_MS).  What getting there costs is
+ * touching the areas (320 MiB): on the test VM the first user access to a
+ * page costs some 7 us more than its page fault, so the areas are mapped
+ * with MAP_POPULATE (one fault per page less: half the time), and the
+ * root fills its own while the children fill theirs.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -27,6 +38,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -37,6 +49,7 @@
 #define HEADER		64
 #define CHILDREN	4
 #define MAX_THREADS	64
+#define READY_WAIT_MS	20000	/* for a waiter's futex wait, for the children */
 
 struct page_head {
 	pthread_mutex_t lock;
@@ -53,6 +66,7 @@ struct stress {
 	long nr_inherited;
 	long nr_threads, holders, rounds;
 	pthread_barrier_t ready, go;
+	int sysfd[MAX_THREADS];		/* a waiter's /proc/thread-self/syscall, or -errno */
 	atomic_uint_fast64_t increments;
 	char result[MAX_THREADS][160];
 };
@@ -116,6 +130,13 @@ static void *worker(void *p)
 
 	bool holding = false;
 
+	/* by the thread itself: a tid would name another task in the pid
+	 * namespace /proc was mounted in (lazy-migrate's) */
+	if (id >= s->holders && id < 2 * s->holders) {
+		s->sysfd[id] = open("/proc/thread-self/syscall", O_RDONLY | O_CLOEXEC);
+		if (s->sysfd[id] < 0)
+			s->sysfd[id] = -errno;
+	}
 	if (id < s->holders) {
 		if (pthread_mutex_lock(&head(s, held_page(s, id))->lock))
 			snprintf(res, 160, "cannot lock page %zu", held_page(s, id));
@@ -155,15 +176,88 @@ static void *worker(void *p)
 	return NULL;
 }
 
-static int stress_setup(struct stress *s, pthread_t *th, struct worker_arg *args)
+static long now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/*
+ * Is the thread whose syscall file is fd blocked in a futex wait on word?
+ * The file says "202 0x<word> ..." while it is (SYS_futex, the address
+ * first), "running" or another call while not yet.
+ */
+static int in_futex_wait(int fd, const void *word, bool *yes)
+{
+	char buf[256];
+	unsigned long addr;
+	long nr;
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+
+	if (n < 0)
+		return -1;
+	buf[n] = 0;
+	*yes = sscanf(buf, "%ld 0x%lx", &nr, &addr) == 2 && nr == SYS_futex &&
+	       addr == (unsigned long)word;
+	return 0;
+}
+
+/*
+ * Until every waiter sleeps on the mutex it is to wait for (bounded); the
+ * waiters' syscall files are closed after, so that the checkpoint sees
+ * none of them.
+ */
+static int wait_waiters(struct stress *s, char *why, size_t size)
+{
+	long deadline = now_ms() + READY_WAIT_MS;
+	int ret = 0;
+
+	for (long k = 0; k < s->holders && !ret; k++) {
+		const void *word = &head(s, held_page(s, k))->lock;
+		int fd = s->sysfd[s->holders + k];
+		bool blocked = false;
+
+		if (fd < 0) {
+			snprintf(why, size, "%s: waiter %ld: /proc/thread-self/syscall: %s", s->who,
+				 k, strerror(-fd));
+			ret = -1;
+		}
+		while (!ret && !blocked) {
+			if (in_futex_wait(fd, word, &blocked)) {
+				snprintf(why, size, "%s: waiter %ld: read its syscall file: %m",
+					 s->who, k);
+				ret = -1;
+			} else if (!blocked && now_ms() > deadline) {
+				snprintf(why, size, "%s: waiter %ld did not block on the mutex of "
+					 "page %zu within %d ms", s->who, k, held_page(s, k),
+					 READY_WAIT_MS);
+				ret = -1;
+			} else if (!blocked) {
+				nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+			}
+		}
+	}
+	for (long k = 0; k < s->holders; k++)
+		if (s->sysfd[s->holders + k] >= 0)
+			close(s->sysfd[s->holders + k]);
+	return ret;
+}
+
+static int stress_setup(struct stress *s, pthread_t *th, struct worker_arg *args, char *why,
+			size_t size)
 {
 	pthread_mutexattr_t ma;
 	sigset_t term, old;
 
+	/* populated: each page is touched below anyway, and so costs no fault */
 	s->area = mmap(NULL, s->nr_pages * PAGE_SIZE, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (s->area == MAP_FAILED)
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (s->area == MAP_FAILED) {
+		snprintf(why, size, "%s: mmap of %ld pages: %m", s->who, s->nr_pages);
 		return -1;
+	}
 	pthread_mutexattr_init(&ma);
 	for (long i = 0; i < s->nr_pages; i++) {
 		pthread_mutex_init(&head(s, i)->lock, &ma);
@@ -180,14 +274,15 @@ static int stress_setup(struct stress *s, pthread_t *th, struct worker_arg *args
 	pthread_sigmask(SIG_BLOCK, &term, &old);
 	for (long i = 0; i < s->nr_threads; i++) {
 		args[i] = (struct worker_arg){ s, i };
-		if (pthread_create(&th[i], NULL, worker, &args[i]))
+		errno = pthread_create(&th[i], NULL, worker, &args[i]);
+		if (errno) {
+			snprintf(why, size, "%s: thread %ld: %m", s->who, i);
 			return -1;
+		}
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_barrier_wait(&s->ready);
-	/* let the waiters reach their futex */
-	nanosleep(&(struct timespec){ 0, 50000000 }, NULL);
-	return 0;
+	return wait_waiters(s, why, size);
 }
 
 /* After the go: every thread's outcome, every page, the counters. */
@@ -255,8 +350,8 @@ static void __attribute__((noreturn)) child_main(int k, int ready_w)
 	sigemptyset(&term);
 	sigaddset(&term, SIGTERM);
 	sigprocmask(SIG_BLOCK, &term, NULL);
-	if (stress_setup(&child_s, th, args)) {
-		fprintf(stderr, "%s: %s: setup: %m\n", test_name(), who);
+	if (stress_setup(&child_s, th, args, why, sizeof(why))) {
+		fprintf(stderr, "%s: %s\n", test_name(), why);
 		_exit(2);
 	}
 	if (write(ready_w, "r", 1) != 1)
@@ -269,6 +364,32 @@ static void __attribute__((noreturn)) child_main(int k, int ready_w)
 		_exit(1);
 	}
 	_exit(0);
+}
+
+/* One byte from each child on ready_r once it is ready (bounded). */
+static void wait_children(int ready_r, const pid_t *kids)
+{
+	long deadline = now_ms() + READY_WAIT_MS;
+	int ready = 0, status;
+	char c;
+
+	while (ready < CHILDREN) {
+		struct pollfd pfd = { .fd = ready_r, .events = POLLIN };
+
+		if (poll(&pfd, 1, 100) > 0) {
+			if (read(ready_r, &c, 1) != 1)
+				fail("the children's ready pipe: %m");
+			ready++;
+			continue;
+		}
+		for (int k = 0; k < CHILDREN; k++)
+			if (waitpid(kids[k], &status, WNOHANG) == kids[k])
+				fail("child %d exited before it was ready (status %#x; its reason "
+				     "is on its stderr)", k, status);
+		if (now_ms() > deadline)
+			fail("%d of the %d children ready within %d ms", ready, CHILDREN,
+			     READY_WAIT_MS);
+	}
 }
 
 int main(int argc, char **argv)
@@ -284,7 +405,7 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0, NULL },
 	};
 	pid_t kids[CHILDREN];
-	char why[512], c;
+	char why[512];
 	int p[2], status;
 
 	test_init(argc, argv, opts);
@@ -297,7 +418,7 @@ int main(int argc, char **argv)
 		     inherited_pages);
 	test_kill_tree_at_exit();
 	inherited = mmap(NULL, inherited_pages * PAGE_SIZE, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 	if (inherited == MAP_FAILED)
 		fail("mmap: %m");
 	for (long i = 0; i < inherited_pages; i++)
@@ -314,17 +435,16 @@ int main(int argc, char **argv)
 		}
 	}
 	close(p[1]);
-	for (int k = 0; k < CHILDREN; k++)
-		if (read(p[0], &c, 1) != 1)
-			fail("child %d did not get ready", k);
-	close(p[0]);
+	/* the root fills its area while the children fill theirs */
 	root_s = (struct stress){
 		.who = "root", .nr_pages = root_pages, .seed = SEED ^ 0x5a5a5a5aULL,
 		.inherited = inherited, .nr_inherited = inherited_pages,
 		.nr_threads = root_threads, .rounds = rounds,
 	};
-	if (stress_setup(&root_s, th, args))
-		fail("setup: %m");
+	if (stress_setup(&root_s, th, args, why, sizeof(why)))
+		fail("%s", why);
+	wait_children(p[0], kids);
+	close(p[0]);
 	test_msg("area %p", (void *)root_s.area);
 
 	test_daemon();
