@@ -42,18 +42,15 @@ static int note_build_id(const uint8_t *buf, size_t len, uint32_t *words, size_t
 	return 0;
 }
 
-int elf_build_id(const char *path, uint32_t *words, size_t max_words)
+int elf_build_id_fd(int fd, uint32_t *words, size_t max_words)
 {
 	uint8_t notes[NOTE_MAX];
 	Elf64_Ehdr eh;
-	int fd, ret = 0;
+	int ret = 0;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0)
-		return -errno;
 	if (pread(fd, &eh, sizeof(eh), 0) != sizeof(eh) || memcmp(eh.e_ident, ELFMAG, SELFMAG) ||
 	    eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_phentsize != sizeof(Elf64_Phdr))
-		goto out;
+		return 0;
 	for (unsigned int i = 0; i < eh.e_phnum && !ret; i++) {
 		Elf64_Phdr ph;
 		ssize_t n;
@@ -66,7 +63,17 @@ int elf_build_id(const char *path, uint32_t *words, size_t max_words)
 		if (n == (ssize_t)ph.p_filesz)
 			ret = note_build_id(notes, n, words, max_words);
 	}
-out:
+	return ret;
+}
+
+int elf_build_id(const char *path, uint32_t *words, size_t max_words)
+{
+	int fd, ret;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
+		return -errno;
+	ret = elf_build_id_fd(fd, words, max_words);
 	close(fd);
 	return ret;
 }

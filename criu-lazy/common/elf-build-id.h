@@ -14,6 +14,8 @@
  * such an ELF file or has no note, or a negative errno.
  */
 int elf_build_id(const char *path, uint32_t *words, size_t max_words);
+/* The same of the file open at @fd (read with pread: its offset stays). */
+int elf_build_id_fd(int fd, uint32_t *words, size_t max_words);
 
 /* "hex" of @n words of a build-id into @buf (at least 8 * n + 1 bytes). */
 void build_id_format(const uint32_t *words, size_t n, char *buf);

@@ -2,7 +2,8 @@
  * files.img, fdinfo-<files_id>.img and every path the restore reopens (open
  * descriptors, mapped files, the exe, cwd, root), checked before any task
  * exists: a file that is gone fails the restore here with the path and
- * what refers to it.
+ * what refers to it; one that changed since the dump, by rst_check_unchanged()
+ * (file-unchanged.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,7 +14,6 @@
 #include <sys/sysmacros.h>
 
 #define LOG_PREFIX ""
-#include "common/elf-build-id.h"
 #include "common/log.h"
 #include "images/image.h"
 #include "images/vma-status.h"
@@ -209,58 +209,6 @@ int rst_fds_load(const struct opts *o, struct rst_images *ri)
 	for (size_t i = 0; i < ri->nr_fds && !ret; i++)
 		ret = ri->fds[i].ops->check(o, ri, &ri->fds[i]);
 	return ret;
-}
-
-/*
- * A regular file with a build-id at the dump (ours, or CRIU's since 3.15)
- * must have the same one: a binary rebuilt to the same size.  One without
- * (not ELF, an older image) is taken on its size alone.  The words are the
- * note's bytes, the last word padded with zeros, as CRIU writes them.
- */
-static int check_build_id(const struct rst_images *ri, const RegFileEntry *reg, const char *what)
-{
-	char now_hex[8 * BUILD_ID_MAX_WORDS + 1], was_hex[8 * BUILD_ID_MAX_WORDS + 1];
-	uint32_t now[BUILD_ID_MAX_WORDS];
-	size_t was_n = reg->n_build_id;
-	int n;
-
-	if (!was_n)
-		return 0;
-	if (was_n > BUILD_ID_MAX_WORDS)
-		was_n = BUILD_ID_MAX_WORDS;	/* compared as far as we read */
-	n = elf_build_id(reg->name, now, BUILD_ID_MAX_WORDS);
-	if (n < 0) {
-		pr_err("%s: %s (%s of task %d)", reg->name, strerror(-n), what, ri->pid);
-		return n;
-	}
-	/* none we can read now (a 32-bit ELF of CRIU's): the size, as CRIU does */
-	if (!n || ((size_t)n == was_n && !memcmp(now, reg->build_id, was_n * sizeof(*now))))
-		return 0;
-	build_id_format(reg->build_id, was_n, was_hex);
-	build_id_format(now, n, now_hex);
-	pr_err("%s: build-id %s differs from the dumped %s (%s of task %d): the file changed "
-	       "since the dump", reg->name, now_hex, was_hex, what, ri->pid);
-	return -EINVAL;
-}
-
-/*
- * A regular file a task holds or maps must be the one dumped: a binary or
- * library rebuilt since would be mapped in the place of the old one and
- * the task would crash on its first instruction there, a data file would
- * be read at offsets that no longer mean what they did.  Its size is what
- * the dump recorded, and so is its build-id.  @st is the file's stat now.
- */
-int rst_check_unchanged(const struct rst_images *ri, const RegFileEntry *reg,
-			const struct stat *st, const char *what)
-{
-	if (!S_ISREG(st->st_mode))
-		return 0;
-	if (!reg->has_size || (uint64_t)st->st_size == reg->size)
-		return check_build_id(ri, reg, what);
-	pr_err("%s: size %lld differs from the dumped %llu (%s of task %d): the file changed "
-	       "since the dump", reg->name, (long long)st->st_size,
-	       (unsigned long long)reg->size, what, ri->pid);
-	return -EINVAL;
 }
 
 /* cwd, root, exe and the files behind mappings. */

@@ -296,13 +296,15 @@ static int check_pid_ns(struct rst_images *ri)
 
 int rst_images_load(int dirfd, const struct opts *o, const InventoryEntry *inv,
 		    const PstreeEntry *ps, CoreEntry *core, const struct rst_ghosts *ghosts,
-		    const struct rst_images *parent, struct rst_images *ri)
+		    struct rst_build_ids *build_ids, const struct rst_images *parent,
+		    struct rst_images *ri)
 {
 	int ret;
 
 	memset(ri, 0, sizeof(*ri));
 	ri->dirfd = dirfd;
 	ri->ghosts = ghosts;
+	ri->build_ids = build_ids;
 	ri->pi.pages_fd = -1;
 	ri->inv = inv;
 	ri->pstree = ps;

@@ -85,10 +85,19 @@ struct rst_shmem {
 
 struct rst_ghosts;
 
+/* The build-id of each regular file the restore checked, read once per
+ * restore for the whole tree (file-unchanged.c). */
+struct rst_build_id_read;
+struct rst_build_ids {
+	struct rst_build_id_read *v;
+	size_t nr, cap;
+};
+
 /* Everything read from the images of one process, checked. */
 struct rst_images {
 	int dirfd;
 	const struct rst_ghosts *ghosts;	/* the tree's deleted files, made again */
+	struct rst_build_ids *build_ids;	/* the tree's */
 	pid_t pid;			/* in the images: the task's own view */
 	bool new_pid_ns;		/* it was the init of a pid namespace of its
 					 * own: it gets a new one, where it is pid 1 */
@@ -276,6 +285,7 @@ struct rst_tree {
 	int ev_r, ev_w;			/* tasks -> restore: struct rst_event */
 	int lazy_sock;			/* connected to the lazy-pages daemon, or -1 */
 	struct rst_ghosts *ghosts;	/* deleted files made again (ghost.c) */
+	struct rst_build_ids build_ids;	/* the files checked (file-unchanged.c) */
 	uint64_t lazy_features;
 	bool lazy_daemon_ours;		/* criu-lazy's daemon: it fills shared memory */
 	struct rst_share share;		/* files shared between processes */
@@ -320,7 +330,8 @@ struct rst_event {
 /* images-load.c / files-check.c: one process */
 int rst_images_load(int dirfd, const struct opts *o, const InventoryEntry *inv,
 		    const PstreeEntry *ps, CoreEntry *core, const struct rst_ghosts *ghosts,
-		    const struct rst_images *parent, struct rst_images *ri);
+		    struct rst_build_ids *build_ids, const struct rst_images *parent,
+		    struct rst_images *ri);
 /* The images that hold @ri's descriptors: its own, or its table's owner's. */
 static inline const struct rst_images *rst_fdt_images(const struct rst_images *ri)
 {
@@ -329,8 +340,10 @@ static inline const struct rst_images *rst_fdt_images(const struct rst_images *r
 void rst_images_free(struct rst_images *ri);
 const FileEntry *rst_file_find(const struct rst_images *ri, uint32_t id);
 int rst_fds_load(const struct opts *o, struct rst_images *ri);
+/* file-unchanged.c: the file at @reg's path (stat @st) is the one dumped */
 int rst_check_unchanged(const struct rst_images *ri, const RegFileEntry *reg,
 			const struct stat *st, const char *what);
+void rst_build_ids_free(struct rst_build_ids *cache);
 int rst_check_path(const struct rst_images *ri, const RegFileEntry *reg, const char *what,
 		   struct stat *st);
 int rst_fs_check(struct rst_images *ri);
