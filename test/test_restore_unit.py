@@ -26,3 +26,11 @@ def test_array_grow_unit():
     a ring grown in order."""
     lines, passed = run_unit("test_array")
     assert passed == 4, "\n".join(lines)
+
+
+def test_pm_scan_unit():
+    """common/pm-scan.c: the present or swapped runs of a range through
+    PAGEMAP_SCAN (this process's pagemap) and through the pread fallback
+    (made-up entries); a callback's error stops the scan."""
+    lines, passed = run_unit("test_pm_scan")
+    assert passed == 3, "\n".join(lines)

@@ -36,21 +36,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
 #define LOG_PREFIX "guardian: "
 #include "common/array.h"
-#include "common/kernel-abi.h"
 #include "common/log.h"
+#include "common/pm-scan.h"
 #include "common/proc-stat.h"
 #include "lazy/guardian.h"
 #include "lazy/uffd.h"
 
 #define PAGE 4096ULL
 #define EVENT_WAIT_TRIES 1000	/* of 1 ms: an event is queued right after its change */
-#define SCAN_VEC 128
 
 struct range {
 	uint64_t start, end;
@@ -177,47 +175,38 @@ static int shared_missing(pid_t pid, const struct vma_reg *v, struct ranges *out
 	return ret;
 }
 
+struct missing {
+	struct ranges *out;
+	uint64_t cur;		/* what lies below is accounted for */
+};
+
+/* A run that is there: what lay between it and the one before is missing. */
+static int note_gap(uint64_t start, uint64_t end, void *arg)
+{
+	struct missing *m = arg;
+	int ret = start > m->cur ? ranges_add(m->out, m->cur, start) : 0;
+
+	m->cur = end;
+	return ret;
+}
+
 /*
- * The runs of [start, end) that are neither present nor swapped.  Without
- * PAGEMAP_SCAN the whole range is one run (the poison steps over what is
- * there, one ioctl per present page).
+ * The runs of [start, end) that are neither present nor swapped
+ * (common/pm-scan.c).  Where the pagemap cannot be read, the rest of the
+ * range is one run (the poison steps over what is there, one ioctl per
+ * present page): more than is missing, never less.
  */
 static int missing_runs(int pm_fd, uint64_t start, uint64_t end, struct ranges *out)
 {
-	struct page_region regs[SCAN_VEC];
-	uint64_t addr = start;
-	int ret = 0;
+	struct missing m = { out, start };
+	int ret;
 
 	if (pm_fd < 0)
 		return ranges_add(out, start, end);
-	while (addr < end && !ret) {
-		struct pm_scan_arg arg = {
-			.size = sizeof(arg),
-			.start = addr,
-			.end = end,
-			.vec = (uintptr_t)regs,
-			.vec_len = SCAN_VEC,
-			.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
-			.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
-		};
-		int n = ioctl(pm_fd, PAGEMAP_SCAN, &arg);
-		uint64_t cur = addr;
-
-		if (n < 0)
-			/* no PAGEMAP_SCAN, or the task is gone: poison blind */
-			return ranges_add(out, addr, end);
-		for (int i = 0; i < n && !ret; i++) {
-			if (regs[i].start > cur)
-				ret = ranges_add(out, cur, regs[i].start);
-			cur = regs[i].end;
-		}
-		if (arg.walk_end <= addr || arg.walk_end > end)
-			arg.walk_end = end;
-		if (!ret && arg.walk_end > cur)
-			ret = ranges_add(out, cur, arg.walk_end);
-		addr = arg.walk_end;
-	}
-	return ret;
+	ret = pm_scan_present(pm_fd, start, end, note_gap, &m);
+	if (ret == -ENOMEM)
+		return ret;
+	return end > m.cur ? ranges_add(out, m.cur, end) : 0;
 }
 
 /* The missing runs of pid's registered VMAs. */

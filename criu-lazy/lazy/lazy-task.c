@@ -10,6 +10,7 @@
 
 #include "common/array.h"
 #include "common/log.h"
+#include "common/pm-scan.h"
 #include "images/image.h"
 #include "images/pagemap.h"
 #include "images/vma-status.h"
@@ -54,22 +55,45 @@ struct lazy_task *lazy_task_new(struct lazy_daemon *d, pid_t pid, pid_t host_pid
 	return t;
 }
 
-#define PM_PRESENT_OR_SWAP (3ULL << 62)
-#define PM_BATCH 512
 #define PM_LOST_LINES 16	/* on stderr; the log gets every one */
+
+struct lost_pages {
+	const struct lazy_region *reg;
+	uint64_t *addr;
+	size_t nr, cap;
+};
+
+/* A run that is there in the task: its pages still pending in reg are lost. */
+static int note_lost(uint64_t start, uint64_t end, void *arg)
+{
+	struct lost_pages *l = arg;
+	const struct lazy_region *reg = l->reg;
+
+	for (uint64_t a = start; a < end; a += LAZY_PAGE_SIZE) {
+		uint64_t p = (a - reg->start) / LAZY_PAGE_SIZE;
+
+		if (!(reg->pending[p / 64] & (1ULL << (p % 64))))
+			continue;
+		if (ARRAY_GROW(l->addr, l->cap, l->nr + 1, 16))
+			return -ENOMEM;
+		l->addr[l->nr++] = a;
+	}
+	return 0;
+}
 
 /*
  * Before we deliver anything, every lazy page must be missing in the task:
  * one that is present already got its contents elsewhere (a huge page of
  * zeros allocated around a page the restore filled before the uffd was
- * registered, lazy-pages.md) and would never fault.  Each such run is
- * named and counted lost (the daemon then exits 1), and left alone.
+ * registered, lazy-pages.md) and would never fault.  Each such page is
+ * named and counted lost (the daemon then exits 1), and left alone.  One
+ * PAGEMAP_SCAN per region (common/pm-scan.c): this runs while the rest of
+ * the tree is still being restored, on the same CPUs.
  */
 static int check_missing(struct lazy_daemon *d, struct lazy_task *t)
 {
 	struct lazy_model *m = &t->model;
-	uint64_t pm[PM_BATCH], *lost = NULL;
-	size_t nr_lost = 0, cap = 0;
+	struct lost_pages lost = { 0 };
 	char path[64];
 	int fd, ret = 0;
 
@@ -81,46 +105,28 @@ static int check_missing(struct lazy_daemon *d, struct lazy_task *t)
 		return 0;
 	}
 	for (size_t r = 0; r < m->nr_regions && !ret; r++) {
-		const struct lazy_region *reg = &m->regions[r];
-		uint64_t nr = (reg->end - reg->start) / LAZY_PAGE_SIZE;
-
-		for (uint64_t i = 0; i < nr && !ret; i += PM_BATCH) {
-			uint64_t n = nr - i < PM_BATCH ? nr - i : PM_BATCH;
-			off_t off = (off_t)((reg->start / LAZY_PAGE_SIZE + i) * sizeof(uint64_t));
-
-			if (pread(fd, pm, n * sizeof(uint64_t), off) != (ssize_t)(n * sizeof(uint64_t))) {
-				pr_warn("task %d: %s: cannot read it: its lazy pages not checked "
-					"missing", t->pid, path);
-				goto out;
-			}
-			for (uint64_t k = 0; k < n; k++) {
-				uint64_t p = i + k;
-
-				if (!(reg->pending[p / 64] & (1ULL << (p % 64))) ||
-				    !(pm[k] & PM_PRESENT_OR_SWAP))
-					continue;
-				if (ARRAY_GROW(lost, cap, nr_lost + 1, 16)) {
-					ret = -ENOMEM;
-					break;
-				}
-				lost[nr_lost++] = reg->start + p * LAZY_PAGE_SIZE;
-			}
-		}
+		lost.reg = &m->regions[r];
+		ret = pm_scan_present(fd, lost.reg->start, lost.reg->end, note_lost, &lost);
 	}
-	for (size_t k = 0; k < nr_lost; k++) {
+	close(fd);
+	if (ret && ret != -ENOMEM) {
+		pr_warn("task %d: %s: cannot read it (%s): its lazy pages not checked missing",
+			t->pid, path, strerror(-ret));
+		free(lost.addr);
+		return 0;
+	}
+	for (size_t k = 0; k < lost.nr && !ret; k++) {
 		if (k < PM_LOST_LINES)
 			pr_err("task %d: lazy page 0x%llx was present before we delivered anything "
 			       "(a huge page or a write during the restore filled it): lost", t->pid,
-			       (unsigned long long)lost[k]);
+			       (unsigned long long)lost.addr[k]);
 		else
 			pr_warn("task %d: lazy page 0x%llx present before any delivery: lost",
-				t->pid, (unsigned long long)lost[k]);
-		lazy_model_drop(m, lost[k], lost[k] + LAZY_PAGE_SIZE);
+				t->pid, (unsigned long long)lost.addr[k]);
+		lazy_model_drop(m, lost.addr[k], lost.addr[k] + LAZY_PAGE_SIZE);
 		LAZY_COUNT(d, t, pages_lost, 1);
 	}
-out:
-	free(lost);
-	close(fd);
+	free(lost.addr);
 	return ret;
 }
 
