@@ -1,7 +1,8 @@
 """The restore's pure logic: build/test/unit/test_restore_layout (the hole
 free in two layouts, the vdso shape check, the XSAVE buffer built from an
 image against made-up and real CPUs), test_restore_place (which VMAs are
-mapped at their own address from the start) and test_array
+mapped at their own address from the start), test_restore_groups (which
+tasks join their process group late) and test_array
 (common/array.h).
 
 Needs a build (`scons -j2`); uses nothing from conftest.py.
@@ -18,6 +19,15 @@ def test_restore_place_unit():
     """restore/premap-place.c: free of our maps, stack and regions, never two
     neighbours the kernel would merge, a child's inheritance, the kinds."""
     lines, passed = run_unit("test_restore_place")
+    assert passed == 5, "\n".join(lines)
+
+
+def test_restore_groups_unit():
+    """restore/tree-groups.c: a leader and a member led from an ancestor
+    join at once, a group a sibling or a descendant leads late, and with
+    --shell-job every task late where an early join would move a task of
+    the shell's group."""
+    lines, passed = run_unit("test_restore_groups")
     assert passed == 5, "\n".join(lines)
 
 

@@ -14,8 +14,8 @@
  *   task-create.c, tree.c   the root by clone3 with its dumped pid, every
  *                    other task by its parent task, once the parent has
  *                    premapped its memory (premap.c, premap-cow.c: the
- *                    children share it copy-on-write); sessions, groups,
- *                    zombies, helpers;
+ *                    children share it copy-on-write); sessions, groups
+ *                    (tree-groups.c), zombies, helpers;
  *   fd-share.c       files several processes hold: made once, passed on;
  *   fdt.c            a descriptor table several processes share
  *                    (CLONE_FILES): restored once, by its owner;
@@ -259,6 +259,10 @@ struct rst_proc {
 	 * shared, the window is computed by the task and open-ended) */
 	int fdt_owner;
 	int fdt_base, fdt_end;
+	/* joins its process group only once every task exists (stage 4,
+	 * tree-groups.c): its leader is no ancestor of it */
+	bool group_late;
+	bool ready;			/* said EV_READY (premapped, children forked) */
 	struct rst_images ri;		/* ALIVE only */
 	struct rst_plan plan;		/* ALIVE only */
 	struct rst_task t;
@@ -291,6 +295,7 @@ struct rst_tree {
 	struct rst_share share;		/* files shared between processes */
 	struct rst_ipc ipc;		/* the tree's own IPC namespace (ipc-ns.c) */
 	bool new_net_ns;		/* made in a netns of its own (net/) */
+	size_t created, ready;		/* tasks seized, tasks that said EV_READY */
 	uint64_t t_start, fork_us, pages_filled;
 };
 
@@ -319,7 +324,7 @@ struct rst_child {
 };
 
 /* tasks -> restore process, on the tree's event pipe (written whole) */
-enum { EV_CREATED = 1, EV_GROUP, EV_FDT_APART, EV_FDT_DONE };
+enum { EV_CREATED = 1, EV_READY, EV_GROUP, EV_FDT_APART, EV_FDT_DONE };
 
 struct rst_event {
 	int32_t idx;		/* the process the event is about */
@@ -448,6 +453,10 @@ int rst_tree_plan(struct rst_tree *tree);
 int rst_tree_pipes(struct rst_tree *tree);
 void rst_tree_report_errors(struct rst_tree *tree);
 int rst_tree_create(struct rst_tree *tree);
+int rst_tree_seize(struct rst_tree *tree, struct rst_proc *p);
+int rst_tree_creation_event(struct rst_tree *tree, const char *what);
+/* tree-groups.c: who joins its process group late; stage 4 */
+void rst_tree_groups_plan(struct rst_tree *tree);
 int rst_tree_groups(struct rst_tree *tree);
 int rst_tree_reap_dead(struct rst_tree *tree);
 int rst_tree_send(struct rst_tree *tree, struct rst_proc *p, char what);

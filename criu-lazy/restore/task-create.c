@@ -10,9 +10,10 @@
  * The parent reserves the premap + blob region first (the child inherits
  * the reservation, so no allocation of ours can land there meanwhile) and
  * blocks every signal
- * across the clone, so the child starts with all of them blocked.  The
- * child waits on a pipe until the parent has PTRACE_SEIZEd it: it never
- * runs the blob untraced, and PTRACE_O_EXITKILL kills it if we die.
+ * across the clone, so the child starts with all of them blocked.  We
+ * PTRACE_SEIZE it at once (PTRACE_O_EXITKILL kills it if we die) while it
+ * goes on with its premap: a seize does not stop it, and it reaches its
+ * blob only at stage 6, long after every task is seized (tree.c).
  *
  * The child reports an error as one line on the error pipe and exits; the
  * blob closes the pipe (with the other helper fds) and stops at int3 with
@@ -88,13 +89,12 @@ pid_t rst_clone_with_pid(pid_t pid, uint64_t flags)
 	return syscall(SYS_clone3, &ca, sizeof(ca));
 }
 
+/* (the caller says why it failed: rst_tree_seize()) */
 int rst_task_seize(struct rst_task *t)
 {
 	if (ptrace(PTRACE_SEIZE, t->pid, NULL,
-		   (void *)(long)(PTRACE_O_EXITKILL | PTRACE_O_TRACESYSGOOD))) {
-		pr_perror("cannot seize the new task %d", t->pid);
+		   (void *)(long)(PTRACE_O_EXITKILL | PTRACE_O_TRACESYSGOOD)))
 		return -errno;
-	}
 	t->seized = true;
 	return 0;
 }
@@ -147,9 +147,8 @@ int rst_task_create(struct rst_tree *tree, struct rst_proc *root)
 		return -err;
 	}
 	t->pid = pid;
-	ret = rst_task_seize(t);
-	if (!ret)
-		ret = rst_tree_send(tree, root, 'g');
+	tree->created = 1;
+	ret = rst_tree_seize(tree, root);
 	if (ret)
 		return ret;	/* the caller kills it */
 	t->fork_us = now_us() - t0;

@@ -1,9 +1,9 @@
 /*
  * Building the process tree, in each new task (the restore process's side
- * and the stages, byte by byte, are in tree.c): report its pid, wait for
- * each stage, premap its memory before it forks its children with their
- * dumped pids, join its process group, then end as a zombie or a helper
- * or go on to rebuild itself (child.c).  Errors go to the restore process
+ * and the stages, byte by byte, are in tree.c): report its pid, premap its
+ * memory before it forks its children with their dumped pids, join its
+ * process group (at once where it exists, else when told: tree-groups.c),
+ * then end as a zombie or a helper or go on to rebuild itself (child.c).  Errors go to the restore process
  * as one line on the task's error pipe (proc_err); the task then exits.
  */
 #include <errno.h>
@@ -149,9 +149,10 @@ static void close_foreign_pipes(struct rst_tree *tree, int idx)
 }
 
 /*
- * The process group, once every task exists.  With --shell-job a task of
- * the root's dumped group or session, which are not restored, stays in
- * ours (it inherited it).
+ * The process group: before the task forks its children where the group
+ * exists by then, else once every task exists (tree-groups.c).  With
+ * --shell-job a task of the root's dumped group or session, which are not
+ * restored, stays in ours (it inherited it).
  */
 static void join_group(struct rst_tree *tree, struct rst_proc *p)
 {
@@ -241,11 +242,12 @@ _Noreturn void rst_proc_main(struct rst_tree *tree, int idx)
 		c.fs_shared |= tree->procs + i != p && tree->procs[i].kind == RST_PROC_ALIVE &&
 			       tree->procs[i].ri.ids->fs_id == p->ri.ids->fs_id;
 
+	/* no wait for the seize: it does not stop us, and the restore
+	 * process has done it before any task goes past its EV_READY */
 	if (idx)
 		send_created(tree, idx);
 	else
 		close_restore_ends(tree);
-	wait_stage(p);
 	/* the region the plan chose for us, before anything of ours lands there */
 	if (idx && p->kind == RST_PROC_ALIVE &&
 	    mmap((void *)(uintptr_t)p->plan.premap_start, p->plan.blob_end - p->plan.premap_start,
@@ -267,13 +269,18 @@ _Noreturn void rst_proc_main(struct rst_tree *tree, int idx)
 		proc_err(p, errno, "task %d: setsid: %s", p->pid, strerror(errno));
 		_exit(1);
 	}
+	if (!p->group_late)	/* before the fork: the children inherit it */
+		join_group(tree, p);
 	fork_children(tree, idx);
 	close_foreign_pipes(tree, idx);
+	rst_tree_event(tree, idx, EV_READY, 0);
 
-	if (wait_stage(p) != 'p')
-		_exit(1);
-	join_group(tree, p);
-	rst_tree_event(tree, idx, EV_GROUP, 0);
+	if (p->group_late) {
+		if (wait_stage(p) != 'p')
+			_exit(1);
+		join_group(tree, p);
+		rst_tree_event(tree, idx, EV_GROUP, 0);
+	}
 
 	stage = wait_stage(p);
 	if (stage == 'f') {	/* a sharer: our helpers apart in the table */

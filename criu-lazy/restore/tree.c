@@ -13,19 +13,23 @@
  * The restore process's side is here; the task's is tree-task.c.
  *
  * A task (rst_proc_main), byte by byte from the restore process:
- *   'g'  seized: it may run.  Premap and fill its memory (premap.c), so
- *        that its children inherit it copy-on-write (premap-cow.c);
- *        subreaper (a helper's children are reparented to it), setsid() if
- *        it leads a session, then fork each child; the child's EV_CREATED
- *        tells the restore process its pid so that it seizes it and sends
- *        it its own 'g'.
- *   'p'  every task exists: join the process group (leaders first: the
- *        restore process orders them), then EV_GROUP.
+ *        (at once, nothing to wait for) EV_CREATED with its pid (the root:
+ *        we cloned it), which the restore process seizes as it reads it;
+ *        premap and fill its memory (premap.c), so that its children
+ *        inherit it copy-on-write (premap-cow.c); subreaper (a helper's
+ *        children are reparented to it), setsid() if it leads a session,
+ *        its process group if that exists already (tree-groups.c), then
+ *        fork each child; then EV_READY.
+ *   'p'  (only a task whose group's leader is no ancestor) every task is
+ *        ready: join the process group, then EV_GROUP.
  *   'r'  a zombie exits with its status (by the signal that killed it, or
  *        exit()), a helper exits; a live task drains the SIGCHLDs those
  *        exits queued for it and rebuilds itself (child.c).
- * Signals stay blocked in every task all along (the restore blocked them
- * across the first clone), and no task runs untraced after its 'g'.
+ * A seize does not stop the task: it premaps and forks whether or not we
+ * have read its EV_CREATED yet, and no task leaves our code (the blob,
+ * after 'r') before every one is seized and ready.  Signals stay blocked
+ * in every task all along (the restore blocked them across the first
+ * clone).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -246,67 +250,61 @@ int rst_tree_next_event(struct rst_tree *tree, struct rst_event *ev, const char 
 	}
 }
 
-int rst_tree_create(struct rst_tree *tree)
+/*
+ * Seize a task that said it exists.  One that failed at once (its premap)
+ * may be gone already: its own line says why, not the seize's error.
+ */
+int rst_tree_seize(struct rst_tree *tree, struct rst_proc *p)
 {
-	size_t created = 1;
-	int ret;
+	int ret = rst_task_seize(&p->t);
 
-	ret = rst_task_create(tree, &tree->procs[0]);
-	while (!ret && created < tree->nr) {
-		struct rst_event ev;
-		struct rst_proc *p;
-
-		ret = rst_tree_next_event(tree, &ev, "new task", TREE_WAIT_MS);
-		if (ret)
-			break;
-		p = &tree->procs[ev.idx];
-		if (ev.kind != EV_CREATED || p->t.pid) {
-			pr_err("unexpected event %d about task %d", ev.kind, p->pid);
-			return -EIO;
-		}
-		p->t.pid = ev.pid;
-		ret = rst_task_seize(&p->t);
-		if (!ret)
-			ret = rst_tree_send(tree, p, 'g');
-		created++;
-	}
+	(void)tree;
 	if (!ret)
-		pr_info("%zu task(s) created", tree->nr);
+		return 0;
+	if (!report_task_error(p))
+		pr_err("cannot seize the new task %d: %s", p->pid, strerror(-ret));
 	return ret;
 }
 
-/* Every task joins its group: group leaders first, then the members. */
-int rst_tree_groups(struct rst_tree *tree)
+/*
+ * One event while the tree is made: a new task (seized at once) or a
+ * task ready (premapped, its children forked, in its group if it could
+ * join it then).  A task sends them in that order.
+ */
+int rst_tree_creation_event(struct rst_tree *tree, const char *what)
 {
-	for (int leaders = 1; leaders >= 0; leaders--) {
-		size_t sent = 0;
+	struct rst_event ev;
+	struct rst_proc *p;
+	int ret = rst_tree_next_event(tree, &ev, what, TREE_WAIT_MS);
 
-		for (size_t i = 0; i < tree->nr; i++) {
-			struct rst_proc *p = &tree->procs[i];
-
-			if ((p->pgid == p->pid) == leaders) {
-				int ret = rst_tree_send(tree, p, 'p');
-
-				if (ret)
-					return ret;
-				sent++;
-			}
-		}
-		while (sent--) {
-			struct rst_event ev;
-			int ret = rst_tree_next_event(tree, &ev, "process group set",
-						      TREE_WAIT_MS);
-
-			if (ret)
-				return ret;
-			if (ev.kind != EV_GROUP) {
-				pr_err("unexpected event %d about task %d", ev.kind,
-				       tree->procs[ev.idx].pid);
-				return -EIO;
-			}
-		}
+	if (ret)
+		return ret;
+	p = &tree->procs[ev.idx];
+	if (ev.kind == EV_CREATED && !p->t.pid) {
+		p->t.pid = ev.pid;
+		tree->created++;
+		return rst_tree_seize(tree, p);
 	}
-	return 0;
+	if (ev.kind == EV_READY && p->t.seized && !p->ready) {
+		p->ready = true;
+		tree->ready++;
+		return 0;
+	}
+	pr_err("unexpected event %d about task %d", ev.kind, p->pid);
+	return -EIO;
+}
+
+int rst_tree_create(struct rst_tree *tree)
+{
+	int ret;
+
+	rst_tree_groups_plan(tree);
+	ret = rst_task_create(tree, &tree->procs[0]);
+	while (!ret && tree->created < tree->nr)
+		ret = rst_tree_creation_event(tree, "new task");
+	if (!ret)
+		pr_info("%zu task(s) created", tree->nr);
+	return ret;
 }
 
 static int wait_dead(struct rst_proc *p)

@@ -275,6 +275,9 @@ ZDTM_TESTS = [
     # process trees (issue 8)
     ZdtmTest("tree", ("--children", "1"), label="two", tree=True),
     ZdtmTest("tree", ("--children", "3", "--session", "--group"), label="groups", tree=True),
+    # groups no ancestor leads: joined once every task exists (tree-groups.c)
+    ZdtmTest("tree", ("--children", "1", "--group", "--late-groups"), label="late-groups",
+             tree=True),
     ZdtmTest("tree", ("--children", "1", "--zombie", "--stopped"), label="zombie-stopped",
              tree=True),
     ZdtmTest("tree", ("--children", "0", "--dead-leader"), label="dead-leader", tree=True),

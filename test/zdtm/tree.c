@@ -1,7 +1,9 @@
 /*
  * A process tree: the root forks children that each hold memory of their
  * own and memory inherited from the root, and, by option, a session of
- * their own, a process group of their own with a member, a zombie (exit
+ * their own, a process group of their own with a member (and, by
+ * --late-groups, groups no ancestor leads: a sibling in the leader's
+ * group, a parent in the group its own child leads), a zombie (exit
  * code and one killed by a signal), a stopped child, and a session whose
  * leader exited (its member reparented to the root, a subreaper), a child
  * in uninterruptible sleep (a vfork parent whose child neither execs nor
@@ -128,6 +130,34 @@ static void __attribute__((noreturn)) child_run(pid_t ppid, int own_group, pid_t
 	for (int i = 0; i < INHERITED_PAGES; i++)
 		expect_page("inherited page", inherited + i * PAGE_SIZE,
 			    i % 2 ? SEED + i : SEED + me * 7 + i);
+	_exit(0);
+}
+
+/* A child in the group its own child leads (it joined after the fork). */
+static void __attribute__((noreturn)) parent_in_childs_group(void)
+{
+	struct sigaction sa = { .sa_handler = on_term };
+	pid_t me = getpid(), kid;
+	int status;
+
+	sigaction(SIGTERM, &sa, NULL);
+	kid = fork();
+	if (kid == 0)
+		child_run(me, 1, 0);
+	if (kid < 0)
+		child_fail("fork: %m");
+	/* the child does it too: whoever comes first */
+	if (setpgid(kid, kid) && errno != EACCES)
+		child_fail("setpgid of our child %d: %m", kid);
+	if (setpgid(0, kid))
+		child_fail("setpgid into our child %d's group: %m", kid);
+	ready_done(1);
+	test_wait_flag(&got_term, SIGTERM);
+	if (getpgrp() != kid)
+		child_fail("pgid %d, expected our child's %d", getpgrp(), kid);
+	kill(kid, SIGTERM);
+	if (waitpid(kid, &status, 0) != kid || status)
+		child_fail("our child, the group's leader, ended with status %#x", status);
 	_exit(0);
 }
 
@@ -326,6 +356,8 @@ int main(int argc, char **argv)
 {
 	long children = 2;
 	int zombie = 0, stopped = 0, session = 0, group = 0, dead_leader = 0, bad_child = 0;
+	int late_groups = 0;
+	pid_t group_leader = 0;
 	int vfork_parent = 0, vfork_thread_opt = 0;
 	const struct test_opt opts[] = {
 		{ "children", TEST_OPT_INT, &children, 0, "plain children (each its own memory)" },
@@ -333,6 +365,9 @@ int main(int argc, char **argv)
 		{ "stopped", TEST_OPT_FLAG, &stopped, 0, "a child stopped by SIGSTOP" },
 		{ "session", TEST_OPT_FLAG, &session, 0, "a child leading a session, with a member" },
 		{ "group", TEST_OPT_FLAG, &group, 0, "a child leading a process group, with a member" },
+		{ "late-groups", TEST_OPT_FLAG, &late_groups, 0,
+		  "with --group: a sibling of the leader in its group, and a child in the group "
+		  "its own child leads" },
 		{ "dead-leader", TEST_OPT_FLAG, &dead_leader, 0, "a session whose leader exited" },
 		{ "bad-child", TEST_OPT_FLAG, &bad_child, 0,
 		  "a child holding a userfaultfd at 42 (a dump must refuse the tree)" },
@@ -421,6 +456,25 @@ int main(int argc, char **argv)
 			}
 		}
 		add_kid(pid, "group leader");
+		group_leader = pid;
+	}
+	if (late_groups) {
+		if (!group_leader)
+			fail("--late-groups needs --group");
+		/* the leader does it too: whoever comes first */
+		if (setpgid(group_leader, group_leader) && errno != EACCES)
+			fail("setpgid of the group leader %d: %m", group_leader);
+		pid = fork();
+		if (pid == 0) {
+			if (setpgid(0, group_leader))
+				child_fail("setpgid into the group of %d: %m", group_leader);
+			child_run(me, 0, 0);
+		}
+		add_kid(pid, "member of a sibling's group");
+		pid = fork();
+		if (pid == 0)
+			parent_in_childs_group();
+		add_kid(pid, "member of its child's group");
 	}
 	if (zombie) {
 		struct kid *k;
@@ -478,8 +532,8 @@ int main(int argc, char **argv)
 		make_vfork_parent(me, 0);
 	if (vfork_thread_opt)
 		make_vfork_parent(me, 1);
-	expect_ready = children + session * 2 + group * 2 + dead_leader + bad_child +
-		       vfork_parent + vfork_thread_opt;
+	expect_ready = children + session * 2 + group * 2 + late_groups * 3 + dead_leader +
+		       bad_child + vfork_parent + vfork_thread_opt;
 	close(ready_w);
 	for (int i = 0; i < expect_ready; i++)
 		if (read(ready_r, &c, 1) != 1)
