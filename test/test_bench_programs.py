@@ -85,6 +85,37 @@ def test_uffd_raw_copy(tmp_path):
         assert c[source]["best_mib_s"] == max(c[source]["runs_mib_s"]) > 0
 
 
+def test_uffd_raw_copy_files(tmp_path):
+    """--copy-file F1,F2 (a tree's pages images): a pass copies every file,
+    its bytes are theirs; --source file runs no anonymous copy; each run has
+    its CPU time."""
+    sizes = [3 << 20, 5 << 20 | 100]	# the partial page at the end is not copied
+    files = []
+    for i, size in enumerate(sizes):
+        f = tmp_path / f"pages-{i}.img"
+        f.write_bytes(os.urandom(size))
+        files.append(str(f))
+    d = run_json("uffd_raw", "--mode", "copy", "--copy-file", ",".join(files),
+                 "--source", "file", "--reps", 3)
+    c = d["copy"]
+    assert c["files"] == 2 and c["bytes"] == (3 << 20) + (5 << 20) and c["reps"] == 3, c
+    assert "anon" not in c
+    assert len(c["file"]["runs_mib_s"]) == len(c["file"]["cpu_runs_s"]) == 3
+    assert all(x > 0 for x in c["file"]["runs_mib_s"] + c["file"]["cpu_runs_s"]), c
+    d = run_json("uffd_raw", "--mode", "copy", "--copy-file", files[0], "--source", "anon",
+                 "--reps", 1)
+    assert "file" not in d["copy"] and d["copy"]["bytes"] == 3 << 20, d
+
+
+@pytest.mark.parametrize("args", [
+    ("--source", "both,file"),
+    ("--copy-file", ","),
+], ids=["bad-source", "no-file-named"])
+def test_uffd_raw_copy_refuses(args):
+    res = run("uffd_raw", "--mode", "copy", "--reps", 1, *args)
+    assert res.returncode == 1 and "uffd_raw" in res.stderr, res.stdout + res.stderr
+
+
 @pytest.mark.parametrize("touchers", [1, 16])
 def test_uffd_raw_fault_touchers(touchers):
     """--touchers N: every page faults once and is counted once, whatever

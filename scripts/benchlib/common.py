@@ -153,7 +153,7 @@ class Procs:
     def __init__(self):
         self._popen = {}	# pid -> Popen: our children
         self._adopted = {}	# pid -> start time: restored tasks
-        self._cpu_s = {}	# pid -> CPU seconds, once reaped
+        self._ru = {}		# pid -> its rusage, once reaped
 
     def spawn(self, argv, out=None, cwd=None, new_session=False, pass_fds=(), cpu=None):
         """Start argv with stdin /dev/null, stdout and stderr to the file out."""
@@ -196,7 +196,7 @@ class Procs:
         except ChildProcessError:	# reaped already (by Popen.poll)
             return p.returncode if p is not None else None
         code = os.waitstatus_to_exitcode(status)
-        self._cpu_s[pid] = ru.ru_utime + ru.ru_stime
+        self._ru[pid] = ru
         if p is not None:
             p.returncode = code
         return code
@@ -204,7 +204,14 @@ class Procs:
     def cpu_s(self, pid):
         """CPU seconds (user + system) a process reaped by wait() used; None
         if unknown."""
-        return self._cpu_s.get(pid)
+        ru = self._ru.get(pid)
+        return ru.ru_utime + ru.ru_stime if ru else None
+
+    def majflt(self, pid):
+        """Major page faults (pages read from disk) of a process reaped by
+        wait(); None if unknown."""
+        ru = self._ru.get(pid)
+        return ru.ru_majflt if ru else None
 
     def send(self, pid, sig):
         """Send sig to pid if it is still the process we own."""

@@ -18,9 +18,13 @@ and against the raw userfaultfd limits of the same machine, in one run.
    daemon runs with --no-background-fetch, and all its threads touch every
    page of their process at once, in random order: the tree's pages over
    max(end) - min(start) of the processes' touches.
-4. Background drain: the baseline (large-chunk UFFDIO_COPY from the biggest
-   pages image of the tree), then lazy restores of the tree with
-   background delivery, timed by the daemon until it has sent everything.
+4. Background drain, --drain-reps pairs: the baseline (uffd_raw: large-chunk
+   UFFDIO_COPY of all the tree's pages images, each into a region of its
+   own, after one pass that warms the memory and the page cache), then at
+   once a lazy restore of the tree with background delivery, timed by the
+   daemon until it has sent everything.  Both sides copy the same bytes
+   from the same files into memory just freed by the other; each drain is
+   held against the raw pass right before it.
 Every touch checks the pattern of every page; the daemon's statistics must
 add up, per process too.  No pinning by default (--placement free): 16
 threads share the CPUs with the daemon.
@@ -52,8 +56,9 @@ def add_arguments(p):
                    help="toucher threads of each process (default 4)")
     p.add_argument("--reps", type=int, default=5,
                    help="lazy restores of each workload for the restore-time medians (default 5)")
-    p.add_argument("--drain-reps", type=int, default=3,
-                   help="lazy restores of the tree with background delivery (default 3)")
+    p.add_argument("--drain-reps", type=int, default=5,
+                   help="pairs of a raw copy and a lazy restore of the tree with background"
+                        " delivery (default 5)")
     p.add_argument("--placement", choices=("free", "same", "split"), default="free",
                    help="daemon and tasks anywhere (default), or the daemon pinned to one CPU")
 
@@ -113,8 +118,26 @@ class TreeWorkload(lazy.Workload):
         return [self.dir / f"{self.result.name}.{i}" for i in range(self.nprocs)]
 
 
+def cpu_s(pid):
+    """CPU seconds a (single-threaded) process has run so far, None if gone."""
+    try:
+        with open(f"/proc/{pid}/schedstat") as f:
+            return int(f.read().split()[0]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 class TreeSession(lazy.Session):
     """A restore of the tree; its touch is every thread of every process."""
+
+    daemon_cpu_at_restore = None
+
+    def run_restore(self):
+        secs = super().run_restore()
+        if self.daemon and self.background:
+            # the daemon's CPU before its drain (it starts as the restore ends)
+            self.daemon_cpu_at_restore = cpu_s(self.daemon.pid)
+        return secs
 
     def touch(self, order):
         wl, procs = self.wl, self.suite.procs
@@ -149,7 +172,8 @@ class TreeSession(lazy.Session):
 class TreeSuite(lazy.LazySuite):
     def new_session(self, wl, lazy_, background):
         cls = TreeSession if isinstance(wl, TreeWorkload) else lazy.Session
-        return cls(self, wl, lazy_, background)
+        self.last_session = cls(self, wl, lazy_, background)
+        return self.last_session
 
     def run(self):
         a, r = self.args, self.report
@@ -188,13 +212,41 @@ class TreeSuite(lazy.LazySuite):
                          "--touchers", touchers, "--window", self.window])
         touch = self.session(tree, True, touch="random")
 
-        r.section("background drain: uffd_raw, then lazy restores of the tree with background")
-        rawc = self.raw_copy(tree)
-        drains = [d for d in (self.session(tree, True, background=True, drain=True)
-                              for _ in range(max(a.drain_reps, 1))) if d]
+        r.section("background drain: pairs of a raw copy of the tree's pages files and a lazy "
+                  "restore of the tree with background delivery")
+        rawc = self.raw_copy_files(tree, "anon", 3)
+        drains = [d for d in (self.drain_pair(tree) for _ in range(max(a.drain_reps, 1))) if d]
         self.ctx.extra.update(restores=res, raw_fault=raw1, raw_fault_window=raww,
-                              touch=touch, raw_copy=rawc, drains=drains)
+                              touch=touch, raw_copy_anon=rawc, drains=drains)
         self.tree_figures(tree, res, raw1, raww, touch, rawc, drains, touchers)
+
+    def raw_copy_files(self, wl, source, reps):
+        """uffd_raw's large-chunk copies of every pages file of wl (file: from
+        the files, anon: from as much anonymous memory), after its warm-up."""
+        files = sorted(wl.images.glob("pages-*.img"))
+        if not files:
+            raise BenchError(f"no pages-*.img in {wl.images}")
+        c = self.raw(f"large copies from {source}",
+                     ["--mode", "copy", "--copy-file", ",".join(str(f) for f in files),
+                      "--source", source, "--reps", reps])["copy"]
+        log(f"  raw copy of {c['bytes']:,} bytes ({len(files)} pages files) from {source}:"
+            f" {' '.join(f'{x:.0f}' for x in c[source]['runs_mib_s'])} MiB/s")
+        return c
+
+    def drain_pair(self, wl):
+        """A raw copy of wl's pages files, then at once a drain of wl: the
+        same bytes from the same page cache into memory the other just freed."""
+        raw = self.raw_copy_files(wl, "file", 1)
+        d = self.session(wl, True, background=True, drain=True)
+        if d:
+            d["raw_mib_s"] = raw["file"]["runs_mib_s"][0]
+            d["raw_cpu_s"] = raw["file"]["cpu_runs_s"][0]
+            d["raw_bytes"] = raw["bytes"]
+            s = self.last_session
+            total, before = self.procs.cpu_s(s.daemon.pid), s.daemon_cpu_at_restore
+            d["daemon_cpu_s"] = total - before if None not in (total, before) else None
+            d["daemon_majflt"] = self.procs.majflt(s.daemon.pid)
+        return d
 
     def tree_raw(self, size, procs, threads):
         """The raw bring-up time of one tree shape (median of 3), in s."""
@@ -279,32 +331,65 @@ class TreeSuite(lazy.LazySuite):
             self.check_tree_stats(touch, tree, background=False)
 
         if drains:
-            # background delivery starts when the restore has finished: the
-            # daemon's duration_s also holds the restore of four processes
-            def rate_of(d):
-                st = d["stats"]
-                return st["bytes"] / (st["duration_s"] - st["restore_finished_s"]) / (1 << 20)
+            self.drain_figures(tree, rawc, drains)
 
-            def whole_rate_of(d):
-                return d["stats"]["bytes"] / d["stats"]["duration_s"] / (1 << 20)
+    def drain_figures(self, tree, rawc, drains):
+        """Each drain against the raw copy right before it; runs in their order."""
+        r, S = self.report, lazy.human(tree.size)
 
-            drains = sorted(drains, key=rate_of)
-            drain = drains[len(drains) // 2]
-            r.section(f"background drain of the tree ({S}, median of {len(drains)})")
-            rate = rate_of(drain)
-            r.figure("drain_mib_s", "drain rate, bytes / (daemon end - restore finished)",
-                     rate, "MiB/s", "runs: " + " ".join(f"{rate_of(d):.0f}" for d in drains))
-            r.figure("drain_whole_mib_s", "drain rate, bytes / daemon duration_s",
-                     whole_rate_of(drain), "MiB/s",
-                     f"restore finished at {drain['stats']['restore_finished_s']:.3f} s")
-            r.figure("raw_copy_file_mib_s", "raw large-chunk copy from a pages file",
-                     rawc["file"]["best_mib_s"], "MiB/s", f"best of {rawc['reps']}")
-            r.ratio("drain_rate", "drain rate / raw copy (pages file)",
-                    rate / rawc["file"]["best_mib_s"], ">=", DRAIN_RATE_MIN)
-            r.ratio("drain_rate_anon", "drain rate / raw copy (anonymous source)",
-                    rate / rawc["anon"]["best_mib_s"])
-            for d in drains:
-                self.check_tree_stats(d, tree, background=True)
+        # background delivery starts when the restore has finished: the
+        # daemon's duration_s also holds the restore of four processes
+        def rate_of(d):
+            st = d["stats"]
+            return st["bytes"] / (st["duration_s"] - st["restore_finished_s"]) / (1 << 20)
+
+        def med(v):
+            return statistics.median(v)
+
+        rates = [rate_of(d) for d in drains]
+        raws = [d["raw_mib_s"] for d in drains]
+        ratios = [x / y for x, y in zip(rates, raws)]
+        mid = sorted(drains, key=rate_of)[len(drains) // 2]
+        r.section(f"background drain of the tree ({S}), {len(drains)} pairs: a raw copy of the "
+                  "same pages files, then the drain")
+        r.figure("drain_mib_s", "drain rate, bytes / (daemon end - restore finished)",
+                 med(rates), "MiB/s", "median; runs: " + " ".join(f"{x:.0f}" for x in rates))
+        r.figure("drain_whole_mib_s", "drain rate, bytes / daemon duration_s",
+                 mid["stats"]["bytes"] / mid["stats"]["duration_s"] / (1 << 20), "MiB/s",
+                 f"restore finished at {mid['stats']['restore_finished_s']:.3f} s")
+        r.figure("raw_copy_file_mib_s", "raw large-chunk copy of the same pages files",
+                 med(raws), "MiB/s", f"median, {mid['raw_bytes']:,} bytes; runs: "
+                 + " ".join(f"{x:.0f}" for x in raws))
+        r.ratio("drain_rate", "drain rate / raw copy right before it", med(ratios), ">=",
+                DRAIN_RATE_MIN, note="median of the pairs: "
+                + " ".join(f"{x:.2f}" for x in ratios))
+        r.ratio("drain_rate_medians", "drain rate / raw copy, medians", med(rates) / med(raws))
+        r.ratio("drain_rate_best", "drain rate / raw copy, best of each", max(rates) / max(raws))
+        r.ratio("drain_rate_anon", "drain rate / raw copy from anonymous memory (best)",
+                med(rates) / rawc["anon"]["best_mib_s"])
+        # CPU time tells a slower drain from one that got less of the CPUs
+        cpu = [d for d in drains if d.get("daemon_cpu_s")]
+        if cpu:
+            def per_gib(secs, nbytes):
+                return secs / (nbytes / (1 << 30))
+
+            daemon = med([per_gib(d["daemon_cpu_s"], d["stats"]["bytes"]) for d in cpu])
+            raw = med([per_gib(d["raw_cpu_s"], d["raw_bytes"]) for d in cpu])
+            share = [d["daemon_cpu_s"] / (d["stats"]["duration_s"] -
+                                          d["stats"]["restore_finished_s"]) for d in cpu]
+            raw_share = [d["raw_cpu_s"] / (d["raw_bytes"] / (1 << 20) / d["raw_mib_s"])
+                         for d in cpu]
+            r.figure("drain_cpu_s_per_gib", "daemon's CPU per GiB, from the restore's return",
+                     daemon, "s", f"raw copy's {raw:.3f} s (medians)")
+            r.ratio("drain_cpu_ratio", "raw copy's CPU per GiB / the daemon's", raw / daemon,
+                    note="share of a CPU, daemon: " + " ".join(f"{x:.2f}" for x in share)
+                    + "; raw: " + " ".join(f"{x:.2f}" for x in raw_share))
+            r.figure("drain_majflt", "pages files read from disk while draining",
+                     sum(d["daemon_majflt"] or 0 for d in cpu), "faults",
+                     "major faults of the daemons: "
+                     + " ".join(str(d["daemon_majflt"]) for d in cpu))
+        for d in drains:
+            self.check_tree_stats(d, tree, background=True)
 
     def check_tree_stats(self, ses, wl, background):
         """Counts that must add up, for the tree and for each process."""

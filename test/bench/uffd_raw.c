@@ -16,7 +16,11 @@
  *   read-only mapping of a file in the page cache (what the daemon does with
  *   a pages image; --copy-file names one, else a new file of --size is
  *   written in --tmpdir).  Repeated --reps times into a fresh region, after
- *   one pass that is not counted (see bench_warm_memory()).
+ *   one pass that is not counted (see bench_warm_memory()).  --copy-file
+ *   F1,F2,... (a tree's pages images): a pass copies each file into a region
+ *   of its own, all of them registered before the clock starts, and the
+ *   anonymous source is as big as all of them; --source file (or anon)
+ *   runs only that one.  Each pass's CPU time is printed too (cpu_runs_s).
  *
  * --touchers N (fault mode): N toucher threads share the order, toucher k
  *   taking its pages i = k, k + N, ... at once with the others, one handler
@@ -26,8 +30,9 @@
  * Prints one JSON object on stdout; errors go to stderr with exit status 1.
  *
  *   uffd_raw [--size 1G] [--mode fault|copy|all] [--order seq|random|both]
- *            [--window PAGES] [--chunk 4M] [--reps 3] [--tmpdir DIR] [--copy-file F]
- *            [--seed N] [--timeout SECONDS] [--handler-cpu N] [--toucher-cpu N]
+ *            [--window PAGES] [--chunk 4M] [--reps 3] [--tmpdir DIR] [--copy-file F[,F...]]
+ *            [--source file|anon|both] [--seed N] [--timeout SECONDS]
+ *            [--handler-cpu N] [--toucher-cpu N]
  */
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
@@ -54,8 +59,11 @@ struct config {
 	const char *mode;
 	const char *order;
 	const char *tmpdir;
-	const char *copy_file;	/* file source of the copy test, else a new one */
+	const char *copy_file;	/* file sources of the copy test, else a new one */
+	const char *source;	/* copy test: file, anon or both */
 };
+
+#define MAX_COPY_FILES	64
 
 /* One run of the fault test. */
 struct fault_run {
@@ -272,31 +280,50 @@ static void run_fault(const struct config *cfg, const char *src, bool random, bo
 	free(r.delivered);
 }
 
-/* One pass: UFFDIO_COPY the whole of src into a fresh registered region. */
-static double copy_once(const struct config *cfg, const char *src)
+/*
+ * One pass: UFFDIO_COPY each of the n sources into a fresh registered
+ * region of its own (all of them mapped and registered before the clock
+ * starts, as the lazy-pages daemon has every task's memory registered
+ * before it drains), front to back in cfg->chunk pieces.
+ */
+static double copy_once(const struct config *cfg, int n, const char *const *src,
+			const uint64_t *size, double *cpu_s)
 {
-	char *dst = xmap(cfg->size);
+	char *dst[MAX_COPY_FILES];
+	uint64_t t0, t1, total = 0;
 	int uffd = uffd_open();
-	uint64_t t0, t1, last;
+	double cpu0;
 
-	uffd_register(uffd, dst, cfg->size);
+	for (int i = 0; i < n; i++) {
+		dst[i] = xmap(size[i]);
+		uffd_register(uffd, dst[i], size[i]);
+		total += size[i];
+	}
+	cpu0 = bench_thread_cpu_s();
 	t0 = bench_now_ns();
-	for (uint64_t off = 0; off < cfg->size; off += cfg->chunk) {
-		uint64_t len = cfg->size - off < cfg->chunk ? cfg->size - off : cfg->chunk;
-		int err = uffd_copy(uffd, (uintptr_t)dst + off, src + off, len);
+	for (int i = 0; i < n; i++) {
+		for (uint64_t off = 0; off < size[i]; off += cfg->chunk) {
+			uint64_t len = size[i] - off < cfg->chunk ? size[i] - off : cfg->chunk;
+			int err = uffd_copy(uffd, (uintptr_t)dst[i] + off, src[i] + off, len);
 
-		if (err) {
-			errno = err;
-			bench_die("UFFDIO_COPY at offset %llu: %m", (unsigned long long)off);
+			if (err) {
+				errno = err;
+				bench_die("UFFDIO_COPY at offset %llu: %m", (unsigned long long)off);
+			}
 		}
 	}
 	t1 = bench_now_ns();
-	last = cfg->size - BENCH_PAGE;
-	if (memcmp(dst + last, src + last, BENCH_PAGE))
-		bench_die("the copied region does not hold the source");
+	*cpu_s = bench_thread_cpu_s() - cpu0;
+	for (int i = 0; i < n; i++) {
+		uint64_t last = size[i] - BENCH_PAGE;
+
+		if (memcmp(dst[i] + last, src[i] + last, BENCH_PAGE))
+			bench_die("the copied region does not hold the source");
+	}
 	close(uffd);
-	munmap(dst, cfg->size);
-	return cfg->size / ((t1 - t0) / 1e9) / (1 << 20);
+	for (int i = 0; i < n; i++)
+		munmap(dst[i], size[i]);
+	return total / ((t1 - t0) / 1e9) / (1 << 20);
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -306,7 +333,8 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static void print_copy(const char *name, double *mibs, int reps, bool last)
+static void print_copy(const char *name, const double *mibs, const double *cpu, int reps,
+		       bool last)
 {
 	double sorted[reps];
 
@@ -316,6 +344,9 @@ static void print_copy(const char *name, double *mibs, int reps, bool last)
 	       name, sorted[reps / 2], sorted[reps - 1]);
 	for (int i = 0; i < reps; i++)
 		printf("%s%.1f", i ? ", " : "", mibs[i]);
+	printf("], \"cpu_runs_s\": [");
+	for (int i = 0; i < reps; i++)
+		printf("%s%.4f", i ? ", " : "", cpu[i]);
 	printf("]}%s\n", last ? "" : ",");
 }
 
@@ -344,77 +375,123 @@ static int make_source_file(const struct config *cfg)
 	return fd;
 }
 
-/* An existing file (a pages image): the copy tests use its whole pages. */
-static int open_source_file(struct config *cfg)
-{
-	int fd = open(cfg->copy_file, O_RDONLY | O_CLOEXEC);
-	struct stat st;
+/* The file sources of the copy test: fds, their sizes, their total in cfg->size. */
+struct copy_files {
+	int n;
+	int fd[MAX_COPY_FILES];
+	uint64_t size[MAX_COPY_FILES];
+};
 
-	if (fd < 0 || fstat(fd, &st))
-		bench_die("%s: %m", cfg->copy_file);
-	cfg->size = st.st_size & ~(BENCH_PAGE - 1);
-	if (!cfg->size)
-		bench_die("%s: shorter than a page", cfg->copy_file);
-	return fd;
+/* Existing files (pages images, comma-separated): their whole pages. */
+static void open_source_files(struct config *cfg, struct copy_files *f)
+{
+	char *list = strdup(cfg->copy_file), *save = NULL;
+
+	if (!list)
+		bench_die("strdup: %m");
+	cfg->size = 0;
+	for (char *name = strtok_r(list, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
+		struct stat st;
+		int fd;
+
+		if (f->n == MAX_COPY_FILES)
+			bench_die("--copy-file: more than %d files", MAX_COPY_FILES);
+		fd = open(name, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || fstat(fd, &st))
+			bench_die("%s: %m", name);
+		f->fd[f->n] = fd;
+		f->size[f->n] = st.st_size & ~(BENCH_PAGE - 1);
+		if (!f->size[f->n])
+			bench_die("%s: shorter than a page", name);
+		cfg->size += f->size[f->n++];
+	}
+	if (!f->n)
+		bench_die("--copy-file: no file named");
+	free(list);
 }
 
-/* The file mapped afresh each time, as the daemon maps a pages image. */
-static double copy_file_once(const struct config *cfg, int fd)
+/* The files mapped afresh each time, as the daemon maps a pages image. */
+static double copy_files_once(const struct config *cfg, const struct copy_files *f,
+			      double *cpu_s)
 {
-	char *map = mmap(NULL, cfg->size, PROT_READ, MAP_PRIVATE, fd, 0);
+	const char *map[MAX_COPY_FILES];
 	double v;
 
-	if (map == MAP_FAILED)
-		bench_die("mmap the source file: %m");
-	madvise(map, cfg->size, MADV_SEQUENTIAL);	/* as the daemon does */
-	v = copy_once(cfg, map);
-	munmap(map, cfg->size);
+	for (int i = 0; i < f->n; i++) {
+		void *m = mmap(NULL, f->size[i], PROT_READ, MAP_PRIVATE, f->fd[i], 0);
+
+		if (m == MAP_FAILED)
+			bench_die("mmap a source file: %m");
+		madvise(m, f->size[i], MADV_SEQUENTIAL);	/* as the daemon does */
+		map[i] = m;
+	}
+	v = copy_once(cfg, f->n, map, f->size, cpu_s);
+	for (int i = 0; i < f->n; i++)
+		munmap((void *)map[i], f->size[i]);
 	return v;
 }
 
 static void run_copy(struct config *cfg)
 {
-	int fd = cfg->copy_file ? open_source_file(cfg) : make_source_file(cfg);
-	double anon[cfg->reps], file[cfg->reps];
+	struct copy_files f = { 0 };
+	bool anon_too = strcmp(cfg->source, "file"), file_too = strcmp(cfg->source, "anon");
+	double anon[cfg->reps], file[cfg->reps], anon_cpu[cfg->reps], file_cpu[cfg->reps], cpu;
 	char *src;
 
+	if (cfg->copy_file) {
+		open_source_files(cfg, &f);
+	} else if (file_too) {
+		f.fd[0] = make_source_file(cfg);
+		f.size[0] = cfg->size;
+		f.n = 1;
+	}
 	bench_pin_self(cfg->handler_cpu);
 	/*
 	 * Each source: one pass to warm up (see bench_warm_memory), then the measured
 	 * ones.  The file first: the gigabyte of anonymous source freed at the
 	 * end would otherwise be handed back to the host during the file runs.
 	 */
-	for (int i = -1; i < cfg->reps; i++) {
-		double v = copy_file_once(cfg, fd);
+	for (int i = -1; file_too && i < cfg->reps; i++) {
+		double v = copy_files_once(cfg, &f, &cpu);
 
-		if (i >= 0)
+		if (i >= 0) {
 			file[i] = v;
+			file_cpu[i] = cpu;
+		}
 	}
-	close(fd);
+	for (int i = 0; i < f.n; i++)
+		close(f.fd[i]);
 
-	src = xmap(cfg->size);
-	bench_pattern_fill(src, cfg->size, cfg->seed);
-	for (int i = -1; i < cfg->reps; i++) {
-		double v = copy_once(cfg, src);
+	if (anon_too) {
+		src = xmap(cfg->size);
+		bench_pattern_fill(src, cfg->size, cfg->seed);
+		for (int i = -1; i < cfg->reps; i++) {
+			double v = copy_once(cfg, 1, (const char *const *)&src, &cfg->size, &cpu);
 
-		if (i >= 0)
-			anon[i] = v;
+			if (i >= 0) {
+				anon[i] = v;
+				anon_cpu[i] = cpu;
+			}
+		}
+		munmap(src, cfg->size);
 	}
-	munmap(src, cfg->size);
 
-	printf("  \"copy\": {\n    \"chunk\": %llu, \"bytes\": %llu, \"reps\": %d,\n",
-	       (unsigned long long)cfg->chunk, (unsigned long long)cfg->size, cfg->reps);
-	print_copy("anon", anon, cfg->reps, false);
-	print_copy("file", file, cfg->reps, true);
+	printf("  \"copy\": {\n    \"chunk\": %llu, \"bytes\": %llu, \"files\": %d, \"reps\": %d%s\n",
+	       (unsigned long long)cfg->chunk, (unsigned long long)cfg->size, f.n, cfg->reps,
+	       anon_too || file_too ? "," : "");
+	if (anon_too)
+		print_copy("anon", anon, anon_cpu, cfg->reps, !file_too);
+	if (file_too)
+		print_copy("file", file, file_cpu, cfg->reps, true);
 	printf("  }");
 }
 
 static void usage(int status)
 {
 	fputs("usage: uffd_raw [--size 1G] [--mode fault|copy|all] [--order seq|random|both]\n"
-	      "                [--window PAGES] [--chunk 4M] [--reps 3] [--tmpdir DIR] [--copy-file F]\n"
-	      "                [--seed N] [--timeout SECONDS] [--handler-cpu N] [--toucher-cpu N]\n"
-	      "                [--touchers N]\n",
+	      "                [--window PAGES] [--chunk 4M] [--reps 3] [--tmpdir DIR] [--copy-file F[,F...]]\n"
+	      "                [--source file|anon|both] [--seed N] [--timeout SECONDS]\n"
+	      "                [--handler-cpu N] [--toucher-cpu N] [--touchers N]\n",
 	      status ? stderr : stdout);
 	exit(status);
 }
@@ -424,7 +501,7 @@ int main(int argc, char **argv)
 	struct config cfg = {
 		.size = 1ULL << 30, .chunk = 4ULL << 20, .window = 1, .seed = 0x5eed,
 		.reps = 3, .handler_cpu = -1, .toucher_cpu = -1, .touchers = 1,
-		.mode = "all", .order = "both", .tmpdir = "/var/tmp",
+		.mode = "all", .order = "both", .tmpdir = "/var/tmp", .source = "both",
 	};
 	int timeout = 600;
 	const struct bench_opt opts[] = {
@@ -436,6 +513,7 @@ int main(int argc, char **argv)
 		{ "reps", BENCH_INT, &cfg.reps },
 		{ "tmpdir", BENCH_STR, &cfg.tmpdir },
 		{ "copy-file", BENCH_STR, &cfg.copy_file },
+		{ "source", BENCH_STR, &cfg.source },
 		{ "seed", BENCH_U64, &cfg.seed },
 		{ "timeout", BENCH_INT, &timeout },
 		{ "handler-cpu", BENCH_INT, &cfg.handler_cpu },
@@ -453,7 +531,8 @@ int main(int argc, char **argv)
 	do_copy = !strcmp(cfg.mode, "copy") || !strcmp(cfg.mode, "all");
 	seq = !strcmp(cfg.order, "seq") || !strcmp(cfg.order, "both");
 	rnd = !strcmp(cfg.order, "random") || !strcmp(cfg.order, "both");
-	if (!(do_fault || do_copy) || !(seq || rnd))
+	if (!(do_fault || do_copy) || !(seq || rnd) ||
+	    (strcmp(cfg.source, "file") && strcmp(cfg.source, "anon") && strcmp(cfg.source, "both")))
 		usage(1);
 	alarm(timeout);		/* a lost wake-up must not hang the benchmark */
 
