@@ -249,6 +249,7 @@ int lazy_read_restore_word(struct lazy_daemon *d)
 	}
 	d->restore_finished = true;
 	d->stats.finished_ns = evloop_now_ns();
+	d->stats.finished_cpu_ns = lazy_stats_cpu_ns();
 	pr_info("restore finished");
 	return 0;
 }

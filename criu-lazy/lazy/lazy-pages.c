@@ -367,6 +367,7 @@ int cr_lazy_pages(struct opts *o)
 	if (!ret)
 		ret = run_loop(&d);
 	d.stats.end_ns = evloop_now_ns();
+	d.stats.end_cpu_ns = lazy_stats_cpu_ns();
 
 	if (ret) {
 		lazy_poison_all(&d);

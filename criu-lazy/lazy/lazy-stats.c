@@ -230,7 +230,8 @@ void lazy_stats_report(struct lazy_stats *s, int dirfd)
 		"\"restore_finished_s\": %.6f, \"pages_shmem\": %llu, \"pages_prefetched\": %llu, "
 		"\"prefetch_hits\": %llu, \"prefetch_late\": %llu, \"prefetch_filled\": %llu, "
 		"\"faults_avoided\": %llu, \"faults_installing\": %llu, "
-		"\"working_set_installed_s\": %.6f, \"page_server_reconnects\": %llu",
+		"\"working_set_installed_s\": %.6f, \"page_server_reconnects\": %llu, "
+		"\"cpu_after_restore_s\": %.6f",
 		(unsigned long long)s->tasks, (unsigned long long)s->pages_lazy,
 		(unsigned long long)s->pages_inherited,
 		(unsigned long long)s->pages_fault, (unsigned long long)s->pages_background,
@@ -246,7 +247,9 @@ void lazy_stats_report(struct lazy_stats *s, int dirfd)
 		(unsigned long long)s->prefetch_filled,
 		(unsigned long long)tree_avoided(s),
 		(unsigned long long)s->faults_installing, since_start_s(s, installed_ns(s)),
-		(unsigned long long)s->ps_reconnects);
+		(unsigned long long)s->ps_reconnects,
+		s->finished_ns && s->end_cpu_ns > s->finished_cpu_ns ?
+		(s->end_cpu_ns - s->finished_cpu_ns) / 1e9 : 0.0);
 	write_procs(f, s);
 	fputs("}\n", f);
 	if (fclose(f))

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 /*
  * One dumped process's share (with the tasks it forked after the restore,
@@ -55,6 +56,7 @@ struct lazy_stats {
 	uint64_t bytes;
 	uint64_t start_ns, end_ns;
 	uint64_t finished_ns;		/* the restore finished: background may start */
+	uint64_t finished_cpu_ns, end_cpu_ns;	/* our CPU time then, and at the end */
 	uint32_t *latency_ns;		/* one per served fault */
 	size_t nr_latency, cap_latency;
 
@@ -62,6 +64,16 @@ struct lazy_stats {
 	size_t nr_procs, cap_procs;
 	struct lazy_proc_stats lost_track;	/* counts no process could get (ENOMEM) */
 };
+
+/* The CPU time this process has used so far (the guardian is another). */
+static inline uint64_t lazy_stats_cpu_ns(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts))
+		return 0;
+	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
 
 void lazy_stats_fault_latency(struct lazy_stats *s, uint64_t ns);
 /* The index of process @pid's share, made on first use; -1 without memory. */

@@ -118,26 +118,8 @@ class TreeWorkload(lazy.Workload):
         return [self.dir / f"{self.result.name}.{i}" for i in range(self.nprocs)]
 
 
-def cpu_s(pid):
-    """CPU seconds a (single-threaded) process has run so far, None if gone."""
-    try:
-        with open(f"/proc/{pid}/schedstat") as f:
-            return int(f.read().split()[0]) / 1e9
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 class TreeSession(lazy.Session):
     """A restore of the tree; its touch is every thread of every process."""
-
-    daemon_cpu_at_restore = None
-
-    def run_restore(self):
-        secs = super().run_restore()
-        if self.daemon and self.background:
-            # the daemon's CPU before its drain (it starts as the restore ends)
-            self.daemon_cpu_at_restore = cpu_s(self.daemon.pid)
-        return secs
 
     def touch(self, order):
         wl, procs = self.wl, self.suite.procs
@@ -242,10 +224,8 @@ class TreeSuite(lazy.LazySuite):
             d["raw_mib_s"] = raw["file"]["runs_mib_s"][0]
             d["raw_cpu_s"] = raw["file"]["cpu_runs_s"][0]
             d["raw_bytes"] = raw["bytes"]
-            s = self.last_session
-            total, before = self.procs.cpu_s(s.daemon.pid), s.daemon_cpu_at_restore
-            d["daemon_cpu_s"] = total - before if None not in (total, before) else None
-            d["daemon_majflt"] = self.procs.majflt(s.daemon.pid)
+            d["daemon_cpu_s"] = d["stats"].get("cpu_after_restore_s")
+            d["daemon_majflt"] = self.procs.majflt(self.last_session.daemon.pid)
         return d
 
     def tree_raw(self, size, procs, threads):
@@ -379,7 +359,7 @@ class TreeSuite(lazy.LazySuite):
                                           d["stats"]["restore_finished_s"]) for d in cpu]
             raw_share = [d["raw_cpu_s"] / (d["raw_bytes"] / (1 << 20) / d["raw_mib_s"])
                          for d in cpu]
-            r.figure("drain_cpu_s_per_gib", "daemon's CPU per GiB, from the restore's return",
+            r.figure("drain_cpu_s_per_gib", "daemon's CPU per GiB, from the restore's end",
                      daemon, "s", f"raw copy's {raw:.3f} s (medians)")
             r.ratio("drain_cpu_ratio", "raw copy's CPU per GiB / the daemon's", raw / daemon,
                     note="share of a CPU, daemon: " + " ".join(f"{x:.2f}" for x in share)
