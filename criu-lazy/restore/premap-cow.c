@@ -14,7 +14,8 @@
  *     (MADV_DONTNEED): an anonymous page becomes zero again, or missing
  *     for the lazy-pages daemon to fill; a private file page goes back to
  *     the file;
- *   - a page our images fill where the parent filled it too is compared
+ *   - a page our images fill where the parent filled it too (in a run
+ *     of 16 pages or more, premap-plan.c) is compared
  *     with the parent's pages file (what the parent's fill wrote there),
  *     not with the page itself, which we never touch: written only when
  *     it differs (allocated with MADV_POPULATE_WRITE and read in by the

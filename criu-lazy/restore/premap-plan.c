@@ -39,6 +39,9 @@
 #define HOLE_GAP	(16ull << 20)	/* keep this far from anything mapped */
 #define HOLE_LOW	(1ull << 32)	/* and stay above the low 4 GiB */
 #define BLOB_STACK_SIZE	(64ull << 10)
+/* the shortest run of pages a child compares with its parent's rather
+ * than reads straight in (add_inherited_fill) */
+#define CMP_MIN_BYTES	(16 * RST_PAGE_SIZE)
 
 static bool vma_is_kernel(const VmaEntry *v)
 {
@@ -243,7 +246,11 @@ static int add_fill(struct rst_plan *plan, size_t *cap, uint64_t file_off, uint6
  * of it are empty (dropped, or never there) or the file's, which our
  * dumped page is not, so a compare would only fault a page in to find it
  * differs.  The rest is read straight in, as into a VMA of our own.
- * (@pdst: the parent's premap address of our @dst.)
+ * So is a run the parent filled that is shorter than CMP_MIN_BYTES: its
+ * compare cost two reads a page and a call per page that differs (most
+ * do: the stack pages at each thread's stack pointer), where a plain fill
+ * reads it with its neighbours in one call; sharing saved no more than
+ * those few pages.  (@pdst: the parent's premap address of our @dst.)
  */
 static int add_inherited_fill(struct rst_plan *plan, size_t *cap, const struct rst_plan *parent,
 			      uint64_t file_off, uint64_t dst, uint64_t pdst, uint64_t len)
@@ -272,9 +279,12 @@ static int add_inherited_fill(struct rst_plan *plan, size_t *cap, const struct r
 		to = f->dst + f->len < pdst + len ? f->dst + f->len - pdst : len;
 		if (from > done)
 			ret = add_fill(plan, cap, file_off + done, dst + done, from - done, false, 0);
-		if (!ret && to > from)
-			ret = add_fill(plan, cap, file_off + from, dst + from, to - from, true,
-				       f->file_off + (pdst + from - f->dst));
+		if (!ret && to > from) {
+			bool cmp = to - from >= CMP_MIN_BYTES;
+
+			ret = add_fill(plan, cap, file_off + from, dst + from, to - from, cmp,
+				       cmp ? f->file_off + (pdst + from - f->dst) : 0);
+		}
 		done = to > done ? to : done;
 	}
 	if (!ret && done < len)
