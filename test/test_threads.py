@@ -199,6 +199,13 @@ def test_restore_in_foreground_leaves_no_thread_traced(tool, zdtm, workdir):
         assert pidfile.exists(), f"the restore ended early: {restore.stderr.read().decode()}"
         assert int(pidfile.read_text()) == task.pid
         assert P.ppid(task.pid) == restore.pid, "the restore is not the parent of its root"
+        # the pidfile comes a stage before the detach (stages.c): the log's
+        # last line says the restore is done
+        log = workdir / "restore.log"
+        P.wait_for(lambda: "restored in" in log.read_text(errors="replace") or
+                   restore.poll() is not None, TIMEOUT)
+        assert "restored in" in log.read_text(errors="replace"), (
+            "the restore did not finish: " + log.read_text(errors="replace")[-2000:])
         tids = tids_of(task.pid)
         assert len(tids) == 5, f"4 threads and the leader expected, found {tids}"
         for tid in tids:
