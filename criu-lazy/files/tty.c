@@ -59,7 +59,7 @@ static bool tty_rst_match(const struct rst_images *ri, const FileEntry *fe)
 
 	if (!name || (fe->reg->has_mode && !S_ISCHR(fe->reg->mode)))
 		return false;
-	if (!stat(name, &st))
+	if (!rst_path_stat(ri->tf, fe->reg, &st))
 		return is_terminal(&st, false);
 	return !strncmp(name, "/dev/pts/", 9) || !strncmp(name, "/dev/tty", 8);
 }

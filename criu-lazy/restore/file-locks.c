@@ -77,47 +77,64 @@ static int check_lock(const struct opts *o, const struct rst_images *ri, const F
 	return 0;
 }
 
-int rst_file_locks_load(const struct opts *o, struct rst_images *ri)
+/* filelocks.img, every task's locks: read once for the tree (@tf). */
+static int read_locks(int dirfd, struct rst_tree_files *tf)
 {
 	ProtobufCMessage *msg;
 	struct cr_img *img;
 	int ret;
 
-	ret = img_open(ri->dirfd, IMG_FILE_LOCKS, 0, O_RDONLY, &img);
+	if (tf->locks_read)
+		return 0;
+	tf->locks_read = true;
+	ret = img_open(dirfd, IMG_FILE_LOCKS, 0, O_RDONLY, &img);
 	if (ret == -ENOENT)
 		return 0;
 	if (ret)
 		return ret;
 	while ((ret = img_read_entry(img, &file_lock_entry__descriptor, &msg)) > 0) {
-		FileLockEntry *e = (FileLockEntry *)msg, **grown;
+		FileLockEntry **grown = realloc(tf->locks, (tf->nr_locks + 1) * sizeof(*grown));
 
-		ret = check_lock(o, ri, e);
-		if (ret || e->pid != ri->pid) {
-			protobuf_c_message_free_unpacked(msg, NULL);
-			if (ret)
-				break;
-			continue;
-		}
-		grown = realloc(ri->locks, (ri->nr_locks + 1) * sizeof(*grown));
 		if (!grown) {
 			protobuf_c_message_free_unpacked(msg, NULL);
 			ret = -ENOMEM;
 			break;
 		}
-		ri->locks = grown;
-		ri->locks[ri->nr_locks++] = e;
+		tf->locks = grown;
+		tf->locks[tf->nr_locks++] = (FileLockEntry *)msg;
 	}
 	img_close(img);
 	return ret;
 }
 
-void rst_file_locks_free(struct rst_images *ri)
+/* The task's own locks, each checked; every other task's checked as far as
+ * it can be without that task's images. */
+int rst_file_locks_load(const struct opts *o, struct rst_images *ri)
 {
-	for (size_t i = 0; i < ri->nr_locks; i++)
-		protobuf_c_message_free_unpacked(&ri->locks[i]->base, NULL);
-	free(ri->locks);
-	ri->locks = NULL;
-	ri->nr_locks = 0;
+	int ret = read_locks(ri->dirfd, ri->tf);
+
+	for (size_t i = 0; !ret && i < ri->tf->nr_locks; i++) {
+		FileLockEntry *e = ri->tf->locks[i], **grown;
+
+		ret = check_lock(o, ri, e);
+		if (ret || e->pid != ri->pid)
+			continue;
+		grown = realloc(ri->locks, (ri->nr_locks + 1) * sizeof(*grown));
+		if (!grown)
+			return -ENOMEM;
+		ri->locks = grown;
+		ri->locks[ri->nr_locks++] = e;
+	}
+	return ret;
+}
+
+void rst_file_locks_free(struct rst_tree_files *tf)
+{
+	for (size_t i = 0; i < tf->nr_locks; i++)
+		protobuf_c_message_free_unpacked(&tf->locks[i]->base, NULL);
+	free(tf->locks);
+	tf->locks = NULL;
+	tf->nr_locks = 0;
 }
 
 static int take_lock(const FileLockEntry *e)

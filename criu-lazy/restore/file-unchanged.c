@@ -3,11 +3,14 @@
  * Its size, then its ELF build-id, against reg-files' record.
  *
  * Every task of a tree maps the same binary and libraries, each in several
- * VMAs: the build-id of each distinct file is read once per restore and
- * kept in the tree's struct rst_build_ids, keyed by the file as it is now
- * (device, inode, size, mtime), so two different files never share a
- * reading; each use still compares against its own file object's record
- * and names itself when that differs.
+ * VMAs, and holds the same /dev/null: each is looked at once per restore,
+ * in the tree's struct rst_tree_files.  The stat of a path is kept for its
+ * file object (one entry of files.img, which every process shares); the
+ * build-id for the file itself (device, inode, size, mtime of the
+ * descriptor it was read from), so two different files never share a
+ * reading.  Each use still compares against its own file object's record
+ * and names itself when that differs: the first use of a file is checked
+ * as it always was, and a failure ends the restore there.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +24,12 @@
 #include "common/elf-build-id.h"
 #include "common/log.h"
 #include "restore/restore.h"
+
+/* A file object's path as it was first found at this restore. */
+struct rst_path_stat {
+	const RegFileEntry *reg;
+	struct stat st;
+};
 
 /* One file's build-id as read at this restore (n 0: none to compare). */
 struct rst_build_id_read {
@@ -38,14 +47,30 @@ static bool same_file(const struct rst_build_id_read *r, const struct stat *st)
 	       r->mtime.tv_sec == st->st_mtim.tv_sec && r->mtime.tv_nsec == st->st_mtim.tv_nsec;
 }
 
-static void keep_read(struct rst_build_ids *cache, const struct stat *st, int n,
+int rst_path_stat(struct rst_tree_files *tf, const RegFileEntry *reg, struct stat *st)
+{
+	for (size_t i = 0; i < tf->nr_stats; i++) {
+		if (tf->stats[i].reg == reg) {
+			*st = tf->stats[i].st;
+			return 0;
+		}
+	}
+	if (stat(reg->name, st))
+		return -errno;
+	/* no room to keep it: stat again next time */
+	if (!ARRAY_GROW(tf->stats, tf->cap_stats, tf->nr_stats + 1, 16))
+		tf->stats[tf->nr_stats++] = (struct rst_path_stat){ .reg = reg, .st = *st };
+	return 0;
+}
+
+static void keep_read(struct rst_tree_files *tf, const struct stat *st, int n,
 		      const uint32_t *words)
 {
 	struct rst_build_id_read *r;
 
-	if (ARRAY_GROW(cache->v, cache->cap, cache->nr + 1, 8))
+	if (ARRAY_GROW(tf->build_ids, tf->cap_build_ids, tf->nr_build_ids + 1, 8))
 		return;		/* no room to keep it: read again next time */
-	r = &cache->v[cache->nr++];
+	r = &tf->build_ids[tf->nr_build_ids++];
 	r->dev = st->st_dev;
 	r->ino = st->st_ino;
 	r->size = st->st_size;
@@ -56,21 +81,21 @@ static void keep_read(struct rst_build_ids *cache, const struct stat *st, int n,
 
 /*
  * The build-id of @path, whose stat was @st: words into @buf, or *@out
- * pointed at the reading kept in @cache.  A reading is kept under the
+ * pointed at the reading kept in @tf.  A reading is kept under the
  * stat of the descriptor it was read from, so it is only found again for
  * that very file.  Returns the number of words or a negative errno (not
  * logged).
  */
-static int build_id_now(struct rst_build_ids *cache, const char *path, const struct stat *st,
+static int build_id_now(struct rst_tree_files *tf, const char *path, const struct stat *st,
 			uint32_t *buf, const uint32_t **out)
 {
 	struct stat fst;
 	int fd, n;
 
-	for (size_t i = 0; i < cache->nr; i++) {
-		if (same_file(&cache->v[i], st)) {
-			*out = cache->v[i].words;
-			return cache->v[i].n;
+	for (size_t i = 0; i < tf->nr_build_ids; i++) {
+		if (same_file(&tf->build_ids[i], st)) {
+			*out = tf->build_ids[i].words;
+			return tf->build_ids[i].n;
 		}
 	}
 	*out = buf;
@@ -81,14 +106,17 @@ static int build_id_now(struct rst_build_ids *cache, const char *path, const str
 	n = fstat(fd, &fst) ? -errno : elf_build_id_fd(fd, buf, BUILD_ID_MAX_WORDS);
 	close(fd);
 	if (n >= 0)
-		keep_read(cache, &fst, n, buf);
+		keep_read(tf, &fst, n, buf);
 	return n;
 }
 
-void rst_build_ids_free(struct rst_build_ids *cache)
+void rst_file_checks_free(struct rst_tree_files *tf)
 {
-	free(cache->v);
-	memset(cache, 0, sizeof(*cache));
+	free(tf->stats);
+	free(tf->build_ids);
+	tf->stats = NULL;
+	tf->build_ids = NULL;
+	tf->nr_stats = tf->cap_stats = tf->nr_build_ids = tf->cap_build_ids = 0;
 }
 
 /*
@@ -110,7 +138,7 @@ static int check_build_id(const struct rst_images *ri, const RegFileEntry *reg,
 		return 0;
 	if (was_n > BUILD_ID_MAX_WORDS)
 		was_n = BUILD_ID_MAX_WORDS;	/* compared as far as we read */
-	n = build_id_now(ri->build_ids, reg->name, st, buf, &now);
+	n = build_id_now(ri->tf, reg->name, st, buf, &now);
 	if (n < 0) {
 		pr_err("%s: %s (%s of task %d)", reg->name, strerror(-n), what, ri->pid);
 		return n;

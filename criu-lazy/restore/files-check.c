@@ -28,9 +28,9 @@ const FileEntry *rst_file_find(const struct rst_images *ri, uint32_t id)
 }
 
 /* A deleted file made again (ghost.c) is opened where it is now. */
-static int use_ghost(const struct rst_images *ri, FileEntry *fe)
+static int use_ghost(const struct rst_ghosts *ghosts, FileEntry *fe)
 {
-	const char *path = fe->type == FD_TYPES__REG ? rst_ghost_path(ri->ghosts, fe->id) : NULL;
+	const char *path = fe->type == FD_TYPES__REG ? rst_ghost_path(ghosts, fe->id) : NULL;
 	char *copy;
 
 	if (!path || !strcmp(path, fe->reg->name))
@@ -43,12 +43,16 @@ static int use_ghost(const struct rst_images *ri, FileEntry *fe)
 	return 0;
 }
 
-static int load_files(struct rst_images *ri)
+/* files.img: read once for the tree (ri->tf), every process's files */
+static int read_files(const struct rst_images *ri, struct rst_tree_files *tf)
 {
 	struct cr_img *img;
 	ProtobufCMessage *msg;
 	int ret;
 
+	if (tf->files_read)
+		return 0;
+	tf->files_read = true;
 	ret = img_open(ri->dirfd, IMG_FILES, 0, O_RDONLY, &img);
 	if (ret == -ENOENT)
 		return 0;	/* no file at all */
@@ -64,22 +68,32 @@ static int load_files(struct rst_images *ri)
 			ret = -EINVAL;
 			break;
 		}
-		ret = use_ghost(ri, fe);
+		ret = use_ghost(ri->ghosts, fe);
 		if (ret) {
 			protobuf_c_message_free_unpacked(msg, NULL);
 			break;
 		}
-		grown = realloc(ri->files, (ri->nr_files + 1) * sizeof(*grown));
+		grown = realloc(tf->files, (tf->nr_files + 1) * sizeof(*grown));
 		if (!grown) {
 			protobuf_c_message_free_unpacked(msg, NULL);
 			ret = -ENOMEM;
 			break;
 		}
-		ri->files = grown;
-		ri->files[ri->nr_files++] = fe;
+		tf->files = grown;
+		tf->files[tf->nr_files++] = fe;
 	}
 	img_close(img);
 	return ret;
+}
+
+void rst_tree_files_free(struct rst_tree_files *tf)
+{
+	for (size_t i = 0; i < tf->nr_files; i++)
+		protobuf_c_message_free_unpacked(&tf->files[i]->base, NULL);
+	free(tf->files);
+	rst_file_locks_free(tf);
+	rst_file_checks_free(tf);
+	memset(tf, 0, sizeof(*tf));
 }
 
 /* The regular file @id: files.img must have it. */
@@ -105,6 +119,7 @@ int rst_check_path(const struct rst_images *ri, const RegFileEntry *reg, const c
 {
 	const char *name = reg->name;
 	size_t len = strlen(name);
+	int ret;
 
 	if (len > 10 && !strcmp(name + len - 10, " (deleted)")) {
 		pr_err("%s: the file was deleted before the dump (%s of task %d): not supported",
@@ -115,13 +130,10 @@ int rst_check_path(const struct rst_images *ri, const RegFileEntry *reg, const c
 		pr_err("%s: not an absolute path (%s of task %d)", name, what, ri->pid);
 		return -EINVAL;
 	}
-	if (stat(name, st)) {
-		int err = errno;
-
-		pr_err("%s: %s (%s of task %d)", name, strerror(err), what, ri->pid);
-		return -err;
-	}
-	return 0;
+	ret = rst_path_stat(ri->tf, reg, st);
+	if (ret)
+		pr_err("%s: %s (%s of task %d)", name, strerror(-ret), what, ri->pid);
+	return ret;
 }
 
 static int load_fd(const struct opts *o, struct rst_images *ri, const FdinfoEntry *fdi,
@@ -167,7 +179,9 @@ int rst_fds_load(const struct opts *o, struct rst_images *ri)
 	char name[IMG_NAME_MAX];
 	int ret;
 
-	ret = load_files(ri);
+	ret = read_files(ri, ri->tf);
+	ri->files = ri->tf->files;
+	ri->nr_files = ri->tf->nr_files;
 	if (ret || ri->fdt_owner)	/* its fds are its owner's */
 		return ret;
 

@@ -296,7 +296,7 @@ static int check_pid_ns(struct rst_images *ri)
 
 int rst_images_load(int dirfd, const struct opts *o, const InventoryEntry *inv,
 		    const PstreeEntry *ps, CoreEntry *core, const struct rst_ghosts *ghosts,
-		    struct rst_build_ids *build_ids, const struct rst_images *parent,
+		    struct rst_tree_files *tf, const struct rst_images *parent,
 		    struct rst_images *ri)
 {
 	int ret;
@@ -304,7 +304,7 @@ int rst_images_load(int dirfd, const struct opts *o, const InventoryEntry *inv,
 	memset(ri, 0, sizeof(*ri));
 	ri->dirfd = dirfd;
 	ri->ghosts = ghosts;
-	ri->build_ids = build_ids;
+	ri->tf = tf;
 	ri->pi.pages_fd = -1;
 	ri->inv = inv;
 	ri->pstree = ps;
@@ -363,14 +363,11 @@ void rst_images_free(struct rst_images *ri)
 	FREE_MSG(ri->mm);
 	FREE_MSG(ri->fs);
 	FREE_MSG(ri->seccomp);
-	for (size_t i = 0; i < ri->nr_files; i++)
-		FREE_MSG(ri->files[i]);
 #undef FREE_MSG
 	free(ri->cores);
 	free(ri->tids);
-	free(ri->files);
 	free(ri->fds);
-	rst_file_locks_free(ri);
+	free(ri->locks);	/* the entries are the tree's */
 	for (unsigned int k = 0; k < fd_kinds_nr; k++)
 		if (ri->kind_state[k] && fd_kinds[k]->rst_free)
 			fd_kinds[k]->rst_free(ri->kind_state[k]);

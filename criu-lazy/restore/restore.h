@@ -85,19 +85,33 @@ struct rst_shmem {
 
 struct rst_ghosts;
 
-/* The build-id of each regular file the restore checked, read once per
- * restore for the whole tree (file-unchanged.c). */
+/*
+ * What the images of every process share, read once per restore for the
+ * whole tree: files.img (files-check.c), filelocks.img (file-locks.c), and
+ * what was learnt of the regular files the tasks reopen (file-unchanged.c:
+ * the stat of each file object's path, the build-id of each file).
+ */
+struct rst_path_stat;
 struct rst_build_id_read;
-struct rst_build_ids {
-	struct rst_build_id_read *v;
-	size_t nr, cap;
+struct FileLockEntry;
+struct rst_tree_files {
+	FileEntry **files;
+	size_t nr_files;
+	bool files_read;
+	struct FileLockEntry **locks;	/* every task's */
+	size_t nr_locks;
+	bool locks_read;
+	struct rst_path_stat *stats;
+	size_t nr_stats, cap_stats;
+	struct rst_build_id_read *build_ids;
+	size_t nr_build_ids, cap_build_ids;
 };
 
 /* Everything read from the images of one process, checked. */
 struct rst_images {
 	int dirfd;
 	const struct rst_ghosts *ghosts;	/* the tree's deleted files, made again */
-	struct rst_build_ids *build_ids;	/* the tree's */
+	struct rst_tree_files *tf;	/* the tree's; files and locks point into it */
 	pid_t pid;			/* in the images: the task's own view */
 	bool new_pid_ns;		/* it was the init of a pid namespace of its
 					 * own: it gets a new one, where it is pid 1 */
@@ -117,7 +131,7 @@ struct rst_images {
 	size_t nr_guards;
 	FsEntry *fs;
 
-	FileEntry **files;		/* files.img */
+	FileEntry **files;		/* files.img (the tree's: tf) */
 	size_t nr_files;
 	struct rst_fd *fds;		/* fdinfo-<files_id>.img, ascending fd */
 	size_t nr_fds;
@@ -127,7 +141,7 @@ struct rst_images {
 					 * process's, which restores it (CLONE_FILES,
 					 * fdt.c): fds above are empty; NULL: its own */
 
-	struct FileLockEntry **locks;	/* filelocks.img: the task's own */
+	struct FileLockEntry **locks;	/* filelocks.img: the task's own (in tf's) */
 	size_t nr_locks;
 
 	const RegFileEntry *exe, *cwd, *root;
@@ -289,7 +303,7 @@ struct rst_tree {
 	int ev_r, ev_w;			/* tasks -> restore: struct rst_event */
 	int lazy_sock;			/* connected to the lazy-pages daemon, or -1 */
 	struct rst_ghosts *ghosts;	/* deleted files made again (ghost.c) */
-	struct rst_build_ids build_ids;	/* the files checked (file-unchanged.c) */
+	struct rst_tree_files tf;	/* what every process's images share */
 	uint64_t lazy_features;
 	bool lazy_daemon_ours;		/* criu-lazy's daemon: it fills shared memory */
 	struct rst_share share;		/* files shared between processes */
@@ -335,7 +349,7 @@ struct rst_event {
 /* images-load.c / files-check.c: one process */
 int rst_images_load(int dirfd, const struct opts *o, const InventoryEntry *inv,
 		    const PstreeEntry *ps, CoreEntry *core, const struct rst_ghosts *ghosts,
-		    struct rst_build_ids *build_ids, const struct rst_images *parent,
+		    struct rst_tree_files *tf, const struct rst_images *parent,
 		    struct rst_images *ri);
 /* The images that hold @ri's descriptors: its own, or its table's owner's. */
 static inline const struct rst_images *rst_fdt_images(const struct rst_images *ri)
@@ -345,17 +359,20 @@ static inline const struct rst_images *rst_fdt_images(const struct rst_images *r
 void rst_images_free(struct rst_images *ri);
 const FileEntry *rst_file_find(const struct rst_images *ri, uint32_t id);
 int rst_fds_load(const struct opts *o, struct rst_images *ri);
-/* file-unchanged.c: the file at @reg's path (stat @st) is the one dumped */
+void rst_tree_files_free(struct rst_tree_files *tf);
+/* file-unchanged.c: the stat of @reg's path, taken once per restore (0 or
+ * -errno, not logged); the file at @reg's path (stat @st) is the one dumped */
+int rst_path_stat(struct rst_tree_files *tf, const RegFileEntry *reg, struct stat *st);
 int rst_check_unchanged(const struct rst_images *ri, const RegFileEntry *reg,
 			const struct stat *st, const char *what);
-void rst_build_ids_free(struct rst_build_ids *cache);
+void rst_file_checks_free(struct rst_tree_files *tf);
 int rst_check_path(const struct rst_images *ri, const RegFileEntry *reg, const char *what,
 		   struct stat *st);
 int rst_fs_check(struct rst_images *ri);
 
 /* file-locks.c: filelocks.img, read before any task, taken back in it */
 int rst_file_locks_load(const struct opts *o, struct rst_images *ri);
-void rst_file_locks_free(struct rst_images *ri);
+void rst_file_locks_free(struct rst_tree_files *tf);
 int child_file_locks(struct rst_child *c);
 
 /* threads.c: every thread's core; seized and set after the blob */

@@ -248,7 +248,7 @@ static int load_proc(struct rst_tree *tree, struct rst_proc *p, const PstreeEntr
 		 &tree->procs[p->parent].ri : NULL;
 	/* the core goes on with the rest of the task's images, read once */
 	ret = rst_images_load(tree->dirfd, tree->o, tree->inv, e, core, tree->ghosts,
-			      &tree->build_ids, parent, &p->ri);
+			      &tree->tf, parent, &p->ri);
 	if (!ret && p != tree->procs) {
 		ret = check_pid_ns(tree, p);
 		p->ri.in_new_pid_ns = tree->procs[0].ri.new_pid_ns;
@@ -344,7 +344,7 @@ void rst_tree_free(struct rst_tree *tree)
 	rst_ipc_ns_free(tree);
 	rst_share_free(tree);
 	rst_ghosts_free(tree);
-	rst_build_ids_free(&tree->build_ids);
+	rst_tree_files_free(&tree->tf);
 	for (size_t i = 0; i < tree->nr; i++) {
 		if (tree->procs[i].kind != RST_PROC_ALIVE || !tree->procs[i].ri.pstree)
 			continue;	/* nothing loaded */
