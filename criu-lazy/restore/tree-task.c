@@ -92,13 +92,18 @@ static void fork_children(struct rst_tree *tree, int idx)
 					 "set_tid): %s", p->pid, k->pid, strerror(errno));
 			_exit(1);
 		}
+		/* its pid is ours to tell, before it even runs (send_created()) */
+		if (!tree->procs[0].ri.new_pid_ns)
+			rst_tree_event(tree, j, EV_CREATED, pid);
 	}
 }
 
 /*
- * A new task tells the restore process its pid there (EV_CREATED).  In a
- * new pid namespace its parent knows only the pid inside; /proc/self is
- * resolved in the namespace /proc was mounted for, the restore's.
+ * The pid of a new task in the restore process's pid namespace
+ * (EV_CREATED): its parent's clone3() returned it, where the tree lives
+ * in ours.  In a new pid namespace its parent knows only the pid inside:
+ * the task reads its own, as /proc/self resolves it in the namespace /proc
+ * was mounted for, the restore's.
  */
 static void send_created(struct rst_tree *tree, int idx)
 {
@@ -244,9 +249,9 @@ _Noreturn void rst_proc_main(struct rst_tree *tree, int idx)
 
 	/* no wait for the seize: it does not stop us, and the restore
 	 * process has done it before any task goes past its EV_READY */
-	if (idx)
+	if (idx && tree->procs[0].ri.new_pid_ns)
 		send_created(tree, idx);
-	else
+	else if (!idx)
 		close_restore_ends(tree);
 	/* the region the plan chose for us, before anything of ours lands there */
 	if (idx && p->kind == RST_PROC_ALIVE &&

@@ -13,8 +13,10 @@
  * The restore process's side is here; the task's is tree-task.c.
  *
  * A task (rst_proc_main), byte by byte from the restore process:
- *        (at once, nothing to wait for) EV_CREATED with its pid (the root:
- *        we cloned it), which the restore process seizes as it reads it;
+ *        (at once, nothing to wait for) its pid goes to the restore
+ *        process as EV_CREATED, from its parent right after the clone
+ *        (from itself in a new pid namespace; the root's: we cloned it),
+ *        and is seized as it is read;
  *        premap and fill its memory (premap.c), so that its children
  *        inherit it copy-on-write (premap-cow.c); subreaper (a helper's
  *        children are reparented to it), setsid() if it leads a session,
@@ -269,7 +271,9 @@ int rst_tree_seize(struct rst_tree *tree, struct rst_proc *p)
 /*
  * One event while the tree is made: a new task (seized at once) or a
  * task ready (premapped, its children forked, in its group if it could
- * join it then).  A task sends them in that order.
+ * join it then).  Either may come first: the parent tells a task's pid,
+ * which the task may be ready before (tree-task.c); both have come from
+ * every task before the tree goes on past stage 4.
  */
 int rst_tree_creation_event(struct rst_tree *tree, const char *what)
 {
@@ -285,7 +289,7 @@ int rst_tree_creation_event(struct rst_tree *tree, const char *what)
 		tree->created++;
 		return rst_tree_seize(tree, p);
 	}
-	if (ev.kind == EV_READY && p->t.seized && !p->ready) {
+	if (ev.kind == EV_READY && !p->ready) {
 		p->ready = true;
 		tree->ready++;
 		return 0;
