@@ -37,12 +37,12 @@ import time
 
 import pytest
 
-from lib import images, lazy
+from lib import images, lazy, paths
 from lib import procs as P
 from lib.badinput import dump_good, dump_must_refuse
 from lib.crit import VMA_ANON_SHARED, crit_decode, need_crit
 from lib.tool import assert_error_line, assert_ok
-from lib.zdtm import ZdtmTest, ns_tree
+from lib.zdtm import PID_LAUNCHER, ZdtmTest, ns_tree
 
 DUMP_TIMEOUT = 60
 RESTORE_TIMEOUT = 60
@@ -323,29 +323,24 @@ def test_restore_shared_file_gone(tool, zdtm, workdir):
 NS_LAST_PID = "/proc/sys/kernel/ns_last_pid"
 
 
-def occupy_pid(procs, pid, tries=5):
-    """A process of ours with exactly this pid (ns_last_pid; pids are
-    global, so another test may take it first: a few tries).
+def occupy_pid(procs, pid):
+    """A process of ours with exactly this pid (`pid_launch`: clone3 with
+    set_tid), or a skip when another process has it already.
 
-    ns_last_pid is the cursor of the whole machine's pid allocation: left
-    at pid - 1 (a pid freed moments ago), every fork anywhere would walk
-    through the pids freed since, and one of them may be a pid a dump just
-    freed for its restore (the soak's one 'thread id N is already in use'
-    came from here).  So the cursor goes back where it was at once."""
-    with open(NS_LAST_PID) as f:
-        last = int(f.read())
-    try:
-        for _ in range(tries):
-            with open(NS_LAST_PID, "w") as f:
-                f.write(str(pid - 1))
-            p = procs.spawn(["sleep", "60"])
-            if p.pid == pid:
-                return p
-            procs.kill(p.pid)
-    finally:
-        with open(NS_LAST_PID, "w") as f:
-            f.write(str(last))	# forward only: no pid is handed out twice
-    pytest.skip(f"could not get pid {pid} for a process of ours")
+    Not through ns_last_pid: that is the cursor of the whole machine's pid
+    allocation, and while it is back at pid - 1 every fork anywhere (another
+    test run on the host) walks through the pids freed since, one of them
+    maybe the pid a dump just freed for its restore (the soak's one 'thread
+    id N is already in use' and a suite's 'pid N is already in use' came
+    from here, even with the cursor put back at once).  set_tid moves no
+    cursor."""
+    launcher = procs.spawn([paths.zdtm_binary(PID_LAUNCHER), pid, "sleep", "60"])
+    status = procs.reap(launcher.pid, 10)
+    if status is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 3:
+        pytest.skip(f"pid {pid} is taken by another process")
+    assert status == 0, f"{PID_LAUNCHER} {pid} failed ({P.wait_status_str(status)})"
+    procs.adopt(pid)
+    return pid
 
 
 def test_occupy_pid_leaves_the_pid_cursor(procs):
@@ -363,7 +358,7 @@ def test_occupy_pid_leaves_the_pid_cursor(procs):
     squatter = occupy_pid(procs, gone.pid)
     after = procs.spawn(["true"])
     procs.reap(after.pid, 10)
-    procs.kill(squatter.pid)
+    procs.kill(squatter)
     assert after.pid > last, (
         f"a fork after occupy_pid({gone.pid}) got pid {after.pid}, below {last}: the "
         f"allocation was sent back among recently freed pids")
@@ -385,7 +380,7 @@ def test_restore_child_pid_taken(tool, zdtm, workdir, procs):
     assert not P.exists(task.pid), f"the root was left behind: {P.describe(task.pid)}"
     assert P.children_of_me() == children, "the failed restore left processes behind"
     assert not pidfile.exists(), "a failed restore wrote its pidfile"
-    procs.kill(squatter.pid)
+    procs.kill(squatter)
 
 
 def test_lazy_restore_child_pid_taken(tool, zdtm, workdir, procs):
@@ -409,7 +404,7 @@ def test_lazy_restore_child_pid_taken(tool, zdtm, workdir, procs):
     assert daemon.wait_exit() > 0, daemon.text()
     said = [l for l in daemon.out.read_text().splitlines() if l.strip()]
     assert len(said) == 1 and said[0].startswith("lazy-pages: "), daemon.text()
-    procs.kill(squatter.pid)
+    procs.kill(squatter)
 
 
 PIDNS_TREE = ZdtmTest("tree", ("--children", "2", "--zombie", "--session", "--group"),

@@ -19,7 +19,7 @@ import pytest
 
 from lib import procstate
 from lib import paths
-from lib.zdtm import PIDNS_LAUNCHER, ZdtmTest
+from lib.zdtm import PID_LAUNCHER, PIDNS_LAUNCHER, ZdtmTest
 from lib.zdtm_catalogue import missing_cpu_flags
 from lib.selfcheck import expect_fail
 from lib.mutate_task import (change_cmdline, change_r12, change_ro_data, change_shared_file,
@@ -58,10 +58,10 @@ from lib.mutate_fds import (add_to_eventfd_20, add_to_eventfd_30, arm_timerfd_23
                             write_into_pipe_43, write_more_into_pipe_31,
                             write_more_into_pipe_b)
 
-# every program under test/zdtm (the launcher of the lazy-migrate mode
-# checks nothing: it only starts the others)
+# every program under test/zdtm (the launchers check nothing: the
+# lazy-migrate mode's starts the others, pid_launch a test's squatter)
 PROGRAMS = sorted(p.stem for p in (paths.ZDTM_SRC).glob("*.c")
-                  if p.stem != PIDNS_LAUNCHER)
+                  if p.stem not in (PIDNS_LAUNCHER, PID_LAUNCHER))
 
 
 LAZY_PROGRAMS = [p for p in PROGRAMS if p.startswith("lazy_")]

@@ -21,6 +21,7 @@ from . import paths, procs, procstate
 from .zdtm_catalogue import ZdtmTest  # noqa: F401 (tests take it from here with ZdtmTask)
 
 PIDNS_LAUNCHER = "pidns_launch"		# test/zdtm/pidns_launch.c
+PID_LAUNCHER = "pid_launch"		# test/zdtm/pid_launch.c (a squatter of a pid)
 LAZY_PREMISE_FILE = "lazy-premise"	# test/zdtm/lib/lazy.h
 RESTORE_MODE_FILE = "restore-mode"	# test/zdtm/tree_cow.c
 
