@@ -37,6 +37,7 @@ struct dump_task;
 struct rst_images;
 struct rst_plan;
 struct rst_child;
+struct rst_ksigaction;
 
 enum attr_scope {
 	ATTR_PROCESS = 1,
@@ -104,6 +105,8 @@ int attrs_dump(struct dump_ctx *ctx, struct dump_task *t, enum attr_dump_stage s
 int attrs_check(pid_t pid, const CoreEntry *core, unsigned int scopes);
 size_t attrs_args_size(const struct rst_images *ri, const CoreEntry *core, unsigned int scopes);
 int attrs_restore(struct attr_rst *r, enum attr_rst_stage stage, unsigned int scopes);
+/* Our own signal actions into sa[sig], 1..64 (sigactions.c): 0 or -errno. */
+int attr_sigactions_ours(struct rst_ksigaction *sa);
 
 /* @size bytes of r->tail, 8-aligned; the planner reserved them (args_size). */
 void *attr_args_alloc(struct attr_rst *r, size_t size);

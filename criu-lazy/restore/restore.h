@@ -292,6 +292,14 @@ struct rst_ipc {
 	size_t nr_shm;
 };
 
+/* The kernel's struct sigaction on x86_64 (what rt_sigaction takes). */
+struct rst_ksigaction {
+	uint64_t handler;
+	uint64_t flags;
+	uint64_t restorer;
+	uint64_t mask;
+};
+
 struct rst_tree {
 	const struct opts *o;
 	int dirfd;
@@ -311,6 +319,10 @@ struct rst_tree {
 	bool new_net_ns;		/* made in a netns of its own (net/) */
 	size_t created, ready;		/* tasks seized, tasks that said EV_READY */
 	uint64_t t_start, fork_us, pages_filled;
+	/* our signal actions as the tasks inherit them (attrs/sigactions.c):
+	 * [sig], 1..64; !sa_known: not read, every action is set */
+	struct rst_ksigaction sa_inherited[65];
+	bool sa_known;
 };
 
 /* The new task's own context (child.c and what it calls). */
@@ -335,6 +347,7 @@ struct rst_child {
 	int helper_end;			/* helper fds are < this (0: no bound) */
 	bool fdt_sharer;		/* the table is another process's (fdt.c) */
 	int ev_w;			/* the table's owner: the tree's event pipe, or -1 */
+	const struct rst_ksigaction *sa_inherited;	/* from us, or NULL: unknown */
 };
 
 /* tasks -> restore process, on the tree's event pipe (written whole) */

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #define LOG_PREFIX ""
+#include "attrs/task-attr.h"
 #include "common/log.h"
 #include "net/netns.h"
 #include "restore/restore.h"
@@ -153,6 +154,9 @@ static int stage_create(struct rst_tree *tree)
 		pr_perror("PR_SET_CHILD_SUBREAPER");
 		return -errno;
 	}
+	/* what every task inherits from us (they are all forks of us, and no
+	 * task sets its own before the last fork: 'r' comes after them all) */
+	tree->sa_known = !attr_sigactions_ours(tree->sa_inherited);
 	ret = rst_tree_pipes(tree);
 	if (!ret)	/* after the pipes: the windows go above what the tasks inherit */
 		ret = rst_fdt_plan(tree);

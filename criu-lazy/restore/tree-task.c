@@ -240,6 +240,7 @@ _Noreturn void rst_proc_main(struct rst_tree *tree, int idx)
 		.fs_lock = -1, .ev_w = -1,
 		.helper_base = p->fdt_base, .helper_end = p->fdt_end,
 		.fdt_sharer = p->fdt_owner >= 0,
+		.sa_inherited = tree->sa_known ? tree->sa_inherited : NULL,
 	};
 	char stage;
 
