@@ -20,7 +20,7 @@ extern const struct task_attr attr_rseq, attr_clear_tid, attr_sigactions, attr_c
 	attr_sched, attr_sigaltstack, attr_robust_list, attr_pdeath_sig,
 	attr_child_subreaper, attr_sigmask, attr_sigpending_private,
 	attr_sigpending_shared, attr_creds, attr_membarrier, attr_posix_timers, attr_mdwe,
-	attr_seccomp;
+	attr_seccomp, attr_fpu;
 
 static const struct task_attr *const task_attrs[] = {
 	&attr_rseq,		/* FROZEN: rseq_cs is cleared once the task runs */
@@ -46,6 +46,7 @@ static const struct task_attr *const task_attrs[] = {
 	&attr_sigpending_shared,
 	&attr_creds,
 	&attr_seccomp,		/* the blob installs it before the creds (pie/seccomp.c) */
+	&attr_fpu,		/* XRSTOR, the blob's last step in each thread */
 };
 
 #define NR_ATTRS (sizeof(task_attrs) / sizeof(task_attrs[0]))

@@ -24,6 +24,7 @@
 #ifndef CRIU_LAZY_ATTRS_TASK_ATTR_H
 #define CRIU_LAZY_ATTRS_TASK_ATTR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -117,6 +118,10 @@ int attr_rst_err(const struct attr_rst *r, int err, const char *fmt, ...)
 /* Run syscall @nr in the stopped task at r->syscall_ip (ATTR_RST_FINAL). */
 int attr_rst_syscall(const struct attr_rst *r, const char *what, long nr, unsigned long a1,
 		     unsigned long a2, unsigned long a3, unsigned long a4, long *res);
+
+/* fpu.c: the thread of @core loads its FPU/SSE/AVX state in the blob, so
+ * the final stop does not set it by ptrace. */
+bool attr_fpu_by_blob(const CoreEntry *core);
 
 #define ATTR_ALIGN(x)	(((x) + 7) & ~(size_t)7)
 

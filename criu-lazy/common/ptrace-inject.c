@@ -94,9 +94,17 @@ static void log_not_stopped(pid_t tid, int timeout_ms)
  */
 int ptrace_wait_stop(pid_t tid, int timeout_ms, int *status)
 {
-	int64_t deadline = now_ms() + timeout_ms;
+	int64_t deadline;
 	sigset_t old;
-	int chld = sigchld_fd_open(&old), ret = 0;
+	int chld, ret = 0;
+
+	/* mostly the stop came already: one waitpid then, not the six
+	 * syscalls of a signalfd around it (the loop looks again once SIGCHLD
+	 * is blocked, so a stop in between is not missed) */
+	if (waitpid(tid, status, WNOHANG | __WALL) == tid)
+		return 0;
+	deadline = now_ms() + timeout_ms;
+	chld = sigchld_fd_open(&old);
 
 	for (;;) {
 		pid_t r = waitpid(tid, status, WNOHANG | __WALL);

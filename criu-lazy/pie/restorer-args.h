@@ -27,7 +27,7 @@
 #include <stdint.h>
 
 #define RESTORER_ARGS_MAGIC	0x52535452u	/* "RTSR" */
-#define RESTORER_ARGS_VERSION	7
+#define RESTORER_ARGS_VERSION	8
 
 #define RST_TASK_SIZE		0x7ffffffff000ull	/* 47-bit user space */
 #define RST_PAGE_SIZE		4096ull
@@ -259,6 +259,12 @@ struct rst_thread_args {
 	char comm[16];
 
 	struct rst_seccomp seccomp;
+
+	/* Its FPU/SSE/AVX state: a standard-format XSAVE image, 64-byte
+	 * aligned, loaded by the thread with XRSTOR of the components in
+	 * xsave_mask (attrs/fpu.c).  0: set by ptrace at the final stop. */
+	uint64_t xsave;
+	uint64_t xsave_mask;
 };
 
 struct restorer_args {

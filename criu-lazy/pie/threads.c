@@ -5,13 +5,14 @@
  * pending signals (rt_tgsigqueueinfo to itself is allowed whatever the
  * siginfo says), scheduling, credentials (kept per thread by the kernel),
  * rseq, robust list, clear_child_tid, sigaltstack, parent-death signal and
- * name, and its seccomp filters (seccomp.c, before the creds).  The leader does it for itself; it creates the others first with
+ * name, its seccomp filters (seccomp.c, before the creds) and, last, its
+ * FPU/SSE/AVX state (XRSTOR of the image attrs/fpu.c built).  The leader does it for itself; it creates the others first with
  * clone3 (CLONE_THREAD and set_tid = the dumped tid), while it still has
  * the privileges that needs, each on its own stack in the blob region.
  *
  * A created thread restores itself, counts itself in threads_done (a futex
  * the leader waits on) and sleeps on threads_park for good: the restore
- * process seizes it there and puts its registers back with ptrace
+ * process seizes it there and puts its general registers back with ptrace
  * (restore/threads.c), and lets them all go only after every thread and
  * the leader are done, so that none runs its own code before all are
  * restored.  Every signal stays blocked in all of them
@@ -131,11 +132,26 @@ static int restore_prctls(struct rst_thread_args *t)
 	return 0;
 }
 
+/* Its FPU/SSE/AVX state as dumped.  The blob never touches these
+ * registers (-mgeneral-regs-only), nor do syscalls or ptrace stops: they
+ * stay as loaded until the thread runs its own code. */
+static void restore_fpu(struct rst_thread_args *t)
+{
+	if (!t->xsave)
+		return;
+	__asm__ volatile("xrstor64 (%0)"
+			 :
+			 : "r"((uintptr_t)t->xsave), "a"((uint32_t)t->xsave_mask),
+			   "d"((uint32_t)(t->xsave_mask >> 32))
+			 : "memory");
+}
+
 int rst_thread_restore(struct restorer_args *a, struct rst_thread_args *t)
 {
 	if (queue_private(a, t) || restore_sched(t) || rst_restore_seccomp(t) ||
 	    rst_restore_creds(t) || restore_own_state(t) || restore_prctls(t))
 		return -1;
+	restore_fpu(t);
 	t->status = RST_STATUS_DONE;
 	return 0;
 }

@@ -12,13 +12,15 @@
  *  3. a syscall restarted through the kernel's restart block is run
  *     again and interrupted (syscall-restart.c), then the registers as
  *     dumped (orig_ax = -1: no syscall restart on the way out; or
- *     restart_syscall's), the XSAVE state, the TLS slots, then the RESUME stage of the
- *     attributes (the blocked mask);
+ *     restart_syscall's), the TLS slots, then the RESUME stage of the
+ *     attributes (the blocked mask); the FPU/SSE/AVX state each thread
+ *     loaded itself in the blob (attrs/fpu.c), but on a CPU without XSAVE;
  *  4. PTRACE_DETACH with no signal: the task resumes where it was dumped,
  *     and the pending signals it does not block are delivered now.
  *
- * The other threads go through 1 to 3 too (threads.c), the first ones
- * before the leader: they sleep in the blob and are seized only now.  All
+ * The other threads go through 2 and 3 too (threads.c), the first ones
+ * before the leader: they sleep in the blob and are seized only now, their
+ * signals blocked already (a new thread inherits the leader's mask).  All
  * are detached together at the end, the leader last.
  *
  * SIGTRAP's action is set here and not by the task before its int3: the
@@ -205,7 +207,8 @@ int rst_thread_set_regs(pid_t pid, const CoreEntry *core, const struct rst_resta
 	int ret;
 
 	ret = set_regs(pid, core->thread_info->gpregs, rs);
-	if (!ret)
+	/* with XSAVE each thread loaded its own in the blob (attrs/fpu.c) */
+	if (!ret && !attr_fpu_by_blob(core))
 		ret = set_fpu(pid, core->thread_info->fpregs);
 	if (!ret)
 		ret = set_tls(pid, core->thread_info);

@@ -18,6 +18,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,7 @@
 #define LOG_PREFIX ""
 #include "attrs/task-attr.h"
 #include "common/log.h"
+#include "common/proc-stat.h"
 #include "common/ptrace-inject.h"
 #include "images/image.h"
 #include "restore/restore.h"
@@ -275,7 +277,6 @@ int rst_threads_finalize(const struct rst_images *ri, const struct rst_plan *pla
 {
 	pid_t *early = t->thread_pids;
 	size_t nr_early = t->nr_thread_pids;
-	uint64_t all = ~0ull;
 	int ret;
 
 	if (ri->nr_threads < 2)
@@ -292,14 +293,11 @@ int rst_threads_finalize(const struct rst_images *ri, const struct rst_plan *pla
 		struct rst_restart rs;
 		struct attr_rst r;
 
+		/* its signals are blocked already: it inherited the leader's
+		 * mask in the blob */
 		ret = wait_thread(tid);
 		if (ret)
 			break;
-		if (ptrace(PTRACE_SETSIGMASK, tid, sizeof(all), &all)) {
-			pr_perror("cannot block the signals of thread %d", tid);
-			ret = -errno;
-			break;
-		}
 		r = thread_attr_rst(ri, plan, i, tid);
 		ret = attrs_restore(&r, ATTR_RST_FINAL, ATTR_THREAD);
 		if (!ret)
@@ -344,26 +342,66 @@ int rst_threads_detach(struct rst_task *t)
 	return 0;
 }
 
-/* After SIGKILL: the threads we trace wait for us before the leader goes. */
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+/* Reap those of @tids that are gone; 0 marks a reaped one.  How many are
+ * left. */
+static size_t reap_gone(pid_t *tids, size_t n)
+{
+	size_t left = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		int status;
+		pid_t r;
+
+		if (!tids[i])
+			continue;
+		r = waitpid(tids[i], &status, WNOHANG | __WALL);
+		if (r < 0 || (r == tids[i] && (WIFEXITED(status) || WIFSIGNALED(status))))
+			tids[i] = 0;
+		else
+			left++;
+	}
+	return left;
+}
+
+/*
+ * After SIGKILL: the threads we trace wait for us before the leader goes.
+ * All of them at once, under one deadline of the clock, and the wait
+ * sleeps until a SIGCHLD (each traced thread's exit sends us one) rather
+ * than in 1 ms sleeps, which under load took ~9 ms each.
+ */
 void rst_threads_reap(struct rst_task *t)
 {
-	struct timespec ms = { 0, 1000000 };
+	int64_t deadline = mono_ms() + REAP_TIMEOUT_MS;
+	sigset_t old;
+	int chld = sigchld_fd_open(&old);
+	size_t left;
 
-	for (size_t i = 0; i < t->nr_thread_pids; i++) {
-		pid_t tid = t->thread_pids[i];
-		int status, waited;
+	while ((left = reap_gone(t->thread_pids, t->nr_thread_pids))) {
+		struct pollfd p = { .fd = chld, .events = POLLIN };
+		int64_t wait = deadline - mono_ms();
 
-		for (waited = 0; waited < REAP_TIMEOUT_MS; waited++) {
-			pid_t r = waitpid(tid, &status, WNOHANG | __WALL);
-
-			if (r < 0 || (r == tid && (WIFEXITED(status) || WIFSIGNALED(status))))
-				break;
-			nanosleep(&ms, NULL);
-		}
-		if (waited == REAP_TIMEOUT_MS)
-			pr_warn("thread %d did not exit within %d ms of SIGKILL", tid,
-				REAP_TIMEOUT_MS);
+		if (wait <= 0)
+			break;
+		/* without a signalfd: look again every millisecond */
+		if (chld < 0)
+			poll(NULL, 0, 1);
+		else if (poll(&p, 1, (int)wait) > 0)
+			sigchld_fd_drain(chld);
 	}
+	sigchld_fd_close(chld, &old);
+	for (size_t i = 0; left && i < t->nr_thread_pids; i++)
+		if (t->thread_pids[i])
+			pr_warn("thread %d of task %d did not exit within %d ms of SIGKILL (state %c)",
+				t->thread_pids[i], t->pid, REAP_TIMEOUT_MS,
+				proc_stat_state(t->thread_pids[i]) ?: '?');
 	free(t->thread_pids);
 	t->thread_pids = NULL;
 	t->nr_thread_pids = 0;
