@@ -299,6 +299,32 @@ restore:
 	return ret;
 }
 
+int inject_syscall_from(pid_t tid, const struct user_regs_struct *base,
+			unsigned long syscall_ip, long nr, const unsigned long args[6],
+			long *result)
+{
+	struct user_regs_struct regs = *base;
+	int ret;
+
+	inject_set_regs(&regs, syscall_ip, nr, args);
+	if (ptrace(PTRACE_SETREGS, tid, NULL, &regs)) {
+		pr_perror("set registers of task %d", tid);
+		return -errno;
+	}
+	for (int stop = 0; stop < 2; stop++) {
+		ret = resume_to_syscall_stop(tid);
+		if (ret)
+			return ret;
+	}
+	if (ptrace(PTRACE_GETREGS, tid, NULL, &regs)) {
+		pr_perror("get registers of task %d", tid);
+		return -errno;
+	}
+	*result = (long)regs.rax;
+	pr_debug("task %d: syscall %ld = %ld", tid, nr, *result);
+	return 0;
+}
+
 int ptrace_park_in_signal_stop(pid_t tid)
 {
 	int status, ret;

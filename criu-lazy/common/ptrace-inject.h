@@ -61,6 +61,16 @@ int inject_syscall(pid_t tid, unsigned long syscall_ip, long nr,
 		   const unsigned long args[6], long *result);
 
 /*
+ * The same for a tracee whose registers and signal mask the caller sets
+ * right after anyway: the syscall runs from @base (valid segment
+ * registers) with every signal blocked already, and nothing is saved or
+ * put back (five ptrace calls fewer).
+ */
+int inject_syscall_from(pid_t tid, const struct user_regs_struct *base,
+			unsigned long syscall_ip, long nr, const unsigned long args[6],
+			long *result);
+
+/*
  * Move a stopped tracee into a PTRACE_EVENT_STOP (inside the kernel's
  * signal handling), so that on detach an interrupted syscall is restarted
  * as if the task had never been stopped.

@@ -50,15 +50,18 @@
 #include "restore/xsave-build.h"
 
 /* The blob is done with: unmap it, with its own `syscall` (the exit stop
- * of that syscall comes before the next instruction fetch). */
-static int unmap_blob(const struct rst_plan *plan, pid_t pid)
+ * of that syscall comes before the next instruction fetch).  It runs from
+ * the task's final registers (@final), set for good right after, with
+ * every signal blocked already: nothing is saved and put back. */
+static int unmap_blob(const struct rst_plan *plan, pid_t pid,
+		      const struct user_regs_struct *final)
 {
 	const unsigned long args[6] = { plan->blob_start, plan->blob_end - plan->blob_start };
 	long res;
 	int ret;
 
-	ret = inject_syscall(pid, plan->blob_start + restorer_export_syscall_off, SYS_munmap,
-			     args, &res);
+	ret = inject_syscall_from(pid, final, plan->blob_start + restorer_export_syscall_off,
+				  SYS_munmap, args, &res);
 	if (ret)
 		return ret;
 	if (res < 0 && res > -4096) {
@@ -89,7 +92,9 @@ static int close_task_uffd(const struct rst_plan *plan, pid_t pid, int fd)
 	return 0;
 }
 
-static int set_regs(pid_t pid, const UserX86RegsEntry *g, const struct rst_restart *rs)
+/* The registers the task goes on with. */
+static void build_regs(const UserX86RegsEntry *g, const struct rst_restart *rs,
+		       struct user_regs_struct *out)
 {
 	struct user_regs_struct r = {
 		.r15 = g->r15, .r14 = g->r14, .r13 = g->r13, .r12 = g->r12,
@@ -117,6 +122,14 @@ static int set_regs(pid_t pid, const UserX86RegsEntry *g, const struct rst_resta
 		}
 	}
 	rst_syscall_restart_regs(rs, g, &r);
+	*out = r;
+}
+
+static int set_regs(pid_t pid, const UserX86RegsEntry *g, const struct rst_restart *rs)
+{
+	struct user_regs_struct r;
+
+	build_regs(g, rs, &r);
 	if (ptrace(PTRACE_SETREGS, pid, NULL, &r)) {
 		pr_perror("cannot set the registers of task %d", pid);
 		return -errno;
@@ -246,8 +259,12 @@ int rst_finalize(const struct opts *o, const struct rst_images *ri,
 		ret = rst_syscall_restart_prepare(pid, r.syscall_ip, core, &rs);
 	if (!ret)
 		ret = close_task_uffd(plan, pid, t->task_uffd);
-	if (!ret)
-		ret = unmap_blob(plan, pid);
+	if (!ret) {
+		struct user_regs_struct final;
+
+		build_regs(core->thread_info->gpregs, &rs, &final);
+		ret = unmap_blob(plan, pid, &final);
+	}
 	if (!ret)
 		ret = rst_thread_set_regs(pid, core, &rs);
 	if (!ret)
