@@ -3,7 +3,8 @@
  *
  * A parent premaps and fills its memory before it forks its children, so
  * each child starts with the parent's premap region, every page shared
- * copy-on-write.  A private VMA of the child that the parent has with the
+ * copy-on-write (a child that compares no page with the parent's, below,
+ * is forked before the fill, which it does not need: tree-task.c).  A private VMA of the child that the parent has with the
  * same bounds, kind and file (premap-plan.c decided which) is taken over
  * instead of mapped afresh:
  *

@@ -236,6 +236,7 @@ static int add_fill(struct rst_plan *plan, size_t *cap, uint64_t file_off, uint6
 	if (ARRAY_GROW(plan->fills, *cap, plan->nr_fills + 1, 256))
 		return -ENOMEM;
 	plan->fills[plan->nr_fills++] = (struct rst_fill){ file_off, dst, len, cmp, parent_off };
+	plan->compares |= cmp;
 	return 0;
 }
 

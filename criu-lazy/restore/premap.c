@@ -285,7 +285,8 @@ static int child_premap_thp_off(struct rst_child *c)
 
 /*
  * Runs before the task forks its own children, which inherit what it maps
- * here (premap-cow.c).
+ * here (premap-cow.c); its fill (child_premap_fill()) comes before those
+ * that compare with it, after the others (tree-task.c).
  */
 int child_premap(struct rst_child *c)
 {
@@ -323,7 +324,10 @@ int child_premap(struct rst_child *c)
 	for (size_t k = 0; k < c->ri->nr_shmems; k++)
 		if (premap_shmem(c, &c->ri->shmems[k]))
 			return -EIO;
-	if (child_premap_drop(c))
-		return -EIO;
+	return child_premap_drop(c) ? -EIO : 0;
+}
+
+int child_premap_fill(struct rst_child *c)
+{
 	return fill_private(c);
 }

@@ -207,6 +207,8 @@ struct rst_plan {
 	uint32_t pages_id;
 	struct rst_fill *fills;		/* of the private VMAs, ascending file_off */
 	size_t nr_fills;
+	bool compares;			/* a fill is compared with the parent's pages
+					 * (cmp): forked only after the parent's fill */
 	uint64_t pages_to_fill;
 
 	/* the vdso group: ours now, and where it goes */
@@ -560,6 +562,7 @@ int child_share_wait(struct rst_child *c, const struct rst_fd *f);
 
 /* premap.c, premap-cow.c (child, before it forks its own children) */
 int child_premap(struct rst_child *c);
+int child_premap_fill(struct rst_child *c);
 int child_premap_inherit(struct rst_child *c);
 int child_premap_drop(struct rst_child *c);
 int child_fill_compare(struct rst_child *c, const struct rst_fill *f, uint64_t dst,

@@ -71,7 +71,20 @@ static uint64_t share_flags(const struct rst_proc *p, const struct rst_proc *k)
 	       (k->ri.fdt_owner ? CLONE_FILES : 0);
 }
 
-static void fork_children(struct rst_tree *tree, int idx)
+/*
+ * Does @k need our fill before its fork?  A child that compares pages with
+ * our pages file counts on finding them in its inherited VMAs (premap-cow.c);
+ * one that fills all its own drops what it inherited anyway, so it is forked
+ * before our fill, which then runs beside its premap.  A helper is forked
+ * after it: its children take our memory.
+ */
+static bool needs_our_fill(const struct rst_proc *k)
+{
+	return k->kind == RST_PROC_HELPER || (k->kind == RST_PROC_ALIVE && k->plan.compares);
+}
+
+/* Our children that need our fill (@filled), or those that do not. */
+static void fork_children(struct rst_tree *tree, int idx, bool filled)
 {
 	struct rst_proc *p = &tree->procs[idx];
 
@@ -79,7 +92,7 @@ static void fork_children(struct rst_tree *tree, int idx)
 		struct rst_proc *k = &tree->procs[j];
 		pid_t pid;
 
-		if (k->parent != idx)
+		if (k->parent != idx || needs_our_fill(k) != filled)
 			continue;
 		pid = rst_clone_with_pid(k->pid, share_flags(p, k));
 		if (pid == 0)
@@ -263,7 +276,8 @@ _Noreturn void rst_proc_main(struct rst_tree *tree, int idx)
 			 strerror(errno));
 		_exit(1);
 	}
-	/* memory before the children: they inherit it copy-on-write */
+	/* memory before the children: they inherit it copy-on-write (its
+	 * fill before those that compare with it) */
 	if (p->kind == RST_PROC_ALIVE && child_premap(&c))
 		_exit(1);
 	if (p->kind == RST_PROC_ALIVE && p->ri.core->tc->has_child_subreaper &&
@@ -277,7 +291,10 @@ _Noreturn void rst_proc_main(struct rst_tree *tree, int idx)
 	}
 	if (!p->group_late)	/* before the fork: the children inherit it */
 		join_group(tree, p);
-	fork_children(tree, idx);
+	fork_children(tree, idx, false);
+	if (p->kind == RST_PROC_ALIVE && child_premap_fill(&c))
+		_exit(1);
+	fork_children(tree, idx, true);
 	close_foreign_pipes(tree, idx);
 	rst_tree_event(tree, idx, EV_READY, 0);
 
