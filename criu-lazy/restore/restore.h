@@ -5,9 +5,10 @@
  * The stages of a restore are one ordered table, stages[] in stages.c
  * (Documentation/restore.md explains each):
  *
- *   tree-load.c, images-load.c, files-check.c   read and check every
- *                    image and every file to reopen, before any task
- *                    exists (struct rst_tree, struct rst_images per process);
+ *   tree-load.c, images-load.c, files-check.c, file-unchanged.c   read and
+ *                    check every image and every file to reopen, before
+ *                    any task exists (struct rst_tree, struct rst_images
+ *                    per process, struct rst_tree_files what they share);
  *   layout.c, premap-plan.c, premap-place.c   decide where each VMA is
  *                    premapped (its slot, or its own address at once) and
  *                    where the blob goes (struct rst_plan per process);
