@@ -247,11 +247,13 @@ static int add_fill(struct rst_plan *plan, size_t *cap, uint64_t file_off, uint6
  * of it are empty (dropped, or never there) or the file's, which our
  * dumped page is not, so a compare would only fault a page in to find it
  * differs.  The rest is read straight in, as into a VMA of our own.
- * So is a run the parent filled that is shorter than CMP_MIN_BYTES: its
- * compare cost two reads a page and a call per page that differs (most
- * do: the stack pages at each thread's stack pointer), where a plain fill
- * reads it with its neighbours in one call; sharing saved no more than
- * those few pages.  (@pdst: the parent's premap address of our @dst.)
+ * So is a run the parent filled that is shorter than CMP_MIN_BYTES: the
+ * few eager pages of a lazy dump (around each thread's stack pointer, its
+ * TLS) are mostly equal to the parent's, but the task writes them as soon
+ * as it runs (the blob, the threads' frames), so a page shared there is
+ * only copied later, at a copy-on-write fault, and its compare cost two
+ * reads; a plain fill reads the run with its neighbours in one call.
+ * (@pdst: the parent's premap address of our @dst.)
  */
 static int add_inherited_fill(struct rst_plan *plan, size_t *cap, const struct rst_plan *parent,
 			      uint64_t file_off, uint64_t dst, uint64_t pdst, uint64_t len)
