@@ -18,7 +18,11 @@
 #include "common/proc-stat.h"
 #include "common/ptrace-inject.h"
 
-int sigchld_fd_open(sigset_t *old)
+/* sigchld_fd_hold(): the one every wait takes until sigchld_fd_release() */
+static int held_fd = -1;
+static sigset_t held_old;
+
+static int sigchld_fd_new(sigset_t *old)
 {
 	sigset_t chld;
 	int fd;
@@ -32,6 +36,15 @@ int sigchld_fd_open(sigset_t *old)
 	return fd;
 }
 
+int sigchld_fd_open(sigset_t *old)
+{
+	if (held_fd >= 0) {
+		sigprocmask(SIG_BLOCK, NULL, old);
+		return held_fd;
+	}
+	return sigchld_fd_new(old);
+}
+
 void sigchld_fd_drain(int fd)
 {
 	struct signalfd_siginfo si;
@@ -42,11 +55,29 @@ void sigchld_fd_drain(int fd)
 
 void sigchld_fd_close(int fd, const sigset_t *old)
 {
+	if (fd >= 0 && fd == held_fd)
+		return;		/* a wait drains what woke it; the next looks first */
 	if (fd >= 0) {
 		sigchld_fd_drain(fd);
 		close(fd);
 	}
 	sigprocmask(SIG_SETMASK, old, NULL);
+}
+
+void sigchld_fd_hold(void)
+{
+	if (held_fd < 0)
+		held_fd = sigchld_fd_new(&held_old);
+}
+
+void sigchld_fd_release(void)
+{
+	int fd = held_fd;
+
+	if (fd < 0)
+		return;
+	held_fd = -1;
+	sigchld_fd_close(fd, &held_old);
 }
 
 static int64_t now_ms(void)
@@ -98,10 +129,11 @@ int ptrace_wait_stop(pid_t tid, int timeout_ms, int *status)
 	sigset_t old;
 	int chld, ret = 0;
 
-	/* mostly the stop came already: one waitpid then, not the six
-	 * syscalls of a signalfd around it (the loop looks again once SIGCHLD
-	 * is blocked, so a stop in between is not missed) */
-	if (waitpid(tid, status, WNOHANG | __WALL) == tid)
+	/* without a held signalfd, a stop that came already costs one
+	 * waitpid, not the six syscalls of a signalfd around it (the loop
+	 * looks again once SIGCHLD is blocked: a stop in between is not
+	 * missed); with one, the loop's first waitpid is that look */
+	if (held_fd < 0 && waitpid(tid, status, WNOHANG | __WALL) == tid)
 		return 0;
 	deadline = now_ms() + timeout_ms;
 	chld = sigchld_fd_open(&old);

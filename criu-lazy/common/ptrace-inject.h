@@ -38,6 +38,15 @@ int ptrace_wait_stop(pid_t tid, int timeout_ms, int *status);
 int sigchld_fd_open(sigset_t *old);
 void sigchld_fd_drain(int fd);
 void sigchld_fd_close(int fd, const sigset_t *old);
+/*
+ * Between these, every sigchld_fd_open() gets one signalfd, opened and
+ * blocked once, and sigchld_fd_close() leaves it: a stretch of many
+ * ptrace stops (the final stops of a tree: every thread's interrupt, each
+ * injected syscall's two stops) pays two syscalls a wait instead of six.
+ * SIGCHLD stays blocked meanwhile: nothing may fork in between.
+ */
+void sigchld_fd_hold(void);
+void sigchld_fd_release(void);
 
 /* Address of a `syscall` instruction in the tracee's [vdso]; -ESRCH (not logged)
  * if the tracee is gone or exiting. */

@@ -22,6 +22,7 @@
 #define LOG_PREFIX ""
 #include "attrs/task-attr.h"
 #include "common/log.h"
+#include "common/ptrace-inject.h"
 #include "net/netns.h"
 #include "restore/restore.h"
 
@@ -275,9 +276,16 @@ static int stage_lazy_handover(struct rst_tree *tree)
 	return each_blob(tree, lazy_handover_one);
 }
 
+/* One SIGCHLD signalfd for the whole stage: it takes some twenty ptrace
+ * stops per process of the bench tree (nothing forks meanwhile). */
 static int stage_finalize(struct rst_tree *tree)
 {
-	return each_blob(tree, finalize_one);
+	int ret;
+
+	sigchld_fd_hold();
+	ret = each_blob(tree, finalize_one);
+	sigchld_fd_release();
+	return ret;
 }
 
 static int stage_lazy_finished(struct rst_tree *tree)
