@@ -184,6 +184,35 @@ def test_thread_core_with_task_state(tool, workdir, dumped_threads):
     restore_must_pass(tool, workdir, task, good)
 
 
+def set_thread_cs(bad, tid, cs):
+    """core-TID.img with the thread's code segment selector set to `cs`."""
+    img = images.load(bad / f"core-{tid}.img")
+    core = images.decode(img.payload(0))
+    info = images.decode(images.get(core, 2)[0])          # thread_info
+    regs = images.decode(images.get(info, 2)[0])          # gpregs
+    regs = images.set_field(regs, 18, cs)                 # cs
+    info = images.set_field(info, 2, images.encode(regs))
+    core = images.set_field(core, 2, images.encode(info))
+    (bad / f"core-{tid}.img").write_bytes(images.replace_record(img, 0, images.encode(core)))
+
+
+def test_thread_registers_refused_at_the_final_stop(tool, workdir, dumped_threads):
+    """A thread's registers the kernel refuses (a code segment selector that
+    is no user one: PTRACE_SETREGS says EIO) fail the restore at the final
+    stop, when every other thread of the task is already seized and
+    interrupted: one line naming the thread, and all of them reaped within
+    the bound (at once, woken by SIGCHLD), nothing left."""
+    task, good, (tid, *_) = dumped_threads
+    bad = workdir / "images-bad"
+    shutil.copytree(good, bad)
+    set_thread_cs(bad, tid, 0x1234)
+    start = time.monotonic()
+    restore_must_fail(tool, workdir, bad, task.pid,
+                      rf"cannot set the registers of task {tid}\b")
+    assert time.monotonic() - start < 20, "the failed restore took too long to clean up"
+    restore_must_pass(tool, workdir, task, good)
+
+
 def test_restore_in_foreground_leaves_no_thread_traced(tool, zdtm, workdir):
     """Without -d the restore stays the root's parent until it exits: it
     must have let every thread go, not only the leaders (a thread still
