@@ -2,8 +2,8 @@
 free in two layouts, the vdso shape check, the XSAVE buffer built from an
 image against made-up and real CPUs), test_restore_place (which VMAs are
 mapped at their own address from the start), test_restore_groups (which
-tasks join their process group late) and test_array
-(common/array.h).
+tasks join their process group late), test_array (common/array.h) and
+test_pm_scan (common/pm-scan.c).
 
 Needs a build (`scons -j2`); uses nothing from conftest.py.
 """

@@ -30,6 +30,7 @@
 
 #define LOG_PREFIX "tls: "
 #include "common/log.h"
+#include "common/mono-time.h"
 #include "common/tls.h"
 
 #define RECORD_MAX	16384		/* TLS plaintext per record */
@@ -309,22 +310,14 @@ int tls_handshake_step(struct tls_conn *t, char *why, size_t why_len)
 	}
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
 int tls_handshake(struct tls_conn *t, int timeout_ms, char *why, size_t why_len)
 {
-	int64_t deadline = now_ms() + timeout_ms;
+	int64_t deadline = mono_ms() + timeout_ms;
 
 	for (;;) {
 		int ret = tls_handshake_step(t, why, why_len);
 		struct pollfd p = { .fd = t->fd };
-		int64_t left = deadline - now_ms();
+		int64_t left = deadline - mono_ms();
 
 		if (ret != -EAGAIN)
 			return ret;

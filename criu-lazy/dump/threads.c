@@ -36,6 +36,7 @@
 #include "attrs/task-attr.h"
 #include "common/array.h"
 #include "common/log.h"
+#include "common/mono-time.h"
 #include "common/proc-stat.h"
 #include "common/ptrace-inject.h"
 #include "dump/dump.h"
@@ -328,14 +329,6 @@ int dump_write_thread_cores(struct dump_ctx *ctx, struct dump_task *t)
 			return ret;
 	}
 	return 0;
-}
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
 }
 
 static bool to_reap(const struct dump_task *t, const struct dump_thread *th,

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/mono-time.h"
 #include "common/tls.h"
 #include "pageserver/ps-io.h"
 #include "pageserver/ps-proto.h"
@@ -32,20 +33,12 @@ const char *ps_cmd_name(uint32_t command)
 	}
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
 /* Wait until fd has events, or the deadline passes. */
 static int wait_fd(int fd, short events, int64_t deadline)
 {
 	for (;;) {
 		struct pollfd p = { .fd = fd, .events = events };
-		int64_t left = deadline - now_ms();
+		int64_t left = deadline - mono_ms();
 		int n;
 
 		if (left < 0)
@@ -78,12 +71,12 @@ int ps_wait_readable(struct ps_sock *s, int timeout_ms)
 {
 	if (ps_sock_pending(s))
 		return 0;
-	return wait_fd(s->fd, POLLIN, now_ms() + timeout_ms);
+	return wait_fd(s->fd, POLLIN, mono_ms() + timeout_ms);
 }
 
 int ps_read_full(struct ps_sock *s, void *buf, size_t len, int timeout_ms)
 {
-	int64_t deadline = now_ms() + timeout_ms;
+	int64_t deadline = mono_ms() + timeout_ms;
 	size_t got = 0;
 
 	while (got < len) {
@@ -104,7 +97,7 @@ int ps_read_full(struct ps_sock *s, void *buf, size_t len, int timeout_ms)
 
 int ps_write_full(struct ps_sock *s, const void *buf, size_t len, int timeout_ms)
 {
-	int64_t deadline = now_ms() + timeout_ms;
+	int64_t deadline = mono_ms() + timeout_ms;
 	size_t sent = 0;
 
 	while (sent < len) {

@@ -70,11 +70,6 @@ _Static_assert(sizeof(struct page_server_iov) == 32, "page_server_iov is 32 byte
 /* GETs asking for more than this (4 GiB) are not requests but garbage. */
 #define PS_GET_MAX_PAGES	(1ULL << 20)
 
-static inline uint32_t ps_cmd_encode(uint32_t command, uint32_t flags)
-{
-	return command | (flags << PS_CMD_BITS);
-}
-
 static inline uint32_t ps_cmd_command(uint32_t cmd)
 {
 	return cmd & PS_CMD_MASK;

@@ -25,19 +25,12 @@
 
 #define LOG_PREFIX ""
 #include "common/log.h"
+#include "common/mono-time.h"
 #include "common/ptrace-inject.h"
 #include "restore/restore.h"
 
 #define POLL_MS			100	/* a safety net: SIGCHLD wakes us */
 #define BLOB_STOP_TIMEOUT_MS	10000
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
 
 /* Stopped or gone (its status stays there for the real wait)? */
 static bool has_status(pid_t pid)
@@ -67,7 +60,7 @@ int rst_blob_next(struct rst_tree *tree, struct rst_blob_wait *w)
 		return -ENOMEM;
 	chld = sigchld_fd_open(&old);
 	for (;;) {
-		int64_t now = now_ms();
+		int64_t now = mono_ms();
 		nfds_t n = 0;
 
 		/* after SIGCHLD is blocked: a stop from now on wakes the poll */

@@ -46,6 +46,7 @@
 
 #define LOG_PREFIX ""
 #include "common/log.h"
+#include "common/mono-time.h"
 #include "restore/restore.h"
 
 #define SHARE_WAIT_MS	60000	/* for a file from its owner */
@@ -174,14 +175,6 @@ static int drain(struct rst_child *c)
 	}
 }
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000ull + ts.tv_nsec / 1000000;
-}
-
 /* "fd N", or "in flight" for a file no fd of the holder's has */
 static const char *fd_where(const struct rst_fd *f, char buf[32])
 {
@@ -203,7 +196,7 @@ static int send_one(struct rst_child *c, const struct rst_share_file *sf, int fd
 		.msg_control = cbuf, .msg_controllen = sizeof(cbuf),
 	};
 	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-	uint64_t deadline = now_ms() + SHARE_WAIT_MS;
+	int64_t deadline = mono_ms() + SHARE_WAIT_MS;
 
 	cm->cmsg_level = SOL_SOCKET;
 	cm->cmsg_type = SCM_RIGHTS;
@@ -220,7 +213,7 @@ static int send_one(struct rst_child *c, const struct rst_share_file *sf, int fd
 		ret = drain(c);
 		if (ret)
 			return ret;
-		if (now_ms() > deadline) {
+		if (mono_ms() > deadline) {
 			errno = ETIMEDOUT;
 			break;
 		}
@@ -287,7 +280,7 @@ int child_share_send(struct rst_child *c, enum fd_stage stage)
 int child_share_wait(struct rst_child *c, const struct rst_fd *f)
 {
 	const struct rst_share_file *sf = child_share_find(c, f->fe->id);
-	uint64_t deadline = now_ms() + SHARE_WAIT_MS;
+	int64_t deadline = mono_ms() + SHARE_WAIT_MS;
 	char where[32];
 
 	for (;;) {
@@ -296,7 +289,7 @@ int child_share_wait(struct rst_child *c, const struct rst_fd *f)
 
 		if (fd >= 0)
 			return fd;
-		if (now_ms() > deadline)
+		if (mono_ms() > deadline)
 			return child_err(c, ETIMEDOUT, "task %d: %s %u (%s) did not come from "
 					 "task %d within %d s", c->ri->pid, f->ops->name,
 					 f->fe->id, fd_where(f, where),

@@ -183,9 +183,6 @@ class ProcessTracker:
     def owns(self, pid):
         return pid in self._ident
 
-    def popen(self, pid):
-        return self._popen.get(pid)
-
     def reap(self, pid, timeout):
         """Wait up to timeout s for pid to exit and reap it.
 

@@ -45,6 +45,14 @@ static void plan(const struct spec *s, size_t n, bool shell_job)
 	rst_tree_groups_plan(&tree);
 }
 
+/* Each of the first @n planned tasks joins late (@late) or at its creation. */
+static int check_all_join(size_t n, bool late)
+{
+	for (size_t i = 0; i < n; i++)
+		CHECK(procs[i].group_late == late, "task %d", procs[i].pid);
+	return 0;
+}
+
 static int test_led_from_above(void)
 {
 	/* root 10; 11 leads a group with its child 12 and grandchild 13 in
@@ -55,9 +63,7 @@ static int test_led_from_above(void)
 	};
 
 	plan(s, 7, false);
-	for (size_t i = 0; i < 7; i++)
-		CHECK(!procs[i].group_late, "task %d", procs[i].pid);
-	return 0;
+	return check_all_join(7, false);
 }
 
 static int test_led_from_aside(void)
@@ -87,9 +93,7 @@ static int test_helper(void)
 	};
 
 	plan(s, 3, false);
-	for (size_t i = 0; i < 3; i++)
-		CHECK(!procs[i].group_late, "task %d", procs[i].pid);
-	return 0;
+	return check_all_join(3, false);
 }
 
 static int test_shell_job(void)
@@ -101,9 +105,7 @@ static int test_shell_job(void)
 	};
 
 	plan(s, 4, true);
-	for (size_t i = 0; i < 4; i++)
-		CHECK(!procs[i].group_late, "task %d", procs[i].pid);
-	return 0;
+	return check_all_join(4, false);
 }
 
 static int test_shell_job_split(void)
@@ -115,8 +117,8 @@ static int test_shell_job_split(void)
 	};
 
 	plan(s, 4, true);
-	for (size_t i = 0; i < 4; i++)
-		CHECK(procs[i].group_late, "task %d", procs[i].pid);
+	if (check_all_join(4, true))
+		return -1;
 	/* without --shell-job the same tree has no such task */
 	plan(s, 4, false);
 	CHECK(!procs[2].group_late, "");

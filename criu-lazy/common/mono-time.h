@@ -1,0 +1,28 @@
+/*
+ * CLOCK_MONOTONIC in milliseconds or microseconds: every deadline of a
+ * bounded wait and every duration the restore logs (a wall clock set back
+ * or forward must neither end a wait early nor stretch it).
+ */
+#ifndef CRIU_LAZY_COMMON_MONO_TIME_H
+#define CRIU_LAZY_COMMON_MONO_TIME_H
+
+#include <stdint.h>
+#include <time.h>
+
+static inline int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+static inline int64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
+}
+
+#endif
