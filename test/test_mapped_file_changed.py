@@ -83,15 +83,22 @@ def test_executable_replaced(mode, tool, zdtm, workdir, procs):
     must_pass(tool, workdir, good, task, daemon, mode)
 
 
-@pytest.mark.parametrize("mode", ["eager", "lazy"])
-def test_mapped_file_changed_size(mode, tool, zdtm, workdir, procs):
-    """A file the task mmapped (and whose fds it closed) grew since the
-    dump."""
+def dump_then_grow_mapped_file(tool, zdtm, workdir):
+    """mmap_file_private dumped, then the file it maps grown by 4 bytes:
+    the task, its images, the file and the file's bytes as dumped."""
     task = zdtm(ZdtmTest("mmap_file_private"))
     good = dump_good(tool, task, workdir)
     path = task.dir / "private.data"
     data = path.read_bytes()
     path.write_bytes(data + b"more")
+    return task, good, path, data
+
+
+@pytest.mark.parametrize("mode", ["eager", "lazy"])
+def test_mapped_file_changed_size(mode, tool, zdtm, workdir, procs):
+    """A file the task mmapped (and whose fds it closed) grew since the
+    dump."""
+    task, good, path, data = dump_then_grow_mapped_file(tool, zdtm, workdir)
     daemon = start_daemon(tool, workdir, procs, good, mode)
     must_refuse(tool, workdir, good, task, daemon, r"private\.data: size "
                 rf"{len(data) + 4} differs from the dumped {len(data)}",
@@ -137,11 +144,7 @@ def test_daemon_gives_up_without_a_restore(tool, zdtm, workdir, procs):
     (CRIU_LAZY_HANDSHAKE_TIMEOUT, 120 s by default) it gives up in one
     line and exits 1, its socket and guardian gone.  A restore after that
     finds no daemon and fails in one line, leaving nothing."""
-    task = zdtm(ZdtmTest("mmap_file_private"))
-    good = dump_good(tool, task, workdir)
-    path = task.dir / "private.data"
-    data = path.read_bytes()
-    path.write_bytes(data + b"more")
+    task, good, path, data = dump_then_grow_mapped_file(tool, zdtm, workdir)
     started = time.monotonic()
     daemon = lazy.Daemon(procs, tool, ["lazy-pages", "-D", good], workdir / "lazy-pages.log",
                          workdir / "lazy-pages.out", "lazy-pages",
