@@ -14,6 +14,7 @@
 
 #define LOG_PREFIX "ptrace: "
 #include "common/log.h"
+#include "common/mono-time.h"
 #include "common/proc-maps.h"
 #include "common/proc-stat.h"
 #include "common/ptrace-inject.h"
@@ -80,14 +81,6 @@ void sigchld_fd_release(void)
 	sigchld_fd_close(fd, &held_old);
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
 /*
  * Why a tracee did not stop: ptrace's interrupt and a signal wake a task
  * from an interruptible sleep only, so one in uninterruptible sleep (D: a
@@ -135,13 +128,13 @@ int ptrace_wait_stop(pid_t tid, int timeout_ms, int *status)
 	 * missed); with one, the loop's first waitpid is that look */
 	if (held_fd < 0 && waitpid(tid, status, WNOHANG | __WALL) == tid)
 		return 0;
-	deadline = now_ms() + timeout_ms;
+	deadline = mono_ms() + timeout_ms;
 	chld = sigchld_fd_open(&old);
 
 	for (;;) {
 		pid_t r = waitpid(tid, status, WNOHANG | __WALL);
 		struct pollfd p = { .fd = chld, .events = POLLIN };
-		int64_t left = deadline - now_ms();
+		int64_t left = deadline - mono_ms();
 
 		if (r == tid)
 			break;

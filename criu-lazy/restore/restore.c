@@ -20,18 +20,11 @@
 
 #define LOG_PREFIX ""
 #include "common/log.h"
+#include "common/mono-time.h"
 #include "images/image.h"
 #include "restore/restore.h"
 
 #include "stats.pb-c.h"
-
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000ull + ts.tv_nsec / 1000;
-}
 
 static void write_stats(int dirfd, uint64_t fork_us, uint64_t restore_us, uint64_t pages)
 {
@@ -93,7 +86,7 @@ int cr_restore(struct opts *o)
 	pid_t root;
 	int ret;
 
-	tree.t_start = now_us();
+	tree.t_start = mono_us();
 	tree.dirfd = open(o->images_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (tree.dirfd < 0) {
 		pr_perror("%s", o->images_dir);
@@ -106,8 +99,8 @@ int cr_restore(struct opts *o)
 	}
 	root = tree.procs[0].t.pid;
 	pr_info("%zu task(s) restored in %llu us, root %d", tree.nr,
-		(unsigned long long)(now_us() - tree.t_start), root);
-	write_stats(tree.dirfd, tree.fork_us, now_us() - tree.t_start, tree.pages_filled);
+		(unsigned long long)(mono_us() - tree.t_start), root);
+	write_stats(tree.dirfd, tree.fork_us, mono_us() - tree.t_start, tree.pages_filled);
 	close(tree.dirfd);
 	if (o->restore_detached && !FREE_BEFORE_EXIT)
 		return 0;	/* its descriptors and mappings go with us too */

@@ -22,6 +22,7 @@
 #define LOG_PREFIX ""
 #include "attrs/task-attr.h"
 #include "common/log.h"
+#include "common/mono-time.h"
 #include "common/ptrace-inject.h"
 #include "net/netns.h"
 #include "restore/restore.h"
@@ -405,14 +406,6 @@ static const struct rst_stage stages[] = {
 	{ "resume every task", stage_resume, false },
 };
 
-static uint64_t stage_now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000ull + ts.tv_nsec / 1000;
-}
-
 /* Each stage's time goes to the debug log: where a restore's time goes. */
 int rst_stages_run(struct rst_tree *tree)
 {
@@ -424,9 +417,9 @@ int rst_stages_run(struct rst_tree *tree)
 		if (s->lazy_only && !tree->o->lazy_pages)
 			continue;
 		pr_debug("stage %zu: %s", i + 1, s->name);
-		t0 = stage_now_us();
+		t0 = mono_us();
 		ret = s->run(tree);
-		pr_debug("stage %zu: %llu us", i + 1, (unsigned long long)(stage_now_us() - t0));
+		pr_debug("stage %zu: %llu us", i + 1, (unsigned long long)(mono_us() - t0));
 		if (ret)
 			return ret;
 	}

@@ -38,19 +38,12 @@
 
 #define LOG_PREFIX ""
 #include "common/log.h"
+#include "common/mono-time.h"
 #include "common/ptrace-inject.h"
 #include "restore/restore.h"
 
 #define BLOB_STOP_TIMEOUT_MS	10000	/* from the pipe's EOF to the int3 */
 #define KILL_TIMEOUT_MS		5000
-
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000ull + ts.tv_nsec / 1000;
-}
 
 static void close_fd(int *fd)
 {
@@ -129,7 +122,7 @@ int rst_task_create(struct rst_tree *tree, struct rst_proc *root)
 
 	sigfillset(&all);
 	sigprocmask(SIG_SETMASK, &all, &old);
-	t0 = now_us();
+	t0 = mono_us();
 	pid = rst_clone_with_pid(ri->pid, ri->new_pid_ns ? CLONE_NEWPID : 0);
 	if (pid == 0)
 		rst_proc_main(tree, 0);
@@ -151,7 +144,7 @@ int rst_task_create(struct rst_tree *tree, struct rst_proc *root)
 	ret = rst_tree_seize(tree, root);
 	if (ret)
 		return ret;	/* the caller kills it */
-	t->fork_us = now_us() - t0;
+	t->fork_us = mono_us() - t0;
 	if (ri->new_pid_ns)
 		pr_info("task %d created as pid 1 of a new pid namespace and seized in %llu us",
 			pid, (unsigned long long)t->fork_us);
@@ -163,7 +156,7 @@ int rst_task_create(struct rst_tree *tree, struct rst_proc *root)
 
 void rst_task_kill(struct rst_task *t)
 {
-	uint64_t deadline = now_us() + KILL_TIMEOUT_MS * 1000ull;
+	int64_t deadline = mono_us() + KILL_TIMEOUT_MS * 1000ll;
 	int status;
 
 	close_fd(&t->sync_w);
@@ -182,7 +175,7 @@ void rst_task_kill(struct rst_task *t)
 
 		if (r < 0 || (r == t->pid && (WIFEXITED(status) || WIFSIGNALED(status))))
 			break;
-		if (now_us() > deadline) {
+		if (mono_us() > deadline) {
 			pr_warn("task %d did not die within %d ms of SIGKILL", t->pid,
 				KILL_TIMEOUT_MS);
 			break;

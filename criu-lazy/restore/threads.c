@@ -30,6 +30,7 @@
 #define LOG_PREFIX ""
 #include "attrs/task-attr.h"
 #include "common/log.h"
+#include "common/mono-time.h"
 #include "common/proc-stat.h"
 #include "common/ptrace-inject.h"
 #include "images/image.h"
@@ -340,14 +341,6 @@ int rst_threads_detach(struct rst_task *t)
 	t->thread_pids = NULL;
 	t->nr_thread_pids = 0;
 	return 0;
-}
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
 }
 
 /* Reap those of @tids that are gone; 0 marks a reaped one.  How many are

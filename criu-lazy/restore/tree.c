@@ -47,6 +47,7 @@
 
 #define LOG_PREFIX ""
 #include "common/log.h"
+#include "common/mono-time.h"
 #include "common/proc-stat.h"
 #include "restore/restore.h"
 
@@ -56,14 +57,6 @@
 #define TREE_WAIT_MAX_MS	(10 * 60 * 1000)
 #define PROGRESS_MS	1000	/* between two looks at the tasks' progress */
 #define DEAD_WAIT_MS	10000	/* for a zombie or helper to exit */
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000ull + ts.tv_nsec / 1000000;
-}
 
 int rst_tree_pipes(struct rst_tree *tree)
 {
@@ -200,7 +193,7 @@ static uint64_t tree_work(const struct rst_tree *tree)
 int rst_tree_next_event(struct rst_tree *tree, struct rst_event *ev, const char *what,
 			int timeout_ms)
 {
-	uint64_t start = now_ms(), idle_since = start, looked = start;
+	int64_t start = mono_ms(), idle_since = start, looked = start;
 	/* first looked at after PROGRESS_MS, not before each event: reading
 	 * every task's stat took longer than most events took to come (the
 	 * first second counts as progress) */
@@ -210,7 +203,7 @@ int rst_tree_next_event(struct rst_tree *tree, struct rst_event *ev, const char 
 	for (;;) {
 		struct pollfd pfd = { .fd = tree->ev_r, .events = POLLIN };
 		int ret = poll(&pfd, 1, 50);
-		uint64_t now;
+		int64_t now;
 
 		if (ret > 0) {
 			ssize_t n = read(tree->ev_r, ev, sizeof(*ev));
@@ -229,7 +222,7 @@ int rst_tree_next_event(struct rst_tree *tree, struct rst_event *ev, const char 
 		ret = check_tasks(tree);
 		if (ret)
 			return ret;
-		now = now_ms();
+		now = mono_ms();
 		if (now - looked >= PROGRESS_MS) {
 			uint64_t w = tree_work(tree);
 
@@ -239,7 +232,7 @@ int rst_tree_next_event(struct rst_tree *tree, struct rst_event *ev, const char 
 			known = true;
 			looked = now;
 		}
-		if (now - idle_since > (uint64_t)timeout_ms) {
+		if (now - idle_since > (int64_t)timeout_ms) {
 			pr_err("no %s: the tasks being restored made no progress (page faults, "
 			       "CPU time) for %d s", what, timeout_ms / 1000);
 			return -ETIMEDOUT;
@@ -313,7 +306,7 @@ int rst_tree_create(struct rst_tree *tree)
 
 static int wait_dead(struct rst_proc *p)
 {
-	uint64_t deadline = now_ms() + DEAD_WAIT_MS;
+	int64_t deadline = mono_ms() + DEAD_WAIT_MS;
 	int status;
 
 	for (;;) {
@@ -330,7 +323,7 @@ static int wait_dead(struct rst_proc *p)
 			pr_perror("wait for task %d to exit", p->pid);
 			return -errno;
 		}
-		if (now_ms() > deadline) {
+		if (mono_ms() > deadline) {
 			pr_err("task %d did not exit within %d s", p->pid, DEAD_WAIT_MS / 1000);
 			return -ETIMEDOUT;
 		}
@@ -373,7 +366,7 @@ int rst_tree_reap_dead(struct rst_tree *tree)
  */
 void rst_tree_kill(struct rst_tree *tree)
 {
-	uint64_t deadline = now_ms() + DEAD_WAIT_MS;
+	int64_t deadline = mono_ms() + DEAD_WAIT_MS;
 	int status;
 
 	for (size_t i = tree->nr; i-- > 0;)
@@ -381,7 +374,7 @@ void rst_tree_kill(struct rst_tree *tree)
 	for (;;) {
 		pid_t r = waitpid(-1, &status, WNOHANG | __WALL);
 
-		if (r < 0 || now_ms() > deadline)
+		if (r < 0 || mono_ms() > deadline)
 			break;
 		if (r == 0)
 			usleep(1000);
