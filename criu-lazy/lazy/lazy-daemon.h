@@ -105,7 +105,6 @@ struct lazy_daemon {
 #define LAZY_XFER_MAX_PAGES	1024	/* ... growing to 4 MiB, */
 #define LAZY_XFER_BUSY_PAGES	64	/* but 256 KiB at most ... */
 #define LAZY_FAULTS_ACTIVE_NS	(100 * 1000000ULL)	/* ... within 100 ms of a fault */
-#define RESTORE_FINISHED_MAGIC	0x52535446u
 
 /* lazy-task.c */
 /*

@@ -1,5 +1,5 @@
 /*
- * The restore side's half of the lazy-pages socket (CRIU's protocol, so
+ * The daemon's half of the lazy-pages socket (CRIU's protocol, so
  * either side can be CRIU's): one connection; per process of the tree an
  * int32 pid, then the process's userfaultfd as SCM_RIGHTS with a one-byte
  * payload (a zombie sends -pid and no fd); at the end the 32-bit word
@@ -243,7 +243,7 @@ int lazy_read_restore_word(struct lazy_daemon *d)
 		d->conn_fd = -1;
 		return 0;
 	}
-	if (n != sizeof(word) || word != RESTORE_FINISHED_MAGIC || d->restore_finished) {
+	if (n != sizeof(word) || word != LAZY_RESTORE_FINISHED || d->restore_finished) {
 		pr_err("unexpected data from the restore (%zd bytes, 0x%x)", n, n >= 4 ? word : 0);
 		return -EBADMSG;
 	}

@@ -4,9 +4,8 @@
 
 #include <sys/types.h>
 
+#include "common/lazy-socket.h"	/* LAZY_SOCKET_NAME, the bytes */
 #include "lazy/lazy-daemon.h"
-
-#define LAZY_SOCKET_NAME "lazy-pages.socket"
 
 /* The processes of the dumped tree (pstree.img), in image order. */
 struct lazy_tree {

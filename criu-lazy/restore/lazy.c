@@ -23,11 +23,10 @@
 #include <unistd.h>
 
 #define LOG_PREFIX ""
+#include "common/lazy-socket.h"
 #include "common/log.h"
 #include "restore/restore.h"
 
-#define LAZY_SOCKET_NAME	"lazy-pages.socket"
-#define RESTORE_FINISHED	0x52535446u
 /* what the daemon follows: fork, mremap, madvise(DONTNEED), munmap */
 #define LAZY_FEATURES_WANTED	(UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | \
 				 UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP)
@@ -143,30 +142,12 @@ int rst_lazy_connect(struct rst_tree *tree)
 
 static int send_record(struct rst_tree *tree, int32_t pid, int uffd)
 {
-	char byte = 0, control[CMSG_SPACE(sizeof(int))];
-	struct iovec iov = { &byte, 1 };
-	struct msghdr msg = {
-		.msg_iov = &iov, .msg_iovlen = 1,
-		.msg_control = control, .msg_controllen = sizeof(control),
-	};
-	struct cmsghdr *cmsg;
+	int ret = lazy_sock_send_task(tree->lazy_sock, pid, uffd);
 
-	if (send(tree->lazy_sock, &pid, sizeof(pid), MSG_NOSIGNAL) != sizeof(pid))
-		goto err;
-	if (uffd < 0)
-		return 0;
-	memset(control, 0, sizeof(control));
-	cmsg = CMSG_FIRSTHDR(&msg);
-	cmsg->cmsg_level = SOL_SOCKET;
-	cmsg->cmsg_type = SCM_RIGHTS;
-	cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cmsg), &uffd, sizeof(int));
-	if (sendmsg(tree->lazy_sock, &msg, MSG_NOSIGNAL) == 1)
-		return 0;
-err:
-	pr_perror("cannot hand the userfaultfd of task %d to the lazy-pages daemon",
-		  pid < 0 ? -pid : pid);
-	return -EPIPE;
+	if (ret)
+		pr_err("cannot hand the userfaultfd of task %d to the lazy-pages daemon: %s",
+		       pid < 0 ? -pid : pid, strerror(-ret));
+	return ret ? -EPIPE : 0;
 }
 
 /* A copy of the uffd the blob left open in the task. */
@@ -219,11 +200,11 @@ int rst_lazy_send_zombies(struct rst_tree *tree)
 
 int rst_lazy_finished(struct rst_tree *tree)
 {
-	uint32_t word = RESTORE_FINISHED;
-	ssize_t n = send(tree->lazy_sock, &word, sizeof(word), MSG_NOSIGNAL);
+	int ret = lazy_sock_send_finished(tree->lazy_sock);
 
-	if (n != sizeof(word)) {
-		pr_perror("the lazy-pages daemon went away before the restore finished");
+	if (ret) {
+		pr_err("the lazy-pages daemon went away before the restore finished: %s",
+		       strerror(-ret));
 		return -EPIPE;
 	}
 	rst_lazy_close(tree);

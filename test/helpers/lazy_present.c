@@ -1,0 +1,426 @@
+/*
+ * The restore side of the lazy-pages protocol for one dumped process, with
+ * chosen lazy pages already there at the handover (lazy-pages.md, "a lazy
+ * page that is present before anything was delivered").  The daemon must
+ * name each of them, count it in pages_lost and exit 1, and give every
+ * other page its image's contents.  Driven by test/test_lazy_present.py.
+ *
+ *   lazy_present -D DIR -p PID --list
+ *       prints the lazy-capable VMAs with lazy pages ("vma START END") and
+ *       their PE_LAZY runs ("lazy START NPAGES"), hex addresses
+ *   lazy_present -D DIR -p PID [--write ADDR[:NPAGES]]... [--thp ADDR]
+ *       plays the restore: connects to DIR/lazy-pages.socket, creates a
+ *       task with the dumped pid (clone3 + set_tid) that maps those VMAs
+ *       at their addresses, fills their non-lazy pages from the images,
+ *       writes 0x5a over each --write range (--thp: MADV_HUGEPAGE on the
+ *       2 MiB at ADDR and one byte written there, so the kernel may put a
+ *       huge page of zeros around it), registers the VMAs with a new
+ *       userfaultfd (MISSING) and stops.  This process takes the uffd
+ *       (pidfd_getfd), sends the pid and the uffd and "restore finished"
+ *       with the restore's own encoder (common/lazy-socket.c), and lets
+ *       the task go on.  The task prints "present ADDR" for each page of
+ *       its VMAs that was there at the handover (its own read of
+ *       /proc/self/pagemap, not the daemon's code), then reads every page:
+ *       one that was there must hold what it held, one that was not must
+ *       hold the image's data (zeros where the image has none).
+ *
+ * Exit: 0 every page right; 1 a page wrong (each named, "wrong ADDR: ...");
+ * 2 a setup failure (one line).  The address space of this helper may
+ * hold one of the dumped VMAs' addresses (ASLR): that is a setup failure.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/lazy-socket.h"
+#include "common/log.h"
+#include "images/image.h"
+#include "images/pagemap.h"
+#include "images/vma-status.h"
+#include "mm.pb-c.h"
+#include "restore/restore.h"	/* rst_clone_with_pid() */
+
+#define PG		4096ULL
+#define HUGE		(2ULL << 20)
+#define MARK		0x5a
+#define MAX_WRITES	16
+#define UFFD_EVENTS	(UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | \
+			 UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP)
+
+struct range {
+	uint64_t start, end;
+};
+
+struct plan {
+	struct pagemap_index pi;
+	void *pages;			/* the pages file, mapped */
+	struct range vma[256];		/* lazy-capable VMAs with lazy pages */
+	size_t nr_vma;
+	struct range write[MAX_WRITES];
+	size_t nr_write;
+	uint64_t thp;			/* 0: none */
+};
+
+static void __attribute__((noreturn)) die(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("lazy_present: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(2);
+}
+
+static bool has_lazy(const struct pagemap_index *pi, uint64_t start, uint64_t end)
+{
+	for (size_t r = 0; r < pi->nr_runs; r++) {
+		const struct page_run *run = &pi->runs[r];
+
+		if ((run->flags & PE_LAZY) && run->vaddr < end &&
+		    run->vaddr + run->nr_pages * PG > start)
+			return true;
+	}
+	return false;
+}
+
+/* The VMAs the restore would register: lazy-capable, with a lazy page. */
+static void load_plan(int dirfd, pid_t pid, struct plan *pl)
+{
+	MmEntry *mm;
+	int ret = img_read_one(dirfd, IMG_MM, pid, &mm_entry__descriptor, (ProtobufCMessage **)&mm);
+
+	if (ret)
+		die("mm-%d.img: %s", pid, strerror(-ret));
+	ret = pagemap_index_load(dirfd, IMG_PAGEMAP, pid, true, &pl->pi);
+	if (!ret)
+		ret = pages_file_map(&pl->pi, &pl->pages);
+	if (ret)
+		die("pagemap-%d.img or its pages file: %s", pid, strerror(-ret));
+	for (size_t i = 0; i < mm->n_vmas; i++) {
+		const VmaEntry *v = mm->vmas[i];
+
+		if (!vma_is_lazy_capable(v) || !has_lazy(&pl->pi, v->start, v->end))
+			continue;
+		if (pl->nr_vma == sizeof(pl->vma) / sizeof(pl->vma[0]))
+			die("mm-%d.img: more lazy VMAs than this helper holds", pid);
+		pl->vma[pl->nr_vma++] = (struct range){ v->start, v->end };
+	}
+	mm_entry__free_unpacked(mm, NULL);
+}
+
+static void list_plan(const struct plan *pl)
+{
+	for (size_t i = 0; i < pl->nr_vma; i++) {
+		printf("vma 0x%llx 0x%llx\n", (unsigned long long)pl->vma[i].start,
+		       (unsigned long long)pl->vma[i].end);
+		for (size_t r = 0; r < pl->pi.nr_runs; r++) {
+			const struct page_run *run = &pl->pi.runs[r];
+			uint64_t lo = run->vaddr, hi = lo + run->nr_pages * PG;
+
+			if (!(run->flags & PE_LAZY) || hi <= pl->vma[i].start || lo >= pl->vma[i].end)
+				continue;
+			lo = lo > pl->vma[i].start ? lo : pl->vma[i].start;
+			hi = hi < pl->vma[i].end ? hi : pl->vma[i].end;
+			printf("lazy 0x%llx %llu\n", (unsigned long long)lo,
+			       (unsigned long long)((hi - lo) / PG));
+		}
+	}
+}
+
+/* The image's data of the page at @a, or NULL where it has none. */
+static const uint8_t *image_page(const struct plan *pl, uint64_t a)
+{
+	const struct page_run *run = pagemap_index_find(&pl->pi, a);
+
+	if (!run || !(run->flags & PE_PRESENT))
+		return NULL;
+	return (const uint8_t *)pl->pages + run->pages_off + (a - run->vaddr);
+}
+
+/* Map the VMAs where they were, and fill what the restore fills eagerly. */
+static void build_memory(const struct plan *pl)
+{
+	for (size_t i = 0; i < pl->nr_vma; i++) {
+		const struct range *v = &pl->vma[i];
+		void *p = mmap((void *)(uintptr_t)v->start, v->end - v->start,
+			       PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+
+		if (p == MAP_FAILED)
+			die("cannot map 0x%llx-0x%llx where it was dumped: %s (this helper's own "
+			    "layout is there)", (unsigned long long)v->start,
+			    (unsigned long long)v->end, strerror(errno));
+		for (uint64_t a = v->start; a < v->end; a += PG) {
+			const struct page_run *run = pagemap_index_find(&pl->pi, a);
+
+			if (run && (run->flags & PE_PRESENT) && !(run->flags & PE_LAZY))
+				memcpy((void *)(uintptr_t)a, image_page(pl, a), PG);
+		}
+	}
+}
+
+static bool in_vmas(const struct plan *pl, uint64_t start, uint64_t end)
+{
+	for (size_t i = 0; i < pl->nr_vma; i++)
+		if (start >= pl->vma[i].start && end <= pl->vma[i].end)
+			return true;
+	return false;
+}
+
+/* What the test asks to be there before the handover. */
+static void make_present(const struct plan *pl)
+{
+	for (size_t i = 0; i < pl->nr_write; i++)
+		memset((void *)(uintptr_t)pl->write[i].start, MARK,
+		       pl->write[i].end - pl->write[i].start);
+	if (pl->thp) {
+		if (madvise((void *)(uintptr_t)pl->thp, HUGE, MADV_HUGEPAGE))
+			die("madvise(MADV_HUGEPAGE) at 0x%llx: %s", (unsigned long long)pl->thp,
+			    strerror(errno));
+		*(volatile uint8_t *)(uintptr_t)pl->thp = MARK;
+	}
+}
+
+static int make_uffd(const struct plan *pl)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	int fd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+
+	if (fd < 0 || ioctl(fd, UFFDIO_API, &api))
+		die("userfaultfd: %s", strerror(errno));
+	close(fd);	/* the first asked for nothing: the features this kernel has */
+	api = (struct uffdio_api){ .api = UFFD_API, .features = api.features & UFFD_EVENTS };
+	fd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0 || ioctl(fd, UFFDIO_API, &api))
+		die("userfaultfd with events: %s", strerror(errno));
+	for (size_t i = 0; i < pl->nr_vma; i++) {
+		struct uffdio_register reg = {
+			.range = { pl->vma[i].start, pl->vma[i].end - pl->vma[i].start },
+			.mode = UFFDIO_REGISTER_MODE_MISSING,
+		};
+
+		if (ioctl(fd, UFFDIO_REGISTER, &reg))
+			die("UFFDIO_REGISTER 0x%llx-0x%llx: %s", (unsigned long long)pl->vma[i].start,
+			    (unsigned long long)pl->vma[i].end, strerror(errno));
+	}
+	return fd;
+}
+
+/* Pages of the VMAs there now (present or swapped), from our own pagemap:
+ * their FNV-1a hashes in @held (0 for a page not there). */
+static uint64_t *note_present(const struct plan *pl)
+{
+	uint64_t total = 0, *held, k = 0;
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		die("/proc/self/pagemap: %s", strerror(errno));
+	for (size_t i = 0; i < pl->nr_vma; i++)
+		total += (pl->vma[i].end - pl->vma[i].start) / PG;
+	held = calloc(total, sizeof(*held));
+	if (!held)
+		die("out of memory");
+	for (size_t i = 0; i < pl->nr_vma; i++) {
+		for (uint64_t a = pl->vma[i].start; a < pl->vma[i].end; a += PG, k++) {
+			uint64_t e, h = 0xcbf29ce484222325ULL;
+
+			if (pread(fd, &e, sizeof(e), a / PG * sizeof(e)) != sizeof(e))
+				die("/proc/self/pagemap at 0x%llx: %s", (unsigned long long)a,
+				    strerror(errno));
+			if (!(e & (3ULL << 62)))
+				continue;
+			for (uint64_t b = 0; b < PG; b++)
+				h = (h ^ ((const uint8_t *)(uintptr_t)a)[b]) * 0x100000001b3ULL;
+			held[k] = h | 1;	/* never 0 */
+			printf("present 0x%llx\n", (unsigned long long)a);
+		}
+	}
+	close(fd);
+	return held;
+}
+
+/* Every page, read (faulting in what is missing) and compared. */
+static int check_memory(const struct plan *pl, const uint64_t *held)
+{
+	static const uint8_t zeros[PG];
+	uint64_t k = 0, nr = 0, wrong = 0;
+
+	for (size_t i = 0; i < pl->nr_vma; i++) {
+		for (uint64_t a = pl->vma[i].start; a < pl->vma[i].end; a += PG, k++, nr++) {
+			const uint8_t *got = (const uint8_t *)(uintptr_t)a, *want;
+			uint64_t h = 0xcbf29ce484222325ULL;
+
+			if (held[k]) {
+				for (uint64_t b = 0; b < PG; b++)
+					h = (h ^ got[b]) * 0x100000001b3ULL;
+				if ((h | 1) == held[k])
+					continue;
+				printf("wrong 0x%llx: changed after the handover\n",
+				       (unsigned long long)a);
+				wrong++;
+				continue;
+			}
+			want = image_page(pl, a);
+			if (!memcmp(got, want ? want : zeros, PG))
+				continue;
+			printf("wrong 0x%llx: not the image's %s\n", (unsigned long long)a,
+			       want ? "data" : "zeros");
+			wrong++;
+		}
+	}
+	printf("checked %llu pages, %llu wrong\n", (unsigned long long)nr,
+	       (unsigned long long)wrong);
+	return wrong ? 1 : 0;
+}
+
+/* The task: memory as the restore leaves it, a uffd, a stop, the check. */
+static void __attribute__((noreturn)) run_task(const struct plan *pl, int report_fd)
+{
+	uint64_t *held;
+	int uffd;
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	build_memory(pl);
+	make_present(pl);
+	uffd = make_uffd(pl);
+	held = note_present(pl);
+	if (write(report_fd, &uffd, sizeof(uffd)) != sizeof(uffd))
+		die("report the uffd: %s", strerror(errno));
+	close(report_fd);
+	raise(SIGSTOP);		/* the blob's lazy stop: the restore hands the uffd over */
+	close(uffd);		/* the daemon holds the only one now */
+	exit(check_memory(pl, held));
+}
+
+static int connect_daemon(const char *dir)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if ((size_t)snprintf(addr.sun_path, sizeof(addr.sun_path), "%s/%s", dir,
+			     LAZY_SOCKET_NAME) >= sizeof(addr.sun_path))
+		die("%s: path too long for a unix socket", dir);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof(addr)))
+		die("%s: %s", addr.sun_path, strerror(errno));
+	return fd;
+}
+
+/* The restore process's part: take the stopped task's uffd and send it. */
+static int hand_over(int sock, pid_t pid, int report_fd)
+{
+	siginfo_t si = { 0 };
+	int uffd_no, pidfd, uffd, ret, status;
+
+	if (read(report_fd, &uffd_no, sizeof(uffd_no)) != sizeof(uffd_no) ||
+	    waitid(P_PID, pid, &si, WSTOPPED | WEXITED) || si.si_code != CLD_STOPPED) {
+		if (waitpid(pid, &status, 0) == pid && WIFEXITED(status))
+			exit(WEXITSTATUS(status));	/* it said why */
+		die("task %d ended before its handover", pid);
+	}
+	pidfd = syscall(SYS_pidfd_open, pid, 0);
+	uffd = pidfd < 0 ? -1 : syscall(SYS_pidfd_getfd, pidfd, uffd_no, 0);
+	if (uffd < 0)
+		die("cannot take the userfaultfd of task %d: %s", pid, strerror(errno));
+	ret = lazy_sock_send_task(sock, pid, uffd);
+	if (!ret)
+		ret = lazy_sock_send_finished(sock);
+	if (ret)
+		die("cannot hand task %d to the daemon: %s", pid, strerror(-ret));
+	close(uffd);
+	close(pidfd);
+	close(sock);
+	kill(pid, SIGCONT);
+	if (waitpid(pid, &status, 0) != pid)
+		die("wait for task %d: %s", pid, strerror(errno));
+	if (WIFSIGNALED(status))
+		die("task %d killed by signal %d", pid, WTERMSIG(status));
+	return WEXITSTATUS(status);
+}
+
+static void parse_write(struct plan *pl, const char *arg)
+{
+	char *end;
+	uint64_t a = strtoull(arg, &end, 0), n = 1;
+
+	if (*end == ':')
+		n = strtoull(end + 1, &end, 0);
+	if (*end || a % PG || !n || pl->nr_write == MAX_WRITES)
+		die("--write %s: want ADDR[:NPAGES], page-aligned, at most %d", arg, MAX_WRITES);
+	pl->write[pl->nr_write++] = (struct range){ a, a + n * PG };
+}
+
+int main(int argc, char **argv)
+{
+	static struct plan pl;
+	const char *dir = NULL;
+	bool list = false;
+	pid_t pid = 0, task;
+	int dirfd, sock, rep[2];
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	log_init("lazy_present", LOG_ERROR, NULL);
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--list"))
+			list = true;
+		else if (i + 1 == argc)
+			die("%s: missing its value (see the comment at the top of %s)", argv[i],
+			    __FILE__);
+		else if (!strcmp(argv[i], "-D"))
+			dir = argv[++i];
+		else if (!strcmp(argv[i], "-p"))
+			pid = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--write"))
+			parse_write(&pl, argv[++i]);
+		else if (!strcmp(argv[i], "--thp"))
+			pl.thp = strtoull(argv[++i], NULL, 0);
+		else
+			die("%s: unknown option", argv[i]);
+	}
+	if (!dir || pid <= 0)
+		die("usage: lazy_present -D DIR -p PID [--list | --write ADDR[:N]... --thp ADDR]");
+	dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0)
+		die("%s: %s", dir, strerror(errno));
+	load_plan(dirfd, pid, &pl);
+	if (list) {
+		list_plan(&pl);
+		return 0;
+	}
+	for (size_t i = 0; i < pl.nr_write; i++)
+		if (!in_vmas(&pl, pl.write[i].start, pl.write[i].end))
+			die("--write 0x%llx: not inside one lazy VMA",
+			    (unsigned long long)pl.write[i].start);
+	if (pl.thp && (pl.thp % HUGE || !in_vmas(&pl, pl.thp, pl.thp + HUGE)))
+		die("--thp 0x%llx: not a 2 MiB aligned range inside one lazy VMA",
+		    (unsigned long long)pl.thp);
+
+	sock = connect_daemon(dir);	/* before any task exists, as the restore does */
+	if (pipe2(rep, O_CLOEXEC))
+		die("pipe: %s", strerror(errno));
+	fflush(stdout);
+	task = rst_clone_with_pid(pid, 0);
+	if (task < 0)
+		die("cannot create task %d (clone3 with set_tid): %s", pid, strerror(errno));
+	if (!task) {
+		close(rep[0]);
+		close(sock);
+		run_task(&pl, rep[1]);
+	}
+	close(rep[1]);
+	return hand_over(sock, task, rep[0]);
+}
