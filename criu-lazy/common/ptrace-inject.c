@@ -158,6 +158,67 @@ int ptrace_wait_stop(pid_t tid, int timeout_ms, int *status)
 	return ret;
 }
 
+/* One pass: reap those of @tids that are gone.  How many are left. */
+static size_t reap_pass(pid_t *tids, size_t n)
+{
+	size_t left = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		int status;
+		pid_t r;
+
+		if (!tids[i])
+			continue;
+		r = waitpid(tids[i], &status, WNOHANG | __WALL);
+		if (r < 0 || (r == tids[i] && (WIFEXITED(status) || WIFSIGNALED(status))))
+			tids[i] = 0;
+		else
+			left++;
+	}
+	return left;
+}
+
+/*
+ * All of them at once, pass after pass: the last live thread of a pid
+ * namespace's init waits in zap_pid_ns_processes() until every other pid
+ * of the namespace is freed, its traced zombie sibling threads' too, so a
+ * wait for it alone never ends.  Each traced task's exit sends us SIGCHLD:
+ * the wait sleeps on it (1 ms sleeps took ~9 ms each under load).
+ */
+int ptrace_reap_gone(pid_t *tids, size_t n, int64_t deadline_ms)
+{
+	sigset_t old;
+	int chld, ret;
+
+	/* most are gone already: then no signalfd is opened at all */
+	if (!reap_pass(tids, n))
+		return 0;
+	chld = sigchld_fd_open(&old);
+	for (;;) {
+		struct pollfd p = { .fd = chld, .events = POLLIN };
+		int64_t left;
+		int r;
+
+		/* look again once SIGCHLD is blocked: an exit in between
+		 * would have sent it to nobody */
+		ret = (int)reap_pass(tids, n);
+		left = deadline_ms - mono_ms();
+		if (!ret || left <= 0)
+			break;
+		/* without a signalfd: look again every millisecond */
+		r = chld < 0 ? poll(NULL, 0, 1) : poll(&p, 1, (int)left);
+		if (r < 0 && errno != EINTR) {
+			pr_perror("wait for the exit of %d traced task%s", ret, ret > 1 ? "s" : "");
+			ret = -errno;
+			break;
+		}
+		if (r > 0)
+			sigchld_fd_drain(chld);
+	}
+	sigchld_fd_close(chld, &old);
+	return ret;
+}
+
 int inject_find_syscall_ip(pid_t pid, unsigned long *ip)
 {
 	struct proc_vma *vmas, *vdso = NULL;

@@ -19,6 +19,7 @@
 #define CRIU_LAZY_COMMON_PTRACE_INJECT_H
 
 #include <signal.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <sys/user.h>
 
@@ -29,6 +30,16 @@
  * -ETIMEDOUT / -ECHILD (logged).
  */
 int ptrace_wait_stop(pid_t tid, int timeout_ms, int *status);
+
+/*
+ * Reap the traced tasks of @tids that are gone (killed, or exiting), each
+ * set to 0 once reaped (0s are skipped), all of them at once and again on
+ * every SIGCHLD, until none is left or the clock reaches @deadline_ms
+ * (mono_ms(): one deadline for the whole set).  How many are left, or a negative
+ * errno (logged) if the wait itself failed.  A task no longer ours
+ * (waitpid's ECHILD) counts as gone.
+ */
+int ptrace_reap_gone(pid_t *tids, size_t n, int64_t deadline_ms);
 
 /*
  * SIGCHLD blocked and readable from a signalfd (-1 if there is none: wait

@@ -30,7 +30,6 @@
 #include <string.h>
 #include <sys/ptrace.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "attrs/task-attr.h"
@@ -356,45 +355,44 @@ static void warn_not_reaped(const struct dump_thread *th)
 
 /*
  * Wait until the killed (or exited) threads are gone: a traced one waits
- * for us.  All of them at once, pass after pass: the last live thread of a
- * pid namespace's init waits in zap_pid_ns_processes() until every other
- * pid of the namespace is freed, its traced zombie sibling threads' too,
- * so a wait for it alone before we reaped them never ended.  Bounded by
- * the clock, not a count of 1 ms sleeps (under load each took ~9 ms: the
- * dump hung 92 s on one thread).
+ * for us.  All of them at once (ptrace_reap_gone(): the last live thread
+ * of a pid namespace's init waits until its traced zombie siblings are
+ * reaped), under one deadline of the clock.
  */
 static void reap_threads(struct dump_task *t, enum task_release_mode mode)
 {
-	struct timespec ms = { 0, 1000000 };
 	int64_t deadline = mono_ms() + REAP_TIMEOUT_MS;
-	size_t left;
+	pid_t *tids = calloc(t->nr_threads, sizeof(*tids));
+	size_t i;
+	int left;
 
-	do {
-		left = 0;
-		for (size_t i = 1; i < t->nr_threads; i++) {
-			struct dump_thread *th = &t->threads[i];
-			int status;
-			pid_t r;
-
-			if (!to_reap(t, th, mode))
-				continue;
-			r = waitpid(th->tid, &status, WNOHANG | __WALL);
-			if (r < 0 || (r == th->tid && (WIFEXITED(status) || WIFSIGNALED(status))))
-				th->seized = false;
-			else
-				left++;
-		}
-		if (left)
-			nanosleep(&ms, NULL);
-	} while (left && mono_ms() < deadline);
-	for (size_t i = 1; left && i < t->nr_threads; i++) {
+	for (i = 1; i < t->nr_threads; i++) {
 		struct dump_thread *th = &t->threads[i];
 
 		if (!to_reap(t, th, mode))
 			continue;
-		warn_not_reaped(th);
+		if (tids) {
+			tids[i] = th->tid;
+			continue;
+		}
+		/* no memory for the set: one at a time, under the same deadline */
+		if (ptrace_reap_gone(&(pid_t){ th->tid }, 1, deadline) > 0)
+			warn_not_reaped(th);
 		th->seized = false;
 	}
+	if (!tids)
+		return;
+	left = ptrace_reap_gone(tids, t->nr_threads, deadline);
+	for (i = 1; i < t->nr_threads; i++) {
+		struct dump_thread *th = &t->threads[i];
+
+		if (!to_reap(t, th, mode))
+			continue;
+		if (left > 0 && tids[i])
+			warn_not_reaped(th);
+		th->seized = false;
+	}
+	free(tids);
 }
 
 /*

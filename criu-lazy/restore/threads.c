@@ -18,13 +18,11 @@
  */
 #include <dirent.h>
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ptrace.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #define LOG_PREFIX ""
@@ -343,54 +341,16 @@ int rst_threads_detach(struct rst_task *t)
 	return 0;
 }
 
-/* Reap those of @tids that are gone; 0 marks a reaped one.  How many are
- * left. */
-static size_t reap_gone(pid_t *tids, size_t n)
-{
-	size_t left = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		int status;
-		pid_t r;
-
-		if (!tids[i])
-			continue;
-		r = waitpid(tids[i], &status, WNOHANG | __WALL);
-		if (r < 0 || (r == tids[i] && (WIFEXITED(status) || WIFSIGNALED(status))))
-			tids[i] = 0;
-		else
-			left++;
-	}
-	return left;
-}
-
 /*
- * After SIGKILL: the threads we trace wait for us before the leader goes.
- * All of them at once, under one deadline of the clock, and the wait
- * sleeps until a SIGCHLD (each traced thread's exit sends us one) rather
- * than in 1 ms sleeps, which under load took ~9 ms each.
+ * After SIGKILL: the threads we trace wait for us before the leader goes,
+ * reaped all at once under one deadline (ptrace_reap_gone()).
  */
 void rst_threads_reap(struct rst_task *t)
 {
-	int64_t deadline = mono_ms() + REAP_TIMEOUT_MS;
-	sigset_t old;
-	int chld = sigchld_fd_open(&old);
-	size_t left;
+	int left = ptrace_reap_gone(t->thread_pids, t->nr_thread_pids,
+				    mono_ms() + REAP_TIMEOUT_MS);
 
-	while ((left = reap_gone(t->thread_pids, t->nr_thread_pids))) {
-		struct pollfd p = { .fd = chld, .events = POLLIN };
-		int64_t wait = deadline - mono_ms();
-
-		if (wait <= 0)
-			break;
-		/* without a signalfd: look again every millisecond */
-		if (chld < 0)
-			poll(NULL, 0, 1);
-		else if (poll(&p, 1, (int)wait) > 0)
-			sigchld_fd_drain(chld);
-	}
-	sigchld_fd_close(chld, &old);
-	for (size_t i = 0; left && i < t->nr_thread_pids; i++)
+	for (size_t i = 0; left > 0 && i < t->nr_thread_pids; i++)
 		if (t->thread_pids[i])
 			pr_warn("thread %d of task %d did not exit within %d ms of SIGKILL (state %c)",
 				t->thread_pids[i], t->pid, REAP_TIMEOUT_MS,
