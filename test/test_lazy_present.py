@@ -31,11 +31,13 @@ from lib.zdtm import ZdtmTest
 TIMEOUT = 60
 HELPER = paths.BUILD / "test" / "helpers" / "lazy_present"
 WORKLOAD = ZdtmTest("mem_anon", ("--size", "8M"), label="8M")
+SHM_WORKLOAD = ZdtmTest("mmap_anon_shared")
 PG = 4096
 HUGE = 2 << 20
 LOST_LINES = 16		# PM_LOST_LINES of lazy-task.c: error lines, the rest warnings
-LOST_RE = re.compile(r"task (\d+): lazy page 0x([0-9a-f]+) (was present before we delivered "
-                     r"anything|present before any delivery)")
+LOST_RE = re.compile(r"task (\d+): lazy page 0x([0-9a-f]+) (\(shared memory \d+, offset "
+                     r"0x[0-9a-f]+\) )?(was present before we delivered anything|present "
+                     r"before any delivery)")
 
 
 def helper_text(out):
@@ -44,15 +46,16 @@ def helper_text(out):
 
 
 def layout(imgdir, pid):
-    """The helper's view of the images: {vma (start, end): [lazy pages]}."""
+    """The helper's view of the images: {(kind, start, end): [lazy pages]},
+    kind "vma" (private) or "shm" (shared, its object's dumped pages)."""
     res = subprocess.run([str(HELPER), "-D", str(imgdir), "-p", str(pid), "--list"],
                          capture_output=True, text=True, timeout=TIMEOUT)
     assert res.returncode == 0, f"lazy_present --list: {res.stderr}"
     vmas, cur = {}, None
     for line in res.stdout.splitlines():
         kind, a, b = line.split()
-        if kind == "vma":
-            cur = (int(a, 16), int(b, 16))
+        if kind in ("vma", "shm"):
+            cur = (kind, int(a, 16), int(b, 16))
             vmas[cur] = []
         else:
             vmas[cur] += [int(a, 16) + i * PG for i in range(int(b))]
@@ -61,19 +64,23 @@ def layout(imgdir, pid):
 
 def pick(vmas, case):
     """--write/--thp arguments for the case, on the biggest lazy VMA
-    (mem_anon's 8 MiB: runs of 7 lazy pages, every 8th page a hole)."""
-    (start, end), pages = max(vmas.items(), key=lambda kv: len(kv[1]))
+    (mem_anon's 8 MiB: runs of 7 lazy pages, every 8th page a hole; for
+    "shm-*", mmap_anon_shared's biggest shared region)."""
+    kind = "shm" if case.startswith("shm") else "vma"
+    (_, start, end), pages = max(((k, v) for k, v in vmas.items() if k[0] == kind),
+                                 key=lambda kv: len(kv[1]))
     first, middle, last = pages[0], pages[len(pages) // 2], pages[-1]
+    if case in ("clean", "shm-clean"):
+        return []
+    if case == "middle":
+        return ["--write", hex(middle)]
+    if case in ("first-middle-last", "shm-first-middle-last"):
+        return [a for p in (first, middle, last) for a in ("--write", hex(p))]
     huge = next(a for a in range((start + HUGE - 1) // HUGE * HUGE, end - HUGE + 1, HUGE)
                 if not a <= middle < a + HUGE)
-    return {
-        "clean": [],
-        "middle": ["--write", hex(middle)],
-        "first-middle-last": [a for p in (first, middle, last) for a in ("--write", hex(p))],
-        # the whole 2 MiB, its holes too: those are not lazy, so not lost
-        "huge-run": ["--write", f"{hex(huge)}:{HUGE // PG}"],
-        "thp": ["--thp", hex(huge)],
-    }[case]
+    if case == "huge-run":	# the whole 2 MiB, its holes too: not lazy, so not lost
+        return ["--write", f"{hex(huge)}:{HUGE // PG}"]
+    return ["--thp", hex(huge)]
 
 
 def few(addrs):
@@ -93,11 +100,14 @@ def written(args):
 
 
 @pytest.mark.parametrize("delivery", ["background", "faults"])
-@pytest.mark.parametrize("case", ["clean", "middle", "first-middle-last", "huge-run", "thp"])
+@pytest.mark.parametrize("case", ["clean", "middle", "first-middle-last", "huge-run", "thp",
+                                  "shm-clean", "shm-first-middle-last"])
 def test_present_lazy_page_is_lost_loudly(case, delivery, zdtm, tool, procs, workdir):
     """delivery "faults": --no-background-fetch, so every page comes by the
-    task's own faults, their fault-around windows next to the lost pages."""
-    task = zdtm(WORKLOAD)
+    task's own faults, their fault-around windows next to the lost pages.
+    "shm-*": the pages are in a shared anonymous object (lazy-shmem-load.c
+    checks it when it opens the object)."""
+    task = zdtm(SHM_WORKLOAD if case.startswith("shm") else WORKLOAD)
     imgdir = workdir / "images"
     imgdir.mkdir()
     assert_ok(tool.dump(task.pid, imgdir, workdir / "dump.log", TIMEOUT), "dump")
@@ -143,8 +153,8 @@ def test_present_lazy_page_is_lost_loudly(case, delivery, zdtm, tool, procs, wor
     # and no page lost any other way (a copy meeting EEXIST, an ENOENT)
     other = [ln for ln in log.splitlines() if ln.endswith("lost") and not LOST_RE.search(ln)]
     assert not other, f"other pages lost: {other[:4]}\n{text}"
-    errors = re.findall(r"lazy page 0x[0-9a-f]+ was present before we delivered anything",
-                        daemon.out.read_text(errors="replace"))
+    errors = [m for m in LOST_RE.finditer(daemon.out.read_text(errors="replace"))
+              if m.group(4).startswith("was")]
     assert len(errors) == min(len(lost), LOST_LINES), (
         f"{len(errors)} error lines on stderr for {len(lost)} lost pages\n{text}")
 

@@ -164,6 +164,58 @@ static int obj_open(struct lazy_daemon *d, struct lazy_task *t, uint64_t shmid,
 	return 0;
 }
 
+#define LOST_LINES	16	/* on stderr; the log gets every one */
+
+/*
+ * Before we fill anything, the object must lack every page still to come
+ * (lazy-task.c's check for private memory): a page in its page cache is
+ * mapped by every task without a fault, and our copy would meet EEXIST and
+ * leave it as it is.  So one that is there (SEEK_DATA: in the cache or
+ * swapped) got its contents elsewhere: named with its address in the task
+ * whose handover opened the object (view v), taken out of the pending
+ * pages and counted lost; the daemon then exits 1.
+ */
+static void obj_check_missing(struct lazy_daemon *d, struct lazy_task *t,
+			      struct lazy_shm_obj *o, const VmaEntry *v)
+{
+	off_t pos = 0, size = (off_t)(o->nr_pages * PS);
+
+	while (pos < size) {
+		off_t data = lseek(o->fd, pos, SEEK_DATA), hole;
+
+		if (data < 0) {
+			if (errno != ENXIO)	/* ENXIO: no data past pos */
+				pr_warn("shared memory %" PRIu64 ": SEEK_DATA: %m: its lazy pages "
+					"not checked missing", o->shmid);
+			return;
+		}
+		hole = lseek(o->fd, data, SEEK_HOLE);
+		if (hole < 0 || hole > size)
+			hole = size;
+		for (uint64_t p = (uint64_t)data / PS; p * PS < (uint64_t)hole; p++) {
+			uint64_t off = p * PS, addr = v->start + off - v->pgoff;
+
+			if (!is_pending(o, p))
+				continue;
+			bit_clear(o->pending, p);
+			o->nr_pending--;
+			LAZY_COUNT(d, t, pages_lost, 1);
+			if (off < v->pgoff || addr >= v->end)
+				addr = 0;	/* outside this view: the offset says where */
+			if (d->stats.pages_lost <= LOST_LINES)
+				pr_err("task %d: lazy page 0x%" PRIx64 " (shared memory %" PRIu64
+				       ", offset 0x%" PRIx64 ") was present before we delivered "
+				       "anything (a write during the restore filled it): lost",
+				       t->pid, addr, o->shmid, off);
+			else
+				pr_warn("task %d: lazy page 0x%" PRIx64 " (shared memory %" PRIu64
+					", offset 0x%" PRIx64 ") present before any delivery: lost",
+					t->pid, addr, o->shmid, off);
+		}
+		pos = hole;
+	}
+}
+
 /* The task's VMAs registered in MISSING mode ("um" in smaps' VmFlags). */
 struct reg_range {
 	uint64_t start, end;
@@ -298,8 +350,11 @@ int lazy_shmem_load_task(struct lazy_daemon *d, struct lazy_task *t, const MmEnt
 			break;
 		for (o = d->shm_objs; o && o->shmid != shmid; o = o->next)
 			;
-		if (!o)
+		if (!o) {
 			ret = obj_open(d, t, shmid, r->start, r->end, &o);
+			if (!ret)
+				obj_check_missing(d, t, o, v);
+		}
 		if (!ret)
 			ret = lazy_shm_add(&t->shm, &(struct lazy_shm_vma){
 				.start = v->start, .end = v->end, .pgoff = v->pgoff,

@@ -47,6 +47,7 @@
 #include "lazy/uffd.h"
 
 #define BG_PAGES	256	/* a background chunk: 1 MiB */
+#define LOST_LINES	16	/* on stderr; the log gets every one */
 
 enum { FILL_FAULT, FILL_BG, FILL_PREFETCH };	/* who a fill counts for */
 
@@ -79,6 +80,26 @@ void shm_count_prefetch(struct lazy_daemon *d, const struct lazy_shm_obj *o, uin
 }
 
 /*
+ * Pages that were in the object although they were still to come from us
+ * (EEXIST): something else filled them, they never got their data.
+ */
+static void shm_count_lost(struct lazy_daemon *d, const struct lazy_shm_obj *o, uint64_t n,
+			   uint64_t first)
+{
+	struct lazy_proc_stats *ps = lazy_stats_proc(&d->stats, o->stats_idx);
+
+	d->stats.pages_lost += n;
+	ps->pages_lost += n;
+	if (d->stats.pages_lost <= LOST_LINES)
+		pr_err("shared memory %" PRIu64 ": %" PRIu64 " lazy page(s) from offset 0x%" PRIx64
+		       " were in the object before their data came from us (EEXIST): lost",
+		       o->shmid, n, first);
+	else
+		pr_warn("shared memory %" PRIu64 ": %" PRIu64 " lazy page(s) from offset 0x%"
+			PRIx64 " in the object before their data: lost", o->shmid, n, first);
+}
+
+/*
  * Fill the pending pages [p, p + n) of the object (all pending, in one run
  * of the pagemap) from the pages file into the page cache.
  */
@@ -86,9 +107,9 @@ static int fill_span(struct lazy_daemon *d, struct lazy_shm_obj *o, uint64_t p, 
 		     const struct page_run *run, int how)
 {
 	const uint8_t *src = o->pages + run->pages_off + (p * PS - run->vaddr);
-	uint64_t done;
-	int ret = uffd_fill(o->uffd, UFFD_FILL_COPY, (uint64_t)(uintptr_t)(o->map + p * PS), src,
-			    n * PS, &done);
+	uint64_t done, existed = 0, first = 0;
+	int ret = uffd_fill_counted(o->uffd, UFFD_FILL_COPY, (uint64_t)(uintptr_t)(o->map + p * PS),
+				    src, n * PS, &done, &existed, &first);
 
 	if (ret != UFFD_DONE) {
 		pr_err("shared memory %" PRIu64 ": cannot fill %" PRIu64 " pages at offset 0x%" PRIx64
@@ -98,6 +119,9 @@ static int fill_span(struct lazy_daemon *d, struct lazy_shm_obj *o, uint64_t p, 
 	for (uint64_t q = p; q < p + n; q++)
 		o->pending[q / 64] &= ~(1ULL << (q % 64));
 	o->nr_pending -= n;
+	if (existed)
+		shm_count_lost(d, o, existed, first - (uint64_t)(uintptr_t)o->map);
+	n -= existed;
 	if (how == FILL_PREFETCH)
 		shm_count_prefetch(d, o, n, 0);
 	else

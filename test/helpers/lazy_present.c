@@ -7,11 +7,15 @@
  *
  *   lazy_present -D DIR -p PID --list
  *       prints the lazy-capable VMAs with lazy pages ("vma START END") and
- *       their PE_LAZY runs ("lazy START NPAGES"), hex addresses
+ *       their PE_LAZY runs ("lazy START NPAGES"), and the shared anonymous
+ *       VMAs whose object has dumped pages ("shm START END") and where
+ *       those pages are ("lazy START NPAGES"), hex addresses
  *   lazy_present -D DIR -p PID [--write ADDR[:NPAGES]]... [--thp ADDR]
  *       plays the restore: connects to DIR/lazy-pages.socket, creates a
  *       task with the dumped pid (clone3 + set_tid) that maps those VMAs
- *       at their addresses, fills their non-lazy pages from the images,
+ *       at their addresses (the shared ones as new, empty objects, as the
+ *       restore makes lazy shared memory), fills their non-lazy pages from
+ *       the images,
  *       writes 0x5a over each --write range (--thp: MADV_HUGEPAGE on the
  *       2 MiB at ADDR and one byte written there, so the kernel may put a
  *       huge page of zeros around it), registers the VMAs with a new
@@ -64,10 +68,20 @@ struct range {
 	uint64_t start, end;
 };
 
+/* A VMA the task maps and registers, and where its data is in the images. */
+struct view {
+	uint64_t start, end;
+	bool shared;			/* MAP_SHARED|MAP_ANONYMOUS: an object of its own */
+	uint64_t pgoff;			/* shared: the object's offset at start */
+	uint64_t shmid;
+	struct pagemap_index *pi;	/* the process's pagemap, or the object's */
+	void *pages;			/* its pages file, mapped */
+};
+
 struct plan {
 	struct pagemap_index pi;
 	void *pages;			/* the pages file, mapped */
-	struct range vma[256];		/* lazy-capable VMAs with lazy pages */
+	struct view vma[256];		/* lazy-capable VMAs with lazy pages, shared memory */
 	size_t nr_vma;
 	struct range write[MAX_WRITES];
 	size_t nr_write;
@@ -98,7 +112,40 @@ static bool has_lazy(const struct pagemap_index *pi, uint64_t start, uint64_t en
 	return false;
 }
 
-/* The VMAs the restore would register: lazy-capable, with a lazy page. */
+/* Shared anonymous memory with dumped pages: a view of its object. */
+static bool add_shared(int dirfd, const VmaEntry *v, struct view *out)
+{
+	struct pagemap_index *pi = calloc(1, sizeof(*pi));
+	int ret;
+
+	if (!(v->status & VMA_ANON_SHARED) || (v->status & VMA_AREA_SYSVIPC)) {
+		free(pi);
+		return false;	/* (memfds are not this helper's) */
+	}
+	if (!pi)
+		die("out of memory");
+	ret = pagemap_index_load(dirfd, IMG_PAGEMAP_SHMEM, v->shmid, true, pi);
+	if (!ret)
+		ret = pages_file_map(pi, &out->pages);
+	if (ret)
+		die("pagemap-shmem-%llu.img or its pages file: %s", (unsigned long long)v->shmid,
+		    strerror(-ret));
+	if (!pi->nr_runs) {
+		pagemap_index_free(pi);
+		free(pi);
+		return false;
+	}
+	if (v->pgoff)
+		die("0x%llx: a view of shared memory %llu at offset 0x%llx: this helper maps "
+		    "whole objects only", (unsigned long long)v->start,
+		    (unsigned long long)v->shmid, (unsigned long long)v->pgoff);
+	*out = (struct view){ .start = v->start, .end = v->end, .shared = true,
+			      .shmid = v->shmid, .pi = pi, .pages = out->pages };
+	return true;
+}
+
+/* The VMAs the restore would register: lazy-capable with a lazy page, and
+ * shared anonymous memory with dumped pages. */
 static void load_plan(int dirfd, pid_t pid, struct plan *pl)
 {
 	MmEntry *mm;
@@ -113,12 +160,20 @@ static void load_plan(int dirfd, pid_t pid, struct plan *pl)
 		die("pagemap-%d.img or its pages file: %s", pid, strerror(-ret));
 	for (size_t i = 0; i < mm->n_vmas; i++) {
 		const VmaEntry *v = mm->vmas[i];
+		struct view *w = &pl->vma[pl->nr_vma];
 
-		if (!vma_is_lazy_capable(v) || !has_lazy(&pl->pi, v->start, v->end))
-			continue;
 		if (pl->nr_vma == sizeof(pl->vma) / sizeof(pl->vma[0]))
 			die("mm-%d.img: more lazy VMAs than this helper holds", pid);
-		pl->vma[pl->nr_vma++] = (struct range){ v->start, v->end };
+		if (vma_is_lazy_capable(v) && has_lazy(&pl->pi, v->start, v->end))
+			*w = (struct view){ .start = v->start, .end = v->end, .pi = &pl->pi,
+					    .pages = pl->pages };
+		else if (!add_shared(dirfd, v, w))
+			continue;
+		for (size_t k = 0; k < pl->nr_vma; k++)
+			if (w->shared && pl->vma[k].shared && pl->vma[k].shmid == w->shmid)
+				die("shared memory %llu mapped twice: not this helper's",
+				    (unsigned long long)w->shmid);
+		pl->nr_vma++;
 	}
 	mm_entry__free_unpacked(mm, NULL);
 }
@@ -126,50 +181,56 @@ static void load_plan(int dirfd, pid_t pid, struct plan *pl)
 static void list_plan(const struct plan *pl)
 {
 	for (size_t i = 0; i < pl->nr_vma; i++) {
-		printf("vma 0x%llx 0x%llx\n", (unsigned long long)pl->vma[i].start,
-		       (unsigned long long)pl->vma[i].end);
-		for (size_t r = 0; r < pl->pi.nr_runs; r++) {
-			const struct page_run *run = &pl->pi.runs[r];
-			uint64_t lo = run->vaddr, hi = lo + run->nr_pages * PG;
+		const struct view *v = &pl->vma[i];
+		/* shared: the object's present pages, at offset = address - start */
+		uint64_t base = v->shared ? v->start : 0;
 
-			if (!(run->flags & PE_LAZY) || hi <= pl->vma[i].start || lo >= pl->vma[i].end)
+		printf("%s 0x%llx 0x%llx\n", v->shared ? "shm" : "vma",
+		       (unsigned long long)v->start, (unsigned long long)v->end);
+		for (size_t r = 0; r < v->pi->nr_runs; r++) {
+			const struct page_run *run = &v->pi->runs[r];
+			uint64_t lo = base + run->vaddr, hi = lo + run->nr_pages * PG;
+
+			if (!(run->flags & (v->shared ? PE_PRESENT : PE_LAZY)) || hi <= v->start ||
+			    lo >= v->end)
 				continue;
-			lo = lo > pl->vma[i].start ? lo : pl->vma[i].start;
-			hi = hi < pl->vma[i].end ? hi : pl->vma[i].end;
+			lo = lo > v->start ? lo : v->start;
+			hi = hi < v->end ? hi : v->end;
 			printf("lazy 0x%llx %llu\n", (unsigned long long)lo,
 			       (unsigned long long)((hi - lo) / PG));
 		}
 	}
 }
 
-/* The image's data of the page at @a, or NULL where it has none. */
-static const uint8_t *image_page(const struct plan *pl, uint64_t a)
+/* The image's data of the page at @a of view @v, or NULL where it has none. */
+static const uint8_t *image_page(const struct view *v, uint64_t a)
 {
-	const struct page_run *run = pagemap_index_find(&pl->pi, a);
+	uint64_t key = v->shared ? a - v->start : a;
+	const struct page_run *run = pagemap_index_find(v->pi, key);
 
 	if (!run || !(run->flags & PE_PRESENT))
 		return NULL;
-	return (const uint8_t *)pl->pages + run->pages_off + (a - run->vaddr);
+	return (const uint8_t *)v->pages + run->pages_off + (key - run->vaddr);
 }
 
 /* Map the VMAs where they were, and fill what the restore fills eagerly. */
 static void build_memory(const struct plan *pl)
 {
 	for (size_t i = 0; i < pl->nr_vma; i++) {
-		const struct range *v = &pl->vma[i];
+		const struct view *v = &pl->vma[i];
 		void *p = mmap((void *)(uintptr_t)v->start, v->end - v->start,
-			       PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+			       PROT_READ | PROT_WRITE, (v->shared ? MAP_SHARED : MAP_PRIVATE) |
+			       MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
 
 		if (p == MAP_FAILED)
 			die("cannot map 0x%llx-0x%llx where it was dumped: %s (this helper's own "
 			    "layout is there)", (unsigned long long)v->start,
 			    (unsigned long long)v->end, strerror(errno));
-		for (uint64_t a = v->start; a < v->end; a += PG) {
-			const struct page_run *run = pagemap_index_find(&pl->pi, a);
+		for (uint64_t a = v->start; a < v->end && !v->shared; a += PG) {
+			const struct page_run *run = pagemap_index_find(v->pi, a);
 
 			if (run && (run->flags & PE_PRESENT) && !(run->flags & PE_LAZY))
-				memcpy((void *)(uintptr_t)a, image_page(pl, a), PG);
+				memcpy((void *)(uintptr_t)a, image_page(v, a), PG);
 		}
 	}
 }
@@ -275,7 +336,7 @@ static int check_memory(const struct plan *pl, const uint64_t *held)
 				wrong++;
 				continue;
 			}
-			want = image_page(pl, a);
+			want = image_page(&pl->vma[i], a);
 			if (!memcmp(got, want ? want : zeros, PG))
 				continue;
 			printf("wrong 0x%llx: not the image's %s\n", (unsigned long long)a,
