@@ -34,6 +34,7 @@
 #include "common/log.h"
 #include "dump/dump.h"
 #include "restore/restore.h"
+#include "restore/images.h"
 
 #define PR_TIMER_CREATE_RESTORE_IDS	77
 #define PR_TIMER_CREATE_RESTORE_IDS_GET	2

@@ -35,6 +35,7 @@
 #include "dump/dump.h"
 #include "images/image.h"
 #include "restore/restore.h"
+#include "restore/images.h"
 
 #include "seccomp.pb-c.h"
 

@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "common/ptrace-inject.h"
 #include "restore/restore.h"
+#include "restore/child.h"
 
 extern const struct task_attr attr_rseq, attr_clear_tid, attr_sigactions, attr_comm,
 	attr_personality, attr_loginuid, attr_oom_score_adj, attr_itimers, attr_rlimits,

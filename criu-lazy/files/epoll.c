@@ -38,6 +38,8 @@
 #include "dump/dump.h"
 #include "files/fd-kind.h"
 #include "restore/restore.h"
+#include "restore/child.h"
+#include "restore/files.h"
 
 #include "eventpoll.pb-c.h"
 

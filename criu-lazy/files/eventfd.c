@@ -15,6 +15,7 @@
 #include "dump/dump.h"
 #include "files/fd-kind.h"
 #include "restore/restore.h"
+#include "restore/child.h"
 
 #include "eventfd.pb-c.h"
 

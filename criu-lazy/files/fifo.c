@@ -27,6 +27,8 @@
 #include "files/fd-kind.h"
 #include "files/pipe-data.h"
 #include "restore/restore.h"
+#include "restore/child.h"
+#include "restore/files.h"
 
 #include "fifo.pb-c.h"
 

@@ -23,6 +23,8 @@
 #include "files/fsnotify.h"
 #include "files/sk-opts.h"
 #include "restore/restore.h"
+#include "restore/child.h"
+#include "restore/files.h"
 
 #define FH_WORDS FH_ENTRY_SIZES__min_entries
 #define FH_MAX_BYTES (FH_WORDS * 8)

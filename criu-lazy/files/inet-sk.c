@@ -41,6 +41,7 @@
 #include "files/sk-opts.h"
 #include "files/sk-queue.h"
 #include "restore/restore.h"
+#include "restore/child.h"
 
 #include "sk-inet.pb-c.h"
 

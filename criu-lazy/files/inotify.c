@@ -30,6 +30,7 @@
 #include "files/fd-kind.h"
 #include "files/fsnotify.h"
 #include "restore/restore.h"
+#include "restore/child.h"
 
 #include "fsnotify.pb-c.h"
 

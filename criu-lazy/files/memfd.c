@@ -35,6 +35,9 @@
 #include "images/pagemap.h"
 #include "images/vma-status.h"
 #include "restore/restore.h"
+#include "restore/child.h"
+#include "restore/files.h"
+#include "restore/shmem.h"
 
 #include "memfd.pb-c.h"
 

@@ -30,6 +30,7 @@
 #include "files/fd-kind.h"
 #include "images/image.h"
 #include "restore/restore.h"
+#include "restore/child.h"
 
 #include "pidfd.pb-c.h"
 #include "pstree.pb-c.h"

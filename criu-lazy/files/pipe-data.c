@@ -19,6 +19,7 @@
 #include "files/fd-kind.h"
 #include "files/pipe-data.h"
 #include "restore/restore.h"
+#include "restore/child.h"
 
 #include "pipe-data.pb-c.h"
 

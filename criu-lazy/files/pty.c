@@ -31,6 +31,7 @@
 #include "files/pty.h"
 #include "images/image.h"
 #include "restore/restore.h"
+#include "restore/child.h"
 
 /* status flags F_SETFL sets back */
 #define PTY_SETFL_FLAGS (O_APPEND | O_NONBLOCK | O_ASYNC)

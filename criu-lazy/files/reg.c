@@ -21,6 +21,8 @@
 #include "dump/dump.h"
 #include "files/fd-kind.h"
 #include "restore/restore.h"
+#include "restore/child.h"
+#include "restore/files.h"
 
 /* Status flags open() can take back (the dump records f_flags). */
 #define REOPEN_FLAGS (O_ACCMODE | O_APPEND | O_NONBLOCK | O_DSYNC | O_SYNC | O_DIRECT | \

@@ -16,6 +16,7 @@
 #include "dump/dump.h"
 #include "files/fd-kind.h"
 #include "restore/restore.h"
+#include "restore/child.h"
 
 #include "signalfd.pb-c.h"
 

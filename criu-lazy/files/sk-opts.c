@@ -23,6 +23,7 @@
 #include "files/sk-opts.h"
 #include "files/sk-queue.h"
 #include "restore/restore.h"
+#include "restore/child.h"
 
 #ifndef SO_BUF_LOCK
 #define SO_BUF_LOCK 72

@@ -30,6 +30,7 @@
 #include "files/fd-kind.h"
 #include "files/sk-queue.h"
 #include "restore/restore.h"
+#include "restore/child.h"
 
 #include "sk-packet.pb-c.h"
 

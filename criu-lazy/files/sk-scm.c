@@ -43,6 +43,7 @@
 #include "files/sk-scm.h"
 #include "files/unix-sk.h"
 #include "restore/restore.h"
+#include "restore/files.h"
 
 /* Files met in flight so far: our copy and its id. */
 struct scm_seen {

@@ -28,6 +28,7 @@
 #include "files/tcp-stream.h"
 #include "images/image.h"
 #include "restore/restore.h"
+#include "restore/child.h"
 
 #define TCPF(s)		(1u << (s))
 /* a FIN from the peer is in the receive queue */

@@ -22,6 +22,7 @@
 #include "dump/dump.h"
 #include "files/fd-kind.h"
 #include "restore/restore.h"
+#include "restore/child.h"
 
 #include "timerfd.pb-c.h"
 

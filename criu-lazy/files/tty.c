@@ -19,6 +19,8 @@
 #include "dump/dump.h"
 #include "files/fd-kind.h"
 #include "restore/restore.h"
+#include "restore/child.h"
+#include "restore/files.h"
 
 /* tty/console (4, 5), the Unix98 pty slaves (136-143), and at dump also
  * the serial and USB-serial majors */

@@ -16,6 +16,7 @@
 #include "files/sk-queue.h"
 #include "files/unix-sk.h"
 #include "restore/restore.h"
+#include "restore/child.h"
 
 /* FD_STAGE_CONNECT: a plain socket to its peer, a listener's waiting
  * clients (in backlog order), each sending again what it had sent before

@@ -17,6 +17,7 @@
 
 #include "files/unix-sk.h"
 #include "restore/restore.h"
+#include "restore/child.h"
 
 static socklen_t make_addr(const UnixSkEntry *ue, struct sockaddr_un *sun)
 {

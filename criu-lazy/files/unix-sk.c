@@ -49,6 +49,7 @@
 #include "files/sk-scm.h"
 #include "files/unix-sk.h"
 #include "restore/restore.h"
+#include "restore/child.h"
 
 /* status flags of a socket that F_SETFL sets back */
 #define SK_SETFL_FLAGS (O_NONBLOCK | O_ASYNC)

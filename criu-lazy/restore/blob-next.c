@@ -28,6 +28,7 @@
 #include "common/mono-time.h"
 #include "common/ptrace-inject.h"
 #include "restore/restore.h"
+#include "restore/tree.h"
 
 #define POLL_MS			100	/* a safety net: SIGCHLD wakes us */
 #define BLOB_STOP_TIMEOUT_MS	10000

@@ -14,6 +14,7 @@
 #include "attrs/task-attr.h"
 #include "images/vma-status.h"
 #include "restore/restore.h"
+#include "restore/child.h"
 #include "restore/restorer-blob.h"
 
 #define BLOB_STACK_TOUCHED (8ull << 10)	/* what the blob's own frames use */

@@ -36,6 +36,8 @@
 #include "common/log.h"
 #include "files/pty.h"
 #include "restore/restore.h"
+#include "restore/child.h"
+#include "restore/files.h"
 
 int child_err(const struct rst_child *c, int err, const char *fmt, ...)
 {

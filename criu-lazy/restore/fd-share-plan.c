@@ -21,6 +21,8 @@
 #define LOG_PREFIX ""
 #include "common/log.h"
 #include "restore/restore.h"
+#include "restore/files.h"
+#include "restore/tree.h"
 
 /* What one process holds of a group: the entries rst_share_plan() sorts. */
 struct share_ref {

@@ -48,6 +48,9 @@
 #include "common/log.h"
 #include "common/mono-time.h"
 #include "restore/restore.h"
+#include "restore/child.h"
+#include "restore/files.h"
+#include "restore/tree.h"
 
 #define SHARE_WAIT_MS	60000	/* for a file from its owner */
 

@@ -30,6 +30,8 @@
 
 #include "common/log.h"
 #include "restore/restore.h"
+#include "restore/child.h"
+#include "restore/files.h"
 
 #define HELPER_BASE_MIN 64
 

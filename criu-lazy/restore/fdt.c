@@ -45,6 +45,8 @@
 #define LOG_PREFIX ""
 #include "common/log.h"
 #include "restore/restore.h"
+#include "restore/child.h"
+#include "restore/tree.h"
 
 #define FDT_RESERVE	32	/* free numbers below the windows */
 #define FDT_SHARER_FDS	32	/* a sharer's window: a handful of helpers */

@@ -20,6 +20,8 @@
 #include "common/log.h"
 #include "images/image.h"
 #include "restore/restore.h"
+#include "restore/child.h"
+#include "restore/files.h"
 
 #include "file-lock.pb-c.h"
 

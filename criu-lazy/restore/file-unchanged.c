@@ -24,6 +24,7 @@
 #include "common/elf-build-id.h"
 #include "common/log.h"
 #include "restore/restore.h"
+#include "restore/files.h"
 
 /* A file object's path as it was first found at this restore. */
 struct rst_path_stat {

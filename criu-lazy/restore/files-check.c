@@ -18,6 +18,7 @@
 #include "images/image.h"
 #include "images/vma-status.h"
 #include "restore/restore.h"
+#include "restore/files.h"
 
 const FileEntry *rst_file_find(const struct rst_images *ri, uint32_t id)
 {

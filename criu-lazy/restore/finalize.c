@@ -46,6 +46,7 @@
 #include "common/ptrace-inject.h"
 #include "common/xsave-layout.h"
 #include "restore/restore.h"
+#include "restore/threads.h"
 #include "restore/restorer-blob.h"
 #include "restore/xsave-build.h"
 

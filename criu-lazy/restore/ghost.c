@@ -33,6 +33,7 @@
 #include "common/log.h"
 #include "images/image.h"
 #include "restore/restore.h"
+#include "restore/files.h"
 
 #include "ghost-file.pb-c.h"
 #include "remap-file-path.pb-c.h"

@@ -19,6 +19,10 @@
 #include "images/image.h"
 #include "images/vma-status.h"
 #include "restore/restore.h"
+#include "restore/files.h"
+#include "restore/images.h"
+#include "restore/shmem.h"
+#include "restore/threads.h"
 
 #define TASK_ALIVE	1
 #define TASK_DEAD	2

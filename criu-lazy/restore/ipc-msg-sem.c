@@ -19,6 +19,7 @@
 #include "common/log.h"
 #include "images/image.h"
 #include "restore/restore.h"
+#include "restore/shmem.h"
 
 #include "ipc-msg.pb-c.h"
 #include "ipc-sem.pb-c.h"

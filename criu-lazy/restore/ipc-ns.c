@@ -44,6 +44,7 @@
 #include "images/pagemap.h"
 #include "images/vma-status.h"
 #include "restore/restore.h"
+#include "restore/shmem.h"
 
 #include "ipc-shm.pb-c.h"
 

@@ -26,6 +26,7 @@
 #include "common/lazy-socket.h"
 #include "common/log.h"
 #include "restore/restore.h"
+#include "restore/tree.h"
 
 /* what the daemon follows: fork, mremap, madvise(DONTNEED), munmap */
 #define LAZY_FEATURES_WANTED	(UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | \

@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "restore/restore.h"
+#include "restore/child.h"
 
 /* read and compared at once, on the stack: a page each (every page of the
  * stack we touch first is a copy-on-write fault and a trip to the

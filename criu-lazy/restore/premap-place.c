@@ -39,6 +39,7 @@
 #include "common/proc-maps.h"
 #include "images/vma-status.h"
 #include "restore/restore.h"
+#include "restore/plan.h"
 
 #define STACK_ROOM	(8ull << 20)	/* below our stack: the C part's growth */
 

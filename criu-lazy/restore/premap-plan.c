@@ -34,6 +34,9 @@
 #include "images/vma-status.h"
 #include "restore/layout.h"
 #include "restore/restore.h"
+#include "restore/files.h"
+#include "restore/plan.h"
+#include "restore/shmem.h"
 #include "restore/restorer-blob.h"
 
 #define HOLE_GAP	(16ull << 20)	/* keep this far from anything mapped */

@@ -37,6 +37,8 @@
 
 #include "images/vma-status.h"
 #include "restore/restore.h"
+#include "restore/child.h"
+#include "restore/plan.h"
 
 #define PREADV_MAX_BYTES (1ull << 30)	/* per call, well below MAX_RW_COUNT */
 

@@ -23,6 +23,7 @@
 #include "common/mono-time.h"
 #include "images/image.h"
 #include "restore/restore.h"
+#include "restore/tree.h"
 
 #include "stats.pb-c.h"
 

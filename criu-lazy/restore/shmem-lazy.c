@@ -33,6 +33,8 @@
 #include "images/pagemap.h"
 #include "images/vma-status.h"
 #include "restore/restore.h"
+#include "restore/files.h"
+#include "restore/shmem.h"
 
 #ifndef F_SEAL_FUTURE_WRITE
 #define F_SEAL_FUTURE_WRITE	0x0010

@@ -33,6 +33,8 @@
 #include "images/image.h"
 #include "images/pagemap.h"
 #include "restore/restore.h"
+#include "restore/shmem.h"
+#include "restore/tree.h"
 
 
 

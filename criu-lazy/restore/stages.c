@@ -26,6 +26,11 @@
 #include "common/ptrace-inject.h"
 #include "net/netns.h"
 #include "restore/restore.h"
+#include "restore/files.h"
+#include "restore/plan.h"
+#include "restore/shmem.h"
+#include "restore/threads.h"
+#include "restore/tree.h"
 
 struct rst_stage {
 	const char *name;

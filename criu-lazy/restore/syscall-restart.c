@@ -39,6 +39,7 @@
 #include "common/log.h"
 #include "common/ptrace-inject.h"
 #include "restore/restore.h"
+#include "restore/threads.h"
 
 #define STOP_TIMEOUT_MS		10000
 

@@ -41,6 +41,8 @@
 #include "common/mono-time.h"
 #include "common/ptrace-inject.h"
 #include "restore/restore.h"
+#include "restore/threads.h"
+#include "restore/tree.h"
 
 #define BLOB_STOP_TIMEOUT_MS	10000	/* from the pipe's EOF to the int3 */
 #define KILL_TIMEOUT_MS		5000

@@ -33,6 +33,7 @@
 #include "common/ptrace-inject.h"
 #include "images/image.h"
 #include "restore/restore.h"
+#include "restore/threads.h"
 #include "restore/restorer-blob.h"
 
 #define STOP_TIMEOUT_MS		10000

@@ -28,6 +28,7 @@
 #define LOG_PREFIX ""
 #include "common/log.h"
 #include "restore/restore.h"
+#include "restore/tree.h"
 
 #define GROUP_WAIT_MS	10000	/* for one task's EV_GROUP */
 

@@ -19,6 +19,11 @@
 #include "common/log.h"
 #include "images/image.h"
 #include "restore/restore.h"
+#include "restore/files.h"
+#include "restore/images.h"
+#include "restore/plan.h"
+#include "restore/shmem.h"
+#include "restore/tree.h"
 
 #define TASK_ALIVE	1
 #define TASK_DEAD	2

@@ -21,6 +21,8 @@
 #include <unistd.h>
 
 #include "restore/restore.h"
+#include "restore/child.h"
+#include "restore/tree.h"
 
 static int proc_err(struct rst_proc *p, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -50,6 +50,7 @@
 #include "common/mono-time.h"
 #include "common/proc-stat.h"
 #include "restore/restore.h"
+#include "restore/tree.h"
 
 #define TREE_WAIT_MS	10000	/* for one event from tasks that make no progress */
 /* for one event however busy the tasks are: an eager fill of many GiB on a

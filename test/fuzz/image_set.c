@@ -18,6 +18,8 @@
 #include "options.h"
 #include "pageserver/ps-store.h"
 #include "restore/restore.h"
+#include "restore/plan.h"
+#include "restore/tree.h"
 #include "fuzz-util.h"
 
 static void restore_load(struct opts *o)

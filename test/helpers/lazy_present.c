@@ -55,7 +55,7 @@
 #include "images/pagemap.h"
 #include "images/vma-status.h"
 #include "mm.pb-c.h"
-#include "restore/restore.h"	/* rst_clone_with_pid() */
+#include "restore/tree.h"	/* rst_clone_with_pid() */
 
 #define PG		4096ULL
 #define HUGE		(2ULL << 20)

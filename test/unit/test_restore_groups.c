@@ -13,6 +13,7 @@
 
 #include "options.h"
 #include "restore/restore.h"
+#include "restore/tree.h"
 #include "unit.h"
 
 #define MAX_PROCS 8

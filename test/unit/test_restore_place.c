@@ -15,6 +15,7 @@
 #include "common/proc-maps.h"
 #include "images/vma-status.h"
 #include "restore/restore.h"
+#include "restore/plan.h"
 #include "unit.h"
 
 #define PAGE 4096ull
