@@ -7,24 +7,13 @@
 
 #include <stdint.h>
 
-#define __NR_read			0
-#define __NR_write			1
 #define __NR_close			3
-#define __NR_mmap			9
 #define __NR_mprotect			10
 #define __NR_munmap			11
-#define __NR_rt_sigaction		13
-#define __NR_rt_sigprocmask		14
 #define __NR_mremap			25
 #define __NR_madvise			28
 #define __NR_ioctl			16
-#define __NR_sendto			44
-#define __NR_getitimer			36
 #define __NR_setitimer			38
-#define __NR_getpid			39
-#define __NR_sendmsg			46
-#define __NR_exit			60
-#define __NR_kill			62
 #define __NR_setresuid			117
 #define __NR_setresgid			119
 #define __NR_setfsuid			122
@@ -36,11 +25,8 @@
 #define __NR_sigaltstack		131
 #define __NR_prctl			157
 #define __NR_setgroups			116
-#define __NR_gettid			186
 #define __NR_set_tid_address		218
 #define __NR_futex			202
-#define __NR_exit_group			231
-#define __NR_tgkill			234
 #define __NR_timer_create		222
 #define __NR_timer_settime		223
 #define __NR_set_robust_list		273
@@ -51,14 +37,6 @@
 #define __NR_rseq			334
 #define __NR_clone3			435
 #define __NR_close_range		436
-
-static inline long sys_call0(long nr)
-{
-	long ret;
-
-	__asm__ volatile("syscall" : "=a"(ret) : "a"(nr) : "rcx", "r11", "memory");
-	return ret;
-}
 
 static inline long sys_call1(long nr, long a1)
 {
@@ -160,11 +138,6 @@ static inline long sys_close(int fd)
 	return sys_call1(__NR_close, fd);
 }
 
-static inline long sys_getpid(void)
-{
-	return sys_call0(__NR_getpid);
-}
-
 static inline long sys_rt_sigqueueinfo(long tgid, long sig, const void *info)
 {
 	return sys_call3(__NR_rt_sigqueueinfo, tgid, sig, SYS_A(info));
@@ -230,11 +203,6 @@ static inline long sys_setitimer(long which, const void *val, void *old)
 	return sys_call3(__NR_setitimer, which, SYS_A(val), SYS_A(old));
 }
 
-static inline long sys_rt_sigprocmask(long how, const uint64_t *set, uint64_t *old)
-{
-	return sys_call4(__NR_rt_sigprocmask, how, SYS_A(set), SYS_A(old), 8);
-}
-
 static inline long sys_timer_create(long clock, void *sev, int32_t *id)
 {
 	return sys_call3(__NR_timer_create, clock, SYS_A(sev), SYS_A(id));
@@ -248,26 +216,6 @@ static inline long sys_timer_settime(long id, long flags, const void *val, void 
 static inline long sys_prlimit64(long pid, long res, const void *new_rlim, void *old)
 {
 	return sys_call4(__NR_prlimit64, pid, res, SYS_A(new_rlim), SYS_A(old));
-}
-
-static inline long sys_userfaultfd(long flags)
-{
-	return sys_call1(__NR_userfaultfd, flags);
-}
-
-static inline long sys_ioctl(int fd, unsigned long req, void *arg)
-{
-	return sys_call3(__NR_ioctl, fd, (long)req, SYS_A(arg));
-}
-
-static inline long sys_sendmsg(int fd, const void *msg, long flags)
-{
-	return sys_call3(__NR_sendmsg, fd, SYS_A(msg), flags);
-}
-
-static inline long sys_write(int fd, const void *buf, uint64_t len)
-{
-	return sys_call3(__NR_write, fd, SYS_A(buf), SYS_A(len));
 }
 
 #endif
