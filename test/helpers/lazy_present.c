@@ -16,7 +16,8 @@
  *       at their addresses (the shared ones as new, empty objects, as the
  *       restore makes lazy shared memory), fills their non-lazy pages from
  *       the images,
- *       writes 0x5a over each --write range (--thp: MADV_HUGEPAGE on the
+ *       writes 0x5a over each --write range (THP off for the task until
+ *       then, as in the restore; --thp: THP on again, MADV_HUGEPAGE on the
  *       2 MiB at ADDR and one byte written there, so the kernel may put a
  *       huge page of zeros around it), registers the VMAs with a new
  *       userfaultfd (MISSING) and stops.  This process takes the uffd
@@ -250,6 +251,8 @@ static void make_present(const struct plan *pl)
 		memset((void *)(uintptr_t)pl->write[i].start, MARK,
 		       pl->write[i].end - pl->write[i].start);
 	if (pl->thp) {
+		if (prctl(PR_SET_THP_DISABLE, 0, 0, 0, 0))
+			die("PR_SET_THP_DISABLE 0: %s", strerror(errno));
 		if (madvise((void *)(uintptr_t)pl->thp, HUGE, MADV_HUGEPAGE))
 			die("madvise(MADV_HUGEPAGE) at 0x%llx: %s", (unsigned long long)pl->thp,
 			    strerror(errno));
@@ -356,6 +359,10 @@ static void __attribute__((noreturn)) run_task(const struct plan *pl, int report
 	int uffd;
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	/* as the restore fills (lazy-pages.md, "Pages never left lazy"): no huge
+	 * page but the one --thp asks for, whatever the host's THP setting */
+	if (prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0))
+		die("PR_SET_THP_DISABLE: %s", strerror(errno));
 	build_memory(pl);
 	make_present(pl);
 	uffd = make_uffd(pl);
