@@ -1,7 +1,6 @@
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "common/evloop.h"
@@ -73,10 +72,3 @@ int evloop_daemon_ready(bool background, int status_fd)
 	return 0;
 }
 
-uint64_t evloop_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-}

@@ -32,7 +32,4 @@ void evloop_signal_ready(int status_fd);
  */
 int evloop_daemon_ready(bool background, int status_fd);
 
-/* Current CLOCK_MONOTONIC time in ns. */
-uint64_t evloop_now_ns(void);
-
 #endif

@@ -7,17 +7,17 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/mono-time.h"
 
 struct log_state {
 	const char *command;
 	int level;
 	int fd;		/* log file, or -1 for stderr only */
 	int err_fd;	/* where "stderr" lines go (log_move_above) */
-	struct timespec start;
+	int64_t start_ns;	/* mono_ns() at log_init(): lines say the time since */
 	bool hold;		/* log_hold_errors(): stderr lines kept back */
 	char held[2048];	/* the first error line kept back, "" for none */
 };
@@ -33,7 +33,7 @@ int log_init(const char *command, int level, const char *path)
 {
 	log_state.command = command;
 	log_state.level = level;
-	clock_gettime(CLOCK_MONOTONIC, &log_state.start);
+	log_state.start_ns = mono_ns();
 	if (!path)
 		return 0;
 
@@ -121,7 +121,6 @@ static void write_all(int fd, const char *buf, size_t len)
 void log_printf(enum log_level level, const char *fmt, ...)
 {
 	char msg[2048], line[2200];
-	struct timespec now;
 	va_list args;
 	int saved_errno = errno;
 	int len;
@@ -136,10 +135,8 @@ void log_printf(enum log_level level, const char *fmt, ...)
 	while (len && msg[len - 1] == '\n')
 		msg[--len] = '\0';
 
-	clock_gettime(CLOCK_MONOTONIC, &now);
 	if (log_state.fd >= 0) {
-		double t = (now.tv_sec - log_state.start.tv_sec) +
-			   (now.tv_nsec - log_state.start.tv_nsec) / 1e9;
+		double t = (mono_ns() - log_state.start_ns) / 1e9;
 
 		len = snprintf(line, sizeof(line), "(%9.6f) %d %s: %s\n", t,
 			       getpid(), level_tag(level), msg);

@@ -1,6 +1,6 @@
 /*
- * CLOCK_MONOTONIC in milliseconds or microseconds: every deadline of a
- * bounded wait and every duration the restore logs (a wall clock set back
+ * CLOCK_MONOTONIC in milliseconds, microseconds or nanoseconds: every
+ * deadline of a bounded wait, every duration logged or counted (a wall clock set back
  * or forward must neither end a wait early nor stretch it).
  */
 #ifndef CRIU_LAZY_COMMON_MONO_TIME_H
@@ -23,6 +23,14 @@ static inline int64_t mono_us(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
+}
+
+static inline int64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
 #endif

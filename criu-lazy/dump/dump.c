@@ -23,24 +23,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "attrs/task-attr.h"
 #include "common/array.h"
 #include "common/log.h"
+#include "common/mono-time.h"
 #include "common/ptrace-inject.h"
 #include "dump/dump.h"
 #include "files/pty.h"
 #include "net/netns.h"
-
-uint64_t dump_now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 static int remember_name(struct dump_ctx *ctx, const char *name)
 {
@@ -357,7 +349,7 @@ int cr_dump(struct opts *o)
 
 	dump_make_run_id(&ctx);
 	net_lock_init(&ctx.netlock, o->network_lock, ctx.run_id);
-	ctx.st.t_start = dump_now_us();
+	ctx.st.t_start = mono_us();
 	dump_find_zero_pfn(&ctx);
 	ret = dump_seize_tree(&ctx);
 	if (!ret)
@@ -367,7 +359,7 @@ int cr_dump(struct opts *o)
 		dump_root_ids(&ctx);
 		ret = dump_netns_enter(&ctx);
 	}
-	ctx.st.t_frozen = dump_now_us();
+	ctx.st.t_frozen = mono_us();
 	if (!ret)
 		ret = collect_tasks(&ctx);
 	if (!ret) {

@@ -263,7 +263,6 @@ int dump_img_write_one(struct dump_ctx *ctx, enum img_type type, unsigned long i
 		       const ProtobufCMessage *msg);
 int dump_pagemap_open(struct dump_ctx *ctx, enum img_type type, unsigned long id,
 		      struct pagemap_writer **out);
-uint64_t dump_now_us(void);
 
 /* seize.c: freezing, checks, letting go */
 int dump_seize(struct dump_task *t);

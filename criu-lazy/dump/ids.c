@@ -19,6 +19,7 @@
 
 #include "common/array.h"
 #include "common/log.h"
+#include "common/mono-time.h"
 #include "dump/dump.h"
 
 #include "inventory.pb-c.h"
@@ -200,7 +201,7 @@ int dump_write_stats(struct dump_ctx *ctx)
 	struct dump_stats *st = &ctx->st;
 	DumpStatsEntry d = DUMP_STATS_ENTRY__INIT;
 	StatsEntry e = STATS_ENTRY__INIT;
-	uint64_t now = dump_now_us();
+	uint64_t now = mono_us();
 
 	d.freezing_time = st->t_frozen - st->t_start;
 	d.frozen_time = now - st->t_frozen;

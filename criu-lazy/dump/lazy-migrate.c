@@ -35,6 +35,7 @@
 #include "common/array.h"
 #include "common/evloop.h"
 #include "common/log.h"
+#include "common/mono-time.h"
 #include "common/tls.h"
 #include "dump/dump.h"
 #include "pageserver/ps-proto.h"
@@ -87,7 +88,7 @@ static int lazy_store_fill(struct dump_ctx *ctx)
 
 int dump_lazy_serve(struct dump_ctx *ctx)
 {
-	uint64_t t0 = dump_now_us();
+	uint64_t t0 = mono_us();
 	int ret;
 
 	ret = lazy_store_fill(ctx);
@@ -109,7 +110,7 @@ int dump_lazy_serve(struct dump_ctx *ctx)
 	}
 	if (!ret)
 		pr_info("the destination took its pages in %llu us: %llu GETs, %llu pages",
-			(unsigned long long)(dump_now_us() - t0),
+			(unsigned long long)(mono_us() - t0),
 			(unsigned long long)ctx->srv.nr_gets, (unsigned long long)ctx->srv.nr_pages);
 	return ret;
 }

@@ -44,6 +44,7 @@
 
 #include "common/kernel-abi.h"
 #include "common/log.h"
+#include "common/mono-time.h"
 #include "dump/dump.h"
 #include "images/vma-status.h"
 
@@ -127,9 +128,9 @@ static int batch_flush(struct page_batch *b)
 
 	if (!b->nr_runs)
 		return 0;
-	t0 = dump_now_us();
+	t0 = mono_us();
 	ret = batch_read(b);
-	t1 = dump_now_us();
+	t1 = mono_us();
 	st->memdump_us += t1 - t0;
 	if (ret)
 		return ret;
@@ -143,7 +144,7 @@ static int batch_flush(struct page_batch *b)
 		if (b->flags[i] & PE_LAZY)
 			st->pages_lazy += nr;
 	}
-	st->memwrite_us += dump_now_us() - t1;
+	st->memwrite_us += mono_us() - t1;
 	b->nr_runs = 0;
 	b->nr_pages = 0;
 	return ret;
@@ -291,7 +292,7 @@ static int scan_entries(struct page_batch *b, int pm_fd, uint64_t *pm, const str
 	while (addr < end) {
 		uint64_t n = (end - addr) / PAGE_SZ, run_start = 0, run_len = 0;
 		size_t want, got = 0;
-		uint64_t t0 = dump_now_us();
+		uint64_t t0 = mono_us();
 
 		if (n > PM_CHUNK)
 			n = PM_CHUNK;
@@ -309,7 +310,7 @@ static int scan_entries(struct page_batch *b, int pm_fd, uint64_t *pm, const str
 			}
 			got += r;
 		}
-		b->ctx->st.memdump_us += dump_now_us() - t0;
+		b->ctx->st.memdump_us += mono_us() - t0;
 
 		for (uint64_t i = 0; i < n; i++) {
 			if (page_wanted(pm[i], s->file_private, zero_pfn)) {
@@ -361,10 +362,10 @@ static int scan_present(struct page_batch *b, int pm_fd, uint64_t *pm, const str
 			.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED |
 				       (b->ctx->no_scan_guard ? 0 : PAGE_IS_GUARD),
 		};
-		uint64_t t0 = dump_now_us();
+		uint64_t t0 = mono_us();
 		int n = ioctl(pm_fd, PAGEMAP_SCAN, &arg);
 
-		b->ctx->st.memdump_us += dump_now_us() - t0;
+		b->ctx->st.memdump_us += mono_us() - t0;
 		if (n < 0 && (errno == EINVAL || errno == ENOTTY) && addr == start) {
 			pr_info("PAGEMAP_SCAN on the pagemap of task %d: %m; reading whole pagemaps",
 				t->pid);
@@ -443,10 +444,10 @@ static int dump_vma_pages(struct page_batch *b, int pm_fd, uint64_t *pm, const V
 
 	b->ctx->st.pages_scanned += (v->end - v->start) / PAGE_SZ;
 	if (uffd_missing && !all) {
-		uint64_t t0 = dump_now_us();
+		uint64_t t0 = mono_us();
 
 		ret = dump_uffd_touch(b->t, v->start, v->end, b->buf, BATCH_PAGES * PAGE_SZ);
-		b->ctx->st.memdump_us += dump_now_us() - t0;
+		b->ctx->st.memdump_us += mono_us() - t0;
 		if (ret)
 			return ret;
 		s.zero_pfn = dump_uffd_zero_pfn(b->ctx);

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/mono-time.h"
 #include "common/proc-stat.h"
 #include "common/ptrace-inject.h"
 #include "dump/dump.h"
@@ -251,40 +252,31 @@ int dump_check_task(struct dump_ctx *ctx, struct dump_task *t)
 	return 0;
 }
 
+/* Its threads are reaped already (dump_release_threads()): the leader's
+ * exit is the last, and sends us SIGCHLD. */
 static void wait_killed(struct dump_task *t)
 {
-	struct timespec ts = { 0, 1000000 }, now;
-	int64_t deadline;
-	int status;
+	pid_t pid = t->pid;
 
-	/* bounded by the clock: a 1 ms sleep takes far longer under load */
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	deadline = now.tv_sec * 1000LL + now.tv_nsec / 1000000 + KILL_TIMEOUT_MS;
-	for (;;) {
-		pid_t r = waitpid(t->pid, &status, WNOHANG | __WALL);
-
-		if (r < 0 || (r == t->pid && (WIFEXITED(status) || WIFSIGNALED(status))))
-			return;
-		nanosleep(&ts, NULL);
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if (now.tv_sec * 1000LL + now.tv_nsec / 1000000 >= deadline)
-			break;
-	}
-	pr_warn("task %d did not die within %d ms of SIGKILL", t->pid, KILL_TIMEOUT_MS);
+	if (ptrace_reap_gone(&pid, 1, mono_ms() + KILL_TIMEOUT_MS) > 0)
+		pr_warn("task %d did not die within %d ms of SIGKILL", t->pid, KILL_TIMEOUT_MS);
 }
 
 /* Left stopped means stopped by the time we exit: it takes SIGSTOP on its own. */
 static void wait_stopped(struct dump_task *t)
 {
 	struct timespec ts = { 0, 1000000 };
+	int64_t deadline = mono_ms() + STOP_TIMEOUT_MS;
 
-	for (int waited = 0; waited < STOP_TIMEOUT_MS; waited++) {
+	/* no longer ours: nothing tells us when it stops, so look every 1 ms,
+	 * bounded by the clock (a 1 ms sleep takes far longer under load) */
+	do {
 		char st = proc_stat_state(t->pid);
 
 		if (st == 'T' || st == 0 || st == 'Z' || st == 'X')
 			return;
 		nanosleep(&ts, NULL);
-	}
+	} while (mono_ms() < deadline);
 	pr_warn("task %d did not stop within %d ms of SIGSTOP", t->pid, STOP_TIMEOUT_MS);
 }
 

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/mono-time.h"
 #include "dump/dump.h"
 #include "images/vma-status.h"
 
@@ -63,10 +64,10 @@ static int mark_from_pagemap(struct dump_task *t, uint64_t shmid, uint8_t *want,
 static int write_range(struct dump_ctx *ctx, struct pagemap_writer *w, const uint8_t *map,
 		       uint64_t off, uint64_t len)
 {
-	uint64_t t0 = dump_now_us();
+	uint64_t t0 = mono_us();
 	int ret = pagemap_writer_add(w, off, len / PAGE_SZ, PE_PRESENT, map + off);
 
-	ctx->st.memwrite_us += dump_now_us() - t0;
+	ctx->st.memwrite_us += mono_us() - t0;
 	ctx->st.shpages_written += len / PAGE_SZ;
 	return ret;
 }

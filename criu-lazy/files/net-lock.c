@@ -13,11 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #define LOG_PREFIX ""
 #include "common/log.h"
+#include "common/mono-time.h"
 #include "files/net-lock.h"
 #include "net/netns.h"
 #include "options.h"
@@ -70,7 +70,7 @@ static int run_tool(char *const argv[], const char *input, char *why, size_t why
 	int in[2], err[2], status = 0, ret = 0;
 	char out[1024];
 	size_t got = 0;
-	struct timespec t0, now;
+	int64_t t0;
 	pid_t pid;
 
 	why[0] = '\0';
@@ -103,16 +103,13 @@ static int run_tool(char *const argv[], const char *input, char *why, size_t why
 	close(in[1]);
 	in[1] = -1;
 
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	t0 = mono_ms();
 	for (;;) {
 		struct pollfd pfd = { .fd = err[0], .events = POLLIN };
-		long left;
+		int64_t left = TOOL_TIMEOUT_MS - (mono_ms() - t0);
 		ssize_t n;
 
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		left = TOOL_TIMEOUT_MS - ((now.tv_sec - t0.tv_sec) * 1000 +
-					  (now.tv_nsec - t0.tv_nsec) / 1000000);
-		if (left <= 0 || poll(&pfd, 1, left) == 0) {
+		if (left <= 0 || poll(&pfd, 1, (int)left) == 0) {
 			kill(pid, SIGKILL);
 			snprintf(why, why_size, "%s did not finish within %d s", argv[0],
 				 TOOL_TIMEOUT_MS / 1000);

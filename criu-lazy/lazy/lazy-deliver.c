@@ -13,8 +13,8 @@
 #include <time.h>
 
 #include "common/array.h"
-#include "common/evloop.h"
 #include "common/log.h"
+#include "common/mono-time.h"
 #include "lazy/lazy-daemon.h"
 #include "lazy/page-source.h"
 #include "lazy/prefetch.h"
@@ -252,7 +252,7 @@ static int delivered(struct lazy_daemon *d, struct lazy_task *t, size_t i, uint6
 {
 	const struct lazy_req *req = &t->inflight[i];
 	struct lazy_proc_stats *ps = lazy_stats_proc(&d->stats, t->img->stats_idx);
-	uint64_t now = evloop_now_ns(), n = len / LAZY_PAGE_SIZE - existed;
+	uint64_t now = mono_ns(), n = len / LAZY_PAGE_SIZE - existed;
 
 	if (existed) {
 		LAZY_COUNT(d, t, pages_lost, existed);
@@ -425,7 +425,7 @@ int lazy_request_done(struct lazy_daemon *d, struct lazy_task *t, uint64_t img_s
 static struct lazy_task *lowest_pass(struct lazy_daemon *d, uint64_t step)
 {
 	struct lazy_task *best = NULL;
-	uint64_t now = evloop_now_ns();
+	uint64_t now = mono_ns();
 
 	for (struct lazy_task *t = d->tasks; t; t = t->next) {
 		if (t->gone || !t->model.nr_pending || t->bg_tried == step ||
@@ -453,7 +453,7 @@ int lazy_background_step(struct lazy_daemon *d)
 
 	if (!d->tasks || !d->restore_finished || d->o->no_background)
 		return 0;
-	max = evloop_now_ns() - d->last_fault_ns < LAZY_FAULTS_ACTIVE_NS ?
+	max = mono_ns() - d->last_fault_ns < LAZY_FAULTS_ACTIVE_NS ?
 	      LAZY_XFER_BUSY_PAGES : LAZY_XFER_MAX_PAGES;
 	while ((t = lowest_pass(d, step))) {
 		uint64_t left = t->model.nr_pending, n = t->xfer_pages < max ? t->xfer_pages : max;

@@ -13,8 +13,8 @@
 #include <unistd.h>
 
 #include "common/array.h"
-#include "common/evloop.h"
 #include "common/log.h"
+#include "common/mono-time.h"
 #include "lazy/lazy-daemon.h"
 #include "lazy/page-source.h"
 #include "lazy/prefetch.h"
@@ -113,7 +113,7 @@ int lazy_retry_deferred(struct lazy_daemon *d, struct lazy_task *t)
 	t->deferred = NULL;
 	t->nr_deferred = t->cap_deferred = 0;
 	for (size_t i = 0; i < n && !ret; i++)
-		ret = serve_fault(d, t, addrs[i], evloop_now_ns());
+		ret = serve_fault(d, t, addrs[i], mono_ns());
 	free(addrs);
 	return ret;
 }
@@ -282,7 +282,7 @@ int lazy_handle_uffd(struct lazy_daemon *d, struct lazy_task *t)
 	ret = read_batch(d, t, faults, sizeof(faults) / sizeof(faults[0]), &nr_faults);
 	if (ret)
 		return ret;
-	t_ns = evloop_now_ns();
+	t_ns = mono_ns();
 	LAZY_COUNT(d, t, faults, nr_faults);
 	if (t->pf && !t->pf->installed)
 		LAZY_COUNT(d, t, faults_installing, nr_faults);

@@ -16,6 +16,7 @@
 
 #include "common/evloop.h"
 #include "common/log.h"
+#include "common/mono-time.h"
 #include "lazy/lazy-daemon.h"
 #include "lazy/lazy-handshake.h"
 #include "lazy/prefetch.h"
@@ -248,7 +249,7 @@ int lazy_read_restore_word(struct lazy_daemon *d)
 		return -EBADMSG;
 	}
 	d->restore_finished = true;
-	d->stats.finished_ns = evloop_now_ns();
+	d->stats.finished_ns = mono_ns();
 	d->stats.finished_cpu_ns = lazy_stats_cpu_ns();
 	pr_info("restore finished");
 	return 0;

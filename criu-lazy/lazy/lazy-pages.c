@@ -25,6 +25,7 @@
 
 #include "common/evloop.h"
 #include "common/log.h"
+#include "common/mono-time.h"
 #include "images/image.h"
 #include "inventory.pb-c.h"
 #include "lazy/lazy-daemon.h"
@@ -200,7 +201,7 @@ static bool background_wanted(struct lazy_daemon *d)
 	if (lazy_shmem_background_wanted(d))
 		return true;
 	for (struct lazy_task *t = d->tasks; t; t = t->next)
-		if (!t->gone && t->model.nr_pending && !lazy_prefetch_holds(t, evloop_now_ns()) &&
+		if (!t->gone && t->model.nr_pending && !lazy_prefetch_holds(t, mono_ns()) &&
 		    d->src->ops->can_prefetch(d->src, t))
 			return true;
 	return false;
@@ -249,7 +250,7 @@ static bool source_pending(struct lazy_daemon *d)
 static int run_loop(struct lazy_daemon *d)
 {
 	struct epoll_event evs[32];
-	uint64_t last_probe = evloop_now_ns();
+	uint64_t last_probe = mono_ns();
 
 	while (!all_done(d)) {
 		bool prefetch = lazy_prefetch_wanted(d);
@@ -285,9 +286,9 @@ static int run_loop(struct lazy_daemon *d)
 			return ret;
 
 		if (d->restore_finished) {
-			if (evloop_now_ns() - last_probe > LIVENESS_PROBE_MS * 1000000ULL) {
+			if (mono_ns() - last_probe > LIVENESS_PROBE_MS * 1000000ULL) {
 				probe_liveness(d);
-				last_probe = evloop_now_ns();
+				last_probe = mono_ns();
 			}
 			for (struct lazy_task *t = d->tasks; t; t = t->next)
 				if (!t->gone && lazy_task_done(t))
@@ -356,7 +357,7 @@ int cr_lazy_pages(struct opts *o)
 	evloop_signal_ready(o->status_fd);
 	pr_info("listening on %s for %zu task(s)", sock_path, tree.nr_pids);
 
-	d.stats.start_ns = evloop_now_ns();
+	d.stats.start_ns = mono_ns();
 	d.ws.start_ns = d.stats.start_ns;
 	ret = lazy_accept_tasks(&d, &tree, listen_fd);
 	close(listen_fd);
@@ -366,7 +367,7 @@ int cr_lazy_pages(struct opts *o)
 		ret = setup_epoll(&d);
 	if (!ret)
 		ret = run_loop(&d);
-	d.stats.end_ns = evloop_now_ns();
+	d.stats.end_ns = mono_ns();
 	d.stats.end_cpu_ns = lazy_stats_cpu_ns();
 
 	if (ret) {

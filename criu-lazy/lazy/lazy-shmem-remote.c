@@ -27,8 +27,8 @@
 
 #define LOG_PREFIX "shmem: "
 #include "common/array.h"
-#include "common/evloop.h"
 #include "common/log.h"
+#include "common/mono-time.h"
 #include "lazy/lazy-daemon.h"
 #include "lazy/lazy-shmem-int.h"
 #include "lazy/page-source.h"
@@ -124,7 +124,7 @@ void shm_wake_waiters(struct lazy_daemon *d, struct lazy_shm_obj *o, uint64_t p,
 		if (!w->t->gone) {
 			int ret = uffd_wake(w->t->uffd, w->addr, PS);
 
-			lazy_stats_fault_latency(&d->stats, evloop_now_ns() - w->t_ns);
+			lazy_stats_fault_latency(&d->stats, mono_ns() - w->t_ns);
 			if (ret == UFFD_GONE_TASK)
 				lazy_task_close(d, w->t, "exited");
 			else if (ret < 0)

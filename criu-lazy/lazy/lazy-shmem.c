@@ -38,8 +38,8 @@
 #include <string.h>
 
 #define LOG_PREFIX "shmem: "
-#include "common/evloop.h"
 #include "common/log.h"
+#include "common/mono-time.h"
 #include "images/pagemap.h"
 #include "lazy/lazy-daemon.h"
 #include "lazy/lazy-shmem-int.h"
@@ -63,7 +63,7 @@ void shm_count(struct lazy_daemon *d, const struct lazy_shm_obj *o, uint64_t n, 
 		ps->pages_fault += n;
 	}
 	d->stats.bytes += n * PS;
-	lazy_stats_delivered(&d->stats, ps, evloop_now_ns());
+	lazy_stats_delivered(&d->stats, ps, mono_ns());
 }
 
 void shm_count_prefetch(struct lazy_daemon *d, const struct lazy_shm_obj *o, uint64_t n,
@@ -76,7 +76,7 @@ void shm_count_prefetch(struct lazy_daemon *d, const struct lazy_shm_obj *o, uin
 	d->stats.prefetch_filled += filled;
 	ps->prefetch_filled += filled;
 	d->stats.bytes += n * PS;
-	lazy_stats_delivered(&d->stats, ps, evloop_now_ns());
+	lazy_stats_delivered(&d->stats, ps, mono_ns());
 }
 
 /*
@@ -193,7 +193,7 @@ int lazy_shmem_fault(struct lazy_daemon *d, struct lazy_task *t, uint64_t addr, 
 	}
 	/* the page is in the object: the task's retried access maps it */
 	ret = uffd_wake(t->uffd, addr, PS);
-	lazy_stats_fault_latency(&d->stats, evloop_now_ns() - t_ns);
+	lazy_stats_fault_latency(&d->stats, mono_ns() - t_ns);
 	if (ret == UFFD_GONE_TASK) {
 		lazy_task_close(d, t, "exited");
 		return 0;

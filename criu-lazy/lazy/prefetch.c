@@ -23,9 +23,9 @@
  */
 #include <stdlib.h>
 
-#include "common/evloop.h"
 #define LOG_PREFIX "lazy: prefetch: "
 #include "common/log.h"
+#include "common/mono-time.h"
 #include "lazy/lazy-daemon.h"
 #include "lazy/page-source.h"
 #include "lazy/prefetch.h"
@@ -138,10 +138,10 @@ bool lazy_prefetch_wanted(struct lazy_daemon *d)
 		if (t->pf && !t->pf->installed && !t->gone && t->pf->next == t->pf->nr &&
 		    !inflight_pages(t)) {
 			t->pf->installed = true;
-			t->pf->installed_ns = evloop_now_ns();
-			lazy_stats_proc(&d->stats, t->img->stats_idx)->ws_installed_ns = evloop_now_ns();
+			t->pf->installed_ns = mono_ns();
+			lazy_stats_proc(&d->stats, t->img->stats_idx)->ws_installed_ns = mono_ns();
 			pr_info("task %d: working set installed (%.3f s)", t->pid,
-				(evloop_now_ns() - d->stats.start_ns) / 1e9);
+				(mono_ns() - d->stats.start_ns) / 1e9);
 		}
 	}
 	return wanted;

@@ -6,8 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "common/evloop.h"
 #include "common/log.h"
+#include "common/mono-time.h"
 #include "lazy/remote-reconnect.h"
 #include "pageserver/ps-io.h"
 
@@ -120,7 +120,7 @@ int rc_reconnect(struct rc_conn *c, const char *role, uint64_t end_ns, bool wait
 	/* a server that takes the connection and drops it again is not hammered */
 	if (wait_first && pause_for(signal_fd, RC_RETRY_MS))
 		goto stopped;
-	while (evloop_now_ns() < end_ns) {
+	while ((uint64_t)mono_ns() < end_ns) {
 		tries++;
 		why[0] = '\0';
 		ret = open(arg, c, role, why, sizeof(why));

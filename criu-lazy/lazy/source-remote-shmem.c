@@ -10,6 +10,7 @@
 
 #include "common/evloop.h"
 #include "common/log.h"
+#include "common/mono-time.h"
 #include "lazy/lazy-daemon.h"
 #include "lazy/source-remote-int.h"
 
@@ -41,7 +42,7 @@ int remote_request_shmem(struct page_source *src, struct lazy_shm_obj *o, uint64
 	if (rs->broken)
 		return -ECONNRESET;
 	if (urgent)
-		rs->last_fault_ns = evloop_now_ns();
+		rs->last_fault_ns = mono_ns();
 	return send_next(rs, &job, off, nr_pages);
 }
 
@@ -51,12 +52,12 @@ int remote_sync(struct page_source *src, bool (*done)(void *arg), void *arg,
 {
 	struct remote_source *rs = to_remote(src);
 	struct lazy_daemon *d = src->d;
-	uint64_t end = evloop_now_ns() + timeout_ms * 1000000ULL;
+	uint64_t end = mono_ns() + timeout_ms * 1000000ULL;
 
 	while (!done(arg)) {
 		struct rc_conn *c[2] = { &rs->fault, &rs->bg };
 		struct pollfd pfd[3] = { { .fd = d->signal_fd, .events = POLLIN } };
-		uint64_t now = evloop_now_ns();
+		uint64_t now = mono_ns();
 		int nfds = 1, ret, sig;
 
 		if (rs->broken)

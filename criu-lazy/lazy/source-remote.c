@@ -33,8 +33,8 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#include "common/evloop.h"
 #include "common/log.h"
+#include "common/mono-time.h"
 #include "common/tls.h"
 #include "lazy/lazy-daemon.h"
 #include "lazy/page-source.h"
@@ -142,7 +142,7 @@ int send_next(struct remote_source *rs, struct rc_get *job, uint64_t vaddr,
 	if (nr_pages > RC_MAX_GET_PAGES)
 		nr_pages = RC_MAX_GET_PAGES;
 	if (!job->urgent && rs->shared && nr_pages > SHARED_CHUNK_PAGES &&
-	    evloop_now_ns() - rs->last_fault_ns < FAULTS_ACTIVE_NS)
+	    mono_ns() - rs->last_fault_ns < FAULTS_ACTIVE_NS)
 		nr_pages = SHARED_CHUNK_PAGES;
 	job->vaddr = vaddr;
 	job->nr_pages = nr_pages;
@@ -177,7 +177,7 @@ static int remote_request(struct page_source *src, struct lazy_task *t,
 	if (rs->broken)
 		return -ECONNRESET;
 	if (urgent)
-		rs->last_fault_ns = evloop_now_ns();
+		rs->last_fault_ns = mono_ns();
 	return send_next(rs, &job, span->img_start, span->nr_pages);
 }
 
@@ -292,7 +292,7 @@ static int reconnect(struct remote_source *rs, struct rc_conn *c, int err, uint6
 {
 	struct lazy_daemon *d = rs->src.d;
 	const char *role = c->role;
-	uint64_t t0 = evloop_now_ns(), end_ns, window_ns = d->o->ps_reconnect_s * 1000000000ULL;
+	uint64_t t0 = mono_ns(), end_ns, window_ns = d->o->ps_reconnect_s * 1000000000ULL;
 	uint64_t reconnected_ns = c->reconnected_ns, reconnect_end_ns = c->reconnect_end_ns;
 	size_t nr = c->nr;
 	bool again, recent;
@@ -327,10 +327,10 @@ static int reconnect(struct remote_source *rs, struct rc_conn *c, int err, uint6
 		return ret == -ENOMEM ? ret : -ECONNRESET;
 	}
 	c->reconnect_end_ns = end_ns;
-	c->reconnected_ns = evloop_now_ns();
+	c->reconnected_ns = mono_ns();
 	d->stats.ps_reconnects++;
 	pr_warn("reconnected to page server %s (%s connection) after %.1f s, %u pages checked, "
-		"%zu requests sent again", rs->peer, role, (evloop_now_ns() - t0) / 1e9,
+		"%zu requests sent again", rs->peer, role, (mono_ns() - t0) / 1e9,
 		rs->fingerprints.nr, nr);
 	for (size_t i = 0; i < nr && !ret; i++)
 		ret = continue_job(rs, &jobs[i]);
@@ -422,7 +422,7 @@ int remote_on_ready(struct page_source *src)
 	 * The working set's replies go in whole: the task faults because it
 	 * has caught up with them, and what it wants next is in them.
 	 */
-	bool faulting = evloop_now_ns() - rs->last_fault_ns < FAULTS_ACTIVE_NS &&
+	bool faulting = mono_ns() - rs->last_fault_ns < FAULTS_ACTIVE_NS &&
 			!lazy_prefetch_busy(src->d);
 
 	return service(rs, &rs->fault, FAULT_SLICES_PER_CALL, RC_SLICE_PAGES) ?:

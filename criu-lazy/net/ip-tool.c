@@ -13,11 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #define LOG_PREFIX ""
 #include "common/log.h"
+#include "common/mono-time.h"
 #include "net/netns.h"
 
 #define IP_TIMEOUT_MS	30000
@@ -77,8 +77,8 @@ int ip_tool_run(const char *const args[], int in_fd, int out_fd)
 int net_tool_run(const char *const args[], int in_fd, int out_fd)
 {
 	char what[128], why[256] = "";
-	struct timespec t0, now;
 	int err[2], status = 0;
+	int64_t t0;
 	ssize_t n;
 	pid_t pid;
 
@@ -97,15 +97,13 @@ int net_tool_run(const char *const args[], int in_fd, int out_fd)
 	if (pid == 0)
 		run_child(args, in_fd, out_fd, err[1]);
 	close(err[1]);
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	t0 = mono_ms();
 	for (;;) {
 		pid_t w = waitpid(pid, &status, WNOHANG);
 
 		if (w == pid)
 			break;
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000 >
-		    IP_TIMEOUT_MS) {
+		if (mono_ms() - t0 > IP_TIMEOUT_MS) {
 			kill(pid, SIGKILL);
 			waitpid(pid, &status, 0);
 			close(err[0]);

@@ -11,8 +11,8 @@
 #include <unistd.h>
 
 #include "common/array.h"
-#include "common/evloop.h"
 #include "common/log.h"
+#include "common/mono-time.h"
 #include "common/tls.h"
 #include "pageserver/ps-conn.h"
 #include "pageserver/ps-io.h"
@@ -62,7 +62,7 @@ struct ps_conn *ps_conn_new(int fd, const struct ps_store *store)
 	c->sk.fd = fd;
 	c->store = store;
 	c->state = PS_CONN_SERVING;
-	c->deadline_ns = evloop_now_ns() + idle_ns();
+	c->deadline_ns = mono_ns() + idle_ns();
 	ps_net_peer_name(fd, c->peer, sizeof(c->peer));
 	return c;
 }

@@ -13,6 +13,7 @@
 
 #include "common/evloop.h"
 #include "common/log.h"
+#include "common/mono-time.h"
 #include "common/tls.h"
 #include "pageserver/ps-conn.h"
 #include "pageserver/ps-server.h"
@@ -122,7 +123,7 @@ static int start_tls(struct ps_server *s, struct ps_conn *c)
 		pr_err("%s: out of memory for a TLS session: refusing it", c->peer);
 		return ret;
 	}
-	ps_conn_start_tls(c, t, evloop_now_ns());
+	ps_conn_start_tls(c, t, mono_ns());
 	return 0;
 }
 
@@ -224,8 +225,8 @@ int ps_server_run(struct ps_server *s)
 	struct epoll_event evs[MAX_EVENTS];
 
 	while (!all_closed(s)) {
-		int n = epoll_wait(s->epfd, evs, MAX_EVENTS, next_timeout(s, evloop_now_ns()));
-		uint64_t now = evloop_now_ns();
+		int n = epoll_wait(s->epfd, evs, MAX_EVENTS, next_timeout(s, mono_ns()));
+		uint64_t now = mono_ns();
 		struct ps_conn *c, *next;
 		bool failed = false;
 
