@@ -16,8 +16,8 @@ import stat
 import time
 
 from lib import lazy
-from lib.pageserver import SMALL_VMA, Client, free_port, pages, start_page_server, stop, \
-    write_images
+from lib.pageserver import SMALL_VMA, Client, pages, start_page_server, stop, write_images
+from lib.ports import free_port
 from lib.tool import assert_error_line, assert_ok
 from lib.zdtm import ZdtmTest
 

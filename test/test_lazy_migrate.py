@@ -17,7 +17,7 @@ import socket
 import pytest
 
 from lib import images, lazy, paths, procs as P
-from lib.modes import free_port
+from lib.ports import free_port
 from lib.pageserver import GET_REPLY_CMD, PAGE, Client
 from lib.selfcheck import expect_fail
 from lib.tool import assert_error_line

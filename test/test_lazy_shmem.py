@@ -33,6 +33,7 @@ import pytest
 
 from lib import images, lazy, modes, procs as P
 from lib.badinput import dump_good
+from lib.ports import free_port
 from lib.tlscerts import Certs
 from lib.tool import Tool, assert_ok
 from lib.workingset import NAME as WS_NAME
@@ -175,7 +176,7 @@ class ServerKeepsTheImagesTLS(ServerKeepsTheImages):
     certs = None
 
     def prepare_source(self, task, imgdir, n):
-        self.port = modes.free_port()
+        self.port = free_port()
         srv = self.dir / f"server-images-{n}"
         shutil.copytree(imgdir, srv)
         for f in shmem_pages_files(imgdir):

@@ -15,7 +15,7 @@ import pytest
 from lib import images, lazy, procs as P
 from lib.badinput import (DUMP_TIMEOUT, damaged_copy, dump_good, dump_must_refuse,
                           restore_must_fail, restore_must_pass)
-from lib.modes import free_port
+from lib.ports import free_port
 from lib.tool import assert_error_line, assert_ok
 from lib.zdtm import ZdtmTest
 

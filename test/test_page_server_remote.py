@@ -22,8 +22,9 @@ import pytest
 
 from lib import procs as procs_mod
 from lib.pageserver import (RESTORE_TOOL, SMALL_VMA, PAGE, OneConnectionServer,
-                            daemon_images, free_port, output_of, start_daemon,
-                            start_page_server, stop, write_images)
+                            daemon_images, output_of, start_daemon, start_page_server, stop,
+                            write_images)
+from lib.ports import free_port
 from lib.tool import assert_error_line
 
 BIG = 4096

@@ -31,8 +31,9 @@ from pathlib import Path
 
 from lib import images, lazy, procs as P
 from lib.tool import assert_ok
-from lib.workingset import (INSTALLED, NAME as WS_NAME, dump as ws_dump, free_port,
-                            read_working_set, restore_and_run, wait_log, write_working_set)
+from lib.ports import free_port
+from lib.workingset import (INSTALLED, NAME as WS_NAME, dump as ws_dump, read_working_set,
+                            restore_and_run, wait_log, write_working_set)
 from lib.zdtm import ZdtmTest
 
 TIMEOUT = 60

@@ -25,8 +25,8 @@ import pytest
 
 from lib import procs as procs_mod
 from lib.pageserver import (HDR, PS_IOV_GET, RESTORE_TOOL, SMALL_VMA, Client, daemon_images,
-                            free_port, output_of, spawn_ready, start_page_server, stop,
-                            write_images)
+                            output_of, spawn_ready, start_page_server, stop, write_images)
+from lib.ports import free_port
 from lib.tlscerts import Certs
 from lib.tool import assert_error_line
 

@@ -17,7 +17,6 @@ import os
 import re
 import select
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -66,10 +65,13 @@ def build(skip):
 
 
 def free_port(address):
-    """A TCP port of address that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((address, 0))
-        return s.getsockname()[1]
+    """A TCP port of address for a server to bind: the tests' choice
+    (test/lib/ports.py: below the ephemeral range, so that no connect()
+    takes it before the server binds it, and locked against other runs)."""
+    if str(ROOT / "test") not in sys.path:
+        sys.path.insert(0, str(ROOT / "test"))
+    from lib.ports import free_port as test_port
+    return test_port(address)
 
 
 def need_programs(*paths):

@@ -16,10 +16,10 @@ A mode may declare a zdtm test meaningless in it (unsupported(spec)): the
 test is then skipped with the mode's reason.
 """
 import os
-import socket
 from pathlib import Path
 
 from . import lazy, netlock
+from .ports import free_port
 from .tool import assert_ok
 
 DUMP_TIMEOUT = 120
@@ -162,12 +162,6 @@ class Lazy(Mode):
 
     def finish(self):
         self.wait_daemons(final=True)
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class RemoteLazy(Lazy):

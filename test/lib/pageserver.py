@@ -66,12 +66,6 @@ def daemon_images(src, dst):
     return dst
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def spawn_ready(procs, workdir, name, argv):
     """Start a criu-lazy command with --status-fd; return once it says it
     is ready (one zero byte).  Its stdout+stderr go to NAME.output."""

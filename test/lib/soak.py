@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import lazy, procs as procs_mod
-from .modes import free_port
+from .ports import free_port
 from .tlscerts import Certs
 from .tool import assert_ok
 from .zdtm import ZdtmTask, ZdtmTest

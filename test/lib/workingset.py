@@ -3,11 +3,11 @@ format in Documentation/lazy-pages.md), around the zdtm program
 lazy_touch_order: it touches one page in each of NTOUCH stretches of
 STRIDE pages of its region, in a fixed scattered order."""
 import re
-import socket
 import struct
 import time
 
 from . import lazy
+from .ports import free_port
 from .tool import assert_ok
 from .zdtm import ZdtmTest
 
@@ -87,12 +87,6 @@ def dumped_touch_order(zdtm, tool, workdir, args):
     imgdir = workdir / "images"
     dump(tool, task, imgdir, workdir)
     return task, region, pid, imgdir
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_log(daemon, text, timeout=TIMEOUT):
