@@ -19,12 +19,14 @@ The clean case (nothing written) is the same program with exit 0.
 """
 import collections
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from lib import lazy, paths
+from lib.ports import free_port
 from lib.tool import assert_ok
 from lib.zdtm import ZdtmTest
 
@@ -99,73 +101,135 @@ def written(args):
     return out
 
 
+class Run:
+    """One dump of the workload, a daemon on its images (source "remote":
+    their pages from a `page-server --lazy-pages` on a copy of them) and
+    the helper playing the restore with args(layout): their outputs, once
+    they ended."""
+
+    def __init__(self, zdtm, tool, procs, workdir, workload, delivery, args, source="local"):
+        task = zdtm(workload)
+        self.imgdir = workdir / "images"
+        self.imgdir.mkdir()
+        assert_ok(tool.dump(task.pid, self.imgdir, workdir / "dump.log", TIMEOUT), "dump")
+        task.expect_gone()
+        self.vmas = layout(self.imgdir, task.pid)
+        self.lazy_pages = {p for pages in self.vmas.values() for p in pages}
+        self.args = args(self.vmas)
+        extra = ["--no-background-fetch"] if delivery == "faults" else []
+        server = None
+        if source == "remote":
+            port = free_port()
+            shutil.copytree(self.imgdir, workdir / "server-images")
+            server = lazy.Daemon(procs, tool, ["page-server", "-D", workdir / "server-images",
+                                               "--address", "127.0.0.1", "--port", port,
+                                               "--lazy-pages"],
+                                 workdir / "page-server.log", workdir / "page-server.out",
+                                 "page-server")
+            extra += ["--page-server", "--address", "127.0.0.1", "--port", port]
+        self.daemon = lazy.Daemon(procs, tool, ["lazy-pages", "-D", self.imgdir, *extra],
+                                  workdir / "lazy-pages.log", workdir / "lazy-pages.out",
+                                  "lazy-pages")
+        out = workdir / "lazy_present.out"
+        helper = procs.spawn([HELPER, "-D", self.imgdir, "-p", task.pid, *self.args],
+                             stdout=out)
+        status = procs.reap(helper.pid, TIMEOUT)
+        self.rc = self.daemon.wait_exit()
+        if server:	# its end is not what this test is about
+            procs.kill(server.pid)
+        self.text = helper_text(out) + "\n" + self.daemon.text()
+        assert status is not None and status >> 8 == 0 and not status & 0x7f, (
+            f"lazy_present exited with status {status:#x}: a page read back wrong, or the "
+            f"setup failed\n{self.text}")
+        report = out.read_text()
+        assert re.search(r"^checked \d+ pages, 0 wrong$", report, re.M), self.text
+        self.present = {int(a, 16) for a in re.findall(r"^present 0x([0-9a-f]+)$", report, re.M)}
+        self.log = self.daemon.log.read_text(errors="replace")
+        self.out = self.daemon.out.read_text(errors="replace")
+
+    def expect_named(self, lost):
+        """Each of the lost pages named once by the check at the handover,
+        in an error line for the first LOST_LINES, and no other page."""
+        named = collections.Counter(int(m.group(2), 16) for m in LOST_RE.finditer(self.log))
+        assert set(named) == lost, (
+            f"present lazy pages not named: {few(lost - set(named))}; "
+            f"named but not present: {few(set(named) - lost)}\n{self.text}")
+        assert all(n == 1 for n in named.values()), (
+            f"named twice: {few(a for a, n in named.items() if n > 1)}\n{self.text}")
+        errors = [m for m in LOST_RE.finditer(self.out) if m.group(4).startswith("was")]
+        assert len(errors) == min(len(lost), LOST_LINES), (
+            f"{len(errors)} error lines on stderr for {len(lost)} lost pages\n{self.text}")
+
+    def other_lost(self):
+        """Lines of pages lost any other way (a copy meeting EEXIST, ENOENT)."""
+        return [ln for ln in self.log.splitlines()
+                if ln.endswith("lost") and not LOST_RE.search(ln)]
+
+    def expect_end(self, delivery, lost):
+        """pages_lost is `lost` and the accounting holds; every page came by
+        a fault with --no-background-fetch; exit 1 with the count, or 0."""
+        st = lazy.check_stats(self.imgdir, self.text, lost=lost)
+        assert st["pages_dropped_exit"] == 0, (
+            f"the task exited with pages lazy: {st}\n{self.text}")
+        if delivery == "faults":
+            assert st["pages_background"] == 0 and \
+                st["pages_fault"] == st["pages_lazy"] - lost, (
+                    f"not every page came by a fault: {st}\n{self.text}")
+        if lost:
+            assert self.rc == 1, f"the daemon lost {lost} pages and exited {self.rc}\n{self.text}"
+            assert re.search(rf"{lost} lazy pages were lost, each named above", self.out), \
+                self.text
+        else:
+            assert self.rc == 0, f"nothing was present, yet the daemon exited {self.rc}\n{self.text}"
+
+
+@pytest.mark.parametrize("source", ["local", "remote"])
 @pytest.mark.parametrize("delivery", ["background", "faults"])
 @pytest.mark.parametrize("case", ["clean", "middle", "first-middle-last", "huge-run", "thp",
                                   "shm-clean", "shm-first-middle-last"])
-def test_present_lazy_page_is_lost_loudly(case, delivery, zdtm, tool, procs, workdir):
+def test_present_lazy_page_is_lost_loudly(case, delivery, source, zdtm, tool, procs, workdir):
     """delivery "faults": --no-background-fetch, so every page comes by the
     task's own faults, their fault-around windows next to the lost pages.
     "shm-*": the pages are in a shared anonymous object (lazy-shmem-load.c
     checks it when it opens the object)."""
-    task = zdtm(SHM_WORKLOAD if case.startswith("shm") else WORKLOAD)
-    imgdir = workdir / "images"
-    imgdir.mkdir()
-    assert_ok(tool.dump(task.pid, imgdir, workdir / "dump.log", TIMEOUT), "dump")
-    task.expect_gone()
-    vmas = layout(imgdir, task.pid)
-    lazy_pages = {p for pages in vmas.values() for p in pages}
-    args = pick(vmas, case)
-
-    extra = ["--no-background-fetch"] if delivery == "faults" else []
-    daemon = lazy.Daemon(procs, tool, ["lazy-pages", "-D", imgdir, *extra],
-                         workdir / "lazy-pages.log", workdir / "lazy-pages.out", "lazy-pages")
-    out = workdir / "lazy_present.out"
-    helper = procs.spawn([HELPER, "-D", imgdir, "-p", task.pid, *args], stdout=out)
-    status = procs.reap(helper.pid, TIMEOUT)
-    rc = daemon.wait_exit()
-    text = helper_text(out) + "\n" + daemon.text()
-    assert status is not None and status >> 8 == 0 and not status & 0x7f, (
-        f"lazy_present exited with status {status:#x}: a page read back wrong, or the "
-        f"setup failed\n{text}")
-    report = out.read_text()
-    assert re.search(r"^checked \d+ pages, 0 wrong$", report, re.M), text
-
-    present = {int(a, 16) for a in re.findall(r"^present 0x([0-9a-f]+)$", report, re.M)}
-    assert written(args) <= present, f"pages written but not present\n{text}"
-    lost = present & lazy_pages
+    run = Run(zdtm, tool, procs, workdir, SHM_WORKLOAD if case.startswith("shm") else WORKLOAD,
+              delivery, lambda vmas: pick(vmas, case), source)
+    args, text = run.args, run.text
+    assert written(args) <= run.present, f"pages written but not present\n{text}"
+    lost = run.present & run.lazy_pages
     if case == "thp":
         window = set(range(int(args[1], 16), int(args[1], 16) + HUGE, PG))
-        if not window <= present:
+        if not window <= run.present:
             pytest.skip("the kernel gave the MADV_HUGEPAGE range no huge page "
-                        f"({len(window & present)} of 512 pages there)")
+                        f"({len(window & run.present)} of 512 pages there)")
     else:
-        assert lost == written(args) & lazy_pages, (
+        assert lost == written(args) & run.lazy_pages, (
             f"lazy pages present that the test did not write: "
             f"{few(lost - written(args))}\n{text}")
+    run.expect_named(lost)
+    assert not run.other_lost(), f"other pages lost: {run.other_lost()[:4]}\n{text}"
+    run.expect_end(delivery, len(lost))
 
-    log = daemon.log.read_text(errors="replace")
-    named = collections.Counter(int(m.group(2), 16) for m in LOST_RE.finditer(log))
-    assert set(named) == lost, (
-        f"present lazy pages not named: {few(lost - set(named))}; "
-        f"named but not present: {few(set(named) - lost)}\n{text}")
-    assert all(n == 1 for n in named.values()), (
-        f"named twice: {few(a for a, n in named.items() if n > 1)}\n{text}")
-    # and no page lost any other way (a copy meeting EEXIST, an ENOENT)
-    other = [ln for ln in log.splitlines() if ln.endswith("lost") and not LOST_RE.search(ln)]
-    assert not other, f"other pages lost: {other[:4]}\n{text}"
-    errors = [m for m in LOST_RE.finditer(daemon.out.read_text(errors="replace"))
-              if m.group(4).startswith("was")]
-    assert len(errors) == min(len(lost), LOST_LINES), (
-        f"{len(errors)} error lines on stderr for {len(lost)} lost pages\n{text}")
 
-    st = lazy.check_stats(imgdir, text, lost=len(lost))
-    assert st["pages_dropped_exit"] == 0, f"the task exited with pages lazy: {st}\n{text}"
-    if delivery == "faults":
-        assert st["pages_background"] == 0 and st["pages_fault"] == st["pages_lazy"] - len(lost), (
-            f"not every page came by a fault: {st}\n{text}")
-    if lost:
-        assert rc == 1, f"the daemon lost {len(lost)} pages and exited {rc}\n{text}"
-        assert re.search(rf"{len(lost)} lazy pages were lost, each named above",
-                         daemon.out.read_text()), text
-    else:
-        assert rc == 0, f"nothing was present, yet the daemon exited {rc}\n{text}"
+@pytest.mark.parametrize("source", ["local", "remote"])
+def test_shared_page_filled_behind_the_daemon(source, zdtm, tool, procs, workdir):
+    """After the check: a page of a lazy object written through a mapping
+    no uffd registers (the helper's --late-write, once the daemon serves
+    faults) is in the object with no fault; the daemon's copy of it meets
+    EEXIST and counts it lost with its offset, never delivered."""
+    def late(vmas):
+        (_, start, _), pages = max(((k, v) for k, v in vmas.items() if k[0] == "shm"),
+                                   key=lambda kv: len(kv[1]))
+        return ["--late-write", hex(pages[len(pages) // 2])]
+
+    run = Run(zdtm, tool, procs, workdir, SHM_WORKLOAD, "faults", late, source)
+    page = int(run.args[1], 16)
+    start = next(s for (kind, s, e) in run.vmas if kind == "shm" and s <= page < e)
+    assert not run.present & run.lazy_pages, f"lazy pages present at the handover\n{run.text}"
+    run.expect_named(set())
+    other = run.other_lost()
+    want = (rf"shared memory \d+: 1 lazy page\(s\) from offset {page - start:#x} were in the "
+            r"object before their data came from us \(EEXIST\): lost$")
+    assert len(other) == 1 and re.search(want, other[0]), (
+        f"not one EEXIST line for offset {page - start:#x}: {other}\n{run.text}")
+    run.expect_end("faults", 1)

@@ -72,6 +72,10 @@ static inline bool is_askable(const struct lazy_shm_obj *o, uint64_t p)
 
 /* lazy-shmem.c */
 void shm_count(struct lazy_daemon *d, const struct lazy_shm_obj *o, uint64_t n, bool bg);
+/* n pending pages of o were in the object before our copy (EEXIST, the
+ * first at offset first): lost, logged */
+void shm_count_lost(struct lazy_daemon *d, const struct lazy_shm_obj *o, uint64_t n,
+		    uint64_t first);
 /* n pages of o installed by a working set, filled of them not in its record */
 void shm_count_prefetch(struct lazy_daemon *d, const struct lazy_shm_obj *o, uint64_t n,
 			uint64_t filled);

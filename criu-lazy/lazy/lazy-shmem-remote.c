@@ -146,7 +146,7 @@ int lazy_shmem_deliver(struct lazy_daemon *d, struct lazy_shm_obj *o, uint64_t o
 		return -EPROTO;
 	}
 	for (uint64_t p = p0; p < end; p++) {
-		uint64_t n = 1, done, pf, filled = 0;
+		uint64_t n = 1, done, pf, filled = 0, existed, first, lost_pf;
 		int ret;
 
 		pf = arrived(o, p, &filled);
@@ -154,8 +154,10 @@ int lazy_shmem_deliver(struct lazy_daemon *d, struct lazy_shm_obj *o, uint64_t o
 			continue;	/* already there: each page once */
 		while (p + n < end && is_pending(o, p + n))
 			pf += arrived(o, p + n++, &filled);
-		ret = uffd_fill(o->uffd, UFFD_FILL_COPY, (uint64_t)(uintptr_t)(o->map + p * PS),
-				(const char *)data + (p - p0) * PS, n * PS, &done);
+		/* a pending page there already came from elsewhere: lost */
+		ret = uffd_fill_counted(o->uffd, UFFD_FILL_COPY, (uint64_t)(uintptr_t)(o->map + p * PS),
+					(const char *)data + (p - p0) * PS, n * PS, &done, &existed,
+					&first);
 		if (ret != UFFD_DONE) {
 			pr_err("shared memory %" PRIu64 ": cannot fill %" PRIu64 " pages at offset 0x%"
 			       PRIx64 " (result %d)", o->shmid, n, p * PS, ret);
@@ -164,11 +166,16 @@ int lazy_shmem_deliver(struct lazy_daemon *d, struct lazy_shm_obj *o, uint64_t o
 		for (uint64_t q = p; q < p + n; q++)
 			bit_clear(o->pending, q);
 		o->nr_pending -= n;
+		if (existed)
+			shm_count_lost(d, o, existed, first - (uint64_t)(uintptr_t)o->map);
+		/* which of them were a working set's is not known: the others' count first */
+		lost_pf = existed > n - pf ? existed - (n - pf) : 0;
 		/* a working set's pages are counted as prefetched, whoever waited */
-		if (n > pf)
-			shm_count(d, o, n - pf, !urgent);
-		if (pf)
-			shm_count_prefetch(d, o, pf, filled);
+		if (n - pf > existed - lost_pf)
+			shm_count(d, o, n - pf - (existed - lost_pf), !urgent);
+		if (pf > lost_pf)
+			shm_count_prefetch(d, o, pf - lost_pf,
+					   filled < pf - lost_pf ? filled : pf - lost_pf);
 		p += n - 1;
 	}
 	shm_wake_waiters(d, o, p0, nr_pages);

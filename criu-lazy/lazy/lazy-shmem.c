@@ -83,8 +83,8 @@ void shm_count_prefetch(struct lazy_daemon *d, const struct lazy_shm_obj *o, uin
  * Pages that were in the object although they were still to come from us
  * (EEXIST): something else filled them, they never got their data.
  */
-static void shm_count_lost(struct lazy_daemon *d, const struct lazy_shm_obj *o, uint64_t n,
-			   uint64_t first)
+void shm_count_lost(struct lazy_daemon *d, const struct lazy_shm_obj *o, uint64_t n,
+		    uint64_t first)
 {
 	struct lazy_proc_stats *ps = lazy_stats_proc(&d->stats, o->stats_idx);
 

@@ -11,6 +11,7 @@
  *       VMAs whose object has dumped pages ("shm START END") and where
  *       those pages are ("lazy START NPAGES"), hex addresses
  *   lazy_present -D DIR -p PID [--write ADDR[:NPAGES]]... [--thp ADDR]
+ *                [--late-write ADDR]
  *       plays the restore: connects to DIR/lazy-pages.socket, creates a
  *       task with the dumped pid (clone3 + set_tid) that maps those VMAs
  *       at their addresses (the shared ones as new, empty objects, as the
@@ -28,6 +29,7 @@
  *       /proc/self/pagemap, not the daemon's code), then reads every page:
  *       one that was there must hold what it held, one that was not must
  *       hold the image's data (zeros where the image has none).
+ *       --late-write: see write_late().
  *
  * Exit: 0 every page right; 1 a page wrong (each named, "wrong ADDR: ...");
  * 2 a setup failure (one line).  The address space of this helper may
@@ -87,6 +89,7 @@ struct plan {
 	struct range write[MAX_WRITES];
 	size_t nr_write;
 	uint64_t thp;			/* 0: none */
+	uint64_t late;			/* 0: none; else a shared page written after the handover */
 };
 
 static void __attribute__((noreturn)) die(const char *fmt, ...)
@@ -285,8 +288,18 @@ static int make_uffd(const struct plan *pl)
 	return fd;
 }
 
+/* FNV-1a of a page, never 0 (0 means "not there" in the held list). */
+static uint64_t page_hash(const uint8_t *page)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (uint64_t b = 0; b < PG; b++)
+		h = (h ^ page[b]) * 0x100000001b3ULL;
+	return h | 1;
+}
+
 /* Pages of the VMAs there now (present or swapped), from our own pagemap:
- * their FNV-1a hashes in @held (0 for a page not there). */
+ * their hashes in @held (0 for a page not there). */
 static uint64_t *note_present(const struct plan *pl)
 {
 	uint64_t total = 0, *held, k = 0;
@@ -301,16 +314,14 @@ static uint64_t *note_present(const struct plan *pl)
 		die("out of memory");
 	for (size_t i = 0; i < pl->nr_vma; i++) {
 		for (uint64_t a = pl->vma[i].start; a < pl->vma[i].end; a += PG, k++) {
-			uint64_t e, h = 0xcbf29ce484222325ULL;
+			uint64_t e;
 
 			if (pread(fd, &e, sizeof(e), a / PG * sizeof(e)) != sizeof(e))
 				die("/proc/self/pagemap at 0x%llx: %s", (unsigned long long)a,
 				    strerror(errno));
 			if (!(e & (3ULL << 62)))
 				continue;
-			for (uint64_t b = 0; b < PG; b++)
-				h = (h ^ ((const uint8_t *)(uintptr_t)a)[b]) * 0x100000001b3ULL;
-			held[k] = h | 1;	/* never 0 */
+			held[k] = page_hash((const uint8_t *)(uintptr_t)a);
 			printf("present 0x%llx\n", (unsigned long long)a);
 		}
 	}
@@ -327,12 +338,9 @@ static int check_memory(const struct plan *pl, const uint64_t *held)
 	for (size_t i = 0; i < pl->nr_vma; i++) {
 		for (uint64_t a = pl->vma[i].start; a < pl->vma[i].end; a += PG, k++, nr++) {
 			const uint8_t *got = (const uint8_t *)(uintptr_t)a, *want;
-			uint64_t h = 0xcbf29ce484222325ULL;
 
 			if (held[k]) {
-				for (uint64_t b = 0; b < PG; b++)
-					h = (h ^ got[b]) * 0x100000001b3ULL;
-				if ((h | 1) == held[k])
+				if (page_hash(got) == held[k])
 					continue;
 				printf("wrong 0x%llx: changed after the handover\n",
 				       (unsigned long long)a);
@@ -350,6 +358,44 @@ static int check_memory(const struct plan *pl, const uint64_t *held)
 	printf("checked %llu pages, %llu wrong\n", (unsigned long long)nr,
 	       (unsigned long long)wrong);
 	return wrong ? 1 : 0;
+}
+
+/*
+ * --late-write: once the daemon serves faults (it has checked the object
+ * at the handover), a page of a shared view is written through a second
+ * mapping of the object that no uffd registers: it lands in the page
+ * cache with no fault, and the daemon's copy of it meets EEXIST.  Only a
+ * first fault on the view's first page comes before (its window must not
+ * reach @late).  The page then holds what we wrote: noted in @held.
+ */
+static void write_late(const struct plan *pl, uint64_t *held)
+{
+	uint64_t k = 0;
+	char path[80];
+
+	for (size_t i = 0; i < pl->nr_vma; i++) {
+		const struct view *v = &pl->vma[i];
+		uint8_t *other;
+		int fd;
+
+		if (pl->late < v->start || pl->late >= v->end) {
+			k += (v->end - v->start) / PG;
+			continue;
+		}
+		(void)*(volatile uint8_t *)(uintptr_t)v->start;	/* the daemon is in its loop */
+		snprintf(path, sizeof(path), "/proc/self/map_files/%llx-%llx",
+			 (unsigned long long)v->start, (unsigned long long)v->end);
+		fd = open(path, O_RDWR | O_CLOEXEC);
+		other = fd < 0 ? MAP_FAILED : mmap(NULL, v->end - v->start, PROT_READ | PROT_WRITE,
+						   MAP_SHARED, fd, 0);
+		if (other == MAP_FAILED)
+			die("%s: a second mapping of the object: %s", path, strerror(errno));
+		memset(other + (pl->late - v->start), MARK, PG);
+		held[k + (pl->late - v->start) / PG] = page_hash(other + (pl->late - v->start));
+		munmap(other, v->end - v->start);
+		close(fd);
+		return;
+	}
 }
 
 /* The task: memory as the restore leaves it, a uffd, a stop, the check. */
@@ -372,6 +418,8 @@ static void __attribute__((noreturn)) run_task(const struct plan *pl, int report
 	close(report_fd);
 	raise(SIGSTOP);		/* the blob's lazy stop: the restore hands the uffd over */
 	close(uffd);		/* the daemon holds the only one now */
+	if (pl->late)
+		write_late(pl, held);
 	exit(check_memory(pl, held));
 }
 
@@ -456,11 +504,14 @@ int main(int argc, char **argv)
 			parse_write(&pl, argv[++i]);
 		else if (!strcmp(argv[i], "--thp"))
 			pl.thp = strtoull(argv[++i], NULL, 0);
+		else if (!strcmp(argv[i], "--late-write"))
+			pl.late = strtoull(argv[++i], NULL, 0);
 		else
 			die("%s: unknown option", argv[i]);
 	}
 	if (!dir || pid <= 0)
-		die("usage: lazy_present -D DIR -p PID [--list | --write ADDR[:N]... --thp ADDR]");
+		die("usage: lazy_present -D DIR -p PID [--list | --write ADDR[:N]... --thp ADDR "
+		    "--late-write ADDR]");
 	dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dirfd < 0)
 		die("%s: %s", dir, strerror(errno));
@@ -473,6 +524,16 @@ int main(int argc, char **argv)
 		if (!in_vmas(&pl, pl.write[i].start, pl.write[i].end))
 			die("--write 0x%llx: not inside one lazy VMA",
 			    (unsigned long long)pl.write[i].start);
+	if (pl.late) {
+		size_t i = 0;
+
+		while (i < pl.nr_vma && (pl.late < pl.vma[i].start || pl.late >= pl.vma[i].end))
+			i++;
+		if (pl.late % PG || i == pl.nr_vma || !pl.vma[i].shared ||
+		    pl.late - pl.vma[i].start < 16 * PG)
+			die("--late-write 0x%llx: not a page of shared memory past its first 64 KiB",
+			    (unsigned long long)pl.late);
+	}
 	if (pl.thp && (pl.thp % HUGE || !in_vmas(&pl, pl.thp, pl.thp + HUGE)))
 		die("--thp 0x%llx: not a 2 MiB aligned range inside one lazy VMA",
 		    (unsigned long long)pl.thp);
