@@ -43,6 +43,15 @@ struct lazy_image {
 
 #define LAZY_MAX_REMOVERS	8
 
+/* A process's model built before its handover (lazy_preload_models()). */
+struct lazy_preload {
+	pid_t pid;
+	int ret;			/* of the load: its handover fails with it */
+	bool taken;
+	struct MmEntry *mm;
+	struct lazy_model model;
+};
+
 struct lazy_task {
 	pid_t pid;			/* the image's pid (the same for forks) */
 	pid_t host_pid;			/* that process's pid in our namespace */
@@ -90,6 +99,8 @@ struct lazy_daemon {
 	uint64_t last_fault_ns;		/* the last fault read (background chunks stay small) */
 
 	struct lazy_task *tasks;
+	struct lazy_preload *pre;	/* the tree's models, built before the handovers */
+	size_t nr_pre;
 	uint64_t bg_pass;		/* the pass of the last background chunk */
 	uint64_t bg_step;		/* background steps so far */
 	struct lazy_shm_obj *shm_objs;	/* lazy shared memory (lazy-shmem.c) */
@@ -114,7 +125,11 @@ struct lazy_daemon {
  */
 struct lazy_task *lazy_task_new(struct lazy_daemon *d, pid_t pid, pid_t host_pid, int uffd,
 				struct lazy_image *img);
+/* The model of the image's process: preloaded, or read now; then checked in the task. */
 int lazy_task_load_model(struct lazy_daemon *d, struct lazy_task *t);
+/* Build every listed process's model ahead (best effort: none is fatal). */
+void lazy_preload_models(struct lazy_daemon *d, const pid_t *pids, size_t nr);
+void lazy_preload_free(struct lazy_daemon *d);
 /* Closes its uffd and frees its model now; the rest goes in lazy_task_reap(). */
 void lazy_task_close(struct lazy_daemon *d, struct lazy_task *t, const char *why);
 /* Free the closed tasks (nothing may hold one across this call). */

@@ -359,7 +359,10 @@ int cr_lazy_pages(struct opts *o)
 
 	d.stats.start_ns = mono_ns();
 	d.ws.start_ns = d.stats.start_ns;
+	/* while the restore reads its own images (one CPU is idle then) */
+	lazy_preload_models(&d, tree.pids, tree.nr_pids);
 	ret = lazy_accept_tasks(&d, &tree, listen_fd);
+	lazy_preload_free(&d);
 	close(listen_fd);
 	listen_fd = -1;
 	unlink(sock_path);
@@ -389,6 +392,7 @@ out:
 		close(listen_fd);
 		unlink(sock_path);
 	}
+	lazy_preload_free(&d);
 	lazy_task_free_all(&d);		/* releases what the source holds for each */
 	guardian_stop(&d.guardian);	/* every uffd of ours is closed: it may go */
 	lazy_shmem_free_all(&d);

@@ -135,16 +135,17 @@ static int check_missing(struct lazy_daemon *d, struct lazy_task *t)
  * pagemap, cut at the boundaries of the lazy-capable VMAs of the mm image
  * (a copy never crosses a VMA).
  */
-int lazy_task_load_model(struct lazy_daemon *d, struct lazy_task *t)
+static int build_model(struct lazy_daemon *d, pid_t pid, MmEntry **mmp, struct lazy_model *m)
 {
 	struct pagemap_index pi;
 	MmEntry *mm;
 	int ret;
 
-	ret = img_read_one(d->dirfd, IMG_MM, t->pid, &mm_entry__descriptor, (ProtobufCMessage **)&mm);
+	lazy_model_init(m);
+	ret = img_read_one(d->dirfd, IMG_MM, pid, &mm_entry__descriptor, (ProtobufCMessage **)&mm);
 	if (ret)
 		return ret;
-	ret = pagemap_index_load(d->dirfd, IMG_PAGEMAP, t->pid, false, &pi);
+	ret = pagemap_index_load(d->dirfd, IMG_PAGEMAP, pid, false, &pi);
 	if (ret)
 		goto out_mm;
 
@@ -165,30 +166,102 @@ int lazy_task_load_model(struct lazy_daemon *d, struct lazy_task *t)
 				continue;
 			lo = lo > vma->start ? lo : vma->start;
 			hi = hi < vma->end ? hi : vma->end;
-			ret = lazy_model_add_run(&t->model, lo, (hi - lo) / LAZY_PAGE_SIZE, lo, new_vma);
+			ret = lazy_model_add_run(m, lo, (hi - lo) / LAZY_PAGE_SIZE, lo, new_vma);
 			new_vma = false;
 		}
 	}
-	if (ret == -EINVAL) {
-		pr_err("mm-%d.img: bad VMA list (overlapping or unaligned)", t->pid);
-		goto out_pi;
+	pagemap_index_free(&pi);
+	if (ret == -EINVAL)
+		pr_err("mm-%d.img: bad VMA list (overlapping or unaligned)", pid);
+	if (!ret) {
+		*mmp = mm;
+		return 0;
 	}
+	lazy_model_free(m);
+out_mm:
+	mm_entry__free_unpacked(mm, NULL);
+	return ret;
+}
+
+/*
+ * Build the model of every process of the tree now, before the restore
+ * hands any over: the restore reads its images and plans alone first, one
+ * CPU is idle then, and at the handovers (while the tree's tasks compete
+ * for both CPUs) only what needs the live task is left.  A process without
+ * an mm image (a zombie) is skipped quietly; a load that fails was logged
+ * and fails that process's handover, as it would have then.
+ */
+void lazy_preload_models(struct lazy_daemon *d, const pid_t *pids, size_t nr)
+{
+	d->pre = calloc(nr, sizeof(*d->pre));
+	if (!d->pre)
+		return;		/* not fatal: each loads at its handover */
+	for (size_t i = 0; i < nr; i++) {
+		struct lazy_preload *p = &d->pre[d->nr_pre];
+		char name[IMG_NAME_MAX];
+
+		if (img_format_name(IMG_MM, pids[i], name, sizeof(name)) ||
+		    faccessat(d->dirfd, name, F_OK, 0))
+			continue;
+		p->pid = pids[i];
+		p->ret = build_model(d, p->pid, &p->mm, &p->model);
+		d->nr_pre++;
+	}
+}
+
+/* The preloaded model of pid, taken out of the cache (1), or 0 if none. */
+static int take_preloaded(struct lazy_daemon *d, pid_t pid, MmEntry **mm, struct lazy_model *m,
+			  int *ret)
+{
+	for (size_t i = 0; i < d->nr_pre; i++) {
+		struct lazy_preload *p = &d->pre[i];
+
+		if (p->pid != pid || p->taken)
+			continue;
+		p->taken = true;
+		*ret = p->ret;
+		*mm = p->mm;
+		*m = p->model;
+		p->mm = NULL;
+		lazy_model_init(&p->model);
+		return 1;
+	}
+	return 0;
+}
+
+void lazy_preload_free(struct lazy_daemon *d)
+{
+	for (size_t i = 0; i < d->nr_pre; i++) {
+		if (d->pre[i].mm)
+			mm_entry__free_unpacked(d->pre[i].mm, NULL);
+		lazy_model_free(&d->pre[i].model);
+	}
+	free(d->pre);
+	d->pre = NULL;
+	d->nr_pre = 0;
+}
+
+int lazy_task_load_model(struct lazy_daemon *d, struct lazy_task *t)
+{
+	MmEntry *mm = NULL;
+	int ret;
+
+	if (!take_preloaded(d, t->pid, &mm, &t->model, &ret))
+		ret = build_model(d, t->pid, &mm, &t->model);
 	if (ret)
-		goto out_pi;
+		return ret;
 	ret = lazy_shmem_load_task(d, t, mm);
 	if (ret)
-		goto out_pi;
+		goto out;
 
 	t->nr_lazy_pages = t->model.nr_pending;
 	LAZY_COUNT(d, t, pages_lazy, t->model.nr_pending);
 	ret = check_missing(d, t);
 	if (ret)
-		goto out_pi;
+		goto out;
 	pr_info("task %d: %llu lazy pages in %zu regions", t->pid,
 		(unsigned long long)t->model.nr_pending, t->model.nr_regions);
-out_pi:
-	pagemap_index_free(&pi);
-out_mm:
+out:
 	mm_entry__free_unpacked(mm, NULL);
 	return ret;
 }
