@@ -58,6 +58,16 @@ class Migration:
         self.task.expect_restored(pidfile)
         self.copy = self.task.pid
 
+    def run(self, quiet=True):
+        """The whole migration: the daemon, the restore, and both exit 0
+        (the dump without a word, if quiet)."""
+        self.start_daemon()
+        self.restore()
+        self.daemon.expect_clean_exit()
+        self.dump.expect_clean_exit()
+        if quiet:
+            assert not self.dump_output().strip(), self.dump_output()
+
     def dump_output(self):
         return self.dump.out.read_text(errors="replace") if self.dump.out.exists() else ""
 
@@ -113,11 +123,7 @@ def test_migration_images_and_end(tool, procs, workdir, task):
     """Success: the images hold the in-namespace pids and no lazy data, the
     copy gets every page, the dump exits 0 silently and kills the source."""
     m = Migration(tool, procs, workdir, task)
-    m.start_daemon()
-    m.restore()
-    m.daemon.expect_clean_exit()
-    m.dump.expect_clean_exit()
-    assert not m.dump_output().strip(), m.dump_output()
+    m.run()
     task.expect_gone(pid=m.source)
 
     show = lambda name: tool.run(["show", m.imgdir / name], TIMEOUT).stdout
@@ -144,10 +150,7 @@ def test_migration_images_and_end(tool, procs, workdir, task):
 def test_leave_stopped_after_migration(tool, procs, workdir, task):
     """-s: every page taken, the dump exits 0 and leaves the source stopped."""
     m = Migration(tool, procs, workdir, task, "--leave-stopped")
-    m.start_daemon()
-    m.restore()
-    m.daemon.expect_clean_exit()
-    m.dump.expect_clean_exit()
+    m.run(quiet=False)
     assert untraced_state(m.source) == "T", P.describe(m.source)
     task.check_pass()
     procs.kill(m.source)
@@ -314,11 +317,7 @@ def test_tree_migration(tool, procs, workdir, zdtm):
     assert sorted(lazy_by_pid) == sorted(k for k, (_, st) in before.items() if st != "Z"), (
         f"pagemaps of {sorted(lazy_by_pid)}, tree {before}")
     assert all(n > 0 for n in lazy_by_pid.values()), f"a process has no lazy page: {lazy_by_pid}"
-    m.start_daemon()
-    m.restore()
-    m.daemon.expect_clean_exit()
-    m.dump.expect_clean_exit()
-    assert not m.dump_output().strip(), m.dump_output()
+    m.run()
     task.expect_gone(pid=m.source)
     after = ns_tree(task.pid)
     assert after == before, f"the copy's tree {after} is not the source's {before}"

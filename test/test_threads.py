@@ -19,9 +19,9 @@ import time
 import pytest
 
 from lib import images, procs as P
-from lib.badinput import dump_good
+from lib.badinput import dump_good, restore_must_fail, restore_must_pass
 from lib.crit import crit_decode
-from lib.tool import assert_error_line, assert_ok
+from lib.tool import assert_ok
 from lib.zdtm import ZdtmTest
 
 TIMEOUT = 60
@@ -122,27 +122,6 @@ def dumped_threads(tool, zdtm, workdir):
     task = zdtm(ZdtmTest("thread", ("--threads", "2"), label="2"))
     tids = tids_of(task.pid)
     return task, dump_good(tool, task, workdir), [t for t in tids if t != task.pid]
-
-
-def restore_must_fail(tool, workdir, imgdir, pid, *patterns):
-    children = P.children_of_me()
-    pidfile = workdir / "bad.pid"
-    res = tool.restore(imgdir, workdir / "restore-bad.log", TIMEOUT, pidfile=pidfile)
-    assert_error_line(res, "restore", *patterns)
-    for _ in range(2):
-        assert not P.exists(pid), f"a task was left behind: {P.describe(pid)}"
-        new = [c for c in P.children_of_me() if c not in children]
-        assert not new, "processes were left behind:\n" + "\n".join(map(P.describe, new))
-        time.sleep(0.2)
-    assert not pidfile.exists(), "a failed restore wrote its pidfile"
-
-
-def restore_must_pass(tool, workdir, task, good):
-    pidfile = workdir / "good.pid"
-    res = tool.restore(good, workdir / "restore-good.log", TIMEOUT, pidfile=pidfile)
-    assert_ok(res, "restore of the undamaged images (the control)")
-    task.expect_restored(pidfile)
-    task.check_pass()
 
 
 def rename_thread(bad, old, new):

@@ -4,7 +4,7 @@ and the pipe data images."""
 import base64
 import socket
 
-from .procfacts import steal_fd
+from .selfcheck import steal_fd
 from .crit import O_CLOEXEC, entries
 
 

@@ -5,16 +5,13 @@ import ctypes
 import os
 import signal
 
-from .selfcheck import libc, poke, logged, addr, steal_fd
+from .selfcheck import libc, poke, logged, addr, steal_fd, stolen_fd
 
 
 def write_stolen(task, fd, data):
     """data written into the task's fd fd, through a copy of it."""
-    fd = steal_fd(task.pid, fd)
-    try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
+    with stolen_fd(task.pid, fd) as copy:
+        os.write(copy, data)
 
 
 def write_more_into_pipe(task):
@@ -48,43 +45,31 @@ def add_to_eventfd_20(task):
 
 
 def unwatch_inotify_30_wd4(task):
-    fd = steal_fd(task.pid, 30)
-    try:
+    with stolen_fd(task.pid, 30) as fd:
         assert libc.inotify_rm_watch(fd, 4) == 0, "inotify_rm_watch"
-    finally:
-        os.close(fd)
 
 
 def unmark_fanotify_30_file(task):
-    fd = steal_fd(task.pid, 30)
-    try:
+    with stolen_fd(task.pid, 30) as fd:
         mark = libc.fanotify_mark
         mark.argtypes = [ctypes.c_int, ctypes.c_uint, ctypes.c_uint64, ctypes.c_int,
                          ctypes.c_char_p]
         # FAN_MARK_REMOVE, FAN_MODIFY | FAN_CLOSE_WRITE, AT_FDCWD
         assert mark(fd, 2, 0x2 | 0x8, -100, str(task.dir / "fan.file").encode()) == 0, \
             "fanotify_mark(FAN_MARK_REMOVE)"
-    finally:
-        os.close(fd)
 
 
 def unlock_flock_23(task):
-    fd = steal_fd(task.pid, 23)
-    try:
+    with stolen_fd(task.pid, 23) as fd:
         assert libc.flock(fd, 8) == 0, "flock(LOCK_UN)"
-    finally:
-        os.close(fd)
 
 
 def resize_pty_21(task):
-    fd = steal_fd(task.pid, 21)
-    try:
+    with stolen_fd(task.pid, 21) as fd:
         import fcntl
         import struct
         import termios
         fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
-    finally:
-        os.close(fd)
 
 
 def send_sigusr2(task):
@@ -92,13 +77,10 @@ def send_sigusr2(task):
 
 
 def arm_timerfd_23(task):
-    fd = steal_fd(task.pid, 23)
-    try:
+    with stolen_fd(task.pid, 23) as fd:
         # struct itimerspec: interval 0, value 1000 s
         spec = (ctypes.c_long * 4)(0, 0, 1000, 0)
         assert libc.syscall(286, fd, 0, spec, None) == 0, "timerfd_settime"
-    finally:
-        os.close(fd)
 
 
 def raise_oom_score_adj(task):
@@ -124,15 +106,11 @@ def send_one_more_datagram(task):
 
 
 def watch_more_in_epoll_30(task):
-    efd, tfd = steal_fd(task.pid, 30), steal_fd(task.pid, 20)
-    try:
+    with stolen_fd(task.pid, 30) as efd, stolen_fd(task.pid, 20) as tfd:
         # a watch of the pipe under our copy's number: it lives on, since
         # the task keeps the file open
         ev = (ctypes.c_uint32 * 3)(1, 0, 0)	# EPOLLIN, data
         assert libc.syscall(233, efd, 1, tfd, ev) == 0, "epoll_ctl ADD"
-    finally:
-        os.close(efd)
-        os.close(tfd)
 
 
 def send_to_abstract_dgram(task):
@@ -153,22 +131,16 @@ def send_to_chain_z(task):
 def seek_fd30_to_0(task):
     """The offset of the root's fd 30 moved (an open file it shares with
     its child, so the child's moves too)."""
-    fd = steal_fd(task.pid, 30)
-    try:
+    with stolen_fd(task.pid, 30) as fd:
         os.lseek(fd, 0, os.SEEK_SET)
-    finally:
-        os.close(fd)
 
 
 def seek_child_fd30_to_0(task):
     """The offset of the child's fd 30 moved (a file the root has in flight
     too, one open file with it)."""
     child = int(open(f"/proc/{task.pid}/task/{task.pid}/children").read().split()[0])
-    fd = steal_fd(child, 30)
-    try:
+    with stolen_fd(child, 30) as fd:
         os.lseek(fd, 0, os.SEEK_SET)
-    finally:
-        os.close(fd)
 
 
 def write_more_into_pipe_31(task):

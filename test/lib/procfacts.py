@@ -111,15 +111,3 @@ def pipe_facts(path):
     finally:
         os.close(fd)
     return {"pipe_size": size, "pipe_bytes": nread}
-
-
-def steal_fd(pid, fd):
-    """The task's fd fd here, the same socket (pidfd_getfd)."""
-    import ctypes
-    pidfd = os.pidfd_open(pid)
-    try:
-        got = ctypes.CDLL(None, use_errno=True).syscall(438, pidfd, fd, 0)
-        assert got >= 0, f"pidfd_getfd({pid}, {fd}): {os.strerror(ctypes.get_errno())}"
-        return got
-    finally:
-        os.close(pidfd)

@@ -1,6 +1,7 @@
 """What the zdtm self-check needs to change a task behind its back:
 ptrace (registers), /proc/PID/mem, a copy of one of its fds, and what the
 program printed about itself; and the expectation that it then FAILs."""
+import contextlib
 import ctypes
 import os
 import re
@@ -76,3 +77,13 @@ def steal_fd(pid, fd):
         return got
     finally:
         os.close(pidfd)
+
+
+@contextlib.contextmanager
+def stolen_fd(pid, fd):
+    """steal_fd() for a with block, closed at its end."""
+    got = steal_fd(pid, fd)
+    try:
+        yield got
+    finally:
+        os.close(got)
