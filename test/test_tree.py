@@ -48,6 +48,24 @@ DUMP_TIMEOUT = 60
 RESTORE_TIMEOUT = 60
 
 
+def restore_fails(tool, workdir, imgdir, pids, *patterns, extra=()):
+    """A restore of imgdir fails with one line matching patterns and
+    leaves nothing: no task of pids, no process of its own, no pidfile.
+    How long it took (s)."""
+    children = P.children_of_me()
+    pidfile = workdir / "bad.pid"
+    start = time.monotonic()
+    res = tool.restore(imgdir, workdir / "restore.log", RESTORE_TIMEOUT, pidfile=pidfile,
+                       extra=extra)
+    took = time.monotonic() - start
+    assert_error_line(res, "restore", *patterns)
+    for pid in pids:
+        assert not P.exists(pid), f"task {pid} was left behind: {P.describe(pid)}"
+    assert P.children_of_me() == children, "the failed restore left processes behind"
+    assert not pidfile.exists(), "a failed restore wrote its pidfile"
+    return took
+
+
 def tree_is_free(pids):
     """No task of the tree is stopped or traced by anyone."""
     for pid in pids:
@@ -261,17 +279,10 @@ def test_no_task_runs_before_every_one_is_complete(tool, zdtm, workdir):
     assert len(logs) == 4, logs
     sizes = {p.name: p.stat().st_size for p in logs}
     spoil_fpu_state(imgdir / f"core-{kids[1]}.img")
-    children = P.children_of_me()
-    pidfile = workdir / "bad.pid"
-    res = tool.restore(imgdir, workdir / "restore.log", RESTORE_TIMEOUT, pidfile=pidfile)
-    assert_error_line(res, "restore", rf"core-{kids[1]}\.img", r"FPU")
+    restore_fails(tool, workdir, imgdir, [task.pid, *kids], rf"core-{kids[1]}\.img", r"FPU")
     log = (workdir / "restore.log").read_text(errors="replace")
     assert "as each restorer ends" in log, (
         "the restore failed before its last stage: this tests nothing\n" + log[-3000:])
-    for pid in [task.pid, *kids]:
-        assert not P.exists(pid), f"task {pid} was left behind: {P.describe(pid)}"
-    assert P.children_of_me() == children, "the failed restore left processes behind"
-    assert not pidfile.exists(), "a failed restore wrote its pidfile"
     grown = {p.name: (sizes[p.name], p.stat().st_size) for p in logs
              if p.stat().st_size != sizes[p.name]}
     assert not grown, f"a process ran before the restore was complete: {grown}"
@@ -303,21 +314,9 @@ def test_restore_shared_file_gone(tool, zdtm, workdir):
     """The file root and child share is gone: one line naming it, before
     any task exists (the pids are free again afterwards)."""
     task = zdtm(ZdtmTest("share_files"))
-    imgdir = workdir / "images"
-    imgdir.mkdir()
-    task.note_tree()
-    kids = list(task.tree)
-    assert_ok(tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT), "dump")
-    task.expect_gone()
+    imgdir = dump_good(tool, task, workdir, name="images")
     (task.dir / "share.data").rename(task.dir / "share.data.moved")
-    children = P.children_of_me()
-    pidfile = workdir / "bad.pid"
-    res = tool.restore(imgdir, workdir / "restore.log", RESTORE_TIMEOUT, pidfile=pidfile)
-    assert_error_line(res, "restore", r"share\.data", r"No such file")
-    for pid in [task.pid] + kids:
-        assert not P.exists(pid), f"task {pid} of the failed restore is left: {P.describe(pid)}"
-    assert P.children_of_me() == children, "the failed restore left processes behind"
-    assert not pidfile.exists(), "a failed restore wrote its pidfile"
+    restore_fails(tool, workdir, imgdir, [task.pid, *task.tree], r"share\.data", r"No such file")
 
 
 NS_LAST_PID = "/proc/sys/kernel/ns_last_pid"
@@ -366,20 +365,10 @@ def test_occupy_pid_leaves_the_pid_cursor(procs):
 
 def test_restore_child_pid_taken(tool, zdtm, workdir, procs):
     task = zdtm(ZdtmTest("tree", ("--children", "2"), label="two-children"))
-    imgdir = workdir / "images"
-    imgdir.mkdir()
-    task.note_tree()
+    imgdir = dump_good(tool, task, workdir, name="images")
     kids = list(task.tree)
-    assert_ok(tool.dump(task.pid, imgdir, workdir / "dump.log", DUMP_TIMEOUT), "dump")
-    task.expect_gone()
     squatter = occupy_pid(procs, kids[-1])
-    children = P.children_of_me()
-    pidfile = workdir / "bad.pid"
-    res = tool.restore(imgdir, workdir / "restore.log", RESTORE_TIMEOUT, pidfile=pidfile)
-    assert_error_line(res, "restore", rf"\b{kids[-1]}\b", r"in use")
-    assert not P.exists(task.pid), f"the root was left behind: {P.describe(task.pid)}"
-    assert P.children_of_me() == children, "the failed restore left processes behind"
-    assert not pidfile.exists(), "a failed restore wrote its pidfile"
+    restore_fails(tool, workdir, imgdir, [task.pid], rf"\b{kids[-1]}\b", r"in use")
     procs.kill(squatter)
 
 
@@ -393,14 +382,8 @@ def test_lazy_restore_child_pid_taken(tool, zdtm, workdir, procs):
     squatter = occupy_pid(procs, kids[-1])
     daemon = lazy.Daemon(procs, tool, ["lazy-pages", "-D", imgdir], workdir / "lazy-pages.log",
                          workdir / "lazy-pages.out", "lazy-pages")
-    children = P.children_of_me()
-    pidfile = workdir / "bad.pid"
-    res = tool.restore(imgdir, workdir / "restore.log", RESTORE_TIMEOUT, pidfile=pidfile,
-                       extra=["--lazy-pages"])
-    assert_error_line(res, "restore", rf"\b{kids[-1]}\b", r"in use")
-    assert not P.exists(task.pid), f"the root was left behind: {P.describe(task.pid)}"
-    assert P.children_of_me() == children, "the failed restore left processes behind"
-    assert not pidfile.exists(), "a failed restore wrote its pidfile"
+    restore_fails(tool, workdir, imgdir, [task.pid], rf"\b{kids[-1]}\b", r"in use",
+                  extra=["--lazy-pages"])
     assert daemon.wait_exit() > 0, daemon.text()
     said = [l for l in daemon.out.read_text().splitlines() if l.strip()]
     assert len(said) == 1 and said[0].startswith("lazy-pages: "), daemon.text()
@@ -453,12 +436,8 @@ def test_restore_refuses_child_in_other_pid_ns(tool, zdtm, workdir):
     from lib import images
 
     task = zdtm(ZdtmTest("tree", ("--children", "1"), label="one-child"))
-    good = workdir / "images"
-    good.mkdir()
-    task.note_tree()
+    good = dump_good(tool, task, workdir, name="images")
     (kid,) = task.tree
-    assert_ok(tool.dump(task.pid, good, workdir / "dump.log", DUMP_TIMEOUT), "dump")
-    task.expect_gone()
     bad = workdir / "images-bad"
     shutil.copytree(good, bad)
     ids = bad / f"ids-{kid}.img"
@@ -467,15 +446,11 @@ def test_restore_refuses_child_in_other_pid_ns(tool, zdtm, workdir):
     (pid_ns,) = images.get(f, 5)
     ids.write_bytes(images.replace_record(img, 0, images.encode(
         images.set_field(f, 5, pid_ns + 100))))
-    children = P.children_of_me()
-    res = tool.restore(bad, workdir / "restore-bad.log", RESTORE_TIMEOUT,
-                       pidfile=workdir / "bad.pid")
-    assert_error_line(res, "restore", rf"ids-{kid}\.img", r"pid namespace inside the tree")
-    assert not P.exists(task.pid) and not P.exists(kid), "the failed restore left a task"
-    assert P.children_of_me() == children, "the failed restore left processes behind"
+    restore_fails(tool, workdir, bad, [task.pid, kid], rf"ids-{kid}\.img",
+                  r"pid namespace inside the tree")
     pidfile = workdir / "good.pid"
-    assert_ok(tool.restore(good, workdir / "restore.log", RESTORE_TIMEOUT, pidfile=pidfile),
-              "restore of the undamaged images")
+    assert_ok(tool.restore(good, workdir / "restore-good.log", RESTORE_TIMEOUT,
+                           pidfile=pidfile), "restore of the undamaged images")
     task.expect_restored(pidfile)
     task.check_pass()
 
@@ -509,16 +484,8 @@ def test_restore_child_fails(tool, zdtm, workdir, pid_ns):
     task = zdtm(ZdtmTest("share_files", tree=True), pid_ns=pid_ns)
     imgdir = dump_good(tool, task, workdir, name="images")
     break_child_file(imgdir)
-    children = P.children_of_me()
-    pidfile = workdir / "bad.pid"
-    start = time.monotonic()
-    res = tool.restore(imgdir, workdir / "restore.log", RESTORE_TIMEOUT, pidfile=pidfile)
-    took = time.monotonic() - start
-    assert_error_line(res, "restore", r"share\.data", r"Not a directory")
+    took = restore_fails(tool, workdir, imgdir, [task.pid], r"share\.data", r"Not a directory")
     assert took < 5, f"the restore took {took:.1f} s to report the child's error"
-    assert not P.exists(task.pid), f"the root was left behind: {P.describe(task.pid)}"
-    assert P.children_of_me() == children, "the failed restore left processes behind"
-    assert not pidfile.exists(), "a failed restore wrote its pidfile"
 
 
 def test_restore_fdtable_owner_fails(tool, zdtm, workdir):
@@ -529,16 +496,9 @@ def test_restore_fdtable_owner_fails(tool, zdtm, workdir):
     task = zdtm(ZdtmTest("share_fdtable", ("--chain",), label="chain", tree=True))
     imgdir = dump_good(tool, task, workdir, name="images")
     break_child_file(imgdir, b"fdt.late", 0)
-    children = P.children_of_me()
-    start = time.monotonic()
-    res = tool.restore(imgdir, workdir / "restore.log", RESTORE_TIMEOUT,
-                       pidfile=workdir / "bad.pid")
-    took = time.monotonic() - start
-    assert_error_line(res, "restore", r"fdt\.late", r"Not a directory")
+    took = restore_fails(tool, workdir, imgdir, [task.pid, *task.tree], r"fdt\.late",
+                         r"Not a directory")
     assert took < 5, f"the restore took {took:.1f} s to report the owner's error"
-    for pid in [task.pid] + list(task.tree):
-        assert not P.exists(pid), f"task {pid} was left behind: {P.describe(pid)}"
-    assert P.children_of_me() == children, "the failed restore left processes behind"
 
 
 CHAIN_CYCLES = 12
