@@ -15,7 +15,12 @@ registered, or a transparent huge page around one byte), registers the
 VMAs, and hands the uffd to a real `criu-lazy lazy-pages` with the
 restore's own encoder.  Then the task reads every page back: each one the
 daemon delivered must hold the image's data, each present one what it held.
-The clean case (nothing written) is the same program with exit 0.
+The clean case (nothing written) is the same program with exit 0.  Every
+case runs with background delivery and with faults alone, from the images
+and from a page server; the shm-* cases put the pages in a shared anonymous
+object (mmap_anon_shared), which the daemon checks when it opens it, and
+a shared page written behind the daemon's back after that check is lost
+by the EEXIST of its copy.
 """
 import collections
 import re

@@ -16,15 +16,14 @@
  *       task with the dumped pid (clone3 + set_tid) that maps those VMAs
  *       at their addresses (the shared ones as new, empty objects, as the
  *       restore makes lazy shared memory), fills their non-lazy pages from
- *       the images,
- *       writes 0x5a over each --write range (THP off for the task until
- *       then, as in the restore; --thp: THP on again, MADV_HUGEPAGE on the
- *       2 MiB at ADDR and one byte written there, so the kernel may put a
- *       huge page of zeros around it), registers the VMAs with a new
- *       userfaultfd (MISSING) and stops.  This process takes the uffd
- *       (pidfd_getfd), sends the pid and the uffd and "restore finished"
- *       with the restore's own encoder (common/lazy-socket.c), and lets
- *       the task go on.  The task prints "present ADDR" for each page of
+ *       the images, writes 0x5a over each --write range (THP off for the
+ *       task until then, as in the restore; --thp: THP on again,
+ *       MADV_HUGEPAGE on the 2 MiB at ADDR and one byte written there, so
+ *       the kernel may put a huge page of zeros around it), registers the
+ *       VMAs with a new userfaultfd (MISSING) and stops.  This process
+ *       takes the uffd (pidfd_getfd), sends the pid and the uffd and
+ *       "restore finished" with the restore's own encoder
+ *       (common/lazy-socket.c), and lets the task go on.  The task prints "present ADDR" for each page of
  *       its VMAs that was there at the handover (its own read of
  *       /proc/self/pagemap, not the daemon's code), then reads every page:
  *       one that was there must hold what it held, one that was not must
