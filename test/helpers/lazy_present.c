@@ -23,11 +23,12 @@
  *       VMAs with a new userfaultfd (MISSING) and stops.  This process
  *       takes the uffd (pidfd_getfd), sends the pid and the uffd and
  *       "restore finished" with the restore's own encoder
- *       (common/lazy-socket.c), and lets the task go on.  The task prints "present ADDR" for each page of
- *       its VMAs that was there at the handover (its own read of
- *       /proc/self/pagemap, not the daemon's code), then reads every page:
- *       one that was there must hold what it held, one that was not must
- *       hold the image's data (zeros where the image has none).
+ *       (common/lazy-socket.c), and lets the task go on.  The task prints
+ *       "present ADDR" for each page of its VMAs that was there at the
+ *       handover (its own read of /proc/self/pagemap, not the daemon's
+ *       code), then reads every page: one that was there must hold what
+ *       it held, one that was not must hold the image's data (zeros where
+ *       the image has none).
  *       --late-write: see write_late().
  *
  * Exit: 0 every page right; 1 a page wrong (each named, "wrong ADDR: ...");
