@@ -22,9 +22,10 @@ from lib import paths
 from lib import procs as procs_mod
 from lib.pageserver import (BIG_VMA, FILE_VMA, GET_REPLY_CMD, PAGE, PS_IOV_ADD_F,
                             PS_IOV_FORCE_CLOSE, PS_IOV_OPEN2, SMALL_VMA, T2_VMA, ZOMBIE,
-                            Client, free_port, output_of, pages, recv_exact,
+                            Client, output_of, pages, recv_exact,
                             start_page_server, stop, write_images)
 from lib.pageserver import HDR as HDR_STRUCT
+from lib.ports import free_port
 from lib.tool import assert_error_line
 from lib.zdtm import ZdtmTest
 
