@@ -167,8 +167,10 @@ void rst_thread_main(struct rst_thread_args *t)
 	while (a->trace_threads && !__atomic_load_n(&a->threads_go, __ATOMIC_SEQ_CST))
 		futex(&a->threads_go, FUTEX_WAIT_PRIVATE, 0);
 	rst_thread_restore(a, t);
-	__atomic_fetch_add(&a->threads_done, 1, __ATOMIC_SEQ_CST);
-	futex(&a->threads_done, FUTEX_WAKE_PRIVATE, 1);
+	/* only the last one wakes the leader: it waits for all of them, and
+	 * a wake for each was a trip through the scheduler for nothing */
+	if (__atomic_add_fetch(&a->threads_done, 1, __ATOMIC_SEQ_CST) == a->nr_threads - 1)
+		futex(&a->threads_done, FUTEX_WAKE_PRIVATE, 1);
 	for (;;)
 		futex(&a->threads_park, FUTEX_WAIT_PRIVATE, 0);
 }

@@ -277,9 +277,16 @@ static int each_blob(struct rst_tree *tree, int (*one)(struct rst_tree *, struct
 	return ret;
 }
 
+/* One SIGCHLD signalfd for the stage, as for stage_finalize(): each
+ * process's lazy stop is a wait (nothing forks meanwhile). */
 static int stage_lazy_handover(struct rst_tree *tree)
 {
-	return each_blob(tree, lazy_handover_one);
+	int ret;
+
+	sigchld_fd_hold();
+	ret = each_blob(tree, lazy_handover_one);
+	sigchld_fd_release();
+	return ret;
 }
 
 /* One SIGCHLD signalfd for the whole stage: it takes some twenty ptrace
