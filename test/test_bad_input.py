@@ -158,13 +158,11 @@ def test_vma_end_before_start(dumped, tool, workdir):
     task, good = dumped
     bad = damaged_copy(good, workdir)
     mm = image_path(bad, "mm", task.pid)
-    img = images.load(mm)
-    f = images.decode(img.payload(0))
-    vma = images.decode(images.get(f, 14)[0])
-    start, end = images.get(vma, 1)[0], images.get(vma, 2)[0]
-    vma = images.set_field(images.set_field(vma, 1, end), 2, start)
-    f = images.set_field(f, 14, images.encode(vma))
-    mm.write_bytes(images.replace_record(img, 0, images.encode(f)))
+
+    def swap_ends(vma):
+        start, end = images.get(vma, 1)[0], images.get(vma, 2)[0]
+        return images.set_field(images.set_field(vma, 1, end), 2, start)
+    images.edit_record(mm, lambda f: images.set_nested(f, (14,), swap_ends))	# the first VMA
     restore_must_fail(tool, workdir, bad, task.pid, mm.name.replace(".", r"\."))
     restore_must_pass(tool, workdir, task, good)
 
@@ -173,10 +171,11 @@ def test_core_of_another_arch(dumped, tool, workdir):
     task, good = dumped
     bad = damaged_copy(good, workdir)
     core = image_path(bad, "core", task.pid)
-    img = images.load(core)
-    f = images.decode(img.payload(0))
-    assert images.get(f, 1) == [1], "core_entry.mtype should be X86_64 (1)"
-    core.write_bytes(images.replace_record(img, 0, images.encode(images.set_field(f, 1, 3))))
+
+    def other_arch(f):
+        assert images.get(f, 1) == [1], "core_entry.mtype should be X86_64 (1)"
+        return images.set_field(f, 1, 3)
+    images.edit_record(core, other_arch)
     restore_must_fail(tool, workdir, bad, task.pid, core.name.replace(".", r"\."))
     restore_must_pass(tool, workdir, task, good)
 
@@ -187,12 +186,12 @@ def test_pid_ns_of_its_own_but_not_init(dumped, tool, workdir):
     task, good = dumped
     bad = damaged_copy(good, workdir)
     ids = image_path(bad, "ids", task.pid)
-    img = images.load(ids)
-    f = images.decode(img.payload(0))
-    pid_ns = images.get(f, 5)
-    assert pid_ns, "ids_entry.pid_ns_id should be there"
-    ids.write_bytes(images.replace_record(img, 0, images.encode(
-        images.set_field(f, 5, pid_ns[0] + 100))))
+
+    def other_pid_ns(f):
+        pid_ns = images.get(f, 5)
+        assert pid_ns, "ids_entry.pid_ns_id should be there"
+        return images.set_field(f, 5, pid_ns[0] + 100)
+    images.edit_record(ids, other_pid_ns)
     restore_must_fail(tool, workdir, bad, task.pid, ids.name.replace(".", r"\."),
                       r"pid namespace", r"init")
     restore_must_pass(tool, workdir, task, good)

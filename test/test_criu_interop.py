@@ -30,29 +30,16 @@ CORE_THREAD_INFO, TI_FPREGS, FP_XSAVE, XSAVE_CET = 2, 3, 13, 9
 MM_SAVED_AUXV = 13
 
 
-def nested(fields, path, change):
-    """fields with the message at path (field numbers) replaced by change(it)."""
-    if not path:
-        return change(fields)
-    num = path[0]
-    inner = images.get(fields, num)
-    assert inner, f"field {num} is missing"
-    return images.set_field(fields, num,
-                            images.encode(nested(images.decode(inner[0]), path[1:], change)))
-
-
 def add_cet(imgdir, pid, cet, ssp=0):
     """Give core-PID.img the CET entry CRIU 4.2 writes."""
-    img = images.load(imgdir / f"core-{pid}.img")
-    core = images.decode(img.payload(0))
     entry = images.encode([(1, images.VARINT, cet), (2, images.VARINT, ssp)])
 
     def with_cet(xsave):
         xsave = [f for f in xsave if f[0] != XSAVE_CET]
         return xsave + [(XSAVE_CET, images.LEN, entry)]
 
-    core = nested(core, (CORE_THREAD_INFO, TI_FPREGS, FP_XSAVE), with_cet)
-    (imgdir / f"core-{pid}.img").write_bytes(images.replace_record(img, 0, images.encode(core)))
+    images.edit_record(imgdir / f"core-{pid}.img", lambda core: images.set_nested(
+        core, (CORE_THREAD_INFO, TI_FPREGS, FP_XSAVE), with_cet))
 
 
 def saved_auxv(imgdir, pid):

@@ -322,10 +322,8 @@ def test_netns_restore_refuses_child_in_another_namespace(tool, zdtm, workdir):
     child = [e["pid"] for e in crit_decode(good / "pstree.img")["entries"] if e["ppid"]][0]
     bad = workdir / "images-bad"
     shutil.copytree(good, bad)
-    ids = images.load(bad / f"ids-{child}.img")
-    fields = images.decode(ids.payload(0))
-    (bad / f"ids-{child}.img").write_bytes(images.replace_record(
-        ids, 0, images.encode(images.set_field(fields, 6, 999))))	# net_ns_id
+    images.edit_record(bad / f"ids-{child}.img",
+                       lambda f: images.set_field(f, 6, 999))	# net_ns_id
     restore_must_fail(tool, workdir, bad, task.pid,
                       rf"task {child} was in another network namespace \(999\)")
     restore_must_pass(tool, workdir, task, good)

@@ -134,11 +134,9 @@ def test_sysv_mapping_without_own_ns(dumped, tool, workdir):
     task, good = dumped
     ns = ns_id(good, tool)
     bad = damaged_copy(good, workdir)
-    inv = images.load(good / "inventory.img")
-    fields = images.decode(inv.payload(0))
-    root_ids = images.set_field(images.decode(images.get(fields, 3)[0]), 7, ns)
-    fields = images.set_field(fields, 3, images.encode(root_ids))
-    (bad / "inventory.img").write_bytes(images.replace_record(inv, 0, images.encode(fields)))
+    # inventory's root_ids, their ipc_ns_id
+    images.edit_record(bad / "inventory.img", lambda f: images.set_nested(
+        f, (3,), lambda ids: images.set_field(ids, 7, ns)))
     restore_must_fail(tool, workdir, bad, task.pid, r"mm-\d+\.img", r"SysV shared memory",
                       r"no IPC namespace of its own")
     restore_must_pass(tool, workdir, task, good)

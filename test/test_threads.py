@@ -126,11 +126,8 @@ def dumped_threads(tool, zdtm, workdir):
 
 def rename_thread(bad, old, new):
     """pstree.img and the core file say thread `old` is `new`."""
-    img = images.load(bad / "pstree.img")
-    fields = images.decode(img.payload(0))
-    nth = images.get(fields, 5).index(old)
-    fields = images.set_field(fields, 5, new, nth)
-    (bad / "pstree.img").write_bytes(images.replace_record(img, 0, images.encode(fields)))
+    images.edit_record(bad / "pstree.img", lambda f: images.set_field(
+        f, 5, new, images.get(f, 5).index(old)))
     os.rename(bad / f"core-{old}.img", bad / f"core-{new}.img")
 
 
@@ -165,14 +162,9 @@ def test_thread_core_with_task_state(tool, workdir, dumped_threads):
 
 def set_thread_cs(bad, tid, cs):
     """core-TID.img with the thread's code segment selector set to `cs`."""
-    img = images.load(bad / f"core-{tid}.img")
-    core = images.decode(img.payload(0))
-    info = images.decode(images.get(core, 2)[0])          # thread_info
-    regs = images.decode(images.get(info, 2)[0])          # gpregs
-    regs = images.set_field(regs, 18, cs)                 # cs
-    info = images.set_field(info, 2, images.encode(regs))
-    core = images.set_field(core, 2, images.encode(info))
-    (bad / f"core-{tid}.img").write_bytes(images.replace_record(img, 0, images.encode(core)))
+    # thread_info, its gpregs, their cs
+    images.edit_record(bad / f"core-{tid}.img", lambda core: images.set_nested(
+        core, (2, 2), lambda regs: images.set_field(regs, 18, cs)))
 
 
 def test_thread_registers_refused_at_the_final_stop(tool, workdir, dumped_threads):

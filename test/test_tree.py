@@ -251,16 +251,9 @@ def spoil_fpu_state(core_img):
     """core_img says its task used an FPU state component no CPU has (bit
     62 of xstate_bv): the restore finds out only when it sets that thread's
     registers, in its last stage before the tasks resume."""
-    img = images.load(core_img)
-    core = images.decode(img.payload(0))
-    ti = images.decode(images.get(core, 2)[0])
-    fp = images.decode(images.get(ti, 3)[0])
-    xs = images.decode(images.get(fp, 13)[0])
-    xs = images.set_field(xs, 1, images.get(xs, 1)[0] | 1 << 62)
-    fp = images.set_field(fp, 13, images.encode(xs))
-    ti = images.set_field(ti, 3, images.encode(fp))
-    core = images.set_field(core, 2, images.encode(ti))
-    core_img.write_bytes(images.replace_record(img, 0, images.encode(core)))
+    # thread_info, its fpregs, their xsave, its xstate_bv
+    images.edit_record(core_img, lambda core: images.set_nested(
+        core, (2, 3, 13), lambda xs: images.set_field(xs, 1, images.get(xs, 1)[0] | 1 << 62)))
 
 
 def test_no_task_runs_before_every_one_is_complete(tool, zdtm, workdir):
@@ -440,12 +433,8 @@ def test_restore_refuses_child_in_other_pid_ns(tool, zdtm, workdir):
     (kid,) = task.tree
     bad = workdir / "images-bad"
     shutil.copytree(good, bad)
-    ids = bad / f"ids-{kid}.img"
-    img = images.load(ids)
-    f = images.decode(img.payload(0))
-    (pid_ns,) = images.get(f, 5)
-    ids.write_bytes(images.replace_record(img, 0, images.encode(
-        images.set_field(f, 5, pid_ns + 100))))
+    images.edit_record(bad / f"ids-{kid}.img",
+                       lambda f: images.set_field(f, 5, images.get(f, 5)[0] + 100))
     restore_fails(tool, workdir, bad, [task.pid, kid], rf"ids-{kid}\.img",
                   r"pid namespace inside the tree")
     pidfile = workdir / "good.pid"

@@ -176,6 +176,25 @@ def set_field(fields, num, value, nth=0):
     return out
 
 
+def set_nested(fields, path, change):
+    """fields with the message at path (field numbers, one a level) replaced
+    by change(it)."""
+    if not path:
+        return change(fields)
+    num = path[0]
+    inner = get(fields, num)
+    assert inner, f"field {num} is missing"
+    return set_field(fields, num, encode(set_nested(decode(inner[0]), path[1:], change)))
+
+
+def edit_record(path, change, i=0):
+    """The image at path with record i decoded, given to change (fields ->
+    fields) and written back, its length fixed up."""
+    path = Path(path)
+    img = load(path)
+    path.write_bytes(replace_record(img, i, encode(change(decode(img.payload(i))))))
+
+
 # -------------------------------------------------------------- pagemaps
 
 PE_PARENT, PE_LAZY, PE_PRESENT = 0x1, 0x2, 0x4
