@@ -40,7 +40,9 @@ static int sigchld_fd_new(sigset_t *old)
 int sigchld_fd_open(sigset_t *old)
 {
 	if (held_fd >= 0) {
-		sigprocmask(SIG_BLOCK, NULL, old);
+		/* SIGCHLD stays blocked: sigchld_fd_close() leaves the held one
+		 * and the mask alone (no query: a syscall per wait) */
+		*old = held_old;
 		return held_fd;
 	}
 	return sigchld_fd_new(old);

@@ -52,8 +52,9 @@ void sigchld_fd_close(int fd, const sigset_t *old);
 /*
  * Between these, every sigchld_fd_open() gets one signalfd, opened and
  * blocked once, and sigchld_fd_close() leaves it: a stretch of many
- * ptrace stops (the final stops of a tree: every thread's interrupt, each
- * injected syscall's two stops) pays two syscalls a wait instead of six.
+ * ptrace stops (a tree's lazy stops; its final stops: every thread's
+ * interrupt, each injected syscall's two stops) pays the wait's own
+ * syscalls (a waitpid, at most a poll and a read) and none around them.
  * SIGCHLD stays blocked meanwhile: nothing may fork in between.
  */
 void sigchld_fd_hold(void);
