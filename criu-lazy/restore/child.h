@@ -44,8 +44,7 @@ int child_premap(struct rst_child *c);
 int child_premap_fill(struct rst_child *c);
 int child_premap_inherit(struct rst_child *c);
 int child_premap_drop(struct rst_child *c);
-int child_fill_compare(struct rst_child *c, const struct rst_fill *f, uint64_t dst,
-		       const char *file);
+int child_fill_compare(struct rst_child *c, const struct rst_fill *f, uint64_t dst);
 /* premap.c: a task's attachment of a SysV segment */
 int child_premap_sysv(struct rst_child *c, const struct rst_vma_plan *vp);
 

@@ -151,22 +151,26 @@ int child_premap_drop(struct rst_child *c)
 	return 0;
 }
 
-static int read_full(struct rst_child *c, int fd, const char *file, uint8_t *buf, uint64_t len,
+static int read_full(struct rst_child *c, int fd, uint32_t pages_id, uint8_t *buf, uint64_t len,
 		     uint64_t off)
 {
 	uint64_t got = 0;
 
 	while (got < len) {
 		ssize_t n = pread(fd, buf + got, len - got, off + got);
+		char file[32];
 
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0)
-			return child_err(c, n ? errno : EIO,
-					 "%s: cannot read %llu bytes at offset %llu: %s (task %d)",
+		if (n <= 0) {
+			int err = n ? errno : EIO;
+
+			pages_file_name(pages_id, file, sizeof(file));
+			return child_err(c, err, "%s: cannot read %llu bytes at offset %llu: %s (task %d)",
 					 file, (unsigned long long)(len - got),
 					 (unsigned long long)(off + got),
-					 n ? strerror(errno) : "unexpected end of file", c->ri->pid);
+					 n ? strerror(err) : "unexpected end of file", c->ri->pid);
+		}
 		got += n;
 	}
 	return 0;
@@ -174,21 +178,20 @@ static int read_full(struct rst_child *c, int fd, const char *file, uint8_t *buf
 
 /* One fill into an inherited VMA, at @at: only the pages that differ from
  * the parent's (in its pages file) are written. */
-int child_fill_compare(struct rst_child *c, const struct rst_fill *f, uint64_t at,
-		       const char *file)
+int child_fill_compare(struct rst_child *c, const struct rst_fill *f, uint64_t at)
 {
 	uint8_t buf[CMP_CHUNK], theirs[CMP_CHUNK];
 	const struct rst_plan *parent = c->plan->parent;
-	char parent_file[32];
+	uint32_t ours = c->ri->pi.pages_id;
 	uint64_t done = 0;
 
-	pages_file_name(parent->pages_id, parent_file, sizeof(parent_file));
 	while (done < f->len) {
 		uint64_t len = f->len - done < CMP_CHUNK ? f->len - done : CMP_CHUNK;
 		uint8_t *dst = (uint8_t *)(uintptr_t)(at + done);
 
-		if (read_full(c, c->pages_fd, file, buf, len, f->file_off + done) ||
-		    read_full(c, parent->pages_fd, parent_file, theirs, len, f->parent_off + done))
+		if (read_full(c, c->pages_fd, ours, buf, len, f->file_off + done) ||
+		    read_full(c, parent->pages_fd, parent->pages_id, theirs, len,
+			      f->parent_off + done))
 			return -EIO;
 		for (uint64_t off = 0; off < len; off += RST_PAGE_SIZE) {
 			if (!memcmp(theirs + off, buf + off, RST_PAGE_SIZE))
@@ -196,7 +199,7 @@ int child_fill_compare(struct rst_child *c, const struct rst_fill *f, uint64_t a
 			/* as fill_private(): allocated in one call, written by
 			 * the kernel (a store of ours was a trap a page here) */
 			madvise(dst + off, RST_PAGE_SIZE, MADV_POPULATE_WRITE);
-			if (read_full(c, c->pages_fd, file, dst + off, RST_PAGE_SIZE,
+			if (read_full(c, c->pages_fd, ours, dst + off, RST_PAGE_SIZE,
 				      f->file_off + done + off))
 				return -EIO;
 		}

@@ -2,8 +2,8 @@
  * Premap (runs in the new task): map every VMA of the target at its slot in
  * the premap region (which the parent reserved PROT_NONE before the clone)
  * and read its dumped pages into it straight from the pages file with
- * preadv(): no bounce buffer, and one call for as many adjacent runs as
- * the kernel takes at once.
+ * preadv(): no bounce buffer, and one call for up to 64 runs adjacent in
+ * the file (FILL_IOV).
  *
  *   private anonymous   MAP_PRIVATE | MAP_ANONYMOUS (| GROWSDOWN ...)
  *   private file        the file, MAP_PRIVATE at its offset
@@ -26,7 +26,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -42,22 +41,37 @@
 
 #define PREADV_MAX_BYTES (1ull << 30)	/* per call, well below MAX_RW_COUNT */
 
-/* Read @total bytes at @off into @iov (which this consumes). */
-static int preadv_full(struct rst_child *c, int fd, const char *file, struct iovec *iov,
+/*
+ * Runs read in one preadv() at most: a small array, as the stack of a new
+ * task is its parent's, shared copy-on-write, and every page of it touched
+ * first (IOV_MAX entries went 16 KiB deep) cost a fault and a trip to the
+ * hypervisor in each task.  Few fills have more runs contiguous in the file.
+ */
+#define FILL_IOV	64
+
+/* Read @total bytes at @off into @iov (which this consumes).  The file's
+ * name is made only for an error: the first printf of a new task (its
+ * code, its stack) is a run of faults of its own. */
+static int preadv_full(struct rst_child *c, int fd, uint32_t pages_id, struct iovec *iov,
 		       int iovcnt, uint64_t off, uint64_t total)
 {
 	while (total) {
 		ssize_t n = preadv(fd, iov, iovcnt, off);
+		char file[32];
 
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0)
-			return child_err(c, n ? errno : EIO,
+		if (n <= 0) {
+			int err = n ? errno : EIO;
+
+			pages_file_name(pages_id, file, sizeof(file));
+			return child_err(c, err,
 					 "%s: cannot read %llu bytes at offset %llu into 0x%llx: %s (task %d)",
 					 file, (unsigned long long)total, (unsigned long long)off,
 					 (unsigned long long)(uintptr_t)iov->iov_base,
-					 n ? strerror(errno) : "unexpected end of file",
+					 n ? strerror(err) : "unexpected end of file",
 					 c->ri->pid);
+		}
 		off += n;
 		total -= n;
 		while (n && iovcnt) {
@@ -92,20 +106,16 @@ static void populate(void *addr, size_t len)
 static int fill_private(struct rst_child *c)
 {
 	const struct rst_plan *plan = c->plan;
-	struct iovec iov[IOV_MAX];
-	char file[32];
-	size_t i = 0;
+	struct iovec iov[FILL_IOV];
+	size_t i = 0, vma = 0;
 
-	size_t vma = 0;
-
-	pages_file_name(c->ri->pi.pages_id, file, sizeof(file));
 	while (i < plan->nr_fills) {
 		uint64_t off = plan->fills[i].file_off, total = 0;
 		int n = 0;
 
 		if (plan->fills[i].cmp) {
 			if (child_fill_compare(c, &plan->fills[i],
-					       rst_fill_at(plan, &vma, &plan->fills[i]), file))
+					       rst_fill_at(plan, &vma, &plan->fills[i])))
 				return -EIO;
 			i++;
 			continue;
@@ -117,9 +127,9 @@ static int fill_private(struct rst_child *c)
 			total += plan->fills[i].len;
 			n++;
 			i++;
-		} while (i < plan->nr_fills && n < IOV_MAX && total < PREADV_MAX_BYTES &&
+		} while (i < plan->nr_fills && n < FILL_IOV && total < PREADV_MAX_BYTES &&
 			 plan->fills[i].file_off == off + total && !plan->fills[i].cmp);
-		if (preadv_full(c, c->ri->pi.pages_fd, file, iov, n, off, total))
+		if (preadv_full(c, c->ri->pi.pages_fd, c->ri->pi.pages_id, iov, n, off, total))
 			return -EIO;
 	}
 	return 0;
