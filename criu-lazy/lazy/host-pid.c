@@ -8,15 +8,21 @@
  *
  * The process is a descendant of the restore while it is handed over: if
  * the image's pid here leads up to the restore, it is that; otherwise the
- * descendant whose NSpid (innermost last) ends with it.
+ * descendant whose NSpid (innermost last) ends with it.  But the restore
+ * does not wait for us: on a busy machine it may have sent its last uffd
+ * and exited (its tree reparented) before we read the first.  Then the
+ * one process anywhere whose NSpid ends with the pid, started after us
+ * and with a VMA registered with a userfaultfd.
  */
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/array.h"
 #include "common/log.h"
+#include "common/proc-stat.h"
 #include "lazy/lazy-daemon.h"
 
 #define MAX_DEPTH 4096		/* of the walk up: a cycle cannot be, but bound it */
@@ -105,17 +111,83 @@ static pid_t find_below(pid_t root, pid_t ns_pid)
 	return found;
 }
 
+/* Field 22 of /proc/pid/stat: its start in clock ticks since boot; 0 if unreadable. */
+static unsigned long long start_ticks(pid_t pid)
+{
+	char buf[1024];
+	const char *f = proc_stat_fields(pid, 0, buf, sizeof(buf));
+
+	/* past the state (field 3) and the 18 fields up to 21 */
+	for (int i = 0; f && i < 19; i++) {
+		f = strchr(f, ' ');
+		if (f)
+			f++;
+	}
+	return f ? strtoull(f, NULL, 10) : 0;
+}
+
+/* Has pid a VMA registered with a userfaultfd ("um" in its VmFlags)? */
+static bool has_uffd_vma(pid_t pid)
+{
+	char path[64], *line = NULL;
+	size_t len = 0;
+	bool found = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/smaps", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	while (!found && getline(&line, &len, f) > 0)
+		found = !strncmp(line, "VmFlags:", 8) && strstr(line, " um");
+	free(line);
+	fclose(f);
+	return found;
+}
+
+/*
+ * With the restore gone: the one process whose innermost pid is ns_pid,
+ * started no earlier than us, with a userfaultfd VMA; -1 if none or more
+ * (how many in *nr).
+ */
+static pid_t find_anywhere(pid_t ns_pid, int *nr)
+{
+	unsigned long long since = start_ticks(getpid());
+	pid_t found = -1;
+	struct dirent *de;
+	DIR *dir;
+
+	dir = opendir("/proc");
+	if (!dir)
+		return -1;
+	while ((de = readdir(dir))) {
+		pid_t p = atoi(de->d_name);
+
+		if (p <= 0 || status_pid(p, false) != ns_pid || start_ticks(p) < since ||
+		    !has_uffd_vma(p))
+			continue;
+		found = p;
+		(*nr)++;
+	}
+	closedir(dir);
+	return *nr == 1 ? found : -1;
+}
+
 pid_t lazy_host_pid(pid_t restore_pid, pid_t pid)
 {
+	int nr = 0;
 	pid_t here;
 
 	if (restore_pid <= 0 || descends_from(pid, restore_pid))
 		return pid;
 	here = find_below(restore_pid, pid);
+	if (here < 0)
+		here = find_anywhere(pid, &nr);
 	if (here < 0) {
 		/* the guardian may then read another process's /proc: it says so */
 		pr_warn("task %d: no process below the restore (pid %d) has that pid in its "
-			"namespace: the guardian looks for it as %d", pid, restore_pid, pid);
+			"namespace, %d elsewhere started since us with a userfaultfd: the guardian "
+			"looks for it as %d", pid, restore_pid, nr, pid);
 		return pid;
 	}
 	pr_info("task %d is pid %d here", pid, here);

@@ -28,6 +28,7 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include "lib/lazy.h"
@@ -55,12 +56,16 @@ static void on_sigbus(int sig, siginfo_t *si, void *uc)
 {
 	char line[96];
 
-	(void)uc;
 	if (in_check)
 		siglongjmp(jb, 1);
 	/* outside the check: say where, then die of it, as without us */
-	snprintf(line, sizeof(line), "mem_sigbus: pid %d: SIGBUS outside the check at %p\n",
-		 (int)syscall(SYS_getpid), si->si_addr);
+	snprintf(line, sizeof(line), "mem_sigbus: pid %d: SIGBUS outside the check at %p "
+		 "(ip %#llx)\n", (int)syscall(SYS_getpid), si->si_addr,
+#ifdef REG_RIP
+		 (unsigned long long)((ucontext_t *)uc)->uc_mcontext.gregs[REG_RIP]);
+#else
+		 (unsigned long long)(uc ? 0 : 0));
+#endif
 	say(line);
 	/* the access is retried on return and kills us (no raise(): a raw
 	 * clone's child has its parent's tid in its TLS) */
