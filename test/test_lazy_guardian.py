@@ -128,7 +128,11 @@ def expect_every_page_right_or_poisoned(task, child):
 def kill_daemon_of_one(task, daemon, said):
     """One process, no fork: its region armed, the daemon SIGKILLed, its
     guardian's one line matching the regex said; then SIGTERM to the
-    process.  ((right, poisoned, wrong) of its result line, its output)."""
+    process.  ((right, poisoned, wrong) of its result line, its output).
+    "armed" is said once the program has touched all it needs besides the
+    region's second half, so the kill right after it cannot poison a page
+    it needs to report; a SIGBUS outside the check is in its output
+    ("SIGBUS outside the check at ADDR (ip IP)") and fails the test."""
     os.kill(task.pid, signal.SIGUSR1)
     wait_said(task, r"^mem_sigbus: armed$")
     os.kill(daemon.pid, signal.SIGKILL)
@@ -172,7 +176,15 @@ def test_killed_in_a_pid_namespace(zdtm, tool, workdir):
     its processes by their pids there (1 for the root), which are other
     processes' pids here.  The daemon finds each process's pid in its own
     namespace, so its guardian poisons the right one: its half not read
-    before the daemon was killed raises SIGBUS, none reads zeros."""
+    before the daemon was killed raises SIGBUS, none reads zeros.
+
+    The daemon is killed as soon as the program says "armed", so
+    everything it touches afterwards besides its region's second half
+    must be there by then (mem_sigbus's arm(): its stack, its SIGTERM
+    flag's page, which was never dumped and would be poisoned); the
+    daemon may read the uffd after the restore has returned (see
+    test_killed_in_a_pid_namespace_restore_gone).  Nothing else is waited
+    for: the half not read must still be missing when the daemon dies."""
     task, daemon = restored(zdtm, tool, workdir, pid_ns=True)
     (right, poisoned, wrong), out = kill_daemon_of_one(
         task, daemon, rf": task 1 \(pid {task.pid} here\): [1-9][0-9]* missing pages poisoned "

@@ -11,8 +11,8 @@
  * descendant whose NSpid (innermost last) ends with it.  But the restore
  * does not wait for us: on a busy machine it may have sent its last uffd
  * and exited (its tree reparented) before we read the first.  Then the
- * one process anywhere whose NSpid ends with the pid, started after us
- * and with a VMA registered with a userfaultfd.
+ * one process anywhere whose NSpid ends with the pid, started after us,
+ * with its mm image's heap start and a VMA registered with a userfaultfd.
  */
 #include <dirent.h>
 #include <stdio.h>
@@ -23,7 +23,9 @@
 #include "common/array.h"
 #include "common/log.h"
 #include "common/proc-stat.h"
+#include "images/image.h"
 #include "lazy/lazy-daemon.h"
+#include "mm.pb-c.h"
 
 #define MAX_DEPTH 4096		/* of the walk up: a cycle cannot be, but bound it */
 
@@ -111,14 +113,14 @@ static pid_t find_below(pid_t root, pid_t ns_pid)
 	return found;
 }
 
-/* Field 22 of /proc/pid/stat: its start in clock ticks since boot; 0 if unreadable. */
-static unsigned long long start_ticks(pid_t pid)
+/* Field n (> 3) of /proc/pid/stat as a number; 0 if unreadable. */
+static unsigned long long stat_field(pid_t pid, int n)
 {
 	char buf[1024];
 	const char *f = proc_stat_fields(pid, 0, buf, sizeof(buf));
 
-	/* past the state (field 3) and the 18 fields up to 21 */
-	for (int i = 0; f && i < 19; i++) {
+	/* f is at the state, field 3 */
+	for (int i = 3; f && i < n; i++) {
 		f = strchr(f, ' ');
 		if (f)
 			f++;
@@ -147,13 +149,21 @@ static bool has_uffd_vma(pid_t pid)
 
 /*
  * With the restore gone: the one process whose innermost pid is ns_pid,
- * started no earlier than us, with a userfaultfd VMA; -1 if none or more
- * (how many in *nr).
+ * started no earlier than us (field 22), with a userfaultfd VMA and the
+ * heap's start of its mm image (field 47, set by the restore; another
+ * restore's pid 1 may be about); -1 if none or more (how many in *nr).
  */
-static pid_t find_anywhere(pid_t ns_pid, int *nr)
+static pid_t find_anywhere(const struct lazy_daemon *d, pid_t ns_pid, int *nr)
 {
-	unsigned long long since = start_ticks(getpid());
+	unsigned long long since = stat_field(getpid(), 22), start_brk = 0;
 	pid_t found = -1;
+	MmEntry *mm;
+
+	if (!img_read_one(d->dirfd, IMG_MM, ns_pid, &mm_entry__descriptor,
+			  (ProtobufCMessage **)&mm)) {
+		start_brk = mm->mm_start_brk;
+		mm_entry__free_unpacked(mm, NULL);
+	}
 	struct dirent *de;
 	DIR *dir;
 
@@ -163,8 +173,8 @@ static pid_t find_anywhere(pid_t ns_pid, int *nr)
 	while ((de = readdir(dir))) {
 		pid_t p = atoi(de->d_name);
 
-		if (p <= 0 || status_pid(p, false) != ns_pid || start_ticks(p) < since ||
-		    !has_uffd_vma(p))
+		if (p <= 0 || status_pid(p, false) != ns_pid || stat_field(p, 22) < since ||
+		    (start_brk && stat_field(p, 47) != start_brk) || !has_uffd_vma(p))
 			continue;
 		found = p;
 		(*nr)++;
@@ -173,8 +183,9 @@ static pid_t find_anywhere(pid_t ns_pid, int *nr)
 	return *nr == 1 ? found : -1;
 }
 
-pid_t lazy_host_pid(pid_t restore_pid, pid_t pid)
+pid_t lazy_host_pid(const struct lazy_daemon *d, pid_t pid)
 {
+	pid_t restore_pid = d->restore_pid;
 	int nr = 0;
 	pid_t here;
 
@@ -182,7 +193,7 @@ pid_t lazy_host_pid(pid_t restore_pid, pid_t pid)
 		return pid;
 	here = find_below(restore_pid, pid);
 	if (here < 0)
-		here = find_anywhere(pid, &nr);
+		here = find_anywhere(d, pid, &nr);
 	if (here < 0) {
 		/* the guardian may then read another process's /proc: it says so */
 		pr_warn("task %d: no process below the restore (pid %d) has that pid in its "

@@ -170,7 +170,7 @@ int lazy_read_events(struct lazy_daemon *d, struct lazy_task *t);
 
 
 /* host-pid.c: the pid here of the process the restore names pid */
-pid_t lazy_host_pid(pid_t restore_pid, pid_t pid);
+pid_t lazy_host_pid(const struct lazy_daemon *d, pid_t pid);
 
 /* lazy-poison.c: what the tasks get when pages can no longer arrive */
 void lazy_poison_all(struct lazy_daemon *d);

@@ -206,7 +206,7 @@ int lazy_accept_tasks(struct lazy_daemon *d, const struct lazy_tree *tree, int l
 		ret = recv_uffd(d, d->conn_fd, pid, &uffd);
 		if (ret)
 			return ret;
-		t = lazy_task_new(d, pid, lazy_host_pid(d->restore_pid, pid), uffd, NULL);
+		t = lazy_task_new(d, pid, lazy_host_pid(d, pid), uffd, NULL);
 		if (!t) {
 			close(uffd);
 			return -ENOMEM;

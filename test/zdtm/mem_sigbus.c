@@ -10,7 +10,8 @@
  * time, while the daemon still serves the task:
  *   SIGUSR1  arm: fault in the stack the check will use, a fresh
  *            sigaltstack (a new VMA: not registered) and the SIGBUS
- *            handler, read the first half of the region; says "armed"
+ *            handler, read the first half of the region and the lib's
+ *            SIGTERM flag; says "armed"
  *   SIGUSR2  fork a child with a raw clone (glibc's fork would run its
  *            atfork handlers over memory that may be poisoned by now);
  *            each says "forked child PID" / nothing
@@ -108,6 +109,15 @@ static void dry_run(const uint8_t *mem)
 	snprintf(line, sizeof(line), "%d %zu %p", (int)syscall(SYS_getpid), (size_t)1, (void *)mem);
 	if (pattern_find_bad(mem, PAGE_SIZE, SEED) != PAGE_SIZE)
 		fail("page 0 of the region is wrong before any check");
+	/*
+	 * The lib's SIGTERM flag (and its output file's name) sit in a .bss
+	 * page never touched before the dump: not in the images, so the
+	 * guardian poisons it if it is still missing.  The wait after "armed"
+	 * reads it first, and the test may kill the daemon before that wait
+	 * runs (a busy machine did): SIGBUS in the SIGTERM handler.
+	 */
+	if (test_stopped())
+		return;
 }
 
 static __attribute__((noinline)) void prefault_stack(void)
