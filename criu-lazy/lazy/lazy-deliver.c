@@ -240,8 +240,6 @@ static long inflight_first_in(const struct lazy_task *t, uint64_t img, uint64_t 
 	return best;
 }
 
-#define LOST_LINES_MAX	16	/* on stderr; the log gets every one */
-
 /*
  * [img, img + len) of in-flight request i is settled in the task; existed
  * of its pages were there already (EEXIST) although we held them in
@@ -256,7 +254,7 @@ static int delivered(struct lazy_daemon *d, struct lazy_task *t, size_t i, uint6
 
 	if (existed) {
 		LAZY_COUNT(d, t, pages_lost, existed);
-		if (d->stats.pages_lost <= LOST_LINES_MAX)
+		if (d->stats.pages_lost <= LAZY_LOST_LINES)
 			pr_err("task %d: %llu lazy page(s) from 0x%llx were present before their data "
 			       "came from us (EEXIST): lost", t->pid, (unsigned long long)existed,
 			       (unsigned long long)first_existed);
@@ -304,7 +302,7 @@ static int page_unreachable(struct lazy_daemon *d, struct lazy_task *t, uint64_t
 		LAZY_COUNT(d, t, pages_inherited, -1);
 	} else {
 		LAZY_COUNT(d, t, pages_lost, 1);
-		if (d->stats.pages_lost <= LOST_LINES_MAX)
+		if (d->stats.pages_lost <= LAZY_LOST_LINES)
 			pr_err("task %d: lazy page 0x%llx (0x%llx at dump time) is in no VMA of its "
 			       "userfaultfd and no event removed it: lost", t->pid,
 			       (unsigned long long)addr, (unsigned long long)img);

@@ -164,8 +164,6 @@ static int obj_open(struct lazy_daemon *d, struct lazy_task *t, uint64_t shmid,
 	return 0;
 }
 
-#define LOST_LINES	16	/* on stderr; the log gets every one */
-
 /*
  * Before we fill anything, the object must lack every page still to come
  * (lazy-task.c's check for private memory): a page in its page cache is
@@ -202,7 +200,7 @@ static void obj_check_missing(struct lazy_daemon *d, struct lazy_task *t,
 			LAZY_COUNT(d, t, pages_lost, 1);
 			if (off < v->pgoff || addr >= v->end)
 				addr = 0;	/* outside this view: the offset says where */
-			if (d->stats.pages_lost <= LOST_LINES)
+			if (d->stats.pages_lost <= LAZY_LOST_LINES)
 				pr_err("task %d: lazy page 0x%" PRIx64 " (shared memory %" PRIu64
 				       ", offset 0x%" PRIx64 ") was present before we delivered "
 				       "anything (a write during the restore filled it): lost",

@@ -47,7 +47,6 @@
 #include "lazy/uffd.h"
 
 #define BG_PAGES	256	/* a background chunk: 1 MiB */
-#define LOST_LINES	16	/* on stderr; the log gets every one */
 
 enum { FILL_FAULT, FILL_BG, FILL_PREFETCH };	/* who a fill counts for */
 
@@ -90,7 +89,7 @@ void shm_count_lost(struct lazy_daemon *d, const struct lazy_shm_obj *o, uint64_
 
 	d->stats.pages_lost += n;
 	ps->pages_lost += n;
-	if (d->stats.pages_lost <= LOST_LINES)
+	if (d->stats.pages_lost <= LAZY_LOST_LINES)
 		pr_err("shared memory %" PRIu64 ": %" PRIu64 " lazy page(s) from offset 0x%" PRIx64
 		       " were in the object before their data came from us (EEXIST): lost",
 		       o->shmid, n, first);

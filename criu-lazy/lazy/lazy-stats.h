@@ -86,6 +86,11 @@ static inline struct lazy_proc_stats *lazy_stats_proc(struct lazy_stats *s, long
 /* Process @ps (its counts already up to date) was delivered pages at @now. */
 void lazy_stats_delivered(struct lazy_stats *s, struct lazy_proc_stats *ps, uint64_t now);
 
+/* A lost page is an error line on stderr for the first LAZY_LOST_LINES of
+ * them, then a warning: the log gets every one, a flood does not drown the
+ * terminal. */
+#define LAZY_LOST_LINES	16
+
 /* Add @n to counter @field of the tree and of task @t's process. */
 #define LAZY_COUNT(d, t, field, n) do {						\
 		uint64_t n_ = (n);						\

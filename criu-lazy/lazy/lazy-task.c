@@ -55,8 +55,6 @@ struct lazy_task *lazy_task_new(struct lazy_daemon *d, pid_t pid, pid_t host_pid
 	return t;
 }
 
-#define PM_LOST_LINES 16	/* on stderr; the log gets every one */
-
 struct lost_pages {
 	const struct lazy_region *reg;
 	uint64_t *addr;
@@ -116,7 +114,7 @@ static int check_missing(struct lazy_daemon *d, struct lazy_task *t)
 		return 0;
 	}
 	for (size_t k = 0; k < lost.nr && !ret; k++) {
-		if (k < PM_LOST_LINES)
+		if (k < LAZY_LOST_LINES)
 			pr_err("task %d: lazy page 0x%llx was present before we delivered anything "
 			       "(a huge page or a write during the restore filled it): lost", t->pid,
 			       (unsigned long long)lost.addr[k]);
