@@ -16,16 +16,19 @@ refused connection: each refusal is seen before the first request.
 """
 import os
 import re
+import shutil
 import signal
 import socket
 import ssl
+import subprocess
 import time
 
 import pytest
 
 from lib import procs as procs_mod
 from lib.pageserver import (HDR, PS_IOV_GET, RESTORE_TOOL, SMALL_VMA, Client, daemon_images,
-                            output_of, spawn_ready, start_page_server, stop, write_images)
+                            output_of, spawn_ready, start_daemon, start_page_server, stop,
+                            write_images)
 from lib.ports import free_port
 from lib.tlscerts import Certs
 from lib.tool import assert_error_line
@@ -266,6 +269,66 @@ def test_bad_key(tool, workdir, dirs, certs):
 def test_tls_flags_misused(tool, argv, pat):
     res = tool.run(argv + (["--tls"] if "--tls-cert" not in argv else []), timeout=20)
     assert res.rc != 0 and re.search(pat, res.stderr), res.describe()
+
+
+# -- GnuTLS is loaded only for --tls (common/tls-lib.c) ------------------------
+
+def gnutls_mapped(pid):
+    with open(f"/proc/{pid}/maps") as f:
+        return "/libgnutls.so" in f.read()
+
+
+def test_gnutls_only_with_tls(tool, procs, workdir, dirs, certs):
+    """The tool is not linked with GnuTLS: a page server and a daemon
+    without --tls never map it; with --tls both have loaded it."""
+    res = tool.run(["--version"], timeout=20, env={**os.environ, "LD_DEBUG": "libs"})
+    assert res.rc == 0 and "gnutls" not in res.stderr, res.describe()
+    src, dst = dirs
+    for name, tls in (("plain", False), ("tls", True)):
+        port = free_port()
+        server = start_page_server(tool, procs, workdir, src, port, name=f"page-server-{name}",
+                                   extra=certs.args("server") if tls else ())
+        daemon = start_daemon(tool, procs, workdir, dst, port, name=f"lazy-pages-{name}",
+                              extra=certs.args("client") if tls else ())
+        mapped = (gnutls_mapped(server.pid), gnutls_mapped(daemon.pid))
+        stop(procs, daemon)
+        stop(procs, server)
+        assert mapped == (tls, tls), (name, mapped)
+
+
+def shared_lib_of(binary, name):
+    """The path of a library the tool is linked with (ldd)."""
+    out = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, timeout=20)
+    m = re.search(rf"^\s*{re.escape(name)}\S* => (\S+)", out.stdout, re.MULTILINE)
+    assert m, out.stdout
+    return m.group(1)
+
+
+@pytest.mark.parametrize("command", ["page-server", "lazy-pages"])
+@pytest.mark.parametrize("lib,pat", [
+    ("garbage", r"invalid ELF header"),
+    # another library under GnuTLS's name: it loads, but has none of its functions
+    ("incomplete", r"undefined symbol: gnutls_"),
+])
+def test_gnutls_missing(tool, workdir, dirs, certs, command, lib, pat):
+    """A GnuTLS that cannot be loaded fails only --tls, with one line
+    naming the library and the loader's reason."""
+    src, dst = dirs
+    libdir = workdir / "libs"
+    libdir.mkdir()
+    if lib == "garbage":
+        (libdir / "libgnutls.so.30").write_bytes(b"not a shared library\n" * 16)
+    else:
+        shutil.copy(shared_lib_of(tool.binary, "libprotobuf-c.so"), libdir / "libgnutls.so.30")
+    env = {**os.environ, "LD_LIBRARY_PATH": str(libdir)}
+    port = str(free_port())
+    if command == "page-server":
+        argv = ["page-server", "-D", src, "--port", port, "--lazy-pages"]
+    else:
+        argv = ["lazy-pages", "-D", dst, "--page-server", "--address", ADDR, "--port", port]
+    res = tool.run([*argv, *certs.args("server")], timeout=20, env=env)
+    assert res.rc == 1, res.describe()
+    assert_error_line(res, command, r"--tls needs GnuTLS \(libgnutls\.so\.30\): .*" + pat)
 
 
 # -- dump --lazy-pages --tls: the dump is the page server -----------------------

@@ -25,13 +25,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <gnutls/gnutls.h>
-#include <gnutls/x509.h>
-
 #define LOG_PREFIX "tls: "
 #include "common/log.h"
 #include "common/mono-time.h"
 #include "common/tls.h"
+#include "common/tls-lib.h"
 
 #define RECORD_MAX	16384		/* TLS plaintext per record */
 #define READ_AHEAD	(64 << 10)
@@ -82,7 +80,9 @@ int tls_creds_load(const struct tls_opts *o, struct tls_creds **out)
 	struct tls_creds *cr;
 	int ret;
 
-	ret = check_file(cacert, "CA certificate", "--tls-cacert", o->cacert) ?:
+	/* GnuTLS itself first: the files are its to read */
+	ret = tls_lib_load() ?:
+	      check_file(cacert, "CA certificate", "--tls-cacert", o->cacert) ?:
 	      (o->cacrl ? check_file(cacrl, "certificate revocation list", "--tls-cacrl", true) : 0) ?:
 	      check_file(cert, "certificate", "--tls-cert", o->cert) ?:
 	      check_file(key, "private key", "--tls-key", o->key);
@@ -92,37 +92,37 @@ int tls_creds_load(const struct tls_opts *o, struct tls_creds **out)
 	if (!cr)
 		return -ENOMEM;
 	cr->no_cn_verify = o->no_cn_verify;
-	ret = gnutls_certificate_allocate_credentials(&cr->x509);
+	ret = tls_lib->certificate_allocate_credentials(&cr->x509);
 	if (ret < 0) {
-		pr_err("cannot allocate credentials: %s", gnutls_strerror(ret));
+		pr_err("cannot allocate credentials: %s", tls_lib->strerror(ret));
 		free(cr);
 		return -ENOMEM;
 	}
 	/* only this CA: no system trust store, unlike CRIU without --tls-cacert */
-	ret = gnutls_certificate_set_x509_trust_file(cr->x509, cacert, GNUTLS_X509_FMT_PEM);
+	ret = tls_lib->certificate_set_x509_trust_file(cr->x509, cacert, GNUTLS_X509_FMT_PEM);
 	if (ret <= 0) {
 		pr_err("CA certificate %s: %s", cacert,
-		       ret ? gnutls_strerror(ret) : "no PEM certificate in it");
+		       ret ? tls_lib->strerror(ret) : "no PEM certificate in it");
 		goto err;
 	}
 	/* the default CRL only if it is there, as CRIU */
 	if (o->cacrl || !access(cacrl, R_OK)) {
-		ret = gnutls_certificate_set_x509_crl_file(cr->x509, cacrl, GNUTLS_X509_FMT_PEM);
+		ret = tls_lib->certificate_set_x509_crl_file(cr->x509, cacrl, GNUTLS_X509_FMT_PEM);
 		if (ret <= 0) {
 			pr_err("certificate revocation list %s: %s", cacrl,
-			       ret ? gnutls_strerror(ret) : "no PEM CRL in it");
+			       ret ? tls_lib->strerror(ret) : "no PEM CRL in it");
 			goto err;
 		}
 	}
-	ret = gnutls_certificate_set_x509_key_file(cr->x509, cert, key, GNUTLS_X509_FMT_PEM);
+	ret = tls_lib->certificate_set_x509_key_file(cr->x509, cert, key, GNUTLS_X509_FMT_PEM);
 	if (ret < 0) {
-		pr_err("certificate %s with private key %s: %s", cert, key, gnutls_strerror(ret));
+		pr_err("certificate %s with private key %s: %s", cert, key, tls_lib->strerror(ret));
 		goto err;
 	}
 	*out = cr;
 	return 0;
 err:
-	gnutls_certificate_free_credentials(cr->x509);
+	tls_lib->certificate_free_credentials(cr->x509);
 	free(cr);
 	return -EINVAL;
 }
@@ -131,7 +131,7 @@ void tls_creds_free(struct tls_creds *cr)
 {
 	if (!cr)
 		return;
-	gnutls_certificate_free_credentials(cr->x509);
+	tls_lib->certificate_free_credentials(cr->x509);
 	free(cr);
 }
 
@@ -149,7 +149,7 @@ static ssize_t pull(gnutls_transport_ptr_t p, void *data, size_t size)
 		while (got < 0 && errno == EINTR);
 		if (got < 0) {
 			t->io_err = errno;
-			gnutls_transport_set_errno(t->s, errno);
+			tls_lib->transport_set_errno(t->s, errno);
 			return -1;
 		}
 		if (got == 0)
@@ -176,7 +176,7 @@ static ssize_t push(gnutls_transport_ptr_t p, const giovec_t *iov, int iovcnt)
 	while (n < 0 && errno == EINTR);
 	if (n < 0) {
 		t->io_err = errno;
-		gnutls_transport_set_errno(t->s, errno);
+		tls_lib->transport_set_errno(t->s, errno);
 	}
 	return n;
 }
@@ -197,25 +197,25 @@ int tls_conn_new(struct tls_creds *cr, int fd, bool server, const char *verify_n
 		if (!t->verify_name)
 			goto nomem;
 	}
-	ret = gnutls_init(&t->s, (server ? GNUTLS_SERVER : GNUTLS_CLIENT) | GNUTLS_NONBLOCK |
-			  GNUTLS_NO_SIGNAL);
+	ret = tls_lib->init(&t->s, (server ? GNUTLS_SERVER : GNUTLS_CLIENT) | GNUTLS_NONBLOCK |
+			    GNUTLS_NO_SIGNAL);
 	if (ret < 0)
 		goto nomem;
-	if (gnutls_priority_set_direct(t->s, PRIORITY, NULL) < 0 ||
-	    gnutls_credentials_set(t->s, GNUTLS_CRD_CERTIFICATE, cr->x509) < 0) {
-		gnutls_deinit(t->s);
+	if (tls_lib->priority_set_direct(t->s, PRIORITY, NULL) < 0 ||
+	    tls_lib->credentials_set(t->s, GNUTLS_CRD_CERTIFICATE, cr->x509) < 0) {
+		tls_lib->deinit(t->s);
 		goto nomem;
 	}
 	if (server) {
 		/* mutual authentication; the names of our CAs are not advertised (as CRIU) */
-		gnutls_certificate_server_set_request(t->s, GNUTLS_CERT_REQUIRE);
-		gnutls_certificate_send_x509_rdn_sequence(t->s, 1);
+		tls_lib->certificate_server_set_request(t->s, GNUTLS_CERT_REQUIRE);
+		tls_lib->certificate_send_x509_rdn_sequence(t->s, 1);
 	}
 	/* the handshake fails unless the peer's chain (and name) verify */
-	gnutls_session_set_verify_cert(t->s, t->verify_name, 0);
-	gnutls_transport_set_ptr(t->s, t);
-	gnutls_transport_set_pull_function(t->s, pull);
-	gnutls_transport_set_vec_push_function(t->s, push);
+	tls_lib->session_set_verify_cert(t->s, t->verify_name, 0);
+	tls_lib->transport_set_ptr(t->s, t);
+	tls_lib->transport_set_pull_function(t->s, pull);
+	tls_lib->transport_set_vec_push_function(t->s, push);
 	*out = t;
 	return 0;
 nomem:
@@ -229,15 +229,15 @@ void tls_conn_free(struct tls_conn *t)
 	if (!t)
 		return;
 	if (t->established && !t->send_pending)
-		gnutls_bye(t->s, GNUTLS_SHUT_WR);	/* best effort: never waits */
-	gnutls_deinit(t->s);
+		tls_lib->bye(t->s, GNUTLS_SHUT_WR);	/* best effort: never waits */
+	tls_lib->deinit(t->s);
 	free(t->verify_name);
 	free(t);
 }
 
 bool tls_wants_write(const struct tls_conn *t)
 {
-	return gnutls_record_get_direction(t->s) == 1;
+	return tls_lib->record_get_direction(t->s) == 1;
 }
 
 /* The reason of a failed handshake, in the user's terms. */
@@ -247,13 +247,13 @@ static void handshake_why(struct tls_conn *t, int err, char *why, size_t len)
 	gnutls_datum_t txt = { NULL, 0 };
 
 	/* a client refusing our certificate: GnuTLS says it sent none, with its alert */
-	if (err == GNUTLS_E_NO_CERTIFICATE_FOUND && gnutls_alert_get(t->s))
+	if (err == GNUTLS_E_NO_CERTIFICATE_FOUND && tls_lib->alert_get(t->s))
 		err = GNUTLS_E_FATAL_ALERT_RECEIVED;
 
 	switch (err) {
 	case GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR:
-		if (gnutls_certificate_verification_status_print(
-			    gnutls_session_get_verify_cert_status(t->s), GNUTLS_CRT_X509, &txt, 0))
+		if (tls_lib->certificate_verification_status_print(
+			    tls_lib->session_get_verify_cert_status(t->s), GNUTLS_CRT_X509, &txt, 0))
 			txt.data = NULL;
 		if (txt.data)	/* GnuTLS ends its sentences with a space */
 			for (char *e = (char *)txt.data + strlen((char *)txt.data);
@@ -261,11 +261,11 @@ static void handshake_why(struct tls_conn *t, int err, char *why, size_t len)
 				e[-1] = '\0';
 		snprintf(why, len, "%s's certificate is refused: %s", peer,
 			 txt.data ? (char *)txt.data : "it does not verify");
-		gnutls_free(txt.data);
+		tls_lib->free(txt.data);
 		return;
 	case GNUTLS_E_FATAL_ALERT_RECEIVED:
 		snprintf(why, len, "%s refused the handshake (TLS alert: %s)%s", peer,
-			 gnutls_alert_get_name(gnutls_alert_get(t->s)),
+			 tls_lib->alert_get_name(tls_lib->alert_get(t->s)),
 			 t->server ? "" : ": is our certificate signed by the CA it trusts?");
 		return;
 	case GNUTLS_E_NO_CERTIFICATE_FOUND:
@@ -284,13 +284,13 @@ static void handshake_why(struct tls_conn *t, int err, char *why, size_t len)
 			 t->server ? "" : " (a page server without --tls?)");
 		return;
 	}
-	snprintf(why, len, "TLS handshake failed: %s", gnutls_strerror(err));
+	snprintf(why, len, "TLS handshake failed: %s", tls_lib->strerror(err));
 }
 
 int tls_handshake_step(struct tls_conn *t, char *why, size_t why_len)
 {
 	for (;;) {
-		int ret = gnutls_handshake(t->s);
+		int ret = tls_lib->handshake(t->s);
 
 		if (ret == GNUTLS_E_SUCCESS) {
 			t->established = true;
@@ -298,14 +298,14 @@ int tls_handshake_step(struct tls_conn *t, char *why, size_t why_len)
 		}
 		if (ret == GNUTLS_E_AGAIN)
 			return -EAGAIN;
-		if (ret == GNUTLS_E_INTERRUPTED || !gnutls_error_is_fatal(ret))
+		if (ret == GNUTLS_E_INTERRUPTED || !tls_lib->error_is_fatal(ret))
 			continue;	/* a warning alert: the handshake goes on */
 		handshake_why(t, ret, why, why_len);
 		/* tell the peer why (best effort): its log names it too */
 		if (ret != GNUTLS_E_FATAL_ALERT_RECEIVED && ret != GNUTLS_E_PUSH_ERROR &&
 		    ret != GNUTLS_E_PULL_ERROR && ret != GNUTLS_E_PREMATURE_TERMINATION &&
 		    !(t->server && t->first_byte != TLS_HANDSHAKE_TYPE))
-			gnutls_alert_send_appropriate(t->s, ret);
+			tls_lib->alert_send_appropriate(t->s, ret);
 		return -ECONNREFUSED;
 	}
 }
@@ -336,36 +336,36 @@ int tls_handshake(struct tls_conn *t, int timeout_ms, char *why, size_t why_len)
 static void peer_dn(struct tls_conn *t, char *buf, size_t len)
 {
 	unsigned int n = 0;
-	const gnutls_datum_t *certs = gnutls_certificate_get_peers(t->s, &n);
+	const gnutls_datum_t *certs = tls_lib->certificate_get_peers(t->s, &n);
 	gnutls_x509_crt_t crt;
 	gnutls_datum_t dn = { NULL, 0 };
 
 	snprintf(buf, len, "?");
-	if (!certs || !n || gnutls_x509_crt_init(&crt) < 0)
+	if (!certs || !n || tls_lib->x509_crt_init(&crt) < 0)
 		return;
-	if (gnutls_x509_crt_import(crt, &certs[0], GNUTLS_X509_FMT_DER) >= 0 &&
-	    gnutls_x509_crt_get_dn2(crt, &dn) >= 0) {
+	if (tls_lib->x509_crt_import(crt, &certs[0], GNUTLS_X509_FMT_DER) >= 0 &&
+	    tls_lib->x509_crt_get_dn2(crt, &dn) >= 0) {
 		snprintf(buf, len, "%s", (char *)dn.data);
-		gnutls_free(dn.data);
+		tls_lib->free(dn.data);
 	}
-	gnutls_x509_crt_deinit(crt);
+	tls_lib->x509_crt_deinit(crt);
 }
 
 void tls_describe(struct tls_conn *t, char *buf, size_t len)
 {
-	char *desc = gnutls_session_get_desc(t->s);
+	char *desc = tls_lib->session_get_desc(t->s);
 	char dn[256];
 
 	peer_dn(t, dn, sizeof(dn));
 	snprintf(buf, len, "%s, peer %s%s", desc ? desc : "TLS", dn,
 		 t->verify_name || t->server ? "" : " (name not checked: --tls-no-cn-verify)");
-	gnutls_free(desc);
+	tls_lib->free(desc);
 }
 
 ssize_t tls_recv_some(struct tls_conn *t, void *buf, size_t len)
 {
 	for (;;) {
-		ssize_t n = gnutls_record_recv(t->s, buf, len);
+		ssize_t n = tls_lib->record_recv(t->s, buf, len);
 
 		if (n > 0)
 			return n;
@@ -382,7 +382,7 @@ ssize_t tls_recv_some(struct tls_conn *t, void *buf, size_t len)
 		case GNUTLS_E_DECRYPTION_FAILED:
 			return -EBADMSG;
 		}
-		if (!gnutls_error_is_fatal(n))
+		if (!tls_lib->error_is_fatal(n))
 			continue;	/* a warning alert, a TLS 1.3 key update */
 		return -EPROTO;
 	}
@@ -418,8 +418,8 @@ ssize_t tls_sendv_some(struct tls_conn *t, const struct iovec *iov, int iovcnt)
 	}
 	for (;;) {
 		/* after GNUTLS_E_AGAIN, NULL/0 sends the rest of that record */
-		n = t->send_pending ? gnutls_record_send(t->s, NULL, 0) :
-				      gnutls_record_send(t->s, data, len);
+		n = t->send_pending ? tls_lib->record_send(t->s, NULL, 0) :
+				      tls_lib->record_send(t->s, data, len);
 		if (n >= 0) {
 			t->send_pending = false;
 			return n;
@@ -440,5 +440,5 @@ ssize_t tls_sendv_some(struct tls_conn *t, const struct iovec *iov, int iovcnt)
 
 bool tls_pending(const struct tls_conn *t)
 {
-	return t->rpos < t->rlen || gnutls_record_check_pending(t->s) > 0;
+	return t->rpos < t->rlen || tls_lib->record_check_pending(t->s) > 0;
 }

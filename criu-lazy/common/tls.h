@@ -8,7 +8,8 @@
  * --tls-no-cn-verify.  Documentation/tls.md has the whole story.
  *
  * The credentials are loaded once at start-up (tls_creds_load), so that a
- * missing or unreadable file is one error line before anything happens.
+ * missing or unreadable file, or a missing GnuTLS (loaded only then), is
+ * one error line before anything happens.
  * A session (struct tls_conn) sits on a connected non-blocking socket and
  * offers the same I/O as pageserver/ps-io.h's plain helpers: partial reads
  * and writes that never block, 0 when nothing can move now.  Decrypted data
@@ -46,7 +47,11 @@ struct tls_opts {
 struct tls_creds;
 struct tls_conn;
 
-/* Load the CA, the CRL, our certificate and key (each error logged once). */
+/*
+ * Load GnuTLS the first time (common/tls-lib.h: every other function here
+ * needs credentials), then the CA, the CRL, our certificate and key (each
+ * error logged once).
+ */
 int tls_creds_load(const struct tls_opts *o, struct tls_creds **out);
 void tls_creds_free(struct tls_creds *cr);
 
