@@ -3,18 +3,31 @@
  * the images.  CRIU's protocol sends the latter; for a tree restored into
  * a pid namespace of its own (lazy-migrate on one host) that is its pid
  * there (1 for the root), another process's pid here.  The daemon itself
- * needs no more than the uffd, but its guardian reads /proc/PID of the
- * process, so it must be the right one.
+ * needs no more than the uffd, but it reads the process's /proc (the
+ * check at the handover, shared memory, the guardian), so it must be the
+ * right one.
  *
- * The process is a descendant of the restore while it is handed over: if
- * the image's pid here leads up to the restore, it is that; otherwise the
- * descendant whose NSpid (innermost last) ends with it.  But the restore
- * does not wait for us: on a busy machine it may have sent its last uffd
- * and exited (its tree reparented) before we read the first.  Then the
- * one process anywhere whose NSpid ends with the pid, started after us,
- * with its mm image's heap start and a VMA registered with a userfaultfd.
+ * The kernel says it: the uffd's message comes with credentials (the
+ * connection has SO_PASSCRED), whose pid it translated into our
+ * namespace.  Our restore names the task there; CRIU's sends each uffd
+ * from the task itself, whose own pid the kernel fills in.  A pid other
+ * than the restore's (SO_PEERCRED) is the process, once its innermost
+ * NSpid is the image's pid; when it is not, the task is refused.
+ *
+ * A pid of the restore itself, or 0 (a sender we cannot see), says
+ * nothing: a restore that could not send credentials (no CAP_SYS_ADMIN).
+ * Then the process is looked for: a descendant of the restore while it is
+ * handed over: if the image's pid here leads up to the restore, it is
+ * that; otherwise the descendant whose NSpid (innermost last) ends with
+ * it.  But the restore does not wait for us: on a busy machine it may
+ * have sent its last uffd and exited (its tree reparented) before we read
+ * the first.  Then the one process anywhere whose NSpid ends with the
+ * pid, started after us, with its mm image's heap start and a VMA
+ * registered with a userfaultfd; two restores of the same images at once
+ * can make that ambiguous (a warning), which the credentials never are.
  */
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -183,17 +196,45 @@ static pid_t find_anywhere(const struct lazy_daemon *d, pid_t ns_pid, int *nr)
 	return *nr == 1 ? found : -1;
 }
 
-pid_t lazy_host_pid(const struct lazy_daemon *d, pid_t pid)
+/* cred_pid from the restore's credentials: the process if it has the image's pid. */
+static pid_t from_credentials(pid_t pid, pid_t cred_pid)
+{
+	pid_t inner = status_pid(cred_pid, false);
+
+	if (inner == pid) {
+		pr_debug("task %d is pid %d here: the restore's credentials say so", pid, cred_pid);
+		return cred_pid;
+	}
+	if (inner < 0)
+		pr_err("task %d: the restore's credentials name pid %d here, which is gone: "
+		       "refused, its lazy pages poisoned", pid, cred_pid);
+	else
+		pr_err("task %d: the restore's credentials name pid %d here, which is pid %d in "
+		       "its namespace: refused, its lazy pages poisoned", pid, cred_pid, inner);
+	return -ESRCH;
+}
+
+pid_t lazy_host_pid(const struct lazy_daemon *d, pid_t pid, pid_t cred_pid)
 {
 	pid_t restore_pid = d->restore_pid;
 	int nr = 0;
 	pid_t here;
 
-	if (restore_pid <= 0 || descends_from(pid, restore_pid))
+	if (cred_pid > 0 && cred_pid != restore_pid)
+		return from_credentials(pid, cred_pid);
+	if (restore_pid <= 0 || descends_from(pid, restore_pid)) {
+		pr_debug("task %d is pid %d here: no credentials, %s", pid, pid,
+			 restore_pid <= 0 ? "the restore is not in our namespace"
+					  : "it descends from the restore");
 		return pid;
+	}
 	here = find_below(restore_pid, pid);
-	if (here < 0)
-		here = find_anywhere(d, pid, &nr);
+	if (here > 0) {
+		pr_debug("task %d is pid %d here: no credentials, the restore's descendant with "
+			 "that pid in its namespace", pid, here);
+		return here;
+	}
+	here = find_anywhere(d, pid, &nr);
 	if (here < 0) {
 		/* the guardian may then read another process's /proc: it says so */
 		pr_warn("task %d: no process below the restore (pid %d) has that pid in its "
@@ -201,6 +242,7 @@ pid_t lazy_host_pid(const struct lazy_daemon *d, pid_t pid)
 			"looks for it as %d", pid, restore_pid, nr, pid);
 		return pid;
 	}
-	pr_info("task %d is pid %d here", pid, here);
+	pr_debug("task %d is pid %d here: no credentials, the one process started since us with "
+		 "that pid in its namespace, its heap's start and a userfaultfd", pid, here);
 	return here;
 }

@@ -125,8 +125,12 @@ struct lazy_daemon {
  */
 struct lazy_task *lazy_task_new(struct lazy_daemon *d, pid_t pid, pid_t host_pid, int uffd,
 				struct lazy_image *img);
-/* The model of the image's process: preloaded, or read now; then checked in the task. */
-int lazy_task_load_model(struct lazy_daemon *d, struct lazy_task *t);
+/*
+ * The model of the image's process: preloaded, or read now; with live,
+ * then checked in the task and its shared memory's views read (through
+ * host_pid); without, the model alone (a refused task, to be poisoned).
+ */
+int lazy_task_load_model(struct lazy_daemon *d, struct lazy_task *t, bool live);
 /* Build every listed process's model ahead (best effort: none is fatal). */
 void lazy_preload_models(struct lazy_daemon *d, const pid_t *pids, size_t nr);
 void lazy_preload_free(struct lazy_daemon *d);
@@ -169,8 +173,12 @@ int lazy_retry_deferred(struct lazy_daemon *d, struct lazy_task *t);
 int lazy_read_events(struct lazy_daemon *d, struct lazy_task *t);
 
 
-/* host-pid.c: the pid here of the process the restore names pid */
-pid_t lazy_host_pid(const struct lazy_daemon *d, pid_t pid);
+/*
+ * host-pid.c: the pid here of the process the restore names pid, whose
+ * uffd's message came with credentials naming cred_pid (0: none); -ESRCH
+ * if they name another process (logged).
+ */
+pid_t lazy_host_pid(const struct lazy_daemon *d, pid_t pid, pid_t cred_pid);
 
 /* lazy-poison.c: what the tasks get when pages can no longer arrive */
 void lazy_poison_all(struct lazy_daemon *d);

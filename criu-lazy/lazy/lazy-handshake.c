@@ -3,7 +3,8 @@
  * either side can be CRIU's): one connection; per process of the tree an
  * int32 pid, then the process's userfaultfd as SCM_RIGHTS with a one-byte
  * payload (a zombie sends -pid and no fd); at the end the 32-bit word
- * "restore finished".  Nothing flows back.
+ * "restore finished".  Nothing flows back.  Our restore adds credentials
+ * naming the process to the uffd's message (lazy-socket.h).
  */
 #include <errno.h>
 #include <poll.h>
@@ -88,15 +89,39 @@ static int recv_pid(const struct lazy_daemon *d, int conn, int32_t *pid)
 	return 0;
 }
 
-static int recv_uffd(const struct lazy_daemon *d, int conn, int32_t pid, int *uffd)
+/* The descriptors of an SCM_RIGHTS we do not take: closed. */
+static void close_rights(const struct cmsghdr *cmsg)
 {
-	char byte, control[CMSG_SPACE(sizeof(int))];
+	if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS)
+		return;
+	for (size_t i = 0; CMSG_LEN((i + 1) * sizeof(int)) <= cmsg->cmsg_len; i++) {
+		int fd;
+
+		memcpy(&fd, CMSG_DATA(cmsg) + i * sizeof(int), sizeof(int));
+		close(fd);
+	}
+}
+
+/*
+ * The uffd's message, and the pid here its credentials name (*cred_pid:
+ * 0 if none came; SO_PASSCRED is set, so without the restore's own the
+ * kernel gives its sender's pid).
+ */
+static int recv_uffd(const struct lazy_daemon *d, int conn, int32_t pid, int *uffd,
+		     pid_t *cred_pid)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} control;
+	char byte;
 	struct iovec iov = { &byte, 1 };
 	struct msghdr msg = {
 		.msg_iov = &iov, .msg_iovlen = 1,
-		.msg_control = control, .msg_controllen = sizeof(control),
+		.msg_control = control.buf, .msg_controllen = sizeof(control.buf),
 	};
 	struct cmsghdr *cmsg;
+	bool bad = false;
 	ssize_t n;
 	int ret = wait_readable(d, conn, "a userfaultfd from the restore");
 
@@ -107,13 +132,30 @@ static int recv_uffd(const struct lazy_daemon *d, int conn, int32_t pid, int *uf
 		pr_perror("receive the userfaultfd of task %d", pid);
 		return -errno;
 	}
-	cmsg = CMSG_FIRSTHDR(&msg);
-	if (n != 1 || !cmsg || cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS ||
-	    cmsg->cmsg_len != CMSG_LEN(sizeof(int))) {
+	*uffd = -1;
+	*cred_pid = 0;
+	for (cmsg = CMSG_FIRSTHDR(&msg); cmsg; cmsg = CMSG_NXTHDR(&msg, cmsg)) {
+		if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS &&
+		    cmsg->cmsg_len == CMSG_LEN(sizeof(int)) && *uffd < 0) {
+			memcpy(uffd, CMSG_DATA(cmsg), sizeof(int));
+		} else if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_CREDENTIALS &&
+			   cmsg->cmsg_len == CMSG_LEN(sizeof(struct ucred))) {
+			struct ucred cred;
+
+			memcpy(&cred, CMSG_DATA(cmsg), sizeof(cred));
+			*cred_pid = cred.pid;
+		} else {
+			close_rights(cmsg);
+			bad = true;
+		}
+	}
+	if (n != 1 || *uffd < 0 || bad || (msg.msg_flags & MSG_CTRUNC)) {
 		pr_err("task %d: the restore sent no userfaultfd", pid);
+		if (*uffd >= 0)
+			close(*uffd);
+		*uffd = -1;
 		return -EBADMSG;
 	}
-	memcpy(uffd, CMSG_DATA(cmsg), sizeof(int));
 	return 0;
 }
 
@@ -155,6 +197,20 @@ static bool peer_allowed(struct lazy_daemon *d, int fd)
 	return false;
 }
 
+/*
+ * Ask for every message's credentials before the first is read: the
+ * restore's name each task's process by its pid (host-pid.c).  Not fatal:
+ * without them the daemon looks for the process itself.
+ */
+static void pass_credentials(int fd)
+{
+	int one = 1;
+
+	if (setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)))
+		pr_warn("SO_PASSCRED on the restore's connection: %s: each task's pid here "
+			"is looked for in /proc", strerror(errno));
+}
+
 /* Accept connections until one comes from an allowed peer. */
 static int accept_restore(struct lazy_daemon *d, int listen_fd)
 {
@@ -170,8 +226,10 @@ static int accept_restore(struct lazy_daemon *d, int listen_fd)
 			pr_perror("accept the restore's connection");
 			return -errno;
 		}
-		if (peer_allowed(d, d->conn_fd))
+		if (peer_allowed(d, d->conn_fd)) {
+			pass_credentials(d->conn_fd);
 			return 0;
+		}
 		close(d->conn_fd);
 		d->conn_fd = -1;
 	}
@@ -188,6 +246,7 @@ int lazy_accept_tasks(struct lazy_daemon *d, const struct lazy_tree *tree, int l
 	for (size_t i = 0; i < tree->nr_pids; i++) {
 		struct lazy_task *t;
 		int32_t pid;
+		pid_t cred_pid = 0, host_pid;
 		int uffd = -1;
 
 		ret = recv_pid(d, d->conn_fd, &pid);
@@ -203,15 +262,25 @@ int lazy_accept_tasks(struct lazy_daemon *d, const struct lazy_tree *tree, int l
 			       "or came twice", pid);
 			return -EBADMSG;
 		}
-		ret = recv_uffd(d, d->conn_fd, pid, &uffd);
+		ret = recv_uffd(d, d->conn_fd, pid, &uffd, &cred_pid);
 		if (ret)
 			return ret;
-		t = lazy_task_new(d, pid, lazy_host_pid(d, pid), uffd, NULL);
+		host_pid = lazy_host_pid(d, pid, cred_pid);
+		/*
+		 * Refused (the credentials name another process): nothing of its
+		 * /proc is read, but the uffd is the task's own, so its model is
+		 * loaded for the poison of the failed handshake (SIGBUS, never zeros).
+		 */
+		t = lazy_task_new(d, pid, host_pid > 0 ? host_pid : 0, uffd, NULL);
 		if (!t) {
 			close(uffd);
 			return -ENOMEM;
 		}
-		ret = lazy_task_load_model(d, t);
+		if (host_pid < 0) {
+			lazy_task_load_model(d, t, false);
+			return host_pid;
+		}
+		ret = lazy_task_load_model(d, t, true);
 		if (!ret)
 			ret = d->src->ops->attach(d->src, t);
 		if (!ret)

@@ -6,8 +6,9 @@
  * Each process creates its own userfaultfd in the restorer blob (a uffd
  * serves the memory of the process that created it), registers its lazy
  * VMAs and stops.  This process takes a copy with pidfd_getfd() and sends
- * the pid then the uffd, as CRIU's protocol has it, and lets the blob go
- * on; zombies send -pid alone.  Sending from here, one process after the
+ * the pid then the uffd, as CRIU's protocol has it (the uffd's message
+ * with credentials naming the task: the daemon's way to its pid in the
+ * daemon's namespace), and lets the blob go on; zombies send -pid alone.  Sending from here, one process after the
  * other on the one connection, is what keeps the records of a tree from
  * interleaving.  Then the "restore finished" word.
  */
@@ -141,14 +142,22 @@ int rst_lazy_connect(struct rst_tree *tree)
 	return 0;
 }
 
-static int send_record(struct rst_tree *tree, int32_t pid, int uffd)
+/*
+ * host_pid: the process's pid here, which the uffd's message names in its
+ * credentials (0: none), so that the daemon learns its pid in the
+ * daemon's own namespace from the kernel (lazy-pages.md).
+ */
+static int send_record(struct rst_tree *tree, int32_t pid, int uffd, pid_t host_pid)
 {
-	int ret = lazy_sock_send_task(tree->lazy_sock, pid, uffd);
+	int ret = lazy_sock_send_task(tree->lazy_sock, pid, uffd, host_pid);
 
-	if (ret)
+	if (ret == 1)
+		pr_debug("task %d: its userfaultfd went without credentials (we lack "
+			 "CAP_SYS_ADMIN): the daemon looks for its pid itself", pid);
+	if (ret < 0)
 		pr_err("cannot hand the userfaultfd of task %d to the lazy-pages daemon: %s",
 		       pid < 0 ? -pid : pid, strerror(-ret));
-	return ret ? -EPIPE : 0;
+	return ret < 0 ? -EPIPE : 0;
 }
 
 /* A copy of the uffd the blob left open in the task. */
@@ -179,7 +188,7 @@ int rst_lazy_handover(struct rst_tree *tree, struct rst_proc *p)
 	fd = take_uffd(p);
 	if (fd < 0)
 		return fd;
-	ret = send_record(tree, p->pid, fd);
+	ret = send_record(tree, p->pid, fd, p->t.pid);
 	close(fd);
 	return ret;
 }
@@ -192,7 +201,7 @@ int rst_lazy_send_zombies(struct rst_tree *tree)
 
 		if (tree->procs[i].kind != RST_PROC_ZOMBIE)
 			continue;
-		ret = send_record(tree, -tree->procs[i].pid, -1);
+		ret = send_record(tree, -tree->procs[i].pid, -1, 0);
 		if (ret)
 			return ret;
 	}

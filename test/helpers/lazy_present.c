@@ -11,7 +11,7 @@
  *       VMAs whose object has dumped pages ("shm START END") and where
  *       those pages are ("lazy START NPAGES"), hex addresses
  *   lazy_present -D DIR -p PID [--write ADDR[:NPAGES]]... [--thp ADDR]
- *                [--late-write ADDR]
+ *                [--late-write ADDR] [--cred-pid PID]
  *       plays the restore: connects to DIR/lazy-pages.socket, creates a
  *       task with the dumped pid (clone3 + set_tid) that maps those VMAs
  *       at their addresses (the shared ones as new, empty objects, as the
@@ -30,6 +30,11 @@
  *       it held, one that was not must hold the image's data (zeros where
  *       the image has none).
  *       --late-write: see write_late().
+ *       The uffd's message has credentials naming the task, as the
+ *       restore's; --cred-pid PID: naming PID instead (the daemon must
+ *       refuse the task when PID is another process); --cred-pid self:
+ *       naming this process, the sender, which is what the daemon gets
+ *       from a restore that attaches none (it looks for the task itself).
  *
  * Exit: 0 every page right; 1 a page wrong (each named, "wrong ADDR: ...");
  * 2 a setup failure (one line).  The address space of this helper may
@@ -436,8 +441,11 @@ static int connect_daemon(const char *dir)
 	return fd;
 }
 
-/* The restore process's part: take the stopped task's uffd and send it. */
-static int hand_over(int sock, pid_t pid, int report_fd)
+/*
+ * The restore process's part: take the stopped task's uffd and send it,
+ * with credentials naming cred_pid (the task itself, as the restore does).
+ */
+static int hand_over(int sock, pid_t pid, int report_fd, pid_t cred_pid)
 {
 	siginfo_t si = { 0 };
 	int uffd_no, pidfd, uffd, ret, status;
@@ -452,11 +460,16 @@ static int hand_over(int sock, pid_t pid, int report_fd)
 	uffd = pidfd < 0 ? -1 : syscall(SYS_pidfd_getfd, pidfd, uffd_no, 0);
 	if (uffd < 0)
 		die("cannot take the userfaultfd of task %d: %s", pid, strerror(errno));
-	ret = lazy_sock_send_task(sock, pid, uffd);
+	ret = lazy_sock_send_task(sock, pid, uffd, cred_pid);
+	if (ret == 1)
+		die("cannot send credentials naming pid %d: not root?", cred_pid);
 	if (!ret)
 		ret = lazy_sock_send_finished(sock);
-	if (ret)
+	if (ret) {
+		kill(pid, SIGKILL);	/* not left stopped */
+		waitpid(pid, &status, 0);
 		die("cannot hand task %d to the daemon: %s", pid, strerror(-ret));
+	}
 	close(uffd);
 	close(pidfd);
 	close(sock);
@@ -485,7 +498,7 @@ int main(int argc, char **argv)
 	static struct plan pl;
 	const char *dir = NULL;
 	bool list = false;
-	pid_t pid = 0, task;
+	pid_t pid = 0, cred_pid = 0, task;
 	int dirfd, sock, rep[2];
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -506,12 +519,14 @@ int main(int argc, char **argv)
 			pl.thp = strtoull(argv[++i], NULL, 0);
 		else if (!strcmp(argv[i], "--late-write"))
 			pl.late = strtoull(argv[++i], NULL, 0);
+		else if (!strcmp(argv[i], "--cred-pid"))
+			cred_pid = strcmp(argv[++i], "self") ? atoi(argv[i]) : getpid();
 		else
 			die("%s: unknown option", argv[i]);
 	}
 	if (!dir || pid <= 0)
 		die("usage: lazy_present -D DIR -p PID [--list | --write ADDR[:N]... --thp ADDR "
-		    "--late-write ADDR]");
+		    "--late-write ADDR --cred-pid PID]");
 	dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dirfd < 0)
 		die("%s: %s", dir, strerror(errno));
@@ -551,5 +566,5 @@ int main(int argc, char **argv)
 		run_task(&pl, rep[1]);
 	}
 	close(rep[1]);
-	return hand_over(sock, task, rep[0]);
+	return hand_over(sock, task, rep[0], cred_pid ? cred_pid : task);
 }
