@@ -19,6 +19,7 @@ struct cr_img {
 	bool writing;
 	bool raw_used;		/* the caller may have moved the file offset */
 	bool unbuffered;	/* reading: raw data was read, no read-ahead */
+	bool at_eof;		/* reading, buffered: a short read ended at size */
 	off_t off;		/* offset of the next record (buffered bytes included) */
 	off_t size;		/* reading: the file's size at open */
 	int err;		/* writing: first error, already logged */
@@ -28,6 +29,7 @@ struct cr_img {
 	size_t wlen;
 	unsigned char *rbuf;	/* reading: bytes [rpos, rlen) come next */
 	size_t rpos, rlen, rcap;
+	off_t rdone;		/* reading, buffered: bytes read from the descriptor */
 	char name[IMG_NAME_MAX];
 };
 

@@ -9,7 +9,9 @@
  * way is read unbuffered from then on (its records and data alternate).
  * The file size is taken at open, so a record whose length points past the
  * end of the file is reported as truncated before anything is allocated
- * for it.
+ * for it.  The buffer is a byte larger than a small file: the one read of
+ * it comes back short at that size, which is its end (no second read for
+ * the 0 of end of file; a file grown since the open is read on).
  *
  * Writing is image-write.c's.
  *
@@ -69,8 +71,12 @@ static ssize_t img_read(struct cr_img *img, void *buf, size_t len)
 			done += n;
 			continue;
 		}
+		if (img->at_eof)
+			break;
 		if (img->unbuffered || !img->rbuf || want >= img->rcap) {
 			n = read_full(img->fd, (char *)buf + done, want);
+			if (n > 0)
+				img->rdone += n;
 			return n < 0 ? n : (ssize_t)(done + n);
 		}
 		n = read(img->fd, img->rbuf, img->rcap);
@@ -82,6 +88,9 @@ static ssize_t img_read(struct cr_img *img, void *buf, size_t len)
 			break;
 		img->rpos = 0;
 		img->rlen = n;
+		img->rdone += n;
+		/* short, and up to the size of a regular file: its end */
+		img->at_eof = (size_t)n < img->rcap && img->rdone == img->size;
 	}
 	return done;
 }
@@ -149,7 +158,8 @@ static int img_read_magic(struct cr_img *img, const struct img_type_info *ti)
 
 int img_open_regular(int dirfd, const char *name, struct stat *st)
 {
-	/* O_NONBLOCK: opening a FIFO must not wait for a writer */
+	/* O_NONBLOCK: opening a FIFO must not wait for a writer (it stays: a
+	 * regular file reads the same with it, and saves an fcntl a file) */
 	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY), err;
 
 	if (fd < 0) {
@@ -169,12 +179,6 @@ int img_open_regular(int dirfd, const char *name, struct stat *st)
 		close(fd);
 		return -EINVAL;
 	}
-	if (fcntl(fd, F_SETFL, 0)) {
-		err = errno;
-		pr_perror("%s: can't clear O_NONBLOCK", name);
-		close(fd);
-		return -err;
-	}
 	return fd;
 }
 
@@ -186,7 +190,9 @@ static int img_open_read(struct cr_img *img, int dirfd, const struct img_type_in
 	if (img->fd < 0)
 		return img->fd;
 	img->size = st.st_size;
-	img->rcap = st.st_size < IMG_RBUF_MAX ? (st.st_size < 512 ? 512 : st.st_size) : IMG_RBUF_MAX;
+	/* a byte more than the file: its one read comes back short, at its end */
+	img->rcap = st.st_size < IMG_RBUF_MAX ? (st.st_size < 511 ? 512 : st.st_size + 1) :
+		    IMG_RBUF_MAX;
 	img->rbuf = malloc(img->rcap);	/* without it: unbuffered */
 	return img_read_magic(img, ti);
 }
@@ -390,6 +396,7 @@ int img_raw_fd(struct cr_img *img)
 	}
 	img->rpos = img->rlen = 0;
 	img->unbuffered = true;
+	img->at_eof = false;	/* the offset is the caller's now */
 	img->raw_used = true;
 	return img->fd;
 }

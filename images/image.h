@@ -68,7 +68,9 @@ int img_open(int dirfd, enum img_type type, unsigned long id, int flags, struct 
 /*
  * Open the file name in dirfd for reading, as an image or a pages file: a
  * regular file and nothing else (a FIFO would block its reader, a device
- * would feed it without end).  Returns the fd with *st filled, or -errno:
+ * would feed it without end).  The fd keeps the O_NONBLOCK it was opened
+ * with (so that a FIFO's open does not wait): it changes no read, pread or
+ * mmap of a regular file.  Returns the fd with *st filled, or -errno:
  * "NAME: not a regular file" and other failures are logged, -ENOENT is
  * left to the caller.
  */

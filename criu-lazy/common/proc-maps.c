@@ -9,6 +9,8 @@
 #include "common/log.h"
 #include "common/proc-maps.h"
 
+#define MAPS_READ_BUF 4096
+
 /* "start-end perms offset major:minor inode   path" */
 static int parse_line(const char *line, struct proc_vma *v)
 {
@@ -36,7 +38,7 @@ static int parse_line(const char *line, struct proc_vma *v)
 
 int proc_maps_read(pid_t pid, struct proc_vma **vmas, size_t *nr)
 {
-	char path[64], *line = NULL;
+	char path[64], *line = NULL, fbuf[MAPS_READ_BUF];
 	struct proc_vma *arr = NULL;
 	size_t cap = 0, n = 0, line_len = 0;
 	FILE *f;
@@ -53,6 +55,9 @@ int proc_maps_read(pid_t pid, struct proc_vma **vmas, size_t *nr)
 			pr_perror("open %s", path);
 		return ret == -ENOENT ? -ESRCH : ret;
 	}
+	/* stdio would read it by its st_blksize, 1 KiB: a syscall per dozen
+	 * VMAs, where the kernel gives a page's worth to each */
+	setvbuf(f, fbuf, _IOFBF, sizeof(fbuf));
 
 	while (getline(&line, &line_len, f) > 0) {
 		if (ARRAY_GROW(arr, cap, n + 1, 64)) {

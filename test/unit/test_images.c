@@ -276,6 +276,94 @@ static int test_read_one_counts(int dirfd)
 	return 0;
 }
 
+/* core.img of one record whose task comm is @len bytes: its file size. */
+static off_t write_core_comm(int dirfd, char *comm, size_t len)
+{
+	TaskCoreEntry tc = TASK_CORE_ENTRY__INIT;
+	CoreEntry core = CORE_ENTRY__INIT;
+	struct cr_img *img;
+	int ret;
+
+	memset(comm, 'a' + len % 26, len);
+	comm[len] = '\0';
+	tc.comm = comm;
+	core.mtype = CORE_ENTRY__MARCH__X86_64;
+	core.tc = &tc;
+	ret = img_open(dirfd, IMG_CORE, 1, O_WRONLY, &img);
+	if (ret)
+		return ret;
+	ret = img_write_entry(img, &core.base);
+	ret = img_close(img) ?: ret;
+	return ret ? ret : file_size(dirfd, "core-1.img");
+}
+
+/*
+ * The read buffer is a byte larger than a file below 64 KiB, whose end is
+ * then taken from that one short read: every size around 512 (the least
+ * buffer) and 64 KiB (the largest) reads its one record, and no second.
+ */
+static int test_sizes_near_the_buffer(int dirfd)
+{
+	static const size_t from[] = { 470, 65470 }, to[] = { 560, 65560 };
+	static char comm[65600];
+
+	for (size_t r = 0; r < 2; r++) {
+		for (size_t len = from[r]; len <= to[r]; len++) {
+			ProtobufCMessage *msg;
+			off_t size = write_core_comm(dirfd, comm, len);
+			int ret;
+
+			CHECK(size > 0, "comm of %zu bytes: %lld", len, (long long)size);
+			ret = img_read_one(dirfd, IMG_CORE, 1, &core_entry__descriptor, &msg);
+			CHECK(ret == 0, "file of %lld bytes: %d", (long long)size, ret);
+			CHECK(!strcmp(((CoreEntry *)msg)->tc->comm, comm), "file of %lld bytes",
+			      (long long)size);
+			protobuf_c_message_free_unpacked(msg, NULL);
+		}
+	}
+	return 0;
+}
+
+/* Append pstree.img's records (after its magic) from @rec, @len bytes. */
+static int append_records(int dirfd, const char *rec, size_t len)
+{
+	int fd = openat(dirfd, "pstree.img", O_WRONLY | O_APPEND);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = write(fd, rec, len);
+	close(fd);
+	return n == (ssize_t)len ? 0 : -EIO;
+}
+
+/* Records appended after the open (whose first read ended at the size it
+ * took) are not looked at: the image is the one that was opened. */
+static int test_grown_after_open(int dirfd)
+{
+	ProtobufCMessage *msg;
+	struct cr_img *img;
+	char rec[4096];
+	ssize_t n;
+	int fd;
+
+	CHECK(write_pstree(dirfd, 2, 1) == 0, "");
+	fd = openat(dirfd, "pstree.img", O_RDONLY);
+	CHECK(fd >= 0, "");
+	n = pread(fd, rec, sizeof(rec), 8);
+	close(fd);
+	CHECK(n > 0, "");
+
+	CHECK(write_pstree(dirfd, 1, 1) == 0, "");
+	CHECK(img_open(dirfd, IMG_PSTREE, 0, O_RDONLY, &img) == 0, "");
+	CHECK(append_records(dirfd, rec, n) == 0, "");
+	CHECK(img_read_entry(img, &pstree_entry__descriptor, &msg) == 1, "");
+	protobuf_c_message_free_unpacked(msg, NULL);
+	CHECK(img_read_entry(img, &pstree_entry__descriptor, &msg) == 0, "");
+	img_close(img);
+	return 0;
+}
+
 /* Read pstree.img to the end; the first error's return value. */
 static int read_all_pstree(int dirfd, unsigned *nr)
 {
@@ -462,6 +550,8 @@ static const struct test_case cases[] = {
 	{ "missing image",			test_missing },
 	{ "img_read_one wants one record",	test_read_one_counts },
 	{ "truncated record",			test_truncated },
+	{ "one record at every size near the buffer's", test_sizes_near_the_buffer },
+	{ "records appended after the open",	test_grown_after_open },
 	{ "corrupted record",			test_corrupted },
 	{ "bad magic",				test_bad_magic },
 	{ "write error reported once",		test_write_error },
