@@ -221,3 +221,37 @@ def test_restore_in_foreground_leaves_no_thread_traced(tool, zdtm, workdir):
                 os.kill(task.pid, signal.SIGKILL)
             restore.kill()
             restore.wait(timeout=TIMEOUT)
+
+
+def cpus_allowed(tid):
+    with open(f"/proc/{tid}/status") as f:
+        for line in f:
+            if line.startswith("Cpus_allowed_list:"):
+                return line.split(":", 1)[1].strip()
+    raise AssertionError(f"no Cpus_allowed_list for {tid}")
+
+
+@pytest.mark.parametrize("cpus", ["all", "last"])
+def test_restore_gives_every_thread_its_affinity_back(tool, zdtm, workdir, cpus):
+    """The restore runs its last ptrace steps with each finished process on
+    its own CPU (restore/cpu-pin.c): every thread must then get back the
+    affinity it inherited from the restore, all CPUs the restore may use
+    ("all"), or the one it was started on ("last": taskset)."""
+    if cpus == "last" and os.cpu_count() < 2:
+        pytest.skip("one CPU: nothing to tell apart")
+    ncpu = len(os.sched_getaffinity(0))
+    mask = f"0-{ncpu - 1}" if cpus == "all" else str(max(os.sched_getaffinity(0)))
+    task = zdtm(THREADS)
+    imgdir = dump_good(tool, task, workdir, name="images")
+    pidfile = workdir / "restore.pid"
+    runner = type(tool)(tool.binary, prefix=("taskset", "-c", mask))
+    assert_ok(runner.restore(imgdir, workdir / "restore.log", TIMEOUT, pidfile=pidfile),
+              f"restore under taskset -c {mask}")
+    task.expect_restored(pidfile)
+    want = cpus_allowed(os.getpid()) if cpus == "all" else mask
+    tids = tids_of(task.pid)
+    assert len(tids) == 5, f"4 threads and the leader expected, found {tids}"
+    got = {tid: cpus_allowed(tid) for tid in tids}
+    assert all(v == want for v in got.values()), (
+        f"threads' CPU affinity after the restore: {got}, expected {want} for each")
+    task.check_pass()

@@ -48,6 +48,7 @@
 #include "files/fd-kind.h"
 #include "options.h"
 #include "pie/restorer-args.h"
+#include "restore/cpu-pin.h"
 
 #include "core.pb-c.h"
 #include "fdinfo.pb-c.h"
@@ -286,6 +287,7 @@ struct rst_proc {
 	struct rst_images ri;		/* ALIVE only */
 	struct rst_plan plan;		/* ALIVE only */
 	struct rst_task t;
+	struct rst_pin pin;		/* its affinity while on our CPU (cpu-pin.c) */
 };
 
 /* The whole tree: read by tree-load.c, built by tree.c, driven by stages.c. */
@@ -329,6 +331,10 @@ struct rst_tree {
 	 * [sig], 1..64; !sa_known: not read, every action is set */
 	struct rst_ksigaction sa_inherited[65];
 	bool sa_known;
+	/* from the first blob's end to the resume: our own affinity, and the
+	 * one CPU we and the finished processes share (cpu-pin.c) */
+	struct rst_pin pin_self;
+	int pin_cpu;
 };
 
 /* The new task's own context (child.c and what it calls). */

@@ -262,6 +262,7 @@ static int finalize_one(struct rst_tree *tree, struct rst_proc *p)
 	}
 	if (ret)
 		return ret;
+	rst_pin_proc(tree, p);
 	return rst_finalize(tree->o, &p->ri, &p->plan, &p->t);
 }
 
@@ -290,11 +291,13 @@ static int stage_lazy_handover(struct rst_tree *tree)
 }
 
 /* One SIGCHLD signalfd for the whole stage: it takes some twenty ptrace
- * stops per process of the bench tree (nothing forks meanwhile). */
+ * stops per process of the bench tree (nothing forks meanwhile).  From
+ * here to the resume, we and each finished process share one CPU. */
 static int stage_finalize(struct rst_tree *tree)
 {
 	int ret;
 
+	rst_pin_start(tree);
 	sigchld_fd_hold();
 	ret = each_blob(tree, finalize_one);
 	sigchld_fd_release();
@@ -341,8 +344,10 @@ static int stage_pidfile(struct rst_tree *tree)
  */
 static int stage_resume(struct rst_tree *tree)
 {
-	int ret = 0;
+	int ret = rst_pin_end(tree);
 
+	if (ret)
+		return ret;
 	for (size_t i = 0; i < tree->nr; i++) {
 		struct rst_proc *p = &tree->procs[i];
 
