@@ -6,6 +6,11 @@
   late too, not first (round robin per chunk used to finish it early);
   the statistics say so per process (half_pages_at, last_page_at: the
   pages the whole tree had received by then).
+- A child whose restorer fails after its userfaultfd exists but before it
+  sends it (a madvise the kernel refuses, set in its images): one line
+  naming the task and the step, exit 1, no task of the tree left, the
+  daemon left waiting for a restore that never comes (it is stopped by us),
+  and the undamaged images then restore lazily and pass.
 - The daemon stopped while the whole tree is lazy: it says so in one line,
   exits non-zero, and every process of the tree dies of SIGBUS (or SIGSEGV)
   when it touches a page that can no longer arrive; none hangs, none is
@@ -17,8 +22,9 @@ import os
 import re
 import signal
 
-from lib import lazy, procs as P
-from lib.tool import assert_ok
+from lib import images, lazy, procs as P
+from lib.badinput import damaged_copy, expect_nothing_left
+from lib.tool import assert_ok, assert_error_line
 from lib.zdtm import ZdtmTest
 
 TIMEOUT = 60
@@ -197,3 +203,57 @@ def test_guardian_releases_what_the_daemon_closes(zdtm, tool, workdir):
     assert daemon.guardian_status is None and not P.exists(daemon.guardian), daemon.text()
     for pid in [task.pid, *tree]:
         task.procs.kill(pid)
+
+
+MADV_WIPEONFORK = 18		# private anonymous memory only: EINVAL on a file
+
+
+def wipeonfork_on_first_file_vma(mm):
+    """mm.img with MADV_WIPEONFORK in the madv of its first file-backed VMA."""
+    done = []
+
+    def change(fields):
+        out = []
+        for num, wt, v in fields:
+            if num == 14 and not done:
+                vma = images.decode(v)
+                if images.get(vma, 8)[0] >= 0:	# fd: a file
+                    vma = [f for f in vma if f[0] != 9] + [(9, images.VARINT,
+                                                            1 << MADV_WIPEONFORK)]
+                    v = images.encode(vma)
+                    done.append(images.get(vma, 1)[0])
+            out.append((num, wt, v))
+        return out
+    images.edit_record(mm, change)
+    assert done, f"{mm}: no file-backed VMA"
+    return done[0]
+
+
+def test_child_restorer_fails_before_its_uffd_is_sent(zdtm, tool, workdir):
+    """The blob sends its uffd itself and goes on (pie/uffd.c): one that
+    fails before it does must fail the restore with its own step, not hang
+    it or pass for a handover."""
+    spec = ZdtmTest("tree_lazy_stress", ("--pages", "1024", "--child-pages", "256",
+                                         "--inherited-pages", "16"), label="blobfail", tree=True)
+    task = zdtm(spec)
+    good = workdir / "images"
+    dump(tool, task, good, workdir)
+    child = sorted(task.tree)[0]
+    bad = damaged_copy(good, workdir)
+    addr = wipeonfork_on_first_file_vma(bad / f"mm-{child}.img")
+    daemon = lazy.Daemon(task.procs, tool, ["lazy-pages", "-D", bad],
+                         workdir / "lazy-pages-bad.log", workdir / "lazy-pages-bad.out",
+                         "lazy-pages")
+    children = P.children_of_me()
+    pidfile = workdir / "bad.pid"
+    res = tool.restore(bad, workdir / "restore-bad.log", TIMEOUT, pidfile=pidfile,
+                       extra=["--lazy-pages"])
+    assert_error_line(res, "restore", rf"task {child}: restorer: madvise on the VMA at "
+                      rf"0x{addr:x} failed: Invalid argument")
+    expect_nothing_left(task.pid, children, pidfile)
+    # it never got a record: stopped, it says so and exits non-zero
+    os.kill(daemon.pid, signal.SIGTERM)
+    assert daemon.wait_exit() != 0, daemon.text()
+    daemon = restore(tool, task, good, workdir)
+    daemon.expect_clean_exit()
+    task.check_pass()

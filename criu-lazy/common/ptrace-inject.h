@@ -52,7 +52,7 @@ void sigchld_fd_close(int fd, const sigset_t *old);
 /*
  * Between these, every sigchld_fd_open() gets one signalfd, opened and
  * blocked once, and sigchld_fd_close() leaves it: a stretch of many
- * ptrace stops (a tree's lazy stops; its final stops: every thread's
+ * ptrace stops (a tree's uffd handovers; its final stops: every thread's
  * interrupt, each injected syscall's two stops) pays the wait's own
  * syscalls (a waitpid, at most a poll and a read) and none around them.
  * SIGCHLD stays blocked meanwhile: nothing may fork in between.

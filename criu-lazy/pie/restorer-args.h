@@ -27,7 +27,7 @@
 #include <stdint.h>
 
 #define RESTORER_ARGS_MAGIC	0x52535452u	/* "RTSR" */
-#define RESTORER_ARGS_VERSION	8
+#define RESTORER_ARGS_VERSION	9
 
 #define RST_TASK_SIZE		0x7ffffffff000ull	/* 47-bit user space */
 #define RST_PAGE_SIZE		4096ull
@@ -43,9 +43,7 @@ enum rst_status {
 	RST_STATUS_RUNNING	= 0,
 	RST_STATUS_DONE		= 1,	/* every step succeeded; the task sits at int3 */
 	RST_STATUS_FAILED	= 2,	/* fail_step failed with -fail_errno */
-	RST_STATUS_UFFD_READY	= 3,	/* lazy: the uffd is registered; the task
-					 * sits at an int3 until the restore process
-					 * has handed it to the daemon, then goes on */
+	/* 3 was the lazy stop of version 8: the blob sends its uffd now */
 	RST_STATUS_TRACE_THREADS = 4,	/* seccomp: the other threads exist and wait
 					 * on threads_go; the task sits at an int3
 					 * until the restore process has seized them
@@ -79,6 +77,7 @@ enum rst_step {
 	RST_STEP_SCHED,		/* the thread's policy, priority and nice */
 	RST_STEP_ITIMERS,
 	RST_STEP_POSIX_TIMERS,	/* create (with its dumped id) or arm a POSIX timer */
+	RST_STEP_UFFD_SEND,	/* (lazy) send the userfaultfd to the restore process */
 	RST_STEP_NR
 };
 
@@ -197,16 +196,18 @@ struct rst_sigaltstack {
 	uint64_t ss_size;
 };
 
-/* Lazy restore: the blob creates the uffd and registers the lazy VMAs;
- * it leaves the uffd open at @uffd and stops (RST_STATUS_UFFD_READY), and
- * the restore process takes it (pidfd_getfd) to hand it to the daemon
- * before the blob goes on: what follows may touch lazy memory (the kernel
- * writes the rseq area).  !enabled: eager restore. */
+/* Lazy restore: the blob creates the uffd and registers the lazy VMAs,
+ * sends it to the restore process on @sock (SCM_RIGHTS, with @pid as the
+ * message), closes its own copy and goes on without waiting: the restore
+ * process hands it to the daemon, and a fault of what follows on lazy
+ * memory (the kernel writes the rseq area) waits for the daemon, not for
+ * us.  !enabled: eager restore. */
 struct rst_lazy {
 	int32_t enabled;
 	int32_t pid;		/* the task's pid in the images */
 	uint64_t features;	/* UFFD_FEATURE_* to ask for (the kernel has them all) */
-	int32_t uffd;		/* the blob's, left open for the restore process */
+	int32_t uffd;		/* the blob's until it is sent, then -1 */
+	int32_t sock;		/* its end of a SOCK_SEQPACKET pair with the restore */
 	/* The task premapped and filled with THP off (PR_SET_THP_DISABLE,
 	 * restore/premap.c): 1 turns it on again once every lazy VMA is
 	 * registered, 0 leaves it off (the dumped task had it so). */

@@ -256,17 +256,8 @@ void restorer_main(struct restorer_args *a)
 			return;
 		}
 	}
-	if (protect_vmas(a) || install_guards(a))
+	if (protect_vmas(a) || install_guards(a) || rst_uffd_send(a))
 		return;
-	if (a->lazy.enabled) {
-		a->status = RST_STATUS_UFFD_READY;
-		__asm__ volatile("int3" ::: "memory");
-		a->status = RST_STATUS_RUNNING;
-		/* the daemon has its own copy now (taken at the stop): ours
-		 * goes here, not by a syscall the restore process runs in us */
-		sys_close(a->lazy.uffd);
-		a->lazy.uffd = -1;
-	}
 
 	/* PR_SET_MM_MAP also sets the exe link: the old exe is unmapped now */
 	ret = sys_prctl(PR_SET_MM, PR_SET_MM_MAP, (long)(uintptr_t)&a->mm, sizeof(a->mm), 0);
@@ -275,18 +266,9 @@ void restorer_main(struct restorer_args *a)
 		return;
 	}
 
-	/* the uffd, if it landed up there, stays for the restore process; in
-	 * a shared table only our own window of helpers goes */
+	/* in a shared table only our own window of helpers goes */
 	last = a->helper_fd_end > 0 ? (uint32_t)a->helper_fd_end - 1 : ~0u;
-	if (a->lazy.uffd >= a->helper_fd_base && (uint32_t)a->lazy.uffd <= last) {
-		ret = 0;
-		if (a->lazy.uffd > a->helper_fd_base)
-			ret = sys_close_range(a->helper_fd_base, a->lazy.uffd - 1, 0);
-		if (!ret && (uint32_t)a->lazy.uffd < last)
-			ret = sys_close_range(a->lazy.uffd + 1, last, 0);
-	} else {
-		ret = sys_close_range(a->helper_fd_base, last, 0);
-	}
+	ret = sys_close_range(a->helper_fd_base, last, 0);
 	if (ret) {
 		rst_fail(a, RST_STEP_CLOSE_FDS, ret, (uint64_t)a->helper_fd_base);
 		return;

@@ -63,5 +63,6 @@ long rst_clone3_thread(void *ca, uint64_t size, void (*fn)(struct rst_thread_arg
 /* Lazy restore (issue 3), see uffd.c.  All are no-ops when a->lazy.sock < 0. */
 int rst_uffd_open(struct restorer_args *a) RST_HIDDEN;
 int rst_uffd_register(struct restorer_args *a, const struct rst_vma *v) RST_HIDDEN;
+int rst_uffd_send(struct restorer_args *a) RST_HIDDEN;
 
 #endif

@@ -13,6 +13,7 @@
 #define __NR_mremap			25
 #define __NR_madvise			28
 #define __NR_ioctl			16
+#define __NR_sendmsg			46
 #define __NR_setitimer			38
 #define __NR_setresuid			117
 #define __NR_setresgid			119

@@ -1,13 +1,14 @@
 /*
  * Which process of the tree to look at next, among those whose restorer
  * blob the restore process still waits for: the first one that has
- * something to report (stopped, exited, or wrote its error line).
+ * something to report (stopped, exited, wrote its error line or, at the
+ * lazy handover, sent its uffd).
  *
  * All the blobs of a tree run at once.  Waiting for them in the order of
- * the tree made each stopped blob wait for the slower ones before it (a
- * blob stopped for its uffd handover does nothing until it is let go), so
- * the tree took the sum of those waits; taken as they come, the restore
- * process works on one task while the others still run.
+ * the tree made the news of the quick ones (a uffd to hand over, a blob
+ * ended and waiting for its last ptrace steps) wait for the slower ones
+ * before them; taken as they come, the restore process works on one task
+ * while the others still run.
  *
  * waitid(WNOWAIT) only looks: rst_task_wait_blob() then takes the stop
  * and does the rest, as for one process.  A process whose blob closed its
@@ -43,17 +44,19 @@ static bool has_status(pid_t pid)
 	return si.si_pid == pid;
 }
 
-static int by_err_fd(const struct rst_tree *tree, int fd)
+static int by_fd(const struct rst_tree *tree, int fd, bool *uffd)
 {
-	for (size_t i = 0; i < tree->nr; i++)
-		if (tree->procs[i].t.err_r == fd)
+	for (size_t i = 0; i < tree->nr; i++) {
+		*uffd = tree->procs[i].t.uffd_rx == fd;
+		if (tree->procs[i].t.err_r == fd || *uffd)
 			return (int)i;
+	}
 	return -1;
 }
 
 int rst_blob_next(struct rst_tree *tree, struct rst_blob_wait *w)
 {
-	struct pollfd *pfd = calloc(tree->nr + 1, sizeof(*pfd));
+	struct pollfd *pfd = calloc(2 * tree->nr + 1, sizeof(*pfd));
 	int ret = -ENOENT, chld;
 	sigset_t old;
 
@@ -76,6 +79,9 @@ int rst_blob_next(struct rst_tree *tree, struct rst_blob_wait *w)
 			if (!w->eof_at[i])
 				pfd[n++] = (struct pollfd){ .fd = tree->procs[i].t.err_r,
 							    .events = POLLIN };
+			if (w->uffd)
+				pfd[n++] = (struct pollfd){ .fd = tree->procs[i].t.uffd_rx,
+							    .events = POLLIN };
 		}
 		if (!w->left)
 			goto out;
@@ -85,12 +91,15 @@ int rst_blob_next(struct rst_tree *tree, struct rst_blob_wait *w)
 			continue;
 		sigchld_fd_drain(chld);
 		for (nfds_t k = 0; k < n; k++) {
-			int idx = pfd[k].fd == chld ? -1 : by_err_fd(tree, pfd[k].fd);
+			bool uffd = false;
+			int idx = pfd[k].fd == chld ? -1 : by_fd(tree, pfd[k].fd, &uffd);
 
 			if (idx < 0 || !pfd[k].revents)
 				continue;
-			if (pfd[k].revents & POLLIN) {
-				ret = idx;	/* its error line */
+			/* its error line, or its uffd (or that socket's end: the
+			 * caller then looks at the blob) */
+			if ((pfd[k].revents & POLLIN) || uffd) {
+				ret = idx;
 				goto out;
 			}
 			w->eof_at[idx] = now;	/* HUP alone: the blob closed the pipe */

@@ -42,6 +42,7 @@ static void fill_task(struct rst_child *c, struct restorer_args *a)
 	a->lazy.pid = c->ri->pid;
 	a->lazy.features = c->lazy_features;
 	a->lazy.uffd = -1;
+	a->lazy.sock = c->uffd_tx;
 	a->lazy.thp_enable = c->lazy && !(mm->has_thp_disabled && mm->thp_disabled);
 }
 

@@ -67,13 +67,13 @@ static int int_cmp(const void *a, const void *b)
  * sharers' windows, which start at our helper_end). */
 static int close_others(struct rst_child *c)
 {
-	int keep[9] = { c->err_fd, c->exe_fd, c->tty_fd, c->share_rx, c->share_tx, c->fs_lock,
-			c->ev_w };
+	int keep[10] = { c->err_fd, c->exe_fd, c->tty_fd, c->share_rx, c->share_tx, c->fs_lock,
+			 c->ev_w, c->uffd_tx };
 	unsigned int next = 0, last = c->helper_end ? (unsigned int)c->helper_end - 1 : ~0u;
 	int nr = 0;
 
-	log_fds(&keep[7], &keep[8]);	/* above helper_base: log_move_above() */
-	for (int i = 0; i < 9; i++)
+	log_fds(&keep[8], &keep[9]);	/* above helper_base: log_move_above() */
+	for (int i = 0; i < 10; i++)
 		if (keep[i] >= 0)
 			keep[nr++] = keep[i];
 	qsort(keep, nr, sizeof(int), int_cmp);
@@ -151,7 +151,8 @@ int child_fds_prepare(struct rst_child *c)
 	if (c->exe_fd < 0)
 		return child_err(c, errno, "%s: %s (exe of task %d)", ri->exe->name,
 				 strerror(errno), ri->pid);
-	if (move_high(c, &c->err_fd) || move_high(c, &c->exe_fd) || move_high(c, &c->ev_w))
+	if (move_high(c, &c->err_fd) || move_high(c, &c->exe_fd) || move_high(c, &c->ev_w) ||
+	    move_high(c, &c->uffd_tx))
 		return -EBADF;
 	ret = log_move_above(c->helper_base, false);
 	if (ret)

@@ -210,7 +210,7 @@ int child_fdt_apart(struct rst_child *c, int *sync_r)
 		return child_err(c, errno, "%s: %s (exe of task %d)", c->ri->exe->name,
 				 strerror(errno), c->ri->pid);
 	if (child_fds_move_high(c, &c->exe_fd, false) || child_fds_move_high(c, &c->err_fd, true) ||
-	    child_fds_move_high(c, sync_r, true))
+	    child_fds_move_high(c, sync_r, true) || child_fds_move_high(c, &c->uffd_tx, true))
 		return -EBADF;
 	ret = log_move_above(c->helper_base, true);
 	if (ret)

@@ -72,27 +72,6 @@ static int unmap_blob(const struct rst_plan *plan, pid_t pid,
 	return 0;
 }
 
-/* Lazy: the daemon has its own copy of the task's uffd (lazy.c). */
-static int close_task_uffd(const struct rst_plan *plan, pid_t pid, int fd)
-{
-	const unsigned long args[6] = { fd };
-	long res;
-	int ret;
-
-	if (fd < 0)
-		return 0;
-	ret = inject_syscall(pid, plan->blob_start + restorer_export_syscall_off, SYS_close,
-			     args, &res);
-	if (ret)
-		return ret;
-	if (res < 0 && res > -4096) {
-		pr_err("task %d: close of its userfaultfd %d failed: %s", pid, fd,
-		       strerror((int)-res));
-		return (int)res;
-	}
-	return 0;
-}
-
 /* The registers the task goes on with. */
 static void build_regs(const UserX86RegsEntry *g, const struct rst_restart *rs,
 		       struct user_regs_struct *out)
@@ -258,8 +237,6 @@ int rst_finalize(const struct opts *o, const struct rst_images *ri,
 	ret = attrs_restore(&r, ATTR_RST_FINAL, ATTR_PROCESS | ATTR_THREAD);
 	if (!ret)
 		ret = rst_syscall_restart_prepare(pid, r.syscall_ip, core, &rs);
-	if (!ret)
-		ret = close_task_uffd(plan, pid, t->task_uffd);
 	if (!ret) {
 		struct user_regs_struct final;
 

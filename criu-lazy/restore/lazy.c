@@ -5,13 +5,15 @@
  *
  * Each process creates its own userfaultfd in the restorer blob (a uffd
  * serves the memory of the process that created it), registers its lazy
- * VMAs and stops.  This process takes a copy with pidfd_getfd() and sends
- * the pid then the uffd, as CRIU's protocol has it (the uffd's message
- * with credentials naming the task: the daemon's way to its pid in the
- * daemon's namespace), and lets the blob go on; zombies send -pid alone.  Sending from here, one process after the
+ * VMAs, sends the uffd to this process on a socket of its own and goes on
+ * (pie/uffd.c).  This process sends the pid then the uffd to the daemon,
+ * as CRIU's protocol has it (the uffd's message with credentials naming
+ * the task: the daemon's way to its pid in the daemon's namespace); zombies
+ * send -pid alone.  Sending from here, one process after the
  * other on the one connection, is what keeps the records of a tree from
  * interleaving.  Then the "restore finished" word.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
 #include <stdio.h>
@@ -160,36 +162,61 @@ static int send_record(struct rst_tree *tree, int32_t pid, int uffd, pid_t host_
 	return ret < 0 ? -EPIPE : 0;
 }
 
-/* A copy of the uffd the blob left open in the task. */
-static int take_uffd(struct rst_proc *p)
+/*
+ * The uffd the blob sent (pie/uffd.c), if it is there: -EAGAIN if not
+ * (the caller then looks at the blob), -EIO for anything but one message
+ * of the task's pid with one descriptor.
+ */
+static int recv_uffd(struct rst_proc *p)
 {
-	int pidfd = syscall(SYS_pidfd_open, p->t.pid, 0), fd;
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} cm;
+	int32_t pid = 0;
+	struct iovec iov = { &pid, sizeof(pid) };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
+			      .msg_controllen = sizeof(cm.buf) };
+	struct cmsghdr *c;
+	ssize_t n = recvmsg(p->t.uffd_rx, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	int fd = -1;
 
-	if (pidfd < 0) {
-		pr_perror("pidfd_open of task %d", p->pid);
+	if (n < 0 && errno == EAGAIN)
+		return -EAGAIN;
+	if (n == 0)
+		return -EAGAIN;	/* the blob closed it unsent: its stop says why */
+	if (n < 0) {
+		pr_perror("task %d: cannot receive its userfaultfd", p->pid);
 		return -errno;
 	}
-	fd = syscall(SYS_pidfd_getfd, pidfd, p->t.task_uffd, 0);
-	if (fd < 0)
-		pr_perror("cannot take the userfaultfd (fd %d) of task %d", p->t.task_uffd, p->pid);
-	close(pidfd);
-	return fd < 0 ? -errno : fd;
-}
-
-/* At the blob's lazy stop: this process's uffd to the daemon. */
-int rst_lazy_handover(struct rst_tree *tree, struct rst_proc *p)
-{
-	int fd, ret;
-
-	if (p->t.task_uffd < 0) {
-		pr_err("task %d: the restorer left no userfaultfd", p->pid);
+	c = CMSG_FIRSTHDR(&msg);
+	if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+	    c->cmsg_len == CMSG_LEN(sizeof(int)))
+		memcpy(&fd, CMSG_DATA(c), sizeof(fd));
+	if (n != sizeof(pid) || pid != p->pid || fd < 0 || (msg.msg_flags & MSG_CTRUNC)) {
+		pr_err("task %d: its restorer sent %zd bytes (pid %d) and %s instead of its "
+		       "userfaultfd", p->pid, n, pid, fd < 0 ? "no descriptor" : "a descriptor");
+		if (fd >= 0)
+			close(fd);
 		return -EIO;
 	}
-	fd = take_uffd(p);
+	return fd;
+}
+
+/*
+ * The uffd the blob of @p sent, to the daemon; -EAGAIN if it has not come
+ * (the blob stopped, exited or failed first).
+ */
+int rst_lazy_handover(struct rst_tree *tree, struct rst_proc *p)
+{
+	int fd = recv_uffd(p), ret;
+
 	if (fd < 0)
 		return fd;
 	ret = send_record(tree, p->pid, fd, p->t.pid);
 	close(fd);
+	close(p->t.uffd_rx);
+	p->t.uffd_rx = -1;
 	return ret;
 }
 

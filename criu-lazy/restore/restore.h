@@ -235,7 +235,10 @@ struct rst_task {
 	pid_t *thread_pids;		/* the other threads here, once seized */
 	size_t nr_thread_pids;
 	bool seized;
-	int task_uffd;			/* lazy: the uffd's number inside the task, or -1 */
+	/* lazy: a SOCK_SEQPACKET pair on which the blob sends its uffd
+	 * (pie/uffd.c): the restore's end, the task's end (-1: eager) */
+	int uffd_rx;
+	int uffd_tx;
 };
 
 /* A file held by a process other than the one that creates it (fd-share.c). */
@@ -359,6 +362,7 @@ struct rst_child {
 	int helper_end;			/* helper fds are < this (0: no bound) */
 	bool fdt_sharer;		/* the table is another process's (fdt.c) */
 	int ev_w;			/* the table's owner: the tree's event pipe, or -1 */
+	int uffd_tx;			/* lazy: where the blob sends its uffd, or -1 */
 	const struct rst_ksigaction *sa_inherited;	/* from us, or NULL: unknown */
 };
 

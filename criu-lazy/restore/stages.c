@@ -226,29 +226,25 @@ static int stage_lazy_zombies(struct rst_tree *tree)
 }
 
 /*
- * Each blob stops once its uffd is registered; the daemon gets it and the
- * blob goes on.  The daemon serves no fault before it has every process's
- * record, so each blob is let go at once, not waited for to its end here;
- * and each is taken as it stops (blob-next.c), not in the tree's order.
+ * Each blob sends its uffd once it is registered and goes on without
+ * waiting (pie/uffd.c); we hand each to the daemon as it comes
+ * (blob-next.c), not in the tree's order.  The daemon serves no fault
+ * before it has every process's record: a blob that faults meanwhile
+ * waits for the others' uffds, not for us.  A blob that stopped, exited or
+ * wrote an error line with no uffd sent has failed: its stop says why.
  */
 static int lazy_handover_one(struct rst_tree *tree, struct rst_proc *p)
 {
-	int ret = wait_blob(tree, p);
+	int ret = rst_lazy_handover(tree, p);
 
+	if (ret != -EAGAIN)
+		return ret;
+	ret = wait_blob(tree, p);
 	if (ret == 0) {
-		pr_err("task %d: the restorer ended without its lazy stop", p->pid);
+		pr_err("task %d: the restorer ended without sending its userfaultfd", p->pid);
 		return -EIO;
 	}
-	if (ret != RST_WAIT_UFFD_READY)
-		return ret;
-	ret = rst_lazy_handover(tree, p);
-	if (ret)
-		return ret;
-	if (ptrace(PTRACE_CONT, p->t.pid, NULL, NULL)) {
-		pr_perror("cannot resume the restorer of task %d", p->pid);
-		return -errno;
-	}
-	return 0;
+	return ret;
 }
 
 /* The last steps of one process, as soon as its blob has ended. */
@@ -256,36 +252,35 @@ static int finalize_one(struct rst_tree *tree, struct rst_proc *p)
 {
 	int ret = wait_blob(tree, p);
 
-	if (ret == RST_WAIT_UFFD_READY) {
-		pr_err("task %d: the restorer stopped for a lazy restore", p->pid);
-		return -EIO;
-	}
 	if (ret)
 		return ret;
 	rst_pin_proc(tree, p);
 	return rst_finalize(tree->o, &p->ri, &p->plan, &p->t);
 }
 
-/* @one for every live process, in the order their blobs report. */
-static int each_blob(struct rst_tree *tree, int (*one)(struct rst_tree *, struct rst_proc *))
+/* @one for every live process, in the order their blobs report (@uffd: a
+ * uffd sent is news too). */
+static int each_blob(struct rst_tree *tree, int (*one)(struct rst_tree *, struct rst_proc *),
+		     bool uffd)
 {
 	struct rst_blob_wait w;
 	int ret = rst_blob_wait_init(tree, &w), idx;
 
+	w.uffd = uffd;
 	while (!ret && (idx = rst_blob_next(tree, &w)) != -ENOENT)
 		ret = idx < 0 ? idx : one(tree, &tree->procs[idx]);
 	rst_blob_wait_free(&w);
 	return ret;
 }
 
-/* One SIGCHLD signalfd for the stage, as for stage_finalize(): each
- * process's lazy stop is a wait (nothing forks meanwhile). */
+/* One SIGCHLD signalfd for the stage, as for stage_finalize(): a blob
+ * that fails before it sends its uffd stops (nothing forks meanwhile). */
 static int stage_lazy_handover(struct rst_tree *tree)
 {
 	int ret;
 
 	sigchld_fd_hold();
-	ret = each_blob(tree, lazy_handover_one);
+	ret = each_blob(tree, lazy_handover_one, true);
 	sigchld_fd_release();
 	return ret;
 }
@@ -299,7 +294,7 @@ static int stage_finalize(struct rst_tree *tree)
 
 	rst_pin_start(tree);
 	sigchld_fd_hold();
-	ret = each_blob(tree, finalize_one);
+	ret = each_blob(tree, finalize_one, false);
 	sigchld_fd_release();
 	return ret;
 }

@@ -100,6 +100,7 @@ static void close_task_ends(struct rst_tree *tree)
 	for (size_t i = 0; i < tree->nr; i++) {
 		close_fd(&tree->procs[i].t.sync_r);
 		close_fd(&tree->procs[i].t.err_w);
+		close_fd(&tree->procs[i].t.uffd_tx);
 	}
 	close_fd(&tree->ev_w);
 }
@@ -215,6 +216,7 @@ static const char *step_name(int step)
 		[RST_STEP_SCHED] = "setting the scheduling policy or nice value (%lld)",
 		[RST_STEP_ITIMERS] = "setting itimer %llu",
 		[RST_STEP_POSIX_TIMERS] = "restoring POSIX timer %llu",
+		[RST_STEP_UFFD_SEND] = "sending the userfaultfd to the restore process",
 	};
 
 	return step >= 0 && step < RST_STEP_NR && names[step] ? names[step] : "step %llu";
@@ -250,14 +252,8 @@ static int check_blob(struct rst_task *t, const struct rst_plan *plan, int statu
 	ret = read_args(t->pid, plan, &a);
 	if (ret)
 		return ret;
-	if (a.status == RST_STATUS_DONE) {
-		t->task_uffd = a.lazy.enabled ? a.lazy.uffd : -1;
+	if (a.status == RST_STATUS_DONE)
 		return 0;
-	}
-	if (a.status == RST_STATUS_UFFD_READY) {
-		t->task_uffd = a.lazy.uffd;
-		return RST_WAIT_UFFD_READY;
-	}
 	if (a.status == RST_STATUS_TRACE_THREADS)
 		return RST_WAIT_TRACE_THREADS;
 	if (a.status == RST_STATUS_FAILED) {
@@ -291,7 +287,7 @@ static int wait_blob_stop(struct rst_task *t, const struct rst_plan *plan)
 
 	/* No timeout while the child premaps (it may read gigabytes): it
 	 * either reports, stops (trap, crash) or exits.  A stop wakes the
-	 * poll at once (SIGCHLD): the lazy stop and the threads' stop come
+	 * poll at once (SIGCHLD): the threads' stop comes
 	 * before the blob closes the error pipe, and a poll timeout alone
 	 * cost up to 100 ms each. */
 	chld = sigchld_fd_open(&old);

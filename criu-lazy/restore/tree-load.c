@@ -132,7 +132,7 @@ static struct rst_proc *add_proc(struct rst_tree *tree, pid_t pid, pid_t pgid, p
 	p->parent = parent;
 	p->fdt_owner = -1;
 	p->t = (struct rst_task){ .sync_r = -1, .sync_w = -1, .err_r = -1, .err_w = -1,
-				  .task_uffd = -1 };
+				  .uffd_rx = -1, .uffd_tx = -1 };
 	return p;
 }
 

@@ -144,6 +144,8 @@ static void close_restore_ends(struct rst_tree *tree)
 	for (size_t i = 0; i < tree->nr; i++) {
 		close(tree->procs[i].t.sync_w);
 		close(tree->procs[i].t.err_r);
+		if (tree->procs[i].t.uffd_rx >= 0)
+			close(tree->procs[i].t.uffd_rx);
 	}
 }
 
@@ -164,6 +166,8 @@ static void close_foreign_pipes(struct rst_tree *tree, int idx)
 			continue;
 		close(t->sync_r);
 		close(t->err_w);
+		if (t->uffd_tx >= 0)
+			close(t->uffd_tx);
 	}
 	close(tree->ev_r);
 }
@@ -252,7 +256,7 @@ _Noreturn void rst_proc_main(struct rst_tree *tree, int idx)
 		.pages_fd = p->ri.pi.pages_fd, .tty_fd = -1, .exe_fd = -1,
 		.lazy = tree->lazy_sock >= 0, .lazy_features = tree->lazy_features,
 		.share = &tree->share, .self = idx, .share_rx = -1, .share_tx = -1,
-		.fs_lock = -1, .ev_w = -1,
+		.fs_lock = -1, .ev_w = -1, .uffd_tx = p->t.uffd_tx,
 		.helper_base = p->fdt_base, .helper_end = p->fdt_end,
 		.fdt_sharer = p->fdt_owner >= 0,
 		.sa_inherited = tree->sa_known ? tree->sa_inherited : NULL,

@@ -41,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ptrace.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -84,6 +85,12 @@ int rst_tree_pipes(struct rst_tree *tree)
 		t->sync_w = s[1];
 		t->err_r = e[0];
 		t->err_w = e[1];
+		if (tree->lazy_sock < 0 || tree->procs[i].kind != RST_PROC_ALIVE)
+			continue;
+		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, s))
+			goto err;
+		t->uffd_rx = s[0];
+		t->uffd_tx = s[1];
 	}
 	return 0;
 err:

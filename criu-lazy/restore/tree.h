@@ -36,9 +36,7 @@ int rst_task_create(struct rst_tree *tree, struct rst_proc *root);
 int rst_task_seize(struct rst_task *t);
 void rst_task_kill(struct rst_task *t);
 pid_t rst_clone_with_pid(pid_t pid, uint64_t flags);
-/* rst_task_wait_blob(): 0 at the blob's end, RST_WAIT_UFFD_READY at its
- * lazy stop (hand the uffd over, then PTRACE_CONT and wait again) */
-#define RST_WAIT_UFFD_READY 1
+/* rst_task_wait_blob(): 0 at the blob's end */
 #define RST_WAIT_TRACE_THREADS 2	/* internal to task-create.c */
 int rst_task_wait_blob(struct rst_task *t, const struct rst_plan *plan);
 
@@ -47,6 +45,7 @@ struct rst_blob_wait {
 	bool *pending;			/* per process: still waited for */
 	int64_t *eof_at;		/* when its error pipe closed (ms), or 0 */
 	size_t left;
+	bool uffd;			/* lazy handover: a uffd sent is news too */
 };
 int rst_blob_wait_init(const struct rst_tree *tree, struct rst_blob_wait *w);
 /* The index of the next process with something to report (no longer
