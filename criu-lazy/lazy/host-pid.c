@@ -12,11 +12,12 @@
  * namespace.  Our restore names the task there; CRIU's sends each uffd
  * from the task itself, whose own pid the kernel fills in.  A pid other
  * than the restore's (SO_PEERCRED) is the process, once its innermost
- * NSpid is the image's pid; when it is not, the task is refused.
+ * NSpid is the image's pid.
  *
- * A pid of the restore itself, or 0 (a sender we cannot see), says
- * nothing: a restore that could not send credentials (no CAP_SYS_ADMIN).
- * Then the process is looked for: a descendant of the restore while it is
+ * Other credentials say nothing: the restore's own pid or 0 (a sender we
+ * cannot see) is a restore that could not send any (no CAP_SYS_ADMIN),
+ * another pid a sender other than the task.  Then the process is looked
+ * for: a descendant of the restore while it is
  * handed over: if the image's pid here leads up to the restore, it is
  * that; otherwise the descendant whose NSpid (innermost last) ends with
  * it.  But the restore does not wait for us: on a busy machine it may
@@ -196,7 +197,13 @@ static pid_t find_anywhere(const struct lazy_daemon *d, pid_t ns_pid, int *nr)
 	return *nr == 1 ? found : -1;
 }
 
-/* cred_pid from the restore's credentials: the process if it has the image's pid. */
+/*
+ * cred_pid from the message's credentials: the process if it has the
+ * image's pid, else 0.  Any process holding the connection may send a
+ * task's uffd (CRIU's restore sends each from the task; a stand-in of
+ * our tests from a child of another pid), and the kernel then names the
+ * sender: that says nothing of the task, which is looked for.
+ */
 static pid_t from_credentials(pid_t pid, pid_t cred_pid)
 {
 	pid_t inner = status_pid(cred_pid, false);
@@ -205,13 +212,9 @@ static pid_t from_credentials(pid_t pid, pid_t cred_pid)
 		pr_debug("task %d is pid %d here: the restore's credentials say so", pid, cred_pid);
 		return cred_pid;
 	}
-	if (inner < 0)
-		pr_err("task %d: the restore's credentials name pid %d here, which is gone: "
-		       "refused, its lazy pages poisoned", pid, cred_pid);
-	else
-		pr_err("task %d: the restore's credentials name pid %d here, which is pid %d in "
-		       "its namespace: refused, its lazy pages poisoned", pid, cred_pid, inner);
-	return -ESRCH;
+	pr_debug("task %d: the credentials name pid %d here, %s: not the task", pid, cred_pid,
+		 inner < 0 ? "which is gone" : "another pid in its namespace");
+	return 0;
 }
 
 pid_t lazy_host_pid(const struct lazy_daemon *d, pid_t pid, pid_t cred_pid)
@@ -220,8 +223,11 @@ pid_t lazy_host_pid(const struct lazy_daemon *d, pid_t pid, pid_t cred_pid)
 	int nr = 0;
 	pid_t here;
 
-	if (cred_pid > 0 && cred_pid != restore_pid)
-		return from_credentials(pid, cred_pid);
+	if (cred_pid > 0 && cred_pid != restore_pid) {
+		here = from_credentials(pid, cred_pid);
+		if (here > 0)
+			return here;
+	}
 	if (restore_pid <= 0 || descends_from(pid, restore_pid)) {
 		pr_debug("task %d is pid %d here: no credentials, %s", pid, pid,
 			 restore_pid <= 0 ? "the restore is not in our namespace"

@@ -126,11 +126,10 @@ struct lazy_daemon {
 struct lazy_task *lazy_task_new(struct lazy_daemon *d, pid_t pid, pid_t host_pid, int uffd,
 				struct lazy_image *img);
 /*
- * The model of the image's process: preloaded, or read now; with live,
- * then checked in the task and its shared memory's views read (through
- * host_pid); without, the model alone (a refused task, to be poisoned).
+ * The model of the image's process: preloaded, or read now; then checked
+ * in the task and its shared memory's views read (through host_pid).
  */
-int lazy_task_load_model(struct lazy_daemon *d, struct lazy_task *t, bool live);
+int lazy_task_load_model(struct lazy_daemon *d, struct lazy_task *t);
 /* Build every listed process's model ahead (best effort: none is fatal). */
 void lazy_preload_models(struct lazy_daemon *d, const pid_t *pids, size_t nr);
 void lazy_preload_free(struct lazy_daemon *d);

@@ -266,21 +266,12 @@ int lazy_accept_tasks(struct lazy_daemon *d, const struct lazy_tree *tree, int l
 		if (ret)
 			return ret;
 		host_pid = lazy_host_pid(d, pid, cred_pid);
-		/*
-		 * Refused (the credentials name another process): nothing of its
-		 * /proc is read, but the uffd is the task's own, so its model is
-		 * loaded for the poison of the failed handshake (SIGBUS, never zeros).
-		 */
-		t = lazy_task_new(d, pid, host_pid > 0 ? host_pid : 0, uffd, NULL);
+		t = lazy_task_new(d, pid, host_pid, uffd, NULL);
 		if (!t) {
 			close(uffd);
 			return -ENOMEM;
 		}
-		if (host_pid < 0) {
-			lazy_task_load_model(d, t, false);
-			return host_pid;
-		}
-		ret = lazy_task_load_model(d, t, true);
+		ret = lazy_task_load_model(d, t);
 		if (!ret)
 			ret = d->src->ops->attach(d->src, t);
 		if (!ret)

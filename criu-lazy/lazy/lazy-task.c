@@ -239,7 +239,7 @@ void lazy_preload_free(struct lazy_daemon *d)
 	d->nr_pre = 0;
 }
 
-int lazy_task_load_model(struct lazy_daemon *d, struct lazy_task *t, bool live)
+int lazy_task_load_model(struct lazy_daemon *d, struct lazy_task *t)
 {
 	MmEntry *mm = NULL;
 	int ret;
@@ -248,8 +248,6 @@ int lazy_task_load_model(struct lazy_daemon *d, struct lazy_task *t, bool live)
 		ret = build_model(d, t->pid, &mm, &t->model);
 	if (ret)
 		return ret;
-	if (!live)
-		goto out;
 	ret = lazy_shmem_load_task(d, t, mm);
 	if (ret)
 		goto out;
