@@ -187,7 +187,11 @@ static int remote_request(struct page_source *src, struct lazy_task *t,
  * while the daemon goes back to its events.  One background GET per task
  * at a time is enough: two kept the socket full, which moved the TCP
  * receive work onto the daemon's CPU and drained no faster (scripts/bench
- * remote).
+ * remote).  0 or a negative errno: a step's "did one" (1) is no news to the
+ * callers, whose loops over jobs stop at anything but 0 (reconnect()
+ * dropped the rest of the jobs it took off a lost connection after the
+ * first that ended here: their pages stayed in flight, never asked for
+ * again, and the threads waiting for them waited for ever).
  */
 int refill_background(struct remote_source *rs)
 {
@@ -199,9 +203,9 @@ int refill_background(struct remote_source *rs)
 	do
 		ret = lazy_prefetch_step(rs->src.d);
 	while (ret > 0);
-	while (ret == 0 && (ret = lazy_background_step(rs->src.d)) > 0)
-		;
-	return ret;
+	if (ret == 0)
+		ret = lazy_background_step(rs->src.d);
+	return ret < 0 ? ret : 0;
 }
 
 /* The next GET of a job, or its end when nothing of it is in flight. */
@@ -332,9 +336,11 @@ static int reconnect(struct remote_source *rs, struct rc_conn *c, int err, uint6
 	pr_warn("reconnected to page server %s (%s connection) after %.1f s, %u pages checked, "
 		"%zu requests sent again", rs->peer, role, (mono_ns() - t0) / 1e9,
 		rs->fingerprints.nr, nr);
-	for (size_t i = 0; i < nr && !ret; i++)
+	for (size_t i = 0; i < nr && ret >= 0; i++)
 		ret = continue_job(rs, &jobs[i]);
 	free(jobs);
+	if (ret > 0)
+		ret = 0;
 	return ret ?: update_watch(rs, c);
 }
 
