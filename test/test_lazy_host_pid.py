@@ -34,6 +34,8 @@ TIMEOUT = 60
 SIGBUS_SPEC = ZdtmTest("mem_sigbus", ("--pages", "2048"), defer_background=True)
 ANON_SPEC = ZdtmTest("mem_anon", ("--size", "1M"), label="1M")
 HELPER = paths.BUILD / "test" / "helpers" / "lazy_present"
+# the daemon's debug line for a task found in /proc below the restore
+SEARCHED = r"Debug: task (\d+) is pid \1 here: no credentials, it descends from the restore"
 FROM_CREDS = r"task {pid} is pid {here} here: the restore's credentials say so"
 
 
@@ -108,30 +110,30 @@ def play_restore(zdtm, tool, procs, workdir, args):
     return rc, daemon, status, out.read_text(errors="replace")
 
 
-def test_debug_line_says_credentials(zdtm, tool, procs, workdir):
-    """The restore's way (lazy_present sends what the restore sends): the
-    pid here from the credentials, every page right, exit 0."""
-    rc, daemon, status, out = play_restore(zdtm, tool, procs, workdir, [])
+def play_restore_served(zdtm, tool, procs, workdir, args):
+    """play_restore() that must end well: every page right, the helper and
+    the daemon exit 0; (the daemon's log, what to show on failure)."""
+    rc, daemon, status, out = play_restore(zdtm, tool, procs, workdir, args)
     text = out + daemon.text()
     assert status == 0 and re.search(r"^checked \d+ pages, 0 wrong$", out, re.M), text
     assert rc == 0, text
-    pid = int(re.search(r"task (\d+): got uffd", daemon.log.read_text()).group(1))
-    assert re.search(r"Debug: " + FROM_CREDS.format(pid=pid, here=pid),
-                     daemon.log.read_text()), text
+    return daemon.log.read_text(), text
+
+
+def test_debug_line_says_credentials(zdtm, tool, procs, workdir):
+    """The restore's way (lazy_present sends what the restore sends): the
+    pid here from the credentials, every page right, exit 0."""
+    log, text = play_restore_served(zdtm, tool, procs, workdir, [])
+    pid = int(re.search(r"task (\d+): got uffd", log).group(1))
+    assert re.search(r"Debug: " + FROM_CREDS.format(pid=pid, here=pid), log), text
 
 
 def test_debug_line_says_search_without_credentials(zdtm, tool, procs, workdir):
     """Credentials naming the sender itself are what the kernel gives for
     a restore that attached none (one without CAP_SYS_ADMIN): the daemon
     looks for the process in /proc, says so, and serves it."""
-    rc, daemon, status, out = play_restore(zdtm, tool, procs, workdir,
-                                             ["--cred-pid", "self"])
-    text = out + daemon.text()
-    assert status == 0 and re.search(r"^checked \d+ pages, 0 wrong$", out, re.M), text
-    assert rc == 0, text
-    log = daemon.log.read_text()
-    assert re.search(r"Debug: task (\d+) is pid \1 here: no credentials, it descends from "
-                     r"the restore", log), text
+    log, text = play_restore_served(zdtm, tool, procs, workdir, ["--cred-pid", "self"])
+    assert re.search(SEARCHED, log), text
     assert "credentials say so" not in log, text
 
 
@@ -140,14 +142,8 @@ def test_credentials_naming_another_process_fall_back(zdtm, tool, procs, workdir
     dumped pid), as a sender other than the task gives: the daemon says
     they name another process, finds the task in /proc as without
     credentials, and every page is right."""
-    rc, daemon, status, out = play_restore(zdtm, tool, procs, workdir,
-                                             ["--cred-pid", "1"])
-    text = out + daemon.text()
-    assert status == 0 and re.search(r"^checked \d+ pages, 0 wrong$", out, re.M), text
-    assert rc == 0, text
-    log = daemon.log.read_text()
+    log, text = play_restore_served(zdtm, tool, procs, workdir, ["--cred-pid", "1"])
     assert re.search(r"Debug: task (\d+): the credentials name pid 1 here, another pid in its "
                      r"namespace: not the task", log), text
-    assert re.search(r"Debug: task (\d+) is pid \1 here: no credentials, it descends from "
-                     r"the restore", log), text
+    assert re.search(SEARCHED, log), text
     assert "credentials say so" not in log, text

@@ -171,16 +171,15 @@ static pid_t find_anywhere(const struct lazy_daemon *d, pid_t ns_pid, int *nr)
 {
 	unsigned long long since = stat_field(getpid(), 22), start_brk = 0;
 	pid_t found = -1;
+	struct dirent *de;
 	MmEntry *mm;
+	DIR *dir;
 
 	if (!img_read_one(d->dirfd, IMG_MM, ns_pid, &mm_entry__descriptor,
 			  (ProtobufCMessage **)&mm)) {
 		start_brk = mm->mm_start_brk;
 		mm_entry__free_unpacked(mm, NULL);
 	}
-	struct dirent *de;
-	DIR *dir;
-
 	dir = opendir("/proc");
 	if (!dir)
 		return -1;

@@ -188,10 +188,11 @@ static int remote_request(struct page_source *src, struct lazy_task *t,
  * at a time is enough: two kept the socket full, which moved the TCP
  * receive work onto the daemon's CPU and drained no faster (scripts/bench
  * remote).  0 or a negative errno: a step's "did one" (1) is no news to the
- * callers, whose loops over jobs stop at anything but 0 (reconnect()
- * dropped the rest of the jobs it took off a lost connection after the
- * first that ended here: their pages stayed in flight, never asked for
- * again, and the threads waiting for them waited for ever).
+ * callers, whose loops over jobs stop at anything but 0 (reconnect() and
+ * fall_back_to_one() dropped the rest of the jobs they took off a
+ * connection after the first that ended here: their pages stayed in
+ * flight, never asked for again, and the threads waiting for them waited
+ * for ever).
  */
 int refill_background(struct remote_source *rs)
 {
@@ -208,11 +209,14 @@ int refill_background(struct remote_source *rs)
 	return ret < 0 ? ret : 0;
 }
 
-/* The next GET of a job, or its end when nothing of it is in flight. */
+/*
+ * The next GET of a job, or its end when nothing of it is in flight; 0 or
+ * a negative errno (the loops over a lost connection's jobs stop at
+ * anything else: refill_background()).
+ */
 static int continue_job(struct remote_source *rs, struct rc_get *job)
 {
 	uint64_t vaddr = 0, n = 0;
-
 	int ret = 0;
 
 	if (job->obj)	/* asked again from where its last GET started */
@@ -336,11 +340,9 @@ static int reconnect(struct remote_source *rs, struct rc_conn *c, int err, uint6
 	pr_warn("reconnected to page server %s (%s connection) after %.1f s, %u pages checked, "
 		"%zu requests sent again", rs->peer, role, (mono_ns() - t0) / 1e9,
 		rs->fingerprints.nr, nr);
-	for (size_t i = 0; i < nr && ret >= 0; i++)
+	for (size_t i = 0; i < nr && !ret; i++)
 		ret = continue_job(rs, &jobs[i]);
 	free(jobs);
-	if (ret > 0)
-		ret = 0;
 	return ret ?: update_watch(rs, c);
 }
 
