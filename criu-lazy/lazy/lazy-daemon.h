@@ -179,8 +179,11 @@ int lazy_read_events(struct lazy_daemon *d, struct lazy_task *t);
  */
 pid_t lazy_host_pid(const struct lazy_daemon *d, pid_t pid, pid_t cred_pid);
 
-/* lazy-poison.c: what the tasks get when pages can no longer arrive */
-void lazy_poison_all(struct lazy_daemon *d);
+/*
+ * lazy-poison.c: what the tasks get when pages can no longer arrive; the
+ * number of tasks that had pages poisoned.
+ */
+unsigned int lazy_poison_all(struct lazy_daemon *d);
 
 
 #endif

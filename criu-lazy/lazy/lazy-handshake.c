@@ -5,6 +5,12 @@
  * payload (a zombie sends -pid and no fd); at the end the 32-bit word
  * "restore finished".  Nothing flows back.  Our restore adds credentials
  * naming the process to the uffd's message (lazy-socket.h).
+ *
+ * A handshake that fails part way (a bad record, an image error, a
+ * timeout, a stop) first takes the uffds the restore had already queued
+ * on the connection (drain_queued()): they would close with it, the kernel
+ * would unregister their ranges, and their tasks would read zeros where
+ * their lazy pages are.  Taken, they are poisoned with the rest.
  */
 #include <errno.h>
 #include <poll.h>
@@ -105,10 +111,9 @@ static void close_rights(const struct cmsghdr *cmsg)
 /*
  * The uffd's message, and the pid here its credentials name (*cred_pid:
  * 0 if none came; SO_PASSCRED is set, so without the restore's own the
- * kernel gives its sender's pid).
+ * kernel gives its sender's pid).  The caller waited for it.
  */
-static int recv_uffd(const struct lazy_daemon *d, int conn, int32_t pid, int *uffd,
-		     pid_t *cred_pid)
+static int recv_uffd(int conn, int32_t pid, int *uffd, pid_t *cred_pid)
 {
 	union {
 		char buf[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int))];
@@ -122,12 +127,8 @@ static int recv_uffd(const struct lazy_daemon *d, int conn, int32_t pid, int *uf
 	};
 	struct cmsghdr *cmsg;
 	bool bad = false;
-	ssize_t n;
-	int ret = wait_readable(d, conn, "a userfaultfd from the restore");
+	ssize_t n = recvmsg(conn, &msg, MSG_CMSG_CLOEXEC);
 
-	if (ret)
-		return ret;
-	n = recvmsg(conn, &msg, MSG_CMSG_CLOEXEC);
 	if (n < 0) {
 		pr_perror("receive the userfaultfd of task %d", pid);
 		return -errno;
@@ -211,76 +212,188 @@ static void pass_credentials(int fd)
 			"is looked for in /proc", strerror(errno));
 }
 
-/* Accept connections until one comes from an allowed peer. */
+/*
+ * The next connection: 0 taken, 1 none to take now, or -errno.  A peer we
+ * refuse is closed (peer_allowed() said so).
+ */
+static int take_connection(struct lazy_daemon *d, int listen_fd)
+{
+	d->conn_fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	if (d->conn_fd < 0) {
+		if (errno == ECONNABORTED || errno == EINTR || errno == EAGAIN)
+			return 1;
+		pr_perror("accept the restore's connection");
+		return -errno;
+	}
+	if (peer_allowed(d, d->conn_fd)) {
+		pass_credentials(d->conn_fd);
+		return 0;
+	}
+	close(d->conn_fd);
+	d->conn_fd = -1;
+	return 1;
+}
+
+/*
+ * Accept connections until one comes from an allowed peer.  A stop that
+ * comes while one already waits in the backlog still takes it (if it is
+ * there now), for the uffds it may hold (drain_queued()).
+ */
 static int accept_restore(struct lazy_daemon *d, int listen_fd)
 {
 	for (;;) {
 		int ret = wait_readable(d, listen_fd, "the restore to connect");
+		struct pollfd p = { .fd = listen_fd, .events = POLLIN };
 
+		if (ret == -EINTR && poll(&p, 1, 0) == 1)
+			take_connection(d, listen_fd);
 		if (ret)
 			return ret;
-		d->conn_fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
-		if (d->conn_fd < 0) {
-			if (errno == ECONNABORTED || errno == EINTR)
-				continue;
-			pr_perror("accept the restore's connection");
-			return -errno;
-		}
-		if (peer_allowed(d, d->conn_fd)) {
-			pass_credentials(d->conn_fd);
-			return 0;
-		}
-		close(d->conn_fd);
-		d->conn_fd = -1;
+		ret = take_connection(d, listen_fd);
+		if (ret <= 0)
+			return ret;
 	}
+}
+
+/* A task whose lazy pages the daemon cannot (all) poison: said, once. */
+static void say_unknown(int32_t pid, const char *why)
+{
+	pr_err("task %d: %s: the lazy pages it is not known to have cannot be poisoned and "
+	       "may read as zeros", pid, why);
+}
+
+/*
+ * The task of a uffd taken after the handshake failed: added with its
+ * model as the handshake adds it (no page source, no prefetch: it is only
+ * to be poisoned).
+ */
+static void adopt_queued(struct lazy_daemon *d, const struct lazy_tree *tree, int32_t pid,
+			 int uffd, pid_t cred_pid)
+{
+	struct lazy_task *t = NULL;
+
+	if (!pid_expected(tree, pid))
+		say_unknown(pid, "its uffd came after the handshake failed, but it is not a "
+			    "process of pstree.img");
+	else if (pid_seen(d, pid))
+		pr_warn("task %d: a second uffd came for it after the handshake failed: closed, "
+			"the first one is poisoned", pid);
+	else if (!(t = lazy_task_new(d, pid, lazy_host_pid(d, pid, cred_pid), uffd, NULL)))
+		say_unknown(pid, "out of memory");
+	else if (lazy_task_load_model(d, t))
+		say_unknown(pid, "its images could not be read");	/* which, said above */
+	else
+		pr_info("task %d: got uffd %d after the handshake failed: to be poisoned", pid, uffd);
+	if (!t)
+		close(uffd);
+}
+
+/* Is the restore's next record there within DRAIN_WAIT_MS? */
+#define DRAIN_WAIT_MS	100
+
+static bool drain_ready(int conn)
+{
+	struct pollfd p = { .fd = conn, .events = POLLIN };
+
+	return poll(&p, 1, DRAIN_WAIT_MS) == 1;
+}
+
+/*
+ * The handshake failed after it began: take every uffd the restore already
+ * sent (a record waits at most DRAIN_WAIT_MS: a restore that sends nothing
+ * more keeps us no longer), up to one record per process of the tree.
+ * unread: a pid whose uffd is the next message, or 0.  What cannot be read
+ * is left: the caller fails anyway, and has said why.
+ */
+static void drain_queued(struct lazy_daemon *d, const struct lazy_tree *tree, int32_t unread)
+{
+	for (size_t i = 0; i <= tree->nr_pids; i++) {
+		int32_t pid = unread;
+		pid_t cred_pid;
+		int uffd;
+
+		unread = 0;
+		if (!pid) {
+			ssize_t n = drain_ready(d->conn_fd) ?
+				    recv(d->conn_fd, &pid, sizeof(pid), MSG_DONTWAIT) : -1;
+
+			if (n != sizeof(pid) || pid == 0 || pid == (int32_t)LAZY_RESTORE_FINISHED)
+				return;
+			if (pid < 0)
+				continue;	/* a zombie */
+		}
+		if (!drain_ready(d->conn_fd) || recv_uffd(d->conn_fd, pid, &uffd, &cred_pid))
+			return;
+		adopt_queued(d, tree, pid, uffd, cred_pid);
+	}
+}
+
+/*
+ * One record of the restore.  *unread: the pid read, if it failed before
+ * that pid's uffd was read.
+ */
+static int accept_one(struct lazy_daemon *d, const struct lazy_tree *tree, int32_t *unread)
+{
+	struct lazy_task *t;
+	int32_t pid;
+	pid_t cred_pid = 0, host_pid;
+	int uffd = -1, ret;
+
+	ret = recv_pid(d, d->conn_fd, &pid);
+	if (ret)
+		return ret;
+	if (pid < 0) {
+		/* widened: INT32_MIN has no negation in 32 bits */
+		pr_info("task %lld is a zombie: nothing to serve", -(long long)pid);
+		return 0;
+	}
+	if (!pid_expected(tree, pid) || pid_seen(d, pid)) {
+		pr_err("the restore sent pid %d, which is not a process of pstree.img "
+		       "or came twice", pid);
+		*unread = pid;
+		return -EBADMSG;
+	}
+	ret = wait_readable(d, d->conn_fd, "a userfaultfd from the restore");
+	if (ret) {
+		*unread = pid;		/* it may come yet (a stop came first) */
+		return ret;
+	}
+	ret = recv_uffd(d->conn_fd, pid, &uffd, &cred_pid);
+	if (ret)
+		return ret;
+	host_pid = lazy_host_pid(d, pid, cred_pid);
+	t = lazy_task_new(d, pid, host_pid, uffd, NULL);
+	if (!t) {
+		say_unknown(pid, "out of memory");
+		close(uffd);
+		return -ENOMEM;
+	}
+	ret = lazy_task_load_model(d, t);
+	if (ret) {
+		say_unknown(pid, "its images could not be read");
+		return ret;
+	}
+	ret = d->src->ops->attach(d->src, t) ?: lazy_prefetch_attach(d, t);
+	if (ret)
+		return ret;
+	pr_info("task %d: got uffd %d", pid, uffd);
+	return 0;
 }
 
 int lazy_accept_tasks(struct lazy_daemon *d, const struct lazy_tree *tree, int listen_fd)
 {
-	int ret;
+	int ret = accept_restore(d, listen_fd);
 
-	ret = accept_restore(d, listen_fd);
-	if (ret)
-		return ret;
+	if (ret && d->conn_fd >= 0)	/* stopped with the restore connected */
+		drain_queued(d, tree, 0);
+	for (size_t i = 0; i < tree->nr_pids && !ret; i++) {
+		int32_t unread = 0;
 
-	for (size_t i = 0; i < tree->nr_pids; i++) {
-		struct lazy_task *t;
-		int32_t pid;
-		pid_t cred_pid = 0, host_pid;
-		int uffd = -1;
-
-		ret = recv_pid(d, d->conn_fd, &pid);
+		ret = accept_one(d, tree, &unread);
 		if (ret)
-			return ret;
-		if (pid < 0) {
-			/* widened: INT32_MIN has no negation in 32 bits */
-			pr_info("task %lld is a zombie: nothing to serve", -(long long)pid);
-			continue;
-		}
-		if (!pid_expected(tree, pid) || pid_seen(d, pid)) {
-			pr_err("the restore sent pid %d, which is not a process of pstree.img "
-			       "or came twice", pid);
-			return -EBADMSG;
-		}
-		ret = recv_uffd(d, d->conn_fd, pid, &uffd, &cred_pid);
-		if (ret)
-			return ret;
-		host_pid = lazy_host_pid(d, pid, cred_pid);
-		t = lazy_task_new(d, pid, host_pid, uffd, NULL);
-		if (!t) {
-			close(uffd);
-			return -ENOMEM;
-		}
-		ret = lazy_task_load_model(d, t);
-		if (!ret)
-			ret = d->src->ops->attach(d->src, t);
-		if (!ret)
-			ret = lazy_prefetch_attach(d, t);
-		if (ret)
-			return ret;
-		pr_info("task %d: got uffd %d", pid, uffd);
+			drain_queued(d, tree, unread);
 	}
-	return 0;
+	return ret;
 }
 
 int lazy_read_restore_word(struct lazy_daemon *d)

@@ -306,6 +306,8 @@ int cr_lazy_pages(struct opts *o)
 	struct lazy_tree tree = { 0 };
 	char sock_path[PATH_MAX];
 	int listen_fd = -1, lock_fd = -1, ret;
+	unsigned int nr_tasks, nr_poisoned;
+	bool handshake_failed;
 
 	if (o->page_server && (!o->address || !o->port)) {
 		pr_err("--page-server needs the server's --address and --port");
@@ -362,6 +364,7 @@ int cr_lazy_pages(struct opts *o)
 	/* while the restore reads its own images (one CPU is idle then) */
 	lazy_preload_models(&d, tree.pids, tree.nr_pids);
 	ret = lazy_accept_tasks(&d, &tree, listen_fd);
+	handshake_failed = ret && d.tasks;
 	lazy_preload_free(&d);
 	close(listen_fd);
 	listen_fd = -1;
@@ -374,7 +377,15 @@ int cr_lazy_pages(struct opts *o)
 	d.stats.end_cpu_ns = lazy_stats_cpu_ns();
 
 	if (ret) {
-		lazy_poison_all(&d);
+		nr_tasks = 0;
+		for (struct lazy_task *t = d.tasks; t; t = t->next)
+			nr_tasks += !t->gone;
+		nr_poisoned = lazy_poison_all(&d);
+		/* the error above said why; the tasks it held (lazy-handshake.c) */
+		if (handshake_failed)
+			pr_err("the handshake failed with %u task(s) handed over: the lazy pages "
+			       "of %u poisoned (SIGBUS where they are touched)", nr_tasks,
+			       nr_poisoned);
 	} else {
 		lazy_shmem_finish(&d);
 		lazy_stats_report(&d.stats, d.dirfd);

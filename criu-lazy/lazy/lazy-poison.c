@@ -84,19 +84,22 @@ static int poison_task(struct lazy_daemon *d, struct lazy_task *t, struct poison
 	return 0;
 }
 
-void lazy_poison_all(struct lazy_daemon *d)
+unsigned int lazy_poison_all(struct lazy_daemon *d)
 {
+	unsigned int nr = 0;
+
 	/* a FORK event read on the way adds a task at the end: poisoned too */
 	for (struct lazy_task *t = d->tasks; t; t = t->next) {
 		struct poison_count c = { 0 };
 		uint64_t pending = t->model.nr_pending;
-		int ret;
+		int ret = 0;
 
 		for (size_t i = 0; i < t->nr_inflight; i++)
 			pending += t->inflight[i].span.nr_pages;
-		if (t->gone || !pending)
+		if (t->gone)
 			continue;
-		ret = poison_task(d, t, &c);
+		if (pending)
+			ret = poison_task(d, t, &c);
 		if (ret)
 			pr_warn("task %d: %llu pages could not be poisoned and will read as zeros",
 				t->pid, (unsigned long long)t->model.nr_pending);
@@ -106,6 +109,8 @@ void lazy_poison_all(struct lazy_daemon *d)
 		if (c.unreachable)
 			pr_info("task %d: %llu lazy pages are in no VMA any more", t->pid,
 				(unsigned long long)c.unreachable);
+		if (lazy_shmem_poison_task(t) + c.poisoned)
+			nr++;
 	}
-	lazy_shmem_poison(d);
+	return nr;
 }

@@ -369,28 +369,26 @@ int lazy_shmem_background_step(struct lazy_daemon *d)
 	return 0;
 }
 
-void lazy_shmem_poison(struct lazy_daemon *d)
+uint64_t lazy_shmem_poison_task(struct lazy_task *t)
 {
-	for (struct lazy_task *t = d->tasks; t; t = t->next) {
-		uint64_t poisoned = 0;
+	uint64_t poisoned = 0;
 
-		for (size_t i = 0; !t->gone && i < t->shm.nr; i++) {
-			const struct lazy_shm_vma *v = &t->shm.vmas[i];
+	for (size_t i = 0; !t->gone && i < t->shm.nr; i++) {
+		const struct lazy_shm_vma *v = &t->shm.vmas[i];
 
-			for (uint64_t a = v->start; a < v->end; a += PS) {
-				uint64_t done;
+		for (uint64_t a = v->start; a < v->end; a += PS) {
+			uint64_t done;
 
-				if (!is_pending(v->obj, (v->pgoff + a - v->start) / PS))
-					continue;
-				if (uffd_fill(t->uffd, UFFD_FILL_POISON, a, NULL, PS, &done) ==
-				    UFFD_DONE)
-					poisoned++;
-			}
+			if (!is_pending(v->obj, (v->pgoff + a - v->start) / PS))
+				continue;
+			if (uffd_fill(t->uffd, UFFD_FILL_POISON, a, NULL, PS, &done) == UFFD_DONE)
+				poisoned++;
 		}
-		if (poisoned)
-			pr_warn("task %d: %" PRIu64 " pages of shared memory that can no longer "
-				"arrive will raise SIGBUS", t->pid, poisoned);
 	}
+	if (poisoned)
+		pr_warn("task %d: %" PRIu64 " pages of shared memory that can no longer "
+			"arrive will raise SIGBUS", t->pid, poisoned);
+	return poisoned;
 }
 
 uint64_t lazy_shmem_id(const struct lazy_shm_obj *o)

@@ -68,8 +68,9 @@ bool lazy_shmem_task_done(const struct lazy_task *t);
 bool lazy_shmem_background_wanted(struct lazy_daemon *d);
 /* One background chunk of some object: 1 if one was filled, 0 if none is left. */
 int lazy_shmem_background_step(struct lazy_daemon *d);
-/* Pages that can no longer arrive: SIGBUS in every task that maps them. */
-void lazy_shmem_poison(struct lazy_daemon *d);
+/* Pages that can no longer arrive: SIGBUS in the task (each task that maps
+ * them gets its own); how many were poisoned. */
+uint64_t lazy_shmem_poison_task(struct lazy_task *t);
 /* At the end: what no live task could reach any more is dropped (counted). */
 void lazy_shmem_finish(struct lazy_daemon *d);
 void lazy_shmem_free_all(struct lazy_daemon *d);

@@ -1,5 +1,5 @@
 /*
- * test_page_server_restore DIR [--churn] [--wait-file F [--first N]] [--seed N]:
+ * test_page_server_restore DIR [--churn] [--wait-file F [--first N]] [--seed N] [--twice]:
  * a stand-in for `restore --lazy-pages`, so the lazy-pages daemon and the
  * page server can be tested end to end before (and apart from) the real
  * restore.
@@ -21,6 +21,9 @@
  * F.PID.half, waits for F to exist, then reads the rest expecting SIGBUS
  * for pages that can no longer arrive (the page server was killed in
  * between).  A page with wrong data is always a failure.
+ *
+ * With --twice the first process's record is sent twice (a bad record the
+ * daemon fails on, with the next processes' records queued behind it).
  *
  * Prints one line per task; exits 0 if every task passed.
  */
@@ -53,7 +56,7 @@
 #define TIMEOUT_S 60
 
 struct args {
-	bool churn;
+	bool churn, twice;
 	const char *dir, *wait_file;
 	unsigned int seed;
 	long first;		/* pages read before waiting, -1: 1/64 */
@@ -342,6 +345,8 @@ static void parse_args(int argc, char **argv, struct args *a)
 			a->wait_file = argv[++i];
 		else if (!strcmp(argv[i], "--churn"))
 			a->churn = true;
+		else if (!strcmp(argv[i], "--twice"))
+			a->twice = true;
 		else if (!strcmp(argv[i], "--first") && i + 1 < argc)
 			a->first = strtol(argv[++i], NULL, 0);
 		else if (!strcmp(argv[i], "--seed") && i + 1 < argc)
@@ -352,7 +357,8 @@ static void parse_args(int argc, char **argv, struct args *a)
 			a->dir = NULL;
 	}
 	if (!a->dir) {
-		fprintf(stderr, "usage: %s DIR [--churn] [--wait-file F [--first N]] [--seed N]\n",
+		fprintf(stderr, "usage: %s DIR [--churn] [--wait-file F [--first N]] [--seed N] "
+			"[--twice]\n",
 			argv[0]);
 		exit(2);
 	}
@@ -403,6 +409,8 @@ int main(int argc, char **argv)
 			close(ready[0]);
 			uffd = setup_memory(dirfd, pids[i], &m);
 			send_uffd(sock, pids[i], uffd);
+			if (a.twice && !i)
+				send_uffd(sock, pids[i], uffd);
 			close(uffd);
 			close(sock);
 			/* go: EOF once the parent has sent "restore finished" */
