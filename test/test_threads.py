@@ -11,6 +11,7 @@
   leaves nothing behind; the undamaged images then restore and PASS.
 """
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -157,6 +158,36 @@ def test_thread_core_with_task_state(tool, workdir, dumped_threads):
     shutil.copy(bad / f"core-{task.pid}.img", bad / f"core-{tid}.img")
     restore_must_fail(tool, workdir, bad, task.pid, rf"core-{tid}\.img", r"thread",
                       r"task_core")
+    restore_must_pass(tool, workdir, task, good)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "missing"])
+def test_broken_thread_core_read_by_the_prefetch_worker(tool, zdtm, workdir, damage):
+    """With enough images (12 and more) a worker thread reads them too,
+    from the end of the list (restore/images-prefetch.c): the last thread's
+    core is its first.  One it cannot read is read again by the restore
+    process, which says what is wrong with it: one line on stderr, and once
+    in the log (the worker logs nothing), nothing left behind."""
+    task = zdtm(ZdtmTest("thread", ("--threads", "12"), label="12"))
+    tids = [t for t in tids_of(task.pid) if t != task.pid]
+    good = dump_good(tool, task, workdir)
+    bad = workdir / "images-bad"
+    shutil.copytree(good, bad)
+    pstree = images.load(good / "pstree.img")
+    rec = pstree.records[0]
+    listed = images.get(images.decode(
+        pstree.data[rec.payload_offset:rec.payload_offset + rec.length]), 5)
+    assert sorted(listed) == sorted(tids + [task.pid]), listed
+    core = bad / f"core-{listed[-1]}.img"
+    if damage == "missing":
+        core.unlink()
+    else:
+        core.write_bytes(core.read_bytes()[:-7])
+    restore_must_fail(tool, workdir, bad, task.pid, re.escape(core.name))
+    log = (workdir / "restore-bad.log").read_text()
+    said = [l for l in log.splitlines() if core.name in l and "Error" in l]
+    assert len(said) == 1, f"the error about {core.name} should be logged once:\n{log}"
+    assert "the worker read" in log, "no prefetch worker ran: the test no longer tests it"
     restore_must_pass(tool, workdir, task, good)
 
 

@@ -22,6 +22,8 @@ struct log_state {
 	char held[2048];	/* the first error line kept back, "" for none */
 };
 
+static __thread bool log_quiet;
+
 static struct log_state log_state = {
 	.command = "criu-lazy",
 	.level = LOG_DEFAULT_LEVEL,
@@ -125,7 +127,7 @@ void log_printf(enum log_level level, const char *fmt, ...)
 	int saved_errno = errno;
 	int len;
 
-	if ((int)level > log_state.level && level != LOG_ERROR)
+	if (log_quiet || ((int)level > log_state.level && level != LOG_ERROR))
 		return;
 
 	va_start(args, fmt);
@@ -151,6 +153,11 @@ void log_printf(enum log_level level, const char *fmt, ...)
 		write_all(log_state.err_fd, line, len);
 	}
 	errno = saved_errno;
+}
+
+void log_quiet_thread(void)
+{
+	log_quiet = true;
 }
 
 void log_hold_errors(void)

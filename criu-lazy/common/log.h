@@ -38,6 +38,9 @@ void log_fds(int *file, int *err);
  * it (unless @drop: the caller printed a line that holds it) and stops.
  */
 void log_hold_errors(void);
+/* Nothing the calling thread logs from now on is written (a helper thread
+ * whose failures its caller reports itself). */
+void log_quiet_thread(void);
 const char *log_held_error(void);
 void log_release_errors(bool drop);
 

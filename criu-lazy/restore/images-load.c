@@ -21,6 +21,7 @@
 #include "restore/restore.h"
 #include "restore/files.h"
 #include "restore/images.h"
+#include "restore/images-prefetch.h"
 #include "restore/shmem.h"
 #include "restore/threads.h"
 
@@ -36,7 +37,7 @@
 static int load_one(int dirfd, enum img_type type, unsigned long id,
 		    const ProtobufCMessageDescriptor *desc, void *out)
 {
-	return img_read_one(dirfd, type, id, desc, (ProtobufCMessage **)out);
+	return rst_img_read_one(dirfd, type, id, desc, (ProtobufCMessage **)out);
 }
 
 static int check_fpregs(pid_t pid, const UserX86FpregsEntry *fp)

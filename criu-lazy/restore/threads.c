@@ -33,6 +33,7 @@
 #include "common/ptrace-inject.h"
 #include "images/image.h"
 #include "restore/restore.h"
+#include "restore/images-prefetch.h"
 #include "restore/threads.h"
 #include "restore/restorer-blob.h"
 
@@ -72,7 +73,7 @@ int rst_threads_load(struct rst_images *ri)
 				return -EINVAL;
 			}
 		}
-		ret = img_read_one(ri->dirfd, IMG_CORE, tid, &core_entry__descriptor,
+		ret = rst_img_read_one(ri->dirfd, IMG_CORE, tid, &core_entry__descriptor,
 				   (ProtobufCMessage **)&core);
 		if (ret)
 			return ret;

@@ -21,6 +21,7 @@
 #include "restore/restore.h"
 #include "restore/files.h"
 #include "restore/images.h"
+#include "restore/images-prefetch.h"
 #include "restore/plan.h"
 #include "restore/shmem.h"
 #include "restore/tree.h"
@@ -228,7 +229,7 @@ static int load_proc(struct rst_tree *tree, struct rst_proc *p, const PstreeEntr
 	CoreEntry *core;
 	int ret;
 
-	ret = img_read_one(tree->dirfd, IMG_CORE, p->pid, &core_entry__descriptor,
+	ret = rst_img_read_one(tree->dirfd, IMG_CORE, p->pid, &core_entry__descriptor,
 			   (ProtobufCMessage **)&core);
 	if (ret)
 		return ret;
@@ -331,6 +332,8 @@ int rst_tree_load(struct rst_tree *tree)
 		ret = load_pstree(tree);
 	if (!ret)
 		ret = build_procs(tree);
+	if (!ret)
+		rst_prefetch_start(tree->dirfd, tree->entries, tree->nr_entries);
 	for (size_t i = 0, e = 0; !ret && i < tree->nr; i++) {
 		struct rst_proc *p = &tree->procs[i];
 
@@ -338,6 +341,7 @@ int rst_tree_load(struct rst_tree *tree)
 			continue;
 		ret = load_proc(tree, p, tree->entries[e++]);
 	}
+	rst_prefetch_stop();
 	if (!ret)
 		ret = check_files_ids(tree);
 	return ret;
