@@ -262,17 +262,23 @@ def cpus_allowed(tid):
     raise AssertionError(f"no Cpus_allowed_list for {tid}")
 
 
+AFFINITY_TREE = ZdtmTest("tree_lazy_stress", ("--pages", "1024", "--child-pages", "256"),
+                         label="small", tree=True)
+
+
+@pytest.mark.parametrize("shape", ["threads", "tree"])
 @pytest.mark.parametrize("cpus", ["all", "last"])
-def test_restore_gives_every_thread_its_affinity_back(tool, zdtm, workdir, cpus):
-    """The restore runs its last ptrace steps with each finished process on
-    its own CPU (restore/cpu-pin.c): every thread must then get back the
-    affinity it inherited from the restore, all CPUs the restore may use
-    ("all"), or the one it was started on ("last": taskset)."""
+def test_restore_gives_every_thread_its_affinity_back(tool, zdtm, workdir, cpus, shape):
+    """The restore gives each process of a tree a CPU of its own while the
+    blobs run, and runs its last ptrace steps with each finished process on
+    its own CPU (restore/cpu-pin.c): every thread of every process must then
+    get back the affinity it inherited from the restore, all CPUs the
+    restore may use ("all"), or the one it was started on ("last": taskset)."""
     if cpus == "last" and os.cpu_count() < 2:
         pytest.skip("one CPU: nothing to tell apart")
     ncpu = len(os.sched_getaffinity(0))
     mask = f"0-{ncpu - 1}" if cpus == "all" else str(max(os.sched_getaffinity(0)))
-    task = zdtm(THREADS)
+    task = zdtm(THREADS if shape == "threads" else AFFINITY_TREE)
     imgdir = dump_good(tool, task, workdir, name="images")
     pidfile = workdir / "restore.pid"
     runner = type(tool)(tool.binary, prefix=("taskset", "-c", mask))
@@ -280,8 +286,13 @@ def test_restore_gives_every_thread_its_affinity_back(tool, zdtm, workdir, cpus)
               f"restore under taskset -c {mask}")
     task.expect_restored(pidfile)
     want = cpus_allowed(os.getpid()) if cpus == "all" else mask
-    tids = tids_of(task.pid)
-    assert len(tids) == 5, f"4 threads and the leader expected, found {tids}"
+    procs = [task.pid] + (list(P.descendants(task.pid)) if shape == "tree" else [])
+    tids = [t for p in procs for t in tids_of(p)]
+    if shape == "threads":
+        assert len(tids) == 5, f"4 threads and the leader expected, found {tids}"
+    else:
+        assert len(procs) == 5 and len(tids) > len(procs), (
+            f"a root, 4 children and their threads expected, found {procs}: {tids}")
     got = {tid: cpus_allowed(tid) for tid in tids}
     assert all(v == want for v in got.values()), (
         f"threads' CPU affinity after the restore: {got}, expected {want} for each")

@@ -1,10 +1,12 @@
 /*
- * The ptrace steps after each blob (finalize.c) and the resume, on one CPU.
+ * Where the restore and its tasks run: the blobs spread over our CPUs, the
+ * ptrace steps after each blob (finalize.c) and the resume on one CPU.
  */
 #ifndef CRIU_LAZY_RESTORE_CPU_PIN_H
 #define CRIU_LAZY_RESTORE_CPU_PIN_H
 
 #include <sched.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -14,8 +16,19 @@ struct rst_pin {
 	cpu_set_t mask;
 };
 
+/* Our scheduling policy while we wake many tasks at once. */
+struct rst_burst {
+	bool raised;
+	int policy;
+	struct sched_param param;
+};
+
 struct rst_tree;
 struct rst_proc;
+
+void rst_pin_spread(struct rst_tree *tree);
+void rst_burst_begin(struct rst_burst *b, size_t wakeups);
+void rst_burst_end(struct rst_burst *b);
 
 void rst_pin_start(struct rst_tree *tree);
 void rst_pin_proc(struct rst_tree *tree, struct rst_proc *p);

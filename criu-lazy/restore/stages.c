@@ -200,7 +200,14 @@ static int rebuild_go(struct rst_tree *tree, struct rst_proc *p)
  * for those sharing another's descriptor table. */
 static int stage_rebuild(struct rst_tree *tree)
 {
-	return each_alive(tree, rebuild_go);
+	struct rst_burst b;
+	int ret;
+
+	rst_pin_spread(tree);
+	rst_burst_begin(&b, tree->nr);
+	ret = each_alive(tree, rebuild_go);
+	rst_burst_end(&b);
+	return ret;
 }
 
 /* ... who do once the owner of their table has restored it (fdt.c). */
@@ -332,6 +339,17 @@ static int stage_pidfile(struct rst_tree *tree)
 	return 0;
 }
 
+/* The live threads of the tree, each a wakeup at the resume. */
+static size_t tree_threads(const struct rst_tree *tree)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < tree->nr; i++)
+		if (tree->procs[i].kind == RST_PROC_ALIVE)
+			n += 1 + tree->procs[i].t.nr_thread_pids;
+	return n;
+}
+
 /*
  * All together, now that every task is complete.  A task dumped in a
  * group-stop gets a SIGSTOP first (from an interrupt stop, DETACH's signal
@@ -340,6 +358,7 @@ static int stage_pidfile(struct rst_tree *tree)
 static int stage_resume(struct rst_tree *tree)
 {
 	int ret = rst_pin_end(tree);
+	struct rst_burst b;
 
 	if (ret)
 		return ret;
@@ -353,6 +372,7 @@ static int stage_resume(struct rst_tree *tree)
 			return -errno;
 		}
 	}
+	rst_burst_begin(&b, tree_threads(tree));
 	for (size_t i = 0; i < tree->nr; i++) {
 		struct rst_proc *p = &tree->procs[i];
 
@@ -367,6 +387,7 @@ static int stage_resume(struct rst_tree *tree)
 		close(p->t.err_r);
 		p->t.sync_w = p->t.err_r = -1;
 	}
+	rst_burst_end(&b);
 	close(tree->ev_r);
 	tree->ev_r = -1;
 	prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0);
