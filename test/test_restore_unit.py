@@ -2,8 +2,9 @@
 free in two layouts, the vdso shape check, the XSAVE buffer built from an
 image against made-up and real CPUs), test_restore_place (which VMAs are
 mapped at their own address from the start), test_restore_groups (which
-tasks join their process group late), test_array (common/array.h) and
-test_pm_scan (common/pm-scan.c).
+tasks join their process group late), test_array (common/array.h),
+test_pm_scan (common/pm-scan.c) and test_proc (common/proc-stat.c,
+proc-status.c, proc-task.c).
 
 Needs a build (`scons -j2`); uses nothing from conftest.py.
 """
@@ -44,3 +45,12 @@ def test_pm_scan_unit():
     (made-up entries); a callback's error stops the scan."""
     lines, passed = run_unit("test_pm_scan")
     assert passed == 3, "\n".join(lines)
+
+
+def test_proc_unit():
+    """common/proc-stat.c, proc-status.c, proc-task.c: a stat text whose
+    name holds ')' and spaces, negative, missing and bad fields; a status
+    line's last number; the threads of this process walked and stopped, a
+    gone pid's -ENOENT; the processes below it, parents first."""
+    lines, passed = run_unit("test_proc")
+    assert passed == 6, "\n".join(lines)

@@ -17,7 +17,7 @@
 
 static int parse_ids(struct dump_task *t, const char *status, const char *key, uint32_t v[4])
 {
-	const char *p = dump_status_field(status, key);
+	const char *p = proc_status_field(status, key);
 
 	if (!p || sscanf(p, "%u %u %u %u", &v[0], &v[1], &v[2], &v[3]) != 4) {
 		pr_err("can't parse %s: in /proc/%d/status", key, t->pid);
@@ -30,7 +30,7 @@ static int parse_ids(struct dump_task *t, const char *status, const char *key, u
 static int parse_caps(struct dump_task *t, const char *status, const char *key,
 		      uint32_t words[2], size_t *n, uint32_t **field, bool optional)
 {
-	const char *p = dump_status_field(status, key);
+	const char *p = proc_status_field(status, key);
 	unsigned long long v;
 
 	if (!p) {
@@ -49,7 +49,7 @@ static int parse_caps(struct dump_task *t, const char *status, const char *key,
 
 static int parse_groups(struct dump_task *t, const char *status, struct task_core *c)
 {
-	const char *p = dump_status_field(status, "Groups");
+	const char *p = proc_status_field(status, "Groups");
 	size_t n = 0, cap = 0;
 	uint32_t *v = NULL;
 
@@ -116,7 +116,7 @@ static int dump_creds(struct dump_ctx *ctx, struct dump_task *t)
 	if (ret)
 		return ret;
 
-	p = dump_status_field(status, "NoNewPrivs");
+	p = proc_status_field(status, "NoNewPrivs");
 	if (p) {
 		cr->has_no_new_privs = true;
 		cr->no_new_privs = atoi(p);

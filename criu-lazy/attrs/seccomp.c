@@ -197,7 +197,7 @@ static int dump_seccomp(struct dump_ctx *ctx, struct dump_task *t)
 	ret = dump_proc_read(t, "status", status, sizeof(status));
 	if (ret < 0)
 		return ret;
-	v = dump_status_field(status, "Seccomp");
+	v = proc_status_field(status, "Seccomp");
 	mode = v ? atoi(v) : 0;
 	th->has_seccomp_mode = true;
 	th->seccomp_mode = mode;

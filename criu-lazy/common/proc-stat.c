@@ -1,33 +1,71 @@
 #include <errno.h>
-#include <fcntl.h>
-#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "common/proc-stat.h"
+#include "common/proc-task.h"
+
+/* From the state letter on, or NULL if @buf has no name's end. */
+static const char *skip_name(const char *buf)
+{
+	const char *rpar = strrchr(buf, ')');	/* the last one: the name may hold ')' */
+
+	if (!rpar || rpar[1] != ' ' || !rpar[2])
+		return NULL;
+	return rpar + 2;
+}
 
 const char *proc_stat_fields(pid_t pid, pid_t tid, char *buf, size_t size)
 {
-	char path[64], *rpar;
-	ssize_t n;
-	int fd;
+	ssize_t n = proc_task_read(pid, tid, "stat", buf, size);
+	const char *fields;
 
-	if (tid)
-		snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", pid, tid);
-	else
-		snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return NULL;
-	n = read(fd, buf, size - 1);
-	close(fd);
-	buf[n > 0 ? n : 0] = '\0';
-	rpar = strrchr(buf, ')');	/* the last one: the name may hold ')' */
-	if (!rpar || rpar[1] != ' ' || !rpar[2]) {
-		errno = ESRCH;
+	if (n < 0) {
+		errno = -n;
 		return NULL;
 	}
-	return rpar + 2;
+	fields = skip_name(buf);
+	if (!fields)
+		errno = ESRCH;
+	return fields;
+}
+
+int proc_stat_parse(const char *buf, struct proc_stat *st)
+{
+	const char *lpar = strchr(buf, '('), *p = skip_name(buf);
+	size_t clen;
+	char *end;
+	int n;
+
+	if (!lpar || !p)
+		return -EINVAL;
+	memset(st, 0, sizeof(*st));
+	clen = p - 2 - lpar - 1;
+	if (clen >= sizeof(st->comm))
+		clen = sizeof(st->comm) - 1;
+	memcpy(st->comm, lpar + 1, clen);
+	st->state = *p++;
+	for (n = 4; n < 53; n++) {
+		while (*p == ' ')
+			p++;
+		/* nice, priority and a few others can be negative */
+		st->f[n] = (unsigned long long)strtoll(p, &end, 10);
+		if (end == p)
+			break;
+		if (*p != '-')
+			st->f[n] = strtoull(p, &end, 10);
+		p = end;
+	}
+	return n - 1;
+}
+
+int proc_stat_read(pid_t pid, struct proc_stat *st)
+{
+	char buf[1024];
+
+	if (!proc_stat_fields(pid, 0, buf, sizeof(buf)))
+		return -errno;
+	return proc_stat_parse(buf, st);
 }
 
 char proc_stat_state(pid_t pid)

@@ -17,6 +17,7 @@
 #include "common/mono-time.h"
 #include "common/proc-maps.h"
 #include "common/proc-stat.h"
+#include "common/proc-task.h"
 #include "common/ptrace-inject.h"
 
 /* sigchld_fd_hold(): the one every wait takes until sigchld_fd_release() */
@@ -92,21 +93,13 @@ void sigchld_fd_release(void)
  */
 static void log_not_stopped(pid_t tid, int timeout_ms)
 {
-	char path[64], wchan[64] = "";
-	ssize_t n;
-	FILE *f;
+	char wchan[64] = "";
 
 	if (proc_stat_state(tid) != 'D') {
 		pr_err("task %d did not stop within %d ms", tid, timeout_ms);
 		return;
 	}
-	snprintf(path, sizeof(path), "/proc/%d/wchan", tid);
-	f = fopen(path, "re");
-	if (f) {
-		n = (ssize_t)fread(wchan, 1, sizeof(wchan) - 1, f);
-		wchan[n > 0 ? n : 0] = '\0';
-		fclose(f);
-	}
+	proc_task_read(tid, 0, "wchan", wchan, sizeof(wchan));
 	pr_err("task %d did not stop within %d ms: it is in uninterruptible sleep (state D%s%s), "
 	       "where ptrace cannot stop it", tid, timeout_ms,
 	       wchan[0] && strcmp(wchan, "0") ? ", in " : "",

@@ -26,6 +26,8 @@
 #include <sys/user.h>
 
 #include "common/proc-maps.h"
+#include "common/proc-stat.h"
+#include "common/proc-status.h"
 #include "files/net-lock.h"
 #include "images/image.h"
 #include "images/pagemap.h"
@@ -302,17 +304,10 @@ int dump_scratch_unmap(struct dump_task *t);
 int dump_pid_ns(struct dump_task *t, const char *status, bool root);
 
 /* proc.c: small /proc files of the task */
-struct proc_stat {
-	char state;
-	char comm[32];
-	unsigned long long f[53];	/* f[n] = field n of proc(5) stat, n >= 4 */
-};
 int dump_proc_read(struct dump_task *t, const char *name, char *buf, size_t size);
 int dump_proc_stat(struct dump_task *t, struct proc_stat *st);
 int dump_proc_ulong(struct dump_task *t, const char *name, int base, unsigned long *val,
 		    bool optional);
-/* The value after "Key:" in /proc/PID/status text, or NULL. */
-const char *dump_status_field(const char *status, const char *key);
 
 /* regs.c */
 int dump_regs(struct dump_task *t);

@@ -175,11 +175,11 @@ static int read_fdinfo(struct dump_task *t, struct fd_probe *p, char *buf)
 	if (ret < 0)
 		return ret;
 	p->fdinfo = buf;
-	v = dump_status_field(buf, "pos");
+	v = proc_status_field(buf, "pos");
 	p->pos = v ? strtoull(v, NULL, 10) : 0;
-	v = dump_status_field(buf, "flags");
+	v = proc_status_field(buf, "flags");
 	p->flags = v ? strtoul(v, NULL, 8) : 0;
-	v = dump_status_field(buf, "mnt_id");
+	v = proc_status_field(buf, "mnt_id");
 	p->mnt_id = v ? atoi(v) : -1;
 	return 0;
 }
@@ -474,7 +474,7 @@ int dump_fs(struct dump_ctx *ctx, struct dump_task *t, const char *status)
 	ret = dump_file_by_path(ctx, t, "root", what, O_RDONLY, &t->fs.root_id);
 	if (ret)
 		return ret;
-	p = dump_status_field(status, "Umask");
+	p = proc_status_field(status, "Umask");
 	if (p) {
 		t->fs.has_umask = true;
 		t->fs.umask = strtoul(p, NULL, 8);

@@ -30,7 +30,7 @@
 /* The numbers after "Key:" in status text; -ENOENT without that line. */
 static int ns_field(const char *status, const char *key, long *v, int *nr)
 {
-	const char *p = dump_status_field(status, key);
+	const char *p = proc_status_field(status, key);
 	char *end;
 
 	*nr = 0;

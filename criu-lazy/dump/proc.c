@@ -43,67 +43,24 @@ int dump_proc_read(struct dump_task *t, const char *name, char *buf, size_t size
 
 int dump_proc_stat(struct dump_task *t, struct proc_stat *st)
 {
-	char buf[2048], *p, *end, *rparen;
-	size_t clen;
-	int ret, n;
+	char buf[2048];
+	int ret;
 
 	ret = dump_proc_read(t, "stat", buf, sizeof(buf));
 	if (ret < 0)
 		return ret;
-	memset(st, 0, sizeof(*st));
-
-	p = strchr(buf, '(');
-	rparen = strrchr(buf, ')');
-	if (!p || !rparen || rparen[1] != ' ' || !rparen[2]) {
+	ret = proc_stat_parse(buf, st);
+	if (ret < 0) {
 		pr_err("can't parse /proc/%d/stat", t->pid);
-		return -EINVAL;
+		return ret;
 	}
-	clen = rparen - p - 1;
-	if (clen >= sizeof(st->comm))
-		clen = sizeof(st->comm) - 1;
-	memcpy(st->comm, p + 1, clen);
-	st->state = rparen[2];
-
-	p = rparen + 3;
-	for (n = 4; n < 53 && *p; n++) {
-		while (*p == ' ')
-			p++;
-		if (!*p || *p == '\n')
-			break;
-		/* nice, priority and a few others can be negative */
-		st->f[n] = (unsigned long long)strtoll(p, &end, 10);
-		if (end == p) {
-			pr_err("can't parse field %d of /proc/%d/stat", n, t->pid);
-			return -EINVAL;
-		}
-		if (*p != '-')
-			st->f[n] = strtoull(p, &end, 10);
-		p = end;
-	}
-	if (n < 52) {
-		pr_err("/proc/%d/stat has only %d fields", t->pid, n - 1);
+	/* 52 fields since Linux 3.5; exit_code, the last, may be missing */
+	if (ret < 51) {
+		pr_err("can't parse /proc/%d/stat: field %d is missing or not a number", t->pid,
+		       ret + 1);
 		return -EINVAL;
 	}
 	return 0;
-}
-
-const char *dump_status_field(const char *status, const char *key)
-{
-	size_t klen = strlen(key);
-	const char *p = status;
-
-	while (p && *p) {
-		if (!strncmp(p, key, klen) && p[klen] == ':') {
-			p += klen + 1;
-			while (*p == ' ' || *p == '\t')
-				p++;
-			return p;
-		}
-		p = strchr(p, '\n');
-		if (p)
-			p++;
-	}
-	return NULL;
 }
 
 /* A /proc/PID file holding one number; -ENOENT (not logged) for an

@@ -18,7 +18,6 @@
  * Release walks the tree backwards (children first), so with -s/-R no task
  * runs while a descendant is still held.
  */
-#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +25,7 @@
 
 #include "common/array.h"
 #include "common/log.h"
+#include "common/proc-task.h"
 #include "dump/dump.h"
 
 #define TREE_MAX_PASSES 16
@@ -56,39 +56,11 @@ static struct dump_task *tree_add(struct dump_ctx *ctx, pid_t pid, struct dump_t
 /* Children of every thread of @t, into @out (malloc'ed); -ESRCH if gone. */
 static int read_children(struct dump_task *t, pid_t **out, size_t *nr)
 {
-	char path[64];
-	struct dirent *de;
-	size_t cap = 0;
-	DIR *d;
+	int ret = proc_children(t->pid, out, nr);
 
-	*out = NULL;
-	*nr = 0;
-	snprintf(path, sizeof(path), "/proc/%d/task", t->pid);
-	d = opendir(path);
-	if (!d)
-		return dump_task_error(t, -errno, "can't list %s: %m", path);
-	while ((de = readdir(d))) {
-		int tid = atoi(de->d_name), pid;
-		FILE *f;
-
-		if (tid <= 0)
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/task/%d/children", t->pid, tid);
-		f = fopen(path, "re");
-		if (!f)
-			continue;	/* a thread that just exited */
-		while (fscanf(f, "%d", &pid) == 1) {
-			if (ARRAY_GROW(*out, cap, *nr + 1, 16)) {
-				fclose(f);
-				closedir(d);
-				return -ENOMEM;
-			}
-			(*out)[(*nr)++] = pid;
-		}
-		fclose(f);
-	}
-	closedir(d);
-	return 0;
+	if (ret && ret != -ENOMEM)
+		return dump_task_error(t, ret, "can't list /proc/%d/task: %m", t->pid);
+	return ret;
 }
 
 /*

@@ -131,19 +131,19 @@ static int check_seizable(struct dump_task *t)
 		}
 		return ret;
 	}
-	v = dump_status_field(buf, "Tgid");
+	v = proc_status_field(buf, "Tgid");
 	if (v && atoi(v) != t->pid) {
 		pr_err("%d is a thread of process %d: dump the process", t->pid, atoi(v));
 		return -EINVAL;
 	}
-	v = dump_status_field(buf, "State");
+	v = proc_status_field(buf, "State");
 	if (v && (*v == 'Z' || *v == 'X') && t->may_vanish)
 		return -ESRCH;
 	if (v && (*v == 'Z' || *v == 'X')) {
 		pr_err("task %d is a zombie: nothing to dump", t->pid);
 		return -EINVAL;
 	}
-	v = dump_status_field(buf, "TracerPid");
+	v = proc_status_field(buf, "TracerPid");
 	if (v && atoi(v) != 0) {
 		pr_err("task %d is traced by %d: it can't be seized", t->pid, atoi(v));
 		return -EBUSY;

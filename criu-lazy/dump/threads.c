@@ -21,7 +21,6 @@
  * before anything runs inside it, so that the syscalls the dump injects
  * are not filtered (nor kill it); detaching clears it.
  */
-#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -37,6 +36,7 @@
 #include "common/log.h"
 #include "common/mono-time.h"
 #include "common/proc-stat.h"
+#include "common/proc-task.h"
 #include "common/ptrace-inject.h"
 #include "dump/dump.h"
 
@@ -152,45 +152,46 @@ static struct dump_thread *add_thread(struct dump_task *t, pid_t tid)
 	return th;
 }
 
+/* A pass of seize_pass(): the threads it froze, and the error that stopped it. */
+struct seize_walk {
+	struct dump_task *t;
+	int added, err;
+};
+
+static int seize_new_thread(pid_t tid, void *arg)
+{
+	struct seize_walk *w = arg;
+	struct dump_task *t = w->t;
+	struct dump_thread *th;
+	int ret;
+
+	if (have_tid(t, tid))
+		return 0;
+	th = add_thread(t, tid);
+	if (!th)
+		return w->err = -ENOMEM;
+	ret = freeze_thread(t, th);
+	if (ret == 1) {
+		pr_info("thread %d of task %d exited before it could be frozen", tid, t->pid);
+		t->nr_threads--;
+		return 0;
+	}
+	if (ret < 0)
+		return w->err = ret;	/* still seized: released with the others */
+	w->added++;
+	return 0;
+}
+
 /* One pass over /proc/PID/task: freeze every tid not seen yet.  The number
  * of threads added, or a negative errno. */
 static int seize_pass(struct dump_task *t)
 {
-	char path[64];
-	struct dirent *de;
-	int added = 0, ret = 0;
-	DIR *d;
+	struct seize_walk w = { t, 0, 0 };
+	int ret = proc_each_thread(t->pid, seize_new_thread, &w);
 
-	snprintf(path, sizeof(path), "/proc/%d/task", t->pid);
-	d = opendir(path);
-	if (!d)
-		return dump_task_error(t, -errno, "can't list the threads of task %d: %m", t->pid);
-	while ((de = readdir(d))) {
-		pid_t tid = atoi(de->d_name);
-		struct dump_thread *th;
-
-		if (tid <= 0 || have_tid(t, tid))
-			continue;
-		th = add_thread(t, tid);
-		if (!th) {
-			ret = -ENOMEM;
-			break;
-		}
-		ret = freeze_thread(t, th);
-		if (ret == 1) {
-			pr_info("thread %d of task %d exited before it could be frozen", tid, t->pid);
-			t->nr_threads--;
-			ret = 0;
-			continue;
-		}
-		if (ret < 0) {
-			/* still seized: released with the others */
-			break;
-		}
-		added++;
-	}
-	closedir(d);
-	return ret < 0 ? ret : added;
+	if (ret < 0 && !w.err)
+		return dump_task_error(t, ret, "can't list the threads of task %d: %m", t->pid);
+	return ret < 0 ? ret : w.added;
 }
 
 int dump_seize_threads(struct dump_task *t)
@@ -225,21 +226,10 @@ int dump_seize_threads(struct dump_task *t)
 /* The last number of "NSpid:", the thread's id in the task's namespace. */
 static int thread_vtid(struct dump_task *t, struct dump_thread *th, const char *status)
 {
-	const char *p = dump_status_field(status, "NSpid");
-	long v = th->tid;
-	char *end;
+	long v = proc_status_last(status, "NSpid");
 
-	if (!t->in_pidns || !p)
-		return 0;
-	while (*p && *p != '\n') {
-		long n = strtol(p, &end, 10);
-
-		if (end == p)
-			break;
-		v = n;
-		p = end;
-	}
-	th->vtid = v;
+	if (t->in_pidns && v >= 0)
+		th->vtid = v;
 	return 0;
 }
 
@@ -272,7 +262,7 @@ int dump_check_threads(struct dump_task *t)
 		th->exited = view.exited;
 		if (ret < 0)
 			return ret;
-		v = dump_status_field(status, "Seccomp");
+		v = proc_status_field(status, "Seccomp");
 		if (v && atoi(v) != 0 &&
 		    ptrace(PTRACE_SETOPTIONS, th->tid, NULL,
 			   (void *)(long)(PTRACE_O_TRACESYSGOOD | PTRACE_O_SUSPEND_SECCOMP))) {
@@ -339,18 +329,10 @@ static bool to_reap(const struct dump_task *t, const struct dump_thread *th,
 static void warn_not_reaped(const struct dump_thread *th)
 {
 	char wchan[64];
-	size_t n = 0;
-	FILE *f;
+	ssize_t n = proc_task_read(th->tid, 0, "wchan", wchan, sizeof(wchan));
 
-	snprintf(wchan, sizeof(wchan), "/proc/%d/wchan", th->tid);
-	f = fopen(wchan, "re");
-	if (f) {
-		n = fread(wchan, 1, sizeof(wchan) - 1, f);
-		fclose(f);
-	}
-	wchan[n] = '\0';
 	pr_warn("thread %d did not exit within %d ms (state %c, wchan %s)", th->tid,
-		REAP_TIMEOUT_MS, proc_stat_state(th->tid) ?: '?', n ? wchan : "?");
+		REAP_TIMEOUT_MS, proc_stat_state(th->tid) ?: '?', n > 0 ? wchan : "?");
 }
 
 /*

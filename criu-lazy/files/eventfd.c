@@ -33,7 +33,7 @@ static int efd_dump(struct dump_ctx *ctx, const struct fd_probe *p, struct dump_
 		return -ENOMEM;
 	f->priv = e;
 	eventfd_file_entry__init(e);
-	v = dump_status_field(p->fdinfo, "eventfd-count");
+	v = proc_status_field(p->fdinfo, "eventfd-count");
 	if (!v) {
 		pr_err("fd %d of task %d (eventfd): no eventfd-count in its fdinfo", p->fd,
 		       p->t->pid);
@@ -42,7 +42,7 @@ static int efd_dump(struct dump_ctx *ctx, const struct fd_probe *p, struct dump_
 	e->counter = strtoull(v, NULL, 16);
 	e->id = f->fe.id;
 	e->flags = p->flags & ~O_CLOEXEC;
-	v = dump_status_field(p->fdinfo, "eventfd-semaphore");
+	v = proc_status_field(p->fdinfo, "eventfd-semaphore");
 	if (v && *v == '1')
 		e->flags |= EFD_SEMAPHORE;
 	e->fown = &f->fown;

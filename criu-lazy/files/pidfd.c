@@ -85,7 +85,7 @@ static int pidfd_dump(struct dump_ctx *ctx, const struct fd_probe *p, struct dum
 		return -ENOMEM;
 	f->priv = e;
 	pidfd_entry__init(e);
-	v = dump_status_field(p->fdinfo, "Pid");
+	v = proc_status_field(p->fdinfo, "Pid");
 	if (!v) {
 		pr_err("fd %d of task %d (pidfd): no Pid in its fdinfo", p->fd, p->t->pid);
 		return -EIO;

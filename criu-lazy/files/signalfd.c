@@ -34,7 +34,7 @@ static int sfd_dump(struct dump_ctx *ctx, const struct fd_probe *p, struct dump_
 		return -ENOMEM;
 	f->priv = e;
 	signalfd_entry__init(e);
-	v = dump_status_field(p->fdinfo, "sigmask");
+	v = proc_status_field(p->fdinfo, "sigmask");
 	if (!v) {
 		pr_err("fd %d of task %d (signalfd): no sigmask in its fdinfo", p->fd, p->t->pid);
 		return -EIO;

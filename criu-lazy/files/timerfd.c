@@ -47,11 +47,11 @@ static int tfd_dump(struct dump_ctx *ctx, const struct fd_probe *p, struct dump_
 		return -ENOMEM;
 	f->priv = e;
 	timerfd_entry__init(e);
-	clk = dump_status_field(p->fdinfo, "clockid");
-	ticks = dump_status_field(p->fdinfo, "ticks");
-	sflags = dump_status_field(p->fdinfo, "settime flags");
-	val = dump_status_field(p->fdinfo, "it_value");
-	ival = dump_status_field(p->fdinfo, "it_interval");
+	clk = proc_status_field(p->fdinfo, "clockid");
+	ticks = proc_status_field(p->fdinfo, "ticks");
+	sflags = proc_status_field(p->fdinfo, "settime flags");
+	val = proc_status_field(p->fdinfo, "it_value");
+	ival = proc_status_field(p->fdinfo, "it_interval");
 	if (!clk || !ticks || !sflags || !val || !ival ||
 	    sscanf(val, "(%llu, %llu)", &vs, &vns) != 2 ||
 	    sscanf(ival, "(%llu, %llu)", &is, &ins) != 2) {

@@ -29,7 +29,6 @@
  * we close everything (which unregisters whatever is left: the kernel wakes
  * the waiting threads and zero-fills) and exit.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -44,6 +43,7 @@
 #include "common/log.h"
 #include "common/pm-scan.h"
 #include "common/proc-stat.h"
+#include "common/proc-task.h"
 #include "lazy/guardian.h"
 #include "lazy/uffd.h"
 
@@ -243,51 +243,6 @@ static int runs_of(pid_t pid, struct ranges *runs)
 	return ret;
 }
 
-/* pid and every process below it (children of each of its threads). */
-static int add_descendants(pid_t pid, pid_t **pids, size_t *nr)
-{
-	size_t cap = 0;
-
-	*pids = NULL;
-	if (ARRAY_GROW(*pids, cap, 1, 16))
-		return -ENOMEM;
-	(*pids)[0] = pid;
-	*nr = 1;
-	for (size_t k = 0; k < *nr; k++) {
-		char path[64];
-		struct dirent *de;
-		DIR *dir;
-
-		snprintf(path, sizeof(path), "/proc/%d/task", (*pids)[k]);
-		dir = opendir(path);
-		if (!dir)
-			continue;
-		while ((de = readdir(dir))) {
-			FILE *f;
-			int kid;
-
-			if (de->d_name[0] == '.')
-				continue;
-			snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (*pids)[k],
-				 atoi(de->d_name));
-			f = fopen(path, "re");
-			if (!f)
-				continue;
-			while (fscanf(f, "%d", &kid) == 1) {
-				if (ARRAY_GROW(*pids, cap, *nr + 1, 16)) {
-					fclose(f);
-					closedir(dir);
-					return -ENOMEM;
-				}
-				(*pids)[(*nr)++] = kid;
-			}
-			fclose(f);
-		}
-		closedir(dir);
-	}
-	return 0;
-}
-
 /* UFFD_DONE, UFFD_RETRY, UFFD_GONE_TASK or -errno (logged by uffd.c). */
 static int poison_runs(int uffd, const struct ranges *runs, struct tally *c)
 {
@@ -348,7 +303,7 @@ static int poison_entry(struct guardian_table *tab, size_t i, struct tally *c)
 	int ret = 0;
 
 	if (e->forked)
-		ret = add_descendants(e->host_pid, &pids, &nr);
+		ret = proc_descendants(e->host_pid, &pids, &nr);
 	for (size_t k = 0; k < nr && !ret; k++) {
 		ret = runs_of(pids ? pids[k] : e->host_pid, &runs);
 		if (ret == -ESRCH && (e->forked || k)) {

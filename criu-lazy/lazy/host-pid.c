@@ -34,9 +34,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "common/array.h"
 #include "common/log.h"
 #include "common/proc-stat.h"
+#include "common/proc-status.h"
+#include "common/proc-task.h"
 #include "images/image.h"
 #include "lazy/lazy-daemon.h"
 #include "mm.pb-c.h"
@@ -46,32 +47,11 @@
 /* "PPid:" (want_ppid) or the last pid of "NSpid:" of /proc/pid/status; -1 if none. */
 static pid_t status_pid(pid_t pid, bool want_ppid)
 {
-	const char *key = want_ppid ? "PPid:" : "NSpid:";
-	char path[64], line[256];
-	pid_t found = -1;
-	FILE *f;
+	char buf[4096];
 
-	snprintf(path, sizeof(path), "/proc/%d/status", pid);
-	f = fopen(path, "re");
-	if (!f)
+	if (proc_task_read(pid, 0, "status", buf, sizeof(buf)) < 0)
 		return -1;
-	while (fgets(line, sizeof(line), f)) {
-		char *p = line + strlen(key), *end;
-
-		if (strncmp(line, key, strlen(key)))
-			continue;
-		for (;;) {
-			long v = strtol(p, &end, 10);
-
-			if (end == p)
-				break;
-			found = v;
-			p = end;
-		}
-		break;
-	}
-	fclose(f);
-	return found;
+	return proc_status_last(buf, want_ppid ? "PPid" : "NSpid");
 }
 
 static bool descends_from(pid_t pid, pid_t ancestor)
@@ -87,59 +67,25 @@ static bool descends_from(pid_t pid, pid_t ancestor)
 /* The descendant of root whose innermost pid is ns_pid, or -1. */
 static pid_t find_below(pid_t root, pid_t ns_pid)
 {
-	pid_t *todo = NULL, found = -1;
-	size_t nr = 0, cap = 0;
+	pid_t *pids, found = -1;
+	size_t nr;
 
-	if (ARRAY_GROW(todo, cap, 1, 64))
+	if (proc_descendants(root, &pids, &nr))
 		return -1;
-	todo[nr++] = root;
-	for (size_t k = 0; k < nr && found < 0; k++) {
-		char path[64];
-		struct dirent *de;
-		DIR *dir;
-
-		snprintf(path, sizeof(path), "/proc/%d/task", todo[k]);
-		dir = opendir(path);
-		if (!dir)
-			continue;
-		while (found < 0 && (de = readdir(dir))) {
-			FILE *f;
-			int kid;
-
-			if (de->d_name[0] == '.')
-				continue;
-			snprintf(path, sizeof(path), "/proc/%d/task/%d/children", todo[k],
-				 atoi(de->d_name));
-			f = fopen(path, "re");
-			if (!f)
-				continue;
-			while (found < 0 && fscanf(f, "%d", &kid) == 1) {
-				if (status_pid(kid, false) == ns_pid)
-					found = kid;
-				else if (!ARRAY_GROW(todo, cap, nr + 1, 64))
-					todo[nr++] = kid;
-			}
-			fclose(f);
-		}
-		closedir(dir);
-	}
-	free(todo);
+	/* breadth first: the nearest to root if more than one has it */
+	for (size_t k = 1; k < nr && found < 0; k++)
+		if (status_pid(pids[k], false) == ns_pid)
+			found = pids[k];
+	free(pids);
 	return found;
 }
 
 /* Field n (> 3) of /proc/pid/stat as a number; 0 if unreadable. */
 static unsigned long long stat_field(pid_t pid, int n)
 {
-	char buf[1024];
-	const char *f = proc_stat_fields(pid, 0, buf, sizeof(buf));
+	struct proc_stat st;
 
-	/* f is at the state, field 3 */
-	for (int i = 3; f && i < n; i++) {
-		f = strchr(f, ' ');
-		if (f)
-			f++;
-	}
-	return f ? strtoull(f, NULL, 10) : 0;
+	return proc_stat_read(pid, &st) >= n ? st.f[n] : 0;
 }
 
 /* Has pid a VMA registered with a userfaultfd ("um" in its VmFlags)? */

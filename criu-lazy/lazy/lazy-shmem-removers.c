@@ -22,37 +22,26 @@
  * LAZY_MAX_REMOVERS at once, and a process forked after the restore (the
  * daemon does not know its pid).  Documentation/lazy-pages.md.
  */
-#include <dirent.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
-#include <unistd.h>
 
 #define LOG_PREFIX "shmem: "
 #include "common/log.h"
+#include "common/proc-task.h"
 #include "lazy/lazy-daemon.h"
 
 /* The madvise(MADV_REMOVE) thread tid is blocked in, or false. */
-static bool thread_punches(pid_t pid, const char *tid, uint64_t *start, uint64_t *len)
+static bool thread_punches(pid_t pid, pid_t tid, uint64_t *start, uint64_t *len)
 {
-	char path[320], buf[256];
 	unsigned long long a0, a1, a2;
+	char buf[256];
 	long nr;
-	ssize_t n;
-	int fd;
 
-	snprintf(path, sizeof(path), "/proc/%d/task/%s/syscall", pid, tid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (proc_task_read(pid, tid, "syscall", buf, sizeof(buf)) <= 0)
 		return false;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return false;
-	buf[n] = 0;
 	/* "running", or "NR 0xA0 0xA1 0xA2 ..." */
 	if (sscanf(buf, "%ld 0x%llx 0x%llx 0x%llx", &nr, &a0, &a1, &a2) != 4 ||
 	    nr != SYS_madvise || a2 != MADV_REMOVE)
@@ -62,31 +51,29 @@ static bool thread_punches(pid_t pid, const char *tid, uint64_t *start, uint64_t
 	return true;
 }
 
+/* Note thread @tid of @arg (a struct lazy_task) if it punches; 1 when full. */
+static int note_remover(pid_t tid, void *arg)
+{
+	struct lazy_task *t = arg;
+	uint64_t start, len;
+
+	if (!thread_punches(t->host_pid, tid, &start, &len))
+		return 0;
+	t->removers[t->nr_removers][0] = start;
+	t->removers[t->nr_removers][1] = start + len;
+	t->nr_removers++;
+	pr_debug("task %d: thread %d punches 0x%" PRIx64 "-0x%" PRIx64 " (MADV_REMOVE)",
+		 t->pid, tid, start, start + len);
+	return t->nr_removers == LAZY_MAX_REMOVERS;
+}
+
 void lazy_shmem_note_removers(struct lazy_task *t)
 {
-	char path[64];
-	struct dirent *de;
-	DIR *dir;
-
 	t->nr_removers = 0;
 	if (t->forked || t->gone || !t->shm.nr || lazy_shmem_task_done(t))
 		return;
-	snprintf(path, sizeof(path), "/proc/%d/task", t->host_pid);
-	dir = opendir(path);
-	if (!dir)
-		return;		/* exited: its events say so */
-	while ((de = readdir(dir)) && t->nr_removers < LAZY_MAX_REMOVERS) {
-		uint64_t start, len;
-
-		if (de->d_name[0] == '.' || !thread_punches(t->host_pid, de->d_name, &start, &len))
-			continue;
-		t->removers[t->nr_removers][0] = start;
-		t->removers[t->nr_removers][1] = start + len;
-		t->nr_removers++;
-		pr_debug("task %d: thread %s punches 0x%" PRIx64 "-0x%" PRIx64 " (MADV_REMOVE)",
-			 t->pid, de->d_name, start, start + len);
-	}
-	closedir(dir);
+	/* a task that exited meanwhile: its events say so */
+	proc_each_thread(t->host_pid, note_remover, t);
 }
 
 bool lazy_shmem_is_punch(const struct lazy_task *t, uint64_t start, uint64_t end)

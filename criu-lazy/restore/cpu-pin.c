@@ -25,38 +25,37 @@
  * task that cannot be pinned is only slower; one that cannot get its mask
  * back fails the restore (it would run on one CPU for good).
  */
-#include <dirent.h>
 #include <errno.h>
 #include <sched.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #define LOG_PREFIX ""
 #include "common/log.h"
+#include "common/proc-task.h"
 #include "restore/restore.h"
 #include "restore/cpu-pin.h"
+
+struct pin_walk {
+	const cpu_set_t *mask;
+	int err;		/* the first failure's -errno */
+};
+
+static int pin_thread(pid_t tid, void *arg)
+{
+	struct pin_walk *w = arg;
+
+	if (sched_setaffinity(tid, sizeof(*w->mask), w->mask) && !w->err)
+		w->err = -errno;
+	return 0;		/* the other threads all the same */
+}
 
 /* Apply @mask to every thread of @pid; the first failure's -errno. */
 static int set_threads(pid_t pid, const cpu_set_t *mask)
 {
-	char path[64];
-	struct dirent *de;
-	int ret = 0;
-	DIR *d;
+	struct pin_walk w = { mask, 0 };
 
-	snprintf(path, sizeof(path), "/proc/%d/task", pid);
-	d = opendir(path);
-	if (!d)
-		return -errno;
-	while ((de = readdir(d))) {
-		pid_t tid = atoi(de->d_name);
-
-		if (tid > 0 && sched_setaffinity(tid, sizeof(*mask), mask) && !ret)
-			ret = -errno;
-	}
-	closedir(d);
-	return ret;
+	return proc_each_thread(pid, pin_thread, &w) ?: w.err;
 }
 
 void rst_pin_spread(struct rst_tree *tree)

@@ -16,7 +16,6 @@
  * images: the last number of NSpid in /proc/PID/task/TID/status is the one
  * the task sees.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +29,8 @@
 #include "common/log.h"
 #include "common/mono-time.h"
 #include "common/proc-stat.h"
+#include "common/proc-status.h"
+#include "common/proc-task.h"
 #include "common/ptrace-inject.h"
 #include "images/image.h"
 #include "restore/restore.h"
@@ -98,49 +99,31 @@ int rst_threads_load(struct rst_images *ri)
 	return 0;
 }
 
-/* The id here of the thread the task calls @vtid. */
+struct vtid_walk {
+	pid_t pid, vtid;
+};
+
+/* @tid if the task calls it w->vtid (the last number of its NSpid), else 0. */
+static int thread_is_vtid(pid_t tid, void *arg)
+{
+	const struct vtid_walk *w = arg;
+	char buf[4096];
+
+	if (proc_task_read(w->pid, tid, "status", buf, sizeof(buf)) < 0)
+		return 0;
+	return proc_status_last(buf, "NSpid") == w->vtid ? tid : 0;
+}
+
+/* The id here of the thread the task calls @vtid, or -1. */
 static pid_t thread_pid_here(const struct rst_images *ri, pid_t pid, pid_t vtid)
 {
-	char path[96], buf[4096];
-	struct dirent *de;
-	pid_t found = -1;
-	DIR *d;
+	struct vtid_walk w = { pid, vtid };
+	int found;
 
 	if (!ri->in_new_pid_ns)
 		return vtid;
-	snprintf(path, sizeof(path), "/proc/%d/task", pid);
-	d = opendir(path);
-	if (!d)
-		return -1;
-	while (found < 0 && (de = readdir(d))) {
-		pid_t tid = atoi(de->d_name);
-		const char *p;
-		size_t len;
-		FILE *f;
-
-		if (tid <= 0)
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/task/%d/status", pid, tid);
-		f = fopen(path, "re");
-		if (!f)
-			continue;
-		len = fread(buf, 1, sizeof(buf) - 1, f);
-		fclose(f);
-		buf[len] = '\0';
-		p = strstr(buf, "\nNSpid:");
-		if (!p)
-			continue;
-		p = strchr(p + 1, '\n');
-		/* the last number on that line */
-		while (p && p > buf && (p[-1] == ' ' || p[-1] == '\t'))
-			p--;
-		while (p && p > buf && p[-1] >= '0' && p[-1] <= '9')
-			p--;
-		if (p && atoi(p) == vtid)
-			found = tid;
-	}
-	closedir(d);
-	return found;
+	found = proc_each_thread(pid, thread_is_vtid, &w);
+	return found > 0 ? found : -1;
 }
 
 static bool pid_listed(const pid_t *v, size_t n, pid_t pid)
@@ -178,6 +161,33 @@ static int wait_thread(pid_t tid)
 	return 0;
 }
 
+/* rst_threads_trace()'s walk: its task, and the error that stopped it. */
+struct trace_walk {
+	struct rst_task *t;
+	int err;
+};
+
+static int seize_new_thread(pid_t tid, void *arg)
+{
+	const long opts = PTRACE_O_TRACESYSGOOD | PTRACE_O_SUSPEND_SECCOMP;
+	struct trace_walk *w = arg;
+	struct rst_task *t = w->t;
+	pid_t *grown;
+
+	if (tid == t->pid || pid_listed(t->thread_pids, t->nr_thread_pids, tid))
+		return 0;
+	grown = realloc(t->thread_pids, (t->nr_thread_pids + 1) * sizeof(*grown));
+	if (!grown)
+		return w->err = -ENOMEM;
+	t->thread_pids = grown;
+	if (ptrace(PTRACE_SEIZE, tid, NULL, (void *)opts)) {
+		pr_perror("cannot seize the new thread %d of task %d", tid, t->pid);
+		return w->err = -errno;
+	}
+	t->thread_pids[t->nr_thread_pids++] = tid;
+	return 0;
+}
+
 /*
  * Seccomp (the blob's RST_STATUS_TRACE_THREADS stop): the other threads
  * exist and wait for us.  Seize them all, and set on them and on the
@@ -188,42 +198,19 @@ static int wait_thread(pid_t tid)
 int rst_threads_trace(struct rst_task *t)
 {
 	const long opts = PTRACE_O_TRACESYSGOOD | PTRACE_O_SUSPEND_SECCOMP;
-	char path[64];
-	struct dirent *de;
-	DIR *d;
-	int ret = 0;
+	struct trace_walk w = { t, 0 };
+	int ret;
 
 	if (ptrace(PTRACE_SETOPTIONS, t->pid, NULL, (void *)(opts | PTRACE_O_EXITKILL))) {
 		pr_perror("task %d: cannot suspend its seccomp filters while it is restored "
 			  "(PTRACE_O_SUSPEND_SECCOMP)", t->pid);
 		return -errno;
 	}
-	snprintf(path, sizeof(path), "/proc/%d/task", t->pid);
-	d = opendir(path);
-	if (!d) {
+	ret = proc_each_thread(t->pid, seize_new_thread, &w);
+	if (ret < 0 && !w.err) {
+		errno = -ret;
 		pr_perror("cannot list the threads of task %d", t->pid);
-		return -errno;
 	}
-	while (!ret && (de = readdir(d))) {
-		pid_t tid = atoi(de->d_name);
-		pid_t *grown;
-
-		if (tid <= 0 || tid == t->pid || pid_listed(t->thread_pids, t->nr_thread_pids, tid))
-			continue;
-		grown = realloc(t->thread_pids, (t->nr_thread_pids + 1) * sizeof(*grown));
-		if (!grown) {
-			ret = -ENOMEM;
-			break;
-		}
-		t->thread_pids = grown;
-		if (ptrace(PTRACE_SEIZE, tid, NULL, (void *)opts)) {
-			pr_perror("cannot seize the new thread %d of task %d", tid, t->pid);
-			ret = -errno;
-			break;
-		}
-		t->thread_pids[t->nr_thread_pids++] = tid;
-	}
-	closedir(d);
 	return ret;
 }
 

@@ -60,42 +60,54 @@
 #define PROGRESS_MS	1000	/* between two looks at the tasks' progress */
 #define DEAD_WAIT_MS	10000	/* for a zombie or helper to exit */
 
+/* The sync and error pipes of task @p, and the socket pair of its uffd if
+ * it sends one to the lazy-pages daemon. */
+static int task_pipes(struct rst_tree *tree, struct rst_proc *p)
+{
+	struct rst_task *t = &p->t;
+	int s[2], e[2];
+
+	if (pipe2(s, O_CLOEXEC)) {
+		pr_perror("cannot make the sync pipe of task %d", p->pid);
+		return -errno;
+	}
+	if (pipe2(e, O_CLOEXEC)) {
+		int err = -errno;
+
+		pr_perror("cannot make the error pipe of task %d", p->pid);
+		close(s[0]);
+		close(s[1]);
+		return err;
+	}
+	t->sync_r = s[0];
+	t->sync_w = s[1];
+	t->err_r = e[0];
+	t->err_w = e[1];
+	if (tree->lazy_sock < 0 || p->kind != RST_PROC_ALIVE)
+		return 0;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, s)) {
+		pr_perror("cannot make the socket pair task %d sends its userfaultfd over",
+			  p->pid);
+		return -errno;
+	}
+	t->uffd_rx = s[0];
+	t->uffd_tx = s[1];
+	return 0;
+}
+
 int rst_tree_pipes(struct rst_tree *tree)
 {
-	int ev[2];
+	int ev[2], ret = 0;
 
 	if (pipe2(ev, O_CLOEXEC)) {
-		pr_perror("pipe");
+		pr_perror("cannot make the tree's event pipe");
 		return -errno;
 	}
 	tree->ev_r = ev[0];
 	tree->ev_w = ev[1];
-	for (size_t i = 0; i < tree->nr; i++) {
-		struct rst_task *t = &tree->procs[i].t;
-		int s[2], e[2];
-
-		if (pipe2(s, O_CLOEXEC))
-			goto err;
-		if (pipe2(e, O_CLOEXEC)) {
-			close(s[0]);
-			close(s[1]);
-			goto err;
-		}
-		t->sync_r = s[0];
-		t->sync_w = s[1];
-		t->err_r = e[0];
-		t->err_w = e[1];
-		if (tree->lazy_sock < 0 || tree->procs[i].kind != RST_PROC_ALIVE)
-			continue;
-		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, s))
-			goto err;
-		t->uffd_rx = s[0];
-		t->uffd_tx = s[1];
-	}
-	return 0;
-err:
-	pr_perror("pipe for task %d", tree->procs[0].pid);
-	return -errno;
+	for (size_t i = 0; i < tree->nr && !ret; i++)
+		ret = task_pipes(tree, &tree->procs[i]);
+	return ret;
 }
 
 int rst_tree_send(struct rst_tree *tree, struct rst_proc *p, char what)

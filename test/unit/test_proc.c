@@ -1,0 +1,215 @@
+/*
+ * Unit tests of common/proc-stat.c, proc-status.c and proc-task.c: a stat
+ * text whose name holds ')' and spaces, negative and missing fields, a
+ * field that is not a number; a status line's last number; this process's
+ * threads walked (a non-zero return stops the walk, a gone pid is -ENOENT
+ * with no call), and the processes below it, parents first.  Prints
+ * "ok - NAME" or "FAIL - NAME" per case (unit.h).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/proc-stat.h"
+#include "common/proc-status.h"
+#include "common/proc-task.h"
+#include "unit.h"
+
+#define GUARD_S 20	/* alarm(): no wait of these cases outlives it */
+
+/* A stat text of fields 4..@last after "4711 (@name) S", field n = n * 10,
+ * field 19 (nice) -5. */
+static void make_stat(char *buf, size_t size, const char *name, int last)
+{
+	int len = snprintf(buf, size, "4711 (%s) S", name);
+
+	for (int n = 4; n <= last; n++)
+		len += snprintf(buf + len, size - len, " %d", n == 19 ? -5 : n * 10);
+	snprintf(buf + len, size - len, "\n");
+}
+
+static int test_stat_parse(void)
+{
+	struct proc_stat st;
+	char buf[1024];
+
+	make_stat(buf, sizeof(buf), "a) (b) S 1 2", 52);
+	CHECK(proc_stat_parse(buf, &st) == 52, "");
+	CHECK(st.state == 'S' && !strcmp(st.comm, "a) (b) S 1 2"), "comm '%s'", st.comm);
+	CHECK(st.f[4] == 40 && st.f[22] == 220 && st.f[52] == 520, "");
+	CHECK((long long)st.f[19] == -5, "");
+
+	make_stat(buf, sizeof(buf), "a name longer than the thirty-one bytes comm holds", 30);
+	CHECK(proc_stat_parse(buf, &st) == 30 && st.f[30] == 300 && !st.f[31], "");
+	CHECK(strlen(st.comm) == sizeof(st.comm) - 1, "");
+
+	CHECK(proc_stat_parse("4711 (x) S 1 2 x 4", &st) == 5 && st.f[5] == 2, "");
+	CHECK(proc_stat_parse("4711 (x) R", &st) == 3 && st.state == 'R', "");
+	CHECK(proc_stat_parse("4711 (x)", &st) == -EINVAL, "");
+	CHECK(proc_stat_parse("4711 (x) ", &st) == -EINVAL, "");
+	CHECK(proc_stat_parse("4711 x) S 1", &st) == -EINVAL, "");
+	CHECK(proc_stat_parse("", &st) == -EINVAL, "");
+	return 0;
+}
+
+static int test_stat_read(void)
+{
+	struct proc_stat st;
+
+	CHECK(proc_stat_read(getpid(), &st) >= 51, "");
+	CHECK(st.state == 'R' && (pid_t)st.f[4] == getppid(), "state %c", st.state);
+	CHECK(proc_stat_state(getpid()) == 'R', "");
+	return 0;
+}
+
+static int test_status_last(void)
+{
+	const char *text = "Name:\tx\nNSpidx:\t9\nNSpid:\t42\t7 1 \nPPid:\t3\nEmpty:\t\nTail:\t5";
+
+	CHECK(proc_status_last(text, "NSpid") == 1, "");
+	CHECK(proc_status_last(text, "PPid") == 3, "");
+	CHECK(proc_status_last(text, "Tail") == 5, "");
+	CHECK(proc_status_last(text, "Empty") == -1, "");
+	CHECK(proc_status_last(text, "Pid") == -1, "");
+	CHECK(!strncmp(proc_status_field(text, "PPid"), "3\n", 2), "");
+	return 0;
+}
+
+/* A pid that is no process's: a child's, reaped. */
+static pid_t gone_pid(void)
+{
+	pid_t pid = fork();
+
+	if (pid == 0)
+		_exit(0);
+	waitpid(pid, NULL, 0);
+	return pid;
+}
+
+static int stop_fd[2] = { -1, -1 };	/* the threads and children wait on its end */
+
+static void *sleeper(void *arg)
+{
+	char c;
+
+	(void)arg;
+	if (read(stop_fd[0], &c, 1) < 0)
+		perror("read");
+	return NULL;
+}
+
+struct seen {
+	pid_t tid[8];
+	int nr, stop_at;	/* stop_at > 0: return that tid when it comes */
+};
+
+static int count_tid(pid_t tid, void *arg)
+{
+	struct seen *s = arg;
+
+	if (s->nr < 8)
+		s->tid[s->nr] = tid;
+	s->nr++;
+	return s->nr == s->stop_at ? tid : 0;
+}
+
+static int test_each_thread(void)
+{
+	struct seen all = { 0 }, two = { .stop_at = 2 }, none = { 0 };
+	pthread_t th[2];
+	int ret;
+
+	CHECK(!pipe(stop_fd), "");
+	for (int i = 0; i < 2; i++)
+		CHECK(!pthread_create(&th[i], NULL, sleeper, NULL), "");
+	ret = proc_each_thread(getpid(), count_tid, &all);
+	CHECK(!ret && all.nr == 3, "ret %d nr %d", ret, all.nr);
+	CHECK(all.tid[0] == getpid() || all.tid[1] == getpid() || all.tid[2] == getpid(), "");
+	ret = proc_each_thread(getpid(), count_tid, &two);
+	CHECK(ret == two.tid[1] && two.nr == 2, "ret %d", ret);
+	CHECK(proc_each_thread(gone_pid(), count_tid, &none) == -ENOENT && !none.nr, "");
+	close(stop_fd[1]);
+	for (int i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	close(stop_fd[0]);
+	return 0;
+}
+
+/* A child that forks a grandchild; both wait until stop_fd is closed. */
+static pid_t spawn_two(void)
+{
+	pid_t kid = fork();
+	char c;
+
+	if (kid)
+		return kid;
+	close(stop_fd[1]);
+	if (fork() == 0) {
+		if (read(stop_fd[0], &c, 1) < 0)
+			_exit(1);
+		_exit(0);
+	}
+	if (read(stop_fd[0], &c, 1) < 0)
+		_exit(1);
+	wait(NULL);
+	_exit(0);
+}
+
+static int test_descendants(void)
+{
+	pid_t kid, *pids = NULL;
+	size_t nr = 0;
+	int ret = 0;
+
+	CHECK(!pipe(stop_fd), "");
+	kid = spawn_two();
+	/* the grandchild may take a moment to be there */
+	for (int i = 0; i < 1000 && (!ret && nr < 3); i++) {
+		free(pids);
+		ret = proc_descendants(getpid(), &pids, &nr);
+		if (nr < 3)
+			usleep(1000);
+	}
+	close(stop_fd[1]);
+	close(stop_fd[0]);
+	CHECK(!ret && nr == 3 && pids[0] == getpid() && pids[1] == kid, "ret %d nr %zu", ret, nr);
+	free(pids);
+	CHECK(!proc_children(getpid(), &pids, &nr) && nr == 1 && pids[0] == kid, "nr %zu", nr);
+	free(pids);
+	waitpid(kid, NULL, 0);
+	CHECK(proc_children(gone_pid(), &pids, &nr) == -ENOENT && !pids && !nr, "");
+	CHECK(!proc_descendants(gone_pid(), &pids, &nr) && nr == 1, "");
+	free(pids);
+	return 0;
+}
+
+static int test_task_read(void)
+{
+	char buf[16];
+
+	CHECK(proc_task_read(getpid(), getpid(), "comm", buf, sizeof(buf)) > 0, "");
+	CHECK(!strcmp(buf, "test_proc\n"), "'%s'", buf);
+	CHECK(proc_task_read(getpid(), 0, "status", buf, sizeof(buf)) == 15, "");
+	CHECK(proc_task_read(gone_pid(), 0, "status", buf, sizeof(buf)) == -ENOENT, "");
+	return 0;
+}
+
+int main(void)
+{
+	static const struct unit_case cases[] = {
+		{ "stat_parse", test_stat_parse },
+		{ "stat_read", test_stat_read },
+		{ "status_last", test_status_last },
+		{ "each_thread", test_each_thread },
+		{ "descendants", test_descendants },
+		{ "task_read", test_task_read },
+	};
+
+	alarm(GUARD_S);
+	return unit_run(cases, sizeof(cases) / sizeof(cases[0]));
+}
