@@ -264,6 +264,59 @@ def test_discard_while_lazy(which, zdtm, tool, procs, workdir):
     assert st["pages_dropped_event"] == 64, st
 
 
+def process_madvise_on_self():
+    major, minor = (int(x) for x in re.match(r"(\d+)\.(\d+)", os.uname().release).groups())
+    return (major, minor) >= (6, 13)
+
+
+@pytest.mark.skipif(not process_madvise_on_self(), reason="process_madvise(2) of MADV_REMOVE "
+                    "on oneself needs Linux 6.13")
+@pytest.mark.parametrize("which", ["lazy", "remote-lazy"])
+def test_process_madvise_discard_while_lazy(which, zdtm, tool, procs, workdir):
+    """test_discard_while_lazy with process_madvise(2) on itself: the
+    daemon knows the advice of a thread in process_madvise too (not its
+    ranges: it covers every address).  Before, the REMOVE event of it was
+    taken for DONTNEED: the removed quarter read the dumped data."""
+    spec = ZdtmTest("shmem_lazy_share", ("--size", "1M", "--discard", "--pmadvise"),
+                    label=f"pmadvise-{which}", tree=True, defer_background=True,
+                    lazy_removed=64)
+    imgdir = modes.cycle_once(which, zdtm, spec, tool, procs, workdir)
+    assert lazy.read_stats(imgdir)["pages_dropped_event"] == 64
+
+
+def test_undecided_discard_fails_the_daemon(zdtm, tool, procs, workdir):
+    """shmem_lazy_share --discard --uring: the discards are made by an
+    io_uring worker thread, which the daemon does not see in madvise: it
+    cannot tell MADV_DONTNEED from MADV_REMOVE and fails (neither a fill nor
+    a drop would be known right) instead of guessing; the tree does not
+    pass on guessed memory.  Before, the REMOVE was taken for DONTNEED."""
+    spec = ZdtmTest("shmem_lazy_share", ("--size", "1M", "--discard", "--uring"),
+                    label="uring", tree=True)
+    task = zdtm(spec)
+    imgdir = dump_good(tool, task, workdir, name="images")
+    daemon = lazy.Daemon(procs, tool, ["lazy-pages", "-D", imgdir, "--no-background-fetch"],
+                         workdir / "lazy-pages.log", workdir / "lazy-pages.out", "lazy-pages")
+    pidfile = workdir / "restore.pid"
+    assert_ok(tool.restore(imgdir, workdir / "restore.log", TIMEOUT, pidfile=pidfile,
+                           extra=["--lazy-pages"]), "restore --lazy-pages")
+    task.expect_restored(pidfile)
+    tree = P.descendants(task.pid)
+    assert len(tree) == 1, f"the restored tree: {tree}"
+    procs.adopt(tree[0])
+    os.kill(task.pid, signal.SIGTERM)
+    assert daemon.wait_exit() != 0, "the daemon exited 0"
+    assert re.search(r"REMOVE event 0x[0-9a-f]+-0x[0-9a-f]+ of shared memory \d+ \(pages still "
+                     r"to come from offset 0x80000\): its threads seen in madvise before the "
+                     r"read do not say whether", daemon.log.read_text()), daemon.text()
+    # the root dies of SIGBUS on a poisoned page, or reads zeros where its
+    # DONTNEED came after the poison (lazy-pages.md): never a PASS
+    status = procs.reap(task.pid, TIMEOUT)
+    assert status is not None, "the root did not end"
+    procs.kill(tree[0])
+    assert not task.outfile.exists() or not re.match(r"PASS", task.outfile.read_text()), (
+        "the tree passed its checks on guessed memory")
+
+
 class ServerComesBack(ServerKeepsTheImages):
     """ServerKeepsTheImages, the daemon with --page-server-reconnect."""
 

@@ -41,7 +41,11 @@ struct lazy_image {
 	void *src_priv;			/* page source state */
 };
 
-#define LAZY_MAX_REMOVERS	8
+/* A thread seen in madvise(2) discarding [start, end) (lazy-shmem-removers.c). */
+struct lazy_remover {
+	uint64_t start, end;
+	bool punch;			/* MADV_REMOVE; else DONTNEED or FREE */
+};
 
 /* A process's model built before its handover (lazy_preload_models()). */
 struct lazy_preload {
@@ -61,10 +65,12 @@ struct lazy_task {
 	bool forked;			/* a child forked after the restore */
 	struct lazy_model model;
 	struct lazy_shm_map shm;	/* its VMAs of lazy shared memory */
-	/* its threads seen waiting in madvise(MADV_REMOVE) before the last read
-	 * of its events: [start, end) each (lazy-shmem-removers.c) */
-	uint64_t removers[LAZY_MAX_REMOVERS][2];
-	unsigned int nr_removers;
+	/* its threads seen in madvise(DONTNEED, FREE or REMOVE) before the
+	 * last read of its events (lazy-shmem-removers.c); removers_known:
+	 * that look saw every thread */
+	struct lazy_remover *removers;
+	size_t nr_removers, cap_removers;
+	bool removers_known;
 	uint64_t nr_lazy_pages;		/* at start, for the statistics */
 
 	struct lazy_req *inflight;

@@ -247,13 +247,27 @@ static int read_batch(struct lazy_daemon *d, struct lazy_task *t, uint64_t *faul
 		      size_t max_faults, size_t *nr_faults)
 {
 	struct uffd_msg msgs[MSG_BATCH];
-	int n, ret = 0;
+	int n, max, ret = 0;
 
 	*nr_faults = 0;
 	do {
-		/* MADV_REMOVE or MADV_DONTNEED: the threads say, before the read */
-		lazy_shmem_note_removers(t);
-		n = uffd_read_msgs(t->uffd, msgs, MSG_BATCH);
+		/*
+		 * MADV_REMOVE or MADV_DONTNEED: the threads say, looked at while
+		 * what is read is queued, and one message a read (a longer read
+		 * could take an event queued after the look).
+		 * lazy-shmem-removers.c.
+		 */
+		max = MSG_BATCH;
+		if (lazy_shmem_wants_look(t)) {
+			if (!uffd_has_msgs(t->uffd))
+				break;
+			lazy_shmem_note_removers(t);
+			max = 1;
+		} else {
+			t->nr_removers = 0;
+			t->removers_known = false;
+		}
+		n = uffd_read_msgs(t->uffd, msgs, max);
 		if (n < 0)
 			return n;
 		for (int i = 0; i < n && !ret; i++) {
@@ -268,7 +282,7 @@ static int read_batch(struct lazy_daemon *d, struct lazy_task *t, uint64_t *faul
 		}
 		if (ret)
 			return ret;
-	} while (n == MSG_BATCH && *nr_faults + MSG_BATCH <= max_faults && !t->gone);
+	} while (n == max && *nr_faults + MSG_BATCH <= max_faults && !t->gone);
 	return 0;
 }
 

@@ -377,6 +377,7 @@ int cr_lazy_pages(struct opts *o)
 	d.stats.end_cpu_ns = lazy_stats_cpu_ns();
 
 	if (ret) {
+		d.failed = true;	/* for the events read while poisoning */
 		nr_tasks = 0;
 		for (struct lazy_task *t = d.tasks; t; t = t->next)
 			nr_tasks += !t->gone;

@@ -11,17 +11,26 @@
  * The event does not say which; the thread does, while it waits: a thread
  * whose REMOVE event is queued is blocked inside madvise(2) until the
  * event is read, and /proc/PID/task/TID/syscall shows a blocked thread's
- * system call and its arguments (number, start, length, advice).  So
- * before each read of the events of a task that maps shared memory still
- * to come, its threads in madvise(MADV_REMOVE) are noted, and a REMOVE
- * event inside one of their ranges is a hole: its pending pages are
- * dropped, not filled (lazy-shmem.c).
+ * system call and its arguments (number, start, length, advice).
  *
- * Not covered (the old order, fill first): a thread that enters madvise
- * between this look and the read (microseconds), more than
- * LAZY_MAX_REMOVERS at once, and a process forked after the restore (the
- * daemon does not know its pid).  Documentation/lazy-pages.md.
+ * So the look must come while the event is queued, and the read must take
+ * nothing queued after the look.  For a task mapping shared memory still
+ * to come (lazy-events.c): the uffd is polled first (something is queued),
+ * then its threads in madvise(DONTNEED, FREE or REMOVE) are noted, then ONE
+ * message is read.  The kernel hands out queued faults before events and
+ * the events oldest first, so an event read so was queued before the look
+ * and its thread is among those noted.  Before, one read took up to 16
+ * messages: a DONTNEED read first let its thread go on to a MADV_REMOVE
+ * whose event the same read could take (its thread unseen), filled into the
+ * hole (test_discard_while_lazy[lazy], once in a loaded full run).
+ *
+ * An event that the noted threads do not decide (none covers it, or some
+ * that do keep and some punch, or a thread could not be looked at) makes
+ * the daemon fail, when the range holds pages still to come: neither a
+ * fill nor a drop would be known right.  A fork's events are not looked
+ * at (its pid is not known): filled, as before.  Documentation/lazy-pages.md.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,57 +38,106 @@
 #include <sys/syscall.h>
 
 #define LOG_PREFIX "shmem: "
+#include "common/array.h"
 #include "common/log.h"
 #include "common/proc-task.h"
 #include "lazy/lazy-daemon.h"
 
-/* The madvise(MADV_REMOVE) thread tid is blocked in, or false. */
-static bool thread_punches(pid_t pid, pid_t tid, uint64_t *start, uint64_t *len)
-{
-	unsigned long long a0, a1, a2;
-	char buf[256];
-	long nr;
+#ifndef MADV_DONTNEED_LOCKED
+#define MADV_DONTNEED_LOCKED	24
+#endif
 
-	if (proc_task_read(pid, tid, "syscall", buf, sizeof(buf)) <= 0)
-		return false;
-	/* "running", or "NR 0xA0 0xA1 0xA2 ..." */
-	if (sscanf(buf, "%ld 0x%llx 0x%llx 0x%llx", &nr, &a0, &a1, &a2) != 4 ||
-	    nr != SYS_madvise || a2 != MADV_REMOVE)
-		return false;
-	*start = a0;
-	*len = a1;
-	return true;
+enum { THREAD_OTHER, THREAD_DISCARDS, THREAD_UNKNOWN };
+
+/* Is thread tid in a madvise that sends REMOVE events?  *r its range. */
+static int thread_discards(pid_t pid, pid_t tid, struct lazy_remover *r)
+{
+	unsigned long long a0, a1, a2, a3, advice;
+	char buf[256];
+	ssize_t n = proc_task_read(pid, tid, "syscall", buf, sizeof(buf));
+	long nr;
+	int got;
+
+	if (n == -ENOENT || n == -ESRCH)
+		return THREAD_OTHER;	/* exited: nothing of it can be queued */
+	if (n <= 0)
+		return THREAD_UNKNOWN;
+	/* "running" (then it waits for no event of ours), or "NR 0xA0 0xA1 0xA2 ..." */
+	got = sscanf(buf, "%ld 0x%llx 0x%llx 0x%llx 0x%llx", &nr, &a0, &a1, &a2, &a3);
+	if (got >= 4 && nr == SYS_madvise) {
+		advice = a2;
+		r->start = a0;
+		r->end = (a0 + a1 + 4095) / 4096 * 4096;
+	} else if (got == 5 && nr == SYS_process_madvise) {
+		/* (pidfd, iovec, vlen, advice): on itself only (another process's
+		 * memory takes no discarding advice); its ranges are in its
+		 * memory: it covers every address */
+		advice = a3;
+		r->start = 0;
+		r->end = UINT64_MAX;
+	} else {
+		return THREAD_OTHER;
+	}
+	if (advice != MADV_DONTNEED && advice != MADV_DONTNEED_LOCKED && advice != MADV_FREE &&
+	    advice != MADV_REMOVE)
+		return THREAD_OTHER;
+	r->punch = advice == MADV_REMOVE;
+	return THREAD_DISCARDS;
 }
 
-/* Note thread @tid of @arg (a struct lazy_task) if it punches; 1 when full. */
+bool lazy_shmem_wants_look(const struct lazy_task *t)
+{
+	return !t->forked && !t->gone && t->shm.nr && !lazy_shmem_task_done(t);
+}
+
+/* Note thread @tid of @arg (a struct lazy_task) if it discards. */
 static int note_remover(pid_t tid, void *arg)
 {
 	struct lazy_task *t = arg;
-	uint64_t start, len;
+	struct lazy_remover r;
+	int how = thread_discards(t->host_pid, tid, &r);
 
-	if (!thread_punches(t->host_pid, tid, &start, &len))
+	if (how == THREAD_OTHER)
 		return 0;
-	t->removers[t->nr_removers][0] = start;
-	t->removers[t->nr_removers][1] = start + len;
-	t->nr_removers++;
-	pr_debug("task %d: thread %d punches 0x%" PRIx64 "-0x%" PRIx64 " (MADV_REMOVE)",
-		 t->pid, tid, start, start + len);
-	return t->nr_removers == LAZY_MAX_REMOVERS;
+	if (how == THREAD_UNKNOWN ||
+	    ARRAY_GROW(t->removers, t->cap_removers, t->nr_removers + 1, 8)) {
+		t->removers_known = false;
+		return 0;
+	}
+	t->removers[t->nr_removers++] = r;
+	pr_debug("task %d: thread %d discards 0x%" PRIx64 "-0x%" PRIx64 " (MADV_%s)", t->pid,
+		 tid, r.start, r.end, r.punch ? "REMOVE" : "DONTNEED/FREE");
+	return 0;
 }
 
 void lazy_shmem_note_removers(struct lazy_task *t)
 {
 	t->nr_removers = 0;
-	if (t->forked || t->gone || !t->shm.nr || lazy_shmem_task_done(t))
-		return;
+	t->removers_known = true;
 	/* a task that exited meanwhile: its events say so */
-	proc_each_thread(t->host_pid, note_remover, t);
+	if (proc_each_thread(t->host_pid, note_remover, t) < 0)
+		t->removers_known = false;
 }
 
-bool lazy_shmem_is_punch(const struct lazy_task *t, uint64_t start, uint64_t end)
+enum lazy_discard lazy_shmem_discard_kind(const struct lazy_task *t, uint64_t start, uint64_t end)
 {
-	for (unsigned int i = 0; i < t->nr_removers; i++)
-		if (start >= t->removers[i][0] && end <= (t->removers[i][1] + 4095) / 4096 * 4096)
-			return true;
-	return false;
+	bool keep = false, punch = false;
+
+	if (t->forked)
+		return LAZY_DISCARD_KEEP;	/* not looked at: the old guess */
+	if (!t->removers_known)
+		return LAZY_DISCARD_UNKNOWN;
+	for (size_t i = 0; i < t->nr_removers; i++) {
+		const struct lazy_remover *r = &t->removers[i];
+
+		if (start < r->start || end > r->end)
+			continue;
+		if (r->punch)
+			punch = true;
+		else
+			keep = true;
+	}
+	if (keep == punch)
+		return LAZY_DISCARD_UNKNOWN;
+	return punch ? LAZY_DISCARD_PUNCH : LAZY_DISCARD_KEEP;
 }

@@ -291,9 +291,19 @@ int lazy_shmem_prefetch(struct lazy_daemon *d, struct lazy_task *t, uint64_t img
 	return before - o->nr_pending;
 }
 
+/* Is a page of [lo, hi) of o still to come?  *first: the first. */
+static bool any_pending(const struct lazy_shm_obj *o, uint64_t lo, uint64_t hi, uint64_t *first)
+{
+	for (*first = lo; *first < hi && *first < o->nr_pages; (*first)++)
+		if (is_pending(o, *first))
+			return true;
+	return false;
+}
+
 int lazy_shmem_remove(struct lazy_daemon *d, struct lazy_task *t, uint64_t start, uint64_t end)
 {
-	bool punch = lazy_shmem_is_punch(t, start, end);
+	enum lazy_discard kind = lazy_shmem_discard_kind(t, start, end);
+	bool punch = kind == LAZY_DISCARD_PUNCH;
 
 	for (size_t i = 0; i < t->shm.nr; i++) {
 		const struct lazy_shm_vma *v = &t->shm.vmas[i];
@@ -301,10 +311,23 @@ int lazy_shmem_remove(struct lazy_daemon *d, struct lazy_task *t, uint64_t start
 		uint64_t hi = v->end < end ? v->end : end;
 		uint64_t plo = (v->pgoff + lo - v->start) / PS;
 		uint64_t phi = (v->pgoff + hi - v->start + PS - 1) / PS;
+		uint64_t first;
 		int ret;
 
 		if (lo >= hi)
 			continue;
+		if (kind == LAZY_DISCARD_UNKNOWN && any_pending(v->obj, plo, phi, &first)) {
+			/* a fill or a drop could be wrong memory: fail; failing
+			 * already, the pages stay to come (poisoned) */
+			if (d->failed)
+				continue;
+			pr_err("task %d: REMOVE event 0x%" PRIx64 "-0x%" PRIx64 " of shared memory %"
+			       PRIu64 " (pages still to come from offset 0x%" PRIx64 "): its threads "
+			       "seen in madvise before the read do not say whether it was "
+			       "MADV_DONTNEED (data kept) or MADV_REMOVE (a hole)", t->pid, start,
+			       end, v->obj->shmid, first * PS);
+			return -EIO;
+		}
 		if (punch) {
 			drop_range(d, v->obj, plo, phi);
 			continue;

@@ -313,6 +313,7 @@ static void task_free(struct lazy_daemon *d, struct lazy_task *t)
 	free(t->inflight);
 	free(t->deferred);
 	free(t->waiting);
+	free(t->removers);
 	free(t);
 }
 

@@ -23,12 +23,19 @@
  * third quarter of the shared region with MADV_DONTNEED (shared memory
  * keeps its data: the dumped pattern must still be read there) and the
  * fourth with MADV_REMOVE (a hole: zeros where nobody writes afterwards),
- * while their pages are still lazy.
+ * while their pages are still lazy; --pmadvise: both with process_madvise(2)
+ * on itself (Linux 6.13 and later); --uring: both through io_uring
+ * (IORING_OP_MADVISE, done by a kernel worker thread of the process).
  */
+#include <errno.h>
 #include <fcntl.h>
+#include <linux/io_uring.h>
 #include <signal.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -52,7 +59,7 @@ struct region {
 
 static struct region regions[NR_REGIONS];
 static uint8_t *grown;
-static int discard;
+static int discard, pmadvise, uring;
 
 /* Page i of region g was punched out by --discard (MADV_REMOVE). */
 static int removed(const struct region *g, size_t i)
@@ -71,14 +78,71 @@ static int dumped_ok(const struct region *g, size_t i, const uint8_t *p)
 	return 1;
 }
 
+/* One IORING_OP_MADVISE through a ring of one entry: its result, or -1. */
+static int uring_madvise(void *addr, size_t len, int advice)
+{
+	struct io_uring_params p = { 0 };
+	struct io_uring_sqe *sqe;
+	struct io_uring_cqe *cqe;
+	uint8_t *sq, *cq;
+	int fd, ret = -1;
+
+	fd = syscall(SYS_io_uring_setup, 1, &p);
+	if (fd < 0)
+		return -1;
+	sq = mmap(NULL, p.sq_off.array + p.sq_entries * sizeof(uint32_t), PROT_READ | PROT_WRITE,
+		  MAP_SHARED | MAP_POPULATE, fd, IORING_OFF_SQ_RING);
+	cq = mmap(NULL, p.cq_off.cqes + p.cq_entries * sizeof(*cqe), PROT_READ | PROT_WRITE,
+		  MAP_SHARED | MAP_POPULATE, fd, IORING_OFF_CQ_RING);
+	sqe = mmap(NULL, sizeof(*sqe), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd,
+		   IORING_OFF_SQES);
+	if (sq == MAP_FAILED || cq == MAP_FAILED || sqe == MAP_FAILED)
+		goto out;
+	memset(sqe, 0, sizeof(*sqe));
+	sqe->opcode = IORING_OP_MADVISE;
+	sqe->addr = (uintptr_t)addr;
+	sqe->len = len;
+	sqe->fadvise_advice = advice;
+	((uint32_t *)(sq + p.sq_off.array))[0] = 0;
+	__atomic_store_n((uint32_t *)(sq + p.sq_off.tail), 1, __ATOMIC_RELEASE);
+	if (syscall(SYS_io_uring_enter, fd, 1, 1, IORING_ENTER_GETEVENTS, NULL, 0) != 1 ||
+	    __atomic_load_n((uint32_t *)(cq + p.cq_off.tail), __ATOMIC_ACQUIRE) != 1)
+		goto out;
+	cqe = (struct io_uring_cqe *)(cq + p.cq_off.cqes);
+	errno = cqe->res < 0 ? -cqe->res : 0;
+	ret = cqe->res ? -1 : 0;
+out:
+	close(fd);		/* the mappings go with the test */
+	return ret;
+}
+
+/* madvise(2), or process_madvise(2) on ourselves (--pmadvise), or io_uring (--uring) */
+static int discard_range(void *addr, size_t len, int advice)
+{
+	struct iovec iov = { .iov_base = addr, .iov_len = len };
+	int pidfd, ret;
+
+	if (uring)
+		return uring_madvise(addr, len, advice);
+	if (!pmadvise)
+		return madvise(addr, len, advice);
+	pidfd = syscall(SYS_pidfd_open, getpid(), 0);
+	if (pidfd < 0)
+		return -1;
+	ret = syscall(SYS_process_madvise, pidfd, &iov, 1, advice, 0) == (long)len ? 0 : -1;
+	close(pidfd);
+	return ret;
+}
+
 static void discard_quarters(void)
 {
 	const struct region *g = &regions[0];
 	size_t q = g->pages / 4;
 
-	if (madvise(g->addr + 2 * q * PAGE_SIZE, q * PAGE_SIZE, MADV_DONTNEED) ||
-	    madvise(g->addr + 3 * q * PAGE_SIZE, (g->pages - 3 * q) * PAGE_SIZE, MADV_REMOVE))
-		fail("madvise of the shared region: %m");
+	if (discard_range(g->addr + 2 * q * PAGE_SIZE, q * PAGE_SIZE, MADV_DONTNEED) ||
+	    discard_range(g->addr + 3 * q * PAGE_SIZE, (g->pages - 3 * q) * PAGE_SIZE, MADV_REMOVE))
+		fail("%s of the shared region: %m",
+		     uring ? "io_uring madvise" : pmadvise ? "process_madvise" : "madvise");
 }
 
 #define SEED_GROW	0x67726f77ULL
@@ -232,6 +296,9 @@ int main(int argc, char **argv)
 		{ "grow", TEST_OPT_FLAG, &grow, 0, "a memfd view grown in place after the restore" },
 		{ "discard", TEST_OPT_FLAG, &discard, 0,
 		  "MADV_DONTNEED and MADV_REMOVE of the shared region after the restore" },
+		{ "pmadvise", TEST_OPT_FLAG, &pmadvise, 0,
+		  "--discard with process_madvise(2) on ourselves" },
+		{ "uring", TEST_OPT_FLAG, &uring, 0, "--discard with io_uring (IORING_OP_MADVISE)" },
 		{ NULL, 0, NULL, 0, NULL },
 	};
 	int go[2], done[2], back[2], status, zero;
