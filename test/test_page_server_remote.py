@@ -125,11 +125,14 @@ def kill_server_at_half(procs, workdir, server):
 
 
 @pytest.mark.parametrize("kills", [1, 2], ids=["once", "twice"])
-def test_page_server_restarted_mid_restore(tool, procs, workdir, dirs, kills):
+def test_page_server_restarted_mid_restore(tool, procs, workdir, dirs, kills, monkeypatch):
     """--page-server-reconnect: the server is killed mid-restore while the
     tasks fault, and started again on the same images: the daemon checks
     the pages it had received, asks again for what the old one owed, and
-    every page arrives right.  Twice: each loss has the whole time."""
+    every page arrives right.  Twice: each loss has the whole time.  The
+    watchdog's grace is 0.1 s (lazy-watchdog.c): what a lost connection
+    owed is never an orphan, its reconnect asks for it again."""
+    monkeypatch.setenv("CRIU_LAZY_WATCHDOG_MS", "100")
     src, dst = dirs
     port = free_port()
     wait_file = workdir / "go"

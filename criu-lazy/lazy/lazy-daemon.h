@@ -25,12 +25,29 @@
 
 struct page_source;
 
+/*
+ * lazy-watchdog.c: every page in flight, every fault waiting, has a
+ * request of the page source behind it; one that has had none for the
+ * grace is a daemon bug, which fails the daemon (its pages poisoned).
+ */
+struct lazy_owed;
+
+struct lazy_watchdog {
+	uint64_t grace_ns;		/* CRIU_LAZY_WATCHDOG_MS, 2 s by default */
+	uint64_t last_ns;		/* the last check */
+	struct lazy_owed *owed;		/* during a check: what the source owes, sorted */
+	size_t nr_owed, cap_owed;
+	uint64_t drop_request;		/* test only: CRIU_LAZY_TEST_DROP_REQUEST (0: none) */
+	uint64_t nr_requests;		/* of the driver so far (for drop_request) */
+};
+
 /* A span requested from the page source, not yet copied into the task. */
 struct lazy_req {
 	struct lazy_span span;
 	uint64_t t_ns;		/* when the fault was read (urgent requests) */
 	bool urgent;
 	bool prefetch;		/* the working set's install (lazy/prefetch.c) */
+	uint64_t orphan_ns;	/* first seen with nothing behind it (lazy-watchdog.c) */
 };
 
 /* The image of one dumped process, shared with the tasks forked from it. */
@@ -82,6 +99,7 @@ struct lazy_task {
 	/* dump-time pages that faulting threads wait for while in flight */
 	uint64_t *waiting;
 	size_t nr_waiting, cap_waiting;
+	uint64_t stray_ns;		/* a waiter first seen outside every copy in flight */
 
 	struct lazy_image *img;
 	struct lazy_prefetch *pf;	/* its working set still to install, or NULL */
@@ -115,6 +133,7 @@ struct lazy_daemon {
 	struct lazy_stats stats;
 	struct working_set ws;		/* the pages the tasks touched */
 	struct lazy_guardian guardian;	/* holds a copy of every uffd (guardian.h) */
+	struct lazy_watchdog watchdog;	/* nothing in flight is left behind */
 };
 
 #define LAZY_FAULT_WINDOW_PAGES	16	/* 64 KiB aligned fault-around */
@@ -184,6 +203,30 @@ int lazy_read_events(struct lazy_daemon *d, struct lazy_task *t);
  * if they name another process (logged).
  */
 pid_t lazy_host_pid(const struct lazy_daemon *d, pid_t pid, pid_t cred_pid);
+
+/* lazy-watchdog.c */
+void lazy_watchdog_init(struct lazy_daemon *d);
+/* Is anything in flight or waited for (the loop must then come by now and then)? */
+bool lazy_watchdog_wanted(const struct lazy_daemon *d);
+/*
+ * *since: when this was first seen with nothing behind it (0: it has
+ * something); orphan: it has nothing now.  True once that is the grace ago.
+ */
+bool lazy_watchdog_overdue(const struct lazy_daemon *d, uint64_t *since, bool orphan,
+			   uint64_t now);
+/*
+ * During a check: will a request of the source bring dump-time address addr
+ * of task key, or offset addr of shared memory object key?
+ */
+bool lazy_watchdog_owes(const struct lazy_daemon *d, const void *key, uint64_t addr);
+/* At most every tick: 0, or -EIO once something was left with nothing behind it (logged). */
+int lazy_watchdog_tick(struct lazy_daemon *d);
+/*
+ * Test only (CRIU_LAZY_TEST_DROP_REQUEST=N): is this request, the driver's
+ * Nth, the one to forget?  Its span stays in flight with nothing behind it.
+ */
+bool lazy_watchdog_test_drop(struct lazy_daemon *d, const struct lazy_task *t,
+			     const struct lazy_span *span);
 
 /*
  * lazy-poison.c: what the tasks get when pages can no longer arrive; the

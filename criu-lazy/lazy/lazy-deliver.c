@@ -187,31 +187,30 @@ int lazy_wait_inflight(struct lazy_task *t, uint64_t addr, uint64_t *img)
 	return 1;
 }
 
+/* In flight from now on, until its copy or lazy_request_done(). */
+static int request(struct lazy_daemon *d, struct lazy_task *t, const struct lazy_req *req)
+{
+	int ret = inflight_add(t, req);
+
+	if (ret) {
+		lazy_model_put_back(&t->model, &req->span);
+		return ret;
+	}
+	/* test only: the watchdog must find it (lazy-watchdog.c) */
+	if (lazy_watchdog_test_drop(d, t, &req->span))
+		return 0;
+	return d->src->ops->request(d->src, t, &req->span, req->urgent);
+}
+
 int lazy_request(struct lazy_daemon *d, struct lazy_task *t, const struct lazy_span *span,
 		 bool urgent, uint64_t t_ns)
 {
-	struct lazy_req req = { .span = *span, .t_ns = t_ns, .urgent = urgent };
-	int ret;
-
-	ret = inflight_add(t, &req);
-	if (ret) {
-		lazy_model_put_back(&t->model, span);
-		return ret;
-	}
-	return d->src->ops->request(d->src, t, span, urgent);
+	return request(d, t, &(struct lazy_req){ .span = *span, .t_ns = t_ns, .urgent = urgent });
 }
 
 int lazy_request_prefetch(struct lazy_daemon *d, struct lazy_task *t, const struct lazy_span *span)
 {
-	struct lazy_req req = { .span = *span, .prefetch = true };
-	int ret;
-
-	ret = inflight_add(t, &req);
-	if (ret) {
-		lazy_model_put_back(&t->model, span);
-		return ret;
-	}
-	return d->src->ops->request(d->src, t, span, false);
+	return request(d, t, &(struct lazy_req){ .span = *span, .prefetch = true });
 }
 
 bool lazy_inflight_is_prefetch(const struct lazy_task *t, uint64_t addr)

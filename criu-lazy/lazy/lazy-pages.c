@@ -8,7 +8,9 @@
  * the page source, and signals.  Faults are always served first; between
  * them, once the restore has finished, the rest of the memory is delivered
  * in the background in growing chunks.  When no task has anything left it
- * prints its statistics and exits 0.
+ * prints its statistics and exits 0.  Anything in flight with no request
+ * behind it fails the daemon instead of leaving a thread waiting for ever
+ * (lazy-watchdog.c).
  */
 #include <fcntl.h>
 #include <signal.h>
@@ -255,8 +257,9 @@ static int run_loop(struct lazy_daemon *d)
 	while (!all_done(d)) {
 		bool prefetch = lazy_prefetch_wanted(d);
 		bool background = background_wanted(d), pending = source_pending(d);
+		/* the watchdog's ticks come while anything is in flight */
 		int timeout = prefetch || background || pending ? 0 :
-			      d->restore_finished ? LIVENESS_PROBE_MS : -1;
+			      d->restore_finished || lazy_watchdog_wanted(d) ? LIVENESS_PROBE_MS : -1;
 		int n = epoll_wait(d->epfd, evs, 32, timeout);
 		int ret = 0;
 
@@ -282,6 +285,8 @@ static int run_loop(struct lazy_daemon *d)
 			if (ret >= 0)
 				ret = lazy_background_step(d);
 		}
+		if (ret >= 0)
+			ret = lazy_watchdog_tick(d);
 		if (ret < 0)
 			return ret;
 
@@ -360,6 +365,7 @@ int cr_lazy_pages(struct opts *o)
 	pr_info("listening on %s for %zu task(s)", sock_path, tree.nr_pids);
 
 	d.stats.start_ns = mono_ns();
+	lazy_watchdog_init(&d);
 	d.ws.start_ns = d.stats.start_ns;
 	/* while the restore reads its own images (one CPU is idle then) */
 	lazy_preload_models(&d, tree.pids, tree.nr_pids);

@@ -36,6 +36,7 @@ struct lazy_shm_obj {
 	uint64_t *pf_fill;		/* ... and of those, not in its record (a window's rest) */
 	struct shm_waiter *waiters;	/* faults waiting for their page */
 	size_t nr_waiters, cap_waiters;
+	uint64_t orphan_ns;		/* lazy-watchdog.c: first seen with one left behind */
 };
 
 /* A task's thread faulted at addr, page p of the object, at t_ns. */

@@ -261,3 +261,69 @@ void lazy_shmem_forget_task(struct lazy_daemon *d, const struct lazy_task *t)
 			else
 				i++;
 }
+
+bool lazy_shmem_in_flight(const struct lazy_daemon *d)
+{
+	for (const struct lazy_shm_obj *o = d->shm_objs; o; o = o->next)
+		if (o->remote && (o->nr_inflight || o->nr_waiters))
+			return true;
+	return false;
+}
+
+/* Will a request of the source bring page p of o? */
+static bool owed(struct lazy_daemon *d, const struct lazy_shm_obj *o, uint64_t p)
+{
+	return bit_test(o->inflight, p) && lazy_watchdog_owes(d, o, p * PS);
+}
+
+/* The first page of o left behind (a waiter's first): true, *p and the waiting *w. */
+static bool orphan(struct lazy_daemon *d, const struct lazy_shm_obj *o, uint64_t *p,
+		   const struct shm_waiter **w)
+{
+	*w = NULL;
+	for (size_t i = 0; i < o->nr_waiters; i++)
+		if (!o->waiters[i].t->gone && !owed(d, o, o->waiters[i].p)) {
+			*w = &o->waiters[i];
+			*p = (*w)->p;
+			return true;
+		}
+	for (uint64_t q = 0; o->nr_inflight && q < o->nr_pages; q++) {
+		if (!o->inflight[q / 64]) {
+			q |= 63;	/* a word of none */
+			continue;
+		}
+		if (bit_test(o->inflight, q) && !owed(d, o, q)) {
+			*p = q;
+			return true;
+		}
+	}
+	return false;
+}
+
+int lazy_shmem_watchdog(struct lazy_daemon *d, uint64_t now)
+{
+	for (struct lazy_shm_obj *o = d->shm_objs; o; o = o->next) {
+		const struct shm_waiter *w;
+		uint64_t p = 0;
+		bool left;
+
+		if (!o->remote)
+			continue;
+		left = orphan(d, o, &p, &w);
+		if (!lazy_watchdog_overdue(d, &o->orphan_ns, left, now))
+			continue;
+		if (w)
+			pr_err("task %d: a fault at 0x%" PRIx64 " has waited %.1f s for offset 0x%"
+			       PRIx64 " of shared memory %" PRIu64 ", with no GET for it on an open "
+			       "connection to the page server: a bug of the daemon, which fails "
+			       "rather than leave it waiting", w->t->pid, w->addr,
+			       (now - o->orphan_ns) / 1e9, p * PS, o->shmid);
+		else
+			pr_err("shared memory %" PRIu64 ": offset 0x%" PRIx64 " has been in flight "
+			       "for %.1f s with no GET for it on an open connection to the page "
+			       "server: a bug of the daemon, which fails rather than leave it "
+			       "undelivered", o->shmid, p * PS, (now - o->orphan_ns) / 1e9);
+		return -EIO;
+	}
+	return 0;
+}

@@ -107,6 +107,15 @@ int lazy_shmem_deliver(struct lazy_daemon *d, struct lazy_shm_obj *o, uint64_t o
 void lazy_shmem_request_done(struct lazy_daemon *d, struct lazy_shm_obj *o, bool urgent,
 			     struct lazy_task *pf, uint64_t nr_pages);
 
+/* Are pages of shared memory in flight, or faults waiting for some? */
+bool lazy_shmem_in_flight(const struct lazy_daemon *d);
+/*
+ * The watchdog's check (lazy-watchdog.c): a fault waiting for a page of
+ * shared memory, or a page in flight, that no request of the page source
+ * will bring, the grace long: 0, or -EIO (logged).
+ */
+int lazy_shmem_watchdog(struct lazy_daemon *d, uint64_t now);
+
 /* lazy-shmem-layout.c */
 struct lazy_shm_vma *lazy_shm_find(const struct lazy_shm_map *m, uint64_t addr);
 /* The VMA that held dump-time address img (NULL: none, or moved away in part). */

@@ -15,6 +15,9 @@
 
 struct page_source;
 
+typedef int (*lazy_owed_fn)(void *arg, const struct lazy_task *t, const struct lazy_shm_obj *o,
+			    uint64_t start, uint64_t end);
+
 struct page_source_ops {
 	const char *name;
 	/* Prepare to serve t->img, a restored process's image. */
@@ -61,6 +64,15 @@ struct page_source_ops {
 	 * NULL for a synchronous source.
 	 */
 	int (*sync)(struct page_source *src, bool (*done)(void *arg), void *arg, int timeout_ms);
+	/*
+	 * Between two turns of the loop, for the watchdog (lazy-watchdog.c):
+	 * owed(arg, t, o, start, end) for each request out or queued on a
+	 * connection still open, which will bring dump-time [start, end) of
+	 * task t (o NULL), or offsets [start, end) of shared memory object o;
+	 * stops at owed()'s error.  NULL: a synchronous source, which owes
+	 * nothing once request() has returned.
+	 */
+	int (*list_owed)(struct page_source *src, lazy_owed_fn owed, void *arg);
 };
 
 struct page_source {

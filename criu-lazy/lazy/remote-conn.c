@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 
 #include "common/array.h"
@@ -120,6 +121,26 @@ bool rc_conn_pop(struct rc_conn *c, struct rc_get *g)
 const struct rc_get *rc_conn_oldest(const struct rc_conn *c)
 {
 	return c->nr ? &c->fifo[c->head] : NULL;
+}
+
+int rc_conn_list_owed(const struct rc_conn *c, lazy_owed_fn owed, void *arg)
+{
+	int ret = 0;
+
+	/* closed, or GETs that would never leave (nothing waits for EPOLLOUT) */
+	if (c->sk.fd < 0 || (rc_conn_wants_out(c) && !(c->watched & EPOLLOUT)))
+		return 0;
+	for (size_t i = 0; i < c->nr && !ret; i++) {
+		const struct rc_get *g = &c->fifo[(c->head + i) % c->cap];
+
+		/* a task's job asks again for what of it is still in flight (job_next());
+		 * a shared memory job goes on from its GET's start (shm_job_next()) */
+		if (g->obj)
+			ret = owed(arg, NULL, g->obj, g->vaddr, g->job_end);
+		else if (g->t)
+			ret = owed(arg, g->t, NULL, g->job_start, g->job_end);
+	}
+	return ret;
 }
 
 int rc_conn_flush(struct rc_conn *c)

@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "lazy/lazy-daemon.h"
+#include "lazy/page-source.h"
 #include "pageserver/ps-io.h"
 #include "pageserver/ps-proto.h"
 
@@ -129,6 +130,12 @@ void rc_conn_end_session(struct rc_conn *c);
 
 /* Take the oldest GET off the FIFO (its reply will never be read). */
 bool rc_conn_pop(struct rc_conn *c, struct rc_get *g);
+
+/*
+ * owed() for what each GET the connection holds will bring (page-source.h's
+ * list_owed); nothing once it is closed.
+ */
+int rc_conn_list_owed(const struct rc_conn *c, lazy_owed_fn owed, void *arg);
 
 /* The oldest GET still waiting, or NULL. */
 const struct rc_get *rc_conn_oldest(const struct rc_conn *c);

@@ -480,6 +480,13 @@ static void remote_release(struct page_source *src, struct lazy_task *t)
 	forget_task(&rs->bg, t);
 }
 
+static int remote_list_owed(struct page_source *src, lazy_owed_fn owed, void *arg)
+{
+	struct remote_source *rs = to_remote(src);
+
+	return rc_conn_list_owed(&rs->fault, owed, arg) ?: rc_conn_list_owed(&rs->bg, owed, arg);
+}
+
 static int remote_watch(struct page_source *src)
 {
 	struct remote_source *rs = to_remote(src);
@@ -530,6 +537,7 @@ static const struct page_source_ops remote_ops = {
 	.finish = remote_finish,
 	.request_shmem = remote_request_shmem,
 	.sync = remote_sync,
+	.list_owed = remote_list_owed,
 };
 
 /*
