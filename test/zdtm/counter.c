@@ -211,7 +211,7 @@ int main(int argc, char **argv)
 	}
 	for (long i = 0; i < nthreads; i++) {
 		workers[i] = (struct worker){ .idx = (unsigned)i, .mem = mem, .npages = npages };
-		errno = pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]);
+		errno = test_thread_create(&workers[i].thread, NULL, worker_main, &workers[i]);
 		if (errno)
 			fail("pthread_create: %m");
 	}

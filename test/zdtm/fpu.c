@@ -302,7 +302,7 @@ int main(int argc, char **argv)
 		fail("sigaction: %m");
 
 	for (i = 0; i < nr_threads; i++)
-		if (pthread_create(&th[i], NULL, thread_spin, &ts[i]))
+		if (test_thread_create(&th[i], NULL, thread_spin, &ts[i]))
 			fail("pthread_create failed");
 	spin(&s);
 	for (i = 0; i < nr_threads; i++)

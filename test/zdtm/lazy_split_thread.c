@@ -106,7 +106,7 @@ int main(int argc, char **argv)
 	if (sigaction(SIGSEGV, &sa, NULL))
 		fail("sigaction(SIGSEGV): %m");
 	/* created after the restore, as the issue asks */
-	ret = pthread_create(&reader_thread, NULL, reader, NULL);
+	ret = test_thread_create(&reader_thread, NULL, reader, NULL);
 	if (ret)
 		fail("pthread_create: %s", strerror(ret));
 	while (progress < 8 && !reader_done)

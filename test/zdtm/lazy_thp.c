@@ -68,7 +68,7 @@ int main(int argc, char **argv)
 	pthread_attr_init(&attr);
 	if (pthread_attr_setstack(&attr, mem + STACK_OFF, STACK_LEN))
 		fail("pthread_attr_setstack failed");
-	ret = pthread_create(&thread, &attr, sleeper, NULL);
+	ret = test_thread_create(&thread, &attr, sleeper, NULL);
 	if (ret)
 		fail("pthread_create: %s", strerror(ret));
 	test_msg("region %p, thread stack %p", (void *)mem, (void *)(mem + STACK_OFF));

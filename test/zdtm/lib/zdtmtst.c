@@ -295,6 +295,22 @@ void test_waitsig(void)
 		fail("sigprocmask: %m");
 }
 
+int test_thread_create(pthread_t *thread, const pthread_attr_t *attr,
+		       void *(*fn)(void *), void *arg)
+{
+	sigset_t term, old;
+	int ret;
+
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	if (pthread_sigmask(SIG_BLOCK, &term, &old))
+		fail("pthread_sigmask: %m");
+	ret = pthread_create(thread, attr, fn, arg);
+	if (pthread_sigmask(SIG_SETMASK, &old, NULL))
+		fail("pthread_sigmask: %m");
+	return ret;
+}
+
 void test_wait_flag(volatile sig_atomic_t *flag, int sig)
 {
 	sigset_t set, old;

@@ -17,6 +17,7 @@
 #ifndef ZDTM_ZDTMTST_H
 #define ZDTM_ZDTMTST_H
 
+#include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -58,6 +59,16 @@ void test_daemon(void);
  * the caller), so a checkpoint taken during the wait sees the test's mask.
  */
 void test_waitsig(void);
+
+/*
+ * pthread_create() with SIGTERM blocked in the new thread: SIGTERM is the
+ * main thread's.  A process-directed signal goes to any thread that does
+ * not block it, and one handled on another thread leaves the main thread
+ * asleep in test_waitsig() for ever (the kernel passes a sleeping main
+ * thread by while it has another signal pending).  0 or an errno.
+ */
+int test_thread_create(pthread_t *thread, const pthread_attr_t *attr,
+		       void *(*fn)(void *), void *arg);
 
 /*
  * Sleep until @flag is set by the caller's own handler of @sig (a child's
