@@ -25,7 +25,7 @@
  * poison lands only where the child's own mm has a missing page in a
  * registered VMA at that address, whichever process's runs named it.
  *
- * Everything is bounded: at most EVENT_WAIT_TRIES retries per uffd, then
+ * Everything is bounded: at most UFFD_EVENT_WAIT_TRIES retries per uffd, then
  * we close everything (which unregisters whatever is left: the kernel wakes
  * the waiting threads and zero-fills) and exit.
  */
@@ -48,7 +48,6 @@
 #include "lazy/uffd.h"
 
 #define PAGE 4096ULL
-#define EVENT_WAIT_TRIES 1000	/* of 1 ms: an event is queued right after its change */
 
 struct range {
 	uint64_t start, end;
@@ -364,7 +363,7 @@ int guardian_take_over(struct guardian_table *tab, pid_t daemon_pid)
 
 		for (;;) {
 			ret = poison_entry(tab, i, &c);
-			if (ret != UFFD_RETRY || ++tries > EVENT_WAIT_TRIES)
+			if (ret != UFFD_RETRY || ++tries > UFFD_EVENT_WAIT_TRIES)
 				break;
 			if (drain(tab, i) < 0)
 				break;

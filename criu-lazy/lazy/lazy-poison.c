@@ -16,7 +16,6 @@
 #include "lazy/lazy-daemon.h"
 #include "lazy/uffd.h"
 
-#define EVENT_WAIT_TRIES 1000	/* of 1 ms: an event is queued right after its change */
 
 struct poison_count {
 	uint64_t poisoned;	/* will raise SIGBUS */
@@ -68,7 +67,7 @@ static int poison_task(struct lazy_daemon *d, struct lazy_task *t, struct poison
 			break;
 		case UFFD_RETRY:
 			put_back_from(t, &span, pages);
-			if (++tries > EVENT_WAIT_TRIES)
+			if (++tries > UFFD_EVENT_WAIT_TRIES)
 				return -EAGAIN;
 			ret = lazy_read_events(d, t);
 			if (ret < 0)
@@ -109,7 +108,7 @@ unsigned int lazy_poison_all(struct lazy_daemon *d)
 		if (c.unreachable)
 			pr_info("task %d: %llu lazy pages are in no VMA any more", t->pid,
 				(unsigned long long)c.unreachable);
-		if (lazy_shmem_poison_task(t) + c.poisoned)
+		if (lazy_shmem_poison_task(d, t) + c.poisoned)
 			nr++;
 	}
 	return nr;

@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define LOG_PREFIX "shmem: "
 #include "common/log.h"
@@ -392,25 +393,78 @@ int lazy_shmem_background_step(struct lazy_daemon *d)
 	return 0;
 }
 
-uint64_t lazy_shmem_poison_task(struct lazy_task *t)
+/*
+ * One walk over @t's views of shared memory: every page its object still
+ * lacks poisoned.  A pending event fails the ioctl (EAGAIN): UFFD_RETRY,
+ * the walk stops there for the events to be read (they may move or cut
+ * the views).  @missed: pages that could not be poisoned.
+ */
+static int poison_walk(struct lazy_task *t, uint64_t *poisoned, uint64_t *missed)
 {
-	uint64_t poisoned = 0;
-
+	*missed = 0;
 	for (size_t i = 0; !t->gone && i < t->shm.nr; i++) {
 		const struct lazy_shm_vma *v = &t->shm.vmas[i];
 
 		for (uint64_t a = v->start; a < v->end; a += PS) {
-			uint64_t done;
+			uint64_t done, existed, first;
+			int ret;
 
 			if (!is_pending(v->obj, (v->pgoff + a - v->start) / PS))
 				continue;
-			if (uffd_fill(t->uffd, UFFD_FILL_POISON, a, NULL, PS, &done) == UFFD_DONE)
-				poisoned++;
+			/* (poisoned by an earlier walk: there already, not counted) */
+			ret = uffd_fill_counted(t->uffd, UFFD_FILL_POISON, a, NULL, PS, &done,
+						&existed, &first);
+			if (ret == UFFD_RETRY)
+				return ret;
+			if (ret == UFFD_GONE_TASK) {
+				pr_info("task %d ended while its shared memory was poisoned",
+					t->pid);
+				return 0;
+			}
+			if (ret == UFFD_DONE)
+				*poisoned += !existed;
+			else if (ret != UFFD_GONE_RANGE)
+				++*missed;
 		}
+	}
+	return 0;
+}
+
+/* What @t's views still lack (given up on: none of it poisoned for sure). */
+static uint64_t pending_in_views(const struct lazy_task *t)
+{
+	uint64_t n = 0;
+
+	for (size_t i = 0; i < t->shm.nr; i++) {
+		const struct lazy_shm_vma *v = &t->shm.vmas[i];
+
+		for (uint64_t a = v->start; a < v->end; a += PS)
+			n += is_pending(v->obj, (v->pgoff + a - v->start) / PS);
+	}
+	return n;
+}
+
+uint64_t lazy_shmem_poison_task(struct lazy_daemon *d, struct lazy_task *t)
+{
+	const struct timespec ms = { .tv_sec = 0, .tv_nsec = 1000000 };
+	uint64_t poisoned = 0, missed = 0;
+	int tries = 0;
+
+	/* an event is queued right after its change, and read: the walk again
+	 * from the start, as lazy-poison.c does for private memory */
+	while (poison_walk(t, &poisoned, &missed) == UFFD_RETRY) {
+		if (++tries > UFFD_EVENT_WAIT_TRIES || lazy_read_events(d, t) < 0) {
+			missed = pending_in_views(t);
+			break;
+		}
+		nanosleep(&ms, NULL);
 	}
 	if (poisoned)
 		pr_warn("task %d: %" PRIu64 " pages of shared memory that can no longer "
 			"arrive will raise SIGBUS", t->pid, poisoned);
+	if (missed)
+		pr_warn("task %d: %" PRIu64 " pages of shared memory could not be poisoned "
+			"and will read what the object has there (zeros)", t->pid, missed);
 	return poisoned;
 }
 

@@ -70,7 +70,7 @@ bool lazy_shmem_background_wanted(struct lazy_daemon *d);
 int lazy_shmem_background_step(struct lazy_daemon *d);
 /* Pages that can no longer arrive: SIGBUS in the task (each task that maps
  * them gets its own); how many were poisoned. */
-uint64_t lazy_shmem_poison_task(struct lazy_task *t);
+uint64_t lazy_shmem_poison_task(struct lazy_daemon *d, struct lazy_task *t);
 /* At the end: what no live task could reach any more is dropped (counted). */
 void lazy_shmem_finish(struct lazy_daemon *d);
 void lazy_shmem_free_all(struct lazy_daemon *d);

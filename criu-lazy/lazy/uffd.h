@@ -18,6 +18,10 @@ enum uffd_result {
 	UFFD_GONE_TASK,		/* the task has exited (ESRCH, ENOSPC) */
 };
 
+/* After UFFD_RETRY: so many reads of the events, 1 ms apart, at the most
+ * (an event is queued right after its change). */
+#define UFFD_EVENT_WAIT_TRIES	1000
+
 enum uffd_fill_op {
 	UFFD_FILL_COPY,		/* UFFDIO_COPY from src */
 	UFFD_FILL_ZERO,		/* UFFDIO_ZEROPAGE */
