@@ -66,11 +66,9 @@ def test_two_writers_while_lazy(which, zdtm, tool, procs, workdir):
     assert st["pages_background"] == 0, st
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["stopped", "killed"])
-def test_daemon_stopped_poisons_shared_memory(sig, zdtm, tool, procs, workdir):
-    """Stopped, the daemon poisons the shared memory that has not come
-    itself; killed, its guardian does, one line per process."""
-    spec = ZdtmTest("shmem_lazy_share", ("--size", "1M"), label="stopped", tree=True)
+def restore_lazily_unserved(spec, zdtm, tool, procs, workdir):
+    """spec's root and its one child dumped, then restored lazily with a
+    daemon that delivers nothing in the background: (task, daemon, [child])."""
     task = zdtm(spec)
     imgdir = dump_good(tool, task, workdir, name="images")
     daemon = lazy.Daemon(procs, tool, ["lazy-pages", "-D", imgdir, "--no-background-fetch"],
@@ -82,6 +80,15 @@ def test_daemon_stopped_poisons_shared_memory(sig, zdtm, tool, procs, workdir):
     tree = P.descendants(task.pid)
     assert len(tree) == 1, f"the restored tree: {tree}"
     procs.adopt(tree[0])
+    return task, daemon, tree
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["stopped", "killed"])
+def test_daemon_stopped_poisons_shared_memory(sig, zdtm, tool, procs, workdir):
+    """Stopped, the daemon poisons the shared memory that has not come
+    itself; killed, its guardian does, one line per process."""
+    spec = ZdtmTest("shmem_lazy_share", ("--size", "1M"), label="stopped", tree=True)
+    task, daemon, tree = restore_lazily_unserved(spec, zdtm, tool, procs, workdir)
     os.kill(daemon.pid, sig)
     assert daemon.wait_exit() != 0, "the daemon exited 0 although pages were left"
     if sig == signal.SIGTERM:
@@ -292,17 +299,7 @@ def test_undecided_discard_fails_the_daemon(zdtm, tool, procs, workdir):
     pass on guessed memory.  Before, the REMOVE was taken for DONTNEED."""
     spec = ZdtmTest("shmem_lazy_share", ("--size", "1M", "--discard", "--uring"),
                     label="uring", tree=True)
-    task = zdtm(spec)
-    imgdir = dump_good(tool, task, workdir, name="images")
-    daemon = lazy.Daemon(procs, tool, ["lazy-pages", "-D", imgdir, "--no-background-fetch"],
-                         workdir / "lazy-pages.log", workdir / "lazy-pages.out", "lazy-pages")
-    pidfile = workdir / "restore.pid"
-    assert_ok(tool.restore(imgdir, workdir / "restore.log", TIMEOUT, pidfile=pidfile,
-                           extra=["--lazy-pages"]), "restore --lazy-pages")
-    task.expect_restored(pidfile)
-    tree = P.descendants(task.pid)
-    assert len(tree) == 1, f"the restored tree: {tree}"
-    procs.adopt(tree[0])
+    task, daemon, tree = restore_lazily_unserved(spec, zdtm, tool, procs, workdir)
     os.kill(task.pid, signal.SIGTERM)
     assert daemon.wait_exit() != 0, "the daemon exited 0"
     assert re.search(r"REMOVE event 0x[0-9a-f]+-0x[0-9a-f]+ of shared memory \d+ \(pages still "
