@@ -233,6 +233,8 @@ bool lazy_watchdog_test_drop(struct lazy_daemon *d, const struct lazy_task *t,
  * number of tasks that had pages poisoned.
  */
 unsigned int lazy_poison_all(struct lazy_daemon *d);
+/* After a poison's UFFD_RETRY: the events read, a pause; -EAGAIN past the bound. */
+int lazy_poison_await_events(struct lazy_daemon *d, struct lazy_task *t, int *tries);
 
 
 #endif

@@ -10,6 +10,7 @@
  * EAGAIN, so the events are read and applied (a REMAP moves what is left to
  * poison) and the rest is poisoned where it is then.
  */
+#include <errno.h>
 #include <time.h>
 
 #include "common/log.h"
@@ -27,6 +28,24 @@ static void wait_a_little(void)
 	struct timespec ts = { .tv_sec = 0, .tv_nsec = 1000000 };
 
 	nanosleep(&ts, NULL);
+}
+
+/*
+ * A poison met a pending event (UFFD_RETRY): the task's events read and
+ * applied, then a pause for the next one to be queued.  -EAGAIN after
+ * UFFD_EVENT_WAIT_TRIES calls for one poison, or the read's error.
+ */
+int lazy_poison_await_events(struct lazy_daemon *d, struct lazy_task *t, int *tries)
+{
+	int ret;
+
+	if (++*tries > UFFD_EVENT_WAIT_TRIES)
+		return -EAGAIN;
+	ret = lazy_read_events(d, t);
+	if (ret < 0)
+		return ret;
+	wait_a_little();
+	return 0;
 }
 
 static void put_back_from(struct lazy_task *t, const struct lazy_span *span, uint64_t pages)
@@ -67,12 +86,9 @@ static int poison_task(struct lazy_daemon *d, struct lazy_task *t, struct poison
 			break;
 		case UFFD_RETRY:
 			put_back_from(t, &span, pages);
-			if (++tries > UFFD_EVENT_WAIT_TRIES)
-				return -EAGAIN;
-			ret = lazy_read_events(d, t);
+			ret = lazy_poison_await_events(d, t, &tries);
 			if (ret < 0)
 				return ret;
-			wait_a_little();
 			break;
 		case UFFD_GONE_TASK:
 			return 0;

@@ -36,7 +36,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define LOG_PREFIX "shmem: "
 #include "common/log.h"
@@ -446,18 +445,15 @@ static uint64_t pending_in_views(const struct lazy_task *t)
 
 uint64_t lazy_shmem_poison_task(struct lazy_daemon *d, struct lazy_task *t)
 {
-	const struct timespec ms = { .tv_sec = 0, .tv_nsec = 1000000 };
 	uint64_t poisoned = 0, missed = 0;
 	int tries = 0;
 
-	/* an event is queued right after its change, and read: the walk again
-	 * from the start, as lazy-poison.c does for private memory */
+	/* the events read, as for private memory: the walk again from the start */
 	while (poison_walk(t, &poisoned, &missed) == UFFD_RETRY) {
-		if (++tries > UFFD_EVENT_WAIT_TRIES || lazy_read_events(d, t) < 0) {
+		if (lazy_poison_await_events(d, t, &tries) < 0) {
 			missed = pending_in_views(t);
 			break;
 		}
-		nanosleep(&ms, NULL);
 	}
 	if (poisoned)
 		pr_warn("task %d: %" PRIu64 " pages of shared memory that can no longer "
