@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "common/evloop.h"
+#include "common/env-number.h"
 #include "common/log.h"
 #include "common/mono-time.h"
 #include "lazy/lazy-daemon.h"
@@ -41,13 +42,7 @@
 
 static int handshake_timeout_s(void)
 {
-	const char *env = getenv(HANDSHAKE_ENV);
-	char *end;
-	unsigned long v = env ? strtoul(env, &end, 10) : 0;
-
-	if (!env || !*env || *end || !v || v > 86400)
-		return HANDSHAKE_TIMEOUT_S;
-	return (int)v;
+	return (int)env_number(HANDSHAKE_ENV, 86400) ?: HANDSHAKE_TIMEOUT_S;
 }
 
 /* Wait for fd, or for a stop signal (then the daemon gives up). */

@@ -24,10 +24,10 @@
  * non-zero.  Never a blind UFFDIO_WAKE instead: the thread would retry,
  * and a page the daemon counted as delivered would read as zeros.
  */
-#include <errno.h>
 #include <stdlib.h>
 
 #include "common/array.h"
+#include "common/env-number.h"
 #include "common/log.h"
 #include "common/mono-time.h"
 #include "lazy/lazy-daemon.h"
@@ -37,20 +37,6 @@
 #define GRACE_MS	2000
 #define GRACE_ENV	"CRIU_LAZY_WATCHDOG_MS"		/* for tests */
 #define DROP_ENV	"CRIU_LAZY_TEST_DROP_REQUEST"	/* test only */
-
-/* A positive number of at most max from the environment, else 0. */
-static uint64_t env_number(const char *name, uint64_t max)
-{
-	const char *env = getenv(name);
-	unsigned long long v;
-	char *end;
-
-	if (!env || *env < '0' || *env > '9')
-		return 0;
-	errno = 0;
-	v = strtoull(env, &end, 10);
-	return *end || errno || v > max ? 0 : v;
-}
 
 void lazy_watchdog_init(struct lazy_daemon *d)
 {

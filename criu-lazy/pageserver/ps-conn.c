@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "common/array.h"
+#include "common/env-number.h"
 #include "common/log.h"
 #include "common/mono-time.h"
 #include "common/tls.h"
@@ -41,15 +42,8 @@ static uint64_t idle_ns(void)
 {
 	static uint64_t ns;
 
-	if (!ns) {
-		const char *env = getenv(IDLE_ENV);
-		char *end;
-		unsigned long v = env ? strtoul(env, &end, 10) : 0;
-
-		if (!env || !*env || *end || !v || v > 86400 * 365)
-			v = IDLE_TIMEOUT_S;
-		ns = v * 1000000000ULL;
-	}
+	if (!ns)
+		ns = (env_number(IDLE_ENV, 86400ULL * 365) ?: IDLE_TIMEOUT_S) * 1000000000ULL;
 	return ns;
 }
 
