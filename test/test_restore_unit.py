@@ -4,7 +4,7 @@ image against made-up and real CPUs), test_restore_place (which VMAs are
 mapped at their own address from the start), test_restore_groups (which
 tasks join their process group late), test_array (common/array.h),
 test_pm_scan (common/pm-scan.c) and test_proc (common/proc-stat.c,
-proc-status.c, proc-task.c).
+proc-status.c, proc-task.c, proc-fd.c).
 
 Needs a build (`scons -j2`); uses nothing from conftest.py.
 """
@@ -48,9 +48,11 @@ def test_pm_scan_unit():
 
 
 def test_proc_unit():
-    """common/proc-stat.c, proc-status.c, proc-task.c: a stat text whose
-    name holds ')' and spaces, negative, missing and bad fields; a status
-    line's last number; the threads of this process walked and stopped, a
-    gone pid's -ENOENT; the processes below it, parents first."""
+    """common/proc-stat.c, proc-status.c, proc-task.c, proc-fd.c: a stat
+    text whose name holds ')' and spaces, negative, missing and bad fields;
+    a status line's last number; the threads of this process walked and
+    stopped, a gone pid's -ENOENT; the processes below it, parents first;
+    this process's fds in ascending order, without the walk's own, a walk
+    stopped, a gone pid's -ENOENT."""
     lines, passed = run_unit("test_proc")
-    assert passed == 6, "\n".join(lines)
+    assert passed == 8, "\n".join(lines)

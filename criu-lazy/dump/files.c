@@ -15,7 +15,6 @@
  * What happens to them once every task is dumped, images included, is
  * files-write.c's.
  */
-#include <dirent.h>
 #include <fcntl.h>
 #include <linux/kcmp.h>
 #include <stdio.h>
@@ -29,6 +28,7 @@
 #include "common/array.h"
 #include "common/elf-build-id.h"
 #include "common/log.h"
+#include "common/proc-fd.h"
 #include "dump/dump.h"
 #include "files/fd-kind.h"
 
@@ -405,42 +405,19 @@ static int dump_one_fd(struct dump_ctx *ctx, struct dump_task *t, int fd, size_t
 	return dump_fd_locks(ctx, &p, f->fe.id);
 }
 
-static int cmp_int(const void *a, const void *b)
-{
-	return *(const int *)a - *(const int *)b;
-}
-
 int dump_fds(struct dump_ctx *ctx, struct dump_task *t)
 {
-	char path[64];
-	struct dirent *de;
 	char *fdinfo;
-	int *fds = NULL, ret = 0;
-	size_t n = 0, cap = 0;
-	DIR *d;
+	int *fds, ret;
+	size_t n;
 
-	snprintf(path, sizeof(path), "/proc/%d/fd", t->pid);
-	d = opendir(path);
-	if (!d)
-		return dump_task_error(t, -errno, "can't open %s: %m", path);
-	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		if (ARRAY_GROW(fds, cap, n + 1, 64)) {
-			ret = -ENOMEM;
-			goto out;
-		}
-		fds[n++] = atoi(de->d_name);
-	}
-	qsort(fds, n, sizeof(*fds), cmp_int);
-
+	ret = proc_fd_list(t->pid, &fds, &n);
+	if (ret)
+		return dump_task_error(t, ret, "can't list the fds of task %d (/proc/%d/fd): %m",
+				       t->pid, t->pid);
 	t->fds = calloc(n ? n : 1, sizeof(*t->fds));
-	if (!t->fds) {
-		ret = -ENOMEM;
-		goto out;
-	}
 	fdinfo = malloc(FDINFO_MAX);
-	if (!fdinfo) {
+	if (!t->fds || !fdinfo) {
 		ret = -ENOMEM;
 		goto out;
 	}
@@ -449,9 +426,8 @@ int dump_fds(struct dump_ctx *ctx, struct dump_task *t)
 		if (!ret)
 			t->nr_fds = i + 1;
 	}
-	free(fdinfo);
 out:
-	closedir(d);
+	free(fdinfo);
 	free(fds);
 	return ret;
 }

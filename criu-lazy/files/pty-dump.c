@@ -21,11 +21,11 @@
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
-#include <dirent.h>
 #include <unistd.h>
 
 #define LOG_PREFIX ""
 #include "common/log.h"
+#include "common/proc-fd.h"
 #include "dump/dump.h"
 #include "files/fd-kind.h"
 #include "files/pty.h"
@@ -68,47 +68,52 @@ static int slave_index(const struct stat *st)
 	return (major(st->st_rdev) - 136) * 256 + minor(st->st_rdev);
 }
 
+struct master_scan {
+	pid_t pid;
+	struct pty_dump *d;
+};
+
+/* The index of fd @fd of @arg's task, if it is a ptmx master, added to its list. */
+static int add_master(int fd, void *arg)
+{
+	struct master_scan *s = arg;
+	struct pty_dump *d = s->d;
+	char fdpath[64], link[64];
+	unsigned int index;
+	int pidfd, copy;
+	ssize_t n;
+
+	snprintf(fdpath, sizeof(fdpath), "/proc/%d/fd/%d", s->pid, fd);
+	n = readlink(fdpath, link, sizeof(link) - 1);
+	if (n <= 0 || (link[n] = '\0', !is_master_link(link)))
+		return 0;
+	pidfd = syscall(SYS_pidfd_open, s->pid, 0);
+	copy = pidfd < 0 ? -1 : syscall(SYS_pidfd_getfd, pidfd, fd, 0);
+	if (copy >= 0 && !ioctl(copy, TIOCGPTN, &index)) {
+		int *grown = realloc(d->masters, (d->nr_masters + 1) * sizeof(int));
+
+		if (grown) {
+			d->masters = grown;
+			d->masters[d->nr_masters++] = index;
+		}
+	}
+	if (copy >= 0)
+		close(copy);
+	if (pidfd >= 0)
+		close(pidfd);
+	return 0;
+}
+
 /* Every ptmx master the tree holds, by index (once per dump). */
 static void scan_masters(struct dump_ctx *ctx, struct pty_dump *d)
 {
 	d->scanned = true;
 	for (size_t i = 0; i < ctx->nr_tasks; i++) {
-		struct dump_task *t = ctx->tasks[i];
-		char path[64], link[64];
-		struct dirent *de;
-		DIR *dir;
+		struct master_scan s = { ctx->tasks[i]->pid, d };
 
-		if (t->zombie)
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/fd", t->pid);
-		dir = opendir(path);
-		while (dir && (de = readdir(dir))) {
-			char fdpath[384];
-			ssize_t n;
-			int pidfd, fd;
-			unsigned int index;
-
-			snprintf(fdpath, sizeof(fdpath), "%s/%s", path, de->d_name);
-			n = readlink(fdpath, link, sizeof(link) - 1);
-			if (n <= 0 || (link[n] = '\0', !is_master_link(link)))
-				continue;
-			pidfd = syscall(SYS_pidfd_open, t->pid, 0);
-			fd = pidfd < 0 ? -1 : syscall(SYS_pidfd_getfd, pidfd, atoi(de->d_name), 0);
-			if (fd >= 0 && !ioctl(fd, TIOCGPTN, &index)) {
-				int *grown = realloc(d->masters, (d->nr_masters + 1) * sizeof(int));
-
-				if (grown) {
-					d->masters = grown;
-					d->masters[d->nr_masters++] = index;
-				}
-			}
-			if (fd >= 0)
-				close(fd);
-			if (pidfd >= 0)
-				close(pidfd);
-		}
-		if (dir)
-			closedir(dir);
+		/* a task whose fds can't be listed has no master we could see */
+		if (!ctx->tasks[i]->zombie)
+			proc_each_fd(s.pid, add_master, &s);
 	}
 }
 

@@ -29,7 +29,6 @@
  * gives no ECONNRESET there: a client that was never accepted cannot have
  * unread data of its own, the one case in which its close resets).
  */
-#include <dirent.h>
 #include <errno.h>
 #include <netinet/tcp.h>
 #include <limits.h>
@@ -45,6 +44,7 @@
 
 #define LOG_PREFIX ""
 #include "common/log.h"
+#include "common/proc-fd.h"
 #include "dump/dump.h"
 #include "files/fd-kind.h"
 #include "files/sk-opts.h"
@@ -385,20 +385,17 @@ static uint64_t connection_max(const struct unix_dump *c, uint64_t closed_max)
 static int check_fd_room(void)
 {
 	struct rlimit r;
-	unsigned long open = 0;
-	struct dirent *de;
-	DIR *d;
+	size_t open;
+	int *fds, ret;
 
 	if (getrlimit(RLIMIT_NOFILE, &r) || r.rlim_cur == RLIM_INFINITY)
 		return 0;
-	d = opendir("/proc/self/fd");
-	if (!d) {
-		pr_perror("can't count the dump's open files in /proc/self/fd");
-		return -errno;
+	ret = proc_fd_list(0, &fds, &open);
+	if (ret) {
+		pr_err("can't count the dump's open files in /proc/self/fd: %s", strerror(-ret));
+		return ret;
 	}
-	while ((de = readdir(d)))
-		open += de->d_name[0] != '.';
-	closedir(d);
+	free(fds);
 	if (open + DRAIN_FDS <= r.rlim_cur)
 		return 0;
 	pr_err("the dump has %llu of its %llu file descriptors free (RLIMIT_NOFILE), and reading the connections not yet accepted needs %u (the files in flight a message can carry): not accepting them",

@@ -34,7 +34,6 @@
  * owner opens the fds, and its service fds sit at a different offset per
  * sharer of a table.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -44,6 +43,7 @@
 
 #define LOG_PREFIX ""
 #include "common/log.h"
+#include "common/proc-fd.h"
 #include "restore/restore.h"
 #include "restore/child.h"
 #include "restore/tree.h"
@@ -53,20 +53,20 @@
 #define FDT_WAIT_MS	90000	/* for an owner's fds (it may wait 60 s for a
 				 * file another process passes it, fd-share.c) */
 
-/* The highest fd open here, which every task inherits (or -1). */
-static int highest_fd(void)
+/* The highest fd open here, which every task inherits, into *@top (-1: none). */
+static int highest_fd(int *top)
 {
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *de;
-	int top = -1;
+	size_t nr;
+	int *fds, ret;
 
-	if (!d)
-		return -errno;
-	while ((de = readdir(d)))
-		if (de->d_name[0] != '.' && atoi(de->d_name) > top)
-			top = atoi(de->d_name);
-	closedir(d);
-	return top;
+	ret = proc_fd_list(0, &fds, &nr);
+	if (ret) {
+		pr_err("can't list the fds of the restore (/proc/self/fd): %s", strerror(-ret));
+		return ret;
+	}
+	*top = nr ? fds[nr - 1] : -1;
+	free(fds);
+	return 0;
 }
 
 static int proc_index(const struct rst_tree *tree, const struct rst_images *ri)
@@ -80,6 +80,7 @@ static int proc_index(const struct rst_tree *tree, const struct rst_images *ri)
 /* Right before the root is cloned: who owns which table, and the windows. */
 int rst_fdt_plan(struct rst_tree *tree)
 {
+	bool listed = false;	/* a table is shared: windows to plan */
 	int top = -1;
 
 	for (size_t i = 0; i < tree->nr; i++) {
@@ -87,14 +88,15 @@ int rst_fdt_plan(struct rst_tree *tree)
 
 		if (p->kind == RST_PROC_ALIVE && p->ri.fdt_owner)
 			p->fdt_owner = proc_index(tree, p->ri.fdt_owner);
-		if (p->fdt_owner >= 0 && top < 0)
-			top = highest_fd();
-		if (top < -1) {
-			pr_perror("the fds of the restore (/proc/self/fd)");
-			return top;
+		if (p->fdt_owner >= 0 && !listed) {
+			int ret = highest_fd(&top);
+
+			if (ret)
+				return ret;
+			listed = true;
 		}
 	}
-	for (size_t i = 0; top >= 0 && i < tree->nr; i++) {
+	for (size_t i = 0; listed && i < tree->nr; i++) {
 		struct rst_proc *o = &tree->procs[i];
 		int base = top > o->ri.fd_max_extra ? top : o->ri.fd_max_extra, end, n = 0;
 

@@ -3,18 +3,23 @@
  * text whose name holds ')' and spaces, negative and missing fields, a
  * field that is not a number; a status line's last number; this process's
  * threads walked (a non-zero return stops the walk, a gone pid is -ENOENT
- * with no call), and the processes below it, parents first.  Prints
+ * with no call), and the processes below it, parents first; this
+ * process's fds listed in order (its own walk's not among them by pid 0,
+ * there by its pid), a walk stopped, a gone pid's.  Prints
  * "ok - NAME" or "FAIL - NAME" per case (unit.h).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/proc-fd.h"
 #include "common/proc-stat.h"
 #include "common/proc-status.h"
 #include "common/proc-task.h"
@@ -199,6 +204,76 @@ static int test_task_read(void)
 	return 0;
 }
 
+static bool has_fd(const int *fds, size_t nr, int fd)
+{
+	for (size_t i = 0; i < nr; i++)
+		if (fds[i] == fd)
+			return true;
+	return false;
+}
+
+static int test_fd_list(void)
+{
+	int p[2], hole, high, *fds, *byp;
+	size_t nr, nrp;
+
+	/* above whatever the test was started with */
+	CHECK(!proc_fd_list(0, &fds, &nr) && nr, "");
+	high = fds[nr - 1] + 3;
+	free(fds);
+	CHECK(!pipe(p) && dup2(p[0], high) == high && dup2(p[1], high - 2) == high - 2, "");
+	hole = open("/dev/null", O_RDONLY);	/* the lowest free number, the walk's */
+	close(hole);
+	CHECK(!proc_fd_list(0, &fds, &nr), "");
+	for (size_t i = 1; i < nr; i++)
+		CHECK(fds[i - 1] < fds[i], "fds[%zu] %d, fds[%zu] %d", i - 1, fds[i - 1], i, fds[i]);
+	CHECK(has_fd(fds, nr, p[0]) && has_fd(fds, nr, p[1]), "");
+	CHECK(has_fd(fds, nr, high - 2) && fds[nr - 1] == high, "last %d", fds[nr - 1]);
+	CHECK(!has_fd(fds, nr, hole), "the walk's own fd %d", hole);
+	/* through /proc/PID, the walk's own fd is one of ours */
+	CHECK(!proc_fd_list(getpid(), &byp, &nrp), "");
+	CHECK(nrp == nr + 1 && has_fd(byp, nrp, hole), "nr %zu by pid %zu", nr, nrp);
+	free(byp);
+	free(fds);
+	CHECK(proc_fd_list(gone_pid(), &fds, &nr) == -ENOENT && !fds && !nr, "");
+	close(high);
+	close(high - 2);
+	close(p[0]);
+	close(p[1]);
+	return 0;
+}
+
+struct fd_seen {
+	int last, nr, stop_at;	/* stop_at >= 0: return 1 at that fd */
+};
+
+static int note_fd(int fd, void *arg)
+{
+	struct fd_seen *s = arg;
+
+	if (s->nr && fd <= s->last)
+		return -EINVAL;	/* not ascending */
+	s->last = fd;
+	s->nr++;
+	return fd == s->stop_at;
+}
+
+static int test_each_fd(void)
+{
+	struct fd_seen all = { .stop_at = -1 }, some = { .stop_at = 0 }, none = { .stop_at = -1 };
+	int fd = open("/dev/null", O_RDONLY), ret;
+
+	CHECK(fd >= 0, "");
+	some.stop_at = fd;
+	ret = proc_each_fd(0, note_fd, &all);
+	CHECK(!ret && all.nr > 0 && all.last >= fd, "ret %d nr %d last %d", ret, all.nr, all.last);
+	ret = proc_each_fd(0, note_fd, &some);
+	CHECK(ret == 1 && some.last == fd && some.nr <= all.nr, "ret %d last %d", ret, some.last);
+	CHECK(proc_each_fd(gone_pid(), note_fd, &none) == -ENOENT && !none.nr, "");
+	close(fd);
+	return 0;
+}
+
 int main(void)
 {
 	static const struct unit_case cases[] = {
@@ -208,6 +283,8 @@ int main(void)
 		{ "each_thread", test_each_thread },
 		{ "descendants", test_descendants },
 		{ "task_read", test_task_read },
+		{ "fd_list", test_fd_list },
+		{ "each_fd", test_each_fd },
 	};
 
 	alarm(GUARD_S);
