@@ -39,6 +39,8 @@ struct lazy_watchdog {
 	size_t nr_owed, cap_owed;
 	uint64_t drop_request;		/* test only: CRIU_LAZY_TEST_DROP_REQUEST (0: none) */
 	uint64_t nr_requests;		/* of the driver so far (for drop_request) */
+	uint64_t drop_shmem;		/* test only: CRIU_LAZY_TEST_DROP_SHMEM_REQUEST */
+	uint64_t nr_shmem_requests;	/* of shared memory from a page server so far */
 };
 
 /* A span requested from the page source, not yet copied into the task. */
@@ -227,6 +229,13 @@ int lazy_watchdog_tick(struct lazy_daemon *d);
  */
 bool lazy_watchdog_test_drop(struct lazy_daemon *d, const struct lazy_task *t,
 			     const struct lazy_span *span);
+/*
+ * Test only (CRIU_LAZY_TEST_DROP_SHMEM_REQUEST=N): the same for the Nth
+ * request of shared memory from a page server, nr_pages of object shmid
+ * from offset off: its pages stay in flight with nothing behind them.
+ */
+bool lazy_watchdog_test_drop_shmem(struct lazy_daemon *d, uint64_t shmid, uint64_t off,
+				   uint64_t nr_pages);
 
 /*
  * lazy-poison.c: what the tasks get when pages can no longer arrive; the

@@ -17,6 +17,9 @@
  *     for again, within the turn that finds it lost (remote-reconnect.h),
  *     or the daemon fails: neither is an orphan here;
  *   - a fault deferred (t->deferred) is served again at every turn.
+ * A GET out counts as owed however long its reply takes; so the source
+ * also says when replies have waited unread on one of its connections
+ * (page-source.h's watchdog: the daemon stopped reading it).
  * One found with nothing behind it at two checks the grace apart (a turn
  * of the loop always comes between, so a stopped daemon is no orphan) is
  * a bug of the daemon: one error line, and it fails as for any other
@@ -37,6 +40,7 @@
 #define GRACE_MS	2000
 #define GRACE_ENV	"CRIU_LAZY_WATCHDOG_MS"		/* for tests */
 #define DROP_ENV	"CRIU_LAZY_TEST_DROP_REQUEST"	/* test only */
+#define DROP_SHMEM_ENV	"CRIU_LAZY_TEST_DROP_SHMEM_REQUEST"	/* test only */
 
 void lazy_watchdog_init(struct lazy_daemon *d)
 {
@@ -49,6 +53,11 @@ void lazy_watchdog_init(struct lazy_daemon *d)
 	if (w->drop_request)
 		pr_warn("test hook %s=%llu: the daemon's request %llu will be forgotten", DROP_ENV,
 			(unsigned long long)w->drop_request, (unsigned long long)w->drop_request);
+	w->drop_shmem = env_number(DROP_SHMEM_ENV, 1000000000);
+	if (w->drop_shmem)
+		pr_warn("test hook %s=%llu: the daemon's request %llu of shared memory will be "
+			"forgotten", DROP_SHMEM_ENV, (unsigned long long)w->drop_shmem,
+			(unsigned long long)w->drop_shmem);
 }
 
 bool lazy_watchdog_test_drop(struct lazy_daemon *d, const struct lazy_task *t,
@@ -61,6 +70,19 @@ bool lazy_watchdog_test_drop(struct lazy_daemon *d, const struct lazy_task *t,
 	pr_warn("test hook %s: request %llu (task %d, 0x%llx-0x%llx) forgotten", DROP_ENV,
 		(unsigned long long)w->nr_requests, t->pid, (unsigned long long)span->start,
 		(unsigned long long)(span->start + span->nr_pages * LAZY_PAGE_SIZE));
+	return true;
+}
+
+bool lazy_watchdog_test_drop_shmem(struct lazy_daemon *d, uint64_t shmid, uint64_t off,
+				   uint64_t nr_pages)
+{
+	struct lazy_watchdog *w = &d->watchdog;
+
+	if (!w->drop_shmem || ++w->nr_shmem_requests != w->drop_shmem)
+		return false;
+	pr_warn("test hook %s: request %llu (shared memory %llu, 0x%llx-0x%llx) forgotten",
+		DROP_SHMEM_ENV, (unsigned long long)w->nr_shmem_requests, (unsigned long long)shmid,
+		(unsigned long long)off, (unsigned long long)(off + nr_pages * LAZY_PAGE_SIZE));
 	return true;
 }
 
@@ -243,6 +265,8 @@ int lazy_watchdog_tick(struct lazy_daemon *d)
 		if (!t->gone)
 			ret = check_task(d, t, now);
 	ret = ret ?: lazy_shmem_watchdog(d, now);
+	if (!ret && d->src->ops->watchdog)
+		ret = d->src->ops->watchdog(d->src, now);
 	free(d->watchdog.owed);		/* a few KiB at most, five times a second */
 	d->watchdog.owed = NULL;
 	d->watchdog.nr_owed = d->watchdog.cap_owed = 0;

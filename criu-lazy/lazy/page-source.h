@@ -73,6 +73,12 @@ struct page_source_ops {
 	 * nothing once request() has returned.
 	 */
 	int (*list_owed)(struct page_source *src, lazy_owed_fn owed, void *arg);
+	/*
+	 * At a check of the watchdog: 0, or -EIO (logged) once replies have
+	 * waited unread on one of its connections for the grace (the daemon
+	 * stopped reading it).  NULL: nothing of it can wait unread.
+	 */
+	int (*watchdog)(struct page_source *src, uint64_t now);
 };
 
 struct page_source {

@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
+#include <linux/sockios.h>
 
 #include "common/array.h"
 #include "common/log.h"
@@ -255,6 +257,7 @@ static int fill(struct rc_conn *c, size_t need, size_t ahead)
 		if (n <= 0)
 			return n;
 		c->rlen += n;
+		c->nr_reads++;
 	}
 	return 1;
 }
@@ -313,6 +316,7 @@ int rc_conn_read_slice(struct rc_conn *c, struct rc_slice *s, uint64_t max_pages
 	s->data = c->buf + c->rpos;
 	c->rpos += slice;
 	c->data_done += slice;
+	c->nr_reads++;
 	s->last = c->data_done == total;
 	if (s->last) {
 		fifo_pop(c, &s->get);
@@ -362,4 +366,56 @@ void rc_conn_end_session(struct rc_conn *c)
 	else if (status)
 		pr_warn("page server %s: CLOSE on the %s connection answered %d", c->peer,
 			c->role, status);
+}
+
+/*
+ * Bytes of replies waiting for the daemon to read them, on the socket and
+ * in the buffer; 0 if none.
+ */
+static int unread_bytes(const struct rc_conn *c)
+{
+	int queued = 0;
+
+	if (ioctl(c->sk.fd, SIOCINQ, &queued) || queued < 0)
+		queued = 0;
+	if (rc_conn_ready(c))
+		queued += c->rlen - c->rpos;
+	return queued;
+}
+
+int rc_conn_watchdog(const struct lazy_daemon *d, struct rc_conn *c, uint64_t now)
+{
+	const struct rc_get *g = rc_conn_oldest(c);
+	bool stalled = false;
+	int queued = 0;
+
+	/* a read since the last check, or nothing owed: the cheap way out */
+	if (c->sk.fd >= 0 && g && c->nr_reads == c->nr_reads_checked)
+		stalled = (queued = unread_bytes(c)) > 0 || ps_sock_pending(&c->sk);
+	c->nr_reads_checked = c->nr_reads;
+	if (stalled && !c->unread_ns)
+		pr_debug("page server %s (%s connection): %d bytes unread since the last check",
+			 c->peer, c->role, queued);
+	if (!lazy_watchdog_overdue(d, &c->unread_ns, stalled, now))
+		return 0;
+	pr_err("page server %s (%s connection): replies have waited unread for %.1f s (%d bytes "
+	       "here), %zu GET(s) out, the oldest %s %llu 0x%llx (%llu pages): the daemon stopped "
+	       "reading the connection, a bug of the daemon, which fails rather than leave "
+	       "their pages undelivered", c->peer, c->role, (now - c->unread_ns) / 1e9, queued,
+	       c->nr, g->obj ? "GET_SHMEM of shared memory" : "GET task",
+	       g->obj ? (unsigned long long)g->shmid : (unsigned long long)g->pid,
+	       (unsigned long long)g->vaddr, (unsigned long long)g->nr_pages);
+	return -EIO;
+}
+
+bool rc_conn_test_stopped(struct rc_conn *c)
+{
+	if (c->test_stopped)
+		return true;
+	if (!c->test_stop_at || c->have_hdr || !c->nr || c->nr_replies + 1 < c->test_stop_at)
+		return false;
+	pr_warn("test hook CRIU_LAZY_TEST_STOP_READING=%llu: the %s connection to page server %s "
+		"is read no more", (unsigned long long)c->test_stop_at, c->role, c->peer);
+	c->test_stopped = true;
+	return true;
 }

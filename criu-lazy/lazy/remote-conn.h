@@ -60,6 +60,13 @@ struct rc_conn {
 
 	uint64_t nr_replies;
 	uint32_t watched;		/* epoll events set for fd */
+	/* the watchdog (rc_conn_watchdog()) */
+	uint64_t nr_reads;		/* reads that took bytes, slices handed out */
+	uint64_t nr_reads_checked;	/* ... at its last check */
+	uint64_t unread_ns;		/* first seen with replies waiting unread */
+	/* test only: from reply number test_stop_at on, none is read (0: never) */
+	uint64_t test_stop_at;
+	bool test_stopped;
 	uint64_t reconnected_ns;	/* --page-server-reconnect: when it was opened again */
 	uint64_t reconnect_end_ns;	/* ... and the time it had to answer in */
 };
@@ -139,5 +146,23 @@ int rc_conn_list_owed(const struct rc_conn *c, lazy_owed_fn owed, void *arg);
 
 /* The oldest GET still waiting, or NULL. */
 const struct rc_get *rc_conn_oldest(const struct rc_conn *c);
+
+/*
+ * At a check of the watchdog (lazy-watchdog.c), for a connection with GETs
+ * out: 0, or -EIO (logged) once their replies have waited unread for the
+ * grace (on the socket, in the TLS session or whole in the buffer) with
+ * nothing read of the connection at any check meanwhile: the daemon
+ * stopped reading it, its bug, and what it owes would never be copied.
+ * The socket is asked (SIOCINQ) only when nothing was read since the
+ * check before.
+ */
+int rc_conn_watchdog(const struct lazy_daemon *d, struct rc_conn *c, uint64_t now);
+
+/*
+ * Test only (CRIU_LAZY_TEST_STOP_READING=N, set on the fault connection):
+ * should the daemon not read this connection (from its Nth reply on)?  It
+ * says so once, a warning in the log.  False whenever the hook is unset.
+ */
+bool rc_conn_test_stopped(struct rc_conn *c);
 
 #endif

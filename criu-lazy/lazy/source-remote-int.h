@@ -1,6 +1,7 @@
 /*
  * Inside the page-server source (source-remote.c): what its shared memory
- * part (source-remote-shmem.c) shares with it.
+ * part (source-remote-shmem.c) and its watchdog's (source-remote-watchdog.c)
+ * share with it.
  */
 #ifndef CRIU_LAZY_LAZY_SOURCE_REMOTE_INT_H
 #define CRIU_LAZY_LAZY_SOURCE_REMOTE_INT_H
@@ -40,6 +41,10 @@ int refill_background(struct remote_source *rs);
 int remote_on_ready(struct page_source *src);
 bool remote_pending(struct page_source *src);
 int remote_finish(struct page_source *src);
+
+/* source-remote-watchdog.c: what the watchdog asks of the source */
+int remote_list_owed(struct page_source *src, lazy_owed_fn owed, void *arg);
+int remote_watchdog(struct page_source *src, uint64_t now);
 
 /* source-remote-shmem.c */
 /* A shared memory job: the next GET from offset from, or its end. */

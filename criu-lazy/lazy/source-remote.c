@@ -33,6 +33,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "common/env-number.h"
 #include "common/log.h"
 #include "common/mono-time.h"
 #include "common/tls.h"
@@ -392,7 +393,7 @@ static int service(struct remote_source *rs, struct rc_conn *c, int max, uint64_
 	ret = rc_conn_flush(c);
 	if (ret)
 		return on_conn_lost(rs, c, ret);
-	while (max-- > 0 && c->sk.fd >= 0) {
+	while (max-- > 0 && c->sk.fd >= 0 && !rc_conn_test_stopped(c)) {
 		struct rc_slice sl;
 
 		ret = rc_conn_read_slice(c, &sl, slice_pages);
@@ -480,13 +481,6 @@ static void remote_release(struct page_source *src, struct lazy_task *t)
 	forget_task(&rs->bg, t);
 }
 
-static int remote_list_owed(struct page_source *src, lazy_owed_fn owed, void *arg)
-{
-	struct remote_source *rs = to_remote(src);
-
-	return rc_conn_list_owed(&rs->fault, owed, arg) ?: rc_conn_list_owed(&rs->bg, owed, arg);
-}
-
 static int remote_watch(struct page_source *src)
 {
 	struct remote_source *rs = to_remote(src);
@@ -538,6 +532,7 @@ static const struct page_source_ops remote_ops = {
 	.request_shmem = remote_request_shmem,
 	.sync = remote_sync,
 	.list_owed = remote_list_owed,
+	.watchdog = remote_watchdog,
 };
 
 /*
@@ -575,6 +570,8 @@ int page_source_remote_new(struct lazy_daemon *d, const char *address, int port,
 		free(rs);
 		return ret;
 	}
+	/* test only (remote-conn.h) */
+	rs->fault.test_stop_at = env_number("CRIU_LAZY_TEST_STOP_READING", UINT32_MAX);
 	ret = rc_conn_open(&rs->bg, "background", rs->peer, address, port, rs->tls, NULL, 0, &logged);
 	if (ret == -ENOMEM) {
 		rc_conn_close(&rs->fault);
