@@ -271,6 +271,50 @@ def test_discard_while_lazy(which, zdtm, tool, procs, workdir):
     assert st["pages_dropped_event"] == 64, st
 
 
+@pytest.mark.parametrize("depth", [1, 2], ids=["child", "grandchild"])
+@pytest.mark.parametrize("which", ["lazy", "remote-lazy"])
+def test_discard_in_a_late_fork(which, depth, zdtm, tool, procs, workdir):
+    """test_discard_while_lazy with the discards made by a process forked
+    after the restore (--late 1), or by its own child (--late 2), every
+    page still to come: it reads the dumped data where it gave
+    MADV_DONTNEED and zeros where it gave MADV_REMOVE, and so do the root
+    and its child (a hole in the object).  The daemon finds the fork's pid
+    (the new child of the thread it saw in fork(2) when it read the FORK)
+    and looks at its threads as at a restored process's.  Before, a fork's
+    REMOVE was taken for DONTNEED: filled, the dumped data where the
+    kernel's hole came first."""
+    spec = ZdtmTest("shmem_lazy_share", ("--size", "1M", "--discard", "--late", str(depth)),
+                    label=f"late{depth}-{which}", tree=True, defer_background=True,
+                    lazy_removed=64)
+    imgdir = modes.cycle_once(which, zdtm, spec, tool, procs, workdir)
+    st = lazy.read_stats(imgdir)
+    assert st["pages_dropped_event"] == 64, st
+
+
+def test_late_fork_of_unknown_pid_fails_the_daemon(zdtm, tool, procs, workdir):
+    """test_discard_in_a_late_fork with the child forked by clone3(2),
+    whose flags are in the caller's memory (CLONE_PARENT would attach the
+    child elsewhere): the daemon does not guess its pid, and its REMOVE
+    events over pages still to come are undecided: it fails, and the tree
+    does not pass on guessed memory."""
+    spec = ZdtmTest("shmem_lazy_share", ("--size", "1M", "--discard", "--late", "1",
+                                         "--clone3"), label="clone3", tree=True)
+    task, daemon, tree = restore_lazily_unserved(spec, zdtm, tool, procs, workdir)
+    os.kill(task.pid, signal.SIGTERM)
+    assert daemon.wait_exit() != 0, "the daemon exited 0"
+    log = daemon.log.read_text()
+    assert re.search(r"a child of task \d+ \(forked by process \d+\): its pid is not known "
+                     r"\(a thread of the parent was in clone3\(2\)", log), daemon.text()
+    assert re.search(r"a child of task \d+: REMOVE event 0x[0-9a-f]+-0x[0-9a-f]+ of shared "
+                     r"memory \d+ \(pages still to come from offset 0x80000\): its pid is not "
+                     r"known", log), daemon.text()
+    status = procs.reap(task.pid, TIMEOUT)
+    assert status is not None, "the root did not end"
+    procs.kill(tree[0])
+    assert not task.outfile.exists() or not re.match(r"PASS", task.outfile.read_text()), (
+        "the tree passed its checks on guessed memory")
+
+
 def process_madvise_on_self():
     major, minor = (int(x) for x in re.match(r"(\d+)\.(\d+)", os.uname().release).groups())
     return (major, minor) >= (6, 13)

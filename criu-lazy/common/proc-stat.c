@@ -1,6 +1,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "common/proc-stat.h"
 #include "common/proc-task.h"
@@ -74,4 +76,15 @@ char proc_stat_state(pid_t pid)
 	const char *f = proc_stat_fields(pid, 0, buf, sizeof(buf));
 
 	return f ? f[0] : 0;
+}
+
+unsigned long long proc_stat_now_ticks(void)
+{
+	long hz = sysconf(_SC_CLK_TCK);
+	struct timespec ts;
+
+	if (hz <= 0 || clock_gettime(CLOCK_BOOTTIME, &ts))
+		return 0;	/* no bound */
+	return (unsigned long long)ts.tv_sec * hz +
+	       (unsigned long long)ts.tv_nsec / (1000000000ULL / hz);
 }

@@ -39,4 +39,11 @@ int proc_stat_read(pid_t pid, struct proc_stat *st);
 /* The state letter ('R', 'S', 'D', 'Z', ...), or 0 if none is readable. */
 char proc_stat_state(pid_t pid);
 
+/*
+ * Now, as a process's start time (field 22) counts: clock ticks since boot
+ * (CLOCK_BOOTTIME, rounded down).  A process started after this call has a
+ * start time no lower than it.
+ */
+unsigned long long proc_stat_now_ticks(void);
+
 #endif

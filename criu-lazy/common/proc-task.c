@@ -75,21 +75,29 @@ struct child_walk {
 	struct pid_list *l;
 };
 
-static int add_children_of_thread(pid_t tid, void *arg)
+/* The children of thread @tid of @pid added to @l; -errno of the open. */
+static int add_thread_children(pid_t pid, pid_t tid, struct pid_list *l)
 {
-	struct child_walk *w = arg;
 	char path[64];
 	int ret = 0, kid;
 	FILE *f;
 
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", w->pid, tid);
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", pid, tid);
 	f = fopen(path, "re");
 	if (!f)
-		return 0;	/* a thread that just ended */
+		return -errno;
 	while (!ret && fscanf(f, "%d", &kid) == 1)
-		ret = add_pid(kid, w->l);
+		ret = add_pid(kid, l);
 	fclose(f);
 	return ret;
+}
+
+static int add_children_of_thread(pid_t tid, void *arg)
+{
+	struct child_walk *w = arg;
+	int ret = add_thread_children(w->pid, tid, w->l);
+
+	return ret == -ENOMEM ? ret : 0;	/* else a thread that just ended */
 }
 
 static int add_children(pid_t pid, struct pid_list *l)
@@ -117,6 +125,13 @@ int proc_children(pid_t pid, pid_t **pids, size_t *nr)
 	struct pid_list l = { 0 };
 
 	return give_list(&l, add_children(pid, &l), pids, nr);
+}
+
+int proc_thread_children(pid_t pid, pid_t tid, pid_t **pids, size_t *nr)
+{
+	struct pid_list l = { 0 };
+
+	return give_list(&l, add_thread_children(pid, tid, &l), pids, nr);
 }
 
 int proc_descendants(pid_t root, pid_t **pids, size_t *nr)

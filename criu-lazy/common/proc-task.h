@@ -43,6 +43,14 @@ int proc_each_thread(pid_t pid, proc_pid_fn fn, void *arg);
 int proc_children(pid_t pid, pid_t **pids, size_t *nr);
 
 /*
+ * The children of thread @tid of @pid alone (those it forked: a thread's
+ * own list) into *@pids (malloc'ed, the caller frees it) and *@nr.  0, or
+ * -errno with *@pids NULL: ENOMEM, or what its children file can't be
+ * opened with (ENOENT: the thread is gone).  Logs nothing.
+ */
+int proc_thread_children(pid_t pid, pid_t tid, pid_t **pids, size_t *nr);
+
+/*
  * @root and every process below it, breadth first (a parent before its
  * children), into *@pids (malloc'ed, the caller frees it) and *@nr; a
  * process that ends meanwhile is passed over with what is below it.  0, or

@@ -66,6 +66,19 @@ struct lazy_remover {
 	bool punch;			/* MADV_REMOVE; else DONTNEED or FREE */
 };
 
+/*
+ * lazy-fork-pid.c: a thread seen in fork(2) at a look at a process, the
+ * only one, and its children then (before its FORK event was read).
+ */
+struct lazy_forker {
+	pid_t tid;			/* 0: none, or more than one, or unsure */
+	pid_t *kids;
+	size_t nr_kids;
+	unsigned long long since;	/* the look, in /proc's start time ticks */
+};
+
+enum lazy_fork_pid { FORK_PID_NONE, FORK_PID_PENDING, FORK_PID_FOUND, FORK_PID_LOST };
+
 /* A process's model built before its handover (lazy_preload_models()). */
 struct lazy_preload {
 	pid_t pid;
@@ -82,6 +95,19 @@ struct lazy_task {
 	uint32_t guardian_id;		/* its copy in the guardian (0: none) */
 	bool gone;			/* exited, or everything delivered */
 	bool forked;			/* a child forked after the restore */
+	/*
+	 * Its own process's pid here, whose threads the look reads: host_pid,
+	 * or a fork's once found (lazy-fork-pid.c), 0 until then or if lost.
+	 * A fork: fork_ppid its parent's, fork_from the thread of it that
+	 * forked it and that thread's children before the fork.
+	 */
+	pid_t proc_pid;
+	enum lazy_fork_pid fork_pid;
+	pid_t fork_ppid;
+	struct lazy_forker fork_from;
+	struct lazy_forker forking;	/* its own thread in fork(2) at the last look */
+	unsigned int nr_forkers;	/* its threads seen in fork(2) then */
+	bool forkers_unsure;		/* one in clone3(2), or with CLONE_PARENT */
 	struct lazy_model model;
 	struct lazy_shm_map shm;	/* its VMAs of lazy shared memory */
 	/* its threads seen in madvise(DONTNEED, FREE or REMOVE) before the
@@ -190,6 +216,21 @@ int lazy_inflight_remap(struct lazy_task *t, uint64_t from, uint64_t to, uint64_
  * with the page's dump-time address in *img), or 1 if none is.
  */
 int lazy_wait_inflight(struct lazy_task *t, uint64_t addr, uint64_t *img);
+
+/*
+ * lazy-fork-pid.c: the pid of a process forked after the restore.  A look
+ * at a process's threads (lazy_fork_look_start(), _thread() for each with
+ * its system call, _end()) notes the one in fork(2); lazy_fork_begin() at
+ * its FORK gives the child what was noted; lazy_fork_find() sets the
+ * child's proc_pid once it is known for sure (must_be_there: the child
+ * has messages queued, so it is attached: not found then, it is lost).
+ */
+void lazy_fork_look_start(struct lazy_task *t);
+void lazy_fork_look_thread(struct lazy_task *t, pid_t tid, long nr, unsigned long long a0);
+void lazy_fork_look_end(struct lazy_daemon *d, struct lazy_task *t);
+void lazy_fork_begin(struct lazy_daemon *d, struct lazy_task *parent, struct lazy_task *child);
+void lazy_fork_find(struct lazy_daemon *d, struct lazy_task *t, bool must_be_there);
+void lazy_fork_free(struct lazy_task *t);
 
 /* lazy-events.c: what comes out of a uffd */
 int lazy_defer_fault(struct lazy_task *t, uint64_t addr);

@@ -141,6 +141,7 @@ static int on_fork(struct lazy_daemon *d, struct lazy_task *parent, int child_uf
 		return ret;
 	child->nr_lazy_pages = child->model.nr_pending;
 	LAZY_COUNT(d, child, pages_inherited, child->model.nr_pending);
+	lazy_fork_begin(d, parent, child);	/* its pid, to look at its threads */
 
 	ev.data.ptr = child;
 	if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, child_uffd, &ev)) {
@@ -261,11 +262,12 @@ static int read_batch(struct lazy_daemon *d, struct lazy_task *t, uint64_t *faul
 		if (lazy_shmem_wants_look(t)) {
 			if (!uffd_has_msgs(t->uffd))
 				break;
-			lazy_shmem_note_removers(t);
+			lazy_shmem_note_removers(d, t);
 			max = 1;
 		} else {
 			t->nr_removers = 0;
 			t->removers_known = false;
+			lazy_fork_look_start(t);	/* no look: no forker known */
 		}
 		n = uffd_read_msgs(t->uffd, msgs, max);
 		if (n < 0)

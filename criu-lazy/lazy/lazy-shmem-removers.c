@@ -27,8 +27,10 @@
  * An event that the noted threads do not decide (none covers it, or some
  * that do keep and some punch, or a thread could not be looked at) makes
  * the daemon fail, when the range holds pages still to come: neither a
- * fill nor a drop would be known right.  A fork's events are not looked
- * at (its pid is not known): filled, as before.  Documentation/lazy-pages.md.
+ * fill nor a drop would be known right.  A process forked after the restore
+ * is looked at by its pid once that is known for sure (lazy-fork-pid.c);
+ * until then, or if it cannot be, its events are undecided.  The same look
+ * notes the threads in fork(2), for that.  Documentation/lazy-pages.md.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -49,12 +51,15 @@
 
 enum { THREAD_OTHER, THREAD_DISCARDS, THREAD_UNKNOWN };
 
-/* Is thread tid in a madvise that sends REMOVE events?  *r its range. */
-static int thread_discards(pid_t pid, pid_t tid, struct lazy_remover *r)
+/*
+ * Is thread tid of t in a madvise that sends REMOVE events?  *r its range.
+ * One in fork(2) is noted for lazy-fork-pid.c.
+ */
+static int thread_discards(struct lazy_task *t, pid_t tid, struct lazy_remover *r)
 {
 	unsigned long long a0, a1, a2, a3, advice;
 	char buf[256];
-	ssize_t n = proc_task_read(pid, tid, "syscall", buf, sizeof(buf));
+	ssize_t n = proc_task_read(t->proc_pid, tid, "syscall", buf, sizeof(buf));
 	long nr;
 	int got;
 
@@ -64,6 +69,8 @@ static int thread_discards(pid_t pid, pid_t tid, struct lazy_remover *r)
 		return THREAD_UNKNOWN;
 	/* "running" (then it waits for no event of ours), or "NR 0xA0 0xA1 0xA2 ..." */
 	got = sscanf(buf, "%ld 0x%llx 0x%llx 0x%llx 0x%llx", &nr, &a0, &a1, &a2, &a3);
+	if (got >= 2)
+		lazy_fork_look_thread(t, tid, nr, a0);
 	if (got >= 4 && nr == SYS_madvise) {
 		advice = a2;
 		r->start = a0;
@@ -87,7 +94,8 @@ static int thread_discards(pid_t pid, pid_t tid, struct lazy_remover *r)
 
 bool lazy_shmem_wants_look(const struct lazy_task *t)
 {
-	return !t->forked && !t->gone && t->shm.nr && !lazy_shmem_task_done(t);
+	/* a fork whose pid is lost has nothing to look at */
+	return !t->gone && t->fork_pid != FORK_PID_LOST && t->shm.nr && !lazy_shmem_task_done(t);
 }
 
 /* Note thread @tid of @arg (a struct lazy_task) if it discards. */
@@ -95,7 +103,7 @@ static int note_remover(pid_t tid, void *arg)
 {
 	struct lazy_task *t = arg;
 	struct lazy_remover r;
-	int how = thread_discards(t->host_pid, tid, &r);
+	int how = thread_discards(t, tid, &r);
 
 	if (how == THREAD_OTHER)
 		return 0;
@@ -105,26 +113,33 @@ static int note_remover(pid_t tid, void *arg)
 		return 0;
 	}
 	t->removers[t->nr_removers++] = r;
-	pr_debug("task %d: thread %d discards 0x%" PRIx64 "-0x%" PRIx64 " (MADV_%s)", t->pid,
-		 tid, r.start, r.end, r.punch ? "REMOVE" : "DONTNEED/FREE");
+	pr_debug("task %d: process %d's thread %d discards 0x%" PRIx64 "-0x%" PRIx64
+		 " (MADV_%s)", t->pid, t->proc_pid, tid, r.start, r.end,
+		 r.punch ? "REMOVE" : "DONTNEED/FREE");
 	return 0;
 }
 
-void lazy_shmem_note_removers(struct lazy_task *t)
+void lazy_shmem_note_removers(struct lazy_daemon *d, struct lazy_task *t)
 {
 	t->nr_removers = 0;
+	t->removers_known = false;
+	lazy_fork_look_start(t);
+	/* a fork's pid: its uffd has a message, so the child is there */
+	if (t->forked)
+		lazy_fork_find(d, t, true);
+	if (!t->proc_pid)
+		return;		/* a fork whose pid is not known: undecided */
 	t->removers_known = true;
 	/* a task that exited meanwhile: its events say so */
-	if (proc_each_thread(t->host_pid, note_remover, t) < 0)
+	if (proc_each_thread(t->proc_pid, note_remover, t) < 0)
 		t->removers_known = false;
+	lazy_fork_look_end(d, t);
 }
 
 enum lazy_discard lazy_shmem_discard_kind(const struct lazy_task *t, uint64_t start, uint64_t end)
 {
 	bool keep = false, punch = false;
 
-	if (t->forked)
-		return LAZY_DISCARD_KEEP;	/* not looked at: the old guess */
 	if (!t->removers_known)
 		return LAZY_DISCARD_UNKNOWN;
 	for (size_t i = 0; i < t->nr_removers; i++) {

@@ -321,6 +321,15 @@ int lazy_shmem_remove(struct lazy_daemon *d, struct lazy_task *t, uint64_t start
 			 * already, the pages stay to come (poisoned) */
 			if (d->failed)
 				continue;
+			if (t->forked && !t->proc_pid) {
+				pr_err("a child of task %d: REMOVE event 0x%" PRIx64 "-0x%" PRIx64
+				       " of shared memory %" PRIu64 " (pages still to come from offset "
+				       "0x%" PRIx64 "): its pid is not known (said above), so its "
+				       "threads could not say whether it was MADV_DONTNEED (data kept) "
+				       "or MADV_REMOVE (a hole)", t->pid, start, end, v->obj->shmid,
+				       first * PS);
+				return -EIO;
+			}
 			pr_err("task %d: REMOVE event 0x%" PRIx64 "-0x%" PRIx64 " of shared memory %"
 			       PRIu64 " (pages still to come from offset 0x%" PRIx64 "): its threads "
 			       "seen in madvise before the read do not say whether it was "

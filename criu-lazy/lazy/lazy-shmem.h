@@ -84,16 +84,17 @@ void lazy_shmem_forget_task(struct lazy_daemon *d, const struct lazy_task *t);
 /* lazy-shmem-removers.c */
 /*
  * Must the task's threads be looked at before each read of its events (one
- * message a read then)?  A task mapping shared memory still to come, whose
- * pid is its own (not a fork).
+ * message a read then)?  A task mapping shared memory still to come, but
+ * for a fork whose pid is lost (lazy-fork-pid.c).
  */
 bool lazy_shmem_wants_look(const struct lazy_task *t);
 /* Before one read of the task's events: note its threads in madvise
- * (DONTNEED, FREE or REMOVE) in t->removers. */
-void lazy_shmem_note_removers(struct lazy_task *t);
+ * (DONTNEED, FREE or REMOVE) in t->removers (none known: a fork whose pid
+ * is not), and those in fork(2) (lazy-fork-pid.c). */
+void lazy_shmem_note_removers(struct lazy_daemon *d, struct lazy_task *t);
 enum lazy_discard { LAZY_DISCARD_KEEP, LAZY_DISCARD_PUNCH, LAZY_DISCARD_UNKNOWN };
 /* What a REMOVE event of [start, end) read after the last look is: the
- * noted threads covering it agree, or UNKNOWN (a fork: KEEP, unlooked). */
+ * noted threads covering it agree, or UNKNOWN. */
 enum lazy_discard lazy_shmem_discard_kind(const struct lazy_task *t, uint64_t start, uint64_t end);
 
 /* lazy-shmem-remote.c: shared memory from a page source that serves it */

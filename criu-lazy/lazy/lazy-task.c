@@ -40,6 +40,7 @@ struct lazy_task *lazy_task_new(struct lazy_daemon *d, pid_t pid, pid_t host_pid
 	t->img = img;
 	t->pid = pid;
 	t->host_pid = host_pid;
+	t->proc_pid = forked || host_pid < 0 ? 0 : host_pid;	/* a fork's: lazy-fork-pid.c */
 	t->uffd = uffd;
 	t->xfer_pages = LAZY_XFER_MIN_PAGES;
 	t->bg_pass = d->bg_pass;	/* no catching up for a late one */
@@ -314,6 +315,7 @@ static void task_free(struct lazy_daemon *d, struct lazy_task *t)
 	free(t->deferred);
 	free(t->waiting);
 	free(t->removers);
+	lazy_fork_free(t);
 	free(t);
 }
 

@@ -3,7 +3,8 @@
  * text whose name holds ')' and spaces, negative and missing fields, a
  * field that is not a number; a status line's last number; this process's
  * threads walked (a non-zero return stops the walk, a gone pid is -ENOENT
- * with no call), and the processes below it, parents first; this
+ * with no call), and the processes below it, parents first; one thread's
+ * own children; a child's start time against proc_stat_now_ticks(); this
  * process's fds listed in order (its own walk's not among them by pid 0,
  * there by its pid), a walk stopped, a gone pid's.  Prints
  * "ok - NAME" or "FAIL - NAME" per case (unit.h).
@@ -168,10 +169,13 @@ static pid_t spawn_two(void)
 static int test_descendants(void)
 {
 	pid_t kid, *pids = NULL;
+	unsigned long long before;
+	struct proc_stat st;
 	size_t nr = 0;
 	int ret = 0;
 
 	CHECK(!pipe(stop_fd), "");
+	before = proc_stat_now_ticks();
 	kid = spawn_two();
 	/* the grandchild may take a moment to be there */
 	for (int i = 0; i < 1000 && (!ret && nr < 3); i++) {
@@ -186,7 +190,16 @@ static int test_descendants(void)
 	free(pids);
 	CHECK(!proc_children(getpid(), &pids, &nr) && nr == 1 && pids[0] == kid, "nr %zu", nr);
 	free(pids);
+	/* the main thread forked it: its own list has it */
+	CHECK(!proc_thread_children(getpid(), getpid(), &pids, &nr) && nr == 1 && pids[0] == kid,
+	      "nr %zu", nr);
+	free(pids);
+	/* started after the ticks read before the fork, and not after now */
+	CHECK(proc_stat_read(kid, &st) >= 22 && st.f[22] >= before &&
+	      st.f[22] <= proc_stat_now_ticks(), "start %llu, before %llu", st.f[22], before);
 	waitpid(kid, NULL, 0);
+	CHECK(proc_thread_children(gone_pid(), gone_pid(), &pids, &nr) == -ENOENT && !pids && !nr,
+	      "");
 	CHECK(proc_children(gone_pid(), &pids, &nr) == -ENOENT && !pids && !nr, "");
 	CHECK(!proc_descendants(gone_pid(), &pids, &nr) && nr == 1, "");
 	free(pids);

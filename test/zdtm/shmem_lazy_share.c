@@ -26,10 +26,18 @@
  * while their pages are still lazy; --pmadvise: both with process_madvise(2)
  * on itself (Linux 6.13 and later); --uring: both through io_uring
  * (IORING_OP_MADVISE, done by a kernel worker thread of the process).
+ * --late N (with --discard): the discards come from a process the root
+ * forks after SIGTERM (N = 1) or one forked by that one (N = 2), its pages
+ * still lazy; it reads the two quarters (the dumped pattern, then zeros)
+ * and reports through its exit status before the root goes on: the hole
+ * is in the object, so the root and the child read zeros there too;
+ * --clone3: the root forks it with clone3(2) (whose flags the daemon
+ * cannot read: it must not guess the new process's pid).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/io_uring.h>
+#include <linux/sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -60,6 +68,8 @@ struct region {
 static struct region regions[NR_REGIONS];
 static uint8_t *grown;
 static int discard, pmadvise, uring;
+static long late;
+static int late_clone3;
 
 /* Page i of region g was punched out by --discard (MADV_REMOVE). */
 static int removed(const struct region *g, size_t i)
@@ -143,6 +153,59 @@ static void discard_quarters(void)
 	    discard_range(g->addr + 3 * q * PAGE_SIZE, (g->pages - 3 * q) * PAGE_SIZE, MADV_REMOVE))
 		fail("%s of the shared region: %m",
 		     uring ? "io_uring madvise" : pmadvise ? "process_madvise" : "madvise");
+}
+
+/*
+ * --late: a process forked now discards the quarters and checks them, at
+ * depth generations below the caller; its status: 0, or 1 (a page wrong,
+ * said), 2 (a call failed, said).
+ */
+static void __attribute__((noreturn)) late_discarder(long depth)
+{
+	const struct region *g = &regions[0];
+	size_t q = g->pages / 4;
+	int status;
+	pid_t pid;
+
+	if (depth > 1) {
+		pid = fork();
+		if (pid == 0)
+			late_discarder(depth - 1);
+		if (pid < 0 || waitpid(pid, &status, 0) != pid) {
+			fprintf(stderr, "%s: late fork: %m\n", test_name());
+			_exit(2);
+		}
+		_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 2);
+	}
+	if (discard_range(g->addr + 2 * q * PAGE_SIZE, q * PAGE_SIZE, MADV_DONTNEED) ||
+	    discard_range(g->addr + 3 * q * PAGE_SIZE, (g->pages - 3 * q) * PAGE_SIZE,
+			  MADV_REMOVE)) {
+		fprintf(stderr, "%s: late fork: madvise of the shared region: %m\n", test_name());
+		_exit(2);
+	}
+	for (size_t i = 2 * q; i < g->pages; i++) {
+		if (!dumped_ok(g, i, g->addr + i * PAGE_SIZE)) {
+			fprintf(stderr, "%s: late fork: page %zu is wrong (%s)\n", test_name(), i,
+				removed(g, i) ? "not zeros after MADV_REMOVE" :
+						"not the dumped data after MADV_DONTNEED");
+			_exit(1);
+		}
+	}
+	_exit(0);
+}
+
+static void late_discard(void)
+{
+	struct clone_args args = { .exit_signal = SIGCHLD };
+	pid_t pid = late_clone3 ? syscall(SYS_clone3, &args, sizeof(args)) : fork();
+	int status;
+
+	if (pid == 0)
+		late_discarder(late);
+	if (pid < 0 || waitpid(pid, &status, 0) != pid)
+		fail("fork or wait of the late discarder: %m");
+	if (status)
+		fail("the process forked after the restore ended with status %#x", status);
 }
 
 #define SEED_GROW	0x67726f77ULL
@@ -299,6 +362,9 @@ int main(int argc, char **argv)
 		{ "pmadvise", TEST_OPT_FLAG, &pmadvise, 0,
 		  "--discard with process_madvise(2) on ourselves" },
 		{ "uring", TEST_OPT_FLAG, &uring, 0, "--discard with io_uring (IORING_OP_MADVISE)" },
+		{ "late", TEST_OPT_INT, &late, 0,
+		  "--discard by a process forked after the restore, N generations down" },
+		{ "clone3", TEST_OPT_FLAG, &late_clone3, 0, "--late forks with clone3(2)" },
 		{ NULL, 0, NULL, 0, NULL },
 	};
 	int go[2], done[2], back[2], status, zero;
@@ -359,7 +425,9 @@ int main(int argc, char **argv)
 
 	test_daemon();
 	test_waitsig();
-	if (discard)
+	if (discard && late > 0)
+		late_discard();
+	else if (discard)
 		discard_quarters();
 
 	/* both write at once, every page still lazy */
