@@ -9,13 +9,19 @@
  *
  * Each item is claimed with a compare-and-swap: FREE -> BUSY by the worker,
  * FREE -> MINE by the restore process, which reads a claimed one itself.
- * One the worker is still reading is waited for (a futex on its state).  The
- * worker logs nothing (log_quiet_thread()): an image it could not read is
- * read again by the restore process, which says what is wrong with it, once.
+ * One the worker is still reading is waited for (a futex on its state), but
+ * only briefly: on a busy machine the worker, pinned to another CPU, may
+ * wait there for milliseconds before it runs again (a restore's stage 2
+ * took 3 to 290 ms so, with other work on that CPU), and the restore
+ * process then reads the image itself.  The worker logs nothing
+ * (log_quiet_thread()): an image it could not read is read again by the
+ * restore process, which says what is wrong with it, once.
  *
  * Only during stage 2, before any task exists: rst_prefetch_stop() joins the
  * worker and unmaps its stack, so the tasks forked later inherit no thread
- * state of it.  A tree too small to gain from it gets no worker.
+ * state of it.  A worker not done by then claims nothing more and is moved
+ * to our CPU, where it finishes the image in hand while we wait for it.  A
+ * tree too small to gain from it gets no worker.
  */
 #include <errno.h>
 #include <linux/futex.h>
@@ -23,7 +29,9 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -31,12 +39,16 @@
 #define LOG_PREFIX ""
 #include "common/log.h"
 #include "common/mono-time.h"
+#include "common/proc-task.h"
 #include "images/image.h"
 #include "restore/images-prefetch.h"
 #include "restore/restore.h"
 
 #define MIN_ITEMS	12		/* fewer: the thread costs what it saves */
 #define STACK_SIZE	(256 << 10)
+/* a wait for an image the worker is reading, at most: longer, and it was
+ * not running (reading a core image takes some 15 us) */
+#define BUSY_WAIT_NS	100000
 
 enum { ITEM_FREE, ITEM_BUSY, ITEM_DONE, ITEM_MINE };
 
@@ -54,6 +66,8 @@ struct pf_state {
 	size_t nr, cursor;		/* cursor: where the next lookup starts */
 	pthread_t thread;
 	void *stack;
+	_Atomic pid_t worker_tid;	/* once it runs */
+	_Atomic bool stop, finished;
 	_Atomic size_t read_by_worker;
 	int64_t t_start;
 };
@@ -77,12 +91,29 @@ static void futex_op(_Atomic int *word, int op, int val)
 	syscall(SYS_futex, word, op | FUTEX_PRIVATE_FLAG, val, NULL, NULL, 0);
 }
 
+/* Until the worker is done with @it, for BUSY_WAIT_NS at most: its state. */
+static int wait_busy(struct pf_item *it)
+{
+	int64_t deadline = mono_ns() + BUSY_WAIT_NS, left;
+	int state;
+
+	while ((state = atomic_load(&it->state)) == ITEM_BUSY &&
+	       (left = deadline - mono_ns()) > 0) {
+		struct timespec ts = { 0, left };
+
+		syscall(SYS_futex, &it->state, FUTEX_WAIT | FUTEX_PRIVATE_FLAG, ITEM_BUSY, &ts,
+			NULL, 0);
+	}
+	return state;
+}
+
 static void *worker(void *arg)
 {
 	struct pf_state *s = arg;
 
+	atomic_store(&s->worker_tid, (pid_t)syscall(SYS_gettid));
 	log_quiet_thread();
-	for (size_t i = s->nr; i-- > 0;) {
+	for (size_t i = s->nr; i-- > 0 && !atomic_load(&s->stop);) {
 		struct pf_item *it = &s->items[i];
 		int expected = ITEM_FREE;
 
@@ -93,6 +124,7 @@ static void *worker(void *arg)
 		atomic_store(&it->state, ITEM_DONE);
 		futex_op(&it->state, FUTEX_WAKE, 1);
 	}
+	atomic_store(&s->finished, true);
 	return NULL;
 }
 
@@ -224,10 +256,9 @@ int rst_img_read_one(int dirfd, enum img_type type, unsigned long id,
 
 	if (!it || atomic_compare_exchange_strong(&it->state, &state, ITEM_MINE))
 		return img_read_one(dirfd, type, id, desc, out);
-	while (state == ITEM_BUSY) {
-		futex_op(&it->state, FUTEX_WAIT, ITEM_BUSY);
-		state = atomic_load(&it->state);
-	}
+	if (state == ITEM_BUSY)
+		state = wait_busy(it);
+	/* (still BUSY: the worker's copy is freed by rst_prefetch_stop()) */
 	if (state == ITEM_DONE && !it->ret) {
 		*out = it->msg;
 		it->msg = NULL;
@@ -239,6 +270,34 @@ int rst_img_read_one(int dirfd, enum img_type type, unsigned long id,
 	return img_read_one(dirfd, type, id, desc, out);
 }
 
+static int find_worker(pid_t tid, void *arg)
+{
+	if (tid == (pid_t)syscall(SYS_gettid))
+		return 0;
+	*(pid_t *)arg = tid;
+	return 1;
+}
+
+/*
+ * Pinned to another CPU, the worker may wait there behind other work before
+ * it can end: on ours, it runs as soon as we wait for it.  (Not run yet:
+ * its tid is found in /proc.)  Only slower if this fails.
+ */
+static void worker_to_our_cpu(struct pf_state *s)
+{
+	pid_t tid = atomic_load(&s->worker_tid);
+	int cpu = sched_getcpu();
+	cpu_set_t one;
+
+	if (!tid)
+		proc_each_thread(getpid(), find_worker, &tid);
+	if (!tid || cpu < 0)
+		return;
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	sched_setaffinity(tid, sizeof(one), &one);
+}
+
 void rst_prefetch_stop(void)
 {
 	struct pf_state *s = pf;
@@ -246,6 +305,9 @@ void rst_prefetch_stop(void)
 	if (!s)
 		return;
 	pf = NULL;
+	atomic_store(&s->stop, true);
+	if (!atomic_load(&s->finished))
+		worker_to_our_cpu(s);
 	pthread_join(s->thread, NULL);
 	pr_debug("the worker read %zu of the %zu images in %lld us", (size_t)s->read_by_worker,
 		 s->nr, (long long)(mono_us() - s->t_start));
