@@ -183,6 +183,12 @@ static int restore_creds(struct attr_rst *r)
 	c->cap_last_cap = last;
 	c->no_new_privs = ce->has_no_new_privs && ce->no_new_privs;
 	c->nr_groups = ce->n_groups;
+	/* what it has from us already (creds-ours.c) */
+	if (r->child && r->child->knobs &&
+	    attr_creds_are_ours(&r->child->knobs->creds, c, ce->groups)) {
+		c->restore = 0;
+		return 0;
+	}
 	groups = attr_args_alloc(r, ce->n_groups * sizeof(uint32_t));
 	if (ce->n_groups)	/* no groups: ce->groups is NULL */
 		memcpy(groups, ce->groups, ce->n_groups * sizeof(uint32_t));

@@ -3,6 +3,7 @@
  * loginuid.  Read from /proc/PID on dump; written by the new task to
  * /proc/self before it takes the dumped root (where /proc may be absent).
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 
 #include "attrs/task-attr.h"
 #include "common/log.h"
+#include "common/proc-task.h"
 #include "dump/dump.h"
 #include "restore/restore.h"
 
@@ -68,12 +70,45 @@ static int dump_oom_score_adj(struct dump_ctx *ctx, struct dump_task *t)
 	return 0;
 }
 
+/*
+ * Read once by the restore process, before the first fork: each task had
+ * two /proc files to open for values that are nearly always ours (some 15
+ * us a process on the test VM, the first /proc lookup of a new process
+ * the dearest).
+ */
+void attr_proc_knobs_ours(struct rst_knobs *k)
+{
+	char buf[32];
+	ssize_t n;
+
+	memset(k, 0, sizeof(*k));
+	attr_creds_ours(&k->creds);
+	attr_sched_ours(k);
+	if (proc_task_read(getpid(), 0, "oom_score_adj", buf, sizeof(buf)) > 0) {
+		k->oom_score_adj = atoi(buf);
+		k->oom_known = true;
+	}
+	n = proc_task_read(getpid(), 0, "loginuid", buf, sizeof(buf));
+	if (n > 0) {
+		k->loginuid = strtoul(buf, NULL, 10);
+		k->loginuid_known = true;
+	} else if (n == -ENOENT) {
+		k->loginuid_absent = k->loginuid_known = true;
+	}
+}
+
+static const struct rst_knobs *inherited(const struct attr_rst *r)
+{
+	return r->child ? r->child->knobs : NULL;
+}
+
 static int restore_oom_score_adj(struct attr_rst *r)
 {
 	const TaskCoreEntry *tc = r->core->tc;
+	const struct rst_knobs *k = inherited(r);
 	char buf[32];
 
-	if (!tc->has_oom_score_adj)
+	if (!tc->has_oom_score_adj || (k && k->oom_known && k->oom_score_adj == tc->oom_score_adj))
 		return 0;
 	snprintf(buf, sizeof(buf), "%d", tc->oom_score_adj);
 	return write_self(r, "oom_score_adj", buf,
@@ -114,13 +149,16 @@ static int dump_loginuid(struct dump_ctx *ctx, struct dump_task *t)
 static int restore_loginuid(struct attr_rst *r)
 {
 	const TaskCoreEntry *tc = r->core->tc;
+	const struct rst_knobs *k = inherited(r);
 	char buf[32], want[32];
 	int ret;
 
 	if (!tc->has_loginuid)
 		return 0;
 	snprintf(want, sizeof(want), "%u", tc->loginuid);
-	if (access("/proc/self/loginuid", F_OK)) {
+	if (k && k->loginuid_known && !k->loginuid_absent && k->loginuid == tc->loginuid)
+		return 0;
+	if (k && k->loginuid_known ? k->loginuid_absent : access("/proc/self/loginuid", F_OK)) {
 		if (tc->loginuid == LOGINUID_UNSET)
 			return 0;
 		return attr_rst_err(r, EOPNOTSUPP, "task %d: cannot restore loginuid %s: "

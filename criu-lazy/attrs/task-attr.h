@@ -108,6 +108,18 @@ size_t attrs_args_size(const struct rst_images *ri, const CoreEntry *core, unsig
 int attrs_restore(struct attr_rst *r, enum attr_rst_stage stage, unsigned int scopes);
 /* Our own signal actions into sa[sig], 1..64 (sigactions.c): 0 or -errno. */
 int attr_sigactions_ours(struct rst_ksigaction *sa);
+/* Our oom_score_adj and loginuid, which the tasks inherit (what could not
+ * be read stays unknown: the tasks then write theirs). */
+struct rst_knobs;
+void attr_proc_knobs_ours(struct rst_knobs *k);
+void attr_sched_ours(struct rst_knobs *k);
+/* Our credentials, which the threads have until their blob sets theirs
+ * (creds-ours.c): unknown (o->known false) if they cannot be read. */
+struct rst_creds_ours;
+struct rst_creds;
+void attr_creds_ours(struct rst_creds_ours *o);
+bool attr_creds_are_ours(const struct rst_creds_ours *o, const struct rst_creds *c,
+			 const uint32_t *groups);
 
 /* @size bytes of r->tail, 8-aligned; the planner reserved them (args_size). */
 void *attr_args_alloc(struct attr_rst *r, size_t size);

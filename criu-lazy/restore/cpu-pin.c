@@ -12,12 +12,18 @@
  * the CPU this process runs on.  Blobs still running are left where they
  * are: they do real work (unmapping, thread creation) in parallel.
  *
- * Before that, when every process is told to rebuild itself at once
- * (stage 14), each gets a CPU of its own among ours, in turn, ours last
- * (rst_pin_spread()): left to the scheduler, the processes woken together
- * queued on the CPU they were created on while the other went idle in gaps
- * too short for it to pull work (on the test VM, blobs of 0.4 ms started
- * 0.6 and 1.1 ms late).  rst_pin_proc() takes them over after their blob.
+ * Before that, each process gets a CPU of its own among ours, in turn, ours
+ * last, from the moment it is forked (rst_pin_plan(), rst_pin_new_task()):
+ * left to the scheduler, the processes woken together at stage 14 queued on
+ * the CPU they were created on while the other went idle in gaps too short
+ * for it to pull work (on the test VM, blobs of 0.4 ms started 0.6 and 1.1
+ * ms late), and so did the children a parent forks one after the other
+ * (three premaps of 0.2 ms one after the other on one CPU while the other
+ * idled).  Pinned from its fork, a process never moves before its blob
+ * has ended, so its memory is only ever loaded on one CPU: the munmaps of
+ * its blob flush no TLB of another CPU (an IPI each, 3.6 to 2.1 a restore
+ * of the bench tree).  rst_pin_proc() takes over those on the other CPU
+ * after their blob.
  *
  * Every task inherits the restore process's affinity and nothing restores
  * a dumped one, so rst_pin_end() gives each thread back exactly the mask it
@@ -50,22 +56,41 @@ static int pin_thread(pid_t tid, void *arg)
 	return 0;		/* the other threads all the same */
 }
 
-/* Apply @mask to every thread of @pid; the first failure's -errno. */
-static int set_threads(pid_t pid, const cpu_set_t *mask)
+/*
+ * Apply @mask to every thread of @p, its blob ended (all its threads made);
+ * the first failure's -errno.  Seized (finalize.c), we know their ids here;
+ * before, they are the dumped ones, but in a pid namespace of the tree's
+ * own, where /proc tells ours.
+ */
+static int set_threads(const struct rst_tree *tree, const struct rst_proc *p,
+		       const cpu_set_t *mask)
 {
+	const struct rst_task *t = &p->t;
 	struct pin_walk w = { mask, 0 };
 
-	return proc_each_thread(pid, pin_thread, &w) ?: w.err;
+	pin_thread(t->pid, &w);
+	if (t->nr_thread_pids + 1 == p->ri.nr_threads) {
+		for (size_t i = 0; i < t->nr_thread_pids; i++)
+			pin_thread(t->thread_pids[i], &w);
+	} else if (!tree->procs[0].ri.new_pid_ns) {
+		for (size_t i = 1; i < p->ri.nr_threads; i++)
+			pin_thread(p->ri.tids[i], &w);
+	} else {
+		return proc_each_thread(t->pid, pin_thread, &w) ?: w.err;
+	}
+	return w.err;
 }
 
-void rst_pin_spread(struct rst_tree *tree)
+void rst_pin_plan(struct rst_tree *tree)
 {
 	int cpus[CPU_SETSIZE], nr = 0, next = 0, me = sched_getcpu();
 	size_t alive = 0;
-	cpu_set_t mine, one;
+	cpu_set_t mine;
 
-	for (size_t i = 0; i < tree->nr; i++)
+	for (size_t i = 0; i < tree->nr; i++) {
+		tree->procs[i].pin.cpu = -1;
 		alive += tree->procs[i].kind == RST_PROC_ALIVE;
+	}
 	/* one process is best where it is */
 	if (alive < 2 || me < 0 || sched_getaffinity(0, sizeof(mine), &mine) ||
 	    !CPU_ISSET(me, &mine))
@@ -80,19 +105,29 @@ void rst_pin_spread(struct rst_tree *tree)
 		struct rst_proc *p = &tree->procs[i];
 
 		if (p->kind != RST_PROC_ALIVE)
-			continue;
-		CPU_ZERO(&one);
-		CPU_SET(cpus[next++ % nr], &one);
-		/* its only thread until its blob makes the others, which
-		 * inherit its mask; the one it had is ours */
-		if (sched_setaffinity(p->t.pid, sizeof(one), &one)) {
-			pr_debug("task %d: cannot give it a CPU of its own: %s", p->pid,
-				 strerror(errno));
-			continue;
-		}
+			continue;	/* a zombie or helper runs where its parent does */
+		p->pin.cpu = cpus[next++ % nr];
+		/* what it gets back at the end: ours, even if its own pin fails
+		 * (it inherits its parent's, one CPU) */
 		p->pin.mask = mine;
 		p->pin.pinned = true;
 	}
+}
+
+/*
+ * A new task, from its parent, before it ran (or as it starts): only
+ * slower if this fails.  Its threads, made by its blob, inherit the CPU.
+ */
+void rst_pin_new_task(pid_t pid, const struct rst_pin *pin)
+{
+	cpu_set_t one;
+
+	if (pin->cpu < 0)
+		return;
+	CPU_ZERO(&one);
+	CPU_SET(pin->cpu, &one);
+	if (sched_setaffinity(pid, sizeof(one), &one))
+		pr_debug("task %d: cannot give it CPU %d: %s", pid, pin->cpu, strerror(errno));
 }
 
 /*
@@ -142,9 +177,10 @@ void rst_pin_proc(struct rst_tree *tree, struct rst_proc *p)
 	cpu_set_t one;
 	int ret;
 
-	if (!tree->pin_self.pinned)
+	/* created there, its threads too: nothing to move */
+	if (!tree->pin_self.pinned || p->pin.cpu == tree->pin_cpu)
 		return;
-	/* (spread, it has its mask from then) */
+	/* (pinned when created, it has its mask from then) */
 	if (!p->pin.pinned && sched_getaffinity(p->t.pid, sizeof(p->pin.mask), &p->pin.mask)) {
 		pr_debug("task %d: cannot read its CPU affinity: %s", p->pid, strerror(errno));
 		return;
@@ -152,7 +188,7 @@ void rst_pin_proc(struct rst_tree *tree, struct rst_proc *p)
 	CPU_ZERO(&one);
 	CPU_SET(tree->pin_cpu, &one);
 	p->pin.pinned = true;
-	ret = set_threads(p->t.pid, &one);
+	ret = set_threads(tree, p, &one);
 	if (ret)
 		pr_debug("task %d: not all its threads run on CPU %d: %s", p->pid,
 			 tree->pin_cpu, strerror(-ret));
@@ -169,7 +205,7 @@ int rst_pin_end(struct rst_tree *tree)
 
 		if (!p->pin.pinned)
 			continue;
-		err = set_threads(p->t.pid, &p->pin.mask);
+		err = set_threads(tree, p, &p->pin.mask);
 		if (err) {
 			pr_err("task %d: cannot give its threads their CPU affinity back: %s",
 			       p->pid, strerror(-err));

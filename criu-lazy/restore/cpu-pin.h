@@ -10,10 +10,13 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
-/* The affinity a process's threads had before rst_pin_proc(). */
+/* The affinity a process's threads had before we pinned them, and the
+ * CPU it was given when it was created (-1: none, it runs where its parent
+ * does). */
 struct rst_pin {
 	bool pinned;
 	cpu_set_t mask;
+	int cpu;
 };
 
 /* Our scheduling policy while we wake many tasks at once. */
@@ -26,7 +29,8 @@ struct rst_burst {
 struct rst_tree;
 struct rst_proc;
 
-void rst_pin_spread(struct rst_tree *tree);
+void rst_pin_plan(struct rst_tree *tree);
+void rst_pin_new_task(pid_t pid, const struct rst_pin *pin);
 void rst_burst_begin(struct rst_burst *b, size_t wakeups);
 void rst_burst_end(struct rst_burst *b);
 

@@ -293,6 +293,30 @@ struct rst_proc {
 	struct rst_pin pin;		/* its affinity while on our CPU (cpu-pin.c) */
 };
 
+/* Our /proc knobs as every task inherits them (attrs/proc-knobs.c): a task
+ * writes only one that differs from the dumped one. */
+#define RST_OURS_GROUPS_MAX	64
+struct rst_creds_ours {
+	bool known;
+	uint32_t uid[4], gid[4];	/* real, effective, saved, fs */
+	uint32_t cap_inh[2], cap_prm[2], cap_eff[2], cap_bnd[2], cap_amb[2];
+	uint32_t secbits;
+	bool no_new_privs;
+	size_t nr_groups;
+	uint32_t groups[RST_OURS_GROUPS_MAX];
+};
+
+struct rst_knobs {
+	struct rst_creds_ours creds;	/* attrs/creds-ours.c */
+	bool sched_known;		/* attrs/sched.c */
+	int sched_policy, sched_prio, sched_nice;
+	bool oom_known;
+	int oom_score_adj;
+	bool loginuid_known;
+	bool loginuid_absent;		/* a kernel without audit */
+	uint32_t loginuid;
+};
+
 /* The whole tree: read by tree-load.c, built by tree.c, driven by stages.c. */
 /* The IPC namespace a tree had of its own, made anew (ipc-ns.c). */
 struct rst_ipc {
@@ -334,6 +358,7 @@ struct rst_tree {
 	 * [sig], 1..64; !sa_known: not read, every action is set */
 	struct rst_ksigaction sa_inherited[65];
 	bool sa_known;
+	struct rst_knobs knobs;		/* ours, as the tasks inherit them */
 	/* from the first blob's end to the resume: our own affinity, and the
 	 * one CPU we and the finished processes share (cpu-pin.c) */
 	struct rst_pin pin_self;
@@ -364,6 +389,7 @@ struct rst_child {
 	int ev_w;			/* the table's owner: the tree's event pipe, or -1 */
 	int uffd_tx;			/* lazy: where the blob sends its uffd, or -1 */
 	const struct rst_ksigaction *sa_inherited;	/* from us, or NULL: unknown */
+	const struct rst_knobs *knobs;			/* from us */
 };
 
 /* tasks -> restore process, on the tree's event pipe (written whole) */

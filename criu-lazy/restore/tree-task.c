@@ -107,6 +107,8 @@ static void fork_children(struct rst_tree *tree, int idx, bool filled)
 					 "set_tid): %s", p->pid, k->pid, strerror(errno));
 			_exit(1);
 		}
+		if (k->pin.cpu != p->pin.cpu)	/* else it has ours already */
+			rst_pin_new_task(pid, &k->pin);
 		/* its pid is ours to tell, before it even runs (send_created()) */
 		if (!tree->procs[0].ri.new_pid_ns)
 			rst_tree_event(tree, j, EV_CREATED, pid);
@@ -260,6 +262,7 @@ _Noreturn void rst_proc_main(struct rst_tree *tree, int idx)
 		.helper_base = p->fdt_base, .helper_end = p->fdt_end,
 		.fdt_sharer = p->fdt_owner >= 0,
 		.sa_inherited = tree->sa_known ? tree->sa_inherited : NULL,
+		.knobs = &tree->knobs,
 	};
 	char stage;
 
