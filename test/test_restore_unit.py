@@ -3,8 +3,9 @@ free in two layouts, the vdso shape check, the XSAVE buffer built from an
 image against made-up and real CPUs), test_restore_place (which VMAs are
 mapped at their own address from the start), test_restore_groups (which
 tasks join their process group late), test_array (common/array.h),
-test_pm_scan (common/pm-scan.c) and test_proc (common/proc-stat.c,
-proc-status.c, proc-task.c, proc-fd.c).
+test_pm_scan (common/pm-scan.c), test_proc (common/proc-stat.c,
+proc-status.c, proc-task.c, proc-fd.c) and test_creds_ours
+(attrs/creds-ours.c: which dumped credentials a thread has from us).
 
 Needs a build (`scons -j2`); uses nothing from conftest.py.
 """
@@ -56,3 +57,13 @@ def test_proc_unit():
     stopped, a gone pid's -ENOENT."""
     lines, passed = run_unit("test_proc")
     assert passed == 8, "\n".join(lines)
+
+
+def test_creds_ours_unit():
+    """attrs/creds-ours.c: our credentials as the tasks inherit them; a
+    thread's dumped credentials taken for ours only when every id, group,
+    capability set (below the last capability), securebits and
+    no_new_privs are equal; an ambient set the image lacks not compared;
+    unknown credentials never taken for the task's."""
+    lines, passed = run_unit("test_creds_ours")
+    assert passed == 4, "\n".join(lines)
