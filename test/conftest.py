@@ -11,6 +11,8 @@
             (zdtm(spec, pid_ns=True): as the init of a new pid namespace).
 - `mode`    a Mode (test/lib/modes.py), one test per selected mode:
             `--modes eager,lazy` (default: every mode in MODES).
+- `thp_as_host` the host's THP knobs left as the host has them for the
+            test: no run of any checkout changes them meanwhile (lib/thp.py).
 """
 import shutil
 import sys
@@ -22,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from lib import modes as modes_mod  # noqa: E402
 from lib import procs as procs_mod  # noqa: E402
+from lib import thp  # noqa: E402
 from lib.tool import Tool  # noqa: E402
 from lib.zdtm import ZdtmTask  # noqa: E402
 from lib.zdtm_catalogue import missing_cpu_flags  # noqa: E402
@@ -127,3 +130,12 @@ def mode(request, mode_name, tool, procs, workdir):
     if left and _passed(request.node):
         pytest.fail("the network lock of TCP connections was left behind (removed now):\n" +
                     "\n".join(left), pytrace=False)
+
+
+@pytest.fixture
+def thp_as_host():
+    """For a test that counts on the memory it never touched staying empty:
+    test_lazy_thp.py (in this run or another checkout's) sets THP to
+    `always` only when no such test runs."""
+    with thp.as_host():
+        yield

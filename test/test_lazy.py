@@ -281,6 +281,7 @@ def region_pages(imgdir, pid, start, end):
             if start <= a < end}
 
 
+@pytest.mark.usefixtures("thp_as_host")	# THP `always` would fill the holes
 def test_second_dump_of_lazy_task_keeps_holes(zdtm, tool, procs, workdir):
     """A task restored lazily, dumped again while most of its pages are
     still to come: the dump reads the pages through the daemon, and the

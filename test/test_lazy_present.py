@@ -35,6 +35,10 @@ from lib.ports import free_port
 from lib.tool import assert_ok
 from lib.zdtm import ZdtmTest
 
+# the helper writes pages of lazy VMAs before their registration: with
+# THP `always` (test_lazy_thp.py) their neighbours would come too
+pytestmark = pytest.mark.usefixtures("thp_as_host")
+
 TIMEOUT = 60
 HELPER = paths.BUILD / "test" / "helpers" / "lazy_present"
 WORKLOAD = ZdtmTest("mem_anon", ("--size", "8M"), label="8M")

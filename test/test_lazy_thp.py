@@ -6,43 +6,23 @@ the filled page, and the lazy pages in it would read as zeros.
 
 This host's setting is `madvise`, and the restore puts MADV_HUGEPAGE back
 only after the registration, so the test sets the host's THP to `always`
-(and, apart, one mTHP size to `always`) for the run and back afterwards.
+(and, apart, one mTHP size to `always`) for the run and back afterwards,
+holding the host's lock of the knobs (lib/thp.py): a test of another
+checkout that counts on them as the host has them waits meanwhile.
 lazy_thp: a thread's stack in a 2 MiB aligned MADV_HUGEPAGE region; every
 other page of the region must keep its data, and THP must be on again in
 the restored task (THP_enabled in /proc/PID/status) as it was dumped.
 """
-import contextlib
 import fcntl
 from pathlib import Path
 
 import pytest
 
+from lib import thp
 from lib.zdtm import ZdtmTest
 
-THP = Path("/sys/kernel/mm/transparent_hugepage")
-LOCK = "/tmp/criu-lazy-thp.lock"
 SETTINGS = [pytest.param("enabled", id="always"),
             pytest.param("hugepages-64kB/enabled", id="mthp-64k")]
-
-
-@contextlib.contextmanager
-def thp_always(knob):
-    """The host's THP knob at `always` for the block, then as it was (one
-    test at a time changes it)."""
-    path = THP / knob
-    if not path.exists():
-        pytest.skip(f"{path} does not exist on this kernel")
-    with open(LOCK, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        old = path.read_text().split("[")[1].split("]")[0]
-        try:
-            path.write_text("always")
-        except OSError as e:	# a container's read-only /sys
-            pytest.skip(f"cannot set {path} to always: {e.strerror}")
-        try:
-            yield
-        finally:
-            path.write_text(old)
 
 
 def thp_enabled(pid):
@@ -56,7 +36,7 @@ def thp_enabled(pid):
 def test_fill_gets_no_huge_page(knob, mode, zdtm):
     if mode.name not in ("lazy", "remote-lazy", "lazy-migrate"):
         pytest.skip(f"{mode.name}: no page is lazy")
-    with thp_always(knob):
+    with thp.changed(knob, "always"):
         task = zdtm(ZdtmTest("lazy_thp", defer_background=True), pid_ns=mode.pid_ns)
         before = thp_enabled(task.pid)
         mode.cycle(task, 1)
@@ -64,3 +44,29 @@ def test_fill_gets_no_huge_page(knob, mode, zdtm):
             "THP_enabled of the restored task differs from the dumped one's")
         task.check_pass()
         mode.finish()
+
+
+def test_knob_put_back(tmp_path, monkeypatch):
+    """A change is undone when its block fails; a run killed while it had a
+    knob changed (no `finally` ran) left the knob's old value in SAVED, and
+    the next holder of the lock, shared or exclusive, puts it back first.
+    On a made-up THP directory and locks: the host's knobs are not
+    touched."""
+    fake = tmp_path / "thp"
+    (fake / "hugepages-64kB").mkdir(parents=True)
+    (fake / "enabled").write_text("always [madvise] never\n")
+    (fake / "hugepages-64kB" / "enabled").write_text("[always] inherit madvise never\n")
+    monkeypatch.setattr(thp, "THP", fake)
+    monkeypatch.setattr(thp, "LOCK", tmp_path / "thp.lock")
+    monkeypatch.setattr(thp, "SAVED", tmp_path / "thp.saved")
+    monkeypatch.setattr(thp, "OLD_LOCK", tmp_path / "thp-old.lock")
+    with pytest.raises(RuntimeError):
+        with thp.changed("enabled", "always"):
+            assert (fake / "enabled").read_text() == "always"
+            assert thp.SAVED.read_text() == "enabled madvise\n"
+            raise RuntimeError("the test failed")
+    assert (fake / "enabled").read_text() == "madvise" and not thp.SAVED.exists()
+    thp.SAVED.write_text("hugepages-64kB/enabled never\n")
+    with thp.locked(fcntl.LOCK_SH):
+        assert (fake / "hugepages-64kB" / "enabled").read_text() == "never"
+        assert not thp.SAVED.exists()
