@@ -7,7 +7,8 @@ anything else, in both processes; nothing hangs, the guardian exits.
 - the FORK read by the daemon, which passed the child's uffd on;
 - the FORK never read (the daemon stopped, then killed): the forking
   thread waits for the event, the guardian reads it, the fork completes
-  and the child is poisoned too.
+  and the child is poisoned too; also when the parent exits right after
+  its fork, its child no longer below it.
 
 The same in a pid namespace of its own and with a page server
 (remote-lazy).  test_lazy.py and test_lazy_tree.py have the single
@@ -26,6 +27,8 @@ from lib.zdtm import ZdtmTest
 TIMEOUT = 60
 PAGES = 2048
 SPEC = ZdtmTest("mem_sigbus", ("--pages", str(PAGES)), defer_background=True)
+EXIT_SPEC = ZdtmTest("mem_sigbus", ("--pages", str(PAGES), "--exit-after-fork"), label="exit",
+                     defer_background=True)
 RESULT = re.compile(r"^mem_sigbus: pid (\d+): (\d+) right, (\d+) poisoned, (\d+) wrong")
 
 
@@ -35,10 +38,10 @@ def sigbus_results(out):
             for m in map(RESULT.match, out.splitlines()) if m}
 
 
-def restored(zdtm, tool, workdir, pid_ns=False, daemon_late=False):
+def restored(zdtm, tool, workdir, pid_ns=False, daemon_late=False, spec=SPEC):
     """daemon_late: the daemon stopped until the restore has returned (its
     process gone, the tree reparented) before it reads the first uffd."""
-    task = zdtm(SPEC, pid_ns=pid_ns)
+    task = zdtm(spec, pid_ns=pid_ns)
     imgdir = dump_good(tool, task, workdir, name="images")
     daemon = lazy.Daemon(task.procs, tool, ["lazy-pages", "-D", imgdir, "--no-background-fetch"],
                          workdir / "lazy-pages.log", workdir / "lazy-pages.out", "lazy-pages")
@@ -169,6 +172,39 @@ def test_killed_with_a_fork_unread(zdtm, tool, workdir):
     task.procs.adopt(child)
     expect_guardian(daemon, task.pid)
     expect_every_page_right_or_poisoned(task, child)
+
+
+def test_killed_with_a_fork_unread_parent_gone(zdtm, tool, workdir):
+    """The same, the parent exiting right after its fork: the guardian's
+    read of the FORK lets it go, and when the guardian comes to the child
+    the parent is gone and the child no longer below it.  The child is
+    poisoned from what the parent missed when the fork began (taken before
+    the read); before, the guardian found no process to take runs from,
+    poisoned nothing in the child ("0 missing pages poisoned"), and the
+    child read zeros where its pages were missing once the guardian
+    closed."""
+    task, daemon = restored(zdtm, tool, workdir, spec=EXIT_SPEC)
+    arm_and_fork(task, daemon, stop_daemon_first=True)
+    os.kill(daemon.pid, signal.SIGKILL)
+    child = int(wait_said(task, r"^mem_sigbus: forked child (\d+)$").group(1))
+    task.procs.adopt(child)
+    status = task.procs.reap(task.pid, TIMEOUT)
+    assert status is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, (
+        f"the parent ended with {P.wait_status_str(status)}\n{task.text(task.output)}")
+    daemon.wait_exit()
+    status = daemon.guardian_status
+    assert status is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, (
+        f"the guardian ended with {P.wait_status_str(status)}\n{daemon.text()}")
+    lines = [l for l in daemon.out.read_text().splitlines() if "guardian: " in l]
+    assert [l for l in lines if re.search(
+        rf"a child of task {task.pid} forked after the restore: [1-9][0-9]* missing pages "
+        r"poisoned \(SIGBUS when touched\)$", l)], daemon.text()
+    os.kill(child, signal.SIGTERM)
+    task.procs.reap(child, TIMEOUT)
+    out = task.output.read_text(errors="replace")
+    right, poisoned, wrong = sigbus_results(out).get(child, (0, 0, -1))
+    assert wrong == 0 and right >= PAGES // 2 and poisoned > 0 and right + poisoned == PAGES, (
+        f"the child: {right} right, {poisoned} poisoned, {wrong} wrong\n{out}")
 
 
 def test_killed_in_a_pid_namespace(zdtm, tool, workdir):

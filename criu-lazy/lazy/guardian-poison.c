@@ -21,9 +21,10 @@
  * uffd: it joins the table and is poisoned like the rest.  The kernel does
  * not say which pid a FORK's child has, so for such a child (and for one the
  * daemon passed us) we poison, through its uffd, the missing runs of the
- * process it descends from and of every descendant of that process: a
- * poison lands only where the child's own mm has a missing page in a
- * registered VMA at that address, whichever process's runs named it.
+ * process it descends from and of every descendant of that process, taken
+ * before we poison anything of theirs (drain()): a poison lands only where
+ * the child's own mm has a missing page in a registered VMA at that
+ * address, whichever process's runs named it.
  *
  * Everything is bounded: at most UFFD_EVENT_WAIT_TRIES retries per uffd, then
  * we close everything (which unregisters whatever is left: the kernel wakes
@@ -53,7 +54,7 @@ struct range {
 	uint64_t start, end;
 };
 
-struct ranges {
+struct guardian_runs {
 	struct range *r;
 	size_t nr, cap;
 };
@@ -63,12 +64,38 @@ struct tally {
 	bool gone;		/* the task exited */
 };
 
-static int ranges_add(struct ranges *rs, uint64_t start, uint64_t end)
+static int ranges_add(struct guardian_runs *rs, uint64_t start, uint64_t end)
 {
 	if (ARRAY_GROW(rs->r, rs->cap, rs->nr + 1, 32))
 		return -ENOMEM;
 	rs->r[rs->nr++] = (struct range){ start, end };
 	return 0;
+}
+
+static int cmp_start(const void *a, const void *b)
+{
+	const struct range *x = a, *y = b;
+
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* Sorted, and runs that overlap or meet joined: each page is poisoned once. */
+static void ranges_merge(struct guardian_runs *rs)
+{
+	size_t n = 0;
+
+	if (!rs->nr)
+		return;
+	qsort(rs->r, rs->nr, sizeof(rs->r[0]), cmp_start);
+	for (size_t i = 1; i < rs->nr; i++) {
+		if (rs->r[i].start <= rs->r[n].end) {
+			if (rs->r[i].end > rs->r[n].end)
+				rs->r[n].end = rs->r[i].end;
+		} else {
+			rs->r[++n] = rs->r[i];
+		}
+	}
+	rs->nr = n + 1;
 }
 
 struct vma_reg {
@@ -135,7 +162,7 @@ static int read_registered(pid_t pid, struct vma_regs *out)
  * for us).  Holes of the object (SEEK_HOLE counts swapped shmem pages as
  * data), through the task's /proc/PID/map_files.
  */
-static int shared_missing(pid_t pid, const struct vma_reg *v, struct ranges *out)
+static int shared_missing(pid_t pid, const struct vma_reg *v, struct guardian_runs *out)
 {
 	uint64_t pos = v->pgoff, end = v->pgoff + (v->end - v->start), holes = 0;
 	char path[96];
@@ -175,7 +202,7 @@ static int shared_missing(pid_t pid, const struct vma_reg *v, struct ranges *out
 }
 
 struct missing {
-	struct ranges *out;
+	struct guardian_runs *out;
 	uint64_t cur;		/* what lies below is accounted for */
 };
 
@@ -195,7 +222,7 @@ static int note_gap(uint64_t start, uint64_t end, void *arg)
  * range is one run (the poison steps over what is there, one ioctl per
  * present page): more than is missing, never less.
  */
-static int missing_runs(int pm_fd, uint64_t start, uint64_t end, struct ranges *out)
+static int missing_runs(int pm_fd, uint64_t start, uint64_t end, struct guardian_runs *out)
 {
 	struct missing m = { out, start };
 	int ret;
@@ -209,7 +236,7 @@ static int missing_runs(int pm_fd, uint64_t start, uint64_t end, struct ranges *
 }
 
 /* The missing runs of pid's registered VMAs. */
-static int runs_of(pid_t pid, struct ranges *runs)
+static int runs_of(pid_t pid, struct guardian_runs *runs)
 {
 	struct vma_regs reg = { 0 };
 	char path[64];
@@ -243,7 +270,7 @@ static int runs_of(pid_t pid, struct ranges *runs)
 }
 
 /* UFFD_DONE, UFFD_RETRY, UFFD_GONE_TASK or -errno (logged by uffd.c). */
-static int poison_runs(int uffd, const struct ranges *runs, struct tally *c)
+static int poison_runs(int uffd, const struct guardian_runs *runs, struct tally *c)
 {
 	for (size_t i = 0; i < runs->nr; i++) {
 		uint64_t addr = runs->r[i].start, end = runs->r[i].end;
@@ -268,12 +295,74 @@ static int poison_runs(int uffd, const struct ranges *runs, struct tally *c)
 	return UFFD_DONE;
 }
 
-/* Read what is queued on entry i: FORKs add their child to the table. */
+/*
+ * The missing runs of the processes entry e stands for: its own, or for a
+ * FORK's child (pid unknown) those of the process its layout descends from
+ * and of every descendant of that process, and the runs it was forked with
+ * (e->borrowed).  UFFD_GONE_TASK: its own process is gone.
+ */
+static int entry_runs(const struct guardian_entry *e, struct guardian_runs *runs)
+{
+	pid_t *pids = NULL;
+	size_t nr = 1;
+	int ret = 0;
+
+	if (e->forked)
+		ret = proc_descendants(e->host_pid, &pids, &nr);
+	for (size_t k = 0; k < nr && !ret; k++) {
+		ret = runs_of(pids ? pids[k] : e->host_pid, runs);
+		if (ret == -ESRCH && (e->forked || k))
+			ret = 0;	/* one of the processes we only borrow runs from */
+		else if (ret == -ESRCH)
+			ret = UFFD_GONE_TASK;
+	}
+	free(pids);
+	for (size_t k = 0; !ret && e->borrowed && k < e->borrowed->nr; k++)
+		ret = ranges_add(runs, e->borrowed->r[k].start, e->borrowed->r[k].end);
+	if (!ret)
+		ranges_merge(runs);
+	return ret;
+}
+
+static struct guardian_runs *runs_copy(const struct guardian_runs *from)
+{
+	struct guardian_runs *to = calloc(1, sizeof(*to));
+
+	for (size_t k = 0; to && k < from->nr; k++)
+		if (ranges_add(to, from->r[k].start, from->r[k].end)) {
+			free(to->r);
+			free(to);
+			return NULL;
+		}
+	return to;
+}
+
+/*
+ * Read what is queued on entry i: FORKs add their child to the table.
+ *
+ * A FORK's child has its parent's memory as it was when the fork began, so
+ * what is missing there is missing in the child; we cannot read the child's
+ * own (the kernel does not say its pid, and it is below the parent only
+ * while the parent lives).  So the runs are taken before the read, while a
+ * FORK keeps the parent inside fork() and nothing of it has been poisoned
+ * since the fork began.  Read first, the parent may end at once (a fork and
+ * exit; a parent dying of our poison), or be poisoned by us before the
+ * child's turn (a poison marker is not missing): either way the child kept
+ * its missing pages unpoisoned, zeros once we close.
+ */
 static int drain(struct guardian_table *tab, size_t i)
 {
+	struct guardian_runs before = { 0 };
 	struct uffd_msg msgs[64];
-	int n;
+	int n, ret;
 
+	if (!uffd_has_msgs(tab->e[i].uffd))
+		return 0;
+	ret = entry_runs(&tab->e[i], &before);
+	if (ret < 0) {
+		free(before.r);
+		return ret;
+	}
 	while ((n = uffd_read_msgs(tab->e[i].uffd, msgs, 64)) > 0) {
 		for (int k = 0; k < n; k++) {
 			struct guardian_entry child = { .pid = tab->e[i].pid,
@@ -283,38 +372,28 @@ static int drain(struct guardian_table *tab, size_t i)
 			if (msgs[k].event != UFFD_EVENT_FORK)
 				continue;
 			child.uffd = msgs[k].arg.fork.ufd;
-			if (guardian_table_add(tab, &child)) {
+			child.borrowed = runs_copy(&before);
+			if (!child.borrowed || guardian_table_add(tab, &child)) {
 				close(child.uffd);
+				free(before.r);
 				return -ENOMEM;
 			}
 		}
 	}
+	free(before.r);
 	return n;
 }
 
 /* One pass over the entry's runs (re-read each time: events move them). */
 static int poison_entry(struct guardian_table *tab, size_t i, struct tally *c)
 {
-	const struct guardian_entry *e = &tab->e[i];
-	struct ranges runs = { 0 };
-	pid_t *pids = NULL;
-	size_t nr = 1;
-	int ret = 0;
+	struct guardian_runs runs = { 0 };
+	int ret = entry_runs(&tab->e[i], &runs);
 
-	if (e->forked)
-		ret = proc_descendants(e->host_pid, &pids, &nr);
-	for (size_t k = 0; k < nr && !ret; k++) {
-		ret = runs_of(pids ? pids[k] : e->host_pid, &runs);
-		if (ret == -ESRCH && (e->forked || k)) {
-			ret = 0;	/* one of the processes we only borrow runs from */
-		} else if (ret == -ESRCH) {
-			c->gone = true;
-			ret = UFFD_GONE_TASK;
-		}
-	}
-	free(pids);
+	if (ret == UFFD_GONE_TASK)
+		c->gone = true;
 	if (!ret)
-		ret = poison_runs(e->uffd, &runs, c);
+		ret = poison_runs(tab->e[i].uffd, &runs, c);
 	free(runs.r);
 	return ret;
 }
@@ -351,7 +430,24 @@ int guardian_take_over(struct guardian_table *tab, pid_t daemon_pid)
 {
 	int status = 0;
 
-	/* first let every blocked event go: forks complete, children join */
+	/*
+	 * The runs of each child the daemon passed us, before we poison its
+	 * parent (see drain()): a child whose parent ends during the takeover
+	 * is no longer below it.  One whose parent had ended before the
+	 * daemon died has none but its own, if it is below it still.
+	 */
+	for (size_t i = 0; i < tab->nr; i++) {
+		struct guardian_runs now = { 0 };
+		struct guardian_entry *e = &tab->e[i];
+
+		if (!e->forked)
+			continue;
+		/* out of memory: it has the runs found at its turn only */
+		if (entry_runs(e, &now) < 0 || !(e->borrowed = runs_copy(&now)))
+			status = 1;
+		free(now.r);
+	}
+	/* then let every blocked event go: forks complete, children join */
 	for (size_t i = 0; i < tab->nr; i++)
 		if (drain(tab, i) < 0)
 			status = 1;
@@ -373,5 +469,10 @@ int guardian_take_over(struct guardian_table *tab, pid_t daemon_pid)
 		if (ret != UFFD_DONE && !c.gone)
 			status = 1;
 	}
+	for (size_t i = 0; i < tab->nr; i++)
+		if (tab->e[i].borrowed) {
+			free(tab->e[i].borrowed->r);
+			free(tab->e[i].borrowed);
+		}
 	return status;
 }

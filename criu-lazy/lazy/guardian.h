@@ -63,12 +63,18 @@ void guardian_lost(struct lazy_guardian *g);
 void guardian_stop(struct lazy_guardian *g);
 
 /* guardian-poison.c: the guardian's takeover once the daemon died */
+struct guardian_runs;
+
 struct guardian_entry {
 	uint32_t id;
 	pid_t pid;		/* as the images name it */
 	pid_t host_pid;		/* here */
 	bool forked;
 	int uffd;
+	/* forked: the missing runs it was forked with, taken from the processes
+	 * it descends from before anything of theirs was poisoned (NULL: none
+	 * taken yet) */
+	struct guardian_runs *borrowed;
 };
 
 struct guardian_table {
