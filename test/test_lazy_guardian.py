@@ -207,6 +207,45 @@ def test_killed_with_a_fork_unread_parent_gone(zdtm, tool, workdir):
         f"the child: {right} right, {poisoned} poisoned, {wrong} wrong\n{out}")
 
 
+def test_killed_before_the_handshake(zdtm, tool, workdir):
+    """The daemon stopped through the whole restore (which does not wait for
+    it), then killed: the restore's connection, with the task's record and
+    uffd, still waits in the listening socket's backlog.  The guardian holds
+    a copy of that socket, takes the connection and the uffd, and poisons
+    the task; before, the uffd died with the daemon, nobody poisoned
+    anything and the task read zeros (mem_sigbus died of SIGSEGV).  The
+    task may die of the poison as soon as it runs: alive, its region's
+    pages must read as poisoned, not as zeros."""
+    task = zdtm(SPEC)
+    region = int(wait_said(task, r"region (0x[0-9a-f]+)").group(1), 16)
+    imgdir = dump_good(tool, task, workdir, name="images")
+    daemon = lazy.Daemon(task.procs, tool, ["lazy-pages", "-D", imgdir, "--no-background-fetch"],
+                         workdir / "lazy-pages.log", workdir / "lazy-pages.out", "lazy-pages")
+    os.kill(daemon.pid, signal.SIGSTOP)
+    try:
+        assert_ok(tool.restore(imgdir, workdir / "restore.log", TIMEOUT,
+                               extra=["--lazy-pages"]), "restore --lazy-pages")
+    finally:
+        os.kill(daemon.pid, signal.SIGKILL)
+    task.procs.adopt(task.pid)
+    daemon.wait_exit()
+    status = daemon.guardian_status
+    assert status is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, (
+        f"the guardian ended with {P.wait_status_str(status)}\n{daemon.text()}")
+    lines = [l for l in daemon.out.read_text().splitlines() if "guardian: " in l]
+    assert len(lines) == 1 and re.search(
+        rf": task {task.pid}: [1-9][0-9]* missing pages poisoned \(SIGBUS when touched\)",
+        lines[0]), daemon.text()
+    try:
+        with open(f"/proc/{task.pid}/mem", "rb", buffering=0) as mem:
+            mem.seek(region + (PAGES - 1) * 4096)
+            data = mem.read(4096) or None	# b"": a zombie's, no memory left
+    except OSError:		# poisoned (EIO), or the task is gone
+        data = None
+    assert data is None, f"the region's last page reads {data[:16]!r}... (zeros?)"
+    task.procs.kill(task.pid)
+
+
 def test_killed_in_a_pid_namespace(zdtm, tool, workdir):
     """A tree restored into a pid namespace of its own: the restore names
     its processes by their pids there (1 for the root), which are other

@@ -170,9 +170,11 @@ def test_daemon_killed_mid_tree(zdtm, tool, workdir):
 
     The kill waits until the guardian holds the five uffds: the restore
     does not wait for the daemon, and a uffd still queued on the restore's
-    connection when the daemon is killed dies with it (lazy-pages.md, "The
-    races"): the likely cause of this test's one failure on a loaded
-    machine (not reproduced in 350 runs under load)."""
+    connection when the daemon was killed died with it (lazy-pages.md,
+    "The races"), the likely cause of this test's one failure on a loaded
+    machine (not reproduced in 350 runs under load).  The guardian now
+    takes those too (test_lazy_guardian.py), but not one the daemon had
+    read and not yet handed over."""
     task, daemon, tree = stop_tree_lazy(zdtm, tool, workdir, "killed")
     assert daemon.guardian and P.wait_for(lambda: len(lazy.uffd_fds(daemon.guardian)) == 5,
                                           TIMEOUT), daemon.text()

@@ -118,10 +118,10 @@ static int recv_msg(int sock, struct guardian_msg *m, int *fd)
 	return 1;
 }
 
-static int guardian_main(int sock, pid_t daemon_pid)
+static int guardian_main(int sock, pid_t daemon_pid, int listen_fd)
 {
 	struct guardian_table tab = { 0 };
-	int ret;
+	int ret, conn = -1;
 
 	for (;;) {
 		struct guardian_msg m;
@@ -150,6 +150,17 @@ static int guardian_main(int sock, pid_t daemon_pid)
 		case GUARDIAN_RELEASE:
 			table_release(&tab, m.id);
 			break;
+		case GUARDIAN_CONN:
+			if (fd < 0 || conn >= 0) {
+				if (fd >= 0)
+					close(fd);
+				break;
+			}
+			conn = fd;
+			if (listen_fd >= 0)
+				close(listen_fd);
+			listen_fd = -1;
+			break;
 		case GUARDIAN_END:
 			table_close_all(&tab);
 			free(tab.e);
@@ -163,6 +174,9 @@ static int guardian_main(int sock, pid_t daemon_pid)
 	/* EOF (or a broken socket) without END: the daemon died */
 	if (ret < 0)
 		pr_warn("reading from the daemon: %s", strerror(-ret));
+	/* what the restore sent that the daemon never read comes too */
+	if (guardian_take_queued(&tab, listen_fd, conn) < 0)
+		pr_err("out of memory: a uffd still queued for the daemon is not poisoned");
 	ret = guardian_take_over(&tab, daemon_pid);
 	table_close_all(&tab);
 	free(tab.e);
@@ -171,9 +185,9 @@ static int guardian_main(int sock, pid_t daemon_pid)
 
 /* ---- the daemon's side ---- */
 
-int guardian_start(struct lazy_guardian *g)
+int guardian_start(struct lazy_guardian *g, int listen_fd)
 {
-	int sv[2], keep[5], nr = 0, log_fd, err_fd;
+	int sv[2], keep[6], nr = 0, log_fd, err_fd;
 	pid_t daemon_pid = getpid(), pid;
 
 	g->pid = 0;
@@ -201,9 +215,11 @@ int guardian_start(struct lazy_guardian *g)
 			keep[nr++] = log_fd;
 		if (err_fd >= 0)
 			keep[nr++] = err_fd;
+		if (listen_fd >= 0)
+			keep[nr++] = listen_fd;
 		sort_fds(keep, nr);
 		close_fds_but(keep, nr);
-		_exit(guardian_main(sv[1], daemon_pid));
+		_exit(guardian_main(sv[1], daemon_pid, listen_fd));
 	}
 	close(sv[1]);
 	g->pid = pid;
@@ -267,6 +283,17 @@ int guardian_hold(struct lazy_guardian *g, int uffd, pid_t pid, pid_t host_pid, 
 	}
 	*id = m.id;
 	return 0;
+}
+
+void guardian_hold_conn(struct lazy_guardian *g, int conn)
+{
+	struct guardian_msg m = { .op = GUARDIAN_CONN };
+	int ret = g->sock < 0 ? -EPIPE : send_msg(g, &m, conn);
+
+	if (ret)
+		pr_warn("cannot hand the restore's connection to the guardian (%s): a SIGKILL of "
+			"this daemon during the handshake would leave the missing pages of the "
+			"tasks still queued on it reading as zeros", strerror(-ret));
 }
 
 static void reap(struct lazy_guardian *g, int wait_ms)

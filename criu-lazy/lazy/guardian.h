@@ -8,10 +8,13 @@
  * registered VMA (SIGBUS when touched), logs one line per task and exits.
  * A daemon that ends normally says END and reaps it.
  *
- * Daemon side: guardian_start() before any uffd exists, guardian_hold() for
- * every uffd it gets (handshake, FORK events), guardian_release() when it
- * closes one, guardian_stop() at its end.  The guardian's own code is in
- * guardian.c (the holding) and guardian-poison.c (the takeover).
+ * Daemon side: guardian_start() before any uffd exists, guardian_hold_conn()
+ * once it accepted the restore's connection (a uffd may still be queued
+ * there when the daemon is killed), guardian_hold() for every uffd it gets
+ * (handshake, FORK events), guardian_release() when it closes one,
+ * guardian_stop() at its end.  The guardian's own code is in guardian.c
+ * (the holding), guardian-handshake.c (the uffds still queued for the
+ * daemon) and guardian-poison.c (the takeover).
  */
 #ifndef CRIU_LAZY_LAZY_GUARDIAN_H
 #define CRIU_LAZY_LAZY_GUARDIAN_H
@@ -30,6 +33,8 @@ enum guardian_op {
 	GUARDIAN_HOLD = 1,	/* one uffd (SCM_RIGHTS) to keep */
 	GUARDIAN_RELEASE,	/* the daemon closed its copy: close ours */
 	GUARDIAN_END,		/* normal end: close everything and exit */
+	GUARDIAN_CONN,		/* the restore's connection (SCM_RIGHTS), accepted:
+				 * kept, and the listening socket closed */
 };
 
 /* One message on the socketpair (SOCK_SEQPACKET: one record each). */
@@ -46,10 +51,13 @@ struct guardian_msg {
 /*
  * Fork the guardian.  Only the daemon returns (0, or -errno logged); the
  * guardian never returns from it.  It keeps none of the daemon's fds but
- * the log's and its end of the socketpair (not the listening socket, the
- * directory's lock or the page source).
+ * the log's, its end of the socketpair and listen_fd, the lazy-pages socket,
+ * until guardian_hold_conn() (not the directory's lock or the page source).
  */
-int guardian_start(struct lazy_guardian *g);
+int guardian_start(struct lazy_guardian *g, int listen_fd);
+
+/* Hand over a copy of the restore's connection once accepted. */
+void guardian_hold_conn(struct lazy_guardian *g, int conn);
 
 /* Hand over a copy of uffd; *id gets the handle for guardian_release(). */
 int guardian_hold(struct lazy_guardian *g, int uffd, pid_t pid, pid_t host_pid, bool forked,
@@ -83,6 +91,12 @@ struct guardian_table {
 };
 
 int guardian_table_add(struct guardian_table *tab, const struct guardian_entry *e);
+/*
+ * guardian-handshake.c: the uffds still queued on the restore's connection
+ * conn, or on the one waiting on listen_fd (either -1 if none), into the
+ * table.  How many, or -ENOMEM.
+ */
+int guardian_take_queued(struct guardian_table *tab, int listen_fd, int conn);
 /* Returns the exit status for the guardian. */
 int guardian_take_over(struct guardian_table *tab, pid_t daemon_pid);
 

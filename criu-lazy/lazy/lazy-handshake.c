@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -222,6 +223,8 @@ static int take_connection(struct lazy_daemon *d, int listen_fd)
 	}
 	if (peer_allowed(d, d->conn_fd)) {
 		pass_credentials(d->conn_fd);
+		/* killed before we read them, its records' uffds go to the guardian */
+		guardian_hold_conn(&d->guardian, d->conn_fd);
 		return 0;
 	}
 	close(d->conn_fd);
@@ -407,7 +410,9 @@ int lazy_read_restore_word(struct lazy_daemon *d)
 			pr_err("restorer unexpectedly closed the connection before the restore finished");
 			return -ECONNRESET;
 		}
-		/* normal end: the restore is done with us (close drops it from epoll) */
+		/* normal end: the restore is done with us (out of epoll first: the
+		 * guardian's copy keeps the file, and with it our watch, open) */
+		epoll_ctl(d->epfd, EPOLL_CTL_DEL, d->conn_fd, NULL);
 		close(d->conn_fd);
 		d->conn_fd = -1;
 		return 0;
