@@ -13,17 +13,22 @@
  * are: they do real work (unmapping, thread creation) in parallel.
  *
  * Before that, each process gets a CPU of its own among ours, in turn, ours
- * last, from the moment it is forked (rst_pin_plan(), rst_pin_new_task()):
- * left to the scheduler, the processes woken together at stage 14 queued on
- * the CPU they were created on while the other went idle in gaps too short
- * for it to pull work (on the test VM, blobs of 0.4 ms started 0.6 and 1.1
- * ms late), and so did the children a parent forks one after the other
- * (three premaps of 0.2 ms one after the other on one CPU while the other
- * idled).  Pinned from its fork, a process never moves before its blob
- * has ended, so its memory is only ever loaded on one CPU: the munmaps of
- * its blob flush no TLB of another CPU (an IPI each, 3.6 to 2.1 a restore
- * of the bench tree).  rst_pin_proc() takes over those on the other CPU
- * after their blob.
+ * last (rst_pin_plan()), and starts there: its parent moves it right after
+ * the fork and gives it the whole mask back (rst_pin_new_task()), so that
+ * it premaps there while the scheduler may still move it away from a CPU
+ * busy with other work; when every process is told to rebuild itself
+ * (stage 14) it is pinned there for its blob (rst_pin_spread()).  Left to
+ * the scheduler, the processes woken together queued on the CPU they were
+ * created on while the other went idle in gaps too short for it to pull
+ * work (on the test VM, blobs of 0.4 ms started 0.6 and 1.1 ms late), and
+ * so did the children a parent forks one after the other (three premaps of
+ * 0.2 ms one after the other on one CPU while the other idled).  A process
+ * that stays where it started has its memory loaded on one CPU only until
+ * its blob has ended, so the munmaps of its blob flush no TLB of another
+ * CPU (an IPI each, 3.6 to 2.1 a restore of the bench tree).  Held on its
+ * CPU from the fork instead, a task waited 2-3 ms behind another process
+ * there while the other CPU idled, for no gain on a quiet machine.
+ * rst_pin_proc() takes over those on the other CPU after their blob.
  *
  * Every task inherits the restore process's affinity and nothing restores
  * a dumped one, so rst_pin_end() gives each thread back exactly the mask it
@@ -115,8 +120,12 @@ void rst_pin_plan(struct rst_tree *tree)
 }
 
 /*
- * A new task, from its parent, before it ran (or as it starts): only
- * slower if this fails.  Its threads, made by its blob, inherit the CPU.
+ * A new task, from its parent, before it ran (or as it starts): moved to
+ * its CPU, then given the whole mask back, so that it starts there but
+ * the scheduler may still move it if that CPU is busy with other work
+ * (held there, a task waited 2-3 ms behind another process while the
+ * other CPU idled).  rst_pin_spread() pins it for its blob.  Only slower
+ * if this fails.
  */
 void rst_pin_new_task(pid_t pid, const struct rst_pin *pin)
 {
@@ -126,8 +135,27 @@ void rst_pin_new_task(pid_t pid, const struct rst_pin *pin)
 		return;
 	CPU_ZERO(&one);
 	CPU_SET(pin->cpu, &one);
-	if (sched_setaffinity(pid, sizeof(one), &one))
-		pr_debug("task %d: cannot give it CPU %d: %s", pid, pin->cpu, strerror(errno));
+	if (sched_setaffinity(pid, sizeof(one), &one) ||
+	    sched_setaffinity(pid, sizeof(pin->mask), &pin->mask))
+		pr_debug("task %d: cannot start it on CPU %d: %s", pid, pin->cpu, strerror(errno));
+}
+
+/* Each process on its CPU for its blob: threads it makes inherit it. */
+void rst_pin_spread(struct rst_tree *tree)
+{
+	for (size_t i = 0; i < tree->nr; i++) {
+		struct rst_proc *p = &tree->procs[i];
+		cpu_set_t one;
+
+		if (p->pin.cpu < 0)
+			continue;
+		CPU_ZERO(&one);
+		CPU_SET(p->pin.cpu, &one);
+		/* its only thread until its blob makes the others */
+		if (sched_setaffinity(p->t.pid, sizeof(one), &one))
+			pr_debug("task %d: cannot give it CPU %d: %s", p->pid, p->pin.cpu,
+				 strerror(errno));
+	}
 }
 
 /*

@@ -31,6 +31,7 @@ struct rst_proc;
 
 void rst_pin_plan(struct rst_tree *tree);
 void rst_pin_new_task(pid_t pid, const struct rst_pin *pin);
+void rst_pin_spread(struct rst_tree *tree);
 void rst_burst_begin(struct rst_burst *b, size_t wakeups);
 void rst_burst_end(struct rst_burst *b);
 

@@ -205,6 +205,7 @@ static int stage_rebuild(struct rst_tree *tree)
 	struct rst_burst b;
 	int ret;
 
+	rst_pin_spread(tree);
 	rst_burst_begin(&b, tree->nr);
 	ret = each_alive(tree, rebuild_go);
 	rst_burst_end(&b);
