@@ -11,18 +11,25 @@ anything else, in both processes; nothing hangs, the guardian exits.
   its fork, its child no longer below it.
 
 The same in a pid namespace of its own and with a page server
-(remote-lazy).  test_lazy.py and test_lazy_tree.py have the single
-process and the tree with threads.  Every process is ended by its pid; every wait has a timeout.
+(remote-lazy).  The daemon killed with records of the restore still
+queued for it: in the listening socket's backlog (a process, and a
+tree), on the connection it accepted, half read (a tree).
+test_lazy.py and test_lazy_tree.py have the single process and the tree
+with threads.  Every process is ended by its pid; every wait has a
+timeout.
 """
 import os
 import re
 import signal
 import time
 
-from lib import lazy, modes, procs as P
+import pytest
+
+from lib import images, lazy, modes, procs as P
 from lib.badinput import dump_good
 from lib.tool import assert_ok
 from lib.zdtm import ZdtmTest
+from test_lazy_tree import dump as dump_tree
 
 TIMEOUT = 60
 PAGES = 2048
@@ -301,3 +308,140 @@ def test_killed_remote(zdtm, tool, procs, workdir):
         for server in mode.servers:
             procs.kill(server.pid)
         mode.cleanup()
+
+
+# no threads: tree_lazy_stress's, restored in futex waits on lazy pages,
+# wait in the kernel's fault, where a stop signal does not end the wait,
+# and now and then one ran glibc's abort() on the poison's EFAULT before
+# the stop held its process (5 runs of 100), which then could not be read
+TREE_SPEC = ZdtmTest("tree", ("--children", "4"), label="queued", tree=True)
+
+
+def lazy_pages_as_read(imgdir, pid):
+    """(right, poisoned, wrong) of the lazy pages of pagemap-PID.img as
+    /proc/PID/mem reads them now: the dumped bytes, an error (a poisoned
+    page: EIO), or anything else (zeros where data was)."""
+    pages_id, ents = images.pagemap_entries(imgdir / f"pagemap-{pid}.img")
+    dumped = (imgdir / f"pages-{pages_id}.img").read_bytes()
+    right = poisoned = wrong = off = 0
+    with open(f"/proc/{pid}/mem", "rb", buffering=0) as mem:
+        for vaddr, n, fl in ents:
+            if not fl & images.PE_PRESENT:
+                continue
+            for k in range(n):
+                if fl & images.PE_LAZY:
+                    try:
+                        mem.seek(vaddr + k * 4096)
+                        live = mem.read(4096)
+                    except OSError:
+                        live = None
+                    if live is None:
+                        poisoned += 1
+                    elif live == dumped[off:off + 4096]:
+                        right += 1
+                    else:
+                        wrong += 1
+                off += 4096
+    return right, poisoned, wrong
+
+
+def thread_states(pid):
+    """{tid: its state, or "uffd" for a thread waiting in the kernel for a
+    lazy page} of pid's threads."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stack") as f:
+                waits = "handle_userfault" in f.read()
+        except FileNotFoundError:
+            continue
+        out[int(tid)] = "uffd" if waits else P.state(f"{pid}/task/{tid}")
+    return out
+
+
+def all_held(pid):
+    """Every thread of pid stopped (SIGSTOP), or waiting for a lazy page in
+    the kernel (a futex word): it stops as soon as that wait ends, before
+    it runs any code of its own."""
+    states = thread_states(pid)
+    return bool(states) and all(s in ("T", "t", "uffd") for s in states.values())
+
+
+# where the daemon is stopped: (CRIU_LAZY_TEST_STOP_AT_RECORD, the records
+# of the five it has read by then); None: stopped by us before the restore
+# connects, which then waits in the listening socket's backlog
+STOPPED_AT = {"backlog": (None, 0), "accepted": (1, 0), "mid": (3, 2)}
+
+
+@pytest.mark.parametrize("stopped", sorted(STOPPED_AT))
+def test_killed_with_records_queued(zdtm, tool, workdir, stopped):
+    """test_killed_before_the_handshake for a tree, on each of the ways
+    there: the daemon stopped (SIGSTOP) while the restore, which does not
+    wait for it, sends its records, so every record it has not read, its
+    uffd with it, is still queued on the restore's connection, or in the
+    listening socket's backlog with the connection, when the daemon is
+    SIGKILLed.  The guardian takes them from the socket it holds: one line
+    per process, every lazy page of every process right or poisoned, none
+    zeros (before, those of a process whose record was queued all read
+    zeros).
+
+    - backlog: stopped before the restore connects (nothing accepted);
+    - accepted: stopped by its test hook right after it accepted;
+    - mid: stopped before the third record (two uffds handed over).
+    The processes are stopped before the kill, so that what they hold can
+    be read (/proc/PID/mem) after the guardian has gone, before one dies
+    touching it; then killed by their pids."""
+    stop_at, nr_read = STOPPED_AT[stopped]
+    task = zdtm(TREE_SPEC)
+    imgdir = workdir / "images"
+    dump_tree(tool, task, imgdir, workdir)
+    env = dict(os.environ)
+    if stop_at:
+        env["CRIU_LAZY_TEST_STOP_AT_RECORD"] = str(stop_at)
+    daemon = lazy.Daemon(task.procs, tool, ["lazy-pages", "-D", imgdir, "--no-background-fetch"],
+                         workdir / "lazy-pages.log", workdir / "lazy-pages.out", "lazy-pages",
+                         env=env)
+    pidfile = workdir / "restore.pid"
+    if not stop_at:
+        os.kill(daemon.pid, signal.SIGSTOP)
+    assert_ok(tool.restore(imgdir, workdir / "restore.log", TIMEOUT, pidfile=pidfile,
+                           extra=["--lazy-pages"]), "restore --lazy-pages")
+    task.expect_restored(pidfile)
+    tree = [task.pid, *P.descendants(task.pid)]
+    assert len(tree) == 5, f"the restored tree: {tree}"
+    for pid in tree[1:]:
+        task.procs.adopt(pid)
+    assert P.wait_for(lambda: P.state(daemon.pid) == "T", TIMEOUT), daemon.text()
+    assert daemon.log.read_text().count("got uffd") == nr_read, daemon.text()
+    # stopped, so that what they hold can be read when the guardian is
+    # gone, before one dies touching a poisoned page
+    for pid in tree:
+        os.kill(pid, signal.SIGSTOP)
+    assert P.wait_for(lambda: all(all_held(pid) for pid in tree), TIMEOUT), (
+        {pid: thread_states(pid) for pid in tree})
+
+    os.kill(daemon.pid, signal.SIGKILL)
+    daemon.wait_exit()
+    status = daemon.guardian_status
+    assert status is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, (
+        f"the guardian ended with {P.wait_status_str(status)}\n{daemon.text()}")
+    lines = [l for l in daemon.out.read_text().splitlines() if "guardian: " in l]
+    try:
+        for pid in tree:
+            right, poisoned, wrong = lazy_pages_as_read(imgdir, pid)
+            assert wrong == 0 and poisoned > 0, (
+                f"process {pid}: {right} lazy pages right, {poisoned} poisoned, {wrong} wrong "
+                f"(nothing was delivered)\n{daemon.text()}")
+            mine = [l for l in lines if re.search(
+                rf"^lazy-pages: guardian: the lazy-pages daemon \(pid {daemon.pid}\) died "
+                rf"without ending its work: task {pid}: [1-9][0-9]* missing pages poisoned", l)]
+            assert len(mine) == 1, f"process {pid}: {mine}\n{daemon.text()}"
+        assert len(lines) == len(tree), daemon.text()
+        taken = daemon.log.read_text().count("its uffd was still queued for the daemon")
+        assert taken == len(tree) - nr_read, daemon.text()
+    finally:
+        for pid in tree:
+            os.kill(pid, signal.SIGKILL)
+        for pid in tree:
+            task.procs.reap(pid, TIMEOUT)
+    assert not any(P.exists(pid) for pid in tree), [P.describe(pid) for pid in tree]

@@ -13,6 +13,15 @@
  * (lazy-handshake.c, drain_queued()): every uffd joins the table and is
  * poisoned like the ones the daemon handed us.
  *
+ * The restore may still be sending (it does not know the daemon is gone):
+ * a record that came after we took what was there would be queued on our
+ * copy, its send a success, and die unread when we close it, the restore
+ * gone on to run its tasks over their zeros.  So once nothing more is
+ * queued we shut the connection down for reading: from then on the
+ * restore's send fails (EPIPE, as with the daemon's socket gone; ours then
+ * kills its tasks before they run), and what came before is taken too.
+ * We never write to the restore.
+ *
  * Which process a uffd registers: the one its message's credentials name
  * (our restore's, lazy-pages.md "Which process here"; CRIU's restore sends
  * each from the task itself, which the kernel then names), else the
@@ -20,6 +29,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -116,6 +126,7 @@ int guardian_take_queued(struct guardian_table *tab, int listen_fd, int conn)
 	size_t have = 0;
 	int32_t pid = 0;	/* the record's, once read whole (<= 0: none) */
 	int taken = 0, own = -1;
+	bool shut = false;
 	pid_t restore;
 
 	if (conn < 0 && listen_fd >= 0)
@@ -129,8 +140,13 @@ int guardian_take_queued(struct guardian_table *tab, int listen_fd, int conn)
 		ssize_t n = next_msg(conn, rec.b + have, sizeof(rec) - have, &uffd, &cred);
 		struct guardian_entry e = { 0 };
 
-		if (n <= 0)
-			break;
+		if (n <= 0) {
+			/* nothing more now: refused from here on, then what came before */
+			if (n < 0 || shut || shutdown(conn, SHUT_RD))
+				break;
+			shut = true;
+			continue;
+		}
 		if (uffd < 0) {
 			have += n;
 			if (have < sizeof(rec))

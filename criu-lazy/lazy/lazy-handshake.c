@@ -14,6 +14,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -378,8 +379,26 @@ static int accept_one(struct lazy_daemon *d, const struct lazy_tree *tree, int32
 	return 0;
 }
 
+/*
+ * Test only (STOP_AT_ENV=N): stop ourselves (SIGSTOP) before we read the
+ * Nth record (1: right after the connection was accepted and handed to
+ * the guardian), so that a test can SIGKILL us with records still queued
+ * on it (guardian-handshake.c).
+ */
+#define STOP_AT_ENV	"CRIU_LAZY_TEST_STOP_AT_RECORD"
+
+static void test_stop_at(uint64_t stop_at, size_t i)
+{
+	if (stop_at != i + 1)
+		return;
+	pr_warn("test hook %s=%llu: stopped before record %zu", STOP_AT_ENV,
+		(unsigned long long)stop_at, i + 1);
+	raise(SIGSTOP);
+}
+
 int lazy_accept_tasks(struct lazy_daemon *d, const struct lazy_tree *tree, int listen_fd)
 {
+	uint64_t stop_at = env_number(STOP_AT_ENV, UINT32_MAX);
 	int ret = accept_restore(d, listen_fd);
 
 	if (ret && d->conn_fd >= 0)	/* stopped with the restore connected */
@@ -387,6 +406,7 @@ int lazy_accept_tasks(struct lazy_daemon *d, const struct lazy_tree *tree, int l
 	for (size_t i = 0; i < tree->nr_pids && !ret; i++) {
 		int32_t unread = 0;
 
+		test_stop_at(stop_at, i);
 		ret = accept_one(d, tree, &unread);
 		if (ret)
 			drain_queued(d, tree, unread);
