@@ -12,23 +12,19 @@
  * the CPU this process runs on.  Blobs still running are left where they
  * are: they do real work (unmapping, thread creation) in parallel.
  *
- * Before that, each process gets a CPU of its own among ours, in turn, ours
- * last (rst_pin_plan()), and starts there: its parent moves it right after
- * the fork and gives it the whole mask back (rst_pin_new_task()), so that
- * it premaps there while the scheduler may still move it away from a CPU
- * busy with other work; when every process is told to rebuild itself
- * (stage 14) it is pinned there for its blob (rst_pin_spread()).  Left to
- * the scheduler, the processes woken together queued on the CPU they were
- * created on while the other went idle in gaps too short for it to pull
- * work (on the test VM, blobs of 0.4 ms started 0.6 and 1.1 ms late), and
- * so did the children a parent forks one after the other (three premaps of
- * 0.2 ms one after the other on one CPU while the other idled).  A process
- * that stays where it started has its memory loaded on one CPU only until
- * its blob has ended, so the munmaps of its blob flush no TLB of another
- * CPU (an IPI each, 3.6 to 2.1 a restore of the bench tree).  Held on its
- * CPU from the fork instead, a task waited 2-3 ms behind another process
- * there while the other CPU idled, for no gain on a quiet machine.
- * rst_pin_proc() takes over those on the other CPU after their blob.
+ * Before that, when every process is told to rebuild itself at once
+ * (stage 14), each gets a CPU of its own among ours, in turn, ours last
+ * (rst_pin_plan(), rst_pin_spread()): left to the scheduler, the processes woken together queued
+ * on the CPU they were created on while the other went idle in gaps too
+ * short for it to pull work (on the test VM, blobs of 0.4 ms started 0.6
+ * and 1.1 ms late).  rst_pin_proc() takes them over after their blob,
+ * those on our CPU already staying as they are.  Each process was also
+ * started on its CPU right after its fork, for a while: its memory then
+ * stayed on one CPU and its blob's munmaps flushed no other CPU's TLB
+ * (IPIs 3.6 -> 2.1 a restore of the bench tree), but the moves cost in
+ * stage 9 what they saved in stage 18 (the tree 5.7 - 5.8 ms either way,
+ * 3 x 21 interleaved), and a task held on its CPU from the fork waited 2-3
+ * ms behind another process there while the other CPU idled.
  *
  * Every task inherits the restore process's affinity and nothing restores
  * a dumped one, so rst_pin_end() gives each thread back exactly the mask it
@@ -86,6 +82,7 @@ static int set_threads(const struct rst_tree *tree, const struct rst_proc *p,
 	return w.err;
 }
 
+/* Which CPU each live process gets for its blob, in turn, ours last. */
 void rst_pin_plan(struct rst_tree *tree)
 {
 	int cpus[CPU_SETSIZE], nr = 0, next = 0, me = sched_getcpu();
@@ -110,34 +107,12 @@ void rst_pin_plan(struct rst_tree *tree)
 		struct rst_proc *p = &tree->procs[i];
 
 		if (p->kind != RST_PROC_ALIVE)
-			continue;	/* a zombie or helper runs where its parent does */
+			continue;
 		p->pin.cpu = cpus[next++ % nr];
-		/* what it gets back at the end: ours, even if its own pin fails
-		 * (it inherits its parent's, one CPU) */
+		/* what it gets back at the end: ours, which it inherited */
 		p->pin.mask = mine;
 		p->pin.pinned = true;
 	}
-}
-
-/*
- * A new task, from its parent, before it ran (or as it starts): moved to
- * its CPU, then given the whole mask back, so that it starts there but
- * the scheduler may still move it if that CPU is busy with other work
- * (held there, a task waited 2-3 ms behind another process while the
- * other CPU idled).  rst_pin_spread() pins it for its blob.  Only slower
- * if this fails.
- */
-void rst_pin_new_task(pid_t pid, const struct rst_pin *pin)
-{
-	cpu_set_t one;
-
-	if (pin->cpu < 0)
-		return;
-	CPU_ZERO(&one);
-	CPU_SET(pin->cpu, &one);
-	if (sched_setaffinity(pid, sizeof(one), &one) ||
-	    sched_setaffinity(pid, sizeof(pin->mask), &pin->mask))
-		pr_debug("task %d: cannot start it on CPU %d: %s", pid, pin->cpu, strerror(errno));
 }
 
 /* Each process on its CPU for its blob: threads it makes inherit it. */

@@ -11,8 +11,7 @@
 #include <sys/types.h>
 
 /* The affinity a process's threads had before we pinned them, and the
- * CPU it was given when it was created (-1: none, it runs where its parent
- * does). */
+ * CPU its blob runs on (-1: none). */
 struct rst_pin {
 	bool pinned;
 	cpu_set_t mask;
@@ -30,7 +29,6 @@ struct rst_tree;
 struct rst_proc;
 
 void rst_pin_plan(struct rst_tree *tree);
-void rst_pin_new_task(pid_t pid, const struct rst_pin *pin);
 void rst_pin_spread(struct rst_tree *tree);
 void rst_burst_begin(struct rst_burst *b, size_t wakeups);
 void rst_burst_end(struct rst_burst *b);

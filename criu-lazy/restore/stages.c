@@ -165,7 +165,6 @@ static int stage_create(struct rst_tree *tree)
 	 * task sets its own before the last fork: 'r' comes after them all) */
 	tree->sa_known = !attr_sigactions_ours(tree->sa_inherited);
 	attr_proc_knobs_ours(&tree->knobs);
-	rst_pin_plan(tree);
 	ret = rst_tree_pipes(tree);
 	if (!ret)	/* after the pipes: the windows go above what the tasks inherit */
 		ret = rst_fdt_plan(tree);
@@ -205,6 +204,7 @@ static int stage_rebuild(struct rst_tree *tree)
 	struct rst_burst b;
 	int ret;
 
+	rst_pin_plan(tree);
 	rst_pin_spread(tree);
 	rst_burst_begin(&b, tree->nr);
 	ret = each_alive(tree, rebuild_go);

@@ -143,7 +143,6 @@ int rst_task_create(struct rst_tree *tree, struct rst_proc *root)
 		return -err;
 	}
 	t->pid = pid;
-	rst_pin_new_task(pid, &root->pin);
 	tree->created = 1;
 	ret = rst_tree_seize(tree, root);
 	if (ret)

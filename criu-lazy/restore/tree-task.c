@@ -107,7 +107,6 @@ static void fork_children(struct rst_tree *tree, int idx, bool filled)
 					 "set_tid): %s", p->pid, k->pid, strerror(errno));
 			_exit(1);
 		}
-		rst_pin_new_task(pid, &k->pin);
 		/* its pid is ours to tell, before it even runs (send_created()) */
 		if (!tree->procs[0].ri.new_pid_ns)
 			rst_tree_event(tree, j, EV_CREATED, pid);
