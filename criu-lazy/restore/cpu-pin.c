@@ -115,22 +115,20 @@ void rst_pin_plan(struct rst_tree *tree)
 	}
 }
 
-/* Each process on its CPU for its blob: threads it makes inherit it. */
-void rst_pin_spread(struct rst_tree *tree)
+/* @p on its CPU for its blob (its only thread yet: the threads the blob
+ * makes inherit it).  Only slower if this fails. */
+void rst_pin_one(struct rst_tree *tree, struct rst_proc *p)
 {
-	for (size_t i = 0; i < tree->nr; i++) {
-		struct rst_proc *p = &tree->procs[i];
-		cpu_set_t one;
+	cpu_set_t one;
 
-		if (p->pin.cpu < 0)
-			continue;
-		CPU_ZERO(&one);
-		CPU_SET(p->pin.cpu, &one);
-		/* its only thread until its blob makes the others */
-		if (sched_setaffinity(p->t.pid, sizeof(one), &one))
-			pr_debug("task %d: cannot give it CPU %d: %s", p->pid, p->pin.cpu,
-				 strerror(errno));
-	}
+	(void)tree;
+	if (p->pin.cpu < 0)
+		return;
+	CPU_ZERO(&one);
+	CPU_SET(p->pin.cpu, &one);
+	if (sched_setaffinity(p->t.pid, sizeof(one), &one))
+		pr_debug("task %d: cannot give it CPU %d: %s", p->pid, p->pin.cpu,
+			 strerror(errno));
 }
 
 /*

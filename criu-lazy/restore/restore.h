@@ -287,6 +287,7 @@ struct rst_proc {
 	 * tree-groups.c): its leader is no ancestor of it */
 	bool group_late;
 	bool ready;			/* said EV_READY (premapped, children forked) */
+	bool go_sent;			/* told to rebuild itself ('r') */
 	struct rst_images ri;		/* ALIVE only */
 	struct rst_plan plan;		/* ALIVE only */
 	struct rst_task t;
@@ -353,6 +354,7 @@ struct rst_tree {
 	struct rst_ipc ipc;		/* the tree's own IPC namespace (ipc-ns.c) */
 	bool new_net_ns;		/* made in a netns of its own (net/) */
 	size_t created, ready;		/* tasks seized, tasks that said EV_READY */
+	bool early_go;			/* each rebuilds itself once ready (tree.c) */
 	uint64_t t_start, fork_us, pages_filled;
 	/* our signal actions as the tasks inherit them (attrs/sigactions.c):
 	 * [sig], 1..64; !sa_known: not read, every action is set */

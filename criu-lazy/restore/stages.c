@@ -165,6 +165,7 @@ static int stage_create(struct rst_tree *tree)
 	 * task sets its own before the last fork: 'r' comes after them all) */
 	tree->sa_known = !attr_sigactions_ours(tree->sa_inherited);
 	attr_proc_knobs_ours(&tree->knobs);
+	rst_pin_plan(tree);
 	ret = rst_tree_pipes(tree);
 	if (!ret)	/* after the pipes: the windows go above what the tasks inherit */
 		ret = rst_fdt_plan(tree);
@@ -194,7 +195,7 @@ static int stage_fdt_apart(struct rst_tree *tree)
 /* (those sharing another's descriptor table wait: stage_fdt_sharers()) */
 static int rebuild_go(struct rst_tree *tree, struct rst_proc *p)
 {
-	return p->fdt_owner >= 0 ? 0 : rst_tree_send(tree, p, 'r');
+	return p->fdt_owner >= 0 ? 0 : rst_tree_go(tree, p);
 }
 
 /* Every live task rebuilds itself at once (child.c, then its blob), but
@@ -204,8 +205,6 @@ static int stage_rebuild(struct rst_tree *tree)
 	struct rst_burst b;
 	int ret;
 
-	rst_pin_plan(tree);
-	rst_pin_spread(tree);
 	rst_burst_begin(&b, tree->nr);
 	ret = each_alive(tree, rebuild_go);
 	rst_burst_end(&b);

@@ -59,6 +59,7 @@
 #define TREE_WAIT_MAX_MS	(10 * 60 * 1000)
 #define PROGRESS_MS	1000	/* between two looks at the tasks' progress */
 #define DEAD_WAIT_MS	10000	/* for a zombie or helper to exit */
+#define ERROR_WAIT_MS	1000	/* for the line of a task that broke a pipe */
 
 /* The sync and error pipes of task @p, and the socket pair of its uffd if
  * it sends one to the lazy-pages daemon. */
@@ -110,14 +111,85 @@ int rst_tree_pipes(struct rst_tree *tree)
 	return ret;
 }
 
+static int report_task_error(struct rst_proc *p);
+
+/* The first error line a task writes within ERROR_WAIT_MS, said: 1, or 0
+ * (a failure path: a look each millisecond). */
+static int await_task_error(struct rst_tree *tree)
+{
+	int64_t deadline = mono_ms() + ERROR_WAIT_MS;
+
+	while (!rst_tree_report_errors(tree)) {
+		if (mono_ms() > deadline)
+			return 0;
+		usleep(1000);
+	}
+	return 1;
+}
+
+/*
+ * A task that died, or whose end of the pipe went with a descriptor table
+ * it shares (its owner failed and closed it), reads nothing: the write's
+ * SIGPIPE killed the restore process ("restore crashed (killed by signal
+ * 13)", test_restore_fdtable_owner_fails, once in a few runs), where it
+ * must say what failed.  So SIGPIPE is blocked around the write and a
+ * pending one taken.
+ */
 int rst_tree_send(struct rst_tree *tree, struct rst_proc *p, char what)
 {
-	(void)tree;
-	if (write(p->t.sync_w, &what, 1) != 1) {
-		pr_perror("cannot signal task %d", p->pid);
+	struct timespec zero = { 0, 0 };
+	sigset_t pipe_sig, old;
+	ssize_t n;
+	int err;
+
+	sigemptyset(&pipe_sig);
+	sigaddset(&pipe_sig, SIGPIPE);
+	sigprocmask(SIG_BLOCK, &pipe_sig, &old);
+	n = write(p->t.sync_w, &what, 1);
+	err = errno;
+	if (n < 0 && err == EPIPE)
+		sigtimedwait(&pipe_sig, NULL, &zero);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (n != 1) {
+		/* the task that failed first says why (often not this one, and
+		 * perhaps a moment after it closed the pipe) */
+		if (!await_task_error(tree))
+			pr_err("cannot signal task %d: %s", p->pid,
+			       n < 0 ? strerror(err) : "short write");
 		return -EIO;
 	}
 	return 0;
+}
+
+int rst_tree_go(struct rst_tree *tree, struct rst_proc *p)
+{
+	if (p->go_sent)
+		return 0;
+	rst_pin_one(tree, p);
+	p->go_sent = true;
+	return rst_tree_send(tree, p, 'r');
+}
+
+/*
+ * A process rebuilds itself (child.c, then its blob) once the whole tree
+ * is made, its groups set and its zombies and helpers gone (stages.c):
+ * what the stages between wait for.  In a tree with none of that to wait
+ * for (every process alive, every group joined at its fork, no descriptor
+ * table shared), each is told to go as soon as it is ready: its premap
+ * done, its children forked.  The root of the bench tree so started its
+ * blob while its children still premapped, on a CPU that idled until the
+ * last of them was ready.  Its stops wait for stage 18 (blob-next.c).
+ */
+bool rst_tree_early_go_ok(const struct rst_tree *tree)
+{
+	for (size_t i = 0; i < tree->nr; i++) {
+		const struct rst_proc *p = &tree->procs[i];
+
+		if (p->kind != RST_PROC_ALIVE || p->group_late || p->fdt_owner >= 0 ||
+		    p->fdt_end)
+			return false;
+	}
+	return true;
 }
 
 /* One line from a task's error pipe, if it wrote one; 1 if so. */
@@ -142,11 +214,12 @@ static int report_task_error(struct rst_proc *p)
  * After a wait for one task failed: the first line another task wrote
  * (often the cause: a child that failed while its parent waited for it).
  */
-void rst_tree_report_errors(struct rst_tree *tree)
+int rst_tree_report_errors(struct rst_tree *tree)
 {
 	for (size_t i = 0; i < tree->nr; i++)
 		if (tree->procs[i].t.err_r >= 0 && report_task_error(&tree->procs[i]))
-			return;
+			return 1;
+	return 0;
 }
 
 /* Has a task we hold died or said why it failed? */
@@ -160,6 +233,18 @@ static int check_tasks(struct rst_tree *tree)
 			return -EIO;
 		if (!p->t.seized)
 			continue;
+		/* one told to go stops at its blob's end, a stop of stage 18's
+		 * to take: only its end is looked at here */
+		if (p->go_sent) {
+			siginfo_t si = { .si_pid = 0 };
+
+			if (waitid(P_PID, p->t.pid, &si, WEXITED | WNOHANG | WNOWAIT | __WALL) ||
+			    si.si_pid != p->t.pid)
+				continue;
+			if (!report_task_error(p))
+				pr_err("task %d died while the tree was being created", p->pid);
+			return -EIO;
+		}
 		if (waitpid(p->t.pid, &status, WNOHANG | __WALL) == p->t.pid) {
 			if (WIFEXITED(status) || WIFSIGNALED(status)) {
 				p->t.pid = 0;
@@ -305,7 +390,7 @@ int rst_tree_creation_event(struct rst_tree *tree, const char *what)
 	if (ev.kind == EV_READY && !p->ready) {
 		p->ready = true;
 		tree->ready++;
-		return 0;
+		return tree->early_go ? rst_tree_go(tree, p) : 0;
 	}
 	pr_err("unexpected event %d about task %d", ev.kind, p->pid);
 	return -EIO;
@@ -316,6 +401,8 @@ int rst_tree_create(struct rst_tree *tree)
 	int ret;
 
 	rst_tree_groups_plan(tree);
+	/* (after the groups' plan and the descriptor tables', stage_create()) */
+	tree->early_go = rst_tree_early_go_ok(tree);
 	ret = rst_task_create(tree, &tree->procs[0]);
 	while (!ret && tree->created < tree->nr)
 		ret = rst_tree_creation_event(tree, "new task");

@@ -14,12 +14,16 @@ void rst_tree_free(struct rst_tree *tree);
 
 /* tree.c: creating the tree, the restore process's side */
 int rst_tree_pipes(struct rst_tree *tree);
-void rst_tree_report_errors(struct rst_tree *tree);
+int rst_tree_report_errors(struct rst_tree *tree);
 int rst_tree_create(struct rst_tree *tree);
 int rst_tree_seize(struct rst_tree *tree, struct rst_proc *p);
 int rst_tree_creation_event(struct rst_tree *tree, const char *what);
 int rst_tree_reap_dead(struct rst_tree *tree);
 int rst_tree_send(struct rst_tree *tree, struct rst_proc *p, char what);
+/* 'r' to @p, on its CPU (cpu-pin.c); once only. */
+int rst_tree_go(struct rst_tree *tree, struct rst_proc *p);
+/* May each process rebuild itself as soon as it is ready? */
+bool rst_tree_early_go_ok(const struct rst_tree *tree);
 void rst_tree_kill(struct rst_tree *tree);
 int rst_tree_next_event(struct rst_tree *tree, struct rst_event *ev, const char *what,
 			int timeout_ms);
