@@ -57,41 +57,55 @@ def watchdog_line(out, source):
     return int(m.group(1)), int(m.group(2), 16), int(m.group(3), 16)
 
 
+def daemon_with_hook(tool, procs, workdir, dirs, monkeypatch, hook, n):
+    """A page server, a daemon with the test hook `hook`=n and a 0.5 s
+    grace, and the stand-in restore; the daemon must fail: (port, server,
+    daemon, restore, its output, its log)."""
+    src, dst = dirs
+    port = free_port()
+    server = start_page_server(tool, procs, workdir, src, port)
+    monkeypatch.setenv(hook, n)
+    monkeypatch.setenv(GRACE, "500")
+    daemon = start_daemon(tool, procs, workdir, dst, port, extra=("--no-background-fetch",))
+    restore = restore_standin(procs, workdir, dst, "--wait-file", workdir / "go")
+    assert exit_status(procs, daemon, 30) == "exit code 1", output_of(workdir, "lazy-pages")
+    return (port, server, daemon, restore, output_of(workdir, "lazy-pages"),
+            (workdir / "lazy-pages.log").read_text())
+
+
+def expect_poisoned_not_zeros(procs, workdir, server, daemon, restore):
+    """Both stand-in tasks got SIGBUS where pages did not come and went on
+    to their half; none read a wrong page; nothing is left running: each
+    task's counts (right, ..., poisoned, wrong)."""
+    halves = [workdir / f"go.{pid}.half" for pid in (100, 200)]
+    assert P.wait_for(lambda: all(h.exists() for h in halves), TIMEOUT), \
+        output_of(workdir, "restore")
+    (workdir / "go").touch()
+    assert exit_status(procs, restore) == "exit code 0", output_of(workdir, "restore")
+    counts = task_counts(workdir)
+    assert all(c[3] == 0 for c in counts.values()), counts
+    assert sum(c[2] for c in counts.values()) > 0, counts
+    assert sum(c[0] + c[2] for c in counts.values()) == BIG + 20 + 32, counts
+    stop(procs, server)
+    for p in (daemon, restore, server):
+        assert not P.exists(p.pid), P.describe(p.pid)
+    return counts
+
+
 def test_forgotten_get(tool, procs, workdir, dirs, monkeypatch):
     """A page server's GET never sent: the fault that asked for it would
     wait for ever.  The watchdog fails the daemon; the waiting thread and
     every later touch of a page that did not come get SIGBUS."""
-    src, dst = dirs
-    port = free_port()
-    wait_file = workdir / "go"
-    server = start_page_server(tool, procs, workdir, src, port)
-    monkeypatch.setenv(DROP, "5")
-    monkeypatch.setenv(GRACE, "500")
-    daemon = start_daemon(tool, procs, workdir, dst, port, extra=("--no-background-fetch",))
-    restore = restore_standin(procs, workdir, dst, "--wait-file", wait_file)
-
-    assert exit_status(procs, daemon, 30) == "exit code 1", output_of(workdir, "lazy-pages")
-    out = output_of(workdir, "lazy-pages")
-    log = (workdir / "lazy-pages.log").read_text()
+    port, server, daemon, restore, out, log = daemon_with_hook(tool, procs, workdir, dirs,
+                                                               monkeypatch, DROP, "5")
     assert re.search(rf"Warn : test hook {DROP}: request 5 \(task \d+, 0x[0-9a-f]+-"
                      r"0x[0-9a-f]+\) forgotten", log), log
     pid, start, end = watchdog_line(out, "no GET for it on an open connection to the page "
                                     "server")
     assert pid in (100, 200) and start < end, out
     # the task that waited got SIGBUS and went on to its half
-    halves = [workdir / f"go.{pid}.half" for pid in (100, 200)]
-    assert P.wait_for(lambda: all(h.exists() for h in halves), TIMEOUT), \
-        output_of(workdir, "restore")
-    wait_file.touch()
-    assert exit_status(procs, restore) == "exit code 0", output_of(workdir, "restore")
-    counts = task_counts(workdir)
-    assert all(c[3] == 0 for c in counts.values()), counts
+    counts = expect_poisoned_not_zeros(procs, workdir, server, daemon, restore)
     assert counts[100][1] == 44 and counts[200][1] == 0, counts
-    assert sum(c[2] for c in counts.values()) > 0, counts
-    assert sum(c[0] + c[2] for c in counts.values()) == BIG + 20 + 32, counts
-    stop(procs, server)
-    for p in (daemon, restore, server):
-        assert not P.exists(p.pid), P.describe(p.pid)
 
 
 def test_replies_left_unread(tool, procs, workdir, dirs, monkeypatch):
@@ -101,18 +115,8 @@ def test_replies_left_unread(tool, procs, workdir, dirs, monkeypatch):
     and the threads would wait for ever.  The watchdog sees the bytes wait
     unread for the grace and fails the daemon; every page that did not come
     raises SIGBUS, none reads zeros."""
-    src, dst = dirs
-    port = free_port()
-    wait_file = workdir / "go"
-    server = start_page_server(tool, procs, workdir, src, port)
-    monkeypatch.setenv(STOP, "5")
-    monkeypatch.setenv(GRACE, "500")
-    daemon = start_daemon(tool, procs, workdir, dst, port, extra=("--no-background-fetch",))
-    restore = restore_standin(procs, workdir, dst, "--wait-file", wait_file)
-
-    assert exit_status(procs, daemon, 30) == "exit code 1", output_of(workdir, "lazy-pages")
-    out = output_of(workdir, "lazy-pages")
-    log = (workdir / "lazy-pages.log").read_text()
+    port, server, daemon, restore, out, log = daemon_with_hook(tool, procs, workdir, dirs,
+                                                               monkeypatch, STOP, "5")
     assert re.search(rf"Warn : test hook {STOP}=5: the fault connection to page server "
                      rf"127.0.0.1:{port} is read no more", log), log
     lines = [l for l in out.splitlines() if BUG in l]
@@ -124,18 +128,7 @@ def test_replies_left_unread(tool, procs, workdir, dirs, monkeypatch):
                  r"their pages undelivered$", lines[0])
     assert m and float(m.group(1)) >= 0.5 and int(m.group(2)) > 0, lines[0]
     assert int(m.group(3)) >= 1 and int(m.group(4)) in (100, 200), lines[0]
-    halves = [workdir / f"go.{pid}.half" for pid in (100, 200)]
-    assert P.wait_for(lambda: all(h.exists() for h in halves), TIMEOUT), \
-        output_of(workdir, "restore")
-    wait_file.touch()
-    assert exit_status(procs, restore) == "exit code 0", output_of(workdir, "restore")
-    counts = task_counts(workdir)
-    assert all(c[3] == 0 for c in counts.values()), counts
-    assert sum(c[2] for c in counts.values()) > 0, counts
-    assert sum(c[0] + c[2] for c in counts.values()) == BIG + 20 + 32, counts
-    stop(procs, server)
-    for p in (daemon, restore, server):
-        assert not P.exists(p.pid), P.describe(p.pid)
+    expect_poisoned_not_zeros(procs, workdir, server, daemon, restore)
 
 
 def test_forgotten_get_of_shared_memory(zdtm, tool, procs, workdir, monkeypatch):
