@@ -317,14 +317,15 @@ def test_killed_remote(zdtm, tool, procs, workdir):
 TREE_SPEC = ZdtmTest("tree", ("--children", "4"), label="queued", tree=True)
 
 
-def lazy_pages_as_read(imgdir, pid):
+def lazy_pages_as_read(imgdir, pid, here=None):
     """(right, poisoned, wrong) of the lazy pages of pagemap-PID.img as
-    /proc/PID/mem reads them now: the dumped bytes, an error (a poisoned
-    page: EIO), or anything else (zeros where data was)."""
+    /proc/HERE/mem (here: the process's pid in ours, if not pid) reads them
+    now: the dumped bytes, an error (a poisoned page: EIO), or anything
+    else (zeros where data was)."""
     pages_id, ents = images.pagemap_entries(imgdir / f"pagemap-{pid}.img")
     dumped = (imgdir / f"pages-{pages_id}.img").read_bytes()
     right = poisoned = wrong = off = 0
-    with open(f"/proc/{pid}/mem", "rb", buffering=0) as mem:
+    with open(f"/proc/{here or pid}/mem", "rb", buffering=0) as mem:
         for vaddr, n, fl in ents:
             if not fl & images.PE_PRESENT:
                 continue
@@ -391,13 +392,32 @@ def test_killed_with_records_queued(zdtm, tool, workdir, stopped):
     The processes are stopped before the kill, so that what they hold can
     be read (/proc/PID/mem) after the guardian has gone, before one dies
     touching it; then killed by their pids."""
+    killed_with_records_queued(zdtm, tool, workdir, stopped)
+
+
+@pytest.mark.parametrize("stopped", sorted(STOPPED_AT))
+def test_killed_with_records_queued_in_a_pid_namespace(zdtm, tool, workdir, stopped):
+    """The same for a tree restored into a pid namespace of its own, its
+    records sent without credentials (CRIU_LAZY_TEST_NO_CREDENTIALS, as
+    from a restore without CAP_SYS_ADMIN): each record's pid is the
+    process's pid there (1 for the root), another process's here.  The
+    guardian finds each process as the daemon does (host-pid.c: below the
+    restore, or the one process started since the daemon with that pid
+    there, its heap's start and a userfaultfd); before, it took the
+    image's pid for the process here and poisoned nothing of it."""
+    killed_with_records_queued(zdtm, tool, workdir, stopped, pid_ns=True)
+
+
+def killed_with_records_queued(zdtm, tool, workdir, stopped, pid_ns=False):
     stop_at, nr_read = STOPPED_AT[stopped]
-    task = zdtm(TREE_SPEC)
+    task = zdtm(TREE_SPEC, pid_ns=pid_ns)
     imgdir = workdir / "images"
     dump_tree(tool, task, imgdir, workdir)
     env = dict(os.environ)
     if stop_at:
         env["CRIU_LAZY_TEST_STOP_AT_RECORD"] = str(stop_at)
+    if pid_ns:
+        env["CRIU_LAZY_TEST_NO_CREDENTIALS"] = "1"
     daemon = lazy.Daemon(task.procs, tool, ["lazy-pages", "-D", imgdir, "--no-background-fetch"],
                          workdir / "lazy-pages.log", workdir / "lazy-pages.out", "lazy-pages",
                          env=env)
@@ -405,12 +425,14 @@ def test_killed_with_records_queued(zdtm, tool, workdir, stopped):
     if not stop_at:
         os.kill(daemon.pid, signal.SIGSTOP)
     assert_ok(tool.restore(imgdir, workdir / "restore.log", TIMEOUT, pidfile=pidfile,
-                           extra=["--lazy-pages"]), "restore --lazy-pages")
+                           extra=["--lazy-pages"], env=env), "restore --lazy-pages")
     task.expect_restored(pidfile)
     tree = [task.pid, *P.descendants(task.pid)]
     assert len(tree) == 5, f"the restored tree: {tree}"
     for pid in tree[1:]:
         task.procs.adopt(pid)
+    # each process's pid in the images (its innermost)
+    in_images = {pid: int(P.status_field(pid, "NSpid").split()[-1]) for pid in tree}
     assert P.wait_for(lambda: P.state(daemon.pid) == "T", TIMEOUT), daemon.text()
     assert daemon.log.read_text().count("got uffd") == nr_read, daemon.text()
     # stopped, so that what they hold can be read when the guardian is
@@ -428,19 +450,21 @@ def test_killed_with_records_queued(zdtm, tool, workdir, stopped):
     lines = [l for l in daemon.out.read_text().splitlines() if "guardian: " in l]
     try:
         for pid in tree:
-            right, poisoned, wrong = lazy_pages_as_read(imgdir, pid)
+            right, poisoned, wrong = lazy_pages_as_read(imgdir, in_images[pid], pid)
             assert wrong == 0 and poisoned > 0, (
                 f"process {pid}: {right} lazy pages right, {poisoned} poisoned, {wrong} wrong "
                 f"(nothing was delivered)\n{daemon.text()}")
             mine = [l for l in lines if re.search(
                 rf"^lazy-pages: guardian: the lazy-pages daemon \(pid {daemon.pid}\) died "
-                rf"without ending its work: task {pid}: [1-9][0-9]* missing pages poisoned", l)]
+                rf"without ending its work: task {in_images[pid]}( \(pid {pid} here\))?: "
+                rf"[1-9][0-9]* missing pages poisoned", l)]
             assert len(mine) == 1, f"process {pid}: {mine}\n{daemon.text()}"
         assert len(lines) == len(tree), daemon.text()
         taken = daemon.log.read_text().count("its uffd was still queued for the daemon")
         assert taken == len(tree) - nr_read, daemon.text()
     finally:
-        for pid in tree:
+        # the root last: in a pid namespace of its own its end kills the rest
+        for pid in reversed(tree):
             os.kill(pid, signal.SIGKILL)
         for pid in tree:
             task.procs.reap(pid, TIMEOUT)

@@ -215,6 +215,37 @@ def test_guardian_releases_what_the_daemon_closes(zdtm, tool, workdir):
         task.procs.kill(pid)
 
 
+def socket_fds(pid):
+    """The fds of pid that are sockets."""
+    fds = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:"):
+                fds.append(int(fd))
+        except FileNotFoundError:
+            pass
+    return fds
+
+
+def test_guardian_drops_the_connection_once_every_record_is_read(zdtm, tool, workdir):
+    """The guardian holds the restore's connection only while a record may
+    be queued on it (guardian-handshake.c): once the daemon has read every
+    record it says so (GUARDIAN_CONN_DONE) and the guardian closes its
+    copy, the daemon its own at the connection's end; left, the guardian
+    kept the connection open as long as it lived.  What it holds then: its
+    end of the socketpair, and the five uffds."""
+    task, daemon, tree = stop_tree_lazy(zdtm, tool, workdir, "conn")
+    assert daemon.guardian and P.wait_for(
+        lambda: len(lazy.uffd_fds(daemon.guardian)) == 5 and
+        len(socket_fds(daemon.guardian)) == 1, TIMEOUT), (
+        f"the guardian holds {len(lazy.uffd_fds(daemon.guardian))} uffds and "
+        f"{len(socket_fds(daemon.guardian))} sockets\n{daemon.text()}")
+    os.kill(daemon.pid, signal.SIGTERM)
+    assert daemon.wait_exit() != 0
+    for pid in [task.pid, *tree]:
+        task.procs.kill(pid)
+
+
 MADV_WIPEONFORK = 18		# private anonymous memory only: EINVAL on a file
 
 

@@ -32,6 +32,7 @@
 #include "common/array.h"
 #include "common/log.h"
 #include "lazy/guardian.h"
+#include "lazy/lazy-daemon.h"
 
 #define STOP_WAIT_MS 5000	/* for the guardian to exit after END */
 #define SEND_WAIT_MS 1000	/* for room on the socket: the guardian reads at once */
@@ -118,10 +119,10 @@ static int recv_msg(int sock, struct guardian_msg *m, int *fd)
 	return 1;
 }
 
-static int guardian_main(int sock, pid_t daemon_pid, int listen_fd)
+static int guardian_main(int sock, pid_t daemon_pid, struct guardian_conn *c)
 {
 	struct guardian_table tab = { 0 };
-	int ret, conn = -1;
+	int ret;
 
 	for (;;) {
 		struct guardian_msg m;
@@ -151,17 +152,21 @@ static int guardian_main(int sock, pid_t daemon_pid, int listen_fd)
 			table_release(&tab, m.id);
 			break;
 		case GUARDIAN_CONN:
-			if (fd < 0 || conn >= 0) {
+			if (fd < 0 || c->conn >= 0) {
 				if (fd >= 0)
 					close(fd);
 				break;
 			}
-			conn = fd;
-			if (listen_fd >= 0)
-				close(listen_fd);
-			listen_fd = -1;
+			guardian_conn_close(c);		/* the listening socket */
+			c->conn = fd;
+			c->restore_pid = m.pid;
+			break;
+		case GUARDIAN_CONN_DONE:
+			/* every record read: only "restore finished" is left to come */
+			guardian_conn_close(c);
 			break;
 		case GUARDIAN_END:
+			guardian_conn_close(c);
 			table_close_all(&tab);
 			free(tab.e);
 			return 0;
@@ -175,8 +180,8 @@ static int guardian_main(int sock, pid_t daemon_pid, int listen_fd)
 	if (ret < 0)
 		pr_warn("reading from the daemon: %s", strerror(-ret));
 	/* what the restore sent that the daemon never read comes too */
-	if (guardian_take_queued(&tab, listen_fd, conn) < 0)
-		pr_err("out of memory: a uffd still queued for the daemon is not poisoned");
+	guardian_take_queued(&tab, c);	/* said what it could not take */
+	guardian_conn_close(c);
 	ret = guardian_take_over(&tab, daemon_pid);
 	table_close_all(&tab);
 	free(tab.e);
@@ -185,9 +190,11 @@ static int guardian_main(int sock, pid_t daemon_pid, int listen_fd)
 
 /* ---- the daemon's side ---- */
 
-int guardian_start(struct lazy_guardian *g, int listen_fd)
+int guardian_start(struct lazy_guardian *g, int listen_fd, int dirfd, size_t nr_tasks)
 {
-	int sv[2], keep[6], nr = 0, log_fd, err_fd;
+	struct guardian_conn c = { .listen_fd = listen_fd, .conn = -1, .dirfd = dirfd,
+				   .nr_tasks = nr_tasks, .since = lazy_start_ticks(getpid()) };
+	int sv[2], keep[7], nr = 0, log_fd, err_fd;
 	pid_t daemon_pid = getpid(), pid;
 
 	g->pid = 0;
@@ -217,9 +224,11 @@ int guardian_start(struct lazy_guardian *g, int listen_fd)
 			keep[nr++] = err_fd;
 		if (listen_fd >= 0)
 			keep[nr++] = listen_fd;
+		if (dirfd >= 0)
+			keep[nr++] = dirfd;
 		sort_fds(keep, nr);
 		close_fds_but(keep, nr);
-		_exit(guardian_main(sv[1], daemon_pid, listen_fd));
+		_exit(guardian_main(sv[1], daemon_pid, &c));
 	}
 	close(sv[1]);
 	g->pid = pid;
@@ -285,15 +294,24 @@ int guardian_hold(struct lazy_guardian *g, int uffd, pid_t pid, pid_t host_pid, 
 	return 0;
 }
 
-void guardian_hold_conn(struct lazy_guardian *g, int conn)
+void guardian_hold_conn(struct lazy_guardian *g, int conn, pid_t restore_pid)
 {
-	struct guardian_msg m = { .op = GUARDIAN_CONN };
+	struct guardian_msg m = { .op = GUARDIAN_CONN, .pid = restore_pid };
 	int ret = g->sock < 0 ? -EPIPE : send_msg(g, &m, conn);
 
 	if (ret)
 		pr_warn("cannot hand the restore's connection to the guardian (%s): a SIGKILL of "
 			"this daemon during the handshake would leave the missing pages of the "
 			"tasks still queued on it reading as zeros", strerror(-ret));
+}
+
+void guardian_conn_done(struct lazy_guardian *g)
+{
+	struct guardian_msg m = { .op = GUARDIAN_CONN_DONE };
+
+	/* not fatal: its copy of a connection with no record left only keeps it open */
+	if (g->sock >= 0 && send_msg(g, &m, -1))
+		pr_warn("cannot tell pid %d to close its copy of the restore's connection", g->pid);
 }
 
 static void reap(struct lazy_guardian *g, int wait_ms)

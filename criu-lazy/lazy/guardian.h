@@ -10,9 +10,10 @@
  *
  * Daemon side: guardian_start() before any uffd exists, guardian_hold_conn()
  * once it accepted the restore's connection (a uffd may still be queued
- * there when the daemon is killed), guardian_hold() for every uffd it gets
- * (handshake, FORK events), guardian_release() when it closes one,
- * guardian_stop() at its end.  The guardian's own code is in guardian.c
+ * there when the daemon is killed) and guardian_conn_done() once it read
+ * every record, guardian_hold() for every uffd it gets (handshake, FORK
+ * events), guardian_release() when it closes one, guardian_stop() at its
+ * end.  The guardian's own code is in guardian.c
  * (the holding), guardian-handshake.c (the uffds still queued for the
  * daemon) and guardian-poison.c (the takeover).
  */
@@ -33,8 +34,9 @@ enum guardian_op {
 	GUARDIAN_HOLD = 1,	/* one uffd (SCM_RIGHTS) to keep */
 	GUARDIAN_RELEASE,	/* the daemon closed its copy: close ours */
 	GUARDIAN_END,		/* normal end: close everything and exit */
-	GUARDIAN_CONN,		/* the restore's connection (SCM_RIGHTS), accepted:
-				 * kept, and the listening socket closed */
+	GUARDIAN_CONN,		/* the restore's connection (SCM_RIGHTS), accepted
+				 * from pid: kept, and the listening socket closed */
+	GUARDIAN_CONN_DONE,	/* every record read: close the connection */
 };
 
 /* One message on the socketpair (SOCK_SEQPACKET: one record each). */
@@ -51,13 +53,21 @@ struct guardian_msg {
 /*
  * Fork the guardian.  Only the daemon returns (0, or -errno logged); the
  * guardian never returns from it.  It keeps none of the daemon's fds but
- * the log's, its end of the socketpair and listen_fd, the lazy-pages socket,
- * until guardian_hold_conn() (not the directory's lock or the page source).
+ * the log's, its end of the socketpair, listen_fd, the lazy-pages socket,
+ * until guardian_hold_conn(), and dirfd, the images (which process here a
+ * record it takes means, host-pid.c); not the directory's lock or the page
+ * source.  nr_tasks: the processes of the tree, the most records the
+ * restore sends.
  */
-int guardian_start(struct lazy_guardian *g, int listen_fd);
+int guardian_start(struct lazy_guardian *g, int listen_fd, int dirfd, size_t nr_tasks);
 
-/* Hand over a copy of the restore's connection once accepted. */
-void guardian_hold_conn(struct lazy_guardian *g, int conn);
+/*
+ * Hand over a copy of the restore's connection once accepted from
+ * restore_pid, and once every record is read, say so (the guardian closes
+ * it).  Not fatal if they fail (a warning).
+ */
+void guardian_hold_conn(struct lazy_guardian *g, int conn, pid_t restore_pid);
+void guardian_conn_done(struct lazy_guardian *g);
 
 /* Hand over a copy of uffd; *id gets the handle for guardian_release(). */
 int guardian_hold(struct lazy_guardian *g, int uffd, pid_t pid, pid_t host_pid, bool forked,
@@ -91,12 +101,23 @@ struct guardian_table {
 };
 
 int guardian_table_add(struct guardian_table *tab, const struct guardian_entry *e);
+/* guardian-handshake.c: the restore's sockets the guardian holds */
+struct guardian_conn {
+	int listen_fd;		/* until the daemon accepted the restore, or -1 */
+	int conn;		/* the restore's connection, or -1 */
+	pid_t restore_pid;	/* its peer, 0 if unknown */
+	int dirfd;		/* the images */
+	size_t nr_tasks;	/* the processes of pstree.img */
+	unsigned long long since;	/* the daemon's start (host-pid.c) */
+};
+
 /*
- * guardian-handshake.c: the uffds still queued on the restore's connection
- * conn, or on the one waiting on listen_fd (either -1 if none), into the
- * table.  How many, or -ENOMEM.
+ * The uffds still queued on the restore's connection, or on the one
+ * waiting on the listening socket, into the table (the daemon died): how
+ * many, or -ENOMEM (said).
  */
-int guardian_take_queued(struct guardian_table *tab, int listen_fd, int conn);
+int guardian_take_queued(struct guardian_table *tab, struct guardian_conn *c);
+void guardian_conn_close(struct guardian_conn *c);
 /* Returns the exit status for the guardian. */
 int guardian_take_over(struct guardian_table *tab, pid_t daemon_pid);
 

@@ -109,19 +109,20 @@ static bool has_uffd_vma(pid_t pid)
 
 /*
  * With the restore gone: the one process whose innermost pid is ns_pid,
- * started no earlier than us (field 22), with a userfaultfd VMA and the
- * heap's start of its mm image (field 47, set by the restore; another
- * restore's pid 1 may be about); -1 if none or more (how many in *nr).
+ * started no earlier than since (the daemon's field 22), with a
+ * userfaultfd VMA and the heap's start of its mm image (field 47, set by
+ * the restore; another restore's pid 1 may be about); -1 if none or more
+ * (how many in *nr).
  */
-static pid_t find_anywhere(const struct lazy_daemon *d, pid_t ns_pid, int *nr)
+static pid_t find_anywhere(int dirfd, unsigned long long since, pid_t ns_pid, int *nr)
 {
-	unsigned long long since = stat_field(getpid(), 22), start_brk = 0;
+	unsigned long long start_brk = 0;
 	pid_t found = -1;
 	struct dirent *de;
 	MmEntry *mm;
 	DIR *dir;
 
-	if (!img_read_one(d->dirfd, IMG_MM, ns_pid, &mm_entry__descriptor,
+	if (!img_read_one(dirfd, IMG_MM, ns_pid, &mm_entry__descriptor,
 			  (ProtobufCMessage **)&mm)) {
 		start_brk = mm->mm_start_brk;
 		mm_entry__free_unpacked(mm, NULL);
@@ -162,9 +163,25 @@ static pid_t from_credentials(pid_t pid, pid_t cred_pid)
 	return 0;
 }
 
+unsigned long long lazy_start_ticks(pid_t pid)
+{
+	return stat_field(pid, 22);
+}
+
+pid_t lazy_ns_pid(pid_t here)
+{
+	return status_pid(here, false);
+}
+
 pid_t lazy_host_pid(const struct lazy_daemon *d, pid_t pid, pid_t cred_pid)
 {
-	pid_t restore_pid = d->restore_pid;
+	return lazy_host_pid_in(d->dirfd, d->restore_pid, lazy_start_ticks(getpid()), pid,
+				cred_pid);
+}
+
+pid_t lazy_host_pid_in(int dirfd, pid_t restore_pid, unsigned long long since, pid_t pid,
+		       pid_t cred_pid)
+{
 	int nr = 0;
 	pid_t here;
 
@@ -185,7 +202,7 @@ pid_t lazy_host_pid(const struct lazy_daemon *d, pid_t pid, pid_t cred_pid)
 			 "that pid in its namespace", pid, here);
 		return here;
 	}
-	here = find_anywhere(d, pid, &nr);
+	here = find_anywhere(dirfd, since, pid, &nr);
 	if (here < 0) {
 		/* the guardian may then read another process's /proc: it says so */
 		pr_warn("task %d: no process below the restore (pid %d) has that pid in its "

@@ -246,6 +246,17 @@ int lazy_read_events(struct lazy_daemon *d, struct lazy_task *t);
  * if they name another process (logged).
  */
 pid_t lazy_host_pid(const struct lazy_daemon *d, pid_t pid, pid_t cred_pid);
+/*
+ * The same for whoever holds the images directory (dirfd) and knows the
+ * restore's pid (0: unknown) and the daemon's start (lazy_start_ticks()):
+ * the guardian, for the records it takes at its takeover.
+ */
+pid_t lazy_host_pid_in(int dirfd, pid_t restore_pid, unsigned long long since, pid_t pid,
+		       pid_t cred_pid);
+/* When pid started (/proc/PID/stat field 22), 0 if unreadable. */
+unsigned long long lazy_start_ticks(pid_t pid);
+/* The innermost pid (its own namespace's) of the process here, -1 if gone. */
+pid_t lazy_ns_pid(pid_t here);
 
 /* lazy-watchdog.c */
 void lazy_watchdog_init(struct lazy_daemon *d);

@@ -11,6 +11,9 @@
  * on the connection (drain_queued()): they would close with it, the kernel
  * would unregister their ranges, and their tasks would read zeros where
  * their lazy pages are.  Taken, they are poisoned with the rest.
+ *
+ * Who may connect, and how a record is read, are lazy-records.c's: the
+ * guardian takes the records left when we are killed the same way.
  */
 #include <errno.h>
 #include <poll.h>
@@ -92,71 +95,6 @@ static int recv_pid(const struct lazy_daemon *d, int conn, int32_t *pid)
 	return 0;
 }
 
-/* The descriptors of an SCM_RIGHTS we do not take: closed. */
-static void close_rights(const struct cmsghdr *cmsg)
-{
-	if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS)
-		return;
-	for (size_t i = 0; CMSG_LEN((i + 1) * sizeof(int)) <= cmsg->cmsg_len; i++) {
-		int fd;
-
-		memcpy(&fd, CMSG_DATA(cmsg) + i * sizeof(int), sizeof(int));
-		close(fd);
-	}
-}
-
-/*
- * The uffd's message, and the pid here its credentials name (*cred_pid:
- * 0 if none came; SO_PASSCRED is set, so without the restore's own the
- * kernel gives its sender's pid).  The caller waited for it.
- */
-static int recv_uffd(int conn, int32_t pid, int *uffd, pid_t *cred_pid)
-{
-	union {
-		char buf[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} control;
-	char byte;
-	struct iovec iov = { &byte, 1 };
-	struct msghdr msg = {
-		.msg_iov = &iov, .msg_iovlen = 1,
-		.msg_control = control.buf, .msg_controllen = sizeof(control.buf),
-	};
-	struct cmsghdr *cmsg;
-	bool bad = false;
-	ssize_t n = recvmsg(conn, &msg, MSG_CMSG_CLOEXEC);
-
-	if (n < 0) {
-		pr_perror("receive the userfaultfd of task %d", pid);
-		return -errno;
-	}
-	*uffd = -1;
-	*cred_pid = 0;
-	for (cmsg = CMSG_FIRSTHDR(&msg); cmsg; cmsg = CMSG_NXTHDR(&msg, cmsg)) {
-		if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS &&
-		    cmsg->cmsg_len == CMSG_LEN(sizeof(int)) && *uffd < 0) {
-			memcpy(uffd, CMSG_DATA(cmsg), sizeof(int));
-		} else if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_CREDENTIALS &&
-			   cmsg->cmsg_len == CMSG_LEN(sizeof(struct ucred))) {
-			struct ucred cred;
-
-			memcpy(&cred, CMSG_DATA(cmsg), sizeof(cred));
-			*cred_pid = cred.pid;
-		} else {
-			close_rights(cmsg);
-			bad = true;
-		}
-	}
-	if (n != 1 || *uffd < 0 || bad || (msg.msg_flags & MSG_CTRUNC)) {
-		pr_err("task %d: the restore sent no userfaultfd", pid);
-		if (*uffd >= 0)
-			close(*uffd);
-		*uffd = -1;
-		return -EBADMSG;
-	}
-	return 0;
-}
-
 static bool pid_expected(const struct lazy_tree *tree, int32_t pid)
 {
 	for (size_t i = 0; i < tree->nr_pids; i++)
@@ -174,63 +112,22 @@ static bool pid_seen(const struct lazy_daemon *d, int32_t pid)
 }
 
 /*
- * Is the peer root or our own uid?  Else it is closed with one line, and
- * the daemon keeps waiting for the real restore.
- */
-static bool peer_allowed(struct lazy_daemon *d, int fd)
-{
-	struct ucred cred;
-	socklen_t len = sizeof(cred);
-
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len)) {
-		pr_perror("refused a connection to the lazy-pages socket: no peer credentials");
-		return false;
-	}
-	d->restore_pid = cred.pid;
-	if (cred.uid == 0 || cred.uid == geteuid())
-		return true;
-	pr_warn("refused a connection to the lazy-pages socket from pid %d uid %u: "
-		"only root or uid %u may restore through this daemon", cred.pid, cred.uid,
-		geteuid());
-	return false;
-}
-
-/*
- * Ask for every message's credentials before the first is read: the
- * restore's name each task's process by its pid (host-pid.c).  Not fatal:
- * without them the daemon looks for the process itself.
- */
-static void pass_credentials(int fd)
-{
-	int one = 1;
-
-	if (setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)))
-		pr_warn("SO_PASSCRED on the restore's connection: %s: each task's pid here "
-			"is looked for in /proc", strerror(errno));
-}
-
-/*
- * The next connection: 0 taken, 1 none to take now, or -errno.  A peer we
- * refuse is closed (peer_allowed() said so).
+ * The next connection: 0 taken, 1 none to take now, or -errno.  Taken,
+ * its copy goes to the guardian at once: the records it holds are the
+ * guardian's to take if we are killed before we read them
+ * (guardian-handshake.c).
  */
 static int take_connection(struct lazy_daemon *d, int listen_fd)
 {
-	d->conn_fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
-	if (d->conn_fd < 0) {
-		if (errno == ECONNABORTED || errno == EINTR || errno == EAGAIN)
-			return 1;
-		pr_perror("accept the restore's connection");
-		return -errno;
-	}
-	if (peer_allowed(d, d->conn_fd)) {
-		pass_credentials(d->conn_fd);
-		/* killed before we read them, its records' uffds go to the guardian */
-		guardian_hold_conn(&d->guardian, d->conn_fd);
-		return 0;
-	}
-	close(d->conn_fd);
-	d->conn_fd = -1;
-	return 1;
+	int fd = lazy_take_connection(listen_fd, &d->restore_pid);
+
+	if (fd == -EAGAIN)
+		return 1;
+	if (fd < 0)
+		return fd;
+	d->conn_fd = fd;
+	guardian_hold_conn(&d->guardian, fd, d->restore_pid);
+	return 0;
 }
 
 /*
@@ -287,44 +184,29 @@ static void adopt_queued(struct lazy_daemon *d, const struct lazy_tree *tree, in
 		close(uffd);
 }
 
-/* Is the restore's next record there within DRAIN_WAIT_MS? */
-#define DRAIN_WAIT_MS	100
+struct adopt_arg {
+	struct lazy_daemon *d;
+	const struct lazy_tree *tree;
+};
 
-static bool drain_ready(int conn)
+static void adopt_one(void *arg, int32_t pid, int uffd, pid_t cred_pid)
 {
-	struct pollfd p = { .fd = conn, .events = POLLIN };
+	struct adopt_arg *a = arg;
 
-	return poll(&p, 1, DRAIN_WAIT_MS) == 1;
+	adopt_queued(a->d, a->tree, pid, uffd, cred_pid);
 }
 
 /*
  * The handshake failed after it began: take every uffd the restore already
- * sent (a record waits at most DRAIN_WAIT_MS: a restore that sends nothing
- * more keeps us no longer), up to one record per process of the tree.
+ * sent (lazy_drain_records()), up to one record per process of the tree.
  * unread: a pid whose uffd is the next message, or 0.  What cannot be read
  * is left: the caller fails anyway, and has said why.
  */
 static void drain_queued(struct lazy_daemon *d, const struct lazy_tree *tree, int32_t unread)
 {
-	for (size_t i = 0; i <= tree->nr_pids; i++) {
-		int32_t pid = unread;
-		pid_t cred_pid;
-		int uffd;
+	struct adopt_arg a = { d, tree };
 
-		unread = 0;
-		if (!pid) {
-			ssize_t n = drain_ready(d->conn_fd) ?
-				    recv(d->conn_fd, &pid, sizeof(pid), MSG_DONTWAIT) : -1;
-
-			if (n != sizeof(pid) || pid == 0 || pid == (int32_t)LAZY_RESTORE_FINISHED)
-				return;
-			if (pid < 0)
-				continue;	/* a zombie */
-		}
-		if (!drain_ready(d->conn_fd) || recv_uffd(d->conn_fd, pid, &uffd, &cred_pid))
-			return;
-		adopt_queued(d, tree, pid, uffd, cred_pid);
-	}
+	lazy_drain_records(d->conn_fd, tree->nr_pids, unread, adopt_one, &a);
 }
 
 /*
@@ -357,7 +239,7 @@ static int accept_one(struct lazy_daemon *d, const struct lazy_tree *tree, int32
 		*unread = pid;		/* it may come yet (a stop came first) */
 		return ret;
 	}
-	ret = recv_uffd(d->conn_fd, pid, &uffd, &cred_pid);
+	ret = lazy_recv_uffd(d->conn_fd, pid, &uffd, &cred_pid);
 	if (ret)
 		return ret;
 	host_pid = lazy_host_pid(d, pid, cred_pid);
@@ -411,6 +293,8 @@ int lazy_accept_tasks(struct lazy_daemon *d, const struct lazy_tree *tree, int l
 		if (ret)
 			drain_queued(d, tree, unread);
 	}
+	if (!ret)	/* every record read: the guardian's copy has nothing more to guard */
+		guardian_conn_done(&d->guardian);
 	return ret;
 }
 

@@ -358,7 +358,8 @@ int cr_lazy_pages(struct opts *o)
 	ws_init(&d.ws, !o->no_working_set, 0);
 	ws_open(&d.ws, d.dirfd, tree.pids, tree.nr_pids);
 	/* the guardian is our child, so it comes after going to the background */
-	ret = evloop_daemon_ready(o->daemon_mode, -1) ?: guardian_start(&d.guardian, listen_fd);
+	ret = evloop_daemon_ready(o->daemon_mode, -1) ?:
+	      guardian_start(&d.guardian, listen_fd, d.dirfd, tree.nr_pids);
 	if (ret)
 		goto out;
 	evloop_signal_ready(o->status_fd);

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #define LOG_PREFIX ""
+#include "common/env-number.h"
 #include "common/lazy-socket.h"
 #include "common/log.h"
 #include "restore/restore.h"
@@ -149,9 +150,20 @@ int rst_lazy_connect(struct rst_tree *tree)
  * credentials (0: none), so that the daemon learns its pid in the
  * daemon's own namespace from the kernel (lazy-pages.md).
  */
+/*
+ * Test only: with NO_CREDS_ENV=1 the uffds go without credentials, as from
+ * a restore that lacks CAP_SYS_ADMIN, so that a test can see the daemon
+ * and its guardian find each process themselves (host-pid.c).
+ */
+#define NO_CREDS_ENV	"CRIU_LAZY_TEST_NO_CREDENTIALS"
+
 static int send_record(struct rst_tree *tree, int32_t pid, int uffd, pid_t host_pid)
 {
-	int ret = lazy_sock_send_task(tree->lazy_sock, pid, uffd, host_pid);
+	int ret;
+
+	if (env_number(NO_CREDS_ENV, 1))
+		host_pid = 0;
+	ret = lazy_sock_send_task(tree->lazy_sock, pid, uffd, host_pid);
 
 	if (ret == 1)
 		pr_debug("task %d: its userfaultfd went without credentials (we lack "

@@ -74,13 +74,13 @@ class Tool:
                          *extra], timeout, log=log, env=env)
 
     def restore(self, imgdir, log, timeout, pidfile=None, detached=True, extra=(),
-                verbosity=4):
+                verbosity=4, env=None):
         args = ["restore", "-D", imgdir, f"-v{verbosity}", "-o", log]
         if detached:
             args.append("-d")
         if pidfile:
             args += ["--pidfile", pidfile]
-        return self.run(args + list(extra), timeout, log=log)
+        return self.run(args + list(extra), timeout, log=log, env=env)
 
 
 def assert_ok(res, what):
