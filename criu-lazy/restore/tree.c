@@ -179,6 +179,9 @@ int rst_tree_go(struct rst_tree *tree, struct rst_proc *p)
  * done, its children forked.  The root of the bench tree so started its
  * blob while its children still premapped, on a CPU that idled until the
  * last of them was ready.  Its stops wait for stage 18 (blob-next.c).
+ * Processes sharing their cwd and root (CLONE_FS) wait too: one taking
+ * its root (child.c) would move the others' premaps, which open their
+ * files by path.
  */
 bool rst_tree_early_go_ok(const struct rst_tree *tree)
 {
@@ -188,6 +191,9 @@ bool rst_tree_early_go_ok(const struct rst_tree *tree)
 		if (p->kind != RST_PROC_ALIVE || p->group_late || p->fdt_owner >= 0 ||
 		    p->fdt_end)
 			return false;
+		for (size_t j = 0; j < i; j++)
+			if (tree->procs[j].ri.ids->fs_id == p->ri.ids->fs_id)
+				return false;
 	}
 	return true;
 }
@@ -403,6 +409,8 @@ int rst_tree_create(struct rst_tree *tree)
 	rst_tree_groups_plan(tree);
 	/* (after the groups' plan and the descriptor tables', stage_create()) */
 	tree->early_go = rst_tree_early_go_ok(tree);
+	if (tree->early_go)
+		pr_debug("each process rebuilds itself as soon as it is ready");
 	ret = rst_task_create(tree, &tree->procs[0]);
 	while (!ret && tree->created < tree->nr)
 		ret = rst_tree_creation_event(tree, "new task");
