@@ -12,13 +12,14 @@
  * the CPU this process runs on.  Blobs still running are left where they
  * are: they do real work (unmapping, thread creation) in parallel.
  *
- * Before that, when every process is told to rebuild itself at once
- * (stage 14), each gets a CPU of its own among ours, in turn, ours last
- * (rst_pin_plan(), rst_pin_spread()): left to the scheduler, the processes woken together queued
- * on the CPU they were created on while the other went idle in gaps too
- * short for it to pull work (on the test VM, blobs of 0.4 ms started 0.6
- * and 1.1 ms late).  rst_pin_proc() takes them over after their blob,
- * those on our CPU already staying as they are.  Each process was also
+ * Before that, each process gets a CPU of its own among ours, in turn,
+ * ours last (rst_pin_plan(), before the first fork), and is pinned there
+ * when it is told to rebuild itself (rst_pin_one(): at stage 14, or as
+ * soon as it is ready, tree.c): left to the scheduler, the processes woken
+ * together queued on the CPU they were created on while the other went
+ * idle in gaps too short for it to pull work (on the test VM, blobs of 0.4
+ * ms started 0.6 and 1.1 ms late).  rst_pin_proc() takes them over after
+ * their blob, those on our CPU already staying as they are.  Each process was also
  * started on its CPU right after its fork, for a while: its memory then
  * stayed on one CPU and its blob's munmaps flushed no other CPU's TLB
  * (IPIs 3.6 -> 2.1 a restore of the bench tree), but the moves cost in
