@@ -18,35 +18,6 @@
 #include "common/proc-task.h"
 #include "restore/restore.h"
 
-static bool parse_ids(const char *status, const char *key, uint32_t v[4])
-{
-	const char *p = proc_status_field(status, key);
-	char *end;
-
-	for (int i = 0; i < 4; i++) {
-		if (!p)
-			return false;
-		v[i] = strtoul(p, &end, 10);
-		if (end == p)
-			return false;
-		p = end;
-	}
-	return true;
-}
-
-static bool parse_caps(const char *status, const char *key, uint32_t w[2])
-{
-	const char *p = proc_status_field(status, key);
-	unsigned long long v;
-
-	if (!p)
-		return false;
-	v = strtoull(p, NULL, 16);
-	w[0] = (uint32_t)v;
-	w[1] = (uint32_t)(v >> 32);
-	return true;
-}
-
 static bool parse_groups(const char *status, struct rst_creds_ours *o)
 {
 	const char *p = proc_status_field(status, "Groups");
@@ -75,10 +46,12 @@ void attr_creds_ours(struct rst_creds_ours *o)
 	memset(o, 0, sizeof(*o));
 	if (proc_task_read(getpid(), 0, "status", status, sizeof(status)) <= 0)
 		return;
-	if (!parse_ids(status, "Uid", o->uid) || !parse_ids(status, "Gid", o->gid) ||
-	    !parse_caps(status, "CapInh", o->cap_inh) || !parse_caps(status, "CapPrm", o->cap_prm) ||
-	    !parse_caps(status, "CapEff", o->cap_eff) || !parse_caps(status, "CapBnd", o->cap_bnd) ||
-	    !parse_caps(status, "CapAmb", o->cap_amb) || !parse_groups(status, o))
+	if (!proc_status_ids(status, "Uid", o->uid) || !proc_status_ids(status, "Gid", o->gid) ||
+	    !proc_status_caps(status, "CapInh", o->cap_inh) ||
+	    !proc_status_caps(status, "CapPrm", o->cap_prm) ||
+	    !proc_status_caps(status, "CapEff", o->cap_eff) ||
+	    !proc_status_caps(status, "CapBnd", o->cap_bnd) ||
+	    !proc_status_caps(status, "CapAmb", o->cap_amb) || !parse_groups(status, o))
 		return;
 	nnp = proc_status_field(status, "NoNewPrivs");
 	secbits = prctl(PR_GET_SECUREBITS, 0, 0, 0, 0);

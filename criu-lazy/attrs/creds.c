@@ -12,14 +12,13 @@
 #include "attrs/task-attr.h"
 #include "common/array.h"
 #include "common/log.h"
+#include "common/proc-status.h"
 #include "dump/dump.h"
 #include "restore/restore.h"
 
 static int parse_ids(struct dump_task *t, const char *status, const char *key, uint32_t v[4])
 {
-	const char *p = proc_status_field(status, key);
-
-	if (!p || sscanf(p, "%u %u %u %u", &v[0], &v[1], &v[2], &v[3]) != 4) {
+	if (!proc_status_ids(status, key, v)) {
 		pr_err("can't parse %s: in /proc/%d/status", key, t->pid);
 		return -EINVAL;
 	}
@@ -30,18 +29,12 @@ static int parse_ids(struct dump_task *t, const char *status, const char *key, u
 static int parse_caps(struct dump_task *t, const char *status, const char *key,
 		      uint32_t words[2], size_t *n, uint32_t **field, bool optional)
 {
-	const char *p = proc_status_field(status, key);
-	unsigned long long v;
-
-	if (!p) {
+	if (!proc_status_caps(status, key, words)) {
 		if (optional)
 			return 0;
 		pr_err("no %s: in /proc/%d/status", key, t->pid);
 		return -EINVAL;
 	}
-	v = strtoull(p, NULL, 16);
-	words[0] = (uint32_t)v;
-	words[1] = (uint32_t)(v >> 32);
 	*n = 2;
 	*field = words;
 	return 0;
@@ -184,8 +177,7 @@ static int restore_creds(struct attr_rst *r)
 	c->no_new_privs = ce->has_no_new_privs && ce->no_new_privs;
 	c->nr_groups = ce->n_groups;
 	/* what it has from us already (creds-ours.c) */
-	if (r->child && r->child->knobs &&
-	    attr_creds_are_ours(&r->child->knobs->creds, c, ce->groups)) {
+	if (attr_inherited(r) && attr_creds_are_ours(&attr_inherited(r)->creds, c, ce->groups)) {
 		c->restore = 0;
 		return 0;
 	}

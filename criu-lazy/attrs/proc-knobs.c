@@ -97,7 +97,7 @@ void attr_proc_knobs_ours(struct rst_knobs *k)
 	}
 }
 
-static const struct rst_knobs *inherited(const struct attr_rst *r)
+const struct rst_knobs *attr_inherited(const struct attr_rst *r)
 {
 	return r->child ? r->child->knobs : NULL;
 }
@@ -105,7 +105,7 @@ static const struct rst_knobs *inherited(const struct attr_rst *r)
 static int restore_oom_score_adj(struct attr_rst *r)
 {
 	const TaskCoreEntry *tc = r->core->tc;
-	const struct rst_knobs *k = inherited(r);
+	const struct rst_knobs *k = attr_inherited(r);
 	char buf[32];
 
 	if (!tc->has_oom_score_adj || (k && k->oom_known && k->oom_score_adj == tc->oom_score_adj))
@@ -149,7 +149,7 @@ static int dump_loginuid(struct dump_ctx *ctx, struct dump_task *t)
 static int restore_loginuid(struct attr_rst *r)
 {
 	const TaskCoreEntry *tc = r->core->tc;
-	const struct rst_knobs *k = inherited(r);
+	const struct rst_knobs *k = attr_inherited(r);
 	char buf[32], want[32];
 	int ret;
 

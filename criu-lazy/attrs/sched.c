@@ -38,8 +38,6 @@ static int dump_sched(struct dump_ctx *ctx, struct dump_task *t)
 	return 0;
 }
 
-/* Set by every thread for itself in the blob (pie/threads.c): a new
- * thread inherits the leader's. */
 /*
  * Ours, which every thread has from the fork until its blob sets its own
  * (read by the restore process before the first fork): a thread dumped
@@ -64,12 +62,14 @@ void attr_sched_ours(struct rst_knobs *k)
 
 static bool sched_is_ours(const struct attr_rst *r, const struct rst_thread_args *t)
 {
-	const struct rst_knobs *k = r->child ? r->child->knobs : NULL;
+	const struct rst_knobs *k = attr_inherited(r);
 
 	return k && k->sched_known && (int64_t)t->sched_policy == k->sched_policy &&
 	       (int64_t)t->sched_prio == k->sched_prio && (int64_t)t->sched_nice == k->sched_nice;
 }
 
+/* Set by every thread for itself in the blob (pie/threads.c): a new
+ * thread inherits the leader's. */
 static int restore_sched(struct attr_rst *r)
 {
 	const ThreadCoreEntry *th = r->core->thread_core;

@@ -112,6 +112,8 @@ int attr_sigactions_ours(struct rst_ksigaction *sa);
  * be read stays unknown: the tasks then write theirs). */
 struct rst_knobs;
 void attr_proc_knobs_ours(struct rst_knobs *k);
+/* The knobs a new task inherited (in the task only; else NULL). */
+const struct rst_knobs *attr_inherited(const struct attr_rst *r);
 void attr_sched_ours(struct rst_knobs *k);
 /* Our credentials, which the threads have until their blob sets theirs
  * (creds-ours.c): unknown (o->known false) if they cannot be read. */

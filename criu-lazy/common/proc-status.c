@@ -1,3 +1,4 @@
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,4 +38,24 @@ long proc_status_last(const char *text, const char *key)
 		p = end;
 	}
 	return last;
+}
+
+bool proc_status_ids(const char *text, const char *key, uint32_t v[4])
+{
+	const char *p = proc_status_field(text, key);
+
+	return p && sscanf(p, "%u %u %u %u", &v[0], &v[1], &v[2], &v[3]) == 4;
+}
+
+bool proc_status_caps(const char *text, const char *key, uint32_t w[2])
+{
+	const char *p = proc_status_field(text, key);
+	unsigned long long v;
+
+	if (!p)
+		return false;
+	v = strtoull(p, NULL, 16);
+	w[0] = (uint32_t)v;
+	w[1] = (uint32_t)(v >> 32);
+	return true;
 }

@@ -17,7 +17,6 @@
 #include "lazy/lazy-daemon.h"
 #include "lazy/uffd.h"
 
-
 struct poison_count {
 	uint64_t poisoned;	/* will raise SIGBUS */
 	uint64_t unreachable;	/* in no VMA of the task: nothing there to touch */

@@ -19,11 +19,11 @@
  * together queued on the CPU they were created on while the other went
  * idle in gaps too short for it to pull work (on the test VM, blobs of 0.4
  * ms started 0.6 and 1.1 ms late).  rst_pin_proc() takes them over after
- * their blob, those on our CPU already staying as they are.  Each process was also
- * started on its CPU right after its fork, for a while: its memory then
- * stayed on one CPU and its blob's munmaps flushed no other CPU's TLB
- * (IPIs 3.6 -> 2.1 a restore of the bench tree), but the moves cost in
- * stage 9 what they saved in stage 18 (the tree 5.7 - 5.8 ms either way,
+ * their blob, those on our CPU already staying as they are.  Each process
+ * was also started on its CPU right after its fork, for a while: its
+ * memory then stayed on one CPU and its blob's munmaps flushed no other
+ * CPU's TLB (IPIs 3.6 -> 2.1 a restore of the bench tree), but the moves
+ * cost in stage 9 what they saved in stage 18 (the tree 5.7 - 5.8 ms either way,
  * 3 x 21 interleaved), and a task held on its CPU from the fork waited 2-3
  * ms behind another process there while the other CPU idled.
  *
@@ -118,11 +118,10 @@ void rst_pin_plan(struct rst_tree *tree)
 
 /* @p on its CPU for its blob (its only thread yet: the threads the blob
  * makes inherit it).  Only slower if this fails. */
-void rst_pin_one(struct rst_tree *tree, struct rst_proc *p)
+void rst_pin_one(const struct rst_proc *p)
 {
 	cpu_set_t one;
 
-	(void)tree;
 	if (p->pin.cpu < 0)
 		return;
 	CPU_ZERO(&one);
@@ -179,10 +178,10 @@ void rst_pin_proc(struct rst_tree *tree, struct rst_proc *p)
 	cpu_set_t one;
 	int ret;
 
-	/* created there, its threads too: nothing to move */
+	/* pinned there when told to go, its threads too: nothing to move */
 	if (!tree->pin_self.pinned || p->pin.cpu == tree->pin_cpu)
 		return;
-	/* (pinned when created, it has its mask from then) */
+	/* (pinned by rst_pin_plan(), it has its mask from then) */
 	if (!p->pin.pinned && sched_getaffinity(p->t.pid, sizeof(p->pin.mask), &p->pin.mask)) {
 		pr_debug("task %d: cannot read its CPU affinity: %s", p->pid, strerror(errno));
 		return;

@@ -29,7 +29,7 @@ struct rst_tree;
 struct rst_proc;
 
 void rst_pin_plan(struct rst_tree *tree);
-void rst_pin_one(struct rst_tree *tree, struct rst_proc *p);
+void rst_pin_one(const struct rst_proc *p);
 void rst_burst_begin(struct rst_burst *b, size_t wakeups);
 void rst_burst_end(struct rst_burst *b);
 

@@ -86,9 +86,9 @@ static const ProtobufCMessageDescriptor *desc_of(enum img_type type)
 	}
 }
 
-static void futex_op(_Atomic int *word, int op, int val)
+static void futex_op(_Atomic int *word, int op, int val, const struct timespec *timeout)
 {
-	syscall(SYS_futex, word, op | FUTEX_PRIVATE_FLAG, val, NULL, NULL, 0);
+	syscall(SYS_futex, word, op | FUTEX_PRIVATE_FLAG, val, timeout, NULL, 0);
 }
 
 /* Until the worker is done with @it, for BUSY_WAIT_NS at most: its state. */
@@ -101,8 +101,7 @@ static int wait_busy(struct pf_item *it)
 	       (left = deadline - mono_ns()) > 0) {
 		struct timespec ts = { 0, left };
 
-		syscall(SYS_futex, &it->state, FUTEX_WAIT | FUTEX_PRIVATE_FLAG, ITEM_BUSY, &ts,
-			NULL, 0);
+		futex_op(&it->state, FUTEX_WAIT, ITEM_BUSY, &ts);
 	}
 	return state;
 }
@@ -122,7 +121,7 @@ static void *worker(void *arg)
 		it->ret = img_read_one(s->dirfd, it->type, it->id, desc_of(it->type), &it->msg);
 		atomic_fetch_add(&s->read_by_worker, 1);
 		atomic_store(&it->state, ITEM_DONE);
-		futex_op(&it->state, FUTEX_WAKE, 1);
+		futex_op(&it->state, FUTEX_WAKE, 1, NULL);
 	}
 	atomic_store(&s->finished, true);
 	return NULL;

@@ -146,17 +146,17 @@ int rst_lazy_connect(struct rst_tree *tree)
 }
 
 /*
- * host_pid: the process's pid here, which the uffd's message names in its
- * credentials (0: none), so that the daemon learns its pid in the
- * daemon's own namespace from the kernel (lazy-pages.md).
- */
-/*
  * Test only: with NO_CREDS_ENV=1 the uffds go without credentials, as from
  * a restore that lacks CAP_SYS_ADMIN, so that a test can see the daemon
  * and its guardian find each process themselves (host-pid.c).
  */
 #define NO_CREDS_ENV	"CRIU_LAZY_TEST_NO_CREDENTIALS"
 
+/*
+ * host_pid: the process's pid here, which the uffd's message names in its
+ * credentials (0: none), so that the daemon learns its pid in the
+ * daemon's own namespace from the kernel (lazy-pages.md).
+ */
 static int send_record(struct rst_tree *tree, int32_t pid, int uffd, pid_t host_pid)
 {
 	int ret;

@@ -294,8 +294,8 @@ struct rst_proc {
 	struct rst_pin pin;		/* its affinity while on our CPU (cpu-pin.c) */
 };
 
-/* Our /proc knobs as every task inherits them (attrs/proc-knobs.c): a task
- * writes only one that differs from the dumped one. */
+/* Our credentials as every thread has them until its blob sets its own
+ * (attrs/creds-ours.c); more groups than these: not known. */
 #define RST_OURS_GROUPS_MAX	64
 struct rst_creds_ours {
 	bool known;
@@ -307,6 +307,8 @@ struct rst_creds_ours {
 	uint32_t groups[RST_OURS_GROUPS_MAX];
 };
 
+/* What every task inherits from us (attrs/proc-knobs.c): a task or thread
+ * sets only what differs from its dumped value. */
 struct rst_knobs {
 	struct rst_creds_ours creds;	/* attrs/creds-ours.c */
 	bool sched_known;		/* attrs/sched.c */

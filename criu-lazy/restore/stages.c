@@ -198,14 +198,18 @@ static int rebuild_go(struct rst_tree *tree, struct rst_proc *p)
 	return p->fdt_owner >= 0 ? 0 : rst_tree_go(tree, p);
 }
 
-/* Every live task rebuilds itself at once (child.c, then its blob), but
- * for those sharing another's descriptor table. */
+/* Every live task not told already (tree.c, early go) rebuilds itself at
+ * once (child.c, then its blob), but for those sharing another's
+ * descriptor table. */
 static int stage_rebuild(struct rst_tree *tree)
 {
+	size_t to_go = 0;
 	struct rst_burst b;
 	int ret;
 
-	rst_burst_begin(&b, tree->nr);
+	for (size_t i = 0; i < tree->nr; i++)
+		to_go += tree->procs[i].kind == RST_PROC_ALIVE && !tree->procs[i].go_sent;
+	rst_burst_begin(&b, to_go);
 	ret = each_alive(tree, rebuild_go);
 	rst_burst_end(&b);
 	return ret;

@@ -111,7 +111,35 @@ int rst_tree_pipes(struct rst_tree *tree)
 	return ret;
 }
 
-static int report_task_error(struct rst_proc *p);
+/* One line from a task's error pipe, if it wrote one; 1 if so. */
+static int report_task_error(struct rst_proc *p)
+{
+	char msg[1024];
+	ssize_t n;
+	int fl = fcntl(p->t.err_r, F_GETFL);
+
+	fcntl(p->t.err_r, F_SETFL, fl | O_NONBLOCK);
+	n = read(p->t.err_r, msg, sizeof(msg) - 1);
+	fcntl(p->t.err_r, F_SETFL, fl);
+	if (n <= 0)
+		return 0;
+	msg[n] = '\0';
+	msg[strcspn(msg, "\n")] = '\0';
+	pr_err("%s", msg);
+	return 1;
+}
+
+/*
+ * After a wait for one task failed: the first line another task wrote
+ * (often the cause: a child that failed while its parent waited for it).
+ */
+int rst_tree_report_errors(struct rst_tree *tree)
+{
+	for (size_t i = 0; i < tree->nr; i++)
+		if (tree->procs[i].t.err_r >= 0 && report_task_error(&tree->procs[i]))
+			return 1;
+	return 0;
+}
 
 /* The first error line a task writes within ERROR_WAIT_MS, said: 1, or 0
  * (a failure path: a look each millisecond). */
@@ -165,7 +193,7 @@ int rst_tree_go(struct rst_tree *tree, struct rst_proc *p)
 {
 	if (p->go_sent)
 		return 0;
-	rst_pin_one(tree, p);
+	rst_pin_one(p);
 	p->go_sent = true;
 	return rst_tree_send(tree, p, 'r');
 }
@@ -183,7 +211,7 @@ int rst_tree_go(struct rst_tree *tree, struct rst_proc *p)
  * its root (child.c) would move the others' premaps, which open their
  * files by path.
  */
-bool rst_tree_early_go_ok(const struct rst_tree *tree)
+static bool early_go_ok(const struct rst_tree *tree)
 {
 	for (size_t i = 0; i < tree->nr; i++) {
 		const struct rst_proc *p = &tree->procs[i];
@@ -196,36 +224,6 @@ bool rst_tree_early_go_ok(const struct rst_tree *tree)
 				return false;
 	}
 	return true;
-}
-
-/* One line from a task's error pipe, if it wrote one; 1 if so. */
-static int report_task_error(struct rst_proc *p)
-{
-	char msg[1024];
-	ssize_t n;
-	int fl = fcntl(p->t.err_r, F_GETFL);
-
-	fcntl(p->t.err_r, F_SETFL, fl | O_NONBLOCK);
-	n = read(p->t.err_r, msg, sizeof(msg) - 1);
-	fcntl(p->t.err_r, F_SETFL, fl);
-	if (n <= 0)
-		return 0;
-	msg[n] = '\0';
-	msg[strcspn(msg, "\n")] = '\0';
-	pr_err("%s", msg);
-	return 1;
-}
-
-/*
- * After a wait for one task failed: the first line another task wrote
- * (often the cause: a child that failed while its parent waited for it).
- */
-int rst_tree_report_errors(struct rst_tree *tree)
-{
-	for (size_t i = 0; i < tree->nr; i++)
-		if (tree->procs[i].t.err_r >= 0 && report_task_error(&tree->procs[i]))
-			return 1;
-	return 0;
 }
 
 /* Has a task we hold died or said why it failed? */
@@ -408,7 +406,7 @@ int rst_tree_create(struct rst_tree *tree)
 
 	rst_tree_groups_plan(tree);
 	/* (after the groups' plan and the descriptor tables', stage_create()) */
-	tree->early_go = rst_tree_early_go_ok(tree);
+	tree->early_go = early_go_ok(tree);
 	if (tree->early_go)
 		pr_debug("each process rebuilds itself as soon as it is ready");
 	ret = rst_task_create(tree, &tree->procs[0]);

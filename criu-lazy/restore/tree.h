@@ -22,8 +22,6 @@ int rst_tree_reap_dead(struct rst_tree *tree);
 int rst_tree_send(struct rst_tree *tree, struct rst_proc *p, char what);
 /* 'r' to @p, on its CPU (cpu-pin.c); once only. */
 int rst_tree_go(struct rst_tree *tree, struct rst_proc *p);
-/* May each process rebuild itself as soon as it is ready? */
-bool rst_tree_early_go_ok(const struct rst_tree *tree);
 void rst_tree_kill(struct rst_tree *tree);
 int rst_tree_next_event(struct rst_tree *tree, struct rst_event *ev, const char *what,
 			int timeout_ms);
