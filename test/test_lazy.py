@@ -73,8 +73,9 @@ def test_uffd_belongs_to_the_restored_task(restored):
     flags = region_flags(task.pid)
     registered = [s for s, f in flags.items() if "um" in f]
     assert registered, f"no VMA of task {task.pid} is registered with a userfaultfd"
-    # The restore has exited; the daemon holds the uffd, the task does not.
-    assert uffd_fds(daemon.pid), "the daemon holds no userfaultfd"
+    # The restore has exited; the daemon holds the uffd (once it read the
+    # record: the restore does not wait for it), the task does not.
+    assert P.wait_for(lambda: uffd_fds(daemon.pid), TIMEOUT), "the daemon holds no userfaultfd"
     assert not uffd_fds(task.pid), "the restored task kept its userfaultfd open"
 
     task.check_pass()
@@ -167,6 +168,10 @@ def test_daemon_killed_guardian_poisons(restored):
     cannot write the SIGTERM frame on its poisoned stack): it never reads
     zeros as its data, and it does not hang."""
     task, daemon, imgdir = restored
+    kill_daemon_expect_poisoned(task, daemon)
+
+
+def kill_daemon_expect_poisoned(task, daemon):
     assert daemon.guardian, f"the daemon has no guardian\n{daemon.text()}"
     # handed over by a message the guardian reads in its own time
     assert P.wait_for(lambda: uffd_fds(daemon.guardian), TIMEOUT), (
@@ -210,6 +215,29 @@ def test_normal_end_leaves_no_guardian(zdtm, tool, procs, workdir):
     assert daemon.guardian_status is None, "the guardian outlived its daemon"
     assert not P.exists(daemon.guardian), P.describe(daemon.guardian)
     assert "guardian: " not in daemon.out.read_text(), daemon.text()
+
+
+def test_guardian_stopped_before_the_restore(zdtm, tool, procs, workdir):
+    """The guardian accepts the restore's connection for the daemon, so
+    that no SIGKILL of the daemon finds it in the daemon's hands alone
+    (guardian-handshake.c).  Stopped (SIGSTOP), it leaves it in the
+    backlog: after 1 s the daemon accepts it itself (one warning) and hands
+    the guardian a copy, which it reads once continued; it then holds the
+    task's uffd, and poisons the task when the daemon is SIGKILLed."""
+    task = zdtm(WORKLOAD)
+    imgdir = workdir / "images"
+    dump(tool, task, imgdir, workdir)
+    daemon = start_daemon(procs, tool, imgdir, workdir, "--no-background-fetch")
+    assert daemon.guardian, f"the daemon has no guardian\n{daemon.text()}"
+    os.kill(daemon.guardian, signal.SIGSTOP)
+    try:
+        lazy_restore(tool, task, imgdir, workdir)
+        assert P.wait_for(lambda: re.search(
+            rf"Warn : the guardian \(pid {daemon.guardian}\) did not take the restore's "
+            r"connection: accepted here", daemon.log.read_text()), TIMEOUT), daemon.text()
+    finally:
+        os.kill(daemon.guardian, signal.SIGCONT)
+    kill_daemon_expect_poisoned(task, daemon)
 
 
 def test_guardian_killed_daemon_goes_on(restored):

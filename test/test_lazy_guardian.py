@@ -13,7 +13,8 @@ anything else, in both processes; nothing hangs, the guardian exits.
 The same in a pid namespace of its own and with a page server
 (remote-lazy).  The daemon killed with records of the restore still
 queued for it: in the listening socket's backlog (a process, and a
-tree), on the connection it accepted, half read (a tree).
+tree), on the connection it accepted, half read, and at each step of the
+handshake where the connection or a uffd has come to the daemon (a tree).
 test_lazy.py and test_lazy_tree.py have the single process and the tree
 with threads.  Every process is ended by its pid; every wait has a
 timeout.
@@ -368,10 +369,22 @@ def all_held(pid):
     return bool(states) and all(s in ("T", "t", "uffd") for s in states.values())
 
 
-# where the daemon is stopped: (CRIU_LAZY_TEST_STOP_AT_RECORD, the records
-# of the five it has read by then); None: stopped by us before the restore
+# where the daemon is stopped: (its test hook and N, the records of the
+# five it has read by then, those its guardian then takes from the
+# restore's connection); no hook: stopped by us before the restore
 # connects, which then waits in the listening socket's backlog
-STOPPED_AT = {"backlog": (None, 0), "accepted": (1, 0), "mid": (3, 2)}
+STOPPED_AT = {
+    "backlog": (None, 0, 5),
+    "accepted": (("CRIU_LAZY_TEST_STOP_AT_RECORD", 1), 0, 5),
+    "mid": (("CRIU_LAZY_TEST_STOP_AT_RECORD", 3), 2, 3),
+    # the two windows of the handshake: the connection, and a uffd, come
+    # to the daemon and not yet to the guardian
+    "after-accept": (("CRIU_LAZY_TEST_STOP_AFTER_ACCEPT", 1), 0, 5),
+    "after-recv": (("CRIU_LAZY_TEST_STOP_AFTER_RECV", 3), 2, 3),
+    # the third uffd handed over, its message not yet read: still queued, a
+    # second copy of one the guardian holds, dropped
+    "after-hold": (("CRIU_LAZY_TEST_STOP_AFTER_HOLD", 3), 2, 2),
+}
 
 
 @pytest.mark.parametrize("stopped", sorted(STOPPED_AT))
@@ -386,9 +399,19 @@ def test_killed_with_records_queued(zdtm, tool, workdir, stopped):
     zeros (before, those of a process whose record was queued all read
     zeros).
 
-    - backlog: stopped before the restore connects (nothing accepted);
-    - accepted: stopped by its test hook right after it accepted;
-    - mid: stopped before the third record (two uffds handed over).
+    - backlog: stopped before the restore connects (its guardian accepts
+      it, the daemon never has it);
+    - accepted: stopped by its test hook right after the connection came
+      to it;
+    - mid: stopped before the third record (two uffds handed over);
+    - after-accept: right after the connection came to the daemon;
+    - after-recv: right after the third uffd came to the daemon (two
+      handed over);
+    - after-hold: right after the third uffd was handed over, before its
+      message was read off the connection.
+    after-accept and after-recv were the handshake's two windows: the
+    connection, or a uffd, in the daemon's hands alone (before, the lazy
+    pages of a process queued then all read zeros, in every run).
     The processes are stopped before the kill, so that what they hold can
     be read (/proc/PID/mem) after the guardian has gone, before one dies
     touching it; then killed by their pids."""
@@ -409,20 +432,20 @@ def test_killed_with_records_queued_in_a_pid_namespace(zdtm, tool, workdir, stop
 
 
 def killed_with_records_queued(zdtm, tool, workdir, stopped, pid_ns=False):
-    stop_at, nr_read = STOPPED_AT[stopped]
+    hook, nr_read, nr_taken = STOPPED_AT[stopped]
     task = zdtm(TREE_SPEC, pid_ns=pid_ns)
     imgdir = workdir / "images"
     dump_tree(tool, task, imgdir, workdir)
     env = dict(os.environ)
-    if stop_at:
-        env["CRIU_LAZY_TEST_STOP_AT_RECORD"] = str(stop_at)
+    if hook:
+        env[hook[0]] = str(hook[1])
     if pid_ns:
         env["CRIU_LAZY_TEST_NO_CREDENTIALS"] = "1"
     daemon = lazy.Daemon(task.procs, tool, ["lazy-pages", "-D", imgdir, "--no-background-fetch"],
                          workdir / "lazy-pages.log", workdir / "lazy-pages.out", "lazy-pages",
                          env=env)
     pidfile = workdir / "restore.pid"
-    if not stop_at:
+    if not hook:
         os.kill(daemon.pid, signal.SIGSTOP)
     assert_ok(tool.restore(imgdir, workdir / "restore.log", TIMEOUT, pidfile=pidfile,
                            extra=["--lazy-pages"], env=env), "restore --lazy-pages")
@@ -461,7 +484,9 @@ def killed_with_records_queued(zdtm, tool, workdir, stopped, pid_ns=False):
             assert len(mine) == 1, f"process {pid}: {mine}\n{daemon.text()}"
         assert len(lines) == len(tree), daemon.text()
         taken = daemon.log.read_text().count("its uffd was still queued for the daemon")
-        assert taken == len(tree) - nr_read, daemon.text()
+        assert taken == nr_taken, daemon.text()
+        again = daemon.log.read_text().count("was left on the connection: closed, ours is poisoned")
+        assert again == (stopped == "after-hold"), daemon.text()
     finally:
         # the root last: in a pid namespace of its own its end kills the rest
         for pid in reversed(tree):

@@ -119,6 +119,32 @@ static int recv_msg(int sock, struct guardian_msg *m, int *fd)
 	return 1;
 }
 
+/*
+ * Until the restore has connected we watch the listening socket too: the
+ * connection is ours the instant it is accepted, so no SIGKILL of the
+ * daemon can catch it in the daemon's hands alone (guardian-handshake.c).
+ * True: the restore is there (and nothing from the daemon comes first).
+ */
+static bool accept_ready(int sock, struct guardian_conn *c)
+{
+	struct pollfd p[2] = {
+		{ .fd = sock, .events = POLLIN },
+		{ .fd = c->listen_fd, .events = POLLIN },
+	};
+
+	if (!c->accepting || c->listen_fd < 0 || c->conn >= 0)
+		return false;
+	while (poll(p, 2, -1) < 0) {
+		if (errno != EINTR) {
+			/* the daemon then waits for the restore until its timeout */
+			pr_warn("cannot wait for the restore to connect: %m");
+			c->accepting = false;
+			return false;
+		}
+	}
+	return p[1].revents && !p[0].revents;
+}
+
 static int guardian_main(int sock, pid_t daemon_pid, struct guardian_conn *c)
 {
 	struct guardian_table tab = { 0 };
@@ -128,6 +154,10 @@ static int guardian_main(int sock, pid_t daemon_pid, struct guardian_conn *c)
 		struct guardian_msg m;
 		int fd;
 
+		if (accept_ready(sock, c)) {
+			guardian_accept(c, sock);
+			continue;
+		}
 		ret = recv_msg(sock, &m, &fd);
 		if (ret <= 0)
 			break;
@@ -151,7 +181,7 @@ static int guardian_main(int sock, pid_t daemon_pid, struct guardian_conn *c)
 		case GUARDIAN_RELEASE:
 			table_release(&tab, m.id);
 			break;
-		case GUARDIAN_CONN:
+		case GUARDIAN_CONN:	/* the daemon accepted it: we did not read */
 			if (fd < 0 || c->conn >= 0) {
 				if (fd >= 0)
 					close(fd);
@@ -160,6 +190,10 @@ static int guardian_main(int sock, pid_t daemon_pid, struct guardian_conn *c)
 			guardian_conn_close(c);		/* the listening socket */
 			c->conn = fd;
 			c->restore_pid = m.pid;
+			c->accepting = false;
+			break;
+		case GUARDIAN_NEXT:
+			c->next_pid = m.pid;
 			break;
 		case GUARDIAN_CONN_DONE:
 			/* every record read: only "restore finished" is left to come */
@@ -192,7 +226,8 @@ static int guardian_main(int sock, pid_t daemon_pid, struct guardian_conn *c)
 
 int guardian_start(struct lazy_guardian *g, int listen_fd, int dirfd, size_t nr_tasks)
 {
-	struct guardian_conn c = { .listen_fd = listen_fd, .conn = -1, .dirfd = dirfd,
+	struct guardian_conn c = { .listen_fd = listen_fd, .accepting = listen_fd >= 0,
+				   .conn = -1, .dirfd = dirfd,
 				   .nr_tasks = nr_tasks, .since = lazy_start_ticks(getpid()) };
 	int sv[2], keep[7], nr = 0, log_fd, err_fd;
 	pid_t daemon_pid = getpid(), pid;
@@ -237,14 +272,14 @@ int guardian_start(struct lazy_guardian *g, int listen_fd, int dirfd, size_t nr_
 	return 0;
 }
 
-static int send_msg(struct lazy_guardian *g, const struct guardian_msg *m, int fd)
+int guardian_send(int sock, const struct guardian_msg *m, int fd)
 {
 	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
 	struct iovec iov = { .iov_base = (void *)m, .iov_len = sizeof(*m) };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 	ssize_t n;
 
-	if (g->sock < 0)
+	if (sock < 0)
 		return -EPIPE;
 	if (fd >= 0) {
 		struct cmsghdr *c;
@@ -257,11 +292,11 @@ static int send_msg(struct lazy_guardian *g, const struct guardian_msg *m, int f
 		c->cmsg_len = CMSG_LEN(sizeof(int));
 		memcpy(CMSG_DATA(c), &fd, sizeof(int));
 	}
-	/* never blocked for long by a guardian that does not read (stopped) */
+	/* never blocked for long by a peer that does not read (stopped) */
 	for (int waited = 0;;) {
-		struct pollfd p = { .fd = g->sock, .events = POLLOUT };
+		struct pollfd p = { .fd = sock, .events = POLLOUT };
 
-		n = sendmsg(g->sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		n = sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n >= 0 || (errno != EINTR && errno != EAGAIN) || waited >= SEND_WAIT_MS)
 			break;
 		if (errno == EAGAIN && poll(&p, 1, SEND_WAIT_MS - waited) == 0)
@@ -284,7 +319,7 @@ int guardian_hold(struct lazy_guardian *g, int uffd, pid_t pid, pid_t host_pid, 
 	*id = 0;
 	if (g->sock < 0)
 		return -EPIPE;
-	ret = send_msg(g, &m, uffd);
+	ret = guardian_send(g->sock, &m, uffd);
 	if (ret) {
 		pr_warn("cannot hand task %d's uffd to the guardian (%s): a SIGKILL of this "
 			"daemon would leave its missing pages reading as zeros", pid, strerror(-ret));
@@ -294,10 +329,33 @@ int guardian_hold(struct lazy_guardian *g, int uffd, pid_t pid, pid_t host_pid, 
 	return 0;
 }
 
+int guardian_take_conn(struct lazy_guardian *g, int *conn, pid_t *restore_pid)
+{
+	struct guardian_msg m;
+	int fd, ret = recv_msg(g->sock, &m, &fd);
+
+	if (ret <= 0) {
+		guardian_lost(g);
+		return -EPIPE;
+	}
+	if (m.op != GUARDIAN_CONN) {
+		pr_err("pid %d sent message %u where the restore's connection should come",
+		       g->pid, m.op);
+		if (fd >= 0)
+			close(fd);
+		return -EBADMSG;
+	}
+	if (fd < 0)	/* its accept failed: it said why */
+		return m.id ? -(int)m.id : -EIO;
+	*conn = fd;
+	*restore_pid = m.pid;
+	return 0;
+}
+
 void guardian_hold_conn(struct lazy_guardian *g, int conn, pid_t restore_pid)
 {
 	struct guardian_msg m = { .op = GUARDIAN_CONN, .pid = restore_pid };
-	int ret = g->sock < 0 ? -EPIPE : send_msg(g, &m, conn);
+	int ret = guardian_send(g->sock, &m, conn);
 
 	if (ret)
 		pr_warn("cannot hand the restore's connection to the guardian (%s): a SIGKILL of "
@@ -305,12 +363,22 @@ void guardian_hold_conn(struct lazy_guardian *g, int conn, pid_t restore_pid)
 			"tasks still queued on it reading as zeros", strerror(-ret));
 }
 
+void guardian_next(struct lazy_guardian *g, int32_t pid)
+{
+	struct guardian_msg m = { .op = GUARDIAN_NEXT, .pid = pid };
+
+	if (g->sock >= 0 && guardian_send(g->sock, &m, -1))
+		pr_warn("cannot tell pid %d which record comes next: a SIGKILL of this daemon "
+			"before task %d's uffd is handed over would leave its missing pages "
+			"reading as zeros unless its credentials name it", g->pid, pid);
+}
+
 void guardian_conn_done(struct lazy_guardian *g)
 {
 	struct guardian_msg m = { .op = GUARDIAN_CONN_DONE };
 
 	/* not fatal: its copy of a connection with no record left only keeps it open */
-	if (g->sock >= 0 && send_msg(g, &m, -1))
+	if (g->sock >= 0 && guardian_send(g->sock, &m, -1))
 		pr_warn("cannot tell pid %d to close its copy of the restore's connection", g->pid);
 }
 
@@ -342,7 +410,7 @@ void guardian_release(struct lazy_guardian *g, uint32_t id)
 
 	if (!id || g->sock < 0)
 		return;
-	ret = send_msg(g, &m, -1);
+	ret = guardian_send(g->sock, &m, -1);
 	if (!ret)
 		return;
 	/*
@@ -374,7 +442,7 @@ void guardian_stop(struct lazy_guardian *g)
 	struct guardian_msg m = { .op = GUARDIAN_END };
 
 	if (g->sock >= 0) {
-		if (send_msg(g, &m, -1))
+		if (guardian_send(g->sock, &m, -1))
 			pr_warn("cannot tell the guardian to end: %m");
 		close(g->sock);
 		g->sock = -1;

@@ -8,14 +8,15 @@
  * registered VMA (SIGBUS when touched), logs one line per task and exits.
  * A daemon that ends normally says END and reaps it.
  *
- * Daemon side: guardian_start() before any uffd exists, guardian_hold_conn()
- * once it accepted the restore's connection (a uffd may still be queued
- * there when the daemon is killed) and guardian_conn_done() once it read
- * every record, guardian_hold() for every uffd it gets (handshake, FORK
- * events), guardian_release() when it closes one, guardian_stop() at its
- * end.  The guardian's own code is in guardian.c
- * (the holding), guardian-handshake.c (the uffds still queued for the
- * daemon) and guardian-poison.c (the takeover).
+ * Daemon side: guardian_start() before any uffd exists, guardian_take_conn()
+ * for the restore's connection, which the guardian accepts (a uffd may
+ * still be queued there when the daemon is killed), guardian_next() before
+ * it reads a record's pid and guardian_conn_done() once it read every
+ * record, guardian_hold() for every uffd it gets (handshake, FORK events),
+ * guardian_release() when it closes one, guardian_stop() at its end.  The
+ * guardian's own code is in guardian.c (the holding), guardian-handshake.c
+ * (the restore's connection and the uffds still queued on it) and
+ * guardian-poison.c (the takeover).
  */
 #ifndef CRIU_LAZY_LAZY_GUARDIAN_H
 #define CRIU_LAZY_LAZY_GUARDIAN_H
@@ -35,8 +36,13 @@ enum guardian_op {
 	GUARDIAN_RELEASE,	/* the daemon closed its copy: close ours */
 	GUARDIAN_END,		/* normal end: close everything and exit */
 	GUARDIAN_CONN,		/* the restore's connection (SCM_RIGHTS), accepted
-				 * from pid: kept, and the listening socket closed */
+				 * from pid.  To the daemon: we accepted it and keep
+				 * it (without it, our accept failed with errno id);
+				 * from the daemon: it accepted it, we did not (we
+				 * did not read): kept, the listening socket closed */
 	GUARDIAN_CONN_DONE,	/* every record read: close the connection */
+	GUARDIAN_NEXT,		/* the daemon reads pid's record: a uffd's message
+				 * left alone on the connection is that process's */
 };
 
 /* One message on the socketpair (SOCK_SEQPACKET: one record each). */
@@ -54,19 +60,30 @@ struct guardian_msg {
  * Fork the guardian.  Only the daemon returns (0, or -errno logged); the
  * guardian never returns from it.  It keeps none of the daemon's fds but
  * the log's, its end of the socketpair, listen_fd, the lazy-pages socket,
- * until guardian_hold_conn(), and dirfd, the images (which process here a
- * record it takes means, host-pid.c); not the directory's lock or the page
- * source.  nr_tasks: the processes of the tree, the most records the
+ * until it accepted the restore there, and dirfd, the images (which
+ * process here a record it takes means, host-pid.c); not the directory's
+ * lock or the page source.  nr_tasks: the processes of the tree, the most records the
  * restore sends.
  */
 int guardian_start(struct lazy_guardian *g, int listen_fd, int dirfd, size_t nr_tasks);
 
 /*
- * Hand over a copy of the restore's connection once accepted from
- * restore_pid, and once every record is read, say so (the guardian closes
- * it).  Not fatal if they fail (a warning).
+ * The restore's connection, which the guardian accepted and keeps a copy
+ * of (guardian-handshake.c): called once g->sock is readable.  0 (*conn,
+ * *restore_pid: its peer), -EPIPE if the guardian is gone (said: the
+ * daemon then accepts itself), or -errno (said).
  */
+int guardian_take_conn(struct lazy_guardian *g, int *conn, pid_t *restore_pid);
+/* The connection the daemon accepted itself: a copy for the guardian (not fatal, said). */
 void guardian_hold_conn(struct lazy_guardian *g, int conn, pid_t restore_pid);
+
+/*
+ * Before the daemon takes pid's record off the connection, so that its
+ * uffd's message found alone there is known as pid's (the pid read, the
+ * uffd not yet handed over); once every record is read, say so (the
+ * guardian closes its copy).  Not fatal if they fail (a warning).
+ */
+void guardian_next(struct lazy_guardian *g, int32_t pid);
 void guardian_conn_done(struct lazy_guardian *g);
 
 /* Hand over a copy of uffd; *id gets the handle for guardian_release(). */
@@ -101,11 +118,16 @@ struct guardian_table {
 };
 
 int guardian_table_add(struct guardian_table *tab, const struct guardian_entry *e);
+/* One message on the socketpair, either way: 0 or -errno. */
+int guardian_send(int sock, const struct guardian_msg *m, int fd);
+
 /* guardian-handshake.c: the restore's sockets the guardian holds */
 struct guardian_conn {
-	int listen_fd;		/* until the daemon accepted the restore, or -1 */
+	int listen_fd;		/* until we accepted the restore, or -1 */
+	bool accepting;		/* listen_fd watched (not after a failed accept) */
 	int conn;		/* the restore's connection, or -1 */
 	pid_t restore_pid;	/* its peer, 0 if unknown */
+	int32_t next_pid;	/* GUARDIAN_NEXT's, or 0 */
 	int dirfd;		/* the images */
 	size_t nr_tasks;	/* the processes of pstree.img */
 	unsigned long long since;	/* the daemon's start (host-pid.c) */
@@ -117,6 +139,11 @@ struct guardian_conn {
  * many, or -ENOMEM (said).
  */
 int guardian_take_queued(struct guardian_table *tab, struct guardian_conn *c);
+/*
+ * The restore connected (listen_fd readable): accept it as the daemon
+ * would, keep it and hand the daemon a copy on sock.
+ */
+void guardian_accept(struct guardian_conn *c, int sock);
 void guardian_conn_close(struct guardian_conn *c);
 /* Returns the exit status for the guardian. */
 int guardian_take_over(struct guardian_table *tab, pid_t daemon_pid);

@@ -12,6 +12,13 @@
  * would unregister their ranges, and their tasks would read zeros where
  * their lazy pages are.  Taken, they are poisoned with the rest.
  *
+ * Nothing of the handshake is ever ours alone, so that a SIGKILL at any
+ * instant leaves every uffd with the guardian or still on the connection
+ * it holds (guardian-handshake.c): the guardian accepts the connection
+ * and hands us a copy; a record's pid is told to it before we read it
+ * (guardian_next()), and its uffd's message is peeked, handed over
+ * (lazy_task_new()), and only then read.
+ *
  * Who may connect, and how a record is read, are lazy-records.c's: the
  * guardian takes the records left when we are killed the same way.
  */
@@ -50,15 +57,21 @@ static int handshake_timeout_s(void)
 	return (int)env_number(HANDSHAKE_ENV, 86400) ?: HANDSHAKE_TIMEOUT_S;
 }
 
-/* Wait for fd, or for a stop signal (then the daemon gives up). */
-static int wait_readable(const struct lazy_daemon *d, int fd, const char *what)
+/*
+ * Wait for fd, or for a stop signal (then the daemon gives up).  also: a
+ * second fd to wait for, or -1: 1 when only it is readable.  timeout_ms:
+ * -1 for the handshake's (said when it passes), else -ETIMEDOUT unsaid.
+ */
+static int wait_fds(const struct lazy_daemon *d, int fd, int also, int timeout_ms,
+		    const char *what)
 {
-	struct pollfd p[2] = {
+	struct pollfd p[3] = {
 		{ .fd = fd, .events = POLLIN },
 		{ .fd = d->signal_fd, .events = POLLIN },
+		{ .fd = also, .events = POLLIN },	/* -1: ignored */
 	};
 	int timeout_s = handshake_timeout_s();
-	int ret = poll(p, 2, timeout_s * 1000);
+	int ret = poll(p, 3, timeout_ms < 0 ? timeout_s * 1000 : timeout_ms);
 	int sig;
 
 	if (ret < 0) {
@@ -66,24 +79,31 @@ static int wait_readable(const struct lazy_daemon *d, int fd, const char *what)
 		return -errno;
 	}
 	if (!ret) {
-		pr_err("gave up waiting for %s after %d s", what, timeout_s);
+		if (timeout_ms < 0)
+			pr_err("gave up waiting for %s after %d s", what, timeout_s);
 		return -ETIMEDOUT;
 	}
 	if (p[1].revents && (sig = evloop_read_signal(d->signal_fd))) {
 		pr_err("stopped by signal %d (%s) while waiting for %s", sig, strsignal(sig), what);
 		return -EINTR;
 	}
-	return 0;
+	return p[0].revents || !p[2].revents ? 0 : 1;
 }
 
-static int recv_pid(const struct lazy_daemon *d, int conn, int32_t *pid)
+static int wait_readable(const struct lazy_daemon *d, int fd, const char *what)
+{
+	return wait_fds(d, fd, -1, -1, what);
+}
+
+/* The next record's pid, peeked: it stays queued (the guardian's) until we read it. */
+static int peek_pid(const struct lazy_daemon *d, int conn, int32_t *pid)
 {
 	ssize_t n;
 	int ret = wait_readable(d, conn, "a task from the restore");
 
 	if (ret)
 		return ret;
-	n = recv(conn, pid, sizeof(*pid), MSG_WAITALL);
+	n = recv(conn, pid, sizeof(*pid), MSG_PEEK | MSG_WAITALL);
 	if (n < 0) {
 		pr_perror("receive a pid from the restore");
 		return -errno;
@@ -91,6 +111,18 @@ static int recv_pid(const struct lazy_daemon *d, int conn, int32_t *pid)
 	if (n != sizeof(*pid)) {
 		pr_err("restorer unexpectedly closed the connection");
 		return -ECONNRESET;
+	}
+	return 0;
+}
+
+/* The pid peeked, read now (it is there: nothing else reads the connection). */
+static int consume_pid(int conn, int32_t pid)
+{
+	int32_t again;
+
+	if (recv(conn, &again, sizeof(again), MSG_DONTWAIT) != sizeof(again) || again != pid) {
+		pr_err("the pid %d peeked on the restore's connection could not be read", pid);
+		return -EIO;
 	}
 	return 0;
 }
@@ -112,40 +144,107 @@ static bool pid_seen(const struct lazy_daemon *d, int32_t pid)
 }
 
 /*
- * The next connection: 0 taken, 1 none to take now, or -errno.  Taken,
- * its copy goes to the guardian at once: the records it holds are the
- * guardian's to take if we are killed before we read them
- * (guardian-handshake.c).
+ * Test only: stop ourselves (SIGSTOP) at a point of the handshake, so that
+ * a test can SIGKILL us there with the restore's records still queued on
+ * the connection (guardian-handshake.c).  Each is a record's number N (1:
+ * the first): STOP_AT before we read record N (1: right after the
+ * connection came to us), AFTER_ACCEPT right after the connection came
+ * to us (N is 1), AFTER_RECV right after record N's uffd came to us
+ * (peeked), before the guardian has its copy, AFTER_HOLD right after the
+ * guardian has it, before its message is read.
  */
-static int take_connection(struct lazy_daemon *d, int listen_fd)
-{
-	int fd = lazy_take_connection(listen_fd, &d->restore_pid);
+#define STOP_AT_ENV		"CRIU_LAZY_TEST_STOP_AT_RECORD"
+#define STOP_AFTER_ACCEPT_ENV	"CRIU_LAZY_TEST_STOP_AFTER_ACCEPT"
+#define STOP_AFTER_RECV_ENV	"CRIU_LAZY_TEST_STOP_AFTER_RECV"
+#define STOP_AFTER_HOLD_ENV	"CRIU_LAZY_TEST_STOP_AFTER_HOLD"
 
-	if (fd == -EAGAIN)
-		return 1;
-	if (fd < 0)
-		return fd;
+static void test_stop(const char *env, size_t record)
+{
+	uint64_t n = env_number(env, UINT32_MAX);
+
+	if (!n || n != record)
+		return;
+	pr_warn("test hook %s=%llu: stopped", env, (unsigned long long)n);
+	raise(SIGSTOP);
+}
+
+/*
+ * How long the restore's connection may wait in the backlog for the
+ * guardian to accept it: longer, the guardian does not read (stopped), and
+ * we accept it ourselves rather than keep the restore waiting (as a uffd
+ * is not held when the guardian has no room for it within 1 s).
+ */
+#define GUARDIAN_ACCEPT_MS	1000
+
+static bool readable_now(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return fd >= 0 && poll(&p, 1, 0) == 1;
+}
+
+/*
+ * The restore's connection: 0 taken, 1 none to take now, or -errno.  The
+ * guardian accepts it and keeps a copy (guardian-handshake.c): accepted
+ * here, it was ours alone until our copy reached the guardian, and a
+ * SIGKILL then took every record queued on it.  We accept it ourselves
+ * (self) only without a guardian (it is gone: nothing to guard), or when
+ * the guardian left it in the backlog (GUARDIAN_ACCEPT_MS): then it gets
+ * a copy as soon as it reads (the listening socket is non-blocking: one of
+ * us may take a connection the other saw).
+ */
+static int take_connection(struct lazy_daemon *d, int listen_fd, bool self)
+{
+	int fd, ret;
+
+	if (!self) {
+		ret = guardian_take_conn(&d->guardian, &fd, &d->restore_pid);
+		if (ret)
+			return ret == -EPIPE ? 1 : ret;
+	} else {
+		fd = lazy_take_connection(listen_fd, &d->restore_pid);
+		if (fd == -EAGAIN)
+			return 1;
+		if (fd < 0)
+			return fd;
+		if (d->guardian.sock >= 0) {
+			pr_warn("the guardian (pid %d) did not take the restore's connection: "
+				"accepted here, its copy handed over", d->guardian.pid);
+			guardian_hold_conn(&d->guardian, fd, d->restore_pid);
+		}
+	}
 	d->conn_fd = fd;
-	guardian_hold_conn(&d->guardian, fd, d->restore_pid);
+	test_stop(STOP_AFTER_ACCEPT_ENV, 1);
 	return 0;
 }
 
 /*
- * Accept connections until one comes from an allowed peer.  A stop that
- * comes while one already waits in the backlog still takes it (if it is
- * there now), for the uffds it may hold (drain_queued()).
+ * Wait until the restore's connection comes from an allowed peer.  A stop
+ * that comes while one already waits for us (from the guardian, or in the
+ * backlog) still takes it, for the uffds it may hold (drain_queued()).
  */
 static int accept_restore(struct lazy_daemon *d, int listen_fd)
 {
 	for (;;) {
-		int ret = wait_readable(d, listen_fd, "the restore to connect");
-		struct pollfd p = { .fd = listen_fd, .events = POLLIN };
+		bool guarded = d->guardian.sock >= 0, self = !guarded;
+		int fd = guarded ? d->guardian.sock : listen_fd;
+		int ret = wait_fds(d, fd, guarded ? listen_fd : -1, -1, "the restore to connect");
 
-		if (ret == -EINTR && poll(&p, 1, 0) == 1)
-			take_connection(d, listen_fd);
+		if (ret == 1) {		/* in the backlog: the guardian's to accept */
+			ret = wait_fds(d, fd, -1, GUARDIAN_ACCEPT_MS, "the guardian to accept");
+			if (ret == -ETIMEDOUT) {
+				ret = 0;
+				self = true;
+			}
+		}
+		if (ret == -EINTR) {
+			self = !guarded || !readable_now(fd);
+			if (readable_now(self ? listen_fd : fd))
+				take_connection(d, listen_fd, self);
+		}
 		if (ret)
 			return ret;
-		ret = take_connection(d, listen_fd);
+		ret = take_connection(d, listen_fd, self);
 		if (ret <= 0)
 			return ret;
 	}
@@ -189,6 +288,13 @@ struct adopt_arg {
 	const struct lazy_tree *tree;
 };
 
+static void adopt_next(void *arg, int32_t pid)
+{
+	struct adopt_arg *a = arg;
+
+	guardian_next(&a->d->guardian, pid);
+}
+
 static void adopt_one(void *arg, int32_t pid, int uffd, pid_t cred_pid)
 {
 	struct adopt_arg *a = arg;
@@ -198,57 +304,65 @@ static void adopt_one(void *arg, int32_t pid, int uffd, pid_t cred_pid)
 
 /*
  * The handshake failed after it began: take every uffd the restore already
- * sent (lazy_drain_records()), up to one record per process of the tree.
- * unread: a pid whose uffd is the next message, or 0.  What cannot be read
- * is left: the caller fails anyway, and has said why.
+ * sent (lazy_drain_records(), the guardian told of each as in the
+ * handshake), up to one record per process of the tree.  unread: a pid
+ * read whose uffd is the next message, or 0.  What cannot be read is left:
+ * the caller fails anyway, and has said why.
  */
 static void drain_queued(struct lazy_daemon *d, const struct lazy_tree *tree, int32_t unread)
 {
 	struct adopt_arg a = { d, tree };
+	struct lazy_drain how = { .next = adopt_next, .take = adopt_one, .arg = &a };
 
-	lazy_drain_records(d->conn_fd, tree->nr_pids, unread, adopt_one, &a);
+	lazy_drain_records(d->conn_fd, tree->nr_pids, unread, &how);
 }
 
 /*
  * One record of the restore.  *unread: the pid read, if it failed before
- * that pid's uffd was read.
+ * that pid's uffd was read.  The record is taken off the connection only
+ * once the guardian knows it (see the top).
  */
-static int accept_one(struct lazy_daemon *d, const struct lazy_tree *tree, int32_t *unread)
+static int accept_one(struct lazy_daemon *d, const struct lazy_tree *tree, size_t record,
+		      int32_t *unread)
 {
 	struct lazy_task *t;
 	int32_t pid;
 	pid_t cred_pid = 0, host_pid;
 	int uffd = -1, ret;
 
-	ret = recv_pid(d, d->conn_fd, &pid);
+	ret = peek_pid(d, d->conn_fd, &pid);
 	if (ret)
 		return ret;
 	if (pid < 0) {
 		/* widened: INT32_MIN has no negation in 32 bits */
 		pr_info("task %lld is a zombie: nothing to serve", -(long long)pid);
-		return 0;
+		return consume_pid(d->conn_fd, pid);
 	}
 	if (!pid_expected(tree, pid) || pid_seen(d, pid)) {
 		pr_err("the restore sent pid %d, which is not a process of pstree.img "
 		       "or came twice", pid);
-		*unread = pid;
-		return -EBADMSG;
+		return -EBADMSG;	/* still queued: the drain takes it */
 	}
-	ret = wait_readable(d, d->conn_fd, "a userfaultfd from the restore");
-	if (ret) {
-		*unread = pid;		/* it may come yet (a stop came first) */
-		return ret;
-	}
-	ret = lazy_recv_uffd(d->conn_fd, pid, &uffd, &cred_pid);
+	guardian_next(&d->guardian, pid);
+	ret = consume_pid(d->conn_fd, pid);
 	if (ret)
 		return ret;
+	*unread = pid;		/* until its uffd is read */
+	ret = wait_readable(d, d->conn_fd, "a userfaultfd from the restore") ?:
+	      lazy_recv_uffd(d->conn_fd, pid, &uffd, &cred_pid, MSG_PEEK);
+	if (ret)
+		return ret;	/* a stop came first, say: it may come yet */
+	test_stop(STOP_AFTER_RECV_ENV, record);
 	host_pid = lazy_host_pid(d, pid, cred_pid);
-	t = lazy_task_new(d, pid, host_pid, uffd, NULL);
+	t = lazy_task_new(d, pid, host_pid, uffd, NULL);	/* the guardian's copy */
 	if (!t) {
 		say_unknown(pid, "out of memory");
 		close(uffd);
 		return -ENOMEM;
 	}
+	test_stop(STOP_AFTER_HOLD_ENV, record);
+	lazy_consume_uffd(d->conn_fd);
+	*unread = 0;
 	ret = lazy_task_load_model(d, t);
 	if (ret) {
 		say_unknown(pid, "its images could not be read");
@@ -261,26 +375,8 @@ static int accept_one(struct lazy_daemon *d, const struct lazy_tree *tree, int32
 	return 0;
 }
 
-/*
- * Test only (STOP_AT_ENV=N): stop ourselves (SIGSTOP) before we read the
- * Nth record (1: right after the connection was accepted and handed to
- * the guardian), so that a test can SIGKILL us with records still queued
- * on it (guardian-handshake.c).
- */
-#define STOP_AT_ENV	"CRIU_LAZY_TEST_STOP_AT_RECORD"
-
-static void test_stop_at(uint64_t stop_at, size_t i)
-{
-	if (stop_at != i + 1)
-		return;
-	pr_warn("test hook %s=%llu: stopped before record %zu", STOP_AT_ENV,
-		(unsigned long long)stop_at, i + 1);
-	raise(SIGSTOP);
-}
-
 int lazy_accept_tasks(struct lazy_daemon *d, const struct lazy_tree *tree, int listen_fd)
 {
-	uint64_t stop_at = env_number(STOP_AT_ENV, UINT32_MAX);
 	int ret = accept_restore(d, listen_fd);
 
 	if (ret && d->conn_fd >= 0)	/* stopped with the restore connected */
@@ -288,8 +384,8 @@ int lazy_accept_tasks(struct lazy_daemon *d, const struct lazy_tree *tree, int l
 	for (size_t i = 0; i < tree->nr_pids && !ret; i++) {
 		int32_t unread = 0;
 
-		test_stop_at(stop_at, i);
-		ret = accept_one(d, tree, &unread);
+		test_stop(STOP_AT_ENV, i + 1);
+		ret = accept_one(d, tree, i + 1, &unread);
 		if (ret)
 			drain_queued(d, tree, unread);
 	}

@@ -37,20 +37,29 @@ int lazy_take_connection(int listen_fd, pid_t *peer_pid);
  * A uffd's message on conn (waited for by the caller): *uffd, and the pid
  * here its credentials name (*cred_pid: 0 if none came; SO_PASSCRED is
  * set, so without the restore's own the kernel gives its sender's pid).
- * 0 or -errno (logged).
+ * flags: MSG_PEEK leaves the message queued (*uffd is a copy of its
+ * descriptor; lazy_consume_uffd() takes it off later).  0 or -errno
+ * (logged).
  */
-int lazy_recv_uffd(int conn, int32_t pid, int *uffd, pid_t *cred_pid);
+int lazy_recv_uffd(int conn, int32_t pid, int *uffd, pid_t *cred_pid, int flags);
+void lazy_consume_uffd(int conn);
 
-/* take() owns uffd; pid 0: a uffd whose pid was read already (by a daemon killed since) */
-typedef void (*lazy_take_fn)(void *arg, int32_t pid, int uffd, pid_t cred_pid);
+struct lazy_drain {
+	/* pid's record is about to be taken off the connection, or NULL */
+	void (*next)(void *arg, int32_t pid);
+	/* owns uffd (the message is taken off once it returns); pid 0: a uffd
+	 * whose pid was read already (by a daemon killed since) */
+	void (*take)(void *arg, int32_t pid, int uffd, pid_t cred_pid);
+	void *arg;
+};
 
 /*
  * Take the records already queued on conn, each waited for 100 ms at most
  * (a restore that sends nothing more keeps us no longer), at most max + 1,
  * until it is empty, closed, or holds something that is not a record (the
- * "restore finished" word ends it too).  unread: a pid read whose uffd is
- * the next message, or 0.
+ * "restore finished" word ends it too).  lone_pid: the pid of a uffd's
+ * message that comes first without its pid (read already), or 0.
  */
-void lazy_drain_records(int conn, size_t max, int32_t unread, lazy_take_fn take, void *arg);
+void lazy_drain_records(int conn, size_t max, int32_t lone_pid, const struct lazy_drain *how);
 
 #endif

@@ -144,7 +144,8 @@ static int listen_socket(const char *dir, char *path, size_t path_len, int *out)
 	}
 	strcpy(addr.sun_path, path);
 
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* non-blocking: the guardian accepts on it, and we do when it does not (lazy-handshake.c) */
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0) {
 		pr_perror("create the lazy-pages socket");
 		return -errno;

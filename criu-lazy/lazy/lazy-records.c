@@ -33,7 +33,7 @@ static void close_rights(const struct cmsghdr *cmsg)
 	}
 }
 
-int lazy_recv_uffd(int conn, int32_t pid, int *uffd, pid_t *cred_pid)
+int lazy_recv_uffd(int conn, int32_t pid, int *uffd, pid_t *cred_pid, int flags)
 {
 	union {
 		char buf[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int))];
@@ -47,7 +47,7 @@ int lazy_recv_uffd(int conn, int32_t pid, int *uffd, pid_t *cred_pid)
 	};
 	struct cmsghdr *cmsg;
 	bool bad = false;
-	ssize_t n = recvmsg(conn, &msg, MSG_CMSG_CLOEXEC);
+	ssize_t n = recvmsg(conn, &msg, MSG_CMSG_CLOEXEC | flags);
 
 	if (n < 0) {
 		pr_perror("receive the userfaultfd of task %d", pid);
@@ -78,6 +78,26 @@ int lazy_recv_uffd(int conn, int32_t pid, int *uffd, pid_t *cred_pid)
 		return -EBADMSG;
 	}
 	return 0;
+}
+
+void lazy_consume_uffd(int conn)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} control;
+	char byte;
+	struct iovec iov = { &byte, 1 };
+	struct msghdr msg = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = control.buf, .msg_controllen = sizeof(control.buf),
+	};
+
+	/* peeked whole before: it is there, and its descriptor is a copy of ours */
+	if (recvmsg(conn, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT) < 0)
+		return;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
+		close_rights(c);
 }
 
 /*
@@ -146,11 +166,11 @@ static bool drain_ready(int conn)
 
 /*
  * The next pid on conn (1), a uffd's message where a pid should be (0,
- * *pid 0: its pid was read by a daemon that died), or nothing to take
- * (-1).  Peeked first: a plain read of four bytes would take a uffd's
- * message whole and drop its descriptor.
+ * *pid 0: its pid was read already), or nothing to take (-1).  Peeked
+ * first: a plain read of four bytes would take a uffd's message whole and
+ * drop its descriptor; and how->next() hears of the pid before it is read.
  */
-static int next_pid(int conn, int32_t *pid)
+static int next_pid(int conn, const struct lazy_drain *how, int32_t *pid)
 {
 	ssize_t n;
 
@@ -162,29 +182,32 @@ static int next_pid(int conn, int32_t *pid)
 		*pid = 0;
 		return 0;
 	}
-	if (n != sizeof(*pid) || recv(conn, pid, sizeof(*pid), MSG_DONTWAIT) != sizeof(*pid))
+	if (n != sizeof(*pid))
+		return -1;
+	if (*pid > 0 && *pid != (int32_t)LAZY_RESTORE_FINISHED && how->next)
+		how->next(how->arg, *pid);
+	if (recv(conn, pid, sizeof(*pid), MSG_DONTWAIT) != sizeof(*pid))
 		return -1;
 	return 1;
 }
 
-void lazy_drain_records(int conn, size_t max, int32_t unread, lazy_take_fn take, void *arg)
+void lazy_drain_records(int conn, size_t max, int32_t lone_pid, const struct lazy_drain *how)
 {
 	for (size_t i = 0; i <= max; i++) {
-		int32_t pid = unread;
+		int32_t pid;
 		pid_t cred_pid;
-		int uffd;
+		int uffd, got = next_pid(conn, how, &pid);
 
-		unread = 0;
-		if (!pid) {
-			int got = next_pid(conn, &pid);
-
-			if (got < 0 || (got && (pid == 0 || pid == (int32_t)LAZY_RESTORE_FINISHED)))
-				return;
-			if (pid < 0)
-				continue;	/* a zombie */
-		}
-		if (!drain_ready(conn) || lazy_recv_uffd(conn, pid, &uffd, &cred_pid))
+		if (got < 0 || (got && (pid == 0 || pid == (int32_t)LAZY_RESTORE_FINISHED)))
 			return;
-		take(arg, pid, uffd, cred_pid);
+		if (pid < 0)
+			continue;	/* a zombie */
+		if (!got)
+			pid = i ? 0 : lone_pid;
+		/* left queued until take() has it: a guardian's copy may be on its way */
+		if (!drain_ready(conn) || lazy_recv_uffd(conn, pid, &uffd, &cred_pid, MSG_PEEK))
+			return;
+		how->take(how->arg, pid, uffd, cred_pid);
+		lazy_consume_uffd(conn);
 	}
 }
