@@ -160,6 +160,14 @@ void log_quiet_thread(void)
 	log_quiet = true;
 }
 
+bool log_quiet_set(bool quiet)
+{
+	bool was = log_quiet;
+
+	log_quiet = quiet;
+	return was;
+}
+
 void log_hold_errors(void)
 {
 	log_state.hold = true;

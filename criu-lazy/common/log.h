@@ -41,6 +41,9 @@ void log_hold_errors(void);
 /* Nothing the calling thread logs from now on is written (a helper thread
  * whose failures its caller reports itself). */
 void log_quiet_thread(void);
+/* The same for a while (until set back to what it returns): work done
+ * ahead, whose failure is met again, and said, where it matters. */
+bool log_quiet_set(bool quiet);
 const char *log_held_error(void);
 void log_release_errors(bool drop);
 

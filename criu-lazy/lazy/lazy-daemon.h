@@ -86,6 +86,9 @@ struct lazy_preload {
 	bool taken;
 	struct MmEntry *mm;
 	struct lazy_model model;
+	/* the page source's state of its image (page_source_ops.preload), if
+	 * that went well: a failure is met again, and said, at the handover */
+	void *src_priv;
 };
 
 struct lazy_task {
@@ -186,6 +189,7 @@ int lazy_task_load_model(struct lazy_daemon *d, struct lazy_task *t);
 /* Build every listed process's model ahead (best effort: none is fatal). */
 void lazy_preload_models(struct lazy_daemon *d, const pid_t *pids, size_t nr);
 void lazy_preload_free(struct lazy_daemon *d);
+int lazy_task_attach_source(struct lazy_daemon *d, struct lazy_task *t);
 /* Closes its uffd and frees its model now; the rest goes in lazy_task_reap(). */
 void lazy_task_close(struct lazy_daemon *d, struct lazy_task *t, const char *why);
 /* Free the closed tasks (nothing may hold one across this call). */

@@ -368,7 +368,7 @@ static int accept_one(struct lazy_daemon *d, const struct lazy_tree *tree, size_
 		say_unknown(pid, "its images could not be read");
 		return ret;
 	}
-	ret = d->src->ops->attach(d->src, t) ?: lazy_prefetch_attach(d, t);
+	ret = lazy_task_attach_source(d, t) ?: lazy_prefetch_attach(d, t);
 	if (ret)
 		return ret;
 	pr_info("task %d: got uffd %d", pid, uffd);

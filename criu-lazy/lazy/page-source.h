@@ -22,6 +22,14 @@ struct page_source_ops {
 	const char *name;
 	/* Prepare to serve t->img, a restored process's image. */
 	int (*attach)(struct page_source *src, struct lazy_task *t);
+	/*
+	 * The same for the image of @pid before any task of it exists
+	 * (lazy_preload_models()): *priv becomes t->img->src_priv at its
+	 * handover, which then needs no attach; drop() frees one never
+	 * taken.  NULL: attach only (a remote source asks its server then).
+	 */
+	int (*preload)(struct page_source *src, pid_t pid, void **priv);
+	void (*drop)(struct page_source *src, void *priv);
 	/* Fetch the pages of span for t (from t->img). */
 	int (*request)(struct page_source *src, struct lazy_task *t, const struct lazy_span *span,
 		       bool urgent);

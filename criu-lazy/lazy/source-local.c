@@ -47,14 +47,14 @@ static int deliver_pread(struct page_source *src, struct lazy_task *t, struct lo
 	return lazy_deliver(src->d, t, addr, n, buf);
 }
 
-static int local_attach(struct page_source *src, struct lazy_task *t)
+static int local_preload(struct page_source *src, pid_t pid, void **priv)
 {
 	struct local_image *img = calloc(1, sizeof(*img));
 	int ret;
 
 	if (!img)
 		return -ENOMEM;
-	ret = pagemap_index_load(src->d->dirfd, IMG_PAGEMAP, t->pid, true, &img->pi);
+	ret = pagemap_index_load(src->d->dirfd, IMG_PAGEMAP, pid, true, &img->pi);
 	if (ret) {
 		free(img);
 		return ret;
@@ -68,8 +68,22 @@ static int local_attach(struct page_source *src, struct lazy_task *t)
 	/* background delivery reads it front to back */
 	if (img->pages)
 		madvise(img->pages, img->pi.pages_size, MADV_SEQUENTIAL);
-	t->img->src_priv = img;
+	*priv = img;
 	return 0;
+}
+
+static int local_attach(struct page_source *src, struct lazy_task *t)
+{
+	return local_preload(src, t->pid, &t->img->src_priv);
+}
+
+static void local_drop(struct page_source *src, void *priv)
+{
+	struct local_image *img = priv;
+
+	pages_file_unmap(&img->pi, img->pages);
+	pagemap_index_free(&img->pi);
+	free(img);
 }
 
 /* Deliver span piece by piece, one pagemap run at a time. */
@@ -113,9 +127,7 @@ static void local_release(struct page_source *src, struct lazy_task *t)
 
 	if (!img || t->img->users)
 		return;
-	pages_file_unmap(&img->pi, img->pages);
-	pagemap_index_free(&img->pi);
-	free(img);
+	local_drop(src, img);
 	t->img->src_priv = NULL;
 }
 
@@ -129,6 +141,8 @@ static int local_finish(struct page_source *src)
 static const struct page_source_ops local_ops = {
 	.name = "images",
 	.attach = local_attach,
+	.preload = local_preload,
+	.drop = local_drop,
 	.request = local_request,
 	.can_prefetch = local_can_prefetch,
 	.release = local_release,
