@@ -79,7 +79,7 @@ int rst_blob_next(struct rst_tree *tree, struct rst_blob_wait *w)
 			if (!w->eof_at[i])
 				pfd[n++] = (struct pollfd){ .fd = tree->procs[i].t.err_r,
 							    .events = POLLIN };
-			if (w->uffd)
+			if (w->uffd && tree->procs[i].t.uffd_rx >= 0)
 				pfd[n++] = (struct pollfd){ .fd = tree->procs[i].t.uffd_rx,
 							    .events = POLLIN };
 		}
@@ -115,7 +115,15 @@ out:
 	return ret;
 }
 
-/* Every live process, none of them at EOF yet. */
+/* @idx, just reported, is to be watched again (its uffd handed over, its
+ * blob's end still to come). */
+void rst_blob_watch_again(struct rst_blob_wait *w, int idx)
+{
+	w->pending[idx] = true;
+	w->left++;
+}
+
+/* Every live process not finalized yet, none of them at EOF yet. */
 int rst_blob_wait_init(const struct rst_tree *tree, struct rst_blob_wait *w)
 {
 	w->pending = calloc(tree->nr, sizeof(*w->pending));
@@ -126,7 +134,7 @@ int rst_blob_wait_init(const struct rst_tree *tree, struct rst_blob_wait *w)
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < tree->nr; i++) {
-		w->pending[i] = tree->procs[i].kind == RST_PROC_ALIVE;
+		w->pending[i] = tree->procs[i].kind == RST_PROC_ALIVE && !tree->procs[i].finalized;
 		w->left += w->pending[i];
 	}
 	return 0;

@@ -154,12 +154,14 @@ void rst_burst_end(struct rst_burst *b)
 	b->raised = false;
 }
 
-/* Stay on the CPU we are on until rst_pin_end(). */
+/* Stay on the CPU we are on until rst_pin_end() (once: a second call keeps it). */
 void rst_pin_start(struct rst_tree *tree)
 {
 	int cpu = sched_getcpu();
 	cpu_set_t one;
 
+	if (tree->pin_self.pinned)	/* at the first process finalized */
+		return;
 	if (cpu < 0 || sched_getaffinity(0, sizeof(tree->pin_self.mask), &tree->pin_self.mask))
 		return;
 	CPU_ZERO(&one);

@@ -23,7 +23,10 @@
  *   - it stays a page away from each of our mappings (no merge with one)
  *     and far below our stack (which the task's C part still grows);
  *   - it is clear of our premap and blob regions and of the parent's,
- *     and of the parent's VMAs in place that we do not inherit;
+ *     and of the parent's VMAs in place that we do not inherit (if we
+ *     inherit any: else we are forked before the parent maps them; an
+ *     older ancestor's region, which we may still hold then, is found in
+ *     the task as above);
  *   - no neighbour touching it is in place too with the same premap
  *     protection, kind and file (contiguous): the kernel would merge the
  *     two at once, where slots keep them apart until each is filled (its
@@ -81,6 +84,9 @@ static bool address_free(const struct rst_plan_host *h, const struct rst_plan *p
 		return true;
 	if (overlaps(s, e, parent->premap_start, parent->blob_end))
 		return false;
+	/* forked at the parent's start, before its premap (tree-task.c) */
+	if (!plan->inherits)
+		return true;
 	for (size_t i = 0; i < parent->nr_vmas; i++)
 		if (parent->vmas[i].in_place &&
 		    overlaps(s, e, parent->vmas[i].vma->start, parent->vmas[i].vma->end))

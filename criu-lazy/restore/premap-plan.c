@@ -12,10 +12,10 @@
  *    the dumped one, with a margin around it;
  *  - our vdso group must have the shape of the dumped one, so the blob can
  *    move it there in one piece;
- *  - copy-on-write: a private VMA that the parent premaps with the same
- *    bounds and kind is inherited at the fork (premap-cow.c), so our
- *    region must not overlap the parent's, and the fills into it compare
- *    before they write;
+ *  - copy-on-write (not in a lazy restore): a private VMA that the parent
+ *    premaps with the same bounds and kind is inherited at the fork
+ *    (premap-cow.c), so our region must not overlap the parent's, and the
+ *    fills into it compare before they write;
  *  - which VMAs are mapped at their own address from the start instead
  *    (premap-place.c): the slot stays theirs, for when that address is
  *    taken in the task after all.
@@ -401,12 +401,21 @@ static bool vma_same(const struct rst_vma_plan *a, const struct rst_vma_plan *b)
 /*
  * Copy-on-write: each private VMA of ours that the parent premaps with the
  * same bounds, kind and file comes to us with the fork (both lists ascend).
+ *
+ * Not in a lazy restore, where the sharing is not kept anyway (the lazy
+ * pages come to each process apart, as with CRIU): each process then maps
+ * its own, and is forked at its parent's start instead of after its
+ * premap (tree-task.c).  Inheriting saved a child some mmap calls, but
+ * cost its parent the copy of every VMA at the fork and the child their
+ * moves and discards, and made it wait for its parent's premap: in the
+ * bench tree, the last child started 0.6 ms after the root.
  */
-static void plan_inherit(const struct rst_plan *parent, struct rst_plan *plan)
+static void plan_inherit(const struct opts *o, const struct rst_plan *parent,
+			 struct rst_plan *plan)
 {
 	size_t k = 0;
 
-	if (!parent)
+	if (!parent || o->lazy_pages)
 		return;
 	plan->parent_start = parent->premap_start;
 	plan->parent_end = parent->blob_end;
@@ -422,6 +431,7 @@ static void plan_inherit(const struct rst_plan *parent, struct rst_plan *plan)
 		vp->inherit = parent->vmas[k].premap;
 		vp->inherit_prot = parent->vmas[k].premap_prot;
 		vp->inherit_idx = (uint32_t)k;
+		plan->inherits = true;
 	}
 }
 
@@ -471,7 +481,7 @@ int rst_plan_build(const struct opts *o, const struct rst_plan_host *h,
 		ret = plan_place(ri, h->maps, h->nr_maps, parent, plan);
 	if (!ret) {
 		plan->parent = parent;
-		plan_inherit(parent, plan);
+		plan_inherit(o, parent, plan);
 		ret = plan_fills(o, ri, parent, plan);
 	}
 	if (!ret)	/* with the premap protections the fills decided */

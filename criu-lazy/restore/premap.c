@@ -296,9 +296,10 @@ static int child_premap_thp_off(struct rst_child *c)
 }
 
 /*
- * Runs before the task forks its own children, which inherit what it maps
- * here (premap-cow.c); its fill (child_premap_fill()) comes before those
- * that compare with it, after the others (tree-task.c).
+ * Runs before the task forks those of its children that inherit what it
+ * maps here (premap-cow.c), after those that inherit nothing; its fill
+ * (child_premap_fill()) comes before those that compare with it, after
+ * the others (tree-task.c).
  */
 int child_premap(struct rst_child *c)
 {

@@ -214,6 +214,8 @@ struct rst_plan {
 	size_t nr_fills;
 	bool compares;			/* a fill is compared with the parent's pages
 					 * (cmp): forked only after the parent's fill */
+	bool inherits;			/* a VMA comes from the parent's premap: forked
+					 * only after it (else at the parent's start) */
 	uint64_t pages_to_fill;
 
 	/* the vdso group: ours now, and where it goes */
@@ -288,6 +290,7 @@ struct rst_proc {
 	bool group_late;
 	bool ready;			/* said EV_READY (premapped, children forked) */
 	bool go_sent;			/* told to rebuild itself ('r') */
+	bool finalized;			/* its last steps done (stages.c) */
 	struct rst_images ri;		/* ALIVE only */
 	struct rst_plan plan;		/* ALIVE only */
 	struct rst_task t;

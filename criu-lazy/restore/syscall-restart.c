@@ -137,6 +137,17 @@ static int run_and_interrupt(pid_t tid, unsigned long ip, long nr, const unsigne
 	return 0;
 }
 
+bool rst_syscall_restart_touches(const CoreEntry *core)
+{
+	const UserX86RegsEntry *g = core->thread_info->gpregs;
+	long nr = (long)g->orig_ax, ax = (long)g->ax;
+	unsigned long a[6];
+
+	/* the PEEKTEXT of its instruction, and RESTART_BLOCK's run of it */
+	return nr >= 0 && (ax == -EINTR || ax == -ERESTART_RESTARTBLOCK) &&
+	       restart_args(nr, g, a) != RESTART_NONE;
+}
+
 int rst_syscall_restart_prepare(pid_t tid, unsigned long syscall_ip, const CoreEntry *core,
 				struct rst_restart *out)
 {

@@ -28,6 +28,9 @@ struct rst_restart {
 };
 int rst_syscall_restart_prepare(pid_t tid, unsigned long syscall_ip, const CoreEntry *core,
 				struct rst_restart *out);
+/* Would rst_syscall_restart_prepare() read or run anything in the task's
+ * own memory (which may be lazy)? */
+bool rst_syscall_restart_touches(const CoreEntry *core);
 struct user_regs_struct;
 void rst_syscall_restart_regs(const struct rst_restart *rs, const UserX86RegsEntry *g,
 			      struct user_regs_struct *r);

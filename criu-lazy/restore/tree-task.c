@@ -1,9 +1,10 @@
 /*
  * Building the process tree, in each new task (the restore process's side
- * and the stages, byte by byte, are in tree.c): report its pid, premap its
- * memory before it forks its children with their dumped pids, join its
+ * and the stages, byte by byte, are in tree.c): report its pid, join its
  * process group (at once where it exists, else when told: tree-groups.c),
- * then end as a zombie or a helper or go on to rebuild itself (child.c).  Errors go to the restore process
+ * fork its children with their dumped pids (those that inherit its memory
+ * once it is premapped, or filled), then end as a zombie or a helper or
+ * go on to rebuild itself (child.c).  Errors go to the restore process
  * as one line on the task's error pipe (proc_err); the task then exits.
  */
 #include <errno.h>
@@ -73,20 +74,32 @@ static uint64_t share_flags(const struct rst_proc *p, const struct rst_proc *k)
 	       (k->ri.fdt_owner ? CLONE_FILES : 0);
 }
 
+/* When a child is forked: what it needs of ours before. */
+enum fork_when {
+	FORK_AT_START,		/* nothing of our memory */
+	FORK_AFTER_PREMAP,	/* VMAs it inherits (premap-cow.c) */
+	FORK_AFTER_FILL,	/* their contents too */
+};
+
 /*
- * Does @k need our fill before its fork?  A child that compares pages with
- * our pages file counts on finding them in its inherited VMAs (premap-cow.c);
- * one that fills all its own drops what it inherited anyway, so it is forked
- * before our fill, which then runs beside its premap.  A helper is forked
- * after it: its children take our memory.
+ * A child that compares pages with our pages file counts on finding them in
+ * its inherited VMAs (premap-cow.c); one that fills all its own drops what
+ * it inherited anyway, so it is forked before our fill, which then runs
+ * beside its premap; one that inherits nothing (a zombie, a lazy restore's
+ * process: premap-plan.c) at our start, beside our premap.  A helper is
+ * forked after our fill: its children take our memory.
  */
-static bool needs_our_fill(const struct rst_proc *k)
+static enum fork_when fork_when(const struct rst_proc *k)
 {
-	return k->kind == RST_PROC_HELPER || (k->kind == RST_PROC_ALIVE && k->plan.compares);
+	if (k->kind == RST_PROC_HELPER || (k->kind == RST_PROC_ALIVE && k->plan.compares))
+		return FORK_AFTER_FILL;
+	if (k->kind == RST_PROC_ALIVE && k->plan.inherits)
+		return FORK_AFTER_PREMAP;
+	return FORK_AT_START;
 }
 
-/* Our children that need our fill (@filled), or those that do not. */
-static void fork_children(struct rst_tree *tree, int idx, bool filled)
+/* Our children to fork at this point (@when). */
+static void fork_children(struct rst_tree *tree, int idx, enum fork_when when)
 {
 	struct rst_proc *p = &tree->procs[idx];
 
@@ -94,7 +107,7 @@ static void fork_children(struct rst_tree *tree, int idx, bool filled)
 		struct rst_proc *k = &tree->procs[j];
 		pid_t pid;
 
-		if (k->parent != idx || needs_our_fill(k) != filled)
+		if (k->parent != idx || fork_when(k) != when)
 			continue;
 		pid = rst_clone_with_pid(k->pid, share_flags(p, k));
 		if (pid == 0)
@@ -283,10 +296,6 @@ _Noreturn void rst_proc_main(struct rst_tree *tree, int idx)
 			 strerror(errno));
 		_exit(1);
 	}
-	/* memory before the children: they inherit it copy-on-write (its
-	 * fill before those that compare with it) */
-	if (p->kind == RST_PROC_ALIVE && child_premap(&c))
-		_exit(1);
 	if (p->kind == RST_PROC_ALIVE && p->ri.core->tc->has_child_subreaper &&
 	    p->ri.core->tc->child_subreaper && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) {
 		proc_err(p, errno, "task %d: PR_SET_CHILD_SUBREAPER: %s", p->pid, strerror(errno));
@@ -296,12 +305,17 @@ _Noreturn void rst_proc_main(struct rst_tree *tree, int idx)
 		proc_err(p, errno, "task %d: setsid: %s", p->pid, strerror(errno));
 		_exit(1);
 	}
-	if (!p->group_late)	/* before the fork: the children inherit it */
+	if (!p->group_late)	/* before any fork: the children inherit it */
 		join_group(tree, p);
-	fork_children(tree, idx, false);
+	fork_children(tree, idx, FORK_AT_START);
+	/* memory before the other children: they inherit it copy-on-write
+	 * (its fill before those that compare with it) */
+	if (p->kind == RST_PROC_ALIVE && child_premap(&c))
+		_exit(1);
+	fork_children(tree, idx, FORK_AFTER_PREMAP);
 	if (p->kind == RST_PROC_ALIVE && child_premap_fill(&c))
 		_exit(1);
-	fork_children(tree, idx, true);
+	fork_children(tree, idx, FORK_AFTER_FILL);
 	close_foreign_pipes(tree, idx);
 	rst_tree_event(tree, idx, EV_READY, 0);
 

@@ -17,11 +17,12 @@
  *        process as EV_CREATED, from its parent right after the clone
  *        (from itself in a new pid namespace; the root's: we cloned it),
  *        and is seized as it is read;
- *        premap and fill its memory (premap.c), so that its children
- *        inherit it copy-on-write (premap-cow.c); subreaper (a helper's
- *        children are reparented to it), setsid() if it leads a session,
- *        its process group if that exists already (tree-groups.c), then
- *        fork each child; then EV_READY.
+ *        subreaper (a helper's children are reparented to it), setsid()
+ *        if it leads a session, its process group if that exists already
+ *        (tree-groups.c); fork the children that take nothing of its
+ *        memory; premap and fill its memory (premap.c), forking the
+ *        others once what they inherit copy-on-write is there
+ *        (premap-cow.c, tree-task.c); then EV_READY.
  *   'p'  (only a task whose group's leader is no ancestor) every task is
  *        ready: join the process group, then EV_GROUP.
  *   'r'  a zombie exits with its status (by the signal that killed it, or

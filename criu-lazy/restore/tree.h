@@ -54,6 +54,7 @@ int rst_blob_wait_init(const struct rst_tree *tree, struct rst_blob_wait *w);
  * pending then), -ENOENT when none is left */
 int rst_blob_next(struct rst_tree *tree, struct rst_blob_wait *w);
 void rst_blob_wait_free(struct rst_blob_wait *w);
+void rst_blob_watch_again(struct rst_blob_wait *w, int idx);
 
 /* fd-share-plan.c, fd-share.c: which files travel between processes */
 int rst_share_plan(struct rst_tree *tree);
