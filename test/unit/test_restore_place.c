@@ -163,6 +163,7 @@ static int test_child(void)
 	child.blob_end = 0x7fe100000000;
 	cvp[0].inherit = pvp[0].premap;
 	cvp[0].inherit_idx = 0;
+	child.inherits = true;
 	CHECK(!rst_plan_in_place(&host, &parent, &child), "");
 	CHECK(cvp[0].in_place, "the fork puts it there");
 	CHECK(!cvp[1].in_place, "the parent's VMA is there until the child unmaps it");
@@ -173,8 +174,40 @@ static int test_child(void)
 	child.premap_start = 0x7fe000000000;
 	child.blob_end = 0x7fe100000000;
 	cvp[0].inherit = pvp[0].premap;
+	child.inherits = true;
 	CHECK(!rst_plan_in_place(&host, &parent, &child), "");
 	CHECK(!cvp[0].in_place, "");
+	return 0;
+}
+
+/* A child that inherits nothing (a lazy restore's) is forked before its
+ * parent maps anything: the parent's VMAs in place are not in its way,
+ * the parent's regions (which it holds from the fork) still are. */
+static int test_child_forked_first(void)
+{
+	VmaEntry pv[] = {
+		anon(0x100000000, 0x100100000, RW),
+		anon(0x200000000, 0x200100000, RW),
+	};
+	VmaEntry cv[] = {
+		anon(0x100000000, 0x100100000, RW),
+		anon(0x200080000, 0x200200000, RW),
+		anon(0x7fd000000000, 0x7fd000100000, RW),	/* in the parent's region */
+	};
+	struct rst_vma_plan pvp[2], cvp[3];
+	struct rst_plan parent, child;
+
+	plan_of(&parent, pvp, pv, 2);
+	parent.premap_start = 0x7fcfff000000;
+	parent.blob_end = 0x7fd001000000;
+	CHECK(!rst_plan_in_place(&host, NULL, &parent), "");
+	CHECK(pvp[0].in_place && pvp[1].in_place, "");
+	plan_of(&child, cvp, cv, 3);
+	child.premap_start = 0x7fe000000000;
+	child.blob_end = 0x7fe100000000;
+	CHECK(!rst_plan_in_place(&host, &parent, &child), "");
+	CHECK(cvp[0].in_place && cvp[1].in_place, "the parent maps them after the fork");
+	CHECK(!cvp[2].in_place, "the parent's region is there from the fork");
 	return 0;
 }
 
@@ -186,6 +219,7 @@ int main(void)
 		{ "merge_neighbours", test_merge_neighbours },
 		{ "kinds", test_kinds },
 		{ "child", test_child },
+		{ "child_forked_first", test_child_forked_first },
 	};
 
 	return unit_run(cases, sizeof(cases) / sizeof(cases[0]));
