@@ -246,7 +246,7 @@ static int finalize_one(struct rst_tree *tree, struct rst_proc *p)
 
 	if (ret)
 		return ret;
-	rst_pin_start(tree);
+	rst_pin_start(tree, p);
 	rst_pin_proc(tree, p);
 	ret = rst_finalize(tree->o, &p->ri, &p->plan, &p->t);
 	p->finalized = !ret;
