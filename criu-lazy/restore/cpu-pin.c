@@ -9,8 +9,9 @@
  * 50-180 us against 2-3 us on one CPU, and the bench tree's 4 processes of
  * 5 threads make some 40 such trips.  So from the first blob's end until
  * the resume, this process and the threads of each finished process share
- * the CPU this process runs on.  Blobs still running are left where they
- * are: they do real work (unmapping, thread creation) in parallel.
+ * one CPU, the first finished one's (rst_pin_start()).  Blobs still running
+ * are left where they are: they do real work (unmapping, thread creation)
+ * in parallel.
  *
  * Before that, each process gets a CPU of its own among ours, in turn,
  * ours last (rst_pin_plan(), before the first fork), and is pinned there
