@@ -148,6 +148,7 @@ struct lazy_daemon {
 	int epfd;
 	int conn_fd;			/* the restore's connection, -1 once closed */
 	pid_t restore_pid;		/* its peer (SO_PEERCRED), 0 if unknown */
+	unsigned long long start_ticks;	/* ours (lazy_start_ticks()), once */
 	int signal_fd;
 	bool restore_finished;
 	bool failed;
@@ -259,6 +260,8 @@ pid_t lazy_host_pid_in(int dirfd, pid_t restore_pid, unsigned long long since, p
 		       pid_t cred_pid);
 /* When pid started (/proc/PID/stat field 22), 0 if unreadable. */
 unsigned long long lazy_start_ticks(pid_t pid);
+/* Once, before the handovers: what lazy_host_pid() needs of ourselves. */
+void lazy_host_pid_prepare(struct lazy_daemon *d);
 /* The innermost pid (its own namespace's) of the process here, -1 if gone. */
 pid_t lazy_ns_pid(pid_t here);
 

@@ -367,6 +367,7 @@ int cr_lazy_pages(struct opts *o)
 	pr_info("listening on %s for %zu task(s)", sock_path, tree.nr_pids);
 
 	d.stats.start_ns = mono_ns();
+	lazy_host_pid_prepare(&d);
 	lazy_watchdog_init(&d);
 	d.ws.start_ns = d.stats.start_ns;
 	/* while the restore reads its own images (one CPU is idle then) */
