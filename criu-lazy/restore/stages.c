@@ -473,7 +473,8 @@ static const struct rst_stage stages[] = {
 	  "restored it", stage_fdt_sharers, false },
 	{ "SysV segments removed while attached are removed again", stage_ipc_removed, false },
 	{ "tell the daemon about the zombies", stage_lazy_zombies, true },
-	{ "hand each process's userfaultfd to the daemon, as each blob sends it", stage_lazy_handover, true },
+	{ "hand each process's userfaultfd to the daemon as its blob sends it, "
+	  "and its last steps as its blob ends", stage_lazy_handover, true },
 	{ "as each restorer ends: registers, last syscalls", stage_finalize, false },
 	{ "delete the ghost files and links again: every task holds its own", stage_ghosts_remove, false },
 	{ "TCP connections leave repair mode, their lock goes", stage_files_finish, false },
