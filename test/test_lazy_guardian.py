@@ -347,26 +347,57 @@ def lazy_pages_as_read(imgdir, pid, here=None):
     return right, poisoned, wrong
 
 
+STOP_BIT = 1 << (signal.SIGSTOP - 1)
+
+
+def stop_pending(path):
+    """A SIGSTOP sent to the process or thread of /proc/PATH that it has
+    not acted on yet (its bit in SigPnd or ShdPnd)."""
+    return any(int(P.status_field(path, key) or "0", 16) & STOP_BIT
+               for key in ("SigPnd", "ShdPnd"))
+
+
 def thread_states(pid):
-    """{tid: its state, or "uffd" for a thread waiting in the kernel for a
-    lazy page} of pid's threads."""
+    """{tid: its state, "uffd" for a thread waiting in the kernel for a
+    lazy page, or "stop pending" for the one thread of a process that has
+    not acted on its SIGSTOP yet} of pid's threads."""
     out = {}
-    for tid in os.listdir(f"/proc/{pid}/task"):
+    tids = os.listdir(f"/proc/{pid}/task")
+    for tid in tids:
+        path = f"{pid}/task/{tid}"
         try:
-            with open(f"/proc/{pid}/task/{tid}/stack") as f:
+            with open(f"/proc/{path}/stack") as f:
                 waits = "handle_userfault" in f.read()
         except FileNotFoundError:
             continue
-        out[int(tid)] = "uffd" if waits else P.state(f"{pid}/task/{tid}")
+        state = P.state(path)
+        if waits:
+            state = "uffd"
+        elif state not in ("T", "t") and len(tids) == 1 and stop_pending(path):
+            state = "stop pending"
+        out[int(tid)] = state
     return out
 
 
 def all_held(pid):
-    """Every thread of pid stopped (SIGSTOP), or waiting for a lazy page in
-    the kernel (a futex word): it stops as soon as that wait ends, before
-    it runs any code of its own."""
+    """Every thread of pid stopped (SIGSTOP), or in the kernel where it
+    stops before it runs any code of its own: waiting for a lazy page (a
+    futex word), it stops as soon as that wait ends; or the one thread of
+    a process with its SIGSTOP still pending, which it takes on its way
+    back to its own code (SIGSTOP is neither blocked nor caught; one
+    running its own code is interrupted at once).
+
+    The latter is a thread in a fault on a lazy page taken in the kernel
+    (rt_sigsuspend() reading its mask): a stop signal does not end that
+    wait, only a fatal one does (x86 do_user_addr_fault()), so with the
+    daemon stopped it retries the fault on its CPU until the page comes,
+    in state R or S, and its /proc stack reads empty while it runs (the
+    unwinder refuses a task running on another CPU): the root of
+    TREE_SPEC, its mask on the stack page above its stack pointer's
+    (lazy; that one is eager), about 1 restore in 60 (soak.md)."""
     states = thread_states(pid)
-    return bool(states) and all(s in ("T", "t", "uffd") for s in states.values())
+    return bool(states) and all(s in ("T", "t", "uffd", "stop pending")
+                                for s in states.values())
 
 
 # where the daemon is stopped: (its test hook and N, the records of the
