@@ -33,7 +33,7 @@ from lib import images, lazy, procs as P
 from lib.tool import assert_ok
 from lib.ports import free_port
 from lib.workingset import (INSTALLED, NAME as WS_NAME, dump as ws_dump, read_working_set,
-                            restore_and_run, wait_log, write_working_set)
+                            restore_and_run, wait_all_installed, wait_log, write_working_set)
 from lib.zdtm import ZdtmTest
 
 TIMEOUT = 60
@@ -327,7 +327,7 @@ def test_one_connection_server_prefetches_from_the_images(zdtm, tool, procs, wor
     proxy.start()
     daemon = start_daemon(tool, procs, workdir, imgdir, proxy_port, 2)
     restore(tool, task, imgdir, workdir, 2)
-    wait_log(daemon, INSTALLED)
+    wait_all_installed(daemon, imgdir)
     task.check_pass()
     daemon.expect_clean_exit()
     proxy.join(TIMEOUT)
