@@ -95,11 +95,7 @@ def arm_and_fork(task, daemon, stop_daemon_first):
 
 def expect_guardian(daemon, root):
     """One line for the root and one for its child; the guardian exits 0."""
-    daemon.wait_exit()
-    status = daemon.guardian_status
-    assert status is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, (
-        f"the guardian ended with {P.wait_status_str(status)}\n{daemon.text()}")
-    lines = [l for l in daemon.out.read_text().splitlines() if "guardian: " in l]
+    lines = daemon.guardian_lines()
     head = rf"^lazy-pages: guardian: the lazy-pages daemon \(pid {daemon.pid}\) died without " \
            r"ending its work: "
     tail = r": [1-9][0-9]* missing pages poisoned \(SIGBUS when touched\)"
@@ -199,11 +195,7 @@ def test_killed_with_a_fork_unread_parent_gone(zdtm, tool, workdir):
     status = task.procs.reap(task.pid, TIMEOUT)
     assert status is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, (
         f"the parent ended with {P.wait_status_str(status)}\n{task.text(task.output)}")
-    daemon.wait_exit()
-    status = daemon.guardian_status
-    assert status is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, (
-        f"the guardian ended with {P.wait_status_str(status)}\n{daemon.text()}")
-    lines = [l for l in daemon.out.read_text().splitlines() if "guardian: " in l]
+    lines = daemon.guardian_lines()
     assert [l for l in lines if re.search(
         rf"a child of task {task.pid} forked after the restore: [1-9][0-9]* missing pages "
         r"poisoned \(SIGBUS when touched\)$", l)], daemon.text()
@@ -236,11 +228,7 @@ def test_killed_before_the_handshake(zdtm, tool, workdir):
     finally:
         os.kill(daemon.pid, signal.SIGKILL)
     task.procs.adopt(task.pid)
-    daemon.wait_exit()
-    status = daemon.guardian_status
-    assert status is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, (
-        f"the guardian ended with {P.wait_status_str(status)}\n{daemon.text()}")
-    lines = [l for l in daemon.out.read_text().splitlines() if "guardian: " in l]
+    lines = daemon.guardian_lines()
     assert len(lines) == 1 and re.search(
         rf": task {task.pid}: [1-9][0-9]* missing pages poisoned \(SIGBUS when touched\)",
         lines[0]), daemon.text()
@@ -497,11 +485,7 @@ def killed_with_records_queued(zdtm, tool, workdir, stopped, pid_ns=False):
         {pid: thread_states(pid) for pid in tree})
 
     os.kill(daemon.pid, signal.SIGKILL)
-    daemon.wait_exit()
-    status = daemon.guardian_status
-    assert status is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, (
-        f"the guardian ended with {P.wait_status_str(status)}\n{daemon.text()}")
-    lines = [l for l in daemon.out.read_text().splitlines() if "guardian: " in l]
+    lines = daemon.guardian_lines()
     try:
         for pid in tree:
             right, poisoned, wrong = lazy_pages_as_read(imgdir, in_images[pid], pid)

@@ -234,15 +234,12 @@ def test_page_server_killed_during_shared_memory(zdtm, tool, procs, workdir):
     mode = ServerKeepsTheImages(tool, procs, workdir)
     try:
         task = zdtm(spec)
-        mode.cycle(task, 1)
-        tree = P.descendants(task.pid)
-        assert len(tree) == 1, f"the restored tree: {tree}"
-        procs.adopt(tree[0])
+        child = lazy.restore_shmem_pair(mode, task, procs)
         server = mode.servers[0]
         os.kill(server.pid, signal.SIGKILL)
         procs.reap(server.pid, TIMEOUT)
         mode.servers = []
-        lazy.expect_shmem_tree_poisoned(procs, task, tree[0], TIMEOUT)
+        lazy.expect_shmem_tree_poisoned(procs, task, child, TIMEOUT)
         daemon = mode.daemons[0][1]
         assert daemon.wait_exit() != 0, "the daemon exited 0 although pages were lost"
         mode.daemons = []

@@ -144,11 +144,8 @@ def test_forgotten_get_of_shared_memory(zdtm, tool, procs, workdir, monkeypatch)
     mode = ServerKeepsTheImages(tool, procs, workdir)
     try:
         task = zdtm(spec)
-        mode.cycle(task, 1)
-        tree = P.descendants(task.pid)
-        assert len(tree) == 1, f"the restored tree: {tree}"
-        procs.adopt(tree[0])
-        lazy.expect_shmem_tree_poisoned(procs, task, tree[0], TIMEOUT)
+        child = lazy.restore_shmem_pair(mode, task, procs)
+        lazy.expect_shmem_tree_poisoned(procs, task, child, TIMEOUT)
         daemon = mode.daemons[0][1]
         assert daemon.wait_exit() == 1, daemon.text()
         mode.daemons = []

@@ -88,6 +88,16 @@ class Daemon:
             raise AssertionError(f"the guardian {self.guardian} of {self.what} did not exit "
                                  f"within {timeout} s\n{self.text()}")
 
+    def guardian_lines(self, timeout=EXIT_TIMEOUT):
+        """After the daemon died without ending its work (SIGKILL): its end
+        waited for, and its guardian's, which must have exited 0; the
+        guardian's lines of the daemon's output."""
+        self.wait_exit(timeout)
+        status = self.guardian_status
+        assert status is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, (
+            f"the guardian ended with {P.wait_status_str(status)}\n{self.text()}")
+        return [l for l in self.out.read_text().splitlines() if "guardian: " in l]
+
     def expect_clean_exit(self, timeout=EXIT_TIMEOUT):
         rc = self.wait_exit(timeout)
         assert rc == 0, f"{self.what} exited with {rc}\n{self.text()}"
@@ -232,6 +242,16 @@ def check_process_stats(st, imgdir, daemon_text=""):
         assert total == st[key], (f"{key}: the processes add up to {total}, the tree says "
                                   f"{st[key]}: {procs}\n{daemon_text}")
     return procs
+
+
+def restore_shmem_pair(mode, task, procs):
+    """One checkpoint/restore cycle of mode for a root and its one child
+    (shmem_lazy_share): the child of the restored root, adopted."""
+    mode.cycle(task, 1)
+    tree = P.descendants(task.pid)
+    assert len(tree) == 1, f"the restored tree: {tree}"
+    procs.adopt(tree[0])
+    return tree[0]
 
 
 def expect_shmem_tree_poisoned(procs, task, child, timeout):
