@@ -35,7 +35,7 @@
 #define BLOB_STOP_TIMEOUT_MS	10000
 
 /* Stopped or gone (its status stays there for the real wait)? */
-static bool has_status(pid_t pid)
+bool rst_task_has_status(pid_t pid)
 {
 	siginfo_t si = { .si_pid = 0 };
 
@@ -71,7 +71,7 @@ int rst_blob_next(struct rst_tree *tree, struct rst_blob_wait *w)
 		for (size_t i = 0; i < tree->nr; i++) {
 			if (!w->pending[i])
 				continue;
-			if (has_status(tree->procs[i].t.pid) ||
+			if (rst_task_has_status(tree->procs[i].t.pid) ||
 			    (w->eof_at[i] && now - w->eof_at[i] > BLOB_STOP_TIMEOUT_MS)) {
 				ret = (int)i;
 				goto out;

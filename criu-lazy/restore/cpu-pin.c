@@ -9,9 +9,8 @@
  * 50-180 us against 2-3 us on one CPU, and the bench tree's 4 processes of
  * 5 threads make some 40 such trips.  So from the first blob's end until
  * the resume, this process and the threads of each finished process share
- * one CPU, the first finished one's (rst_pin_start()).  Blobs still running
- * are left where they are: they do real work (unmapping, thread creation)
- * in parallel.
+ * one CPU at a time (rst_pin_start()).  Blobs still running are left where
+ * they are: they do real work (unmapping, thread creation) in parallel.
  *
  * Before that, each process gets a CPU of its own among ours, in turn,
  * ours last (rst_pin_plan(), before the first fork), and is pinned there
@@ -44,6 +43,7 @@
 #include "common/proc-task.h"
 #include "restore/restore.h"
 #include "restore/cpu-pin.h"
+#include "restore/tree.h"
 
 struct pin_walk {
 	const cpu_set_t *mask;
@@ -155,30 +155,58 @@ void rst_burst_end(struct rst_burst *b)
 	b->raised = false;
 }
 
+/* Blobs of other processes than @self still running on @cpu. */
+static int blobs_running_on(const struct rst_tree *tree, int cpu, const struct rst_proc *self)
+{
+	int n = 0;
+
+	for (size_t i = 0; i < tree->nr; i++) {
+		const struct rst_proc *q = &tree->procs[i];
+
+		if (q != self && q->kind == RST_PROC_ALIVE && !q->finalized && q->pin.cpu == cpu &&
+		    q->t.pid > 0 && !rst_task_has_status(q->t.pid))
+			n++;
+	}
+	return n;
+}
+
+static int pin_self(struct rst_tree *tree, int cpu)
+{
+	cpu_set_t one;
+
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	if (sched_setaffinity(0, sizeof(one), &one)) {
+		pr_debug("cannot run on CPU %d for the last steps: %s", cpu, strerror(errno));
+		return -errno;
+	}
+	tree->pin_cpu = cpu;
+	return 0;
+}
+
 /*
- * Stay on @p's CPU (where its threads are) until rst_pin_end(), or on ours
- * if it has none; once: a second call keeps it.  The first process
- * finalized may end its blob while others still run theirs, pinned to the
- * other CPU: staying where we happened to be put us and those threads on
- * that busy CPU, while the other idled 0.5 ms.
+ * Where @p's last steps run, we and its threads (rst_pin_proc()): on its
+ * CPU (where its threads are) at the first process, or on ours if it has
+ * none; then where we are, unless another blob still runs there and none
+ * runs on @p's CPU.  The processes' blobs end in no order: staying on the
+ * first one's CPU kept us there with the last blob (pinned there too) for
+ * 0.3 ms, while the other CPU, its blobs ended, idled (timeline of the
+ * bench tree).
  */
 void rst_pin_start(struct rst_tree *tree, const struct rst_proc *p)
 {
 	int cpu = p->pin.cpu >= 0 ? p->pin.cpu : sched_getcpu();
-	cpu_set_t one;
 
-	if (tree->pin_self.pinned)	/* at the first process finalized */
-		return;
-	if (cpu < 0 || sched_getaffinity(0, sizeof(tree->pin_self.mask), &tree->pin_self.mask))
-		return;
-	CPU_ZERO(&one);
-	CPU_SET(cpu, &one);
-	if (sched_setaffinity(0, sizeof(one), &one)) {
-		pr_debug("cannot stay on CPU %d for the last steps: %s", cpu, strerror(errno));
+	if (tree->pin_self.pinned) {
+		if (p->pin.cpu >= 0 && p->pin.cpu != tree->pin_cpu &&
+		    blobs_running_on(tree, tree->pin_cpu, p) &&
+		    !blobs_running_on(tree, p->pin.cpu, p))
+			pin_self(tree, p->pin.cpu);
 		return;
 	}
-	tree->pin_self.pinned = true;
-	tree->pin_cpu = cpu;
+	if (cpu < 0 || sched_getaffinity(0, sizeof(tree->pin_self.mask), &tree->pin_self.mask))
+		return;
+	tree->pin_self.pinned = !pin_self(tree, cpu);
 }
 
 /* The threads of @p, its blob ended, join us on our CPU. */

@@ -55,6 +55,8 @@ int rst_blob_wait_init(const struct rst_tree *tree, struct rst_blob_wait *w);
 int rst_blob_next(struct rst_tree *tree, struct rst_blob_wait *w);
 void rst_blob_wait_free(struct rst_blob_wait *w);
 void rst_blob_watch_again(struct rst_blob_wait *w, int idx);
+/* Has the task a wait status for us (stopped, or gone)? */
+bool rst_task_has_status(pid_t pid);
 
 /* fd-share-plan.c, fd-share.c: which files travel between processes */
 int rst_share_plan(struct rst_tree *tree);
