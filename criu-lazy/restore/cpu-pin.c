@@ -232,24 +232,35 @@ void rst_pin_proc(struct rst_tree *tree, struct rst_proc *p)
 			 tree->pin_cpu, strerror(-ret));
 }
 
-/* Every thread gets its affinity back, before anything runs for good. */
+/* Every thread gets its affinity back (those not given it after their last
+ * steps), and we ours, before anything runs for good. */
+/*
+ * @p's threads get their own mask back as soon as its last steps are done:
+ * they stay stopped until the resume, which no longer waits for their
+ * twenty calls (in the bench tree) while the last blob is finalized.
+ */
+int rst_pin_release(struct rst_tree *tree, struct rst_proc *p)
+{
+	int err;
+
+	if (!p->pin.pinned)
+		return 0;
+	err = set_threads(tree, p, &p->pin.mask);
+	if (err)
+		pr_err("task %d: cannot give its threads their CPU affinity back: %s", p->pid,
+		       strerror(-err));
+	p->pin.pinned = false;
+	return err;
+}
+
 int rst_pin_end(struct rst_tree *tree)
 {
 	int ret = 0;
 
 	for (size_t i = 0; i < tree->nr; i++) {
-		struct rst_proc *p = &tree->procs[i];
-		int err;
+		int err = rst_pin_release(tree, &tree->procs[i]);
 
-		if (!p->pin.pinned)
-			continue;
-		err = set_threads(tree, p, &p->pin.mask);
-		if (err) {
-			pr_err("task %d: cannot give its threads their CPU affinity back: %s",
-			       p->pid, strerror(-err));
-			ret = ret ?: err;
-		}
-		p->pin.pinned = false;
+		ret = ret ?: err;
 	}
 	if (tree->pin_self.pinned)
 		sched_setaffinity(0, sizeof(tree->pin_self.mask), &tree->pin_self.mask);

@@ -248,7 +248,7 @@ static int finalize_one(struct rst_tree *tree, struct rst_proc *p)
 		return ret;
 	rst_pin_start(tree, p);
 	rst_pin_proc(tree, p);
-	ret = rst_finalize(tree->o, &p->ri, &p->plan, &p->t);
+	ret = rst_finalize(tree->o, &p->ri, &p->plan, &p->t) ?: rst_pin_release(tree, p);
 	p->finalized = !ret;
 	return ret;
 }
