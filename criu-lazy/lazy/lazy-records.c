@@ -33,21 +33,35 @@ static void close_rights(const struct cmsghdr *cmsg)
 	}
 }
 
-int lazy_recv_uffd(int conn, int32_t pid, int *uffd, pid_t *cred_pid, int flags)
-{
+/* The buffers of one record's uffd message: its byte, the uffd and the
+ * sender's credentials. */
+struct uffd_msg {
 	union {
 		char buf[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int))];
 		struct cmsghdr align;
 	} control;
 	char byte;
-	struct iovec iov = { &byte, 1 };
-	struct msghdr msg = {
-		.msg_iov = &iov, .msg_iovlen = 1,
-		.msg_control = control.buf, .msg_controllen = sizeof(control.buf),
+	struct iovec iov;
+	struct msghdr msg;
+};
+
+static struct msghdr *uffd_msg_init(struct uffd_msg *m)
+{
+	m->iov = (struct iovec){ &m->byte, 1 };
+	m->msg = (struct msghdr){
+		.msg_iov = &m->iov, .msg_iovlen = 1,
+		.msg_control = m->control.buf, .msg_controllen = sizeof(m->control.buf),
 	};
+	return &m->msg;
+}
+
+int lazy_recv_uffd(int conn, int32_t pid, int *uffd, pid_t *cred_pid, int flags)
+{
+	struct uffd_msg m;
+	struct msghdr *msg = uffd_msg_init(&m);
 	struct cmsghdr *cmsg;
 	bool bad = false;
-	ssize_t n = recvmsg(conn, &msg, MSG_CMSG_CLOEXEC | flags);
+	ssize_t n = recvmsg(conn, msg, MSG_CMSG_CLOEXEC | flags);
 
 	if (n < 0) {
 		pr_perror("receive the userfaultfd of task %d", pid);
@@ -55,7 +69,7 @@ int lazy_recv_uffd(int conn, int32_t pid, int *uffd, pid_t *cred_pid, int flags)
 	}
 	*uffd = -1;
 	*cred_pid = 0;
-	for (cmsg = CMSG_FIRSTHDR(&msg); cmsg; cmsg = CMSG_NXTHDR(&msg, cmsg)) {
+	for (cmsg = CMSG_FIRSTHDR(msg); cmsg; cmsg = CMSG_NXTHDR(msg, cmsg)) {
 		if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS &&
 		    cmsg->cmsg_len == CMSG_LEN(sizeof(int)) && *uffd < 0) {
 			memcpy(uffd, CMSG_DATA(cmsg), sizeof(int));
@@ -70,7 +84,7 @@ int lazy_recv_uffd(int conn, int32_t pid, int *uffd, pid_t *cred_pid, int flags)
 			bad = true;
 		}
 	}
-	if (n != 1 || *uffd < 0 || bad || (msg.msg_flags & MSG_CTRUNC)) {
+	if (n != 1 || *uffd < 0 || bad || (msg->msg_flags & MSG_CTRUNC)) {
 		pr_err("task %d: the restore sent no userfaultfd", pid);
 		if (*uffd >= 0)
 			close(*uffd);
@@ -82,21 +96,13 @@ int lazy_recv_uffd(int conn, int32_t pid, int *uffd, pid_t *cred_pid, int flags)
 
 void lazy_consume_uffd(int conn)
 {
-	union {
-		char buf[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} control;
-	char byte;
-	struct iovec iov = { &byte, 1 };
-	struct msghdr msg = {
-		.msg_iov = &iov, .msg_iovlen = 1,
-		.msg_control = control.buf, .msg_controllen = sizeof(control.buf),
-	};
+	struct uffd_msg m;
+	struct msghdr *msg = uffd_msg_init(&m);
 
 	/* peeked whole before: it is there, and its descriptor is a copy of ours */
-	if (recvmsg(conn, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT) < 0)
+	if (recvmsg(conn, msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT) < 0)
 		return;
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c; c = CMSG_NXTHDR(msg, c))
 		close_rights(c);
 }
 
