@@ -232,8 +232,6 @@ void rst_pin_proc(struct rst_tree *tree, struct rst_proc *p)
 			 tree->pin_cpu, strerror(-ret));
 }
 
-/* Every thread gets its affinity back (those not given it after their last
- * steps), and we ours, before anything runs for good. */
 /*
  * @p's threads get their own mask back as soon as its last steps are done:
  * they stay stopped until the resume, which no longer waits for their
@@ -253,6 +251,8 @@ int rst_pin_release(struct rst_tree *tree, struct rst_proc *p)
 	return err;
 }
 
+/* Every thread gets its affinity back (those not given it after their last
+ * steps), and we ours, before anything runs for good. */
 int rst_pin_end(struct rst_tree *tree)
 {
 	int ret = 0;
