@@ -36,13 +36,14 @@ static void close_rights(const struct cmsghdr *cmsg)
 /* The buffers of one record's uffd message: its byte, the uffd and the
  * sender's credentials. */
 struct uffd_msg {
+	char byte;
+	struct iovec iov;
+	struct msghdr msg;
+	/* last: clang takes CMSG_SPACE() for a variable size in a struct */
 	union {
 		char buf[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int))];
 		struct cmsghdr align;
 	} control;
-	char byte;
-	struct iovec iov;
-	struct msghdr msg;
 };
 
 static struct msghdr *uffd_msg_init(struct uffd_msg *m)
