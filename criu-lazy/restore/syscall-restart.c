@@ -137,29 +137,36 @@ static int run_and_interrupt(pid_t tid, unsigned long ip, long nr, const unsigne
 	return 0;
 }
 
+/* Dumped inside a syscall the kernel interrupted, to return EINTR or to
+ * go on through its restart block? */
+static bool interrupted(const UserX86RegsEntry *g)
+{
+	long ax = (long)g->ax;
+
+	return (long)g->orig_ax >= 0 && (ax == -EINTR || ax == -ERESTART_RESTARTBLOCK);
+}
+
 bool rst_syscall_restart_touches(const CoreEntry *core)
 {
 	const UserX86RegsEntry *g = core->thread_info->gpregs;
-	long nr = (long)g->orig_ax, ax = (long)g->ax;
 	unsigned long a[6];
 
 	/* the PEEKTEXT of its instruction, and RESTART_BLOCK's run of it */
-	return nr >= 0 && (ax == -EINTR || ax == -ERESTART_RESTARTBLOCK) &&
-	       restart_args(nr, g, a) != RESTART_NONE;
+	return interrupted(g) && restart_args((long)g->orig_ax, g, a) != RESTART_NONE;
 }
 
 int rst_syscall_restart_prepare(pid_t tid, unsigned long syscall_ip, const CoreEntry *core,
 				struct rst_restart *out)
 {
 	const UserX86RegsEntry *g = core->thread_info->gpregs;
-	long nr = (long)g->orig_ax, ax = (long)g->ax, res = 0;
+	long nr = (long)g->orig_ax, res = 0;
 	enum restart_way way;
 	unsigned long a[6];
 	long insn;
 	int ret;
 
 	out->active = false;
-	if (nr < 0 || (ax != -EINTR && ax != -ERESTART_RESTARTBLOCK))
+	if (!interrupted(g))
 		return 0;
 	way = restart_args(nr, g, a);
 	if (way == RESTART_NONE) {
