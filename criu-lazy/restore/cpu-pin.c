@@ -9,7 +9,7 @@
  * 50-180 us against 2-3 us on one CPU, and the bench tree's 4 processes of
  * 5 threads make some 40 such trips.  So from the first blob's end until
  * the resume, this process and the threads of each finished process share
- * one CPU at a time (rst_pin_start()).  Blobs still running are left where
+ * one CPU at a time (rst_pin_last_steps()).  Blobs still running are left where
  * they are: they do real work (unmapping, thread creation) in parallel.
  *
  * Before that, each process gets a CPU of its own among ours, in turn,
@@ -155,19 +155,18 @@ void rst_burst_end(struct rst_burst *b)
 	b->raised = false;
 }
 
-/* Blobs of other processes than @self still running on @cpu. */
-static int blobs_running_on(const struct rst_tree *tree, int cpu, const struct rst_proc *self)
+/* Does the blob of another process than @self still run on @cpu?  (One
+ * waitid() per process pinned there and not finalized, up to the first.) */
+static bool blob_running_on(const struct rst_tree *tree, int cpu, const struct rst_proc *self)
 {
-	int n = 0;
-
 	for (size_t i = 0; i < tree->nr; i++) {
 		const struct rst_proc *q = &tree->procs[i];
 
 		if (q != self && q->kind == RST_PROC_ALIVE && !q->finalized && q->pin.cpu == cpu &&
 		    q->t.pid > 0 && !rst_task_has_status(q->t.pid))
-			n++;
+			return true;
 	}
-	return n;
+	return false;
 }
 
 static int pin_self(struct rst_tree *tree, int cpu)
@@ -193,17 +192,18 @@ static int pin_self(struct rst_tree *tree, int cpu)
  * 0.3 ms, while the other CPU, its blobs ended, idled (timeline of the
  * bench tree).
  */
-void rst_pin_start(struct rst_tree *tree, const struct rst_proc *p)
+void rst_pin_last_steps(struct rst_tree *tree, const struct rst_proc *p)
 {
-	int cpu = p->pin.cpu >= 0 ? p->pin.cpu : sched_getcpu();
+	int cpu;
 
 	if (tree->pin_self.pinned) {
 		if (p->pin.cpu >= 0 && p->pin.cpu != tree->pin_cpu &&
-		    blobs_running_on(tree, tree->pin_cpu, p) &&
-		    !blobs_running_on(tree, p->pin.cpu, p))
+		    blob_running_on(tree, tree->pin_cpu, p) &&
+		    !blob_running_on(tree, p->pin.cpu, p))
 			pin_self(tree, p->pin.cpu);
 		return;
 	}
+	cpu = p->pin.cpu >= 0 ? p->pin.cpu : sched_getcpu();
 	if (cpu < 0 || sched_getaffinity(0, sizeof(tree->pin_self.mask), &tree->pin_self.mask))
 		return;
 	tree->pin_self.pinned = !pin_self(tree, cpu);

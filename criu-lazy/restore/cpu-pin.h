@@ -33,7 +33,7 @@ void rst_pin_one(const struct rst_proc *p);
 void rst_burst_begin(struct rst_burst *b, size_t wakeups);
 void rst_burst_end(struct rst_burst *b);
 
-void rst_pin_start(struct rst_tree *tree, const struct rst_proc *p);
+void rst_pin_last_steps(struct rst_tree *tree, const struct rst_proc *p);
 void rst_pin_proc(struct rst_tree *tree, struct rst_proc *p);
 int rst_pin_release(struct rst_tree *tree, struct rst_proc *p);
 int rst_pin_end(struct rst_tree *tree);

@@ -237,16 +237,15 @@ static int stage_lazy_zombies(struct rst_tree *tree)
 	return rst_lazy_send_zombies(tree);
 }
 
-/* The last steps of one process, as soon as its blob has ended.  From the
- * first one to the resume, we and each finished process share one CPU
- * (cpu-pin.c). */
+/* The last steps of one process, as soon as its blob has ended: we and its
+ * threads on one CPU for them (cpu-pin.c). */
 static int finalize_one(struct rst_tree *tree, struct rst_proc *p)
 {
 	int ret = wait_blob(tree, p);
 
 	if (ret)
 		return ret;
-	rst_pin_start(tree, p);
+	rst_pin_last_steps(tree, p);
 	rst_pin_proc(tree, p);
 	ret = rst_finalize(tree->o, &p->ri, &p->plan, &p->t) ?: rst_pin_release(tree, p);
 	p->finalized = !ret;
