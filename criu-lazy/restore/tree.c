@@ -378,6 +378,17 @@ int rst_tree_seize(struct rst_tree *tree, struct rst_proc *p)
  * which the task may be ready before (tree-task.c); both have come from
  * every task before the tree goes on past stage 4.
  */
+/*
+ * Early go (early_go_ok()) once @p is both ready and seized.  Its ready may
+ * come before its pid, which its parent tells after the clone: told to go
+ * then, a task not seized yet died of its blob's final int3 (SIGTRAP, once
+ * in some 1000 zdtm tree restores), and its pin went to us (pid 0).
+ */
+static int go_early(struct rst_tree *tree, struct rst_proc *p)
+{
+	return tree->early_go && p->ready && p->t.seized ? rst_tree_go(tree, p) : 0;
+}
+
 int rst_tree_creation_event(struct rst_tree *tree, const char *what)
 {
 	struct rst_event ev;
@@ -390,12 +401,12 @@ int rst_tree_creation_event(struct rst_tree *tree, const char *what)
 	if (ev.kind == EV_CREATED && !p->t.pid) {
 		p->t.pid = ev.pid;
 		tree->created++;
-		return rst_tree_seize(tree, p);
+		return rst_tree_seize(tree, p) ?: go_early(tree, p);
 	}
 	if (ev.kind == EV_READY && !p->ready) {
 		p->ready = true;
 		tree->ready++;
-		return tree->early_go ? rst_tree_go(tree, p) : 0;
+		return go_early(tree, p);
 	}
 	pr_err("unexpected event %d about task %d", ev.kind, p->pid);
 	return -EIO;
