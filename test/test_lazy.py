@@ -8,6 +8,7 @@ deferred where the test needs pages to stay lazy), restores with
 import os
 import re
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -200,7 +201,9 @@ def kill_daemon_expect_poisoned(task, daemon):
 def test_normal_end_leaves_no_guardian(zdtm, tool, procs, workdir):
     """Every page delivered: the daemon tells its guardian to end and reaps
     it before it exits itself; while it runs, the guardian holds a copy of
-    the task's userfaultfd and the task has none."""
+    the task's userfaultfd and the task has none.  The keeper, which shares
+    the daemon's fd table (its uffds are the daemon's), ends with the
+    guardian and is reaped too: none is left."""
     task = zdtm(ZdtmTest("mem_anon", ("--size", "4M"), label="4M", defer_background=True))
     imgdir = workdir / "images"
     dump(tool, task, imgdir, workdir)
@@ -210,10 +213,18 @@ def test_normal_end_leaves_no_guardian(zdtm, tool, procs, workdir):
     assert P.wait_for(lambda: len(uffd_fds(daemon.guardian)) == 1, TIMEOUT), (
         "the guardian holds no copy of the uffd")
     assert not uffd_fds(task.pid)
+    assert daemon.keeper and P.ppid(daemon.keeper) == daemon.pid, daemon.text()
+    assert uffd_fds(daemon.keeper) == uffd_fds(daemon.pid), "the keeper's fd table is not shared"
+    # the daemon's stop signals, which a process-group kill brings it too, are not its end
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        os.kill(daemon.keeper, sig)
+    time.sleep(0.2)
+    assert P.state(daemon.keeper) in ("S", "R"), P.describe(daemon.keeper)
     task.check_pass()
     daemon.expect_clean_exit()
     assert daemon.guardian_status is None, "the guardian outlived its daemon"
     assert not P.exists(daemon.guardian), P.describe(daemon.guardian)
+    assert not P.exists(daemon.keeper), P.describe(daemon.keeper)
     assert "guardian: " not in daemon.out.read_text(), daemon.text()
 
 

@@ -8,7 +8,10 @@ anything else, in both processes; nothing hangs, the guardian exits.
 - the FORK never read (the daemon stopped, then killed): the forking
   thread waits for the event, the guardian reads it, the fork completes
   and the child is poisoned too; also when the parent exits right after
-  its fork, its child no longer below it.
+  its fork, its child no longer below it;
+- the FORK read by the daemon, its child's uffd not yet passed on (the
+  daemon stopped by its test hook, then killed): the daemon's keeper
+  holds it, the guardian takes it from there.
 
 The same in a pid namespace of its own and with a page server
 (remote-lazy).  The daemon killed with records of the restore still
@@ -46,13 +49,15 @@ def sigbus_results(out):
             for m in map(RESULT.match, out.splitlines()) if m}
 
 
-def restored(zdtm, tool, workdir, pid_ns=False, daemon_late=False, spec=SPEC):
+def restored(zdtm, tool, workdir, pid_ns=False, daemon_late=False, spec=SPEC, env=None):
     """daemon_late: the daemon stopped until the restore has returned (its
-    process gone, the tree reparented) before it reads the first uffd."""
+    process gone, the tree reparented) before it reads the first uffd.
+    env: the daemon's environment (None: ours)."""
     task = zdtm(spec, pid_ns=pid_ns)
     imgdir = dump_good(tool, task, workdir, name="images")
     daemon = lazy.Daemon(task.procs, tool, ["lazy-pages", "-D", imgdir, "--no-background-fetch"],
-                         workdir / "lazy-pages.log", workdir / "lazy-pages.out", "lazy-pages")
+                         workdir / "lazy-pages.log", workdir / "lazy-pages.out", "lazy-pages",
+                         env=env)
     pidfile = workdir / "restore.pid"
     if daemon_late:
         os.kill(daemon.pid, signal.SIGSTOP)
@@ -205,6 +210,40 @@ def test_killed_with_a_fork_unread_parent_gone(zdtm, tool, workdir):
     right, poisoned, wrong = sigbus_results(out).get(child, (0, 0, -1))
     assert wrong == 0 and right >= PAGES // 2 and poisoned > 0 and right + poisoned == PAGES, (
         f"the child: {right} right, {poisoned} poisoned, {wrong} wrong\n{out}")
+
+
+def test_killed_with_a_fork_read_not_passed(zdtm, tool, workdir):
+    """The daemon stopped by CRIU_LAZY_TEST_STOP_AFTER_FORK_READ right after
+    its read of a FORK (the fork completes: the child runs, its uffd in the
+    daemon's fd table), before it hands the child's uffd to its guardian,
+    then killed.  The daemon's keeper, which shares its fd table, keeps
+    that uffd open; the guardian takes it from there (pidfd_getfd) and
+    poisons the child through it, its parent not known: one line for the
+    root, one for the child; every page of both right or poisoned; no
+    keeper left.  Before, the uffd died with the daemon, the kernel
+    unregistered the child's ranges and its missing pages read zeros."""
+    env = dict(os.environ, CRIU_LAZY_TEST_STOP_AFTER_FORK_READ="1")
+    task, daemon = restored(zdtm, tool, workdir, env=env)
+    os.kill(task.pid, signal.SIGUSR1)
+    wait_said(task, r"^mem_sigbus: armed$")
+    os.kill(task.pid, signal.SIGUSR2)
+    child = int(wait_said(task, r"^mem_sigbus: forked child (\d+)$").group(1))
+    task.procs.adopt(child)
+    assert P.wait_for(lambda: P.state(daemon.pid) == "T", TIMEOUT), daemon.text()
+    assert "forked: new uffd" not in daemon.log.read_text(), daemon.text()
+    os.kill(daemon.pid, signal.SIGKILL)
+    lines = daemon.guardian_lines()
+    expect_every_page_right_or_poisoned(task, child)
+    assert daemon.keeper, "the daemon made no keeper\n" + daemon.text()
+    assert not P.exists(daemon.keeper), P.describe(daemon.keeper)
+    head = rf"^lazy-pages: guardian: the lazy-pages daemon \(pid {daemon.pid}\) died without " \
+           r"ending its work: "
+    tail = r": [1-9][0-9]* missing pages poisoned \(SIGBUS when touched\)"
+    assert [l for l in lines if re.match(head + rf"task {task.pid}" + tail, l)], daemon.text()
+    assert [l for l in lines if re.match(
+        head + r"a child forked after the restore, its parent not known" + tail, l)], (
+            daemon.text())
+    assert len(lines) == 2, daemon.text()
 
 
 def test_killed_before_the_handshake(zdtm, tool, workdir):

@@ -299,15 +299,16 @@ static int poison_runs(int uffd, const struct guardian_runs *runs, struct tally 
  * The missing runs of the processes entry e stands for: its own, or for a
  * FORK's child (pid unknown) those of the process its layout descends from
  * and of every descendant of that process, and the runs it was forked with
- * (e->borrowed).  UFFD_GONE_TASK: its own process is gone.
+ * (e->borrowed; an orphan's only those).  UFFD_GONE_TASK: its own process
+ * is gone.
  */
 static int entry_runs(const struct guardian_entry *e, struct guardian_runs *runs)
 {
 	pid_t *pids = NULL;
-	size_t nr = 1;
+	size_t nr = !e->orphan;
 	int ret = 0;
 
-	if (e->forked)
+	if (e->forked && !e->orphan)
 		ret = proc_descendants(e->host_pid, &pids, &nr);
 	for (size_t k = 0; k < nr && !ret; k++) {
 		ret = runs_of(pids ? pids[k] : e->host_pid, runs);
@@ -367,7 +368,8 @@ static int drain(struct guardian_table *tab, size_t i)
 		for (int k = 0; k < n; k++) {
 			struct guardian_entry child = { .pid = tab->e[i].pid,
 							.host_pid = tab->e[i].host_pid,
-							.forked = true };
+							.forked = true,
+							.orphan = tab->e[i].orphan };
 
 			if (msgs[k].event != UFFD_EVENT_FORK)
 				continue;
@@ -404,7 +406,9 @@ static void say(pid_t daemon_pid, const struct guardian_entry *e, const struct t
 
 	if (e->host_pid != e->pid)
 		snprintf(here, sizeof(here), " (pid %d here)", e->host_pid);
-	if (e->forked)
+	if (e->orphan)
+		snprintf(who, sizeof(who), "a child forked after the restore, its parent not known");
+	else if (e->forked)
 		snprintf(who, sizeof(who), "a child of task %d%s forked after the restore", e->pid,
 			 here);
 	else
@@ -426,15 +430,40 @@ static void say(pid_t daemon_pid, const struct guardian_entry *e, const struct t
 	       c->gone ? "; it has exited since" : "");
 }
 
+/*
+ * For an orphan (its parent not known): the missing runs of every process
+ * of the table and of all their descendants, each process looked at once.
+ */
+static int tree_runs(const struct guardian_table *tab, struct guardian_runs *all)
+{
+	int ret = 0;
+
+	for (size_t i = 0; i < tab->nr && !ret; i++) {
+		struct guardian_entry as_fork = tab->e[i];
+		bool seen = false;
+
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = !tab->e[j].orphan && tab->e[j].host_pid == as_fork.host_pid;
+		if (as_fork.orphan || as_fork.host_pid <= 0 || seen)
+			continue;
+		as_fork.forked = true;		/* it and everything below it */
+		as_fork.borrowed = NULL;
+		ret = entry_runs(&as_fork, all);
+	}
+	return ret;
+}
+
 int guardian_take_over(struct guardian_table *tab, pid_t daemon_pid)
 {
-	int status = 0;
+	struct guardian_runs all = { 0 };
+	int status = 0, all_ret = 1;
 
 	/*
 	 * The runs of each child the daemon passed us, before we poison its
 	 * parent (see drain()): a child whose parent ends during the takeover
 	 * is no longer below it.  One whose parent had ended before the
-	 * daemon died has none but its own, if it is below it still.
+	 * daemon died has none but its own, if it is below it still.  An
+	 * orphan (guardian-keeper.c) gets those of every process.
 	 */
 	for (size_t i = 0; i < tab->nr; i++) {
 		struct guardian_runs now = { 0 };
@@ -442,11 +471,15 @@ int guardian_take_over(struct guardian_table *tab, pid_t daemon_pid)
 
 		if (!e->forked)
 			continue;
+		if (e->orphan && all_ret > 0)
+			all_ret = tree_runs(tab, &all);
 		/* out of memory: it has the runs found at its turn only */
-		if (entry_runs(e, &now) < 0 || !(e->borrowed = runs_copy(&now)))
+		if (e->orphan ? all_ret < 0 || !(e->borrowed = runs_copy(&all)) :
+		    entry_runs(e, &now) < 0 || !(e->borrowed = runs_copy(&now)))
 			status = 1;
 		free(now.r);
 	}
+	free(all.r);
 	/* then let every blocked event go: forks complete, children join */
 	for (size_t i = 0; i < tab->nr; i++)
 		if (drain(tab, i) < 0)

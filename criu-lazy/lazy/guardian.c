@@ -92,7 +92,7 @@ static void table_close_all(struct guardian_table *tab)
 }
 
 /* 1 with a message (*fd: a uffd that came with it, or -1), 0 at EOF, -errno. */
-static int recv_msg(int sock, struct guardian_msg *m, int *fd)
+static int recv_msg(int sock, struct guardian_msg *m, int *fd, int flags)
 {
 	char cbuf[CMSG_SPACE(sizeof(int))];
 	struct iovec iov = { .iov_base = m, .iov_len = sizeof(*m) };
@@ -102,7 +102,7 @@ static int recv_msg(int sock, struct guardian_msg *m, int *fd)
 
 	*fd = -1;
 	do
-		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | flags);
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return -errno;
@@ -119,46 +119,61 @@ static int recv_msg(int sock, struct guardian_msg *m, int *fd)
 	return 1;
 }
 
+enum { NEXT_MSG, NEXT_ACCEPT, NEXT_DEAD };
+
 /*
- * Until the restore has connected we watch the listening socket too: the
- * connection is ours the instant it is accepted, so no SIGKILL of the
- * daemon can catch it in the daemon's hands alone (guardian-handshake.c).
- * True: the restore is there (and nothing from the daemon comes first).
+ * What comes next: a message from the daemon; until the restore has
+ * connected, its connection (ours the instant it is accepted, so no
+ * SIGKILL of the daemon can catch it in the daemon's hands alone:
+ * guardian-handshake.c); or the daemon's end, by its pidfd (its keeper
+ * holds the daemon's end of our socket open: no EOF comes).  A message
+ * first: what the daemon sent before it died is read before its end.
  */
-static bool accept_ready(int sock, struct guardian_conn *c)
+static int wait_next(int sock, int daemon_pidfd, struct guardian_conn *c)
 {
-	struct pollfd p[2] = {
+	bool accepting = c->accepting && c->listen_fd >= 0 && c->conn < 0;
+	struct pollfd p[3] = {
 		{ .fd = sock, .events = POLLIN },
-		{ .fd = c->listen_fd, .events = POLLIN },
+		{ .fd = daemon_pidfd, .events = POLLIN },
+		{ .fd = accepting ? c->listen_fd : -1, .events = POLLIN },
 	};
 
-	if (!c->accepting || c->listen_fd < 0 || c->conn >= 0)
-		return false;
-	while (poll(p, 2, -1) < 0) {
-		if (errno != EINTR) {
-			/* the daemon then waits for the restore until its timeout */
-			pr_warn("cannot wait for the restore to connect: %m");
-			c->accepting = false;
-			return false;
-		}
+	/* no blocking read instead: the keeper may hold the daemon's end for good */
+	for (bool said = false; poll(p, 3, -1) < 0;) {
+		if (errno == EINTR)
+			continue;
+		if (!said)
+			pr_warn("cannot wait for the daemon (%m): trying again every 10 ms");
+		said = true;
+		usleep(10000);
 	}
-	return p[1].revents && !p[0].revents;
+	if (p[0].revents)
+		return NEXT_MSG;
+	return p[2].revents ? NEXT_ACCEPT : NEXT_DEAD;
 }
 
-static int guardian_main(int sock, pid_t daemon_pid, struct guardian_conn *c)
+static int guardian_main(int sock, pid_t daemon_pid, int daemon_pidfd, struct guardian_conn *c)
 {
 	struct guardian_table tab = { 0 };
+	struct guardian_keeper k = { 0, -1 };
+	bool dead = false;
 	int ret;
 
 	for (;;) {
 		struct guardian_msg m;
-		int fd;
+		int fd, next = dead ? NEXT_MSG : wait_next(sock, daemon_pidfd, c);
 
-		if (accept_ready(sock, c)) {
+		if (next == NEXT_ACCEPT) {
 			guardian_accept(c, sock);
 			continue;
 		}
-		ret = recv_msg(sock, &m, &fd);
+		if (next == NEXT_DEAD) {
+			dead = true;	/* what it sent is all queued: read to the end */
+			continue;
+		}
+		ret = recv_msg(sock, &m, &fd, dead ? MSG_DONTWAIT : 0);
+		if (ret == -EAGAIN && dead)
+			ret = 0;
 		if (ret <= 0)
 			break;
 		switch (m.op) {
@@ -199,6 +214,9 @@ static int guardian_main(int sock, pid_t daemon_pid, struct guardian_conn *c)
 			/* every record read: only "restore finished" is left to come */
 			guardian_conn_close(c);
 			break;
+		case GUARDIAN_KEEPER:
+			guardian_keeper_hold(&k, m.pid);
+			break;
 		case GUARDIAN_END:
 			guardian_conn_close(c);
 			table_close_all(&tab);
@@ -210,12 +228,15 @@ static int guardian_main(int sock, pid_t daemon_pid, struct guardian_conn *c)
 			pr_warn("unknown message %u from the daemon", m.op);
 		}
 	}
-	/* EOF (or a broken socket) without END: the daemon died */
+	/* its end (or a broken socket) without END: the daemon died */
 	if (ret < 0)
 		pr_warn("reading from the daemon: %s", strerror(-ret));
+	/* a FORK's child it read and did not hand over: in its fd table still */
+	guardian_take_keeper(&tab, &k);
 	/* what the restore sent that the daemon never read comes too */
 	guardian_take_queued(&tab, c);	/* said what it could not take */
 	guardian_conn_close(c);
+	guardian_drop_twins(&tab);
 	ret = guardian_take_over(&tab, daemon_pid);
 	table_close_all(&tab);
 	free(tab.e);
@@ -229,20 +250,27 @@ int guardian_start(struct lazy_guardian *g, int listen_fd, int dirfd, size_t nr_
 	struct guardian_conn c = { .listen_fd = listen_fd, .accepting = listen_fd >= 0,
 				   .conn = -1, .dirfd = dirfd,
 				   .nr_tasks = nr_tasks, .since = lazy_start_ticks(getpid()) };
-	int sv[2], keep[7], nr = 0, log_fd, err_fd;
+	int sv[2], keep[8], nr = 0, log_fd, err_fd, self_pidfd, pidfd_err;
 	pid_t daemon_pid = getpid(), pid;
 
 	g->pid = 0;
 	g->sock = -1;
+	g->keeper = 0;
+	g->keeper_pidfd = -1;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv)) {
 		pr_perror("socketpair for the guardian");
 		return -errno;
 	}
+	/* the guardian's watch of our end (without it no keeper: see below) */
+	self_pidfd = syscall(SYS_pidfd_open, daemon_pid, 0);
+	pidfd_err = errno;
 	pid = fork();
 	if (pid < 0) {
 		pr_perror("fork the guardian");
 		close(sv[0]);
 		close(sv[1]);
+		if (self_pidfd >= 0)
+			close(self_pidfd);
 		return -errno;
 	}
 	if (pid == 0) {
@@ -261,14 +289,25 @@ int guardian_start(struct lazy_guardian *g, int listen_fd, int dirfd, size_t nr_
 			keep[nr++] = listen_fd;
 		if (dirfd >= 0)
 			keep[nr++] = dirfd;
+		if (self_pidfd >= 0)
+			keep[nr++] = self_pidfd;
 		sort_fds(keep, nr);
 		close_fds_but(keep, nr);
-		_exit(guardian_main(sv[1], daemon_pid, &c));
+		_exit(guardian_main(sv[1], daemon_pid, self_pidfd, &c));
 	}
 	close(sv[1]);
 	g->pid = pid;
 	g->sock = sv[0];
 	pr_info("pid %d holds a copy of every userfaultfd", pid);
+	/* a keeper holds our end of the socket: the guardian must see our end otherwise */
+	if (self_pidfd >= 0) {
+		close(self_pidfd);
+		keeper_start(g);
+	} else {
+		pr_warn("no keeper (pidfd_open: %s): a SIGKILL of this daemon right after it read a "
+			"FORK would leave the child's missing pages reading as zeros",
+			strerror(pidfd_err));
+	}
 	return 0;
 }
 
@@ -332,7 +371,7 @@ int guardian_hold(struct lazy_guardian *g, int uffd, pid_t pid, pid_t host_pid, 
 int guardian_take_conn(struct lazy_guardian *g, int *conn, pid_t *restore_pid)
 {
 	struct guardian_msg m;
-	int fd, ret = recv_msg(g->sock, &m, &fd);
+	int fd, ret = recv_msg(g->sock, &m, &fd, 0);
 
 	if (ret <= 0) {
 		guardian_lost(g);
@@ -382,25 +421,36 @@ void guardian_conn_done(struct lazy_guardian *g)
 		pr_warn("cannot tell pid %d to close its copy of the restore's connection", g->pid);
 }
 
-static void reap(struct lazy_guardian *g, int wait_ms)
+void guardian_reap(pid_t *pid, int wait_ms)
 {
-	for (int waited = 0; g->pid; waited++) {
-		pid_t got = waitpid(g->pid, NULL, WNOHANG);
+	for (int waited = 0; *pid; waited++) {
+		pid_t got = waitpid(*pid, NULL, WNOHANG);
 
-		if (got == g->pid || (got < 0 && errno != EINTR)) {
-			g->pid = 0;
+		if (got == *pid || (got < 0 && errno != EINTR)) {
+			*pid = 0;
 			break;
 		}
-		if (waited == wait_ms) {
+		if (waited >= wait_ms) {
 			/* it must not outlive us: ours to end, by its pid */
-			pr_warn("pid %d did not exit within %d ms: killed", g->pid, wait_ms);
-			kill(g->pid, SIGKILL);
-			waitpid(g->pid, NULL, 0);
-			g->pid = 0;
+			if (wait_ms)
+				pr_warn("pid %d did not exit within %d ms: killed", *pid, wait_ms);
+			kill(*pid, SIGKILL);
+			waitpid(*pid, NULL, 0);
+			*pid = 0;
 			break;
 		}
 		usleep(1000);
 	}
+}
+
+/* The guardian, then its keeper, which ends once the guardian has */
+static void reap(struct lazy_guardian *g, int wait_ms)
+{
+	guardian_reap(&g->pid, wait_ms);
+	guardian_reap(&g->keeper, 1000);
+	if (g->keeper_pidfd >= 0)
+		close(g->keeper_pidfd);
+	g->keeper_pidfd = -1;
 }
 
 void guardian_release(struct lazy_guardian *g, uint32_t id)

@@ -15,7 +15,9 @@
  * record, guardian_hold() for every uffd it gets (handshake, FORK events),
  * guardian_release() when it closes one, guardian_stop() at its end.  The
  * guardian's own code is in guardian.c (the holding), guardian-handshake.c
- * (the restore's connection and the uffds still queued on it) and
+ * (the restore's connection and the uffds still queued on it),
+ * guardian-keeper.c (the keeper, which shares the daemon's fd table: a
+ * FORK's child's uffd the daemon read and did not hand over yet) and
  * guardian-poison.c (the takeover).
  */
 #ifndef CRIU_LAZY_LAZY_GUARDIAN_H
@@ -29,6 +31,8 @@ struct lazy_guardian {
 	pid_t pid;		/* 0: none (not started, or gone) */
 	int sock;		/* our end of the socketpair, -1 once closed */
 	uint32_t next_id;
+	pid_t keeper;		/* shares our fd table (guardian-keeper.c), or 0 */
+	int keeper_pidfd;	/* the guardian's pidfd, which the keeper polls, or -1 */
 };
 
 enum guardian_op {
@@ -43,6 +47,7 @@ enum guardian_op {
 	GUARDIAN_CONN_DONE,	/* every record read: close the connection */
 	GUARDIAN_NEXT,		/* the daemon reads pid's record: a uffd's message
 				 * left alone on the connection is that process's */
+	GUARDIAN_KEEPER,	/* pid shares the daemon's fd table (guardian-keeper.c) */
 };
 
 /* One message on the socketpair (SOCK_SEQPACKET: one record each). */
@@ -96,6 +101,16 @@ void guardian_lost(struct lazy_guardian *g);
 
 /* Normal end (also after the daemon poisoned what was left itself). */
 void guardian_stop(struct lazy_guardian *g);
+/* Our child *pid reaped (SIGKILLed after wait_ms), *pid set to 0. */
+void guardian_reap(pid_t *pid, int wait_ms);
+
+/*
+ * guardian-keeper.c: the daemon's child that shares its fd table, so that
+ * a FORK's child's uffd, read by the daemon and not yet handed over,
+ * outlives a SIGKILL of the daemon.  Started after the guardian (not
+ * fatal: a warning), ends with it.
+ */
+void keeper_start(struct lazy_guardian *g);
 
 /* guardian-poison.c: the guardian's takeover once the daemon died */
 struct guardian_runs;
@@ -105,6 +120,9 @@ struct guardian_entry {
 	pid_t pid;		/* as the images name it */
 	pid_t host_pid;		/* here */
 	bool forked;
+	/* forked, its uffd taken from the keeper: its FORK read by the daemon,
+	 * not handed over; its parent not known (pid, host_pid 0) */
+	bool orphan;
 	int uffd;
 	/* forked: the missing runs it was forked with, taken from the processes
 	 * it descends from before anything of theirs was poisoned (NULL: none
@@ -147,5 +165,18 @@ void guardian_accept(struct guardian_conn *c, int sock);
 void guardian_conn_close(struct guardian_conn *c);
 /* Returns the exit status for the guardian. */
 int guardian_take_over(struct guardian_table *tab, pid_t daemon_pid);
+
+/* guardian-keeper.c, the guardian's side */
+struct guardian_keeper {
+	pid_t pid;		/* 0: none known */
+	int pidfd;		/* -1: none */
+};
+
+/* GUARDIAN_KEEPER: pid is the keeper (said if it cannot be watched). */
+void guardian_keeper_hold(struct guardian_keeper *k, pid_t pid);
+/* The daemon died: every uffd of the keeper's table into tab (orphans), the keeper ended. */
+void guardian_take_keeper(struct guardian_table *tab, struct guardian_keeper *k);
+/* Once every uffd is in: an orphan that is a uffd held otherwise is dropped. */
+void guardian_drop_twins(struct guardian_table *tab);
 
 #endif

@@ -166,6 +166,7 @@ struct lazy_daemon {
 	struct working_set ws;		/* the pages the tasks touched */
 	struct lazy_guardian guardian;	/* holds a copy of every uffd (guardian.h) */
 	struct lazy_watchdog watchdog;	/* nothing in flight is left behind */
+	size_t forks_read;		/* FORK events read (CRIU_LAZY_TEST_STOP_AFTER_FORK_READ) */
 };
 
 #define LAZY_FAULT_WINDOW_PAGES	16	/* 64 KiB aligned fault-around */
@@ -243,6 +244,13 @@ int lazy_handle_uffd(struct lazy_daemon *d, struct lazy_task *t);
 int lazy_retry_deferred(struct lazy_daemon *d, struct lazy_task *t);
 /* events only: faults are deferred (when the daemon cannot serve them now) */
 int lazy_read_events(struct lazy_daemon *d, struct lazy_task *t);
+
+/*
+ * Test only: when the environment's env is n (a count from 1), we stop
+ * ourselves (SIGSTOP) there, for a test to SIGKILL us
+ * (lazy-handshake.c's hooks, and CRIU_LAZY_TEST_STOP_AFTER_FORK_READ).
+ */
+void lazy_test_stop(const char *env, size_t n);
 
 
 /*

@@ -124,6 +124,8 @@ static int on_fork(struct lazy_daemon *d, struct lazy_task *parent, int child_uf
 	struct epoll_event ev = { .events = EPOLLIN };
 	int ret;
 
+	/* the read put child_uffd in our fd table; the guardian has no copy yet */
+	lazy_test_stop("CRIU_LAZY_TEST_STOP_AFTER_FORK_READ", ++d->forks_read);
 	child = lazy_task_new(d, parent->pid, parent->host_pid, child_uffd, parent->img);
 	if (!child) {
 		close(child_uffd);

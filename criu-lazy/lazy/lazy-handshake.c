@@ -158,7 +158,7 @@ static bool pid_seen(const struct lazy_daemon *d, int32_t pid)
 #define STOP_AFTER_RECV_ENV	"CRIU_LAZY_TEST_STOP_AFTER_RECV"
 #define STOP_AFTER_HOLD_ENV	"CRIU_LAZY_TEST_STOP_AFTER_HOLD"
 
-static void test_stop(const char *env, size_t record)
+void lazy_test_stop(const char *env, size_t record)
 {
 	uint64_t n = env_number(env, UINT32_MAX);
 
@@ -214,7 +214,7 @@ static int take_connection(struct lazy_daemon *d, int listen_fd, bool self)
 		}
 	}
 	d->conn_fd = fd;
-	test_stop(STOP_AFTER_ACCEPT_ENV, 1);
+	lazy_test_stop(STOP_AFTER_ACCEPT_ENV, 1);
 	return 0;
 }
 
@@ -352,7 +352,7 @@ static int accept_one(struct lazy_daemon *d, const struct lazy_tree *tree, size_
 	      lazy_recv_uffd(d->conn_fd, pid, &uffd, &cred_pid, MSG_PEEK);
 	if (ret)
 		return ret;	/* a stop came first, say: it may come yet */
-	test_stop(STOP_AFTER_RECV_ENV, record);
+	lazy_test_stop(STOP_AFTER_RECV_ENV, record);
 	host_pid = lazy_host_pid(d, pid, cred_pid);
 	t = lazy_task_new(d, pid, host_pid, uffd, NULL);	/* the guardian's copy */
 	if (!t) {
@@ -360,7 +360,7 @@ static int accept_one(struct lazy_daemon *d, const struct lazy_tree *tree, size_
 		close(uffd);
 		return -ENOMEM;
 	}
-	test_stop(STOP_AFTER_HOLD_ENV, record);
+	lazy_test_stop(STOP_AFTER_HOLD_ENV, record);
 	lazy_consume_uffd(d->conn_fd);
 	*unread = 0;
 	ret = lazy_task_load_model(d, t);
@@ -384,7 +384,7 @@ int lazy_accept_tasks(struct lazy_daemon *d, const struct lazy_tree *tree, int l
 	for (size_t i = 0; i < tree->nr_pids && !ret; i++) {
 		int32_t unread = 0;
 
-		test_stop(STOP_AT_ENV, i + 1);
+		lazy_test_stop(STOP_AT_ENV, i + 1);
 		ret = accept_one(d, tree, i + 1, &unread);
 		if (ret)
 			drain_queued(d, tree, unread);

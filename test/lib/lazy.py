@@ -54,6 +54,10 @@ class Daemon:
             else None
         if self.guardian:
             tracker.adopt_follower(self.guardian)
+        # and its keeper (guardian-keeper.c), which ends with the guardian
+        self.keeper = find_keeper(self.pid, self.log) if self.guardian else None
+        if self.keeper:
+            tracker.adopt_follower(self.keeper)
 
     def text(self):
         out = [f"--- {self.what} output"]
@@ -73,6 +77,7 @@ class Daemon:
         except TimeoutError:
             raise AssertionError(f"{self.what} did not exit within {timeout} s\n{self.text()}")
         self.guardian_status = self.wait_guardian(timeout)
+        self.wait_keeper(timeout)
         if status is None:
             return self.proc.returncode
         return os.waitstatus_to_exitcode(status)
@@ -86,6 +91,17 @@ class Daemon:
             return self.procs.reap(self.guardian, timeout)
         except TimeoutError:
             raise AssertionError(f"the guardian {self.guardian} of {self.what} did not exit "
+                                 f"within {timeout} s\n{self.text()}")
+
+    def wait_keeper(self, timeout=EXIT_TIMEOUT):
+        """The keeper gone: the daemon reaps it at a normal end, else the
+        guardian ends it at its takeover (then it is ours to reap)."""
+        if not self.keeper or not self.procs.owns(self.keeper):
+            return
+        try:
+            self.procs.reap(self.keeper, timeout)
+        except TimeoutError:
+            raise AssertionError(f"the keeper {self.keeper} of {self.what} did not exit "
                                  f"within {timeout} s\n{self.text()}")
 
     def guardian_lines(self, timeout=EXIT_TIMEOUT):
@@ -113,6 +129,18 @@ def uffd_fds(pid):
         except FileNotFoundError:
             pass
     return fds
+
+
+def find_keeper(pid, log):
+    """The daemon's child that shares its fd table (guardian-keeper.c), as
+    its log names it before the daemon gets ready, or None."""
+    try:
+        said = re.search(r"keeper: pid (\d+) shares", Path(log).read_text(errors="replace"))
+    except FileNotFoundError:
+        return None
+    if said and P.ppid(int(said.group(1))) == pid:
+        return int(said.group(1))
+    return None
 
 
 def find_guardian(pid, log):
