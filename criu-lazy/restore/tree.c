@@ -239,12 +239,16 @@ static int check_tasks(struct rst_tree *tree)
 		if (!p->t.seized)
 			continue;
 		/* one told to go stops at its blob's end, a stop of stage 18's
-		 * to take: only its end is looked at here */
+		 * to take: only its end is looked at here.  The kernel reports a
+		 * tracee's stop to its tracer without WSTOPPED all the same: a
+		 * blob that ended while another task still filled its memory, or
+		 * an owner still opened its fds, was taken for dead */
 		if (p->go_sent) {
 			siginfo_t si = { .si_pid = 0 };
 
 			if (waitid(P_PID, p->t.pid, &si, WEXITED | WNOHANG | WNOWAIT | __WALL) ||
-			    si.si_pid != p->t.pid)
+			    si.si_pid != p->t.pid || si.si_code == CLD_TRAPPED ||
+			    si.si_code == CLD_STOPPED)
 				continue;
 			if (!report_task_error(p))
 				pr_err("task %d died while the tree was being created", p->pid);
