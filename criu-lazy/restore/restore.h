@@ -360,6 +360,9 @@ struct rst_tree {
 	bool new_net_ns;		/* made in a netns of its own (net/) */
 	size_t created, ready;		/* tasks seized, tasks that said EV_READY */
 	bool early_go;			/* each rebuilds itself once ready (tree.c) */
+	/* test only (CRIU_LAZY_TEST_DELAY_CREATED_MS): a parent's EV_CREATED
+	 * that late after its clone (tree.c; 0: at once) */
+	uint32_t test_delay_created_ms;
 	uint64_t t_start, fork_us, pages_filled;
 	/* our signal actions as the tasks inherit them (attrs/sigactions.c):
 	 * [sig], 1..64; !sa_known: not read, every action is set */

@@ -98,6 +98,24 @@ static enum fork_when fork_when(const struct rst_proc *k)
 	return FORK_AT_START;
 }
 
+/*
+ * Test only (tree.c): the child's EV_READY before its EV_CREATED, an order
+ * the scheduler allows (the child may run first).  Not in the root: the
+ * children it passes files to (fd-share.c) wait for its rebuild, which
+ * comes after its last EV_CREATED; so the root goes while a grandchild's
+ * parent still waits, and the grandchild, its files in, could run on.
+ */
+static void delay_created(const struct rst_tree *tree)
+{
+	struct timespec ts = {
+		.tv_sec = tree->test_delay_created_ms / 1000,
+		.tv_nsec = (long)(tree->test_delay_created_ms % 1000) * 1000000,
+	};
+
+	while (nanosleep(&ts, &ts) && errno == EINTR)
+		;
+}
+
 /* Our children to fork at this point (@when). */
 static void fork_children(struct rst_tree *tree, int idx, enum fork_when when)
 {
@@ -121,8 +139,11 @@ static void fork_children(struct rst_tree *tree, int idx, enum fork_when when)
 			_exit(1);
 		}
 		/* its pid is ours to tell, before it even runs (send_created()) */
-		if (!tree->procs[0].ri.new_pid_ns)
+		if (!tree->procs[0].ri.new_pid_ns) {
+			if (tree->test_delay_created_ms && idx)
+				delay_created(tree);
 			rst_tree_event(tree, j, EV_CREATED, pid);
+		}
 	}
 }
 

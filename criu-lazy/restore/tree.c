@@ -30,7 +30,8 @@
  *        exits queued for it and rebuilds itself (child.c).
  * A seize does not stop the task: it premaps and forks whether or not we
  * have read its EV_CREATED yet, and no task leaves our code (the blob,
- * after 'r') before every one is seized and ready.  Signals stay blocked
+ * after 'r') before it is seized and ready (before every one is, but with
+ * early go, below).  Signals stay blocked
  * in every task all along (the restore blocked them across the first
  * clone).
  */
@@ -48,6 +49,7 @@
 #include <unistd.h>
 
 #define LOG_PREFIX ""
+#include "common/env-number.h"
 #include "common/log.h"
 #include "common/mono-time.h"
 #include "common/proc-stat.h"
@@ -61,6 +63,10 @@
 #define PROGRESS_MS	1000	/* between two looks at the tasks' progress */
 #define DEAD_WAIT_MS	10000	/* for a zombie or helper to exit */
 #define ERROR_WAIT_MS	1000	/* for the line of a task that broke a pipe */
+/* Test only: each parent but the root tells its child's pid that many ms
+ * after the clone (tree-task.c): the child's EV_READY comes first
+ * (test_tree_order.py). */
+#define DELAY_CREATED_ENV	"CRIU_LAZY_TEST_DELAY_CREATED_MS"
 
 /* The sync and error pipes of task @p, and the socket pair of its uffd if
  * it sends one to the lazy-pages daemon. */
@@ -408,6 +414,8 @@ int rst_tree_creation_event(struct rst_tree *tree, const char *what)
 		return rst_tree_seize(tree, p) ?: go_early(tree, p);
 	}
 	if (ev.kind == EV_READY && !p->ready) {
+		if (!p->t.seized)
+			pr_debug("task %d is ready before its parent told its pid", p->pid);
 		p->ready = true;
 		tree->ready++;
 		return go_early(tree, p);
@@ -425,6 +433,10 @@ int rst_tree_create(struct rst_tree *tree)
 	tree->early_go = early_go_ok(tree);
 	if (tree->early_go)
 		pr_debug("each process rebuilds itself as soon as it is ready");
+	tree->test_delay_created_ms = env_number(DELAY_CREATED_ENV, 60000);
+	if (tree->test_delay_created_ms)
+		pr_warn("test hook %s=%u: each parent but the root tells its child's pid "
+			"that late", DELAY_CREATED_ENV, tree->test_delay_created_ms);
 	ret = rst_task_create(tree, &tree->procs[0]);
 	while (!ret && tree->created < tree->nr)
 		ret = rst_tree_creation_event(tree, "new task");
