@@ -140,7 +140,8 @@ static int index_owed(struct lazy_daemon *d)
 		pr_err("watchdog: no memory for the %zu requests of the page source", w->nr_owed);
 		return ret;
 	}
-	qsort(w->owed, w->nr_owed, sizeof(*w->owed), cmp_owed);
+	if (w->nr_owed)	/* nothing owed: w->owed may still be NULL */
+		qsort(w->owed, w->nr_owed, sizeof(*w->owed), cmp_owed);
 	/* ranges may overlap: an address is owed if any before it reaches past it */
 	for (size_t i = 0; i < w->nr_owed; i++) {
 		struct lazy_owed *e = &w->owed[i];

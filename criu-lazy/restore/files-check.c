@@ -213,7 +213,8 @@ int rst_fds_load(const struct opts *o, struct rst_images *ri)
 	if (ret)
 		return ret;
 
-	qsort(ri->fds, ri->nr_fds, sizeof(*ri->fds), fd_cmp);
+	if (ri->nr_fds)	/* no fd at all: ri->fds is NULL */
+		qsort(ri->fds, ri->nr_fds, sizeof(*ri->fds), fd_cmp);
 	for (size_t i = 1; i < ri->nr_fds; i++) {
 		if (ri->fds[i].fd == ri->fds[i - 1].fd) {
 			pr_err("%s: fd %d of task %d appears twice", name, ri->fds[i].fd, ri->pid);
