@@ -54,10 +54,11 @@ def test_proc_unit():
     text whose name holds ')' and spaces, negative, missing and bad fields;
     a status line's last number; the threads of this process walked and
     stopped, a gone pid's -ENOENT; the processes below it, parents first;
-    this process's fds in ascending order, without the walk's own, a walk
-    stopped, a gone pid's -ENOENT."""
+    this process's fds in ascending order, without the walk's own, none
+    (and no array) of a process with no fd open, a walk stopped, a gone
+    pid's -ENOENT."""
     lines, passed = run_unit("test_proc")
-    assert passed == 8, "\n".join(lines)
+    assert passed == 9, "\n".join(lines)
 
 
 def test_creds_ours_unit():

@@ -62,7 +62,8 @@ int proc_fd_list(pid_t pid, int **fds, size_t *nr)
 		return ret;
 	}
 	/* /proc lists them in order today; nothing promises it */
-	qsort(v, n, sizeof(*v), cmp_fd);
+	if (n)	/* no fd open: v is NULL */
+		qsort(v, n, sizeof(*v), cmp_fd);
 	*fds = v;
 	*nr = n;
 	return 0;

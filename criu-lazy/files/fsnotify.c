@@ -67,7 +67,8 @@ static int open_handle(uint32_t s_dev, const FhEntry *fh)
 		return -EINVAL;
 	fhb.h.handle_bytes = fh->bytes;
 	fhb.h.handle_type = fh->type;
-	memcpy(fhb.h.f_handle, fh->handle, fh->bytes);
+	if (fh->bytes)	/* an empty handle: fh->handle may be NULL */
+		memcpy(fhb.h.f_handle, fh->handle, fh->bytes);
 
 	f = fopen("/proc/self/mountinfo", "re");
 	if (!f)

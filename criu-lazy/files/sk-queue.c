@@ -423,7 +423,8 @@ static int load_scm(struct cr_img *img, const SkPacketEntry *pe, struct sk_packe
 		if (!grown)
 			return -ENOMEM;
 		pk->scm_ids = grown;
-		memcpy(pk->scm_ids + pk->nr_scm, e->rights, e->n_rights * sizeof(*grown));
+		if (e->n_rights)	/* none: e->rights is NULL */
+			memcpy(pk->scm_ids + pk->nr_scm, e->rights, e->n_rights * sizeof(*grown));
 		pk->nr_scm += e->n_rights;
 	}
 	return 0;

@@ -35,7 +35,8 @@ static void fill_task(struct rst_child *c, struct restorer_args *a)
 		.auxv_size = mm->n_mm_saved_auxv * sizeof(uint64_t),
 		.exe_fd = c->exe_fd,
 	};
-	memcpy(a->auxv, mm->mm_saved_auxv, mm->n_mm_saved_auxv * sizeof(uint64_t));
+	if (mm->n_mm_saved_auxv)	/* none saved: mm_saved_auxv is NULL */
+		memcpy(a->auxv, mm->mm_saved_auxv, mm->n_mm_saved_auxv * sizeof(uint64_t));
 	a->dumpable = mm->has_dumpable ? mm->dumpable : -1;
 
 	a->lazy.enabled = c->lazy;	/* see pie/uffd.c */

@@ -115,7 +115,8 @@ static bool pages_in_views(struct rst_tree *tree, const struct rst_shmem *s)
 			nr++;
 		}
 	}
-	qsort(v, nr, sizeof(*v), cmp_range);
+	if (nr)	/* no view of it: v is NULL */
+		qsort(v, nr, sizeof(*v), cmp_range);
 	/* runs are sorted too: one walk, reach = end of the views' union so far */
 	for (size_t r = 0; r < s->pi.nr_runs && ok; r++) {
 		const struct page_run *run = &s->pi.runs[r];

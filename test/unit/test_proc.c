@@ -6,8 +6,8 @@
  * with no call), and the processes below it, parents first; one thread's
  * own children; a child's start time against proc_stat_now_ticks(); this
  * process's fds listed in order (its own walk's not among them by pid 0,
- * there by its pid), a walk stopped, a gone pid's.  Prints
- * "ok - NAME" or "FAIL - NAME" per case (unit.h).
+ * there by its pid), none of a process with no fd open, a walk stopped,
+ * a gone pid's.  Prints "ok - NAME" or "FAIL - NAME" per case (unit.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -256,6 +256,30 @@ static int test_fd_list(void)
 	return 0;
 }
 
+/* a process with no fd open: none listed, and no array (qsort() of NULL was UB) */
+static int test_fd_list_none(void)
+{
+	int *fds = NULL, ret;
+	size_t nr = 0;
+	pid_t kid = fork();
+
+	if (!kid) {
+		closefrom(0);
+		pause();
+		_exit(0);
+	}
+	CHECK(kid > 0, "");
+	/* until it has closed them (GUARD_S bounds the wait) */
+	while (!(ret = proc_fd_list(kid, &fds, &nr)) && nr) {
+		free(fds);
+		usleep(1000);
+	}
+	kill(kid, SIGKILL);
+	waitpid(kid, NULL, 0);
+	CHECK(!ret && !nr && !fds, "ret %d nr %zu", ret, nr);
+	return 0;
+}
+
 struct fd_seen {
 	int last, nr, stop_at;	/* stop_at >= 0: return 1 at that fd */
 };
@@ -297,6 +321,7 @@ int main(void)
 		{ "descendants", test_descendants },
 		{ "task_read", test_task_read },
 		{ "fd_list", test_fd_list },
+		{ "fd_list_none", test_fd_list_none },
 		{ "each_fd", test_each_fd },
 	};
 
