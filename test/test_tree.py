@@ -303,6 +303,21 @@ def test_dump_refuses_sharing(tool, zdtm, workdir, spec, words):
     task.check_pass()
 
 
+def test_shared_file_comes_by_fork(mode, zdtm):
+    """A regular file the root shares with its child (one open file
+    description, inherited at the fork) is opened by the root before it
+    forks the child, which inherits it again: no socket carries it
+    (restore.md, "By fork").  share_files checks that it is one file
+    (kcmp), with one offset and one set of status flags, in every mode."""
+    task = zdtm(ZdtmTest("share_files"), pid_ns=mode.pid_ns)
+    mode.cycle(task, 1)
+    log = (mode.dir / "restore-1.log").read_text(errors="replace")
+    assert re.search(r"file \d+ \(regular file\): created by task \d+, passed to 1 other "
+                     r"task\(s\), 1 of them by fork", log), log[-3000:]
+    task.check_pass()
+    mode.finish()
+
+
 def test_restore_shared_file_gone(tool, zdtm, workdir):
     """The file root and child share is gone: one line naming it, before
     any task exists (the pids are free again afterwards)."""

@@ -134,6 +134,9 @@ struct fd_kind_ops {
 	void (*rst_free)(void *state);
 
 	bool needs_our_tty;		/* open() uses rst_child.tty_fd */
+	/* open() may run in the owner before it forks: the processes it forks
+	 * then hold the very same object, inherited (fd-share.c) */
+	bool by_fork;
 };
 
 /* kinds.c: the registry */

@@ -159,4 +159,5 @@ const struct fd_kind_ops fd_kind_reg = {
 	.rst_match = reg_rst_match,
 	.check = reg_check,
 	.open = reg_open,
+	.by_fork = true,	/* a path, flags and offset: the same anywhere */
 };

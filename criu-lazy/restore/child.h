@@ -21,6 +21,7 @@ int child_fs_lock_open(struct rst_child *c);
 int child_fds_restore(struct rst_child *c);
 int child_file_lookup(const struct rst_child *c, uint32_t id);
 int child_file_stash(struct rst_child *c, uint32_t id, int fd);
+int child_file_keep(struct rst_child *c, uint32_t id, int fd);
 int child_file_get(struct rst_child *c, uint32_t id);
 int child_fs_restore(struct rst_child *c);
 int child_cwd_lock(struct rst_child *c);
@@ -31,6 +32,8 @@ const struct rst_share_file *child_share_find(const struct rst_child *c, uint32_
 bool child_file_mine(const struct rst_child *c, uint32_t id);
 size_t child_share_count(const struct rst_child *c);
 int child_share_prepare(struct rst_child *c);
+int child_share_open_early(struct rst_child *c);
+int child_share_adopt(struct rst_child *c);
 int child_share_open_rest(struct rst_child *c, enum fd_stage stage);
 int child_share_send(struct rst_child *c, enum fd_stage stage);
 int child_share_wait(struct rst_child *c, const struct rst_fd *f);

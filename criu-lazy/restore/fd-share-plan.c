@@ -96,6 +96,7 @@ static int add_file(struct rst_share *s, const struct share_ref *r, int owner)
 	sf->id = r->id;
 	sf->owner = owner;
 	sf->fd = *r->fd;
+	sf->early_fd = -1;
 	return 0;
 }
 
@@ -356,6 +357,58 @@ static int gather_flight(struct rst_tree *tree, struct share_ref **refs, size_t 
 	return ret;
 }
 
+static bool descends(const struct rst_tree *tree, int proc, int from)
+{
+	for (int i = tree->procs[proc].parent; i >= 0; i = tree->procs[i].parent)
+		if (i == from)
+			return true;
+	return false;
+}
+
+/*
+ * Which holders take a file by fork: those below its owner, when its kind
+ * can be opened before the owner forks (a regular file).  In the bench
+ * tree the root's log file went to its three children over the sockets,
+ * each child waiting for it (0.2 - 0.6 ms) until the root, which forks
+ * them first, had premapped, filled and opened its own fds.  Not in a
+ * tree where processes share a descriptor table: its windows of helper
+ * fds are laid out apart (fdt.c).  The early fds go above every fd of
+ * every process, so no fd of a task lands on one.
+ */
+static int plan_by_fork(struct rst_tree *tree)
+{
+	struct rst_share *s = &tree->share;
+	int top = 0;
+
+	for (size_t i = 0; i < tree->nr; i++) {
+		const struct rst_proc *p = &tree->procs[i];
+
+		if (p->fdt_owner >= 0 || p->fdt_end)
+			return 0;
+		if (p->kind != RST_PROC_ALIVE)
+			continue;
+		if (p->ri.fd_max_extra > top)
+			top = p->ri.fd_max_extra;
+		for (size_t j = 0; j < p->ri.nr_fds; j++)
+			if (p->ri.fds[j].fd > top)
+				top = p->ri.fds[j].fd;
+	}
+	/* (and clear of the first process's helpers: a look at /proc/PID/fd) */
+	s->early_base = (top < RST_HELPER_BASE_MIN ? RST_HELPER_BASE_MIN : top + 1) + 32;
+	for (size_t i = 0; i < s->nr; i++) {
+		struct rst_share_file *sf = &s->files[i];
+
+		if (!sf->fd.ops->by_fork)
+			continue;
+		sf->by_fork = calloc(sf->nr_holders, sizeof(*sf->by_fork));
+		if (!sf->by_fork)
+			return -ENOMEM;
+		for (size_t h = 0; h < sf->nr_holders; h++)
+			sf->by_fork[h] = descends(tree, sf->holders[h], sf->owner);
+	}
+	return 0;
+}
+
 int rst_share_plan(struct rst_tree *tree)
 {
 	struct rst_share *s = &tree->share;
@@ -399,14 +452,20 @@ int rst_share_plan(struct rst_tree *tree)
 		return ret;
 	if (s->nr)	/* no shared file: s->files is NULL */
 		qsort(s->files, s->nr, sizeof(*s->files), file_cmp);
+	ret = plan_by_fork(tree);
 	for (size_t i = 0; i < s->nr && !ret; i++) {
 		const struct rst_share_file *sf = &s->files[i];
+		size_t forked = 0;
 
-		for (size_t h = 0; h < sf->nr_holders && !ret; h++)
-			if (s->sk[sf->holders[h]] < 0)
+		for (size_t h = 0; h < sf->nr_holders && !ret; h++) {
+			if (rst_share_by_fork(sf, h))
+				forked++;
+			else if (s->sk[sf->holders[h]] < 0)
 				ret = make_socket(tree, sf->holders[h]);
-		pr_debug("file %u (%s): created by task %d, passed to %zu other task(s)", sf->id,
-			 sf->fd.ops->name, tree->procs[sf->owner].pid, sf->nr_holders);
+		}
+		pr_debug("file %u (%s): created by task %d, passed to %zu other task(s), %zu of "
+			 "them by fork", sf->id, sf->fd.ops->name, tree->procs[sf->owner].pid,
+			 sf->nr_holders, forked);
 	}
 	if (!ret && s->nr)
 		pr_info("%zu file(s) shared between processes", s->nr);
@@ -422,8 +481,10 @@ void rst_share_free(struct rst_tree *tree)
 			close(s->sk[i]);
 	if (s->sk && s->fs_lock_src >= 0)
 		close(s->fs_lock_src);
-	for (size_t i = 0; i < s->nr; i++)
+	for (size_t i = 0; i < s->nr; i++) {
 		free(s->files[i].holders);
+		free(s->files[i].by_fork);
+	}
 	free(s->files);
 	free(s->sk);
 	free(s->addr);

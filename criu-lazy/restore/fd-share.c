@@ -24,6 +24,13 @@
  * draining our own queue (what comes is stashed) and trying again, so two
  * tasks sending to each other cannot deadlock.
  *
+ * By fork.  A file whose kind can be opened anywhere alike (a regular file:
+ * fd_kind_ops.by_fork) is opened by its owner before it forks any child, at
+ * a number above every fd of every process (rst_share.early_base); each
+ * holder below the owner inherits it there, takes it as its own before it
+ * closes what it inherited (child_share_adopt()), and is sent nothing.
+ * Holders elsewhere in the tree get it over the sockets as before.
+ *
  * In a task, per fd stage (restore/fds.c): first what the task owns (its
  * own fds, then the files of its groups only others hold), then it sends
  * what others hold, then it takes what others own, waiting for each.  No
@@ -95,6 +102,20 @@ static bool holds(const struct rst_share_file *sf, int proc)
 	return false;
 }
 
+bool rst_share_by_fork(const struct rst_share_file *sf, size_t h)
+{
+	return sf->by_fork && sf->by_fork[h];
+}
+
+/* Does process @proc send file @sf over the sockets, or take it so? */
+static bool by_socket(const struct rst_share_file *sf, int proc)
+{
+	for (size_t h = 0; h < sf->nr_holders; h++)
+		if (!rst_share_by_fork(sf, h) && (sf->owner == proc || sf->holders[h] == proc))
+			return true;
+	return false;
+}
+
 /* How many files process @proc creates for others or takes from them. */
 size_t rst_share_count(const struct rst_share *s, int proc)
 {
@@ -113,7 +134,11 @@ size_t child_share_count(const struct rst_child *c)
 /* Our own receiving socket and a sending one, both among the helpers. */
 int child_share_prepare(struct rst_child *c)
 {
-	if (!child_share_count(c))
+	bool any = false;
+
+	for (size_t i = 0; c->share && i < c->share->nr && !any; i++)
+		any = by_socket(&c->share->files[i], c->self);
+	if (!any)
 		return 0;
 	if (c->share->sk[c->self] >= 0) {
 		c->share_rx = fcntl(c->share->sk[c->self], F_DUPFD_CLOEXEC, c->helper_base);
@@ -257,6 +282,75 @@ int child_share_open_rest(struct rst_child *c, enum fd_stage stage)
 	return 0;
 }
 
+/*
+ * In the owner, before its first fork: the files its children and their
+ * own take by fork, opened now, above every fd of every process.
+ */
+int child_share_open_early(struct rst_child *c)
+{
+	const struct rst_share *s = c->share;
+	int ret;
+
+	for (size_t i = 0; s && i < s->nr; i++) {
+		struct rst_share_file *sf = &s->files[i];
+		struct rst_fd f;
+		bool any = false;
+		int fd, high;
+
+		for (size_t h = 0; h < sf->nr_holders && !any; h++)
+			any = rst_share_by_fork(sf, h);
+		if (sf->owner != c->self || !any)
+			continue;
+		f = sf->fd;
+		f.fe = rst_file_find(c->ri, sf->id);
+		if (!f.fe)
+			return child_err(c, EINVAL, "task %d: file %u is not in files.img",
+					 c->ri->pid, sf->id);
+		ret = child_fds_room(c, s->early_base + s->nr + 1);
+		if (ret)
+			return ret;
+		fd = f.ops->open(c, &f);
+		if (fd < 0)
+			return fd;
+		high = fcntl(fd, F_DUPFD_CLOEXEC, s->early_base);
+		ret = errno;
+		close(fd);
+		if (high < 0)
+			return child_err(c, ret, "task %d: cannot keep file %u above fd %d: %s",
+					 c->ri->pid, sf->id, s->early_base, strerror(ret));
+		sf->early_fd = high;
+	}
+	return 0;
+}
+
+/*
+ * Before we close what we inherited: the files our owner opened before it
+ * forked us (or we, the owner, before our forks) are ours to keep.  Another
+ * process's early file we hold nothing of goes with the rest.
+ */
+int child_share_adopt(struct rst_child *c)
+{
+	for (size_t i = 0; c->share && i < c->share->nr; i++) {
+		const struct rst_share_file *sf = &c->share->files[i];
+		bool forked = false;
+		int ret;
+
+		for (size_t h = 0; h < sf->nr_holders && !forked; h++)
+			forked = sf->holders[h] == c->self && rst_share_by_fork(sf, h);
+		/* (never: the owner opens it before it forks) */
+		if (forked && sf->early_fd < 0)
+			return child_err(c, EINVAL, "task %d: %s %u did not come with the fork "
+					 "from task %d", c->ri->pid, sf->fd.ops->name, sf->id,
+					 c->share->pids[sf->owner]);
+		if (sf->early_fd < 0 || (!forked && sf->owner != c->self))
+			continue;
+		ret = child_file_keep(c, sf->id, sf->early_fd);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
 /* Every file of stage @stage we own to each other process that holds it. */
 int child_share_send(struct rst_child *c, enum fd_stage stage)
 {
@@ -270,7 +364,7 @@ int child_share_send(struct rst_child *c, enum fd_stage stage)
 			return child_err(c, EINVAL, "task %d: %s %u to pass on was not made",
 					 c->ri->pid, sf->fd.ops->name, sf->id);
 		for (size_t h = 0; h < sf->nr_holders; h++) {
-			int ret = send_one(c, sf, fd, sf->holders[h]);
+			int ret = rst_share_by_fork(sf, h) ? 0 : send_one(c, sf, fd, sf->holders[h]);
 
 			if (ret)
 				return ret;

@@ -33,8 +33,6 @@
 #include "restore/child.h"
 #include "restore/files.h"
 
-#define HELPER_BASE_MIN 64
-
 /* @fd above helper_base; the old number closed unless @keep (a number
  * another sharer of our table still uses: the owner closes it, fdt.c). */
 int child_fds_move_high(struct rst_child *c, int *fd, bool keep)
@@ -63,29 +61,38 @@ static int int_cmp(const void *a, const void *b)
 	return *(const int *)a - *(const int *)b;
 }
 
-/* Close every fd but the helpers (in a shared table: below the other
- * sharers' windows, which start at our helper_end). */
+/* Close every fd but the helpers and the files we keep already (in a
+ * shared table: below the other sharers' windows, which start at our
+ * helper_end). */
 static int close_others(struct rst_child *c)
 {
-	int keep[10] = { c->err_fd, c->exe_fd, c->tty_fd, c->share_rx, c->share_tx, c->fs_lock,
-			 c->ev_w, c->uffd_tx };
+	const int helpers[] = { c->err_fd, c->exe_fd, c->tty_fd, c->share_rx, c->share_tx,
+				c->fs_lock, c->ev_w, c->uffd_tx };
+	const int nr_helpers = sizeof(helpers) / sizeof(helpers[0]);
 	unsigned int next = 0, last = c->helper_end ? (unsigned int)c->helper_end - 1 : ~0u;
-	int nr = 0;
+	int *keep = malloc((nr_helpers + 2 + c->nr_open) * sizeof(*keep)), nr = 0, err = 0;
 
-	log_fds(&keep[8], &keep[9]);	/* above helper_base: log_move_above() */
-	for (int i = 0; i < 10; i++)
-		if (keep[i] >= 0)
-			keep[nr++] = keep[i];
+	if (!keep)
+		return child_err(c, ENOMEM, "task %d: out of memory", c->ri->pid);
+	for (int i = 0; i < nr_helpers; i++)
+		keep[nr++] = helpers[i];
+	log_fds(&keep[nr], &keep[nr + 1]);	/* above helper_base: log_move_above() */
+	nr += 2;
+	for (size_t i = 0; i < c->nr_open; i++)
+		keep[nr++] = c->open[i].fd;
 	qsort(keep, nr, sizeof(int), int_cmp);
-	for (int i = 0; i < nr; i++) {
+	for (int i = 0; i < nr && !err; i++) {
+		if (keep[i] < 0 || (unsigned int)keep[i] < next)
+			continue;
 		if ((unsigned int)keep[i] > next && close_range(next, keep[i] - 1, 0))
-			goto err;
+			err = errno;
 		next = keep[i] + 1;
 	}
-	if (next > last || !close_range(next, last, 0))
+	free(keep);
+	if (!err && (next > last || !close_range(next, last, 0)))
 		return 0;
-err:
-	return child_err(c, errno, "task %d: close_range: %s", c->ri->pid, strerror(errno));
+	return child_err(c, err ?: errno, "task %d: close_range: %s", c->ri->pid,
+			 strerror(err ?: errno));
 }
 
 /* Our terminal for --shell-job: the first of our stdin/out/err that is one. */
@@ -136,7 +143,7 @@ int child_fds_prepare(struct rst_child *c)
 		need_tty |= ri->fds[i].ops->needs_our_tty;
 	}
 	if (!c->helper_end)	/* else our window in a shared table (fdt.c) */
-		c->helper_base = max_fd + 1 > HELPER_BASE_MIN ? max_fd + 1 : HELPER_BASE_MIN;
+		c->helper_base = max_fd + 1 > RST_HELPER_BASE_MIN ? max_fd + 1 : RST_HELPER_BASE_MIN;
 
 	/* room for the task's fds, our helpers and stashed objects above
 	 * them (the parent puts the dumped RLIMIT_NOFILE back afterwards) */
@@ -163,6 +170,8 @@ int child_fds_prepare(struct rst_child *c)
 	if (child_share_prepare(c))
 		return -EIO;
 	if (child_fs_lock_open(c))
+		return -EIO;
+	if (child_share_adopt(c))
 		return -EIO;
 	return close_others(c);
 }
@@ -202,6 +211,12 @@ static int remember(struct rst_child *c, uint32_t id, int fd)
 	c->open[c->nr_open].id = id;
 	c->open[c->nr_open++].fd = fd;
 	return 0;
+}
+
+/* Keep @fd, already above every fd of the task, as file object @id. */
+int child_file_keep(struct rst_child *c, uint32_t id, int fd)
+{
+	return remember(c, id, fd);
 }
 
 /*

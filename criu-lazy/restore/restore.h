@@ -250,7 +250,15 @@ struct rst_share_file {
 	int *holders;			/* the other processes that hold it */
 	size_t nr_holders;
 	struct rst_fd fd;		/* one holder's fd of it (kind, number) */
+	bool *by_fork;			/* per holder: a descendant of the owner, which
+					 * inherits it (fd-share.c); NULL: none does */
+	int early_fd;			/* where the owner opened it before its first
+					 * fork (in the owner and those it forks), or -1 */
 };
+
+/* A task's helper fds (the error pipe, the log...) go from here up at least,
+ * above its own fds (fds.c). */
+#define RST_HELPER_BASE_MIN	64
 
 /* The files shared between processes, and how they travel. */
 struct rst_share {
@@ -260,6 +268,8 @@ struct rst_share {
 	struct sockaddr_un *addr;	/* its name (autobound, abstract) */
 	socklen_t *addr_len;
 	pid_t *pids;			/* per process: its pid in the images */
+	int early_base;			/* the fds opened before the forks go from here
+					 * up: above every fd of every process */
 	int fs_lock_src;		/* processes share their cwd: a memfd each opens
 					 * again to flock() (fds.c), or -1 */
 };

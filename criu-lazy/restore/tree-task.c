@@ -328,6 +328,9 @@ _Noreturn void rst_proc_main(struct rst_tree *tree, int idx)
 	}
 	if (!p->group_late)	/* before any fork: the children inherit it */
 		join_group(tree, p);
+	/* the files those below us take by fork (fd-share.c) */
+	if (p->kind == RST_PROC_ALIVE && child_share_open_early(&c))
+		_exit(1);
 	fork_children(tree, idx, FORK_AT_START);
 	/* memory before the other children: they inherit it copy-on-write
 	 * (its fill before those that compare with it) */

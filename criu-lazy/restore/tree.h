@@ -62,6 +62,7 @@ bool rst_task_has_status(pid_t pid);
 int rst_share_plan(struct rst_tree *tree);
 void rst_share_free(struct rst_tree *tree);
 size_t rst_share_count(const struct rst_share *s, int proc);
+bool rst_share_by_fork(const struct rst_share_file *sf, size_t h);
 
 /* fdt.c: descriptor tables shared between processes (CLONE_FILES) */
 int rst_fdt_plan(struct rst_tree *tree);
