@@ -136,6 +136,9 @@ int attr_rst_syscall(const struct attr_rst *r, const char *what, long nr, unsign
 /* fpu.c: the thread of @core loads its FPU/SSE/AVX state in the blob, so
  * the final stop does not set it by ptrace. */
 bool attr_fpu_by_blob(const CoreEntry *core);
+/* fpu.c: the CPU's FPU state layout, probed once per restore (before any
+ * other thread of ours uses it: stage 2's image worker, in a tree). */
+void attr_fpu_host_probe(void);
 
 #define ATTR_ALIGN(x)	(((x) + 7) & ~(size_t)7)
 
