@@ -252,6 +252,18 @@ static int send_one(struct rst_child *c, const struct rst_share_file *sf, int fd
 			 c->share->pids[to], strerror(errno));
 }
 
+/* File @sf made by its kind here, with one holder's fd for its messages. */
+static int open_one(struct rst_child *c, const struct rst_share_file *sf)
+{
+	struct rst_fd f = sf->fd;
+
+	f.fe = rst_file_find(c->ri, sf->id);
+	if (!f.fe)
+		return child_err(c, EINVAL, "task %d: file %u is not in files.img", c->ri->pid,
+				 sf->id);
+	return f.ops->open(c, &f);
+}
+
 /*
  * The files of stage @stage of our groups that only others hold: made here
  * too (by the kind, with one holder's fd for its messages), kept above the
@@ -261,18 +273,12 @@ int child_share_open_rest(struct rst_child *c, enum fd_stage stage)
 {
 	for (size_t i = 0; c->share && i < c->share->nr; i++) {
 		const struct rst_share_file *sf = &c->share->files[i];
-		struct rst_fd f;
 		int fd, ret;
 
 		if (sf->owner != c->self || sf->fd.ops->stage != stage ||
 		    child_file_lookup(c, sf->id) >= 0)
 			continue;
-		f = sf->fd;
-		f.fe = rst_file_find(c->ri, sf->id);
-		if (!f.fe)
-			return child_err(c, EINVAL, "task %d: file %u is not in files.img",
-					 c->ri->pid, sf->id);
-		fd = f.ops->open(c, &f);
+		fd = open_one(c, sf);
 		if (fd < 0)
 			return fd;
 		ret = child_file_stash(c, sf->id, fd);
@@ -293,7 +299,6 @@ int child_share_open_early(struct rst_child *c)
 
 	for (size_t i = 0; s && i < s->nr; i++) {
 		struct rst_share_file *sf = &s->files[i];
-		struct rst_fd f;
 		bool any = false;
 		int fd, high;
 
@@ -301,15 +306,10 @@ int child_share_open_early(struct rst_child *c)
 			any = rst_share_by_fork(sf, h);
 		if (sf->owner != c->self || !any)
 			continue;
-		f = sf->fd;
-		f.fe = rst_file_find(c->ri, sf->id);
-		if (!f.fe)
-			return child_err(c, EINVAL, "task %d: file %u is not in files.img",
-					 c->ri->pid, sf->id);
 		ret = child_fds_room(c, s->early_base + s->nr + 1);
 		if (ret)
 			return ret;
-		fd = f.ops->open(c, &f);
+		fd = open_one(c, sf);
 		if (fd < 0)
 			return fd;
 		high = fcntl(fd, F_DUPFD_CLOEXEC, s->early_base);
