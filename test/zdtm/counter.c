@@ -95,7 +95,7 @@ static void *worker_main(void *arg)
 
 /* A child: the same memory, copy-on-write; its own log; SIGTERM ends it. */
 static void child_main(unsigned idx, const char *log, const uint8_t *mem, size_t npages,
-		       long interval, pid_t parent)
+		       long interval, pid_t parent, int opened_w)
 {
 	char path[4096], line[128];
 	unsigned long tick = 0;
@@ -108,6 +108,10 @@ static void child_main(unsigned idx, const char *log, const uint8_t *mem, size_t
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
 		_exit(3);
+	/* the parent says it is ready only once every child's log exists */
+	if (write(opened_w, "o", 1) != 1)
+		_exit(5);
+	close(opened_w);
 	while (!test_stopped()) {
 		tick++;
 		page = (tick * 104729 + idx) % npages;
@@ -171,6 +175,7 @@ int main(int argc, char **argv)
 	size_t size = 64 << 20, npages, page;
 	long interval = 1000, nthreads = 0, nchildren = 0;
 	pid_t children[MAX_WORKERS];
+	int opened[2];
 	const struct test_opt opts[] = {
 		{ "log", TEST_OPT_STR, &log, 1, "file to append a line to per tick" },
 		{ "size", TEST_OPT_SIZE, &size, 0, "bytes of memory to hold" },
@@ -200,15 +205,27 @@ int main(int argc, char **argv)
 	if (fd < 0)
 		fail("open %s: %m", log);
 
+	if (pipe2(opened, O_CLOEXEC))
+		fail("pipe2: %m");
 	for (long i = 0; i < nchildren; i++) {
 		pid_t parent = getpid();
 
 		children[i] = fork();
 		if (children[i] < 0)
 			fail("fork: %m");
-		if (children[i] == 0)
-			child_main((unsigned)i, log, mem, npages, interval, parent);
+		if (children[i] == 0) {
+			close(opened[0]);
+			child_main((unsigned)i, log, mem, npages, interval, parent, opened[1]);
+		}
 	}
+	close(opened[1]);
+	for (long i = 0; i < nchildren; i++) {
+		char c;
+
+		if (read(opened[0], &c, 1) != 1)
+			fail("child %ld did not open its log", i);
+	}
+	close(opened[0]);
 	for (long i = 0; i < nthreads; i++) {
 		workers[i] = (struct worker){ .idx = (unsigned)i, .mem = mem, .npages = npages };
 		errno = test_thread_create(&workers[i].thread, NULL, worker_main, &workers[i]);
