@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define LOG_PREFIX ""
@@ -150,12 +151,42 @@ static int take_lock(const FileLockEntry *e)
 	return fcntl(e->fd, e->flag == FL_OFD ? F_OFD_SETLK : F_SETLK, &fl);
 }
 
+/*
+ * Closing any fd of a file drops the POSIX locks the process holds on it,
+ * and the blob's close_range closes the copies of our files we keep above
+ * the task's fds (stashed, or opened before the forks: restore/fds.c,
+ * fd-share.c) after the locks are taken: those of @fd's file go first.
+ */
+static int drop_copies(struct rst_child *c, int fd)
+{
+	struct stat want, st;
+	size_t n = 0;
+
+	if (fstat(fd, &want))
+		return child_err(c, errno, "fd %d of task %d: fstat: %s", fd, c->ri->pid,
+				 strerror(errno));
+	for (size_t i = 0; i < c->nr_open; i++) {
+		int copy = c->open[i].fd;
+
+		if (!task_has_fd(c->ri, copy) && !fstat(copy, &st) && st.st_dev == want.st_dev &&
+		    st.st_ino == want.st_ino) {
+			close(copy);
+			continue;
+		}
+		c->open[n++] = c->open[i];
+	}
+	c->nr_open = n;
+	return 0;
+}
+
 int child_file_locks(struct rst_child *c)
 {
 	for (size_t i = 0; i < c->ri->nr_locks; i++) {
 		const FileLockEntry *e = c->ri->locks[i];
-		int err;
+		int err = e->flag == FL_POSIX ? drop_copies(c, e->fd) : 0;
 
+		if (err)
+			return err;
 		if (!take_lock(e))
 			continue;
 		err = errno;
