@@ -34,7 +34,6 @@ size_t child_share_count(const struct rst_child *c);
 int child_share_prepare(struct rst_child *c);
 int child_share_open_early(struct rst_child *c);
 int child_share_adopt(struct rst_child *c);
-void child_share_release_early(struct rst_child *c);
 int child_share_open_rest(struct rst_child *c, enum fd_stage stage);
 int child_share_send(struct rst_child *c, enum fd_stage stage);
 int child_share_wait(struct rst_child *c, const struct rst_fd *f);

@@ -351,28 +351,6 @@ int child_share_adopt(struct rst_child *c)
 	return 0;
 }
 
-/*
- * Once every fd is in place (and sent on): the early copies go.  Not left
- * to the blob's close_range: closing any fd of a file drops the POSIX
- * locks the process holds on it, which child_file_locks() takes next.
- * The task's own fd of the file stands for it from now on.
- */
-void child_share_release_early(struct rst_child *c)
-{
-	for (size_t k = 0; k < c->nr_open; k++) {
-		const struct rst_share_file *sf = child_share_find(c, c->open[k].id);
-		int fd = -1;
-
-		if (!sf || sf->early_fd < 0 || c->open[k].fd != sf->early_fd)
-			continue;
-		for (size_t j = 0; j < c->ri->nr_fds && fd < 0; j++)
-			if (c->ri->fds[j].fe->id == sf->id)
-				fd = c->ri->fds[j].fd;
-		close(sf->early_fd);
-		c->open[k].fd = fd;	/* -1: we only made it for others */
-	}
-}
-
 /* Every file of stage @stage we own to each other process that holds it. */
 int child_share_send(struct rst_child *c, enum fd_stage stage)
 {

@@ -384,7 +384,6 @@ int child_fds_restore(struct rst_child *c)
 		if (ret)
 			return ret;
 	}
-	child_share_release_early(c);
 	return 0;
 }
 
