@@ -382,13 +382,6 @@ int rst_tree_seize(struct rst_tree *tree, struct rst_proc *p)
 }
 
 /*
- * One event while the tree is made: a new task (seized at once) or a
- * task ready (premapped, its children forked, in its group if it could
- * join it then).  Either may come first: the parent tells a task's pid,
- * which the task may be ready before (tree-task.c); both have come from
- * every task before the tree goes on past stage 4.
- */
-/*
  * Early go (early_go_ok()) once @p is both ready and seized.  Its ready may
  * come before its pid, which its parent tells after the clone: told to go
  * then, a task not seized yet died of its blob's final int3 (SIGTRAP, once
@@ -399,6 +392,13 @@ static int go_early(struct rst_tree *tree, struct rst_proc *p)
 	return tree->early_go && p->ready && p->t.seized ? rst_tree_go(tree, p) : 0;
 }
 
+/*
+ * One event while the tree is made: a new task (seized at once) or a
+ * task ready (premapped, its children forked, in its group if it could
+ * join it then).  Either may come first: the parent tells a task's pid,
+ * which the task may be ready before (tree-task.c); both have come from
+ * every task before the tree goes on past stage 4.
+ */
 int rst_tree_creation_event(struct rst_tree *tree, const char *what)
 {
 	struct rst_event ev;
