@@ -107,6 +107,15 @@ bool rst_share_by_fork(const struct rst_share_file *sf, size_t h)
 	return sf->by_fork && sf->by_fork[h];
 }
 
+/* Does a holder of @sf take it by fork (its owner opens it before forking)? */
+static bool any_by_fork(const struct rst_share_file *sf)
+{
+	for (size_t h = 0; h < sf->nr_holders; h++)
+		if (rst_share_by_fork(sf, h))
+			return true;
+	return false;
+}
+
 /* Does process @proc send file @sf over the sockets, or take it so? */
 static bool by_socket(const struct rst_share_file *sf, int proc)
 {
@@ -295,20 +304,20 @@ int child_share_open_rest(struct rst_child *c, enum fd_stage stage)
 int child_share_open_early(struct rst_child *c)
 {
 	const struct rst_share *s = c->share;
+	bool room = false;
 	int ret;
 
 	for (size_t i = 0; s && i < s->nr; i++) {
 		struct rst_share_file *sf = &s->files[i];
-		bool any = false;
 		int fd, high;
 
-		for (size_t h = 0; h < sf->nr_holders && !any; h++)
-			any = rst_share_by_fork(sf, h);
-		if (sf->owner != c->self || !any)
+		if (sf->owner != c->self || !any_by_fork(sf))
 			continue;
-		ret = child_fds_room(c, s->early_base + s->nr + 1);
+		/* once: room for every early file there can be */
+		ret = room ? 0 : child_fds_room(c, s->early_base + s->nr + 1);
 		if (ret)
 			return ret;
+		room = true;
 		fd = open_one(c, sf);
 		if (fd < 0)
 			return fd;
