@@ -278,6 +278,22 @@ static int task_gone(pid_t tid, int status)
 	return 0;
 }
 
+/*
+ * A ptrace request on our stopped tracee failed: ESRCH there means it was
+ * killed meanwhile (a SIGKILL takes a tracee out of its stop at once), which
+ * is said as its exit, the way a wait that sees it end says it.
+ */
+static int request_failed(pid_t tid, const char *what, const char *after)
+{
+	int err = errno;
+
+	if (err == ESRCH)
+		pr_err("task %d exited while a syscall ran inside it", tid);
+	else
+		pr_perror("%s task %d%s", what, tid, after);
+	return -err;
+}
+
 static bool is_syscall_stop(int status)
 {
 	/* SIGTRAP | 0x80 with PTRACE_O_TRACESYSGOOD, plain SIGTRAP without */
@@ -297,10 +313,8 @@ static int resume_to_syscall_stop(pid_t tid)
 {
 	int status, ret;
 
-	if (ptrace(PTRACE_SYSCALL, tid, NULL, NULL)) {
-		pr_perror("resume task %d to a syscall stop", tid);
-		return -errno;
-	}
+	if (ptrace(PTRACE_SYSCALL, tid, NULL, NULL))
+		return request_failed(tid, "resume", " to a syscall stop");
 	ret = wait_next_stop(tid, &status);
 	if (ret)
 		return ret;
@@ -333,24 +347,19 @@ int inject_syscall(pid_t tid, unsigned long syscall_ip, long nr,
 	uint64_t saved_mask, all_blocked = ~0ULL;
 	int ret;
 
-	if (ptrace(PTRACE_GETREGS, tid, NULL, &saved)) {
-		pr_perror("get registers of task %d", tid);
-		return -errno;
-	}
-	if (ptrace(PTRACE_GETSIGMASK, tid, sizeof(saved_mask), &saved_mask)) {
-		pr_perror("get signal mask of task %d", tid);
-		return -errno;
-	}
-	if (ptrace(PTRACE_SETSIGMASK, tid, sizeof(all_blocked), &all_blocked)) {
-		pr_perror("block signals of task %d", tid);
-		return -errno;
-	}
+	if (ptrace(PTRACE_GETREGS, tid, NULL, &saved))
+		return request_failed(tid, "get registers of", "");
+	if (ptrace(PTRACE_GETSIGMASK, tid, sizeof(saved_mask), &saved_mask))
+		return request_failed(tid, "get signal mask of", "");
+	if (ptrace(PTRACE_SETSIGMASK, tid, sizeof(all_blocked), &all_blocked))
+		return request_failed(tid, "block signals of", "");
 
 	regs = saved;
 	inject_set_regs(&regs, syscall_ip, nr, args);
 	if (ptrace(PTRACE_SETREGS, tid, NULL, &regs)) {
-		pr_perror("set registers of task %d", tid);
-		ret = -errno;
+		ret = request_failed(tid, "set registers of", "");
+		if (ret == -ESRCH)
+			return ret;
 		goto restore;
 	}
 	/* to the syscall's entry stop, then to its exit stop */
@@ -362,8 +371,9 @@ int inject_syscall(pid_t tid, unsigned long syscall_ip, long nr,
 			goto restore;
 	}
 	if (ptrace(PTRACE_GETREGS, tid, NULL, &regs)) {
-		pr_perror("get registers of task %d", tid);
-		ret = -errno;
+		ret = request_failed(tid, "get registers of", "");
+		if (ret == -ESRCH)
+			return ret;
 		goto restore;
 	}
 	*result = (long)regs.rax;
@@ -373,9 +383,10 @@ int inject_syscall(pid_t tid, unsigned long syscall_ip, long nr,
 restore:
 	if (ptrace(PTRACE_SETREGS, tid, NULL, &saved) ||
 	    ptrace(PTRACE_SETSIGMASK, tid, sizeof(saved_mask), &saved_mask)) {
-		pr_perror("put back the registers of task %d", tid);
+		int err = request_failed(tid, "put back the registers of", "");
+
 		if (!ret)
-			ret = -errno;
+			ret = err;
 	}
 	return ret;
 }
