@@ -53,7 +53,8 @@ def add_arguments(p):
     p.add_argument("--size", default="1G", help="memory of the tree, in all (default 1G)")
     p.add_argument("--procs", type=int, default=4, help="processes of the tree (default 4)")
     p.add_argument("--threads", type=int, default=4,
-                   help="toucher threads of each process (default 4)")
+                   help="threads of each process, its main thread among them, all touching "
+                        "(default 4)")
     p.add_argument("--reps", type=int, default=5,
                    help="lazy restores of each workload for the restore-time medians (default 5)")
     p.add_argument("--drain-reps", type=int, default=5,

@@ -3,14 +3,16 @@
  *
  * The root forks --procs - 1 children; each process (the root too) maps
  * its share of --size bytes of private anonymous memory, fills it with a
- * pattern of its own, and starts --threads threads that wait on a barrier.
+ * pattern of its own, and starts --threads - 1 more threads that wait on a
+ * barrier: --threads threads a process, its main thread among them, as the
+ * issue's "4 processes of 4 threads" and tree_raw's floor have it.
  * The root writes its pid to --pidfile once the whole tree is ready, and
  * every process waits for signals:
  *
  *   SIGUSR1  (to the root, which passes it on to the children) every
- *            thread of every process touches its part of the process's
- *            pages (a random order, thread k taking every --threads'th
- *            page from k), all at once; then the process checks its whole
+ *            thread of every process, the main one too, touches its part
+ *            of the process's pages (a random order, thread k taking every
+ *            --threads'th page from k), all at once; then the process checks its whole
  *            pattern and writes {"pages", "t0_ns", "t1_ns", "ok"} to
  *            RESULT.I (I: 0 for the root, 1.. for the children), written
  *            aside and renamed.  t0/t1 are CLOCK_MONOTONIC, comparable
@@ -42,19 +44,22 @@ struct proc {
 
 static struct proc me;
 
+/* Thread k's part of the pages, between the barriers every thread waits at. */
+static void touch_part(long k)
+{
+	uint64_t sum = 0;
+
+	pthread_barrier_wait(&me.go);
+	for (size_t i = k; i < me.npages; i += me.nr_threads)
+		sum += *(volatile uint64_t *)(me.mem + (size_t)me.order[i] * BENCH_PAGE);
+	__atomic_add_fetch(&me.sum, sum, __ATOMIC_RELAXED);
+	pthread_barrier_wait(&me.done);
+}
+
 static void *toucher(void *arg)
 {
-	long k = (long)arg;
-
-	for (;;) {
-		uint64_t sum = 0;
-
-		pthread_barrier_wait(&me.go);
-		for (size_t i = k; i < me.npages; i += me.nr_threads)
-			sum += *(volatile uint64_t *)(me.mem + (size_t)me.order[i] * BENCH_PAGE);
-		__atomic_add_fetch(&me.sum, sum, __ATOMIC_RELAXED);
-		pthread_barrier_wait(&me.done);
-	}
+	for (;;)
+		touch_part((long)arg);
 	return NULL;
 }
 
@@ -70,8 +75,7 @@ static void touch(const char *prefix, uint64_t seed)
 		bench_die("mmap the order: %m");
 	bench_page_order(me.order, me.npages, seed + me.idx);
 	t0 = bench_now_ns();
-	pthread_barrier_wait(&me.go);
-	pthread_barrier_wait(&me.done);
+	touch_part(0);		/* the main thread is toucher 0 */
 	t1 = bench_now_ns();
 	bad = bench_pattern_check(me.mem, me.npages * BENCH_PAGE, PATTERN_SEED + me.idx);
 	munmap(me.order, me.npages * sizeof(uint32_t));
@@ -85,7 +89,7 @@ static void touch(const char *prefix, uint64_t seed)
 		bench_die("write %s: %m", path);
 }
 
-/* Memory, pattern and waiting threads of this process. */
+/* Memory, pattern and the waiting threads of this process but its main one. */
 static void setup(size_t size)
 {
 	pthread_t th;
@@ -95,9 +99,9 @@ static void setup(size_t size)
 	if (me.mem == MAP_FAILED)
 		bench_die("mmap %zu bytes: %m", size);
 	bench_pattern_fill(me.mem, size, PATTERN_SEED + me.idx);
-	pthread_barrier_init(&me.go, NULL, me.nr_threads + 1);
-	pthread_barrier_init(&me.done, NULL, me.nr_threads + 1);
-	for (long k = 0; k < me.nr_threads; k++)
+	pthread_barrier_init(&me.go, NULL, me.nr_threads);
+	pthread_barrier_init(&me.done, NULL, me.nr_threads);
+	for (long k = 1; k < me.nr_threads; k++)
 		if (pthread_create(&th, NULL, toucher, (void *)k))
 			bench_die("pthread_create failed");
 }
