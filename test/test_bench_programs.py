@@ -134,17 +134,20 @@ def test_uffd_raw_refuses_touchers(args):
     assert res.returncode != 0 and "usage" in res.stderr, res.stdout + res.stderr
 
 
-def test_tree_workload(tmp_path):
-    """The tree of scripts/bench tree: 4 processes of 4 threads each, the
-    main thread among them; SIGUSR1 to the root has every process touch and
-    check its pages and write its result; SIGTERM ends them all."""
+@pytest.mark.parametrize("threads", [1, 4])
+def test_tree_workload(tmp_path, threads):
+    """The tree of scripts/bench tree: 4 processes of --threads threads each,
+    the main thread among them (1: it alone touches); SIGUSR1 to the root
+    has every process touch and check its pages and write its result;
+    SIGTERM ends them all."""
     import os
     import signal
     import time
 
     pidfile, result = tmp_path / "pid", tmp_path / "touch"
     p = subprocess.Popen([str(BENCH / "tree_workload"), "--size", str(SIZE), "--pidfile",
-                          str(pidfile), "--result", str(result)], stdin=subprocess.DEVNULL)
+                          str(pidfile), "--result", str(result), "--threads", str(threads)],
+                         stdin=subprocess.DEVNULL)
     kids = []
     try:
         deadline = time.monotonic() + 30
@@ -153,7 +156,7 @@ def test_tree_workload(tmp_path):
         assert pidfile.exists(), f"no pidfile (exit {p.poll()})"
         kids = open(f"/proc/{p.pid}/task/{p.pid}/children").read().split()
         assert len(kids) == 3, kids
-        assert all(len(os.listdir(f"/proc/{k}/task")) == 4 for k in [p.pid, *kids])
+        assert all(len(os.listdir(f"/proc/{k}/task")) == threads for k in [p.pid, *kids])
         p.send_signal(signal.SIGUSR1)
         files = [tmp_path / f"touch.{i}" for i in range(4)]
         while not all(f.exists() for f in files) and time.monotonic() < deadline:
