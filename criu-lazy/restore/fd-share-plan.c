@@ -382,16 +382,13 @@ static int plan_by_fork(struct rst_tree *tree)
 
 	for (size_t i = 0; i < tree->nr; i++) {
 		const struct rst_proc *p = &tree->procs[i];
+		int fd;
 
 		if (p->fdt_owner >= 0 || p->fdt_end)
 			return 0;
-		if (p->kind != RST_PROC_ALIVE)
-			continue;
-		if (p->ri.fd_max_extra > top)
-			top = p->ri.fd_max_extra;
-		for (size_t j = 0; j < p->ri.nr_fds; j++)
-			if (p->ri.fds[j].fd > top)
-				top = p->ri.fds[j].fd;
+		fd = p->kind == RST_PROC_ALIVE ? rst_fd_top(&p->ri) : -1;
+		if (fd > top)
+			top = fd;
 	}
 	/* (and clear of the first process's helpers: a look at /proc/PID/fd) */
 	s->early_base = (top < RST_HELPER_BASE_MIN ? RST_HELPER_BASE_MIN : top + 1) + 32;

@@ -131,17 +131,13 @@ int child_fds_room(struct rst_child *c, unsigned long room)
 int child_fds_prepare(struct rst_child *c)
 {
 	const struct rst_images *ri = c->ri;
-	int max_fd = -1;
+	int max_fd = rst_fd_top(ri);
 	bool need_tty = false;
 	rlim_t room;
 	int ret;
 
-	max_fd = ri->fd_max_extra;	/* used for a moment (an epoll's watch) */
-	for (size_t i = 0; i < ri->nr_fds; i++) {
-		if (ri->fds[i].fd > max_fd)
-			max_fd = ri->fds[i].fd;
+	for (size_t i = 0; i < ri->nr_fds; i++)
 		need_tty |= ri->fds[i].ops->needs_our_tty;
-	}
 	if (!c->helper_end)	/* else our window in a shared table (fdt.c) */
 		c->helper_base = max_fd + 1 > RST_HELPER_BASE_MIN ? max_fd + 1 : RST_HELPER_BASE_MIN;
 

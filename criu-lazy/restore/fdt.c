@@ -98,14 +98,12 @@ int rst_fdt_plan(struct rst_tree *tree)
 	}
 	for (size_t i = 0; listed && i < tree->nr; i++) {
 		struct rst_proc *o = &tree->procs[i];
-		int base = top > o->ri.fd_max_extra ? top : o->ri.fd_max_extra, end, n = 0;
+		int base, end, n = 0;
 
 		if (o->kind != RST_PROC_ALIVE || o->fdt_owner >= 0)
 			continue;
-		for (size_t k = 0; k < o->ri.nr_fds; k++)
-			if (o->ri.fds[k].fd > base)
-				base = o->ri.fds[k].fd;
-		base += 1 + FDT_RESERVE;
+		base = rst_fd_top(&o->ri);
+		base = (base > top ? base : top) + 1 + FDT_RESERVE;
 		/* its helpers, and what it keeps above its fds until they come
 		 * (fds.c allows 16 + fds + shared files: twice that here) */
 		end = base + 32 + 2 * (o->ri.nr_fds + rst_share_count(&tree->share, i));

@@ -421,6 +421,18 @@ struct rst_event {
 	int32_t pid;		/* EV_CREATED: its pid here */
 };
 
+/* The highest fd number @ri's restore uses: its own fds, and the one its
+ * kinds take for a moment (fd_max_extra); -1 for none. */
+static inline int rst_fd_top(const struct rst_images *ri)
+{
+	int top = ri->fd_max_extra;
+
+	for (size_t i = 0; i < ri->nr_fds; i++)
+		if (ri->fds[i].fd > top)
+			top = ri->fds[i].fd;
+	return top;
+}
+
 /* The images that hold @ri's descriptors: its own, or its table's owner's. */
 static inline const struct rst_images *rst_fdt_images(const struct rst_images *ri)
 {
