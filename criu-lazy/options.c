@@ -36,6 +36,7 @@ enum long_only_opt {
 	OPT_TLS_KEY,
 	OPT_TLS_NO_CN_VERIFY,
 	OPT_PS_RECONNECT,
+	OPT_NO_IDLE_POLL,
 };
 
 static const struct option long_opts[] = {
@@ -72,6 +73,7 @@ static const struct option long_opts[] = {
 	{ "tls-key",		required_argument, NULL, OPT_TLS_KEY },
 	{ "tls-no-cn-verify",	no_argument,	   NULL, OPT_TLS_NO_CN_VERIFY },
 	{ "page-server-reconnect", required_argument, NULL, OPT_PS_RECONNECT },
+	{ "no-idle-poll",	no_argument,	   NULL, OPT_NO_IDLE_POLL },
 	{ "version",		no_argument,	   NULL, 'V' },
 	{ "help",		no_argument,	   NULL, 'h' },
 	{ }
@@ -88,7 +90,8 @@ void opts_usage(void)
 	      "                 [-o LOG] [-v0..4]\n"
 	      "  criu-lazy restore -D DIR [-d|--restore-detached] [--pidfile F] [--shell-job]\n"
 	      "                 [--ext-unix-sk] [--file-locks] [--tcp-established] [--link-remap]\n"
-	      "                 [--external veth[IN]:OUT] [--lazy-pages] [-o LOG] [-v0..4]\n"
+	      "                 [--external veth[IN]:OUT] [--lazy-pages] [--no-idle-poll]\n"
+	      "                 [-o LOG] [-v0..4]\n"
 	      "  criu-lazy lazy-pages -D DIR [--page-server --address A --port P [TLS]\n"
 	      "                 [--page-server-reconnect SECONDS]]\n"
 	      "                 [--no-background-fetch] [--no-working-set] [--status-fd FD]\n"
@@ -306,6 +309,7 @@ int opts_parse(int argc, char **argv, struct opts *o)
 			break;
 		case OPT_NO_BACKGROUND: o->no_background = true; break;
 		case OPT_NO_WORKING_SET: o->no_working_set = true; break;
+		case OPT_NO_IDLE_POLL: o->no_idle_poll = true; break;
 		case OPT_TLS: o->tls.enabled = true; break;
 		case OPT_TLS_CACERT: o->tls.cacert = optarg; break;
 		case OPT_TLS_CACRL: o->tls.cacrl = optarg; break;

@@ -49,6 +49,7 @@ struct opts {
 	size_t nr_ext_veth;
 	bool restore_detached;		/* -d, --restore-detached */
 	const char *pidfile;		/* --pidfile */
+	bool no_idle_poll;		/* --no-idle-poll (restore) */
 
 	bool lazy_pages;		/* --lazy-pages */
 	bool page_server;		/* --page-server (lazy-pages: pages from a server) */

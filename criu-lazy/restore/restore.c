@@ -7,6 +7,12 @@
  *
  * Without -d we stay the root's parent and exit with its exit code, as
  * criu does; with -d we return as soon as the tree runs.
+ *
+ * Until the tree runs (with -d, until we have returned) idle CPUs poll
+ * rather than sleep (cpu-latency.h): the restore's processes, threads and
+ * the lazy-pages daemon wake each other across CPUs at every step, and a
+ * virtual CPU back from a halt made each such wakeup cost tens to hundreds
+ * of microseconds.  --no-idle-poll leaves the idle states alone.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +25,7 @@
 #include <unistd.h>
 
 #define LOG_PREFIX ""
+#include "common/cpu-latency.h"
 #include "common/log.h"
 #include "common/mono-time.h"
 #include "images/image.h"
@@ -84,14 +91,23 @@ int cr_restore(struct opts *o)
 {
 	struct rst_tree tree = { .o = o, .dirfd = -1, .ev_r = -1, .ev_w = -1, .lazy_sock = -1,
 				.ipc = { .host_fd = -1, .ns_fd = -1 } };
+	int latency_fd = -1;
 	pid_t root;
 	int ret;
 
 	tree.t_start = mono_us();
+	if (!o->no_idle_poll) {
+		latency_fd = cpu_latency_hold();
+		if (latency_fd < 0)
+			pr_debug("idle CPUs keep their sleep states: %s: %s",
+				 "/dev/cpu_dma_latency", strerror(-latency_fd));
+	}
 	tree.dirfd = open(o->images_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (tree.dirfd < 0) {
+		ret = -errno;
 		pr_perror("%s", o->images_dir);
-		return -errno;
+		cpu_latency_release(latency_fd);
+		return ret;
 	}
 	ret = rst_stages_run(&tree);
 	if (ret) {
@@ -103,13 +119,18 @@ int cr_restore(struct opts *o)
 		(unsigned long long)(mono_us() - tree.t_start), root);
 	write_stats(tree.dirfd, tree.fork_us, mono_us() - tree.t_start, tree.pages_filled);
 	close(tree.dirfd);
+	/* detached, the request lasts until we have returned (our exit ends
+	 * it); otherwise we are about to wait for as long as the task runs */
 	if (o->restore_detached && !FREE_BEFORE_EXIT)
 		return 0;	/* its descriptors and mappings go with us too */
 	rst_tree_free(&tree);
-	if (!o->restore_detached)
+	if (!o->restore_detached) {
+		cpu_latency_release(latency_fd);
 		wait_task(root);
+	}
 	return 0;
 out:
+	cpu_latency_release(latency_fd);
 	rst_tree_free(&tree);
 	close(tree.dirfd);
 	return ret;
