@@ -429,7 +429,11 @@ static int stage_resume(struct rst_tree *tree)
 		close(p->t.err_r);
 		p->t.sync_w = p->t.err_r = -1;
 	}
-	rst_burst_end(&b);
+	/* detached, we keep it until our exit: the threads just woken took
+	 * the CPU from what is left of us (the statistics, the exit), which
+	 * the caller waits for (bench tree: its restore 0.06 ms shorter) */
+	if (!tree->o->restore_detached)
+		rst_burst_end(&b);
 	close(tree->ev_r);
 	tree->ev_r = -1;
 	prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0);
