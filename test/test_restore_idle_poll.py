@@ -1,11 +1,12 @@
-"""The CPU latency request a restore holds while it runs (--no-idle-poll).
+"""The CPU latency request a lazy restore holds while it runs (--no-idle-poll).
 
-A restore asks the kernel, through /dev/cpu_dma_latency, that idle CPUs
-poll instead of sleeping (restore.c, common/cpu-latency.c).  The request
-lives as long as the file is open, so who holds it, and until when, is
-what these tests check: the restore process itself, from its start; with
--d until it exits; without -d not while it waits for the task (that can
-be for days); never a restored task, which inherits the fd at the fork.
+A lazy restore asks the kernel, through /dev/cpu_dma_latency, that idle
+CPUs poll instead of sleeping (restore.c, common/cpu-latency.c).  The
+request lives as long as the file is open, so who holds it, and until
+when, is what these tests check: the restore process itself, from its
+start; with -d until it exits; without -d not while it waits for the task
+(that can be for days); never a restored task, which inherits the fd at
+the fork; never an eager restore, which may copy memory for seconds.
 strace watches the restore process only (no -f): the restore seizes its
 tasks itself, which a tracer following them would forbid.
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from lib import paths
+from lib import lazy
 from lib import procs as P
 from lib.badinput import WORKLOAD, dump_good
 from lib.tool import Tool, assert_ok
@@ -30,6 +31,7 @@ STRACE = "/usr/bin/strace"
 
 pytestmark = pytest.mark.skipif(not os.access(DEVICE, os.W_OK),
                                 reason=f"{DEVICE} is not writable here")
+needs_strace = pytest.mark.skipif(not Path(STRACE).exists(), reason="strace is not installed")
 
 
 def holders(pids):
@@ -50,6 +52,16 @@ def holders(pids):
     return found
 
 
+def start_daemon(procs, tool, imgdir, workdir):
+    return lazy.Daemon(procs, tool, ["lazy-pages", "-D", imgdir], workdir / "lazy-pages.log",
+                       workdir / "lazy-pages.out", "lazy-pages")
+
+
+def dumped(tool, zdtm, workdir):
+    task = zdtm(WORKLOAD)
+    return task, dump_good(tool, task, workdir, name="images")
+
+
 def traced_restore(tool, imgdir, workdir, extra=()):
     """restore -d under strace (this process only); the trace's lines."""
     trace = workdir / "restore.strace"
@@ -61,12 +73,16 @@ def traced_restore(tool, imgdir, workdir, extra=()):
     return trace.read_text().splitlines(), pidfile
 
 
-@pytest.mark.skipif(not Path(STRACE).exists(), reason="strace is not installed")
-def test_detached_restore_holds_no_latency_until_it_exits(tool, zdtm, workdir):
-    task = zdtm(WORKLOAD)
-    imgdir = dump_good(tool, task, workdir, name="images")
-    lines, pidfile = traced_restore(tool, imgdir, workdir)
-    opened = [l for l in lines if DEVICE in l and "openat(" in l]
+def opened_device(lines):
+    return [l for l in lines if DEVICE in l and "openat(" in l]
+
+
+@needs_strace
+def test_lazy_restore_holds_it_until_it_exits(tool, zdtm, procs, workdir):
+    task, imgdir = dumped(tool, zdtm, workdir)
+    daemon = start_daemon(procs, tool, imgdir, workdir)
+    lines, pidfile = traced_restore(tool, imgdir, workdir, extra=("--lazy-pages",))
+    opened = opened_device(lines)
     assert len(opened) == 1, f"the restore did not open {DEVICE} once:\n" + "\n".join(lines[:40])
     m = re.search(r"O_WRONLY\|O_CLOEXEC\)\s+= (\d+)$", opened[0])
     assert m, f"{DEVICE} not opened write-only, close-on-exec: {opened[0]}"
@@ -81,27 +97,38 @@ def test_detached_restore_holds_no_latency_until_it_exits(tool, zdtm, workdir):
     task.expect_restored(pidfile)
     assert not holders([task.pid]), f"the restored task holds {DEVICE}"
     task.check_pass()
+    daemon.expect_clean_exit()
 
 
-@pytest.mark.skipif(not Path(STRACE).exists(), reason="strace is not installed")
-def test_no_idle_poll_leaves_the_device_alone(tool, zdtm, workdir):
-    task = zdtm(WORKLOAD)
-    imgdir = dump_good(tool, task, workdir, name="images")
-    lines, pidfile = traced_restore(tool, imgdir, workdir, extra=("--no-idle-poll",))
-    assert not [l for l in lines if DEVICE in l], (
-        f"--no-idle-poll, yet the restore opened {DEVICE}")
+@needs_strace
+def test_no_idle_poll_leaves_the_device_alone(tool, zdtm, procs, workdir):
+    task, imgdir = dumped(tool, zdtm, workdir)
+    daemon = start_daemon(procs, tool, imgdir, workdir)
+    lines, pidfile = traced_restore(tool, imgdir, workdir,
+                                    extra=("--lazy-pages", "--no-idle-poll"))
+    assert not opened_device(lines), f"--no-idle-poll, yet the restore opened {DEVICE}"
+    task.expect_restored(pidfile)
+    task.check_pass()
+    daemon.expect_clean_exit()
+
+
+@needs_strace
+def test_eager_restore_leaves_the_device_alone(tool, zdtm, workdir):
+    task, imgdir = dumped(tool, zdtm, workdir)
+    lines, pidfile = traced_restore(tool, imgdir, workdir)
+    assert not opened_device(lines), f"an eager restore opened {DEVICE}"
     task.expect_restored(pidfile)
     task.check_pass()
 
 
-def test_attached_restore_lets_go_before_it_waits(tool, zdtm, workdir):
+def test_attached_restore_lets_go_before_it_waits(tool, zdtm, procs, workdir):
     """Without -d the restore stays the task's parent until it exits: it
     must not keep idle CPUs polling all that time, nor pass the request on."""
-    task = zdtm(WORKLOAD)
-    imgdir = dump_good(tool, task, workdir, name="images")
+    task, imgdir = dumped(tool, zdtm, workdir)
+    daemon = start_daemon(procs, tool, imgdir, workdir)
     pidfile = workdir / "restore.pid"
     argv = tool.argv(["restore", "-D", imgdir, "-v4", "-o", workdir / "restore.log",
-                      "--pidfile", pidfile])
+                      "--lazy-pages", "--pidfile", pidfile])
     restore = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE)
     try:
@@ -127,6 +154,7 @@ def test_attached_restore_lets_go_before_it_waits(tool, zdtm, workdir):
             f"the restore (the task's parent) exited with {restore.returncode}")
         result = task.outfile.read_text(errors="replace") if task.outfile.exists() else ""
         assert result.strip() == "PASS", f"{task.spec.id}: {result.strip()}"
+        daemon.expect_clean_exit()
     finally:
         if restore.poll() is None:
             if P.exists(task.pid):

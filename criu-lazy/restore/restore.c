@@ -8,11 +8,14 @@
  * Without -d we stay the root's parent and exit with its exit code, as
  * criu does; with -d we return as soon as the tree runs.
  *
- * Until the tree runs (with -d, until we have returned) idle CPUs poll
- * rather than sleep (cpu-latency.h): the restore's processes, threads and
- * the lazy-pages daemon wake each other across CPUs at every step, and a
- * virtual CPU back from a halt made each such wakeup cost tens to hundreds
- * of microseconds.  --no-idle-poll leaves the idle states alone.
+ * A lazy restore keeps idle CPUs polling rather than sleeping until the
+ * tree runs (with -d, until we have returned; cpu-latency.h): the
+ * restore's processes, threads and the lazy-pages daemon wake each other
+ * across CPUs at every step, and a virtual CPU back from a halt made each
+ * such wakeup cost tens to hundreds of microseconds.  Not an eager one,
+ * which may copy gigabytes for seconds meanwhile: idle CPUs would spin all
+ * that time for a gain it would not show.  --no-idle-poll leaves the idle
+ * states alone.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -96,7 +99,7 @@ int cr_restore(struct opts *o)
 	int ret;
 
 	tree.t_start = mono_us();
-	if (!o->no_idle_poll) {
+	if (o->lazy_pages && !o->no_idle_poll) {
 		latency_fd = cpu_latency_hold();
 		if (latency_fd < 0)
 			pr_debug("idle CPUs keep their sleep states: %s: %s",
