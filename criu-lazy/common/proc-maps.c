@@ -11,15 +11,18 @@
 
 #define MAPS_READ_BUF 4096
 
-/* "start-end perms offset major:minor inode   path" */
+/* the path of every anonymous VMA: never freed */
+static const char no_path[] = "";
+
+/* "start-end perms offset major:minor inode   path"; -ENOMEM or -EINVAL */
 static int parse_line(const char *line, struct proc_vma *v)
 {
 	char perms[5];
 	int path_off = 0;
+	size_t len;
 
-	/* not the whole path[]: touching 4 KiB per line cost page faults */
-	memset(v, 0, offsetof(struct proc_vma, path));
-	v->path[0] = '\0';
+	memset(v, 0, sizeof(*v));
+	v->path = no_path;
 	if (sscanf(line, "%" SCNx64 "-%" SCNx64 " %4s %" SCNx64 " %x:%x %" SCNu64 " %n",
 		   &v->start, &v->end, perms, &v->pgoff, &v->dev_major, &v->dev_minor,
 		   &v->ino, &path_off) < 7)
@@ -29,11 +32,23 @@ static int parse_line(const char *line, struct proc_vma *v)
 		  (perms[1] == 'w' ? PROT_WRITE : 0) |
 		  (perms[2] == 'x' ? PROT_EXEC : 0);
 	v->shared = perms[3] == 's';
-	if (path_off) {
-		snprintf(v->path, sizeof(v->path), "%s", line + path_off);
-		v->path[strcspn(v->path, "\n")] = '\0';
+	len = path_off ? strcspn(line + path_off, "\n") : 0;
+	if (len) {
+		v->path = strndup(line + path_off, len);
+		if (!v->path) {
+			v->path = no_path;
+			return -ENOMEM;
+		}
 	}
 	return 0;
+}
+
+void proc_maps_free(struct proc_vma *vmas, size_t nr)
+{
+	for (size_t i = 0; vmas && i < nr; i++)
+		if (vmas[i].path != no_path)
+			free((char *)vmas[i].path);
+	free(vmas);
 }
 
 int proc_maps_read(pid_t pid, struct proc_vma **vmas, size_t *nr)
@@ -64,9 +79,12 @@ int proc_maps_read(pid_t pid, struct proc_vma **vmas, size_t *nr)
 			ret = -ENOMEM;
 			goto out;
 		}
-		if (parse_line(line, &arr[n])) {
-			pr_err("%s: cannot parse line '%s'", path, line);
-			ret = -EINVAL;
+		ret = parse_line(line, &arr[n]);
+		if (ret) {
+			if (ret == -ENOMEM)
+				pr_err("%s: out of memory", path);
+			else
+				pr_err("%s: cannot parse line '%s'", path, line);
 			goto out;
 		}
 		n++;
@@ -79,7 +97,7 @@ out:
 	free(line);
 	fclose(f);
 	if (ret) {
-		free(arr);
+		proc_maps_free(arr, n);
 		return ret;
 	}
 	*vmas = arr;

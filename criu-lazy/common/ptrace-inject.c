@@ -265,7 +265,7 @@ int inject_find_syscall_ip(pid_t pid, unsigned long *ip)
 		pr_err("no syscall instruction in the vdso of task %d", pid);
 out:
 	free(buf);
-	free(vmas);
+	proc_maps_free(vmas, nr);
 	return ret;
 }
 

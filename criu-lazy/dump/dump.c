@@ -258,7 +258,7 @@ static void task_free(struct dump_task *t)
 	dump_core_free(t->core);
 	dump_threads_free(t);
 	dump_mm_free(&t->mm);
-	free(t->maps);
+	proc_maps_free(t->maps, t->nr_maps);
 	free(t->fds);
 	free(t->lazy_runs);
 }

@@ -459,7 +459,7 @@ int rst_plan_host_read(struct rst_plan_host *h)
 
 void rst_plan_host_free(struct rst_plan_host *h)
 {
-	free(h->maps);
+	proc_maps_free(h->maps, h->nr_maps);
 	h->maps = NULL;
 	h->nr_maps = 0;
 }
