@@ -168,7 +168,7 @@ static int map_fixed(struct rst_child *c, struct rst_vma_plan *vp, int prot, int
  * its path cost the task some 3 us (the bench tree's processes ten each).
  */
 struct mapped_file {
-	const void *file;	/* vp->file */
+	const RegFileEntry *file;	/* vp->file */
 	int oflags;
 	int fd;
 };
