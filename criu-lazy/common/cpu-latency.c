@@ -14,8 +14,6 @@
 
 #include "common/cpu-latency.h"
 
-#define CPU_LATENCY_DEV	"/dev/cpu_dma_latency"
-
 int cpu_latency_hold(void)
 {
 	const int32_t no_latency_us = 0;

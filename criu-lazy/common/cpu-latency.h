@@ -8,6 +8,8 @@
 #ifndef CRIU_LAZY_COMMON_CPU_LATENCY_H
 #define CRIU_LAZY_COMMON_CPU_LATENCY_H
 
+#define CPU_LATENCY_DEV	"/dev/cpu_dma_latency"
+
 /* Ask for no exit latency on every CPU until cpu_latency_release() or our
  * exit; the fd of the request, or -errno if the kernel does not let us (no
  * such device, not root): then nothing changes, and the caller carries on. */

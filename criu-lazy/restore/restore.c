@@ -103,7 +103,7 @@ int cr_restore(struct opts *o)
 		latency_fd = cpu_latency_hold();
 		if (latency_fd < 0)
 			pr_debug("idle CPUs keep their sleep states: %s: %s",
-				 "/dev/cpu_dma_latency", strerror(-latency_fd));
+				 CPU_LATENCY_DEV, strerror(-latency_fd));
 	}
 	tree.dirfd = open(o->images_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (tree.dirfd < 0) {
