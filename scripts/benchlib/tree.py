@@ -263,10 +263,10 @@ class TreeSuite(lazy.LazySuite):
     def tree_figures(self, tree, res, raw1, raww, touch, rawc, drains, touchers):
         r, S = self.report, lazy.human(tree.size)
         r.section("lazy restore -d return time (median)")
-        med = {}
+        med, runs = {}, {}
         for key, label in (("tree", f"tree of {tree.nprocs} processes, {S}"),
                            ("single", f"one process, {S}")):
-            v = [x["restore_s"] for x in res[key] if x]
+            v = runs[key] = [x["restore_s"] for x in res[key] if x]
             if v:
                 med[key] = statistics.median(v) * 1000
                 r.figure(f"restore_ms_{key}", f"lazy restore time, {label}", med[key], "ms",
@@ -275,8 +275,7 @@ class TreeSuite(lazy.LazySuite):
             r.ratio("restore_tree_ratio", "lazy restore time, tree / one process",
                     med["tree"] / med["single"], "<=", RESTORE_RATIO_MAX,
                     note=f"{med['tree']:.1f} / {med['single']:.1f} ms")
-            lo, hi = ratio_interval([x["restore_s"] for x in res["tree"] if x],
-                                    [x["restore_s"] for x in res["single"] if x])
+            lo, hi = ratio_interval(runs["tree"], runs["single"])
             r.ratio("restore_tree_ratio_p10", "the same, 10th percentile of the resampled runs",
                     lo, note="bootstrap: how far the noise of this run moves the ratio")
             r.ratio("restore_tree_ratio_p90", "the same, 90th percentile of the resampled runs",
