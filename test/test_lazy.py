@@ -28,11 +28,6 @@ def dump(tool, task, imgdir, workdir):
     task.expect_gone()
 
 
-def start_daemon(procs, tool, imgdir, workdir, *extra, name="lazy-pages"):
-    return lazy.Daemon(procs, tool, ["lazy-pages", "-D", imgdir, *extra],
-                       workdir / f"{name}.log", workdir / f"{name}.out", name)
-
-
 def lazy_restore(tool, task, imgdir, workdir):
     pidfile = workdir / "restore.pid"
     res = tool.restore(imgdir, workdir / "restore.log", TIMEOUT, pidfile=pidfile,
@@ -62,7 +57,7 @@ def restored(zdtm, tool, procs, workdir):
     task = zdtm(WORKLOAD)
     imgdir = workdir / "images"
     dump(tool, task, imgdir, workdir)
-    daemon = start_daemon(procs, tool, imgdir, workdir, "--no-background-fetch")
+    daemon = lazy.start_daemon(procs, tool, imgdir, workdir, "--no-background-fetch")
     lazy_restore(tool, task, imgdir, workdir)
     return task, daemon, imgdir
 
@@ -93,7 +88,7 @@ def test_background_delivers_everything(zdtm, tool, procs, workdir):
     task = zdtm(spec)
     imgdir = workdir / "images"
     dump(tool, task, imgdir, workdir)
-    daemon = start_daemon(procs, tool, imgdir, workdir)
+    daemon = lazy.start_daemon(procs, tool, imgdir, workdir)
     lazy_restore(tool, task, imgdir, workdir)
     # nothing touches the memory: the daemon must deliver it all by itself
     daemon.expect_clean_exit()
@@ -119,7 +114,7 @@ def test_second_daemon_refused(zdtm, tool, procs, workdir):
     task = zdtm(ZdtmTest("mem_anon", ("--size", "1M"), label="1M"))
     imgdir = workdir / "images"
     dump(tool, task, imgdir, workdir)
-    first = start_daemon(procs, tool, imgdir, workdir)
+    first = lazy.start_daemon(procs, tool, imgdir, workdir)
     res = tool.run(["lazy-pages", "-D", imgdir], TIMEOUT)
     assert_error_line(res, "lazy-pages", r"another lazy-pages daemon")
     # the first one still serves: a restore through it works
@@ -207,7 +202,7 @@ def test_normal_end_leaves_no_guardian(zdtm, tool, procs, workdir):
     task = zdtm(ZdtmTest("mem_anon", ("--size", "4M"), label="4M", defer_background=True))
     imgdir = workdir / "images"
     dump(tool, task, imgdir, workdir)
-    daemon = start_daemon(procs, tool, imgdir, workdir, "--no-background-fetch")
+    daemon = lazy.start_daemon(procs, tool, imgdir, workdir, "--no-background-fetch")
     lazy_restore(tool, task, imgdir, workdir)
     assert daemon.guardian and P.ppid(daemon.guardian) == daemon.pid, daemon.text()
     assert P.wait_for(lambda: len(uffd_fds(daemon.guardian)) == 1, TIMEOUT), (
@@ -238,7 +233,7 @@ def test_guardian_stopped_before_the_restore(zdtm, tool, procs, workdir):
     task = zdtm(WORKLOAD)
     imgdir = workdir / "images"
     dump(tool, task, imgdir, workdir)
-    daemon = start_daemon(procs, tool, imgdir, workdir, "--no-background-fetch")
+    daemon = lazy.start_daemon(procs, tool, imgdir, workdir, "--no-background-fetch")
     assert daemon.guardian, f"the daemon has no guardian\n{daemon.text()}"
     os.kill(daemon.guardian, signal.SIGSTOP)
     try:
@@ -274,7 +269,7 @@ def test_corrupted_pagemap(zdtm, tool, procs, workdir):
     data = bytearray(pm.read_bytes())
     data[-3:] = b"\xff\xff\xff"
     pm.write_bytes(bytes(data))
-    daemon = start_daemon(procs, tool, imgdir, workdir)
+    daemon = lazy.start_daemon(procs, tool, imgdir, workdir)
     # the daemon reads a task's pagemap only when the restore hands it the
     # task; the restore reads it first and fails naming the file
     res = tool.restore(imgdir, workdir / "restore.log", TIMEOUT, extra=["--lazy-pages"])
@@ -289,7 +284,7 @@ def test_daemon_stopped_before_the_restore(zdtm, tool, procs, workdir):
     task = zdtm(ZdtmTest("mem_anon", ("--size", "1M"), label="1M"))
     imgdir = workdir / "images"
     dump(tool, task, imgdir, workdir)
-    daemon = start_daemon(procs, tool, imgdir, workdir)
+    daemon = lazy.start_daemon(procs, tool, imgdir, workdir)
     assert (imgdir / "lazy-pages.socket").exists()
     os.kill(daemon.pid, signal.SIGTERM)
     rc = daemon.wait_exit(timeout=TIMEOUT)
@@ -306,7 +301,7 @@ def test_pages_file_short(zdtm, tool, procs, workdir):
     dump(tool, task, imgdir, workdir)
     pages = imgdir / "pages-1.img"
     os.truncate(pages, pages.stat().st_size - 8192)
-    daemon = start_daemon(procs, tool, imgdir, workdir)
+    daemon = lazy.start_daemon(procs, tool, imgdir, workdir)
     res = tool.restore(imgdir, workdir / "restore.log", TIMEOUT, extra=["--lazy-pages"])
     assert_error_line(res, "restore", r"pages-1\.img")
     assert not P.exists(task.pid)
@@ -336,7 +331,7 @@ def test_second_dump_of_lazy_task_keeps_holes(zdtm, tool, procs, workdir):
     dump(tool, task, first, workdir)
     saved = region_pages(first, task.pid, start, end)
     assert len(saved) == npages - len(range(5, npages, 8)), len(saved)
-    daemon = start_daemon(procs, tool, first, workdir, "--no-background-fetch")
+    daemon = lazy.start_daemon(procs, tool, first, workdir, "--no-background-fetch")
     lazy_restore(tool, task, first, workdir)
     assert any("um" in f for f in region_flags(task.pid).values())
     second = workdir / "images-2"

@@ -19,7 +19,7 @@ import pytest
 
 from lib import lazy, paths
 from lib.zdtm import ZdtmTest
-from test_lazy import dump, lazy_restore, start_daemon
+from test_lazy import dump, lazy_restore
 
 TIMEOUT = 60
 
@@ -85,8 +85,8 @@ def test_mprotect_split_while_lazy(zdtm, tool, procs, workdir, size, pages, stri
                         label=size, path=build(workdir)))
     imgdir = workdir / "images"
     dump(tool, task, imgdir, workdir)
-    daemon = start_daemon(procs, tool, imgdir, workdir,
-                          *(() if background else ("--no-background-fetch",)))
+    daemon = lazy.start_daemon(procs, tool, imgdir, workdir,
+                               *(() if background else ("--no-background-fetch",)))
     lazy_restore(tool, task, imgdir, workdir)
     task.check_pass()	# SIGTERM: the program splits its region and reads it all
     daemon.expect_clean_exit(timeout=TIMEOUT)

@@ -52,11 +52,6 @@ def holders(pids):
     return found
 
 
-def start_daemon(procs, tool, imgdir, workdir):
-    return lazy.Daemon(procs, tool, ["lazy-pages", "-D", imgdir], workdir / "lazy-pages.log",
-                       workdir / "lazy-pages.out", "lazy-pages")
-
-
 def dumped(tool, zdtm, workdir):
     task = zdtm(WORKLOAD)
     return task, dump_good(tool, task, workdir, name="images")
@@ -86,7 +81,7 @@ def opened_device(lines):
 @needs_strace
 def test_lazy_restore_holds_it_until_it_exits(tool, zdtm, procs, workdir):
     task, imgdir = dumped(tool, zdtm, workdir)
-    daemon = start_daemon(procs, tool, imgdir, workdir)
+    daemon = lazy.start_daemon(procs, tool, imgdir, workdir)
     lines, pidfile = traced_restore(tool, imgdir, workdir, extra=("--lazy-pages",))
     opened = opened_device(lines)
     assert len(opened) == 1, f"the restore did not open {DEVICE} once:\n" + "\n".join(lines[:40])
@@ -109,7 +104,7 @@ def test_lazy_restore_holds_it_until_it_exits(tool, zdtm, procs, workdir):
 @needs_strace
 def test_no_idle_poll_leaves_the_device_alone(tool, zdtm, procs, workdir):
     task, imgdir = dumped(tool, zdtm, workdir)
-    daemon = start_daemon(procs, tool, imgdir, workdir)
+    daemon = lazy.start_daemon(procs, tool, imgdir, workdir)
     lines, pidfile = traced_restore(tool, imgdir, workdir,
                                     extra=("--lazy-pages", "--no-idle-poll"))
     assert not opened_device(lines), f"--no-idle-poll, yet the restore opened {DEVICE}"
@@ -131,7 +126,7 @@ def test_attached_restore_lets_go_before_it_waits(tool, zdtm, procs, workdir):
     """Without -d the restore stays the task's parent until it exits: it
     must not keep idle CPUs polling all that time, nor pass the request on."""
     task, imgdir = dumped(tool, zdtm, workdir)
-    daemon = start_daemon(procs, tool, imgdir, workdir)
+    daemon = lazy.start_daemon(procs, tool, imgdir, workdir)
     pidfile = workdir / "restore.pid"
     argv = tool.argv(["restore", "-D", imgdir, "-v4", "-o", workdir / "restore.log",
                       "--lazy-pages", "--pidfile", pidfile])

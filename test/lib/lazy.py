@@ -119,6 +119,12 @@ class Daemon:
         assert rc == 0, f"{self.what} exited with {rc}\n{self.text()}"
 
 
+def start_daemon(procs, tool, imgdir, workdir, *extra, name="lazy-pages"):
+    """`lazy-pages -D imgdir extra...`, its log and output in workdir."""
+    return Daemon(procs, tool, ["lazy-pages", "-D", imgdir, *extra],
+                  workdir / f"{name}.log", workdir / f"{name}.out", name)
+
+
 def uffd_fds(pid):
     """The fds of pid that are userfaultfds."""
     fds = []
