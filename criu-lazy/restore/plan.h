@@ -25,6 +25,10 @@ void rst_plan_free(struct rst_plan *plan);
 /* premap-place.c: which VMAs are mapped at their own address from the start */
 int rst_plan_in_place(const struct rst_plan_host *h, const struct rst_plan *parent,
 		      struct rst_plan *plan);
+/* The dumped advice (VmaEntry.madv bits) a VMA mapped in place takes at
+ * once, so that a neighbour in place too with other advice is never merged
+ * with it; the blob applies the rest with the protections. */
+uint64_t rst_vma_early_advice(const VmaEntry *v);
 /* Where fill @f goes in the task, its VMA mapped (@vma: an index that only
  * grows, 0 for the first fill; the fills ascend). */
 uint64_t rst_fill_at(const struct rst_plan *plan, size_t *vma, const struct rst_fill *f);

@@ -390,8 +390,11 @@ static bool vma_same(const struct rst_vma_plan *a, const struct rst_vma_plan *b)
 {
 	const VmaEntry *x = a->vma, *y = b->vma;
 
+	/* (the parent's early advice comes with the fork, and some of it no
+	 * madvise() can take back: VM_NOHUGEPAGE, premap-place.c) */
 	if (x->start != y->start || x->end != y->end || x->status != y->status ||
-	    x->flags != y->flags || x->pgoff != y->pgoff)
+	    x->flags != y->flags || x->pgoff != y->pgoff ||
+	    rst_vma_early_advice(x) != rst_vma_early_advice(y))
 		return false;
 	if (x->status & VMA_AREA_MEMFD)		/* the same memfd inode */
 		return a->shm && b->shm && a->shm->shmid == b->shm->shmid;

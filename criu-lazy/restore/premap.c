@@ -135,6 +135,22 @@ static int fill_private(struct rst_child *c)
 	return 0;
 }
 
+/* A VMA in place takes its early advice at once (premap-place.c). */
+static int advise_early(struct rst_child *c, const struct rst_vma_plan *vp)
+{
+	uint64_t advice = rst_vma_early_advice(vp->vma);
+
+	for (int adv = 0; advice; adv++, advice >>= 1) {
+		if (!(advice & 1) ||
+		    !madvise((void *)(uintptr_t)vp->vma->start, vp->vma->end - vp->vma->start, adv))
+			continue;
+		return child_err(c, errno, "task %d: madvise(%d) of 0x%llx-0x%llx: %s",
+				 c->ri->pid, adv, (unsigned long long)vp->vma->start,
+				 (unsigned long long)vp->vma->end, strerror(errno));
+	}
+	return 0;
+}
+
 /* At its own address if the plan says so and it is free now, else at its
  * slot; vp->at says where. */
 static int map_fixed(struct rst_child *c, struct rst_vma_plan *vp, int prot, int flags,
@@ -148,7 +164,7 @@ static int map_fixed(struct rst_child *c, struct rst_vma_plan *vp, int prot, int
 			 flags | MAP_FIXED_NOREPLACE, fd, off);
 		if (p == (void *)(uintptr_t)vp->vma->start) {
 			vp->at = vp->vma->start;
-			return 0;
+			return advise_early(c, vp);
 		}
 		if (p != MAP_FAILED)	/* a kernel without NOREPLACE put it elsewhere */
 			munmap(p, len);

@@ -295,13 +295,15 @@ ZDTM_TESTS = [
              defer_background=True, lazy_removed=64, lazy_removed_exact=False),
     # private memory shared copy-on-write across three generations
     ZdtmTest("tree_cow", tree=True),
+    # advice the parent gave after its fork stays out of its child's VMA
+    ZdtmTest("vma_advice_fork", tree=True),
     # every VMA state of madvise, mmap and mlock (issue 9, point 6); the
     # fork ones fork after the restore, with the pages still lazy
     *[ZdtmTest("vma_flags", ("--state", s), label=s,
                defer_background=s in ("dontfork", "wipeonfork", "prot-none"))
       for s in ("dontfork", "wipeonfork", "dontdump", "hugepage", "nohugepage", "mergeable",
                 "random", "sequential", "locked", "mlock", "droppable", "guard", "shared-rw",
-                "prot-none")],
+                "prot-none", "advice-split")],
     # five processes faulting at once on one daemon
     ZdtmTest("tree_stress", tree=True, defer_background=True),
     # issue 8's stress: 16 threads and 4 children of 4 threads, faulting at

@@ -22,6 +22,11 @@
  *                carry it, the dump refuses it (test_bad_input.py)
  *   prot-none    PROT_NONE memory with data (a lazily restored copy must be
  *                dumped again while the daemon still runs)
+ *   advice-split four VMAs in a row, alike but for their advice: pages 0-7
+ *                MADV_NOHUGEPAGE (a thread stack, MAP_STACK), 8-15 none,
+ *                16-23 MADV_RANDOM, 24-31 MADV_NOHUGEPAGE and MADV_DONTDUMP;
+ *                the restore maps them in place, each with its advice at
+ *                once, and none may merge with its neighbour
  *
  * The maps lines and VmFlags of the region and its neighbours are recorded
  * before the checkpoint and must be the same after it (but for the flags
@@ -285,6 +290,12 @@ static void set_state(void)
 		fail("mlock2(MLOCK_ONFAULT): %m");
 	if (is("prot-none") && mprotect(region, PAGES * PAGE_SIZE, PROT_NONE))
 		fail("mprotect(PROT_NONE): %m");
+	if (is("advice-split") &&
+	    (madvise(region, 8 * PAGE_SIZE, MADV_NOHUGEPAGE) ||
+	     madvise(region + 16 * PAGE_SIZE, 8 * PAGE_SIZE, MADV_RANDOM) ||
+	     madvise(region + 24 * PAGE_SIZE, 8 * PAGE_SIZE, MADV_NOHUGEPAGE) ||
+	     madvise(region + 24 * PAGE_SIZE, 8 * PAGE_SIZE, MADV_DONTDUMP)))
+		fail("madvise (advice-split): %m");
 	if (is("guard") &&
 	    (madvise(region + 4 * PAGE_SIZE, 2 * PAGE_SIZE, MADV_GUARD_INSTALL) ||
 	     madvise(region + 20 * PAGE_SIZE, PAGE_SIZE, MADV_GUARD_INSTALL)))
@@ -296,6 +307,7 @@ int main(int argc, char **argv)
 	static const char *const states[] = {
 		"dontfork", "wipeonfork", "dontdump", "hugepage", "nohugepage", "mergeable",
 		"locked", "mlock", "droppable", "guard", "shared-rw", "prot-none", "mlock-onfault", "random", "sequential",
+		"advice-split",
 	};
 	const struct test_opt opts[] = {
 		{ "state", TEST_OPT_STR, &state, 1, "the VMA state to build" },
