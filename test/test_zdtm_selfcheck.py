@@ -160,6 +160,8 @@ CASES = [
     (ZdtmTest("vma_flags", ("--state", "dontdump"), label="dontdump"), poke_region_page2_vma,
      r"after the restore: page 2 byte"),
     (ZdtmTest("tree_cow"), poke_cow_page3_same, r"page 3 is not shared between the root and child A"),
+    (ZdtmTest("vma_advice_fork"), poke_region_page2, r"page 2 is wrong after the restore"),
+    (ZdtmTest("vma_advice_fork"), poke_recorded_maps, r"the region's VMAs changed"),
     (ZdtmTest("share_kobj"), add_to_eventfd_30, r"fd 30: the eventfd reads 8, expected 7"),
     (ZdtmTest("share_fs"), poke_expected_umask, r"root after the restore: umask is 027, expected 022"),
     (ZdtmTest("share_fdtable"), write_into_pipe_43, r"child: read !pin from its pipe, not ping"),

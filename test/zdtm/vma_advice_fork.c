@@ -159,7 +159,7 @@ int main(int argc, char **argv)
 	record(before, sizeof(before));
 	if (!strstr(before, " dd"))
 		fail("MADV_DONTDUMP does not show in VmFlags:\n%s", before);
-	test_msg("region %p, child %d", (void *)region, pid);
+	test_msg("region %p, child %d, recorded maps %p", (void *)region, pid, (void *)before);
 
 	test_daemon();
 	test_waitsig();
