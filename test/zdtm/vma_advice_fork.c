@@ -26,7 +26,6 @@
 #define PAGES 32
 
 static uint8_t *region;
-static char smaps[1 << 20];
 static char before[1 << 14], after[1 << 14];
 static volatile sig_atomic_t got_term;
 
@@ -36,53 +35,11 @@ static void on_term(int sig)
 	got_term = 1;
 }
 
-static int kept_flag(const char *f)
-{
-	static const char *const bookkeeping[] = { "sd", "ac", "um", "uw", "ui" };
-
-	for (size_t i = 0; i < sizeof(bookkeeping) / sizeof(bookkeeping[0]); i++)
-		if (!strncmp(f, bookkeeping[i], 2))
-			return 0;
-	return 1;
-}
-
 /* The maps line and VmFlags of each VMA of the region and its neighbours. */
 static void record(char *out, size_t size)
 {
-	unsigned long lo = (unsigned long)region - PAGE_SIZE;
-	unsigned long hi = (unsigned long)region + (PAGES + 1) * PAGE_SIZE;
-	const char *s = smaps;
-	size_t used = 0;
-	int inside = 0;
-
-	read_file("/proc/self/smaps", smaps, sizeof(smaps));
-	out[0] = '\0';
-	while (*s && used < size) {
-		size_t n = strcspn(s, "\n");
-		unsigned long start, end;
-
-		if (sscanf(s, "%lx-%lx ", &start, &end) == 2 && strchr(s, '-') < s + 17) {
-			inside = start < hi && end > lo;
-			if (inside) {
-				char line[512];
-
-				snprintf(line, sizeof(line), "%.*s", (int)n, s);
-				maps_line_normalize(line);
-				used += snprintf(out + used, size - used, "%s\n", line);
-			}
-		} else if (inside && !strncmp(s, "VmFlags:", 8)) {
-			const char *f = s + 8, *e = s + n;
-
-			used += snprintf(out + used, size - used, "  flags:");
-			for (f += strspn(f, " "); f + 2 <= e; f += 2, f += strspn(f, " "))
-				if (kept_flag(f))
-					used += snprintf(out + used, size - used, " %.2s", f);
-			used += snprintf(out + used, size - used, "\n");
-		}
-		s += n + (s[n] != '\0');
-	}
-	if (used >= size)
-		fail("the region's VMAs do not fit");
+	smaps_vmas_record((unsigned long)region - PAGE_SIZE,
+			  (unsigned long)region + (PAGES + 1) * PAGE_SIZE, out, size);
 }
 
 /* 0, or the first page (from 1) whose contents are wrong. */

@@ -56,7 +56,6 @@
 
 static const char *state = "";
 static uint8_t *region;
-static char smaps[1 << 20];
 static char before[1 << 16], after[1 << 16];
 static sigjmp_buf segv_jmp;
 
@@ -73,49 +72,8 @@ static int is_guard_page(int i)
 /* maps line + VmFlags (bookkeeping flags left out) of each VMA near the region */
 static void record(char *out, size_t size)
 {
-	unsigned long lo = (unsigned long)region - PAGE_SIZE;
-	unsigned long hi = (unsigned long)region + (PAGES + 1) * PAGE_SIZE;
-	const char *s = smaps;
-	size_t used = 0;
-	int inside = 0;
-
-	read_file("/proc/self/smaps", smaps, sizeof(smaps));
-	out[0] = '\0';
-	while (*s) {
-		size_t n = strcspn(s, "\n");
-		unsigned long start, end;
-
-		if (sscanf(s, "%lx-%lx ", &start, &end) == 2 && memchr(s, '-', n) &&
-		    strchr(s, '-') < s + 17) {
-			inside = start < hi && end > lo;
-			if (inside) {
-				char line[512];
-
-				snprintf(line, sizeof(line), "%.*s", (int)n, s);
-				maps_line_normalize(line);
-				used += snprintf(out + used, size - used, "%s\n", line);
-			}
-		} else if (inside && !strncmp(s, "VmFlags:", 8)) {
-			const char *f = s + 8, *e = s + n;
-
-			used += snprintf(out + used, size - used, "  flags:");
-			while (f < e) {
-				f += strspn(f, " ");
-				if (f >= e)
-					break;
-				if (strncmp(f, "sd", 2) && strncmp(f, "ac", 2) && strncmp(f, "um", 2) &&
-				    strncmp(f, "uw", 2) && strncmp(f, "ui", 2))
-					used += snprintf(out + used, size - used, " %.2s", f);
-				f += 2;
-			}
-			used += snprintf(out + used, size - used, "\n");
-		}
-		if (used >= size)
-			fail("the VMAs' lines do not fit");
-		s += n;
-		if (*s)
-			s++;
-	}
+	smaps_vmas_record((unsigned long)region - PAGE_SIZE,
+			  (unsigned long)region + (PAGES + 1) * PAGE_SIZE, out, size);
 }
 
 static void first_difference(void)

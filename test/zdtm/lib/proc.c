@@ -153,6 +153,56 @@ void maps_line_normalize(char *line)
 	memmove(ino + 2, path, strlen(path) + 1);
 }
 
+static int bookkeeping_flag(const char *f)
+{
+	static const char *const flags[] = { "sd", "ac", "um", "uw", "ui" };
+
+	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
+		if (!strncmp(f, flags[i], 2))
+			return 1;
+	return 0;
+}
+
+void smaps_vmas_record(unsigned long start, unsigned long end, char *out, size_t size)
+{
+	static char smaps[1 << 20];
+	const char *s = smaps;
+	size_t used = 0;
+	int inside = 0;
+
+	read_file("/proc/self/smaps", smaps, sizeof(smaps));
+	out[0] = '\0';
+	while (*s && used < size) {
+		size_t n = strcspn(s, "\n");
+		unsigned long vs, ve;
+
+		/* a VMA's first line: "start-end perms ..." (the other lines
+		 * are "Name:   value") */
+		if (sscanf(s, "%lx-%lx ", &vs, &ve) == 2 && strchr(s, '-') < s + 17) {
+			inside = vs < end && ve > start;
+			if (inside) {
+				char line[512];
+
+				snprintf(line, sizeof(line), "%.*s", (int)n, s);
+				maps_line_normalize(line);
+				used += snprintf(out + used, size - used, "%s\n", line);
+			}
+		} else if (inside && !strncmp(s, "VmFlags:", 8)) {
+			const char *f = s + 8, *e = s + n;
+
+			used += snprintf(out + used, size - used, "  flags:");
+			for (f += strspn(f, " "); f + 2 <= e && used < size; f += 2, f += strspn(f, " "))
+				if (!bookkeeping_flag(f))
+					used += snprintf(out + used, size - used, " %.2s", f);
+			if (used < size)
+				used += snprintf(out + used, size - used, "\n");
+		}
+		s += n + (s[n] != '\0');
+	}
+	if (used >= size)
+		fail("the VMAs' lines do not fit in %zu bytes", size);
+}
+
 unsigned long long proc_stat_field(int n)
 {
 	static char buf[4096];

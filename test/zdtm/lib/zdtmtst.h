@@ -149,6 +149,13 @@ int maps_lines_in(const char *maps, unsigned long start, unsigned long end,
  * anonymous memory (its shmem inode is new after a restore).
  */
 void maps_line_normalize(char *line);
+/*
+ * Each VMA of /proc/self/smaps that overlaps [start, end): its maps line
+ * (maps_line_normalize()d) and a line "  flags: ..." of its VmFlags but the
+ * kernel's bookkeeping ones (sd, ac, um, uw, ui), into out.  fail()s if
+ * they do not fit.
+ */
+void smaps_vmas_record(unsigned long start, unsigned long end, char *out, size_t size);
 
 /* readlink() of path into out, NUL-terminated; fail()s. */
 void link_read(const char *path, char *out, size_t size);
