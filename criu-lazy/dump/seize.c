@@ -153,6 +153,7 @@ static int check_seizable(struct dump_task *t)
 
 int dump_seize(struct dump_task *t)
 {
+	int64_t deadline;
 	int status, sig, ret;
 
 	ret = check_seizable(t);
@@ -173,6 +174,7 @@ int dump_seize(struct dump_task *t)
 	if (ptrace(PTRACE_INTERRUPT, t->pid, NULL, NULL))
 		return dump_task_error(t, -errno, "can't interrupt task %d: %m", t->pid);
 
+	deadline = mono_ms() + SEIZE_TIMEOUT_MS;
 	for (;;) {
 		ret = seize_wait(t, &status);
 		if (ret)
@@ -184,10 +186,23 @@ int dump_seize(struct dump_task *t)
 		sig = WSTOPSIG(status);
 		if ((status >> 16) == PTRACE_EVENT_STOP)
 			break;
-		/* A signal-delivery-stop: the task takes its signal, then traps. */
+		/*
+		 * A signal-delivery-stop: the task takes its signal, and is
+		 * interrupted again.  Any ptrace stop clears a pending
+		 * PTRACE_INTERRUPT (the kernel's ptrace_stop()): without a new
+		 * one, a task whose timers signal it every 10 ms only ever
+		 * stopped for the next signal (a dump that never ended).
+		 */
 		pr_debug("task %d: passing signal %d on while freezing", t->pid, sig);
+		if (mono_ms() > deadline) {
+			pr_err("task %d: not frozen after %d s: it kept taking signals (the last %d)",
+			       t->pid, SEIZE_TIMEOUT_MS / 1000, sig);
+			return -ETIMEDOUT;
+		}
 		if (ptrace(PTRACE_CONT, t->pid, NULL, (void *)(long)sig))
 			return dump_task_error(t, -errno, "can't resume task %d: %m", t->pid);
+		if (ptrace(PTRACE_INTERRUPT, t->pid, NULL, NULL))
+			return dump_task_error(t, -errno, "can't interrupt task %d: %m", t->pid);
 	}
 
 	if (sig == SIGTRAP) {

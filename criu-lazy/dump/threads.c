@@ -84,6 +84,7 @@ static bool thread_exiting(pid_t pid, pid_t tid)
 
 static int freeze_thread(struct dump_task *t, struct dump_thread *th)
 {
+	int64_t deadline = mono_ms() + FREEZE_TIMEOUT_MS;
 	int status, sig, ret;
 
 	if (ptrace(PTRACE_SEIZE, th->tid, NULL, (void *)PTRACE_O_TRACESYSGOOD)) {
@@ -104,9 +105,19 @@ static int freeze_thread(struct dump_task *t, struct dump_thread *th)
 		sig = WSTOPSIG(status);
 		if ((status >> 16) == PTRACE_EVENT_STOP)
 			break;
+		/* (its interrupt went with the stop: another, as dump_seize()) */
 		pr_debug("thread %d: passing signal %d on while freezing", th->tid, sig);
+		if (mono_ms() > deadline) {
+			pr_err("thread %d of task %d: not frozen after %d s: it kept taking signals "
+			       "(the last %d)", th->tid, t->pid, FREEZE_TIMEOUT_MS / 1000, sig);
+			return -ETIMEDOUT;
+		}
 		if (ptrace(PTRACE_CONT, th->tid, NULL, (void *)(long)sig) && errno != ESRCH) {
 			pr_perror("can't resume thread %d", th->tid);
+			return -errno;
+		}
+		if (ptrace(PTRACE_INTERRUPT, th->tid, NULL, NULL) && errno != ESRCH) {
+			pr_perror("can't interrupt thread %d of task %d", th->tid, t->pid);
 			return -errno;
 		}
 	}
