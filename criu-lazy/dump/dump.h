@@ -275,6 +275,7 @@ bool dump_task_exited(struct dump_task *t);
 bool dump_task_is_zombie(pid_t pid);
 int dump_task_error(struct dump_task *t, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+int dump_freeze_pass_signal(pid_t tid, int sig, int64_t deadline);
 
 /* threads.c: every thread frozen, its own state, its core image, let go */
 int dump_seize_threads(struct dump_task *t);

@@ -151,6 +151,24 @@ static int check_seizable(struct dump_task *t)
 	return 0;
 }
 
+/*
+ * A task or thread in a signal-delivery-stop while we freeze it takes its
+ * signal and is interrupted again: any ptrace stop clears a pending
+ * PTRACE_INTERRUPT (the kernel's ptrace_stop()), and without a new one a
+ * task whose timers signal it every 10 ms only ever stopped for the next
+ * signal (a dump that never ended).  -ETIMEDOUT once past @deadline (ms),
+ * or the -errno of the ptrace call that failed.
+ */
+int dump_freeze_pass_signal(pid_t tid, int sig, int64_t deadline)
+{
+	if (mono_ms() > deadline)
+		return -ETIMEDOUT;
+	if (ptrace(PTRACE_CONT, tid, NULL, (void *)(long)sig) ||
+	    ptrace(PTRACE_INTERRUPT, tid, NULL, NULL))
+		return -errno;
+	return 0;
+}
+
 int dump_seize(struct dump_task *t)
 {
 	int64_t deadline;
@@ -186,23 +204,16 @@ int dump_seize(struct dump_task *t)
 		sig = WSTOPSIG(status);
 		if ((status >> 16) == PTRACE_EVENT_STOP)
 			break;
-		/*
-		 * A signal-delivery-stop: the task takes its signal, and is
-		 * interrupted again.  Any ptrace stop clears a pending
-		 * PTRACE_INTERRUPT (the kernel's ptrace_stop()): without a new
-		 * one, a task whose timers signal it every 10 ms only ever
-		 * stopped for the next signal (a dump that never ended).
-		 */
 		pr_debug("task %d: passing signal %d on while freezing", t->pid, sig);
-		if (mono_ms() > deadline) {
+		ret = dump_freeze_pass_signal(t->pid, sig, deadline);
+		if (ret == -ETIMEDOUT) {
 			pr_err("task %d: not frozen after %d s: it kept taking signals (the last %d)",
 			       t->pid, SEIZE_TIMEOUT_MS / 1000, sig);
-			return -ETIMEDOUT;
+			return ret;
 		}
-		if (ptrace(PTRACE_CONT, t->pid, NULL, (void *)(long)sig))
-			return dump_task_error(t, -errno, "can't resume task %d: %m", t->pid);
-		if (ptrace(PTRACE_INTERRUPT, t->pid, NULL, NULL))
-			return dump_task_error(t, -errno, "can't interrupt task %d: %m", t->pid);
+		if (ret)
+			return dump_task_error(t, ret, "can't pass signal %d on to task %d: %m", sig,
+					       t->pid);
 	}
 
 	if (sig == SIGTRAP) {

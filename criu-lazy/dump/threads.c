@@ -105,20 +105,18 @@ static int freeze_thread(struct dump_task *t, struct dump_thread *th)
 		sig = WSTOPSIG(status);
 		if ((status >> 16) == PTRACE_EVENT_STOP)
 			break;
-		/* (its interrupt went with the stop: another, as dump_seize()) */
 		pr_debug("thread %d: passing signal %d on while freezing", th->tid, sig);
-		if (mono_ms() > deadline) {
+		/* (gone meanwhile, ESRCH: the next wait sees its exit) */
+		ret = dump_freeze_pass_signal(th->tid, sig, deadline);
+		if (ret == -ETIMEDOUT) {
 			pr_err("thread %d of task %d: not frozen after %d s: it kept taking signals "
 			       "(the last %d)", th->tid, t->pid, FREEZE_TIMEOUT_MS / 1000, sig);
-			return -ETIMEDOUT;
+			return ret;
 		}
-		if (ptrace(PTRACE_CONT, th->tid, NULL, (void *)(long)sig) && errno != ESRCH) {
-			pr_perror("can't resume thread %d", th->tid);
-			return -errno;
-		}
-		if (ptrace(PTRACE_INTERRUPT, th->tid, NULL, NULL) && errno != ESRCH) {
-			pr_perror("can't interrupt thread %d of task %d", th->tid, t->pid);
-			return -errno;
+		if (ret && ret != -ESRCH) {
+			pr_err("can't pass signal %d on to thread %d of task %d: %s", sig, th->tid,
+			       t->pid, strerror(-ret));
+			return ret;
 		}
 	}
 	if (sig != SIGTRAP) {
