@@ -15,7 +15,10 @@ void rst_prefetch_start(int dirfd, PstreeEntry **entries, size_t nr);
 /* img_read_one(), from the worker's work when it has done it already */
 int rst_img_read_one(int dirfd, enum img_type type, unsigned long id,
 		     const ProtobufCMessageDescriptor *desc, ProtobufCMessage **out);
-/* The worker joined, what it read and nobody took freed. */
+/* Stage 2 has every image it needs: the worker reads no more. */
+void rst_prefetch_images_done(void);
+/* The worker joined (its FPU probe done), what it read and nobody took
+ * freed; nothing if there is none. */
 void rst_prefetch_stop(void);
 
 #endif

@@ -27,6 +27,7 @@
 #include "net/netns.h"
 #include "restore/restore.h"
 #include "restore/files.h"
+#include "restore/images-prefetch.h"
 #include "restore/plan.h"
 #include "restore/shmem.h"
 #include "restore/threads.h"
@@ -96,8 +97,12 @@ static int stage_ghosts_remove(struct rst_tree *tree)
 
 static int stage_ipc_ns(struct rst_tree *tree)
 {
-	int ret = rst_ipc_ns_load(tree);
+	int ret;
 
+	/* stage 2's image worker ends first: the unshare() and the forks to
+	 * come want this process alone (images-prefetch.c) */
+	rst_prefetch_stop();
+	ret = rst_ipc_ns_load(tree);
 	return ret ? ret : rst_ipc_ns_create(tree);
 }
 

@@ -341,7 +341,7 @@ int rst_tree_load(struct rst_tree *tree)
 			continue;
 		ret = load_proc(tree, p, tree->entries[e++]);
 	}
-	rst_prefetch_stop();
+	rst_prefetch_images_done();
 	if (!ret)
 		ret = check_files_ids(tree);
 	return ret;
@@ -349,6 +349,7 @@ int rst_tree_load(struct rst_tree *tree)
 
 void rst_tree_free(struct rst_tree *tree)
 {
+	rst_prefetch_stop();	/* a restore that failed before stage 4 */
 	rst_shmem_release(tree);
 	rst_ipc_ns_free(tree);
 	rst_share_free(tree);
