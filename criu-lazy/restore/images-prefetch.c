@@ -23,7 +23,8 @@
  * layout before the plan.  It did so first once, and began reading images
  * 0.1 ms after the restore process had: the images first, it read more of
  * them, and the probe runs beside stage 3, while we wait for the daemon's
- * answer (stage 2 of the bench tree 582 -> 501 us, median of 30).
+ * answer (the bench tree's own restore time 0.1 - 0.15 ms shorter, medians
+ * of 2 x 40 interleaved rounds).
  *
  * At stage 2's end rst_prefetch_images_done() tells it that no image is
  * wanted any more; rst_prefetch_stop() joins it at stage 4, before our
