@@ -463,7 +463,8 @@ static const struct rst_stage stages[] = {
 	{ "read and check the images", stage_load, false },
 	/* before the objects: which daemon it is decides whether they are lazy */
 	{ "connect to the lazy-pages daemon", stage_lazy_connect, true },
-	/* the restore process enters it, so the tasks it forks are born there */
+	/* the restore process enters it, so the tasks it forks are born there;
+	 * stage 2's image worker is joined first (images-prefetch.c) */
 	{ "make the tree's IPC namespace and its SysV objects", stage_ipc_ns, false },
 	{ "create the shared memory objects of the tree", stage_shmem, false },
 	{ "plan each process's memory", stage_plan, false },
