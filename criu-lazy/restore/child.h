@@ -8,6 +8,8 @@
 
 #include "restore/restore.h"
 
+struct iovec;
+
 /* child.c: runs in the new task, never returns */
 _Noreturn void rst_child_main(struct rst_child *c);
 int child_err(const struct rst_child *c, int err, const char *fmt, ...)
@@ -48,6 +50,8 @@ int child_premap_fill(struct rst_child *c);
 int child_premap_inherit(struct rst_child *c);
 int child_premap_drop(struct rst_child *c);
 int child_fill_compare(struct rst_child *c, const struct rst_fill *f, uint64_t dst);
+int child_pages_read(struct rst_child *c, int fd, uint32_t pages_id, struct iovec *iov,
+		     int iovcnt, uint64_t off, uint64_t total);
 /* premap.c: a task's attachment of a SysV segment */
 int child_premap_sysv(struct rst_child *c, const struct rst_vma_plan *vp);
 

@@ -33,6 +33,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "restore/restore.h"
@@ -154,26 +155,9 @@ int child_premap_drop(struct rst_child *c)
 static int read_full(struct rst_child *c, int fd, uint32_t pages_id, uint8_t *buf, uint64_t len,
 		     uint64_t off)
 {
-	uint64_t got = 0;
+	struct iovec iov = { buf, len };
 
-	while (got < len) {
-		ssize_t n = pread(fd, buf + got, len - got, off + got);
-		char file[32];
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			int err = n ? errno : EIO;
-
-			pages_file_name(pages_id, file, sizeof(file));
-			return child_err(c, err, "%s: cannot read %llu bytes at offset %llu: %s (task %d)",
-					 file, (unsigned long long)(len - got),
-					 (unsigned long long)(off + got),
-					 n ? strerror(err) : "unexpected end of file", c->ri->pid);
-		}
-		got += n;
-	}
-	return 0;
+	return child_pages_read(c, fd, pages_id, &iov, 1, off, len);
 }
 
 /* One fill into an inherited VMA, at @at: only the pages that differ from

@@ -49,11 +49,12 @@
  */
 #define FILL_IOV	64
 
-/* Read @total bytes at @off into @iov (which this consumes).  The file's
- * name is made only for an error: the first printf of a new task (its
- * code, its stack) is a run of faults of its own. */
-static int preadv_full(struct rst_child *c, int fd, uint32_t pages_id, struct iovec *iov,
-		       int iovcnt, uint64_t off, uint64_t total)
+/* Read @total bytes at @off of pages file @pages_id (open as @fd) into
+ * @iov (which this consumes).  The file's name is made only for an error:
+ * the first printf of a new task (its code, its stack) is a run of faults
+ * of its own. */
+int child_pages_read(struct rst_child *c, int fd, uint32_t pages_id, struct iovec *iov,
+		     int iovcnt, uint64_t off, uint64_t total)
 {
 	while (total) {
 		ssize_t n = preadv(fd, iov, iovcnt, off);
@@ -129,7 +130,7 @@ static int fill_private(struct rst_child *c)
 			i++;
 		} while (i < plan->nr_fills && n < FILL_IOV && total < PREADV_MAX_BYTES &&
 			 plan->fills[i].file_off == off + total && !plan->fills[i].cmp);
-		if (preadv_full(c, c->ri->pi.pages_fd, c->ri->pi.pages_id, iov, n, off, total))
+		if (child_pages_read(c, c->ri->pi.pages_fd, c->ri->pi.pages_id, iov, n, off, total))
 			return -EIO;
 	}
 	return 0;
