@@ -21,7 +21,7 @@ struct cr_img {
 	bool unbuffered;	/* reading: raw data was read, no read-ahead */
 	bool at_eof;		/* reading, buffered: a short read ended at size */
 	off_t off;		/* offset of the next record (buffered bytes included) */
-	off_t size;		/* reading: the file's size at open */
+	off_t size;		/* the file's size at open (writing: an older file's) */
 	int err;		/* writing: first error, already logged */
 	off_t reserved;		/* writing: img_reserve() holds the file up to here */
 	ProtobufCBuffer sink;	/* protobuf-c packs into wbuf through this */
@@ -40,9 +40,12 @@ int img_sync_offset(struct cr_img *img);
 int img_open_write(struct cr_img *img, int dirfd, const struct img_type_info *ti);
 /* Write out what is buffered: 0, or the first write error (logged once). */
 int img_flush(struct cr_img *img);
+/* At close: flush, then cut the file at the end written (at 0 after an
+ * error).  0, or the first error (logged once). */
+int img_end_write(struct cr_img *img);
 
-/* reserve.c: what img_reserve() took and was not written, given back
- * (the file cut at its end).  0 or -errno, logged. */
-int img_unreserve(struct cr_img *img);
+/* reserve.c: what img_reserve() took past @end, where the file was cut,
+ * given back.  0 or -errno, logged. */
+int img_unreserve(struct cr_img *img, off_t end);
 
 #endif

@@ -4,12 +4,22 @@
  * loops when it fills, before raw access and at close.  The first write
  * error is logged and remembered; every later call returns it without
  * logging again.
+ *
+ * An image is written over the file of its name, if there is one, and the
+ * file cut at the end written when it is closed (img_end_write()), not
+ * truncated when it is opened: truncating an old image that has data (the
+ * stats a restore writes each time, images dumped again into the same
+ * directory) made ext4 free its blocks, wait for a write-back still running
+ * from the last time the file was written, and write the new file out at
+ * its close, 0.2 - 1.4 ms of a restore's return on the test VM.  Cut at
+ * close, a file as long as before costs nothing more.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -85,6 +95,8 @@ static void img_sink_append(ProtobufCBuffer *sink, size_t len, const uint8_t *da
 
 int img_open_write(struct cr_img *img, int dirfd, const struct img_type_info *ti)
 {
+	struct stat st;
+
 	img->writing = true;
 	img->sink.append = img_sink_append;
 	img->wbuf = malloc(IMG_WBUF_SIZE);
@@ -92,15 +104,48 @@ int img_open_write(struct cr_img *img, int dirfd, const struct img_type_info *ti
 		pr_err("%s: out of memory\n", img->name);
 		return -ENOMEM;
 	}
-	img->fd = openat(dirfd, img->name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	img->fd = openat(dirfd, img->name, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
 	if (img->fd < 0) {
 		pr_perror("%s: can't create", img->name);
 		return -errno;
 	}
+	if (fstat(img->fd, &st)) {
+		pr_perror("%s: can't stat", img->name);
+		return -errno;
+	}
+	img->size = S_ISREG(st.st_mode) ? st.st_size : 0;	/* an older file's bytes */
 	if (ti->head_magic)
 		img_append(img, &ti->head_magic, sizeof(ti->head_magic));
 	img_append(img, &ti->magic, sizeof(ti->magic));
 	return 0;
+}
+
+/*
+ * The end of writing: what is buffered written out, the file cut at the end
+ * written (an older file's bytes past it, space reserved and not used), or
+ * at 0 after an error or img_discard(), as O_TRUNC would have left it with
+ * nothing flushed.  0, or the first error (logged once).
+ */
+int img_end_write(struct cr_img *img)
+{
+	int ret = img_flush(img);
+	off_t end = 0;
+
+	if (!ret)
+		ret = img_sync_offset(img);
+	if (!ret)
+		end = img->off;
+	if ((img->size > end || img->reserved > end) && ftruncate(img->fd, end)) {
+		int err = errno;
+
+		pr_perror("%s: can't cut the file at its %lld bytes", img->name, (long long)end);
+		return ret ? ret : -err;
+	}
+	if (ret) {
+		img_unreserve(img, end);	/* the space back; the image is lost anyway */
+		return ret;
+	}
+	return img_unreserve(img, end);
 }
 
 int img_write_entry(struct cr_img *img, const ProtobufCMessage *msg)

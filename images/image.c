@@ -419,9 +419,7 @@ int img_close(struct cr_img *img)
 
 	if (!img)
 		return 0;
-	ret = img->writing ? img_flush(img) : 0;
-	if (!ret && img->writing)
-		ret = img_unreserve(img);
+	ret = img->writing ? img_end_write(img) : 0;
 	if (close(img->fd) && img->writing && !ret) {
 		pr_perror("%s: error when closing", img->name);
 		ret = -errno;

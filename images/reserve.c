@@ -9,9 +9,10 @@
  * again; the size stays, so a reader sees nothing of them.  Where the file
  * system has no fallocate, zeros written past the end hold the space
  * instead, for the writes to overwrite.  Cutting the file at the end
- * written (ftruncate, which on tmpfs frees what lies past the size even
- * when the size does not change) and punching the rest (ext4 and xfs keep
- * blocks past the size otherwise) gives back what was not used.  A
+ * written (ftruncate in img_end_write(), which on tmpfs frees what lies
+ * past the size even when the size does not change) and punching the rest
+ * (ext4 and xfs keep blocks past the size otherwise) gives back what was
+ * not used.  A
  * copy-on-write file system (btrfs) keeps the promise only for the first
  * write of each block, which is the only one an image gets.
  */
@@ -68,22 +69,12 @@ int img_reserve(struct cr_img *img, uint64_t bytes)
 	return ret;
 }
 
-int img_unreserve(struct cr_img *img)
+int img_unreserve(struct cr_img *img, off_t end)
 {
-	off_t end;
-	int ret;
-
-	if (!img->reserved)
-		return 0;
-	ret = img_sync_offset(img);
-	if (ret)
-		return ret;
-	end = img->off;
 	if (img->reserved <= end)
 		return 0;
-	if (ftruncate(img->fd, end) ||
-	    (fallocate(img->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, end,
-		       img->reserved - end) && errno != EOPNOTSUPP)) {
+	if (fallocate(img->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, end,
+		      img->reserved - end) && errno != EOPNOTSUPP) {
 		pr_perror("%s: can't give back the space reserved past its %lld bytes", img->name,
 			  (long long)end);
 		return -errno;

@@ -24,7 +24,8 @@ from lib.crit import crit_decode, need_crit
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = paths.BUILD
-UNITS = [BUILD / "test" / "unit" / name for name in ("test_images", "test_images_pagemap")]
+UNITS = [BUILD / "test" / "unit" / name for name in ("test_images", "test_images_pagemap",
+                                                         "test_images_rewrite")]
 SAMPLE = BUILD / "test" / "unit" / "test_images_sample"
 TOOL = BUILD / "criu-lazy"
 TIMEOUT = 60
@@ -381,3 +382,32 @@ def test_show_pipe_data_truncated(broken_dir):
     pd = broken_dir / "pipes-data.img"
     os.truncate(pd, pd.stat().st_size - 1)
     assert "pipes-data.img: truncated data at offset" in show_fails(broken_dir)
+
+
+# ---- images written over older ones --------------------------------------------
+
+def test_dump_over_an_older_tree(tool, zdtm, workdir):
+    """A process dumped into the directory of an older dump of a bigger
+    tree: each image of the same name written over the older one (not
+    truncated at open, images/image-write.c) ends where the new dump's
+    does; the restore brings back the one process, nothing of the tree."""
+    from lib.badinput import dump_good
+    from lib.tool import assert_ok
+    from lib.zdtm_catalogue import ZdtmTest
+
+    tree = zdtm(ZdtmTest("tree", ("--children", "3"), label="older", tree=True))
+    imgdir = dump_good(tool, tree, workdir, name="images")
+    older = {p.name: p.stat().st_size for p in imgdir.iterdir()}
+    task = zdtm(ZdtmTest("mem_anon"))
+    task.note_tree()
+    assert_ok(tool.dump(task.pid, imgdir, workdir / "dump-2.log", TIMEOUT), "the second dump")
+    task.expect_gone()
+    shorter = [p.name for p in imgdir.iterdir()
+               if p.name in older and p.stat().st_size < older[p.name]]
+    assert "pstree.img" in shorter, f"pstree.img not shorter: {sorted(shorter)}"
+    shown = json.loads(run([need(TOOL), "show", imgdir / "pstree.img"]).stdout)
+    assert len(shown["entries"]) == 1, shown
+    pidfile = workdir / "restore.pid"
+    assert_ok(tool.restore(imgdir, workdir / "restore.log", TIMEOUT, pidfile=pidfile), "restore")
+    task.expect_restored(pidfile)
+    task.check_pass()
