@@ -128,7 +128,7 @@ int img_open_write(struct cr_img *img, int dirfd, const struct img_type_info *ti
  */
 int img_end_write(struct cr_img *img)
 {
-	int ret = img_flush(img);
+	int ret = img_flush(img), err;
 	off_t end = 0;
 
 	if (!ret)
@@ -136,16 +136,12 @@ int img_end_write(struct cr_img *img)
 	if (!ret)
 		end = img->off;
 	if ((img->size > end || img->reserved > end) && ftruncate(img->fd, end)) {
-		int err = errno;
-
+		err = -errno;
 		pr_perror("%s: can't cut the file at its %lld bytes", img->name, (long long)end);
-		return ret ? ret : -err;
+		return ret ? ret : err;
 	}
-	if (ret) {
-		img_unreserve(img, end);	/* the space back; the image is lost anyway */
-		return ret;
-	}
-	return img_unreserve(img, end);
+	err = img_unreserve(img, end);	/* after an error too: the space back */
+	return ret ? ret : err;
 }
 
 int img_write_entry(struct cr_img *img, const ProtobufCMessage *msg)

@@ -12,9 +12,8 @@
  * written (ftruncate in img_end_write(), which on tmpfs frees what lies
  * past the size even when the size does not change) and punching the rest
  * (ext4 and xfs keep blocks past the size otherwise) gives back what was
- * not used.  A
- * copy-on-write file system (btrfs) keeps the promise only for the first
- * write of each block, which is the only one an image gets.
+ * not used.  A copy-on-write file system (btrfs) keeps the promise only
+ * for the first write of each block, which is the only one an image gets.
  */
 #include <errno.h>
 #include <fcntl.h>
