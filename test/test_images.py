@@ -20,7 +20,10 @@ from pathlib import Path
 import pytest
 
 from lib import paths
+from lib.badinput import dump_good
 from lib.crit import crit_decode, need_crit
+from lib.tool import assert_ok
+from lib.zdtm_catalogue import ZdtmTest
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = paths.BUILD
@@ -391,10 +394,6 @@ def test_dump_over_an_older_tree(tool, zdtm, workdir):
     tree: each image of the same name written over the older one (not
     truncated at open, images/image-write.c) ends where the new dump's
     does; the restore brings back the one process, nothing of the tree."""
-    from lib.badinput import dump_good
-    from lib.tool import assert_ok
-    from lib.zdtm_catalogue import ZdtmTest
-
     tree = zdtm(ZdtmTest("tree", ("--children", "3"), label="older", tree=True))
     imgdir = dump_good(tool, tree, workdir, name="images")
     older = {p.name: p.stat().st_size for p in imgdir.iterdir()}

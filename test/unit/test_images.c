@@ -17,32 +17,6 @@
 
 #include "test_images.h"
 
-static int write_pstree(int dirfd, unsigned n, unsigned nr_threads)
-{
-	uint32_t threads[64];
-	struct cr_img *img;
-	int ret;
-
-	if (nr_threads > 64)
-		return -EINVAL;
-	ret = img_open(dirfd, IMG_PSTREE, 0, O_WRONLY, &img);
-	if (ret)
-		return ret;
-	for (unsigned i = 0; i < n && !ret; i++) {
-		PstreeEntry e = PSTREE_ENTRY__INIT;
-
-		e.pid = 100 + i;
-		e.ppid = i ? 100 : 0;
-		e.pgid = e.sid = 100;
-		for (unsigned t = 0; t < nr_threads; t++)
-			threads[t] = e.pid + t * 100000;
-		e.n_threads = nr_threads;
-		e.threads = threads;
-		ret = img_write_entry(img, &e.base);
-	}
-	return img_close(img) ?: ret;
-}
-
 /* ---- framing ---------------------------------------------------------- */
 
 static int test_core_roundtrip(int dirfd)

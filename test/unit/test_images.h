@@ -17,9 +17,39 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "images/image.h"
 #include "unit.h"
 
+#include "pstree.pb-c.h"
+
 #define PAGE 4096ULL
+
+/* pstree.img with @n entries, pids 100 on, each with @nr_threads threads */
+static inline int write_pstree(int dirfd, unsigned n, unsigned nr_threads)
+{
+	uint32_t threads[64];
+	struct cr_img *img;
+	int ret;
+
+	if (nr_threads > 64)
+		return -EINVAL;
+	ret = img_open(dirfd, IMG_PSTREE, 0, O_WRONLY, &img);
+	if (ret)
+		return ret;
+	for (unsigned i = 0; i < n && !ret; i++) {
+		PstreeEntry e = PSTREE_ENTRY__INIT;
+
+		e.pid = 100 + i;
+		e.ppid = i ? 100 : 0;
+		e.pgid = e.sid = 100;
+		for (unsigned t = 0; t < nr_threads; t++)
+			threads[t] = e.pid + t * 100000;
+		e.n_threads = nr_threads;
+		e.threads = threads;
+		ret = img_write_entry(img, &e.base);
+	}
+	return img_close(img) ?: ret;
+}
 
 /* stderr captured into a memfd while an error case runs */
 struct capture {

@@ -9,29 +9,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
-#include "images/image.h"
-
-#include "pstree.pb-c.h"
-
 #include "test_images.h"
-
-static int write_entries(int dirfd, unsigned n)
-{
-	struct cr_img *img;
-	int ret;
-
-	ret = img_open(dirfd, IMG_PSTREE, 0, O_WRONLY, &img);
-	if (ret)
-		return ret;
-	for (unsigned i = 0; i < n && !ret; i++) {
-		PstreeEntry e = PSTREE_ENTRY__INIT;
-
-		e.pid = 100 + i;
-		e.ppid = e.pgid = e.sid = 100;
-		ret = img_write_entry(img, &e.base);
-	}
-	return img_close(img) ?: ret;
-}
 
 /* The entries of pstree.img, or -errno. */
 static int count_entries(int dirfd)
@@ -65,12 +43,12 @@ static int test_shorter_over_longer(int dirfd)
 	off_t small;
 	ino_t ino;
 
-	CHECK(write_entries(dirfd, 3) == 0, "");
+	CHECK(write_pstree(dirfd, 3, 0) == 0, "");
 	small = file_size(dirfd, "pstree.img");
-	CHECK(write_entries(dirfd, 30000) == 0, "");
+	CHECK(write_pstree(dirfd, 30000, 0) == 0, "");
 	CHECK(file_size(dirfd, "pstree.img") > (256 << 10), "more than one buffer");
 	ino = inode_of(dirfd, "pstree.img");
-	CHECK(write_entries(dirfd, 3) == 0, "");
+	CHECK(write_pstree(dirfd, 3, 0) == 0, "");
 	CHECK(file_size(dirfd, "pstree.img") == small, "%lld bytes, not %lld",
 	      (long long)file_size(dirfd, "pstree.img"), (long long)small);
 	CHECK(inode_of(dirfd, "pstree.img") == ino, "written over, not replaced");
@@ -83,11 +61,11 @@ static int test_longer_and_same(int dirfd)
 {
 	off_t size;
 
-	CHECK(write_entries(dirfd, 5) == 0, "");
-	CHECK(write_entries(dirfd, 500) == 0, "");
+	CHECK(write_pstree(dirfd, 5, 0) == 0, "");
+	CHECK(write_pstree(dirfd, 500, 0) == 0, "");
 	CHECK(count_entries(dirfd) == 500, "%d entries", count_entries(dirfd));
 	size = file_size(dirfd, "pstree.img");
-	CHECK(write_entries(dirfd, 500) == 0, "");
+	CHECK(write_pstree(dirfd, 500, 0) == 0, "");
 	CHECK(file_size(dirfd, "pstree.img") == size, "");
 	CHECK(count_entries(dirfd) == 500, "%d entries", count_entries(dirfd));
 	return 0;
@@ -100,7 +78,7 @@ static int test_discard_over_older(int dirfd)
 	PstreeEntry e = PSTREE_ENTRY__INIT;
 	struct cr_img *img;
 
-	CHECK(write_entries(dirfd, 1000) == 0, "");
+	CHECK(write_pstree(dirfd, 1000, 0) == 0, "");
 	CHECK(img_open(dirfd, IMG_PSTREE, 0, O_WRONLY, &img) == 0, "");
 	CHECK(img_write_entry(img, &e.base) == 0, "");
 	img_discard(img);
@@ -117,13 +95,12 @@ static int test_reserve_over_older(int dirfd)
 	struct cr_img *img;
 	off_t one;
 
-	CHECK(write_entries(dirfd, 1) == 0, "");
+	CHECK(write_pstree(dirfd, 1, 0) == 0, "");
 	one = file_size(dirfd, "pstree.img");
-	CHECK(write_entries(dirfd, 2000) == 0, "");
+	CHECK(write_pstree(dirfd, 2000, 0) == 0, "");
 	CHECK(img_open(dirfd, IMG_PSTREE, 0, O_WRONLY, &img) == 0, "");
 	CHECK(img_reserve(img, 1 << 20) == 0, "");
-	e.pid = 100;
-	e.ppid = e.pgid = e.sid = 100;
+	e.pid = e.pgid = e.sid = 100;	/* write_pstree()'s first entry */
 	CHECK(img_write_entry(img, &e.base) == 0, "");
 	CHECK(img_close(img) == 0, "");
 	CHECK(file_size(dirfd, "pstree.img") == one, "%lld bytes, not %lld",
@@ -140,14 +117,14 @@ static int test_error_over_older(int dirfd)
 	struct capture c;
 	int ret;
 
-	CHECK(write_entries(dirfd, 30000) == 0, "");
+	CHECK(write_pstree(dirfd, 30000, 0) == 0, "");
 	CHECK(file_size(dirfd, "pstree.img") > (128 << 10), "");
 	CHECK(getrlimit(RLIMIT_FSIZE, &old) == 0, "");
 	lim.rlim_max = old.rlim_max;
 	signal(SIGXFSZ, SIG_IGN);
 	CHECK(setrlimit(RLIMIT_FSIZE, &lim) == 0, "");
 	capture_start(&c);
-	ret = write_entries(dirfd, 30000);
+	ret = write_pstree(dirfd, 30000, 0);
 	capture_end(&c);
 	setrlimit(RLIMIT_FSIZE, &old);
 	signal(SIGXFSZ, SIG_DFL);
