@@ -11,7 +11,9 @@ and against the raw userfaultfd limits of the same machine, in one run.
    in").  Interleaved with them, the floor (build/test/bench/tree_raw): the
    same tree shape brought up with nothing but clone, mmap, userfaultfd
    registration, threads and the uffds handed over, against one process
-   of one thread with the same memory.
+   of one thread with the same memory.  Among them, five pairs with the
+   bench (and so all it starts) confined to one CPU: the tree's own work,
+   against the time it takes spread over all of them.
 3. Fault-driven touch: the baseline (build/test/bench/uffd_raw --touchers
    N: N toucher threads, one handler, random order; one page per fault and
    the daemon's fault-around window), then a lazy restore of the tree whose
@@ -29,6 +31,7 @@ Every touch checks the pattern of every page; the daemon's statistics must
 add up, per process too.  No pinning by default (--placement free): 16
 threads share the CPUs with the daemon.
 """
+import contextlib
 import json
 import os
 import random
@@ -46,6 +49,9 @@ TREE_RAW = BENCH_BIN / "tree_raw"
 TIMEOUT_TOUCH = 600
 
 RESTORE_RATIO_MAX = 1.5
+# restores of each shape confined to one CPU, among the others: the tree's
+# work against what it takes spread over all the CPUs
+ONE_CPU_REPS = 5
 FAULT_RATE_MIN = 0.6
 DRAIN_RATE_MIN = 0.7
 
@@ -154,6 +160,17 @@ class TreeSession(lazy.Session):
                 pass
 
 
+@contextlib.contextmanager
+def one_cpu(cpu):
+    """This process (and all it starts meanwhile) on @cpu alone."""
+    mask = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {cpu})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, mask)
+
+
 def ratio_interval(tree, single, rounds=2000):
     """The 10th and 90th percentiles of median(tree) / median(single) over
     resamples of both lists (with replacement, a fixed seed): the spread
@@ -187,14 +204,21 @@ class TreeSuite(lazy.LazySuite):
 
         r.section("restore time: lazy restores of the tree and of one process, interleaved, "
                   "and the raw floor of each shape")
-        res = {"tree": [], "single": [], "raw_tree": [], "raw_single": []}
-        for _ in range(max(a.reps, 1)):
+        res = {"tree": [], "single": [], "raw_tree": [], "raw_single": [], "tree_1cpu": [],
+               "single_1cpu": []}
+        reps, cpus = max(a.reps, 1), sorted(os.sched_getaffinity(0))
+        for i in range(reps):
             res["raw_tree"].append(self.tree_raw(size, a.procs, a.threads))
             res["tree"].append(self.session(tree, True))
             res["raw_single"].append(self.tree_raw(size, 1, 1))
             res["single"].append(self.session(single, True))
-        for key, wl in (("tree", tree), ("single", single)):
-            for x in res[key]:
+            if len(cpus) > 1 and i % max(reps // ONE_CPU_REPS, 1) == 0:
+                with one_cpu(cpus[0]):
+                    res["tree_1cpu"].append(self.session(tree, True))
+                    res["single_1cpu"].append(self.session(single, True))
+        for key, wl in (("tree", tree), ("single", single), ("tree_1cpu", tree),
+                        ("single_1cpu", single)):
+            for x in res.get(key, []):
                 if x:
                     x["internal_s"] = self.restored_in(wl, x["tag"])
 
@@ -290,6 +314,7 @@ class TreeSuite(lazy.LazySuite):
         if len(inner) == 2:
             r.ratio("restore_tree_ratio_internal", "restore's own time, tree / one process",
                     inner["tree"] / inner["single"])
+        self.one_cpu_figures(res, med, inner)
         raw = {k: statistics.median(res[f"raw_{k}"]) * 1000 for k in ("tree", "single")
                if res.get(f"raw_{k}")}
         if len(raw) == 2:
@@ -330,6 +355,29 @@ class TreeSuite(lazy.LazySuite):
 
         if drains:
             self.drain_figures(tree, rawc, drains)
+
+    def one_cpu_figures(self, res, med, inner):
+        """The restores confined to one CPU: how much the tree's own time
+        gains from the others, and the ratio if its work split evenly over
+        them (no less than one process's own time: the chain every restore
+        walks).  What the tree's time owes to its work, what to its spread."""
+        r, ncpu = self.report, len(os.sched_getaffinity(0))
+        one = {}
+        for key in ("tree", "single"):
+            v = [x["internal_s"] for x in res.get(f"{key}_1cpu", []) if x and x.get("internal_s")]
+            if v:
+                one[key] = statistics.median(v) * 1000
+                r.figure(f"restore_internal_ms_{key}_1cpu",
+                         f"restore's own time ({key}), all on one CPU", one[key], "ms",
+                         "runs: " + " ".join(f"{x * 1000:.1f}" for x in v))
+        if len(one) < 2 or len(inner) < 2 or len(med) < 2:
+            return
+        r.ratio("restore_tree_speedup", f"the tree's own time, one CPU / {ncpu} CPUs",
+                one["tree"] / inner["tree"], note=f"{ncpu} at best")
+        split = max(one["tree"] / ncpu, inner["single"])
+        r.ratio("restore_tree_ratio_split", "lazy restore time, tree / one process, if the "
+                "tree's own work split evenly over the CPUs",
+                (med["tree"] - inner["tree"] + split) / med["single"])
 
     def drain_figures(self, tree, rawc, drains):
         """Each drain against the raw copy right before it; runs in their order."""
