@@ -218,7 +218,7 @@ class TreeSuite(lazy.LazySuite):
                     res["single_1cpu"].append(self.session(single, True))
         for key, wl in (("tree", tree), ("single", single), ("tree_1cpu", tree),
                         ("single_1cpu", single)):
-            for x in res.get(key, []):
+            for x in res[key]:
                 if x:
                     x["internal_s"] = self.restored_in(wl, x["tag"])
 
@@ -304,13 +304,7 @@ class TreeSuite(lazy.LazySuite):
                     lo, note="bootstrap: how far the noise of this run moves the ratio")
             r.ratio("restore_tree_ratio_p90", "the same, 90th percentile of the resampled runs",
                     hi)
-        inner = {}
-        for key in ("tree", "single"):
-            v = [x["internal_s"] for x in res[key] if x and x.get("internal_s")]
-            if v:
-                inner[key] = statistics.median(v) * 1000
-                r.figure(f"restore_internal_ms_{key}", f"restore's own time ({key}, its log)",
-                         inner[key], "ms", "runs: " + " ".join(f"{x * 1000:.1f}" for x in v))
+        inner = self.own_time_figures(res, "", "restore's own time ({}, its log)")
         if len(inner) == 2:
             r.ratio("restore_tree_ratio_internal", "restore's own time, tree / one process",
                     inner["tree"] / inner["single"])
@@ -356,20 +350,26 @@ class TreeSuite(lazy.LazySuite):
         if drains:
             self.drain_figures(tree, rawc, drains)
 
+    def own_time_figures(self, res, suffix, label):
+        """Each shape's median own time (its log's "restored in") over the
+        restores res[shape + suffix], in ms, and a figure of it."""
+        out = {}
+        for key in ("tree", "single"):
+            v = [x["internal_s"] for x in res[key + suffix] if x and x.get("internal_s")]
+            if v:
+                out[key] = statistics.median(v) * 1000
+                self.report.figure(f"restore_internal_ms_{key}{suffix}", label.format(key),
+                                   out[key], "ms",
+                                   "runs: " + " ".join(f"{x * 1000:.1f}" for x in v))
+        return out
+
     def one_cpu_figures(self, res, med, inner):
         """The restores confined to one CPU: how much the tree's own time
         gains from the others, and the ratio if its work split evenly over
         them (no less than one process's own time: the chain every restore
         walks).  What the tree's time owes to its work, what to its spread."""
         r, ncpu = self.report, len(os.sched_getaffinity(0))
-        one = {}
-        for key in ("tree", "single"):
-            v = [x["internal_s"] for x in res.get(f"{key}_1cpu", []) if x and x.get("internal_s")]
-            if v:
-                one[key] = statistics.median(v) * 1000
-                r.figure(f"restore_internal_ms_{key}_1cpu",
-                         f"restore's own time ({key}), all on one CPU", one[key], "ms",
-                         "runs: " + " ".join(f"{x * 1000:.1f}" for x in v))
+        one = self.own_time_figures(res, "_1cpu", "restore's own time ({}), all on one CPU")
         if len(one) < 2 or len(inner) < 2 or len(med) < 2:
             return
         r.ratio("restore_tree_speedup", f"the tree's own time, one CPU / {ncpu} CPUs",
