@@ -48,7 +48,7 @@ DUMP_TIMEOUT = 60
 RESTORE_TIMEOUT = 60
 
 
-def restore_fails(tool, workdir, imgdir, pids, *patterns, extra=()):
+def restore_fails(tool, workdir, imgdir, pids, *patterns, extra=(), env=None):
     """A restore of imgdir fails with one line matching patterns and
     leaves nothing: no task of pids, no process of its own, no pidfile.
     How long it took (s)."""
@@ -56,7 +56,7 @@ def restore_fails(tool, workdir, imgdir, pids, *patterns, extra=()):
     pidfile = workdir / "bad.pid"
     start = time.monotonic()
     res = tool.restore(imgdir, workdir / "restore.log", RESTORE_TIMEOUT, pidfile=pidfile,
-                       extra=extra)
+                       extra=extra, env=env)
     took = time.monotonic() - start
     assert_error_line(res, "restore", *patterns)
     for pid in pids:
@@ -247,6 +247,9 @@ def test_stopped_root_comes_back_stopped(mode, zdtm):
     mode.finish()
 
 
+DELAY_FINALIZE = "CRIU_LAZY_TEST_DELAY_FINALIZE_MS"
+
+
 def spoil_fpu_state(core_img):
     """core_img says its task used an FPU state component no CPU has (bit
     62 of xstate_bv): the restore finds out only when it sets that thread's
@@ -262,7 +265,10 @@ def test_no_task_runs_before_every_one_is_complete(tool, zdtm, workdir):
     millisecond while they run (counter --children 3), one of them failing
     at the very end of its own restore (its registers).  The restore fails
     with that process's one line, nothing of the tree is left, and no log
-    grew: no process ran, not even those restored before the failure."""
+    grew: no process ran, not even those restored before the failure.
+    Each process's last steps wait 50 ms first (a test hook), so that one
+    let go as soon as its own were done would have run for tens of ticks
+    before the failure."""
     task = zdtm(ZdtmTest("counter", ("--log", "counter.log", "--size", "1M", "--interval-ms",
                                      "1", "--children", "3"), label="tree-ticks", tree=True))
     kids = P.descendants(task.pid)
@@ -272,10 +278,12 @@ def test_no_task_runs_before_every_one_is_complete(tool, zdtm, workdir):
     assert len(logs) == 4, logs
     sizes = {p.name: p.stat().st_size for p in logs}
     spoil_fpu_state(imgdir / f"core-{kids[1]}.img")
-    restore_fails(tool, workdir, imgdir, [task.pid, *kids], rf"core-{kids[1]}\.img", r"FPU")
+    restore_fails(tool, workdir, imgdir, [task.pid, *kids], rf"core-{kids[1]}\.img", r"FPU",
+                  env={**os.environ, DELAY_FINALIZE: "50"})
     log = (workdir / "restore.log").read_text(errors="replace")
     assert "as each restorer ends" in log, (
         "the restore failed before its last stage: this tests nothing\n" + log[-3000:])
+    assert f"test hook {DELAY_FINALIZE}=50" in log, log[-3000:]
     grown = {p.name: (sizes[p.name], p.stat().st_size) for p in logs
              if p.stat().st_size != sizes[p.name]}
     assert not grown, f"a process ran before the restore was complete: {grown}"

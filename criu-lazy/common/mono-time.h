@@ -6,6 +6,7 @@
 #ifndef CRIU_LAZY_COMMON_MONO_TIME_H
 #define CRIU_LAZY_COMMON_MONO_TIME_H
 
+#include <errno.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -31,6 +32,15 @@ static inline int64_t mono_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Sleep @ms milliseconds in all, whatever signal handlers interrupt. */
+static inline void mono_sleep_ms(uint32_t ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000 };
+
+	while (nanosleep(&ts, &ts) && errno == EINTR)
+		;
 }
 
 #endif

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/mono-time.h"
 #include "restore/restore.h"
 #include "restore/child.h"
 #include "restore/tree.h"
@@ -107,13 +108,7 @@ static enum fork_when fork_when(const struct rst_proc *k)
  */
 static void delay_created(const struct rst_tree *tree)
 {
-	struct timespec ts = {
-		.tv_sec = tree->test_delay_created_ms / 1000,
-		.tv_nsec = (long)(tree->test_delay_created_ms % 1000) * 1000000,
-	};
-
-	while (nanosleep(&ts, &ts) && errno == EINTR)
-		;
+	mono_sleep_ms(tree->test_delay_created_ms);
 }
 
 /* Our children to fork at this point (@when). */

@@ -67,6 +67,7 @@
  * after the clone (tree-task.c): the child's EV_READY comes first
  * (test_tree_order.py). */
 #define DELAY_CREATED_ENV	"CRIU_LAZY_TEST_DELAY_CREATED_MS"
+#define DELAY_FINALIZE_ENV	"CRIU_LAZY_TEST_DELAY_FINALIZE_MS"
 
 /* The sync and error pipes of task @p, and the socket pair of its uffd if
  * it sends one to the lazy-pages daemon. */
@@ -437,6 +438,10 @@ int rst_tree_create(struct rst_tree *tree)
 	if (tree->test_delay_created_ms)
 		pr_warn("test hook %s=%u: each parent but the root tells its child's pid "
 			"that late", DELAY_CREATED_ENV, tree->test_delay_created_ms);
+	tree->test_delay_finalize_ms = env_number(DELAY_FINALIZE_ENV, 60000);
+	if (tree->test_delay_finalize_ms)
+		pr_warn("test hook %s=%u: each process's last steps wait that long",
+			DELAY_FINALIZE_ENV, tree->test_delay_finalize_ms);
 	ret = rst_task_create(tree, &tree->procs[0]);
 	while (!ret && tree->created < tree->nr)
 		ret = rst_tree_creation_event(tree, "new task");
