@@ -268,6 +268,10 @@ int dump_pagemap_open(struct dump_ctx *ctx, enum img_type type, unsigned long id
 
 /* seize.c: freezing, checks, letting go */
 int dump_seize(struct dump_task *t);
+/* Test only (CRIU_LAZY_TEST_DELAY_SEIZE_MS): a wait between listing what
+ * is to be seized (a frozen task's children, a task's threads) and the
+ * seizes, so that tests meet the forks and exits in between every time. */
+void dump_test_delay_seize(void);
 int dump_check_task(struct dump_ctx *ctx, struct dump_task *t);
 enum task_release_mode { RELEASE_KILL, RELEASE_RUN, RELEASE_STOP };
 void dump_release(struct dump_task *t, enum task_release_mode mode);

@@ -111,6 +111,12 @@ static int tree_pass(struct dump_ctx *ctx, bool *added)
 		ret = read_children(t, &kids, &nr);
 		if (ret)
 			return ret;
+		for (size_t k = 0; k < nr; k++) {
+			if (!tree_find(ctx, kids[k])) {
+				dump_test_delay_seize();
+				break;
+			}
+		}
 		for (size_t k = 0; k < nr && !ret; k++)
 			if (!tree_find(ctx, kids[k]))
 				ret = tree_take_child(ctx, t, kids[k], added);

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/env-number.h"
 #include "common/log.h"
 #include "common/mono-time.h"
 #include "common/proc-stat.h"
@@ -29,6 +30,7 @@
 #include "dump/dump.h"
 
 #define PF_EXITING		0x00000004	/* the kernel's task flag (/proc/PID/stat field 9) */
+#define DELAY_SEIZE_ENV		"CRIU_LAZY_TEST_DELAY_SEIZE_MS"
 #define SEIZE_TIMEOUT_MS	10000
 #define KILL_TIMEOUT_MS		10000
 #define STOP_TIMEOUT_MS		10000
@@ -167,6 +169,20 @@ int dump_freeze_pass_signal(pid_t tid, int sig, int64_t deadline)
 	    ptrace(PTRACE_INTERRUPT, tid, NULL, NULL))
 		return -errno;
 	return 0;
+}
+
+void dump_test_delay_seize(void)
+{
+	static int64_t delay_ms = -1;
+
+	if (delay_ms < 0) {
+		delay_ms = (int64_t)env_number(DELAY_SEIZE_ENV, 60000);
+		if (delay_ms)
+			pr_warn("test hook %s=%lld: each list of children or threads waits that "
+				"long before its seizes", DELAY_SEIZE_ENV, (long long)delay_ms);
+	}
+	if (delay_ms)
+		mono_sleep_ms((uint32_t)delay_ms);
 }
 
 int dump_seize(struct dump_task *t)

@@ -165,6 +165,7 @@ static struct dump_thread *add_thread(struct dump_task *t, pid_t tid)
 struct seize_walk {
 	struct dump_task *t;
 	int added, err;
+	bool delayed;		/* dump_test_delay_seize() done in this pass */
 };
 
 static int seize_new_thread(pid_t tid, void *arg)
@@ -176,6 +177,10 @@ static int seize_new_thread(pid_t tid, void *arg)
 
 	if (have_tid(t, tid))
 		return 0;
+	if (!w->delayed) {
+		dump_test_delay_seize();
+		w->delayed = true;
+	}
 	th = add_thread(t, tid);
 	if (!th)
 		return w->err = -ENOMEM;
@@ -195,7 +200,7 @@ static int seize_new_thread(pid_t tid, void *arg)
  * of threads added, or a negative errno. */
 static int seize_pass(struct dump_task *t)
 {
-	struct seize_walk w = { t, 0, 0 };
+	struct seize_walk w = { t, 0, 0, false };
 	int ret = proc_each_thread(t->pid, seize_new_thread, &w);
 
 	if (ret < 0 && !w.err)
