@@ -268,10 +268,13 @@ int dump_pagemap_open(struct dump_ctx *ctx, enum img_type type, unsigned long id
 
 /* seize.c: freezing, checks, letting go */
 int dump_seize(struct dump_task *t);
-/* Test only (CRIU_LAZY_TEST_DELAY_SEIZE_MS): a wait between listing what
- * is to be seized (a frozen task's children, a task's threads) and the
- * seizes, so that tests meet the forks and exits in between every time. */
-void dump_test_delay_seize(void);
+/* Test only: waits that make the races of a freeze happen every time
+ * (criu-lazy.8): between listing what is to be seized (a frozen task's
+ * children, a task's threads) and the seizes (CRIU_LAZY_TEST_DELAY_SEIZE_MS),
+ * and between a task's or thread's seize and its interrupt
+ * (CRIU_LAZY_TEST_DELAY_INTERRUPT_MS). */
+enum dump_test_delay { DUMP_DELAY_SEIZE, DUMP_DELAY_INTERRUPT, DUMP_NR_DELAYS };
+void dump_test_delay(enum dump_test_delay which);
 int dump_check_task(struct dump_ctx *ctx, struct dump_task *t);
 enum task_release_mode { RELEASE_KILL, RELEASE_RUN, RELEASE_STOP };
 void dump_release(struct dump_task *t, enum task_release_mode mode);

@@ -113,7 +113,7 @@ static int tree_pass(struct dump_ctx *ctx, bool *added)
 			return ret;
 		for (size_t k = 0; k < nr; k++) {
 			if (!tree_find(ctx, kids[k])) {
-				dump_test_delay_seize();
+				dump_test_delay(DUMP_DELAY_SEIZE);
 				break;
 			}
 		}

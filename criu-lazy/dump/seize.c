@@ -30,7 +30,6 @@
 #include "dump/dump.h"
 
 #define PF_EXITING		0x00000004	/* the kernel's task flag (/proc/PID/stat field 9) */
-#define DELAY_SEIZE_ENV		"CRIU_LAZY_TEST_DELAY_SEIZE_MS"
 #define SEIZE_TIMEOUT_MS	10000
 #define KILL_TIMEOUT_MS		10000
 #define STOP_TIMEOUT_MS		10000
@@ -171,18 +170,27 @@ int dump_freeze_pass_signal(pid_t tid, int sig, int64_t deadline)
 	return 0;
 }
 
-void dump_test_delay_seize(void)
-{
-	static int64_t delay_ms = -1;
+static const struct {
+	const char *env, *what;
+} test_delays[DUMP_NR_DELAYS] = {
+	[DUMP_DELAY_SEIZE] = { "CRIU_LAZY_TEST_DELAY_SEIZE_MS",
+			       "each list of children or threads waits that long before its seizes" },
+	[DUMP_DELAY_INTERRUPT] = { "CRIU_LAZY_TEST_DELAY_INTERRUPT_MS",
+				   "each seize waits that long before its interrupt" },
+};
 
-	if (delay_ms < 0) {
-		delay_ms = (int64_t)env_number(DELAY_SEIZE_ENV, 60000);
-		if (delay_ms)
-			pr_warn("test hook %s=%lld: each list of children or threads waits that "
-				"long before its seizes", DELAY_SEIZE_ENV, (long long)delay_ms);
+void dump_test_delay(enum dump_test_delay which)
+{
+	static int64_t delay_ms[DUMP_NR_DELAYS] = { -1, -1 };
+
+	if (delay_ms[which] < 0) {
+		delay_ms[which] = (int64_t)env_number(test_delays[which].env, 60000);
+		if (delay_ms[which])
+			pr_warn("test hook %s=%lld: %s", test_delays[which].env,
+				(long long)delay_ms[which], test_delays[which].what);
 	}
-	if (delay_ms)
-		mono_sleep_ms((uint32_t)delay_ms);
+	if (delay_ms[which])
+		mono_sleep_ms((uint32_t)delay_ms[which]);
 }
 
 int dump_seize(struct dump_task *t)
@@ -205,6 +213,7 @@ int dump_seize(struct dump_task *t)
 		return -errno;
 	}
 	t->seized = true;
+	dump_test_delay(DUMP_DELAY_INTERRUPT);
 	if (ptrace(PTRACE_INTERRUPT, t->pid, NULL, NULL))
 		return dump_task_error(t, -errno, "can't interrupt task %d: %m", t->pid);
 

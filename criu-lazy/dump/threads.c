@@ -65,8 +65,8 @@ static int freeze_wait(struct dump_thread *th, int *status)
 /*
  * Seize and interrupt one non-leader thread, as seize.c does the leader:
  * a signal that comes first is passed on, a thread in a group-stop is
- * resumed into the pending interrupt trap.  0 frozen, 1 it exited first,
- * or a negative errno (logged).
+ * resumed into the pending interrupt trap.  0 frozen, 1 it exited before
+ * its seize, 2 after it (before its stop), or a negative errno (logged).
  */
 /*
  * Is thread @tid of task @pid gone or on its way out?  PTRACE_SEIZE of a
@@ -94,6 +94,7 @@ static int freeze_thread(struct dump_task *t, struct dump_thread *th)
 		return -errno;
 	}
 	th->seized = true;
+	dump_test_delay(DUMP_DELAY_INTERRUPT);
 	if (ptrace(PTRACE_INTERRUPT, th->tid, NULL, NULL) && errno != ESRCH) {
 		pr_perror("can't interrupt thread %d of task %d", th->tid, t->pid);
 		return -errno;
@@ -101,7 +102,7 @@ static int freeze_thread(struct dump_task *t, struct dump_thread *th)
 	for (;;) {
 		ret = freeze_wait(th, &status);
 		if (ret)
-			return ret;
+			return ret == 1 ? 2 : ret;
 		sig = WSTOPSIG(status);
 		if ((status >> 16) == PTRACE_EVENT_STOP)
 			break;
@@ -126,7 +127,7 @@ static int freeze_thread(struct dump_task *t, struct dump_thread *th)
 		}
 		ret = freeze_wait(th, &status);
 		if (ret)
-			return ret;
+			return ret == 1 ? 2 : ret;
 		if ((status >> 16) != PTRACE_EVENT_STOP) {
 			pr_err("thread %d did not trap after leaving its group-stop (status %#x)",
 			       th->tid, status);
@@ -165,7 +166,7 @@ static struct dump_thread *add_thread(struct dump_task *t, pid_t tid)
 struct seize_walk {
 	struct dump_task *t;
 	int added, err;
-	bool delayed;		/* dump_test_delay_seize() done in this pass */
+	bool delayed;		/* dump_test_delay() done in this pass */
 };
 
 static int seize_new_thread(pid_t tid, void *arg)
@@ -178,15 +179,16 @@ static int seize_new_thread(pid_t tid, void *arg)
 	if (have_tid(t, tid))
 		return 0;
 	if (!w->delayed) {
-		dump_test_delay_seize();
+		dump_test_delay(DUMP_DELAY_SEIZE);
 		w->delayed = true;
 	}
 	th = add_thread(t, tid);
 	if (!th)
 		return w->err = -ENOMEM;
 	ret = freeze_thread(t, th);
-	if (ret == 1) {
-		pr_info("thread %d of task %d exited before it could be frozen", tid, t->pid);
+	if (ret > 0) {
+		pr_info("thread %d of task %d exited %s", tid, t->pid,
+			ret == 1 ? "before it could be frozen" : "while it was being frozen");
 		t->nr_threads--;
 		return 0;
 	}

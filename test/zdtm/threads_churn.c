@@ -1,8 +1,8 @@
 /*
  * Threads that come and go while the task is being dumped: --spawners
- * threads each create a short-lived thread, join it and start again, all
- * the time, so the dump meets threads being created and exiting while it
- * seizes them.  Every short-lived thread adds its number to a sum; after
+ * threads each create a short-lived thread (which lives --linger-ms, or
+ * not at all), join it and start again, all the time, so the dump meets
+ * threads being created and exiting while it seizes them.  Every short-lived thread adds its number to a sum; after
  * SIGTERM the spawners stop, and the sum must match what they created
  * (no thread lost or run twice), and they must have gone on creating
  * threads after the restore.
@@ -16,7 +16,7 @@
 
 #define MAX_SPAWNERS	16
 
-static long nr_spawners = 4;
+static long nr_spawners = 4, linger_ms;
 static atomic_ulong created, finished, sum_expected, sum_done;
 static atomic_int stop;
 
@@ -24,6 +24,12 @@ static void *short_lived(void *arg)
 {
 	unsigned long n = (unsigned long)arg;
 
+	if (linger_ms) {
+		struct timespec ts = { linger_ms / 1000, (linger_ms % 1000) * 1000000 };
+
+		while (nanosleep(&ts, &ts))
+			;
+	}
 	atomic_fetch_add(&sum_done, n);
 	atomic_fetch_add(&finished, 1);
 	return NULL;
@@ -60,6 +66,8 @@ int main(int argc, char **argv)
 {
 	const struct test_opt opts[] = {
 		{ "spawners", TEST_OPT_INT, &nr_spawners, 0, "threads that create threads" },
+		{ "linger-ms", TEST_OPT_INT, &linger_ms, 0,
+		  "how long each short-lived thread lives (default: not at all)" },
 		{ NULL },
 	};
 	pthread_t th[MAX_SPAWNERS];
@@ -69,6 +77,8 @@ int main(int argc, char **argv)
 	test_init(argc, argv, opts);
 	if (nr_spawners < 1 || nr_spawners > MAX_SPAWNERS)
 		fail("--spawners %ld: 1..%d", nr_spawners, MAX_SPAWNERS);
+	if (linger_ms < 0 || linger_ms > 1000)
+		fail("--linger-ms %ld: 0..1000", linger_ms);
 
 	sigemptyset(&term);
 	sigaddset(&term, SIGTERM);
