@@ -20,9 +20,10 @@ test-only hooks (criu-lazy.8) make it happen in every one:
   PTRACE_SEIZE and its PTRACE_INTERRUPT.  The short-lived thread a
   spawner still waited for when it was frozen is seized alive in the next
   pass and exits, traced, before its interrupt: the dump reaps it, leaves
-  it out and goes on.  (tree_forker's grandchildren do not meet this one:
-  by the time their parent is frozen and its list read, they are zombies
-  already.)
+  it out and goes on.  tree_forker's grandchildren never meet this one:
+  a seized child stops at its first SIGCHLD (a traced task stops for
+  every signal, even one it ignores), and its grandchildren are zombies
+  by the time its list is read.
 """
 import re
 
