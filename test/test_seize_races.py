@@ -20,10 +20,12 @@ test-only hooks (criu-lazy.8) make it happen in every one:
   PTRACE_SEIZE and its PTRACE_INTERRUPT.  The short-lived thread a
   spawner still waited for when it was frozen is seized alive in the next
   pass and exits, traced, before its interrupt: the dump reaps it, leaves
-  it out and goes on.  tree_forker's grandchildren never meet this one:
-  a seized child stops at its first SIGCHLD (a traced task stops for
-  every signal, even one it ignores), and its grandchildren are zombies
-  by the time its list is read.
+  it out and goes on.  seize_shy's grandchildren exit as soon as they
+  see a tracer: seized, each exits before its interrupt, and is dumped as
+  the zombie its parent then reaps (with the exit code it checks).
+  (tree_forker's never meet this one: a seized child stops at its first
+  SIGCHLD, a traced task stopping for every signal, even one it ignores,
+  and its grandchildren are zombies by the time its list is read.)
 """
 import re
 
@@ -44,6 +46,8 @@ LINGERING = ZdtmTest("threads_churn", ("--linger-ms", "15"), threads_vary=True, 
 CASES = [
     pytest.param(ZdtmTest("tree_forker", tree=True), DELAY_SEIZE,
                  r"task \d+ is a zombie \(exit status", id="tree_forker-seize"),
+    pytest.param(ZdtmTest("seize_shy", tree=True), DELAY_INTERRUPT,
+                 r"task \d+ exited while the tree was being frozen", id="seize_shy-interrupt"),
     pytest.param(LINGERING, DELAY_SEIZE,
                  r"thread \d+ of task \d+ exited before it could be frozen",
                  id="threads_churn-seize"),

@@ -63,12 +63,6 @@ static int freeze_wait(struct dump_thread *th, int *status)
 }
 
 /*
- * Seize and interrupt one non-leader thread, as seize.c does the leader:
- * a signal that comes first is passed on, a thread in a group-stop is
- * resumed into the pending interrupt trap.  0 frozen, 1 it exited before
- * its seize, 2 after it (before its stop), or a negative errno (logged).
- */
-/*
  * Is thread @tid of task @pid gone or on its way out?  PTRACE_SEIZE of a
  * thread that has begun to exit fails with EPERM, not ESRCH.
  */
@@ -82,6 +76,12 @@ static bool thread_exiting(pid_t pid, pid_t tid)
 	return f[0] == 'Z' || f[0] == 'X' || f[0] == 'x';
 }
 
+/*
+ * Seize and interrupt one non-leader thread, as seize.c does the leader:
+ * a signal that comes first is passed on, a thread in a group-stop is
+ * resumed into the pending interrupt trap.  0 frozen, 1 it exited before
+ * its seize, 2 after it (before its stop), or a negative errno (logged).
+ */
 static int freeze_thread(struct dump_task *t, struct dump_thread *th)
 {
 	int64_t deadline = mono_ms() + FREEZE_TIMEOUT_MS;
