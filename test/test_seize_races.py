@@ -25,7 +25,11 @@ test-only hooks (criu-lazy.8) make it happen in every one:
   the zombie its parent then reaps (with the exit code it checks).
   (tree_forker's never meet this one: a seized child stops at its first
   SIGCHLD, a traced task stopping for every signal, even one it ignores,
-  and its grandchildren are zombies by the time its list is read.)
+  and its grandchildren are zombies by the time its list is read.)  And
+  itimer's SIGALRM, every 10 ms, comes between the seize and the
+  interrupt: the task stops for it first, and the dump passes it on and
+  interrupts the task again (dump_freeze_pass_signal()); the program
+  counts its ticks on after the restore.
 """
 import re
 
@@ -48,6 +52,8 @@ CASES = [
                  r"task \d+ is a zombie \(exit status", id="tree_forker-seize"),
     pytest.param(ZdtmTest("seize_shy", tree=True), DELAY_INTERRUPT,
                  r"task \d+ exited while the tree was being frozen", id="seize_shy-interrupt"),
+    pytest.param(ZdtmTest("itimer"), DELAY_INTERRUPT,
+                 r"task \d+: passing signal 14 on while freezing", id="itimer-interrupt"),
     pytest.param(LINGERING, DELAY_SEIZE,
                  r"thread \d+ of task \d+ exited before it could be frozen",
                  id="threads_churn-seize"),

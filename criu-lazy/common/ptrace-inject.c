@@ -296,9 +296,15 @@ static int request_failed(pid_t tid, const char *what, const char *after)
 
 static bool is_syscall_stop(int status)
 {
-	/* SIGTRAP | 0x80 with PTRACE_O_TRACESYSGOOD, plain SIGTRAP without */
-	return WIFSTOPPED(status) &&
+	/* SIGTRAP | 0x80 with PTRACE_O_TRACESYSGOOD, plain SIGTRAP without
+	 * (but not a PTRACE_EVENT_*, which carries a SIGTRAP too) */
+	return WIFSTOPPED(status) && !(status >> 16) &&
 	       (WSTOPSIG(status) == (SIGTRAP | 0x80) || WSTOPSIG(status) == SIGTRAP);
+}
+
+static bool is_interrupt_trap(int status)
+{
+	return WIFSTOPPED(status) && status >> 16 == PTRACE_EVENT_STOP;
 }
 
 /* Wait for tid's next stop; -ESRCH (logged) if it ended instead. */
@@ -309,21 +315,38 @@ static int wait_next_stop(pid_t tid, int *status)
 	return ret ?: task_gone(tid, *status);
 }
 
+/*
+ * A PTRACE_INTERRUPT that came while the tracee was already in a ptrace
+ * stop (a signal-delivery-stop, while it was being frozen) is not lost: it
+ * traps the tracee once more after that stop ends (the kernel's
+ * ptrace_request(), "another trap will happen"), and one made again after
+ * passing the signal on can then be left over for the next resume.  Such a
+ * trap on the way to a syscall stop is only passed through: taken for the
+ * syscall's entry, it made the entry's -ENOSYS read as the injected
+ * syscall's result (a dump of a task whose timer signal came between its
+ * seize and its interrupt failed so).
+ */
+#define MAX_INTERRUPT_TRAPS 4
+
 static int resume_to_syscall_stop(pid_t tid)
 {
 	int status, ret;
 
-	if (ptrace(PTRACE_SYSCALL, tid, NULL, NULL))
-		return request_failed(tid, "resume", " to a syscall stop");
-	ret = wait_next_stop(tid, &status);
-	if (ret)
-		return ret;
-	if (!is_syscall_stop(status)) {
-		pr_err("task %d stopped with signal %d instead of at a syscall", tid,
-		       WIFSTOPPED(status) ? WSTOPSIG(status) : -1);
-		return -EIO;
+	for (int traps = 0;; traps++) {
+		if (ptrace(PTRACE_SYSCALL, tid, NULL, NULL))
+			return request_failed(tid, "resume", " to a syscall stop");
+		ret = wait_next_stop(tid, &status);
+		if (ret)
+			return ret;
+		if (is_syscall_stop(status))
+			return 0;
+		if (!is_interrupt_trap(status) || traps == MAX_INTERRUPT_TRAPS)
+			break;
+		pr_debug("task %d: an interrupt trap on the way to a syscall stop", tid);
 	}
-	return 0;
+	pr_err("task %d stopped with signal %d (event %d) instead of at a syscall", tid,
+	       WIFSTOPPED(status) ? WSTOPSIG(status) : -1, status >> 16);
+	return -EIO;
 }
 
 void inject_set_regs(struct user_regs_struct *regs, unsigned long syscall_ip, long nr,
