@@ -73,5 +73,6 @@ def test_freeze_races_every_time(which, spec, hook, seen, tool, zdtm, procs, wor
     monkeypatch.setenv(hook, "20")
     modes.cycle_once(which, zdtm, spec, tool, procs, workdir)
     log = (workdir / "dump-1.log").read_text(errors="replace")
-    assert f"test hook {hook}=20" in log, f"the dump did not wait: this tests nothing\n{log[-3000:]}"
+    assert f"test hook {hook}=20" in log, (
+        f"the dump did not wait: this tests nothing\n{log[-3000:]}")
     assert re.search(seen, log), f"the race did not happen: this tests nothing\n{log[-3000:]}"

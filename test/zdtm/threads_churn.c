@@ -2,11 +2,12 @@
  * Threads that come and go while the task is being dumped: --spawners
  * threads each create a short-lived thread (which lives --linger-ms, or
  * not at all), join it and start again, all the time, so the dump meets
- * threads being created and exiting while it seizes them.  Every short-lived thread adds its number to a sum; after
- * SIGTERM the spawners stop, and the sum must match what they created
- * (no thread lost or run twice), and they must have gone on creating
- * threads after the restore.
+ * threads being created and exiting while it seizes them.  Every
+ * short-lived thread adds its number to a sum; after SIGTERM the spawners
+ * stop, and the sum must match what they created (no thread lost or run
+ * twice), and they must have gone on creating threads after the restore.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <time.h>
@@ -27,7 +28,7 @@ static void *short_lived(void *arg)
 	if (linger_ms) {
 		struct timespec ts = { linger_ms / 1000, (linger_ms % 1000) * 1000000 };
 
-		while (nanosleep(&ts, &ts))
+		while (nanosleep(&ts, &ts) && errno == EINTR)
 			;
 	}
 	atomic_fetch_add(&sum_done, n);
