@@ -20,12 +20,13 @@ test-only hooks (criu-lazy.8) make it happen in every one:
   PTRACE_SEIZE and its PTRACE_INTERRUPT.  The short-lived thread a
   spawner still waited for when it was frozen is seized alive in the next
   pass and exits, traced, before its interrupt: the dump reaps it, leaves
-  it out and goes on.  seize_shy's grandchildren exit as soon as they
-  see a tracer: seized, each exits before its interrupt, and is dumped as
-  the zombie its parent then reaps (with the exit code it checks).
-  (tree_forker's never meet this one: a seized child stops at its first
-  SIGCHLD, a traced task stopping for every signal, even one it ignores,
-  and its grandchildren are zombies by the time its list is read.)  And
+  it out and goes on.  tree_forker --shy's grandchildren exit as soon as
+  they see a tracer: seized, each exits before its interrupt, and is
+  dumped as the zombie its parent then reaps (with the exit code it
+  checks).  (Its usual ones never meet this one: a seized child stops at
+  its first SIGCHLD, a traced task stopping for every signal, even one it
+  ignores, and its grandchildren are zombies by the time its list is
+  read.)  And
   itimer's SIGALRM, every 10 ms, comes between the seize and the
   interrupt: the task stops for it first, and the dump passes it on and
   interrupts the task again (dump_freeze_pass_signal()); the program
@@ -45,13 +46,16 @@ DELAY_INTERRUPT = "CRIU_LAZY_TEST_DELAY_INTERRUPT_MS"
 # a spawner's threads, and gone after a wait of 20 ms
 LINGERING = ZdtmTest("threads_churn", ("--linger-ms", "15"), threads_vary=True, label="linger")
 
+# each grandchild leaves as soon as it is traced
+SHY_TREE = ZdtmTest("tree_forker", ("--shy",), tree=True, label="shy")
+
 # each program with each hook that makes its race happen every time, and
 # the line of the dump's log that says it did
 CASES = [
     pytest.param(ZdtmTest("tree_forker", tree=True), DELAY_SEIZE,
                  r"task \d+ is a zombie \(exit status", id="tree_forker-seize"),
-    pytest.param(ZdtmTest("seize_shy", tree=True), DELAY_INTERRUPT,
-                 r"task \d+ exited while the tree was being frozen", id="seize_shy-interrupt"),
+    pytest.param(SHY_TREE, DELAY_INTERRUPT, r"task \d+ exited while the tree was being frozen",
+                 id="tree_forker_shy-interrupt"),
     pytest.param(ZdtmTest("itimer"), DELAY_INTERRUPT,
                  r"task \d+: passing signal 14 on while freezing", id="itimer-interrupt"),
     pytest.param(LINGERING, DELAY_SEIZE,

@@ -212,15 +212,6 @@ def poke_forker_child_memory(task):
     poke(int(m.group(1)), int(m.group(2), 16) + 4096 + 3, b"\x00\x42")
 
 
-def kill_shy_grandchild(task):
-    """SIGKILL one of seize_shy's grandchildren: not the exit code its
-    parent checks for."""
-    with open(f"/proc/{task.pid}/task/{task.pid}/children") as f:
-        child = int(f.read().split()[0])
-    with open(f"/proc/{child}/task/{child}/children") as f:
-        os.kill(int(f.read().split()[0]), signal.SIGKILL)
-
-
 def poke_shared_page20(task):
     poke(task.pid, addr(task, r"shared region (0x[0-9a-f]+)") + 20 * 4096 + 5, b"\x00\x42")
 

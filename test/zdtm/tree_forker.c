@@ -6,11 +6,18 @@
  * (grandchildren running, exiting, zombies not reaped yet) and must freeze
  * all of it consistently.
  *
+ * --shy: each child keeps one grandchild at a time instead, which looks
+ * at its own TracerPid every 200 us and exits (with the same code) the
+ * moment it has one: a dump that seizes it finds it gone before it could
+ * stop it, and dumps it as the zombie its parent then reaps
+ * (test_seize_races makes that happen every time).
+ *
  * After SIGTERM each child stops forking, reaps what is left (every exit
  * code must be the one its grandchild was given), checks its memory and
  * exits 0; the root checks that each child did.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +34,7 @@
 #define PAGES 32
 
 static volatile sig_atomic_t got_term;
+static int shy;
 
 static void on_term(int sig)
 {
@@ -56,6 +64,60 @@ static int reap_one(int flags)
 	return r;
 }
 
+/* The TracerPid of /proc/self/status, or -1 if it cannot be read. */
+static long tracer(void)
+{
+	char buf[4096], *p;
+	int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = 0;
+	p = strstr(buf, "\nTracerPid:");
+	return p ? strtol(p + 11, NULL, 10) : -1;
+}
+
+static void __attribute__((noreturn)) grandchild_run(void)
+{
+	const struct timespec tick = { 0, 200000 };
+	struct timespec ts = { 0, (getpid() % 8) * 125000 };
+	long t = 0;
+
+	if (!shy) {
+		nanosleep(&ts, NULL);
+		_exit(getpid() & 0xff);
+	}
+	/* (SIGTERM, the child's handler inherited: told to go) */
+	while (!got_term && !(t = tracer()))
+		nanosleep(&tick, NULL);
+	if (t < 0 && !got_term)
+		die("read /proc/self/status");
+	_exit(getpid() & 0xff);
+}
+
+/* --shy: wait for grandchild @pid to end, telling it to once we are told. */
+static void wait_shy(pid_t pid)
+{
+	const struct timespec tick = { 0, 1000000 };
+	int told = 0;
+	pid_t r;
+
+	while ((r = reap_one(WNOHANG)) != pid) {
+		if (r < 0 && errno != EINTR)
+			die("waitpid");
+		if (got_term && !told) {
+			kill(pid, SIGTERM);
+			told = 1;
+		}
+		nanosleep(&tick, NULL);
+	}
+}
+
 /* @mem: mapped by the root before the fork, ours once we write it */
 static void __attribute__((noreturn)) child_run(uint8_t *mem, int ready_w)
 {
@@ -75,14 +137,12 @@ static void __attribute__((noreturn)) child_run(uint8_t *mem, int ready_w)
 				continue;
 			die("fork");
 		}
-		if (pid == 0) {
-			struct timespec ts = { 0, (getpid() % 8) * 125000 };
-
-			nanosleep(&ts, NULL);
-			_exit(getpid() & 0xff);
-		}
+		if (pid == 0)
+			grandchild_run();
+		if (shy)
+			wait_shy(pid);
 		/* leave a few unreaped for a while: zombies for the dump */
-		if (++n % 4 == 0)
+		else if (++n % 4 == 0)
 			while (reap_one(WNOHANG) > 0)
 				;
 	}
@@ -104,7 +164,12 @@ int main(int argc, char **argv)
 	int status, p[2];
 	char c;
 
-	test_init(argc, argv, NULL);
+	const struct test_opt opts[] = {
+		{ "shy", TEST_OPT_FLAG, &shy, 0, "grandchildren that leave once traced" },
+		{ NULL },
+	};
+
+	test_init(argc, argv, opts);
 	test_kill_tree_at_exit();
 	mem = mmap(NULL, PAGES * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
 		   -1, 0);
