@@ -17,7 +17,6 @@
  * exits 0; the root checks that each child did.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,39 +63,28 @@ static int reap_one(int flags)
 	return r;
 }
 
-/* The TracerPid of /proc/self/status, or -1 if it cannot be read. */
-static long tracer(void)
+/* Has a tracer seized us?  (The library fail()s if /proc is unreadable.) */
+static int traced(void)
 {
-	char buf[4096], *p;
-	int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-	ssize_t n;
+	char v[32];
 
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = 0;
-	p = strstr(buf, "\nTracerPid:");
-	return p ? strtol(p + 11, NULL, 10) : -1;
+	if (proc_status_value("TracerPid", v, sizeof(v)))
+		die("no TracerPid in /proc/self/status");
+	return atol(v) != 0;
 }
 
 static void __attribute__((noreturn)) grandchild_run(void)
 {
 	const struct timespec tick = { 0, 200000 };
 	struct timespec ts = { 0, (getpid() % 8) * 125000 };
-	long t = 0;
 
 	if (!shy) {
 		nanosleep(&ts, NULL);
 		_exit(getpid() & 0xff);
 	}
 	/* (SIGTERM, the child's handler inherited: told to go) */
-	while (!got_term && !(t = tracer()))
+	while (!got_term && !traced())
 		nanosleep(&tick, NULL);
-	if (t < 0 && !got_term)
-		die("read /proc/self/status");
 	_exit(getpid() & 0xff);
 }
 
