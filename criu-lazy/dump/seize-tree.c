@@ -111,15 +111,13 @@ static int tree_pass(struct dump_ctx *ctx, bool *added)
 		ret = read_children(t, &kids, &nr);
 		if (ret)
 			return ret;
-		for (size_t k = 0; k < nr; k++) {
-			if (!tree_find(ctx, kids[k])) {
+		for (size_t k = 0, waited = 0; k < nr && !ret; k++) {
+			if (tree_find(ctx, kids[k]))
+				continue;
+			if (!waited++)	/* test only: before the first new one's seize */
 				dump_test_delay(DUMP_DELAY_SEIZE);
-				break;
-			}
+			ret = tree_take_child(ctx, t, kids[k], added);
 		}
-		for (size_t k = 0; k < nr && !ret; k++)
-			if (!tree_find(ctx, kids[k]))
-				ret = tree_take_child(ctx, t, kids[k], added);
 		free(kids);
 		if (ret)
 			return ret;
