@@ -252,23 +252,47 @@ DELAY_FINALIZE = "CRIU_LAZY_TEST_DELAY_FINALIZE_MS"
 
 def spoil_fpu_state(core_img):
     """core_img says its task used an FPU state component no CPU has (bit
-    62 of xstate_bv): the restore finds out only when it sets that thread's
-    registers, in its last stage before the tasks resume."""
+    62 of xstate_bv): the task finds out as it builds its restorer's
+    arguments (attrs/fpu.c), the restore process when it comes to that
+    task's blob in the last stage."""
     # thread_info, its fpregs, their xsave, its xstate_bv
     images.edit_record(core_img, lambda core: images.set_nested(
         core, (2, 3, 13), lambda xs: images.set_field(xs, 1, images.get(xs, 1)[0] | 1 << 62)))
 
 
-def test_no_task_runs_before_every_one_is_complete(tool, zdtm, workdir):
+def spoil_code_segment(core_img):
+    """core_img's task ran with a kernel code segment (cs 0x10, privilege
+    level 0): nothing checks it before the restore process sets that
+    task's registers, the last of its last steps (PTRACE_SETREGS: EIO)."""
+    # thread_info, its gpregs, their cs
+    images.edit_record(core_img, lambda core: images.set_nested(
+        core, (2, 2), lambda regs: images.set_field(regs, 18, 0x10)))
+
+
+# the spoiled image and the restore's error line (the task's pid given)
+LATE_FAILURES = [
+    pytest.param(spoil_fpu_state, lambda pid: (rf"core-{pid}\.img", r"FPU"),
+                 id="fpu-in-the-blob"),
+    pytest.param(spoil_code_segment, lambda pid: (rf"registers of task {pid}\b",),
+                 id="regs-in-the-last-steps"),
+]
+
+
+@pytest.mark.parametrize("spoil,words", LATE_FAILURES)
+def test_no_task_runs_before_every_one_is_complete(tool, zdtm, workdir, spoil, words):
     """The tasks of a tree resume together, only once every one is fully
     restored: a tree whose processes each append a tick to a log every
-    millisecond while they run (counter --children 3), one of them failing
-    at the very end of its own restore (its registers).  The restore fails
-    with that process's one line, nothing of the tree is left, and no log
-    grew: no process ran, not even those restored before the failure.
-    Each process's last steps wait 50 ms first (a test hook), so that one
-    let go as soon as its own were done would have run for tens of ticks
-    before the failure."""
+    millisecond while they run (counter --children 3), its last child
+    failing at the very end of its own restore: its blob's FPU state, or
+    its registers, set by the restore process after every other step of
+    it (the last child's blob ends last, as a rule: then every other
+    process is complete).  The restore fails with that process's one
+    line, nothing of the tree is left, and no log grew: no process ran,
+    not even those restored before the failure.  Each process's last
+    steps are followed by 50 ms of waiting (a test hook), failed or not,
+    so that one let go before the tree is complete, whenever it happened
+    (after its own steps, or during the last process's), would have run
+    for tens of ticks before the failure."""
     task = zdtm(ZdtmTest("counter", ("--log", "counter.log", "--size", "1M", "--interval-ms",
                                      "1", "--children", "3"), label="tree-ticks", tree=True))
     kids = P.descendants(task.pid)
@@ -277,8 +301,8 @@ def test_no_task_runs_before_every_one_is_complete(tool, zdtm, workdir):
     logs = sorted(workdir.glob("counter.log*"))
     assert len(logs) == 4, logs
     sizes = {p.name: p.stat().st_size for p in logs}
-    spoil_fpu_state(imgdir / f"core-{kids[1]}.img")
-    restore_fails(tool, workdir, imgdir, [task.pid, *kids], rf"core-{kids[1]}\.img", r"FPU",
+    spoil(imgdir / f"core-{kids[2]}.img")
+    restore_fails(tool, workdir, imgdir, [task.pid, *kids], *words(kids[2]),
                   env={**os.environ, DELAY_FINALIZE: "50"})
     log = (workdir / "restore.log").read_text(errors="replace")
     assert "as each restorer ends" in log, (

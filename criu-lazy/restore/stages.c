@@ -250,14 +250,15 @@ static int finalize_one(struct rst_tree *tree, struct rst_proc *p)
 
 	if (ret)
 		return ret;
-	/* test only: a task let go before every other one is complete would
-	 * run this long before we go on (test_tree.py) */
-	if (tree->test_delay_finalize_ms)
-		mono_sleep_ms(tree->test_delay_finalize_ms);
 	rst_pin_last_steps(tree, p);
 	rst_pin_proc(tree, p);
 	ret = rst_finalize(tree->o, &p->ri, &p->plan, &p->t) ?: rst_pin_release(tree, p);
 	p->finalized = !ret;
+	/* test only: a task let go before every other one is complete, even
+	 * during this one's steps or as they failed, runs this long before we
+	 * go on (test_tree.py) */
+	if (tree->test_delay_finalize_ms)
+		mono_sleep_ms(tree->test_delay_finalize_ms);
 	return ret;
 }
 
