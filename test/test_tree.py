@@ -48,12 +48,12 @@ DUMP_TIMEOUT = 60
 RESTORE_TIMEOUT = 60
 
 
-def restore_fails(tool, workdir, imgdir, pids, *patterns, extra=(), env=None):
+def restore_fails(tool, workdir, imgdir, pids, *patterns, extra=(), env=None, pidfile=None):
     """A restore of imgdir fails with one line matching patterns and
-    leaves nothing: no task of pids, no process of its own, no pidfile.
-    How long it took (s)."""
+    leaves nothing: no task of pids, no process of its own, no pidfile
+    (workdir/bad.pid unless given).  How long it took (s)."""
     children = P.children_of_me()
-    pidfile = workdir / "bad.pid"
+    pidfile = pidfile or workdir / "bad.pid"
     start = time.monotonic()
     res = tool.restore(imgdir, workdir / "restore.log", RESTORE_TIMEOUT, pidfile=pidfile,
                        extra=extra, env=env)
@@ -269,12 +269,14 @@ def spoil_code_segment(core_img):
         core, (2, 2), lambda regs: images.set_field(regs, 18, 0x10)))
 
 
-# the spoiled image and the restore's error line (the task's pid given)
+# what fails late (the last child's image spoiled, or none: the pidfile's
+# directory missing) and the restore's error line (that child's pid given)
 LATE_FAILURES = [
     pytest.param(spoil_fpu_state, lambda pid: (rf"core-{pid}\.img", r"FPU"),
                  id="fpu-in-the-blob"),
     pytest.param(spoil_code_segment, lambda pid: (rf"registers of task {pid}\b",),
                  id="regs-in-the-last-steps"),
+    pytest.param(None, lambda pid: (r"pidfile .*no-such-dir",), id="pidfile-after-them"),
 ]
 
 
@@ -282,17 +284,19 @@ LATE_FAILURES = [
 def test_no_task_runs_before_every_one_is_complete(tool, zdtm, workdir, spoil, words):
     """The tasks of a tree resume together, only once every one is fully
     restored: a tree whose processes each append a tick to a log every
-    millisecond while they run (counter --children 3), its last child
-    failing at the very end of its own restore: its blob's FPU state, or
-    its registers, set by the restore process after every other step of
-    it (the last child's blob ends last, as a rule: then every other
-    process is complete).  The restore fails with that process's one
-    line, nothing of the tree is left, and no log grew: no process ran,
-    not even those restored before the failure.  Each process's last
-    steps are followed by 50 ms of waiting (a test hook), failed or not,
-    so that one let go before the tree is complete, whenever it happened
-    (after its own steps, or during the last process's), would have run
-    for tens of ticks before the failure."""
+    millisecond while they run (counter --children 3) fails at the very
+    end of its restore: the last child's blob's FPU state; or its
+    registers, set by the restore process after every other step of it
+    (the last child's blob ends last, as a rule: then every other process
+    is complete); or, every process complete, the pidfile, written last
+    before the resume.  The restore fails with one line, nothing of the
+    tree is left, and no log grew: no process ran, not even those
+    restored before the failure.  Each process's last steps are followed
+    by 50 ms of waiting (a test hook), failed or not, and so is the last
+    stage before the pidfile's, so that one let go before the tree is
+    complete, whenever it happened (after its own steps, during the last
+    process's, or after them), would have run for tens of ticks before
+    the failure."""
     task = zdtm(ZdtmTest("counter", ("--log", "counter.log", "--size", "1M", "--interval-ms",
                                      "1", "--children", "3"), label="tree-ticks", tree=True))
     kids = P.descendants(task.pid)
@@ -301,9 +305,11 @@ def test_no_task_runs_before_every_one_is_complete(tool, zdtm, workdir, spoil, w
     logs = sorted(workdir.glob("counter.log*"))
     assert len(logs) == 4, logs
     sizes = {p.name: p.stat().st_size for p in logs}
-    spoil(imgdir / f"core-{kids[2]}.img")
+    if spoil:
+        spoil(imgdir / f"core-{kids[2]}.img")
     restore_fails(tool, workdir, imgdir, [task.pid, *kids], *words(kids[2]),
-                  env={**os.environ, DELAY_FINALIZE: "50"})
+                  env={**os.environ, DELAY_FINALIZE: "50"},
+                  pidfile=None if spoil else workdir / "no-such-dir" / "bad.pid")
     log = (workdir / "restore.log").read_text(errors="replace")
     assert "as each restorer ends" in log, (
         "the restore failed before its last stage: this tests nothing\n" + log[-3000:])

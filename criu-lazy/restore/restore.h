@@ -374,7 +374,8 @@ struct rst_tree {
 	 * that late after its clone (tree.c; 0: at once) */
 	uint32_t test_delay_created_ms;
 	/* test only (CRIU_LAZY_TEST_DELAY_FINALIZE_MS): a wait after each
-	 * process's last steps, failed or not (stages.c; 0: none) */
+	 * process's last steps, failed or not, and before the pidfile
+	 * (stages.c; 0: none) */
 	uint32_t test_delay_finalize_ms;
 	uint64_t t_start, fork_us, pages_filled;
 	/* our signal actions as the tasks inherit them (attrs/sigactions.c):

@@ -370,6 +370,11 @@ static int stage_pidfile(struct rst_tree *tree)
 	char path[PATH_MAX], buf[16];
 	int fd, len;
 
+	/* test only: a task let go after every process's last steps, before
+	 * the resume, runs this long before a pidfile we cannot write fails
+	 * the restore (test_tree.py) */
+	if (tree->test_delay_finalize_ms)
+		mono_sleep_ms(tree->test_delay_finalize_ms);
 	if (!o->pidfile)
 		return 0;
 	if (o->pidfile[0] != '/' && o->work_dir)

@@ -440,7 +440,8 @@ int rst_tree_create(struct rst_tree *tree)
 			"that late", DELAY_CREATED_ENV, tree->test_delay_created_ms);
 	tree->test_delay_finalize_ms = env_number(DELAY_FINALIZE_ENV, 60000);
 	if (tree->test_delay_finalize_ms)
-		pr_warn("test hook %s=%u: a wait that long after each process's last steps",
+		pr_warn("test hook %s=%u: a wait that long after each process's last steps "
+			"and before the pidfile",
 			DELAY_FINALIZE_ENV, tree->test_delay_finalize_ms);
 	ret = rst_task_create(tree, &tree->procs[0]);
 	while (!ret && tree->created < tree->nr)
