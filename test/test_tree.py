@@ -292,11 +292,11 @@ def test_no_task_runs_before_every_one_is_complete(tool, zdtm, workdir, spoil, w
     before the resume.  The restore fails with one line, nothing of the
     tree is left, and no log grew: no process ran, not even those
     restored before the failure.  Each process's last steps are followed
-    by 50 ms of waiting (a test hook), failed or not, and so is the last
-    stage before the pidfile's, so that one let go before the tree is
-    complete, whenever it happened (after its own steps, during the last
-    process's, or after them), would have run for tens of ticks before
-    the failure."""
+    by 50 ms of waiting (a test hook), failed or not, and the pidfile's
+    stage waits as long before it writes, so that one let go before the
+    tree is complete, whenever it happened (after its own steps, during
+    the last process's, or after them), would have run for tens of ticks
+    before the failure."""
     task = zdtm(ZdtmTest("counter", ("--log", "counter.log", "--size", "1M", "--interval-ms",
                                      "1", "--children", "3"), label="tree-ticks", tree=True))
     kids = P.descendants(task.pid)
