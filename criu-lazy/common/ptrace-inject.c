@@ -302,7 +302,7 @@ static bool is_syscall_stop(int status)
 	       (WSTOPSIG(status) == (SIGTRAP | 0x80) || WSTOPSIG(status) == SIGTRAP);
 }
 
-static bool is_interrupt_trap(int status)
+bool ptrace_interrupt_stop(int status)
 {
 	return WIFSTOPPED(status) && status >> 16 == PTRACE_EVENT_STOP;
 }
@@ -340,7 +340,7 @@ static int resume_to_syscall_stop(pid_t tid)
 			return ret;
 		if (is_syscall_stop(status))
 			return 0;
-		if (!is_interrupt_trap(status) || traps == MAX_INTERRUPT_TRAPS)
+		if (!ptrace_interrupt_stop(status) || traps == MAX_INTERRUPT_TRAPS)
 			break;
 		pr_debug("task %d: an interrupt trap on the way to a syscall stop", tid);
 	}
@@ -453,7 +453,7 @@ int ptrace_park_in_signal_stop(pid_t tid)
 	ret = wait_next_stop(tid, &status);
 	if (ret)
 		return ret;
-	if (!WIFSTOPPED(status) || status >> 16 != PTRACE_EVENT_STOP) {
+	if (!ptrace_interrupt_stop(status)) {
 		pr_err("task %d stopped with status %#x instead of an interrupt stop", tid, status);
 		return -EIO;
 	}

@@ -19,6 +19,7 @@
 #define CRIU_LAZY_COMMON_PTRACE_INJECT_H
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <sys/user.h>
@@ -90,6 +91,10 @@ int inject_syscall(pid_t tid, unsigned long syscall_ip, long nr,
 int inject_syscall_from(pid_t tid, const struct user_regs_struct *base,
 			unsigned long syscall_ip, long nr, const unsigned long args[6],
 			long *result);
+
+/* Is @status (a waitpid()'s) a PTRACE_EVENT_STOP: the stop of a
+ * PTRACE_INTERRUPT, or a group-stop or listen of a seized tracee? */
+bool ptrace_interrupt_stop(int status);
 
 /*
  * Move a stopped tracee into a PTRACE_EVENT_STOP (inside the kernel's

@@ -227,7 +227,7 @@ int dump_seize(struct dump_task *t)
 			return -EIO;
 		}
 		sig = WSTOPSIG(status);
-		if ((status >> 16) == PTRACE_EVENT_STOP)
+		if (ptrace_interrupt_stop(status))
 			break;
 		pr_debug("task %d: passing signal %d on while freezing", t->pid, sig);
 		ret = dump_freeze_pass_signal(t->pid, sig, deadline);
@@ -252,7 +252,7 @@ int dump_seize(struct dump_task *t)
 		ret = seize_wait(t, &status);
 		if (ret)
 			return ret;
-		if (!WIFSTOPPED(status) || (status >> 16) != PTRACE_EVENT_STOP) {
+		if (!ptrace_interrupt_stop(status)) {
 			pr_err("task %d did not trap after leaving its group-stop (status %#x)",
 			       t->pid, status);
 			return -EIO;

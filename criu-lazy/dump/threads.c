@@ -104,7 +104,7 @@ static int freeze_thread(struct dump_task *t, struct dump_thread *th)
 		if (ret)
 			return ret == 1 ? 2 : ret;
 		sig = WSTOPSIG(status);
-		if ((status >> 16) == PTRACE_EVENT_STOP)
+		if (ptrace_interrupt_stop(status))
 			break;
 		pr_debug("thread %d: passing signal %d on while freezing", th->tid, sig);
 		/* (gone meanwhile, ESRCH: the next wait sees its exit) */
@@ -128,7 +128,7 @@ static int freeze_thread(struct dump_task *t, struct dump_thread *th)
 		ret = freeze_wait(th, &status);
 		if (ret)
 			return ret == 1 ? 2 : ret;
-		if ((status >> 16) != PTRACE_EVENT_STOP) {
+		if (!ptrace_interrupt_stop(status)) {
 			pr_err("thread %d did not trap after leaving its group-stop (status %#x)",
 			       th->tid, status);
 			return -EIO;

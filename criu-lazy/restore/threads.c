@@ -153,7 +153,7 @@ static int wait_thread(pid_t tid)
 	ret = ptrace_wait_stop(tid, STOP_TIMEOUT_MS, &status);
 	if (ret)
 		return ret;
-	if (!WIFSTOPPED(status) || status >> 16 != PTRACE_EVENT_STOP) {
+	if (!ptrace_interrupt_stop(status)) {
 		pr_err("thread %d stopped with status %#x instead of an interrupt stop", tid,
 		       status);
 		return -EIO;
