@@ -29,7 +29,7 @@ test-only hooks (criu-lazy.8) make it happen in every one:
   read.)  And
   itimer's SIGALRM, every 10 ms, comes between the seize and the
   interrupt: the task stops for it first, and the dump passes it on and
-  interrupts the task again (dump_freeze_pass_signal()); the program
+  interrupts the task again (dump_freeze_stop()); the program
   counts its ticks on after the restore.
 """
 import re

@@ -282,7 +282,13 @@ bool dump_task_exited(struct dump_task *t);
 bool dump_task_is_zombie(pid_t pid);
 int dump_task_error(struct dump_task *t, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-int dump_freeze_pass_signal(pid_t tid, int sig, int64_t deadline);
+/* Once @tid is seized and interrupted: its interrupt stop (signals that come
+ * first passed on, a group-stop left for the pending trap) and its
+ * registers.  0 with *stop_sig SIGTRAP if it was running, else the signal
+ * of its group-stop; DUMP_FREEZE_EXITED if it exited meanwhile; else a
+ * negative errno, logged, naming it as @who. */
+#define DUMP_FREEZE_EXITED	1
+int dump_freeze_stop(pid_t tid, const char *who, int *stop_sig, struct user_regs_struct *regs);
 
 /* threads.c: every thread frozen, its own state, its core image, let go */
 int dump_seize_threads(struct dump_task *t);

@@ -4,12 +4,9 @@
  * (-s) again, with the registers it had.
  *
  * PTRACE_SEIZE does not stop the task; PTRACE_INTERRUPT does, and the task
- * reports a PTRACE_EVENT_STOP.  A signal that arrives first shows up as a
- * signal-delivery-stop: we pass the signal on and wait again.  A task that
- * was already stopped (group-stop) reports an event stop carrying its stop
- * signal; as CRIU does we resume it once so the pending interrupt traps it,
- * and it stays in its group-stop for the kernel (detaching leaves it
- * stopped again).
+ * reports a PTRACE_EVENT_STOP.  What comes between (signals, a group-stop)
+ * is dump_freeze_stop()'s, which freezes each thread (threads.c) the same
+ * way.
  */
 #include <dirent.h>
 #include <signal.h>
@@ -97,22 +94,6 @@ int dump_task_error(struct dump_task *t, int err, const char *fmt, ...)
 	return err < 0 ? err : -EIO;
 }
 
-/* Wait for the next stop of a seized task; an exit is reported as such. */
-static int seize_wait(struct dump_task *t, int *status)
-{
-	int ret = ptrace_wait_stop(t->pid, SEIZE_TIMEOUT_MS, status);
-
-	if (ret)
-		return ret;
-	if (WIFEXITED(*status) || WIFSIGNALED(*status)) {
-		t->exited = true;
-		if (!t->may_vanish)
-			pr_err("task %d exited during dump", t->pid);
-		return -ESRCH;
-	}
-	return 0;
-}
-
 static int check_seizable(struct dump_task *t)
 {
 	char buf[16384];
@@ -152,21 +133,83 @@ static int check_seizable(struct dump_task *t)
 	return 0;
 }
 
+/* The next stop of @tid while it is frozen: 0, or DUMP_FREEZE_EXITED. */
+static int freeze_wait(pid_t tid, const char *who, int *status)
+{
+	int ret = ptrace_wait_stop(tid, SEIZE_TIMEOUT_MS, status);
+
+	if (ret)
+		return ret;
+	if (WIFEXITED(*status) || WIFSIGNALED(*status))
+		return DUMP_FREEZE_EXITED;
+	if (!WIFSTOPPED(*status)) {
+		pr_err("%s: unexpected wait status %#x while freezing", who, *status);
+		return -EIO;
+	}
+	return 0;
+}
+
 /*
- * A task or thread in a signal-delivery-stop while we freeze it takes its
- * signal and is interrupted again: any ptrace stop clears a pending
+ * The part of a freeze that a task and each of its threads share, once
+ * @tid is seized and interrupted.  A signal that comes before the
+ * interrupt shows up as a signal-delivery-stop: it is passed on and the
+ * thread interrupted again, since any ptrace stop clears a pending
  * PTRACE_INTERRUPT (the kernel's ptrace_stop()), and without a new one a
  * task whose timers signal it every 10 ms only ever stopped for the next
- * signal (a dump that never ended).  -ETIMEDOUT once past @deadline (ms),
- * or the -errno of the ptrace call that failed.
+ * signal (a dump that never ended).  One in a group-stop is resumed once,
+ * as CRIU does, so that the pending interrupt traps it; it stays in its
+ * group-stop for the kernel (detaching leaves it stopped again).
+ *
+ * A ptrace call that fails with ESRCH on a thread we hold means it was
+ * killed: the next wait reports its exit.  @who names it in messages.
  */
-int dump_freeze_pass_signal(pid_t tid, int sig, int64_t deadline)
+int dump_freeze_stop(pid_t tid, const char *who, int *stop_sig, struct user_regs_struct *regs)
 {
-	if (mono_ms() > deadline)
-		return -ETIMEDOUT;
-	if (ptrace(PTRACE_CONT, tid, NULL, (void *)(long)sig) ||
-	    ptrace(PTRACE_INTERRUPT, tid, NULL, NULL))
-		return -errno;
+	int64_t deadline = mono_ms() + SEIZE_TIMEOUT_MS;
+	int status, sig, ret;
+
+	for (;;) {
+		ret = freeze_wait(tid, who, &status);
+		if (ret)
+			return ret;
+		sig = WSTOPSIG(status);
+		if (ptrace_interrupt_stop(status))
+			break;
+		pr_debug("%s: passing signal %d on while freezing", who, sig);
+		if (mono_ms() > deadline) {
+			pr_err("%s: not frozen after %d s: it kept taking signals (the last %d)", who,
+			       SEIZE_TIMEOUT_MS / 1000, sig);
+			return -ETIMEDOUT;
+		}
+		if ((ptrace(PTRACE_CONT, tid, NULL, (void *)(long)sig) ||
+		     ptrace(PTRACE_INTERRUPT, tid, NULL, NULL)) && errno != ESRCH) {
+			pr_perror("can't pass signal %d on to %s", sig, who);
+			return -errno;
+		}
+	}
+	*stop_sig = sig;
+	if (sig != SIGTRAP) {
+		if (ptrace(PTRACE_CONT, tid, NULL, NULL) && errno != ESRCH) {
+			pr_perror("can't resume %s", who);
+			return -errno;
+		}
+		ret = freeze_wait(tid, who, &status);
+		if (ret)
+			return ret;
+		if (!ptrace_interrupt_stop(status)) {
+			pr_err("%s did not trap after leaving its group-stop (status %#x)", who, status);
+			return -EIO;
+		}
+	}
+	if (ptrace(PTRACE_GETREGS, tid, NULL, regs)) {
+		int err = errno;
+
+		if (err == ESRCH && freeze_wait(tid, who, &status) == DUMP_FREEZE_EXITED)
+			return DUMP_FREEZE_EXITED;
+		errno = err;
+		pr_perror("can't get the registers of %s", who);
+		return -err;
+	}
 	return 0;
 }
 
@@ -195,8 +238,8 @@ void dump_test_delay(enum dump_test_delay which)
 
 int dump_seize(struct dump_task *t)
 {
-	int64_t deadline;
-	int status, sig, ret;
+	char who[32];
+	int sig, ret;
 
 	ret = check_seizable(t);
 	if (ret)
@@ -217,51 +260,19 @@ int dump_seize(struct dump_task *t)
 	if (ptrace(PTRACE_INTERRUPT, t->pid, NULL, NULL))
 		return dump_task_error(t, -errno, "can't interrupt task %d: %m", t->pid);
 
-	deadline = mono_ms() + SEIZE_TIMEOUT_MS;
-	for (;;) {
-		ret = seize_wait(t, &status);
-		if (ret)
-			return ret;
-		if (!WIFSTOPPED(status)) {
-			pr_err("task %d: unexpected wait status %#x while freezing", t->pid, status);
-			return -EIO;
-		}
-		sig = WSTOPSIG(status);
-		if (ptrace_interrupt_stop(status))
-			break;
-		pr_debug("task %d: passing signal %d on while freezing", t->pid, sig);
-		ret = dump_freeze_pass_signal(t->pid, sig, deadline);
-		if (ret == -ETIMEDOUT) {
-			pr_err("task %d: not frozen after %d s: it kept taking signals (the last %d)",
-			       t->pid, SEIZE_TIMEOUT_MS / 1000, sig);
-			return ret;
-		}
-		if (ret)
-			return dump_task_error(t, ret, "can't pass signal %d on to task %d: %m", sig,
-					       t->pid);
+	snprintf(who, sizeof(who), "task %d", t->pid);
+	ret = dump_freeze_stop(t->pid, who, &sig, &t->regs);
+	if (ret == DUMP_FREEZE_EXITED) {
+		t->exited = true;
+		if (!t->may_vanish)
+			pr_err("task %d exited during dump", t->pid);
+		return -ESRCH;
 	}
-
-	if (sig == SIGTRAP) {
-		t->state = TASK_STATE_ALIVE;
-	} else {
-		/* In a group-stop: resume it into the pending interrupt trap. */
-		t->state = TASK_STATE_STOPPED;
-		t->stop_signo = sig;
-		if (ptrace(PTRACE_CONT, t->pid, NULL, NULL))
-			return dump_task_error(t, -errno, "can't resume task %d: %m", t->pid);
-		ret = seize_wait(t, &status);
-		if (ret)
-			return ret;
-		if (!ptrace_interrupt_stop(status)) {
-			pr_err("task %d did not trap after leaving its group-stop (status %#x)",
-			       t->pid, status);
-			return -EIO;
-		}
-	}
-
-	if (ptrace(PTRACE_GETREGS, t->pid, NULL, &t->regs))
-		return dump_task_error(t, -errno, "can't get the registers of task %d: %m", t->pid);
+	if (ret)
+		return ret;
 	t->regs_valid = true;
+	t->state = sig == SIGTRAP ? TASK_STATE_ALIVE : TASK_STATE_STOPPED;
+	t->stop_signo = sig == SIGTRAP ? 0 : sig;
 	pr_info("task %d frozen (%s%s)", t->pid,
 		t->state == TASK_STATE_ALIVE ? "was running" : "was stopped by signal ",
 		t->state == TASK_STATE_ALIVE ? "" : strsignal(t->stop_signo));

@@ -40,27 +40,8 @@
 #include "common/ptrace-inject.h"
 #include "dump/dump.h"
 
-#define FREEZE_TIMEOUT_MS	10000
 #define REAP_TIMEOUT_MS		10000
 #define MAX_SEIZE_PASSES	10000
-
-/* Wait for a stop of a thread being frozen: 1 if it exited instead. */
-static int freeze_wait(struct dump_thread *th, int *status)
-{
-	int ret = ptrace_wait_stop(th->tid, FREEZE_TIMEOUT_MS, status);
-
-	if (ret)
-		return ret;
-	if (WIFEXITED(*status) || WIFSIGNALED(*status)) {
-		th->seized = false;
-		return 1;
-	}
-	if (!WIFSTOPPED(*status)) {
-		pr_err("thread %d: unexpected wait status %#x while freezing", th->tid, *status);
-		return -EIO;
-	}
-	return 0;
-}
 
 /*
  * Is thread @tid of task @pid gone or on its way out?  PTRACE_SEIZE of a
@@ -77,15 +58,14 @@ static bool thread_exiting(pid_t pid, pid_t tid)
 }
 
 /*
- * Seize and interrupt one non-leader thread, as seize.c does the leader:
- * a signal that comes first is passed on, a thread in a group-stop is
- * resumed into the pending interrupt trap.  0 frozen, 1 it exited before
- * its seize, 2 after it (before its stop), or a negative errno (logged).
+ * Seize and interrupt one non-leader thread, and freeze it as seize.c does
+ * the leader.  0 frozen, 1 it exited before its seize, 2 after it (before
+ * its stop), or a negative errno (logged).
  */
 static int freeze_thread(struct dump_task *t, struct dump_thread *th)
 {
-	int64_t deadline = mono_ms() + FREEZE_TIMEOUT_MS;
-	int status, sig, ret;
+	char who[48];
+	int sig, ret;
 
 	if (ptrace(PTRACE_SEIZE, th->tid, NULL, (void *)PTRACE_O_TRACESYSGOOD)) {
 		if (errno == ESRCH || (errno == EPERM && thread_exiting(t->pid, th->tid)))
@@ -95,49 +75,19 @@ static int freeze_thread(struct dump_task *t, struct dump_thread *th)
 	}
 	th->seized = true;
 	dump_test_delay(DUMP_DELAY_INTERRUPT);
+	/* (gone meanwhile, ESRCH: the first wait sees its exit) */
 	if (ptrace(PTRACE_INTERRUPT, th->tid, NULL, NULL) && errno != ESRCH) {
 		pr_perror("can't interrupt thread %d of task %d", th->tid, t->pid);
 		return -errno;
 	}
-	for (;;) {
-		ret = freeze_wait(th, &status);
-		if (ret)
-			return ret == 1 ? 2 : ret;
-		sig = WSTOPSIG(status);
-		if (ptrace_interrupt_stop(status))
-			break;
-		pr_debug("thread %d: passing signal %d on while freezing", th->tid, sig);
-		/* (gone meanwhile, ESRCH: the next wait sees its exit) */
-		ret = dump_freeze_pass_signal(th->tid, sig, deadline);
-		if (ret == -ETIMEDOUT) {
-			pr_err("thread %d of task %d: not frozen after %d s: it kept taking signals "
-			       "(the last %d)", th->tid, t->pid, FREEZE_TIMEOUT_MS / 1000, sig);
-			return ret;
-		}
-		if (ret && ret != -ESRCH) {
-			pr_err("can't pass signal %d on to thread %d of task %d: %s", sig, th->tid,
-			       t->pid, strerror(-ret));
-			return ret;
-		}
+	snprintf(who, sizeof(who), "thread %d of task %d", th->tid, t->pid);
+	ret = dump_freeze_stop(th->tid, who, &sig, &th->regs);
+	if (ret == DUMP_FREEZE_EXITED) {
+		th->seized = false;
+		return 2;
 	}
-	if (sig != SIGTRAP) {
-		if (ptrace(PTRACE_CONT, th->tid, NULL, NULL) && errno != ESRCH) {
-			pr_perror("can't resume thread %d", th->tid);
-			return -errno;
-		}
-		ret = freeze_wait(th, &status);
-		if (ret)
-			return ret == 1 ? 2 : ret;
-		if (!ptrace_interrupt_stop(status)) {
-			pr_err("thread %d did not trap after leaving its group-stop (status %#x)",
-			       th->tid, status);
-			return -EIO;
-		}
-	}
-	if (ptrace(PTRACE_GETREGS, th->tid, NULL, &th->regs)) {
-		pr_perror("can't get the registers of thread %d of task %d", th->tid, t->pid);
-		return -errno;
-	}
+	if (ret)
+		return ret;
 	th->regs_valid = true;
 	return 0;
 }
