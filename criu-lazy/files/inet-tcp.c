@@ -103,11 +103,22 @@ int inet_tcp_dump_write(struct dump_ctx *ctx)
 	return 0;
 }
 
+static bool holds_tcp_conn(const struct rst_proc *p)
+{
+	for (size_t i = 0; i < p->ri.nr_fds; i++)
+		if (p->ri.fds[i].ops == &fd_kind_inet && inet_is_tcp_conn(p->ri.fds[i].fe->isk))
+			return true;
+	return false;
+}
+
 /* Every connection socket of one process leaves repair mode. */
 static int repair_off(struct rst_proc *p)
 {
-	int pidfd = syscall(SYS_pidfd_open, p->t.pid, 0), ret = 0;
+	int pidfd, ret = 0;
 
+	if (!holds_tcp_conn(p))
+		return 0;
+	pidfd = syscall(SYS_pidfd_open, p->t.pid, 0);
 	if (pidfd < 0) {
 		pr_perror("task %d: pidfd_open", p->pid);
 		return -errno;
