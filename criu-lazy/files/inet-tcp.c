@@ -103,37 +103,35 @@ int inet_tcp_dump_write(struct dump_ctx *ctx)
 	return 0;
 }
 
-static bool holds_tcp_conn(const struct rst_proc *p)
+/* Is fd @j of @p a TCP connection socket, and not a dup of an earlier fd? */
+static bool tcp_conn_first(const struct rst_proc *p, size_t j)
 {
-	for (size_t i = 0; i < p->ri.nr_fds; i++)
-		if (p->ri.fds[i].ops == &fd_kind_inet && inet_is_tcp_conn(p->ri.fds[i].fe->isk))
-			return true;
-	return false;
+	const struct rst_fd *f = &p->ri.fds[j];
+
+	if (f->ops != &fd_kind_inet || !inet_is_tcp_conn(f->fe->isk))
+		return false;
+	for (size_t k = 0; k < j; k++)
+		if (p->ri.fds[k].fe == f->fe)
+			return false;
+	return true;
 }
 
-/* Every connection socket of one process leaves repair mode. */
+/* Every connection socket of one process leaves repair mode (the pidfd
+ * only if it holds one). */
 static int repair_off(struct rst_proc *p)
 {
-	int pidfd, ret = 0;
+	int pidfd = -1, ret = 0;
 
-	if (!holds_tcp_conn(p))
-		return 0;
-	pidfd = syscall(SYS_pidfd_open, p->t.pid, 0);
-	if (pidfd < 0) {
-		pr_perror("task %d: pidfd_open", p->pid);
-		return -errno;
-	}
 	for (size_t i = 0; i < p->ri.nr_fds && !ret; i++) {
 		const struct rst_fd *f = &p->ri.fds[i];
-		bool seen = false;
 		int sk;
 
-		if (f->ops != &fd_kind_inet || !inet_is_tcp_conn(f->fe->isk))
+		if (!tcp_conn_first(p, i))
 			continue;
-		for (size_t j = 0; j < i && !seen; j++)	/* a dup of one done already */
-			seen = p->ri.fds[j].fe == f->fe;
-		if (seen)
-			continue;
+		if (pidfd < 0 && (pidfd = syscall(SYS_pidfd_open, p->t.pid, 0)) < 0) {
+			pr_perror("task %d: pidfd_open", p->pid);
+			return -errno;
+		}
 		sk = syscall(SYS_pidfd_getfd, pidfd, f->fd, 0);
 		if (sk < 0) {
 			ret = -errno;
@@ -143,7 +141,8 @@ static int repair_off(struct rst_proc *p)
 		ret = tcp_conn_repair_off(sk, f->fe->isk, p->pid);
 		close(sk);
 	}
-	close(pidfd);
+	if (pidfd >= 0)
+		close(pidfd);
 	return ret;
 }
 
@@ -175,16 +174,10 @@ static int each_tcp_conn(const struct rst_tree *tree, struct net_lock *nl, size_
 		if (p->kind != RST_PROC_ALIVE)
 			continue;
 		for (size_t j = 0; j < p->ri.nr_fds; j++) {
-			const struct rst_fd *f = &p->ri.fds[j];
-			const InetSkEntry *ie = f->fe->isk;
-			bool seen = false;
+			const InetSkEntry *ie = p->ri.fds[j].fe->isk;
 			int ret;
 
-			if (f->ops != &fd_kind_inet || !inet_is_tcp_conn(ie))
-				continue;
-			for (size_t k = 0; k < j && !seen; k++)
-				seen = p->ri.fds[k].fe == f->fe;
-			if (seen)
+			if (!tcp_conn_first(p, j))
 				continue;
 			ret = fn(nl, &(struct net_conn){ ie->family, ie->src_addr, ie->dst_addr,
 							 ie->src_port, ie->dst_port });
